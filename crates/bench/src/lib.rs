@@ -1,0 +1,313 @@
+//! The load generator behind `plinth bench`: seeds a Plinth server on loopback and measures
+//! requests/s and latency percentiles for get-by-id, list, create and a 70/20/10 mix, each
+//! with a bounded number of requests.
+//!
+//! Layout: [`Options`], [`run`] and the [`Report`] here; each workload is a request builder
+//! run by `measure` with a fixed number of requests and a fixed concurrency, timed into an
+//! HDR histogram.
+
+use hdrhistogram::Histogram;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Requests per workload.
+    pub requests: u64,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Records created before measuring.
+    pub seed: u64,
+}
+
+/// Why a benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The URL is not a loopback HTTP URL.
+    #[error("refusing to load {0}: only http:// URLs on a loopback address are benchmarked")]
+    NotLoopback(String),
+    /// The server did not answer as expected.
+    #[error("{0}")]
+    Server(String),
+}
+
+/// Figures of one workload.
+#[derive(Debug, Clone)]
+pub struct Figures {
+    /// Workload name.
+    pub name: &'static str,
+    /// Requests sent.
+    pub requests: u64,
+    /// Answers that were not 2xx, or transport errors.
+    pub errors: u64,
+    /// Wall-clock time of the workload.
+    pub elapsed: Duration,
+    /// Median latency.
+    pub p50: Duration,
+    /// 99th percentile latency.
+    pub p99: Duration,
+}
+
+impl Figures {
+    /// Requests per second.
+    pub fn rps(&self) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        let n = self.requests as f64;
+        n / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// All workloads' figures.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Target server.
+    pub url: String,
+    /// Options used.
+    pub options: Options,
+    /// One entry per workload, in run order.
+    pub workloads: Vec<Figures>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "plinth bench: {} ({} requests per workload, concurrency {}, {} seeded records)",
+            self.url, self.options.requests, self.options.concurrency, self.options.seed
+        )?;
+        writeln!(
+            f,
+            "{:<10} {:>10} {:>9} {:>9} {:>8}",
+            "workload", "req/s", "p50_ms", "p99_ms", "errors"
+        )?;
+        for w in &self.workloads {
+            writeln!(
+                f,
+                "{:<10} {:>10.0} {:>9.3} {:>9.3} {:>8}",
+                w.name,
+                w.rps(),
+                w.p50.as_secs_f64() * 1000.0,
+                w.p99.as_secs_f64() * 1000.0,
+                w.errors
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A request the workload wants sent.
+#[derive(Debug, Clone, Copy)]
+enum Req {
+    Get,
+    List,
+    Create,
+}
+
+/// Seeds `opts.seed` records, then measures each workload.
+pub async fn run(url: &str, opts: &Options) -> Result<Report, BenchError> {
+    let base = url.trim_end_matches('/').to_owned();
+    let loopback = ["http://127.", "http://localhost:", "http://[::1]:"];
+    if !loopback.iter().any(|p| base.starts_with(p)) {
+        return Err(BenchError::NotLoopback(base));
+    }
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(opts.concurrency)
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| BenchError::Server(format!("cannot build the HTTP client: {e}")))?;
+    let target = Arc::new(Target {
+        client,
+        base,
+        ids: Vec::new(),
+        counter: AtomicU64::new(0),
+    });
+    let ids = seed(&target, opts).await?;
+    let target = Arc::new(Target {
+        client: target.client.clone(),
+        base: target.base.clone(),
+        ids,
+        counter: AtomicU64::new(0),
+    });
+    let mut workloads = Vec::new();
+    for (name, mix) in [
+        ("get_one", [100, 0]),
+        ("list", [0, 100]),
+        ("create", [0, 0]),
+        ("mixed", [70, 20]),
+    ] {
+        workloads.push(measure(&target, name, opts, mix).await);
+    }
+    Ok(Report {
+        url: target.base.clone(),
+        options: opts.clone(),
+        workloads,
+    })
+}
+
+#[derive(Debug)]
+struct Target {
+    client: reqwest::Client,
+    base: String,
+    ids: Vec<String>,
+    /// Numbers created records and drives the id choice of reads.
+    counter: AtomicU64,
+}
+
+impl Target {
+    async fn send(&self, req: Req) -> Result<reqwest::Response, reqwest::Error> {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        match req {
+            Req::Get => {
+                let id = &self.ids[usize::try_from(mix64(n)).unwrap_or(0) % self.ids.len().max(1)];
+                self.client
+                    .get(format!("{}/api/v1/resource/{id}", self.base))
+                    .send()
+                    .await
+            }
+            Req::List => {
+                self.client
+                    .get(format!(
+                        "{}/api/v1/resource?status=active&sort=-created_at&limit=20",
+                        self.base
+                    ))
+                    .send()
+                    .await
+            }
+            Req::Create => {
+                let status = if n.is_multiple_of(2) {
+                    "active"
+                } else {
+                    "inactive"
+                };
+                let body = format!(r#"{{"name":"bench-{n}","status":"{status}"}}"#);
+                self.client
+                    .post(format!("{}/api/v1/resource", self.base))
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+            }
+        }
+    }
+}
+
+/// A cheap, well-spread hash for choosing ids and request kinds (splitmix64).
+fn mix64(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+async fn seed(target: &Arc<Target>, opts: &Options) -> Result<Vec<String>, BenchError> {
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..opts.concurrency.max(1) {
+        let (target, next, total) = (Arc::clone(target), Arc::clone(&next), opts.seed.max(1));
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                let res = target
+                    .send(Req::Create)
+                    .await
+                    .map_err(|e| BenchError::Server(format!("seeding failed: {e}")))?;
+                if !res.status().is_success() {
+                    return Err(BenchError::Server(format!(
+                        "seeding failed: HTTP {}",
+                        res.status()
+                    )));
+                }
+                let body: serde_json::Value = res
+                    .json()
+                    .await
+                    .map_err(|e| BenchError::Server(format!("seeding failed: {e}")))?;
+                match body["data"]["id"].as_str() {
+                    Some(id) => ids.push(id.to_owned()),
+                    None => {
+                        return Err(BenchError::Server(
+                            "seeding failed: no id in the answer".to_owned(),
+                        ));
+                    }
+                }
+            }
+            Ok(ids)
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.extend(t.await.map_err(|e| BenchError::Server(e.to_string()))??);
+    }
+    Ok(ids)
+}
+
+/// Sends `opts.requests` requests from `opts.concurrency` tasks; `mix` is the percentage of
+/// gets and of lists (the rest are creates).
+async fn measure(
+    target: &Arc<Target>,
+    name: &'static str,
+    opts: &Options,
+    mix: [u64; 2],
+) -> Figures {
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..opts.concurrency.max(1) {
+        let (target, next, total) = (Arc::clone(target), Arc::clone(&next), opts.requests);
+        tasks.push(tokio::spawn(async move {
+            let mut hist = new_histogram();
+            let mut errors = 0u64;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let roll = mix64(i ^ 0xA5A5) % 100;
+                let req = if roll < mix[0] {
+                    Req::Get
+                } else if roll < mix[0] + mix[1] {
+                    Req::List
+                } else {
+                    Req::Create
+                };
+                let t0 = Instant::now();
+                let ok = match target.send(req).await {
+                    Ok(res) => {
+                        let ok = res.status().is_success();
+                        ok && res.bytes().await.is_ok()
+                    }
+                    Err(_) => false,
+                };
+                let micros = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let _ = hist.record(micros.max(1));
+                errors += u64::from(!ok);
+            }
+            (hist, errors)
+        }));
+    }
+    let mut hist = new_histogram();
+    let mut errors = 0;
+    for t in tasks {
+        if let Ok((h, e)) = t.await {
+            let _ = hist.add(&h);
+            errors += e;
+        }
+    }
+    let elapsed = started.elapsed();
+    Figures {
+        name,
+        requests: opts.requests,
+        errors,
+        elapsed,
+        p50: Duration::from_micros(hist.value_at_quantile(0.50)),
+        p99: Duration::from_micros(hist.value_at_quantile(0.99)),
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    // 1 µs to 60 s at 3 significant figures; the bounds are constants, so this cannot fail.
+    Histogram::new_with_bounds(1, 60_000_000, 3)
+        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
+}

@@ -1,0 +1,213 @@
+//! The access policy: who may do what to which record, decided in one place.
+//!
+//! Handlers never compare roles themselves. They ask [`authorize`] about one record (or a
+//! create), and [`list_scope`] for the SQL-side restriction of a list, so the same rules
+//! apply to reads by id and to lists.
+
+use crate::error::{Denial, Error};
+use uuid::Uuid;
+
+/// A role, in increasing order of power.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// No credentials.
+    Guest,
+    /// A signed-in user.
+    User,
+    /// Everything, including purge and restore.
+    Admin,
+}
+
+/// Who is making a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    role: Role,
+    user_id: Option<Uuid>,
+}
+
+impl Principal {
+    /// The anonymous caller.
+    pub fn guest() -> Self {
+        Self {
+            role: Role::Guest,
+            user_id: None,
+        }
+    }
+
+    /// A signed-in user or admin.
+    pub fn user(user_id: Uuid, role: Role) -> Self {
+        Self {
+            role,
+            user_id: Some(user_id),
+        }
+    }
+
+    /// The local administrator: every request acts as it while no authentication is
+    /// configured. Records it creates have no owner.
+    pub fn local_admin() -> Self {
+        Self {
+            role: Role::Admin,
+            user_id: None,
+        }
+    }
+
+    /// The principal's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The user id, if the principal is a stored user.
+    pub fn user_id(&self) -> Option<Uuid> {
+        self.user_id
+    }
+}
+
+/// Per-model overrides of the default policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelPolicy {
+    /// Guests may read (default true).
+    pub guest_read: bool,
+}
+
+impl Default for ModelPolicy {
+    fn default() -> Self {
+        Self { guest_read: true }
+    }
+}
+
+/// What a request wants to do to a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Read one record or list.
+    Read,
+    /// Create a record.
+    Create,
+    /// PUT or PATCH.
+    Update,
+    /// Soft delete.
+    Delete,
+    /// Hard delete (admin only).
+    Purge,
+    /// Undo a soft delete (admin only).
+    Restore,
+}
+
+/// The rows a list may return for a principal; applied in the query, never after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListScope {
+    /// Every row.
+    All,
+    /// Only rows owned by this user.
+    OwnedBy(Uuid),
+}
+
+/// Decides whether `who` may do `action`; `owner` is the record's `owner_id` when the action
+/// is on an existing record (`None` for creates).
+pub fn authorize(
+    who: &Principal,
+    policy: &ModelPolicy,
+    action: Action,
+    owner: Option<Option<Uuid>>,
+) -> Result<(), Error> {
+    let deny = |d| Err(Error::Denied(d));
+    match (who.role, action) {
+        (Role::Admin, _) => Ok(()),
+        (Role::Guest, Action::Read) if policy.guest_read => Ok(()),
+        (Role::Guest, _) => deny(Denial::Unauthenticated),
+        (Role::User, Action::Read | Action::Create) => Ok(()),
+        (Role::User, Action::Purge | Action::Restore) => deny(Denial::Forbidden),
+        (Role::User, Action::Update | Action::Delete) => match owner {
+            Some(Some(o)) if Some(o) == who.user_id => Ok(()),
+            _ => deny(Denial::Forbidden),
+        },
+    }
+}
+
+/// The rows a list returns for `who`, or the denial if it may not list at all.
+pub fn list_scope(who: &Principal, policy: &ModelPolicy) -> Result<ListScope, Error> {
+    authorize(who, policy, Action::Read, None).map(|()| ListScope::All)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(n: u128) -> Principal {
+        Principal::user(Uuid::from_u128(n), Role::User)
+    }
+
+    #[test]
+    fn admin_may_do_everything() {
+        let p = ModelPolicy::default();
+        for a in [
+            Action::Read,
+            Action::Create,
+            Action::Update,
+            Action::Delete,
+            Action::Purge,
+            Action::Restore,
+        ] {
+            assert_eq!(
+                authorize(&Principal::local_admin(), &p, a, Some(None)),
+                Ok(())
+            );
+        }
+    }
+
+    #[test]
+    fn guest_reads_only_and_only_where_allowed() {
+        let open = ModelPolicy::default();
+        let closed = ModelPolicy { guest_read: false };
+        let g = Principal::guest();
+        assert_eq!(authorize(&g, &open, Action::Read, None), Ok(()));
+        assert_eq!(list_scope(&g, &open), Ok(ListScope::All));
+        assert_eq!(
+            authorize(&g, &closed, Action::Read, None),
+            Err(Error::Denied(Denial::Unauthenticated))
+        );
+        assert!(list_scope(&g, &closed).is_err());
+        for a in [
+            Action::Create,
+            Action::Update,
+            Action::Delete,
+            Action::Purge,
+            Action::Restore,
+        ] {
+            assert_eq!(
+                authorize(&g, &open, a, Some(None)),
+                Err(Error::Denied(Denial::Unauthenticated))
+            );
+        }
+    }
+
+    #[test]
+    fn users_write_only_their_own() {
+        let p = ModelPolicy::default();
+        let (a, b) = (user(1), user(2));
+        let owned_by_a = Some(Some(Uuid::from_u128(1)));
+        assert_eq!(authorize(&a, &p, Action::Update, owned_by_a), Ok(()));
+        assert_eq!(authorize(&a, &p, Action::Delete, owned_by_a), Ok(()));
+        assert_eq!(
+            authorize(&b, &p, Action::Update, owned_by_a),
+            Err(Error::Denied(Denial::Forbidden))
+        );
+        assert_eq!(
+            authorize(&b, &p, Action::Delete, owned_by_a),
+            Err(Error::Denied(Denial::Forbidden))
+        );
+        assert_eq!(
+            authorize(&a, &p, Action::Update, Some(None)),
+            Err(Error::Denied(Denial::Forbidden))
+        );
+        assert_eq!(
+            authorize(&a, &p, Action::Purge, owned_by_a),
+            Err(Error::Denied(Denial::Forbidden))
+        );
+        assert_eq!(
+            authorize(&a, &p, Action::Restore, owned_by_a),
+            Err(Error::Denied(Denial::Forbidden))
+        );
+        assert_eq!(authorize(&b, &p, Action::Read, owned_by_a), Ok(()));
+        assert_eq!(authorize(&b, &p, Action::Create, None), Ok(()));
+    }
+}

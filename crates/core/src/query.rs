@@ -1,0 +1,432 @@
+//! List queries: filters, sort, limit and cursor, parsed from query-string pairs.
+//!
+//! Parsing resolves every name against the model, so the storage layer receives only
+//! known columns, known operators and typed values; it never sees client text as SQL.
+
+use crate::cursor::{Cursor, CursorPos};
+use crate::error::{Error, FieldError};
+use crate::record::{Record, RecordId, Status, Value};
+use crate::schema::{FieldType, ModelDef, ValueKind};
+use crate::time::Timestamp;
+
+/// Default page size.
+pub const DEFAULT_LIMIT: u32 = 20;
+/// Largest page size.
+pub const MAX_LIMIT: u32 = 200;
+/// Most values an `in` filter may list.
+const MAX_IN_VALUES: usize = 100;
+/// Most filters one query may carry.
+const MAX_FILTERS: usize = 32;
+
+/// A column a query may name: a base field or a declared one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    name: String,
+    kind: ValueKind,
+    nullable: bool,
+    base: Option<BaseColumn>,
+    field_index: Option<usize>,
+    allowed: Option<Vec<String>>,
+}
+
+/// The base columns every model table has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaseColumn {
+    /// `id`
+    Id,
+    /// `name`
+    Name,
+    /// `status`
+    Status,
+    /// `created_at`
+    CreatedAt,
+    /// `updated_at`
+    UpdatedAt,
+    /// `owner_id`
+    OwnerId,
+    /// `version`
+    Version,
+}
+
+impl Column {
+    /// Resolves `name` on `model`.
+    pub fn resolve(model: &ModelDef, name: &str) -> Option<Self> {
+        let base = |b, kind, nullable| Column {
+            name: name.to_owned(),
+            kind,
+            nullable,
+            base: Some(b),
+            field_index: None,
+            allowed: None,
+        };
+        Some(match name {
+            "id" => base(BaseColumn::Id, ValueKind::Uuid, false),
+            "name" => base(BaseColumn::Name, ValueKind::Text, false),
+            "status" => Column {
+                allowed: Some(Status::ALL.iter().map(|s| s.as_str().to_owned()).collect()),
+                ..base(BaseColumn::Status, ValueKind::Text, false)
+            },
+            "created_at" => base(BaseColumn::CreatedAt, ValueKind::Datetime, false),
+            "updated_at" => base(BaseColumn::UpdatedAt, ValueKind::Datetime, false),
+            "owner_id" => base(BaseColumn::OwnerId, ValueKind::Uuid, true),
+            "version" => base(BaseColumn::Version, ValueKind::Integer, false),
+            _ => {
+                let (i, f) = model.field(name)?;
+                let allowed = match f.ty() {
+                    FieldType::Enum { values } => Some(values.clone()),
+                    _ => None,
+                };
+                Column {
+                    name: name.to_owned(),
+                    kind: f.value_kind(),
+                    nullable: !f.required(),
+                    base: None,
+                    field_index: Some(i),
+                    allowed,
+                }
+            }
+        })
+    }
+
+    /// Column name (safe as an SQL identifier: validated at declaration).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Storage class.
+    pub fn kind(&self) -> ValueKind {
+        self.kind
+    }
+    /// Whether the column may hold NULL.
+    pub fn nullable(&self) -> bool {
+        self.nullable
+    }
+
+    /// This column's value in `record`.
+    pub fn value_of(&self, record: &Record) -> Value {
+        match (self.base, self.field_index) {
+            (Some(BaseColumn::Id), _) => Value::Reference(record.id),
+            (Some(BaseColumn::Name), _) => Value::Text(record.name.clone()),
+            (Some(BaseColumn::Status), _) => Value::Text(record.status.as_str().to_owned()),
+            (Some(BaseColumn::CreatedAt), _) => Value::Datetime(record.created_at),
+            (Some(BaseColumn::UpdatedAt), _) => Value::Datetime(record.updated_at),
+            (Some(BaseColumn::OwnerId), _) => record
+                .owner_id
+                .map_or(Value::Null, |u| Value::Reference(RecordId::from_uuid(u))),
+            (Some(BaseColumn::Version), _) => Value::Integer(record.version),
+            (None, Some(i)) => record.fields.get(i).cloned().unwrap_or(Value::Null),
+            (None, None) => Value::Null,
+        }
+    }
+
+    /// Parses a query-string value for this column.
+    pub fn parse_value(&self, s: &str) -> Result<Value, String> {
+        if let Some(allowed) = &self.allowed
+            && !allowed.iter().any(|a| a == s)
+        {
+            return Err(format!("must be one of {}", allowed.join(", ")));
+        }
+        match self.kind {
+            ValueKind::Text => Ok(Value::Text(s.to_owned())),
+            ValueKind::Integer => s
+                .parse()
+                .map(Value::Integer)
+                .map_err(|_| "must be an integer".to_owned()),
+            ValueKind::Float => s
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .map(Value::Float)
+                .ok_or_else(|| "must be a number".to_owned()),
+            ValueKind::Boolean => match s {
+                "true" => Ok(Value::Boolean(true)),
+                "false" => Ok(Value::Boolean(false)),
+                _ => Err("must be true or false".to_owned()),
+            },
+            ValueKind::Datetime => Timestamp::parse(s).map(Value::Datetime),
+            ValueKind::Uuid => RecordId::parse(s).map(Value::Reference),
+            ValueKind::Json => Err("json fields cannot be filtered".to_owned()),
+        }
+    }
+
+    fn sortable(&self, model: &ModelDef) -> bool {
+        match (self.base, self.field_index) {
+            (Some(b), _) => matches!(
+                b,
+                BaseColumn::Name | BaseColumn::CreatedAt | BaseColumn::UpdatedAt
+            ),
+            (None, Some(i)) => model.fields().get(i).is_some_and(|f| f.sortable()),
+            (None, None) => false,
+        }
+    }
+}
+
+/// A comparison operator of a filter (`field[op]=value`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `=`
+    Eq,
+    /// `<>`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Lte,
+    /// `>`
+    Gt,
+    /// `>=`
+    Gte,
+    /// Case-insensitive match where `*` stands for any run of characters.
+    Like,
+    /// One of a comma-separated list.
+    In,
+}
+
+impl Op {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "eq" => Self::Eq,
+            "ne" => Self::Ne,
+            "lt" => Self::Lt,
+            "lte" => Self::Lte,
+            "gt" => Self::Gt,
+            "gte" => Self::Gte,
+            "like" => Self::Like,
+            "in" => Self::In,
+            _ => return None,
+        })
+    }
+}
+
+/// One filter condition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    /// The column compared.
+    pub column: Column,
+    /// The comparison.
+    pub op: Op,
+    /// One value, or several for `in`. For `like`, the pattern text with `*` wildcards.
+    pub values: Vec<Value>,
+}
+
+/// The sort order of a list: one column, then `id` in the same direction as a tie-break.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sort {
+    /// The sort column.
+    pub column: Column,
+    /// Newest / largest first.
+    pub descending: bool,
+}
+
+impl Sort {
+    /// The `sort` parameter spelling, e.g. `-created_at`.
+    pub fn key(&self) -> String {
+        format!(
+            "{}{}",
+            if self.descending { "-" } else { "" },
+            self.column.name
+        )
+    }
+}
+
+/// A parsed, validated list request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    /// Conditions, all of which must hold.
+    pub filters: Vec<Filter>,
+    /// Whether the query filters on `status` (if not, deleted records are excluded).
+    pub status_filtered: bool,
+    /// Order.
+    pub sort: Sort,
+    /// Page size, 1..=MAX_LIMIT.
+    pub limit: u32,
+    /// Resume after this position.
+    pub after: Option<CursorPos>,
+    /// Hash of the filters and sort, bound into cursors so a cursor only resumes its own query.
+    pub fingerprint: u64,
+}
+
+impl ListQuery {
+    /// Parses query-string pairs. Every bad parameter is reported, each with a reason.
+    pub fn parse(model: &ModelDef, pairs: &[(String, String)]) -> Result<Self, Error> {
+        let mut errors = Vec::new();
+        let mut filters = Vec::new();
+        let mut limit = DEFAULT_LIMIT;
+        let mut sort = None;
+        let mut cursor = None;
+        let mut seen = std::collections::HashSet::new();
+        for (key, value) in pairs {
+            if matches!(key.as_str(), "limit" | "sort" | "cursor") && !seen.insert(key.as_str()) {
+                errors.push(FieldError::new(key.as_str(), "given more than once"));
+                continue;
+            }
+            match key.as_str() {
+                "limit" => match value.parse::<u32>() {
+                    Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = n,
+                    _ => errors.push(FieldError::new(
+                        "limit",
+                        format!("must be an integer from 1 to {MAX_LIMIT}"),
+                    )),
+                },
+                "sort" => match parse_sort(model, value) {
+                    Ok(s) => sort = Some(s),
+                    Err(reason) => errors.push(FieldError::new("sort", reason)),
+                },
+                "cursor" => cursor = Some(value.as_str()),
+                _ => match parse_filter(model, key, value) {
+                    Ok(f) => filters.push(f),
+                    Err(e) => errors.push(e),
+                },
+            }
+        }
+        if filters.len() > MAX_FILTERS {
+            errors.push(FieldError::new(
+                "query",
+                format!("at most {MAX_FILTERS} filters"),
+            ));
+        }
+        let sort = sort.unwrap_or_else(default_sort);
+        let fingerprint = fingerprint(&sort, pairs);
+        let after = match cursor {
+            None => None,
+            Some(c) => match Cursor::decode(c, &sort, fingerprint) {
+                Ok(pos) => Some(pos),
+                Err(reason) => {
+                    errors.push(FieldError::new("cursor", reason));
+                    None
+                }
+            },
+        };
+        if !errors.is_empty() {
+            let names: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+            return Err(Error::invalid(
+                format!("invalid query parameters: {}", names.join(", ")),
+                errors,
+            ));
+        }
+        let status_filtered = filters
+            .iter()
+            .any(|f| f.column.base == Some(BaseColumn::Status));
+        Ok(Self {
+            filters,
+            status_filtered,
+            sort,
+            limit,
+            after,
+            fingerprint,
+        })
+    }
+
+    /// The cursor that resumes after `last`, the final record of a full page.
+    pub fn next_cursor(&self, last: &Record) -> String {
+        Cursor::encode(
+            &self.sort,
+            self.fingerprint,
+            &CursorPos {
+                value: self.sort.column.value_of(last),
+                id: last.id,
+            },
+        )
+    }
+}
+
+/// Newest first.
+fn default_sort() -> Sort {
+    let column = Column {
+        name: "created_at".to_owned(),
+        kind: ValueKind::Datetime,
+        nullable: false,
+        base: Some(BaseColumn::CreatedAt),
+        field_index: None,
+        allowed: None,
+    };
+    Sort {
+        column,
+        descending: true,
+    }
+}
+
+fn parse_sort(model: &ModelDef, s: &str) -> Result<Sort, String> {
+    let (descending, name) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    match Column::resolve(model, name) {
+        Some(c) if c.sortable(model) => Ok(Sort { column: c, descending }),
+        _ => Err("must be created_at, updated_at, name or an indexed field, optionally prefixed with '-'".to_owned()),
+    }
+}
+
+fn parse_filter(model: &ModelDef, key: &str, value: &str) -> Result<Filter, FieldError> {
+    let shown: String = key.chars().take(64).collect();
+    let (name, op) = match key.split_once('[') {
+        None => (key, Op::Eq),
+        Some((name, rest)) => {
+            let op = rest.strip_suffix(']').and_then(Op::parse).ok_or_else(|| {
+                FieldError::new(
+                    shown.clone(),
+                    "unknown operator; use eq, ne, lt, lte, gt, gte, like or in",
+                )
+            })?;
+            (name, op)
+        }
+    };
+    let column = Column::resolve(model, name)
+        .ok_or_else(|| FieldError::new(shown.clone(), "unknown field"))?;
+    let bad = |reason: String| FieldError::new(shown.clone(), reason);
+    let values = match op {
+        Op::Like => {
+            if column.kind != ValueKind::Text {
+                return Err(bad("like applies to text fields only".to_owned()));
+            }
+            vec![Value::Text(value.to_owned())]
+        }
+        Op::In => {
+            let parts: Vec<&str> = value.split(',').collect();
+            if parts.len() > MAX_IN_VALUES {
+                return Err(bad(format!("in takes at most {MAX_IN_VALUES} values")));
+            }
+            parts
+                .iter()
+                .map(|p| column.parse_value(p))
+                .collect::<Result<_, _>>()
+                .map_err(bad)?
+        }
+        Op::Lt | Op::Lte | Op::Gt | Op::Gte
+            if matches!(column.kind, ValueKind::Boolean | ValueKind::Uuid) =>
+        {
+            return Err(bad(
+                "ordering comparisons do not apply to this field".to_owned()
+            ));
+        }
+        _ => vec![column.parse_value(value).map_err(bad)?],
+    };
+    Ok(Filter { column, op, values })
+}
+
+/// FNV-1a over the sort key and the filter pairs (order-insensitive), stable across
+/// processes and versions so cursors survive a restart.
+fn fingerprint(sort: &Sort, pairs: &[(String, String)]) -> u64 {
+    let mut filters: Vec<&(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "limit" | "cursor" | "sort"))
+        .collect();
+    filters.sort();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    };
+    eat(sort.key().as_bytes());
+    for (k, v) in filters {
+        eat(k.as_bytes());
+        eat(v.as_bytes());
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,169 @@
+//! Records: the base fields every model shares, and the typed values of declared fields.
+
+use crate::time::Timestamp;
+use std::fmt;
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// A record id: a UUID, version 7 for records Plinth creates, so ids sort by creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordId(Uuid);
+
+impl RecordId {
+    /// A fresh UUIDv7.
+    pub fn new_v7() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    /// Parses the hyphenated form only (`xxxxxxxx-xxxx-…`), which is all Plinth ever emits.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.len() != 36 {
+            return Err("must be a UUID such as 0192f1c4-7a1e-7c3a-9b2d-3f4e5a6b7c8d".to_owned());
+        }
+        Uuid::try_parse(s)
+            .map(Self)
+            .map_err(|_| "must be a UUID such as 0192f1c4-7a1e-7c3a-9b2d-3f4e5a6b7c8d".to_owned())
+    }
+
+    /// The underlying UUID.
+    pub fn as_uuid(&self) -> &Uuid {
+        &self.0
+    }
+
+    /// Wraps a UUID read back from storage.
+    pub fn from_uuid(u: Uuid) -> Self {
+        Self(u)
+    }
+}
+
+impl fmt::Display for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// The lifecycle status of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Live (the default).
+    Active,
+    /// Kept but switched off by its owner.
+    Inactive,
+    /// Soft-deleted: hidden from default lists, restorable by an admin.
+    Deleted,
+}
+
+impl Status {
+    /// Every status, in a stable order.
+    pub const ALL: [Status; 3] = [Status::Active, Status::Inactive, Status::Deleted];
+
+    /// The wire and storage spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Inactive => "inactive",
+            Self::Deleted => "deleted",
+        }
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "active" => Ok(Self::Active),
+            "inactive" => Ok(Self::Inactive),
+            "deleted" => Ok(Self::Deleted),
+            _ => Err("must be one of active, inactive, deleted".to_owned()),
+        }
+    }
+}
+
+/// A typed value of a field, as validated and as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// Absent (an optional field with no value).
+    Null,
+    /// `string`, `text` and `enum` fields.
+    Text(String),
+    /// `integer` fields.
+    Integer(i64),
+    /// `float` fields (always finite).
+    Float(f64),
+    /// `boolean` fields.
+    Boolean(bool),
+    /// `datetime` fields.
+    Datetime(Timestamp),
+    /// `json` fields, kept as the client sent them.
+    Json(serde_json::Value),
+    /// `reference` fields: the id of a record of another model.
+    Reference(RecordId),
+}
+
+impl Value {
+    /// The JSON form of the value, as the API returns it.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self {
+            Self::Null => J::Null,
+            Self::Text(s) => J::String(s.clone()),
+            Self::Integer(i) => J::from(*i),
+            Self::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            Self::Boolean(b) => J::Bool(*b),
+            Self::Datetime(t) => J::String(t.to_string()),
+            Self::Json(v) => v.clone(),
+            Self::Reference(id) => J::String(id.to_string()),
+        }
+    }
+}
+
+/// A stored record of some model: the base fields plus the declared fields' values in the
+/// model's declaration order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Server-assigned UUIDv7.
+    pub id: RecordId,
+    /// The base `name` field (1–255 characters).
+    pub name: String,
+    /// Lifecycle status.
+    pub status: Status,
+    /// Set once, by the server, when the record is created.
+    pub created_at: Timestamp,
+    /// Set by the server on every write.
+    pub updated_at: Timestamp,
+    /// The user who created the record; `None` for records made by the local admin.
+    pub owner_id: Option<Uuid>,
+    /// Starts at 1, bumped by exactly one on every write; the basis of the ETag.
+    pub version: i64,
+    /// Declared fields, in declaration order.
+    pub fields: Vec<Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_ids() {
+        let id = RecordId::new_v7();
+        assert_eq!(RecordId::parse(&id.to_string()), Ok(id));
+        for bad in [
+            "",
+            "1",
+            "not-a-uuid",
+            "0192f1c47a1e7c3a9b2d3f4e5a6b7c8d",
+            "' OR 1=1 --",
+            "{0192f1c4-7a1e-7c3a-9b2d-3f4e5a6b7c8d}",
+        ] {
+            assert!(RecordId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn statuses() {
+        for s in Status::ALL {
+            assert_eq!(s.as_str().parse::<Status>(), Ok(s));
+        }
+        assert!("Active".parse::<Status>().is_err());
+    }
+}

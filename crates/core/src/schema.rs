@@ -1,0 +1,556 @@
+//! Model declarations (what `plinth.toml` says) and validated model definitions.
+//!
+//! A [`ModelDecl`] is the plain, serialisable form; [`ModelDef`] is what the rest of Plinth
+//! uses, built only through [`Schema::from_decls`], so every definition in use has passed
+//! validation (names, types, constraints, references).
+
+use crate::names::{FieldName, ModelName};
+use crate::policy::ModelPolicy;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Default `max_length` of a `string` field.
+pub const DEFAULT_STRING_MAX: u32 = 255;
+/// Default `max_length` of a `text` field (the request body limit caps it too).
+pub const DEFAULT_TEXT_MAX: u32 = 1_048_576;
+/// Most values an `enum` field may declare.
+const MAX_ENUM_VALUES: usize = 256;
+/// Most fields a model may declare.
+const MAX_FIELDS: usize = 200;
+
+/// The type of a declared field, as spelled in `plinth.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldKind {
+    /// Short text, 255 characters unless `max_length` says otherwise.
+    String,
+    /// Long text.
+    Text,
+    /// 64-bit signed integer.
+    Integer,
+    /// 64-bit float (finite).
+    Float,
+    /// true / false.
+    Boolean,
+    /// RFC 3339 instant, stored with microsecond precision.
+    Datetime,
+    /// One of the declared `values`.
+    Enum,
+    /// Any JSON document.
+    Json,
+    /// The id of a record of the model named by `model`.
+    Reference,
+}
+
+impl FieldKind {
+    /// The storage class the value lives in.
+    pub fn value_kind(self) -> ValueKind {
+        match self {
+            Self::String | Self::Text | Self::Enum => ValueKind::Text,
+            Self::Integer => ValueKind::Integer,
+            Self::Float => ValueKind::Float,
+            Self::Boolean => ValueKind::Boolean,
+            Self::Datetime => ValueKind::Datetime,
+            Self::Json => ValueKind::Json,
+            Self::Reference => ValueKind::Uuid,
+        }
+    }
+}
+
+/// How a value is stored; two field kinds with the same storage class can change into each
+/// other without touching data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// Text.
+    Text,
+    /// 64-bit integer.
+    Integer,
+    /// 64-bit float.
+    Float,
+    /// Boolean.
+    Boolean,
+    /// Microsecond timestamp.
+    Datetime,
+    /// JSON document.
+    Json,
+    /// UUID.
+    Uuid,
+}
+
+/// A number bound in a declaration (`min`, `max`), integer or float as written.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Bound {
+    /// Written as an integer.
+    Int(i64),
+    /// Written with a fraction or exponent.
+    Float(f64),
+}
+
+impl Bound {
+    fn as_f64(self) -> f64 {
+        match self {
+            #[allow(clippy::cast_precision_loss)]
+            Self::Int(i) => i as f64,
+            Self::Float(f) => f,
+        }
+    }
+}
+
+/// One field as declared in `plinth.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldDecl {
+    /// Column and JSON key.
+    pub name: String,
+    /// Field type.
+    #[serde(rename = "type")]
+    pub kind: FieldKind,
+    /// Must be present (and not null) on create and PUT.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub required: bool,
+    /// No two records may share a value (enforced by a unique index).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unique: bool,
+    /// Gets an index; indexed fields can be sort keys.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub indexed: bool,
+    /// Shortest accepted text, in characters (`string`, `text`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_length: Option<u32>,
+    /// Longest accepted text, in characters (`string`, `text`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<u32>,
+    /// A regular expression the text must match somewhere (anchor it with `^…$` for a
+    /// whole-value match) (`string`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// Smallest accepted number (`integer`, `float`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<Bound>,
+    /// Largest accepted number (`integer`, `float`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<Bound>,
+    /// The accepted values (`enum`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<String>>,
+    /// The referenced model (`reference`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// One model as declared in `plinth.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelDecl {
+    /// Table name and URL segment: `/api/v1/{name}`.
+    pub name: String,
+    /// Whether callers without credentials may read (policy override).
+    #[serde(default = "default_true")]
+    pub guest_read: bool,
+    /// Declared fields beyond the base fields.
+    #[serde(default)]
+    pub fields: Vec<FieldDecl>,
+}
+
+impl ModelDecl {
+    /// The seed's `resource` model: only the base fields.
+    pub fn default_resource() -> Self {
+        Self {
+            name: "resource".to_owned(),
+            guest_read: true,
+            fields: Vec::new(),
+        }
+    }
+}
+
+/// A compiled `pattern` constraint.
+#[derive(Debug, Clone)]
+pub struct Pattern(regex::Regex);
+
+impl Pattern {
+    /// Whether `s` matches.
+    pub fn is_match(&self, s: &str) -> bool {
+        self.0.is_match(s)
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+/// A validated field type with its constraints.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldType {
+    /// `string` / `text`: length in characters, optional pattern.
+    Text {
+        /// Shortest accepted length.
+        min_length: u32,
+        /// Longest accepted length.
+        max_length: u32,
+        /// Optional regular expression.
+        pattern: Option<Pattern>,
+    },
+    /// `integer` with optional bounds.
+    Integer {
+        /// Smallest accepted value.
+        min: Option<i64>,
+        /// Largest accepted value.
+        max: Option<i64>,
+    },
+    /// `float` with optional bounds.
+    Float {
+        /// Smallest accepted value.
+        min: Option<f64>,
+        /// Largest accepted value.
+        max: Option<f64>,
+    },
+    /// `boolean`.
+    Boolean,
+    /// `datetime`.
+    Datetime,
+    /// `enum` with its values.
+    Enum {
+        /// The accepted values.
+        values: Vec<String>,
+    },
+    /// `json`.
+    Json,
+    /// `reference` to another model.
+    Reference {
+        /// The referenced model.
+        model: ModelName,
+    },
+}
+
+/// A validated field definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldDef {
+    name: FieldName,
+    kind: FieldKind,
+    ty: FieldType,
+    required: bool,
+    unique: bool,
+    indexed: bool,
+}
+
+impl FieldDef {
+    /// Field name.
+    pub fn name(&self) -> &FieldName {
+        &self.name
+    }
+    /// Declared kind.
+    pub fn kind(&self) -> FieldKind {
+        self.kind
+    }
+    /// Type with constraints.
+    pub fn ty(&self) -> &FieldType {
+        &self.ty
+    }
+    /// Must be present and non-null.
+    pub fn required(&self) -> bool {
+        self.required
+    }
+    /// Backed by a unique index.
+    pub fn unique(&self) -> bool {
+        self.unique
+    }
+    /// Backed by an index (unique fields are indexed too).
+    pub fn indexed(&self) -> bool {
+        self.indexed || self.unique
+    }
+    /// Storage class.
+    pub fn value_kind(&self) -> ValueKind {
+        self.kind.value_kind()
+    }
+    /// May be used as a sort key.
+    pub fn sortable(&self) -> bool {
+        self.indexed() && self.value_kind() != ValueKind::Json
+    }
+}
+
+/// A validated model definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelDef {
+    name: ModelName,
+    fields: Vec<FieldDef>,
+    policy: ModelPolicy,
+    decl: ModelDecl,
+}
+
+impl ModelDef {
+    /// Model name (also its table name).
+    pub fn name(&self) -> &ModelName {
+        &self.name
+    }
+    /// Declared fields in declaration order.
+    pub fn fields(&self) -> &[FieldDef] {
+        &self.fields
+    }
+    /// A declared field and its position.
+    pub fn field(&self, name: &str) -> Option<(usize, &FieldDef)> {
+        self.fields
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.name.as_str() == name)
+    }
+    /// Access policy overrides.
+    pub fn policy(&self) -> &ModelPolicy {
+        &self.policy
+    }
+    /// The declaration this definition was built from.
+    pub fn decl(&self) -> &ModelDecl {
+        &self.decl
+    }
+}
+
+/// A declaration problem, located by model (index into the declared list) and field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclError {
+    /// Index of the offending model in the declaration list.
+    pub model_index: usize,
+    /// `model "x"` or `model "x", field "y"`.
+    pub location: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// The set of models served, validated as a whole (references resolve, names unique).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schema {
+    models: Vec<Arc<ModelDef>>,
+}
+
+impl Schema {
+    /// Validates a list of declarations; an empty list means the default `resource` model.
+    pub fn from_decls(decls: &[ModelDecl]) -> Result<Self, Vec<DeclError>> {
+        let defaults = [ModelDecl::default_resource()];
+        let decls = if decls.is_empty() {
+            &defaults[..]
+        } else {
+            decls
+        };
+        let mut errors = Vec::new();
+        let mut models: Vec<Arc<ModelDef>> = Vec::new();
+        let names: Vec<&str> = decls.iter().map(|d| d.name.as_str()).collect();
+        for (i, decl) in decls.iter().enumerate() {
+            let loc = format!("model {:?}", decl.name);
+            let err = |location: String, reason: String| DeclError {
+                model_index: i,
+                location,
+                reason,
+            };
+            let name = match ModelName::parse(&decl.name) {
+                Ok(n) => n,
+                Err(reason) => {
+                    errors.push(err(loc, reason));
+                    continue;
+                }
+            };
+            if names[..i].contains(&decl.name.as_str()) {
+                errors.push(err(loc, "is declared twice".to_owned()));
+                continue;
+            }
+            if decl.fields.len() > MAX_FIELDS {
+                errors.push(err(
+                    loc.clone(),
+                    format!("declares more than {MAX_FIELDS} fields"),
+                ));
+            }
+            let mut fields = Vec::with_capacity(decl.fields.len());
+            for (j, f) in decl.fields.iter().enumerate() {
+                let floc = format!("{loc}, field {:?}", f.name);
+                if decl.fields[..j].iter().any(|g| g.name == f.name) {
+                    errors.push(err(floc, "is declared twice".to_owned()));
+                    continue;
+                }
+                match field_def(f, &names) {
+                    Ok(def) => fields.push(def),
+                    Err(reason) => errors.push(err(floc, reason)),
+                }
+            }
+            let policy = ModelPolicy {
+                guest_read: decl.guest_read,
+            };
+            models.push(Arc::new(ModelDef {
+                name,
+                fields,
+                policy,
+                decl: decl.clone(),
+            }));
+        }
+        if errors.is_empty() {
+            Ok(Self { models })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The models, in declaration order.
+    pub fn models(&self) -> &[Arc<ModelDef>] {
+        &self.models
+    }
+
+    /// A model by name.
+    pub fn model(&self, name: &str) -> Option<&Arc<ModelDef>> {
+        self.models.iter().find(|m| m.name.as_str() == name)
+    }
+}
+
+fn field_def(f: &FieldDecl, models: &[&str]) -> Result<FieldDef, String> {
+    let name = FieldName::parse(&f.name)?;
+    let kind = f.kind;
+    let text_like = matches!(kind, FieldKind::String | FieldKind::Text);
+    let numeric = matches!(kind, FieldKind::Integer | FieldKind::Float);
+    let misplaced = [
+        ("min_length", f.min_length.is_some() && !text_like),
+        ("max_length", f.max_length.is_some() && !text_like),
+        ("pattern", f.pattern.is_some() && kind != FieldKind::String),
+        ("min", f.min.is_some() && !numeric),
+        ("max", f.max.is_some() && !numeric),
+        ("values", f.values.is_some() && kind != FieldKind::Enum),
+        ("model", f.model.is_some() && kind != FieldKind::Reference),
+    ];
+    if let Some((attr, _)) = misplaced.iter().find(|(_, bad)| *bad) {
+        return Err(format!(
+            "{attr:?} does not apply to a field of type {}",
+            kind_name(kind)
+        ));
+    }
+    if kind == FieldKind::Json && (f.unique || f.indexed) {
+        return Err("a json field cannot be unique or indexed".to_owned());
+    }
+    let ty = match kind {
+        FieldKind::String | FieldKind::Text => {
+            let default_max = if kind == FieldKind::String {
+                DEFAULT_STRING_MAX
+            } else {
+                DEFAULT_TEXT_MAX
+            };
+            let max_length = f.max_length.unwrap_or(default_max);
+            let min_length = f.min_length.unwrap_or(0);
+            if max_length == 0 || max_length > DEFAULT_TEXT_MAX {
+                return Err(format!(
+                    "max_length must be between 1 and {DEFAULT_TEXT_MAX}"
+                ));
+            }
+            if min_length > max_length {
+                return Err("min_length is greater than max_length".to_owned());
+            }
+            let pattern = match &f.pattern {
+                None => None,
+                Some(p) => Some(Pattern(
+                    regex::RegexBuilder::new(p)
+                        .size_limit(1 << 20)
+                        .build()
+                        .map_err(|e| format!("pattern is not a valid regular expression: {e}"))?,
+                )),
+            };
+            FieldType::Text {
+                min_length,
+                max_length,
+                pattern,
+            }
+        }
+        FieldKind::Integer => {
+            let int = |b: Option<Bound>, attr: &str| match b {
+                None => Ok(None),
+                Some(Bound::Int(i)) => Ok(Some(i)),
+                Some(Bound::Float(_)) => {
+                    Err(format!("{attr} of an integer field must be an integer"))
+                }
+            };
+            let (min, max) = (int(f.min, "min")?, int(f.max, "max")?);
+            if let (Some(lo), Some(hi)) = (min, max)
+                && lo > hi
+            {
+                return Err("min is greater than max".to_owned());
+            }
+            FieldType::Integer { min, max }
+        }
+        FieldKind::Float => {
+            let (min, max) = (f.min.map(Bound::as_f64), f.max.map(Bound::as_f64));
+            if min.is_some_and(|v| !v.is_finite()) || max.is_some_and(|v| !v.is_finite()) {
+                return Err("min and max must be finite numbers".to_owned());
+            }
+            if let (Some(lo), Some(hi)) = (min, max)
+                && lo > hi
+            {
+                return Err("min is greater than max".to_owned());
+            }
+            FieldType::Float { min, max }
+        }
+        FieldKind::Boolean => FieldType::Boolean,
+        FieldKind::Datetime => FieldType::Datetime,
+        FieldKind::Json => FieldType::Json,
+        FieldKind::Enum => {
+            let values = f.values.clone().unwrap_or_default();
+            if values.is_empty() || values.len() > MAX_ENUM_VALUES {
+                return Err(format!(
+                    "an enum field needs between 1 and {MAX_ENUM_VALUES} values"
+                ));
+            }
+            for (i, v) in values.iter().enumerate() {
+                if v.is_empty() || v.chars().count() > 255 || v.chars().any(char::is_control) {
+                    return Err(format!(
+                        "enum value {v:?} must be 1 to 255 printable characters"
+                    ));
+                }
+                if values[..i].contains(v) {
+                    return Err(format!("enum value {v:?} is listed twice"));
+                }
+            }
+            FieldType::Enum { values }
+        }
+        FieldKind::Reference => {
+            let target = f
+                .model
+                .as_deref()
+                .ok_or("a reference field needs `model`, the model it points to")?;
+            if !models.contains(&target) {
+                return Err(format!(
+                    "references model {target:?}, which is not declared"
+                ));
+            }
+            FieldType::Reference {
+                model: ModelName::parse(target)?,
+            }
+        }
+    };
+    Ok(FieldDef {
+        name,
+        kind,
+        ty,
+        required: f.required,
+        unique: f.unique,
+        indexed: f.indexed,
+    })
+}
+
+/// The `plinth.toml` spelling of a kind.
+pub fn kind_name(kind: FieldKind) -> &'static str {
+    match kind {
+        FieldKind::String => "string",
+        FieldKind::Text => "text",
+        FieldKind::Integer => "integer",
+        FieldKind::Float => "float",
+        FieldKind::Boolean => "boolean",
+        FieldKind::Datetime => "datetime",
+        FieldKind::Enum => "enum",
+        FieldKind::Json => "json",
+        FieldKind::Reference => "reference",
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,91 @@
+//! The command line: `plinth <command> [options]`.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Plinth: declare your data models, get a REST API with validation, pagination, optimistic
+/// concurrency and idempotent creates, in one binary over an embedded SQLite database.
+///
+/// Quick start: `plinth serve`, then `curl localhost:8080/api/v1/resource`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "plinth",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command takes. Each overrides the same setting from the environment and
+/// from the config file.
+#[derive(Debug, Args, Default)]
+pub(crate) struct GlobalArgs {
+    /// Config file [env: PLINTH_CONFIG] [default: ./plinth.toml if it exists].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Directory for the SQLite database and other state [env: PLINTH_DATA_DIR] [default: ./plinth-data].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `plinth=debug,info` [env: LOG_LEVEL] [default: info].
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub(crate) log_level: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the server: migrate the schema to the declared models, then serve HTTP until
+    /// SIGTERM or Ctrl-C, draining in-flight requests before exiting.
+    Serve(ServeArgs),
+    /// Show or apply the schema migration to the declared models, without serving.
+    Migrate(MigrateArgs),
+    /// Print the effective configuration (defaults, file, environment and flags merged;
+    /// secrets masked).
+    Config,
+    /// Load a server with requests on loopback and print requests/s and p50/p99 latency for
+    /// get-by-id, list and create.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on [env: PLINTH_LISTEN] [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<SocketAddr>,
+    /// Apply schema changes that lose data (dropped models or fields, changed types).
+    /// Take a backup first.
+    #[arg(long)]
+    pub(crate) allow_destructive: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MigrateArgs {
+    /// Print the steps without applying them.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Apply schema changes that lose data (dropped models or fields, changed types).
+    #[arg(long)]
+    pub(crate) allow_destructive: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Server to load, e.g. http://127.0.0.1:8080 (loopback only). Without it, an embedded
+    /// server with a temporary database is started and seeded.
+    #[arg(long, value_name = "URL")]
+    pub(crate) url: Option<String>,
+    /// Requests per workload.
+    #[arg(long, default_value_t = 20_000)]
+    pub(crate) requests: u64,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub(crate) concurrency: usize,
+    /// Records to seed before measuring.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) seed: u64,
+}

@@ -1,0 +1,109 @@
+//! The `plinth` binary: parses the command line, loads the configuration and wires the
+//! crates together. No logic of its own lives here.
+
+mod cli;
+mod config;
+mod logging;
+mod serve;
+
+use anyhow::Context;
+use clap::Parser;
+use cli::{Cli, Command};
+use config::Config;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("plinth: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    match cli.command {
+        Command::Serve(args) => {
+            let config = Config::load(&cli.global, args.listen)?;
+            logging::init(&config.log_level)?;
+            runtime.block_on(serve::serve(config, args.allow_destructive))
+        }
+        Command::Migrate(args) => {
+            let config = Config::load(&cli.global, None)?;
+            logging::init(&config.log_level)?;
+            runtime.block_on(migrate(&config, args.dry_run, args.allow_destructive))
+        }
+        Command::Config => {
+            let config = Config::load(&cli.global, None)?;
+            print!("{}", config.render());
+            Ok(())
+        }
+        Command::Bench(args) => {
+            let config = Config::load(&cli.global, None)?;
+            logging::init(&config.log_level)?;
+            runtime.block_on(bench(config, args))
+        }
+    }
+}
+
+/// `plinth migrate`: prints the plan, and applies it unless `--dry-run`.
+async fn migrate(config: &Config, dry_run: bool, allow_destructive: bool) -> anyhow::Result<()> {
+    let store = serve::open_store(config).await?;
+    let plan = store.plan(&config.schema).await?;
+    if plan.is_empty() {
+        println!("the schema is up to date");
+    }
+    for step in &plan.steps {
+        let mark = if step.is_destructive() {
+            " (destructive)"
+        } else {
+            ""
+        };
+        println!("{}{mark}", step.describe());
+    }
+    if dry_run || plan.is_empty() {
+        store.close().await;
+        return Ok(());
+    }
+    let result = store.migrate(&config.schema, allow_destructive).await;
+    store.close().await;
+    result.context("schema migration failed")?;
+    println!("applied {} step(s)", plan.steps.len());
+    Ok(())
+}
+
+/// `plinth bench`: against `--url`, or an embedded server on a temporary database.
+async fn bench(mut config: Config, args: cli::BenchArgs) -> anyhow::Result<()> {
+    let opts = plinth_bench::Options {
+        requests: args.requests,
+        concurrency: args.concurrency,
+        seed: args.seed,
+    };
+    if let Some(url) = args.url {
+        let report = plinth_bench::run(&url, &opts).await?;
+        print!("{report}");
+        return Ok(());
+    }
+    let dir = std::env::temp_dir().join(format!("plinth-bench-{}", std::process::id()));
+    config.data_dir = dir.clone();
+    config.database_url = None;
+    config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let app = serve::build(&config, false).await?;
+    let url = format!("http://{}", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    let result = plinth_bench::run(&url, &opts).await;
+    let _ = stop.send(());
+    let _ = server.await;
+    let _ = std::fs::remove_dir_all(&dir);
+    print!("{}", result?);
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! `Application`: binds the listener, builds the router, serves until a shutdown future
+//! completes, then drains and closes the store. The binary, the tests and the benchmark all
+//! start Plinth through this one path.
+
+use crate::config::ServerConfig;
+use crate::middleware::{method_not_allowed, not_found, panic_response, request_context};
+use crate::routes;
+use crate::state::{AppState, AuthMode};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::serve::ListenerExt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The configuration is unsafe for this address.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// A bound, ready-to-run server.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    router: Router,
+    state: AppState,
+    drain_delay: Duration,
+}
+
+impl Application {
+    /// Binds the listener and builds the router. Refuses a non-loopback address while every
+    /// request acts as the local admin.
+    pub async fn build(config: ServerConfig, state: AppState) -> Result<Self, StartError> {
+        if state.auth() == AuthMode::LocalAdmin && !config.listen.ip().is_loopback() {
+            return Err(StartError::Refused(format!(
+                "refusing to listen on {}: authentication is not configured, so every request acts as an \
+                 administrator. Listen on a loopback address (127.0.0.1 or ::1) instead",
+                config.listen
+            )));
+        }
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let router = build_router(&config, state.clone())?;
+        Ok(Self {
+            listener,
+            addr,
+            router,
+            state,
+            drain_delay: config.drain_delay,
+        })
+    }
+
+    /// The bound address (with the real port when port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` completes; then reports not-ready for the drain delay, stops
+    /// accepting, finishes in-flight requests and closes the database.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let drain_delay = self.drain_delay;
+        let drain = async move {
+            shutdown.await;
+            state.start_draining();
+            tracing::info!(
+                drain_delay_ms = drain_delay.as_millis() as u64,
+                "shutdown requested; draining"
+            );
+            tokio::time::sleep(drain_delay).await;
+        };
+        let listener = self.listener.tap_io(|tcp| {
+            // Small JSON responses: do not wait for Nagle's algorithm.
+            let _ = tcp.set_nodelay(true);
+        });
+        let served = axum::serve(listener, self.router)
+            .with_graceful_shutdown(drain)
+            .await;
+        tracing::info!("in-flight requests finished");
+        self.state.store().close().await;
+        served
+    }
+}
+
+fn build_router(config: &ServerConfig, state: AppState) -> Result<Router, StartError> {
+    let mut router = routes::router()
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn(request_context))
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .with_state(state);
+    if !config.cors_origins.is_empty() {
+        router = router.layer(cors(&config.cors_origins)?);
+    }
+    Ok(router)
+}
+
+fn cors(origins: &[String]) -> Result<CorsLayer, StartError> {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let values = origins
+            .iter()
+            .map(|o| {
+                HeaderValue::from_str(o)
+                    .map_err(|_| StartError::Refused(format!("invalid CORS origin {o:?}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        AllowOrigin::list(values)
+    };
+    Ok(CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("x-api-key"),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            HeaderName::from_static("x-request-id"),
+        ])
+        .max_age(Duration::from_secs(600)))
+}

@@ -1,0 +1,165 @@
+//! `ApiError`: every failure the HTTP layer answers with, and the one table that turns an
+//! [`ErrorCode`] into an HTTP status.
+//!
+//! `ApiError::into_response` does not write the body: it attaches an [`ErrorReport`] to the
+//! response, and the request middleware (which knows the request id) renders the envelope
+//! and logs internal causes once, inside the request span.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use plinth_core::{Denial, ErrorCode, FieldError};
+use plinth_store::StoreError;
+use std::sync::Arc;
+
+/// The HTTP status of each error code.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidInput => StatusCode::BAD_REQUEST,
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// An error answer: code, message for the client, per-field details, and (for 5xx) the
+/// cause, which is logged and never sent.
+#[derive(Debug)]
+pub struct ApiError {
+    code: ErrorCode,
+    message: String,
+    details: Vec<FieldError>,
+    cause: Option<String>,
+}
+
+impl ApiError {
+    /// An error with a code and a client-facing message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            details: Vec::new(),
+            cause: None,
+        }
+    }
+
+    /// `INVALID_INPUT` naming one field.
+    pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        Self::new(
+            ErrorCode::InvalidInput,
+            format!("invalid {field}: {reason}"),
+        )
+        .with_details(vec![FieldError::new(field, reason)])
+    }
+
+    /// `INTERNAL` with a cause for the log; the client sees only the code.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self {
+            cause: Some(cause.to_string()),
+            ..Self::new(ErrorCode::Internal, "internal error")
+        }
+    }
+
+    /// `NOT_FOUND` for a record.
+    pub fn record_not_found() -> Self {
+        Self::new(ErrorCode::NotFound, "record not found")
+    }
+
+    /// Adds per-field details.
+    pub fn with_details(mut self, details: Vec<FieldError>) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// The error code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+}
+
+impl From<plinth_core::Error> for ApiError {
+    fn from(e: plinth_core::Error) -> Self {
+        let code = e.code();
+        match e {
+            plinth_core::Error::Invalid { message, details } => {
+                Self::new(code, message).with_details(details)
+            }
+            plinth_core::Error::Denied(Denial::Unauthenticated) => {
+                Self::new(code, "authentication required")
+            }
+            plinth_core::Error::Denied(Denial::Forbidden) => Self::new(code, "not allowed"),
+            plinth_core::Error::Denied(Denial::Hidden) => Self::record_not_found(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let code = e.code();
+        match e {
+            StoreError::NotFound => Self::record_not_found(),
+            StoreError::Conflict {
+                field: Some(field),
+                reason,
+            } => Self::new(code, format!("conflict on {field}: {reason}"))
+                .with_details(vec![FieldError::new(field, reason)]),
+            StoreError::Conflict {
+                field: None,
+                reason,
+            } => Self::new(code, reason),
+            StoreError::InvalidReference { field } => {
+                let reason = "references a record that does not exist";
+                Self::new(code, format!("invalid {field}: {reason}"))
+                    .with_details(vec![FieldError::new(field, reason)])
+            }
+            StoreError::Stale { .. } => {
+                Self::new(code, "the record has changed since the version in If-Match")
+            }
+            StoreError::Unavailable(cause) => Self {
+                cause: Some(cause),
+                ..Self::new(code, "the database is unavailable; retry shortly")
+            },
+            StoreError::Migration(cause) => Self::internal(cause),
+            StoreError::Internal(cause) => Self::internal(cause),
+        }
+    }
+}
+
+/// What the middleware needs to render an error envelope.
+#[derive(Debug, Clone)]
+pub struct ErrorReport {
+    /// Wire code.
+    pub code: ErrorCode,
+    /// Client-facing message.
+    pub message: String,
+    /// Per-field details.
+    pub details: Arc<Vec<FieldError>>,
+    /// Internal cause, logged and never sent.
+    pub cause: Option<String>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = status_of(self.code);
+        let mut res = status.into_response();
+        if matches!(self.code, ErrorCode::Unavailable | ErrorCode::RateLimited) {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        res.extensions_mut().insert(ErrorReport {
+            code: self.code,
+            message: self.message,
+            details: Arc::new(self.details),
+            cause: self.cause,
+        });
+        res
+    }
+}

@@ -1,0 +1,235 @@
+//! Plinth's own extractors. Every rejection is an [`ApiError`], so malformed bodies, paths,
+//! queries and headers answer with the error envelope like everything else.
+
+use crate::error::ApiError;
+use crate::state::{AppState, AuthMode};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use plinth_core::{ErrorCode, ModelDef, Principal, RecordId};
+use std::sync::Arc;
+
+/// A JSON request body (`Content-Type: application/json`), as a JSON value.
+#[derive(Debug)]
+pub struct ApiJson(pub serde_json::Value);
+
+impl<S: Send + Sync> FromRequest<S> for ApiJson {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(rejection) => Err(json_rejection(&rejection)),
+        }
+    }
+}
+
+fn json_rejection(r: &JsonRejection) -> ApiError {
+    match r {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "the body must be JSON, sent with Content-Type: application/json",
+        ),
+        _ if r.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "the request body is larger than the server accepts",
+        ),
+        JsonRejection::JsonSyntaxError(_) | JsonRejection::JsonDataError(_) => {
+            // The parser's message says where (line and column) and what; it holds no internals.
+            ApiError::invalid(
+                "body",
+                r.body_text()
+                    .replace("Failed to parse the request body as JSON: ", ""),
+            )
+        }
+        _ => ApiError::invalid("body", "could not be read"),
+    }
+}
+
+/// The request id: the client's `X-Request-Id` when it is sane, else a fresh one. Set by the
+/// request middleware before any handler runs.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Arc<str>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<RequestId>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("request id middleware missing"))
+    }
+}
+
+/// Who is calling. The one place where a request becomes a [`Principal`]; handlers take this
+/// and hand it to the access policy.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match state.auth() {
+            AuthMode::LocalAdmin => Ok(Self(Principal::local_admin())),
+        }
+    }
+}
+
+/// The model named by the first path segment after `/api/v1/`.
+#[derive(Debug, Clone)]
+pub struct ModelParam(pub Arc<ModelDef>);
+
+impl FromRequestParts<AppState> for ModelParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Path(name) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| no_such_route())?;
+        lookup(state, &name).map(Self)
+    }
+}
+
+/// A record address: model and id.
+#[derive(Debug, Clone)]
+pub struct RecordParam(pub Arc<ModelDef>, pub RecordId);
+
+impl FromRequestParts<AppState> for RecordParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Path((name, id)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| no_such_route())?;
+        let model = lookup(state, &name)?;
+        let id = RecordId::parse(&id).map_err(|reason| ApiError::invalid("id", reason))?;
+        Ok(Self(model, id))
+    }
+}
+
+fn lookup(state: &AppState, name: &str) -> Result<Arc<ModelDef>, ApiError> {
+    state.model(name).cloned().ok_or_else(no_such_route)
+}
+
+/// The 404 for a path that names nothing.
+pub fn no_such_route() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such route")
+}
+
+/// The raw query string as ordered `(key, value)` pairs, percent-decoded.
+#[derive(Debug)]
+pub struct QueryPairs(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or("");
+        serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+            .map(Self)
+            .map_err(|_| ApiError::invalid("query", "is not a valid URL-encoded query string"))
+    }
+}
+
+/// The version named by a strong entity tag `"N"`.
+fn parse_etag(s: &str) -> Option<i64> {
+    s.strip_prefix('"')?
+        .strip_suffix('"')?
+        .parse()
+        .ok()
+        .filter(|v| *v >= 1)
+}
+
+/// The entity tag of a record version.
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// `If-Match`: absent, `*`, or one strong entity tag `"N"`.
+#[derive(Debug, Clone, Copy)]
+pub struct IfMatch(pub Option<i64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Some(v) = parts.headers.get(axum::http::header::IF_MATCH) else {
+            return Ok(Self(None));
+        };
+        let s = v.to_str().map(str::trim).unwrap_or("");
+        if s == "*" {
+            return Ok(Self(None));
+        }
+        parse_etag(s).map(|v| Self(Some(v))).ok_or_else(|| {
+            ApiError::invalid(
+                "If-Match",
+                "must be * or one entity tag as returned in ETag, e.g. \"3\"",
+            )
+        })
+    }
+}
+
+/// `If-None-Match`: the versions the client already has (`*` matches any).
+#[derive(Debug, Clone, Default)]
+pub struct IfNoneMatch {
+    any: bool,
+    versions: Vec<i64>,
+}
+
+impl IfNoneMatch {
+    /// Whether the client's copy is current.
+    pub fn matches(&self, version: i64) -> bool {
+        self.any || self.versions.contains(&version)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let mut out = Self::default();
+        for v in parts.headers.get_all(axum::http::header::IF_NONE_MATCH) {
+            let s = v
+                .to_str()
+                .map_err(|_| ApiError::invalid("If-None-Match", "is not valid text"))?;
+            for tag in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                if tag == "*" {
+                    out.any = true;
+                } else if let Some(v) = parse_etag(tag.strip_prefix("W/").unwrap_or(tag)) {
+                    // Weak comparison, as RFC 9110 prescribes for If-None-Match.
+                    out.versions.push(v);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `Idempotency-Key`: 1 to 255 visible ASCII characters.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Some(v) = parts.headers.get("idempotency-key") else {
+            return Ok(Self(None));
+        };
+        let bad = || {
+            ApiError::invalid(
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters",
+            )
+        };
+        let s = v.to_str().map_err(|_| bad())?;
+        if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(bad());
+        }
+        Ok(Self(Some(s.to_owned())))
+    }
+}

@@ -1,0 +1,140 @@
+//! The request middleware: request ids, the error envelope, the access log, and turning
+//! panics into 500s.
+
+use crate::error::{ApiError, ErrorReport};
+use crate::extract::RequestId;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// The request id header, read and written.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest client-supplied request id kept.
+const MAX_REQUEST_ID: usize = 128;
+
+/// A client's request id is kept if it is short and plain; anything else is replaced so
+/// logs stay parseable and free of injected text.
+fn sane(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Assigns the request id, runs the request inside a span, renders error envelopes, and
+/// writes one access-log line.
+pub async fn request_context(mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id: Arc<str> = match req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(s) if sane(s) => Arc::from(s),
+        _ => Arc::from(uuid::Uuid::now_v7().simple().to_string()),
+    };
+    req.extensions_mut().insert(RequestId(Arc::clone(&id)));
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
+    let mut res = next.run(req).instrument(span.clone()).await;
+    if let Some(report) = res.extensions_mut().remove::<ErrorReport>() {
+        res = render_error(res, &report, &id);
+        if let Some(cause) = &report.cause {
+            span.in_scope(
+                || tracing::error!(code = %report.code, cause = %cause, "request failed"),
+            );
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(X_REQUEST_ID.clone(), v);
+    }
+    let status = res.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| tracing::info!(target: "plinth::access", status, latency_ms, "request"));
+    res
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    success: bool,
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    details: &'a [plinth_core::FieldError],
+    request_id: &'a str,
+}
+
+fn render_error(res: Response, report: &ErrorReport, id: &str) -> Response {
+    let envelope = Envelope {
+        success: false,
+        error: ErrorBody {
+            code: report.code.as_str(),
+            message: &report.message,
+            details: &report.details,
+            request_id: id,
+        },
+    };
+    let (mut parts, _) = res.into_parts();
+    let bytes = serde_json::to_vec(&envelope).unwrap_or_default();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Turns a panic in a handler into a 500 envelope; the panic itself is logged by the panic
+/// hook, and the payload never reaches the client.
+pub fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned());
+    ApiError::internal(format!("handler panicked: {what}")).into_response()
+}
+
+/// Answers 404 for paths that match no route.
+pub async fn not_found() -> ApiError {
+    crate::extract::no_such_route()
+}
+
+/// Answers 405 for a known path with a method it does not serve.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        plinth_core::ErrorCode::MethodNotAllowed,
+        "method not allowed on this route",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sane;
+
+    #[test]
+    fn request_ids() {
+        assert!(sane("abc-123_x.y:z"));
+        assert!(!sane(""));
+        assert!(!sane("a b"));
+        assert!(!sane("a\"b"));
+        assert!(!sane(&"a".repeat(129)));
+    }
+}

@@ -1,0 +1,32 @@
+//! Liveness and readiness probes.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use plinth_core::ErrorCode;
+use serde_json::{Value, json};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+/// The process is alive and serving HTTP.
+async fn healthz() -> Json<Value> {
+    Json(json!({"success": true, "data": {"status": "ok"}}))
+}
+
+/// Ready for traffic: the database answers (migrations ran before the listener opened) and
+/// the server is not draining.
+async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if state.draining() {
+        return Err(ApiError::new(ErrorCode::Unavailable, "shutting down"));
+    }
+    state.store().ping().await.map_err(ApiError::from)?;
+    Ok(Json(
+        json!({"success": true, "data": {"status": "ready", "uptime_seconds": state.uptime_secs()}}),
+    ))
+}

@@ -1,0 +1,16 @@
+//! The router: each area exposes `router()`, merged here.
+
+mod health;
+mod meta;
+mod records;
+
+use crate::state::AppState;
+use axum::Router;
+
+/// Every route of the API.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .merge(health::router())
+        .merge(meta::router())
+        .merge(records::router())
+}

@@ -1,0 +1,68 @@
+//! `PUT` and `PATCH /api/v1/{model}/{id}`.
+
+use super::{authorize, record_response};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Caller, IfMatch, RecordParam, RequestId};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use plinth_core::input::{validate_draft, validate_patch};
+use plinth_core::policy::Action;
+use plinth_core::{ModelDef, Patch, RecordId};
+use plinth_store::WriteCtx;
+use std::sync::Arc;
+
+/// Replaces every client-settable value; absent optional fields become null.
+#[tracing::instrument(skip_all, fields(model = %model.name(), id = %id))]
+pub(super) async fn replace_record(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestId(request_id): RequestId,
+    RecordParam(model, id): RecordParam,
+    IfMatch(expected): IfMatch,
+    ApiJson(body): ApiJson,
+) -> Result<Response, ApiError> {
+    let patch = Patch::from(validate_draft(&model, &body)?);
+    write(&state, caller, &request_id, &model, id, patch, expected).await
+}
+
+/// Changes only the fields present; `null` clears an optional field.
+#[tracing::instrument(skip_all, fields(model = %model.name(), id = %id))]
+pub(super) async fn patch_record(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestId(request_id): RequestId,
+    RecordParam(model, id): RecordParam,
+    IfMatch(expected): IfMatch,
+    ApiJson(body): ApiJson,
+) -> Result<Response, ApiError> {
+    let patch = validate_patch(&model, &body)?;
+    write(&state, caller, &request_id, &model, id, patch, expected).await
+}
+
+async fn write(
+    state: &AppState,
+    caller: Caller,
+    request_id: &str,
+    model: &Arc<ModelDef>,
+    id: RecordId,
+    patch: Patch,
+    expected: Option<i64>,
+) -> Result<Response, ApiError> {
+    let current = state
+        .store()
+        .get(model, id)
+        .await?
+        .ok_or_else(ApiError::record_not_found)?;
+    authorize(&caller, model, Action::Update, Some(&current))?;
+    let ctx = WriteCtx {
+        actor: caller.0,
+        request_id: request_id.to_owned(),
+    };
+    let record = state
+        .store()
+        .update(&ctx, model, id, patch, expected)
+        .await?;
+    record_response(StatusCode::OK, model, &record)
+}

@@ -1,0 +1,63 @@
+//! The storage error type. Each backend translates its driver's errors into this once, at
+//! the boundary; nothing above `store` sees a driver type.
+
+use plinth_core::ErrorCode;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No record with that id.
+    #[error("record not found")]
+    NotFound,
+    /// The write clashes with existing state (a unique value, a deleted record, a reused
+    /// idempotency key, a record still referenced).
+    #[error("{reason}")]
+    Conflict {
+        /// The field or header at fault, when there is one.
+        field: Option<String>,
+        /// Why, in words for the client.
+        reason: String,
+    },
+    /// A reference field names a record that does not exist.
+    #[error("{field} references no existing record")]
+    InvalidReference {
+        /// The reference field.
+        field: String,
+    },
+    /// The `If-Match` version is not the current one.
+    #[error("version {expected} is stale; the record is at version {current}")]
+    Stale {
+        /// What the client expected.
+        expected: i64,
+        /// What the record is at.
+        current: i64,
+    },
+    /// The schema change cannot be applied.
+    #[error("{0}")]
+    Migration(String),
+    /// The database cannot be reached or is too busy; retrying later may work.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug or a broken database. Logged, never shown to clients.
+    #[error("internal storage error: {0}")]
+    Internal(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// The client-visible code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::NotFound => ErrorCode::NotFound,
+            Self::Conflict { .. } => ErrorCode::Conflict,
+            Self::InvalidReference { .. } => ErrorCode::InvalidInput,
+            Self::Stale { .. } => ErrorCode::PreconditionFailed,
+            Self::Migration(_) | Self::Internal(_) => ErrorCode::Internal,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+        }
+    }
+
+    /// Wraps any error as internal.
+    pub fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Internal(e.into())
+    }
+}

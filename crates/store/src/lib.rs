@@ -1,0 +1,133 @@
+//! Storage for Plinth: the [`Store`] trait every engine implements, and the embedded SQLite
+//! engine.
+//!
+//! Layout:
+//! - [`error`]: [`StoreError`], the only error type that leaves this crate.
+//! - [`sqlite`]: [`SqliteStore`], one writer connection and a pool of readers over a WAL
+//!   database file.
+//!
+//! API boundary: callers pass validated domain types from `plinth-core` (a [`Draft`], a
+//! [`Patch`], a [`ListQuery`]) and get [`Record`]s back. No SQL, driver type or driver
+//! error crosses this boundary.
+
+pub mod error;
+pub mod sqlite;
+
+pub use error::StoreError;
+pub use sqlite::{SqliteOptions, SqliteStore};
+
+use async_trait::async_trait;
+use plinth_core::migrate::Plan;
+use plinth_core::{
+    Draft, ListQuery, ListScope, ModelDef, Patch, Principal, Record, RecordId, Schema,
+};
+use std::sync::Arc;
+
+/// Who is writing, and under which request; passed to every write so the audit trail can
+/// be written in the same transaction as the change.
+#[derive(Debug, Clone)]
+pub struct WriteCtx {
+    /// The acting principal.
+    pub actor: Principal,
+    /// The request id, for correlating audit entries and logs.
+    pub request_id: String,
+}
+
+/// A client's `Idempotency-Key` on a create, scoped to the principal and the model.
+#[derive(Debug, Clone)]
+pub struct IdempotencyClaim {
+    /// The key as sent.
+    pub key: String,
+    /// A digest of the request body: the same key with another body is a conflict.
+    pub body_digest: String,
+}
+
+/// The result of a create.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// The record (for a replay, as it is now).
+    pub record: Record,
+    /// True when an earlier request with the same idempotency key made the record.
+    pub replayed: bool,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Records in sort order.
+    pub records: Vec<Record>,
+    /// Whether more records follow the last one.
+    pub has_more: bool,
+}
+
+/// A storage engine.
+///
+/// Writes are serialised per database; reads never wait behind a writer. Every write bumps
+/// `version` by exactly one and sets `updated_at`; `expected_version` (from `If-Match`)
+/// makes a write conditional.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Plans the migration from the schema recorded in the database to `schema`.
+    async fn plan(&self, schema: &Schema) -> Result<Plan, StoreError>;
+    /// Brings the database to `schema` in one transaction; refuses destructive steps unless
+    /// allowed. Returns the steps applied.
+    async fn migrate(
+        &self,
+        schema: &Schema,
+        allow_destructive: bool,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Inserts a record owned by the acting user.
+    async fn create(
+        &self,
+        ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        draft: Draft,
+        idempotency: Option<IdempotencyClaim>,
+    ) -> Result<Created, StoreError>;
+    /// Reads one record, whatever its status.
+    async fn get(&self, model: &Arc<ModelDef>, id: RecordId) -> Result<Option<Record>, StoreError>;
+    /// Reads one page.
+    async fn list(
+        &self,
+        model: &Arc<ModelDef>,
+        query: &ListQuery,
+        scope: ListScope,
+    ) -> Result<Page, StoreError>;
+    /// Applies a patch (a PUT is a patch that sets everything) to a record that is not
+    /// deleted.
+    async fn update(
+        &self,
+        ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        id: RecordId,
+        patch: Patch,
+        expected_version: Option<i64>,
+    ) -> Result<Record, StoreError>;
+    /// Soft delete: status becomes `deleted`.
+    async fn delete(
+        &self,
+        ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        id: RecordId,
+        expected_version: Option<i64>,
+    ) -> Result<Record, StoreError>;
+    /// Undoes a soft delete: status becomes `active`.
+    async fn restore(
+        &self,
+        ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        id: RecordId,
+    ) -> Result<Record, StoreError>;
+    /// Removes a record for good; refused while other records reference it.
+    async fn purge(
+        &self,
+        ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        id: RecordId,
+        expected_version: Option<i64>,
+    ) -> Result<(), StoreError>;
+    /// Flushes and closes the database; later calls fail with `Unavailable`.
+    async fn close(&self);
+}

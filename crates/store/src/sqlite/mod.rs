@@ -1,0 +1,378 @@
+//! The embedded SQLite engine.
+//!
+//! One database file in WAL mode. Writes go through a single writer connection, taken with
+//! an async mutex so waiting writers park as tasks rather than threads; reads take one of a
+//! fixed pool of read-only connections, so they never wait behind the writer (WAL readers
+//! see the last committed state). All SQLite calls run on the blocking thread pool.
+//!
+//! Layout: `ddl` (migrations), `records` (reads and writes of records), `list` (list
+//! queries), `errors` (translation of `rusqlite` errors into [`StoreError`]).
+
+mod ddl;
+mod errors;
+mod list;
+mod records;
+
+use crate::{Created, IdempotencyClaim, Page, Store, StoreError, WriteCtx};
+use async_trait::async_trait;
+use plinth_core::migrate::Plan;
+use plinth_core::{
+    Draft, ListQuery, ListScope, ModelDef, Patch, Record, RecordId, Schema, Timestamp,
+};
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// How to open the database.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// The database file; created with its directory if missing.
+    pub path: PathBuf,
+    /// Read connections: at most this many reads run at once.
+    pub readers: usize,
+    /// How long a statement waits for a lock before failing as `Unavailable`.
+    pub busy_timeout: Duration,
+}
+
+impl SqliteOptions {
+    /// Defaults for a file: four readers, five seconds of busy timeout.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            readers: 4,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The SQLite implementation of [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    /// The only connection that writes. An async mutex: writers queue as tasks, and the
+    /// writer is held across the blocking call that uses it.
+    writer: Arc<tokio::sync::Mutex<Option<Writer>>>,
+    /// Idle read connections. Taken only after a `reader_permits` permit, so one is always
+    /// there for the taker.
+    readers: Arc<Mutex<Vec<Connection>>>,
+    /// Bounds concurrent reads to the number of read connections.
+    reader_permits: Semaphore,
+    /// The schema last migrated to: purge needs it to find references.
+    schema: RwLock<Arc<Schema>>,
+}
+
+/// The write connection and the last timestamp it handed out.
+#[derive(Debug)]
+struct Writer {
+    conn: Connection,
+    /// Creation and update times are strictly increasing in commit order, so keyset
+    /// pagination on `created_at` never misses a record committed after a page was read.
+    last_ts: Timestamp,
+}
+
+impl Writer {
+    fn now(&mut self) -> Timestamp {
+        let now = Timestamp::from_system(std::time::SystemTime::now());
+        self.last_ts = if now > self.last_ts {
+            now
+        } else {
+            self.last_ts.next()
+        };
+        self.last_ts
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and its connections.
+    pub async fn open(opts: SqliteOptions) -> Result<Self, StoreError> {
+        tokio::task::spawn_blocking(move || Self::open_blocking(&opts))
+            .await
+            .map_err(StoreError::internal)?
+    }
+
+    fn open_blocking(opts: &SqliteOptions) -> Result<Self, StoreError> {
+        if let Some(dir) = opts.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let writer = open_conn(&opts.path, opts.busy_timeout, false)?;
+        ddl::init_internal(&writer)?;
+        let readers = (0..opts.readers.max(1))
+            .map(|_| open_conn(&opts.path, opts.busy_timeout, true))
+            .collect::<Result<Vec<_>, _>>()?;
+        let empty = Schema::from_decls(&[])
+            .map_err(|_| StoreError::internal("default schema is invalid"))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: opts.path.clone(),
+                writer: Arc::new(tokio::sync::Mutex::new(Some(Writer {
+                    conn: writer,
+                    last_ts: Timestamp::from_system(std::time::UNIX_EPOCH),
+                }))),
+                reader_permits: Semaphore::new(readers.len()),
+                readers: Arc::new(Mutex::new(readers)),
+                schema: RwLock::new(Arc::new(empty)),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on the writer connection, inside the blocking pool.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Writer) -> Result<T, StoreError> + Send + 'static,
+    {
+        let mut guard = Arc::clone(&self.inner.writer).lock_owned().await;
+        tokio::task::spawn_blocking(move || match guard.as_mut() {
+            Some(w) => f(w),
+            None => Err(StoreError::Unavailable("the database is closed".to_owned())),
+        })
+        .await
+        .map_err(StoreError::internal)?
+    }
+
+    /// Runs `f` on a read connection, inside the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let _permit = self
+            .inner
+            .reader_permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Unavailable("the database is closed".to_owned()))?;
+        let pool = Arc::clone(&self.inner.readers);
+        tokio::task::spawn_blocking(move || {
+            let conn = pool
+                .lock()
+                .map_err(|_| StoreError::internal("reader pool poisoned"))?
+                .pop();
+            let conn =
+                conn.ok_or_else(|| StoreError::Unavailable("the database is closed".to_owned()))?;
+            let result = f(&conn);
+            if let Ok(mut idle) = pool.lock() {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(StoreError::internal)?
+    }
+
+    fn schema(&self) -> Arc<Schema> {
+        self.inner
+            .schema
+            .read()
+            .map(|s| Arc::clone(&s))
+            .unwrap_or_else(|p| Arc::clone(&p.into_inner()))
+    }
+}
+
+fn open_conn(path: &Path, busy: Duration, read_only: bool) -> Result<Connection, StoreError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(busy).map_err(errors::map)?;
+    // WAL lets readers run beside the writer; NORMAL sync in WAL mode loses nothing on a
+    // process crash (commits are in the WAL before the call returns), only possibly the last
+    // transactions on power loss.
+    let pragmas = if read_only {
+        "PRAGMA foreign_keys = ON; PRAGMA query_only = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;"
+    } else {
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000; PRAGMA journal_size_limit = 67108864;"
+    };
+    conn.execute_batch(pragmas).map_err(errors::map)?;
+    conn.set_prepared_statement_cache_capacity(128);
+    Ok(conn)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn plan(&self, schema: &Schema) -> Result<Plan, StoreError> {
+        let schema = schema.clone();
+        self.write(move |w| ddl::plan(&w.conn, &schema)).await
+    }
+
+    async fn migrate(
+        &self,
+        schema: &Schema,
+        allow_destructive: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let target = schema.clone();
+        let applied = self
+            .write(move |w| ddl::migrate(&mut w.conn, &target, allow_destructive))
+            .await?;
+        if let Ok(mut s) = self.inner.schema.write() {
+            *s = Arc::new(schema.clone());
+        }
+        Ok(applied)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(errors::map))
+            .await
+    }
+
+    async fn create(
+        &self,
+        ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        draft: Draft,
+        idempotency: Option<IdempotencyClaim>,
+    ) -> Result<Created, StoreError> {
+        let (model, owner) = (Arc::clone(model), ctx.actor.user_id());
+        let scope = idempotency_scope(ctx);
+        self.write(move |w| {
+            let now = w.now();
+            records::create(
+                &mut w.conn,
+                &model,
+                draft,
+                owner,
+                now,
+                idempotency.map(|c| (scope, c)),
+            )
+        })
+        .await
+    }
+
+    async fn get(&self, model: &Arc<ModelDef>, id: RecordId) -> Result<Option<Record>, StoreError> {
+        let model = Arc::clone(model);
+        self.read(move |c| records::get(c, &model, id)).await
+    }
+
+    async fn list(
+        &self,
+        model: &Arc<ModelDef>,
+        query: &ListQuery,
+        scope: ListScope,
+    ) -> Result<Page, StoreError> {
+        let (model, query) = (Arc::clone(model), query.clone());
+        self.read(move |c| list::list(c, &model, &query, scope))
+            .await
+    }
+
+    async fn update(
+        &self,
+        _ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        id: RecordId,
+        patch: Patch,
+        expected_version: Option<i64>,
+    ) -> Result<Record, StoreError> {
+        let model = Arc::clone(model);
+        self.write(move |w| {
+            let now = w.now();
+            records::update(&mut w.conn, &model, id, &patch, expected_version, now)
+        })
+        .await
+    }
+
+    async fn delete(
+        &self,
+        _ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        id: RecordId,
+        expected_version: Option<i64>,
+    ) -> Result<Record, StoreError> {
+        let model = Arc::clone(model);
+        self.write(move |w| {
+            let now = w.now();
+            records::set_status(
+                &w.conn,
+                &model,
+                id,
+                records::StatusChange::Delete,
+                expected_version,
+                now,
+            )
+        })
+        .await
+    }
+
+    async fn restore(
+        &self,
+        _ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        id: RecordId,
+    ) -> Result<Record, StoreError> {
+        let model = Arc::clone(model);
+        self.write(move |w| {
+            let now = w.now();
+            records::set_status(
+                &w.conn,
+                &model,
+                id,
+                records::StatusChange::Restore,
+                None,
+                now,
+            )
+        })
+        .await
+    }
+
+    async fn purge(
+        &self,
+        _ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        id: RecordId,
+        expected_version: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let (model, schema) = (Arc::clone(model), self.schema());
+        self.write(move |w| records::purge(&mut w.conn, &schema, &model, id, expected_version))
+            .await
+    }
+
+    async fn close(&self) {
+        // Stop new reads, then drop the idle readers; then checkpoint and close the writer.
+        self.inner.reader_permits.close();
+        if let Ok(mut idle) = self.inner.readers.lock() {
+            idle.clear();
+        }
+        let mut guard = self.inner.writer.lock().await;
+        if let Some(w) = guard.take() {
+            let result = tokio::task::spawn_blocking(move || {
+                w.conn
+                    .execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);")
+                    .map_err(errors::map)?;
+                w.conn.close().map_err(|(_, e)| errors::map(e))
+            })
+            .await;
+            match result {
+                Ok(Ok(())) => tracing::info!("database closed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "database close reported an error"),
+                Err(e) => tracing::warn!(error = %e, "database close task failed"),
+            }
+        }
+    }
+}
+
+/// Idempotency keys are scoped to the principal that sent them.
+fn idempotency_scope(ctx: &WriteCtx) -> String {
+    match ctx.actor.user_id() {
+        Some(u) => u.to_string(),
+        None => format!("{:?}", ctx.actor.role()).to_lowercase(),
+    }
+}
