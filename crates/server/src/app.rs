@@ -111,13 +111,19 @@ impl Application {
 }
 
 fn build_router(config: &ServerConfig, state: AppState) -> Result<Router, StartError> {
-    let mut router = routes::router()
+    with_middleware(routes::router(), config).map(|r| r.with_state(state))
+}
+
+/// Adds the 404/405 fallbacks and the middleware stack (panics → 500, request ids and the
+/// error envelope, body limit, CORS) to `routes`. Public so tests can wrap routes of their
+/// own (a handler that panics, say) exactly as the real ones are wrapped.
+pub fn with_middleware(routes: Router<AppState>, config: &ServerConfig) -> Result<Router<AppState>, StartError> {
+    let mut router = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::from_fn(request_context))
-        .layer(DefaultBodyLimit::max(config.body_limit))
-        .with_state(state);
+        .layer(DefaultBodyLimit::max(config.body_limit));
     if !config.cors_origins.is_empty() {
         router = router.layer(cors(&config.cors_origins)?);
     }

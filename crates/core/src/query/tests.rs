@@ -297,10 +297,15 @@ fn cursor_round_trips() {
     fields[5] = text("a@b.c");
     let last = record(fields.clone());
     let updated = Value::Datetime(last.updated_at);
+    let two_filters = [
+        ("sort", "-updated_at"),
+        ("qty[gt]", "3"),
+        ("status", "active"),
+    ];
     let cases: [(&[(&str, &str)], Value); 6] = [
         (&[], Value::Datetime(last.created_at)),
         (&[("sort", "name"), ("tier", "pro")], text("last one")),
-        (&[("sort", "-updated_at"), ("status", "active")], updated),
+        (&two_filters, updated),
         (&[("sort", "qty")], Value::Integer(7)),
         (&[("sort", "-due")], fields[4].clone()),
         (&[("sort", "email"), ("limit", "5")], text("a@b.c")),
@@ -397,14 +402,17 @@ fn garbage_cursors_are_refused() {
     for c in bad {
         refused(&[("cursor", &c)], "cursor", BAD_CURSOR);
     }
-    refused(
-        &[("cursor", &with("s", json!("created_at")))],
-        "cursor",
-        OTHER_QUERY,
-    );
-    refused(
-        &[("cursor", &with("f", json!("0000000000000000")))],
-        "cursor",
-        OTHER_QUERY,
-    );
+    for c in [
+        with("s", json!("created_at")),
+        with("f", json!("0000000000000000")),
+    ] {
+        refused(&[("cursor", &c)], "cursor", OTHER_QUERY);
+    }
+    // Length is checked first: a well-formed but overlong cursor is refused.
+    let fp = format!("{:016x}", ok(&[("sort", "name")]).fingerprint);
+    let by_name = |len: usize| wire(json!({ "s": "name", "f": fp, "v": "x".repeat(len), "i": ID }));
+    let (fits, long) = (by_name(1400), by_name(1600));
+    assert!(fits.len() <= 2048 && long.len() > 2048);
+    assert!(ok(&[("sort", "name"), ("cursor", &fits)]).after.is_some());
+    refused(&[("sort", "name"), ("cursor", &long)], "cursor", BAD_CURSOR);
 }
