@@ -67,8 +67,10 @@ pub struct Report {
     pub url: String,
     /// Options used.
     pub options: Options,
-    /// One entry per workload, in run order.
+    /// One entry per workload, in run order (none when `requests` is 0).
     pub workloads: Vec<Figures>,
+    /// Ids of the seeded records, e.g. for `../shared/peer-bench` (`IDS_FILE`).
+    pub seeded_ids: Vec<String>,
 }
 
 impl fmt::Display for Report {
@@ -132,20 +134,16 @@ pub async fn run(url: &str, opts: &Options) -> Result<Report, BenchError> {
         counter: AtomicU64::new(0),
     });
     let mut workloads = Vec::new();
-    for (name, mix) in [
-        ("get_one", [100, 0]),
-        ("list", [0, 100]),
-        ("create", [0, 0]),
-        ("mixed", [70, 20]),
-    ] {
+    let runs: &[(&'static str, [u64; 2])] = if opts.requests == 0 { &[] } else { &WORKLOADS };
+    for &(name, mix) in runs {
         workloads.push(measure(&target, name, opts, mix).await);
     }
-    Ok(Report {
-        url: target.base.clone(),
-        options: opts.clone(),
-        workloads,
-    })
+    Ok(Report { url: target.base.clone(), options: opts.clone(), workloads, seeded_ids: target.ids.clone() })
 }
+
+/// Workload names with their mix: percentage of gets, of lists; the rest are creates.
+const WORKLOADS: [(&'static str, [u64; 2]); 4] = [("get_one", [100, 0]), ("list", [0, 100]), ("create", [0, 0]), ("mixed", [70, 20])];
+
 
 #[derive(Debug)]
 struct Target {

@@ -231,7 +231,7 @@ pub fn validate_value(f: &FieldDef, v: &Json) -> Result<Value, String> {
         FieldType::Reference { model } => {
             let s = v
                 .as_str()
-                .ok_or_else(|| format!("must be the id of a {model} record"))?;
+                .ok_or_else(|| format!("must be the id of a record of model {model}"))?;
             RecordId::parse(s).map(Value::Reference)
         }
     }

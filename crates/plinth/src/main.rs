@@ -87,8 +87,7 @@ async fn bench(mut config: Config, args: cli::BenchArgs) -> anyhow::Result<()> {
     };
     if let Some(url) = args.url {
         let report = plinth_bench::run(&url, &opts).await?;
-        print!("{report}");
-        return Ok(());
+        return finish_bench(&report, args.ids_file.as_deref());
     }
     let dir = std::env::temp_dir().join(format!("plinth-bench-{}", std::process::id()));
     config.data_dir = dir.clone();
@@ -104,6 +103,16 @@ async fn bench(mut config: Config, args: cli::BenchArgs) -> anyhow::Result<()> {
     let _ = stop.send(());
     let _ = server.await;
     let _ = std::fs::remove_dir_all(&dir);
-    print!("{}", result?);
+    finish_bench(&result?, args.ids_file.as_deref())
+}
+
+fn finish_bench(report: &plinth_bench::Report, ids_file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    print!("{report}");
+    if let Some(path) = ids_file {
+        let mut text = report.seeded_ids.join("\n");
+        text.push('\n');
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("seeded ids written to {}", path.display());
+    }
     Ok(())
 }

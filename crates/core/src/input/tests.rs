@@ -234,7 +234,7 @@ fn wrong_values_are_refused_with_a_reason() {
         ("tier", json!(["pro"]), tier),
         ("parent", json!("not-a-uuid"), uuid),
         ("parent", json!(ID.replace('-', "")), uuid),
-        ("parent", json!(7), "must be the id of a item record"),
+        ("parent", json!(7), "must be the id of a record of model item"),
     ] {
         refused(key, value, reason);
     }
