@@ -1,29 +1,30 @@
 //! The embedded SQLite engine.
 //!
-//! One database file in WAL mode. Writes go through a single writer connection, taken with
-//! an async mutex so waiting writers park as tasks rather than threads; reads take one of a
-//! fixed pool of read-only connections, so they never wait behind the writer (WAL readers
-//! see the last committed state). All SQLite calls run on the blocking thread pool.
+//! One database file in WAL mode. Writes go to a single writer thread that commits them in
+//! groups (`writer`); reads take one of a fixed pool of read-only connections on the
+//! blocking thread pool, so they never wait behind the writer (WAL readers see the last
+//! committed state).
 //!
-//! Layout: `ddl` (migrations), `records` (reads and writes of records), `list` (list
-//! queries), `errors` (translation of `rusqlite` errors into [`StoreError`]).
+//! Layout: `writer` (the writer thread and group commit), `ddl` (migrations), `records`
+//! (reads and writes of records), `list` (list queries), `errors` (translation of
+//! `rusqlite` errors into [`StoreError`]).
 
 mod ddl;
 mod errors;
 mod list;
 mod records;
+mod writer;
 
 use crate::{Created, IdempotencyClaim, Page, Store, StoreError, WriteCtx};
 use async_trait::async_trait;
 use plinth_core::migrate::Plan;
-use plinth_core::{
-    Draft, ListQuery, ListScope, ModelDef, Patch, Record, RecordId, Schema, Timestamp,
-};
+use plinth_core::{Draft, ListQuery, ListScope, ModelDef, Patch, Record, RecordId, Schema};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::Semaphore;
+use writer::Writer;
 
 /// How to open the database.
 #[derive(Debug, Clone)]
@@ -56,9 +57,8 @@ pub struct SqliteStore {
 #[derive(Debug)]
 struct Inner {
     path: PathBuf,
-    /// The only connection that writes. An async mutex: writers queue as tasks, and the
-    /// writer is held across the blocking call that uses it.
-    writer: Arc<tokio::sync::Mutex<Option<Writer>>>,
+    /// Queue of the writer thread, the only connection that writes (see `writer`).
+    writer: tokio::sync::mpsc::Sender<writer::Msg>,
     /// Idle read connections. Taken only after a `reader_permits` permit, so one is always
     /// there for the taker.
     readers: Arc<Mutex<Vec<Connection>>>,
@@ -66,27 +66,6 @@ struct Inner {
     reader_permits: Semaphore,
     /// The schema last migrated to: purge needs it to find references.
     schema: RwLock<Arc<Schema>>,
-}
-
-/// The write connection and the last timestamp it handed out.
-#[derive(Debug)]
-struct Writer {
-    conn: Connection,
-    /// Creation and update times are strictly increasing in commit order, so keyset
-    /// pagination on `created_at` never misses a record committed after a page was read.
-    last_ts: Timestamp,
-}
-
-impl Writer {
-    fn now(&mut self) -> Timestamp {
-        let now = Timestamp::from_system(std::time::SystemTime::now());
-        self.last_ts = if now > self.last_ts {
-            now
-        } else {
-            self.last_ts.next()
-        };
-        self.last_ts
-    }
 }
 
 impl SqliteStore {
@@ -113,10 +92,7 @@ impl SqliteStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 path: opts.path.clone(),
-                writer: Arc::new(tokio::sync::Mutex::new(Some(Writer {
-                    conn: writer,
-                    last_ts: Timestamp::from_system(std::time::UNIX_EPOCH),
-                }))),
+                writer: writer::spawn(writer)?,
                 reader_permits: Semaphore::new(readers.len()),
                 readers: Arc::new(Mutex::new(readers)),
                 schema: RwLock::new(Arc::new(empty)),
@@ -129,19 +105,36 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// Runs `f` on the writer connection, inside the blocking pool.
+    /// Runs `f` on the writer thread inside the next group commit; the answer arrives once
+    /// that commit is durable.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Writer) -> Result<T, StoreError> + Send + 'static,
     {
-        let mut guard = Arc::clone(&self.inner.writer).lock_owned().await;
-        tokio::task::spawn_blocking(move || match guard.as_mut() {
-            Some(w) => f(w),
-            None => Err(StoreError::Unavailable("the database is closed".to_owned())),
-        })
-        .await
-        .map_err(StoreError::internal)?
+        let (msg, reply) = writer::write_job(f);
+        self.send(msg, reply).await
+    }
+
+    /// Runs `f` alone on the writer thread, outside any batch (it may manage its own
+    /// transaction).
+    async fn exclusive<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Writer) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (msg, reply) = writer::exclusive_job(f);
+        self.send(msg, reply).await
+    }
+
+    async fn send<T>(
+        &self,
+        msg: writer::Msg,
+        reply: tokio::sync::oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let closed = || StoreError::Unavailable("the database is closed".to_owned());
+        self.inner.writer.send(msg).await.map_err(|_| closed())?;
+        reply.await.map_err(|_| closed())?
     }
 
     /// Runs `f` on a read connection, inside the blocking pool.
@@ -212,7 +205,7 @@ fn open_conn(path: &Path, busy: Duration, read_only: bool) -> Result<Connection,
 impl Store for SqliteStore {
     async fn plan(&self, schema: &Schema) -> Result<Plan, StoreError> {
         let schema = schema.clone();
-        self.write(move |w| ddl::plan(&w.conn, &schema)).await
+        self.exclusive(move |w| ddl::plan(&w.conn, &schema)).await
     }
 
     async fn migrate(
@@ -222,7 +215,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<String>, StoreError> {
         let target = schema.clone();
         let applied = self
-            .write(move |w| ddl::migrate(&mut w.conn, &target, allow_destructive))
+            .exclusive(move |w| ddl::migrate(&mut w.conn, &target, allow_destructive))
             .await?;
         if let Ok(mut s) = self.inner.schema.write() {
             *s = Arc::new(schema.clone());
@@ -247,7 +240,7 @@ impl Store for SqliteStore {
         self.write(move |w| {
             let now = w.now();
             records::create(
-                &mut w.conn,
+                &w.conn,
                 &model,
                 draft,
                 owner,
@@ -285,7 +278,7 @@ impl Store for SqliteStore {
         let model = Arc::clone(model);
         self.write(move |w| {
             let now = w.now();
-            records::update(&mut w.conn, &model, id, &patch, expected_version, now)
+            records::update(&w.conn, &model, id, &patch, expected_version, now)
         })
         .await
     }
@@ -341,7 +334,7 @@ impl Store for SqliteStore {
         expected_version: Option<i64>,
     ) -> Result<(), StoreError> {
         let (model, schema) = (Arc::clone(model), self.schema());
-        self.write(move |w| records::purge(&mut w.conn, &schema, &model, id, expected_version))
+        self.write(move |w| records::purge(&w.conn, &schema, &model, id, expected_version))
             .await
     }
 
@@ -351,20 +344,18 @@ impl Store for SqliteStore {
         if let Ok(mut idle) = self.inner.readers.lock() {
             idle.clear();
         }
-        let mut guard = self.inner.writer.lock().await;
-        if let Some(w) = guard.take() {
-            let result = tokio::task::spawn_blocking(move || {
+        let result = self
+            .exclusive(|w| {
+                w.close();
                 w.conn
                     .execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);")
-                    .map_err(errors::map)?;
-                w.conn.close().map_err(|(_, e)| errors::map(e))
+                    .map_err(errors::map)
             })
             .await;
-            match result {
-                Ok(Ok(())) => tracing::info!("database closed"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "database close reported an error"),
-                Err(e) => tracing::warn!(error = %e, "database close task failed"),
-            }
+        match result {
+            Ok(()) => tracing::info!("database closed"),
+            Err(StoreError::Unavailable(_)) => {}
+            Err(e) => tracing::warn!(error = %e, "database close reported an error"),
         }
     }
 }

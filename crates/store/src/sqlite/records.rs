@@ -5,7 +5,7 @@ use crate::{Created, IdempotencyClaim, StoreError};
 use plinth_core::schema::{FieldType, ValueKind};
 use plinth_core::{Draft, ModelDef, Patch, Record, RecordId, Schema, Status, Timestamp, Value};
 use rusqlite::types::{Value as Sql, ValueRef};
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 use uuid::Uuid;
 
 /// The select list of a model: base columns, then declared fields in order.
@@ -143,16 +143,13 @@ fn check_references<'a>(
 
 /// Inserts a record (or replays an earlier create with the same idempotency key).
 pub(super) fn create(
-    conn: &mut Connection,
+    tx: &Connection,
     model: &ModelDef,
     draft: Draft,
     owner: Option<Uuid>,
     now: Timestamp,
     idempotency: Option<(String, IdempotencyClaim)>,
 ) -> Result<Created, StoreError> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(map)?;
     let m = model.name().as_str();
     if let Some((scope, claim)) = &idempotency {
         let earlier: Option<(String, String)> = tx
@@ -170,7 +167,7 @@ pub(super) fn create(
                 return Err(conflict("was already used with a different request body"));
             }
             let id = RecordId::parse(&record_id).map_err(StoreError::internal)?;
-            return match get(&tx, model, id)? {
+            return match get(tx, model, id)? {
                 Some(record) => Ok(Created {
                     record,
                     replayed: true,
@@ -179,7 +176,7 @@ pub(super) fn create(
             };
         }
     }
-    check_references(&tx, model, draft.fields.iter().enumerate())?;
+    check_references(tx, model, draft.fields.iter().enumerate())?;
     let record = Record {
         id: RecordId::new_v7(),
         name: draft.name,
@@ -221,7 +218,6 @@ pub(super) fn create(
         })
         .map_err(map)?;
     }
-    tx.commit().map_err(map)?;
     Ok(Created {
         record,
         replayed: false,
@@ -230,18 +226,15 @@ pub(super) fn create(
 
 /// Applies a patch to a live record.
 pub(super) fn update(
-    conn: &mut Connection,
+    tx: &Connection,
     model: &ModelDef,
     id: RecordId,
     patch: &Patch,
     expected: Option<i64>,
     now: Timestamp,
 ) -> Result<Record, StoreError> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(map)?;
     check_references(
-        &tx,
+        tx,
         model,
         patch
             .fields
@@ -293,12 +286,9 @@ pub(super) fn update(
         })
         .map_err(map)?;
     match updated {
-        Some(record) => {
-            tx.commit().map_err(map)?;
-            Ok(record)
-        }
+        Some(record) => Ok(record),
         None => Err(missed_live_write(
-            &tx,
+            tx,
             model,
             id,
             expected,
@@ -408,15 +398,12 @@ pub(super) fn set_status(
 
 /// Removes a record for good, unless another record references it.
 pub(super) fn purge(
-    conn: &mut Connection,
+    tx: &Connection,
     schema: &Schema,
     model: &ModelDef,
     id: RecordId,
     expected: Option<i64>,
 ) -> Result<(), StoreError> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(map)?;
     let m = model.name().as_str();
     let current: Option<i64> = tx
         .query_row(
@@ -466,5 +453,5 @@ pub(super) fn purge(
         [m, &id.to_string()],
     )
     .map_err(map)?;
-    tx.commit().map_err(map)
+    Ok(())
 }

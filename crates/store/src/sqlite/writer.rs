@@ -1,0 +1,229 @@
+//! The writer thread: the one connection that writes, with group commit.
+//!
+//! Write jobs arrive on a bounded channel. The thread takes every job already waiting (up to
+//! [`MAX_BATCH`]), runs each inside its own savepoint of one transaction, and commits once;
+//! only then does each caller get its answer. A job that fails rolls back to its savepoint
+//! and leaves the others intact, so batching changes throughput, never outcomes: every
+//! acknowledged write is committed, and every refused one left nothing behind.
+
+use super::errors::map;
+use crate::StoreError;
+use plinth_core::Timestamp;
+use rusqlite::Connection;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use tokio::sync::{mpsc, oneshot};
+
+/// Most jobs committed together: bounds the latency a batch adds to its first job.
+const MAX_BATCH: usize = 256;
+/// Jobs that may wait for the writer; senders beyond that wait (backpressure).
+pub(super) const QUEUE: usize = 4096;
+
+/// The write connection and its clock.
+#[derive(Debug)]
+pub(super) struct Writer {
+    pub(super) conn: Connection,
+    /// Creation and update times are strictly increasing in commit order, so keyset
+    /// pagination on `created_at` never misses a record committed after a page was read.
+    last_ts: Timestamp,
+    closed: bool,
+}
+
+impl Writer {
+    pub(super) fn new(conn: Connection) -> Self {
+        Self {
+            conn,
+            last_ts: Timestamp::from_system(std::time::UNIX_EPOCH),
+            closed: false,
+        }
+    }
+
+    /// The time of the write being made: now, or just after the previous write's time.
+    pub(super) fn now(&mut self) -> Timestamp {
+        let now = Timestamp::from_system(std::time::SystemTime::now());
+        self.last_ts = if now > self.last_ts {
+            now
+        } else {
+            self.last_ts.next()
+        };
+        self.last_ts
+    }
+
+    /// Ends the writer thread after the current message.
+    pub(super) fn close(&mut self) {
+        self.closed = true;
+    }
+}
+
+/// A job that runs inside the shared transaction; its result is delivered after commit.
+pub(super) trait Job: Send {
+    /// Runs the job; true if it succeeded (its savepoint is kept).
+    fn run(&mut self, w: &mut Writer) -> bool;
+    /// Delivers the result, or `failed` if the commit failed after the job succeeded.
+    fn finish(self: Box<Self>, failed: Option<&str>);
+}
+
+struct Pending<T, F> {
+    f: Option<F>,
+    result: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Job for Pending<T, F>
+where
+    T: Send,
+    F: FnOnce(&mut Writer) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, w: &mut Writer) -> bool {
+        let Some(f) = self.f.take() else { return false };
+        let result = catch_unwind(AssertUnwindSafe(|| f(w)))
+            .unwrap_or_else(|_| Err(StoreError::internal("a write job panicked")));
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, failed: Option<&str>) {
+        let result = match (self.result, failed) {
+            (Some(Ok(_)), Some(why)) => {
+                Err(StoreError::Unavailable(format!("commit failed: {why}")))
+            }
+            (Some(r), _) => r,
+            (None, _) => Err(StoreError::internal("write job never ran")),
+        };
+        let _ = self.reply.send(result);
+    }
+}
+
+/// A message to the writer thread.
+pub(super) enum Msg {
+    /// A job for the next group commit.
+    Write(Box<dyn Job>),
+    /// A job that manages its own transaction (migrations) or closes the connection; runs
+    /// alone, between batches.
+    Exclusive(Box<dyn FnOnce(&mut Writer) + Send>),
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Write(_) => "Msg::Write",
+            Self::Exclusive(_) => "Msg::Exclusive",
+        })
+    }
+}
+
+/// A write job whose result arrives on the returned receiver after its batch commits.
+pub(super) fn write_job<T, F>(f: F) -> (Msg, oneshot::Receiver<Result<T, StoreError>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Writer) -> Result<T, StoreError> + Send + 'static,
+{
+    let (reply, rx) = oneshot::channel();
+    (
+        Msg::Write(Box::new(Pending {
+            f: Some(f),
+            result: None,
+            reply,
+        })),
+        rx,
+    )
+}
+
+/// An exclusive job whose result arrives on the returned receiver.
+pub(super) fn exclusive_job<T, F>(f: F) -> (Msg, oneshot::Receiver<Result<T, StoreError>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Writer) -> Result<T, StoreError> + Send + 'static,
+{
+    let (reply, rx) = oneshot::channel();
+    let job = move |w: &mut Writer| {
+        let result = catch_unwind(AssertUnwindSafe(|| f(w)))
+            .unwrap_or_else(|_| Err(StoreError::internal("a job panicked")));
+        let _ = reply.send(result);
+    };
+    (Msg::Exclusive(Box::new(job)), rx)
+}
+
+/// Starts the writer thread over `conn`.
+pub(super) fn spawn(conn: Connection) -> Result<mpsc::Sender<Msg>, StoreError> {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    std::thread::Builder::new()
+        .name("plinth-sqlite-writer".to_owned())
+        .spawn(move || run(Writer::new(conn), rx))
+        .map_err(StoreError::internal)?;
+    Ok(tx)
+}
+
+fn run(mut w: Writer, mut rx: mpsc::Receiver<Msg>) {
+    let mut next: Option<Msg> = None;
+    while !w.closed {
+        let Some(msg) = next.take().or_else(|| rx.blocking_recv()) else {
+            break;
+        };
+        match msg {
+            Msg::Exclusive(f) => f(&mut w),
+            Msg::Write(job) => {
+                let mut batch = vec![job];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(Msg::Write(job)) => batch.push(job),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                commit_batch(&mut w, batch);
+            }
+        }
+    }
+    tracing::debug!("writer thread stopped");
+}
+
+fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute([]))
+        .map(|_| ())
+        .map_err(map)
+}
+
+fn commit_batch(w: &mut Writer, mut batch: Vec<Box<dyn Job>>) {
+    if let Err(e) = exec(&w.conn, "BEGIN IMMEDIATE") {
+        let why = e.to_string();
+        for job in batch {
+            job.finish(Some(&why));
+        }
+        return;
+    }
+    for job in &mut batch {
+        let outcome = exec(&w.conn, "SAVEPOINT job").map(|()| job.run(w));
+        let kept = match outcome {
+            Ok(true) => exec(&w.conn, "RELEASE job"),
+            Ok(false) => {
+                exec(&w.conn, "ROLLBACK TO job").and_then(|()| exec(&w.conn, "RELEASE job"))
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = kept {
+            // The transaction is in an unknown state: give up on the whole batch.
+            tracing::error!(error = %e, "savepoint handling failed; rolling back the batch");
+            let _ = w.conn.execute_batch("ROLLBACK");
+            let why = e.to_string();
+            for job in batch {
+                job.finish(Some(&why));
+            }
+            return;
+        }
+    }
+    let failed = match exec(&w.conn, "COMMIT") {
+        Ok(()) => None,
+        Err(e) => {
+            let _ = w.conn.execute_batch("ROLLBACK");
+            Some(e.to_string())
+        }
+    };
+    for job in batch {
+        job.finish(failed.as_deref());
+    }
+}
