@@ -134,16 +134,25 @@ pub async fn run(url: &str, opts: &Options) -> Result<Report, BenchError> {
         counter: AtomicU64::new(0),
     });
     let mut workloads = Vec::new();
-    let runs: &[(&'static str, [u64; 2])] = if opts.requests == 0 { &[] } else { &WORKLOADS };
+    let runs: &[(&str, [u64; 2])] = if opts.requests == 0 { &[] } else { &WORKLOADS };
     for &(name, mix) in runs {
         workloads.push(measure(&target, name, opts, mix).await);
     }
-    Ok(Report { url: target.base.clone(), options: opts.clone(), workloads, seeded_ids: target.ids.clone() })
+    Ok(Report {
+        url: target.base.clone(),
+        options: opts.clone(),
+        workloads,
+        seeded_ids: target.ids.clone(),
+    })
 }
 
 /// Workload names with their mix: percentage of gets, of lists; the rest are creates.
-const WORKLOADS: [(&'static str, [u64; 2]); 4] = [("get_one", [100, 0]), ("list", [0, 100]), ("create", [0, 0]), ("mixed", [70, 20])];
-
+const WORKLOADS: [(&str, [u64; 2]); 4] = [
+    ("get_one", [100, 0]),
+    ("list", [0, 100]),
+    ("create", [0, 0]),
+    ("mixed", [70, 20]),
+];
 
 #[derive(Debug)]
 struct Target {

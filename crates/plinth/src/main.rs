@@ -106,7 +106,10 @@ async fn bench(mut config: Config, args: cli::BenchArgs) -> anyhow::Result<()> {
     finish_bench(&result?, args.ids_file.as_deref())
 }
 
-fn finish_bench(report: &plinth_bench::Report, ids_file: Option<&std::path::Path>) -> anyhow::Result<()> {
+fn finish_bench(
+    report: &plinth_bench::Report,
+    ids_file: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     print!("{report}");
     if let Some(path) = ids_file {
         let mut text = report.seeded_ids.join("\n");

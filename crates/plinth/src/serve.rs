@@ -19,6 +19,8 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>
 
 /// Migrates the database to the declared models, then builds the bound application.
 pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::Result<Application> {
+    // Refuse an unsafe address before touching the database, so a refused start changes nothing.
+    plinth_server::app::check_listen(AuthMode::LocalAdmin, config.listen)?;
     let store = open_store(config).await?;
     let steps = store
         .migrate(&config.schema, allow_destructive)
@@ -44,6 +46,7 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
         body_limit: config.body_limit,
         cors_origins: config.cors_origins.clone(),
         drain_delay: config.drain_delay,
+        ..ServerConfig::default()
     };
     Ok(Application::build(server, state).await?)
 }

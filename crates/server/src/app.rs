@@ -41,19 +41,14 @@ pub struct Application {
     router: Router,
     state: AppState,
     drain_delay: Duration,
+    shutdown_timeout: Duration,
 }
 
 impl Application {
     /// Binds the listener and builds the router. Refuses a non-loopback address while every
     /// request acts as the local admin.
     pub async fn build(config: ServerConfig, state: AppState) -> Result<Self, StartError> {
-        if state.auth() == AuthMode::LocalAdmin && !config.listen.ip().is_loopback() {
-            return Err(StartError::Refused(format!(
-                "refusing to listen on {}: authentication is not configured, so every request acts as an \
-                 administrator. Listen on a loopback address (127.0.0.1 or ::1) instead",
-                config.listen
-            )));
-        }
+        check_listen(state.auth(), config.listen)?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -72,6 +67,7 @@ impl Application {
             router,
             state,
             drain_delay: config.drain_delay,
+            shutdown_timeout: config.shutdown_timeout,
         })
     }
 
@@ -88,6 +84,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let state = self.state.clone();
         let drain_delay = self.drain_delay;
+        let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
         let drain = async move {
             shutdown.await;
             state.start_draining();
@@ -96,18 +93,49 @@ impl Application {
                 "shutdown requested; draining"
             );
             tokio::time::sleep(drain_delay).await;
+            let _ = stopping.send(());
+        };
+        let grace = self.shutdown_timeout;
+        // Requests still running this long after the listener closed are abandoned, so a
+        // stuck client cannot hold a shutdown (and a rollout) forever.
+        let deadline = async move {
+            if stopped.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
         };
         let listener = self.listener.tap_io(|tcp| {
             // Small JSON responses: do not wait for Nagle's algorithm.
             let _ = tcp.set_nodelay(true);
         });
-        let served = axum::serve(listener, self.router)
-            .with_graceful_shutdown(drain)
-            .await;
-        tracing::info!("in-flight requests finished");
+        let serve = axum::serve(listener, self.router).with_graceful_shutdown(drain);
+        let served = tokio::select! {
+            served = serve => {
+                tracing::info!("in-flight requests finished");
+                served
+            }
+            () = deadline => {
+                tracing::warn!(timeout_ms = grace.as_millis() as u64, "requests still running at the shutdown timeout were abandoned");
+                Ok(())
+            }
+        };
         self.state.store().close().await;
         served
     }
+}
+
+/// Refuses to listen beyond loopback while every request acts as the local admin. Called by
+/// [`Application::build`], and by the binary before it touches the database, so a refused
+/// start changes nothing.
+pub fn check_listen(auth: AuthMode, listen: SocketAddr) -> Result<(), StartError> {
+    if auth == AuthMode::LocalAdmin && !listen.ip().is_loopback() {
+        return Err(StartError::Refused(format!(
+            "refusing to listen on {listen}: authentication is not configured, so every request acts as an \
+             administrator. Listen on a loopback address (127.0.0.1 or ::1) instead"
+        )));
+    }
+    Ok(())
 }
 
 fn build_router(config: &ServerConfig, state: AppState) -> Result<Router, StartError> {
@@ -117,7 +145,10 @@ fn build_router(config: &ServerConfig, state: AppState) -> Result<Router, StartE
 /// Adds the 404/405 fallbacks and the middleware stack (panics → 500, request ids and the
 /// error envelope, body limit, CORS) to `routes`. Public so tests can wrap routes of their
 /// own (a handler that panics, say) exactly as the real ones are wrapped.
-pub fn with_middleware(routes: Router<AppState>, config: &ServerConfig) -> Result<Router<AppState>, StartError> {
+pub fn with_middleware(
+    routes: Router<AppState>,
+    config: &ServerConfig,
+) -> Result<Router<AppState>, StartError> {
     let mut router = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -18,6 +18,9 @@ pub struct ServerConfig {
     /// After a shutdown signal, how long `/readyz` reports 503 before the listener closes,
     /// so a load balancer notices before connections are refused.
     pub drain_delay: Duration,
+    /// After the listener closes, how long in-flight requests may still run before they are
+    /// abandoned and the process exits.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -27,6 +30,7 @@ impl Default for ServerConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             cors_origins: Vec::new(),
             drain_delay: Duration::ZERO,
+            shutdown_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -170,6 +170,9 @@ impl Config {
             .or(parse_env(env::LOG_LEVEL)?)
             .or(file.log_level)
             .unwrap_or_else(|| "info".to_owned());
+        tracing_subscriber::EnvFilter::try_new(&log_level).with_context(|| {
+            format!("invalid log filter {log_level:?} (try info, warn or plinth=debug,info)")
+        })?;
         let body_limit = match parse_env(env::BODY_LIMIT)? {
             Some(v) => v
                 .parse()

@@ -1,0 +1,214 @@
+//! Logs: JSON lines on stdout, one access line per request, filtered by `LOG_LEVEL`, never
+//! carrying request bodies.
+
+use crate::helpers::{Proc, Server, TestDir, log_field};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const ACCESS: &str = "plinth::access";
+
+fn access_lines(proc: &Proc) -> Vec<Value> {
+    proc.logs()
+        .into_iter()
+        .filter(|l| l["target"] == ACCESS)
+        .collect()
+}
+
+/// The one access line of the request with this id.
+fn access_line(lines: &[Value], request_id: &str) -> Value {
+    let matching: Vec<&Value> = lines
+        .iter()
+        .filter(|l| log_field(l, "request_id") == Some(&json!(request_id)))
+        .collect();
+    assert_eq!(
+        matching.len(),
+        1,
+        "access lines for request {request_id}: {matching:?}"
+    );
+    matching[0].clone()
+}
+
+fn assert_access(line: &Value, method: &str, route: &str, status: u16) {
+    assert_eq!(line["level"], "INFO", "{line}");
+    assert_eq!(log_field(line, "method"), Some(&json!(method)), "{line}");
+    assert_eq!(log_field(line, "route"), Some(&json!(route)), "{line}");
+    assert_eq!(log_field(line, "status"), Some(&json!(status)), "{line}");
+    let latency = log_field(line, "latency_ms")
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("latency_ms is not a number: {line}"));
+    assert!((0.0..60_000.0).contains(&latency), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_request_logs_one_access_line_with_its_request_id() {
+    let dir = TestDir::new();
+    let server = Server::start(&dir).await;
+    let created = server
+        .send(
+            server
+                .client()
+                .post(server.url("/api/v1/resource"))
+                .header("x-request-id", "it-create-1")
+                .json(&json!({"name": "logged"})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(
+        created.header("x-request-id"),
+        Some("it-create-1"),
+        "a sane client id is kept"
+    );
+    let id = created.body["data"]["id"].as_str().expect("id").to_owned();
+
+    let read = server.get(&format!("/api/v1/resource/{id}")).await;
+    assert_eq!(read.status, StatusCode::OK);
+    let read_id = read
+        .header("x-request-id")
+        .expect("X-Request-Id")
+        .to_owned();
+    assert!(!read_id.is_empty());
+
+    let missing = server.get("/no/such/route").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let missing_id = missing
+        .header("x-request-id")
+        .expect("X-Request-Id")
+        .to_owned();
+    assert_eq!(missing.body["error"]["request_id"], json!(missing_id));
+
+    let bad = server.post("/api/v1/resource", &json!({"name": ""})).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let bad_id = bad.header("x-request-id").expect("X-Request-Id").to_owned();
+
+    let proc = server.stop().await;
+    let lines = access_lines(&proc);
+    assert_access(
+        &access_line(&lines, "it-create-1"),
+        "POST",
+        "/api/v1/{model}",
+        201,
+    );
+    assert_access(
+        &access_line(&lines, &read_id),
+        "GET",
+        "/api/v1/{model}/{id}",
+        200,
+    );
+    assert_access(
+        &access_line(&lines, &bad_id),
+        "POST",
+        "/api/v1/{model}",
+        400,
+    );
+    let unmatched = access_line(&lines, &missing_id);
+    assert_eq!(log_field(&unmatched, "status"), Some(&json!(404)));
+    assert_ne!(
+        log_field(&unmatched, "route"),
+        Some(&json!("/no/such/route")),
+        "the route is a pattern, never the raw path"
+    );
+    assert_eq!(lines.len(), 4, "one line per request: {lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_level_warn_hides_access_lines() {
+    let dir = TestDir::new();
+    let server = Server::start_quiet(&dir, &[("LOG_LEVEL", "warn")]).await;
+    let id = server.create("resource", &json!({"name": "quiet"})).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    server.read("resource", &id).await;
+    let proc = server.stop().await;
+    let logs = proc.logs();
+    assert!(
+        access_lines(&proc).is_empty(),
+        "access lines at warn: {logs:?}"
+    );
+    assert!(
+        logs.iter()
+            .all(|l| l["level"] == "WARN" || l["level"] == "ERROR"),
+        "only warnings and errors at LOG_LEVEL=warn: {logs:?}"
+    );
+    assert!(
+        logs.iter().any(|l| l["level"] == "WARN"),
+        "the local-admin warning still shows: {logs:?}"
+    );
+}
+
+/// Writes values through every kind of request and asserts none reaches the logs.
+async fn exercise_secrets(server: &Server, secrets: &[&str; 4]) {
+    let created = server
+        .create("resource", &json!({"name": secrets[0]}))
+        .await;
+    let id = created["id"].as_str().expect("id");
+    let patched = server
+        .patch(
+            &format!("/api/v1/resource/{id}"),
+            &json!({"name": secrets[1]}),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    let invalid = server
+        .post(
+            "/api/v1/resource",
+            &json!({"name": "ok", "unknown_field": secrets[2]}),
+        )
+        .await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST, "{}", invalid.body);
+    let too_long = server
+        .post("/api/v1/resource", &json!({"name": secrets[3].repeat(20)}))
+        .await;
+    assert_eq!(
+        too_long.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        too_long.body
+    );
+    let malformed = server
+        .send(
+            server
+                .client()
+                .post(server.url("/api/v1/resource"))
+                .header("content-type", "application/json")
+                .body(format!("{{\"name\": \"{}\"", secrets[0])),
+        )
+        .await;
+    assert_eq!(
+        malformed.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        malformed.body
+    );
+    let filtered = server
+        .get(&format!("/api/v1/resource?name={}", secrets[1]))
+        .await;
+    assert_eq!(filtered.status, StatusCode::OK, "{}", filtered.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_values_never_reach_the_logs() {
+    let secrets = [
+        "super-secret-name-123",
+        "patched-secret-456",
+        "unknown-field-secret-789",
+        "too-long-secret-",
+    ];
+    for level in ["info", "debug"] {
+        let dir = TestDir::new();
+        let server = Server::start_with(&dir, &[], &[("LOG_LEVEL", level)]).await;
+        exercise_secrets(&server, &secrets).await;
+        let proc = server.stop().await;
+        assert!(
+            access_lines(&proc).len() >= 6,
+            "requests were logged at {level}"
+        );
+        for secret in secrets {
+            assert!(
+                !proc.stdout().contains(secret) && !proc.stderr().contains(secret),
+                "{secret:?} appears in the logs at LOG_LEVEL={level}\n{}",
+                proc.describe()
+            );
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Process-level tests of the `plinth` binary: each spawns the real executable.
+
+mod config;
+mod helpers;
+mod logs;
+mod migrate;
+mod process;
+mod refusals;

@@ -1,0 +1,287 @@
+//! Schema migrations across restarts: additive changes just work, destructive ones are
+//! refused unless allowed, and refused changes leave the database untouched.
+
+use crate::helpers::{Server, TestDir, log_field, log_message, refused, run, run_ok, sqlite};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const TITLE: &str = "[[models.fields]]\nname = \"title\"\ntype = \"string\"\n";
+const TITLE_UNIQUE: &str =
+    "[[models.fields]]\nname = \"title\"\ntype = \"string\"\nunique = true\n";
+const PAGES: &str = "[[models.fields]]\nname = \"pages\"\ntype = \"integer\"\n";
+const ISBN: &str = "[[models.fields]]\nname = \"isbn\"\ntype = \"string\"\n";
+const PUBLISHER: &str =
+    "[[models.fields]]\nname = \"publisher\"\ntype = \"string\"\nrequired = true\n";
+
+/// `plinth.toml` declaring `book` with `fields`, and `author` when asked.
+fn declare(dir: &TestDir, fields: &[&str], author: bool) {
+    let mut text = String::from("[[models]]\nname = \"book\"\n\n");
+    for field in fields {
+        text.push_str(field);
+        text.push('\n');
+    }
+    if author {
+        text.push_str("[[models]]\nname = \"author\"\n");
+    }
+    dir.write_config(&text);
+}
+
+/// A `book` model with title and pages, and two records sharing a title; returns their ids.
+async fn seed_books(dir: &TestDir) -> (String, String) {
+    declare(dir, &[TITLE, PAGES], false);
+    let server = Server::start(dir).await;
+    let first = server
+        .create(
+            "book",
+            &json!({"name": "first", "title": "Dune", "pages": 412}),
+        )
+        .await;
+    let second = server
+        .create(
+            "book",
+            &json!({"name": "second", "title": "Dune", "pages": 200}),
+        )
+        .await;
+    server.stop().await;
+    let id = |v: &Value| v["id"].as_str().expect("id").to_owned();
+    (id(&first), id(&second))
+}
+
+/// The `CREATE TABLE` (and index) statements of `table`, if `sqlite3` is installed.
+fn table_schema(dir: &TestDir, table: &str) -> Option<String> {
+    sqlite(&dir.db(), &format!(".schema {table}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn additive_changes_apply_and_destructive_ones_need_allowing() {
+    let dir = TestDir::new();
+    let (first, _) = seed_books(&dir).await;
+
+    // A new model and a nullable field: start just works, old records get null.
+    declare(&dir, &[TITLE, PAGES, ISBN], true);
+    let server = Server::start(&dir).await;
+    let mut steps: Vec<String> = server
+        .proc
+        .logs()
+        .iter()
+        .filter(|l| log_message(l) == Some("migrated"))
+        .filter_map(|l| {
+            log_field(l, "step")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect();
+    steps.sort();
+    assert_eq!(steps, ["add field book.isbn", "create model author"]);
+    let book = server.read("book", &first).await;
+    assert_eq!(book["title"], "Dune");
+    assert_eq!(book["pages"], 412);
+    assert_eq!(
+        book.get("isbn"),
+        Some(&Value::Null),
+        "the new field is null: {book}"
+    );
+    let authors = server.get("/api/v1/author").await;
+    assert_eq!(authors.status, StatusCode::OK, "{}", authors.body);
+    assert_eq!(authors.body["data"], json!([]));
+    server
+        .create("author", &json!({"name": "Frank Herbert"}))
+        .await;
+    let with_isbn = server
+        .create(
+            "book",
+            &json!({"name": "third", "title": "Emma", "isbn": "978-0141439587"}),
+        )
+        .await;
+    assert_eq!(with_isbn["isbn"], "978-0141439587");
+    server.stop().await;
+    if let Some(schema) = table_schema(&dir, "book") {
+        assert!(schema.contains("\"isbn\" TEXT"), "{schema}");
+        assert!(schema.contains("\"pages\" INTEGER"), "{schema}");
+    }
+    if let Some(schema) = table_schema(&dir, "author") {
+        assert!(schema.starts_with("CREATE TABLE"), "{schema}");
+        assert!(schema.contains("\"owner_id\" TEXT"), "{schema}");
+    }
+
+    // Dropping a field is refused, naming the field and the way out.
+    declare(&dir, &[TITLE, ISBN], true);
+    let data = dir.data_arg();
+    let serve = ["serve", "--listen", "127.0.0.1:0", "--data-dir", &data];
+    let stderr = refused(&dir, &serve, &[]).await.stderr;
+    assert!(stderr.contains("destructive"), "{stderr}");
+    assert!(stderr.contains("book.pages"), "{stderr}");
+    assert!(stderr.contains("--allow-destructive"), "{stderr}");
+    let stderr = refused(&dir, &["migrate", "--data-dir", &data], &[])
+        .await
+        .stderr;
+    assert!(stderr.contains("book.pages"), "{stderr}");
+
+    // The dry run shows the step, marked, and changes nothing.
+    let dry = run_ok(&dir, &["migrate", "--dry-run", "--data-dir", &data], &[]).await;
+    let marked: Vec<&str> = dry
+        .stdout
+        .lines()
+        .filter(|l| l.ends_with("(destructive)"))
+        .collect();
+    assert_eq!(
+        marked,
+        ["drop field book.pages and its values (destructive)"],
+        "{}",
+        dry.stdout
+    );
+    if let Some(schema) = table_schema(&dir, "book") {
+        assert!(
+            schema.contains("\"pages\""),
+            "refusals and dry runs change nothing: {schema}"
+        );
+    }
+
+    // Allowed: the field is gone from the table and from responses; the rest is intact.
+    let server = Server::start_with(&dir, &["--allow-destructive"], &[]).await;
+    let book = server.read("book", &first).await;
+    assert_eq!(
+        book.get("pages"),
+        None,
+        "dropped field still served: {book}"
+    );
+    assert_eq!(book["title"], "Dune");
+    assert_eq!(book["name"], "first");
+    let unknown = server
+        .post("/api/v1/book", &json!({"name": "fourth", "pages": 10}))
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "{}", unknown.body);
+    assert_eq!(unknown.body["error"]["code"], "INVALID_INPUT");
+    server.stop().await;
+    if let Some(schema) = table_schema(&dir, "book") {
+        assert!(!schema.contains("pages"), "{schema}");
+        assert!(schema.contains("\"isbn\" TEXT"), "{schema}");
+    }
+
+    // Applied: nothing left to do.
+    let dry = run_ok(&dir, &["migrate", "--dry-run", "--data-dir", &data], &[]).await;
+    assert!(
+        dry.stdout.contains("the schema is up to date"),
+        "{}",
+        dry.stdout
+    );
+    Server::start(&dir).await.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_command_applies_when_allowed() {
+    let dir = TestDir::new();
+    let (first, _) = seed_books(&dir).await;
+    declare(&dir, &[TITLE], false);
+    let data = dir.data_arg();
+    let done = run_ok(
+        &dir,
+        &["migrate", "--allow-destructive", "--data-dir", &data],
+        &[],
+    )
+    .await;
+    assert!(done.stdout.contains("applied 1 step(s)"), "{}", done.stdout);
+    let server = Server::start(&dir).await;
+    let book = server.read("book", &first).await;
+    assert_eq!(book.get("pages"), None, "{book}");
+    assert_eq!(book["title"], "Dune");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_field_is_refused_while_records_lack_it() {
+    let dir = TestDir::new();
+    let (first, second) = seed_books(&dir).await;
+    declare(&dir, &[TITLE, PAGES, PUBLISHER], false);
+    let data = dir.data_arg();
+    let serve = ["serve", "--listen", "127.0.0.1:0", "--data-dir", &data];
+    let stderr = refused(&dir, &serve, &[]).await.stderr;
+    assert!(stderr.contains("book.publisher"), "{stderr}");
+    assert!(stderr.contains("required"), "{stderr}");
+    assert!(stderr.contains("2 existing record(s)"), "{stderr}");
+    if let Some(schema) = table_schema(&dir, "book") {
+        assert!(
+            !schema.contains("publisher"),
+            "the refused migration was applied in part: {schema}"
+        );
+    }
+
+    // The old declaration still starts, with the records untouched.
+    declare(&dir, &[TITLE, PAGES], false);
+    let server = Server::start(&dir).await;
+    assert_eq!(server.read("book", &first).await["pages"], 412);
+    assert_eq!(server.read("book", &second).await["pages"], 200);
+    let book = server.read("book", &first).await;
+    assert_eq!(book.get("publisher"), None, "{book}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unique_is_refused_while_duplicates_exist() {
+    let dir = TestDir::new();
+    let (_, second) = seed_books(&dir).await;
+    declare(&dir, &[TITLE_UNIQUE, PAGES], false);
+    let data = dir.data_arg();
+    let serve = ["serve", "--listen", "127.0.0.1:0", "--data-dir", &data];
+    let stderr = refused(&dir, &serve, &[]).await.stderr;
+    assert!(stderr.contains("book.title"), "{stderr}");
+    assert!(stderr.contains("unique"), "{stderr}");
+    if let Some(indexes) = sqlite(&dir.db(), ".indexes book") {
+        assert!(!indexes.contains("book__title"), "{indexes}");
+    }
+
+    // Once the duplicate is fixed, the same declaration applies.
+    declare(&dir, &[TITLE, PAGES], false);
+    let server = Server::start(&dir).await;
+    let fixed = server
+        .patch(
+            &format!("/api/v1/book/{second}"),
+            &json!({"title": "Dune Messiah"}),
+        )
+        .await;
+    assert_eq!(fixed.status, StatusCode::OK, "{}", fixed.body);
+    server.stop().await;
+    declare(&dir, &[TITLE_UNIQUE, PAGES], false);
+    let server = Server::start(&dir).await;
+    let duplicate = server
+        .post("/api/v1/book", &json!({"name": "copy", "title": "Dune"}))
+        .await;
+    assert_eq!(duplicate.status, StatusCode::CONFLICT, "{}", duplicate.body);
+    assert_eq!(duplicate.body["error"]["code"], "CONFLICT");
+    server.stop().await;
+    if let Some(indexes) = sqlite(&dir.db(), ".indexes book") {
+        assert!(indexes.contains("book__title"), "{indexes}");
+    }
+    let dry = run(&dir, &["migrate", "--dry-run", "--data-dir", &data], &[]).await;
+    assert!(
+        dry.stdout.contains("the schema is up to date"),
+        "{}",
+        dry.stdout
+    );
+}
+
+/// A start refused for its listen address must not migrate first: here that would drop a
+/// column and its values, then refuse to serve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_refused_for_its_address_applies_no_migration() {
+    let dir = TestDir::new();
+    let (first, _) = seed_books(&dir).await;
+    declare(&dir, &[TITLE], false);
+    let data = dir.data_arg();
+    let args = [
+        "serve",
+        "--listen",
+        "0.0.0.0:0",
+        "--allow-destructive",
+        "--data-dir",
+        &data,
+    ];
+    let stderr = refused(&dir, &args, &[]).await.stderr;
+    assert!(stderr.contains("authentication"), "{stderr}");
+
+    declare(&dir, &[TITLE, PAGES], false);
+    let server = Server::start(&dir).await;
+    let book = server.read("book", &first).await;
+    assert_eq!(
+        book["pages"], 412,
+        "a refused start dropped book.pages: {book}"
+    );
+}

@@ -1,0 +1,253 @@
+//! The process lifecycle: durability across SIGKILL, graceful drain on SIGTERM, SIGINT.
+
+use crate::helpers::{Server, TestDir, log_field, log_message, reply};
+use reqwest::StatusCode;
+use serde_json::json;
+use std::io::{Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const ACKS_BEFORE_KILL: usize = 200;
+const WORKERS: usize = 8;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_acknowledged_create_survives_sigkill() {
+    let dir = TestDir::new();
+    let mut server = Server::start(&dir).await;
+    let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let killed = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..WORKERS {
+        let (client, url) = (server.client(), server.url("/api/v1/resource"));
+        let (acked, killed) = (Arc::clone(&acked), Arc::clone(&killed));
+        workers.push(tokio::spawn(async move {
+            // Keeps creating until the process is killed under it; a request cut off by the
+            // kill is not acknowledged and so not expected to survive.
+            for i in 0..ACKS_BEFORE_KILL {
+                let name = format!("durable-{w}-{i}");
+                let Ok(resp) = client
+                    .post(&url)
+                    .json(&json!({ "name": name }))
+                    .send()
+                    .await
+                else {
+                    assert!(
+                        killed.load(Ordering::SeqCst),
+                        "request failed before the kill"
+                    );
+                    return;
+                };
+                let status = resp.status();
+                let Ok(text) = resp.text().await else {
+                    return;
+                };
+                assert_eq!(
+                    status,
+                    StatusCode::CREATED,
+                    "create before the kill: {text}"
+                );
+                let body: serde_json::Value = serde_json::from_str(&text).expect("JSON body");
+                let id = body["data"]["id"].as_str().expect("created id").to_owned();
+                acked.lock().expect("acks lock").push((id, name));
+            }
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.lock().expect("acks lock").len() < ACKS_BEFORE_KILL {
+        assert!(
+            Instant::now() < deadline,
+            "too slow to acknowledge {ACKS_BEFORE_KILL} creates"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    killed.store(true, Ordering::SeqCst);
+    let status = server.proc.kill();
+    assert_eq!(status.signal(), Some(9), "the server should die of SIGKILL");
+    for w in workers {
+        w.await.expect("worker task");
+    }
+    drop(server);
+
+    let acked = acked.lock().expect("acks lock").clone();
+    assert!(acked.len() >= ACKS_BEFORE_KILL);
+    let server = Server::start(&dir).await;
+    for (id, name) in &acked {
+        let data = server.read("resource", id).await;
+        assert_eq!(data["name"], json!(name), "record {id} after the crash");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_reports_unready_while_draining_then_exits_cleanly() {
+    let dir = TestDir::new();
+    let mut server = Server::start_with(&dir, &[], &[("PLINTH_DRAIN_SECONDS", "3")]).await;
+    let ready = server.get("/readyz").await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+    assert_eq!(ready.body["data"]["status"], "ready");
+
+    // A create sent just before the signal.
+    let (client, url) = (server.client(), server.url("/api/v1/resource"));
+    let in_flight = tokio::spawn(async move {
+        reply(
+            client
+                .post(url)
+                .json(&json!({"name": "sent-before-sigterm"}))
+                .send()
+                .await
+                .expect("in-flight create"),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    server.proc.signal("TERM");
+    let signalled = Instant::now();
+
+    let unready = loop {
+        let r = server.get("/readyz").await;
+        if r.status == StatusCode::SERVICE_UNAVAILABLE {
+            break r;
+        }
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(
+            signalled.elapsed() < Duration::from_millis(2500),
+            "/readyz still 200 after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(unready.body["success"], false);
+    assert_eq!(unready.body["error"]["code"], "UNAVAILABLE");
+    let retry: u64 = unready
+        .header("retry-after")
+        .expect("Retry-After on 503")
+        .parse()
+        .expect("Retry-After in seconds");
+    assert!(retry >= 1);
+    let request_id = unready.header("x-request-id").expect("X-Request-Id");
+    assert_eq!(unready.body["error"]["request_id"], request_id);
+
+    let alive = server.get("/healthz").await;
+    assert_eq!(
+        alive.status,
+        StatusCode::OK,
+        "liveness must hold while draining"
+    );
+    assert_eq!(alive.body["data"]["status"], "ok");
+
+    let created = in_flight.await.expect("in-flight task");
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["data"]["id"].as_str().expect("id").to_owned();
+
+    let status = server.proc.wait_exit().await;
+    assert_eq!(status.code(), Some(0), "{}", server.proc.describe());
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(3),
+        "exited before the drain delay"
+    );
+    let logs = server.proc.logs();
+    let signal = logs
+        .iter()
+        .find(|l| log_message(l) == Some("signal received"))
+        .expect("a 'signal received' line");
+    assert_eq!(log_field(signal, "signal"), Some(&json!("SIGTERM")));
+    let position = |m: &str| logs.iter().position(|l| log_message(l) == Some(m));
+    let finished = position("in-flight requests finished").expect("drain logged");
+    let closed = position("database closed").expect("'database closed' logged");
+    assert!(
+        finished < closed,
+        "the database closes after the last request"
+    );
+    drop(server);
+
+    let server = Server::start(&dir).await;
+    assert_eq!(
+        server.read("resource", &id).await["name"],
+        "sent-before-sigterm"
+    );
+}
+
+/// A request whose body is still arriving when SIGTERM lands is served, even with no drain
+/// delay; only then does the process exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_in_flight_at_sigterm_completes() {
+    let dir = TestDir::new();
+    let mut server = Server::start(&dir).await;
+    let body = json!({"name": "half-sent-when-signalled"}).to_string();
+    let (head, tail) = body.split_at(body.len() / 2);
+    let addr = server.url("").trim_start_matches("http://").to_owned();
+    let mut tcp = std::net::TcpStream::connect(&addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    write!(
+        tcp,
+        "POST /api/v1/resource HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{head}",
+        body.len()
+    )
+    .expect("send the head of the request");
+    tcp.flush().expect("flush");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    server.proc.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tcp.write_all(tail.as_bytes())
+        .expect("send the rest of the body");
+    let response = tokio::task::spawn_blocking(move || {
+        let mut buf = Vec::new();
+        let _ = tcp.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+    .await
+    .expect("reader task");
+    assert!(
+        response.starts_with("HTTP/1.1 201"),
+        "in-flight create after SIGTERM: {response:?}\n{}",
+        server.proc.describe()
+    );
+    let json_start = response.find('{').expect("a JSON body");
+    let created: serde_json::Value =
+        serde_json::from_str(response[json_start..].trim_end()).expect("JSON body");
+    let id = created["data"]["id"].as_str().expect("id").to_owned();
+
+    let status = server.proc.wait_exit().await;
+    assert_eq!(status.code(), Some(0), "{}", server.proc.describe());
+    assert!(
+        server.proc.logged("database closed"),
+        "{}",
+        server.proc.describe()
+    );
+    drop(server);
+
+    let server = Server::start(&dir).await;
+    assert_eq!(
+        server.read("resource", &id).await["name"],
+        "half-sent-when-signalled"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_exits_cleanly() {
+    let dir = TestDir::new();
+    let mut server = Server::start(&dir).await;
+    let id = server
+        .create("resource", &json!({"name": "before-ctrl-c"}))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    server.proc.signal("INT");
+    let status = server.proc.wait_exit().await;
+    assert_eq!(status.code(), Some(0), "{}", server.proc.describe());
+    let logs = server.proc.logs();
+    let signal = logs
+        .iter()
+        .find(|l| log_message(l) == Some("signal received"))
+        .expect("a 'signal received' line");
+    assert_eq!(log_field(signal, "signal"), Some(&json!("SIGINT")));
+    assert!(server.proc.logged("database closed"));
+    drop(server);
+
+    let server = Server::start(&dir).await;
+    assert_eq!(server.read("resource", &id).await["name"], "before-ctrl-c");
+}

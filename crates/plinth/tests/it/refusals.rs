@@ -1,0 +1,190 @@
+//! `plinth serve` refuses unsafe or invalid settings at start, with a message naming the
+//! problem, before serving anything.
+
+use crate::helpers::{TestDir, refused};
+
+/// `serve` on a loopback port with the test's data dir, plus `extra` flags.
+async fn serve_refused(dir: &TestDir, extra: &[&str], envs: &[(&str, &str)]) -> String {
+    let data = dir.data_arg();
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data-dir", &data];
+    args.extend_from_slice(extra);
+    refused(dir, &args, envs).await.stderr
+}
+
+/// The line number in a `FILE:LINE:` prefix of `message`.
+fn line_of(message: &str, file: &str) -> usize {
+    let prefix = format!("{file}:");
+    let at = message
+        .find(&prefix)
+        .unwrap_or_else(|| panic!("no {prefix}LINE in {message:?}"));
+    message[at + prefix.len()..]
+        .split(':')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no line number after {prefix} in {message:?}"))
+}
+
+#[tokio::test]
+async fn non_loopback_listen_is_refused_without_authentication() {
+    let dir = TestDir::new();
+    let data = dir.data_arg();
+    let done = refused(
+        &dir,
+        &["serve", "--listen", "0.0.0.0:0", "--data-dir", &data],
+        &[],
+    )
+    .await;
+    assert!(done.stderr.contains("0.0.0.0:0"), "{}", done.stderr);
+    assert!(done.stderr.contains("authentication"), "{}", done.stderr);
+    assert!(done.stderr.contains("loopback"), "{}", done.stderr);
+    // A start refused for its settings must not touch the data: with --allow-destructive a
+    // refused start could otherwise drop columns first and refuse afterwards.
+    assert!(
+        !dir.db().exists(),
+        "the database was created (and migrated) before the refusal\n{}",
+        done.stdout
+    );
+}
+
+#[tokio::test]
+async fn production_env_is_refused() {
+    let dir = TestDir::new();
+    let stderr = serve_refused(&dir, &[], &[("PLINTH_ENV", "production")]).await;
+    assert!(stderr.contains("PLINTH_ENV=production"), "{stderr}");
+    assert!(stderr.contains("authentication"), "{stderr}");
+    assert!(
+        !dir.db().exists(),
+        "nothing should be created before the refusal"
+    );
+}
+
+#[tokio::test]
+async fn unknown_env_value_is_refused() {
+    let dir = TestDir::new();
+    let stderr = serve_refused(&dir, &[], &[("PLINTH_ENV", "bogus")]).await;
+    assert!(stderr.contains("PLINTH_ENV"), "{stderr}");
+    assert!(stderr.contains("bogus"), "{stderr}");
+    assert!(stderr.contains("production or development"), "{stderr}");
+}
+
+#[tokio::test]
+async fn config_syntax_error_names_file_and_line() {
+    let dir = TestDir::new();
+    dir.write_config("log_level = \"info\"\n\nlisten = 127.0.0.1:8080\n");
+    let stderr = serve_refused(&dir, &[], &[]).await;
+    assert!(stderr.contains("plinth.toml"), "{stderr}");
+    assert!(stderr.contains("line 3"), "{stderr}");
+}
+
+#[tokio::test]
+async fn unknown_config_key_is_refused() {
+    let dir = TestDir::new();
+    dir.write_config("listen = \"127.0.0.1:0\"\nlistn_port = 9000\n");
+    let stderr = serve_refused(&dir, &[], &[]).await;
+    assert!(stderr.contains("plinth.toml"), "{stderr}");
+    assert!(stderr.contains("line 2"), "{stderr}");
+    assert!(stderr.contains("listn_port"), "{stderr}");
+}
+
+#[tokio::test]
+async fn invalid_field_name_is_refused_with_file_and_line() {
+    let dir = TestDir::new();
+    // Lines 4–10 declare the model; the bad field is on line 9.
+    dir.write_config(
+        "# models\nlog_level = \"info\"\n\n[[models]]\nname = \"book\"\n\n\
+         [[models.fields]]\ntype = \"string\"\nname = \"Bad-Name\"\n\n",
+    );
+    let stderr = serve_refused(&dir, &[], &[]).await;
+    assert!(stderr.contains("Bad-Name"), "{stderr}");
+    assert!(stderr.contains("book"), "{stderr}");
+    let line = line_of(&stderr, "plinth.toml");
+    assert!(
+        (4..=9).contains(&line),
+        "line {line} is outside the model's declaration: {stderr}"
+    );
+    assert!(
+        !dir.db().exists(),
+        "nothing should be created before the refusal"
+    );
+}
+
+#[tokio::test]
+async fn reference_to_undeclared_model_is_refused() {
+    let dir = TestDir::new();
+    dir.write_config(
+        "[[models]]\nname = \"author\"\n\n[[models]]\nname = \"book\"\n\n\
+         [[models.fields]]\nname = \"written_by\"\ntype = \"reference\"\nmodel = \"writer\"\n",
+    );
+    let stderr = serve_refused(&dir, &[], &[]).await;
+    assert!(stderr.contains("writer"), "{stderr}");
+    assert!(stderr.contains("written_by"), "{stderr}");
+    let line = line_of(&stderr, "plinth.toml");
+    assert!(
+        (4..=10).contains(&line),
+        "line {line} is outside the book model: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn sql_injection_in_model_name_is_refused() {
+    let dir = TestDir::new();
+    dir.write_config("[[models]]\nname = 'x\"; DROP TABLE _plinth_models; --'\n");
+    let stderr = serve_refused(&dir, &[], &[]).await;
+    assert!(stderr.contains("plinth.toml:1:"), "{stderr}");
+    assert!(
+        !dir.db().exists(),
+        "nothing should be created before the refusal"
+    );
+}
+
+#[tokio::test]
+async fn missing_config_file_is_refused() {
+    let dir = TestDir::new();
+    let stderr = serve_refused(&dir, &["--config", "missing.toml"], &[]).await;
+    assert!(stderr.contains("missing.toml"), "{stderr}");
+    assert!(stderr.contains("cannot read config file"), "{stderr}");
+
+    let stderr = serve_refused(&dir, &[], &[("PLINTH_CONFIG", "also-missing.toml")]).await;
+    assert!(stderr.contains("also-missing.toml"), "{stderr}");
+}
+
+#[tokio::test]
+async fn postgres_url_is_refused_without_leaking_the_password() {
+    let dir = TestDir::new();
+    let data = dir.data_arg();
+    let args = ["serve", "--listen", "127.0.0.1:0", "--data-dir", &data];
+    let done = refused(
+        &dir,
+        &args,
+        &[("DATABASE_URL", "postgres://u:secretpw@h/db")],
+    )
+    .await;
+    assert!(done.stderr.contains("DATABASE_URL"), "{}", done.stderr);
+    assert!(done.stderr.contains("postgres"), "{}", done.stderr);
+    assert!(
+        done.stderr.contains("sqlite://"),
+        "the message should say what works: {}",
+        done.stderr
+    );
+    assert!(
+        !done.stderr.contains("secretpw"),
+        "password leaked: {}",
+        done.stderr
+    );
+    assert!(
+        !done.stdout.contains("secretpw"),
+        "password leaked: {}",
+        done.stdout
+    );
+}
+
+#[tokio::test]
+async fn out_of_range_settings_are_refused_with_their_name() {
+    let dir = TestDir::new();
+    let stderr = serve_refused(&dir, &[], &[("PLINTH_DRAIN_SECONDS", "soon")]).await;
+    assert!(stderr.contains("PLINTH_DRAIN_SECONDS"), "{stderr}");
+    let stderr = serve_refused(&dir, &[], &[("PLINTH_BODY_LIMIT", "0")]).await;
+    assert!(stderr.contains("body_limit"), "{stderr}");
+    let stderr = serve_refused(&dir, &[], &[("LOG_LEVEL", "info,[[[")]).await;
+    assert!(stderr.contains("log filter"), "{stderr}");
+}
