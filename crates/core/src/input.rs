@@ -4,6 +4,7 @@
 
 use crate::error::{Error, FieldError};
 use crate::names::BASE_FIELDS;
+use crate::policy::FieldAccess;
 use crate::record::{RecordId, Status, Value};
 use crate::schema::{FieldDef, FieldType, ModelDef};
 use crate::time::Timestamp;
@@ -35,6 +36,17 @@ pub struct Patch {
 }
 
 impl Patch {
+    /// Leaves the fields the caller cannot see as they are (a non-admin's PUT does not clear
+    /// `admin_only` fields).
+    pub fn keep_hidden(mut self, model: &ModelDef, access: FieldAccess) -> Self {
+        for (f, change) in model.fields().iter().zip(self.fields.iter_mut()) {
+            if !f.visible_to(access) {
+                *change = None;
+            }
+        }
+        self
+    }
+
     /// Whether the patch changes nothing.
     pub fn is_empty(&self) -> bool {
         self.name.is_none() && self.status.is_none() && self.fields.iter().all(Option::is_none)
@@ -53,10 +65,13 @@ impl From<Draft> for Patch {
 }
 
 /// Validates the body of a create (or of a PUT, which replaces every settable value).
-pub fn validate_draft(model: &ModelDef, body: &Json) -> Result<Draft, Error> {
+///
+/// Fields the caller cannot see (`admin_only` for non-admins) are unknown to it, and left
+/// null in the draft; see [`Patch::keep_hidden`] for a PUT.
+pub fn validate_draft(model: &ModelDef, body: &Json, access: FieldAccess) -> Result<Draft, Error> {
     let obj = as_object(body)?;
     let mut errors = Vec::new();
-    check_keys(model, obj, &mut errors);
+    check_keys(model, obj, access, &mut errors);
     let name = match obj.get("name") {
         None | Some(Json::Null) => {
             errors.push(FieldError::new("name", "is required"));
@@ -70,6 +85,10 @@ pub fn validate_draft(model: &ModelDef, body: &Json) -> Result<Draft, Error> {
     };
     let mut fields = Vec::with_capacity(model.fields().len());
     for f in model.fields() {
+        if !f.visible_to(access) {
+            fields.push(Value::Null);
+            continue;
+        }
         let key = f.name().as_str();
         let value = match obj.get(key) {
             None | Some(Json::Null) if f.required() => {
@@ -93,10 +112,10 @@ pub fn validate_draft(model: &ModelDef, body: &Json) -> Result<Draft, Error> {
 
 /// Validates the body of a PATCH: only the keys present change; `null` clears an optional
 /// field.
-pub fn validate_patch(model: &ModelDef, body: &Json) -> Result<Patch, Error> {
+pub fn validate_patch(model: &ModelDef, body: &Json, access: FieldAccess) -> Result<Patch, Error> {
     let obj = as_object(body)?;
     let mut errors = Vec::new();
-    check_keys(model, obj, &mut errors);
+    check_keys(model, obj, access, &mut errors);
     let mut patch = Patch {
         name: obj
             .get("name")
@@ -109,6 +128,7 @@ pub fn validate_patch(model: &ModelDef, body: &Json) -> Result<Patch, Error> {
     for f in model.fields() {
         let key = f.name().as_str();
         let change = match obj.get(key) {
+            _ if !f.visible_to(access) => None,
             None => None,
             Some(Json::Null) if f.required() => {
                 errors.push(FieldError::new(key, "is required and cannot be null"));
@@ -131,9 +151,15 @@ fn as_object(body: &Json) -> Result<&Map<String, Json>, Error> {
         .ok_or_else(|| Error::invalid_field("body", "must be a JSON object"))
 }
 
-fn check_keys(model: &ModelDef, obj: &Map<String, Json>, errors: &mut Vec<FieldError>) {
+fn check_keys(
+    model: &ModelDef,
+    obj: &Map<String, Json>,
+    access: FieldAccess,
+    errors: &mut Vec<FieldError>,
+) {
     for key in obj.keys() {
-        if key == "name" || key == "status" || model.field(key).is_some() {
+        let known = model.field(key).is_some_and(|(_, f)| f.visible_to(access));
+        if key == "name" || key == "status" || known {
             continue;
         }
         let reason = if BASE_FIELDS.contains(&key.as_str()) {

@@ -9,10 +9,12 @@
 //! - [`record`]: [`Record`], [`RecordId`], [`Status`], typed [`Value`]s.
 //! - [`input`]: validation of create / PUT / PATCH bodies into [`Draft`] and [`Patch`].
 //! - [`query`]: list queries (filters, sort, limit) and [`cursor`]s.
-//! - [`policy`]: [`Principal`], roles and the access decision.
+//! - [`policy`]: [`Principal`], roles, per-model overrides and the access decision.
+//! - [`auth`]: account rules: [`auth::Email`], the password policy, role names.
 //! - [`migrate`]: planning schema migrations.
 //! - [`time`]: microsecond [`Timestamp`]s.
 
+pub mod auth;
 pub mod cursor;
 pub mod error;
 pub mod input;
@@ -27,7 +29,7 @@ pub mod time;
 pub use error::{Denial, Error, ErrorCode, FieldError};
 pub use input::{Draft, Patch};
 pub use names::{FieldName, ModelName};
-pub use policy::{Action, ListScope, ModelPolicy, Principal, Role};
+pub use policy::{Action, FieldAccess, ListScope, ModelPolicy, Principal, ReadScope, Role};
 pub use query::ListQuery;
 pub use record::{Record, RecordId, Status, Value};
 pub use schema::{ModelDecl, ModelDef, Schema};

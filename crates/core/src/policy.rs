@@ -60,19 +60,57 @@ impl Principal {
     pub fn user_id(&self) -> Option<Uuid> {
         self.user_id
     }
+
+    /// The fields this principal sees: admins see `admin_only` fields, nobody else does.
+    pub fn field_access(&self) -> FieldAccess {
+        if self.role == Role::Admin {
+            FieldAccess::All
+        } else {
+            FieldAccess::Public
+        }
+    }
+}
+
+/// Which records a signed-in user may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadScope {
+    /// Every record (the default).
+    #[default]
+    All,
+    /// Only records they own; guests then read nothing.
+    Own,
 }
 
 /// Per-model overrides of the default policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelPolicy {
-    /// Guests may read (default true).
+    /// Guests may read (default true; ignored when `user_read` is `Own`).
     pub guest_read: bool,
+    /// Which records users may read.
+    pub user_read: ReadScope,
+    /// Answer 404 rather than 403 when the caller may not even read the record, so its
+    /// existence does not leak (default true).
+    pub hide_forbidden: bool,
 }
 
 impl Default for ModelPolicy {
     fn default() -> Self {
-        Self { guest_read: true }
+        Self {
+            guest_read: true,
+            user_read: ReadScope::All,
+            hide_forbidden: true,
+        }
     }
+}
+
+/// Which declared fields a caller sees and may set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldAccess {
+    /// Every field (admins).
+    All,
+    /// Every field but those declared `admin_only`.
+    Public,
 }
 
 /// What a request wants to do to a record.
@@ -110,22 +148,41 @@ pub fn authorize(
     owner: Option<Option<Uuid>>,
 ) -> Result<(), Error> {
     let deny = |d| Err(Error::Denied(d));
+    let owns = matches!(owner, Some(Some(o)) if Some(o) == who.user_id);
+    // Refusing an action on a record the caller cannot even read must not confirm that the
+    // record exists.
+    let hidden = if policy.hide_forbidden {
+        Denial::Hidden
+    } else {
+        Denial::Forbidden
+    };
+    let may_read = policy.user_read == ReadScope::All || owner.is_none() || owns;
     match (who.role, action) {
         (Role::Admin, _) => Ok(()),
-        (Role::Guest, Action::Read) if policy.guest_read => Ok(()),
+        (Role::Guest, Action::Read) if guests_read(policy) => Ok(()),
         (Role::Guest, _) => deny(Denial::Unauthenticated),
-        (Role::User, Action::Read | Action::Create) => Ok(()),
+        (Role::User, Action::Create) => Ok(()),
+        (Role::User, _) if !may_read => deny(hidden),
+        (Role::User, Action::Read) => Ok(()),
         (Role::User, Action::Purge | Action::Restore) => deny(Denial::Forbidden),
-        (Role::User, Action::Update | Action::Delete) => match owner {
-            Some(Some(o)) if Some(o) == who.user_id => Ok(()),
-            _ => deny(Denial::Forbidden),
-        },
+        (Role::User, Action::Update | Action::Delete) if owns => Ok(()),
+        (Role::User, Action::Update | Action::Delete) => deny(Denial::Forbidden),
     }
+}
+
+fn guests_read(policy: &ModelPolicy) -> bool {
+    policy.guest_read && policy.user_read == ReadScope::All
 }
 
 /// The rows a list returns for `who`, or the denial if it may not list at all.
 pub fn list_scope(who: &Principal, policy: &ModelPolicy) -> Result<ListScope, Error> {
-    authorize(who, policy, Action::Read, None).map(|()| ListScope::All)
+    match (who.role, policy.user_read, who.user_id) {
+        (Role::Admin, _, _) => Ok(ListScope::All),
+        (Role::Guest, _, _) if guests_read(policy) => Ok(ListScope::All),
+        (Role::Guest, _, _) | (Role::User, _, None) => Err(Error::Denied(Denial::Unauthenticated)),
+        (Role::User, ReadScope::All, Some(_)) => Ok(ListScope::All),
+        (Role::User, ReadScope::Own, Some(id)) => Ok(ListScope::OwnedBy(id)),
+    }
 }
 
 #[cfg(test)]
@@ -157,7 +214,10 @@ mod tests {
     #[test]
     fn guest_reads_only_and_only_where_allowed() {
         let open = ModelPolicy::default();
-        let closed = ModelPolicy { guest_read: false };
+        let closed = ModelPolicy {
+            guest_read: false,
+            ..ModelPolicy::default()
+        };
         let g = Principal::guest();
         assert_eq!(authorize(&g, &open, Action::Read, None), Ok(()));
         assert_eq!(list_scope(&g, &open), Ok(ListScope::All));
@@ -209,5 +269,59 @@ mod tests {
         );
         assert_eq!(authorize(&b, &p, Action::Read, owned_by_a), Ok(()));
         assert_eq!(authorize(&b, &p, Action::Create, None), Ok(()));
+        assert_eq!(list_scope(&b, &p), Ok(ListScope::All));
+    }
+
+    #[test]
+    fn users_reading_only_their_own() {
+        let own = ModelPolicy {
+            user_read: ReadScope::Own,
+            ..ModelPolicy::default()
+        };
+        let (a, b) = (user(1), user(2));
+        let owned_by_a = Some(Some(Uuid::from_u128(1)));
+        assert_eq!(authorize(&a, &own, Action::Read, owned_by_a), Ok(()));
+        assert_eq!(
+            list_scope(&a, &own),
+            Ok(ListScope::OwnedBy(Uuid::from_u128(1)))
+        );
+        for action in [
+            Action::Read,
+            Action::Update,
+            Action::Delete,
+            Action::Purge,
+            Action::Restore,
+        ] {
+            assert_eq!(
+                authorize(&b, &own, action, owned_by_a),
+                Err(Error::Denied(Denial::Hidden)),
+                "{action:?}"
+            );
+        }
+        let loud = ModelPolicy {
+            hide_forbidden: false,
+            ..own.clone()
+        };
+        assert_eq!(
+            authorize(&b, &loud, Action::Read, owned_by_a),
+            Err(Error::Denied(Denial::Forbidden))
+        );
+        // Guests cannot read a model whose users only read their own records.
+        assert_eq!(
+            authorize(&Principal::guest(), &own, Action::Read, owned_by_a),
+            Err(Error::Denied(Denial::Unauthenticated))
+        );
+        assert!(list_scope(&Principal::guest(), &own).is_err());
+        assert_eq!(
+            list_scope(&Principal::local_admin(), &own),
+            Ok(ListScope::All)
+        );
+    }
+
+    #[test]
+    fn field_access_follows_role() {
+        assert_eq!(Principal::local_admin().field_access(), FieldAccess::All);
+        assert_eq!(user(1).field_access(), FieldAccess::Public);
+        assert_eq!(Principal::guest().field_access(), FieldAccess::Public);
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::cursor::{Cursor, CursorPos};
 use crate::error::{Error, FieldError};
+use crate::policy::FieldAccess;
 use crate::record::{Record, RecordId, Status, Value};
 use crate::schema::{FieldType, ModelDef, ValueKind};
 use crate::time::Timestamp;
@@ -50,7 +51,7 @@ pub enum BaseColumn {
 
 impl Column {
     /// Resolves `name` on `model`.
-    pub fn resolve(model: &ModelDef, name: &str) -> Option<Self> {
+    pub fn resolve(model: &ModelDef, name: &str, access: FieldAccess) -> Option<Self> {
         let base = |b, kind, nullable| Column {
             name: name.to_owned(),
             kind,
@@ -71,7 +72,7 @@ impl Column {
             "owner_id" => base(BaseColumn::OwnerId, ValueKind::Uuid, true),
             "version" => base(BaseColumn::Version, ValueKind::Integer, false),
             _ => {
-                let (i, f) = model.field(name)?;
+                let (i, f) = model.field(name).filter(|(_, f)| f.visible_to(access))?;
                 let allowed = match f.ty() {
                     FieldType::Enum { values } => Some(values.clone()),
                     _ => None,
@@ -247,7 +248,13 @@ pub struct ListQuery {
 
 impl ListQuery {
     /// Parses query-string pairs. Every bad parameter is reported, each with a reason.
-    pub fn parse(model: &ModelDef, pairs: &[(String, String)]) -> Result<Self, Error> {
+    ///
+    /// Fields the caller cannot see are unknown to it: it can neither filter nor sort on them.
+    pub fn parse(
+        model: &ModelDef,
+        pairs: &[(String, String)],
+        access: FieldAccess,
+    ) -> Result<Self, Error> {
         let mut errors = Vec::new();
         let mut filters = Vec::new();
         let mut limit = DEFAULT_LIMIT;
@@ -267,12 +274,12 @@ impl ListQuery {
                         format!("must be an integer from 1 to {MAX_LIMIT}"),
                     )),
                 },
-                "sort" => match parse_sort(model, value) {
+                "sort" => match parse_sort(model, value, access) {
                     Ok(s) => sort = Some(s),
                     Err(reason) => errors.push(FieldError::new("sort", reason)),
                 },
                 "cursor" => cursor = Some(value.as_str()),
-                _ => match parse_filter(model, key, value) {
+                _ => match parse_filter(model, key, value, access) {
                     Ok(f) => filters.push(f),
                     Err(e) => errors.push(e),
                 },
@@ -345,18 +352,23 @@ fn default_sort() -> Sort {
     }
 }
 
-fn parse_sort(model: &ModelDef, s: &str) -> Result<Sort, String> {
+fn parse_sort(model: &ModelDef, s: &str, access: FieldAccess) -> Result<Sort, String> {
     let (descending, name) = match s.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
     };
-    match Column::resolve(model, name) {
+    match Column::resolve(model, name, access) {
         Some(c) if c.sortable(model) => Ok(Sort { column: c, descending }),
         _ => Err("must be created_at, updated_at, name or an indexed field, optionally prefixed with '-'".to_owned()),
     }
 }
 
-fn parse_filter(model: &ModelDef, key: &str, value: &str) -> Result<Filter, FieldError> {
+fn parse_filter(
+    model: &ModelDef,
+    key: &str,
+    value: &str,
+    access: FieldAccess,
+) -> Result<Filter, FieldError> {
     let shown: String = key.chars().take(64).collect();
     let (name, op) = match key.split_once('[') {
         None => (key, Op::Eq),
@@ -370,7 +382,7 @@ fn parse_filter(model: &ModelDef, key: &str, value: &str) -> Result<Filter, Fiel
             (name, op)
         }
     };
-    let column = Column::resolve(model, name)
+    let column = Column::resolve(model, name, access)
         .ok_or_else(|| FieldError::new(shown.clone(), "unknown field"))?;
     let bad = |reason: String| FieldError::new(shown.clone(), reason);
     let values = match op {

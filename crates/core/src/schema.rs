@@ -5,7 +5,7 @@
 //! validation (names, types, constraints, references).
 
 use crate::names::{FieldName, ModelName};
-use crate::policy::ModelPolicy;
+use crate::policy::{FieldAccess, ModelPolicy, ReadScope};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -115,6 +115,9 @@ pub struct FieldDecl {
     /// Gets an index; indexed fields can be sort keys.
     #[serde(default, skip_serializing_if = "is_false")]
     pub indexed: bool,
+    /// Only admins see and set it; for everyone else it does not exist.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub admin_only: bool,
     /// Shortest accepted text, in characters (`string`, `text`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_length: Option<u32>,
@@ -147,6 +150,10 @@ fn default_true() -> bool {
     true
 }
 
+fn is_all(scope: &ReadScope) -> bool {
+    *scope == ReadScope::All
+}
+
 /// One model as declared in `plinth.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -156,6 +163,12 @@ pub struct ModelDecl {
     /// Whether callers without credentials may read (policy override).
     #[serde(default = "default_true")]
     pub guest_read: bool,
+    /// Which records signed-in users may read: `all` (default) or `own`.
+    #[serde(default, skip_serializing_if = "is_all")]
+    pub user_read: ReadScope,
+    /// Answer 404 instead of 403 when the caller may not read the record (default true).
+    #[serde(default = "default_true")]
+    pub hide_forbidden: bool,
     /// Declared fields beyond the base fields.
     #[serde(default)]
     pub fields: Vec<FieldDecl>,
@@ -167,6 +180,8 @@ impl ModelDecl {
         Self {
             name: "resource".to_owned(),
             guest_read: true,
+            user_read: ReadScope::All,
+            hide_forbidden: true,
             fields: Vec::new(),
         }
     }
@@ -242,6 +257,7 @@ pub struct FieldDef {
     required: bool,
     unique: bool,
     indexed: bool,
+    admin_only: bool,
 }
 
 impl FieldDef {
@@ -268,6 +284,14 @@ impl FieldDef {
     /// Backed by an index (unique fields are indexed too).
     pub fn indexed(&self) -> bool {
         self.indexed || self.unique
+    }
+    /// Seen and set by admins only.
+    pub fn admin_only(&self) -> bool {
+        self.admin_only
+    }
+    /// Whether a caller with `access` sees this field.
+    pub fn visible_to(&self, access: FieldAccess) -> bool {
+        access == FieldAccess::All || !self.admin_only
     }
     /// Storage class.
     pub fn value_kind(&self) -> ValueKind {
@@ -381,6 +405,8 @@ impl Schema {
             }
             let policy = ModelPolicy {
                 guest_read: decl.guest_read,
+                user_read: decl.user_read,
+                hide_forbidden: decl.hide_forbidden,
             };
             models.push(Arc::new(ModelDef {
                 name,
@@ -429,6 +455,11 @@ fn field_def(f: &FieldDecl, models: &[&str]) -> Result<FieldDef, String> {
     }
     if kind == FieldKind::Json && (f.unique || f.indexed) {
         return Err("a json field cannot be unique or indexed".to_owned());
+    }
+    if f.admin_only && f.required {
+        return Err(
+            "an admin_only field cannot be required: users could not create records".to_owned(),
+        );
     }
     let ty = match kind {
         FieldKind::String | FieldKind::Text => {
@@ -534,6 +565,7 @@ fn field_def(f: &FieldDecl, models: &[&str]) -> Result<FieldDef, String> {
         required: f.required,
         unique: f.unique,
         indexed: f.indexed,
+        admin_only: f.admin_only,
     })
 }
 

@@ -36,11 +36,11 @@ fn pos(key: &str) -> usize {
 }
 
 fn draft(body: Json) -> Result<Draft, Error> {
-    validate_draft(&model(), &body)
+    validate_draft(&model(), &body, crate::policy::FieldAccess::All)
 }
 
 fn patch(body: Json) -> Result<Patch, Error> {
-    validate_patch(&model(), &body)
+    validate_patch(&model(), &body, crate::policy::FieldAccess::All)
 }
 
 /// The `(field, reason)` pairs of an input error.
@@ -234,7 +234,11 @@ fn wrong_values_are_refused_with_a_reason() {
         ("tier", json!(["pro"]), tier),
         ("parent", json!("not-a-uuid"), uuid),
         ("parent", json!(ID.replace('-', "")), uuid),
-        ("parent", json!(7), "must be the id of a record of model item"),
+        (
+            "parent",
+            json!(7),
+            "must be the id of a record of model item",
+        ),
     ] {
         refused(key, value, reason);
     }

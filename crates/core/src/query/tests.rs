@@ -34,7 +34,7 @@ fn parse(pairs: &[(&str, &str)]) -> Result<ListQuery, Error> {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    ListQuery::parse(&model(), &pairs)
+    ListQuery::parse(&model(), &pairs, crate::policy::FieldAccess::All)
 }
 
 fn ok(pairs: &[(&str, &str)]) -> ListQuery {

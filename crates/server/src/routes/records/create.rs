@@ -24,7 +24,8 @@ pub(super) async fn create_record(
     ApiJson(body): ApiJson,
 ) -> Result<Response, ApiError> {
     authorize(&caller, &model, Action::Create, None)?;
-    let draft = validate_draft(&model, &body)?;
+    let access = caller.0.field_access();
+    let draft = validate_draft(&model, &body, access)?;
     let claim = key.map(|key| IdempotencyClaim {
         key,
         body_digest: digest(&body),
@@ -34,7 +35,7 @@ pub(super) async fn create_record(
         request_id: request_id.to_string(),
     };
     let created = state.store().create(&ctx, &model, draft, claim).await?;
-    let mut res = record_response(StatusCode::CREATED, &model, &created.record)?;
+    let mut res = record_response(StatusCode::CREATED, &model, &created.record, access)?;
     let location = format!("/api/v1/{}/{}", model.name(), created.record.id);
     if let Ok(v) = HeaderValue::from_str(&location) {
         res.headers_mut().insert(header::LOCATION, v);

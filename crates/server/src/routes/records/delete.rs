@@ -32,6 +32,7 @@ pub(super) async fn delete_record(
             ));
         }
     };
+    let access = caller.0.field_access();
     let current = state
         .store()
         .get(&model, id)
@@ -48,7 +49,7 @@ pub(super) async fn delete_record(
     }
     authorize(&caller, &model, Action::Delete, Some(&current))?;
     let record = state.store().delete(&ctx, &model, id, expected).await?;
-    record_response(StatusCode::OK, &model, &record)
+    record_response(StatusCode::OK, &model, &record, access)
 }
 
 /// Undoes a soft delete (admins only): status becomes `active`.
@@ -59,6 +60,7 @@ pub(super) async fn restore_record(
     RequestId(request_id): RequestId,
     RecordParam(model, id): RecordParam,
 ) -> Result<Response, ApiError> {
+    let access = caller.0.field_access();
     let current = state
         .store()
         .get(&model, id)
@@ -70,5 +72,5 @@ pub(super) async fn restore_record(
         request_id: request_id.to_string(),
     };
     let record = state.store().restore(&ctx, &model, id).await?;
-    record_response(StatusCode::OK, &model, &record)
+    record_response(StatusCode::OK, &model, &record, access)
 }

@@ -33,7 +33,7 @@ pub(super) async fn list_records(
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Response, ApiError> {
     let scope = list_scope(&caller.0, model.policy())?;
-    let query = ListQuery::parse(&model, &pairs)?;
+    let query = ListQuery::parse(&model, &pairs, caller.0.field_access())?;
     let page = state.store().list(&model, &query, scope).await?;
     let next_cursor = if page.has_more {
         page.records.last().map(|r| query.next_cursor(r))
@@ -42,7 +42,11 @@ pub(super) async fn list_records(
     };
     let body = ListBody {
         success: true,
-        data: page.records.iter().map(|r| RecordJson(&model, r)).collect(),
+        data: page
+            .records
+            .iter()
+            .map(|r| RecordJson(&model, r, caller.0.field_access()))
+            .collect(),
         page: PageInfo {
             next_cursor,
             limit: query.limit,

@@ -17,7 +17,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use plinth_core::policy::{self, Action};
-use plinth_core::{ModelDef, Record};
+use plinth_core::{FieldAccess, ModelDef, Record};
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
@@ -54,11 +54,11 @@ fn authorize(
 }
 
 /// A record as JSON: base fields first, then declared fields in declaration order.
-struct RecordJson<'a>(&'a ModelDef, &'a Record);
+struct RecordJson<'a>(&'a ModelDef, &'a Record, FieldAccess);
 
 impl Serialize for RecordJson<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let RecordJson(model, r) = *self;
+        let RecordJson(model, r, access) = *self;
         let mut map = s.serialize_map(Some(7 + r.fields.len()))?;
         map.serialize_entry("id", &r.id.to_string())?;
         map.serialize_entry("name", &r.name)?;
@@ -68,7 +68,9 @@ impl Serialize for RecordJson<'_> {
         map.serialize_entry("owner_id", &r.owner_id.map(|u| u.hyphenated().to_string()))?;
         map.serialize_entry("version", &r.version)?;
         for (f, v) in model.fields().iter().zip(&r.fields) {
-            map.serialize_entry(f.name().as_str(), &v.to_json())?;
+            if f.visible_to(access) {
+                map.serialize_entry(f.name().as_str(), &v.to_json())?;
+            }
         }
         map.end()
     }
@@ -95,10 +97,11 @@ fn record_response(
     status: StatusCode,
     model: &ModelDef,
     record: &Record,
+    access: FieldAccess,
 ) -> Result<Response, ApiError> {
     let body = serde_json::to_vec(&One {
         success: true,
-        data: RecordJson(model, record),
+        data: RecordJson(model, record, access),
     })
     .map_err(ApiError::internal)?;
     let mut res = json_response(status, body);

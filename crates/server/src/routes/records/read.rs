@@ -30,5 +30,5 @@ pub(super) async fn read_record(
         }
         return Ok(res);
     }
-    record_response(StatusCode::OK, &model, &record)
+    record_response(StatusCode::OK, &model, &record, caller.0.field_access())
 }

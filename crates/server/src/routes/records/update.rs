@@ -23,7 +23,8 @@ pub(super) async fn replace_record(
     IfMatch(expected): IfMatch,
     ApiJson(body): ApiJson,
 ) -> Result<Response, ApiError> {
-    let patch = Patch::from(validate_draft(&model, &body)?);
+    let patch = Patch::from(validate_draft(&model, &body, caller.0.field_access())?)
+        .keep_hidden(&model, caller.0.field_access());
     write(&state, caller, &request_id, &model, id, patch, expected).await
 }
 
@@ -37,7 +38,7 @@ pub(super) async fn patch_record(
     IfMatch(expected): IfMatch,
     ApiJson(body): ApiJson,
 ) -> Result<Response, ApiError> {
-    let patch = validate_patch(&model, &body)?;
+    let patch = validate_patch(&model, &body, caller.0.field_access())?;
     write(&state, caller, &request_id, &model, id, patch, expected).await
 }
 
@@ -50,6 +51,7 @@ async fn write(
     patch: Patch,
     expected: Option<i64>,
 ) -> Result<Response, ApiError> {
+    let access = caller.0.field_access();
     let current = state
         .store()
         .get(model, id)
@@ -64,5 +66,5 @@ async fn write(
         .store()
         .update(&ctx, model, id, patch, expected)
         .await?;
-    record_response(StatusCode::OK, model, &record)
+    record_response(StatusCode::OK, model, &record, access)
 }
