@@ -134,7 +134,9 @@ pub fn check_password(password: &str, email: Option<&Email>) -> Result<(), Strin
     if COMMON_PASSWORDS.contains(&lower.as_str()) {
         return Err("is too common; choose a passphrase of several unrelated words".to_owned());
     }
-    if lower.chars().all(|c| Some(c) == lower.chars().next()) {
+    if let Some(first) = lower.chars().next()
+        && lower.chars().all(|c| c == first)
+    {
         return Err("must not repeat a single character".to_owned());
     }
     if let Some(email) = email
