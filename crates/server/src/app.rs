@@ -149,16 +149,18 @@ pub fn with_middleware(
     routes: Router<AppState>,
     config: &ServerConfig,
 ) -> Result<Router<AppState>, StartError> {
-    let mut router = routes
+    // CORS sits inside the request context, so preflight answers carry X-Request-Id too.
+    let cors = match config.cors_origins.as_slice() {
+        [] => None,
+        origins => Some(cors(origins)?),
+    };
+    Ok(routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(tower::util::option_layer(cors))
         .layer(axum::middleware::from_fn(request_context))
-        .layer(DefaultBodyLimit::max(config.body_limit));
-    if !config.cors_origins.is_empty() {
-        router = router.layer(cors(&config.cors_origins)?);
-    }
-    Ok(router)
+        .layer(DefaultBodyLimit::max(config.body_limit)))
 }
 
 fn cors(origins: &[String]) -> Result<CorsLayer, StartError> {

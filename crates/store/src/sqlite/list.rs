@@ -100,11 +100,13 @@ fn filter(q: &mut SqlBuilder, f: &Filter) -> String {
         Op::Gt => format!("{col} > {}", one(q)),
         Op::Gte => format!("{col} >= {}", one(q)),
         Op::Like => {
+            // SQLite's LIKE folds ASCII only; both sides are folded with Unicode rules by
+            // `plinth_fold` (registered on every connection), as PostgreSQL's ILIKE does.
             let pattern = match f.values.first() {
-                Some(Value::Text(t)) => like_pattern(t),
+                Some(Value::Text(t)) => like_pattern(&t.to_lowercase()),
                 _ => String::new(),
             };
-            format!("{col} LIKE {} ESCAPE '\\'", q.param(Sql::Text(pattern)))
+            format!("plinth_fold({col}) LIKE {} ESCAPE '\\'", q.param(Sql::Text(pattern)))
         }
         Op::In => {
             let ps: Vec<String> = f.values.iter().map(|v| q.param(to_sql(v))).collect();

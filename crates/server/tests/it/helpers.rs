@@ -1,0 +1,260 @@
+//! The test harness: `TestApp` runs the real server on a random loopback port over a fresh
+//! database, and offers one typed method per endpoint.
+
+use plinth_core::{ModelDecl, Schema};
+use plinth_server::{AppState, Application, AuthMode, ServerConfig};
+use plinth_store::{SqliteOptions, SqliteStore, Store};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+mod endpoints;
+
+/// A database for one test. Every storage engine the suite runs against is built here, so
+/// adding an engine means adding a constructor and nothing else.
+#[derive(Debug)]
+pub(crate) struct TestDb {
+    pub(crate) store: Arc<dyn Store>,
+    /// Held so the database file lives as long as the test.
+    _dir: TempDir,
+}
+
+impl TestDb {
+    /// A SQLite file in a fresh temporary directory.
+    pub(crate) async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("create a temporary directory");
+        let store = SqliteStore::open(SqliteOptions::new(dir.path().join("plinth.db")))
+            .await
+            .expect("open the SQLite store");
+        Self {
+            store: Arc::new(store),
+            _dir: dir,
+        }
+    }
+
+    /// Migrates the database to `decls` (empty: the default `resource` model) and builds the
+    /// application state over it.
+    pub(crate) async fn state(&self, decls: &[ModelDecl]) -> AppState {
+        let schema = Schema::from_decls(decls).expect("valid test schema");
+        self.store
+            .migrate(&schema, false)
+            .await
+            .expect("migrate the test database");
+        AppState::new(
+            Arc::clone(&self.store),
+            Arc::new(schema),
+            AuthMode::LocalAdmin,
+        )
+    }
+}
+
+/// Model declarations from JSON, as `plinth.toml` would give them.
+pub(crate) fn decls(v: Value) -> Vec<ModelDecl> {
+    serde_json::from_value(v).expect("valid model declarations")
+}
+
+/// One HTTP answer.
+#[derive(Debug)]
+pub(crate) struct Resp {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    /// The body as JSON; `Value::Null` when it is empty or not JSON.
+    pub(crate) body: Value,
+    /// The body as sent.
+    pub(crate) raw: Vec<u8>,
+}
+
+impl Resp {
+    /// Status and JSON body.
+    pub(crate) fn pair(self) -> (StatusCode, Value) {
+        (self.status, self.body)
+    }
+
+    /// A header as text.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The `X-Request-Id` header, which every response must carry.
+    pub(crate) fn request_id(&self) -> &str {
+        let id = self
+            .header("x-request-id")
+            .unwrap_or_else(|| panic!("response without X-Request-Id: {self:?}"));
+        assert!(!id.is_empty(), "empty X-Request-Id");
+        id
+    }
+
+    /// `data` of a success envelope, after checking the status.
+    pub(crate) fn data(&self, expected: StatusCode) -> &Value {
+        assert_eq!(self.status, expected, "unexpected answer: {}", self.body);
+        assert_eq!(self.body["success"], json!(true), "{}", self.body);
+        &self.body["data"]
+    }
+}
+
+/// Checks an error answer: the status, the envelope (success false, the code, a message,
+/// the request id equal to the `X-Request-Id` header, JSON content type), and returns the
+/// fields named in `details`.
+pub(crate) fn assert_error(r: &Resp, status: StatusCode, code: &str) -> Vec<String> {
+    assert_eq!(r.status, status, "unexpected answer: {}", r.body);
+    assert_eq!(r.body["success"], json!(false), "{}", r.body);
+    assert_eq!(r.body["error"]["code"], json!(code), "{}", r.body);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "error without a message: {}",
+        r.body
+    );
+    assert_eq!(
+        r.body["error"]["request_id"].as_str(),
+        Some(r.request_id()),
+        "request_id in the body differs from the X-Request-Id header"
+    );
+    assert!(
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("application/json")),
+        "error without a JSON content type: {:?}",
+        r.headers
+    );
+    detail_fields(&r.body)
+}
+
+/// The `field` of each entry of `error.details` (every entry must also give a reason).
+pub(crate) fn detail_fields(body: &Value) -> Vec<String> {
+    let Some(details) = body["error"]["details"].as_array() else {
+        return Vec::new();
+    };
+    details
+        .iter()
+        .map(|d| {
+            assert!(
+                d["reason"].as_str().is_some_and(|r| !r.is_empty()),
+                "detail without a reason: {d}"
+            );
+            d["field"].as_str().expect("detail with a field").to_owned()
+        })
+        .collect()
+}
+
+/// A running server over its own database.
+#[derive(Debug)]
+pub(crate) struct TestApp {
+    pub(crate) addr: SocketAddr,
+    client: reqwest::Client,
+    /// Held so the database lives as long as the server.
+    _db: TestDb,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    /// The default schema: the seed's `resource` model.
+    pub(crate) async fn spawn() -> Self {
+        Self::spawn_with(Vec::new()).await
+    }
+
+    /// Custom models.
+    pub(crate) async fn spawn_with(decls: Vec<ModelDecl>) -> Self {
+        Self::spawn_configured(decls, ServerConfig::default()).await
+    }
+
+    /// Custom models and server settings; the listen address is always `127.0.0.1:0`.
+    pub(crate) async fn spawn_configured(decls: Vec<ModelDecl>, config: ServerConfig) -> Self {
+        let db = TestDb::sqlite().await;
+        let state = db.state(&decls).await;
+        let config = ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..config
+        };
+        let app = Application::build(config, state)
+            .await
+            .expect("build the application");
+        let addr = app.local_addr();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async {
+            let _ = rx.await;
+        }));
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("build the HTTP client");
+        Self {
+            addr,
+            client,
+            _db: db,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// Fires the shutdown signal; the server then drains and stops.
+    pub(crate) fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits for the server task to finish (after [`Self::begin_shutdown`]).
+    pub(crate) async fn stopped(&mut self) -> std::io::Result<()> {
+        let handle = self.server.take().expect("server task still held");
+        handle.await.expect("server task did not panic")
+    }
+
+    /// An absolute URL for a path such as `/api/v1/resource`.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A request to build on (headers, body), sent with [`Self::send`].
+    pub(crate) fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    /// Sends a request and reads the whole answer.
+    pub(crate) async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
+        let res = req.send().await.expect("the server answers");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let raw = res.bytes().await.expect("read the body").to_vec();
+        let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+            raw,
+        }
+    }
+
+    /// `GET path`.
+    pub(crate) async fn get_path(&self, path: &str) -> Resp {
+        self.send(self.request(Method::GET, path)).await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.begin_shutdown();
+    }
+}
+
+/// A header value from text (for headers `reqwest` would refuse as `&str`).
+pub(crate) fn raw_header(name: &'static str, bytes: &[u8]) -> (HeaderName, HeaderValue) {
+    (
+        HeaderName::from_static(name),
+        HeaderValue::from_bytes(bytes).expect("a valid header value"),
+    )
+}
+
+/// The id of a record body.
+pub(crate) fn id_of(record: &Value) -> String {
+    record["id"].as_str().expect("a record id").to_owned()
+}
+
+/// A syntactically valid UUID that names no record.
+pub(crate) const MISSING_ID: &str = "0192f1c4-7a1e-7c3a-9b2d-3f4e5a6b7c8d";

@@ -1,0 +1,13 @@
+mod bad_input;
+mod bad_query;
+mod concurrency;
+mod create;
+mod delete;
+mod errors;
+mod helpers;
+mod list;
+mod middleware;
+mod models;
+mod read;
+mod sort;
+mod update;

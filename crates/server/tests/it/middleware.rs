@@ -1,0 +1,192 @@
+//! Request ids, health and version endpoints, CORS, and draining on shutdown.
+
+use crate::helpers::{MISSING_ID, Resp, TestApp, assert_error, id_of, raw_header};
+use plinth_server::ServerConfig;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+async fn with_request_id(app: &TestApp, method: Method, path: &str, id: &[u8]) -> Resp {
+    let (name, value) = raw_header("x-request-id", id);
+    app.send(app.request(method, path).header(name, value))
+        .await
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let app = TestApp::spawn().await;
+    let id = id_of(&app.create_ok("resource", &json!({"name": "x"})).await);
+    let mut seen = std::collections::HashSet::new();
+    let answers = [
+        app.get_path("/healthz").await,
+        app.get_path("/readyz").await,
+        app.get_path("/api/v1/version").await,
+        app.list_resp("resource", &[]).await,
+        app.create_resp("resource", &json!({"name": "y"})).await,
+        app.get_resp("resource", &id, None).await,
+        app.get_resp("resource", &id, Some("\"1\"")).await,
+        app.get_path("/nope").await,
+        app.get_resp("resource", MISSING_ID, None).await,
+        app.send(app.request(Method::POST, "/healthz")).await,
+        app.create_resp("resource", &json!({})).await,
+        app.purge_resp("resource", &id).await,
+    ];
+    for r in &answers {
+        assert!(
+            seen.insert(r.request_id().to_owned()),
+            "request id reused: {r:?}"
+        );
+    }
+    assert_eq!(answers[6].status, StatusCode::NOT_MODIFIED);
+    assert_eq!(answers[11].status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn a_sane_client_request_id_is_kept() {
+    let app = TestApp::spawn().await;
+    let long = "x".repeat(128);
+    for id in ["abc-123", "a.b:c_d", "0192f1c47a1e7c3a", long.as_str()] {
+        let r = with_request_id(&app, Method::GET, "/healthz", id.as_bytes()).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.request_id(), id);
+
+        let r = with_request_id(&app, Method::GET, "/nope", id.as_bytes()).await;
+        assert_error(&r, StatusCode::NOT_FOUND, "NOT_FOUND");
+        assert_eq!(r.request_id(), id);
+        assert_eq!(r.body["error"]["request_id"], json!(id));
+    }
+}
+
+#[tokio::test]
+async fn an_insane_client_request_id_is_replaced() {
+    let app = TestApp::spawn().await;
+    let ids: [Vec<u8>; 8] = [
+        b"has space".to_vec(),
+        b"with\"quote".to_vec(),
+        b"semi;colon".to_vec(),
+        b"x".repeat(129),
+        b"y".repeat(200),
+        b"".to_vec(),
+        "caf\u{e9}".as_bytes().to_vec(),
+        b"<script>".to_vec(),
+    ];
+    for id in &ids {
+        for path in ["/healthz", "/nope"] {
+            let r = with_request_id(&app, Method::GET, path, id).await;
+            let got = r.request_id();
+            assert_ne!(got.as_bytes(), id.as_slice());
+            assert!(
+                got.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+                "replacement id {got:?} is not plain"
+            );
+            if path == "/nope" {
+                // The envelope carries the replacement, not the client's text.
+                assert_error(&r, StatusCode::NOT_FOUND, "NOT_FOUND");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn health_readiness_and_version() {
+    let app = TestApp::spawn().await;
+    let r = app.get_path("/healthz").await;
+    assert_eq!(r.data(StatusCode::OK)["status"], json!("ok"));
+
+    let r = app.get_path("/readyz").await;
+    let data = r.data(StatusCode::OK);
+    assert_eq!(data["status"], json!("ready"));
+    assert!(data["uptime_seconds"].is_u64(), "{data}");
+
+    let r = app.get_path("/api/v1/version").await;
+    let data = r.data(StatusCode::OK);
+    assert_eq!(data["name"], json!("plinth"));
+    assert_eq!(data["version"], json!(env!("CARGO_PKG_VERSION")));
+    assert_eq!(data["api"], json!("v1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_503_while_draining_then_the_server_stops() {
+    let config = ServerConfig {
+        drain_delay: Duration::from_secs(3),
+        ..ServerConfig::default()
+    };
+    let mut app = TestApp::spawn_configured(Vec::new(), config).await;
+    let r = app.get_path("/readyz").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let id = id_of(&app.create_ok("resource", &json!({"name": "before"})).await);
+
+    app.begin_shutdown();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let draining = loop {
+        let r = app.get_path("/readyz").await;
+        if r.status != StatusCode::OK || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_error(&draining, StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE");
+    assert_eq!(draining.header("retry-after"), Some("1"));
+    // Still serving other requests while draining.
+    app.get_ok("resource", &id).await;
+    assert_eq!(app.get_path("/healthz").await.status, StatusCode::OK);
+
+    app.stopped().await.expect("the server stops cleanly");
+    let refused = app.request(Method::GET, "/healthz").send().await;
+    assert!(refused.is_err(), "still answering after shutdown");
+}
+
+#[tokio::test]
+async fn cors_is_off_by_default() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .send(
+            app.request(Method::GET, "/api/v1/resource")
+                .header("origin", "https://app.example"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.header("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn cors_allows_only_configured_origins() {
+    let config = ServerConfig {
+        cors_origins: vec!["https://app.example".to_owned()],
+        ..ServerConfig::default()
+    };
+    let app = TestApp::spawn_configured(Vec::new(), config).await;
+    let r = app
+        .send(
+            app.request(Method::GET, "/api/v1/resource")
+                .header("origin", "https://app.example"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+
+    let r = app
+        .send(
+            app.request(Method::OPTIONS, "/api/v1/resource")
+                .header("origin", "https://app.example")
+                .header("access-control-request-method", "PATCH")
+                .header("access-control-request-headers", "if-match, content-type"),
+        )
+        .await;
+    assert!(r.status.is_success(), "preflight: {:?}", r.status);
+    // A preflight is a response too: it carries a request id.
+    r.request_id();
+    let methods = r.header("access-control-allow-methods").unwrap_or("");
+    assert!(methods.contains("PATCH"), "{methods:?}");
+
+    let r = app
+        .send(
+            app.request(Method::GET, "/api/v1/resource")
+                .header("origin", "https://evil.example"),
+        )
+        .await;
+    assert!(r.header("access-control-allow-origin").is_none());
+}
