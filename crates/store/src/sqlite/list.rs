@@ -106,7 +106,10 @@ fn filter(q: &mut SqlBuilder, f: &Filter) -> String {
                 Some(Value::Text(t)) => like_pattern(&t.to_lowercase()),
                 _ => String::new(),
             };
-            format!("plinth_fold({col}) LIKE {} ESCAPE '\\'", q.param(Sql::Text(pattern)))
+            format!(
+                "plinth_fold({col}) LIKE {} ESCAPE '\\'",
+                q.param(Sql::Text(pattern))
+            )
         }
         Op::In => {
             let ps: Vec<String> = f.values.iter().map(|v| q.param(to_sql(v))).collect();

@@ -205,7 +205,9 @@ fn open_conn(path: &Path, busy: Duration, read_only: bool) -> Result<Connection,
 /// SQL functions Plinth's queries use: `plinth_fold(text)`, Unicode lowercase (for `like`).
 fn register_functions(conn: &Connection) -> Result<(), StoreError> {
     use rusqlite::functions::FunctionFlags;
-    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_INNOCUOUS;
+    let flags = FunctionFlags::SQLITE_UTF8
+        | FunctionFlags::SQLITE_DETERMINISTIC
+        | FunctionFlags::SQLITE_INNOCUOUS;
     conn.create_scalar_function("plinth_fold", 1, flags, |ctx| {
         Ok(ctx.get::<Option<String>>(0)?.map(|s| s.to_lowercase()))
     })
