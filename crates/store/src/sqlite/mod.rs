@@ -167,6 +167,33 @@ impl SqliteStore {
         .map_err(StoreError::internal)?
     }
 
+    /// Runs a bounded read (a primary-key or unique-index lookup) on a read connection, on
+    /// the calling thread. Such a lookup takes microseconds, less than handing it to the
+    /// blocking pool would; anything that may scan goes through [`Self::read`] instead.
+    async fn read_point<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError>,
+    {
+        let _permit = self
+            .inner
+            .reader_permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Unavailable("the database is closed".to_owned()))?;
+        let pool = &self.inner.readers;
+        let conn = pool
+            .lock()
+            .map_err(|_| StoreError::internal("reader pool poisoned"))?
+            .pop();
+        let conn =
+            conn.ok_or_else(|| StoreError::Unavailable("the database is closed".to_owned()))?;
+        let result = f(&conn);
+        if let Ok(mut idle) = pool.lock() {
+            idle.push(conn);
+        }
+        result
+    }
+
     fn schema(&self) -> Arc<Schema> {
         self.inner
             .schema
@@ -265,8 +292,7 @@ impl Store for SqliteStore {
     }
 
     async fn get(&self, model: &Arc<ModelDef>, id: RecordId) -> Result<Option<Record>, StoreError> {
-        let model = Arc::clone(model);
-        self.read(move |c| records::get(c, &model, id)).await
+        self.read_point(|c| records::get(c, model, id)).await
     }
 
     async fn list(
