@@ -88,7 +88,9 @@ where
                 Err(StoreError::Unavailable(format!("commit failed: {why}")))
             }
             (Some(r), _) => r,
-            (None, _) => Err(StoreError::internal("write job never ran")),
+            // The batch could not start (the database is locked by another process, say).
+            (None, Some(why)) => Err(StoreError::Unavailable(format!("the write could not start: {why}"))),
+            (None, None) => Err(StoreError::internal("write job never ran")),
         };
         let _ = self.reply.send(result);
     }

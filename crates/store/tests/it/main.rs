@@ -1,0 +1,3 @@
+//! Integration tests of the SQLite store against a real database file.
+
+mod locking;
