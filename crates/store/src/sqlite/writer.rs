@@ -89,7 +89,9 @@ where
             }
             (Some(r), _) => r,
             // The batch could not start (the database is locked by another process, say).
-            (None, Some(why)) => Err(StoreError::Unavailable(format!("the write could not start: {why}"))),
+            (None, Some(why)) => Err(StoreError::Unavailable(format!(
+                "the write could not start: {why}"
+            ))),
             (None, None) => Err(StoreError::internal("write job never ran")),
         };
         let _ = self.reply.send(result);

@@ -5,11 +5,18 @@ use plinth_store::{SqliteOptions, SqliteStore, Store, StoreError, WriteCtx};
 use std::time::Duration;
 
 fn ctx() -> WriteCtx {
-    WriteCtx { actor: Principal::local_admin(), request_id: "test".to_owned() }
+    WriteCtx {
+        actor: Principal::local_admin(),
+        request_id: "test".to_owned(),
+    }
 }
 
 fn draft(name: &str) -> Draft {
-    Draft { name: name.to_owned(), status: Status::Active, fields: Vec::new() }
+    Draft {
+        name: name.to_owned(),
+        status: Status::Active,
+        fields: Vec::new(),
+    }
 }
 
 #[tokio::test]
@@ -26,14 +33,20 @@ async fn a_write_blocked_by_another_process_is_unavailable_not_internal() {
     // Another process (here: another connection) takes the write lock and keeps it.
     let other = rusqlite::Connection::open(&path).expect("second connection");
     other.execute_batch("BEGIN IMMEDIATE").expect("lock");
-    let err = store.create(&ctx(), &model, draft("blocked"), None).await.expect_err("must not write");
+    let err = store
+        .create(&ctx(), &model, draft("blocked"), None)
+        .await
+        .expect_err("must not write");
     assert!(matches!(err, StoreError::Unavailable(_)), "got {err:?}");
     assert_eq!(err.code(), plinth_core::ErrorCode::Unavailable);
 
     // Reads still work while the lock is held (WAL), and writes resume once it is released.
     assert!(store.ping().await.is_ok());
     other.execute_batch("ROLLBACK").expect("unlock");
-    let created = store.create(&ctx(), &model, draft("after"), None).await.expect("write after unlock");
+    let created = store
+        .create(&ctx(), &model, draft("after"), None)
+        .await
+        .expect("write after unlock");
     assert_eq!(created.record.name, "after");
     store.close().await;
 }
