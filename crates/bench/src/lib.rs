@@ -21,6 +21,8 @@ pub struct Options {
     pub concurrency: usize,
     /// Records created before measuring.
     pub seed: u64,
+    /// Sent as `Authorization: Bearer …` (an access token or API key that may create).
+    pub credential: Option<String>,
 }
 
 /// Why a benchmark could not run.
@@ -115,7 +117,16 @@ pub async fn run(url: &str, opts: &Options) -> Result<Report, BenchError> {
     if !loopback.iter().any(|p| base.starts_with(p)) {
         return Err(BenchError::NotLoopback(base));
     }
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(c) = &opts.credential {
+        let value =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {c}")).map_err(|_| {
+                BenchError::Server("the credential is not a valid header value".to_owned())
+            })?;
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     let client = reqwest::Client::builder()
+        .default_headers(headers)
         .pool_max_idle_per_host(opts.concurrency)
         .tcp_nodelay(true)
         .build()

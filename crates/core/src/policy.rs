@@ -174,6 +174,26 @@ fn guests_read(policy: &ModelPolicy) -> bool {
     policy.guest_read && policy.user_read == ReadScope::All
 }
 
+/// The part of the decision that needs no record: whether `who` may attempt `action` on
+/// this model at all. Handlers ask it before looking anything up or validating a body, so a
+/// guest's write is a 401 whether or not the record exists or the body is valid.
+pub fn precheck(who: &Principal, policy: &ModelPolicy, action: Action) -> Result<(), Error> {
+    match (who.role, action) {
+        (Role::Admin, _) => Ok(()),
+        (Role::Guest, Action::Read) if guests_read(policy) => Ok(()),
+        (Role::Guest, _) => Err(Error::Denied(Denial::Unauthenticated)),
+        // Where users cannot read others' records, the refusal must not differ from "no such
+        // record" either.
+        (Role::User, Action::Purge | Action::Restore)
+            if policy.user_read == ReadScope::Own && policy.hide_forbidden =>
+        {
+            Err(Error::Denied(Denial::Hidden))
+        }
+        (Role::User, Action::Purge | Action::Restore) => Err(Error::Denied(Denial::Forbidden)),
+        (Role::User, _) => Ok(()),
+    }
+}
+
 /// The rows a list returns for `who`, or the denial if it may not list at all.
 pub fn list_scope(who: &Principal, policy: &ModelPolicy) -> Result<ListScope, Error> {
     match (who.role, policy.user_read, who.user_id) {
@@ -315,6 +335,48 @@ mod tests {
         assert_eq!(
             list_scope(&Principal::local_admin(), &own),
             Ok(ListScope::All)
+        );
+    }
+
+    #[test]
+    fn precheck_needs_no_record() {
+        let open = ModelPolicy::default();
+        let own = ModelPolicy {
+            user_read: ReadScope::Own,
+            ..ModelPolicy::default()
+        };
+        let g = Principal::guest();
+        assert_eq!(precheck(&g, &open, Action::Read), Ok(()));
+        for a in [
+            Action::Create,
+            Action::Update,
+            Action::Delete,
+            Action::Purge,
+            Action::Restore,
+        ] {
+            assert_eq!(
+                precheck(&g, &open, a),
+                Err(Error::Denied(Denial::Unauthenticated)),
+                "{a:?}"
+            );
+        }
+        assert_eq!(
+            precheck(&g, &own, Action::Read),
+            Err(Error::Denied(Denial::Unauthenticated))
+        );
+        let u = user(1);
+        assert_eq!(precheck(&u, &open, Action::Update), Ok(()));
+        assert_eq!(
+            precheck(&u, &open, Action::Purge),
+            Err(Error::Denied(Denial::Forbidden))
+        );
+        assert_eq!(
+            precheck(&u, &own, Action::Restore),
+            Err(Error::Denied(Denial::Hidden))
+        );
+        assert_eq!(
+            precheck(&Principal::local_admin(), &own, Action::Purge),
+            Ok(())
         );
     }
 

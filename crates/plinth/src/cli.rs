@@ -47,6 +47,12 @@ pub(crate) enum Command {
     /// Print the effective configuration (defaults, file, environment and flags merged;
     /// secrets masked).
     Config,
+    /// Manage accounts: `plinth user create --email ada@example.com --role admin`.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage keys: `plinth keys generate` prints a new token-signing key.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Load a server with requests on loopback and print requests/s and p50/p99 latency for
     /// get-by-id, list and create.
     Bench(BenchArgs),
@@ -75,8 +81,9 @@ pub(crate) struct MigrateArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
-    /// Server to load, e.g. http://127.0.0.1:8080 (loopback only). Without it, an embedded
-    /// server with a temporary database is started and seeded.
+    /// Server to load, e.g. http://127.0.0.1:8080 (loopback only), with the credential in
+    /// PLINTH_BENCH_TOKEN (an access token or API key that may create). Without it, an
+    /// embedded server with a temporary database and its own admin is started and seeded.
     #[arg(long, value_name = "URL")]
     pub(crate) url: Option<String>,
     /// Requests per workload.
@@ -92,4 +99,31 @@ pub(crate) struct BenchArgs {
     /// ../shared/peer-bench). With `--requests 0` and `--url`, only seeds.
     #[arg(long, value_name = "FILE")]
     pub(crate) ids_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// Create an account. The password is read from a prompt (typed twice, not echoed), or
+    /// from standard input with --password-stdin; never from an argument.
+    Create(UserCreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UserCreateArgs {
+    /// The account's email address (unique, case-insensitively).
+    #[arg(long)]
+    pub(crate) email: String,
+    /// `admin` or `user`.
+    #[arg(long, default_value = "user")]
+    pub(crate) role: String,
+    /// Read the password from the first line of standard input instead of prompting.
+    #[arg(long)]
+    pub(crate) password_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Print a new random token-signing key (48 bytes, base64) for PLINTH_JWT_SECRET or a
+    /// key file: `plinth keys generate > jwt.key`.
+    Generate,
 }

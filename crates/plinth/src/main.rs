@@ -44,6 +44,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", config.render());
             Ok(())
         }
+        Command::User(cli::UserCommand::Create(args)) => {
+            let config = Config::load(&cli.global, None)?;
+            logging::init("warn")?;
+            runtime.block_on(create_user(&config, args))
+        }
+        Command::Keys(cli::KeysCommand::Generate) => {
+            println!("{}", config::generate_key_text()?);
+            Ok(())
+        }
         Command::Bench(args) => {
             let config = Config::load(&cli.global, None)?;
             // The embedded server's access log would bury the report (and slow the run).
@@ -51,6 +60,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(bench(config, args))
         }
     }
+}
+
+/// `plinth user create`.
+async fn create_user(config: &Config, args: cli::UserCreateArgs) -> anyhow::Result<()> {
+    let role =
+        plinth_core::auth::parse_role(&args.role).map_err(|e| anyhow::anyhow!("--role {e}"))?;
+    let password = if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    } else {
+        let first = rpassword::prompt_password("Password: ").context("cannot read the password")?;
+        let again =
+            rpassword::prompt_password("Password again: ").context("cannot read the password")?;
+        anyhow::ensure!(first == again, "the passwords differ");
+        first
+    };
+    let auth =
+        plinth_server::Auth::new(config.auth.auth_config()?).map_err(|e| anyhow::anyhow!(e))?;
+    let store = serve::open_store(config).await?;
+    let result = serve::create_user(store.as_ref(), &auth, &args.email, &password, role).await;
+    store.close().await;
+    let user = result?;
+    println!(
+        "created {} {} ({})",
+        plinth_core::auth::role_name(user.role),
+        user.id,
+        user.email
+    );
+    Ok(())
 }
 
 /// `plinth migrate`: prints the plan, and applies it unless `--dry-run`.
@@ -85,6 +126,9 @@ async fn bench(mut config: Config, args: cli::BenchArgs) -> anyhow::Result<()> {
         requests: args.requests,
         concurrency: args.concurrency,
         seed: args.seed,
+        credential: std::env::var(config::env::BENCH_TOKEN)
+            .ok()
+            .filter(|t| !t.is_empty()),
     };
     if let Some(url) = args.url {
         let report = plinth_bench::run(&url, &opts).await?;
@@ -96,6 +140,24 @@ async fn bench(mut config: Config, args: cli::BenchArgs) -> anyhow::Result<()> {
     config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let app = serve::build(&config, false).await?;
     let url = format!("http://{}", app.local_addr());
+    // The embedded server gets its own admin; the load runs with its token.
+    let state = app.state().clone();
+    let admin = serve::create_user(
+        state.store().as_ref(),
+        state.auth(),
+        "bench@example.com",
+        "bench password 0f plinth",
+        plinth_core::Role::Admin,
+    )
+    .await?;
+    let (token, _) = state
+        .auth()
+        .issue_access(&admin)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let opts = plinth_bench::Options {
+        credential: Some(token),
+        ..opts
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;

@@ -1,8 +1,11 @@
 //! Wiring: open the store, migrate, build the application, serve until a signal.
 
-use crate::config::Config;
+use crate::config::{Config, env};
 use anyhow::Context;
-use plinth_server::{AppState, Application, AuthMode, ServerConfig};
+use plinth_core::Role;
+use plinth_core::auth::{Email, check_password};
+use plinth_server::{AppState, Application, Auth, ServerConfig};
+use plinth_store::{NewUser, WriteCtx};
 use plinth_store::{SqliteOptions, SqliteStore, Store};
 use std::sync::Arc;
 
@@ -19,8 +22,8 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>
 
 /// Migrates the database to the declared models, then builds the bound application.
 pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::Result<Application> {
-    // Refuse an unsafe address before touching the database, so a refused start changes nothing.
-    plinth_server::app::check_listen(AuthMode::LocalAdmin, config.listen)?;
+    let auth = Arc::new(Auth::new(config.auth.auth_config()?).map_err(|e| anyhow::anyhow!(e))?);
+    check_admin_env(|k| std::env::var(k).ok())?;
     let store = open_store(config).await?;
     let steps = store
         .migrate(&config.schema, allow_destructive)
@@ -36,11 +39,8 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
         .map(|m| m.name().as_str())
         .collect();
     tracing::info!(models = ?models, "schema up to date");
-    tracing::warn!(
-        "authentication is not configured: every request acts as the local administrator; \
-         the server only listens on loopback addresses in this mode"
-    );
-    let state = AppState::new(store, Arc::new(config.schema.clone()), AuthMode::LocalAdmin);
+    bootstrap_admin(store.as_ref(), &auth, |k| std::env::var(k).ok()).await?;
+    let state = AppState::new(store, Arc::new(config.schema.clone()), auth);
     let server = ServerConfig {
         listen: config.listen,
         body_limit: config.body_limit,
@@ -49,6 +49,115 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
         ..ServerConfig::default()
     };
     Ok(Application::build(server, state).await?)
+}
+
+/// On a first start with no admin, creates one from `PLINTH_ADMIN_EMAIL` and
+/// `PLINTH_ADMIN_PASSWORD`; without them, says how to make one.
+async fn bootstrap_admin(
+    store: &dyn Store,
+    auth: &Auth,
+    var: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<()> {
+    let email = var(env::ADMIN_EMAIL).filter(|v| !v.is_empty());
+    let password = var(env::ADMIN_PASSWORD).filter(|v| !v.is_empty());
+    if store.count_admins().await? > 0 {
+        if email.is_some() || password.is_some() {
+            tracing::info!(
+                "an admin exists; {} and {} are ignored",
+                env::ADMIN_EMAIL,
+                env::ADMIN_PASSWORD
+            );
+        }
+        return Ok(());
+    }
+    let (email, password) = match (email, password) {
+        (Some(e), Some(p)) => (e, p),
+        (None, None) => {
+            tracing::warn!(
+                "no admin account exists: create one with `plinth user create --email you@example.com --role admin`, \
+                 or set {} and {} for the first start",
+                env::ADMIN_EMAIL,
+                env::ADMIN_PASSWORD
+            );
+            return Ok(());
+        }
+        _ => anyhow::bail!(
+            "set both {} and {} to create the first admin",
+            env::ADMIN_EMAIL,
+            env::ADMIN_PASSWORD
+        ),
+    };
+    let user = create_user(store, auth, &email, &password, Role::Admin)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot create the first admin from {} and {}",
+                env::ADMIN_EMAIL,
+                env::ADMIN_PASSWORD
+            )
+        })?;
+    tracing::info!(target: "plinth::security", event = "first_admin_created", user_id = %user.id, "first admin created");
+    Ok(())
+}
+
+/// Refuses unusable first-admin variables before anything touches the database, so such a
+/// refused start changes nothing.
+fn check_admin_env(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+    let email = var(env::ADMIN_EMAIL).filter(|v| !v.is_empty());
+    let password = var(env::ADMIN_PASSWORD).filter(|v| !v.is_empty());
+    match (email, password) {
+        (None, None) => Ok(()),
+        (Some(e), Some(p)) => {
+            let email = Email::parse(&e).map_err(|r| {
+                anyhow::anyhow!(
+                    "cannot create the first admin: {}: email {r}",
+                    env::ADMIN_EMAIL
+                )
+            })?;
+            check_password(&p, Some(&email)).map_err(|r| {
+                anyhow::anyhow!(
+                    "cannot create the first admin: {}: password {r}",
+                    env::ADMIN_PASSWORD
+                )
+            })
+        }
+        _ => anyhow::bail!(
+            "set both {} and {} to create the first admin",
+            env::ADMIN_EMAIL,
+            env::ADMIN_PASSWORD
+        ),
+    }
+}
+
+/// Validates and creates an account (first admin, `plinth user create`).
+pub(crate) async fn create_user(
+    store: &dyn Store,
+    auth: &Auth,
+    email: &str,
+    password: &str,
+    role: Role,
+) -> anyhow::Result<plinth_store::User> {
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("email {e}"))?;
+    check_password(password, Some(&email)).map_err(|e| anyhow::anyhow!("password {e}"))?;
+    let password_hash = auth
+        .hash_password(password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let ctx = WriteCtx {
+        actor: plinth_core::Principal::local_admin(),
+        request_id: "cli".to_owned(),
+    };
+    let user = store
+        .create_user(
+            &ctx,
+            NewUser {
+                email,
+                password_hash,
+                role,
+            },
+        )
+        .await?;
+    Ok(user)
 }
 
 /// `plinth serve`.

@@ -5,7 +5,7 @@
 use crate::config::ServerConfig;
 use crate::middleware::{method_not_allowed, not_found, panic_response, request_context};
 use crate::routes;
-use crate::state::{AppState, AuthMode};
+use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
@@ -45,10 +45,8 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds the listener and builds the router. Refuses a non-loopback address while every
-    /// request acts as the local admin.
+    /// Binds the listener and builds the router.
     pub async fn build(config: ServerConfig, state: AppState) -> Result<Self, StartError> {
-        check_listen(state.auth(), config.listen)?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -69,6 +67,11 @@ impl Application {
             drain_delay: config.drain_delay,
             shutdown_timeout: config.shutdown_timeout,
         })
+    }
+
+    /// The state the server runs on.
+    pub fn state(&self) -> &AppState {
+        &self.state
     }
 
     /// The bound address (with the real port when port 0 was asked for).
@@ -109,7 +112,10 @@ impl Application {
             // Small JSON responses: do not wait for Nagle's algorithm.
             let _ = tcp.set_nodelay(true);
         });
-        let serve = axum::serve(listener, self.router).with_graceful_shutdown(drain);
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let serve = axum::serve(listener, app).with_graceful_shutdown(drain);
         let served = tokio::select! {
             served = serve => {
                 tracing::info!("in-flight requests finished");
@@ -123,19 +129,6 @@ impl Application {
         self.state.store().close().await;
         served
     }
-}
-
-/// Refuses to listen beyond loopback while every request acts as the local admin. Called by
-/// [`Application::build`], and by the binary before it touches the database, so a refused
-/// start changes nothing.
-pub fn check_listen(auth: AuthMode, listen: SocketAddr) -> Result<(), StartError> {
-    if auth == AuthMode::LocalAdmin && !listen.ip().is_loopback() {
-        return Err(StartError::Refused(format!(
-            "refusing to listen on {listen}: authentication is not configured, so every request acts as an \
-             administrator. Listen on a loopback address (127.0.0.1 or ::1) instead"
-        )));
-    }
-    Ok(())
 }
 
 fn build_router(config: &ServerConfig, state: AppState) -> Result<Router, StartError> {

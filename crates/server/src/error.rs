@@ -37,6 +37,7 @@ pub struct ApiError {
     message: String,
     details: Vec<FieldError>,
     cause: Option<String>,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -47,6 +48,7 @@ impl ApiError {
             message: message.into(),
             details: Vec::new(),
             cause: None,
+            retry_after: None,
         }
     }
 
@@ -76,6 +78,12 @@ impl ApiError {
     /// Adds per-field details.
     pub fn with_details(mut self, details: Vec<FieldError>) -> Self {
         self.details = details;
+        self
+    }
+
+    /// Sets the `Retry-After` header (whole seconds, at least 1).
+    pub fn with_retry_after(mut self, after: std::time::Duration) -> Self {
+        self.retry_after = Some(after.as_secs().max(1) + u64::from(after.subsec_nanos() > 0));
         self
     }
 
@@ -150,7 +158,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = status_of(self.code);
         let mut res = status.into_response();
-        if matches!(self.code, ErrorCode::Unavailable | ErrorCode::RateLimited) {
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        } else if matches!(self.code, ErrorCode::Unavailable | ErrorCode::RateLimited) {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

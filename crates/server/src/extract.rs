@@ -2,12 +2,14 @@
 //! queries and headers answer with the error envelope like everything else.
 
 use crate::error::ApiError;
-use crate::state::{AppState, AuthMode};
+use crate::state::AppState;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use plinth_core::{ErrorCode, ModelDef, Principal, RecordId};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// A JSON request body (`Content-Type: application/json`), as a JSON value.
@@ -64,19 +66,69 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     }
 }
 
-/// Who is calling. The one place where a request becomes a [`Principal`]; handlers take this
-/// and hand it to the access policy.
+/// Who is calling. The one place where a request becomes a [`Principal`]: credentials from
+/// `Authorization: Bearer <token or API key>` or `X-API-Key`, none for a guest. Present but
+/// invalid credentials are refused (401), never downgraded to a guest. Also applies the
+/// per-principal request rate limit. Handlers hand the principal to the access policy.
 #[derive(Debug, Clone)]
 pub struct Caller(pub Principal);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match state.auth() {
-            AuthMode::LocalAdmin => Ok(Self(Principal::local_admin())),
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
         }
+        let credential = credential(&parts.headers)?;
+        let principal = state
+            .auth()
+            .authenticate(state.store().as_ref(), credential)
+            .await?;
+        let key = match principal.user_id() {
+            Some(id) => id.to_string(),
+            None => client_address(parts),
+        };
+        state.auth().check_request(&key)?;
+        let caller = Self(principal);
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
     }
+}
+
+/// The credential a request carries, if any.
+fn credential(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let bad = |what: &str| {
+        ApiError::new(
+            ErrorCode::Unauthenticated,
+            format!("malformed {what} header"),
+        )
+    };
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        let v = v.to_str().map_err(|_| bad("Authorization"))?;
+        let (scheme, token) = v.split_once(' ').ok_or_else(|| bad("Authorization"))?;
+        let token = token.trim();
+        if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+            return Err(bad("Authorization"));
+        }
+        return Ok(Some(token));
+    }
+    match headers.get("x-api-key") {
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.trim()))
+            .map_err(|_| bad("X-API-Key")),
+        None => Ok(None),
+    }
+}
+
+/// The client's address (the TCP peer), or `unknown` when the server has no socket (tests
+/// that call the router directly).
+pub fn client_address(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
 }
 
 /// The model named by the first path segment after `/api/v1/`.
@@ -231,5 +283,17 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
             return Err(bad());
         }
         Ok(Self(Some(s.to_owned())))
+    }
+}
+
+/// The client's address (see [`client_address`]).
+#[derive(Debug, Clone)]
+pub struct ClientAddr(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(Self(client_address(parts)))
     }
 }

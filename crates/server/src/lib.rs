@@ -5,6 +5,7 @@
 //! - [`app`]: [`Application`]: bind, serve, drain, close.
 //! - [`config`]: the [`ServerConfig`] settings.
 //! - [`state`]: [`AppState`], the shared state handlers take.
+//! - [`auth`]: [`Auth`]: password hashing, tokens, API keys, rate limits.
 //! - [`error`]: [`ApiError`] and the one code → status table.
 //! - [`extract`]: Plinth's extractors (`ApiJson`, `RecordParam`, `Caller`, `IfMatch`…).
 //! - [`middleware`]: request ids, envelope rendering, access log, panics.
@@ -14,6 +15,7 @@
 //! and calls [`Application::build`]; nothing else is needed to serve.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -22,6 +24,7 @@ mod routes;
 pub mod state;
 
 pub use app::{Application, StartError};
+pub use auth::{Auth, AuthConfig, SigningKey};
 pub use config::ServerConfig;
 pub use error::ApiError;
-pub use state::{AppState, AuthMode};
+pub use state::AppState;

@@ -47,7 +47,16 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
+    // `principal` is filled in by the `Caller` extractor once the credentials are checked.
+    // The span is at ERROR level so it exists whatever LOG_LEVEL is: a warning or error
+    // logged during the request always carries the request id a client can quote.
+    let span = tracing::error_span!(
+        "request",
+        request_id = %id,
+        method = %method,
+        route = %route,
+        principal = tracing::field::Empty
+    );
     let mut res = next.run(req).instrument(span.clone()).await;
     if let Some(report) = res.extensions_mut().remove::<ErrorReport>() {
         res = render_error(res, &report, &id);

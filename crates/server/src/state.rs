@@ -1,18 +1,11 @@
 //! `AppState`: the one piece of shared state handlers see.
 
+use crate::auth::Auth;
 use plinth_core::{ModelDef, Schema};
 use plinth_store::Store;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-
-/// How requests are authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMode {
-    /// No authentication configured: every request acts as the local administrator. Only
-    /// allowed on a loopback address.
-    LocalAdmin,
-}
 
 /// Shared state: cheap to clone (one `Arc`).
 #[derive(Debug, Clone)]
@@ -22,7 +15,7 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     store: Arc<dyn Store>,
     schema: Arc<Schema>,
-    auth: AuthMode,
+    auth: Arc<Auth>,
     /// Set when shutdown begins; `/readyz` answers 503 from then on so load balancers stop
     /// sending traffic while in-flight requests finish.
     draining: AtomicBool,
@@ -31,7 +24,7 @@ struct Inner {
 
 impl AppState {
     /// State over a migrated store and the schema it was migrated to.
-    pub fn new(store: Arc<dyn Store>, schema: Arc<Schema>, auth: AuthMode) -> Self {
+    pub fn new(store: Arc<dyn Store>, schema: Arc<Schema>, auth: Arc<Auth>) -> Self {
         Self(Arc::new(Inner {
             store,
             schema,
@@ -56,9 +49,9 @@ impl AppState {
         &self.0.schema
     }
 
-    /// How requests are authenticated.
-    pub fn auth(&self) -> AuthMode {
-        self.0.auth
+    /// The authentication service.
+    pub fn auth(&self) -> &Arc<Auth> {
+        &self.0.auth
     }
 
     /// Whether shutdown has begun.

@@ -2,6 +2,7 @@
 //! engine.
 //!
 //! Layout:
+//! - [`accounts`]: [`AccountStore`]: users, refresh-token families, API keys.
 //! - [`error`]: [`StoreError`], the only error type that leaves this crate.
 //! - [`sqlite`]: [`SqliteStore`], one writer connection and a pool of readers over a WAL
 //!   database file.
@@ -10,9 +11,11 @@
 //! [`Patch`], a [`ListQuery`]) and get [`Record`]s back. No SQL, driver type or driver
 //! error crosses this boundary.
 
+pub mod accounts;
 pub mod error;
 pub mod sqlite;
 
+pub use accounts::{AccountStore, ApiKey, NewApiKey, NewUser, Refresh, User, UserChanges};
 pub use error::StoreError;
 pub use sqlite::{SqliteOptions, SqliteStore};
 
@@ -66,7 +69,7 @@ pub struct Page {
 /// `version` by exactly one and sets `updated_at`; `expected_version` (from `If-Match`)
 /// makes a write conditional.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Store: AccountStore + Send + Sync + std::fmt::Debug {
     /// Plans the migration from the schema recorded in the database to `schema`.
     async fn plan(&self, schema: &Schema) -> Result<Plan, StoreError>;
     /// Brings the database to `schema` in one transaction; refuses destructive steps unless

@@ -1,8 +1,11 @@
 //! Configuration: defaults → config file → environment → command-line flags, validated
 //! once at start.
 
+mod auth;
+
 use crate::cli::GlobalArgs;
 use anyhow::{Context, bail};
+pub(crate) use auth::{AuthSettings, generate_key_text};
 use plinth_core::schema::DeclError;
 use plinth_core::{ModelDecl, Schema};
 use serde::{Deserialize, Serialize};
@@ -20,10 +23,22 @@ pub(crate) mod env {
     pub(crate) const CORS_ORIGINS: &str = "PLINTH_CORS_ORIGINS";
     pub(crate) const DRAIN_SECONDS: &str = "PLINTH_DRAIN_SECONDS";
     pub(crate) const SQLITE_READERS: &str = "PLINTH_SQLITE_READERS";
+    pub(crate) const JWT_SECRET: &str = "PLINTH_JWT_SECRET";
+    /// The credential `plinth bench --url` sends.
+    pub(crate) const BENCH_TOKEN: &str = "PLINTH_BENCH_TOKEN";
+    pub(crate) const JWT_SECRET_FILE: &str = "PLINTH_JWT_SECRET_FILE";
+    pub(crate) const ADMIN_EMAIL: &str = "PLINTH_ADMIN_EMAIL";
+    pub(crate) const ADMIN_PASSWORD: &str = "PLINTH_ADMIN_PASSWORD";
     pub(crate) const DATABASE_URL: &str = "DATABASE_URL";
     pub(crate) const LOG_LEVEL: &str = "LOG_LEVEL";
     /// Names reserved for features that read them elsewhere (first admin).
-    pub(crate) const RESERVED: &[&str] = &["PLINTH_ADMIN_EMAIL", "PLINTH_ADMIN_PASSWORD"];
+    pub(crate) const RESERVED: &[&str] = &[
+        ADMIN_EMAIL,
+        ADMIN_PASSWORD,
+        JWT_SECRET,
+        JWT_SECRET_FILE,
+        BENCH_TOKEN,
+    ];
     /// Every `PLINTH_*` name this version reads.
     pub(crate) const KNOWN: &[&str] = &[
         CONFIG,
@@ -58,6 +73,8 @@ struct FileConfig {
     cors_origins: Option<Vec<String>>,
     drain_seconds: Option<u64>,
     sqlite_readers: Option<usize>,
+    #[serde(default)]
+    auth: auth::AuthFile,
     #[serde(default)]
     models: Vec<toml::Spanned<ModelDecl>>,
 }
@@ -105,6 +122,7 @@ pub(crate) struct Config {
     pub(crate) drain_delay: Duration,
     pub(crate) sqlite_readers: usize,
     pub(crate) config_file: Option<PathBuf>,
+    pub(crate) auth: AuthSettings,
     pub(crate) models: Vec<ModelDecl>,
     /// The validated models.
     pub(crate) schema: Schema,
@@ -210,6 +228,7 @@ impl Config {
         if !(1..=64).contains(&sqlite_readers) {
             bail!("sqlite_readers must be between 1 and 64");
         }
+        let auth = AuthSettings::resolve(file.auth.clone(), env, &data_dir, &var)?;
         let models: Vec<ModelDecl> = file.models.iter().map(|m| m.get_ref().clone()).collect();
         let schema = Schema::from_decls(&models)
             .map_err(|errors| decl_errors(&errors, &file.models, path.as_deref(), &text))?;
@@ -224,24 +243,11 @@ impl Config {
             drain_delay: Duration::from_secs(drain_seconds),
             sqlite_readers,
             config_file: path,
+            auth,
             models,
             schema,
         };
-        config.check_production()?;
         Ok(config)
-    }
-
-    /// Production mode refuses settings that are only safe on a developer's machine.
-    fn check_production(&self) -> anyhow::Result<()> {
-        if self.env != Environment::Production {
-            return Ok(());
-        }
-        bail!(
-            "{}=production needs authentication, which this version of Plinth does not have yet: every request \
-             would act as an administrator. Run with {}=development on a loopback address",
-            env::ENV,
-            env::ENV
-        )
     }
 
     /// The SQLite database file.
@@ -296,6 +302,7 @@ impl Config {
             drain_seconds: u64,
             sqlite_readers: usize,
             config_file: Option<String>,
+            auth: &'a AuthSettings,
             models: &'a [ModelDecl],
         }
         let database = match (&self.database_url, self.sqlite_path()) {
@@ -315,6 +322,7 @@ impl Config {
             drain_seconds: self.drain_delay.as_secs(),
             sqlite_readers: self.sqlite_readers,
             config_file: self.config_file.as_ref().map(|p| p.display().to_string()),
+            auth: &self.auth,
             models: if self.models.is_empty() {
                 &defaults
             } else {

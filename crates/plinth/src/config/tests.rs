@@ -174,14 +174,36 @@ fn environment_modes() {
     let f = file("env = \"development\"\n");
     let err = load_err(&args(&f), &[(env::ENV, "bogus")]);
     assert!(err.contains("PLINTH_ENV") && err.contains("bogus"), "{err}");
+    // Production refuses to start without an explicit signing key, and says how to make one.
     let err = load_err(&args(&f), &[(env::ENV, "production")]);
     assert!(
-        err.contains("PLINTH_ENV=production") && err.contains("authentication"),
+        err.contains("PLINTH_ENV=production")
+            && err.contains("PLINTH_JWT_SECRET")
+            && err.contains("plinth keys generate"),
         "{err}"
     );
     let from_file = file("env = \"production\"\n");
     let err = load_err(&args(&from_file), &[]);
-    assert!(err.contains("authentication"), "{err}");
+    assert!(err.contains("signing key"), "{err}");
+    // A weak key is refused, in any mode.
+    let err = load_err(
+        &args(&f),
+        &[(
+            env::JWT_SECRET,
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        )],
+    );
+    assert!(
+        err.contains("PLINTH_JWT_SECRET") && err.contains("entropy"),
+        "{err}"
+    );
+    let err = load_err(&args(&f), &[(env::JWT_SECRET, "short")]);
+    assert!(err.contains("at least 32 bytes"), "{err}");
+    let strong = "q1W8m0pX3r9ZkT2vL7cN5bY4hJ6gF0dS8aE2uI1oP9lK3jH";
+    let c = load_ok(&args(&from_file), None, &[(env::JWT_SECRET, strong)]);
+    assert_eq!(c.env, Environment::Production);
+    assert!(!format!("{c:?}").contains(strong), "the key never prints");
+    assert!(!c.render().contains(strong), "the key never prints");
     let c = load_ok(&args(&from_file), None, &[(env::ENV, "development")]);
     assert_eq!(
         c.env,

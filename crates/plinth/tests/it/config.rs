@@ -1,7 +1,9 @@
 //! `plinth config` and the configuration layers (defaults → file → environment → flags),
 //! and the help texts.
 
-use crate::helpers::{Server, TestDir, log_field, run_ok};
+use crate::helpers::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, Server, TestDir, log_field, log_message, refused, run_ok,
+};
 use reqwest::StatusCode;
 use toml::Value;
 
@@ -188,17 +190,110 @@ async fn declared_models_are_shown() {
     assert_eq!(field.get("unique").and_then(Value::as_bool), Some(true));
 }
 
-/// The `--listen` flag wins over a file (and an environment) that name a non-loopback
-/// address, which would otherwise be refused.
+/// The `--listen` flag wins over a file and an environment that name addresses this host
+/// cannot bind (documentation ranges), which would otherwise fail the start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_listen_flag_beats_file_and_environment() {
     let dir = TestDir::new();
-    dir.write_config("listen = \"0.0.0.0:9\"\n");
-    let server = Server::start_with(&dir, &[], &[("PLINTH_LISTEN", "0.0.0.0:0")]).await;
+    dir.write_config("listen = \"192.0.2.1:9\"\n");
+    let server = Server::start_with(&dir, &[], &[("PLINTH_LISTEN", "198.51.100.1:9")]).await;
+    let listening = server
+        .proc
+        .logs()
+        .into_iter()
+        .find(|l| log_message(l) == Some("listening"))
+        .expect("a listening line");
+    let addr = log_field(&listening, "addr")
+        .and_then(serde_json::Value::as_str)
+        .expect("addr");
+    assert!(addr.starts_with("127.0.0.1:"), "{listening}");
     let health = server.get("/healthz").await;
     assert_eq!(health.status, StatusCode::OK);
     let proc = server.stop().await;
     assert!(proc.logged("database closed"));
+}
+
+/// The `[auth]` table of the file reaches the running server: the access-token lifetime
+/// is what login reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_settings_from_the_file_reach_the_server() {
+    let dir = TestDir::new();
+    dir.write_config("[auth]\naccess_token_minutes = 5\nrefresh_token_days = 2\n");
+    let shown = effective(&dir, &[], &[]).await;
+    let auth = shown
+        .get("auth")
+        .and_then(Value::as_table)
+        .unwrap_or_else(|| panic!("no [auth] in {shown:?}"));
+    assert_eq!(
+        auth.get("access_token_minutes").and_then(Value::as_integer),
+        Some(5)
+    );
+    assert_eq!(
+        auth.get("refresh_token_days").and_then(Value::as_integer),
+        Some(2)
+    );
+    let server = Server::start(&dir).await;
+    let login = server.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+    assert_eq!(login.body["data"]["expires_in"], 300, "{}", login.text);
+
+    dir.write_config("[auth]\naccess_token_minutes = 0\n");
+    let data = dir.data_arg();
+    let done = refused(&dir, &["config", "--data-dir", &data], &[]).await;
+    assert!(
+        done.stderr.contains("access_token_minutes"),
+        "{}",
+        done.stderr
+    );
+    dir.write_config("[auth]\njwt_secret = \"inline-secrets-are-not-read\"\n");
+    let done = refused(&dir, &["config"], &[]).await;
+    assert!(done.stderr.contains("jwt_secret"), "{}", done.stderr);
+    assert!(done.stderr.contains("plinth.toml"), "{}", done.stderr);
+}
+
+/// `plinth config` says where the signing key comes from, never what it is.
+#[tokio::test]
+async fn config_shows_the_key_source_but_never_the_key() {
+    let dir = TestDir::new();
+    let key = run_ok(&dir, &["keys", "generate"], &[]).await.stdout;
+    let key = key.trim();
+    let envs = [
+        ("PLINTH_JWT_SECRET", key),
+        ("PLINTH_ADMIN_EMAIL", ADMIN_EMAIL),
+        ("PLINTH_ADMIN_PASSWORD", ADMIN_PASSWORD),
+    ];
+    let done = run_ok(&dir, &["config"], &envs).await;
+    for secret in [key, ADMIN_PASSWORD] {
+        assert!(
+            !done.stdout.contains(secret) && !done.stderr.contains(secret),
+            "a secret is shown:\n{}\n{}",
+            done.stdout,
+            done.stderr
+        );
+    }
+    let shown: toml::Table = done.stdout.parse().expect("TOML");
+    let source = shown
+        .get("auth")
+        .and_then(|a| a.get("signing_key"))
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no auth.signing_key in\n{}", done.stdout));
+    assert!(source.contains("PLINTH_JWT_SECRET"), "{source}");
+    assert!(source.contains("****"), "{source}");
+
+    let shown = effective(&dir, &[], &[]).await;
+    let source = shown
+        .get("auth")
+        .and_then(|a| a.get("signing_key"))
+        .and_then(Value::as_str)
+        .expect("auth.signing_key");
+    assert!(
+        source.contains("jwt.key"),
+        "development generates a key: {source}"
+    );
+    assert!(
+        !dir.path().join("plinth-data").exists(),
+        "`plinth config` only shows; it creates nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,11 +340,18 @@ async fn help_texts_name_the_key_options() {
                 "serve",
                 "migrate",
                 "config",
+                "user",
+                "keys",
                 "bench",
                 "--config",
                 "--data-dir",
             ],
         ),
+        (
+            &["user", "create", "--help"],
+            &["--email", "--role", "--password-stdin", "admin"],
+        ),
+        (&["keys", "generate", "--help"], &["PLINTH_JWT_SECRET"]),
         (
             &["serve", "--help"],
             &[

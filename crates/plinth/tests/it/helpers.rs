@@ -4,13 +4,17 @@
 //! Every child runs with its current directory set to the test's own temporary directory (so
 //! no stray `./plinth.toml` is read) and with `PLINTH_*`, `DATABASE_URL` and `LOG_LEVEL`
 //! removed from its environment, so the developer's shell cannot change an outcome.
+//!
+//! Every request needs credentials now: [`Server::start`] creates the first admin from
+//! `PLINTH_ADMIN_EMAIL` / `PLINTH_ADMIN_PASSWORD` ([`ADMIN_EMAIL`], [`ADMIN_PASSWORD`]), logs
+//! in once the server listens, and sends the access token on every request by default.
 
 mod server;
 
-pub(crate) use server::{Server, reply};
+pub(crate) use server::{LOGIN_REQUEST_ID, Reply, Server, Tokens, bearer_client, reply};
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -23,6 +27,11 @@ pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_plinth");
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(20);
+
+/// The first admin every [`Server::start`] creates (or, on a restart, logs in as).
+pub(crate) const ADMIN_EMAIL: &str = "admin@plinth.test";
+/// Passes the password policy: at least 12 characters and not a common password.
+pub(crate) const ADMIN_PASSWORD: &str = "it-admin-staple-horse-91";
 
 /// A temporary working directory with the data directory inside it.
 #[derive(Debug)]
@@ -119,8 +128,23 @@ fn collect(pipe: impl Read + Send + 'static, into: Arc<Mutex<Vec<String>>>) -> J
 }
 
 impl Proc {
-    pub(crate) fn spawn(mut cmd: Command) -> Self {
+    pub(crate) fn spawn(cmd: Command) -> Self {
+        Self::spawn_fed(cmd, None)
+    }
+
+    /// As `spawn`, writing `input` to the child's standard input, then closing it.
+    pub(crate) fn spawn_fed(mut cmd: Command, input: Option<&str>) -> Self {
+        if input.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
         let mut child = cmd.spawn().expect("spawn the plinth binary");
+        if let Some(input) = input {
+            let mut stdin = child.stdin.take().expect("piped stdin");
+            stdin
+                .write_all(input.as_bytes())
+                .expect("write to the child's stdin");
+            // Dropped here: the child sees end of file after the input.
+        }
         let (stdout, stderr) = (Arc::default(), Arc::default());
         let out = child.stdout.take().expect("piped stdout");
         let err = child.stderr.take().expect("piped stderr");
@@ -158,8 +182,12 @@ impl Proc {
         self.stdout_lines().join("\n")
     }
 
+    pub(crate) fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().expect("output lock").clone()
+    }
+
     pub(crate) fn stderr(&self) -> String {
-        self.stderr.lock().expect("output lock").join("\n")
+        self.stderr_lines().join("\n")
     }
 
     /// Both streams, for failure messages.
@@ -278,7 +306,18 @@ pub(crate) struct Finished {
 
 /// Runs `plinth args…` in `dir` to completion.
 pub(crate) async fn run(dir: &TestDir, args: &[&str], envs: &[(&str, &str)]) -> Finished {
-    let mut proc = Proc::spawn(command(dir.path(), args, envs));
+    run_fed(dir, args, envs, None).await
+}
+
+/// Runs `plinth args…` in `dir` to completion with `input` on its standard input (closed
+/// after it; without input, standard input is empty).
+pub(crate) async fn run_fed(
+    dir: &TestDir,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    input: Option<&str>,
+) -> Finished {
+    let mut proc = Proc::spawn_fed(command(dir.path(), args, envs), input);
     let status = proc.wait_exit().await;
     Finished {
         status,
@@ -303,7 +342,17 @@ pub(crate) async fn run_ok(dir: &TestDir, args: &[&str], envs: &[(&str, &str)]) 
 /// Runs `plinth args…` and asserts it is refused: exit code 1, a message on stderr, and no
 /// server left running (a server that starts would hit the exit timeout).
 pub(crate) async fn refused(dir: &TestDir, args: &[&str], envs: &[(&str, &str)]) -> Finished {
-    let done = run(dir, args, envs).await;
+    refused_fed(dir, args, envs, None).await
+}
+
+/// As `refused`, with `input` on standard input.
+pub(crate) async fn refused_fed(
+    dir: &TestDir,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    input: Option<&str>,
+) -> Finished {
+    let done = run_fed(dir, args, envs, input).await;
     assert_eq!(
         done.status.code(),
         Some(1),
@@ -324,11 +373,17 @@ pub(crate) fn log_message(line: &Value) -> Option<&str> {
     line.get("fields")?.get("message")?.as_str()
 }
 
-/// A field of a log line: its own fields first, then the span's, then the top level.
+/// A field of a log line: its own fields first, then those of its spans (innermost first:
+/// the handler's span, then the request span with `request_id`, `method` and `route`), then
+/// the top level.
 pub(crate) fn log_field<'a>(line: &'a Value, key: &str) -> Option<&'a Value> {
     line.get("fields")
         .and_then(|f| f.get(key))
-        .or_else(|| line.get("span").and_then(|s| s.get(key)))
+        .or_else(|| {
+            line.get("spans")
+                .and_then(Value::as_array)
+                .and_then(|spans| spans.iter().rev().find_map(|s| s.get(key)))
+        })
         .or_else(|| line.get(key))
 }
 

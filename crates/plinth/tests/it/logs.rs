@@ -1,7 +1,7 @@
 //! Logs: JSON lines on stdout, one access line per request, filtered by `LOG_LEVEL`, never
 //! carrying request bodies.
 
-use crate::helpers::{Proc, Server, TestDir, log_field};
+use crate::helpers::{LOGIN_REQUEST_ID, Proc, Server, TestDir, log_field, log_message};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -80,8 +80,32 @@ async fn each_request_logs_one_access_line_with_its_request_id() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     let bad_id = bad.header("x-request-id").expect("X-Request-Id").to_owned();
 
+    let guest = server
+        .send(
+            server
+                .guest()
+                .post(server.url("/api/v1/resource"))
+                .header("x-request-id", "it-guest-write")
+                .json(&json!({"name": "guest"})),
+        )
+        .await;
+    guest.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
+
     let proc = server.stop().await;
     let lines = access_lines(&proc);
+    // The harness's login is a request like any other.
+    assert_access(
+        &access_line(&lines, LOGIN_REQUEST_ID),
+        "POST",
+        "/api/v1/auth/login",
+        200,
+    );
+    assert_access(
+        &access_line(&lines, "it-guest-write"),
+        "POST",
+        "/api/v1/{model}",
+        401,
+    );
     assert_access(
         &access_line(&lines, "it-create-1"),
         "POST",
@@ -107,7 +131,33 @@ async fn each_request_logs_one_access_line_with_its_request_id() {
         Some(&json!("/no/such/route")),
         "the route is a pattern, never the raw path"
     );
-    assert_eq!(lines.len(), 4, "one line per request: {lines:?}");
+    assert_eq!(lines.len(), 6, "one line per request: {lines:?}");
+
+    // Events inside a request carry its span: request id, method and route.
+    let logs = proc.logs();
+    let login = logs
+        .iter()
+        .find(|l| log_message(l) == Some("login"))
+        .unwrap_or_else(|| panic!("no login event\n{}", proc.describe()));
+    assert_eq!(login["target"], "plinth::security", "{login}");
+    assert_eq!(log_field(login, "event"), Some(&json!("login")), "{login}");
+    assert_eq!(
+        log_field(login, "request_id"),
+        Some(&json!(LOGIN_REQUEST_ID)),
+        "{login}"
+    );
+    assert_eq!(log_field(login, "method"), Some(&json!("POST")), "{login}");
+    assert_eq!(
+        log_field(login, "route"),
+        Some(&json!("/api/v1/auth/login")),
+        "{login}"
+    );
+    assert!(
+        log_field(login, "user_id")
+            .and_then(Value::as_str)
+            .is_some(),
+        "the login event names the user by id: {login}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,6 +169,10 @@ async fn log_level_warn_hides_access_lines() {
         .expect("id")
         .to_owned();
     server.read("resource", &id).await;
+    let failed = server
+        .login("nobody@plinth.test", "not-the-password-at-all")
+        .await;
+    failed.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
     let proc = server.stop().await;
     let logs = proc.logs();
     assert!(
@@ -130,9 +184,47 @@ async fn log_level_warn_hides_access_lines() {
             .all(|l| l["level"] == "WARN" || l["level"] == "ERROR"),
         "only warnings and errors at LOG_LEVEL=warn: {logs:?}"
     );
+    let failure = logs
+        .iter()
+        .find(|l| log_field(l, "event") == Some(&json!("login_failed")))
+        .unwrap_or_else(|| panic!("the failed login is a security warning: {logs:?}"));
+    assert_eq!(failure["level"], "WARN", "{failure}");
+    assert_eq!(failure["target"], "plinth::security", "{failure}");
     assert!(
-        logs.iter().any(|l| l["level"] == "WARN"),
-        "the local-admin warning still shows: {logs:?}"
+        !proc.stdout().contains("nobody@plinth.test"),
+        "the attempted email reached the logs: {logs:?}"
+    );
+}
+
+/// A warning or error inside a request names the request at any log level: the request id
+/// is what a client quotes from an error envelope, so it must lead to the log line even when
+/// only warnings are kept (`LOG_LEVEL=warn` in production).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warnings_keep_their_request_id_at_log_level_warn() {
+    let dir = TestDir::new();
+    let server = Server::start_quiet(&dir, &[("LOG_LEVEL", "warn")]).await;
+    let failed = server
+        .login("nobody@plinth.test", "not-the-password-at-all")
+        .await;
+    failed.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
+    let proc = server.stop().await;
+    let logs = proc.logs();
+    let failure = logs
+        .iter()
+        .find(|l| log_field(l, "event") == Some(&json!("login_failed")))
+        .unwrap_or_else(|| panic!("the failed login is a security warning: {logs:?}"));
+    // FIXME(request span level): fails today. The request span is `info_span!`, so
+    // `LOG_LEVEL=warn` disables it and every warning and error of a request loses its
+    // request_id, method and route (crates/server/src/middleware.rs).
+    assert_eq!(
+        log_field(failure, "request_id"),
+        Some(&json!(LOGIN_REQUEST_ID)),
+        "{failure}"
+    );
+    assert_eq!(
+        log_field(failure, "route"),
+        Some(&json!("/api/v1/auth/login")),
+        "{failure}"
     );
 }
 

@@ -1,5 +1,6 @@
 //! Process-level tests of the `plinth` binary: each spawns the real executable.
 
+mod accounts;
 mod config;
 mod helpers;
 mod logs;

@@ -258,10 +258,10 @@ async fn unique_is_refused_while_duplicates_exist() {
     );
 }
 
-/// A start refused for its listen address must not migrate first: here that would drop a
-/// column and its values, then refuse to serve.
+/// A production start refused for its signing key must not migrate first: here that would
+/// drop a column and its values, then refuse to serve.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_start_refused_for_its_address_applies_no_migration() {
+async fn a_start_refused_for_its_signing_key_applies_no_migration() {
     let dir = TestDir::new();
     let (first, _) = seed_books(&dir).await;
     declare(&dir, &[TITLE], false);
@@ -269,13 +269,26 @@ async fn a_start_refused_for_its_address_applies_no_migration() {
     let args = [
         "serve",
         "--listen",
-        "0.0.0.0:0",
+        "127.0.0.1:0",
         "--allow-destructive",
         "--data-dir",
         &data,
     ];
-    let stderr = refused(&dir, &args, &[]).await.stderr;
-    assert!(stderr.contains("authentication"), "{stderr}");
+    let weak = "a-weak-key".repeat(2);
+    let cases: [&[(&str, &str)]; 2] = [
+        &[("PLINTH_ENV", "production")],
+        &[("PLINTH_ENV", "production"), ("PLINTH_JWT_SECRET", &weak)],
+    ];
+    for envs in cases {
+        let stderr = refused(&dir, &args, envs).await.stderr;
+        assert!(stderr.contains("PLINTH_JWT_SECRET"), "{stderr}");
+        if let Some(schema) = table_schema(&dir, "book") {
+            assert!(
+                schema.contains("\"pages\""),
+                "a refused start dropped book.pages: {schema}"
+            );
+        }
+    }
 
     declare(&dir, &[TITLE, PAGES], false);
     let server = Server::start(&dir).await;

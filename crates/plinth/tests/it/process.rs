@@ -1,6 +1,6 @@
 //! The process lifecycle: durability across SIGKILL, graceful drain on SIGTERM, SIGINT.
 
-use crate::helpers::{Server, TestDir, log_field, log_message, reply};
+use crate::helpers::{Server, TestDir, bearer_client, log_field, log_message, reply};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::io::{Read, Write};
@@ -175,14 +175,15 @@ async fn request_in_flight_at_sigterm_completes() {
     let mut server = Server::start(&dir).await;
     let body = json!({"name": "half-sent-when-signalled"}).to_string();
     let (head, tail) = body.split_at(body.len() / 2);
-    let addr = server.url("").trim_start_matches("http://").to_owned();
+    let addr = server.authority();
+    let token = server.tokens().access_token.clone();
     let mut tcp = std::net::TcpStream::connect(&addr).expect("connect");
     tcp.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("read timeout");
     write!(
         tcp,
         "POST /api/v1/resource HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{head}",
+         Authorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{head}",
         body.len()
     )
     .expect("send the head of the request");
@@ -246,8 +247,15 @@ async fn sigint_exits_cleanly() {
         .expect("a 'signal received' line");
     assert_eq!(log_field(signal, "signal"), Some(&json!("SIGINT")));
     assert!(server.proc.logged("database closed"));
+    let old_token = server.tokens().access_token.clone();
     drop(server);
 
     let server = Server::start(&dir).await;
     assert_eq!(server.read("resource", &id).await["name"], "before-ctrl-c");
+    // The development signing key is kept in the data dir, so a token outlives a restart.
+    let read = server
+        .send(bearer_client(&old_token).get(server.url(&format!("/api/v1/resource/{id}"))))
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.text);
+    assert_eq!(read.body["data"]["name"], "before-ctrl-c");
 }

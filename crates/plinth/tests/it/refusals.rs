@@ -1,7 +1,7 @@
 //! `plinth serve` refuses unsafe or invalid settings at start, with a message naming the
-//! problem, before serving anything.
+//! problem, before serving anything (and, for settings, before touching the data).
 
-use crate::helpers::{TestDir, refused};
+use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, TestDir, refused};
 
 /// `serve` on a loopback port with the test's data dir, plus `extra` flags.
 async fn serve_refused(dir: &TestDir, extra: &[&str], envs: &[(&str, &str)]) -> String {
@@ -24,38 +24,121 @@ fn line_of(message: &str, file: &str) -> usize {
         .unwrap_or_else(|| panic!("no line number after {prefix} in {message:?}"))
 }
 
-#[tokio::test]
-async fn non_loopback_listen_is_refused_without_authentication() {
-    let dir = TestDir::new();
-    let data = dir.data_arg();
-    let done = refused(
-        &dir,
-        &["serve", "--listen", "0.0.0.0:0", "--data-dir", &data],
-        &[],
-    )
-    .await;
-    assert!(done.stderr.contains("0.0.0.0:0"), "{}", done.stderr);
-    assert!(done.stderr.contains("authentication"), "{}", done.stderr);
-    assert!(done.stderr.contains("loopback"), "{}", done.stderr);
-    // A start refused for its settings must not touch the data: with --allow-destructive a
-    // refused start could otherwise drop columns first and refuse afterwards.
+/// Asserts the refusal explains how to make a key, and that nothing was created first: a
+/// refused start must not touch the data (with `--allow-destructive` it could otherwise drop
+/// columns first and refuse afterwards).
+fn assert_key_refusal(dir: &TestDir, stderr: &str) {
+    assert!(stderr.contains("PLINTH_JWT_SECRET"), "{stderr}");
+    assert!(
+        stderr.contains("plinth keys generate"),
+        "the message should say how to make a key: {stderr}"
+    );
     assert!(
         !dir.db().exists(),
-        "the database was created (and migrated) before the refusal\n{}",
-        done.stdout
+        "the database was created before the refusal: {stderr}"
+    );
+    assert!(
+        !dir.data_dir().join("jwt.key").exists(),
+        "a refused start generated a signing key: {stderr}"
     );
 }
 
 #[tokio::test]
-async fn production_env_is_refused() {
+async fn production_without_a_signing_key_is_refused() {
     let dir = TestDir::new();
-    let stderr = serve_refused(&dir, &[], &[("PLINTH_ENV", "production")]).await;
+    let stderr = serve_refused(
+        &dir,
+        &["--allow-destructive"],
+        &[("PLINTH_ENV", "production")],
+    )
+    .await;
     assert!(stderr.contains("PLINTH_ENV=production"), "{stderr}");
-    assert!(stderr.contains("authentication"), "{stderr}");
-    assert!(
-        !dir.db().exists(),
-        "nothing should be created before the refusal"
-    );
+    assert!(stderr.contains("PLINTH_JWT_SECRET_FILE"), "{stderr}");
+    assert_key_refusal(&dir, &stderr);
+
+    // The first admin's variables do not stand in for a key.
+    let stderr = serve_refused(
+        &dir,
+        &[],
+        &[
+            ("PLINTH_ENV", "production"),
+            ("PLINTH_ADMIN_EMAIL", ADMIN_EMAIL),
+            ("PLINTH_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ],
+    )
+    .await;
+    assert_key_refusal(&dir, &stderr);
+}
+
+#[tokio::test]
+async fn production_refuses_a_weak_signing_key() {
+    let dir = TestDir::new();
+    // Too short (27 bytes), then long enough but a single repeated character.
+    let short = "short-weak-signing-key-1234";
+    let repeated = "k".repeat(64);
+    for weak in [short, repeated.as_str()] {
+        let env = [("PLINTH_ENV", "production"), ("PLINTH_JWT_SECRET", weak)];
+        let done = refused(
+            &dir,
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                &dir.data_arg(),
+            ],
+            &env,
+        )
+        .await;
+        assert_key_refusal(&dir, &done.stderr);
+        assert!(
+            !done.stderr.contains(weak) && !done.stdout.contains(weak),
+            "the refused key was echoed\n{}\n{}",
+            done.stdout,
+            done.stderr
+        );
+    }
+    let stderr = serve_refused(
+        &dir,
+        &[],
+        &[("PLINTH_ENV", "production"), ("PLINTH_JWT_SECRET", short)],
+    )
+    .await;
+    assert!(stderr.contains("at least 32 bytes"), "{stderr}");
+    let stderr = serve_refused(
+        &dir,
+        &[],
+        &[
+            ("PLINTH_ENV", "production"),
+            ("PLINTH_JWT_SECRET", &repeated),
+        ],
+    )
+    .await;
+    assert!(stderr.contains("entropy"), "{stderr}");
+
+    // A weak key in a key file is refused too, naming the file.
+    let file = dir.write("weak.key", &format!("{short}\n"));
+    let file = file.display().to_string();
+    let stderr = serve_refused(
+        &dir,
+        &[],
+        &[
+            ("PLINTH_ENV", "production"),
+            ("PLINTH_JWT_SECRET_FILE", &file),
+        ],
+    )
+    .await;
+    assert!(stderr.contains("weak.key"), "{stderr}");
+    assert!(stderr.contains("plinth keys generate"), "{stderr}");
+    assert!(!dir.db().exists(), "{stderr}");
+}
+
+/// A weak explicit key is refused in development too: it would sign real tokens.
+#[tokio::test]
+async fn development_refuses_a_weak_explicit_key() {
+    let dir = TestDir::new();
+    let stderr = serve_refused(&dir, &[], &[("PLINTH_JWT_SECRET", "0123456789")]).await;
+    assert_key_refusal(&dir, &stderr);
 }
 
 #[tokio::test]

@@ -1,8 +1,10 @@
 //! The router: each area exposes `router()`, merged here.
 
+mod auth;
 mod health;
 mod meta;
 mod records;
+mod users;
 
 use crate::state::AppState;
 use axum::Router;
@@ -13,4 +15,6 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(health::router())
         .merge(meta::router())
         .merge(records::router())
+        .merge(auth::router())
+        .merge(users::router())
 }

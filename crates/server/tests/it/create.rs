@@ -26,7 +26,11 @@ async fn create_answers_201_with_location_etag_and_the_record() {
     assert_eq!(data["name"], json!("first"));
     assert_eq!(data["status"], json!("active"));
     assert_eq!(data["version"], json!(1));
-    assert_eq!(data["owner_id"], json!(null));
+    assert_eq!(
+        data["owner_id"],
+        json!(app.admin_id),
+        "the creator owns the record"
+    );
     assert_eq!(data["created_at"], data["updated_at"]);
     let created = data["created_at"].as_str().expect("created_at is text");
     assert!(

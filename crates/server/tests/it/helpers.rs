@@ -1,9 +1,12 @@
 //! The test harness: `TestApp` runs the real server on a random loopback port over a fresh
 //! database, and offers one typed method per endpoint.
 
+use plinth_core::auth::Email;
 use plinth_core::{ModelDecl, Schema};
-use plinth_server::{AppState, Application, AuthMode, ServerConfig};
-use plinth_store::{SqliteOptions, SqliteStore, Store};
+use plinth_core::{Principal, Role};
+use plinth_server::auth::HashCost;
+use plinth_server::{AppState, Application, Auth, AuthConfig, ServerConfig, SigningKey};
+use plinth_store::{NewUser, SqliteOptions, SqliteStore, Store, User, WriteCtx};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -13,7 +16,10 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+mod auth;
 mod endpoints;
+
+pub(crate) use auth::{NEW_PASSWORD, Tokens, WRONG_PASSWORD, assert_no_secrets};
 
 /// A database for one test. Every storage engine the suite runs against is built here, so
 /// adding an engine means adding a constructor and nothing else.
@@ -40,17 +46,58 @@ impl TestDb {
     /// Migrates the database to `decls` (empty: the default `resource` model) and builds the
     /// application state over it.
     pub(crate) async fn state(&self, decls: &[ModelDecl]) -> AppState {
+        self.state_with(decls, test_auth_config()).await
+    }
+
+    /// As [`Self::state`], with the given authentication settings.
+    pub(crate) async fn state_with(&self, decls: &[ModelDecl], auth: AuthConfig) -> AppState {
         let schema = Schema::from_decls(decls).expect("valid test schema");
         self.store
             .migrate(&schema, false)
             .await
             .expect("migrate the test database");
-        AppState::new(
-            Arc::clone(&self.store),
-            Arc::new(schema),
-            AuthMode::LocalAdmin,
-        )
+        let auth = Auth::new(auth).expect("auth settings");
+        AppState::new(Arc::clone(&self.store), Arc::new(schema), Arc::new(auth))
     }
+}
+
+/// A fixed signing key for tests.
+pub(crate) const TEST_KEY: &[u8] = b"plinth-test-signing-key-0123456789-abcdefghijklmnop";
+
+/// Test auth settings: a fixed key and a cheap argon2 cost, so the suite stays fast; the
+/// auth tests that need the real cost set it themselves.
+pub(crate) fn test_auth_config() -> AuthConfig {
+    let mut config = AuthConfig::new(SigningKey::new(TEST_KEY.to_vec()).expect("test key"));
+    config.hash_cost = HashCost {
+        memory_kib: 1024,
+        iterations: 1,
+        parallelism: 1,
+    };
+    config
+}
+
+/// The password of the users the harness creates.
+pub(crate) const PASSWORD: &str = "test password that is long";
+
+/// Creates a user directly in the store and returns it with an access token.
+pub(crate) async fn make_user(state: &AppState, email: &str, role: Role) -> (User, String) {
+    let hash = state.auth().hash_password(PASSWORD).await.expect("hash");
+    let ctx = WriteCtx {
+        actor: Principal::local_admin(),
+        request_id: "test".to_owned(),
+    };
+    let new = NewUser {
+        email: Email::parse(email).expect("email"),
+        password_hash: hash,
+        role,
+    };
+    let user = state
+        .store()
+        .create_user(&ctx, new)
+        .await
+        .expect("create user");
+    let (token, _) = state.auth().issue_access(&user).expect("token");
+    (user, token)
 }
 
 /// Model declarations from JSON, as `plinth.toml` would give them.
@@ -147,6 +194,12 @@ pub(crate) fn detail_fields(body: &Value) -> Vec<String> {
 pub(crate) struct TestApp {
     pub(crate) addr: SocketAddr,
     client: reqwest::Client,
+    /// The state the server runs on (to make users and tokens).
+    pub(crate) state: AppState,
+    /// An admin's access token, sent by [`Self::request`] unless a test says otherwise.
+    pub(crate) admin_token: String,
+    /// The admin's user id (the `owner_id` of what it creates).
+    pub(crate) admin_id: String,
     /// Held so the database lives as long as the server.
     _db: TestDb,
     shutdown: Option<oneshot::Sender<()>>,
@@ -166,13 +219,24 @@ impl TestApp {
 
     /// Custom models and server settings; the listen address is always `127.0.0.1:0`.
     pub(crate) async fn spawn_configured(decls: Vec<ModelDecl>, config: ServerConfig) -> Self {
+        Self::spawn_full(decls, config, test_auth_config()).await
+    }
+
+    /// Custom models, server and auth settings.
+    pub(crate) async fn spawn_full(
+        decls: Vec<ModelDecl>,
+        config: ServerConfig,
+        auth: AuthConfig,
+    ) -> Self {
         let db = TestDb::sqlite().await;
-        let state = db.state(&decls).await;
+        let state = db.state_with(&decls, auth).await;
+        let (admin, admin_token) = make_user(&state, "admin@example.com", Role::Admin).await;
+        let admin_id = admin.id.to_string();
         let config = ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             ..config
         };
-        let app = Application::build(config, state)
+        let app = Application::build(config, state.clone())
             .await
             .expect("build the application");
         let addr = app.local_addr();
@@ -187,6 +251,9 @@ impl TestApp {
         Self {
             addr,
             client,
+            state,
+            admin_token,
+            admin_id,
             _db: db,
             shutdown: Some(tx),
             server: Some(server),
@@ -211,9 +278,23 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
-    /// A request to build on (headers, body), sent with [`Self::send`].
+    /// A request to build on (headers, body), sent with [`Self::send`], as the admin.
     pub(crate) fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, self.url(path))
+        self.request_as(method, path, Some(&self.admin_token))
+    }
+
+    /// A request with the given bearer credential (token or API key), or none (a guest).
+    pub(crate) fn request_as(
+        &self,
+        method: Method,
+        path: &str,
+        credential: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let req = self.client.request(method, self.url(path));
+        match credential {
+            Some(c) => req.bearer_auth(c),
+            None => req,
+        }
     }
 
     /// Sends a request and reads the whole answer.
@@ -222,6 +303,7 @@ impl TestApp {
         let status = res.status();
         let headers = res.headers().clone();
         let raw = res.bytes().await.expect("read the body").to_vec();
+        assert_no_secrets(&raw);
         let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
         Resp {
             status,

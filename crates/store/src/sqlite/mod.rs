@@ -9,14 +9,20 @@
 //! (reads and writes of records), `list` (list queries), `errors` (translation of
 //! `rusqlite` errors into [`StoreError`]).
 
+mod accounts;
 mod ddl;
 mod errors;
 mod list;
 mod records;
 mod writer;
 
-use crate::{Created, IdempotencyClaim, Page, Store, StoreError, WriteCtx};
+use crate::{
+    AccountStore, ApiKey, Created, IdempotencyClaim, NewApiKey, NewUser, Page, Refresh, Store,
+    StoreError, User, UserChanges, WriteCtx,
+};
 use async_trait::async_trait;
+use plinth_core::Timestamp;
+use plinth_core::auth::Email;
 use plinth_core::migrate::Plan;
 use plinth_core::{Draft, ListQuery, ListScope, ModelDef, Patch, Record, RecordId, Schema};
 use rusqlite::{Connection, OpenFlags};
@@ -24,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::Semaphore;
+use uuid::Uuid;
 use writer::Writer;
 
 /// How to open the database.
@@ -194,6 +201,19 @@ impl SqliteStore {
         result
     }
 
+    /// What the writer of `ctx` may reference.
+    fn visibility(&self, ctx: &WriteCtx) -> records::Visibility {
+        let viewer = if ctx.actor.role() == plinth_core::Role::Admin {
+            None
+        } else {
+            ctx.actor.user_id()
+        };
+        records::Visibility {
+            schema: self.schema(),
+            viewer,
+        }
+    }
+
     fn schema(&self) -> Arc<Schema> {
         self.inner
             .schema
@@ -277,10 +297,12 @@ impl Store for SqliteStore {
     ) -> Result<Created, StoreError> {
         let (model, owner) = (Arc::clone(model), ctx.actor.user_id());
         let scope = idempotency_scope(ctx);
+        let vis = self.visibility(ctx);
         self.write(move |w| {
             let now = w.now();
             records::create(
                 &w.conn,
+                &vis,
                 &model,
                 draft,
                 owner,
@@ -308,16 +330,17 @@ impl Store for SqliteStore {
 
     async fn update(
         &self,
-        _ctx: &WriteCtx,
+        ctx: &WriteCtx,
         model: &Arc<ModelDef>,
         id: RecordId,
         patch: Patch,
         expected_version: Option<i64>,
     ) -> Result<Record, StoreError> {
         let model = Arc::clone(model);
+        let vis = self.visibility(ctx);
         self.write(move |w| {
             let now = w.now();
-            records::update(&w.conn, &model, id, &patch, expected_version, now)
+            records::update(&w.conn, &vis, &model, id, &patch, expected_version, now)
         })
         .await
     }
@@ -396,6 +419,132 @@ impl Store for SqliteStore {
             Err(StoreError::Unavailable(_)) => {}
             Err(e) => tracing::warn!(error = %e, "database close reported an error"),
         }
+    }
+}
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn create_user(&self, _ctx: &WriteCtx, user: NewUser) -> Result<User, StoreError> {
+        self.write(move |w| {
+            let now = w.now();
+            accounts::create_user(&w.conn, user, now)
+        })
+        .await
+    }
+
+    async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        self.read_point(|c| accounts::get_user(c, id)).await
+    }
+
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        let email = email.clone();
+        self.read_point(|c| accounts::find_user_by_email(c, &email))
+            .await
+    }
+
+    async fn list_users(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<User>, StoreError> {
+        self.read(move |c| accounts::list_users(c, after, limit))
+            .await
+    }
+
+    async fn update_user(
+        &self,
+        _ctx: &WriteCtx,
+        id: Uuid,
+        changes: UserChanges,
+        expected_version: Option<i64>,
+    ) -> Result<User, StoreError> {
+        self.write(move |w| {
+            let now = w.now();
+            accounts::update_user(&w.conn, id, &changes, expected_version, now)
+        })
+        .await
+    }
+
+    async fn delete_user(&self, _ctx: &WriteCtx, id: Uuid) -> Result<(), StoreError> {
+        self.write(move |w| accounts::delete_user(&w.conn, id))
+            .await
+    }
+
+    async fn count_admins(&self) -> Result<u64, StoreError> {
+        self.read(accounts::count_admins).await
+    }
+
+    async fn insert_refresh(
+        &self,
+        user_id: Uuid,
+        family: Uuid,
+        token_hash: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let hash = token_hash.to_owned();
+        self.write(move |w| {
+            let now = w.now();
+            accounts::insert_refresh(&w.conn, user_id, family, &hash, expires_at, now)
+        })
+        .await
+    }
+
+    async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        new_expires_at: Timestamp,
+    ) -> Result<Refresh, StoreError> {
+        let (old, new) = (old_hash.to_owned(), new_hash.to_owned());
+        self.write(move |w| {
+            let now = w.now();
+            accounts::rotate_refresh(&w.conn, &old, &new, new_expires_at, now)
+        })
+        .await
+    }
+
+    async fn revoke_refresh_family(&self, token_hash: &str) -> Result<bool, StoreError> {
+        let hash = token_hash.to_owned();
+        self.write(move |w| {
+            let now = w.now();
+            accounts::revoke_refresh_family(&w.conn, &hash, now)
+        })
+        .await
+    }
+
+    async fn create_api_key(&self, _ctx: &WriteCtx, key: NewApiKey) -> Result<ApiKey, StoreError> {
+        self.write(move |w| {
+            let now = w.now();
+            accounts::create_api_key(&w.conn, key, now)
+        })
+        .await
+    }
+
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, User)>, StoreError> {
+        let hash = key_hash.to_owned();
+        self.read_point(|c| accounts::find_api_key(c, &hash)).await
+    }
+
+    async fn list_api_keys(&self, user_id: Option<Uuid>) -> Result<Vec<ApiKey>, StoreError> {
+        self.read(move |c| accounts::list_api_keys(c, user_id))
+            .await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        _ctx: &WriteCtx,
+        id: Uuid,
+        owner: Option<Uuid>,
+    ) -> Result<ApiKey, StoreError> {
+        self.write(move |w| {
+            let now = w.now();
+            accounts::revoke_api_key(&w.conn, id, owner, now)
+        })
+        .await
+    }
+
+    async fn touch_api_key(&self, id: Uuid) -> Result<(), StoreError> {
+        self.write(move |w| {
+            let now = w.now();
+            accounts::touch_api_key(&w.conn, id, now)
+        })
+        .await
     }
 }
 

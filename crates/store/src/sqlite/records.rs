@@ -2,10 +2,12 @@
 
 use super::errors::map;
 use crate::{Created, IdempotencyClaim, StoreError};
+use plinth_core::ReadScope;
 use plinth_core::schema::{FieldType, ValueKind};
 use plinth_core::{Draft, ModelDef, Patch, Record, RecordId, Schema, Status, Timestamp, Value};
 use rusqlite::types::{Value as Sql, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// The select list of a model: base columns, then declared fields in order.
@@ -115,8 +117,20 @@ pub(super) fn get(
 }
 
 /// Every reference value must name an existing record of its model.
+/// Which records a writer can see, for checking its references: a user of a model whose
+/// users read only their own records may only reference those, or a reference would be an
+/// oracle for hidden ids.
+#[derive(Debug, Clone)]
+pub(super) struct Visibility {
+    /// The schema served (for the referenced models' policies).
+    pub(super) schema: Arc<Schema>,
+    /// The writing user, unless it is an admin (who sees everything).
+    pub(super) viewer: Option<Uuid>,
+}
+
 fn check_references<'a>(
     conn: &Connection,
+    vis: &Visibility,
     model: &ModelDef,
     values: impl Iterator<Item = (usize, &'a Value)>,
 ) -> Result<(), StoreError> {
@@ -127,11 +141,24 @@ fn check_references<'a>(
         let FieldType::Reference { model: target } = f.ty() else {
             continue;
         };
-        let sql = format!("SELECT 1 FROM \"{target}\" WHERE \"id\" = ?1");
-        let found = conn
-            .prepare_cached(&sql)
-            .and_then(|mut s| s.query_row([id.to_string()], |_| Ok(())).optional())
-            .map_err(map)?;
+        let own_only = vis
+            .schema
+            .model(target.as_str())
+            .is_some_and(|m| m.policy().user_read == ReadScope::Own);
+        let found = match vis.viewer.filter(|_| own_only) {
+            None => conn
+                .prepare_cached(&format!("SELECT 1 FROM \"{target}\" WHERE \"id\" = ?1"))
+                .and_then(|mut s| s.query_row([id.to_string()], |_| Ok(())).optional()),
+            Some(viewer) => conn
+                .prepare_cached(&format!(
+                    "SELECT 1 FROM \"{target}\" WHERE \"id\" = ?1 AND \"owner_id\" = ?2"
+                ))
+                .and_then(|mut s| {
+                    s.query_row([id.to_string(), viewer.to_string()], |_| Ok(()))
+                        .optional()
+                }),
+        }
+        .map_err(map)?;
         if found.is_none() {
             return Err(StoreError::InvalidReference {
                 field: f.name().to_string(),
@@ -144,6 +171,7 @@ fn check_references<'a>(
 /// Inserts a record (or replays an earlier create with the same idempotency key).
 pub(super) fn create(
     tx: &Connection,
+    vis: &Visibility,
     model: &ModelDef,
     draft: Draft,
     owner: Option<Uuid>,
@@ -176,7 +204,7 @@ pub(super) fn create(
             };
         }
     }
-    check_references(tx, model, draft.fields.iter().enumerate())?;
+    check_references(tx, vis, model, draft.fields.iter().enumerate())?;
     let record = Record {
         id: RecordId::new_v7(),
         name: draft.name,
@@ -227,6 +255,7 @@ pub(super) fn create(
 /// Applies a patch to a live record.
 pub(super) fn update(
     tx: &Connection,
+    vis: &Visibility,
     model: &ModelDef,
     id: RecordId,
     patch: &Patch,
@@ -235,6 +264,7 @@ pub(super) fn update(
 ) -> Result<Record, StoreError> {
     check_references(
         tx,
+        vis,
         model,
         patch
             .fields

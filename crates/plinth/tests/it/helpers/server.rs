@@ -1,11 +1,17 @@
-//! The HTTP side of the harness: a running `plinth serve` and its answers.
+//! The HTTP side of the harness: a running `plinth serve`, its credentials and its answers.
 
-use super::{POLL, Proc, START_TIMEOUT, TestDir, command, log_field, log_message};
-use reqwest::header::HeaderMap;
+use super::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, POLL, Proc, START_TIMEOUT, TestDir, command, log_field,
+    log_message,
+};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Client, RequestBuilder, StatusCode};
-use serde_json::Value;
-use std::net::SocketAddr;
+use serde_json::{Value, json};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
+
+/// The `X-Request-Id` of the harness's own login, so log tests can tell its lines apart.
+pub(crate) const LOGIN_REQUEST_ID: &str = "it-harness-login";
 
 /// An HTTP answer with its body parsed as JSON (`Null` when empty).
 #[derive(Debug)]
@@ -13,11 +19,20 @@ pub(crate) struct Reply {
     pub(crate) status: StatusCode,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Value,
+    /// The body as sent, for checks that no secret appears in it.
+    pub(crate) text: String,
 }
 
 impl Reply {
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an error envelope with this status and code.
+    pub(crate) fn assert_error(&self, status: StatusCode, code: &str) {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(self.body["success"], false, "{}", self.text);
+        assert_eq!(self.body["error"]["code"], code, "{}", self.text);
     }
 }
 
@@ -35,71 +50,132 @@ pub(crate) async fn reply(resp: reqwest::Response) -> Reply {
         status,
         headers,
         body,
+        text,
     }
 }
 
-/// An HTTP client that ignores proxy settings of the environment.
-pub(crate) fn client() -> Client {
+/// An HTTP client that ignores proxy settings of the environment and sends `headers` on
+/// every request.
+fn client_with(headers: HeaderMap) -> Client {
     Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(30))
+        .default_headers(headers)
         .build()
         .expect("build the HTTP client")
 }
 
-/// A running `plinth serve`, killed on drop.
+/// A client that sends `Authorization: Bearer <credential>` (an access token or an API key)
+/// on every request.
+pub(crate) fn bearer_client(credential: &str) -> Client {
+    let mut value =
+        HeaderValue::from_str(&format!("Bearer {credential}")).expect("a valid header value");
+    value.set_sensitive(true);
+    let mut headers = HeaderMap::new();
+    headers.insert(AUTHORIZATION, value);
+    client_with(headers)
+}
+
+/// The token pair a login or a refresh returns.
+#[derive(Debug, Clone)]
+pub(crate) struct Tokens {
+    pub(crate) access_token: String,
+    pub(crate) refresh_token: String,
+}
+
+impl Tokens {
+    /// The pair in a successful login or refresh answer, checking the contract's shape.
+    pub(crate) fn from_reply(r: &Reply) -> Self {
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body["success"], true, "{}", r.text);
+        let data = &r.body["data"];
+        assert_eq!(data["token_type"], "Bearer", "{}", r.text);
+        let expires_in = data["expires_in"].as_u64().expect("expires_in seconds");
+        assert!((1..=24 * 3600).contains(&expires_in), "{}", r.text);
+        let text = |k: &str| {
+            let v = data[k]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {k}: {}", r.text));
+            assert!(v.len() >= 32, "{k} is too short to be a secret: {v}");
+            v.to_owned()
+        };
+        Self {
+            access_token: text("access_token"),
+            refresh_token: text("refresh_token"),
+        }
+    }
+}
+
+/// A running `plinth serve`, killed on drop. Requests go out with the credential of the
+/// last `sign_in` (the admin's, after `start`), or none before any.
 #[derive(Debug)]
 pub(crate) struct Server {
     pub(crate) proc: Proc,
     addr: SocketAddr,
+    /// Sends the current credential.
     client: Client,
+    /// Sends none.
+    guest: Client,
+    tokens: Option<Tokens>,
 }
 
 impl Server {
-    /// `plinth serve --listen 127.0.0.1:0 --data-dir DIR/data`.
+    /// `plinth serve --listen 127.0.0.1:0 --data-dir DIR/data`, signed in as the admin.
     pub(crate) async fn start(dir: &TestDir) -> Self {
         Self::start_with(dir, &[], &[]).await
     }
 
-    /// As `start`, with more serve flags and environment variables; waits for the
-    /// `listening` log line and takes the real port from it.
+    /// As `start`, with more serve flags and environment variables. The first start on a
+    /// data dir creates the admin from `PLINTH_ADMIN_EMAIL` / `PLINTH_ADMIN_PASSWORD`; later
+    /// ones are given the same variables (ignored once an admin exists) and log in again.
     pub(crate) async fn start_with(dir: &TestDir, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let mut server = Self::spawn(dir, args, &with_admin(envs)).await;
+        server.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        server
+    }
+
+    /// Starts without creating an admin or logging in: every request goes out as a guest
+    /// until `sign_in`. Listens on `127.0.0.1:0` unless `args` has a `--listen`; waits for
+    /// the `listening` log line and takes the real port from it (connecting over loopback
+    /// when the server listens on every interface).
+    pub(crate) async fn spawn(dir: &TestDir, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let data = dir.data_arg();
-        let mut all = vec!["serve", "--listen", "127.0.0.1:0", "--data-dir", &data];
+        let mut all = vec!["serve", "--data-dir", &data];
+        if !args.contains(&"--listen") {
+            all.extend(["--listen", "127.0.0.1:0"]);
+        }
         all.extend_from_slice(args);
         let mut proc = Proc::spawn(command(dir.path(), &all, envs));
         let line = proc
             .wait_for_log("\"listening\"", |l| log_message(l) == Some("listening"))
             .await;
-        let addr = log_field(&line, "addr")
+        let mut addr: SocketAddr = log_field(&line, "addr")
             .and_then(Value::as_str)
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("the listening line has no usable addr: {line}"));
-        Self {
-            proc,
-            addr,
-            client: client(),
+        if addr.ip().is_unspecified() {
+            addr.set_ip(Ipv4Addr::LOCALHOST.into());
         }
+        Self::new(proc, addr)
     }
 
     /// For log filters that hide the `listening` line: picks a free port first, then polls
-    /// `/healthz` until the server answers.
+    /// `/healthz` until the server answers, then signs in as the admin.
     pub(crate) async fn start_quiet(dir: &TestDir, envs: &[(&str, &str)]) -> Self {
         let addr = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("find a free port");
         let (listen, data) = (addr.to_string(), dir.data_arg());
         let args = ["serve", "--listen", &listen, "--data-dir", &data];
-        let mut server = Self {
-            proc: Proc::spawn(command(dir.path(), &args, envs)),
+        let mut server = Self::new(
+            Proc::spawn(command(dir.path(), &args, &with_admin(envs))),
             addr,
-            client: client(),
-        };
+        );
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            let probe = server.client.get(server.url("/healthz")).send().await;
+            let probe = server.guest.get(server.url("/healthz")).send().await;
             if probe.is_ok_and(|r| r.status() == StatusCode::OK) {
-                return server;
+                break;
             }
             if let Some(status) = server.proc.try_status() {
                 panic!(
@@ -114,14 +190,69 @@ impl Server {
             );
             tokio::time::sleep(POLL).await;
         }
+        server.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        server
+    }
+
+    fn new(proc: Proc, addr: SocketAddr) -> Self {
+        let guest = client_with(HeaderMap::new());
+        Self {
+            proc,
+            addr,
+            client: guest.clone(),
+            guest,
+            tokens: None,
+        }
+    }
+
+    /// `POST /api/v1/auth/login` (as a guest, with [`LOGIN_REQUEST_ID`]).
+    pub(crate) async fn login(&self, email: &str, password: &str) -> Reply {
+        let req = self
+            .guest
+            .post(self.url("/api/v1/auth/login"))
+            .header("x-request-id", LOGIN_REQUEST_ID)
+            .json(&json!({"email": email, "password": password}));
+        self.send(req).await
+    }
+
+    /// Logs in, asserting success, and sends the new access token on every later request.
+    pub(crate) async fn sign_in(&mut self, email: &str, password: &str) -> Tokens {
+        let r = self.login(email, password).await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "login as {email}: {}\n{}",
+            r.text,
+            self.proc.describe()
+        );
+        let tokens = Tokens::from_reply(&r);
+        self.client = bearer_client(&tokens.access_token);
+        self.tokens = Some(tokens.clone());
+        tokens
+    }
+
+    /// The tokens of the last `sign_in`.
+    pub(crate) fn tokens(&self) -> &Tokens {
+        self.tokens.as_ref().expect("signed in")
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `host:port` to connect to.
+    pub(crate) fn authority(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// A client sending the current credential (the admin's after `start`).
     pub(crate) fn client(&self) -> Client {
         self.client.clone()
+    }
+
+    /// A client sending no credentials.
+    pub(crate) fn guest(&self) -> Client {
+        self.guest.clone()
     }
 
     pub(crate) async fn send(&self, req: RequestBuilder) -> Reply {
@@ -172,4 +303,14 @@ impl Server {
         );
         self.proc
     }
+}
+
+/// `envs` with the first admin's variables in front (so `envs` may override them).
+fn with_admin<'a>(envs: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut all = vec![
+        ("PLINTH_ADMIN_EMAIL", ADMIN_EMAIL),
+        ("PLINTH_ADMIN_PASSWORD", ADMIN_PASSWORD),
+    ];
+    all.extend_from_slice(envs);
+    all
 }

@@ -1,7 +1,7 @@
 //! `DELETE /api/v1/{model}/{id}` (soft delete, or purge with `?purge=true`) and
 //! `POST /api/v1/{model}/{id}/restore`.
 
-use super::{authorize, record_response};
+use super::{authorize, precheck, record_response};
 use crate::error::ApiError;
 use crate::extract::{Caller, IfMatch, QueryPairs, RecordParam, RequestId};
 use crate::state::AppState;
@@ -33,6 +33,11 @@ pub(super) async fn delete_record(
         }
     };
     let access = caller.0.field_access();
+    precheck(
+        &caller,
+        &model,
+        if purge { Action::Purge } else { Action::Delete },
+    )?;
     let current = state
         .store()
         .get(&model, id)
@@ -60,6 +65,7 @@ pub(super) async fn restore_record(
     RequestId(request_id): RequestId,
     RecordParam(model, id): RecordParam,
 ) -> Result<Response, ApiError> {
+    precheck(&caller, &model, Action::Restore)?;
     let access = caller.0.field_access();
     let current = state
         .store()

@@ -37,6 +37,11 @@ pub(super) fn router() -> Router<AppState> {
         .route("/api/v1/{model}/{id}/restore", post(delete::restore_record))
 }
 
+/// Asks the part of the policy that needs no record, before any lookup or validation.
+fn precheck(caller: &Caller, model: &ModelDef, action: Action) -> Result<(), ApiError> {
+    policy::precheck(&caller.0, model.policy(), action).map_err(ApiError::from)
+}
+
 /// Asks the access policy; `record` is the target of an action on an existing record.
 fn authorize(
     caller: &Caller,

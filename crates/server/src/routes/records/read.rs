@@ -1,6 +1,6 @@
 //! `GET /api/v1/{model}/{id}`.
 
-use super::{authorize, record_response};
+use super::{authorize, precheck, record_response};
 use crate::error::ApiError;
 use crate::extract::{Caller, IfNoneMatch, RecordParam, etag};
 use crate::state::AppState;
@@ -17,6 +17,7 @@ pub(super) async fn read_record(
     RecordParam(model, id): RecordParam,
     if_none_match: IfNoneMatch,
 ) -> Result<Response, ApiError> {
+    precheck(&caller, &model, Action::Read)?;
     let record = state
         .store()
         .get(&model, id)

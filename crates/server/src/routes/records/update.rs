@@ -1,6 +1,6 @@
 //! `PUT` and `PATCH /api/v1/{model}/{id}`.
 
-use super::{authorize, record_response};
+use super::{authorize, precheck, record_response};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Caller, IfMatch, RecordParam, RequestId};
 use crate::state::AppState;
@@ -23,6 +23,7 @@ pub(super) async fn replace_record(
     IfMatch(expected): IfMatch,
     ApiJson(body): ApiJson,
 ) -> Result<Response, ApiError> {
+    precheck(&caller, &model, Action::Update)?;
     let patch = Patch::from(validate_draft(&model, &body, caller.0.field_access())?)
         .keep_hidden(&model, caller.0.field_access());
     write(&state, caller, &request_id, &model, id, patch, expected).await
@@ -38,6 +39,7 @@ pub(super) async fn patch_record(
     IfMatch(expected): IfMatch,
     ApiJson(body): ApiJson,
 ) -> Result<Response, ApiError> {
+    precheck(&caller, &model, Action::Update)?;
     let patch = validate_patch(&model, &body, caller.0.field_access())?;
     write(&state, caller, &request_id, &model, id, patch, expected).await
 }

@@ -1,0 +1,212 @@
+//! `/api/v1/auth/api-keys`: API keys for machines. A key is shown once, stored as a digest,
+//! and acts as its user with at most that user's role.
+
+use super::me::current_user;
+use super::{BodyFields, ok};
+use crate::auth::{new_api_key, role_from_client};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Caller, QueryPairs, RequestId};
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use plinth_core::auth::role_name;
+use plinth_core::{ErrorCode, Role, Timestamp};
+use plinth_store::{ApiKey, NewApiKey, WriteCtx};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// Longest key name, in characters.
+const NAME_MAX: usize = 100;
+
+#[derive(Serialize)]
+struct KeyJson<'a> {
+    id: String,
+    user_id: String,
+    name: &'a str,
+    prefix: &'a str,
+    role: &'static str,
+    expires_at: Option<String>,
+    last_used_at: Option<String>,
+    revoked_at: Option<String>,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+}
+
+fn key_json<'a>(k: &'a ApiKey, secret: Option<&'a str>) -> KeyJson<'a> {
+    KeyJson {
+        id: k.id.to_string(),
+        user_id: k.user_id.to_string(),
+        name: &k.name,
+        prefix: &k.prefix,
+        role: role_name(k.role),
+        expires_at: k.expires_at.map(|t| t.to_string()),
+        last_used_at: k.last_used_at.map(|t| t.to_string()),
+        revoked_at: k.revoked_at.map(|t| t.to_string()),
+        created_at: k.created_at.to_string(),
+        key: secret,
+    }
+}
+
+fn parse_id(s: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(s).map_err(|_| ApiError::invalid("id", "must be a UUID"))
+}
+
+/// Creates a key: `{"name", "role"?, "expires_at"?, "user_id"? (admins)}`. `201` with the key,
+/// which is never shown again.
+#[tracing::instrument(skip_all)]
+pub(super) async fn create_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestId(request_id): RequestId,
+    ApiJson(body): ApiJson,
+) -> Result<Response, ApiError> {
+    let me = current_user(&state, &caller).await?;
+    let mut fields = BodyFields::new(&body, &["name", "role", "expires_at", "user_id"], &[])?;
+    let name = fields.required("name").map(str::trim);
+    if let Some(n) = name
+        && (n.is_empty() || n.chars().count() > NAME_MAX || n.chars().any(char::is_control))
+    {
+        fields.reject(
+            "name",
+            format!("must be 1 to {NAME_MAX} printable characters"),
+        );
+    }
+    let role = fields.string("role");
+    let expires_at = match fields.string("expires_at").map(Timestamp::parse) {
+        Some(Ok(t)) if t <= Timestamp::from_system(std::time::SystemTime::now()) => {
+            fields.reject("expires_at", "must be in the future");
+            None
+        }
+        Some(Ok(t)) => Some(t),
+        Some(Err(reason)) => {
+            fields.reject("expires_at", reason);
+            None
+        }
+        None => None,
+    };
+    let user_id = fields.string("user_id");
+    fields.finish()?;
+    let owner = match user_id {
+        None => me.clone(),
+        Some(_) if caller.0.role() != Role::Admin => {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "only admins create keys for other users",
+            ));
+        }
+        Some(id) => state
+            .store()
+            .get_user(
+                Uuid::try_parse(id).map_err(|_| ApiError::invalid("user_id", "must be a UUID"))?,
+            )
+            .await?
+            .ok_or_else(|| ApiError::invalid("user_id", "no such user"))?,
+    };
+    let role = match role {
+        Some(r) => role_from_client(r)?,
+        None => owner.role.min(caller.0.role()),
+    };
+    if role > caller.0.role() || role > owner.role {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "a key cannot have a higher role than its creator or its user",
+        ));
+    }
+    let (secret, prefix, key_hash) = new_api_key()?;
+    let new = NewApiKey {
+        user_id: owner.id,
+        name: name.unwrap_or_default().to_owned(),
+        prefix,
+        key_hash,
+        role,
+        expires_at,
+    };
+    let ctx = WriteCtx {
+        actor: caller.0,
+        request_id: request_id.to_string(),
+    };
+    let key = state.store().create_api_key(&ctx, new).await?;
+    tracing::info!(target: "plinth::security", event = "api_key_created", key = %key.prefix, user_id = %key.user_id, "API key created");
+    Ok((StatusCode::CREATED, ok(key_json(&key, Some(&secret)))).into_response())
+}
+
+/// Lists keys: an admin's own by default, everyone's with `?all=true`, one user's with
+/// `?user_id=`; a user sees only their own.
+#[tracing::instrument(skip_all)]
+pub(super) async fn list_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryPairs(query): QueryPairs,
+) -> Result<Response, ApiError> {
+    let me = current_user(&state, &caller).await?;
+    let admin = caller.0.role() == Role::Admin;
+    let filter = match query.as_slice() {
+        [] => Some(me.id),
+        [(k, v)] if k == "all" && v == "true" && admin => None,
+        [(k, v)] if k == "user_id" && admin => Some(parse_id(v)?),
+        _ if !admin => {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "users list only their own keys",
+            ));
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "query",
+                "accepts all=true or user_id=<id>",
+            ));
+        }
+    };
+    let keys = state.store().list_api_keys(filter).await?;
+    let data: Vec<KeyJson<'_>> = keys.iter().map(|k| key_json(k, None)).collect();
+    Ok(ok(data).into_response())
+}
+
+/// One key (never its secret). Users see only their own; others' are 404.
+#[tracing::instrument(skip_all)]
+pub(super) async fn read_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let me = current_user(&state, &caller).await?;
+    let id = parse_id(&id)?;
+    let owner = (caller.0.role() != Role::Admin).then_some(me.id);
+    let keys = state.store().list_api_keys(owner).await?;
+    let key = keys
+        .iter()
+        .find(|k| k.id == id)
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such API key"))?;
+    Ok(ok(key_json(key, None)).into_response())
+}
+
+/// Revokes a key at once: `204`. Users revoke only their own.
+#[tracing::instrument(skip_all)]
+pub(super) async fn revoke_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestId(request_id): RequestId,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let me = current_user(&state, &caller).await?;
+    let id = parse_id(&id)?;
+    let owner = (caller.0.role() != Role::Admin).then_some(me.id);
+    let ctx = WriteCtx {
+        actor: caller.0,
+        request_id: request_id.to_string(),
+    };
+    let key = state
+        .store()
+        .revoke_api_key(&ctx, id, owner)
+        .await
+        .map_err(|e| match e {
+            plinth_store::StoreError::NotFound => {
+                ApiError::new(ErrorCode::NotFound, "no such API key")
+            }
+            other => other.into(),
+        })?;
+    tracing::info!(target: "plinth::security", event = "api_key_revoked", key = %key.prefix, "API key revoked");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,90 @@
+//! `GET` and `PATCH /api/v1/auth/me`: the caller's own account.
+
+use super::{BodyFields, UserJson, ok};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Caller, RequestId};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use plinth_core::ErrorCode;
+use plinth_core::auth::{Email, check_password};
+use plinth_store::{User, UserChanges, WriteCtx};
+
+/// The signed-in user, or 401.
+pub(crate) async fn current_user(state: &AppState, caller: &Caller) -> Result<User, ApiError> {
+    let id = caller
+        .0
+        .user_id()
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "authentication required"))?;
+    state
+        .store()
+        .get_user(id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "authentication required"))
+}
+
+/// The caller's account (never a hash or secret).
+#[tracing::instrument(skip_all)]
+pub(super) async fn read_me(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    let user = current_user(&state, &caller).await?;
+    Ok(ok(UserJson::from(&user)).into_response())
+}
+
+/// Changes the caller's password: `{"current_password", "new_password"}`. The role and email
+/// cannot be changed here. Every session of the account ends.
+#[tracing::instrument(skip_all)]
+pub(super) async fn change_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestId(request_id): RequestId,
+    ApiJson(body): ApiJson,
+) -> Result<Response, ApiError> {
+    let user = current_user(&state, &caller).await?;
+    let mut fields = BodyFields::new(
+        &body,
+        &["current_password", "new_password"],
+        &[
+            ("role", "cannot be changed by its owner"),
+            ("email", "is changed by an admin"),
+        ],
+    )?;
+    let (current, new) = (
+        fields.required("current_password"),
+        fields.required("new_password"),
+    );
+    let email = Email::parse(&user.email).ok();
+    if let Some(new) = new
+        && let Err(reason) = check_password(new, email.as_ref())
+    {
+        fields.reject("new_password", reason);
+    }
+    fields.finish()?;
+    if !state
+        .auth()
+        .verify_password(Some(&user.password_hash), current.unwrap_or_default())
+        .await
+    {
+        return Err(ApiError::invalid(
+            "current_password",
+            "is not the account's password",
+        ));
+    }
+    let hash = state.auth().hash_password(new.unwrap_or_default()).await?;
+    let ctx = WriteCtx {
+        actor: caller.0,
+        request_id: request_id.to_string(),
+    };
+    let changes = UserChanges {
+        password_hash: Some(hash),
+        ..UserChanges::default()
+    };
+    let user = state
+        .store()
+        .update_user(&ctx, user.id, changes, None)
+        .await?;
+    tracing::info!(target: "plinth::security", event = "password_changed", user_id = %user.id, "password changed");
+    Ok(ok(UserJson::from(&user)).into_response())
+}

@@ -1,0 +1,135 @@
+//! `/api/v1/auth/*`: login, refresh, logout, the caller's own account, API keys.
+
+mod keys;
+mod me;
+mod session;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Router;
+use axum::routing::{get, post};
+use plinth_core::auth::role_name;
+use plinth_core::{ErrorCode, FieldError};
+use plinth_store::User;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/auth/login", post(session::login))
+        .route("/api/v1/auth/refresh", post(session::refresh))
+        .route("/api/v1/auth/logout", post(session::logout))
+        .route(
+            "/api/v1/auth/me",
+            get(me::read_me).patch(me::change_password),
+        )
+        .route(
+            "/api/v1/auth/api-keys",
+            get(keys::list_keys).post(keys::create_key),
+        )
+        .route(
+            "/api/v1/auth/api-keys/{id}",
+            get(keys::read_key).delete(keys::revoke_key),
+        )
+}
+
+/// A user as the API shows it: never the hash.
+#[derive(Debug, Serialize)]
+pub(crate) struct UserJson<'a> {
+    id: String,
+    email: &'a str,
+    role: &'static str,
+    created_at: String,
+    updated_at: String,
+    version: i64,
+}
+
+impl<'a> From<&'a User> for UserJson<'a> {
+    fn from(u: &'a User) -> Self {
+        Self {
+            id: u.id.to_string(),
+            email: &u.email,
+            role: role_name(u.role),
+            created_at: u.created_at.to_string(),
+            updated_at: u.updated_at.to_string(),
+            version: u.version,
+        }
+    }
+}
+
+/// The object fields of a small request body: refuses non-objects and unknown keys, and
+/// reads strings by name, collecting every problem.
+pub(crate) struct BodyFields<'a> {
+    obj: &'a Map<String, Value>,
+    errors: Vec<FieldError>,
+}
+
+impl<'a> BodyFields<'a> {
+    /// Checks that `body` is an object whose keys are all in `allowed`; `forbidden` keys get
+    /// their own reason (e.g. a role that may not be changed here).
+    pub(crate) fn new(
+        body: &'a Value,
+        allowed: &[&str],
+        forbidden: &[(&str, &str)],
+    ) -> Result<Self, ApiError> {
+        let obj = body
+            .as_object()
+            .ok_or_else(|| ApiError::invalid("body", "must be a JSON object"))?;
+        let mut errors = Vec::new();
+        for key in obj.keys() {
+            if let Some((_, reason)) = forbidden.iter().find(|(k, _)| k == key) {
+                errors.push(FieldError::new(key.as_str(), *reason));
+            } else if !allowed.contains(&key.as_str()) {
+                errors.push(FieldError::new(
+                    key.chars().take(64).collect::<String>(),
+                    "unknown field",
+                ));
+            }
+        }
+        Ok(Self { obj, errors })
+    }
+
+    /// An optional string field.
+    pub(crate) fn string(&mut self, key: &str) -> Option<&'a str> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(_) => {
+                self.errors.push(FieldError::new(key, "must be a string"));
+                None
+            }
+        }
+    }
+
+    /// A required string field.
+    pub(crate) fn required(&mut self, key: &str) -> Option<&'a str> {
+        let v = self.string(key);
+        if v.is_none() && !self.errors.iter().any(|e| e.field == key) {
+            self.errors.push(FieldError::new(key, "is required"));
+        }
+        v
+    }
+
+    /// Records a problem found while checking a value.
+    pub(crate) fn reject(&mut self, key: &str, reason: impl Into<String>) {
+        self.errors.push(FieldError::new(key, reason));
+    }
+
+    /// Fails with every problem collected, if any.
+    pub(crate) fn finish(self) -> Result<(), ApiError> {
+        if self.errors.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = self.errors.iter().map(|e| e.field.as_str()).collect();
+        Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("invalid fields: {}", names.join(", ")),
+        )
+        .with_details(self.errors))
+    }
+}
+
+/// `{"success": true, "data": …}`.
+pub(crate) fn ok<T: Serialize>(data: T) -> axum::Json<Value> {
+    axum::Json(serde_json::json!({ "success": true, "data": data }))
+}

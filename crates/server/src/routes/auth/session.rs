@@ -1,0 +1,126 @@
+//! Login, refresh and logout.
+
+use super::{BodyFields, ok};
+use crate::auth::{REFRESH_PREFIX, TokenPair, digest, new_refresh_token};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ClientAddr};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use plinth_core::ErrorCode;
+use plinth_core::auth::Email;
+use plinth_store::Refresh;
+
+fn refused() -> ApiError {
+    ApiError::new(ErrorCode::Unauthenticated, "invalid email or password")
+}
+
+fn bad_refresh() -> ApiError {
+    ApiError::new(
+        ErrorCode::Unauthenticated,
+        "invalid or expired refresh token",
+    )
+}
+
+/// `POST /api/v1/auth/login`: a wrong password and an unknown email get the same answer
+/// after the same work (one argon2 verification either way).
+#[tracing::instrument(skip_all)]
+pub(super) async fn login(
+    State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
+    ApiJson(body): ApiJson,
+) -> Result<Response, ApiError> {
+    let mut fields = BodyFields::new(&body, &["email", "password"], &[])?;
+    let (email, password) = (fields.required("email"), fields.required("password"));
+    fields.finish()?;
+    let (email, password) = (email.unwrap_or_default(), password.unwrap_or_default());
+    let account = email.trim().to_lowercase();
+    state.auth().check_login(&account, &address)?;
+    let user = match Email::parse(email) {
+        Ok(e) => state.store().find_user_by_email(&e).await?,
+        Err(_) => None,
+    };
+    let verified = state
+        .auth()
+        .verify_password(user.as_ref().map(|u| u.password_hash.as_str()), password)
+        .await;
+    let Some(user) = user.filter(|_| verified) else {
+        tracing::warn!(target: "plinth::security", event = "login_failed", address = %address, "login failed");
+        return Err(refused());
+    };
+    state.auth().login_succeeded(&account);
+    tracing::info!(target: "plinth::security", event = "login", user_id = %user.id, "login");
+    let pair = state
+        .auth()
+        .issue_pair(state.store().as_ref(), &user)
+        .await?;
+    Ok(ok(pair).into_response())
+}
+
+/// `POST /api/v1/auth/refresh`: spends the refresh token and returns a new pair. Presenting
+/// a spent token revokes its whole family.
+#[tracing::instrument(skip_all)]
+pub(super) async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson,
+) -> Result<Response, ApiError> {
+    let mut fields = BodyFields::new(&body, &["refresh_token"], &[])?;
+    let token = fields.required("refresh_token");
+    fields.finish()?;
+    let token = token.unwrap_or_default();
+    if !token.starts_with(REFRESH_PREFIX) {
+        return Err(bad_refresh());
+    }
+    let (new_token, new_hash) = new_refresh_token()?;
+    let outcome = state
+        .store()
+        .rotate_refresh(&digest(token), &new_hash, state.auth().refresh_expiry())
+        .await?;
+    match outcome {
+        Refresh::Rotated { user_id } => {
+            let user = state
+                .store()
+                .get_user(user_id)
+                .await?
+                .ok_or_else(bad_refresh)?;
+            let (access_token, expires_in) = state.auth().issue_access(&user)?;
+            Ok(ok(TokenPair {
+                access_token,
+                refresh_token: new_token,
+                token_type: "Bearer",
+                expires_in,
+            })
+            .into_response())
+        }
+        Refresh::Reused { user_id, family } => {
+            tracing::warn!(
+                target: "plinth::security",
+                event = "refresh_token_reuse",
+                user_id = %user_id,
+                family = %family,
+                "a spent refresh token was presented again; its whole family is revoked"
+            );
+            Err(bad_refresh())
+        }
+        Refresh::Invalid => Err(bad_refresh()),
+    }
+}
+
+/// `POST /api/v1/auth/logout`: revokes the refresh token's family.
+#[tracing::instrument(skip_all)]
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson,
+) -> Result<Response, ApiError> {
+    let mut fields = BodyFields::new(&body, &["refresh_token"], &[])?;
+    let token = fields.required("refresh_token");
+    fields.finish()?;
+    let token = token.unwrap_or_default();
+    if !token.starts_with(REFRESH_PREFIX)
+        || !state.store().revoke_refresh_family(&digest(token)).await?
+    {
+        return Err(bad_refresh());
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

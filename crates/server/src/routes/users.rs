@@ -1,0 +1,274 @@
+//! `/api/v1/users[/{id}]`: account administration, admins only.
+
+use super::auth::{BodyFields, UserJson, ok};
+use crate::auth::role_from_client;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Caller, IfMatch, QueryPairs, RequestId};
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use plinth_core::auth::{Email, check_password};
+use plinth_core::query::{DEFAULT_LIMIT, MAX_LIMIT};
+use plinth_core::{ErrorCode, Role};
+use plinth_store::{NewUser, StoreError, User, UserChanges, WriteCtx};
+use uuid::Uuid;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/users", get(list_users).post(create_user))
+        .route(
+            "/api/v1/users/{id}",
+            get(read_user).patch(update_user).delete(delete_user),
+        )
+}
+
+fn require_admin(caller: &Caller) -> Result<(), ApiError> {
+    match caller.0.role() {
+        Role::Admin => Ok(()),
+        Role::User => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "only admins manage users",
+        )),
+        Role::Guest => Err(ApiError::new(
+            ErrorCode::Unauthenticated,
+            "authentication required",
+        )),
+    }
+}
+
+fn user_id(s: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(s).map_err(|_| ApiError::invalid("id", "must be a UUID"))
+}
+
+fn not_found(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::new(ErrorCode::NotFound, "no such user"),
+        other => other.into(),
+    }
+}
+
+fn user_response(status: StatusCode, user: &User) -> Response {
+    let mut res = (status, ok(UserJson::from(user))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&crate::extract::etag(user.version)) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    res
+}
+
+/// Creates an account: `{"email", "password", "role"?}` (role defaults to `user`).
+#[tracing::instrument(skip_all)]
+async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestId(request_id): RequestId,
+    ApiJson(body): ApiJson,
+) -> Result<Response, ApiError> {
+    require_admin(&caller)?;
+    let mut fields = BodyFields::new(&body, &["email", "password", "role"], &[])?;
+    let email = match fields.required("email").map(Email::parse) {
+        Some(Ok(e)) => Some(e),
+        Some(Err(reason)) => {
+            fields.reject("email", reason);
+            None
+        }
+        None => None,
+    };
+    let password = fields.required("password");
+    let role = fields.string("role");
+    if let Some(p) = password
+        && let Err(reason) = check_password(p, email.as_ref())
+    {
+        fields.reject("password", reason);
+    }
+    fields.finish()?;
+    let role = role.map_or(Ok(Role::User), role_from_client)?;
+    let (Some(email), Some(password)) = (email, password) else {
+        return Err(ApiError::invalid("body", "email and password are required"));
+    };
+    let password_hash = state.auth().hash_password(password).await?;
+    let ctx = WriteCtx {
+        actor: caller.0,
+        request_id: request_id.to_string(),
+    };
+    let user = state
+        .store()
+        .create_user(
+            &ctx,
+            NewUser {
+                email,
+                password_hash,
+                role,
+            },
+        )
+        .await?;
+    tracing::info!(target: "plinth::security", event = "user_created", user_id = %user.id, "user created");
+    let mut res = user_response(StatusCode::CREATED, &user);
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/users/{}", user.id)) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+/// Lists accounts by id: `?limit=` (1–200, default 20) and `?cursor=` from `page.next_cursor`.
+#[tracing::instrument(skip_all)]
+async fn list_users(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryPairs(query): QueryPairs,
+) -> Result<Response, ApiError> {
+    require_admin(&caller)?;
+    let mut limit = DEFAULT_LIMIT;
+    let mut after = None;
+    for (k, v) in &query {
+        match k.as_str() {
+            "limit" => {
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            "limit",
+                            format!("must be an integer from 1 to {MAX_LIMIT}"),
+                        )
+                    })?;
+            }
+            "cursor" => {
+                after = Some(
+                    Uuid::try_parse(v)
+                        .map_err(|_| ApiError::invalid("cursor", "is not a cursor"))?,
+                )
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    k,
+                    "unknown parameter; use limit or cursor",
+                ));
+            }
+        }
+    }
+    let users = state.store().list_users(after, limit + 1).await?;
+    let more = users.len() > limit as usize;
+    let page: Vec<UserJson<'_>> = users
+        .iter()
+        .take(limit as usize)
+        .map(UserJson::from)
+        .collect();
+    let next_cursor = if more {
+        users.get(limit as usize - 1).map(|u| u.id.to_string())
+    } else {
+        None
+    };
+    Ok(axum::Json(serde_json::json!({
+        "success": true,
+        "data": page,
+        "page": { "next_cursor": next_cursor, "limit": limit },
+    }))
+    .into_response())
+}
+
+/// One account.
+#[tracing::instrument(skip_all)]
+async fn read_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_admin(&caller)?;
+    let user = state
+        .store()
+        .get_user(user_id(&id)?)
+        .await?
+        .ok_or_else(|| not_found(StoreError::NotFound))?;
+    Ok(user_response(StatusCode::OK, &user))
+}
+
+/// Changes an account: `{"email"?, "password"?, "role"?}`, optionally with `If-Match`. The
+/// last admin cannot be demoted. A new password or role ends the account's sessions.
+#[tracing::instrument(skip_all)]
+async fn update_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestId(request_id): RequestId,
+    Path(id): Path<String>,
+    IfMatch(expected): IfMatch,
+    ApiJson(body): ApiJson,
+) -> Result<Response, ApiError> {
+    require_admin(&caller)?;
+    let id = user_id(&id)?;
+    let current = state
+        .store()
+        .get_user(id)
+        .await?
+        .ok_or_else(|| not_found(StoreError::NotFound))?;
+    let mut fields = BodyFields::new(&body, &["email", "password", "role"], &[])?;
+    let email = match fields.string("email").map(Email::parse) {
+        Some(Ok(e)) => Some(e),
+        Some(Err(reason)) => {
+            fields.reject("email", reason);
+            None
+        }
+        None => None,
+    };
+    let password = fields.string("password");
+    if let Some(p) = password
+        && let Err(reason) = check_password(
+            p,
+            email
+                .as_ref()
+                .or(Email::parse(&current.email).ok().as_ref()),
+        )
+    {
+        fields.reject("password", reason);
+    }
+    let role = fields.string("role");
+    fields.finish()?;
+    let role = role.map(role_from_client).transpose()?;
+    let password_hash = match password {
+        Some(p) => Some(state.auth().hash_password(p).await?),
+        None => None,
+    };
+    let ctx = WriteCtx {
+        actor: caller.0,
+        request_id: request_id.to_string(),
+    };
+    let changes = UserChanges {
+        email,
+        password_hash,
+        role,
+    };
+    let user = state
+        .store()
+        .update_user(&ctx, id, changes, expected)
+        .await
+        .map_err(not_found)?;
+    tracing::info!(target: "plinth::security", event = "user_changed", user_id = %user.id, "user changed");
+    Ok(user_response(StatusCode::OK, &user))
+}
+
+/// Deletes an account with its sessions and keys (its records keep their `owner_id`). The
+/// last admin cannot be deleted.
+#[tracing::instrument(skip_all)]
+async fn delete_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestId(request_id): RequestId,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_admin(&caller)?;
+    let id = user_id(&id)?;
+    let ctx = WriteCtx {
+        actor: caller.0,
+        request_id: request_id.to_string(),
+    };
+    state
+        .store()
+        .delete_user(&ctx, id)
+        .await
+        .map_err(not_found)?;
+    tracing::info!(target: "plinth::security", event = "user_deleted", user_id = %id, "user deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
