@@ -128,10 +128,11 @@ impl From<StoreError> for ApiError {
                 Self::new(code, format!("invalid {field}: {reason}"))
                     .with_details(vec![FieldError::new(field, reason)])
             }
+            StoreError::InvalidValue { reason } => Self::new(code, reason),
             StoreError::Stale { .. } => {
                 Self::new(code, "the record has changed since the version in If-Match")
             }
-            StoreError::Unavailable(cause) => Self {
+            StoreError::Unavailable(cause) | StoreError::Contention(cause) => Self {
                 cause: Some(cause),
                 ..Self::new(code, "the database is unavailable; retry shortly")
             },

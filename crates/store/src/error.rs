@@ -24,6 +24,12 @@ pub enum StoreError {
         /// The reference field.
         field: String,
     },
+    /// A value the engine cannot store (NUL in PostgreSQL text, say).
+    #[error("{reason}")]
+    InvalidValue {
+        /// Why.
+        reason: String,
+    },
     /// The `If-Match` version is not the current one.
     #[error("version {expected} is stale; the record is at version {current}")]
     Stale {
@@ -35,6 +41,10 @@ pub enum StoreError {
     /// The schema change cannot be applied.
     #[error("{0}")]
     Migration(String),
+    /// The transaction lost a race (serialization failure, deadlock); the engine retries it a
+    /// few times before giving up with this.
+    #[error("database contention: {0}")]
+    Contention(String),
     /// The database cannot be reached or is too busy; retrying later may work.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -49,10 +59,10 @@ impl StoreError {
         match self {
             Self::NotFound => ErrorCode::NotFound,
             Self::Conflict { .. } => ErrorCode::Conflict,
-            Self::InvalidReference { .. } => ErrorCode::InvalidInput,
+            Self::InvalidReference { .. } | Self::InvalidValue { .. } => ErrorCode::InvalidInput,
             Self::Stale { .. } => ErrorCode::PreconditionFailed,
             Self::Migration(_) | Self::Internal(_) => ErrorCode::Internal,
-            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Unavailable(_) | Self::Contention(_) => ErrorCode::Unavailable,
         }
     }
 

@@ -4,6 +4,8 @@
 //! Layout:
 //! - [`accounts`]: [`AccountStore`]: users, refresh-token families, API keys.
 //! - [`error`]: [`StoreError`], the only error type that leaves this crate.
+//! - [`postgres`]: [`PgStore`], a connection pool over a PostgreSQL database shared by any
+//!   number of instances.
 //! - [`sqlite`]: [`SqliteStore`], one writer connection and a pool of readers over a WAL
 //!   database file.
 //!
@@ -13,10 +15,13 @@
 
 pub mod accounts;
 pub mod error;
+pub mod postgres;
+mod shared;
 pub mod sqlite;
 
 pub use accounts::{AccountStore, ApiKey, NewApiKey, NewUser, Refresh, User, UserChanges};
 pub use error::StoreError;
+pub use postgres::{PgOptions, PgStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 use async_trait::async_trait;

@@ -26,11 +26,95 @@ pub(crate) use auth::{NEW_PASSWORD, Tokens, WRONG_PASSWORD, assert_no_secrets};
 #[derive(Debug)]
 pub(crate) struct TestDb {
     pub(crate) store: Arc<dyn Store>,
-    /// Held so the database file lives as long as the test.
-    _dir: TempDir,
+    /// Held so the database file lives as long as the test (SQLite).
+    _dir: Option<TempDir>,
+    /// Server URL and database name, dropped on `Drop` (PostgreSQL).
+    postgres: Option<(String, String)>,
 }
 
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((server, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs outside async; a thread with its own runtime drops the database.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let (admin, conn) =
+                    tokio_postgres::connect(&format!("{server}/postgres"), tokio_postgres::NoTls)
+                        .await
+                        .ok()?;
+                tokio::spawn(conn);
+                admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(()))) {
+            eprintln!("warning: could not drop a test database");
+        }
+    }
+}
+
+/// The environment variable naming a PostgreSQL server (without a database name, e.g.
+/// `postgres://postgres@127.0.0.1:5432`). When set, every test runs on PostgreSQL, each in a
+/// database of its own; when unset, on SQLite.
+pub(crate) const POSTGRES_ENV: &str = "PLINTH_TEST_POSTGRES";
+
 impl TestDb {
+    /// The engine this run tests: PostgreSQL when [`POSTGRES_ENV`] is set, else SQLite.
+    pub(crate) async fn new() -> Self {
+        match std::env::var(POSTGRES_ENV) {
+            Ok(url) if !url.is_empty() => Self::postgres(&url).await,
+            _ => {
+                static NOTICE: std::sync::Once = std::sync::Once::new();
+                NOTICE.call_once(|| {
+                    eprintln!(
+                        "note: PostgreSQL cases skipped: {POSTGRES_ENV} is not set (e.g. \
+                         {POSTGRES_ENV}=postgres://postgres@127.0.0.1:5432); running on SQLite"
+                    );
+                });
+                Self::sqlite().await
+            }
+        }
+    }
+
+    /// A fresh, uniquely named database on the PostgreSQL server at `server`, dropped with
+    /// the `TestDb`.
+    pub(crate) async fn postgres(server: &str) -> Self {
+        let server = server.trim_end_matches('/').to_owned();
+        let name = format!("plinth_test_{}", uuid::Uuid::now_v7().simple());
+        let (admin, conn) =
+            tokio_postgres::connect(&format!("{server}/postgres"), tokio_postgres::NoTls)
+                .await
+                .expect("connect to the test PostgreSQL server");
+        tokio::spawn(conn);
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("create the test database");
+        let store =
+            plinth_store::PgStore::open(plinth_store::PgOptions::new(format!("{server}/{name}")))
+                .await
+                .expect("open the PostgreSQL store");
+        Self {
+            store: Arc::new(store),
+            _dir: None,
+            postgres: Some((server, name)),
+        }
+    }
+
+    /// Whether this database is PostgreSQL.
+    pub(crate) fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
     /// A SQLite file in a fresh temporary directory.
     pub(crate) async fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("create a temporary directory");
@@ -39,7 +123,8 @@ impl TestDb {
             .expect("open the SQLite store");
         Self {
             store: Arc::new(store),
-            _dir: dir,
+            _dir: Some(dir),
+            postgres: None,
         }
     }
 
@@ -200,6 +285,8 @@ pub(crate) struct TestApp {
     pub(crate) admin_token: String,
     /// The admin's user id (the `owner_id` of what it creates).
     pub(crate) admin_id: String,
+    /// Whether the server runs on PostgreSQL (where text cannot hold NUL).
+    pub(crate) postgres: bool,
     /// Held so the database lives as long as the server.
     _db: TestDb,
     shutdown: Option<oneshot::Sender<()>>,
@@ -228,7 +315,7 @@ impl TestApp {
         config: ServerConfig,
         auth: AuthConfig,
     ) -> Self {
-        let db = TestDb::sqlite().await;
+        let db = TestDb::new().await;
         let state = db.state_with(&decls, auth).await;
         let (admin, admin_token) = make_user(&state, "admin@example.com", Role::Admin).await;
         let admin_id = admin.id.to_string();
@@ -254,6 +341,7 @@ impl TestApp {
             state,
             admin_token,
             admin_id,
+            postgres: db.is_postgres(),
             _db: db,
             shutdown: Some(tx),
             server: Some(server),

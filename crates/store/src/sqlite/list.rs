@@ -2,6 +2,7 @@
 
 use super::errors::map;
 use super::records::{columns, row_to_record, to_sql};
+use crate::shared::like_pattern;
 use crate::{Page, StoreError};
 use plinth_core::query::{Filter, Op};
 use plinth_core::{ListQuery, ListScope, ModelDef, Value};
@@ -118,22 +119,6 @@ fn filter(q: &mut SqlBuilder, f: &Filter) -> String {
     }
 }
 
-/// `*` is the wildcard; SQL's own `%`, `_` and the escape character match literally.
-fn like_pattern(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    for c in s.chars() {
-        match c {
-            '\\' | '%' | '_' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '*' => out.push('%'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The condition for "after (value, id)" in the sort order, NULLs being largest.
 fn keyset(
     q: &mut SqlBuilder,
@@ -160,16 +145,5 @@ fn keyset(
         format!("({col} {cmp} {v} OR ({col} = {v} AND \"id\" {id_cmp} {id_p}))")
     } else {
         format!("({col} {cmp} {v} OR ({col} = {v} AND \"id\" {id_cmp} {id_p}) OR {col} IS NULL)")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::like_pattern;
-
-    #[test]
-    fn like_patterns_escape_sql_wildcards() {
-        assert_eq!(like_pattern("*foo*"), "%foo%");
-        assert_eq!(like_pattern("50%_off\\"), "50\\%\\_off\\\\");
     }
 }

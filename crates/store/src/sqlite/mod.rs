@@ -16,6 +16,7 @@ mod list;
 mod records;
 mod writer;
 
+use crate::shared::idempotency_scope;
 use crate::{
     AccountStore, ApiKey, Created, IdempotencyClaim, NewApiKey, NewUser, Page, Refresh, Store,
     StoreError, User, UserChanges, WriteCtx,
@@ -545,13 +546,5 @@ impl AccountStore for SqliteStore {
             accounts::touch_api_key(&w.conn, id, now)
         })
         .await
-    }
-}
-
-/// Idempotency keys are scoped to the principal that sent them.
-fn idempotency_scope(ctx: &WriteCtx) -> String {
-    match ctx.actor.user_id() {
-        Some(u) => u.to_string(),
-        None => format!("{:?}", ctx.actor.role()).to_lowercase(),
     }
 }

@@ -1,0 +1,264 @@
+//! Schema migrations for PostgreSQL: Plinth's own tables and each model's table, columns
+//! and indexes, changed in one transaction under an advisory lock, so instances starting
+//! together migrate once.
+
+use super::errors::map;
+use super::values::column_type;
+use crate::StoreError;
+use plinth_core::migrate::{IndexKind, Plan, Step};
+use plinth_core::schema::{FieldDef, FieldType};
+use plinth_core::{ModelDecl, ModelDef, Schema};
+use tokio_postgres::Transaction;
+
+/// The advisory lock key migrations hold (any constant; "plinth" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0000_706c_696e_7468;
+
+const INTERNAL: &str = "
+    CREATE TABLE IF NOT EXISTS _plinth_models (
+        name TEXT NOT NULL PRIMARY KEY,
+        decl JSONB NOT NULL,
+        position INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS _plinth_idempotency (
+        model TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        key TEXT NOT NULL,
+        body_digest TEXT NOT NULL,
+        record_id UUID NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (model, scope, key)
+    );
+    CREATE TABLE IF NOT EXISTS _plinth_users (
+        id UUID NOT NULL PRIMARY KEY,
+        email TEXT NOT NULL,
+        email_norm TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'user')),
+        password_hash TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL,
+        version BIGINT NOT NULL DEFAULT 1
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS _plinth_users__email ON _plinth_users (email_norm);
+    CREATE TABLE IF NOT EXISTS _plinth_refresh_tokens (
+        token_hash TEXT NOT NULL PRIMARY KEY,
+        family UUID NOT NULL,
+        user_id UUID NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL,
+        spent_at TIMESTAMPTZ,
+        revoked_at TIMESTAMPTZ,
+        created_at TIMESTAMPTZ NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS _plinth_refresh_tokens_family ON _plinth_refresh_tokens (family);
+    CREATE INDEX IF NOT EXISTS _plinth_refresh_tokens_user ON _plinth_refresh_tokens (user_id);
+    CREATE TABLE IF NOT EXISTS _plinth_api_keys (
+        id UUID NOT NULL PRIMARY KEY,
+        user_id UUID NOT NULL,
+        name TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'user')),
+        expires_at TIMESTAMPTZ,
+        last_used_at TIMESTAMPTZ,
+        revoked_at TIMESTAMPTZ,
+        created_at TIMESTAMPTZ NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS _plinth_api_keys_user ON _plinth_api_keys (user_id);";
+
+/// Takes the migration lock for the rest of the transaction and creates Plinth's own tables.
+pub(super) async fn lock_and_init(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(map)?;
+    tx.batch_execute(INTERNAL).await.map_err(map)
+}
+
+async fn applied(tx: &Transaction<'_>) -> Result<Vec<ModelDecl>, StoreError> {
+    let rows = tx
+        .query("SELECT decl FROM _plinth_models ORDER BY position", &[])
+        .await
+        .map_err(map)?;
+    rows.iter()
+        .map(|r| {
+            serde_json::from_value(r.get::<_, serde_json::Value>(0)).map_err(StoreError::internal)
+        })
+        .collect()
+}
+
+/// The plan from the recorded schema to `schema`.
+pub(super) async fn plan(tx: &Transaction<'_>, schema: &Schema) -> Result<Plan, StoreError> {
+    Ok(Plan::new(&applied(tx).await?, schema))
+}
+
+/// Applies the plan inside `tx` (which holds the lock) and records the declarations.
+pub(super) async fn migrate(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    allow_destructive: bool,
+) -> Result<Vec<String>, StoreError> {
+    let old = applied(tx).await?;
+    let plan = Plan::new(&old, schema);
+    plan.check(allow_destructive)
+        .map_err(StoreError::Migration)?;
+    for step in &plan.steps {
+        apply(tx, step).await?;
+    }
+    let decls: Vec<&ModelDecl> = schema.models().iter().map(|m| m.decl()).collect();
+    if decls.iter().copied().ne(old.iter()) {
+        tx.execute("DELETE FROM _plinth_models", &[])
+            .await
+            .map_err(map)?;
+        for (position, decl) in decls.iter().enumerate() {
+            let json = serde_json::to_value(decl).map_err(StoreError::internal)?;
+            let position = i32::try_from(position).unwrap_or(i32::MAX);
+            tx.execute(
+                "INSERT INTO _plinth_models (name, decl, position) VALUES ($1, $2, $3)",
+                &[&decl.name, &json, &position],
+            )
+            .await
+            .map_err(map)?;
+        }
+    }
+    Ok(plan.steps.iter().map(Step::describe).collect())
+}
+
+async fn apply(tx: &Transaction<'_>, step: &Step) -> Result<(), StoreError> {
+    match step {
+        Step::CreateModel(model) => create_model(tx, model).await,
+        Step::DropModel(name) => {
+            tx.batch_execute(&format!("DROP TABLE IF EXISTS \"{name}\""))
+                .await
+                .map_err(map)?;
+            tx.execute("DELETE FROM _plinth_idempotency WHERE model = $1", &[name])
+                .await
+                .map_err(map)?;
+            Ok(())
+        }
+        Step::AddField { model, index } => {
+            let f = field(model, *index)?;
+            tx.batch_execute(&format!(
+                "ALTER TABLE \"{}\" ADD COLUMN \"{}\" {}",
+                model.name(),
+                f.name(),
+                column_type(f.value_kind())
+            ))
+            .await
+            .map_err(map)?;
+            create_field_indexes(tx, model, f).await
+        }
+        Step::DropField { model, field } => {
+            // Dropping the column drops its indexes with it.
+            tx.batch_execute(&format!("ALTER TABLE \"{model}\" DROP COLUMN \"{field}\""))
+                .await
+                .map_err(map)
+        }
+        Step::Reindex { model, index, from } => {
+            let f = field(model, *index)?;
+            if *from != IndexKind::None {
+                tx.batch_execute(&format!(
+                    "DROP INDEX IF EXISTS \"{}__{}\"",
+                    model.name(),
+                    f.name()
+                ))
+                .await
+                .map_err(map)?;
+            }
+            create_index(tx, model, f).await.map_err(|e| match e {
+                StoreError::Conflict { .. } => StoreError::Migration(format!(
+                    "cannot make {}.{} unique: existing records share values. Fix the duplicates first",
+                    model.name(),
+                    f.name()
+                )),
+                other => other,
+            })
+        }
+        Step::RequireField { model, field } => {
+            let row = tx
+                .query_one(
+                    &format!("SELECT count(*) FROM \"{model}\" WHERE \"{field}\" IS NULL"),
+                    &[],
+                )
+                .await
+                .map_err(map)?;
+            let missing: i64 = row.get(0);
+            if missing > 0 {
+                return Err(StoreError::Migration(format!(
+                    "cannot make {model}.{field} required: {missing} existing record(s) have no value. Declare it \
+                     optional, give those records a value, then make it required"
+                )));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn field(model: &ModelDef, index: usize) -> Result<&FieldDef, StoreError> {
+    model
+        .fields()
+        .get(index)
+        .ok_or_else(|| StoreError::internal("migration step names a missing field"))
+}
+
+async fn create_model(tx: &Transaction<'_>, model: &ModelDef) -> Result<(), StoreError> {
+    let m = model.name();
+    let mut sql = format!(
+        "CREATE TABLE \"{m}\" (
+            \"id\" UUID NOT NULL PRIMARY KEY,
+            \"name\" TEXT NOT NULL CHECK (char_length(\"name\") BETWEEN 1 AND 255),
+            \"status\" TEXT NOT NULL DEFAULT 'active' CHECK (\"status\" IN ('active', 'inactive', 'deleted')),
+            \"created_at\" TIMESTAMPTZ NOT NULL DEFAULT now(),
+            \"updated_at\" TIMESTAMPTZ NOT NULL DEFAULT now(),
+            \"owner_id\" UUID,
+            \"version\" BIGINT NOT NULL DEFAULT 1 CHECK (\"version\" >= 1)"
+    );
+    for f in model.fields() {
+        sql.push_str(&format!(
+            ",\n            \"{}\" {}",
+            f.name(),
+            column_type(f.value_kind())
+        ));
+    }
+    sql.push_str(&format!(
+        ");
+        CREATE INDEX \"{m}__status_created\" ON \"{m}\" (\"status\", \"created_at\", \"id\");
+        CREATE INDEX \"{m}__created\" ON \"{m}\" (\"created_at\", \"id\");
+        CREATE INDEX \"{m}__updated\" ON \"{m}\" (\"updated_at\", \"id\");
+        CREATE INDEX \"{m}__name\" ON \"{m}\" (\"name\", \"id\");
+        CREATE INDEX \"{m}__owner\" ON \"{m}\" (\"owner_id\");"
+    ));
+    tx.batch_execute(&sql).await.map_err(map)?;
+    for f in model.fields() {
+        create_field_indexes(tx, model, f).await?;
+    }
+    Ok(())
+}
+
+async fn create_field_indexes(
+    tx: &Transaction<'_>,
+    model: &ModelDef,
+    f: &FieldDef,
+) -> Result<(), StoreError> {
+    create_index(tx, model, f).await?;
+    if matches!(f.ty(), FieldType::Reference { .. }) {
+        let (m, name) = (model.name(), f.name());
+        tx.batch_execute(&format!(
+            "CREATE INDEX IF NOT EXISTS \"{m}__{name}__ref\" ON \"{m}\" (\"{name}\")"
+        ))
+        .await
+        .map_err(map)?;
+    }
+    Ok(())
+}
+
+async fn create_index(
+    tx: &Transaction<'_>,
+    model: &ModelDef,
+    f: &FieldDef,
+) -> Result<(), StoreError> {
+    let (m, name) = (model.name(), f.name());
+    let sql = match IndexKind::of_field(f) {
+        IndexKind::None => return Ok(()),
+        IndexKind::Unique => format!("CREATE UNIQUE INDEX \"{m}__{name}\" ON \"{m}\" (\"{name}\")"),
+        IndexKind::Plain => format!("CREATE INDEX \"{m}__{name}\" ON \"{m}\" (\"{name}\", \"id\")"),
+    };
+    tx.batch_execute(&sql).await.map_err(map)
+}

@@ -1,0 +1,47 @@
+//! Translation of `tokio_postgres` and pool errors into [`StoreError`], in one place.
+
+use crate::StoreError;
+use tokio_postgres::error::SqlState;
+
+/// Maps a driver error to a storage error.
+pub(super) fn map(e: tokio_postgres::Error) -> StoreError {
+    let Some(db) = e.as_db_error() else {
+        // No server answer: the connection is closed, refused or timed out.
+        return StoreError::Unavailable(format!("database connection failed: {e}"));
+    };
+    let code = db.code();
+    if *code == SqlState::UNIQUE_VIOLATION {
+        // Index names are `{model}__{field}`; users' email index is `_plinth_users_email_norm_key`.
+        let field = db
+            .constraint()
+            .and_then(|c| c.rsplit_once("__").map(|(_, f)| f.to_owned()));
+        return StoreError::Conflict {
+            field,
+            reason: "another record already has this value".to_owned(),
+        };
+    }
+    if *code == SqlState::CHARACTER_NOT_IN_REPERTOIRE || *code == SqlState::UNTRANSLATABLE_CHARACTER
+    {
+        return StoreError::InvalidValue {
+            reason: "text cannot contain NUL (\\u0000) characters in PostgreSQL".to_owned(),
+        };
+    }
+    if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED {
+        return StoreError::Contention(db.message().to_owned());
+    }
+    let class = &code.code()[..2];
+    // 08: connection exceptions; 57: operator intervention (shutdown, statement timeout);
+    // 53: insufficient resources (too many connections); 40: transaction rollback.
+    if matches!(class, "08" | "57" | "53" | "40") {
+        return StoreError::Unavailable(format!("database unavailable: {}", db.message()));
+    }
+    StoreError::internal(e)
+}
+
+/// Maps a pool error.
+pub(super) fn pool(e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => map(e),
+        other => StoreError::Unavailable(format!("no database connection available: {other}")),
+    }
+}

@@ -1,0 +1,456 @@
+//! The PostgreSQL engine, for scale-out: several stateless Plinth instances share one
+//! database.
+//!
+//! A pool of connections (deadpool) with prepared statements cached per connection. Each
+//! write is one transaction, retried a bounded number of times when it loses a race
+//! (serialization failure, deadlock). Conditional writes are single statements guarded by
+//! `version`, so `If-Match` has exactly one winner across instances; idempotency keys are
+//! claimed with `INSERT … ON CONFLICT DO NOTHING` first, so they hold across instances too.
+//! Migrations run under a transaction-scoped advisory lock: instances starting together
+//! migrate once.
+//!
+//! Layout: `values` (parameters and rows), `ddl` (migrations), `records`, `list`,
+//! `accounts`, `errors` (SQLSTATE → [`StoreError`]).
+
+mod accounts;
+mod ddl;
+mod errors;
+mod list;
+mod records;
+mod values;
+
+use crate::shared::idempotency_scope;
+use crate::{
+    AccountStore, ApiKey, Created, IdempotencyClaim, NewApiKey, NewUser, Page, Refresh, Store,
+    StoreError, User, UserChanges, WriteCtx,
+};
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use plinth_core::auth::Email;
+use plinth_core::migrate::Plan;
+use plinth_core::{
+    Draft, ListQuery, ListScope, ModelDef, Patch, Record, RecordId, Role, Schema, Timestamp,
+};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+
+/// Attempts of a write transaction that keeps losing races.
+const WRITE_ATTEMPTS: u32 = 4;
+
+/// How to connect.
+#[derive(Clone)]
+pub struct PgOptions {
+    /// `postgres://user:password@host:port/database`.
+    pub url: String,
+    /// Most connections held.
+    pub pool_size: usize,
+    /// How long connecting (or waiting for a pooled connection) may take.
+    pub connect_timeout: Duration,
+    /// Longest a statement may run before the server cancels it.
+    pub statement_timeout: Duration,
+}
+
+impl std::fmt::Debug for PgOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgOptions")
+            .field("pool_size", &self.pool_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgOptions {
+    /// Defaults: 16 connections, 5 s to connect, 30 s per statement.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            pool_size: 16,
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The PostgreSQL implementation of [`Store`].
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    /// The last timestamp handed out: times are strictly increasing within an instance.
+    last_ts: AtomicI64,
+    /// The schema last migrated to: purge and reference checks need it.
+    schema: RwLock<Arc<Schema>>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("pool", &self.inner.pool.status())
+            .finish()
+    }
+}
+
+/// Runs `$body` in a transaction bound to `$tx`, committing on `Ok`; retries the whole
+/// transaction when it loses a race.
+macro_rules! in_tx {
+    ($store:expr, |$tx:ident| $body:expr) => {{
+        let mut attempt = 1;
+        loop {
+            let mut client = $store.client().await?;
+            let $tx = client.transaction().await.map_err(errors::map)?;
+            let result = async { $body }.await;
+            let outcome = match result {
+                Ok(v) => $tx.commit().await.map_err(errors::map).map(|()| v),
+                Err(e) => {
+                    let _ = $tx.rollback().await;
+                    Err(e)
+                }
+            };
+            match outcome {
+                Err(StoreError::Contention(why)) if attempt < WRITE_ATTEMPTS => {
+                    tracing::debug!(attempt, why = %why, "retrying a write that lost a race");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
+impl PgStore {
+    /// Connects (the pool opens connections lazily; one is tried now so a bad URL fails at
+    /// start).
+    pub async fn open(opts: PgOptions) -> Result<Self, StoreError> {
+        let mut config: tokio_postgres::Config = opts
+            .url
+            .parse()
+            .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?;
+        config.connect_timeout(opts.connect_timeout);
+        config.options(format!(
+            "-c statement_timeout={}",
+            opts.statement_timeout.as_millis()
+        ));
+        config.application_name("plinth");
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(opts.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(opts.connect_timeout))
+            .create_timeout(Some(opts.connect_timeout))
+            .recycle_timeout(Some(opts.connect_timeout))
+            .build()
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot build the connection pool: {e}"))
+            })?;
+        let empty = Schema::from_decls(&[])
+            .map_err(|_| StoreError::internal("default schema is invalid"))?;
+        let store = Self {
+            inner: Arc::new(Inner {
+                pool,
+                last_ts: AtomicI64::new(0),
+                schema: RwLock::new(Arc::new(empty)),
+            }),
+        };
+        store.ping().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.inner.pool.get().await.map_err(errors::pool)
+    }
+
+    fn now(&self) -> Timestamp {
+        let now = Timestamp::from_system(std::time::SystemTime::now()).as_micros();
+        let prev = self.inner.last_ts.fetch_max(now, Ordering::AcqRel);
+        let t = if now > prev {
+            now
+        } else {
+            self.inner.last_ts.fetch_add(1, Ordering::AcqRel) + 1
+        };
+        Timestamp::from_micros(t).unwrap_or(Timestamp::from_system(std::time::SystemTime::now()))
+    }
+
+    fn schema(&self) -> Arc<Schema> {
+        self.inner
+            .schema
+            .read()
+            .map(|s| Arc::clone(&s))
+            .unwrap_or_else(|p| Arc::clone(&p.into_inner()))
+    }
+
+    fn visibility(&self, ctx: &WriteCtx) -> records::Visibility {
+        let viewer = if ctx.actor.role() == Role::Admin {
+            None
+        } else {
+            ctx.actor.user_id()
+        };
+        records::Visibility {
+            schema: self.schema(),
+            viewer,
+        }
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn plan(&self, schema: &Schema) -> Result<Plan, StoreError> {
+        in_tx!(self, |tx| {
+            ddl::lock_and_init(&tx).await?;
+            ddl::plan(&tx, schema).await
+        })
+    }
+
+    async fn migrate(
+        &self,
+        schema: &Schema,
+        allow_destructive: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let steps = in_tx!(self, |tx| {
+            ddl::lock_and_init(&tx).await?;
+            ddl::migrate(&tx, schema, allow_destructive).await
+        })?;
+        if let Ok(mut s) = self.inner.schema.write() {
+            *s = Arc::new(schema.clone());
+        }
+        Ok(steps)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.simple_query("SELECT 1").await.map_err(errors::map)?;
+        Ok(())
+    }
+
+    async fn create(
+        &self,
+        ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        draft: Draft,
+        idempotency: Option<IdempotencyClaim>,
+    ) -> Result<Created, StoreError> {
+        let vis = self.visibility(ctx);
+        let scope = idempotency_scope(ctx);
+        in_tx!(self, |tx| {
+            let now = self.now();
+            let claim = idempotency.clone().map(|c| (scope.clone(), c));
+            records::create(
+                &tx,
+                &vis,
+                model,
+                draft.clone(),
+                ctx.actor.user_id(),
+                now,
+                claim,
+            )
+            .await
+        })
+    }
+
+    async fn get(&self, model: &Arc<ModelDef>, id: RecordId) -> Result<Option<Record>, StoreError> {
+        let client = self.client().await?;
+        records::get(&client, model, id).await
+    }
+
+    async fn list(
+        &self,
+        model: &Arc<ModelDef>,
+        query: &ListQuery,
+        scope: ListScope,
+    ) -> Result<Page, StoreError> {
+        let client = self.client().await?;
+        list::list(&client, model, query, scope).await
+    }
+
+    async fn update(
+        &self,
+        ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        id: RecordId,
+        patch: Patch,
+        expected_version: Option<i64>,
+    ) -> Result<Record, StoreError> {
+        let vis = self.visibility(ctx);
+        in_tx!(self, |tx| records::update(
+            &tx,
+            &vis,
+            model,
+            id,
+            &patch,
+            expected_version,
+            self.now()
+        )
+        .await)
+    }
+
+    async fn delete(
+        &self,
+        _ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        id: RecordId,
+        expected_version: Option<i64>,
+    ) -> Result<Record, StoreError> {
+        let client = self.client().await?;
+        records::set_status(&client, model, id, false, expected_version, self.now()).await
+    }
+
+    async fn restore(
+        &self,
+        _ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        id: RecordId,
+    ) -> Result<Record, StoreError> {
+        let client = self.client().await?;
+        records::set_status(&client, model, id, true, None, self.now()).await
+    }
+
+    async fn purge(
+        &self,
+        _ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        id: RecordId,
+        expected_version: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let schema = self.schema();
+        in_tx!(self, |tx| records::purge(
+            &tx,
+            &schema,
+            model,
+            id,
+            expected_version
+        )
+        .await)
+    }
+
+    async fn close(&self) {
+        self.inner.pool.close();
+        tracing::info!("database pool closed");
+    }
+}
+
+#[async_trait]
+impl AccountStore for PgStore {
+    async fn create_user(&self, _ctx: &WriteCtx, user: NewUser) -> Result<User, StoreError> {
+        let client = self.client().await?;
+        accounts::create_user(&client, user, self.now()).await
+    }
+
+    async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        let client = self.client().await?;
+        accounts::get_user(&client, id).await
+    }
+
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        let client = self.client().await?;
+        accounts::find_user_by_email(&client, email).await
+    }
+
+    async fn list_users(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<User>, StoreError> {
+        let client = self.client().await?;
+        accounts::list_users(&client, after, limit).await
+    }
+
+    async fn update_user(
+        &self,
+        _ctx: &WriteCtx,
+        id: Uuid,
+        changes: UserChanges,
+        expected_version: Option<i64>,
+    ) -> Result<User, StoreError> {
+        in_tx!(self, |tx| accounts::update_user(
+            &tx,
+            id,
+            &changes,
+            expected_version,
+            self.now()
+        )
+        .await)
+    }
+
+    async fn delete_user(&self, _ctx: &WriteCtx, id: Uuid) -> Result<(), StoreError> {
+        in_tx!(self, |tx| accounts::delete_user(&tx, id).await)
+    }
+
+    async fn count_admins(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        accounts::count_admins(&client).await
+    }
+
+    async fn insert_refresh(
+        &self,
+        user_id: Uuid,
+        family: Uuid,
+        token_hash: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        accounts::insert_refresh(&client, user_id, family, token_hash, expires_at, self.now()).await
+    }
+
+    async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        new_expires_at: Timestamp,
+    ) -> Result<Refresh, StoreError> {
+        in_tx!(self, |tx| accounts::rotate_refresh(
+            &tx,
+            old_hash,
+            new_hash,
+            new_expires_at,
+            self.now()
+        )
+        .await)
+    }
+
+    async fn revoke_refresh_family(&self, token_hash: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        accounts::revoke_refresh_family(&client, token_hash, self.now()).await
+    }
+
+    async fn create_api_key(&self, _ctx: &WriteCtx, key: NewApiKey) -> Result<ApiKey, StoreError> {
+        let client = self.client().await?;
+        accounts::create_api_key(&client, key, self.now()).await
+    }
+
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, User)>, StoreError> {
+        let client = self.client().await?;
+        accounts::find_api_key(&client, key_hash).await
+    }
+
+    async fn list_api_keys(&self, user_id: Option<Uuid>) -> Result<Vec<ApiKey>, StoreError> {
+        let client = self.client().await?;
+        accounts::list_api_keys(&client, user_id).await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        _ctx: &WriteCtx,
+        id: Uuid,
+        owner: Option<Uuid>,
+    ) -> Result<ApiKey, StoreError> {
+        in_tx!(self, |tx| accounts::revoke_api_key(
+            &tx,
+            id,
+            owner,
+            self.now()
+        )
+        .await)
+    }
+
+    async fn touch_api_key(&self, id: Uuid) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        accounts::touch_api_key(&client, id, self.now()).await
+    }
+}
