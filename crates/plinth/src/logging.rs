@@ -6,8 +6,15 @@ use tracing_subscriber::EnvFilter;
 /// Installs the subscriber and a panic hook that logs panics as JSON (the client of a
 /// panicking request gets a bare 500).
 pub(crate) fn init(filter: &str) -> anyhow::Result<()> {
-    let filter =
+    let mut env_filter =
         EnvFilter::try_new(filter).with_context(|| format!("invalid log filter {filter:?}"))?;
+    if !filter.contains("tokio_postgres") {
+        // The driver logs every server NOTICE ("relation already exists, skipping") at info.
+        if let Ok(quiet) = "tokio_postgres=warn".parse() {
+            env_filter = env_filter.add_directive(quiet);
+        }
+    }
+    let filter = env_filter;
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)

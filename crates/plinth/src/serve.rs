@@ -1,29 +1,50 @@
 //! Wiring: open the store, migrate, build the application, serve until a signal.
 
-use crate::config::{Config, env};
+use crate::config::{Config, Database, env};
 use anyhow::Context;
 use plinth_core::Role;
 use plinth_core::auth::{Email, check_password};
 use plinth_server::{AppState, Application, Auth, ServerConfig};
-use plinth_store::{NewUser, WriteCtx};
+use plinth_store::{NewUser, PgOptions, PgStore, WriteCtx};
 use plinth_store::{SqliteOptions, SqliteStore, Store};
 use std::sync::Arc;
 
 /// Opens the configured database.
 pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let path = config.sqlite_path()?;
-    let mut opts = SqliteOptions::new(&path);
-    opts.readers = config.sqlite_readers;
-    let store = SqliteStore::open(opts)
-        .await
-        .with_context(|| format!("cannot open the database {}", path.display()))?;
-    Ok(Arc::new(store))
+    match config.database()? {
+        Database::Sqlite(path) => {
+            let mut opts = SqliteOptions::new(&path);
+            opts.readers = config.sqlite_readers;
+            let store = SqliteStore::open(opts)
+                .await
+                .with_context(|| format!("cannot open the database {}", path.display()))?;
+            Ok(Arc::new(store))
+        }
+        Database::Postgres(url) => {
+            let mut opts = PgOptions::new(url.expose());
+            opts.pool_size = config.pg_pool_size;
+            opts.connect_timeout = config.pg_connect_timeout;
+            opts.statement_timeout = config.pg_statement_timeout;
+            let store = PgStore::open(opts)
+                .await
+                .context("cannot open the PostgreSQL database")?;
+            Ok(Arc::new(store))
+        }
+    }
 }
 
 /// Migrates the database to the declared models, then builds the bound application.
 pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::Result<Application> {
     let auth = Arc::new(Auth::new(config.auth.auth_config()?).map_err(|e| anyhow::anyhow!(e))?);
     check_admin_env(|k| std::env::var(k).ok())?;
+    if matches!(config.database()?, Database::Postgres(_)) && config.auth.key_is_generated() {
+        tracing::warn!(
+            "the token-signing key was generated for this data directory: instances sharing one PostgreSQL \
+             database must share one key (set {} or {}), or tokens from one are refused by the others",
+            env::JWT_SECRET,
+            env::JWT_SECRET_FILE
+        );
+    }
     let store = open_store(config).await?;
     let steps = store
         .migrate(&config.schema, allow_destructive)
@@ -87,15 +108,22 @@ async fn bootstrap_admin(
             env::ADMIN_PASSWORD
         ),
     };
-    let user = create_user(store, auth, &email, &password, Role::Admin)
-        .await
-        .with_context(|| {
-            format!(
+    let user = match create_user(store, auth, &email, &password, Role::Admin).await {
+        Ok(user) => user,
+        // Several instances starting together on one PostgreSQL database race to create the
+        // first admin; the ones that lose find it made.
+        Err(e) if is_conflict(&e) && store.count_admins().await? > 0 => {
+            tracing::info!("the first admin was created by another instance");
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(e.context(format!(
                 "cannot create the first admin from {} and {}",
                 env::ADMIN_EMAIL,
                 env::ADMIN_PASSWORD
-            )
-        })?;
+            )));
+        }
+    };
     tracing::info!(target: "plinth::security", event = "first_admin_created", user_id = %user.id, "first admin created");
     Ok(())
 }
@@ -127,6 +155,13 @@ fn check_admin_env(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
             env::ADMIN_PASSWORD
         ),
     }
+}
+
+fn is_conflict(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<plinth_store::StoreError>(),
+        Some(plinth_store::StoreError::Conflict { .. })
+    )
 }
 
 /// Validates and creates an account (first admin, `plinth user create`).

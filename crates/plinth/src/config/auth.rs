@@ -117,6 +117,11 @@ impl AuthSettings {
         Ok(settings)
     }
 
+    /// Whether the key is the development key generated in the data directory.
+    pub(crate) fn key_is_generated(&self) -> bool {
+        matches!(self.key, KeySource::Generated(_))
+    }
+
     /// Reads or creates the signing key and builds the auth service settings.
     pub(crate) fn auth_config(&self) -> anyhow::Result<AuthConfig> {
         let key = match &self.key {

@@ -23,6 +23,7 @@ pub(crate) mod env {
     pub(crate) const CORS_ORIGINS: &str = "PLINTH_CORS_ORIGINS";
     pub(crate) const DRAIN_SECONDS: &str = "PLINTH_DRAIN_SECONDS";
     pub(crate) const SQLITE_READERS: &str = "PLINTH_SQLITE_READERS";
+    pub(crate) const PG_POOL_SIZE: &str = "PLINTH_PG_POOL_SIZE";
     pub(crate) const JWT_SECRET: &str = "PLINTH_JWT_SECRET";
     /// The credential `plinth bench --url` sends.
     pub(crate) const BENCH_TOKEN: &str = "PLINTH_BENCH_TOKEN";
@@ -41,6 +42,7 @@ pub(crate) mod env {
     ];
     /// Every `PLINTH_*` name this version reads.
     pub(crate) const KNOWN: &[&str] = &[
+        PG_POOL_SIZE,
         CONFIG,
         LISTEN,
         DATA_DIR,
@@ -73,10 +75,22 @@ struct FileConfig {
     cors_origins: Option<Vec<String>>,
     drain_seconds: Option<u64>,
     sqlite_readers: Option<usize>,
+    pg_pool_size: Option<usize>,
+    pg_connect_timeout_seconds: Option<u64>,
+    pg_statement_timeout_seconds: Option<u64>,
     #[serde(default)]
     auth: auth::AuthFile,
     #[serde(default)]
     models: Vec<toml::Spanned<ModelDecl>>,
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone)]
+pub(crate) enum Database {
+    /// An embedded SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL server shared by any number of instances.
+    Postgres(Secret),
 }
 
 /// A secret that prints masked.
@@ -121,6 +135,9 @@ pub(crate) struct Config {
     pub(crate) cors_origins: Vec<String>,
     pub(crate) drain_delay: Duration,
     pub(crate) sqlite_readers: usize,
+    pub(crate) pg_pool_size: usize,
+    pub(crate) pg_connect_timeout: Duration,
+    pub(crate) pg_statement_timeout: Duration,
     pub(crate) config_file: Option<PathBuf>,
     pub(crate) auth: AuthSettings,
     pub(crate) models: Vec<ModelDecl>,
@@ -228,6 +245,22 @@ impl Config {
         if !(1..=64).contains(&sqlite_readers) {
             bail!("sqlite_readers must be between 1 and 64");
         }
+        let pg_pool_size = match parse_env(env::PG_POOL_SIZE)? {
+            Some(v) => v
+                .parse()
+                .with_context(|| format!("{}={v:?} is not a number", env::PG_POOL_SIZE))?,
+            None => file.pg_pool_size.unwrap_or(16),
+        };
+        if !(1..=1000).contains(&pg_pool_size) {
+            bail!("pg_pool_size must be between 1 and 1000");
+        }
+        let pg_connect_timeout =
+            Duration::from_secs(file.pg_connect_timeout_seconds.unwrap_or(5).clamp(1, 300));
+        let pg_statement_timeout = Duration::from_secs(
+            file.pg_statement_timeout_seconds
+                .unwrap_or(30)
+                .clamp(1, 3600),
+        );
         let auth = AuthSettings::resolve(file.auth.clone(), env, &data_dir, &var)?;
         let models: Vec<ModelDecl> = file.models.iter().map(|m| m.get_ref().clone()).collect();
         let schema = Schema::from_decls(&models)
@@ -242,6 +275,9 @@ impl Config {
             cors_origins,
             drain_delay: Duration::from_secs(drain_seconds),
             sqlite_readers,
+            pg_pool_size,
+            pg_connect_timeout,
+            pg_statement_timeout,
             config_file: path,
             auth,
             models,
@@ -250,30 +286,31 @@ impl Config {
         Ok(config)
     }
 
-    /// The SQLite database file.
-    pub(crate) fn sqlite_path(&self) -> anyhow::Result<PathBuf> {
-        match &self.database_url {
-            None => Ok(self.data_dir.join("plinth.db")),
-            Some(url) => {
-                let url = url.expose();
-                if let Some(path) = url
-                    .strip_prefix("sqlite://")
-                    .or_else(|| url.strip_prefix("sqlite:"))
-                {
-                    if path.is_empty() {
-                        bail!("{}={url:?} names no file", env::DATABASE_URL);
-                    }
-                    return Ok(PathBuf::from(path));
-                }
-                let scheme = url.split_once("://").map_or("", |(s, _)| s);
-                bail!(
-                    "{}: the {scheme:?} scheme is not supported by this version; use sqlite://PATH or leave it unset for \
-                     {}/plinth.db",
-                    env::DATABASE_URL,
-                    self.data_dir.display()
-                )
+    /// The database: a SQLite file (the default, under the data directory) or a PostgreSQL
+    /// server (`DATABASE_URL=postgres://…`).
+    pub(crate) fn database(&self) -> anyhow::Result<Database> {
+        let Some(url) = &self.database_url else {
+            return Ok(Database::Sqlite(self.data_dir.join("plinth.db")));
+        };
+        let text = url.expose();
+        if let Some(path) = text
+            .strip_prefix("sqlite://")
+            .or_else(|| text.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                bail!("{}={text:?} names no file", env::DATABASE_URL);
             }
+            return Ok(Database::Sqlite(PathBuf::from(path)));
         }
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return Ok(Database::Postgres(url.clone()));
+        }
+        let scheme = text.split_once("://").map_or("", |(s, _)| s);
+        bail!(
+            "{}: the {scheme:?} scheme is not supported; use postgres://…, sqlite://PATH, or leave it unset for {}/plinth.db",
+            env::DATABASE_URL,
+            self.data_dir.display()
+        )
     }
 
     /// Unknown `PLINTH_*` variables, most likely typos.
@@ -301,13 +338,17 @@ impl Config {
             cors_origins: &'a [String],
             drain_seconds: u64,
             sqlite_readers: usize,
+            pg_pool_size: usize,
+            pg_connect_timeout_seconds: u64,
+            pg_statement_timeout_seconds: u64,
             config_file: Option<String>,
             auth: &'a AuthSettings,
             models: &'a [ModelDecl],
         }
-        let database = match (&self.database_url, self.sqlite_path()) {
+        let database = match (&self.database_url, self.database()) {
             (Some(url), _) => format!("{url:?}"),
-            (None, Ok(path)) => format!("sqlite://{}", path.display()),
+            (None, Ok(Database::Sqlite(path))) => format!("sqlite://{}", path.display()),
+            (None, Ok(Database::Postgres(_))) => String::new(),
             (None, Err(e)) => e.to_string(),
         };
         let defaults = [ModelDecl::default_resource()];
@@ -321,6 +362,9 @@ impl Config {
             cors_origins: &self.cors_origins,
             drain_seconds: self.drain_delay.as_secs(),
             sqlite_readers: self.sqlite_readers,
+            pg_pool_size: self.pg_pool_size,
+            pg_connect_timeout_seconds: self.pg_connect_timeout.as_secs(),
+            pg_statement_timeout_seconds: self.pg_statement_timeout.as_secs(),
             config_file: self.config_file.as_ref().map(|p| p.display().to_string()),
             auth: &self.auth,
             models: if self.models.is_empty() {

@@ -77,10 +77,7 @@ fn an_empty_file_gives_the_documented_defaults() {
         .map(|m| m.name().as_str())
         .collect();
     assert_eq!(names, ["resource"]);
-    assert_eq!(
-        c.sqlite_path().expect("sqlite path"),
-        PathBuf::from("plinth-data/plinth.db")
-    );
+    assert_eq!(sqlite_file(&c), PathBuf::from("plinth-data/plinth.db"));
 }
 
 #[test]
@@ -98,10 +95,7 @@ fn file_settings_apply() {
     assert_eq!(c.cors_origins, ["https://a.example"]);
     assert_eq!(c.drain_delay, Duration::from_secs(7));
     assert_eq!(c.sqlite_readers, 2);
-    assert_eq!(
-        c.sqlite_path().expect("sqlite path"),
-        PathBuf::from("/srv/plinth/plinth.db")
-    );
+    assert_eq!(sqlite_file(&c), PathBuf::from("/srv/plinth/plinth.db"));
 }
 
 #[test]
@@ -347,21 +341,15 @@ fn database_urls() {
         None,
         &[(env::DATABASE_URL, "sqlite:///var/lib/plinth/x.db")],
     );
-    assert_eq!(
-        c.sqlite_path().expect("sqlite path"),
-        PathBuf::from("/var/lib/plinth/x.db")
-    );
+    assert_eq!(sqlite_file(&c), PathBuf::from("/var/lib/plinth/x.db"));
     let c = load_ok(
         &args(&f),
         None,
         &[(env::DATABASE_URL, "sqlite:relative.db")],
     );
-    assert_eq!(
-        c.sqlite_path().expect("sqlite path"),
-        PathBuf::from("relative.db")
-    );
+    assert_eq!(sqlite_file(&c), PathBuf::from("relative.db"));
     let c = load_ok(&args(&f), None, &[(env::DATABASE_URL, "sqlite://")]);
-    let err = c.sqlite_path().expect_err("no file named").to_string();
+    let err = c.database().expect_err("no file named").to_string();
     assert!(err.contains("DATABASE_URL"), "{err}");
 
     let c = load_ok(
@@ -369,31 +357,34 @@ fn database_urls() {
         None,
         &[(env::DATABASE_URL, "postgres://u:secretpw@h/db")],
     );
-    let err = format!(
-        "{:#}",
-        c.sqlite_path().expect_err("postgres is not supported yet")
+    match c.database().expect("postgres is supported") {
+        Database::Postgres(url) => {
+            assert_eq!(url.expose(), "postgres://u:secretpw@h/db");
+            assert!(!format!("{url:?}").contains("secretpw"), "masked in Debug");
+        }
+        other => panic!("expected PostgreSQL, got {other:?}"),
+    }
+    let c = load_ok(
+        &args(&f),
+        None,
+        &[(env::DATABASE_URL, "mysql://u:secretpw@h/db")],
     );
+    let err = format!("{:#}", c.database().expect_err("mysql is not supported"));
     assert!(
-        err.contains("DATABASE_URL") && err.contains("postgres"),
+        err.contains("DATABASE_URL") && err.contains("mysql"),
         "{err}"
     );
     assert!(!err.contains("secretpw"), "{err}");
 
     let from_file = file("database_url = \"sqlite:///from/file.db\"\n");
     let c = load_ok(&args(&from_file), None, &[]);
-    assert_eq!(
-        c.sqlite_path().expect("sqlite path"),
-        PathBuf::from("/from/file.db")
-    );
+    assert_eq!(sqlite_file(&c), PathBuf::from("/from/file.db"));
     let c = load_ok(
         &args(&from_file),
         None,
         &[(env::DATABASE_URL, "sqlite:///from/env.db")],
     );
-    assert_eq!(
-        c.sqlite_path().expect("sqlite path"),
-        PathBuf::from("/from/env.db")
-    );
+    assert_eq!(sqlite_file(&c), PathBuf::from("/from/env.db"));
 }
 
 #[test]
@@ -447,4 +438,11 @@ fn render_is_toml_with_the_effective_values() {
     );
     assert_eq!(shown["env"].as_str(), Some("development"));
     assert_eq!(shown["models"][0]["name"].as_str(), Some("resource"));
+}
+
+fn sqlite_file(c: &Config) -> PathBuf {
+    match c.database().expect("a database") {
+        Database::Sqlite(path) => path,
+        other => panic!("expected SQLite, got {other:?}"),
+    }
 }
