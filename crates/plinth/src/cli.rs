@@ -47,6 +47,13 @@ pub(crate) enum Command {
     /// Print the effective configuration (defaults, file, environment and flags merged;
     /// secrets masked).
     Config,
+    /// Write every model's records and every user (with password hashes) as JSON lines, to
+    /// move a deployment to another database (e.g. SQLite → PostgreSQL). Treat the file as
+    /// a secret. API keys and sessions are not exported.
+    Export(ExportArgs),
+    /// Read an export into the configured database, which must be empty; the schema is
+    /// migrated to the declared models first.
+    Import(ImportArgs),
     /// Manage accounts: `plinth user create --email ada@example.com --role admin`.
     #[command(subcommand)]
     User(UserCommand),
@@ -99,6 +106,20 @@ pub(crate) struct BenchArgs {
     /// ../shared/peer-bench). With `--requests 0` and `--url`, only seeds.
     #[arg(long, value_name = "FILE")]
     pub(crate) ids_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// The file to write (created with mode 0600); `-` for standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) output: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The export to read; `-` for standard input.
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) input: std::path::PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod logging;
 mod serve;
+mod transfer;
 
 use anyhow::Context;
 use clap::Parser;
@@ -48,6 +49,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let config = Config::load(&cli.global, None)?;
             logging::init("warn")?;
             runtime.block_on(create_user(&config, args))
+        }
+        Command::Export(args) => {
+            let config = Config::load(&cli.global, None)?;
+            logging::init(cli.global.log_level.as_deref().unwrap_or("warn"))?;
+            runtime.block_on(transfer::export(&config, &args.output))
+        }
+        Command::Import(args) => {
+            let config = Config::load(&cli.global, None)?;
+            logging::init(cli.global.log_level.as_deref().unwrap_or("warn"))?;
+            runtime.block_on(transfer::import(&config, &args.input))
         }
         Command::Keys(cli::KeysCommand::Generate) => {
             println!("{}", config::generate_key_text()?);

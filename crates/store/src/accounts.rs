@@ -195,4 +195,6 @@ pub trait AccountStore: Send + Sync {
     ) -> Result<ApiKey, StoreError>;
     /// Records that a key was used now.
     async fn touch_api_key(&self, id: Uuid) -> Result<(), StoreError>;
+    /// Inserts a user exactly as given (id, hash, times, version): for `plinth import`.
+    async fn import_user(&self, user: User) -> Result<(), StoreError>;
 }

@@ -6,6 +6,7 @@
 //! - [`error`]: [`StoreError`], the only error type that leaves this crate.
 //! - [`postgres`]: [`PgStore`], a connection pool over a PostgreSQL database shared by any
 //!   number of instances.
+//! - [`transfer`]: `plinth export` / `plinth import`: every model and user as JSON lines.
 //! - [`sqlite`]: [`SqliteStore`], one writer connection and a pool of readers over a WAL
 //!   database file.
 //!
@@ -18,6 +19,7 @@ pub mod error;
 pub mod postgres;
 mod shared;
 pub mod sqlite;
+pub mod transfer;
 
 pub use accounts::{AccountStore, ApiKey, NewApiKey, NewUser, Refresh, User, UserChanges};
 pub use error::StoreError;
@@ -136,6 +138,9 @@ pub trait Store: AccountStore + Send + Sync + std::fmt::Debug {
         id: RecordId,
         expected_version: Option<i64>,
     ) -> Result<(), StoreError>;
+    /// Inserts a record exactly as given (id, times, owner, version, status): for `plinth
+    /// import`, never for API writes.
+    async fn import_record(&self, model: &Arc<ModelDef>, record: Record) -> Result<(), StoreError>;
     /// Flushes and closes the database; later calls fail with `Unavailable`.
     async fn close(&self);
 }

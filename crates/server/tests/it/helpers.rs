@@ -6,7 +6,9 @@ use plinth_core::{ModelDecl, Schema};
 use plinth_core::{Principal, Role};
 use plinth_server::auth::HashCost;
 use plinth_server::{AppState, Application, Auth, AuthConfig, ServerConfig, SigningKey};
-use plinth_store::{NewUser, SqliteOptions, SqliteStore, Store, User, WriteCtx};
+use plinth_store::{
+    NewUser, PgOptions, PgStore, SqliteOptions, SqliteStore, Store, User, WriteCtx,
+};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -88,6 +90,12 @@ impl TestDb {
     /// A fresh, uniquely named database on the PostgreSQL server at `server`, dropped with
     /// the `TestDb`.
     pub(crate) async fn postgres(server: &str) -> Self {
+        Self::postgres_with(server, |_| {}).await
+    }
+
+    /// As [`Self::postgres`], with the store's connection settings adjusted by `configure`
+    /// (a short connect timeout for the fault tests, say).
+    pub(crate) async fn postgres_with(server: &str, configure: impl FnOnce(&mut PgOptions)) -> Self {
         let server = server.trim_end_matches('/').to_owned();
         let name = format!("plinth_test_{}", uuid::Uuid::now_v7().simple());
         let (admin, conn) =
@@ -99,10 +107,11 @@ impl TestDb {
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
             .await
             .expect("create the test database");
-        let store =
-            plinth_store::PgStore::open(plinth_store::PgOptions::new(format!("{server}/{name}")))
-                .await
-                .expect("open the PostgreSQL store");
+        let mut options = PgOptions::new(format!("{server}/{name}"));
+        configure(&mut options);
+        let store = PgStore::open(options)
+            .await
+            .expect("open the PostgreSQL store");
         Self {
             store: Arc::new(store),
             _dir: None,
@@ -113,6 +122,19 @@ impl TestDb {
     /// Whether this database is PostgreSQL.
     pub(crate) fn is_postgres(&self) -> bool {
         self.postgres.is_some()
+    }
+
+    /// A second, independent store over the same PostgreSQL database: its own pool and its
+    /// own in-process state, as another `plinth serve` process would have.
+    pub(crate) async fn open_another_store(&self) -> Arc<dyn Store> {
+        let (server, name) = self
+            .postgres
+            .as_ref()
+            .expect("another instance on the same database needs PostgreSQL");
+        let store = PgStore::open(PgOptions::new(format!("{server}/{name}")))
+            .await
+            .expect("open a second PostgreSQL store on the test database");
+        Arc::new(store)
     }
 
     /// A SQLite file in a fresh temporary directory.
@@ -143,6 +165,18 @@ impl TestDb {
             .expect("migrate the test database");
         let auth = Auth::new(auth).expect("auth settings");
         AppState::new(Arc::clone(&self.store), Arc::new(schema), Arc::new(auth))
+    }
+}
+
+/// The PostgreSQL server of [`POSTGRES_ENV`], for tests that only make sense on PostgreSQL;
+/// `None`, after printing why `test` is skipped, when it is not set.
+pub(crate) fn postgres_server(test: &str) -> Option<String> {
+    match std::env::var(POSTGRES_ENV) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("skipped {test}: PostgreSQL only, and {POSTGRES_ENV} is not set");
+            None
+        }
     }
 }
 
@@ -287,8 +321,8 @@ pub(crate) struct TestApp {
     pub(crate) admin_id: String,
     /// Whether the server runs on PostgreSQL (where text cannot hold NUL).
     pub(crate) postgres: bool,
-    /// Held so the database lives as long as the server.
-    _db: TestDb,
+    /// Held so the database lives as long as the server (and its peers).
+    db: Arc<TestDb>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -315,10 +349,58 @@ impl TestApp {
         config: ServerConfig,
         auth: AuthConfig,
     ) -> Self {
-        let db = TestDb::new().await;
+        Self::spawn_on(TestDb::new().await, decls, config, auth).await
+    }
+
+    /// Custom models, server and auth settings over the given database.
+    pub(crate) async fn spawn_on(
+        db: TestDb,
+        decls: Vec<ModelDecl>,
+        config: ServerConfig,
+        auth: AuthConfig,
+    ) -> Self {
         let state = db.state_with(&decls, auth).await;
         let (admin, admin_token) = make_user(&state, "admin@example.com", Role::Admin).await;
         let admin_id = admin.id.to_string();
+        Self::serve(Arc::new(db), state, config, admin_token, admin_id).await
+    }
+
+    /// Another instance over this one's PostgreSQL database, as a second `plinth serve`
+    /// behind the same load balancer: its own store (pool), `AppState` and `Auth` (rate
+    /// limiters, caches), with the same schema and auth settings (so the same signing key).
+    /// It migrates at start as the binary does, which must find nothing to do. Nothing
+    /// in-process is shared with `self`; only the database is.
+    pub(crate) async fn spawn_peer(&self) -> Self {
+        let store = self.db.open_another_store().await;
+        let schema = Arc::clone(self.state.schema());
+        let steps = store
+            .migrate(&schema, false)
+            .await
+            .expect("a peer migrates at start");
+        assert!(
+            steps.is_empty(),
+            "a peer started on a migrated database changed the schema: {steps:?}"
+        );
+        let auth = Auth::new(self.state.auth().config().clone()).expect("auth settings");
+        let state = AppState::new(store, schema, Arc::new(auth));
+        Self::serve(
+            Arc::clone(&self.db),
+            state,
+            ServerConfig::default(),
+            self.admin_token.clone(),
+            self.admin_id.clone(),
+        )
+        .await
+    }
+
+    /// Binds `127.0.0.1:0` and serves `state` in a background task.
+    async fn serve(
+        db: Arc<TestDb>,
+        state: AppState,
+        config: ServerConfig,
+        admin_token: String,
+        admin_id: String,
+    ) -> Self {
         let config = ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             ..config
@@ -342,7 +424,7 @@ impl TestApp {
             admin_token,
             admin_id,
             postgres: db.is_postgres(),
-            _db: db,
+            db,
             shutdown: Some(tx),
             server: Some(server),
         }

@@ -93,6 +93,27 @@ pub(super) async fn create_user<C: GenericClient>(
     })
 }
 
+pub(super) async fn import_user<C: GenericClient>(c: &C, user: &User) -> Result<(), StoreError> {
+    let email = Email::parse(&user.email).map_err(StoreError::internal)?;
+    c.execute(
+        "INSERT INTO _plinth_users (id, email, email_norm, role, password_hash, created_at, updated_at, version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &user.id,
+            &user.email,
+            &email.normalized(),
+            &role_name(user.role),
+            &user.password_hash,
+            &ts(user.created_at),
+            &ts(user.updated_at),
+            &user.version,
+        ],
+    )
+    .await
+    .map_err(|e| email_conflict(map(e)))?;
+    Ok(())
+}
+
 pub(super) async fn get_user<C: GenericClient>(
     c: &C,
     id: Uuid,

@@ -333,6 +333,11 @@ impl Store for PgStore {
         .await)
     }
 
+    async fn import_record(&self, model: &Arc<ModelDef>, record: Record) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        records::insert_exact(&client, model, &record).await
+    }
+
     async fn close(&self) {
         self.inner.pool.close();
         tracing::info!("database pool closed");
@@ -447,6 +452,11 @@ impl AccountStore for PgStore {
             self.now()
         )
         .await)
+    }
+
+    async fn import_user(&self, user: User) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        accounts::import_user(&client, &user).await
     }
 
     async fn touch_api_key(&self, id: Uuid) -> Result<(), StoreError> {

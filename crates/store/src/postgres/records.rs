@@ -168,6 +168,41 @@ pub(super) async fn create<C: GenericClient>(
     })
 }
 
+/// Inserts a record as given (import).
+pub(super) async fn insert_exact<C: GenericClient>(
+    c: &C,
+    model: &ModelDef,
+    record: &Record,
+) -> Result<(), StoreError> {
+    let placeholders: Vec<String> = (1..=7 + record.fields.len())
+        .map(|i| format!("${i}"))
+        .collect();
+    let sql = format!(
+        "INSERT INTO \"{}\" ({}) VALUES ({})",
+        model.name(),
+        columns(model),
+        placeholders.join(", ")
+    );
+    let mut params: Vec<Param> = vec![
+        Box::new(*record.id.as_uuid()),
+        Box::new(record.name.clone()),
+        Box::new(record.status.as_str().to_owned()),
+        Box::new(ts(record.created_at)),
+        Box::new(ts(record.updated_at)),
+        Box::new(record.owner_id),
+        Box::new(record.version),
+    ];
+    params.extend(
+        model
+            .fields()
+            .iter()
+            .zip(&record.fields)
+            .map(|(f, v)| param(v, f.value_kind())),
+    );
+    c.execute(&sql, &refs(&params)).await.map_err(map)?;
+    Ok(())
+}
+
 /// Applies a patch to a live record.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn update<C: GenericClient>(

@@ -106,6 +106,26 @@ pub(super) fn create_user(
     })
 }
 
+pub(super) fn import_user(conn: &Connection, user: &User) -> Result<(), StoreError> {
+    let email = Email::parse(&user.email).map_err(StoreError::internal)?;
+    conn.execute(
+        "INSERT INTO _plinth_users (id, email, email_norm, role, password_hash, created_at, updated_at, version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            user.id.to_string(),
+            user.email,
+            email.normalized(),
+            role_name(user.role),
+            user.password_hash,
+            user.created_at.as_micros(),
+            user.updated_at.as_micros(),
+            user.version
+        ],
+    )
+    .map_err(|e| email_conflict(map(e)))?;
+    Ok(())
+}
+
 pub(super) fn get_user(conn: &Connection, id: Uuid) -> Result<Option<User>, StoreError> {
     conn.prepare_cached(&format!(
         "SELECT {USER_COLS} FROM _plinth_users WHERE id = ?1"

@@ -401,6 +401,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn import_record(&self, model: &Arc<ModelDef>, record: Record) -> Result<(), StoreError> {
+        let model = Arc::clone(model);
+        self.write(move |w| records::insert_exact(&w.conn, &model, &record))
+            .await
+    }
+
     async fn close(&self) {
         // Stop new reads, then drop the idle readers; then checkpoint and close the writer.
         self.inner.reader_permits.close();
@@ -538,6 +544,11 @@ impl AccountStore for SqliteStore {
             accounts::revoke_api_key(&w.conn, id, owner, now)
         })
         .await
+    }
+
+    async fn import_user(&self, user: User) -> Result<(), StoreError> {
+        self.write(move |w| accounts::import_user(&w.conn, &user))
+            .await
     }
 
     async fn touch_api_key(&self, id: Uuid) -> Result<(), StoreError> {

@@ -252,6 +252,39 @@ pub(super) fn create(
     })
 }
 
+/// Inserts a record as given (import).
+pub(super) fn insert_exact(
+    tx: &Connection,
+    model: &ModelDef,
+    record: &Record,
+) -> Result<(), StoreError> {
+    let placeholders: Vec<String> = (1..=7 + record.fields.len())
+        .map(|i| format!("?{i}"))
+        .collect();
+    let sql = format!(
+        "INSERT INTO \"{}\" ({}) VALUES ({})",
+        model.name(),
+        columns(model),
+        placeholders.join(", ")
+    );
+    let mut values = vec![
+        Sql::Text(record.id.to_string()),
+        Sql::Text(record.name.clone()),
+        Sql::Text(record.status.as_str().to_owned()),
+        Sql::Integer(record.created_at.as_micros()),
+        Sql::Integer(record.updated_at.as_micros()),
+        record
+            .owner_id
+            .map_or(Sql::Null, |u| Sql::Text(u.to_string())),
+        Sql::Integer(record.version),
+    ];
+    values.extend(record.fields.iter().map(to_sql));
+    tx.prepare_cached(&sql)
+        .and_then(|mut s| s.execute(params_from_iter(values)))
+        .map_err(map)?;
+    Ok(())
+}
+
 /// Applies a patch to a live record.
 pub(super) fn update(
     tx: &Connection,

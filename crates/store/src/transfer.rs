@@ -1,0 +1,270 @@
+//! `plinth export` / `plinth import`: a whole deployment (model declarations, users, every
+//! record of every model, deleted ones included) as JSON lines, engine to engine.
+//!
+//! The format: a header line `{"plinth_export": 1, "models": [declarations]}`, then one
+//! line per user (`{"user": {…}}`, with its argon2id hash, so passwords keep working) and
+//! per record (`{"record": {"model": …, "id": …, …, "fields": {…}}}`). Ids, timestamps,
+//! owners, versions and statuses are kept exactly. Refresh tokens and API keys are not
+//! exported: sessions end with the move, and keys must be issued again.
+
+use crate::{Store, StoreError, User};
+use plinth_core::auth::{parse_role, role_name};
+use plinth_core::schema::ValueKind;
+use plinth_core::{
+    FieldAccess, ListQuery, ListScope, ModelDecl, ModelDef, Record, RecordId, Schema, Status,
+    Timestamp, Value,
+};
+use serde_json::{Value as Json, json};
+use std::io::{BufRead, Write};
+use uuid::Uuid;
+
+/// The format version written in the header.
+const FORMAT: u64 = 1;
+/// Page size while reading the source.
+const PAGE: &str = "200";
+
+/// What was moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Users.
+    pub users: u64,
+    /// Records, all models together.
+    pub records: u64,
+}
+
+/// Why a transfer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Reading or writing the file failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The file is not a Plinth export, or does not fit the target.
+    #[error("line {line}: {reason}")]
+    Format {
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The target already holds data.
+    #[error("the target database is not empty ({0}); import only into a fresh database")]
+    NotEmpty(String),
+}
+
+/// Writes every user and every record of `schema`'s models.
+pub async fn export(
+    store: &dyn Store,
+    schema: &Schema,
+    out: &mut dyn Write,
+) -> Result<Counts, TransferError> {
+    let decls: Vec<&ModelDecl> = schema.models().iter().map(|m| m.decl()).collect();
+    writeln!(
+        out,
+        "{}",
+        json!({ "plinth_export": FORMAT, "models": decls })
+    )?;
+    let mut counts = Counts::default();
+    let mut after = None;
+    loop {
+        let users = store.list_users(after, 200).await?;
+        for u in &users {
+            writeln!(out, "{}", json!({ "user": user_json(u) }))?;
+            counts.users += 1;
+        }
+        match users.last() {
+            Some(u) if users.len() == 200 => after = Some(u.id),
+            _ => break,
+        }
+    }
+    for model in schema.models() {
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut pairs = vec![
+                (
+                    "status[in]".to_owned(),
+                    "active,inactive,deleted".to_owned(),
+                ),
+                ("sort".to_owned(), "created_at".to_owned()),
+                ("limit".to_owned(), PAGE.to_owned()),
+            ];
+            if let Some(c) = &cursor {
+                pairs.push(("cursor".to_owned(), c.clone()));
+            }
+            let query =
+                ListQuery::parse(model, &pairs, FieldAccess::All).map_err(StoreError::internal)?;
+            let page = store.list(model, &query, ListScope::All).await?;
+            for r in &page.records {
+                writeln!(out, "{}", json!({ "record": record_json(model, r) }))?;
+                counts.records += 1;
+            }
+            match page.records.last() {
+                Some(last) if page.has_more => cursor = Some(query.next_cursor(last)),
+                _ => break,
+            }
+        }
+    }
+    out.flush()?;
+    Ok(counts)
+}
+
+/// Reads an export into an empty database already migrated to `schema`.
+pub async fn import(
+    store: &dyn Store,
+    schema: &Schema,
+    input: &mut dyn BufRead,
+) -> Result<Counts, TransferError> {
+    ensure_empty(store, schema).await?;
+    let mut counts = Counts::default();
+    let mut line_no = 0u64;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if input.read_line(&mut line)? == 0 {
+            break;
+        }
+        line_no += 1;
+        let bad = |reason: String| TransferError::Format {
+            line: line_no,
+            reason,
+        };
+        let v: Json = serde_json::from_str(&line).map_err(|e| bad(format!("not JSON: {e}")))?;
+        if line_no == 1 {
+            if v["plinth_export"].as_u64() != Some(FORMAT) {
+                return Err(bad("not a Plinth export (format 1)".to_owned()));
+            }
+            continue;
+        }
+        if let Some(u) = v.get("user") {
+            store.import_user(user_from(u).map_err(bad)?).await?;
+            counts.users += 1;
+        } else if let Some(r) = v.get("record") {
+            let name = r["model"].as_str().unwrap_or_default();
+            let model = schema
+                .model(name)
+                .ok_or_else(|| bad(format!("model {name:?} is not declared in the target")))?;
+            store
+                .import_record(model, record_from(model, r).map_err(bad)?)
+                .await?;
+            counts.records += 1;
+        } else {
+            return Err(bad("neither a user nor a record".to_owned()));
+        }
+    }
+    if line_no == 0 {
+        return Err(TransferError::Format {
+            line: 0,
+            reason: "the file is empty".to_owned(),
+        });
+    }
+    Ok(counts)
+}
+
+async fn ensure_empty(store: &dyn Store, schema: &Schema) -> Result<(), TransferError> {
+    if !store.list_users(None, 1).await?.is_empty() {
+        return Err(TransferError::NotEmpty("it has users".to_owned()));
+    }
+    for model in schema.models() {
+        let pairs = [
+            (
+                "status[in]".to_owned(),
+                "active,inactive,deleted".to_owned(),
+            ),
+            ("limit".to_owned(), "1".to_owned()),
+        ];
+        let query =
+            ListQuery::parse(model, &pairs, FieldAccess::All).map_err(StoreError::internal)?;
+        if !store
+            .list(model, &query, ListScope::All)
+            .await?
+            .records
+            .is_empty()
+        {
+            return Err(TransferError::NotEmpty(format!(
+                "model {} has records",
+                model.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn user_json(u: &User) -> Json {
+    json!({
+        "id": u.id, "email": u.email, "role": role_name(u.role), "password_hash": u.password_hash,
+        "created_at": u.created_at.to_string(), "updated_at": u.updated_at.to_string(), "version": u.version,
+    })
+}
+
+fn user_from(v: &Json) -> Result<User, String> {
+    let text = |k: &str| v[k].as_str().ok_or_else(|| format!("user without {k}"));
+    Ok(User {
+        id: Uuid::try_parse(text("id")?).map_err(|_| "bad user id".to_owned())?,
+        email: text("email")?.to_owned(),
+        role: parse_role(text("role")?)?,
+        password_hash: text("password_hash")?.to_owned(),
+        created_at: Timestamp::parse(text("created_at")?)?,
+        updated_at: Timestamp::parse(text("updated_at")?)?,
+        version: v["version"].as_i64().ok_or("user without version")?,
+    })
+}
+
+fn record_json(model: &ModelDef, r: &Record) -> Json {
+    let fields: serde_json::Map<String, Json> = model
+        .fields()
+        .iter()
+        .zip(&r.fields)
+        .map(|(f, v)| (f.name().to_string(), v.to_json()))
+        .collect();
+    json!({
+        "model": model.name().as_str(), "id": r.id.to_string(), "name": r.name, "status": r.status.as_str(),
+        "created_at": r.created_at.to_string(), "updated_at": r.updated_at.to_string(),
+        "owner_id": r.owner_id, "version": r.version, "fields": fields,
+    })
+}
+
+fn record_from(model: &ModelDef, v: &Json) -> Result<Record, String> {
+    let text = |k: &str| v[k].as_str().ok_or_else(|| format!("record without {k}"));
+    let mut fields = Vec::with_capacity(model.fields().len());
+    for f in model.fields() {
+        let raw = &v["fields"][f.name().as_str()];
+        fields
+            .push(value_from(f.value_kind(), raw).map_err(|e| format!("field {}: {e}", f.name()))?);
+    }
+    Ok(Record {
+        id: RecordId::parse(text("id")?)?,
+        name: text("name")?.to_owned(),
+        status: text("status")?.parse::<Status>()?,
+        created_at: Timestamp::parse(text("created_at")?)?,
+        updated_at: Timestamp::parse(text("updated_at")?)?,
+        owner_id: match &v["owner_id"] {
+            Json::Null => None,
+            o => Some(
+                Uuid::try_parse(o.as_str().unwrap_or_default())
+                    .map_err(|_| "bad owner_id".to_owned())?,
+            ),
+        },
+        version: v["version"].as_i64().ok_or("record without version")?,
+        fields,
+    })
+}
+
+/// A stored value back from its JSON form; no constraint checks (the data was valid when
+/// written, and constraints may have changed since).
+fn value_from(kind: ValueKind, v: &Json) -> Result<Value, String> {
+    if v.is_null() {
+        return Ok(Value::Null);
+    }
+    let wrong = || "wrong type".to_owned();
+    Ok(match kind {
+        ValueKind::Text => Value::Text(v.as_str().ok_or_else(wrong)?.to_owned()),
+        ValueKind::Integer => Value::Integer(v.as_i64().ok_or_else(wrong)?),
+        ValueKind::Float => Value::Float(v.as_f64().ok_or_else(wrong)?),
+        ValueKind::Boolean => Value::Boolean(v.as_bool().ok_or_else(wrong)?),
+        ValueKind::Datetime => Value::Datetime(Timestamp::parse(v.as_str().ok_or_else(wrong)?)?),
+        ValueKind::Json => Value::Json(v.clone()),
+        ValueKind::Uuid => Value::Reference(RecordId::parse(v.as_str().ok_or_else(wrong)?)?),
+    })
+}
