@@ -25,6 +25,10 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>
             opts.pool_size = config.pg_pool_size;
             opts.connect_timeout = config.pg_connect_timeout;
             opts.statement_timeout = config.pg_statement_timeout;
+            opts.read_url = config
+                .database_read_url
+                .as_ref()
+                .map(|u| u.expose().to_owned());
             let store = PgStore::open(opts)
                 .await
                 .context("cannot open the PostgreSQL database")?;
@@ -61,7 +65,12 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
         .collect();
     tracing::info!(models = ?models, "schema up to date");
     bootstrap_admin(store.as_ref(), &auth, |k| std::env::var(k).ok()).await?;
-    let state = AppState::new(store, Arc::new(config.schema.clone()), auth);
+    let state = AppState::with_ryow_window(
+        store,
+        Arc::new(config.schema.clone()),
+        auth,
+        config.read_your_writes,
+    );
     let server = ServerConfig {
         listen: config.listen,
         body_limit: config.body_limit,

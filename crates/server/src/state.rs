@@ -1,11 +1,16 @@
 //! `AppState`: the one piece of shared state handlers see.
 
 use crate::auth::Auth;
+use plinth_core::Principal;
 use plinth_core::{ModelDef, Schema};
-use plinth_store::Store;
+use plinth_store::{ReadFrom, Store};
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use std::time::Instant;
+use uuid::Uuid;
 
 /// Shared state: cheap to clone (one `Arc`).
 #[derive(Debug, Clone)]
@@ -20,18 +25,76 @@ struct Inner {
     /// sending traffic while in-flight requests finish.
     draining: AtomicBool,
     started: Instant,
+    /// How long after a write a principal's reads go to the primary (read-your-own-writes
+    /// when the store has a read replica).
+    ryow_window: Duration,
+    /// When each principal last wrote; only kept while the store has a replica. A short
+    /// lock per request, never held across an await.
+    recent_writers: Mutex<HashMap<Uuid, Instant>>,
 }
+
+/// Default read-your-own-writes window.
+pub const DEFAULT_RYOW_WINDOW: Duration = Duration::from_secs(5);
+
+/// Forget writers once the table holds this many (only expired entries are dropped).
+const SWEEP_WRITERS_AT: usize = 10_000;
 
 impl AppState {
     /// State over a migrated store and the schema it was migrated to.
     pub fn new(store: Arc<dyn Store>, schema: Arc<Schema>, auth: Arc<Auth>) -> Self {
+        Self::with_ryow_window(store, schema, auth, DEFAULT_RYOW_WINDOW)
+    }
+
+    /// As [`Self::new`], with the read-your-own-writes window for stores with a replica.
+    pub fn with_ryow_window(
+        store: Arc<dyn Store>,
+        schema: Arc<Schema>,
+        auth: Arc<Auth>,
+        ryow_window: Duration,
+    ) -> Self {
         Self(Arc::new(Inner {
             store,
             schema,
             auth,
             draining: AtomicBool::new(false),
             started: Instant::now(),
+            ryow_window,
+            recent_writers: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// Notes that `who` wrote: its reads go to the primary for the window.
+    pub fn note_write(&self, who: &Principal) {
+        let (Some(id), true) = (who.user_id(), self.0.store.has_read_replica()) else {
+            return;
+        };
+        if let Ok(mut writers) = self.0.recent_writers.lock() {
+            let now = Instant::now();
+            if writers.len() >= SWEEP_WRITERS_AT {
+                let window = self.0.ryow_window;
+                writers.retain(|_, at| now.duration_since(*at) < window);
+            }
+            writers.insert(id, now);
+        }
+    }
+
+    /// Where `who`'s reads go: the primary within the window after its last write, else
+    /// the replica (if the store has one).
+    pub fn read_from(&self, who: &Principal) -> ReadFrom {
+        if !self.0.store.has_read_replica() {
+            return ReadFrom::Primary;
+        }
+        let recent = who.user_id().is_some_and(|id| {
+            self.0.recent_writers.lock().is_ok_and(|w| {
+                w.get(&id)
+                    .is_some_and(|at| at.elapsed() < self.0.ryow_window)
+            })
+        });
+        if recent {
+            ReadFrom::Primary
+        } else {
+            ReadFrom::Replica
+        }
     }
 
     /// The storage engine.

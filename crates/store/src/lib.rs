@@ -33,6 +33,15 @@ use plinth_core::{
 };
 use std::sync::Arc;
 
+/// Where a read may be served from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// The primary: what this client just wrote is there.
+    Primary,
+    /// A read replica, if one is configured (may lag the primary slightly).
+    Replica,
+}
+
 /// Who is writing, and under which request; passed to every write so the audit trail can
 /// be written in the same transaction as the change.
 #[derive(Debug, Clone)]
@@ -98,6 +107,31 @@ pub trait Store: AccountStore + Send + Sync + std::fmt::Debug {
     ) -> Result<Created, StoreError>;
     /// Reads one record, whatever its status.
     async fn get(&self, model: &Arc<ModelDef>, id: RecordId) -> Result<Option<Record>, StoreError>;
+    /// Reads one record, from a read replica when the engine has one and `from` allows it.
+    async fn get_from(
+        &self,
+        model: &Arc<ModelDef>,
+        id: RecordId,
+        from: ReadFrom,
+    ) -> Result<Option<Record>, StoreError> {
+        let _ = from;
+        self.get(model, id).await
+    }
+    /// Reads one page, from a read replica when the engine has one and `from` allows it.
+    async fn list_from(
+        &self,
+        model: &Arc<ModelDef>,
+        query: &ListQuery,
+        scope: ListScope,
+        from: ReadFrom,
+    ) -> Result<Page, StoreError> {
+        let _ = from;
+        self.list(model, query, scope).await
+    }
+    /// Whether reads may be served by a replica (then callers track read-your-own-writes).
+    fn has_read_replica(&self) -> bool {
+        false
+    }
     /// Reads one page.
     async fn list(
         &self,

@@ -31,6 +31,7 @@ pub(crate) mod env {
     pub(crate) const ADMIN_EMAIL: &str = "PLINTH_ADMIN_EMAIL";
     pub(crate) const ADMIN_PASSWORD: &str = "PLINTH_ADMIN_PASSWORD";
     pub(crate) const DATABASE_URL: &str = "DATABASE_URL";
+    pub(crate) const DATABASE_READ_URL: &str = "DATABASE_READ_URL";
     pub(crate) const LOG_LEVEL: &str = "LOG_LEVEL";
     /// Names reserved for features that read them elsewhere (first admin).
     pub(crate) const RESERVED: &[&str] = &[
@@ -76,6 +77,8 @@ struct FileConfig {
     drain_seconds: Option<u64>,
     sqlite_readers: Option<usize>,
     pg_pool_size: Option<usize>,
+    database_read_url: Option<String>,
+    read_your_writes_seconds: Option<u64>,
     pg_connect_timeout_seconds: Option<u64>,
     pg_statement_timeout_seconds: Option<u64>,
     #[serde(default)]
@@ -136,6 +139,10 @@ pub(crate) struct Config {
     pub(crate) drain_delay: Duration,
     pub(crate) sqlite_readers: usize,
     pub(crate) pg_pool_size: usize,
+    /// A streaming replica for reads (PostgreSQL only).
+    pub(crate) database_read_url: Option<Secret>,
+    /// After a write, how long the writer's reads stay on the primary.
+    pub(crate) read_your_writes: Duration,
     pub(crate) pg_connect_timeout: Duration,
     pub(crate) pg_statement_timeout: Duration,
     pub(crate) config_file: Option<PathBuf>,
@@ -254,6 +261,11 @@ impl Config {
         if !(1..=1000).contains(&pg_pool_size) {
             bail!("pg_pool_size must be between 1 and 1000");
         }
+        let database_read_url = parse_env(env::DATABASE_READ_URL)?
+            .or(file.database_read_url)
+            .map(Secret);
+        let read_your_writes =
+            Duration::from_secs(file.read_your_writes_seconds.unwrap_or(5).min(3600));
         let pg_connect_timeout =
             Duration::from_secs(file.pg_connect_timeout_seconds.unwrap_or(5).clamp(1, 300));
         let pg_statement_timeout = Duration::from_secs(
@@ -276,6 +288,8 @@ impl Config {
             drain_delay: Duration::from_secs(drain_seconds),
             sqlite_readers,
             pg_pool_size,
+            database_read_url,
+            read_your_writes,
             pg_connect_timeout,
             pg_statement_timeout,
             config_file: path,
@@ -290,6 +304,13 @@ impl Config {
     /// server (`DATABASE_URL=postgres://…`).
     pub(crate) fn database(&self) -> anyhow::Result<Database> {
         let Some(url) = &self.database_url else {
+            if self.database_read_url.is_some() {
+                bail!(
+                    "{} needs a PostgreSQL {}",
+                    env::DATABASE_READ_URL,
+                    env::DATABASE_URL
+                );
+            }
             return Ok(Database::Sqlite(self.data_dir.join("plinth.db")));
         };
         let text = url.expose();
@@ -304,6 +325,13 @@ impl Config {
         }
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
             return Ok(Database::Postgres(url.clone()));
+        }
+        if self.database_read_url.is_some() {
+            bail!(
+                "{} needs a PostgreSQL {}",
+                env::DATABASE_READ_URL,
+                env::DATABASE_URL
+            );
         }
         let scheme = text.split_once("://").map_or("", |(s, _)| s);
         bail!(
@@ -339,6 +367,8 @@ impl Config {
             drain_seconds: u64,
             sqlite_readers: usize,
             pg_pool_size: usize,
+            database_read_url: Option<String>,
+            read_your_writes_seconds: u64,
             pg_connect_timeout_seconds: u64,
             pg_statement_timeout_seconds: u64,
             config_file: Option<String>,
@@ -363,6 +393,8 @@ impl Config {
             drain_seconds: self.drain_delay.as_secs(),
             sqlite_readers: self.sqlite_readers,
             pg_pool_size: self.pg_pool_size,
+            database_read_url: self.database_read_url.as_ref().map(|u| format!("{u:?}")),
+            read_your_writes_seconds: self.read_your_writes.as_secs(),
             pg_connect_timeout_seconds: self.pg_connect_timeout.as_secs(),
             pg_statement_timeout_seconds: self.pg_statement_timeout.as_secs(),
             config_file: self.config_file.as_ref().map(|p| p.display().to_string()),

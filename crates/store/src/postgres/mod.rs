@@ -19,6 +19,7 @@ mod list;
 mod records;
 mod values;
 
+use crate::ReadFrom;
 use crate::shared::idempotency_scope;
 use crate::{
     AccountStore, ApiKey, Created, IdempotencyClaim, NewApiKey, NewUser, Page, Refresh, Store,
@@ -51,6 +52,8 @@ pub struct PgOptions {
     pub connect_timeout: Duration,
     /// Longest a statement may run before the server cancels it.
     pub statement_timeout: Duration,
+    /// A streaming replica for reads that may lag (`DATABASE_READ_URL`).
+    pub read_url: Option<String>,
 }
 
 impl std::fmt::Debug for PgOptions {
@@ -69,6 +72,7 @@ impl PgOptions {
             pool_size: 16,
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(30),
+            read_url: None,
         }
     }
 }
@@ -81,6 +85,8 @@ pub struct PgStore {
 
 struct Inner {
     pool: Pool,
+    /// Connections to the read replica, when one is configured.
+    replica: Option<Pool>,
     /// The last timestamp handed out: times are strictly increasing within an instance.
     last_ts: AtomicI64,
     /// The schema last migrated to: purge and reference checks need it.
@@ -93,6 +99,34 @@ impl std::fmt::Debug for PgStore {
             .field("pool", &self.inner.pool.status())
             .finish()
     }
+}
+
+/// A pool of connections to `url` with the options' size and timeouts.
+fn build_pool(url: &str, opts: &PgOptions) -> Result<Pool, StoreError> {
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?;
+    config.connect_timeout(opts.connect_timeout);
+    config.options(format!(
+        "-c statement_timeout={}",
+        opts.statement_timeout.as_millis()
+    ));
+    config.application_name("plinth");
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(opts.pool_size.max(1))
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(opts.connect_timeout))
+        .create_timeout(Some(opts.connect_timeout))
+        .recycle_timeout(Some(opts.connect_timeout))
+        .build()
+        .map_err(|e| StoreError::Unavailable(format!("cannot build the connection pool: {e}")))
 }
 
 /// Runs `$body` in a transaction bound to `$tx`, committing on `Ok`; retries the whole
@@ -127,44 +161,36 @@ impl PgStore {
     /// Connects (the pool opens connections lazily; one is tried now so a bad URL fails at
     /// start).
     pub async fn open(opts: PgOptions) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = opts
-            .url
-            .parse()
-            .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?;
-        config.connect_timeout(opts.connect_timeout);
-        config.options(format!(
-            "-c statement_timeout={}",
-            opts.statement_timeout.as_millis()
-        ));
-        config.application_name("plinth");
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(opts.pool_size.max(1))
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(opts.connect_timeout))
-            .create_timeout(Some(opts.connect_timeout))
-            .recycle_timeout(Some(opts.connect_timeout))
-            .build()
-            .map_err(|e| {
-                StoreError::Unavailable(format!("cannot build the connection pool: {e}"))
-            })?;
+        let pool = build_pool(&opts.url, &opts)?;
+        let replica = opts
+            .read_url
+            .as_deref()
+            .map(|url| build_pool(url, &opts))
+            .transpose()?;
         let empty = Schema::from_decls(&[])
             .map_err(|_| StoreError::internal("default schema is invalid"))?;
         let store = Self {
             inner: Arc::new(Inner {
                 pool,
+                replica,
                 last_ts: AtomicI64::new(0),
                 schema: RwLock::new(Arc::new(empty)),
             }),
         };
         store.ping().await?;
+        if let Some(replica) = &store.inner.replica {
+            let client = replica.get().await.map_err(errors::pool)?;
+            client.simple_query("SELECT 1").await.map_err(errors::map)?;
+        }
         Ok(store)
+    }
+
+    /// A connection for a read: the replica's when there is one and `from` allows it.
+    async fn reader(&self, from: ReadFrom) -> Result<deadpool_postgres::Object, StoreError> {
+        match (&self.inner.replica, from) {
+            (Some(replica), ReadFrom::Replica) => replica.get().await.map_err(errors::pool),
+            _ => self.client().await,
+        }
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -259,8 +285,32 @@ impl Store for PgStore {
     }
 
     async fn get(&self, model: &Arc<ModelDef>, id: RecordId) -> Result<Option<Record>, StoreError> {
-        let client = self.client().await?;
+        self.get_from(model, id, ReadFrom::Primary).await
+    }
+
+    async fn get_from(
+        &self,
+        model: &Arc<ModelDef>,
+        id: RecordId,
+        from: ReadFrom,
+    ) -> Result<Option<Record>, StoreError> {
+        let client = self.reader(from).await?;
         records::get(&client, model, id).await
+    }
+
+    async fn list_from(
+        &self,
+        model: &Arc<ModelDef>,
+        query: &ListQuery,
+        scope: ListScope,
+        from: ReadFrom,
+    ) -> Result<Page, StoreError> {
+        let client = self.reader(from).await?;
+        list::list(&client, model, query, scope).await
+    }
+
+    fn has_read_replica(&self) -> bool {
+        self.inner.replica.is_some()
     }
 
     async fn list(
@@ -269,8 +319,7 @@ impl Store for PgStore {
         query: &ListQuery,
         scope: ListScope,
     ) -> Result<Page, StoreError> {
-        let client = self.client().await?;
-        list::list(&client, model, query, scope).await
+        self.list_from(model, query, scope, ReadFrom::Primary).await
     }
 
     async fn update(
@@ -340,6 +389,9 @@ impl Store for PgStore {
 
     async fn close(&self) {
         self.inner.pool.close();
+        if let Some(replica) = &self.inner.replica {
+            replica.close();
+        }
         tracing::info!("database pool closed");
     }
 }

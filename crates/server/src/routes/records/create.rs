@@ -35,6 +35,7 @@ pub(super) async fn create_record(
         request_id: request_id.to_string(),
     };
     let created = state.store().create(&ctx, &model, draft, claim).await?;
+    state.note_write(&ctx.actor);
     let mut res = record_response(StatusCode::CREATED, &model, &created.record, access)?;
     let location = format!("/api/v1/{}/{}", model.name(), created.record.id);
     if let Ok(v) = HeaderValue::from_str(&location) {

@@ -50,10 +50,12 @@ pub(super) async fn delete_record(
     if purge {
         authorize(&caller, &model, Action::Purge, Some(&current))?;
         state.store().purge(&ctx, &model, id, expected).await?;
+        state.note_write(&ctx.actor);
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     authorize(&caller, &model, Action::Delete, Some(&current))?;
     let record = state.store().delete(&ctx, &model, id, expected).await?;
+    state.note_write(&ctx.actor);
     record_response(StatusCode::OK, &model, &record, access)
 }
 
@@ -78,5 +80,6 @@ pub(super) async fn restore_record(
         request_id: request_id.to_string(),
     };
     let record = state.store().restore(&ctx, &model, id).await?;
+    state.note_write(&ctx.actor);
     record_response(StatusCode::OK, &model, &record, access)
 }

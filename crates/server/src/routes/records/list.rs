@@ -34,7 +34,8 @@ pub(super) async fn list_records(
 ) -> Result<Response, ApiError> {
     let scope = list_scope(&caller.0, model.policy())?;
     let query = ListQuery::parse(&model, &pairs, caller.0.field_access())?;
-    let page = state.store().list(&model, &query, scope).await?;
+    let from = state.read_from(&caller.0);
+    let page = state.store().list_from(&model, &query, scope, from).await?;
     let next_cursor = if page.has_more {
         page.records.last().map(|r| query.next_cursor(r))
     } else {

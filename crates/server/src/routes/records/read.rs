@@ -20,7 +20,7 @@ pub(super) async fn read_record(
     precheck(&caller, &model, Action::Read)?;
     let record = state
         .store()
-        .get(&model, id)
+        .get_from(&model, id, state.read_from(&caller.0))
         .await?
         .ok_or_else(ApiError::record_not_found)?;
     authorize(&caller, &model, Action::Read, Some(&record))?;

@@ -68,5 +68,6 @@ async fn write(
         .store()
         .update(&ctx, model, id, patch, expected)
         .await?;
+    state.note_write(&ctx.actor);
     record_response(StatusCode::OK, model, &record, access)
 }
