@@ -145,9 +145,13 @@ async fn bench(mut config: Config, args: cli::BenchArgs) -> anyhow::Result<()> {
         let report = plinth_bench::run(&url, &opts).await?;
         return finish_bench(&report, args.ids_file.as_deref());
     }
+    // The embedded server runs on a temporary SQLite file, or, with DATABASE_URL=postgres://…,
+    // on that database (point it at a scratch database: the bench writes to it).
     let dir = std::env::temp_dir().join(format!("plinth-bench-{}", std::process::id()));
     config.data_dir = dir.clone();
-    config.database_url = None;
+    if !matches!(config.database()?, config::Database::Postgres(_)) {
+        config.database_url = None;
+    }
     config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let app = serve::build(&config, false).await?;
     let url = format!("http://{}", app.local_addr());
@@ -156,7 +160,7 @@ async fn bench(mut config: Config, args: cli::BenchArgs) -> anyhow::Result<()> {
     let admin = serve::create_user(
         state.store().as_ref(),
         state.auth(),
-        "bench@example.com",
+        &format!("bench-{}@example.com", std::process::id()),
         "bench password 0f plinth",
         plinth_core::Role::Admin,
     )

@@ -7,3 +7,4 @@ mod logs;
 mod migrate;
 mod process;
 mod refusals;
+mod secrets;
