@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 mod auth;
+pub(crate) mod cluster;
 mod endpoints;
 
 pub(crate) use auth::{NEW_PASSWORD, Tokens, WRONG_PASSWORD, assert_no_secrets};
@@ -95,7 +96,10 @@ impl TestDb {
 
     /// As [`Self::postgres`], with the store's connection settings adjusted by `configure`
     /// (a short connect timeout for the fault tests, say).
-    pub(crate) async fn postgres_with(server: &str, configure: impl FnOnce(&mut PgOptions)) -> Self {
+    pub(crate) async fn postgres_with(
+        server: &str,
+        configure: impl FnOnce(&mut PgOptions),
+    ) -> Self {
         let server = server.trim_end_matches('/').to_owned();
         let name = format!("plinth_test_{}", uuid::Uuid::now_v7().simple());
         let (admin, conn) =

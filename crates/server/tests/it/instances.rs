@@ -53,7 +53,12 @@ async fn a_write_through_one_instance_is_read_through_the_other_at_once() {
 
     // A write through B is read through A at once, and vice versa.
     let (status, body) = b
-        .patch("resource", &id, &json!({"name": "changed on B"}), Some("\"1\""))
+        .patch(
+            "resource",
+            &id,
+            &json!({"name": "changed on B"}),
+            Some("\"1\""),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let on_a = a.get_ok("resource", &id).await;
@@ -72,7 +77,8 @@ async fn a_write_through_one_instance_is_read_through_the_other_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_patches_split_across_instances_have_one_winner() {
-    let Some((a, b)) = two_instances("parallel_patches_split_across_instances_have_one_winner").await
+    let Some((a, b)) =
+        two_instances("parallel_patches_split_across_instances_have_one_winner").await
     else {
         return;
     };
@@ -197,10 +203,9 @@ async fn an_idempotency_key_used_on_both_instances_at_once_makes_one_record() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_idempotency_key_used_with_two_bodies_on_two_instances_is_a_conflict() {
-    let Some((a, b)) = two_instances(
-        "an_idempotency_key_used_with_two_bodies_on_two_instances_is_a_conflict",
-    )
-    .await
+    let Some((a, b)) =
+        two_instances("an_idempotency_key_used_with_two_bodies_on_two_instances_is_a_conflict")
+            .await
     else {
         return;
     };
@@ -267,7 +272,10 @@ async fn an_api_key_revoked_through_one_instance_is_refused_by_the_other_within_
     let created = a.create_key(&token, &json!({"name": "ci"})).await;
     let data = created.data(StatusCode::CREATED);
     let key_id = data["id"].as_str().expect("a key id").to_owned();
-    let key = data["key"].as_str().expect("the key, shown once").to_owned();
+    let key = data["key"]
+        .as_str()
+        .expect("the key, shown once")
+        .to_owned();
 
     // Both instances accept the key (so any cache B keeps holds it now).
     for app in [&a, &b] {
@@ -322,10 +330,9 @@ async fn an_api_key_revoked_through_one_instance_is_refused_by_the_other_within_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_user_demoted_through_one_instance_loses_old_tokens_on_the_other_at_once() {
-    let Some((a, b)) = two_instances(
-        "a_user_demoted_through_one_instance_loses_old_tokens_on_the_other_at_once",
-    )
-    .await
+    let Some((a, b)) =
+        two_instances("a_user_demoted_through_one_instance_loses_old_tokens_on_the_other_at_once")
+            .await
     else {
         return;
     };
@@ -350,7 +357,11 @@ async fn a_user_demoted_through_one_instance_loses_old_tokens_on_the_other_at_on
             .call_as(Method::GET, "/api/v1/users", Some(old), None)
             .await;
         assert_error(&users, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
-        assert_error(&b.me(Some(old)).await, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
+        assert_error(
+            &b.me(Some(old)).await,
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+        );
     }
     // Neither can the admin-era session be refreshed on B.
     let refresh = b.refresh(&session.refresh).await;
@@ -369,10 +380,9 @@ async fn a_user_demoted_through_one_instance_loses_old_tokens_on_the_other_at_on
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_user_deleted_through_one_instance_loses_old_tokens_on_the_other_at_once() {
-    let Some((a, b)) = two_instances(
-        "a_user_deleted_through_one_instance_loses_old_tokens_on_the_other_at_once",
-    )
-    .await
+    let Some((a, b)) =
+        two_instances("a_user_deleted_through_one_instance_loses_old_tokens_on_the_other_at_once")
+            .await
     else {
         return;
     };
@@ -386,7 +396,11 @@ async fn a_user_deleted_through_one_instance_loses_old_tokens_on_the_other_at_on
         .await;
     assert_eq!(gone.status, StatusCode::NO_CONTENT, "{}", gone.body);
     for old in [&token, &session.access] {
-        assert_error(&b.me(Some(old)).await, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
+        assert_error(
+            &b.me(Some(old)).await,
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+        );
         let list = b
             .call_as(Method::GET, "/api/v1/resource", Some(old), None)
             .await;

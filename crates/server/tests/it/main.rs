@@ -18,6 +18,7 @@ mod models;
 mod policy_overrides;
 mod rate_limits;
 mod read;
+mod replica;
 mod sort;
 mod update;
 mod users_admin;
