@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Plinth: declare your data models, get a REST API with validation, pagination, optimistic
-/// concurrency and idempotent creates, in one binary over an embedded SQLite database.
+/// concurrency, idempotent creates, users, roles and API keys, in one binary over an
+/// embedded SQLite database or a PostgreSQL database shared by several instances.
 ///
 /// Quick start: `plinth serve`, then `curl localhost:8080/api/v1/resource`.
 #[derive(Debug, Parser)]

@@ -78,7 +78,11 @@ impl TestDb {
             _ => {
                 static NOTICE: std::sync::Once = std::sync::Once::new();
                 NOTICE.call_once(|| {
-                    eprintln!(
+                    // Written to the stderr stream itself, not through eprintln!, which the
+                    // test harness captures: the notice shows in every `cargo test` run.
+                    use std::io::Write;
+                    let _ = writeln!(
+                        std::io::stderr(),
                         "note: PostgreSQL cases skipped: {POSTGRES_ENV} is not set (e.g. \
                          {POSTGRES_ENV}=postgres://postgres@127.0.0.1:5432); running on SQLite"
                     );
@@ -375,26 +379,40 @@ impl TestApp {
     /// It migrates at start as the binary does, which must find nothing to do. Nothing
     /// in-process is shared with `self`; only the database is.
     pub(crate) async fn spawn_peer(&self) -> Self {
-        let store = self.db.open_another_store().await;
-        let schema = Arc::clone(self.state.schema());
-        let steps = store
-            .migrate(&schema, false)
-            .await
-            .expect("a peer migrates at start");
+        let (peer, steps) = self
+            .spawn_peer_serving(Arc::clone(self.state.schema()))
+            .await;
         assert!(
             steps.is_empty(),
             "a peer started on a migrated database changed the schema: {steps:?}"
         );
+        peer
+    }
+
+    /// As [`Self::spawn_peer`], serving other models (the next version of the configuration,
+    /// as in a rolling upgrade); returns the peer and the migration steps it applied.
+    pub(crate) async fn spawn_peer_with(&self, decls: &[ModelDecl]) -> (Self, Vec<String>) {
+        let schema = Schema::from_decls(decls).expect("valid test schema");
+        self.spawn_peer_serving(Arc::new(schema)).await
+    }
+
+    async fn spawn_peer_serving(&self, schema: Arc<Schema>) -> (Self, Vec<String>) {
+        let store = self.db.open_another_store().await;
+        let steps = store
+            .migrate(&schema, false)
+            .await
+            .expect("a peer migrates at start");
         let auth = Auth::new(self.state.auth().config().clone()).expect("auth settings");
         let state = AppState::new(store, schema, Arc::new(auth));
-        Self::serve(
+        let peer = Self::serve(
             Arc::clone(&self.db),
             state,
             ServerConfig::default(),
             self.admin_token.clone(),
             self.admin_id.clone(),
         )
-        .await
+        .await;
+        (peer, steps)
     }
 
     /// Binds `127.0.0.1:0` and serves `state` in a background task.

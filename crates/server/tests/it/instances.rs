@@ -6,7 +6,8 @@
 //! PostgreSQL only: each test prints why it is skipped when `PLINTH_TEST_POSTGRES` is unset.
 
 use crate::helpers::{
-    PASSWORD, TestApp, TestDb, Tokens, assert_error, id_of, make_user, postgres_server,
+    PASSWORD, TestApp, TestDb, Tokens, assert_error, decls, id_of, make_user, postgres_server,
+    test_auth_config,
 };
 use plinth_core::Role;
 use plinth_server::ServerConfig;
@@ -22,13 +23,7 @@ use tokio::sync::Barrier;
 async fn two_instances(test: &str) -> Option<(Arc<TestApp>, Arc<TestApp>)> {
     let server = postgres_server(test)?;
     let db = TestDb::postgres(&server).await;
-    let a = TestApp::spawn_on(
-        db,
-        Vec::new(),
-        ServerConfig::default(),
-        crate::helpers::test_auth_config(),
-    )
-    .await;
+    let a = TestApp::spawn_on(db, Vec::new(), ServerConfig::default(), test_auth_config()).await;
     let b = a.spawn_peer().await;
     assert_ne!(a.addr, b.addr, "two listeners");
     Some((Arc::new(a), Arc::new(b)))
@@ -438,4 +433,85 @@ async fn a_refresh_token_spent_on_one_instance_and_replayed_on_the_other_revokes
     // Another family (another login) is untouched, whichever instance refreshes it.
     let rotated = Tokens::from_resp(&a.refresh(&other_session.refresh).await);
     Tokens::from_resp(&b.refresh(&rotated.refresh).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_instance_on_the_previous_models_keeps_working_while_another_adds_a_field() {
+    let Some(server) = postgres_server(
+        "an_instance_on_the_previous_models_keeps_working_while_another_adds_a_field",
+    ) else {
+        return;
+    };
+    let before = decls(json!([{
+        "name": "book",
+        "fields": [{"name": "title", "type": "string"}]
+    }]));
+    let after = decls(json!([{
+        "name": "book",
+        "fields": [
+            {"name": "title", "type": "string"},
+            {"name": "subtitle", "type": "string"}
+        ]
+    }]));
+    // A rolling upgrade: A still runs the old configuration, B starts with the new one and
+    // migrates (additively) under A's feet.
+    let a = TestApp::spawn_on(
+        TestDb::postgres(&server).await,
+        before,
+        ServerConfig::default(),
+        test_auth_config(),
+    )
+    .await;
+    let (b, steps) = a.spawn_peer_with(&after).await;
+    assert_eq!(steps, ["add field book.subtitle"]);
+
+    // What A writes, B reads, with the new field empty.
+    let from_a = a
+        .create_ok("book", &json!({"name": "Emma", "title": "Emma"}))
+        .await;
+    let on_b = b.get_ok("book", &id_of(&from_a)).await;
+    assert_eq!(on_b["title"], json!("Emma"));
+    assert_eq!(on_b["subtitle"], json!(null));
+    assert_eq!(on_b["version"], json!(1));
+
+    // What B writes, A reads without the field it does not know, and A's writes (PATCH and
+    // PUT) leave that field alone.
+    let from_b = b
+        .create_ok(
+            "book",
+            &json!({"name": "Dune", "title": "Dune", "subtitle": "a novel"}),
+        )
+        .await;
+    let id = id_of(&from_b);
+    let on_a = a.get_ok("book", &id).await;
+    assert_eq!(on_a["title"], json!("Dune"));
+    assert!(on_a.get("subtitle").is_none(), "{on_a}");
+    let (status, body) = a
+        .patch("book", &id, &json!({"title": "Dune (1965)"}), Some("\"1\""))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = a
+        .put(
+            "book",
+            &id,
+            &json!({"name": "Dune", "title": "Dune, again"}),
+            Some("\"2\""),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let on_b = b.get_ok("book", &id).await;
+    assert_eq!(on_b["title"], json!("Dune, again"));
+    assert_eq!(on_b["subtitle"], json!("a novel"));
+    assert_eq!(on_b["version"], json!(3));
+    // Both list both records.
+    for app in [&a, &b] {
+        let mut names: Vec<String> = app
+            .list_all("book", &[])
+            .await
+            .iter()
+            .map(|r| r["name"].as_str().expect("a name").to_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["Dune", "Emma"]);
+    }
 }

@@ -11,7 +11,7 @@ pub(super) fn map(e: tokio_postgres::Error) -> StoreError {
     };
     let code = db.code();
     if *code == SqlState::UNIQUE_VIOLATION {
-        // Index names are `{model}__{field}`; users' email index is `_plinth_users_email_norm_key`.
+        // Index names are `{model}__{field}`; the users' email index is `_plinth_users__email`.
         let field = db
             .constraint()
             .and_then(|c| c.rsplit_once("__").map(|(_, f)| f.to_owned()));
@@ -26,6 +26,9 @@ pub(super) fn map(e: tokio_postgres::Error) -> StoreError {
             reason: "text cannot contain NUL (\\u0000) characters in PostgreSQL".to_owned(),
         };
     }
+    if *code == SqlState::INVALID_CATALOG_NAME {
+        return StoreError::Unavailable(format!("the database does not exist: {}", db.message()));
+    }
     if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED {
         return StoreError::Contention(db.message().to_owned());
     }
@@ -35,7 +38,12 @@ pub(super) fn map(e: tokio_postgres::Error) -> StoreError {
     if matches!(class, "08" | "57" | "53" | "40") {
         return StoreError::Unavailable(format!("database unavailable: {}", db.message()));
     }
-    StoreError::internal(e)
+    StoreError::internal(format!(
+        "{} ({}): {}",
+        db.severity(),
+        code.code(),
+        db.message()
+    ))
 }
 
 /// Maps a pool error.

@@ -87,6 +87,8 @@ struct Inner {
     pool: Pool,
     /// Connections to the read replica, when one is configured.
     replica: Option<Pool>,
+    /// The longest any store call may take (statement timeout plus connect timeout).
+    op_timeout: Duration,
     /// The last timestamp handed out: times are strictly increasing within an instance.
     last_ts: AtomicI64,
     /// The schema last migrated to: purge and reference checks need it.
@@ -173,16 +175,35 @@ impl PgStore {
             inner: Arc::new(Inner {
                 pool,
                 replica,
+                op_timeout: opts.statement_timeout + opts.connect_timeout,
                 last_ts: AtomicI64::new(0),
                 schema: RwLock::new(Arc::new(empty)),
             }),
         };
         store.ping().await?;
         if let Some(replica) = &store.inner.replica {
-            let client = replica.get().await.map_err(errors::pool)?;
-            client.simple_query("SELECT 1").await.map_err(errors::map)?;
+            store
+                .bounded(async {
+                    let client = replica.get().await.map_err(errors::pool)?;
+                    client.simple_query("SELECT 1").await.map_err(errors::map)
+                })
+                .await?;
         }
         Ok(store)
+    }
+
+    /// Bounds a store call: a database that stops answering (a frozen server, a partition)
+    /// must not hang requests, whose answer is then a prompt 503.
+    async fn bounded<T>(
+        &self,
+        op: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.inner.op_timeout, op).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable(
+                "the database did not answer in time".to_owned(),
+            )),
+        }
     }
 
     /// A connection for a read: the replica's when there is one and `from` allows it.
@@ -232,10 +253,13 @@ impl PgStore {
 #[async_trait]
 impl Store for PgStore {
     async fn plan(&self, schema: &Schema) -> Result<Plan, StoreError> {
-        in_tx!(self, |tx| {
-            ddl::lock_and_init(&tx).await?;
-            ddl::plan(&tx, schema).await
+        self.bounded(async {
+            in_tx!(self, |tx| {
+                ddl::lock_and_init(&tx).await?;
+                ddl::plan(&tx, schema).await
+            })
         })
+        .await
     }
 
     async fn migrate(
@@ -243,20 +267,26 @@ impl Store for PgStore {
         schema: &Schema,
         allow_destructive: bool,
     ) -> Result<Vec<String>, StoreError> {
-        let steps = in_tx!(self, |tx| {
-            ddl::lock_and_init(&tx).await?;
-            ddl::migrate(&tx, schema, allow_destructive).await
-        })?;
-        if let Ok(mut s) = self.inner.schema.write() {
-            *s = Arc::new(schema.clone());
-        }
-        Ok(steps)
+        self.bounded(async {
+            let steps = in_tx!(self, |tx| {
+                ddl::lock_and_init(&tx).await?;
+                ddl::migrate(&tx, schema, allow_destructive).await
+            })?;
+            if let Ok(mut s) = self.inner.schema.write() {
+                *s = Arc::new(schema.clone());
+            }
+            Ok(steps)
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        client.simple_query("SELECT 1").await.map_err(errors::map)?;
-        Ok(())
+        self.bounded(async {
+            let client = self.client().await?;
+            client.simple_query("SELECT 1").await.map_err(errors::map)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn create(
@@ -266,26 +296,30 @@ impl Store for PgStore {
         draft: Draft,
         idempotency: Option<IdempotencyClaim>,
     ) -> Result<Created, StoreError> {
-        let vis = self.visibility(ctx);
-        let scope = idempotency_scope(ctx);
-        in_tx!(self, |tx| {
-            let now = self.now();
-            let claim = idempotency.clone().map(|c| (scope.clone(), c));
-            records::create(
-                &tx,
-                &vis,
-                model,
-                draft.clone(),
-                ctx.actor.user_id(),
-                now,
-                claim,
-            )
-            .await
+        self.bounded(async {
+            let vis = self.visibility(ctx);
+            let scope = idempotency_scope(ctx);
+            in_tx!(self, |tx| {
+                let now = self.now();
+                let claim = idempotency.clone().map(|c| (scope.clone(), c));
+                records::create(
+                    &tx,
+                    &vis,
+                    model,
+                    draft.clone(),
+                    ctx.actor.user_id(),
+                    now,
+                    claim,
+                )
+                .await
+            })
         })
+        .await
     }
 
     async fn get(&self, model: &Arc<ModelDef>, id: RecordId) -> Result<Option<Record>, StoreError> {
-        self.get_from(model, id, ReadFrom::Primary).await
+        self.bounded(async { self.get_from(model, id, ReadFrom::Primary).await })
+            .await
     }
 
     async fn get_from(
@@ -294,8 +328,11 @@ impl Store for PgStore {
         id: RecordId,
         from: ReadFrom,
     ) -> Result<Option<Record>, StoreError> {
-        let client = self.reader(from).await?;
-        records::get(&client, model, id).await
+        self.bounded(async {
+            let client = self.reader(from).await?;
+            records::get(&client, model, id).await
+        })
+        .await
     }
 
     async fn list_from(
@@ -305,8 +342,11 @@ impl Store for PgStore {
         scope: ListScope,
         from: ReadFrom,
     ) -> Result<Page, StoreError> {
-        let client = self.reader(from).await?;
-        list::list(&client, model, query, scope).await
+        self.bounded(async {
+            let client = self.reader(from).await?;
+            list::list(&client, model, query, scope).await
+        })
+        .await
     }
 
     fn has_read_replica(&self) -> bool {
@@ -319,7 +359,8 @@ impl Store for PgStore {
         query: &ListQuery,
         scope: ListScope,
     ) -> Result<Page, StoreError> {
-        self.list_from(model, query, scope, ReadFrom::Primary).await
+        self.bounded(async { self.list_from(model, query, scope, ReadFrom::Primary).await })
+            .await
     }
 
     async fn update(
@@ -330,17 +371,20 @@ impl Store for PgStore {
         patch: Patch,
         expected_version: Option<i64>,
     ) -> Result<Record, StoreError> {
-        let vis = self.visibility(ctx);
-        in_tx!(self, |tx| records::update(
-            &tx,
-            &vis,
-            model,
-            id,
-            &patch,
-            expected_version,
-            self.now()
-        )
-        .await)
+        self.bounded(async {
+            let vis = self.visibility(ctx);
+            in_tx!(self, |tx| records::update(
+                &tx,
+                &vis,
+                model,
+                id,
+                &patch,
+                expected_version,
+                self.now()
+            )
+            .await)
+        })
+        .await
     }
 
     async fn delete(
@@ -350,8 +394,11 @@ impl Store for PgStore {
         id: RecordId,
         expected_version: Option<i64>,
     ) -> Result<Record, StoreError> {
-        let client = self.client().await?;
-        records::set_status(&client, model, id, false, expected_version, self.now()).await
+        self.bounded(async {
+            let client = self.client().await?;
+            records::set_status(&client, model, id, false, expected_version, self.now()).await
+        })
+        .await
     }
 
     async fn restore(
@@ -360,8 +407,11 @@ impl Store for PgStore {
         model: &Arc<ModelDef>,
         id: RecordId,
     ) -> Result<Record, StoreError> {
-        let client = self.client().await?;
-        records::set_status(&client, model, id, true, None, self.now()).await
+        self.bounded(async {
+            let client = self.client().await?;
+            records::set_status(&client, model, id, true, None, self.now()).await
+        })
+        .await
     }
 
     async fn purge(
@@ -371,20 +421,26 @@ impl Store for PgStore {
         id: RecordId,
         expected_version: Option<i64>,
     ) -> Result<(), StoreError> {
-        let schema = self.schema();
-        in_tx!(self, |tx| records::purge(
-            &tx,
-            &schema,
-            model,
-            id,
-            expected_version
-        )
-        .await)
+        self.bounded(async {
+            let schema = self.schema();
+            in_tx!(self, |tx| records::purge(
+                &tx,
+                &schema,
+                model,
+                id,
+                expected_version
+            )
+            .await)
+        })
+        .await
     }
 
     async fn import_record(&self, model: &Arc<ModelDef>, record: Record) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        records::insert_exact(&client, model, &record).await
+        self.bounded(async {
+            let client = self.client().await?;
+            records::insert_exact(&client, model, &record).await
+        })
+        .await
     }
 
     async fn close(&self) {
@@ -399,23 +455,35 @@ impl Store for PgStore {
 #[async_trait]
 impl AccountStore for PgStore {
     async fn create_user(&self, _ctx: &WriteCtx, user: NewUser) -> Result<User, StoreError> {
-        let client = self.client().await?;
-        accounts::create_user(&client, user, self.now()).await
+        self.bounded(async {
+            let client = self.client().await?;
+            accounts::create_user(&client, user, self.now()).await
+        })
+        .await
     }
 
     async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
-        let client = self.client().await?;
-        accounts::get_user(&client, id).await
+        self.bounded(async {
+            let client = self.client().await?;
+            accounts::get_user(&client, id).await
+        })
+        .await
     }
 
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
-        let client = self.client().await?;
-        accounts::find_user_by_email(&client, email).await
+        self.bounded(async {
+            let client = self.client().await?;
+            accounts::find_user_by_email(&client, email).await
+        })
+        .await
     }
 
     async fn list_users(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<User>, StoreError> {
-        let client = self.client().await?;
-        accounts::list_users(&client, after, limit).await
+        self.bounded(async {
+            let client = self.client().await?;
+            accounts::list_users(&client, after, limit).await
+        })
+        .await
     }
 
     async fn update_user(
@@ -425,23 +493,30 @@ impl AccountStore for PgStore {
         changes: UserChanges,
         expected_version: Option<i64>,
     ) -> Result<User, StoreError> {
-        in_tx!(self, |tx| accounts::update_user(
-            &tx,
-            id,
-            &changes,
-            expected_version,
-            self.now()
-        )
-        .await)
+        self.bounded(async {
+            in_tx!(self, |tx| accounts::update_user(
+                &tx,
+                id,
+                &changes,
+                expected_version,
+                self.now()
+            )
+            .await)
+        })
+        .await
     }
 
     async fn delete_user(&self, _ctx: &WriteCtx, id: Uuid) -> Result<(), StoreError> {
-        in_tx!(self, |tx| accounts::delete_user(&tx, id).await)
+        self.bounded(async { in_tx!(self, |tx| accounts::delete_user(&tx, id).await) })
+            .await
     }
 
     async fn count_admins(&self) -> Result<u64, StoreError> {
-        let client = self.client().await?;
-        accounts::count_admins(&client).await
+        self.bounded(async {
+            let client = self.client().await?;
+            accounts::count_admins(&client).await
+        })
+        .await
     }
 
     async fn insert_refresh(
@@ -451,8 +526,12 @@ impl AccountStore for PgStore {
         token_hash: &str,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        accounts::insert_refresh(&client, user_id, family, token_hash, expires_at, self.now()).await
+        self.bounded(async {
+            let client = self.client().await?;
+            accounts::insert_refresh(&client, user_id, family, token_hash, expires_at, self.now())
+                .await
+        })
+        .await
     }
 
     async fn rotate_refresh(
@@ -461,34 +540,49 @@ impl AccountStore for PgStore {
         new_hash: &str,
         new_expires_at: Timestamp,
     ) -> Result<Refresh, StoreError> {
-        in_tx!(self, |tx| accounts::rotate_refresh(
-            &tx,
-            old_hash,
-            new_hash,
-            new_expires_at,
-            self.now()
-        )
-        .await)
+        self.bounded(async {
+            in_tx!(self, |tx| accounts::rotate_refresh(
+                &tx,
+                old_hash,
+                new_hash,
+                new_expires_at,
+                self.now()
+            )
+            .await)
+        })
+        .await
     }
 
     async fn revoke_refresh_family(&self, token_hash: &str) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        accounts::revoke_refresh_family(&client, token_hash, self.now()).await
+        self.bounded(async {
+            let client = self.client().await?;
+            accounts::revoke_refresh_family(&client, token_hash, self.now()).await
+        })
+        .await
     }
 
     async fn create_api_key(&self, _ctx: &WriteCtx, key: NewApiKey) -> Result<ApiKey, StoreError> {
-        let client = self.client().await?;
-        accounts::create_api_key(&client, key, self.now()).await
+        self.bounded(async {
+            let client = self.client().await?;
+            accounts::create_api_key(&client, key, self.now()).await
+        })
+        .await
     }
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, User)>, StoreError> {
-        let client = self.client().await?;
-        accounts::find_api_key(&client, key_hash).await
+        self.bounded(async {
+            let client = self.client().await?;
+            accounts::find_api_key(&client, key_hash).await
+        })
+        .await
     }
 
     async fn list_api_keys(&self, user_id: Option<Uuid>) -> Result<Vec<ApiKey>, StoreError> {
-        let client = self.client().await?;
-        accounts::list_api_keys(&client, user_id).await
+        self.bounded(async {
+            let client = self.client().await?;
+            accounts::list_api_keys(&client, user_id).await
+        })
+        .await
     }
 
     async fn revoke_api_key(
@@ -497,22 +591,31 @@ impl AccountStore for PgStore {
         id: Uuid,
         owner: Option<Uuid>,
     ) -> Result<ApiKey, StoreError> {
-        in_tx!(self, |tx| accounts::revoke_api_key(
-            &tx,
-            id,
-            owner,
-            self.now()
-        )
-        .await)
+        self.bounded(async {
+            in_tx!(self, |tx| accounts::revoke_api_key(
+                &tx,
+                id,
+                owner,
+                self.now()
+            )
+            .await)
+        })
+        .await
     }
 
     async fn import_user(&self, user: User) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        accounts::import_user(&client, &user).await
+        self.bounded(async {
+            let client = self.client().await?;
+            accounts::import_user(&client, &user).await
+        })
+        .await
     }
 
     async fn touch_api_key(&self, id: Uuid) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        accounts::touch_api_key(&client, id, self.now()).await
+        self.bounded(async {
+            let client = self.client().await?;
+            accounts::touch_api_key(&client, id, self.now()).await
+        })
+        .await
     }
 }

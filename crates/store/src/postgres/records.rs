@@ -55,14 +55,14 @@ async fn check_references<'a, C: GenericClient>(
         let found = match vis.viewer.filter(|_| own_only) {
             None => c
                 .query_opt(
-                    &format!("SELECT 1 FROM \"{target}\" WHERE \"id\" = $1"),
+                    &format!("SELECT 1 FROM \"{target}\" WHERE \"id\" = $1 FOR KEY SHARE"),
                     &[id.as_uuid()],
                 )
                 .await
                 .map_err(map)?,
             Some(viewer) => c
                 .query_opt(
-                    &format!("SELECT 1 FROM \"{target}\" WHERE \"id\" = $1 AND \"owner_id\" = $2"),
+                    &format!("SELECT 1 FROM \"{target}\" WHERE \"id\" = $1 AND \"owner_id\" = $2 FOR KEY SHARE"),
                     &[id.as_uuid(), &viewer],
                 )
                 .await

@@ -1,4 +1,6 @@
-//! Integration tests of the SQLite store against a real database file.
+//! Integration tests of the stores against real databases: a SQLite file, and a PostgreSQL
+//! server when `PLINTH_TEST_POSTGRES` names one.
 
 mod locking;
+mod postgres;
 mod transfer;

@@ -1,0 +1,666 @@
+//! The PostgreSQL engine against a real server: migrations are serialised across instances
+//! (ten stores migrating one database at once migrate it once), destructive changes are
+//! refused unless allowed, as on SQLite, writes that lose a serialization race are retried,
+//! and the statement timeout bounds a write stuck behind a lock.
+//!
+//! PostgreSQL only: each test prints why it is skipped when `PLINTH_TEST_POSTGRES` is unset
+//! (e.g. `PLINTH_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432`).
+
+use plinth_core::{Draft, ModelDecl, Patch, Principal, Schema, Status, Value};
+use plinth_store::{PgOptions, PgStore, Store, StoreError, WriteCtx};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Barrier;
+
+/// Names a PostgreSQL server (no database name); unset skips these tests.
+const POSTGRES_ENV: &str = "PLINTH_TEST_POSTGRES";
+
+/// How many instances start together.
+const INSTANCES: usize = 10;
+
+/// The server to test on, or `None` after printing why `test` is skipped.
+fn server(test: &str) -> Option<String> {
+    match std::env::var(POSTGRES_ENV) {
+        Ok(url) if !url.is_empty() => Some(url.trim_end_matches('/').to_owned()),
+        _ => {
+            eprintln!("skipped {test}: PostgreSQL only, and {POSTGRES_ENV} is not set");
+            None
+        }
+    }
+}
+
+/// A fresh, uniquely named database, dropped on `Drop` (also when the test fails).
+#[derive(Debug)]
+struct Database {
+    server: String,
+    name: String,
+}
+
+impl Database {
+    async fn create(server: &str) -> Self {
+        let name = format!("plinth_store_test_{}", uuid::Uuid::now_v7().simple());
+        let admin = connect(&format!("{server}/postgres")).await;
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("create the test database");
+        Self {
+            server: server.to_owned(),
+            name,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("{}/{}", self.server, self.name)
+    }
+
+    /// A plain connection to the database, to look at what the stores did.
+    async fn inspect(&self) -> tokio_postgres::Client {
+        connect(&self.url()).await
+    }
+
+    /// `n` independent stores on the database, as `n` Plinth processes would open it.
+    async fn stores(&self, n: usize) -> Vec<Arc<PgStore>> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let mut options = PgOptions::new(self.url());
+            options.pool_size = 2;
+            out.push(Arc::new(
+                PgStore::open(options)
+                    .await
+                    .expect("open a PostgreSQL store"),
+            ));
+        }
+        out
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // Drop runs outside async; a thread with its own runtime drops the database.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let (admin, conn) =
+                    tokio_postgres::connect(&format!("{server}/postgres"), tokio_postgres::NoTls)
+                        .await
+                        .ok()?;
+                tokio::spawn(conn);
+                admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(()))) {
+            eprintln!("warning: could not drop the test database {}", self.name);
+        }
+    }
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test PostgreSQL server");
+    tokio::spawn(conn);
+    client
+}
+
+fn schema(v: serde_json::Value) -> (Vec<ModelDecl>, Schema) {
+    let decls: Vec<ModelDecl> = serde_json::from_value(v).expect("valid model declarations");
+    let schema = Schema::from_decls(&decls).expect("a valid schema");
+    (decls, schema)
+}
+
+/// Version 1: a `book` with a required title, a unique ISBN and an indexed page count.
+fn v1() -> (Vec<ModelDecl>, Schema) {
+    schema(json!([{
+        "name": "book",
+        "fields": [
+            {"name": "title", "type": "string", "required": true},
+            {"name": "isbn", "type": "string", "unique": true},
+            {"name": "pages", "type": "integer", "indexed": true}
+        ]
+    }]))
+}
+
+/// Version 2: v1 plus a nullable, indexed `subtitle` and a second model, `note`.
+fn v2() -> (Vec<ModelDecl>, Schema) {
+    schema(json!([
+        {
+            "name": "book",
+            "fields": [
+                {"name": "title", "type": "string", "required": true},
+                {"name": "isbn", "type": "string", "unique": true},
+                {"name": "pages", "type": "integer", "indexed": true},
+                {"name": "subtitle", "type": "string", "indexed": true}
+            ]
+        },
+        {"name": "note"}
+    ]))
+}
+
+fn ctx() -> WriteCtx {
+    WriteCtx {
+        actor: Principal::local_admin(),
+        request_id: "test".to_owned(),
+    }
+}
+
+/// Every store calls `migrate(schema)` at the same moment; returns their answers in order.
+async fn migrate_together(
+    stores: &[Arc<PgStore>],
+    schema: &Schema,
+) -> Vec<Result<Vec<String>, StoreError>> {
+    let barrier = Arc::new(Barrier::new(stores.len()));
+    let tasks: Vec<_> = stores
+        .iter()
+        .map(|store| {
+            let (store, schema, barrier) =
+                (Arc::clone(store), schema.clone(), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.migrate(&schema, false).await
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.expect("the migration task finishes"));
+    }
+    out
+}
+
+/// Checks that exactly one of the answers applied `expected` and every other one found
+/// nothing to do.
+fn assert_applied_once(results: Vec<Result<Vec<String>, StoreError>>, expected: &[&str]) {
+    let steps: Vec<Vec<String>> = results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| r.unwrap_or_else(|e| panic!("instance {i}: migrate failed: {e:?}")))
+        .collect();
+    let applied: Vec<&Vec<String>> = steps.iter().filter(|s| !s.is_empty()).collect();
+    assert_eq!(applied.len(), 1, "instances that applied steps: {steps:?}");
+    assert_eq!(
+        applied[0],
+        &expected.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()
+    );
+}
+
+/// The recorded declarations, in order.
+async fn recorded(db: &tokio_postgres::Client) -> Vec<(String, serde_json::Value)> {
+    db.query(
+        "SELECT name, decl FROM _plinth_models ORDER BY position",
+        &[],
+    )
+    .await
+    .expect("read _plinth_models")
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+fn expected_rows(decls: &[ModelDecl]) -> Vec<(String, serde_json::Value)> {
+    decls
+        .iter()
+        .map(|d| {
+            (
+                d.name.clone(),
+                serde_json::to_value(d).expect("a declaration serialises"),
+            )
+        })
+        .collect()
+}
+
+async fn count(db: &tokio_postgres::Client, sql: &str, params: &[&str]) -> i64 {
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+        .iter()
+        .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect();
+    db.query_one(sql, &params)
+        .await
+        .expect("count query")
+        .get(0)
+}
+
+async fn tables_named(db: &tokio_postgres::Client, table: &str) -> i64 {
+    count(
+        db,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = $1",
+        &[table],
+    )
+    .await
+}
+
+async fn columns_named(db: &tokio_postgres::Client, table: &str, column: &str) -> i64 {
+    count(
+        db,
+        "SELECT count(*) FROM information_schema.columns
+         WHERE table_schema = 'public' AND table_name = $1 AND column_name = $2",
+        &[table, column],
+    )
+    .await
+}
+
+async fn index_def(db: &tokio_postgres::Client, index: &str) -> Option<String> {
+    db.query_opt(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND indexname = $1",
+        &[&index],
+    )
+    .await
+    .expect("read pg_indexes")
+    .map(|r| r.get(0))
+}
+
+fn book(title: &str, isbn: &str, pages: i64) -> Draft {
+    Draft {
+        name: title.to_owned(),
+        status: Status::Active,
+        fields: vec![
+            Value::Text(title.to_owned()),
+            Value::Text(isbn.to_owned()),
+            Value::Integer(pages),
+        ],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_instances_starting_together_on_a_fresh_database_migrate_once() {
+    let Some(server) = server("ten_instances_starting_together_on_a_fresh_database_migrate_once")
+    else {
+        return;
+    };
+    let database = Database::create(&server).await;
+    let stores = database.stores(INSTANCES).await;
+    let (decls, schema) = v1();
+
+    let results = migrate_together(&stores, &schema).await;
+    assert_applied_once(results, &["create model book"]);
+
+    let db = database.inspect().await;
+    assert_eq!(tables_named(&db, "book").await, 1);
+    for internal in ["_plinth_models", "_plinth_idempotency", "_plinth_users"] {
+        assert_eq!(tables_named(&db, internal).await, 1, "{internal}");
+    }
+    assert_eq!(recorded(&db).await, expected_rows(&decls));
+    for column in [
+        "id",
+        "name",
+        "status",
+        "created_at",
+        "updated_at",
+        "owner_id",
+        "version",
+    ] {
+        assert_eq!(columns_named(&db, "book", column).await, 1, "{column}");
+    }
+    let unique = index_def(&db, "book__isbn").await.expect("the isbn index");
+    assert!(unique.starts_with("CREATE UNIQUE INDEX"), "{unique}");
+    assert!(index_def(&db, "book__pages").await.is_some());
+    assert!(index_def(&db, "book__status_created").await.is_some());
+    assert!(index_def(&db, "book__owner").await.is_some());
+
+    // Every instance now serves the model: a write through one is read through another.
+    let model = schema.model("book").expect("book").clone();
+    let created = stores[3]
+        .create(&ctx(), &model, book("Dune", "978-0441013593", 412), None)
+        .await
+        .expect("create through instance 3");
+    let read = stores[7]
+        .get(&model, created.record.id)
+        .await
+        .expect("read through instance 7")
+        .expect("the record exists");
+    assert_eq!(read, created.record);
+    // The unique index holds across instances.
+    let clash = stores[5]
+        .create(
+            &ctx(),
+            &model,
+            book("Dune again", "978-0441013593", 1),
+            None,
+        )
+        .await
+        .expect_err("a second record with the same ISBN");
+    assert!(
+        matches!(&clash, StoreError::Conflict { field: Some(f), .. } if f == "isbn"),
+        "{clash:?}"
+    );
+
+    // Starting again later finds nothing to do, on every instance.
+    for (i, store) in stores.iter().enumerate() {
+        let steps = store.migrate(&schema, false).await.expect("migrate again");
+        assert!(steps.is_empty(), "instance {i}: {steps:?}");
+    }
+    assert_eq!(recorded(&db).await, expected_rows(&decls));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_instances_apply_an_additive_change_once() {
+    let Some(server) = server("ten_instances_apply_an_additive_change_once") else {
+        return;
+    };
+    let database = Database::create(&server).await;
+    let (_, first) = v1();
+    let earlier = &database.stores(1).await[0];
+    earlier.migrate(&first, false).await.expect("migrate to v1");
+    let model = first.model("book").expect("book").clone();
+    let old = earlier
+        .create(&ctx(), &model, book("Emma", "978-0141439587", 474), None)
+        .await
+        .expect("a record before the change")
+        .record;
+
+    let stores = database.stores(INSTANCES).await;
+    let (decls, second) = v2();
+    let results = migrate_together(&stores, &second).await;
+    assert_applied_once(results, &["add field book.subtitle", "create model note"]);
+
+    let db = database.inspect().await;
+    assert_eq!(columns_named(&db, "book", "subtitle").await, 1);
+    assert_eq!(tables_named(&db, "book").await, 1);
+    assert_eq!(tables_named(&db, "note").await, 1);
+    assert!(index_def(&db, "book__subtitle").await.is_some());
+    assert_eq!(recorded(&db).await, expected_rows(&decls));
+
+    // The record made before the change is intact, with no subtitle, through any instance.
+    let model = second.model("book").expect("book").clone();
+    let read = stores[9]
+        .get(&model, old.id)
+        .await
+        .expect("read")
+        .expect("the old record exists");
+    assert_eq!(read.version, 1);
+    assert_eq!(read.name, "Emma");
+    assert_eq!(read.fields.len(), 4);
+    assert_eq!(read.fields[..3], old.fields[..]);
+    assert_eq!(read.fields[3], Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_destructive_change_is_refused_unless_allowed() {
+    let Some(server) = server("a_destructive_change_is_refused_unless_allowed") else {
+        return;
+    };
+    let database = Database::create(&server).await;
+    let stores = database.stores(2).await;
+    let (decls, full) = v2();
+    stores[0]
+        .migrate(&full, false)
+        .await
+        .expect("migrate to v2");
+    let book_model = full.model("book").expect("book").clone();
+    let mut draft = book("Persuasion", "978-0141439686", 249);
+    draft.fields.push(Value::Text("a novel".to_owned()));
+    let kept = stores[0]
+        .create(&ctx(), &book_model, draft, None)
+        .await
+        .expect("a record with a subtitle")
+        .record;
+    let db = database.inspect().await;
+
+    // Dropping a field, and dropping a model, are each refused, from either instance.
+    let (_, without_field) = schema(json!([
+        {
+            "name": "book",
+            "fields": [
+                {"name": "title", "type": "string", "required": true},
+                {"name": "isbn", "type": "string", "unique": true},
+                {"name": "pages", "type": "integer", "indexed": true}
+            ]
+        },
+        {"name": "note"}
+    ]));
+    let (_, without_model) = v2_without_note();
+    for (store, target, names) in [
+        (&stores[0], &without_field, "drop field book.subtitle"),
+        (&stores[1], &without_model, "drop model note"),
+    ] {
+        let err = store
+            .migrate(target, false)
+            .await
+            .expect_err("a destructive change without allow_destructive");
+        match &err {
+            StoreError::Migration(msg) => assert!(msg.contains(names), "{msg}"),
+            other => panic!("expected a migration error, got {other:?}"),
+        }
+        let plan = store.plan(target).await.expect("plan");
+        assert!(plan.steps.iter().any(|s| s.is_destructive()));
+    }
+    // Nothing changed: the column, the table, the recorded schema and the data are there.
+    assert_eq!(columns_named(&db, "book", "subtitle").await, 1);
+    assert_eq!(tables_named(&db, "note").await, 1);
+    assert_eq!(recorded(&db).await, expected_rows(&decls));
+    let read = stores[1]
+        .get(&book_model, kept.id)
+        .await
+        .expect("read")
+        .expect("the record exists");
+    assert_eq!(read, kept);
+
+    // Allowed, it is applied.
+    let steps = stores[1]
+        .migrate(&without_field, true)
+        .await
+        .expect("the destructive change, allowed");
+    assert_eq!(steps, ["drop field book.subtitle and its values"]);
+    assert_eq!(columns_named(&db, "book", "subtitle").await, 0);
+    assert!(index_def(&db, "book__subtitle").await.is_none());
+    assert_eq!(tables_named(&db, "note").await, 1);
+}
+
+/// v2 without the `note` model.
+fn v2_without_note() -> (Vec<ModelDecl>, Schema) {
+    schema(json!([{
+        "name": "book",
+        "fields": [
+            {"name": "title", "type": "string", "required": true},
+            {"name": "isbn", "type": "string", "unique": true},
+            {"name": "pages", "type": "integer", "indexed": true},
+            {"name": "subtitle", "type": "string", "indexed": true}
+        ]
+    }]))
+}
+
+/// A `resource` record made through `store` on a freshly migrated default schema.
+async fn one_resource(store: &PgStore, schema: &Schema) -> plinth_core::Record {
+    let model = schema.model("resource").expect("resource").clone();
+    store
+        .create(
+            &ctx(),
+            &model,
+            Draft {
+                name: "contested".to_owned(),
+                status: Status::Active,
+                fields: Vec::new(),
+            },
+            None,
+        )
+        .await
+        .expect("create a record")
+        .record
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_that_lose_a_serialization_race_are_retried_a_bounded_number_of_times() {
+    let Some(server) =
+        server("writes_that_lose_a_serialization_race_are_retried_a_bounded_number_of_times")
+    else {
+        return;
+    };
+    let database = Database::create(&server).await;
+    // Every transaction is SERIALIZABLE: a write that waited on a row another transaction
+    // then changed fails with SQLSTATE 40001 instead of proceeding, and must be retried.
+    database
+        .inspect()
+        .await
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" SET default_transaction_isolation TO 'serializable'",
+            database.name
+        ))
+        .await
+        .expect("make transactions serializable");
+    let observer = database.inspect().await;
+    let isolation: String = observer
+        .query_one("SHOW default_transaction_isolation", &[])
+        .await
+        .expect("read the isolation level")
+        .get(0);
+    assert_eq!(isolation, "serializable");
+    // Two connections per store: every writer below holds a connection while it waits.
+    let stores = database.stores(4).await;
+    let writers = 8;
+    let schema = Schema::from_decls(&[]).expect("the default schema");
+    stores[0].migrate(&schema, false).await.expect("migrate");
+    let record = one_resource(&stores[0], &schema).await;
+    let model = schema.model("resource").expect("resource").clone();
+
+    // Another client holds the row, so every writer's first attempt waits on it…
+    let other = database.inspect().await;
+    other
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM resource WHERE id = '{}' FOR UPDATE",
+            record.id.as_uuid()
+        ))
+        .await
+        .expect("lock the row");
+    let tasks: Vec<_> = (0..writers)
+        .map(|i| {
+            let (store, model) = (Arc::clone(&stores[i % stores.len()]), model.clone());
+            tokio::spawn(async move {
+                let patch = Patch {
+                    name: Some(format!("writer {i}")),
+                    ..Patch::default()
+                };
+                store.update(&ctx(), &model, record.id, patch, None).await
+            })
+        })
+        .collect();
+    let since = Instant::now();
+    loop {
+        let waiting: i64 = observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+                &[&database.name],
+            )
+            .await
+            .expect("read pg_stat_activity")
+            .get(0);
+        if waiting == i64::try_from(writers).expect("small") {
+            break;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(5),
+            "only {waiting} of {writers} writers wait on the row"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // …and then fails with a serialization error, because the row changed under it.
+    other
+        .batch_execute(&format!(
+            "UPDATE resource SET name = 'other client', version = version + 1 WHERE id = '{}'; COMMIT",
+            record.id.as_uuid()
+        ))
+        .await
+        .expect("change the row and commit");
+
+    let mut versions = Vec::new();
+    let mut gave_up = 0;
+    for t in tasks {
+        match t.await.expect("the writer finishes") {
+            Ok(r) => versions.push(r.version),
+            // Retries are bounded: a writer that keeps losing gives up with a retryable
+            // error (503 over HTTP), never an internal one.
+            Err(StoreError::Contention(_)) => gave_up += 1,
+            Err(other) => panic!("a losing writer must be retried or told to retry: {other:?}"),
+        }
+    }
+    // Every first attempt failed; only retries can have succeeded.
+    assert!(
+        !versions.is_empty(),
+        "no writer succeeded after its first attempt lost: nothing was retried"
+    );
+    assert_eq!(versions.len() + gave_up, writers);
+    versions.sort_unstable();
+    let expected: Vec<i64> = (3..).take(versions.len()).collect();
+    assert_eq!(
+        versions, expected,
+        "each successful write bumped the version once"
+    );
+    let now = stores[1]
+        .get(&model, record.id)
+        .await
+        .expect("read")
+        .expect("the record exists");
+    assert_eq!(
+        now.version,
+        2 + i64::try_from(versions.len()).expect("small")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_statement_timeout_ends_a_write_stuck_behind_a_lock_as_unavailable() {
+    let Some(server) =
+        server("the_statement_timeout_ends_a_write_stuck_behind_a_lock_as_unavailable")
+    else {
+        return;
+    };
+    let database = Database::create(&server).await;
+    let mut options = PgOptions::new(database.url());
+    options.statement_timeout = Duration::from_millis(300);
+    let store = PgStore::open(options).await.expect("open the store");
+    let schema = Schema::from_decls(&[]).expect("the default schema");
+    store.migrate(&schema, false).await.expect("migrate");
+    let record = one_resource(&store, &schema).await;
+    let model = schema.model("resource").expect("resource").clone();
+
+    // Another client holds the row lock in an open transaction.
+    let other = database.inspect().await;
+    other
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM resource WHERE id = '{}' FOR UPDATE",
+            record.id.as_uuid()
+        ))
+        .await
+        .expect("lock the row");
+    let started = Instant::now();
+    let patch = Patch {
+        name: Some("blocked".to_owned()),
+        ..Patch::default()
+    };
+    let err = store
+        .update(&ctx(), &model, record.id, patch, None)
+        .await
+        .expect_err("the write cannot take the lock");
+    let took = started.elapsed();
+    assert!(matches!(err, StoreError::Unavailable(_)), "got {err:?}");
+    assert_eq!(err.code(), plinth_core::ErrorCode::Unavailable);
+    assert!(
+        took < Duration::from_secs(3),
+        "the blocked write took {took:?}"
+    );
+    other.batch_execute("ROLLBACK").await.expect("unlock");
+
+    // Nothing was half-written, and writes resume once the lock is gone.
+    let now = store
+        .get(&model, record.id)
+        .await
+        .expect("read")
+        .expect("the record exists");
+    assert_eq!((now.name.as_str(), now.version), ("contested", 1));
+    let patch = Patch {
+        name: Some("after".to_owned()),
+        ..Patch::default()
+    };
+    let after = store
+        .update(&ctx(), &model, record.id, patch, Some(1))
+        .await
+        .expect("the write after the lock is released");
+    assert_eq!(after.version, 2);
+}
