@@ -59,6 +59,18 @@ impl Application {
             source,
         })?;
         let router = build_router(&config, state.clone())?;
+        if let Some(mut notices) = state.store().invalidations() {
+            // Accounts or keys changed through another instance: drop cached credentials.
+            let auth = std::sync::Arc::clone(state.auth());
+            tokio::spawn(async move {
+                // A lagged receiver missed notices: dropping the cache covers them too.
+                while let Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) =
+                    notices.recv().await
+                {
+                    auth.forget_credentials();
+                }
+            });
+        }
         Ok(Self {
             listener,
             addr,

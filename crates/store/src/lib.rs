@@ -128,6 +128,13 @@ pub trait Store: AccountStore + Send + Sync + std::fmt::Debug {
         let _ = from;
         self.list(model, query, scope).await
     }
+    /// Notices that accounts or keys changed through another instance, so in-process caches
+    /// of credentials must be dropped; `None` when no other instance can share the database
+    /// (SQLite). A notice is also sent after the listener reconnects, since notices may have
+    /// been missed meanwhile.
+    fn invalidations(&self) -> Option<tokio::sync::broadcast::Receiver<()>> {
+        None
+    }
     /// Whether reads may be served by a replica (then callers track read-your-own-writes).
     fn has_read_replica(&self) -> bool {
         false

@@ -34,6 +34,26 @@ pub const REFRESH_PREFIX: &str = "plr_";
 pub const MIN_KEY_BYTES: usize = 32;
 /// The `iss` claim of Plinth's tokens.
 const ISSUER: &str = "plinth";
+/// How long a checked credential is trusted without asking the database again. Changes made
+/// through this instance clear the cache at once; other instances see them within this.
+const CREDENTIAL_TTL: Duration = Duration::from_millis(500);
+/// Drop expired cache entries once the cache holds this many.
+const CREDENTIAL_SWEEP_AT: usize = 10_000;
+
+/// A credential the database vouched for recently.
+#[derive(Debug, Clone)]
+struct Vouched {
+    principal: Principal,
+    /// What the request span records (`user:<id>` or `key:<prefix>`).
+    label: String,
+    /// The API key, to record its use.
+    key_id: Option<Uuid>,
+    /// The API key's own expiry.
+    expires_at: Option<Timestamp>,
+    /// When the database must be asked again.
+    until: Instant,
+}
+
 /// How often an API key's `last_used_at` is written at most.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
@@ -183,6 +203,9 @@ pub struct Auth {
     requests: RateLimiter,
     /// When each API key's `last_used_at` was last written; bounds those writes.
     touched: Mutex<HashMap<Uuid, Instant>>,
+    /// Credentials checked in the last [`CREDENTIAL_TTL`], by digest (API keys) or by user
+    /// and account version (access tokens). Short critical sections, never across an await.
+    vouched: Mutex<HashMap<String, Vouched>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -238,6 +261,7 @@ impl Auth {
             login_addresses: RateLimiter::new(config.login_per_address, window),
             requests: RateLimiter::new(config.requests_per_minute, Duration::from_secs(60)),
             touched: Mutex::new(HashMap::new()),
+            vouched: Mutex::new(HashMap::new()),
             params,
             config,
         })
@@ -344,30 +368,99 @@ impl Auth {
         };
         let refused =
             || ApiError::new(ErrorCode::Unauthenticated, "invalid or expired credentials");
-        if credential.starts_with(API_KEY_PREFIX) {
-            let found = store.find_api_key(&digest(credential)).await?;
-            let Some((key, user)) = found else {
-                return Err(refused());
-            };
-            let now = Timestamp::from_system(SystemTime::now());
-            if key.expires_at.is_some_and(|e| e <= now) {
-                return Err(refused());
+        let now = Timestamp::from_system(SystemTime::now());
+        // Access tokens: the signature and expiry are checked every time (cheap); only the
+        // account lookup is cached, by user and version.
+        let cache_key = if credential.starts_with(API_KEY_PREFIX) {
+            digest(credential)
+        } else {
+            let (id, version) = self.verify_access(credential).ok_or_else(refused)?;
+            format!("{id}:{version}")
+        };
+        let vouched = match self.vouched(&cache_key) {
+            Some(v) => v,
+            None => {
+                let v = self
+                    .ask_store(store, credential, &cache_key)
+                    .await?
+                    .ok_or_else(refused)?;
+                self.remember(cache_key, v.clone());
+                v
             }
-            self.touch(store, key.id).await;
-            span.record("principal", format!("key:{}", key.prefix));
-            // A key never acts above its user's current role.
-            return Ok(Principal::user(user.id, key.role.min(user.role)));
+        };
+        if vouched.expires_at.is_some_and(|e| e <= now) {
+            return Err(refused());
         }
-        let (id, version) = self.verify_access(credential).ok_or_else(refused)?;
+        if let Some(key) = vouched.key_id {
+            self.touch(store, key).await;
+        }
+        span.record("principal", vouched.label.as_str());
+        Ok(vouched.principal)
+    }
+
+    /// What the database says of a credential whose signature (if any) checked out.
+    async fn ask_store(
+        &self,
+        store: &dyn Store,
+        credential: &str,
+        cache_key: &str,
+    ) -> Result<Option<Vouched>, ApiError> {
+        let until = Instant::now() + CREDENTIAL_TTL;
+        if credential.starts_with(API_KEY_PREFIX) {
+            let Some((key, user)) = store.find_api_key(cache_key).await? else {
+                return Ok(None);
+            };
+            return Ok(Some(Vouched {
+                // A key never acts above its user's current role.
+                principal: Principal::user(user.id, key.role.min(user.role)),
+                label: format!("key:{}", key.prefix),
+                key_id: Some(key.id),
+                expires_at: key.expires_at,
+                until,
+            }));
+        }
+        let Some((id, version)) = cache_key.split_once(':') else {
+            return Ok(None);
+        };
+        let (Ok(id), Ok(version)) = (Uuid::try_parse(id), version.parse::<i64>()) else {
+            return Ok(None);
+        };
         // The user must still exist, unchanged since the token was issued: a new password,
         // role or email ends every access token at once.
-        let user = store
-            .get_user(id)
-            .await?
-            .filter(|u| u.version == version)
-            .ok_or_else(refused)?;
-        span.record("principal", format!("user:{}", user.id));
-        Ok(Principal::user(user.id, user.role))
+        let user = store.get_user(id).await?.filter(|u| u.version == version);
+        Ok(user.map(|u| Vouched {
+            principal: Principal::user(u.id, u.role),
+            label: format!("user:{}", u.id),
+            key_id: None,
+            expires_at: None,
+            until,
+        }))
+    }
+
+    fn vouched(&self, cache_key: &str) -> Option<Vouched> {
+        let cache = self.vouched.lock().ok()?;
+        cache
+            .get(cache_key)
+            .filter(|v| v.until > Instant::now())
+            .cloned()
+    }
+
+    fn remember(&self, cache_key: String, v: Vouched) {
+        if let Ok(mut cache) = self.vouched.lock() {
+            if cache.len() >= CREDENTIAL_SWEEP_AT {
+                let now = Instant::now();
+                cache.retain(|_, v| v.until > now);
+            }
+            cache.insert(cache_key, v);
+        }
+    }
+
+    /// Forgets every cached credential: called after any change to an account or key made
+    /// through this instance, so it takes effect here at once.
+    pub fn forget_credentials(&self) {
+        if let Ok(mut cache) = self.vouched.lock() {
+            cache.clear();
+        }
     }
 
     async fn touch(&self, store: &dyn Store, key: Uuid) {

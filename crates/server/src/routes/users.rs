@@ -245,6 +245,7 @@ async fn update_user(
         .update_user(&ctx, id, changes, expected)
         .await
         .map_err(not_found)?;
+    state.auth().forget_credentials();
     tracing::info!(target: "plinth::security", event = "user_changed", user_id = %user.id, "user changed");
     Ok(user_response(StatusCode::OK, &user))
 }
@@ -269,6 +270,7 @@ async fn delete_user(
         .delete_user(&ctx, id)
         .await
         .map_err(not_found)?;
+    state.auth().forget_credentials();
     tracing::info!(target: "plinth::security", event = "user_deleted", user_id = %id, "user deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -163,6 +163,17 @@ pub(super) async fn list_users<C: GenericClient>(
     rows.iter().map(user_row).collect()
 }
 
+/// Tells every instance (on commit) to drop its cached credentials.
+async fn announce<C: GenericClient>(c: &C) -> Result<(), StoreError> {
+    c.execute(
+        "SELECT pg_notify($1, 'credentials')",
+        &[&super::INVALIDATE_CHANNEL],
+    )
+    .await
+    .map_err(map)?;
+    Ok(())
+}
+
 async fn keep_an_admin<C: GenericClient>(c: &C, id: Uuid) -> Result<(), StoreError> {
     // Lock the admins' rows so two transactions removing each other serialise.
     let admins = c
@@ -192,6 +203,7 @@ pub(super) async fn update_user<C: GenericClient>(
     if changes.role.is_some_and(|r| r != Role::Admin) {
         keep_an_admin(c, id).await?;
     }
+    announce(c).await?;
     let mut sets = vec![
         "updated_at = $1".to_owned(),
         "version = version + 1".to_owned(),
@@ -255,6 +267,7 @@ pub(super) async fn update_user<C: GenericClient>(
 
 pub(super) async fn delete_user<C: GenericClient>(c: &C, id: Uuid) -> Result<(), StoreError> {
     keep_an_admin(c, id).await?;
+    announce(c).await?;
     if c.execute("DELETE FROM _plinth_users WHERE id = $1", &[&id])
         .await
         .map_err(map)?
@@ -446,6 +459,7 @@ pub(super) async fn revoke_api_key<C: GenericClient>(
     if key.revoked_at.is_some() {
         return Ok(key);
     }
+    announce(c).await?;
     c.execute(
         "UPDATE _plinth_api_keys SET revoked_at = $1 WHERE id = $2",
         &[&ts(now), &id],

@@ -89,6 +89,10 @@ struct Inner {
     replica: Option<Pool>,
     /// The longest any store call may take (statement timeout plus connect timeout).
     op_timeout: Duration,
+    /// Fed by the LISTEN connection (see `listen`): accounts or keys changed somewhere.
+    invalidations: tokio::sync::broadcast::Sender<()>,
+    /// The LISTEN task, aborted on close.
+    listener: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The last timestamp handed out: times are strictly increasing within an instance.
     last_ts: AtomicI64,
     /// The schema last migrated to: purge and reference checks need it.
@@ -100,6 +104,46 @@ impl std::fmt::Debug for PgStore {
         f.debug_struct("PgStore")
             .field("pool", &self.inner.pool.status())
             .finish()
+    }
+}
+
+/// The channel account and key changes are announced on, in the same transaction as the
+/// change, so every instance drops its cached credentials.
+pub(super) const INVALIDATE_CHANNEL: &str = "plinth_invalidate";
+
+/// Keeps a connection LISTENing on [`INVALIDATE_CHANNEL`] and forwards each notice;
+/// reconnects after a failure and then sends a notice, as some may have been missed. Runs
+/// until the store is closed (the task is aborted) or dropped.
+async fn listen(url: String, store: std::sync::Weak<Inner>) {
+    use tokio_postgres::AsyncMessage;
+    loop {
+        let Some(tx) = store.upgrade().map(|inner| inner.invalidations.clone()) else {
+            return;
+        };
+        if let Ok((client, mut connection)) = tokio_postgres::connect(&url, NoTls).await {
+            let notices = tx.clone();
+            let pump = tokio::spawn(async move {
+                while let Some(Ok(message)) =
+                    std::future::poll_fn(|cx| connection.poll_message(cx)).await
+                {
+                    if matches!(message, AsyncMessage::Notification(_)) {
+                        let _ = notices.send(());
+                    }
+                }
+            });
+            if client
+                .batch_execute(&format!("LISTEN {INVALIDATE_CHANNEL}"))
+                .await
+                .is_ok()
+            {
+                let _ = tx.send(());
+                drop(tx);
+                let _ = pump.await;
+            } else {
+                pump.abort();
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -176,11 +220,17 @@ impl PgStore {
                 pool,
                 replica,
                 op_timeout: opts.statement_timeout + opts.connect_timeout,
+                invalidations: tokio::sync::broadcast::channel(16).0,
+                listener: std::sync::Mutex::new(None),
                 last_ts: AtomicI64::new(0),
                 schema: RwLock::new(Arc::new(empty)),
             }),
         };
         store.ping().await?;
+        let listener = tokio::spawn(listen(opts.url.clone(), Arc::downgrade(&store.inner)));
+        if let Ok(mut slot) = store.inner.listener.lock() {
+            *slot = Some(listener);
+        }
         if let Some(replica) = &store.inner.replica {
             store
                 .bounded(async {
@@ -349,6 +399,10 @@ impl Store for PgStore {
         .await
     }
 
+    fn invalidations(&self) -> Option<tokio::sync::broadcast::Receiver<()>> {
+        Some(self.inner.invalidations.subscribe())
+    }
+
     fn has_read_replica(&self) -> bool {
         self.inner.replica.is_some()
     }
@@ -444,6 +498,9 @@ impl Store for PgStore {
     }
 
     async fn close(&self) {
+        if let Some(listener) = self.inner.listener.lock().ok().and_then(|mut l| l.take()) {
+            listener.abort();
+        }
         self.inner.pool.close();
         if let Some(replica) = &self.inner.replica {
             replica.close();

@@ -207,6 +207,7 @@ pub(super) async fn revoke_key(
             }
             other => other.into(),
         })?;
+    state.auth().forget_credentials();
     tracing::info!(target: "plinth::security", event = "api_key_revoked", key = %key.prefix, "API key revoked");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

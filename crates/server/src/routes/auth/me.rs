@@ -85,6 +85,7 @@ pub(super) async fn change_password(
         .store()
         .update_user(&ctx, user.id, changes, None)
         .await?;
+    state.auth().forget_credentials();
     tracing::info!(target: "plinth::security", event = "password_changed", user_id = %user.id, "password changed");
     Ok(ok(UserJson::from(&user)).into_response())
 }

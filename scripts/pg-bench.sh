@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Plinth on PostgreSQL: the wrk workloads of ../shared/peer-bench against 1 or 2 instances
+# sharing one scratch database, the load split evenly across the instances.
+#
+# Usage: scripts/pg-bench.sh [instances]     (default 2)
+#   PG=postgres://postgres@127.0.0.1:5432  DB=plinth_bench_pg  DURATION=8s  CONNS=32
+# The database DB is dropped and recreated. Needs wrk, jq, psql.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PEER_BENCH="${PEER_BENCH:-$ROOT/../shared/peer-bench}"
+N="${1:-2}"
+PG="${PG:-postgres://postgres@127.0.0.1:5432}"
+DB="${DB:-plinth_bench_pg}"
+DURATION="${DURATION:-8s}"
+CONNS="${CONNS:-32}"
+WORK="$(mktemp -d /tmp/plinth-pgbench.XXXXXX)"
+
+cargo build --release -p plinth --manifest-path "$ROOT/Cargo.toml" >&2
+PLINTH="$ROOT/target/release/plinth"
+psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
+
+export DATABASE_URL="$PG/$DB" PLINTH_JWT_SECRET="$("$PLINTH" keys generate)" LOG_LEVEL=warn
+PASSWORD="bench-$$-$(date +%s)-password"
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+for i in $(seq 1 "$N"); do
+  PLINTH_ADMIN_EMAIL=bench@example.com PLINTH_ADMIN_PASSWORD="$PASSWORD" \
+    "$PLINTH" serve --listen "127.0.0.1:$((18400 + i))" --data-dir "$WORK/d$i" >"$WORK/s$i.log" 2>&1 &
+  PIDS+=("$!")
+done
+for i in $(seq 1 "$N"); do
+  for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$((18400 + i))/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+done
+BASE1="http://127.0.0.1:18401"
+TOKEN=$(curl -fsS -X POST "$BASE1/api/v1/auth/login" -H 'Content-Type: application/json' \
+  -d "{\"email\":\"bench@example.com\",\"password\":\"$PASSWORD\"}" | jq -r .data.access_token)
+KEY=$(curl -fsS -X POST "$BASE1/api/v1/auth/api-keys" -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/json' -d '{"name":"pg-bench"}' | jq -r .data.key)
+PLINTH_BENCH_TOKEN="$KEY" "$PLINTH" bench --url "$BASE1" --requests 0 --seed 10000 --ids-file "$WORK/ids.txt" >/dev/null
+
+export LUA_DIR="$PEER_BENCH" IDS_FILE="$WORK/ids.txt" GET_PATH_TEMPLATE='/api/v1/resource/{id}' \
+  LIST_PATH='/api/v1/resource?status=active&sort=-created_at&limit=20' CREATE_PATH='/api/v1/resource' \
+  CREATE_BODY_TEMPLATE='{"name":"bench-{n}"}' EXTRA_HEADER_NAME=Authorization EXTRA_HEADER_VALUE="Bearer $KEY"
+printf '%s instance(s) on PostgreSQL, wrk %s connections in all, %s per workload\n' "$N" "$CONNS" "$DURATION"
+printf '%-8s %10s %s\n' workload req/s "per instance: req/s p99_ms non2xx"
+for w in get_one list create mixed; do
+  WRKS=()
+  for i in $(seq 1 "$N"); do
+    RESULT_FILE="$WORK/r${i}_$w" wrk -t1 -c"$((CONNS / N))" -d"$DURATION" --latency -s "$PEER_BENCH/$w.lua" \
+      "http://127.0.0.1:$((18400 + i))" >"$WORK/w${i}_$w.txt" 2>&1 &
+    WRKS+=("$!")
+  done
+  for p in "${WRKS[@]}"; do wait "$p"; done
+  total=0; detail=""
+  for i in $(seq 1 "$N"); do
+    line=$(grep '^RESULT' "$WORK/r${i}_$w" | tail -1)
+    rps=$(sed -n 's/.* rps=\([^ ]*\).*/\1/p' <<<"$line")
+    p99=$(sed -n 's/.* p99_ms=\([^ ]*\).*/\1/p' <<<"$line")
+    bad=$(sed -n 's/.* err_status=\([^ ]*\).*/\1/p' <<<"$line")
+    total=$(awk -v a="$total" -v b="$rps" 'BEGIN { printf "%.1f", a + b }')
+    detail="$detail  [$rps $p99 $bad]"
+  done
+  printf '%-8s %10s %s\n' "$w" "$total" "$detail"
+done
+echo "work directory: $WORK"
