@@ -167,7 +167,7 @@ pub(super) async fn list_users<C: GenericClient>(
 async fn announce<C: GenericClient>(c: &C) -> Result<(), StoreError> {
     c.execute(
         "SELECT pg_notify($1, 'credentials')",
-        &[&super::INVALIDATE_CHANNEL],
+        &[&super::connect::INVALIDATE_CHANNEL],
     )
     .await
     .map_err(map)?;

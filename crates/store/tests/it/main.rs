@@ -2,5 +2,6 @@
 //! server when `PLINTH_TEST_POSTGRES` names one.
 
 mod locking;
+mod pg;
 mod postgres;
 mod transfer;

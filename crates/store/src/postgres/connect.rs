@@ -1,0 +1,112 @@
+//! Connecting: the options, the connection pools, and the LISTEN connection that hears of
+//! account and key changes made through other instances.
+
+use super::Inner;
+use crate::StoreError;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::time::Duration;
+use tokio_postgres::NoTls;
+
+/// How to connect.
+#[derive(Clone)]
+pub struct PgOptions {
+    /// `postgres://user:password@host:port/database`.
+    pub url: String,
+    /// Most connections held.
+    pub pool_size: usize,
+    /// How long connecting (or waiting for a pooled connection) may take.
+    pub connect_timeout: Duration,
+    /// Longest a statement may run before the server cancels it.
+    pub statement_timeout: Duration,
+    /// A streaming replica for reads that may lag (`DATABASE_READ_URL`).
+    pub read_url: Option<String>,
+}
+
+impl std::fmt::Debug for PgOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgOptions")
+            .field("pool_size", &self.pool_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgOptions {
+    /// Defaults: 16 connections, 5 s to connect, 30 s per statement.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            pool_size: 16,
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
+            read_url: None,
+        }
+    }
+}
+
+/// The channel account and key changes are announced on, in the same transaction as the
+/// change, so every instance drops its cached credentials.
+pub(super) const INVALIDATE_CHANNEL: &str = "plinth_invalidate";
+
+/// Keeps a connection LISTENing on [`INVALIDATE_CHANNEL`] and forwards each notice;
+/// reconnects after a failure and then sends a notice, as some may have been missed. Runs
+/// until the store is closed (the task is aborted) or dropped.
+pub(super) async fn listen(url: String, store: std::sync::Weak<Inner>) {
+    use tokio_postgres::AsyncMessage;
+    loop {
+        let Some(tx) = store.upgrade().map(|inner| inner.invalidations.clone()) else {
+            return;
+        };
+        if let Ok((client, mut connection)) = tokio_postgres::connect(&url, NoTls).await {
+            let notices = tx.clone();
+            let pump = tokio::spawn(async move {
+                while let Some(Ok(message)) =
+                    std::future::poll_fn(|cx| connection.poll_message(cx)).await
+                {
+                    if matches!(message, AsyncMessage::Notification(_)) {
+                        let _ = notices.send(());
+                    }
+                }
+            });
+            if client
+                .batch_execute(&format!("LISTEN {INVALIDATE_CHANNEL}"))
+                .await
+                .is_ok()
+            {
+                let _ = tx.send(());
+                drop(tx);
+                let _ = pump.await;
+            } else {
+                pump.abort();
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// A pool of connections to `url` with the options' size and timeouts.
+pub(super) fn build_pool(url: &str, opts: &PgOptions) -> Result<Pool, StoreError> {
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?;
+    config.connect_timeout(opts.connect_timeout);
+    config.options(format!(
+        "-c statement_timeout={}",
+        opts.statement_timeout.as_millis()
+    ));
+    config.application_name("plinth");
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(opts.pool_size.max(1))
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(opts.connect_timeout))
+        .create_timeout(Some(opts.connect_timeout))
+        .recycle_timeout(Some(opts.connect_timeout))
+        .build()
+        .map_err(|e| StoreError::Unavailable(format!("cannot build the connection pool: {e}")))
+}
