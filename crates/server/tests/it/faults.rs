@@ -3,28 +3,19 @@
 //! with `503 UNAVAILABLE` and `Retry-After`, `/readyz` goes 503, and service resumes by
 //! itself when the database is back, without restarting Plinth.
 //!
-//! Each test starts a PostgreSQL cluster of its own (`initdb` in a temporary directory, a free
-//! port, its own socket directory) and stops it; the machine's shared server is never
-//! touched. PostgreSQL refuses to run as root, so when the tests run as root the cluster runs
-//! as the `postgres` user. PostgreSQL only: skipped, with the reason printed, when
+//! Each test starts a PostgreSQL cluster of its own (a [`PgCluster`] primary: `initdb` in a
+//! temporary directory, a free port, its own socket directory) and stops it; the machine's
+//! shared server is never touched. PostgreSQL only: skipped, with the reason printed, when
 //! `PLINTH_TEST_POSTGRES` is unset.
 
+use crate::helpers::cluster::{PgCluster, blocking, expect_pg_binaries};
 use crate::helpers::{
     Resp, TestApp, TestDb, assert_error, id_of, postgres_server, test_auth_config,
 };
 use plinth_server::ServerConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
-use tempfile::TempDir;
-
-/// Where the PostgreSQL server binaries (`initdb`, `pg_ctl`, `postgres`) are, unless
-/// [`PG_BIN_ENV`] says otherwise.
-const DEFAULT_PG_BIN: &str = "/usr/lib/postgresql/15/bin";
-/// Overrides [`DEFAULT_PG_BIN`].
-const PG_BIN_ENV: &str = "PLINTH_TEST_PG_BIN";
 
 /// How long a request may take while the database is down: "fail fast".
 const FAST: Duration = Duration::from_secs(3);
@@ -40,261 +31,9 @@ const HUNG_FAST: Duration = Duration::from_secs(5);
 /// How long the hung-database test waits for any answer before it calls a request stuck.
 const STUCK: Duration = Duration::from_secs(10);
 
-/// A PostgreSQL cluster of the test's own, stopped and deleted on `Drop` (also when the
-/// test fails).
-#[derive(Debug)]
-struct Cluster {
-    /// Holds the data directory, the socket directory and the log; removed on `Drop`.
-    root: TempDir,
-    bin: PathBuf,
-    port: u16,
-    /// Whether the tools must run as the `postgres` user (the tests run as root).
-    as_postgres: bool,
-    running: bool,
-    /// Processes stopped by [`Cluster::freeze`], continued by [`Cluster::thaw`] or `Drop`.
-    frozen: Vec<String>,
-}
-
-impl Cluster {
-    /// Creates a cluster with `initdb` (trust authentication, user `postgres`) and starts
-    /// it on a free loopback port.
-    fn start_new() -> Self {
-        let bin =
-            std::env::var(PG_BIN_ENV).map_or_else(|_| PathBuf::from(DEFAULT_PG_BIN), PathBuf::from);
-        assert!(
-            bin.join("pg_ctl").exists(),
-            "no pg_ctl in {} (set {PG_BIN_ENV} to PostgreSQL's bin directory)",
-            bin.display()
-        );
-        let root = tempfile::tempdir().expect("create the cluster's directory");
-        let as_postgres = running_as_root();
-        if as_postgres {
-            run(
-                Command::new("chown").arg("postgres:").arg(root.path()),
-                "chown the cluster's directory to postgres",
-            );
-        }
-        std::fs::create_dir(root.path().join("sockets")).ok();
-        if as_postgres {
-            run(
-                Command::new("chown")
-                    .arg("postgres:")
-                    .arg(root.path().join("sockets")),
-                "chown the socket directory to postgres",
-            );
-        }
-        let mut cluster = Self {
-            root,
-            bin,
-            port: free_port(),
-            as_postgres,
-            running: false,
-            frozen: Vec::new(),
-        };
-        let data = cluster.data();
-        run(
-            cluster.tool("initdb").arg("-D").arg(&data).args([
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ]),
-            "initdb",
-        );
-        cluster.start();
-        cluster
-    }
-
-    fn data(&self) -> PathBuf {
-        self.root.path().join("data")
-    }
-
-    fn log(&self) -> PathBuf {
-        self.root.path().join("postgres.log")
-    }
-
-    /// A PostgreSQL tool, run as `postgres` when needed, from the cluster's directory (the
-    /// `postgres` user may not be able to read the test's working directory).
-    fn tool(&self, name: &str) -> Command {
-        let exe = self.bin.join(name);
-        let mut cmd = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(exe);
-            c
-        } else {
-            Command::new(exe)
-        };
-        cmd.current_dir(self.root.path());
-        cmd
-    }
-
-    /// The server URL, without a database name.
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}", self.port)
-    }
-
-    /// Starts the server and waits until it accepts connections.
-    fn start(&mut self) {
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=40",
-            self.port,
-            self.root.path().join("sockets").display()
-        );
-        let (data, log) = (self.data(), self.log());
-        let ok = self
-            .tool("pg_ctl")
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(&log)
-            .args(["-o", &options, "-w", "-t", "30", "start"])
-            .output()
-            .expect("run pg_ctl start");
-        assert!(
-            ok.status.success(),
-            "pg_ctl start failed: {}{}\nlog:\n{}",
-            String::from_utf8_lossy(&ok.stdout),
-            String::from_utf8_lossy(&ok.stderr),
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        self.running = true;
-    }
-
-    /// Stops the server, disconnecting every client (`-m fast`), and waits until it is down.
-    fn stop(&mut self) {
-        let data = self.data();
-        run(
-            self.tool("pg_ctl")
-                .arg("-D")
-                .arg(&data)
-                .args(["-m", "fast", "-w", "-t", "30", "stop"]),
-            "pg_ctl stop",
-        );
-        self.running = false;
-    }
-
-    /// Restarts the server (`-m fast`: every client is disconnected).
-    fn restart(&mut self) {
-        let data = self.data();
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=40",
-            self.port,
-            self.root.path().join("sockets").display()
-        );
-        run(
-            self.tool("pg_ctl")
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(self.log())
-                .args(["-o", &options, "-m", "fast", "-w", "-t", "30", "restart"]),
-            "pg_ctl restart",
-        );
-        self.running = true;
-    }
-}
-
-impl Cluster {
-    /// Stops (SIGSTOP) the server and every backend: connections stay open but nothing
-    /// answers, as in a network partition or a hung host.
-    fn freeze(&mut self) {
-        let pid_file = std::fs::read_to_string(self.data().join("postmaster.pid"))
-            .expect("read postmaster.pid");
-        let postmaster = pid_file
-            .lines()
-            .next()
-            .expect("the postmaster's pid")
-            .trim()
-            .to_owned();
-        let children = Command::new("pgrep")
-            .args(["-P", &postmaster])
-            .output()
-            .expect("run pgrep");
-        let mut pids = vec![postmaster];
-        pids.extend(
-            String::from_utf8_lossy(&children.stdout)
-                .split_whitespace()
-                .map(str::to_owned),
-        );
-        run(
-            Command::new("kill").arg("-STOP").args(&pids),
-            "stop the PostgreSQL processes",
-        );
-        self.frozen = pids;
-    }
-
-    /// Continues what [`Self::freeze`] stopped.
-    fn thaw(&mut self) {
-        if self.frozen.is_empty() {
-            return;
-        }
-        let pids = std::mem::take(&mut self.frozen);
-        let continued = Command::new("kill").arg("-CONT").args(&pids).output();
-        if !continued.is_ok_and(|o| o.status.success()) {
-            eprintln!("warning: could not continue the PostgreSQL processes {pids:?}");
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.thaw();
-        if self.running {
-            let data = self.data();
-            let stopped = self
-                .tool("pg_ctl")
-                .arg("-D")
-                .arg(&data)
-                .args(["-m", "immediate", "-w", "-t", "30", "stop"])
-                .output();
-            if !stopped.is_ok_and(|o| o.status.success()) {
-                eprintln!(
-                    "warning: could not stop the test PostgreSQL cluster in {}",
-                    data.display()
-                );
-            }
-        }
-        // The TempDir removes the data directory after this.
-    }
-}
-
-fn run(cmd: &mut Command, what: &str) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// A loopback port nobody listens on now (bound, read, released).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("its address").port()
-}
-
-/// Runs blocking cluster work without stalling the server's runtime threads.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
-}
-
 /// A Plinth instance over a fresh database on `cluster`, with short connect and statement
 /// timeouts so an unreachable database is noticed fast.
-async fn app_on(cluster: &Cluster) -> TestApp {
+async fn app_on(cluster: &PgCluster) -> TestApp {
     let db = TestDb::postgres_with(&cluster.url(), |o| {
         o.connect_timeout = CONNECT_TIMEOUT;
         o.statement_timeout = STATEMENT_TIMEOUT;
@@ -384,7 +123,7 @@ async fn an_unreachable_database_answers_503_fast_and_service_resumes_by_itself(
     }
     // Declared before the app, so the app (and its database) goes first when the test
     // ends, and the cluster is stopped and removed even when an assertion fails.
-    let mut cluster = blocking(Cluster::start_new);
+    let mut cluster = blocking(|| PgCluster::primary(&expect_pg_binaries()));
     let app = app_on(&cluster).await;
     let id = id_of(&app.create_ok("resource", &json!({"name": "before"})).await);
     let ready = app.send(app.request_as(Method::GET, "/readyz", None)).await;
@@ -438,7 +177,7 @@ async fn a_database_restart_is_survived_without_restarting_plinth() {
     if postgres_server("a_database_restart_is_survived_without_restarting_plinth").is_none() {
         return;
     }
-    let mut cluster = blocking(Cluster::start_new);
+    let mut cluster = blocking(|| PgCluster::primary(&expect_pg_binaries()));
     let app = std::sync::Arc::new(app_on(&cluster).await);
     let id = id_of(&app.create_ok("resource", &json!({"name": "before"})).await);
     // Fill the pool: several requests at once hold several connections.
@@ -511,7 +250,7 @@ async fn a_database_that_stops_answering_gives_503_within_the_timeouts() {
     if postgres_server("a_database_that_stops_answering_gives_503_within_the_timeouts").is_none() {
         return;
     }
-    let mut cluster = blocking(Cluster::start_new);
+    let mut cluster = blocking(|| PgCluster::primary(&expect_pg_binaries()));
     let app = std::sync::Arc::new(app_on(&cluster).await);
     let id = id_of(&app.create_ok("resource", &json!({"name": "before"})).await);
     // Open a few pooled connections, which will hang with the server.

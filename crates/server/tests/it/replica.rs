@@ -8,7 +8,7 @@
 //! race. It needs the PostgreSQL binaries (not `PLINTH_TEST_POSTGRES`) and is skipped, with
 //! the reason printed, without them.
 
-use crate::helpers::cluster::{PgCluster, pg_binaries};
+use crate::helpers::cluster::{PgCluster, blocking, pg_binaries};
 use crate::helpers::{Resp, TestApp, assert_error, id_of, make_user};
 use plinth_core::{RecordId, Role};
 use plinth_store::ReadFrom;
@@ -23,11 +23,6 @@ const WINDOW: Duration = Duration::from_secs(3);
 const CATCH_UP_WITHIN: Duration = Duration::from_secs(5);
 /// The database, created on the primary before the replica is cloned from it.
 const DATABASE: &str = "plinth";
-
-/// Runs blocking cluster work without stalling the server's runtime threads.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
-}
 
 /// `GET /api/v1/resource/{id}` as `credential` (or a guest).
 async fn get_as(app: &TestApp, credential: Option<&str>, id: &str) -> Resp {

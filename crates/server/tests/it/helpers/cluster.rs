@@ -4,7 +4,12 @@
 //! server is never touched.
 //!
 //! PostgreSQL refuses to run as root, so when the tests run as root every tool runs as the
-//! `postgres` user, in directories it owns.
+//! `postgres` user, in directories it owns. Outages a test causes on purpose (stop, restart,
+//! freeze) are in [`outage`].
+
+mod outage;
+
+pub(crate) use outage::expect_pg_binaries;
 
 use super::{TestApp, TestDb, make_user, test_auth_config};
 use plinth_core::{Role, Schema};
@@ -28,8 +33,7 @@ const REPLICATION_WAIT: Duration = Duration::from_secs(10);
 /// PostgreSQL's bin directory, or `None` (after printing why `test` is skipped) when the
 /// tools are missing or cannot be run.
 pub(crate) fn pg_binaries(test: &str) -> Option<PathBuf> {
-    let bin =
-        std::env::var(PG_BIN_ENV).map_or_else(|_| PathBuf::from(DEFAULT_PG_BIN), PathBuf::from);
+    let bin = pg_bin_dir();
     if let Some(missing) = TOOLS.iter().find(|t| !bin.join(t).exists()) {
         eprintln!(
             "skipped {test}: no {missing} in {} (set {PG_BIN_ENV} to PostgreSQL's bin directory)",
@@ -51,6 +55,16 @@ pub(crate) fn pg_binaries(test: &str) -> Option<PathBuf> {
     Some(bin)
 }
 
+/// [`PG_BIN_ENV`], or [`DEFAULT_PG_BIN`].
+fn pg_bin_dir() -> PathBuf {
+    std::env::var(PG_BIN_ENV).map_or_else(|_| PathBuf::from(DEFAULT_PG_BIN), PathBuf::from)
+}
+
+/// Runs blocking cluster work without stalling the server's runtime threads.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
 /// One running PostgreSQL cluster (trust authentication, superuser `postgres`).
 #[derive(Debug)]
 pub(crate) struct PgCluster {
@@ -63,6 +77,8 @@ pub(crate) struct PgCluster {
     as_postgres: bool,
     /// Whether `Drop` must stop the server.
     running: bool,
+    /// Processes stopped by [`PgCluster::freeze`], continued by [`PgCluster::thaw`] or `Drop`.
+    frozen: Vec<String>,
 }
 
 impl PgCluster {
@@ -127,6 +143,7 @@ impl PgCluster {
             port: free_port(),
             as_postgres: running_as_root(),
             running: false,
+            frozen: Vec::new(),
         };
         if cluster.as_postgres {
             cluster.run(
@@ -178,14 +195,21 @@ impl PgCluster {
         out
     }
 
-    /// Starts the server and waits until it accepts connections.
-    fn start(&mut self) {
-        let options = format!(
+    /// The server's command-line options (`pg_ctl -o`): its port, socket directory and
+    /// settings.
+    fn server_options(&self) -> String {
+        format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=40 \
              -c wal_level=replica -c max_wal_senders=4",
             self.port,
             self.root.path().join("sockets").display()
-        );
+        )
+    }
+
+    /// Starts the server (again, after [`Self::stop`]) and waits until it accepts
+    /// connections.
+    pub(crate) fn start(&mut self) {
+        let options = self.server_options();
         let (data, log) = (self.data(), self.log());
         // Set first: a start that times out may still leave a server to stop.
         self.running = true;
@@ -277,6 +301,7 @@ impl PgCluster {
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
+        self.thaw();
         if self.running {
             let data = self.data();
             let stopped = self
