@@ -48,9 +48,10 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     // `principal` is filled in by the `Caller` extractor once the credentials are checked.
-    // The span is at ERROR level so it exists whatever LOG_LEVEL is: a warning or error
-    // logged during the request always carries the request id a client can quote.
-    let span = tracing::error_span!(
+    // The span is at INFO: with LOG_LEVEL=warn it is not even built (it costs a fifth of
+    // the throughput of a cheap read). Warnings and errors of a request therefore carry the
+    // request id, method and route as fields of their own.
+    let span = tracing::info_span!(
         "request",
         request_id = %id,
         method = %method,
@@ -61,9 +62,16 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     if let Some(report) = res.extensions_mut().remove::<ErrorReport>() {
         res = render_error(res, &report, &id);
         if let Some(cause) = &report.cause {
-            span.in_scope(
-                || tracing::error!(code = %report.code, cause = %cause, "request failed"),
-            );
+            span.in_scope(|| {
+                tracing::error!(
+                    request_id = %id,
+                    method = %method,
+                    route = %route,
+                    code = %report.code,
+                    cause = %cause,
+                    "request failed"
+                )
+            });
         }
     }
     if let Ok(v) = HeaderValue::from_str(&id) {

@@ -3,7 +3,7 @@
 use super::{BodyFields, ok};
 use crate::auth::{REFRESH_PREFIX, TokenPair, digest, new_refresh_token};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ClientAddr};
+use crate::extract::{ApiJson, ClientAddr, RequestId};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -28,6 +28,7 @@ fn bad_refresh() -> ApiError {
 #[tracing::instrument(skip_all)]
 pub(super) async fn login(
     State(state): State<AppState>,
+    RequestId(request_id): RequestId,
     ClientAddr(address): ClientAddr,
     ApiJson(body): ApiJson,
 ) -> Result<Response, ApiError> {
@@ -46,7 +47,14 @@ pub(super) async fn login(
         .verify_password(user.as_ref().map(|u| u.password_hash.as_str()), password)
         .await;
     let Some(user) = user.filter(|_| verified) else {
-        tracing::warn!(target: "plinth::security", event = "login_failed", address = %address, "login failed");
+        tracing::warn!(
+            target: "plinth::security",
+            event = "login_failed",
+            request_id = %request_id,
+            route = "/api/v1/auth/login",
+            address = %address,
+            "login failed"
+        );
         return Err(refused());
     };
     state.auth().login_succeeded(&account);
@@ -62,6 +70,7 @@ pub(super) async fn login(
 /// a spent token revokes its whole family.
 #[tracing::instrument(skip_all)]
 pub(super) async fn refresh(
+    RequestId(request_id): RequestId,
     State(state): State<AppState>,
     ApiJson(body): ApiJson,
 ) -> Result<Response, ApiError> {
@@ -97,6 +106,8 @@ pub(super) async fn refresh(
             tracing::warn!(
                 target: "plinth::security",
                 event = "refresh_token_reuse",
+                request_id = %request_id,
+                route = "/api/v1/auth/refresh",
                 user_id = %user_id,
                 family = %family,
                 "a spent refresh token was presented again; its whole family is revoked"
