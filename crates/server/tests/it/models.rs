@@ -351,3 +351,50 @@ async fn wrong_types_per_field_are_400_naming_every_field() {
     assert_eq!(app.count_all("customer").await, 1);
     assert_eq!(app.get_ok("customer", &id).await, c);
 }
+
+/// The longest names a declaration accepts (48 characters each) still get distinct indexes
+/// and a conflict that names the field, on every engine (PostgreSQL keeps only 63 bytes of
+/// an identifier).
+#[tokio::test]
+async fn the_longest_model_and_field_names_keep_distinct_indexes_and_named_conflicts() {
+    let model = format!("m{}", "x".repeat(47));
+    let first = format!("a{}", "y".repeat(47));
+    let second = format!("a{}", "z".repeat(47));
+    let app = TestApp::spawn_with(decls(json!([{
+        "name": model,
+        "fields": [
+            {"name": first, "type": "string", "unique": true},
+            {"name": second, "type": "string", "unique": true}
+        ]
+    }])))
+    .await;
+    app.create_ok(
+        &model,
+        &json!({"name": "one", first.as_str(): "p", second.as_str(): "q"}),
+    )
+    .await;
+    for (field, body) in [
+        (
+            &first,
+            json!({"name": "two", first.as_str(): "p", second.as_str(): "other"}),
+        ),
+        (
+            &second,
+            json!({"name": "three", first.as_str(): "other", second.as_str(): "q"}),
+        ),
+    ] {
+        let r = app
+            .send(
+                app.request(reqwest::Method::POST, &format!("/api/v1/{model}"))
+                    .json(&body),
+            )
+            .await;
+        assert_eq!(
+            assert_error(&r, StatusCode::CONFLICT, "CONFLICT"),
+            [field.clone()],
+            "{}",
+            r.body
+        );
+    }
+    assert_eq!(app.count_all(&model).await, 1, "nothing else was written");
+}

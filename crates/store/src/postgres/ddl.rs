@@ -155,9 +155,8 @@ async fn apply(tx: &Transaction<'_>, step: &Step) -> Result<(), StoreError> {
             let f = field(model, *index)?;
             if *from != IndexKind::None {
                 tx.batch_execute(&format!(
-                    "DROP INDEX IF EXISTS \"{}__{}\"",
-                    model.name(),
-                    f.name()
+                    "DROP INDEX IF EXISTS \"{}\"",
+                    index_name(model.name().as_str(), f.name().as_str())
                 ))
                 .await
                 .map_err(map)?;
@@ -191,6 +190,24 @@ async fn apply(tx: &Transaction<'_>, step: &Step) -> Result<(), StoreError> {
     }
 }
 
+/// PostgreSQL identifiers longest length, in bytes; longer ones are silently truncated.
+const MAX_IDENT: usize = 63;
+
+/// The name of a model's index: `{model}__{suffix}`, or, when that is longer than PostgreSQL
+/// keeps, its first 46 bytes and a hash of the whole, so distinct names stay distinct.
+pub(super) fn index_name(model: &str, suffix: &str) -> String {
+    let full = format!("{model}__{suffix}");
+    if full.len() <= MAX_IDENT {
+        return full;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in full.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{}_{h:016x}", &full[..46])
+}
+
 fn field(model: &ModelDef, index: usize) -> Result<&FieldDef, StoreError> {
     model
         .fields()
@@ -219,11 +236,16 @@ async fn create_model(tx: &Transaction<'_>, model: &ModelDef) -> Result<(), Stor
     }
     sql.push_str(&format!(
         ");
-        CREATE INDEX \"{m}__status_created\" ON \"{m}\" (\"status\", \"created_at\", \"id\");
-        CREATE INDEX \"{m}__created\" ON \"{m}\" (\"created_at\", \"id\");
-        CREATE INDEX \"{m}__updated\" ON \"{m}\" (\"updated_at\", \"id\");
-        CREATE INDEX \"{m}__name\" ON \"{m}\" (\"name\", \"id\");
-        CREATE INDEX \"{m}__owner\" ON \"{m}\" (\"owner_id\");"
+        CREATE INDEX \"{}\" ON \"{m}\" (\"status\", \"created_at\", \"id\");
+        CREATE INDEX \"{}\" ON \"{m}\" (\"created_at\", \"id\");
+        CREATE INDEX \"{}\" ON \"{m}\" (\"updated_at\", \"id\");
+        CREATE INDEX \"{}\" ON \"{m}\" (\"name\", \"id\");
+        CREATE INDEX \"{}\" ON \"{m}\" (\"owner_id\");",
+        index_name(m.as_str(), "status_created"),
+        index_name(m.as_str(), "created"),
+        index_name(m.as_str(), "updated"),
+        index_name(m.as_str(), "name"),
+        index_name(m.as_str(), "owner")
     ));
     tx.batch_execute(&sql).await.map_err(map)?;
     for f in model.fields() {
@@ -241,7 +263,8 @@ async fn create_field_indexes(
     if matches!(f.ty(), FieldType::Reference { .. }) {
         let (m, name) = (model.name(), f.name());
         tx.batch_execute(&format!(
-            "CREATE INDEX IF NOT EXISTS \"{m}__{name}__ref\" ON \"{m}\" (\"{name}\")"
+            "CREATE INDEX IF NOT EXISTS \"{}\" ON \"{m}\" (\"{name}\")",
+            index_name(m.as_str(), &format!("{name}__ref"))
         ))
         .await
         .map_err(map)?;
@@ -257,8 +280,18 @@ async fn create_index(
     let (m, name) = (model.name(), f.name());
     let sql = match IndexKind::of_field(f) {
         IndexKind::None => return Ok(()),
-        IndexKind::Unique => format!("CREATE UNIQUE INDEX \"{m}__{name}\" ON \"{m}\" (\"{name}\")"),
-        IndexKind::Plain => format!("CREATE INDEX \"{m}__{name}\" ON \"{m}\" (\"{name}\", \"id\")"),
+        IndexKind::Unique => {
+            format!(
+                "CREATE UNIQUE INDEX \"{}\" ON \"{m}\" (\"{name}\")",
+                index_name(m.as_str(), name.as_str())
+            )
+        }
+        IndexKind::Plain => {
+            format!(
+                "CREATE INDEX \"{}\" ON \"{m}\" (\"{name}\", \"id\")",
+                index_name(m.as_str(), name.as_str())
+            )
+        }
     };
     tx.batch_execute(&sql).await.map_err(map)
 }

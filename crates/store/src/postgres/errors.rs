@@ -11,10 +11,14 @@ pub(super) fn map(e: tokio_postgres::Error) -> StoreError {
     };
     let code = db.code();
     if *code == SqlState::UNIQUE_VIOLATION {
-        // Index names are `{model}__{field}`; the users' email index is `_plinth_users__email`.
+        // The detail names the column: `Key (email)=(ada@example.com) already exists.` (Index
+        // names may be shortened, so they are not parsed.)
         let field = db
-            .constraint()
-            .and_then(|c| c.rsplit_once("__").map(|(_, f)| f.to_owned()));
+            .detail()
+            .and_then(|d| d.strip_prefix("Key ("))
+            .and_then(|d| d.split_once(")=("))
+            .map(|(col, _)| col.to_owned())
+            .filter(|col| !col.contains(','));
         return StoreError::Conflict {
             field,
             reason: "another record already has this value".to_owned(),
