@@ -391,7 +391,7 @@ async fn the_longest_model_and_field_names_keep_distinct_indexes_and_named_confl
             .await;
         assert_eq!(
             assert_error(&r, StatusCode::CONFLICT, "CONFLICT"),
-            [field.clone()],
+            vec![field.to_string()],
             "{}",
             r.body
         );
