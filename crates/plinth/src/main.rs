@@ -91,7 +91,7 @@ async fn create_user(config: &Config, args: cli::UserCreateArgs) -> anyhow::Resu
         first
     };
     let auth =
-        plinth_server::Auth::new(config.auth.auth_config()?).map_err(|e| anyhow::anyhow!(e))?;
+        plinth_server::Auth::new(config.auth.hashing_config()?).map_err(|e| anyhow::anyhow!(e))?;
     let store = serve::open_store(config).await?;
     let result = serve::create_user(store.as_ref(), &auth, &args.email, &password, role).await;
     store.close().await;

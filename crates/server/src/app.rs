@@ -28,7 +28,7 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The configuration is unsafe for this address.
+    /// The configuration cannot be served (an invalid CORS origin, say).
     #[error("{0}")]
     Refused(String),
 }
@@ -202,6 +202,7 @@ fn cors(origins: &[String]) -> Result<CorsLayer, StartError> {
         .expose_headers([
             header::ETAG,
             header::LOCATION,
+            header::RETRY_AFTER,
             HeaderName::from_static("x-request-id"),
         ])
         .max_age(Duration::from_secs(600)))

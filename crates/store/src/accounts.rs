@@ -86,15 +86,15 @@ pub enum Refresh {
         /// The token's user.
         user_id: Uuid,
     },
-    /// The token had already been spent (or its family revoked): the whole family is now
-    /// revoked. A stolen token was likely used.
+    /// The token had already been spent: the whole family is now revoked. A stolen token
+    /// was likely used.
     Reused {
         /// The token's user.
         user_id: Uuid,
         /// The revoked family.
         family: Uuid,
     },
-    /// Unknown or expired.
+    /// Unknown, expired, or revoked without having been spent (after a logout).
     Invalid,
 }
 

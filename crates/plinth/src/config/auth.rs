@@ -117,6 +117,18 @@ impl AuthSettings {
         Ok(settings)
     }
 
+    /// Settings for commands that hash passwords but sign nothing (`plinth user create`):
+    /// the configured argon2 cost with a throwaway key, so they need no signing key.
+    pub(crate) fn hashing_config(&self) -> anyhow::Result<AuthConfig> {
+        let mut config = AuthConfig::new(SigningKey::generate().map_err(|e| anyhow::anyhow!(e))?);
+        config.hash_cost = HashCost {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+            parallelism: self.argon2_parallelism,
+        };
+        Ok(config)
+    }
+
     /// Whether the key is the development key generated in the data directory.
     pub(crate) fn key_is_generated(&self) -> bool {
         matches!(self.key, KeySource::Generated(_))

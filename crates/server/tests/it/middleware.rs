@@ -167,6 +167,15 @@ async fn cors_allows_only_configured_origins() {
         r.header("access-control-allow-origin"),
         Some("https://app.example")
     );
+    // A browser on another origin may read what a client needs: ETag, Location, the
+    // request id, and Retry-After on a 429 or 503.
+    let exposed = r
+        .header("access-control-expose-headers")
+        .unwrap_or("")
+        .to_lowercase();
+    for h in ["etag", "location", "retry-after", "x-request-id"] {
+        assert!(exposed.contains(h), "{h} not exposed: {exposed}");
+    }
 
     let r = app
         .send(

@@ -186,3 +186,28 @@ async fn an_unknown_email_costs_as_much_as_a_wrong_password() {
          email must run a real password verification"
     );
 }
+
+#[tokio::test]
+async fn guessing_the_current_password_counts_like_logins() {
+    let app = spawn(|a| a.login_per_account = 2).await;
+    let (_, token) = app.user("ada@example.com").await;
+    let guess = serde_json::json!({"current_password": WRONG_PASSWORD, "new_password": "a brand new passphrase"});
+    for _ in 0..2 {
+        let r = app
+            .call_as(Method::PATCH, "/api/v1/auth/me", Some(&token), Some(&guess))
+            .await;
+        assert_error(&r, StatusCode::BAD_REQUEST, "INVALID_INPUT");
+    }
+    let r = app
+        .call_as(Method::PATCH, "/api/v1/auth/me", Some(&token), Some(&guess))
+        .await;
+    assert_rate_limited(&r);
+    // Even the right current password waits for the window now; nothing changed.
+    let right =
+        serde_json::json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"});
+    let r = app
+        .call_as(Method::PATCH, "/api/v1/auth/me", Some(&token), Some(&right))
+        .await;
+    assert_rate_limited(&r);
+    app.me(Some(&token)).await.data(StatusCode::OK);
+}

@@ -338,7 +338,12 @@ pub(super) async fn rotate_refresh<C: GenericClient>(
     let expires_at: OffsetDateTime = row.get(2);
     let spent: Option<OffsetDateTime> = row.get(3);
     let revoked: Option<OffsetDateTime> = row.get(4);
-    if spent.is_some() || revoked.is_some() {
+    // A token revoked but never spent (logout, or the family revoked earlier) is just
+    // invalid; only presenting a spent token again is reuse, worth an alarm.
+    if spent.is_none() && revoked.is_some() {
+        return Ok(Refresh::Invalid);
+    }
+    if spent.is_some() {
         c.execute(
             "UPDATE _plinth_refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL",
             &[&ts(now), &family],

@@ -332,7 +332,12 @@ pub(super) fn rotate_refresh(
     };
     let family_id = Uuid::try_parse(&family).map_err(StoreError::internal)?;
     let user_id = Uuid::try_parse(&user_id).map_err(StoreError::internal)?;
-    if spent_at.is_some() || revoked_at.is_some() {
+    // A token revoked but never spent (logout, or the family revoked earlier) is just
+    // invalid; only presenting a spent token again is reuse, worth an alarm.
+    if spent_at.is_none() && revoked_at.is_some() {
+        return Ok(Refresh::Invalid);
+    }
+    if spent_at.is_some() {
         conn.execute(
             "UPDATE _plinth_refresh_tokens SET revoked_at = ?1 WHERE family = ?2 AND revoked_at IS NULL",
             params![now.as_micros(), family],

@@ -4,4 +4,5 @@
 mod locking;
 mod pg;
 mod postgres;
+mod refresh;
 mod transfer;

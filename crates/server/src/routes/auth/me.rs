@@ -2,7 +2,7 @@
 
 use super::{BodyFields, UserJson, ok};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Caller, RequestId};
+use crate::extract::{ApiJson, Caller, ClientAddr, RequestId};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -40,6 +40,7 @@ pub(super) async fn change_password(
     State(state): State<AppState>,
     caller: Caller,
     RequestId(request_id): RequestId,
+    ClientAddr(address): ClientAddr,
     ApiJson(body): ApiJson,
 ) -> Result<Response, ApiError> {
     let user = current_user(&state, &caller).await?;
@@ -62,6 +63,10 @@ pub(super) async fn change_password(
         fields.reject("new_password", reason);
     }
     fields.finish()?;
+    // Guessing the current password through this endpoint counts against the same limits
+    // as logging in.
+    let account = user.email.to_lowercase();
+    state.auth().check_login(&account, &address)?;
     if !state
         .auth()
         .verify_password(Some(&user.password_hash), current.unwrap_or_default())
@@ -72,6 +77,7 @@ pub(super) async fn change_password(
             "is not the account's password",
         ));
     }
+    state.auth().login_succeeded(&account);
     let hash = state.auth().hash_password(new.unwrap_or_default()).await?;
     let ctx = WriteCtx {
         actor: caller.0,
