@@ -27,6 +27,18 @@ impl<S: Send + Sync> FromRequest<S> for ApiJson {
     }
 }
 
+impl ApiJson {
+    /// Reads the body of `req` as JSON: for handlers that must check the caller before
+    /// looking at the body (extractors all run before a handler, so these take the
+    /// `Request` and call this after the access check).
+    pub async fn read<S: Send + Sync>(
+        req: Request,
+        state: &S,
+    ) -> Result<serde_json::Value, ApiError> {
+        Self::from_request(req, state).await.map(|Self(v)| v)
+    }
+}
+
 fn json_rejection(r: &JsonRejection) -> ApiError {
     match r {
         JsonRejection::MissingJsonContentType(_) => ApiError::new(

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, Caller, IfMatch, QueryPairs, RequestId};
 use crate::state::AppState;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -64,9 +64,10 @@ async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
     RequestId(request_id): RequestId,
-    ApiJson(body): ApiJson,
+    req: Request,
 ) -> Result<Response, ApiError> {
     require_admin(&caller)?;
+    let body = ApiJson::read(req, &state).await?;
     let mut fields = BodyFields::new(&body, &["email", "password", "role"], &[])?;
     let email = match fields.required("email").map(Email::parse) {
         Some(Ok(e)) => Some(e),
@@ -195,9 +196,10 @@ async fn update_user(
     RequestId(request_id): RequestId,
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
-    ApiJson(body): ApiJson,
+    req: Request,
 ) -> Result<Response, ApiError> {
     require_admin(&caller)?;
+    let body = ApiJson::read(req, &state).await?;
     let id = user_id(&id)?;
     let current = state
         .store()

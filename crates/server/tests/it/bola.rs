@@ -242,3 +242,37 @@ async fn idempotency_keys_never_replay_another_users_record() {
     let again = app.send(send(&a)).await;
     assert_eq!(again.data(StatusCode::CREATED)["id"], a_rec["id"]);
 }
+
+#[tokio::test]
+async fn the_caller_is_checked_before_the_body_is_read() {
+    let app = TestApp::spawn().await;
+    let (_, user) = app.user("bea@example.com").await;
+    let id = id_of(&app.create_ok("resource", &json!({"name": "r"})).await);
+    // A guest's write is a 401 whatever it sends: malformed JSON, no JSON at all.
+    for (method, path) in [
+        (Method::POST, "/api/v1/resource".to_owned()),
+        (Method::PUT, format!("/api/v1/resource/{id}")),
+        (Method::PATCH, format!("/api/v1/resource/{id}")),
+    ] {
+        for (ctype, body) in [("application/json", "{not json"), ("text/plain", "hello")] {
+            let r = app
+                .send(
+                    app.request_as(method.clone(), &path, None)
+                        .header("content-type", ctype)
+                        .body(body),
+                )
+                .await;
+            assert_error(&r, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
+        }
+    }
+    // A user on the admin-only users API is a 403 before the body is looked at.
+    let r = app
+        .send(
+            app.request_as(Method::POST, "/api/v1/users", Some(&user))
+                .header("content-type", "text/plain")
+                .body("x"),
+        )
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "FORBIDDEN");
+    assert_eq!(app.count_all("resource").await, 1, "nothing was written");
+}

@@ -7,7 +7,7 @@ use crate::auth::{new_api_key, role_from_client};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Caller, QueryPairs, RequestId};
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use plinth_core::auth::role_name;
@@ -60,9 +60,10 @@ pub(super) async fn create_key(
     State(state): State<AppState>,
     caller: Caller,
     RequestId(request_id): RequestId,
-    ApiJson(body): ApiJson,
+    req: Request,
 ) -> Result<Response, ApiError> {
     let me = current_user(&state, &caller).await?;
+    let body = ApiJson::read(req, &state).await?;
     let mut fields = BodyFields::new(&body, &["name", "role", "expires_at", "user_id"], &[])?;
     let name = fields.required("name").map(str::trim);
     if let Some(n) = name

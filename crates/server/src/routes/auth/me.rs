@@ -4,7 +4,7 @@ use super::{BodyFields, UserJson, ok};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Caller, ClientAddr, RequestId};
 use crate::state::AppState;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use plinth_core::ErrorCode;
 use plinth_core::auth::{Email, check_password};
@@ -41,9 +41,10 @@ pub(super) async fn change_password(
     caller: Caller,
     RequestId(request_id): RequestId,
     ClientAddr(address): ClientAddr,
-    ApiJson(body): ApiJson,
+    req: Request,
 ) -> Result<Response, ApiError> {
     let user = current_user(&state, &caller).await?;
+    let body = ApiJson::read(req, &state).await?;
     let mut fields = BodyFields::new(
         &body,
         &["current_password", "new_password"],

@@ -4,7 +4,7 @@ use super::{authorize, record_response};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Caller, IdempotencyKey, ModelParam, RequestId};
 use crate::state::AppState;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use plinth_core::input::validate_draft;
@@ -21,9 +21,12 @@ pub(super) async fn create_record(
     RequestId(request_id): RequestId,
     ModelParam(model): ModelParam,
     IdempotencyKey(key): IdempotencyKey,
-    ApiJson(body): ApiJson,
+    req: Request,
 ) -> Result<Response, ApiError> {
+    // The caller is checked before the body is even read: a guest's write is a 401 whatever
+    // it sends.
     authorize(&caller, &model, Action::Create, None)?;
+    let body = ApiJson::read(req, &state).await?;
     let access = caller.0.field_access();
     let draft = validate_draft(&model, &body, access)?;
     let claim = key.map(|key| IdempotencyClaim {

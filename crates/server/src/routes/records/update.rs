@@ -4,7 +4,7 @@ use super::{authorize, precheck, record_response};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Caller, IfMatch, RecordParam, RequestId};
 use crate::state::AppState;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use plinth_core::input::{validate_draft, validate_patch};
@@ -21,9 +21,10 @@ pub(super) async fn replace_record(
     RequestId(request_id): RequestId,
     RecordParam(model, id): RecordParam,
     IfMatch(expected): IfMatch,
-    ApiJson(body): ApiJson,
+    req: Request,
 ) -> Result<Response, ApiError> {
     precheck(&caller, &model, Action::Update)?;
+    let body = ApiJson::read(req, &state).await?;
     let patch = Patch::from(validate_draft(&model, &body, caller.0.field_access())?)
         .keep_hidden(&model, caller.0.field_access());
     write(&state, caller, &request_id, &model, id, patch, expected).await
@@ -37,9 +38,10 @@ pub(super) async fn patch_record(
     RequestId(request_id): RequestId,
     RecordParam(model, id): RecordParam,
     IfMatch(expected): IfMatch,
-    ApiJson(body): ApiJson,
+    req: Request,
 ) -> Result<Response, ApiError> {
     precheck(&caller, &model, Action::Update)?;
+    let body = ApiJson::read(req, &state).await?;
     let patch = validate_patch(&model, &body, caller.0.field_access())?;
     write(&state, caller, &request_id, &model, id, patch, expected).await
 }
