@@ -1,6 +1,66 @@
-//! Small pieces both engines share: the `like` pattern syntax and idempotency-key scopes.
+//! What both engines share: the `like` pattern syntax, idempotency-key scopes, the keyset
+//! condition of a page, and which records a writer may reference.
 
 use crate::WriteCtx;
+use plinth_core::{ReadScope, Role, Schema};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Which records a writer can see, for checking its references: a user of a model whose
+/// users read only their own records may only reference those, or a reference would be an
+/// oracle for hidden ids.
+#[derive(Debug, Clone)]
+pub(crate) struct Visibility {
+    /// The schema served (for the referenced models' policies).
+    pub(crate) schema: Arc<Schema>,
+    /// The writing user, unless it is an admin (who sees everything).
+    pub(crate) viewer: Option<Uuid>,
+}
+
+impl Visibility {
+    /// What the writer of `ctx` may reference in `schema`.
+    pub(crate) fn of(ctx: &WriteCtx, schema: Arc<Schema>) -> Self {
+        let viewer = if ctx.actor.role() == Role::Admin {
+            None
+        } else {
+            ctx.actor.user_id()
+        };
+        Self { schema, viewer }
+    }
+
+    /// The owner a referenced record of `target` must have, if any.
+    pub(crate) fn required_owner(&self, target: &str) -> Option<Uuid> {
+        let own_only = self
+            .schema
+            .model(target)
+            .is_some_and(|m| m.policy().user_read == ReadScope::Own);
+        self.viewer.filter(|_| own_only)
+    }
+}
+
+/// The condition "after the cursor row" in the sort order, NULLs sorting as largest (last
+/// going up, first going down). `value` is the placeholder of the row's sort value, `None`
+/// when that value was NULL; `id` the placeholder of its id.
+pub(crate) fn keyset_condition(
+    col: &str,
+    nullable: bool,
+    descending: bool,
+    value: Option<&str>,
+    id: &str,
+) -> String {
+    let cmp = if descending { "<" } else { ">" };
+    match (value, nullable, descending) {
+        (None, _, true) => format!("(({col} IS NULL AND \"id\" {cmp} {id}) OR {col} IS NOT NULL)"),
+        (None, _, false) => format!("({col} IS NULL AND \"id\" {cmp} {id})"),
+        (Some(v), false, _) => format!("({col}, \"id\") {cmp} ({v}, {id})"),
+        (Some(v), true, true) => {
+            format!("({col} {cmp} {v} OR ({col} = {v} AND \"id\" {cmp} {id}))")
+        }
+        (Some(v), true, false) => {
+            format!("({col} {cmp} {v} OR ({col} = {v} AND \"id\" {cmp} {id}) OR {col} IS NULL)")
+        }
+    }
+}
 
 /// Translates a `like` filter (`*` is the wildcard) into an SQL `LIKE` pattern with `\` as
 /// the escape character: SQL's own `%`, `_` and `\` match literally.
@@ -29,7 +89,31 @@ pub(crate) fn idempotency_scope(ctx: &WriteCtx) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::like_pattern;
+    use super::{keyset_condition, like_pattern};
+
+    #[test]
+    fn keyset_conditions_treat_null_as_largest() {
+        // Non-nullable columns use a row comparison, which both engines can serve from the
+        // (column, id) index.
+        assert_eq!(
+            keyset_condition("c", false, true, Some("?1"), "?2"),
+            "(c, \"id\") < (?1, ?2)"
+        );
+        // Going up, NULLs come last: after a value, the NULLs still follow.
+        assert_eq!(
+            keyset_condition("c", true, false, Some("$1"), "$2"),
+            "(c > $1 OR (c = $1 AND \"id\" > $2) OR c IS NULL)"
+        );
+        // Going down, NULLs come first: after a NULL row, the rest of the NULLs, then values.
+        assert_eq!(
+            keyset_condition("c", true, true, None, "$1"),
+            "((c IS NULL AND \"id\" < $1) OR c IS NOT NULL)"
+        );
+        assert_eq!(
+            keyset_condition("c", true, false, None, "$1"),
+            "(c IS NULL AND \"id\" > $1)"
+        );
+    }
 
     #[test]
     fn like_patterns_escape_sql_wildcards() {

@@ -2,7 +2,7 @@
 
 use super::errors::map;
 use super::values::{Param, columns, param, record, refs};
-use crate::shared::like_pattern;
+use crate::shared::{keyset_condition, like_pattern};
 use crate::{Page, StoreError};
 use deadpool_postgres::GenericClient;
 use plinth_core::query::{Filter, Op};
@@ -45,30 +45,16 @@ pub(super) async fn list<C: GenericClient>(
     let sort = &query.sort;
     let col = format!("\"{}\"", sort.column.name());
     if let Some(after) = &query.after {
-        let kind = sort.column.kind();
-        let id_p = q.param(Box::new(*after.id.as_uuid()));
-        let (cmp, nullable) = (
-            if sort.descending { "<" } else { ">" },
+        let id = q.param(Box::new(*after.id.as_uuid()));
+        let value = (!matches!(after.value, Value::Null))
+            .then(|| q.param(param(&after.value, sort.column.kind())));
+        let cond = keyset_condition(
+            &col,
             sort.column.nullable(),
+            sort.descending,
+            value.as_deref(),
+            &id,
         );
-        let cond = if matches!(after.value, Value::Null) {
-            if sort.descending {
-                format!("(({col} IS NULL AND \"id\" {cmp} {id_p}) OR {col} IS NOT NULL)")
-            } else {
-                format!("({col} IS NULL AND \"id\" {cmp} {id_p})")
-            }
-        } else {
-            let v = q.param(param(&after.value, kind));
-            match (nullable, sort.descending) {
-                (false, _) => format!("({col}, \"id\") {cmp} ({v}, {id_p})"),
-                (true, true) => {
-                    format!("({col} {cmp} {v} OR ({col} = {v} AND \"id\" {cmp} {id_p}))")
-                }
-                (true, false) => format!(
-                    "({col} {cmp} {v} OR ({col} = {v} AND \"id\" {cmp} {id_p}) OR {col} IS NULL)"
-                ),
-            }
-        };
         q.conds.push(cond);
     }
     let dir = if sort.descending { "DESC" } else { "ASC" };

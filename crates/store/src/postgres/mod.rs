@@ -33,7 +33,7 @@ use deadpool_postgres::Pool;
 use plinth_core::auth::Email;
 use plinth_core::migrate::Plan;
 use plinth_core::{
-    Draft, ListQuery, ListScope, ModelDef, Patch, Record, RecordId, Role, Schema, Timestamp,
+    Draft, ListQuery, ListScope, ModelDef, Patch, Record, RecordId, Schema, Timestamp,
 };
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -185,16 +185,8 @@ impl PgStore {
             .unwrap_or_else(|p| Arc::clone(&p.into_inner()))
     }
 
-    fn visibility(&self, ctx: &WriteCtx) -> records::Visibility {
-        let viewer = if ctx.actor.role() == Role::Admin {
-            None
-        } else {
-            ctx.actor.user_id()
-        };
-        records::Visibility {
-            schema: self.schema(),
-            viewer,
-        }
+    fn visibility(&self, ctx: &WriteCtx) -> crate::shared::Visibility {
+        crate::shared::Visibility::of(ctx, self.schema())
     }
 }
 

@@ -4,12 +4,11 @@
 
 use super::errors::map;
 use super::values::{Param, columns, param, record, refs, ts};
+use crate::shared::Visibility;
 use crate::{Created, IdempotencyClaim, StoreError};
 use deadpool_postgres::GenericClient;
 use plinth_core::schema::FieldType;
-use plinth_core::{
-    Draft, ModelDef, Patch, ReadScope, Record, RecordId, Schema, Status, Timestamp, Value,
-};
+use plinth_core::{Draft, ModelDef, Patch, Record, RecordId, Schema, Status, Timestamp, Value};
 use uuid::Uuid;
 
 /// One record by id, whatever its status.
@@ -28,13 +27,6 @@ pub(super) async fn get<C: GenericClient>(
     row.map(|r| record(&r, model)).transpose()
 }
 
-/// Who writes, for reference checks (see the SQLite engine's `Visibility`).
-#[derive(Debug, Clone)]
-pub(super) struct Visibility {
-    pub(super) schema: std::sync::Arc<Schema>,
-    pub(super) viewer: Option<Uuid>,
-}
-
 async fn check_references<'a, C: GenericClient>(
     c: &C,
     vis: &Visibility,
@@ -48,11 +40,7 @@ async fn check_references<'a, C: GenericClient>(
         let FieldType::Reference { model: target } = f.ty() else {
             continue;
         };
-        let own_only = vis
-            .schema
-            .model(target.as_str())
-            .is_some_and(|m| m.policy().user_read == ReadScope::Own);
-        let found = match vis.viewer.filter(|_| own_only) {
+        let found = match vis.required_owner(target.as_str()) {
             None => c
                 .query_opt(
                     &format!("SELECT 1 FROM \"{target}\" WHERE \"id\" = $1 FOR KEY SHARE"),

@@ -2,7 +2,7 @@
 
 use super::errors::map;
 use super::records::{columns, row_to_record, to_sql};
-use crate::shared::like_pattern;
+use crate::shared::{keyset_condition, like_pattern};
 use crate::{Page, StoreError};
 use plinth_core::query::{Filter, Op};
 use plinth_core::{ListQuery, ListScope, ModelDef, Value};
@@ -47,13 +47,14 @@ pub(super) fn list(
     let sort = &query.sort;
     let col = format!("\"{}\"", sort.column.name());
     if let Some(after) = &query.after {
-        let cond = keyset(
-            &mut q,
+        let id = q.param(Sql::Text(after.id.to_string()));
+        let value = (!matches!(after.value, Value::Null)).then(|| q.param(to_sql(&after.value)));
+        let cond = keyset_condition(
             &col,
             sort.column.nullable(),
             sort.descending,
-            &after.value,
-            &after.id.to_string(),
+            value.as_deref(),
+            &id,
         );
         q.conds.push(cond);
     }
@@ -116,34 +117,5 @@ fn filter(q: &mut SqlBuilder, f: &Filter) -> String {
             let ps: Vec<String> = f.values.iter().map(|v| q.param(to_sql(v))).collect();
             format!("{col} IN ({})", ps.join(", "))
         }
-    }
-}
-
-/// The condition for "after (value, id)" in the sort order, NULLs being largest.
-fn keyset(
-    q: &mut SqlBuilder,
-    col: &str,
-    nullable: bool,
-    desc: bool,
-    value: &Value,
-    id: &str,
-) -> String {
-    let id_p = q.param(Sql::Text(id.to_owned()));
-    let (cmp, id_cmp) = if desc { ("<", "<") } else { (">", ">") };
-    if matches!(value, Value::Null) {
-        return if desc {
-            format!("(({col} IS NULL AND \"id\" {id_cmp} {id_p}) OR {col} IS NOT NULL)")
-        } else {
-            format!("({col} IS NULL AND \"id\" {id_cmp} {id_p})")
-        };
-    }
-    let v = q.param(to_sql(value));
-    if !nullable {
-        return format!("({col}, \"id\") {cmp} ({v}, {id_p})");
-    }
-    if desc {
-        format!("({col} {cmp} {v} OR ({col} = {v} AND \"id\" {id_cmp} {id_p}))")
-    } else {
-        format!("({col} {cmp} {v} OR ({col} = {v} AND \"id\" {id_cmp} {id_p}) OR {col} IS NULL)")
     }
 }

@@ -203,16 +203,8 @@ impl SqliteStore {
     }
 
     /// What the writer of `ctx` may reference.
-    fn visibility(&self, ctx: &WriteCtx) -> records::Visibility {
-        let viewer = if ctx.actor.role() == plinth_core::Role::Admin {
-            None
-        } else {
-            ctx.actor.user_id()
-        };
-        records::Visibility {
-            schema: self.schema(),
-            viewer,
-        }
+    fn visibility(&self, ctx: &WriteCtx) -> crate::shared::Visibility {
+        crate::shared::Visibility::of(ctx, self.schema())
     }
 
     fn schema(&self) -> Arc<Schema> {

@@ -1,13 +1,12 @@
 //! Reads and writes of single records, and the mapping between rows and [`Record`]s.
 
 use super::errors::map;
+use crate::shared::Visibility;
 use crate::{Created, IdempotencyClaim, StoreError};
-use plinth_core::ReadScope;
 use plinth_core::schema::{FieldType, ValueKind};
 use plinth_core::{Draft, ModelDef, Patch, Record, RecordId, Schema, Status, Timestamp, Value};
 use rusqlite::types::{Value as Sql, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
-use std::sync::Arc;
 use uuid::Uuid;
 
 /// The select list of a model: base columns, then declared fields in order.
@@ -116,18 +115,6 @@ pub(super) fn get(
         .map_err(map)
 }
 
-/// Every reference value must name an existing record of its model.
-/// Which records a writer can see, for checking its references: a user of a model whose
-/// users read only their own records may only reference those, or a reference would be an
-/// oracle for hidden ids.
-#[derive(Debug, Clone)]
-pub(super) struct Visibility {
-    /// The schema served (for the referenced models' policies).
-    pub(super) schema: Arc<Schema>,
-    /// The writing user, unless it is an admin (who sees everything).
-    pub(super) viewer: Option<Uuid>,
-}
-
 fn check_references<'a>(
     conn: &Connection,
     vis: &Visibility,
@@ -141,11 +128,7 @@ fn check_references<'a>(
         let FieldType::Reference { model: target } = f.ty() else {
             continue;
         };
-        let own_only = vis
-            .schema
-            .model(target.as_str())
-            .is_some_and(|m| m.policy().user_read == ReadScope::Own);
-        let found = match vis.viewer.filter(|_| own_only) {
+        let found = match vis.required_owner(target.as_str()) {
             None => conn
                 .prepare_cached(&format!("SELECT 1 FROM \"{target}\" WHERE \"id\" = ?1"))
                 .and_then(|mut s| s.query_row([id.to_string()], |_| Ok(())).optional()),
