@@ -37,7 +37,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate(args) => {
             let config = Config::load(&cli.global, None)?;
-            logging::init(&config.log_level)?;
+            // The plan is the output; routine log lines would only interleave with it.
+            logging::init(cli.global.log_level.as_deref().unwrap_or("warn"))?;
             runtime.block_on(migrate(&config, args.dry_run, args.allow_destructive))
         }
         Command::Config => {
@@ -153,18 +154,24 @@ async fn bench(mut config: Config, args: cli::BenchArgs) -> anyhow::Result<()> {
         config.database_url = None;
     }
     config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let app = serve::build(&config, false).await?;
-    let url = format!("http://{}", app.local_addr());
+    config.auth.generate_key_in(&dir);
     // The embedded server gets its own admin; the load runs with its token.
+    let email = format!("bench-{}@example.com", std::process::id());
+    let password = "bench password 0f plinth";
+    let admin_var = |k: &str| match k {
+        "PLINTH_ADMIN_EMAIL" => Some(email.clone()),
+        "PLINTH_ADMIN_PASSWORD" => Some(password.to_owned()),
+        _ => None,
+    };
+    let app = serve::build_with_admin(&config, false, admin_var).await?;
+    let url = format!("http://{}", app.local_addr());
     let state = app.state().clone();
-    let admin = serve::create_user(
-        state.store().as_ref(),
-        state.auth(),
-        &format!("bench-{}@example.com", std::process::id()),
-        "bench password 0f plinth",
-        plinth_core::Role::Admin,
-    )
-    .await?;
+    let address = plinth_core::auth::Email::parse(&email).map_err(|e| anyhow::anyhow!(e))?;
+    let admin = state
+        .store()
+        .find_user_by_email(&address)
+        .await?
+        .context("the benchmark's admin was not created (an admin already exists in this database?)")?;
     let (token, _) = state
         .auth()
         .issue_access(&admin)

@@ -39,8 +39,18 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>
 
 /// Migrates the database to the declared models, then builds the bound application.
 pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::Result<Application> {
+    build_with_admin(config, allow_destructive, |k| std::env::var(k).ok()).await
+}
+
+/// As [`build`], with the first-admin variables read from `admin_var` instead of the
+/// environment (the embedded benchmark makes its own admin).
+pub(crate) async fn build_with_admin(
+    config: &Config,
+    allow_destructive: bool,
+    admin_var: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<Application> {
     let auth = Arc::new(Auth::new(config.auth.auth_config()?).map_err(|e| anyhow::anyhow!(e))?);
-    check_admin_env(|k| std::env::var(k).ok())?;
+    check_admin_env(&admin_var)?;
     if matches!(config.database()?, Database::Postgres(_)) && config.auth.key_is_generated() {
         tracing::warn!(
             "the token-signing key was generated for this data directory: instances sharing one PostgreSQL \
@@ -64,7 +74,7 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
         .map(|m| m.name().as_str())
         .collect();
     tracing::info!(models = ?models, "schema up to date");
-    bootstrap_admin(store.as_ref(), &auth, |k| std::env::var(k).ok()).await?;
+    bootstrap_admin(store.as_ref(), &auth, &admin_var).await?;
     let state = AppState::with_ryow_window(
         store,
         Arc::new(config.schema.clone()),

@@ -21,7 +21,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,

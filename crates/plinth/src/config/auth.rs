@@ -129,6 +129,15 @@ impl AuthSettings {
         Ok(config)
     }
 
+    /// Keeps a development key in `dir` instead (the embedded benchmark's temporary data
+    /// directory); an explicit key stays as it is.
+    pub(crate) fn generate_key_in(&mut self, dir: &Path) {
+        if let KeySource::Generated(_) = self.key {
+            self.key = KeySource::Generated(dir.join("jwt.key"));
+            self.signing_key = format!("{:?}", self.key);
+        }
+    }
+
     /// Whether the key is the development key generated in the data directory.
     pub(crate) fn key_is_generated(&self) -> bool {
         matches!(self.key, KeySource::Generated(_))
