@@ -167,11 +167,9 @@ async fn bench(mut config: Config, args: cli::BenchArgs) -> anyhow::Result<()> {
     let url = format!("http://{}", app.local_addr());
     let state = app.state().clone();
     let address = plinth_core::auth::Email::parse(&email).map_err(|e| anyhow::anyhow!(e))?;
-    let admin = state
-        .store()
-        .find_user_by_email(&address)
-        .await?
-        .context("the benchmark's admin was not created (an admin already exists in this database?)")?;
+    let admin = state.store().find_user_by_email(&address).await?.context(
+        "the benchmark's admin was not created (an admin already exists in this database?)",
+    )?;
     let (token, _) = state
         .auth()
         .issue_access(&admin)
