@@ -51,6 +51,9 @@ pub(crate) async fn build_with_admin(
 ) -> anyhow::Result<Application> {
     let auth = Arc::new(Auth::new(config.auth.auth_config()?).map_err(|e| anyhow::anyhow!(e))?);
     check_admin_env(&admin_var)?;
+    // Bound before the database is touched: a busy port refuses the start with nothing
+    // migrated.
+    let listener = Application::bind(config.listen).await?;
     if matches!(config.database()?, Database::Postgres(_)) && config.auth.key_is_generated() {
         tracing::warn!(
             "the token-signing key was generated for this data directory: instances sharing one PostgreSQL \
@@ -88,7 +91,7 @@ pub(crate) async fn build_with_admin(
         drain_delay: config.drain_delay,
         ..ServerConfig::default()
     };
-    Ok(Application::build(server, state).await?)
+    Ok(Application::on_listener(listener, server, state)?)
 }
 
 /// On a first start with no admin, creates one from `PLINTH_ADMIN_EMAIL` and

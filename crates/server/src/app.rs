@@ -47,13 +47,24 @@ pub struct Application {
 impl Application {
     /// Binds the listener and builds the router.
     pub async fn build(config: ServerConfig, state: AppState) -> Result<Self, StartError> {
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let listener = Self::bind(config.listen).await?;
+        Self::on_listener(listener, config, state)
+    }
+
+    /// Binds `addr`: the binary binds first, before it opens and migrates the database, so
+    /// a busy port changes nothing.
+    pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })
+    }
+
+    /// Builds the application on an already bound listener.
+    pub fn on_listener(
+        listener: TcpListener,
+        config: ServerConfig,
+        state: AppState,
+    ) -> Result<Self, StartError> {
         let addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: config.listen,
             source,

@@ -269,3 +269,25 @@ async fn out_of_range_settings_are_refused_with_their_name() {
     let stderr = serve_refused(&dir, &[], &[("LOG_LEVEL", "info,[[[")]).await;
     assert!(stderr.contains("log filter"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_busy_port_refuses_the_start_before_the_database_is_touched() {
+    let dir = TestDir::new();
+    let data = dir.data_arg();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let addr = taken.local_addr().expect("address").to_string();
+    let args = ["serve", "--listen", &addr, "--data-dir", &data];
+    let done = refused(&dir, &args, &[]).await;
+    assert!(
+        done.stderr.contains(&format!("cannot listen on {addr}")),
+        "{}",
+        done.stderr
+    );
+    assert_eq!(
+        done.stderr.matches("in use").count(),
+        1,
+        "the reason is given once: {}",
+        done.stderr
+    );
+    assert!(!dir.db().exists(), "no database was created or migrated");
+}
