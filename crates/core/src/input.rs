@@ -47,6 +47,14 @@ impl Patch {
         self
     }
 
+    /// The declared fields the patch sets, with their positions.
+    pub fn changes(&self) -> impl Iterator<Item = (usize, &Value)> {
+        self.fields
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| Some((i, v.as_ref()?)))
+    }
+
     /// Whether the patch changes nothing.
     pub fn is_empty(&self) -> bool {
         self.name.is_none() && self.status.is_none() && self.fields.iter().all(Option::is_none)

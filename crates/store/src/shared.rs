@@ -1,7 +1,7 @@
 //! What both engines share: the `like` pattern syntax, idempotency-key scopes, the keyset
 //! condition of a page, and which records a writer may reference.
 
-use crate::WriteCtx;
+use crate::{StoreError, WriteCtx};
 use plinth_core::{ReadScope, Role, Schema};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -35,6 +35,17 @@ impl Visibility {
             .model(target)
             .is_some_and(|m| m.policy().user_read == ReadScope::Own);
         self.viewer.filter(|_| own_only)
+    }
+}
+
+/// A taken email is a conflict on `email`, whatever the engine calls its index.
+pub(crate) fn email_conflict(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Conflict { .. } => StoreError::Conflict {
+            field: Some("email".to_owned()),
+            reason: "an account with this email already exists".to_owned(),
+        },
+        other => other,
     }
 }
 

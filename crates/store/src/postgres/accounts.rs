@@ -2,6 +2,7 @@
 
 use super::errors::map;
 use super::values::{Param, from_ts, refs, ts};
+use crate::shared::email_conflict;
 use crate::{ApiKey, NewApiKey, NewUser, Refresh, StoreError, User, UserChanges};
 use deadpool_postgres::GenericClient;
 use plinth_core::auth::{Email, parse_role, role_name};
@@ -57,16 +58,6 @@ fn key_row(row: &Row) -> Result<ApiKey, StoreError> {
         revoked_at: opt_time_at(row, 7)?,
         created_at: time_at(row, 8)?,
     })
-}
-
-fn email_conflict(e: StoreError) -> StoreError {
-    match e {
-        StoreError::Conflict { .. } => StoreError::Conflict {
-            field: Some("email".to_owned()),
-            reason: "an account with this email already exists".to_owned(),
-        },
-        other => other,
-    }
 }
 
 pub(super) async fn create_user<C: GenericClient>(

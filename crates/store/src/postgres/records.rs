@@ -202,17 +202,7 @@ pub(super) async fn update<C: GenericClient>(
     expected: Option<i64>,
     now: Timestamp,
 ) -> Result<Record, StoreError> {
-    check_references(
-        tx,
-        vis,
-        model,
-        patch
-            .fields
-            .iter()
-            .enumerate()
-            .filter_map(|(i, v)| Some((i, v.as_ref()?))),
-    )
-    .await?;
+    check_references(tx, vis, model, patch.changes()).await?;
     let mut sets: Vec<String> = Vec::new();
     let mut params: Vec<Param> = Vec::new();
     let mut set = |col: &str, p: Param, params: &mut Vec<Param>| {

@@ -2,6 +2,7 @@
 //! or inside the writer's group commit.
 
 use super::errors::map;
+use crate::shared::email_conflict;
 use crate::{ApiKey, NewApiKey, NewUser, Refresh, StoreError, User, UserChanges};
 use plinth_core::auth::{Email, parse_role, role_name};
 use plinth_core::{Role, Timestamp};
@@ -61,17 +62,6 @@ fn key_row(row: &Row<'_>) -> rusqlite::Result<ApiKey> {
         revoked_at: opt_ts_at(row, 7)?,
         created_at: ts_at(row, 8)?,
     })
-}
-
-/// A taken email becomes a conflict on `email`, whatever the index is called.
-fn email_conflict(e: StoreError) -> StoreError {
-    match e {
-        StoreError::Conflict { .. } => StoreError::Conflict {
-            field: Some("email".to_owned()),
-            reason: "an account with this email already exists".to_owned(),
-        },
-        other => other,
-    }
 }
 
 pub(super) fn create_user(

@@ -278,16 +278,7 @@ pub(super) fn update(
     expected: Option<i64>,
     now: Timestamp,
 ) -> Result<Record, StoreError> {
-    check_references(
-        tx,
-        vis,
-        model,
-        patch
-            .fields
-            .iter()
-            .enumerate()
-            .filter_map(|(i, v)| Some((i, v.as_ref()?))),
-    )?;
+    check_references(tx, vis, model, patch.changes())?;
     let mut sets = Vec::new();
     let mut values = Vec::new();
     if let Some(name) = &patch.name {
