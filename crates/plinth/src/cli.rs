@@ -47,7 +47,7 @@ pub(crate) enum Command {
     Migrate(MigrateArgs),
     /// Print the effective configuration (defaults, file, environment and flags merged;
     /// secrets masked).
-    Config,
+    Config(ConfigArgs),
     /// Write every model's records and every user (with password hashes) as JSON lines, to
     /// move a deployment to another database (e.g. SQLite → PostgreSQL). Treat the file as
     /// a secret. API keys and sessions are not exported.
@@ -85,6 +85,14 @@ pub(crate) struct MigrateArgs {
     /// Apply schema changes that lose data (dropped models or fields, changed types).
     #[arg(long)]
     pub(crate) allow_destructive: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConfigArgs {
+    /// Print the reference of every setting instead (file key, environment variable, flag,
+    /// default, allowed values), as a Markdown table.
+    #[arg(long)]
+    pub(crate) reference: bool,
 }
 
 #[derive(Debug, Args)]
