@@ -79,6 +79,10 @@ impl FileLayer {
                         )),
                     }
                 }
+                _ if is_table => errors.push(format!(
+                    "{} line {line}: {name} must be a table ([{name}])",
+                    self.path
+                )),
                 _ => errors.push(format!("{} line {line}: unknown key {name:?}", self.path)),
             }
         }

@@ -14,7 +14,7 @@ pub(crate) use auth::{KeySource, generate_key_text};
 use layers::{FileLayer, Layers};
 use plinth_core::schema::DeclError;
 use plinth_core::{ModelDecl, Schema};
-pub(crate) use reference::reference;
+pub(crate) use reference::{flag_help, reference};
 use serde::{Deserialize, Serialize};
 pub(crate) use settings::{SETTINGS, Settings, env, setting};
 use std::net::SocketAddr;

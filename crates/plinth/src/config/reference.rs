@@ -1,7 +1,7 @@
 //! The configuration reference, generated from the settings table: what
 //! `plinth config --reference` prints and docs/configuration.md holds between its markers.
 
-use super::settings::Settings;
+use super::settings::{Setting, Settings};
 
 /// One Markdown table row per setting: file key, environment variable, flag, default,
 /// allowed values and meaning.
@@ -30,4 +30,19 @@ pub(crate) fn reference() -> String {
         ));
     }
     out
+}
+
+/// A flag's help: the setting's help with its variable and default, as `--help` shows it.
+pub(crate) fn flag_help(setting: &Setting) -> String {
+    let default = Settings::defaults()
+        .shown()
+        .into_iter()
+        .find(|(s, _)| s.env == setting.env)
+        .and_then(|(_, shown)| shown);
+    let default = match default {
+        Some(toml::Value::String(text)) => format!(" [default: {text}]"),
+        Some(other) => format!(" [default: {other}]"),
+        None => String::new(),
+    };
+    format!("{} [env: {}]{default}", setting.help, setting.env)
 }
