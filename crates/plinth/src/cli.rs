@@ -1,5 +1,6 @@
 //! The command line: `plinth <command> [options]`.
 
+use crate::config::{flag_help, setting};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,14 +28,11 @@ pub(crate) struct Cli {
 /// from the config file.
 #[derive(Debug, Args, Default)]
 pub(crate) struct GlobalArgs {
-    /// Config file [env: PLINTH_CONFIG] [default: ./plinth.toml if it exists].
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help = flag_help(&setting::config))]
     pub(crate) config: Option<PathBuf>,
-    /// Directory for the SQLite database and other state [env: PLINTH_DATA_DIR] [default: ./plinth-data].
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", help = flag_help(&setting::data_dir))]
     pub(crate) data_dir: Option<PathBuf>,
-    /// Log filter, e.g. `info` or `plinth=debug,info` [env: LOG_LEVEL] [default: info].
-    #[arg(long, global = true, value_name = "FILTER")]
+    #[arg(long, global = true, value_name = "FILTER", help = flag_help(&setting::log_level))]
     pub(crate) log_level: Option<String>,
 }
 
@@ -47,7 +45,7 @@ pub(crate) enum Command {
     Migrate(MigrateArgs),
     /// Print the effective configuration (defaults, file, environment and flags merged;
     /// secrets masked).
-    Config,
+    Config(ConfigArgs),
     /// Write every model's records and every user (with password hashes) as JSON lines, to
     /// move a deployment to another database (e.g. SQLite → PostgreSQL). Treat the file as
     /// a secret. API keys and sessions are not exported.
@@ -68,8 +66,7 @@ pub(crate) enum Command {
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// Address to listen on [env: PLINTH_LISTEN] [default: 127.0.0.1:8080].
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", help = flag_help(&setting::listen))]
     pub(crate) listen: Option<SocketAddr>,
     /// Apply schema changes that lose data (dropped models or fields, changed types).
     /// Take a backup first.
@@ -85,6 +82,14 @@ pub(crate) struct MigrateArgs {
     /// Apply schema changes that lose data (dropped models or fields, changed types).
     #[arg(long)]
     pub(crate) allow_destructive: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConfigArgs {
+    /// Print the reference of every setting instead (file key, environment variable, flag,
+    /// default, allowed values), as a Markdown table.
+    #[arg(long)]
+    pub(crate) reference: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,33 +1,19 @@
-//! The `[auth]` settings: signing key, token lifetimes, argon2 cost and rate limits.
+//! The auth side of the configuration: where the signing key comes from, and the settings
+//! of the auth service (token lifetimes, argon2 cost, rate limits).
 
-use super::{Environment, env};
+use super::value::Secret;
+use super::{Config, Environment, Settings, env};
 use anyhow::{Context, bail};
 use base64::Engine;
 use plinth_server::auth::{AuthConfig, HashCost, SigningKey};
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// The `[auth]` table of `plinth.toml`; every key optional.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AuthFile {
-    jwt_secret_file: Option<PathBuf>,
-    access_token_minutes: Option<u64>,
-    refresh_token_days: Option<u64>,
-    argon2_memory_kib: Option<u32>,
-    argon2_iterations: Option<u32>,
-    argon2_parallelism: Option<u32>,
-    login_attempts_per_account: Option<u32>,
-    login_attempts_per_address: Option<u32>,
-    requests_per_minute: Option<u32>,
-}
 
 /// Where the token-signing key comes from.
 #[derive(Clone)]
 pub(crate) enum KeySource {
     /// `PLINTH_JWT_SECRET`.
-    Env(String),
+    Env(Secret),
     /// `PLINTH_JWT_SECRET_FILE` or `auth.jwt_secret_file`.
     File(PathBuf),
     /// Development only: generated once and kept in the data directory.
@@ -44,88 +30,48 @@ impl std::fmt::Debug for KeySource {
     }
 }
 
-/// Effective auth settings.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct AuthSettings {
-    #[serde(skip)]
-    pub(crate) key: KeySource,
-    pub(crate) signing_key: String,
-    pub(crate) access_token_minutes: u64,
-    pub(crate) refresh_token_days: u64,
-    pub(crate) argon2_memory_kib: u32,
-    pub(crate) argon2_iterations: u32,
-    pub(crate) argon2_parallelism: u32,
-    pub(crate) login_attempts_per_account: u32,
-    pub(crate) login_attempts_per_address: u32,
-    pub(crate) requests_per_minute: u32,
-}
-
 const KEY_HELP: &str =
     "make one with `plinth keys generate > jwt.key` (or `openssl rand -base64 48`)";
 
-impl AuthSettings {
-    pub(crate) fn resolve(
-        file: AuthFile,
-        environment: Environment,
-        data_dir: &Path,
-        var: &impl Fn(&str) -> Option<String>,
-    ) -> anyhow::Result<Self> {
-        let secret = var(env::JWT_SECRET).filter(|v| !v.is_empty());
-        let secret_file = var(env::JWT_SECRET_FILE)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or(file.jwt_secret_file);
-        let key = match (secret, secret_file) {
-            (Some(s), _) => KeySource::Env(s),
-            (None, Some(p)) => KeySource::File(p),
-            (None, None) if environment == Environment::Production => bail!(
+impl KeySource {
+    /// The first of `PLINTH_JWT_SECRET`, the key file, or (development only) a key generated
+    /// in the data directory. A key given inline is checked now, so a weak one is refused
+    /// before anything starts.
+    pub(crate) fn resolve(settings: &Settings) -> anyhow::Result<Self> {
+        let key = match (&settings.jwt_secret, &settings.auth_jwt_secret_file) {
+            (Some(s), _) => Self::Env(s.clone()),
+            (None, Some(p)) => Self::File(p.clone()),
+            (None, None) if settings.env == Environment::Production => bail!(
                 "{}=production needs an explicit token-signing key: set {} or {} (or auth.jwt_secret_file); {KEY_HELP}",
                 env::ENV,
                 env::JWT_SECRET,
                 env::JWT_SECRET_FILE
             ),
-            (None, None) => KeySource::Generated(data_dir.join("jwt.key")),
+            (None, None) => Self::Generated(settings.data_dir.join("jwt.key")),
         };
-        if let KeySource::Env(s) = &key {
-            // Checked now so a weak key is refused before anything starts.
-            decode_key(s.as_bytes())
+        if let Self::Env(s) = &key {
+            decode_key(s.expose().as_bytes())
                 .with_context(|| format!("{} is not usable", env::JWT_SECRET))?;
         }
-        let settings = Self {
-            signing_key: format!("{key:?}"),
-            key,
-            access_token_minutes: file.access_token_minutes.unwrap_or(15),
-            refresh_token_days: file.refresh_token_days.unwrap_or(30),
-            argon2_memory_kib: file.argon2_memory_kib.unwrap_or(19 * 1024),
-            argon2_iterations: file.argon2_iterations.unwrap_or(2),
-            argon2_parallelism: file.argon2_parallelism.unwrap_or(1),
-            login_attempts_per_account: file.login_attempts_per_account.unwrap_or(5),
-            login_attempts_per_address: file.login_attempts_per_address.unwrap_or(20),
-            requests_per_minute: file.requests_per_minute.unwrap_or(0),
-        };
-        if !(1..=24 * 60).contains(&settings.access_token_minutes) {
-            bail!("auth.access_token_minutes must be between 1 and 1440");
+        Ok(key)
+    }
+}
+
+impl Config {
+    /// The configured argon2id cost.
+    fn hash_cost(&self) -> HashCost {
+        HashCost {
+            memory_kib: self.settings.auth_argon2_memory_kib,
+            iterations: self.settings.auth_argon2_iterations,
+            parallelism: self.settings.auth_argon2_parallelism,
         }
-        if !(1..=365).contains(&settings.refresh_token_days) {
-            bail!("auth.refresh_token_days must be between 1 and 365");
-        }
-        if environment == Environment::Production && settings.argon2_memory_kib < 19 * 1024 {
-            bail!(
-                "auth.argon2_memory_kib below 19456 (the OWASP minimum) is refused in production"
-            );
-        }
-        Ok(settings)
     }
 
     /// Settings for commands that hash passwords but sign nothing (`plinth user create`):
     /// the configured argon2 cost with a throwaway key, so they need no signing key.
     pub(crate) fn hashing_config(&self) -> anyhow::Result<AuthConfig> {
         let mut config = AuthConfig::new(SigningKey::generate().map_err(|e| anyhow::anyhow!(e))?);
-        config.hash_cost = HashCost {
-            memory_kib: self.argon2_memory_kib,
-            iterations: self.argon2_iterations,
-            parallelism: self.argon2_parallelism,
-        };
+        config.hash_cost = self.hash_cost();
         Ok(config)
     }
 
@@ -134,7 +80,6 @@ impl AuthSettings {
     pub(crate) fn generate_key_in(&mut self, dir: &Path) {
         if let KeySource::Generated(_) = self.key {
             self.key = KeySource::Generated(dir.join("jwt.key"));
-            self.signing_key = format!("{:?}", self.key);
         }
     }
 
@@ -146,7 +91,7 @@ impl AuthSettings {
     /// Reads or creates the signing key and builds the auth service settings.
     pub(crate) fn auth_config(&self) -> anyhow::Result<AuthConfig> {
         let key = match &self.key {
-            KeySource::Env(s) => decode_key(s.as_bytes())?,
+            KeySource::Env(s) => decode_key(s.expose().as_bytes())?,
             KeySource::File(p) => {
                 let bytes = std::fs::read(p)
                     .with_context(|| format!("cannot read the signing key {}", p.display()))?;
@@ -155,17 +100,14 @@ impl AuthSettings {
             }
             KeySource::Generated(p) => generated_key(p)?,
         };
+        let s = &self.settings;
         let mut config = AuthConfig::new(key);
-        config.access_ttl = Duration::from_secs(self.access_token_minutes * 60);
-        config.refresh_ttl = Duration::from_secs(self.refresh_token_days * 24 * 3600);
-        config.hash_cost = HashCost {
-            memory_kib: self.argon2_memory_kib,
-            iterations: self.argon2_iterations,
-            parallelism: self.argon2_parallelism,
-        };
-        config.login_per_account = self.login_attempts_per_account;
-        config.login_per_address = self.login_attempts_per_address;
-        config.requests_per_minute = self.requests_per_minute;
+        config.access_ttl = Duration::from_secs(s.auth_access_token_minutes * 60);
+        config.refresh_ttl = Duration::from_secs(s.auth_refresh_token_days * 24 * 3600);
+        config.hash_cost = self.hash_cost();
+        config.login_per_account = s.auth_login_attempts_per_account;
+        config.login_per_address = s.auth_login_attempts_per_address;
+        config.requests_per_minute = s.auth_requests_per_minute;
         Ok(config)
     }
 }

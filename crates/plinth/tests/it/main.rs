@@ -8,3 +8,4 @@ mod migrate;
 mod process;
 mod refusals;
 mod secrets;
+mod settings;

@@ -1,10 +1,26 @@
 //! `plinth export` and `plinth import`: wiring around `plinth_store::transfer`.
 
+use super::serve::open_store;
+use crate::cli::{ExportArgs, GlobalArgs, ImportArgs};
 use crate::config::Config;
-use crate::serve::open_store;
+use crate::logging;
 use anyhow::Context;
 use std::io::{BufReader, Write};
 use std::path::Path;
+
+/// `plinth export`.
+pub(crate) fn run_export(global: &GlobalArgs, args: &ExportArgs) -> anyhow::Result<()> {
+    let config = Config::load(global, None)?;
+    logging::init(global.log_level.as_deref().unwrap_or("warn"))?;
+    super::runtime()?.block_on(export(&config, &args.output))
+}
+
+/// `plinth import`.
+pub(crate) fn run_import(global: &GlobalArgs, args: &ImportArgs) -> anyhow::Result<()> {
+    let config = Config::load(global, None)?;
+    logging::init(global.log_level.as_deref().unwrap_or("warn"))?;
+    super::runtime()?.block_on(import(&config, &args.input))
+}
 
 /// Writes the configured database to `output` (`-`: standard output).
 pub(crate) async fn export(config: &Config, output: &Path) -> anyhow::Result<()> {

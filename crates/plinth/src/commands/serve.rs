@@ -1,6 +1,9 @@
-//! Wiring: open the store, migrate, build the application, serve until a signal.
+//! `plinth serve`, and the wiring other commands share: open the store, migrate, build the
+//! application, serve until a signal.
 
+use crate::cli::{GlobalArgs, ServeArgs};
 use crate::config::{Config, Database, env};
+use crate::logging;
 use anyhow::Context;
 use plinth_core::Role;
 use plinth_core::auth::{Email, check_password};
@@ -8,13 +11,21 @@ use plinth_server::{AppState, Application, Auth, ServerConfig};
 use plinth_store::{NewUser, PgOptions, PgStore, WriteCtx};
 use plinth_store::{SqliteOptions, SqliteStore, Store};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// `plinth serve`.
+pub(crate) fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
+    let config = Config::load(global, args.listen)?;
+    logging::init(config.settings.log_level.as_str())?;
+    super::runtime()?.block_on(serve(config, args.allow_destructive))
+}
 
 /// Opens the configured database.
 pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     match config.database()? {
         Database::Sqlite(path) => {
             let mut opts = SqliteOptions::new(&path);
-            opts.readers = config.sqlite_readers;
+            opts.readers = config.settings.sqlite_readers;
             let store = SqliteStore::open(opts)
                 .await
                 .with_context(|| format!("cannot open the database {}", path.display()))?;
@@ -22,10 +33,11 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>
         }
         Database::Postgres(url) => {
             let mut opts = PgOptions::new(url.expose());
-            opts.pool_size = config.pg_pool_size;
-            opts.connect_timeout = config.pg_connect_timeout;
-            opts.statement_timeout = config.pg_statement_timeout;
-            opts.read_url = config
+            let settings = &config.settings;
+            opts.pool_size = settings.pg_pool_size;
+            opts.connect_timeout = Duration::from_secs(settings.pg_connect_timeout_seconds);
+            opts.statement_timeout = Duration::from_secs(settings.pg_statement_timeout_seconds);
+            opts.read_url = settings
                 .database_read_url
                 .as_ref()
                 .map(|u| u.expose().to_owned());
@@ -39,22 +51,12 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>
 
 /// Migrates the database to the declared models, then builds the bound application.
 pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::Result<Application> {
-    build_with_admin(config, allow_destructive, |k| std::env::var(k).ok()).await
-}
-
-/// As [`build`], with the first-admin variables read from `admin_var` instead of the
-/// environment (the embedded benchmark makes its own admin).
-pub(crate) async fn build_with_admin(
-    config: &Config,
-    allow_destructive: bool,
-    admin_var: impl Fn(&str) -> Option<String>,
-) -> anyhow::Result<Application> {
-    let auth = Arc::new(Auth::new(config.auth.auth_config()?).map_err(|e| anyhow::anyhow!(e))?);
-    check_admin_env(&admin_var)?;
+    let auth = Arc::new(Auth::new(config.auth_config()?).map_err(|e| anyhow::anyhow!(e))?);
+    check_admin_env(config)?;
     // Bound before the database is touched: a busy port refuses the start with nothing
     // migrated.
-    let listener = Application::bind(config.listen).await?;
-    if matches!(config.database()?, Database::Postgres(_)) && config.auth.key_is_generated() {
+    let listener = Application::bind(config.settings.listen).await?;
+    if matches!(config.database()?, Database::Postgres(_)) && config.key_is_generated() {
         tracing::warn!(
             "the token-signing key was generated for this data directory: instances sharing one PostgreSQL \
              database must share one key (set {} or {}), or tokens from one are refused by the others",
@@ -77,18 +79,18 @@ pub(crate) async fn build_with_admin(
         .map(|m| m.name().as_str())
         .collect();
     tracing::info!(models = ?models, "schema up to date");
-    bootstrap_admin(store.as_ref(), &auth, &admin_var).await?;
+    bootstrap_admin(store.as_ref(), &auth, config).await?;
     let state = AppState::with_ryow_window(
         store,
         Arc::new(config.schema.clone()),
         auth,
-        config.read_your_writes,
+        Duration::from_secs(config.settings.read_your_writes_seconds),
     );
     let server = ServerConfig {
-        listen: config.listen,
-        body_limit: config.body_limit,
-        cors_origins: config.cors_origins.clone(),
-        drain_delay: config.drain_delay,
+        listen: config.settings.listen,
+        body_limit: config.settings.body_limit,
+        cors_origins: config.settings.cors_origins.clone(),
+        drain_delay: Duration::from_secs(config.settings.drain_seconds),
         ..ServerConfig::default()
     };
     Ok(Application::on_listener(listener, server, state)?)
@@ -96,13 +98,8 @@ pub(crate) async fn build_with_admin(
 
 /// On a first start with no admin, creates one from `PLINTH_ADMIN_EMAIL` and
 /// `PLINTH_ADMIN_PASSWORD`; without them, says how to make one.
-async fn bootstrap_admin(
-    store: &dyn Store,
-    auth: &Auth,
-    var: impl Fn(&str) -> Option<String>,
-) -> anyhow::Result<()> {
-    let email = var(env::ADMIN_EMAIL).filter(|v| !v.is_empty());
-    let password = var(env::ADMIN_PASSWORD).filter(|v| !v.is_empty());
+async fn bootstrap_admin(store: &dyn Store, auth: &Auth, config: &Config) -> anyhow::Result<()> {
+    let (email, password) = first_admin(config);
     if store.count_admins().await? > 0 {
         if email.is_some() || password.is_some() {
             tracing::info!(
@@ -150,12 +147,22 @@ async fn bootstrap_admin(
     Ok(())
 }
 
+/// The first admin's email and password, as configured.
+fn first_admin(config: &Config) -> (Option<String>, Option<String>) {
+    let settings = &config.settings;
+    (
+        settings.admin_email.clone(),
+        settings
+            .admin_password
+            .as_ref()
+            .map(|p| p.expose().to_owned()),
+    )
+}
+
 /// Refuses unusable first-admin variables before anything touches the database, so such a
 /// refused start changes nothing.
-fn check_admin_env(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
-    let email = var(env::ADMIN_EMAIL).filter(|v| !v.is_empty());
-    let password = var(env::ADMIN_PASSWORD).filter(|v| !v.is_empty());
-    match (email, password) {
+fn check_admin_env(config: &Config) -> anyhow::Result<()> {
+    match first_admin(config) {
         (None, None) => Ok(()),
         (Some(e), Some(p)) => {
             let email = Email::parse(&e).map_err(|r| {
@@ -223,7 +230,7 @@ pub(crate) async fn serve(config: Config, allow_destructive: bool) -> anyhow::Re
         tracing::warn!(variable = %name, "unknown PLINTH_ variable ignored (a typo?)");
     }
     let app = build(&config, allow_destructive).await?;
-    tracing::info!(addr = %app.local_addr(), env = ?config.env, "listening");
+    tracing::info!(addr = %app.local_addr(), env = ?config.settings.env, "listening");
     app.run_until_stopped(shutdown_signal())
         .await
         .context("server error")?;

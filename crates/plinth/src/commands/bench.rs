@@ -1,0 +1,84 @@
+//! `plinth bench`: load a server on loopback and print the figures.
+
+use super::serve;
+use crate::cli::{BenchArgs, GlobalArgs};
+use crate::config::{Config, Database, Secret};
+use crate::logging;
+use anyhow::Context;
+
+/// `plinth bench`.
+pub(crate) fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
+    let config = Config::load(global, None)?;
+    // The embedded server's access log would bury the report (and slow the run).
+    logging::init(global.log_level.as_deref().unwrap_or("warn"))?;
+    super::runtime()?.block_on(bench(config, args))
+}
+
+/// Against `--url`, or an embedded server on a temporary database.
+async fn bench(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
+    let opts = plinth_bench::Options {
+        requests: args.requests,
+        concurrency: args.concurrency,
+        seed: args.seed,
+        credential: config
+            .settings
+            .bench_token
+            .as_ref()
+            .map(|t| t.expose().to_owned()),
+    };
+    if let Some(url) = args.url {
+        let report = plinth_bench::run(&url, &opts).await?;
+        return finish_bench(&report, args.ids_file.as_deref());
+    }
+    // The embedded server runs on a temporary SQLite file, or, with DATABASE_URL=postgres://…,
+    // on that database (point it at a scratch database: the bench writes to it).
+    let dir = std::env::temp_dir().join(format!("plinth-bench-{}", std::process::id()));
+    config.settings.data_dir = dir.clone();
+    if !matches!(config.database()?, Database::Postgres(_)) {
+        config.settings.database_url = None;
+    }
+    config.settings.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    config.generate_key_in(&dir);
+    // The embedded server gets its own admin; the load runs with its token.
+    let email = format!("bench-{}@example.com", std::process::id());
+    config.settings.admin_email = Some(email.clone());
+    config.settings.admin_password = Some(Secret::new("bench password 0f plinth"));
+    let app = serve::build(&config, false).await?;
+    let url = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
+    let address = plinth_core::auth::Email::parse(&email).map_err(|e| anyhow::anyhow!(e))?;
+    let admin = state.store().find_user_by_email(&address).await?.context(
+        "the benchmark's admin was not created (an admin already exists in this database?)",
+    )?;
+    let (token, _) = state
+        .auth()
+        .issue_access(&admin)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let opts = plinth_bench::Options {
+        credential: Some(token),
+        ..opts
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    let result = plinth_bench::run(&url, &opts).await;
+    let _ = stop.send(());
+    let _ = server.await;
+    let _ = std::fs::remove_dir_all(&dir);
+    finish_bench(&result?, args.ids_file.as_deref())
+}
+
+fn finish_bench(
+    report: &plinth_bench::Report,
+    ids_file: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    print!("{report}");
+    if let Some(path) = ids_file {
+        let mut text = report.seeded_ids.join("\n");
+        text.push('\n');
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("seeded ids written to {}", path.display());
+    }
+    Ok(())
+}

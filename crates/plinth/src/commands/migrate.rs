@@ -1,0 +1,41 @@
+//! `plinth migrate`: shows the schema migration to the declared models, and applies it.
+
+use super::serve::open_store;
+use crate::cli::{GlobalArgs, MigrateArgs};
+use crate::config::Config;
+use crate::logging;
+use anyhow::Context;
+
+/// `plinth migrate`.
+pub(crate) fn run(global: &GlobalArgs, args: &MigrateArgs) -> anyhow::Result<()> {
+    let config = Config::load(global, None)?;
+    // The plan is the output; routine log lines would only interleave with it.
+    logging::init(global.log_level.as_deref().unwrap_or("warn"))?;
+    super::runtime()?.block_on(migrate(&config, args.dry_run, args.allow_destructive))
+}
+
+/// Prints the plan, and applies it unless `dry_run`.
+async fn migrate(config: &Config, dry_run: bool, allow_destructive: bool) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let plan = store.plan(&config.schema).await?;
+    if plan.is_empty() {
+        println!("the schema is up to date");
+    }
+    for step in &plan.steps {
+        let mark = if step.is_destructive() {
+            " (destructive)"
+        } else {
+            ""
+        };
+        println!("{}{mark}", step.describe());
+    }
+    if dry_run || plan.is_empty() {
+        store.close().await;
+        return Ok(());
+    }
+    let result = store.migrate(&config.schema, allow_destructive).await;
+    store.close().await;
+    result.context("schema migration failed")?;
+    println!("applied {} step(s)", plan.steps.len());
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! Every setting, declared once: its file key, environment variable, flag, type, default,
+//! allowed range and help. Loading, validation, `plinth config`, the list of known
+//! environment variables and the configuration reference are all derived from this table.
+
+use super::layers::Layers;
+use super::value::{Environment, LogFilter, Secret, SecretUrl, SettingValue};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Largest body limit accepted: 64 MiB.
+const MAX_BODY_LIMIT: u64 = 64 << 20;
+
+/// What one setting is called where, and what it accepts.
+#[derive(Debug)]
+pub(crate) struct Setting {
+    /// The key in `plinth.toml` (`table.key` inside a table); `None` for settings only the
+    /// environment or a flag can give (secrets, the config file itself).
+    pub(crate) key: Option<&'static str>,
+    /// The environment variable.
+    pub(crate) env: &'static str,
+    /// The command-line flag, if there is one.
+    pub(crate) flag: Option<&'static str>,
+    /// The allowed values of a number, inclusive.
+    pub(crate) range: Option<(u64, u64)>,
+    /// What a valid value looks like.
+    pub(crate) expected: &'static str,
+    /// Never echoed in errors; masked by `plinth config`.
+    pub(crate) secret: bool,
+    pub(crate) help: &'static str,
+}
+
+impl Setting {
+    /// The file key, or the environment variable for settings without one.
+    pub(crate) fn name(&self) -> &'static str {
+        self.key.unwrap_or(self.env)
+    }
+}
+
+/// Declares every setting. Each entry gives the field of [`Settings`], its type and default,
+/// then the names and the range. Also generates `env::NAME` constants and the `setting`
+/// module of [`Setting`] descriptions, one per field.
+macro_rules! settings {
+    ($(
+        $field:ident: $ty:ty = $default:expr;
+            key: $key:expr, env: $env_const:ident = $env:literal, flag: $flag:expr,
+            range: $range:expr,
+            help: $help:literal;
+    )*) => {
+        /// Environment variable names, one per setting, for messages that name them.
+        #[allow(dead_code, reason = "not every name appears in a message")]
+        pub(crate) mod env {
+            $(pub(crate) const $env_const: &str = $env;)*
+        }
+
+        /// The description of each setting, by field name.
+        #[allow(non_upper_case_globals)]
+        pub(crate) mod setting {
+            use super::*;
+            $(pub(crate) const $field: Setting = Setting {
+                key: $key,
+                env: $env,
+                flag: $flag,
+                range: $range,
+                expected: <$ty as SettingValue>::EXPECTED,
+                secret: <$ty as SettingValue>::SECRET,
+                help: $help,
+            };)*
+        }
+
+        /// Every setting, in reference order.
+        pub(crate) const SETTINGS: &[&Setting] = &[$(&setting::$field),*];
+
+        /// The value of every setting.
+        #[derive(Debug, Clone)]
+        pub(crate) struct Settings {
+            $(#[doc = $help] pub(crate) $field: $ty,)*
+        }
+
+        impl Settings {
+            /// Every setting at its default.
+            pub(crate) fn defaults() -> Self {
+                Self { $($field: $default,)* }
+            }
+
+            /// Each layer's value over the defaults; every refused value is added to
+            /// `errors`, and leaves its default.
+            pub(super) fn resolve(layers: &Layers<'_>, errors: &mut Vec<String>) -> Self {
+                Self {
+                    $($field: layers
+                        .value(&setting::$field, errors)
+                        .unwrap_or_else(|| $default),)*
+                }
+            }
+
+            /// Each setting with its value as shown (secrets masked; `None` when unset).
+            pub(crate) fn shown(&self) -> Vec<(&'static Setting, Option<toml::Value>)> {
+                vec![$((&setting::$field, SettingValue::show(&self.$field)),)*]
+            }
+        }
+    };
+}
+
+settings! {
+    config: Option<PathBuf> = None;
+        key: None, env: CONFIG = "PLINTH_CONFIG", flag: Some("--config"), range: None,
+        help: "The config file; a file named this way must exist. Unset: `./plinth.toml` if it exists.";
+    env: Environment = Environment::Development;
+        key: Some("env"), env: ENV = "PLINTH_ENV", flag: None, range: None,
+        help: "`development` or `production`. Production refuses to start without an explicit signing key or with `auth.argon2_memory_kib` below 19456.";
+    listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080));
+        key: Some("listen"), env: LISTEN = "PLINTH_LISTEN", flag: Some("--listen"), range: None,
+        help: "The address `plinth serve` listens on. Put TLS in front.";
+    data_dir: PathBuf = PathBuf::from("plinth-data");
+        key: Some("data_dir"), env: DATA_DIR = "PLINTH_DATA_DIR", flag: Some("--data-dir"), range: None,
+        help: "Directory for the SQLite database and the development signing key.";
+    database_url: Option<SecretUrl> = None;
+        key: Some("database_url"), env: DATABASE_URL = "DATABASE_URL", flag: None, range: None,
+        help: "Unset: SQLite in `<data_dir>/plinth.db`. `sqlite://PATH` or `sqlite:PATH` names another SQLite file; `postgres://user[:password]@host[:port]/database` (or `postgresql://`) selects PostgreSQL, whose database must exist. Any other scheme stops the start.";
+    log_level: LogFilter = LogFilter::new("info");
+        key: Some("log_level"), env: LOG_LEVEL = "LOG_LEVEL", flag: Some("--log-level"), range: None,
+        help: "Log filter, such as `info` or `plinth=debug,info`.";
+    body_limit: usize = plinth_server::config::DEFAULT_BODY_LIMIT;
+        key: Some("body_limit"), env: BODY_LIMIT = "PLINTH_BODY_LIMIT", flag: None,
+        range: Some((1, MAX_BODY_LIMIT)),
+        help: "The largest request body accepted, in bytes; larger ones answer 413.";
+    cors_origins: Vec<String> = Vec::new();
+        key: Some("cors_origins"), env: CORS_ORIGINS = "PLINTH_CORS_ORIGINS", flag: None, range: None,
+        help: "Origins CORS allows (an array in the file, comma-separated in the environment); empty turns CORS off, `*` allows any origin.";
+    drain_seconds: u64 = 0;
+        key: Some("drain_seconds"), env: DRAIN_SECONDS = "PLINTH_DRAIN_SECONDS", flag: None,
+        range: Some((0, 300)),
+        help: "After SIGTERM, how long `/readyz` answers 503 before the listener closes, so a load balancer notices first.";
+    sqlite_readers: usize = 4;
+        key: Some("sqlite_readers"), env: SQLITE_READERS = "PLINTH_SQLITE_READERS", flag: None,
+        range: Some((1, 64)),
+        help: "Read-only SQLite connections (SQLite only).";
+    pg_pool_size: usize = 16;
+        key: Some("pg_pool_size"), env: PG_POOL_SIZE = "PLINTH_PG_POOL_SIZE", flag: None,
+        range: Some((1, 1000)),
+        help: "The most PostgreSQL connections one instance holds in each pool (the primary's, and the replica's), so N instances may hold N times this many.";
+    database_read_url: Option<SecretUrl> = None;
+        key: Some("database_read_url"), env: DATABASE_READ_URL = "DATABASE_READ_URL", flag: None, range: None,
+        help: "A `postgres://` URL of a streaming replica of the `DATABASE_URL` database: record gets and lists go there. Needs a PostgreSQL `DATABASE_URL`.";
+    read_your_writes_seconds: u64 = 5;
+        key: Some("read_your_writes_seconds"), env: READ_YOUR_WRITES_SECONDS = "PLINTH_READ_YOUR_WRITES_SECONDS", flag: None,
+        range: Some((0, 3600)),
+        help: "With a replica, how long after a user's last record write that user's gets and lists stay on the primary (per instance).";
+    pg_connect_timeout_seconds: u64 = 5;
+        key: Some("pg_connect_timeout_seconds"), env: PG_CONNECT_TIMEOUT_SECONDS = "PLINTH_PG_CONNECT_TIMEOUT_SECONDS", flag: None,
+        range: Some((1, 300)),
+        help: "Bounds opening a PostgreSQL connection and waiting for a free one in the pool; past it the request answers 503.";
+    pg_statement_timeout_seconds: u64 = 30;
+        key: Some("pg_statement_timeout_seconds"), env: PG_STATEMENT_TIMEOUT_SECONDS = "PLINTH_PG_STATEMENT_TIMEOUT_SECONDS", flag: None,
+        range: Some((1, 3600)),
+        help: "PostgreSQL `statement_timeout` of every connection; a statement the server cancels answers 503.";
+    jwt_secret: Option<Secret> = None;
+        key: None, env: JWT_SECRET = "PLINTH_JWT_SECRET", flag: None, range: None,
+        help: "The token-signing key itself (base64 from `plinth keys generate`, or at least 32 raw bytes). Never read from the file.";
+    auth_jwt_secret_file: Option<PathBuf> = None;
+        key: Some("auth.jwt_secret_file"), env: JWT_SECRET_FILE = "PLINTH_JWT_SECRET_FILE", flag: None, range: None,
+        help: "A file holding the token-signing key, used when `PLINTH_JWT_SECRET` is unset. Unset in development: a key generated into `<data_dir>/jwt.key`.";
+    auth_access_token_minutes: u64 = 15;
+        key: Some("auth.access_token_minutes"), env: AUTH_ACCESS_TOKEN_MINUTES = "PLINTH_AUTH_ACCESS_TOKEN_MINUTES", flag: None,
+        range: Some((1, 24 * 60)),
+        help: "Access-token lifetime, in minutes.";
+    auth_refresh_token_days: u64 = 30;
+        key: Some("auth.refresh_token_days"), env: AUTH_REFRESH_TOKEN_DAYS = "PLINTH_AUTH_REFRESH_TOKEN_DAYS", flag: None,
+        range: Some((1, 365)),
+        help: "Refresh-token lifetime, in days.";
+    auth_argon2_memory_kib: u32 = 19 * 1024;
+        key: Some("auth.argon2_memory_kib"), env: AUTH_ARGON2_MEMORY_KIB = "PLINTH_AUTH_ARGON2_MEMORY_KIB", flag: None,
+        range: Some((8, 4 << 20)),
+        help: "argon2id memory per password hash, in KiB; at least 8 per lane. Production refuses less than 19456 (the OWASP minimum).";
+    auth_argon2_iterations: u32 = 2;
+        key: Some("auth.argon2_iterations"), env: AUTH_ARGON2_ITERATIONS = "PLINTH_AUTH_ARGON2_ITERATIONS", flag: None,
+        range: Some((1, 64)),
+        help: "argon2id iterations.";
+    auth_argon2_parallelism: u32 = 1;
+        key: Some("auth.argon2_parallelism"), env: AUTH_ARGON2_PARALLELISM = "PLINTH_AUTH_ARGON2_PARALLELISM", flag: None,
+        range: Some((1, 64)),
+        help: "argon2id lanes.";
+    auth_login_attempts_per_account: u32 = 5;
+        key: Some("auth.login_attempts_per_account"), env: AUTH_LOGIN_ATTEMPTS_PER_ACCOUNT = "PLINTH_AUTH_LOGIN_ATTEMPTS_PER_ACCOUNT", flag: None,
+        range: Some((0, 1_000_000)),
+        help: "Login attempts per account per 60 s; 0 turns the limit off.";
+    auth_login_attempts_per_address: u32 = 20;
+        key: Some("auth.login_attempts_per_address"), env: AUTH_LOGIN_ATTEMPTS_PER_ADDRESS = "PLINTH_AUTH_LOGIN_ATTEMPTS_PER_ADDRESS", flag: None,
+        range: Some((0, 1_000_000)),
+        help: "Login attempts per client address per 60 s; 0 turns the limit off.";
+    auth_requests_per_minute: u32 = 0;
+        key: Some("auth.requests_per_minute"), env: AUTH_REQUESTS_PER_MINUTE = "PLINTH_AUTH_REQUESTS_PER_MINUTE", flag: None,
+        range: Some((0, 1_000_000)),
+        help: "Requests per principal (user id, or client address for guests) per minute; 0 turns the limit off.";
+    admin_email: Option<String> = None;
+        key: None, env: ADMIN_EMAIL = "PLINTH_ADMIN_EMAIL", flag: None, range: None,
+        help: "With `PLINTH_ADMIN_PASSWORD`, the first admin, created at a start when no admin exists.";
+    admin_password: Option<Secret> = None;
+        key: None, env: ADMIN_PASSWORD = "PLINTH_ADMIN_PASSWORD", flag: None, range: None,
+        help: "The first admin's password (see `PLINTH_ADMIN_EMAIL`).";
+    bench_token: Option<Secret> = None;
+        key: None, env: BENCH_TOKEN = "PLINTH_BENCH_TOKEN", flag: None, range: None,
+        help: "The credential `plinth bench --url` sends: an access token or API key that may create records.";
+}
