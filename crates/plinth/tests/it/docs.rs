@@ -368,11 +368,10 @@ fn missing(span: &str, tree: &Tree, root: &Path) -> Option<String> {
     }
     let (last, prefix) = segments.split_last()?;
     if prefix.is_empty() {
-        let lowercase = last.chars().all(|c| !c.is_ascii_uppercase());
-        let known = tree.code.contains(*last)
-            || tree.words.contains(*last)
-            || (lowercase && tree.words.contains(&last.to_lowercase()))
-            || CRATES.contains(last);
+        // `words` holds each word as written and lowercased, so `jsonb` matches `JSONB` in
+        // SQL text while `Cluster` must be spelled exactly.
+        let known =
+            tree.code.contains(*last) || tree.words.contains(*last) || CRATES.contains(last);
         return (!known).then(|| format!("no identifier `{last}` in any .rs file under crates/"));
     }
     if !tree.code.contains(*last) {
