@@ -2,6 +2,7 @@
 
 mod accounts;
 mod config;
+mod docs;
 mod helpers;
 mod logs;
 mod migrate;
