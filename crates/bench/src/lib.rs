@@ -71,7 +71,7 @@ pub struct Report {
     pub options: Options,
     /// One entry per workload, in run order (none when `requests` is 0).
     pub workloads: Vec<Figures>,
-    /// Ids of the seeded records, e.g. for `../shared/peer-bench` (`IDS_FILE`).
+    /// Ids of the seeded records, e.g. for the peer benchmark scripts (`IDS_FILE`).
     pub seeded_ids: Vec<String>,
 }
 

@@ -108,8 +108,8 @@ pub(crate) struct BenchArgs {
     /// Records to seed before measuring.
     #[arg(long, default_value_t = 10_000)]
     pub(crate) seed: u64,
-    /// Write the seeded record ids here, one per line (the `IDS_FILE` of
-    /// ../shared/peer-bench). With `--requests 0` and `--url`, only seeds.
+    /// Write the seeded record ids here, one per line (the `IDS_FILE` the peer benchmark
+    /// scripts read). With `--requests 0` and `--url`, only seeds.
     #[arg(long, value_name = "FILE")]
     pub(crate) ids_file: Option<std::path::PathBuf>,
 }
