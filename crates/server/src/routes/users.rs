@@ -1,7 +1,6 @@
 //! `/api/v1/users[/{id}]`: account administration, admins only.
 
-use super::auth::{BodyFields, UserJson, ok};
-use crate::auth::role_from_client;
+use super::auth::{BodyFields, UserJson, ok, role_from_client};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Caller, IfMatch, QueryPairs, RequestId};
 use crate::state::AppState;

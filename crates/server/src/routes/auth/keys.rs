@@ -2,8 +2,8 @@
 //! and acts as its user with at most that user's role.
 
 use super::me::current_user;
-use super::{BodyFields, ok};
-use crate::auth::{new_api_key, role_from_client};
+use super::{BodyFields, ok, role_from_client};
+use crate::auth::new_api_key;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Caller, QueryPairs, RequestId};
 use crate::state::AppState;
@@ -76,7 +76,7 @@ pub(super) async fn create_key(
     }
     let role = fields.string("role");
     let expires_at = match fields.string("expires_at").map(Timestamp::parse) {
-        Some(Ok(t)) if t <= Timestamp::from_system(std::time::SystemTime::now()) => {
+        Some(Ok(t)) if t <= state.auth().now() => {
             fields.reject("expires_at", "must be in the future");
             None
         }
@@ -115,12 +115,12 @@ pub(super) async fn create_key(
             "a key cannot have a higher role than its creator or its user",
         ));
     }
-    let (secret, prefix, key_hash) = new_api_key()?;
+    let (secret, prefix, digest) = new_api_key()?;
     let new = NewApiKey {
         user_id: owner.id,
         name: name.unwrap_or_default().to_owned(),
         prefix,
-        key_hash,
+        key_hash: digest.into_string(),
         role,
         expires_at,
     };

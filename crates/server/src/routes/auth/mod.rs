@@ -8,8 +8,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
 use axum::routing::{get, post};
-use plinth_core::auth::role_name;
-use plinth_core::{ErrorCode, FieldError};
+use plinth_core::auth::{parse_role, role_name};
+use plinth_core::{ErrorCode, FieldError, Role};
 use plinth_store::User;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -132,4 +132,9 @@ impl<'a> BodyFields<'a> {
 /// `{"success": true, "data": …}`.
 pub(crate) fn ok<T: Serialize>(data: T) -> axum::Json<Value> {
     axum::Json(serde_json::json!({ "success": true, "data": data }))
+}
+
+/// Parses a role sent by a client.
+pub(crate) fn role_from_client(s: &str) -> Result<Role, ApiError> {
+    parse_role(s).map_err(|reason| ApiError::invalid("role", reason))
 }

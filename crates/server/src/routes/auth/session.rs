@@ -1,7 +1,7 @@
 //! Login, refresh and logout.
 
 use super::{BodyFields, ok};
-use crate::auth::{REFRESH_PREFIX, TokenPair, digest, new_refresh_token};
+use crate::auth::{Digest, REFRESH_PREFIX, TokenPair, new_refresh_token};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ClientAddr, RequestId};
 use crate::state::AppState;
@@ -81,10 +81,14 @@ pub(super) async fn refresh(
     if !token.starts_with(REFRESH_PREFIX) {
         return Err(bad_refresh());
     }
-    let (new_token, new_hash) = new_refresh_token()?;
+    let (new_token, new_digest) = new_refresh_token()?;
     let outcome = state
         .store()
-        .rotate_refresh(&digest(token), &new_hash, state.auth().refresh_expiry())
+        .rotate_refresh(
+            Digest::of(token).as_str(),
+            new_digest.as_str(),
+            state.auth().refresh_expiry(),
+        )
         .await?;
     match outcome {
         Refresh::Rotated { user_id } => {
@@ -129,7 +133,10 @@ pub(super) async fn logout(
     fields.finish()?;
     let token = token.unwrap_or_default();
     if !token.starts_with(REFRESH_PREFIX)
-        || !state.store().revoke_refresh_family(&digest(token)).await?
+        || !state
+            .store()
+            .revoke_refresh_family(Digest::of(token).as_str())
+            .await?
     {
         return Err(bad_refresh());
     }
