@@ -34,7 +34,7 @@ struct Inner {
 }
 
 /// Default read-your-own-writes window.
-pub const DEFAULT_RYOW_WINDOW: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_RYOW_WINDOW: Duration = Duration::from_secs(5);
 
 /// Forget writers once the table holds this many (only expired entries are dropped).
 const SWEEP_WRITERS_AT: usize = 10_000;

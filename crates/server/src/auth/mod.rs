@@ -3,7 +3,7 @@
 //! Layout, one concern per file:
 //! - this file: [`AuthConfig`] and the [`Auth`] service kept in `AppState`, which turns a
 //!   credential into a principal (`authenticate`) and applies the rate limits;
-//! - [`clock`]: [`Clock`], the time everything here goes by, and the tests' [`ManualClock`];
+//! - `clock`: [`Clock`], the time everything here goes by, and the tests' [`ManualClock`];
 //! - `password`: argon2id hashing on the blocking pool ([`HashCost`]);
 //! - `token`: access tokens (HS256 JWTs, algorithm pinned);
 //! - `cache`: the credential cache, keyed by API-key digest or by user and version;

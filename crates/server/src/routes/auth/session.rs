@@ -1,13 +1,13 @@
 //! Login, refresh and logout.
 
-use super::{BodyFields, ok};
+use super::BodyFields;
 use crate::auth::{Digest, REFRESH_PREFIX, TokenPair, new_refresh_token};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ClientAddr, RequestId};
+use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use plinth_core::ErrorCode;
 use plinth_core::auth::Email;
 use plinth_store::Refresh;
@@ -31,7 +31,7 @@ pub(super) async fn login(
     RequestId(request_id): RequestId,
     ClientAddr(address): ClientAddr,
     ApiJson(body): ApiJson,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     let mut fields = BodyFields::new(&body, &["email", "password"], &[])?;
     let (email, password) = (fields.required("email"), fields.required("password"));
     fields.finish()?;
@@ -63,7 +63,7 @@ pub(super) async fn login(
         .auth()
         .issue_pair(state.store().as_ref(), &user)
         .await?;
-    Ok(ok(pair).into_response())
+    Reply::data(&pair)
 }
 
 /// `POST /api/v1/auth/refresh`: spends the refresh token and returns a new pair. Presenting
@@ -73,7 +73,7 @@ pub(super) async fn refresh(
     RequestId(request_id): RequestId,
     State(state): State<AppState>,
     ApiJson(body): ApiJson,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     let mut fields = BodyFields::new(&body, &["refresh_token"], &[])?;
     let token = fields.required("refresh_token");
     fields.finish()?;
@@ -98,13 +98,12 @@ pub(super) async fn refresh(
                 .await?
                 .ok_or_else(bad_refresh)?;
             let (access_token, expires_in) = state.auth().issue_access(&user)?;
-            Ok(ok(TokenPair {
+            Reply::data(&TokenPair {
                 access_token,
                 refresh_token: new_token,
                 token_type: "Bearer",
                 expires_in,
             })
-            .into_response())
         }
         Refresh::Reused { user_id, family } => {
             tracing::warn!(
@@ -127,7 +126,7 @@ pub(super) async fn refresh(
 pub(super) async fn logout(
     State(state): State<AppState>,
     ApiJson(body): ApiJson,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     let mut fields = BodyFields::new(&body, &["refresh_token"], &[])?;
     let token = fields.required("refresh_token");
     fields.finish()?;
@@ -140,5 +139,5 @@ pub(super) async fn logout(
     {
         return Err(bad_refresh());
     }
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(Reply::empty(StatusCode::NO_CONTENT))
 }
