@@ -130,3 +130,61 @@ impl IntoResponse for Reply {
         res
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parts(reply: Reply) -> (StatusCode, Vec<(String, String)>) {
+        let res = reply.into_response();
+        let headers = res
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("?").to_owned()))
+            .collect();
+        (res.status(), headers)
+    }
+
+    #[test]
+    fn the_envelope_and_headers_are_written_in_one_order() {
+        let page = Reply::page(
+            &json!([{"id": 1}]),
+            Page {
+                next_cursor: None,
+                limit: 20,
+            },
+        )
+        .expect("page");
+        assert_eq!(
+            page.body.as_deref(),
+            Some(
+                &br#"{"success":true,"data":[{"id":1}],"page":{"next_cursor":null,"limit":20}}"#[..]
+            )
+        );
+        let created = Reply::data(&json!({"id": 1}))
+            .expect("data")
+            .with_status(StatusCode::CREATED)
+            .with_etag(3)
+            .with_location("/api/v1/resource/1".to_owned())
+            .replayed(true);
+        assert_eq!(
+            created.body.as_deref(),
+            Some(&br#"{"success":true,"data":{"id":1}}"#[..])
+        );
+        let (status, headers) = parts(created);
+        assert_eq!(status, StatusCode::CREATED);
+        let names: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            ["content-type", "etag", "location", "idempotent-replayed"]
+        );
+        assert_eq!(headers[0].1, "application/json");
+        assert_eq!(headers[1].1, "\"3\"");
+        let (status, headers) = parts(Reply::empty(StatusCode::NOT_MODIFIED).with_etag(4));
+        assert_eq!(status, StatusCode::NOT_MODIFIED);
+        assert_eq!(headers, [("etag".to_owned(), "\"4\"".to_owned())]);
+        let (status, headers) = parts(Reply::empty(StatusCode::NO_CONTENT));
+        assert_eq!((status, headers.len()), (StatusCode::NO_CONTENT, 0));
+    }
+}

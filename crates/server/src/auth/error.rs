@@ -48,3 +48,35 @@ impl From<AuthError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorReport;
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+
+    #[test]
+    fn each_auth_error_has_one_answer() {
+        let refused = ApiError::from(AuthError::Refused).into_response();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        let report = refused.extensions().get::<ErrorReport>().expect("a report");
+        assert_eq!(report.message, "invalid or expired credentials");
+        let limited = ApiError::from(AuthError::RateLimited {
+            retry_after: Duration::from_millis(2500),
+        })
+        .into_response();
+        assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(limited.headers()[header::RETRY_AFTER], "3");
+        let internal = ApiError::from(AuthError::internal("no randomness")).into_response();
+        assert_eq!(internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let report = internal
+            .extensions()
+            .get::<ErrorReport>()
+            .expect("a report");
+        assert_eq!(report.message, "internal error", "the cause is not sent");
+        assert_eq!(report.cause.as_deref(), Some("no randomness"));
+        let conflict = ApiError::from(AuthError::Store(StoreError::NotFound)).into_response();
+        assert_eq!(conflict.status(), StatusCode::NOT_FOUND);
+    }
+}
