@@ -141,11 +141,6 @@ impl Auth {
         &self.config
     }
 
-    /// The clock this service goes by.
-    pub fn clock(&self) -> &Clock {
-        &self.clock
-    }
-
     /// Hashes a password with argon2id, off the async threads.
     pub async fn hash_password(&self, password: &str) -> Result<String, AuthError> {
         self.passwords.hash(password).await
@@ -153,7 +148,7 @@ impl Auth {
 
     /// Checks a password against a stored hash, or against a dummy hash when there is no
     /// user, so both cases cost the same.
-    pub async fn verify_password(&self, hash: Option<&str>, password: &str) -> bool {
+    pub(crate) async fn verify_password(&self, hash: Option<&str>, password: &str) -> bool {
         self.passwords.verify(hash, password).await
     }
 
@@ -201,7 +196,7 @@ impl Auth {
     ///
     /// Records who it is on the current (request) span: `user:<id>`, `key:<prefix>` (the
     /// API key's public prefix, never the key) or `guest`.
-    pub async fn authenticate(
+    pub(crate) async fn authenticate(
         &self,
         store: &dyn Store,
         credential: Option<&str>,
@@ -239,7 +234,7 @@ impl Auth {
 
     /// Forgets every cached credential: called after any change to an account or key made
     /// through this instance, so it takes effect here at once.
-    pub fn forget_credentials(&self) {
+    pub(crate) fn forget_credentials(&self) {
         self.vouched.clear();
     }
 
