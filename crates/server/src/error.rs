@@ -12,7 +12,7 @@ use plinth_store::StoreError;
 use std::sync::Arc;
 
 /// The HTTP status of each error code.
-pub fn status_of(code: ErrorCode) -> StatusCode {
+pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::InvalidInput => StatusCode::BAD_REQUEST,
         ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
@@ -32,7 +32,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
 /// An error answer: code, message for the client, per-field details, and (for 5xx) the
 /// cause, which is logged and never sent.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     code: ErrorCode,
     message: String,
     details: Vec<FieldError>,
@@ -42,7 +42,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error with a code and a client-facing message.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -53,7 +53,7 @@ impl ApiError {
     }
 
     /// `INVALID_INPUT` naming one field.
-    pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
+    pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> Self {
         let reason = reason.into();
         Self::new(
             ErrorCode::InvalidInput,
@@ -63,7 +63,7 @@ impl ApiError {
     }
 
     /// `INTERNAL` with a cause for the log; the client sees only the code.
-    pub fn internal(cause: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(cause: impl std::fmt::Display) -> Self {
         Self {
             cause: Some(cause.to_string()),
             ..Self::new(ErrorCode::Internal, "internal error")
@@ -71,25 +71,20 @@ impl ApiError {
     }
 
     /// `NOT_FOUND` for a record.
-    pub fn record_not_found() -> Self {
+    pub(crate) fn record_not_found() -> Self {
         Self::new(ErrorCode::NotFound, "record not found")
     }
 
     /// Adds per-field details.
-    pub fn with_details(mut self, details: Vec<FieldError>) -> Self {
+    pub(crate) fn with_details(mut self, details: Vec<FieldError>) -> Self {
         self.details = details;
         self
     }
 
     /// Sets the `Retry-After` header (whole seconds, at least 1).
-    pub fn with_retry_after(mut self, after: std::time::Duration) -> Self {
+    pub(crate) fn with_retry_after(mut self, after: std::time::Duration) -> Self {
         self.retry_after = Some(after.as_secs().max(1) + u64::from(after.subsec_nanos() > 0));
         self
-    }
-
-    /// The error code.
-    pub fn code(&self) -> ErrorCode {
-        self.code
     }
 }
 
@@ -144,15 +139,15 @@ impl From<StoreError> for ApiError {
 
 /// What the middleware needs to render an error envelope.
 #[derive(Debug, Clone)]
-pub struct ErrorReport {
+pub(crate) struct ErrorReport {
     /// Wire code.
-    pub code: ErrorCode,
+    pub(crate) code: ErrorCode,
     /// Client-facing message.
-    pub message: String,
+    pub(crate) message: String,
     /// Per-field details.
-    pub details: Arc<Vec<FieldError>>,
+    pub(crate) details: Arc<Vec<FieldError>>,
     /// Internal cause, logged and never sent.
-    pub cause: Option<String>,
+    pub(crate) cause: Option<String>,
 }
 
 impl IntoResponse for ApiError {

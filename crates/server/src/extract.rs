@@ -9,12 +9,13 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use plinth_core::{ErrorCode, ModelDef, Principal, RecordId};
+use plinth_store::WriteCtx;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// A JSON request body (`Content-Type: application/json`), as a JSON value.
 #[derive(Debug)]
-pub struct ApiJson(pub serde_json::Value);
+pub(crate) struct ApiJson(pub(crate) serde_json::Value);
 
 impl<S: Send + Sync> FromRequest<S> for ApiJson {
     type Rejection = ApiError;
@@ -31,7 +32,7 @@ impl ApiJson {
     /// Reads the body of `req` as JSON: for handlers that must check the caller before
     /// looking at the body (extractors all run before a handler, so these take the
     /// `Request` and call this after the access check).
-    pub async fn read<S: Send + Sync>(
+    pub(crate) async fn read<S: Send + Sync>(
         req: Request,
         state: &S,
     ) -> Result<serde_json::Value, ApiError> {
@@ -64,7 +65,7 @@ fn json_rejection(r: &JsonRejection) -> ApiError {
 /// The request id: the client's `X-Request-Id` when it is sane, else a fresh one. Set by the
 /// request middleware before any handler runs.
 #[derive(Debug, Clone)]
-pub struct RequestId(pub Arc<str>);
+pub(crate) struct RequestId(pub(crate) Arc<str>);
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = ApiError;
@@ -83,7 +84,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
 /// invalid credentials are refused (401), never downgraded to a guest. Also applies the
 /// per-principal request rate limit. Handlers hand the principal to the access policy.
 #[derive(Debug, Clone)]
-pub struct Caller(pub Principal);
+pub(crate) struct Caller(pub(crate) Principal);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
@@ -105,6 +106,30 @@ impl FromRequestParts<AppState> for Caller {
         let caller = Self(principal);
         parts.extensions.insert(caller.clone());
         Ok(caller)
+    }
+}
+
+/// A write's context: the [`Caller`], for the access policy, and the store's [`WriteCtx`]
+/// (the caller as actor, and the request id), made here once for every writing handler.
+#[derive(Debug, Clone)]
+pub(crate) struct WriteContext {
+    /// Who is writing.
+    pub(crate) caller: Caller,
+    /// What the store records with the write.
+    pub(crate) ctx: WriteCtx,
+}
+
+impl FromRequestParts<AppState> for WriteContext {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let RequestId(request_id) = RequestId::from_request_parts(parts, state).await?;
+        let ctx = WriteCtx {
+            actor: caller.0.clone(),
+            request_id: request_id.to_string(),
+        };
+        Ok(Self { caller, ctx })
     }
 }
 
@@ -136,7 +161,7 @@ fn credential(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
 
 /// The client's address (the TCP peer), or `unknown` when the server has no socket (tests
 /// that call the router directly).
-pub fn client_address(parts: &Parts) -> String {
+pub(crate) fn client_address(parts: &Parts) -> String {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -145,7 +170,7 @@ pub fn client_address(parts: &Parts) -> String {
 
 /// The model named by the first path segment after `/api/v1/`.
 #[derive(Debug, Clone)]
-pub struct ModelParam(pub Arc<ModelDef>);
+pub(crate) struct ModelParam(pub(crate) Arc<ModelDef>);
 
 impl FromRequestParts<AppState> for ModelParam {
     type Rejection = ApiError;
@@ -160,7 +185,7 @@ impl FromRequestParts<AppState> for ModelParam {
 
 /// A record address: model and id.
 #[derive(Debug, Clone)]
-pub struct RecordParam(pub Arc<ModelDef>, pub RecordId);
+pub(crate) struct RecordParam(pub(crate) Arc<ModelDef>, pub(crate) RecordId);
 
 impl FromRequestParts<AppState> for RecordParam {
     type Rejection = ApiError;
@@ -180,13 +205,13 @@ fn lookup(state: &AppState, name: &str) -> Result<Arc<ModelDef>, ApiError> {
 }
 
 /// The 404 for a path that names nothing.
-pub fn no_such_route() -> ApiError {
+pub(crate) fn no_such_route() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such route")
 }
 
 /// The raw query string as ordered `(key, value)` pairs, percent-decoded.
 #[derive(Debug)]
-pub struct QueryPairs(pub Vec<(String, String)>);
+pub(crate) struct QueryPairs(pub(crate) Vec<(String, String)>);
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
     type Rejection = ApiError;
@@ -208,14 +233,9 @@ fn parse_etag(s: &str) -> Option<i64> {
         .filter(|v| *v >= 1)
 }
 
-/// The entity tag of a record version.
-pub fn etag(version: i64) -> String {
-    format!("\"{version}\"")
-}
-
 /// `If-Match`: absent, `*`, or one strong entity tag `"N"`.
 #[derive(Debug, Clone, Copy)]
-pub struct IfMatch(pub Option<i64>);
+pub(crate) struct IfMatch(pub(crate) Option<i64>);
 
 impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = ApiError;
@@ -239,14 +259,14 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
 
 /// `If-None-Match`: the versions the client already has (`*` matches any).
 #[derive(Debug, Clone, Default)]
-pub struct IfNoneMatch {
+pub(crate) struct IfNoneMatch {
     any: bool,
     versions: Vec<i64>,
 }
 
 impl IfNoneMatch {
     /// Whether the client's copy is current.
-    pub fn matches(&self, version: i64) -> bool {
+    pub(crate) fn matches(&self, version: i64) -> bool {
         self.any || self.versions.contains(&version)
     }
 }
@@ -275,7 +295,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
 
 /// `Idempotency-Key`: 1 to 255 visible ASCII characters.
 #[derive(Debug, Clone)]
-pub struct IdempotencyKey(pub Option<String>);
+pub(crate) struct IdempotencyKey(pub(crate) Option<String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = ApiError;
@@ -300,7 +320,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 
 /// The client's address (see [`client_address`]).
 #[derive(Debug, Clone)]
-pub struct ClientAddr(pub String);
+pub(crate) struct ClientAddr(pub(crate) String);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = ApiError;

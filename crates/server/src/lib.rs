@@ -2,29 +2,34 @@
 //! [`Application`] that serves them.
 //!
 //! Layout:
-//! - [`app`]: [`Application`]: bind, serve, drain, close.
+//! - `app`: [`Application`]: bind, serve, drain, close.
 //! - [`config`]: the [`ServerConfig`] settings.
-//! - [`state`]: [`AppState`], the shared state handlers take.
-//! - [`auth`]: [`Auth`]: password hashing, tokens, API keys, rate limits.
-//! - [`error`]: [`ApiError`] and the one code → status table.
-//! - [`extract`]: Plinth's extractors (`ApiJson`, `RecordParam`, `Caller`, `IfMatch`…).
-//! - [`middleware`]: request ids, envelope rendering, access log, panics.
+//! - `state`: [`AppState`], the shared state handlers take.
+//! - [`auth`]: [`Auth`]: password hashing, tokens, API keys, rate limits, the clock.
+//! - `accounts`: [`create_account`], the one way an account is made.
+//! - `error`: `ApiError`, the one code → status table; `reply`: `Reply`, the one success
+//!   envelope.
+//! - `extract`: Plinth's extractors (`ApiJson`, `RecordParam`, `Caller`, `WriteContext`…).
+//! - `middleware`: request ids, envelope rendering, access log, panics.
 //! - `routes`: one module per area; `routes/records` has one file per handler.
 //!
 //! API boundary: the binary builds a [`AppState`] over a migrated [`plinth_store::Store`]
-//! and calls [`Application::build`]; nothing else is needed to serve.
+//! and calls [`Application::build`]; nothing else is needed to serve. Only what the binary,
+//! the benchmark and the tests use is public.
 
-pub mod app;
+mod accounts;
+mod app;
 pub mod auth;
 pub mod config;
-pub mod error;
-pub mod extract;
-pub mod middleware;
+mod error;
+mod extract;
+mod middleware;
+mod reply;
 mod routes;
-pub mod state;
+mod state;
 
-pub use app::{Application, StartError};
-pub use auth::{Auth, AuthConfig, SigningKey};
-pub use config::ServerConfig;
-pub use error::ApiError;
+pub use accounts::{AccountError, create_account};
+pub use app::{Application, StartError, with_middleware};
+pub use auth::{Auth, AuthConfig, AuthError, SigningKey};
+pub use config::{DEFAULT_BODY_LIMIT, ServerConfig};
 pub use state::AppState;

@@ -14,7 +14,7 @@ use std::time::Instant;
 use tracing::Instrument;
 
 /// The request id header, read and written.
-pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Longest client-supplied request id kept.
 const MAX_REQUEST_ID: usize = 128;
@@ -31,7 +31,7 @@ fn sane(id: &str) -> bool {
 
 /// Assigns the request id, runs the request inside a span, renders error envelopes, and
 /// writes one access-log line.
-pub async fn request_context(mut req: Request, next: Next) -> Response {
+pub(crate) async fn request_context(mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id: Arc<str> = match req
         .headers()
@@ -120,7 +120,7 @@ fn render_error(res: Response, report: &ErrorReport, id: &str) -> Response {
 
 /// Turns a panic in a handler into a 500 envelope; the panic itself is logged by the panic
 /// hook, and the payload never reaches the client.
-pub fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+pub(crate) fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let what = payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
@@ -130,12 +130,12 @@ pub fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Respo
 }
 
 /// Answers 404 for paths that match no route.
-pub async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     crate::extract::no_such_route()
 }
 
 /// Answers 405 for a known path with a method it does not serve.
-pub async fn method_not_allowed() -> ApiError {
+pub(crate) async fn method_not_allowed() -> ApiError {
     ApiError::new(
         plinth_core::ErrorCode::MethodNotAllowed,
         "method not allowed on this route",

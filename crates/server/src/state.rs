@@ -34,7 +34,7 @@ struct Inner {
 }
 
 /// Default read-your-own-writes window.
-pub const DEFAULT_RYOW_WINDOW: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_RYOW_WINDOW: Duration = Duration::from_secs(5);
 
 /// Forget writers once the table holds this many (only expired entries are dropped).
 const SWEEP_WRITERS_AT: usize = 10_000;
@@ -64,7 +64,7 @@ impl AppState {
     }
 
     /// Notes that `who` wrote: its reads go to the primary for the window.
-    pub fn note_write(&self, who: &Principal) {
+    pub(crate) fn note_write(&self, who: &Principal) {
         let (Some(id), true) = (who.user_id(), self.0.store.has_read_replica()) else {
             return;
         };
@@ -80,7 +80,7 @@ impl AppState {
 
     /// Where `who`'s reads go: the primary within the window after its last write, else
     /// the replica (if the store has one).
-    pub fn read_from(&self, who: &Principal) -> ReadFrom {
+    pub(crate) fn read_from(&self, who: &Principal) -> ReadFrom {
         if !self.0.store.has_read_replica() {
             return ReadFrom::Primary;
         }
@@ -118,17 +118,17 @@ impl AppState {
     }
 
     /// Whether shutdown has begun.
-    pub fn draining(&self) -> bool {
+    pub(crate) fn draining(&self) -> bool {
         self.0.draining.load(Ordering::Relaxed)
     }
 
     /// Marks the start of shutdown.
-    pub fn start_draining(&self) {
+    pub(crate) fn start_draining(&self) {
         self.0.draining.store(true, Ordering::Relaxed);
     }
 
     /// Seconds since start.
-    pub fn uptime_secs(&self) -> u64 {
+    pub(crate) fn uptime_secs(&self) -> u64 {
         self.0.started.elapsed().as_secs()
     }
 }

@@ -7,8 +7,8 @@ use crate::logging;
 use anyhow::Context;
 use plinth_core::Role;
 use plinth_core::auth::{Email, check_password};
-use plinth_server::{AppState, Application, Auth, ServerConfig};
-use plinth_store::{NewUser, PgOptions, PgStore, WriteCtx};
+use plinth_server::{AccountError, AppState, Application, Auth, ServerConfig};
+use plinth_store::{PgOptions, PgStore, WriteCtx};
 use plinth_store::{SqliteOptions, SqliteStore, Store};
 use std::sync::Arc;
 use std::time::Duration;
@@ -201,27 +201,17 @@ pub(crate) async fn create_user(
     password: &str,
     role: Role,
 ) -> anyhow::Result<plinth_store::User> {
-    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("email {e}"))?;
-    check_password(password, Some(&email)).map_err(|e| anyhow::anyhow!("password {e}"))?;
-    let password_hash = auth
-        .hash_password(password)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let ctx = WriteCtx {
         actor: plinth_core::Principal::local_admin(),
         request_id: "cli".to_owned(),
     };
-    let user = store
-        .create_user(
-            &ctx,
-            NewUser {
-                email,
-                password_hash,
-                role,
-            },
-        )
-        .await?;
-    Ok(user)
+    plinth_server::create_account(store, auth, &ctx, email, password, role)
+        .await
+        .map_err(|e| match e {
+            // Kept as a `StoreError` so that a lost first-admin race is seen as a conflict.
+            AccountError::Store(e) => e.into(),
+            other => anyhow::anyhow!(other),
+        })
 }
 
 /// `plinth serve`.

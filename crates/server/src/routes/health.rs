@@ -1,12 +1,13 @@
 //! Liveness and readiness probes.
 
 use crate::error::ApiError;
+use crate::reply::Reply;
 use crate::state::AppState;
+use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use axum::{Json, Router};
 use plinth_core::ErrorCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -15,18 +16,16 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 /// The process is alive and serving HTTP.
-async fn healthz() -> Json<Value> {
-    Json(json!({"success": true, "data": {"status": "ok"}}))
+async fn healthz() -> Result<Reply, ApiError> {
+    Reply::data(&json!({"status": "ok"}))
 }
 
 /// Ready for traffic: the database answers (migrations ran before the listener opened) and
 /// the server is not draining.
-async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn readyz(State(state): State<AppState>) -> Result<Reply, ApiError> {
     if state.draining() {
         return Err(ApiError::new(ErrorCode::Unavailable, "shutting down"));
     }
     state.store().ping().await.map_err(ApiError::from)?;
-    Ok(Json(
-        json!({"success": true, "data": {"status": "ready", "uptime_seconds": state.uptime_secs()}}),
-    ))
+    Reply::data(&json!({"status": "ready", "uptime_seconds": state.uptime_secs()}))
 }

@@ -1,19 +1,19 @@
 //! `/api/v1/users[/{id}]`: account administration, admins only.
 
-use super::auth::{BodyFields, UserJson, ok};
-use crate::auth::role_from_client;
+use super::auth::{BodyFields, UserJson, role_from_client};
+use crate::accounts;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Caller, IfMatch, QueryPairs, RequestId};
+use crate::extract::{ApiJson, Caller, IfMatch, QueryPairs, WriteContext};
+use crate::reply::{Page, Reply};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use axum::routing::get;
 use plinth_core::auth::{Email, check_password};
 use plinth_core::query::{DEFAULT_LIMIT, MAX_LIMIT};
 use plinth_core::{ErrorCode, Role};
-use plinth_store::{NewUser, StoreError, User, UserChanges, WriteCtx};
+use plinth_store::{StoreError, User, UserChanges};
 use uuid::Uuid;
 
 pub(super) fn router() -> Router<AppState> {
@@ -50,67 +50,44 @@ fn not_found(e: StoreError) -> ApiError {
     }
 }
 
-fn user_response(status: StatusCode, user: &User) -> Response {
-    let mut res = (status, ok(UserJson::from(user))).into_response();
-    if let Ok(v) = HeaderValue::from_str(&crate::extract::etag(user.version)) {
-        res.headers_mut().insert(header::ETAG, v);
-    }
-    res
+/// An account with its `ETag`.
+fn user_reply(user: &User) -> Result<Reply, ApiError> {
+    Ok(Reply::data(&UserJson::from(user))?.with_etag(user.version))
 }
 
 /// Creates an account: `{"email", "password", "role"?}` (role defaults to `user`).
 #[tracing::instrument(skip_all)]
 async fn create_user(
     State(state): State<AppState>,
-    caller: Caller,
-    RequestId(request_id): RequestId,
+    WriteContext { caller, ctx }: WriteContext,
     req: Request,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     require_admin(&caller)?;
     let body = ApiJson::read(req, &state).await?;
     let mut fields = BodyFields::new(&body, &["email", "password", "role"], &[])?;
-    let email = match fields.required("email").map(Email::parse) {
-        Some(Ok(e)) => Some(e),
-        Some(Err(reason)) => {
-            fields.reject("email", reason);
-            None
-        }
-        None => None,
-    };
+    let email = fields.required("email");
     let password = fields.required("password");
     let role = fields.string("role");
-    if let Some(p) = password
-        && let Err(reason) = check_password(p, email.as_ref())
-    {
-        fields.reject("password", reason);
+    for problem in accounts::problems(email, password) {
+        fields.reject(&problem.field, problem.reason);
     }
     fields.finish()?;
     let role = role.map_or(Ok(Role::User), role_from_client)?;
     let (Some(email), Some(password)) = (email, password) else {
         return Err(ApiError::invalid("body", "email and password are required"));
     };
-    let password_hash = state.auth().hash_password(password).await?;
-    let ctx = WriteCtx {
-        actor: caller.0,
-        request_id: request_id.to_string(),
-    };
-    let user = state
-        .store()
-        .create_user(
-            &ctx,
-            NewUser {
-                email,
-                password_hash,
-                role,
-            },
-        )
-        .await?;
-    tracing::info!(target: "plinth::security", event = "user_created", user_id = %user.id, "user created");
-    let mut res = user_response(StatusCode::CREATED, &user);
-    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/users/{}", user.id)) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(res)
+    let user = accounts::create_account(
+        state.store().as_ref(),
+        state.auth(),
+        &ctx,
+        email,
+        password,
+        role,
+    )
+    .await?;
+    Ok(user_reply(&user)?
+        .with_status(StatusCode::CREATED)
+        .with_location(format!("/api/v1/users/{}", user.id)))
 }
 
 /// Lists accounts by id: `?limit=` (1–200, default 20) and `?cursor=` from `page.next_cursor`.
@@ -119,7 +96,7 @@ async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
     QueryPairs(query): QueryPairs,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     require_admin(&caller)?;
     let mut limit = DEFAULT_LIMIT;
     let mut after = None;
@@ -163,12 +140,7 @@ async fn list_users(
     } else {
         None
     };
-    Ok(axum::Json(serde_json::json!({
-        "success": true,
-        "data": page,
-        "page": { "next_cursor": next_cursor, "limit": limit },
-    }))
-    .into_response())
+    Reply::page(&page, Page { next_cursor, limit })
 }
 
 /// One account.
@@ -177,14 +149,14 @@ async fn read_user(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     require_admin(&caller)?;
     let user = state
         .store()
         .get_user(user_id(&id)?)
         .await?
         .ok_or_else(|| not_found(StoreError::NotFound))?;
-    Ok(user_response(StatusCode::OK, &user))
+    user_reply(&user)
 }
 
 /// Changes an account: `{"email"?, "password"?, "role"?}`, optionally with `If-Match`. The
@@ -192,12 +164,11 @@ async fn read_user(
 #[tracing::instrument(skip_all)]
 async fn update_user(
     State(state): State<AppState>,
-    caller: Caller,
-    RequestId(request_id): RequestId,
+    WriteContext { caller, ctx }: WriteContext,
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
     req: Request,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     require_admin(&caller)?;
     let body = ApiJson::read(req, &state).await?;
     let id = user_id(&id)?;
@@ -233,10 +204,6 @@ async fn update_user(
         Some(p) => Some(state.auth().hash_password(p).await?),
         None => None,
     };
-    let ctx = WriteCtx {
-        actor: caller.0,
-        request_id: request_id.to_string(),
-    };
     let changes = UserChanges {
         email,
         password_hash,
@@ -249,7 +216,7 @@ async fn update_user(
         .map_err(not_found)?;
     state.auth().forget_credentials();
     tracing::info!(target: "plinth::security", event = "user_changed", user_id = %user.id, "user changed");
-    Ok(user_response(StatusCode::OK, &user))
+    user_reply(&user)
 }
 
 /// Deletes an account with its sessions and keys (its records keep their `owner_id`). The
@@ -257,16 +224,11 @@ async fn update_user(
 #[tracing::instrument(skip_all)]
 async fn delete_user(
     State(state): State<AppState>,
-    caller: Caller,
-    RequestId(request_id): RequestId,
+    WriteContext { caller, ctx }: WriteContext,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     require_admin(&caller)?;
     let id = user_id(&id)?;
-    let ctx = WriteCtx {
-        actor: caller.0,
-        request_id: request_id.to_string(),
-    };
     state
         .store()
         .delete_user(&ctx, id)
@@ -274,5 +236,5 @@ async fn delete_user(
         .map_err(not_found)?;
     state.auth().forget_credentials();
     tracing::info!(target: "plinth::security", event = "user_deleted", user_id = %id, "user deleted");
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(Reply::empty(StatusCode::NO_CONTENT))
 }

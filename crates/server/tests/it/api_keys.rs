@@ -1,8 +1,9 @@
 //! `/api/v1/auth/api-keys`: keys shown once, used by `Bearer` and `X-API-Key`, never above
 //! their user's role, revoked and expired at once, and private to their user.
 
-use crate::helpers::{Resp, TestApp, assert_error, make_user};
+use crate::helpers::{Resp, TestApp, assert_error, make_user, test_auth_config};
 use plinth_core::{Role, Timestamp};
+use plinth_server::auth::ManualClock;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime};
@@ -219,7 +220,8 @@ async fn a_revoked_key_is_401_on_the_very_next_request() {
 
 #[tokio::test]
 async fn expired_keys_are_refused() {
-    let app = TestApp::spawn().await;
+    let clock = ManualClock::new();
+    let app = TestApp::spawn_clocked(test_auth_config(), &clock).await;
     let (_, token) = app.user("ada@example.com").await;
     let past = Timestamp::from_system(SystemTime::now() - Duration::from_secs(60)).to_string();
     let r = app
@@ -229,13 +231,13 @@ async fn expired_keys_are_refused() {
         assert_error(&r, StatusCode::BAD_REQUEST, "INVALID_INPUT"),
         ["expires_at"]
     );
-    let soon = SystemTime::now() + Duration::from_millis(1500);
+    let soon = clock.now() + Duration::from_millis(1500);
     let body = json!({"name": "short", "expires_at": Timestamp::from_system(soon).to_string()});
     let (_, key) = new_key(&app, &token, &body).await;
     app.me(Some(&key)).await.data(StatusCode::OK);
-    let wait =
-        soon.duration_since(SystemTime::now()).unwrap_or_default() + Duration::from_millis(300);
-    tokio::time::sleep(wait).await;
+    clock.advance(Duration::from_millis(1499));
+    app.me(Some(&key)).await.data(StatusCode::OK);
+    clock.advance(Duration::from_millis(1));
     let late = app
         .call_as(Method::GET, "/api/v1/resource", Some(&key), None)
         .await;

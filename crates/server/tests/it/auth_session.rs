@@ -5,8 +5,10 @@ use crate::helpers::{
     NEW_PASSWORD, PASSWORD, Resp, TestApp, Tokens, WRONG_PASSWORD, assert_error, test_auth_config,
 };
 use plinth_server::ServerConfig;
+use plinth_server::auth::ManualClock;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use std::time::{Duration, SystemTime};
 
 const ADMIN: &str = "admin@example.com";
 
@@ -330,9 +332,11 @@ async fn one_refresh_token_rotates_once_even_when_sent_twice_at_once() {
 async fn an_expired_refresh_token_is_401() {
     let mut auth = test_auth_config();
     auth.refresh_ttl = std::time::Duration::from_secs(1);
-    let app = TestApp::spawn_full(Vec::new(), ServerConfig::default(), auth).await;
+    // The database decides a refresh token's expiry by its own clock, so instead of waiting
+    // the token is issued two seconds in the past: its one-second lifetime is over.
+    let clock = ManualClock::starting_at(SystemTime::now() - Duration::from_secs(2));
+    let app = TestApp::spawn_clocked(auth, &clock).await;
     let tokens = app.login_ok(ADMIN, PASSWORD).await;
-    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
     let r = app.refresh(&tokens.refresh).await;
     assert_error(&r, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
 }

@@ -7,7 +7,7 @@ use crate::helpers::{TEST_KEY, TestApp, assert_error, make_user, test_auth_confi
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use plinth_core::Role;
-use plinth_server::ServerConfig;
+use plinth_server::auth::ManualClock;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256, Sha512};
@@ -103,7 +103,8 @@ async fn a_token_forged_with_the_real_key_is_accepted_so_the_forger_is_sound() {
 async fn an_expired_access_token_is_401() {
     let mut auth = test_auth_config();
     auth.access_ttl = Duration::from_secs(1);
-    let app = TestApp::spawn_full(Vec::new(), ServerConfig::default(), auth).await;
+    let clock = ManualClock::new();
+    let app = TestApp::spawn_clocked(auth, &clock).await;
     app.user("ada@example.com").await;
     let tokens = app
         .login_ok("ada@example.com", crate::helpers::PASSWORD)
@@ -111,8 +112,11 @@ async fn an_expired_access_token_is_401() {
     let r = app.login("ada@example.com", crate::helpers::PASSWORD).await;
     assert_eq!(r.data(StatusCode::OK)["expires_in"], json!(1));
     accepted_as(&app, &tokens.access).await;
-    // Past the expiry and the validator's few seconds of clock-skew leeway.
-    tokio::time::sleep(Duration::from_millis(7500)).await;
+    // At the expiry plus the validator's 5 s of clock-skew leeway it still passes; one
+    // second later it does not.
+    clock.advance(Duration::from_secs(1 + 5));
+    accepted_as(&app, &tokens.access).await;
+    clock.advance(Duration::from_secs(1));
     refused(&app, &tokens.access, "an expired token").await;
     // The refresh token still gets a fresh access token.
     let fresh = crate::helpers::Tokens::from_resp(&app.refresh(&tokens.refresh).await);

@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::http::Request;
 use axum::routing::get;
 use plinth_server::ServerConfig;
-use plinth_server::app::with_middleware;
+use plinth_server::with_middleware;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tower::ServiceExt;

@@ -4,7 +4,7 @@
 use plinth_core::auth::Email;
 use plinth_core::{ModelDecl, Schema};
 use plinth_core::{Principal, Role};
-use plinth_server::auth::HashCost;
+use plinth_server::auth::{Clock, HashCost, ManualClock};
 use plinth_server::{AppState, Application, Auth, AuthConfig, ServerConfig, SigningKey};
 use plinth_store::{
     NewUser, PgOptions, PgStore, SqliteOptions, SqliteStore, Store, User, WriteCtx,
@@ -166,12 +166,22 @@ impl TestDb {
 
     /// As [`Self::state`], with the given authentication settings.
     pub(crate) async fn state_with(&self, decls: &[ModelDecl], auth: AuthConfig) -> AppState {
+        self.state_clocked(decls, auth, Clock::system()).await
+    }
+
+    /// As [`Self::state_with`], with `Auth` going by `clock`.
+    pub(crate) async fn state_clocked(
+        &self,
+        decls: &[ModelDecl],
+        auth: AuthConfig,
+        clock: Clock,
+    ) -> AppState {
         let schema = Schema::from_decls(decls).expect("valid test schema");
         self.store
             .migrate(&schema, false)
             .await
             .expect("migrate the test database");
-        let auth = Auth::new(auth).expect("auth settings");
+        let auth = Auth::with_clock(auth, clock).expect("auth settings");
         AppState::new(Arc::clone(&self.store), Arc::new(schema), Arc::new(auth))
     }
 }
@@ -360,6 +370,15 @@ impl TestApp {
         Self::spawn_on(TestDb::new().await, decls, config, auth).await
     }
 
+    /// The default schema and the given auth settings, with authentication going by a
+    /// clock the test moves (token and key expiry, rate-limit windows, the credential
+    /// cache), so that nothing has to sleep.
+    pub(crate) async fn spawn_clocked(auth: AuthConfig, clock: &ManualClock) -> Self {
+        let db = TestDb::new().await;
+        let state = db.state_clocked(&[], auth, clock.clock()).await;
+        Self::serve_state(db, state, ServerConfig::default()).await
+    }
+
     /// Custom models, server and auth settings over the given database.
     pub(crate) async fn spawn_on(
         db: TestDb,
@@ -368,6 +387,10 @@ impl TestApp {
         auth: AuthConfig,
     ) -> Self {
         let state = db.state_with(&decls, auth).await;
+        Self::serve_state(db, state, config).await
+    }
+
+    async fn serve_state(db: TestDb, state: AppState, config: ServerConfig) -> Self {
         let (admin, admin_token) = make_user(&state, "admin@example.com", Role::Admin).await;
         let admin_id = admin.id.to_string();
         Self::serve(Arc::new(db), state, config, admin_token, admin_id).await

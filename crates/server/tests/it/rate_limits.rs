@@ -4,6 +4,7 @@
 use crate::helpers::{
     PASSWORD, Resp, TEST_KEY, TestApp, WRONG_PASSWORD, assert_error, test_auth_config,
 };
+use plinth_server::auth::ManualClock;
 use plinth_server::{AuthConfig, ServerConfig, SigningKey};
 use reqwest::{Method, StatusCode};
 use std::time::{Duration, Instant};
@@ -148,6 +149,44 @@ async fn guests_are_limited_by_address() {
             .await,
     );
     app.get_path("/api/v1/resource").await.data(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn limits_last_one_window_and_then_start_over() {
+    let clock = ManualClock::new();
+    let mut auth = test_auth_config();
+    auth.login_per_account = 2;
+    auth.requests_per_minute = 2;
+    let app = TestApp::spawn_clocked(auth, &clock).await;
+    for _ in 0..2 {
+        let r = app.login(ADMIN, WRONG_PASSWORD).await;
+        assert_error(&r, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
+    }
+    let r = app.login(ADMIN, PASSWORD).await;
+    assert_rate_limited(&r);
+    assert_eq!(r.header("retry-after"), Some("60"));
+    for _ in 0..2 {
+        app.call_as(Method::GET, "/api/v1/resource", None, None)
+            .await
+            .data(StatusCode::OK);
+    }
+    assert_rate_limited(
+        &app.call_as(Method::GET, "/api/v1/resource", None, None)
+            .await,
+    );
+    clock.advance(Duration::from_secs(59));
+    let r = app.login(ADMIN, PASSWORD).await;
+    assert_rate_limited(&r);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_rate_limited(
+        &app.call_as(Method::GET, "/api/v1/resource", None, None)
+            .await,
+    );
+    clock.advance(Duration::from_secs(1));
+    app.login_ok(ADMIN, PASSWORD).await;
+    app.call_as(Method::GET, "/api/v1/resource", None, None)
+        .await
+        .data(StatusCode::OK);
 }
 
 fn median(mut xs: Vec<Duration>) -> Duration {

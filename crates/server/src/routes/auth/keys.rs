@@ -2,17 +2,17 @@
 //! and acts as its user with at most that user's role.
 
 use super::me::current_user;
-use super::{BodyFields, ok};
-use crate::auth::{new_api_key, role_from_client};
+use super::{BodyFields, role_from_client};
+use crate::auth::new_api_key;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Caller, QueryPairs, RequestId};
+use crate::extract::{ApiJson, Caller, QueryPairs, WriteContext};
+use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use plinth_core::auth::role_name;
 use plinth_core::{ErrorCode, Role, Timestamp};
-use plinth_store::{ApiKey, NewApiKey, WriteCtx};
+use plinth_store::{ApiKey, NewApiKey};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -58,10 +58,9 @@ fn parse_id(s: &str) -> Result<Uuid, ApiError> {
 #[tracing::instrument(skip_all)]
 pub(super) async fn create_key(
     State(state): State<AppState>,
-    caller: Caller,
-    RequestId(request_id): RequestId,
+    WriteContext { caller, ctx }: WriteContext,
     req: Request,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     let me = current_user(&state, &caller).await?;
     let body = ApiJson::read(req, &state).await?;
     let mut fields = BodyFields::new(&body, &["name", "role", "expires_at", "user_id"], &[])?;
@@ -76,7 +75,7 @@ pub(super) async fn create_key(
     }
     let role = fields.string("role");
     let expires_at = match fields.string("expires_at").map(Timestamp::parse) {
-        Some(Ok(t)) if t <= Timestamp::from_system(std::time::SystemTime::now()) => {
+        Some(Ok(t)) if t <= state.auth().now() => {
             fields.reject("expires_at", "must be in the future");
             None
         }
@@ -115,22 +114,18 @@ pub(super) async fn create_key(
             "a key cannot have a higher role than its creator or its user",
         ));
     }
-    let (secret, prefix, key_hash) = new_api_key()?;
+    let (secret, prefix, digest) = new_api_key()?;
     let new = NewApiKey {
         user_id: owner.id,
         name: name.unwrap_or_default().to_owned(),
         prefix,
-        key_hash,
+        key_hash: digest.into_string(),
         role,
         expires_at,
     };
-    let ctx = WriteCtx {
-        actor: caller.0,
-        request_id: request_id.to_string(),
-    };
     let key = state.store().create_api_key(&ctx, new).await?;
     tracing::info!(target: "plinth::security", event = "api_key_created", key = %key.prefix, user_id = %key.user_id, "API key created");
-    Ok((StatusCode::CREATED, ok(key_json(&key, Some(&secret)))).into_response())
+    Ok(Reply::data(&key_json(&key, Some(&secret)))?.with_status(StatusCode::CREATED))
 }
 
 /// Lists keys: an admin's own by default, everyone's with `?all=true`, one user's with
@@ -140,7 +135,7 @@ pub(super) async fn list_keys(
     State(state): State<AppState>,
     caller: Caller,
     QueryPairs(query): QueryPairs,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     let me = current_user(&state, &caller).await?;
     let admin = caller.0.role() == Role::Admin;
     let filter = match query.as_slice() {
@@ -162,7 +157,7 @@ pub(super) async fn list_keys(
     };
     let keys = state.store().list_api_keys(filter).await?;
     let data: Vec<KeyJson<'_>> = keys.iter().map(|k| key_json(k, None)).collect();
-    Ok(ok(data).into_response())
+    Reply::data(&data)
 }
 
 /// One key (never its secret). Users see only their own; others' are 404.
@@ -171,7 +166,7 @@ pub(super) async fn read_key(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     let me = current_user(&state, &caller).await?;
     let id = parse_id(&id)?;
     let owner = (caller.0.role() != Role::Admin).then_some(me.id);
@@ -180,24 +175,19 @@ pub(super) async fn read_key(
         .iter()
         .find(|k| k.id == id)
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such API key"))?;
-    Ok(ok(key_json(key, None)).into_response())
+    Reply::data(&key_json(key, None))
 }
 
 /// Revokes a key at once: `204`. Users revoke only their own.
 #[tracing::instrument(skip_all)]
 pub(super) async fn revoke_key(
     State(state): State<AppState>,
-    caller: Caller,
-    RequestId(request_id): RequestId,
+    WriteContext { caller, ctx }: WriteContext,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     let me = current_user(&state, &caller).await?;
     let id = parse_id(&id)?;
     let owner = (caller.0.role() != Role::Admin).then_some(me.id);
-    let ctx = WriteCtx {
-        actor: caller.0,
-        request_id: request_id.to_string(),
-    };
     let key = state
         .store()
         .revoke_api_key(&ctx, id, owner)
@@ -210,5 +200,5 @@ pub(super) async fn revoke_key(
         })?;
     state.auth().forget_credentials();
     tracing::info!(target: "plinth::security", event = "api_key_revoked", key = %key.prefix, "API key revoked");
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(Reply::empty(StatusCode::NO_CONTENT))
 }

@@ -1,14 +1,14 @@
 //! `GET` and `PATCH /api/v1/auth/me`: the caller's own account.
 
-use super::{BodyFields, UserJson, ok};
+use super::{BodyFields, UserJson};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Caller, ClientAddr, RequestId};
+use crate::extract::{ApiJson, Caller, ClientAddr, WriteContext};
+use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
 use plinth_core::ErrorCode;
 use plinth_core::auth::{Email, check_password};
-use plinth_store::{User, UserChanges, WriteCtx};
+use plinth_store::{User, UserChanges};
 
 /// The signed-in user, or 401.
 pub(crate) async fn current_user(state: &AppState, caller: &Caller) -> Result<User, ApiError> {
@@ -28,9 +28,9 @@ pub(crate) async fn current_user(state: &AppState, caller: &Caller) -> Result<Us
 pub(super) async fn read_me(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     let user = current_user(&state, &caller).await?;
-    Ok(ok(UserJson::from(&user)).into_response())
+    Reply::data(&UserJson::from(&user))
 }
 
 /// Changes the caller's password: `{"current_password", "new_password"}`. The role and email
@@ -38,11 +38,10 @@ pub(super) async fn read_me(
 #[tracing::instrument(skip_all)]
 pub(super) async fn change_password(
     State(state): State<AppState>,
-    caller: Caller,
-    RequestId(request_id): RequestId,
+    WriteContext { caller, ctx }: WriteContext,
     ClientAddr(address): ClientAddr,
     req: Request,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     let user = current_user(&state, &caller).await?;
     let body = ApiJson::read(req, &state).await?;
     let mut fields = BodyFields::new(
@@ -80,10 +79,6 @@ pub(super) async fn change_password(
     }
     state.auth().login_succeeded(&account);
     let hash = state.auth().hash_password(new.unwrap_or_default()).await?;
-    let ctx = WriteCtx {
-        actor: caller.0,
-        request_id: request_id.to_string(),
-    };
     let changes = UserChanges {
         password_hash: Some(hash),
         ..UserChanges::default()
@@ -94,5 +89,5 @@ pub(super) async fn change_password(
         .await?;
     state.auth().forget_credentials();
     tracing::info!(target: "plinth::security", event = "password_changed", user_id = %user.id, "password changed");
-    Ok(ok(UserJson::from(&user)).into_response())
+    Reply::data(&UserJson::from(&user))
 }

@@ -4,12 +4,13 @@ mod keys;
 mod me;
 mod session;
 
+use crate::accounts::invalid_fields;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
 use axum::routing::{get, post};
-use plinth_core::auth::role_name;
-use plinth_core::{ErrorCode, FieldError};
+use plinth_core::auth::{parse_role, role_name};
+use plinth_core::{FieldError, Role};
 use plinth_store::User;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -120,16 +121,11 @@ impl<'a> BodyFields<'a> {
         if self.errors.is_empty() {
             return Ok(());
         }
-        let names: Vec<&str> = self.errors.iter().map(|e| e.field.as_str()).collect();
-        Err(ApiError::new(
-            ErrorCode::InvalidInput,
-            format!("invalid fields: {}", names.join(", ")),
-        )
-        .with_details(self.errors))
+        Err(invalid_fields(self.errors))
     }
 }
 
-/// `{"success": true, "data": …}`.
-pub(crate) fn ok<T: Serialize>(data: T) -> axum::Json<Value> {
-    axum::Json(serde_json::json!({ "success": true, "data": data }))
+/// Parses a role sent by a client.
+pub(crate) fn role_from_client(s: &str) -> Result<Role, ApiError> {
+    parse_role(s).map_err(|reason| ApiError::invalid("role", reason))
 }

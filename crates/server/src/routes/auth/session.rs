@@ -1,13 +1,13 @@
 //! Login, refresh and logout.
 
-use super::{BodyFields, ok};
-use crate::auth::{REFRESH_PREFIX, TokenPair, digest, new_refresh_token};
+use super::BodyFields;
+use crate::auth::{Digest, REFRESH_PREFIX, TokenPair, new_refresh_token};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ClientAddr, RequestId};
+use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use plinth_core::ErrorCode;
 use plinth_core::auth::Email;
 use plinth_store::Refresh;
@@ -31,7 +31,7 @@ pub(super) async fn login(
     RequestId(request_id): RequestId,
     ClientAddr(address): ClientAddr,
     ApiJson(body): ApiJson,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     let mut fields = BodyFields::new(&body, &["email", "password"], &[])?;
     let (email, password) = (fields.required("email"), fields.required("password"));
     fields.finish()?;
@@ -63,7 +63,7 @@ pub(super) async fn login(
         .auth()
         .issue_pair(state.store().as_ref(), &user)
         .await?;
-    Ok(ok(pair).into_response())
+    Reply::data(&pair)
 }
 
 /// `POST /api/v1/auth/refresh`: spends the refresh token and returns a new pair. Presenting
@@ -73,7 +73,7 @@ pub(super) async fn refresh(
     RequestId(request_id): RequestId,
     State(state): State<AppState>,
     ApiJson(body): ApiJson,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     let mut fields = BodyFields::new(&body, &["refresh_token"], &[])?;
     let token = fields.required("refresh_token");
     fields.finish()?;
@@ -81,10 +81,14 @@ pub(super) async fn refresh(
     if !token.starts_with(REFRESH_PREFIX) {
         return Err(bad_refresh());
     }
-    let (new_token, new_hash) = new_refresh_token()?;
+    let (new_token, new_digest) = new_refresh_token()?;
     let outcome = state
         .store()
-        .rotate_refresh(&digest(token), &new_hash, state.auth().refresh_expiry())
+        .rotate_refresh(
+            Digest::of(token).as_str(),
+            new_digest.as_str(),
+            state.auth().refresh_expiry(),
+        )
         .await?;
     match outcome {
         Refresh::Rotated { user_id } => {
@@ -94,13 +98,12 @@ pub(super) async fn refresh(
                 .await?
                 .ok_or_else(bad_refresh)?;
             let (access_token, expires_in) = state.auth().issue_access(&user)?;
-            Ok(ok(TokenPair {
+            Reply::data(&TokenPair {
                 access_token,
                 refresh_token: new_token,
                 token_type: "Bearer",
                 expires_in,
             })
-            .into_response())
         }
         Refresh::Reused { user_id, family } => {
             tracing::warn!(
@@ -123,15 +126,18 @@ pub(super) async fn refresh(
 pub(super) async fn logout(
     State(state): State<AppState>,
     ApiJson(body): ApiJson,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     let mut fields = BodyFields::new(&body, &["refresh_token"], &[])?;
     let token = fields.required("refresh_token");
     fields.finish()?;
     let token = token.unwrap_or_default();
     if !token.starts_with(REFRESH_PREFIX)
-        || !state.store().revoke_refresh_family(&digest(token)).await?
+        || !state
+            .store()
+            .revoke_refresh_family(Digest::of(token).as_str())
+            .await?
     {
         return Err(bad_refresh());
     }
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(Reply::empty(StatusCode::NO_CONTENT))
 }

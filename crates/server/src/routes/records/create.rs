@@ -1,15 +1,15 @@
 //! `POST /api/v1/{model}`.
 
-use super::{authorize, record_response};
+use super::{authorize, record_reply};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Caller, IdempotencyKey, ModelParam, RequestId};
+use crate::extract::{ApiJson, IdempotencyKey, ModelParam, WriteContext};
+use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::http::StatusCode;
 use plinth_core::input::validate_draft;
 use plinth_core::policy::Action;
-use plinth_store::{IdempotencyClaim, WriteCtx};
+use plinth_store::IdempotencyClaim;
 use sha2::{Digest, Sha256};
 
 /// Creates a record: `201 Created` with `Location` and `ETag`. With an `Idempotency-Key`, a
@@ -17,12 +17,11 @@ use sha2::{Digest, Sha256};
 #[tracing::instrument(skip_all, fields(model = %model.name()))]
 pub(super) async fn create_record(
     State(state): State<AppState>,
-    caller: Caller,
-    RequestId(request_id): RequestId,
+    WriteContext { caller, ctx }: WriteContext,
     ModelParam(model): ModelParam,
     IdempotencyKey(key): IdempotencyKey,
     req: Request,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     // The caller is checked before the body is even read: a guest's write is a 401 whatever
     // it sends.
     authorize(&caller, &model, Action::Create, None)?;
@@ -33,22 +32,13 @@ pub(super) async fn create_record(
         key,
         body_digest: digest(&body),
     });
-    let ctx = WriteCtx {
-        actor: caller.0,
-        request_id: request_id.to_string(),
-    };
     let created = state.store().create(&ctx, &model, draft, claim).await?;
     state.note_write(&ctx.actor);
-    let mut res = record_response(StatusCode::CREATED, &model, &created.record, access)?;
     let location = format!("/api/v1/{}/{}", model.name(), created.record.id);
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    if created.replayed {
-        res.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(res)
+    Ok(record_reply(&model, &created.record, access)?
+        .with_status(StatusCode::CREATED)
+        .with_location(location)
+        .replayed(created.replayed))
 }
 
 /// SHA-256 of the body in canonical form (object keys sorted, no insignificant whitespace),

@@ -10,11 +10,10 @@ mod read;
 mod update;
 
 use crate::error::ApiError;
-use crate::extract::{Caller, etag};
+use crate::extract::Caller;
+use crate::reply::Reply;
 use crate::state::AppState;
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use plinth_core::policy::{self, Action};
 use plinth_core::{FieldAccess, ModelDef, Record};
@@ -81,37 +80,7 @@ impl Serialize for RecordJson<'_> {
     }
 }
 
-#[derive(Serialize)]
-struct One<'a> {
-    success: bool,
-    data: RecordJson<'a>,
-}
-
-/// A JSON response with the right content type.
-fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut res = (status, body).into_response();
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    res
-}
-
-/// `{"success": true, "data": record}` with its `ETag`.
-fn record_response(
-    status: StatusCode,
-    model: &ModelDef,
-    record: &Record,
-    access: FieldAccess,
-) -> Result<Response, ApiError> {
-    let body = serde_json::to_vec(&One {
-        success: true,
-        data: RecordJson(model, record, access),
-    })
-    .map_err(ApiError::internal)?;
-    let mut res = json_response(status, body);
-    if let Ok(v) = HeaderValue::from_str(&etag(record.version)) {
-        res.headers_mut().insert(header::ETAG, v);
-    }
-    Ok(res)
+/// A record with its `ETag`.
+fn record_reply(model: &ModelDef, record: &Record, access: FieldAccess) -> Result<Reply, ApiError> {
+    Ok(Reply::data(&RecordJson(model, record, access))?.with_etag(record.version))
 }

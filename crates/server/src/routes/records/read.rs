@@ -1,12 +1,12 @@
 //! `GET /api/v1/{model}/{id}`.
 
-use super::{authorize, precheck, record_response};
+use super::{authorize, precheck, record_reply};
 use crate::error::ApiError;
-use crate::extract::{Caller, IfNoneMatch, RecordParam, etag};
+use crate::extract::{Caller, IfNoneMatch, RecordParam};
+use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use plinth_core::policy::Action;
 
 /// One record; `304 Not Modified` when `If-None-Match` names its current version.
@@ -16,7 +16,7 @@ pub(super) async fn read_record(
     caller: Caller,
     RecordParam(model, id): RecordParam,
     if_none_match: IfNoneMatch,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     precheck(&caller, &model, Action::Read)?;
     let record = state
         .store()
@@ -25,11 +25,7 @@ pub(super) async fn read_record(
         .ok_or_else(ApiError::record_not_found)?;
     authorize(&caller, &model, Action::Read, Some(&record))?;
     if if_none_match.matches(record.version) {
-        let mut res = StatusCode::NOT_MODIFIED.into_response();
-        if let Ok(v) = HeaderValue::from_str(&etag(record.version)) {
-            res.headers_mut().insert(header::ETAG, v);
-        }
-        return Ok(res);
+        return Ok(Reply::empty(StatusCode::NOT_MODIFIED).with_etag(record.version));
     }
-    record_response(StatusCode::OK, &model, &record, caller.0.field_access())
+    record_reply(&model, &record, caller.0.field_access())
 }

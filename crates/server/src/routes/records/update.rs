@@ -1,60 +1,57 @@
 //! `PUT` and `PATCH /api/v1/{model}/{id}`.
 
-use super::{authorize, precheck, record_response};
+use super::{authorize, precheck, record_reply};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Caller, IfMatch, RecordParam, RequestId};
+use crate::extract::{ApiJson, IfMatch, RecordParam, WriteContext};
+use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::response::Response;
 use plinth_core::input::{validate_draft, validate_patch};
 use plinth_core::policy::Action;
 use plinth_core::{ModelDef, Patch, RecordId};
-use plinth_store::WriteCtx;
 use std::sync::Arc;
 
 /// Replaces every client-settable value; absent optional fields become null.
 #[tracing::instrument(skip_all, fields(model = %model.name(), id = %id))]
 pub(super) async fn replace_record(
     State(state): State<AppState>,
-    caller: Caller,
-    RequestId(request_id): RequestId,
+    write_ctx: WriteContext,
     RecordParam(model, id): RecordParam,
     IfMatch(expected): IfMatch,
     req: Request,
-) -> Result<Response, ApiError> {
-    precheck(&caller, &model, Action::Update)?;
+) -> Result<Reply, ApiError> {
+    let caller = &write_ctx.caller;
+    precheck(caller, &model, Action::Update)?;
     let body = ApiJson::read(req, &state).await?;
     let patch = Patch::from(validate_draft(&model, &body, caller.0.field_access())?)
         .keep_hidden(&model, caller.0.field_access());
-    write(&state, caller, &request_id, &model, id, patch, expected).await
+    write(&state, write_ctx, &model, id, patch, expected).await
 }
 
 /// Changes only the fields present; `null` clears an optional field.
 #[tracing::instrument(skip_all, fields(model = %model.name(), id = %id))]
 pub(super) async fn patch_record(
     State(state): State<AppState>,
-    caller: Caller,
-    RequestId(request_id): RequestId,
+    write_ctx: WriteContext,
     RecordParam(model, id): RecordParam,
     IfMatch(expected): IfMatch,
     req: Request,
-) -> Result<Response, ApiError> {
-    precheck(&caller, &model, Action::Update)?;
+) -> Result<Reply, ApiError> {
+    let caller = &write_ctx.caller;
+    precheck(caller, &model, Action::Update)?;
     let body = ApiJson::read(req, &state).await?;
     let patch = validate_patch(&model, &body, caller.0.field_access())?;
-    write(&state, caller, &request_id, &model, id, patch, expected).await
+    write(&state, write_ctx, &model, id, patch, expected).await
 }
 
 async fn write(
     state: &AppState,
-    caller: Caller,
-    request_id: &str,
+    WriteContext { caller, ctx }: WriteContext,
     model: &Arc<ModelDef>,
     id: RecordId,
     patch: Patch,
     expected: Option<i64>,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     let access = caller.0.field_access();
     let current = state
         .store()
@@ -62,14 +59,10 @@ async fn write(
         .await?
         .ok_or_else(ApiError::record_not_found)?;
     authorize(&caller, model, Action::Update, Some(&current))?;
-    let ctx = WriteCtx {
-        actor: caller.0,
-        request_id: request_id.to_owned(),
-    };
     let record = state
         .store()
         .update(&ctx, model, id, patch, expected)
         .await?;
     state.note_write(&ctx.actor);
-    record_response(StatusCode::OK, model, &record, access)
+    record_reply(model, &record, access)
 }

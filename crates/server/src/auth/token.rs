@@ -1,0 +1,145 @@
+//! Access tokens: HS256 JWTs with the algorithm pinned in one `Validation`. Expiry is
+//! checked against the injected [`Clock`], not by `jsonwebtoken` against the system time.
+
+use super::AuthError;
+use super::clock::Clock;
+use super::secret::SigningKey;
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use plinth_core::auth::role_name;
+use plinth_store::User;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The `iss` claim of Plinth's tokens.
+const ISSUER: &str = "plinth";
+/// Clock skew tolerated past `exp`, in seconds: a token is refused once `exp + LEEWAY`
+/// is in the past.
+const LEEWAY_SECS: i64 = 5;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    /// The user's version when the token was issued: any change to the account (password,
+    /// role, email) ends its access tokens at once.
+    ver: i64,
+    role: String,
+    iss: String,
+    iat: i64,
+    exp: i64,
+    jti: String,
+}
+
+/// Issues and checks access tokens.
+pub(crate) struct AccessTokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for AccessTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessTokens")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccessTokens {
+    pub(crate) fn new(key: &SigningKey, ttl: Duration) -> Self {
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "sub", "iss", "iat"]);
+        // `exp` must be present (above) but is compared with the injected clock in
+        // `verify`, not with the system time.
+        validation.validate_exp = false;
+        Self {
+            encoding: EncodingKey::from_secret(key.expose()),
+            decoding: DecodingKey::from_secret(key.expose()),
+            validation,
+            ttl,
+        }
+    }
+
+    /// An access token for `user`, and its lifetime in seconds.
+    pub(crate) fn issue(&self, user: &User, clock: &Clock) -> Result<(String, u64), AuthError> {
+        let now = clock.unix_secs();
+        let ttl = self.ttl.as_secs();
+        let claims = Claims {
+            sub: user.id.to_string(),
+            ver: user.version,
+            role: role_name(user.role).to_owned(),
+            iss: ISSUER.to_owned(),
+            iat: now,
+            exp: now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX / 2)),
+            jti: Uuid::now_v7().simple().to_string(),
+        };
+        let token = jsonwebtoken::encode(
+            &Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )
+        .map_err(AuthError::internal)?;
+        Ok((token, ttl))
+    }
+
+    /// The user id and account version in a valid, unexpired access token.
+    pub(crate) fn verify(&self, token: &str, clock: &Clock) -> Result<(Uuid, i64), AuthError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| AuthError::Refused)?;
+        if data.claims.exp < clock.unix_secs().saturating_sub(LEEWAY_SECS) {
+            return Err(AuthError::Refused);
+        }
+        let id = Uuid::try_parse(&data.claims.sub).map_err(|_| AuthError::Refused)?;
+        Ok((id, data.claims.ver))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::clock::ManualClock;
+    use plinth_core::{Role, Timestamp};
+    use std::time::SystemTime;
+
+    fn user() -> User {
+        let t = Timestamp::from_system(SystemTime::now());
+        User {
+            id: Uuid::now_v7(),
+            email: "ada@example.com".to_owned(),
+            password_hash: String::new(),
+            role: Role::User,
+            created_at: t,
+            updated_at: t,
+            version: 3,
+        }
+    }
+
+    #[test]
+    fn a_token_expires_at_exp_plus_the_leeway_by_the_injected_clock() {
+        let key = SigningKey::new(b"0123456789abcdefghijklmnopqrstuvwxyz".to_vec()).expect("key");
+        let tokens = AccessTokens::new(&key, Duration::from_secs(60));
+        // A clock far from the system's: the system time must play no part.
+        let manual =
+            ManualClock::starting_at(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
+        let clock = manual.clock();
+        let user = user();
+        let (token, ttl) = tokens.issue(&user, &clock).expect("issue");
+        assert_eq!(ttl, 60);
+        assert_eq!(tokens.verify(&token, &clock).expect("fresh"), (user.id, 3));
+        // exp = 1_000_060; still accepted at exp + leeway, refused one second later.
+        manual.advance(Duration::from_secs(60 + 5));
+        assert!(tokens.verify(&token, &clock).is_ok(), "at exp + leeway");
+        manual.advance(Duration::from_secs(1));
+        assert!(matches!(
+            tokens.verify(&token, &clock),
+            Err(AuthError::Refused)
+        ));
+        // A token the system clock calls fresh is expired by the injected one.
+        let now = ManualClock::new();
+        let (fresh, _) = tokens.issue(&user, &now.clock()).expect("issue");
+        now.advance(Duration::from_secs(66));
+        assert!(tokens.verify(&fresh, &now.clock()).is_err());
+    }
+}

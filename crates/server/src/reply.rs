@@ -1,0 +1,190 @@
+//! `Reply`: every success answer, as `ApiError` is every failure. The success envelope
+//! `{"success": true, "data": …, "page"?: {"next_cursor", "limit"}}` is written here and
+//! nowhere else, along with the `ETag`, `Location` and `Idempotent-Replayed` headers.
+
+use crate::error::ApiError;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Where a list stops, and how to go on.
+#[derive(Debug, Serialize)]
+pub(crate) struct Page {
+    /// Resumes after the last item; `None` on the last page.
+    pub(crate) next_cursor: Option<String>,
+    /// The page size asked for.
+    pub(crate) limit: u32,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a, T> {
+    success: bool,
+    data: &'a T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    page: Option<&'a Page>,
+}
+
+static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// A success answer: status, the enveloped body (none for `204`/`304`), and headers.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    status: StatusCode,
+    body: Option<Vec<u8>>,
+    etag: Option<i64>,
+    location: Option<String>,
+    replayed: bool,
+}
+
+impl Reply {
+    /// `200` with `data`.
+    pub(crate) fn data<T: Serialize>(data: &T) -> Result<Self, ApiError> {
+        Self::enveloped(data, None)
+    }
+
+    /// `200` with one page of a list.
+    pub(crate) fn page<T: Serialize>(data: &T, page: Page) -> Result<Self, ApiError> {
+        Self::enveloped(data, Some(&page))
+    }
+
+    /// A status without a body (`204 No Content`, `304 Not Modified`).
+    pub(crate) fn empty(status: StatusCode) -> Self {
+        Self {
+            status,
+            body: None,
+            etag: None,
+            location: None,
+            replayed: false,
+        }
+    }
+
+    fn enveloped<T: Serialize>(data: &T, page: Option<&Page>) -> Result<Self, ApiError> {
+        let body = serde_json::to_vec(&Envelope {
+            success: true,
+            data,
+            page,
+        })
+        .map_err(ApiError::internal)?;
+        Ok(Self {
+            body: Some(body),
+            ..Self::empty(StatusCode::OK)
+        })
+    }
+
+    /// Another status (`201 Created`).
+    pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// `ETag` for a version.
+    pub(crate) fn with_etag(mut self, version: i64) -> Self {
+        self.etag = Some(version);
+        self
+    }
+
+    /// `Location` of what was created.
+    pub(crate) fn with_location(mut self, path: String) -> Self {
+        self.location = Some(path);
+        self
+    }
+
+    /// `Idempotent-Replayed: true` when the answer repeats an earlier write's.
+    pub(crate) fn replayed(mut self, replayed: bool) -> Self {
+        self.replayed = replayed;
+        self
+    }
+}
+
+/// The entity tag of a version: a strong tag, `"N"`.
+pub(crate) fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let mut res = match self.body {
+            Some(body) => {
+                let mut res = (self.status, body).into_response();
+                res.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                res
+            }
+            None => self.status.into_response(),
+        };
+        let headers = res.headers_mut();
+        if let Some(v) = self.etag.and_then(|v| HeaderValue::from_str(&etag(v)).ok()) {
+            headers.insert(header::ETAG, v);
+        }
+        if let Some(v) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            headers.insert(header::LOCATION, v);
+        }
+        if self.replayed {
+            headers.insert(
+                IDEMPOTENT_REPLAYED.clone(),
+                HeaderValue::from_static("true"),
+            );
+        }
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parts(reply: Reply) -> (StatusCode, Vec<(String, String)>) {
+        let res = reply.into_response();
+        let headers = res
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("?").to_owned()))
+            .collect();
+        (res.status(), headers)
+    }
+
+    #[test]
+    fn the_envelope_and_headers_are_written_in_one_order() {
+        let page = Reply::page(
+            &json!([{"id": 1}]),
+            Page {
+                next_cursor: None,
+                limit: 20,
+            },
+        )
+        .expect("page");
+        assert_eq!(
+            page.body.as_deref(),
+            Some(
+                &br#"{"success":true,"data":[{"id":1}],"page":{"next_cursor":null,"limit":20}}"#[..]
+            )
+        );
+        let created = Reply::data(&json!({"id": 1}))
+            .expect("data")
+            .with_status(StatusCode::CREATED)
+            .with_etag(3)
+            .with_location("/api/v1/resource/1".to_owned())
+            .replayed(true);
+        assert_eq!(
+            created.body.as_deref(),
+            Some(&br#"{"success":true,"data":{"id":1}}"#[..])
+        );
+        let (status, headers) = parts(created);
+        assert_eq!(status, StatusCode::CREATED);
+        let names: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            ["content-type", "etag", "location", "idempotent-replayed"]
+        );
+        assert_eq!(headers[0].1, "application/json");
+        assert_eq!(headers[1].1, "\"3\"");
+        let (status, headers) = parts(Reply::empty(StatusCode::NOT_MODIFIED).with_etag(4));
+        assert_eq!(status, StatusCode::NOT_MODIFIED);
+        assert_eq!(headers, [("etag".to_owned(), "\"4\"".to_owned())]);
+        let (status, headers) = parts(Reply::empty(StatusCode::NO_CONTENT));
+        assert_eq!((status, headers.len()), (StatusCode::NO_CONTENT, 0));
+    }
+}
