@@ -18,6 +18,7 @@ pub mod accounts;
 pub mod error;
 pub mod postgres;
 mod shared;
+mod sql;
 pub mod sqlite;
 pub mod transfer;
 

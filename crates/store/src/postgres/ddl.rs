@@ -3,12 +3,15 @@
 //! together migrate once.
 
 use super::errors::map;
-use super::values::column_type;
 use crate::StoreError;
 use plinth_core::migrate::{IndexKind, Plan, Step};
 use plinth_core::schema::{FieldDef, FieldType};
 use plinth_core::{ModelDecl, ModelDef, Schema};
 use tokio_postgres::Transaction;
+
+fn column_type(kind: plinth_core::schema::ValueKind) -> &'static str {
+    crate::sql::Dialect::Postgres.column_type(kind)
+}
 
 /// The advisory lock key migrations hold (any constant; "plinth" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0000_706c_696e_7468;

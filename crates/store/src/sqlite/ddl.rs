@@ -175,13 +175,8 @@ fn unique_failure(e: StoreError, model: &ModelDef, f: &FieldDef) -> StoreError {
     }
 }
 
-/// The SQLite column type for a storage class.
-pub(super) fn column_type(kind: ValueKind) -> &'static str {
-    match kind {
-        ValueKind::Text | ValueKind::Json | ValueKind::Uuid => "TEXT",
-        ValueKind::Integer | ValueKind::Boolean | ValueKind::Datetime => "INTEGER",
-        ValueKind::Float => "REAL",
-    }
+fn column_type(kind: ValueKind) -> &'static str {
+    crate::sql::Dialect::Sqlite.column_type(kind)
 }
 
 fn create_model(conn: &Connection, model: &ModelDef) -> Result<(), StoreError> {
