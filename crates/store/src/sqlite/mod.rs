@@ -595,3 +595,6 @@ impl AccountStore for SqliteStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests;
