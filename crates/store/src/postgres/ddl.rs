@@ -4,6 +4,7 @@
 
 use super::errors::map;
 use crate::StoreError;
+use crate::sql::ddl::{field, require, unique_failure};
 use plinth_core::migrate::{IndexKind, Plan, Step};
 use plinth_core::schema::{FieldDef, FieldType};
 use plinth_core::{ModelDecl, ModelDef, Schema};
@@ -164,14 +165,9 @@ async fn apply(tx: &Transaction<'_>, step: &Step) -> Result<(), StoreError> {
                 .await
                 .map_err(map)?;
             }
-            create_index(tx, model, f).await.map_err(|e| match e {
-                StoreError::Conflict { .. } => StoreError::Migration(format!(
-                    "cannot make {}.{} unique: existing records share values. Fix the duplicates first",
-                    model.name(),
-                    f.name()
-                )),
-                other => other,
-            })
+            create_index(tx, model, f)
+                .await
+                .map_err(|e| unique_failure(e, model, f))
         }
         Step::RequireField { model, field } => {
             let row = tx
@@ -182,13 +178,7 @@ async fn apply(tx: &Transaction<'_>, step: &Step) -> Result<(), StoreError> {
                 .await
                 .map_err(map)?;
             let missing: i64 = row.get(0);
-            if missing > 0 {
-                return Err(StoreError::Migration(format!(
-                    "cannot make {model}.{field} required: {missing} existing record(s) have no value. Declare it \
-                     optional, give those records a value, then make it required"
-                )));
-            }
-            Ok(())
+            require(model, field, missing)
         }
     }
 }
@@ -209,13 +199,6 @@ pub(super) fn index_name(model: &str, suffix: &str) -> String {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{}_{h:016x}", &full[..46])
-}
-
-fn field(model: &ModelDef, index: usize) -> Result<&FieldDef, StoreError> {
-    model
-        .fields()
-        .get(index)
-        .ok_or_else(|| StoreError::internal("migration step names a missing field"))
 }
 
 async fn create_model(tx: &Transaction<'_>, model: &ModelDef) -> Result<(), StoreError> {

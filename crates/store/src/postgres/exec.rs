@@ -10,8 +10,8 @@ use plinth_core::schema::ValueKind;
 use plinth_core::{RecordId, Timestamp, Value};
 use std::error::Error;
 use time::OffsetDateTime;
-use tokio_postgres::Row;
 use tokio_postgres::types::{IsNull, ToSql, Type};
+use tokio_postgres::{Row, Statement};
 use uuid::Uuid;
 
 type BoxError = Box<dyn Error + Sync + Send>;
@@ -67,16 +67,20 @@ impl ToSql for Param<'_> {
 pub(super) struct Pg<'c, C>(pub(super) &'c C);
 
 impl<C: GenericClient> Pg<'_, C> {
-    async fn query_opt(&self, q: &Query<'_>) -> Result<Option<Row>, StoreError> {
-        let params: Vec<&(dyn ToSql + Sync)> = q.params.iter().map(|p| p as _).collect();
+    /// The prepared statement: kept per connection when the query is hot, else prepared for
+    /// this one use (as the driver does for a query given as text).
+    async fn prepare(&self, q: &Query<'_>) -> Result<Statement, StoreError> {
         if q.cached {
-            let stmt = self.0.prepare_cached(&q.sql).await.map_err(map)?;
-            self.0.query_opt(&stmt, &params).await
+            self.0.prepare_cached(&q.sql).await
         } else {
-            self.0.query_opt(q.sql.as_str(), &params).await
+            self.0.prepare(&q.sql).await
         }
         .map_err(map)
     }
+}
+
+fn params<'q>(q: &'q Query<'_>) -> Vec<&'q (dyn ToSql + Sync)> {
+    q.params.iter().map(|p| p as _).collect()
 }
 
 impl<C: GenericClient> Exec for Pg<'_, C> {
@@ -88,14 +92,8 @@ impl<C: GenericClient> Exec for Pg<'_, C> {
         q: &Query<'_>,
         f: impl FnMut(&Row) -> Result<T, StoreError> + Send,
     ) -> Result<Vec<T>, StoreError> {
-        let params: Vec<&(dyn ToSql + Sync)> = q.params.iter().map(|p| p as _).collect();
-        let rows = if q.cached {
-            let stmt = self.0.prepare_cached(&q.sql).await.map_err(map)?;
-            self.0.query(&stmt, &params).await
-        } else {
-            self.0.query(q.sql.as_str(), &params).await
-        }
-        .map_err(map)?;
+        let stmt = self.prepare(q).await?;
+        let rows = self.0.query(&stmt, &params(q)).await.map_err(map)?;
         rows.iter().map(f).collect()
     }
 
@@ -104,18 +102,14 @@ impl<C: GenericClient> Exec for Pg<'_, C> {
         q: &Query<'_>,
         f: impl FnOnce(&Row) -> Result<T, StoreError> + Send,
     ) -> Result<Option<T>, StoreError> {
-        self.query_opt(q).await?.as_ref().map(f).transpose()
+        let stmt = self.prepare(q).await?;
+        let row = self.0.query_opt(&stmt, &params(q)).await.map_err(map)?;
+        row.as_ref().map(f).transpose()
     }
 
     async fn execute(&self, q: &Query<'_>) -> Result<u64, StoreError> {
-        let params: Vec<&(dyn ToSql + Sync)> = q.params.iter().map(|p| p as _).collect();
-        if q.cached {
-            let stmt = self.0.prepare_cached(&q.sql).await.map_err(map)?;
-            self.0.execute(&stmt, &params).await
-        } else {
-            self.0.execute(q.sql.as_str(), &params).await
-        }
-        .map_err(map)
+        let stmt = self.prepare(q).await?;
+        self.0.execute(&stmt, &params(q)).await.map_err(map)
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::errors::map;
 use crate::StoreError;
+use crate::sql::ddl::{field, require, unique_failure};
 use plinth_core::migrate::{IndexKind, Plan, Step};
 use plinth_core::schema::{FieldDef, FieldType, ValueKind};
 use plinth_core::{ModelDecl, ModelDef, Schema};
@@ -146,32 +147,8 @@ fn apply(conn: &Connection, step: &Step) -> Result<(), StoreError> {
             let missing: i64 = conn
                 .query_row(&format!("SELECT count(*) FROM \"{model}\" WHERE \"{field}\" IS NULL"), [], |r| r.get(0))
                 .map_err(map)?;
-            if missing > 0 {
-                return Err(StoreError::Migration(format!(
-                    "cannot make {model}.{field} required: {missing} existing record(s) have no value. Declare it \
-                     optional, give those records a value, then make it required"
-                )));
-            }
-            Ok(())
+            require(model, field, missing)
         }
-    }
-}
-
-fn field(model: &ModelDef, index: usize) -> Result<&FieldDef, StoreError> {
-    model
-        .fields()
-        .get(index)
-        .ok_or_else(|| StoreError::internal("migration step names a missing field"))
-}
-
-fn unique_failure(e: StoreError, model: &ModelDef, f: &FieldDef) -> StoreError {
-    match e {
-        StoreError::Conflict { .. } => StoreError::Migration(format!(
-            "cannot make {}.{} unique: existing records share values. Fix the duplicates first",
-            model.name(),
-            f.name()
-        )),
-        other => other,
     }
 }
 
