@@ -111,6 +111,10 @@ impl<C: GenericClient> Exec for Pg<'_, C> {
         let stmt = self.prepare(q).await?;
         self.0.execute(&stmt, &params(q)).await.map_err(map)
     }
+
+    async fn batch(&self, sql: &str) -> Result<(), StoreError> {
+        self.0.batch_execute(sql).await.map_err(map)
+    }
 }
 
 fn get<'r, T: tokio_postgres::types::FromSql<'r>>(row: &'r Row, i: usize) -> Result<T, StoreError> {

@@ -310,6 +310,9 @@ pub(crate) trait Exec {
 
     /// Runs a statement; the number of rows it changed.
     async fn execute(&self, q: &Query<'_>) -> Result<u64, StoreError>;
+
+    /// Runs statements without parameters (DDL), separated by `;`.
+    async fn batch(&self, sql: &str) -> Result<(), StoreError>;
 }
 
 /// Runs a future that never suspends (a SQLite [`Exec`]'s) to its end on this thread.

@@ -60,6 +60,10 @@ impl Exec for Connection {
         let n = stmt.execute(params_from_iter(&q.params)).map_err(map)?;
         Ok(n as u64)
     }
+
+    async fn batch(&self, sql: &str) -> Result<(), StoreError> {
+        self.execute_batch(sql).map_err(map)
+    }
 }
 
 fn parse_uuid(t: &[u8]) -> Result<Uuid, StoreError> {
