@@ -5,7 +5,7 @@
 //! An engine supplies an [`Exec`] (run a [`Query`], hand each row to a callback as a
 //! [`SqlRow`]) and binds [`Param`]s; the [`Dialect`] says how the two spell what differs.
 //! Layout: `records` (single records), `list` (the list and keyset builder), `accounts`
-//! (users, refresh tokens, API keys), `ddl` (how a migration step fails).
+//! (users, refresh tokens, API keys), `ddl` (the steps of a migration).
 
 pub(crate) mod accounts;
 pub(crate) mod ddl;
