@@ -6,6 +6,8 @@
 //! - [`error`]: [`StoreError`], the only error type that leaves this crate.
 //! - [`postgres`]: [`PgStore`], a connection pool over a PostgreSQL database shared by any
 //!   number of instances.
+//! - `sql` (private): every statement and its outcome logic, written once for both engines
+//!   over a small per-engine adapter (`sql::Exec`).
 //! - [`transfer`]: `plinth export` / `plinth import`: every model and user as JSON lines.
 //! - [`sqlite`]: [`SqliteStore`], one writer connection and a pool of readers over a WAL
 //!   database file.
@@ -18,6 +20,7 @@ pub mod accounts;
 pub mod error;
 pub mod postgres;
 mod shared;
+mod sql;
 pub mod sqlite;
 pub mod transfer;
 

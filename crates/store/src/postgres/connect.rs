@@ -3,6 +3,7 @@
 
 use super::Inner;
 use crate::StoreError;
+use crate::sql::INVALIDATE_CHANNEL;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::time::Duration;
 use tokio_postgres::NoTls;
@@ -42,10 +43,6 @@ impl PgOptions {
         }
     }
 }
-
-/// The channel account and key changes are announced on, in the same transaction as the
-/// change, so every instance drops its cached credentials.
-pub(super) const INVALIDATE_CHANNEL: &str = "plinth_invalidate";
 
 /// Keeps a connection LISTENing on [`INVALIDATE_CHANNEL`] and forwards each notice;
 /// reconnects after a failure and then sends a notice, as some may have been missed. Runs

@@ -3,12 +3,12 @@
 //! together migrate once.
 
 use super::errors::map;
-use super::values::column_type;
+use super::exec::Pg;
 use crate::StoreError;
-use plinth_core::migrate::{IndexKind, Plan, Step};
-use plinth_core::schema::{FieldDef, FieldType};
-use plinth_core::{ModelDecl, ModelDef, Schema};
-use tokio_postgres::Transaction;
+use crate::sql::ddl::apply;
+use deadpool_postgres::Transaction;
+use plinth_core::migrate::{Plan, Step};
+use plinth_core::{ModelDecl, Schema};
 
 /// The advisory lock key migrations hold (any constant; "plinth" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0000_706c_696e_7468;
@@ -100,7 +100,7 @@ pub(super) async fn migrate(
     plan.check(allow_destructive)
         .map_err(StoreError::Migration)?;
     for step in &plan.steps {
-        apply(tx, step).await?;
+        apply(&Pg(tx), step).await?;
     }
     let decls: Vec<&ModelDecl> = schema.models().iter().map(|m| m.decl()).collect();
     if decls.iter().copied().ne(old.iter()) {
@@ -119,179 +119,4 @@ pub(super) async fn migrate(
         }
     }
     Ok(plan.steps.iter().map(Step::describe).collect())
-}
-
-async fn apply(tx: &Transaction<'_>, step: &Step) -> Result<(), StoreError> {
-    match step {
-        Step::CreateModel(model) => create_model(tx, model).await,
-        Step::DropModel(name) => {
-            tx.batch_execute(&format!("DROP TABLE IF EXISTS \"{name}\""))
-                .await
-                .map_err(map)?;
-            tx.execute("DELETE FROM _plinth_idempotency WHERE model = $1", &[name])
-                .await
-                .map_err(map)?;
-            Ok(())
-        }
-        Step::AddField { model, index } => {
-            let f = field(model, *index)?;
-            tx.batch_execute(&format!(
-                "ALTER TABLE \"{}\" ADD COLUMN \"{}\" {}",
-                model.name(),
-                f.name(),
-                column_type(f.value_kind())
-            ))
-            .await
-            .map_err(map)?;
-            create_field_indexes(tx, model, f).await
-        }
-        Step::DropField { model, field } => {
-            // Dropping the column drops its indexes with it.
-            tx.batch_execute(&format!("ALTER TABLE \"{model}\" DROP COLUMN \"{field}\""))
-                .await
-                .map_err(map)
-        }
-        Step::Reindex { model, index, from } => {
-            let f = field(model, *index)?;
-            if *from != IndexKind::None {
-                tx.batch_execute(&format!(
-                    "DROP INDEX IF EXISTS \"{}\"",
-                    index_name(model.name().as_str(), f.name().as_str())
-                ))
-                .await
-                .map_err(map)?;
-            }
-            create_index(tx, model, f).await.map_err(|e| match e {
-                StoreError::Conflict { .. } => StoreError::Migration(format!(
-                    "cannot make {}.{} unique: existing records share values. Fix the duplicates first",
-                    model.name(),
-                    f.name()
-                )),
-                other => other,
-            })
-        }
-        Step::RequireField { model, field } => {
-            let row = tx
-                .query_one(
-                    &format!("SELECT count(*) FROM \"{model}\" WHERE \"{field}\" IS NULL"),
-                    &[],
-                )
-                .await
-                .map_err(map)?;
-            let missing: i64 = row.get(0);
-            if missing > 0 {
-                return Err(StoreError::Migration(format!(
-                    "cannot make {model}.{field} required: {missing} existing record(s) have no value. Declare it \
-                     optional, give those records a value, then make it required"
-                )));
-            }
-            Ok(())
-        }
-    }
-}
-
-/// PostgreSQL identifiers longest length, in bytes; longer ones are silently truncated.
-const MAX_IDENT: usize = 63;
-
-/// The name of a model's index: `{model}__{suffix}`, or, when that is longer than PostgreSQL
-/// keeps, its first 46 bytes and a hash of the whole, so distinct names stay distinct.
-pub(super) fn index_name(model: &str, suffix: &str) -> String {
-    let full = format!("{model}__{suffix}");
-    if full.len() <= MAX_IDENT {
-        return full;
-    }
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in full.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{}_{h:016x}", &full[..46])
-}
-
-fn field(model: &ModelDef, index: usize) -> Result<&FieldDef, StoreError> {
-    model
-        .fields()
-        .get(index)
-        .ok_or_else(|| StoreError::internal("migration step names a missing field"))
-}
-
-async fn create_model(tx: &Transaction<'_>, model: &ModelDef) -> Result<(), StoreError> {
-    let m = model.name();
-    let mut sql = format!(
-        "CREATE TABLE \"{m}\" (
-            \"id\" UUID NOT NULL PRIMARY KEY,
-            \"name\" TEXT NOT NULL CHECK (char_length(\"name\") BETWEEN 1 AND 255),
-            \"status\" TEXT NOT NULL DEFAULT 'active' CHECK (\"status\" IN ('active', 'inactive', 'deleted')),
-            \"created_at\" TIMESTAMPTZ NOT NULL DEFAULT now(),
-            \"updated_at\" TIMESTAMPTZ NOT NULL DEFAULT now(),
-            \"owner_id\" UUID,
-            \"version\" BIGINT NOT NULL DEFAULT 1 CHECK (\"version\" >= 1)"
-    );
-    for f in model.fields() {
-        sql.push_str(&format!(
-            ",\n            \"{}\" {}",
-            f.name(),
-            column_type(f.value_kind())
-        ));
-    }
-    sql.push_str(&format!(
-        ");
-        CREATE INDEX \"{}\" ON \"{m}\" (\"status\", \"created_at\", \"id\");
-        CREATE INDEX \"{}\" ON \"{m}\" (\"created_at\", \"id\");
-        CREATE INDEX \"{}\" ON \"{m}\" (\"updated_at\", \"id\");
-        CREATE INDEX \"{}\" ON \"{m}\" (\"name\", \"id\");
-        CREATE INDEX \"{}\" ON \"{m}\" (\"owner_id\");",
-        index_name(m.as_str(), "status_created"),
-        index_name(m.as_str(), "created"),
-        index_name(m.as_str(), "updated"),
-        index_name(m.as_str(), "name"),
-        index_name(m.as_str(), "owner")
-    ));
-    tx.batch_execute(&sql).await.map_err(map)?;
-    for f in model.fields() {
-        create_field_indexes(tx, model, f).await?;
-    }
-    Ok(())
-}
-
-async fn create_field_indexes(
-    tx: &Transaction<'_>,
-    model: &ModelDef,
-    f: &FieldDef,
-) -> Result<(), StoreError> {
-    create_index(tx, model, f).await?;
-    if matches!(f.ty(), FieldType::Reference { .. }) {
-        let (m, name) = (model.name(), f.name());
-        tx.batch_execute(&format!(
-            "CREATE INDEX IF NOT EXISTS \"{}\" ON \"{m}\" (\"{name}\")",
-            index_name(m.as_str(), &format!("{name}__ref"))
-        ))
-        .await
-        .map_err(map)?;
-    }
-    Ok(())
-}
-
-async fn create_index(
-    tx: &Transaction<'_>,
-    model: &ModelDef,
-    f: &FieldDef,
-) -> Result<(), StoreError> {
-    let (m, name) = (model.name(), f.name());
-    let sql = match IndexKind::of_field(f) {
-        IndexKind::None => return Ok(()),
-        IndexKind::Unique => {
-            format!(
-                "CREATE UNIQUE INDEX \"{}\" ON \"{m}\" (\"{name}\")",
-                index_name(m.as_str(), name.as_str())
-            )
-        }
-        IndexKind::Plain => {
-            format!(
-                "CREATE INDEX \"{}\" ON \"{m}\" (\"{name}\", \"id\")",
-                index_name(m.as_str(), name.as_str())
-            )
-        }
-    };
-    tx.batch_execute(&sql).await.map_err(map)
 }

@@ -9,19 +9,21 @@
 //! Migrations run under a transaction-scoped advisory lock: instances starting together
 //! migrate once.
 //!
-//! Layout: `values` (parameters and rows), `ddl` (migrations), `records`, `list`,
-//! `accounts`, `errors` (SQLSTATE → [`StoreError`]).
+//! The statements themselves are the shared ones of `crate::sql`, run through the
+//! [`Exec`](crate::sql::Exec) of `exec`.
+//!
+//! Layout: `connect` (options, pools, the LISTEN connection), `exec` (binding parameters
+//! and reading rows), `ddl` (migrations), `errors` (SQLSTATE → [`StoreError`]).
 
-mod accounts;
 mod connect;
 mod ddl;
 mod errors;
-mod list;
-mod records;
-mod values;
+mod exec;
 
 use crate::ReadFrom;
 use crate::shared::idempotency_scope;
+use crate::sql::records::StatusChange;
+use crate::sql::{accounts, list, records};
 use crate::{
     AccountStore, ApiKey, Created, IdempotencyClaim, NewApiKey, NewUser, Page, Refresh, Store,
     StoreError, User, UserChanges, WriteCtx,
@@ -29,7 +31,8 @@ use crate::{
 use async_trait::async_trait;
 pub use connect::PgOptions;
 use connect::{build_pool, listen};
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Object, Pool, Transaction};
+use exec::Pg;
 use plinth_core::auth::Email;
 use plinth_core::migrate::Plan;
 use plinth_core::{
@@ -73,34 +76,6 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
-/// Runs `$body` in a transaction bound to `$tx`, committing on `Ok`; retries the whole
-/// transaction when it loses a race.
-macro_rules! in_tx {
-    ($store:expr, |$tx:ident| $body:expr) => {{
-        let mut attempt = 1;
-        loop {
-            let mut client = $store.client().await?;
-            let $tx = client.transaction().await.map_err(errors::map)?;
-            let result = async { $body }.await;
-            let outcome = match result {
-                Ok(v) => $tx.commit().await.map_err(errors::map).map(|()| v),
-                Err(e) => {
-                    let _ = $tx.rollback().await;
-                    Err(e)
-                }
-            };
-            match outcome {
-                Err(StoreError::Contention(why)) if attempt < WRITE_ATTEMPTS => {
-                    tracing::debug!(attempt, why = %why, "retrying a write that lost a race");
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
-                }
-                other => break other,
-            }
-        }
-    }};
-}
-
 impl PgStore {
     /// Connects (the pool opens connections lazily; one is tried now so a bad URL fails at
     /// start).
@@ -129,11 +104,10 @@ impl PgStore {
         if let Ok(mut slot) = store.inner.listener.lock() {
             *slot = Some(listener);
         }
-        if let Some(replica) = &store.inner.replica {
+        if store.inner.replica.is_some() {
             store
-                .bounded(async {
-                    let client = replica.get().await.map_err(errors::pool)?;
-                    client.simple_query("SELECT 1").await.map_err(errors::map)
+                .call(ReadFrom::Replica, async |c| {
+                    c.0.simple_query("SELECT 1").await.map_err(errors::map)
                 })
                 .await?;
         }
@@ -154,16 +128,55 @@ impl PgStore {
         }
     }
 
-    /// A connection for a read: the replica's when there is one and `from` allows it.
-    async fn reader(&self, from: ReadFrom) -> Result<deadpool_postgres::Object, StoreError> {
-        match (&self.inner.replica, from) {
-            (Some(replica), ReadFrom::Replica) => replica.get().await.map_err(errors::pool),
-            _ => self.client().await,
-        }
+    /// Runs `op` on a pooled client (the replica's when there is one and `from` allows
+    /// it), bounded in time. Each statement commits on its own.
+    async fn call<T>(
+        &self,
+        from: ReadFrom,
+        op: impl AsyncFnOnce(&Pg<'_, Object>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.bounded(async {
+            let client = match (&self.inner.replica, from) {
+                (Some(replica), ReadFrom::Replica) => replica.get().await,
+                _ => self.inner.pool.get().await,
+            }
+            .map_err(errors::pool)?;
+            op(&Pg(&client)).await
+        })
+        .await
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.inner.pool.get().await.map_err(errors::pool)
+    /// Runs `op` in a transaction, committing on `Ok`, bounded in time; the whole
+    /// transaction is retried (a few times, after a growing pause) when it loses a race.
+    /// (`op` is cloned per attempt: an `AsyncFnMut` here would make the futures of callers
+    /// not provably `Send`.)
+    async fn in_tx<T>(
+        &self,
+        op: impl AsyncFnOnce(&Pg<'_, Transaction<'_>>) -> Result<T, StoreError> + Clone,
+    ) -> Result<T, StoreError> {
+        self.bounded(async {
+            let mut attempt = 1;
+            loop {
+                let mut client = self.inner.pool.get().await.map_err(errors::pool)?;
+                let tx = client.transaction().await.map_err(errors::map)?;
+                let outcome = match op.clone()(&Pg(&tx)).await {
+                    Ok(v) => tx.commit().await.map_err(errors::map).map(|()| v),
+                    Err(e) => {
+                        let _ = tx.rollback().await;
+                        Err(e)
+                    }
+                };
+                match outcome {
+                    Err(StoreError::Contention(why)) if attempt < WRITE_ATTEMPTS => {
+                        tracing::debug!(attempt, why = %why, "retrying a write that lost a race");
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+                    }
+                    other => break other,
+                }
+            }
+        })
+        .await
     }
 
     fn now(&self) -> Timestamp {
@@ -190,14 +203,14 @@ impl PgStore {
     }
 }
 
+const PRIMARY: ReadFrom = ReadFrom::Primary;
+
 #[async_trait]
 impl Store for PgStore {
     async fn plan(&self, schema: &Schema) -> Result<Plan, StoreError> {
-        self.bounded(async {
-            in_tx!(self, |tx| {
-                ddl::lock_and_init(&tx).await?;
-                ddl::plan(&tx, schema).await
-            })
+        self.in_tx(async |tx| {
+            ddl::lock_and_init(tx.0).await?;
+            ddl::plan(tx.0, schema).await
         })
         .await
     }
@@ -207,23 +220,21 @@ impl Store for PgStore {
         schema: &Schema,
         allow_destructive: bool,
     ) -> Result<Vec<String>, StoreError> {
-        self.bounded(async {
-            let steps = in_tx!(self, |tx| {
-                ddl::lock_and_init(&tx).await?;
-                ddl::migrate(&tx, schema, allow_destructive).await
-            })?;
-            if let Ok(mut s) = self.inner.schema.write() {
-                *s = Arc::new(schema.clone());
-            }
-            Ok(steps)
-        })
-        .await
+        let steps = self
+            .in_tx(async |tx| {
+                ddl::lock_and_init(tx.0).await?;
+                ddl::migrate(tx.0, schema, allow_destructive).await
+            })
+            .await?;
+        if let Ok(mut s) = self.inner.schema.write() {
+            *s = Arc::new(schema.clone());
+        }
+        Ok(steps)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.bounded(async {
-            let client = self.client().await?;
-            client.simple_query("SELECT 1").await.map_err(errors::map)?;
+        self.call(PRIMARY, async |c| {
+            c.0.simple_query("SELECT 1").await.map_err(errors::map)?;
             Ok(())
         })
         .await
@@ -236,30 +247,17 @@ impl Store for PgStore {
         draft: Draft,
         idempotency: Option<IdempotencyClaim>,
     ) -> Result<Created, StoreError> {
-        self.bounded(async {
-            let vis = self.visibility(ctx);
-            let scope = idempotency_scope(ctx);
-            in_tx!(self, |tx| {
-                let now = self.now();
-                let claim = idempotency.clone().map(|c| (scope.clone(), c));
-                records::create(
-                    &tx,
-                    &vis,
-                    model,
-                    draft.clone(),
-                    ctx.actor.user_id(),
-                    now,
-                    claim,
-                )
-                .await
-            })
+        let (vis, owner) = (self.visibility(ctx), ctx.actor.user_id());
+        let scope = idempotency_scope(ctx);
+        self.in_tx(async |tx| {
+            let claim = idempotency.clone().map(|c| (scope.clone(), c));
+            records::create(tx, &vis, model, draft.clone(), owner, self.now(), claim).await
         })
         .await
     }
 
     async fn get(&self, model: &Arc<ModelDef>, id: RecordId) -> Result<Option<Record>, StoreError> {
-        self.bounded(async { self.get_from(model, id, ReadFrom::Primary).await })
-            .await
+        self.get_from(model, id, PRIMARY).await
     }
 
     async fn get_from(
@@ -268,11 +266,8 @@ impl Store for PgStore {
         id: RecordId,
         from: ReadFrom,
     ) -> Result<Option<Record>, StoreError> {
-        self.bounded(async {
-            let client = self.reader(from).await?;
-            records::get(&client, model, id).await
-        })
-        .await
+        self.call(from, async |c| records::get(c, model, id).await)
+            .await
     }
 
     async fn list_from(
@@ -282,11 +277,8 @@ impl Store for PgStore {
         scope: ListScope,
         from: ReadFrom,
     ) -> Result<Page, StoreError> {
-        self.bounded(async {
-            let client = self.reader(from).await?;
-            list::list(&client, model, query, scope).await
-        })
-        .await
+        self.call(from, async |c| list::list(c, model, query, scope).await)
+            .await
     }
 
     fn invalidations(&self) -> Option<tokio::sync::broadcast::Receiver<()>> {
@@ -303,8 +295,7 @@ impl Store for PgStore {
         query: &ListQuery,
         scope: ListScope,
     ) -> Result<Page, StoreError> {
-        self.bounded(async { self.list_from(model, query, scope, ReadFrom::Primary).await })
-            .await
+        self.list_from(model, query, scope, PRIMARY).await
     }
 
     async fn update(
@@ -315,18 +306,9 @@ impl Store for PgStore {
         patch: Patch,
         expected_version: Option<i64>,
     ) -> Result<Record, StoreError> {
-        self.bounded(async {
-            let vis = self.visibility(ctx);
-            in_tx!(self, |tx| records::update(
-                &tx,
-                &vis,
-                model,
-                id,
-                &patch,
-                expected_version,
-                self.now()
-            )
-            .await)
+        let vis = self.visibility(ctx);
+        self.in_tx(async |tx| {
+            records::update(tx, &vis, model, id, &patch, expected_version, self.now()).await
         })
         .await
     }
@@ -338,9 +320,9 @@ impl Store for PgStore {
         id: RecordId,
         expected_version: Option<i64>,
     ) -> Result<Record, StoreError> {
-        self.bounded(async {
-            let client = self.client().await?;
-            records::set_status(&client, model, id, false, expected_version, self.now()).await
+        let change = StatusChange::Delete;
+        self.call(PRIMARY, async |c| {
+            records::set_status(c, model, id, change, expected_version, self.now()).await
         })
         .await
     }
@@ -351,9 +333,9 @@ impl Store for PgStore {
         model: &Arc<ModelDef>,
         id: RecordId,
     ) -> Result<Record, StoreError> {
-        self.bounded(async {
-            let client = self.client().await?;
-            records::set_status(&client, model, id, true, None, self.now()).await
+        let change = StatusChange::Restore;
+        self.call(PRIMARY, async |c| {
+            records::set_status(c, model, id, change, None, self.now()).await
         })
         .await
     }
@@ -365,26 +347,14 @@ impl Store for PgStore {
         id: RecordId,
         expected_version: Option<i64>,
     ) -> Result<(), StoreError> {
-        self.bounded(async {
-            let schema = self.schema();
-            in_tx!(self, |tx| records::purge(
-                &tx,
-                &schema,
-                model,
-                id,
-                expected_version
-            )
-            .await)
-        })
-        .await
+        let schema = self.schema();
+        self.in_tx(async |tx| records::purge(tx, &schema, model, id, expected_version).await)
+            .await
     }
 
     async fn import_record(&self, model: &Arc<ModelDef>, record: Record) -> Result<(), StoreError> {
-        self.bounded(async {
-            let client = self.client().await?;
-            records::insert_exact(&client, model, &record).await
-        })
-        .await
+        self.call(PRIMARY, async |c| records::insert(c, model, &record).await)
+            .await
     }
 
     async fn close(&self) {
@@ -402,33 +372,27 @@ impl Store for PgStore {
 #[async_trait]
 impl AccountStore for PgStore {
     async fn create_user(&self, _ctx: &WriteCtx, user: NewUser) -> Result<User, StoreError> {
-        self.bounded(async {
-            let client = self.client().await?;
-            accounts::create_user(&client, user, self.now()).await
+        self.call(PRIMARY, async |c| {
+            accounts::create_user(c, user, self.now()).await
         })
         .await
     }
 
     async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
-        self.bounded(async {
-            let client = self.client().await?;
-            accounts::get_user(&client, id).await
-        })
-        .await
+        self.call(PRIMARY, async |c| accounts::get_user(c, id).await)
+            .await
     }
 
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
-        self.bounded(async {
-            let client = self.client().await?;
-            accounts::find_user_by_email(&client, email).await
+        self.call(PRIMARY, async |c| {
+            accounts::find_user_by_email(c, email).await
         })
         .await
     }
 
     async fn list_users(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<User>, StoreError> {
-        self.bounded(async {
-            let client = self.client().await?;
-            accounts::list_users(&client, after, limit).await
+        self.call(PRIMARY, async |c| {
+            accounts::list_users(c, after, limit).await
         })
         .await
     }
@@ -440,30 +404,20 @@ impl AccountStore for PgStore {
         changes: UserChanges,
         expected_version: Option<i64>,
     ) -> Result<User, StoreError> {
-        self.bounded(async {
-            in_tx!(self, |tx| accounts::update_user(
-                &tx,
-                id,
-                &changes,
-                expected_version,
-                self.now()
-            )
-            .await)
+        self.in_tx(async |tx| {
+            accounts::update_user(tx, id, &changes, expected_version, self.now()).await
         })
         .await
     }
 
     async fn delete_user(&self, _ctx: &WriteCtx, id: Uuid) -> Result<(), StoreError> {
-        self.bounded(async { in_tx!(self, |tx| accounts::delete_user(&tx, id).await) })
+        self.in_tx(async |tx| accounts::delete_user(tx, id).await)
             .await
     }
 
     async fn count_admins(&self) -> Result<u64, StoreError> {
-        self.bounded(async {
-            let client = self.client().await?;
-            accounts::count_admins(&client).await
-        })
-        .await
+        self.call(PRIMARY, async |c| accounts::count_admins(c).await)
+            .await
     }
 
     async fn insert_refresh(
@@ -473,10 +427,8 @@ impl AccountStore for PgStore {
         token_hash: &str,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
-        self.bounded(async {
-            let client = self.client().await?;
-            accounts::insert_refresh(&client, user_id, family, token_hash, expires_at, self.now())
-                .await
+        self.call(PRIMARY, async |c| {
+            accounts::insert_refresh(c, user_id, family, token_hash, expires_at, self.now()).await
         })
         .await
     }
@@ -487,49 +439,34 @@ impl AccountStore for PgStore {
         new_hash: &str,
         new_expires_at: Timestamp,
     ) -> Result<Refresh, StoreError> {
-        self.bounded(async {
-            in_tx!(self, |tx| accounts::rotate_refresh(
-                &tx,
-                old_hash,
-                new_hash,
-                new_expires_at,
-                self.now()
-            )
-            .await)
+        self.in_tx(async |tx| {
+            accounts::rotate_refresh(tx, old_hash, new_hash, new_expires_at, self.now()).await
         })
         .await
     }
 
     async fn revoke_refresh_family(&self, token_hash: &str) -> Result<bool, StoreError> {
-        self.bounded(async {
-            let client = self.client().await?;
-            accounts::revoke_refresh_family(&client, token_hash, self.now()).await
+        self.call(PRIMARY, async |c| {
+            accounts::revoke_refresh_family(c, token_hash, self.now()).await
         })
         .await
     }
 
     async fn create_api_key(&self, _ctx: &WriteCtx, key: NewApiKey) -> Result<ApiKey, StoreError> {
-        self.bounded(async {
-            let client = self.client().await?;
-            accounts::create_api_key(&client, key, self.now()).await
+        self.call(PRIMARY, async |c| {
+            accounts::create_api_key(c, key, self.now()).await
         })
         .await
     }
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, User)>, StoreError> {
-        self.bounded(async {
-            let client = self.client().await?;
-            accounts::find_api_key(&client, key_hash).await
-        })
-        .await
+        self.call(PRIMARY, async |c| accounts::find_api_key(c, key_hash).await)
+            .await
     }
 
     async fn list_api_keys(&self, user_id: Option<Uuid>) -> Result<Vec<ApiKey>, StoreError> {
-        self.bounded(async {
-            let client = self.client().await?;
-            accounts::list_api_keys(&client, user_id).await
-        })
-        .await
+        self.call(PRIMARY, async |c| accounts::list_api_keys(c, user_id).await)
+            .await
     }
 
     async fn revoke_api_key(
@@ -538,30 +475,18 @@ impl AccountStore for PgStore {
         id: Uuid,
         owner: Option<Uuid>,
     ) -> Result<ApiKey, StoreError> {
-        self.bounded(async {
-            in_tx!(self, |tx| accounts::revoke_api_key(
-                &tx,
-                id,
-                owner,
-                self.now()
-            )
-            .await)
-        })
-        .await
+        self.in_tx(async |tx| accounts::revoke_api_key(tx, id, owner, self.now()).await)
+            .await
     }
 
     async fn import_user(&self, user: User) -> Result<(), StoreError> {
-        self.bounded(async {
-            let client = self.client().await?;
-            accounts::import_user(&client, &user).await
-        })
-        .await
+        self.call(PRIMARY, async |c| accounts::import_user(c, &user).await)
+            .await
     }
 
     async fn touch_api_key(&self, id: Uuid) -> Result<(), StoreError> {
-        self.bounded(async {
-            let client = self.client().await?;
-            accounts::touch_api_key(&client, id, self.now()).await
+        self.call(PRIMARY, async |c| {
+            accounts::touch_api_key(c, id, self.now()).await
         })
         .await
     }

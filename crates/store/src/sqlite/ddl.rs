@@ -3,9 +3,10 @@
 
 use super::errors::map;
 use crate::StoreError;
-use plinth_core::migrate::{IndexKind, Plan, Step};
-use plinth_core::schema::{FieldDef, FieldType, ValueKind};
-use plinth_core::{ModelDecl, ModelDef, Schema};
+use crate::sql::ddl::apply;
+use crate::sql::ready;
+use plinth_core::migrate::{Plan, Step};
+use plinth_core::{ModelDecl, Schema};
 use rusqlite::{Connection, TransactionBehavior, params};
 
 /// Creates Plinth's own tables if they are missing.
@@ -95,7 +96,7 @@ pub(super) fn migrate(
     plan.check(allow_destructive)
         .map_err(StoreError::Migration)?;
     for step in &plan.steps {
-        apply(&tx, step)?;
+        ready(apply(&*tx, step))?;
     }
     let decls: Vec<&ModelDecl> = schema.models().iter().map(|m| m.decl()).collect();
     if decls.iter().copied().ne(old.iter()) {
@@ -111,140 +112,4 @@ pub(super) fn migrate(
     }
     tx.commit().map_err(map)?;
     Ok(plan.steps.iter().map(Step::describe).collect())
-}
-
-fn apply(conn: &Connection, step: &Step) -> Result<(), StoreError> {
-    match step {
-        Step::CreateModel(model) => create_model(conn, model),
-        Step::DropModel(name) => {
-            conn.execute_batch(&format!("DROP TABLE IF EXISTS \"{name}\";")).map_err(map)?;
-            conn.execute("DELETE FROM _plinth_idempotency WHERE model = ?1", [name]).map_err(map)?;
-            Ok(())
-        }
-        Step::AddField { model, index } => {
-            let f = field(model, *index)?;
-            let (m, name) = (model.name(), f.name());
-            conn.execute_batch(&format!("ALTER TABLE \"{m}\" ADD COLUMN \"{name}\" {};", column_type(f.value_kind())))
-                .map_err(map)?;
-            create_field_indexes(conn, model, f)
-        }
-        Step::DropField { model, field } => {
-            conn.execute_batch(&format!(
-                "DROP INDEX IF EXISTS \"{model}__{field}\"; DROP INDEX IF EXISTS \"{model}__{field}__ref\";
-                 ALTER TABLE \"{model}\" DROP COLUMN \"{field}\";"
-            ))
-            .map_err(map)
-        }
-        Step::Reindex { model, index, from } => {
-            let f = field(model, *index)?;
-            if *from != IndexKind::None {
-                conn.execute_batch(&format!("DROP INDEX IF EXISTS \"{}__{}\";", model.name(), f.name())).map_err(map)?;
-            }
-            create_index(conn, model, f).map_err(|e| unique_failure(e, model, f))
-        }
-        Step::RequireField { model, field } => {
-            let missing: i64 = conn
-                .query_row(&format!("SELECT count(*) FROM \"{model}\" WHERE \"{field}\" IS NULL"), [], |r| r.get(0))
-                .map_err(map)?;
-            if missing > 0 {
-                return Err(StoreError::Migration(format!(
-                    "cannot make {model}.{field} required: {missing} existing record(s) have no value. Declare it \
-                     optional, give those records a value, then make it required"
-                )));
-            }
-            Ok(())
-        }
-    }
-}
-
-fn field(model: &ModelDef, index: usize) -> Result<&FieldDef, StoreError> {
-    model
-        .fields()
-        .get(index)
-        .ok_or_else(|| StoreError::internal("migration step names a missing field"))
-}
-
-fn unique_failure(e: StoreError, model: &ModelDef, f: &FieldDef) -> StoreError {
-    match e {
-        StoreError::Conflict { .. } => StoreError::Migration(format!(
-            "cannot make {}.{} unique: existing records share values. Fix the duplicates first",
-            model.name(),
-            f.name()
-        )),
-        other => other,
-    }
-}
-
-/// The SQLite column type for a storage class.
-pub(super) fn column_type(kind: ValueKind) -> &'static str {
-    match kind {
-        ValueKind::Text | ValueKind::Json | ValueKind::Uuid => "TEXT",
-        ValueKind::Integer | ValueKind::Boolean | ValueKind::Datetime => "INTEGER",
-        ValueKind::Float => "REAL",
-    }
-}
-
-fn create_model(conn: &Connection, model: &ModelDef) -> Result<(), StoreError> {
-    let m = model.name();
-    let mut sql = format!(
-        "CREATE TABLE \"{m}\" (
-            \"id\" TEXT NOT NULL PRIMARY KEY,
-            \"name\" TEXT NOT NULL,
-            \"status\" TEXT NOT NULL DEFAULT 'active' CHECK (\"status\" IN ('active', 'inactive', 'deleted')),
-            \"created_at\" INTEGER NOT NULL,
-            \"updated_at\" INTEGER NOT NULL,
-            \"owner_id\" TEXT,
-            \"version\" INTEGER NOT NULL DEFAULT 1 CHECK (\"version\" >= 1)"
-    );
-    for f in model.fields() {
-        sql.push_str(&format!(
-            ",\n            \"{}\" {}",
-            f.name(),
-            column_type(f.value_kind())
-        ));
-    }
-    sql.push_str(&format!(
-        ");
-        CREATE INDEX \"{m}__status_created\" ON \"{m}\" (\"status\", \"created_at\", \"id\");
-        CREATE INDEX \"{m}__created\" ON \"{m}\" (\"created_at\", \"id\");
-        CREATE INDEX \"{m}__updated\" ON \"{m}\" (\"updated_at\", \"id\");
-        CREATE INDEX \"{m}__name\" ON \"{m}\" (\"name\", \"id\");
-        CREATE INDEX \"{m}__owner\" ON \"{m}\" (\"owner_id\");"
-    ));
-    conn.execute_batch(&sql).map_err(map)?;
-    for f in model.fields() {
-        create_field_indexes(conn, model, f)?;
-    }
-    Ok(())
-}
-
-fn create_field_indexes(
-    conn: &Connection,
-    model: &ModelDef,
-    f: &FieldDef,
-) -> Result<(), StoreError> {
-    create_index(conn, model, f)?;
-    if matches!(f.ty(), FieldType::Reference { .. }) {
-        // Purge looks up references to the record it removes.
-        let (m, name) = (model.name(), f.name());
-        conn.execute_batch(&format!(
-            "CREATE INDEX IF NOT EXISTS \"{m}__{name}__ref\" ON \"{m}\" (\"{name}\");"
-        ))
-        .map_err(map)?;
-    }
-    Ok(())
-}
-
-fn create_index(conn: &Connection, model: &ModelDef, f: &FieldDef) -> Result<(), StoreError> {
-    let (m, name) = (model.name(), f.name());
-    let sql = match IndexKind::of_field(f) {
-        IndexKind::None => return Ok(()),
-        IndexKind::Unique => {
-            format!("CREATE UNIQUE INDEX \"{m}__{name}\" ON \"{m}\" (\"{name}\");")
-        }
-        IndexKind::Plain => {
-            format!("CREATE INDEX \"{m}__{name}\" ON \"{m}\" (\"{name}\", \"id\");")
-        }
-    };
-    conn.execute_batch(&sql).map_err(map)
 }

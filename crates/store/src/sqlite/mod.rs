@@ -5,18 +5,21 @@
 //! blocking thread pool, so they never wait behind the writer (WAL readers see the last
 //! committed state).
 //!
-//! Layout: `writer` (the writer thread and group commit), `ddl` (migrations), `records`
-//! (reads and writes of records), `list` (list queries), `errors` (translation of
-//! `rusqlite` errors into [`StoreError`]).
+//! The statements themselves are the shared ones of `crate::sql`, run through the
+//! synchronous [`Exec`](crate::sql::Exec) of `exec`.
+//!
+//! Layout: `writer` (the writer thread and group commit), `ddl` (migrations), `exec`
+//! (binding parameters and reading rows), `errors` (translation of `rusqlite` errors into
+//! [`StoreError`]).
 
-mod accounts;
 mod ddl;
 mod errors;
-mod list;
-mod records;
+mod exec;
 mod writer;
 
 use crate::shared::idempotency_scope;
+use crate::sql::records::StatusChange;
+use crate::sql::{accounts, ready, records};
 use crate::{
     AccountStore, ApiKey, Created, IdempotencyClaim, NewApiKey, NewUser, Page, Refresh, Store,
     StoreError, User, UserChanges, WriteCtx,
@@ -30,7 +33,7 @@ use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 use writer::Writer;
 
@@ -68,12 +71,36 @@ struct Inner {
     /// Queue of the writer thread, the only connection that writes (see `writer`).
     writer: tokio::sync::mpsc::Sender<writer::Msg>,
     /// Idle read connections. Taken only after a `reader_permits` permit, so one is always
-    /// there for the taker.
+    /// there for the taker; a [`Reader`] puts it back, even when its read panicked.
     readers: Arc<Mutex<Vec<Connection>>>,
     /// Bounds concurrent reads to the number of read connections.
-    reader_permits: Semaphore,
+    reader_permits: Arc<Semaphore>,
     /// The schema last migrated to: purge needs it to find references.
     schema: RwLock<Arc<Schema>>,
+}
+
+/// A read connection checked out of the pool; dropping it (after the read, or while a
+/// panic unwinds) puts the connection back, then releases its permit.
+struct Reader {
+    conn: Option<Connection>,
+    pool: Arc<Mutex<Vec<Connection>>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Reader {
+    fn conn(&self) -> Result<&Connection, StoreError> {
+        self.conn
+            .as_ref()
+            .ok_or_else(|| StoreError::internal("reader without a connection"))
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        if let (Some(conn), Ok(mut idle)) = (self.conn.take(), self.pool.lock()) {
+            idle.push(conn);
+        }
+    }
 }
 
 impl SqliteStore {
@@ -101,7 +128,7 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 path: opts.path.clone(),
                 writer: writer::spawn(writer)?,
-                reader_permits: Semaphore::new(readers.len()),
+                reader_permits: Arc::new(Semaphore::new(readers.len())),
                 readers: Arc::new(Mutex::new(readers)),
                 schema: RwLock::new(Arc::new(empty)),
             }),
@@ -145,34 +172,36 @@ impl SqliteStore {
         reply.await.map_err(|_| closed())?
     }
 
+    /// Takes a read connection, waiting while all are in use.
+    async fn reader(&self) -> Result<Reader, StoreError> {
+        let closed = || StoreError::Unavailable("the database is closed".to_owned());
+        let permit = Arc::clone(&self.inner.reader_permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| closed())?;
+        let pool = Arc::clone(&self.inner.readers);
+        let conn = pool
+            .lock()
+            .map_err(|_| StoreError::internal("reader pool poisoned"))?
+            .pop()
+            .ok_or_else(closed)?;
+        Ok(Reader {
+            conn: Some(conn),
+            pool,
+            _permit: permit,
+        })
+    }
+
     /// Runs `f` on a read connection, inside the blocking pool.
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let _permit = self
-            .inner
-            .reader_permits
-            .acquire()
+        let reader = self.reader().await?;
+        tokio::task::spawn_blocking(move || f(reader.conn()?))
             .await
-            .map_err(|_| StoreError::Unavailable("the database is closed".to_owned()))?;
-        let pool = Arc::clone(&self.inner.readers);
-        tokio::task::spawn_blocking(move || {
-            let conn = pool
-                .lock()
-                .map_err(|_| StoreError::internal("reader pool poisoned"))?
-                .pop();
-            let conn =
-                conn.ok_or_else(|| StoreError::Unavailable("the database is closed".to_owned()))?;
-            let result = f(&conn);
-            if let Ok(mut idle) = pool.lock() {
-                idle.push(conn);
-            }
-            result
-        })
-        .await
-        .map_err(StoreError::internal)?
+            .map_err(StoreError::internal)?
     }
 
     /// Runs a bounded read (a primary-key or unique-index lookup) on a read connection, on
@@ -182,24 +211,8 @@ impl SqliteStore {
     where
         F: FnOnce(&Connection) -> Result<T, StoreError>,
     {
-        let _permit = self
-            .inner
-            .reader_permits
-            .acquire()
-            .await
-            .map_err(|_| StoreError::Unavailable("the database is closed".to_owned()))?;
-        let pool = &self.inner.readers;
-        let conn = pool
-            .lock()
-            .map_err(|_| StoreError::internal("reader pool poisoned"))?
-            .pop();
-        let conn =
-            conn.ok_or_else(|| StoreError::Unavailable("the database is closed".to_owned()))?;
-        let result = f(&conn);
-        if let Ok(mut idle) = pool.lock() {
-            idle.push(conn);
-        }
-        result
+        let reader = self.reader().await?;
+        f(reader.conn()?)
     }
 
     /// What the writer of `ctx` may reference.
@@ -293,7 +306,7 @@ impl Store for SqliteStore {
         let vis = self.visibility(ctx);
         self.write(move |w| {
             let now = w.now();
-            records::create(
+            ready(records::create(
                 &w.conn,
                 &vis,
                 &model,
@@ -301,13 +314,13 @@ impl Store for SqliteStore {
                 owner,
                 now,
                 idempotency.map(|c| (scope, c)),
-            )
+            ))
         })
         .await
     }
 
     async fn get(&self, model: &Arc<ModelDef>, id: RecordId) -> Result<Option<Record>, StoreError> {
-        self.read_point(|c| records::get(c, model, id)).await
+        self.read_point(|c| ready(records::get(c, model, id))).await
     }
 
     async fn list(
@@ -317,7 +330,7 @@ impl Store for SqliteStore {
         scope: ListScope,
     ) -> Result<Page, StoreError> {
         let (model, query) = (Arc::clone(model), query.clone());
-        self.read(move |c| list::list(c, &model, &query, scope))
+        self.read(move |c| ready(crate::sql::list::list(c, &model, &query, scope)))
             .await
     }
 
@@ -333,7 +346,15 @@ impl Store for SqliteStore {
         let vis = self.visibility(ctx);
         self.write(move |w| {
             let now = w.now();
-            records::update(&w.conn, &vis, &model, id, &patch, expected_version, now)
+            ready(records::update(
+                &w.conn,
+                &vis,
+                &model,
+                id,
+                &patch,
+                expected_version,
+                now,
+            ))
         })
         .await
     }
@@ -348,14 +369,14 @@ impl Store for SqliteStore {
         let model = Arc::clone(model);
         self.write(move |w| {
             let now = w.now();
-            records::set_status(
+            ready(records::set_status(
                 &w.conn,
                 &model,
                 id,
-                records::StatusChange::Delete,
+                StatusChange::Delete,
                 expected_version,
                 now,
-            )
+            ))
         })
         .await
     }
@@ -369,14 +390,14 @@ impl Store for SqliteStore {
         let model = Arc::clone(model);
         self.write(move |w| {
             let now = w.now();
-            records::set_status(
+            ready(records::set_status(
                 &w.conn,
                 &model,
                 id,
-                records::StatusChange::Restore,
+                StatusChange::Restore,
                 None,
                 now,
-            )
+            ))
         })
         .await
     }
@@ -389,13 +410,21 @@ impl Store for SqliteStore {
         expected_version: Option<i64>,
     ) -> Result<(), StoreError> {
         let (model, schema) = (Arc::clone(model), self.schema());
-        self.write(move |w| records::purge(&w.conn, &schema, &model, id, expected_version))
-            .await
+        self.write(move |w| {
+            ready(records::purge(
+                &w.conn,
+                &schema,
+                &model,
+                id,
+                expected_version,
+            ))
+        })
+        .await
     }
 
     async fn import_record(&self, model: &Arc<ModelDef>, record: Record) -> Result<(), StoreError> {
         let model = Arc::clone(model);
-        self.write(move |w| records::insert_exact(&w.conn, &model, &record))
+        self.write(move |w| ready(records::insert(&w.conn, &model, &record)))
             .await
     }
 
@@ -426,23 +455,23 @@ impl AccountStore for SqliteStore {
     async fn create_user(&self, _ctx: &WriteCtx, user: NewUser) -> Result<User, StoreError> {
         self.write(move |w| {
             let now = w.now();
-            accounts::create_user(&w.conn, user, now)
+            ready(accounts::create_user(&w.conn, user, now))
         })
         .await
     }
 
     async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
-        self.read_point(|c| accounts::get_user(c, id)).await
+        self.read_point(|c| ready(accounts::get_user(c, id))).await
     }
 
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
         let email = email.clone();
-        self.read_point(|c| accounts::find_user_by_email(c, &email))
+        self.read_point(|c| ready(accounts::find_user_by_email(c, &email)))
             .await
     }
 
     async fn list_users(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<User>, StoreError> {
-        self.read(move |c| accounts::list_users(c, after, limit))
+        self.read(move |c| ready(accounts::list_users(c, after, limit)))
             .await
     }
 
@@ -455,18 +484,24 @@ impl AccountStore for SqliteStore {
     ) -> Result<User, StoreError> {
         self.write(move |w| {
             let now = w.now();
-            accounts::update_user(&w.conn, id, &changes, expected_version, now)
+            ready(accounts::update_user(
+                &w.conn,
+                id,
+                &changes,
+                expected_version,
+                now,
+            ))
         })
         .await
     }
 
     async fn delete_user(&self, _ctx: &WriteCtx, id: Uuid) -> Result<(), StoreError> {
-        self.write(move |w| accounts::delete_user(&w.conn, id))
+        self.write(move |w| ready(accounts::delete_user(&w.conn, id)))
             .await
     }
 
     async fn count_admins(&self) -> Result<u64, StoreError> {
-        self.read(accounts::count_admins).await
+        self.read(|c| ready(accounts::count_admins(c))).await
     }
 
     async fn insert_refresh(
@@ -479,7 +514,9 @@ impl AccountStore for SqliteStore {
         let hash = token_hash.to_owned();
         self.write(move |w| {
             let now = w.now();
-            accounts::insert_refresh(&w.conn, user_id, family, &hash, expires_at, now)
+            ready(accounts::insert_refresh(
+                &w.conn, user_id, family, &hash, expires_at, now,
+            ))
         })
         .await
     }
@@ -493,7 +530,13 @@ impl AccountStore for SqliteStore {
         let (old, new) = (old_hash.to_owned(), new_hash.to_owned());
         self.write(move |w| {
             let now = w.now();
-            accounts::rotate_refresh(&w.conn, &old, &new, new_expires_at, now)
+            ready(accounts::rotate_refresh(
+                &w.conn,
+                &old,
+                &new,
+                new_expires_at,
+                now,
+            ))
         })
         .await
     }
@@ -502,7 +545,7 @@ impl AccountStore for SqliteStore {
         let hash = token_hash.to_owned();
         self.write(move |w| {
             let now = w.now();
-            accounts::revoke_refresh_family(&w.conn, &hash, now)
+            ready(accounts::revoke_refresh_family(&w.conn, &hash, now))
         })
         .await
     }
@@ -510,18 +553,19 @@ impl AccountStore for SqliteStore {
     async fn create_api_key(&self, _ctx: &WriteCtx, key: NewApiKey) -> Result<ApiKey, StoreError> {
         self.write(move |w| {
             let now = w.now();
-            accounts::create_api_key(&w.conn, key, now)
+            ready(accounts::create_api_key(&w.conn, key, now))
         })
         .await
     }
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, User)>, StoreError> {
         let hash = key_hash.to_owned();
-        self.read_point(|c| accounts::find_api_key(c, &hash)).await
+        self.read_point(|c| ready(accounts::find_api_key(c, &hash)))
+            .await
     }
 
     async fn list_api_keys(&self, user_id: Option<Uuid>) -> Result<Vec<ApiKey>, StoreError> {
-        self.read(move |c| accounts::list_api_keys(c, user_id))
+        self.read(move |c| ready(accounts::list_api_keys(c, user_id)))
             .await
     }
 
@@ -533,21 +577,24 @@ impl AccountStore for SqliteStore {
     ) -> Result<ApiKey, StoreError> {
         self.write(move |w| {
             let now = w.now();
-            accounts::revoke_api_key(&w.conn, id, owner, now)
+            ready(accounts::revoke_api_key(&w.conn, id, owner, now))
         })
         .await
     }
 
     async fn import_user(&self, user: User) -> Result<(), StoreError> {
-        self.write(move |w| accounts::import_user(&w.conn, &user))
+        self.write(move |w| ready(accounts::import_user(&w.conn, &user)))
             .await
     }
 
     async fn touch_api_key(&self, id: Uuid) -> Result<(), StoreError> {
         self.write(move |w| {
             let now = w.now();
-            accounts::touch_api_key(&w.conn, id, now)
+            ready(accounts::touch_api_key(&w.conn, id, now))
         })
         .await
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,421 @@
+//! Users, refresh tokens and API keys.
+
+use super::{Exec, INVALIDATE_CHANNEL, Query, SqlRow, unreadable};
+use crate::shared::email_conflict;
+use crate::{ApiKey, NewApiKey, NewUser, Refresh, StoreError, User, UserChanges};
+use plinth_core::auth::{Email, parse_role, role_name};
+use plinth_core::{Role, Timestamp};
+use uuid::Uuid;
+
+const USER_COLS: &str = "id, email, role, password_hash, created_at, updated_at, version";
+const KEY_COLS: &str =
+    "id, user_id, name, prefix, role, expires_at, last_used_at, revoked_at, created_at";
+
+fn role_at(row: &impl SqlRow, i: usize) -> Result<Role, StoreError> {
+    parse_role(&row.text(i)?).map_err(|_| unreadable("role"))
+}
+
+fn user_row(row: &impl SqlRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: row.uuid(0)?,
+        email: row.text(1)?,
+        role: role_at(row, 2)?,
+        password_hash: row.text(3)?,
+        created_at: row.time(4)?,
+        updated_at: row.time(5)?,
+        version: row.int(6)?,
+    })
+}
+
+fn key_row(row: &impl SqlRow) -> Result<ApiKey, StoreError> {
+    Ok(ApiKey {
+        id: row.uuid(0)?,
+        user_id: row.uuid(1)?,
+        name: row.text(2)?,
+        prefix: row.text(3)?,
+        role: role_at(row, 4)?,
+        expires_at: row.opt_time(5)?,
+        last_used_at: row.opt_time(6)?,
+        revoked_at: row.opt_time(7)?,
+        created_at: row.time(8)?,
+    })
+}
+
+/// A statement starting with `sql`.
+fn query<'a, E: Exec>(sql: &str) -> Query<'a> {
+    let mut q = Query::new(E::DIALECT);
+    q.push(sql);
+    q
+}
+
+/// Tells every instance (on commit) to drop its cached credentials, where other instances
+/// can share the database.
+async fn announce<E: Exec>(e: &E) -> Result<(), StoreError> {
+    if E::DIALECT.announces() {
+        let mut q = query::<E>("SELECT pg_notify(");
+        q.bind(INVALIDATE_CHANNEL).push(", 'credentials')");
+        e.execute(&q).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn create_user<E: Exec>(
+    e: &E,
+    user: NewUser,
+    now: Timestamp,
+) -> Result<User, StoreError> {
+    let user = User {
+        id: Uuid::now_v7(),
+        email: user.email.as_str().to_owned(),
+        role: user.role,
+        password_hash: user.password_hash,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    import_user(e, &user).await?;
+    Ok(user)
+}
+
+pub(crate) async fn import_user<E: Exec>(e: &E, user: &User) -> Result<(), StoreError> {
+    let email = Email::parse(&user.email).map_err(StoreError::internal)?;
+    let mut q = query::<E>(
+        "INSERT INTO _plinth_users (id, email, email_norm, role, password_hash, created_at, updated_at, version) VALUES (",
+    );
+    q.bind_all([
+        user.id.into(),
+        (&user.email).into(),
+        email.normalized().into(),
+        role_name(user.role).into(),
+        (&user.password_hash).into(),
+        user.created_at.into(),
+        user.updated_at.into(),
+        user.version.into(),
+    ])
+    .push(")");
+    e.execute(&q).await.map_err(email_conflict)?;
+    Ok(())
+}
+
+pub(crate) async fn get_user<E: Exec>(e: &E, id: Uuid) -> Result<Option<User>, StoreError> {
+    let mut q = query::<E>("SELECT ");
+    q.push(USER_COLS)
+        .push(" FROM _plinth_users WHERE id = ")
+        .bind(id)
+        .cached();
+    e.row(&q, |r| user_row(r)).await
+}
+
+pub(crate) async fn find_user_by_email<E: Exec>(
+    e: &E,
+    email: &Email,
+) -> Result<Option<User>, StoreError> {
+    let mut q = query::<E>("SELECT ");
+    q.push(USER_COLS)
+        .push(" FROM _plinth_users WHERE email_norm = ")
+        .bind(email.normalized())
+        .cached();
+    e.row(&q, |r| user_row(r)).await
+}
+
+pub(crate) async fn list_users<E: Exec>(
+    e: &E,
+    after: Option<Uuid>,
+    limit: u32,
+) -> Result<Vec<User>, StoreError> {
+    let mut q = query::<E>("SELECT ");
+    q.push(USER_COLS).push(" FROM _plinth_users");
+    if let Some(after) = after {
+        q.push(" WHERE id > ").bind(after);
+    }
+    q.push(" ORDER BY id LIMIT ").bind(i64::from(limit));
+    q.rows_hint = limit as usize;
+    e.rows(&q, |r| user_row(r)).await
+}
+
+/// Refuses to remove or demote the last admin. Runs in the same transaction as the change,
+/// with the admins' rows locked, so two admins removing each other at once cannot both
+/// succeed.
+async fn keep_an_admin<E: Exec>(e: &E, id: Uuid) -> Result<(), StoreError> {
+    let mut q = query::<E>("SELECT id FROM _plinth_users WHERE role = 'admin'");
+    q.push(E::DIALECT.for_update());
+    let admins = e.rows(&q, |r| r.uuid(0)).await?;
+    if admins.contains(&id) && admins.len() <= 1 {
+        return Err(StoreError::Conflict {
+            field: None,
+            reason: "the last admin cannot be removed or demoted".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) async fn update_user<E: Exec>(
+    e: &E,
+    id: Uuid,
+    changes: &UserChanges,
+    expected: Option<i64>,
+    now: Timestamp,
+) -> Result<User, StoreError> {
+    if changes.role.is_some_and(|r| r != Role::Admin) {
+        keep_an_admin(e, id).await?;
+    }
+    announce(e).await?;
+    let mut q = query::<E>("UPDATE _plinth_users SET updated_at = ");
+    q.bind(now).push(", version = version + 1");
+    if let Some(email) = &changes.email {
+        q.push(", email = ").bind(email.as_str());
+        q.push(", email_norm = ").bind(email.normalized());
+    }
+    if let Some(hash) = &changes.password_hash {
+        q.push(", password_hash = ").bind(hash);
+    }
+    if let Some(role) = changes.role {
+        q.push(", role = ").bind(role_name(role));
+    }
+    q.push(" WHERE id = ").bind(id);
+    if let Some(v) = expected {
+        q.push(" AND version = ").bind(v);
+    }
+    q.push(" RETURNING ").push(USER_COLS);
+    let updated = e.row(&q, |r| user_row(r)).await.map_err(email_conflict)?;
+    match (updated, expected) {
+        (Some(user), _) => {
+            if changes.password_hash.is_some() || changes.role.is_some() {
+                // A new password or role ends every session made with the old one.
+                let mut q = query::<E>("UPDATE _plinth_refresh_tokens SET revoked_at = ");
+                q.bind(now)
+                    .push(" WHERE user_id = ")
+                    .bind(id)
+                    .push(" AND revoked_at IS NULL");
+                e.execute(&q).await?;
+            }
+            Ok(user)
+        }
+        (None, Some(expected)) => match get_user(e, id).await? {
+            Some(u) => Err(StoreError::Stale {
+                expected,
+                current: u.version,
+            }),
+            None => Err(StoreError::NotFound),
+        },
+        (None, None) => Err(StoreError::NotFound),
+    }
+}
+
+pub(crate) async fn delete_user<E: Exec>(e: &E, id: Uuid) -> Result<(), StoreError> {
+    keep_an_admin(e, id).await?;
+    announce(e).await?;
+    for (table, col) in [
+        ("_plinth_users", "id"),
+        ("_plinth_refresh_tokens", "user_id"),
+        ("_plinth_api_keys", "user_id"),
+    ] {
+        let mut q = query::<E>("DELETE FROM ");
+        q.push(table).push(" WHERE ").push(col).push(" = ").bind(id);
+        if e.execute(&q).await? == 0 && table == "_plinth_users" {
+            return Err(StoreError::NotFound);
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn count_admins<E: Exec>(e: &E) -> Result<u64, StoreError> {
+    let q = query::<E>("SELECT count(*) FROM _plinth_users WHERE role = 'admin'");
+    let n = e.row(&q, |r| r.int(0)).await?.unwrap_or(0);
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+pub(crate) async fn insert_refresh<E: Exec>(
+    e: &E,
+    user_id: Uuid,
+    family: Uuid,
+    token_hash: &str,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let mut q = query::<E>(
+        "INSERT INTO _plinth_refresh_tokens (token_hash, family, user_id, expires_at, created_at) VALUES (",
+    );
+    q.bind_all([
+        token_hash.into(),
+        family.into(),
+        user_id.into(),
+        expires_at.into(),
+        now.into(),
+    ])
+    .push(")");
+    e.execute(&q).await?;
+    Ok(())
+}
+
+pub(crate) async fn rotate_refresh<E: Exec>(
+    e: &E,
+    old_hash: &str,
+    new_hash: &str,
+    new_expires_at: Timestamp,
+    now: Timestamp,
+) -> Result<Refresh, StoreError> {
+    // Locked: two instances presenting the same token at once see it spent in turn.
+    let mut q = query::<E>(
+        "SELECT family, user_id, expires_at, spent_at, revoked_at FROM _plinth_refresh_tokens WHERE token_hash = ",
+    );
+    q.bind(old_hash).push(E::DIALECT.for_update());
+    let row = e
+        .row(&q, |r| {
+            Ok((
+                r.uuid(0)?,
+                r.uuid(1)?,
+                r.time(2)?,
+                r.opt_time(3)?,
+                r.opt_time(4)?,
+            ))
+        })
+        .await?;
+    let Some((family, user_id, expires_at, spent, revoked)) = row else {
+        return Ok(Refresh::Invalid);
+    };
+    // A token revoked but never spent (logout, or the family revoked earlier) is just
+    // invalid; only presenting a spent token again is reuse, worth an alarm.
+    if spent.is_none() && revoked.is_some() {
+        return Ok(Refresh::Invalid);
+    }
+    if spent.is_some() {
+        let mut q = query::<E>("UPDATE _plinth_refresh_tokens SET revoked_at = ");
+        q.bind(now)
+            .push(" WHERE family = ")
+            .bind(family)
+            .push(" AND revoked_at IS NULL");
+        e.execute(&q).await?;
+        return Ok(Refresh::Reused { user_id, family });
+    }
+    if expires_at <= now {
+        return Ok(Refresh::Invalid);
+    }
+    let mut q = query::<E>("UPDATE _plinth_refresh_tokens SET spent_at = ");
+    q.bind(now).push(" WHERE token_hash = ").bind(old_hash);
+    e.execute(&q).await?;
+    insert_refresh(e, user_id, family, new_hash, new_expires_at, now).await?;
+    Ok(Refresh::Rotated { user_id })
+}
+
+pub(crate) async fn revoke_refresh_family<E: Exec>(
+    e: &E,
+    token_hash: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let mut q = query::<E>("UPDATE _plinth_refresh_tokens SET revoked_at = ");
+    q.bind(now)
+        .push(" WHERE revoked_at IS NULL AND family = (SELECT family FROM _plinth_refresh_tokens WHERE token_hash = ")
+        .bind(token_hash)
+        .push(")");
+    if e.execute(&q).await? > 0 {
+        return Ok(true);
+    }
+    let mut q = query::<E>("SELECT 1 FROM _plinth_refresh_tokens WHERE token_hash = ");
+    q.bind(token_hash);
+    Ok(e.row(&q, |_| Ok(())).await?.is_some())
+}
+
+pub(crate) async fn create_api_key<E: Exec>(
+    e: &E,
+    key: NewApiKey,
+    now: Timestamp,
+) -> Result<ApiKey, StoreError> {
+    let id = Uuid::now_v7();
+    let mut q = query::<E>("INSERT INTO _plinth_api_keys (");
+    q.push(KEY_COLS)
+        .push(", key_hash) VALUES (")
+        .bind_all([
+            id.into(),
+            key.user_id.into(),
+            (&key.name).into(),
+            (&key.prefix).into(),
+            role_name(key.role).into(),
+            key.expires_at.into(),
+        ])
+        .push(", NULL, NULL, ")
+        .bind_all([now.into(), (&key.key_hash).into()])
+        .push(")");
+    e.execute(&q).await?;
+    drop(q);
+    Ok(ApiKey {
+        id,
+        user_id: key.user_id,
+        name: key.name,
+        prefix: key.prefix,
+        role: key.role,
+        expires_at: key.expires_at,
+        last_used_at: None,
+        revoked_at: None,
+        created_at: now,
+    })
+}
+
+pub(crate) async fn find_api_key<E: Exec>(
+    e: &E,
+    key_hash: &str,
+) -> Result<Option<(ApiKey, User)>, StoreError> {
+    let mut q = query::<E>("SELECT ");
+    q.push(KEY_COLS)
+        .push(" FROM _plinth_api_keys WHERE key_hash = ")
+        .bind(key_hash)
+        .push(" AND revoked_at IS NULL")
+        .cached();
+    let Some(key) = e.row(&q, |r| key_row(r)).await? else {
+        return Ok(None);
+    };
+    Ok(get_user(e, key.user_id).await?.map(|user| (key, user)))
+}
+
+pub(crate) async fn list_api_keys<E: Exec>(
+    e: &E,
+    user_id: Option<Uuid>,
+) -> Result<Vec<ApiKey>, StoreError> {
+    let mut q = query::<E>("SELECT ");
+    q.push(KEY_COLS).push(" FROM _plinth_api_keys");
+    if let Some(user_id) = user_id {
+        q.push(" WHERE user_id = ").bind(user_id);
+    }
+    q.push(" ORDER BY id");
+    e.rows(&q, |r| key_row(r)).await
+}
+
+pub(crate) async fn revoke_api_key<E: Exec>(
+    e: &E,
+    id: Uuid,
+    owner: Option<Uuid>,
+    now: Timestamp,
+) -> Result<ApiKey, StoreError> {
+    let mut q = query::<E>("SELECT ");
+    q.push(KEY_COLS)
+        .push(" FROM _plinth_api_keys WHERE id = ")
+        .bind(id)
+        .push(E::DIALECT.for_update());
+    let key = e
+        .row(&q, |r| key_row(r))
+        .await?
+        .filter(|k| owner.is_none_or(|o| o == k.user_id))
+        .ok_or(StoreError::NotFound)?;
+    if key.revoked_at.is_some() {
+        return Ok(key);
+    }
+    announce(e).await?;
+    let mut q = query::<E>("UPDATE _plinth_api_keys SET revoked_at = ");
+    q.bind(now).push(" WHERE id = ").bind(id);
+    e.execute(&q).await?;
+    Ok(ApiKey {
+        revoked_at: Some(now),
+        ..key
+    })
+}
+
+pub(crate) async fn touch_api_key<E: Exec>(
+    e: &E,
+    id: Uuid,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let mut q = query::<E>("UPDATE _plinth_api_keys SET last_used_at = ");
+    q.bind(now).push(" WHERE id = ").bind(id);
+    e.execute(&q).await?;
+    Ok(())
+}

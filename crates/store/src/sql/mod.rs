@@ -1,0 +1,328 @@
+//! The SQL both engines run, written once: every statement with its parameters, and every
+//! decision on what a statement's outcome means (which error a write that matched no row
+//! is, idempotent replay, reference checks, the last-admin guard, refresh rotation).
+//!
+//! An engine supplies an [`Exec`] (run a [`Query`], hand each row to a callback as a
+//! [`SqlRow`]) and binds [`Param`]s; the [`Dialect`] says how the two spell what differs.
+//! Layout: `records` (single records), `list` (the list and keyset builder), `accounts`
+//! (users, refresh tokens, API keys), `ddl` (the steps of a migration).
+
+pub(crate) mod accounts;
+pub(crate) mod ddl;
+pub(crate) mod list;
+pub(crate) mod records;
+
+use crate::StoreError;
+use plinth_core::schema::ValueKind;
+use plinth_core::{RecordId, Timestamp, Value};
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::future::Future;
+use uuid::Uuid;
+
+/// The channel account and key changes are announced on (PostgreSQL), in the same
+/// transaction as the change, so every instance drops its cached credentials.
+pub(crate) const INVALIDATE_CHANNEL: &str = "plinth_invalidate";
+
+/// What the two engines spell differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// SQLite: `?N` placeholders; one writer serialises writes, so no row locks.
+    Sqlite,
+    /// PostgreSQL: `$N` placeholders, row locks, `ILIKE`, `IS DISTINCT FROM`.
+    Postgres,
+}
+
+impl Dialect {
+    /// Locks the selected rows against concurrent writers until the transaction ends.
+    pub(crate) fn for_update(self) -> &'static str {
+        match self {
+            Self::Sqlite => "",
+            Self::Postgres => " FOR UPDATE",
+        }
+    }
+
+    /// Keeps the selected rows from being deleted (or their key changed) until the
+    /// transaction ends: a checked reference stays valid until the write commits.
+    pub(crate) fn for_key_share(self) -> &'static str {
+        match self {
+            Self::Sqlite => "",
+            Self::Postgres => " FOR KEY SHARE",
+        }
+    }
+
+    /// "Not equal, NULL counting as a value".
+    pub(crate) fn distinct(self) -> &'static str {
+        match self {
+            Self::Sqlite => "IS NOT",
+            Self::Postgres => "IS DISTINCT FROM",
+        }
+    }
+
+    /// NULLs count as larger than every value: last going up, first going down (PostgreSQL's
+    /// default, made explicit so both engines agree; SQLite needs nothing for a column that
+    /// is never NULL).
+    pub(crate) fn nulls(self, nullable: bool, descending: bool) -> &'static str {
+        match (self, nullable, descending) {
+            (Self::Sqlite, false, _) => "",
+            (_, _, false) => " NULLS LAST",
+            (_, _, true) => " NULLS FIRST",
+        }
+    }
+
+    /// The column type of a storage class.
+    pub(crate) fn column_type(self, kind: ValueKind) -> &'static str {
+        match (self, kind) {
+            (_, ValueKind::Text) => "TEXT",
+            (Self::Sqlite, ValueKind::Integer | ValueKind::Boolean | ValueKind::Datetime) => {
+                "INTEGER"
+            }
+            (Self::Sqlite, ValueKind::Float) => "REAL",
+            (Self::Sqlite, ValueKind::Json | ValueKind::Uuid) => "TEXT",
+            (Self::Postgres, ValueKind::Integer) => "BIGINT",
+            (Self::Postgres, ValueKind::Float) => "DOUBLE PRECISION",
+            (Self::Postgres, ValueKind::Boolean) => "BOOLEAN",
+            (Self::Postgres, ValueKind::Datetime) => "TIMESTAMPTZ",
+            (Self::Postgres, ValueKind::Json) => "JSONB",
+            (Self::Postgres, ValueKind::Uuid) => "UUID",
+        }
+    }
+
+    /// Whether account and key changes must be announced to other instances.
+    fn announces(self) -> bool {
+        self == Self::Postgres
+    }
+}
+
+/// A query parameter, bound by each engine in its own way (SQLite stores booleans and
+/// times as integers, ids and JSON as text).
+#[derive(Debug, Clone)]
+pub(crate) enum Param<'a> {
+    /// NULL (of any column type).
+    Null,
+    /// Text.
+    Text(Cow<'a, str>),
+    /// A 64-bit integer.
+    Int(i64),
+    /// A 64-bit float.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+    /// A point in time, to the microsecond.
+    Time(Timestamp),
+    /// An id.
+    Uuid(Uuid),
+    /// A JSON document.
+    Json(&'a serde_json::Value),
+}
+
+impl<'a> From<&'a Value> for Param<'a> {
+    fn from(v: &'a Value) -> Self {
+        match v {
+            Value::Null => Self::Null,
+            Value::Text(s) => Self::Text(Cow::Borrowed(s)),
+            Value::Integer(i) => Self::Int(*i),
+            Value::Float(f) => Self::Float(*f),
+            Value::Boolean(b) => Self::Bool(*b),
+            Value::Datetime(t) => Self::Time(*t),
+            Value::Json(j) => Self::Json(j),
+            Value::Reference(id) => Self::Uuid(*id.as_uuid()),
+        }
+    }
+}
+
+impl<'a> From<&'a str> for Param<'a> {
+    fn from(s: &'a str) -> Self {
+        Self::Text(Cow::Borrowed(s))
+    }
+}
+
+impl<'a> From<&'a String> for Param<'a> {
+    fn from(s: &'a String) -> Self {
+        Self::Text(Cow::Borrowed(s))
+    }
+}
+
+impl From<i64> for Param<'_> {
+    fn from(i: i64) -> Self {
+        Self::Int(i)
+    }
+}
+
+impl From<Timestamp> for Param<'_> {
+    fn from(t: Timestamp) -> Self {
+        Self::Time(t)
+    }
+}
+
+impl From<Uuid> for Param<'_> {
+    fn from(u: Uuid) -> Self {
+        Self::Uuid(u)
+    }
+}
+
+impl From<RecordId> for Param<'_> {
+    fn from(id: RecordId) -> Self {
+        Self::Uuid(*id.as_uuid())
+    }
+}
+
+impl From<Option<Uuid>> for Param<'_> {
+    fn from(u: Option<Uuid>) -> Self {
+        u.map_or(Self::Null, Self::Uuid)
+    }
+}
+
+impl From<Option<Timestamp>> for Param<'_> {
+    fn from(t: Option<Timestamp>) -> Self {
+        t.map_or(Self::Null, Self::Time)
+    }
+}
+
+/// SQL text and its parameters, built together so placeholders always line up.
+#[derive(Debug)]
+pub(crate) struct Query<'a> {
+    dialect: Dialect,
+    /// The statement.
+    pub(crate) sql: String,
+    /// Its parameters, in placeholder order.
+    pub(crate) params: Vec<Param<'a>>,
+    /// Whether the engine keeps the prepared statement for reuse (hot statements).
+    pub(crate) cached: bool,
+    /// How many rows are expected, to size the result.
+    pub(crate) rows_hint: usize,
+}
+
+impl<'a> Query<'a> {
+    /// An empty statement in `dialect`.
+    pub(crate) fn new(dialect: Dialect) -> Self {
+        Self {
+            dialect,
+            sql: String::with_capacity(128),
+            params: Vec::new(),
+            cached: false,
+            rows_hint: 1,
+        }
+    }
+
+    /// Marks the statement as hot: the engine keeps it prepared.
+    pub(crate) fn cached(&mut self) -> &mut Self {
+        self.cached = true;
+        self
+    }
+
+    /// Appends SQL text.
+    pub(crate) fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Appends a quoted identifier.
+    pub(crate) fn ident(&mut self, name: &str) -> &mut Self {
+        self.sql.push('"');
+        self.sql.push_str(name);
+        self.sql.push('"');
+        self
+    }
+
+    /// Appends the placeholder of a new parameter.
+    pub(crate) fn bind(&mut self, p: impl Into<Param<'a>>) -> &mut Self {
+        self.params.push(p.into());
+        let n = self.params.len();
+        let _ = match self.dialect {
+            Dialect::Sqlite => write!(self.sql, "?{n}"),
+            Dialect::Postgres => write!(self.sql, "${n}"),
+        };
+        self
+    }
+
+    /// Appends placeholders for `params`, separated by commas.
+    pub(crate) fn bind_all(&mut self, params: impl IntoIterator<Item = Param<'a>>) -> &mut Self {
+        for (i, p) in params.into_iter().enumerate() {
+            if i > 0 {
+                self.sql.push_str(", ");
+            }
+            self.bind(p);
+        }
+        self
+    }
+
+    /// Adds a parameter and returns its placeholder, without appending it.
+    pub(crate) fn placeholder(&mut self, p: impl Into<Param<'a>>) -> String {
+        let at = self.sql.len();
+        self.bind(p);
+        self.sql.split_off(at)
+    }
+}
+
+/// One result row, read by column index.
+pub(crate) trait SqlRow {
+    /// Text.
+    fn text(&self, i: usize) -> Result<String, StoreError>;
+    /// A 64-bit integer.
+    fn int(&self, i: usize) -> Result<i64, StoreError>;
+    /// An id, or NULL.
+    fn opt_uuid(&self, i: usize) -> Result<Option<Uuid>, StoreError>;
+    /// A point in time, or NULL.
+    fn opt_time(&self, i: usize) -> Result<Option<Timestamp>, StoreError>;
+    /// A value of a column of storage class `kind`.
+    fn value(&self, i: usize, kind: ValueKind) -> Result<Value, StoreError>;
+
+    /// An id.
+    fn uuid(&self, i: usize) -> Result<Uuid, StoreError> {
+        self.opt_uuid(i)?.ok_or_else(|| unreadable("id"))
+    }
+
+    /// A point in time.
+    fn time(&self, i: usize) -> Result<Timestamp, StoreError> {
+        self.opt_time(i)?.ok_or_else(|| unreadable("timestamp"))
+    }
+}
+
+/// A value in the database that Plinth cannot have written.
+pub(crate) fn unreadable(what: &str) -> StoreError {
+    StoreError::internal(format!("unreadable {what} in the database"))
+}
+
+/// A connection (or transaction) that runs [`Query`]s: each engine's one adapter.
+///
+/// The SQLite implementation never suspends (see [`ready`]); the PostgreSQL one talks to
+/// the server, and its futures are `Send`.
+pub(crate) trait Exec {
+    /// How this engine spells SQL.
+    const DIALECT: Dialect;
+    /// A result row.
+    type Row<'r>: SqlRow;
+
+    /// Every row, each read by `f`.
+    async fn rows<T>(
+        &self,
+        q: &Query<'_>,
+        f: impl FnMut(&Self::Row<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<Vec<T>, StoreError>;
+
+    /// The first row, if any, read by `f`.
+    async fn row<T>(
+        &self,
+        q: &Query<'_>,
+        f: impl FnOnce(&Self::Row<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<Option<T>, StoreError>;
+
+    /// Runs a statement; the number of rows it changed.
+    async fn execute(&self, q: &Query<'_>) -> Result<u64, StoreError>;
+
+    /// Runs statements without parameters (DDL), separated by `;`.
+    async fn batch(&self, sql: &str) -> Result<(), StoreError>;
+}
+
+/// Runs a future that never suspends (a SQLite [`Exec`]'s) to its end on this thread.
+pub(crate) fn ready<T>(fut: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    use std::task::{Context, Poll, Waker};
+    let mut fut = std::pin::pin!(fut);
+    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(result) => result,
+        Poll::Pending => Err(StoreError::internal(
+            "a synchronous statement suspended; this is a bug",
+        )),
+    }
+}

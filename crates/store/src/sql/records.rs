@@ -1,0 +1,394 @@
+//! Reads and writes of single records. Conditional writes are single statements guarded by
+//! `version`, so concurrent writers get exactly one winner; a write that matched no row is
+//! explained afterwards (404, 409 or 412).
+
+use super::{Exec, Param, Query, SqlRow, unreadable};
+use crate::shared::Visibility;
+use crate::{Created, IdempotencyClaim, StoreError};
+use plinth_core::schema::FieldType;
+use plinth_core::{Draft, ModelDef, Patch, Record, RecordId, Schema, Status, Timestamp, Value};
+use uuid::Uuid;
+
+/// The base columns every model table has, in select order.
+const BASE_COLUMNS: &str =
+    "\"id\", \"name\", \"status\", \"created_at\", \"updated_at\", \"owner_id\", \"version\"";
+
+/// Appends the select list of a model: base columns, then declared fields in order.
+pub(crate) fn columns(q: &mut Query<'_>, model: &ModelDef) {
+    q.push(BASE_COLUMNS);
+    for f in model.fields() {
+        q.push(", ").ident(f.name().as_str());
+    }
+}
+
+/// Reads a row selected with [`columns`].
+pub(crate) fn record(row: &impl SqlRow, model: &ModelDef) -> Result<Record, StoreError> {
+    let mut fields = Vec::with_capacity(model.fields().len());
+    for (i, f) in model.fields().iter().enumerate() {
+        fields.push(row.value(7 + i, f.value_kind())?);
+    }
+    Ok(Record {
+        id: RecordId::from_uuid(row.uuid(0)?),
+        name: row.text(1)?,
+        status: row.text(2)?.parse().map_err(|_| unreadable("status"))?,
+        created_at: row.time(3)?,
+        updated_at: row.time(4)?,
+        owner_id: row.opt_uuid(5)?,
+        version: row.int(6)?,
+        fields,
+    })
+}
+
+/// `SELECT <columns> FROM "<model>"`.
+fn select<'a, E: Exec>(model: &ModelDef) -> Query<'a> {
+    let mut q = Query::new(E::DIALECT);
+    q.push("SELECT ");
+    columns(&mut q, model);
+    q.push(" FROM ").ident(model.name().as_str());
+    q
+}
+
+/// One record by id, whatever its status.
+pub(crate) async fn get<E: Exec>(
+    e: &E,
+    model: &ModelDef,
+    id: RecordId,
+) -> Result<Option<Record>, StoreError> {
+    let mut q = select::<E>(model);
+    q.push(" WHERE \"id\" = ").bind(id).cached();
+    e.row(&q, |r| record(r, model)).await
+}
+
+/// Refuses references to records that do not exist or that the writer cannot see; the
+/// referenced rows stay locked against deletion until the write commits.
+async fn check_references<'v, E: Exec>(
+    e: &E,
+    vis: &Visibility,
+    model: &ModelDef,
+    values: impl Iterator<Item = (usize, &'v Value)>,
+) -> Result<(), StoreError> {
+    for (i, v) in values {
+        let (Some(f), Value::Reference(id)) = (model.fields().get(i), v) else {
+            continue;
+        };
+        let FieldType::Reference { model: target } = f.ty() else {
+            continue;
+        };
+        let mut q = Query::new(E::DIALECT);
+        q.push("SELECT 1 FROM ")
+            .ident(target.as_str())
+            .push(" WHERE \"id\" = ")
+            .bind(*id);
+        if let Some(viewer) = vis.required_owner(target.as_str()) {
+            q.push(" AND \"owner_id\" = ").bind(viewer);
+        }
+        q.push(E::DIALECT.for_key_share());
+        if e.row(&q, |_| Ok(())).await?.is_none() {
+            return Err(StoreError::InvalidReference {
+                field: f.name().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn idempotency_conflict(reason: &str) -> StoreError {
+    StoreError::Conflict {
+        field: Some("Idempotency-Key".to_owned()),
+        reason: reason.to_owned(),
+    }
+}
+
+/// Inserts a record, or replays an earlier create with the same idempotency key. The key
+/// is claimed first: a concurrent create with the same key waits on the claim and then
+/// replays.
+pub(crate) async fn create<E: Exec>(
+    e: &E,
+    vis: &Visibility,
+    model: &ModelDef,
+    draft: Draft,
+    owner: Option<Uuid>,
+    now: Timestamp,
+    idempotency: Option<(String, IdempotencyClaim)>,
+) -> Result<Created, StoreError> {
+    let m = model.name().as_str();
+    let id = RecordId::new_v7();
+    if let Some((scope, claim)) = &idempotency {
+        let mut q = Query::new(E::DIALECT);
+        q.push("INSERT INTO _plinth_idempotency (model, scope, key, body_digest, record_id, created_at) VALUES (")
+            .bind_all([m.into(), scope.into(), (&claim.key).into(), (&claim.body_digest).into(), id.into(), now.into()])
+            .push(") ON CONFLICT DO NOTHING");
+        if e.execute(&q).await? == 0 {
+            let mut q = Query::new(E::DIALECT);
+            q.push("SELECT body_digest, record_id FROM _plinth_idempotency WHERE model = ")
+                .bind(m)
+                .push(" AND scope = ")
+                .bind(scope)
+                .push(" AND key = ")
+                .bind(&claim.key);
+            let (digest, earlier) = e
+                .row(&q, |r| Ok((r.text(0)?, r.uuid(1)?)))
+                .await?
+                .ok_or_else(|| StoreError::internal("idempotency claim vanished"))?;
+            if digest != claim.body_digest {
+                return Err(idempotency_conflict(
+                    "was already used with a different request body",
+                ));
+            }
+            return match get(e, model, RecordId::from_uuid(earlier)).await? {
+                Some(record) => Ok(Created {
+                    record,
+                    replayed: true,
+                }),
+                None => Err(idempotency_conflict(
+                    "was used for a record that has since been purged",
+                )),
+            };
+        }
+    }
+    check_references(e, vis, model, draft.fields.iter().enumerate()).await?;
+    let record = Record {
+        id,
+        name: draft.name,
+        status: draft.status,
+        created_at: now,
+        updated_at: now,
+        owner_id: owner,
+        version: 1,
+        fields: draft.fields,
+    };
+    insert(e, model, &record).await?;
+    Ok(Created {
+        record,
+        replayed: false,
+    })
+}
+
+/// Inserts a record as given (a create, or an import).
+pub(crate) async fn insert<E: Exec>(
+    e: &E,
+    model: &ModelDef,
+    record: &Record,
+) -> Result<(), StoreError> {
+    let mut q = Query::new(E::DIALECT);
+    q.push("INSERT INTO ")
+        .ident(model.name().as_str())
+        .push(" (");
+    columns(&mut q, model);
+    let base = [
+        record.id.into(),
+        (&record.name).into(),
+        record.status.as_str().into(),
+        record.created_at.into(),
+        record.updated_at.into(),
+        record.owner_id.into(),
+        record.version.into(),
+    ];
+    let fields = (model.fields().iter().zip(&record.fields)).map(|(_, v)| Param::from(v));
+    q.push(") VALUES (")
+        .bind_all(base.into_iter().chain(fields))
+        .push(")")
+        .cached();
+    e.execute(&q).await?;
+    Ok(())
+}
+
+/// Applies a patch to a live record.
+pub(crate) async fn update<E: Exec>(
+    e: &E,
+    vis: &Visibility,
+    model: &ModelDef,
+    id: RecordId,
+    patch: &Patch,
+    expected: Option<i64>,
+    now: Timestamp,
+) -> Result<Record, StoreError> {
+    check_references(e, vis, model, patch.changes()).await?;
+    let mut q = Query::new(E::DIALECT);
+    q.push("UPDATE ").ident(model.name().as_str()).push(" SET ");
+    if let Some(name) = &patch.name {
+        q.push("\"name\" = ").bind(name).push(", ");
+    }
+    if let Some(status) = patch.status {
+        q.push("\"status\" = ").bind(status.as_str()).push(", ");
+    }
+    for (f, v) in model.fields().iter().zip(&patch.fields) {
+        if let Some(v) = v {
+            q.ident(f.name().as_str()).push(" = ").bind(v).push(", ");
+        }
+    }
+    q.push("\"updated_at\" = ")
+        .bind(now)
+        .push(", \"version\" = \"version\" + 1 WHERE \"id\" = ")
+        .bind(id)
+        .push(" AND \"status\" <> 'deleted'");
+    if let Some(v) = expected {
+        q.push(" AND \"version\" = ").bind(v);
+    }
+    q.push(" RETURNING ");
+    columns(&mut q, model);
+    q.cached();
+    match e.row(&q, |r| record(r, model)).await? {
+        Some(record) => Ok(record),
+        None => {
+            let deleted = StoreError::Conflict {
+                field: None,
+                reason: "the record is deleted; an admin can restore it".to_owned(),
+            };
+            Err(missed_live_write(e, model, id, expected, deleted).await)
+        }
+    }
+}
+
+/// The status and version of a record, to explain why a conditional write matched no row.
+async fn state<E: Exec>(
+    e: &E,
+    model: &ModelDef,
+    id: RecordId,
+) -> Result<Option<(Status, i64)>, StoreError> {
+    let mut q = Query::new(E::DIALECT);
+    q.push("SELECT \"status\", \"version\" FROM ")
+        .ident(model.name().as_str())
+        .push(" WHERE \"id\" = ")
+        .bind(id);
+    e.row(&q, |r| {
+        let status = r.text(0)?.parse().map_err(StoreError::internal)?;
+        Ok((status, r.int(1)?))
+    })
+    .await
+}
+
+/// The error for a write to a live record (update, delete) that matched no row.
+async fn missed_live_write<E: Exec>(
+    e: &E,
+    model: &ModelDef,
+    id: RecordId,
+    expected: Option<i64>,
+    deleted: StoreError,
+) -> StoreError {
+    match state(e, model, id).await {
+        Err(e) => e,
+        Ok(None) => StoreError::NotFound,
+        Ok(Some((Status::Deleted, _))) => deleted,
+        Ok(Some((_, current))) => match expected {
+            Some(expected) if expected != current => StoreError::Stale { expected, current },
+            _ => StoreError::internal("conditional write matched no row for no known reason"),
+        },
+    }
+}
+
+/// Which status change to make.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StatusChange {
+    /// Live → deleted.
+    Delete,
+    /// Deleted → active.
+    Restore,
+}
+
+/// Soft delete or restore.
+pub(crate) async fn set_status<E: Exec>(
+    e: &E,
+    model: &ModelDef,
+    id: RecordId,
+    change: StatusChange,
+    expected: Option<i64>,
+    now: Timestamp,
+) -> Result<Record, StoreError> {
+    let (to, guard) = match change {
+        StatusChange::Delete => ("deleted", "\"status\" <> 'deleted'"),
+        StatusChange::Restore => ("active", "\"status\" = 'deleted'"),
+    };
+    let mut q = Query::new(E::DIALECT);
+    q.push("UPDATE ")
+        .ident(model.name().as_str())
+        .push(" SET \"status\" = '")
+        .push(to)
+        .push("', \"updated_at\" = ")
+        .bind(now)
+        .push(", \"version\" = \"version\" + 1 WHERE \"id\" = ")
+        .bind(id)
+        .push(" AND ")
+        .push(guard);
+    if let Some(v) = expected {
+        q.push(" AND \"version\" = ").bind(v);
+    }
+    q.push(" RETURNING ");
+    columns(&mut q, model);
+    q.cached();
+    if let Some(record) = e.row(&q, |r| record(r, model)).await? {
+        return Ok(record);
+    }
+    Err(match change {
+        // Deleting what is already deleted: it is gone as far as the client is concerned.
+        StatusChange::Delete => {
+            missed_live_write(e, model, id, expected, StoreError::NotFound).await
+        }
+        StatusChange::Restore => match state(e, model, id).await? {
+            None => StoreError::NotFound,
+            Some(_) => StoreError::Conflict {
+                field: None,
+                reason: "the record is not deleted".to_owned(),
+            },
+        },
+    })
+}
+
+/// Removes a record for good, unless another record references it.
+pub(crate) async fn purge<E: Exec>(
+    e: &E,
+    schema: &Schema,
+    model: &ModelDef,
+    id: RecordId,
+    expected: Option<i64>,
+) -> Result<(), StoreError> {
+    let m = model.name().as_str();
+    let mut q = Query::new(E::DIALECT);
+    q.push("SELECT \"version\" FROM ")
+        .ident(m)
+        .push(" WHERE \"id\" = ")
+        .bind(id)
+        .push(E::DIALECT.for_update());
+    let current = e.row(&q, |r| r.int(0)).await?.ok_or(StoreError::NotFound)?;
+    if let Some(expected) = expected.filter(|e| *e != current) {
+        return Err(StoreError::Stale { expected, current });
+    }
+    for other in schema.models() {
+        for f in other.fields() {
+            if !matches!(f.ty(), FieldType::Reference { model } if model.as_str() == m) {
+                continue;
+            }
+            let mut q = Query::new(E::DIALECT);
+            q.push("SELECT 1 FROM ")
+                .ident(other.name().as_str())
+                .push(" WHERE ")
+                .ident(f.name().as_str())
+                .push(" = ")
+                .bind(id)
+                .push(" LIMIT 1");
+            if e.row(&q, |_| Ok(())).await?.is_some() {
+                return Err(StoreError::Conflict {
+                    field: None,
+                    reason: format!(
+                        "the record is still referenced by {}.{}",
+                        other.name(),
+                        f.name()
+                    ),
+                });
+            }
+        }
+    }
+    let mut q = Query::new(E::DIALECT);
+    q.push("DELETE FROM ")
+        .ident(m)
+        .push(" WHERE \"id\" = ")
+        .bind(id);
+    e.execute(&q).await?;
+    let mut q = Query::new(E::DIALECT);
+    q.push("DELETE FROM _plinth_idempotency WHERE model = ")
+        .bind(m)
+        .push(" AND record_id = ")
+        .bind(id);
+    e.execute(&q).await?;
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! The SQLite [`Exec`]: runs the shared statements on a connection, binds [`Param`]s and
+//! reads rows. Booleans and times are stored as integers (microseconds), ids and JSON as
+//! text. Everything here is synchronous: the futures never suspend.
+
+use super::errors::map;
+use crate::StoreError;
+use crate::sql::{Dialect, Exec, Param, Query, SqlRow, unreadable};
+use plinth_core::schema::ValueKind;
+use plinth_core::{RecordId, Timestamp, Value};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, Row, params_from_iter};
+use uuid::Uuid;
+
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        use rusqlite::types::Value as Sql;
+        Ok(match self {
+            Self::Null => ToSqlOutput::Owned(Sql::Null),
+            Self::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Self::Int(i) => ToSqlOutput::Owned(Sql::Integer(*i)),
+            Self::Float(f) => ToSqlOutput::Owned(Sql::Real(*f)),
+            Self::Bool(b) => ToSqlOutput::Owned(Sql::Integer(i64::from(*b))),
+            Self::Time(t) => ToSqlOutput::Owned(Sql::Integer(t.as_micros())),
+            Self::Uuid(u) => ToSqlOutput::Owned(Sql::Text(u.hyphenated().to_string())),
+            Self::Json(j) => ToSqlOutput::Owned(Sql::Text(j.to_string())),
+        })
+    }
+}
+
+impl Exec for Connection {
+    const DIALECT: Dialect = Dialect::Sqlite;
+    type Row<'r> = Row<'r>;
+
+    async fn rows<T>(
+        &self,
+        q: &Query<'_>,
+        mut f: impl FnMut(&Row<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut stmt = self.prepare_cached(&q.sql).map_err(map)?;
+        let mut rows = stmt.query(params_from_iter(&q.params)).map_err(map)?;
+        let mut out = Vec::with_capacity(q.rows_hint);
+        while let Some(row) = rows.next().map_err(map)? {
+            out.push(f(row)?);
+        }
+        Ok(out)
+    }
+
+    async fn row<T>(
+        &self,
+        q: &Query<'_>,
+        f: impl FnOnce(&Row<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<Option<T>, StoreError> {
+        let mut stmt = self.prepare_cached(&q.sql).map_err(map)?;
+        let mut rows = stmt.query(params_from_iter(&q.params)).map_err(map)?;
+        rows.next().map_err(map)?.map(f).transpose()
+    }
+
+    async fn execute(&self, q: &Query<'_>) -> Result<u64, StoreError> {
+        let mut stmt = self.prepare_cached(&q.sql).map_err(map)?;
+        let n = stmt.execute(params_from_iter(&q.params)).map_err(map)?;
+        Ok(n as u64)
+    }
+
+    async fn batch(&self, sql: &str) -> Result<(), StoreError> {
+        self.execute_batch(sql).map_err(map)
+    }
+}
+
+fn parse_uuid(t: &[u8]) -> Result<Uuid, StoreError> {
+    Uuid::try_parse_ascii(t).map_err(|_| unreadable("id"))
+}
+
+fn micros(i: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_micros(i).ok_or_else(|| unreadable("timestamp"))
+}
+
+impl SqlRow for Row<'_> {
+    fn text(&self, i: usize) -> Result<String, StoreError> {
+        self.get(i).map_err(map)
+    }
+
+    fn int(&self, i: usize) -> Result<i64, StoreError> {
+        self.get(i).map_err(map)
+    }
+
+    fn opt_uuid(&self, i: usize) -> Result<Option<Uuid>, StoreError> {
+        match self.get_ref(i).map_err(map)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Text(t) => parse_uuid(t).map(Some),
+            _ => Err(unreadable("id")),
+        }
+    }
+
+    fn opt_time(&self, i: usize) -> Result<Option<Timestamp>, StoreError> {
+        match self.get_ref(i).map_err(map)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Integer(m) => micros(m).map(Some),
+            _ => Err(unreadable("timestamp")),
+        }
+    }
+
+    fn value(&self, i: usize, kind: ValueKind) -> Result<Value, StoreError> {
+        let v = self.get_ref(i).map_err(map)?;
+        Ok(match (v, kind) {
+            (ValueRef::Null, _) => Value::Null,
+            (ValueRef::Text(_), ValueKind::Text) => Value::Text(self.text(i)?),
+            (ValueRef::Integer(i), ValueKind::Integer) => Value::Integer(i),
+            (ValueRef::Integer(i), ValueKind::Float) =>
+            {
+                #[allow(clippy::cast_precision_loss)]
+                Value::Float(i as f64)
+            }
+            (ValueRef::Real(f), ValueKind::Float) => Value::Float(f),
+            (ValueRef::Integer(i), ValueKind::Boolean) => Value::Boolean(i != 0),
+            (ValueRef::Integer(i), ValueKind::Datetime) => Value::Datetime(micros(i)?),
+            (ValueRef::Text(t), ValueKind::Json) => {
+                Value::Json(serde_json::from_slice(t).map_err(|_| unreadable("json"))?)
+            }
+            (ValueRef::Text(t), ValueKind::Uuid) => {
+                Value::Reference(RecordId::from_uuid(parse_uuid(t)?))
+            }
+            _ => return Err(unreadable("value (unexpected storage class)")),
+        })
+    }
+}

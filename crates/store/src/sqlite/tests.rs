@@ -1,0 +1,38 @@
+use super::{SqliteOptions, SqliteStore};
+use crate::{Store, StoreError};
+
+fn select_one(c: &rusqlite::Connection) -> Result<i64, StoreError> {
+    c.query_row("SELECT 1", [], |r| r.get(0))
+        .map_err(super::errors::map)
+}
+
+#[tokio::test]
+async fn a_read_that_panics_gives_its_connection_back() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut opts = SqliteOptions::new(dir.path().join("db.sqlite"));
+    opts.readers = 1;
+    let store = SqliteStore::open(opts).await.expect("open");
+
+    // On the blocking pool.
+    let panicked = store
+        .read(|_| -> Result<(), StoreError> { panic!("a read that panics") })
+        .await;
+    assert!(
+        matches!(panicked, Err(StoreError::Internal(_))),
+        "{panicked:?}"
+    );
+    assert_eq!(store.read(select_one).await.expect("the next read"), 1);
+
+    // On the calling task.
+    let s = store.clone();
+    let task = tokio::spawn(async move {
+        s.read_point(|_| -> Result<(), StoreError> { panic!("a point read that panics") })
+            .await
+    });
+    assert!(task.await.is_err(), "the task should have panicked");
+    assert_eq!(
+        store.read_point(select_one).await.expect("the next read"),
+        1
+    );
+    store.close().await;
+}
