@@ -1,109 +1,35 @@
-//! Shared set-up of the PostgreSQL store tests: a fresh database per test, schemas, and
-//! queries that look at what the migrations made.
+//! Shared set-up of the PostgreSQL-only store tests: stores over a fresh database (from
+//! `plinth-testkit`), schemas, and queries that look at what the migrations made.
 
 use plinth_core::{Draft, ModelDecl, Principal, Schema, Status, Value};
 use plinth_store::{PgOptions, PgStore, Store, StoreError, WriteCtx};
+pub(crate) use plinth_testkit::PgDatabase;
 use serde_json::json;
 use std::sync::Arc;
 use tokio::sync::Barrier;
 
-/// Names a PostgreSQL server (no database name); unset skips these tests.
-pub(crate) const POSTGRES_ENV: &str = "PLINTH_TEST_POSTGRES";
-
 /// How many instances start together.
 pub(crate) const INSTANCES: usize = 10;
 
-/// The server to test on, or `None` after printing why `test` is skipped.
+/// The server to test on, or `None` after a visible note that `test` is skipped (a failure
+/// instead where skipping is not allowed).
 pub(crate) fn server(test: &str) -> Option<String> {
-    match std::env::var(POSTGRES_ENV) {
-        Ok(url) if !url.is_empty() => Some(url.trim_end_matches('/').to_owned()),
-        _ => {
-            eprintln!("skipped {test}: PostgreSQL only, and {POSTGRES_ENV} is not set");
-            None
-        }
-    }
+    plinth_testkit::postgres_server(test)
 }
 
-/// A fresh, uniquely named database, dropped on `Drop` (also when the test fails).
-#[derive(Debug)]
-pub(crate) struct Database {
-    pub(crate) server: String,
-    pub(crate) name: String,
-}
-
-impl Database {
-    pub(crate) async fn create(server: &str) -> Self {
-        let name = format!("plinth_store_test_{}", uuid::Uuid::now_v7().simple());
-        let admin = connect(&format!("{server}/postgres")).await;
-        admin
-            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .expect("create the test database");
-        Self {
-            server: server.to_owned(),
-            name,
-        }
+/// `n` independent stores on the database, as `n` Plinth processes would open it.
+pub(crate) async fn stores(database: &PgDatabase, n: usize) -> Vec<Arc<PgStore>> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let mut options = PgOptions::new(database.url());
+        options.pool_size = 2;
+        out.push(Arc::new(
+            PgStore::open(options)
+                .await
+                .expect("open a PostgreSQL store"),
+        ));
     }
-
-    pub(crate) fn url(&self) -> String {
-        format!("{}/{}", self.server, self.name)
-    }
-
-    /// A plain connection to the database, to look at what the stores did.
-    pub(crate) async fn inspect(&self) -> tokio_postgres::Client {
-        connect(&self.url()).await
-    }
-
-    /// `n` independent stores on the database, as `n` Plinth processes would open it.
-    pub(crate) async fn stores(&self, n: usize) -> Vec<Arc<PgStore>> {
-        let mut out = Vec::new();
-        for _ in 0..n {
-            let mut options = PgOptions::new(self.url());
-            options.pool_size = 2;
-            out.push(Arc::new(
-                PgStore::open(options)
-                    .await
-                    .expect("open a PostgreSQL store"),
-            ));
-        }
-        out
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let (server, name) = (self.server.clone(), self.name.clone());
-        // Drop runs outside async; a thread with its own runtime drops the database.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let (admin, conn) =
-                    tokio_postgres::connect(&format!("{server}/postgres"), tokio_postgres::NoTls)
-                        .await
-                        .ok()?;
-                tokio::spawn(conn);
-                admin
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .await
-                    .ok()
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Some(()))) {
-            eprintln!("warning: could not drop the test database {}", self.name);
-        }
-    }
-}
-
-pub(crate) async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("connect to the test PostgreSQL server");
-    tokio::spawn(conn);
-    client
+    out
 }
 
 pub(crate) fn schema(v: serde_json::Value) -> (Vec<ModelDecl>, Schema) {

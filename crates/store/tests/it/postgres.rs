@@ -3,8 +3,9 @@
 //! refused unless allowed, as on SQLite, writes that lose a serialization race are retried,
 //! and the statement timeout bounds a write stuck behind a lock.
 //!
-//! PostgreSQL only: each test prints why it is skipped when `PLINTH_TEST_POSTGRES` is unset
-//! (e.g. `PLINTH_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432`).
+//! PostgreSQL only (what every engine must do is in `contract`): without
+//! `PLINTH_TEST_POSTGRES`, each test prints a `SKIPPED` line, or fails where skipping is not
+//! allowed (`PLINTH_REQUIRE_POSTGRES=1`, `CI=true`).
 
 use crate::pg::*;
 use plinth_core::{Draft, ModelDecl, Patch, Schema, Status, Value};
@@ -19,14 +20,14 @@ async fn ten_instances_starting_together_on_a_fresh_database_migrate_once() {
     else {
         return;
     };
-    let database = Database::create(&server).await;
-    let stores = database.stores(INSTANCES).await;
+    let database = PgDatabase::create(&server).await;
+    let stores = stores(&database, INSTANCES).await;
     let (decls, schema) = v1();
 
     let results = migrate_together(&stores, &schema).await;
     assert_applied_once(results, &["create model book"]);
 
-    let db = database.inspect().await;
+    let db = database.connect().await;
     assert_eq!(tables_named(&db, "book").await, 1);
     for internal in ["_plinth_models", "_plinth_idempotency", "_plinth_users"] {
         assert_eq!(tables_named(&db, internal).await, 1, "{internal}");
@@ -89,9 +90,9 @@ async fn ten_instances_apply_an_additive_change_once() {
     let Some(server) = server("ten_instances_apply_an_additive_change_once") else {
         return;
     };
-    let database = Database::create(&server).await;
+    let database = PgDatabase::create(&server).await;
     let (_, first) = v1();
-    let earlier = &database.stores(1).await[0];
+    let earlier = &stores(&database, 1).await[0];
     earlier.migrate(&first, false).await.expect("migrate to v1");
     let model = first.model("book").expect("book").clone();
     let old = earlier
@@ -100,12 +101,12 @@ async fn ten_instances_apply_an_additive_change_once() {
         .expect("a record before the change")
         .record;
 
-    let stores = database.stores(INSTANCES).await;
+    let stores = stores(&database, INSTANCES).await;
     let (decls, second) = v2();
     let results = migrate_together(&stores, &second).await;
     assert_applied_once(results, &["add field book.subtitle", "create model note"]);
 
-    let db = database.inspect().await;
+    let db = database.connect().await;
     assert_eq!(columns_named(&db, "book", "subtitle").await, 1);
     assert_eq!(tables_named(&db, "book").await, 1);
     assert_eq!(tables_named(&db, "note").await, 1);
@@ -131,8 +132,8 @@ async fn a_destructive_change_is_refused_unless_allowed() {
     let Some(server) = server("a_destructive_change_is_refused_unless_allowed") else {
         return;
     };
-    let database = Database::create(&server).await;
-    let stores = database.stores(2).await;
+    let database = PgDatabase::create(&server).await;
+    let stores = stores(&database, 2).await;
     let (decls, full) = v2();
     stores[0]
         .migrate(&full, false)
@@ -146,7 +147,7 @@ async fn a_destructive_change_is_refused_unless_allowed() {
         .await
         .expect("a record with a subtitle")
         .record;
-    let db = database.inspect().await;
+    let db = database.connect().await;
 
     // Dropping a field, and dropping a model, are each refused, from either instance.
     let (_, without_field) = schema(json!([
@@ -237,19 +238,19 @@ async fn writes_that_lose_a_serialization_race_are_retried_a_bounded_number_of_t
     else {
         return;
     };
-    let database = Database::create(&server).await;
+    let database = PgDatabase::create(&server).await;
     // Every transaction is SERIALIZABLE: a write that waited on a row another transaction
     // then changed fails with SQLSTATE 40001 instead of proceeding, and must be retried.
     database
-        .inspect()
+        .connect()
         .await
         .batch_execute(&format!(
             "ALTER DATABASE \"{}\" SET default_transaction_isolation TO 'serializable'",
-            database.name
+            database.name()
         ))
         .await
         .expect("make transactions serializable");
-    let observer = database.inspect().await;
+    let observer = database.connect().await;
     let isolation: String = observer
         .query_one("SHOW default_transaction_isolation", &[])
         .await
@@ -257,7 +258,7 @@ async fn writes_that_lose_a_serialization_race_are_retried_a_bounded_number_of_t
         .get(0);
     assert_eq!(isolation, "serializable");
     // Two connections per store: every writer below holds a connection while it waits.
-    let stores = database.stores(4).await;
+    let stores = stores(&database, 4).await;
     let writers = 8;
     let schema = Schema::from_decls(&[]).expect("the default schema");
     stores[0].migrate(&schema, false).await.expect("migrate");
@@ -265,7 +266,7 @@ async fn writes_that_lose_a_serialization_race_are_retried_a_bounded_number_of_t
     let model = schema.model("resource").expect("resource").clone();
 
     // Another client holds the row, so every writer's first attempt waits on it…
-    let other = database.inspect().await;
+    let other = database.connect().await;
     other
         .batch_execute(&format!(
             "BEGIN; SELECT 1 FROM resource WHERE id = '{}' FOR UPDATE",
@@ -290,7 +291,7 @@ async fn writes_that_lose_a_serialization_race_are_retried_a_bounded_number_of_t
         let waiting: i64 = observer
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
-                &[&database.name],
+                &[&database.name()],
             )
             .await
             .expect("read pg_stat_activity")
@@ -354,7 +355,7 @@ async fn the_statement_timeout_ends_a_write_stuck_behind_a_lock_as_unavailable()
     else {
         return;
     };
-    let database = Database::create(&server).await;
+    let database = PgDatabase::create(&server).await;
     let mut options = PgOptions::new(database.url());
     options.statement_timeout = Duration::from_millis(300);
     let store = PgStore::open(options).await.expect("open the store");
@@ -364,7 +365,7 @@ async fn the_statement_timeout_ends_a_write_stuck_behind_a_lock_as_unavailable()
     let model = schema.model("resource").expect("resource").clone();
 
     // Another client holds the row lock in an open transaction.
-    let other = database.inspect().await;
+    let other = database.connect().await;
     other
         .batch_execute(&format!(
             "BEGIN; SELECT 1 FROM resource WHERE id = '{}' FOR UPDATE",
