@@ -181,6 +181,14 @@ impl PgDatabase {
         }
     }
 
+    /// Takes charge of the existing database `name` on `server`: it is dropped with the value.
+    pub fn adopt(server: &str, name: &str) -> Self {
+        Self {
+            server: server.trim_end_matches('/').to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
     /// The database's URL.
     pub fn url(&self) -> String {
         format!("{}/{}", self.server, self.name)

@@ -3,7 +3,7 @@
 
 use plinth_core::{Draft, ModelDecl, Principal, Schema, Status, Value};
 use plinth_store::{PgOptions, PgStore, Store, StoreError, WriteCtx};
-pub(crate) use plinth_testkit::PgDatabase;
+use plinth_testkit::PgDatabase;
 use serde_json::json;
 use std::sync::Arc;
 use tokio::sync::Barrier;
@@ -17,19 +17,46 @@ pub(crate) fn server(test: &str) -> Option<String> {
     plinth_testkit::postgres_server(test)
 }
 
-/// `n` independent stores on the database, as `n` Plinth processes would open it.
-pub(crate) async fn stores(database: &PgDatabase, n: usize) -> Vec<Arc<PgStore>> {
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let mut options = PgOptions::new(database.url());
-        options.pool_size = 2;
-        out.push(Arc::new(
-            PgStore::open(options)
-                .await
-                .expect("open a PostgreSQL store"),
-        ));
+/// A fresh, uniquely named database (a `plinth_testkit::PgDatabase`), dropped on `Drop`
+/// (also when the test fails).
+#[derive(Debug)]
+pub(crate) struct Database {
+    pub(crate) name: String,
+    db: PgDatabase,
+}
+
+impl Database {
+    pub(crate) async fn create(server: &str) -> Self {
+        let db = PgDatabase::create(server).await;
+        Self {
+            name: db.name().to_owned(),
+            db,
+        }
     }
-    out
+
+    pub(crate) fn url(&self) -> String {
+        self.db.url()
+    }
+
+    /// A plain connection to the database, to look at what the stores did.
+    pub(crate) async fn inspect(&self) -> tokio_postgres::Client {
+        self.db.connect().await
+    }
+
+    /// `n` independent stores on the database, as `n` Plinth processes would open it.
+    pub(crate) async fn stores(&self, n: usize) -> Vec<Arc<PgStore>> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let mut options = PgOptions::new(self.url());
+            options.pool_size = 2;
+            out.push(Arc::new(
+                PgStore::open(options)
+                    .await
+                    .expect("open a PostgreSQL store"),
+            ));
+        }
+        out
+    }
 }
 
 pub(crate) fn schema(v: serde_json::Value) -> (Vec<ModelDecl>, Schema) {

@@ -20,14 +20,14 @@ async fn ten_instances_starting_together_on_a_fresh_database_migrate_once() {
     else {
         return;
     };
-    let database = PgDatabase::create(&server).await;
-    let stores = stores(&database, INSTANCES).await;
+    let database = Database::create(&server).await;
+    let stores = database.stores(INSTANCES).await;
     let (decls, schema) = v1();
 
     let results = migrate_together(&stores, &schema).await;
     assert_applied_once(results, &["create model book"]);
 
-    let db = database.connect().await;
+    let db = database.inspect().await;
     assert_eq!(tables_named(&db, "book").await, 1);
     for internal in ["_plinth_models", "_plinth_idempotency", "_plinth_users"] {
         assert_eq!(tables_named(&db, internal).await, 1, "{internal}");
@@ -90,9 +90,9 @@ async fn ten_instances_apply_an_additive_change_once() {
     let Some(server) = server("ten_instances_apply_an_additive_change_once") else {
         return;
     };
-    let database = PgDatabase::create(&server).await;
+    let database = Database::create(&server).await;
     let (_, first) = v1();
-    let earlier = &stores(&database, 1).await[0];
+    let earlier = &database.stores(1).await[0];
     earlier.migrate(&first, false).await.expect("migrate to v1");
     let model = first.model("book").expect("book").clone();
     let old = earlier
@@ -101,12 +101,12 @@ async fn ten_instances_apply_an_additive_change_once() {
         .expect("a record before the change")
         .record;
 
-    let stores = stores(&database, INSTANCES).await;
+    let stores = database.stores(INSTANCES).await;
     let (decls, second) = v2();
     let results = migrate_together(&stores, &second).await;
     assert_applied_once(results, &["add field book.subtitle", "create model note"]);
 
-    let db = database.connect().await;
+    let db = database.inspect().await;
     assert_eq!(columns_named(&db, "book", "subtitle").await, 1);
     assert_eq!(tables_named(&db, "book").await, 1);
     assert_eq!(tables_named(&db, "note").await, 1);
@@ -132,8 +132,8 @@ async fn a_destructive_change_is_refused_unless_allowed() {
     let Some(server) = server("a_destructive_change_is_refused_unless_allowed") else {
         return;
     };
-    let database = PgDatabase::create(&server).await;
-    let stores = stores(&database, 2).await;
+    let database = Database::create(&server).await;
+    let stores = database.stores(2).await;
     let (decls, full) = v2();
     stores[0]
         .migrate(&full, false)
@@ -147,7 +147,7 @@ async fn a_destructive_change_is_refused_unless_allowed() {
         .await
         .expect("a record with a subtitle")
         .record;
-    let db = database.connect().await;
+    let db = database.inspect().await;
 
     // Dropping a field, and dropping a model, are each refused, from either instance.
     let (_, without_field) = schema(json!([
@@ -238,19 +238,19 @@ async fn writes_that_lose_a_serialization_race_are_retried_a_bounded_number_of_t
     else {
         return;
     };
-    let database = PgDatabase::create(&server).await;
+    let database = Database::create(&server).await;
     // Every transaction is SERIALIZABLE: a write that waited on a row another transaction
     // then changed fails with SQLSTATE 40001 instead of proceeding, and must be retried.
     database
-        .connect()
+        .inspect()
         .await
         .batch_execute(&format!(
             "ALTER DATABASE \"{}\" SET default_transaction_isolation TO 'serializable'",
-            database.name()
+            database.name
         ))
         .await
         .expect("make transactions serializable");
-    let observer = database.connect().await;
+    let observer = database.inspect().await;
     let isolation: String = observer
         .query_one("SHOW default_transaction_isolation", &[])
         .await
@@ -258,7 +258,7 @@ async fn writes_that_lose_a_serialization_race_are_retried_a_bounded_number_of_t
         .get(0);
     assert_eq!(isolation, "serializable");
     // Two connections per store: every writer below holds a connection while it waits.
-    let stores = stores(&database, 4).await;
+    let stores = database.stores(4).await;
     let writers = 8;
     let schema = Schema::from_decls(&[]).expect("the default schema");
     stores[0].migrate(&schema, false).await.expect("migrate");
@@ -266,7 +266,7 @@ async fn writes_that_lose_a_serialization_race_are_retried_a_bounded_number_of_t
     let model = schema.model("resource").expect("resource").clone();
 
     // Another client holds the row, so every writer's first attempt waits on it…
-    let other = database.connect().await;
+    let other = database.inspect().await;
     other
         .batch_execute(&format!(
             "BEGIN; SELECT 1 FROM resource WHERE id = '{}' FOR UPDATE",
@@ -291,7 +291,7 @@ async fn writes_that_lose_a_serialization_race_are_retried_a_bounded_number_of_t
         let waiting: i64 = observer
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
-                &[&database.name()],
+                &[&database.name],
             )
             .await
             .expect("read pg_stat_activity")
@@ -355,7 +355,7 @@ async fn the_statement_timeout_ends_a_write_stuck_behind_a_lock_as_unavailable()
     else {
         return;
     };
-    let database = PgDatabase::create(&server).await;
+    let database = Database::create(&server).await;
     let mut options = PgOptions::new(database.url());
     options.statement_timeout = Duration::from_millis(300);
     let store = PgStore::open(options).await.expect("open the store");
@@ -365,7 +365,7 @@ async fn the_statement_timeout_ends_a_write_stuck_behind_a_lock_as_unavailable()
     let model = schema.model("resource").expect("resource").clone();
 
     // Another client holds the row lock in an open transaction.
-    let other = database.connect().await;
+    let other = database.inspect().await;
     other
         .batch_execute(&format!(
             "BEGIN; SELECT 1 FROM resource WHERE id = '{}' FOR UPDATE",

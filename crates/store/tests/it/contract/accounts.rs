@@ -9,6 +9,7 @@ use serde_json::json;
 use std::time::{Duration, SystemTime};
 
 contract!(
+    accounts_work_before_the_first_migration,
     create_user_and_find_them_by_id_and_by_email,
     an_email_is_taken_whatever_its_case,
     list_users_pages_by_id,
@@ -27,9 +28,38 @@ fn hour_from_now() -> Timestamp {
     Timestamp::from_system(SystemTime::now() + Duration::from_secs(3600))
 }
 
-async fn create_user_and_find_them_by_id_and_by_email(e: &Engine) {
-    // Accounts live beside the models: the database is migrated first, as at start.
+async fn accounts_work_before_the_first_migration(e: &Engine) {
+    let ada = e.user("ada@example.com", Role::Admin).await;
+    assert_eq!(e.store.count_admins().await.expect("count"), 1);
+    assert_eq!(
+        e.store.list_users(None, 10).await.expect("list"),
+        std::slice::from_ref(&ada)
+    );
+    e.store
+        .insert_refresh(ada.id, uuid::Uuid::now_v7(), "t", hour_from_now())
+        .await
+        .expect("a refresh token");
+    e.store
+        .create_api_key(
+            &admin(),
+            NewApiKey {
+                user_id: ada.id,
+                name: "k".to_owned(),
+                prefix: "plk_k".to_owned(),
+                key_hash: "h".to_owned(),
+                role: Role::Admin,
+                expires_at: None,
+            },
+        )
+        .await
+        .expect("a key");
+    // Migrating later keeps them.
     e.migrate(json!([])).await;
+    assert_eq!(e.store.get_user(ada.id).await.expect("get"), Some(ada));
+    assert!(e.store.find_api_key("h").await.expect("find").is_some());
+}
+
+async fn create_user_and_find_them_by_id_and_by_email(e: &Engine) {
     let before = Timestamp::from_system(SystemTime::now());
     let ada = e.user("Ada@Example.com", Role::Admin).await;
     assert_eq!(ada.email, "Ada@Example.com", "kept as given");
@@ -66,8 +96,6 @@ async fn create_user_and_find_them_by_id_and_by_email(e: &Engine) {
 }
 
 async fn an_email_is_taken_whatever_its_case(e: &Engine) {
-    // Accounts live beside the models: the database is migrated first, as at start.
-    e.migrate(json!([])).await;
     e.user("ada@example.com", Role::User).await;
     let bob = e.user("bob@example.com", Role::User).await;
     let err = e
@@ -103,8 +131,6 @@ async fn an_email_is_taken_whatever_its_case(e: &Engine) {
 }
 
 async fn list_users_pages_by_id(e: &Engine) {
-    // Accounts live beside the models: the database is migrated first, as at start.
-    e.migrate(json!([])).await;
     let mut ids = Vec::new();
     for i in 0..7 {
         ids.push(e.user(&format!("u{i}@example.com"), Role::User).await.id);
@@ -133,8 +159,6 @@ async fn list_users_pages_by_id(e: &Engine) {
 }
 
 async fn update_user_bumps_the_version_and_honours_the_expected_one(e: &Engine) {
-    // Accounts live beside the models: the database is migrated first, as at start.
-    e.migrate(json!([])).await;
     let bob = e.user("bob@example.com", Role::User).await;
     let changed = e
         .store
@@ -217,8 +241,6 @@ async fn update_user_bumps_the_version_and_honours_the_expected_one(e: &Engine) 
 }
 
 async fn a_new_password_or_role_ends_the_users_sessions(e: &Engine) {
-    // Accounts live beside the models: the database is migrated first, as at start.
-    e.migrate(json!([])).await;
     let ann = e.user("ann@example.com", Role::User).await;
     let later = hour_from_now();
     let changes = [
@@ -260,8 +282,6 @@ async fn a_new_password_or_role_ends_the_users_sessions(e: &Engine) {
 }
 
 async fn the_last_admin_cannot_be_demoted_or_deleted(e: &Engine) {
-    // Accounts live beside the models: the database is migrated first, as at start.
-    e.migrate(json!([])).await;
     assert_eq!(e.store.count_admins().await.expect("count"), 0);
     let root = e.user("root@example.com", Role::Admin).await;
     let user = e.user("user@example.com", Role::User).await;
@@ -409,8 +429,6 @@ async fn delete_user_removes_their_tokens_and_keys_but_not_their_records(e: &Eng
 }
 
 async fn import_user_keeps_every_value(e: &Engine) {
-    // Accounts live beside the models: the database is migrated first, as at start.
-    e.migrate(json!([])).await;
     let user = plinth_store::User {
         id: uuid::Uuid::now_v7(),
         email: "Imported@Example.com".to_owned(),

@@ -3,7 +3,6 @@
 use super::{Engine, admin};
 use plinth_core::{Role, Timestamp};
 use plinth_store::{ApiKey, NewApiKey, StoreError, User};
-use serde_json::json;
 use std::time::{Duration, SystemTime};
 
 contract!(
@@ -32,8 +31,6 @@ async fn make(e: &Engine, user: &User, hash: &str) -> ApiKey {
 }
 
 async fn a_created_key_is_found_by_its_hash_with_its_user(e: &Engine) {
-    // Accounts live beside the models: the database is migrated first, as at start.
-    e.migrate(json!([])).await;
     let ann = e.user("ann@example.com", Role::Admin).await;
     let expires = Timestamp::from_system(SystemTime::now() + Duration::from_secs(86_400));
     let mut wanted = new_key(&ann, "h1", Some(expires));
@@ -80,8 +77,6 @@ async fn a_created_key_is_found_by_its_hash_with_its_user(e: &Engine) {
 }
 
 async fn keys_are_listed_per_user_or_all(e: &Engine) {
-    // Accounts live beside the models: the database is migrated first, as at start.
-    e.migrate(json!([])).await;
     let ann = e.user("ann@example.com", Role::User).await;
     let bob = e.user("bob@example.com", Role::User).await;
     let a1 = make(e, &ann, "a1").await;
@@ -109,8 +104,6 @@ async fn keys_are_listed_per_user_or_all(e: &Engine) {
 }
 
 async fn a_revoked_key_is_no_longer_found_and_only_its_owner_may_revoke_it(e: &Engine) {
-    // Accounts live beside the models: the database is migrated first, as at start.
-    e.migrate(json!([])).await;
     let ann = e.user("ann@example.com", Role::User).await;
     let bob = e.user("bob@example.com", Role::User).await;
     let key = make(e, &ann, "k").await;
@@ -162,8 +155,6 @@ async fn a_revoked_key_is_no_longer_found_and_only_its_owner_may_revoke_it(e: &E
 }
 
 async fn touch_records_the_last_use(e: &Engine) {
-    // Accounts live beside the models: the database is migrated first, as at start.
-    e.migrate(json!([])).await;
     let ann = e.user("ann@example.com", Role::User).await;
     let key = make(e, &ann, "k").await;
     let other = make(e, &ann, "other").await;

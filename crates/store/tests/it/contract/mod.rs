@@ -8,9 +8,8 @@
 //! allowed (`PLINTH_REQUIRE_POSTGRES=1` or `CI=true`). A new engine feature is one case
 //! here; a new engine is one more arm in the macro and one constructor of [`Engine`].
 //!
-//! Each case gets an empty database and migrates it first, as `plinth` does at start: the
-//! engines differ before that (SQLite makes its internal tables when it opens the file,
-//! PostgreSQL at the first migration).
+//! Each case gets an empty database that is not migrated yet: account operations must work
+//! on it (`plinth user create` before the first `plinth serve`).
 
 use plinth_core::auth::Email;
 use plinth_core::{

@@ -3,7 +3,6 @@
 use super::Engine;
 use plinth_core::{Role, Timestamp};
 use plinth_store::Refresh;
-use serde_json::json;
 use std::time::{Duration, SystemTime};
 
 contract!(
@@ -22,8 +21,6 @@ fn at(offset_secs: i64) -> Timestamp {
 }
 
 async fn a_live_token_rotates_and_a_spent_one_revokes_its_family(e: &Engine) {
-    // Accounts live beside the models: the database is migrated first, as at start.
-    e.migrate(json!([])).await;
     let user = e.user("ann@example.com", Role::User).await.id;
     let (family, later) = (uuid::Uuid::now_v7(), at(3600));
     e.store
@@ -85,8 +82,6 @@ async fn a_live_token_rotates_and_a_spent_one_revokes_its_family(e: &Engine) {
 }
 
 async fn unknown_expired_and_logged_out_tokens_are_invalid(e: &Engine) {
-    // Accounts live beside the models: the database is migrated first, as at start.
-    e.migrate(json!([])).await;
     let user = e.user("ann@example.com", Role::User).await.id;
     let later = at(3600);
     assert_eq!(
