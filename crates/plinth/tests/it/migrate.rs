@@ -190,7 +190,8 @@ async fn migrate_command_applies_when_allowed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn required_field_is_refused_while_records_lack_it() {
-    let dir = TestDir::new();
+    // Looks into the SQLite file: SQLite only, whatever the engine of the run.
+    let dir = TestDir::sqlite();
     let (first, second) = seed_books(&dir).await;
     declare(&dir, &[TITLE, PAGES, PUBLISHER], false);
     let data = dir.data_arg();
