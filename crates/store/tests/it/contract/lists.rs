@@ -4,6 +4,7 @@
 
 use super::{Engine, admin, as_user, model, patch, query, walk};
 use plinth_core::{ListScope, ModelDef, Record, RecordId, Role, Status, Value};
+use plinth_store::ReadFrom;
 use serde_json::json;
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ contract!(
     in_matches_any_listed_value,
     deleted_records_are_hidden_unless_the_status_is_filtered,
     the_owner_scope_lists_only_that_users_records,
+    reads_from_the_primary_or_a_replica_agree,
 );
 
 /// The data set: repeated names, ranks and labels, NULLs, one inactive and one deleted record,
@@ -407,4 +409,46 @@ async fn the_owner_scope_lists_only_that_users_records(e: &Engine) {
         walk(e.store.as_ref(), &m, &[], ListScope::All).await.len(),
         15
     );
+}
+
+async fn reads_from_the_primary_or_a_replica_agree(e: &Engine) {
+    let items = items(e).await;
+    // No replica is configured here: every read is served by the primary.
+    assert!(!e.store.has_read_replica());
+    // Only an engine that instances can share announces credential changes.
+    assert_eq!(e.store.invalidations().is_some(), e.is_postgres());
+    let q = query(&items.model, &[("sort", "name"), ("limit", "4")]);
+    let page = e
+        .store
+        .list(&items.model, &q, ListScope::All)
+        .await
+        .expect("list");
+    assert_eq!(page.records.len(), 4);
+    assert!(page.has_more);
+    for from in [ReadFrom::Primary, ReadFrom::Replica] {
+        let other = e
+            .store
+            .list_from(&items.model, &q, ListScope::All, from)
+            .await
+            .expect("list_from");
+        assert_eq!(
+            (&other.records, other.has_more),
+            (&page.records, true),
+            "{from:?}"
+        );
+        for r in &items.all {
+            let got = e
+                .store
+                .get_from(&items.model, r.id, from)
+                .await
+                .expect("get_from");
+            assert_eq!(got.as_ref(), Some(r), "{from:?}");
+        }
+        let none = e
+            .store
+            .get_from(&items.model, RecordId::new_v7(), from)
+            .await
+            .expect("get_from");
+        assert_eq!(none, None);
+    }
 }

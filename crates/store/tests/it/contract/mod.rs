@@ -117,6 +117,11 @@ impl Engine {
         schema
     }
 
+    /// Whether the engine is PostgreSQL (for the few capabilities only it has).
+    pub(crate) fn is_postgres(&self) -> bool {
+        self._postgres.is_some()
+    }
+
     /// Creates a user with this role; returns it.
     pub(crate) async fn user(&self, email: &str, role: Role) -> User {
         self.store
