@@ -13,6 +13,7 @@ mod server;
 
 pub(crate) use server::{LOGIN_REQUEST_ID, Reply, Server, Tokens, bearer_client, reply};
 
+use plinth_testkit::{Engine, PgDatabase};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -33,19 +34,63 @@ pub(crate) const ADMIN_EMAIL: &str = "admin@plinth.test";
 /// Passes the password policy: at least 12 characters and not a common password.
 pub(crate) const ADMIN_PASSWORD: &str = "it-admin-staple-horse-91";
 
-/// A temporary working directory with the data directory inside it.
+/// The commands that open the database: on PostgreSQL, the harness gives them the test's
+/// database as `DATABASE_URL` (unless the test sets one itself).
+const DATABASE_COMMANDS: [&str; 5] = ["serve", "migrate", "user", "export", "import"];
+
+/// A temporary working directory with the data directory inside it, and the test's database:
+/// the SQLite file in the data directory, or, when the run is on PostgreSQL
+/// (`plinth_testkit::engine`), a fresh PostgreSQL database, dropped with the `TestDir`.
 #[derive(Debug)]
 pub(crate) struct TestDir {
     dir: tempfile::TempDir,
+    postgres: Option<PgDatabase>,
 }
 
 impl TestDir {
+    /// A directory on the engine of this run.
     pub(crate) fn new() -> Self {
+        match plinth_testkit::engine() {
+            Engine::Sqlite => Self::sqlite(),
+            Engine::Postgres(server) => Self {
+                postgres: Some(PgDatabase::create_blocking(&server)),
+                ..Self::sqlite()
+            },
+        }
+    }
+
+    /// A directory whose commands use the SQLite file in the data directory whatever the
+    /// engine of the run: for tests that look into that file.
+    pub(crate) fn sqlite() -> Self {
         let dir = tempfile::Builder::new()
             .prefix("plinth-it-")
             .tempdir()
             .expect("create a temporary directory");
-        Self { dir }
+        Self {
+            dir,
+            postgres: None,
+        }
+    }
+
+    /// The test's PostgreSQL database URL, when it has one.
+    pub(crate) fn postgres_url(&self) -> Option<String> {
+        self.postgres.as_ref().map(PgDatabase::url)
+    }
+
+    /// A `plinth args…` command in this directory (see [`command`]); a command that opens
+    /// the database gets the test's PostgreSQL database as `DATABASE_URL` unless `envs`
+    /// names one.
+    pub(crate) fn command(&self, args: &[&str], envs: &[(&str, &str)]) -> Command {
+        let url = self.postgres_url().filter(|_| {
+            args.iter().any(|a| DATABASE_COMMANDS.contains(a))
+                && !envs.iter().any(|(k, _)| *k == "DATABASE_URL")
+        });
+        let mut all: Vec<(&str, &str)> = Vec::with_capacity(envs.len() + 1);
+        if let Some(url) = &url {
+            all.push(("DATABASE_URL", url));
+        }
+        all.extend_from_slice(envs);
+        command(self.path(), args, &all)
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -317,7 +362,7 @@ pub(crate) async fn run_fed(
     envs: &[(&str, &str)],
     input: Option<&str>,
 ) -> Finished {
-    let mut proc = Proc::spawn_fed(command(dir.path(), args, envs), input);
+    let mut proc = Proc::spawn_fed(dir.command(args, envs), input);
     let status = proc.wait_exit().await;
     Finished {
         status,

@@ -54,7 +54,8 @@ fn table_schema(dir: &TestDir, table: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn additive_changes_apply_and_destructive_ones_need_allowing() {
-    let dir = TestDir::new();
+    // Looks into the SQLite file: SQLite only, whatever the engine of the run.
+    let dir = TestDir::sqlite();
     let (first, _) = seed_books(&dir).await;
 
     // A new model and a nullable field: start just works, old records get null.
@@ -189,7 +190,8 @@ async fn migrate_command_applies_when_allowed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn required_field_is_refused_while_records_lack_it() {
-    let dir = TestDir::new();
+    // Looks into the SQLite file: SQLite only, whatever the engine of the run.
+    let dir = TestDir::sqlite();
     let (first, second) = seed_books(&dir).await;
     declare(&dir, &[TITLE, PAGES, PUBLISHER], false);
     let data = dir.data_arg();
@@ -216,7 +218,8 @@ async fn required_field_is_refused_while_records_lack_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unique_is_refused_while_duplicates_exist() {
-    let dir = TestDir::new();
+    // Looks into the SQLite file: SQLite only, whatever the engine of the run.
+    let dir = TestDir::sqlite();
     let (_, second) = seed_books(&dir).await;
     declare(&dir, &[TITLE_UNIQUE, PAGES], false);
     let data = dir.data_arg();
@@ -262,7 +265,8 @@ async fn unique_is_refused_while_duplicates_exist() {
 /// drop a column and its values, then refuse to serve.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_refused_for_its_signing_key_applies_no_migration() {
-    let dir = TestDir::new();
+    // Looks into the SQLite file: SQLite only, whatever the engine of the run.
+    let dir = TestDir::sqlite();
     let (first, _) = seed_books(&dir).await;
     declare(&dir, &[TITLE], false);
     let data = dir.data_arg();

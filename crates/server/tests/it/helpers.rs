@@ -9,6 +9,7 @@ use plinth_server::{AppState, Application, Auth, AuthConfig, ServerConfig, Signi
 use plinth_store::{
     NewUser, PgOptions, PgStore, SqliteOptions, SqliteStore, Store, User, WriteCtx,
 };
+use plinth_testkit::{Engine, PgDatabase};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -31,64 +32,17 @@ pub(crate) struct TestDb {
     pub(crate) store: Arc<dyn Store>,
     /// Held so the database file lives as long as the test (SQLite).
     _dir: Option<TempDir>,
-    /// Server URL and database name, dropped on `Drop` (PostgreSQL).
-    postgres: Option<(String, String)>,
+    /// The database, dropped after the store on `Drop` (PostgreSQL).
+    postgres: Option<PgDatabase>,
 }
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let Some((server, name)) = self.postgres.take() else {
-            return;
-        };
-        // Drop runs outside async; a thread with its own runtime drops the database.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let (admin, conn) =
-                    tokio_postgres::connect(&format!("{server}/postgres"), tokio_postgres::NoTls)
-                        .await
-                        .ok()?;
-                tokio::spawn(conn);
-                admin
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .await
-                    .ok()
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Some(()))) {
-            eprintln!("warning: could not drop a test database");
-        }
-    }
-}
-
-/// The environment variable naming a PostgreSQL server (without a database name, e.g.
-/// `postgres://postgres@127.0.0.1:5432`). When set, every test runs on PostgreSQL, each in a
-/// database of its own; when unset, on SQLite.
-pub(crate) const POSTGRES_ENV: &str = "PLINTH_TEST_POSTGRES";
 
 impl TestDb {
-    /// The engine this run tests: PostgreSQL when [`POSTGRES_ENV`] is set, else SQLite.
+    /// The engine this run tests (see `plinth_testkit::engine`): PostgreSQL when
+    /// `PLINTH_TEST_POSTGRES` is set (unless `PLINTH_TEST_ENGINE=sqlite`), else SQLite.
     pub(crate) async fn new() -> Self {
-        match std::env::var(POSTGRES_ENV) {
-            Ok(url) if !url.is_empty() => Self::postgres(&url).await,
-            _ => {
-                static NOTICE: std::sync::Once = std::sync::Once::new();
-                NOTICE.call_once(|| {
-                    // Written to the stderr stream itself, not through eprintln!, which the
-                    // test harness captures: the notice shows in every `cargo test` run.
-                    use std::io::Write;
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "note: PostgreSQL cases skipped: {POSTGRES_ENV} is not set (e.g. \
-                         {POSTGRES_ENV}=postgres://postgres@127.0.0.1:5432); running on SQLite"
-                    );
-                });
-                Self::sqlite().await
-            }
+        match plinth_testkit::engine() {
+            Engine::Postgres(server) => Self::postgres(&server).await,
+            Engine::Sqlite => Self::sqlite().await,
         }
     }
 
@@ -104,18 +58,8 @@ impl TestDb {
         server: &str,
         configure: impl FnOnce(&mut PgOptions),
     ) -> Self {
-        let server = server.trim_end_matches('/').to_owned();
-        let name = format!("plinth_test_{}", uuid::Uuid::now_v7().simple());
-        let (admin, conn) =
-            tokio_postgres::connect(&format!("{server}/postgres"), tokio_postgres::NoTls)
-                .await
-                .expect("connect to the test PostgreSQL server");
-        tokio::spawn(conn);
-        admin
-            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .expect("create the test database");
-        let mut options = PgOptions::new(format!("{server}/{name}"));
+        let db = PgDatabase::create(server).await;
+        let mut options = PgOptions::new(db.url());
         configure(&mut options);
         let store = PgStore::open(options)
             .await
@@ -123,7 +67,7 @@ impl TestDb {
         Self {
             store: Arc::new(store),
             _dir: None,
-            postgres: Some((server, name)),
+            postgres: Some(db),
         }
     }
 
@@ -135,11 +79,11 @@ impl TestDb {
     /// A second, independent store over the same PostgreSQL database: its own pool and its
     /// own in-process state, as another `plinth serve` process would have.
     pub(crate) async fn open_another_store(&self) -> Arc<dyn Store> {
-        let (server, name) = self
+        let db = self
             .postgres
             .as_ref()
             .expect("another instance on the same database needs PostgreSQL");
-        let store = PgStore::open(PgOptions::new(format!("{server}/{name}")))
+        let store = PgStore::open(PgOptions::new(db.url()))
             .await
             .expect("open a second PostgreSQL store on the test database");
         Arc::new(store)
@@ -186,16 +130,11 @@ impl TestDb {
     }
 }
 
-/// The PostgreSQL server of [`POSTGRES_ENV`], for tests that only make sense on PostgreSQL;
-/// `None`, after printing why `test` is skipped, when it is not set.
+/// The PostgreSQL server for a test that only makes sense on PostgreSQL; `None`, after a
+/// visible `SKIPPED` line, when `PLINTH_TEST_POSTGRES` is unset (a failure instead where
+/// skipping is not allowed: `PLINTH_REQUIRE_POSTGRES=1` or `CI=true`).
 pub(crate) fn postgres_server(test: &str) -> Option<String> {
-    match std::env::var(POSTGRES_ENV) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!("skipped {test}: PostgreSQL only, and {POSTGRES_ENV} is not set");
-            None
-        }
-    }
+    plinth_testkit::postgres_server(test)
 }
 
 /// A fixed signing key for tests.

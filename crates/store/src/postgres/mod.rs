@@ -99,7 +99,11 @@ impl PgStore {
                 schema: RwLock::new(Arc::new(empty)),
             }),
         };
-        store.ping().await?;
+        // The internal tables (users, keys, tokens) exist from the start, as on SQLite, so
+        // account commands work before the first migration.
+        store
+            .bounded(async { in_tx!(store, |tx| ddl::lock_and_init(&tx).await) })
+            .await?;
         let listener = tokio::spawn(listen(opts.url.clone(), Arc::downgrade(&store.inner)));
         if let Ok(mut slot) = store.inner.listener.lock() {
             *slot = Some(listener);
@@ -365,7 +369,7 @@ impl Store for PgStore {
         if let Some(replica) = &self.inner.replica {
             replica.close();
         }
-        tracing::info!("database pool closed");
+        tracing::info!("database closed");
     }
 }
 

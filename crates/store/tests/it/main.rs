@@ -1,8 +1,13 @@
 //! Integration tests of the stores against real databases: a SQLite file, and a PostgreSQL
 //! server when `PLINTH_TEST_POSTGRES` names one.
+//!
+//! - `contract`: what every engine must do, each case run as `…::sqlite::case` and
+//!   `…::postgres::case`.
+//! - `postgres`: what only the PostgreSQL engine has (instances migrating together, races,
+//!   timeouts), with its set-up in `pg`.
+//! - `locking`: SQLite's file lock held by another process.
 
+mod contract;
 mod locking;
 mod pg;
 mod postgres;
-mod refresh;
-mod transfer;

@@ -1,57 +1,46 @@
-//! Shared set-up of the PostgreSQL store tests: a fresh database per test, schemas, and
-//! queries that look at what the migrations made.
+//! Shared set-up of the PostgreSQL-only store tests: stores over a fresh database (from
+//! `plinth-testkit`), schemas, and queries that look at what the migrations made.
 
 use plinth_core::{Draft, ModelDecl, Principal, Schema, Status, Value};
 use plinth_store::{PgOptions, PgStore, Store, StoreError, WriteCtx};
+use plinth_testkit::PgDatabase;
 use serde_json::json;
 use std::sync::Arc;
 use tokio::sync::Barrier;
 
-/// Names a PostgreSQL server (no database name); unset skips these tests.
-pub(crate) const POSTGRES_ENV: &str = "PLINTH_TEST_POSTGRES";
-
 /// How many instances start together.
 pub(crate) const INSTANCES: usize = 10;
 
-/// The server to test on, or `None` after printing why `test` is skipped.
+/// The server to test on, or `None` after a visible note that `test` is skipped (a failure
+/// instead where skipping is not allowed).
 pub(crate) fn server(test: &str) -> Option<String> {
-    match std::env::var(POSTGRES_ENV) {
-        Ok(url) if !url.is_empty() => Some(url.trim_end_matches('/').to_owned()),
-        _ => {
-            eprintln!("skipped {test}: PostgreSQL only, and {POSTGRES_ENV} is not set");
-            None
-        }
-    }
+    plinth_testkit::postgres_server(test)
 }
 
-/// A fresh, uniquely named database, dropped on `Drop` (also when the test fails).
+/// A fresh, uniquely named database (a `plinth_testkit::PgDatabase`), dropped on `Drop`
+/// (also when the test fails).
 #[derive(Debug)]
 pub(crate) struct Database {
-    pub(crate) server: String,
     pub(crate) name: String,
+    db: PgDatabase,
 }
 
 impl Database {
     pub(crate) async fn create(server: &str) -> Self {
-        let name = format!("plinth_store_test_{}", uuid::Uuid::now_v7().simple());
-        let admin = connect(&format!("{server}/postgres")).await;
-        admin
-            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .expect("create the test database");
+        let db = PgDatabase::create(server).await;
         Self {
-            server: server.to_owned(),
-            name,
+            name: db.name().to_owned(),
+            db,
         }
     }
 
     pub(crate) fn url(&self) -> String {
-        format!("{}/{}", self.server, self.name)
+        self.db.url()
     }
 
     /// A plain connection to the database, to look at what the stores did.
     pub(crate) async fn inspect(&self) -> tokio_postgres::Client {
-        connect(&self.url()).await
+        self.db.connect().await
     }
 
     /// `n` independent stores on the database, as `n` Plinth processes would open it.
@@ -68,42 +57,6 @@ impl Database {
         }
         out
     }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let (server, name) = (self.server.clone(), self.name.clone());
-        // Drop runs outside async; a thread with its own runtime drops the database.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let (admin, conn) =
-                    tokio_postgres::connect(&format!("{server}/postgres"), tokio_postgres::NoTls)
-                        .await
-                        .ok()?;
-                tokio::spawn(conn);
-                admin
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .await
-                    .ok()
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Some(()))) {
-            eprintln!("warning: could not drop the test database {}", self.name);
-        }
-    }
-}
-
-pub(crate) async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("connect to the test PostgreSQL server");
-    tokio::spawn(conn);
-    client
 }
 
 pub(crate) fn schema(v: serde_json::Value) -> (Vec<ModelDecl>, Schema) {

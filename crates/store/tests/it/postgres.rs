@@ -3,8 +3,9 @@
 //! refused unless allowed, as on SQLite, writes that lose a serialization race are retried,
 //! and the statement timeout bounds a write stuck behind a lock.
 //!
-//! PostgreSQL only: each test prints why it is skipped when `PLINTH_TEST_POSTGRES` is unset
-//! (e.g. `PLINTH_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432`).
+//! PostgreSQL only (what every engine must do is in `contract`): without
+//! `PLINTH_TEST_POSTGRES`, each test prints a `SKIPPED` line, or fails where skipping is not
+//! allowed (`PLINTH_REQUIRE_POSTGRES=1`, `CI=true`).
 
 use crate::pg::*;
 use plinth_core::{Draft, ModelDecl, Patch, Schema, Status, Value};

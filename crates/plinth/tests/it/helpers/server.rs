@@ -1,8 +1,7 @@
 //! The HTTP side of the harness: a running `plinth serve`, its credentials and its answers.
 
 use super::{
-    ADMIN_EMAIL, ADMIN_PASSWORD, POLL, Proc, START_TIMEOUT, TestDir, command, log_field,
-    log_message,
+    ADMIN_EMAIL, ADMIN_PASSWORD, POLL, Proc, START_TIMEOUT, TestDir, log_field, log_message,
 };
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Client, RequestBuilder, StatusCode};
@@ -145,7 +144,7 @@ impl Server {
             all.extend(["--listen", "127.0.0.1:0"]);
         }
         all.extend_from_slice(args);
-        let mut proc = Proc::spawn(command(dir.path(), &all, envs));
+        let mut proc = Proc::spawn(dir.command(&all, envs));
         let line = proc
             .wait_for_log("\"listening\"", |l| log_message(l) == Some("listening"))
             .await;
@@ -153,6 +152,13 @@ impl Server {
             .and_then(Value::as_str)
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("the listening line has no usable addr: {line}"));
+        if dir.postgres_url().is_some() && !envs.iter().any(|(k, _)| *k == "DATABASE_URL") {
+            assert!(
+                !dir.db().exists(),
+                "the run is on PostgreSQL, yet plinth made the SQLite file\n{}",
+                proc.describe()
+            );
+        }
         if addr.ip().is_unspecified() {
             addr.set_ip(Ipv4Addr::LOCALHOST.into());
         }
@@ -167,10 +173,7 @@ impl Server {
             .expect("find a free port");
         let (listen, data) = (addr.to_string(), dir.data_arg());
         let args = ["serve", "--listen", &listen, "--data-dir", &data];
-        let mut server = Self::new(
-            Proc::spawn(command(dir.path(), &args, &with_admin(envs))),
-            addr,
-        );
+        let mut server = Self::new(Proc::spawn(dir.command(&args, &with_admin(envs))), addr);
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let probe = server.guest.get(server.url("/healthz")).send().await;

@@ -359,7 +359,7 @@ impl TestApp {
         let db = TestDb {
             store,
             _dir: None,
-            postgres: Some((primary.url(), database.to_owned())),
+            postgres: Some(plinth_testkit::PgDatabase::adopt(&primary.url(), database)),
         };
         Self::serve(
             Arc::new(db),

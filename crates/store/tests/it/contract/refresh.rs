@@ -1,0 +1,150 @@
+//! Refresh-token families: rotation, reuse (the family is revoked), logout, expiry.
+
+use super::Engine;
+use plinth_core::{Role, Timestamp};
+use plinth_store::Refresh;
+use std::time::{Duration, SystemTime};
+
+contract!(
+    a_live_token_rotates_and_a_spent_one_revokes_its_family,
+    unknown_expired_and_logged_out_tokens_are_invalid,
+);
+
+fn at(offset_secs: i64) -> Timestamp {
+    let now = SystemTime::now();
+    let t = if offset_secs >= 0 {
+        now + Duration::from_secs(offset_secs.unsigned_abs())
+    } else {
+        now - Duration::from_secs(offset_secs.unsigned_abs())
+    };
+    Timestamp::from_system(t)
+}
+
+async fn a_live_token_rotates_and_a_spent_one_revokes_its_family(e: &Engine) {
+    let user = e.user("ann@example.com", Role::User).await.id;
+    let (family, later) = (uuid::Uuid::now_v7(), at(3600));
+    e.store
+        .insert_refresh(user, family, "first", later)
+        .await
+        .expect("insert");
+    assert_eq!(
+        e.store
+            .rotate_refresh("first", "second", later)
+            .await
+            .expect("rotate"),
+        Refresh::Rotated { user_id: user }
+    );
+    assert_eq!(
+        e.store
+            .rotate_refresh("second", "third", later)
+            .await
+            .expect("rotate"),
+        Refresh::Rotated { user_id: user }
+    );
+    // Another family of the same user is independent of what happens next.
+    e.store
+        .insert_refresh(user, uuid::Uuid::now_v7(), "other", later)
+        .await
+        .expect("insert");
+    // "first" was spent: presenting it again is reuse, and the family is revoked…
+    assert_eq!(
+        e.store
+            .rotate_refresh("first", "n1", later)
+            .await
+            .expect("rotate"),
+        Refresh::Reused {
+            user_id: user,
+            family
+        }
+    );
+    // …with its live token, and the replacement the reuse asked for was not stored.
+    assert_eq!(
+        e.store
+            .rotate_refresh("third", "n2", later)
+            .await
+            .expect("rotate"),
+        Refresh::Invalid
+    );
+    assert_eq!(
+        e.store
+            .rotate_refresh("n1", "n3", later)
+            .await
+            .expect("rotate"),
+        Refresh::Invalid
+    );
+    assert_eq!(
+        e.store
+            .rotate_refresh("other", "o2", later)
+            .await
+            .expect("rotate"),
+        Refresh::Rotated { user_id: user }
+    );
+}
+
+async fn unknown_expired_and_logged_out_tokens_are_invalid(e: &Engine) {
+    let user = e.user("ann@example.com", Role::User).await.id;
+    let later = at(3600);
+    assert_eq!(
+        e.store
+            .rotate_refresh("never-issued", "n", later)
+            .await
+            .expect("rotate"),
+        Refresh::Invalid
+    );
+    assert!(
+        !e.store
+            .revoke_refresh_family("never-issued")
+            .await
+            .expect("logout")
+    );
+    e.store
+        .insert_refresh(user, uuid::Uuid::now_v7(), "old", at(-1))
+        .await
+        .expect("insert");
+    assert_eq!(
+        e.store
+            .rotate_refresh("old", "n", later)
+            .await
+            .expect("rotate"),
+        Refresh::Invalid
+    );
+    // Logged out: revoked without being spent. Presenting it again is no attack.
+    let family = uuid::Uuid::now_v7();
+    e.store
+        .insert_refresh(user, family, "a", later)
+        .await
+        .expect("insert");
+    assert_eq!(
+        e.store
+            .rotate_refresh("a", "b", later)
+            .await
+            .expect("rotate"),
+        Refresh::Rotated { user_id: user }
+    );
+    assert!(e.store.revoke_refresh_family("b").await.expect("logout"));
+    assert_eq!(
+        e.store
+            .rotate_refresh("b", "c", later)
+            .await
+            .expect("rotate"),
+        Refresh::Invalid
+    );
+    // A spent token of a logged-out family is still reuse (worth the alarm).
+    assert_eq!(
+        e.store
+            .rotate_refresh("a", "d", later)
+            .await
+            .expect("rotate"),
+        Refresh::Reused {
+            user_id: user,
+            family
+        }
+    );
+    assert_eq!(
+        e.store
+            .rotate_refresh("d", "e", later)
+            .await
+            .expect("rotate"),
+        Refresh::Invalid
+    );
+}
