@@ -102,7 +102,7 @@ impl PgStore {
         // The internal tables (users, keys, tokens) exist from the start, as on SQLite, so
         // account commands work before the first migration.
         store
-            .bounded(async { in_tx!(store, |tx| ddl::lock_and_init(&tx).await) })
+            .in_tx(async |tx| ddl::lock_and_init(tx.0).await)
             .await?;
         let listener = tokio::spawn(listen(opts.url.clone(), Arc::downgrade(&store.inner)));
         if let Ok(mut slot) = store.inner.listener.lock() {
