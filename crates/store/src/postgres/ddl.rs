@@ -5,6 +5,7 @@
 use super::errors::map;
 use super::exec::Pg;
 use crate::StoreError;
+use crate::sql::Dialect;
 use crate::sql::ddl::apply;
 use deadpool_postgres::Transaction;
 use plinth_core::migrate::{Plan, Step};
@@ -13,63 +14,14 @@ use plinth_core::{ModelDecl, Schema};
 /// The advisory lock key migrations hold (any constant; "plinth" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0000_706c_696e_7468;
 
-const INTERNAL: &str = "
-    CREATE TABLE IF NOT EXISTS _plinth_models (
-        name TEXT NOT NULL PRIMARY KEY,
-        decl JSONB NOT NULL,
-        position INTEGER NOT NULL
-    );
-    CREATE TABLE IF NOT EXISTS _plinth_idempotency (
-        model TEXT NOT NULL,
-        scope TEXT NOT NULL,
-        key TEXT NOT NULL,
-        body_digest TEXT NOT NULL,
-        record_id UUID NOT NULL,
-        created_at TIMESTAMPTZ NOT NULL,
-        PRIMARY KEY (model, scope, key)
-    );
-    CREATE TABLE IF NOT EXISTS _plinth_users (
-        id UUID NOT NULL PRIMARY KEY,
-        email TEXT NOT NULL,
-        email_norm TEXT NOT NULL,
-        role TEXT NOT NULL CHECK (role IN ('admin', 'user')),
-        password_hash TEXT NOT NULL,
-        created_at TIMESTAMPTZ NOT NULL,
-        updated_at TIMESTAMPTZ NOT NULL,
-        version BIGINT NOT NULL DEFAULT 1
-    );
-    CREATE UNIQUE INDEX IF NOT EXISTS _plinth_users__email ON _plinth_users (email_norm);
-    CREATE TABLE IF NOT EXISTS _plinth_refresh_tokens (
-        token_hash TEXT NOT NULL PRIMARY KEY,
-        family UUID NOT NULL,
-        user_id UUID NOT NULL,
-        expires_at TIMESTAMPTZ NOT NULL,
-        spent_at TIMESTAMPTZ,
-        revoked_at TIMESTAMPTZ,
-        created_at TIMESTAMPTZ NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS _plinth_refresh_tokens_family ON _plinth_refresh_tokens (family);
-    CREATE INDEX IF NOT EXISTS _plinth_refresh_tokens_user ON _plinth_refresh_tokens (user_id);
-    CREATE TABLE IF NOT EXISTS _plinth_api_keys (
-        id UUID NOT NULL PRIMARY KEY,
-        user_id UUID NOT NULL,
-        name TEXT NOT NULL,
-        prefix TEXT NOT NULL,
-        key_hash TEXT NOT NULL UNIQUE,
-        role TEXT NOT NULL CHECK (role IN ('admin', 'user')),
-        expires_at TIMESTAMPTZ,
-        last_used_at TIMESTAMPTZ,
-        revoked_at TIMESTAMPTZ,
-        created_at TIMESTAMPTZ NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS _plinth_api_keys_user ON _plinth_api_keys (user_id);";
-
 /// Takes the migration lock for the rest of the transaction and creates Plinth's own tables.
 pub(super) async fn lock_and_init(tx: &Transaction<'_>) -> Result<(), StoreError> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(map)?;
-    tx.batch_execute(INTERNAL).await.map_err(map)
+    tx.batch_execute(&Dialect::Postgres.internal_tables())
+        .await
+        .map_err(map)
 }
 
 async fn applied(tx: &Transaction<'_>) -> Result<Vec<ModelDecl>, StoreError> {

@@ -5,7 +5,59 @@ use super::{Dialect, Exec, Query, SqlRow};
 use crate::StoreError;
 use plinth_core::ModelDef;
 use plinth_core::migrate::{IndexKind, Step};
-use plinth_core::schema::{FieldDef, FieldType};
+use plinth_core::schema::{FieldDef, FieldType, ValueKind};
+
+/// Plinth's own tables: declarations, idempotency keys, accounts, refresh tokens, API keys.
+const INTERNAL_TABLES: &str = "
+    CREATE TABLE IF NOT EXISTS _plinth_models (
+        name TEXT NOT NULL PRIMARY KEY,
+        decl {json} NOT NULL,
+        position INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS _plinth_idempotency (
+        model TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        key TEXT NOT NULL,
+        body_digest TEXT NOT NULL,
+        record_id {uuid} NOT NULL,
+        created_at {time} NOT NULL,
+        PRIMARY KEY (model, scope, key)
+    );
+    CREATE TABLE IF NOT EXISTS _plinth_users (
+        id {uuid} NOT NULL PRIMARY KEY,
+        email TEXT NOT NULL,
+        email_norm TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'user')),
+        password_hash TEXT NOT NULL,
+        created_at {time} NOT NULL,
+        updated_at {time} NOT NULL,
+        version {int} NOT NULL DEFAULT 1
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS _plinth_users__email ON _plinth_users (email_norm);
+    CREATE TABLE IF NOT EXISTS _plinth_refresh_tokens (
+        token_hash TEXT NOT NULL PRIMARY KEY,
+        family {uuid} NOT NULL,
+        user_id {uuid} NOT NULL,
+        expires_at {time} NOT NULL,
+        spent_at {time},
+        revoked_at {time},
+        created_at {time} NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS _plinth_refresh_tokens_family ON _plinth_refresh_tokens (family);
+    CREATE INDEX IF NOT EXISTS _plinth_refresh_tokens_user ON _plinth_refresh_tokens (user_id);
+    CREATE TABLE IF NOT EXISTS _plinth_api_keys (
+        id {uuid} NOT NULL PRIMARY KEY,
+        user_id {uuid} NOT NULL,
+        name TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'user')),
+        expires_at {time},
+        last_used_at {time},
+        revoked_at {time},
+        created_at {time} NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS _plinth_api_keys_user ON _plinth_api_keys (user_id);";
 
 /// PostgreSQL identifiers' longest length, in bytes; longer ones are silently truncated.
 const MAX_IDENT: usize = 63;
@@ -25,6 +77,16 @@ impl Dialect {
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
         format!("{}_{h:016x}", &full[..46])
+    }
+
+    /// Plinth's own tables, in this dialect's column types: one definition for both engines
+    /// (`{uuid}`, `{time}`, `{json}` and `{int}` stand for the storage classes).
+    pub(crate) fn internal_tables(self) -> String {
+        INTERNAL_TABLES
+            .replace("{uuid}", self.column_type(ValueKind::Uuid))
+            .replace("{time}", self.column_type(ValueKind::Datetime))
+            .replace("{json}", self.column_type(ValueKind::Json))
+            .replace("{int}", self.column_type(ValueKind::Integer))
     }
 
     /// The base columns of a model table.

@@ -4,64 +4,15 @@
 use super::errors::map;
 use crate::StoreError;
 use crate::sql::ddl::apply;
-use crate::sql::ready;
+use crate::sql::{Dialect, ready};
 use plinth_core::migrate::{Plan, Step};
 use plinth_core::{ModelDecl, Schema};
 use rusqlite::{Connection, TransactionBehavior, params};
 
 /// Creates Plinth's own tables if they are missing.
 pub(super) fn init_internal(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS _plinth_models (
-            name TEXT NOT NULL PRIMARY KEY,
-            decl TEXT NOT NULL,
-            position INTEGER NOT NULL
-        );
-        CREATE TABLE IF NOT EXISTS _plinth_idempotency (
-            model TEXT NOT NULL,
-            scope TEXT NOT NULL,
-            key TEXT NOT NULL,
-            body_digest TEXT NOT NULL,
-            record_id TEXT NOT NULL,
-            created_at INTEGER NOT NULL,
-            PRIMARY KEY (model, scope, key)
-        );
-        CREATE TABLE IF NOT EXISTS _plinth_users (
-            id TEXT NOT NULL PRIMARY KEY,
-            email TEXT NOT NULL,
-            email_norm TEXT NOT NULL UNIQUE,
-            role TEXT NOT NULL CHECK (role IN ('admin', 'user')),
-            password_hash TEXT NOT NULL,
-            created_at INTEGER NOT NULL,
-            updated_at INTEGER NOT NULL,
-            version INTEGER NOT NULL DEFAULT 1
-        );
-        CREATE TABLE IF NOT EXISTS _plinth_refresh_tokens (
-            token_hash TEXT NOT NULL PRIMARY KEY,
-            family TEXT NOT NULL,
-            user_id TEXT NOT NULL,
-            expires_at INTEGER NOT NULL,
-            spent_at INTEGER,
-            revoked_at INTEGER,
-            created_at INTEGER NOT NULL
-        );
-        CREATE INDEX IF NOT EXISTS _plinth_refresh_tokens_family ON _plinth_refresh_tokens (family);
-        CREATE INDEX IF NOT EXISTS _plinth_refresh_tokens_user ON _plinth_refresh_tokens (user_id);
-        CREATE TABLE IF NOT EXISTS _plinth_api_keys (
-            id TEXT NOT NULL PRIMARY KEY,
-            user_id TEXT NOT NULL,
-            name TEXT NOT NULL,
-            prefix TEXT NOT NULL,
-            key_hash TEXT NOT NULL UNIQUE,
-            role TEXT NOT NULL CHECK (role IN ('admin', 'user')),
-            expires_at INTEGER,
-            last_used_at INTEGER,
-            revoked_at INTEGER,
-            created_at INTEGER NOT NULL
-        );
-        CREATE INDEX IF NOT EXISTS _plinth_api_keys_user ON _plinth_api_keys (user_id);",
-    )
-    .map_err(map)
+    conn.execute_batch(&Dialect::Sqlite.internal_tables())
+        .map_err(map)
 }
 
 fn applied(conn: &Connection) -> Result<Vec<ModelDecl>, StoreError> {
