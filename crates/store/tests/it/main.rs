@@ -5,4 +5,5 @@ mod locking;
 mod pg;
 mod postgres;
 mod refresh;
+mod retries;
 mod transfer;
