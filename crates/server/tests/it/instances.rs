@@ -61,8 +61,8 @@ async fn refused_before_the_cache_expires(
         let status = r.status;
         assert!(
             answered < expiry,
-            "B still answered {status} with a credential revoked {revoked_after:?} after B cached \
-             it, {:?} later: it was not told, only its cache entry expired",
+            "B answered {status} {:?} after caching a credential that A revoked {revoked_after:?} \
+             after that: B was not told, it refuses only once its cache entry expires",
             answered - cached
         );
         if status != StatusCode::OK {
