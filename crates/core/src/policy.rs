@@ -214,6 +214,22 @@ mod tests {
     }
 
     #[test]
+    fn principals_carry_their_role_and_user() {
+        let id = Uuid::from_u128(7);
+        let p = Principal::user(id, Role::User);
+        assert_eq!((p.role(), p.user_id()), (Role::User, Some(id)));
+        let p = Principal::user(id, Role::Admin);
+        assert_eq!((p.role(), p.user_id()), (Role::Admin, Some(id)));
+        let g = Principal::guest();
+        assert_eq!((g.role(), g.user_id()), (Role::Guest, None));
+        let local = Principal::local_admin();
+        assert_eq!((local.role(), local.user_id()), (Role::Admin, None));
+        assert_eq!(local.field_access(), FieldAccess::All);
+        assert_eq!(user(1).field_access(), FieldAccess::Public);
+        assert_eq!(g.field_access(), FieldAccess::Public);
+    }
+
+    #[test]
     fn admin_may_do_everything() {
         let p = ModelPolicy::default();
         for a in [

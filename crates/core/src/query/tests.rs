@@ -415,4 +415,41 @@ fn garbage_cursors_are_refused() {
     assert!(fits.len() <= 2048 && long.len() > 2048);
     assert!(ok(&[("sort", "name"), ("cursor", &fits)]).after.is_some());
     refused(&[("sort", "name"), ("cursor", &long)], "cursor", BAD_CURSOR);
+    // The bound itself: 2048 characters is accepted, the next size up is not.
+    let at = |n: usize| {
+        (1000..1600)
+            .map(by_name)
+            .find(|c| c.len() >= n)
+            .expect("a cursor of about that length")
+    };
+    let (edge, over) = (at(2048), at(2049));
+    assert_eq!(edge.len(), 2048);
+    assert!(over.len() > 2048);
+    assert!(ok(&[("sort", "name"), ("cursor", &edge)]).after.is_some());
+    refused(&[("sort", "name"), ("cursor", &over)], "cursor", BAD_CURSOR);
+}
+
+#[test]
+fn fingerprints_are_stable_across_versions() {
+    // Cursors carry the fingerprint, so a cursor issued before an upgrade must still resume
+    // its query after it: these values are FNV-1a as documented, and must never change.
+    // The expected values were computed independently of this code.
+    let cases: [(&[(&str, &str)], u64); 4] = [
+        (&[], 0xb26c_a25c_367c_6365),
+        (&[("sort", "name"), ("tier", "pro")], 0xea50_eec3_83a7_a8b8),
+        (
+            &[("qty[gt]", "1"), ("tier", "pro"), ("limit", "5")],
+            0x940f_058f_e003_0224,
+        ),
+        // Filter order and paging parameters do not matter.
+        (&[("tier", "pro"), ("qty[gt]", "1")], 0x940f_058f_e003_0224),
+    ];
+    for (pairs, expected) in cases {
+        assert_eq!(ok(pairs).fingerprint, expected, "{pairs:?}");
+    }
+    // The separator keeps "ab" + "c" apart from "a" + "bc".
+    assert_ne!(
+        ok(&[("name", "ab"), ("note", "c")]).fingerprint,
+        ok(&[("name", "a"), ("note", "bc")]).fingerprint
+    );
 }

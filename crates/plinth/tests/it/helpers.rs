@@ -431,23 +431,3 @@ pub(crate) fn log_field<'a>(line: &'a Value, key: &str) -> Option<&'a Value> {
         })
         .or_else(|| line.get(key))
 }
-
-/// Runs one `sqlite3` command on `db`; `None` (with a note) when the CLI is not installed.
-pub(crate) fn sqlite(db: &Path, sql: &str) -> Option<String> {
-    let bin = Path::new("/usr/bin/sqlite3");
-    if !bin.exists() {
-        eprintln!("sqlite3 is not installed: checking the schema through the API only");
-        return None;
-    }
-    let out = Command::new(bin)
-        .arg(db)
-        .arg(sql)
-        .output()
-        .expect("run sqlite3");
-    assert!(
-        out.status.success(),
-        "sqlite3 {sql:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
-}

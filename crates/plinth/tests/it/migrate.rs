@@ -1,7 +1,7 @@
 //! Schema migrations across restarts: additive changes just work, destructive ones are
 //! refused unless allowed, and refused changes leave the database untouched.
 
-use crate::helpers::{Server, TestDir, log_field, log_message, refused, run, run_ok, sqlite};
+use crate::helpers::{Server, TestDir, log_field, log_message, refused, run, run_ok};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -47,9 +47,39 @@ async fn seed_books(dir: &TestDir) -> (String, String) {
     (id(&first), id(&second))
 }
 
-/// The `CREATE TABLE` (and index) statements of `table`, if `sqlite3` is installed.
-fn table_schema(dir: &TestDir, table: &str) -> Option<String> {
-    sqlite(&dir.db(), &format!(".schema {table}"))
+/// The statements that made `table` (`CREATE TABLE` first, then its indexes), read from the
+/// database file; empty when there is no such table.
+fn table_schema(dir: &TestDir, table: &str) -> String {
+    schema_rows(
+        dir,
+        "SELECT sql FROM sqlite_master WHERE tbl_name = ?1 AND sql IS NOT NULL
+         ORDER BY type = 'table' DESC, name",
+        table,
+    )
+    .join(";\n")
+}
+
+/// The names of `table`'s indexes.
+fn index_names(dir: &TestDir, table: &str) -> Vec<String> {
+    schema_rows(
+        dir,
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1 ORDER BY name",
+        table,
+    )
+}
+
+/// The first column of `sql`'s rows, asked of the database file (which must exist).
+fn schema_rows(dir: &TestDir, sql: &str, table: &str) -> Vec<String> {
+    let db = rusqlite::Connection::open_with_flags(
+        dir.db(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .unwrap_or_else(|e| panic!("open {}: {e}", dir.db().display()));
+    let mut stmt = db.prepare(sql).expect("prepare a schema query");
+    stmt.query_map([table], |r| r.get(0))
+        .expect("query the schema")
+        .collect::<Result<Vec<String>, _>>()
+        .expect("read the schema")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,14 +126,12 @@ async fn additive_changes_apply_and_destructive_ones_need_allowing() {
         .await;
     assert_eq!(with_isbn["isbn"], "978-0141439587");
     server.stop().await;
-    if let Some(schema) = table_schema(&dir, "book") {
-        assert!(schema.contains("\"isbn\" TEXT"), "{schema}");
-        assert!(schema.contains("\"pages\" INTEGER"), "{schema}");
-    }
-    if let Some(schema) = table_schema(&dir, "author") {
-        assert!(schema.starts_with("CREATE TABLE"), "{schema}");
-        assert!(schema.contains("\"owner_id\" TEXT"), "{schema}");
-    }
+    let schema = table_schema(&dir, "book");
+    assert!(schema.contains("\"isbn\" TEXT"), "{schema}");
+    assert!(schema.contains("\"pages\" INTEGER"), "{schema}");
+    let schema = table_schema(&dir, "author");
+    assert!(schema.starts_with("CREATE TABLE"), "{schema}");
+    assert!(schema.contains("\"owner_id\" TEXT"), "{schema}");
 
     // Dropping a field is refused, naming the field and the way out.
     declare(&dir, &[TITLE, ISBN], true);
@@ -131,12 +159,11 @@ async fn additive_changes_apply_and_destructive_ones_need_allowing() {
         "{}",
         dry.stdout
     );
-    if let Some(schema) = table_schema(&dir, "book") {
-        assert!(
-            schema.contains("\"pages\""),
-            "refusals and dry runs change nothing: {schema}"
-        );
-    }
+    let schema = table_schema(&dir, "book");
+    assert!(
+        schema.contains("\"pages\""),
+        "refusals and dry runs change nothing: {schema}"
+    );
 
     // Allowed: the field is gone from the table and from responses; the rest is intact.
     let server = Server::start_with(&dir, &["--allow-destructive"], &[]).await;
@@ -154,10 +181,9 @@ async fn additive_changes_apply_and_destructive_ones_need_allowing() {
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "{}", unknown.body);
     assert_eq!(unknown.body["error"]["code"], "INVALID_INPUT");
     server.stop().await;
-    if let Some(schema) = table_schema(&dir, "book") {
-        assert!(!schema.contains("pages"), "{schema}");
-        assert!(schema.contains("\"isbn\" TEXT"), "{schema}");
-    }
+    let schema = table_schema(&dir, "book");
+    assert!(!schema.contains("pages"), "{schema}");
+    assert!(schema.contains("\"isbn\" TEXT"), "{schema}");
 
     // Applied: nothing left to do.
     let dry = run_ok(&dir, &["migrate", "--dry-run", "--data-dir", &data], &[]).await;
@@ -200,12 +226,11 @@ async fn required_field_is_refused_while_records_lack_it() {
     assert!(stderr.contains("book.publisher"), "{stderr}");
     assert!(stderr.contains("required"), "{stderr}");
     assert!(stderr.contains("2 existing record(s)"), "{stderr}");
-    if let Some(schema) = table_schema(&dir, "book") {
-        assert!(
-            !schema.contains("publisher"),
-            "the refused migration was applied in part: {schema}"
-        );
-    }
+    let schema = table_schema(&dir, "book");
+    assert!(
+        !schema.contains("publisher"),
+        "the refused migration was applied in part: {schema}"
+    );
 
     // The old declaration still starts, with the records untouched.
     declare(&dir, &[TITLE, PAGES], false);
@@ -227,9 +252,8 @@ async fn unique_is_refused_while_duplicates_exist() {
     let stderr = refused(&dir, &serve, &[]).await.stderr;
     assert!(stderr.contains("book.title"), "{stderr}");
     assert!(stderr.contains("unique"), "{stderr}");
-    if let Some(indexes) = sqlite(&dir.db(), ".indexes book") {
-        assert!(!indexes.contains("book__title"), "{indexes}");
-    }
+    let indexes = index_names(&dir, "book");
+    assert!(!indexes.iter().any(|i| i == "book__title"), "{indexes:?}");
 
     // Once the duplicate is fixed, the same declaration applies.
     declare(&dir, &[TITLE, PAGES], false);
@@ -250,9 +274,13 @@ async fn unique_is_refused_while_duplicates_exist() {
     assert_eq!(duplicate.status, StatusCode::CONFLICT, "{}", duplicate.body);
     assert_eq!(duplicate.body["error"]["code"], "CONFLICT");
     server.stop().await;
-    if let Some(indexes) = sqlite(&dir.db(), ".indexes book") {
-        assert!(indexes.contains("book__title"), "{indexes}");
-    }
+    let indexes = index_names(&dir, "book");
+    assert!(indexes.iter().any(|i| i == "book__title"), "{indexes:?}");
+    let schema = table_schema(&dir, "book");
+    assert!(
+        schema.contains("CREATE UNIQUE INDEX \"book__title\""),
+        "{schema}"
+    );
     let dry = run(&dir, &["migrate", "--dry-run", "--data-dir", &data], &[]).await;
     assert!(
         dry.stdout.contains("the schema is up to date"),
@@ -286,12 +314,11 @@ async fn a_start_refused_for_its_signing_key_applies_no_migration() {
     for envs in cases {
         let stderr = refused(&dir, &args, envs).await.stderr;
         assert!(stderr.contains("PLINTH_JWT_SECRET"), "{stderr}");
-        if let Some(schema) = table_schema(&dir, "book") {
-            assert!(
-                schema.contains("\"pages\""),
-                "a refused start dropped book.pages: {schema}"
-            );
-        }
+        let schema = table_schema(&dir, "book");
+        assert!(
+            schema.contains("\"pages\""),
+            "a refused start dropped book.pages: {schema}"
+        );
     }
 
     declare(&dir, &[TITLE, PAGES], false);

@@ -123,40 +123,68 @@ async fn an_expired_access_token_is_401() {
     accepted_as(&app, &fresh.access).await;
 }
 
+/// The claims of a token the server issued, as JSON.
+fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT payload");
+    let bytes = URL_SAFE_NO_PAD.decode(payload).expect("base64 payload");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
 #[tokio::test]
 async fn tokens_with_wrong_claims_are_401_even_when_signed_with_the_real_key() {
     let app = TestApp::spawn().await;
     let now = unix_now();
-    let id = app.admin_id.clone();
+    // Every case starts from the claims of a token the server issued, re-signed with the
+    // real key (and accepted, as the control shows), and changes exactly one thing, so
+    // each refusal is for the reason the case names.
+    let real = claims_of(&app.admin_token);
+    let keys: Vec<&str> = real
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut expected_keys = vec!["exp", "iat", "iss", "jti", "role", "sub", "ver"];
+    expected_keys.sort_unstable();
+    let mut got_keys = keys.clone();
+    got_keys.sort_unstable();
+    assert_eq!(got_keys, expected_keys, "the claims a real token carries");
+    let control = forge(&hs256_header(), &real, hs256(TEST_KEY));
+    assert_eq!(accepted_as(&app, &control).await["id"], json!(app.admin_id));
+
+    let with = |key: &str, value: Value| {
+        let mut c = real.clone();
+        c[key] = value;
+        c
+    };
+    let without = |key: &str| {
+        let mut c = real.clone();
+        c.as_object_mut().expect("an object").remove(key);
+        c
+    };
     let cases = [
+        ("expired an hour ago", with("exp", json!(now - 3600))),
+        ("another issuer", with("iss", json!("evil"))),
+        ("an issuer differing in case", with("iss", json!("Plinth"))),
+        ("no issuer", without("iss")),
+        ("no expiry", without("exp")),
+        ("no subject", without("sub")),
+        ("no account version", without("ver")),
         (
-            "expired an hour ago",
-            json!({"sub": id, "role": "admin", "iss": "plinth", "iat": now - 4000, "exp": now - 3600}),
+            "an account version the account never had",
+            with("ver", json!(real["ver"].as_i64().expect("ver") + 1)),
         ),
-        (
-            "another issuer",
-            json!({"sub": id, "role": "admin", "iss": "evil", "iat": now, "exp": now + 900}),
-        ),
-        (
-            "no issuer",
-            json!({"sub": id, "role": "admin", "iat": now, "exp": now + 900}),
-        ),
-        (
-            "no expiry",
-            json!({"sub": id, "role": "admin", "iss": "plinth", "iat": now}),
-        ),
-        (
-            "a subject that is not a UUID",
-            json!({"sub": "admin", "role": "admin", "iss": "plinth", "iat": now, "exp": now + 900}),
-        ),
+        ("a subject that is not a UUID", with("sub", json!("admin"))),
         (
             "an unknown subject",
-            claims(crate::helpers::MISSING_ID, "admin"),
+            with("sub", json!(crate::helpers::MISSING_ID)),
         ),
     ];
     for (what, c) in cases {
         refused(&app, &forge(&hs256_header(), &c, hs256(TEST_KEY)), what).await;
     }
+    // The control is still accepted: nothing above was refused for an unrelated reason.
+    accepted_as(&app, &control).await;
 }
 
 #[tokio::test]

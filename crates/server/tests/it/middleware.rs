@@ -188,14 +188,77 @@ async fn cors_allows_only_configured_origins() {
     assert!(r.status.is_success(), "preflight: {:?}", r.status);
     // A preflight is a response too: it carries a request id.
     r.request_id();
-    let methods = r.header("access-control-allow-methods").unwrap_or("");
-    assert!(methods.contains("PATCH"), "{methods:?}");
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    let methods = list_header(&r, "access-control-allow-methods");
+    for m in ["get", "post", "put", "patch", "delete"] {
+        assert!(
+            methods.iter().any(|x| x == m),
+            "{m} not allowed: {methods:?}"
+        );
+    }
+    assert_eq!(r.header("access-control-max-age"), Some("600"));
 
+    // Every request header a client of the API sends is allowed, and only those.
+    let sent = [
+        "authorization",
+        "content-type",
+        "if-match",
+        "if-none-match",
+        "idempotency-key",
+        "x-api-key",
+        "x-request-id",
+    ];
+    let r = preflight(&app, "https://app.example", &sent.join(", ")).await;
+    assert!(r.status.is_success(), "preflight: {:?}", r.status);
+    let mut allowed = list_header(&r, "access-control-allow-headers");
+    allowed.sort();
+    let mut expected: Vec<String> = sent.iter().map(|h| (*h).to_owned()).collect();
+    expected.sort();
+    assert_eq!(allowed, expected);
+
+    // Another origin is not allowed, on a preflight or a plain request: without an
+    // Access-Control-Allow-Origin naming it, the browser refuses.
+    let r = preflight(&app, "https://evil.example", "authorization").await;
+    for h in [
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+    ] {
+        assert!(
+            r.header(h).is_none(),
+            "{h} for another origin: {:?}",
+            r.header(h)
+        );
+    }
     let r = app
         .send(
             app.request(Method::GET, "/api/v1/resource")
                 .header("origin", "https://evil.example"),
         )
         .await;
+    assert_eq!(r.status, StatusCode::OK);
     assert!(r.header("access-control-allow-origin").is_none());
+}
+
+/// A CORS preflight for a `PATCH` from `origin` asking to send `headers`.
+async fn preflight(app: &TestApp, origin: &str, headers: &str) -> Resp {
+    app.send(
+        app.request(Method::OPTIONS, "/api/v1/resource")
+            .header("origin", origin)
+            .header("access-control-request-method", "PATCH")
+            .header("access-control-request-headers", headers),
+    )
+    .await
+}
+
+/// A comma-separated header as lowercase items (empty when absent).
+fn list_header(r: &Resp, name: &str) -> Vec<String> {
+    r.header(name)
+        .unwrap_or("")
+        .split(',')
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
 }

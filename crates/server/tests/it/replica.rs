@@ -6,7 +6,8 @@
 //! The test runs a primary and a `pg_basebackup` replica of its own and pauses WAL replay
 //! on the replica, so "on the replica or not" is a fact the test controls rather than a
 //! race. It needs the PostgreSQL binaries (not `PLINTH_TEST_POSTGRES`) and is skipped, with
-//! the reason printed, without them.
+//! the reason printed, without them; under `CI=true` or `PLINTH_REQUIRE_POSTGRES=1` it fails
+//! instead.
 
 use crate::helpers::cluster::{PgCluster, blocking, pg_binaries};
 use crate::helpers::{Resp, TestApp, assert_error, id_of, make_user};
@@ -69,6 +70,19 @@ async fn stored(app: &TestApp, id: &str) -> (bool, bool) {
     (found[0], found[1])
 }
 
+/// Set (to anything but empty or `0`) where PostgreSQL tests must run, not skip.
+const REQUIRE_ENV: &str = "PLINTH_REQUIRE_POSTGRES";
+
+/// Whether a skip must fail the test: in CI (`CI` set, e.g. `true`) or with [`REQUIRE_ENV`]
+/// set.
+fn skips_are_failures() -> bool {
+    let set = |name: &str| {
+        std::env::var(name)
+            .is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+    };
+    set(REQUIRE_ENV) || set("CI")
+}
+
 fn sorted(mut ids: Vec<String>) -> Vec<String> {
     ids.sort();
     ids
@@ -76,8 +90,12 @@ fn sorted(mut ids: Vec<String>) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reads_go_to_the_replica_except_a_writers_own_within_the_window() {
-    let Some(bin) = pg_binaries("reads_go_to_the_replica_except_a_writers_own_within_the_window")
-    else {
+    let test = "reads_go_to_the_replica_except_a_writers_own_within_the_window";
+    let Some(bin) = pg_binaries(test) else {
+        assert!(
+            !skips_are_failures(),
+            "{test} cannot run (see above), and {REQUIRE_ENV} or CI forbids skipping it"
+        );
         return;
     };
     // Declared before the app, so the app (and its database) goes first when the test ends,

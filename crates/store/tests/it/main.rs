@@ -4,10 +4,12 @@
 //! - `contract`: what every engine must do, each case run as `…::sqlite::case` and
 //!   `…::postgres::case`.
 //! - `postgres`: what only the PostgreSQL engine has (instances migrating together, races,
-//!   timeouts), with its set-up in `pg`.
+//!   timeouts), with its set-up in `pg`; `retries`: a write that keeps losing races gives
+//!   up after exactly four attempts.
 //! - `locking`: SQLite's file lock held by another process.
 
 mod contract;
 mod locking;
 mod pg;
 mod postgres;
+mod retries;

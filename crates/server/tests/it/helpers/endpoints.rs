@@ -99,11 +99,13 @@ impl TestApp {
         self.list_resp(model, query).await.pair()
     }
 
-    /// Every record a query returns, following `next_cursor` to the end (limit 200).
+    /// Every record a query returns, following `next_cursor` to the end (limit 200). Panics
+    /// rather than hangs when the cursors never end.
     pub(crate) async fn list_all(&self, model: &str, query: &[(&str, &str)]) -> Vec<Value> {
+        const MAX_PAGES: usize = 500;
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
-        loop {
+        for _ in 0..MAX_PAGES {
             let mut q: Vec<(&str, &str)> = query.to_vec();
             q.push(("limit", "200"));
             if let Some(c) = &cursor {
@@ -117,6 +119,10 @@ impl TestApp {
                 None => return out,
             }
         }
+        panic!(
+            "GET /api/v1/{model} {query:?}: still a next page after {MAX_PAGES} pages ({} records)",
+            out.len()
+        );
     }
 
     /// The ids of every record a query returns.
