@@ -422,3 +422,38 @@ fn admin_only_fields_are_seen_and_patched_by_admins_only() {
         .expect("valid for a user");
     assert_eq!(user.changes().collect::<Vec<_>>(), [(1, &x)]);
 }
+
+#[test]
+fn declarations_serialise_without_their_defaults() {
+    // What `_plinth_models` records: flags only when set, the read scope only when not `all`.
+    let decls: Vec<ModelDecl> = serde_json::from_value(json!([
+        { "name": "plain", "fields": [{ "name": "f", "type": "string" }] },
+        { "name": "own", "user_read": "own", "fields": [
+            { "name": "f", "type": "string", "required": true, "unique": true,
+              "indexed": true, "admin_only": true }
+        ]}
+    ]))
+    .expect("declarations");
+    let plain = serde_json::to_value(&decls[0]).expect("serialises");
+    assert!(plain.get("user_read").is_none(), "{plain}");
+    let f = &plain["fields"][0];
+    for flag in ["required", "unique", "indexed", "admin_only"] {
+        assert!(f.get(flag).is_none(), "{flag} written when false: {f}");
+    }
+    let own = serde_json::to_value(&decls[1]).expect("serialises");
+    assert_eq!(own["user_read"], json!("own"));
+    let f = &own["fields"][0];
+    for flag in ["required", "unique", "indexed", "admin_only"] {
+        assert_eq!(f[flag], json!(true), "{flag}: {f}");
+    }
+}
+
+#[test]
+fn declaration_bounds_are_inclusive() {
+    let float = field("float", json!({ "min": 1.5, "max": 1.5 }));
+    assert!(thing(json!([float])).is_ok(), "min equal to max");
+    let longest = "v".repeat(255);
+    assert!(thing(json!([field("enum", json!({ "values": [longest] }))])).is_ok());
+    let over = "v".repeat(256);
+    assert!(thing(json!([field("enum", json!({ "values": [over] }))])).is_err());
+}
