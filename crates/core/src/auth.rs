@@ -190,6 +190,17 @@ mod tests {
             assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(Email::parse(&format!("{}@example.com", "a".repeat(250))).is_err());
+        // The bounds themselves: 254 characters and a three-character domain are fine.
+        let longest = format!("{}@example.com", "a".repeat(254 - 12));
+        assert_eq!(longest.len(), 254);
+        assert!(Email::parse(&longest).is_ok());
+        assert!(Email::parse(&format!("a{longest}")).is_err());
+        assert!(Email::parse("ada@a.b").is_ok());
+        // A domain that only starts, or only ends, with a dot is refused too.
+        for bad in ["ada@.example.com", "ada@example.com."] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(e.to_string(), "Ada.Lovelace@Example.COM");
     }
 
     #[test]
@@ -205,10 +216,24 @@ mod tests {
         );
         assert!(check_password("zzzzzzzzzzzzzz", None).is_err());
         assert!(check_password(&"x".repeat(1025), None).is_err());
-        let email = Email::parse("longusername@example.com").expect("valid");
+        // Exactly the byte limit is fine; one byte more is not.
+        let longest = "ab".repeat(512);
+        assert_eq!(check_password(&longest, None), Ok(()));
         assert_eq!(
-            check_password("LongUserName", Some(&email)),
-            Err("must not be the email address".to_owned())
+            check_password(&format!("{longest}c"), None),
+            Err("must be at most 1024 bytes long".to_owned())
+        );
+        let email = Email::parse("longusername@example.com").expect("valid");
+        for same in ["LongUserName", "LongUserName@Example.com"] {
+            assert_eq!(
+                check_password(same, Some(&email)),
+                Err("must not be the email address".to_owned()),
+                "{same}"
+            );
+        }
+        assert_eq!(
+            check_password("correct horse battery", Some(&email)),
+            Ok(())
         );
         assert_eq!(
             check_password("𝄞𝄞𝄞𝄞𝄞𝄞𝄞𝄞𝄞𝄞𝄞x", None),

@@ -134,3 +134,30 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn codes_have_their_wire_spelling() {
+        let all = [
+            (ErrorCode::InvalidInput, "INVALID_INPUT"),
+            (ErrorCode::Unauthenticated, "UNAUTHENTICATED"),
+            (ErrorCode::Forbidden, "FORBIDDEN"),
+            (ErrorCode::NotFound, "NOT_FOUND"),
+            (ErrorCode::MethodNotAllowed, "METHOD_NOT_ALLOWED"),
+            (ErrorCode::Conflict, "CONFLICT"),
+            (ErrorCode::PreconditionFailed, "PRECONDITION_FAILED"),
+            (ErrorCode::PayloadTooLarge, "PAYLOAD_TOO_LARGE"),
+            (ErrorCode::UnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE"),
+            (ErrorCode::RateLimited, "RATE_LIMITED"),
+            (ErrorCode::Internal, "INTERNAL"),
+            (ErrorCode::Unavailable, "UNAVAILABLE"),
+        ];
+        for (code, wire) in all {
+            assert_eq!(code.as_str(), wire);
+            assert_eq!(code.to_string(), wire);
+        }
+    }
+}

@@ -150,7 +150,10 @@ mod tests {
 
     #[test]
     fn field_names() {
-        assert!(FieldName::parse("email").is_ok());
+        assert_eq!(
+            FieldName::parse("email").map(|f| f.to_string()),
+            Ok("email".to_owned())
+        );
         for bad in [
             "id", "name", "status", "version", "owner_id", "limit", "sort", "E", "a\"b", "a\0",
         ] {

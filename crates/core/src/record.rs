@@ -144,6 +144,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_record_id_is_its_uuid() {
+        let text = "0192f1c4-7a1e-7c3a-9b2d-3f4e5a6b7c8d";
+        let id = RecordId::parse(text).expect("an id");
+        assert_eq!(id.as_uuid(), &Uuid::parse_str(text).expect("a UUID"));
+        assert_eq!(id.to_string(), text);
+    }
+
+    #[test]
     fn record_ids() {
         let id = RecordId::new_v7();
         assert_eq!(RecordId::parse(&id.to_string()), Ok(id));

@@ -97,6 +97,35 @@ mod tests {
     }
 
     #[test]
+    fn system_times_and_successors() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let micros = |t: std::time::SystemTime| Timestamp::from_system(t).as_micros();
+        assert_eq!(
+            micros(UNIX_EPOCH + Duration::from_micros(1_500_000)),
+            1_500_000
+        );
+        assert_eq!(
+            micros(UNIX_EPOCH - Duration::from_micros(1_500_000)),
+            -1_500_000
+        );
+        // Beyond what microseconds in an i64 hold: clamped to the representable range.
+        let far = Duration::from_secs(1 << 50);
+        let first = Timestamp::parse("0001-01-01T00:00:00Z").expect("year 1");
+        let last = Timestamp::parse("9999-12-31T23:59:59.999999Z").expect("year 9999");
+        let past = UNIX_EPOCH
+            .checked_sub(far)
+            .expect("a system time 35M years ago");
+        assert_eq!(Timestamp::from_system(past), first);
+        let future = UNIX_EPOCH
+            .checked_add(far)
+            .expect("a system time 35M years ahead");
+        assert_eq!(Timestamp::from_system(future), last);
+        let t = Timestamp::parse("2026-11-27T20:26:22.123456Z").expect("parse");
+        assert_eq!(t.next().as_micros(), t.as_micros() + 1);
+        assert_eq!(last.next(), last);
+    }
+
+    #[test]
     fn rejects_garbage() {
         for bad in [
             "",

@@ -388,3 +388,72 @@ fn declarations_reject_unknown_keys_and_types() {
     let round_trip = parse(serde_json::to_value(&d).expect("serialize")).expect("parse");
     assert_eq!(round_trip, d);
 }
+
+#[test]
+fn admin_only_fields_are_seen_and_patched_by_admins_only() {
+    use crate::input::validate_patch;
+    use crate::policy::FieldAccess;
+    use crate::record::Value;
+    let schema = thing(json!([
+        { "name": "secret", "type": "string", "admin_only": true },
+        { "name": "shown", "type": "string" }
+    ]))
+    .expect("valid");
+    let model = schema.model("thing").expect("thing");
+    let (_, secret) = model.field("secret").expect("secret");
+    let (_, shown) = model.field("shown").expect("shown");
+    assert!(secret.admin_only() && !shown.admin_only());
+    assert!(secret.visible_to(FieldAccess::All));
+    assert!(!secret.visible_to(FieldAccess::Public));
+    assert!(shown.visible_to(FieldAccess::All));
+    assert!(shown.visible_to(FieldAccess::Public));
+
+    // An admin's patch sets both; anyone else's PUT-style patch leaves the hidden one alone.
+    let body = json!({ "secret": "s", "shown": "x" });
+    let admin = validate_patch(model, &body, FieldAccess::All).expect("valid for an admin");
+    let text = |s: &str| Value::Text(s.to_owned());
+    let (s, x) = (text("s"), text("x"));
+    assert_eq!(admin.changes().collect::<Vec<_>>(), [(0, &s), (1, &x)]);
+    let kept = admin.clone().keep_hidden(model, FieldAccess::Public);
+    assert_eq!(kept.changes().collect::<Vec<_>>(), [(1, &x)]);
+    let all = admin.keep_hidden(model, FieldAccess::All);
+    assert_eq!(all.changes().collect::<Vec<_>>(), [(0, &s), (1, &x)]);
+    let user = validate_patch(model, &json!({ "shown": "x" }), FieldAccess::Public)
+        .expect("valid for a user");
+    assert_eq!(user.changes().collect::<Vec<_>>(), [(1, &x)]);
+}
+
+#[test]
+fn declarations_serialise_without_their_defaults() {
+    // What `_plinth_models` records: flags only when set, the read scope only when not `all`.
+    let decls: Vec<ModelDecl> = serde_json::from_value(json!([
+        { "name": "plain", "fields": [{ "name": "f", "type": "string" }] },
+        { "name": "own", "user_read": "own", "fields": [
+            { "name": "f", "type": "string", "required": true, "unique": true,
+              "indexed": true, "admin_only": true }
+        ]}
+    ]))
+    .expect("declarations");
+    let plain = serde_json::to_value(&decls[0]).expect("serialises");
+    assert!(plain.get("user_read").is_none(), "{plain}");
+    let f = &plain["fields"][0];
+    for flag in ["required", "unique", "indexed", "admin_only"] {
+        assert!(f.get(flag).is_none(), "{flag} written when false: {f}");
+    }
+    let own = serde_json::to_value(&decls[1]).expect("serialises");
+    assert_eq!(own["user_read"], json!("own"));
+    let f = &own["fields"][0];
+    for flag in ["required", "unique", "indexed", "admin_only"] {
+        assert_eq!(f[flag], json!(true), "{flag}: {f}");
+    }
+}
+
+#[test]
+fn declaration_bounds_are_inclusive() {
+    let float = field("float", json!({ "min": 1.5, "max": 1.5 }));
+    assert!(thing(json!([float])).is_ok(), "min equal to max");
+    let longest = "v".repeat(255);
+    assert!(thing(json!([field("enum", json!({ "values": [longest] }))])).is_ok());
+    let over = "v".repeat(256);
+    assert!(thing(json!([field("enum", json!({ "values": [over] }))])).is_err());
+}
