@@ -260,6 +260,13 @@ async fn walk_while_inserting(sort: &str, seed: usize) {
             None => break,
         }
         assert!(pages < 1000, "the walk does not end");
+        // Let at least one insert land between two pages, so the walk races the inserter
+        // however the machine schedules the two tasks.
+        let before = inserted.load(Ordering::Relaxed);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while inserted.load(Ordering::Relaxed) == before && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
     }
     let inserted_during_walk = inserted.load(Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
