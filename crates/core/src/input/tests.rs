@@ -408,3 +408,30 @@ fn a_draft_is_a_patch_that_sets_everything() {
     assert_eq!(p.status, Some(Status::Active));
     assert_eq!(p.fields, d.fields.into_iter().map(Some).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_value_at_a_max_only_bound_is_accepted() {
+    let d = draft(with("ratio", json!(2.5))).expect("ratio equal to its max");
+    assert_eq!(d.fields[pos("ratio")], Value::Float(2.5));
+    let p = patch(json!({ "ratio": 2.5 })).expect("ratio equal to its max");
+    assert_eq!(p.fields[pos("ratio")], Some(Value::Float(2.5)));
+    let e = patch(json!({ "ratio": 2.500_001 })).expect_err("over the max");
+    assert_eq!(details(e), [pair("ratio", "must be at most 2.5")]);
+}
+
+#[test]
+fn a_hidden_field_in_a_patch_is_only_unknown() {
+    // Nothing about an admin_only field reaches a non-admin: not its type, not its bounds.
+    let decl: ModelDecl = serde_json::from_value(json!({ "name": "item", "fields": [
+        { "name": "secret", "type": "integer", "min": 10, "admin_only": true },
+    ]}))
+    .expect("declaration");
+    let schema = Schema::from_decls(&[decl]).expect("valid schema");
+    let model = schema.model("item").expect("item");
+    let public = crate::policy::FieldAccess::Public;
+    for value in [json!("not a number"), json!(5), json!(10), Json::Null] {
+        let body = json!({ "secret": value });
+        let e = validate_patch(model, &body, public).expect_err("hidden field accepted");
+        assert_eq!(details(e), [pair("secret", "unknown field")], "{value}");
+    }
+}

@@ -308,3 +308,32 @@ fn every_destructive_step_is_named() {
     assert!(refusal.contains(&format!(": {named}. ")), "{refusal}");
     assert!(!refusal.contains("add field"), "{refusal}");
 }
+
+#[test]
+fn reference_fields_keep_their_column_only_while_the_target_is_unchanged() {
+    let with_ref = |target: &str| {
+        let r = field("r", "reference", json!({ "model": target }));
+        json!([{ "name": "a" }, { "name": "b" }, { "name": "item", "fields": [r] }])
+    };
+    let p = plan(with_ref("a"), with_ref("a"));
+    assert!(p.is_empty(), "unchanged reference: {p:?}");
+    let p = plan(with_ref("a"), with_ref("b"));
+    assert!(!p.is_empty(), "retargeted reference: {p:?}");
+    let drop = Step::DropField {
+        model: "item".to_owned(),
+        field: "r".to_owned(),
+    };
+    assert_eq!(p.steps[0], drop);
+    assert!(
+        matches!(p.steps[1], Step::AddField { index: 0, .. }),
+        "{p:?}"
+    );
+    assert_eq!(p.steps.len(), 2, "{p:?}");
+}
+
+#[test]
+fn a_plan_with_steps_is_not_empty() {
+    let p = plan(item(&[]), item(&[field("a", "string", none())]));
+    assert!(!p.is_empty(), "{p:?}");
+    assert!(Plan::default().is_empty());
+}

@@ -457,3 +457,51 @@ fn declaration_bounds_are_inclusive() {
     let over = "v".repeat(256);
     assert!(thing(json!([field("enum", json!({ "values": [over] }))])).is_err());
 }
+
+#[test]
+fn fields_differing_only_in_pattern_are_not_equal() {
+    let compiled = |pattern: &str| {
+        let s = thing(json!([field("string", json!({ "pattern": pattern }))])).expect("valid");
+        s.model("thing")
+            .expect("thing")
+            .field("f")
+            .expect("f")
+            .1
+            .clone()
+    };
+    assert_eq!(compiled("^a"), compiled("^a"), "same pattern");
+    assert_ne!(compiled("^a"), compiled("^b"), "changed pattern");
+    let unconstrained = thing(json!([field("string", json!({}))])).expect("valid");
+    let (_, plain) = unconstrained
+        .model("thing")
+        .expect("thing")
+        .field("f")
+        .expect("f");
+    assert_ne!(&compiled("^a"), plain, "added pattern");
+}
+
+#[test]
+fn non_finite_float_bounds_are_refused() {
+    // JSON cannot spell them; TOML can (`min = inf`, `max = nan`).
+    let (inf, nan) = (f64::INFINITY, f64::NAN);
+    for (min, max) in [
+        (Some(inf), None),
+        (None, Some(nan)),
+        (Some(0.0), Some(-inf)),
+        (Some(-inf), Some(1.0)),
+    ] {
+        let mut decls: Vec<ModelDecl> = serde_json::from_value(
+            json!([{ "name": "thing", "fields": [field("float", json!({}))] }]),
+        )
+        .expect("declarations");
+        decls[0].fields[0].min = min.map(Bound::Float);
+        decls[0].fields[0].max = max.map(Bound::Float);
+        let errors = Schema::from_decls(&decls).expect_err("non-finite bound accepted");
+        let reason = "min and max must be finite numbers";
+        assert_eq!(
+            errors,
+            [err(0, "model \"thing\", field \"f\"", reason)],
+            "min {min:?}, max {max:?}"
+        );
+    }
+}
