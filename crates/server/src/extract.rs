@@ -109,6 +109,27 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// A caller who is not using an API key: a guest, or an account with an access token from a
+/// login. Only such a caller may create, list, read or revoke API keys, so a stolen key
+/// cannot mint keys that outlive it; an API key is refused here with a 403.
+#[derive(Debug, Clone)]
+pub(crate) struct NotApiKey;
+
+impl FromRequestParts<AppState> for NotApiKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Caller::from_request_parts(parts, state).await?;
+        if credential(&parts.headers)?.is_some_and(crate::auth::is_api_key) {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "API keys cannot manage API keys; use an access token from a login",
+            ));
+        }
+        Ok(Self)
+    }
+}
+
 /// A write's context: the [`Caller`], for the access policy, and the store's [`WriteCtx`]
 /// (the caller as actor, and the request id), made here once for every writing handler.
 #[derive(Debug, Clone)]

@@ -208,7 +208,7 @@ impl Auth {
         };
         // Access tokens: the signature and expiry are checked every time (cheap); only the
         // account lookup is cached, by user and version.
-        let key = if credential.starts_with(API_KEY_PREFIX) {
+        let key = if is_api_key(credential) {
             CredentialKey::ApiKey(Digest::of(credential))
         } else {
             let (user, version) = self.tokens.verify(credential, &self.clock)?;
@@ -309,4 +309,9 @@ async fn ask_store(store: &dyn Store, key: &CredentialKey) -> Result<Option<Vouc
             }))
         }
     }
+}
+
+/// Whether a presented credential is an API key (rather than an access token).
+pub(crate) fn is_api_key(credential: &str) -> bool {
+    credential.starts_with(API_KEY_PREFIX)
 }

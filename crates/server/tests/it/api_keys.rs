@@ -312,3 +312,54 @@ async fn keys_follow_their_user() {
         .await;
     assert_error(&dead, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
 }
+
+#[tokio::test]
+async fn an_api_key_cannot_manage_api_keys() {
+    let app = TestApp::spawn().await;
+    let (id, key) = new_key(&app, &app.admin_token, &json!({"name": "machine"})).await;
+
+    // Neither header lets a key mint a key (which would outlive a stolen one), list, read or
+    // revoke keys; the refusal comes before the body is read, and nothing is created.
+    for by_header in [false, true] {
+        let send = |method: Method, path: String, body: Option<Value>| {
+            let mut req = if by_header {
+                app.request_as(method, &path, None)
+                    .header("x-api-key", key.as_str())
+            } else {
+                app.request_as(method, &path, Some(key.as_str()))
+            };
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            app.send(req)
+        };
+        let r = send(
+            Method::POST,
+            KEYS.to_owned(),
+            Some(json!({"name": "minted"})),
+        )
+        .await;
+        assert_error(&r, StatusCode::FORBIDDEN, "FORBIDDEN");
+        let r = send(Method::POST, KEYS.to_owned(), Some(json!({"bogus": true}))).await;
+        assert_error(&r, StatusCode::FORBIDDEN, "FORBIDDEN");
+        let r = send(Method::GET, KEYS.to_owned(), None).await;
+        assert_error(&r, StatusCode::FORBIDDEN, "FORBIDDEN");
+        let r = send(Method::GET, format!("{KEYS}/{id}"), None).await;
+        assert_error(&r, StatusCode::FORBIDDEN, "FORBIDDEN");
+        let r = send(Method::DELETE, format!("{KEYS}/{id}"), None).await;
+        assert_error(&r, StatusCode::FORBIDDEN, "FORBIDDEN");
+    }
+
+    // The key still works for records, and the admin's login still manages keys: exactly
+    // the one key exists, unrevoked.
+    let r = app
+        .send(app.request_as(Method::GET, "/api/v1/resource", Some(key.as_str())))
+        .await;
+    r.data(StatusCode::OK);
+    let r = app
+        .call_as(Method::GET, KEYS, Some(&app.admin_token), None)
+        .await;
+    assert_eq!(list_ids(&r), vec![id.clone()]);
+    let r = with_header_key(&app, Method::GET, "/api/v1/auth/me", &key).await;
+    r.data(StatusCode::OK);
+}

@@ -5,7 +5,7 @@ use super::me::current_user;
 use super::{BodyFields, role_from_client};
 use crate::auth::new_api_key;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Caller, QueryPairs, WriteContext};
+use crate::extract::{ApiJson, Caller, NotApiKey, QueryPairs, WriteContext};
 use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::{Path, Request, State};
@@ -58,6 +58,7 @@ fn parse_id(s: &str) -> Result<Uuid, ApiError> {
 #[tracing::instrument(skip_all)]
 pub(super) async fn create_key(
     State(state): State<AppState>,
+    _: NotApiKey,
     WriteContext { caller, ctx }: WriteContext,
     req: Request,
 ) -> Result<Reply, ApiError> {
@@ -133,6 +134,7 @@ pub(super) async fn create_key(
 #[tracing::instrument(skip_all)]
 pub(super) async fn list_keys(
     State(state): State<AppState>,
+    _: NotApiKey,
     caller: Caller,
     QueryPairs(query): QueryPairs,
 ) -> Result<Reply, ApiError> {
@@ -164,6 +166,7 @@ pub(super) async fn list_keys(
 #[tracing::instrument(skip_all)]
 pub(super) async fn read_key(
     State(state): State<AppState>,
+    _: NotApiKey,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Reply, ApiError> {
@@ -182,6 +185,7 @@ pub(super) async fn read_key(
 #[tracing::instrument(skip_all)]
 pub(super) async fn revoke_key(
     State(state): State<AppState>,
+    _: NotApiKey,
     WriteContext { caller, ctx }: WriteContext,
     Path(id): Path<String>,
 ) -> Result<Reply, ApiError> {
