@@ -104,6 +104,8 @@ impl Config {
         let mut config = AuthConfig::new(key);
         config.access_ttl = Duration::from_secs(s.auth_access_token_minutes * 60);
         config.refresh_ttl = Duration::from_secs(s.auth_refresh_token_days * 24 * 3600);
+        config.api_key_max_ttl = (s.auth_api_key_max_days > 0)
+            .then(|| Duration::from_secs(s.auth_api_key_max_days * 24 * 3600));
         config.hash_cost = self.hash_cost();
         config.login_per_account = s.auth_login_attempts_per_account;
         config.login_per_address = s.auth_login_attempts_per_address;

@@ -167,6 +167,10 @@ settings! {
         key: Some("auth.refresh_token_days"), env: AUTH_REFRESH_TOKEN_DAYS = "PLINTH_AUTH_REFRESH_TOKEN_DAYS", flag: None,
         range: Some((1, 365)),
         help: "Refresh-token lifetime, in days.";
+    auth_api_key_max_days: u64 = 0;
+        key: Some("auth.api_key_max_days"), env: AUTH_API_KEY_MAX_DAYS = "PLINTH_AUTH_API_KEY_MAX_DAYS", flag: None,
+        range: Some((0, 3650)),
+        help: "Longest lifetime of an API key, in days; 0 lets keys live until revoked. When set, a key created without `expires_at` expires after this, and a later `expires_at` is refused.";
     auth_argon2_memory_kib: u32 = 19 * 1024;
         key: Some("auth.argon2_memory_kib"), env: AUTH_ARGON2_MEMORY_KIB = "PLINTH_AUTH_ARGON2_MEMORY_KIB", flag: None,
         range: Some((8, 4 << 20)),

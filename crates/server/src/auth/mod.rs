@@ -53,6 +53,8 @@ pub struct AuthConfig {
     pub access_ttl: Duration,
     /// Lifetime of a refresh token.
     pub refresh_ttl: Duration,
+    /// The longest an API key may live; `None`: until revoked.
+    pub api_key_max_ttl: Option<Duration>,
     /// argon2id cost.
     pub hash_cost: HashCost,
     /// Login attempts per account per window.
@@ -73,6 +75,7 @@ impl AuthConfig {
             signing_key,
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            api_key_max_ttl: None,
             hash_cost: HashCost::default(),
             login_per_account: 5,
             login_per_address: 20,

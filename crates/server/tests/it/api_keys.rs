@@ -363,3 +363,54 @@ async fn an_api_key_cannot_manage_api_keys() {
     let r = with_header_key(&app, Method::GET, "/api/v1/auth/me", &key).await;
     r.data(StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_maximum_key_lifetime_is_the_default_and_the_limit() {
+    let mut auth = test_auth_config();
+    auth.api_key_max_ttl = Some(Duration::from_secs(24 * 3600));
+    let app = TestApp::spawn_full(Vec::new(), plinth_server::ServerConfig::default(), auth).await;
+    let day = 24 * 3600 * 1_000_000_i64;
+    let now = Timestamp::from_system(SystemTime::now()).as_micros();
+    let expiry = |r: &Resp| {
+        let text = r.data(StatusCode::CREATED)["expires_at"]
+            .as_str()
+            .expect("an expiry")
+            .to_owned();
+        Timestamp::parse(&text).expect("RFC 3339").as_micros()
+    };
+
+    // No expiry asked for: the key gets the longest allowed.
+    let r = app
+        .create_key(&app.admin_token, &json!({"name": "default"}))
+        .await;
+    let got = expiry(&r);
+    assert!(
+        got > now + day - 60_000_000 && got <= now + day + 60_000_000,
+        "{got}"
+    );
+
+    // A shorter one is kept as asked.
+    let soon = Timestamp::from_micros(now + day / 2).expect("a time");
+    let r = app
+        .create_key(
+            &app.admin_token,
+            &json!({"name": "short", "expires_at": soon.to_string()}),
+        )
+        .await;
+    assert_eq!(expiry(&r), soon.as_micros());
+
+    // A longer one is refused, naming the field, and no key is made.
+    let late = Timestamp::from_micros(now + 2 * day).expect("a time");
+    let r = app
+        .create_key(
+            &app.admin_token,
+            &json!({"name": "long", "expires_at": late.to_string()}),
+        )
+        .await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "INVALID_INPUT");
+    assert_eq!(r.body["error"]["details"][0]["field"], json!("expires_at"));
+    let r = app
+        .call_as(Method::GET, KEYS, Some(&app.admin_token), None)
+        .await;
+    assert_eq!(list_ids(&r).len(), 2);
+}

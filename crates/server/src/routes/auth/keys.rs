@@ -87,6 +87,22 @@ pub(super) async fn create_key(
         }
         None => None,
     };
+    // With a maximum lifetime, a key gets it by default and may not ask for longer.
+    let latest = state.auth().config().api_key_max_ttl.and_then(|ttl| {
+        let micros = i64::try_from(ttl.as_micros()).ok()?;
+        Timestamp::from_micros(state.auth().now().as_micros().checked_add(micros)?)
+    });
+    let expires_at = match (expires_at, latest) {
+        (Some(t), Some(latest)) if t > latest => {
+            fields.reject(
+                "expires_at",
+                format!("must be no later than {latest} (the longest a key may live here)"),
+            );
+            None
+        }
+        (None, latest) => latest,
+        (t, _) => t,
+    };
     let user_id = fields.string("user_id");
     fields.finish()?;
     let owner = match user_id {
