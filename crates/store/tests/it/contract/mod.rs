@@ -58,6 +58,7 @@ mod accounts;
 mod keys;
 mod lists;
 mod records;
+mod references;
 mod refresh;
 mod schema;
 mod transfer;
