@@ -71,18 +71,6 @@ async fn stored(app: &TestApp, id: &str) -> (bool, bool) {
 }
 
 /// Set (to anything but empty or `0`) where PostgreSQL tests must run, not skip.
-const REQUIRE_ENV: &str = "PLINTH_REQUIRE_POSTGRES";
-
-/// Whether a skip must fail the test: in CI (`CI` set, e.g. `true`) or with [`REQUIRE_ENV`]
-/// set.
-fn skips_are_failures() -> bool {
-    let set = |name: &str| {
-        std::env::var(name)
-            .is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
-    };
-    set(REQUIRE_ENV) || set("CI")
-}
-
 fn sorted(mut ids: Vec<String>) -> Vec<String> {
     ids.sort();
     ids
@@ -93,8 +81,9 @@ async fn reads_go_to_the_replica_except_a_writers_own_within_the_window() {
     let test = "reads_go_to_the_replica_except_a_writers_own_within_the_window";
     let Some(bin) = pg_binaries(test) else {
         assert!(
-            !skips_are_failures(),
-            "{test} cannot run (see above), and {REQUIRE_ENV} or CI forbids skipping it"
+            !plinth_testkit::postgres_required(),
+            "{test} cannot run (see above), and {} or CI forbids skipping it",
+            plinth_testkit::REQUIRE_ENV
         );
         return;
     };
