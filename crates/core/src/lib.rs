@@ -34,3 +34,6 @@ pub use query::ListQuery;
 pub use record::{Record, RecordId, Status, Value};
 pub use schema::{ModelDecl, ModelDef, Schema};
 pub use time::Timestamp;
+
+#[cfg(test)]
+mod proptests;
