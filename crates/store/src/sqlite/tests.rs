@@ -1,3 +1,5 @@
+mod filter_sql;
+
 use super::{SqliteOptions, SqliteStore};
 use crate::{Store, StoreError};
 
