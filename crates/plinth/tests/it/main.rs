@@ -2,6 +2,7 @@
 
 mod accounts;
 mod config;
+mod crash;
 mod docs;
 mod helpers;
 mod logs;
