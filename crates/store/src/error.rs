@@ -3,6 +3,10 @@
 
 use plinth_core::ErrorCode;
 
+/// The cause of an `Unavailable` write that found no space on the database's disk (logged;
+/// the client sees only that the database is unavailable).
+pub(crate) const DISK_FULL: &str = "the disk is full";
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -3,6 +3,7 @@
 mod accounts;
 mod config;
 mod crash;
+mod disk_full;
 mod docs;
 mod helpers;
 mod logs;

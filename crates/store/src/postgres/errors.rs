@@ -1,6 +1,7 @@
 //! Translation of `tokio_postgres` and pool errors into [`StoreError`], in one place.
 
 use crate::StoreError;
+use crate::error::DISK_FULL;
 use tokio_postgres::error::SqlState;
 
 /// Maps a driver error to a storage error.
@@ -32,6 +33,10 @@ pub(super) fn map(e: tokio_postgres::Error) -> StoreError {
     }
     if *code == SqlState::INVALID_CATALOG_NAME {
         return StoreError::Unavailable(format!("the database does not exist: {}", db.message()));
+    }
+    if *code == SqlState::DISK_FULL {
+        // 53100: the server could not extend a file; the transaction is rolled back whole.
+        return StoreError::Unavailable(format!("{DISK_FULL}: {}", db.message()));
     }
     if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED {
         return StoreError::Contention(db.message().to_owned());

@@ -1,6 +1,7 @@
 //! Translation of `rusqlite` errors into [`StoreError`], in one place.
 
 use crate::StoreError;
+use crate::error::DISK_FULL;
 use rusqlite::ErrorCode as Code;
 use rusqlite::ffi;
 
@@ -29,9 +30,11 @@ pub(super) fn map(e: rusqlite::Error) -> StoreError {
         Code::DatabaseBusy | Code::DatabaseLocked => {
             StoreError::Unavailable("the database is busy".to_owned())
         }
+        // The write is rolled back whole and the writer goes on; writes succeed again once
+        // space is freed, without a restart.
+        Code::DiskFull => StoreError::Unavailable(DISK_FULL.to_owned()),
         Code::CannotOpen
         | Code::SystemIoFailure
-        | Code::DiskFull
         | Code::ReadOnly
         | Code::FileLockingProtocolFailed => StoreError::Unavailable(format!(
             "the database cannot be used: {}",
@@ -50,7 +53,6 @@ impl Describe for ffi::Error {
         match self.code {
             Code::CannotOpen => "cannot open the file",
             Code::SystemIoFailure => "I/O error",
-            Code::DiskFull => "disk full",
             Code::ReadOnly => "read-only",
             _ => "file locking failed",
         }

@@ -1,7 +1,8 @@
 //! The PostgreSQL engine against a real server: migrations are serialised across instances
 //! (ten stores migrating one database at once migrate it once), destructive changes are
 //! refused unless allowed, as on SQLite, writes that lose a serialization race are retried,
-//! and the statement timeout bounds a write stuck behind a lock.
+//! the statement timeout bounds a write stuck behind a lock, and a full disk (SQLSTATE 53100)
+//! is `Unavailable`.
 //!
 //! PostgreSQL only (what every engine must do is in `contract`): without
 //! `PLINTH_TEST_POSTGRES`, each test prints a `SKIPPED` line, or fails where skipping is not
@@ -9,7 +10,7 @@
 
 use crate::pg::*;
 use plinth_core::{Draft, ModelDecl, Patch, Schema, Status, Value};
-use plinth_store::{PgOptions, PgStore, Store, StoreError};
+use plinth_store::{IdempotencyClaim, PgOptions, PgStore, Store, StoreError};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -407,4 +408,69 @@ async fn the_statement_timeout_ends_a_write_stuck_behind_a_lock_as_unavailable()
         .await
         .expect("the write after the lock is released");
     assert_eq!(after.version, 2);
+}
+
+/// The server's "disk full" (SQLSTATE 53100, raised here by a trigger, as the shared server's
+/// disk cannot be filled) is `Unavailable` saying so, the write leaves nothing, and writes
+/// go on once the cause is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_unavailable_and_leaves_nothing_behind() {
+    let Some(server) = server("a_full_disk_is_unavailable_and_leaves_nothing_behind") else {
+        return;
+    };
+    let database = Database::create(&server).await;
+    let store = PgStore::open(PgOptions::new(database.url()))
+        .await
+        .expect("open the store");
+    let schema = Schema::from_decls(&[]).expect("the default schema");
+    store.migrate(&schema, false).await.expect("migrate");
+    let model = schema.model("resource").expect("resource").clone();
+    let other = database.inspect().await;
+    other
+        .batch_execute(
+            "CREATE FUNCTION no_space() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             RAISE EXCEPTION 'could not extend file: No space left on device' \
+             USING ERRCODE = 'disk_full'; END $$; \
+             CREATE TRIGGER no_space BEFORE INSERT ON resource \
+             FOR EACH ROW EXECUTE FUNCTION no_space()",
+        )
+        .await
+        .expect("install the trigger");
+    // The key is claimed by the failed write's transaction, so it is released with it.
+    let claim = || {
+        Some(IdempotencyClaim {
+            key: "full-1".to_owned(),
+            body_digest: "digest".to_owned(),
+        })
+    };
+    let draft = || Draft {
+        name: "on a full disk".to_owned(),
+        status: Status::Active,
+        fields: Vec::new(),
+    };
+    let err = store
+        .create(&ctx(), &model, draft(), claim())
+        .await
+        .expect_err("no space");
+    assert!(
+        matches!(&err, StoreError::Unavailable(why) if why.starts_with("the disk is full")),
+        "got {err:?}"
+    );
+    assert_eq!(err.code(), plinth_core::ErrorCode::Unavailable);
+    let rows = other
+        .query("SELECT count(*) FROM resource", &[])
+        .await
+        .expect("count");
+    assert_eq!(rows[0].get::<_, i64>(0), 0, "nothing half-written");
+
+    other
+        .batch_execute("DROP TRIGGER no_space ON resource")
+        .await
+        .expect("free the space");
+    let created = store
+        .create(&ctx(), &model, draft(), claim())
+        .await
+        .expect("the write once space is back");
+    assert_eq!(created.record.version, 1);
+    assert!(!created.replayed, "the failed write claimed no key");
 }
