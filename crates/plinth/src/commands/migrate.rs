@@ -16,6 +16,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &MigrateArgs) -> anyhow::Result<()>
 
 /// Prints the plan, and applies it unless `dry_run`.
 async fn migrate(config: &Config, dry_run: bool, allow_destructive: bool) -> anyhow::Result<()> {
+    super::serve::warn_revealing_unique(&config.schema);
     let store = open_store(config).await?;
     let plan = store.plan(&config.schema).await?;
     if plan.is_empty() {

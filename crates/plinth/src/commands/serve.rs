@@ -64,6 +64,7 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
             env::JWT_SECRET_FILE
         );
     }
+    warn_revealing_unique(&config.schema);
     let store = open_store(config).await?;
     let steps = store
         .migrate(&config.schema, allow_destructive)
@@ -94,6 +95,26 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
         ..ServerConfig::default()
     };
     Ok(Application::on_listener(listener, server, state)?)
+}
+
+/// Warns of each `unique = true` field of a `user_read = "own"` model: its `409` tells a
+/// user that a record they cannot read holds the value (`unique = "owner"` does not).
+pub(crate) fn warn_revealing_unique(schema: &plinth_core::Schema) {
+    for model in schema.models() {
+        if model.policy().user_read != plinth_core::ReadScope::Own {
+            continue;
+        }
+        for f in model.fields() {
+            if f.unique() == plinth_core::schema::Unique::Global {
+                tracing::warn!(
+                    model = %model.name(),
+                    field = %f.name(),
+                    "a unique = true field of a user_read = \"own\" model: its conflicts reveal that another \
+                     user's record holds a value; declare unique = \"owner\" unless values must be unique across owners"
+                );
+            }
+        }
+    }
 }
 
 /// On a first start with no admin, creates one from `PLINTH_ADMIN_EMAIL` and
