@@ -51,6 +51,7 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>
 
 /// Migrates the database to the declared models, then builds the bound application.
 pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::Result<Application> {
+    super::permissions::warn_if_exposed(config);
     let auth = Arc::new(Auth::new(config.auth_config()?).map_err(|e| anyhow::anyhow!(e))?);
     check_admin_env(config)?;
     // Bound before the database is touched: a busy port refuses the start with nothing

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod config;
+mod data_files;
 mod docs;
 mod helpers;
 mod logs;

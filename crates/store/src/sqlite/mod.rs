@@ -10,11 +10,12 @@
 //!
 //! Layout: `writer` (the writer thread and group commit), `ddl` (migrations), `exec`
 //! (binding parameters and reading rows), `errors` (translation of `rusqlite` errors into
-//! [`StoreError`]).
+//! [`StoreError`]), `files` (private file modes, the lock file).
 
 mod ddl;
 mod errors;
 mod exec;
+mod files;
 mod writer;
 
 use crate::shared::idempotency_scope;
@@ -112,11 +113,7 @@ impl SqliteStore {
     }
 
     fn open_blocking(opts: &SqliteOptions) -> Result<Self, StoreError> {
-        if let Some(dir) = opts.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-            })?;
-        }
+        files::prepare(&opts.path)?;
         let writer = open_conn(&opts.path, opts.busy_timeout, false)?;
         ddl::init_internal(&writer)?;
         let readers = (0..opts.readers.max(1))
