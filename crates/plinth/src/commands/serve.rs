@@ -8,7 +8,7 @@ use anyhow::Context;
 use plinth_core::Role;
 use plinth_core::auth::{Email, check_password};
 use plinth_server::{AccountError, AppState, Application, Auth, ServerConfig};
-use plinth_store::{PgOptions, PgStore, WriteCtx};
+use plinth_store::{Claim, PgOptions, PgStore, WriteCtx};
 use plinth_store::{SqliteOptions, SqliteStore, Store};
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +67,12 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
     }
     warn_revealing_unique(&config.schema);
     let store = open_store(config).await?;
+    // Held until the process ends: no migration runs under this server (and, on SQLite, no
+    // second server beside it).
+    store
+        .claim(Claim::Serve)
+        .await
+        .context("cannot start the server")?;
     let steps = store
         .migrate(&config.schema, allow_destructive)
         .await

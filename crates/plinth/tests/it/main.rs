@@ -1,6 +1,7 @@
 //! Process-level tests of the `plinth` binary: each spawns the real executable.
 
 mod accounts;
+mod beside;
 mod config;
 mod data_files;
 mod docs;

@@ -42,13 +42,30 @@ pub(super) async fn plan(tx: &Transaction<'_>, schema: &Schema) -> Result<Plan, 
 }
 
 /// Applies the plan inside `tx` (which holds the lock) and records the declarations.
+/// `others`: other instances use the database, so destructive steps are refused whatever
+/// is allowed.
 pub(super) async fn migrate(
     tx: &Transaction<'_>,
     schema: &Schema,
     allow_destructive: bool,
+    others: bool,
 ) -> Result<Vec<String>, StoreError> {
     let old = applied(tx).await?;
     let plan = Plan::new(&old, schema);
+    let destructive: Vec<String> = plan
+        .steps
+        .iter()
+        .filter(|s| s.is_destructive())
+        .map(Step::describe)
+        .collect();
+    if others && !destructive.is_empty() {
+        return Err(StoreError::Migration(format!(
+            "refusing a destructive schema change while other instances use the database: {}. \
+             Stop every instance, then start one with --allow-destructive (or run plinth migrate \
+             --allow-destructive) after taking a backup",
+            destructive.join("; ")
+        )));
+    }
     plan.check(allow_destructive)
         .map_err(StoreError::Migration)?;
     for step in &plan.steps {

@@ -13,8 +13,10 @@
 //! [`Exec`](crate::sql::Exec) of `exec`.
 //!
 //! Layout: `connect` (options, pools, the LISTEN connection), `exec` (binding parameters
-//! and reading rows), `ddl` (migrations), `errors` (SQLSTATE → [`StoreError`]).
+//! and reading rows), `ddl` (migrations), `claim` (the advisory lock servers share and
+//! migrations take alone), `errors` (SQLSTATE → [`StoreError`]).
 
+mod claim;
 mod connect;
 mod ddl;
 mod errors;
@@ -25,8 +27,8 @@ use crate::shared::idempotency_scope;
 use crate::sql::records::StatusChange;
 use crate::sql::{accounts, list, records};
 use crate::{
-    AccountStore, ApiKey, Created, IdempotencyClaim, NewApiKey, NewUser, Page, Refresh, Store,
-    StoreError, User, UserChanges, WriteCtx,
+    AccountStore, ApiKey, Claim, Created, IdempotencyClaim, NewApiKey, NewUser, Page, Refresh,
+    Store, StoreError, User, UserChanges, WriteCtx,
 };
 use async_trait::async_trait;
 pub use connect::PgOptions;
@@ -66,6 +68,10 @@ struct Inner {
     last_ts: AtomicI64,
     /// The schema last migrated to: purge and reference checks need it.
     schema: RwLock<Arc<Schema>>,
+    /// The database URL, for the claim's own connection.
+    url: String,
+    /// The claim this process holds, on its own connection, until close.
+    claim: tokio::sync::Mutex<Option<(Claim, claim::Held)>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -97,6 +103,8 @@ impl PgStore {
                 listener: std::sync::Mutex::new(None),
                 last_ts: AtomicI64::new(0),
                 schema: RwLock::new(Arc::new(empty)),
+                url: opts.url.clone(),
+                claim: tokio::sync::Mutex::new(None),
             }),
         };
         // The internal tables (users, keys, tokens) exist from the start, as on SQLite, so
@@ -219,17 +227,40 @@ impl Store for PgStore {
         .await
     }
 
+    async fn claim(&self, claim: Claim) -> Result<(), StoreError> {
+        let held = claim::Held::take(&self.inner.url, claim, self.inner.op_timeout).await?;
+        *self.inner.claim.lock().await = Some((claim, held));
+        Ok(())
+    }
+
     async fn migrate(
         &self,
         schema: &Schema,
         allow_destructive: bool,
     ) -> Result<Vec<String>, StoreError> {
-        let steps = self
+        // A server applies destructive steps only while it runs alone: it holds the claim
+        // exclusively meanwhile, so no instance starts beside the change.
+        let held = self.inner.claim.lock().await;
+        let serving = match held.as_ref() {
+            Some((Claim::Serve, h)) if allow_destructive => Some(h),
+            _ => None,
+        };
+        let alone = match serving {
+            Some(h) => Some(h.try_exclusive().await?),
+            None => None,
+        };
+        let others = alone == Some(false);
+        let result = self
             .in_tx(async |tx| {
                 ddl::lock_and_init(tx.0).await?;
-                ddl::migrate(tx.0, schema, allow_destructive).await
+                ddl::migrate(tx.0, schema, allow_destructive && !others, others).await
             })
-            .await?;
+            .await;
+        if let (Some(h), Some(true)) = (serving, alone) {
+            h.release_exclusive().await?;
+        }
+        drop(held);
+        let steps = result?;
         if let Ok(mut s) = self.inner.schema.write() {
             *s = Arc::new(schema.clone());
         }
@@ -362,6 +393,7 @@ impl Store for PgStore {
     }
 
     async fn close(&self) {
+        self.inner.claim.lock().await.take();
         if let Some(listener) = self.inner.listener.lock().ok().and_then(|mut l| l.take()) {
             listener.abort();
         }
