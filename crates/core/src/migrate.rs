@@ -138,14 +138,18 @@ impl Plan {
         self.steps.is_empty()
     }
 
-    /// Refuses destructive steps unless allowed, with a message naming each of them.
-    pub fn check(&self, allow_destructive: bool) -> Result<(), String> {
-        let destructive: Vec<String> = self
-            .steps
+    /// The descriptions of the steps that lose data.
+    pub fn destructive(&self) -> Vec<String> {
+        self.steps
             .iter()
             .filter(|s| s.is_destructive())
             .map(Step::describe)
-            .collect();
+            .collect()
+    }
+
+    /// Refuses destructive steps unless allowed, with a message naming each of them.
+    pub fn check(&self, allow_destructive: bool) -> Result<(), String> {
+        let destructive = self.destructive();
         if destructive.is_empty() || allow_destructive {
             return Ok(());
         }

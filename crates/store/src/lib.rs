@@ -106,6 +106,16 @@ pub trait Store: AccountStore + Send + Sync + std::fmt::Debug {
     /// server's own start migration then applies destructive steps only while no other
     /// instance runs.
     async fn claim(&self, claim: Claim) -> Result<(), StoreError>;
+    /// The model declarations the last migration recorded (none on a new database).
+    async fn recorded(&self) -> Result<Vec<plinth_core::ModelDecl>, StoreError>;
+    /// `plinth import`, in one transaction: migrates to `schema` (refusing steps that lose
+    /// data), refuses a database holding users or records, and inserts `lines`. Any
+    /// failure leaves the database as it was.
+    async fn import(
+        &self,
+        schema: &Schema,
+        lines: Vec<transfer::Line>,
+    ) -> Result<(), transfer::TransferError>;
     /// Plans the migration from the schema recorded in the database to `schema`.
     async fn plan(&self, schema: &Schema) -> Result<Plan, StoreError>;
     /// Brings the database to `schema` in one transaction; refuses destructive steps unless

@@ -22,10 +22,20 @@ pub(crate) fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
 
 /// Opens the configured database.
 pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    open_store_as(config, false).await
+}
+
+/// Opens the configured database, for reading only when `read_only` (nothing is created
+/// and no write reaches it).
+pub(crate) async fn open_store_as(
+    config: &Config,
+    read_only: bool,
+) -> anyhow::Result<Arc<dyn Store>> {
     match config.database()? {
         Database::Sqlite(path) => {
             let mut opts = SqliteOptions::new(&path);
             opts.readers = config.settings.sqlite_readers;
+            opts.read_only = read_only;
             let store = SqliteStore::open(opts)
                 .await
                 .with_context(|| format!("cannot open the database {}", path.display()))?;
@@ -33,6 +43,7 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>
         }
         Database::Postgres(url) => {
             let mut opts = PgOptions::new(url.expose());
+            opts.read_only = read_only;
             let settings = &config.settings;
             opts.pool_size = settings.pg_pool_size;
             opts.connect_timeout = Duration::from_secs(settings.pg_connect_timeout_seconds);

@@ -25,7 +25,9 @@ mod exec;
 use crate::ReadFrom;
 use crate::shared::idempotency_scope;
 use crate::sql::records::StatusChange;
+use crate::sql::transfer as sql_transfer;
 use crate::sql::{accounts, list, records};
+use crate::transfer::{Line, TransferError};
 use crate::{
     AccountStore, ApiKey, Claim, Created, IdempotencyClaim, NewApiKey, NewUser, Page, Refresh,
     Store, StoreError, User, UserChanges, WriteCtx,
@@ -107,6 +109,15 @@ impl PgStore {
                 claim: tokio::sync::Mutex::new(None),
             }),
         };
+        if opts.read_only {
+            // Nothing to create or to listen for: a connection tried now proves the URL.
+            store
+                .call(PRIMARY, async |c| {
+                    c.0.simple_query("SELECT 1").await.map_err(errors::map)
+                })
+                .await?;
+            return Ok(store);
+        }
         // The internal tables (users, keys, tokens) exist from the start, as on SQLite, so
         // account commands work before the first migration.
         store
@@ -227,6 +238,34 @@ impl Store for PgStore {
         .await
     }
 
+    async fn recorded(&self) -> Result<Vec<plinth_core::ModelDecl>, StoreError> {
+        self.call(PRIMARY, async |c| ddl::applied(c.0).await).await
+    }
+
+    async fn import(&self, schema: &Schema, lines: Vec<Line>) -> Result<(), TransferError> {
+        // One transaction, not bounded as a whole (an import may be large; each statement
+        // has the statement timeout), and not retried: the target is a fresh database.
+        let mut client = self.inner.pool.get().await.map_err(errors::pool)?;
+        let tx = client.transaction().await.map_err(errors::map)?;
+        let filled = async {
+            ddl::lock_and_init(&tx).await?;
+            ddl::migrate(&tx, schema, &sql_transfer::refuse_destructive).await?;
+            sql_transfer::fill(&Pg(&tx), schema, &lines).await
+        }
+        .await;
+        match filled {
+            Ok(()) => tx.commit().await.map_err(errors::map)?,
+            Err(e) => {
+                let _ = tx.rollback().await;
+                return Err(e);
+            }
+        }
+        if let Ok(mut s) = self.inner.schema.write() {
+            *s = Arc::new(schema.clone());
+        }
+        Ok(())
+    }
+
     async fn claim(&self, claim: Claim) -> Result<(), StoreError> {
         let held = claim::Held::take(&self.inner.url, claim, self.inner.op_timeout).await?;
         *self.inner.claim.lock().await = Some((claim, held));
@@ -250,10 +289,22 @@ impl Store for PgStore {
             None => None,
         };
         let others = alone == Some(false);
+        let check = |plan: &Plan| {
+            let destructive = plan.destructive();
+            if others && !destructive.is_empty() {
+                return Err(StoreError::Migration(format!(
+                    "refusing a destructive schema change while other instances use the database: {}. \
+                     Stop every instance, then start one with --allow-destructive (or run plinth \
+                     migrate --allow-destructive) after taking a backup",
+                    destructive.join("; ")
+                )));
+            }
+            plan.check(allow_destructive).map_err(StoreError::Migration)
+        };
         let result = self
             .in_tx(async |tx| {
                 ddl::lock_and_init(tx.0).await?;
-                ddl::migrate(tx.0, schema, allow_destructive && !others, others).await
+                ddl::migrate(tx.0, schema, &check).await
             })
             .await;
         if let (Some(h), Some(true)) = (serving, alone) {

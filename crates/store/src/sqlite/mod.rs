@@ -22,7 +22,9 @@ mod writer;
 
 use crate::shared::idempotency_scope;
 use crate::sql::records::StatusChange;
+use crate::sql::transfer as sql_transfer;
 use crate::sql::{ready, records};
+use crate::transfer::{Line, TransferError};
 use crate::{Claim, Created, IdempotencyClaim, Page, Store, StoreError, WriteCtx};
 use async_trait::async_trait;
 use plinth_core::migrate::Plan;
@@ -43,6 +45,9 @@ pub struct SqliteOptions {
     pub readers: usize,
     /// How long a statement waits for a lock before failing as `Unavailable`.
     pub busy_timeout: Duration,
+    /// Open an existing file for reading only (`plinth export`): nothing is created, every
+    /// connection is read-only, and no write reaches the file.
+    pub read_only: bool,
 }
 
 impl SqliteOptions {
@@ -52,6 +57,7 @@ impl SqliteOptions {
             path: path.into(),
             readers: 4,
             busy_timeout: Duration::from_secs(5),
+            read_only: false,
         }
     }
 }
@@ -76,6 +82,8 @@ struct Inner {
     schema: RwLock<Arc<Schema>>,
     /// The lock file held by a [`Claim`], until close (see `files::lock`).
     claim: Mutex<Option<std::fs::File>>,
+    /// Opened for reading only: close neither optimises nor checkpoints.
+    read_only: bool,
 }
 
 /// A read connection checked out of the pool; dropping it (after the read, or while a
@@ -111,9 +119,13 @@ impl SqliteStore {
     }
 
     fn open_blocking(opts: &SqliteOptions) -> Result<Self, StoreError> {
-        files::prepare(&opts.path)?;
-        let writer = open_conn(&opts.path, opts.busy_timeout, false)?;
-        ddl::init_internal(&writer)?;
+        if !opts.read_only {
+            files::prepare(&opts.path)?;
+        }
+        let writer = open_conn(&opts.path, opts.busy_timeout, opts.read_only)?;
+        if !opts.read_only {
+            ddl::init_internal(&writer)?;
+        }
         let readers = (0..opts.readers.max(1))
             .map(|_| open_conn(&opts.path, opts.busy_timeout, true))
             .collect::<Result<Vec<_>, _>>()?;
@@ -127,6 +139,7 @@ impl SqliteStore {
                 readers: Arc::new(Mutex::new(readers)),
                 schema: RwLock::new(Arc::new(empty)),
                 claim: Mutex::new(None),
+                read_only: opts.read_only,
             }),
         })
     }
@@ -265,6 +278,33 @@ fn register_functions(conn: &Connection) -> Result<(), StoreError> {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn recorded(&self) -> Result<Vec<plinth_core::ModelDecl>, StoreError> {
+        self.read(ddl::applied).await
+    }
+
+    async fn import(&self, schema: &Schema, lines: Vec<Line>) -> Result<(), TransferError> {
+        let target = schema.clone();
+        self.exclusive(move |w| {
+            let tx = w
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(errors::map)?;
+            let filled = ddl::migrate_in(&tx, &target, &sql_transfer::refuse_destructive)
+                .map_err(TransferError::from)
+                .and_then(|_| ready(sql_transfer::fill(&*tx, &target, &lines)));
+            // Dropped uncommitted on failure: rolled back, nothing left behind.
+            if filled.is_ok() {
+                tx.commit().map_err(errors::map)?;
+            }
+            Ok(filled)
+        })
+        .await??;
+        if let Ok(mut s) = self.inner.schema.write() {
+            *s = Arc::new(schema.clone());
+        }
+        Ok(())
+    }
+
     async fn claim(&self, claim: Claim) -> Result<(), StoreError> {
         let file = files::lock(&self.inner.path, claim)?;
         if let Ok(mut held) = self.inner.claim.lock() {
@@ -438,9 +478,13 @@ impl Store for SqliteStore {
         if let Ok(mut idle) = self.inner.readers.lock() {
             idle.clear();
         }
+        let read_only = self.inner.read_only;
         let result = self
-            .exclusive(|w| {
+            .exclusive(move |w| {
                 w.close();
+                if read_only {
+                    return Ok(());
+                }
                 w.conn
                     .execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);")
                     .map_err(errors::map)
