@@ -12,3 +12,4 @@ mod process;
 mod refusals;
 mod secrets;
 mod settings;
+mod transfer;
