@@ -4,7 +4,7 @@
 //! Planning is pure; the store executes a [`Plan`] inside one transaction. Steps that lose
 //! data are marked destructive and refused unless the operator allows them.
 
-use crate::schema::{FieldDecl, FieldDef, FieldKind, ModelDecl, ModelDef, Schema};
+use crate::schema::{FieldDecl, FieldDef, FieldKind, ModelDecl, ModelDef, Schema, Unique};
 use std::sync::Arc;
 
 /// Which index a field has.
@@ -16,16 +16,17 @@ pub enum IndexKind {
     Plain,
     /// A unique index.
     Unique,
+    /// A unique index on (`owner_id`, the field).
+    UniquePerOwner,
 }
 
 impl IndexKind {
-    fn of(unique: bool, indexed: bool) -> Self {
-        if unique {
-            Self::Unique
-        } else if indexed {
-            Self::Plain
-        } else {
-            Self::None
+    fn of(unique: Unique, indexed: bool) -> Self {
+        match unique {
+            Unique::Global => Self::Unique,
+            Unique::PerOwner => Self::UniquePerOwner,
+            Unique::No if indexed => Self::Plain,
+            Unique::No => Self::None,
         }
     }
 
@@ -137,14 +138,18 @@ impl Plan {
         self.steps.is_empty()
     }
 
-    /// Refuses destructive steps unless allowed, with a message naming each of them.
-    pub fn check(&self, allow_destructive: bool) -> Result<(), String> {
-        let destructive: Vec<String> = self
-            .steps
+    /// The descriptions of the steps that lose data.
+    pub fn destructive(&self) -> Vec<String> {
+        self.steps
             .iter()
             .filter(|s| s.is_destructive())
             .map(Step::describe)
-            .collect();
+            .collect()
+    }
+
+    /// Refuses destructive steps unless allowed, with a message naming each of them.
+    pub fn check(&self, allow_destructive: bool) -> Result<(), String> {
+        let destructive = self.destructive();
         if destructive.is_empty() || allow_destructive {
             return Ok(());
         }

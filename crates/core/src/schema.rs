@@ -9,6 +9,9 @@ use crate::policy::{FieldAccess, ModelPolicy, ReadScope};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+mod unique;
+pub use unique::Unique;
+
 /// Default `max_length` of a `string` field.
 pub const DEFAULT_STRING_MAX: u32 = 255;
 /// Default `max_length` of a `text` field (the request body limit caps it too).
@@ -109,9 +112,10 @@ pub struct FieldDecl {
     /// Must be present (and not null) on create and PUT.
     #[serde(default, skip_serializing_if = "is_false")]
     pub required: bool,
-    /// No two records may share a value (enforced by a unique index).
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub unique: bool,
+    /// No two records (`true`), or no two records of one owner (`"owner"`), may share a
+    /// value (enforced by a unique index).
+    #[serde(default, skip_serializing_if = "Unique::is_no")]
+    pub unique: Unique,
     /// Gets an index; indexed fields can be sort keys.
     #[serde(default, skip_serializing_if = "is_false")]
     pub indexed: bool,
@@ -255,7 +259,7 @@ pub struct FieldDef {
     kind: FieldKind,
     ty: FieldType,
     required: bool,
-    unique: bool,
+    unique: Unique,
     indexed: bool,
     admin_only: bool,
 }
@@ -277,13 +281,13 @@ impl FieldDef {
     pub fn required(&self) -> bool {
         self.required
     }
-    /// Backed by a unique index.
-    pub fn unique(&self) -> bool {
+    /// Which records may not share a value.
+    pub fn unique(&self) -> Unique {
         self.unique
     }
     /// Backed by an index (unique fields are indexed too).
     pub fn indexed(&self) -> bool {
-        self.indexed || self.unique
+        self.indexed || self.unique.is_some()
     }
     /// Seen and set by admins only.
     pub fn admin_only(&self) -> bool {
@@ -453,7 +457,7 @@ fn field_def(f: &FieldDecl, models: &[&str]) -> Result<FieldDef, String> {
             kind_name(kind)
         ));
     }
-    if kind == FieldKind::Json && (f.unique || f.indexed) {
+    if kind == FieldKind::Json && (f.unique.is_some() || f.indexed) {
         return Err("a json field cannot be unique or indexed".to_owned());
     }
     if f.admin_only && f.required {

@@ -47,11 +47,13 @@ pub(crate) enum Command {
     /// secrets masked).
     Config(ConfigArgs),
     /// Write every model's records and every user (with password hashes) as JSON lines, to
-    /// move a deployment to another database (e.g. SQLite → PostgreSQL). Treat the file as
-    /// a secret. API keys and sessions are not exported.
+    /// move a deployment to another database (e.g. SQLite → PostgreSQL). Reads only, at the
+    /// models recorded in the database. Treat the file as a secret. API keys and sessions
+    /// are not exported.
     Export(ExportArgs),
-    /// Read an export into the configured database, which must be empty; the schema is
-    /// migrated to the declared models first.
+    /// Read an export into the configured database, which must be empty, migrating it to the
+    /// declared models: one transaction, so a failed import changes nothing and can be
+    /// retried. Refused while a server uses the database.
     Import(ImportArgs),
     /// Manage accounts: `plinth user create --email ada@example.com --role admin`.
     #[command(subcommand)]

@@ -127,7 +127,9 @@ impl From<StoreError> for ApiError {
             StoreError::Stale { .. } => {
                 Self::new(code, "the record has changed since the version in If-Match")
             }
-            StoreError::Unavailable(cause) | StoreError::Contention(cause) => Self {
+            StoreError::Unavailable(cause)
+            | StoreError::Contention(cause)
+            | StoreError::InUse(cause) => Self {
                 cause: Some(cause),
                 ..Self::new(code, "the database is unavailable; retry shortly")
             },

@@ -49,6 +49,10 @@ pub enum StoreError {
     /// few times before giving up with this.
     #[error("database contention: {0}")]
     Contention(String),
+    /// Another process uses the database in a way this one must not run beside (a server,
+    /// a migration); the message says which.
+    #[error("{0}")]
+    InUse(String),
     /// The database cannot be reached or is too busy; retrying later may work.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -66,7 +70,7 @@ impl StoreError {
             Self::InvalidReference { .. } | Self::InvalidValue { .. } => ErrorCode::InvalidInput,
             Self::Stale { .. } => ErrorCode::PreconditionFailed,
             Self::Migration(_) | Self::Internal(_) => ErrorCode::Internal,
-            Self::Unavailable(_) | Self::Contention(_) => ErrorCode::Unavailable,
+            Self::Unavailable(_) | Self::Contention(_) | Self::InUse(_) => ErrorCode::Unavailable,
         }
     }
 

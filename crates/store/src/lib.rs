@@ -45,6 +45,18 @@ pub enum ReadFrom {
     Replica,
 }
 
+/// How a process uses a database, claimed with [`Store::claim`] for as long as the store
+/// stays open (the process's life): a schema change must not run under a server, whose
+/// statements assume the schema it migrated to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// `plinth serve`. On SQLite one server at a time; on PostgreSQL any number of
+    /// instances together (each holds a shared lock), none beside a `Maintain` claim.
+    Serve,
+    /// `plinth migrate` or `plinth import`: alone, no server and no other maintenance.
+    Maintain,
+}
+
 /// Who is writing, and under which request; passed to every write so the audit trail can
 /// be written in the same transaction as the change.
 #[derive(Debug, Clone)]
@@ -89,6 +101,21 @@ pub struct Page {
 /// makes a write conditional.
 #[async_trait]
 pub trait Store: AccountStore + Send + Sync + std::fmt::Debug {
+    /// Claims the database for `claim` until the store is closed, or refuses with
+    /// [`StoreError::InUse`] when another process's claim excludes it. On PostgreSQL, a
+    /// server's own start migration then applies destructive steps only while no other
+    /// instance runs.
+    async fn claim(&self, claim: Claim) -> Result<(), StoreError>;
+    /// The model declarations the last migration recorded (none on a new database).
+    async fn recorded(&self) -> Result<Vec<plinth_core::ModelDecl>, StoreError>;
+    /// `plinth import`, in one transaction: migrates to `schema` (refusing steps that lose
+    /// data), refuses a database holding users or records, and inserts `lines`. Any
+    /// failure leaves the database as it was.
+    async fn import(
+        &self,
+        schema: &Schema,
+        lines: Vec<transfer::Line>,
+    ) -> Result<(), transfer::TransferError>;
     /// Plans the migration from the schema recorded in the database to `schema`.
     async fn plan(&self, schema: &Schema) -> Result<Plan, StoreError>;
     /// Brings the database to `schema` in one transaction; refuses destructive steps unless

@@ -49,6 +49,26 @@ pub(crate) fn email_conflict(e: StoreError) -> StoreError {
     }
 }
 
+/// A unique index refused a write; `columns` are the ones it covers, as the engine names
+/// them. An index on (`owner_id`, field) is a field unique per owner: the answer says the
+/// value is taken for this owner only, which reveals nothing about other owners' records.
+pub(crate) fn unique_conflict(columns: &[&str]) -> StoreError {
+    match columns {
+        ["owner_id", field] => StoreError::Conflict {
+            field: Some((*field).to_owned()),
+            reason: "this owner already has a record with this value".to_owned(),
+        },
+        [field] => StoreError::Conflict {
+            field: Some((*field).to_owned()),
+            reason: "another record already has this value".to_owned(),
+        },
+        _ => StoreError::Conflict {
+            field: None,
+            reason: "another record already has this value".to_owned(),
+        },
+    }
+}
+
 /// The condition "after the cursor row" in the sort order, NULLs sorting as largest (last
 /// going up, first going down). `value` is the placeholder of the row's sort value, `None`
 /// when that value was NULL; `id` the placeholder of its id.

@@ -11,11 +11,11 @@ use crate::{Store, StoreError, User};
 use plinth_core::auth::{parse_role, role_name};
 use plinth_core::schema::ValueKind;
 use plinth_core::{
-    FieldAccess, ListQuery, ListScope, ModelDecl, ModelDef, Record, RecordId, Schema, Status,
-    Timestamp, Value,
+    FieldAccess, ListQuery, ListScope, ModelDef, Record, RecordId, Schema, Status, Timestamp, Value,
 };
 use serde_json::{Value as Json, json};
 use std::io::{BufRead, Write};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// The format version written in the header.
@@ -54,13 +54,35 @@ pub enum TransferError {
     NotEmpty(String),
 }
 
-/// Writes every user and every record of `schema`'s models.
-pub async fn export(
-    store: &dyn Store,
-    schema: &Schema,
-    out: &mut dyn Write,
-) -> Result<Counts, TransferError> {
-    let decls: Vec<&ModelDecl> = schema.models().iter().map(|m| m.decl()).collect();
+/// One parsed line of an export: a user or a record of a declared model.
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// An account, with its password hash.
+    User(User),
+    /// A record, exactly as exported.
+    Record(Arc<ModelDef>, Record),
+}
+
+/// An [`Item`] and the line it was read from (1-based), for messages.
+#[derive(Debug, Clone)]
+pub struct Line {
+    /// The line number.
+    pub number: u64,
+    /// What it holds.
+    pub item: Item,
+}
+
+/// Writes every user and every record, at the schema recorded in the database (the models
+/// its last migration applied, whatever `plinth.toml` declares now). Reads only.
+pub async fn export(store: &dyn Store, out: &mut dyn Write) -> Result<Counts, TransferError> {
+    let decls = store.recorded().await?;
+    let schema = if decls.is_empty() {
+        None
+    } else {
+        Some(Schema::from_decls(&decls).map_err(|_| {
+            StoreError::internal("the model declarations recorded in the database are invalid")
+        })?)
+    };
     writeln!(
         out,
         "{}",
@@ -79,7 +101,7 @@ pub async fn export(
             _ => break,
         }
     }
-    for model in schema.models() {
+    for model in schema.iter().flat_map(Schema::models) {
         let mut cursor: Option<String> = None;
         loop {
             let mut pairs = vec![
@@ -110,14 +132,29 @@ pub async fn export(
     Ok(counts)
 }
 
-/// Reads an export into an empty database already migrated to `schema`.
+/// Reads an export into an empty database, migrated to `schema` first, all in one
+/// transaction: it completes, or leaves the database as it was (and can be retried). The
+/// whole file is read and checked before the database is touched.
 pub async fn import(
     store: &dyn Store,
     schema: &Schema,
     input: &mut dyn BufRead,
 ) -> Result<Counts, TransferError> {
-    ensure_empty(store, schema).await?;
+    let lines = parse(schema, input)?;
     let mut counts = Counts::default();
+    for line in &lines {
+        match line.item {
+            Item::User(_) => counts.users += 1,
+            Item::Record(..) => counts.records += 1,
+        }
+    }
+    store.import(schema, lines).await?;
+    Ok(counts)
+}
+
+/// Every line of an export, parsed against `schema`.
+pub fn parse(schema: &Schema, input: &mut dyn BufRead) -> Result<Vec<Line>, TransferError> {
+    let mut lines = Vec::new();
     let mut line_no = 0u64;
     let mut line = String::new();
     loop {
@@ -137,21 +174,21 @@ pub async fn import(
             }
             continue;
         }
-        if let Some(u) = v.get("user") {
-            store.import_user(user_from(u).map_err(bad)?).await?;
-            counts.users += 1;
+        let item = if let Some(u) = v.get("user") {
+            Item::User(user_from(u).map_err(bad)?)
         } else if let Some(r) = v.get("record") {
             let name = r["model"].as_str().unwrap_or_default();
             let model = schema
                 .model(name)
                 .ok_or_else(|| bad(format!("model {name:?} is not declared in the target")))?;
-            store
-                .import_record(model, record_from(model, r).map_err(bad)?)
-                .await?;
-            counts.records += 1;
+            Item::Record(Arc::clone(model), record_from(model, r).map_err(bad)?)
         } else {
             return Err(bad("neither a user nor a record".to_owned()));
-        }
+        };
+        lines.push(Line {
+            number: line_no,
+            item,
+        });
     }
     if line_no == 0 {
         return Err(TransferError::Format {
@@ -159,36 +196,7 @@ pub async fn import(
             reason: "the file is empty".to_owned(),
         });
     }
-    Ok(counts)
-}
-
-async fn ensure_empty(store: &dyn Store, schema: &Schema) -> Result<(), TransferError> {
-    if !store.list_users(None, 1).await?.is_empty() {
-        return Err(TransferError::NotEmpty("it has users".to_owned()));
-    }
-    for model in schema.models() {
-        let pairs = [
-            (
-                "status[in]".to_owned(),
-                "active,inactive,deleted".to_owned(),
-            ),
-            ("limit".to_owned(), "1".to_owned()),
-        ];
-        let query =
-            ListQuery::parse(model, &pairs, FieldAccess::All).map_err(StoreError::internal)?;
-        if !store
-            .list(model, &query, ListScope::All)
-            .await?
-            .records
-            .is_empty()
-        {
-            return Err(TransferError::NotEmpty(format!(
-                "model {} has records",
-                model.name()
-            )));
-        }
-    }
-    Ok(())
+    Ok(lines)
 }
 
 fn user_json(u: &User) -> Json {

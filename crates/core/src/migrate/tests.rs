@@ -222,7 +222,12 @@ fn index_changes_reindex_from_the_old_index() {
         ])
     };
     let (plain, unique) = (json!({ "indexed": true }), json!({ "unique": true }));
+    let owner = json!({ "unique": "owner" });
     for (old, new, expected) in [
+        (unique.clone(), owner.clone(), IndexKind::Unique),
+        (owner.clone(), unique.clone(), IndexKind::UniquePerOwner),
+        (owner.clone(), none(), IndexKind::UniquePerOwner),
+        (plain.clone(), owner.clone(), IndexKind::Plain),
         (none(), plain.clone(), IndexKind::None),
         (none(), unique.clone(), IndexKind::None),
         (plain.clone(), none(), IndexKind::Plain),

@@ -122,7 +122,9 @@ fn every_field_type_compiles_with_its_constraints() {
 
     let (pos, email) = m.field("email").expect("email");
     assert_eq!((pos, m.field("parent").expect("parent").0), (0, 8));
-    assert!(email.required() && email.unique() && email.indexed() && email.sortable());
+    assert!(
+        email.required() && email.unique() == Unique::Global && email.indexed() && email.sortable()
+    );
     let bio = m.field("bio").expect("bio").1;
     assert!(!bio.required() && !bio.indexed() && !bio.sortable());
     assert!(m.field("qty").expect("qty").1.sortable());
@@ -504,4 +506,52 @@ fn non_finite_float_bounds_are_refused() {
             "min {min:?}, max {max:?}"
         );
     }
+}
+
+#[test]
+fn unique_is_true_false_or_owner_and_nothing_else() {
+    for (written, expected) in [
+        (json!(true), Unique::Global),
+        (json!(false), Unique::No),
+        (json!("owner"), Unique::PerOwner),
+    ] {
+        let s = thing(json!([field("string", json!({ "unique": written }))])).expect("valid");
+        let f = &s.model("thing").expect("thing").fields()[0];
+        assert_eq!(f.unique(), expected, "{written}");
+        assert_eq!(f.indexed(), expected != Unique::No, "{written}");
+        // Written back as read, so recorded declarations compare equal.
+        let back = serde_json::to_value(s.models()[0].decl()).expect("serialise");
+        let want = if expected == Unique::No {
+            Json::Null
+        } else {
+            written
+        };
+        assert_eq!(
+            back["fields"][0]
+                .get("unique")
+                .cloned()
+                .unwrap_or(Json::Null),
+            want
+        );
+    }
+    for bad in [
+        json!("yes"),
+        json!("Owner"),
+        json!(1),
+        json!(null),
+        json!(["owner"]),
+    ] {
+        let decl =
+            json!([{ "name": "thing", "fields": [field("string", json!({ "unique": bad }))] }]);
+        let err = serde_json::from_value::<Vec<ModelDecl>>(decl).expect_err("refused");
+        assert!(
+            err.to_string()
+                .contains("expected true, false or \"owner\""),
+            "{bad}: {err}"
+        );
+    }
+    refused(
+        field("json", json!({ "unique": "owner" })),
+        "a json field cannot be unique or indexed",
+    );
 }

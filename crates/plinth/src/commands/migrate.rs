@@ -5,6 +5,7 @@ use crate::cli::{GlobalArgs, MigrateArgs};
 use crate::config::Config;
 use crate::logging;
 use anyhow::Context;
+use plinth_store::Claim;
 
 /// `plinth migrate`.
 pub(crate) fn run(global: &GlobalArgs, args: &MigrateArgs) -> anyhow::Result<()> {
@@ -16,7 +17,18 @@ pub(crate) fn run(global: &GlobalArgs, args: &MigrateArgs) -> anyhow::Result<()>
 
 /// Prints the plan, and applies it unless `dry_run`.
 async fn migrate(config: &Config, dry_run: bool, allow_destructive: bool) -> anyhow::Result<()> {
+    super::serve::warn_revealing_unique(&config.schema);
     let store = open_store(config).await?;
+    // A migration under a running server would break it: refused, by the dry run too.
+    if let Err(e) = store.claim(Claim::Maintain).await {
+        store.close().await;
+        let verb = if dry_run {
+            "would be refused"
+        } else {
+            "is refused"
+        };
+        return Err(anyhow::Error::new(e).context(format!("the migration {verb}")));
+    }
     let plan = store.plan(&config.schema).await?;
     if plan.is_empty() {
         println!("the schema is up to date");

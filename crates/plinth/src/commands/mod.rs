@@ -5,6 +5,7 @@ pub(crate) mod bench;
 pub(crate) mod config;
 pub(crate) mod keys;
 pub(crate) mod migrate;
+pub(crate) mod permissions;
 pub(crate) mod serve;
 pub(crate) mod transfer;
 pub(crate) mod user;

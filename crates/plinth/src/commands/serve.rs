@@ -8,7 +8,7 @@ use anyhow::Context;
 use plinth_core::Role;
 use plinth_core::auth::{Email, check_password};
 use plinth_server::{AccountError, AppState, Application, Auth, ServerConfig};
-use plinth_store::{PgOptions, PgStore, WriteCtx};
+use plinth_store::{Claim, PgOptions, PgStore, WriteCtx};
 use plinth_store::{SqliteOptions, SqliteStore, Store};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,10 +22,20 @@ pub(crate) fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
 
 /// Opens the configured database.
 pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    open_store_as(config, false).await
+}
+
+/// Opens the configured database, for reading only when `read_only` (nothing is created
+/// and no write reaches it).
+pub(crate) async fn open_store_as(
+    config: &Config,
+    read_only: bool,
+) -> anyhow::Result<Arc<dyn Store>> {
     match config.database()? {
         Database::Sqlite(path) => {
             let mut opts = SqliteOptions::new(&path);
             opts.readers = config.settings.sqlite_readers;
+            opts.read_only = read_only;
             let store = SqliteStore::open(opts)
                 .await
                 .with_context(|| format!("cannot open the database {}", path.display()))?;
@@ -33,6 +43,7 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>
         }
         Database::Postgres(url) => {
             let mut opts = PgOptions::new(url.expose());
+            opts.read_only = read_only;
             let settings = &config.settings;
             opts.pool_size = settings.pg_pool_size;
             opts.connect_timeout = Duration::from_secs(settings.pg_connect_timeout_seconds);
@@ -51,6 +62,7 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>
 
 /// Migrates the database to the declared models, then builds the bound application.
 pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::Result<Application> {
+    super::permissions::warn_if_exposed(config);
     let auth = Arc::new(Auth::new(config.auth_config()?).map_err(|e| anyhow::anyhow!(e))?);
     check_admin_env(config)?;
     // Bound before the database is touched: a busy port refuses the start with nothing
@@ -64,7 +76,14 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
             env::JWT_SECRET_FILE
         );
     }
+    warn_revealing_unique(&config.schema);
     let store = open_store(config).await?;
+    // Held until the process ends: no migration runs under this server (and, on SQLite, no
+    // second server beside it).
+    store
+        .claim(Claim::Serve)
+        .await
+        .context("cannot start the server")?;
     let steps = store
         .migrate(&config.schema, allow_destructive)
         .await
@@ -94,6 +113,26 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
         ..ServerConfig::default()
     };
     Ok(Application::on_listener(listener, server, state)?)
+}
+
+/// Warns of each `unique = true` field of a `user_read = "own"` model: its `409` tells a
+/// user that a record they cannot read holds the value (`unique = "owner"` does not).
+pub(crate) fn warn_revealing_unique(schema: &plinth_core::Schema) {
+    for model in schema.models() {
+        if model.policy().user_read != plinth_core::ReadScope::Own {
+            continue;
+        }
+        for f in model.fields() {
+            if f.unique() == plinth_core::schema::Unique::Global {
+                tracing::warn!(
+                    model = %model.name(),
+                    field = %f.name(),
+                    "a unique = true field of a user_read = \"own\" model: its conflicts reveal that another \
+                     user's record holds a value; declare unique = \"owner\" unless values must be unique across owners"
+                );
+            }
+        }
+    }
 }
 
 /// On a first start with no admin, creates one from `PLINTH_ADMIN_EMAIL` and

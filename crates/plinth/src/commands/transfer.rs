@@ -1,10 +1,11 @@
 //! `plinth export` and `plinth import`: wiring around `plinth_store::transfer`.
 
-use super::serve::open_store;
+use super::serve::{open_store, open_store_as};
 use crate::cli::{ExportArgs, GlobalArgs, ImportArgs};
 use crate::config::Config;
 use crate::logging;
 use anyhow::Context;
+use plinth_store::Claim;
 use std::io::{BufReader, Write};
 use std::path::Path;
 
@@ -22,21 +23,17 @@ pub(crate) fn run_import(global: &GlobalArgs, args: &ImportArgs) -> anyhow::Resu
     super::runtime()?.block_on(import(&config, &args.input))
 }
 
-/// Writes the configured database to `output` (`-`: standard output).
+/// Writes the configured database to `output` (`-`: standard output), at the schema
+/// recorded in it, opened for reading only.
 pub(crate) async fn export(config: &Config, output: &Path) -> anyhow::Result<()> {
-    let store = open_store(config).await?;
-    // Reads need the tables; migrating is a no-op on an up-to-date database.
-    store
-        .migrate(&config.schema, false)
-        .await
-        .context("schema migration failed")?;
+    let store = open_store_as(config, true).await?;
     let result = if output == Path::new("-") {
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
-        plinth_store::transfer::export(store.as_ref(), &config.schema, &mut out).await
+        plinth_store::transfer::export(store.as_ref(), &mut out).await
     } else {
         let mut file = std::io::BufWriter::new(create_private(output)?);
-        let r = plinth_store::transfer::export(store.as_ref(), &config.schema, &mut file).await;
+        let r = plinth_store::transfer::export(store.as_ref(), &mut file).await;
         file.flush()
             .with_context(|| format!("cannot write {}", output.display()))?;
         r
@@ -50,14 +47,13 @@ pub(crate) async fn export(config: &Config, output: &Path) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Reads `input` (`-`: standard input) into the configured, empty database.
+/// Reads `input` (`-`: standard input) into the configured, empty database, migrated to
+/// the declared models in the same transaction: all of it, or nothing.
 pub(crate) async fn import(config: &Config, input: &Path) -> anyhow::Result<()> {
     let store = open_store(config).await?;
     let result = async {
-        store
-            .migrate(&config.schema, false)
-            .await
-            .context("schema migration failed")?;
+        // The import changes the schema: not under a running server.
+        store.claim(Claim::Maintain).await?;
         if input == Path::new("-") {
             let stdin = std::io::stdin();
             let mut reader = stdin.lock();

@@ -83,6 +83,14 @@ impl Config {
         }
     }
 
+    /// The file the signing key is read from (or generated into), if it comes from one.
+    pub(crate) fn key_file(&self) -> Option<&Path> {
+        match &self.key {
+            KeySource::File(p) | KeySource::Generated(p) => Some(p),
+            KeySource::Env(_) => None,
+        }
+    }
+
     /// Whether the key is the development key generated in the data directory.
     pub(crate) fn key_is_generated(&self) -> bool {
         matches!(self.key, KeySource::Generated(_))
@@ -149,7 +157,13 @@ fn generated_key(path: &Path) -> anyhow::Result<SigningKey> {
     }
     let key = SigningKey::generate().map_err(|e| anyhow::anyhow!(e))?;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let text = base64::engine::general_purpose::STANDARD.encode(key.expose());
     write_private(path, text.as_bytes())

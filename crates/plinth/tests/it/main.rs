@@ -1,8 +1,10 @@
 //! Process-level tests of the `plinth` binary: each spawns the real executable.
 
 mod accounts;
+mod beside;
 mod config;
 mod crash;
+mod data_files;
 mod disk_full;
 mod docs;
 mod helpers;
@@ -12,3 +14,4 @@ mod process;
 mod refusals;
 mod secrets;
 mod settings;
+mod transfer;

@@ -329,3 +329,38 @@ async fn a_start_refused_for_its_signing_key_applies_no_migration() {
         "a refused start dropped book.pages: {book}"
     );
 }
+
+/// `unique` is `true`, `false` or `"owner"`; anything else stops the start, naming the
+/// choices. `unique = true` on a model whose users read only their own records starts with
+/// a warning (its conflicts reveal others' values); `"owner"` starts without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unique_values_are_checked_and_a_revealing_one_is_warned_of() {
+    let dir = TestDir::new();
+    let own = |unique: &str| {
+        format!(
+            "[[models]]\nname = \"order\"\nuser_read = \"own\"\n\n\
+             [[models.fields]]\nname = \"sku\"\ntype = \"string\"\nunique = {unique}\n"
+        )
+    };
+    let data = dir.data_arg();
+    let serve = ["serve", "--listen", "127.0.0.1:0", "--data-dir", &data];
+    dir.write_config(&own("\"yes\""));
+    let stderr = refused(&dir, &serve, &[]).await.stderr;
+    assert!(stderr.contains("true, false or \"owner\""), "{stderr}");
+
+    let warned = |server: &Server| {
+        server.proc.logs().iter().any(|l| {
+            l["level"] == "WARN"
+                && log_field(l, "field").and_then(Value::as_str) == Some("sku")
+                && log_message(l).is_some_and(|m| m.contains("unique = \"owner\""))
+        })
+    };
+    dir.write_config(&own("true"));
+    let server = Server::start(&dir).await;
+    assert!(warned(&server), "{}", server.proc.describe());
+    server.stop().await;
+    dir.write_config(&own("\"owner\""));
+    let server = Server::start(&dir).await;
+    assert!(!warned(&server), "{}", server.proc.describe());
+    server.stop().await;
+}

@@ -388,3 +388,37 @@ async fn references_do_not_reveal_records_the_caller_cannot_read() {
     // A links to their own entry freely.
     app.create_as("link", &a, &link(&id_of(&hidden))).await;
 }
+
+#[tokio::test]
+async fn a_value_unique_per_owner_is_no_oracle_for_other_owners_records() {
+    let app = TestApp::spawn_with(decls(json!([{
+        "name": "order",
+        "user_read": "own",
+        "fields": [{"name": "sku", "type": "string", "unique": "owner"}]
+    }])))
+    .await;
+    let (_, alice) = app.user("alice@example.com").await;
+    let (_, bob) = app.user("bob@example.com").await;
+    let body = json!({"name": "o", "sku": "SKU-1"});
+    app.create_as("order", &alice, &body).await;
+    // Bob creates the sku Alice has: nothing tells him she has it.
+    let his = app.create_as("order", &bob, &body).await;
+    assert_eq!(his["sku"], json!("SKU-1"));
+    // Alice twice is a conflict, said to be about her own records only.
+    let again = app
+        .call_as(Method::POST, "/api/v1/order", Some(&alice), Some(&body))
+        .await;
+    assert_eq!(
+        assert_error(&again, StatusCode::CONFLICT, "CONFLICT"),
+        ["sku"]
+    );
+    assert_eq!(
+        again.body["error"]["details"][0]["reason"],
+        json!("this owner already has a record with this value"),
+        "{}",
+        again.body
+    );
+    let (status, list) = app.list("order", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(2), "{list}");
+}

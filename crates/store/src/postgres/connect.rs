@@ -21,6 +21,9 @@ pub struct PgOptions {
     pub statement_timeout: Duration,
     /// A streaming replica for reads that may lag (`DATABASE_READ_URL`).
     pub read_url: Option<String>,
+    /// Read only (`plinth export`): every transaction is `READ ONLY`, and opening creates
+    /// nothing.
+    pub read_only: bool,
 }
 
 impl std::fmt::Debug for PgOptions {
@@ -40,6 +43,7 @@ impl PgOptions {
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(30),
             read_url: None,
+            read_only: false,
         }
     }
 }
@@ -86,8 +90,13 @@ pub(super) fn build_pool(url: &str, opts: &PgOptions) -> Result<Pool, StoreError
         .parse()
         .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?;
     config.connect_timeout(opts.connect_timeout);
+    let read_only = if opts.read_only {
+        " -c default_transaction_read_only=on"
+    } else {
+        ""
+    };
     config.options(format!(
-        "-c statement_timeout={}",
+        "-c statement_timeout={}{read_only}",
         opts.statement_timeout.as_millis()
     ));
     config.application_name("plinth");

@@ -24,7 +24,10 @@ pub(super) async fn lock_and_init(tx: &Transaction<'_>) -> Result<(), StoreError
         .map_err(map)
 }
 
-async fn applied(tx: &Transaction<'_>) -> Result<Vec<ModelDecl>, StoreError> {
+/// The declarations the last migration recorded.
+pub(super) async fn applied(
+    tx: &impl deadpool_postgres::GenericClient,
+) -> Result<Vec<ModelDecl>, StoreError> {
     let rows = tx
         .query("SELECT decl FROM _plinth_models ORDER BY position", &[])
         .await
@@ -41,16 +44,16 @@ pub(super) async fn plan(tx: &Transaction<'_>, schema: &Schema) -> Result<Plan, 
     Ok(Plan::new(&applied(tx).await?, schema))
 }
 
-/// Applies the plan inside `tx` (which holds the lock) and records the declarations.
+/// Applies the plan inside `tx` (which holds the lock), after `check` accepts it, and
+/// records the declarations.
 pub(super) async fn migrate(
     tx: &Transaction<'_>,
     schema: &Schema,
-    allow_destructive: bool,
+    check: &(dyn Fn(&Plan) -> Result<(), StoreError> + Sync),
 ) -> Result<Vec<String>, StoreError> {
     let old = applied(tx).await?;
     let plan = Plan::new(&old, schema);
-    plan.check(allow_destructive)
-        .map_err(StoreError::Migration)?;
+    check(&plan)?;
     for step in &plan.steps {
         apply(&Pg(tx), step).await?;
     }

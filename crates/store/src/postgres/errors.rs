@@ -2,6 +2,7 @@
 
 use crate::StoreError;
 use crate::error::DISK_FULL;
+use crate::shared::unique_conflict;
 use tokio_postgres::error::SqlState;
 
 /// Maps a driver error to a storage error.
@@ -12,18 +13,15 @@ pub(super) fn map(e: tokio_postgres::Error) -> StoreError {
     };
     let code = db.code();
     if *code == SqlState::UNIQUE_VIOLATION {
-        // The detail names the column: `Key (email)=(ada@example.com) already exists.` (Index
+        // The detail names the columns: `Key (owner_id, sku)=(…, …) already exists.` (Index
         // names may be shortened, so they are not parsed.)
-        let field = db
+        let columns: Vec<&str> = db
             .detail()
             .and_then(|d| d.strip_prefix("Key ("))
             .and_then(|d| d.split_once(")=("))
-            .map(|(col, _)| col.to_owned())
-            .filter(|col| !col.contains(','));
-        return StoreError::Conflict {
-            field,
-            reason: "another record already has this value".to_owned(),
-        };
+            .map(|(cols, _)| cols.split(", ").collect())
+            .unwrap_or_default();
+        return unique_conflict(&columns);
     }
     if *code == SqlState::CHARACTER_NOT_IN_REPERTOIRE || *code == SqlState::UNTRANSLATABLE_CHARACTER
     {

@@ -13,8 +13,10 @@
 //! [`Exec`](crate::sql::Exec) of `exec`.
 //!
 //! Layout: `connect` (options, pools, the LISTEN connection), `exec` (binding parameters
-//! and reading rows), `ddl` (migrations), `errors` (SQLSTATE → [`StoreError`]).
+//! and reading rows), `ddl` (migrations), `claim` (the advisory lock servers share and
+//! migrations take alone), `errors` (SQLSTATE → [`StoreError`]).
 
+mod claim;
 mod connect;
 mod ddl;
 mod errors;
@@ -23,10 +25,12 @@ mod exec;
 use crate::ReadFrom;
 use crate::shared::idempotency_scope;
 use crate::sql::records::StatusChange;
+use crate::sql::transfer as sql_transfer;
 use crate::sql::{accounts, list, records};
+use crate::transfer::{Line, TransferError};
 use crate::{
-    AccountStore, ApiKey, Created, IdempotencyClaim, NewApiKey, NewUser, Page, Refresh, Store,
-    StoreError, User, UserChanges, WriteCtx,
+    AccountStore, ApiKey, Claim, Created, IdempotencyClaim, NewApiKey, NewUser, Page, Refresh,
+    Store, StoreError, User, UserChanges, WriteCtx,
 };
 use async_trait::async_trait;
 pub use connect::PgOptions;
@@ -66,6 +70,10 @@ struct Inner {
     last_ts: AtomicI64,
     /// The schema last migrated to: purge and reference checks need it.
     schema: RwLock<Arc<Schema>>,
+    /// The database URL, for the claim's own connection.
+    url: String,
+    /// The claim this process holds, on its own connection, until close.
+    claim: tokio::sync::Mutex<Option<(Claim, claim::Held)>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -97,8 +105,19 @@ impl PgStore {
                 listener: std::sync::Mutex::new(None),
                 last_ts: AtomicI64::new(0),
                 schema: RwLock::new(Arc::new(empty)),
+                url: opts.url.clone(),
+                claim: tokio::sync::Mutex::new(None),
             }),
         };
+        if opts.read_only {
+            // Nothing to create or to listen for: a connection tried now proves the URL.
+            store
+                .call(PRIMARY, async |c| {
+                    c.0.simple_query("SELECT 1").await.map_err(errors::map)
+                })
+                .await?;
+            return Ok(store);
+        }
         // The internal tables (users, keys, tokens) exist from the start, as on SQLite, so
         // account commands work before the first migration.
         store
@@ -219,17 +238,80 @@ impl Store for PgStore {
         .await
     }
 
+    async fn recorded(&self) -> Result<Vec<plinth_core::ModelDecl>, StoreError> {
+        self.call(PRIMARY, async |c| ddl::applied(c.0).await).await
+    }
+
+    async fn import(&self, schema: &Schema, lines: Vec<Line>) -> Result<(), TransferError> {
+        // One transaction, not bounded as a whole (an import may be large; each statement
+        // has the statement timeout), and not retried: the target is a fresh database.
+        let mut client = self.inner.pool.get().await.map_err(errors::pool)?;
+        let tx = client.transaction().await.map_err(errors::map)?;
+        let filled = async {
+            ddl::lock_and_init(&tx).await?;
+            ddl::migrate(&tx, schema, &sql_transfer::refuse_destructive).await?;
+            sql_transfer::fill(&Pg(&tx), schema, &lines).await
+        }
+        .await;
+        match filled {
+            Ok(()) => tx.commit().await.map_err(errors::map)?,
+            Err(e) => {
+                let _ = tx.rollback().await;
+                return Err(e);
+            }
+        }
+        if let Ok(mut s) = self.inner.schema.write() {
+            *s = Arc::new(schema.clone());
+        }
+        Ok(())
+    }
+
+    async fn claim(&self, claim: Claim) -> Result<(), StoreError> {
+        let held = claim::Held::take(&self.inner.url, claim, self.inner.op_timeout).await?;
+        *self.inner.claim.lock().await = Some((claim, held));
+        Ok(())
+    }
+
     async fn migrate(
         &self,
         schema: &Schema,
         allow_destructive: bool,
     ) -> Result<Vec<String>, StoreError> {
-        let steps = self
+        // A server applies destructive steps only while it runs alone: it holds the claim
+        // exclusively meanwhile, so no instance starts beside the change.
+        let held = self.inner.claim.lock().await;
+        let serving = match held.as_ref() {
+            Some((Claim::Serve, h)) if allow_destructive => Some(h),
+            _ => None,
+        };
+        let alone = match serving {
+            Some(h) => Some(h.try_exclusive().await?),
+            None => None,
+        };
+        let others = alone == Some(false);
+        let check = |plan: &Plan| {
+            let destructive = plan.destructive();
+            if others && !destructive.is_empty() {
+                return Err(StoreError::Migration(format!(
+                    "refusing a destructive schema change while other instances use the database: {}. \
+                     Stop every instance, then start one with --allow-destructive (or run plinth \
+                     migrate --allow-destructive) after taking a backup",
+                    destructive.join("; ")
+                )));
+            }
+            plan.check(allow_destructive).map_err(StoreError::Migration)
+        };
+        let result = self
             .in_tx(async |tx| {
                 ddl::lock_and_init(tx.0).await?;
-                ddl::migrate(tx.0, schema, allow_destructive).await
+                ddl::migrate(tx.0, schema, &check).await
             })
-            .await?;
+            .await;
+        if let (Some(h), Some(true)) = (serving, alone) {
+            h.release_exclusive().await?;
+        }
+        drop(held);
+        let steps = result?;
         if let Ok(mut s) = self.inner.schema.write() {
             *s = Arc::new(schema.clone());
         }
@@ -362,6 +444,7 @@ impl Store for PgStore {
     }
 
     async fn close(&self) {
+        self.inner.claim.lock().await.take();
         if let Some(listener) = self.inner.listener.lock().ok().and_then(|mut l| l.take()) {
             listener.abort();
         }

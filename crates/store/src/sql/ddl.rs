@@ -5,7 +5,7 @@ use super::{Dialect, Exec, Query, SqlRow};
 use crate::StoreError;
 use plinth_core::ModelDef;
 use plinth_core::migrate::{IndexKind, Step};
-use plinth_core::schema::{FieldDef, FieldType, ValueKind};
+use plinth_core::schema::{FieldDef, FieldType, Unique, ValueKind};
 
 /// Plinth's own tables: declarations, idempotency keys, accounts, refresh tokens, API keys.
 const INTERNAL_TABLES: &str = "
@@ -183,9 +183,13 @@ fn field(model: &ModelDef, index: usize) -> Result<&FieldDef, StoreError> {
 
 /// A unique index that cannot be built: existing records share values.
 fn unique_failure(e: StoreError, model: &ModelDef, f: &FieldDef) -> StoreError {
+    let (how, whose) = match f.unique() {
+        Unique::PerOwner => (" per owner", "records of one owner"),
+        _ => ("", "records"),
+    };
     match e {
         StoreError::Conflict { .. } => StoreError::Migration(format!(
-            "cannot make {}.{} unique: existing records share values. Fix the duplicates first",
+            "cannot make {}.{} unique{how}: existing {whose} share values. Fix the duplicates first",
             model.name(),
             f.name()
         )),
@@ -252,6 +256,9 @@ async fn create_index<E: Exec>(e: &E, model: &ModelDef, f: &FieldDef) -> Result<
     let sql = match IndexKind::of_field(f) {
         IndexKind::None => return Ok(()),
         IndexKind::Unique => format!("CREATE UNIQUE INDEX \"{idx}\" ON \"{m}\" (\"{name}\");"),
+        IndexKind::UniquePerOwner => {
+            format!("CREATE UNIQUE INDEX \"{idx}\" ON \"{m}\" (\"owner_id\", \"{name}\");")
+        }
         IndexKind::Plain => format!("CREATE INDEX \"{idx}\" ON \"{m}\" (\"{name}\", \"id\");"),
     };
     e.batch(&sql).await

@@ -11,6 +11,7 @@ pub(crate) mod accounts;
 pub(crate) mod ddl;
 pub(crate) mod list;
 pub(crate) mod records;
+pub(crate) mod transfer;
 
 use crate::StoreError;
 use plinth_core::schema::ValueKind;
@@ -316,13 +317,15 @@ pub(crate) trait Exec {
 }
 
 /// Runs a future that never suspends (a SQLite [`Exec`]'s) to its end on this thread.
-pub(crate) fn ready<T>(fut: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+pub(crate) fn ready<T, E: From<StoreError>>(
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
     use std::task::{Context, Poll, Waker};
     let mut fut = std::pin::pin!(fut);
     match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(result) => result,
-        Poll::Pending => Err(StoreError::internal(
-            "a synchronous statement suspended; this is a bug",
-        )),
+        Poll::Pending => {
+            Err(StoreError::internal("a synchronous statement suspended; this is a bug").into())
+        }
     }
 }

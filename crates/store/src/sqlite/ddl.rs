@@ -15,7 +15,8 @@ pub(super) fn init_internal(conn: &Connection) -> Result<(), StoreError> {
         .map_err(map)
 }
 
-fn applied(conn: &Connection) -> Result<Vec<ModelDecl>, StoreError> {
+/// The declarations the last migration recorded.
+pub(super) fn applied(conn: &Connection) -> Result<Vec<ModelDecl>, StoreError> {
     let mut stmt = conn
         .prepare("SELECT decl FROM _plinth_models ORDER BY position")
         .map_err(map)?;
@@ -42,12 +43,25 @@ pub(super) fn migrate(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(map)?;
-    let old = applied(&tx)?;
+    let steps = migrate_in(&tx, schema, &|plan: &Plan| {
+        plan.check(allow_destructive).map_err(StoreError::Migration)
+    })?;
+    tx.commit().map_err(map)?;
+    Ok(steps)
+}
+
+/// Applies the plan to `schema` inside the caller's transaction, after `check` accepts it,
+/// and records the new declarations.
+pub(super) fn migrate_in(
+    tx: &Connection,
+    schema: &Schema,
+    check: &dyn Fn(&Plan) -> Result<(), StoreError>,
+) -> Result<Vec<String>, StoreError> {
+    let old = applied(tx)?;
     let plan = Plan::new(&old, schema);
-    plan.check(allow_destructive)
-        .map_err(StoreError::Migration)?;
+    check(&plan)?;
     for step in &plan.steps {
-        ready(apply(&*tx, step))?;
+        ready(apply(tx, step))?;
     }
     let decls: Vec<&ModelDecl> = schema.models().iter().map(|m| m.decl()).collect();
     if decls.iter().copied().ne(old.iter()) {
@@ -61,6 +75,5 @@ pub(super) fn migrate(
             .map_err(map)?;
         }
     }
-    tx.commit().map_err(map)?;
     Ok(plan.steps.iter().map(Step::describe).collect())
 }

@@ -2,6 +2,7 @@
 
 use crate::StoreError;
 use crate::error::DISK_FULL;
+use crate::shared::unique_conflict;
 use rusqlite::ErrorCode as Code;
 use rusqlite::ffi;
 
@@ -13,17 +14,17 @@ pub(super) fn map(e: rusqlite::Error) -> StoreError {
     match failure.code {
         Code::ConstraintViolation => match failure.extended_code {
             ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
-                // "UNIQUE constraint failed: customer.email" names the column.
-                let field = message
+                // "UNIQUE constraint failed: order.owner_id, order.sku" names the columns.
+                let columns: Vec<&str> = message
                     .as_deref()
                     .and_then(|m| m.rsplit_once(": "))
-                    .and_then(|(_, cols)| cols.split(", ").next())
-                    .and_then(|col| col.split_once('.'))
-                    .map(|(_, col)| col.to_owned());
-                StoreError::Conflict {
-                    field,
-                    reason: "another record already has this value".to_owned(),
-                }
+                    .map(|(_, cols)| {
+                        cols.split(", ")
+                            .map(|c| c.split_once('.').map_or(c, |(_, col)| col))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                unique_conflict(&columns)
             }
             _ => StoreError::internal(e),
         },

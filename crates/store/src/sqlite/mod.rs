@@ -10,23 +10,23 @@
 //!
 //! Layout: `writer` (the writer thread and group commit), `ddl` (migrations), `exec`
 //! (binding parameters and reading rows), `errors` (translation of `rusqlite` errors into
-//! [`StoreError`]).
+//! [`StoreError`]), `files` (private file modes, the lock file), `account_store` (the
+//! [`AccountStore`](crate::AccountStore) methods).
 
+mod account_store;
 mod ddl;
 mod errors;
 mod exec;
+mod files;
 mod writer;
 
 use crate::shared::idempotency_scope;
 use crate::sql::records::StatusChange;
-use crate::sql::{accounts, ready, records};
-use crate::{
-    AccountStore, ApiKey, Created, IdempotencyClaim, NewApiKey, NewUser, Page, Refresh, Store,
-    StoreError, User, UserChanges, WriteCtx,
-};
+use crate::sql::transfer as sql_transfer;
+use crate::sql::{ready, records};
+use crate::transfer::{Line, TransferError};
+use crate::{Claim, Created, IdempotencyClaim, Page, Store, StoreError, WriteCtx};
 use async_trait::async_trait;
-use plinth_core::Timestamp;
-use plinth_core::auth::Email;
 use plinth_core::migrate::Plan;
 use plinth_core::{Draft, ListQuery, ListScope, ModelDef, Patch, Record, RecordId, Schema};
 use rusqlite::{Connection, OpenFlags};
@@ -34,7 +34,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use uuid::Uuid;
 use writer::Writer;
 
 /// How to open the database.
@@ -46,6 +45,9 @@ pub struct SqliteOptions {
     pub readers: usize,
     /// How long a statement waits for a lock before failing as `Unavailable`.
     pub busy_timeout: Duration,
+    /// Open an existing file for reading only (`plinth export`): nothing is created, every
+    /// connection is read-only, and no write reaches the file.
+    pub read_only: bool,
 }
 
 impl SqliteOptions {
@@ -55,6 +57,7 @@ impl SqliteOptions {
             path: path.into(),
             readers: 4,
             busy_timeout: Duration::from_secs(5),
+            read_only: false,
         }
     }
 }
@@ -77,6 +80,10 @@ struct Inner {
     reader_permits: Arc<Semaphore>,
     /// The schema last migrated to: purge needs it to find references.
     schema: RwLock<Arc<Schema>>,
+    /// The lock file held by a [`Claim`], until close (see `files::lock`).
+    claim: Mutex<Option<std::fs::File>>,
+    /// Opened for reading only: close neither optimises nor checkpoints.
+    read_only: bool,
 }
 
 /// A read connection checked out of the pool; dropping it (after the read, or while a
@@ -112,13 +119,13 @@ impl SqliteStore {
     }
 
     fn open_blocking(opts: &SqliteOptions) -> Result<Self, StoreError> {
-        if let Some(dir) = opts.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-            })?;
+        if !opts.read_only {
+            files::prepare(&opts.path)?;
         }
-        let writer = open_conn(&opts.path, opts.busy_timeout, false)?;
-        ddl::init_internal(&writer)?;
+        let writer = open_conn(&opts.path, opts.busy_timeout, opts.read_only)?;
+        if !opts.read_only {
+            ddl::init_internal(&writer)?;
+        }
         let readers = (0..opts.readers.max(1))
             .map(|_| open_conn(&opts.path, opts.busy_timeout, true))
             .collect::<Result<Vec<_>, _>>()?;
@@ -131,6 +138,8 @@ impl SqliteStore {
                 reader_permits: Arc::new(Semaphore::new(readers.len())),
                 readers: Arc::new(Mutex::new(readers)),
                 schema: RwLock::new(Arc::new(empty)),
+                claim: Mutex::new(None),
+                read_only: opts.read_only,
             }),
         })
     }
@@ -269,6 +278,41 @@ fn register_functions(conn: &Connection) -> Result<(), StoreError> {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn recorded(&self) -> Result<Vec<plinth_core::ModelDecl>, StoreError> {
+        self.read(ddl::applied).await
+    }
+
+    async fn import(&self, schema: &Schema, lines: Vec<Line>) -> Result<(), TransferError> {
+        let target = schema.clone();
+        self.exclusive(move |w| {
+            let tx = w
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(errors::map)?;
+            let filled = ddl::migrate_in(&tx, &target, &sql_transfer::refuse_destructive)
+                .map_err(TransferError::from)
+                .and_then(|_| ready(sql_transfer::fill(&*tx, &target, &lines)));
+            // Dropped uncommitted on failure: rolled back, nothing left behind.
+            if filled.is_ok() {
+                tx.commit().map_err(errors::map)?;
+            }
+            Ok(filled)
+        })
+        .await??;
+        if let Ok(mut s) = self.inner.schema.write() {
+            *s = Arc::new(schema.clone());
+        }
+        Ok(())
+    }
+
+    async fn claim(&self, claim: Claim) -> Result<(), StoreError> {
+        let file = files::lock(&self.inner.path, claim)?;
+        if let Ok(mut held) = self.inner.claim.lock() {
+            *held = Some(file);
+        }
+        Ok(())
+    }
+
     async fn plan(&self, schema: &Schema) -> Result<Plan, StoreError> {
         let schema = schema.clone();
         self.exclusive(move |w| ddl::plan(&w.conn, &schema)).await
@@ -434,165 +478,26 @@ impl Store for SqliteStore {
         if let Ok(mut idle) = self.inner.readers.lock() {
             idle.clear();
         }
+        let read_only = self.inner.read_only;
         let result = self
-            .exclusive(|w| {
+            .exclusive(move |w| {
                 w.close();
+                if read_only {
+                    return Ok(());
+                }
                 w.conn
                     .execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);")
                     .map_err(errors::map)
             })
             .await;
+        if let Ok(mut held) = self.inner.claim.lock() {
+            held.take();
+        }
         match result {
             Ok(()) => tracing::info!("database closed"),
             Err(StoreError::Unavailable(_)) => {}
             Err(e) => tracing::warn!(error = %e, "database close reported an error"),
         }
-    }
-}
-
-#[async_trait]
-impl AccountStore for SqliteStore {
-    async fn create_user(&self, _ctx: &WriteCtx, user: NewUser) -> Result<User, StoreError> {
-        self.write(move |w| {
-            let now = w.now();
-            ready(accounts::create_user(&w.conn, user, now))
-        })
-        .await
-    }
-
-    async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
-        self.read_point(|c| ready(accounts::get_user(c, id))).await
-    }
-
-    async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
-        let email = email.clone();
-        self.read_point(|c| ready(accounts::find_user_by_email(c, &email)))
-            .await
-    }
-
-    async fn list_users(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<User>, StoreError> {
-        self.read(move |c| ready(accounts::list_users(c, after, limit)))
-            .await
-    }
-
-    async fn update_user(
-        &self,
-        _ctx: &WriteCtx,
-        id: Uuid,
-        changes: UserChanges,
-        expected_version: Option<i64>,
-    ) -> Result<User, StoreError> {
-        self.write(move |w| {
-            let now = w.now();
-            ready(accounts::update_user(
-                &w.conn,
-                id,
-                &changes,
-                expected_version,
-                now,
-            ))
-        })
-        .await
-    }
-
-    async fn delete_user(&self, _ctx: &WriteCtx, id: Uuid) -> Result<(), StoreError> {
-        self.write(move |w| ready(accounts::delete_user(&w.conn, id)))
-            .await
-    }
-
-    async fn count_admins(&self) -> Result<u64, StoreError> {
-        self.read(|c| ready(accounts::count_admins(c))).await
-    }
-
-    async fn insert_refresh(
-        &self,
-        user_id: Uuid,
-        family: Uuid,
-        token_hash: &str,
-        expires_at: Timestamp,
-    ) -> Result<(), StoreError> {
-        let hash = token_hash.to_owned();
-        self.write(move |w| {
-            let now = w.now();
-            ready(accounts::insert_refresh(
-                &w.conn, user_id, family, &hash, expires_at, now,
-            ))
-        })
-        .await
-    }
-
-    async fn rotate_refresh(
-        &self,
-        old_hash: &str,
-        new_hash: &str,
-        new_expires_at: Timestamp,
-    ) -> Result<Refresh, StoreError> {
-        let (old, new) = (old_hash.to_owned(), new_hash.to_owned());
-        self.write(move |w| {
-            let now = w.now();
-            ready(accounts::rotate_refresh(
-                &w.conn,
-                &old,
-                &new,
-                new_expires_at,
-                now,
-            ))
-        })
-        .await
-    }
-
-    async fn revoke_refresh_family(&self, token_hash: &str) -> Result<bool, StoreError> {
-        let hash = token_hash.to_owned();
-        self.write(move |w| {
-            let now = w.now();
-            ready(accounts::revoke_refresh_family(&w.conn, &hash, now))
-        })
-        .await
-    }
-
-    async fn create_api_key(&self, _ctx: &WriteCtx, key: NewApiKey) -> Result<ApiKey, StoreError> {
-        self.write(move |w| {
-            let now = w.now();
-            ready(accounts::create_api_key(&w.conn, key, now))
-        })
-        .await
-    }
-
-    async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, User)>, StoreError> {
-        let hash = key_hash.to_owned();
-        self.read_point(|c| ready(accounts::find_api_key(c, &hash)))
-            .await
-    }
-
-    async fn list_api_keys(&self, user_id: Option<Uuid>) -> Result<Vec<ApiKey>, StoreError> {
-        self.read(move |c| ready(accounts::list_api_keys(c, user_id)))
-            .await
-    }
-
-    async fn revoke_api_key(
-        &self,
-        _ctx: &WriteCtx,
-        id: Uuid,
-        owner: Option<Uuid>,
-    ) -> Result<ApiKey, StoreError> {
-        self.write(move |w| {
-            let now = w.now();
-            ready(accounts::revoke_api_key(&w.conn, id, owner, now))
-        })
-        .await
-    }
-
-    async fn import_user(&self, user: User) -> Result<(), StoreError> {
-        self.write(move |w| ready(accounts::import_user(&w.conn, &user)))
-            .await
-    }
-
-    async fn touch_api_key(&self, id: Uuid) -> Result<(), StoreError> {
-        self.write(move |w| {
-            let now = w.now();
-            ready(accounts::touch_api_key(&w.conn, id, now))
-        })
-        .await
     }
 }
 

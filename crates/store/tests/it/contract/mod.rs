@@ -62,6 +62,7 @@ mod references;
 mod refresh;
 mod schema;
 mod transfer;
+mod unique;
 
 /// One engine under test: a store over an empty database of its own.
 #[derive(Debug)]

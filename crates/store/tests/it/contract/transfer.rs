@@ -12,6 +12,8 @@ contract!(
     what_sqlite_exports_imports_exactly,
     what_this_engine_exports_imports_exactly_into_sqlite,
     garbage_is_refused_with_its_line,
+    a_failed_import_leaves_nothing_and_can_be_retried,
+    export_is_at_the_recorded_schema,
 );
 
 fn decls() -> Schema {
@@ -84,9 +86,7 @@ async fn round_trip(source: &dyn Store, target: &dyn Store) {
     let schema = decls();
     let (user, ids) = populate(source, &schema).await;
     let mut dump = Vec::new();
-    let counts = transfer::export(source, &schema, &mut dump)
-        .await
-        .expect("export");
+    let counts = transfer::export(source, &mut dump).await.expect("export");
     assert_eq!((counts.users, counts.records), (1, 121));
 
     target
@@ -100,7 +100,7 @@ async fn round_trip(source: &dyn Store, target: &dyn Store) {
     // Exported again from the target, the file is identical: ids, times, owners, versions,
     // statuses, values and hashes all survived.
     let mut again = Vec::new();
-    transfer::export(target, &schema, &mut again)
+    transfer::export(target, &mut again)
         .await
         .expect("export the target");
     assert_eq!(
@@ -176,4 +176,99 @@ async fn garbage_is_refused_with_its_line(e: &Engine) {
         e.store.list_users(None, 1).await.expect("list").is_empty(),
         "nothing imported"
     );
+}
+
+/// An export of one user and two customers sharing an email (refused by the unique index
+/// at the last line), and the same file with the clash fixed.
+async fn clashing_export() -> (String, String) {
+    let source = Engine::sqlite().await;
+    let loose = schema(json!([{"name": "customer", "fields": [
+        {"name": "email", "type": "string"}
+    ]}]));
+    let user = populate_user(source.store.as_ref(), &loose).await;
+    let customer = model(&loose, "customer");
+    for name in ["a", "b"] {
+        let d = draft(&customer, &json!({"name": name, "email": "same@x.io"}));
+        source
+            .store
+            .create(&super::as_user(&user), &customer, d, None)
+            .await
+            .expect("create");
+    }
+    let mut dump = Vec::new();
+    transfer::export(source.store.as_ref(), &mut dump)
+        .await
+        .expect("export");
+    source.store.close().await;
+    let bad = String::from_utf8(dump).expect("utf-8");
+    let last = bad
+        .trim_end()
+        .rsplit('\n')
+        .next()
+        .expect("a last line")
+        .to_owned();
+    let fixed = bad.replace(&last, &last.replace("same@x.io", "other@x.io"));
+    (bad, fixed)
+}
+
+async fn populate_user(store: &dyn Store, schema: &Schema) -> User {
+    store.migrate(schema, false).await.expect("migrate");
+    store
+        .create_user(
+            &admin(),
+            NewUser {
+                email: Email::parse("ann@example.com").expect("email"),
+                password_hash: HASH.to_owned(),
+                role: Role::User,
+            },
+        )
+        .await
+        .expect("user")
+}
+
+async fn a_failed_import_leaves_nothing_and_can_be_retried(e: &Engine) {
+    let (bad, fixed) = clashing_export().await;
+    let target = decls();
+    let err = transfer::import(e.store.as_ref(), &target, &mut bad.as_bytes())
+        .await
+        .expect_err("the clash refuses the import");
+    match &err {
+        TransferError::Format { line, reason } => {
+            assert_eq!(*line, 4, "{reason}");
+            assert!(reason.contains("email"), "{reason}");
+        }
+        other => panic!("{other}"),
+    }
+    // Nothing of it is left: no users, and not even the schema it migrated to.
+    assert!(e.store.list_users(None, 1).await.expect("list").is_empty());
+    assert!(e.store.recorded().await.expect("recorded").is_empty());
+    let counts = transfer::import(e.store.as_ref(), &target, &mut fixed.as_bytes())
+        .await
+        .expect("the fixed file imports");
+    assert_eq!((counts.users, counts.records), (1, 2));
+    let names: Vec<String> = e
+        .store
+        .recorded()
+        .await
+        .expect("recorded")
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    assert_eq!(names, ["customer", "order"]);
+}
+
+async fn export_is_at_the_recorded_schema(e: &Engine) {
+    let schema = decls();
+    populate(e.store.as_ref(), &schema).await;
+    let mut dump = Vec::new();
+    let counts = transfer::export(e.store.as_ref(), &mut dump)
+        .await
+        .expect("export");
+    assert_eq!((counts.users, counts.records), (1, 121));
+    let header: serde_json::Value =
+        serde_json::from_slice(dump.split(|b| *b == b'\n').next().expect("a header"))
+            .expect("JSON");
+    let recorded =
+        serde_json::to_value(e.store.recorded().await.expect("recorded")).expect("serialise");
+    assert_eq!(header["models"], recorded);
 }
