@@ -2,6 +2,7 @@
 //! the boundary; nothing above `store` sees a driver type.
 
 use plinth_core::ErrorCode;
+use std::time::Duration;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,10 @@ pub enum StoreError {
     /// few times before giving up with this.
     #[error("database contention: {0}")]
     Contention(String),
+    /// A read ran out of its time budget (waiting for a connection included) and was
+    /// stopped; the same query will likely take as long again.
+    #[error("the query took longer than {} ms; narrow the filter", .0.as_millis())]
+    Timeout(Duration),
     /// The database cannot be reached or is too busy; retrying later may work.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -62,7 +67,7 @@ impl StoreError {
             Self::InvalidReference { .. } | Self::InvalidValue { .. } => ErrorCode::InvalidInput,
             Self::Stale { .. } => ErrorCode::PreconditionFailed,
             Self::Migration(_) | Self::Internal(_) => ErrorCode::Internal,
-            Self::Unavailable(_) | Self::Contention(_) => ErrorCode::Unavailable,
+            Self::Unavailable(_) | Self::Contention(_) | Self::Timeout(_) => ErrorCode::Unavailable,
         }
     }
 
