@@ -18,8 +18,9 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-/// Virtual-machine steps between two checks of a read's deadline and cancellation.
-const PROGRESS_STEPS: std::ffi::c_int = 500;
+/// Virtual-machine steps between two checks of a read's stop flag. A scan spends a handful
+/// of steps per row, so this checks about once a row; the check is one atomic load.
+const PROGRESS_STEPS: std::ffi::c_int = 8;
 
 /// The pool of read connections.
 #[derive(Debug)]
@@ -64,9 +65,9 @@ impl Drop for Reader {
 }
 
 /// Set when the future waiting for a read is dropped: its statement should stop.
-struct CancelOnDrop(Arc<AtomicBool>);
+struct StopOnDrop(Arc<AtomicBool>);
 
-impl Drop for CancelOnDrop {
+impl Drop for StopOnDrop {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
     }
@@ -140,32 +141,29 @@ impl Readers {
         let reader = tokio::time::timeout_at(deadline, self.take())
             .await
             .map_err(|_| StoreError::Timeout(self.budget))??;
-        let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
-        let cancelled = Arc::clone(&cancel.0);
-        let expired = Arc::new(AtomicBool::new(false));
-        let timed_out = Arc::clone(&expired);
-        let deadline = deadline.into_std();
-        let result = tokio::task::spawn_blocking(move || {
+        let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+        let stopped = Arc::clone(&stop.0);
+        let mut task = tokio::task::spawn_blocking(move || {
             let _pass = pass;
             let conn = reader.conn()?;
             conn.progress_handler(
                 PROGRESS_STEPS,
-                Some(move || {
-                    if std::time::Instant::now() >= deadline {
-                        timed_out.store(true, Ordering::Relaxed);
-                    }
-                    cancelled.load(Ordering::Relaxed) || timed_out.load(Ordering::Relaxed)
-                }),
+                Some(move || stopped.load(Ordering::Relaxed)),
             );
             f(conn)
-        })
-        .await
-        .map_err(StoreError::internal)?;
-        drop(cancel);
-        if result.is_err() && expired.load(Ordering::Relaxed) {
-            return Err(StoreError::Timeout(self.budget));
+        });
+        match tokio::time::timeout_at(deadline, &mut task).await {
+            Ok(joined) => joined.map_err(StoreError::internal)?,
+            Err(_) => {
+                stop.0.store(true, Ordering::Relaxed);
+                // The statement stops at its next check; wait for that, so the connection
+                // is back in the pool when the caller hears of the timeout.
+                match task.await {
+                    Ok(Ok(done_meanwhile)) => Ok(done_meanwhile),
+                    _ => Err(StoreError::Timeout(self.budget)),
+                }
+            }
         }
-        result
     }
 
     /// Runs a bounded read (a primary-key or unique-index lookup) on a read connection, on
