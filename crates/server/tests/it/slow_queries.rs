@@ -9,7 +9,7 @@
 //! stays well under a second. The tests raise the pattern bound to make such a query, and
 //! never wait for one to finish: where a fix is missing they would wait for many seconds.
 
-use crate::helpers::{TestApp, TestDb, assert_error, decls, id_of};
+use crate::helpers::{TestApp, TestDb, assert_error, decls, id_of, postgres_server};
 use plinth_core::QueryLimits;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -35,7 +35,11 @@ fn doc_model() -> Vec<plinth_core::ModelDecl> {
 /// A server on `connections` read connections with the given list budget, holding the
 /// values the slow pattern is matched against; returns it with one record's id.
 async fn slow_app(connections: usize, budget: Duration) -> (TestApp, String) {
-    let db = TestDb::with_reads(connections, budget).await;
+    slow_app_on(TestDb::with_reads(connections, budget).await).await
+}
+
+/// As [`slow_app`], over `db`.
+async fn slow_app_on(db: TestDb) -> (TestApp, String) {
     let app = TestApp::spawn_limited(db, doc_model(), WIDE).await;
     let body = json!({ "name": "doc", "body": "a".repeat(SLOW_VALUE_CHARS) });
     let mut id = String::new();
@@ -266,4 +270,30 @@ async fn gets_and_plain_lists_are_served_while_pattern_lists_run() {
     for task in slow {
         task.abort();
     }
+}
+
+#[tokio::test]
+async fn a_statement_postgresql_cancels_answers_503() {
+    let test = "slow_queries::a_statement_postgresql_cancels_answers_503";
+    let Some(server) = postgres_server(test) else {
+        return;
+    };
+    // The connections' own statement_timeout ends the list before its budget does: the
+    // query_canceled error (SQLSTATE 57014) is a 503, never a 500.
+    let db = TestDb::postgres_with(&server, |o| {
+        o.statement_timeout = Duration::from_millis(300);
+        o.query_timeout = Duration::from_secs(120);
+    })
+    .await;
+    let (app, id) = slow_app_on(db).await;
+    let r = answers_within(
+        &app,
+        "a list PostgreSQL cancels",
+        Duration::from_secs(10),
+        app.request_as(Method::GET, &slow_list_path(), None),
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE");
+    app.get_ok("doc", &id).await;
 }
