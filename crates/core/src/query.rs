@@ -289,7 +289,8 @@ impl ListQuery {
     }
 
     /// Parses query-string pairs. Every bad parameter is reported, each with a reason; a
-    /// filter value longer than `limits` allows, or holding NUL, is refused naming its filter.
+    /// filter value longer than `limits` allows, or a `like` pattern holding NUL, is refused
+    /// naming its filter.
     ///
     /// Fields the caller cannot see are unknown to it: it can neither filter nor sort on them.
     pub fn parse_within(
@@ -435,15 +436,19 @@ fn parse_filter(
     let column = Column::resolve(model, name, access)
         .ok_or_else(|| FieldError::new(shown.clone(), "unknown field"))?;
     let bad = |reason: String| FieldError::new(shown.clone(), reason);
-    if value.contains('\0') {
-        // SQLite would end a pattern at the NUL (matching far more than asked) and
-        // PostgreSQL text cannot hold one: refused alike on both.
-        return Err(bad("must not contain NUL (\\u0000)".to_owned()));
-    }
     let values = match op {
         Op::Like => {
             if column.kind != ValueKind::Text {
                 return Err(bad("like applies to text fields only".to_owned()));
+            }
+            if value.contains('\0') {
+                // SQLite would end the pattern at the NUL (matching far more than asked)
+                // and PostgreSQL text cannot hold one: refused alike on both. (An `eq`
+                // value may hold NUL: SQLite compares it whole, PostgreSQL refuses it as
+                // text it cannot store.)
+                return Err(bad(
+                    "a like pattern must not contain NUL (\\u0000)".to_owned()
+                ));
             }
             let max = limits.pattern_max_chars;
             if value.chars().count() > max {

@@ -138,22 +138,18 @@ async fn long_filter_values_and_patterns_are_400_naming_the_filter() {
 }
 
 #[tokio::test]
-async fn nul_in_a_filter_value_is_refused_on_both_engines() {
+async fn nul_in_a_like_pattern_is_refused_on_both_engines() {
     let app = TestApp::spawn().await;
     for name in ["one", "two"] {
         app.create_ok("resource", &json!({"name": name})).await;
     }
-    for (key, value) in [
-        ("name[like]", "*\u{0}*"),
-        ("name[like]", "z\u{0}"),
-        ("name", "one\u{0}"),
-        ("name[in]", "one,\u{0}"),
-    ] {
-        let r = app.list_resp("resource", &[(key, value)]).await;
+    // SQLite would end the pattern at the NUL and match every record.
+    for pattern in ["*\u{0}*", "z\u{0}", "one\u{0}"] {
+        let r = app.list_resp("resource", &[("name[like]", pattern)]).await;
         assert_eq!(
             assert_error(&r, StatusCode::BAD_REQUEST, "INVALID_INPUT"),
-            [key],
-            "{key}={value:?}"
+            ["name[like]"],
+            "{pattern:?}"
         );
         assert!(
             r.body["error"]["details"][0]["reason"]
