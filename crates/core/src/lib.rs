@@ -30,7 +30,7 @@ pub use error::{Denial, Error, ErrorCode, FieldError};
 pub use input::{Draft, Patch};
 pub use names::{FieldName, ModelName};
 pub use policy::{Action, FieldAccess, ListScope, ModelPolicy, Principal, ReadScope, Role};
-pub use query::ListQuery;
+pub use query::{ListQuery, QueryLimits};
 pub use record::{Record, RecordId, Status, Value};
 pub use schema::{ModelDecl, ModelDef, Schema};
 pub use time::Timestamp;

@@ -19,6 +19,38 @@ const MAX_IN_VALUES: usize = 100;
 /// Most filters one query may carry.
 const MAX_FILTERS: usize = 32;
 
+/// How long a filter value or pattern may be: set by the operator, checked while parsing so
+/// that an oversized value is a 400 naming its filter before any database work starts.
+///
+/// `like` patterns get the tighter bound: matching a pattern costs up to its length times
+/// the length of each value it is tried against (both engines backtrack on `*`), and one
+/// value's comparison cannot be interrupted half-way, whereas `eq` and the other
+/// comparisons cost at most the length of the shorter side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// Longest value of an `eq`, `ne`, `lt`, `lte`, `gt`, `gte` filter, and of each value
+    /// of an `in`, in characters.
+    pub value_max_chars: usize,
+    /// Longest `like` pattern, in characters (wildcards included).
+    pub pattern_max_chars: usize,
+}
+
+impl QueryLimits {
+    /// Default longest filter value: room for a long URL or a text excerpt.
+    pub const DEFAULT_VALUE_MAX_CHARS: usize = 2048;
+    /// Default longest `like` pattern: more than any search phrase.
+    pub const DEFAULT_PATTERN_MAX_CHARS: usize = 128;
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            value_max_chars: Self::DEFAULT_VALUE_MAX_CHARS,
+            pattern_max_chars: Self::DEFAULT_PATTERN_MAX_CHARS,
+        }
+    }
+}
+
 /// A column a query may name: a base field or a declared one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Column {
@@ -247,13 +279,25 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
-    /// Parses query-string pairs. Every bad parameter is reported, each with a reason.
-    ///
-    /// Fields the caller cannot see are unknown to it: it can neither filter nor sort on them.
+    /// Parses query-string pairs under the default [`QueryLimits`].
     pub fn parse(
         model: &ModelDef,
         pairs: &[(String, String)],
         access: FieldAccess,
+    ) -> Result<Self, Error> {
+        Self::parse_within(model, pairs, access, &QueryLimits::default())
+    }
+
+    /// Parses query-string pairs. Every bad parameter is reported, each with a reason; a
+    /// filter value longer than `limits` allows, or a `like` pattern holding NUL, is refused
+    /// naming its filter.
+    ///
+    /// Fields the caller cannot see are unknown to it: it can neither filter nor sort on them.
+    pub fn parse_within(
+        model: &ModelDef,
+        pairs: &[(String, String)],
+        access: FieldAccess,
+        limits: &QueryLimits,
     ) -> Result<Self, Error> {
         let mut errors = Vec::new();
         let mut filters = Vec::new();
@@ -279,7 +323,7 @@ impl ListQuery {
                     Err(reason) => errors.push(FieldError::new("sort", reason)),
                 },
                 "cursor" => cursor = Some(value.as_str()),
-                _ => match parse_filter(model, key, value, access) {
+                _ => match parse_filter(model, key, value, access, limits) {
                     Ok(f) => filters.push(f),
                     Err(e) => errors.push(e),
                 },
@@ -321,6 +365,12 @@ impl ListQuery {
             after,
             fingerprint,
         })
+    }
+
+    /// Whether a filter matches a pattern (`like`): the costly kind of list, which the
+    /// engines admit fewer of at once.
+    pub fn has_pattern(&self) -> bool {
+        self.filters.iter().any(|f| f.op == Op::Like)
     }
 
     /// The cursor that resumes after `last`, the final record of a full page.
@@ -368,6 +418,7 @@ fn parse_filter(
     key: &str,
     value: &str,
     access: FieldAccess,
+    limits: &QueryLimits,
 ) -> Result<Filter, FieldError> {
     let shown: String = key.chars().take(64).collect();
     let (name, op) = match key.split_once('[') {
@@ -390,12 +441,29 @@ fn parse_filter(
             if column.kind != ValueKind::Text {
                 return Err(bad("like applies to text fields only".to_owned()));
             }
+            if value.contains('\0') {
+                // SQLite would end the pattern at the NUL (matching far more than asked)
+                // and PostgreSQL text cannot hold one: refused alike on both. (An `eq`
+                // value may hold NUL: SQLite compares it whole, PostgreSQL refuses it as
+                // text it cannot store.)
+                return Err(bad(
+                    "a like pattern must not contain NUL (\\u0000)".to_owned()
+                ));
+            }
+            let max = limits.pattern_max_chars;
+            if value.chars().count() > max {
+                return Err(bad(format!("a like pattern is at most {max} characters")));
+            }
             vec![Value::Text(value.to_owned())]
         }
         Op::In => {
             let parts: Vec<&str> = value.split(',').collect();
             if parts.len() > MAX_IN_VALUES {
                 return Err(bad(format!("in takes at most {MAX_IN_VALUES} values")));
+            }
+            let max = limits.value_max_chars;
+            if parts.iter().any(|p| p.chars().count() > max) {
+                return Err(bad(format!("each value is at most {max} characters")));
             }
             parts
                 .iter()
@@ -410,7 +478,13 @@ fn parse_filter(
                 "ordering comparisons do not apply to this field".to_owned()
             ));
         }
-        _ => vec![column.parse_value(value).map_err(bad)?],
+        _ => {
+            let max = limits.value_max_chars;
+            if value.chars().count() > max {
+                return Err(bad(format!("a filter value is at most {max} characters")));
+            }
+            vec![column.parse_value(value).map_err(bad)?]
+        }
     };
     Ok(Filter { column, op, values })
 }

@@ -133,6 +133,7 @@ impl From<StoreError> for ApiError {
                 cause: Some(cause),
                 ..Self::new(code, "the database is unavailable; retry shortly")
             },
+            StoreError::Timeout(_) => Self::new(code, e.to_string()),
             StoreError::Migration(cause) => Self::internal(cause),
             StoreError::Internal(cause) => Self::internal(cause),
         }

@@ -2,7 +2,7 @@
 
 use crate::auth::Auth;
 use plinth_core::Principal;
-use plinth_core::{ModelDef, Schema};
+use plinth_core::{ModelDef, QueryLimits, Schema};
 use plinth_store::{ReadFrom, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,6 +31,8 @@ struct Inner {
     /// When each principal last wrote; only kept while the store has a replica. A short
     /// lock per request, never held across an await.
     recent_writers: Mutex<HashMap<Uuid, Instant>>,
+    /// How long list filter values may be.
+    query_limits: QueryLimits,
 }
 
 /// Default read-your-own-writes window.
@@ -52,6 +54,17 @@ impl AppState {
         auth: Arc<Auth>,
         ryow_window: Duration,
     ) -> Self {
+        Self::configured(store, schema, auth, ryow_window, QueryLimits::default())
+    }
+
+    /// As [`Self::with_ryow_window`], with the bounds on list filter values.
+    pub fn configured(
+        store: Arc<dyn Store>,
+        schema: Arc<Schema>,
+        auth: Arc<Auth>,
+        ryow_window: Duration,
+        query_limits: QueryLimits,
+    ) -> Self {
         Self(Arc::new(Inner {
             store,
             schema,
@@ -60,6 +73,7 @@ impl AppState {
             started: Instant::now(),
             ryow_window,
             recent_writers: Mutex::new(HashMap::new()),
+            query_limits,
         }))
     }
 
@@ -110,6 +124,11 @@ impl AppState {
     /// The served schema.
     pub fn schema(&self) -> &Arc<Schema> {
         &self.0.schema
+    }
+
+    /// The bounds on list filter values.
+    pub(crate) fn query_limits(&self) -> &QueryLimits {
+        &self.0.query_limits
     }
 
     /// The authentication service.

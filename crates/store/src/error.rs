@@ -2,6 +2,7 @@
 //! the boundary; nothing above `store` sees a driver type.
 
 use plinth_core::ErrorCode;
+use std::time::Duration;
 
 /// The cause of an `Unavailable` write that found no space on the database's disk (logged;
 /// the client sees only that the database is unavailable).
@@ -53,6 +54,10 @@ pub enum StoreError {
     /// a migration); the message says which.
     #[error("{0}")]
     InUse(String),
+    /// A read ran out of its time budget (waiting for a connection included) and was
+    /// stopped; the same query will likely take as long again.
+    #[error("the query took longer than {} ms; narrow the filter", .0.as_millis())]
+    Timeout(Duration),
     /// The database cannot be reached or is too busy; retrying later may work.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -70,7 +75,9 @@ impl StoreError {
             Self::InvalidReference { .. } | Self::InvalidValue { .. } => ErrorCode::InvalidInput,
             Self::Stale { .. } => ErrorCode::PreconditionFailed,
             Self::Migration(_) | Self::Internal(_) => ErrorCode::Internal,
-            Self::Unavailable(_) | Self::Contention(_) | Self::InUse(_) => ErrorCode::Unavailable,
+            Self::Unavailable(_) | Self::Contention(_) | Self::InUse(_) | Self::Timeout(_) => {
+                ErrorCode::Unavailable
+            }
         }
     }
 

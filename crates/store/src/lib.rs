@@ -4,6 +4,8 @@
 //! Layout:
 //! - [`accounts`]: [`AccountStore`]: users, refresh-token families, API keys.
 //! - [`error`]: [`StoreError`], the only error type that leaves this crate.
+//! - `gate` (private): `ListGate`, how many record lists (and pattern lists) may hold read
+//!   connections at once, so gets always find one.
 //! - [`postgres`]: [`PgStore`], a connection pool over a PostgreSQL database shared by any
 //!   number of instances.
 //! - `sql` (private): every statement and its outcome logic, written once for both engines
@@ -18,6 +20,7 @@
 
 pub mod accounts;
 pub mod error;
+mod gate;
 pub mod postgres;
 mod shared;
 mod sql;

@@ -453,3 +453,77 @@ fn fingerprints_are_stable_across_versions() {
         ok(&[("name", "a"), ("note", "bc")]).fingerprint
     );
 }
+
+fn parse_within(pairs: &[(&str, &str)], limits: &QueryLimits) -> Result<ListQuery, Error> {
+    let pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    ListQuery::parse_within(&model(), &pairs, crate::policy::FieldAccess::All, limits)
+}
+
+#[test]
+fn filter_values_and_patterns_are_bounded_in_characters() {
+    let limits = QueryLimits {
+        value_max_chars: 4,
+        pattern_max_chars: 3,
+    };
+    let refused_within = |pairs: &[(&str, &str)], field: &str, reason: &str| {
+        let e = parse_within(pairs, &limits).expect_err("accepted");
+        let Error::Invalid { details, .. } = e else {
+            panic!("not an input error: {e:?}")
+        };
+        let got: Vec<_> = details.into_iter().map(|d| (d.field, d.reason)).collect();
+        assert_eq!(got, [pair(field, reason)], "{pairs:?}");
+    };
+    // Characters, not bytes: four astral-plane characters are within four.
+    for pairs in [
+        [("note", "𝄞𝄞𝄞𝄞")],
+        [("note[in]", "abcd,𝄞𝄞𝄞𝄞")],
+        [("note[like]", "*é*")],
+        [("qty[gte]", "1000")],
+    ] {
+        parse_within(&pairs, &limits).unwrap_or_else(|e| panic!("{pairs:?}: {e:?}"));
+    }
+    let value = "a filter value is at most 4 characters";
+    refused_within(&[("note", "abcde")], "note", value);
+    refused_within(&[("note[ne]", "abcde")], "note[ne]", value);
+    refused_within(&[("qty[gt]", "10000")], "qty[gt]", value);
+    refused_within(
+        &[("note[in]", "a,abcde")],
+        "note[in]",
+        "each value is at most 4 characters",
+    );
+    let pattern = "a like pattern is at most 3 characters";
+    refused_within(&[("note[like]", "*ab*")], "note[like]", pattern);
+    // The defaults refuse the 60,000-character pattern SQLite itself would call "too
+    // complex" (an internal error) and a long value alike.
+    let long = "*a".repeat(30_000);
+    refused(
+        &[("note[like]", &long)],
+        "note[like]",
+        "a like pattern is at most 128 characters",
+    );
+    refused(
+        &[("note", &"a".repeat(2049))],
+        "note",
+        "a filter value is at most 2048 characters",
+    );
+    assert_eq!(ok(&[("note", &"a".repeat(2048))]).filters.len(), 1);
+}
+
+#[test]
+fn nul_in_a_like_pattern_is_refused() {
+    let reason = "a like pattern must not contain NUL (\\u0000)";
+    for value in ["*\0*", "\0", "a\0b"] {
+        refused(&[("note[like]", value)], "note[like]", reason);
+    }
+    // Other values are compared whole, NUL included.
+    assert_eq!(filter("note", "a\0b").2, [text("a\0b")]);
+}
+
+#[test]
+fn a_like_filter_makes_a_pattern_query() {
+    assert!(ok(&[("note[like]", "*a*")]).has_pattern());
+    assert!(!ok(&[("note", "a"), ("qty[gt]", "1")]).has_pattern());
+}

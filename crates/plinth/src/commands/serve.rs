@@ -5,8 +5,8 @@ use crate::cli::{GlobalArgs, ServeArgs};
 use crate::config::{Config, Database, env};
 use crate::logging;
 use anyhow::Context;
-use plinth_core::Role;
 use plinth_core::auth::{Email, check_password};
+use plinth_core::{QueryLimits, Role};
 use plinth_server::{AccountError, AppState, Application, Auth, ServerConfig};
 use plinth_store::{Claim, PgOptions, PgStore, WriteCtx};
 use plinth_store::{SqliteOptions, SqliteStore, Store};
@@ -36,6 +36,7 @@ pub(crate) async fn open_store_as(
             let mut opts = SqliteOptions::new(&path);
             opts.readers = config.settings.sqlite_readers;
             opts.read_only = read_only;
+            opts.query_timeout = Duration::from_millis(config.settings.limits_query_timeout_ms);
             let store = SqliteStore::open(opts)
                 .await
                 .with_context(|| format!("cannot open the database {}", path.display()))?;
@@ -48,6 +49,7 @@ pub(crate) async fn open_store_as(
             opts.pool_size = settings.pg_pool_size;
             opts.connect_timeout = Duration::from_secs(settings.pg_connect_timeout_seconds);
             opts.statement_timeout = Duration::from_secs(settings.pg_statement_timeout_seconds);
+            opts.query_timeout = Duration::from_millis(settings.limits_query_timeout_ms);
             opts.read_url = settings
                 .database_read_url
                 .as_ref()
@@ -99,11 +101,15 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
         .collect();
     tracing::info!(models = ?models, "schema up to date");
     bootstrap_admin(store.as_ref(), &auth, config).await?;
-    let state = AppState::with_ryow_window(
+    let state = AppState::configured(
         store,
         Arc::new(config.schema.clone()),
         auth,
         Duration::from_secs(config.settings.read_your_writes_seconds),
+        QueryLimits {
+            value_max_chars: config.settings.limits_filter_value_max_chars,
+            pattern_max_chars: config.settings.limits_like_pattern_max_chars,
+        },
     );
     let server = ServerConfig {
         listen: config.settings.listen,

@@ -153,6 +153,18 @@ settings! {
         key: Some("pg_statement_timeout_seconds"), env: PG_STATEMENT_TIMEOUT_SECONDS = "PLINTH_PG_STATEMENT_TIMEOUT_SECONDS", flag: None,
         range: Some((1, 3600)),
         help: "PostgreSQL `statement_timeout` of every connection; a statement the server cancels answers 503.";
+    limits_query_timeout_ms: u64 = 5000;
+        key: Some("limits.query_timeout_ms"), env: LIMITS_QUERY_TIMEOUT_MS = "PLINTH_LIMITS_QUERY_TIMEOUT_MS", flag: None,
+        range: Some((10, 600_000)),
+        help: "The time budget of one record list, in milliseconds, waiting for a database connection included; past it the query is stopped (SQLite interrupts it, PostgreSQL cancels it) and the list answers 503. On PostgreSQL `pg_statement_timeout_seconds` still bounds it from above.";
+    limits_filter_value_max_chars: usize = plinth_core::QueryLimits::DEFAULT_VALUE_MAX_CHARS;
+        key: Some("limits.filter_value_max_chars"), env: LIMITS_FILTER_VALUE_MAX_CHARS = "PLINTH_LIMITS_FILTER_VALUE_MAX_CHARS", flag: None,
+        range: Some((1, 65_536)),
+        help: "The longest value of a list filter (`eq`, `ne`, `lt`, `lte`, `gt`, `gte`, and each value of an `in`), in characters; a longer one answers 400.";
+    limits_like_pattern_max_chars: usize = plinth_core::QueryLimits::DEFAULT_PATTERN_MAX_CHARS;
+        key: Some("limits.like_pattern_max_chars"), env: LIMITS_LIKE_PATTERN_MAX_CHARS = "PLINTH_LIMITS_LIKE_PATTERN_MAX_CHARS", flag: None,
+        range: Some((1, 10_000)),
+        help: "The longest `like` pattern, in characters; a longer one answers 400. Matching costs up to the pattern's length times each value's, and one value's match cannot be interrupted, so this stays short.";
     jwt_secret: Option<Secret> = None;
         key: None, env: JWT_SECRET = "PLINTH_JWT_SECRET", flag: None, range: None,
         help: "The token-signing key itself (base64 from `plinth keys generate`, or at least 32 raw bytes). Never read from the file.";

@@ -2,7 +2,7 @@
 //! database, and offers one typed method per endpoint.
 
 use plinth_core::auth::Email;
-use plinth_core::{ModelDecl, Schema};
+use plinth_core::{ModelDecl, QueryLimits, Schema};
 use plinth_core::{Principal, Role};
 use plinth_server::auth::{Clock, HashCost, ManualClock};
 use plinth_server::{AppState, Application, Auth, AuthConfig, ServerConfig, SigningKey};
@@ -15,6 +15,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -89,10 +90,43 @@ impl TestDb {
         Arc::new(store)
     }
 
+    /// The engine of this run with `connections` connections for reads (SQLite readers,
+    /// the PostgreSQL pool) and the given time budget per list.
+    pub(crate) async fn with_reads(connections: usize, query_timeout: Duration) -> Self {
+        match plinth_testkit::engine() {
+            Engine::Postgres(server) => {
+                Self::postgres_with(&server, |o| {
+                    o.pool_size = connections;
+                    o.query_timeout = query_timeout;
+                })
+                .await
+            }
+            Engine::Sqlite => {
+                Self::sqlite_with(|o| {
+                    o.readers = connections;
+                    o.query_timeout = query_timeout;
+                })
+                .await
+            }
+        }
+    }
+
+    /// The PostgreSQL test database (`None` on SQLite).
+    pub(crate) fn postgres_database(&self) -> Option<&PgDatabase> {
+        self.postgres.as_ref()
+    }
+
     /// A SQLite file in a fresh temporary directory.
     pub(crate) async fn sqlite() -> Self {
+        Self::sqlite_with(|_| {}).await
+    }
+
+    /// As [`Self::sqlite`], with the store's options adjusted by `configure`.
+    pub(crate) async fn sqlite_with(configure: impl FnOnce(&mut SqliteOptions)) -> Self {
         let dir = tempfile::tempdir().expect("create a temporary directory");
-        let store = SqliteStore::open(SqliteOptions::new(dir.path().join("plinth.db")))
+        let mut options = SqliteOptions::new(dir.path().join("plinth.db"));
+        configure(&mut options);
+        let store = SqliteStore::open(options)
             .await
             .expect("open the SQLite store");
         Self {
@@ -318,6 +352,23 @@ impl TestApp {
         Self::serve_state(db, state, ServerConfig::default()).await
     }
 
+    /// Custom models over the given database, with list filter values bounded by `limits`.
+    pub(crate) async fn spawn_limited(
+        db: TestDb,
+        decls: Vec<ModelDecl>,
+        limits: QueryLimits,
+    ) -> Self {
+        let state = db.state(&decls).await;
+        let state = AppState::configured(
+            Arc::clone(state.store()),
+            Arc::clone(state.schema()),
+            Arc::clone(state.auth()),
+            Duration::from_secs(5),
+            limits,
+        );
+        Self::serve_state(db, state, ServerConfig::default()).await
+    }
+
     /// Custom models, server and auth settings over the given database.
     pub(crate) async fn spawn_on(
         db: TestDb,
@@ -412,6 +463,11 @@ impl TestApp {
             shutdown: Some(tx),
             server: Some(server),
         }
+    }
+
+    /// The database the server runs on.
+    pub(crate) fn database(&self) -> &TestDb {
+        &self.db
     }
 
     /// Fires the shutdown signal; the server then drains and stops.

@@ -19,6 +19,7 @@ mod policy_overrides;
 mod rate_limits;
 mod read;
 mod replica;
+mod slow_queries;
 mod sort;
 mod update;
 mod users_admin;

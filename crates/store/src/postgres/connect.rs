@@ -19,6 +19,9 @@ pub struct PgOptions {
     pub connect_timeout: Duration,
     /// Longest a statement may run before the server cancels it.
     pub statement_timeout: Duration,
+    /// The time budget of a record list, waiting for a connection included; past it the
+    /// list is cancelled and fails as [`StoreError::Timeout`].
+    pub query_timeout: Duration,
     /// A streaming replica for reads that may lag (`DATABASE_READ_URL`).
     pub read_url: Option<String>,
     /// Read only (`plinth export`): every transaction is `READ ONLY`, and opening creates
@@ -35,13 +38,14 @@ impl std::fmt::Debug for PgOptions {
 }
 
 impl PgOptions {
-    /// Defaults: 16 connections, 5 s to connect, 30 s per statement.
+    /// Defaults: 16 connections, 5 s to connect, 30 s per statement, 5 s per list.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             pool_size: 16,
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(30),
+            query_timeout: Duration::from_secs(5),
             read_url: None,
             read_only: false,
         }

@@ -13,20 +13,23 @@
 //! [`Exec`](crate::sql::Exec) of `exec`.
 //!
 //! Layout: `connect` (options, pools, the LISTEN connection), `exec` (binding parameters
-//! and reading rows), `ddl` (migrations), `claim` (the advisory lock servers share and
-//! migrations take alone), `errors` (SQLSTATE → [`StoreError`]).
+//! and reading rows), `lists` (record lists: gated, bounded in time, cancelled when
+//! abandoned), `ddl` (migrations), `claim` (the advisory lock servers share and migrations
+//! take alone), `errors` (SQLSTATE → [`StoreError`]).
 
 mod claim;
 mod connect;
 mod ddl;
 mod errors;
 mod exec;
+mod lists;
 
 use crate::ReadFrom;
+use crate::gate::ListGate;
 use crate::shared::idempotency_scope;
 use crate::sql::records::StatusChange;
 use crate::sql::transfer as sql_transfer;
-use crate::sql::{accounts, list, records};
+use crate::sql::{accounts, records};
 use crate::transfer::{Line, TransferError};
 use crate::{
     AccountStore, ApiKey, Claim, Created, IdempotencyClaim, NewApiKey, NewUser, Page, Refresh,
@@ -62,6 +65,10 @@ struct Inner {
     replica: Option<Pool>,
     /// The longest any store call may take (statement timeout plus connect timeout).
     op_timeout: Duration,
+    /// The time budget of a record list (see `lists`).
+    query_timeout: Duration,
+    /// Admits record lists to the pool's connections, so other calls always find one.
+    lists: ListGate,
     /// Fed by the LISTEN connection (see `listen`): accounts or keys changed somewhere.
     invalidations: tokio::sync::broadcast::Sender<()>,
     /// The LISTEN task, aborted on close.
@@ -101,6 +108,8 @@ impl PgStore {
                 pool,
                 replica,
                 op_timeout: opts.statement_timeout + opts.connect_timeout,
+                query_timeout: opts.query_timeout,
+                lists: ListGate::new(opts.pool_size.max(1)),
                 invalidations: tokio::sync::broadcast::channel(16).0,
                 listener: std::sync::Mutex::new(None),
                 last_ts: AtomicI64::new(0),
@@ -363,8 +372,7 @@ impl Store for PgStore {
         scope: ListScope,
         from: ReadFrom,
     ) -> Result<Page, StoreError> {
-        self.call(from, async |c| list::list(c, model, query, scope).await)
-            .await
+        self.list_within(model, query, scope, from).await
     }
 
     fn invalidations(&self) -> Option<tokio::sync::broadcast::Receiver<()>> {
@@ -448,6 +456,7 @@ impl Store for PgStore {
         if let Some(listener) = self.inner.listener.lock().ok().and_then(|mut l| l.take()) {
             listener.abort();
         }
+        self.inner.lists.close();
         self.inner.pool.close();
         if let Some(replica) = &self.inner.replica {
             replica.close();

@@ -28,6 +28,11 @@ pub(super) fn map(e: rusqlite::Error) -> StoreError {
             }
             _ => StoreError::internal(e),
         },
+        // A read's progress handler stopped it (deadline or caller gone); the reader turns
+        // a deadline into `Timeout`.
+        Code::OperationInterrupted => {
+            StoreError::Unavailable("the statement was interrupted".to_owned())
+        }
         Code::DatabaseBusy | Code::DatabaseLocked => {
             StoreError::Unavailable("the database is busy".to_owned())
         }

@@ -8,16 +8,18 @@
 //! The statements themselves are the shared ones of `crate::sql`, run through the
 //! synchronous [`Exec`](crate::sql::Exec) of `exec`.
 //!
-//! Layout: `writer` (the writer thread and group commit), `ddl` (migrations), `exec`
-//! (binding parameters and reading rows), `errors` (translation of `rusqlite` errors into
-//! [`StoreError`]), `files` (private file modes, the lock file), `account_store` (the
-//! [`AccountStore`](crate::AccountStore) methods).
+//! Layout: `writer` (the writer thread and group commit), `readers` (the read connections,
+//! each read bounded in time and interrupted when its caller goes away), `ddl`
+//! (migrations), `exec` (binding parameters and reading rows), `errors` (translation of
+//! `rusqlite` errors into [`StoreError`]), `files` (private file modes, the lock file),
+//! `account_store` (the [`AccountStore`](crate::AccountStore) methods).
 
 mod account_store;
 mod ddl;
 mod errors;
 mod exec;
 mod files;
+mod readers;
 mod writer;
 
 use crate::shared::idempotency_scope;
@@ -29,11 +31,11 @@ use crate::{Claim, Created, IdempotencyClaim, Page, Store, StoreError, WriteCtx}
 use async_trait::async_trait;
 use plinth_core::migrate::Plan;
 use plinth_core::{Draft, ListQuery, ListScope, ModelDef, Patch, Record, RecordId, Schema};
+use readers::Readers;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use writer::Writer;
 
 /// How to open the database.
@@ -48,16 +50,21 @@ pub struct SqliteOptions {
     /// Open an existing file for reading only (`plinth export`): nothing is created, every
     /// connection is read-only, and no write reaches the file.
     pub read_only: bool,
+    /// The time budget of a read that may scan (a list), waiting for a connection
+    /// included; past it the read is interrupted and fails as [`StoreError::Timeout`].
+    pub query_timeout: Duration,
 }
 
 impl SqliteOptions {
-    /// Defaults for a file: four readers, five seconds of busy timeout.
+    /// Defaults for a file: four readers, five seconds of busy timeout, five seconds per
+    /// list.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
             readers: 4,
             busy_timeout: Duration::from_secs(5),
             read_only: false,
+            query_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -73,41 +80,14 @@ struct Inner {
     path: PathBuf,
     /// Queue of the writer thread, the only connection that writes (see `writer`).
     writer: tokio::sync::mpsc::Sender<writer::Msg>,
-    /// Idle read connections. Taken only after a `reader_permits` permit, so one is always
-    /// there for the taker; a [`Reader`] puts it back, even when its read panicked.
-    readers: Arc<Mutex<Vec<Connection>>>,
-    /// Bounds concurrent reads to the number of read connections.
-    reader_permits: Arc<Semaphore>,
+    /// The read connections.
+    readers: Readers,
     /// The schema last migrated to: purge needs it to find references.
     schema: RwLock<Arc<Schema>>,
     /// The lock file held by a [`Claim`], until close (see `files::lock`).
     claim: Mutex<Option<std::fs::File>>,
     /// Opened for reading only: close neither optimises nor checkpoints.
     read_only: bool,
-}
-
-/// A read connection checked out of the pool; dropping it (after the read, or while a
-/// panic unwinds) puts the connection back, then releases its permit.
-struct Reader {
-    conn: Option<Connection>,
-    pool: Arc<Mutex<Vec<Connection>>>,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl Reader {
-    fn conn(&self) -> Result<&Connection, StoreError> {
-        self.conn
-            .as_ref()
-            .ok_or_else(|| StoreError::internal("reader without a connection"))
-    }
-}
-
-impl Drop for Reader {
-    fn drop(&mut self) {
-        if let (Some(conn), Ok(mut idle)) = (self.conn.take(), self.pool.lock()) {
-            idle.push(conn);
-        }
-    }
 }
 
 impl SqliteStore {
@@ -135,8 +115,7 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 path: opts.path.clone(),
                 writer: writer::spawn(writer)?,
-                reader_permits: Arc::new(Semaphore::new(readers.len())),
-                readers: Arc::new(Mutex::new(readers)),
+                readers: Readers::new(readers, opts.query_timeout),
                 schema: RwLock::new(Arc::new(empty)),
                 claim: Mutex::new(None),
                 read_only: opts.read_only,
@@ -181,47 +160,22 @@ impl SqliteStore {
         reply.await.map_err(|_| closed())?
     }
 
-    /// Takes a read connection, waiting while all are in use.
-    async fn reader(&self) -> Result<Reader, StoreError> {
-        let closed = || StoreError::Unavailable("the database is closed".to_owned());
-        let permit = Arc::clone(&self.inner.reader_permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| closed())?;
-        let pool = Arc::clone(&self.inner.readers);
-        let conn = pool
-            .lock()
-            .map_err(|_| StoreError::internal("reader pool poisoned"))?
-            .pop()
-            .ok_or_else(closed)?;
-        Ok(Reader {
-            conn: Some(conn),
-            pool,
-            _permit: permit,
-        })
-    }
-
-    /// Runs `f` on a read connection, inside the blocking pool.
+    /// Runs `f` on a read connection, inside the blocking pool, within the time budget.
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let reader = self.reader().await?;
-        tokio::task::spawn_blocking(move || f(reader.conn()?))
-            .await
-            .map_err(StoreError::internal)?
+        self.inner.readers.read(f).await
     }
 
-    /// Runs a bounded read (a primary-key or unique-index lookup) on a read connection, on
-    /// the calling thread. Such a lookup takes microseconds, less than handing it to the
-    /// blocking pool would; anything that may scan goes through [`Self::read`] instead.
+    /// Runs a primary-key or unique-index lookup on a read connection, on the calling
+    /// thread.
     async fn read_point<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(&Connection) -> Result<T, StoreError>,
     {
-        let reader = self.reader().await?;
-        f(reader.conn()?)
+        self.inner.readers.read_point(f).await
     }
 
     /// What the writer of `ctx` may reference.
@@ -374,7 +328,11 @@ impl Store for SqliteStore {
         scope: ListScope,
     ) -> Result<Page, StoreError> {
         let (model, query) = (Arc::clone(model), query.clone());
-        self.read(move |c| ready(crate::sql::list::list(c, &model, &query, scope)))
+        self.inner
+            .readers
+            .list(query.has_pattern(), move |c| {
+                ready(crate::sql::list::list(c, &model, &query, scope))
+            })
             .await
     }
 
@@ -474,10 +432,7 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         // Stop new reads, then drop the idle readers; then checkpoint and close the writer.
-        self.inner.reader_permits.close();
-        if let Ok(mut idle) = self.inner.readers.lock() {
-            idle.clear();
-        }
+        self.inner.readers.close();
         let read_only = self.inner.read_only;
         let result = self
             .exclusive(move |w| {

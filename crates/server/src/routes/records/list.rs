@@ -18,7 +18,8 @@ pub(super) async fn list_records(
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Reply, ApiError> {
     let scope = list_scope(&caller.0, model.policy())?;
-    let query = ListQuery::parse(&model, &pairs, caller.0.field_access())?;
+    let limits = state.query_limits();
+    let query = ListQuery::parse_within(&model, &pairs, caller.0.field_access(), limits)?;
     let from = state.read_from(&caller.0);
     let page = state.store().list_from(&model, &query, scope, from).await?;
     let next_cursor = if page.has_more {

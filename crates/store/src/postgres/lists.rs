@@ -1,0 +1,88 @@
+//! Record lists: admitted by the [`ListGate`](crate::gate::ListGate), bounded by the
+//! query budget, and cancelled on the server when nobody waits for them any more.
+//!
+//! The budget is kept here, not by a per-statement `statement_timeout`, so a list costs one
+//! round trip as before. When the budget runs out, or the caller's future is dropped (an
+//! HTTP client that hung up), the [`Cancelling`] guard sends PostgreSQL a cancel request
+//! for the running statement, so its backend stops instead of finishing work nobody reads.
+//! The connection is then taken out of the pool and closed rather than reused: a cancel
+//! request that arrived late would otherwise cancel whatever the next user ran on it.
+
+use super::exec::Pg;
+use super::{PgStore, errors};
+use crate::ReadFrom;
+use crate::sql::list;
+use crate::{Page, StoreError};
+use deadpool_postgres::Object;
+use plinth_core::{ListQuery, ListScope, ModelDef};
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_postgres::NoTls;
+
+/// How long a cancel request may take before the connection is simply closed.
+const CANCEL_WAIT: Duration = Duration::from_secs(5);
+
+/// A pooled client running a statement that must be cancelled if it is abandoned.
+struct Cancelling(Option<Object>);
+
+impl Cancelling {
+    fn client(&self) -> Result<&Object, StoreError> {
+        self.0
+            .as_ref()
+            .ok_or_else(|| StoreError::internal("a cancelling guard without a client"))
+    }
+
+    /// The statement finished: the client goes back to the pool.
+    fn finish(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for Cancelling {
+    fn drop(&mut self) {
+        let Some(object) = self.0.take() else {
+            return;
+        };
+        let client = Object::take(object);
+        let token = client.cancel_token();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                match tokio::time::timeout(CANCEL_WAIT, token.cancel_query(NoTls)).await {
+                    Ok(Ok(())) => tracing::debug!("cancelled an abandoned list"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "cannot cancel an abandoned list"),
+                    Err(_) => tracing::warn!("cancelling an abandoned list timed out"),
+                }
+                drop(client);
+            });
+        }
+    }
+}
+
+impl PgStore {
+    /// One page, within the query budget (waiting at the gate and for a connection
+    /// included); see the module documentation.
+    pub(super) async fn list_within(
+        &self,
+        model: &ModelDef,
+        query: &ListQuery,
+        scope: ListScope,
+        from: ReadFrom,
+    ) -> Result<Page, StoreError> {
+        let budget = self.inner.query_timeout;
+        let run = async {
+            let _pass = self.inner.lists.enter(query.has_pattern()).await?;
+            let client = match (&self.inner.replica, from) {
+                (Some(replica), ReadFrom::Replica) => replica.get().await,
+                _ => self.inner.pool.get().await,
+            }
+            .map_err(errors::pool)?;
+            let guard = Cancelling(Some(client));
+            let page = list::list(&Pg(guard.client()?), model, query, scope).await;
+            guard.finish();
+            page
+        };
+        tokio::time::timeout_at(Instant::now() + budget, run)
+            .await
+            .map_err(|_| StoreError::Timeout(budget))?
+    }
+}

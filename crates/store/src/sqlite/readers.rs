@@ -1,0 +1,188 @@
+//! The read connections: a fixed pool of read-only connections, each read bounded in time
+//! and stopped when its caller goes away.
+//!
+//! A read that may scan runs on the blocking pool under a deadline (its time budget from
+//! the moment it was asked for, waiting included). The connection's progress handler,
+//! called every few hundred virtual-machine steps, interrupts the statement once the
+//! deadline passes or once the caller's future is dropped (an HTTP client that hung up):
+//! the blocking thread and the connection are free again within a step, instead of
+//! finishing work nobody waits for. One step can be long (one `like` comparison of one
+//! value), which is why pattern length is bounded before a query gets here.
+
+use crate::StoreError;
+use crate::gate::{ListGate, ListPass};
+use rusqlite::Connection;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// Virtual-machine steps between two checks of a read's stop flag. A scan spends a handful
+/// of steps per row, so this checks about once a row; the check is one atomic load.
+const PROGRESS_STEPS: std::ffi::c_int = 8;
+
+/// The pool of read connections.
+#[derive(Debug)]
+pub(super) struct Readers {
+    /// Idle read connections. Taken only after a `permits` permit, so one is always there
+    /// for the taker; a [`Reader`] puts it back, even when its read panicked.
+    idle: Arc<Mutex<Vec<Connection>>>,
+    /// Bounds concurrent reads to the number of read connections.
+    permits: Arc<Semaphore>,
+    /// Bounds the record lists among them, so gets always find a connection.
+    lists: ListGate,
+    /// The time budget of a read that may scan.
+    budget: Duration,
+}
+
+/// A read connection checked out of the pool; dropping it (after the read, or while a
+/// panic unwinds) clears its progress handler and puts the connection back, then releases
+/// its permit.
+struct Reader {
+    conn: Option<Connection>,
+    pool: Arc<Mutex<Vec<Connection>>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Reader {
+    fn conn(&self) -> Result<&Connection, StoreError> {
+        self.conn
+            .as_ref()
+            .ok_or_else(|| StoreError::internal("reader without a connection"))
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            conn.progress_handler(0, None::<fn() -> bool>);
+            if let Ok(mut idle) = self.pool.lock() {
+                idle.push(conn);
+            }
+        }
+    }
+}
+
+/// Set when the future waiting for a read is dropped: its statement should stop.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Readers {
+    /// A pool over `conns`, each scanning read bounded by `budget`.
+    pub(super) fn new(conns: Vec<Connection>, budget: Duration) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(conns.len())),
+            lists: ListGate::new(conns.len()),
+            idle: Arc::new(Mutex::new(conns)),
+            budget,
+        }
+    }
+
+    /// Takes a read connection, waiting while all are in use.
+    async fn take(&self) -> Result<Reader, StoreError> {
+        let closed = || StoreError::Unavailable("the database is closed".to_owned());
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| closed())?;
+        let pool = Arc::clone(&self.idle);
+        let conn = pool
+            .lock()
+            .map_err(|_| StoreError::internal("reader pool poisoned"))?
+            .pop()
+            .ok_or_else(closed)?;
+        Ok(Reader {
+            conn: Some(conn),
+            pool,
+            _permit: permit,
+        })
+    }
+
+    /// Runs `f` on a read connection in the blocking pool, within the time budget.
+    pub(super) async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let deadline = Instant::now() + self.budget;
+        self.read_until(deadline, None, f).await
+    }
+
+    /// Runs a record list (`pattern`: it has a `like` filter) through the [`ListGate`],
+    /// then as [`Self::read`] does; waiting at the gate counts against the budget.
+    pub(super) async fn list<T, F>(&self, pattern: bool, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let deadline = Instant::now() + self.budget;
+        let pass = tokio::time::timeout_at(deadline, self.lists.enter(pattern))
+            .await
+            .map_err(|_| StoreError::Timeout(self.budget))??;
+        self.read_until(deadline, Some(pass), f).await
+    }
+
+    async fn read_until<T, F>(
+        &self,
+        deadline: Instant,
+        pass: Option<ListPass>,
+        f: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let reader = tokio::time::timeout_at(deadline, self.take())
+            .await
+            .map_err(|_| StoreError::Timeout(self.budget))??;
+        let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+        let stopped = Arc::clone(&stop.0);
+        let mut task = tokio::task::spawn_blocking(move || {
+            let _pass = pass;
+            let conn = reader.conn()?;
+            conn.progress_handler(
+                PROGRESS_STEPS,
+                Some(move || stopped.load(Ordering::Relaxed)),
+            );
+            f(conn)
+        });
+        match tokio::time::timeout_at(deadline, &mut task).await {
+            Ok(joined) => joined.map_err(StoreError::internal)?,
+            Err(_) => {
+                stop.0.store(true, Ordering::Relaxed);
+                // The statement stops at its next check; wait for that, so the connection
+                // is back in the pool when the caller hears of the timeout.
+                match task.await {
+                    Ok(Ok(done_meanwhile)) => Ok(done_meanwhile),
+                    _ => Err(StoreError::Timeout(self.budget)),
+                }
+            }
+        }
+    }
+
+    /// Runs a bounded read (a primary-key or unique-index lookup) on a read connection, on
+    /// the calling thread. Such a lookup takes microseconds, less than handing it to the
+    /// blocking pool would; anything that may scan goes through [`Self::read`] instead.
+    pub(super) async fn read_point<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError>,
+    {
+        let reader = self.take().await?;
+        f(reader.conn()?)
+    }
+
+    /// Stops new reads and closes the idle connections.
+    pub(super) fn close(&self) {
+        self.permits.close();
+        self.lists.close();
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
+        }
+    }
+}
