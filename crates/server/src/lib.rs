@@ -23,9 +23,11 @@ pub mod auth;
 pub mod config;
 mod error;
 mod extract;
+mod limits;
 mod middleware;
 mod reply;
 mod routes;
+mod serve;
 mod state;
 
 pub use accounts::{AccountError, create_account};

@@ -5,6 +5,7 @@ mod bad_input;
 mod bad_query;
 mod bola;
 mod concurrency;
+mod connections;
 mod create;
 mod delete;
 mod errors;
