@@ -170,6 +170,7 @@ pub fn with_middleware(
 ) -> Result<Router<AppState>, StartError> {
     let limits = RequestLimits {
         request_timeout: config.request_timeout,
+        body_limit: config.body_limit,
     };
     // CORS sits inside the request context, so preflight answers carry X-Request-Id too.
     let cors = match config.cors_origins.as_slice() {
@@ -215,6 +216,7 @@ fn cors(origins: &[String]) -> Result<CorsLayer, StartError> {
             header::AUTHORIZATION,
             header::IF_MATCH,
             header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
             HeaderName::from_static("idempotency-key"),
             HeaderName::from_static("x-request-id"),
             HeaderName::from_static("x-api-key"),

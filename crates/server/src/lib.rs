@@ -20,6 +20,7 @@
 mod accounts;
 mod app;
 pub mod auth;
+mod conditional;
 pub mod config;
 mod error;
 mod extract;

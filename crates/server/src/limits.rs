@@ -30,10 +30,17 @@ pub(crate) const MAX_HEADERS: usize = 100;
 pub(crate) struct RequestLimits {
     /// From the head to the answer.
     pub(crate) request_timeout: Duration,
+    /// The largest body accepted.
+    pub(crate) body_limit: usize,
 }
 
-/// Refuses a head over the limits, with the envelope.
-pub(crate) fn check_head(uri: &Uri, headers: &HeaderMap) -> Result<(), ApiError> {
+/// Refuses a head over the limits, with the envelope; and a body whose `Content-Length`
+/// is over the body limit, before any of it is read.
+pub(crate) fn check_head(
+    uri: &Uri,
+    headers: &HeaderMap,
+    limits: &RequestLimits,
+) -> Result<(), ApiError> {
     let target = uri.path_and_query().map_or(0, |p| p.as_str().len())
         + uri.authority().map_or(0, |a| a.as_str().len());
     if target > MAX_URI_BYTES {
@@ -50,6 +57,16 @@ pub(crate) fn check_head(uri: &Uri, headers: &HeaderMap) -> Result<(), ApiError>
         return Err(ApiError::new(
             ErrorCode::HeadersTooLarge,
             format!("the request headers exceed {MAX_HEADERS} fields or {MAX_HEADER_BYTES} bytes"),
+        ));
+    }
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if length.is_some_and(|n| n > limits.body_limit as u64) {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "the request body is larger than the server accepts",
         ));
     }
     Ok(())

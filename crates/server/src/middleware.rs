@@ -68,7 +68,7 @@ pub(crate) async fn request_context(
         principal = tracing::field::Empty
     );
     let (req, body) = BodyProgress::watch(req);
-    let mut res = match check_head(req.uri(), req.headers()) {
+    let mut res = match check_head(req.uri(), req.headers(), &limits) {
         Err(e) => e.into_response(),
         Ok(()) => {
             let run = next.run(req).instrument(span.clone());
@@ -140,6 +140,15 @@ fn render_error(res: Response, report: &ErrorReport, id: &str) -> Response {
     );
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Adds `Cache-Control: no-store` to every answer of the routes it wraps: those holding
+/// tokens, keys or account data, which no cache may keep.
+pub(crate) async fn no_store(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
 }
 
 /// Turns a panic in a handler into a 500 envelope; the panic itself is logged by the panic

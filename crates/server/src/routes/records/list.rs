@@ -38,4 +38,5 @@ pub(super) async fn list_records(
             limit: query.limit,
         },
     )
+    .map(Reply::private)
 }
