@@ -20,12 +20,18 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The write clashes with existing state (unique value, idempotency key reuse).
     Conflict,
-    /// `If-Match` named a version that is no longer current.
+    /// A precondition (`If-Match`) does not hold: the record is not at a version named.
     PreconditionFailed,
     /// The body is larger than the configured limit.
     PayloadTooLarge,
     /// The body is not `application/json`.
     UnsupportedMediaType,
+    /// The client took too long to send its request.
+    RequestTimeout,
+    /// The request target (path and query) is longer than the server accepts.
+    UriTooLong,
+    /// The request's headers are larger, or more, than the server accepts.
+    HeadersTooLarge,
     /// Too many requests.
     RateLimited,
     /// A fault inside Plinth; the client sees nothing more.
@@ -47,6 +53,9 @@ impl ErrorCode {
             Self::PreconditionFailed => "PRECONDITION_FAILED",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::RequestTimeout => "REQUEST_TIMEOUT",
+            Self::UriTooLong => "URI_TOO_LONG",
+            Self::HeadersTooLarge => "HEADERS_TOO_LARGE",
             Self::RateLimited => "RATE_LIMITED",
             Self::Internal => "INTERNAL",
             Self::Unavailable => "UNAVAILABLE",
@@ -151,6 +160,9 @@ mod tests {
             (ErrorCode::PreconditionFailed, "PRECONDITION_FAILED"),
             (ErrorCode::PayloadTooLarge, "PAYLOAD_TOO_LARGE"),
             (ErrorCode::UnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE"),
+            (ErrorCode::RequestTimeout, "REQUEST_TIMEOUT"),
+            (ErrorCode::UriTooLong, "URI_TOO_LONG"),
+            (ErrorCode::HeadersTooLarge, "HEADERS_TOO_LARGE"),
             (ErrorCode::RateLimited, "RATE_LIMITED"),
             (ErrorCode::Internal, "INTERNAL"),
             (ErrorCode::Unavailable, "UNAVAILABLE"),

@@ -3,13 +3,14 @@
 //! start Plinth through this one path.
 
 use crate::config::ServerConfig;
+use crate::limits::RequestLimits;
 use crate::middleware::{method_not_allowed, not_found, panic_response, request_context};
 use crate::routes;
+use crate::serve::{self, ConnLimits};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::serve::ListenerExt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -42,6 +43,7 @@ pub struct Application {
     state: AppState,
     drain_delay: Duration,
     shutdown_timeout: Duration,
+    limits: ConnLimits,
 }
 
 impl Application {
@@ -89,6 +91,11 @@ impl Application {
             state,
             drain_delay: config.drain_delay,
             shutdown_timeout: config.shutdown_timeout,
+            limits: ConnLimits {
+                header_read_timeout: config.header_read_timeout,
+                keep_alive_timeout: config.keep_alive_timeout,
+                max_connections: config.max_connections,
+            },
         })
     }
 
@@ -110,7 +117,6 @@ impl Application {
     ) -> std::io::Result<()> {
         let state = self.state.clone();
         let drain_delay = self.drain_delay;
-        let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
         let drain = async move {
             shutdown.await;
             state.start_draining();
@@ -119,38 +125,35 @@ impl Application {
                 "shutdown requested; draining"
             );
             tokio::time::sleep(drain_delay).await;
-            let _ = stopping.send(());
         };
+        let (graceful, connections) = tokio::sync::watch::channel(());
+        let mut tasks = tokio::task::JoinSet::new();
+        serve::accept_until(
+            self.listener,
+            self.router,
+            self.limits,
+            drain,
+            &connections,
+            &mut tasks,
+        )
+        .await;
+        // The listener is closed: every connection finishes its request and closes.
+        let _ = graceful.send(());
         let grace = self.shutdown_timeout;
+        let finished = async { while tasks.join_next().await.is_some() {} };
         // Requests still running this long after the listener closed are abandoned, so a
         // stuck client cannot hold a shutdown (and a rollout) forever.
-        let deadline = async move {
-            if stopped.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        let listener = self.listener.tap_io(|tcp| {
-            // Small JSON responses: do not wait for Nagle's algorithm.
-            let _ = tcp.set_nodelay(true);
-        });
-        let app = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(listener, app).with_graceful_shutdown(drain);
-        let served = tokio::select! {
-            served = serve => {
-                tracing::info!("in-flight requests finished");
-                served
-            }
-            () = deadline => {
-                tracing::warn!(timeout_ms = grace.as_millis() as u64, "requests still running at the shutdown timeout were abandoned");
-                Ok(())
-            }
-        };
+        if tokio::time::timeout(grace, finished).await.is_ok() {
+            tracing::info!("in-flight requests finished");
+        } else {
+            tracing::warn!(
+                timeout_ms = grace.as_millis() as u64,
+                "requests still running at the shutdown timeout were abandoned"
+            );
+        }
+        tasks.shutdown().await;
         self.state.store().close().await;
-        served
+        Ok(())
     }
 }
 
@@ -165,6 +168,10 @@ pub fn with_middleware(
     routes: Router<AppState>,
     config: &ServerConfig,
 ) -> Result<Router<AppState>, StartError> {
+    let limits = RequestLimits {
+        request_timeout: config.request_timeout,
+        body_limit: config.body_limit,
+    };
     // CORS sits inside the request context, so preflight answers carry X-Request-Id too.
     let cors = match config.cors_origins.as_slice() {
         [] => None,
@@ -175,7 +182,10 @@ pub fn with_middleware(
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(tower::util::option_layer(cors))
-        .layer(axum::middleware::from_fn(request_context))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            request_context,
+        ))
         .layer(DefaultBodyLimit::max(config.body_limit)))
 }
 
@@ -206,6 +216,7 @@ fn cors(origins: &[String]) -> Result<CorsLayer, StartError> {
             header::AUTHORIZATION,
             header::IF_MATCH,
             header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
             HeaderName::from_static("idempotency-key"),
             HeaderName::from_static("x-request-id"),
             HeaderName::from_static("x-api-key"),

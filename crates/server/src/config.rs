@@ -6,6 +6,19 @@ use std::time::Duration;
 /// Default request body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 
+/// Default time to send a request head: 10 s.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default idle time of a kept-alive connection: 75 s, longer than the idle timeout of
+/// common load balancers (60 s), so the balancer, not Plinth, closes pooled connections.
+pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+
+/// Default time from a request's head to its answer: 30 s.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default cap on concurrent connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
+
 /// Settings of the HTTP server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -21,6 +34,19 @@ pub struct ServerConfig {
     /// After the listener closes, how long in-flight requests may still run before they are
     /// abandoned and the process exits.
     pub shutdown_timeout: Duration,
+    /// How long a client may take to send a request's head (request line and headers),
+    /// from when the connection opens or the first byte of a later request arrives; past it
+    /// the connection is closed.
+    pub header_read_timeout: Duration,
+    /// How long a kept-alive connection may wait, idle, for its next request before it is
+    /// closed.
+    pub keep_alive_timeout: Duration,
+    /// How long a request may take from its head to its answer, body read included: past it
+    /// the client gets 408 (its body was still arriving) or 503 (the server was slow).
+    pub request_timeout: Duration,
+    /// The most connections served at once. At the cap, a new connection closes the one
+    /// that has been idle the longest; with none idle, it waits until one ends.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -31,6 +57,10 @@ impl Default for ServerConfig {
             cors_origins: Vec::new(),
             drain_delay: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(30),
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            keep_alive_timeout: DEFAULT_KEEP_ALIVE_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

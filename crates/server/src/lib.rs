@@ -20,12 +20,15 @@
 mod accounts;
 mod app;
 pub mod auth;
+mod conditional;
 pub mod config;
 mod error;
 mod extract;
+mod limits;
 mod middleware;
 mod reply;
 mod routes;
+mod serve;
 mod state;
 
 pub use accounts::{AccountError, create_account};

@@ -3,8 +3,9 @@
 
 use crate::error::{ApiError, ErrorReport};
 use crate::extract::RequestId;
+use crate::limits::{BodyProgress, RequestLimits, check_head};
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -29,9 +30,17 @@ fn sane(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// Assigns the request id, runs the request inside a span, renders error envelopes, and
-/// writes one access-log line.
-pub(crate) async fn request_context(mut req: Request, next: Next) -> Response {
+/// `X-Content-Type-Options`, on every answer: a browser must not guess another type.
+static X_CONTENT_TYPE_OPTIONS: HeaderName = HeaderName::from_static("x-content-type-options");
+
+/// Assigns the request id, applies the request limits (head size, request timeout, closing
+/// a connection whose body was left unread), runs the request inside a span, renders error
+/// envelopes, and writes one access-log line.
+pub(crate) async fn request_context(
+    State(limits): State<RequestLimits>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let id: Arc<str> = match req
         .headers()
@@ -58,7 +67,22 @@ pub(crate) async fn request_context(mut req: Request, next: Next) -> Response {
         route = %route,
         principal = tracing::field::Empty
     );
-    let mut res = next.run(req).instrument(span.clone()).await;
+    let (req, body) = BodyProgress::watch(req);
+    let mut res = match check_head(req.uri(), req.headers(), &limits) {
+        Err(e) => e.into_response(),
+        Ok(()) => {
+            let run = next.run(req).instrument(span.clone());
+            match tokio::time::timeout(limits.request_timeout, run).await {
+                Ok(res) => res,
+                Err(_) => body.timed_out(limits.request_timeout).into_response(),
+            }
+        }
+    };
+    body.close_if_unread(&mut res);
+    res.headers_mut().insert(
+        X_CONTENT_TYPE_OPTIONS.clone(),
+        HeaderValue::from_static("nosniff"),
+    );
     if let Some(report) = res.extensions_mut().remove::<ErrorReport>() {
         res = render_error(res, &report, &id);
         if let Some(cause) = &report.cause {
@@ -116,6 +140,15 @@ fn render_error(res: Response, report: &ErrorReport, id: &str) -> Response {
     );
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Adds `Cache-Control: no-store` to every answer of the routes it wraps: those holding
+/// tokens, keys or account data, which no cache may keep.
+pub(crate) async fn no_store(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
 }
 
 /// Turns a panic in a handler into a 500 envelope; the panic itself is logged by the panic

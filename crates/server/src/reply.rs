@@ -24,6 +24,9 @@ struct Envelope<'a, T> {
     page: Option<&'a Page>,
 }
 
+/// The request headers that carry a credential: what an answer depends on.
+pub(crate) const VARY_CREDENTIALS: &str = "Authorization, X-API-Key";
+
 static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// A success answer: status, the enveloped body (none for `204`/`304`), and headers.
@@ -34,6 +37,8 @@ pub(crate) struct Reply {
     etag: Option<i64>,
     location: Option<String>,
     replayed: bool,
+    last_modified: Option<HeaderValue>,
+    private: bool,
 }
 
 impl Reply {
@@ -55,6 +60,8 @@ impl Reply {
             etag: None,
             location: None,
             replayed: false,
+            last_modified: None,
+            private: false,
         }
     }
 
@@ -89,6 +96,20 @@ impl Reply {
         self
     }
 
+    /// `Last-Modified`.
+    pub(crate) fn with_last_modified(mut self, at: Option<HeaderValue>) -> Self {
+        self.last_modified = at;
+        self
+    }
+
+    /// Says how caches may keep the answer, which depends on who asks: only a private
+    /// cache, revalidated before each use (`private, no-cache`, with `Vary` on the
+    /// credential headers).
+    pub(crate) fn private(mut self) -> Self {
+        self.private = true;
+        self
+    }
+
     /// `Idempotent-Replayed: true` when the answer repeats an earlier write's.
     pub(crate) fn replayed(mut self, replayed: bool) -> Self {
         self.replayed = replayed;
@@ -120,6 +141,16 @@ impl IntoResponse for Reply {
         }
         if let Some(v) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
             headers.insert(header::LOCATION, v);
+        }
+        if let Some(v) = self.last_modified {
+            headers.insert(header::LAST_MODIFIED, v);
+        }
+        if self.private {
+            headers.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-cache"),
+            );
+            headers.insert(header::VARY, HeaderValue::from_static(VARY_CREDENTIALS));
         }
         if self.replayed {
             headers.insert(

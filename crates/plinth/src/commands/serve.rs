@@ -116,6 +116,10 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
         body_limit: config.settings.body_limit,
         cors_origins: config.settings.cors_origins.clone(),
         drain_delay: Duration::from_secs(config.settings.drain_seconds),
+        header_read_timeout: Duration::from_secs(config.settings.http_header_read_timeout_seconds),
+        keep_alive_timeout: Duration::from_secs(config.settings.http_keep_alive_timeout_seconds),
+        request_timeout: Duration::from_secs(config.settings.http_request_timeout_seconds),
+        max_connections: config.settings.http_max_connections,
         ..ServerConfig::default()
     };
     Ok(Application::on_listener(listener, server, state)?)

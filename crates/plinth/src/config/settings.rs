@@ -130,6 +130,22 @@ settings! {
         key: Some("drain_seconds"), env: DRAIN_SECONDS = "PLINTH_DRAIN_SECONDS", flag: None,
         range: Some((0, 300)),
         help: "After SIGTERM, how long `/readyz` answers 503 before the listener closes, so a load balancer notices first.";
+    http_header_read_timeout_seconds: u64 = plinth_server::config::DEFAULT_HEADER_READ_TIMEOUT.as_secs();
+        key: Some("http.header_read_timeout_seconds"), env: HTTP_HEADER_READ_TIMEOUT_SECONDS = "PLINTH_HTTP_HEADER_READ_TIMEOUT_SECONDS", flag: None,
+        range: Some((1, 300)),
+        help: "How long a client may take to send a request's line and headers, from when it connects or starts a later request on the connection; past it the connection is closed.";
+    http_keep_alive_timeout_seconds: u64 = plinth_server::config::DEFAULT_KEEP_ALIVE_TIMEOUT.as_secs();
+        key: Some("http.keep_alive_timeout_seconds"), env: HTTP_KEEP_ALIVE_TIMEOUT_SECONDS = "PLINTH_HTTP_KEEP_ALIVE_TIMEOUT_SECONDS", flag: None,
+        range: Some((1, 3600)),
+        help: "How long a kept-alive connection may wait idle for its next request before it is closed. Behind a load balancer, keep it above the balancer's idle timeout.";
+    http_request_timeout_seconds: u64 = plinth_server::config::DEFAULT_REQUEST_TIMEOUT.as_secs();
+        key: Some("http.request_timeout_seconds"), env: HTTP_REQUEST_TIMEOUT_SECONDS = "PLINTH_HTTP_REQUEST_TIMEOUT_SECONDS", flag: None,
+        range: Some((1, 3600)),
+        help: "How long a request may take from its headers to its answer, body included: past it the answer is 408 if the body was still arriving, else 503, and the work is abandoned.";
+    http_max_connections: usize = plinth_server::config::DEFAULT_MAX_CONNECTIONS;
+        key: Some("http.max_connections"), env: HTTP_MAX_CONNECTIONS = "PLINTH_HTTP_MAX_CONNECTIONS", flag: None,
+        range: Some((1, 1_000_000)),
+        help: "The most client connections served at once; keep it below the process's file-descriptor limit. At the cap a new connection closes the one idle the longest, or waits until one ends.";
     sqlite_readers: usize = 4;
         key: Some("sqlite_readers"), env: SQLITE_READERS = "PLINTH_SQLITE_READERS", flag: None,
         range: Some((1, 64)),

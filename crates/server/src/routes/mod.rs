@@ -6,8 +6,10 @@ mod meta;
 mod records;
 mod users;
 
+use crate::middleware::no_store;
 use crate::state::AppState;
 use axum::Router;
+use axum::middleware::from_fn;
 
 /// Every route of the API.
 pub(crate) fn router() -> Router<AppState> {
@@ -15,6 +17,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(health::router())
         .merge(meta::router())
         .merge(records::router())
-        .merge(auth::router())
-        .merge(users::router())
+        // Tokens, keys and accounts: no cache may keep them.
+        .merge(auth::router().layer(from_fn(no_store)))
+        .merge(users::router().layer(from_fn(no_store)))
 }

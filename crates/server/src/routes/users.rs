@@ -2,8 +2,9 @@
 
 use super::auth::{BodyFields, UserJson, role_from_client};
 use crate::accounts;
+use crate::conditional::IfMatch;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Caller, IfMatch, QueryPairs, WriteContext};
+use crate::extract::{ApiJson, Caller, QueryPairs, WriteContext};
 use crate::reply::{Page, Reply};
 use crate::state::AppState;
 use axum::Router;
@@ -166,7 +167,7 @@ async fn update_user(
     State(state): State<AppState>,
     WriteContext { caller, ctx }: WriteContext,
     Path(id): Path<String>,
-    IfMatch(expected): IfMatch,
+    if_match: IfMatch,
     req: Request,
 ) -> Result<Reply, ApiError> {
     require_admin(&caller)?;
@@ -177,6 +178,7 @@ async fn update_user(
         .get_user(id)
         .await?
         .ok_or_else(|| not_found(StoreError::NotFound))?;
+    let expected = if_match.expect(current.version)?;
     let mut fields = BodyFields::new(&body, &["email", "password", "role"], &[])?;
     let email = match fields.string("email").map(Email::parse) {
         Some(Ok(e)) => Some(e),

@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 mod auth;
 pub(crate) mod cluster;
 mod endpoints;
+pub(crate) mod raw;
 
 pub(crate) use auth::{NEW_PASSWORD, Tokens, WRONG_PASSWORD, assert_no_secrets};
 

@@ -207,6 +207,7 @@ async fn cors_allows_only_configured_origins() {
         "content-type",
         "if-match",
         "if-none-match",
+        "if-modified-since",
         "idempotency-key",
         "x-api-key",
         "x-request-id",

@@ -2,8 +2,9 @@
 //! `POST /api/v1/{model}/{id}/restore`.
 
 use super::{authorize, precheck, record_reply};
+use crate::conditional::IfMatch;
 use crate::error::ApiError;
-use crate::extract::{IfMatch, QueryPairs, RecordParam, WriteContext};
+use crate::extract::{QueryPairs, RecordParam, WriteContext};
 use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::State;
@@ -17,7 +18,7 @@ pub(super) async fn delete_record(
     State(state): State<AppState>,
     WriteContext { caller, ctx }: WriteContext,
     RecordParam(model, id): RecordParam,
-    IfMatch(expected): IfMatch,
+    if_match: IfMatch,
     QueryPairs(query): QueryPairs,
 ) -> Result<Reply, ApiError> {
     let purge = match query.as_slice() {
@@ -43,11 +44,13 @@ pub(super) async fn delete_record(
         .ok_or_else(ApiError::record_not_found)?;
     if purge {
         authorize(&caller, &model, Action::Purge, Some(&current))?;
+        let expected = if_match.expect(current.version)?;
         state.store().purge(&ctx, &model, id, expected).await?;
         state.note_write(&ctx.actor);
         return Ok(Reply::empty(StatusCode::NO_CONTENT));
     }
     authorize(&caller, &model, Action::Delete, Some(&current))?;
+    let expected = if_match.expect(current.version)?;
     let record = state.store().delete(&ctx, &model, id, expected).await?;
     state.note_write(&ctx.actor);
     record_reply(&model, &record, access)

@@ -39,4 +39,5 @@ pub(super) async fn list_records(
             limit: query.limit,
         },
     )
+    .map(Reply::private)
 }

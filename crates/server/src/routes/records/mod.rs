@@ -9,6 +9,7 @@ mod list;
 mod read;
 mod update;
 
+use crate::conditional::last_modified;
 use crate::error::ApiError;
 use crate::extract::Caller;
 use crate::reply::Reply;
@@ -80,7 +81,19 @@ impl Serialize for RecordJson<'_> {
     }
 }
 
-/// A record with its `ETag`.
+/// A record with its validators (`ETag`, `Last-Modified`) and how caches may keep it.
 fn record_reply(model: &ModelDef, record: &Record, access: FieldAccess) -> Result<Reply, ApiError> {
-    Ok(Reply::data(&RecordJson(model, record, access))?.with_etag(record.version))
+    Ok(validators(
+        Reply::data(&RecordJson(model, record, access))?,
+        record,
+    ))
+}
+
+/// Adds a record's `ETag`, `Last-Modified` and cache policy to `reply` (a record or its
+/// `304`).
+fn validators(reply: Reply, record: &Record) -> Reply {
+    reply
+        .with_etag(record.version)
+        .with_last_modified(last_modified(record.updated_at))
+        .private()
 }

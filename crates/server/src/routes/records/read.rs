@@ -1,21 +1,24 @@
 //! `GET /api/v1/{model}/{id}`.
 
-use super::{authorize, precheck, record_reply};
+use super::{authorize, precheck, record_reply, validators};
+use crate::conditional::{IfModifiedSince, IfNoneMatch};
 use crate::error::ApiError;
-use crate::extract::{Caller, IfNoneMatch, RecordParam};
+use crate::extract::{Caller, RecordParam};
 use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use plinth_core::policy::Action;
 
-/// One record; `304 Not Modified` when `If-None-Match` names its current version.
+/// One record; `304 Not Modified` when `If-None-Match` names its current version or, without
+/// `If-None-Match`, when it is unchanged since `If-Modified-Since` (RFC 9110 §13.2.2).
 #[tracing::instrument(skip_all, fields(model = %model.name(), id = %id))]
 pub(super) async fn read_record(
     State(state): State<AppState>,
     caller: Caller,
     RecordParam(model, id): RecordParam,
     if_none_match: IfNoneMatch,
+    if_modified_since: IfModifiedSince,
 ) -> Result<Reply, ApiError> {
     precheck(&caller, &model, Action::Read)?;
     let record = state
@@ -24,8 +27,13 @@ pub(super) async fn read_record(
         .await?
         .ok_or_else(ApiError::record_not_found)?;
     authorize(&caller, &model, Action::Read, Some(&record))?;
-    if if_none_match.matches(record.version) {
-        return Ok(Reply::empty(StatusCode::NOT_MODIFIED).with_etag(record.version));
+    let unchanged = if if_none_match.present() {
+        if_none_match.matches(record.version)
+    } else {
+        if_modified_since.unmodified(record.updated_at)
+    };
+    if unchanged {
+        return Ok(validators(Reply::empty(StatusCode::NOT_MODIFIED), &record));
     }
     record_reply(&model, &record, caller.0.field_access())
 }

@@ -1,8 +1,9 @@
 //! `PUT` and `PATCH /api/v1/{model}/{id}`.
 
 use super::{authorize, precheck, record_reply};
+use crate::conditional::IfMatch;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, IfMatch, RecordParam, WriteContext};
+use crate::extract::{ApiJson, RecordParam, WriteContext};
 use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::{Request, State};
@@ -17,7 +18,7 @@ pub(super) async fn replace_record(
     State(state): State<AppState>,
     write_ctx: WriteContext,
     RecordParam(model, id): RecordParam,
-    IfMatch(expected): IfMatch,
+    if_match: IfMatch,
     req: Request,
 ) -> Result<Reply, ApiError> {
     let caller = &write_ctx.caller;
@@ -25,7 +26,7 @@ pub(super) async fn replace_record(
     let body = ApiJson::read(req, &state).await?;
     let patch = Patch::from(validate_draft(&model, &body, caller.0.field_access())?)
         .keep_hidden(&model, caller.0.field_access());
-    write(&state, write_ctx, &model, id, patch, expected).await
+    write(&state, write_ctx, &model, id, patch, if_match).await
 }
 
 /// Changes only the fields present; `null` clears an optional field.
@@ -34,14 +35,14 @@ pub(super) async fn patch_record(
     State(state): State<AppState>,
     write_ctx: WriteContext,
     RecordParam(model, id): RecordParam,
-    IfMatch(expected): IfMatch,
+    if_match: IfMatch,
     req: Request,
 ) -> Result<Reply, ApiError> {
     let caller = &write_ctx.caller;
     precheck(caller, &model, Action::Update)?;
     let body = ApiJson::read(req, &state).await?;
     let patch = validate_patch(&model, &body, caller.0.field_access())?;
-    write(&state, write_ctx, &model, id, patch, expected).await
+    write(&state, write_ctx, &model, id, patch, if_match).await
 }
 
 async fn write(
@@ -50,7 +51,7 @@ async fn write(
     model: &Arc<ModelDef>,
     id: RecordId,
     patch: Patch,
-    expected: Option<i64>,
+    if_match: IfMatch,
 ) -> Result<Reply, ApiError> {
     let access = caller.0.field_access();
     let current = state
@@ -59,6 +60,7 @@ async fn write(
         .await?
         .ok_or_else(ApiError::record_not_found)?;
     authorize(&caller, model, Action::Update, Some(&current))?;
+    let expected = if_match.expect(current.version)?;
     let record = state
         .store()
         .update(&ctx, model, id, patch, expected)

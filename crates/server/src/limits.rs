@@ -1,0 +1,179 @@
+//! Per-request limits, applied by the request middleware: the size of the head (414, 431),
+//! the time from the head to the answer (408 when the client was still sending its body,
+//! 503 when the server was slow), and `Connection: close` on any answer that leaves part
+//! of the body unread, so a keep-alive client knows the connection ends (RFC 9112 §9.6).
+
+use crate::error::ApiError;
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::response::Response;
+use hyper::body::{Frame, SizeHint};
+use plinth_core::ErrorCode;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// Longest request target (path and query) accepted: 64,000 bytes, so a filter value the
+/// list query refuses by its own bounds gets that 400, which names the filter; longer
+/// answers 414. (hyper refuses targets over 65,534 bytes itself.)
+pub(crate) const MAX_URI_BYTES: usize = 64_000;
+
+/// Largest total of header names and values accepted: 32 KiB; more answers 431.
+pub(crate) const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Most header lines accepted; more answers 431.
+pub(crate) const MAX_HEADERS: usize = 100;
+
+/// The limits the request middleware applies.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestLimits {
+    /// From the head to the answer.
+    pub(crate) request_timeout: Duration,
+    /// The largest body accepted.
+    pub(crate) body_limit: usize,
+}
+
+/// Refuses a head over the limits, with the envelope; and a body whose `Content-Length`
+/// is over the body limit, before any of it is read.
+pub(crate) fn check_head(
+    uri: &Uri,
+    headers: &HeaderMap,
+    limits: &RequestLimits,
+) -> Result<(), ApiError> {
+    let target = uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len());
+    if target > MAX_URI_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::UriTooLong,
+            format!("the request target is longer than {MAX_URI_BYTES} bytes"),
+        ));
+    }
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::HeadersTooLarge,
+            format!("the request headers exceed {MAX_HEADERS} fields or {MAX_HEADER_BYTES} bytes"),
+        ));
+    }
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if length.is_some_and(|n| n > limits.body_limit as u64) {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "the request body is larger than the server accepts",
+        ));
+    }
+    Ok(())
+}
+
+/// Nothing of the body has been asked for yet.
+const UNREAD: u8 = 0;
+/// The last read of the body is waiting for the client.
+const WAITING: u8 = 1;
+/// Part of the body has been read, and more is there to read.
+const READING: u8 = 2;
+/// The body has been read to its end (or there was none).
+const DONE: u8 = 3;
+
+/// How far the application has read a request's body.
+#[derive(Debug, Clone)]
+pub(crate) struct BodyProgress(Arc<AtomicU8>);
+
+impl BodyProgress {
+    /// Wraps the body of `req` so its reading is tracked.
+    pub(crate) fn watch(req: Request) -> (Request, Self) {
+        let (parts, body) = req.into_parts();
+        let state = if hyper::body::Body::is_end_stream(&body) {
+            DONE
+        } else {
+            UNREAD
+        };
+        let progress = Self(Arc::new(AtomicU8::new(state)));
+        let body = Body::new(Tracked {
+            inner: body,
+            progress: progress.clone(),
+        });
+        (Request::from_parts(parts, body), progress)
+    }
+
+    /// Whether the body was read to its end.
+    pub(crate) fn done(&self) -> bool {
+        self.0.load(Ordering::Acquire) == DONE
+    }
+
+    /// The answer to a request that ran past the request timeout: 408 when it was waiting
+    /// for the client's body, 503 when the server itself was slow.
+    pub(crate) fn timed_out(&self, timeout: Duration) -> ApiError {
+        if self.0.load(Ordering::Acquire) == WAITING {
+            ApiError::new(
+                ErrorCode::RequestTimeout,
+                format!(
+                    "the request body did not arrive within {} s",
+                    timeout.as_secs_f64()
+                ),
+            )
+        } else {
+            ApiError::new(
+                ErrorCode::Unavailable,
+                "the request took too long to answer; retry shortly",
+            )
+            .with_cause(format!(
+                "no answer within the request timeout ({} ms)",
+                timeout.as_millis()
+            ))
+        }
+    }
+
+    /// Adds `Connection: close` to `res` when the body was not read to its end: the
+    /// connection cannot carry another request, and the client must know it.
+    pub(crate) fn close_if_unread(&self, res: &mut Response) {
+        if !self.done() {
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+}
+
+/// A request body that reports its reading to a [`BodyProgress`].
+struct Tracked {
+    inner: Body,
+    progress: BodyProgress,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let state = match &polled {
+            Poll::Pending => WAITING,
+            Poll::Ready(None) => DONE,
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => DONE,
+            Poll::Ready(Some(Ok(_))) => READING,
+            // A broken body is not "read to its end": the connection must close.
+            Poll::Ready(Some(Err(_))) => UNREAD,
+        };
+        self.progress.0.store(state, Ordering::Release);
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

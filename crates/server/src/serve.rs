@@ -1,0 +1,388 @@
+//! The accept loop and the connections: HTTP/1.1 through hyper, with the limits
+//! `axum::serve` has no settings for. A connection has `header_read_timeout` to send a
+//! request head (from when it opens, or from the first byte of a later request), may idle
+//! `keep_alive_timeout` between requests, and at most `max_connections` are served at once:
+//! at the cap a new connection closes the one idle the longest, or waits for one to end.
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+
+/// Largest request head hyper buffers. Heads up to this size reach the application, which
+/// answers those over its own limits (`crate::limits`) with the error envelope; a larger one
+/// is refused by hyper itself (a bare 431) and the connection closed.
+const MAX_HEAD_BUFFER: usize = 128 * 1024;
+
+/// Most header lines hyper parses (the application refuses more than `limits::MAX_HEADERS`).
+const MAX_HEADER_LINES: usize = 256;
+
+/// After an accept error such as EMFILE (out of file descriptors), how long the loop waits
+/// before accepting again, so it does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// At the connection cap, how often the loop looks again for an idle connection to close.
+const ROOM_RECHECK: Duration = Duration::from_millis(100);
+
+/// The connection limits of [`crate::ServerConfig`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnLimits {
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) keep_alive_timeout: Duration,
+    pub(crate) max_connections: usize,
+}
+
+/// No head has started since the connection became idle.
+const NONE: u64 = u64::MAX;
+
+/// One connection's state, shared by its socket (which notes arriving bytes), its service
+/// (which counts requests) and its watcher (which closes it when a limit passes). Times are
+/// microseconds since the server's epoch, so connections compare.
+#[derive(Debug)]
+struct Conn {
+    in_flight: AtomicUsize,
+    /// When the connection last became idle: opened, or its last answer was produced.
+    idle_since: AtomicU64,
+    /// When the first byte of the next request head arrived, or [`NONE`].
+    head_started: AtomicU64,
+    /// Chosen to be closed to make room for a new connection.
+    evicted: AtomicBool,
+    /// Wakes the watcher: a head started, or the connection was evicted.
+    wake: Notify,
+}
+
+/// Every open connection, and the permits of the cap.
+#[derive(Debug)]
+struct Connections {
+    epoch: Instant,
+    next_id: AtomicU64,
+    open: Mutex<HashMap<u64, Arc<Conn>>>,
+    permits: Arc<Semaphore>,
+    limits: ConnLimits,
+}
+
+impl Connections {
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(NONE - 1)
+    }
+
+    fn register(&self) -> (u64, Arc<Conn>) {
+        let now = self.now();
+        let conn = Arc::new(Conn {
+            in_flight: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(now),
+            // A new connection's first head is timed from the connection itself.
+            head_started: AtomicU64::new(now),
+            evicted: AtomicBool::new(false),
+            wake: Notify::new(),
+        });
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, Arc::clone(&conn));
+        (id, conn)
+    }
+
+    fn unregister(&self, id: u64) {
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+    }
+
+    /// Asks the connection idle the longest to close; false when none is idle.
+    fn evict_oldest_idle(&self) -> bool {
+        let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let oldest = open
+            .iter()
+            .filter(|(_, c)| {
+                c.in_flight.load(Ordering::Acquire) == 0 && !c.evicted.load(Ordering::Acquire)
+            })
+            // On a tie, the older connection.
+            .min_by_key(|(id, c)| (c.idle_since.load(Ordering::Acquire), **id));
+        match oldest {
+            Some((_, conn)) => {
+                conn.evicted.store(true, Ordering::Release);
+                conn.wake.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A permit for one more connection: at once below the cap; at the cap, after an idle
+    /// connection was closed to make room or a busy one ended. `None` when `stop` fires first.
+    async fn room(
+        &self,
+        stop: &mut Pin<&mut impl Future<Output = ()>>,
+    ) -> Option<OwnedSemaphorePermit> {
+        if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
+            return Some(permit);
+        }
+        let mut warned = false;
+        loop {
+            if !self.evict_oldest_idle() && !warned {
+                warned = true;
+                tracing::warn!(
+                    max_connections = self.limits.max_connections,
+                    "connection cap reached with every connection busy; new connections wait"
+                );
+            }
+            tokio::select! {
+                permit = Arc::clone(&self.permits).acquire_owned() => return permit.ok(),
+                () = tokio::time::sleep(ROOM_RECHECK) => {}
+                () = stop.as_mut() => return None,
+            }
+        }
+    }
+
+    /// Returns when `conn` must close: its head took too long, it idled too long, or it was
+    /// evicted while idle.
+    async fn watch(&self, conn: &Conn) {
+        let header = as_micros(self.limits.header_read_timeout);
+        let idle = as_micros(self.limits.keep_alive_timeout);
+        loop {
+            let busy = conn.in_flight.load(Ordering::Acquire) > 0;
+            if conn.evicted.swap(false, Ordering::AcqRel) && !busy {
+                return;
+            }
+            let now = self.now();
+            let wait = if busy {
+                // A request's own time is bounded by the request timeout; look again later.
+                header.min(idle)
+            } else {
+                let deadline = match conn.head_started.load(Ordering::Acquire) {
+                    NONE => conn.idle_since.load(Ordering::Acquire).saturating_add(idle),
+                    started => started.saturating_add(header),
+                };
+                if deadline <= now {
+                    return;
+                }
+                deadline - now
+            };
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_micros(wait)) => {}
+                () = conn.wake.notified() => {}
+            }
+        }
+    }
+}
+
+fn as_micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(NONE - 1).max(1)
+}
+
+/// Counts a request as in flight until dropped; then the connection is idle again.
+struct InFlight {
+    conn: Arc<Conn>,
+    shared: Arc<Connections>,
+}
+
+impl InFlight {
+    fn begin(conn: &Arc<Conn>, shared: &Arc<Connections>) -> Self {
+        conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        Self {
+            conn: Arc::clone(conn),
+            shared: Arc::clone(shared),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.conn.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.conn.head_started.store(NONE, Ordering::Release);
+            self.conn
+                .idle_since
+                .store(self.shared.now(), Ordering::Release);
+        }
+    }
+}
+
+/// The socket, noting when the first byte of a request head arrives on an idle connection.
+struct Watched {
+    stream: TcpStream,
+    conn: Arc<Conn>,
+    shared: Arc<Connections>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before
+            && self.conn.in_flight.load(Ordering::Acquire) == 0
+            && self
+                .conn
+                .head_started
+                .compare_exchange(NONE, self.shared.now(), Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.conn.wake.notify_one();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Accepts connections until `stop` completes, serving each in a task of `tasks`. On
+/// return the listener is closed; `graceful` then tells every connection to finish its
+/// request and close.
+pub(crate) async fn accept_until(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnLimits,
+    stop: impl Future<Output = ()>,
+    graceful: &watch::Receiver<()>,
+    tasks: &mut JoinSet<()>,
+) {
+    let shared = Arc::new(Connections {
+        epoch: Instant::now(),
+        next_id: AtomicU64::new(0),
+        open: Mutex::new(HashMap::new()),
+        permits: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+        limits,
+    });
+    tokio::pin!(stop);
+    loop {
+        let accepted = tokio::select! {
+            () = stop.as_mut() => return,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) if is_connection_error(&e) => continue,
+            Err(e) => {
+                // EMFILE and the like: wait, so the loop does not spin while out of resources.
+                tracing::warn!(error = %e, "accept failed; retrying shortly");
+                tokio::select! {
+                    () = stop.as_mut() => return,
+                    () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                }
+            }
+        };
+        let Some(permit) = shared.room(&mut stop).await else {
+            return;
+        };
+        // Small JSON responses: do not wait for Nagle's algorithm.
+        let _ = stream.set_nodelay(true);
+        tasks.spawn(serve_connection(
+            stream,
+            peer,
+            router.clone(),
+            Arc::clone(&shared),
+            graceful.clone(),
+            permit,
+        ));
+    }
+}
+
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    shared: Arc<Connections>,
+    mut graceful: watch::Receiver<()>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let (id, conn) = shared.register();
+    let io = TokioIo::new(Watched {
+        stream,
+        conn: Arc::clone(&conn),
+        shared: Arc::clone(&shared),
+    });
+    let (svc_conn, svc_shared) = (Arc::clone(&conn), Arc::clone(&shared));
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let in_flight = InFlight::begin(&svc_conn, &svc_shared);
+        let router = router.clone();
+        async move {
+            let res = router.oneshot(req).await;
+            drop(in_flight);
+            res
+        }
+    });
+    let served = hyper::server::conn::http1::Builder::new()
+        // The head's time is this module's watch, which starts at the first byte.
+        .header_read_timeout(None)
+        .max_buf_size(MAX_HEAD_BUFFER)
+        .max_headers(MAX_HEADER_LINES)
+        .serve_connection(io, service);
+    tokio::pin!(served);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            served = served.as_mut() => {
+                if let Err(e) = served {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            // Dropping the connection closes it; no request is in flight.
+            () = shared.watch(&conn) => break,
+            _ = graceful.changed(), if !closing => {
+                closing = true;
+                served.as_mut().graceful_shutdown();
+            }
+        }
+    }
+    shared.unregister(id);
+}
