@@ -12,6 +12,7 @@ mod faults;
 mod helpers;
 mod instances;
 mod list;
+mod login_throttling;
 mod mass_assignment;
 mod middleware;
 mod models;
