@@ -42,6 +42,8 @@ pub struct Application {
     state: AppState,
     drain_delay: Duration,
     shutdown_timeout: Duration,
+    sweep_interval: Duration,
+    idempotency_window: Duration,
 }
 
 impl Application {
@@ -89,6 +91,8 @@ impl Application {
             state,
             drain_delay: config.drain_delay,
             shutdown_timeout: config.shutdown_timeout,
+            sweep_interval: config.sweep_interval,
+            idempotency_window: config.idempotency_window,
         })
     }
 
@@ -109,6 +113,12 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let state = self.state.clone();
+        // Sweeping runs while the server serves, and stops before the store closes.
+        let sweeper = crate::sweep::spawn(
+            self.state.clone(),
+            self.sweep_interval,
+            self.idempotency_window,
+        );
         let drain_delay = self.drain_delay;
         let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
         let drain = async move {
@@ -149,6 +159,9 @@ impl Application {
                 Ok(())
             }
         };
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
+        }
         self.state.store().close().await;
         served
     }

@@ -6,6 +6,12 @@ use std::time::Duration;
 /// Default request body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 
+/// Default time between sweeps: 5 minutes.
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Default idempotency window: 24 hours.
+pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
 /// Settings of the HTTP server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -21,6 +27,11 @@ pub struct ServerConfig {
     /// After the listener closes, how long in-flight requests may still run before they are
     /// abandoned and the process exits.
     pub shutdown_timeout: Duration,
+    /// How often dead refresh-token families and old idempotency keys are deleted;
+    /// `Duration::ZERO` turns sweeping off.
+    pub sweep_interval: Duration,
+    /// How long an idempotency key is remembered; the sweeper deletes older ones.
+    pub idempotency_window: Duration,
 }
 
 impl Default for ServerConfig {
@@ -31,6 +42,8 @@ impl Default for ServerConfig {
             cors_origins: Vec::new(),
             drain_delay: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(30),
+            sweep_interval: DEFAULT_SWEEP_INTERVAL,
+            idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
         }
     }
 }

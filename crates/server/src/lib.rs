@@ -27,6 +27,7 @@ mod middleware;
 mod reply;
 mod routes;
 mod state;
+mod sweep;
 
 pub use accounts::{AccountError, create_account};
 pub use app::{Application, StartError, with_middleware};

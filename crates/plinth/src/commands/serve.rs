@@ -91,6 +91,8 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
         body_limit: config.settings.body_limit,
         cors_origins: config.settings.cors_origins.clone(),
         drain_delay: Duration::from_secs(config.settings.drain_seconds),
+        sweep_interval: Duration::from_secs(config.settings.sweep_interval_seconds),
+        idempotency_window: Duration::from_secs(config.settings.idempotency_hours * 3600),
         ..ServerConfig::default()
     };
     Ok(Application::on_listener(listener, server, state)?)

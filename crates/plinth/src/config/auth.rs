@@ -104,6 +104,7 @@ impl Config {
         let mut config = AuthConfig::new(key);
         config.access_ttl = Duration::from_secs(s.auth_access_token_minutes * 60);
         config.refresh_ttl = Duration::from_secs(s.auth_refresh_token_days * 24 * 3600);
+        config.session_max = Duration::from_secs(s.auth_session_max_days * 24 * 3600);
         config.api_key_max_ttl = (s.auth_api_key_max_days > 0)
             .then(|| Duration::from_secs(s.auth_api_key_max_days * 24 * 3600));
         config.hash_cost = self.hash_cost();

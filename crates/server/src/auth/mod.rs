@@ -56,8 +56,10 @@ pub struct AuthConfig {
     pub signing_key: SigningKey,
     /// Lifetime of an access token.
     pub access_ttl: Duration,
-    /// Lifetime of a refresh token.
+    /// Lifetime of a refresh token: a session not refreshed for this long ends.
     pub refresh_ttl: Duration,
+    /// The longest a session (a login and every refresh after it) lasts.
+    pub session_max: Duration,
     /// The longest an API key may live; `None`: until revoked.
     pub api_key_max_ttl: Option<Duration>,
     /// argon2id cost.
@@ -79,7 +81,8 @@ pub struct AuthConfig {
 }
 
 impl AuthConfig {
-    /// Defaults around a signing key: 15-minute access tokens, 30-day refresh tokens, OWASP
+    /// Defaults around a signing key: 15-minute access tokens, 30-day refresh tokens and
+    /// sessions, OWASP
     /// argon2id cost, per minute 5 logins per account and address, 100 per account and 20
     /// per address, no request limit, no trusted proxies.
     pub fn new(signing_key: SigningKey) -> Self {
@@ -87,6 +90,7 @@ impl AuthConfig {
             signing_key,
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            session_max: Duration::from_secs(30 * 24 * 3600),
             api_key_max_ttl: None,
             hash_cost: HashCost::default(),
             login_per_account_address: 5,
@@ -212,6 +216,17 @@ impl Auth {
     /// The current time by this service's clock.
     pub(crate) fn now(&self) -> Timestamp {
         self.clock.timestamp()
+    }
+
+    /// The time `by` ago, by this service's clock (the epoch if that is before it).
+    pub(crate) fn ago(&self, by: Duration) -> Timestamp {
+        let now = self.clock.now();
+        Timestamp::from_system(now.checked_sub(by).unwrap_or(std::time::UNIX_EPOCH))
+    }
+
+    /// Sessions (refresh-token families) started at or before this are over.
+    pub(crate) fn session_cutoff(&self) -> Timestamp {
+        self.ago(self.config.session_max)
     }
 
     /// Turns credentials into a principal: a guest for none; [`AuthError::Refused`] for

@@ -23,7 +23,7 @@ mod exec;
 use crate::ReadFrom;
 use crate::shared::idempotency_scope;
 use crate::sql::records::StatusChange;
-use crate::sql::{accounts, list, records};
+use crate::sql::{accounts, list, records, sweep};
 use crate::{
     AccountStore, ApiKey, Created, IdempotencyClaim, NewApiKey, NewUser, Page, Refresh, Store,
     StoreError, User, UserChanges, WriteCtx,
@@ -361,6 +361,11 @@ impl Store for PgStore {
             .await
     }
 
+    async fn sweep_idempotency(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.call(PRIMARY, async |c| sweep::sweep_idempotency(c, before, limit).await)
+            .await
+    }
+
     async fn close(&self) {
         if let Some(listener) = self.inner.listener.lock().ok().and_then(|mut l| l.take()) {
             listener.abort();
@@ -442,9 +447,23 @@ impl AccountStore for PgStore {
         old_hash: &str,
         new_hash: &str,
         new_expires_at: Timestamp,
+        session_cutoff: Timestamp,
     ) -> Result<Refresh, StoreError> {
         self.in_tx(async |tx| {
-            accounts::rotate_refresh(tx, old_hash, new_hash, new_expires_at, self.now()).await
+            let now = self.now();
+            accounts::rotate_refresh(tx, old_hash, new_hash, new_expires_at, session_cutoff, now)
+                .await
+        })
+        .await
+    }
+
+    async fn sweep_refresh(
+        &self,
+        session_cutoff: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        self.call(PRIMARY, async |c| {
+            sweep::sweep_refresh(c, self.now(), session_cutoff, limit).await
         })
         .await
     }

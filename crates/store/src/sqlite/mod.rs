@@ -8,10 +8,12 @@
 //! The statements themselves are the shared ones of `crate::sql`, run through the
 //! synchronous [`Exec`](crate::sql::Exec) of `exec`.
 //!
-//! Layout: `writer` (the writer thread and group commit), `ddl` (migrations), `exec`
+//! Layout: `writer` (the writer thread and group commit), `account_store` (the
+//! `AccountStore` methods), `ddl` (migrations), `exec`
 //! (binding parameters and reading rows), `errors` (translation of `rusqlite` errors into
 //! [`StoreError`]).
 
+mod account_store;
 mod ddl;
 mod errors;
 mod exec;
@@ -19,14 +21,10 @@ mod writer;
 
 use crate::shared::idempotency_scope;
 use crate::sql::records::StatusChange;
-use crate::sql::{accounts, ready, records};
-use crate::{
-    AccountStore, ApiKey, Created, IdempotencyClaim, NewApiKey, NewUser, Page, Refresh, Store,
-    StoreError, User, UserChanges, WriteCtx,
-};
+use crate::sql::{ready, records, sweep};
+use crate::{Created, IdempotencyClaim, Page, Store, StoreError, WriteCtx};
 use async_trait::async_trait;
 use plinth_core::Timestamp;
-use plinth_core::auth::Email;
 use plinth_core::migrate::Plan;
 use plinth_core::{Draft, ListQuery, ListScope, ModelDef, Patch, Record, RecordId, Schema};
 use rusqlite::{Connection, OpenFlags};
@@ -34,7 +32,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use uuid::Uuid;
 use writer::Writer;
 
 /// How to open the database.
@@ -428,6 +425,11 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn sweep_idempotency(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.write(move |w| ready(sweep::sweep_idempotency(&w.conn, before, limit)))
+            .await
+    }
+
     async fn close(&self) {
         // Stop new reads, then drop the idle readers; then checkpoint and close the writer.
         self.inner.reader_permits.close();
@@ -450,151 +452,6 @@ impl Store for SqliteStore {
     }
 }
 
-#[async_trait]
-impl AccountStore for SqliteStore {
-    async fn create_user(&self, _ctx: &WriteCtx, user: NewUser) -> Result<User, StoreError> {
-        self.write(move |w| {
-            let now = w.now();
-            ready(accounts::create_user(&w.conn, user, now))
-        })
-        .await
-    }
-
-    async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
-        self.read_point(|c| ready(accounts::get_user(c, id))).await
-    }
-
-    async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
-        let email = email.clone();
-        self.read_point(|c| ready(accounts::find_user_by_email(c, &email)))
-            .await
-    }
-
-    async fn list_users(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<User>, StoreError> {
-        self.read(move |c| ready(accounts::list_users(c, after, limit)))
-            .await
-    }
-
-    async fn update_user(
-        &self,
-        _ctx: &WriteCtx,
-        id: Uuid,
-        changes: UserChanges,
-        expected_version: Option<i64>,
-    ) -> Result<User, StoreError> {
-        self.write(move |w| {
-            let now = w.now();
-            ready(accounts::update_user(
-                &w.conn,
-                id,
-                &changes,
-                expected_version,
-                now,
-            ))
-        })
-        .await
-    }
-
-    async fn delete_user(&self, _ctx: &WriteCtx, id: Uuid) -> Result<(), StoreError> {
-        self.write(move |w| ready(accounts::delete_user(&w.conn, id)))
-            .await
-    }
-
-    async fn count_admins(&self) -> Result<u64, StoreError> {
-        self.read(|c| ready(accounts::count_admins(c))).await
-    }
-
-    async fn insert_refresh(
-        &self,
-        user_id: Uuid,
-        family: Uuid,
-        token_hash: &str,
-        expires_at: Timestamp,
-    ) -> Result<(), StoreError> {
-        let hash = token_hash.to_owned();
-        self.write(move |w| {
-            let now = w.now();
-            ready(accounts::insert_refresh(
-                &w.conn, user_id, family, &hash, expires_at, now,
-            ))
-        })
-        .await
-    }
-
-    async fn rotate_refresh(
-        &self,
-        old_hash: &str,
-        new_hash: &str,
-        new_expires_at: Timestamp,
-    ) -> Result<Refresh, StoreError> {
-        let (old, new) = (old_hash.to_owned(), new_hash.to_owned());
-        self.write(move |w| {
-            let now = w.now();
-            ready(accounts::rotate_refresh(
-                &w.conn,
-                &old,
-                &new,
-                new_expires_at,
-                now,
-            ))
-        })
-        .await
-    }
-
-    async fn revoke_refresh_family(&self, token_hash: &str) -> Result<bool, StoreError> {
-        let hash = token_hash.to_owned();
-        self.write(move |w| {
-            let now = w.now();
-            ready(accounts::revoke_refresh_family(&w.conn, &hash, now))
-        })
-        .await
-    }
-
-    async fn create_api_key(&self, _ctx: &WriteCtx, key: NewApiKey) -> Result<ApiKey, StoreError> {
-        self.write(move |w| {
-            let now = w.now();
-            ready(accounts::create_api_key(&w.conn, key, now))
-        })
-        .await
-    }
-
-    async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, User)>, StoreError> {
-        let hash = key_hash.to_owned();
-        self.read_point(|c| ready(accounts::find_api_key(c, &hash)))
-            .await
-    }
-
-    async fn list_api_keys(&self, user_id: Option<Uuid>) -> Result<Vec<ApiKey>, StoreError> {
-        self.read(move |c| ready(accounts::list_api_keys(c, user_id)))
-            .await
-    }
-
-    async fn revoke_api_key(
-        &self,
-        _ctx: &WriteCtx,
-        id: Uuid,
-        owner: Option<Uuid>,
-    ) -> Result<ApiKey, StoreError> {
-        self.write(move |w| {
-            let now = w.now();
-            ready(accounts::revoke_api_key(&w.conn, id, owner, now))
-        })
-        .await
-    }
-
-    async fn import_user(&self, user: User) -> Result<(), StoreError> {
-        self.write(move |w| ready(accounts::import_user(&w.conn, &user)))
-            .await
-    }
-
-    async fn touch_api_key(&self, id: Uuid) -> Result<(), StoreError> {
-        self.write(move |w| {
-            let now = w.now();
-            ready(accounts::touch_api_key(&w.conn, id, now))
-        })
-        .await
-    }
-}
 
 #[cfg(test)]
 mod tests;

@@ -93,6 +93,7 @@ pub(super) async fn refresh(
             Digest::of(token).as_str(),
             new_digest.as_str(),
             state.auth().refresh_expiry(),
+            state.auth().session_cutoff(),
         )
         .await?;
     match outcome {

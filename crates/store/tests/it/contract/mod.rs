@@ -61,6 +61,7 @@ mod records;
 mod references;
 mod refresh;
 mod schema;
+mod sweep;
 mod transfer;
 
 /// One engine under test: a store over an empty database of its own.
@@ -156,6 +157,13 @@ impl Engine {
             .expect("get")
             .expect("the record exists")
     }
+}
+
+/// A session cutoff no family in a test is older than (a year ago): for rotations that are
+/// not about the absolute session lifetime.
+pub(crate) fn no_cutoff() -> plinth_core::Timestamp {
+    let year = std::time::Duration::from_secs(365 * 24 * 3600);
+    plinth_core::Timestamp::from_system(std::time::SystemTime::now() - year)
 }
 
 /// A syntactically valid argon2id PHC string (never verified here).

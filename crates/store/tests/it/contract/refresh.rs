@@ -29,14 +29,14 @@ async fn a_live_token_rotates_and_a_spent_one_revokes_its_family(e: &Engine) {
         .expect("insert");
     assert_eq!(
         e.store
-            .rotate_refresh("first", "second", later)
+            .rotate_refresh("first", "second", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Rotated { user_id: user }
     );
     assert_eq!(
         e.store
-            .rotate_refresh("second", "third", later)
+            .rotate_refresh("second", "third", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Rotated { user_id: user }
@@ -49,7 +49,7 @@ async fn a_live_token_rotates_and_a_spent_one_revokes_its_family(e: &Engine) {
     // "first" was spent: presenting it again is reuse, and the family is revoked…
     assert_eq!(
         e.store
-            .rotate_refresh("first", "n1", later)
+            .rotate_refresh("first", "n1", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Reused {
@@ -60,21 +60,21 @@ async fn a_live_token_rotates_and_a_spent_one_revokes_its_family(e: &Engine) {
     // …with its live token, and the replacement the reuse asked for was not stored.
     assert_eq!(
         e.store
-            .rotate_refresh("third", "n2", later)
+            .rotate_refresh("third", "n2", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Invalid
     );
     assert_eq!(
         e.store
-            .rotate_refresh("n1", "n3", later)
+            .rotate_refresh("n1", "n3", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Invalid
     );
     assert_eq!(
         e.store
-            .rotate_refresh("other", "o2", later)
+            .rotate_refresh("other", "o2", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Rotated { user_id: user }
@@ -86,7 +86,7 @@ async fn unknown_expired_and_logged_out_tokens_are_invalid(e: &Engine) {
     let later = at(3600);
     assert_eq!(
         e.store
-            .rotate_refresh("never-issued", "n", later)
+            .rotate_refresh("never-issued", "n", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Invalid
@@ -103,7 +103,7 @@ async fn unknown_expired_and_logged_out_tokens_are_invalid(e: &Engine) {
         .expect("insert");
     assert_eq!(
         e.store
-            .rotate_refresh("old", "n", later)
+            .rotate_refresh("old", "n", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Invalid
@@ -116,7 +116,7 @@ async fn unknown_expired_and_logged_out_tokens_are_invalid(e: &Engine) {
         .expect("insert");
     assert_eq!(
         e.store
-            .rotate_refresh("a", "b", later)
+            .rotate_refresh("a", "b", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Rotated { user_id: user }
@@ -124,7 +124,7 @@ async fn unknown_expired_and_logged_out_tokens_are_invalid(e: &Engine) {
     assert!(e.store.revoke_refresh_family("b").await.expect("logout"));
     assert_eq!(
         e.store
-            .rotate_refresh("b", "c", later)
+            .rotate_refresh("b", "c", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Invalid
@@ -132,7 +132,7 @@ async fn unknown_expired_and_logged_out_tokens_are_invalid(e: &Engine) {
     // A spent token of a logged-out family is still reuse (worth the alarm).
     assert_eq!(
         e.store
-            .rotate_refresh("a", "d", later)
+            .rotate_refresh("a", "d", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Reused {
@@ -142,7 +142,7 @@ async fn unknown_expired_and_logged_out_tokens_are_invalid(e: &Engine) {
     );
     assert_eq!(
         e.store
-            .rotate_refresh("d", "e", later)
+            .rotate_refresh("d", "e", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Invalid

@@ -1,0 +1,170 @@
+//! `AccountStore` for SQLite: users, refresh tokens and API keys, each a shared statement
+//! of `crate::sql` run on the writer thread (writes) or a reader (point reads).
+
+use super::SqliteStore;
+use crate::sql::{accounts, ready, sweep};
+use crate::{AccountStore, ApiKey, NewApiKey, NewUser, Refresh, StoreError, User, UserChanges, WriteCtx};
+use async_trait::async_trait;
+use plinth_core::Timestamp;
+use plinth_core::auth::Email;
+use uuid::Uuid;
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn create_user(&self, _ctx: &WriteCtx, user: NewUser) -> Result<User, StoreError> {
+        self.write(move |w| {
+            let now = w.now();
+            ready(accounts::create_user(&w.conn, user, now))
+        })
+        .await
+    }
+
+    async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        self.read_point(|c| ready(accounts::get_user(c, id))).await
+    }
+
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        let email = email.clone();
+        self.read_point(|c| ready(accounts::find_user_by_email(c, &email)))
+            .await
+    }
+
+    async fn list_users(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<User>, StoreError> {
+        self.read(move |c| ready(accounts::list_users(c, after, limit)))
+            .await
+    }
+
+    async fn update_user(
+        &self,
+        _ctx: &WriteCtx,
+        id: Uuid,
+        changes: UserChanges,
+        expected_version: Option<i64>,
+    ) -> Result<User, StoreError> {
+        self.write(move |w| {
+            let now = w.now();
+            ready(accounts::update_user(
+                &w.conn,
+                id,
+                &changes,
+                expected_version,
+                now,
+            ))
+        })
+        .await
+    }
+
+    async fn delete_user(&self, _ctx: &WriteCtx, id: Uuid) -> Result<(), StoreError> {
+        self.write(move |w| ready(accounts::delete_user(&w.conn, id)))
+            .await
+    }
+
+    async fn count_admins(&self) -> Result<u64, StoreError> {
+        self.read(|c| ready(accounts::count_admins(c))).await
+    }
+
+    async fn insert_refresh(
+        &self,
+        user_id: Uuid,
+        family: Uuid,
+        token_hash: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let hash = token_hash.to_owned();
+        self.write(move |w| {
+            let now = w.now();
+            ready(accounts::insert_refresh(
+                &w.conn, user_id, family, &hash, expires_at, now,
+            ))
+        })
+        .await
+    }
+
+    async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        new_expires_at: Timestamp,
+        session_cutoff: Timestamp,
+    ) -> Result<Refresh, StoreError> {
+        let (old, new) = (old_hash.to_owned(), new_hash.to_owned());
+        self.write(move |w| {
+            let now = w.now();
+            ready(accounts::rotate_refresh(
+                &w.conn,
+                &old,
+                &new,
+                new_expires_at,
+                session_cutoff,
+                now,
+            ))
+        })
+        .await
+    }
+
+    async fn sweep_refresh(
+        &self,
+        session_cutoff: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        self.write(move |w| {
+            let now = w.now();
+            ready(sweep::sweep_refresh(&w.conn, now, session_cutoff, limit))
+        })
+        .await
+    }
+
+    async fn revoke_refresh_family(&self, token_hash: &str) -> Result<bool, StoreError> {
+        let hash = token_hash.to_owned();
+        self.write(move |w| {
+            let now = w.now();
+            ready(accounts::revoke_refresh_family(&w.conn, &hash, now))
+        })
+        .await
+    }
+
+    async fn create_api_key(&self, _ctx: &WriteCtx, key: NewApiKey) -> Result<ApiKey, StoreError> {
+        self.write(move |w| {
+            let now = w.now();
+            ready(accounts::create_api_key(&w.conn, key, now))
+        })
+        .await
+    }
+
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, User)>, StoreError> {
+        let hash = key_hash.to_owned();
+        self.read_point(|c| ready(accounts::find_api_key(c, &hash)))
+            .await
+    }
+
+    async fn list_api_keys(&self, user_id: Option<Uuid>) -> Result<Vec<ApiKey>, StoreError> {
+        self.read(move |c| ready(accounts::list_api_keys(c, user_id)))
+            .await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        _ctx: &WriteCtx,
+        id: Uuid,
+        owner: Option<Uuid>,
+    ) -> Result<ApiKey, StoreError> {
+        self.write(move |w| {
+            let now = w.now();
+            ready(accounts::revoke_api_key(&w.conn, id, owner, now))
+        })
+        .await
+    }
+
+    async fn import_user(&self, user: User) -> Result<(), StoreError> {
+        self.write(move |w| ready(accounts::import_user(&w.conn, &user)))
+            .await
+    }
+
+    async fn touch_api_key(&self, id: Uuid) -> Result<(), StoreError> {
+        self.write(move |w| {
+            let now = w.now();
+            ready(accounts::touch_api_key(&w.conn, id, now))
+        })
+        .await
+    }
+}
