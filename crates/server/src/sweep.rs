@@ -51,7 +51,11 @@ async fn sweep_once(state: &AppState, idempotency_window: Duration) {
     })
     .await;
     if refresh_tokens + idempotency_keys > 0 {
-        tracing::info!(refresh_tokens, idempotency_keys, "swept dead credentials and keys");
+        tracing::info!(
+            refresh_tokens,
+            idempotency_keys,
+            "swept dead credentials and keys"
+        );
     }
 }
 

@@ -163,13 +163,16 @@ pub trait AccountStore: Send + Sync {
     async fn delete_user(&self, ctx: &WriteCtx, id: Uuid) -> Result<(), StoreError>;
     /// How many admins exist.
     async fn count_admins(&self) -> Result<u64, StoreError>;
-    /// Stores a refresh token (its hash) as the first of a new family.
+    /// Stores a refresh token (its hash) as the first of a new family: a session that
+    /// started at `started_at` (by the caller's clock, which also sets the cutoff of
+    /// [`Self::rotate_refresh`]).
     async fn insert_refresh(
         &self,
         user_id: Uuid,
         family: Uuid,
         token_hash: &str,
         expires_at: Timestamp,
+        started_at: Timestamp,
     ) -> Result<(), StoreError>;
     /// Spends `old_hash` and stores `new_hash` in the same family; detects reuse. A family
     /// started at or before `session_cutoff` (past the session's absolute lifetime) no

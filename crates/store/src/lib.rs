@@ -186,7 +186,11 @@ pub trait Store: AccountStore + Send + Sync + std::fmt::Debug {
     /// import`, never for API writes.
     async fn import_record(&self, model: &Arc<ModelDef>, record: Record) -> Result<(), StoreError>;
     /// Deletes up to `limit` idempotency keys created before `before`; returns how many.
-    async fn sweep_idempotency(&self, before: plinth_core::Timestamp, limit: u32) -> Result<u64, StoreError>;
+    async fn sweep_idempotency(
+        &self,
+        before: plinth_core::Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
     /// Flushes and closes the database; later calls fail with `Unavailable`.
     async fn close(&self);
 }

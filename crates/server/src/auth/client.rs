@@ -25,7 +25,11 @@ impl Cidr {
             Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad())?)),
             None => (text, None),
         };
-        let net = addr.trim().parse::<IpAddr>().map_err(|_| bad())?.to_canonical();
+        let net = addr
+            .trim()
+            .parse::<IpAddr>()
+            .map_err(|_| bad())?
+            .to_canonical();
         let max = if net.is_ipv4() { 32 } else { 128 };
         let prefix = prefix.unwrap_or(max);
         if prefix > max {
@@ -37,7 +41,9 @@ impl Cidr {
     fn contains(&self, ip: IpAddr) -> bool {
         match (self.net, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
@@ -138,13 +144,23 @@ mod tests {
     fn cidrs_parse_and_match() {
         let t = TrustedProxies::parse(&["10.0.0.0/8", "::1", "fd00::/8", "192.168.1.7/32"])
             .expect("valid");
-        for yes in ["10.1.2.3", "::1", "fd12::1", "192.168.1.7", "::ffff:10.0.0.1"] {
+        for yes in [
+            "10.1.2.3",
+            "::1",
+            "fd12::1",
+            "192.168.1.7",
+            "::ffff:10.0.0.1",
+        ] {
             assert!(t.trusts(ip(yes)), "{yes}");
         }
         for no in ["11.0.0.1", "::2", "fe80::1", "192.168.1.8"] {
             assert!(!t.trusts(ip(no)), "{no}");
         }
-        assert!(TrustedProxies::parse(&["0.0.0.0/0"]).expect("all").trusts(ip("8.8.8.8")));
+        assert!(
+            TrustedProxies::parse(&["0.0.0.0/0"])
+                .expect("all")
+                .trusts(ip("8.8.8.8"))
+        );
         for bad in ["10.0.0.0/33", "::/129", "example.com", "10.0.0.0/x", ""] {
             assert!(TrustedProxies::parse(&[bad]).is_err(), "{bad}");
         }
@@ -160,11 +176,16 @@ mod tests {
         assert_eq!(r(&["1.1.1.1, 203.0.113.9, 10.0.0.2"]), "203.0.113.9");
         assert_eq!(r(&["1.1.1.1", "203.0.113.9:4711"]), "203.0.113.9");
         assert_eq!(r(&["[2001:db8::1]:80"]), "2001:db8::1");
-        assert_eq!(r(&["10.0.0.3, 10.0.0.2"]), "10.0.0.3", "all trusted: leftmost");
+        assert_eq!(
+            r(&["10.0.0.3, 10.0.0.2"]),
+            "10.0.0.3",
+            "all trusted: leftmost"
+        );
         assert_eq!(r(&["203.0.113.9, junk, 10.0.0.2"]), "10.0.0.2");
         // An untrusted peer's header is ignored.
         assert_eq!(
-            t.resolve(ip("198.51.100.1"), &xff(&["203.0.113.9"])).to_string(),
+            t.resolve(ip("198.51.100.1"), &xff(&["203.0.113.9"]))
+                .to_string(),
             "198.51.100.1"
         );
         // No trusted proxies: always the peer.

@@ -25,8 +25,8 @@ mod password;
 mod secret;
 mod token;
 
-pub(crate) use client::client_address;
 pub use client::TrustedProxies;
+pub(crate) use client::client_address;
 pub use clock::{Clock, ManualClock};
 pub use error::AuthError;
 pub use password::HashCost;
@@ -198,6 +198,7 @@ impl Auth {
                 Uuid::now_v7(),
                 digest.as_str(),
                 self.refresh_expiry(),
+                self.now(),
             )
             .await?;
         Ok(TokenPair {

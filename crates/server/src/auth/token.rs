@@ -97,8 +97,7 @@ impl AccessTokens {
         let now = clock.unix_secs();
         let c = &data.claims;
         let future = |t: i64| t > now.saturating_add(LEEWAY_SECS);
-        if c.exp < now.saturating_sub(LEEWAY_SECS) || future(c.iat) || c.nbf.is_some_and(future)
-        {
+        if c.exp < now.saturating_sub(LEEWAY_SECS) || future(c.iat) || c.nbf.is_some_and(future) {
             return Err(AuthError::Refused);
         }
         let id = Uuid::try_parse(&c.sub).map_err(|_| AuthError::Refused)?;

@@ -225,7 +225,11 @@ async fn tokens_not_yet_valid_or_issued_in_the_future_are_401() {
         assert_eq!(accepted_as(&app, &token).await["id"], json!(app.admin_id));
     }
     // Once the clock reaches them, the same tokens are accepted.
-    let later = with(&[("nbf", now + 3600), ("iat", now + 3600), ("exp", now + 4500)]);
+    let later = with(&[
+        ("nbf", now + 3600),
+        ("iat", now + 3600),
+        ("exp", now + 4500),
+    ]);
     clock.advance(Duration::from_secs(3600));
     assert_eq!(accepted_as(&app, &later).await["id"], json!(app.admin_id));
 }

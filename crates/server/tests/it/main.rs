@@ -20,6 +20,7 @@ mod policy_overrides;
 mod rate_limits;
 mod read;
 mod replica;
+mod sessions;
 mod sort;
 mod update;
 mod users_admin;

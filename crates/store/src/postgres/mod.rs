@@ -362,8 +362,10 @@ impl Store for PgStore {
     }
 
     async fn sweep_idempotency(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
-        self.call(PRIMARY, async |c| sweep::sweep_idempotency(c, before, limit).await)
-            .await
+        self.call(PRIMARY, async |c| {
+            sweep::sweep_idempotency(c, before, limit).await
+        })
+        .await
     }
 
     async fn close(&self) {
@@ -435,9 +437,12 @@ impl AccountStore for PgStore {
         family: Uuid,
         token_hash: &str,
         expires_at: Timestamp,
+        started_at: Timestamp,
     ) -> Result<(), StoreError> {
         self.call(PRIMARY, async |c| {
-            accounts::insert_refresh(c, user_id, family, token_hash, expires_at, self.now()).await
+            let now = self.now();
+            accounts::insert_refresh(c, user_id, family, token_hash, expires_at, started_at, now)
+                .await
         })
         .await
     }

@@ -232,6 +232,7 @@ pub(crate) async fn insert_refresh<E: Exec>(
     family: Uuid,
     token_hash: &str,
     expires_at: Timestamp,
+    started_at: Timestamp,
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let token = NewToken {
@@ -239,7 +240,7 @@ pub(crate) async fn insert_refresh<E: Exec>(
         family,
         token_hash,
         expires_at,
-        family_started_at: now,
+        family_started_at: started_at,
     };
     insert_token(e, &token, now).await
 }

@@ -108,9 +108,9 @@ impl Dialect {
     /// A query counting the columns named `column` of `table` (0: add it).
     pub(crate) fn column_count(self, table: &str, column: &str) -> String {
         match self {
-            Self::Sqlite => format!(
-                "SELECT count(*) FROM pragma_table_info('{table}') WHERE name = '{column}'"
-            ),
+            Self::Sqlite => {
+                format!("SELECT count(*) FROM pragma_table_info('{table}') WHERE name = '{column}'")
+            }
             Self::Postgres => format!(
                 "SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() \
                  AND table_name = '{table}' AND column_name = '{column}'"

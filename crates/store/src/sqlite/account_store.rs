@@ -3,7 +3,9 @@
 
 use super::SqliteStore;
 use crate::sql::{accounts, ready, sweep};
-use crate::{AccountStore, ApiKey, NewApiKey, NewUser, Refresh, StoreError, User, UserChanges, WriteCtx};
+use crate::{
+    AccountStore, ApiKey, NewApiKey, NewUser, Refresh, StoreError, User, UserChanges, WriteCtx,
+};
 use async_trait::async_trait;
 use plinth_core::Timestamp;
 use plinth_core::auth::Email;
@@ -69,12 +71,13 @@ impl AccountStore for SqliteStore {
         family: Uuid,
         token_hash: &str,
         expires_at: Timestamp,
+        started_at: Timestamp,
     ) -> Result<(), StoreError> {
         let hash = token_hash.to_owned();
         self.write(move |w| {
             let now = w.now();
             ready(accounts::insert_refresh(
-                &w.conn, user_id, family, &hash, expires_at, now,
+                &w.conn, user_id, family, &hash, expires_at, started_at, now,
             ))
         })
         .await

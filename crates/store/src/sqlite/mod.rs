@@ -452,6 +452,5 @@ impl Store for SqliteStore {
     }
 }
 
-
 #[cfg(test)]
 mod tests;

@@ -81,10 +81,8 @@ async fn sqlite_adds_the_session_start_to_an_old_refresh_table() {
                 .replace("{time}", "INTEGER"),
         )
         .expect("the old table");
-        for (hash, created, spent) in [
-            ("spent", at(-3600), Some(at(-60))),
-            ("live", at(-60), None),
-        ] {
+        for (hash, created, spent) in [("spent", at(-3600), Some(at(-60))), ("live", at(-60), None)]
+        {
             conn.execute(
                 "INSERT INTO _plinth_refresh_tokens (token_hash, family, user_id, expires_at, spent_at, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -112,7 +110,8 @@ async fn sqlite_adds_the_session_start_to_an_old_refresh_table() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_adds_the_session_start_to_an_old_refresh_table() {
-    let Some(server) = pg::server("upgrade::postgres_adds_the_session_start_to_an_old_refresh_table")
+    let Some(server) =
+        pg::server("upgrade::postgres_adds_the_session_start_to_an_old_refresh_table")
     else {
         return;
     };

@@ -36,7 +36,13 @@ async fn accounts_work_before_the_first_migration(e: &Engine) {
         std::slice::from_ref(&ada)
     );
     e.store
-        .insert_refresh(ada.id, uuid::Uuid::now_v7(), "t", hour_from_now())
+        .insert_refresh(
+            ada.id,
+            uuid::Uuid::now_v7(),
+            "t",
+            hour_from_now(),
+            super::started_now(),
+        )
         .await
         .expect("a refresh token");
     e.store
@@ -260,7 +266,13 @@ async fn a_new_password_role_or_email_ends_the_users_sessions(e: &Engine) {
     for (i, change) in changes.into_iter().enumerate() {
         let token = format!("t{i}");
         e.store
-            .insert_refresh(ann.id, uuid::Uuid::now_v7(), &token, later)
+            .insert_refresh(
+                ann.id,
+                uuid::Uuid::now_v7(),
+                &token,
+                later,
+                super::started_now(),
+            )
             .await
             .expect("insert");
         e.store
@@ -354,7 +366,13 @@ async fn delete_user_removes_their_tokens_and_keys_but_not_their_records(e: &Eng
     let later = hour_from_now();
     for (user, token) in [(&ann, "ann-token"), (&bob, "bob-token")] {
         e.store
-            .insert_refresh(user.id, uuid::Uuid::now_v7(), token, later)
+            .insert_refresh(
+                user.id,
+                uuid::Uuid::now_v7(),
+                token,
+                later,
+                super::started_now(),
+            )
             .await
             .expect("insert");
         e.store

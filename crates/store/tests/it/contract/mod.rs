@@ -159,6 +159,11 @@ impl Engine {
     }
 }
 
+/// The start of a session (a refresh-token family) begun now.
+pub(crate) fn started_now() -> plinth_core::Timestamp {
+    plinth_core::Timestamp::from_system(std::time::SystemTime::now())
+}
+
 /// A session cutoff no family in a test is older than (a year ago): for rotations that are
 /// not about the absolute session lifetime.
 pub(crate) fn no_cutoff() -> plinth_core::Timestamp {

@@ -24,7 +24,7 @@ async fn a_live_token_rotates_and_a_spent_one_revokes_its_family(e: &Engine) {
     let user = e.user("ann@example.com", Role::User).await.id;
     let (family, later) = (uuid::Uuid::now_v7(), at(3600));
     e.store
-        .insert_refresh(user, family, "first", later)
+        .insert_refresh(user, family, "first", later, super::started_now())
         .await
         .expect("insert");
     assert_eq!(
@@ -43,7 +43,13 @@ async fn a_live_token_rotates_and_a_spent_one_revokes_its_family(e: &Engine) {
     );
     // Another family of the same user is independent of what happens next.
     e.store
-        .insert_refresh(user, uuid::Uuid::now_v7(), "other", later)
+        .insert_refresh(
+            user,
+            uuid::Uuid::now_v7(),
+            "other",
+            later,
+            super::started_now(),
+        )
         .await
         .expect("insert");
     // "first" was spent: presenting it again is reuse, and the family is revoked…
@@ -98,7 +104,13 @@ async fn unknown_expired_and_logged_out_tokens_are_invalid(e: &Engine) {
             .expect("logout")
     );
     e.store
-        .insert_refresh(user, uuid::Uuid::now_v7(), "old", at(-1))
+        .insert_refresh(
+            user,
+            uuid::Uuid::now_v7(),
+            "old",
+            at(-1),
+            super::started_now(),
+        )
         .await
         .expect("insert");
     assert_eq!(
@@ -111,7 +123,7 @@ async fn unknown_expired_and_logged_out_tokens_are_invalid(e: &Engine) {
     // Logged out: revoked without being spent. Presenting it again is no attack.
     let family = uuid::Uuid::now_v7();
     e.store
-        .insert_refresh(user, family, "a", later)
+        .insert_refresh(user, family, "a", later, super::started_now())
         .await
         .expect("insert");
     assert_eq!(

@@ -39,7 +39,7 @@ async fn rotate(e: &Engine, old: &str, new: &str, cutoff: Timestamp) -> Refresh 
 async fn a_session_past_its_absolute_lifetime_no_longer_rotates(e: &Engine) {
     let user = e.user("ann@example.com", Role::User).await.id;
     e.store
-        .insert_refresh(user, Uuid::now_v7(), "a", at(3600))
+        .insert_refresh(user, Uuid::now_v7(), "a", at(3600), super::started_now())
         .await
         .expect("insert");
     let started_before = moment().await;
@@ -61,7 +61,13 @@ async fn a_session_past_its_absolute_lifetime_no_longer_rotates(e: &Engine) {
     );
     // A family started after the cutoff rotates.
     e.store
-        .insert_refresh(user, Uuid::now_v7(), "young", at(3600))
+        .insert_refresh(
+            user,
+            Uuid::now_v7(),
+            "young",
+            at(3600),
+            super::started_now(),
+        )
         .await
         .expect("insert");
     assert_eq!(
@@ -79,7 +85,10 @@ async fn sweep_refresh(e: &Engine, cutoff: Timestamp, limit: u32) -> Vec<u64> {
             .sweep_refresh(cutoff, limit)
             .await
             .expect("sweep refresh tokens");
-        assert!(n <= u64::from(limit), "a batch of {n} over the limit {limit}");
+        assert!(
+            n <= u64::from(limit),
+            "a batch of {n} over the limit {limit}"
+        );
         sizes.push(n);
         if n < u64::from(limit) {
             return sizes;
@@ -91,7 +100,7 @@ async fn only_dead_refresh_families_are_swept_in_batches(e: &Engine) {
     let user = e.user("ann@example.com", Role::User).await.id;
     let insert = async |family: Uuid, token: &str, expires: Timestamp| {
         e.store
-            .insert_refresh(user, family, token, expires)
+            .insert_refresh(user, family, token, expires, super::started_now())
             .await
             .expect("insert");
     };
