@@ -44,6 +44,8 @@ pub struct Application {
     drain_delay: Duration,
     shutdown_timeout: Duration,
     limits: ConnLimits,
+    sweep_interval: Duration,
+    idempotency_window: Duration,
 }
 
 impl Application {
@@ -96,6 +98,8 @@ impl Application {
                 keep_alive_timeout: config.keep_alive_timeout,
                 max_connections: config.max_connections,
             },
+            sweep_interval: config.sweep_interval,
+            idempotency_window: config.idempotency_window,
         })
     }
 
@@ -116,6 +120,12 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let state = self.state.clone();
+        // Sweeping runs while the server serves, and stops before the store closes.
+        let sweeper = crate::sweep::spawn(
+            self.state.clone(),
+            self.sweep_interval,
+            self.idempotency_window,
+        );
         let drain_delay = self.drain_delay;
         let drain = async move {
             shutdown.await;
@@ -152,6 +162,9 @@ impl Application {
             );
         }
         tasks.shutdown().await;
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
+        }
         self.state.store().close().await;
         Ok(())
     }

@@ -18,6 +18,11 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Default cap on concurrent connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
+/// Default time between sweeps: 5 minutes.
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Default idempotency window: 24 hours.
+pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// Settings of the HTTP server.
 #[derive(Debug, Clone)]
@@ -47,6 +52,11 @@ pub struct ServerConfig {
     /// The most connections served at once. At the cap, a new connection closes the one
     /// that has been idle the longest; with none idle, it waits until one ends.
     pub max_connections: usize,
+    /// How often dead refresh-token families and old idempotency keys are deleted;
+    /// `Duration::ZERO` turns sweeping off.
+    pub sweep_interval: Duration,
+    /// How long an idempotency key is remembered; the sweeper deletes older ones.
+    pub idempotency_window: Duration,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +71,8 @@ impl Default for ServerConfig {
             keep_alive_timeout: DEFAULT_KEEP_ALIVE_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            sweep_interval: DEFAULT_SWEEP_INTERVAL,
+            idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
         }
     }
 }

@@ -4,13 +4,12 @@
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use plinth_core::{ErrorCode, ModelDef, Principal, RecordId};
 use plinth_store::WriteCtx;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// A JSON request body (`Content-Type: application/json`), as a JSON value.
@@ -100,7 +99,7 @@ impl FromRequestParts<AppState> for Caller {
             .await?;
         let key = match principal.user_id() {
             Some(id) => id.to_string(),
-            None => client_address(parts),
+            None => client_address(parts, state),
         };
         state.auth().check_request(&key)?;
         let caller = Self(principal);
@@ -180,13 +179,9 @@ fn credential(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     }
 }
 
-/// The client's address (the TCP peer), or `unknown` when the server has no socket (tests
-/// that call the router directly).
-pub(crate) fn client_address(parts: &Parts) -> String {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+/// The client's address, by the auth settings' trusted proxies.
+fn client_address(parts: &Parts, state: &AppState) -> String {
+    crate::auth::client_address(parts, &state.auth().config().trusted_proxies)
 }
 
 /// The model named by the first path segment after `/api/v1/`.
@@ -270,14 +265,15 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     }
 }
 
-/// The client's address (see [`client_address`]).
+/// The client's address: the TCP peer, or the client a trusted proxy names in
+/// `X-Forwarded-For` (see `auth::client_address`, the one place that decides it).
 #[derive(Debug, Clone)]
 pub(crate) struct ClientAddr(pub(crate) String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        Ok(Self(client_address(parts)))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Self(client_address(parts, state)))
     }
 }

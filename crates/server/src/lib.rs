@@ -30,6 +30,7 @@ mod reply;
 mod routes;
 mod serve;
 mod state;
+mod sweep;
 
 pub use accounts::{AccountError, create_account};
 pub use app::{Application, StartError, with_middleware};

@@ -163,21 +163,32 @@ pub trait AccountStore: Send + Sync {
     async fn delete_user(&self, ctx: &WriteCtx, id: Uuid) -> Result<(), StoreError>;
     /// How many admins exist.
     async fn count_admins(&self) -> Result<u64, StoreError>;
-    /// Stores a refresh token (its hash) as the first of a new family.
+    /// Stores a refresh token (its hash) as the first of a new family: a session that
+    /// started at `started_at` (by the caller's clock, which also sets the cutoff of
+    /// [`Self::rotate_refresh`]).
     async fn insert_refresh(
         &self,
         user_id: Uuid,
         family: Uuid,
         token_hash: &str,
         expires_at: Timestamp,
+        started_at: Timestamp,
     ) -> Result<(), StoreError>;
-    /// Spends `old_hash` and stores `new_hash` in the same family; detects reuse.
+    /// Spends `old_hash` and stores `new_hash` in the same family; detects reuse. A family
+    /// started at or before `session_cutoff` (past the session's absolute lifetime) no
+    /// longer rotates: `Invalid`.
     async fn rotate_refresh(
         &self,
         old_hash: &str,
         new_hash: &str,
         new_expires_at: Timestamp,
+        session_cutoff: Timestamp,
     ) -> Result<Refresh, StoreError>;
+    /// Deletes up to `limit` refresh tokens whose whole family is dead (every token spent,
+    /// revoked or expired, or the family started at or before `session_cutoff`); returns
+    /// how many. Live families keep every row, so reuse is still detected.
+    async fn sweep_refresh(&self, session_cutoff: Timestamp, limit: u32)
+    -> Result<u64, StoreError>;
     /// Revokes the family of a refresh token (logout); false if the token is unknown.
     async fn revoke_refresh_family(&self, token_hash: &str) -> Result<bool, StoreError>;
     /// Stores an API key.

@@ -215,6 +215,12 @@ pub trait Store: AccountStore + Send + Sync + std::fmt::Debug {
     /// Inserts a record exactly as given (id, times, owner, version, status): for `plinth
     /// import`, never for API writes.
     async fn import_record(&self, model: &Arc<ModelDef>, record: Record) -> Result<(), StoreError>;
+    /// Deletes up to `limit` idempotency keys created before `before`; returns how many.
+    async fn sweep_idempotency(
+        &self,
+        before: plinth_core::Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
     /// Flushes and closes the database; later calls fail with `Unavailable`.
     async fn close(&self);
 }

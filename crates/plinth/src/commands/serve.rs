@@ -120,6 +120,8 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
         keep_alive_timeout: Duration::from_secs(config.settings.http_keep_alive_timeout_seconds),
         request_timeout: Duration::from_secs(config.settings.http_request_timeout_seconds),
         max_connections: config.settings.http_max_connections,
+        sweep_interval: Duration::from_secs(config.settings.sweep_interval_seconds),
+        idempotency_window: Duration::from_secs(config.settings.idempotency_hours * 3600),
         ..ServerConfig::default()
     };
     Ok(Application::on_listener(listener, server, state)?)

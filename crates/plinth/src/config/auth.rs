@@ -5,7 +5,7 @@ use super::value::Secret;
 use super::{Config, Environment, Settings, env};
 use anyhow::{Context, bail};
 use base64::Engine;
-use plinth_server::auth::{AuthConfig, HashCost, SigningKey};
+use plinth_server::auth::{AuthConfig, HashCost, SigningKey, TrustedProxies};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -112,12 +112,16 @@ impl Config {
         let mut config = AuthConfig::new(key);
         config.access_ttl = Duration::from_secs(s.auth_access_token_minutes * 60);
         config.refresh_ttl = Duration::from_secs(s.auth_refresh_token_days * 24 * 3600);
+        config.session_max = Duration::from_secs(s.auth_session_max_days * 24 * 3600);
         config.api_key_max_ttl = (s.auth_api_key_max_days > 0)
             .then(|| Duration::from_secs(s.auth_api_key_max_days * 24 * 3600));
         config.hash_cost = self.hash_cost();
+        config.login_per_account_address = s.auth_login_attempts_per_account_address;
         config.login_per_account = s.auth_login_attempts_per_account;
         config.login_per_address = s.auth_login_attempts_per_address;
         config.requests_per_minute = s.auth_requests_per_minute;
+        config.trusted_proxies =
+            TrustedProxies::parse(&s.trusted_proxies).map_err(|e| anyhow::anyhow!(e))?;
         Ok(config)
     }
 }

@@ -14,6 +14,7 @@ pub(crate) use auth::{KeySource, generate_key_text};
 use layers::{FileLayer, Layers};
 use plinth_core::schema::DeclError;
 use plinth_core::{ModelDecl, Schema};
+use plinth_server::auth::TrustedProxies;
 pub(crate) use reference::{flag_help, reference};
 use serde::{Deserialize, Serialize};
 pub(crate) use settings::{SETTINGS, Settings, env, setting};
@@ -258,6 +259,9 @@ fn cross_checks(s: &Settings) -> Vec<String> {
             s.auth_argon2_parallelism,
             env::AUTH_ARGON2_PARALLELISM
         ));
+    }
+    if let Err(e) = TrustedProxies::parse(&s.trusted_proxies) {
+        errors.push(format!("trusted_proxies ({}): {e}", env::TRUSTED_PROXIES));
     }
     errors
 }

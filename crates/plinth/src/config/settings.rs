@@ -126,6 +126,17 @@ settings! {
     cors_origins: Vec<String> = Vec::new();
         key: Some("cors_origins"), env: CORS_ORIGINS = "PLINTH_CORS_ORIGINS", flag: None, range: None,
         help: "Origins CORS allows (an array in the file, comma-separated in the environment); empty turns CORS off, `*` allows any origin.";
+    trusted_proxies: Vec<String> = Vec::new();
+        key: Some("trusted_proxies"), env: TRUSTED_PROXIES = "PLINTH_TRUSTED_PROXIES", flag: None, range: None,
+        help: "Reverse proxies whose `X-Forwarded-For` is believed: addresses or CIDR networks (an array in the file, comma-separated in the environment). A request from one of them is attributed to the rightmost `X-Forwarded-For` address that is not one of them; empty: the TCP peer, and `X-Forwarded-For` is ignored.";
+    sweep_interval_seconds: u64 = 300;
+        key: Some("sweep_interval_seconds"), env: SWEEP_INTERVAL_SECONDS = "PLINTH_SWEEP_INTERVAL_SECONDS", flag: None,
+        range: Some((0, 86_400)),
+        help: "How often each instance deletes dead refresh-token families and idempotency keys past `idempotency_hours`, in bounded batches; 0 turns sweeping off.";
+    idempotency_hours: u64 = 24;
+        key: Some("idempotency_hours"), env: IDEMPOTENCY_HOURS = "PLINTH_IDEMPOTENCY_HOURS", flag: None,
+        range: Some((1, 24 * 365)),
+        help: "How long an `Idempotency-Key` is remembered, in hours; older keys are swept and a retry after that creates a new record.";
     drain_seconds: u64 = 0;
         key: Some("drain_seconds"), env: DRAIN_SECONDS = "PLINTH_DRAIN_SECONDS", flag: None,
         range: Some((0, 300)),
@@ -194,7 +205,11 @@ settings! {
     auth_refresh_token_days: u64 = 30;
         key: Some("auth.refresh_token_days"), env: AUTH_REFRESH_TOKEN_DAYS = "PLINTH_AUTH_REFRESH_TOKEN_DAYS", flag: None,
         range: Some((1, 365)),
-        help: "Refresh-token lifetime, in days.";
+        help: "Refresh-token lifetime, in days: a session not refreshed for this long ends.";
+    auth_session_max_days: u64 = 30;
+        key: Some("auth.session_max_days"), env: AUTH_SESSION_MAX_DAYS = "PLINTH_AUTH_SESSION_MAX_DAYS", flag: None,
+        range: Some((1, 3650)),
+        help: "The longest a session (a login and all its refreshes) lasts, in days, however often it is refreshed; then the user logs in again.";
     auth_api_key_max_days: u64 = 0;
         key: Some("auth.api_key_max_days"), env: AUTH_API_KEY_MAX_DAYS = "PLINTH_AUTH_API_KEY_MAX_DAYS", flag: None,
         range: Some((0, 3650)),
@@ -211,10 +226,14 @@ settings! {
         key: Some("auth.argon2_parallelism"), env: AUTH_ARGON2_PARALLELISM = "PLINTH_AUTH_ARGON2_PARALLELISM", flag: None,
         range: Some((1, 64)),
         help: "argon2id lanes.";
-    auth_login_attempts_per_account: u32 = 5;
+    auth_login_attempts_per_account_address: u32 = 5;
+        key: Some("auth.login_attempts_per_account_address"), env: AUTH_LOGIN_ATTEMPTS_PER_ACCOUNT_ADDRESS = "PLINTH_AUTH_LOGIN_ATTEMPTS_PER_ACCOUNT_ADDRESS", flag: None,
+        range: Some((0, 1_000_000)),
+        help: "Login attempts per account from one client address per 60 s; 0 turns the limit off.";
+    auth_login_attempts_per_account: u32 = 100;
         key: Some("auth.login_attempts_per_account"), env: AUTH_LOGIN_ATTEMPTS_PER_ACCOUNT = "PLINTH_AUTH_LOGIN_ATTEMPTS_PER_ACCOUNT", flag: None,
         range: Some((0, 1_000_000)),
-        help: "Login attempts per account per 60 s; 0 turns the limit off.";
+        help: "Login attempts per account from all addresses together per 60 s, a ceiling well above the per-address limit; 0 turns the limit off.";
     auth_login_attempts_per_address: u32 = 20;
         key: Some("auth.login_attempts_per_address"), env: AUTH_LOGIN_ATTEMPTS_PER_ADDRESS = "PLINTH_AUTH_LOGIN_ATTEMPTS_PER_ADDRESS", flag: None,
         range: Some((0, 1_000_000)),

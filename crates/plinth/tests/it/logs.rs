@@ -303,3 +303,62 @@ async fn request_values_never_reach_the_logs() {
         }
     }
 }
+
+/// Throttled logins are a security event naming the client address, which behind a trusted
+/// proxy is the one it reports in `X-Forwarded-For`; the attempted email is not logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_logins_log_login_throttled_with_the_forwarded_client() {
+    let dir = TestDir::new();
+    let server = Server::start_with(
+        &dir,
+        &[],
+        &[
+            ("PLINTH_TRUSTED_PROXIES", "127.0.0.1,::1"),
+            ("PLINTH_AUTH_LOGIN_ATTEMPTS_PER_ACCOUNT_ADDRESS", "1"),
+        ],
+    )
+    .await;
+    let attempt = || {
+        server
+            .guest()
+            .post(server.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", "203.0.113.77")
+            .header("x-request-id", "throttled-login")
+            .json(&json!({"email": "victim@plinth.test", "password": "not-the-password-at-all"}))
+    };
+    server
+        .send(attempt())
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
+    server
+        .send(attempt())
+        .await
+        .assert_error(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED");
+    let proc = server.stop().await;
+    let logs = proc.logs();
+    let throttled = logs
+        .iter()
+        .find(|l| log_field(l, "event") == Some(&json!("login_throttled")))
+        .unwrap_or_else(|| panic!("no login_throttled event\n{}", proc.describe()));
+    assert_eq!(throttled["level"], "WARN", "{throttled}");
+    assert_eq!(throttled["target"], "plinth::security", "{throttled}");
+    assert_eq!(
+        log_field(throttled, "address"),
+        Some(&json!("203.0.113.77")),
+        "{throttled}"
+    );
+    assert_eq!(
+        log_field(throttled, "limit"),
+        Some(&json!("account_address")),
+        "{throttled}"
+    );
+    assert_eq!(
+        log_field(throttled, "request_id"),
+        Some(&json!("throttled-login")),
+        "{throttled}"
+    );
+    assert!(
+        !proc.stdout().contains("victim@plinth.test"),
+        "the attempted email reached the logs"
+    );
+}

@@ -9,12 +9,15 @@
 //! - `cache`: the credential cache, keyed by API-key digest or by user and version;
 //! - `secret`: [`SigningKey`], digests, and new refresh tokens and API keys;
 //! - `limit`: the keyed fixed-window rate limiter;
+//! - `client`: the client's address, with the [`TrustedProxies`] whose `X-Forwarded-For`
+//!   is believed;
 //! - `error`: [`AuthError`] and its one conversion into the error envelope.
 //!
 //! Turning a request into a principal is the `Caller` extractor (`crate::extract`), which
 //! calls [`Auth::authenticate`].
 
 mod cache;
+mod client;
 mod clock;
 mod error;
 mod limit;
@@ -22,6 +25,8 @@ mod password;
 mod secret;
 mod token;
 
+pub use client::TrustedProxies;
+pub(crate) use client::client_address;
 pub use clock::{Clock, ManualClock};
 pub use error::AuthError;
 pub use password::HashCost;
@@ -51,13 +56,19 @@ pub struct AuthConfig {
     pub signing_key: SigningKey,
     /// Lifetime of an access token.
     pub access_ttl: Duration,
-    /// Lifetime of a refresh token.
+    /// Lifetime of a refresh token: a session not refreshed for this long ends.
     pub refresh_ttl: Duration,
+    /// The longest a session (a login and every refresh after it) lasts.
+    pub session_max: Duration,
     /// The longest an API key may live; `None`: until revoked.
     pub api_key_max_ttl: Option<Duration>,
     /// argon2id cost.
     pub hash_cost: HashCost,
-    /// Login attempts per account per window.
+    /// Login attempts per account and client address per window: the strict limit, which
+    /// one address cannot use to lock the account out elsewhere.
+    pub login_per_account_address: u32,
+    /// Login attempts per account per window, from all addresses together: a ceiling well
+    /// above the per-address one, so locking an account out takes many addresses.
     pub login_per_account: u32,
     /// Login attempts per client address per window.
     pub login_per_address: u32,
@@ -65,22 +76,29 @@ pub struct AuthConfig {
     pub login_window: Duration,
     /// Requests per principal (user id, or client address for guests) per minute; 0 = off.
     pub requests_per_minute: u32,
+    /// The reverse proxies whose `X-Forwarded-For` names the client; none by default.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl AuthConfig {
-    /// Defaults around a signing key: 15-minute access tokens, 30-day refresh tokens, OWASP
-    /// argon2id cost, 5 logins per account and 20 per address per minute, no request limit.
+    /// Defaults around a signing key: 15-minute access tokens, 30-day refresh tokens and
+    /// sessions, OWASP
+    /// argon2id cost, per minute 5 logins per account and address, 100 per account and 20
+    /// per address, no request limit, no trusted proxies.
     pub fn new(signing_key: SigningKey) -> Self {
         Self {
             signing_key,
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            session_max: Duration::from_secs(30 * 24 * 3600),
             api_key_max_ttl: None,
             hash_cost: HashCost::default(),
-            login_per_account: 5,
+            login_per_account_address: 5,
+            login_per_account: 100,
             login_per_address: 20,
             login_window: Duration::from_secs(60),
             requests_per_minute: 0,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -105,6 +123,7 @@ pub struct Auth {
     clock: Clock,
     passwords: Passwords,
     tokens: AccessTokens,
+    login_account_addresses: RateLimiter,
     login_accounts: RateLimiter,
     login_addresses: RateLimiter,
     requests: RateLimiter,
@@ -125,6 +144,11 @@ impl Auth {
         Ok(Self {
             passwords: Passwords::new(config.hash_cost)?,
             tokens: AccessTokens::new(&config.signing_key, config.access_ttl),
+            login_account_addresses: RateLimiter::new(
+                config.login_per_account_address,
+                window,
+                clock.clone(),
+            ),
             login_accounts: RateLimiter::new(config.login_per_account, window, clock.clone()),
             login_addresses: RateLimiter::new(config.login_per_address, window, clock.clone()),
             requests: RateLimiter::new(
@@ -174,6 +198,7 @@ impl Auth {
                 Uuid::now_v7(),
                 digest.as_str(),
                 self.refresh_expiry(),
+                self.now(),
             )
             .await?;
         Ok(TokenPair {
@@ -192,6 +217,17 @@ impl Auth {
     /// The current time by this service's clock.
     pub(crate) fn now(&self) -> Timestamp {
         self.clock.timestamp()
+    }
+
+    /// The time `by` ago, by this service's clock (the epoch if that is before it).
+    pub(crate) fn ago(&self, by: Duration) -> Timestamp {
+        let now = self.clock.now();
+        Timestamp::from_system(now.checked_sub(by).unwrap_or(std::time::UNIX_EPOCH))
+    }
+
+    /// Sessions (refresh-token families) started at or before this are over.
+    pub(crate) fn session_cutoff(&self) -> Timestamp {
+        self.ago(self.config.session_max)
     }
 
     /// Turns credentials into a principal: a guest for none; [`AuthError::Refused`] for
@@ -260,18 +296,50 @@ impl Auth {
         }
     }
 
-    /// Counts a login attempt for an account and a client address.
-    pub(crate) fn check_login(&self, account: &str, address: &str) -> Result<(), AuthError> {
-        let by_address = self.login_addresses.check(address);
-        let by_account = self.login_accounts.check(account);
-        by_address
-            .and(by_account)
-            .map_err(|retry_after| AuthError::RateLimited { retry_after })
+    /// Counts a login attempt (or a guess at the current password) for an account from a
+    /// client address, against three limits: the account from this address (strict), the
+    /// address for any account, and the account from all addresses (a much higher ceiling).
+    /// A refusal is logged as a `login_throttled` security event.
+    pub(crate) fn check_login(&self, attempt: &LoginAttempt<'_>) -> Result<(), AuthError> {
+        let pair = format!("{}\n{}", attempt.address, attempt.account);
+        // In this order, stopping at the first refusal: attempts refused for one address do
+        // not count against the account's ceiling, so hammering from one address cannot
+        // lock the account out elsewhere.
+        let refused = self
+            .login_account_addresses
+            .check(&pair)
+            .map_err(|r| ("account_address", r))
+            .and_then(|()| {
+                self.login_addresses
+                    .check(attempt.address)
+                    .map_err(|r| ("address", r))
+            })
+            .and_then(|()| {
+                self.login_accounts
+                    .check(attempt.account)
+                    .map_err(|r| ("account", r))
+            });
+        let Err((limit, retry_after)) = refused else {
+            return Ok(());
+        };
+        tracing::warn!(
+            target: "plinth::security",
+            event = "login_throttled",
+            request_id = attempt.request_id,
+            route = attempt.route,
+            address = attempt.address,
+            limit,
+            retry_after_s = retry_after.as_secs(),
+            "login attempts over a limit; refused without checking the password"
+        );
+        Err(AuthError::RateLimited { retry_after })
     }
 
-    /// A successful login clears the account's count.
-    pub(crate) fn login_succeeded(&self, account: &str) {
-        self.login_accounts.reset(account);
+    /// A successful login clears the count of the account from that address (the
+    /// per-address count and the account's ceiling keep counting until their window ends).
+    pub(crate) fn login_succeeded(&self, account: &str, address: &str) {
+        self.login_account_addresses
+            .reset(&format!("{address}\n{account}"));
     }
 
     /// Counts a request for a principal key (user id or client address).
@@ -280,6 +348,19 @@ impl Auth {
             .check(key)
             .map_err(|retry_after| AuthError::RateLimited { retry_after })
     }
+}
+
+/// One attempt at a password, for [`Auth::check_login`].
+#[derive(Debug)]
+pub(crate) struct LoginAttempt<'a> {
+    /// The normalised email (whether or not the account exists).
+    pub(crate) account: &'a str,
+    /// The client's address ([`client_address`]).
+    pub(crate) address: &'a str,
+    /// For the log line.
+    pub(crate) request_id: &'a str,
+    /// For the log line.
+    pub(crate) route: &'a str,
 }
 
 /// What the database says of a credential whose signature (if any) checked out.

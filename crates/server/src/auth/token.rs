@@ -1,5 +1,6 @@
-//! Access tokens: HS256 JWTs with the algorithm pinned in one `Validation`. Expiry is
-//! checked against the injected [`Clock`], not by `jsonwebtoken` against the system time.
+//! Access tokens: HS256 JWTs with the algorithm pinned in one `Validation`. The times
+//! (`exp`, and `nbf` and `iat` in the future) are checked against the injected [`Clock`],
+//! not by `jsonwebtoken` against the system time.
 
 use super::AuthError;
 use super::clock::Clock;
@@ -13,8 +14,8 @@ use uuid::Uuid;
 
 /// The `iss` claim of Plinth's tokens.
 const ISSUER: &str = "plinth";
-/// Clock skew tolerated past `exp`, in seconds: a token is refused once `exp + LEEWAY`
-/// is in the past.
+/// Clock skew tolerated, in seconds: a token is refused once `exp + LEEWAY` is in the past,
+/// or while `nbf - LEEWAY` or `iat - LEEWAY` is still in the future.
 const LEEWAY_SECS: i64 = 5;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -27,6 +28,9 @@ struct Claims {
     iss: String,
     iat: i64,
     exp: i64,
+    /// Not before: Plinth does not set it, but a token that has one must respect it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<i64>,
     jti: String,
 }
 
@@ -52,8 +56,9 @@ impl AccessTokens {
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "sub", "iss", "iat"]);
         // `exp` must be present (above) but is compared with the injected clock in
-        // `verify`, not with the system time.
+        // `verify`, not with the system time; so is `nbf`.
         validation.validate_exp = false;
+        validation.validate_nbf = false;
         Self {
             encoding: EncodingKey::from_secret(key.expose()),
             decoding: DecodingKey::from_secret(key.expose()),
@@ -73,6 +78,7 @@ impl AccessTokens {
             iss: ISSUER.to_owned(),
             iat: now,
             exp: now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX / 2)),
+            nbf: None,
             jti: Uuid::now_v7().simple().to_string(),
         };
         let token = jsonwebtoken::encode(
@@ -88,11 +94,14 @@ impl AccessTokens {
     pub(crate) fn verify(&self, token: &str, clock: &Clock) -> Result<(Uuid, i64), AuthError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| AuthError::Refused)?;
-        if data.claims.exp < clock.unix_secs().saturating_sub(LEEWAY_SECS) {
+        let now = clock.unix_secs();
+        let c = &data.claims;
+        let future = |t: i64| t > now.saturating_add(LEEWAY_SECS);
+        if c.exp < now.saturating_sub(LEEWAY_SECS) || future(c.iat) || c.nbf.is_some_and(future) {
             return Err(AuthError::Refused);
         }
-        let id = Uuid::try_parse(&data.claims.sub).map_err(|_| AuthError::Refused)?;
-        Ok((id, data.claims.ver))
+        let id = Uuid::try_parse(&c.sub).map_err(|_| AuthError::Refused)?;
+        Ok((id, c.ver))
     }
 }
 

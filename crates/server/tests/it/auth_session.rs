@@ -17,6 +17,7 @@ async fn app() -> TestApp {
     let mut auth = test_auth_config();
     auth.login_per_address = 1000;
     auth.login_per_account = 1000;
+    auth.login_per_account_address = 1000;
     TestApp::spawn_full(Vec::new(), ServerConfig::default(), auth).await
 }
 

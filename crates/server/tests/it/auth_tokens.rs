@@ -187,6 +187,53 @@ async fn tokens_with_wrong_claims_are_401_even_when_signed_with_the_real_key() {
     accepted_as(&app, &control).await;
 }
 
+/// `nbf` (not before) in the future, and `iat` (issued at) in the future beyond the 5 s of
+/// clock-skew leeway, are refused; within the leeway, or in the past, they are accepted.
+#[tokio::test]
+async fn tokens_not_yet_valid_or_issued_in_the_future_are_401() {
+    let clock = ManualClock::new();
+    let app = TestApp::spawn_clocked(test_auth_config(), &clock).await;
+    let now = i64::try_from(
+        clock
+            .now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs(),
+    )
+    .expect("fits");
+    let real = claims_of(&app.admin_token);
+    let with = |changes: &[(&str, i64)]| {
+        let mut c = real.clone();
+        for (key, value) in changes {
+            c[*key] = json!(value);
+        }
+        forge(&hs256_header(), &c, hs256(TEST_KEY))
+    };
+    for (what, token) in [
+        ("nbf an hour ahead", with(&[("nbf", now + 3600)])),
+        ("nbf past the leeway", with(&[("nbf", now + 6)])),
+        ("iat an hour ahead", with(&[("iat", now + 3600)])),
+        ("iat past the leeway", with(&[("iat", now + 6)])),
+    ] {
+        refused(&app, &token, what).await;
+    }
+    for token in [
+        with(&[("nbf", now - 60)]),
+        with(&[("nbf", now + 5), ("iat", now + 5)]),
+        with(&[("iat", now - 60)]),
+    ] {
+        assert_eq!(accepted_as(&app, &token).await["id"], json!(app.admin_id));
+    }
+    // Once the clock reaches them, the same tokens are accepted.
+    let later = with(&[
+        ("nbf", now + 3600),
+        ("iat", now + 3600),
+        ("exp", now + 4500),
+    ]);
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(accepted_as(&app, &later).await["id"], json!(app.admin_id));
+}
+
 #[tokio::test]
 async fn a_tampered_payload_is_401() {
     let app = TestApp::spawn().await;

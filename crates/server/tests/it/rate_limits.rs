@@ -1,5 +1,7 @@
-//! Abuse limits: login attempts per account and per client address, requests per
-//! principal, and a login that costs the same whether or not the email exists.
+//! Abuse limits: login attempts per account and address and per client address, requests
+//! per principal, and a login that costs the same whether or not the email exists. Limits
+//! keyed by a client behind a proxy, and the per-account ceiling, are in
+//! `login_throttling.rs`.
 
 use crate::helpers::{
     PASSWORD, Resp, TEST_KEY, TestApp, WRONG_PASSWORD, assert_error, test_auth_config,
@@ -28,8 +30,8 @@ async fn spawn(configure: impl FnOnce(&mut AuthConfig)) -> TestApp {
 }
 
 #[tokio::test]
-async fn logins_are_limited_per_account_even_with_the_right_password() {
-    let app = spawn(|c| c.login_per_account = 3).await;
+async fn logins_are_limited_per_account_and_address_even_with_the_right_password() {
+    let app = spawn(|c| c.login_per_account_address = 3).await;
     app.user("ada@example.com").await;
     for _ in 0..3 {
         let r = app.login(ADMIN, WRONG_PASSWORD).await;
@@ -47,7 +49,7 @@ async fn logins_are_limited_per_account_even_with_the_right_password() {
 
 #[tokio::test]
 async fn unknown_accounts_are_limited_like_known_ones() {
-    let app = spawn(|c| c.login_per_account = 2).await;
+    let app = spawn(|c| c.login_per_account_address = 2).await;
     let unknown = "nobody@example.com";
     for _ in 0..2 {
         assert_error(
@@ -63,7 +65,7 @@ async fn unknown_accounts_are_limited_like_known_ones() {
 #[tokio::test]
 async fn logins_are_limited_per_client_address() {
     let app = spawn(|c| {
-        c.login_per_account = 100;
+        c.login_per_account_address = 100;
         c.login_per_address = 3;
     })
     .await;
@@ -78,7 +80,7 @@ async fn logins_are_limited_per_client_address() {
 
 #[tokio::test]
 async fn a_successful_login_clears_the_accounts_failures() {
-    let app = spawn(|c| c.login_per_account = 3).await;
+    let app = spawn(|c| c.login_per_account_address = 3).await;
     for _ in 0..2 {
         assert_error(
             &app.login(ADMIN, WRONG_PASSWORD).await,
@@ -155,7 +157,7 @@ async fn guests_are_limited_by_address() {
 async fn limits_last_one_window_and_then_start_over() {
     let clock = ManualClock::new();
     let mut auth = test_auth_config();
-    auth.login_per_account = 2;
+    auth.login_per_account_address = 2;
     auth.requests_per_minute = 2;
     let app = TestApp::spawn_clocked(auth, &clock).await;
     for _ in 0..2 {
@@ -206,7 +208,7 @@ async fn timed_login(app: &TestApp, email: &str) -> Duration {
 async fn an_unknown_email_costs_as_much_as_a_wrong_password() {
     // The real argon2id cost: this is what an attacker would time.
     let mut auth = AuthConfig::new(SigningKey::new(TEST_KEY.to_vec()).expect("test key"));
-    auth.login_per_account = 1000;
+    auth.login_per_account_address = 1000;
     auth.login_per_address = 1000;
     let app = TestApp::spawn_full(Vec::new(), ServerConfig::default(), auth).await;
     // Warm up both paths (connections, caches) before measuring.
@@ -228,7 +230,7 @@ async fn an_unknown_email_costs_as_much_as_a_wrong_password() {
 
 #[tokio::test]
 async fn guessing_the_current_password_counts_like_logins() {
-    let app = spawn(|a| a.login_per_account = 2).await;
+    let app = spawn(|a| a.login_per_account_address = 2).await;
     let (_, token) = app.user("ada@example.com").await;
     let guess = serde_json::json!({"current_password": WRONG_PASSWORD, "new_password": "a brand new passphrase"});
     for _ in 0..2 {

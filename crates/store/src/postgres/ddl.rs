@@ -6,7 +6,7 @@ use super::errors::map;
 use super::exec::Pg;
 use crate::StoreError;
 use crate::sql::Dialect;
-use crate::sql::ddl::apply;
+use crate::sql::ddl::{ADDED_COLUMNS, apply};
 use deadpool_postgres::Transaction;
 use plinth_core::migrate::{Plan, Step};
 use plinth_core::{ModelDecl, Schema};
@@ -19,9 +19,22 @@ pub(super) async fn lock_and_init(tx: &Transaction<'_>) -> Result<(), StoreError
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(map)?;
-    tx.batch_execute(&Dialect::Postgres.internal_tables())
-        .await
-        .map_err(map)
+    let d = Dialect::Postgres;
+    tx.batch_execute(&d.internal_tables()).await.map_err(map)?;
+    // Columns later releases added, under the same lock: one instance adds them.
+    for (table, column, ty, backfill) in ADDED_COLUMNS {
+        let count: i64 = tx
+            .query_one(&d.column_count(table, column), &[])
+            .await
+            .map_err(map)?
+            .get(0);
+        if count == 0 {
+            tx.batch_execute(&format!("{}; {backfill};", d.add_column(table, column, ty)))
+                .await
+                .map_err(map)?;
+        }
+    }
+    Ok(())
 }
 
 /// The declarations the last migration recorded.

@@ -29,7 +29,7 @@ use crate::gate::ListGate;
 use crate::shared::idempotency_scope;
 use crate::sql::records::StatusChange;
 use crate::sql::transfer as sql_transfer;
-use crate::sql::{accounts, records};
+use crate::sql::{accounts, records, sweep};
 use crate::transfer::{Line, TransferError};
 use crate::{
     AccountStore, ApiKey, Claim, Created, IdempotencyClaim, NewApiKey, NewUser, Page, Refresh,
@@ -451,6 +451,13 @@ impl Store for PgStore {
             .await
     }
 
+    async fn sweep_idempotency(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.call(PRIMARY, async |c| {
+            sweep::sweep_idempotency(c, before, limit).await
+        })
+        .await
+    }
+
     async fn close(&self) {
         self.inner.claim.lock().await.take();
         if let Some(listener) = self.inner.listener.lock().ok().and_then(|mut l| l.take()) {
@@ -522,9 +529,12 @@ impl AccountStore for PgStore {
         family: Uuid,
         token_hash: &str,
         expires_at: Timestamp,
+        started_at: Timestamp,
     ) -> Result<(), StoreError> {
         self.call(PRIMARY, async |c| {
-            accounts::insert_refresh(c, user_id, family, token_hash, expires_at, self.now()).await
+            let now = self.now();
+            accounts::insert_refresh(c, user_id, family, token_hash, expires_at, started_at, now)
+                .await
         })
         .await
     }
@@ -534,9 +544,23 @@ impl AccountStore for PgStore {
         old_hash: &str,
         new_hash: &str,
         new_expires_at: Timestamp,
+        session_cutoff: Timestamp,
     ) -> Result<Refresh, StoreError> {
         self.in_tx(async |tx| {
-            accounts::rotate_refresh(tx, old_hash, new_hash, new_expires_at, self.now()).await
+            let now = self.now();
+            accounts::rotate_refresh(tx, old_hash, new_hash, new_expires_at, session_cutoff, now)
+                .await
+        })
+        .await
+    }
+
+    async fn sweep_refresh(
+        &self,
+        session_cutoff: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        self.call(PRIMARY, async |c| {
+            sweep::sweep_refresh(c, self.now(), session_cutoff, limit).await
         })
         .await
     }

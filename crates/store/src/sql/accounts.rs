@@ -180,8 +180,9 @@ pub(crate) async fn update_user<E: Exec>(
     let updated = e.row(&q, |r| user_row(r)).await.map_err(email_conflict)?;
     match (updated, expected) {
         (Some(user), _) => {
-            if changes.password_hash.is_some() || changes.role.is_some() {
-                // A new password or role ends every session made with the old one.
+            if changes.password_hash.is_some() || changes.role.is_some() || changes.email.is_some()
+            {
+                // A new password, role or email ends every session made before it.
                 let mut q = query::<E>("UPDATE _plinth_refresh_tokens SET revoked_at = ");
                 q.bind(now)
                     .push(" WHERE user_id = ")
@@ -231,35 +232,65 @@ pub(crate) async fn insert_refresh<E: Exec>(
     family: Uuid,
     token_hash: &str,
     expires_at: Timestamp,
+    started_at: Timestamp,
     now: Timestamp,
 ) -> Result<(), StoreError> {
+    let token = NewToken {
+        user_id,
+        family,
+        token_hash,
+        expires_at,
+        family_started_at: started_at,
+    };
+    insert_token(e, &token, now).await
+}
+
+/// One row of `_plinth_refresh_tokens`.
+struct NewToken<'a> {
+    user_id: Uuid,
+    family: Uuid,
+    token_hash: &'a str,
+    expires_at: Timestamp,
+    /// When the family's login happened: carried through every rotation, for the session's
+    /// absolute lifetime.
+    family_started_at: Timestamp,
+}
+
+async fn insert_token<E: Exec>(e: &E, t: &NewToken<'_>, now: Timestamp) -> Result<(), StoreError> {
     let mut q = query::<E>(
-        "INSERT INTO _plinth_refresh_tokens (token_hash, family, user_id, expires_at, created_at) VALUES (",
+        "INSERT INTO _plinth_refresh_tokens (token_hash, family, user_id, expires_at, created_at, family_started_at) VALUES (",
     );
     q.bind_all([
-        token_hash.into(),
-        family.into(),
-        user_id.into(),
-        expires_at.into(),
+        t.token_hash.into(),
+        t.family.into(),
+        t.user_id.into(),
+        t.expires_at.into(),
         now.into(),
+        t.family_started_at.into(),
     ])
     .push(")");
     e.execute(&q).await?;
     Ok(())
 }
 
+/// When a token's family started: the column, or for rows older than it (before the
+/// upgrade backfilled them) the token's own creation.
+const FAMILY_STARTED: &str = "COALESCE(family_started_at, created_at)";
+
 pub(crate) async fn rotate_refresh<E: Exec>(
     e: &E,
     old_hash: &str,
     new_hash: &str,
     new_expires_at: Timestamp,
+    session_cutoff: Timestamp,
     now: Timestamp,
 ) -> Result<Refresh, StoreError> {
     // Locked: two instances presenting the same token at once see it spent in turn.
-    let mut q = query::<E>(
-        "SELECT family, user_id, expires_at, spent_at, revoked_at FROM _plinth_refresh_tokens WHERE token_hash = ",
-    );
-    q.bind(old_hash).push(E::DIALECT.for_update());
+    let mut q = query::<E>("SELECT family, user_id, expires_at, spent_at, revoked_at, ");
+    q.push(FAMILY_STARTED)
+        .push(" FROM _plinth_refresh_tokens WHERE token_hash = ")
+        .bind(old_hash)
+        .push(E::DIALECT.for_update());
     let row = e
         .row(&q, |r| {
             Ok((
@@ -268,10 +299,11 @@ pub(crate) async fn rotate_refresh<E: Exec>(
                 r.time(2)?,
                 r.opt_time(3)?,
                 r.opt_time(4)?,
+                r.time(5)?,
             ))
         })
         .await?;
-    let Some((family, user_id, expires_at, spent, revoked)) = row else {
+    let Some((family, user_id, expires_at, spent, revoked, started)) = row else {
         return Ok(Refresh::Invalid);
     };
     // A token revoked but never spent (logout, or the family revoked earlier) is just
@@ -288,13 +320,22 @@ pub(crate) async fn rotate_refresh<E: Exec>(
         e.execute(&q).await?;
         return Ok(Refresh::Reused { user_id, family });
     }
-    if expires_at <= now {
+    // Expired: not refreshed within the idle lifetime, or the session (the login) is older
+    // than its absolute lifetime, however often it was refreshed.
+    if expires_at <= now || started <= session_cutoff {
         return Ok(Refresh::Invalid);
     }
     let mut q = query::<E>("UPDATE _plinth_refresh_tokens SET spent_at = ");
     q.bind(now).push(" WHERE token_hash = ").bind(old_hash);
     e.execute(&q).await?;
-    insert_refresh(e, user_id, family, new_hash, new_expires_at, now).await?;
+    let token = NewToken {
+        user_id,
+        family,
+        token_hash: new_hash,
+        expires_at: new_expires_at,
+        family_started_at: started,
+    };
+    insert_token(e, &token, now).await?;
     Ok(Refresh::Rotated { user_id })
 }
 

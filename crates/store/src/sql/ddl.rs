@@ -23,6 +23,7 @@ const INTERNAL_TABLES: &str = "
         created_at {time} NOT NULL,
         PRIMARY KEY (model, scope, key)
     );
+    CREATE INDEX IF NOT EXISTS _plinth_idempotency_created ON _plinth_idempotency (created_at);
     CREATE TABLE IF NOT EXISTS _plinth_users (
         id {uuid} NOT NULL PRIMARY KEY,
         email TEXT NOT NULL,
@@ -41,7 +42,8 @@ const INTERNAL_TABLES: &str = "
         expires_at {time} NOT NULL,
         spent_at {time},
         revoked_at {time},
-        created_at {time} NOT NULL
+        created_at {time} NOT NULL,
+        family_started_at {time}
     );
     CREATE INDEX IF NOT EXISTS _plinth_refresh_tokens_family ON _plinth_refresh_tokens (family);
     CREATE INDEX IF NOT EXISTS _plinth_refresh_tokens_user ON _plinth_refresh_tokens (user_id);
@@ -58,6 +60,20 @@ const INTERNAL_TABLES: &str = "
         created_at {time} NOT NULL
     );
     CREATE INDEX IF NOT EXISTS _plinth_api_keys_user ON _plinth_api_keys (user_id);";
+
+/// Columns added to Plinth's own tables after a release created them: `(table, column,
+/// type placeholder, backfill)`. `CREATE TABLE IF NOT EXISTS` leaves an existing table as it
+/// was, so each engine adds a missing one at start ([`Dialect::column_count`] tells), then
+/// runs the backfill. Every step is idempotent.
+pub(crate) const ADDED_COLUMNS: &[(&str, &str, &str, &str)] = &[(
+    "_plinth_refresh_tokens",
+    "family_started_at",
+    "{time}",
+    // A family's start is its oldest token's creation.
+    "UPDATE _plinth_refresh_tokens SET family_started_at = (SELECT min(t.created_at) \
+     FROM _plinth_refresh_tokens t WHERE t.family = _plinth_refresh_tokens.family) \
+     WHERE family_started_at IS NULL",
+)];
 
 /// PostgreSQL identifiers' longest length, in bytes; longer ones are silently truncated.
 const MAX_IDENT: usize = 63;
@@ -87,6 +103,25 @@ impl Dialect {
             .replace("{time}", self.column_type(ValueKind::Datetime))
             .replace("{json}", self.column_type(ValueKind::Json))
             .replace("{int}", self.column_type(ValueKind::Integer))
+    }
+
+    /// A query counting the columns named `column` of `table` (0: add it).
+    pub(crate) fn column_count(self, table: &str, column: &str) -> String {
+        match self {
+            Self::Sqlite => {
+                format!("SELECT count(*) FROM pragma_table_info('{table}') WHERE name = '{column}'")
+            }
+            Self::Postgres => format!(
+                "SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() \
+                 AND table_name = '{table}' AND column_name = '{column}'"
+            ),
+        }
+    }
+
+    /// `ALTER TABLE … ADD COLUMN` in this dialect's types, for one of [`ADDED_COLUMNS`].
+    pub(crate) fn add_column(self, table: &str, column: &str, ty: &str) -> String {
+        let ty = ty.replace("{time}", self.column_type(ValueKind::Datetime));
+        format!("ALTER TABLE {table} ADD COLUMN {column} {ty}")
     }
 
     /// The base columns of a model table.

@@ -11,6 +11,7 @@ pub(crate) mod accounts;
 pub(crate) mod ddl;
 pub(crate) mod list;
 pub(crate) mod records;
+pub(crate) mod sweep;
 pub(crate) mod transfer;
 
 use crate::StoreError;
@@ -40,6 +41,15 @@ impl Dialect {
         match self {
             Self::Sqlite => "",
             Self::Postgres => " FOR UPDATE",
+        }
+    }
+
+    /// Locks the selected rows, passing over rows another transaction holds: concurrent
+    /// sweepers each take different rows instead of waiting on (or deadlocking with) others.
+    pub(crate) fn skip_locked(self) -> &'static str {
+        match self {
+            Self::Sqlite => "",
+            Self::Postgres => " FOR UPDATE SKIP LOCKED",
         }
     }
 

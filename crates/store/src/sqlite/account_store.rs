@@ -1,8 +1,8 @@
-//! [`AccountStore`] for SQLite: users, refresh tokens and API keys, through the shared
-//! statements of `crate::sql::accounts`.
+//! `AccountStore` for SQLite: users, refresh tokens and API keys, each a shared statement
+//! of `crate::sql` run on the writer thread (writes) or a reader (point reads).
 
 use super::SqliteStore;
-use crate::sql::{accounts, ready};
+use crate::sql::{accounts, ready, sweep};
 use crate::{
     AccountStore, ApiKey, NewApiKey, NewUser, Refresh, StoreError, User, UserChanges, WriteCtx,
 };
@@ -71,12 +71,13 @@ impl AccountStore for SqliteStore {
         family: Uuid,
         token_hash: &str,
         expires_at: Timestamp,
+        started_at: Timestamp,
     ) -> Result<(), StoreError> {
         let hash = token_hash.to_owned();
         self.write(move |w| {
             let now = w.now();
             ready(accounts::insert_refresh(
-                &w.conn, user_id, family, &hash, expires_at, now,
+                &w.conn, user_id, family, &hash, expires_at, started_at, now,
             ))
         })
         .await
@@ -87,6 +88,7 @@ impl AccountStore for SqliteStore {
         old_hash: &str,
         new_hash: &str,
         new_expires_at: Timestamp,
+        session_cutoff: Timestamp,
     ) -> Result<Refresh, StoreError> {
         let (old, new) = (old_hash.to_owned(), new_hash.to_owned());
         self.write(move |w| {
@@ -96,8 +98,21 @@ impl AccountStore for SqliteStore {
                 &old,
                 &new,
                 new_expires_at,
+                session_cutoff,
                 now,
             ))
+        })
+        .await
+    }
+
+    async fn sweep_refresh(
+        &self,
+        session_cutoff: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        self.write(move |w| {
+            let now = w.now();
+            ready(sweep::sweep_refresh(&w.conn, now, session_cutoff, limit))
         })
         .await
     }

@@ -3,16 +3,32 @@
 
 use super::errors::map;
 use crate::StoreError;
-use crate::sql::ddl::apply;
+use crate::sql::ddl::{ADDED_COLUMNS, apply};
 use crate::sql::{Dialect, ready};
 use plinth_core::migrate::{Plan, Step};
 use plinth_core::{ModelDecl, Schema};
 use rusqlite::{Connection, TransactionBehavior, params};
 
-/// Creates Plinth's own tables if they are missing.
+/// Creates Plinth's own tables if they are missing, and adds the columns later releases
+/// added to them.
 pub(super) fn init_internal(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute_batch(&Dialect::Sqlite.internal_tables())
-        .map_err(map)
+    let d = Dialect::Sqlite;
+    conn.execute_batch(&d.internal_tables()).map_err(map)?;
+    for (table, column, ty, backfill) in ADDED_COLUMNS {
+        // Checked and added under the write lock, so a second process opening the file at
+        // the same moment finds the column there.
+        let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
+            .map_err(map)?;
+        let count: i64 = tx
+            .query_row(&d.column_count(table, column), [], |r| r.get(0))
+            .map_err(map)?;
+        if count == 0 {
+            tx.execute_batch(&format!("{}; {backfill};", d.add_column(table, column, ty)))
+                .map_err(map)?;
+        }
+        tx.commit().map_err(map)?;
+    }
+    Ok(())
 }
 
 /// The declarations the last migration recorded.

@@ -25,10 +25,11 @@ mod writer;
 use crate::shared::idempotency_scope;
 use crate::sql::records::StatusChange;
 use crate::sql::transfer as sql_transfer;
-use crate::sql::{ready, records};
+use crate::sql::{ready, records, sweep};
 use crate::transfer::{Line, TransferError};
 use crate::{Claim, Created, IdempotencyClaim, Page, Store, StoreError, WriteCtx};
 use async_trait::async_trait;
+use plinth_core::Timestamp;
 use plinth_core::migrate::Plan;
 use plinth_core::{Draft, ListQuery, ListScope, ModelDef, Patch, Record, RecordId, Schema};
 use readers::Readers;
@@ -427,6 +428,11 @@ impl Store for SqliteStore {
     async fn import_record(&self, model: &Arc<ModelDef>, record: Record) -> Result<(), StoreError> {
         let model = Arc::clone(model);
         self.write(move |w| ready(records::insert(&w.conn, &model, &record)))
+            .await
+    }
+
+    async fn sweep_idempotency(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.write(move |w| ready(sweep::sweep_idempotency(&w.conn, before, limit)))
             .await
     }
 

@@ -7,9 +7,11 @@
 //!   timeouts), with its set-up in `pg`; `retries`: a write that keeps losing races gives
 //!   up after exactly four attempts.
 //! - `locking`: SQLite's file lock held by another process.
+//! - `upgrade`: databases made by an older release get the columns added since.
 
 mod contract;
 mod locking;
 mod pg;
 mod postgres;
 mod retries;
+mod upgrade;

@@ -1,8 +1,8 @@
 //! The PostgreSQL engine against a real server: migrations are serialised across instances
 //! (ten stores migrating one database at once migrate it once), destructive changes are
 //! refused unless allowed, as on SQLite, writes that lose a serialization race are retried,
-//! the statement timeout bounds a write stuck behind a lock, and a full disk (SQLSTATE 53100)
-//! is `Unavailable`.
+//! the statement timeout bounds a write stuck behind a lock, a full disk (SQLSTATE 53100)
+//! is `Unavailable`, and instances sweep one database at once.
 //!
 //! PostgreSQL only (what every engine must do is in `contract`): without
 //! `PLINTH_TEST_POSTGRES`, each test prints a `SKIPPED` line, or fails where skipping is not
@@ -10,7 +10,7 @@
 
 use crate::pg::*;
 use plinth_core::{Draft, ModelDecl, Patch, Schema, Status, Value};
-use plinth_store::{IdempotencyClaim, PgOptions, PgStore, Store, StoreError};
+use plinth_store::{AccountStore, IdempotencyClaim, PgOptions, PgStore, Store, StoreError};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -473,4 +473,72 @@ async fn a_full_disk_is_unavailable_and_leaves_nothing_behind() {
         .expect("the write once space is back");
     assert_eq!(created.record.version, 1);
     assert!(!created.replayed, "the failed write claimed no key");
+}
+
+/// Several instances sweeping one PostgreSQL database at once: no errors, no waiting on each
+/// other's rows, and every dead row deleted exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_sweep_one_postgres_database_at_once() {
+    let Some(server) = server("instances_sweep_one_postgres_database_at_once") else {
+        return;
+    };
+    let db = Database::create(&server).await;
+    let stores = db.stores(4).await;
+    let user = uuid::Uuid::now_v7();
+    for i in 0..200 {
+        stores[0]
+            .insert_refresh(
+                user,
+                uuid::Uuid::now_v7(),
+                &format!("dead-{i}"),
+                at(-60),
+                at(-120),
+            )
+            .await
+            .expect("insert");
+    }
+    stores[0]
+        .insert_refresh(user, uuid::Uuid::now_v7(), "live", at(3600), at(0))
+        .await
+        .expect("insert");
+    let sweeps = stores.iter().map(|store| {
+        let store = std::sync::Arc::clone(store);
+        tokio::spawn(async move {
+            let mut total = 0;
+            loop {
+                let n = store
+                    .sweep_refresh(at(-7200), 7)
+                    .await
+                    .expect("a concurrent sweep fails");
+                total += n;
+                if n < 7 {
+                    return total;
+                }
+            }
+        })
+    });
+    let mut total = 0;
+    for sweep in sweeps {
+        total += sweep.await.expect("the sweep task");
+    }
+    // Each stops at its first short batch (rows another holds are skipped), so a last
+    // pass finds whatever is left.
+    total += stores[0]
+        .sweep_refresh(at(-7200), 1000)
+        .await
+        .expect("sweep");
+    assert_eq!(total, 200, "each dead row deleted once");
+    assert_eq!(
+        stores[0]
+            .rotate_refresh("live", "next", at(3600), at(-7200))
+            .await
+            .expect("rotate"),
+        plinth_store::Refresh::Rotated { user_id: user }
+    );
+}
+
+fn at(offset_secs: i64) -> plinth_core::Timestamp {
+    let by = Duration::from_secs(offset_secs.unsigned_abs());
+    let now = std::time::SystemTime::now();
+    plinth_core::Timestamp::from_system(if offset_secs >= 0 { now + by } else { now - by })
 }

@@ -227,3 +227,33 @@ fn the_reference_has_one_row_per_setting() {
         }
     }
 }
+
+#[test]
+fn trusted_proxies_are_checked_at_load_and_reach_the_auth_settings() {
+    let f = file("trusted_proxies = [\"10.0.0.0/8\", \"not-an-address\"]\n");
+    let err = load_err(&args(&f), &[]);
+    assert!(
+        err.contains("trusted_proxies") && err.contains("not-an-address"),
+        "{err}"
+    );
+    let err = load_err(&args(&file("")), &[(env::TRUSTED_PROXIES, "10.0.0.0/33")]);
+    assert!(err.contains(env::TRUSTED_PROXIES), "{err}");
+    let f = file(
+        "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n[auth]\nsession_max_days = 7\n\
+         login_attempts_per_account_address = 3\n",
+    );
+    // An explicit key, so building the auth settings writes no key file.
+    let key = [(
+        env::JWT_SECRET,
+        "q1W8m0pX3r9ZkT2vL7cN5bY4hJ6gF0dS8aE2uI1oP9lK3jH",
+    )];
+    let c = load_ok(&args(&f), None, &key);
+    let auth = c.auth_config().expect("auth settings");
+    assert_eq!(
+        auth.trusted_proxies,
+        plinth_server::auth::TrustedProxies::parse(&["10.0.0.0/8", "::1"]).expect("valid")
+    );
+    assert_eq!(auth.session_max, Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(auth.login_per_account_address, 3);
+    assert_eq!(auth.login_per_account, 100, "the ceiling's default");
+}

@@ -1,6 +1,7 @@
 //! `GET` and `PATCH /api/v1/auth/me`: the caller's own account.
 
 use super::{BodyFields, UserJson};
+use crate::auth::LoginAttempt;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Caller, ClientAddr, WriteContext};
 use crate::reply::Reply;
@@ -66,7 +67,12 @@ pub(super) async fn change_password(
     // Guessing the current password through this endpoint counts against the same limits
     // as logging in.
     let account = user.email.to_lowercase();
-    state.auth().check_login(&account, &address)?;
+    state.auth().check_login(&LoginAttempt {
+        account: &account,
+        address: &address,
+        request_id: &ctx.request_id,
+        route: "/api/v1/auth/me",
+    })?;
     if !state
         .auth()
         .verify_password(Some(&user.password_hash), current.unwrap_or_default())
@@ -77,7 +83,7 @@ pub(super) async fn change_password(
             "is not the account's password",
         ));
     }
-    state.auth().login_succeeded(&account);
+    state.auth().login_succeeded(&account, &address);
     let hash = state.auth().hash_password(new.unwrap_or_default()).await?;
     let changes = UserChanges {
         password_hash: Some(hash),

@@ -1,7 +1,7 @@
 //! Login, refresh and logout.
 
 use super::BodyFields;
-use crate::auth::{Digest, REFRESH_PREFIX, TokenPair, new_refresh_token};
+use crate::auth::{Digest, LoginAttempt, REFRESH_PREFIX, TokenPair, new_refresh_token};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ClientAddr, RequestId};
 use crate::reply::Reply;
@@ -37,7 +37,12 @@ pub(super) async fn login(
     fields.finish()?;
     let (email, password) = (email.unwrap_or_default(), password.unwrap_or_default());
     let account = email.trim().to_lowercase();
-    state.auth().check_login(&account, &address)?;
+    state.auth().check_login(&LoginAttempt {
+        account: &account,
+        address: &address,
+        request_id: &request_id,
+        route: "/api/v1/auth/login",
+    })?;
     let user = match Email::parse(email) {
         Ok(e) => state.store().find_user_by_email(&e).await?,
         Err(_) => None,
@@ -57,7 +62,7 @@ pub(super) async fn login(
         );
         return Err(refused());
     };
-    state.auth().login_succeeded(&account);
+    state.auth().login_succeeded(&account, &address);
     tracing::info!(target: "plinth::security", event = "login", user_id = %user.id, "login");
     let pair = state
         .auth()
@@ -88,6 +93,7 @@ pub(super) async fn refresh(
             Digest::of(token).as_str(),
             new_digest.as_str(),
             state.auth().refresh_expiry(),
+            state.auth().session_cutoff(),
         )
         .await?;
     match outcome {

@@ -61,6 +61,7 @@ mod records;
 mod references;
 mod refresh;
 mod schema;
+mod sweep;
 mod transfer;
 mod unique;
 
@@ -157,6 +158,18 @@ impl Engine {
             .expect("get")
             .expect("the record exists")
     }
+}
+
+/// The start of a session (a refresh-token family) begun now.
+pub(crate) fn started_now() -> plinth_core::Timestamp {
+    plinth_core::Timestamp::from_system(std::time::SystemTime::now())
+}
+
+/// A session cutoff no family in a test is older than (a year ago): for rotations that are
+/// not about the absolute session lifetime.
+pub(crate) fn no_cutoff() -> plinth_core::Timestamp {
+    let year = std::time::Duration::from_secs(365 * 24 * 3600);
+    plinth_core::Timestamp::from_system(std::time::SystemTime::now() - year)
 }
 
 /// A syntactically valid argon2id PHC string (never verified here).

@@ -24,32 +24,38 @@ async fn a_live_token_rotates_and_a_spent_one_revokes_its_family(e: &Engine) {
     let user = e.user("ann@example.com", Role::User).await.id;
     let (family, later) = (uuid::Uuid::now_v7(), at(3600));
     e.store
-        .insert_refresh(user, family, "first", later)
+        .insert_refresh(user, family, "first", later, super::started_now())
         .await
         .expect("insert");
     assert_eq!(
         e.store
-            .rotate_refresh("first", "second", later)
+            .rotate_refresh("first", "second", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Rotated { user_id: user }
     );
     assert_eq!(
         e.store
-            .rotate_refresh("second", "third", later)
+            .rotate_refresh("second", "third", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Rotated { user_id: user }
     );
     // Another family of the same user is independent of what happens next.
     e.store
-        .insert_refresh(user, uuid::Uuid::now_v7(), "other", later)
+        .insert_refresh(
+            user,
+            uuid::Uuid::now_v7(),
+            "other",
+            later,
+            super::started_now(),
+        )
         .await
         .expect("insert");
     // "first" was spent: presenting it again is reuse, and the family is revoked…
     assert_eq!(
         e.store
-            .rotate_refresh("first", "n1", later)
+            .rotate_refresh("first", "n1", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Reused {
@@ -60,21 +66,21 @@ async fn a_live_token_rotates_and_a_spent_one_revokes_its_family(e: &Engine) {
     // …with its live token, and the replacement the reuse asked for was not stored.
     assert_eq!(
         e.store
-            .rotate_refresh("third", "n2", later)
+            .rotate_refresh("third", "n2", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Invalid
     );
     assert_eq!(
         e.store
-            .rotate_refresh("n1", "n3", later)
+            .rotate_refresh("n1", "n3", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Invalid
     );
     assert_eq!(
         e.store
-            .rotate_refresh("other", "o2", later)
+            .rotate_refresh("other", "o2", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Rotated { user_id: user }
@@ -86,7 +92,7 @@ async fn unknown_expired_and_logged_out_tokens_are_invalid(e: &Engine) {
     let later = at(3600);
     assert_eq!(
         e.store
-            .rotate_refresh("never-issued", "n", later)
+            .rotate_refresh("never-issued", "n", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Invalid
@@ -98,12 +104,18 @@ async fn unknown_expired_and_logged_out_tokens_are_invalid(e: &Engine) {
             .expect("logout")
     );
     e.store
-        .insert_refresh(user, uuid::Uuid::now_v7(), "old", at(-1))
+        .insert_refresh(
+            user,
+            uuid::Uuid::now_v7(),
+            "old",
+            at(-1),
+            super::started_now(),
+        )
         .await
         .expect("insert");
     assert_eq!(
         e.store
-            .rotate_refresh("old", "n", later)
+            .rotate_refresh("old", "n", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Invalid
@@ -111,12 +123,12 @@ async fn unknown_expired_and_logged_out_tokens_are_invalid(e: &Engine) {
     // Logged out: revoked without being spent. Presenting it again is no attack.
     let family = uuid::Uuid::now_v7();
     e.store
-        .insert_refresh(user, family, "a", later)
+        .insert_refresh(user, family, "a", later, super::started_now())
         .await
         .expect("insert");
     assert_eq!(
         e.store
-            .rotate_refresh("a", "b", later)
+            .rotate_refresh("a", "b", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Rotated { user_id: user }
@@ -124,7 +136,7 @@ async fn unknown_expired_and_logged_out_tokens_are_invalid(e: &Engine) {
     assert!(e.store.revoke_refresh_family("b").await.expect("logout"));
     assert_eq!(
         e.store
-            .rotate_refresh("b", "c", later)
+            .rotate_refresh("b", "c", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Invalid
@@ -132,7 +144,7 @@ async fn unknown_expired_and_logged_out_tokens_are_invalid(e: &Engine) {
     // A spent token of a logged-out family is still reuse (worth the alarm).
     assert_eq!(
         e.store
-            .rotate_refresh("a", "d", later)
+            .rotate_refresh("a", "d", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Reused {
@@ -142,7 +154,7 @@ async fn unknown_expired_and_logged_out_tokens_are_invalid(e: &Engine) {
     );
     assert_eq!(
         e.store
-            .rotate_refresh("d", "e", later)
+            .rotate_refresh("d", "e", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Invalid

@@ -1,0 +1,59 @@
+//! Sweeping: deleting what can no longer be used, in bounded batches, so Plinth's own tables
+//! do not grow forever. Each call deletes at most `limit` rows in one statement (a short
+//! write: on SQLite the writer is free again at once) and says how many it deleted; the
+//! caller loops, pausing between batches. On PostgreSQL the rows are picked with
+//! `SKIP LOCKED`, so instances sweeping at once take different rows and never wait on, or
+//! deadlock with, each other.
+
+use super::{Exec, Query};
+use crate::StoreError;
+use plinth_core::Timestamp;
+
+/// Deletes up to `limit` refresh tokens whose whole family is dead: no token of the family
+/// is still usable (unspent, unrevoked and unexpired at `now`), or the family started at or
+/// before `session_cutoff` (past the session's absolute lifetime). A live family keeps
+/// every row, its spent tokens included, so presenting one still counts as reuse.
+pub(crate) async fn sweep_refresh<E: Exec>(
+    e: &E,
+    now: Timestamp,
+    session_cutoff: Timestamp,
+    limit: u32,
+) -> Result<u64, StoreError> {
+    let d = E::DIALECT;
+    let mut q = Query::new(d);
+    q.push(
+        "DELETE FROM _plinth_refresh_tokens WHERE token_hash IN (\
+         SELECT t.token_hash FROM _plinth_refresh_tokens t WHERE NOT EXISTS (\
+         SELECT 1 FROM _plinth_refresh_tokens l WHERE l.family = t.family \
+         AND l.spent_at IS NULL AND l.revoked_at IS NULL AND l.expires_at > ",
+    )
+    .bind(now)
+    .push(" AND COALESCE(l.family_started_at, l.created_at) > ")
+    .bind(session_cutoff)
+    .push(") LIMIT ")
+    .bind(i64::from(limit))
+    .push(d.skip_locked())
+    .push(")");
+    e.execute(&q).await
+}
+
+/// Deletes up to `limit` idempotency keys created before `before` (older than the
+/// idempotency window): a retry with such a key creates a new record.
+pub(crate) async fn sweep_idempotency<E: Exec>(
+    e: &E,
+    before: Timestamp,
+    limit: u32,
+) -> Result<u64, StoreError> {
+    let d = E::DIALECT;
+    let mut q = Query::new(d);
+    q.push(
+        "DELETE FROM _plinth_idempotency WHERE (model, scope, key) IN (\
+         SELECT model, scope, key FROM _plinth_idempotency WHERE created_at < ",
+    )
+    .bind(before)
+    .push(" LIMIT ")
+    .bind(i64::from(limit))
+    .push(d.skip_locked())
+    .push(")");
+    e.execute(&q).await
+}

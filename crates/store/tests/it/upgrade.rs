@@ -1,0 +1,145 @@
+//! Databases made by an older release: Plinth's own tables are created with `CREATE TABLE IF
+//! NOT EXISTS`, so columns added since must be added (and backfilled) when a store opens an
+//! existing database. Here `_plinth_refresh_tokens` has its first layout (no
+//! `family_started_at`) and a live session from an hour ago, on both engines.
+
+use crate::pg;
+use plinth_core::Timestamp;
+use plinth_store::{PgOptions, PgStore, Refresh, SqliteOptions, SqliteStore, Store};
+use std::time::{Duration, SystemTime};
+
+/// The first layout of the refresh-token table, `{uuid}` and `{time}` per engine.
+const OLD_REFRESH_TABLE: &str = "
+    CREATE TABLE _plinth_refresh_tokens (
+        token_hash TEXT NOT NULL PRIMARY KEY,
+        family {uuid} NOT NULL,
+        user_id {uuid} NOT NULL,
+        expires_at {time} NOT NULL,
+        spent_at {time},
+        revoked_at {time},
+        created_at {time} NOT NULL
+    );";
+
+const FAMILY: &str = "0192f1c4-7a1e-7c3a-9b2d-3f4e5a6b7c8d";
+const USER: &str = "0192f1c4-7a1e-7c3a-9b2d-000000000001";
+
+fn at(offset_secs: i64) -> Timestamp {
+    let by = Duration::from_secs(offset_secs.unsigned_abs());
+    let now = SystemTime::now();
+    Timestamp::from_system(if offset_secs >= 0 { now + by } else { now - by })
+}
+
+/// The old session, an hour old, rotated once (a spent token and a live one, the live one
+/// made a minute ago), is still live after the upgrade; its start is the family's oldest
+/// token, carried on by later rotations; a second open changes nothing.
+async fn check_upgraded(open: impl AsyncFn() -> Box<dyn Store>) {
+    let store = open().await;
+    assert_eq!(
+        store
+            .rotate_refresh("live", "next", at(3600), at(-7200))
+            .await
+            .expect("rotate"),
+        Refresh::Rotated {
+            user_id: USER.parse().expect("uuid")
+        },
+        "the session from before the upgrade goes on"
+    );
+    store.close().await;
+    let store = open().await;
+    // Started an hour ago (not a minute ago, when its live token was made).
+    assert_eq!(
+        store
+            .rotate_refresh("next", "after", at(3600), at(-1800))
+            .await
+            .expect("rotate"),
+        Refresh::Invalid,
+        "the backfilled start is the family's first token"
+    );
+    assert_eq!(
+        store
+            .rotate_refresh("next", "after", at(3600), at(-7200))
+            .await
+            .expect("rotate"),
+        Refresh::Rotated {
+            user_id: USER.parse().expect("uuid")
+        }
+    );
+    assert_eq!(store.sweep_refresh(at(-1800), 100).await.expect("sweep"), 4);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_adds_the_session_start_to_an_old_refresh_table() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("plinth.db");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("create the old database");
+        let micros = |t: Timestamp| t.as_micros();
+        conn.execute_batch(
+            &OLD_REFRESH_TABLE
+                .replace("{uuid}", "TEXT")
+                .replace("{time}", "INTEGER"),
+        )
+        .expect("the old table");
+        for (hash, created, spent) in [("spent", at(-3600), Some(at(-60))), ("live", at(-60), None)]
+        {
+            conn.execute(
+                "INSERT INTO _plinth_refresh_tokens (token_hash, family, user_id, expires_at, spent_at, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![
+                    hash,
+                    FAMILY,
+                    USER,
+                    micros(at(3600)),
+                    spent.map(micros),
+                    micros(created)
+                ],
+            )
+            .expect("an old token");
+        }
+    }
+    check_upgraded(async || {
+        Box::new(
+            SqliteStore::open(SqliteOptions::new(path.clone()))
+                .await
+                .expect("open the old database"),
+        ) as Box<dyn Store>
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_adds_the_session_start_to_an_old_refresh_table() {
+    let Some(server) =
+        pg::server("upgrade::postgres_adds_the_session_start_to_an_old_refresh_table")
+    else {
+        return;
+    };
+    let db = pg::Database::create(&server).await;
+    let client = db.inspect().await;
+    client
+        .batch_execute(
+            &OLD_REFRESH_TABLE
+                .replace("{uuid}", "UUID")
+                .replace("{time}", "TIMESTAMPTZ"),
+        )
+        .await
+        .expect("the old table");
+    client
+        .batch_execute(&format!(
+            "INSERT INTO _plinth_refresh_tokens (token_hash, family, user_id, expires_at, spent_at, created_at) VALUES \
+             ('spent', '{FAMILY}', '{USER}', now() + interval '1 hour', now() - interval '1 minute', now() - interval '1 hour'), \
+             ('live', '{FAMILY}', '{USER}', now() + interval '1 hour', NULL, now() - interval '1 minute')"
+        ))
+        .await
+        .expect("old tokens");
+    let url = db.url();
+    check_upgraded(async || {
+        Box::new(
+            PgStore::open(PgOptions::new(url.clone()))
+                .await
+                .expect("open the old database"),
+        ) as Box<dyn Store>
+    })
+    .await;
+}
