@@ -8,8 +8,8 @@ use std::fmt;
 pub const PASSWORD_MIN_CHARS: usize = 12;
 /// Longest accepted password, in bytes (bounds the work a login request can ask for).
 pub const PASSWORD_MAX_BYTES: usize = 1024;
-/// Longest accepted email address (RFC 5321 path limit).
-const EMAIL_MAX: usize = 254;
+/// Longest accepted email address, in bytes (RFC 5321 path limit).
+pub const EMAIL_MAX_BYTES: usize = 254;
 
 /// Passwords refused whatever their length: the most common choices that meet the minimum
 /// length, compared case-insensitively.
@@ -83,7 +83,7 @@ impl Email {
     pub fn parse(s: &str) -> Result<Self, String> {
         let given = s.trim();
         let bad = || "must be an email address such as ada@example.com".to_owned();
-        if given.is_empty() || given.len() > EMAIL_MAX {
+        if given.is_empty() || given.len() > EMAIL_MAX_BYTES {
             return Err(bad());
         }
         if given.chars().any(|c| c.is_whitespace() || c.is_control()) {

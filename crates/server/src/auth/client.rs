@@ -5,11 +5,17 @@
 //! send it). With them, a request whose peer is a trusted proxy is attributed to the
 //! rightmost `X-Forwarded-For` address that is not itself a trusted proxy: each proxy
 //! appends the address it saw, so everything left of the first untrusted hop may be forged.
+//! The header is read as bytes: a hop that is not UTF-8 is malformed like any other, and
+//! does not hide the hops to its right.
+//!
+//! The login limits count an address by its bucket ([`address_bucket`]): an IPv4 address
+//! on its own, an IPv6 address by its /64, the smallest network one subscriber gets.
 
 use axum::extract::ConnectInfo;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use std::net::{IpAddr, SocketAddr};
+use std::borrow::Cow;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 /// A network in CIDR notation (`10.0.0.0/8`, `fd00::/8`), or one address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,14 +89,13 @@ impl TrustedProxies {
         if !self.trusts(client) {
             return client;
         }
-        let hops: Vec<&str> = headers
+        let hops: Vec<&[u8]> = headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
             .collect();
         for hop in hops.iter().rev() {
-            let Some(ip) = parse_hop(hop) else {
+            let Some(ip) = std::str::from_utf8(hop).ok().and_then(parse_hop) else {
                 return client;
             };
             client = ip;
@@ -109,6 +114,19 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
         .or_else(|_| hop.parse::<SocketAddr>().map(|s| s.ip()))
         .ok()
         .map(|ip| ip.to_canonical())
+}
+
+/// What the login limits count `address` (a [`client_address`]) under: an IPv6 address's
+/// /64 network (`2001:db8:1:2::/64`), which one subscriber may fill with addresses at will;
+/// anything else as it is.
+pub(crate) fn address_bucket(address: &str) -> Cow<'_, str> {
+    match address.parse::<IpAddr>() {
+        Ok(IpAddr::V6(ip)) if ip.to_ipv4_mapped().is_none() => {
+            let net = Ipv6Addr::from(u128::from(ip) & !(u128::from(u64::MAX)));
+            Cow::Owned(format!("{net}/64"))
+        }
+        _ => Cow::Borrowed(address),
+    }
 }
 
 /// The client's address as text, by the TCP peer and `trusted` (see the module docs);
@@ -133,9 +151,16 @@ mod tests {
     }
 
     fn xff(values: &[&str]) -> HeaderMap {
+        xff_bytes(&values.iter().map(|v| v.as_bytes()).collect::<Vec<_>>())
+    }
+
+    fn xff_bytes(values: &[&[u8]]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for v in values {
-            h.append("x-forwarded-for", HeaderValue::from_str(v).expect("value"));
+            h.append(
+                "x-forwarded-for",
+                HeaderValue::from_bytes(v).expect("value"),
+            );
         }
         h
     }
@@ -195,5 +220,38 @@ mod tests {
                 .to_string(),
             "127.0.0.1"
         );
+    }
+
+    #[test]
+    fn hops_are_read_as_bytes_and_a_non_utf8_hop_stops_the_walk() {
+        let t = TrustedProxies::parse(&["127.0.0.1", "10.0.0.0/8"]).expect("valid");
+        let proxy = ip("127.0.0.1");
+        let r = |h: &[&[u8]]| t.resolve(proxy, &xff_bytes(h)).to_string();
+        // A proxy appends the real address to the client's own line: the bytes the client
+        // put before it do not hide it.
+        assert_eq!(r(&[b"\xff\x80junk, 203.0.113.9"]), "203.0.113.9");
+        assert_eq!(
+            r(&[b"1.1.1.1, caf\xc3\xa9\xff, 203.0.113.9"]),
+            "203.0.113.9"
+        );
+        assert_eq!(r(&[b"\xfe", b"203.0.113.9"]), "203.0.113.9", "across lines");
+        // A bad hop to the right of the client's is malformed like any other: the client is
+        // the last good hop to its right.
+        assert_eq!(r(&[b"203.0.113.9, \xff, 10.0.0.2"]), "10.0.0.2");
+        // With only the bad hop, the peer itself.
+        assert_eq!(r(&[b"\x80\x81"]), "127.0.0.1");
+    }
+
+    #[test]
+    fn ipv6_addresses_are_bucketed_by_their_64() {
+        assert_eq!(
+            address_bucket("2001:db8:1:2:aaaa:bbbb:cccc:dddd"),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(address_bucket("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_ne!(address_bucket("2001:db8:1:3::1"), "2001:db8:1:2::/64");
+        assert_eq!(address_bucket("::1"), "::/64");
+        assert_eq!(address_bucket("203.0.113.9"), "203.0.113.9");
+        assert_eq!(address_bucket("unknown"), "unknown");
     }
 }

@@ -8,9 +8,10 @@
 //! - `token`: access tokens (HS256 JWTs, algorithm pinned);
 //! - `cache`: the credential cache, keyed by API-key digest or by user and version;
 //! - `secret`: [`SigningKey`], digests, and new refresh tokens and API keys;
-//! - `limit`: the keyed fixed-window rate limiter;
+//! - `limit`: the keyed fixed-window rate limiter, and the remembered logins;
+//! - `table`: the bounded table of expiring entries under both, keyed by digests;
 //! - `client`: the client's address, with the [`TrustedProxies`] whose `X-Forwarded-For`
-//!   is believed;
+//!   is believed, and the bucket an address is limited by (an IPv6 address by its /64);
 //! - `error`: [`AuthError`] and its one conversion into the error envelope.
 //!
 //! Turning a request into a principal is the `Caller` extractor (`crate::extract`), which
@@ -23,6 +24,7 @@ mod error;
 mod limit;
 mod password;
 mod secret;
+mod table;
 mod token;
 
 pub use client::TrustedProxies;
@@ -34,7 +36,7 @@ pub use secret::SigningKey;
 pub(crate) use secret::{Digest, REFRESH_PREFIX, new_api_key, new_refresh_token};
 
 use cache::{CredentialCache, CredentialKey, Vouched};
-use limit::RateLimiter;
+use limit::{RateLimiter, Refused, Remembered};
 use password::Passwords;
 use plinth_core::{Principal, Timestamp};
 use plinth_store::{Store, User};
@@ -43,6 +45,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use table::Key;
 use token::AccessTokens;
 use uuid::Uuid;
 
@@ -68,8 +71,12 @@ pub struct AuthConfig {
     /// one address cannot use to lock the account out elsewhere.
     pub login_per_account_address: u32,
     /// Login attempts per account per window, from all addresses together: a ceiling well
-    /// above the per-address one, so locking an account out takes many addresses.
+    /// above the per-address one, so locking an account out takes many addresses. It does
+    /// not apply from an address the account logged in from within `login_remember`.
     pub login_per_account: u32,
+    /// How long a successful login exempts that account and address from the per-account
+    /// ceiling; zero: never.
+    pub login_remember: Duration,
     /// Login attempts per client address per window.
     pub login_per_address: u32,
     /// The login rate-limit window.
@@ -84,7 +91,7 @@ impl AuthConfig {
     /// Defaults around a signing key: 15-minute access tokens, 30-day refresh tokens and
     /// sessions, OWASP
     /// argon2id cost, per minute 5 logins per account and address, 100 per account and 20
-    /// per address, no request limit, no trusted proxies.
+    /// per address, logins remembered 30 days, no request limit, no trusted proxies.
     pub fn new(signing_key: SigningKey) -> Self {
         Self {
             signing_key,
@@ -95,6 +102,7 @@ impl AuthConfig {
             hash_cost: HashCost::default(),
             login_per_account_address: 5,
             login_per_account: 100,
+            login_remember: Duration::from_secs(30 * 24 * 3600),
             login_per_address: 20,
             login_window: Duration::from_secs(60),
             requests_per_minute: 0,
@@ -126,6 +134,8 @@ pub struct Auth {
     login_account_addresses: RateLimiter,
     login_accounts: RateLimiter,
     login_addresses: RateLimiter,
+    /// (account, address) pairs that logged in recently: exempt from `login_accounts`.
+    known_logins: Remembered,
     requests: RateLimiter,
     /// When each API key's `last_used_at` was last written; bounds those writes.
     touched: Mutex<HashMap<Uuid, Instant>>,
@@ -151,6 +161,7 @@ impl Auth {
             ),
             login_accounts: RateLimiter::new(config.login_per_account, window, clock.clone()),
             login_addresses: RateLimiter::new(config.login_per_address, window, clock.clone()),
+            known_logins: Remembered::new(config.login_remember, clock.clone()),
             requests: RateLimiter::new(
                 config.requests_per_minute,
                 Duration::from_secs(60),
@@ -297,29 +308,44 @@ impl Auth {
     }
 
     /// Counts a login attempt (or a guess at the current password) for an account from a
-    /// client address, against three limits: the account from this address (strict), the
-    /// address for any account, and the account from all addresses (a much higher ceiling).
-    /// A refusal is logged as a `login_throttled` security event.
+    /// client address, against three limits: the address for any account, the account from
+    /// this address (strict), and the account from all addresses (a much higher ceiling,
+    /// which does not apply to an address the account logged in from recently). Addresses
+    /// count by [`client::address_bucket`]. A refusal is logged as a `login_throttled`
+    /// security event.
     pub(crate) fn check_login(&self, attempt: &LoginAttempt<'_>) -> Result<(), AuthError> {
-        let pair = format!("{}\n{}", attempt.address, attempt.account);
-        // In this order, stopping at the first refusal: attempts refused for one address do
-        // not count against the account's ceiling, so hammering from one address cannot
-        // lock the account out elsewhere.
+        let bucket = client::address_bucket(attempt.address);
+        let pair = Key::of(&[&bucket, attempt.account]);
+        // In this order, stopping at the first refusal: an attempt refused for its address
+        // leaves no trace under the account (so a flood of accounts from one address adds no
+        // entries), and attempts refused for one address do not count against the
+        // account's ceiling, so hammering from one address cannot lock the account out
+        // elsewhere.
         let refused = self
-            .login_account_addresses
-            .check(&pair)
-            .map_err(|r| ("account_address", r))
+            .login_addresses
+            .check(&Key::of(&[&bucket]))
+            .map_err(|r| ("address", r))
             .and_then(|()| {
-                self.login_addresses
-                    .check(attempt.address)
-                    .map_err(|r| ("address", r))
+                self.login_account_addresses
+                    .check(&pair)
+                    .map_err(|r| ("account_address", r))
             })
             .and_then(|()| {
+                if self.known_logins.knows(&pair) {
+                    return Ok(());
+                }
                 self.login_accounts
-                    .check(attempt.account)
+                    .check(&Key::of(&[attempt.account]))
                     .map_err(|r| ("account", r))
             });
-        let Err((limit, retry_after)) = refused else {
+        let Err((
+            limit,
+            Refused {
+                retry_after,
+                table_full,
+            },
+        )) = refused
+        else {
             return Ok(());
         };
         tracing::warn!(
@@ -329,24 +355,29 @@ impl Auth {
             route = attempt.route,
             address = attempt.address,
             limit,
+            table_full,
             retry_after_s = retry_after.as_secs(),
             "login attempts over a limit; refused without checking the password"
         );
         Err(AuthError::RateLimited { retry_after })
     }
 
-    /// A successful login clears the count of the account from that address (the
-    /// per-address count and the account's ceiling keep counting until their window ends).
+    /// A successful login clears the count of the account from that address, and remembers
+    /// the pair, which the account's ceiling then spares (the per-address count and the
+    /// ceiling keep counting until their window ends).
     pub(crate) fn login_succeeded(&self, account: &str, address: &str) {
-        self.login_account_addresses
-            .reset(&format!("{address}\n{account}"));
+        let pair = Key::of(&[&client::address_bucket(address), account]);
+        self.login_account_addresses.reset(&pair);
+        self.known_logins.remember(&pair);
     }
 
     /// Counts a request for a principal key (user id or client address).
     pub(crate) fn check_request(&self, key: &str) -> Result<(), AuthError> {
         self.requests
-            .check(key)
-            .map_err(|retry_after| AuthError::RateLimited { retry_after })
+            .check(&Key::of(&[key]))
+            .map_err(|r| AuthError::RateLimited {
+                retry_after: r.retry_after,
+            })
     }
 }
 

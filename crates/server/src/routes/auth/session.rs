@@ -9,7 +9,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use plinth_core::ErrorCode;
-use plinth_core::auth::Email;
+use plinth_core::auth::{EMAIL_MAX_BYTES, Email};
 use plinth_store::Refresh;
 
 fn refused() -> ApiError {
@@ -24,7 +24,8 @@ fn bad_refresh() -> ApiError {
 }
 
 /// `POST /api/v1/auth/login`: a wrong password and an unknown email get the same answer
-/// after the same work (one argon2 verification either way).
+/// after the same work (one argon2 verification either way); an email longer than any
+/// account's is a 400 before any of it.
 #[tracing::instrument(skip_all)]
 pub(super) async fn login(
     State(state): State<AppState>,
@@ -34,6 +35,14 @@ pub(super) async fn login(
 ) -> Result<Reply, ApiError> {
     let mut fields = BodyFields::new(&body, &["email", "password"], &[])?;
     let (email, password) = (fields.required("email"), fields.required("password"));
+    // Before any limiter or hashing: an email no account can have costs nothing more, and
+    // the limiters never see an unbounded key.
+    if email.is_some_and(|e| e.trim().len() > EMAIL_MAX_BYTES) {
+        fields.reject(
+            "email",
+            format!("must be at most {EMAIL_MAX_BYTES} bytes long"),
+        );
+    }
     fields.finish()?;
     let (email, password) = (email.unwrap_or_default(), password.unwrap_or_default());
     let account = email.trim().to_lowercase();
