@@ -118,6 +118,7 @@ impl Config {
         config.hash_cost = self.hash_cost();
         config.login_per_account_address = s.auth_login_attempts_per_account_address;
         config.login_per_account = s.auth_login_attempts_per_account;
+        config.login_remember = Duration::from_secs(s.auth_login_remember_days * 24 * 3600);
         config.login_per_address = s.auth_login_attempts_per_address;
         config.requests_per_minute = s.auth_requests_per_minute;
         config.trusted_proxies =

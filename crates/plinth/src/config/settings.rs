@@ -229,15 +229,19 @@ settings! {
     auth_login_attempts_per_account_address: u32 = 5;
         key: Some("auth.login_attempts_per_account_address"), env: AUTH_LOGIN_ATTEMPTS_PER_ACCOUNT_ADDRESS = "PLINTH_AUTH_LOGIN_ATTEMPTS_PER_ACCOUNT_ADDRESS", flag: None,
         range: Some((0, 1_000_000)),
-        help: "Login attempts per account from one client address per 60 s; 0 turns the limit off.";
+        help: "Login attempts per account from one client address (an IPv6 address's /64) per 60 s; 0 turns the limit off.";
     auth_login_attempts_per_account: u32 = 100;
         key: Some("auth.login_attempts_per_account"), env: AUTH_LOGIN_ATTEMPTS_PER_ACCOUNT = "PLINTH_AUTH_LOGIN_ATTEMPTS_PER_ACCOUNT", flag: None,
         range: Some((0, 1_000_000)),
-        help: "Login attempts per account from all addresses together per 60 s, a ceiling well above the per-address limit; 0 turns the limit off.";
+        help: "Login attempts per account from all addresses together per 60 s, a ceiling well above the per-address limit, which does not apply from an address the account logged in from recently; 0 turns the limit off.";
+    auth_login_remember_days: u64 = 30;
+        key: Some("auth.login_remember_days"), env: AUTH_LOGIN_REMEMBER_DAYS = "PLINTH_AUTH_LOGIN_REMEMBER_DAYS", flag: None,
+        range: Some((0, 3650)),
+        help: "Days after an account's last successful login from a client address (an IPv6 address's /64) during which that address is spared the per-account ceiling; 0 spares none.";
     auth_login_attempts_per_address: u32 = 20;
         key: Some("auth.login_attempts_per_address"), env: AUTH_LOGIN_ATTEMPTS_PER_ADDRESS = "PLINTH_AUTH_LOGIN_ATTEMPTS_PER_ADDRESS", flag: None,
         range: Some((0, 1_000_000)),
-        help: "Login attempts per client address per 60 s; 0 turns the limit off.";
+        help: "Login attempts per client address (an IPv6 address's /64) per 60 s, for any accounts; 0 turns the limit off.";
     auth_requests_per_minute: u32 = 0;
         key: Some("auth.requests_per_minute"), env: AUTH_REQUESTS_PER_MINUTE = "PLINTH_AUTH_REQUESTS_PER_MINUTE", flag: None,
         range: Some((0, 1_000_000)),

@@ -129,6 +129,7 @@ fn keys_without_a_variable_before_now_take_one_over_the_file() {
         (env::AUTH_ARGON2_PARALLELISM, "2"),
         (env::AUTH_LOGIN_ATTEMPTS_PER_ACCOUNT, "0"),
         (env::AUTH_LOGIN_ATTEMPTS_PER_ADDRESS, "17"),
+        (env::AUTH_LOGIN_REMEMBER_DAYS, "0"),
         (env::AUTH_REQUESTS_PER_MINUTE, "18"),
         // An explicit key, so building the auth settings writes no key file.
         (
@@ -152,6 +153,7 @@ fn keys_without_a_variable_before_now_take_one_over_the_file() {
     assert_eq!(auth.hash_cost.parallelism, 2);
     assert_eq!(auth.login_per_account, 0);
     assert_eq!(auth.login_per_address, 17);
+    assert_eq!(auth.login_remember, Duration::ZERO);
     assert_eq!(auth.requests_per_minute, 18);
 }
 
@@ -256,4 +258,5 @@ fn trusted_proxies_are_checked_at_load_and_reach_the_auth_settings() {
     assert_eq!(auth.session_max, Duration::from_secs(7 * 24 * 3600));
     assert_eq!(auth.login_per_account_address, 3);
     assert_eq!(auth.login_per_account, 100, "the ceiling's default");
+    assert_eq!(auth.login_remember, Duration::from_secs(30 * 24 * 3600));
 }
