@@ -6,7 +6,7 @@
 use crate::error::ApiError;
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::Response;
 use hyper::body::{Frame, SizeHint};
 use plinth_core::ErrorCode;
@@ -110,8 +110,9 @@ impl BodyProgress {
     }
 
     /// The answer to a request that ran past the request timeout: 408 when it was waiting
-    /// for the client's body, 503 when the server itself was slow.
-    pub(crate) fn timed_out(&self, timeout: Duration) -> ApiError {
+    /// for the client's body, 503 when the server itself was slow. A write abandoned by the
+    /// timeout may still commit, so its 503 says the outcome is unknown.
+    pub(crate) fn timed_out(&self, timeout: Duration, method: &Method) -> ApiError {
         if self.0.load(Ordering::Acquire) == WAITING {
             ApiError::new(
                 ErrorCode::RequestTimeout,
@@ -121,10 +122,14 @@ impl BodyProgress {
                 ),
             )
         } else {
-            ApiError::new(
-                ErrorCode::Unavailable,
-                "the request took too long to answer; retry shortly",
-            )
+            let message = if method.is_safe() {
+                "the request took too long to answer; retry shortly"
+            } else {
+                "the request took too long to answer and its outcome is unknown: it may still \
+                 be applied; retry a create with the same Idempotency-Key, or read the record \
+                 before retrying a change"
+            };
+            ApiError::new(ErrorCode::Unavailable, message)
             .with_cause(format!(
                 "no answer within the request timeout ({} ms)",
                 timeout.as_millis()

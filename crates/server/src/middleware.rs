@@ -74,7 +74,7 @@ pub(crate) async fn request_context(
             let run = next.run(req).instrument(span.clone());
             match tokio::time::timeout(limits.request_timeout, run).await {
                 Ok(res) => res,
-                Err(_) => body.timed_out(limits.request_timeout).into_response(),
+                Err(_) => body.timed_out(limits.request_timeout, &method).into_response(),
             }
         }
     };

@@ -107,7 +107,7 @@ async fn a_body_trickled_past_the_request_timeout_is_answered_408_and_closed() {
 }
 
 #[tokio::test]
-async fn a_handler_slower_than_the_request_timeout_is_answered_503() {
+async fn a_write_slower_than_the_request_timeout_is_answered_503_with_its_outcome_unknown() {
     // Password hashing at a high cost is a real handler that takes a while.
     let mut auth = test_auth_config();
     auth.hash_cost = HashCost {
@@ -129,6 +129,12 @@ async fn a_handler_slower_than_the_request_timeout_is_answered_503() {
         .await;
     assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE");
     assert!(r.header("retry-after").is_some());
+    // A POST may still be applied after its 503: the answer says so, and how to retry.
+    let message = r.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("outcome is unknown") && message.contains("Idempotency-Key"),
+        "a timed-out write's 503 invites a blind retry: {message:?}"
+    );
 }
 
 #[tokio::test]
