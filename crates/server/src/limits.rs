@@ -160,8 +160,7 @@ impl BodyProgress {
                  be applied; retry a create with the same Idempotency-Key, or read the record \
                  before retrying a change"
             };
-            ApiError::new(ErrorCode::Unavailable, message)
-            .with_cause(format!(
+            ApiError::new(ErrorCode::Unavailable, message).with_cause(format!(
                 "no answer within the request timeout ({} ms)",
                 timeout.as_millis()
             ))

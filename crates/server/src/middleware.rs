@@ -79,7 +79,9 @@ pub(crate) async fn request_context(
                     Some(e) => e.into_response(),
                     None => res,
                 },
-                Err(_) => body.timed_out(limits.request_timeout, &method).into_response(),
+                Err(_) => body
+                    .timed_out(limits.request_timeout, &method)
+                    .into_response(),
             }
         }
     };

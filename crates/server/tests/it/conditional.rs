@@ -270,11 +270,16 @@ async fn a_change_after_the_date_a_client_holds_is_never_hidden_by_if_modified_s
     // A settled record: the client holds its Last-Modified; then two changes in a row.
     let id = aged_record(&app, "old", SETTLED).await;
     let held = app.get_resp("resource", &id, None).await;
-    let held = held.header("last-modified").expect("Last-Modified").to_owned();
+    let held = held
+        .header("last-modified")
+        .expect("Last-Modified")
+        .to_owned();
     let r = get_if(&app, &id, &[("if-modified-since", &held)]).await;
     assert_eq!(r.status, StatusCode::NOT_MODIFIED);
     for name in ["first", "second"] {
-        let r = app.patch_resp("resource", &id, &json!({"name": name}), None).await;
+        let r = app
+            .patch_resp("resource", &id, &json!({"name": name}), None)
+            .await;
         assert_eq!(r.status, StatusCode::OK);
     }
     let r = get_if(&app, &id, &[("if-modified-since", &held)]).await;

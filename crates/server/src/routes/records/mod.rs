@@ -19,8 +19,8 @@ use axum::routing::{get, post};
 use plinth_core::policy::{self, Action};
 use plinth_core::{FieldAccess, ModelDef, Record};
 use serde::Serialize;
-use std::time::SystemTime;
 use serde::ser::SerializeMap;
+use std::time::SystemTime;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
