@@ -1,7 +1,8 @@
 //! Per-request limits, applied by the request middleware: the size of the head (414, 431),
 //! the time from the head to the answer (408 when the client was still sending its body,
-//! 503 when the server was slow), and `Connection: close` on any answer that leaves part
-//! of the body unread, so a keep-alive client knows the connection ends (RFC 9112 §9.6).
+//! 503 when the server was slow), a body that stops arriving (408 after the body-idle
+//! timeout), and `Connection: close` on any answer that leaves part of the body unread, so
+//! a keep-alive client knows the connection ends (RFC 9112 §9.6).
 
 use crate::error::ApiError;
 use axum::body::{Body, Bytes};
