@@ -3,6 +3,7 @@
 //! start Plinth through this one path.
 
 use crate::config::ServerConfig;
+use crate::fds;
 use crate::limits::RequestLimits;
 use crate::middleware::{method_not_allowed, not_found, panic_response, request_context};
 use crate::routes;
@@ -96,7 +97,7 @@ impl Application {
             limits: ConnLimits {
                 header_read_timeout: config.header_read_timeout,
                 keep_alive_timeout: config.keep_alive_timeout,
-                max_connections: config.max_connections,
+                max_connections: connection_cap(config.max_connections),
             },
             sweep_interval: config.sweep_interval,
             idempotency_window: config.idempotency_window,
@@ -183,6 +184,7 @@ pub fn with_middleware(
 ) -> Result<Router<AppState>, StartError> {
     let limits = RequestLimits {
         request_timeout: config.request_timeout,
+        body_idle_timeout: config.header_read_timeout,
         body_limit: config.body_limit,
     };
     // CORS sits inside the request context, so preflight answers carry X-Request-Id too.
@@ -241,4 +243,22 @@ fn cors(origins: &[String]) -> Result<CorsLayer, StartError> {
             HeaderName::from_static("x-request-id"),
         ])
         .max_age(Duration::from_secs(600)))
+}
+
+/// `max_connections`, lowered (with a warning) when it would not leave room under the
+/// process's file-descriptor limit for the database and files.
+fn connection_cap(configured: usize) -> usize {
+    let soft = fds::soft_limit();
+    let cap = fds::connection_cap(configured, soft);
+    if cap < configured {
+        tracing::warn!(
+            max_connections = configured,
+            serving_at_most = cap,
+            open_files_limit = soft,
+            reserve = fds::FD_RESERVE,
+            "max_connections does not fit under the open-files limit (ulimit -n) with room \
+             for the database; serving fewer connections: raise the limit or lower the cap"
+        );
+    }
+    cap
 }

@@ -1,6 +1,24 @@
 //! Conditional requests (RFC 9110 §13): the `If-Match`, `If-None-Match` and
 //! `If-Modified-Since` extractors, and the validators they compare with: the entity tag
 //! `"N"` of version N, and `Last-Modified`, a record's `updated_at` as an HTTP-date.
+//!
+//! Dates are the weak validator, and care is needed so that `If-Modified-Since` never
+//! answers 304 for a record changed after the `Last-Modified` the client holds:
+//!
+//! - `If-Modified-Since` compares exactly: 304 only when `updated_at` (µs) is at or before
+//!   the date. (At whole seconds, two changes in one second could not be told apart.)
+//! - `Last-Modified` is `updated_at` rounded *up* to the whole second, `L`, so a client
+//!   sending it back gets 304 for the version it has. It is sent only once `L` is at least
+//!   [`SETTLED`] before the answer is made (RFC 9110 §8.8.2.2 uses the same 60 s), and
+//!   omitted before that: the `ETag` is always there.
+//!
+//! Why that is safe: say an answer made at time `t` shows a version with `Last-Modified`
+//! `L <= t - SETTLED`. Any later version was not yet visible at `t`, so its write committed
+//! after `t`; it took its `updated_at` when it began, which is less than [`SETTLED`] before
+//! its commit (the SQLite writer commits each batch as it runs it; a PostgreSQL write is
+//! bounded by `pg_statement_timeout_seconds`, 30 s by default), so that `updated_at` is
+//! after `t - SETTLED >= L`, and the comparison sends the full record. The argument needs
+//! the instances' clocks to agree to well within that margin.
 
 use crate::error::ApiError;
 use axum::extract::FromRequestParts;
@@ -184,19 +202,24 @@ impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
     }
 }
 
+/// How long before an answer the `Last-Modified` it carries must be (see the module
+/// documentation): longer than any write takes from choosing its `updated_at` to commit.
+const SETTLED: Duration = Duration::from_secs(60);
+
 /// `If-Modified-Since`: an HTTP-date, or `None` when absent or not one valid date (which
 /// RFC 9110 §13.1.3 says to ignore).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IfModifiedSince(Option<SystemTime>);
 
 impl IfModifiedSince {
-    /// Whether a record last modified at `updated_at` is unchanged since the date, at the
-    /// one-second precision of `Last-Modified`.
+    /// Whether a record last modified at `updated_at` is unchanged since the date: compared
+    /// to the microsecond, never at the one-second precision of the date.
     pub(crate) fn unmodified(&self, updated_at: Timestamp) -> bool {
-        match (self.0, system_time(updated_at)) {
-            (Some(since), Some(modified)) => modified <= since,
-            _ => false,
-        }
+        let Some(since) = self.0 else {
+            return false;
+        };
+        let since = Timestamp::from_system(since);
+        updated_at <= since
     }
 }
 
@@ -216,16 +239,22 @@ impl<S: Send + Sync> FromRequestParts<S> for IfModifiedSince {
     }
 }
 
-/// A timestamp cut to whole seconds, as an HTTP-date can say it; `None` before 1970.
-fn system_time(t: Timestamp) -> Option<SystemTime> {
-    let secs = u64::try_from(t.as_micros().div_euclid(1_000_000)).ok()?;
+/// A timestamp rounded up to whole seconds, as an HTTP-date can say it without naming a
+/// time before the change; `None` before 1970.
+fn ceil_seconds(t: Timestamp) -> Option<SystemTime> {
+    let micros = u64::try_from(t.as_micros()).ok()?;
+    let secs = micros.div_ceil(1_000_000);
     UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
-/// `Last-Modified` for a record last changed at `updated_at`.
-pub(crate) fn last_modified(updated_at: Timestamp) -> Option<HeaderValue> {
-    let at = system_time(updated_at)?;
-    HeaderValue::from_str(&httpdate::fmt_http_date(at)).ok()
+/// `Last-Modified` for a record last changed at `updated_at`, in an answer made `now`:
+/// `None` until the date is [`SETTLED`] (see the module documentation).
+pub(crate) fn last_modified(updated_at: Timestamp, now: SystemTime) -> Option<HeaderValue> {
+    let at = ceil_seconds(updated_at)?;
+    let settled = at.checked_add(SETTLED).is_some_and(|t| t <= now);
+    settled
+        .then(|| HeaderValue::from_str(&httpdate::fmt_http_date(at)).ok())
+        .flatten()
 }
 
 #[cfg(test)]
@@ -238,6 +267,40 @@ mod tests {
                 .map(|t| (t.weak, std::str::from_utf8(t.opaque).unwrap_or("?")))
                 .collect()
         })
+    }
+
+    fn at(micros: i64) -> Timestamp {
+        Timestamp::from_micros(micros).unwrap_or_else(|| panic!("a timestamp: {micros}"))
+    }
+
+    fn secs(s: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(s)
+    }
+
+    #[test]
+    fn last_modified_rounds_up_and_waits_until_settled() {
+        let u = at(1_000_000_250_000); // 1,000,000.25 s
+        assert_eq!(last_modified(u, secs(1_000_060)), None);
+        let sent = last_modified(u, secs(1_000_061)).expect("settled");
+        let date = httpdate::parse_http_date(sent.to_str().unwrap_or_default());
+        assert_eq!(date.ok(), Some(secs(1_000_001)));
+        // On a whole second it is that second.
+        let whole = last_modified(at(1_000_000_000_000), secs(1_000_060)).expect("settled");
+        let date = httpdate::parse_http_date(whole.to_str().unwrap_or_default());
+        assert_eq!(date.ok(), Some(secs(1_000_000)));
+    }
+
+    #[test]
+    fn if_modified_since_compares_to_the_microsecond() {
+        let since = IfModifiedSince(Some(secs(1_000_001)));
+        assert!(since.unmodified(at(1_000_000_250_000)));
+        assert!(since.unmodified(at(1_000_001_000_000)));
+        assert!(!since.unmodified(at(1_000_001_000_001)));
+        assert!(!IfModifiedSince(None).unmodified(at(0)));
+        // The date a client derives from a record seen at .25 s does not hide a change at
+        // .75 s of the same second.
+        let floor = IfModifiedSince(Some(secs(1_000_000)));
+        assert!(!floor.unmodified(at(1_000_000_750_000)));
     }
 
     #[test]

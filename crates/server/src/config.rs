@@ -41,7 +41,8 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// How long a client may take to send a request's head (request line and headers),
     /// from when the connection opens or the first byte of a later request arrives; past it
-    /// the connection is closed.
+    /// the connection is closed. Also how long a body may pause with nothing arriving while
+    /// the application waits for it (then 408 and the connection closes).
     pub header_read_timeout: Duration,
     /// How long a kept-alive connection may wait, idle, for its next request before it is
     /// closed.
@@ -49,8 +50,10 @@ pub struct ServerConfig {
     /// How long a request may take from its head to its answer, body read included: past it
     /// the client gets 408 (its body was still arriving) or 503 (the server was slow).
     pub request_timeout: Duration,
-    /// The most connections served at once. At the cap, a new connection closes the one
-    /// that has been idle the longest; with none idle, it waits until one ends.
+    /// The most connections served at once (lowered at start to fit under the open-files
+    /// limit). At the cap, a new connection closes the one that has been idle the longest,
+    /// or one whose body has been trickling for longer than `header_read_timeout`; with
+    /// none, it waits until one ends.
     pub max_connections: usize,
     /// How often dead refresh-token families and old idempotency keys are deleted;
     /// `Duration::ZERO` turns sweeping off.

@@ -24,6 +24,7 @@ mod conditional;
 pub mod config;
 mod error;
 mod extract;
+mod fds;
 mod limits;
 mod middleware;
 mod reply;

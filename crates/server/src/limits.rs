@@ -1,15 +1,17 @@
 //! Per-request limits, applied by the request middleware: the size of the head (414, 431),
 //! the time from the head to the answer (408 when the client was still sending its body,
-//! 503 when the server was slow), and `Connection: close` on any answer that leaves part
-//! of the body unread, so a keep-alive client knows the connection ends (RFC 9112 §9.6).
+//! 503 when the server was slow), a body that stops arriving (408 after the body-idle
+//! timeout), and `Connection: close` on any answer that leaves part of the body unread, so
+//! a keep-alive client knows the connection ends (RFC 9112 §9.6).
 
 use crate::error::ApiError;
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::Response;
 use hyper::body::{Frame, SizeHint};
 use plinth_core::ErrorCode;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -32,6 +34,9 @@ pub(crate) const MAX_HEADERS: usize = 100;
 pub(crate) struct RequestLimits {
     /// From the head to the answer.
     pub(crate) request_timeout: Duration,
+    /// How long the application may wait for the next part of a body before it answers 408
+    /// and closes the connection (the header-read timeout).
+    pub(crate) body_idle_timeout: Duration,
     /// The largest body accepted.
     pub(crate) body_limit: usize,
 }
@@ -82,24 +87,32 @@ const WAITING: u8 = 1;
 const READING: u8 = 2;
 /// The body has been read to its end (or there was none).
 const DONE: u8 = 3;
+/// No part of the body arrived within the body-idle timeout; the request was abandoned.
+const STALLED: u8 = 4;
 
-/// How far the application has read a request's body.
-#[derive(Debug, Clone)]
+/// How far the application has read a request's body. The connection (`crate::serve`)
+/// puts one in the request's extensions and reads it too: at the connection cap, a
+/// connection waiting on a slow body may be closed to make room.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct BodyProgress(Arc<AtomicU8>);
 
 impl BodyProgress {
-    /// Wraps the body of `req` so its reading is tracked.
-    pub(crate) fn watch(req: Request) -> (Request, Self) {
+    /// Wraps the body of `req` so its reading is tracked (on the connection's
+    /// `BodyProgress` when it has one), and abandoned after `idle` with no new part.
+    pub(crate) fn watch(req: Request, idle: Duration) -> (Request, Self) {
         let (parts, body) = req.into_parts();
         let state = if hyper::body::Body::is_end_stream(&body) {
             DONE
         } else {
             UNREAD
         };
-        let progress = Self(Arc::new(AtomicU8::new(state)));
+        let progress = parts.extensions.get::<Self>().cloned().unwrap_or_default();
+        progress.0.store(state, Ordering::Release);
         let body = Body::new(Tracked {
             inner: body,
             progress: progress.clone(),
+            idle,
+            timer: None,
         });
         (Request::from_parts(parts, body), progress)
     }
@@ -109,10 +122,30 @@ impl BodyProgress {
         self.0.load(Ordering::Acquire) == DONE
     }
 
+    /// Whether the application is waiting for the client to send more of the body.
+    pub(crate) fn waiting(&self) -> bool {
+        self.0.load(Ordering::Acquire) == WAITING
+    }
+
+    /// The answer to a request whose body stopped arriving for the body-idle timeout, if it
+    /// did: 408 (the connection then closes, the body being unread).
+    pub(crate) fn stalled(&self, idle: Duration) -> Option<ApiError> {
+        (self.0.load(Ordering::Acquire) == STALLED).then(|| {
+            ApiError::new(
+                ErrorCode::RequestTimeout,
+                format!(
+                    "no part of the request body arrived for {} s",
+                    idle.as_secs_f64()
+                ),
+            )
+        })
+    }
+
     /// The answer to a request that ran past the request timeout: 408 when it was waiting
-    /// for the client's body, 503 when the server itself was slow.
-    pub(crate) fn timed_out(&self, timeout: Duration) -> ApiError {
-        if self.0.load(Ordering::Acquire) == WAITING {
+    /// for the client's body, 503 when the server itself was slow. A write abandoned by the
+    /// timeout may still commit, so its 503 says the outcome is unknown.
+    pub(crate) fn timed_out(&self, timeout: Duration, method: &Method) -> ApiError {
+        if matches!(self.0.load(Ordering::Acquire), WAITING | STALLED) {
             ApiError::new(
                 ErrorCode::RequestTimeout,
                 format!(
@@ -121,11 +154,14 @@ impl BodyProgress {
                 ),
             )
         } else {
-            ApiError::new(
-                ErrorCode::Unavailable,
-                "the request took too long to answer; retry shortly",
-            )
-            .with_cause(format!(
+            let message = if method.is_safe() {
+                "the request took too long to answer; retry shortly"
+            } else {
+                "the request took too long to answer and its outcome is unknown: it may still \
+                 be applied; retry a create with the same Idempotency-Key, or read the record \
+                 before retrying a change"
+            };
+            ApiError::new(ErrorCode::Unavailable, message).with_cause(format!(
                 "no answer within the request timeout ({} ms)",
                 timeout.as_millis()
             ))
@@ -142,10 +178,14 @@ impl BodyProgress {
     }
 }
 
-/// A request body that reports its reading to a [`BodyProgress`].
+/// A request body that reports its reading to a [`BodyProgress`], and fails once the
+/// client has sent nothing for `idle` while the application waited for it.
 struct Tracked {
     inner: Body,
     progress: BodyProgress,
+    idle: Duration,
+    /// Runs while the application waits for the next part; reset by each part.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl hyper::body::Body for Tracked {
@@ -156,7 +196,22 @@ impl hyper::body::Body for Tracked {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        if self.progress.0.load(Ordering::Acquire) == STALLED {
+            return Poll::Ready(Some(Err(axum::Error::new("the request body stalled"))));
+        }
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if polled.is_pending() {
+            let idle = self.idle;
+            let timer = self
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+            if timer.as_mut().poll(cx).is_ready() {
+                self.progress.0.store(STALLED, Ordering::Release);
+                return Poll::Ready(Some(Err(axum::Error::new("the request body stalled"))));
+            }
+        } else {
+            self.timer = None;
+        }
         let state = match &polled {
             Poll::Pending => WAITING,
             Poll::Ready(None) => DONE,

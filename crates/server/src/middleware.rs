@@ -67,14 +67,21 @@ pub(crate) async fn request_context(
         route = %route,
         principal = tracing::field::Empty
     );
-    let (req, body) = BodyProgress::watch(req);
+    let (req, body) = BodyProgress::watch(req, limits.body_idle_timeout);
     let mut res = match check_head(req.uri(), req.headers(), &limits) {
         Err(e) => e.into_response(),
         Ok(()) => {
             let run = next.run(req).instrument(span.clone());
             match tokio::time::timeout(limits.request_timeout, run).await {
-                Ok(res) => res,
-                Err(_) => body.timed_out(limits.request_timeout).into_response(),
+                // A body that stopped arriving is the client's doing, whatever the handler
+                // made of the failed read.
+                Ok(res) => match body.stalled(limits.body_idle_timeout) {
+                    Some(e) => e.into_response(),
+                    None => res,
+                },
+                Err(_) => body
+                    .timed_out(limits.request_timeout, &method)
+                    .into_response(),
             }
         }
     };

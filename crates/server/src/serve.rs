@@ -2,11 +2,21 @@
 //! `axum::serve` has no settings for. A connection has `header_read_timeout` to send a
 //! request head (from when it opens, or from the first byte of a later request), may idle
 //! `keep_alive_timeout` between requests, and at most `max_connections` are served at once:
-//! at the cap a new connection closes the one idle the longest, or waits for one to end.
+//! at the cap a new connection closes the one idle the longest or, with none idle, one
+//! whose request has waited on its body for longer than `header_read_timeout` (a body
+//! trickled in), else waits for one to end. Out of file descriptors, the loop closes the
+//! connection idle the longest too.
+//!
+//! A request counts as in flight from its head until its answer has been written out (the
+//! answer's body ended and the socket flushed), so neither the idle timeout nor eviction
+//! cuts off an answer a slow reader is still receiving.
 
+use crate::limits::BodyProgress;
 use axum::Router;
+use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
+use hyper::body::{Frame, SizeHint};
 use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
 use std::future::Future;
@@ -55,8 +65,15 @@ const NONE: u64 = u64::MAX;
 #[derive(Debug)]
 struct Conn {
     in_flight: AtomicUsize,
-    /// When the connection last became idle: opened, or its last answer was produced.
+    /// When the connection last became idle: opened, or its last answer was written out.
     idle_since: AtomicU64,
+    /// When the head of the request in flight had arrived.
+    busy_since: AtomicU64,
+    /// The reading of the body of the request in flight (requests on one connection come
+    /// one after another).
+    body: BodyProgress,
+    /// The answer's body has ended: the request ends when the socket is next flushed.
+    flush_pending: AtomicBool,
     /// When the first byte of the next request head arrived, or [`NONE`].
     head_started: AtomicU64,
     /// Chosen to be closed to make room for a new connection.
@@ -85,6 +102,9 @@ impl Connections {
         let conn = Arc::new(Conn {
             in_flight: AtomicUsize::new(0),
             idle_since: AtomicU64::new(now),
+            busy_since: AtomicU64::new(now),
+            body: BodyProgress::default(),
+            flush_pending: AtomicBool::new(false),
             // A new connection's first head is timed from the connection itself.
             head_started: AtomicU64::new(now),
             evicted: AtomicBool::new(false),
@@ -105,17 +125,30 @@ impl Connections {
             .remove(&id);
     }
 
-    /// Asks the connection idle the longest to close; false when none is idle.
-    fn evict_oldest_idle(&self) -> bool {
+    /// Asks a connection to close, to make room: the one idle the longest or, with none
+    /// idle, the one whose request has waited on its body the longest, if longer than the
+    /// header-read timeout. False when there is none.
+    ///
+    /// A scan of every connection under the lock: it runs only at the cap (or out of file
+    /// descriptors), over at most `max_connections` entries.
+    fn evict_one(&self) -> bool {
+        let now = self.now();
+        let patience = as_micros(self.limits.header_read_timeout);
         let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        let oldest = open
+        let victim = open
             .iter()
-            .filter(|(_, c)| {
-                c.in_flight.load(Ordering::Acquire) == 0 && !c.evicted.load(Ordering::Acquire)
+            .filter(|(_, c)| !c.evicted.load(Ordering::Acquire))
+            .filter_map(|(id, c)| {
+                if c.in_flight.load(Ordering::Acquire) == 0 {
+                    return Some(((0, c.idle_since.load(Ordering::Acquire), *id), c));
+                }
+                let since = c.busy_since.load(Ordering::Acquire);
+                (c.body.waiting() && now.saturating_sub(since) >= patience)
+                    .then_some(((1, since, *id), c))
             })
-            // On a tie, the older connection.
-            .min_by_key(|(id, c)| (c.idle_since.load(Ordering::Acquire), **id));
-        match oldest {
+            // Idle ones first; the longest idle or waiting; on a tie, the older connection.
+            .min_by_key(|(key, _)| *key);
+        match victim {
             Some((_, conn)) => {
                 conn.evicted.store(true, Ordering::Release);
                 conn.wake.notify_one();
@@ -136,7 +169,7 @@ impl Connections {
         }
         let mut warned = false;
         loop {
-            if !self.evict_oldest_idle() && !warned {
+            if !self.evict_one() && !warned {
                 warned = true;
                 tracing::warn!(
                     max_connections = self.limits.max_connections,
@@ -152,13 +185,13 @@ impl Connections {
     }
 
     /// Returns when `conn` must close: its head took too long, it idled too long, or it was
-    /// evicted while idle.
+    /// evicted while idle or waiting on a request body.
     async fn watch(&self, conn: &Conn) {
         let header = as_micros(self.limits.header_read_timeout);
         let idle = as_micros(self.limits.keep_alive_timeout);
         loop {
             let busy = conn.in_flight.load(Ordering::Acquire) > 0;
-            if conn.evicted.swap(false, Ordering::AcqRel) && !busy {
+            if conn.evicted.swap(false, Ordering::AcqRel) && (!busy || conn.body.waiting()) {
                 return;
             }
             let now = self.now();
@@ -187,30 +220,85 @@ fn as_micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(NONE - 1).max(1)
 }
 
-/// Counts a request as in flight until dropped; then the connection is idle again.
+impl Conn {
+    /// A request ends: with none left in flight, the connection is idle from now.
+    fn finish(&self, shared: &Connections) {
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.head_started.store(NONE, Ordering::Release);
+            self.idle_since.store(shared.now(), Ordering::Release);
+        }
+    }
+}
+
+/// Counts a request as in flight: until dropped while it is being handled, then inside its
+/// answer's body ([`Sending`]) until that body has been written out.
 struct InFlight {
     conn: Arc<Conn>,
     shared: Arc<Connections>,
+    /// Handed over to the flush that writes the answer out.
+    sent: bool,
 }
 
 impl InFlight {
     fn begin(conn: &Arc<Conn>, shared: &Arc<Connections>) -> Self {
+        conn.busy_since.store(shared.now(), Ordering::Release);
         conn.in_flight.fetch_add(1, Ordering::AcqRel);
         Self {
             conn: Arc::clone(conn),
             shared: Arc::clone(shared),
+            sent: false,
         }
+    }
+
+    /// hyper has taken the whole answer: the request ends once it has written it out, at
+    /// the next completed flush of the socket (hyper flushes the socket only once its own
+    /// buffer is empty; see [`Watched::poll_flush`]).
+    fn sent(mut self) {
+        self.sent = true;
+        self.conn.flush_pending.store(true, Ordering::Release);
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if self.conn.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.conn.head_started.store(NONE, Ordering::Release);
-            self.conn
-                .idle_since
-                .store(self.shared.now(), Ordering::Release);
+        if !self.sent {
+            self.conn.finish(&self.shared);
         }
+    }
+}
+
+/// An answer's body, keeping its request in flight until hyper is done with it (hyper
+/// drops the body after taking its last part, or at once when it has none).
+struct Sending {
+    inner: Body,
+    in_flight: Option<InFlight>,
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        if let Some(in_flight) = self.in_flight.take() {
+            in_flight.sent();
+        }
+    }
+}
+
+impl hyper::body::Body for Sending {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -265,7 +353,13 @@ impl AsyncWrite for Watched {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        let polled = Pin::new(&mut self.stream).poll_flush(cx);
+        if matches!(polled, Poll::Ready(Ok(())))
+            && self.conn.flush_pending.swap(false, Ordering::AcqRel)
+        {
+            self.conn.finish(&self.shared);
+        }
+        polled
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -302,8 +396,10 @@ pub(crate) async fn accept_until(
             Ok(accepted) => accepted,
             Err(e) if is_connection_error(&e) => continue,
             Err(e) => {
-                // EMFILE and the like: wait, so the loop does not spin while out of resources.
-                tracing::warn!(error = %e, "accept failed; retrying shortly");
+                // EMFILE and the like: free a descriptor by closing the connection idle the
+                // longest, and wait, so the loop does not spin while out of resources.
+                let evicted = shared.evict_one();
+                tracing::warn!(error = %e, evicted, "accept failed; retrying shortly");
                 tokio::select! {
                     () = stop.as_mut() => return,
                     () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
@@ -352,12 +448,17 @@ async fn serve_connection(
     let (svc_conn, svc_shared) = (Arc::clone(&conn), Arc::clone(&shared));
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
+        req.extensions_mut().insert(svc_conn.body.clone());
         let in_flight = InFlight::begin(&svc_conn, &svc_shared);
         let router = router.clone();
         async move {
-            let res = router.oneshot(req).await;
-            drop(in_flight);
-            res
+            let res = router.oneshot(req).await?;
+            Ok::<_, std::convert::Infallible>(res.map(|inner| {
+                Body::new(Sending {
+                    inner,
+                    in_flight: Some(in_flight),
+                })
+            }))
         }
     });
     let served = hyper::server::conn::http1::Builder::new()

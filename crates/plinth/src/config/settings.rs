@@ -144,7 +144,7 @@ settings! {
     http_header_read_timeout_seconds: u64 = plinth_server::config::DEFAULT_HEADER_READ_TIMEOUT.as_secs();
         key: Some("http.header_read_timeout_seconds"), env: HTTP_HEADER_READ_TIMEOUT_SECONDS = "PLINTH_HTTP_HEADER_READ_TIMEOUT_SECONDS", flag: None,
         range: Some((1, 300)),
-        help: "How long a client may take to send a request's line and headers, from when it connects or starts a later request on the connection; past it the connection is closed.";
+        help: "How long a client may take to send a request's line and headers, from when it connects or starts a later request on the connection; past it the connection is closed. Also how long a request body may pause with nothing arriving: past it the answer is 408 and the connection is closed.";
     http_keep_alive_timeout_seconds: u64 = plinth_server::config::DEFAULT_KEEP_ALIVE_TIMEOUT.as_secs();
         key: Some("http.keep_alive_timeout_seconds"), env: HTTP_KEEP_ALIVE_TIMEOUT_SECONDS = "PLINTH_HTTP_KEEP_ALIVE_TIMEOUT_SECONDS", flag: None,
         range: Some((1, 3600)),
@@ -156,7 +156,7 @@ settings! {
     http_max_connections: usize = plinth_server::config::DEFAULT_MAX_CONNECTIONS;
         key: Some("http.max_connections"), env: HTTP_MAX_CONNECTIONS = "PLINTH_HTTP_MAX_CONNECTIONS", flag: None,
         range: Some((1, 1_000_000)),
-        help: "The most client connections served at once; keep it below the process's file-descriptor limit. At the cap a new connection closes the one idle the longest, or waits until one ends.";
+        help: "The most client connections served at once. Lowered at start, with a warning, to the open-files limit less 64 when it does not fit under it. At the cap a new connection closes the one idle the longest (or one trickling its body for longer than the header-read timeout), or waits until one ends.";
     sqlite_readers: usize = 4;
         key: Some("sqlite_readers"), env: SQLITE_READERS = "PLINTH_SQLITE_READERS", flag: None,
         range: Some((1, 64)),

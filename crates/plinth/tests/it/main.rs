@@ -5,6 +5,7 @@ mod beside;
 mod config;
 mod crash;
 mod data_files;
+mod descriptors;
 mod disk_full;
 mod docs;
 mod helpers;

@@ -1,9 +1,11 @@
 //! Conditional requests and caching (RFC 9110 §13, RFC 9111): `If-Match` compares strongly
 //! and takes a list; records and lists say `private, no-cache` with `Vary` on credentials;
-//! a record's `Last-Modified` is its `updated_at`, and `If-Modified-Since` is honoured
-//! unless `If-None-Match` is present.
+//! a record's `Last-Modified` is its `updated_at` rounded up to the second, sent once that
+//! is a minute old, and `If-Modified-Since` is honoured (to the microsecond) unless
+//! `If-None-Match` is present.
 
 use crate::helpers::{MISSING_ID, Resp, TestApp, assert_error, id_of};
+use plinth_core::{RecordId, Timestamp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime};
@@ -132,29 +134,59 @@ fn assert_private(r: &Resp) {
     assert_ne!(r.header("cache-control"), Some("no-store"));
 }
 
-/// The HTTP-date of an RFC 3339 `updated_at`, cut to whole seconds.
-fn http_date(rfc3339: &Value) -> String {
+/// The HTTP-date of an RFC 3339 `updated_at`, cut to whole seconds (`up`: rounded up).
+fn http_date(rfc3339: &Value, up: bool) -> String {
     let at = time::OffsetDateTime::parse(
         rfc3339.as_str().expect("a timestamp"),
         &time::format_description::well_known::Rfc3339,
     )
     .expect("an RFC 3339 timestamp");
-    let secs = u64::try_from(at.unix_timestamp()).expect("after 1970");
+    let mut secs = u64::try_from(at.unix_timestamp()).expect("after 1970");
+    if up && at.nanosecond() > 0 {
+        secs += 1;
+    }
     httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
 }
+
+/// A copy of a new record named `name`, last changed `age` ago (put in the store as an
+/// import would); its id.
+async fn aged_record(app: &TestApp, name: &str, age: Duration) -> String {
+    let id = id_of(&app.create_ok("resource", &json!({"name": name})).await);
+    let model = app.state.schema().model("resource").expect("the model");
+    let id = RecordId::parse(&id).expect("an id");
+    let mut record = app
+        .state
+        .store()
+        .get(model, id)
+        .await
+        .expect("get")
+        .expect("the record");
+    record.id = RecordId::new_v7();
+    let then = Timestamp::from_system(SystemTime::now() - age);
+    (record.created_at, record.updated_at) = (then, then);
+    let copy = record.id.to_string();
+    app.state
+        .store()
+        .import_record(model, record)
+        .await
+        .expect("import");
+    copy
+}
+
+/// Longer ago than a `Last-Modified` must be before it is sent.
+const SETTLED: Duration = Duration::from_secs(120);
 
 #[tokio::test]
 async fn records_and_lists_say_how_caches_may_keep_them() {
     let app = TestApp::spawn().await;
-    let created = app.create_resp("resource", &json!({"name": "c"})).await;
-    let id = id_of(created.data(StatusCode::CREATED));
+    let id = aged_record(&app, "c", SETTLED).await;
     let r = app.get_resp("resource", &id, None).await;
     let record = r.data(StatusCode::OK).clone();
     assert_private(&r);
     assert_eq!(r.header("etag"), Some("\"1\""));
     assert_eq!(
         r.header("last-modified"),
-        Some(http_date(&record["updated_at"]).as_str())
+        Some(http_date(&record["updated_at"], true).as_str())
     );
     let list = app.list_resp("resource", &[]).await;
     assert_eq!(list.status, StatusCode::OK);
@@ -167,13 +199,17 @@ async fn records_and_lists_say_how_caches_may_keep_them() {
         not_modified.header("last-modified"),
         r.header("last-modified")
     );
-    // A write answers the new version with its validators.
+    // A write answers the new version with its ETag; its date is not settled yet, so
+    // there is no Last-Modified (nor on a read of it) for a minute.
     let patched = app
         .patch_resp("resource", &id, &json!({"name": "d"}), None)
         .await;
     assert_eq!(patched.status, StatusCode::OK);
     assert_eq!(patched.header("etag"), Some("\"2\""));
-    assert!(patched.header("last-modified").is_some());
+    assert_eq!(patched.header("last-modified"), None);
+    let r = app.get_resp("resource", &id, None).await;
+    assert_eq!(r.header("last-modified"), None);
+    assert_private(&r);
 }
 
 /// `GET` of a record with the given conditional headers.
@@ -188,7 +224,7 @@ async fn get_if(app: &TestApp, id: &str, headers: &[(&str, &str)]) -> Resp {
 #[tokio::test]
 async fn if_modified_since_is_honoured_unless_if_none_match_is_present() {
     let app = TestApp::spawn().await;
-    let id = id_of(&app.create_ok("resource", &json!({"name": "d"})).await);
+    let id = aged_record(&app, "d", SETTLED).await;
     let first = app.get_resp("resource", &id, None).await;
     let modified = first
         .header("last-modified")
@@ -226,4 +262,49 @@ async fn if_modified_since_is_honoured_unless_if_none_match_is_present() {
     )
     .await;
     assert_eq!(r.status, StatusCode::NOT_MODIFIED);
+}
+
+#[tokio::test]
+async fn a_change_after_the_date_a_client_holds_is_never_hidden_by_if_modified_since() {
+    let app = TestApp::spawn().await;
+    // A settled record: the client holds its Last-Modified; then two changes in a row.
+    let id = aged_record(&app, "old", SETTLED).await;
+    let held = app.get_resp("resource", &id, None).await;
+    let held = held
+        .header("last-modified")
+        .expect("Last-Modified")
+        .to_owned();
+    let r = get_if(&app, &id, &[("if-modified-since", &held)]).await;
+    assert_eq!(r.status, StatusCode::NOT_MODIFIED);
+    for name in ["first", "second"] {
+        let r = app
+            .patch_resp("resource", &id, &json!({"name": name}), None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let r = get_if(&app, &id, &[("if-modified-since", &held)]).await;
+    assert_eq!(r.data(StatusCode::OK)["name"], json!("second"));
+
+    // Two changes within one second: a date at that second (what a client cutting
+    // `updated_at` to seconds holds, and what Last-Modified used to be) does not hide the
+    // second change.
+    let (id, seen) = loop {
+        let created = app.create_ok("resource", &json!({"name": "v1"})).await;
+        let id = id_of(&created);
+        let r = app
+            .patch_resp("resource", &id, &json!({"name": "v2"}), None)
+            .await;
+        let changed = r.data(StatusCode::OK).clone();
+        let seen = http_date(&created["updated_at"], false);
+        if http_date(&changed["updated_at"], false) == seen {
+            break (id, seen);
+        }
+    };
+    let r = get_if(&app, &id, &[("if-modified-since", &seen)]).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "a change within the same second as {seen} was answered 304"
+    );
+    assert_eq!(r.data(StatusCode::OK)["name"], json!("v2"));
 }

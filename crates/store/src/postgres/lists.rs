@@ -1,4 +1,5 @@
-//! Record lists: admitted by the [`ListGate`](crate::gate::ListGate), bounded by the
+//! Record lists: admitted by the [`ListGate`](crate::gate::ListGate) of the pool they run
+//! on (primary or replica, each sized to its own connections), bounded by the
 //! query budget, and cancelled on the server when nobody waits for them any more.
 //!
 //! The budget is kept here, not by a per-statement `statement_timeout`, so a list costs one
@@ -70,12 +71,13 @@ impl PgStore {
     ) -> Result<Page, StoreError> {
         let budget = self.inner.query_timeout;
         let run = async {
-            let _pass = self.inner.lists.enter(query.has_pattern()).await?;
-            let client = match (&self.inner.replica, from) {
-                (Some(replica), ReadFrom::Replica) => replica.get().await,
-                _ => self.inner.pool.get().await,
-            }
-            .map_err(errors::pool)?;
+            // Each pool has a gate of its own, sized to its connections.
+            let (gate, pool) = match (&self.inner.replica, from) {
+                (Some(replica), ReadFrom::Replica) => (&self.inner.replica_lists, replica),
+                _ => (&self.inner.lists, &self.inner.pool),
+            };
+            let _pass = gate.enter(query.has_pattern()).await?;
+            let client = pool.get().await.map_err(errors::pool)?;
             let guard = Cancelling(Some(client));
             let page = list::list(&Pg(guard.client()?), model, query, scope).await;
             guard.finish();

@@ -67,8 +67,11 @@ struct Inner {
     op_timeout: Duration,
     /// The time budget of a record list (see `lists`).
     query_timeout: Duration,
-    /// Admits record lists to the pool's connections, so other calls always find one.
+    /// Admits record lists to the primary pool's connections, so other calls always find
+    /// one.
     lists: ListGate,
+    /// The same for the replica pool (each pool has `pool_size` connections of its own).
+    replica_lists: ListGate,
     /// Fed by the LISTEN connection (see `listen`): accounts or keys changed somewhere.
     invalidations: tokio::sync::broadcast::Sender<()>,
     /// The LISTEN task, aborted on close.
@@ -110,6 +113,7 @@ impl PgStore {
                 op_timeout: opts.statement_timeout + opts.connect_timeout,
                 query_timeout: opts.query_timeout,
                 lists: ListGate::new(opts.pool_size.max(1)),
+                replica_lists: ListGate::new(opts.pool_size.max(1)),
                 invalidations: tokio::sync::broadcast::channel(16).0,
                 listener: std::sync::Mutex::new(None),
                 last_ts: AtomicI64::new(0),
@@ -464,6 +468,7 @@ impl Store for PgStore {
             listener.abort();
         }
         self.inner.lists.close();
+        self.inner.replica_lists.close();
         self.inner.pool.close();
         if let Some(replica) = &self.inner.replica {
             replica.close();

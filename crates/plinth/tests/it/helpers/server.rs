@@ -138,13 +138,46 @@ impl Server {
     /// the `listening` log line and takes the real port from it (connecting over loopback
     /// when the server listens on every interface).
     pub(crate) async fn spawn(dir: &TestDir, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::spawn_under(dir, &[], args, envs).await
+    }
+
+    /// As `spawn`, run by `wrapper` (a program and its arguments, such as `prlimit
+    /// --nofile=256:256 --`) when it is not empty.
+    pub(crate) async fn spawn_under(
+        dir: &TestDir,
+        wrapper: &[&str],
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Self {
         let data = dir.data_arg();
         let mut all = vec!["serve", "--data-dir", &data];
         if !args.contains(&"--listen") {
             all.extend(["--listen", "127.0.0.1:0"]);
         }
         all.extend_from_slice(args);
-        let mut proc = Proc::spawn(dir.command(&all, envs));
+        let mut cmd = dir.command(&all, envs);
+        if let Some((program, rest)) = wrapper.split_first() {
+            let mut wrapped = std::process::Command::new(program);
+            wrapped
+                .args(rest)
+                .arg(cmd.get_program())
+                .args(cmd.get_args());
+            for (key, value) in cmd.get_envs() {
+                match value {
+                    Some(value) => wrapped.env(key, value),
+                    None => wrapped.env_remove(key),
+                };
+            }
+            if let Some(cwd) = cmd.get_current_dir() {
+                wrapped.current_dir(cwd);
+            }
+            wrapped
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            cmd = wrapped;
+        }
+        let mut proc = Proc::spawn(cmd);
         let line = proc
             .wait_for_log("\"listening\"", |l| log_message(l) == Some("listening"))
             .await;

@@ -20,6 +20,7 @@ use plinth_core::policy::{self, Action};
 use plinth_core::{FieldAccess, ModelDef, Record};
 use serde::Serialize;
 use serde::ser::SerializeMap;
+use std::time::SystemTime;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -94,6 +95,6 @@ fn record_reply(model: &ModelDef, record: &Record, access: FieldAccess) -> Resul
 fn validators(reply: Reply, record: &Record) -> Reply {
     reply
         .with_etag(record.version)
-        .with_last_modified(last_modified(record.updated_at))
+        .with_last_modified(last_modified(record.updated_at, SystemTime::now()))
         .private()
 }

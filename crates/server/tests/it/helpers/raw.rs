@@ -60,6 +60,18 @@ impl RawConn {
         }
     }
 
+    /// Connects to `addr` with a small receive buffer, so a large answer stays mostly on
+    /// the server's side until the test reads it.
+    pub(crate) async fn open_slow_reader(addr: SocketAddr) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket.set_recv_buffer_size(16 * 1024).expect("SO_RCVBUF");
+        let stream = socket.connect(addr).await.expect("connect to the server");
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     /// Writes `bytes`; false if the server already closed the connection.
     pub(crate) async fn send(&mut self, bytes: &[u8]) -> bool {
         self.stream.write_all(bytes).await.is_ok()
