@@ -7,13 +7,16 @@
 //!
 //! - `If-Modified-Since` compares exactly: 304 only when `updated_at` (µs) is at or before
 //!   the date. (At whole seconds, two changes in one second could not be told apart.)
-//! - `Last-Modified` is `updated_at` rounded *up* to the whole second, `L`, so a client
-//!   sending it back gets 304 for the version it has. It is sent only once `L` is at least
-//!   [`SETTLED`] before the answer is made (RFC 9110 §8.8.2.2 uses the same 60 s), and
-//!   omitted before that: the `ETag` is always there.
+//! - Once settled, `Last-Modified` is `updated_at` rounded *up* to the whole second, `L`, so
+//!   a client sending it back gets 304 for the version it has. Settled means `L` is at
+//!   least [`SETTLED`] before the answer is made (RFC 9110 §8.8.2.2 uses the same 60 s).
+//! - Before that it is `updated_at` rounded *down*, `F`: the true second of the change,
+//!   never later than the answer's `Date`. Sent back, it answers 304 only when
+//!   `updated_at <= F`, which, as `F <= updated_at` of the version the client holds and
+//!   versions only move forward, means the record is exactly that version.
 //!
-//! Why that is safe: say an answer made at time `t` shows a version with `Last-Modified`
-//! `L <= t - SETTLED`. Any later version was not yet visible at `t`, so its write committed
+//! Why the settled date is safe: say an answer made at time `t` shows a version with
+//! `Last-Modified` `L <= t - SETTLED`. Any later version was not yet visible at `t`, so its write committed
 //! after `t`; it took its `updated_at` when it began, which is less than [`SETTLED`] before
 //! its commit (the SQLite writer commits each batch as it runs it; a PostgreSQL write is
 //! bounded by `pg_statement_timeout_seconds`, 30 s by default), so that `updated_at` is
@@ -239,22 +242,29 @@ impl<S: Send + Sync> FromRequestParts<S> for IfModifiedSince {
     }
 }
 
-/// A timestamp rounded up to whole seconds, as an HTTP-date can say it without naming a
-/// time before the change; `None` before 1970.
-fn ceil_seconds(t: Timestamp) -> Option<SystemTime> {
+/// A timestamp at whole seconds, rounded up or down; `None` before 1970.
+fn whole_seconds(t: Timestamp, up: bool) -> Option<SystemTime> {
     let micros = u64::try_from(t.as_micros()).ok()?;
-    let secs = micros.div_ceil(1_000_000);
+    let secs = if up {
+        micros.div_ceil(1_000_000)
+    } else {
+        micros / 1_000_000
+    };
     UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
 /// `Last-Modified` for a record last changed at `updated_at`, in an answer made `now`:
-/// `None` until the date is [`SETTLED`] (see the module documentation).
+/// rounded up once [`SETTLED`], down before (see the module documentation); `None` only
+/// before 1970.
 pub(crate) fn last_modified(updated_at: Timestamp, now: SystemTime) -> Option<HeaderValue> {
-    let at = ceil_seconds(updated_at)?;
-    let settled = at.checked_add(SETTLED).is_some_and(|t| t <= now);
-    settled
-        .then(|| HeaderValue::from_str(&httpdate::fmt_http_date(at)).ok())
-        .flatten()
+    let up = whole_seconds(updated_at, true)?;
+    let settled = up.checked_add(SETTLED).is_some_and(|t| t <= now);
+    let at = if settled {
+        up
+    } else {
+        whole_seconds(updated_at, false)?
+    };
+    HeaderValue::from_str(&httpdate::fmt_http_date(at)).ok()
 }
 
 #[cfg(test)]
@@ -278,9 +288,14 @@ mod tests {
     }
 
     #[test]
-    fn last_modified_rounds_up_and_waits_until_settled() {
+    fn last_modified_rounds_down_until_settled_then_up() {
         let u = at(1_000_000_250_000); // 1,000,000.25 s
-        assert_eq!(last_modified(u, secs(1_000_060)), None);
+        let fresh = last_modified(u, secs(1_000_060)).expect("a date");
+        let date = httpdate::parse_http_date(fresh.to_str().unwrap_or_default());
+        assert_eq!(date.ok(), Some(secs(1_000_000)));
+        // Sent back, the rounded-down date is no 304 for that version, nor a later one.
+        let since = IfModifiedSince(Some(secs(1_000_000)));
+        assert!(!since.unmodified(u));
         let sent = last_modified(u, secs(1_000_061)).expect("settled");
         let date = httpdate::parse_http_date(sent.to_str().unwrap_or_default());
         assert_eq!(date.ok(), Some(secs(1_000_001)));

@@ -1,7 +1,7 @@
 //! Conditional requests and caching (RFC 9110 §13, RFC 9111): `If-Match` compares strongly
 //! and takes a list; records and lists say `private, no-cache` with `Vary` on credentials;
-//! a record's `Last-Modified` is its `updated_at` rounded up to the second, sent once that
-//! is a minute old, and `If-Modified-Since` is honoured (to the microsecond) unless
+//! a record's `Last-Modified` is its `updated_at` rounded down to the second, then up once
+//! that is a minute old, and `If-Modified-Since` is honoured (to the microsecond) unless
 //! `If-None-Match` is present.
 
 use crate::helpers::{MISSING_ID, Resp, TestApp, assert_error, id_of};
@@ -199,17 +199,25 @@ async fn records_and_lists_say_how_caches_may_keep_them() {
         not_modified.header("last-modified"),
         r.header("last-modified")
     );
-    // A write answers the new version with its ETag; its date is not settled yet, so
-    // there is no Last-Modified (nor on a read of it) for a minute.
+    // A write answers the new version with its ETag; its date is not settled yet, so for
+    // a minute Last-Modified is its second rounded down (never later than the answer).
     let patched = app
         .patch_resp("resource", &id, &json!({"name": "d"}), None)
         .await;
     assert_eq!(patched.status, StatusCode::OK);
     assert_eq!(patched.header("etag"), Some("\"2\""));
-    assert_eq!(patched.header("last-modified"), None);
+    let fresh = http_date(&patched.data(StatusCode::OK)["updated_at"], false);
+    assert_eq!(patched.header("last-modified"), Some(fresh.as_str()));
     let r = app.get_resp("resource", &id, None).await;
-    assert_eq!(r.header("last-modified"), None);
+    assert_eq!(r.header("last-modified"), Some(fresh.as_str()));
     assert_private(&r);
+    // Sent back, that date is a 304 only if the record is exactly at a whole second.
+    let r = get_if(&app, &id, &[("if-modified-since", &fresh)]).await;
+    let exact = patched.data(StatusCode::OK)["updated_at"]
+        .as_str()
+        .is_some_and(|t| t.contains(".000000") || !t.contains('.'));
+    let expected = if exact { StatusCode::NOT_MODIFIED } else { StatusCode::OK };
+    assert_eq!(r.status, expected);
 }
 
 /// `GET` of a record with the given conditional headers.
@@ -285,9 +293,8 @@ async fn a_change_after_the_date_a_client_holds_is_never_hidden_by_if_modified_s
     let r = get_if(&app, &id, &[("if-modified-since", &held)]).await;
     assert_eq!(r.data(StatusCode::OK)["name"], json!("second"));
 
-    // Two changes within one second: a date at that second (what a client cutting
-    // `updated_at` to seconds holds, and what Last-Modified used to be) does not hide the
-    // second change.
+    // Two changes within one second: a date at that second (the Last-Modified of a fresh
+    // record, or `updated_at` cut to seconds) does not hide the second change.
     let (id, seen) = loop {
         let created = app.create_ok("resource", &json!({"name": "v1"})).await;
         let id = id_of(&created);
