@@ -78,7 +78,7 @@ struct Conn {
     head_started: AtomicU64,
     /// Chosen to be closed to make room for a new connection.
     evicted: AtomicBool,
-    /// Wakes the watcher: a head started, or the connection was evicted.
+    /// Wakes the watcher: the connection was evicted.
     wake: Notify,
 }
 
@@ -206,7 +206,10 @@ impl Connections {
                 if deadline <= now {
                     return;
                 }
-                deadline - now
+                // Not woken by the traffic itself: a head that starts while this sleeps is
+                // seen within `header`, an idle spell that starts within `idle`, each by its
+                // own deadline at the latest.
+                (deadline - now).min(header).min(idle)
             };
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_micros(wait)) => {}
@@ -317,15 +320,15 @@ impl AsyncRead for Watched {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        // The watcher is not woken (a request costs no extra task wake-up): it looks again
+        // at least every `header_read_timeout`, so the head is still cut off on time.
         if buf.filled().len() > before
             && self.conn.in_flight.load(Ordering::Acquire) == 0
-            && self
-                .conn
-                .head_started
-                .compare_exchange(NONE, self.shared.now(), Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
+            && self.conn.head_started.load(Ordering::Acquire) == NONE
         {
-            self.conn.wake.notify_one();
+            self.conn
+                .head_started
+                .store(self.shared.now(), Ordering::Release);
         }
         polled
     }

@@ -216,7 +216,11 @@ async fn records_and_lists_say_how_caches_may_keep_them() {
     let exact = patched.data(StatusCode::OK)["updated_at"]
         .as_str()
         .is_some_and(|t| t.contains(".000000") || !t.contains('.'));
-    let expected = if exact { StatusCode::NOT_MODIFIED } else { StatusCode::OK };
+    let expected = if exact {
+        StatusCode::NOT_MODIFIED
+    } else {
+        StatusCode::OK
+    };
     assert_eq!(r.status, expected);
 }
 
