@@ -89,9 +89,18 @@ impl std::fmt::Debug for PgStore {
 }
 
 impl PgStore {
-    /// Connects (the pool opens connections lazily; one is tried now so a bad URL fails at
-    /// start).
+    /// Takes the options' claim, if any, then connects (the pool opens connections lazily;
+    /// one is tried now so a bad URL fails at start) and creates Plinth's own tables.
     pub async fn open(opts: PgOptions) -> Result<Self, StoreError> {
+        let op_timeout = opts.statement_timeout + opts.connect_timeout;
+        // The claim comes first: a refused process creates and changes nothing.
+        let claim = match opts.claim {
+            Some(claim) => Some((
+                claim,
+                claim::Held::take(&opts.url, claim, op_timeout).await?,
+            )),
+            None => None,
+        };
         let pool = build_pool(&opts.url, &opts)?;
         let replica = opts
             .read_url
@@ -104,7 +113,7 @@ impl PgStore {
             inner: Arc::new(Inner {
                 pool,
                 replica,
-                op_timeout: opts.statement_timeout + opts.connect_timeout,
+                op_timeout,
                 query_timeout: opts.query_timeout,
                 lists: ListGate::new(opts.pool_size.max(1)),
                 invalidations: tokio::sync::broadcast::channel(16).0,
@@ -112,7 +121,7 @@ impl PgStore {
                 last_ts: AtomicI64::new(0),
                 schema: RwLock::new(Arc::new(empty)),
                 url: opts.url.clone(),
-                claim: tokio::sync::Mutex::new(None),
+                claim: tokio::sync::Mutex::new(claim),
             }),
         };
         if opts.read_only {
@@ -325,6 +334,14 @@ impl Store for PgStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        // A server whose claim is lost is not ready: a migration could run beside it.
+        if let Some((_, held)) = self.inner.claim.lock().await.as_ref()
+            && !held.is_held()
+        {
+            return Err(StoreError::Unavailable(
+                "this server's claim on the database is lost; it is being taken again".to_owned(),
+            ));
+        }
         self.call(PRIMARY, async |c| {
             c.0.simple_query("SELECT 1").await.map_err(errors::map)?;
             Ok(())
