@@ -130,23 +130,32 @@ async fn a_malformed_import_touches_nothing() {
     }
 }
 
-/// `(granted, waiting)` advisory locks on the claim key, and whether a granted shared one
-/// belongs to a claim session (`application_name` `plinth-claim`).
-async fn claim_locks(client: &tokio_postgres::Client) -> (i64, i64, bool) {
-    let row = client
-        .query_one(
+/// The advisory locks on the claim key in the test's database: `(pid, mode, granted,
+/// application_name)` of each.
+async fn claim_locks(client: &tokio_postgres::Client) -> Vec<(i32, String, bool, String)> {
+    client
+        .query(
             &format!(
-                "SELECT count(*) FILTER (WHERE l.granted), count(*) FILTER (WHERE NOT l.granted), \
-                 coalesce(bool_or(l.granted AND l.mode = 'ShareLock' AND a.application_name = 'plinth-claim'), false) \
+                "SELECT l.pid, l.mode, l.granted, a.application_name \
                  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-                 WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-                 AND (l.classid::bigint << 32) + l.objid::bigint = {CLAIM_LOCK}"
+                 WHERE l.locktype = 'advisory' AND a.datname = current_database() \
+                 AND (l.classid::bigint << 32) + l.objid::bigint = {CLAIM_LOCK} ORDER BY l.granted DESC"
             ),
             &[],
         )
         .await
-        .expect("read pg_locks");
-    (row.get(0), row.get(1), row.get(2))
+        .expect("read pg_locks")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect()
+}
+
+/// The one session holding the claim key, shared: the server's.
+async fn server_claim(client: &tokio_postgres::Client) -> (i32, String) {
+    match claim_locks(client).await.as_slice() {
+        [(pid, mode, true, app)] if mode == "ShareLock" => (*pid, app.clone()),
+        other => panic!("expected the server's shared claim alone, found {other:?}"),
+    }
 }
 
 /// Polls until `/readyz` answers `status`.
@@ -187,7 +196,7 @@ async fn a_lost_claim_fails_readiness_until_it_is_taken_again() {
     let server = Server::start(&dir).await;
     until_ready_is(&server, StatusCode::OK).await;
     let inspect = plinth_testkit::connect(&url).await;
-    assert_eq!(claim_locks(&inspect).await, (1, 0, true));
+    let (claimer, _) = server_claim(&inspect).await;
 
     // A migration-like session queues for the lock exclusively, so when the server's claim
     // session ends it gets the lock before the server can take it again.
@@ -200,7 +209,7 @@ async fn a_lost_claim_fails_readiness_until_it_is_taken_again() {
         locker
     });
     let deadline = Instant::now() + WAIT;
-    while claim_locks(&inspect).await.1 == 0 {
+    while !claim_locks(&inspect).await.iter().any(|l| !l.2) {
         assert!(
             Instant::now() < deadline,
             "the exclusive request never queued"
@@ -208,11 +217,7 @@ async fn a_lost_claim_fails_readiness_until_it_is_taken_again() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let ended: bool = inspect
-        .query_one(
-            "SELECT bool_and(pg_terminate_backend(pid, 30000)) FROM pg_stat_activity \
-             WHERE application_name = 'plinth-claim' AND datname = current_database()",
-            &[],
-        )
+        .query_one("SELECT pg_terminate_backend($1, 30000)", &[&claimer])
         .await
         .expect("end the claim's session")
         .get(0);
@@ -232,7 +237,11 @@ async fn a_lost_claim_fails_readiness_until_it_is_taken_again() {
         "{}",
         server.proc.describe()
     );
-    assert!(!claim_locks(&inspect).await.2);
+    let locks = claim_locks(&inspect).await;
+    assert!(
+        matches!(locks.as_slice(), [(_, mode, true, _)] if mode == "ExclusiveLock"),
+        "{locks:?}"
+    );
 
     // Once the lock is free the server takes it again and is ready; a migration is refused.
     locker
@@ -240,7 +249,9 @@ async fn a_lost_claim_fails_readiness_until_it_is_taken_again() {
         .await
         .expect("release the lock");
     until_ready_is(&server, StatusCode::OK).await;
-    assert_eq!(claim_locks(&inspect).await, (1, 0, true));
+    let (again, application) = server_claim(&inspect).await;
+    assert_ne!(again, claimer, "a new session");
+    assert_eq!(application, "plinth-claim");
     let data = dir.data_arg();
     let stderr = refused(&dir, &["migrate", "--data-dir", &data], &[])
         .await
