@@ -128,7 +128,8 @@ pub trait Store: AccountStore + Send + Sync + std::fmt::Debug {
         schema: &Schema,
         allow_destructive: bool,
     ) -> Result<Vec<String>, StoreError>;
-    /// Checks that the database answers.
+    /// Checks that the database answers, and that a claim taken is still held (on
+    /// PostgreSQL a lost claim connection is re-taken; until then this fails).
     async fn ping(&self) -> Result<(), StoreError>;
     /// Inserts a record owned by the acting user.
     async fn create(

@@ -140,7 +140,15 @@ pub async fn import(
     schema: &Schema,
     input: &mut dyn BufRead,
 ) -> Result<Counts, TransferError> {
-    let lines = parse(schema, input)?;
+    import_lines(store, schema, parse(schema, input)?).await
+}
+
+/// [`import`] of lines already [`parse`]d.
+pub async fn import_lines(
+    store: &dyn Store,
+    schema: &Schema,
+    lines: Vec<Line>,
+) -> Result<Counts, TransferError> {
     let mut counts = Counts::default();
     for line in &lines {
         match line.item {

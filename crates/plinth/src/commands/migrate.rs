@@ -1,11 +1,11 @@
 //! `plinth migrate`: shows the schema migration to the declared models, and applies it.
 
-use super::serve::open_store;
+use super::serve::open_claimed;
 use crate::cli::{GlobalArgs, MigrateArgs};
 use crate::config::Config;
 use crate::logging;
 use anyhow::Context;
-use plinth_store::Claim;
+use plinth_store::{Claim, StoreError};
 
 /// `plinth migrate`.
 pub(crate) fn run(global: &GlobalArgs, args: &MigrateArgs) -> anyhow::Result<()> {
@@ -18,17 +18,23 @@ pub(crate) fn run(global: &GlobalArgs, args: &MigrateArgs) -> anyhow::Result<()>
 /// Prints the plan, and applies it unless `dry_run`.
 async fn migrate(config: &Config, dry_run: bool, allow_destructive: bool) -> anyhow::Result<()> {
     super::serve::warn_revealing_unique(&config.schema);
-    let store = open_store(config).await?;
-    // A migration under a running server would break it: refused, by the dry run too.
-    if let Err(e) = store.claim(Claim::Maintain).await {
-        store.close().await;
-        let verb = if dry_run {
-            "would be refused"
-        } else {
-            "is refused"
-        };
-        return Err(anyhow::Error::new(e).context(format!("the migration {verb}")));
-    }
+    // A migration under a running server would break it: refused, by the dry run too,
+    // before anything in the database is touched.
+    let store = match open_claimed(config, Claim::Maintain).await {
+        Ok(store) => store,
+        Err(e)
+            if e.downcast_ref::<StoreError>()
+                .is_some_and(|e| matches!(e, StoreError::InUse(_))) =>
+        {
+            let verb = if dry_run {
+                "would be refused"
+            } else {
+                "is refused"
+            };
+            return Err(e.context(format!("the migration {verb}")));
+        }
+        Err(e) => return Err(e),
+    };
     let plan = store.plan(&config.schema).await?;
     if plan.is_empty() {
         println!("the schema is up to date");

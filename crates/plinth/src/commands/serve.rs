@@ -22,7 +22,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
 
 /// Opens the configured database.
 pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    open_store_as(config, false).await
+    open_with(config, false, None).await
 }
 
 /// Opens the configured database, for reading only when `read_only` (nothing is created
@@ -31,11 +31,27 @@ pub(crate) async fn open_store_as(
     config: &Config,
     read_only: bool,
 ) -> anyhow::Result<Arc<dyn Store>> {
+    open_with(config, read_only, None).await
+}
+
+/// Claims the configured database for `claim` (until the store is closed), then opens it:
+/// a refused claim ([`plinth_store::StoreError::InUse`] in the error's chain) leaves the
+/// database as it was, not created, opened or changed.
+pub(crate) async fn open_claimed(config: &Config, claim: Claim) -> anyhow::Result<Arc<dyn Store>> {
+    open_with(config, false, Some(claim)).await
+}
+
+async fn open_with(
+    config: &Config,
+    read_only: bool,
+    claim: Option<Claim>,
+) -> anyhow::Result<Arc<dyn Store>> {
     match config.database()? {
         Database::Sqlite(path) => {
             let mut opts = SqliteOptions::new(&path);
             opts.readers = config.settings.sqlite_readers;
             opts.read_only = read_only;
+            opts.claim = claim;
             opts.query_timeout = Duration::from_millis(config.settings.limits_query_timeout_ms);
             let store = SqliteStore::open(opts)
                 .await
@@ -45,6 +61,7 @@ pub(crate) async fn open_store_as(
         Database::Postgres(url) => {
             let mut opts = PgOptions::new(url.expose());
             opts.read_only = read_only;
+            opts.claim = claim;
             let settings = &config.settings;
             opts.pool_size = settings.pg_pool_size;
             opts.connect_timeout = Duration::from_secs(settings.pg_connect_timeout_seconds);
@@ -79,11 +96,9 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
         );
     }
     warn_revealing_unique(&config.schema);
-    let store = open_store(config).await?;
-    // Held until the process ends: no migration runs under this server (and, on SQLite, no
-    // second server beside it).
-    store
-        .claim(Claim::Serve)
+    // The claim, taken before the database is touched, is held until the process ends: no
+    // migration runs under this server (and, on SQLite, no second server beside it).
+    let store = open_claimed(config, Claim::Serve)
         .await
         .context("cannot start the server")?;
     let steps = store

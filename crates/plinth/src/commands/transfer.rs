@@ -1,11 +1,12 @@
 //! `plinth export` and `plinth import`: wiring around `plinth_store::transfer`.
 
-use super::serve::{open_store, open_store_as};
+use super::serve::{open_claimed, open_store_as};
 use crate::cli::{ExportArgs, GlobalArgs, ImportArgs};
 use crate::config::Config;
 use crate::logging;
 use anyhow::Context;
 use plinth_store::Claim;
+use plinth_store::transfer::{Line, parse};
 use std::io::{BufReader, Write};
 use std::path::Path;
 
@@ -48,26 +49,15 @@ pub(crate) async fn export(config: &Config, output: &Path) -> anyhow::Result<()>
 }
 
 /// Reads `input` (`-`: standard input) into the configured, empty database, migrated to
-/// the declared models in the same transaction: all of it, or nothing.
+/// the declared models in the same transaction: all of it, or nothing. The input is read and
+/// checked before the database is claimed and opened, so a malformed one touches nothing.
 pub(crate) async fn import(config: &Config, input: &Path) -> anyhow::Result<()> {
-    let store = open_store(config).await?;
-    let result = async {
-        // The import changes the schema: not under a running server.
-        store.claim(Claim::Maintain).await?;
-        if input == Path::new("-") {
-            let stdin = std::io::stdin();
-            let mut reader = stdin.lock();
-            Ok(plinth_store::transfer::import(store.as_ref(), &config.schema, &mut reader).await?)
-        } else {
-            let file = std::fs::File::open(input)
-                .with_context(|| format!("cannot open {}", input.display()))?;
-            let mut reader = BufReader::new(file);
-            Ok::<_, anyhow::Error>(
-                plinth_store::transfer::import(store.as_ref(), &config.schema, &mut reader).await?,
-            )
-        }
-    }
-    .await;
+    let lines = read_export(config, input).context("import failed")?;
+    // The import changes the schema: not under a running server.
+    let store = open_claimed(config, Claim::Maintain)
+        .await
+        .context("import failed")?;
+    let result = plinth_store::transfer::import_lines(store.as_ref(), &config.schema, lines).await;
     store.close().await;
     let counts = result.context("import failed")?;
     eprintln!(
@@ -75,6 +65,18 @@ pub(crate) async fn import(config: &Config, input: &Path) -> anyhow::Result<()> 
         counts.users, counts.records
     );
     Ok(())
+}
+
+/// Every line of the export at `input` (`-`: standard input), parsed and checked against
+/// the declared models.
+fn read_export(config: &Config, input: &Path) -> anyhow::Result<Vec<Line>> {
+    if input == Path::new("-") {
+        let stdin = std::io::stdin();
+        return Ok(parse(&config.schema, &mut stdin.lock())?);
+    }
+    let file =
+        std::fs::File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
+    Ok(parse(&config.schema, &mut BufReader::new(file))?)
 }
 
 #[cfg(unix)]

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod beside;
+mod claims;
 mod config;
 mod crash;
 mod data_files;

@@ -27,6 +27,9 @@ pub struct PgOptions {
     /// Read only (`plinth export`): every transaction is `READ ONLY`, and opening creates
     /// nothing.
     pub read_only: bool,
+    /// A claim taken before anything else (see [`Store::claim`](crate::Store::claim)): when
+    /// it is refused, nothing in the database is created or changed.
+    pub claim: Option<crate::Claim>,
 }
 
 impl std::fmt::Debug for PgOptions {
@@ -48,6 +51,7 @@ impl PgOptions {
             query_timeout: Duration::from_secs(5),
             read_url: None,
             read_only: false,
+            claim: None,
         }
     }
 }

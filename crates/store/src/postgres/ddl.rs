@@ -6,7 +6,7 @@ use super::errors::map;
 use super::exec::Pg;
 use crate::StoreError;
 use crate::sql::Dialect;
-use crate::sql::ddl::{ADDED_COLUMNS, apply};
+use crate::sql::ddl::{ADDED_COLUMNS, ADDED_INDEXES, apply};
 use deadpool_postgres::Transaction;
 use plinth_core::migrate::{Plan, Step};
 use plinth_core::{ModelDecl, Schema};
@@ -34,7 +34,7 @@ pub(super) async fn lock_and_init(tx: &Transaction<'_>) -> Result<(), StoreError
                 .map_err(map)?;
         }
     }
-    Ok(())
+    tx.batch_execute(ADDED_INDEXES).await.map_err(map)
 }
 
 /// The declarations the last migration recorded.

@@ -15,8 +15,10 @@
 //! Layout: `connect` (options, pools, the LISTEN connection), `exec` (binding parameters
 //! and reading rows), `lists` (record lists: gated, bounded in time, cancelled when
 //! abandoned), `ddl` (migrations), `claim` (the advisory lock servers share and migrations
-//! take alone), `errors` (SQLSTATE → [`StoreError`]).
+//! take alone), `errors` (SQLSTATE → [`StoreError`]), `account_store` (the
+//! [`AccountStore`](crate::AccountStore) methods).
 
+mod account_store;
 mod claim;
 mod connect;
 mod ddl;
@@ -29,18 +31,14 @@ use crate::gate::ListGate;
 use crate::shared::idempotency_scope;
 use crate::sql::records::StatusChange;
 use crate::sql::transfer as sql_transfer;
-use crate::sql::{accounts, records, sweep};
+use crate::sql::{records, sweep};
 use crate::transfer::{Line, TransferError};
-use crate::{
-    AccountStore, ApiKey, Claim, Created, IdempotencyClaim, NewApiKey, NewUser, Page, Refresh,
-    Store, StoreError, User, UserChanges, WriteCtx,
-};
+use crate::{Claim, Created, IdempotencyClaim, Page, Store, StoreError, WriteCtx};
 use async_trait::async_trait;
 pub use connect::PgOptions;
 use connect::{build_pool, listen};
 use deadpool_postgres::{Object, Pool, Transaction};
 use exec::Pg;
-use plinth_core::auth::Email;
 use plinth_core::migrate::Plan;
 use plinth_core::{
     Draft, ListQuery, ListScope, ModelDef, Patch, Record, RecordId, Schema, Timestamp,
@@ -48,7 +46,6 @@ use plinth_core::{
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use uuid::Uuid;
 
 /// Attempts of a write transaction that keeps losing races.
 const WRITE_ATTEMPTS: u32 = 4;
@@ -95,9 +92,18 @@ impl std::fmt::Debug for PgStore {
 }
 
 impl PgStore {
-    /// Connects (the pool opens connections lazily; one is tried now so a bad URL fails at
-    /// start).
+    /// Takes the options' claim, if any, then connects (the pool opens connections lazily;
+    /// one is tried now so a bad URL fails at start) and creates Plinth's own tables.
     pub async fn open(opts: PgOptions) -> Result<Self, StoreError> {
+        let op_timeout = opts.statement_timeout + opts.connect_timeout;
+        // The claim comes first: a refused process creates and changes nothing.
+        let claim = match opts.claim {
+            Some(claim) => Some((
+                claim,
+                claim::Held::take(&opts.url, claim, op_timeout).await?,
+            )),
+            None => None,
+        };
         let pool = build_pool(&opts.url, &opts)?;
         let replica = opts
             .read_url
@@ -110,7 +116,7 @@ impl PgStore {
             inner: Arc::new(Inner {
                 pool,
                 replica,
-                op_timeout: opts.statement_timeout + opts.connect_timeout,
+                op_timeout,
                 query_timeout: opts.query_timeout,
                 lists: ListGate::new(opts.pool_size.max(1)),
                 replica_lists: ListGate::new(opts.pool_size.max(1)),
@@ -119,7 +125,7 @@ impl PgStore {
                 last_ts: AtomicI64::new(0),
                 schema: RwLock::new(Arc::new(empty)),
                 url: opts.url.clone(),
-                claim: tokio::sync::Mutex::new(None),
+                claim: tokio::sync::Mutex::new(claim),
             }),
         };
         if opts.read_only {
@@ -332,6 +338,14 @@ impl Store for PgStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        // A server whose claim is lost is not ready: a migration could run beside it.
+        if let Some((_, held)) = self.inner.claim.lock().await.as_ref()
+            && !held.is_held()
+        {
+            return Err(StoreError::Unavailable(
+                "this server's claim on the database is lost; it is being taken again".to_owned(),
+            ));
+        }
         self.call(PRIMARY, async |c| {
             c.0.simple_query("SELECT 1").await.map_err(errors::map)?;
             Ok(())
@@ -474,145 +488,5 @@ impl Store for PgStore {
             replica.close();
         }
         tracing::info!("database closed");
-    }
-}
-
-#[async_trait]
-impl AccountStore for PgStore {
-    async fn create_user(&self, _ctx: &WriteCtx, user: NewUser) -> Result<User, StoreError> {
-        self.call(PRIMARY, async |c| {
-            accounts::create_user(c, user, self.now()).await
-        })
-        .await
-    }
-
-    async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
-        self.call(PRIMARY, async |c| accounts::get_user(c, id).await)
-            .await
-    }
-
-    async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
-        self.call(PRIMARY, async |c| {
-            accounts::find_user_by_email(c, email).await
-        })
-        .await
-    }
-
-    async fn list_users(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<User>, StoreError> {
-        self.call(PRIMARY, async |c| {
-            accounts::list_users(c, after, limit).await
-        })
-        .await
-    }
-
-    async fn update_user(
-        &self,
-        _ctx: &WriteCtx,
-        id: Uuid,
-        changes: UserChanges,
-        expected_version: Option<i64>,
-    ) -> Result<User, StoreError> {
-        self.in_tx(async |tx| {
-            accounts::update_user(tx, id, &changes, expected_version, self.now()).await
-        })
-        .await
-    }
-
-    async fn delete_user(&self, _ctx: &WriteCtx, id: Uuid) -> Result<(), StoreError> {
-        self.in_tx(async |tx| accounts::delete_user(tx, id).await)
-            .await
-    }
-
-    async fn count_admins(&self) -> Result<u64, StoreError> {
-        self.call(PRIMARY, async |c| accounts::count_admins(c).await)
-            .await
-    }
-
-    async fn insert_refresh(
-        &self,
-        user_id: Uuid,
-        family: Uuid,
-        token_hash: &str,
-        expires_at: Timestamp,
-        started_at: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.call(PRIMARY, async |c| {
-            let now = self.now();
-            accounts::insert_refresh(c, user_id, family, token_hash, expires_at, started_at, now)
-                .await
-        })
-        .await
-    }
-
-    async fn rotate_refresh(
-        &self,
-        old_hash: &str,
-        new_hash: &str,
-        new_expires_at: Timestamp,
-        session_cutoff: Timestamp,
-    ) -> Result<Refresh, StoreError> {
-        self.in_tx(async |tx| {
-            let now = self.now();
-            accounts::rotate_refresh(tx, old_hash, new_hash, new_expires_at, session_cutoff, now)
-                .await
-        })
-        .await
-    }
-
-    async fn sweep_refresh(
-        &self,
-        session_cutoff: Timestamp,
-        limit: u32,
-    ) -> Result<u64, StoreError> {
-        self.call(PRIMARY, async |c| {
-            sweep::sweep_refresh(c, self.now(), session_cutoff, limit).await
-        })
-        .await
-    }
-
-    async fn revoke_refresh_family(&self, token_hash: &str) -> Result<bool, StoreError> {
-        self.call(PRIMARY, async |c| {
-            accounts::revoke_refresh_family(c, token_hash, self.now()).await
-        })
-        .await
-    }
-
-    async fn create_api_key(&self, _ctx: &WriteCtx, key: NewApiKey) -> Result<ApiKey, StoreError> {
-        self.call(PRIMARY, async |c| {
-            accounts::create_api_key(c, key, self.now()).await
-        })
-        .await
-    }
-
-    async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, User)>, StoreError> {
-        self.call(PRIMARY, async |c| accounts::find_api_key(c, key_hash).await)
-            .await
-    }
-
-    async fn list_api_keys(&self, user_id: Option<Uuid>) -> Result<Vec<ApiKey>, StoreError> {
-        self.call(PRIMARY, async |c| accounts::list_api_keys(c, user_id).await)
-            .await
-    }
-
-    async fn revoke_api_key(
-        &self,
-        _ctx: &WriteCtx,
-        id: Uuid,
-        owner: Option<Uuid>,
-    ) -> Result<ApiKey, StoreError> {
-        self.in_tx(async |tx| accounts::revoke_api_key(tx, id, owner, self.now()).await)
-            .await
-    }
-
-    async fn import_user(&self, user: User) -> Result<(), StoreError> {
-        self.call(PRIMARY, async |c| accounts::import_user(c, &user).await)
-            .await
-    }
-
-    async fn touch_api_key(&self, id: Uuid) -> Result<(), StoreError> {
-        self.call(PRIMARY, async |c| {
-            accounts::touch_api_key(c, id, self.now()).await
-        })
-        .await
     }
 }

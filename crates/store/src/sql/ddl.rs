@@ -47,6 +47,9 @@ const INTERNAL_TABLES: &str = "
     );
     CREATE INDEX IF NOT EXISTS _plinth_refresh_tokens_family ON _plinth_refresh_tokens (family);
     CREATE INDEX IF NOT EXISTS _plinth_refresh_tokens_user ON _plinth_refresh_tokens (user_id);
+    CREATE INDEX IF NOT EXISTS _plinth_refresh_tokens_expires ON _plinth_refresh_tokens (expires_at);
+    CREATE INDEX IF NOT EXISTS _plinth_refresh_tokens_revoked ON _plinth_refresh_tokens (revoked_at)
+        WHERE revoked_at IS NOT NULL;
     CREATE TABLE IF NOT EXISTS _plinth_api_keys (
         id {uuid} NOT NULL PRIMARY KEY,
         user_id {uuid} NOT NULL,
@@ -74,6 +77,12 @@ pub(crate) const ADDED_COLUMNS: &[(&str, &str, &str, &str)] = &[(
      FROM _plinth_refresh_tokens t WHERE t.family = _plinth_refresh_tokens.family) \
      WHERE family_started_at IS NULL",
 )];
+
+/// Indexes on columns of [`ADDED_COLUMNS`]: created after those are added (an index in
+/// `INTERNAL_TABLES` would fail on a table from before its column). Idempotent.
+pub(crate) const ADDED_INDEXES: &str = "
+    CREATE INDEX IF NOT EXISTS _plinth_refresh_tokens_started
+        ON _plinth_refresh_tokens (family_started_at);";
 
 /// PostgreSQL identifiers' longest length, in bytes; longer ones are silently truncated.
 const MAX_IDENT: usize = 63;

@@ -5,7 +5,7 @@
 //! `SKIP LOCKED`, so instances sweeping at once take different rows and never wait on, or
 //! deadlock with, each other.
 
-use super::{Exec, Query};
+use super::{Dialect, Exec, Query};
 use crate::StoreError;
 use plinth_core::Timestamp;
 
@@ -13,17 +13,44 @@ use plinth_core::Timestamp;
 /// is still usable (unspent, unrevoked and unexpired at `now`), or the family started at or
 /// before `session_cutoff` (past the session's absolute lifetime). A live family keeps
 /// every row, its spent tokens included, so presenting one still counts as reuse.
+///
+/// The candidate families come from indexes first (`expires_at`, the revoked rows,
+/// `family_started_at`), never from a scan of the table: a family is dead only when each of
+/// its rows is expired, revoked or too old, or spent, and rotation spends a token in the
+/// transaction that adds its successor, so a dead family has an expired, revoked or too old
+/// row (or has one once its tokens expire). Each candidate is then checked for a usable
+/// token through the `family` index.
 pub(crate) async fn sweep_refresh<E: Exec>(
     e: &E,
     now: Timestamp,
     session_cutoff: Timestamp,
     limit: u32,
 ) -> Result<u64, StoreError> {
-    let d = E::DIALECT;
+    e.execute(&refresh_sweep(E::DIALECT, now, session_cutoff, limit))
+        .await
+}
+
+/// The statement of [`sweep_refresh`].
+pub(crate) fn refresh_sweep(
+    d: Dialect,
+    now: Timestamp,
+    session_cutoff: Timestamp,
+    limit: u32,
+) -> Query<'static> {
     let mut q = Query::new(d);
     q.push(
         "DELETE FROM _plinth_refresh_tokens WHERE token_hash IN (\
-         SELECT t.token_hash FROM _plinth_refresh_tokens t WHERE NOT EXISTS (\
+         SELECT t.token_hash FROM _plinth_refresh_tokens t WHERE t.family IN (\
+         SELECT c.family FROM _plinth_refresh_tokens c WHERE c.expires_at <= ",
+    )
+    .bind(now)
+    .push(
+        " UNION SELECT c.family FROM _plinth_refresh_tokens c WHERE c.revoked_at IS NOT NULL \
+         UNION SELECT c.family FROM _plinth_refresh_tokens c WHERE c.family_started_at <= ",
+    )
+    .bind(session_cutoff)
+    .push(
+        ") AND NOT EXISTS (\
          SELECT 1 FROM _plinth_refresh_tokens l WHERE l.family = t.family \
          AND l.spent_at IS NULL AND l.revoked_at IS NULL AND l.expires_at > ",
     )
@@ -34,7 +61,7 @@ pub(crate) async fn sweep_refresh<E: Exec>(
     .bind(i64::from(limit))
     .push(d.skip_locked())
     .push(")");
-    e.execute(&q).await
+    q
 }
 
 /// Deletes up to `limit` idempotency keys created before `before` (older than the

@@ -3,14 +3,14 @@
 
 use super::errors::map;
 use crate::StoreError;
-use crate::sql::ddl::{ADDED_COLUMNS, apply};
+use crate::sql::ddl::{ADDED_COLUMNS, ADDED_INDEXES, apply};
 use crate::sql::{Dialect, ready};
 use plinth_core::migrate::{Plan, Step};
 use plinth_core::{ModelDecl, Schema};
 use rusqlite::{Connection, TransactionBehavior, params};
 
-/// Creates Plinth's own tables if they are missing, and adds the columns later releases
-/// added to them.
+/// Creates Plinth's own tables if they are missing, and adds the columns (and their indexes)
+/// later releases added to them.
 pub(super) fn init_internal(conn: &Connection) -> Result<(), StoreError> {
     let d = Dialect::Sqlite;
     conn.execute_batch(&d.internal_tables()).map_err(map)?;
@@ -28,7 +28,7 @@ pub(super) fn init_internal(conn: &Connection) -> Result<(), StoreError> {
         }
         tx.commit().map_err(map)?;
     }
-    Ok(())
+    conn.execute_batch(ADDED_INDEXES).map_err(map)
 }
 
 /// The declarations the last migration recorded.

@@ -5,12 +5,12 @@
 use crate::{Claim, StoreError};
 use std::path::Path;
 
-/// Creates the database's directory (0700) and file (0600) when they are missing; existing
-/// ones are left as they are.
-pub(super) fn prepare(path: &Path) -> Result<(), StoreError> {
-    let unavailable = |what: &Path, e: std::io::Error| {
-        StoreError::Unavailable(format!("cannot create {}: {e}", what.display()))
-    };
+fn unavailable(what: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Unavailable(format!("cannot create {}: {e}", what.display()))
+}
+
+/// Creates the database's directory (0700) when it is missing (the lock file's place).
+pub(super) fn prepare_dir(path: &Path) -> Result<(), StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         let mut builder = std::fs::DirBuilder::new();
         builder.recursive(true);
@@ -18,6 +18,13 @@ pub(super) fn prepare(path: &Path) -> Result<(), StoreError> {
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder.create(dir).map_err(|e| unavailable(dir, e))?;
     }
+    Ok(())
+}
+
+/// Creates the database's directory (0700) and file (0600) when they are missing; existing
+/// ones are left as they are.
+pub(super) fn prepare(path: &Path) -> Result<(), StoreError> {
+    prepare_dir(path)?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -54,6 +54,9 @@ pub struct SqliteOptions {
     /// The time budget of a read that may scan (a list), waiting for a connection
     /// included; past it the read is interrupted and fails as [`StoreError::Timeout`].
     pub query_timeout: Duration,
+    /// A claim taken before anything else (the lock file, see [`Store::claim`]): when it
+    /// is refused, the database file is not created, opened or changed.
+    pub claim: Option<Claim>,
 }
 
 impl SqliteOptions {
@@ -66,6 +69,7 @@ impl SqliteOptions {
             busy_timeout: Duration::from_secs(5),
             read_only: false,
             query_timeout: Duration::from_secs(5),
+            claim: None,
         }
     }
 }
@@ -92,7 +96,8 @@ struct Inner {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file and its connections.
+    /// Takes the claim of the options, if any, then opens (creating if needed) the database
+    /// file and its connections.
     pub async fn open(opts: SqliteOptions) -> Result<Self, StoreError> {
         tokio::task::spawn_blocking(move || Self::open_blocking(&opts))
             .await
@@ -100,6 +105,13 @@ impl SqliteStore {
     }
 
     fn open_blocking(opts: &SqliteOptions) -> Result<Self, StoreError> {
+        let claim = match opts.claim {
+            Some(claim) => {
+                files::prepare_dir(&opts.path)?;
+                Some(files::lock(&opts.path, claim)?)
+            }
+            None => None,
+        };
         if !opts.read_only {
             files::prepare(&opts.path)?;
         }
@@ -118,7 +130,7 @@ impl SqliteStore {
                 writer: writer::spawn(writer)?,
                 readers: Readers::new(readers, opts.query_timeout),
                 schema: RwLock::new(Arc::new(empty)),
-                claim: Mutex::new(None),
+                claim: Mutex::new(claim),
                 read_only: opts.read_only,
             }),
         })

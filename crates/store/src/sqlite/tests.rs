@@ -38,3 +38,27 @@ async fn a_read_that_panics_gives_its_connection_back() {
     );
     store.close().await;
 }
+
+/// The refresh sweep finds its candidates through indexes: no step of its plan reads the
+/// whole token table (scanning the partial index of revoked tokens reads only those).
+#[test]
+fn the_refresh_sweep_reads_no_whole_table() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let conn = rusqlite::Connection::open(dir.path().join("db.sqlite")).expect("open");
+    super::ddl::init_internal(&conn).expect("internal tables");
+    let now = plinth_core::Timestamp::from_system(std::time::SystemTime::now());
+    let q = crate::sql::sweep::refresh_sweep(crate::sql::Dialect::Sqlite, now, now, 100);
+    let mut stmt = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {}", q.sql))
+        .expect("explain");
+    let plan: Vec<String> = stmt
+        .query_map(rusqlite::params_from_iter(&q.params), |r| r.get(3))
+        .expect("plan")
+        .collect::<Result<_, _>>()
+        .expect("plan rows");
+    let scans: Vec<&String> = plan
+        .iter()
+        .filter(|step| step.starts_with("SCAN") && !step.contains("_plinth_refresh_tokens_revoked"))
+        .collect();
+    assert!(scans.is_empty(), "whole-table steps {scans:?} in {plan:#?}");
+}
