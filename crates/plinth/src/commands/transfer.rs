@@ -2,7 +2,7 @@
 
 use super::serve::{open_claimed, open_store_as};
 use crate::cli::{ExportArgs, GlobalArgs, ImportArgs};
-use crate::config::Config;
+use crate::config::{Config, Database};
 use crate::logging;
 use anyhow::Context;
 use plinth_store::Claim;
@@ -50,21 +50,50 @@ pub(crate) async fn export(config: &Config, output: &Path) -> anyhow::Result<()>
 
 /// Reads `input` (`-`: standard input) into the configured, empty database, migrated to
 /// the declared models in the same transaction: all of it, or nothing. The input is read and
-/// checked before the database is claimed and opened, so a malformed one touches nothing.
+/// checked before the database is claimed and opened, so a malformed one touches nothing;
+/// a SQLite file the failed import created is removed again.
 pub(crate) async fn import(config: &Config, input: &Path) -> anyhow::Result<()> {
     let lines = read_export(config, input).context("import failed")?;
+    let created = match config.database()? {
+        Database::Sqlite(path) if !path.exists() => Some(path),
+        _ => None,
+    };
     // The import changes the schema: not under a running server.
     let store = open_claimed(config, Claim::Maintain)
         .await
         .context("import failed")?;
     let result = plinth_store::transfer::import_lines(store.as_ref(), &config.schema, lines).await;
+    // Only a file nobody else wrote to meanwhile (`plinth user create` needs no claim).
+    let untouched = result.is_err()
+        && created.is_some()
+        && store
+            .list_users(None, 1)
+            .await
+            .is_ok_and(|users| users.is_empty());
     store.close().await;
+    if let (true, Some(path)) = (untouched, created) {
+        remove_database(&path);
+    }
     let counts = result.context("import failed")?;
     eprintln!(
         "imported {} user(s) and {} record(s)",
         counts.users, counts.records
     );
     Ok(())
+}
+
+/// Removes a SQLite database file and its companions (`-wal`, `-shm`, `.lock`); what is
+/// already gone is fine.
+fn remove_database(path: &Path) {
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        if let Err(e) = std::fs::remove_file(&name)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(file = %Path::new(&name).display(), error = %e, "cannot remove a file the failed import created");
+        }
+    }
 }
 
 /// Every line of the export at `input` (`-`: standard input), parsed and checked against

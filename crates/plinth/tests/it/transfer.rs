@@ -121,7 +121,13 @@ async fn a_failed_import_leaves_the_target_as_it_was_and_can_be_retried() {
     let stderr = refused(&target, &import, &[]).await.stderr;
     assert!(stderr.contains("title"), "{stderr}");
     assert!(!stderr.contains("--allow-destructive"), "{stderr}");
-    // No users, no recorded models, no model tables.
+    // No users, no recorded models, no model tables; on SQLite, no database file at all.
+    if target.postgres_url().is_none() {
+        assert!(
+            !target.db().exists(),
+            "the failed import left a database file"
+        );
+    }
     assert_eq!(
         target_state(&target),
         "0||",
@@ -159,6 +165,7 @@ fn target_state(dir: &TestDir) -> String {
              coalesce((SELECT string_agg(table_name, ',' ORDER BY table_name) FROM \
              information_schema.tables WHERE table_schema = 'public' AND table_name NOT LIKE '\\_plinth%'), '')",
         ),
+        None if !dir.db().exists() => "0||".to_owned(),
         None => {
             let db = rusqlite::Connection::open(dir.db()).expect("open");
             let get = |sql: &str| -> String {
