@@ -97,11 +97,10 @@ impl FromRequestParts<AppState> for Caller {
             .auth()
             .authenticate(state.store().as_ref(), credential)
             .await?;
-        let key = match principal.user_id() {
+        state.auth().check_request(|| match principal.user_id() {
             Some(id) => id.to_string(),
             None => client_address(parts, state),
-        };
-        state.auth().check_request(&key)?;
+        })?;
         let caller = Self(principal);
         parts.extensions.insert(caller.clone());
         Ok(caller)

@@ -51,6 +51,11 @@ impl RateLimiter {
         }
     }
 
+    /// Whether this limiter counts at all (a limit of 0 turns it off).
+    pub(crate) fn enabled(&self) -> bool {
+        self.limit != 0
+    }
+
     /// Counts an attempt for `key`; refused when over the limit, or when `key` is new and
     /// the table is full.
     pub(crate) fn check(&self, key: &Key) -> Result<(), Refused> {
