@@ -108,6 +108,10 @@ impl BodyProgress {
         };
         let progress = parts.extensions.get::<Self>().cloned().unwrap_or_default();
         progress.0.store(state, Ordering::Release);
+        if state == DONE {
+            // No body (a GET, say): nothing to track, and no boxed wrapper to pay for.
+            return (Request::from_parts(parts, body), progress);
+        }
         let body = Body::new(Tracked {
             inner: body,
             progress: progress.clone(),
