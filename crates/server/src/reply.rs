@@ -124,18 +124,19 @@ pub(crate) fn etag(version: i64) -> String {
 
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
-        let mut res = match self.body {
-            Some(body) => {
-                let mut res = (self.status, body).into_response();
-                res.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                res
-            }
-            None => self.status.into_response(),
-        };
+        let has_body = self.body.is_some();
+        let mut res = Response::new(axum::body::Body::from(self.body.unwrap_or_default()));
+        *res.status_mut() = self.status;
         let headers = res.headers_mut();
+        // Room for every header an answer gets here and in the middleware, so the map is
+        // allocated once rather than grown and rehashed.
+        headers.reserve(12);
+        if has_body {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
         if let Some(v) = self.etag.and_then(|v| HeaderValue::from_str(&etag(v)).ok()) {
             headers.insert(header::ETAG, v);
         }
