@@ -193,7 +193,7 @@ async fn a_lost_claim_fails_readiness_until_it_is_taken_again() {
         return;
     };
     dir.write_config(BOOK);
-    let server = Server::start(&dir).await;
+    let mut server = Server::start(&dir).await;
     until_ready_is(&server, StatusCode::OK).await;
     let inspect = plinth_testkit::connect(&url).await;
     let (claimer, _) = server_claim(&inspect).await;
@@ -229,14 +229,15 @@ async fn a_lost_claim_fails_readiness_until_it_is_taken_again() {
 
     // The server notices, says so, and is not ready while the lock is taken.
     until_ready_is(&server, StatusCode::SERVICE_UNAVAILABLE).await;
-    assert!(
-        server.proc.logs().iter().any(|l| l["level"] == "ERROR"
-            && l["fields"]["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("claim on the database ended"))),
-        "{}",
-        server.proc.describe()
-    );
+    server
+        .proc
+        .wait_for_log("that the claim ended", |l| {
+            l["level"] == "ERROR"
+                && l["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("claim on the database ended"))
+        })
+        .await;
     let locks = claim_locks(&inspect).await;
     assert!(
         matches!(locks.as_slice(), [(_, mode, true, _)] if mode == "ExclusiveLock"),

@@ -81,7 +81,7 @@ async fn a_full_disk_refuses_writes_with_503_and_service_resumes_when_space_is_f
             return;
         }
     };
-    let server = Server::start(&dir).await;
+    let mut server = Server::start(&dir).await;
     let mut kept = Vec::new();
     for i in 0..5 {
         let name = format!("before-full-{i}");
@@ -119,17 +119,13 @@ async fn a_full_disk_refuses_writes_with_503_and_service_resumes_when_space_is_f
         "Retry-After on 503"
     );
     let request_id = refusal.header("x-request-id").expect("X-Request-Id");
+    // The line may reach the test's reader of the server's output a moment after the answer.
     let logged = server
         .proc
-        .logs()
-        .into_iter()
-        .find(|l| log_field(l, "request_id") == Some(&json!(request_id)) && l["level"] == "ERROR")
-        .unwrap_or_else(|| {
-            panic!(
-                "no error line for the refused write\n{}",
-                server.proc.describe()
-            )
-        });
+        .wait_for_log("for the refused write", |l| {
+            log_field(l, "request_id") == Some(&json!(request_id)) && l["level"] == "ERROR"
+        })
+        .await;
     assert_eq!(log_message(&logged), Some("request failed"));
     let cause = log_field(&logged, "cause")
         .and_then(|c| c.as_str())
