@@ -44,6 +44,13 @@ impl TlsFiles {
     }
 }
 
+impl TlsFiles {
+    /// Whether the files can be served: the start refuses them otherwise.
+    pub fn check(&self) -> Result<(), TlsError> {
+        load(self).map(drop)
+    }
+}
+
 /// Why the certificate files could not be used. Names the file and the reason, never the
 /// key's contents.
 #[derive(Debug, thiserror::Error)]
