@@ -227,7 +227,7 @@ pub fn with_middleware(
             ))
         })
         .transpose()?;
-    Ok(routes
+    let routes = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))
@@ -236,8 +236,12 @@ pub fn with_middleware(
             limits,
             request_context,
         ))
-        .layer(DefaultBodyLimit::max(config.body_limit))
-        .layer(tower::util::option_layer(hsts)))
+        .layer(DefaultBodyLimit::max(config.body_limit));
+    // Added only over TLS: plain HTTP keeps its stack as it was.
+    Ok(match hsts {
+        Some(hsts) => routes.layer(hsts),
+        None => routes,
+    })
 }
 
 fn cors(origins: &[String]) -> Result<CorsLayer, StartError> {
