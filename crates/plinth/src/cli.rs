@@ -70,6 +70,10 @@ pub(crate) enum Command {
 pub(crate) struct ServeArgs {
     #[arg(long, value_name = "ADDR", help = flag_help(&setting::listen))]
     pub(crate) listen: Option<SocketAddr>,
+    #[arg(long, value_name = "FILE", help = flag_help(&setting::tls_cert_file))]
+    pub(crate) tls_cert: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", help = flag_help(&setting::tls_key_file))]
+    pub(crate) tls_key: Option<PathBuf>,
     /// Apply schema changes that lose data (dropped models or fields, changed types).
     /// Take a backup first.
     #[arg(long)]

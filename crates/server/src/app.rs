@@ -9,15 +9,18 @@ use crate::middleware::{method_not_allowed, not_found, panic_response, request_c
 use crate::routes;
 use crate::serve::{self, ConnLimits};
 use crate::state::AppState;
+use crate::tls::{Tls, TlsError};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +36,9 @@ pub enum StartError {
     /// The configuration cannot be served (an invalid CORS origin, say).
     #[error("{0}")]
     Refused(String),
+    /// The TLS certificate or key cannot be used.
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// A bound, ready-to-run server.
@@ -47,6 +53,7 @@ pub struct Application {
     limits: ConnLimits,
     sweep_interval: Duration,
     idempotency_window: Duration,
+    tls: Option<Arc<Tls>>,
 }
 
 impl Application {
@@ -74,10 +81,11 @@ impl Application {
             addr: config.listen,
             source,
         })?;
+        let tls = config.tls.clone().map(Tls::load).transpose()?.map(Arc::new);
         let router = build_router(&config, state.clone())?;
         if let Some(mut notices) = state.store().invalidations() {
             // Accounts or keys changed through another instance: drop cached credentials.
-            let auth = std::sync::Arc::clone(state.auth());
+            let auth = Arc::clone(state.auth());
             tokio::spawn(async move {
                 // A lagged receiver missed notices: dropping the cache covers them too.
                 while let Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) =
@@ -101,12 +109,18 @@ impl Application {
             },
             sweep_interval: config.sweep_interval,
             idempotency_window: config.idempotency_window,
+            tls,
         })
     }
 
     /// The state the server runs on.
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// Whether the server speaks HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The bound address (with the real port when port 0 was asked for).
@@ -127,6 +141,8 @@ impl Application {
             self.sweep_interval,
             self.idempotency_window,
         );
+        // Certificate reloads run while the server serves.
+        let reloader = self.tls.as_ref().map(Tls::spawn_reloader);
         let drain_delay = self.drain_delay;
         let drain = async move {
             shutdown.await;
@@ -143,6 +159,7 @@ impl Application {
             self.listener,
             self.router,
             self.limits,
+            self.tls,
             drain,
             &connections,
             &mut tasks,
@@ -166,6 +183,9 @@ impl Application {
         if let Some(sweeper) = sweeper {
             sweeper.abort();
         }
+        if let Some(reloader) = reloader {
+            reloader.abort();
+        }
         self.state.store().close().await;
         Ok(())
     }
@@ -176,7 +196,7 @@ fn build_router(config: &ServerConfig, state: AppState) -> Result<Router, StartE
 }
 
 /// Adds the 404/405 fallbacks and the middleware stack (panics → 500, request ids and the
-/// error envelope, body limit, CORS) to `routes`. Public so tests can wrap routes of their
+/// error envelope, body limit, CORS, HSTS over TLS) to `routes`. Public so tests can wrap routes of their
 /// own (a handler that panics, say) exactly as the real ones are wrapped.
 pub fn with_middleware(
     routes: Router<AppState>,
@@ -192,7 +212,22 @@ pub fn with_middleware(
         [] => None,
         origins => Some(cors(origins)?),
     };
-    Ok(routes
+    // Over TLS every answer, errors included, tells the browser to use HTTPS only.
+    let hsts = config
+        .tls
+        .as_ref()
+        .map(|t| t.hsts_max_age.as_secs())
+        .filter(|&age| age > 0)
+        .map(|age| {
+            let value = HeaderValue::from_str(&format!("max-age={age}"))
+                .map_err(|_| StartError::Refused(format!("invalid HSTS max-age {age}")))?;
+            Ok::<_, StartError>(SetResponseHeaderLayer::overriding(
+                header::STRICT_TRANSPORT_SECURITY,
+                value,
+            ))
+        })
+        .transpose()?;
+    let routes = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))
@@ -201,7 +236,12 @@ pub fn with_middleware(
             limits,
             request_context,
         ))
-        .layer(DefaultBodyLimit::max(config.body_limit)))
+        .layer(DefaultBodyLimit::max(config.body_limit));
+    // Added only over TLS: plain HTTP keeps its stack as it was.
+    Ok(match hsts {
+        Some(hsts) => routes.layer(hsts),
+        None => routes,
+    })
 }
 
 fn cors(origins: &[String]) -> Result<CorsLayer, StartError> {

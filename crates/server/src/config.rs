@@ -1,5 +1,6 @@
 //! The HTTP layer's settings, already validated by the binary.
 
+use crate::tls::TlsFiles;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -60,6 +61,8 @@ pub struct ServerConfig {
     pub sweep_interval: Duration,
     /// How long an idempotency key is remembered; the sweeper deletes older ones.
     pub idempotency_window: Duration,
+    /// Serve HTTPS with these files; `None` serves plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +79,7 @@ impl Default for ServerConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
             idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
+            tls: None,
         }
     }
 }

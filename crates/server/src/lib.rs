@@ -4,6 +4,7 @@
 //! Layout:
 //! - `app`: [`Application`]: bind, serve, drain, close.
 //! - [`config`]: the [`ServerConfig`] settings.
+//! - [`tls`]: HTTPS: [`TlsFiles`] loaded into rustls, reloaded on change or SIGHUP.
 //! - `state`: [`AppState`], the shared state handlers take.
 //! - [`auth`]: [`Auth`]: password hashing, tokens, API keys, rate limits, the clock.
 //! - `accounts`: [`create_account`], the one way an account is made.
@@ -32,9 +33,11 @@ mod routes;
 mod serve;
 mod state;
 mod sweep;
+pub mod tls;
 
 pub use accounts::{AccountError, create_account};
 pub use app::{Application, StartError, with_middleware};
 pub use auth::{Auth, AuthConfig, AuthError, SigningKey};
 pub use config::{DEFAULT_BODY_LIMIT, ServerConfig};
 pub use state::AppState;
+pub use tls::{TlsError, TlsFiles};

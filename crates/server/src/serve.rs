@@ -12,6 +12,7 @@
 //! cuts off an answer a slow reader is still receiving.
 
 use crate::limits::BodyProgress;
+use crate::tls::Tls;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
@@ -31,6 +32,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 /// Largest request head hyper buffers. Heads up to this size reach the application, which
@@ -305,14 +307,15 @@ impl hyper::body::Body for Sending {
     }
 }
 
-/// The socket, noting when the first byte of a request head arrives on an idle connection.
-struct Watched {
-    stream: TcpStream,
+/// The socket (or the TLS stream over it), noting when the first byte of a request head
+/// arrives on an idle connection.
+struct Watched<S> {
+    stream: S,
     conn: Arc<Conn>,
     shared: Arc<Connections>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -334,7 +337,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -370,13 +373,14 @@ impl AsyncWrite for Watched {
     }
 }
 
-/// Accepts connections until `stop` completes, serving each in a task of `tasks`. On
-/// return the listener is closed; `graceful` then tells every connection to finish its
-/// request and close.
+/// Accepts connections until `stop` completes, serving each in a task of `tasks` (over TLS
+/// when `tls` is given). On return the listener is closed; `graceful` then tells every
+/// connection to finish its request and close.
 pub(crate) async fn accept_until(
     listener: TcpListener,
     router: Router,
     limits: ConnLimits,
+    tls: Option<Arc<Tls>>,
     stop: impl Future<Output = ()>,
     graceful: &watch::Receiver<()>,
     tasks: &mut JoinSet<()>,
@@ -414,14 +418,21 @@ pub(crate) async fn accept_until(
         };
         // Small JSON responses: do not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
-        tasks.spawn(serve_connection(
-            stream,
-            peer,
-            router.clone(),
-            Arc::clone(&shared),
-            graceful.clone(),
-            permit,
-        ));
+        let (router, shared, graceful) = (router.clone(), Arc::clone(&shared), graceful.clone());
+        match &tls {
+            None => tasks.spawn(serve_connection(
+                stream, peer, router, shared, graceful, permit,
+            )),
+            Some(tls) => tasks.spawn(serve_tls(
+                tls.acceptor(),
+                stream,
+                peer,
+                router,
+                shared,
+                graceful,
+                permit,
+            )),
+        };
     }
 }
 
@@ -434,14 +445,47 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
-async fn serve_connection(
+/// The TLS handshake, then the connection as [`serve_connection`]. The handshake has
+/// `header_read_timeout`, like a request head, and is dropped at shutdown; a client that
+/// speaks no TLS (plain HTTP to the HTTPS port) fails it and is closed.
+async fn serve_tls(
+    acceptor: TlsAcceptor,
     stream: TcpStream,
     peer: SocketAddr,
     router: Router,
     shared: Arc<Connections>,
     mut graceful: watch::Receiver<()>,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 ) {
+    let handshake =
+        tokio::time::timeout(shared.limits.header_read_timeout, acceptor.accept(stream));
+    let stream = tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        },
+        _ = graceful.changed() => return,
+    };
+    serve_connection(stream, peer, router, shared, graceful, permit).await;
+}
+
+async fn serve_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    router: Router,
+    shared: Arc<Connections>,
+    mut graceful: watch::Receiver<()>,
+    _permit: OwnedSemaphorePermit,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (id, conn) = shared.register();
     let io = TokioIo::new(Watched {
         stream,

@@ -1,5 +1,6 @@
 //! Data at rest: `plinth serve` warns when the data directory, the database files or the
-//! signing-key file can be read by other users (Plinth creates them 0700 and 0600).
+//! signing-key file can be read by other users (Plinth creates them 0700 and 0600), and in
+//! production refuses such a TLS private key.
 
 use crate::config::{Config, Database};
 
@@ -35,4 +36,25 @@ pub(crate) fn warn_if_exposed(config: &Config) {
     }
     #[cfg(not(unix))]
     let _ = config;
+}
+
+/// Refuses a TLS private key file whose mode grants anything to group or others (Unix only).
+pub(crate) fn refuse_exposed_key(path: &std::path::Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // A file that cannot be read is refused with its reason when it is loaded.
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                anyhow::bail!(
+                    "the TLS key file {} is readable by other users (mode {mode:04o}), refused in production: chmod 0600 it",
+                    path.display()
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }

@@ -2,12 +2,12 @@
 //! application, serve until a signal.
 
 use crate::cli::{GlobalArgs, ServeArgs};
-use crate::config::{Config, Database, env};
+use crate::config::{Config, Database, Environment, env};
 use crate::logging;
 use anyhow::Context;
 use plinth_core::auth::{Email, check_password};
 use plinth_core::{QueryLimits, Role};
-use plinth_server::{AccountError, AppState, Application, Auth, ServerConfig};
+use plinth_server::{AccountError, AppState, Application, Auth, ServerConfig, TlsFiles};
 use plinth_store::{Claim, PgOptions, PgStore, WriteCtx};
 use plinth_store::{SqliteOptions, SqliteStore, Store};
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 /// `plinth serve`.
 pub(crate) fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
-    let config = Config::load(global, args.listen)?;
+    let config = Config::load_serve(global, args)?;
     logging::init(config.settings.log_level.as_str())?;
     super::runtime()?.block_on(serve(config, args.allow_destructive))
 }
@@ -84,6 +84,11 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
     super::permissions::warn_if_exposed(config);
     let auth = Arc::new(Auth::new(config.auth_config()?).map_err(|e| anyhow::anyhow!(e))?);
     check_admin_env(config)?;
+    // Unusable certificate files refuse the start before the database is touched.
+    let tls = tls_files(config)?;
+    if let Some(files) = &tls {
+        files.check().context("cannot serve HTTPS")?;
+    }
     // Bound before the database is touched: a busy port refuses the start with nothing
     // migrated.
     let listener = Application::bind(config.settings.listen).await?;
@@ -137,9 +142,27 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
         max_connections: config.settings.http_max_connections,
         sweep_interval: Duration::from_secs(config.settings.sweep_interval_seconds),
         idempotency_window: Duration::from_secs(config.settings.idempotency_hours * 3600),
+        tls,
         ..ServerConfig::default()
     };
     Ok(Application::on_listener(listener, server, state)?)
+}
+
+/// The HTTPS files, when both are set. Production refuses a key file that group or others
+/// may read.
+fn tls_files(config: &Config) -> anyhow::Result<Option<TlsFiles>> {
+    let settings = &config.settings;
+    let (Some(cert), Some(key)) = (&settings.tls_cert_file, &settings.tls_key_file) else {
+        return Ok(None);
+    };
+    if config.settings.env == Environment::Production {
+        super::permissions::refuse_exposed_key(key)?;
+    }
+    Ok(Some(TlsFiles {
+        reload_interval: Duration::from_secs(settings.tls_reload_interval_seconds),
+        hsts_max_age: Duration::from_secs(settings.tls_hsts_max_age_seconds),
+        ..TlsFiles::new(cert, key)
+    }))
 }
 
 /// Warns of each `unique = true` field of a `user_read = "own"` model: its `409` tells a
@@ -286,7 +309,8 @@ pub(crate) async fn serve(config: Config, allow_destructive: bool) -> anyhow::Re
         tracing::warn!(variable = %name, "unknown PLINTH_ variable ignored (a typo?)");
     }
     let app = build(&config, allow_destructive).await?;
-    tracing::info!(addr = %app.local_addr(), env = ?config.settings.env, "listening");
+    let scheme = if app.is_tls() { "https" } else { "http" };
+    tracing::info!(addr = %app.local_addr(), scheme, env = ?config.settings.env, "listening");
     app.run_until_stopped(shutdown_signal())
         .await
         .context("server error")?;

@@ -8,7 +8,7 @@ mod reference;
 mod settings;
 mod value;
 
-use crate::cli::GlobalArgs;
+use crate::cli::{GlobalArgs, ServeArgs};
 use anyhow::{Context, bail};
 pub(crate) use auth::{KeySource, generate_key_text};
 use layers::{FileLayer, Layers};
@@ -59,12 +59,26 @@ impl Config {
         Self::load_from(args, listen, |k| std::env::var(k).ok())
     }
 
+    /// Loads and validates the configuration of `plinth serve`, with its flags.
+    pub(crate) fn load_serve(args: &GlobalArgs, serve: &ServeArgs) -> anyhow::Result<Self> {
+        let mut flags = flags(args, serve.listen)?;
+        flags.extend(path_flag("--tls-cert", serve.tls_cert.as_ref())?);
+        flags.extend(path_flag("--tls-key", serve.tls_key.as_ref())?);
+        Self::load_flags(flags, |k| std::env::var(k).ok())
+    }
+
     pub(crate) fn load_from(
         args: &GlobalArgs,
         listen: Option<SocketAddr>,
         var: impl Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Self> {
-        let flags = flags(args, listen)?;
+        Self::load_flags(flags(args, listen)?, var)
+    }
+
+    fn load_flags(
+        flags: Vec<(&'static str, String)>,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
         let mut errors = Vec::new();
         let no_file = FileLayer::default();
         let named = Layers {
@@ -223,22 +237,26 @@ fn flags(
     args: &GlobalArgs,
     listen: Option<SocketAddr>,
 ) -> anyhow::Result<Vec<(&'static str, String)>> {
-    let path = |flag: &'static str, path: &Option<PathBuf>| -> anyhow::Result<Option<_>> {
-        path.as_ref()
-            .map(|p| {
-                p.to_str()
-                    .map(|s| (flag, s.to_owned()))
-                    .with_context(|| format!("{flag} {}: not valid UTF-8", p.display()))
-            })
-            .transpose()
-    };
     let flags = [
-        path("--config", &args.config)?,
-        path("--data-dir", &args.data_dir)?,
+        path_flag("--config", args.config.as_ref())?,
+        path_flag("--data-dir", args.data_dir.as_ref())?,
         args.log_level.clone().map(|l| ("--log-level", l)),
         listen.map(|l| ("--listen", l.to_string())),
     ];
     Ok(flags.into_iter().flatten().collect())
+}
+
+/// A path flag, as text like the environment's.
+fn path_flag(
+    flag: &'static str,
+    path: Option<&PathBuf>,
+) -> anyhow::Result<Option<(&'static str, String)>> {
+    path.map(|p| {
+        p.to_str()
+            .map(|s| (flag, s.to_owned()))
+            .with_context(|| format!("{flag} {}: not valid UTF-8", p.display()))
+    })
+    .transpose()
 }
 
 /// Refusals that involve more than one setting.
@@ -258,6 +276,13 @@ fn cross_checks(s: &Settings) -> Vec<String> {
             env::AUTH_ARGON2_MEMORY_KIB,
             s.auth_argon2_parallelism,
             env::AUTH_ARGON2_PARALLELISM
+        ));
+    }
+    if s.tls_cert_file.is_some() != s.tls_key_file.is_some() {
+        errors.push(format!(
+            "set both tls.cert_file ({} or --tls-cert) and tls.key_file ({} or --tls-key) to serve HTTPS, or neither",
+            env::TLS_CERT_FILE,
+            env::TLS_KEY_FILE
         ));
     }
     if let Err(e) = TrustedProxies::parse(&s.trusted_proxies) {

@@ -109,7 +109,21 @@ settings! {
         help: "`development` or `production`. Production refuses to start without an explicit signing key or with `auth.argon2_memory_kib` below 19456.";
     listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080));
         key: Some("listen"), env: LISTEN = "PLINTH_LISTEN", flag: Some("--listen"), range: None,
-        help: "The address `plinth serve` listens on. Put TLS in front.";
+        help: "The address `plinth serve` listens on: HTTPS with `tls.cert_file` and `tls.key_file`, else plain HTTP (then put TLS in front).";
+    tls_cert_file: Option<PathBuf> = None;
+        key: Some("tls.cert_file"), env: TLS_CERT_FILE = "PLINTH_TLS_CERT_FILE", flag: Some("--tls-cert"), range: None,
+        help: "With `tls.key_file`, `plinth serve` serves HTTPS (TLS 1.2 and 1.3) with this PEM certificate chain, the server's certificate first. Reloaded when it changes or on SIGHUP.";
+    tls_key_file: Option<PathBuf> = None;
+        key: Some("tls.key_file"), env: TLS_KEY_FILE = "PLINTH_TLS_KEY_FILE", flag: Some("--tls-key"), range: None,
+        help: "The PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls.cert_file`; set both or neither. Production refuses a key file readable by group or others.";
+    tls_reload_interval_seconds: u64 = plinth_server::tls::DEFAULT_TLS_RELOAD_INTERVAL.as_secs();
+        key: Some("tls.reload_interval_seconds"), env: TLS_RELOAD_INTERVAL_SECONDS = "PLINTH_TLS_RELOAD_INTERVAL_SECONDS", flag: None,
+        range: Some((0, 3600)),
+        help: "How often the certificate and key files' modification times are checked, to reload them when they change; 0 reloads on SIGHUP only. A reload that fails keeps the certificate in use.";
+    tls_hsts_max_age_seconds: u64 = plinth_server::tls::DEFAULT_HSTS_MAX_AGE.as_secs();
+        key: Some("tls.hsts_max_age_seconds"), env: TLS_HSTS_MAX_AGE_SECONDS = "PLINTH_TLS_HSTS_MAX_AGE_SECONDS", flag: None,
+        range: Some((0, 2 * 31_536_000)),
+        help: "With HTTPS, the `max-age` of the `Strict-Transport-Security` header on every answer, in seconds; 0 sends none.";
     data_dir: PathBuf = PathBuf::from("plinth-data");
         key: Some("data_dir"), env: DATA_DIR = "PLINTH_DATA_DIR", flag: Some("--data-dir"), range: None,
         help: "Directory for the SQLite database and the development signing key.";

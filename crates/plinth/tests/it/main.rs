@@ -16,4 +16,5 @@ mod process;
 mod refusals;
 mod secrets;
 mod settings;
+mod tls;
 mod transfer;

@@ -26,5 +26,6 @@ mod replica;
 mod sessions;
 mod slow_queries;
 mod sort;
+mod tls;
 mod update;
 mod users_admin;

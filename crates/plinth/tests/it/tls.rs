@@ -1,0 +1,187 @@
+//! `plinth serve --tls-cert FILE --tls-key FILE`: HTTPS from the binary, a reload on
+//! SIGHUP, and the start refusals of unusable TLS settings.
+
+use crate::helpers::{Server, TestDir, refused};
+use rustls::pki_types::{CertificateDer, ServerName};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// Far longer than any step takes: only a hang reaches it.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A strong signing key, for production starts.
+const JWT: &str = "tls-test-signing-key-0123456789-abcdefghijklmnopqrstuvwxyz";
+
+struct Cert {
+    cert_pem: String,
+    key_pem: String,
+    der: CertificateDer<'static>,
+}
+
+fn new_cert() -> Cert {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+        .expect("make a certificate");
+    Cert {
+        cert_pem: made.cert.pem(),
+        key_pem: made.signing_key.serialize_pem(),
+        der: made.cert.der().clone(),
+    }
+}
+
+/// Writes the certificate and key (mode 0600) into the test directory.
+fn write_pair(dir: &TestDir, cert: &Cert) -> (PathBuf, PathBuf) {
+    let cert_path = dir.write("cert.pem", &cert.cert_pem);
+    let key_path = dir.write("key.pem", &cert.key_pem);
+    set_mode(&key_path, 0o600);
+    (cert_path, key_path)
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+fn connector(trusted: &[&Cert]) -> TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in trusted {
+        roots.add(c.der.clone()).expect("trust the certificate");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    TlsConnector::from(Arc::new(config))
+}
+
+/// `GET /healthz` over a new TLS connection: the certificate presented and the answer's
+/// head.
+async fn healthz(server: &Server, tls: &TlsConnector) -> (CertificateDer<'static>, String) {
+    tokio::time::timeout(PATIENCE, async {
+        let tcp = TcpStream::connect(server.authority())
+            .await
+            .expect("connect");
+        let name = ServerName::try_from("localhost").expect("server name");
+        let mut stream = tls.connect(name, tcp).await.expect("TLS handshake");
+        let cert = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .expect("a certificate")[0]
+            .clone();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("send");
+        let mut answer = Vec::new();
+        // The server closes after `Connection: close`; rustls reports a close without
+        // close_notify as an error, after the data.
+        let _ = stream.read_to_end(&mut answer).await;
+        (cert, String::from_utf8_lossy(&answer).into_owned())
+    })
+    .await
+    .expect("an answer in time")
+}
+
+#[tokio::test]
+async fn serve_with_tls_flags_speaks_https_and_reloads_on_sighup() {
+    let dir = TestDir::new();
+    let (old, new) = (new_cert(), new_cert());
+    let (cert, key) = write_pair(&dir, &old);
+    let (cert_arg, key_arg) = (cert.display().to_string(), key.display().to_string());
+    let server = Server::spawn(
+        &dir,
+        &["--tls-cert", &cert_arg, "--tls-key", &key_arg],
+        // Only the signal reloads.
+        &[("PLINTH_TLS_RELOAD_INTERVAL_SECONDS", "0")],
+    )
+    .await;
+    assert!(
+        server
+            .proc
+            .logs()
+            .iter()
+            .any(|l| l["fields"]["scheme"] == "https"),
+        "{}",
+        server.proc.describe()
+    );
+    let tls = connector(&[&old, &new]);
+    let (presented, answer) = healthz(&server, &tls).await;
+    assert!(presented == old.der);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("strict-transport-security: max-age=31536000"),
+        "{answer}"
+    );
+
+    std::fs::write(&key, &new.key_pem).expect("write the new key");
+    std::fs::write(&cert, &new.cert_pem).expect("write the new certificate");
+    server.proc.signal("HUP");
+    tokio::time::timeout(PATIENCE, async {
+        while healthz(&server, &tls).await.0 != new.der {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the new certificate is served after SIGHUP");
+    assert!(
+        server.proc.logged("TLS certificate reloaded"),
+        "{}",
+        server.proc.describe()
+    );
+}
+
+#[tokio::test]
+async fn unusable_tls_settings_refuse_the_start() {
+    let dir = TestDir::new();
+    let (cert, key) = write_pair(&dir, &new_cert());
+    let data = dir.data_arg();
+    let serve = |extra: &[&str]| {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data-dir", &data];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let (cert_arg, key_arg) = (cert.display().to_string(), key.display().to_string());
+    let bad = dir.write("bad.pem", "-----BEGIN CERTIFICATE-----\nnot base64!\n");
+    let bad_arg = bad.display().to_string();
+
+    // One without the other.
+    let args = serve(&["--tls-cert", &cert_arg]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let stderr = refused(&dir, &args, &[]).await.stderr;
+    assert!(stderr.contains("set both tls.cert_file"), "{stderr}");
+    let stderr = refused(
+        &dir,
+        &serve(&[]).iter().map(String::as_str).collect::<Vec<_>>(),
+        &[("PLINTH_TLS_KEY_FILE", key_arg.as_str())],
+    )
+    .await
+    .stderr;
+    assert!(stderr.contains("PLINTH_TLS_CERT_FILE"), "{stderr}");
+
+    // A broken certificate: refused before the database is touched, naming the file.
+    let args = serve(&["--tls-cert", &bad_arg, "--tls-key", &key_arg]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let stderr = refused(&dir, &args, &[]).await.stderr;
+    assert!(stderr.contains("cannot serve HTTPS"), "{stderr}");
+    assert!(stderr.contains(&bad_arg), "{stderr}");
+    assert!(stderr.contains("not a PEM certificate chain"), "{stderr}");
+    assert!(!dir.db().exists(), "the database was created: {stderr}");
+
+    // Production refuses a key file that group or others may read.
+    let args = serve(&["--tls-cert", &cert_arg, "--tls-key", &key_arg]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let prod = [("PLINTH_ENV", "production"), ("PLINTH_JWT_SECRET", JWT)];
+    set_mode(&key, 0o640);
+    let stderr = refused(&dir, &args, &prod).await.stderr;
+    assert!(stderr.contains("readable by other users"), "{stderr}");
+    assert!(stderr.contains(&key_arg), "{stderr}");
+    assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");
+}
