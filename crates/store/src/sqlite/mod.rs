@@ -25,8 +25,9 @@ mod writer;
 use crate::shared::idempotency_scope;
 use crate::sql::records::StatusChange;
 use crate::sql::transfer as sql_transfer;
-use crate::sql::{ready, records, sweep};
+use crate::sql::{audit, ready, records, sweep};
 use crate::transfer::{Line, TransferError};
+use crate::{AuditEntry, AuditVerdict};
 use crate::{Claim, Created, IdempotencyClaim, Page, Store, StoreError, WriteCtx};
 use async_trait::async_trait;
 use plinth_core::Timestamp;
@@ -314,11 +315,12 @@ impl Store for SqliteStore {
     ) -> Result<Created, StoreError> {
         let (model, owner) = (Arc::clone(model), ctx.actor.user_id());
         let scope = idempotency_scope(ctx);
-        let vis = self.visibility(ctx);
+        let (vis, ctx) = (self.visibility(ctx), ctx.clone());
         self.write(move |w| {
             let now = w.now();
             ready(records::create(
                 &w.conn,
+                &ctx,
                 &vis,
                 &model,
                 draft,
@@ -358,11 +360,12 @@ impl Store for SqliteStore {
         expected_version: Option<i64>,
     ) -> Result<Record, StoreError> {
         let model = Arc::clone(model);
-        let vis = self.visibility(ctx);
+        let (vis, ctx) = (self.visibility(ctx), ctx.clone());
         self.write(move |w| {
             let now = w.now();
             ready(records::update(
                 &w.conn,
+                &ctx,
                 &vis,
                 &model,
                 id,
@@ -376,16 +379,17 @@ impl Store for SqliteStore {
 
     async fn delete(
         &self,
-        _ctx: &WriteCtx,
+        ctx: &WriteCtx,
         model: &Arc<ModelDef>,
         id: RecordId,
         expected_version: Option<i64>,
     ) -> Result<Record, StoreError> {
-        let model = Arc::clone(model);
+        let (model, ctx) = (Arc::clone(model), ctx.clone());
         self.write(move |w| {
             let now = w.now();
             ready(records::set_status(
                 &w.conn,
+                &ctx,
                 &model,
                 id,
                 StatusChange::Delete,
@@ -398,15 +402,16 @@ impl Store for SqliteStore {
 
     async fn restore(
         &self,
-        _ctx: &WriteCtx,
+        ctx: &WriteCtx,
         model: &Arc<ModelDef>,
         id: RecordId,
     ) -> Result<Record, StoreError> {
-        let model = Arc::clone(model);
+        let (model, ctx) = (Arc::clone(model), ctx.clone());
         self.write(move |w| {
             let now = w.now();
             ready(records::set_status(
                 &w.conn,
+                &ctx,
                 &model,
                 id,
                 StatusChange::Restore,
@@ -419,19 +424,22 @@ impl Store for SqliteStore {
 
     async fn purge(
         &self,
-        _ctx: &WriteCtx,
+        ctx: &WriteCtx,
         model: &Arc<ModelDef>,
         id: RecordId,
         expected_version: Option<i64>,
     ) -> Result<(), StoreError> {
-        let (model, schema) = (Arc::clone(model), self.schema());
+        let (model, schema, ctx) = (Arc::clone(model), self.schema(), ctx.clone());
         self.write(move |w| {
+            let now = w.now();
             ready(records::purge(
                 &w.conn,
+                &ctx,
                 &schema,
                 &model,
                 id,
                 expected_version,
+                now,
             ))
         })
         .await
@@ -446,6 +454,28 @@ impl Store for SqliteStore {
     async fn sweep_idempotency(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
         self.write(move |w| ready(sweep::sweep_idempotency(&w.conn, before, limit)))
             .await
+    }
+
+    async fn audit_list(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(move |c| ready(audit::list(c, after_seq, limit)))
+            .await
+    }
+
+    async fn audit_verify(&self) -> Result<AuditVerdict, StoreError> {
+        let mut walk = audit::Walk::default();
+        loop {
+            let (verdict, next) = self
+                .read(move |c| {
+                    let mut walk = walk;
+                    let verdict = ready(walk.step(c))?;
+                    Ok((verdict, walk))
+                })
+                .await?;
+            match verdict {
+                Some(verdict) => return Ok(verdict),
+                None => walk = next,
+            }
+        }
     }
 
     async fn close(&self) {
