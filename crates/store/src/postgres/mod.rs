@@ -29,7 +29,7 @@ mod lists;
 use crate::ReadFrom;
 use crate::gate::ListGate;
 use crate::shared::idempotency_scope;
-use crate::sql::records::StatusChange;
+use crate::sql::records::{By, StatusChange};
 use crate::sql::transfer as sql_transfer;
 use crate::sql::{audit, records, sweep};
 use crate::transfer::{Line, TransferError};
@@ -233,6 +233,15 @@ impl PgStore {
         Timestamp::from_micros(t).unwrap_or(Timestamp::from_system(std::time::SystemTime::now()))
     }
 
+    /// The writer and time of a write attempt (each attempt of a retried write takes a new
+    /// time).
+    fn by<'a>(&self, ctx: &'a WriteCtx) -> By<'a> {
+        By {
+            ctx,
+            now: self.now(),
+        }
+    }
+
     fn schema(&self) -> Arc<Schema> {
         self.inner
             .schema
@@ -361,12 +370,11 @@ impl Store for PgStore {
         draft: Draft,
         idempotency: Option<IdempotencyClaim>,
     ) -> Result<Created, StoreError> {
-        let (vis, owner) = (self.visibility(ctx), ctx.actor.user_id());
+        let vis = self.visibility(ctx);
         let scope = idempotency_scope(ctx);
         self.in_tx(async |tx| {
             let claim = idempotency.clone().map(|c| (scope.clone(), c));
-            let (d, now) = (draft.clone(), self.now());
-            records::create(tx, ctx, &vis, model, d, owner, now, claim).await
+            records::create(tx, self.by(ctx), &vis, model, draft.clone(), claim).await
         })
         .await
     }
@@ -422,17 +430,7 @@ impl Store for PgStore {
     ) -> Result<Record, StoreError> {
         let vis = self.visibility(ctx);
         self.in_tx(async |tx| {
-            records::update(
-                tx,
-                ctx,
-                &vis,
-                model,
-                id,
-                &patch,
-                expected_version,
-                self.now(),
-            )
-            .await
+            records::update(tx, self.by(ctx), &vis, model, id, &patch, expected_version).await
         })
         .await
     }
@@ -446,7 +444,7 @@ impl Store for PgStore {
     ) -> Result<Record, StoreError> {
         let change = StatusChange::Delete;
         self.in_tx(async |tx| {
-            records::set_status(tx, ctx, model, id, change, expected_version, self.now()).await
+            records::set_status(tx, self.by(ctx), model, id, change, expected_version).await
         })
         .await
     }
@@ -458,10 +456,8 @@ impl Store for PgStore {
         id: RecordId,
     ) -> Result<Record, StoreError> {
         let change = StatusChange::Restore;
-        self.in_tx(async |tx| {
-            records::set_status(tx, ctx, model, id, change, None, self.now()).await
-        })
-        .await
+        self.in_tx(async |tx| records::set_status(tx, self.by(ctx), model, id, change, None).await)
+            .await
     }
 
     async fn purge(
@@ -473,7 +469,7 @@ impl Store for PgStore {
     ) -> Result<(), StoreError> {
         let schema = self.schema();
         self.in_tx(async |tx| {
-            records::purge(tx, ctx, &schema, model, id, expected_version, self.now()).await
+            records::purge(tx, self.by(ctx), &schema, model, id, expected_version).await
         })
         .await
     }

@@ -7,11 +7,12 @@
 //! step and held until it commits, gives the instances sharing a database one total order
 //! with no fork and no gap.
 
+use super::records::By;
 use super::{Dialect, Exec, Query, SqlRow};
+use crate::StoreError;
 use crate::audit::{AuditBreak, AuditEntry, AuditVerdict, actor, hash};
-use crate::{StoreError, WriteCtx};
 use plinth_core::schema::ValueKind;
-use plinth_core::{ModelDef, Record, RecordId, Status, Timestamp, Value};
+use plinth_core::{ModelDef, Record, RecordId, Status, Value};
 use serde_json::{Map, Value as Json, json};
 
 /// The advisory lock key of the audit chain's head ("plinthau" in ASCII); not the
@@ -113,8 +114,7 @@ pub(crate) fn status_changed(from: Status, to: Status) -> Json {
 /// Appends the entry of a record write, inside the write's transaction; its last step.
 pub(crate) async fn append<E: Exec>(
     e: &E,
-    ctx: &WriteCtx,
-    at: Timestamp,
+    by: By<'_>,
     action: Action,
     model: &ModelDef,
     record_id: RecordId,
@@ -131,6 +131,7 @@ pub(crate) async fn append<E: Exec>(
         .cached();
     let head = e.row(&q, |r| Ok((r.int(0)?, r.text(1)?))).await?;
     let (seq, prev_hash) = head.map_or((1, String::new()), |(s, h)| (s + 1, h));
+    let (ctx, at) = (by.ctx, by.now);
     let (kind, actor_id, label) = actor(ctx);
     let mut entry = AuditEntry {
         seq,

@@ -9,7 +9,6 @@ use crate::shared::Visibility;
 use crate::{Created, IdempotencyClaim, StoreError, WriteCtx};
 use plinth_core::schema::FieldType;
 use plinth_core::{Draft, ModelDef, Patch, Record, RecordId, Schema, Status, Timestamp, Value};
-use uuid::Uuid;
 
 /// The base columns every model table has, in select order.
 const BASE_COLUMNS: &str =
@@ -109,6 +108,14 @@ async fn check_references<'v, E: Exec>(
     Ok(())
 }
 
+/// Who writes and when: the actor and request of the audit entry, and the time of the write
+/// (its `updated_at`, and the entry's `at`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct By<'a> {
+    pub(crate) ctx: &'a WriteCtx,
+    pub(crate) now: Timestamp,
+}
+
 fn idempotency_conflict(reason: &str) -> StoreError {
     StoreError::Conflict {
         field: Some("Idempotency-Key".to_owned()),
@@ -121,15 +128,13 @@ fn idempotency_conflict(reason: &str) -> StoreError {
 /// replays.
 pub(crate) async fn create<E: Exec>(
     e: &E,
-    ctx: &WriteCtx,
+    by: By<'_>,
     vis: &Visibility,
     model: &ModelDef,
     draft: Draft,
-    owner: Option<Uuid>,
-    now: Timestamp,
     idempotency: Option<(String, IdempotencyClaim)>,
 ) -> Result<Created, StoreError> {
-    let m = model.name().as_str();
+    let (m, now, owner) = (model.name().as_str(), by.now, by.ctx.actor.user_id());
     let id = RecordId::new_v7();
     if let Some((scope, claim)) = &idempotency {
         let mut q = Query::new(E::DIALECT);
@@ -177,7 +182,7 @@ pub(crate) async fn create<E: Exec>(
     };
     insert(e, model, &record).await?;
     let changes = audit::created(model, &record);
-    audit::append(e, ctx, now, Action::Create, model, id, &changes).await?;
+    audit::append(e, by, Action::Create, model, id, &changes).await?;
     Ok(Created {
         record,
         replayed: false,
@@ -216,13 +221,12 @@ pub(crate) async fn insert<E: Exec>(
 /// Applies a patch to a live record.
 pub(crate) async fn update<E: Exec>(
     e: &E,
-    ctx: &WriteCtx,
+    by: By<'_>,
     vis: &Visibility,
     model: &ModelDef,
     id: RecordId,
     patch: &Patch,
     expected: Option<i64>,
-    now: Timestamp,
 ) -> Result<Record, StoreError> {
     check_references(e, vis, model, patch.changes()).await?;
     let before = get_for_update(e, model, id).await?;
@@ -240,7 +244,7 @@ pub(crate) async fn update<E: Exec>(
         }
     }
     q.push("\"updated_at\" = ")
-        .bind(now)
+        .bind(by.now)
         .push(", \"version\" = \"version\" + 1 WHERE \"id\" = ")
         .bind(id)
         .push(" AND \"status\" <> 'deleted'");
@@ -253,7 +257,7 @@ pub(crate) async fn update<E: Exec>(
     match (e.row(&q, |r| record(r, model)).await?, before) {
         (Some(record), Some(before)) => {
             let changes = audit::updated(model, &before, &record);
-            audit::append(e, ctx, now, Action::Update, model, id, &changes).await?;
+            audit::append(e, by, Action::Update, model, id, &changes).await?;
             Ok(record)
         }
         (Some(_), None) => Err(StoreError::internal(
@@ -318,12 +322,11 @@ pub(crate) enum StatusChange {
 /// Soft delete or restore.
 pub(crate) async fn set_status<E: Exec>(
     e: &E,
-    ctx: &WriteCtx,
+    by: By<'_>,
     model: &ModelDef,
     id: RecordId,
     change: StatusChange,
     expected: Option<i64>,
-    now: Timestamp,
 ) -> Result<Record, StoreError> {
     let (to, guard) = match change {
         StatusChange::Delete => ("deleted", "\"status\" <> 'deleted'"),
@@ -340,7 +343,7 @@ pub(crate) async fn set_status<E: Exec>(
         .push(" SET \"status\" = '")
         .push(to)
         .push("', \"updated_at\" = ")
-        .bind(now)
+        .bind(by.now)
         .push(", \"version\" = \"version\" + 1 WHERE \"id\" = ")
         .bind(id)
         .push(" AND ")
@@ -357,7 +360,7 @@ pub(crate) async fn set_status<E: Exec>(
             StatusChange::Restore => (Action::Restore, Status::Deleted),
         };
         let changes = audit::status_changed(from, record.status);
-        audit::append(e, ctx, now, action, model, id, &changes).await?;
+        audit::append(e, by, action, model, id, &changes).await?;
         return Ok(record);
     }
     Err(match change {
@@ -378,12 +381,11 @@ pub(crate) async fn set_status<E: Exec>(
 /// Removes a record for good, unless another record references it.
 pub(crate) async fn purge<E: Exec>(
     e: &E,
-    ctx: &WriteCtx,
+    by: By<'_>,
     schema: &Schema,
     model: &ModelDef,
     id: RecordId,
     expected: Option<i64>,
-    now: Timestamp,
 ) -> Result<(), StoreError> {
     let m = model.name().as_str();
     let before = get_for_update(e, model, id)
@@ -431,5 +433,5 @@ pub(crate) async fn purge<E: Exec>(
         .bind(id);
     e.execute(&q).await?;
     let changes = audit::purged(model, &before);
-    audit::append(e, ctx, now, Action::Purge, model, id, &changes).await
+    audit::append(e, by, Action::Purge, model, id, &changes).await
 }

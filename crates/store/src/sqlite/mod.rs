@@ -23,7 +23,7 @@ mod readers;
 mod writer;
 
 use crate::shared::idempotency_scope;
-use crate::sql::records::StatusChange;
+use crate::sql::records::{By, StatusChange};
 use crate::sql::transfer as sql_transfer;
 use crate::sql::{audit, ready, records, sweep};
 use crate::transfer::{Line, TransferError};
@@ -313,19 +313,17 @@ impl Store for SqliteStore {
         draft: Draft,
         idempotency: Option<IdempotencyClaim>,
     ) -> Result<Created, StoreError> {
-        let (model, owner) = (Arc::clone(model), ctx.actor.user_id());
+        let model = Arc::clone(model);
         let scope = idempotency_scope(ctx);
         let (vis, ctx) = (self.visibility(ctx), ctx.clone());
         self.write(move |w| {
             let now = w.now();
             ready(records::create(
                 &w.conn,
-                &ctx,
+                By { ctx: &ctx, now },
                 &vis,
                 &model,
                 draft,
-                owner,
-                now,
                 idempotency.map(|c| (scope, c)),
             ))
         })
@@ -365,13 +363,12 @@ impl Store for SqliteStore {
             let now = w.now();
             ready(records::update(
                 &w.conn,
-                &ctx,
+                By { ctx: &ctx, now },
                 &vis,
                 &model,
                 id,
                 &patch,
                 expected_version,
-                now,
             ))
         })
         .await
@@ -389,12 +386,11 @@ impl Store for SqliteStore {
             let now = w.now();
             ready(records::set_status(
                 &w.conn,
-                &ctx,
+                By { ctx: &ctx, now },
                 &model,
                 id,
                 StatusChange::Delete,
                 expected_version,
-                now,
             ))
         })
         .await
@@ -411,12 +407,11 @@ impl Store for SqliteStore {
             let now = w.now();
             ready(records::set_status(
                 &w.conn,
-                &ctx,
+                By { ctx: &ctx, now },
                 &model,
                 id,
                 StatusChange::Restore,
                 None,
-                now,
             ))
         })
         .await
@@ -434,12 +429,11 @@ impl Store for SqliteStore {
             let now = w.now();
             ready(records::purge(
                 &w.conn,
-                &ctx,
+                By { ctx: &ctx, now },
                 &schema,
                 &model,
                 id,
                 expected_version,
-                now,
             ))
         })
         .await
