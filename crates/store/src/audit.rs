@@ -101,32 +101,91 @@ pub(crate) fn actor(ctx: &crate::WriteCtx) -> (&'static str, Option<Uuid>, &'sta
     }
 }
 
+/// The entry without its hash, as hashed: fields in alphabetical order, so the compact JSON
+/// of this struct is the canonical form (serialised straight, without building a map).
+#[derive(serde::Serialize)]
+struct Canonical<'a> {
+    action: &'a str,
+    actor_id: Option<Uuid>,
+    actor_kind: &'a str,
+    actor_label: &'a str,
+    at: i64,
+    changes: &'a str,
+    client_addr: Option<&'a str>,
+    model: Option<&'a str>,
+    prev_hash: &'a str,
+    record_id: Option<Uuid>,
+    request_id: &'a str,
+    seq: i64,
+}
+
 /// The hash of an entry whose `changes` are stored as `changes_text`.
 pub(crate) fn hash(e: &AuditEntry, changes_text: &str) -> String {
-    // Keys in alphabetical order, written in that order: the text is the same whether or
-    // not serde_json keeps insertion order.
-    let canonical = serde_json::json!({
-        "action": e.action,
-        "actor_id": e.actor_id.map(|u| u.to_string()),
-        "actor_kind": e.actor_kind,
-        "actor_label": e.actor_label,
-        "at": e.at.as_micros(),
-        "changes": changes_text,
-        "client_addr": e.client_addr,
-        "model": e.model,
-        "prev_hash": e.prev_hash,
-        "record_id": e.record_id.map(|r| r.to_string()),
-        "request_id": e.request_id,
-        "seq": e.seq,
-    })
-    .to_string();
+    let canonical = Canonical {
+        action: &e.action,
+        actor_id: e.actor_id,
+        actor_kind: &e.actor_kind,
+        actor_label: &e.actor_label,
+        at: e.at.as_micros(),
+        changes: changes_text,
+        client_addr: e.client_addr.as_deref(),
+        model: e.model.as_deref(),
+        prev_hash: &e.prev_hash,
+        record_id: e.record_id.map(|r| *r.as_uuid()),
+        request_id: &e.request_id,
+        seq: e.seq,
+    };
     let mut h = Sha256::new();
     h.update(e.prev_hash.as_bytes());
-    h.update(canonical.as_bytes());
-    let digest = h.finalize();
+    // Writing to a digest cannot fail, nor can serialising these types.
+    let _ = serde_json::to_writer(Hashing(&mut h), &canonical);
     let mut out = String::with_capacity(64);
-    for b in digest {
+    for b in h.finalize() {
         let _ = write!(out, "{b:02x}");
     }
     out
+}
+
+/// Feeds what is written into a digest.
+struct Hashing<'a>(&'a mut Sha256);
+
+impl std::io::Write for Hashing<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AuditEntry, hash};
+    use plinth_core::Timestamp;
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn the_hash_is_of_the_previous_hash_then_the_canonical_entry() {
+        let entry = AuditEntry {
+            seq: 2,
+            at: Timestamp::from_micros(1_000_000).expect("a time"),
+            actor_kind: "system".to_owned(),
+            actor_id: None,
+            actor_label: "local admin".to_owned(),
+            action: "record.create".to_owned(),
+            model: Some("m".to_owned()),
+            record_id: None,
+            request_id: "r".to_owned(),
+            client_addr: Some("192.0.2.1".to_owned()),
+            changes: serde_json::Value::Null,
+            prev_hash: "ab".to_owned(),
+            hash: String::new(),
+        };
+        let canonical = r#"{"action":"record.create","actor_id":null,"actor_kind":"system","actor_label":"local admin","at":1000000,"changes":"{\"name\":{\"to\":\"a\"}}","client_addr":"192.0.2.1","model":"m","prev_hash":"ab","record_id":null,"request_id":"r","seq":2}"#;
+        let digest = Sha256::digest(format!("ab{canonical}").as_bytes());
+        let expected: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hash(&entry, r#"{"name":{"to":"a"}}"#), expected);
+    }
 }
