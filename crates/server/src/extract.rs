@@ -147,6 +147,8 @@ impl FromRequestParts<AppState> for WriteContext {
         let ctx = WriteCtx {
             actor: caller.0.clone(),
             request_id: request_id.to_string(),
+            client_addr: Some(client_address(parts, state)),
+            via_api_key: credential(&parts.headers)?.is_some_and(crate::auth::is_api_key),
         };
         Ok(Self { caller, ctx })
     }

@@ -3,6 +3,8 @@
 //!
 //! Layout:
 //! - [`accounts`]: [`AccountStore`]: users, refresh-token families, API keys.
+//! - [`audit`]: the audit trail's entries ([`AuditEntry`]) and how a chain check ends
+//!   ([`AuditVerdict`]).
 //! - [`error`]: [`StoreError`], the only error type that leaves this crate.
 //! - `gate` (private): `ListGate`, how many record lists (and pattern lists) may hold read
 //!   connections at once, so gets always find one.
@@ -19,6 +21,7 @@
 //! error crosses this boundary.
 
 pub mod accounts;
+pub mod audit;
 pub mod error;
 mod gate;
 pub mod postgres;
@@ -28,6 +31,7 @@ pub mod sqlite;
 pub mod transfer;
 
 pub use accounts::{AccountStore, ApiKey, NewApiKey, NewUser, Refresh, User, UserChanges};
+pub use audit::{AuditBreak, AuditEntry, AuditVerdict};
 pub use error::StoreError;
 pub use postgres::{PgOptions, PgStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
@@ -68,6 +72,22 @@ pub struct WriteCtx {
     pub actor: Principal,
     /// The request id, for correlating audit entries and logs.
     pub request_id: String,
+    /// The client's address, when the write came over the network.
+    pub client_addr: Option<String>,
+    /// Whether the actor authenticated with an API key (the audit trail says so).
+    pub via_api_key: bool,
+}
+
+impl WriteCtx {
+    /// A write by `actor` under `request_id`, not over the network and not with an API key.
+    pub fn new(actor: Principal, request_id: impl Into<String>) -> Self {
+        Self {
+            actor,
+            request_id: request_id.into(),
+            client_addr: None,
+            via_api_key: false,
+        }
+    }
 }
 
 /// A client's `Idempotency-Key` on a create, scoped to the principal and the model.
@@ -222,6 +242,11 @@ pub trait Store: AccountStore + Send + Sync + std::fmt::Debug {
         before: plinth_core::Timestamp,
         limit: u32,
     ) -> Result<u64, StoreError>;
+    /// Audit entries after `after_seq` (0: from the first), at most `limit`, in `seq` order.
+    async fn audit_list(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Walks the whole audit chain: how many entries it holds, or the first one whose
+    /// sequence, link or hash is broken.
+    async fn audit_verify(&self) -> Result<AuditVerdict, StoreError>;
     /// Flushes and closes the database; later calls fail with `Unavailable`.
     async fn close(&self);
 }

@@ -290,10 +290,7 @@ pub(crate) async fn create_user(
     password: &str,
     role: Role,
 ) -> anyhow::Result<plinth_store::User> {
-    let ctx = WriteCtx {
-        actor: plinth_core::Principal::local_admin(),
-        request_id: "cli".to_owned(),
-    };
+    let ctx = WriteCtx::new(plinth_core::Principal::local_admin(), "cli");
     plinth_server::create_account(store, auth, &ctx, email, password, role)
         .await
         .map_err(|e| match e {

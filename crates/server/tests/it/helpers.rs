@@ -193,10 +193,7 @@ pub(crate) const PASSWORD: &str = "test password that is long";
 /// Creates a user directly in the store and returns it with an access token.
 pub(crate) async fn make_user(state: &AppState, email: &str, role: Role) -> (User, String) {
     let hash = state.auth().hash_password(PASSWORD).await.expect("hash");
-    let ctx = WriteCtx {
-        actor: Principal::local_admin(),
-        request_id: "test".to_owned(),
-    };
+    let ctx = WriteCtx::new(Principal::local_admin(), "test");
     let new = NewUser {
         email: Email::parse(email).expect("email"),
         password_hash: hash,

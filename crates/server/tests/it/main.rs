@@ -1,4 +1,5 @@
 mod api_keys;
+mod audit;
 mod auth_session;
 mod auth_tokens;
 mod bad_input;

@@ -29,10 +29,11 @@ mod lists;
 use crate::ReadFrom;
 use crate::gate::ListGate;
 use crate::shared::idempotency_scope;
-use crate::sql::records::StatusChange;
+use crate::sql::records::{By, StatusChange};
 use crate::sql::transfer as sql_transfer;
-use crate::sql::{records, sweep};
+use crate::sql::{audit, records, sweep};
 use crate::transfer::{Line, TransferError};
+use crate::{AuditEntry, AuditVerdict};
 use crate::{Claim, Created, IdempotencyClaim, Page, Store, StoreError, WriteCtx};
 use async_trait::async_trait;
 pub use connect::PgOptions;
@@ -232,6 +233,15 @@ impl PgStore {
         Timestamp::from_micros(t).unwrap_or(Timestamp::from_system(std::time::SystemTime::now()))
     }
 
+    /// The writer and time of a write attempt (each attempt of a retried write takes a new
+    /// time).
+    fn by<'a>(&self, ctx: &'a WriteCtx) -> By<'a> {
+        By {
+            ctx,
+            now: self.now(),
+        }
+    }
+
     fn schema(&self) -> Arc<Schema> {
         self.inner
             .schema
@@ -360,11 +370,11 @@ impl Store for PgStore {
         draft: Draft,
         idempotency: Option<IdempotencyClaim>,
     ) -> Result<Created, StoreError> {
-        let (vis, owner) = (self.visibility(ctx), ctx.actor.user_id());
+        let vis = self.visibility(ctx);
         let scope = idempotency_scope(ctx);
         self.in_tx(async |tx| {
             let claim = idempotency.clone().map(|c| (scope.clone(), c));
-            records::create(tx, &vis, model, draft.clone(), owner, self.now(), claim).await
+            records::create(tx, self.by(ctx), &vis, model, draft.clone(), claim).await
         })
         .await
     }
@@ -420,48 +430,48 @@ impl Store for PgStore {
     ) -> Result<Record, StoreError> {
         let vis = self.visibility(ctx);
         self.in_tx(async |tx| {
-            records::update(tx, &vis, model, id, &patch, expected_version, self.now()).await
+            records::update(tx, self.by(ctx), &vis, model, id, &patch, expected_version).await
         })
         .await
     }
 
     async fn delete(
         &self,
-        _ctx: &WriteCtx,
+        ctx: &WriteCtx,
         model: &Arc<ModelDef>,
         id: RecordId,
         expected_version: Option<i64>,
     ) -> Result<Record, StoreError> {
         let change = StatusChange::Delete;
-        self.call(PRIMARY, async |c| {
-            records::set_status(c, model, id, change, expected_version, self.now()).await
+        self.in_tx(async |tx| {
+            records::set_status(tx, self.by(ctx), model, id, change, expected_version).await
         })
         .await
     }
 
     async fn restore(
         &self,
-        _ctx: &WriteCtx,
+        ctx: &WriteCtx,
         model: &Arc<ModelDef>,
         id: RecordId,
     ) -> Result<Record, StoreError> {
         let change = StatusChange::Restore;
-        self.call(PRIMARY, async |c| {
-            records::set_status(c, model, id, change, None, self.now()).await
-        })
-        .await
+        self.in_tx(async |tx| records::set_status(tx, self.by(ctx), model, id, change, None).await)
+            .await
     }
 
     async fn purge(
         &self,
-        _ctx: &WriteCtx,
+        ctx: &WriteCtx,
         model: &Arc<ModelDef>,
         id: RecordId,
         expected_version: Option<i64>,
     ) -> Result<(), StoreError> {
         let schema = self.schema();
-        self.in_tx(async |tx| records::purge(tx, &schema, model, id, expected_version).await)
-            .await
+        self.in_tx(async |tx| {
+            records::purge(tx, self.by(ctx), &schema, model, id, expected_version).await
+        })
+        .await
     }
 
     async fn import_record(&self, model: &Arc<ModelDef>, record: Record) -> Result<(), StoreError> {
@@ -474,6 +484,21 @@ impl Store for PgStore {
             sweep::sweep_idempotency(c, before, limit).await
         })
         .await
+    }
+
+    async fn audit_list(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        self.call(PRIMARY, async |c| audit::list(c, after_seq, limit).await)
+            .await
+    }
+
+    async fn audit_verify(&self) -> Result<AuditVerdict, StoreError> {
+        let mut walk = audit::Walk::default();
+        loop {
+            let verdict = self.call(PRIMARY, async |c| walk.step(c).await).await?;
+            if let Some(verdict) = verdict {
+                return Ok(verdict);
+            }
+        }
     }
 
     async fn close(&self) {

@@ -7,7 +7,8 @@ use plinth_core::ModelDef;
 use plinth_core::migrate::{IndexKind, Step};
 use plinth_core::schema::{FieldDef, FieldType, Unique, ValueKind};
 
-/// Plinth's own tables: declarations, idempotency keys, accounts, refresh tokens, API keys.
+/// Plinth's own tables: declarations, idempotency keys, accounts, refresh tokens, API keys,
+/// the audit trail.
 const INTERNAL_TABLES: &str = "
     CREATE TABLE IF NOT EXISTS _plinth_models (
         name TEXT NOT NULL PRIMARY KEY,
@@ -62,7 +63,22 @@ const INTERNAL_TABLES: &str = "
         revoked_at {time},
         created_at {time} NOT NULL
     );
-    CREATE INDEX IF NOT EXISTS _plinth_api_keys_user ON _plinth_api_keys (user_id);";
+    CREATE INDEX IF NOT EXISTS _plinth_api_keys_user ON _plinth_api_keys (user_id);
+    CREATE TABLE IF NOT EXISTS _plinth_audit (
+        seq {int} NOT NULL PRIMARY KEY,
+        at {time} NOT NULL,
+        actor_kind TEXT NOT NULL CHECK (actor_kind IN ('user', 'api_key', 'system', 'guest')),
+        actor_id {uuid},
+        actor_label TEXT NOT NULL,
+        action TEXT NOT NULL,
+        model TEXT,
+        record_id {uuid},
+        request_id TEXT NOT NULL,
+        client_addr TEXT,
+        changes TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );";
 
 /// Columns added to Plinth's own tables after a release created them: `(table, column,
 /// type placeholder, backfill)`. `CREATE TABLE IF NOT EXISTS` leaves an existing table as it

@@ -1,13 +1,14 @@
 //! Reads and writes of single records. Conditional writes are single statements guarded by
 //! `version`, so concurrent writers get exactly one winner; a write that matched no row is
-//! explained afterwards (404, 409 or 412).
+//! explained afterwards (404, 409 or 412). Each write that succeeds appends its audit entry
+//! as its last statement, in its transaction (`audit::append`).
 
+use super::audit::{self, Action};
 use super::{Exec, Param, Query, SqlRow, unreadable};
 use crate::shared::Visibility;
-use crate::{Created, IdempotencyClaim, StoreError};
+use crate::{Created, IdempotencyClaim, StoreError, WriteCtx};
 use plinth_core::schema::FieldType;
 use plinth_core::{Draft, ModelDef, Patch, Record, RecordId, Schema, Status, Timestamp, Value};
-use uuid::Uuid;
 
 /// The base columns every model table has, in select order.
 const BASE_COLUMNS: &str =
@@ -59,6 +60,21 @@ pub(crate) async fn get<E: Exec>(
     e.row(&q, |r| record(r, model)).await
 }
 
+/// One record by id, locked against other writers until the transaction ends: what a write
+/// changes from, for its audit entry.
+async fn get_for_update<E: Exec>(
+    e: &E,
+    model: &ModelDef,
+    id: RecordId,
+) -> Result<Option<Record>, StoreError> {
+    let mut q = select::<E>(model);
+    q.push(" WHERE \"id\" = ")
+        .bind(id)
+        .push(E::DIALECT.for_update())
+        .cached();
+    e.row(&q, |r| record(r, model)).await
+}
+
 /// Refuses references to records that do not exist or that the writer cannot see; the
 /// referenced rows stay locked against deletion until the write commits.
 async fn check_references<'v, E: Exec>(
@@ -92,6 +108,14 @@ async fn check_references<'v, E: Exec>(
     Ok(())
 }
 
+/// Who writes and when: the actor and request of the audit entry, and the time of the write
+/// (its `updated_at`, and the entry's `at`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct By<'a> {
+    pub(crate) ctx: &'a WriteCtx,
+    pub(crate) now: Timestamp,
+}
+
 fn idempotency_conflict(reason: &str) -> StoreError {
     StoreError::Conflict {
         field: Some("Idempotency-Key".to_owned()),
@@ -104,14 +128,13 @@ fn idempotency_conflict(reason: &str) -> StoreError {
 /// replays.
 pub(crate) async fn create<E: Exec>(
     e: &E,
+    by: By<'_>,
     vis: &Visibility,
     model: &ModelDef,
     draft: Draft,
-    owner: Option<Uuid>,
-    now: Timestamp,
     idempotency: Option<(String, IdempotencyClaim)>,
 ) -> Result<Created, StoreError> {
-    let m = model.name().as_str();
+    let (m, now, owner) = (model.name().as_str(), by.now, by.ctx.actor.user_id());
     let id = RecordId::new_v7();
     if let Some((scope, claim)) = &idempotency {
         let mut q = Query::new(E::DIALECT);
@@ -158,6 +181,8 @@ pub(crate) async fn create<E: Exec>(
         fields: draft.fields,
     };
     insert(e, model, &record).await?;
+    let changes = audit::created(model, &record);
+    audit::append(e, by, Action::Create, model, id, &changes).await?;
     Ok(Created {
         record,
         replayed: false,
@@ -196,14 +221,15 @@ pub(crate) async fn insert<E: Exec>(
 /// Applies a patch to a live record.
 pub(crate) async fn update<E: Exec>(
     e: &E,
+    by: By<'_>,
     vis: &Visibility,
     model: &ModelDef,
     id: RecordId,
     patch: &Patch,
     expected: Option<i64>,
-    now: Timestamp,
 ) -> Result<Record, StoreError> {
     check_references(e, vis, model, patch.changes()).await?;
+    let before = get_for_update(e, model, id).await?;
     let mut q = Query::new(E::DIALECT);
     q.push("UPDATE ").ident(model.name().as_str()).push(" SET ");
     if let Some(name) = &patch.name {
@@ -218,7 +244,7 @@ pub(crate) async fn update<E: Exec>(
         }
     }
     q.push("\"updated_at\" = ")
-        .bind(now)
+        .bind(by.now)
         .push(", \"version\" = \"version\" + 1 WHERE \"id\" = ")
         .bind(id)
         .push(" AND \"status\" <> 'deleted'");
@@ -228,9 +254,16 @@ pub(crate) async fn update<E: Exec>(
     q.push(" RETURNING ");
     columns(&mut q, model);
     q.cached();
-    match e.row(&q, |r| record(r, model)).await? {
-        Some(record) => Ok(record),
-        None => {
+    match (e.row(&q, |r| record(r, model)).await?, before) {
+        (Some(record), Some(before)) => {
+            let changes = audit::updated(model, &before, &record);
+            audit::append(e, by, Action::Update, model, id, &changes).await?;
+            Ok(record)
+        }
+        (Some(_), None) => Err(StoreError::internal(
+            "an updated record was not there before",
+        )),
+        (None, _) => {
             let deleted = StoreError::Conflict {
                 field: None,
                 reason: "the record is deleted; an admin can restore it".to_owned(),
@@ -289,15 +322,20 @@ pub(crate) enum StatusChange {
 /// Soft delete or restore.
 pub(crate) async fn set_status<E: Exec>(
     e: &E,
+    by: By<'_>,
     model: &ModelDef,
     id: RecordId,
     change: StatusChange,
     expected: Option<i64>,
-    now: Timestamp,
 ) -> Result<Record, StoreError> {
     let (to, guard) = match change {
         StatusChange::Delete => ("deleted", "\"status\" <> 'deleted'"),
         StatusChange::Restore => ("active", "\"status\" = 'deleted'"),
+    };
+    // A delete's audit entry says which status it changed from; a restore's is `deleted`.
+    let from = match change {
+        StatusChange::Delete => get_for_update(e, model, id).await?.map(|r| r.status),
+        StatusChange::Restore => Some(Status::Deleted),
     };
     let mut q = Query::new(E::DIALECT);
     q.push("UPDATE ")
@@ -305,7 +343,7 @@ pub(crate) async fn set_status<E: Exec>(
         .push(" SET \"status\" = '")
         .push(to)
         .push("', \"updated_at\" = ")
-        .bind(now)
+        .bind(by.now)
         .push(", \"version\" = \"version\" + 1 WHERE \"id\" = ")
         .bind(id)
         .push(" AND ")
@@ -317,6 +355,12 @@ pub(crate) async fn set_status<E: Exec>(
     columns(&mut q, model);
     q.cached();
     if let Some(record) = e.row(&q, |r| record(r, model)).await? {
+        let (action, from) = match change {
+            StatusChange::Delete => (Action::Delete, from.unwrap_or(Status::Active)),
+            StatusChange::Restore => (Action::Restore, Status::Deleted),
+        };
+        let changes = audit::status_changed(from, record.status);
+        audit::append(e, by, action, model, id, &changes).await?;
         return Ok(record);
     }
     Err(match change {
@@ -337,19 +381,17 @@ pub(crate) async fn set_status<E: Exec>(
 /// Removes a record for good, unless another record references it.
 pub(crate) async fn purge<E: Exec>(
     e: &E,
+    by: By<'_>,
     schema: &Schema,
     model: &ModelDef,
     id: RecordId,
     expected: Option<i64>,
 ) -> Result<(), StoreError> {
     let m = model.name().as_str();
-    let mut q = Query::new(E::DIALECT);
-    q.push("SELECT \"version\" FROM ")
-        .ident(m)
-        .push(" WHERE \"id\" = ")
-        .bind(id)
-        .push(E::DIALECT.for_update());
-    let current = e.row(&q, |r| r.int(0)).await?.ok_or(StoreError::NotFound)?;
+    let before = get_for_update(e, model, id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let current = before.version;
     if let Some(expected) = expected.filter(|e| *e != current) {
         return Err(StoreError::Stale { expected, current });
     }
@@ -390,5 +432,6 @@ pub(crate) async fn purge<E: Exec>(
         .push(" AND record_id = ")
         .bind(id);
     e.execute(&q).await?;
-    Ok(())
+    let changes = audit::purged(model, &before);
+    audit::append(e, by, Action::Purge, model, id, &changes).await
 }

@@ -23,10 +23,11 @@ mod readers;
 mod writer;
 
 use crate::shared::idempotency_scope;
-use crate::sql::records::StatusChange;
+use crate::sql::records::{By, StatusChange};
 use crate::sql::transfer as sql_transfer;
-use crate::sql::{ready, records, sweep};
+use crate::sql::{audit, ready, records, sweep};
 use crate::transfer::{Line, TransferError};
+use crate::{AuditEntry, AuditVerdict};
 use crate::{Claim, Created, IdempotencyClaim, Page, Store, StoreError, WriteCtx};
 use async_trait::async_trait;
 use plinth_core::Timestamp;
@@ -312,18 +313,17 @@ impl Store for SqliteStore {
         draft: Draft,
         idempotency: Option<IdempotencyClaim>,
     ) -> Result<Created, StoreError> {
-        let (model, owner) = (Arc::clone(model), ctx.actor.user_id());
+        let model = Arc::clone(model);
         let scope = idempotency_scope(ctx);
-        let vis = self.visibility(ctx);
+        let (vis, ctx) = (self.visibility(ctx), ctx.clone());
         self.write(move |w| {
             let now = w.now();
             ready(records::create(
                 &w.conn,
+                By { ctx: &ctx, now },
                 &vis,
                 &model,
                 draft,
-                owner,
-                now,
                 idempotency.map(|c| (scope, c)),
             ))
         })
@@ -358,17 +358,17 @@ impl Store for SqliteStore {
         expected_version: Option<i64>,
     ) -> Result<Record, StoreError> {
         let model = Arc::clone(model);
-        let vis = self.visibility(ctx);
+        let (vis, ctx) = (self.visibility(ctx), ctx.clone());
         self.write(move |w| {
             let now = w.now();
             ready(records::update(
                 &w.conn,
+                By { ctx: &ctx, now },
                 &vis,
                 &model,
                 id,
                 &patch,
                 expected_version,
-                now,
             ))
         })
         .await
@@ -376,21 +376,21 @@ impl Store for SqliteStore {
 
     async fn delete(
         &self,
-        _ctx: &WriteCtx,
+        ctx: &WriteCtx,
         model: &Arc<ModelDef>,
         id: RecordId,
         expected_version: Option<i64>,
     ) -> Result<Record, StoreError> {
-        let model = Arc::clone(model);
+        let (model, ctx) = (Arc::clone(model), ctx.clone());
         self.write(move |w| {
             let now = w.now();
             ready(records::set_status(
                 &w.conn,
+                By { ctx: &ctx, now },
                 &model,
                 id,
                 StatusChange::Delete,
                 expected_version,
-                now,
             ))
         })
         .await
@@ -398,20 +398,20 @@ impl Store for SqliteStore {
 
     async fn restore(
         &self,
-        _ctx: &WriteCtx,
+        ctx: &WriteCtx,
         model: &Arc<ModelDef>,
         id: RecordId,
     ) -> Result<Record, StoreError> {
-        let model = Arc::clone(model);
+        let (model, ctx) = (Arc::clone(model), ctx.clone());
         self.write(move |w| {
             let now = w.now();
             ready(records::set_status(
                 &w.conn,
+                By { ctx: &ctx, now },
                 &model,
                 id,
                 StatusChange::Restore,
                 None,
-                now,
             ))
         })
         .await
@@ -419,15 +419,17 @@ impl Store for SqliteStore {
 
     async fn purge(
         &self,
-        _ctx: &WriteCtx,
+        ctx: &WriteCtx,
         model: &Arc<ModelDef>,
         id: RecordId,
         expected_version: Option<i64>,
     ) -> Result<(), StoreError> {
-        let (model, schema) = (Arc::clone(model), self.schema());
+        let (model, schema, ctx) = (Arc::clone(model), self.schema(), ctx.clone());
         self.write(move |w| {
+            let now = w.now();
             ready(records::purge(
                 &w.conn,
+                By { ctx: &ctx, now },
                 &schema,
                 &model,
                 id,
@@ -446,6 +448,28 @@ impl Store for SqliteStore {
     async fn sweep_idempotency(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
         self.write(move |w| ready(sweep::sweep_idempotency(&w.conn, before, limit)))
             .await
+    }
+
+    async fn audit_list(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(move |c| ready(audit::list(c, after_seq, limit)))
+            .await
+    }
+
+    async fn audit_verify(&self) -> Result<AuditVerdict, StoreError> {
+        let mut walk = audit::Walk::default();
+        loop {
+            let (verdict, next) = self
+                .read(move |c| {
+                    let mut walk = walk;
+                    let verdict = ready(walk.step(c))?;
+                    Ok((verdict, walk))
+                })
+                .await?;
+            match verdict {
+                Some(verdict) => return Ok(verdict),
+                None => walk = next,
+            }
+        }
     }
 
     async fn close(&self) {

@@ -5,10 +5,7 @@ use plinth_store::{SqliteOptions, SqliteStore, Store, StoreError, WriteCtx};
 use std::time::Duration;
 
 fn ctx() -> WriteCtx {
-    WriteCtx {
-        actor: Principal::local_admin(),
-        request_id: "test".to_owned(),
-    }
+    WriteCtx::new(Principal::local_admin(), "test")
 }
 
 fn draft(name: &str) -> Draft {

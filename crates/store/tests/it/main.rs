@@ -6,9 +6,12 @@
 //! - `postgres`: what only the PostgreSQL engine has (instances migrating together, races,
 //!   timeouts), with its set-up in `pg`; `retries`: a write that keeps losing races gives
 //!   up after exactly four attempts.
+//! - `audit_order`: two PostgreSQL instances writing at once append one gap-free audit
+//!   chain.
 //! - `locking`: SQLite's file lock held by another process.
 //! - `upgrade`: databases made by an older release get the columns added since.
 
+mod audit_order;
 mod contract;
 mod locking;
 mod pg;

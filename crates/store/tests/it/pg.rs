@@ -94,10 +94,7 @@ pub(crate) fn v2() -> (Vec<ModelDecl>, Schema) {
 }
 
 pub(crate) fn ctx() -> WriteCtx {
-    WriteCtx {
-        actor: Principal::local_admin(),
-        request_id: "test".to_owned(),
-    }
+    WriteCtx::new(Principal::local_admin(), "test")
 }
 
 /// Every store calls `migrate(schema)` at the same moment; returns their answers in order.

@@ -55,6 +55,7 @@ macro_rules! contract {
 }
 
 mod accounts;
+mod audit;
 mod keys;
 mod lists;
 mod records;
@@ -118,6 +119,23 @@ impl Engine {
             .await
             .expect("migrate the test database");
         schema
+    }
+
+    /// Runs `sql` straight on the database, past the store: to tamper with what it wrote.
+    pub(crate) async fn raw(&self, sql: &str) {
+        if let Some(db) = &self._postgres {
+            db.connect()
+                .await
+                .batch_execute(sql)
+                .await
+                .unwrap_or_else(|e| panic!("raw SQL {sql}: {e}"));
+        } else if let Some(dir) = &self._sqlite_dir {
+            let conn = rusqlite::Connection::open(dir.path().join("plinth.db")).expect("open");
+            conn.busy_timeout(std::time::Duration::from_secs(10))
+                .expect("busy timeout");
+            conn.execute_batch(sql)
+                .unwrap_or_else(|e| panic!("raw SQL {sql}: {e}"));
+        }
     }
 
     /// Whether the engine is PostgreSQL (for the few capabilities only it has).
@@ -189,18 +207,12 @@ pub(crate) fn model(schema: &Schema, name: &str) -> Arc<ModelDef> {
 
 /// Writes as the local administrator (records without an owner).
 pub(crate) fn admin() -> WriteCtx {
-    WriteCtx {
-        actor: Principal::local_admin(),
-        request_id: "contract".to_owned(),
-    }
+    WriteCtx::new(Principal::local_admin(), "contract")
 }
 
 /// Writes as `user`, with the user's role.
 pub(crate) fn as_user(user: &User) -> WriteCtx {
-    WriteCtx {
-        actor: Principal::user(user.id, user.role),
-        request_id: "contract".to_owned(),
-    }
+    WriteCtx::new(Principal::user(user.id, user.role), "contract")
 }
 
 /// A validated create body.

@@ -1,0 +1,191 @@
+//! The audit trail: one entry per record write, written in the transaction of the write,
+//! chained by hashes so that an edited, deleted, inserted or reordered entry is found.
+//!
+//! `hash = hex(SHA-256(prev_hash ‖ canonical))`, where `canonical` is the entry without its
+//! hash as compact JSON with its keys in alphabetical order, `at` in microseconds since the
+//! epoch and `changes` as the exact stored text (a JSON string). The first entry's
+//! `prev_hash` is empty. The statements are in `sql::audit`.
+
+use plinth_core::{RecordId, Role, Timestamp};
+use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
+use uuid::Uuid;
+
+/// One audit entry, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    /// Position in the one total order of entries: 1, 2, 3, … without gaps.
+    pub seq: i64,
+    /// When the write was made.
+    pub at: Timestamp,
+    /// `user`, `api_key`, `system` (the local administrator) or `guest`.
+    pub actor_kind: String,
+    /// The acting user (for an API key, its owner); none for `system` and `guest`.
+    pub actor_id: Option<Uuid>,
+    /// The actor's role: `admin`, `user`, `local admin` or `guest`.
+    pub actor_label: String,
+    /// What was done: `record.create`, `record.update`, `record.delete`, `record.restore`,
+    /// `record.purge`.
+    pub action: String,
+    /// The model of the record written.
+    pub model: Option<String>,
+    /// The record written.
+    pub record_id: Option<RecordId>,
+    /// The request that made the write.
+    pub request_id: String,
+    /// The client's address, when known.
+    pub client_addr: Option<String>,
+    /// `{"field": {"from": …, "to": …}}`: only `to` for a create, only `from` for a purge.
+    pub changes: serde_json::Value,
+    /// The previous entry's hash (empty for the first).
+    pub prev_hash: String,
+    /// This entry's hash.
+    pub hash: String,
+}
+
+/// How a walk of the audit chain ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditVerdict {
+    /// Every entry is in place: sequence, links and hashes hold.
+    Intact {
+        /// Entries checked.
+        entries: u64,
+    },
+    /// The first entry (in `seq` order) that breaks the chain.
+    Broken {
+        /// Its `seq`.
+        seq: i64,
+        /// What is wrong with it.
+        reason: AuditBreak,
+    },
+}
+
+/// What is wrong with an entry that breaks the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditBreak {
+    /// Its `seq` is not the one after the previous entry's (an entry was deleted, or
+    /// entries were reordered or renumbered).
+    Sequence {
+        /// The `seq` the chain needs here.
+        expected: i64,
+    },
+    /// Its `prev_hash` is not the previous entry's hash.
+    Link,
+    /// Its hash is not the hash of its content: the entry was changed.
+    Hash,
+}
+
+impl std::fmt::Display for AuditBreak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sequence { expected } => write!(f, "sequence broken: expected seq {expected}"),
+            Self::Link => f.write_str("link broken: prev_hash is not the previous entry's hash"),
+            Self::Hash => f.write_str("hash mismatch: the entry was changed"),
+        }
+    }
+}
+
+/// Who the audit trail names as the actor: `(kind, id, label)`.
+pub(crate) fn actor(ctx: &crate::WriteCtx) -> (&'static str, Option<Uuid>, &'static str) {
+    let role = ctx.actor.role();
+    let label = match role {
+        Role::Admin => "admin",
+        Role::User => "user",
+        Role::Guest => "guest",
+    };
+    match ctx.actor.user_id() {
+        Some(id) if ctx.via_api_key => ("api_key", Some(id), label),
+        Some(id) => ("user", Some(id), label),
+        None if role == Role::Admin => ("system", None, "local admin"),
+        None => ("guest", None, "guest"),
+    }
+}
+
+/// The entry without its hash, as hashed: fields in alphabetical order, so the compact JSON
+/// of this struct is the canonical form (serialised straight, without building a map).
+#[derive(serde::Serialize)]
+struct Canonical<'a> {
+    action: &'a str,
+    actor_id: Option<Uuid>,
+    actor_kind: &'a str,
+    actor_label: &'a str,
+    at: i64,
+    changes: &'a str,
+    client_addr: Option<&'a str>,
+    model: Option<&'a str>,
+    prev_hash: &'a str,
+    record_id: Option<Uuid>,
+    request_id: &'a str,
+    seq: i64,
+}
+
+/// The hash of an entry whose `changes` are stored as `changes_text`.
+pub(crate) fn hash(e: &AuditEntry, changes_text: &str) -> String {
+    let canonical = Canonical {
+        action: &e.action,
+        actor_id: e.actor_id,
+        actor_kind: &e.actor_kind,
+        actor_label: &e.actor_label,
+        at: e.at.as_micros(),
+        changes: changes_text,
+        client_addr: e.client_addr.as_deref(),
+        model: e.model.as_deref(),
+        prev_hash: &e.prev_hash,
+        record_id: e.record_id.map(|r| *r.as_uuid()),
+        request_id: &e.request_id,
+        seq: e.seq,
+    };
+    let mut h = Sha256::new();
+    h.update(e.prev_hash.as_bytes());
+    // Writing to a digest cannot fail, nor can serialising these types.
+    let _ = serde_json::to_writer(Hashing(&mut h), &canonical);
+    let mut out = String::with_capacity(64);
+    for b in h.finalize() {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// Feeds what is written into a digest.
+struct Hashing<'a>(&'a mut Sha256);
+
+impl std::io::Write for Hashing<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AuditEntry, hash};
+    use plinth_core::Timestamp;
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn the_hash_is_of_the_previous_hash_then_the_canonical_entry() {
+        let entry = AuditEntry {
+            seq: 2,
+            at: Timestamp::from_micros(1_000_000).expect("a time"),
+            actor_kind: "system".to_owned(),
+            actor_id: None,
+            actor_label: "local admin".to_owned(),
+            action: "record.create".to_owned(),
+            model: Some("m".to_owned()),
+            record_id: None,
+            request_id: "r".to_owned(),
+            client_addr: Some("192.0.2.1".to_owned()),
+            changes: serde_json::Value::Null,
+            prev_hash: "ab".to_owned(),
+            hash: String::new(),
+        };
+        let canonical = r#"{"action":"record.create","actor_id":null,"actor_kind":"system","actor_label":"local admin","at":1000000,"changes":"{\"name\":{\"to\":\"a\"}}","client_addr":"192.0.2.1","model":"m","prev_hash":"ab","record_id":null,"request_id":"r","seq":2}"#;
+        let digest = Sha256::digest(format!("ab{canonical}").as_bytes());
+        let expected: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hash(&entry, r#"{"name":{"to":"a"}}"#), expected);
+    }
+}

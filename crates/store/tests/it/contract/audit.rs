@@ -1,0 +1,312 @@
+//! The audit trail: every record write appends exactly one entry, in its transaction, with
+//! its actor and changes; refused writes and idempotent replays append none; the hash
+//! chain verifies, and an entry edited, deleted, inserted or reordered through SQL is found.
+
+use super::records::decls;
+use super::{Engine, admin, as_user, draft, model, patch};
+use plinth_core::{RecordId, Role};
+use plinth_store::{AuditBreak, AuditEntry, AuditVerdict, IdempotencyClaim, StoreError};
+use serde_json::json;
+
+contract!(
+    every_record_write_appends_one_entry_with_its_actor_and_changes,
+    refused_writes_and_replays_append_no_entry,
+    verify_finds_entries_edited_deleted_inserted_or_reordered_through_sql,
+);
+
+async fn entries(e: &Engine) -> Vec<AuditEntry> {
+    e.store.audit_list(0, 1000).await.expect("list the audit")
+}
+
+async fn verify(e: &Engine) -> AuditVerdict {
+    e.store.audit_verify().await.expect("verify the audit")
+}
+
+fn intact(entries: u64) -> AuditVerdict {
+    AuditVerdict::Intact { entries }
+}
+
+fn broken(seq: i64, reason: AuditBreak) -> AuditVerdict {
+    AuditVerdict::Broken { seq, reason }
+}
+
+async fn every_record_write_appends_one_entry_with_its_actor_and_changes(e: &Engine) {
+    let s = e.migrate(decls()).await;
+    let customer = model(&s, "customer");
+    assert_eq!(verify(e).await, intact(0));
+    let user = e.user("ann@example.com", Role::User).await;
+    let mut ctx = as_user(&user);
+    ctx.request_id = "req-1".to_owned();
+    ctx.client_addr = Some("192.0.2.7".to_owned());
+    let r = e
+        .create(&ctx, &customer, json!({"name": "a", "score": 3}))
+        .await;
+    let p = patch(&customer, &json!({"score": 4, "email": "a@example.org"}));
+    e.store
+        .update(&ctx, &customer, r.id, p, Some(1))
+        .await
+        .expect("update");
+    e.store
+        .delete(&admin(), &customer, r.id, None)
+        .await
+        .expect("delete");
+    e.store
+        .restore(&admin(), &customer, r.id)
+        .await
+        .expect("restore");
+    e.store
+        .purge(&admin(), &customer, r.id, None)
+        .await
+        .expect("purge");
+    let mut key = as_user(&user);
+    key.via_api_key = true;
+    let k = e.create(&key, &customer, json!({"name": "k"})).await;
+
+    let all = entries(e).await;
+    let seqs: Vec<i64> = all.iter().map(|x| x.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+    let actions: Vec<&str> = all.iter().map(|x| x.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "record.create",
+            "record.update",
+            "record.delete",
+            "record.restore",
+            "record.purge",
+            "record.create"
+        ]
+    );
+    let first = &all[0];
+    assert_eq!(first.at, r.created_at);
+    assert_eq!(
+        (
+            first.actor_kind.as_str(),
+            first.actor_id,
+            first.actor_label.as_str()
+        ),
+        ("user", Some(user.id), "user")
+    );
+    assert_eq!(first.model.as_deref(), Some("customer"));
+    assert_eq!(first.record_id, Some(r.id));
+    assert_eq!(first.request_id, "req-1");
+    assert_eq!(first.client_addr.as_deref(), Some("192.0.2.7"));
+    assert_eq!(
+        first.changes,
+        json!({"name": {"to": "a"}, "status": {"to": "active"}, "score": {"to": 3}})
+    );
+    assert_eq!(
+        all[1].changes,
+        json!({"score": {"from": 3, "to": 4}, "email": {"from": null, "to": "a@example.org"}})
+    );
+    for (x, from, to) in [
+        (&all[2], "active", "deleted"),
+        (&all[3], "deleted", "active"),
+    ] {
+        assert_eq!(
+            (x.actor_kind.as_str(), x.actor_id, x.actor_label.as_str()),
+            ("system", None, "local admin")
+        );
+        assert_eq!(x.client_addr, None);
+        assert_eq!(x.changes, json!({"status": {"from": from, "to": to}}));
+    }
+    assert_eq!(
+        all[4].changes,
+        json!({"name": {"from": "a"}, "status": {"from": "active"},
+               "email": {"from": "a@example.org"}, "score": {"from": 4}})
+    );
+    assert_eq!(all[4].record_id, Some(r.id));
+    assert_eq!(
+        (all[5].actor_kind.as_str(), all[5].actor_id),
+        ("api_key", Some(user.id))
+    );
+    assert_eq!(all[5].record_id, Some(k.id));
+    // The chain: each entry links to the one before.
+    assert_eq!(first.prev_hash, "");
+    for w in all.windows(2) {
+        assert_eq!(w[1].prev_hash, w[0].hash);
+        assert_eq!(w[1].hash.len(), 64);
+    }
+    // Pages in seq order.
+    let page = e.store.audit_list(2, 2).await.expect("a page");
+    assert_eq!(page, all[2..4]);
+    assert_eq!(verify(e).await, intact(6));
+}
+
+fn claim(key: &str, digest: &str) -> Option<IdempotencyClaim> {
+    Some(IdempotencyClaim {
+        key: key.to_owned(),
+        body_digest: digest.to_owned(),
+    })
+}
+
+async fn refused_writes_and_replays_append_no_entry(e: &Engine) {
+    let s = e.migrate(decls()).await;
+    let (customer, order) = (model(&s, "customer"), model(&s, "order"));
+    let a = e
+        .create(
+            &admin(),
+            &customer,
+            json!({"name": "a", "email": "a@x.org"}),
+        )
+        .await;
+    let body = json!({"name": "o", "customer": a.id.to_string()});
+    let made = e
+        .store
+        .create(&admin(), &order, draft(&order, &body), claim("k1", "d1"))
+        .await
+        .expect("create with a key");
+    assert_eq!(entries(e).await.len(), 2);
+
+    // A replay, and the same key with another body.
+    let again = e
+        .store
+        .create(&admin(), &order, draft(&order, &body), claim("k1", "d1"))
+        .await
+        .expect("replay");
+    assert!(again.replayed);
+    assert_eq!(again.record.id, made.record.id);
+    let other = e
+        .store
+        .create(&admin(), &order, draft(&order, &body), claim("k1", "d2"))
+        .await;
+    assert!(
+        matches!(other, Err(StoreError::Conflict { .. })),
+        "{other:?}"
+    );
+    // A taken unique value, a missing reference.
+    let dup = json!({"name": "b", "email": "a@x.org"});
+    let dup = e
+        .store
+        .create(&admin(), &customer, draft(&customer, &dup), None)
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict { .. })), "{dup:?}");
+    let dangling = json!({"name": "o", "customer": RecordId::new_v7().to_string()});
+    let dangling = e
+        .store
+        .create(&admin(), &order, draft(&order, &dangling), None)
+        .await;
+    assert!(
+        matches!(dangling, Err(StoreError::InvalidReference { .. })),
+        "{dangling:?}"
+    );
+    // A stale version (412), a missing record (404).
+    let p = patch(&customer, &json!({"score": 1}));
+    let stale = e
+        .store
+        .update(&admin(), &customer, a.id, p.clone(), Some(9))
+        .await;
+    assert!(matches!(stale, Err(StoreError::Stale { .. })), "{stale:?}");
+    let missing = RecordId::new_v7();
+    let gone = e
+        .store
+        .update(&admin(), &customer, missing, p.clone(), None)
+        .await;
+    assert!(matches!(gone, Err(StoreError::NotFound)), "{gone:?}");
+    let gone = e.store.delete(&admin(), &customer, missing, None).await;
+    assert!(matches!(gone, Err(StoreError::NotFound)), "{gone:?}");
+    let gone = e.store.purge(&admin(), &customer, missing, None).await;
+    assert!(matches!(gone, Err(StoreError::NotFound)), "{gone:?}");
+    let stale = e.store.delete(&admin(), &customer, a.id, Some(9)).await;
+    assert!(matches!(stale, Err(StoreError::Stale { .. })), "{stale:?}");
+    // Restoring a live record, purging a referenced one (409).
+    let live = e.store.restore(&admin(), &customer, a.id).await;
+    assert!(matches!(live, Err(StoreError::Conflict { .. })), "{live:?}");
+    let referenced = e.store.purge(&admin(), &customer, a.id, None).await;
+    assert!(
+        matches!(referenced, Err(StoreError::Conflict { .. })),
+        "{referenced:?}"
+    );
+    assert_eq!(entries(e).await.len(), 2, "a refused write left an entry");
+
+    // Updating or deleting what is deleted (409, 404).
+    e.store
+        .delete(&admin(), &customer, a.id, None)
+        .await
+        .expect("delete");
+    let deleted = e.store.update(&admin(), &customer, a.id, p, None).await;
+    assert!(
+        matches!(deleted, Err(StoreError::Conflict { .. })),
+        "{deleted:?}"
+    );
+    let twice = e.store.delete(&admin(), &customer, a.id, None).await;
+    assert!(matches!(twice, Err(StoreError::NotFound)), "{twice:?}");
+    let all = entries(e).await;
+    let actions: Vec<&str> = all.iter().map(|x| x.action.as_str()).collect();
+    assert_eq!(actions, ["record.create", "record.create", "record.delete"]);
+    assert_eq!(verify(e).await, intact(3));
+}
+
+/// Every column of an entry but `seq`, for copying one through SQL.
+const REST: &str = "at, actor_kind, actor_id, actor_label, action, model, record_id, \
+                    request_id, client_addr, changes, prev_hash, hash";
+
+/// Swaps the `seq` of two entries (in three steps: `seq` is unique at every step).
+fn swap(a: i64, b: i64) -> String {
+    format!(
+        "UPDATE _plinth_audit SET seq = -1 WHERE seq = {a};
+         UPDATE _plinth_audit SET seq = {a} WHERE seq = {b};
+         UPDATE _plinth_audit SET seq = {b} WHERE seq = -1;"
+    )
+}
+
+async fn verify_finds_entries_edited_deleted_inserted_or_reordered_through_sql(e: &Engine) {
+    let s = e.migrate(decls()).await;
+    let customer = model(&s, "customer");
+    let r = e
+        .create(&admin(), &customer, json!({"name": "a", "score": 3}))
+        .await;
+    for (version, score) in [(1, 4), (2, 5), (3, 6)] {
+        let p = patch(&customer, &json!({ "score": score }));
+        e.store
+            .update(&admin(), &customer, r.id, p, Some(version))
+            .await
+            .expect("update");
+    }
+    assert_eq!(verify(e).await, intact(4));
+
+    // An entry's changes edited.
+    let edit = "UPDATE _plinth_audit SET changes = replace(changes, '\"to\":4', '\"to\":40') \
+                WHERE seq = 2";
+    e.raw(edit).await;
+    assert_eq!(verify(e).await, broken(2, AuditBreak::Hash));
+    e.raw(&edit.replace("'\"to\":4', '\"to\":40'", "'\"to\":40', '\"to\":4'"))
+        .await;
+    assert_eq!(verify(e).await, intact(4));
+
+    // An entry from the middle deleted.
+    e.raw(
+        "CREATE TABLE saved AS SELECT * FROM _plinth_audit WHERE seq = 2;
+         DELETE FROM _plinth_audit WHERE seq = 2;",
+    )
+    .await;
+    assert_eq!(
+        verify(e).await,
+        broken(3, AuditBreak::Sequence { expected: 2 })
+    );
+    e.raw("INSERT INTO _plinth_audit SELECT * FROM saved; DROP TABLE saved;")
+        .await;
+    assert_eq!(verify(e).await, intact(4));
+
+    // An entry inserted: a copy of the last, then one linked to it with a made-up hash.
+    e.raw(&format!(
+        "INSERT INTO _plinth_audit (seq, {REST}) SELECT seq + 1, {REST} FROM _plinth_audit \
+         WHERE seq = 4"
+    ))
+    .await;
+    assert_eq!(verify(e).await, broken(5, AuditBreak::Link));
+    e.raw(
+        "UPDATE _plinth_audit SET prev_hash = (SELECT hash FROM _plinth_audit WHERE seq = 4) \
+         WHERE seq = 5",
+    )
+    .await;
+    assert_eq!(verify(e).await, broken(5, AuditBreak::Hash));
+    e.raw("DELETE FROM _plinth_audit WHERE seq = 5").await;
+    assert_eq!(verify(e).await, intact(4));
+
+    // Two entries reordered.
+    e.raw(&swap(2, 3)).await;
+    assert_eq!(verify(e).await, broken(2, AuditBreak::Link));
+    e.raw(&swap(2, 3)).await;
+    assert_eq!(verify(e).await, intact(4));
+}
