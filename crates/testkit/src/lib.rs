@@ -8,6 +8,9 @@
 //!   standard error (shown in every `cargo test` run, not only with `--nocapture`), unless
 //!   skips are forbidden ([`REQUIRE_ENV`]`=1` or `CI=true`): then the test fails.
 //! - [`engine`]: which engine a suite that runs on one engine at a time uses.
+//! - [`tls`]: self-signed certificates and a client that trusts them.
+
+pub mod tls;
 
 use std::io::Write;
 

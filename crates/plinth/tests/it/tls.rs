@@ -2,9 +2,9 @@
 //! SIGHUP, and the start refusals of unusable TLS settings.
 
 use crate::helpers::{Server, TestDir, refused};
+use plinth_testkit::tls::{SelfSigned, connector};
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -16,24 +16,8 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// A strong signing key, for production starts.
 const JWT: &str = "tls-test-signing-key-0123456789-abcdefghijklmnopqrstuvwxyz";
 
-struct Cert {
-    cert_pem: String,
-    key_pem: String,
-    der: CertificateDer<'static>,
-}
-
-fn new_cert() -> Cert {
-    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
-        .expect("make a certificate");
-    Cert {
-        cert_pem: made.cert.pem(),
-        key_pem: made.signing_key.serialize_pem(),
-        der: made.cert.der().clone(),
-    }
-}
-
 /// Writes the certificate and key (mode 0600) into the test directory.
-fn write_pair(dir: &TestDir, cert: &Cert) -> (PathBuf, PathBuf) {
+fn write_pair(dir: &TestDir, cert: &SelfSigned) -> (PathBuf, PathBuf) {
     let cert_path = dir.write("cert.pem", &cert.cert_pem);
     let key_path = dir.write("key.pem", &cert.key_pem);
     set_mode(&key_path, 0o600);
@@ -43,20 +27,6 @@ fn write_pair(dir: &TestDir, cert: &Cert) -> (PathBuf, PathBuf) {
 fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-}
-
-fn connector(trusted: &[&Cert]) -> TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in trusted {
-        roots.add(c.der.clone()).expect("trust the certificate");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    TlsConnector::from(Arc::new(config))
 }
 
 /// `GET /healthz` over a new TLS connection: the certificate presented and the answer's
@@ -91,7 +61,7 @@ async fn healthz(server: &Server, tls: &TlsConnector) -> (CertificateDer<'static
 #[tokio::test]
 async fn serve_with_tls_flags_speaks_https_and_reloads_on_sighup() {
     let dir = TestDir::new();
-    let (old, new) = (new_cert(), new_cert());
+    let (old, new) = (SelfSigned::localhost(), SelfSigned::localhost());
     let (cert, key) = write_pair(&dir, &old);
     let (cert_arg, key_arg) = (cert.display().to_string(), key.display().to_string());
     let server = Server::spawn(
@@ -110,7 +80,7 @@ async fn serve_with_tls_flags_speaks_https_and_reloads_on_sighup() {
         "{}",
         server.proc.describe()
     );
-    let tls = connector(&[&old, &new]);
+    let tls = connector(&[&old, &new], rustls::DEFAULT_VERSIONS);
     let (presented, answer) = healthz(&server, &tls).await;
     assert!(presented == old.der);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -141,7 +111,7 @@ async fn serve_with_tls_flags_speaks_https_and_reloads_on_sighup() {
 #[tokio::test]
 async fn unusable_tls_settings_refuse_the_start() {
     let dir = TestDir::new();
-    let (cert, key) = write_pair(&dir, &new_cert());
+    let (cert, key) = write_pair(&dir, &SelfSigned::localhost());
     let data = dir.data_arg();
     let serve = |extra: &[&str]| {
         let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data-dir", &data];

@@ -3,10 +3,10 @@
 
 use crate::helpers::{TestApp, decls};
 use plinth_server::{ServerConfig, TlsFiles};
+use plinth_testkit::tls::{SelfSigned, connector};
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -15,23 +15,6 @@ use tokio_rustls::client::TlsStream;
 
 /// Far longer than any step takes: only a hang reaches it.
 const PATIENCE: Duration = Duration::from_secs(20);
-
-/// A self-signed certificate for `localhost` and its key, as PEM, and the certificate's DER.
-struct Cert {
-    cert_pem: String,
-    key_pem: String,
-    der: CertificateDer<'static>,
-}
-
-fn new_cert() -> Cert {
-    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
-        .expect("make a certificate");
-    Cert {
-        cert_pem: made.cert.pem(),
-        key_pem: made.signing_key.serialize_pem(),
-        der: made.cert.der().clone(),
-    }
-}
 
 /// Replaces `path` at once (write beside, then rename), as a certificate renewal does.
 fn replace(path: &Path, text: &str) {
@@ -46,7 +29,7 @@ struct Files {
     key: PathBuf,
 }
 
-fn write_files(cert: &Cert) -> Files {
+fn write_files(cert: &SelfSigned) -> Files {
     let dir = tempfile::tempdir().expect("temp dir");
     let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert_path, &cert.cert_pem).expect("write the certificate");
@@ -72,25 +55,6 @@ async fn spawn_tls(files: &Files, reload_interval: Duration, header: Duration) -
         },
     )
     .await
-}
-
-/// A TLS 1.2/1.3 client trusting exactly `trusted`.
-fn connector(
-    trusted: &[&Cert],
-    versions: &[&'static rustls::SupportedProtocolVersion],
-) -> TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in trusted {
-        roots.add(c.der.clone()).expect("trust the certificate");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions)
-        .expect("protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    TlsConnector::from(Arc::new(config))
 }
 
 async fn connect(app: &TestApp, tls: &TlsConnector) -> TlsStream<TcpStream> {
@@ -172,7 +136,7 @@ const BOTH: &[&rustls::SupportedProtocolVersion] =
 
 #[tokio::test]
 async fn serves_https_with_hsts_on_tls_1_2_and_1_3() {
-    let cert = new_cert();
+    let cert = SelfSigned::localhost();
     let files = write_files(&cert);
     let app = spawn_tls(&files, Duration::ZERO, Duration::from_secs(10)).await;
     for (version, expected) in [
@@ -215,7 +179,7 @@ async fn plain_http_gets_no_hsts() {
 
 #[tokio::test]
 async fn plain_http_to_the_tls_port_is_closed_cleanly() {
-    let cert = new_cert();
+    let cert = SelfSigned::localhost();
     let files = write_files(&cert);
     let app = spawn_tls(&files, Duration::ZERO, Duration::from_secs(10)).await;
     let mut tcp = TcpStream::connect(app.addr).await.expect("connect");
@@ -235,7 +199,7 @@ async fn plain_http_to_the_tls_port_is_closed_cleanly() {
 
 #[tokio::test]
 async fn a_silent_handshake_is_cut_off_at_the_header_read_timeout() {
-    let cert = new_cert();
+    let cert = SelfSigned::localhost();
     let files = write_files(&cert);
     let app = spawn_tls(&files, Duration::ZERO, Duration::from_secs(1)).await;
     let mut tcp = TcpStream::connect(app.addr).await.expect("connect");
@@ -287,7 +251,7 @@ async fn answer_to(app: &TestApp, hello: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn tls_1_1_is_refused() {
-    let cert = new_cert();
+    let cert = SelfSigned::localhost();
     let files = write_files(&cert);
     let app = spawn_tls(&files, Duration::ZERO, Duration::from_secs(10)).await;
     // The same hello as TLS 1.2 is answered with a ServerHello...
@@ -307,7 +271,7 @@ async fn tls_1_1_is_refused() {
 }
 
 /// Opens new connections until one presents `expected`.
-async fn wait_for_cert(app: &TestApp, tls: &TlsConnector, expected: &Cert) {
+async fn wait_for_cert(app: &TestApp, tls: &TlsConnector, expected: &SelfSigned) {
     tokio::time::timeout(PATIENCE, async {
         loop {
             let stream = connect(app, tls).await;
@@ -323,7 +287,7 @@ async fn wait_for_cert(app: &TestApp, tls: &TlsConnector, expected: &Cert) {
 
 #[tokio::test]
 async fn a_changed_certificate_is_served_to_new_connections_while_open_ones_go_on() {
-    let (old, new) = (new_cert(), new_cert());
+    let (old, new) = (SelfSigned::localhost(), SelfSigned::localhost());
     let files = write_files(&old);
     let app = spawn_tls(&files, Duration::from_millis(100), Duration::from_secs(10)).await;
     let tls = connector(&[&old, &new], BOTH);
@@ -355,7 +319,7 @@ async fn a_changed_certificate_is_served_to_new_connections_while_open_ones_go_o
 #[cfg(unix)]
 #[tokio::test]
 async fn sighup_reloads_the_certificate() {
-    let (old, new) = (new_cert(), new_cert());
+    let (old, new) = (SelfSigned::localhost(), SelfSigned::localhost());
     let files = write_files(&old);
     // No polling: only the signal reloads.
     let app = spawn_tls(&files, Duration::ZERO, Duration::from_secs(10)).await;
@@ -376,8 +340,8 @@ async fn sighup_reloads_the_certificate() {
 
 #[tokio::test]
 async fn unusable_files_refuse_the_start() {
-    let cert = new_cert();
-    let other = new_cert();
+    let cert = SelfSigned::localhost();
+    let other = SelfSigned::localhost();
     let files = write_files(&cert);
     let build = |tls: TlsFiles| async move {
         let state = crate::helpers::TestDb::new().await.state(&[]).await;
