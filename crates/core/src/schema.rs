@@ -122,6 +122,10 @@ pub struct FieldDecl {
     /// Only admins see and set it; for everyone else it does not exist.
     #[serde(default, skip_serializing_if = "is_false")]
     pub admin_only: bool,
+    /// Personal data: sealed at rest, redacted in logs and audit diffs, found by equality
+    /// only (`string`, `text`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pii: bool,
     /// Shortest accepted text, in characters (`string`, `text`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_length: Option<u32>,
@@ -262,6 +266,7 @@ pub struct FieldDef {
     unique: Unique,
     indexed: bool,
     admin_only: bool,
+    pii: bool,
 }
 
 impl FieldDef {
@@ -292,6 +297,11 @@ impl FieldDef {
     /// Seen and set by admins only.
     pub fn admin_only(&self) -> bool {
         self.admin_only
+    }
+    /// Personal data: sealed at rest, redacted in logs and audit diffs, and compared by
+    /// equality only (no range, pattern or sort).
+    pub fn pii(&self) -> bool {
+        self.pii
     }
     /// Whether a caller with `access` sees this field.
     pub fn visible_to(&self, access: FieldAccess) -> bool {
@@ -460,6 +470,19 @@ fn field_def(f: &FieldDecl, models: &[&str]) -> Result<FieldDef, String> {
     if kind == FieldKind::Json && (f.unique.is_some() || f.indexed) {
         return Err("a json field cannot be unique or indexed".to_owned());
     }
+    if f.pii && !text_like {
+        return Err(format!(
+            "pii applies to string and text fields, not to a field of type {}",
+            kind_name(kind)
+        ));
+    }
+    if f.pii && f.indexed {
+        return Err(
+            "a pii field cannot be indexed: it cannot be sorted, and its equality lookups \
+             always use its blind index"
+                .to_owned(),
+        );
+    }
     if f.admin_only && f.required {
         return Err(
             "an admin_only field cannot be required: users could not create records".to_owned(),
@@ -570,6 +593,7 @@ fn field_def(f: &FieldDecl, models: &[&str]) -> Result<FieldDef, String> {
         unique: f.unique,
         indexed: f.indexed,
         admin_only: f.admin_only,
+        pii: f.pii,
     })
 }
 

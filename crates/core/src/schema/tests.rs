@@ -432,14 +432,15 @@ fn declarations_serialise_without_their_defaults() {
         { "name": "plain", "fields": [{ "name": "f", "type": "string" }] },
         { "name": "own", "user_read": "own", "fields": [
             { "name": "f", "type": "string", "required": true, "unique": true,
-              "indexed": true, "admin_only": true }
+              "indexed": true, "admin_only": true },
+            { "name": "g", "type": "text", "pii": true }
         ]}
     ]))
     .expect("declarations");
     let plain = serde_json::to_value(&decls[0]).expect("serialises");
     assert!(plain.get("user_read").is_none(), "{plain}");
     let f = &plain["fields"][0];
-    for flag in ["required", "unique", "indexed", "admin_only"] {
+    for flag in ["required", "unique", "indexed", "admin_only", "pii"] {
         assert!(f.get(flag).is_none(), "{flag} written when false: {f}");
     }
     let own = serde_json::to_value(&decls[1]).expect("serialises");
@@ -448,6 +449,7 @@ fn declarations_serialise_without_their_defaults() {
     for flag in ["required", "unique", "indexed", "admin_only"] {
         assert_eq!(f[flag], json!(true), "{flag}: {f}");
     }
+    assert_eq!(own["fields"][1]["pii"], json!(true));
 }
 
 #[test]
@@ -554,4 +556,24 @@ fn unique_is_true_false_or_owner_and_nothing_else() {
         field("json", json!({ "unique": "owner" })),
         "a json field cannot be unique or indexed",
     );
+}
+
+#[test]
+fn pii_applies_to_text_fields_and_is_never_a_sort_key() {
+    let pii = |kind: &str, extra: serde_json::Value| {
+        let mut f = field(kind, extra);
+        f["pii"] = json!(true);
+        thing(json!([f]))
+    };
+    assert!(pii("string", json!({})).is_ok());
+    assert!(pii("text", json!({ "unique": true })).is_ok());
+    for kind in ["integer", "float", "boolean", "json", "datetime"] {
+        let errs = pii(kind, json!({})).expect_err(kind);
+        assert!(
+            errs[0].reason.contains("pii applies to string and text"),
+            "{kind}: {errs:?}"
+        );
+    }
+    let errs = pii("string", json!({ "indexed": true })).expect_err("indexed pii");
+    assert!(errs[0].reason.contains("cannot be indexed"), "{errs:?}");
 }
