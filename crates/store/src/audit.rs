@@ -8,7 +8,6 @@
 
 use plinth_core::{RecordId, Role, Timestamp};
 use sha2::{Digest, Sha256};
-use std::fmt::Write as _;
 use uuid::Uuid;
 
 /// One audit entry, as stored.
@@ -135,29 +134,13 @@ pub(crate) fn hash(e: &AuditEntry, changes_text: &str) -> String {
         request_id: &e.request_id,
         seq: e.seq,
     };
-    let mut h = Sha256::new();
-    h.update(e.prev_hash.as_bytes());
-    // Writing to a digest cannot fail, nor can serialising these types.
-    let _ = serde_json::to_writer(Hashing(&mut h), &canonical);
-    let mut out = String::with_capacity(64);
-    for b in h.finalize() {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
-/// Feeds what is written into a digest.
-struct Hashing<'a>(&'a mut Sha256);
-
-impl std::io::Write for Hashing<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    // One buffer hashed in one call: feeding the digest each small piece the serialiser
+    // writes costs more than the copy.
+    let mut buf = Vec::with_capacity(512 + changes_text.len() + e.prev_hash.len());
+    buf.extend_from_slice(e.prev_hash.as_bytes());
+    // Serialising these types into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut buf, &canonical);
+    format!("{:x}", Sha256::digest(&buf))
 }
 
 #[cfg(test)]

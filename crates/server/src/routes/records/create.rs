@@ -45,8 +45,5 @@ pub(super) async fn create_record(
 /// so a retry that reformats the same JSON still matches.
 fn digest(body: &serde_json::Value) -> String {
     let canonical = serde_json::to_vec(body).unwrap_or_default();
-    Sha256::digest(&canonical)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    format!("{:x}", Sha256::digest(&canonical))
 }
