@@ -1,6 +1,9 @@
 //! Accounts: users, refresh-token families and API keys, as the [`AccountStore`] trait every
 //! engine implements beside the record operations.
 //!
+//! Every change to an account, a session or a key is audited in its own transaction (see
+//! [`crate::audit::Event`]).
+//!
 //! Secrets never reach storage in the clear: passwords arrive as argon2id hashes, refresh
 //! tokens and API keys as SHA-256 digests of high-entropy random strings.
 
@@ -165,9 +168,10 @@ pub trait AccountStore: Send + Sync {
     async fn count_admins(&self) -> Result<u64, StoreError>;
     /// Stores a refresh token (its hash) as the first of a new family: a session that
     /// started at `started_at` (by the caller's clock, which also sets the cutoff of
-    /// [`Self::rotate_refresh`]).
+    /// [`Self::rotate_refresh`]). Audited as `auth.login` by `ctx` (the user logging in).
     async fn insert_refresh(
         &self,
+        ctx: &WriteCtx,
         user_id: Uuid,
         family: Uuid,
         token_hash: &str,
@@ -176,9 +180,11 @@ pub trait AccountStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Spends `old_hash` and stores `new_hash` in the same family; detects reuse. A family
     /// started at or before `session_cutoff` (past the session's absolute lifetime) no
-    /// longer rotates: `Invalid`.
+    /// longer rotates: `Invalid`. A reuse is audited (`auth.refresh_reuse`, by `ctx`) in the
+    /// transaction that revokes the family.
     async fn rotate_refresh(
         &self,
+        ctx: &WriteCtx,
         old_hash: &str,
         new_hash: &str,
         new_expires_at: Timestamp,
@@ -189,8 +195,14 @@ pub trait AccountStore: Send + Sync {
     /// how many. Live families keep every row, so reuse is still detected.
     async fn sweep_refresh(&self, session_cutoff: Timestamp, limit: u32)
     -> Result<u64, StoreError>;
-    /// Revokes the family of a refresh token (logout); false if the token is unknown.
-    async fn revoke_refresh_family(&self, token_hash: &str) -> Result<bool, StoreError>;
+    /// Revokes the family of a refresh token (logout); false if the token is unknown. A
+    /// family revoked now is audited as `auth.logout` by the token's user, with `ctx`'s
+    /// request and address.
+    async fn revoke_refresh_family(
+        &self,
+        ctx: &WriteCtx,
+        token_hash: &str,
+    ) -> Result<bool, StoreError>;
     /// Stores an API key.
     async fn create_api_key(&self, ctx: &WriteCtx, key: NewApiKey) -> Result<ApiKey, StoreError>;
     /// The live (not revoked) key with this hash, and its user.

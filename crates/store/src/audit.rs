@@ -1,5 +1,7 @@
-//! The audit trail: one entry per record write, written in the transaction of the write,
-//! chained by hashes so that an edited, deleted, inserted or reordered entry is found.
+//! The audit trail: one entry per record write and per account or authentication event
+//! ([`Event`]), written in the transaction of the write it goes with (an event without a
+//! write in a transaction of its own), chained by hashes so that an edited, deleted,
+//! inserted or reordered entry is found.
 //!
 //! `hash = hex(SHA-256(prev_hash ‖ canonical))`, where `canonical` is the entry without its
 //! hash as compact JSON with its keys in alphabetical order, `at` in microseconds since the
@@ -24,22 +26,105 @@ pub struct AuditEntry {
     /// The actor's role: `admin`, `user`, `local admin` or `guest`.
     pub actor_label: String,
     /// What was done: `record.create`, `record.update`, `record.delete`, `record.restore`,
-    /// `record.purge`.
+    /// `record.purge`, or an [`Event`]'s action (`auth.login`, `account.create`, …).
     pub action: String,
-    /// The model of the record written.
+    /// The model of the record written; for an event, [`USERS`] or [`API_KEYS`].
     pub model: Option<String>,
-    /// The record written.
+    /// The record written, or the event's account or API key (by its id); none for an
+    /// event that names no account (a failed login for an unknown email).
     pub record_id: Option<RecordId>,
     /// The request that made the write.
     pub request_id: String,
     /// The client's address, when known.
     pub client_addr: Option<String>,
     /// `{"field": {"from": …, "to": …}}`: only `to` for a create, only `from` for a purge.
+    /// A pii field's values and an account's email are [`REDACTED`]; password hashes,
+    /// tokens and key digests never appear. An event's details are in the same object.
     pub changes: serde_json::Value,
     /// The previous entry's hash (empty for the first).
     pub prev_hash: String,
     /// This entry's hash.
     pub hash: String,
+}
+
+/// What stands in `changes` for a value that must not be kept in the trail (a pii field's
+/// value, an account's email): the entry still shows that it changed.
+pub const REDACTED: &str = "[redacted]";
+
+/// The `model` of an event about an account.
+pub const USERS: &str = "_users";
+
+/// The `model` of an event about an API key.
+pub const API_KEYS: &str = "_api_keys";
+
+/// An account or authentication event: what the audit trail records besides record writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// `auth.login`: a password login succeeded (a session started).
+    Login,
+    /// `auth.login_failed`: a wrong password, or an unknown email (then no account named).
+    LoginFailed,
+    /// `auth.throttled`: a client went over a login limit (once per limit window and key).
+    Throttled,
+    /// `auth.refresh_reuse`: a spent refresh token was presented again; its family is
+    /// revoked.
+    RefreshReuse,
+    /// `auth.logout`: a session (refresh-token family) was ended by its holder.
+    Logout,
+    /// `account.create`.
+    AccountCreate,
+    /// `account.password_change`.
+    PasswordChange,
+    /// `account.email_change`.
+    EmailChange,
+    /// `account.role_change`.
+    RoleChange,
+    /// `account.delete`.
+    AccountDelete,
+    /// `api_key.create`.
+    ApiKeyCreate,
+    /// `api_key.revoke`.
+    ApiKeyRevoke,
+}
+
+impl Event {
+    /// The entry's `action`.
+    pub fn action(self) -> &'static str {
+        match self {
+            Self::Login => "auth.login",
+            Self::LoginFailed => "auth.login_failed",
+            Self::Throttled => "auth.throttled",
+            Self::RefreshReuse => "auth.refresh_reuse",
+            Self::Logout => "auth.logout",
+            Self::AccountCreate => "account.create",
+            Self::PasswordChange => "account.password_change",
+            Self::EmailChange => "account.email_change",
+            Self::RoleChange => "account.role_change",
+            Self::AccountDelete => "account.delete",
+            Self::ApiKeyCreate => "api_key.create",
+            Self::ApiKeyRevoke => "api_key.revoke",
+        }
+    }
+
+    /// The entry's `model`: what kind of thing the event is about.
+    pub fn model(self) -> &'static str {
+        match self {
+            Self::ApiKeyCreate | Self::ApiKeyRevoke => API_KEYS,
+            _ => USERS,
+        }
+    }
+}
+
+/// An event as the caller hands it to `Store::audit_event` (events without a write of their
+/// own: a failed or throttled login).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    /// What happened.
+    pub event: Event,
+    /// The account (or key) it is about, when there is one to name.
+    pub target: Option<Uuid>,
+    /// Details, in the form of `AuditEntry::changes`; never a secret or a raw email.
+    pub changes: serde_json::Value,
 }
 
 /// How a walk of the audit chain ended.

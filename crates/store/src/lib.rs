@@ -31,7 +31,7 @@ pub mod sqlite;
 pub mod transfer;
 
 pub use accounts::{AccountStore, ApiKey, NewApiKey, NewUser, Refresh, User, UserChanges};
-pub use audit::{AuditBreak, AuditEntry, AuditVerdict};
+pub use audit::{AuditBreak, AuditEntry, AuditEvent, AuditVerdict, Event};
 pub use error::StoreError;
 pub use postgres::{PgOptions, PgStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
@@ -244,6 +244,9 @@ pub trait Store: AccountStore + Send + Sync + std::fmt::Debug {
     ) -> Result<u64, StoreError>;
     /// Audit entries after `after_seq` (0: from the first), at most `limit`, in `seq` order.
     async fn audit_list(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Appends an event that goes with no write (a failed or throttled login) in a
+    /// transaction of its own.
+    async fn audit_event(&self, ctx: &WriteCtx, event: AuditEvent) -> Result<(), StoreError>;
     /// Walks the whole audit chain: how many entries it holds, or the first one whose
     /// sequence, link or hash is broken.
     async fn audit_verify(&self) -> Result<AuditVerdict, StoreError>;

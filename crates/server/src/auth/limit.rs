@@ -21,6 +21,9 @@ pub(crate) struct Refused {
     /// The key was new and the table is full of live windows (rather than the key being
     /// over its limit).
     pub(crate) table_full: bool,
+    /// The key's first refusal in its window: the moment it became throttled (what the
+    /// audit trail records, once per window, however many attempts follow).
+    pub(crate) first: bool,
 }
 
 /// Counts attempts per key and window.
@@ -66,14 +69,20 @@ impl RateLimiter {
         let Ok(mut entries) = self.entries.lock() else {
             return Ok(());
         };
-        let refused = |wait: Duration, table_full| Refused {
+        let refused = |wait: Duration, table_full, first| Refused {
             retry_after: wait.max(Duration::from_secs(1)),
             table_full,
+            first,
         };
         match entries.get_mut(key, now) {
             Some(entry) if entry.until > now => {
                 if entry.value >= self.limit {
-                    return Err(refused(entry.until.duration_since(now), false));
+                    // One past the limit marks the window as throttled already.
+                    let first = entry.value == self.limit;
+                    if first {
+                        entry.value += 1;
+                    }
+                    return Err(refused(entry.until.duration_since(now), false, first));
                 }
                 entry.value += 1;
                 Ok(())
@@ -88,7 +97,7 @@ impl RateLimiter {
             }
             None => entries
                 .insert(*key, now + self.window, 1, now)
-                .map_err(|wait| refused(wait, true)),
+                .map_err(|wait| refused(wait, true, false)),
         }
     }
 
@@ -172,6 +181,15 @@ mod tests {
         Err(Refused {
             retry_after,
             table_full: false,
+            first: false,
+        })
+    }
+
+    fn first_over(retry_after: Duration) -> Result<(), Refused> {
+        Err(Refused {
+            retry_after,
+            table_full: false,
+            first: true,
         })
     }
 
@@ -182,6 +200,11 @@ mod tests {
         assert!(l.check(&k("a")).is_ok());
         let refused = l.check(&k("a")).expect_err("third attempt refused");
         assert!(!refused.table_full);
+        assert!(refused.first, "the first refusal of the window");
+        assert!(
+            !l.check(&k("a")).expect_err("fourth refused").first,
+            "later refusals are not the first"
+        );
         let retry = refused.retry_after;
         assert!(retry <= Duration::from_secs(60) && retry >= Duration::from_secs(1));
         assert!(l.check(&k("b")).is_ok(), "other keys unaffected");
@@ -203,7 +226,7 @@ mod tests {
         manual.advance(Duration::from_secs(20));
         assert_eq!(
             l.check(&k("k")),
-            over(Duration::from_secs(40)),
+            first_over(Duration::from_secs(40)),
             "retry when the window ends"
         );
         manual.advance(Duration::from_secs(39));
@@ -214,7 +237,11 @@ mod tests {
         );
         manual.advance(Duration::from_secs(1));
         assert!(l.check(&k("k")).is_ok(), "a new window starts at 60 s");
-        assert!(l.check(&k("k")).is_err(), "and counts again");
+        assert_eq!(
+            l.check(&k("k")),
+            first_over(Duration::from_secs(60)),
+            "and counts again, a new first refusal"
+        );
     }
 
     #[test]
@@ -227,7 +254,7 @@ mod tests {
         l.reset(&k("k"));
         assert!(l.check(&k("k")).is_ok());
         assert!(l.check(&k("k")).is_ok());
-        assert_eq!(l.check(&k("k")), over(Duration::from_secs(50)));
+        assert_eq!(l.check(&k("k")), first_over(Duration::from_secs(50)));
     }
 
     #[test]
@@ -244,13 +271,14 @@ mod tests {
             l.check(&k("d")),
             Err(Refused {
                 retry_after: Duration::from_secs(45),
-                table_full: true
+                table_full: true,
+                first: false,
             })
         );
         assert_eq!(l.entries.lock().expect("lock").len(), 3);
         // Known keys keep their own count meanwhile.
         assert!(l.check(&k("a")).is_ok());
-        assert_eq!(l.check(&k("a")), over(Duration::from_secs(45)));
+        assert_eq!(l.check(&k("a")), first_over(Duration::from_secs(45)));
         // When the first window ends its entry goes, and a new key fits.
         manual.advance(Duration::from_secs(45));
         assert!(l.check(&k("d")).is_ok());

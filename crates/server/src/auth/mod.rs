@@ -38,8 +38,9 @@ pub(crate) use secret::{Digest, REFRESH_PREFIX, new_api_key, new_refresh_token};
 use cache::{CredentialCache, CredentialKey, Vouched};
 use limit::{RateLimiter, Refused, Remembered};
 use password::Passwords;
+use plinth_core::auth::Email;
 use plinth_core::{Principal, Timestamp};
-use plinth_store::{Store, User};
+use plinth_store::{AuditEvent, Event, Store, User, WriteCtx};
 use secret::API_KEY_PREFIX;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -195,16 +196,19 @@ impl Auth {
         self.tokens.issue(user, &self.clock)
     }
 
-    /// Issues an access token and a new refresh-token family for `user`.
+    /// Issues an access token and a new refresh-token family for `user`, whose login
+    /// `ctx` (acting as that user) audits.
     pub(crate) async fn issue_pair(
         &self,
         store: &dyn Store,
+        ctx: &WriteCtx,
         user: &User,
     ) -> Result<TokenPair, AuthError> {
         let (access_token, expires_in) = self.issue_access(user)?;
         let (refresh_token, digest) = new_refresh_token()?;
         store
             .insert_refresh(
+                ctx,
                 user.id,
                 Uuid::now_v7(),
                 digest.as_str(),
@@ -312,8 +316,13 @@ impl Auth {
     /// this address (strict), and the account from all addresses (a much higher ceiling,
     /// which does not apply to an address the account logged in from recently). Addresses
     /// count by [`client::address_bucket`]. A refusal is logged as a `login_throttled`
-    /// security event.
-    pub(crate) fn check_login(&self, attempt: &LoginAttempt<'_>) -> Result<(), AuthError> {
+    /// security event; the first refusal of a key's window (not every one: a throttled
+    /// attempt costs the client nothing) is also audited as `auth.throttled`.
+    pub(crate) async fn check_login(
+        &self,
+        store: &dyn Store,
+        attempt: &LoginAttempt<'_>,
+    ) -> Result<(), AuthError> {
         let bucket = client::address_bucket(attempt.address);
         let pair = Key::of(&[&bucket, attempt.account]);
         // In this order, stopping at the first refusal: an attempt refused for its address
@@ -343,6 +352,7 @@ impl Auth {
             Refused {
                 retry_after,
                 table_full,
+                first,
             },
         )) = refused
         else {
@@ -351,7 +361,7 @@ impl Auth {
         tracing::warn!(
             target: "plinth::security",
             event = "login_throttled",
-            request_id = attempt.request_id,
+            request_id = attempt.ctx.request_id,
             route = attempt.route,
             address = attempt.address,
             limit,
@@ -359,6 +369,19 @@ impl Auth {
             retry_after_s = retry_after.as_secs(),
             "login attempts over a limit; refused without checking the password"
         );
+        if first {
+            // A limit on the account names it, when there is one (never the email tried).
+            let target = match (limit, Email::parse(attempt.account)) {
+                ("address", _) | (_, Err(_)) => None,
+                (_, Ok(email)) => store.find_user_by_email(&email).await?.map(|u| u.id),
+            };
+            let event = AuditEvent {
+                event: Event::Throttled,
+                target,
+                changes: serde_json::json!({ "limit": limit }),
+            };
+            store.audit_event(attempt.ctx, event).await?;
+        }
         Err(AuthError::RateLimited { retry_after })
     }
 
@@ -393,8 +416,9 @@ pub(crate) struct LoginAttempt<'a> {
     pub(crate) account: &'a str,
     /// The client's address ([`client_address`]).
     pub(crate) address: &'a str,
-    /// For the log line.
-    pub(crate) request_id: &'a str,
+    /// Who tries (a guest logging in, or the user guessing at their own password), for the
+    /// log line and the audit entry.
+    pub(crate) ctx: &'a WriteCtx,
     /// For the log line.
     pub(crate) route: &'a str,
 }

@@ -12,11 +12,9 @@ use uuid::Uuid;
 
 #[async_trait]
 impl AccountStore for PgStore {
-    async fn create_user(&self, _ctx: &WriteCtx, user: NewUser) -> Result<User, StoreError> {
-        self.call(PRIMARY, async |c| {
-            accounts::create_user(c, user, self.now()).await
-        })
-        .await
+    async fn create_user(&self, ctx: &WriteCtx, user: NewUser) -> Result<User, StoreError> {
+        self.in_tx(async |tx| accounts::create_user(tx, self.by(ctx), user.clone()).await)
+            .await
     }
 
     async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
@@ -40,19 +38,19 @@ impl AccountStore for PgStore {
 
     async fn update_user(
         &self,
-        _ctx: &WriteCtx,
+        ctx: &WriteCtx,
         id: Uuid,
         changes: UserChanges,
         expected_version: Option<i64>,
     ) -> Result<User, StoreError> {
         self.in_tx(async |tx| {
-            accounts::update_user(tx, id, &changes, expected_version, self.now()).await
+            accounts::update_user(tx, self.by(ctx), id, &changes, expected_version).await
         })
         .await
     }
 
-    async fn delete_user(&self, _ctx: &WriteCtx, id: Uuid) -> Result<(), StoreError> {
-        self.in_tx(async |tx| accounts::delete_user(tx, id).await)
+    async fn delete_user(&self, ctx: &WriteCtx, id: Uuid) -> Result<(), StoreError> {
+        self.in_tx(async |tx| accounts::delete_user(tx, self.by(ctx), id).await)
             .await
     }
 
@@ -63,15 +61,16 @@ impl AccountStore for PgStore {
 
     async fn insert_refresh(
         &self,
+        ctx: &WriteCtx,
         user_id: Uuid,
         family: Uuid,
         token_hash: &str,
         expires_at: Timestamp,
         started_at: Timestamp,
     ) -> Result<(), StoreError> {
-        self.call(PRIMARY, async |c| {
-            let now = self.now();
-            accounts::insert_refresh(c, user_id, family, token_hash, expires_at, started_at, now)
+        self.in_tx(async |tx| {
+            let by = self.by(ctx);
+            accounts::insert_refresh(tx, by, user_id, family, token_hash, expires_at, started_at)
                 .await
         })
         .await
@@ -79,14 +78,15 @@ impl AccountStore for PgStore {
 
     async fn rotate_refresh(
         &self,
+        ctx: &WriteCtx,
         old_hash: &str,
         new_hash: &str,
         new_expires_at: Timestamp,
         session_cutoff: Timestamp,
     ) -> Result<Refresh, StoreError> {
         self.in_tx(async |tx| {
-            let now = self.now();
-            accounts::rotate_refresh(tx, old_hash, new_hash, new_expires_at, session_cutoff, now)
+            let by = self.by(ctx);
+            accounts::rotate_refresh(tx, by, old_hash, new_hash, new_expires_at, session_cutoff)
                 .await
         })
         .await
@@ -103,18 +103,18 @@ impl AccountStore for PgStore {
         .await
     }
 
-    async fn revoke_refresh_family(&self, token_hash: &str) -> Result<bool, StoreError> {
-        self.call(PRIMARY, async |c| {
-            accounts::revoke_refresh_family(c, token_hash, self.now()).await
-        })
-        .await
+    async fn revoke_refresh_family(
+        &self,
+        ctx: &WriteCtx,
+        token_hash: &str,
+    ) -> Result<bool, StoreError> {
+        self.in_tx(async |tx| accounts::revoke_refresh_family(tx, self.by(ctx), token_hash).await)
+            .await
     }
 
-    async fn create_api_key(&self, _ctx: &WriteCtx, key: NewApiKey) -> Result<ApiKey, StoreError> {
-        self.call(PRIMARY, async |c| {
-            accounts::create_api_key(c, key, self.now()).await
-        })
-        .await
+    async fn create_api_key(&self, ctx: &WriteCtx, key: NewApiKey) -> Result<ApiKey, StoreError> {
+        self.in_tx(async |tx| accounts::create_api_key(tx, self.by(ctx), key.clone()).await)
+            .await
     }
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, User)>, StoreError> {
@@ -129,11 +129,11 @@ impl AccountStore for PgStore {
 
     async fn revoke_api_key(
         &self,
-        _ctx: &WriteCtx,
+        ctx: &WriteCtx,
         id: Uuid,
         owner: Option<Uuid>,
     ) -> Result<ApiKey, StoreError> {
-        self.in_tx(async |tx| accounts::revoke_api_key(tx, id, owner, self.now()).await)
+        self.in_tx(async |tx| accounts::revoke_api_key(tx, self.by(ctx), id, owner).await)
             .await
     }
 

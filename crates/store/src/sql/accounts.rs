@@ -1,10 +1,15 @@
-//! Users, refresh tokens and API keys.
+//! Users, refresh tokens and API keys. Each change to an account, a session or a key
+//! appends its audit event (`audit::append_event`) as its transaction's last step.
 
+use super::audit::append_event;
+use super::records::By;
 use super::{Exec, INVALIDATE_CHANNEL, Query, SqlRow, unreadable};
+use crate::audit::{Event, REDACTED};
 use crate::shared::email_conflict;
-use crate::{ApiKey, NewApiKey, NewUser, Refresh, StoreError, User, UserChanges};
+use crate::{ApiKey, NewApiKey, NewUser, Refresh, StoreError, User, UserChanges, WriteCtx};
 use plinth_core::auth::{Email, parse_role, role_name};
-use plinth_core::{Role, Timestamp};
+use plinth_core::{Principal, Role, Timestamp};
+use serde_json::json;
 use uuid::Uuid;
 
 const USER_COLS: &str = "id, email, role, password_hash, created_at, updated_at, version";
@@ -61,9 +66,10 @@ async fn announce<E: Exec>(e: &E) -> Result<(), StoreError> {
 
 pub(crate) async fn create_user<E: Exec>(
     e: &E,
+    by: By<'_>,
     user: NewUser,
-    now: Timestamp,
 ) -> Result<User, StoreError> {
+    let now = by.now;
     let user = User {
         id: Uuid::now_v7(),
         email: user.email.as_str().to_owned(),
@@ -74,6 +80,11 @@ pub(crate) async fn create_user<E: Exec>(
         version: 1,
     };
     import_user(e, &user).await?;
+    let changes = json!({
+        "email": { "to": REDACTED },
+        "role": { "to": role_name(user.role) },
+    });
+    append_event(e, by, Event::AccountCreate, Some(user.id), &changes).await?;
     Ok(user)
 }
 
@@ -149,16 +160,31 @@ async fn keep_an_admin<E: Exec>(e: &E, id: Uuid) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A user's row, locked until the transaction ends.
+async fn lock_user<E: Exec>(e: &E, id: Uuid) -> Result<Option<User>, StoreError> {
+    let mut q = query::<E>("SELECT ");
+    q.push(USER_COLS)
+        .push(" FROM _plinth_users WHERE id = ")
+        .bind(id)
+        .push(E::DIALECT.for_update());
+    e.row(&q, |r| user_row(r)).await
+}
+
 pub(crate) async fn update_user<E: Exec>(
     e: &E,
+    by: By<'_>,
     id: Uuid,
     changes: &UserChanges,
     expected: Option<i64>,
-    now: Timestamp,
 ) -> Result<User, StoreError> {
+    let now = by.now;
     if changes.role.is_some_and(|r| r != Role::Admin) {
         keep_an_admin(e, id).await?;
     }
+    // Read (and locked) first: the audit events say what changed from what.
+    let Some(before) = lock_user(e, id).await? else {
+        return Err(StoreError::NotFound);
+    };
     announce(e).await?;
     let mut q = query::<E>("UPDATE _plinth_users SET updated_at = ");
     q.bind(now).push(", version = version + 1");
@@ -190,6 +216,7 @@ pub(crate) async fn update_user<E: Exec>(
                     .push(" AND revoked_at IS NULL");
                 e.execute(&q).await?;
             }
+            audit_user_changes(e, by, &before, &user, changes.password_hash.is_some()).await?;
             Ok(user)
         }
         (None, Some(expected)) => match get_user(e, id).await? {
@@ -203,8 +230,37 @@ pub(crate) async fn update_user<E: Exec>(
     }
 }
 
-pub(crate) async fn delete_user<E: Exec>(e: &E, id: Uuid) -> Result<(), StoreError> {
+/// The events of an account change: one per aspect that changed (the password whenever a
+/// new one was set); emails redacted, hashes never shown.
+async fn audit_user_changes<E: Exec>(
+    e: &E,
+    by: By<'_>,
+    before: &User,
+    after: &User,
+    new_password: bool,
+) -> Result<(), StoreError> {
+    let id = Some(after.id);
+    if new_password {
+        append_event(e, by, Event::PasswordChange, id, &json!({})).await?;
+    }
+    if before.email != after.email {
+        let changes = json!({ "email": { "from": REDACTED, "to": REDACTED } });
+        append_event(e, by, Event::EmailChange, id, &changes).await?;
+    }
+    if before.role != after.role {
+        let changes = json!({
+            "role": { "from": role_name(before.role), "to": role_name(after.role) }
+        });
+        append_event(e, by, Event::RoleChange, id, &changes).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn delete_user<E: Exec>(e: &E, by: By<'_>, id: Uuid) -> Result<(), StoreError> {
     keep_an_admin(e, id).await?;
+    let Some(before) = lock_user(e, id).await? else {
+        return Err(StoreError::NotFound);
+    };
     announce(e).await?;
     for (table, col) in [
         ("_plinth_users", "id"),
@@ -217,7 +273,11 @@ pub(crate) async fn delete_user<E: Exec>(e: &E, id: Uuid) -> Result<(), StoreErr
             return Err(StoreError::NotFound);
         }
     }
-    Ok(())
+    let changes = json!({
+        "email": { "from": REDACTED },
+        "role": { "from": role_name(before.role) },
+    });
+    append_event(e, by, Event::AccountDelete, Some(id), &changes).await
 }
 
 pub(crate) async fn count_admins<E: Exec>(e: &E) -> Result<u64, StoreError> {
@@ -226,14 +286,15 @@ pub(crate) async fn count_admins<E: Exec>(e: &E) -> Result<u64, StoreError> {
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
+/// Starts a session (the first token of a new family) and audits the login.
 pub(crate) async fn insert_refresh<E: Exec>(
     e: &E,
+    by: By<'_>,
     user_id: Uuid,
     family: Uuid,
     token_hash: &str,
     expires_at: Timestamp,
     started_at: Timestamp,
-    now: Timestamp,
 ) -> Result<(), StoreError> {
     let token = NewToken {
         user_id,
@@ -242,7 +303,8 @@ pub(crate) async fn insert_refresh<E: Exec>(
         expires_at,
         family_started_at: started_at,
     };
-    insert_token(e, &token, now).await
+    insert_token(e, &token, by.now).await?;
+    append_event(e, by, Event::Login, Some(user_id), &json!({})).await
 }
 
 /// One row of `_plinth_refresh_tokens`.
@@ -279,12 +341,13 @@ const FAMILY_STARTED: &str = "COALESCE(family_started_at, created_at)";
 
 pub(crate) async fn rotate_refresh<E: Exec>(
     e: &E,
+    by: By<'_>,
     old_hash: &str,
     new_hash: &str,
     new_expires_at: Timestamp,
     session_cutoff: Timestamp,
-    now: Timestamp,
 ) -> Result<Refresh, StoreError> {
+    let now = by.now;
     // Locked: two instances presenting the same token at once see it spent in turn.
     let mut q = query::<E>("SELECT family, user_id, expires_at, spent_at, revoked_at, ");
     q.push(FAMILY_STARTED)
@@ -318,6 +381,8 @@ pub(crate) async fn rotate_refresh<E: Exec>(
             .bind(family)
             .push(" AND revoked_at IS NULL");
         e.execute(&q).await?;
+        let changes = json!({ "family": family });
+        append_event(e, by, Event::RefreshReuse, Some(user_id), &changes).await?;
         return Ok(Refresh::Reused { user_id, family });
     }
     // Expired: not refreshed within the idle lifetime, or the session (the login) is older
@@ -339,29 +404,44 @@ pub(crate) async fn rotate_refresh<E: Exec>(
     Ok(Refresh::Rotated { user_id })
 }
 
+/// Ends the session of a refresh token (logout): false if the token is unknown. A session
+/// ended now is audited as its user's `auth.logout` (the token speaks for its user); one
+/// already over is not.
 pub(crate) async fn revoke_refresh_family<E: Exec>(
     e: &E,
+    by: By<'_>,
     token_hash: &str,
-    now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let mut q = query::<E>("UPDATE _plinth_refresh_tokens SET revoked_at = ");
-    q.bind(now)
-        .push(" WHERE revoked_at IS NULL AND family = (SELECT family FROM _plinth_refresh_tokens WHERE token_hash = ")
-        .bind(token_hash)
-        .push(")");
-    if e.execute(&q).await? > 0 {
-        return Ok(true);
-    }
-    let mut q = query::<E>("SELECT 1 FROM _plinth_refresh_tokens WHERE token_hash = ");
+    let mut q =
+        query::<E>("SELECT family, user_id FROM _plinth_refresh_tokens WHERE token_hash = ");
     q.bind(token_hash);
-    Ok(e.row(&q, |_| Ok(())).await?.is_some())
+    let Some((family, user_id)) = e.row(&q, |r| Ok((r.uuid(0)?, r.uuid(1)?))).await? else {
+        return Ok(false);
+    };
+    let mut q = query::<E>("UPDATE _plinth_refresh_tokens SET revoked_at = ");
+    q.bind(by.now)
+        .push(" WHERE revoked_at IS NULL AND family = ")
+        .bind(family);
+    if e.execute(&q).await? > 0 {
+        let holder = get_user(e, user_id).await?.map(|u| WriteCtx {
+            actor: Principal::user(u.id, u.role),
+            ..by.ctx.clone()
+        });
+        let by = By {
+            ctx: holder.as_ref().unwrap_or(by.ctx),
+            now: by.now,
+        };
+        append_event(e, by, Event::Logout, Some(user_id), &json!({})).await?;
+    }
+    Ok(true)
 }
 
 pub(crate) async fn create_api_key<E: Exec>(
     e: &E,
+    by: By<'_>,
     key: NewApiKey,
-    now: Timestamp,
 ) -> Result<ApiKey, StoreError> {
+    let now = by.now;
     let id = Uuid::now_v7();
     let mut q = query::<E>("INSERT INTO _plinth_api_keys (");
     q.push(KEY_COLS)
@@ -379,6 +459,14 @@ pub(crate) async fn create_api_key<E: Exec>(
         .push(")");
     e.execute(&q).await?;
     drop(q);
+    let changes = json!({
+        "user_id": { "to": key.user_id },
+        "name": { "to": key.name },
+        "prefix": { "to": key.prefix },
+        "role": { "to": role_name(key.role) },
+        "expires_at": { "to": key.expires_at.map(|t| t.to_string()) },
+    });
+    append_event(e, by, Event::ApiKeyCreate, Some(id), &changes).await?;
     Ok(ApiKey {
         id,
         user_id: key.user_id,
@@ -423,10 +511,11 @@ pub(crate) async fn list_api_keys<E: Exec>(
 
 pub(crate) async fn revoke_api_key<E: Exec>(
     e: &E,
+    by: By<'_>,
     id: Uuid,
     owner: Option<Uuid>,
-    now: Timestamp,
 ) -> Result<ApiKey, StoreError> {
+    let now = by.now;
     let mut q = query::<E>("SELECT ");
     q.push(KEY_COLS)
         .push(" FROM _plinth_api_keys WHERE id = ")
@@ -444,6 +533,8 @@ pub(crate) async fn revoke_api_key<E: Exec>(
     let mut q = query::<E>("UPDATE _plinth_api_keys SET revoked_at = ");
     q.bind(now).push(" WHERE id = ").bind(id);
     e.execute(&q).await?;
+    let changes = json!({ "status": { "from": "active", "to": "revoked" } });
+    append_event(e, by, Event::ApiKeyRevoke, Some(id), &changes).await?;
     Ok(ApiKey {
         revoked_at: Some(now),
         ..key

@@ -1,6 +1,7 @@
 //! The audit trail's statements: an entry appended inside the transaction of the record
-//! write it records (so a refused or rolled-back write leaves none), the list in `seq`
-//! order, and the walk that verifies the hash chain (see `crate::audit`).
+//! write or account change it records (so a refused or rolled-back write leaves none), the
+//! list in `seq` order, and the walk that verifies the hash chain (see `crate::audit`).
+//! Record writes and events share one append (`append_entry`).
 //!
 //! The chain's head is read and extended under a lock: SQLite's one writer serialises
 //! every write; on PostgreSQL a transaction-scoped advisory lock, taken as the write's last
@@ -10,10 +11,11 @@
 use super::records::By;
 use super::{Dialect, Exec, Query, SqlRow};
 use crate::StoreError;
-use crate::audit::{AuditBreak, AuditEntry, AuditVerdict, actor, hash};
-use plinth_core::schema::ValueKind;
+use crate::audit::{AuditBreak, AuditEntry, AuditVerdict, Event, REDACTED, actor, hash};
+use plinth_core::schema::{FieldDef, ValueKind};
 use plinth_core::{ModelDef, Record, RecordId, Status, Value};
 use serde_json::{Map, Value as Json, json};
+use uuid::Uuid;
 
 /// The advisory lock key of the audit chain's head ("plinthau" in ASCII); not the
 /// migration's or the claims' key.
@@ -58,10 +60,20 @@ fn fields(model: &ModelDef, r: &Record) -> Vec<(String, Json)> {
     ];
     for (f, v) in model.fields().iter().zip(&r.fields) {
         if *v != Value::Null {
-            out.push((f.name().to_string(), v.to_json()));
+            out.push((f.name().to_string(), shown(f, v)));
         }
     }
     out
+}
+
+/// A field's value as the trail keeps it: a pii field's value is [`REDACTED`] (a null stays
+/// null, so a cleared value shows as cleared).
+fn shown(f: &FieldDef, v: &Value) -> Json {
+    if f.pii() && *v != Value::Null {
+        Json::String(REDACTED.to_owned())
+    } else {
+        v.to_json()
+    }
 }
 
 /// The changes of a create: every value set, as `to`.
@@ -101,7 +113,13 @@ pub(crate) fn updated(model: &ModelDef, before: &Record, after: &Record) -> Json
         after.status.as_str().into(),
     );
     for ((f, from), to) in model.fields().iter().zip(&before.fields).zip(&after.fields) {
-        diff(f.name().as_str(), from.to_json(), to.to_json());
+        if from != to {
+            // Compared as values, so a pii field that changed still shows (redacted).
+            map.insert(
+                f.name().to_string(),
+                json!({ "from": shown(f, from), "to": shown(f, to) }),
+            );
+        }
     }
     Json::Object(map)
 }
@@ -120,6 +138,44 @@ pub(crate) async fn append<E: Exec>(
     record_id: RecordId,
     changes: &Json,
 ) -> Result<(), StoreError> {
+    let subject = Subject {
+        action: action.as_str(),
+        model: Some(model.name().as_str()),
+        target: Some(*record_id.as_uuid()),
+        changes,
+    };
+    append_entry(e, by, &subject).await
+}
+
+/// Appends the entry of an account or authentication event, inside the transaction of the
+/// write it goes with (or in one of its own); its last step.
+pub(crate) async fn append_event<E: Exec>(
+    e: &E,
+    by: By<'_>,
+    event: Event,
+    target: Option<Uuid>,
+    changes: &Json,
+) -> Result<(), StoreError> {
+    let subject = Subject {
+        action: event.action(),
+        model: Some(event.model()),
+        target,
+        changes,
+    };
+    append_entry(e, by, &subject).await
+}
+
+/// What an entry is about: the action, its target and the changes.
+pub(crate) struct Subject<'a> {
+    action: &'a str,
+    model: Option<&'a str>,
+    target: Option<Uuid>,
+    changes: &'a Json,
+}
+
+/// The one way an entry is written, for record writes and events alike: reads the chain's
+/// head (under the lock on PostgreSQL), hashes the entry onto it and inserts it.
+async fn append_entry<E: Exec>(e: &E, by: By<'_>, s: &Subject<'_>) -> Result<(), StoreError> {
     if E::DIALECT == Dialect::Postgres {
         let mut q = Query::new(E::DIALECT);
         q.push(&format!("SELECT pg_advisory_xact_lock({AUDIT_LOCK})"))
@@ -139,16 +195,16 @@ pub(crate) async fn append<E: Exec>(
         actor_kind: kind.to_owned(),
         actor_id,
         actor_label: label.to_owned(),
-        action: action.as_str().to_owned(),
-        model: Some(model.name().to_string()),
-        record_id: Some(record_id),
+        action: s.action.to_owned(),
+        model: s.model.map(str::to_owned),
+        record_id: s.target.map(RecordId::from_uuid),
         request_id: ctx.request_id.clone(),
         client_addr: ctx.client_addr.clone(),
         changes: Json::Null,
         prev_hash,
         hash: String::new(),
     };
-    let text = changes.to_string();
+    let text = s.changes.to_string();
     entry.hash = hash(&entry, &text);
     let mut q = Query::new(E::DIALECT);
     q.push("INSERT INTO _plinth_audit (")
@@ -160,9 +216,9 @@ pub(crate) async fn append<E: Exec>(
             kind.into(),
             entry.actor_id.into(),
             label.into(),
-            action.as_str().into(),
-            model.name().as_str().into(),
-            record_id.into(),
+            s.action.into(),
+            s.model.map_or(super::Param::Null, Into::into),
+            s.target.into(),
             (&entry.request_id).into(),
             entry
                 .client_addr

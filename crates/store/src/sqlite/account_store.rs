@@ -2,6 +2,7 @@
 //! of `crate::sql` run on the writer thread (writes) or a reader (point reads).
 
 use super::SqliteStore;
+use crate::sql::records::By;
 use crate::sql::{accounts, ready, sweep};
 use crate::{
     AccountStore, ApiKey, NewApiKey, NewUser, Refresh, StoreError, User, UserChanges, WriteCtx,
@@ -13,10 +14,11 @@ use uuid::Uuid;
 
 #[async_trait]
 impl AccountStore for SqliteStore {
-    async fn create_user(&self, _ctx: &WriteCtx, user: NewUser) -> Result<User, StoreError> {
+    async fn create_user(&self, ctx: &WriteCtx, user: NewUser) -> Result<User, StoreError> {
+        let ctx = ctx.clone();
         self.write(move |w| {
             let now = w.now();
-            ready(accounts::create_user(&w.conn, user, now))
+            ready(accounts::create_user(&w.conn, By { ctx: &ctx, now }, user))
         })
         .await
     }
@@ -38,27 +40,32 @@ impl AccountStore for SqliteStore {
 
     async fn update_user(
         &self,
-        _ctx: &WriteCtx,
+        ctx: &WriteCtx,
         id: Uuid,
         changes: UserChanges,
         expected_version: Option<i64>,
     ) -> Result<User, StoreError> {
+        let ctx = ctx.clone();
         self.write(move |w| {
             let now = w.now();
             ready(accounts::update_user(
                 &w.conn,
+                By { ctx: &ctx, now },
                 id,
                 &changes,
                 expected_version,
-                now,
             ))
         })
         .await
     }
 
-    async fn delete_user(&self, _ctx: &WriteCtx, id: Uuid) -> Result<(), StoreError> {
-        self.write(move |w| ready(accounts::delete_user(&w.conn, id)))
-            .await
+    async fn delete_user(&self, ctx: &WriteCtx, id: Uuid) -> Result<(), StoreError> {
+        let ctx = ctx.clone();
+        self.write(move |w| {
+            let now = w.now();
+            ready(accounts::delete_user(&w.conn, By { ctx: &ctx, now }, id))
+        })
+        .await
     }
 
     async fn count_admins(&self) -> Result<u64, StoreError> {
@@ -67,17 +74,21 @@ impl AccountStore for SqliteStore {
 
     async fn insert_refresh(
         &self,
+        ctx: &WriteCtx,
         user_id: Uuid,
         family: Uuid,
         token_hash: &str,
         expires_at: Timestamp,
         started_at: Timestamp,
     ) -> Result<(), StoreError> {
-        let hash = token_hash.to_owned();
+        let (ctx, hash) = (ctx.clone(), token_hash.to_owned());
         self.write(move |w| {
-            let now = w.now();
+            let by = By {
+                ctx: &ctx,
+                now: w.now(),
+            };
             ready(accounts::insert_refresh(
-                &w.conn, user_id, family, &hash, expires_at, started_at, now,
+                &w.conn, by, user_id, family, &hash, expires_at, started_at,
             ))
         })
         .await
@@ -85,21 +96,25 @@ impl AccountStore for SqliteStore {
 
     async fn rotate_refresh(
         &self,
+        ctx: &WriteCtx,
         old_hash: &str,
         new_hash: &str,
         new_expires_at: Timestamp,
         session_cutoff: Timestamp,
     ) -> Result<Refresh, StoreError> {
-        let (old, new) = (old_hash.to_owned(), new_hash.to_owned());
+        let (ctx, old, new) = (ctx.clone(), old_hash.to_owned(), new_hash.to_owned());
         self.write(move |w| {
-            let now = w.now();
+            let by = By {
+                ctx: &ctx,
+                now: w.now(),
+            };
             ready(accounts::rotate_refresh(
                 &w.conn,
+                by,
                 &old,
                 &new,
                 new_expires_at,
                 session_cutoff,
-                now,
             ))
         })
         .await
@@ -117,19 +132,32 @@ impl AccountStore for SqliteStore {
         .await
     }
 
-    async fn revoke_refresh_family(&self, token_hash: &str) -> Result<bool, StoreError> {
-        let hash = token_hash.to_owned();
+    async fn revoke_refresh_family(
+        &self,
+        ctx: &WriteCtx,
+        token_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let (ctx, hash) = (ctx.clone(), token_hash.to_owned());
         self.write(move |w| {
             let now = w.now();
-            ready(accounts::revoke_refresh_family(&w.conn, &hash, now))
+            ready(accounts::revoke_refresh_family(
+                &w.conn,
+                By { ctx: &ctx, now },
+                &hash,
+            ))
         })
         .await
     }
 
-    async fn create_api_key(&self, _ctx: &WriteCtx, key: NewApiKey) -> Result<ApiKey, StoreError> {
+    async fn create_api_key(&self, ctx: &WriteCtx, key: NewApiKey) -> Result<ApiKey, StoreError> {
+        let ctx = ctx.clone();
         self.write(move |w| {
             let now = w.now();
-            ready(accounts::create_api_key(&w.conn, key, now))
+            ready(accounts::create_api_key(
+                &w.conn,
+                By { ctx: &ctx, now },
+                key,
+            ))
         })
         .await
     }
@@ -147,13 +175,19 @@ impl AccountStore for SqliteStore {
 
     async fn revoke_api_key(
         &self,
-        _ctx: &WriteCtx,
+        ctx: &WriteCtx,
         id: Uuid,
         owner: Option<Uuid>,
     ) -> Result<ApiKey, StoreError> {
+        let ctx = ctx.clone();
         self.write(move |w| {
             let now = w.now();
-            ready(accounts::revoke_api_key(&w.conn, id, owner, now))
+            ready(accounts::revoke_api_key(
+                &w.conn,
+                By { ctx: &ctx, now },
+                id,
+                owner,
+            ))
         })
         .await
     }

@@ -27,7 +27,7 @@ use crate::sql::records::{By, StatusChange};
 use crate::sql::transfer as sql_transfer;
 use crate::sql::{audit, ready, records, sweep};
 use crate::transfer::{Line, TransferError};
-use crate::{AuditEntry, AuditVerdict};
+use crate::{AuditEntry, AuditEvent, AuditVerdict};
 use crate::{Claim, Created, IdempotencyClaim, Page, Store, StoreError, WriteCtx};
 use async_trait::async_trait;
 use plinth_core::Timestamp;
@@ -453,6 +453,24 @@ impl Store for SqliteStore {
     async fn audit_list(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         self.read(move |c| ready(audit::list(c, after_seq, limit)))
             .await
+    }
+
+    async fn audit_event(&self, ctx: &WriteCtx, event: AuditEvent) -> Result<(), StoreError> {
+        let ctx = ctx.clone();
+        self.write(move |w| {
+            let by = By {
+                ctx: &ctx,
+                now: w.now(),
+            };
+            ready(audit::append_event(
+                &w.conn,
+                by,
+                event.event,
+                event.target,
+                &event.changes,
+            ))
+        })
+        .await
     }
 
     async fn audit_verify(&self) -> Result<AuditVerdict, StoreError> {

@@ -488,6 +488,7 @@ async fn instances_sweep_one_postgres_database_at_once() {
     for i in 0..200 {
         stores[0]
             .insert_refresh(
+                &ctx(),
                 user,
                 uuid::Uuid::now_v7(),
                 &format!("dead-{i}"),
@@ -498,7 +499,7 @@ async fn instances_sweep_one_postgres_database_at_once() {
             .expect("insert");
     }
     stores[0]
-        .insert_refresh(user, uuid::Uuid::now_v7(), "live", at(3600), at(0))
+        .insert_refresh(&ctx(), user, uuid::Uuid::now_v7(), "live", at(3600), at(0))
         .await
         .expect("insert");
     let sweeps = stores.iter().map(|store| {
@@ -530,7 +531,7 @@ async fn instances_sweep_one_postgres_database_at_once() {
     assert_eq!(total, 200, "each dead row deleted once");
     assert_eq!(
         stores[0]
-            .rotate_refresh("live", "next", at(3600), at(-7200))
+            .rotate_refresh(&ctx(), "live", "next", at(3600), at(-7200))
             .await
             .expect("rotate"),
         plinth_store::Refresh::Rotated { user_id: user }

@@ -36,7 +36,7 @@ async fn check_upgraded(open: impl AsyncFn() -> Box<dyn Store>) {
     let store = open().await;
     assert_eq!(
         store
-            .rotate_refresh("live", "next", at(3600), at(-7200))
+            .rotate_refresh(&pg::ctx(), "live", "next", at(3600), at(-7200))
             .await
             .expect("rotate"),
         Refresh::Rotated {
@@ -49,7 +49,7 @@ async fn check_upgraded(open: impl AsyncFn() -> Box<dyn Store>) {
     // Started an hour ago (not a minute ago, when its live token was made).
     assert_eq!(
         store
-            .rotate_refresh("next", "after", at(3600), at(-1800))
+            .rotate_refresh(&pg::ctx(), "next", "after", at(3600), at(-1800))
             .await
             .expect("rotate"),
         Refresh::Invalid,
@@ -57,7 +57,7 @@ async fn check_upgraded(open: impl AsyncFn() -> Box<dyn Store>) {
     );
     assert_eq!(
         store
-            .rotate_refresh("next", "after", at(3600), at(-7200))
+            .rotate_refresh(&pg::ctx(), "next", "after", at(3600), at(-7200))
             .await
             .expect("rotate"),
         Refresh::Rotated {

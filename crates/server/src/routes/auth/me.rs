@@ -9,7 +9,7 @@ use crate::state::AppState;
 use axum::extract::{Request, State};
 use plinth_core::ErrorCode;
 use plinth_core::auth::{Email, check_password};
-use plinth_store::{User, UserChanges};
+use plinth_store::{AuditEvent, Event, User, UserChanges};
 
 /// The signed-in user, or 401.
 pub(crate) async fn current_user(state: &AppState, caller: &Caller) -> Result<User, ApiError> {
@@ -67,17 +67,30 @@ pub(super) async fn change_password(
     // Guessing the current password through this endpoint counts against the same limits
     // as logging in.
     let account = user.email.to_lowercase();
-    state.auth().check_login(&LoginAttempt {
-        account: &account,
-        address: &address,
-        request_id: &ctx.request_id,
-        route: "/api/v1/auth/me",
-    })?;
+    state
+        .auth()
+        .check_login(
+            state.store().as_ref(),
+            &LoginAttempt {
+                account: &account,
+                address: &address,
+                ctx: &ctx,
+                route: "/api/v1/auth/me",
+            },
+        )
+        .await?;
     if !state
         .auth()
         .verify_password(Some(&user.password_hash), current.unwrap_or_default())
         .await
     {
+        // A wrong guess at the password is audited as a failed login, by the user.
+        let event = AuditEvent {
+            event: Event::LoginFailed,
+            target: Some(user.id),
+            changes: serde_json::json!({}),
+        };
+        state.store().audit_event(&ctx, event).await?;
         return Err(ApiError::invalid(
             "current_password",
             "is not the account's password",

@@ -9,8 +9,21 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use plinth_core::ErrorCode;
+use plinth_core::Principal;
 use plinth_core::auth::{EMAIL_MAX_BYTES, Email};
-use plinth_store::Refresh;
+use plinth_store::{AuditEvent, Event, Refresh, WriteCtx};
+use serde_json::json;
+
+/// The context of a request that proves no identity yet (the store names a refresh
+/// token's user itself where it matters).
+fn guest(request_id: &str, address: &str) -> WriteCtx {
+    WriteCtx {
+        actor: Principal::guest(),
+        request_id: request_id.to_owned(),
+        client_addr: Some(address.to_owned()),
+        via_api_key: false,
+    }
+}
 
 fn refused() -> ApiError {
     ApiError::new(ErrorCode::Unauthenticated, "invalid email or password")
@@ -46,12 +59,19 @@ pub(super) async fn login(
     fields.finish()?;
     let (email, password) = (email.unwrap_or_default(), password.unwrap_or_default());
     let account = email.trim().to_lowercase();
-    state.auth().check_login(&LoginAttempt {
-        account: &account,
-        address: &address,
-        request_id: &request_id,
-        route: "/api/v1/auth/login",
-    })?;
+    let ctx = guest(&request_id, &address);
+    state
+        .auth()
+        .check_login(
+            state.store().as_ref(),
+            &LoginAttempt {
+                account: &account,
+                address: &address,
+                ctx: &ctx,
+                route: "/api/v1/auth/login",
+            },
+        )
+        .await?;
     let user = match Email::parse(email) {
         Ok(e) => state.store().find_user_by_email(&e).await?,
         Err(_) => None,
@@ -60,7 +80,16 @@ pub(super) async fn login(
         .auth()
         .verify_password(user.as_ref().map(|u| u.password_hash.as_str()), password)
         .await;
+    let tried = user.as_ref().map(|u| u.id);
     let Some(user) = user.filter(|_| verified) else {
+        // The account tried, if there is one: an unknown email names nobody, and the email
+        // itself is never kept.
+        let event = AuditEvent {
+            event: Event::LoginFailed,
+            target: tried,
+            changes: json!({}),
+        };
+        state.store().audit_event(&ctx, event).await?;
         tracing::warn!(
             target: "plinth::security",
             event = "login_failed",
@@ -73,9 +102,13 @@ pub(super) async fn login(
     };
     state.auth().login_succeeded(&account, &address);
     tracing::info!(target: "plinth::security", event = "login", user_id = %user.id, "login");
+    let ctx = WriteCtx {
+        actor: Principal::user(user.id, user.role),
+        ..ctx
+    };
     let pair = state
         .auth()
-        .issue_pair(state.store().as_ref(), &user)
+        .issue_pair(state.store().as_ref(), &ctx, &user)
         .await?;
     Reply::data(&pair)
 }
@@ -85,6 +118,7 @@ pub(super) async fn login(
 #[tracing::instrument(skip_all)]
 pub(super) async fn refresh(
     RequestId(request_id): RequestId,
+    ClientAddr(address): ClientAddr,
     State(state): State<AppState>,
     ApiJson(body): ApiJson,
 ) -> Result<Reply, ApiError> {
@@ -99,6 +133,7 @@ pub(super) async fn refresh(
     let outcome = state
         .store()
         .rotate_refresh(
+            &guest(&request_id, &address),
             Digest::of(token).as_str(),
             new_digest.as_str(),
             state.auth().refresh_expiry(),
@@ -140,6 +175,8 @@ pub(super) async fn refresh(
 #[tracing::instrument(skip_all)]
 pub(super) async fn logout(
     State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    ClientAddr(address): ClientAddr,
     ApiJson(body): ApiJson,
 ) -> Result<Reply, ApiError> {
     let mut fields = BodyFields::new(&body, &["refresh_token"], &[])?;
@@ -149,7 +186,7 @@ pub(super) async fn logout(
     if !token.starts_with(REFRESH_PREFIX)
         || !state
             .store()
-            .revoke_refresh_family(Digest::of(token).as_str())
+            .revoke_refresh_family(&guest(&request_id, &address), Digest::of(token).as_str())
             .await?
     {
         return Err(bad_refresh());

@@ -37,6 +37,7 @@ async fn accounts_work_before_the_first_migration(e: &Engine) {
     );
     e.store
         .insert_refresh(
+            &super::admin(),
             ada.id,
             uuid::Uuid::now_v7(),
             "t",
@@ -267,6 +268,7 @@ async fn a_new_password_role_or_email_ends_the_users_sessions(e: &Engine) {
         let token = format!("t{i}");
         e.store
             .insert_refresh(
+                &super::admin(),
                 ann.id,
                 uuid::Uuid::now_v7(),
                 &token,
@@ -281,7 +283,13 @@ async fn a_new_password_role_or_email_ends_the_users_sessions(e: &Engine) {
             .expect("update");
         let outcome = e
             .store
-            .rotate_refresh(&token, &format!("n{i}"), later, super::no_cutoff())
+            .rotate_refresh(
+                &super::admin(),
+                &token,
+                &format!("n{i}"),
+                later,
+                super::no_cutoff(),
+            )
             .await
             .expect("rotate");
         assert_eq!(outcome, Refresh::Invalid, "change {i}");
@@ -367,6 +375,7 @@ async fn delete_user_removes_their_tokens_and_keys_but_not_their_records(e: &Eng
     for (user, token) in [(&ann, "ann-token"), (&bob, "bob-token")] {
         e.store
             .insert_refresh(
+                &super::admin(),
                 user.id,
                 uuid::Uuid::now_v7(),
                 token,
@@ -401,7 +410,7 @@ async fn delete_user_removes_their_tokens_and_keys_but_not_their_records(e: &Eng
     );
     assert_eq!(
         e.store
-            .rotate_refresh("ann-token", "x", later, super::no_cutoff())
+            .rotate_refresh(&super::admin(), "ann-token", "x", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Invalid
@@ -431,7 +440,7 @@ async fn delete_user_removes_their_tokens_and_keys_but_not_their_records(e: &Eng
     );
     assert_eq!(
         e.store
-            .rotate_refresh("bob-token", "y", later, super::no_cutoff())
+            .rotate_refresh(&super::admin(), "bob-token", "y", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Rotated { user_id: bob.id }

@@ -24,19 +24,38 @@ async fn a_live_token_rotates_and_a_spent_one_revokes_its_family(e: &Engine) {
     let user = e.user("ann@example.com", Role::User).await.id;
     let (family, later) = (uuid::Uuid::now_v7(), at(3600));
     e.store
-        .insert_refresh(user, family, "first", later, super::started_now())
+        .insert_refresh(
+            &super::admin(),
+            user,
+            family,
+            "first",
+            later,
+            super::started_now(),
+        )
         .await
         .expect("insert");
     assert_eq!(
         e.store
-            .rotate_refresh("first", "second", later, super::no_cutoff())
+            .rotate_refresh(
+                &super::admin(),
+                "first",
+                "second",
+                later,
+                super::no_cutoff()
+            )
             .await
             .expect("rotate"),
         Refresh::Rotated { user_id: user }
     );
     assert_eq!(
         e.store
-            .rotate_refresh("second", "third", later, super::no_cutoff())
+            .rotate_refresh(
+                &super::admin(),
+                "second",
+                "third",
+                later,
+                super::no_cutoff()
+            )
             .await
             .expect("rotate"),
         Refresh::Rotated { user_id: user }
@@ -44,6 +63,7 @@ async fn a_live_token_rotates_and_a_spent_one_revokes_its_family(e: &Engine) {
     // Another family of the same user is independent of what happens next.
     e.store
         .insert_refresh(
+            &super::admin(),
             user,
             uuid::Uuid::now_v7(),
             "other",
@@ -55,7 +75,7 @@ async fn a_live_token_rotates_and_a_spent_one_revokes_its_family(e: &Engine) {
     // "first" was spent: presenting it again is reuse, and the family is revoked…
     assert_eq!(
         e.store
-            .rotate_refresh("first", "n1", later, super::no_cutoff())
+            .rotate_refresh(&super::admin(), "first", "n1", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Reused {
@@ -66,21 +86,21 @@ async fn a_live_token_rotates_and_a_spent_one_revokes_its_family(e: &Engine) {
     // …with its live token, and the replacement the reuse asked for was not stored.
     assert_eq!(
         e.store
-            .rotate_refresh("third", "n2", later, super::no_cutoff())
+            .rotate_refresh(&super::admin(), "third", "n2", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Invalid
     );
     assert_eq!(
         e.store
-            .rotate_refresh("n1", "n3", later, super::no_cutoff())
+            .rotate_refresh(&super::admin(), "n1", "n3", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Invalid
     );
     assert_eq!(
         e.store
-            .rotate_refresh("other", "o2", later, super::no_cutoff())
+            .rotate_refresh(&super::admin(), "other", "o2", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Rotated { user_id: user }
@@ -92,19 +112,26 @@ async fn unknown_expired_and_logged_out_tokens_are_invalid(e: &Engine) {
     let later = at(3600);
     assert_eq!(
         e.store
-            .rotate_refresh("never-issued", "n", later, super::no_cutoff())
+            .rotate_refresh(
+                &super::admin(),
+                "never-issued",
+                "n",
+                later,
+                super::no_cutoff()
+            )
             .await
             .expect("rotate"),
         Refresh::Invalid
     );
     assert!(
         !e.store
-            .revoke_refresh_family("never-issued")
+            .revoke_refresh_family(&super::admin(), "never-issued")
             .await
             .expect("logout")
     );
     e.store
         .insert_refresh(
+            &super::admin(),
             user,
             uuid::Uuid::now_v7(),
             "old",
@@ -115,7 +142,7 @@ async fn unknown_expired_and_logged_out_tokens_are_invalid(e: &Engine) {
         .expect("insert");
     assert_eq!(
         e.store
-            .rotate_refresh("old", "n", later, super::no_cutoff())
+            .rotate_refresh(&super::admin(), "old", "n", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Invalid
@@ -123,20 +150,32 @@ async fn unknown_expired_and_logged_out_tokens_are_invalid(e: &Engine) {
     // Logged out: revoked without being spent. Presenting it again is no attack.
     let family = uuid::Uuid::now_v7();
     e.store
-        .insert_refresh(user, family, "a", later, super::started_now())
+        .insert_refresh(
+            &super::admin(),
+            user,
+            family,
+            "a",
+            later,
+            super::started_now(),
+        )
         .await
         .expect("insert");
     assert_eq!(
         e.store
-            .rotate_refresh("a", "b", later, super::no_cutoff())
+            .rotate_refresh(&super::admin(), "a", "b", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Rotated { user_id: user }
     );
-    assert!(e.store.revoke_refresh_family("b").await.expect("logout"));
+    assert!(
+        e.store
+            .revoke_refresh_family(&super::admin(), "b")
+            .await
+            .expect("logout")
+    );
     assert_eq!(
         e.store
-            .rotate_refresh("b", "c", later, super::no_cutoff())
+            .rotate_refresh(&super::admin(), "b", "c", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Invalid
@@ -144,7 +183,7 @@ async fn unknown_expired_and_logged_out_tokens_are_invalid(e: &Engine) {
     // A spent token of a logged-out family is still reuse (worth the alarm).
     assert_eq!(
         e.store
-            .rotate_refresh("a", "d", later, super::no_cutoff())
+            .rotate_refresh(&super::admin(), "a", "d", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Reused {
@@ -154,7 +193,7 @@ async fn unknown_expired_and_logged_out_tokens_are_invalid(e: &Engine) {
     );
     assert_eq!(
         e.store
-            .rotate_refresh("d", "e", later, super::no_cutoff())
+            .rotate_refresh(&super::admin(), "d", "e", later, super::no_cutoff())
             .await
             .expect("rotate"),
         Refresh::Invalid

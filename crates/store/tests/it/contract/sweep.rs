@@ -31,7 +31,7 @@ async fn moment() -> Timestamp {
 
 async fn rotate(e: &Engine, old: &str, new: &str, cutoff: Timestamp) -> Refresh {
     e.store
-        .rotate_refresh(old, new, at(3600), cutoff)
+        .rotate_refresh(&super::admin(), old, new, at(3600), cutoff)
         .await
         .expect("rotate")
 }
@@ -39,7 +39,14 @@ async fn rotate(e: &Engine, old: &str, new: &str, cutoff: Timestamp) -> Refresh 
 async fn a_session_past_its_absolute_lifetime_no_longer_rotates(e: &Engine) {
     let user = e.user("ann@example.com", Role::User).await.id;
     e.store
-        .insert_refresh(user, Uuid::now_v7(), "a", at(3600), super::started_now())
+        .insert_refresh(
+            &super::admin(),
+            user,
+            Uuid::now_v7(),
+            "a",
+            at(3600),
+            super::started_now(),
+        )
         .await
         .expect("insert");
     let started_before = moment().await;
@@ -62,6 +69,7 @@ async fn a_session_past_its_absolute_lifetime_no_longer_rotates(e: &Engine) {
     // A family started after the cutoff rotates.
     e.store
         .insert_refresh(
+            &super::admin(),
             user,
             Uuid::now_v7(),
             "young",
@@ -100,7 +108,14 @@ async fn only_dead_refresh_families_are_swept_in_batches(e: &Engine) {
     let user = e.user("ann@example.com", Role::User).await.id;
     let insert = async |family: Uuid, token: &str, expires: Timestamp| {
         e.store
-            .insert_refresh(user, family, token, expires, super::started_now())
+            .insert_refresh(
+                &super::admin(),
+                user,
+                family,
+                token,
+                expires,
+                super::started_now(),
+            )
             .await
             .expect("insert");
     };
@@ -117,7 +132,12 @@ async fn only_dead_refresh_families_are_swept_in_batches(e: &Engine) {
     // Dead: logged out (rotated, then revoked).
     insert(Uuid::now_v7(), "out1", at(3600)).await;
     rotate(e, "out1", "out2", no_cutoff()).await;
-    assert!(e.store.revoke_refresh_family("out2").await.expect("logout"));
+    assert!(
+        e.store
+            .revoke_refresh_family(&super::admin(), "out2")
+            .await
+            .expect("logout")
+    );
     // Live: a spent token and a live one; and an expired token beside a live one.
     let live = Uuid::now_v7();
     insert(live, "live1", at(3600)).await;
@@ -130,7 +150,10 @@ async fn only_dead_refresh_families_are_swept_in_batches(e: &Engine) {
     assert_eq!(sweep_refresh(e, no_cutoff(), 2).await, [2, 2, 1]);
     for gone in ["exp1", "exp2", "exp3", "out1", "out2"] {
         assert!(
-            !e.store.revoke_refresh_family(gone).await.expect("look up"),
+            !e.store
+                .revoke_refresh_family(&super::admin(), gone)
+                .await
+                .expect("look up"),
             "{gone} was kept"
         );
     }
@@ -152,13 +175,19 @@ async fn only_dead_refresh_families_are_swept_in_batches(e: &Engine) {
     assert_eq!(sweep_refresh(e, cutoff, 100).await, [4]);
     for gone in ["old1", "old2", "live1", "live2"] {
         assert!(
-            !e.store.revoke_refresh_family(gone).await.expect("look up"),
+            !e.store
+                .revoke_refresh_family(&super::admin(), gone)
+                .await
+                .expect("look up"),
             "{gone} was kept"
         );
     }
     for kept in ["mixed-old", "mixed-new", "mixed-next"] {
         assert!(
-            e.store.revoke_refresh_family(kept).await.expect("look up"),
+            e.store
+                .revoke_refresh_family(&super::admin(), kept)
+                .await
+                .expect("look up"),
             "{kept} was swept from a live family"
         );
     }
