@@ -33,7 +33,7 @@ use crate::sql::records::{By, StatusChange};
 use crate::sql::transfer as sql_transfer;
 use crate::sql::{audit, records, sweep};
 use crate::transfer::{Line, TransferError};
-use crate::{AuditEntry, AuditVerdict};
+use crate::{AuditEntry, AuditQuery, AuditVerdict};
 use crate::{Claim, Created, IdempotencyClaim, Page, Store, StoreError, WriteCtx};
 use async_trait::async_trait;
 pub use connect::PgOptions;
@@ -489,6 +489,19 @@ impl Store for PgStore {
     async fn audit_list(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         self.call(PRIMARY, async |c| audit::list(c, after_seq, limit).await)
             .await
+    }
+
+    async fn audit_query(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        self.call(PRIMARY, async |c| audit::query(c, query).await)
+            .await
+    }
+
+    async fn audit_prune(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.in_tx(async |tx| {
+            let now = self.now();
+            audit::prune(tx, now, before, limit).await
+        })
+        .await
     }
 
     async fn audit_verify(&self) -> Result<AuditVerdict, StoreError> {
