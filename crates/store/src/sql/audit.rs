@@ -424,7 +424,7 @@ async fn newest_checkpoint<E: Exec>(e: &E) -> Result<Option<Checkpoint>, StoreEr
 }
 
 /// Walks that restart because a prune moved the checkpoint under them, at most.
-const RESTARTS: u32 = 3;
+const RESTARTS: u32 = 10;
 
 /// The walk of a verify, one page at a time (each page may be its own statement on its own
 /// connection). It starts from the newest checkpoint (or from the first entry, when nothing
