@@ -41,7 +41,10 @@ pub(crate) fn run_verify(global: &GlobalArgs) -> anyhow::Result<()> {
         store.close().await;
         match verdict.context("cannot verify the audit chain")? {
             AuditVerdict::Intact { entries } => {
-                println!("audit chain intact: {entries} entries checked");
+                println!(
+                    "audit chain intact: {} checked",
+                    count(entries, "entry", "entries")
+                );
                 Ok(())
             }
             AuditVerdict::Broken { seq, reason } => Err(ChainBroken { seq, reason }.into()),
@@ -85,7 +88,7 @@ pub(crate) fn run_export(global: &GlobalArgs, args: &AuditExportArgs) -> anyhow:
         };
         store.close().await;
         let n = result.context("audit export failed")?;
-        eprintln!("exported {n} audit entries");
+        eprintln!("exported {}", count(n, "audit entry", "audit entries"));
         Ok(())
     })
 }
@@ -109,4 +112,9 @@ async fn export(
             _ => return Ok(n),
         }
     }
+}
+
+/// `n` and the noun, singular for one.
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
