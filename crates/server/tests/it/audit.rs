@@ -552,3 +552,48 @@ async fn the_sweep_prunes_entries_past_the_retention_behind_a_checkpoint() {
         ["record.create", "record.create", "record.create"]
     );
 }
+
+#[tokio::test]
+async fn a_history_is_refused_exactly_as_a_read_of_its_record() {
+    let app = TestApp::spawn_with(decls(json!([
+        {"name": "ledger", "user_read": "own", "hide_forbidden": false},
+        {"name": "memo", "guest_read": false}
+    ])))
+    .await;
+    let (_, ann) = app.user("ann@example.com").await;
+    let (_, bob) = app.user("bob@example.com").await;
+    let ledger = id_of(&app.create_as("ledger", &ann, &json!({"name": "l"})).await);
+    let memo = id_of(&app.create_as("memo", &ann, &json!({"name": "m"})).await);
+    for (path, credential, status) in [
+        (
+            format!("/api/v1/ledger/{ledger}"),
+            Some(bob.as_str()),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            format!("/api/v1/ledger/{ledger}"),
+            None,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            format!("/api/v1/memo/{memo}"),
+            None,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            format!("/api/v1/memo/{memo}"),
+            Some(bob.as_str()),
+            StatusCode::OK,
+        ),
+        (
+            format!("/api/v1/ledger/{ledger}"),
+            Some(ann.as_str()),
+            StatusCode::OK,
+        ),
+    ] {
+        let record = get_as(&app, &path, credential).await;
+        let history = get_as(&app, &format!("{path}/history"), credential).await;
+        assert_eq!((record.status, history.status), (status, status), "{path}");
+        assert_eq!(record.body["error"]["code"], history.body["error"]["code"]);
+    }
+}
