@@ -58,6 +58,10 @@ pub(crate) enum Command {
     /// Manage accounts: `plinth user create --email ada@example.com --role admin`.
     #[command(subcommand)]
     User(UserCommand),
+    /// Check or export the audit trail: `plinth audit verify`, `plinth audit export`. Both
+    /// only read, and work beside a running server.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Manage keys: `plinth keys generate` prints a new token-signing key.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -152,6 +156,28 @@ pub(crate) struct UserCreateArgs {
     /// Read the password from the first line of standard input instead of prompting.
     #[arg(long)]
     pub(crate) password_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Walk the hash chain from its newest checkpoint and print how many entries it checked;
+    /// exit status 2 naming the first entry (or the checkpoint) that breaks it.
+    Verify,
+    /// Write audit entries, oldest first, as JSON lines in the shape the API answers (for a
+    /// SIEM). Treat the output as sensitive: entries hold the values written.
+    Export(AuditExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuditExportArgs {
+    /// Only entries from this one on: a `seq` (to resume, the last one received plus 1), or
+    /// an RFC 3339 time such as 2026-01-02T03:04:05Z.
+    #[arg(long, value_name = "SEQ|TIME")]
+    pub(crate) since: Option<String>,
+    /// The file to write (created with mode 0600; it must not exist); `-` or unset for
+    /// standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,7 +7,7 @@ mod config;
 mod logging;
 
 use clap::Parser;
-use cli::{Cli, Command, KeysCommand, UserCommand};
+use cli::{AuditCommand, Cli, Command, KeysCommand, UserCommand};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -20,6 +20,8 @@ fn main() -> ExitCode {
         Command::Export(args) => commands::transfer::run_export(global, &args),
         Command::Import(args) => commands::transfer::run_import(global, &args),
         Command::User(UserCommand::Create(args)) => commands::user::run_create(global, args),
+        Command::Audit(AuditCommand::Verify) => commands::audit::run_verify(global),
+        Command::Audit(AuditCommand::Export(args)) => commands::audit::run_export(global, &args),
         Command::Keys(KeysCommand::Generate) => commands::keys::generate(),
         Command::Bench(args) => commands::bench::run(global, args),
     };
@@ -27,7 +29,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("plinth: {e:#}");
-            ExitCode::FAILURE
+            if e.is::<commands::audit::ChainBroken>() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -53,6 +53,7 @@ pub struct Application {
     limits: ConnLimits,
     sweep_interval: Duration,
     idempotency_window: Duration,
+    audit_retention: Option<Duration>,
     tls: Option<Arc<Tls>>,
 }
 
@@ -109,6 +110,7 @@ impl Application {
             },
             sweep_interval: config.sweep_interval,
             idempotency_window: config.idempotency_window,
+            audit_retention: config.audit_retention,
             tls,
         })
     }
@@ -139,7 +141,10 @@ impl Application {
         let sweeper = crate::sweep::spawn(
             self.state.clone(),
             self.sweep_interval,
-            self.idempotency_window,
+            crate::sweep::Keep {
+                idempotency: self.idempotency_window,
+                audit: self.audit_retention,
+            },
         );
         // Certificate reloads run while the server serves.
         let reloader = self.tls.as_ref().map(Tls::spawn_reloader);

@@ -61,6 +61,9 @@ pub struct ServerConfig {
     pub sweep_interval: Duration,
     /// How long an idempotency key is remembered; the sweeper deletes older ones.
     pub idempotency_window: Duration,
+    /// How long audit entries are kept; the sweeper prunes older ones behind a sealed
+    /// checkpoint. `None` keeps them forever.
+    pub audit_retention: Option<Duration>,
     /// Serve HTTPS with these files; `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
 }
@@ -79,6 +82,7 @@ impl Default for ServerConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
             idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
+            audit_retention: None,
             tls: None,
         }
     }

@@ -8,6 +8,8 @@
 //! - `state`: [`AppState`], the shared state handlers take.
 //! - [`auth`]: [`Auth`]: password hashing, tokens, API keys, rate limits, the clock.
 //! - `accounts`: [`create_account`], the one way an account is made.
+//! - [`audit`]: [`audit::AuditJson`], an audit entry as the API and `plinth audit export`
+//!   show it.
 //! - `error`: `ApiError`, the one code → status table; `reply`: `Reply`, the one success
 //!   envelope.
 //! - `extract`: Plinth's extractors (`ApiJson`, `RecordParam`, `Caller`, `WriteContext`…).
@@ -20,6 +22,7 @@
 
 mod accounts;
 mod app;
+pub mod audit;
 pub mod auth;
 mod conditional;
 pub mod config;

@@ -1,7 +1,8 @@
 //! The sweeper: a background task of a running server that deletes what can no longer be
 //! used, so Plinth's own tables do not grow forever: refresh tokens of dead families (every
-//! token spent, revoked or expired, or the session past its absolute lifetime) and
-//! idempotency keys older than the idempotency window.
+//! token spent, revoked or expired, or the session past its absolute lifetime),
+//! idempotency keys older than the idempotency window and, when a retention is set, audit
+//! entries older than it (each batch behind a sealed checkpoint, under the chain's lock).
 //!
 //! Every `interval` it deletes in batches of [`BATCH`] rows, one short statement each, with
 //! a pause between batches, so a sweep never holds the SQLite writer for long. Each instance
@@ -17,13 +18,18 @@ pub(crate) const BATCH: u32 = 1000;
 /// The pause between two batches of one sweep.
 const PAUSE: Duration = Duration::from_millis(50);
 
+/// How long what is swept is kept.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Keep {
+    /// Idempotency keys.
+    pub(crate) idempotency: Duration,
+    /// Audit entries; `None`: forever.
+    pub(crate) audit: Option<Duration>,
+}
+
 /// Starts sweeping every `interval` (the first sweep one interval after the start);
 /// `None` when `interval` is zero (sweeping off).
-pub(crate) fn spawn(
-    state: AppState,
-    interval: Duration,
-    idempotency_window: Duration,
-) -> Option<JoinHandle<()>> {
+pub(crate) fn spawn(state: AppState, interval: Duration, keep: Keep) -> Option<JoinHandle<()>> {
     if interval.is_zero() {
         return None;
     }
@@ -33,13 +39,13 @@ pub(crate) fn spawn(
         ticks.tick().await;
         loop {
             ticks.tick().await;
-            sweep_once(&state, idempotency_window).await;
+            sweep_once(&state, keep).await;
         }
     }))
 }
 
-/// One sweep of both tables.
-async fn sweep_once(state: &AppState, idempotency_window: Duration) {
+/// One sweep of every table.
+async fn sweep_once(state: &AppState, keep: Keep) {
     let store = state.store();
     let auth = state.auth();
     let refresh_tokens = batches("refresh tokens", || {
@@ -47,14 +53,24 @@ async fn sweep_once(state: &AppState, idempotency_window: Duration) {
     })
     .await;
     let idempotency_keys = batches("idempotency keys", || {
-        store.sweep_idempotency(auth.ago(idempotency_window), BATCH)
+        store.sweep_idempotency(auth.ago(keep.idempotency), BATCH)
     })
     .await;
-    if refresh_tokens + idempotency_keys > 0 {
+    let audit_entries = match keep.audit {
+        Some(retention) => {
+            batches("audit entries", || {
+                store.audit_prune(auth.ago(retention), BATCH)
+            })
+            .await
+        }
+        None => 0,
+    };
+    if refresh_tokens + idempotency_keys + audit_entries > 0 {
         tracing::info!(
             refresh_tokens,
             idempotency_keys,
-            "swept dead credentials and keys"
+            audit_entries,
+            "swept dead credentials, keys and old audit entries"
         );
     }
 }

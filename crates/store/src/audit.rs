@@ -157,6 +157,10 @@ pub enum AuditBreak {
     Link,
     /// Its hash is not the hash of its content: the entry was changed.
     Hash,
+    /// The newest checkpoint (the `seq` and hash of the last entry pruned) is not the one
+    /// the chain's `audit.checkpoint` entry sealed: the checkpoint was changed, or entries
+    /// were removed behind a forged one. `Broken::seq` is then the checkpoint's `seq`.
+    Checkpoint,
 }
 
 impl std::fmt::Display for AuditBreak {
@@ -165,8 +169,42 @@ impl std::fmt::Display for AuditBreak {
             Self::Sequence { expected } => write!(f, "sequence broken: expected seq {expected}"),
             Self::Link => f.write_str("link broken: prev_hash is not the previous entry's hash"),
             Self::Hash => f.write_str("hash mismatch: the entry was changed"),
+            Self::Checkpoint => f.write_str(
+                "checkpoint mismatch: the checkpoint is not the one its audit.checkpoint entry sealed",
+            ),
         }
     }
+}
+
+/// The action of the entry a prune appends: it seals the `seq` and hash of the last entry
+/// pruned, so the chain still verifies from there.
+pub const CHECKPOINT_ACTION: &str = "audit.checkpoint";
+
+/// Which entries `Store::audit_query` returns, in which order. Every filter set must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// The acting user (or API key owner).
+    pub actor_id: Option<Uuid>,
+    /// `user`, `api_key`, `system` or `guest`.
+    pub actor_kind: Option<String>,
+    /// The action, exactly.
+    pub action: Option<String>,
+    /// The action's beginning (`record.` for `record.*`).
+    pub action_prefix: Option<String>,
+    /// The model written.
+    pub model: Option<String>,
+    /// The record written.
+    pub record_id: Option<RecordId>,
+    /// Entries at or after this time.
+    pub since: Option<Timestamp>,
+    /// Entries before this time.
+    pub until: Option<Timestamp>,
+    /// Only entries past this `seq` in the query's order (a page's last `seq`).
+    pub after_seq: Option<i64>,
+    /// Newest (highest `seq`) first; else oldest first.
+    pub newest_first: bool,
+    /// At most this many entries.
+    pub limit: u32,
 }
 
 /// Who the audit trail names as the actor: `(kind, id, label)`.

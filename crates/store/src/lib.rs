@@ -31,7 +31,7 @@ pub mod sqlite;
 pub mod transfer;
 
 pub use accounts::{AccountStore, ApiKey, NewApiKey, NewUser, Refresh, User, UserChanges};
-pub use audit::{AuditBreak, AuditEntry, AuditEvent, AuditVerdict, Event};
+pub use audit::{AuditBreak, AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Event};
 pub use error::StoreError;
 pub use postgres::{PgOptions, PgStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
@@ -247,9 +247,19 @@ pub trait Store: AccountStore + Send + Sync + std::fmt::Debug {
     /// Appends an event that goes with no write (a failed or throttled login) in a
     /// transaction of its own.
     async fn audit_event(&self, ctx: &WriteCtx, event: AuditEvent) -> Result<(), StoreError>;
-    /// Walks the whole audit chain: how many entries it holds, or the first one whose
-    /// sequence, link or hash is broken.
+    /// Audit entries matching `query`'s filters, one page in its order.
+    async fn audit_query(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Walks the audit chain from its newest checkpoint (or its first entry): how many
+    /// entries it holds, or the first one whose sequence, link or hash is broken, or a
+    /// checkpoint that does not match the entry that sealed it.
     async fn audit_verify(&self) -> Result<AuditVerdict, StoreError>;
+    /// Removes up to `limit` of the oldest audit entries made before `before`, behind a
+    /// sealed checkpoint (one transaction); returns how many.
+    async fn audit_prune(
+        &self,
+        before: plinth_core::Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
     /// Flushes and closes the database; later calls fail with `Unavailable`.
     async fn close(&self);
 }

@@ -1,6 +1,7 @@
 //! One module per command. `main` parses the command line and calls the command's `run`,
 //! which loads the configuration, sets up logging and does the work.
 
+pub(crate) mod audit;
 pub(crate) mod bench;
 pub(crate) mod config;
 pub(crate) mod keys;

@@ -142,6 +142,10 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
         max_connections: config.settings.http_max_connections,
         sweep_interval: Duration::from_secs(config.settings.sweep_interval_seconds),
         idempotency_window: Duration::from_secs(config.settings.idempotency_hours * 3600),
+        audit_retention: match config.settings.audit_retention_days {
+            0 => None,
+            days => Some(Duration::from_secs(days * 86_400)),
+        },
         tls,
         ..ServerConfig::default()
     };

@@ -108,8 +108,9 @@ fn read_export(config: &Config, input: &Path) -> anyhow::Result<Vec<Line>> {
     Ok(parse(&config.schema, &mut BufReader::new(file))?)
 }
 
+/// Creates `path`, which must not exist, readable by its owner only.
 #[cfg(unix)]
-fn create_private(path: &Path) -> anyhow::Result<std::fs::File> {
+pub(crate) fn create_private(path: &Path) -> anyhow::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .write(true)
@@ -120,6 +121,6 @@ fn create_private(path: &Path) -> anyhow::Result<std::fs::File> {
 }
 
 #[cfg(not(unix))]
-fn create_private(path: &Path) -> anyhow::Result<std::fs::File> {
+pub(crate) fn create_private(path: &Path) -> anyhow::Result<std::fs::File> {
     std::fs::File::create_new(path).with_context(|| format!("cannot create {}", path.display()))
 }

@@ -146,11 +146,15 @@ settings! {
     sweep_interval_seconds: u64 = 300;
         key: Some("sweep_interval_seconds"), env: SWEEP_INTERVAL_SECONDS = "PLINTH_SWEEP_INTERVAL_SECONDS", flag: None,
         range: Some((0, 86_400)),
-        help: "How often each instance deletes dead refresh-token families and idempotency keys past `idempotency_hours`, in bounded batches; 0 turns sweeping off.";
+        help: "How often each instance deletes dead refresh-token families, idempotency keys past `idempotency_hours` and audit entries past `audit.retention_days`, in bounded batches; 0 turns sweeping off.";
     idempotency_hours: u64 = 24;
         key: Some("idempotency_hours"), env: IDEMPOTENCY_HOURS = "PLINTH_IDEMPOTENCY_HOURS", flag: None,
         range: Some((1, 24 * 365)),
         help: "How long an `Idempotency-Key` is remembered, in hours; older keys are swept and a retry after that creates a new record.";
+    audit_retention_days: u64 = 0;
+        key: Some("audit.retention_days"), env: AUDIT_RETENTION_DAYS = "PLINTH_AUDIT_RETENTION_DAYS", flag: None,
+        range: Some((0, 36_500)),
+        help: "How long audit entries are kept, in days; 0 keeps them forever. Older ones are pruned by the sweep (`sweep_interval_seconds`) behind a sealed checkpoint, so what remains still verifies.";
     drain_seconds: u64 = 0;
         key: Some("drain_seconds"), env: DRAIN_SECONDS = "PLINTH_DRAIN_SECONDS", flag: None,
         range: Some((0, 300)),

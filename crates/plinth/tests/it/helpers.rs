@@ -36,7 +36,7 @@ pub(crate) const ADMIN_PASSWORD: &str = "it-admin-staple-horse-91";
 
 /// The commands that open the database: on PostgreSQL, the harness gives them the test's
 /// database as `DATABASE_URL` (unless the test sets one itself).
-const DATABASE_COMMANDS: [&str; 5] = ["serve", "migrate", "user", "export", "import"];
+const DATABASE_COMMANDS: [&str; 6] = ["serve", "migrate", "user", "export", "import", "audit"];
 
 /// A temporary working directory with the data directory inside it, and the test's database:
 /// the SQLite file in the data directory, or, when the run is on PostgreSQL

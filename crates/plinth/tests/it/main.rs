@@ -1,6 +1,7 @@
 //! Process-level tests of the `plinth` binary: each spawns the real executable.
 
 mod accounts;
+mod audit;
 mod beside;
 mod claims;
 mod config;

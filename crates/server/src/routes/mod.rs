@@ -1,5 +1,6 @@
 //! The router: each area exposes `router()`, merged here.
 
+mod audit;
 mod auth;
 mod health;
 mod meta;
@@ -20,4 +21,6 @@ pub(crate) fn router() -> Router<AppState> {
         // Tokens, keys and accounts: no cache may keep them.
         .merge(auth::router().layer(from_fn(no_store)))
         .merge(users::router().layer(from_fn(no_store)))
+        // Audit entries hold values as written: no cache may keep them either.
+        .merge(audit::router().layer(from_fn(no_store)))
 }

@@ -33,7 +33,7 @@ use crate::sql::records::{By, StatusChange};
 use crate::sql::transfer as sql_transfer;
 use crate::sql::{audit, records, sweep};
 use crate::transfer::{Line, TransferError};
-use crate::{AuditEntry, AuditEvent, AuditVerdict};
+use crate::{AuditEntry, AuditEvent, AuditQuery, AuditVerdict};
 use crate::{Claim, Created, IdempotencyClaim, Page, Store, StoreError, WriteCtx};
 use async_trait::async_trait;
 pub use connect::PgOptions;
@@ -495,6 +495,19 @@ impl Store for PgStore {
         self.in_tx(async |tx| {
             let e = &event;
             audit::append_event(tx, self.by(ctx), e.event, e.target, &e.changes).await
+        })
+        .await
+    }
+
+    async fn audit_query(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        self.call(PRIMARY, async |c| audit::query(c, query).await)
+            .await
+    }
+
+    async fn audit_prune(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.in_tx(async |tx| {
+            let now = self.now();
+            audit::prune(tx, now, before, limit).await
         })
         .await
     }

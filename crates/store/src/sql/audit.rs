@@ -1,7 +1,8 @@
 //! The audit trail's statements: an entry appended inside the transaction of the record
 //! write or account change it records (so a refused or rolled-back write leaves none), the
-//! list in `seq` order, and the walk that verifies the hash chain (see `crate::audit`).
-//! Record writes and events share one append (`append_entry`).
+//! list in `seq` order or filtered, the walk that verifies the hash chain (see
+//! `crate::audit`), and the prune that removes old entries behind a sealed checkpoint.
+//! Record writes, events and checkpoints share one append (`append_entry`).
 //!
 //! The chain's head is read and extended under a lock: SQLite's one writer serialises
 //! every write; on PostgreSQL a transaction-scoped advisory lock, taken as the write's last
@@ -11,9 +12,12 @@
 use super::records::By;
 use super::{Dialect, Exec, Query, SqlRow};
 use crate::StoreError;
-use crate::audit::{AuditBreak, AuditEntry, AuditVerdict, Event, REDACTED, actor, hash};
+use crate::audit::{
+    AuditBreak, AuditEntry, AuditQuery, AuditVerdict, CHECKPOINT_ACTION, Event, REDACTED, actor,
+    hash,
+};
 use plinth_core::schema::{FieldDef, ValueKind};
-use plinth_core::{ModelDef, Record, RecordId, Status, Value};
+use plinth_core::{ModelDef, Principal, Record, RecordId, Status, Timestamp, Value};
 use serde_json::{Map, Value as Json, json};
 use uuid::Uuid;
 
@@ -144,7 +148,7 @@ pub(crate) async fn append<E: Exec>(
         target: Some(*record_id.as_uuid()),
         changes,
     };
-    append_entry(e, by, &subject).await
+    append_entry(e, by, &subject).await.map(drop)
 }
 
 /// Appends the entry of an account or authentication event, inside the transaction of the
@@ -162,7 +166,7 @@ pub(crate) async fn append_event<E: Exec>(
         target,
         changes,
     };
-    append_entry(e, by, &subject).await
+    append_entry(e, by, &subject).await.map(drop)
 }
 
 /// What an entry is about: the action, its target and the changes.
@@ -175,13 +179,8 @@ pub(crate) struct Subject<'a> {
 
 /// The one way an entry is written, for record writes and events alike: reads the chain's
 /// head (under the lock on PostgreSQL), hashes the entry onto it and inserts it.
-async fn append_entry<E: Exec>(e: &E, by: By<'_>, s: &Subject<'_>) -> Result<(), StoreError> {
-    if E::DIALECT == Dialect::Postgres {
-        let mut q = Query::new(E::DIALECT);
-        q.push(&format!("SELECT pg_advisory_xact_lock({AUDIT_LOCK})"))
-            .cached();
-        e.execute(&q).await?;
-    }
+async fn append_entry<E: Exec>(e: &E, by: By<'_>, s: &Subject<'_>) -> Result<i64, StoreError> {
+    lock(e).await?;
     let mut q = Query::new(E::DIALECT);
     q.push("SELECT seq, hash FROM _plinth_audit ORDER BY seq DESC LIMIT 1")
         .cached();
@@ -231,7 +230,7 @@ async fn append_entry<E: Exec>(e: &E, by: By<'_>, s: &Subject<'_>) -> Result<(),
         .push(")")
         .cached();
     e.execute(&q).await?;
-    Ok(())
+    Ok(entry.seq)
 }
 
 /// One stored entry and its `changes` as stored (what its hash covers).
@@ -289,14 +288,166 @@ pub(crate) async fn list<E: Exec>(
         .collect())
 }
 
-/// The walk of [`verify`], one page at a time (each page may be its own statement on its
-/// own connection: entries are only ever appended).
+/// Entries matching `q`, at most `q.limit`, in `seq` order (descending when
+/// `q.newest_first`).
+pub(crate) async fn query<E: Exec>(e: &E, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+    let mut s = Query::new(E::DIALECT);
+    s.push("SELECT ")
+        .push(COLUMNS)
+        .push(" FROM _plinth_audit WHERE 1 = 1");
+    if let Some(id) = q.actor_id {
+        s.push(" AND actor_id = ").bind(id);
+    }
+    if let Some(kind) = &q.actor_kind {
+        s.push(" AND actor_kind = ").bind(kind);
+    }
+    if let Some(action) = &q.action {
+        s.push(" AND action = ").bind(action);
+    }
+    if let Some(prefix) = &q.action_prefix {
+        let n = prefix.chars().count();
+        s.push(&format!(" AND substr(action, 1, {n}) = "))
+            .bind(prefix);
+    }
+    if let Some(model) = &q.model {
+        s.push(" AND model = ").bind(model);
+    }
+    if let Some(id) = q.record_id {
+        s.push(" AND record_id = ").bind(id);
+    }
+    if let Some(t) = q.since {
+        s.push(" AND at >= ").bind(t);
+    }
+    if let Some(t) = q.until {
+        s.push(" AND at < ").bind(t);
+    }
+    let (cmp, order) = if q.newest_first {
+        (" < ", " DESC")
+    } else {
+        (" > ", "")
+    };
+    if let Some(seq) = q.after_seq {
+        s.push(" AND seq").push(cmp).bind(seq);
+    }
+    s.push(" ORDER BY seq")
+        .push(order)
+        .push(" LIMIT ")
+        .bind(i64::from(q.limit));
+    s.rows_hint = usize::try_from(q.limit).unwrap_or(0).min(1000);
+    e.rows(&s, |r| Ok(read(r)?.0)).await
+}
+
+/// Takes the chain's lock until the transaction ends (PostgreSQL; SQLite's one writer
+/// already serialises every write).
+async fn lock<E: Exec>(e: &E) -> Result<(), StoreError> {
+    if E::DIALECT == Dialect::Postgres {
+        let mut q = Query::new(E::DIALECT);
+        q.push(&format!("SELECT pg_advisory_xact_lock({AUDIT_LOCK})"))
+            .cached();
+        e.execute(&q).await?;
+    }
+    Ok(())
+}
+
+/// The changes an `audit.checkpoint` entry records: the last pruned entry's `seq` and hash.
+fn sealed(seq: i64, hash: &str) -> Json {
+    json!({ "seq": { "to": seq }, "hash": { "to": hash } })
+}
+
+/// Removes, in one transaction, the oldest entries made before `before`, at most `limit`
+/// (only a run from the oldest: the first entry made at or after `before` stops it), then
+/// seals the checkpoint: an `audit.checkpoint` entry naming the last removed entry's `seq`
+/// and hash, and that pair in `_plinth_audit_checkpoints`, where a verify starts. Holds the
+/// chain's lock throughout, so instances pruning together remove each entry once.
+pub(crate) async fn prune<E: Exec>(
+    e: &E,
+    now: Timestamp,
+    before: Timestamp,
+    limit: u32,
+) -> Result<u64, StoreError> {
+    lock(e).await?;
+    let mut q = Query::new(E::DIALECT);
+    q.push("SELECT seq, at, hash FROM _plinth_audit ORDER BY seq LIMIT ")
+        .bind(i64::from(limit));
+    q.rows_hint = usize::try_from(limit).unwrap_or(0).min(1000);
+    let oldest = e
+        .rows(&q, |r| Ok((r.int(0)?, r.time(1)?, r.text(2)?)))
+        .await?;
+    let old: Vec<_> = oldest
+        .into_iter()
+        .take_while(|(_, at, _)| *at < before)
+        .collect();
+    let Some((last_seq, _, last_hash)) = old.last().cloned() else {
+        return Ok(0);
+    };
+    let ctx = crate::WriteCtx::new(Principal::local_admin(), "sweep");
+    let changes = sealed(last_seq, &last_hash);
+    let subject = Subject {
+        action: CHECKPOINT_ACTION,
+        model: None,
+        target: None,
+        changes: &changes,
+    };
+    // Appended before the removal, so it extends the chain's head even when every entry
+    // goes.
+    let entry_seq = append_entry(e, By { ctx: &ctx, now }, &subject).await?;
+    let mut q = Query::new(E::DIALECT);
+    q.push("DELETE FROM _plinth_audit WHERE seq <= ")
+        .bind(last_seq);
+    e.execute(&q).await?;
+    let mut q = Query::new(E::DIALECT);
+    q.push("INSERT INTO _plinth_audit_checkpoints (seq, hash, at, entry_seq) VALUES (")
+        .bind_all([
+            last_seq.into(),
+            (&last_hash).into(),
+            now.into(),
+            entry_seq.into(),
+        ])
+        .push(")");
+    e.execute(&q).await?;
+    Ok(old.len() as u64)
+}
+
+/// A sealed checkpoint: the last pruned entry's `seq` and hash, and the `seq` of the
+/// `audit.checkpoint` entry that sealed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Checkpoint {
+    seq: i64,
+    hash: String,
+    entry_seq: i64,
+}
+
+async fn newest_checkpoint<E: Exec>(e: &E) -> Result<Option<Checkpoint>, StoreError> {
+    let mut q = Query::new(E::DIALECT);
+    q.push("SELECT seq, hash, entry_seq FROM _plinth_audit_checkpoints ORDER BY seq DESC LIMIT 1");
+    e.row(&q, |r| {
+        Ok(Checkpoint {
+            seq: r.int(0)?,
+            hash: r.text(1)?,
+            entry_seq: r.int(2)?,
+        })
+    })
+    .await
+}
+
+/// Walks that restart because a prune moved the checkpoint under them, at most.
+const RESTARTS: u32 = 10;
+
+/// The walk of a verify, one page at a time (each page may be its own statement on its own
+/// connection). It starts from the newest checkpoint (or from the first entry, when nothing
+/// was ever pruned); a break found while a prune moved the checkpoint meanwhile starts it
+/// again.
 #[derive(Debug, Default)]
 pub(crate) struct Walk {
-    /// The last `seq` checked (0: none yet).
-    pub(crate) last_seq: i64,
+    started: bool,
+    checkpoint: Option<Checkpoint>,
+    /// Whether the checkpoint's `audit.checkpoint` entry was seen and matched.
+    sealed: bool,
+    /// The last `seq` checked (the checkpoint's, or 0, before the first).
+    last_seq: i64,
     last_hash: String,
     entries: u64,
+    restarts: u32,
 }
 
 impl Walk {
@@ -305,8 +456,46 @@ impl Walk {
         &mut self,
         e: &E,
     ) -> Result<Option<AuditVerdict>, StoreError> {
+        if !self.started {
+            let checkpoint = newest_checkpoint(e).await?;
+            *self = Self {
+                started: true,
+                last_seq: checkpoint.as_ref().map_or(0, |c| c.seq),
+                last_hash: checkpoint
+                    .as_ref()
+                    .map_or_else(String::new, |c| c.hash.clone()),
+                sealed: checkpoint.is_none(),
+                checkpoint,
+                entries: 0,
+                restarts: self.restarts,
+            };
+        }
+        let verdict = self.check_page(e).await?;
+        if let Some(AuditVerdict::Broken { .. }) = verdict
+            && self.restarts < RESTARTS
+            && newest_checkpoint(e).await? != self.checkpoint
+        {
+            self.started = false;
+            self.restarts += 1;
+            return Ok(None);
+        }
+        Ok(verdict)
+    }
+
+    async fn check_page<E: Exec>(&mut self, e: &E) -> Result<Option<AuditVerdict>, StoreError> {
         let rows = page(e, self.last_seq, VERIFY_PAGE).await?;
+        let checkpoint_broken = |c: &Checkpoint| {
+            Ok(Some(AuditVerdict::Broken {
+                seq: c.seq,
+                reason: AuditBreak::Checkpoint,
+            }))
+        };
         if rows.is_empty() {
+            if let Some(c) = &self.checkpoint
+                && !self.sealed
+            {
+                return checkpoint_broken(c);
+            }
             return Ok(Some(AuditVerdict::Intact {
                 entries: self.entries,
             }));
@@ -322,11 +511,28 @@ impl Walk {
             if entry.seq != expected {
                 return broken(AuditBreak::Sequence { expected });
             }
+            let own_hash_holds = entry.hash == hash(&entry, &text);
             if entry.prev_hash != self.last_hash {
+                // The first entry after a checkpoint, intact itself, but not linked to it:
+                // the checkpoint's hash is what was changed.
+                if let Some(c) = &self.checkpoint
+                    && self.entries == 0
+                    && own_hash_holds
+                {
+                    return checkpoint_broken(c);
+                }
                 return broken(AuditBreak::Link);
             }
-            if entry.hash != hash(&entry, &text) {
+            if !own_hash_holds {
                 return broken(AuditBreak::Hash);
+            }
+            if let Some(c) = &self.checkpoint
+                && entry.seq == c.entry_seq
+            {
+                if entry.action != CHECKPOINT_ACTION || entry.changes != sealed(c.seq, &c.hash) {
+                    return checkpoint_broken(c);
+                }
+                self.sealed = true;
             }
             self.last_seq = entry.seq;
             self.last_hash = entry.hash;

@@ -8,7 +8,8 @@ use plinth_core::migrate::{IndexKind, Step};
 use plinth_core::schema::{FieldDef, FieldType, Unique, ValueKind};
 
 /// Plinth's own tables: declarations, idempotency keys, accounts, refresh tokens, API keys,
-/// the audit trail.
+/// the audit trail (indexed for its filters: a record's history, an actor, a time range)
+/// and its checkpoints. A release's new index here is created at the next start.
 const INTERNAL_TABLES: &str = "
     CREATE TABLE IF NOT EXISTS _plinth_models (
         name TEXT NOT NULL PRIMARY KEY,
@@ -78,6 +79,15 @@ const INTERNAL_TABLES: &str = "
         changes TEXT NOT NULL,
         prev_hash TEXT NOT NULL,
         hash TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS _plinth_audit_record ON _plinth_audit (record_id, seq);
+    CREATE INDEX IF NOT EXISTS _plinth_audit_actor ON _plinth_audit (actor_id, seq);
+    CREATE INDEX IF NOT EXISTS _plinth_audit_at ON _plinth_audit (at);
+    CREATE TABLE IF NOT EXISTS _plinth_audit_checkpoints (
+        seq {int} NOT NULL PRIMARY KEY,
+        hash TEXT NOT NULL,
+        at {time} NOT NULL,
+        entry_seq {int} NOT NULL
     );";
 
 /// Columns added to Plinth's own tables after a release created them: `(table, column,

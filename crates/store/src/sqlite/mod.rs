@@ -27,7 +27,7 @@ use crate::sql::records::{By, StatusChange};
 use crate::sql::transfer as sql_transfer;
 use crate::sql::{audit, ready, records, sweep};
 use crate::transfer::{Line, TransferError};
-use crate::{AuditEntry, AuditEvent, AuditVerdict};
+use crate::{AuditEntry, AuditEvent, AuditQuery, AuditVerdict};
 use crate::{Claim, Created, IdempotencyClaim, Page, Store, StoreError, WriteCtx};
 use async_trait::async_trait;
 use plinth_core::Timestamp;
@@ -469,6 +469,19 @@ impl Store for SqliteStore {
                 event.target,
                 &event.changes,
             ))
+        })
+        .await
+    }
+
+    async fn audit_query(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        let query = query.clone();
+        self.read(move |c| ready(audit::query(c, &query))).await
+    }
+
+    async fn audit_prune(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.write(move |w| {
+            let now = w.now();
+            ready(audit::prune(&w.conn, now, before, limit))
         })
         .await
     }

@@ -1,11 +1,13 @@
 //! Databases made by an older release: Plinth's own tables are created with `CREATE TABLE IF
 //! NOT EXISTS`, so columns added since must be added (and backfilled) when a store opens an
 //! existing database. Here `_plinth_refresh_tokens` has its first layout (no
-//! `family_started_at`) and a live session from an hour ago, on both engines.
+//! `family_started_at`) and a live session from an hour ago, on both engines. And
+//! `_plinth_audit` has its first layout (no indexes, no checkpoints table): opening adds
+//! them.
 
 use crate::pg;
 use plinth_core::Timestamp;
-use plinth_store::{PgOptions, PgStore, Refresh, SqliteOptions, SqliteStore, Store};
+use plinth_store::{AuditVerdict, PgOptions, PgStore, Refresh, SqliteOptions, SqliteStore, Store};
 use std::time::{Duration, SystemTime};
 
 /// The first layout of the refresh-token table, `{uuid}` and `{time}` per engine.
@@ -142,4 +144,101 @@ async fn postgres_adds_the_session_start_to_an_old_refresh_table() {
         ) as Box<dyn Store>
     })
     .await;
+}
+
+/// The first layout of the audit table, `{uuid}`, `{time}` and `{int}` per engine.
+const OLD_AUDIT_TABLE: &str = "
+    CREATE TABLE _plinth_audit (
+        seq {int} NOT NULL PRIMARY KEY,
+        at {time} NOT NULL,
+        actor_kind TEXT NOT NULL CHECK (actor_kind IN ('user', 'api_key', 'system', 'guest')),
+        actor_id {uuid},
+        actor_label TEXT NOT NULL,
+        action TEXT NOT NULL,
+        model TEXT,
+        record_id {uuid},
+        request_id TEXT NOT NULL,
+        client_addr TEXT,
+        changes TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );";
+
+/// The audit indexes a store adds.
+const AUDIT_INDEXES: [&str; 3] = [
+    "_plinth_audit_actor",
+    "_plinth_audit_at",
+    "_plinth_audit_record",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_adds_the_audit_indexes_and_checkpoints_to_an_old_audit_table() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("plinth.db");
+    let conn = rusqlite::Connection::open(&path).expect("create the old database");
+    conn.execute_batch(
+        &OLD_AUDIT_TABLE
+            .replace("{uuid}", "TEXT")
+            .replace("{time}", "INTEGER")
+            .replace("{int}", "INTEGER"),
+    )
+    .expect("the old table");
+    let store = SqliteStore::open(SqliteOptions::new(path.clone()))
+        .await
+        .expect("open the old database");
+    assert_eq!(
+        store.audit_verify().await.expect("verify"),
+        AuditVerdict::Intact { entries: 0 }
+    );
+    store.close().await;
+    let mut stmt = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = '_plinth_audit' \
+             AND name NOT LIKE 'sqlite%' ORDER BY name",
+        )
+        .expect("prepare");
+    let names: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("names");
+    assert_eq!(names, AUDIT_INDEXES);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_adds_the_audit_indexes_and_checkpoints_to_an_old_audit_table() {
+    let Some(server) = pg::server(
+        "upgrade::postgres_adds_the_audit_indexes_and_checkpoints_to_an_old_audit_table",
+    ) else {
+        return;
+    };
+    let db = pg::Database::create(&server).await;
+    let client = db.inspect().await;
+    client
+        .batch_execute(
+            &OLD_AUDIT_TABLE
+                .replace("{uuid}", "UUID")
+                .replace("{time}", "TIMESTAMPTZ")
+                .replace("{int}", "BIGINT"),
+        )
+        .await
+        .expect("the old table");
+    let store = PgStore::open(PgOptions::new(db.url()))
+        .await
+        .expect("open the old database");
+    assert_eq!(
+        store.audit_verify().await.expect("verify"),
+        AuditVerdict::Intact { entries: 0 }
+    );
+    store.close().await;
+    let rows = client
+        .query(
+            "SELECT indexname FROM pg_indexes WHERE tablename = '_plinth_audit' \
+             AND indexname <> '_plinth_audit_pkey' ORDER BY indexname",
+            &[],
+        )
+        .await
+        .expect("the indexes");
+    let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(names, AUDIT_INDEXES);
 }

@@ -4,14 +4,20 @@
 
 use super::records::decls;
 use super::{Engine, admin, as_user, draft, model, patch};
+use plinth_core::Timestamp;
 use plinth_core::{RecordId, Role};
-use plinth_store::{AuditBreak, AuditEntry, AuditVerdict, IdempotencyClaim, StoreError};
+use plinth_store::{
+    AuditBreak, AuditEntry, AuditQuery, AuditVerdict, IdempotencyClaim, StoreError,
+};
 use serde_json::json;
 
 contract!(
     every_record_write_appends_one_entry_with_its_actor_and_changes,
     refused_writes_and_replays_append_no_entry,
     verify_finds_entries_edited_deleted_inserted_or_reordered_through_sql,
+    queries_filter_by_actor_action_model_record_and_time_and_page_both_ways,
+    a_prune_seals_a_checkpoint_and_what_remains_verifies,
+    verify_finds_a_checkpoint_or_pruned_remainder_tampered_through_sql,
 );
 
 async fn entries(e: &Engine) -> Vec<AuditEntry> {
@@ -312,4 +318,234 @@ async fn verify_finds_entries_edited_deleted_inserted_or_reordered_through_sql(e
     assert_eq!(verify(e).await, broken(2, AuditBreak::Link));
     e.raw(&swap(2, 3)).await;
     assert_eq!(verify(e).await, intact(4));
+}
+
+async fn seqs(e: &Engine, q: AuditQuery) -> Vec<i64> {
+    let q = AuditQuery {
+        limit: if q.limit == 0 { 100 } else { q.limit },
+        ..q
+    };
+    let found = e.store.audit_query(&q).await.expect("query the audit");
+    found.iter().map(|x| x.seq).collect()
+}
+
+async fn queries_filter_by_actor_action_model_record_and_time_and_page_both_ways(e: &Engine) {
+    let s = e.migrate(decls()).await;
+    let (customer, diary) = (model(&s, "customer"), model(&s, "diary"));
+    let ann = e.user("ann@example.com", Role::User).await;
+    let a = e
+        .create(&as_user(&ann), &customer, json!({"name": "a"}))
+        .await; // 2 (ann's account is 1)
+    let b = e.create(&admin(), &customer, json!({"name": "b"})).await; // 3
+    let p = patch(&customer, &json!({"score": 1}));
+    e.store
+        .update(&as_user(&ann), &customer, a.id, p, None)
+        .await
+        .expect("update"); // 4
+    e.create(&admin(), &diary, json!({"name": "t"})).await; // 5
+    e.store
+        .delete(&admin(), &customer, b.id, None)
+        .await
+        .expect("delete"); // 6
+    let all = entries(e).await;
+    let newest = AuditQuery {
+        newest_first: true,
+        ..AuditQuery::default()
+    };
+    assert_eq!(seqs(e, newest.clone()).await, [6, 5, 4, 3, 2, 1]);
+    assert_eq!(seqs(e, AuditQuery::default()).await, [1, 2, 3, 4, 5, 6]);
+    let by = |q: AuditQuery| AuditQuery {
+        newest_first: true,
+        ..q
+    };
+    let q = by(AuditQuery {
+        actor_id: Some(ann.id),
+        ..AuditQuery::default()
+    });
+    assert_eq!(seqs(e, q).await, [4, 2]);
+    let q = by(AuditQuery {
+        actor_kind: Some("system".to_owned()),
+        ..AuditQuery::default()
+    });
+    assert_eq!(seqs(e, q).await, [6, 5, 3, 1]);
+    let q = by(AuditQuery {
+        action: Some("record.create".to_owned()),
+        ..AuditQuery::default()
+    });
+    assert_eq!(seqs(e, q).await, [5, 3, 2]);
+    let q = by(AuditQuery {
+        action_prefix: Some("record.".to_owned()),
+        ..AuditQuery::default()
+    });
+    assert_eq!(seqs(e, q).await, [6, 5, 4, 3, 2]);
+    let q = by(AuditQuery {
+        action_prefix: Some("record.d".to_owned()),
+        ..AuditQuery::default()
+    });
+    assert_eq!(seqs(e, q).await, [6]);
+    let q = by(AuditQuery {
+        model: Some("diary".to_owned()),
+        ..AuditQuery::default()
+    });
+    assert_eq!(seqs(e, q).await, [5]);
+    let q = by(AuditQuery {
+        model: Some("customer".to_owned()),
+        record_id: Some(a.id),
+        ..AuditQuery::default()
+    });
+    assert_eq!(seqs(e, q).await, [4, 2]);
+    // since is inclusive, until exclusive.
+    let q = by(AuditQuery {
+        since: Some(all[1].at),
+        until: Some(all[3].at),
+        ..AuditQuery::default()
+    });
+    assert_eq!(seqs(e, q).await, [3, 2]);
+    let q = by(AuditQuery {
+        record_id: Some(RecordId::new_v7()),
+        ..AuditQuery::default()
+    });
+    assert_eq!(seqs(e, q).await, Vec::<i64>::new());
+    // Pages: after a seq, in either order, within the filters.
+    let q = AuditQuery {
+        after_seq: Some(4),
+        limit: 2,
+        ..newest.clone()
+    };
+    assert_eq!(seqs(e, q).await, [3, 2]);
+    let q = AuditQuery {
+        after_seq: Some(2),
+        limit: 2,
+        ..AuditQuery::default()
+    };
+    assert_eq!(seqs(e, q).await, [3, 4]);
+    let q = AuditQuery {
+        after_seq: Some(4),
+        action: Some("record.create".to_owned()),
+        ..newest
+    };
+    assert_eq!(seqs(e, q).await, [3, 2]);
+}
+
+/// Five writes, so five entries; returns them.
+async fn five_entries(e: &Engine) -> Vec<AuditEntry> {
+    let s = e.migrate(decls()).await;
+    let customer = model(&s, "customer");
+    let r = e
+        .create(&admin(), &customer, json!({"name": "a", "score": 0}))
+        .await;
+    for version in 1..=4 {
+        let p = patch(&customer, &json!({ "score": version }));
+        e.store
+            .update(&admin(), &customer, r.id, p, Some(version))
+            .await
+            .expect("update");
+    }
+    entries(e).await
+}
+
+async fn prune(e: &Engine, before: Timestamp, limit: u32) -> u64 {
+    e.store.audit_prune(before, limit).await.expect("prune")
+}
+
+async fn a_prune_seals_a_checkpoint_and_what_remains_verifies(e: &Engine) {
+    let before = five_entries(e).await;
+    // Nothing older than the first entry: nothing pruned, no checkpoint.
+    assert_eq!(prune(e, before[0].at, 1000).await, 0);
+    assert_eq!(verify(e).await, intact(5));
+    // Entries made before the fourth: the oldest two only (limit), then the third.
+    assert_eq!(prune(e, before[3].at, 2).await, 2);
+    let after = entries(e).await;
+    let seqs: Vec<i64> = after.iter().map(|x| x.seq).collect();
+    assert_eq!(seqs, [3, 4, 5, 6]);
+    let seal = &after[3];
+    assert_eq!(seal.action, "audit.checkpoint");
+    assert_eq!(
+        (
+            seal.actor_kind.as_str(),
+            seal.actor_id,
+            seal.model.as_deref()
+        ),
+        ("system", None, None)
+    );
+    assert_eq!(
+        seal.changes,
+        json!({"seq": {"to": 2}, "hash": {"to": before[1].hash}})
+    );
+    assert_eq!(seal.prev_hash, before[4].hash);
+    assert_eq!(verify(e).await, intact(4));
+    assert_eq!(prune(e, before[3].at, 1000).await, 1);
+    assert_eq!(verify(e).await, intact(4));
+    // Everything old, the first checkpoint entry included: the newest seals it.
+    let far = Timestamp::parse("9999-01-01T00:00:00Z").expect("a late time");
+    assert_eq!(prune(e, far, 1000).await, 4);
+    let left = entries(e).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].seq, 8);
+    assert_eq!(verify(e).await, intact(1));
+    // Writes go on extending the chain past a prune.
+    let s = e.migrate(decls()).await;
+    e.create(&admin(), &model(&s, "customer"), json!({"name": "b"}))
+        .await;
+    assert_eq!(verify(e).await, intact(2));
+}
+
+async fn verify_finds_a_checkpoint_or_pruned_remainder_tampered_through_sql(e: &Engine) {
+    let before = five_entries(e).await;
+    assert_eq!(prune(e, before[2].at, 1000).await, 2);
+    assert_eq!(verify(e).await, intact(4));
+
+    // The checkpoint's hash changed.
+    e.raw("UPDATE _plinth_audit_checkpoints SET hash = 'ab' || hash WHERE seq = 2")
+        .await;
+    assert_eq!(verify(e).await, broken(2, AuditBreak::Checkpoint));
+    e.raw("UPDATE _plinth_audit_checkpoints SET hash = substr(hash, 3) WHERE seq = 2")
+        .await;
+    assert_eq!(verify(e).await, intact(4));
+
+    // The first remaining entry deleted, and the checkpoint moved over it to hide that.
+    e.raw(
+        "CREATE TABLE saved AS SELECT * FROM _plinth_audit WHERE seq = 3;
+         DELETE FROM _plinth_audit WHERE seq = 3;",
+    )
+    .await;
+    assert_eq!(
+        verify(e).await,
+        broken(4, AuditBreak::Sequence { expected: 3 })
+    );
+    let forged = format!(
+        "UPDATE _plinth_audit_checkpoints SET seq = 3, hash = '{}' WHERE seq = 2",
+        before[2].hash
+    );
+    e.raw(&forged).await;
+    assert_eq!(verify(e).await, broken(3, AuditBreak::Checkpoint));
+    e.raw(&format!(
+        "UPDATE _plinth_audit_checkpoints SET seq = 2, hash = '{}' WHERE seq = 3;
+         INSERT INTO _plinth_audit SELECT * FROM saved; DROP TABLE saved;",
+        before[1].hash
+    ))
+    .await;
+    assert_eq!(verify(e).await, intact(4));
+
+    // The checkpoint deleted: the chain then seems to start at seq 3.
+    e.raw(
+        "CREATE TABLE saved AS SELECT * FROM _plinth_audit_checkpoints;
+         DELETE FROM _plinth_audit_checkpoints;",
+    )
+    .await;
+    assert_eq!(
+        verify(e).await,
+        broken(3, AuditBreak::Sequence { expected: 1 })
+    );
+    e.raw("INSERT INTO _plinth_audit_checkpoints SELECT * FROM saved; DROP TABLE saved;")
+        .await;
+    assert_eq!(verify(e).await, intact(4));
+
+    // The sealing entry edited to name the forged checkpoint.
+    e.raw(
+        "UPDATE _plinth_audit SET changes = replace(changes, '\"to\":2', '\"to\":3') \
+         WHERE action = 'audit.checkpoint'",
+    )
+    .await;
+    assert_eq!(verify(e).await, broken(6, AuditBreak::Hash));
 }
