@@ -39,5 +39,6 @@ pub use accounts::{AccountError, create_account};
 pub use app::{Application, StartError, with_middleware};
 pub use auth::{Auth, AuthConfig, AuthError, SigningKey};
 pub use config::{DEFAULT_BODY_LIMIT, ServerConfig};
+pub use serve::MAX_H2_STREAMS;
 pub use state::AppState;
 pub use tls::{TlsError, TlsFiles};
