@@ -63,6 +63,9 @@ pub struct ServerConfig {
     pub idempotency_window: Duration,
     /// Serve HTTPS with these files; `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// With `tls`, also listen on this address for plain HTTP and answer every request
+    /// with a redirect to the same path over HTTPS.
+    pub redirect_from: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +83,7 @@ impl Default for ServerConfig {
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
             idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
             tls: None,
+            redirect_from: None,
         }
     }
 }

@@ -28,6 +28,7 @@ mod extract;
 mod fds;
 mod limits;
 mod middleware;
+mod redirect;
 mod reply;
 mod routes;
 mod serve;
