@@ -16,7 +16,7 @@ use std::process::{Command, Output};
 const PG_ROOT: &str = "/usr/lib/postgresql";
 
 /// Names a directory holding `initdb` and `pg_ctl`, overriding the search of [`PG_ROOT`].
-pub const PG_BIN_ENV: &str = "PLINTH_PG_BIN";
+pub const PG_BIN_ENV: &str = "PLINTH_TEST_PG_BIN";
 
 /// A test certificate authority.
 #[derive(Debug)]
