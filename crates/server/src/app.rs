@@ -55,6 +55,8 @@ pub struct Application {
     idempotency_window: Duration,
     audit_retention: Option<Duration>,
     tls: Option<Arc<Tls>>,
+    /// The plain-HTTP listener that redirects to HTTPS, and its router.
+    redirect: Option<(TcpListener, Router)>,
 }
 
 impl Application {
@@ -72,9 +74,22 @@ impl Application {
             .map_err(|source| StartError::Bind { addr, source })
     }
 
-    /// Builds the application on an already bound listener.
+    /// Builds the application on an already bound listener (binding
+    /// `config.redirect_from` here, when set).
     pub fn on_listener(
         listener: TcpListener,
+        config: ServerConfig,
+        state: AppState,
+    ) -> Result<Self, StartError> {
+        let redirect = config.redirect_from.map(bind_now).transpose()?;
+        Self::on_listeners(listener, redirect, config, state)
+    }
+
+    /// Builds the application on already bound listeners: the main one, and the one for
+    /// `config.redirect_from` (which must be given when that is set, and only then).
+    pub fn on_listeners(
+        listener: TcpListener,
+        redirect: Option<TcpListener>,
         config: ServerConfig,
         state: AppState,
     ) -> Result<Self, StartError> {
@@ -84,6 +99,18 @@ impl Application {
         })?;
         let tls = config.tls.clone().map(Tls::load).transpose()?.map(Arc::new);
         let router = build_router(&config, state.clone())?;
+        let redirect = match (redirect, &tls) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(StartError::Refused(
+                    "a redirect to HTTPS needs HTTPS: set the certificate and key".to_owned(),
+                ));
+            }
+            (Some(redirect), Some(_)) => {
+                let router = redirect_router(&config, state.clone(), addr.port())?;
+                Some((redirect, router))
+            }
+        };
         if let Some(mut notices) = state.store().invalidations() {
             // Accounts or keys changed through another instance: drop cached credentials.
             let auth = Arc::clone(state.auth());
@@ -112,6 +139,7 @@ impl Application {
             idempotency_window: config.idempotency_window,
             audit_retention: config.audit_retention,
             tls,
+            redirect,
         })
     }
 
@@ -128,6 +156,13 @@ impl Application {
     /// The bound address (with the real port when port 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The bound address of the plain-HTTP port that redirects to HTTPS, if there is one.
+    pub fn redirect_addr(&self) -> Option<SocketAddr> {
+        self.redirect
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     /// Serves until `shutdown` completes; then reports not-ready for the drain delay, stops
@@ -160,20 +195,47 @@ impl Application {
         };
         let (graceful, connections) = tokio::sync::watch::channel(());
         let mut tasks = tokio::task::JoinSet::new();
-        serve::accept_until(
-            self.listener,
-            self.router,
-            self.limits,
-            self.tls,
-            drain,
-            &connections,
-            &mut tasks,
-        )
-        .await;
-        // The listener is closed: every connection finishes its request and closes.
+        let mut redirect_tasks = tokio::task::JoinSet::new();
+        // The redirect port closes with the main one.
+        let (stopped, mut stopping) = tokio::sync::watch::channel(());
+        let main = async {
+            serve::accept_until(
+                self.listener,
+                self.router,
+                self.limits,
+                self.tls,
+                drain,
+                &connections,
+                &mut tasks,
+            )
+            .await;
+            let _ = stopped.send(());
+        };
+        let redirect = async {
+            if let Some((listener, router)) = self.redirect {
+                let stop = async move {
+                    let _ = stopping.changed().await;
+                };
+                serve::accept_until(
+                    listener,
+                    router,
+                    self.limits,
+                    None,
+                    stop,
+                    &connections,
+                    &mut redirect_tasks,
+                )
+                .await;
+            }
+        };
+        tokio::join!(main, redirect);
+        // The listeners are closed: every connection finishes its request and closes.
         let _ = graceful.send(());
         let grace = self.shutdown_timeout;
-        let finished = async { while tasks.join_next().await.is_some() {} };
+        let finished = async {
+            while tasks.join_next().await.is_some() {}
+            while redirect_tasks.join_next().await.is_some() {}
+        };
         // Requests still running this long after the listener closed are abandoned, so a
         // stuck client cannot hold a shutdown (and a rollout) forever.
         if tokio::time::timeout(grace, finished).await.is_ok() {
@@ -185,6 +247,7 @@ impl Application {
             );
         }
         tasks.shutdown().await;
+        redirect_tasks.shutdown().await;
         if let Some(sweeper) = sweeper {
             sweeper.abort();
         }
@@ -198,6 +261,36 @@ impl Application {
 
 fn build_router(config: &ServerConfig, state: AppState) -> Result<Router, StartError> {
     with_middleware(routes::router(), config).map(|r| r.with_state(state))
+}
+
+/// Binds `addr` from a function that is not async (the runtime's reactor is running).
+fn bind_now(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    let bind = |addr| {
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        TcpListener::from_std(listener)
+    };
+    bind(addr).map_err(|source| StartError::Bind { addr, source })
+}
+
+/// The redirect port's router: every path and method answered by `redirect::answer`, with
+/// the middleware of plain HTTP (no HSTS, which browsers ignore over plain HTTP).
+fn redirect_router(
+    config: &ServerConfig,
+    state: AppState,
+    https_port: u16,
+) -> Result<Router, StartError> {
+    let answer =
+        move |req: axum::extract::Request| async move { crate::redirect::answer(&req, https_port) };
+    let routes = Router::new()
+        .route("/", axum::routing::any(answer))
+        .route("/{*path}", axum::routing::any(answer));
+    let plain = ServerConfig {
+        tls: None,
+        cors_origins: Vec::new(),
+        ..config.clone()
+    };
+    with_middleware(routes, &plain).map(|r| r.with_state(state))
 }
 
 /// Adds the 404/405 fallbacks and the middleware stack (panics → 500, request ids and the

@@ -66,6 +66,9 @@ pub struct ServerConfig {
     pub audit_retention: Option<Duration>,
     /// Serve HTTPS with these files; `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// With `tls`, also listen on this address for plain HTTP and answer every request
+    /// with a redirect to the same path over HTTPS.
+    pub redirect_from: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +87,7 @@ impl Default for ServerConfig {
             idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
             audit_retention: None,
             tls: None,
+            redirect_from: None,
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The accept loop and the connections: HTTP/1.1 through hyper, with the limits
-//! `axum::serve` has no settings for. A connection has `header_read_timeout` to send a
+//! The accept loop and the connections: HTTP/1.1 through hyper (and HTTP/2 over TLS, when
+//! the client asks for it by ALPN), with the limits `axum::serve` has no settings for. A connection has `header_read_timeout` to send a
 //! request head (from when it opens, or from the first byte of a later request), may idle
 //! `keep_alive_timeout` between requests, and at most `max_connections` are served at once:
 //! at the cap a new connection closes the one idle the longest or, with none idle, one
@@ -10,6 +10,14 @@
 //! A request counts as in flight from its head until its answer has been written out (the
 //! answer's body ended and the socket flushed), so neither the idle timeout nor eviction
 //! cuts off an answer a slow reader is still receiving.
+//!
+//! HTTP/2 differs where its framing does: many requests share a connection at once (at most
+//! [`MAX_H2_STREAMS`]), a request ends when hyper has taken its whole answer into the
+//! connection's send buffer, and bytes arriving on an idle connection (pings, window
+//! updates) do not start the head timeout: an idle HTTP/2 connection closes after
+//! `keep_alive_timeout` unless a request arrives, and its first request must arrive within
+//! `header_read_timeout` of the handshake. Each request's body is watched on its own, so
+//! eviction closes only idle HTTP/2 connections.
 
 use crate::limits::BodyProgress;
 use crate::tls::Tls;
@@ -42,6 +50,17 @@ const MAX_HEAD_BUFFER: usize = 128 * 1024;
 
 /// Most header lines hyper parses (the application refuses more than `limits::MAX_HEADERS`).
 const MAX_HEADER_LINES: usize = 256;
+
+/// Most HTTP/2 streams (requests) open at once on one connection; a client opening more
+/// has the extra ones refused (`REFUSED_STREAM`), which it may retry.
+pub const MAX_H2_STREAMS: u32 = 100;
+
+/// The protocol a connection speaks: HTTP/1.1, or HTTP/2 when TLS negotiated `h2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
+}
 
 /// After an accept error such as EMFILE (out of file descriptors), how long the loop waits
 /// before accepting again, so it does not spin.
@@ -82,6 +101,8 @@ struct Conn {
     evicted: AtomicBool,
     /// Wakes the watcher: the connection was evicted.
     wake: Notify,
+    /// HTTP/2: requests run side by side, each with a body watch of its own.
+    http2: bool,
 }
 
 /// Every open connection, and the permits of the cap.
@@ -99,7 +120,7 @@ impl Connections {
         u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(NONE - 1)
     }
 
-    fn register(&self) -> (u64, Arc<Conn>) {
+    fn register(&self, protocol: Protocol) -> (u64, Arc<Conn>) {
         let now = self.now();
         let conn = Arc::new(Conn {
             in_flight: AtomicUsize::new(0),
@@ -111,6 +132,7 @@ impl Connections {
             head_started: AtomicU64::new(now),
             evicted: AtomicBool::new(false),
             wake: Notify::new(),
+            http2: protocol == Protocol::Http2,
         });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.open
@@ -255,10 +277,15 @@ impl InFlight {
         }
     }
 
-    /// hyper has taken the whole answer: the request ends once it has written it out, at
-    /// the next completed flush of the socket (hyper flushes the socket only once its own
-    /// buffer is empty; see [`Watched::poll_flush`]).
+    /// hyper has taken the whole answer: over HTTP/1.1 the request ends once it has
+    /// written it out, at the next completed flush of the socket (hyper flushes the socket
+    /// only once its own buffer is empty; see [`Watched::poll_flush`]). Over HTTP/2 it ends
+    /// now: the answer is in the connection's send buffer, and other streams' writes make
+    /// flushes no mark of this one's end.
     fn sent(mut self) {
+        if self.conn.http2 {
+            return;
+        }
         self.sent = true;
         self.conn.flush_pending.store(true, Ordering::Release);
     }
@@ -326,6 +353,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         // The watcher is not woken (a request costs no extra task wake-up): it looks again
         // at least every `header_read_timeout`, so the head is still cut off on time.
         if buf.filled().len() > before
+            && !self.conn.http2
             && self.conn.in_flight.load(Ordering::Acquire) == 0
             && self.conn.head_started.load(Ordering::Acquire) == NONE
         {
@@ -421,7 +449,13 @@ pub(crate) async fn accept_until(
         let (router, shared, graceful) = (router.clone(), Arc::clone(&shared), graceful.clone());
         match &tls {
             None => tasks.spawn(serve_connection(
-                stream, peer, router, shared, graceful, permit,
+                stream,
+                Protocol::Http1,
+                peer,
+                router,
+                shared,
+                graceful,
+                permit,
             )),
             Some(tls) => tasks.spawn(serve_tls(
                 tls.acceptor(),
@@ -445,9 +479,10 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
-/// The TLS handshake, then the connection as [`serve_connection`]. The handshake has
-/// `header_read_timeout`, like a request head, and is dropped at shutdown; a client that
-/// speaks no TLS (plain HTTP to the HTTPS port) fails it and is closed.
+/// The TLS handshake, then the connection as [`serve_connection`], in HTTP/2 when the client
+/// chose `h2` by ALPN, else HTTP/1.1. The handshake has `header_read_timeout`, like a
+/// request head, and is dropped at shutdown; a client that speaks no TLS (plain HTTP to the
+/// HTTPS port) fails it and is closed.
 async fn serve_tls(
     acceptor: TlsAcceptor,
     stream: TcpStream,
@@ -473,11 +508,36 @@ async fn serve_tls(
         },
         _ = graceful.changed() => return,
     };
-    serve_connection(stream, peer, router, shared, graceful, permit).await;
+    let protocol = match stream.get_ref().1.alpn_protocol() {
+        Some(b"h2") => Protocol::Http2,
+        _ => Protocol::Http1,
+    };
+    serve_connection(stream, protocol, peer, router, shared, graceful, permit).await;
+}
+
+/// Runs an HTTP/2 connection's streams: tasks that end with the connection (a dropped
+/// connection aborts its streams' handlers, as a dropped HTTP/1.1 connection drops its one).
+#[derive(Clone, Default)]
+struct Streams(Arc<Mutex<JoinSet<()>>>);
+
+impl<F> hyper::rt::Executor<F> for Streams
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        let mut streams = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        // Forget the streams that ended, so a long connection does not pile them up.
+        while streams.try_join_next().is_some() {}
+        streams.spawn(async move {
+            fut.await;
+        });
+    }
 }
 
 async fn serve_connection<S>(
     stream: S,
+    protocol: Protocol,
     peer: SocketAddr,
     router: Router,
     shared: Arc<Connections>,
@@ -486,7 +546,7 @@ async fn serve_connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (id, conn) = shared.register();
+    let (id, conn) = shared.register(protocol);
     let io = TokioIo::new(Watched {
         stream,
         conn: Arc::clone(&conn),
@@ -495,7 +555,9 @@ async fn serve_connection<S>(
     let (svc_conn, svc_shared) = (Arc::clone(&conn), Arc::clone(&shared));
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
-        req.extensions_mut().insert(svc_conn.body.clone());
+        if !svc_conn.http2 {
+            req.extensions_mut().insert(svc_conn.body.clone());
+        }
         let in_flight = InFlight::begin(&svc_conn, &svc_shared);
         let router = router.clone();
         async move {
@@ -508,13 +570,58 @@ async fn serve_connection<S>(
             }))
         }
     });
-    let served = hyper::server::conn::http1::Builder::new()
-        // The head's time is this module's watch, which starts at the first byte.
-        .header_read_timeout(None)
-        .max_buf_size(MAX_HEAD_BUFFER)
-        .max_headers(MAX_HEADER_LINES)
-        .serve_connection(io, service);
-    tokio::pin!(served);
+    match protocol {
+        Protocol::Http1 => {
+            let served = hyper::server::conn::http1::Builder::new()
+                // The head's time is this module's watch, which starts at the first byte.
+                .header_read_timeout(None)
+                .max_buf_size(MAX_HEAD_BUFFER)
+                .max_headers(MAX_HEADER_LINES)
+                .serve_connection(io, service);
+            tokio::pin!(served);
+            drive(
+                served,
+                |c| c.graceful_shutdown(),
+                &shared,
+                &conn,
+                &mut graceful,
+            )
+            .await;
+        }
+        Protocol::Http2 => {
+            let streams = Streams::default();
+            let served = hyper::server::conn::http2::Builder::new(streams.clone())
+                .max_concurrent_streams(MAX_H2_STREAMS)
+                // The application answers heads over its own limits with the envelope.
+                .max_header_list_size(u32::try_from(MAX_HEAD_BUFFER).unwrap_or(u32::MAX))
+                .serve_connection(io, service);
+            tokio::pin!(served);
+            drive(
+                served,
+                |c| c.graceful_shutdown(),
+                &shared,
+                &conn,
+                &mut graceful,
+            )
+            .await;
+            // Streams still running when the connection ended are abandoned.
+            drop(streams);
+        }
+    }
+    shared.unregister(id);
+}
+
+/// Serves a connection until it ends, its watcher closes it, or shutdown asks it (by
+/// `shutdown`) to finish its requests and close.
+async fn drive<C>(
+    mut served: Pin<&mut C>,
+    shutdown: impl Fn(Pin<&mut C>),
+    shared: &Connections,
+    conn: &Conn,
+    graceful: &mut watch::Receiver<()>,
+) where
+    C: Future<Output = Result<(), hyper::Error>>,
+{
     let mut closing = false;
     loop {
         tokio::select! {
@@ -525,12 +632,11 @@ async fn serve_connection<S>(
                 break;
             }
             // Dropping the connection closes it; no request is in flight.
-            () = shared.watch(&conn) => break,
+            () = shared.watch(conn) => break,
             _ = graceful.changed(), if !closing => {
                 closing = true;
-                served.as_mut().graceful_shutdown();
+                shutdown(served.as_mut());
             }
         }
     }
-    shared.unregister(id);
 }

@@ -1,5 +1,5 @@
 //! HTTPS: the certificate and key files, loaded into a rustls configuration (TLS 1.2 and
-//! 1.3 only, rustls's default suites over the `ring` provider, ALPN `http/1.1`), and
+//! 1.3 only, rustls's default suites over the `ring` provider, ALPN `h2` and `http/1.1`), and
 //! reloaded in place when the files change or on SIGHUP. A reload that fails keeps the
 //! certificate in use and logs why; connections already open keep theirs either way.
 
@@ -107,8 +107,8 @@ fn load(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsError> {
                     format!("cannot be used with {}: {e}", files.cert_file.display()),
                 )
             })?;
-    // HTTP/1.1 only: Plinth serves no HTTP/2.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // HTTP/2 for clients that ask for it, else HTTP/1.1 (`crate::serve`).
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 

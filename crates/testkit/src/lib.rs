@@ -9,7 +9,9 @@
 //!   skips are forbidden ([`REQUIRE_ENV`]`=1` or `CI=true`): then the test fails.
 //! - [`engine`]: which engine a suite that runs on one engine at a time uses.
 //! - [`tls`]: self-signed certificates and a client that trusts them.
+//! - [`pg_tls`]: a TLS-only PostgreSQL server of a test's own, with a test CA.
 
+pub mod pg_tls;
 pub mod tls;
 
 use std::io::Write;

@@ -34,6 +34,16 @@ pub fn connector(
     trusted: &[&SelfSigned],
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> TlsConnector {
+    connector_alpn(trusted, versions, &[b"http/1.1"])
+}
+
+/// A client offering `versions` and the ALPN protocols `alpn` (none when empty), trusting
+/// exactly `trusted`.
+pub fn connector_alpn(
+    trusted: &[&SelfSigned],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     for c in trusted {
         roots.add(c.der.clone()).expect("trust the certificate");
@@ -44,6 +54,6 @@ pub fn connector(
         .expect("protocol versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     TlsConnector::from(Arc::new(config))
 }

@@ -92,6 +92,10 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
     // Bound before the database is touched: a busy port refuses the start with nothing
     // migrated.
     let listener = Application::bind(config.settings.listen).await?;
+    let redirect = match config.settings.tls_redirect_from {
+        Some(addr) => Some(Application::bind(addr).await?),
+        None => None,
+    };
     if matches!(config.database()?, Database::Postgres(_)) && config.key_is_generated() {
         tracing::warn!(
             "the token-signing key was generated for this data directory: instances sharing one PostgreSQL \
@@ -147,9 +151,12 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
             days => Some(Duration::from_secs(days * 86_400)),
         },
         tls,
+        redirect_from: config.settings.tls_redirect_from,
         ..ServerConfig::default()
     };
-    Ok(Application::on_listener(listener, server, state)?)
+    Ok(Application::on_listeners(
+        listener, redirect, server, state,
+    )?)
 }
 
 /// The HTTPS files, when both are set. Production refuses a key file that group or others
@@ -312,6 +319,9 @@ pub(crate) async fn serve(config: Config, allow_destructive: bool) -> anyhow::Re
     let app = build(&config, allow_destructive).await?;
     let scheme = if app.is_tls() { "https" } else { "http" };
     tracing::info!(addr = %app.local_addr(), scheme, env = ?config.settings.env, "listening");
+    if let Some(addr) = app.redirect_addr() {
+        tracing::info!(addr = %addr, "redirecting plain HTTP to HTTPS");
+    }
     app.run_until_stopped(shutdown_signal())
         .await
         .context("server error")?;

@@ -285,6 +285,12 @@ fn cross_checks(s: &Settings) -> Vec<String> {
             env::TLS_KEY_FILE
         ));
     }
+    if s.tls_redirect_from.is_some() && s.tls_cert_file.is_none() {
+        errors.push(format!(
+            "tls.redirect_from ({}) redirects to HTTPS, which needs tls.cert_file and tls.key_file",
+            env::TLS_REDIRECT_FROM
+        ));
+    }
     if let Err(e) = TrustedProxies::parse(&s.trusted_proxies) {
         errors.push(format!("trusted_proxies ({}): {e}", env::TRUSTED_PROXIES));
     }

@@ -124,6 +124,9 @@ settings! {
         key: Some("tls.hsts_max_age_seconds"), env: TLS_HSTS_MAX_AGE_SECONDS = "PLINTH_TLS_HSTS_MAX_AGE_SECONDS", flag: None,
         range: Some((0, 2 * 31_536_000)),
         help: "With HTTPS, the `max-age` of the `Strict-Transport-Security` header on every answer, in seconds; 0 sends none.";
+    tls_redirect_from: Option<SocketAddr> = None;
+        key: Some("tls.redirect_from"), env: TLS_REDIRECT_FROM = "PLINTH_TLS_REDIRECT_FROM", flag: None, range: None,
+        help: "With HTTPS, also listen on this address (such as 0.0.0.0:80) for plain HTTP and answer every request with `308` to the same path and query over HTTPS, on the host the request named and the port of `listen`. Unset: no plain-HTTP port.";
     data_dir: PathBuf = PathBuf::from("plinth-data");
         key: Some("data_dir"), env: DATA_DIR = "PLINTH_DATA_DIR", flag: Some("--data-dir"), range: None,
         help: "Directory for the SQLite database and the development signing key.";

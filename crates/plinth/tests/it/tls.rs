@@ -145,6 +145,30 @@ async fn unusable_tls_settings_refuse_the_start() {
     assert!(stderr.contains("not a PEM certificate chain"), "{stderr}");
     assert!(!dir.db().exists(), "the database was created: {stderr}");
 
+    // A redirect to HTTPS without HTTPS.
+    let args = serve(&[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let stderr = refused(&dir, &args, &[("PLINTH_TLS_REDIRECT_FROM", "127.0.0.1:0")])
+        .await
+        .stderr;
+    assert!(stderr.contains("PLINTH_TLS_REDIRECT_FROM"), "{stderr}");
+    assert!(stderr.contains("needs tls.cert_file"), "{stderr}");
+
+    // A busy redirect port: refused before the database is touched.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let busy_addr = busy.local_addr().expect("address").to_string();
+    let args = serve(&["--tls-cert", &cert_arg, "--tls-key", &key_arg]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let stderr = refused(&dir, &args, &[("PLINTH_TLS_REDIRECT_FROM", &busy_addr)])
+        .await
+        .stderr;
+    assert!(
+        stderr.contains(&format!("cannot listen on {busy_addr}")),
+        "{stderr}"
+    );
+    assert!(!dir.db().exists(), "the database was created: {stderr}");
+    drop(busy);
+
     // Production refuses a key file that group or others may read.
     let args = serve(&["--tls-cert", &cert_arg, "--tls-key", &key_arg]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -154,4 +178,53 @@ async fn unusable_tls_settings_refuse_the_start() {
     assert!(stderr.contains("readable by other users"), "{stderr}");
     assert!(stderr.contains(&key_arg), "{stderr}");
     assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");
+}
+
+#[tokio::test]
+async fn serve_redirects_a_plain_port_to_https() {
+    let dir = TestDir::new();
+    let cert = SelfSigned::localhost();
+    let (cert_path, key_path) = write_pair(&dir, &cert);
+    let (cert_arg, key_arg) = (
+        cert_path.display().to_string(),
+        key_path.display().to_string(),
+    );
+    let server = Server::spawn(
+        &dir,
+        &["--tls-cert", &cert_arg, "--tls-key", &key_arg],
+        &[("PLINTH_TLS_REDIRECT_FROM", "127.0.0.1:0")],
+    )
+    .await;
+    let plain = server
+        .proc
+        .logs()
+        .iter()
+        .find(|l| l["fields"]["message"] == "redirecting plain HTTP to HTTPS")
+        .and_then(|l| l["fields"]["addr"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no redirect port logged: {}", server.proc.describe()));
+    let mut tcp = TcpStream::connect(&plain).await.expect("connect");
+    tcp.write_all(
+        b"GET /api/v1/version?x=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .expect("send");
+    let mut answer = Vec::new();
+    tokio::time::timeout(PATIENCE, tcp.read_to_end(&mut answer))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    let port = server
+        .authority()
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(answer.starts_with("http/1.1 308"), "{answer}");
+    assert!(
+        answer.contains(&format!(
+            "location: https://localhost:{port}/api/v1/version?x=1\r\n"
+        )),
+        "{answer}"
+    );
 }

@@ -301,6 +301,8 @@ pub(crate) fn detail_fields(body: &Value) -> Vec<String> {
 #[derive(Debug)]
 pub(crate) struct TestApp {
     pub(crate) addr: SocketAddr,
+    /// The plain-HTTP port that redirects to HTTPS, when the configuration asks for one.
+    pub(crate) redirect_addr: Option<SocketAddr>,
     client: reqwest::Client,
     /// The state the server runs on (to make users and tokens).
     pub(crate) state: AppState,
@@ -442,6 +444,7 @@ impl TestApp {
             .await
             .expect("build the application");
         let addr = app.local_addr();
+        let redirect_addr = app.redirect_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
@@ -452,6 +455,7 @@ impl TestApp {
             .expect("build the HTTP client");
         Self {
             addr,
+            redirect_addr,
             client,
             state,
             admin_token,

@@ -13,6 +13,7 @@ mod delete;
 mod errors;
 mod faults;
 mod helpers;
+mod http2;
 mod http_conformance;
 mod instances;
 mod list;

@@ -377,3 +377,167 @@ async fn unusable_files_refuse_the_start() {
         assert!(!refused.contains("PRIVATE KEY-----"), "{refused}");
     }
 }
+
+/// Sends `request` as is to `addr` and reads the answer until the server closes: the
+/// status line and the headers (lowercase names), and the body.
+async fn raw_exchange(
+    addr: std::net::SocketAddr,
+    request: &str,
+) -> (String, Vec<(String, String)>, String) {
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(request.as_bytes()).await.expect("send");
+    let got = String::from_utf8(read_to_close(&mut tcp).await).expect("UTF-8");
+    let (head, body) = got.split_once("\r\n\r\n").unwrap_or((&got, ""));
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap_or_default().to_owned();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+async fn spawn_redirecting(files: &Files) -> TestApp {
+    TestApp::spawn_configured(
+        decls(json!([])),
+        ServerConfig {
+            tls: Some(TlsFiles {
+                reload_interval: Duration::ZERO,
+                ..TlsFiles::new(&files.cert, &files.key)
+            }),
+            redirect_from: Some(([127, 0, 0, 1], 0).into()),
+            ..ServerConfig::default()
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_redirect_port_sends_every_request_to_the_same_path_over_https() {
+    let cert = SelfSigned::localhost();
+    let files = write_files(&cert);
+    let app = spawn_redirecting(&files).await;
+    let plain = app.redirect_addr.expect("a redirect port");
+    let port = app.addr.port();
+    for (request, location) in [
+        (
+            "GET /api/v1/things?limit=5&q=a%20b HTTP/1.1\r\nHost: api.example.com\r\n".to_owned(),
+            format!("https://api.example.com:{port}/api/v1/things?limit=5&q=a%20b"),
+        ),
+        // The port of Host is the plain one: replaced by the HTTPS port. Any method.
+        (
+            "POST /x HTTP/1.1\r\nHost: Example.COM:80\r\nContent-Length: 3\r\n\r\nabc".to_owned(),
+            format!("https://example.com:{port}/x"),
+        ),
+        (
+            "DELETE / HTTP/1.1\r\nHost: [::1]:8080\r\n".to_owned(),
+            format!("https://[::1]:{port}/"),
+        ),
+        // An absolute-form target: its authority is the host, its path the path.
+        (
+            "GET http://localhost/y?z=1 HTTP/1.1\r\nHost: other.example\r\n".to_owned(),
+            format!("https://localhost:{port}/y?z=1"),
+        ),
+        // A path that looks like a network path stays a path on the named host.
+        (
+            "GET //evil.example/p HTTP/1.1\r\nHost: localhost\r\n".to_owned(),
+            format!("https://localhost:{port}//evil.example/p"),
+        ),
+    ] {
+        let request = if request.contains("\r\n\r\n") {
+            request.replace("HTTP/1.1\r\n", "HTTP/1.1\r\nConnection: close\r\n")
+        } else {
+            format!("{request}Connection: close\r\n\r\n")
+        };
+        let (status, headers, _) = raw_exchange(plain, &request).await;
+        assert!(status.starts_with("HTTP/1.1 308"), "{request}: {status}");
+        assert_eq!(
+            header(&headers, "location"),
+            Some(location.as_str()),
+            "{request}"
+        );
+        assert!(header(&headers, "x-request-id").is_some());
+        assert!(header(&headers, "strict-transport-security").is_none());
+    }
+    // The redirect leads to the server.
+    let mut stream = connect(&app, &connector(&[&cert], BOTH)).await;
+    let (status, _) = get(&mut stream, "/healthz").await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+}
+
+#[tokio::test]
+async fn the_redirect_port_refuses_hosts_it_cannot_trust_and_oversized_heads() {
+    let cert = SelfSigned::localhost();
+    let files = write_files(&cert);
+    let app = spawn_redirecting(&files).await;
+    let plain = app.redirect_addr.expect("a redirect port");
+    for host in [
+        None,
+        Some("user@evil.example"),
+        Some("evil.example/path"),
+        Some("evil.example:notaport"),
+        Some("javascript:alert(1)"),
+        Some("ev il.example"),
+        Some(""),
+    ] {
+        let host = host.map_or_else(String::new, |h| format!("Host: {h}\r\n"));
+        let request = format!("GET /x HTTP/1.1\r\n{host}Connection: close\r\n\r\n");
+        let (status, headers, body) = raw_exchange(plain, &request).await;
+        assert!(status.starts_with("HTTP/1.1 400"), "{host:?}: {status}");
+        assert!(header(&headers, "location").is_none(), "{host:?}");
+        let body: serde_json::Value = serde_json::from_str(&body).expect("the envelope");
+        assert_eq!(body["error"]["code"], json!("INVALID_INPUT"), "{host:?}");
+    }
+    // Heads are bounded as on the main port.
+    let long = "h".repeat(40 * 1024);
+    let request = format!(
+        "GET /x HTTP/1.1\r\nHost: localhost\r\nX-Long: {long}\r\nConnection: close\r\n\r\n"
+    );
+    let (status, headers, _) = raw_exchange(plain, &request).await;
+    assert!(status.starts_with("HTTP/1.1 431"), "{status}");
+    assert!(header(&headers, "location").is_none());
+}
+
+#[tokio::test]
+async fn a_silent_connection_to_the_redirect_port_is_cut_off() {
+    let cert = SelfSigned::localhost();
+    let files = write_files(&cert);
+    let app = TestApp::spawn_configured(
+        decls(json!([])),
+        ServerConfig {
+            header_read_timeout: Duration::from_secs(1),
+            tls: Some(TlsFiles::new(&files.cert, &files.key)),
+            redirect_from: Some(([127, 0, 0, 1], 0).into()),
+            ..ServerConfig::default()
+        },
+    )
+    .await;
+    let mut tcp = TcpStream::connect(app.redirect_addr.expect("a redirect port"))
+        .await
+        .expect("connect");
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: loc")
+        .await
+        .expect("send");
+    let started = std::time::Instant::now();
+    let got = read_to_close(&mut tcp).await;
+    assert!(got.is_empty(), "{got:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn a_redirect_without_https_refuses_the_start() {
+    let state = crate::helpers::TestDb::new().await.state(&[]).await;
+    let refused = plinth_server::Application::build(
+        ServerConfig {
+            listen: ([127, 0, 0, 1], 0).into(),
+            redirect_from: Some(([127, 0, 0, 1], 0).into()),
+            ..ServerConfig::default()
+        },
+        state,
+    )
+    .await
+    .err()
+    .map(|e| e.to_string())
+    .expect("the start is refused");
+    assert!(refused.contains("needs HTTPS"), "{refused}");
+}

@@ -16,13 +16,13 @@
 //! fails).
 
 use super::errors::map;
+use super::tls::{PgTls, PgTlsStream, parse_url};
 use crate::{Claim, StoreError};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio_postgres::tls::NoTlsStream;
-use tokio_postgres::{Client, Config, Connection, NoTls, Socket};
+use tokio_postgres::{Client, Config, Connection, Socket};
 
 /// The advisory lock key of claims ("plinthsv" in ASCII); not the migration transaction's
 /// key, which a pooled connection takes while this one is held.
@@ -42,7 +42,7 @@ const KEEPALIVE_RETRIES: u32 = 3;
 const RETAKE_FIRST: Duration = Duration::from_millis(100);
 const RETAKE_MAX: Duration = Duration::from_secs(5);
 
-type Conn = Pin<Box<Connection<Socket, NoTlsStream>>>;
+type Conn = Pin<Box<Connection<Socket, PgTlsStream>>>;
 
 /// A claim: the session holding the lock, and the task driving and watching it.
 pub(super) struct Held {
@@ -69,8 +69,8 @@ impl Held {
     /// Connects and takes the lock for `claim`; a server waits up to `wait` for a running
     /// migration to end.
     pub(super) async fn take(url: &str, claim: Claim, wait: Duration) -> Result<Self, StoreError> {
-        let config = config(url, wait)?;
-        let (client, conn) = config.connect(NoTls).await.map_err(map)?;
+        let (config, tls) = config(url, wait)?;
+        let (client, conn) = config.connect(tls.clone()).await.map_err(map)?;
         let mut conn: Conn = Box::pin(conn);
         match claim {
             Claim::Serve => {
@@ -107,7 +107,7 @@ impl Held {
             client: tokio::sync::Mutex::new(Some(client)),
             held: AtomicBool::new(true),
         });
-        let task = tokio::spawn(watch(config, claim, Arc::clone(&session), conn));
+        let task = tokio::spawn(watch(config, tls, claim, Arc::clone(&session), conn));
         Ok(Self { session, task })
     }
 
@@ -147,11 +147,10 @@ fn lost() -> StoreError {
     )
 }
 
-/// The claim connection's options: `url`'s, with keepalives, a name, and a connect timeout.
-fn config(url: &str, connect_timeout: Duration) -> Result<Config, StoreError> {
-    let mut config: Config = url
-        .parse()
-        .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?;
+/// The claim connection's options: `url`'s, with keepalives, a name, and a connect timeout;
+/// and its TLS connector.
+fn config(url: &str, connect_timeout: Duration) -> Result<(Config, PgTls), StoreError> {
+    let (mut config, tls) = parse_url(url)?;
     config
         .application_name(CLAIM_APPLICATION)
         .connect_timeout(connect_timeout)
@@ -159,7 +158,7 @@ fn config(url: &str, connect_timeout: Duration) -> Result<Config, StoreError> {
         .keepalives_idle(KEEPALIVE_IDLE)
         .keepalives_interval(KEEPALIVE_INTERVAL)
         .keepalives_retries(KEEPALIVE_RETRIES);
-    Ok(config)
+    Ok((config, tls))
 }
 
 /// Runs `op` (a statement on the client of `conn`) while driving `conn`.
@@ -178,7 +177,7 @@ async fn drive<T>(
 
 /// Drives the claim's connection until it ends; then logs an error and, for a server, takes
 /// the lock again on a new one, and so on. Aborted when the claim is dropped.
-async fn watch(config: Config, claim: Claim, session: Arc<Session>, mut conn: Conn) {
+async fn watch(config: Config, tls: PgTls, claim: Claim, session: Arc<Session>, mut conn: Conn) {
     loop {
         let ended = conn.as_mut().await;
         session.held.store(false, Ordering::Release);
@@ -192,7 +191,7 @@ async fn watch(config: Config, claim: Claim, session: Arc<Session>, mut conn: Co
             cause = %cause,
             "the connection holding this server's claim on the database ended: /readyz fails until it is taken again"
         );
-        conn = retake(&config, &session).await;
+        conn = retake(&config, &tls, &session).await;
         tracing::info!("the claim on the database is held again");
     }
 }
@@ -200,12 +199,12 @@ async fn watch(config: Config, claim: Claim, session: Arc<Session>, mut conn: Co
 /// Takes the shared lock on a new connection, retrying with a growing pause until it
 /// holds; while a migration holds the lock it keeps trying (a server must not run beside
 /// one).
-async fn retake(config: &Config, session: &Session) -> Conn {
+async fn retake(config: &Config, tls: &PgTls, session: &Session) -> Conn {
     let mut pause = RETAKE_FIRST;
     loop {
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(RETAKE_MAX);
-        let (client, conn) = match config.connect(NoTls).await {
+        let (client, conn) = match config.connect(tls.clone()).await {
             Ok(connected) => connected,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot reconnect to take the claim on the database again");

@@ -2,16 +2,17 @@
 //! account and key changes made through other instances.
 
 use super::Inner;
+use super::tls::{PgTls, parse_url};
 use crate::StoreError;
 use crate::sql::INVALIDATE_CHANNEL;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::time::Duration;
-use tokio_postgres::NoTls;
 
 /// How to connect.
 #[derive(Clone)]
 pub struct PgOptions {
-    /// `postgres://user:password@host:port/database`.
+    /// `postgres://user:password@host:port/database`, with `sslmode` and `sslrootcert`
+    /// read by Plinth (see `postgres::tls`).
     pub url: String,
     /// Most connections held.
     pub pool_size: usize,
@@ -59,13 +60,17 @@ impl PgOptions {
 /// Keeps a connection LISTENing on [`INVALIDATE_CHANNEL`] and forwards each notice;
 /// reconnects after a failure and then sends a notice, as some may have been missed. Runs
 /// until the store is closed (the task is aborted) or dropped.
-pub(super) async fn listen(url: String, store: std::sync::Weak<Inner>) {
+pub(super) async fn listen(
+    config: tokio_postgres::Config,
+    tls: PgTls,
+    store: std::sync::Weak<Inner>,
+) {
     use tokio_postgres::AsyncMessage;
     loop {
         let Some(tx) = store.upgrade().map(|inner| inner.invalidations.clone()) else {
             return;
         };
-        if let Ok((client, mut connection)) = tokio_postgres::connect(&url, NoTls).await {
+        if let Ok((client, mut connection)) = config.connect(tls.clone()).await {
             let notices = tx.clone();
             let pump = tokio::spawn(async move {
                 while let Some(Ok(message)) =
@@ -92,11 +97,10 @@ pub(super) async fn listen(url: String, store: std::sync::Weak<Inner>) {
     }
 }
 
-/// A pool of connections to `url` with the options' size and timeouts.
-pub(super) fn build_pool(url: &str, opts: &PgOptions) -> Result<Pool, StoreError> {
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?;
+/// A pool of connections to `url` with the options' size and timeouts, and the TLS
+/// connector of `url` (which cancel requests use too).
+pub(super) fn build_pool(url: &str, opts: &PgOptions) -> Result<(Pool, PgTls), StoreError> {
+    let (mut config, tls) = parse_url(url)?;
     config.connect_timeout(opts.connect_timeout);
     let read_only = if opts.read_only {
         " -c default_transaction_read_only=on"
@@ -110,7 +114,7 @@ pub(super) fn build_pool(url: &str, opts: &PgOptions) -> Result<Pool, StoreError
     config.application_name("plinth");
     let manager = Manager::from_config(
         config,
-        NoTls,
+        tls.clone(),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -122,5 +126,6 @@ pub(super) fn build_pool(url: &str, opts: &PgOptions) -> Result<Pool, StoreError
         .create_timeout(Some(opts.connect_timeout))
         .recycle_timeout(Some(opts.connect_timeout))
         .build()
+        .map(|pool| (pool, tls))
         .map_err(|e| StoreError::Unavailable(format!("cannot build the connection pool: {e}")))
 }

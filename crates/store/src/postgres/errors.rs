@@ -8,8 +8,19 @@ use tokio_postgres::error::SqlState;
 /// Maps a driver error to a storage error.
 pub(super) fn map(e: tokio_postgres::Error) -> StoreError {
     let Some(db) = e.as_db_error() else {
-        // No server answer: the connection is closed, refused or timed out.
-        return StoreError::Unavailable(format!("database connection failed: {e}"));
+        // No server answer: the connection is closed, refused or timed out, or its TLS
+        // handshake failed (the causes say why: a certificate's issuer or name, say).
+        let mut message = format!("database connection failed: {e}");
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !message.ends_with(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
+            cause = c.source();
+        }
+        return StoreError::Unavailable(message);
     };
     let code = db.code();
     if *code == SqlState::UNIQUE_VIOLATION {

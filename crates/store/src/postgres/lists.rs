@@ -10,6 +10,7 @@
 //! request that arrived late would otherwise cancel whatever the next user ran on it.
 
 use super::exec::Pg;
+use super::tls::PgTls;
 use super::{PgStore, errors};
 use crate::ReadFrom;
 use crate::sql::list;
@@ -18,13 +19,13 @@ use deadpool_postgres::Object;
 use plinth_core::{ListQuery, ListScope, ModelDef};
 use std::time::Duration;
 use tokio::time::Instant;
-use tokio_postgres::NoTls;
 
 /// How long a cancel request may take before the connection is simply closed.
 const CANCEL_WAIT: Duration = Duration::from_secs(5);
 
-/// A pooled client running a statement that must be cancelled if it is abandoned.
-struct Cancelling(Option<Object>);
+/// A pooled client running a statement that must be cancelled if it is abandoned (over TLS
+/// as its pool's connections are).
+struct Cancelling(Option<Object>, PgTls);
 
 impl Cancelling {
     fn client(&self) -> Result<&Object, StoreError> {
@@ -46,9 +47,10 @@ impl Drop for Cancelling {
         };
         let client = Object::take(object);
         let token = client.cancel_token();
+        let tls = self.1.clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                match tokio::time::timeout(CANCEL_WAIT, token.cancel_query(NoTls)).await {
+                match tokio::time::timeout(CANCEL_WAIT, token.cancel_query(tls)).await {
                     Ok(Ok(())) => tracing::debug!("cancelled an abandoned list"),
                     Ok(Err(e)) => tracing::warn!(error = %e, "cannot cancel an abandoned list"),
                     Err(_) => tracing::warn!("cancelling an abandoned list timed out"),
@@ -72,13 +74,15 @@ impl PgStore {
         let budget = self.inner.query_timeout;
         let run = async {
             // Each pool has a gate of its own, sized to its connections.
-            let (gate, pool) = match (&self.inner.replica, from) {
-                (Some(replica), ReadFrom::Replica) => (&self.inner.replica_lists, replica),
-                _ => (&self.inner.lists, &self.inner.pool),
+            let (gate, pool, tls) = match (&self.inner.replica, from) {
+                (Some((replica, tls)), ReadFrom::Replica) => {
+                    (&self.inner.replica_lists, replica, tls)
+                }
+                _ => (&self.inner.lists, &self.inner.pool, &self.inner.tls),
             };
             let _pass = gate.enter(query.has_pattern()).await?;
             let client = pool.get().await.map_err(errors::pool)?;
-            let guard = Cancelling(Some(client));
+            let guard = Cancelling(Some(client), tls.clone());
             let page = list::list(&Pg(guard.client()?), model, query, scope).await;
             guard.finish();
             page

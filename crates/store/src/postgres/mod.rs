@@ -25,6 +25,7 @@ mod ddl;
 mod errors;
 mod exec;
 mod lists;
+mod tls;
 
 use crate::ReadFrom;
 use crate::gate::ListGate;
@@ -59,8 +60,10 @@ pub struct PgStore {
 
 struct Inner {
     pool: Pool,
-    /// Connections to the read replica, when one is configured.
-    replica: Option<Pool>,
+    /// The TLS of the primary's connections (cancel requests use it too).
+    tls: tls::PgTls,
+    /// Connections to the read replica, when one is configured, and their TLS.
+    replica: Option<(Pool, tls::PgTls)>,
     /// The longest any store call may take (statement timeout plus connect timeout).
     op_timeout: Duration,
     /// The time budget of a record list (see `lists`).
@@ -105,7 +108,7 @@ impl PgStore {
             )),
             None => None,
         };
-        let pool = build_pool(&opts.url, &opts)?;
+        let (pool, tls) = build_pool(&opts.url, &opts)?;
         let replica = opts
             .read_url
             .as_deref()
@@ -116,6 +119,7 @@ impl PgStore {
         let store = Self {
             inner: Arc::new(Inner {
                 pool,
+                tls: tls.clone(),
                 replica,
                 op_timeout,
                 query_timeout: opts.query_timeout,
@@ -143,7 +147,8 @@ impl PgStore {
         store
             .in_tx(async |tx| ddl::lock_and_init(tx.0).await)
             .await?;
-        let listener = tokio::spawn(listen(opts.url.clone(), Arc::downgrade(&store.inner)));
+        let (listen_config, _) = tls::parse_url(&opts.url)?;
+        let listener = tokio::spawn(listen(listen_config, tls, Arc::downgrade(&store.inner)));
         if let Ok(mut slot) = store.inner.listener.lock() {
             *slot = Some(listener);
         }
@@ -180,7 +185,7 @@ impl PgStore {
     ) -> Result<T, StoreError> {
         self.bounded(async {
             let client = match (&self.inner.replica, from) {
-                (Some(replica), ReadFrom::Replica) => replica.get().await,
+                (Some((replica, _)), ReadFrom::Replica) => replica.get().await,
                 _ => self.inner.pool.get().await,
             }
             .map_err(errors::pool)?;
@@ -530,7 +535,7 @@ impl Store for PgStore {
         self.inner.lists.close();
         self.inner.replica_lists.close();
         self.inner.pool.close();
-        if let Some(replica) = &self.inner.replica {
+        if let Some((replica, _)) = &self.inner.replica {
             replica.close();
         }
         tracing::info!("database closed");

@@ -8,6 +8,7 @@
 //!   up after exactly four attempts.
 //! - `audit_order`: two PostgreSQL instances writing at once append one gap-free audit
 //!   chain.
+//! - `pg_tls`: TLS to a TLS-only PostgreSQL server the test starts itself.
 //! - `locking`: SQLite's file lock held by another process.
 //! - `upgrade`: databases made by an older release get the columns added since.
 
@@ -15,6 +16,7 @@ mod audit_order;
 mod contract;
 mod locking;
 mod pg;
+mod pg_tls;
 mod postgres;
 mod retries;
 mod upgrade;
