@@ -58,7 +58,8 @@ pub(crate) enum Command {
     /// Manage accounts: `plinth user create --email ada@example.com --role admin`.
     #[command(subcommand)]
     User(UserCommand),
-    /// Manage keys: `plinth keys generate` prints a new token-signing key.
+    /// Manage keys: `plinth keys generate` prints a new token-signing key, `plinth keys
+    /// encryption` a new set of encryption keys.
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Load a server with requests on loopback and print requests/s and p50/p99 latency for
@@ -159,4 +160,7 @@ pub(crate) enum KeysCommand {
     /// Print a new random token-signing key (48 bytes, base64) for PLINTH_JWT_SECRET or a
     /// key file: `plinth keys generate > jwt.key`.
     Generate,
+    /// Print a new set of encryption keys (a blind-index key and one sealing key) for
+    /// PLINTH_ENCRYPTION_KEYS or a key file: `plinth keys encryption > encryption.keys`.
+    Encryption,
 }

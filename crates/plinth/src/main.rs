@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Import(args) => commands::transfer::run_import(global, &args),
         Command::User(UserCommand::Create(args)) => commands::user::run_create(global, args),
         Command::Keys(KeysCommand::Generate) => commands::keys::generate(),
+        Command::Keys(KeysCommand::Encryption) => commands::keys::encryption(),
         Command::Bench(args) => commands::bench::run(global, args),
     };
     match result {

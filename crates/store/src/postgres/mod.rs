@@ -82,6 +82,8 @@ struct Inner {
     url: String,
     /// The claim this process holds, on its own connection, until close.
     claim: tokio::sync::Mutex<Option<(Claim, claim::Held)>>,
+    /// The keys that seal personal data.
+    keys: crate::Keys,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -127,6 +129,7 @@ impl PgStore {
                 schema: RwLock::new(Arc::new(empty)),
                 url: opts.url.clone(),
                 claim: tokio::sync::Mutex::new(claim),
+                keys: opts.keys.clone(),
             }),
         };
         if opts.read_only {
@@ -235,10 +238,11 @@ impl PgStore {
 
     /// The writer and time of a write attempt (each attempt of a retried write takes a new
     /// time).
-    fn by<'a>(&self, ctx: &'a WriteCtx) -> By<'a> {
+    fn by<'a>(&'a self, ctx: &'a WriteCtx) -> By<'a> {
         By {
             ctx,
             now: self.now(),
+            keys: &self.inner.keys,
         }
     }
 
@@ -279,7 +283,7 @@ impl Store for PgStore {
         let filled = async {
             ddl::lock_and_init(&tx).await?;
             ddl::migrate(&tx, schema, &sql_transfer::refuse_destructive).await?;
-            sql_transfer::fill(&Pg(&tx), schema, &lines).await
+            sql_transfer::fill(&Pg(&tx), &self.inner.keys, schema, &lines).await
         }
         .await;
         match filled {
@@ -389,8 +393,10 @@ impl Store for PgStore {
         id: RecordId,
         from: ReadFrom,
     ) -> Result<Option<Record>, StoreError> {
-        self.call(from, async |c| records::get(c, model, id).await)
-            .await
+        self.call(from, async |c| {
+            records::get(c, &self.inner.keys, model, id).await
+        })
+        .await
     }
 
     async fn list_from(
@@ -475,8 +481,10 @@ impl Store for PgStore {
     }
 
     async fn import_record(&self, model: &Arc<ModelDef>, record: Record) -> Result<(), StoreError> {
-        self.call(PRIMARY, async |c| records::insert(c, model, &record).await)
-            .await
+        self.call(PRIMARY, async |c| {
+            records::insert(c, &self.inner.keys, model, &record).await
+        })
+        .await
     }
 
     async fn sweep_idempotency(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {

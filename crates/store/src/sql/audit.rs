@@ -47,6 +47,18 @@ impl Action {
     }
 }
 
+/// What the audit trail says of a pii field's value: that it was set, never the value.
+const PII_SHOWN: &str = "[pii]";
+
+/// A field's value as the audit trail shows it: a pii value is masked (NULL stays NULL).
+fn shown(f: &plinth_core::schema::FieldDef, v: &Value) -> Json {
+    if f.pii() && *v != Value::Null {
+        Json::String(PII_SHOWN.to_owned())
+    } else {
+        v.to_json()
+    }
+}
+
 /// The base and declared fields of a record that have a value, by name.
 fn fields(model: &ModelDef, r: &Record) -> Vec<(String, Json)> {
     let mut out = vec![
@@ -58,7 +70,7 @@ fn fields(model: &ModelDef, r: &Record) -> Vec<(String, Json)> {
     ];
     for (f, v) in model.fields().iter().zip(&r.fields) {
         if *v != Value::Null {
-            out.push((f.name().to_string(), v.to_json()));
+            out.push((f.name().to_string(), shown(f, v)));
         }
     }
     out
@@ -85,23 +97,18 @@ pub(crate) fn purged(model: &ModelDef, r: &Record) -> Json {
 /// The changes of an update: each base or declared field whose value differs.
 pub(crate) fn updated(model: &ModelDef, before: &Record, after: &Record) -> Json {
     let mut map = Map::new();
-    let mut diff = |name: &str, from: Json, to: Json| {
-        if from != to {
+    let mut diff = |name: &str, from: Json, to: Json, changed: bool| {
+        if changed {
             map.insert(name.to_owned(), json!({ "from": from, "to": to }));
         }
     };
-    diff(
-        "name",
-        before.name.as_str().into(),
-        after.name.as_str().into(),
-    );
-    diff(
-        "status",
-        before.status.as_str().into(),
-        after.status.as_str().into(),
-    );
+    let (from, to) = (before.name.as_str(), after.name.as_str());
+    diff("name", from.into(), to.into(), from != to);
+    let (from, to) = (before.status.as_str(), after.status.as_str());
+    diff("status", from.into(), to.into(), from != to);
     for ((f, from), to) in model.fields().iter().zip(&before.fields).zip(&after.fields) {
-        diff(f.name().as_str(), from.to_json(), to.to_json());
+        // Masked pii values look alike: the values are compared, the masks shown.
+        diff(f.name().as_str(), shown(f, from), shown(f, to), from != to);
     }
     Json::Object(map)
 }

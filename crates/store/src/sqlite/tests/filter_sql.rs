@@ -245,7 +245,7 @@ fn sqlite_sql(conn: &Connection, model: &ModelDef, query: &ListQuery) -> (String
         seen: RefCell::default(),
     };
     let scope = ListScope::OwnedBy(Uuid::nil());
-    ready(list(&rec, model, query, scope)).expect("the statement runs");
+    ready(list(&rec, &crate::Keys::missing(), model, query, scope)).expect("the statement runs");
     let mut seen = rec.seen.into_inner();
     assert_eq!(seen.len(), 1, "one statement per list");
     seen.remove(0)
@@ -255,7 +255,14 @@ fn postgres_sql(model: &ModelDef, query: &ListQuery) -> (String, usize) {
     let pg = PgText {
         seen: RefCell::default(),
     };
-    ready(list(&pg, model, query, ListScope::All)).expect("built");
+    ready(list(
+        &pg,
+        &crate::Keys::missing(),
+        model,
+        query,
+        ListScope::All,
+    ))
+    .expect("built");
     let mut seen = pg.seen.into_inner();
     assert_eq!(seen.len(), 1, "one statement per list");
     seen.remove(0)
