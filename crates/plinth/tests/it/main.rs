@@ -12,6 +12,7 @@ mod docs;
 mod helpers;
 mod logs;
 mod migrate;
+mod pii;
 mod process;
 mod refusals;
 mod secrets;

@@ -144,7 +144,7 @@ impl PgStore {
         // The internal tables (users, keys, tokens) exist from the start, as on SQLite, so
         // account commands work before the first migration.
         store
-            .in_tx(async |tx| ddl::lock_and_init(tx.0).await)
+            .in_tx(async |tx| ddl::lock_and_init(tx.0, &opts.keys).await)
             .await?;
         let listener = tokio::spawn(listen(opts.url.clone(), Arc::downgrade(&store.inner)));
         if let Ok(mut slot) = store.inner.listener.lock() {
@@ -265,7 +265,7 @@ const PRIMARY: ReadFrom = ReadFrom::Primary;
 impl Store for PgStore {
     async fn plan(&self, schema: &Schema) -> Result<Plan, StoreError> {
         self.in_tx(async |tx| {
-            ddl::lock_and_init(tx.0).await?;
+            ddl::lock_and_init(tx.0, &self.inner.keys).await?;
             ddl::plan(tx.0, schema).await
         })
         .await
@@ -281,7 +281,7 @@ impl Store for PgStore {
         let mut client = self.inner.pool.get().await.map_err(errors::pool)?;
         let tx = client.transaction().await.map_err(errors::map)?;
         let filled = async {
-            ddl::lock_and_init(&tx).await?;
+            ddl::lock_and_init(&tx, &self.inner.keys).await?;
             ddl::migrate(&tx, schema, &sql_transfer::refuse_destructive).await?;
             sql_transfer::fill(&Pg(&tx), &self.inner.keys, schema, &lines).await
         }
@@ -336,7 +336,7 @@ impl Store for PgStore {
         };
         let result = self
             .in_tx(async |tx| {
-                ddl::lock_and_init(tx.0).await?;
+                ddl::lock_and_init(tx.0, &self.inner.keys).await?;
                 ddl::migrate(tx.0, schema, &check).await
             })
             .await;

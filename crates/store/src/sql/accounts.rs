@@ -1,8 +1,8 @@
 //! Users, refresh tokens and API keys.
 
-use super::{Exec, INVALIDATE_CHANNEL, Query, SqlRow, unreadable};
+use super::{Exec, INVALIDATE_CHANNEL, Param, Query, SqlRow, unreadable};
 use crate::shared::email_conflict;
-use crate::{ApiKey, NewApiKey, NewUser, Refresh, StoreError, User, UserChanges};
+use crate::{ApiKey, Keys, NewApiKey, NewUser, Refresh, StoreError, User, UserChanges};
 use plinth_core::auth::{Email, parse_role, role_name};
 use plinth_core::{Role, Timestamp};
 use uuid::Uuid;
@@ -15,10 +15,23 @@ fn role_at(row: &impl SqlRow, i: usize) -> Result<Role, StoreError> {
     parse_role(&row.text(i)?).map_err(|_| unreadable("role"))
 }
 
-fn user_row(row: &impl SqlRow) -> Result<User, StoreError> {
+/// The table and column an account's email is sealed in (the associated data, with the
+/// user id), and the label of its blind index (`email_norm`).
+const EMAIL_TABLE: &str = "_plinth_users";
+const EMAIL_COLUMN: &str = "email";
+const EMAIL_LABEL: &str = "_plinth_users.email";
+
+/// The blind index of an email: of its normalized form, so lookups and uniqueness ignore
+/// case as before.
+fn email_index(keys: &Keys, email: &Email) -> Result<String, StoreError> {
+    keys.blind(EMAIL_LABEL, email.normalized())
+}
+
+fn user_row(row: &impl SqlRow, keys: &Keys) -> Result<User, StoreError> {
+    let id = row.uuid(0)?;
     Ok(User {
-        id: row.uuid(0)?,
-        email: row.text(1)?,
+        id,
+        email: keys.open(EMAIL_TABLE, EMAIL_COLUMN, &id, &row.text(1)?)?,
         role: role_at(row, 2)?,
         password_hash: row.text(3)?,
         created_at: row.time(4)?,
@@ -61,6 +74,7 @@ async fn announce<E: Exec>(e: &E) -> Result<(), StoreError> {
 
 pub(crate) async fn create_user<E: Exec>(
     e: &E,
+    keys: &Keys,
     user: NewUser,
     now: Timestamp,
 ) -> Result<User, StoreError> {
@@ -73,19 +87,25 @@ pub(crate) async fn create_user<E: Exec>(
         updated_at: now,
         version: 1,
     };
-    import_user(e, &user).await?;
+    import_user(e, keys, &user).await?;
     Ok(user)
 }
 
-pub(crate) async fn import_user<E: Exec>(e: &E, user: &User) -> Result<(), StoreError> {
+pub(crate) async fn import_user<E: Exec>(
+    e: &E,
+    keys: &Keys,
+    user: &User,
+) -> Result<(), StoreError> {
     let email = Email::parse(&user.email).map_err(StoreError::internal)?;
+    let sealed = keys.seal(EMAIL_TABLE, EMAIL_COLUMN, &user.id, &user.email)?;
+    let index = email_index(keys, &email)?;
     let mut q = query::<E>(
         "INSERT INTO _plinth_users (id, email, email_norm, role, password_hash, created_at, updated_at, version) VALUES (",
     );
     q.bind_all([
         user.id.into(),
-        (&user.email).into(),
-        email.normalized().into(),
+        (&sealed).into(),
+        (&index).into(),
         role_name(user.role).into(),
         (&user.password_hash).into(),
         user.created_at.into(),
@@ -97,29 +117,36 @@ pub(crate) async fn import_user<E: Exec>(e: &E, user: &User) -> Result<(), Store
     Ok(())
 }
 
-pub(crate) async fn get_user<E: Exec>(e: &E, id: Uuid) -> Result<Option<User>, StoreError> {
+pub(crate) async fn get_user<E: Exec>(
+    e: &E,
+    keys: &Keys,
+    id: Uuid,
+) -> Result<Option<User>, StoreError> {
     let mut q = query::<E>("SELECT ");
     q.push(USER_COLS)
         .push(" FROM _plinth_users WHERE id = ")
         .bind(id)
         .cached();
-    e.row(&q, |r| user_row(r)).await
+    e.row(&q, |r| user_row(r, keys)).await
 }
 
 pub(crate) async fn find_user_by_email<E: Exec>(
     e: &E,
+    keys: &Keys,
     email: &Email,
 ) -> Result<Option<User>, StoreError> {
+    let index = email_index(keys, email)?;
     let mut q = query::<E>("SELECT ");
     q.push(USER_COLS)
         .push(" FROM _plinth_users WHERE email_norm = ")
-        .bind(email.normalized())
+        .bind(&index)
         .cached();
-    e.row(&q, |r| user_row(r)).await
+    e.row(&q, |r| user_row(r, keys)).await
 }
 
 pub(crate) async fn list_users<E: Exec>(
     e: &E,
+    keys: &Keys,
     after: Option<Uuid>,
     limit: u32,
 ) -> Result<Vec<User>, StoreError> {
@@ -130,7 +157,7 @@ pub(crate) async fn list_users<E: Exec>(
     }
     q.push(" ORDER BY id LIMIT ").bind(i64::from(limit));
     q.rows_hint = limit as usize;
-    e.rows(&q, |r| user_row(r)).await
+    e.rows(&q, |r| user_row(r, keys)).await
 }
 
 /// Refuses to remove or demote the last admin. Runs in the same transaction as the change,
@@ -151,6 +178,7 @@ async fn keep_an_admin<E: Exec>(e: &E, id: Uuid) -> Result<(), StoreError> {
 
 pub(crate) async fn update_user<E: Exec>(
     e: &E,
+    keys: &Keys,
     id: Uuid,
     changes: &UserChanges,
     expected: Option<i64>,
@@ -163,8 +191,10 @@ pub(crate) async fn update_user<E: Exec>(
     let mut q = query::<E>("UPDATE _plinth_users SET updated_at = ");
     q.bind(now).push(", version = version + 1");
     if let Some(email) = &changes.email {
-        q.push(", email = ").bind(email.as_str());
-        q.push(", email_norm = ").bind(email.normalized());
+        let sealed = keys.seal(EMAIL_TABLE, EMAIL_COLUMN, &id, email.as_str())?;
+        q.push(", email = ").bind(Param::Text(sealed.into()));
+        q.push(", email_norm = ")
+            .bind(Param::Text(email_index(keys, email)?.into()));
     }
     if let Some(hash) = &changes.password_hash {
         q.push(", password_hash = ").bind(hash);
@@ -177,7 +207,10 @@ pub(crate) async fn update_user<E: Exec>(
         q.push(" AND version = ").bind(v);
     }
     q.push(" RETURNING ").push(USER_COLS);
-    let updated = e.row(&q, |r| user_row(r)).await.map_err(email_conflict)?;
+    let updated = e
+        .row(&q, |r| user_row(r, keys))
+        .await
+        .map_err(email_conflict)?;
     match (updated, expected) {
         (Some(user), _) => {
             if changes.password_hash.is_some() || changes.role.is_some() || changes.email.is_some()
@@ -192,7 +225,7 @@ pub(crate) async fn update_user<E: Exec>(
             }
             Ok(user)
         }
-        (None, Some(expected)) => match get_user(e, id).await? {
+        (None, Some(expected)) => match get_user(e, keys, id).await? {
             Some(u) => Err(StoreError::Stale {
                 expected,
                 current: u.version,
@@ -394,6 +427,7 @@ pub(crate) async fn create_api_key<E: Exec>(
 
 pub(crate) async fn find_api_key<E: Exec>(
     e: &E,
+    keys: &Keys,
     key_hash: &str,
 ) -> Result<Option<(ApiKey, User)>, StoreError> {
     let mut q = query::<E>("SELECT ");
@@ -405,7 +439,9 @@ pub(crate) async fn find_api_key<E: Exec>(
     let Some(key) = e.row(&q, |r| key_row(r)).await? else {
         return Ok(None);
     };
-    Ok(get_user(e, key.user_id).await?.map(|user| (key, user)))
+    Ok(get_user(e, keys, key.user_id)
+        .await?
+        .map(|user| (key, user)))
 }
 
 pub(crate) async fn list_api_keys<E: Exec>(
@@ -459,4 +495,25 @@ pub(crate) async fn touch_api_key<E: Exec>(
     q.bind(now).push(" WHERE id = ").bind(id);
     e.execute(&q).await?;
     Ok(())
+}
+
+/// Seals the emails of accounts stored before emails were sealed, and replaces their
+/// `email_norm` with its blind index; nothing to do once done (each engine runs it at open,
+/// under its migration lock, when keys are configured). Returns how many were sealed.
+pub(crate) async fn seal_plain_emails<E: Exec>(e: &E, keys: &Keys) -> Result<u64, StoreError> {
+    let q = query::<E>("SELECT id, email FROM _plinth_users WHERE email NOT LIKE 'v1:%'");
+    let plain = e.rows(&q, |r| Ok((r.uuid(0)?, r.text(1)?))).await?;
+    for (id, email) in &plain {
+        let parsed = Email::parse(email).map_err(|_| unreadable("email"))?;
+        let sealed = keys.seal(EMAIL_TABLE, EMAIL_COLUMN, id, email)?;
+        let index = email_index(keys, &parsed)?;
+        let mut q = query::<E>("UPDATE _plinth_users SET email = ");
+        q.bind(&sealed)
+            .push(", email_norm = ")
+            .bind(&index)
+            .push(" WHERE id = ")
+            .bind(*id);
+        e.execute(&q).await?;
+    }
+    Ok(plain.len() as u64)
 }

@@ -48,7 +48,7 @@ pub(crate) async fn fill<E: Exec>(
     }
     for line in lines {
         let done = match &line.item {
-            Item::User(user) => accounts::import_user(e, user).await,
+            Item::User(user) => accounts::import_user(e, keys, user).await,
             Item::Record(model, record) => records::insert(e, keys, model, record).await,
         };
         done.map_err(|err| at(line.number, err))?;

@@ -14,25 +14,28 @@ use uuid::Uuid;
 #[async_trait]
 impl AccountStore for SqliteStore {
     async fn create_user(&self, _ctx: &WriteCtx, user: NewUser) -> Result<User, StoreError> {
+        let keys = self.inner.keys.clone();
         self.write(move |w| {
             let now = w.now();
-            ready(accounts::create_user(&w.conn, user, now))
+            ready(accounts::create_user(&w.conn, &keys, user, now))
         })
         .await
     }
 
     async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
-        self.read_point(|c| ready(accounts::get_user(c, id))).await
+        self.read_point(|c| ready(accounts::get_user(c, &self.inner.keys, id)))
+            .await
     }
 
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
         let email = email.clone();
-        self.read_point(|c| ready(accounts::find_user_by_email(c, &email)))
+        self.read_point(|c| ready(accounts::find_user_by_email(c, &self.inner.keys, &email)))
             .await
     }
 
     async fn list_users(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<User>, StoreError> {
-        self.read(move |c| ready(accounts::list_users(c, after, limit)))
+        let keys = self.inner.keys.clone();
+        self.read(move |c| ready(accounts::list_users(c, &keys, after, limit)))
             .await
     }
 
@@ -43,10 +46,12 @@ impl AccountStore for SqliteStore {
         changes: UserChanges,
         expected_version: Option<i64>,
     ) -> Result<User, StoreError> {
+        let keys = self.inner.keys.clone();
         self.write(move |w| {
             let now = w.now();
             ready(accounts::update_user(
                 &w.conn,
+                &keys,
                 id,
                 &changes,
                 expected_version,
@@ -136,7 +141,7 @@ impl AccountStore for SqliteStore {
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, User)>, StoreError> {
         let hash = key_hash.to_owned();
-        self.read_point(|c| ready(accounts::find_api_key(c, &hash)))
+        self.read_point(|c| ready(accounts::find_api_key(c, &self.inner.keys, &hash)))
             .await
     }
 
@@ -159,7 +164,8 @@ impl AccountStore for SqliteStore {
     }
 
     async fn import_user(&self, user: User) -> Result<(), StoreError> {
-        self.write(move |w| ready(accounts::import_user(&w.conn, &user)))
+        let keys = self.inner.keys.clone();
+        self.write(move |w| ready(accounts::import_user(&w.conn, &keys, &user)))
             .await
     }
 

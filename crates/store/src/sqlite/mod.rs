@@ -124,7 +124,7 @@ impl SqliteStore {
         }
         let writer = open_conn(&opts.path, opts.busy_timeout, opts.read_only)?;
         if !opts.read_only {
-            ddl::init_internal(&writer)?;
+            ddl::init_internal(&writer, &opts.keys)?;
         }
         let readers = (0..opts.readers.max(1))
             .map(|_| open_conn(&opts.path, opts.busy_timeout, true))

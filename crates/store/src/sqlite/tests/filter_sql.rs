@@ -278,7 +278,7 @@ fn database() -> (tempfile::TempDir, Connection) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut conn =
         open_conn(&dir.path().join("props.db"), Duration::from_secs(5), false).expect("open");
-    ddl::init_internal(&conn).expect("internal tables");
+    ddl::init_internal(&conn, &crate::Keys::missing()).expect("internal tables");
     let schema = Schema::from_decls(&[model().decl().clone()]).expect("schema");
     ddl::migrate(&mut conn, &schema, false).expect("migrate");
     (dir, conn)

@@ -209,9 +209,12 @@ impl Engine {
     }
 }
 
-/// A fresh random keyring for one test's store.
+/// The keys of every store this test process opens (stores over one database, as
+/// instances sharing it, read each other's sealed values).
 pub(crate) fn test_keys() -> Keys {
-    Keys::fixed(Keyring::generate().expect("generate test keys"))
+    static KEYS: std::sync::OnceLock<Keys> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| Keys::fixed(Keyring::generate().expect("generate test keys")))
+        .clone()
 }
 
 /// The start of a session (a refresh-token family) begun now.

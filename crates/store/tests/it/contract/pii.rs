@@ -3,8 +3,10 @@
 //! unique through it, and bound to their row and column.
 
 use super::{Engine, admin, as_user, draft, model, patch, query, schema, walk};
+use plinth_core::auth::Email;
 use plinth_core::{ListScope, Role, Schema, Value};
 use plinth_store::StoreError;
+use plinth_store::UserChanges;
 use serde_json::json;
 
 contract!(
@@ -13,6 +15,7 @@ contract!(
     pii_unique_values_conflict_by_field,
     a_sealed_value_moved_to_another_row_or_column_does_not_open,
     pii_fields_are_added_and_dropped_but_never_converted_in_place,
+    account_emails_are_sealed_and_found_through_their_blind_index,
 );
 
 /// `person`: `ssn` pii and unique, `note` pii text, `nick` plain; `tag` pii unique per
@@ -246,4 +249,60 @@ async fn pii_fields_are_added_and_dropped_but_never_converted_in_place(e: &Engin
             .len(),
         0
     );
+}
+
+async fn account_emails_are_sealed_and_found_through_their_blind_index(e: &Engine) {
+    let user = e.user("Grace.Hopper@Example.com", Role::User).await;
+    assert_eq!(user.email, "Grace.Hopper@Example.com");
+    let find = |email: &str| {
+        let email = Email::parse(email).expect("email");
+        async move { e.store.find_user_by_email(&email).await.expect("find") }
+    };
+    let found = find("grace.hopper@example.COM")
+        .await
+        .expect("found in any case");
+    assert_eq!(
+        (found.id, found.email.as_str()),
+        (user.id, "Grace.Hopper@Example.com")
+    );
+    assert!(find("grace@example.com").await.is_none());
+    // Taken in any case.
+    let err = e
+        .store
+        .create_user(
+            &admin(),
+            plinth_store::NewUser {
+                email: Email::parse("GRACE.HOPPER@example.com").expect("email"),
+                password_hash: super::HASH.to_owned(),
+                role: Role::User,
+            },
+        )
+        .await
+        .expect_err("a taken email");
+    assert!(
+        matches!(&err, StoreError::Conflict { field: Some(f), .. } if f == "email"),
+        "{err:?}"
+    );
+    let changes = UserChanges {
+        email: Some(Email::parse("Amazing.Grace@Example.com").expect("email")),
+        ..UserChanges::default()
+    };
+    let changed = e
+        .store
+        .update_user(&admin(), user.id, changes, None)
+        .await
+        .expect("change the email");
+    assert_eq!(changed.email, "Amazing.Grace@Example.com");
+    assert!(find("grace.hopper@example.com").await.is_none());
+    assert_eq!(
+        find("amazing.grace@example.com").await.map(|u| u.id),
+        Some(user.id)
+    );
+    let listed = e.store.list_users(None, 10).await.expect("list");
+    assert_eq!(listed[0].email, "Amazing.Grace@Example.com");
+    e.store.close().await;
+    let raw = e.raw_contents("_plinth_users").await.to_lowercase();
+    for secret in ["grace", "hopper", "example.com"] {
+        assert!(!raw.contains(secret), "{secret:?} is stored in plaintext");
+    }
 }
