@@ -66,6 +66,16 @@ pub enum Step {
         /// The index it had.
         from: IndexKind,
     },
+    /// A kept field became `pii` or stopped being one: refused, naming the field (its
+    /// values would need sealing or opening in place).
+    ChangePii {
+        /// Model name.
+        model: String,
+        /// Field name.
+        field: String,
+        /// Whether it is `pii` now.
+        pii: bool,
+    },
     /// A field became required: refused while any record lacks a value.
     RequireField {
         /// Model name.
@@ -98,6 +108,10 @@ impl Step {
                 field_name(model, *index)
             ),
             Self::RequireField { model, field } => format!("make {model}.{field} required"),
+            Self::ChangePii { model, field, pii } => {
+                let how = if *pii { "pii" } else { "no longer pii" };
+                format!("make {model}.{field} {how}")
+            }
         }
     }
 }
@@ -208,6 +222,13 @@ fn plan_fields(old: &ModelDecl, model: &Arc<ModelDef>, steps: &mut Vec<Step>) {
                 }
             }
             Some(f) => {
+                if f.pii != new.pii() {
+                    steps.push(Step::ChangePii {
+                        model: name.to_owned(),
+                        field: field.to_owned(),
+                        pii: new.pii(),
+                    });
+                }
                 let from = IndexKind::of(f.unique, f.indexed);
                 if from != IndexKind::of_field(new) {
                     steps.push(Step::Reindex {

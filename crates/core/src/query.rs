@@ -60,6 +60,7 @@ pub struct Column {
     base: Option<BaseColumn>,
     field_index: Option<usize>,
     allowed: Option<Vec<String>>,
+    pii: bool,
 }
 
 /// The base columns every model table has.
@@ -91,6 +92,7 @@ impl Column {
             base: Some(b),
             field_index: None,
             allowed: None,
+            pii: false,
         };
         Some(match name {
             "id" => base(BaseColumn::Id, ValueKind::Uuid, false),
@@ -116,6 +118,7 @@ impl Column {
                     base: None,
                     field_index: Some(i),
                     allowed,
+                    pii: f.pii(),
                 }
             }
         })
@@ -132,6 +135,11 @@ impl Column {
     /// Whether the column may hold NULL.
     pub fn nullable(&self) -> bool {
         self.nullable
+    }
+    /// Whether the column is a `pii` field: stored sealed, so only equality (through its
+    /// blind index) can be asked of it.
+    pub fn pii(&self) -> bool {
+        self.pii
     }
 
     /// This column's value in `record`.
@@ -395,6 +403,7 @@ fn default_sort() -> Sort {
         base: Some(BaseColumn::CreatedAt),
         field_index: None,
         allowed: None,
+        pii: false,
     };
     Sort {
         column,
@@ -408,6 +417,9 @@ fn parse_sort(model: &ModelDef, s: &str, access: FieldAccess) -> Result<Sort, St
         None => (false, s.strip_prefix('+').unwrap_or(s)),
     };
     match Column::resolve(model, name, access) {
+        Some(c) if c.pii => Err(format!(
+            "{name} is pii (stored encrypted) and cannot be a sort key"
+        )),
         Some(c) if c.sortable(model) => Ok(Sort { column: c, descending }),
         _ => Err("must be created_at, updated_at, name or an indexed field, optionally prefixed with '-'".to_owned()),
     }
@@ -436,6 +448,11 @@ fn parse_filter(
     let column = Column::resolve(model, name, access)
         .ok_or_else(|| FieldError::new(shown.clone(), "unknown field"))?;
     let bad = |reason: String| FieldError::new(shown.clone(), reason);
+    if column.pii && !matches!(op, Op::Eq | Op::Ne | Op::In) {
+        return Err(bad(format!(
+            "{name} is pii (stored encrypted): only eq, ne and in apply to it"
+        )));
+    }
     let values = match op {
         Op::Like => {
             if column.kind != ValueKind::Text {

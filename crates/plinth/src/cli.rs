@@ -62,7 +62,8 @@ pub(crate) enum Command {
     /// only read, and work beside a running server.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Manage keys: `plinth keys generate` prints a new token-signing key.
+    /// Manage keys: `plinth keys generate` prints a new token-signing key, `plinth keys
+    /// encryption` a new set of encryption keys.
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Load a server with requests on loopback and print requests/s and p50/p99 latency for
@@ -185,4 +186,7 @@ pub(crate) enum KeysCommand {
     /// Print a new random token-signing key (48 bytes, base64) for PLINTH_JWT_SECRET or a
     /// key file: `plinth keys generate > jwt.key`.
     Generate,
+    /// Print a new set of encryption keys (a blind-index key and one sealing key) for
+    /// PLINTH_ENCRYPTION_KEYS or a key file: `plinth keys encryption > encryption.keys`.
+    Encryption,
 }

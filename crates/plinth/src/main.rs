@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Audit(AuditCommand::Verify) => commands::audit::run_verify(global),
         Command::Audit(AuditCommand::Export(args)) => commands::audit::run_export(global, &args),
         Command::Keys(KeysCommand::Generate) => commands::keys::generate(),
+        Command::Keys(KeysCommand::Encryption) => commands::keys::encryption(),
         Command::Bench(args) => commands::bench::run(global, args),
     };
     match result {

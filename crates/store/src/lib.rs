@@ -10,6 +10,8 @@
 //!   connections at once, so gets always find one.
 //! - [`postgres`]: [`PgStore`], a connection pool over a PostgreSQL database shared by any
 //!   number of instances.
+//! - [`seal`]: [`Keyring`] and [`Keys`]: sealing of personal data (AES-256-GCM) and its
+//!   blind indexes (HMAC-SHA-256).
 //! - `sql` (private): every statement and its outcome logic, written once for both engines
 //!   over a small per-engine adapter (`sql::Exec`).
 //! - [`transfer`]: `plinth export` / `plinth import`: every model and user as JSON lines.
@@ -25,6 +27,7 @@ pub mod audit;
 pub mod error;
 mod gate;
 pub mod postgres;
+pub mod seal;
 mod shared;
 mod sql;
 pub mod sqlite;
@@ -34,6 +37,7 @@ pub use accounts::{AccountStore, ApiKey, NewApiKey, NewUser, Refresh, User, User
 pub use audit::{AuditBreak, AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Event};
 pub use error::StoreError;
 pub use postgres::{PgOptions, PgStore};
+pub use seal::{KeyError, Keyring, Keys};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 use async_trait::async_trait;

@@ -53,7 +53,12 @@ pub(crate) fn email_conflict(e: StoreError) -> StoreError {
 /// them. An index on (`owner_id`, field) is a field unique per owner: the answer says the
 /// value is taken for this owner only, which reveals nothing about other owners' records.
 pub(crate) fn unique_conflict(columns: &[&str]) -> StoreError {
-    match columns {
+    // A pii field's unique index is on its blind index: the conflict is the field's.
+    let named: Vec<&str> = columns
+        .iter()
+        .map(|c| c.strip_prefix("_blind_").unwrap_or(c))
+        .collect();
+    match named.as_slice() {
         ["owner_id", field] => StoreError::Conflict {
             field: Some((*field).to_owned()),
             reason: "this owner already has a record with this value".to_owned(),

@@ -23,6 +23,7 @@ fn model() -> Arc<ModelDef> {
         { "name": "note", "type": "text" },
         { "name": "meta", "type": "json" },
         { "name": "parent", "type": "reference", "model": "item" },
+        { "name": "ssn", "type": "string", "pii": true, "unique": true },
     ]}))
     .expect("declaration");
     let schema = Schema::from_decls(&[decl]).expect("valid schema");
@@ -526,4 +527,33 @@ fn nul_in_a_like_pattern_is_refused() {
 fn a_like_filter_makes_a_pattern_query() {
     assert!(ok(&[("note[like]", "*a*")]).has_pattern());
     assert!(!ok(&[("note", "a"), ("qty[gt]", "1")]).has_pattern());
+}
+
+#[test]
+fn pii_fields_take_equality_only() {
+    for (key, value) in [
+        ("ssn", "1"),
+        ("ssn[eq]", "1"),
+        ("ssn[ne]", "1"),
+        ("ssn[in]", "1,2"),
+    ] {
+        let q = ok(&[(key, value)]);
+        assert!(q.filters[0].column.pii(), "{key}");
+    }
+    for op in ["lt", "lte", "gt", "gte", "like"] {
+        let key = format!("ssn[{op}]");
+        refused(
+            &[(&key, "1")],
+            &key,
+            "ssn is pii (stored encrypted): only eq, ne and in apply to it",
+        );
+    }
+    for sort in ["ssn", "-ssn"] {
+        refused(
+            &[("sort", sort)],
+            "sort",
+            "ssn is pii (stored encrypted) and cannot be a sort key",
+        );
+    }
+    assert!(!ok(&[("email", "a")]).filters[0].column.pii());
 }

@@ -39,6 +39,7 @@ async fn bench(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
     }
     config.settings.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     config.generate_key_in(&dir);
+    config.generate_encryption_in(&dir);
     // The embedded server gets its own admin; the load runs with its token.
     let email = format!("bench-{}@example.com", std::process::id());
     config.settings.admin_email = Some(email.clone());

@@ -53,6 +53,7 @@ async fn open_with(
             opts.read_only = read_only;
             opts.claim = claim;
             opts.query_timeout = Duration::from_millis(config.settings.limits_query_timeout_ms);
+            opts.keys = config.encryption_keys()?;
             let store = SqliteStore::open(opts)
                 .await
                 .with_context(|| format!("cannot open the database {}", path.display()))?;
@@ -62,6 +63,7 @@ async fn open_with(
             let mut opts = PgOptions::new(url.expose());
             opts.read_only = read_only;
             opts.claim = claim;
+            opts.keys = config.encryption_keys()?;
             let settings = &config.settings;
             opts.pool_size = settings.pg_pool_size;
             opts.connect_timeout = Duration::from_secs(settings.pg_connect_timeout_seconds);
@@ -102,6 +104,19 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
              database must share one key (set {} or {}), or tokens from one are refused by the others",
             env::JWT_SECRET,
             env::JWT_SECRET_FILE
+        );
+    }
+    if matches!(config.database()?, Database::Postgres(_))
+        && matches!(
+            config.encryption,
+            crate::config::EncryptionSource::Generated(_)
+        )
+    {
+        tracing::warn!(
+            "the encryption keys were generated for this data directory: instances sharing one PostgreSQL \
+             database must share one set (set {} or {}), or personal data sealed by one cannot be read by the others",
+            env::ENCRYPTION_KEYS,
+            env::ENCRYPTION_KEYS_FILE
         );
     }
     warn_revealing_unique(&config.schema);

@@ -161,6 +161,16 @@ fn generated_key(path: &Path) -> anyhow::Result<SigningKey> {
             .with_context(|| format!("the signing key in {} is not usable", path.display()));
     }
     let key = SigningKey::generate().map_err(|e| anyhow::anyhow!(e))?;
+    let text = base64::engine::general_purpose::STANDARD.encode(key.expose());
+    write_new_private(path, text.as_bytes())
+        .with_context(|| format!("cannot write the signing key {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated a token-signing key for development");
+    Ok(key)
+}
+
+/// Creates `path` (mode 0600, its directory 0700 if missing) holding `bytes`; an existing
+/// file is never overwritten.
+pub(crate) fn write_new_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         let mut builder = std::fs::DirBuilder::new();
         builder.recursive(true);
@@ -170,11 +180,7 @@ fn generated_key(path: &Path) -> anyhow::Result<SigningKey> {
             .create(dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let text = base64::engine::general_purpose::STANDARD.encode(key.expose());
-    write_private(path, text.as_bytes())
-        .with_context(|| format!("cannot write the signing key {}", path.display()))?;
-    tracing::info!(path = %path.display(), "generated a token-signing key for development");
-    Ok(key)
+    Ok(write_private(path, bytes)?)
 }
 
 #[cfg(unix)]

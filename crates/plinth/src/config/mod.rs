@@ -3,6 +3,7 @@
 //! `plinth config` and the reference in docs/configuration.md all derive from it.
 
 mod auth;
+mod encryption;
 mod layers;
 mod reference;
 mod settings;
@@ -11,6 +12,7 @@ mod value;
 use crate::cli::{GlobalArgs, ServeArgs};
 use anyhow::{Context, bail};
 pub(crate) use auth::{KeySource, generate_key_text};
+pub(crate) use encryption::EncryptionSource;
 use layers::{FileLayer, Layers};
 use plinth_core::schema::DeclError;
 use plinth_core::{ModelDecl, Schema};
@@ -41,6 +43,8 @@ pub(crate) struct Config {
     pub(crate) config_file: Option<PathBuf>,
     /// Where the token-signing key comes from.
     pub(crate) key: KeySource,
+    /// Where the keys sealing personal data come from.
+    pub(crate) encryption: EncryptionSource,
     pub(crate) models: Vec<ModelDecl>,
     /// The validated models.
     pub(crate) schema: Schema,
@@ -106,6 +110,7 @@ impl Config {
             several => bail!("invalid settings:\n  {}", several.join("\n  ")),
         }
         let key = KeySource::resolve(&settings)?;
+        let encryption = EncryptionSource::resolve(&settings)?;
         let decls: Vec<ModelDecl> = models.iter().map(|m| m.get_ref().clone()).collect();
         let schema = Schema::from_decls(&decls)
             .map_err(|errors| decl_errors(&errors, &models, path.as_deref(), &text))?;
@@ -113,6 +118,7 @@ impl Config {
             settings,
             config_file: path,
             key,
+            encryption,
             models: decls,
             schema,
         })
@@ -194,6 +200,7 @@ impl Config {
             extra.push(("", "config_file", file.display().to_string()));
         }
         extra.push(("auth", "signing_key", format!("{:?}", self.key)));
+        extra.push(("encryption", "keys", format!("{:?}", self.encryption)));
         for (table, key, text) in extra {
             let line = format!("{key} = {}\n", toml::Value::String(text));
             section(&mut top, &mut tables, table, &line);

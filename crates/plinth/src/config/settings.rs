@@ -106,7 +106,7 @@ settings! {
         help: "The config file; a file named this way must exist. Unset: `./plinth.toml` if it exists.";
     env: Environment = Environment::Development;
         key: Some("env"), env: ENV = "PLINTH_ENV", flag: None, range: None,
-        help: "`development` or `production`. Production refuses to start without an explicit signing key or with `auth.argon2_memory_kib` below 19456.";
+        help: "`development` or `production`. Production refuses to start without an explicit signing key, without explicit encryption keys, or with `auth.argon2_memory_kib` below 19456.";
     listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080));
         key: Some("listen"), env: LISTEN = "PLINTH_LISTEN", flag: Some("--listen"), range: None,
         help: "The address `plinth serve` listens on: HTTPS with `tls.cert_file` and `tls.key_file`, else plain HTTP (then put TLS in front).";
@@ -219,6 +219,12 @@ settings! {
     auth_jwt_secret_file: Option<PathBuf> = None;
         key: Some("auth.jwt_secret_file"), env: JWT_SECRET_FILE = "PLINTH_JWT_SECRET_FILE", flag: None, range: None,
         help: "A file holding the token-signing key, used when `PLINTH_JWT_SECRET` is unset. Unset in development: a key generated into `<data_dir>/jwt.key`.";
+    encryption_keys: Option<Secret> = None;
+        key: None, env: ENCRYPTION_KEYS = "PLINTH_ENCRYPTION_KEYS", flag: None, range: None,
+        help: "The keys that seal `pii` fields and account emails, as `id=<base64 of 32 bytes>` entries separated by commas or newlines: `index=` (the blind-index key, kept for good) and one or more sealing keys, the last listed sealing new values (`plinth keys encryption` prints a set). Never read from the file.";
+    encryption_keys_file: Option<PathBuf> = None;
+        key: Some("encryption.keys_file"), env: ENCRYPTION_KEYS_FILE = "PLINTH_ENCRYPTION_KEYS_FILE", flag: None, range: None,
+        help: "A file holding the encryption keys (one entry per line), used when `PLINTH_ENCRYPTION_KEYS` is unset, re-read when it changes; `plinth keys rotate` and `plinth keys retire` edit it. Unset in development: keys generated into `<data_dir>/encryption.keys`.";
     auth_access_token_minutes: u64 = 15;
         key: Some("auth.access_token_minutes"), env: AUTH_ACCESS_TOKEN_MINUTES = "PLINTH_AUTH_ACCESS_TOKEN_MINUTES", flag: None,
         range: Some((1, 24 * 60)),

@@ -3,8 +3,8 @@
 //! hygiene of a whole session in the logs and the responses.
 
 use crate::helpers::{
-    ADMIN_EMAIL, ADMIN_PASSWORD, Finished, Proc, Server, TestDir, bearer_client, log_field,
-    log_message, refused, refused_fed, run, run_fed, run_ok,
+    ADMIN_EMAIL, ADMIN_PASSWORD, ENCRYPTION_KEYS, Finished, Proc, Server, TestDir, bearer_client,
+    log_field, log_message, refused, refused_fed, run, run_fed, run_ok,
 };
 use base64::Engine;
 use reqwest::StatusCode;
@@ -405,7 +405,11 @@ async fn production_starts_only_with_the_key_it_is_given() {
     let (key, other_key) = (generate_key(&dir).await, generate_key(&dir).await);
     assert_ne!(key, other_key, "each key is new");
 
-    let envs = [("PLINTH_ENV", "production"), ("PLINTH_JWT_SECRET", &key)];
+    let envs = [
+        ("PLINTH_ENV", "production"),
+        ("PLINTH_JWT_SECRET", &key),
+        ("PLINTH_ENCRYPTION_KEYS", ENCRYPTION_KEYS),
+    ];
     let server = Server::start_with(&dir, &[], &envs).await;
     let listening = line_with(&server.proc, "listening");
     assert_eq!(log_field(&listening, "env"), Some(&json!("Production")));
@@ -430,6 +434,7 @@ async fn production_starts_only_with_the_key_it_is_given() {
     let envs = [
         ("PLINTH_ENV", "production"),
         ("PLINTH_JWT_SECRET_FILE", &file),
+        ("PLINTH_ENCRYPTION_KEYS", ENCRYPTION_KEYS),
     ];
     let server = Server::start_with(&dir, &[], &envs).await;
     let me = server
@@ -442,6 +447,7 @@ async fn production_starts_only_with_the_key_it_is_given() {
     let envs = [
         ("PLINTH_ENV", "production"),
         ("PLINTH_JWT_SECRET", &other_key),
+        ("PLINTH_ENCRYPTION_KEYS", ENCRYPTION_KEYS),
     ];
     let server = Server::start_with(&dir, &[], &envs).await;
     let me = server

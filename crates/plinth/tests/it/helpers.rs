@@ -34,6 +34,9 @@ pub(crate) const ADMIN_EMAIL: &str = "admin@plinth.test";
 /// Passes the password policy: at least 12 characters and not a common password.
 pub(crate) const ADMIN_PASSWORD: &str = "it-admin-staple-horse-91";
 
+/// A fixed set of encryption keys (`PLINTH_ENCRYPTION_KEYS`), for production starts.
+pub(crate) const ENCRYPTION_KEYS: &str = "index=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=,k1=ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+
 /// The commands that open the database: on PostgreSQL, the harness gives them the test's
 /// database as `DATABASE_URL` (unless the test sets one itself).
 const DATABASE_COMMANDS: [&str; 6] = ["serve", "migrate", "user", "export", "import", "audit"];

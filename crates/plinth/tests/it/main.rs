@@ -16,6 +16,7 @@ mod migrate;
 mod pii;
 mod process;
 mod refusals;
+mod sealed;
 mod secrets;
 mod settings;
 mod tls;

@@ -1,7 +1,7 @@
 //! `plinth serve` refuses unsafe or invalid settings at start, with a message naming the
 //! problem, before serving anything (and, for settings, before touching the data).
 
-use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, TestDir, refused};
+use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, ENCRYPTION_KEYS, TestDir, refused};
 
 /// `serve` on a loopback port with the test's data dir, plus `extra` flags.
 async fn serve_refused(dir: &TestDir, extra: &[&str], envs: &[(&str, &str)]) -> String {
@@ -71,6 +71,40 @@ async fn production_without_a_signing_key_is_refused() {
 }
 
 #[tokio::test]
+async fn production_without_encryption_keys_is_refused() {
+    let dir = TestDir::new();
+    let jwt = "a-strong-signing-key-for-this-test-only-0123456789abcdef";
+    let prod = [("PLINTH_ENV", "production"), ("PLINTH_JWT_SECRET", jwt)];
+    let stderr = serve_refused(&dir, &[], &prod).await;
+    assert!(stderr.contains("PLINTH_ENCRYPTION_KEYS"), "{stderr}");
+    assert!(stderr.contains("plinth keys encryption"), "{stderr}");
+    assert!(!dir.db().exists(), "{stderr}");
+    assert!(
+        !dir.data_dir().join("encryption.keys").exists(),
+        "production generated encryption keys: {stderr}"
+    );
+    // Unusable keys are refused, naming the variable but never echoing a key.
+    let short = "index=AAAA,k1=AAAA";
+    let envs = [prod[0], prod[1], ("PLINTH_ENCRYPTION_KEYS", short)];
+    let stderr = serve_refused(&dir, &[], &envs).await;
+    assert!(
+        stderr.contains("PLINTH_ENCRYPTION_KEYS is not usable"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("32 bytes"), "{stderr}");
+    let no_index = ENCRYPTION_KEYS
+        .split(',')
+        .filter(|e| !e.starts_with("index="))
+        .collect::<Vec<_>>()
+        .join(",");
+    let envs = [prod[0], prod[1], ("PLINTH_ENCRYPTION_KEYS", &no_index)];
+    let stderr = serve_refused(&dir, &[], &envs).await;
+    assert!(stderr.contains("index="), "{stderr}");
+    assert!(!stderr.contains(&no_index[3..]), "{stderr}");
+    assert!(!dir.db().exists(), "{stderr}");
+}
+
+#[tokio::test]
 async fn production_refuses_a_weak_signing_key() {
     let dir = TestDir::new();
     // Too short (27 bytes), then long enough but a single repeated character.
@@ -125,6 +159,7 @@ async fn production_refuses_a_weak_signing_key() {
         &[
             ("PLINTH_ENV", "production"),
             ("PLINTH_JWT_SECRET_FILE", &file),
+            ("PLINTH_ENCRYPTION_KEYS", ENCRYPTION_KEYS),
         ],
     )
     .await;

@@ -172,7 +172,11 @@ async fn unusable_tls_settings_refuse_the_start() {
     // Production refuses a key file that group or others may read.
     let args = serve(&["--tls-cert", &cert_arg, "--tls-key", &key_arg]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let prod = [("PLINTH_ENV", "production"), ("PLINTH_JWT_SECRET", JWT)];
+    let prod = [
+        ("PLINTH_ENV", "production"),
+        ("PLINTH_JWT_SECRET", JWT),
+        ("PLINTH_ENCRYPTION_KEYS", crate::helpers::ENCRYPTION_KEYS),
+    ];
     set_mode(&key, 0o640);
     let stderr = refused(&dir, &args, &prod).await.stderr;
     assert!(stderr.contains("readable by other users"), "{stderr}");

@@ -62,6 +62,7 @@ impl TestDb {
     ) -> Self {
         let db = PgDatabase::create(server).await;
         let mut options = PgOptions::new(db.url());
+        options.keys = test_keys();
         configure(&mut options);
         let store = PgStore::open(options)
             .await
@@ -85,7 +86,9 @@ impl TestDb {
             .postgres
             .as_ref()
             .expect("another instance on the same database needs PostgreSQL");
-        let store = PgStore::open(PgOptions::new(db.url()))
+        let mut options = PgOptions::new(db.url());
+        options.keys = test_keys();
+        let store = PgStore::open(options)
             .await
             .expect("open a second PostgreSQL store on the test database");
         Arc::new(store)
@@ -126,6 +129,7 @@ impl TestDb {
     pub(crate) async fn sqlite_with(configure: impl FnOnce(&mut SqliteOptions)) -> Self {
         let dir = tempfile::tempdir().expect("create a temporary directory");
         let mut options = SqliteOptions::new(dir.path().join("plinth.db"));
+        options.keys = test_keys();
         configure(&mut options);
         let store = SqliteStore::open(options)
             .await
@@ -168,6 +172,16 @@ impl TestDb {
 /// The PostgreSQL server for a test that only makes sense on PostgreSQL; `None`, after a
 /// visible `SKIPPED` line, when `PLINTH_TEST_POSTGRES` is unset (a failure instead where
 /// skipping is not allowed: `PLINTH_REQUIRE_POSTGRES=1` or `CI=true`).
+/// The encryption keys of every store this test process opens (so stores over one
+/// database, as instances sharing it, read each other's sealed values).
+pub(crate) fn test_keys() -> plinth_store::Keys {
+    static KEYS: std::sync::OnceLock<plinth_store::Keys> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        plinth_store::Keys::fixed(plinth_store::Keyring::generate().expect("generate test keys"))
+    })
+    .clone()
+}
+
 pub(crate) fn postgres_server(test: &str) -> Option<String> {
     plinth_testkit::postgres_server(test)
 }

@@ -21,6 +21,7 @@ mod login_throttling;
 mod mass_assignment;
 mod middleware;
 mod models;
+mod pii;
 mod policy_overrides;
 mod rate_limits;
 mod read;

@@ -18,20 +18,22 @@ impl AccountStore for PgStore {
     }
 
     async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
-        self.call(PRIMARY, async |c| accounts::get_user(c, id).await)
-            .await
+        self.call(PRIMARY, async |c| {
+            accounts::get_user(c, &self.inner.keys, id).await
+        })
+        .await
     }
 
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
         self.call(PRIMARY, async |c| {
-            accounts::find_user_by_email(c, email).await
+            accounts::find_user_by_email(c, &self.inner.keys, email).await
         })
         .await
     }
 
     async fn list_users(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<User>, StoreError> {
         self.call(PRIMARY, async |c| {
-            accounts::list_users(c, after, limit).await
+            accounts::list_users(c, &self.inner.keys, after, limit).await
         })
         .await
     }
@@ -118,8 +120,10 @@ impl AccountStore for PgStore {
     }
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, User)>, StoreError> {
-        self.call(PRIMARY, async |c| accounts::find_api_key(c, key_hash).await)
-            .await
+        self.call(PRIMARY, async |c| {
+            accounts::find_api_key(c, &self.inner.keys, key_hash).await
+        })
+        .await
     }
 
     async fn list_api_keys(&self, user_id: Option<Uuid>) -> Result<Vec<ApiKey>, StoreError> {
@@ -138,8 +142,10 @@ impl AccountStore for PgStore {
     }
 
     async fn import_user(&self, user: User) -> Result<(), StoreError> {
-        self.call(PRIMARY, async |c| accounts::import_user(c, &user).await)
-            .await
+        self.call(PRIMARY, async |c| {
+            accounts::import_user(c, &self.inner.keys, &user).await
+        })
+        .await
     }
 
     async fn touch_api_key(&self, id: Uuid) -> Result<(), StoreError> {

@@ -31,6 +31,9 @@ pub struct PgOptions {
     /// A claim taken before anything else (see [`Store::claim`](crate::Store::claim)): when
     /// it is refused, nothing in the database is created or changed.
     pub claim: Option<crate::Claim>,
+    /// The keys that seal personal data ([`Keys::missing`](crate::Keys::missing) unless
+    /// set: then a model with `pii` fields, or an account, cannot be written).
+    pub keys: crate::Keys,
 }
 
 impl std::fmt::Debug for PgOptions {
@@ -53,6 +56,7 @@ impl PgOptions {
             read_url: None,
             read_only: false,
             claim: None,
+            keys: crate::Keys::missing(),
         }
     }
 }

@@ -15,7 +15,12 @@ use plinth_core::{ModelDecl, Schema};
 const MIGRATION_LOCK: i64 = 0x0000_706c_696e_7468;
 
 /// Takes the migration lock for the rest of the transaction and creates Plinth's own tables.
-pub(super) async fn lock_and_init(tx: &Transaction<'_>) -> Result<(), StoreError> {
+/// With keys, also seals the emails of accounts from before emails were sealed (one
+/// instance does, under the lock).
+pub(super) async fn lock_and_init(
+    tx: &Transaction<'_>,
+    keys: &crate::Keys,
+) -> Result<(), StoreError> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(map)?;
@@ -34,7 +39,14 @@ pub(super) async fn lock_and_init(tx: &Transaction<'_>) -> Result<(), StoreError
                 .map_err(map)?;
         }
     }
-    tx.batch_execute(ADDED_INDEXES).await.map_err(map)
+    tx.batch_execute(ADDED_INDEXES).await.map_err(map)?;
+    if keys.present() {
+        let sealed = crate::sql::accounts::seal_plain_emails(&Pg(tx), keys).await?;
+        if sealed > 0 {
+            tracing::info!(accounts = sealed, "sealed the emails of existing accounts");
+        }
+    }
+    Ok(())
 }
 
 /// The declarations the last migration recorded.

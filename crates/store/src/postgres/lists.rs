@@ -83,7 +83,8 @@ impl PgStore {
             let _pass = gate.enter(query.has_pattern()).await?;
             let client = pool.get().await.map_err(errors::pool)?;
             let guard = Cancelling(Some(client), tls.clone());
-            let page = list::list(&Pg(guard.client()?), model, query, scope).await;
+            let page =
+                list::list(&Pg(guard.client()?), &self.inner.keys, model, query, scope).await;
             guard.finish();
             page
         };

@@ -85,6 +85,8 @@ struct Inner {
     url: String,
     /// The claim this process holds, on its own connection, until close.
     claim: tokio::sync::Mutex<Option<(Claim, claim::Held)>>,
+    /// The keys that seal personal data.
+    keys: crate::Keys,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -131,6 +133,7 @@ impl PgStore {
                 schema: RwLock::new(Arc::new(empty)),
                 url: opts.url.clone(),
                 claim: tokio::sync::Mutex::new(claim),
+                keys: opts.keys.clone(),
             }),
         };
         if opts.read_only {
@@ -145,7 +148,7 @@ impl PgStore {
         // The internal tables (users, keys, tokens) exist from the start, as on SQLite, so
         // account commands work before the first migration.
         store
-            .in_tx(async |tx| ddl::lock_and_init(tx.0).await)
+            .in_tx(async |tx| ddl::lock_and_init(tx.0, &opts.keys).await)
             .await?;
         let (listen_config, _) = tls::parse_url(&opts.url)?;
         let listener = tokio::spawn(listen(listen_config, tls, Arc::downgrade(&store.inner)));
@@ -240,10 +243,11 @@ impl PgStore {
 
     /// The writer and time of a write attempt (each attempt of a retried write takes a new
     /// time).
-    fn by<'a>(&self, ctx: &'a WriteCtx) -> By<'a> {
+    fn by<'a>(&'a self, ctx: &'a WriteCtx) -> By<'a> {
         By {
             ctx,
             now: self.now(),
+            keys: &self.inner.keys,
         }
     }
 
@@ -266,7 +270,7 @@ const PRIMARY: ReadFrom = ReadFrom::Primary;
 impl Store for PgStore {
     async fn plan(&self, schema: &Schema) -> Result<Plan, StoreError> {
         self.in_tx(async |tx| {
-            ddl::lock_and_init(tx.0).await?;
+            ddl::lock_and_init(tx.0, &self.inner.keys).await?;
             ddl::plan(tx.0, schema).await
         })
         .await
@@ -282,9 +286,9 @@ impl Store for PgStore {
         let mut client = self.inner.pool.get().await.map_err(errors::pool)?;
         let tx = client.transaction().await.map_err(errors::map)?;
         let filled = async {
-            ddl::lock_and_init(&tx).await?;
+            ddl::lock_and_init(&tx, &self.inner.keys).await?;
             ddl::migrate(&tx, schema, &sql_transfer::refuse_destructive).await?;
-            sql_transfer::fill(&Pg(&tx), schema, &lines).await
+            sql_transfer::fill(&Pg(&tx), &self.inner.keys, schema, &lines).await
         }
         .await;
         match filled {
@@ -337,7 +341,7 @@ impl Store for PgStore {
         };
         let result = self
             .in_tx(async |tx| {
-                ddl::lock_and_init(tx.0).await?;
+                ddl::lock_and_init(tx.0, &self.inner.keys).await?;
                 ddl::migrate(tx.0, schema, &check).await
             })
             .await;
@@ -394,8 +398,10 @@ impl Store for PgStore {
         id: RecordId,
         from: ReadFrom,
     ) -> Result<Option<Record>, StoreError> {
-        self.call(from, async |c| records::get(c, model, id).await)
-            .await
+        self.call(from, async |c| {
+            records::get(c, &self.inner.keys, model, id).await
+        })
+        .await
     }
 
     async fn list_from(
@@ -480,8 +486,10 @@ impl Store for PgStore {
     }
 
     async fn import_record(&self, model: &Arc<ModelDef>, record: Record) -> Result<(), StoreError> {
-        self.call(PRIMARY, async |c| records::insert(c, model, &record).await)
-            .await
+        self.call(PRIMARY, async |c| {
+            records::insert(c, &self.inner.keys, model, &record).await
+        })
+        .await
     }
 
     async fn sweep_idempotency(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {

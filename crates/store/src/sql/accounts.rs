@@ -3,10 +3,10 @@
 
 use super::audit::append_event;
 use super::records::By;
-use super::{Exec, INVALIDATE_CHANNEL, Query, SqlRow, unreadable};
+use super::{Exec, INVALIDATE_CHANNEL, Param, Query, SqlRow, unreadable};
 use crate::audit::{Event, REDACTED};
 use crate::shared::email_conflict;
-use crate::{ApiKey, NewApiKey, NewUser, Refresh, StoreError, User, UserChanges, WriteCtx};
+use crate::{ApiKey, Keys, NewApiKey, NewUser, Refresh, StoreError, User, UserChanges, WriteCtx};
 use plinth_core::auth::{Email, parse_role, role_name};
 use plinth_core::{Principal, Role, Timestamp};
 use serde_json::json;
@@ -20,10 +20,23 @@ fn role_at(row: &impl SqlRow, i: usize) -> Result<Role, StoreError> {
     parse_role(&row.text(i)?).map_err(|_| unreadable("role"))
 }
 
-fn user_row(row: &impl SqlRow) -> Result<User, StoreError> {
+/// The table and column an account's email is sealed in (the associated data, with the
+/// user id), and the label of its blind index (`email_norm`).
+const EMAIL_TABLE: &str = "_plinth_users";
+const EMAIL_COLUMN: &str = "email";
+const EMAIL_LABEL: &str = "_plinth_users.email";
+
+/// The blind index of an email: of its normalized form, so lookups and uniqueness ignore
+/// case as before.
+fn email_index(keys: &Keys, email: &Email) -> Result<String, StoreError> {
+    keys.blind(EMAIL_LABEL, email.normalized())
+}
+
+fn user_row(row: &impl SqlRow, keys: &Keys) -> Result<User, StoreError> {
+    let id = row.uuid(0)?;
     Ok(User {
-        id: row.uuid(0)?,
-        email: row.text(1)?,
+        id,
+        email: keys.open(EMAIL_TABLE, EMAIL_COLUMN, &id, &row.text(1)?)?,
         role: role_at(row, 2)?,
         password_hash: row.text(3)?,
         created_at: row.time(4)?,
@@ -79,7 +92,7 @@ pub(crate) async fn create_user<E: Exec>(
         updated_at: now,
         version: 1,
     };
-    import_user(e, &user).await?;
+    import_user(e, by.keys, &user).await?;
     let changes = json!({
         "email": { "to": REDACTED },
         "role": { "to": role_name(user.role) },
@@ -88,15 +101,21 @@ pub(crate) async fn create_user<E: Exec>(
     Ok(user)
 }
 
-pub(crate) async fn import_user<E: Exec>(e: &E, user: &User) -> Result<(), StoreError> {
+pub(crate) async fn import_user<E: Exec>(
+    e: &E,
+    keys: &Keys,
+    user: &User,
+) -> Result<(), StoreError> {
     let email = Email::parse(&user.email).map_err(StoreError::internal)?;
+    let sealed = keys.seal(EMAIL_TABLE, EMAIL_COLUMN, &user.id, &user.email)?;
+    let index = email_index(keys, &email)?;
     let mut q = query::<E>(
         "INSERT INTO _plinth_users (id, email, email_norm, role, password_hash, created_at, updated_at, version) VALUES (",
     );
     q.bind_all([
         user.id.into(),
-        (&user.email).into(),
-        email.normalized().into(),
+        (&sealed).into(),
+        (&index).into(),
         role_name(user.role).into(),
         (&user.password_hash).into(),
         user.created_at.into(),
@@ -108,29 +127,36 @@ pub(crate) async fn import_user<E: Exec>(e: &E, user: &User) -> Result<(), Store
     Ok(())
 }
 
-pub(crate) async fn get_user<E: Exec>(e: &E, id: Uuid) -> Result<Option<User>, StoreError> {
+pub(crate) async fn get_user<E: Exec>(
+    e: &E,
+    keys: &Keys,
+    id: Uuid,
+) -> Result<Option<User>, StoreError> {
     let mut q = query::<E>("SELECT ");
     q.push(USER_COLS)
         .push(" FROM _plinth_users WHERE id = ")
         .bind(id)
         .cached();
-    e.row(&q, |r| user_row(r)).await
+    e.row(&q, |r| user_row(r, keys)).await
 }
 
 pub(crate) async fn find_user_by_email<E: Exec>(
     e: &E,
+    keys: &Keys,
     email: &Email,
 ) -> Result<Option<User>, StoreError> {
+    let index = email_index(keys, email)?;
     let mut q = query::<E>("SELECT ");
     q.push(USER_COLS)
         .push(" FROM _plinth_users WHERE email_norm = ")
-        .bind(email.normalized())
+        .bind(&index)
         .cached();
-    e.row(&q, |r| user_row(r)).await
+    e.row(&q, |r| user_row(r, keys)).await
 }
 
 pub(crate) async fn list_users<E: Exec>(
     e: &E,
+    keys: &Keys,
     after: Option<Uuid>,
     limit: u32,
 ) -> Result<Vec<User>, StoreError> {
@@ -141,7 +167,7 @@ pub(crate) async fn list_users<E: Exec>(
     }
     q.push(" ORDER BY id LIMIT ").bind(i64::from(limit));
     q.rows_hint = limit as usize;
-    e.rows(&q, |r| user_row(r)).await
+    e.rows(&q, |r| user_row(r, keys)).await
 }
 
 /// Refuses to remove or demote the last admin. Runs in the same transaction as the change,
@@ -161,13 +187,13 @@ async fn keep_an_admin<E: Exec>(e: &E, id: Uuid) -> Result<(), StoreError> {
 }
 
 /// A user's row, locked until the transaction ends.
-async fn lock_user<E: Exec>(e: &E, id: Uuid) -> Result<Option<User>, StoreError> {
+async fn lock_user<E: Exec>(e: &E, keys: &Keys, id: Uuid) -> Result<Option<User>, StoreError> {
     let mut q = query::<E>("SELECT ");
     q.push(USER_COLS)
         .push(" FROM _plinth_users WHERE id = ")
         .bind(id)
         .push(E::DIALECT.for_update());
-    e.row(&q, |r| user_row(r)).await
+    e.row(&q, |r| user_row(r, keys)).await
 }
 
 pub(crate) async fn update_user<E: Exec>(
@@ -177,20 +203,23 @@ pub(crate) async fn update_user<E: Exec>(
     changes: &UserChanges,
     expected: Option<i64>,
 ) -> Result<User, StoreError> {
+    let keys = by.keys;
     let now = by.now;
     if changes.role.is_some_and(|r| r != Role::Admin) {
         keep_an_admin(e, id).await?;
     }
     // Read (and locked) first: the audit events say what changed from what.
-    let Some(before) = lock_user(e, id).await? else {
+    let Some(before) = lock_user(e, keys, id).await? else {
         return Err(StoreError::NotFound);
     };
     announce(e).await?;
     let mut q = query::<E>("UPDATE _plinth_users SET updated_at = ");
     q.bind(now).push(", version = version + 1");
     if let Some(email) = &changes.email {
-        q.push(", email = ").bind(email.as_str());
-        q.push(", email_norm = ").bind(email.normalized());
+        let sealed = keys.seal(EMAIL_TABLE, EMAIL_COLUMN, &id, email.as_str())?;
+        q.push(", email = ").bind(Param::Text(sealed.into()));
+        q.push(", email_norm = ")
+            .bind(Param::Text(email_index(keys, email)?.into()));
     }
     if let Some(hash) = &changes.password_hash {
         q.push(", password_hash = ").bind(hash);
@@ -203,7 +232,10 @@ pub(crate) async fn update_user<E: Exec>(
         q.push(" AND version = ").bind(v);
     }
     q.push(" RETURNING ").push(USER_COLS);
-    let updated = e.row(&q, |r| user_row(r)).await.map_err(email_conflict)?;
+    let updated = e
+        .row(&q, |r| user_row(r, keys))
+        .await
+        .map_err(email_conflict)?;
     match (updated, expected) {
         (Some(user), _) => {
             if changes.password_hash.is_some() || changes.role.is_some() || changes.email.is_some()
@@ -219,7 +251,7 @@ pub(crate) async fn update_user<E: Exec>(
             audit_user_changes(e, by, &before, &user, changes.password_hash.is_some()).await?;
             Ok(user)
         }
-        (None, Some(expected)) => match get_user(e, id).await? {
+        (None, Some(expected)) => match get_user(e, keys, id).await? {
             Some(u) => Err(StoreError::Stale {
                 expected,
                 current: u.version,
@@ -258,7 +290,7 @@ async fn audit_user_changes<E: Exec>(
 
 pub(crate) async fn delete_user<E: Exec>(e: &E, by: By<'_>, id: Uuid) -> Result<(), StoreError> {
     keep_an_admin(e, id).await?;
-    let Some(before) = lock_user(e, id).await? else {
+    let Some(before) = lock_user(e, by.keys, id).await? else {
         return Err(StoreError::NotFound);
     };
     announce(e).await?;
@@ -423,13 +455,14 @@ pub(crate) async fn revoke_refresh_family<E: Exec>(
         .push(" WHERE revoked_at IS NULL AND family = ")
         .bind(family);
     if e.execute(&q).await? > 0 {
-        let holder = get_user(e, user_id).await?.map(|u| WriteCtx {
+        let holder = get_user(e, by.keys, user_id).await?.map(|u| WriteCtx {
             actor: Principal::user(u.id, u.role),
             ..by.ctx.clone()
         });
         let by = By {
             ctx: holder.as_ref().unwrap_or(by.ctx),
             now: by.now,
+            keys: by.keys,
         };
         append_event(e, by, Event::Logout, Some(user_id), &json!({})).await?;
     }
@@ -482,6 +515,7 @@ pub(crate) async fn create_api_key<E: Exec>(
 
 pub(crate) async fn find_api_key<E: Exec>(
     e: &E,
+    keys: &Keys,
     key_hash: &str,
 ) -> Result<Option<(ApiKey, User)>, StoreError> {
     let mut q = query::<E>("SELECT ");
@@ -493,7 +527,9 @@ pub(crate) async fn find_api_key<E: Exec>(
     let Some(key) = e.row(&q, |r| key_row(r)).await? else {
         return Ok(None);
     };
-    Ok(get_user(e, key.user_id).await?.map(|user| (key, user)))
+    Ok(get_user(e, keys, key.user_id)
+        .await?
+        .map(|user| (key, user)))
 }
 
 pub(crate) async fn list_api_keys<E: Exec>(
@@ -550,4 +586,25 @@ pub(crate) async fn touch_api_key<E: Exec>(
     q.bind(now).push(" WHERE id = ").bind(id);
     e.execute(&q).await?;
     Ok(())
+}
+
+/// Seals the emails of accounts stored before emails were sealed, and replaces their
+/// `email_norm` with its blind index; nothing to do once done (each engine runs it at open,
+/// under its migration lock, when keys are configured). Returns how many were sealed.
+pub(crate) async fn seal_plain_emails<E: Exec>(e: &E, keys: &Keys) -> Result<u64, StoreError> {
+    let q = query::<E>("SELECT id, email FROM _plinth_users WHERE email NOT LIKE 'v1:%'");
+    let plain = e.rows(&q, |r| Ok((r.uuid(0)?, r.text(1)?))).await?;
+    for (id, email) in &plain {
+        let parsed = Email::parse(email).map_err(|_| unreadable("email"))?;
+        let sealed = keys.seal(EMAIL_TABLE, EMAIL_COLUMN, id, email)?;
+        let index = email_index(keys, &parsed)?;
+        let mut q = query::<E>("UPDATE _plinth_users SET email = ");
+        q.bind(&sealed)
+            .push(", email_norm = ")
+            .bind(&index)
+            .push(" WHERE id = ")
+            .bind(*id);
+        e.execute(&q).await?;
+    }
+    Ok(plain.len() as u64)
 }

@@ -101,29 +101,18 @@ pub(crate) fn purged(model: &ModelDef, r: &Record) -> Json {
 /// The changes of an update: each base or declared field whose value differs.
 pub(crate) fn updated(model: &ModelDef, before: &Record, after: &Record) -> Json {
     let mut map = Map::new();
-    let mut diff = |name: &str, from: Json, to: Json| {
-        if from != to {
+    let mut diff = |name: &str, from: Json, to: Json, changed: bool| {
+        if changed {
             map.insert(name.to_owned(), json!({ "from": from, "to": to }));
         }
     };
-    diff(
-        "name",
-        before.name.as_str().into(),
-        after.name.as_str().into(),
-    );
-    diff(
-        "status",
-        before.status.as_str().into(),
-        after.status.as_str().into(),
-    );
+    let (from, to) = (before.name.as_str(), after.name.as_str());
+    diff("name", from.into(), to.into(), from != to);
+    let (from, to) = (before.status.as_str(), after.status.as_str());
+    diff("status", from.into(), to.into(), from != to);
     for ((f, from), to) in model.fields().iter().zip(&before.fields).zip(&after.fields) {
-        if from != to {
-            // Compared as values, so a pii field that changed still shows (redacted).
-            map.insert(
-                f.name().to_string(),
-                json!({ "from": shown(f, from), "to": shown(f, to) }),
-            );
-        }
+        // Masked pii values look alike: the values are compared, the masks shown.
+        diff(f.name().as_str(), shown(f, from), shown(f, to), from != to);
     }
     Json::Object(map)
 }
@@ -390,7 +379,13 @@ pub(crate) async fn prune<E: Exec>(
     };
     // Appended before the removal, so it extends the chain's head even when every entry
     // goes.
-    let entry_seq = append_entry(e, By { ctx: &ctx, now }, &subject).await?;
+    let keys = crate::Keys::missing();
+    let by = By {
+        ctx: &ctx,
+        now,
+        keys: &keys,
+    };
+    let entry_seq = append_entry(e, by, &subject).await?;
     let mut q = Query::new(E::DIALECT);
     q.push("DELETE FROM _plinth_audit WHERE seq <= ")
         .bind(last_seq);

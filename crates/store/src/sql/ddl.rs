@@ -1,7 +1,7 @@
 //! The steps of a migration, written once: each engine runs them inside its own migration
 //! transaction (which also reads and records the declarations, in its own types).
 
-use super::{Dialect, Exec, Query, SqlRow};
+use super::{Dialect, Exec, Query, SqlRow, blind_column};
 use crate::StoreError;
 use plinth_core::ModelDef;
 use plinth_core::migrate::{IndexKind, Step};
@@ -204,6 +204,11 @@ pub(crate) async fn apply<E: Exec>(e: &E, step: &Step) -> Result<(), StoreError>
             let ty = d.column_type(f.value_kind());
             e.batch(&format!("ALTER TABLE \"{m}\" ADD COLUMN \"{name}\" {ty};"))
                 .await?;
+            if f.pii() {
+                let blind = blind_column(name.as_str());
+                e.batch(&format!("ALTER TABLE \"{m}\" ADD COLUMN \"{blind}\" TEXT;"))
+                    .await?;
+            }
             create_field_indexes(e, model, f).await
         }
         Step::DropField { model, field } => {
@@ -214,11 +219,31 @@ pub(crate) async fn apply<E: Exec>(e: &E, step: &Step) -> Result<(), StoreError>
                 d.index_name(m, f),
                 d.index_name(m, &format!("{f}__ref"))
             ))
-            .await
+            .await?;
+            // A pii field's blind index goes with it.
+            let blind = blind_column(f);
+            let mut q = Query::new(d);
+            q.push(&d.column_count(m, &blind));
+            if e.row(&q, |r| r.int(0)).await?.unwrap_or(0) > 0 {
+                e.batch(&format!("ALTER TABLE \"{m}\" DROP COLUMN \"{blind}\";"))
+                    .await?;
+            }
+            Ok(())
+        }
+        Step::ChangePii { model, field, pii } => {
+            let (how, what) = if *pii {
+                ("pii", "sealed")
+            } else {
+                ("no longer pii", "opened")
+            };
+            Err(StoreError::Migration(format!(
+                "cannot make {model}.{field} {how} in place: its stored values would have to be {what}. \
+                 Declare a new field, copy the values over through the API, then drop the old one"
+            )))
         }
         Step::Reindex { model, index, from } => {
             let f = field(model, *index)?;
-            if *from != IndexKind::None {
+            if *from != IndexKind::None || f.pii() {
                 let idx = d.index_name(model.name().as_str(), f.name().as_str());
                 e.batch(&format!("DROP INDEX IF EXISTS \"{idx}\";")).await?;
             }
@@ -282,6 +307,12 @@ async fn create_model<E: Exec>(e: &E, model: &ModelDef) -> Result<(), StoreError
             d.column_type(f.value_kind())
         ));
     }
+    for f in model.fields().iter().filter(|f| f.pii()) {
+        sql.push_str(&format!(
+            ",\n            \"{}\" TEXT",
+            blind_column(f.name().as_str())
+        ));
+    }
     sql.push_str(&format!(
         ");
         CREATE INDEX \"{}\" ON \"{m}\" (\"status\", \"created_at\", \"id\");
@@ -320,10 +351,23 @@ async fn create_field_indexes<E: Exec>(
     Ok(())
 }
 
+/// A field's index; a pii field's is on its blind index, and it always has one (equality
+/// filters look values up through it).
 async fn create_index<E: Exec>(e: &E, model: &ModelDef, f: &FieldDef) -> Result<(), StoreError> {
-    let (m, name) = (model.name().as_str(), f.name().as_str());
-    let idx = E::DIALECT.index_name(m, name);
-    let sql = match IndexKind::of_field(f) {
+    let m = model.name().as_str();
+    let idx = E::DIALECT.index_name(m, f.name().as_str());
+    let blind;
+    let (name, kind) = if f.pii() {
+        blind = blind_column(f.name().as_str());
+        let kind = match IndexKind::of_field(f) {
+            IndexKind::None => IndexKind::Plain,
+            other => other,
+        };
+        (blind.as_str(), kind)
+    } else {
+        (f.name().as_str(), IndexKind::of_field(f))
+    };
+    let sql = match kind {
         IndexKind::None => return Ok(()),
         IndexKind::Unique => format!("CREATE UNIQUE INDEX \"{idx}\" ON \"{m}\" (\"{name}\");"),
         IndexKind::UniquePerOwner => {

@@ -1,15 +1,16 @@
 //! List queries: filters, policy scope and keyset pagination as one statement.
 
-use super::records::{columns, record};
-use super::{Dialect, Exec, Param, Query};
+use super::records::{blind_label, columns, record};
+use super::{Dialect, Exec, Param, Query, blind_column};
 use crate::shared::{keyset_condition, like_pattern};
-use crate::{Page, StoreError};
+use crate::{Keys, Page, StoreError};
 use plinth_core::query::{Filter, Op};
 use plinth_core::{ListQuery, ListScope, ModelDef, Value};
 
 /// One page of `model` for `query`, restricted to `scope`.
 pub(crate) async fn list<E: Exec>(
     e: &E,
+    keys: &Keys,
     model: &ModelDef,
     query: &ListQuery,
     scope: ListScope,
@@ -26,7 +27,11 @@ pub(crate) async fn list<E: Exec>(
         conds.next(&mut q).push("\"owner_id\" = ").bind(user);
     }
     for f in &query.filters {
-        filter(conds.next(&mut q), f);
+        if f.column.pii() {
+            blind_filter(conds.next(&mut q), keys, model, f)?;
+        } else {
+            filter(conds.next(&mut q), f);
+        }
     }
     let sort = &query.sort;
     let col = format!("\"{}\"", sort.column.name());
@@ -54,7 +59,7 @@ pub(crate) async fn list<E: Exec>(
         .bind(i64::from(query.limit) + 1)
         .cached();
     q.rows_hint = query.limit as usize + 1;
-    let mut records = e.rows(&q, |r| record(r, model)).await?;
+    let mut records = e.rows(&q, |r| record(r, model, keys)).await?;
     let has_more = records.len() > query.limit as usize;
     records.truncate(query.limit as usize);
     Ok(Page { records, has_more })
@@ -72,6 +77,43 @@ impl Conditions {
         self.any = true;
         q
     }
+}
+
+/// An equality filter on a pii field, through its blind index (query validation refuses
+/// every other operator on one).
+fn blind_filter(
+    q: &mut Query<'_>,
+    keys: &Keys,
+    model: &ModelDef,
+    f: &Filter,
+) -> Result<(), StoreError> {
+    let field = model
+        .field(f.column.name())
+        .map(|(_, field)| field)
+        .ok_or_else(|| StoreError::internal("a filter names a missing field"))?;
+    let label = blind_label(model, field);
+    let mut blinds = Vec::with_capacity(f.values.len());
+    for v in &f.values {
+        blinds.push(match v {
+            Value::Text(t) => Param::Text(keys.blind(&label, t)?.into()),
+            _ => Param::Null,
+        });
+    }
+    let col = format!("\"{}\"", blind_column(f.column.name()));
+    let d = q.dialect;
+    let one = blinds.first().cloned().unwrap_or(Param::Null);
+    match f.op {
+        Op::Eq => q.push(&col).push(" = ").bind(one),
+        Op::Ne => q
+            .push(&col)
+            .push(" ")
+            .push(d.distinct())
+            .push(" ")
+            .bind(one),
+        Op::In => q.push(&col).push(" IN (").bind_all(blinds).push(")"),
+        _ => return Err(StoreError::internal("an ordering filter on a pii field")),
+    };
+    Ok(())
 }
 
 fn filter<'a>(q: &mut Query<'a>, f: &'a Filter) {

@@ -28,6 +28,12 @@ use uuid::Uuid;
 /// transaction as the change, so every instance drops its cached credentials.
 pub(crate) const INVALIDATE_CHANNEL: &str = "plinth_invalidate";
 
+/// The column holding the blind index of the pii field `field`: a name no declared field
+/// can take (field names start with a letter).
+pub(crate) fn blind_column(field: &str) -> String {
+    format!("_blind_{field}")
+}
+
 /// What the two engines spell differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dialect {

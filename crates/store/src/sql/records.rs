@@ -4,10 +4,10 @@
 //! as its last statement, in its transaction (`audit::append`).
 
 use super::audit::{self, Action};
-use super::{Exec, Param, Query, SqlRow, unreadable};
+use super::{Exec, Param, Query, SqlRow, blind_column, unreadable};
 use crate::shared::Visibility;
-use crate::{Created, IdempotencyClaim, StoreError, WriteCtx};
-use plinth_core::schema::FieldType;
+use crate::{Created, IdempotencyClaim, Keys, StoreError, WriteCtx};
+use plinth_core::schema::{FieldDef, FieldType};
 use plinth_core::{Draft, ModelDef, Patch, Record, RecordId, Schema, Status, Timestamp, Value};
 
 /// The base columns every model table has, in select order.
@@ -22,14 +22,25 @@ pub(crate) fn columns(q: &mut Query<'_>, model: &ModelDef) {
     }
 }
 
-/// Reads a row selected with [`columns`].
-pub(crate) fn record(row: &impl SqlRow, model: &ModelDef) -> Result<Record, StoreError> {
+/// Reads a row selected with [`columns`], opening the values of pii fields.
+pub(crate) fn record(
+    row: &impl SqlRow,
+    model: &ModelDef,
+    keys: &Keys,
+) -> Result<Record, StoreError> {
+    let id = row.uuid(0)?;
     let mut fields = Vec::with_capacity(model.fields().len());
     for (i, f) in model.fields().iter().enumerate() {
-        fields.push(row.value(7 + i, f.value_kind())?);
+        let value = match row.value(7 + i, f.value_kind())? {
+            Value::Text(sealed) if f.pii() => {
+                Value::Text(keys.open(model.name().as_str(), f.name().as_str(), &id, &sealed)?)
+            }
+            value => value,
+        };
+        fields.push(value);
     }
     Ok(Record {
-        id: RecordId::from_uuid(row.uuid(0)?),
+        id: RecordId::from_uuid(id),
         name: row.text(1)?,
         status: row.text(2)?.parse().map_err(|_| unreadable("status"))?,
         created_at: row.time(3)?,
@@ -38,6 +49,31 @@ pub(crate) fn record(row: &impl SqlRow, model: &ModelDef) -> Result<Record, Stor
         version: row.int(6)?,
         fields,
     })
+}
+
+/// The label a pii field's blind index is made under: its model and name.
+pub(crate) fn blind_label(model: &ModelDef, f: &FieldDef) -> String {
+    format!("{}.{}", model.name(), f.name())
+}
+
+/// The stored form of `f`'s value in record `id`, and of its blind index (NULL for a field
+/// that is not pii): a pii value is sealed, NULL stays NULL.
+fn stored<'v>(
+    keys: &Keys,
+    model: &ModelDef,
+    id: RecordId,
+    f: &FieldDef,
+    v: &'v Value,
+) -> Result<(Param<'v>, Param<'v>), StoreError> {
+    match v {
+        Value::Text(plain) if f.pii() => {
+            let (m, name) = (model.name().as_str(), f.name().as_str());
+            let sealed = keys.seal(m, name, id.as_uuid(), plain)?;
+            let blind = keys.blind(&blind_label(model, f), plain)?;
+            Ok((Param::Text(sealed.into()), Param::Text(blind.into())))
+        }
+        v => Ok((Param::from(v), Param::Null)),
+    }
 }
 
 /// `SELECT <columns> FROM "<model>"`.
@@ -52,18 +88,20 @@ fn select<'a, E: Exec>(model: &ModelDef) -> Query<'a> {
 /// One record by id, whatever its status.
 pub(crate) async fn get<E: Exec>(
     e: &E,
+    keys: &Keys,
     model: &ModelDef,
     id: RecordId,
 ) -> Result<Option<Record>, StoreError> {
     let mut q = select::<E>(model);
     q.push(" WHERE \"id\" = ").bind(id).cached();
-    e.row(&q, |r| record(r, model)).await
+    e.row(&q, |r| record(r, model, keys)).await
 }
 
 /// One record by id, locked against other writers until the transaction ends: what a write
 /// changes from, for its audit entry.
 async fn get_for_update<E: Exec>(
     e: &E,
+    keys: &Keys,
     model: &ModelDef,
     id: RecordId,
 ) -> Result<Option<Record>, StoreError> {
@@ -72,7 +110,7 @@ async fn get_for_update<E: Exec>(
         .bind(id)
         .push(E::DIALECT.for_update())
         .cached();
-    e.row(&q, |r| record(r, model)).await
+    e.row(&q, |r| record(r, model, keys)).await
 }
 
 /// Refuses references to records that do not exist or that the writer cannot see; the
@@ -114,6 +152,8 @@ async fn check_references<'v, E: Exec>(
 pub(crate) struct By<'a> {
     pub(crate) ctx: &'a WriteCtx,
     pub(crate) now: Timestamp,
+    /// The keys that seal the written pii values.
+    pub(crate) keys: &'a Keys,
 }
 
 fn idempotency_conflict(reason: &str) -> StoreError {
@@ -134,6 +174,7 @@ pub(crate) async fn create<E: Exec>(
     draft: Draft,
     idempotency: Option<(String, IdempotencyClaim)>,
 ) -> Result<Created, StoreError> {
+    let keys = by.keys;
     let (m, now, owner) = (model.name().as_str(), by.now, by.ctx.actor.user_id());
     let id = RecordId::new_v7();
     if let Some((scope, claim)) = &idempotency {
@@ -158,7 +199,7 @@ pub(crate) async fn create<E: Exec>(
                     "was already used with a different request body",
                 ));
             }
-            return match get(e, model, RecordId::from_uuid(earlier)).await? {
+            return match get(e, keys, model, RecordId::from_uuid(earlier)).await? {
                 Some(record) => Ok(Created {
                     record,
                     replayed: true,
@@ -180,7 +221,7 @@ pub(crate) async fn create<E: Exec>(
         version: 1,
         fields: draft.fields,
     };
-    insert(e, model, &record).await?;
+    insert(e, keys, model, &record).await?;
     let changes = audit::created(model, &record);
     audit::append(e, by, Action::Create, model, id, &changes).await?;
     Ok(Created {
@@ -192,6 +233,7 @@ pub(crate) async fn create<E: Exec>(
 /// Inserts a record as given (a create, or an import).
 pub(crate) async fn insert<E: Exec>(
     e: &E,
+    keys: &Keys,
     model: &ModelDef,
     record: &Record,
 ) -> Result<(), StoreError> {
@@ -200,6 +242,16 @@ pub(crate) async fn insert<E: Exec>(
         .ident(model.name().as_str())
         .push(" (");
     columns(&mut q, model);
+    let mut blinds = Vec::new();
+    let mut fields = Vec::with_capacity(model.fields().len());
+    for (f, v) in model.fields().iter().zip(&record.fields) {
+        let (value, blind) = stored(keys, model, record.id, f, v)?;
+        fields.push(value);
+        if f.pii() {
+            q.push(", ").ident(&blind_column(f.name().as_str()));
+            blinds.push(blind);
+        }
+    }
     let base = [
         record.id.into(),
         (&record.name).into(),
@@ -209,9 +261,8 @@ pub(crate) async fn insert<E: Exec>(
         record.owner_id.into(),
         record.version.into(),
     ];
-    let fields = (model.fields().iter().zip(&record.fields)).map(|(_, v)| Param::from(v));
     q.push(") VALUES (")
-        .bind_all(base.into_iter().chain(fields))
+        .bind_all(base.into_iter().chain(fields).chain(blinds))
         .push(")")
         .cached();
     e.execute(&q).await?;
@@ -228,8 +279,9 @@ pub(crate) async fn update<E: Exec>(
     patch: &Patch,
     expected: Option<i64>,
 ) -> Result<Record, StoreError> {
+    let keys = by.keys;
     check_references(e, vis, model, patch.changes()).await?;
-    let before = get_for_update(e, model, id).await?;
+    let before = get_for_update(e, keys, model, id).await?;
     let mut q = Query::new(E::DIALECT);
     q.push("UPDATE ").ident(model.name().as_str()).push(" SET ");
     if let Some(name) = &patch.name {
@@ -240,7 +292,17 @@ pub(crate) async fn update<E: Exec>(
     }
     for (f, v) in model.fields().iter().zip(&patch.fields) {
         if let Some(v) = v {
-            q.ident(f.name().as_str()).push(" = ").bind(v).push(", ");
+            let (value, blind) = stored(keys, model, id, f, v)?;
+            q.ident(f.name().as_str())
+                .push(" = ")
+                .bind(value)
+                .push(", ");
+            if f.pii() {
+                q.ident(&blind_column(f.name().as_str()))
+                    .push(" = ")
+                    .bind(blind)
+                    .push(", ");
+            }
         }
     }
     q.push("\"updated_at\" = ")
@@ -254,7 +316,7 @@ pub(crate) async fn update<E: Exec>(
     q.push(" RETURNING ");
     columns(&mut q, model);
     q.cached();
-    match (e.row(&q, |r| record(r, model)).await?, before) {
+    match (e.row(&q, |r| record(r, model, keys)).await?, before) {
         (Some(record), Some(before)) => {
             let changes = audit::updated(model, &before, &record);
             audit::append(e, by, Action::Update, model, id, &changes).await?;
@@ -328,13 +390,14 @@ pub(crate) async fn set_status<E: Exec>(
     change: StatusChange,
     expected: Option<i64>,
 ) -> Result<Record, StoreError> {
+    let keys = by.keys;
     let (to, guard) = match change {
         StatusChange::Delete => ("deleted", "\"status\" <> 'deleted'"),
         StatusChange::Restore => ("active", "\"status\" = 'deleted'"),
     };
     // A delete's audit entry says which status it changed from; a restore's is `deleted`.
     let from = match change {
-        StatusChange::Delete => get_for_update(e, model, id).await?.map(|r| r.status),
+        StatusChange::Delete => get_for_update(e, keys, model, id).await?.map(|r| r.status),
         StatusChange::Restore => Some(Status::Deleted),
     };
     let mut q = Query::new(E::DIALECT);
@@ -354,7 +417,7 @@ pub(crate) async fn set_status<E: Exec>(
     q.push(" RETURNING ");
     columns(&mut q, model);
     q.cached();
-    if let Some(record) = e.row(&q, |r| record(r, model)).await? {
+    if let Some(record) = e.row(&q, |r| record(r, model, keys)).await? {
         let (action, from) = match change {
             StatusChange::Delete => (Action::Delete, from.unwrap_or(Status::Active)),
             StatusChange::Restore => (Action::Restore, Status::Deleted),
@@ -387,8 +450,9 @@ pub(crate) async fn purge<E: Exec>(
     id: RecordId,
     expected: Option<i64>,
 ) -> Result<(), StoreError> {
+    let keys = by.keys;
     let m = model.name().as_str();
-    let before = get_for_update(e, model, id)
+    let before = get_for_update(e, keys, model, id)
         .await?
         .ok_or(StoreError::NotFound)?;
     let current = before.version;

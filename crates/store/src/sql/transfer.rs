@@ -25,6 +25,7 @@ pub(crate) fn refuse_destructive(plan: &Plan) -> Result<(), StoreError> {
 /// Refuses a target holding users or records of `schema`'s models, then inserts `lines`.
 pub(crate) async fn fill<E: Exec>(
     e: &E,
+    keys: &crate::Keys,
     schema: &Schema,
     lines: &[Line],
 ) -> Result<(), TransferError> {
@@ -47,8 +48,8 @@ pub(crate) async fn fill<E: Exec>(
     }
     for line in lines {
         let done = match &line.item {
-            Item::User(user) => accounts::import_user(e, user).await,
-            Item::Record(model, record) => records::insert(e, model, record).await,
+            Item::User(user) => accounts::import_user(e, keys, user).await,
+            Item::Record(model, record) => records::insert(e, keys, model, record).await,
         };
         done.map_err(|err| at(line.number, err))?;
     }

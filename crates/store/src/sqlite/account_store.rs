@@ -16,25 +16,36 @@ use uuid::Uuid;
 impl AccountStore for SqliteStore {
     async fn create_user(&self, ctx: &WriteCtx, user: NewUser) -> Result<User, StoreError> {
         let ctx = ctx.clone();
+        let keys = self.inner.keys.clone();
         self.write(move |w| {
             let now = w.now();
-            ready(accounts::create_user(&w.conn, By { ctx: &ctx, now }, user))
+            ready(accounts::create_user(
+                &w.conn,
+                By {
+                    ctx: &ctx,
+                    now,
+                    keys: &keys,
+                },
+                user,
+            ))
         })
         .await
     }
 
     async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
-        self.read_point(|c| ready(accounts::get_user(c, id))).await
+        self.read_point(|c| ready(accounts::get_user(c, &self.inner.keys, id)))
+            .await
     }
 
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
         let email = email.clone();
-        self.read_point(|c| ready(accounts::find_user_by_email(c, &email)))
+        self.read_point(|c| ready(accounts::find_user_by_email(c, &self.inner.keys, &email)))
             .await
     }
 
     async fn list_users(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<User>, StoreError> {
-        self.read(move |c| ready(accounts::list_users(c, after, limit)))
+        let keys = self.inner.keys.clone();
+        self.read(move |c| ready(accounts::list_users(c, &keys, after, limit)))
             .await
     }
 
@@ -46,11 +57,16 @@ impl AccountStore for SqliteStore {
         expected_version: Option<i64>,
     ) -> Result<User, StoreError> {
         let ctx = ctx.clone();
+        let keys = self.inner.keys.clone();
         self.write(move |w| {
             let now = w.now();
             ready(accounts::update_user(
                 &w.conn,
-                By { ctx: &ctx, now },
+                By {
+                    ctx: &ctx,
+                    now,
+                    keys: &keys,
+                },
                 id,
                 &changes,
                 expected_version,
@@ -61,9 +77,18 @@ impl AccountStore for SqliteStore {
 
     async fn delete_user(&self, ctx: &WriteCtx, id: Uuid) -> Result<(), StoreError> {
         let ctx = ctx.clone();
+        let keys = self.inner.keys.clone();
         self.write(move |w| {
             let now = w.now();
-            ready(accounts::delete_user(&w.conn, By { ctx: &ctx, now }, id))
+            ready(accounts::delete_user(
+                &w.conn,
+                By {
+                    ctx: &ctx,
+                    now,
+                    keys: &keys,
+                },
+                id,
+            ))
         })
         .await
     }
@@ -82,10 +107,12 @@ impl AccountStore for SqliteStore {
         started_at: Timestamp,
     ) -> Result<(), StoreError> {
         let (ctx, hash) = (ctx.clone(), token_hash.to_owned());
+        let keys = self.inner.keys.clone();
         self.write(move |w| {
             let by = By {
                 ctx: &ctx,
                 now: w.now(),
+                keys: &keys,
             };
             ready(accounts::insert_refresh(
                 &w.conn, by, user_id, family, &hash, expires_at, started_at,
@@ -103,10 +130,12 @@ impl AccountStore for SqliteStore {
         session_cutoff: Timestamp,
     ) -> Result<Refresh, StoreError> {
         let (ctx, old, new) = (ctx.clone(), old_hash.to_owned(), new_hash.to_owned());
+        let keys = self.inner.keys.clone();
         self.write(move |w| {
             let by = By {
                 ctx: &ctx,
                 now: w.now(),
+                keys: &keys,
             };
             ready(accounts::rotate_refresh(
                 &w.conn,
@@ -138,11 +167,16 @@ impl AccountStore for SqliteStore {
         token_hash: &str,
     ) -> Result<bool, StoreError> {
         let (ctx, hash) = (ctx.clone(), token_hash.to_owned());
+        let keys = self.inner.keys.clone();
         self.write(move |w| {
             let now = w.now();
             ready(accounts::revoke_refresh_family(
                 &w.conn,
-                By { ctx: &ctx, now },
+                By {
+                    ctx: &ctx,
+                    now,
+                    keys: &keys,
+                },
                 &hash,
             ))
         })
@@ -151,11 +185,16 @@ impl AccountStore for SqliteStore {
 
     async fn create_api_key(&self, ctx: &WriteCtx, key: NewApiKey) -> Result<ApiKey, StoreError> {
         let ctx = ctx.clone();
+        let keys = self.inner.keys.clone();
         self.write(move |w| {
             let now = w.now();
             ready(accounts::create_api_key(
                 &w.conn,
-                By { ctx: &ctx, now },
+                By {
+                    ctx: &ctx,
+                    now,
+                    keys: &keys,
+                },
                 key,
             ))
         })
@@ -164,7 +203,7 @@ impl AccountStore for SqliteStore {
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, User)>, StoreError> {
         let hash = key_hash.to_owned();
-        self.read_point(|c| ready(accounts::find_api_key(c, &hash)))
+        self.read_point(|c| ready(accounts::find_api_key(c, &self.inner.keys, &hash)))
             .await
     }
 
@@ -180,11 +219,16 @@ impl AccountStore for SqliteStore {
         owner: Option<Uuid>,
     ) -> Result<ApiKey, StoreError> {
         let ctx = ctx.clone();
+        let keys = self.inner.keys.clone();
         self.write(move |w| {
             let now = w.now();
             ready(accounts::revoke_api_key(
                 &w.conn,
-                By { ctx: &ctx, now },
+                By {
+                    ctx: &ctx,
+                    now,
+                    keys: &keys,
+                },
                 id,
                 owner,
             ))
@@ -193,7 +237,8 @@ impl AccountStore for SqliteStore {
     }
 
     async fn import_user(&self, user: User) -> Result<(), StoreError> {
-        self.write(move |w| ready(accounts::import_user(&w.conn, &user)))
+        let keys = self.inner.keys.clone();
+        self.write(move |w| ready(accounts::import_user(&w.conn, &keys, &user)))
             .await
     }
 

@@ -11,7 +11,8 @@ use rusqlite::{Connection, TransactionBehavior, params};
 
 /// Creates Plinth's own tables if they are missing, and adds the columns (and their indexes)
 /// later releases added to them.
-pub(super) fn init_internal(conn: &Connection) -> Result<(), StoreError> {
+/// With keys, also seals the emails of accounts from before emails were sealed.
+pub(super) fn init_internal(conn: &Connection, keys: &crate::Keys) -> Result<(), StoreError> {
     let d = Dialect::Sqlite;
     conn.execute_batch(&d.internal_tables()).map_err(map)?;
     for (table, column, ty, backfill) in ADDED_COLUMNS {
@@ -28,7 +29,17 @@ pub(super) fn init_internal(conn: &Connection) -> Result<(), StoreError> {
         }
         tx.commit().map_err(map)?;
     }
-    conn.execute_batch(ADDED_INDEXES).map_err(map)
+    conn.execute_batch(ADDED_INDEXES).map_err(map)?;
+    if keys.present() {
+        let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
+            .map_err(map)?;
+        let sealed = ready(crate::sql::accounts::seal_plain_emails(&*tx, keys))?;
+        tx.commit().map_err(map)?;
+        if sealed > 0 {
+            tracing::info!(accounts = sealed, "sealed the emails of existing accounts");
+        }
+    }
+    Ok(())
 }
 
 /// The declarations the last migration recorded.

@@ -28,7 +28,7 @@ use crate::sql::transfer as sql_transfer;
 use crate::sql::{audit, ready, records, sweep};
 use crate::transfer::{Line, TransferError};
 use crate::{AuditEntry, AuditEvent, AuditQuery, AuditVerdict};
-use crate::{Claim, Created, IdempotencyClaim, Page, Store, StoreError, WriteCtx};
+use crate::{Claim, Created, IdempotencyClaim, Keys, Page, Store, StoreError, WriteCtx};
 use async_trait::async_trait;
 use plinth_core::Timestamp;
 use plinth_core::migrate::Plan;
@@ -58,6 +58,9 @@ pub struct SqliteOptions {
     /// A claim taken before anything else (the lock file, see [`Store::claim`]): when it
     /// is refused, the database file is not created, opened or changed.
     pub claim: Option<Claim>,
+    /// The keys that seal personal data ([`Keys::missing`] unless set: then a model with
+    /// `pii` fields, or an account, cannot be written).
+    pub keys: Keys,
 }
 
 impl SqliteOptions {
@@ -71,6 +74,7 @@ impl SqliteOptions {
             read_only: false,
             query_timeout: Duration::from_secs(5),
             claim: None,
+            keys: Keys::missing(),
         }
     }
 }
@@ -94,6 +98,8 @@ struct Inner {
     claim: Mutex<Option<std::fs::File>>,
     /// Opened for reading only: close neither optimises nor checkpoints.
     read_only: bool,
+    /// The keys that seal personal data.
+    keys: Keys,
 }
 
 impl SqliteStore {
@@ -118,7 +124,7 @@ impl SqliteStore {
         }
         let writer = open_conn(&opts.path, opts.busy_timeout, opts.read_only)?;
         if !opts.read_only {
-            ddl::init_internal(&writer)?;
+            ddl::init_internal(&writer, &opts.keys)?;
         }
         let readers = (0..opts.readers.max(1))
             .map(|_| open_conn(&opts.path, opts.busy_timeout, true))
@@ -133,6 +139,7 @@ impl SqliteStore {
                 schema: RwLock::new(Arc::new(empty)),
                 claim: Mutex::new(claim),
                 read_only: opts.read_only,
+                keys: opts.keys.clone(),
             }),
         })
     }
@@ -251,7 +258,7 @@ impl Store for SqliteStore {
     }
 
     async fn import(&self, schema: &Schema, lines: Vec<Line>) -> Result<(), TransferError> {
-        let target = schema.clone();
+        let (target, keys) = (schema.clone(), self.inner.keys.clone());
         self.exclusive(move |w| {
             let tx = w
                 .conn
@@ -259,7 +266,7 @@ impl Store for SqliteStore {
                 .map_err(errors::map)?;
             let filled = ddl::migrate_in(&tx, &target, &sql_transfer::refuse_destructive)
                 .map_err(TransferError::from)
-                .and_then(|_| ready(sql_transfer::fill(&*tx, &target, &lines)));
+                .and_then(|_| ready(sql_transfer::fill(&*tx, &keys, &target, &lines)));
             // Dropped uncommitted on failure: rolled back, nothing left behind.
             if filled.is_ok() {
                 tx.commit().map_err(errors::map)?;
@@ -316,11 +323,16 @@ impl Store for SqliteStore {
         let model = Arc::clone(model);
         let scope = idempotency_scope(ctx);
         let (vis, ctx) = (self.visibility(ctx), ctx.clone());
+        let keys = self.inner.keys.clone();
         self.write(move |w| {
             let now = w.now();
             ready(records::create(
                 &w.conn,
-                By { ctx: &ctx, now },
+                By {
+                    ctx: &ctx,
+                    now,
+                    keys: &keys,
+                },
                 &vis,
                 &model,
                 draft,
@@ -331,7 +343,8 @@ impl Store for SqliteStore {
     }
 
     async fn get(&self, model: &Arc<ModelDef>, id: RecordId) -> Result<Option<Record>, StoreError> {
-        self.read_point(|c| ready(records::get(c, model, id))).await
+        self.read_point(|c| ready(records::get(c, &self.inner.keys, model, id)))
+            .await
     }
 
     async fn list(
@@ -341,10 +354,11 @@ impl Store for SqliteStore {
         scope: ListScope,
     ) -> Result<Page, StoreError> {
         let (model, query) = (Arc::clone(model), query.clone());
+        let keys = self.inner.keys.clone();
         self.inner
             .readers
             .list(query.has_pattern(), move |c| {
-                ready(crate::sql::list::list(c, &model, &query, scope))
+                ready(crate::sql::list::list(c, &keys, &model, &query, scope))
             })
             .await
     }
@@ -359,11 +373,16 @@ impl Store for SqliteStore {
     ) -> Result<Record, StoreError> {
         let model = Arc::clone(model);
         let (vis, ctx) = (self.visibility(ctx), ctx.clone());
+        let keys = self.inner.keys.clone();
         self.write(move |w| {
             let now = w.now();
             ready(records::update(
                 &w.conn,
-                By { ctx: &ctx, now },
+                By {
+                    ctx: &ctx,
+                    now,
+                    keys: &keys,
+                },
                 &vis,
                 &model,
                 id,
@@ -382,11 +401,16 @@ impl Store for SqliteStore {
         expected_version: Option<i64>,
     ) -> Result<Record, StoreError> {
         let (model, ctx) = (Arc::clone(model), ctx.clone());
+        let keys = self.inner.keys.clone();
         self.write(move |w| {
             let now = w.now();
             ready(records::set_status(
                 &w.conn,
-                By { ctx: &ctx, now },
+                By {
+                    ctx: &ctx,
+                    now,
+                    keys: &keys,
+                },
                 &model,
                 id,
                 StatusChange::Delete,
@@ -403,11 +427,16 @@ impl Store for SqliteStore {
         id: RecordId,
     ) -> Result<Record, StoreError> {
         let (model, ctx) = (Arc::clone(model), ctx.clone());
+        let keys = self.inner.keys.clone();
         self.write(move |w| {
             let now = w.now();
             ready(records::set_status(
                 &w.conn,
-                By { ctx: &ctx, now },
+                By {
+                    ctx: &ctx,
+                    now,
+                    keys: &keys,
+                },
                 &model,
                 id,
                 StatusChange::Restore,
@@ -425,11 +454,16 @@ impl Store for SqliteStore {
         expected_version: Option<i64>,
     ) -> Result<(), StoreError> {
         let (model, schema, ctx) = (Arc::clone(model), self.schema(), ctx.clone());
+        let keys = self.inner.keys.clone();
         self.write(move |w| {
             let now = w.now();
             ready(records::purge(
                 &w.conn,
-                By { ctx: &ctx, now },
+                By {
+                    ctx: &ctx,
+                    now,
+                    keys: &keys,
+                },
                 &schema,
                 &model,
                 id,
@@ -440,8 +474,8 @@ impl Store for SqliteStore {
     }
 
     async fn import_record(&self, model: &Arc<ModelDef>, record: Record) -> Result<(), StoreError> {
-        let model = Arc::clone(model);
-        self.write(move |w| ready(records::insert(&w.conn, &model, &record)))
+        let (model, keys) = (Arc::clone(model), self.inner.keys.clone());
+        self.write(move |w| ready(records::insert(&w.conn, &keys, &model, &record)))
             .await
     }
 
@@ -457,10 +491,12 @@ impl Store for SqliteStore {
 
     async fn audit_event(&self, ctx: &WriteCtx, event: AuditEvent) -> Result<(), StoreError> {
         let ctx = ctx.clone();
+        let keys = self.inner.keys.clone();
         self.write(move |w| {
             let by = By {
                 ctx: &ctx,
                 now: w.now(),
+                keys: &keys,
             };
             ready(audit::append_event(
                 &w.conn,

@@ -45,7 +45,7 @@ async fn a_read_that_panics_gives_its_connection_back() {
 fn the_refresh_sweep_reads_no_whole_table() {
     let dir = tempfile::tempdir().expect("temp dir");
     let conn = rusqlite::Connection::open(dir.path().join("db.sqlite")).expect("open");
-    super::ddl::init_internal(&conn).expect("internal tables");
+    super::ddl::init_internal(&conn, &crate::Keys::missing()).expect("internal tables");
     let now = plinth_core::Timestamp::from_system(std::time::SystemTime::now());
     let q = crate::sql::sweep::refresh_sweep(crate::sql::Dialect::Sqlite, now, now, 100);
     let mut stmt = conn

@@ -22,6 +22,7 @@ async fn a_write_blocked_by_another_process_is_unavailable_not_internal() {
     let path = dir.path().join("plinth.db");
     let mut opts = SqliteOptions::new(&path);
     opts.busy_timeout = Duration::from_millis(200);
+    opts.keys = crate::contract::test_keys();
     let store = SqliteStore::open(opts).await.expect("open");
     let schema = Schema::from_decls(&[]).expect("schema");
     store.migrate(&schema, false).await.expect("migrate");

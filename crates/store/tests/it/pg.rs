@@ -49,6 +49,7 @@ impl Database {
         for _ in 0..n {
             let mut options = PgOptions::new(self.url());
             options.pool_size = 2;
+            options.keys = crate::contract::test_keys();
             out.push(Arc::new(
                 PgStore::open(options)
                     .await

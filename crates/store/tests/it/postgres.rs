@@ -359,6 +359,7 @@ async fn the_statement_timeout_ends_a_write_stuck_behind_a_lock_as_unavailable()
     let database = Database::create(&server).await;
     let mut options = PgOptions::new(database.url());
     options.statement_timeout = Duration::from_millis(300);
+    options.keys = crate::contract::test_keys();
     let store = PgStore::open(options).await.expect("open the store");
     let schema = Schema::from_decls(&[]).expect("the default schema");
     store.migrate(&schema, false).await.expect("migrate");
@@ -419,9 +420,9 @@ async fn a_full_disk_is_unavailable_and_leaves_nothing_behind() {
         return;
     };
     let database = Database::create(&server).await;
-    let store = PgStore::open(PgOptions::new(database.url()))
-        .await
-        .expect("open the store");
+    let mut options = PgOptions::new(database.url());
+    options.keys = crate::contract::test_keys();
+    let store = PgStore::open(options).await.expect("open the store");
     let schema = Schema::from_decls(&[]).expect("the default schema");
     store.migrate(&schema, false).await.expect("migrate");
     let model = schema.model("resource").expect("resource").clone();

@@ -7,7 +7,10 @@
 
 use crate::pg;
 use plinth_core::Timestamp;
-use plinth_store::{AuditVerdict, PgOptions, PgStore, Refresh, SqliteOptions, SqliteStore, Store};
+use plinth_core::auth::Email;
+use plinth_store::{
+    AuditVerdict, Keys, PgOptions, PgStore, Refresh, SqliteOptions, SqliteStore, Store,
+};
 use std::time::{Duration, SystemTime};
 
 /// The first layout of the refresh-token table, `{uuid}` and `{time}` per engine.
@@ -241,4 +244,101 @@ async fn postgres_adds_the_audit_indexes_and_checkpoints_to_an_old_audit_table()
         .expect("the indexes");
     let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(names, AUDIT_INDEXES);
+}
+
+/// An account stored before emails were sealed: its email in plaintext, `email_norm` the
+/// normalized email.
+const OLD_ACCOUNT: &str = "INSERT INTO _plinth_users (id, email, email_norm, role, password_hash, created_at, updated_at, version) \
+     VALUES ('0192f1c4-7a1e-7c3a-9b2d-000000000002', 'Old.Timer@Example.com', 'old.timer@example.com', 'user', 'x', {t}, {t}, 1)";
+
+/// Opened with keys, the old account's email is sealed (no plaintext left in the row), it
+/// still signs in by email in any case and reads back as written; a second open changes
+/// nothing.
+async fn check_emails_sealed(
+    open: impl AsyncFn() -> Box<dyn Store>,
+    raw: impl AsyncFn() -> String,
+) {
+    for _ in 0..2 {
+        let store = open().await;
+        let email = Email::parse("old.timer@EXAMPLE.com").expect("email");
+        let user = store
+            .find_user_by_email(&email)
+            .await
+            .expect("find")
+            .expect("the old account signs in by email");
+        assert_eq!(user.email, "Old.Timer@Example.com");
+        store.close().await;
+        let row = raw().await;
+        assert!(!row.to_lowercase().contains("old.timer"), "{row}");
+        assert!(row.contains("v1:"), "{row}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_seals_the_emails_of_old_accounts() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("plinth.db");
+    // Plinth's tables as a keyless open makes them, then an account as an older release
+    // stored it.
+    let old = SqliteStore::open(SqliteOptions::new(path.clone()))
+        .await
+        .expect("open without keys");
+    old.close().await;
+    rusqlite::Connection::open(&path)
+        .expect("open")
+        .execute_batch(&OLD_ACCOUNT.replace("{t}", "0"))
+        .expect("the old account");
+    let keys = crate::contract::test_keys();
+    check_emails_sealed(
+        async || {
+            let mut options = SqliteOptions::new(path.clone());
+            options.keys = keys.clone();
+            Box::new(SqliteStore::open(options).await.expect("open")) as Box<dyn Store>
+        },
+        async || {
+            rusqlite::Connection::open(&path)
+                .expect("open")
+                .query_row(
+                    "SELECT email || ' ' || email_norm FROM _plinth_users",
+                    [],
+                    |r| r.get(0),
+                )
+                .expect("the row")
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_seals_the_emails_of_old_accounts() {
+    let Some(server) = pg::server("upgrade::postgres_seals_the_emails_of_old_accounts") else {
+        return;
+    };
+    let db = pg::Database::create(&server).await;
+    let url = db.url();
+    let old = PgStore::open(PgOptions::new(url.clone()))
+        .await
+        .expect("open without keys");
+    old.close().await;
+    let client = db.inspect().await;
+    client
+        .batch_execute(&OLD_ACCOUNT.replace("{t}", "now()"))
+        .await
+        .expect("the old account");
+    let keys: Keys = crate::contract::test_keys();
+    check_emails_sealed(
+        async || {
+            let mut options = PgOptions::new(url.clone());
+            options.keys = keys.clone();
+            Box::new(PgStore::open(options).await.expect("open")) as Box<dyn Store>
+        },
+        async || {
+            client
+                .query_one("SELECT email || ' ' || email_norm FROM _plinth_users", &[])
+                .await
+                .expect("the row")
+                .get(0)
+        },
+    )
+    .await;
 }

@@ -199,10 +199,23 @@ fn environment_modes() {
     let err = load_err(&args(&f), &[(env::JWT_SECRET, "short")]);
     assert!(err.contains("at least 32 bytes"), "{err}");
     let strong = "q1W8m0pX3r9ZkT2vL7cN5bY4hJ6gF0dS8aE2uI1oP9lK3jH";
-    let c = load_ok(&args(&from_file), None, &[(env::JWT_SECRET, strong)]);
+    // Production also refuses to start without explicit encryption keys.
+    let err = load_err(&args(&from_file), &[(env::JWT_SECRET, strong)]);
+    assert!(
+        err.contains("PLINTH_ENCRYPTION_KEYS") && err.contains("plinth keys encryption"),
+        "{err}"
+    );
+    let keys = "index=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\nk1=ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+    let c = load_ok(
+        &args(&from_file),
+        None,
+        &[(env::JWT_SECRET, strong), (env::ENCRYPTION_KEYS, keys)],
+    );
     assert_eq!(c.settings.env, Environment::Production);
-    assert!(!format!("{c:?}").contains(strong), "the key never prints");
-    assert!(!c.render().contains(strong), "the key never prints");
+    for secret in [strong, "AAECAwQF", "ICEiIyQl"] {
+        assert!(!format!("{c:?}").contains(secret), "a key printed");
+        assert!(!c.render().contains(secret), "a key printed");
+    }
     let c = load_ok(&args(&from_file), None, &[(env::ENV, "development")]);
     assert_eq!(
         c.settings.env,

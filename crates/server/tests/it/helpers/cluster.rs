@@ -334,6 +334,7 @@ impl TestApp {
         let mut options = PgOptions::new(primary.db_url(database));
         options.read_url = Some(replica.db_url(database));
         options.pool_size = 4;
+        options.keys = super::test_keys();
         let store: Arc<dyn Store> = Arc::new(
             PgStore::open(options)
                 .await

@@ -245,7 +245,7 @@ fn sqlite_sql(conn: &Connection, model: &ModelDef, query: &ListQuery) -> (String
         seen: RefCell::default(),
     };
     let scope = ListScope::OwnedBy(Uuid::nil());
-    ready(list(&rec, model, query, scope)).expect("the statement runs");
+    ready(list(&rec, &crate::Keys::missing(), model, query, scope)).expect("the statement runs");
     let mut seen = rec.seen.into_inner();
     assert_eq!(seen.len(), 1, "one statement per list");
     seen.remove(0)
@@ -255,7 +255,14 @@ fn postgres_sql(model: &ModelDef, query: &ListQuery) -> (String, usize) {
     let pg = PgText {
         seen: RefCell::default(),
     };
-    ready(list(&pg, model, query, ListScope::All)).expect("built");
+    ready(list(
+        &pg,
+        &crate::Keys::missing(),
+        model,
+        query,
+        ListScope::All,
+    ))
+    .expect("built");
     let mut seen = pg.seen.into_inner();
     assert_eq!(seen.len(), 1, "one statement per list");
     seen.remove(0)
@@ -271,7 +278,7 @@ fn database() -> (tempfile::TempDir, Connection) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut conn =
         open_conn(&dir.path().join("props.db"), Duration::from_secs(5), false).expect("open");
-    ddl::init_internal(&conn).expect("internal tables");
+    ddl::init_internal(&conn, &crate::Keys::missing()).expect("internal tables");
     let schema = Schema::from_decls(&[model().decl().clone()]).expect("schema");
     ddl::migrate(&mut conn, &schema, false).expect("migrate");
     (dir, conn)

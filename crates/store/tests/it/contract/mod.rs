@@ -17,7 +17,7 @@ use plinth_core::{
     Schema,
 };
 use plinth_store::{
-    NewUser, PgOptions, PgStore, SqliteOptions, SqliteStore, Store, User, WriteCtx,
+    Keyring, Keys, NewUser, PgOptions, PgStore, SqliteOptions, SqliteStore, Store, User, WriteCtx,
 };
 use plinth_testkit::PgDatabase;
 use serde_json::Value as Json;
@@ -59,6 +59,7 @@ mod audit;
 mod events;
 mod keys;
 mod lists;
+mod pii;
 mod records;
 mod references;
 mod refresh;
@@ -81,7 +82,9 @@ impl Engine {
     /// A store over a new SQLite file.
     pub(crate) async fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("create a temporary directory");
-        let store = SqliteStore::open(SqliteOptions::new(dir.path().join("plinth.db")))
+        let mut options = SqliteOptions::new(dir.path().join("plinth.db"));
+        options.keys = test_keys();
+        let store = SqliteStore::open(options)
             .await
             .expect("open the SQLite store");
         Self {
@@ -102,6 +105,7 @@ impl Engine {
         let db = PgDatabase::create(server).await;
         let mut options = PgOptions::new(db.url());
         options.pool_size = 4;
+        options.keys = test_keys();
         let store = PgStore::open(options)
             .await
             .expect("open the PostgreSQL store");
@@ -137,6 +141,33 @@ impl Engine {
             conn.execute_batch(sql)
                 .unwrap_or_else(|e| panic!("raw SQL {sql}: {e}"));
         }
+    }
+
+    /// Every byte the database holds for `table`, as text: on PostgreSQL each row's text
+    /// form; on SQLite the database file and its write-ahead log, whole (so nothing the
+    /// store wrote anywhere escapes the scan).
+    pub(crate) async fn raw_contents(&self, table: &str) -> String {
+        if let Some(db) = &self._postgres {
+            let client = db.connect().await;
+            let rows = client
+                .query(&format!("SELECT t::text FROM \"{table}\" t"), &[])
+                .await
+                .expect("read the raw table");
+            return rows
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
+        let mut out = String::new();
+        if let Some(dir) = &self._sqlite_dir {
+            for name in ["plinth.db", "plinth.db-wal"] {
+                if let Ok(bytes) = std::fs::read(dir.path().join(name)) {
+                    out.push_str(&String::from_utf8_lossy(&bytes));
+                }
+            }
+        }
+        out
     }
 
     /// Whether the engine is PostgreSQL (for the few capabilities only it has).
@@ -177,6 +208,14 @@ impl Engine {
             .expect("get")
             .expect("the record exists")
     }
+}
+
+/// The keys of every store this test process opens (stores over one database, as
+/// instances sharing it, read each other's sealed values).
+pub(crate) fn test_keys() -> Keys {
+    static KEYS: std::sync::OnceLock<Keys> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| Keys::fixed(Keyring::generate().expect("generate test keys")))
+        .clone()
 }
 
 /// The start of a session (a refresh-token family) begun now.
