@@ -166,60 +166,145 @@ pub(crate) struct Subject<'a> {
     changes: &'a Json,
 }
 
-/// The one way an entry is written, for record writes and events alike: reads the chain's
-/// head (under the lock on PostgreSQL), hashes the entry onto it and inserts it.
+/// The one way an entry is written, for record writes, events and checkpoints alike: the
+/// entry is drafted, then either handed to the connection's [`AuditBatch`] (the SQLite
+/// writer appends a group commit's entries together, before its commit) or appended at the
+/// chain's head now. Returns the entry's `seq` (0 when it was handed over).
 async fn append_entry<E: Exec>(e: &E, by: By<'_>, s: &Subject<'_>) -> Result<i64, StoreError> {
+    let drafted = draft(by, s);
+    let drafted = match e.audit_batch() {
+        Some(batch) => match batch.defer(drafted) {
+            None => return Ok(0),
+            Some(back) => back,
+        },
+        None => drafted,
+    };
+    append_all(e, vec![drafted]).await
+}
+
+/// Appends at the chain's head now, never through a batch: for the prune, which needs the
+/// `seq` of its checkpoint entry.
+async fn append_now<E: Exec>(e: &E, by: By<'_>, s: &Subject<'_>) -> Result<i64, StoreError> {
+    append_all(e, vec![draft(by, s)]).await
+}
+
+/// An entry before its place in the chain: every field but `seq`, `prev_hash` and `hash`,
+/// and its `changes` as the text to store.
+#[derive(Debug)]
+pub(crate) struct Drafted {
+    entry: AuditEntry,
+    changes: String,
+}
+
+fn draft(by: By<'_>, s: &Subject<'_>) -> Drafted {
+    let (ctx, at) = (by.ctx, by.now);
+    let (kind, actor_id, label) = actor(ctx);
+    Drafted {
+        entry: AuditEntry {
+            seq: 0,
+            at,
+            actor_kind: kind.to_owned(),
+            actor_id,
+            actor_label: label.to_owned(),
+            action: s.action.to_owned(),
+            model: s.model.map(str::to_owned),
+            record_id: s.target.map(RecordId::from_uuid),
+            request_id: ctx.request_id.clone(),
+            client_addr: ctx.client_addr.clone(),
+            changes: Json::Null,
+            prev_hash: String::new(),
+            hash: String::new(),
+        },
+        changes: s.changes.to_string(),
+    }
+}
+
+/// Entries a connection collects to append together at the end of its transaction: the
+/// SQLite writer's group commit, where one head read and one run of inserts outside the
+/// jobs' savepoints replace a read and an insert inside each.
+#[derive(Debug, Default)]
+pub(crate) struct AuditBatch(std::cell::RefCell<Option<Vec<Drafted>>>);
+
+impl AuditBatch {
+    /// Starts collecting (a group commit begins).
+    pub(crate) fn open(&self) {
+        *self.0.borrow_mut() = Some(Vec::new());
+    }
+
+    /// How many entries are held: a job's mark, to [`truncate`](Self::truncate) to if its
+    /// savepoint is rolled back.
+    pub(crate) fn len(&self) -> usize {
+        self.0.borrow().as_ref().map_or(0, Vec::len)
+    }
+
+    /// Drops the entries of a rolled-back job.
+    pub(crate) fn truncate(&self, mark: usize) {
+        if let Some(held) = self.0.borrow_mut().as_mut() {
+            held.truncate(mark);
+        }
+    }
+
+    /// Stops collecting; the entries to append before the commit.
+    pub(crate) fn close(&self) -> Vec<Drafted> {
+        self.0.borrow_mut().take().unwrap_or_default()
+    }
+
+    /// Holds `d` if collecting; gives it back otherwise.
+    fn defer(&self, d: Drafted) -> Option<Drafted> {
+        match self.0.borrow_mut().as_mut() {
+            Some(held) => {
+                held.push(d);
+                None
+            }
+            None => Some(d),
+        }
+    }
+}
+
+/// Appends `drafted`, in order, at the chain's head (under the lock on PostgreSQL): each
+/// gets the next `seq`, the previous entry's hash and its own. Returns the last `seq`.
+pub(crate) async fn append_all<E: Exec>(e: &E, drafted: Vec<Drafted>) -> Result<i64, StoreError> {
     lock(e).await?;
     let mut q = Query::new(E::DIALECT);
     q.push("SELECT seq, hash FROM _plinth_audit ORDER BY seq DESC LIMIT 1")
         .cached();
     let head = e.row(&q, |r| Ok((r.int(0)?, r.text(1)?))).await?;
-    let (seq, prev_hash) = head.map_or((1, String::new()), |(s, h)| (s + 1, h));
-    let (ctx, at) = (by.ctx, by.now);
-    let (kind, actor_id, label) = actor(ctx);
-    let mut entry = AuditEntry {
-        seq,
-        at,
-        actor_kind: kind.to_owned(),
-        actor_id,
-        actor_label: label.to_owned(),
-        action: s.action.to_owned(),
-        model: s.model.map(str::to_owned),
-        record_id: s.target.map(RecordId::from_uuid),
-        request_id: ctx.request_id.clone(),
-        client_addr: ctx.client_addr.clone(),
-        changes: Json::Null,
-        prev_hash,
-        hash: String::new(),
-    };
-    let text = s.changes.to_string();
-    entry.hash = hash(&entry, &text);
-    let mut q = Query::new(E::DIALECT);
-    q.push("INSERT INTO _plinth_audit (")
-        .push(COLUMNS)
-        .push(") VALUES (")
-        .bind_all([
-            entry.seq.into(),
-            entry.at.into(),
-            kind.into(),
-            entry.actor_id.into(),
-            label.into(),
-            s.action.into(),
-            s.model.map_or(super::Param::Null, Into::into),
-            s.target.into(),
-            (&entry.request_id).into(),
-            entry
-                .client_addr
-                .as_ref()
-                .map_or(super::Param::Null, Into::into),
-            (&text).into(),
-            (&entry.prev_hash).into(),
-            (&entry.hash).into(),
-        ])
-        .push(")")
-        .cached();
-    e.execute(&q).await?;
-    Ok(entry.seq)
+    let (mut seq, mut prev_hash) = head.unwrap_or((0, String::new()));
+    for Drafted { mut entry, changes } in drafted {
+        seq += 1;
+        entry.seq = seq;
+        entry.prev_hash = prev_hash;
+        entry.hash = hash(&entry, &changes);
+        let mut q = Query::new(E::DIALECT);
+        q.push("INSERT INTO _plinth_audit (")
+            .push(COLUMNS)
+            .push(") VALUES (")
+            .bind_all([
+                entry.seq.into(),
+                entry.at.into(),
+                (&entry.actor_kind).into(),
+                entry.actor_id.into(),
+                (&entry.actor_label).into(),
+                (&entry.action).into(),
+                entry.model.as_ref().map_or(super::Param::Null, Into::into),
+                entry
+                    .record_id
+                    .map_or(super::Param::Null, |r| (*r.as_uuid()).into()),
+                (&entry.request_id).into(),
+                entry
+                    .client_addr
+                    .as_ref()
+                    .map_or(super::Param::Null, Into::into),
+                (&changes).into(),
+                (&entry.prev_hash).into(),
+                (&entry.hash).into(),
+            ])
+            .push(")")
+            .cached();
+        e.execute(&q).await?;
+        prev_hash = entry.hash;
+    }
+    Ok(seq)
 }
 
 /// One stored entry and its `changes` as stored (what its hash covers).
@@ -385,7 +470,7 @@ pub(crate) async fn prune<E: Exec>(
         now,
         keys: &keys,
     };
-    let entry_seq = append_entry(e, by, &subject).await?;
+    let entry_seq = append_now(e, by, &subject).await?;
     let mut q = Query::new(E::DIALECT);
     q.push("DELETE FROM _plinth_audit WHERE seq <= ")
         .bind(last_seq);

@@ -332,6 +332,12 @@ pub(crate) trait Exec {
 
     /// Runs statements without parameters (DDL), separated by `;`.
     async fn batch(&self, sql: &str) -> Result<(), StoreError>;
+
+    /// Where this connection collects audit entries to append at its transaction's end, if
+    /// it does (the SQLite writer's connection during a group commit).
+    fn audit_batch(&self) -> Option<&audit::AuditBatch> {
+        None
+    }
 }
 
 /// Runs a future that never suspends (a SQLite [`Exec`]'s) to its end on this thread.

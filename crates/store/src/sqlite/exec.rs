@@ -4,6 +4,7 @@
 
 use super::errors::map;
 use crate::StoreError;
+use crate::sql::audit::AuditBatch;
 use crate::sql::{Dialect, Exec, Param, Query, SqlRow, unreadable};
 use plinth_core::schema::ValueKind;
 use plinth_core::{RecordId, Timestamp, Value};
@@ -63,6 +64,70 @@ impl Exec for Connection {
 
     async fn batch(&self, sql: &str) -> Result<(), StoreError> {
         self.execute_batch(sql).map_err(map)
+    }
+}
+
+/// The writer's connection: a [`Connection`] that, during a group commit, collects the
+/// jobs' audit entries for the writer to append together before the commit.
+#[derive(Debug)]
+pub(super) struct WriteConn {
+    conn: Connection,
+    pub(super) audit: AuditBatch,
+}
+
+impl WriteConn {
+    pub(super) fn new(conn: Connection) -> Self {
+        Self {
+            conn,
+            audit: AuditBatch::default(),
+        }
+    }
+}
+
+impl std::ops::Deref for WriteConn {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for WriteConn {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+impl Exec for WriteConn {
+    const DIALECT: Dialect = Dialect::Sqlite;
+    type Row<'r> = Row<'r>;
+
+    async fn rows<T>(
+        &self,
+        q: &Query<'_>,
+        f: impl FnMut(&Row<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<Vec<T>, StoreError> {
+        Exec::rows(&self.conn, q, f).await
+    }
+
+    async fn row<T>(
+        &self,
+        q: &Query<'_>,
+        f: impl FnOnce(&Row<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<Option<T>, StoreError> {
+        Exec::row(&self.conn, q, f).await
+    }
+
+    async fn execute(&self, q: &Query<'_>) -> Result<u64, StoreError> {
+        Exec::execute(&self.conn, q).await
+    }
+
+    async fn batch(&self, sql: &str) -> Result<(), StoreError> {
+        Exec::batch(&self.conn, sql).await
+    }
+
+    fn audit_batch(&self) -> Option<&AuditBatch> {
+        Some(&self.audit)
     }
 }
 

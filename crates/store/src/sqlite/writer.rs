@@ -7,7 +7,9 @@
 //! acknowledged write is committed, and every refused one left nothing behind.
 
 use super::errors::map;
+use super::exec::WriteConn;
 use crate::StoreError;
+use crate::sql::{audit, ready};
 use plinth_core::Timestamp;
 use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -21,7 +23,7 @@ pub(super) const QUEUE: usize = 4096;
 /// The write connection and its clock.
 #[derive(Debug)]
 pub(super) struct Writer {
-    pub(super) conn: Connection,
+    pub(super) conn: WriteConn,
     /// Creation and update times are strictly increasing in commit order, so keyset
     /// pagination on `created_at` never misses a record committed after a page was read.
     last_ts: Timestamp,
@@ -31,7 +33,7 @@ pub(super) struct Writer {
 impl Writer {
     pub(super) fn new(conn: Connection) -> Self {
         Self {
-            conn,
+            conn: WriteConn::new(conn),
             last_ts: Timestamp::from_system(std::time::UNIX_EPOCH),
             closed: false,
         }
@@ -200,11 +202,16 @@ fn commit_batch(w: &mut Writer, mut batch: Vec<Box<dyn Job>>) {
         }
         return;
     }
+    // The jobs' audit entries are held, then appended together after the last job: outside
+    // the savepoints, and with one read of the chain's head.
+    w.conn.audit.open();
     for job in &mut batch {
+        let mark = w.conn.audit.len();
         let outcome = exec(&w.conn, "SAVEPOINT job").map(|()| job.run(w));
         let kept = match outcome {
             Ok(true) => exec(&w.conn, "RELEASE job"),
             Ok(false) => {
+                w.conn.audit.truncate(mark);
                 exec(&w.conn, "ROLLBACK TO job").and_then(|()| exec(&w.conn, "RELEASE job"))
             }
             Err(e) => Err(e),
@@ -212,13 +219,19 @@ fn commit_batch(w: &mut Writer, mut batch: Vec<Box<dyn Job>>) {
         if let Err(e) = kept {
             // The transaction is in an unknown state: give up on the whole batch.
             tracing::error!(error = %e, "savepoint handling failed; rolling back the batch");
-            let _ = w.conn.execute_batch("ROLLBACK");
-            let why = e.to_string();
-            for job in batch {
-                job.finish(Some(&why));
-            }
+            w.conn.audit.close();
+            fail_batch(w, batch, &e);
             return;
         }
+    }
+    let entries = w.conn.audit.close();
+    if !entries.is_empty()
+        && let Err(e) = ready(audit::append_all(&w.conn, entries))
+    {
+        // No write may commit without its entry.
+        tracing::error!(error = %e, "appending the audit entries failed; rolling back the batch");
+        fail_batch(w, batch, &e);
+        return;
     }
     let failed = match exec(&w.conn, "COMMIT") {
         Ok(()) => None,
@@ -229,5 +242,14 @@ fn commit_batch(w: &mut Writer, mut batch: Vec<Box<dyn Job>>) {
     };
     for job in batch {
         job.finish(failed.as_deref());
+    }
+}
+
+/// Rolls the batch back and fails every job in it with `e`.
+fn fail_batch(w: &mut Writer, batch: Vec<Box<dyn Job>>, e: &StoreError) {
+    let _ = w.conn.execute_batch("ROLLBACK");
+    let why = e.to_string();
+    for job in batch {
+        job.finish(Some(&why));
     }
 }

@@ -18,6 +18,7 @@ contract!(
     queries_filter_by_actor_action_model_record_and_time_and_page_both_ways,
     a_prune_seals_a_checkpoint_and_what_remains_verifies,
     verify_finds_a_checkpoint_or_pruned_remainder_tampered_through_sql,
+    concurrent_writes_some_refused_append_one_entry_per_kept_write,
 );
 
 async fn entries(e: &Engine) -> Vec<AuditEntry> {
@@ -548,4 +549,62 @@ async fn verify_finds_a_checkpoint_or_pruned_remainder_tampered_through_sql(e: &
     )
     .await;
     assert_eq!(verify(e).await, broken(6, AuditBreak::Hash));
+}
+
+/// Many writes at once, every other one refused (a taken unique value): SQLite's writer
+/// commits them in groups, holding their entries until the group's last job, and must drop
+/// a refused job's entry with its savepoint; PostgreSQL's instances chain under the lock.
+/// Either way: one entry per kept write, none for a refused one, one unbroken chain.
+async fn concurrent_writes_some_refused_append_one_entry_per_kept_write(e: &Engine) {
+    let s = e.migrate(decls()).await;
+    let customer = model(&s, "customer");
+    let before = entries(e).await.len();
+    let writes = (0..64).map(|i| {
+        let (store, customer) = (e.store.clone(), customer.clone());
+        // Pairs share an email: one of each pair is refused.
+        let body = json!({"name": format!("c{i}"), "email": format!("p{}@example.org", i / 2)});
+        async move {
+            let d = draft(&customer, &body);
+            store.create(&admin(), &customer, d, None).await
+        }
+    });
+    let results = futures_join_all(writes).await;
+    let kept: Vec<RecordId> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().map(|c| c.record.id))
+        .collect();
+    assert_eq!(kept.len(), 32, "one of each pair is kept");
+    for r in &results {
+        if let Err(err) = r {
+            assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+        }
+    }
+    let after = entries(e).await;
+    let created: Vec<RecordId> = after[before..]
+        .iter()
+        .filter(|x| x.action == "record.create")
+        .filter_map(|x| x.record_id)
+        .collect();
+    assert_eq!(after.len() - before, 32, "one entry per kept write");
+    let mut expected = kept.clone();
+    expected.sort();
+    let mut got = created;
+    got.sort();
+    assert_eq!(got, expected);
+    assert_eq!(verify(e).await, intact(after.len() as u64));
+}
+
+/// Awaits every future, concurrently, in order.
+async fn futures_join_all<F: std::future::Future + Send + 'static>(
+    fs: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = fs.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.expect("a write task"));
+    }
+    out
 }
