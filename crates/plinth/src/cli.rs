@@ -63,7 +63,8 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Manage keys: `plinth keys generate` prints a new token-signing key, `plinth keys
-    /// encryption` a new set of encryption keys.
+    /// encryption` a new set of encryption keys; `plinth keys rotate` and `plinth keys
+    /// retire ID` rotate the encryption keys.
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Load a server with requests on loopback and print requests/s and p50/p99 latency for
@@ -189,4 +190,26 @@ pub(crate) enum KeysCommand {
     /// Print a new set of encryption keys (a blind-index key and one sealing key) for
     /// PLINTH_ENCRYPTION_KEYS or a key file: `plinth keys encryption > encryption.keys`.
     Encryption,
+    /// Add a sealing key to the key file (it seals new values from then on), then seal
+    /// every stored personal value again under it, 500 rows per transaction, while servers
+    /// run. With keys from PLINTH_ENCRYPTION_KEYS, only --reseal-only.
+    Rotate(RotateArgs),
+    /// Remove a sealing key from the key file once no stored value is sealed under it
+    /// (with keys from PLINTH_ENCRYPTION_KEYS, only the check).
+    Retire(RetireArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RotateArgs {
+    /// Add no key: seal again under the active key (the last one listed) every value
+    /// sealed under another.
+    #[arg(long)]
+    pub(crate) reseal_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RetireArgs {
+    /// The id of the key to retire (e.g. `k1`).
+    #[arg(value_name = "ID")]
+    pub(crate) id: String,
 }

@@ -24,6 +24,8 @@ fn main() -> ExitCode {
         Command::Audit(AuditCommand::Export(args)) => commands::audit::run_export(global, &args),
         Command::Keys(KeysCommand::Generate) => commands::keys::generate(),
         Command::Keys(KeysCommand::Encryption) => commands::keys::encryption(),
+        Command::Keys(KeysCommand::Rotate(args)) => commands::keys::run_rotate(global, &args),
+        Command::Keys(KeysCommand::Retire(args)) => commands::keys::run_retire(global, &args),
         Command::Bench(args) => commands::bench::run(global, args),
     };
     match result {

@@ -57,6 +57,9 @@ pub const USERS: &str = "_users";
 /// The `model` of an event about an API key.
 pub const API_KEYS: &str = "_api_keys";
 
+/// The `model` of an event about the encryption keys.
+pub const KEYS: &str = "_keys";
+
 /// An account or authentication event: what the audit trail records besides record writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
@@ -85,6 +88,11 @@ pub enum Event {
     ApiKeyCreate,
     /// `api_key.revoke`.
     ApiKeyRevoke,
+    /// `keys.rotate`: `plinth keys rotate` added a sealing key and re-sealed stored values
+    /// (changes: key ids and counts, never key material).
+    KeysRotate,
+    /// `keys.retire`: `plinth keys retire` checked that no value is sealed under a key.
+    KeysRetire,
 }
 
 impl Event {
@@ -103,6 +111,8 @@ impl Event {
             Self::AccountDelete => "account.delete",
             Self::ApiKeyCreate => "api_key.create",
             Self::ApiKeyRevoke => "api_key.revoke",
+            Self::KeysRotate => "keys.rotate",
+            Self::KeysRetire => "keys.retire",
         }
     }
 
@@ -110,6 +120,7 @@ impl Event {
     pub fn model(self) -> &'static str {
         match self {
             Self::ApiKeyCreate | Self::ApiKeyRevoke => API_KEYS,
+            Self::KeysRotate | Self::KeysRetire => KEYS,
             _ => USERS,
         }
     }

@@ -37,7 +37,8 @@ pub use accounts::{AccountStore, ApiKey, NewApiKey, NewUser, Refresh, User, User
 pub use audit::{AuditBreak, AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Event};
 pub use error::StoreError;
 pub use postgres::{PgOptions, PgStore};
-pub use seal::{KeyError, Keyring, Keys};
+pub use seal::{KeyError, Keyring, Keys, SealedTable};
+pub use sql::reseal::Resealed;
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 use async_trait::async_trait;
@@ -264,6 +265,23 @@ pub trait Store: AccountStore + Send + Sync + std::fmt::Debug {
         before: plinth_core::Timestamp,
         limit: u32,
     ) -> Result<u64, StoreError>;
+    /// Seals again under the active key the values of up to `limit` rows of `table` after
+    /// the row `after` (by id) that are sealed under another key, in one transaction; a row
+    /// changed meanwhile is skipped (compare-and-set on the sealed text read).
+    async fn reseal(
+        &self,
+        table: &SealedTable,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Resealed, StoreError>;
+    /// How many values of each column of `table` are sealed under `key` (`under`), or under
+    /// another key than `key` (`!under`), by their prefix; columns with none are left out.
+    async fn count_sealed(
+        &self,
+        table: &SealedTable,
+        key: &str,
+        under: bool,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
     /// Flushes and closes the database; later calls fail with `Unavailable`.
     async fn close(&self);
 }

@@ -18,6 +18,8 @@
 use crate::StoreError;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use plinth_core::Schema;
+use plinth_core::schema::{FieldDef, ModelDef};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -498,3 +500,49 @@ fn read(path: &Path) -> Result<Keyring, KeyError> {
 
 #[cfg(test)]
 mod tests;
+
+/// Where sealed values are stored: the pii columns of a model's table, or the accounts'
+/// emails. What `plinth keys rotate` re-seals and `plinth keys retire` counts.
+#[derive(Debug, Clone)]
+pub enum SealedTable {
+    /// A model with at least one pii field.
+    Model(Arc<ModelDef>),
+    /// `_plinth_users.email`.
+    Emails,
+}
+
+impl SealedTable {
+    /// Every place sealed values are kept under `schema`: its models with pii fields, then
+    /// the emails.
+    pub fn all(schema: &Schema) -> Vec<Self> {
+        let mut out: Vec<Self> = schema
+            .models()
+            .iter()
+            .filter(|m| m.fields().iter().any(FieldDef::pii))
+            .map(|m| Self::Model(Arc::clone(m)))
+            .collect();
+        out.push(Self::Emails);
+        out
+    }
+
+    /// The table's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Model(m) => m.name().as_str(),
+            Self::Emails => crate::sql::accounts::EMAIL_TABLE,
+        }
+    }
+
+    /// Its sealed columns.
+    pub fn columns(&self) -> Vec<&str> {
+        match self {
+            Self::Model(m) => m
+                .fields()
+                .iter()
+                .filter(|f| f.pii())
+                .map(|f| f.name().as_str())
+                .collect(),
+            Self::Emails => vec![crate::sql::accounts::EMAIL_COLUMN],
+        }
+    }
+}

@@ -9,7 +9,7 @@ use plinth_core::auth::{Email, check_password};
 use plinth_core::{QueryLimits, Role};
 use plinth_server::{AccountError, AppState, Application, Auth, ServerConfig, TlsFiles};
 use plinth_store::{Claim, PgOptions, PgStore, WriteCtx};
-use plinth_store::{SqliteOptions, SqliteStore, Store};
+use plinth_store::{Keys, SqliteOptions, SqliteStore, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +46,15 @@ async fn open_with(
     read_only: bool,
     claim: Option<Claim>,
 ) -> anyhow::Result<Arc<dyn Store>> {
+    open_keyed(config, read_only, claim, config.encryption_keys()?).await
+}
+
+async fn open_keyed(
+    config: &Config,
+    read_only: bool,
+    claim: Option<Claim>,
+    keys: Keys,
+) -> anyhow::Result<Arc<dyn Store>> {
     match config.database()? {
         Database::Sqlite(path) => {
             let mut opts = SqliteOptions::new(&path);
@@ -53,7 +62,7 @@ async fn open_with(
             opts.read_only = read_only;
             opts.claim = claim;
             opts.query_timeout = Duration::from_millis(config.settings.limits_query_timeout_ms);
-            opts.keys = config.encryption_keys()?;
+            opts.keys = keys;
             let store = SqliteStore::open(opts)
                 .await
                 .with_context(|| format!("cannot open the database {}", path.display()))?;
@@ -63,7 +72,7 @@ async fn open_with(
             let mut opts = PgOptions::new(url.expose());
             opts.read_only = read_only;
             opts.claim = claim;
-            opts.keys = config.encryption_keys()?;
+            opts.keys = keys;
             let settings = &config.settings;
             opts.pool_size = settings.pg_pool_size;
             opts.connect_timeout = Duration::from_secs(settings.pg_connect_timeout_seconds);
@@ -122,9 +131,13 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
     warn_revealing_unique(&config.schema);
     // The claim, taken before the database is touched, is held until the process ends: no
     // migration runs under this server (and, on SQLite, no second server beside it).
-    let store = open_claimed(config, Claim::Serve)
+    let keys = config.encryption_keys()?;
+    let store = open_keyed(config, false, Some(Claim::Serve), keys.clone())
         .await
         .context("cannot start the server")?;
+    if !matches!(config.encryption, crate::config::EncryptionSource::Env(_)) {
+        reload_keys_on_hangup(keys);
+    }
     let steps = store
         .migrate(&config.schema, allow_destructive)
         .await
@@ -343,6 +356,38 @@ pub(crate) async fn serve(config: Config, allow_destructive: bool) -> anyhow::Re
     tracing::info!("stopped");
     Ok(())
 }
+
+/// Re-reads the encryption key file on every SIGHUP (besides its own look at the file's
+/// modification time), for the process's life. The HTTPS reloader listens for SIGHUP too:
+/// tokio hands each signal to every stream that asked for it.
+#[cfg(unix)]
+fn reload_keys_on_hangup(keys: Keys) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP; the encryption keys reload on file changes only");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            let keys = keys.clone();
+            match tokio::task::spawn_blocking(move || keys.reload()).await {
+                Ok(Ok(())) => tracing::info!(signal = "SIGHUP", "reloaded the encryption keys"),
+                Ok(Err(e)) => tracing::warn!(
+                    signal = "SIGHUP",
+                    error = %e,
+                    "cannot reload the encryption keys; keeping those in use"
+                ),
+                Err(e) => tracing::error!(error = %e, "the encryption key reload failed"),
+            }
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn reload_keys_on_hangup(_: Keys) {}
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
 async fn shutdown_signal() {

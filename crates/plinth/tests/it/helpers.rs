@@ -39,7 +39,9 @@ pub(crate) const ENCRYPTION_KEYS: &str = "index=AAECAwQFBgcICQoLDA0ODxAREhMUFRYX
 
 /// The commands that open the database: on PostgreSQL, the harness gives them the test's
 /// database as `DATABASE_URL` (unless the test sets one itself).
-const DATABASE_COMMANDS: [&str; 6] = ["serve", "migrate", "user", "export", "import", "audit"];
+const DATABASE_COMMANDS: [&str; 7] = [
+    "serve", "migrate", "user", "export", "import", "audit", "keys",
+];
 
 /// A temporary working directory with the data directory inside it, and the test's database:
 /// the SQLite file in the data directory, or, when the run is on PostgreSQL

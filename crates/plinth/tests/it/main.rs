@@ -16,6 +16,7 @@ mod migrate;
 mod pii;
 mod process;
 mod refusals;
+mod rotate;
 mod sealed;
 mod secrets;
 mod settings;

@@ -74,7 +74,14 @@ async fn list_audit(
                 (p, true) => query.action_prefix = Some(p),
             },
             // Accounts' and keys' events name a model no declaration can take.
-            "model" if v == plinth_store::audit::USERS || v == plinth_store::audit::API_KEYS => {
+            "model"
+                if [
+                    plinth_store::audit::USERS,
+                    plinth_store::audit::API_KEYS,
+                    plinth_store::audit::KEYS,
+                ]
+                .contains(&v) =>
+            {
                 query.model = Some(v.to_owned());
             }
             "model" => {

@@ -32,9 +32,9 @@ use crate::gate::ListGate;
 use crate::shared::idempotency_scope;
 use crate::sql::records::{By, StatusChange};
 use crate::sql::transfer as sql_transfer;
-use crate::sql::{audit, records, sweep};
+use crate::sql::{audit, records, reseal, sweep};
 use crate::transfer::{Line, TransferError};
-use crate::{AuditEntry, AuditEvent, AuditQuery, AuditVerdict};
+use crate::{AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Resealed, SealedTable};
 use crate::{Claim, Created, IdempotencyClaim, Page, Store, StoreError, WriteCtx};
 use async_trait::async_trait;
 pub use connect::PgOptions;
@@ -510,6 +510,27 @@ impl Store for PgStore {
             audit::append_event(tx, self.by(ctx), e.event, e.target, &e.changes).await
         })
         .await
+    }
+
+    async fn reseal(
+        &self,
+        table: &SealedTable,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Resealed, StoreError> {
+        let keys = &self.inner.keys;
+        self.in_tx(async |tx| reseal::reseal(tx, keys, table, after, limit).await)
+            .await
+    }
+
+    async fn count_sealed(
+        &self,
+        table: &SealedTable,
+        key: &str,
+        under: bool,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.call(PRIMARY, async |c| reseal::count(c, table, key, under).await)
+            .await
     }
 
     async fn audit_query(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {

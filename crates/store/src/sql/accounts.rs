@@ -22,8 +22,8 @@ fn role_at(row: &impl SqlRow, i: usize) -> Result<Role, StoreError> {
 
 /// The table and column an account's email is sealed in (the associated data, with the
 /// user id), and the label of its blind index (`email_norm`).
-const EMAIL_TABLE: &str = "_plinth_users";
-const EMAIL_COLUMN: &str = "email";
+pub(crate) const EMAIL_TABLE: &str = "_plinth_users";
+pub(crate) const EMAIL_COLUMN: &str = "email";
 const EMAIL_LABEL: &str = "_plinth_users.email";
 
 /// The blind index of an email: of its normalized form, so lookups and uniqueness ignore

@@ -13,6 +13,7 @@ pub(crate) mod audit;
 pub(crate) mod ddl;
 pub(crate) mod list;
 pub(crate) mod records;
+pub(crate) mod reseal;
 pub(crate) mod sweep;
 pub(crate) mod transfer;
 

@@ -25,9 +25,9 @@ mod writer;
 use crate::shared::idempotency_scope;
 use crate::sql::records::{By, StatusChange};
 use crate::sql::transfer as sql_transfer;
-use crate::sql::{audit, ready, records, sweep};
+use crate::sql::{audit, ready, records, reseal, sweep};
 use crate::transfer::{Line, TransferError};
-use crate::{AuditEntry, AuditEvent, AuditQuery, AuditVerdict};
+use crate::{AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Resealed, SealedTable};
 use crate::{Claim, Created, IdempotencyClaim, Keys, Page, Store, StoreError, WriteCtx};
 use async_trait::async_trait;
 use plinth_core::Timestamp;
@@ -507,6 +507,28 @@ impl Store for SqliteStore {
             ))
         })
         .await
+    }
+
+    async fn reseal(
+        &self,
+        table: &SealedTable,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Resealed, StoreError> {
+        let (table, keys) = (table.clone(), self.inner.keys.clone());
+        self.write(move |w| ready(reseal::reseal(&w.conn, &keys, &table, after, limit)))
+            .await
+    }
+
+    async fn count_sealed(
+        &self,
+        table: &SealedTable,
+        key: &str,
+        under: bool,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let (table, key) = (table.clone(), key.to_owned());
+        self.read(move |c| ready(reseal::count(c, &table, &key, under)))
+            .await
     }
 
     async fn audit_query(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
