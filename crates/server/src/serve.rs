@@ -123,9 +123,11 @@ struct Stream {
     body: BodyProgress,
 }
 
-/// Every open connection, and the permits of the cap.
+/// Every open connection, and the permits of the cap: one budget for every listener of the
+/// process (the main port and the redirect port), so together they hold at most
+/// `max_connections`, the number the file-descriptor fit allowed for.
 #[derive(Debug)]
-struct Connections {
+pub(crate) struct Connections {
     epoch: Instant,
     next_id: AtomicU64,
     open: Mutex<HashMap<u64, Arc<Conn>>>,
@@ -134,6 +136,17 @@ struct Connections {
 }
 
 impl Connections {
+    /// A budget of `limits.max_connections` connections, none open.
+    pub(crate) fn new(limits: ConnLimits) -> Arc<Self> {
+        Arc::new(Self {
+            epoch: Instant::now(),
+            next_id: AtomicU64::new(0),
+            open: Mutex::new(HashMap::new()),
+            permits: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            limits,
+        })
+    }
+
     fn now(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(NONE - 1)
     }
@@ -470,24 +483,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 }
 
 /// Accepts connections until `stop` completes, serving each in a task of `tasks` (over TLS
-/// when `tls` is given). On return the listener is closed; `graceful` then tells every
-/// connection to finish its request and close.
+/// when `tls` is given) within the budget `shared`, which other listeners may share. On
+/// return the listener is closed; `graceful` then tells every connection to finish its
+/// request and close.
 pub(crate) async fn accept_until(
     listener: TcpListener,
     router: Router,
-    limits: ConnLimits,
+    shared: Arc<Connections>,
     tls: Option<Arc<Tls>>,
     stop: impl Future<Output = ()>,
     graceful: &watch::Receiver<()>,
     tasks: &mut JoinSet<()>,
 ) {
-    let shared = Arc::new(Connections {
-        epoch: Instant::now(),
-        next_id: AtomicU64::new(0),
-        open: Mutex::new(HashMap::new()),
-        permits: Arc::new(Semaphore::new(limits.max_connections.max(1))),
-        limits,
-    });
     tokio::pin!(stop);
     loop {
         let accepted = tokio::select! {
