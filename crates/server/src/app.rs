@@ -194,6 +194,8 @@ impl Application {
             tokio::time::sleep(drain_delay).await;
         };
         let (graceful, connections) = tokio::sync::watch::channel(());
+        // One connection budget for both ports: the cap is what the descriptors fit.
+        let budget = serve::Connections::new(self.limits);
         let mut tasks = tokio::task::JoinSet::new();
         let mut redirect_tasks = tokio::task::JoinSet::new();
         // The redirect port closes with the main one.
@@ -202,7 +204,7 @@ impl Application {
             serve::accept_until(
                 self.listener,
                 self.router,
-                self.limits,
+                Arc::clone(&budget),
                 self.tls,
                 drain,
                 &connections,
@@ -219,7 +221,7 @@ impl Application {
                 serve::accept_until(
                     listener,
                     router,
-                    self.limits,
+                    Arc::clone(&budget),
                     None,
                     stop,
                     &connections,

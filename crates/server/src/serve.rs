@@ -16,8 +16,10 @@
 //! connection's send buffer, and bytes arriving on an idle connection (pings, window
 //! updates) do not start the head timeout: an idle HTTP/2 connection closes after
 //! `keep_alive_timeout` unless a request arrives, and its first request must arrive within
-//! `header_read_timeout` of the handshake. Each request's body is watched on its own, so
-//! eviction closes only idle HTTP/2 connections.
+//! `header_read_timeout` of the handshake. Each request's body is watched on its own: a
+//! connection whose every request in flight waits on its body, the oldest for longer than
+//! `header_read_timeout`, is evicted as a trickling HTTP/1.1 one is. A closed HTTP/2
+//! connection is sent a `GOAWAY` first.
 
 use crate::limits::BodyProgress;
 use crate::tls::Tls;
@@ -52,8 +54,12 @@ const MAX_HEAD_BUFFER: usize = 128 * 1024;
 const MAX_HEADER_LINES: usize = 256;
 
 /// Most HTTP/2 streams (requests) open at once on one connection; a client opening more
-/// has the extra ones refused (`REFUSED_STREAM`), which it may retry.
-pub const MAX_H2_STREAMS: u32 = 100;
+/// has the extra ones refused (`REFUSED_STREAM`), which it may retry. With the connection
+/// cap it bounds the requests in flight: at most `max_connections` × this many.
+pub const MAX_H2_STREAMS: u32 = 32;
+
+/// How long a closing HTTP/2 connection is still driven so its `GOAWAY` goes out.
+const GOAWAY_GRACE: Duration = Duration::from_millis(250);
 
 /// The protocol a connection speaks: HTTP/1.1, or HTTP/2 when TLS negotiated `h2`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,11 +109,25 @@ struct Conn {
     wake: Notify,
     /// HTTP/2: requests run side by side, each with a body watch of its own.
     http2: bool,
+    /// HTTP/2: the requests in flight (at most [`MAX_H2_STREAMS`]).
+    streams: Mutex<Vec<Stream>>,
+    /// HTTP/2: the id of the next request on the connection.
+    next_stream: AtomicU64,
 }
 
-/// Every open connection, and the permits of the cap.
+/// An HTTP/2 request in flight: when its head arrived, and the reading of its body.
 #[derive(Debug)]
-struct Connections {
+struct Stream {
+    id: u64,
+    began: u64,
+    body: BodyProgress,
+}
+
+/// Every open connection, and the permits of the cap: one budget for every listener of the
+/// process (the main port and the redirect port), so together they hold at most
+/// `max_connections`, the number the file-descriptor fit allowed for.
+#[derive(Debug)]
+pub(crate) struct Connections {
     epoch: Instant,
     next_id: AtomicU64,
     open: Mutex<HashMap<u64, Arc<Conn>>>,
@@ -116,6 +136,17 @@ struct Connections {
 }
 
 impl Connections {
+    /// A budget of `limits.max_connections` connections, none open.
+    pub(crate) fn new(limits: ConnLimits) -> Arc<Self> {
+        Arc::new(Self {
+            epoch: Instant::now(),
+            next_id: AtomicU64::new(0),
+            open: Mutex::new(HashMap::new()),
+            permits: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            limits,
+        })
+    }
+
     fn now(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(NONE - 1)
     }
@@ -133,6 +164,8 @@ impl Connections {
             evicted: AtomicBool::new(false),
             wake: Notify::new(),
             http2: protocol == Protocol::Http2,
+            streams: Mutex::new(Vec::new()),
+            next_stream: AtomicU64::new(0),
         });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.open
@@ -151,7 +184,8 @@ impl Connections {
 
     /// Asks a connection to close, to make room: the one idle the longest or, with none
     /// idle, the one whose request has waited on its body the longest, if longer than the
-    /// header-read timeout. False when there is none.
+    /// header-read timeout (over HTTP/2, one whose every request waits on its body, timed
+    /// from the oldest). False when there is none.
     ///
     /// A scan of every connection under the lock: it runs only at the cap (or out of file
     /// descriptors), over at most `max_connections` entries.
@@ -166,9 +200,9 @@ impl Connections {
                 if c.in_flight.load(Ordering::Acquire) == 0 {
                     return Some(((0, c.idle_since.load(Ordering::Acquire), *id), c));
                 }
-                let since = c.busy_since.load(Ordering::Acquire);
-                (c.body.waiting() && now.saturating_sub(since) >= patience)
-                    .then_some(((1, since, *id), c))
+                c.waiting_since()
+                    .filter(|&since| now.saturating_sub(since) >= patience)
+                    .map(|since| ((1, since, *id), c))
             })
             // Idle ones first; the longest idle or waiting; on a tie, the older connection.
             .min_by_key(|(key, _)| *key);
@@ -215,7 +249,9 @@ impl Connections {
         let idle = as_micros(self.limits.keep_alive_timeout);
         loop {
             let busy = conn.in_flight.load(Ordering::Acquire) > 0;
-            if conn.evicted.swap(false, Ordering::AcqRel) && (!busy || conn.body.waiting()) {
+            if conn.evicted.swap(false, Ordering::AcqRel)
+                && (!busy || conn.waiting_since().is_some())
+            {
                 return;
             }
             let now = self.now();
@@ -248,6 +284,23 @@ fn as_micros(d: Duration) -> u64 {
 }
 
 impl Conn {
+    /// When the head of the request waiting on its body arrived, if the connection waits
+    /// only on the client: over HTTP/1.1, its request's body is awaited; over HTTP/2, every
+    /// request in flight waits on its body (then the oldest one's head).
+    fn waiting_since(&self) -> Option<u64> {
+        if !self.http2 {
+            return self
+                .body
+                .waiting()
+                .then(|| self.busy_since.load(Ordering::Acquire));
+        }
+        let streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        if streams.is_empty() || !streams.iter().all(|s| s.body.waiting()) {
+            return None;
+        }
+        streams.iter().map(|s| s.began).min()
+    }
+
     /// A request ends: with none left in flight, the connection is idle from now.
     fn finish(&self, shared: &Connections) {
         if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -264,17 +317,38 @@ struct InFlight {
     shared: Arc<Connections>,
     /// Handed over to the flush that writes the answer out.
     sent: bool,
+    /// HTTP/2: the id of the request among the connection's streams.
+    stream: Option<u64>,
 }
 
 impl InFlight {
-    fn begin(conn: &Arc<Conn>, shared: &Arc<Connections>) -> Self {
-        conn.busy_since.store(shared.now(), Ordering::Release);
+    /// Counts a request in; with the reading of its body to put in its extensions.
+    fn begin(conn: &Arc<Conn>, shared: &Arc<Connections>) -> (Self, BodyProgress) {
+        let now = shared.now();
+        conn.busy_since.store(now, Ordering::Release);
         conn.in_flight.fetch_add(1, Ordering::AcqRel);
-        Self {
+        let (stream, body) = if conn.http2 {
+            let id = conn.next_stream.fetch_add(1, Ordering::Relaxed);
+            let body = BodyProgress::default();
+            conn.streams
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(Stream {
+                    id,
+                    began: now,
+                    body: body.clone(),
+                });
+            (Some(id), body)
+        } else {
+            (None, conn.body.clone())
+        };
+        let in_flight = Self {
             conn: Arc::clone(conn),
             shared: Arc::clone(shared),
             sent: false,
-        }
+            stream,
+        };
+        (in_flight, body)
     }
 
     /// hyper has taken the whole answer: over HTTP/1.1 the request ends once it has
@@ -293,6 +367,13 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        if let Some(id) = self.stream {
+            self.conn
+                .streams
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|s| s.id != id);
+        }
         if !self.sent {
             self.conn.finish(&self.shared);
         }
@@ -402,24 +483,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 }
 
 /// Accepts connections until `stop` completes, serving each in a task of `tasks` (over TLS
-/// when `tls` is given). On return the listener is closed; `graceful` then tells every
-/// connection to finish its request and close.
+/// when `tls` is given) within the budget `shared`, which other listeners may share. On
+/// return the listener is closed; `graceful` then tells every connection to finish its
+/// request and close.
 pub(crate) async fn accept_until(
     listener: TcpListener,
     router: Router,
-    limits: ConnLimits,
+    shared: Arc<Connections>,
     tls: Option<Arc<Tls>>,
     stop: impl Future<Output = ()>,
     graceful: &watch::Receiver<()>,
     tasks: &mut JoinSet<()>,
 ) {
-    let shared = Arc::new(Connections {
-        epoch: Instant::now(),
-        next_id: AtomicU64::new(0),
-        open: Mutex::new(HashMap::new()),
-        permits: Arc::new(Semaphore::new(limits.max_connections.max(1))),
-        limits,
-    });
     tokio::pin!(stop);
     loop {
         let accepted = tokio::select! {
@@ -555,10 +630,8 @@ async fn serve_connection<S>(
     let (svc_conn, svc_shared) = (Arc::clone(&conn), Arc::clone(&shared));
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
-        if !svc_conn.http2 {
-            req.extensions_mut().insert(svc_conn.body.clone());
-        }
-        let in_flight = InFlight::begin(&svc_conn, &svc_shared);
+        let (in_flight, body) = InFlight::begin(&svc_conn, &svc_shared);
+        req.extensions_mut().insert(body);
         let router = router.clone();
         async move {
             let res = router.oneshot(req).await?;
@@ -631,8 +704,15 @@ async fn drive<C>(
                 }
                 break;
             }
-            // Dropping the connection closes it; no request is in flight.
-            () = shared.watch(conn) => break,
+            // Dropping the connection closes it: no request is in flight, or every one waits
+            // on a body the client trickles. HTTP/2 tells the client first, with a GOAWAY.
+            () = shared.watch(conn) => {
+                if conn.http2 && !closing {
+                    shutdown(served.as_mut());
+                    let _ = tokio::time::timeout(GOAWAY_GRACE, served.as_mut()).await;
+                }
+                break;
+            }
             _ = graceful.changed(), if !closing => {
                 closing = true;
                 shutdown(served.as_mut());

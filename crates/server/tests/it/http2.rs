@@ -12,7 +12,7 @@ use plinth_testkit::tls::{SelfSigned, connector_alpn};
 use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -274,18 +274,19 @@ fn header_block(fields: &[(&str, &str)]) -> Vec<u8> {
 
 /// The next frame: (type, flags, stream, payload); `None` when the connection closed.
 async fn read_frame(stream: &mut TlsStream<TcpStream>) -> Option<(u8, u8, u32, Vec<u8>)> {
-    let mut head = [0u8; 9];
-    tokio::time::timeout(PATIENCE, stream.read_exact(&mut head))
+    tokio::time::timeout(PATIENCE, next_frame(stream))
         .await
         .expect("a frame in time")
-        .ok()?;
+}
+
+/// The next frame, however long it takes; `None` when the connection closed.
+async fn next_frame<R: AsyncRead + Unpin>(stream: &mut R) -> Option<(u8, u8, u32, Vec<u8>)> {
+    let mut head = [0u8; 9];
+    stream.read_exact(&mut head).await.ok()?;
     let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
     let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
     let mut payload = vec![0u8; len];
-    tokio::time::timeout(PATIENCE, stream.read_exact(&mut payload))
-        .await
-        .expect("a frame in time")
-        .ok()?;
+    stream.read_exact(&mut payload).await.ok()?;
     Some((head[3], head[4], id, payload))
 }
 
@@ -451,4 +452,82 @@ async fn idle_and_silent_h2_connections_are_closed_at_their_timeouts() {
     let waited = started.elapsed() + until_closed(&mut idle).await;
     assert!(waited >= Duration::from_millis(1500), "{waited:?}");
     assert!(waited < Duration::from_secs(10), "{waited:?}");
+}
+
+#[tokio::test]
+async fn at_the_cap_h2_connections_trickling_bodies_make_room_for_a_new_client() {
+    let served = serve(ServerConfig {
+        header_read_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(600),
+        max_connections: 2,
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut fields = request_block("POST", "/api/v1/auth/login");
+    fields.push(("content-type", "application/json".to_owned()));
+    let fields = block(&fields);
+    // Every slot holds an HTTP/2 connection with two staggered logins whose bodies arrive a
+    // byte every 600 ms each: never idle for the body-idle timeout, and never finished.
+    let mut trickling = tokio::task::JoinSet::new();
+    for _ in 0..2 {
+        let (mut reader, mut writer) = tokio::io::split(raw_h2(&served).await);
+        let fields = fields.clone();
+        trickling.spawn(async move {
+            let trickle = async {
+                writer
+                    .write_all(&frame(HEADERS, END_HEADERS, 1, &fields))
+                    .await?;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                writer
+                    .write_all(&frame(HEADERS, END_HEADERS, 3, &fields))
+                    .await?;
+                for i in 0..1000u32 {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    writer
+                        .write_all(&frame(DATA, 0, 1 + 2 * (i % 2), b" "))
+                        .await?;
+                }
+                Ok::<_, std::io::Error>(())
+            };
+            // Whether the server sent a GOAWAY before it closed the connection.
+            let closed = async {
+                while let Some((kind, ..)) = next_frame(&mut reader).await {
+                    if kind == GOAWAY {
+                        return true;
+                    }
+                }
+                false
+            };
+            tokio::select! {
+                goaway = closed => Some(goaway),
+                _ = trickle => None,
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let started = std::time::Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(8), async {
+        let mut h2 = h2_client(&served).await;
+        send(&mut h2, "GET", "/healthz", &[], "").await.status
+    })
+    .await
+    .expect("a new client was not served while trickled HTTP/2 bodies held every slot");
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // Room was made by closing one of them, with a GOAWAY.
+    let closed = tokio::time::timeout(PATIENCE, trickling.join_next())
+        .await
+        .expect("no trickling connection was closed")
+        .expect("a task")
+        .expect("the task ran");
+    assert_eq!(
+        closed,
+        Some(true),
+        "the connection was not closed with a GOAWAY"
+    );
+    trickling.abort_all();
 }

@@ -8,7 +8,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -81,6 +81,12 @@ fn presented(stream: &TlsStream<TcpStream>) -> CertificateDer<'static> {
 async fn get(stream: &mut TlsStream<TcpStream>, path: &str) -> (String, Vec<(String, String)>) {
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
     stream.write_all(request.as_bytes()).await.expect("send");
+    read_answer(stream).await
+}
+
+/// The next answer on a kept-alive connection: the status line and the headers (lowercase
+/// names), the body read by its `Content-Length`.
+async fn read_answer<S: AsyncRead + Unpin>(stream: &mut S) -> (String, Vec<(String, String)>) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -522,6 +528,51 @@ async fn a_silent_connection_to_the_redirect_port_is_cut_off() {
     let got = read_to_close(&mut tcp).await;
     assert!(got.is_empty(), "{got:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn the_redirect_port_and_the_https_port_share_one_connection_cap() {
+    const CAP: usize = 2;
+    let cert = SelfSigned::localhost();
+    let files = write_files(&cert);
+    let app = TestApp::spawn_configured(
+        decls(json!([])),
+        ServerConfig {
+            max_connections: CAP,
+            tls: Some(TlsFiles {
+                reload_interval: Duration::ZERO,
+                ..TlsFiles::new(&files.cert, &files.key)
+            }),
+            redirect_from: Some(([127, 0, 0, 1], 0).into()),
+            ..ServerConfig::default()
+        },
+    )
+    .await;
+    let plain = app.redirect_addr.expect("a redirect port");
+    // Every slot holds a kept-alive connection to the redirect port, answered once.
+    let mut held = Vec::new();
+    for _ in 0..CAP {
+        let mut tcp = TcpStream::connect(plain).await.expect("connect");
+        tcp.write_all(b"GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .expect("send");
+        let (status, _) = read_answer(&mut tcp).await;
+        assert!(status.starts_with("HTTP/1.1 308"), "{status}");
+        held.push(tcp);
+    }
+    // A client of the HTTPS port is served: by closing the redirect connection idle the
+    // longest, since the two ports together hold at most the cap.
+    let mut stream = connect(&app, &connector(&[&cert], BOTH)).await;
+    let (status, _) = get(&mut stream, "/healthz").await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let mut byte = [0u8; 1];
+    let oldest = tokio::time::timeout(Duration::from_secs(5), held[0].read(&mut byte))
+        .await
+        .expect("the two ports held more connections than the cap");
+    assert!(matches!(oldest, Ok(0) | Err(_)), "{oldest:?}");
+    // The other one is still open.
+    let other = tokio::time::timeout(Duration::from_millis(300), held[1].read(&mut byte)).await;
+    assert!(other.is_err(), "{other:?}");
 }
 
 #[tokio::test]
