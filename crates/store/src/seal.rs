@@ -86,14 +86,15 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
-fn decode_key(id: &str, value: &str) -> Result<[u8; 32], KeyError> {
+/// The 32 bytes of an entry's value; `at` names the entry (never its text).
+fn decode_key(at: &str, value: &str) -> Result<[u8; 32], KeyError> {
     let bytes = STANDARD
         .decode(value)
         .or_else(|_| URL_SAFE_NO_PAD.decode(value))
-        .map_err(|_| KeyError::new(format!("key {id:?} is not base64")))?;
+        .map_err(|_| KeyError::new(format!("{at}: the key is not base64")))?;
     bytes
         .try_into()
-        .map_err(|_| KeyError::new(format!("key {id:?} is not 32 bytes")))
+        .map_err(|_| KeyError::new(format!("{at}: the key is not 32 bytes")))
 }
 
 fn random_key(rng: &SystemRandom) -> Result<String, KeyError> {
@@ -108,31 +109,37 @@ impl Keyring {
     pub fn parse(text: &str) -> Result<Self, KeyError> {
         let mut index = None;
         let mut keys: Vec<(String, LessSafeKey)> = Vec::new();
-        for entry in entries(text) {
+        // Errors name an entry by its position and by its id once the id is valid: a
+        // rejected id or value may be key material (a bare base64 key ends in `=`).
+        for (n, entry) in entries(text).enumerate() {
+            let n = n + 1;
             let Some((id, value)) = entry.split_once('=') else {
-                return Err(KeyError::new(
-                    "each key entry must be `id=<base64 of 32 bytes>`",
-                ));
+                return Err(KeyError::new(format!(
+                    "entry {n} is not `id=<base64 of 32 bytes>`"
+                )));
             };
             let (id, value) = (id.trim(), value.trim());
             if !valid_id(id) {
                 return Err(KeyError::new(format!(
-                    "key id {id:?} must be 1 to {MAX_ID_LEN} lowercase letters and digits"
+                    "entry {n}: a key id must be 1 to {MAX_ID_LEN} lowercase letters and digits (each entry is `id=<base64 of 32 bytes>`)"
                 )));
             }
-            let bytes = decode_key(id, value)?;
+            let at = format!("entry {n} ({id})");
+            let bytes = decode_key(&at, value)?;
             if id == INDEX_KEY_ID {
                 if index.is_some() {
-                    return Err(KeyError::new("the `index` key is listed twice"));
+                    return Err(KeyError::new(format!(
+                        "{at}: the `index` key is listed twice"
+                    )));
                 }
                 index = Some(hmac::Key::new(hmac::HMAC_SHA256, &bytes));
                 continue;
             }
             if keys.iter().any(|(k, _)| k == id) {
-                return Err(KeyError::new(format!("key {id:?} is listed twice")));
+                return Err(KeyError::new(format!("{at}: the key id is listed twice")));
             }
             let key = UnboundKey::new(&AES_256_GCM, &bytes)
-                .map_err(|_| KeyError::new(format!("key {id:?} is not an AES-256 key")))?;
+                .map_err(|_| KeyError::new(format!("{at}: not an AES-256 key")))?;
             keys.push((id.to_owned(), LessSafeKey::new(key)));
         }
         let index = index.ok_or_else(|| {
@@ -190,7 +197,7 @@ impl Keyring {
             ));
         }
         if !ring.ids().any(|k| k == id) {
-            return Err(KeyError::new(format!("there is no key {id:?}")));
+            return Err(KeyError::new("there is no key by that id"));
         }
         if ring.active() == id {
             return Err(KeyError::new(format!(
@@ -257,7 +264,9 @@ impl Keyring {
 
     /// Opens a value [`Keyring::seal`] made with the same `aad`.
     pub fn open(&self, aad: &[u8], sealed: &str) -> Result<String, KeyError> {
-        let (id, body) = split(sealed).ok_or_else(|| KeyError::new("is not a sealed value"))?;
+        let (id, body) = split(sealed)
+            .filter(|(id, _)| valid_id(id))
+            .ok_or_else(|| KeyError::new("is not a sealed value"))?;
         let (_, key) = self
             .keys
             .iter()
