@@ -8,8 +8,8 @@
 //!   key, the last one listed sealing new values, all of them opening.
 //! - [`Keys`]: the keyring a store uses, shared by its connections; one read from a file is
 //!   re-read when the file changes (checked at most once per [`RECHECK`] while sealing) or
-//!   when a value names a key it does not hold, so running servers pick up `plinth keys
-//!   rotate`.
+//!   at once when a value names a key it does not hold (at most once per
+//!   [`FORCED_RELOAD`]), so running servers pick up `plinth keys rotate`.
 //!
 //! A sealed value is the text `v1:<key id>:<base64url(nonce ‖ ciphertext ‖ tag)>`, with a
 //! fresh random 96-bit nonce, and the table, column and row id as associated data: copied
@@ -36,6 +36,11 @@ pub const INDEX_KEY_ID: &str = "index";
 
 /// How long a key file is trusted before its modification time is checked again.
 pub const RECHECK: Duration = Duration::from_secs(1);
+
+/// The least time between two re-reads of a key file forced by a value under a key not
+/// held (such values come from the database, but a flood of them must not become a flood
+/// of reads).
+pub const FORCED_RELOAD: Duration = Duration::from_millis(100);
 
 /// The longest key id.
 const MAX_ID_LEN: usize = 16;
@@ -345,8 +350,11 @@ struct Inner {
 
 #[derive(Debug)]
 struct Check {
+    /// When the file's modification time was last compared.
     at: Instant,
     modified: Option<SystemTime>,
+    /// When a value under a key not held last forced a re-read.
+    forced: Option<Instant>,
 }
 
 fn missing() -> StoreError {
@@ -369,6 +377,7 @@ impl Keys {
                 check: Mutex::new(Check {
                     at: Instant::now(),
                     modified,
+                    forced: None,
                 }),
             }),
         }
@@ -410,7 +419,9 @@ impl Keys {
         Ok(())
     }
 
-    /// Re-reads the key file if `force` or it changed, at most once per [`RECHECK`].
+    /// Re-reads the key file if it changed, checked at most once per [`RECHECK`]; or, if
+    /// `force` (a value names a key not held), at once, but at most once per
+    /// [`FORCED_RELOAD`].
     fn refresh(&self, force: bool) {
         let Some(path) = &self.inner.file else {
             return;
@@ -418,10 +429,16 @@ impl Keys {
         let Ok(mut check) = self.inner.check.lock() else {
             return;
         };
-        if check.at.elapsed() < RECHECK {
+        let now = Instant::now();
+        if force {
+            if check.forced.is_some_and(|at| at.elapsed() < FORCED_RELOAD) {
+                return;
+            }
+            check.forced = Some(now);
+        } else if check.at.elapsed() < RECHECK {
             return;
         }
-        check.at = Instant::now();
+        check.at = now;
         let stamp = modified(path);
         if !force && stamp == check.modified {
             return;

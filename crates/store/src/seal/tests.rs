@@ -186,3 +186,36 @@ fn a_stored_value_naming_an_odd_key_id_is_not_echoed() {
         .to_string();
     assert!(!err.contains("lovelace"), "{err}");
 }
+
+#[test]
+fn a_value_under_a_new_key_opens_at_once_after_a_rotation() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("keys");
+    let text = Keyring::generate_text().expect("generate");
+    std::fs::write(&path, &text).expect("write");
+    let keys = Keys::from_file(&path).expect("keys");
+    let row = id();
+    // `plinth keys rotate` on another instance, just now: no wait for RECHECK.
+    let (_, text) = Keyring::add_key(&text).expect("add");
+    std::fs::write(&path, &text).expect("write");
+    let sealed = Keyring::parse(&text)
+        .expect("parse")
+        .seal(&aad("t", "c", &row), "x")
+        .expect("seal");
+    let first = Instant::now();
+    assert_eq!(keys.open("t", "c", &row, &sealed).expect("open"), "x");
+    // Forced reloads are still bounded: a second new key right away waits FORCED_RELOAD.
+    let (_, text) = Keyring::add_key(&text).expect("add");
+    std::fs::write(&path, &text).expect("write");
+    let sealed = Keyring::parse(&text)
+        .expect("parse")
+        .seal(&aad("t", "c", &row), "y")
+        .expect("seal");
+    let early = keys.open("t", "c", &row, &sealed);
+    if first.elapsed() < FORCED_RELOAD {
+        assert!(early.is_err(), "re-read within {FORCED_RELOAD:?}");
+    }
+    std::thread::sleep(FORCED_RELOAD);
+    assert_eq!(keys.open("t", "c", &row, &sealed).expect("open"), "y");
+    assert_eq!(keys.ring().expect("ring").active(), "k3");
+}
