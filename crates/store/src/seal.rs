@@ -323,6 +323,18 @@ pub fn sealed_key_id(sealed: &str) -> Option<&str> {
     split(sealed).map(|(id, _)| id)
 }
 
+/// Whether a stored value is a sealed value in form: `v1:`, a valid key id, and a body of
+/// base64url at least a nonce and a tag long. Plaintext never is: an email holds an `@`,
+/// which base64url does not, whatever its local part starts with.
+pub fn is_sealed(stored: &str) -> bool {
+    split(stored).is_some_and(|(id, body)| {
+        valid_id(id)
+            && URL_SAFE_NO_PAD
+                .decode(body)
+                .is_ok_and(|b| b.len() >= NONCE_LEN + 16)
+    })
+}
+
 /// The associated data binding a sealed value to its table, column and row.
 pub(crate) fn aad(table: &str, column: &str, id: &Uuid) -> Vec<u8> {
     let mut out = Vec::with_capacity(table.len() + column.len() + 18);

@@ -219,3 +219,19 @@ fn a_value_under_a_new_key_opens_at_once_after_a_rotation() {
     assert_eq!(keys.open("t", "c", &row, &sealed).expect("open"), "y");
     assert_eq!(keys.ring().expect("ring").active(), "k3");
 }
+
+#[test]
+fn only_a_sealed_value_in_form_is_taken_for_one() {
+    let sealed = ring().seal(&aad("t", "c", &id()), "x").expect("seal");
+    assert!(is_sealed(&sealed));
+    for plain in [
+        "ada@example.com",
+        "v1:k1:ada@example.com",
+        "V1:k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "v1:k1:AAAA",
+        "v1:K1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "v1::AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        assert!(!is_sealed(plain), "{plain}");
+    }
+}

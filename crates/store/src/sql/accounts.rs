@@ -613,8 +613,17 @@ pub(crate) async fn touch_api_key<E: Exec>(
 /// `email_norm` with its blind index; nothing to do once done (each engine runs it at open,
 /// under its migration lock, when keys are configured). Returns how many were sealed.
 pub(crate) async fn seal_plain_emails<E: Exec>(e: &E, keys: &Keys) -> Result<u64, StoreError> {
-    let q = query::<E>("SELECT id, email FROM _plinth_users WHERE email NOT LIKE 'v1:%'");
-    let plain = e.rows(&q, |r| Ok((r.uuid(0)?, r.text(1)?))).await?;
+    // An email cannot be told from a sealed value by how it starts (`v1:…@…` is an
+    // address): the SQL narrows to the candidates (every email holds an `@`, no sealed
+    // value does), the real check is `is_sealed`.
+    let q = query::<E>(
+        "SELECT id, email FROM _plinth_users WHERE email NOT LIKE 'v1:%' OR email LIKE '%@%'",
+    );
+    let rows = e.rows(&q, |r| Ok((r.uuid(0)?, r.text(1)?))).await?;
+    let plain: Vec<_> = rows
+        .into_iter()
+        .filter(|(_, email)| !crate::seal::is_sealed(email))
+        .collect();
     for (id, email) in &plain {
         let parsed = Email::parse(email).map_err(|_| unreadable("email"))?;
         let sealed = keys.seal(EMAIL_TABLE, EMAIL_COLUMN, id, email)?;
