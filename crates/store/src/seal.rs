@@ -8,8 +8,8 @@
 //!   key, the last one listed sealing new values, all of them opening.
 //! - [`Keys`]: the keyring a store uses, shared by its connections; one read from a file is
 //!   re-read when the file changes (checked at most once per [`RECHECK`] while sealing) or
-//!   when a value names a key it does not hold, so running servers pick up `plinth keys
-//!   rotate`.
+//!   at once when a value names a key it does not hold (at most once per
+//!   [`FORCED_RELOAD`]), so running servers pick up `plinth keys rotate`.
 //!
 //! A sealed value is the text `v1:<key id>:<base64url(nonce ‖ ciphertext ‖ tag)>`, with a
 //! fresh random 96-bit nonce, and the table, column and row id as associated data: copied
@@ -36,6 +36,11 @@ pub const INDEX_KEY_ID: &str = "index";
 
 /// How long a key file is trusted before its modification time is checked again.
 pub const RECHECK: Duration = Duration::from_secs(1);
+
+/// The least time between two re-reads of a key file forced by a value under a key not
+/// held (such values come from the database, but a flood of them must not become a flood
+/// of reads).
+pub const FORCED_RELOAD: Duration = Duration::from_millis(100);
 
 /// The longest key id.
 const MAX_ID_LEN: usize = 16;
@@ -86,14 +91,15 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
-fn decode_key(id: &str, value: &str) -> Result<[u8; 32], KeyError> {
+/// The 32 bytes of an entry's value; `at` names the entry (never its text).
+fn decode_key(at: &str, value: &str) -> Result<[u8; 32], KeyError> {
     let bytes = STANDARD
         .decode(value)
         .or_else(|_| URL_SAFE_NO_PAD.decode(value))
-        .map_err(|_| KeyError::new(format!("key {id:?} is not base64")))?;
+        .map_err(|_| KeyError::new(format!("{at}: the key is not base64")))?;
     bytes
         .try_into()
-        .map_err(|_| KeyError::new(format!("key {id:?} is not 32 bytes")))
+        .map_err(|_| KeyError::new(format!("{at}: the key is not 32 bytes")))
 }
 
 fn random_key(rng: &SystemRandom) -> Result<String, KeyError> {
@@ -108,31 +114,37 @@ impl Keyring {
     pub fn parse(text: &str) -> Result<Self, KeyError> {
         let mut index = None;
         let mut keys: Vec<(String, LessSafeKey)> = Vec::new();
-        for entry in entries(text) {
+        // Errors name an entry by its position and by its id once the id is valid: a
+        // rejected id or value may be key material (a bare base64 key ends in `=`).
+        for (n, entry) in entries(text).enumerate() {
+            let n = n + 1;
             let Some((id, value)) = entry.split_once('=') else {
-                return Err(KeyError::new(
-                    "each key entry must be `id=<base64 of 32 bytes>`",
-                ));
+                return Err(KeyError::new(format!(
+                    "entry {n} is not `id=<base64 of 32 bytes>`"
+                )));
             };
             let (id, value) = (id.trim(), value.trim());
             if !valid_id(id) {
                 return Err(KeyError::new(format!(
-                    "key id {id:?} must be 1 to {MAX_ID_LEN} lowercase letters and digits"
+                    "entry {n}: a key id must be 1 to {MAX_ID_LEN} lowercase letters and digits (each entry is `id=<base64 of 32 bytes>`)"
                 )));
             }
-            let bytes = decode_key(id, value)?;
+            let at = format!("entry {n} ({id})");
+            let bytes = decode_key(&at, value)?;
             if id == INDEX_KEY_ID {
                 if index.is_some() {
-                    return Err(KeyError::new("the `index` key is listed twice"));
+                    return Err(KeyError::new(format!(
+                        "{at}: the `index` key is listed twice"
+                    )));
                 }
                 index = Some(hmac::Key::new(hmac::HMAC_SHA256, &bytes));
                 continue;
             }
             if keys.iter().any(|(k, _)| k == id) {
-                return Err(KeyError::new(format!("key {id:?} is listed twice")));
+                return Err(KeyError::new(format!("{at}: the key id is listed twice")));
             }
             let key = UnboundKey::new(&AES_256_GCM, &bytes)
-                .map_err(|_| KeyError::new(format!("key {id:?} is not an AES-256 key")))?;
+                .map_err(|_| KeyError::new(format!("{at}: not an AES-256 key")))?;
             keys.push((id.to_owned(), LessSafeKey::new(key)));
         }
         let index = index.ok_or_else(|| {
@@ -190,7 +202,7 @@ impl Keyring {
             ));
         }
         if !ring.ids().any(|k| k == id) {
-            return Err(KeyError::new(format!("there is no key {id:?}")));
+            return Err(KeyError::new("there is no key by that id"));
         }
         if ring.active() == id {
             return Err(KeyError::new(format!(
@@ -257,7 +269,9 @@ impl Keyring {
 
     /// Opens a value [`Keyring::seal`] made with the same `aad`.
     pub fn open(&self, aad: &[u8], sealed: &str) -> Result<String, KeyError> {
-        let (id, body) = split(sealed).ok_or_else(|| KeyError::new("is not a sealed value"))?;
+        let (id, body) = split(sealed)
+            .filter(|(id, _)| valid_id(id))
+            .ok_or_else(|| KeyError::new("is not a sealed value"))?;
         let (_, key) = self
             .keys
             .iter()
@@ -309,6 +323,18 @@ pub fn sealed_key_id(sealed: &str) -> Option<&str> {
     split(sealed).map(|(id, _)| id)
 }
 
+/// Whether a stored value is a sealed value in form: `v1:`, a valid key id, and a body of
+/// base64url at least a nonce and a tag long. Plaintext never is: an email holds an `@`,
+/// which base64url does not, whatever its local part starts with.
+pub fn is_sealed(stored: &str) -> bool {
+    split(stored).is_some_and(|(id, body)| {
+        valid_id(id)
+            && URL_SAFE_NO_PAD
+                .decode(body)
+                .is_ok_and(|b| b.len() >= NONCE_LEN + 16)
+    })
+}
+
 /// The associated data binding a sealed value to its table, column and row.
 pub(crate) fn aad(table: &str, column: &str, id: &Uuid) -> Vec<u8> {
     let mut out = Vec::with_capacity(table.len() + column.len() + 18);
@@ -336,8 +362,11 @@ struct Inner {
 
 #[derive(Debug)]
 struct Check {
+    /// When the file's modification time was last compared.
     at: Instant,
     modified: Option<SystemTime>,
+    /// When a value under a key not held last forced a re-read.
+    forced: Option<Instant>,
 }
 
 fn missing() -> StoreError {
@@ -360,6 +389,7 @@ impl Keys {
                 check: Mutex::new(Check {
                     at: Instant::now(),
                     modified,
+                    forced: None,
                 }),
             }),
         }
@@ -401,7 +431,9 @@ impl Keys {
         Ok(())
     }
 
-    /// Re-reads the key file if `force` or it changed, at most once per [`RECHECK`].
+    /// Re-reads the key file if it changed, checked at most once per [`RECHECK`]; or, if
+    /// `force` (a value names a key not held), at once, but at most once per
+    /// [`FORCED_RELOAD`].
     fn refresh(&self, force: bool) {
         let Some(path) = &self.inner.file else {
             return;
@@ -409,10 +441,16 @@ impl Keys {
         let Ok(mut check) = self.inner.check.lock() else {
             return;
         };
-        if check.at.elapsed() < RECHECK {
+        let now = Instant::now();
+        if force {
+            if check.forced.is_some_and(|at| at.elapsed() < FORCED_RELOAD) {
+                return;
+            }
+            check.forced = Some(now);
+        } else if check.at.elapsed() < RECHECK {
             return;
         }
-        check.at = Instant::now();
+        check.at = now;
         let stamp = modified(path);
         if !force && stamp == check.modified {
             return;

@@ -221,7 +221,11 @@ async fn retire(config: &Config, id: &str) -> anyhow::Result<()> {
         bail!("the `index` key cannot be retired: every blind index is made with it");
     }
     if !ring.ids().any(|k| k == id) {
-        bail!("there is no key {id:?}");
+        // Not echoed: an argument that is no key id may be key material.
+        bail!(
+            "there is no key by that id (held: {})",
+            ring.ids().collect::<Vec<_>>().join(", ")
+        );
     }
     if ring.active() == id {
         bail!("key {id:?} seals new values; rotate to a new key first (`plinth keys rotate`)");

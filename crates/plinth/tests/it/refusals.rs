@@ -101,6 +101,14 @@ async fn production_without_encryption_keys_is_refused() {
     let stderr = serve_refused(&dir, &[], &envs).await;
     assert!(stderr.contains("index="), "{stderr}");
     assert!(!stderr.contains(&no_index[3..]), "{stderr}");
+    // A bare key pasted as an entry (its trailing `=` would split it) is named by its
+    // position, not echoed.
+    let bare = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=";
+    let pasted = format!("{ENCRYPTION_KEYS},{bare}");
+    let envs = [prod[0], prod[1], ("PLINTH_ENCRYPTION_KEYS", &pasted)];
+    let stderr = serve_refused(&dir, &[], &envs).await;
+    assert!(stderr.contains("entry 3"), "{stderr}");
+    assert!(!stderr.contains(&bare[..20]), "{stderr}");
     assert!(!dir.db().exists(), "{stderr}");
 }
 

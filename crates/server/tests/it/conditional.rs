@@ -109,7 +109,7 @@ async fn a_users_if_match_follows_the_same_rules() {
     let patch = |tag: &'static str| {
         app.request(Method::PATCH, &path)
             .header("if-match", tag)
-            .json(&json!({"role": "user"}))
+            .json(&json!({"role": "admin"}))
     };
     for tag in NOT_MATCHING {
         let r = app.send(patch(tag)).await;

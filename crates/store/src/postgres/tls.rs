@@ -8,11 +8,11 @@
 //! | `disable` | never | – |
 //! | `prefer` (unset) | when the server offers it, else plain | not checked |
 //! | `require` | always | not checked (checked as `verify-ca` when `sslrootcert` is given, as libpq does) |
-//! | `verify-ca` | always | signed by a trusted root |
+//! | `verify-ca` | always | signed by the CA of `sslrootcert=FILE` (required) |
 //! | `verify-full` | always | signed by a trusted root, and names the host connected to |
 //!
-//! Trusted roots: the PEM certificates of `sslrootcert=FILE`, or the system's
-//! (`sslrootcert=system`, or unset). `allow` and any other mode are refused. SCRAM channel
+//! Trusted roots: the PEM certificates of `sslrootcert=FILE`, or, with `verify-full` only,
+//! the system's (`sslrootcert=system`, or unset). `allow` and any other mode are refused. SCRAM channel
 //! binding is not offered (the password exchange works as without TLS).
 
 use crate::StoreError;
@@ -61,12 +61,28 @@ pub(super) fn parse_url(url: &str) -> Result<(Config, PgTls), StoreError> {
     };
     let mut config: Config = url.parse().map_err(|e| invalid(format!("{e}")))?;
     let root = root.as_deref().filter(|r| !r.is_empty());
+    // The system's roots vouch for any publicly certified host, so they are trusted only
+    // with the host name check, and `verify-ca` needs the file of its own CA (as libpq).
+    if root == Some(SYSTEM) && mode.as_deref() != Some("verify-full") {
+        return Err(invalid(
+            "sslrootcert=system needs sslmode=verify-full (the system's roots vouch for any \
+             publicly certified host)"
+                .to_owned(),
+        ));
+    }
     let (ssl, verify) = match mode.as_deref() {
         Some("disable") => (SslMode::Disable, Verify::Nothing),
         None | Some("prefer") => (SslMode::Prefer, Verify::Nothing),
         Some("require") if root.is_some() => (SslMode::Require, Verify::Chain),
         Some("require") => (SslMode::Require, Verify::Nothing),
-        Some("verify-ca") => (SslMode::Require, Verify::Chain),
+        Some("verify-ca") if root.is_some() => (SslMode::Require, Verify::Chain),
+        Some("verify-ca") => {
+            return Err(invalid(
+                "sslmode=verify-ca needs sslrootcert=FILE, the PEM certificate of the CA that \
+                 signs the server's; to trust the system's roots use sslmode=verify-full"
+                    .to_owned(),
+            ));
+        }
         Some("verify-full") => (SslMode::Require, Verify::ChainAndName),
         Some(other) => {
             return Err(invalid(format!(
@@ -79,6 +95,9 @@ pub(super) fn parse_url(url: &str) -> Result<(Config, PgTls), StoreError> {
     let tls = PgTls::new(verify, root)?;
     Ok((config, tls))
 }
+
+/// The `sslrootcert` that names the system's trusted roots.
+const SYSTEM: &str = "system";
 
 /// What is checked of the server's certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,11 +147,11 @@ impl PgTls {
     }
 }
 
-/// The trusted roots: the file's, or the system's.
+/// The trusted roots: the file's, or the system's (only ever with `verify-full`).
 fn roots(root: Option<&str>) -> Result<RootCertStore, StoreError> {
     let mut store = RootCertStore::empty();
     match root {
-        Some(path) if path != "system" => {
+        Some(path) if path != SYSTEM => {
             let refused =
                 |why: String| StoreError::Unavailable(format!("sslrootcert {path}: {why}"));
             let pem = std::fs::read(path).map_err(|e| refused(format!("cannot read: {e}")))?;
@@ -368,6 +387,42 @@ mod tests {
             (
                 "postgres://u:secret@h/db?sslmode=verify-ca&sslrootcert=%FF",
                 "not UTF-8",
+            ),
+        ] {
+            let refused = parse_url(url).expect_err(url).to_string();
+            assert!(refused.contains(expected), "{url}: {refused}");
+            assert!(!refused.contains("secret"), "{refused}");
+        }
+    }
+
+    /// The system's roots vouch for any publicly certified host: they are trusted only
+    /// together with the host name check (`verify-full`), as libpq does.
+    #[test]
+    fn system_roots_are_trusted_only_with_verify_full() {
+        for (url, expected) in [
+            (
+                "postgres://u:secret@h/db?sslmode=verify-ca",
+                "sslmode=verify-ca needs sslrootcert=FILE",
+            ),
+            (
+                "postgres://u:secret@h/db?sslmode=verify-ca&sslrootcert=",
+                "sslmode=verify-ca needs sslrootcert=FILE",
+            ),
+            (
+                "postgres://u:secret@h/db?sslmode=verify-ca&sslrootcert=system",
+                "sslrootcert=system needs sslmode=verify-full",
+            ),
+            (
+                "postgres://u:secret@h/db?sslmode=require&sslrootcert=system",
+                "sslrootcert=system needs sslmode=verify-full",
+            ),
+            (
+                "postgres://u:secret@h/db?sslrootcert=system",
+                "sslrootcert=system needs sslmode=verify-full",
+            ),
+            (
+                "postgres://u:secret@h/db?sslmode=disable&sslrootcert=system",
+                "sslrootcert=system needs sslmode=verify-full",
             ),
         ] {
             let refused = parse_url(url).expect_err(url).to_string();

@@ -144,3 +144,94 @@ fn a_key_file_is_reread_when_a_value_names_a_new_key() {
     assert_eq!(keys.open("t", "c", &row, &sealed).expect("open"), "x");
     assert_eq!(keys.ring().expect("ring").active(), "k2");
 }
+
+/// No 20-character slice of `key` appears in `text`.
+fn echoes_none_of(text: &str, key: &str) -> bool {
+    key.as_bytes()
+        .windows(20)
+        .all(|w| !text.contains(std::str::from_utf8(w).unwrap_or("")))
+}
+
+#[test]
+fn a_malformed_entry_is_named_by_its_position_not_its_text() {
+    let key = STANDARD.encode([0x5au8; 32]);
+    let url = URL_SAFE_NO_PAD.encode([0xa5u8; 32]);
+    for (text, entry) in [
+        (format!("index={key}\n{key}"), "entry 2"),
+        (format!("index={key}\nk1={key}\n{url}"), "entry 3"),
+        (format!("index={key},{key}"), "entry 2"),
+        (format!("{key}=\nk1={key}"), "entry 1"),
+        (format!("index={key}\nk1={key}x"), "entry 2"),
+    ] {
+        let err = Keyring::parse(&text).expect_err(&text).to_string();
+        assert!(err.contains(entry), "{err}");
+        assert!(echoes_none_of(&err, &key), "{err}");
+        assert!(echoes_none_of(&err, &url), "{err}");
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("keys");
+    std::fs::write(&path, format!("index={key}\n{key}\n")).expect("write");
+    let err = Keys::from_file(&path).expect_err("bare key").to_string();
+    assert!(err.contains("entry 2"), "{err}");
+    assert!(echoes_none_of(&err, &key), "{err}");
+}
+
+#[test]
+fn a_stored_value_naming_an_odd_key_id_is_not_echoed() {
+    let ring = ring();
+    let aad = aad("t", "c", &id());
+    let err = ring
+        .open(&aad, "v1:ada.lovelace@example.com:AAAA")
+        .expect_err("not sealed")
+        .to_string();
+    assert!(!err.contains("lovelace"), "{err}");
+}
+
+#[test]
+fn a_value_under_a_new_key_opens_at_once_after_a_rotation() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("keys");
+    let text = Keyring::generate_text().expect("generate");
+    std::fs::write(&path, &text).expect("write");
+    let keys = Keys::from_file(&path).expect("keys");
+    let row = id();
+    // `plinth keys rotate` on another instance, just now: no wait for RECHECK.
+    let (_, text) = Keyring::add_key(&text).expect("add");
+    std::fs::write(&path, &text).expect("write");
+    let sealed = Keyring::parse(&text)
+        .expect("parse")
+        .seal(&aad("t", "c", &row), "x")
+        .expect("seal");
+    let first = Instant::now();
+    assert_eq!(keys.open("t", "c", &row, &sealed).expect("open"), "x");
+    // Forced reloads are still bounded: a second new key right away waits FORCED_RELOAD.
+    let (_, text) = Keyring::add_key(&text).expect("add");
+    std::fs::write(&path, &text).expect("write");
+    let sealed = Keyring::parse(&text)
+        .expect("parse")
+        .seal(&aad("t", "c", &row), "y")
+        .expect("seal");
+    let early = keys.open("t", "c", &row, &sealed);
+    if first.elapsed() < FORCED_RELOAD {
+        assert!(early.is_err(), "re-read within {FORCED_RELOAD:?}");
+    }
+    std::thread::sleep(FORCED_RELOAD);
+    assert_eq!(keys.open("t", "c", &row, &sealed).expect("open"), "y");
+    assert_eq!(keys.ring().expect("ring").active(), "k3");
+}
+
+#[test]
+fn only_a_sealed_value_in_form_is_taken_for_one() {
+    let sealed = ring().seal(&aad("t", "c", &id()), "x").expect("seal");
+    assert!(is_sealed(&sealed));
+    for plain in [
+        "ada@example.com",
+        "v1:k1:ada@example.com",
+        "V1:k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "v1:k1:AAAA",
+        "v1:K1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "v1::AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        assert!(!is_sealed(plain), "{plain}");
+    }
+}

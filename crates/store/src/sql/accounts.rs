@@ -208,23 +208,45 @@ pub(crate) async fn update_user<E: Exec>(
     if changes.role.is_some_and(|r| r != Role::Admin) {
         keep_an_admin(e, id).await?;
     }
-    // Read (and locked) first: the audit events say what changed from what.
+    // Read (and locked) first: the audit events say what changed from what, and only
+    // values that really change are written (and end sessions).
     let Some(before) = lock_user(e, keys, id).await? else {
         return Err(StoreError::NotFound);
     };
+    if let Some(expected) = expected
+        && expected != before.version
+    {
+        return Err(StoreError::Stale {
+            expected,
+            current: before.version,
+        });
+    }
+    let email = changes
+        .email
+        .as_ref()
+        .filter(|m| m.as_str() != before.email);
+    let role = changes.role.filter(|r| *r != before.role);
+    let password = changes.password_hash.as_ref();
+    if email.is_none() && role.is_none() && password.is_none() {
+        return Ok(before);
+    }
+    // The address one signs in with: another spelling of it (case) is no new address.
+    let new_address = email.is_some_and(|m| {
+        Email::parse(&before.email).map_or(true, |b| b.normalized() != m.normalized())
+    });
     announce(e).await?;
     let mut q = query::<E>("UPDATE _plinth_users SET updated_at = ");
     q.bind(now).push(", version = version + 1");
-    if let Some(email) = &changes.email {
+    if let Some(email) = email {
         let sealed = keys.seal(EMAIL_TABLE, EMAIL_COLUMN, &id, email.as_str())?;
         q.push(", email = ").bind(Param::Text(sealed.into()));
         q.push(", email_norm = ")
             .bind(Param::Text(email_index(keys, email)?.into()));
     }
-    if let Some(hash) = &changes.password_hash {
+    if let Some(hash) = password {
         q.push(", password_hash = ").bind(hash);
     }
-    if let Some(role) = changes.role {
+    if let Some(role) = role {
         q.push(", role = ").bind(role_name(role));
     }
     q.push(" WHERE id = ").bind(id);
@@ -238,9 +260,8 @@ pub(crate) async fn update_user<E: Exec>(
         .map_err(email_conflict)?;
     match (updated, expected) {
         (Some(user), _) => {
-            if changes.password_hash.is_some() || changes.role.is_some() || changes.email.is_some()
-            {
-                // A new password, role or email ends every session made before it.
+            if password.is_some() || role.is_some() || new_address {
+                // A new password, role or address ends every session made before it.
                 let mut q = query::<E>("UPDATE _plinth_refresh_tokens SET revoked_at = ");
                 q.bind(now)
                     .push(" WHERE user_id = ")
@@ -248,7 +269,7 @@ pub(crate) async fn update_user<E: Exec>(
                     .push(" AND revoked_at IS NULL");
                 e.execute(&q).await?;
             }
-            audit_user_changes(e, by, &before, &user, changes.password_hash.is_some()).await?;
+            audit_user_changes(e, by, &before, &user, password.is_some()).await?;
             Ok(user)
         }
         (None, Some(expected)) => match get_user(e, keys, id).await? {
@@ -592,8 +613,17 @@ pub(crate) async fn touch_api_key<E: Exec>(
 /// `email_norm` with its blind index; nothing to do once done (each engine runs it at open,
 /// under its migration lock, when keys are configured). Returns how many were sealed.
 pub(crate) async fn seal_plain_emails<E: Exec>(e: &E, keys: &Keys) -> Result<u64, StoreError> {
-    let q = query::<E>("SELECT id, email FROM _plinth_users WHERE email NOT LIKE 'v1:%'");
-    let plain = e.rows(&q, |r| Ok((r.uuid(0)?, r.text(1)?))).await?;
+    // An email cannot be told from a sealed value by how it starts (`v1:…@…` is an
+    // address): the SQL narrows to the candidates (every email holds an `@`, no sealed
+    // value does), the real check is `is_sealed`.
+    let q = query::<E>(
+        "SELECT id, email FROM _plinth_users WHERE email NOT LIKE 'v1:%' OR email LIKE '%@%'",
+    );
+    let rows = e.rows(&q, |r| Ok((r.uuid(0)?, r.text(1)?))).await?;
+    let plain: Vec<_> = rows
+        .into_iter()
+        .filter(|(_, email)| !crate::seal::is_sealed(email))
+        .collect();
     for (id, email) in &plain {
         let parsed = Email::parse(email).map_err(|_| unreadable("email"))?;
         let sealed = keys.seal(EMAIL_TABLE, EMAIL_COLUMN, id, email)?;

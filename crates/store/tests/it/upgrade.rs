@@ -246,31 +246,50 @@ async fn postgres_adds_the_audit_indexes_and_checkpoints_to_an_old_audit_table()
     assert_eq!(names, AUDIT_INDEXES);
 }
 
-/// An account stored before emails were sealed: its email in plaintext, `email_norm` the
-/// normalized email.
-const OLD_ACCOUNT: &str = "INSERT INTO _plinth_users (id, email, email_norm, role, password_hash, created_at, updated_at, version) \
-     VALUES ('0192f1c4-7a1e-7c3a-9b2d-000000000002', 'Old.Timer@Example.com', 'old.timer@example.com', 'user', 'x', {t}, {t}, 1)";
+/// Accounts stored before emails were sealed: their emails in plaintext, `email_norm` the
+/// normalized email. Two look like sealed values by their start (`v1:`, `V1:`) but are not.
+const OLD_ACCOUNTS: &str = "INSERT INTO _plinth_users (id, email, email_norm, role, password_hash, created_at, updated_at, version) VALUES \
+     ('0192f1c4-7a1e-7c3a-9b2d-000000000002', 'Old.Timer@Example.com', 'old.timer@example.com', 'user', 'x', {t}, {t}, 1), \
+     ('0192f1c4-7a1e-7c3a-9b2d-000000000003', 'v1:k1:ada@example.com', 'v1:k1:ada@example.com', 'user', 'x', {t}, {t}, 1), \
+     ('0192f1c4-7a1e-7c3a-9b2d-000000000004', 'V1:Bob@example.com', 'v1:bob@example.com', 'user', 'x', {t}, {t}, 1)";
 
-/// Opened with keys, the old account's email is sealed (no plaintext left in the row), it
-/// still signs in by email in any case and reads back as written; a second open changes
-/// nothing.
+/// The old emails, and their local parts (which no stored row may show once sealed).
+const OLD_EMAILS: [(&str, &str); 3] = [
+    ("Old.Timer@Example.com", "old.timer"),
+    ("v1:k1:ada@example.com", "ada@"),
+    ("V1:Bob@example.com", "bob@"),
+];
+
+/// Opened with keys, the old accounts' emails are sealed (no plaintext left in the rows),
+/// they still sign in by email in any case, read back as written and list; a second open
+/// changes nothing.
 async fn check_emails_sealed(
     open: impl AsyncFn() -> Box<dyn Store>,
     raw: impl AsyncFn() -> String,
 ) {
     for _ in 0..2 {
         let store = open().await;
-        let email = Email::parse("old.timer@EXAMPLE.com").expect("email");
-        let user = store
-            .find_user_by_email(&email)
-            .await
-            .expect("find")
-            .expect("the old account signs in by email");
-        assert_eq!(user.email, "Old.Timer@Example.com");
+        for (written, _) in OLD_EMAILS {
+            let email = Email::parse(&written.to_uppercase()).expect("email");
+            let user = store
+                .find_user_by_email(&email)
+                .await
+                .expect("find")
+                .unwrap_or_else(|| panic!("{written} signs in by email"));
+            assert_eq!(user.email, written);
+        }
+        let listed = store.list_users(None, 10).await.expect("list the users");
+        let mut emails: Vec<String> = listed.into_iter().map(|u| u.email).collect();
+        emails.sort();
+        let mut expected: Vec<&str> = OLD_EMAILS.iter().map(|(w, _)| *w).collect();
+        expected.sort_unstable();
+        assert_eq!(emails, expected);
         store.close().await;
-        let row = raw().await;
-        assert!(!row.to_lowercase().contains("old.timer"), "{row}");
-        assert!(row.contains("v1:"), "{row}");
+        let rows = raw().await;
+        for (_, local) in OLD_EMAILS {
+            assert!(!rows.to_lowercase().contains(local), "{rows}");
+        }
+        assert_eq!(rows.matches("v1:").count(), 3, "{rows}");
     }
 }
 
@@ -286,8 +305,8 @@ async fn sqlite_seals_the_emails_of_old_accounts() {
     old.close().await;
     rusqlite::Connection::open(&path)
         .expect("open")
-        .execute_batch(&OLD_ACCOUNT.replace("{t}", "0"))
-        .expect("the old account");
+        .execute_batch(&OLD_ACCOUNTS.replace("{t}", "0"))
+        .expect("the old accounts");
     let keys = crate::contract::test_keys();
     check_emails_sealed(
         async || {
@@ -299,11 +318,11 @@ async fn sqlite_seals_the_emails_of_old_accounts() {
             rusqlite::Connection::open(&path)
                 .expect("open")
                 .query_row(
-                    "SELECT email || ' ' || email_norm FROM _plinth_users",
+                    "SELECT group_concat(email || ' ' || email_norm, ' ') FROM _plinth_users",
                     [],
                     |r| r.get(0),
                 )
-                .expect("the row")
+                .expect("the rows")
         },
     )
     .await;
@@ -322,9 +341,9 @@ async fn postgres_seals_the_emails_of_old_accounts() {
     old.close().await;
     let client = db.inspect().await;
     client
-        .batch_execute(&OLD_ACCOUNT.replace("{t}", "now()"))
+        .batch_execute(&OLD_ACCOUNTS.replace("{t}", "now()"))
         .await
-        .expect("the old account");
+        .expect("the old accounts");
     let keys: Keys = crate::contract::test_keys();
     check_emails_sealed(
         async || {
@@ -334,9 +353,12 @@ async fn postgres_seals_the_emails_of_old_accounts() {
         },
         async || {
             client
-                .query_one("SELECT email || ' ' || email_norm FROM _plinth_users", &[])
+                .query_one(
+                    "SELECT string_agg(email || ' ' || email_norm, ' ') FROM _plinth_users",
+                    &[],
+                )
                 .await
-                .expect("the row")
+                .expect("the rows")
                 .get(0)
         },
     )

@@ -7,7 +7,7 @@ use super::{Engine, HASH, admin, as_user, model, no_cutoff, patch, started_now};
 use plinth_core::auth::Email;
 use plinth_core::{Principal, Role, Timestamp};
 use plinth_store::{
-    AuditEntry, AuditEvent, AuditVerdict, Event, NewApiKey, NewUser, Refresh, StoreError,
+    AuditEntry, AuditEvent, AuditVerdict, Event, NewApiKey, NewUser, Refresh, StoreError, User,
     UserChanges, WriteCtx,
 };
 use serde_json::json;
@@ -16,6 +16,7 @@ use uuid::Uuid;
 contract!(
     account_session_and_key_changes_append_their_events,
     refused_account_changes_append_no_event,
+    unchanged_account_values_neither_write_nor_end_sessions,
     pii_values_are_redacted_in_record_changes,
 );
 
@@ -310,6 +311,99 @@ async fn refused_account_changes_append_no_event(e: &Engine) {
         s.audit_verify().await.expect("verify"),
         AuditVerdict::Intact {
             entries: counted as u64
+        }
+    );
+}
+
+/// Whether the session of refresh token `token` is live: rotating it to `next` succeeds.
+async fn live(e: &Engine, user: &User, token: &str, next: &str) -> bool {
+    let done = e
+        .store
+        .rotate_refresh(&guest(), token, next, later(), no_cutoff())
+        .await
+        .expect("rotate");
+    assert!(
+        matches!(done, Refresh::Rotated { .. } | Refresh::Invalid),
+        "{done:?}"
+    );
+    done == Refresh::Rotated { user_id: user.id }
+}
+
+async fn unchanged_account_values_neither_write_nor_end_sessions(e: &Engine) {
+    let s = &e.store;
+    let bob = e.user("Bob@example.com", Role::User).await;
+    let me = as_user(&bob);
+    s.insert_refresh(&me, bob.id, Uuid::now_v7(), "s1", later(), started_now())
+        .await
+        .expect("login");
+    let counted = entries(e).await.len();
+    // The role and the email he already has (the email in another case is the same
+    // address for sign-in, but a new spelling to show).
+    let same = UserChanges {
+        email: Some(Email::parse("Bob@example.com").expect("email")),
+        role: Some(Role::User),
+        ..UserChanges::default()
+    };
+    let after = s
+        .update_user(&admin(), bob.id, same, Some(bob.version))
+        .await
+        .expect("an update that changes nothing");
+    assert_eq!(
+        after.version, bob.version,
+        "nothing changed, yet a new version"
+    );
+    assert_eq!(after.updated_at, bob.updated_at);
+    assert_eq!(entries(e).await.len(), counted, "an entry for no change");
+    assert!(
+        live(e, &bob, "s1", "s2").await,
+        "no change ended his session"
+    );
+    let stale = UserChanges {
+        role: Some(Role::User),
+        ..UserChanges::default()
+    };
+    let stale = s.update_user(&admin(), bob.id, stale, Some(7)).await;
+    assert!(matches!(stale, Err(StoreError::Stale { .. })), "{stale:?}");
+    // Another case: written and audited, but the sign-in address is the same.
+    let case = UserChanges {
+        email: Some(Email::parse("bob@example.com").expect("email")),
+        role: Some(Role::User),
+        ..UserChanges::default()
+    };
+    let after = s
+        .update_user(&admin(), bob.id, case, None)
+        .await
+        .expect("a new spelling");
+    assert_eq!(after.email, "bob@example.com");
+    assert_eq!(after.version, bob.version + 1);
+    let all = entries(e).await;
+    assert_eq!(all.len(), counted + 1);
+    assert_eq!(all[counted].action, "account.email_change");
+    assert!(
+        live(e, &bob, "s2", "s3").await,
+        "a new spelling ended his session"
+    );
+    // A new role: written, audited, and every session ends.
+    let promote = UserChanges {
+        role: Some(Role::Admin),
+        ..UserChanges::default()
+    };
+    let after = s
+        .update_user(&admin(), bob.id, promote, None)
+        .await
+        .expect("promote");
+    assert_eq!(after.version, bob.version + 2);
+    let all = entries(e).await;
+    assert_eq!(all.len(), counted + 2);
+    assert_eq!(all[counted + 1].action, "account.role_change");
+    assert!(
+        !live(e, &bob, "s3", "s4").await,
+        "a new role kept his session"
+    );
+    assert_eq!(
+        s.audit_verify().await.expect("verify"),
+        AuditVerdict::Intact {
+            entries: (counted + 2) as u64
         }
     );
 }
