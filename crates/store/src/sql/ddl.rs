@@ -9,7 +9,8 @@ use plinth_core::schema::{FieldDef, FieldType, Unique, ValueKind};
 
 /// Plinth's own tables: declarations, idempotency keys, accounts, refresh tokens, API keys,
 /// the audit trail (indexed for its filters: a record's history, an actor, a time range)
-/// and its checkpoints. A release's new index here is created at the next start.
+/// and its checkpoints. A release's new index here is created at the next start. Checks on
+/// tables written per request spell a choice with `OR` (see `base_columns`).
 const INTERNAL_TABLES: &str = "
     CREATE TABLE IF NOT EXISTS _plinth_models (
         name TEXT NOT NULL PRIMARY KEY,
@@ -68,7 +69,8 @@ const INTERNAL_TABLES: &str = "
     CREATE TABLE IF NOT EXISTS _plinth_audit (
         seq {int} NOT NULL PRIMARY KEY,
         at {time} NOT NULL,
-        actor_kind TEXT NOT NULL CHECK (actor_kind IN ('user', 'api_key', 'system', 'guest')),
+        actor_kind TEXT NOT NULL CHECK (actor_kind = 'user' OR actor_kind = 'api_key'
+            OR actor_kind = 'system' OR actor_kind = 'guest'),
         actor_id {uuid},
         actor_label TEXT NOT NULL,
         action TEXT NOT NULL,
@@ -159,13 +161,14 @@ impl Dialect {
         format!("ALTER TABLE {table} ADD COLUMN {column} {ty}")
     }
 
-    /// The base columns of a model table.
+    /// The base columns of a model table. SQLite's checks spell a choice with `OR`: an `IN`
+    /// list of three or more values fills an ephemeral table on every insert.
     fn base_columns(self) -> &'static str {
         match self {
             Self::Sqlite => {
                 "\"id\" TEXT NOT NULL PRIMARY KEY,
             \"name\" TEXT NOT NULL,
-            \"status\" TEXT NOT NULL DEFAULT 'active' CHECK (\"status\" IN ('active', 'inactive', 'deleted')),
+            \"status\" TEXT NOT NULL DEFAULT 'active' CHECK (\"status\" = 'active' OR \"status\" = 'inactive' OR \"status\" = 'deleted'),
             \"created_at\" INTEGER NOT NULL,
             \"updated_at\" INTEGER NOT NULL,
             \"owner_id\" TEXT,

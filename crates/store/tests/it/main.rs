@@ -17,6 +17,7 @@ mod contract;
 mod locking;
 mod pg;
 mod pg_tls;
+mod plans;
 mod postgres;
 mod retries;
 mod upgrade;
