@@ -19,6 +19,7 @@ contract!(
     a_prune_seals_a_checkpoint_and_what_remains_verifies,
     verify_finds_a_checkpoint_or_pruned_remainder_tampered_through_sql,
     concurrent_writes_some_refused_append_one_entry_per_kept_write,
+    a_refused_write_in_a_group_leaves_nothing_behind,
 );
 
 async fn entries(e: &Engine) -> Vec<AuditEntry> {
@@ -607,4 +608,79 @@ where
         out.push(h.await.expect("a write task"));
     }
     out
+}
+
+/// Writes that fail after a first statement (an idempotency key claimed, then the record
+/// refused for a taken unique value), at once, so that SQLite groups them: whether a
+/// refused write ran first in its group (no savepoint: the transaction is begun again) or
+/// later (its savepoint rolled back), its claim is gone, so a retry under the same key with
+/// another body is judged afresh, and no entry is left for it.
+async fn a_refused_write_in_a_group_leaves_nothing_behind(e: &Engine) {
+    let s = e.migrate(decls()).await;
+    let customer = model(&s, "customer");
+    // Alone, so first in its group: claimed, then refused.
+    e.create(
+        &admin(),
+        &customer,
+        json!({"name": "a", "email": "taken@example.org"}),
+    )
+    .await;
+    let taken = draft(
+        &customer,
+        &json!({"name": "b", "email": "taken@example.org"}),
+    );
+    let refused = e
+        .store
+        .create(&admin(), &customer, taken, claim("alone", "first"))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict { .. })),
+        "{refused:?}"
+    );
+    let fresh = draft(
+        &customer,
+        &json!({"name": "b", "email": "fresh@example.org"}),
+    );
+    let retried = e
+        .store
+        .create(&admin(), &customer, fresh, claim("alone", "second"))
+        .await
+        .expect("a retry under the refused write's key");
+    assert!(!retried.replayed);
+    let before = entries(e).await.len();
+    let writes = (0..48).map(|i| {
+        let (store, customer) = (e.store.clone(), customer.clone());
+        let body = json!({"name": format!("c{i}"), "email": format!("q{}@example.org", i / 2)});
+        async move {
+            let d = draft(&customer, &body);
+            let key = format!("key-{i}");
+            store
+                .create(&admin(), &customer, d, claim(&key, "first"))
+                .await
+        }
+    });
+    let results = futures_join_all(writes).await;
+    let refused: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_err())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(refused.len(), 24, "one of each pair is refused");
+    assert_eq!(
+        entries(e).await.len() - before,
+        24,
+        "no entry for a refused write"
+    );
+    for i in refused {
+        let body = json!({"name": format!("r{i}"), "email": format!("retry{i}@example.org")});
+        let d = draft(&customer, &body);
+        let created = e
+            .store
+            .create(&admin(), &customer, d, claim(&format!("key-{i}"), "second"))
+            .await
+            .unwrap_or_else(|err| panic!("retry {i} under its key: {err:?}"));
+        assert!(!created.replayed, "retry {i} replayed a refused write");
+    }
+    assert_eq!(verify(e).await, intact(entries(e).await.len() as u64));
 }
