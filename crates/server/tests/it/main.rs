@@ -1,5 +1,6 @@
 mod api_keys;
 mod audit;
+mod audit_api;
 mod auth_session;
 mod auth_tokens;
 mod bad_input;
