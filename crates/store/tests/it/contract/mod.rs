@@ -56,6 +56,7 @@ macro_rules! contract {
 
 mod accounts;
 mod audit;
+mod audit_chain;
 mod events;
 mod keys;
 mod lists;
