@@ -13,7 +13,7 @@ use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use plinth_core::policy::{self, Action};
-use plinth_core::query::{DEFAULT_LIMIT, MAX_LIMIT};
+use plinth_core::query::DEFAULT_LIMIT;
 use plinth_core::{ErrorCode, ModelName, RecordId, Role, Timestamp};
 use plinth_store::{AuditEntry, AuditQuery};
 use uuid::Uuid;
@@ -171,16 +171,7 @@ fn parse(
         seen.push(k);
         match k.as_str() {
             "limit" => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::invalid(
-                            "limit",
-                            format!("must be an integer from 1 to {MAX_LIMIT}"),
-                        )
-                    })?;
+                limit = super::page_limit(v)?;
             }
             "cursor" => cursor = Some(v.as_str()),
             _ => filter(k, v)?,

@@ -13,6 +13,20 @@ use axum::Router;
 use axum::middleware::from_fn;
 
 /// Every route of the API.
+/// A page size from a `limit` parameter: 1 to `MAX_LIMIT`, as record lists take it.
+pub(crate) fn page_limit(v: &str) -> Result<u32, crate::error::ApiError> {
+    use plinth_core::query::MAX_LIMIT;
+    v.parse()
+        .ok()
+        .filter(|n| (1..=MAX_LIMIT).contains(n))
+        .ok_or_else(|| {
+            crate::error::ApiError::invalid(
+                "limit",
+                format!("must be an integer from 1 to {MAX_LIMIT}"),
+            )
+        })
+}
+
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .merge(health::router())

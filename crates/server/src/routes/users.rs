@@ -12,7 +12,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use plinth_core::auth::{Email, check_password};
-use plinth_core::query::{DEFAULT_LIMIT, MAX_LIMIT};
+use plinth_core::query::DEFAULT_LIMIT;
 use plinth_core::{ErrorCode, Role};
 use plinth_store::{StoreError, User, UserChanges};
 use uuid::Uuid;
@@ -104,16 +104,7 @@ async fn list_users(
     for (k, v) in &query {
         match k.as_str() {
             "limit" => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::invalid(
-                            "limit",
-                            format!("must be an integer from 1 to {MAX_LIMIT}"),
-                        )
-                    })?;
+                limit = super::page_limit(v)?;
             }
             "cursor" => {
                 after = Some(
