@@ -26,7 +26,7 @@ impl AccountStore for SqliteStore {
                     now,
                     keys: &keys,
                 },
-                user,
+                user.clone(),
             ))
         })
         .await
@@ -195,7 +195,7 @@ impl AccountStore for SqliteStore {
                     now,
                     keys: &keys,
                 },
-                key,
+                key.clone(),
             ))
         })
         .await

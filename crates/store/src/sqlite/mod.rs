@@ -150,11 +150,11 @@ impl SqliteStore {
     }
 
     /// Runs `f` on the writer thread inside the next group commit; the answer arrives once
-    /// that commit is durable.
+    /// that commit is durable. `f` may run more than once (see [`writer::Job`]).
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Writer) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&mut Writer) -> Result<T, StoreError> + Send + 'static,
     {
         let (msg, reply) = writer::write_job(f);
         self.send(msg, reply).await
@@ -335,8 +335,8 @@ impl Store for SqliteStore {
                 },
                 &vis,
                 &model,
-                draft,
-                idempotency.map(|c| (scope, c)),
+                draft.clone(),
+                idempotency.clone().map(|c| (scope.clone(), c)),
             ))
         })
         .await

@@ -1,3 +1,4 @@
+mod batches;
 mod filter_sql;
 
 use super::{SqliteOptions, SqliteStore};

@@ -1,11 +1,12 @@
 //! The writer thread: the one connection that writes, with group commit.
 //!
 //! Write jobs arrive on a bounded channel. The thread takes every job already waiting (up to
-//! [`MAX_BATCH`]), runs each inside its own savepoint of one transaction (the first needs
-//! none: if it fails, the transaction holds nothing else and begins again), and commits
-//! once; only then does each caller get its answer. A job that fails rolls back alone and
-//! leaves the others intact, so batching changes throughput, never outcomes: every
-//! acknowledged write is committed, and every refused one left nothing behind.
+//! [`MAX_BATCH`]), runs them in one transaction and commits once; only then does each
+//! caller get its answer. A job that fails leaves the others intact: the jobs run without
+//! savepoints until one fails, then the transaction is rolled back, the jobs before it run
+//! again and the rest run each in its own savepoint (see [`run_plain`]). Batching changes
+//! throughput, never outcomes: every acknowledged write is committed, and every refused one
+//! left nothing behind.
 
 use super::errors::map;
 use super::exec::WriteConn;
@@ -28,6 +29,9 @@ pub(super) struct Writer {
     /// Creation and update times are strictly increasing in commit order, so keyset
     /// pagination on `created_at` never misses a record committed after a page was read.
     last_ts: Timestamp,
+    /// Whether the next batch runs its jobs without savepoints: true until a batch holds a
+    /// job that fails, and again after a batch in which none did.
+    plain: bool,
     closed: bool,
 }
 
@@ -36,6 +40,7 @@ impl Writer {
         Self {
             conn: WriteConn::new(conn),
             last_ts: Timestamp::from_system(std::time::UNIX_EPOCH),
+            plain: true,
             closed: false,
         }
     }
@@ -58,15 +63,19 @@ impl Writer {
 }
 
 /// A job that runs inside the shared transaction; its result is delivered after commit.
+///
+/// A job may run more than once: when a later job of its batch fails, the transaction is
+/// rolled back and the jobs before it run again. Its only effects are on the connection,
+/// so the last run is the one that commits.
 pub(super) trait Job: Send {
-    /// Runs the job; true if it succeeded (its savepoint is kept).
+    /// Runs the job; true if it succeeded.
     fn run(&mut self, w: &mut Writer) -> bool;
     /// Delivers the result, or `failed` if the commit failed after the job succeeded.
     fn finish(self: Box<Self>, failed: Option<&str>);
 }
 
 struct Pending<T, F> {
-    f: Option<F>,
+    f: F,
     result: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
@@ -74,10 +83,10 @@ struct Pending<T, F> {
 impl<T, F> Job for Pending<T, F>
 where
     T: Send,
-    F: FnOnce(&mut Writer) -> Result<T, StoreError> + Send,
+    F: FnMut(&mut Writer) -> Result<T, StoreError> + Send,
 {
     fn run(&mut self, w: &mut Writer) -> bool {
-        let Some(f) = self.f.take() else { return false };
+        let f = &mut self.f;
         let result = catch_unwind(AssertUnwindSafe(|| f(w)))
             .unwrap_or_else(|_| Err(StoreError::internal("a write job panicked")));
         let ok = result.is_ok();
@@ -119,16 +128,18 @@ impl std::fmt::Debug for Msg {
     }
 }
 
-/// A write job whose result arrives on the returned receiver after its batch commits.
+/// A write job whose result arrives on the returned receiver after its batch commits. `f`
+/// may be called more than once (see [`Job`]); each call must start from its captured
+/// inputs, not from what an earlier call left.
 pub(super) fn write_job<T, F>(f: F) -> (Msg, oneshot::Receiver<Result<T, StoreError>>)
 where
     T: Send + 'static,
-    F: FnOnce(&mut Writer) -> Result<T, StoreError> + Send + 'static,
+    F: FnMut(&mut Writer) -> Result<T, StoreError> + Send + 'static,
 {
     let (reply, rx) = oneshot::channel();
     (
         Msg::Write(Box::new(Pending {
-            f: Some(f),
+            f,
             result: None,
             reply,
         })),
@@ -196,52 +207,24 @@ fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
 }
 
 fn commit_batch(w: &mut Writer, mut batch: Vec<Box<dyn Job>>) {
-    if let Err(e) = exec(&w.conn, "BEGIN IMMEDIATE") {
-        let why = e.to_string();
-        for job in batch {
-            job.finish(Some(&why));
-        }
+    if let Err(e) = begin(w) {
+        fail_batch(w, batch, &e);
         return;
     }
     // The jobs' audit entries are held, then appended together after the last job: outside
-    // the savepoints, and with one read of the chain's head.
+    // any savepoint, and with one read of the chain's head.
     w.conn.audit.open();
-    for (i, job) in batch.iter_mut().enumerate() {
-        // The first job needs no savepoint (whose page journaling costs a create about a
-        // tenth of its work): nothing else is in the transaction yet, so if it fails the
-        // transaction is rolled back and begun again.
-        if i == 0 {
-            if job.run(w) {
-                continue;
-            }
-            w.conn.audit.truncate(0);
-            if !w.conn.is_autocommit() {
-                let _ = w.conn.execute_batch("ROLLBACK");
-            }
-            if let Err(e) = exec(&w.conn, "BEGIN IMMEDIATE") {
-                w.conn.audit.close();
-                fail_batch(w, batch, &e);
-                return;
-            }
-            continue;
-        }
-        let mark = w.conn.audit.len();
-        let outcome = exec(&w.conn, "SAVEPOINT job").map(|()| job.run(w));
-        let kept = match outcome {
-            Ok(true) => exec(&w.conn, "RELEASE job"),
-            Ok(false) => {
-                w.conn.audit.truncate(mark);
-                exec(&w.conn, "ROLLBACK TO job").and_then(|()| exec(&w.conn, "RELEASE job"))
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = kept {
-            // The transaction is in an unknown state: give up on the whole batch.
-            tracing::error!(error = %e, "savepoint handling failed; rolling back the batch");
-            w.conn.audit.close();
-            fail_batch(w, batch, &e);
-            return;
-        }
+    let ran = if w.plain {
+        run_plain(w, &mut batch)
+    } else {
+        run_guarded(w, &mut batch, true)
+    };
+    if let Err(e) = ran {
+        // The transaction is in an unknown state: give up on the whole batch.
+        tracing::error!(error = %e, "the batch's transaction failed; rolling it back");
+        w.conn.audit.close();
+        fail_batch(w, batch, &e);
+        return;
     }
     let entries = w.conn.audit.close();
     if !entries.is_empty()
@@ -262,6 +245,77 @@ fn commit_batch(w: &mut Writer, mut batch: Vec<Box<dyn Job>>) {
     for job in batch {
         job.finish(failed.as_deref());
     }
+}
+
+/// Runs the jobs with no savepoints, whose page journaling costs a create about a tenth of
+/// its work. Once one fails, the transaction is rolled back, the jobs before it run again
+/// (from the same state, so to the same outcome), the failed one keeps its answer, and the
+/// rest run guarded by savepoints, as does the next batch (see [`Writer::plain`]).
+fn run_plain(w: &mut Writer, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
+    let Some(failed) = batch.iter_mut().position(|job| !job.run(w)) else {
+        return Ok(());
+    };
+    restart(w)?;
+    let (before, after) = batch.split_at_mut(failed);
+    if let Some(again) = before.iter_mut().position(|job| !job.run(w)) {
+        // The state moved under a job (a time limit passed, say): begin once more and guard
+        // every job, the one that failed first included.
+        tracing::debug!(
+            job = again,
+            "a job's second run failed; guarding the whole batch"
+        );
+        restart(w)?;
+        run_guarded(w, batch, true)?;
+    } else {
+        run_guarded(w, &mut after[1..], failed == 0)?;
+    }
+    w.plain = false;
+    Ok(())
+}
+
+/// Runs each job inside its own savepoint, so a failed one rolls back alone. While the
+/// transaction holds nothing (`empty`) a job needs none: if it fails, the transaction is
+/// begun again.
+fn run_guarded(
+    w: &mut Writer,
+    jobs: &mut [Box<dyn Job>],
+    mut empty: bool,
+) -> Result<(), StoreError> {
+    let mut calm = true;
+    for job in jobs {
+        if empty {
+            if job.run(w) {
+                empty = false;
+            } else {
+                calm = false;
+                restart(w)?;
+            }
+            continue;
+        }
+        let mark = w.conn.audit.len();
+        exec(&w.conn, "SAVEPOINT job")?;
+        if !job.run(w) {
+            calm = false;
+            w.conn.audit.truncate(mark);
+            exec(&w.conn, "ROLLBACK TO job")?;
+        }
+        exec(&w.conn, "RELEASE job")?;
+    }
+    w.plain = calm;
+    Ok(())
+}
+
+/// Rolls back what the transaction holds, with its held audit entries, and begins again.
+fn restart(w: &mut Writer) -> Result<(), StoreError> {
+    w.conn.audit.truncate(0);
+    if !w.conn.is_autocommit() {
+        exec(&w.conn, "ROLLBACK")?;
+    }
+    begin(w)
+}
+
+fn begin(w: &mut Writer) -> Result<(), StoreError> {
+    exec(&w.conn, "BEGIN IMMEDIATE")
 }
 
 /// Rolls the batch back and fails every job in it with `e`.
