@@ -21,7 +21,6 @@ use crate::StoreError;
 use plinth_core::schema::ValueKind;
 use plinth_core::{RecordId, Timestamp, Value};
 use std::borrow::Cow;
-use std::fmt::Write as _;
 use std::future::Future;
 use uuid::Uuid;
 
@@ -248,11 +247,12 @@ impl<'a> Query<'a> {
     /// Appends the placeholder of a new parameter.
     pub(crate) fn bind(&mut self, p: impl Into<Param<'a>>) -> &mut Self {
         self.params.push(p.into());
-        let n = self.params.len();
-        let _ = match self.dialect {
-            Dialect::Sqlite => write!(self.sql, "?{n}"),
-            Dialect::Postgres => write!(self.sql, "${n}"),
-        };
+        self.sql.push(match self.dialect {
+            Dialect::Sqlite => '?',
+            Dialect::Postgres => '$',
+        });
+        self.sql
+            .push_str(itoa::Buffer::new().format(self.params.len()));
         self
     }
 
