@@ -15,6 +15,7 @@
 //! `account_store` (the [`AccountStore`](crate::AccountStore) methods).
 
 mod account_store;
+mod checkpoint;
 mod ddl;
 mod errors;
 mod exec;
@@ -30,6 +31,7 @@ use crate::transfer::{Line, TransferError};
 use crate::{AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Resealed, SealedTable};
 use crate::{Claim, Created, IdempotencyClaim, Keys, Page, Store, StoreError, WriteCtx};
 use async_trait::async_trait;
+use checkpoint::Checkpointer;
 use plinth_core::Timestamp;
 use plinth_core::migrate::Plan;
 use plinth_core::{Draft, ListQuery, ListScope, ModelDef, Patch, Record, RecordId, Schema};
@@ -129,12 +131,13 @@ impl SqliteStore {
         let readers = (0..opts.readers.max(1))
             .map(|_| open_conn(&opts.path, opts.busy_timeout, true))
             .collect::<Result<Vec<_>, _>>()?;
+        let checkpointer = Checkpointer::open(&writer, opts)?;
         let empty = Schema::from_decls(&[])
             .map_err(|_| StoreError::internal("default schema is invalid"))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path: opts.path.clone(),
-                writer: writer::spawn(writer)?,
+                writer: writer::spawn(writer, checkpointer)?,
                 readers: Readers::new(readers, opts.query_timeout),
                 schema: RwLock::new(Arc::new(empty)),
                 claim: Mutex::new(claim),

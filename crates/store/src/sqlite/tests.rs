@@ -1,4 +1,5 @@
 mod batches;
+mod checkpoints;
 mod filter_sql;
 
 use super::{SqliteOptions, SqliteStore};

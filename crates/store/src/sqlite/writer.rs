@@ -8,6 +8,7 @@
 //! throughput, never outcomes: every acknowledged write is committed, and every refused one
 //! left nothing behind.
 
+use super::checkpoint::Checkpointer;
 use super::errors::map;
 use super::exec::WriteConn;
 use crate::StoreError;
@@ -32,15 +33,18 @@ pub(super) struct Writer {
     /// Whether the next batch runs its jobs without savepoints: true until a batch holds a
     /// job that fails, and again after a batch in which none did.
     plain: bool,
+    /// Copies the log into the database file beside the writer; none when read-only.
+    checkpointer: Option<Checkpointer>,
     closed: bool,
 }
 
 impl Writer {
-    pub(super) fn new(conn: Connection) -> Self {
+    pub(super) fn new(conn: Connection, checkpointer: Option<Checkpointer>) -> Self {
         Self {
             conn: WriteConn::new(conn),
             last_ts: Timestamp::from_system(std::time::UNIX_EPOCH),
             plain: true,
+            checkpointer,
             closed: false,
         }
     }
@@ -56,9 +60,11 @@ impl Writer {
         self.last_ts
     }
 
-    /// Ends the writer thread after the current message.
+    /// Ends the writer thread after the current message, and stops the checkpointer (the
+    /// close checkpoints last, on the writer's connection).
     pub(super) fn close(&mut self) {
         self.closed = true;
+        self.checkpointer.take();
     }
 }
 
@@ -163,11 +169,14 @@ where
 }
 
 /// Starts the writer thread over `conn`.
-pub(super) fn spawn(conn: Connection) -> Result<mpsc::Sender<Msg>, StoreError> {
+pub(super) fn spawn(
+    conn: Connection,
+    checkpointer: Option<Checkpointer>,
+) -> Result<mpsc::Sender<Msg>, StoreError> {
     let (tx, rx) = mpsc::channel(QUEUE);
     std::thread::Builder::new()
         .name("plinth-sqlite-writer".to_owned())
-        .spawn(move || run(Writer::new(conn), rx))
+        .spawn(move || run(Writer::new(conn, checkpointer), rx))
         .map_err(StoreError::internal)?;
     Ok(tx)
 }
@@ -194,6 +203,9 @@ fn run(mut w: Writer, mut rx: mpsc::Receiver<Msg>) {
                 }
                 commit_batch(&mut w, batch);
             }
+        }
+        if let Some(c) = &mut w.checkpointer {
+            c.after_commit(&w.conn);
         }
     }
     tracing::debug!("writer thread stopped");
