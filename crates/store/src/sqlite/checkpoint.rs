@@ -134,12 +134,23 @@ fn run(conn: &Connection, woken: &Receiver<()>, running: &Mutex<()>) {
 }
 
 /// A passive checkpoint: copies what no reader still needs, waits for no one, blocks no
-/// one (but another checkpoint, which it waits for). Gives the pages in the log and how
-/// many of them are copied.
+/// one (but another checkpoint of this store, which it waits for). Gives the pages in the
+/// log and how many of them are copied; busy (another process checkpoints) is an error.
 fn passive(conn: &Connection, running: &Mutex<()>) -> Result<(i64, i64), StoreError> {
     let _one = running.lock().unwrap_or_else(PoisonError::into_inner);
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-    })
-    .map_err(errors::map)
+    let (busy, log, copied) = conn
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(errors::map)?;
+    if busy != 0 || log < 0 {
+        return Err(StoreError::Unavailable(
+            "another checkpoint of the database is running".to_owned(),
+        ));
+    }
+    Ok((log, copied))
 }

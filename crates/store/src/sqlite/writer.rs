@@ -4,7 +4,8 @@
 //! [`MAX_BATCH`]), runs them in one transaction and commits once; only then does each
 //! caller get its answer. A job that fails leaves the others intact: the jobs run without
 //! savepoints until one fails, then the transaction is rolled back, the jobs before it run
-//! again and the rest run each in its own savepoint (see [`run_plain`]). Batching changes
+//! again and the rest run each in its own savepoint, as do the next batches until a few in
+//! a row had no failure (see [`run_plain`]). Batching changes
 //! throughput, never outcomes: every acknowledged write is committed, and every refused one
 //! left nothing behind.
 
@@ -20,6 +21,10 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Most jobs committed together: bounds the latency a batch adds to its first job.
 const MAX_BATCH: usize = 256;
+/// Batches in a row without a failed job before the jobs run without savepoints again: a
+/// client whose writes keep failing (a stale `If-Match`, say) must not make every batch
+/// run twice.
+const CALM: u32 = 8;
 /// Jobs that may wait for the writer; senders beyond that wait (backpressure).
 pub(super) const QUEUE: usize = 4096;
 
@@ -30,9 +35,9 @@ pub(super) struct Writer {
     /// Creation and update times are strictly increasing in commit order, so keyset
     /// pagination on `created_at` never misses a record committed after a page was read.
     last_ts: Timestamp,
-    /// Whether the next batch runs its jobs without savepoints: true until a batch holds a
-    /// job that fails, and again after a batch in which none did.
-    plain: bool,
+    /// Batches in a row without a failed job (saturating at [`CALM`]): at `CALM`, the next
+    /// batch runs its jobs without savepoints.
+    calm: u32,
     /// Copies the log into the database file beside the writer; none when read-only.
     checkpointer: Option<Checkpointer>,
     closed: bool,
@@ -43,7 +48,7 @@ impl Writer {
         Self {
             conn: WriteConn::new(conn),
             last_ts: Timestamp::from_system(std::time::UNIX_EPOCH),
-            plain: true,
+            calm: CALM,
             checkpointer,
             closed: false,
         }
@@ -68,11 +73,18 @@ impl Writer {
     }
 }
 
+impl Drop for Writer {
+    /// The checkpointer's connection closes after the writer's, whose close checkpoints.
+    fn drop(&mut self) {
+        self.checkpointer.take();
+    }
+}
+
 /// A job that runs inside the shared transaction; its result is delivered after commit.
 ///
-/// A job may run more than once: when a later job of its batch fails, the transaction is
-/// rolled back and the jobs before it run again. Its only effects are on the connection,
-/// so the last run is the one that commits.
+/// A job may run more than once: when a job of its batch fails, the transaction is rolled
+/// back and the jobs run again (but one that panicked). Its only effects are on the
+/// connection, so the answer delivered is that of the run that commits.
 pub(super) trait Job: Send {
     /// Runs the job; true if it succeeded.
     fn run(&mut self, w: &mut Writer) -> bool;
@@ -83,6 +95,8 @@ pub(super) trait Job: Send {
 struct Pending<T, F> {
     f: F,
     result: Option<Result<T, StoreError>>,
+    /// A job that panicked is not run again: its answer stays the internal error.
+    panicked: bool,
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
 
@@ -92,9 +106,14 @@ where
     F: FnMut(&mut Writer) -> Result<T, StoreError> + Send,
 {
     fn run(&mut self, w: &mut Writer) -> bool {
+        if self.panicked {
+            return false;
+        }
         let f = &mut self.f;
-        let result = catch_unwind(AssertUnwindSafe(|| f(w)))
-            .unwrap_or_else(|_| Err(StoreError::internal("a write job panicked")));
+        let result = catch_unwind(AssertUnwindSafe(|| f(w))).unwrap_or_else(|_| {
+            self.panicked = true;
+            Err(StoreError::internal("a write job panicked"))
+        });
         let ok = result.is_ok();
         self.result = Some(result);
         ok
@@ -147,6 +166,7 @@ where
         Msg::Write(Box::new(Pending {
             f,
             result: None,
+            panicked: false,
             reply,
         })),
         rx,
@@ -226,7 +246,7 @@ fn commit_batch(w: &mut Writer, mut batch: Vec<Box<dyn Job>>) {
     // The jobs' audit entries are held, then appended together after the last job: outside
     // any savepoint, and with one read of the chain's head.
     w.conn.audit.open();
-    let ran = if w.plain {
+    let ran = if w.calm >= CALM {
         run_plain(w, &mut batch)
     } else {
         run_guarded(w, &mut batch, true)
@@ -260,9 +280,10 @@ fn commit_batch(w: &mut Writer, mut batch: Vec<Box<dyn Job>>) {
 }
 
 /// Runs the jobs with no savepoints, whose page journaling costs a create about a tenth of
-/// its work. Once one fails, the transaction is rolled back, the jobs before it run again
-/// (from the same state, so to the same outcome), the failed one keeps its answer, and the
-/// rest run guarded by savepoints, as does the next batch (see [`Writer::plain`]).
+/// its work. Once one fails, the transaction is rolled back and the jobs run again, each
+/// in its own savepoint but those before the failed one, which succeeded from this state
+/// (if one of them now fails, every job is guarded). The next batches are guarded too, until
+/// [`CALM`] of them in a row had no failure.
 fn run_plain(w: &mut Writer, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
     let Some(failed) = batch.iter_mut().position(|job| !job.run(w)) else {
         return Ok(());
@@ -271,7 +292,7 @@ fn run_plain(w: &mut Writer, batch: &mut [Box<dyn Job>]) -> Result<(), StoreErro
     let (before, after) = batch.split_at_mut(failed);
     if let Some(again) = before.iter_mut().position(|job| !job.run(w)) {
         // The state moved under a job (a time limit passed, say): begin once more and guard
-        // every job, the one that failed first included.
+        // every job.
         tracing::debug!(
             job = again,
             "a job's second run failed; guarding the whole batch"
@@ -279,9 +300,9 @@ fn run_plain(w: &mut Writer, batch: &mut [Box<dyn Job>]) -> Result<(), StoreErro
         restart(w)?;
         run_guarded(w, batch, true)?;
     } else {
-        run_guarded(w, &mut after[1..], failed == 0)?;
+        run_guarded(w, after, failed == 0)?;
     }
-    w.plain = false;
+    w.calm = 0;
     Ok(())
 }
 
@@ -313,7 +334,7 @@ fn run_guarded(
         }
         exec(&w.conn, "RELEASE job")?;
     }
-    w.plain = calm;
+    w.calm = if calm { (w.calm + 1).min(CALM) } else { 0 };
     Ok(())
 }
 
