@@ -9,7 +9,7 @@
 //! server's span id, so a client can find the server's log lines of its call.
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use std::fmt::Write as _;
+use std::cell::Cell;
 
 /// The header, read and written.
 pub(crate) static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -42,62 +42,110 @@ impl TraceContext {
             (Some(v), None) => parse(v.as_bytes()),
             _ => None,
         };
-        let mut random = fresh_ids();
+        let span_id = nonzero(random_u64()).to_be_bytes();
         match parsed {
-            Some(parent) => {
-                random.trace_id = parent.trace_id;
-                random.parent_id = parent.parent_id;
-                random.flags = parent.flags;
-                random
+            Some(parent) => TraceContext { span_id, ..parent },
+            None => {
+                let high = random_u64().to_be_bytes();
+                let low = nonzero(random_u64()).to_be_bytes();
+                let mut trace_id = [0u8; 16];
+                trace_id[..8].copy_from_slice(&high);
+                trace_id[8..].copy_from_slice(&low);
+                TraceContext {
+                    trace_id,
+                    parent_id: None,
+                    span_id,
+                    flags: 0,
+                }
             }
-            None => random,
         }
     }
 
     /// The trace id as 32 lowercase hex digits.
-    pub(crate) fn trace_hex(&self) -> String {
-        hex(&self.trace_id)
+    pub(crate) fn trace_hex(&self) -> HexId<32> {
+        HexId::of(&self.trace_id)
     }
 
     /// This server's span id as 16 lowercase hex digits.
-    pub(crate) fn span_hex(&self) -> String {
-        hex(&self.span_id)
+    pub(crate) fn span_hex(&self) -> HexId<16> {
+        HexId::of(&self.span_id)
     }
 
     /// The `traceparent` of this server's span: the trace id, this span and the flags.
     pub(crate) fn header_value(&self) -> Option<HeaderValue> {
-        let text = format!(
-            "00-{}-{}-{:02x}",
-            self.trace_hex(),
-            self.span_hex(),
-            self.flags
-        );
-        HeaderValue::from_str(&text).ok()
+        let mut text = [b'-'; LEN];
+        text[..2].copy_from_slice(b"00");
+        text[3..35].copy_from_slice(&self.trace_hex().0);
+        text[36..52].copy_from_slice(&self.span_hex().0);
+        text[53..].copy_from_slice(&HexId::<2>::of(&[self.flags]).0);
+        HeaderValue::from_bytes(&text).ok()
     }
 }
 
-/// A new trace: random trace and span ids (never all zeros), flags `00`.
-fn fresh_ids() -> TraceContext {
-    let mut bytes = [0u8; 24];
-    if getrandom::fill(&mut bytes).is_err() || bytes.iter().all(|b| *b == 0) {
-        // Never seen on a working system; a UUIDv7 is unique enough for a trace.
-        let v7 = uuid::Uuid::now_v7();
-        bytes[..16].copy_from_slice(v7.as_bytes());
-        bytes[16..].copy_from_slice(&v7.as_bytes()[8..]);
+/// An id as lowercase hex digits, without allocating (the request span holds two).
+#[derive(Clone, Copy)]
+pub(crate) struct HexId<const N: usize>([u8; N]);
+
+impl<const N: usize> HexId<N> {
+    fn of(bytes: &[u8]) -> Self {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'0'; N];
+        for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 0x0f)];
+        }
+        Self(out)
     }
-    let mut trace_id = [0u8; 16];
-    let mut span_id = [0u8; 8];
-    trace_id.copy_from_slice(&bytes[..16]);
-    span_id.copy_from_slice(&bytes[16..]);
-    // A zero id is invalid in the standard; one nonzero byte makes it valid.
-    trace_id[15] |= u8::from(trace_id.iter().all(|b| *b == 0));
-    span_id[7] |= u8::from(span_id.iter().all(|b| *b == 0));
-    TraceContext {
-        trace_id,
-        parent_id: None,
-        span_id,
-        flags: 0,
+
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
+}
+
+impl<const N: usize> std::fmt::Display for HexId<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for HexId<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A zero id is invalid in the standard; a zero draw becomes 1.
+fn nonzero(n: u64) -> u64 {
+    n.max(1)
+}
+
+thread_local! {
+    /// SplitMix64 state, seeded once per thread from the system's randomness. Trace and
+    /// span ids must be unique, not secret: a draw costs nanoseconds where `getrandom`
+    /// costs a system call per request.
+    static STATE: Cell<u64> = Cell::new(seed());
+}
+
+fn seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_ok() {
+        return u64::from_le_bytes(bytes);
+    }
+    // Never seen on a working system; a UUIDv7's random bits will do for ids.
+    let v7 = uuid::Uuid::now_v7();
+    let (high, low) = v7.as_u64_pair();
+    high ^ low
+}
+
+fn random_u64() -> u64 {
+    STATE.with(|state| {
+        let next = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        state.set(next);
+        let mut z = next;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    })
 }
 
 /// Parses a version-`00` `traceparent`; `None` for anything not exactly that.
@@ -140,17 +188,14 @@ fn unhex(text: &[u8], out: &mut [u8]) -> Option<()> {
     Some(())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hex the slow, obvious way.
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
 
     const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -176,8 +221,12 @@ mod tests {
         assert_eq!(parsed.flags, 1);
 
         let ctx = TraceContext::from_headers(&headers(&[VALID]));
-        assert_eq!(ctx.trace_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_ne!(ctx.span_hex(), "00f067aa0ba902b7", "a span of its own");
+        assert_eq!(ctx.trace_hex().as_str(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(
+            ctx.span_hex().as_str(),
+            "00f067aa0ba902b7",
+            "a span of its own"
+        );
         let answer = ctx.header_value().expect("header");
         let answer = answer.to_str().expect("ascii");
         assert_eq!(
@@ -218,7 +267,7 @@ mod tests {
             assert_eq!(ctx.parent_id, None, "{value:?}");
             assert_eq!(ctx.flags, 0, "{value:?}");
             assert_ne!(
-                ctx.trace_hex(),
+                ctx.trace_hex().as_str(),
                 "4bf92f3577b34da6a3ce929d0e0e4736",
                 "{value:?}"
             );
@@ -237,8 +286,9 @@ mod tests {
         assert_ne!(a.trace_id, b.trace_id);
         assert_ne!(a.span_id, b.span_id);
         for ctx in [a, b] {
-            assert_eq!(ctx.trace_hex().len(), 32);
-            assert_eq!(ctx.span_hex().len(), 16);
+            assert_eq!(ctx.trace_hex().as_str().len(), 32);
+            assert_eq!(ctx.span_hex().as_str().len(), 16);
+            assert_eq!(ctx.trace_hex().as_str(), hex(&ctx.trace_id));
             let value = ctx.header_value().expect("header");
             let parsed = parse(value.as_bytes()).expect("a valid traceparent");
             assert_eq!(parsed.trace_id, ctx.trace_id);
