@@ -134,6 +134,16 @@ async fn a_full_disk_refuses_writes_with_503_and_service_resumes_when_space_is_f
         cause.contains("the disk is full"),
         "the cause says why: {cause}"
     );
+    // The error line names the trace the answer's `traceparent` gives the client.
+    let trace = refusal
+        .header("traceparent")
+        .and_then(|t| t.split('-').nth(1))
+        .expect("a traceparent");
+    assert_eq!(
+        log_field(&logged, "trace_id"),
+        Some(&json!(trace)),
+        "{logged}"
+    );
 
     // Reads go on while the disk is full.
     for (id, name) in &kept {
