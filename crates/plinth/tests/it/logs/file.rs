@@ -2,7 +2,7 @@
 //! the retention deletes older files of that name only.
 
 use super::{access_line, is_hex};
-use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, Server, TestDir, log_field};
+use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, Server, TestDir, log_field, refused};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,4 +100,30 @@ async fn serve_writes_its_log_file_and_prunes_only_old_log_files() {
     for secret in [ADMIN_EMAIL, ADMIN_PASSWORD] {
         assert!(!text.contains(secret), "{secret:?} reached the log file");
     }
+}
+
+/// A log directory that cannot be made (a file is in the way) refuses the start, saying
+/// where, before anything listens or touches the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_directory_that_cannot_be_made_refuses_the_start() {
+    let dir = TestDir::new();
+    let in_the_way = dir.write("logs", "not a directory");
+    let log_dir = in_the_way.display().to_string();
+    let data = dir.data_arg();
+    let done = refused(
+        &dir,
+        &["serve", "--listen", "127.0.0.1:0", "--data-dir", &data],
+        &[("PLINTH_LOG_DIR", log_dir.as_str())],
+    )
+    .await;
+    assert!(
+        done.stderr.contains("cannot open a log file in") && done.stderr.contains(&log_dir),
+        "{}",
+        done.stderr
+    );
+    assert!(!dir.db().exists(), "the database was made");
+    assert_eq!(
+        std::fs::read_to_string(&in_the_way).expect("the file"),
+        "not a directory"
+    );
 }
