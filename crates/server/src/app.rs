@@ -375,12 +375,14 @@ fn cors(origins: &[String]) -> Result<CorsLayer, StartError> {
             HeaderName::from_static("idempotency-key"),
             HeaderName::from_static("x-request-id"),
             HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("traceparent"),
         ])
         .expose_headers([
             header::ETAG,
             header::LOCATION,
             header::RETRY_AFTER,
             HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("traceparent"),
         ])
         .max_age(Duration::from_secs(600)))
 }

@@ -73,6 +73,12 @@ impl ApiError {
         }
     }
 
+    /// `INTERNAL` whose logged cause is `e` and its sources, outermost first, joined by
+    /// `: ` (a source whose text the one before already ends with is left out).
+    pub(crate) fn internal_chain(e: &(dyn std::error::Error + 'static)) -> Self {
+        Self::internal(error_chain(e))
+    }
+
     /// `NOT_FOUND` for a record.
     pub(crate) fn record_not_found() -> Self {
         Self::new(ErrorCode::NotFound, "record not found")
@@ -144,9 +150,24 @@ impl From<StoreError> for ApiError {
             },
             StoreError::Timeout(_) => Self::new(code, e.to_string()),
             StoreError::Migration(cause) => Self::internal(cause),
-            StoreError::Internal(cause) => Self::internal(cause),
+            StoreError::Internal(cause) => Self::internal_chain(&*cause),
         }
     }
+}
+
+/// An error and its sources as one line, outermost first.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// What the middleware needs to render an error envelope.
@@ -180,5 +201,47 @@ impl IntoResponse for ApiError {
             cause: self.cause,
         });
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{text}")]
+    struct Layer {
+        text: &'static str,
+        #[source]
+        source: Option<Box<Layer>>,
+    }
+
+    fn layers(texts: &[&'static str]) -> Layer {
+        texts
+            .iter()
+            .rev()
+            .fold(None, |source, text| {
+                Some(Layer {
+                    text,
+                    source: source.map(Box::new),
+                })
+            })
+            .expect("at least one layer")
+    }
+
+    #[test]
+    fn an_internal_store_error_keeps_its_sources_for_the_log_only() {
+        let e = StoreError::internal(layers(&["write failed", "disk I/O error", "no space"]));
+        let res = ApiError::from(e).into_response();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let report = res.extensions().get::<ErrorReport>().expect("report");
+        assert_eq!(report.message, "internal error");
+        assert_eq!(
+            report.cause.as_deref(),
+            Some("write failed: disk I/O error: no space")
+        );
+        // A wrapper that repeats its source's text is not said twice.
+        let repeated = layers(&["open: no such file", "no such file"]);
+        assert_eq!(error_chain(&repeated), "open: no such file");
     }
 }

@@ -38,6 +38,7 @@ mod serve;
 mod state;
 mod sweep;
 pub mod tls;
+mod trace;
 
 pub use accounts::{AccountError, create_account};
 pub use app::{Application, StartError, with_middleware};

@@ -4,6 +4,7 @@
 use crate::error::{ApiError, ErrorReport};
 use crate::extract::RequestId;
 use crate::limits::{BodyProgress, RequestLimits, check_head};
+use crate::trace::{TRACEPARENT, TraceContext};
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
@@ -33,7 +34,7 @@ fn sane(id: &str) -> bool {
 /// `X-Content-Type-Options`, on every answer: a browser must not guess another type.
 static X_CONTENT_TYPE_OPTIONS: HeaderName = HeaderName::from_static("x-content-type-options");
 
-/// Assigns the request id, applies the request limits (head size, request timeout, closing
+/// Assigns the request id and the trace context (`traceparent`), applies the request limits (head size, request timeout, closing
 /// a connection whose body was left unread), runs the request inside a span, renders error
 /// envelopes, and writes one access-log line.
 pub(crate) async fn request_context(
@@ -51,6 +52,8 @@ pub(crate) async fn request_context(
         _ => Arc::from(uuid::Uuid::now_v7().simple().to_string()),
     };
     req.extensions_mut().insert(RequestId(Arc::clone(&id)));
+    let trace = TraceContext::from_headers(req.headers());
+    let trace_id = trace.trace_hex();
     let method = req.method().clone();
     let route = req
         .extensions()
@@ -65,6 +68,8 @@ pub(crate) async fn request_context(
         request_id = %id,
         method = %method,
         route = %route,
+        trace_id = %trace_id,
+        span_id = %trace.span_hex(),
         principal = tracing::field::Empty
     );
     let (req, body) = BodyProgress::watch(req, limits.body_idle_timeout);
@@ -98,8 +103,9 @@ pub(crate) async fn request_context(
                     request_id = %id,
                     method = %method,
                     route = %route,
+                    trace_id = %trace_id,
                     code = %report.code,
-                    cause = %cause,
+                    error_chain = %cause,
                     "request failed"
                 )
             });
@@ -107,6 +113,9 @@ pub(crate) async fn request_context(
     }
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(X_REQUEST_ID.clone(), v);
+    }
+    if let Some(v) = trace.header_value() {
+        res.headers_mut().insert(TRACEPARENT.clone(), v);
     }
     let status = res.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -16,7 +16,13 @@ use std::time::Duration;
 /// `plinth serve`.
 pub(crate) fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
     let config = Config::load_serve(global, args)?;
-    logging::init(config.settings.log_level.as_str())?;
+    let settings = &config.settings;
+    let _logs = logging::init_serve(&logging::ServeLogs {
+        filter: settings.log_level.as_str().to_owned(),
+        access: settings.log_access,
+        dir: settings.log_dir.clone(),
+        retention_days: settings.log_retention_days,
+    })?;
     super::runtime()?.block_on(serve(config, args.allow_destructive))
 }
 

@@ -136,6 +136,16 @@ settings! {
     log_level: LogFilter = LogFilter::new("info");
         key: Some("log_level"), env: LOG_LEVEL = "LOG_LEVEL", flag: Some("--log-level"), range: None,
         help: "Log filter, such as `info` or `plinth=debug,info`.";
+    log_access: bool = true;
+        key: Some("log.access"), env: LOG_ACCESS = "PLINTH_LOG_ACCESS", flag: None, range: None,
+        help: "Whether `plinth serve` writes one access line per request (target `plinth::access`); `false` turns only those off, other logs stay as `log_level` says.";
+    log_dir: Option<PathBuf> = None;
+        key: Some("log.dir"), env: LOG_DIR = "PLINTH_LOG_DIR", flag: None, range: None,
+        help: "A directory `plinth serve` writes its logs to instead of stdout, one file per UTC day (`plinth.YYYY-MM-DD.log`, mode 0600), created if missing. Unset: stdout.";
+    log_retention_days: u64 = 14;
+        key: Some("log.retention_days"), env: LOG_RETENTION_DAYS = "PLINTH_LOG_RETENTION_DAYS", flag: None,
+        range: Some((0, 36_500)),
+        help: "With `log.dir`, how many days of log files are kept, today's included: older `plinth.YYYY-MM-DD.log` files there are deleted at start and when the day turns (no other file is touched); 0 keeps them all.";
     body_limit: usize = plinth_server::config::DEFAULT_BODY_LIMIT;
         key: Some("body_limit"), env: BODY_LIMIT = "PLINTH_BODY_LIMIT", flag: None,
         range: Some((1, MAX_BODY_LIMIT)),

@@ -127,12 +127,22 @@ async fn a_full_disk_refuses_writes_with_503_and_service_resumes_when_space_is_f
         })
         .await;
     assert_eq!(log_message(&logged), Some("request failed"));
-    let cause = log_field(&logged, "cause")
+    let cause = log_field(&logged, "error_chain")
         .and_then(|c| c.as_str())
         .expect("a cause");
     assert!(
         cause.contains("the disk is full"),
         "the cause says why: {cause}"
+    );
+    // The error line names the trace the answer's `traceparent` gives the client.
+    let trace = refusal
+        .header("traceparent")
+        .and_then(|t| t.split('-').nth(1))
+        .expect("a traceparent");
+    assert_eq!(
+        log_field(&logged, "trace_id"),
+        Some(&json!(trace)),
+        "{logged}"
     );
 
     // Reads go on while the disk is full.
@@ -157,7 +167,7 @@ async fn a_full_disk_refuses_writes_with_503_and_service_resumes_when_space_is_f
             .any(|l| log_message(l) == Some("request failed")
                 && log_field(l, "request_id") != Some(&json!(request_id))
                 && log_field(l, "request_id") != Some(&json!(LOGIN_REQUEST_ID))
-                && !log_field(l, "cause")
+                && !log_field(l, "error_chain")
                     .and_then(|c| c.as_str())
                     .is_some_and(|c| c.contains("the disk is full"))),
         "only the full disk failed requests\n{}",

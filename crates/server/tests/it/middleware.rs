@@ -41,6 +41,70 @@ async fn every_response_carries_a_request_id() {
     assert_eq!(answers[11].status, StatusCode::NO_CONTENT);
 }
 
+/// The answer's `traceparent`: (trace id, span id, flags), each checked for shape.
+fn traceparent(r: &Resp) -> (String, String, String) {
+    let value = r
+        .header("traceparent")
+        .expect("a traceparent on every answer");
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    assert!(
+        parts.len() == 4
+            && parts[0] == "00"
+            && hex(parts[1], 32)
+            && hex(parts[2], 16)
+            && hex(parts[3], 2)
+            && value == value.to_lowercase(),
+        "not a version-00 traceparent: {value}"
+    );
+    (
+        parts[1].to_owned(),
+        parts[2].to_owned(),
+        parts[3].to_owned(),
+    )
+}
+
+/// Every answer (errors, 404s and preflights included) carries a `traceparent`: the
+/// caller's trace with this server's span when the caller sent a valid one, else a new
+/// trace; a hostile value is never echoed.
+#[tokio::test]
+async fn every_answer_carries_a_traceparent() {
+    let app = TestApp::spawn().await;
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let valid = format!("00-{trace}-b7ad6b7169203331-01");
+    let mut spans = std::collections::HashSet::new();
+    for path in ["/healthz", "/nope", "/api/v1/resource"] {
+        let r = app
+            .send(app.request(Method::GET, path).header("traceparent", &valid))
+            .await;
+        let (got, span, flags) = traceparent(&r);
+        assert_eq!((got.as_str(), flags.as_str()), (trace, "01"), "{path}");
+        assert_ne!(span, "b7ad6b7169203331", "{path}: a span of its own");
+        assert!(spans.insert(span), "{path}: span reused");
+
+        let r = app.send(app.request(Method::GET, path)).await;
+        let (fresh, _, flags) = traceparent(&r);
+        assert_ne!(fresh, trace, "{path}");
+        assert_eq!(flags, "00", "{path}");
+
+        let hostile = format!("00-{trace}-b7ad6b7169203331-01\"x");
+        let (name, value) = raw_header("traceparent", hostile.as_bytes());
+        let r = app
+            .send(app.request(Method::GET, path).header(name, value))
+            .await;
+        assert_ne!(traceparent(&r).0, trace, "{path}: {hostile} was continued");
+    }
+    let created = app
+        .send(
+            app.request(Method::POST, "/api/v1/resource")
+                .header("traceparent", &valid)
+                .json(&json!({})),
+        )
+        .await;
+    assert_error(&created, StatusCode::BAD_REQUEST, "INVALID_INPUT");
+    assert_eq!(traceparent(&created).0, trace);
+}
+
 #[tokio::test]
 async fn a_sane_client_request_id_is_kept() {
     let app = TestApp::spawn().await;
@@ -173,7 +237,13 @@ async fn cors_allows_only_configured_origins() {
         .header("access-control-expose-headers")
         .unwrap_or("")
         .to_lowercase();
-    for h in ["etag", "location", "retry-after", "x-request-id"] {
+    for h in [
+        "etag",
+        "location",
+        "retry-after",
+        "x-request-id",
+        "traceparent",
+    ] {
         assert!(exposed.contains(h), "{h} not exposed: {exposed}");
     }
 
@@ -211,6 +281,7 @@ async fn cors_allows_only_configured_origins() {
         "idempotency-key",
         "x-api-key",
         "x-request-id",
+        "traceparent",
     ];
     let r = preflight(&app, "https://app.example", &sent.join(", ")).await;
     assert!(r.status.is_success(), "preflight: {:?}", r.status);

@@ -1,7 +1,12 @@
 //! Logs: JSON lines on stdout, one access line per request, filtered by `LOG_LEVEL`, never
-//! carrying request bodies.
+//! carrying request bodies; `trace`: the W3C `traceparent`; `file`: the log directory.
 
-use crate::helpers::{LOGIN_REQUEST_ID, Proc, Server, TestDir, log_field, log_message};
+mod file;
+mod trace;
+
+use crate::helpers::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, LOGIN_REQUEST_ID, Proc, Server, TestDir, log_field, log_message,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -360,5 +365,106 @@ async fn throttled_logins_log_login_throttled_with_the_forwarded_client() {
     assert!(
         !proc.stdout().contains("victim@plinth.test"),
         "the attempted email reached the logs"
+    );
+}
+
+/// Whether `text` is `len` lowercase hex digits.
+fn is_hex(text: &str, len: usize) -> bool {
+    text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Every line has an RFC 3339 UTC timestamp and a level; an access line has the request's
+/// id, trace, principal (an id, never an email), route, method, status and latency, each
+/// of its JSON type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_lines_carry_typed_fields_and_name_the_principal_by_id() {
+    let dir = TestDir::new();
+    let server = Server::start(&dir).await;
+    let me = server.get("/api/v1/auth/me").await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text);
+    let admin_id = me.body["data"]["id"].as_str().expect("id").to_owned();
+    let created = server
+        .send(
+            server
+                .client()
+                .post(server.url("/api/v1/resource"))
+                .header("x-request-id", "typed-create")
+                .json(&json!({"name": "typed"})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let proc = server.stop().await;
+    let logs = proc.logs();
+    for line in &logs {
+        let stamp = line["timestamp"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{line}"));
+        let parsed =
+            time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|e| panic!("timestamp {stamp:?} is not RFC 3339 ({e}): {line}"));
+        assert!(stamp.ends_with('Z') && parsed.offset().is_utc(), "{line}");
+        assert!(
+            ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+                .contains(&line["level"].as_str().unwrap_or("")),
+            "{line}"
+        );
+    }
+    let line = access_line(&access_lines(&proc), "typed-create");
+    assert_access(&line, "POST", "/api/v1/{model}", 201);
+    assert!(
+        log_field(&line, "status").is_some_and(Value::is_u64),
+        "{line}"
+    );
+    assert_eq!(
+        log_field(&line, "principal"),
+        Some(&json!(format!("user:{admin_id}"))),
+        "{line}"
+    );
+    for (field, len) in [("trace_id", 32), ("span_id", 16)] {
+        let value = log_field(&line, field)
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        assert!(
+            is_hex(value, len),
+            "{field} is not {len} hex digits: {line}"
+        );
+    }
+    let stdout = proc.stdout();
+    for secret in [ADMIN_EMAIL, ADMIN_PASSWORD, "plinth.test"] {
+        assert!(
+            !stdout.contains(secret),
+            "{secret:?} reached the logs\n{stdout}"
+        );
+    }
+}
+
+/// `log.access = false` turns off the access lines only: the request's other events stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_log_can_be_turned_off_alone() {
+    let dir = TestDir::new();
+    let server = Server::start_with(&dir, &[], &[("PLINTH_LOG_ACCESS", "false")]).await;
+    server
+        .create("resource", &json!({"name": "unlogged"}))
+        .await;
+    let failed = server
+        .login("nobody@plinth.test", "not-the-password-at-all")
+        .await;
+    failed.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
+    let proc = server.stop().await;
+    let logs = proc.logs();
+    assert!(access_lines(&proc).is_empty(), "access lines: {logs:?}");
+    assert!(proc.logged("listening"), "{logs:?}");
+    let login = logs
+        .iter()
+        .find(|l| log_message(l) == Some("login"))
+        .unwrap_or_else(|| panic!("the info-level login event stays: {logs:?}"));
+    assert_eq!(
+        log_field(login, "request_id"),
+        Some(&json!(LOGIN_REQUEST_ID))
+    );
+    assert!(
+        logs.iter()
+            .any(|l| log_field(l, "event") == Some(&json!("login_failed"))),
+        "the warning stays: {logs:?}"
     );
 }
