@@ -1,7 +1,7 @@
 //! `GET /api/v1/alerts` (admins): this instance's firing alerts, then the recently resolved.
 
 use crate::error::ApiError;
-use crate::extract::Caller;
+use crate::extract::{Caller, QueryPairs};
 use crate::reply::Reply;
 use crate::state::AppState;
 use axum::Router;
@@ -13,9 +13,14 @@ pub(super) fn router() -> Router<AppState> {
     Router::new().route("/api/v1/alerts", get(list_alerts))
 }
 
-/// Firing alerts first, then resolved ones, newest first; empty when alerts are off.
+/// Firing alerts first, then resolved ones, newest first; empty when alerts are off. Takes
+/// no parameters: any is refused rather than ignored.
 #[tracing::instrument(skip_all)]
-async fn list_alerts(State(state): State<AppState>, caller: Caller) -> Result<Reply, ApiError> {
+async fn list_alerts(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<Reply, ApiError> {
     match caller.0.role() {
         Role::Admin => {}
         Role::User => {
@@ -30,6 +35,12 @@ async fn list_alerts(State(state): State<AppState>, caller: Caller) -> Result<Re
                 "authentication required",
             ));
         }
+    }
+    if let Some((k, _)) = pairs.first() {
+        return Err(ApiError::invalid(
+            k,
+            "unknown parameter; this list takes none",
+        ));
     }
     let alerts = state.alerts().map(|a| a.list()).unwrap_or_default();
     Reply::data(&alerts)
