@@ -99,7 +99,7 @@ impl Application {
             source,
         })?;
         let tls = config.tls.clone().map(Tls::load).transpose()?.map(Arc::new);
-        crate::alerts::check(&config.alerts).map_err(StartError::Refused)?;
+        config.alerts.check().map_err(StartError::Refused)?;
         if let Some(alerts) = Alerts::new(&config.alerts) {
             state.set_alerts(Arc::new(alerts));
         }

@@ -58,6 +58,17 @@ pub struct AlertConfig {
     pub webhook: Option<WebhookConfig>,
 }
 
+impl AlertConfig {
+    /// Checks the webhook settings (the URL's scheme and host, the CA file); a refusal
+    /// says what is wrong, never the URL or the secret. `Application` checks again.
+    pub fn check(&self) -> Result<(), String> {
+        match &self.webhook {
+            Some(hook) if !self.interval.is_zero() => webhook::check(hook),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl Default for AlertConfig {
     fn default() -> Self {
         Self {
@@ -104,14 +115,6 @@ impl Alerts {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .alerts()
-    }
-}
-
-/// Checks the webhook settings: a refusal names what is wrong (never the secret).
-pub(crate) fn check(config: &AlertConfig) -> Result<(), String> {
-    match &config.webhook {
-        Some(hook) if !config.interval.is_zero() => webhook::check(hook),
-        _ => Ok(()),
     }
 }
 
