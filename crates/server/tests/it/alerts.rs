@@ -6,9 +6,13 @@
 
 use crate::helpers::{TestApp, assert_error};
 use axum::http::HeaderMap;
+use http_body_util::BodyExt;
 use plinth_server::ServerConfig;
 use plinth_server::alerts::{AlertConfig, SIGNATURE_HEADER, Thresholds, WebhookConfig};
+use plinth_testkit::tls::SelfSigned;
 use reqwest::{Method, StatusCode};
+use rustls::pki_types::PrivateKeyDer;
+use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -52,32 +56,46 @@ struct Delivery {
     accepted: bool,
 }
 
-/// A webhook receiver on `127.0.0.1:0` that answers 503 to the first attempt of each
-/// notification (by body) and 204 to the next.
-async fn receiver() -> (SocketAddr, mpsc::UnboundedReceiver<Delivery>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let seen = Arc::new(Mutex::new(HashSet::<Vec<u8>>::new()));
-    let hook = move |headers: HeaderMap, body: axum::body::Bytes| {
-        let tx = tx.clone();
-        let seen = Arc::clone(&seen);
-        async move {
-            let raw = body.to_vec();
-            let accepted = !seen.lock().expect("seen").insert(raw.clone());
-            let _ = tx.send(Delivery {
-                body: serde_json::from_slice(&raw).unwrap_or(Value::Null),
-                raw,
-                signature: headers
-                    .get(SIGNATURE_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned),
-                accepted,
-            });
-            if accepted {
-                StatusCode::NO_CONTENT
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+/// What a receiver was sent; each notification's first attempt is refused (by body).
+#[derive(Clone)]
+struct Inbox {
+    tx: mpsc::UnboundedSender<Delivery>,
+    seen: Arc<Mutex<HashSet<Vec<u8>>>>,
+}
+
+impl Inbox {
+    fn new() -> (Self, mpsc::UnboundedReceiver<Delivery>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let seen = Arc::new(Mutex::new(HashSet::new()));
+        (Self { tx, seen }, rx)
+    }
+
+    /// Notes one request; 503 for a notification's first attempt, else 204.
+    fn take(&self, headers: &HeaderMap, raw: Vec<u8>) -> StatusCode {
+        let accepted = !self.seen.lock().expect("seen").insert(raw.clone());
+        let _ = self.tx.send(Delivery {
+            body: serde_json::from_slice(&raw).unwrap_or(Value::Null),
+            raw,
+            signature: headers
+                .get(SIGNATURE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            accepted,
+        });
+        if accepted {
+            StatusCode::NO_CONTENT
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
         }
+    }
+}
+
+/// A webhook receiver over HTTP on `127.0.0.1:0`, at `/hook`.
+async fn receiver() -> (SocketAddr, mpsc::UnboundedReceiver<Delivery>) {
+    let (inbox, rx) = Inbox::new();
+    let hook = move |headers: HeaderMap, body: axum::body::Bytes| {
+        let inbox = inbox.clone();
+        async move { inbox.take(&headers, body.to_vec()) }
     };
     let app = axum::Router::new().route("/hook", axum::routing::post(hook));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -85,6 +103,56 @@ async fn receiver() -> (SocketAddr, mpsc::UnboundedReceiver<Delivery>) {
         .expect("bind the receiver");
     let addr = listener.local_addr().expect("the receiver's address");
     tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, rx)
+}
+
+/// A webhook receiver over HTTPS on `127.0.0.1:0` with a self-signed `localhost`
+/// certificate (any path).
+async fn tls_receiver(cert: &SelfSigned) -> (SocketAddr, mpsc::UnboundedReceiver<Delivery>) {
+    let (inbox, rx) = Inbox::new();
+    let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).expect("the key");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.der.clone()], key)
+    .expect("a server configuration");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the receiver");
+    let addr = listener.local_addr().expect("the receiver's address");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, inbox) = (acceptor.clone(), inbox.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let inbox = inbox.clone();
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let raw = body.collect().await?.to_bytes().to_vec();
+                            let status = inbox.take(&parts.headers, raw);
+                            let mut res = hyper::Response::new(http_body_util::Empty::<
+                                axum::body::Bytes,
+                            >::new(
+                            ));
+                            *res.status_mut() = status;
+                            Ok::<_, hyper::Error>(res)
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
     (addr, rx)
 }
 
@@ -277,6 +345,31 @@ async fn next_for(rx: &mut mpsc::UnboundedReceiver<Delivery>, raw: &[u8]) -> Del
             return d;
         }
     }
+}
+
+#[tokio::test]
+async fn the_webhook_speaks_https_to_the_trusted_certificate() {
+    let cert = SelfSigned::localhost();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let ca_file = dir.path().join("hook-ca.pem");
+    std::fs::write(&ca_file, &cert.cert_pem).expect("write the CA file");
+    let (addr, mut hook) = tls_receiver(&cert).await;
+    let app = TestApp::spawn_configured(
+        Vec::new(),
+        config(Some(WebhookConfig {
+            url: format!("https://localhost:{}/alerts?via=test", addr.port()),
+            secret: None,
+            ca_file: Some(ca_file),
+        })),
+    )
+    .await;
+    drive_until_firing(&app, "error", "HighErrorRate").await;
+    let first = next(&mut hook).await;
+    assert!(!first.accepted);
+    assert_eq!(first.signature, None, "no secret, no signature");
+    let again = next_for(&mut hook, &first.raw).await;
+    assert!(again.accepted);
+    assert_eq!(again.body["event"], json!("alert.fire"));
 }
 
 #[tokio::test]
