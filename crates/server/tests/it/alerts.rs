@@ -28,7 +28,8 @@ const SECRET: &str = "webhook secret of the alert tests";
 const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Short windows: a rule fires within an interval of the faults and resolves a window
-/// after they stop. Latency above 200 ms is slow here.
+/// after they stop. Latency above 500 ms is slow here (well above what a loaded test
+/// machine takes to answer).
 fn config(webhook: Option<WebhookConfig>) -> ServerConfig {
     ServerConfig {
         alerts: AlertConfig {
@@ -36,7 +37,7 @@ fn config(webhook: Option<WebhookConfig>) -> ServerConfig {
             interval: Duration::from_millis(50),
             thresholds: Thresholds {
                 error_rate: 0.01,
-                p99: Duration::from_millis(200),
+                p99: Duration::from_millis(500),
                 min_requests: 5,
             },
             keep_resolved: 10,
@@ -255,12 +256,26 @@ async fn wait_until_resolved(app: &TestApp, name: &str) -> Value {
     }
 }
 
-/// The audit entries of alerts, oldest first.
-async fn alert_entries(app: &TestApp) -> Vec<Value> {
-    let r = app.get_path("/api/v1/audit?action=alert.*&limit=200").await;
-    let mut list = r.data(StatusCode::OK).as_array().expect("a page").clone();
-    list.reverse();
-    list
+/// The audit entries of alert `name`, oldest first, once there are at least `n` (the
+/// evaluator appends them just after the change shows in `GET /api/v1/alerts`).
+async fn alert_entries(app: &TestApp, name: &str, n: usize) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let r = app.get_path("/api/v1/audit?action=alert.*&limit=200").await;
+        let mut list: Vec<Value> = r
+            .data(StatusCode::OK)
+            .as_array()
+            .expect("a page")
+            .iter()
+            .filter(|e| e["changes"]["alert"] == json!(name))
+            .cloned()
+            .collect();
+        if list.len() >= n || started.elapsed() > PATIENCE {
+            list.reverse();
+            return list;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn check_fields(a: &Value, name: &str, severity: &str, threshold: f64) {
@@ -293,11 +308,7 @@ async fn errors_fire_high_error_rate_everywhere_then_it_resolves() {
     assert!(resolved["until"].as_str() >= resolved["since"].as_str());
 
     // The trail: fired, then resolved, by the system.
-    let entries: Vec<Value> = alert_entries(&app)
-        .await
-        .into_iter()
-        .filter(|e| e["changes"]["alert"] == json!("HighErrorRate"))
-        .collect();
+    let entries = alert_entries(&app, "HighErrorRate", 2).await;
     let actions: Vec<&str> = entries
         .iter()
         .map(|e| e["action"].as_str().expect("an action"))
@@ -375,22 +386,25 @@ async fn the_webhook_speaks_https_to_the_trusted_certificate() {
 #[tokio::test]
 async fn slow_answers_fire_slow_response_then_it_resolves() {
     let app = TestApp::spawn_configured(Vec::new(), config(None)).await;
-    let firing = drive_until_firing(&app, "sleep=400", "SlowResponse").await;
-    check_fields(&firing, "SlowResponse", "warning", 0.2);
-    // 400 ms answers: the p99 falls in the (250, 500] ms bucket.
+    let firing = drive_until_firing(&app, "sleep=1200", "SlowResponse").await;
+    check_fields(&firing, "SlowResponse", "warning", 0.5);
+    // 1.2 s answers: the p99 falls in the (1, 2.5] s bucket.
     let value = firing["value"].as_f64().expect("a value");
-    assert!((0.25..=0.5).contains(&value), "{firing}");
+    assert!((1.0..=2.5).contains(&value), "{firing}");
     // Slow is not failing.
     assert!(find(&alerts(&app).await, "HighErrorRate", "firing").is_none());
 
     wait_until_resolved(&app, "SlowResponse").await;
-    let actions: Vec<Value> = alert_entries(&app)
+    let actions: Vec<Value> = alert_entries(&app, "SlowResponse", 2)
         .await
         .into_iter()
-        .filter(|e| e["changes"]["alert"] == json!("SlowResponse"))
         .map(|e| e["action"].clone())
         .collect();
-    assert_eq!(actions, [json!("alert.fire"), json!("alert.resolve")]);
+    // Fired, then resolved (a loaded machine may make it fire again since: then it
+    // alternates).
+    assert!(actions.len() >= 2, "{actions:?}");
+    assert_eq!(actions[..2], [json!("alert.fire"), json!("alert.resolve")]);
+    assert!(actions.windows(2).all(|w| w[0] != w[1]), "{actions:?}");
 }
 
 #[tokio::test]
@@ -421,7 +435,9 @@ async fn quiet_traffic_fires_nothing() {
     // Many evaluations over the traffic.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(alerts(&app).await, Vec::<Value>::new());
-    assert!(alert_entries(&app).await.is_empty());
+    for name in ["HighErrorRate", "SlowResponse"] {
+        assert!(alert_entries(&app, name, 0).await.is_empty());
+    }
     assert!(hook.try_recv().is_err(), "the webhook was called");
     // The rules were being evaluated all along: errors fire at once.
     drive_until_firing(&app, "error", "HighErrorRate").await;
