@@ -132,9 +132,10 @@ pub(crate) async fn request_context(
         res.headers_mut().insert(X_REQUEST_ID.clone(), v);
     }
     let status = res.status().as_u16();
-    let latency = started.elapsed();
+    let ended = Instant::now();
+    let latency = ended.saturating_duration_since(started);
     if let Some(alerts) = &context.alerts {
-        alerts.record(status, latency);
+        alerts.record(ended, status, latency);
     }
     let latency_ms = latency.as_secs_f64() * 1000.0;
     span.in_scope(|| tracing::info!(target: "plinth::access", status, latency_ms, "request"));

@@ -28,7 +28,7 @@ use plinth_store::{AuditEvent, Event, WriteCtx};
 use recorder::Recorder;
 use rules::{Alert, Board, Change};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use webhook::Notifier;
 
@@ -104,9 +104,9 @@ impl Alerts {
         })
     }
 
-    /// Counts one answer.
-    pub(crate) fn record(&self, status: u16, latency: Duration) {
-        self.recorder.record(status, latency);
+    /// Counts one answer, sent at `at`.
+    pub(crate) fn record(&self, at: Instant, status: u16, latency: Duration) {
+        self.recorder.record_at(at, status, latency);
     }
 
     /// Firing alerts, then the recently resolved, newest first.

@@ -81,12 +81,15 @@ impl Recorder {
         &self.slots[(period % len) as usize]
     }
 
-    /// Counts one answer with its status and how long it took.
+    /// Counts one answer with its status and how long it took, now.
+    #[cfg(test)]
     pub(crate) fn record(&self, status: u16, latency: Duration) {
         self.record_at(Instant::now(), status, latency);
     }
 
-    fn record_at(&self, at: Instant, status: u16, latency: Duration) {
+    /// Counts one answer, sent at `at` (the middleware's clock reading, saving a second
+    /// one), with its status and how long it took.
+    pub(crate) fn record_at(&self, at: Instant, status: u16, latency: Duration) {
         let period = self.period(at);
         let slot = self.slot(period);
         let held = slot.period.load(Ordering::Acquire);
