@@ -232,7 +232,12 @@ impl Delivery {
         });
         let t = &self.target;
         let path = t.uri.path_and_query().map_or("/", |p| p.as_str());
-        let authority = t.uri.authority().map_or(t.host.as_str(), |a| a.as_str());
+        // The authority without any `user:password@`.
+        let authority = t
+            .uri
+            .authority()
+            .and_then(|a| a.as_str().rsplit('@').next())
+            .unwrap_or(t.host.as_str());
         let mut req = Request::post(path)
             .header(header::HOST, authority)
             .header(header::CONTENT_TYPE, "application/json")
