@@ -34,9 +34,10 @@ impl Fault {
         Some(Self::Sleep(Duration::from_millis(ms).min(MAX_SLEEP)))
     }
 
-    /// Applies the fault: `Some` answer to send instead of running the request.
-    pub(crate) async fn apply(self) -> Option<ApiError> {
-        match self {
+    /// Applies the fault asked for, if any: `Some` answer to send instead of running the
+    /// request.
+    pub(crate) async fn apply(fault: Option<Self>) -> Option<ApiError> {
+        match fault? {
             Self::Error => Some(ApiError::internal("fault injected by X-Plinth-Fault")),
             Self::Sleep(d) => {
                 tokio::time::sleep(d).await;

@@ -86,10 +86,7 @@ pub(crate) async fn request_context(
             let fault = crate::faults::Fault::of(req.headers());
             let run = async move {
                 #[cfg(feature = "faults")]
-                if let Some(answer) = match fault {
-                    Some(f) => f.apply().await,
-                    None => None,
-                } {
+                if let Some(answer) = crate::faults::Fault::apply(fault).await {
                     return answer.into_response();
                 }
                 next.run(req).await
