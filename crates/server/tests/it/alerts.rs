@@ -524,3 +524,14 @@ async fn the_alerts_are_for_admins_only() {
         .await;
     r.data(StatusCode::OK);
 }
+
+#[tokio::test]
+async fn with_alerts_off_nothing_is_evaluated() {
+    let mut config = config(None);
+    config.alerts.interval = Duration::ZERO;
+    let app = TestApp::spawn_configured(Vec::new(), config).await;
+    faulted(&app, "error", 20).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(alerts(&app).await, Vec::<Value>::new());
+    assert!(alert_entries(&app, "HighErrorRate", 0).await.is_empty());
+}
