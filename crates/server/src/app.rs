@@ -2,10 +2,11 @@
 //! completes, then drains and closes the store. The binary, the tests and the benchmark all
 //! start Plinth through this one path.
 
+use crate::alerts::Alerts;
 use crate::config::ServerConfig;
 use crate::fds;
 use crate::limits::RequestLimits;
-use crate::middleware::{method_not_allowed, not_found, panic_response, request_context};
+use crate::middleware::{Context, method_not_allowed, not_found, panic_response, request_context};
 use crate::routes;
 use crate::serve::{self, ConnLimits};
 use crate::state::AppState;
@@ -98,6 +99,10 @@ impl Application {
             source,
         })?;
         let tls = config.tls.clone().map(Tls::load).transpose()?.map(Arc::new);
+        config.alerts.check().map_err(StartError::Refused)?;
+        if let Some(alerts) = Alerts::new(&config.alerts) {
+            state.set_alerts(Arc::new(alerts));
+        }
         let router = build_router(&config, state.clone())?;
         let redirect = match (redirect, &tls) {
             (None, _) => None,
@@ -181,6 +186,8 @@ impl Application {
                 audit: self.audit_retention,
             },
         );
+        // Alerts are evaluated while the server serves.
+        let evaluator = crate::alerts::spawn(self.state.clone());
         // Certificate reloads run while the server serves.
         let reloader = self.tls.as_ref().map(Tls::spawn_reloader);
         let drain_delay = self.drain_delay;
@@ -256,13 +263,17 @@ impl Application {
         if let Some(reloader) = reloader {
             reloader.abort();
         }
+        if let Some(evaluator) = evaluator {
+            evaluator.abort();
+        }
         self.state.store().close().await;
         Ok(())
     }
 }
 
 fn build_router(config: &ServerConfig, state: AppState) -> Result<Router, StartError> {
-    with_middleware(routes::router(), config).map(|r| r.with_state(state))
+    let alerts = state.alerts().cloned();
+    layered(routes::router(), config, alerts).map(|r| r.with_state(state))
 }
 
 /// Binds `addr` from a function that is not async (the runtime's reactor is running).
@@ -302,6 +313,15 @@ pub fn with_middleware(
     routes: Router<AppState>,
     config: &ServerConfig,
 ) -> Result<Router<AppState>, StartError> {
+    layered(routes, config, None)
+}
+
+/// [`with_middleware`], with the alerts the middleware feeds.
+fn layered(
+    routes: Router<AppState>,
+    config: &ServerConfig,
+    alerts: Option<Arc<Alerts>>,
+) -> Result<Router<AppState>, StartError> {
     let limits = RequestLimits {
         request_timeout: config.request_timeout,
         body_idle_timeout: config.header_read_timeout,
@@ -333,7 +353,7 @@ pub fn with_middleware(
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(tower::util::option_layer(cors))
         .layer(axum::middleware::from_fn_with_state(
-            limits,
+            Context { limits, alerts },
             request_context,
         ))
         .layer(DefaultBodyLimit::max(config.body_limit));

@@ -3,6 +3,7 @@
 //!
 //! Layout:
 //! - `app`: [`Application`]: bind, serve, drain, close.
+//! - [`alerts`]: the alert rules evaluated in-process, their recorder and webhook.
 //! - [`config`]: the [`ServerConfig`] settings.
 //! - [`tls`]: HTTPS: [`TlsFiles`] loaded into rustls, reloaded on change or SIGHUP.
 //! - `state`: [`AppState`], the shared state handlers take.
@@ -14,6 +15,7 @@
 //!   envelope.
 //! - `extract`: Plinth's extractors (`ApiJson`, `RecordParam`, `Caller`, `WriteContext`…).
 //! - `middleware`: request ids, envelope rendering, access log, panics.
+//! - `faults` (only with the `faults` feature, in tests): answers 500 or sleeps on request.
 //! - `routes`: one module per area; `routes/records` has one file per handler.
 //!
 //! API boundary: the binary builds a [`AppState`] over a migrated [`plinth_store::Store`]
@@ -21,6 +23,7 @@
 //! the benchmark and the tests use is public.
 
 mod accounts;
+pub mod alerts;
 mod app;
 pub mod audit;
 pub mod auth;
@@ -28,6 +31,8 @@ mod conditional;
 pub mod config;
 mod error;
 mod extract;
+#[cfg(feature = "faults")]
+mod faults;
 mod fds;
 mod limits;
 mod middleware;

@@ -1,6 +1,7 @@
-//! The request middleware: request ids, the error envelope, the access log, and turning
-//! panics into 500s.
+//! The request middleware: request ids, the error envelope, the access log, feeding the
+//! alerts, and turning panics into 500s.
 
+use crate::alerts::Alerts;
 use crate::error::{ApiError, ErrorReport};
 use crate::extract::RequestId;
 use crate::limits::{BodyProgress, RequestLimits, check_head};
@@ -34,14 +35,25 @@ fn sane(id: &str) -> bool {
 /// `X-Content-Type-Options`, on every answer: a browser must not guess another type.
 static X_CONTENT_TYPE_OPTIONS: HeaderName = HeaderName::from_static("x-content-type-options");
 
-/// Assigns the request id and the trace context (`traceparent`), applies the request limits (head size, request timeout, closing
-/// a connection whose body was left unread), runs the request inside a span, renders error
-/// envelopes, and writes one access-log line.
+/// What the request middleware works with.
+#[derive(Debug, Clone)]
+pub(crate) struct Context {
+    pub(crate) limits: RequestLimits,
+    /// Told the status and latency of every answer; `None` when alerts are off (and for
+    /// the redirect port).
+    pub(crate) alerts: Option<Arc<Alerts>>,
+}
+
+/// Assigns the request id and the trace context (`traceparent`), applies the request
+/// limits (head size, request timeout, closing a connection whose body was left unread),
+/// runs the request inside a span, renders error envelopes, writes one access-log line
+/// and counts the answer for the alerts.
 pub(crate) async fn request_context(
-    State(limits): State<RequestLimits>,
+    State(context): State<Context>,
     mut req: Request,
     next: Next,
 ) -> Response {
+    let limits = context.limits;
     let started = Instant::now();
     let id: Arc<str> = match req
         .headers()
@@ -76,7 +88,16 @@ pub(crate) async fn request_context(
     let mut res = match check_head(req.uri(), req.headers(), &limits) {
         Err(e) => e.into_response(),
         Ok(()) => {
-            let run = next.run(req).instrument(span.clone());
+            #[cfg(feature = "faults")]
+            let fault = crate::faults::Fault::of(req.headers());
+            let run = async move {
+                #[cfg(feature = "faults")]
+                if let Some(answer) = crate::faults::Fault::apply(fault).await {
+                    return answer.into_response();
+                }
+                next.run(req).await
+            }
+            .instrument(span.clone());
             match tokio::time::timeout(limits.request_timeout, run).await {
                 // A body that stopped arriving is the client's doing, whatever the handler
                 // made of the failed read.
@@ -118,7 +139,12 @@ pub(crate) async fn request_context(
         res.headers_mut().insert(TRACEPARENT.clone(), v);
     }
     let status = res.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let ended = Instant::now();
+    let latency = ended.saturating_duration_since(started);
+    if let Some(alerts) = &context.alerts {
+        alerts.record(ended, status, latency);
+    }
+    let latency_ms = latency.as_secs_f64() * 1000.0;
     span.in_scope(|| tracing::info!(target: "plinth::access", status, latency_ms, "request"));
     res
 }

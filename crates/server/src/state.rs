@@ -1,13 +1,14 @@
 //! `AppState`: the one piece of shared state handlers see.
 
+use crate::alerts::Alerts;
 use crate::auth::Auth;
 use plinth_core::Principal;
 use plinth_core::{ModelDef, QueryLimits, Schema};
 use plinth_store::{ReadFrom, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use std::time::Instant;
 use uuid::Uuid;
@@ -33,6 +34,9 @@ struct Inner {
     recent_writers: Mutex<HashMap<Uuid, Instant>>,
     /// How long list filter values may be.
     query_limits: QueryLimits,
+    /// This instance's alerts, set once by the `Application` serving the state (unset:
+    /// alerts are off).
+    alerts: OnceLock<Arc<Alerts>>,
 }
 
 /// Default read-your-own-writes window.
@@ -74,6 +78,7 @@ impl AppState {
             ryow_window,
             recent_writers: Mutex::new(HashMap::new()),
             query_limits,
+            alerts: OnceLock::new(),
         }))
     }
 
@@ -134,6 +139,16 @@ impl AppState {
     /// The authentication service.
     pub fn auth(&self) -> &Arc<Auth> {
         &self.0.auth
+    }
+
+    /// This instance's alerts (`None` when they are off).
+    pub(crate) fn alerts(&self) -> Option<&Arc<Alerts>> {
+        self.0.alerts.get()
+    }
+
+    /// Sets the alerts once; a state served twice keeps the first.
+    pub(crate) fn set_alerts(&self, alerts: Arc<Alerts>) {
+        let _ = self.0.alerts.set(alerts);
     }
 
     /// Whether shutdown has begun.

@@ -60,6 +60,9 @@ pub const API_KEYS: &str = "_api_keys";
 /// The `model` of an event about the encryption keys.
 pub const KEYS: &str = "_keys";
 
+/// The `model` of an alert's state change.
+pub const ALERTS: &str = "_alerts";
+
 /// An account or authentication event: what the audit trail records besides record writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
@@ -93,6 +96,11 @@ pub enum Event {
     KeysRotate,
     /// `keys.retire`: `plinth keys retire` checked that no value is sealed under a key.
     KeysRetire,
+    /// `alert.fire`: one of Plinth's own alert rules started firing (changes: the alert's
+    /// name, severity, value and threshold).
+    AlertFire,
+    /// `alert.resolve`: a firing alert rule stopped breaching.
+    AlertResolve,
 }
 
 impl Event {
@@ -113,6 +121,8 @@ impl Event {
             Self::ApiKeyRevoke => "api_key.revoke",
             Self::KeysRotate => "keys.rotate",
             Self::KeysRetire => "keys.retire",
+            Self::AlertFire => "alert.fire",
+            Self::AlertResolve => "alert.resolve",
         }
     }
 
@@ -121,6 +131,7 @@ impl Event {
         match self {
             Self::ApiKeyCreate | Self::ApiKeyRevoke => API_KEYS,
             Self::KeysRotate | Self::KeysRetire => KEYS,
+            Self::AlertFire | Self::AlertResolve => ALERTS,
             _ => USERS,
         }
     }

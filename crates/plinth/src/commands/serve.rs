@@ -7,6 +7,7 @@ use crate::logging;
 use anyhow::Context;
 use plinth_core::auth::{Email, check_password};
 use plinth_core::{QueryLimits, Role};
+use plinth_server::alerts::{AlertConfig, Thresholds, WebhookConfig};
 use plinth_server::{AccountError, AppState, Application, Auth, ServerConfig, TlsFiles};
 use plinth_store::{Claim, PgOptions, PgStore, WriteCtx};
 use plinth_store::{Keys, SqliteOptions, SqliteStore, Store};
@@ -106,6 +107,10 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
     if let Some(files) = &tls {
         files.check().context("cannot serve HTTPS")?;
     }
+    let alerts = alert_config(config);
+    alerts
+        .check()
+        .map_err(|e| anyhow::anyhow!("{e} ({})", env::ALERTS_WEBHOOK_URL))?;
     // Bound before the database is touched: a busy port refuses the start with nothing
     // migrated.
     let listener = Application::bind(config.settings.listen).await?;
@@ -186,11 +191,35 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
         },
         tls,
         redirect_from: config.settings.tls_redirect_from,
+        alerts,
         ..ServerConfig::default()
     };
     Ok(Application::on_listeners(
         listener, redirect, server, state,
     )?)
+}
+
+/// The in-process alerts' settings.
+fn alert_config(config: &Config) -> AlertConfig {
+    let s = &config.settings;
+    AlertConfig {
+        window: Duration::from_secs(s.alerts_window_seconds),
+        interval: Duration::from_secs(s.alerts_interval_seconds),
+        thresholds: Thresholds {
+            error_rate: s.alerts_error_rate_permille as f64 / 1000.0,
+            p99: Duration::from_millis(s.alerts_p99_ms),
+            min_requests: s.alerts_min_requests,
+        },
+        keep_resolved: s.alerts_keep_resolved,
+        webhook: s.alerts_webhook_url.as_ref().map(|url| WebhookConfig {
+            url: url.expose().to_owned(),
+            secret: s
+                .alerts_webhook_secret
+                .as_ref()
+                .map(|k| k.expose().to_owned()),
+            ca_file: s.alerts_webhook_ca_file.clone(),
+        }),
+    }
 }
 
 /// The HTTPS files, when both are set. Production refuses a key file that group or others

@@ -168,6 +168,39 @@ settings! {
         key: Some("audit.retention_days"), env: AUDIT_RETENTION_DAYS = "PLINTH_AUDIT_RETENTION_DAYS", flag: None,
         range: Some((0, 36_500)),
         help: "How long audit entries are kept, in days; 0 keeps them forever. Older ones are pruned by the sweep (`sweep_interval_seconds`) behind a sealed checkpoint, so what remains still verifies.";
+    alerts_window_seconds: u64 = plinth_server::alerts::DEFAULT_WINDOW.as_secs();
+        key: Some("alerts.window_seconds"), env: ALERTS_WINDOW_SECONDS = "PLINTH_ALERTS_WINDOW_SECONDS", flag: None,
+        range: Some((1, 86_400)),
+        help: "The rolling window over which each instance judges its own answers for the alerts `HighErrorRate` and `SlowResponse`, in seconds.";
+    alerts_interval_seconds: u64 = plinth_server::alerts::DEFAULT_INTERVAL.as_secs();
+        key: Some("alerts.interval_seconds"), env: ALERTS_INTERVAL_SECONDS = "PLINTH_ALERTS_INTERVAL_SECONDS", flag: None,
+        range: Some((0, 3600)),
+        help: "How often the alert rules are evaluated, in seconds; 0 turns the in-process alerts off.";
+    alerts_error_rate_permille: u64 = 10;
+        key: Some("alerts.error_rate_permille"), env: ALERTS_ERROR_RATE_PERMILLE = "PLINTH_ALERTS_ERROR_RATE_PERMILLE", flag: None,
+        range: Some((1, 1000)),
+        help: "`HighErrorRate` fires when more than this many thousandths of the window's answers have a status of 500 or more (10: 1 %).";
+    alerts_p99_ms: u64 = 1000;
+        key: Some("alerts.p99_ms"), env: ALERTS_P99_MS = "PLINTH_ALERTS_P99_MS", flag: None,
+        range: Some((1, 600_000)),
+        help: "`SlowResponse` fires when the window's p99 latency is above this, in milliseconds.";
+    alerts_min_requests: u64 = 20;
+        key: Some("alerts.min_requests"), env: ALERTS_MIN_REQUESTS = "PLINTH_ALERTS_MIN_REQUESTS", flag: None,
+        range: Some((1, 1_000_000)),
+        help: "Neither alert fires over a window with fewer answers than this, so one error among three requests is not an error rate.";
+    alerts_keep_resolved: usize = plinth_server::alerts::DEFAULT_KEEP_RESOLVED;
+        key: Some("alerts.keep_resolved"), env: ALERTS_KEEP_RESOLVED = "PLINTH_ALERTS_KEEP_RESOLVED", flag: None,
+        range: Some((0, 1000)),
+        help: "How many resolved alerts `GET /api/v1/alerts` keeps listing after the firing ones.";
+    alerts_webhook_url: Option<Secret> = None;
+        key: Some("alerts.webhook_url"), env: ALERTS_WEBHOOK_URL = "PLINTH_ALERTS_WEBHOOK_URL", flag: None, range: None,
+        help: "An `http://` or `https://` URL that receives a JSON POST for each alert that fires or resolves (3 attempts, 5 s each). Masked by `plinth config`, since such URLs often hold a token. Unset: no webhook.";
+    alerts_webhook_secret: Option<Secret> = None;
+        key: None, env: ALERTS_WEBHOOK_SECRET = "PLINTH_ALERTS_WEBHOOK_SECRET", flag: None, range: None,
+        help: "The key of the `X-Plinth-Signature` HMAC-SHA-256 signature on each webhook request. Never read from the file. Unset: requests are not signed.";
+    alerts_webhook_ca_file: Option<PathBuf> = None;
+        key: Some("alerts.webhook_ca_file"), env: ALERTS_WEBHOOK_CA_FILE = "PLINTH_ALERTS_WEBHOOK_CA_FILE", flag: None, range: None,
+        help: "PEM certificates trusted for an `https://` webhook instead of the system's roots.";
     drain_seconds: u64 = 0;
         key: Some("drain_seconds"), env: DRAIN_SECONDS = "PLINTH_DRAIN_SECONDS", flag: None,
         range: Some((0, 300)),

@@ -314,6 +314,30 @@ async fn out_of_range_settings_are_refused_with_their_name() {
 }
 
 #[tokio::test]
+async fn an_unusable_alert_webhook_is_refused_without_echoing_it() {
+    let dir = TestDir::new();
+    for url in ["ftp://hooks.example/t0ken-in-url", "http:///t0ken-in-url"] {
+        let stderr = serve_refused(
+            &dir,
+            &[],
+            &[
+                ("PLINTH_ALERTS_WEBHOOK_URL", url),
+                ("PLINTH_ALERTS_WEBHOOK_SECRET", "hook-s3cret"),
+            ],
+        )
+        .await;
+        assert!(stderr.contains("PLINTH_ALERTS_WEBHOOK_URL"), "{stderr}");
+        assert!(stderr.contains("webhook"), "{stderr}");
+        assert!(!stderr.contains("t0ken-in-url"), "the URL leaked: {stderr}");
+        assert!(
+            !stderr.contains("hook-s3cret"),
+            "the secret leaked: {stderr}"
+        );
+        assert!(!dir.db().exists(), "the database was touched: {stderr}");
+    }
+}
+
+#[tokio::test]
 async fn a_busy_port_refuses_the_start_before_the_database_is_touched() {
     let dir = TestDir::new();
     let data = dir.data_arg();

@@ -77,10 +77,19 @@ impl Ledger {
 /// one except where the contract returns it.
 async fn session(level: &str) {
     let dir = TestDir::new();
-    let server = Server::start_with(&dir, &[], &[("LOG_LEVEL", level)]).await;
+    // An alert webhook whose URL holds a token, with a signing secret: neither is shown.
+    let (hook_url, hook_secret) = ("http://127.0.0.1:9/hooks/t0ken-in-url", "webhook-s3cret");
+    let env = [
+        ("LOG_LEVEL", level),
+        ("PLINTH_ALERTS_WEBHOOK_URL", hook_url),
+        ("PLINTH_ALERTS_WEBHOOK_SECRET", hook_secret),
+    ];
+    let server = Server::start_with(&dir, &[], &env).await;
     let (guest, url) = (server.guest(), |p: &str| server.url(p));
     let mut ledger = Ledger::default();
     ledger.secret("admin password", ADMIN_PASSWORD);
+    ledger.secret("alert webhook URL's token", "t0ken-in-url");
+    ledger.secret("alert webhook secret", hook_secret);
     ledger.tokens("harness", server.tokens());
 
     let login = server.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;

@@ -79,6 +79,7 @@ async fn list_audit(
                     plinth_store::audit::USERS,
                     plinth_store::audit::API_KEYS,
                     plinth_store::audit::KEYS,
+                    plinth_store::audit::ALERTS,
                 ]
                 .contains(&v) =>
             {

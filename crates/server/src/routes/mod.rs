@@ -1,5 +1,6 @@
 //! The router: each area exposes `router()`, merged here.
 
+mod alerts;
 mod audit;
 mod auth;
 mod health;
@@ -37,4 +38,5 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(users::router().layer(from_fn(no_store)))
         // Audit entries hold values as written: no cache may keep them either.
         .merge(audit::router().layer(from_fn(no_store)))
+        .merge(alerts::router().layer(from_fn(no_store)))
 }

@@ -1,3 +1,4 @@
+mod alerts;
 mod api_keys;
 mod audit;
 mod audit_api;
