@@ -262,7 +262,8 @@ impl Application {
 }
 
 fn build_router(config: &ServerConfig, state: AppState) -> Result<Router, StartError> {
-    with_middleware(routes::router(), config).map(|r| r.with_state(state))
+    let (routes, _) = routes::router().split_for_parts();
+    with_middleware(routes, config).map(|r| r.with_state(state))
 }
 
 /// Binds `addr` from a function that is not async (the runtime's reactor is running).

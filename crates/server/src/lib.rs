@@ -15,6 +15,8 @@
 //! - `extract`: Plinth's extractors (`ApiJson`, `RecordParam`, `Caller`, `WriteContext`…).
 //! - `middleware`: request ids, envelope rendering, access log, panics.
 //! - `routes`: one module per area; `routes/records` has one file per handler.
+//! - `openapi`: the OpenAPI document made from the routes and the declared models, and the
+//!   `/docs` page's files.
 //!
 //! API boundary: the binary builds a [`AppState`] over a migrated [`plinth_store::Store`]
 //! and calls [`Application::build`]; nothing else is needed to serve. Only what the binary,
@@ -31,6 +33,7 @@ mod extract;
 mod fds;
 mod limits;
 mod middleware;
+mod openapi;
 mod redirect;
 mod reply;
 mod routes;

@@ -1,13 +1,14 @@
 //! `AppState`: the one piece of shared state handlers see.
 
 use crate::auth::Auth;
+use axum::body::Bytes;
 use plinth_core::Principal;
 use plinth_core::{ModelDef, QueryLimits, Schema};
 use plinth_store::{ReadFrom, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use std::time::Instant;
 use uuid::Uuid;
@@ -33,6 +34,8 @@ struct Inner {
     recent_writers: Mutex<HashMap<Uuid, Instant>>,
     /// How long list filter values may be.
     query_limits: QueryLimits,
+    /// The OpenAPI document, made on first request and served as these bytes after.
+    openapi: OnceLock<Bytes>,
 }
 
 /// Default read-your-own-writes window.
@@ -74,6 +77,7 @@ impl AppState {
             ryow_window,
             recent_writers: Mutex::new(HashMap::new()),
             query_limits,
+            openapi: OnceLock::new(),
         }))
     }
 
@@ -129,6 +133,13 @@ impl AppState {
     /// The bounds on list filter values.
     pub(crate) fn query_limits(&self) -> &QueryLimits {
         &self.0.query_limits
+    }
+
+    /// The OpenAPI document of this server and its schema, serialised (made once).
+    pub(crate) fn openapi(&self) -> &Bytes {
+        self.0
+            .openapi
+            .get_or_init(|| crate::openapi::document(&self.0.schema, &self.0.query_limits))
     }
 
     /// The authentication service.
