@@ -49,6 +49,21 @@ const WITH_BODY: [(u16, &str); 4] = [
     (415, "the body is not sent as application/json"),
 ];
 
+/// Statuses the HTTP parser (hyper) may answer before Plinth sees the request: with
+/// Plinth's envelope under the parser's limits, with no body at all over them.
+const BARE: [(u16, &str); 2] = [
+    (
+        414,
+        "URI_TOO_LONG: the path and query are over 64,000 bytes; over 65,534, a bare 414 \
+         from the HTTP parser, without a body",
+    ),
+    (
+        431,
+        "HEADERS_TOO_LARGE: more than 100 header fields or over 32 KiB of them; over 128 KiB \
+         of request line and headers, a bare 431 from the HTTP parser, without a body",
+    ),
+];
+
 const METHODS: [&str; 5] = ["get", "put", "post", "patch", "delete"];
 
 /// Wraps bodies in the envelope, adds every error response and the shared components.
@@ -156,7 +171,12 @@ fn operation(op: &mut Value, statuses: &mut Vec<u16>) {
         let Some(response) = response.as_object_mut() else {
             continue;
         };
-        if status >= 400 {
+        if let Some((_, bare)) = BARE.iter().find(|(s, _)| *s == status) {
+            // hyper answers these itself past its own limits, without a body: the envelope
+            // cannot be promised.
+            response.insert("description".to_owned(), Value::String((*bare).to_owned()));
+            response.remove("content");
+        } else if status >= 400 {
             statuses.push(status);
             let codes: Vec<&str> = codes_of(status);
             let said = response

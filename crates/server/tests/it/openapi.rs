@@ -434,7 +434,7 @@ async fn every_error_status_is_listed_with_its_codes_and_real_answers_match() {
             }
         }
         for (status, r) in responses {
-            if status.as_str() >= "400" {
+            if status.as_str() >= "400" && !["414", "431"].contains(&status.as_str()) {
                 assert_eq!(
                     r["content"]["application/json"]["schema"]["$ref"],
                     json!(format!("#/components/schemas/Error{status}")),
