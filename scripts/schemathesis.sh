@@ -10,6 +10,7 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root="$PWD"
 
 VERSION=4.32.5
 VENV=.ci/venv
@@ -69,11 +70,13 @@ run() {
     local who=$1
     shift
     printf '\n==> schemathesis as %s\n' "$who"
-    "$VENV/bin/schemathesis" --config-file scripts/schemathesis/schemathesis.toml \
+    # From the temporary directory: schemathesis and hypothesis keep their caches there.
+    (cd "$work" && "$root/$VENV/bin/schemathesis" \
+        --config-file "$root/scripts/schemathesis/schemathesis.toml" \
         run "$base/api/v1/openapi.json" \
         --checks not_a_server_error,status_code_conformance,response_schema_conformance \
         --max-examples "$MAX_EXAMPLES" --seed 1 --workers 1 --no-color \
-        --suppress-health-check all --warnings off "$@"
+        --suppress-health-check all --warnings off "$@")
 }
 
 status=0

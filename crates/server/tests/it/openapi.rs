@@ -3,6 +3,7 @@
 //! with its fields, constraints, filters and sort keys; every error status with its codes;
 //! real answers that match it; and a page that loads nothing from any other origin.
 
+use crate::helpers::conformance::assert_conforms;
 use crate::helpers::{TestApp, assert_error, decls};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -38,91 +39,6 @@ fn operations(doc: &Value) -> Vec<(String, String)> {
         }
     }
     out
-}
-
-/// `schema` with `$ref`s followed (one level at a time, as the validator walks).
-fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
-    match schema["$ref"].as_str() {
-        Some(r) => doc
-            .pointer(r.trim_start_matches('#'))
-            .unwrap_or_else(|| panic!("dangling $ref {r}")),
-        None => schema,
-    }
-}
-
-/// The parts of JSON Schema the document uses: `$ref`, `type` (one or a list), `const`,
-/// `enum`, `required`, `properties`, `additionalProperties: false`, `items`. Returns what
-/// does not hold, by JSON pointer.
-fn violations(doc: &Value, schema: &Value, v: &Value, at: &str) -> Vec<String> {
-    let schema = resolve(doc, schema);
-    let mut out = Vec::new();
-    let type_ok = |t: &str| match t {
-        "object" => v.is_object(),
-        "array" => v.is_array(),
-        "string" => v.is_string(),
-        "integer" => v.is_i64() || v.is_u64(),
-        "number" => v.is_number(),
-        "boolean" => v.is_boolean(),
-        "null" => v.is_null(),
-        _ => true,
-    };
-    let types: Vec<&str> = match &schema["type"] {
-        Value::String(t) => vec![t.as_str()],
-        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    };
-    if !types.is_empty() && !types.iter().any(|t| type_ok(t)) {
-        return vec![format!("{at}: {v} is not {types:?}")];
-    }
-    if let Some(c) = schema.get("const")
-        && c != v
-    {
-        out.push(format!("{at}: {v} is not {c}"));
-    }
-    if let Some(values) = schema["enum"].as_array()
-        && !values.contains(v)
-    {
-        out.push(format!("{at}: {v} is not one of {values:?}"));
-    }
-    if let Some(obj) = v.as_object() {
-        for key in schema["required"].as_array().into_iter().flatten() {
-            let key = key.as_str().unwrap_or_default();
-            if !obj.contains_key(key) {
-                out.push(format!("{at}: lacks {key}"));
-            }
-        }
-        let props = schema["properties"].as_object();
-        for (key, value) in obj {
-            match props.and_then(|p| p.get(key)) {
-                Some(s) => out.extend(violations(doc, s, value, &format!("{at}/{key}"))),
-                None if schema["additionalProperties"] == json!(false) => {
-                    out.push(format!("{at}: {key} is not in the schema"));
-                }
-                None => {}
-            }
-        }
-    }
-    if let (Some(items), Some(values)) = (schema.get("items"), v.as_array()) {
-        for (i, value) in values.iter().enumerate() {
-            out.extend(violations(doc, items, value, &format!("{at}/{i}")));
-        }
-    }
-    out
-}
-
-/// Checks a real answer against the document's response for `method path` and its status.
-fn assert_conforms(doc: &Value, method: &str, path: &str, status: StatusCode, body: &Value) {
-    let response = &doc["paths"][path][method]["responses"][status.as_str()];
-    assert!(
-        response.is_object(),
-        "{method} {path} answered {status}, which the document does not list"
-    );
-    let schema = &response["content"]["application/json"]["schema"];
-    let problems = violations(doc, schema, body, "");
-    assert!(
-        problems.is_empty(),
-        "{method} {path} {status}: {problems:?} in {body}"
-    );
 }
 
 fn every_type() -> Vec<plinth_core::ModelDecl> {
@@ -177,7 +93,42 @@ async fn the_document_is_openapi_3_1_public_and_the_same_each_time() {
     assert_eq!(schemes["bearer"]["scheme"], json!("bearer"));
     assert_eq!(schemes["api_key"]["in"], json!("header"));
     assert_eq!(schemes["api_key"]["name"], json!("X-API-Key"));
-    // Hostile: another method is a 405 envelope, a path below it a 404.
+    // A revoked key changes nothing either: the document reads no credential.
+    let key = app
+        .create_key(&app.admin_token, &json!({"name": "gone"}))
+        .await;
+    let key_data = key.data(StatusCode::CREATED);
+    let (id, secret) = (&key_data["id"], key_data["key"].as_str().expect("key"));
+    let revoked = app
+        .call_as(
+            Method::DELETE,
+            &format!("/api/v1/auth/api-keys/{}", id.as_str().expect("id")),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    let with_revoked = app
+        .send(app.request_as(Method::GET, "/api/v1/openapi.json", Some(secret)))
+        .await;
+    assert_eq!(
+        (with_revoked.status, &with_revoked.body),
+        (StatusCode::OK, &doc)
+    );
+    // Hostile: a query is ignored; another method is a 405 envelope; paths below the
+    // document or the page's files, escaping or not, are 404s.
+    let queried = app
+        .send(app.request_as(Method::GET, "/api/v1/openapi.json?x=%3Cscript%3E&x=1", None))
+        .await;
+    assert_eq!((queried.status, &queried.body), (StatusCode::OK, &doc));
+    for path in [
+        "/docs/..%2F..%2FCargo.toml",
+        "/docs/docs.js/x",
+        "/docs/secret.js",
+    ] {
+        let r = app.send(app.request_as(Method::GET, path, None)).await;
+        assert_error(&r, StatusCode::NOT_FOUND, "NOT_FOUND");
+    }
     let post = app
         .send(app.request_as(Method::POST, "/api/v1/openapi.json", None))
         .await;
