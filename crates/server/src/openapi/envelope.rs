@@ -26,6 +26,28 @@ const CODES: [ErrorCode; 15] = [
     ErrorCode::Unavailable,
 ];
 
+/// Fails to compile when a code is added, until it is added to [`CODES`] too.
+#[allow(dead_code, reason = "a compile-time check, never called")]
+fn listed(code: ErrorCode) {
+    match code {
+        ErrorCode::InvalidInput
+        | ErrorCode::Unauthenticated
+        | ErrorCode::Forbidden
+        | ErrorCode::NotFound
+        | ErrorCode::MethodNotAllowed
+        | ErrorCode::Conflict
+        | ErrorCode::PreconditionFailed
+        | ErrorCode::PayloadTooLarge
+        | ErrorCode::UnsupportedMediaType
+        | ErrorCode::RequestTimeout
+        | ErrorCode::UriTooLong
+        | ErrorCode::HeadersTooLarge
+        | ErrorCode::RateLimited
+        | ErrorCode::Internal
+        | ErrorCode::Unavailable => {}
+    }
+}
+
 /// Errors any request can get, from the middleware and limits before or around a handler.
 const ANY_REQUEST: [(u16, &str); 4] = [
     (414, "the path and query are longer than the server accepts"),
