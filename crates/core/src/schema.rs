@@ -207,6 +207,11 @@ impl Pattern {
     pub fn is_match(&self, s: &str) -> bool {
         self.0.is_match(s)
     }
+
+    /// The expression as declared.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
 }
 
 impl PartialEq for Pattern {

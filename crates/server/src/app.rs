@@ -273,7 +273,8 @@ impl Application {
 
 fn build_router(config: &ServerConfig, state: AppState) -> Result<Router, StartError> {
     let alerts = state.alerts().cloned();
-    layered(routes::router(), config, alerts).map(|r| r.with_state(state))
+    let (routes, _) = routes::router().split_for_parts();
+    layered(routes, config, alerts).map(|r| r.with_state(state))
 }
 
 /// Binds `addr` from a function that is not async (the runtime's reactor is running).

@@ -17,6 +17,8 @@
 //! - `middleware`: request ids, envelope rendering, access log, panics.
 //! - `faults` (only with the `faults` feature, in tests): answers 500 or sleeps on request.
 //! - `routes`: one module per area; `routes/records` has one file per handler.
+//! - `openapi`: the OpenAPI document made from the routes and the declared models, and the
+//!   `/docs` page's files.
 //!
 //! API boundary: the binary builds a [`AppState`] over a migrated [`plinth_store::Store`]
 //! and calls [`Application::build`]; nothing else is needed to serve. Only what the binary,
@@ -36,6 +38,7 @@ mod faults;
 mod fds;
 mod limits;
 mod middleware;
+mod openapi;
 mod redirect;
 mod reply;
 mod routes;

@@ -2,6 +2,7 @@
 
 use crate::alerts::Alerts;
 use crate::auth::Auth;
+use axum::body::Bytes;
 use plinth_core::Principal;
 use plinth_core::{ModelDef, QueryLimits, Schema};
 use plinth_store::{ReadFrom, Store};
@@ -37,6 +38,8 @@ struct Inner {
     /// This instance's alerts, set once by the `Application` serving the state (unset:
     /// alerts are off).
     alerts: OnceLock<Arc<Alerts>>,
+    /// The OpenAPI document, made on first request and served as these bytes after.
+    openapi: OnceLock<Bytes>,
 }
 
 /// Default read-your-own-writes window.
@@ -79,6 +82,7 @@ impl AppState {
             recent_writers: Mutex::new(HashMap::new()),
             query_limits,
             alerts: OnceLock::new(),
+            openapi: OnceLock::new(),
         }))
     }
 
@@ -134,6 +138,13 @@ impl AppState {
     /// The bounds on list filter values.
     pub(crate) fn query_limits(&self) -> &QueryLimits {
         &self.0.query_limits
+    }
+
+    /// The OpenAPI document of this server and its schema, serialised (made once).
+    pub(crate) fn openapi(&self) -> &Bytes {
+        self.0
+            .openapi
+            .get_or_init(|| crate::openapi::document(&self.0.schema, &self.0.query_limits))
     }
 
     /// The authentication service.

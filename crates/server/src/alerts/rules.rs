@@ -84,7 +84,7 @@ impl Rule {
 }
 
 /// An alert as `GET /api/v1/alerts` shows it and the webhook receives it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub(crate) struct Alert {
     pub(crate) name: &'static str,
     pub(crate) severity: &'static str,

@@ -113,13 +113,14 @@ impl AuthConfig {
 }
 
 /// A freshly issued token pair.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct TokenPair {
     /// The JWT.
     pub(crate) access_token: String,
     /// The refresh token (shown once).
     pub(crate) refresh_token: String,
     /// Always `Bearer`.
+    #[schema(value_type = String, pattern = "^Bearer$")]
     pub(crate) token_type: &'static str,
     /// Seconds until the access token expires.
     pub(crate) expires_in: u64,

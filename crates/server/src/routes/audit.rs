@@ -5,23 +5,24 @@
 use crate::audit::{AuditJson, cut_for};
 use crate::error::ApiError;
 use crate::extract::{Caller, QueryPairs, RecordParam};
+use crate::openapi::shapes::AuditEntry as AuditEntryShape;
 use crate::reply::{Page, Reply};
 use crate::state::AppState;
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use plinth_core::policy::{self, Action};
 use plinth_core::query::DEFAULT_LIMIT;
 use plinth_core::{ErrorCode, ModelName, RecordId, Role, Timestamp};
 use plinth_store::{AuditEntry, AuditQuery};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/audit", get(list_audit))
-        .route("/api/v1/{model}/{id}/history", get(record_history))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_audit))
+        .routes(routes!(record_history))
 }
 
 /// Longest `action` filter accepted, in characters.
@@ -32,6 +33,25 @@ const MAX_CURSOR_LEN: usize = 256;
 /// The audit trail, newest first: filters `actor` (a user id), `actor_kind`, `action`
 /// (exact, or `prefix.*`), `model`, `record`, `since` (inclusive) and `until` (exclusive,
 /// RFC 3339); `limit` and `cursor` as in record lists.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
+    security(("bearer" = []), ("api_key" = [])),
+    params(
+        ("actor" = Option<String>, Query, description = "a user id"),
+        ("actor_kind" = Option<String>, Query, pattern = "^(user|api_key|system|guest)$"),
+        ("action" = Option<String>, Query, max_length = 64, description = "an action (`record.update`) or a prefix (`record.*`)"),
+        ("model" = Option<String>, Query, description = "a model name, or `_users`, `_api_keys`, `_keys`"),
+        ("record" = Option<String>, Query, description = "a record id"),
+        ("since" = Option<String>, Query, description = "RFC 3339, inclusive"),
+        ("until" = Option<String>, Query, description = "RFC 3339, exclusive"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "page size, 20 by default"),
+        ("cursor" = Option<String>, Query, description = "`page.next_cursor` of the page before, with the same filters"),
+    ),
+    responses(
+        (status = 200, description = "one page of entries, newest first", body = [AuditEntryShape]),
+        (status = 400, description = "an unknown or repeated parameter, a bad value, or a cursor of another query"),
+        (status = 401, description = "no credential, or a bad one"),
+        (status = 403, description = "only admins read the audit trail"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn list_audit(
     State(state): State<AppState>,
@@ -110,6 +130,21 @@ async fn list_audit(
 /// and 404 as a `GET` of it); `limit` and `cursor`. A deleted record's history stays
 /// readable like the record; a purged record's only to admins. Non-admins see only the
 /// changes of fields they may read, and no client address.
+#[utoipa::path(get, path = "/api/v1/{model}/{id}/history", tag = "records",
+    security((), ("bearer" = []), ("api_key" = [])),
+    params(
+        ("model" = String, Path, description = "a declared model"),
+        ("id" = String, Path, description = "the record's id (a UUID)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "page size, 20 by default"),
+        ("cursor" = Option<String>, Query, description = "`page.next_cursor` of the page before"),
+    ),
+    responses(
+        (status = 200, description = "one page of the record's entries, newest first", body = [AuditEntryShape]),
+        (status = 400, description = "a bad id, limit or cursor, or another parameter"),
+        (status = 401, description = "a bad credential, or a guest where the model refuses guests"),
+        (status = 403, description = "the caller may not read the record (models with hide_forbidden = false)"),
+        (status = 404, description = "no such record, or one the caller may not read"),
+    ))]
 #[tracing::instrument(skip_all, fields(model = %model.name(), id = %id))]
 async fn record_history(
     State(state): State<AppState>,

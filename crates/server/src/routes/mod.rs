@@ -1,8 +1,11 @@
-//! The router: each area exposes `router()`, merged here.
+//! The router: each area exposes `router()`, merged here. Every route is registered with
+//! `utoipa_axum::routes!` from its handler's `#[utoipa::path]`, so the router and the
+//! OpenAPI document (`crate::openapi`) are made from one list and cannot drift apart.
 
 mod alerts;
 mod audit;
 mod auth;
+mod docs;
 mod health;
 mod meta;
 mod records;
@@ -10,10 +13,9 @@ mod users;
 
 use crate::middleware::no_store;
 use crate::state::AppState;
-use axum::Router;
 use axum::middleware::from_fn;
+use utoipa_axum::router::OpenApiRouter;
 
-/// Every route of the API.
 /// A page size from a `limit` parameter: 1 to `MAX_LIMIT`, as record lists take it.
 pub(crate) fn page_limit(v: &str) -> Result<u32, crate::error::ApiError> {
     use plinth_core::query::MAX_LIMIT;
@@ -28,9 +30,11 @@ pub(crate) fn page_limit(v: &str) -> Result<u32, crate::error::ApiError> {
         })
 }
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
+/// Every route of the API, with its documentation (`split_for_parts` separates them).
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(health::router())
+        .merge(docs::router())
         .merge(meta::router())
         .merge(records::router())
         // Tokens, keys and accounts: no cache may keep them.

@@ -5,25 +5,23 @@ use crate::accounts;
 use crate::conditional::IfMatch;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Caller, QueryPairs, WriteContext};
+use crate::openapi::shapes::{NewUser, UserChange};
 use crate::reply::{Page, Reply};
 use crate::state::AppState;
-use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
-use axum::routing::get;
 use plinth_core::auth::{Email, check_password};
 use plinth_core::query::DEFAULT_LIMIT;
 use plinth_core::{ErrorCode, Role};
 use plinth_store::{StoreError, User, UserChanges};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/users", get(list_users).post(create_user))
-        .route(
-            "/api/v1/users/{id}",
-            get(read_user).patch(update_user).delete(delete_user),
-        )
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(read_user, update_user, delete_user))
 }
 
 fn require_admin(caller: &Caller) -> Result<(), ApiError> {
@@ -57,6 +55,17 @@ fn user_reply(user: &User) -> Result<Reply, ApiError> {
 }
 
 /// Creates an account: `{"email", "password", "role"?}` (role defaults to `user`).
+#[utoipa::path(post, path = "/api/v1/users", tag = "users",
+    security(("bearer" = []), ("api_key" = [])),
+    request_body = NewUser,
+    responses(
+        (status = 201, description = "the account", body = UserJson,
+            headers(("Location" = String), ("ETag" = String))),
+        (status = 400, description = "a bad email, a weak password, a bad role or an unknown field"),
+        (status = 401, description = "no credential, or a bad one"),
+        (status = 403, description = "only admins manage users"),
+        (status = 409, description = "the email is taken"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn create_user(
     State(state): State<AppState>,
@@ -92,6 +101,18 @@ async fn create_user(
 }
 
 /// Lists accounts by id: `?limit=` (1–200, default 20) and `?cursor=` from `page.next_cursor`.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+    security(("bearer" = []), ("api_key" = [])),
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "page size, 20 by default"),
+        ("cursor" = Option<String>, Query, description = "`page.next_cursor` of the page before"),
+    ),
+    responses(
+        (status = 200, description = "one page of accounts", body = [UserJson]),
+        (status = 400, description = "another parameter, a bad limit or a bad cursor"),
+        (status = 401, description = "no credential, or a bad one"),
+        (status = 403, description = "only admins manage users"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn list_users(
     State(state): State<AppState>,
@@ -136,6 +157,16 @@ async fn list_users(
 }
 
 /// One account.
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = String, Path, description = "the account's id (a UUID)")),
+    responses(
+        (status = 200, description = "the account", body = UserJson, headers(("ETag" = String))),
+        (status = 400, description = "the id is not a UUID"),
+        (status = 401, description = "no credential, or a bad one"),
+        (status = 403, description = "only admins manage users"),
+        (status = 404, description = "no such account"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn read_user(
     State(state): State<AppState>,
@@ -153,6 +184,22 @@ async fn read_user(
 
 /// Changes an account: `{"email"?, "password"?, "role"?}`, optionally with `If-Match`. The
 /// last admin cannot be demoted. A new password or role ends the account's sessions.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users",
+    security(("bearer" = []), ("api_key" = [])),
+    params(
+        ("id" = String, Path, description = "the account's id (a UUID)"),
+        ("If-Match" = Option<String>, Header, description = "the ETags the change expects, or `*`"),
+    ),
+    request_body = UserChange,
+    responses(
+        (status = 200, description = "the account as changed", body = UserJson, headers(("ETag" = String))),
+        (status = 400, description = "a bad id, email, password or role, an unknown field, or a malformed If-Match"),
+        (status = 401, description = "no credential, or a bad one"),
+        (status = 403, description = "only admins manage users"),
+        (status = 404, description = "no such account"),
+        (status = 409, description = "the email is taken, or the last admin would be demoted"),
+        (status = 412, description = "If-Match names no version the account is at"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn update_user(
     State(state): State<AppState>,
@@ -214,6 +261,17 @@ async fn update_user(
 
 /// Deletes an account with its sessions and keys (its records keep their `owner_id`). The
 /// last admin cannot be deleted.
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = String, Path, description = "the account's id (a UUID)")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 400, description = "the id is not a UUID"),
+        (status = 401, description = "no credential, or a bad one"),
+        (status = 403, description = "only admins manage users"),
+        (status = 404, description = "no such account"),
+        (status = 409, description = "the last admin"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn delete_user(
     State(state): State<AppState>,

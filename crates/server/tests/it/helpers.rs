@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 
 mod auth;
 pub(crate) mod cluster;
+pub(crate) mod conformance;
 mod endpoints;
 pub(crate) mod raw;
 

@@ -23,6 +23,7 @@ mod login_throttling;
 mod mass_assignment;
 mod middleware;
 mod models;
+mod openapi;
 mod pii;
 mod policy_overrides;
 mod rate_limits;

@@ -6,6 +6,7 @@ use super::{BodyFields, role_from_client};
 use crate::auth::new_api_key;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Caller, NotApiKey, QueryPairs, WriteContext};
+use crate::openapi::shapes::{NewKey, Role as RoleShape};
 use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::{Path, Request, State};
@@ -14,23 +15,36 @@ use plinth_core::auth::role_name;
 use plinth_core::{ErrorCode, Role, Timestamp};
 use plinth_store::{ApiKey, NewApiKey};
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// Longest key name, in characters.
 const NAME_MAX: usize = 100;
 
-#[derive(Serialize)]
+/// An API key as the API shows it: its secret only in the answer that creates it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ApiKey)]
 struct KeyJson<'a> {
+    #[schema(format = "uuid")]
     id: String,
+    #[schema(format = "uuid")]
     user_id: String,
     name: &'a str,
+    /// The key's first characters, to tell keys apart.
     prefix: &'a str,
+    #[schema(value_type = RoleShape)]
     role: &'static str,
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
+    #[schema(format = DateTime)]
     last_used_at: Option<String>,
+    #[schema(format = DateTime)]
     revoked_at: Option<String>,
+    #[schema(format = DateTime)]
     created_at: String,
+    /// The key itself: only when it is created, never again.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, nullable = false)]
     key: Option<&'a str>,
 }
 
@@ -55,6 +69,15 @@ fn parse_id(s: &str) -> Result<Uuid, ApiError> {
 
 /// Creates a key: `{"name", "role"?, "expires_at"?, "user_id"? (admins)}`. `201` with the key,
 /// which is never shown again.
+#[utoipa::path(post, path = "/api/v1/auth/api-keys", tag = "api keys",
+    security(("bearer" = [])),
+    request_body = NewKey,
+    responses(
+        (status = 201, description = "the key, with its secret shown this once", body = KeyJson),
+        (status = 400, description = "a bad name, role, expiry or user_id, or an unknown field"),
+        (status = 401, description = "no credential, or a bad one"),
+        (status = 403, description = "sent with an API key, a role above the creator's or owner's, or a user_id from a non-admin"),
+    ))]
 #[tracing::instrument(skip_all)]
 pub(super) async fn create_key(
     State(state): State<AppState>,
@@ -147,6 +170,18 @@ pub(super) async fn create_key(
 
 /// Lists keys: an admin's own by default, everyone's with `?all=true`, one user's with
 /// `?user_id=`; a user sees only their own.
+#[utoipa::path(get, path = "/api/v1/auth/api-keys", tag = "api keys",
+    security(("bearer" = [])),
+    params(
+        ("all" = Option<bool>, Query, description = "admins: every account's keys (only `true`)"),
+        ("user_id" = Option<String>, Query, description = "admins: one account's keys"),
+    ),
+    responses(
+        (status = 200, description = "the keys, without their secrets", body = [KeyJson]),
+        (status = 400, description = "another parameter, or a user_id that is not a UUID"),
+        (status = 401, description = "no credential, or a bad one"),
+        (status = 403, description = "sent with an API key, or a parameter from a non-admin"),
+    ))]
 #[tracing::instrument(skip_all)]
 pub(super) async fn list_keys(
     State(state): State<AppState>,
@@ -179,6 +214,16 @@ pub(super) async fn list_keys(
 }
 
 /// One key (never its secret). Users see only their own; others' are 404.
+#[utoipa::path(get, path = "/api/v1/auth/api-keys/{id}", tag = "api keys",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the key's id (a UUID)")),
+    responses(
+        (status = 200, description = "the key, without its secret", body = KeyJson),
+        (status = 400, description = "the id is not a UUID"),
+        (status = 401, description = "no credential, or a bad one"),
+        (status = 403, description = "sent with an API key"),
+        (status = 404, description = "no such key (or another user's)"),
+    ))]
 #[tracing::instrument(skip_all)]
 pub(super) async fn read_key(
     State(state): State<AppState>,
@@ -198,6 +243,16 @@ pub(super) async fn read_key(
 }
 
 /// Revokes a key at once: `204`. Users revoke only their own.
+#[utoipa::path(delete, path = "/api/v1/auth/api-keys/{id}", tag = "api keys",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the key's id (a UUID)")),
+    responses(
+        (status = 204, description = "revoked"),
+        (status = 400, description = "the id is not a UUID"),
+        (status = 401, description = "no credential, or a bad one"),
+        (status = 403, description = "sent with an API key"),
+        (status = 404, description = "no such key (or another user's)"),
+    ))]
 #[tracing::instrument(skip_all)]
 pub(super) async fn revoke_key(
     State(state): State<AppState>,

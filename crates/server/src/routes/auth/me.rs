@@ -4,6 +4,7 @@ use super::{BodyFields, UserJson};
 use crate::auth::LoginAttempt;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Caller, ClientAddr, WriteContext};
+use crate::openapi::shapes::PasswordChange;
 use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::{Request, State};
@@ -25,6 +26,12 @@ pub(crate) async fn current_user(state: &AppState, caller: &Caller) -> Result<Us
 }
 
 /// The caller's account (never a hash or secret).
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "the caller's account", body = UserJson),
+        (status = 401, description = "no credential, or a bad one"),
+    ))]
 #[tracing::instrument(skip_all)]
 pub(super) async fn read_me(
     State(state): State<AppState>,
@@ -36,6 +43,15 @@ pub(super) async fn read_me(
 
 /// Changes the caller's password: `{"current_password", "new_password"}`. The role and email
 /// cannot be changed here. Every session of the account ends.
+#[utoipa::path(patch, path = "/api/v1/auth/me", tag = "auth",
+    security(("bearer" = []), ("api_key" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 200, description = "the account, its password changed", body = UserJson),
+        (status = 400, description = "a wrong current password, a weak new one, or a field that cannot change here"),
+        (status = 401, description = "no credential, or a bad one"),
+        (status = 429, description = "too many wrong passwords; see Retry-After"),
+    ))]
 #[tracing::instrument(skip_all)]
 pub(super) async fn change_password(
     State(state): State<AppState>,

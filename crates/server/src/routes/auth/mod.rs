@@ -6,42 +6,41 @@ mod session;
 
 use crate::accounts::invalid_fields;
 use crate::error::ApiError;
+use crate::openapi::shapes::Role as RoleShape;
 use crate::state::AppState;
-use axum::Router;
-use axum::routing::{get, post};
 use plinth_core::auth::{parse_role, role_name};
 use plinth_core::{FieldError, Role};
 use plinth_store::User;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/auth/login", post(session::login))
-        .route("/api/v1/auth/refresh", post(session::refresh))
-        .route("/api/v1/auth/logout", post(session::logout))
-        .route(
-            "/api/v1/auth/me",
-            get(me::read_me).patch(me::change_password),
-        )
-        .route(
-            "/api/v1/auth/api-keys",
-            get(keys::list_keys).post(keys::create_key),
-        )
-        .route(
-            "/api/v1/auth/api-keys/{id}",
-            get(keys::read_key).delete(keys::revoke_key),
-        )
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(session::login))
+        .routes(routes!(session::refresh))
+        .routes(routes!(session::logout))
+        .routes(routes!(me::read_me, me::change_password))
+        .routes(routes!(keys::list_keys, keys::create_key))
+        .routes(routes!(keys::read_key, keys::revoke_key))
 }
 
 /// A user as the API shows it: never the hash.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = User)]
 pub(crate) struct UserJson<'a> {
+    #[schema(format = "uuid")]
     id: String,
     email: &'a str,
+    #[schema(value_type = RoleShape)]
     role: &'static str,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
+    #[schema(minimum = 1)]
     version: i64,
 }
 

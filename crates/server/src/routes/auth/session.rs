@@ -4,6 +4,7 @@ use super::BodyFields;
 use crate::auth::{Digest, LoginAttempt, REFRESH_PREFIX, TokenPair, new_refresh_token};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ClientAddr, RequestId};
+use crate::openapi::shapes::{Login, RefreshToken};
 use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::State;
@@ -39,6 +40,14 @@ fn bad_refresh() -> ApiError {
 /// `POST /api/v1/auth/login`: a wrong password and an unknown email get the same answer
 /// after the same work (one argon2 verification either way); an email longer than any
 /// account's is a 400 before any of it.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", security(()),
+    request_body = Login,
+    responses(
+        (status = 200, description = "a token pair", body = TokenPair),
+        (status = 400, description = "a missing, unknown or non-string field, or an email too long"),
+        (status = 401, description = "a wrong email or password (the same answer for both)"),
+        (status = 429, description = "too many failed logins; see Retry-After"),
+    ))]
 #[tracing::instrument(skip_all)]
 pub(super) async fn login(
     State(state): State<AppState>,
@@ -115,6 +124,13 @@ pub(super) async fn login(
 
 /// `POST /api/v1/auth/refresh`: spends the refresh token and returns a new pair. Presenting
 /// a spent token revokes its whole family.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", security(()),
+    request_body = RefreshToken,
+    responses(
+        (status = 200, description = "a new token pair; the token sent is spent", body = TokenPair),
+        (status = 400, description = "a missing, unknown or non-string field"),
+        (status = 401, description = "a bad, expired, spent or revoked refresh token"),
+    ))]
 #[tracing::instrument(skip_all)]
 pub(super) async fn refresh(
     RequestId(request_id): RequestId,
@@ -172,6 +188,13 @@ pub(super) async fn refresh(
 }
 
 /// `POST /api/v1/auth/logout`: revokes the refresh token's family.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(()),
+    request_body = RefreshToken,
+    responses(
+        (status = 204, description = "the session is over"),
+        (status = 400, description = "a missing, unknown or non-string field"),
+        (status = 401, description = "a bad, expired or revoked refresh token"),
+    ))]
 #[tracing::instrument(skip_all)]
 pub(super) async fn logout(
     State(state): State<AppState>,

@@ -3,6 +3,7 @@
 use super::{authorize, record_reply};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, IdempotencyKey, ModelParam, WriteContext};
+use crate::openapi::shapes::{Record, RecordInput};
 use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::{Request, State};
@@ -14,6 +15,22 @@ use sha2::{Digest, Sha256};
 
 /// Creates a record: `201 Created` with `Location` and `ETag`. With an `Idempotency-Key`, a
 /// retry with the same body gets the same record back; another body gets `409`.
+#[utoipa::path(post, path = "/api/v1/{model}", tag = "records",
+    security(("bearer" = []), ("api_key" = [])),
+    params(
+        ("model" = String, Path, description = "a declared model"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+            description = "a retry with the same key and body gets the first answer again"),
+    ),
+    request_body = RecordInput,
+    responses(
+        (status = 201, description = "created (or replayed: `Idempotent-Replayed: true`)", body = Record,
+            headers(("Location" = String), ("ETag" = String))),
+        (status = 400, description = "an invalid field, an unknown field, a server-set field, or a reference to no record"),
+        (status = 401, description = "no credential, or a bad one"),
+        (status = 403, description = "the caller may not create records of this model"),
+        (status = 409, description = "a unique value taken, or the Idempotency-Key reused with another body"),
+    ))]
 #[tracing::instrument(skip_all, fields(model = %model.name()))]
 pub(super) async fn create_record(
     State(state): State<AppState>,

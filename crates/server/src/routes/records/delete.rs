@@ -5,6 +5,7 @@ use super::{authorize, precheck, record_reply};
 use crate::conditional::IfMatch;
 use crate::error::ApiError;
 use crate::extract::{QueryPairs, RecordParam, WriteContext};
+use crate::openapi::shapes::Record;
 use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::State;
@@ -13,6 +14,24 @@ use plinth_core::policy::Action;
 
 /// Soft delete: the record's status becomes `deleted` and it leaves default lists. With
 /// `?purge=true` (admins only) the record is removed for good: `204 No Content`.
+#[utoipa::path(delete, path = "/api/v1/{model}/{id}", tag = "records",
+    security(("bearer" = []), ("api_key" = [])),
+    params(
+        ("model" = String, Path, description = "a declared model"),
+        ("id" = String, Path, description = "the record's id (a UUID)"),
+        ("purge" = Option<bool>, Query, description = "`true` (admins): remove the record for good"),
+        ("If-Match" = Option<String>, Header, description = "the ETags the delete expects, or `*`"),
+    ),
+    responses(
+        (status = 200, description = "soft-deleted: the record, its status `deleted`", body = Record),
+        (status = 204, description = "purged"),
+        (status = 400, description = "a bad id, a parameter other than purge, or a malformed If-Match"),
+        (status = 401, description = "no credential, or a bad one"),
+        (status = 403, description = "not the caller's record, or a purge by a non-admin"),
+        (status = 404, description = "no such record, one the caller may not read, or one already deleted"),
+        (status = 409, description = "purging a record still referenced"),
+        (status = 412, description = "If-Match names no version the record is at"),
+    ))]
 #[tracing::instrument(skip_all, fields(model = %model.name(), id = %id))]
 pub(super) async fn delete_record(
     State(state): State<AppState>,
@@ -57,6 +76,20 @@ pub(super) async fn delete_record(
 }
 
 /// Undoes a soft delete (admins only): status becomes `active`.
+#[utoipa::path(post, path = "/api/v1/{model}/{id}/restore", tag = "records",
+    security(("bearer" = []), ("api_key" = [])),
+    params(
+        ("model" = String, Path, description = "a declared model"),
+        ("id" = String, Path, description = "the record's id (a UUID)"),
+    ),
+    responses(
+        (status = 200, description = "restored: status `active`", body = Record),
+        (status = 400, description = "the id is not a UUID"),
+        (status = 401, description = "no credential, or a bad one"),
+        (status = 403, description = "only admins restore"),
+        (status = 404, description = "no such record"),
+        (status = 409, description = "the record is not deleted"),
+    ))]
 #[tracing::instrument(skip_all, fields(model = %model.name(), id = %id))]
 pub(super) async fn restore_record(
     State(state): State<AppState>,

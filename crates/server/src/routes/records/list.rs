@@ -3,6 +3,7 @@
 use super::RecordJson;
 use crate::error::ApiError;
 use crate::extract::{Caller, ModelParam, QueryPairs};
+use crate::openapi::shapes::Record;
 use crate::reply::{Page, Reply};
 use crate::state::AppState;
 use axum::extract::State;
@@ -10,6 +11,20 @@ use plinth_core::ListQuery;
 use plinth_core::policy::list_scope;
 
 /// One page; `page.next_cursor` resumes after it and is `null` on the last page.
+#[utoipa::path(get, path = "/api/v1/{model}", tag = "records",
+    security((), ("bearer" = []), ("api_key" = [])),
+    params(
+        ("model" = String, Path, description = "a declared model"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "page size, 20 by default"),
+        ("cursor" = Option<String>, Query, description = "`page.next_cursor` of the page before, with the same filters and sort"),
+        ("sort" = Option<String>, Query, description = "a sort key, `-` for descending; `-created_at` by default"),
+    ),
+    responses(
+        (status = 200, description = "one page of records", body = [Record]),
+        (status = 400, description = "an unknown parameter, field or operator, or a bad value, limit, sort or cursor"),
+        (status = 401, description = "a bad credential, or a guest where the model refuses guests"),
+        (status = 503, description = "the list ran past its time budget; narrow the filter"),
+    ))]
 #[tracing::instrument(skip_all, fields(model = %model.name()))]
 pub(super) async fn list_records(
     State(state): State<AppState>,

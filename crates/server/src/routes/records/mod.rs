@@ -14,28 +14,26 @@ use crate::error::ApiError;
 use crate::extract::Caller;
 use crate::reply::Reply;
 use crate::state::AppState;
-use axum::Router;
-use axum::routing::{get, post};
 use plinth_core::policy::{self, Action};
 use plinth_core::{FieldAccess, ModelDef, Record};
 use serde::Serialize;
 use serde::ser::SerializeMap;
 use std::time::SystemTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/{model}",
-            get(list::list_records).post(create::create_record),
-        )
-        .route(
-            "/api/v1/{model}/{id}",
-            get(read::read_record)
-                .put(update::replace_record)
-                .patch(update::patch_record)
-                .delete(delete::delete_record),
-        )
-        .route("/api/v1/{model}/{id}/restore", post(delete::restore_record))
+/// The routes of every model: `{model}` in their documented paths is replaced by each
+/// declared model when the document is built (`openapi::models`).
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list::list_records, create::create_record))
+        .routes(routes!(
+            read::read_record,
+            update::replace_record,
+            update::patch_record,
+            delete::delete_record
+        ))
+        .routes(routes!(delete::restore_record))
 }
 
 /// Asks the part of the policy that needs no record, before any lookup or validation.

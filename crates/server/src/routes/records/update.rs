@@ -4,6 +4,7 @@ use super::{authorize, precheck, record_reply};
 use crate::conditional::IfMatch;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, RecordParam, WriteContext};
+use crate::openapi::shapes::{Record, RecordInput, RecordPatch};
 use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::{Request, State};
@@ -13,6 +14,23 @@ use plinth_core::{ModelDef, Patch, RecordId};
 use std::sync::Arc;
 
 /// Replaces every client-settable value; absent optional fields become null.
+#[utoipa::path(put, path = "/api/v1/{model}/{id}", tag = "records",
+    security(("bearer" = []), ("api_key" = [])),
+    params(
+        ("model" = String, Path, description = "a declared model"),
+        ("id" = String, Path, description = "the record's id (a UUID)"),
+        ("If-Match" = Option<String>, Header, description = "the ETags the write expects, or `*`"),
+    ),
+    request_body = RecordInput,
+    responses(
+        (status = 200, description = "the record as written", body = Record, headers(("ETag" = String))),
+        (status = 400, description = "an invalid, unknown or server-set field, a bad id, or a malformed If-Match"),
+        (status = 401, description = "no credential, or a bad one"),
+        (status = 403, description = "not the caller's record, or a role that may not write here"),
+        (status = 404, description = "no such record, or one the caller may not read"),
+        (status = 409, description = "the record is deleted, or a unique value is taken"),
+        (status = 412, description = "If-Match names no version the record is at"),
+    ))]
 #[tracing::instrument(skip_all, fields(model = %model.name(), id = %id))]
 pub(super) async fn replace_record(
     State(state): State<AppState>,
@@ -30,6 +48,23 @@ pub(super) async fn replace_record(
 }
 
 /// Changes only the fields present; `null` clears an optional field.
+#[utoipa::path(patch, path = "/api/v1/{model}/{id}", tag = "records",
+    security(("bearer" = []), ("api_key" = [])),
+    params(
+        ("model" = String, Path, description = "a declared model"),
+        ("id" = String, Path, description = "the record's id (a UUID)"),
+        ("If-Match" = Option<String>, Header, description = "the ETags the write expects, or `*`"),
+    ),
+    request_body = RecordPatch,
+    responses(
+        (status = 200, description = "the record as written", body = Record, headers(("ETag" = String))),
+        (status = 400, description = "an invalid, unknown or server-set field, a bad id, or a malformed If-Match"),
+        (status = 401, description = "no credential, or a bad one"),
+        (status = 403, description = "not the caller's record, or a role that may not write here"),
+        (status = 404, description = "no such record, or one the caller may not read"),
+        (status = 409, description = "the record is deleted, or a unique value is taken"),
+        (status = 412, description = "If-Match names no version the record is at"),
+    ))]
 #[tracing::instrument(skip_all, fields(model = %model.name(), id = %id))]
 pub(super) async fn patch_record(
     State(state): State<AppState>,

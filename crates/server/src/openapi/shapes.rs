@@ -1,0 +1,156 @@
+//! Shapes the handlers read or write by hand (field by field through `BodyFields`, or with
+//! a hand-written `Serialize`), declared here for the document only. Each names the code it
+//! describes; `tests/it/openapi.rs` checks real answers against them.
+#![allow(
+    dead_code,
+    reason = "these types are never built: only their schemas are used"
+)]
+
+use utoipa::ToSchema;
+
+/// The placeholder for a declared model's record in the template paths; each model's own
+/// schema replaces it (`openapi::models`).
+#[derive(ToSchema)]
+pub(crate) struct Record {}
+
+/// The placeholder for a declared model's create or PUT body.
+#[derive(ToSchema)]
+pub(crate) struct RecordInput {}
+
+/// The placeholder for a declared model's PATCH body.
+#[derive(ToSchema)]
+pub(crate) struct RecordPatch {}
+
+/// `/healthz` and `/readyz` (`routes::health`).
+#[derive(ToSchema)]
+pub(crate) struct Health {
+    /// `ok` (alive) or `ready`.
+    #[schema(pattern = "^(ok|ready)$")]
+    status: String,
+    /// Seconds since the server started (`/readyz` only).
+    uptime_seconds: Option<u64>,
+}
+
+/// `/api/v1/version` (`routes::meta`).
+#[derive(ToSchema)]
+pub(crate) struct Version {
+    /// Always `plinth`.
+    name: String,
+    /// The build's version.
+    version: String,
+    /// The API's version, `v1`.
+    api: String,
+}
+
+/// `POST /api/v1/auth/login` (`routes::auth::session::login`).
+#[derive(ToSchema)]
+pub(crate) struct Login {
+    /// The account's email (at most 254 bytes).
+    email: String,
+    password: String,
+}
+
+/// `POST /api/v1/auth/refresh` and `/logout`.
+#[derive(ToSchema)]
+pub(crate) struct RefreshToken {
+    /// A refresh token from a login or a refresh.
+    refresh_token: String,
+}
+
+/// `PATCH /api/v1/auth/me`: a new password, proven by the current one.
+#[derive(ToSchema)]
+pub(crate) struct PasswordChange {
+    current_password: String,
+    /// At least 12 characters, not the email.
+    new_password: String,
+}
+
+/// `POST /api/v1/auth/api-keys`.
+#[derive(ToSchema)]
+pub(crate) struct NewKey {
+    /// 1 to 100 printable characters.
+    #[schema(min_length = 1, max_length = 100)]
+    name: String,
+    /// At most the creator's and the owner's role; by default the lower of the two.
+    #[schema(nullable = false)]
+    role: Option<Role>,
+    /// When the key stops working (RFC 3339, in the future); with a maximum lifetime set,
+    /// at most that far ahead, and that far by default.
+    #[schema(format = DateTime, nullable = false)]
+    expires_at: Option<String>,
+    /// Admins only: the account the key acts as.
+    #[schema(format = "uuid", nullable = false)]
+    user_id: Option<String>,
+}
+
+/// `POST /api/v1/users`.
+#[derive(ToSchema)]
+pub(crate) struct NewUser {
+    #[schema(format = Email)]
+    email: String,
+    /// At least 12 characters, not the email.
+    password: String,
+    /// `user` unless given.
+    #[schema(nullable = false)]
+    role: Option<Role>,
+}
+
+/// `PATCH /api/v1/users/{id}`: only the keys sent change.
+#[derive(ToSchema)]
+pub(crate) struct UserChange {
+    #[schema(format = Email, nullable = false)]
+    email: Option<String>,
+    #[schema(nullable = false)]
+    password: Option<String>,
+    #[schema(nullable = false)]
+    role: Option<Role>,
+}
+
+/// An account's role.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub(crate) enum Role {
+    Admin,
+    User,
+}
+
+/// One audit entry, as `audit::AuditJson` writes it.
+#[derive(ToSchema)]
+pub(crate) struct AuditEntry {
+    /// Position in the one order of entries: 1, 2, 3, … without gaps.
+    seq: i64,
+    #[schema(format = DateTime)]
+    at: String,
+    actor: AuditActor,
+    /// `record.create`, `record.update`, `auth.login`, `account.create`, …
+    action: String,
+    target: AuditTarget,
+    request_id: String,
+    /// The client's address (admins only).
+    client_addr: Option<String>,
+    /// `{"field": {"from": …, "to": …}}`; pii values and emails are `REDACTED`.
+    #[schema(value_type = Object)]
+    changes: serde_json::Value,
+    /// The previous entry's hash (empty for the first).
+    prev_hash: String,
+    hash: String,
+}
+
+/// Who made an audited write.
+#[derive(ToSchema)]
+pub(crate) struct AuditActor {
+    /// `user`, `api_key`, `system` or `guest`.
+    kind: String,
+    #[schema(format = "uuid")]
+    id: Option<String>,
+    /// The actor's role: `admin`, `user`, `local admin` or `guest`.
+    label: String,
+}
+
+/// What an audited write touched.
+#[derive(ToSchema)]
+pub(crate) struct AuditTarget {
+    model: Option<String>,
+    #[schema(format = "uuid")]
+    id: Option<String>,
+}
