@@ -64,7 +64,7 @@ async fn serve_with_tls_flags_speaks_https_and_reloads_on_sighup() {
     let (old, new) = (SelfSigned::localhost(), SelfSigned::localhost());
     let (cert, key) = write_pair(&dir, &old);
     let (cert_arg, key_arg) = (cert.display().to_string(), key.display().to_string());
-    let server = Server::spawn(
+    let mut server = Server::spawn(
         &dir,
         &["--tls-cert", &cert_arg, "--tls-key", &key_arg],
         // Only the signal reloads.
@@ -101,11 +101,13 @@ async fn serve_with_tls_flags_speaks_https_and_reloads_on_sighup() {
     })
     .await
     .expect("the new certificate is served after SIGHUP");
-    assert!(
-        server.proc.logged("TLS certificate reloaded"),
-        "{}",
-        server.proc.describe()
-    );
+    // Log lines reach stdout through a writer thread: wait for it, do not race it.
+    server
+        .proc
+        .wait_for_log("TLS certificate reloaded", |l| {
+            l["fields"]["message"] == "TLS certificate reloaded"
+        })
+        .await;
 }
 
 #[tokio::test]
