@@ -54,6 +54,7 @@ pub struct Application {
     sweep_interval: Duration,
     idempotency_window: Duration,
     audit_retention: Option<Duration>,
+    backups: Option<crate::config::BackupSchedule>,
     tls: Option<Arc<Tls>>,
     /// The plain-HTTP listener that redirects to HTTPS, and its router.
     redirect: Option<(TcpListener, Router)>,
@@ -138,6 +139,7 @@ impl Application {
             sweep_interval: config.sweep_interval,
             idempotency_window: config.idempotency_window,
             audit_retention: config.audit_retention,
+            backups: config.backups.clone(),
             tls,
             redirect,
         })
@@ -181,6 +183,11 @@ impl Application {
                 audit: self.audit_retention,
             },
         );
+        // So do scheduled backups.
+        let backups = self
+            .backups
+            .clone()
+            .map(|schedule| crate::backups::spawn(self.state.clone(), schedule));
         // Certificate reloads run while the server serves.
         let reloader = self.tls.as_ref().map(Tls::spawn_reloader);
         let drain_delay = self.drain_delay;
@@ -255,6 +262,9 @@ impl Application {
         }
         if let Some(reloader) = reloader {
             reloader.abort();
+        }
+        if let Some(backups) = backups {
+            backups.abort();
         }
         self.state.store().close().await;
         Ok(())

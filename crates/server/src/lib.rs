@@ -5,6 +5,7 @@
 //! - `app`: [`Application`]: bind, serve, drain, close.
 //! - [`config`]: the [`ServerConfig`] settings.
 //! - [`tls`]: HTTPS: [`TlsFiles`] loaded into rustls, reloaded on change or SIGHUP.
+//! - `backups`: scheduled backups into a directory, the oldest beyond a count deleted.
 //! - `state`: [`AppState`], the shared state handlers take.
 //! - [`auth`]: [`Auth`]: password hashing, tokens, API keys, rate limits, the clock.
 //! - `accounts`: [`create_account`], the one way an account is made.
@@ -24,6 +25,7 @@ mod accounts;
 mod app;
 pub mod audit;
 pub mod auth;
+mod backups;
 mod conditional;
 pub mod config;
 mod error;
@@ -42,7 +44,7 @@ pub mod tls;
 pub use accounts::{AccountError, create_account};
 pub use app::{Application, StartError, with_middleware};
 pub use auth::{Auth, AuthConfig, AuthError, SigningKey};
-pub use config::{DEFAULT_BODY_LIMIT, ServerConfig};
+pub use config::{BackupSchedule, DEFAULT_BODY_LIMIT, ServerConfig};
 pub use serve::MAX_H2_STREAMS;
 pub use state::AppState;
 pub use tls::{TlsError, TlsFiles};

@@ -290,8 +290,32 @@ pub fn verify(path: &Path) -> Result<Engine, BackupError> {
     if head.starts_with(SQLITE_MAGIC) {
         return Ok(Engine::Sqlite);
     }
-    header(&mut file)?;
+    check_lines(&mut file)?;
     Ok(Engine::Postgres)
+}
+
+/// Reads a whole JSON-lines backup once before anything is restored from it: the header,
+/// then every line a row (`{"t": table, "r": {…}}`) of a table the header names, in the
+/// header's order.
+fn check_lines(input: &mut dyn BufRead) -> Result<(), BackupError> {
+    let tables = header(input)?;
+    let (mut at, mut number, mut line) = (0usize, 1u64, String::new());
+    loop {
+        line.clear();
+        number += 1;
+        let bad = |reason: &str| BackupError::Format(format!("line {number}: {reason}"));
+        if input.read_line(&mut line).map_err(|_| bad("unreadable"))? == 0 {
+            return Ok(());
+        }
+        let v: serde_json::Value = serde_json::from_str(&line).map_err(|_| bad("not JSON"))?;
+        let (Some(table), true) = (v["t"].as_str(), v["r"].is_object()) else {
+            return Err(bad("not a row"));
+        };
+        at += tables[at..]
+            .iter()
+            .position(|t| t == table)
+            .ok_or_else(|| bad("a table not in the header, or out of order"))?;
+    }
 }
 
 /// The table names of a JSON-lines backup's header (its first line), checked.

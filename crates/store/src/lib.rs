@@ -61,14 +61,15 @@ pub enum ReadFrom {
 }
 
 /// How a process uses a database, claimed with [`Store::claim`] for as long as the store
-/// stays open (the process's life): a schema change must not run under a server, whose
-/// statements assume the schema it migrated to.
+/// stays open (the process's life): a schema change (or a restore) must not run under a
+/// server, whose statements assume the schema it migrated to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
     /// `plinth serve`. On SQLite one server at a time; on PostgreSQL any number of
     /// instances together (each holds a shared lock), none beside a `Maintain` claim.
     Serve,
-    /// `plinth migrate` or `plinth import`: alone, no server and no other maintenance.
+    /// `plinth migrate`, `plinth import` or `plinth restore`: alone, no server and no other
+    /// maintenance.
     Maintain,
 }
 
