@@ -16,6 +16,12 @@ pub(crate) const KEYS_NOT_INCLUDED: &str = "The encryption keys are not in the b
      fields and account emails in it open only with the keys in use when it was taken. Back up \
      the encryption key file (or PLINTH_ENCRYPTION_KEYS) and the token-signing key separately.";
 
+/// Said after a restore whose accounts the configured keys do not open.
+const KEYS_DO_NOT_OPEN: &str = "warning: the configured encryption keys do not open the \
+     restored accounts' emails: the backup was sealed under other keys. Before starting a \
+     server, configure the backed-up deployment's keys (its key file, or \
+     PLINTH_ENCRYPTION_KEYS).";
+
 /// `plinth backup FILE`.
 pub(crate) fn run_backup(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<()> {
     let config = Config::load(global, None)?;
@@ -72,6 +78,9 @@ async fn restore(config: &Config, file: &Path, force: bool) -> anyhow::Result<()
         .await
         .context("restore refused")?;
     let result = store.restore_from(file, force).await;
+    // Sealed emails open only with the backed-up deployment's keys: say so now, not at
+    // the first failed login.
+    let keys_open = result.is_ok() && store.list_users(None, 1).await.is_ok();
     store.close().await;
     if let (Err(_), Some(path)) = (&result, &created) {
         remove_database(path);
@@ -85,6 +94,10 @@ async fn restore(config: &Config, file: &Path, force: bool) -> anyhow::Result<()
         restored.contents.describe(),
         file.display()
     );
-    eprintln!("{KEYS_NOT_INCLUDED}");
+    if keys_open {
+        eprintln!("{KEYS_NOT_INCLUDED}");
+    } else {
+        eprintln!("{KEYS_DO_NOT_OPEN}");
+    }
     Ok(())
 }

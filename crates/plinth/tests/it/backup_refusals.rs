@@ -202,6 +202,31 @@ async fn restore_refuses_a_target_in_use_or_holding_data_unless_forced() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_under_other_keys_says_they_do_not_open_it() {
+    let (_source, file) = source_and_backup().await;
+    // No keys configured: development generates new ones for the target's data directory.
+    let target = TestDir::new();
+    let (data, file_arg) = (target.data_arg(), file.display().to_string());
+    let done = run_ok(&target, &["restore", "--data-dir", &data, &file_arg], &[]).await;
+    assert!(
+        done.stderr.contains("restored 1 user(s)"),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        done.stderr
+            .contains("do not open the restored accounts' emails"),
+        "{}",
+        done.stderr
+    );
+    // With the keys, no warning.
+    let target = TestDir::new();
+    let data = target.data_arg();
+    let done = run_ok(&target, &["restore", "--data-dir", &data, &file_arg], &KEYS).await;
+    assert!(!done.stderr.contains("do not open"), "{}", done.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_refuses_a_path_that_exists_and_changes_it_not() {
     let (source, file) = source_and_backup().await;
     let (data, file_arg) = (source.data_arg(), file.display().to_string());
