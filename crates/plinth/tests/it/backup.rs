@@ -94,7 +94,9 @@ async fn a_backup_taken_under_concurrent_writes_restores_one_consistent_state() 
             }
         }));
     }
-    while created.load(Ordering::Relaxed) < 60 {
+    // Enough rows that reading the tables takes a while: a snapshot taken table by table
+    // (PostgreSQL's READ COMMITTED, say) misses audit entries of records it has, and fails.
+    while created.load(Ordering::Relaxed) < 300 {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     // Mid-stream: the writers go on during and after the backup.
@@ -163,7 +165,7 @@ async fn a_backup_taken_under_concurrent_writes_restores_one_consistent_state() 
     let server = Server::start_with(&target, &[], &KEYS).await;
     let (notes, entries) = notes_and_entries(&server).await;
     assert!(
-        notes.len() >= 60,
+        notes.len() >= 300,
         "the backup holds the writes before it: {}",
         notes.len()
     );
@@ -173,9 +175,14 @@ async fn a_backup_taken_under_concurrent_writes_restores_one_consistent_state() 
         notes.len(),
         source_notes.len()
     );
-    assert_eq!(
-        notes, entries,
-        "every record has its audit entry, and every entry its record"
+    let unaudited: Vec<&String> = notes.difference(&entries).take(3).collect();
+    let orphaned: Vec<&String> = entries.difference(&notes).take(3).collect();
+    assert!(
+        unaudited.is_empty() && orphaned.is_empty(),
+        "{} record(s) without their audit entry (such as {unaudited:?}), {} entries without \
+         their record (such as {orphaned:?})",
+        notes.difference(&entries).count(),
+        entries.difference(&notes).count()
     );
     assert!(notes.is_subset(&source_notes));
     // Sealed values open with the keys; an update is there with its record or not at all.
