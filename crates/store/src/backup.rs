@@ -43,19 +43,11 @@ pub enum Engine {
 }
 
 impl Engine {
-    /// The name used in messages and file names.
+    /// The engine's name, for messages.
     pub fn name(self) -> &'static str {
         match self {
             Self::Sqlite => "SQLite",
             Self::Postgres => "PostgreSQL",
-        }
-    }
-
-    /// The extension of a scheduled backup's file name.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Self::Sqlite => "db",
-            Self::Postgres => "jsonl",
         }
     }
 }
