@@ -155,6 +155,21 @@ async fn restore_refuses_changed_truncated_foreign_and_newer_files() {
         }
     }
     refused_restore(&target, &newer, &["--force"], "schema version 99, newer").await;
+
+    // A SQLite backup carrying a trigger: code of the file's author, never Plinth's.
+    if source.postgres_url().is_none() {
+        let rigged = source.path().join("rigged.backup");
+        std::fs::write(&rigged, &bytes).expect("write");
+        let db = rusqlite::Connection::open(&rigged).expect("open the copy");
+        db.execute_batch(
+            "CREATE TRIGGER t AFTER INSERT ON _plinth_users BEGIN DELETE FROM _plinth_audit; END",
+        )
+        .expect("add a trigger");
+        drop(db);
+        let rigged_bytes = std::fs::read(&rigged).expect("read");
+        forge(&rigged, &rigged_bytes);
+        refused_restore(&target, &rigged, &[], "triggers or views").await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -87,6 +87,8 @@ fn copy_into(source: &Path, into: &Path, busy: Duration) -> Result<(), BackupErr
     )
     .map_err(map)?;
     conn.busy_timeout(busy).map_err(map)?;
+    // Whatever the schema's expressions call, the copy can rebuild.
+    super::exec::register_functions(&conn)?;
     let into = into
         .to_str()
         .ok_or_else(|| BackupError::Format("the backup's path is not UTF-8".to_owned()))?;
@@ -166,6 +168,20 @@ fn check_backup(source: &Path) -> Result<Contents, BackupError> {
         return Err(BackupError::Newer {
             found: u64::try_from(found).unwrap_or(u64::MAX),
         });
+    }
+    // Plinth makes tables and indexes only: a trigger or view would run code of the file's
+    // author inside every later server.
+    let foreign: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type NOT IN ('table', 'index')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|_| not_ours())?;
+    if foreign > 0 {
+        return Err(BackupError::Format(
+            "the backup holds triggers or views, which Plinth never makes; refusing it".to_owned(),
+        ));
     }
     let check: String = conn
         .query_row("PRAGMA quick_check", [], |r| r.get(0))
