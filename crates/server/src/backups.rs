@@ -98,16 +98,27 @@ fn is_scheduled(name: &str) -> bool {
 }
 
 /// Deletes the oldest scheduled backups in `dir` beyond the newest `keep`, with their
-/// sidecars; how many.
+/// sidecars, and what backups cut short (by a shutdown) left under their temporary names;
+/// how many backups.
 fn prune(dir: &Path, keep: usize) -> std::io::Result<usize> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)?
+    let all: Vec<String> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| is_scheduled(n))
         .collect();
+    for name in &all {
+        let cut_short = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".partial"))
+            .and_then(|n| n.strip_suffix(".sha256").or(Some(n)))
+            .is_some_and(is_scheduled);
+        if cut_short {
+            std::fs::remove_file(dir.join(name))?;
+        }
+    }
+    let mut names: Vec<&String> = all.iter().filter(|n| is_scheduled(n)).collect();
     names.sort();
     let excess = names.len().saturating_sub(keep);
     for name in &names[..excess] {
-        let file: PathBuf = dir.join(name);
+        let file: PathBuf = dir.join(name.as_str());
         std::fs::remove_file(&file)?;
         match std::fs::remove_file(dir.join(format!("{name}.sha256"))) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
@@ -119,8 +130,43 @@ fn prune(dir: &Path, keep: usize) -> std::io::Result<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_scheduled, name_at};
+    use super::{is_scheduled, name_at, prune};
     use plinth_core::Timestamp;
+
+    #[test]
+    fn pruning_keeps_the_newest_and_touches_no_other_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let at =
+            |i: i64| name_at(Timestamp::from_micros(1_764_505_304_000_000 + i).expect("a time"));
+        for i in 0..4 {
+            std::fs::write(dir.path().join(at(i)), "b").expect("write");
+            std::fs::write(dir.path().join(format!("{}.sha256", at(i))), "s").expect("write");
+        }
+        let others = [
+            "notes.txt".to_owned(),
+            format!("{}.old", at(0)),
+            ".other.partial".to_owned(),
+        ];
+        for name in &others {
+            std::fs::write(dir.path().join(name), "o").expect("write");
+        }
+        std::fs::write(dir.path().join(format!(".{}.partial", at(9))), "p").expect("write");
+        assert_eq!(prune(dir.path(), 2).expect("prune"), 2);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("read")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+            .collect();
+        left.sort();
+        let mut expected = vec![
+            at(2),
+            format!("{}.sha256", at(2)),
+            at(3),
+            format!("{}.sha256", at(3)),
+        ];
+        expected.extend(others);
+        expected.sort();
+        assert_eq!(left, expected);
+    }
 
     #[test]
     fn names_are_recognised_and_sort_like_their_times() {
