@@ -48,6 +48,8 @@ impl PgStore {
         })
     }
 
+    /// Writes every Plinth table of one snapshot to `out` (at `path`), synced; what the
+    /// snapshot holds.
     async fn write_snapshot(
         &self,
         mut out: BufWriter<std::fs::File>,
