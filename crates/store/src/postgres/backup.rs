@@ -146,8 +146,10 @@ impl PgStore {
                 (false, true) => Some(present),
                 (false, false) => return Err(BackupError::NotEmpty(present.describe())),
             };
+            // Without CASCADE: an object of the operator's that depends on a Plinth table
+            // (a view, say) makes the restore fail and change nothing, never goes silently.
             for table in recorded.iter().map(String::as_str).chain(INTERNAL_TABLES) {
-                tx.batch_execute(&format!("DROP TABLE IF EXISTS \"{table}\" CASCADE"))
+                tx.batch_execute(&format!("DROP TABLE IF EXISTS \"{table}\""))
                     .await
                     .map_err(errors::map)?;
             }
