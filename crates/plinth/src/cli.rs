@@ -55,6 +55,14 @@ pub(crate) enum Command {
     /// declared models: one transaction, so a failed import changes nothing and can be
     /// retried. Refused while a server uses the database.
     Import(ImportArgs),
+    /// Write an exact, consistent copy of the database (every Plinth table, the audit trail
+    /// included, sealed values still sealed) to FILE, with its SHA-256 in FILE.sha256. Works
+    /// beside running servers. The encryption keys are not in it: back them up separately.
+    Backup(BackupArgs),
+    /// Replace the configured database's contents with a backup, after checking its
+    /// checksum, format and schema version. Refused while a server uses the database, and
+    /// when the database holds data unless --force.
+    Restore(RestoreArgs),
     /// Manage accounts: `plinth user create --email ada@example.com --role admin`.
     #[command(subcommand)]
     User(UserCommand),
@@ -138,6 +146,24 @@ pub(crate) struct ImportArgs {
     /// The export to read; `-` for standard input.
     #[arg(long, short, value_name = "FILE")]
     pub(crate) input: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BackupArgs {
+    /// The backup to write (created with mode 0600; neither it nor FILE.sha256 may exist).
+    #[arg(value_name = "FILE")]
+    pub(crate) file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RestoreArgs {
+    /// The backup to read; its checksum is read from FILE.sha256.
+    #[arg(value_name = "FILE")]
+    pub(crate) file: PathBuf,
+    /// Replace a database that holds data (accounts, records, audit entries); what it held
+    /// is printed.
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -19,6 +19,8 @@ fn main() -> ExitCode {
         Command::Config(args) => commands::config::run(global, &args),
         Command::Export(args) => commands::transfer::run_export(global, &args),
         Command::Import(args) => commands::transfer::run_import(global, &args),
+        Command::Backup(args) => commands::backup::run_backup(global, &args),
+        Command::Restore(args) => commands::backup::run_restore(global, &args),
         Command::User(UserCommand::Create(args)) => commands::user::run_create(global, args),
         Command::Audit(AuditCommand::Verify) => commands::audit::run_verify(global),
         Command::Audit(AuditCommand::Export(args)) => commands::audit::run_export(global, &args),

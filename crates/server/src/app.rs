@@ -55,6 +55,7 @@ pub struct Application {
     sweep_interval: Duration,
     idempotency_window: Duration,
     audit_retention: Option<Duration>,
+    backups: Option<crate::config::BackupSchedule>,
     tls: Option<Arc<Tls>>,
     /// The plain-HTTP listener that redirects to HTTPS, and its router.
     redirect: Option<(TcpListener, Router)>,
@@ -143,6 +144,7 @@ impl Application {
             sweep_interval: config.sweep_interval,
             idempotency_window: config.idempotency_window,
             audit_retention: config.audit_retention,
+            backups: config.backups.clone(),
             tls,
             redirect,
         })
@@ -188,6 +190,11 @@ impl Application {
         );
         // Alerts are evaluated while the server serves.
         let evaluator = crate::alerts::spawn(self.state.clone());
+        // So do scheduled backups.
+        let backups = self
+            .backups
+            .clone()
+            .map(|schedule| crate::backups::spawn(self.state.clone(), schedule));
         // Certificate reloads run while the server serves.
         let reloader = self.tls.as_ref().map(Tls::spawn_reloader);
         let drain_delay = self.drain_delay;
@@ -265,6 +272,9 @@ impl Application {
         }
         if let Some(evaluator) = evaluator {
             evaluator.abort();
+        }
+        if let Some(backups) = backups {
+            backups.abort();
         }
         self.state.store().close().await;
         Ok(())

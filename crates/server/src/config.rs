@@ -26,6 +26,18 @@ pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(300);
 /// Default idempotency window: 24 hours.
 pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
+/// Scheduled backups (see `backups`): every `interval` into `dir`, keeping the newest
+/// `keep`.
+#[derive(Debug, Clone)]
+pub struct BackupSchedule {
+    /// The directory backups are written to (created if missing).
+    pub dir: std::path::PathBuf,
+    /// The time between two backups; the first is one interval after the start.
+    pub interval: Duration,
+    /// How many scheduled backups are kept; older ones are deleted after each backup.
+    pub keep: usize,
+}
+
 /// Settings of the HTTP server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -65,6 +77,8 @@ pub struct ServerConfig {
     /// How long audit entries are kept; the sweeper prunes older ones behind a sealed
     /// checkpoint. `None` keeps them forever.
     pub audit_retention: Option<Duration>,
+    /// Take backups on this schedule; `None`: no scheduled backups.
+    pub backups: Option<BackupSchedule>,
     /// Serve HTTPS with these files; `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
     /// With `tls`, also listen on this address for plain HTTP and answer every request
@@ -89,6 +103,7 @@ impl Default for ServerConfig {
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
             idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
             audit_retention: None,
+            backups: None,
             tls: None,
             redirect_from: None,
             alerts: AlertConfig::default(),

@@ -6,6 +6,7 @@
 //! - [`alerts`]: the alert rules evaluated in-process, their recorder and webhook.
 //! - [`config`]: the [`ServerConfig`] settings.
 //! - [`tls`]: HTTPS: [`TlsFiles`] loaded into rustls, reloaded on change or SIGHUP.
+//! - `backups`: scheduled backups into a directory, the oldest beyond a count deleted.
 //! - `state`: [`AppState`], the shared state handlers take.
 //! - [`auth`]: [`Auth`]: password hashing, tokens, API keys, rate limits, the clock.
 //! - `accounts`: [`create_account`], the one way an account is made.
@@ -29,6 +30,7 @@ pub mod alerts;
 mod app;
 pub mod audit;
 pub mod auth;
+mod backups;
 mod conditional;
 pub mod config;
 mod error;
@@ -51,7 +53,7 @@ mod trace;
 pub use accounts::{AccountError, create_account};
 pub use app::{Application, StartError, with_middleware};
 pub use auth::{Auth, AuthConfig, AuthError, SigningKey};
-pub use config::{DEFAULT_BODY_LIMIT, ServerConfig};
+pub use config::{BackupSchedule, DEFAULT_BODY_LIMIT, ServerConfig};
 pub use serve::MAX_H2_STREAMS;
 pub use state::AppState;
 pub use tls::{TlsError, TlsFiles};

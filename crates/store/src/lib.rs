@@ -3,6 +3,8 @@
 //!
 //! Layout:
 //! - [`accounts`]: [`AccountStore`]: users, refresh-token families, API keys.
+//! - [`backup`]: `plinth backup` / `plinth restore`: an exact copy of one database, its
+//!   formats, checksum and checks.
 //! - [`audit`]: the audit trail's entries ([`AuditEntry`]) and how a chain check ends
 //!   ([`AuditVerdict`]).
 //! - [`error`]: [`StoreError`], the only error type that leaves this crate.
@@ -24,6 +26,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod backup;
 pub mod error;
 mod gate;
 pub mod postgres;
@@ -58,14 +61,15 @@ pub enum ReadFrom {
 }
 
 /// How a process uses a database, claimed with [`Store::claim`] for as long as the store
-/// stays open (the process's life): a schema change must not run under a server, whose
-/// statements assume the schema it migrated to.
+/// stays open (the process's life): a schema change (or a restore) must not run under a
+/// server, whose statements assume the schema it migrated to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
     /// `plinth serve`. On SQLite one server at a time; on PostgreSQL any number of
     /// instances together (each holds a shared lock), none beside a `Maintain` claim.
     Serve,
-    /// `plinth migrate` or `plinth import`: alone, no server and no other maintenance.
+    /// `plinth migrate`, `plinth import` or `plinth restore`: alone, no server and no other
+    /// maintenance.
     Maintain,
 }
 
@@ -282,6 +286,18 @@ pub trait Store: AccountStore + Send + Sync + std::fmt::Debug {
         key: &str,
         under: bool,
     ) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Takes a backup into `dest` (which must not exist; nor its `.sha256` sidecar): one
+    /// committed state, taken beside running servers and their writes (see [`backup`]).
+    async fn backup_to(&self, dest: &std::path::Path)
+    -> Result<backup::Taken, backup::BackupError>;
+    /// Replaces the database's contents with the backup at `source`, after checking its
+    /// checksum, format and schema version; refused when the database holds data, unless
+    /// `force`. Run under [`Claim::Maintain`]: nothing else may use the database meanwhile.
+    async fn restore_from(
+        &self,
+        source: &std::path::Path,
+        force: bool,
+    ) -> Result<backup::Restored, backup::BackupError>;
     /// Flushes and closes the database; later calls fail with `Unavailable`.
     async fn close(&self);
 }

@@ -2,6 +2,7 @@
 //! which loads the configuration, sets up logging and does the work.
 
 pub(crate) mod audit;
+pub(crate) mod backup;
 pub(crate) mod bench;
 pub(crate) mod config;
 pub(crate) mod keys;

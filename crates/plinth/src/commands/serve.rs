@@ -189,6 +189,15 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
             0 => None,
             days => Some(Duration::from_secs(days * 86_400)),
         },
+        backups: config
+            .settings
+            .backup_dir
+            .clone()
+            .map(|dir| plinth_server::BackupSchedule {
+                dir,
+                interval: Duration::from_secs(config.settings.backup_interval_seconds),
+                keep: config.settings.backup_keep,
+            }),
         tls,
         redirect_from: config.settings.tls_redirect_from,
         alerts,

@@ -82,16 +82,16 @@ pub(crate) async fn import(config: &Config, input: &Path) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Removes a SQLite database file and its companions (`-wal`, `-shm`, `.lock`); what is
-/// already gone is fine.
-fn remove_database(path: &Path) {
+/// Removes a SQLite database file and its companions (`-wal`, `-shm`, `.lock`) that a failed
+/// import or restore created; what is already gone is fine.
+pub(crate) fn remove_database(path: &Path) {
     for suffix in ["", "-wal", "-shm", ".lock"] {
         let mut name = path.as_os_str().to_owned();
         name.push(suffix);
         if let Err(e) = std::fs::remove_file(&name)
             && e.kind() != std::io::ErrorKind::NotFound
         {
-            tracing::warn!(file = %Path::new(&name).display(), error = %e, "cannot remove a file the failed import created");
+            tracing::warn!(file = %Path::new(&name).display(), error = %e, "cannot remove a file the failed command created");
         }
     }
 }

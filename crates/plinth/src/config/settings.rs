@@ -201,6 +201,17 @@ settings! {
     alerts_webhook_ca_file: Option<PathBuf> = None;
         key: Some("alerts.webhook_ca_file"), env: ALERTS_WEBHOOK_CA_FILE = "PLINTH_ALERTS_WEBHOOK_CA_FILE", flag: None, range: None,
         help: "PEM certificates trusted for an `https://` webhook instead of the system's roots.";
+    backup_dir: Option<PathBuf> = None;
+        key: Some("backup.dir"), env: BACKUP_DIR = "PLINTH_BACKUP_DIR", flag: None, range: None,
+        help: "With a directory, `plinth serve` takes a backup into it every `backup.interval_seconds` (the first one interval after the start), named `plinth-backup-<UTC time>.backup` with a `.sha256` sidecar, and deletes the oldest such files beyond `backup.keep`. Unset: no scheduled backups. The encryption keys are not in backups.";
+    backup_interval_seconds: u64 = 86_400;
+        key: Some("backup.interval_seconds"), env: BACKUP_INTERVAL_SECONDS = "PLINTH_BACKUP_INTERVAL_SECONDS", flag: None,
+        range: Some((1, 31_536_000)),
+        help: "The time between two scheduled backups, in seconds (86400: daily).";
+    backup_keep: usize = 7;
+        key: Some("backup.keep"), env: BACKUP_KEEP = "PLINTH_BACKUP_KEEP", flag: None,
+        range: Some((1, 10_000)),
+        help: "How many scheduled backups `backup.dir` keeps; after each backup the oldest beyond this are deleted (only files of the scheduled backups' own name pattern).";
     drain_seconds: u64 = 0;
         key: Some("drain_seconds"), env: DRAIN_SECONDS = "PLINTH_DRAIN_SECONDS", flag: None,
         range: Some((0, 300)),

@@ -2,6 +2,8 @@
 
 mod accounts;
 mod audit;
+mod backup;
+mod backup_refusals;
 mod beside;
 mod claims;
 mod config;

@@ -81,7 +81,7 @@ impl Held {
                     }
                     Err(_) => {
                         return Err(StoreError::InUse(
-                            "a migration (plinth migrate or import) is running on this database; \
+                            "a migration (plinth migrate, import or restore) is running on this database; \
                              start the server after it ends"
                                 .to_owned(),
                         ));
@@ -96,7 +96,7 @@ impl Held {
                     .map_err(map)?
                 {
                     return Err(StoreError::InUse(
-                        "a plinth server (or another plinth migrate or import) is using this \
+                        "a plinth server (or another plinth migrate, import or restore) is using this \
                          database; stop every instance first, then run this again"
                             .to_owned(),
                     ));
@@ -223,7 +223,7 @@ async fn retake(config: &Config, tls: &PgTls, session: &Session) -> Conn {
                 return conn;
             }
             Ok(false) => tracing::warn!(
-                "a migration (plinth migrate or import) holds the database: the claim is taken again after it ends"
+                "a migration (plinth migrate, import or restore) holds the database: the claim is taken again after it ends"
             ),
             Err(e) => tracing::warn!(error = %e, "cannot take the claim on the database again"),
         }

@@ -16,9 +16,11 @@
 //! and reading rows), `lists` (record lists: gated, bounded in time, cancelled when
 //! abandoned), `ddl` (migrations), `claim` (the advisory lock servers share and migrations
 //! take alone), `errors` (SQLSTATE → [`StoreError`]), `account_store` (the
-//! [`AccountStore`](crate::AccountStore) methods).
+//! [`AccountStore`](crate::AccountStore) methods), `backup` (a snapshot as JSON lines, and its
+//! restore in one transaction).
 
 mod account_store;
+mod backup;
 mod claim;
 mod connect;
 mod ddl;
@@ -28,6 +30,7 @@ mod lists;
 mod tls;
 
 use crate::ReadFrom;
+use crate::backup::{BackupError, Restored, Taken};
 use crate::gate::ListGate;
 use crate::shared::idempotency_scope;
 use crate::sql::records::{By, StatusChange};
@@ -354,6 +357,18 @@ impl Store for PgStore {
             *s = Arc::new(schema.clone());
         }
         Ok(steps)
+    }
+
+    async fn backup_to(&self, dest: &std::path::Path) -> Result<Taken, BackupError> {
+        self.take_backup(dest).await
+    }
+
+    async fn restore_from(
+        &self,
+        source: &std::path::Path,
+        force: bool,
+    ) -> Result<Restored, BackupError> {
+        self.restore_backup(source, force).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -10,6 +10,7 @@
 
 pub(crate) mod accounts;
 pub(crate) mod audit;
+pub(crate) mod backup;
 pub(crate) mod ddl;
 pub(crate) mod list;
 pub(crate) mod records;

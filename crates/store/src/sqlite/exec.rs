@@ -1,6 +1,7 @@
 //! The SQLite [`Exec`]: runs the shared statements on a connection, binds [`Param`]s and
 //! reads rows. Booleans and times are stored as integers (microseconds), ids and JSON as
-//! text. Everything here is synchronous: the futures never suspend.
+//! text. Everything here is synchronous: the futures never suspend. Also the SQL functions
+//! the statements call (`register_functions`).
 
 use super::errors::map;
 use crate::StoreError;
@@ -187,4 +188,16 @@ impl SqlRow for Row<'_> {
             _ => return Err(unreadable("value (unexpected storage class)")),
         })
     }
+}
+
+/// SQL functions Plinth's queries use: `plinth_fold(text)`, Unicode lowercase (for `like`).
+pub(super) fn register_functions(conn: &Connection) -> Result<(), StoreError> {
+    use rusqlite::functions::FunctionFlags;
+    let flags = FunctionFlags::SQLITE_UTF8
+        | FunctionFlags::SQLITE_DETERMINISTIC
+        | FunctionFlags::SQLITE_INNOCUOUS;
+    conn.create_scalar_function("plinth_fold", 1, flags, |ctx| {
+        Ok(ctx.get::<Option<String>>(0)?.map(|s| s.to_lowercase()))
+    })
+    .map_err(map)
 }

@@ -39,7 +39,7 @@ pub(super) fn prepare(path: &Path) -> Result<(), StoreError> {
 /// Takes the database's lock file (`<file>.lock`, 0600) exclusively, or refuses when another
 /// process holds it. The operating system releases it when the file is closed or the
 /// process ends, however it ends. A SQLite database has one user of each kind at a time: a
-/// server, or a migration or import.
+/// server, or a migration, import or restore.
 pub(super) fn lock(path: &Path, claim: Claim) -> Result<std::fs::File, StoreError> {
     let mut name = path.as_os_str().to_owned();
     name.push(".lock");
@@ -55,13 +55,13 @@ pub(super) fn lock(path: &Path, claim: Claim) -> Result<std::fs::File, StoreErro
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::InUse(match claim {
             Claim::Serve => format!(
-                "another plinth process is using the database {} (a server, or plinth migrate or \
-                 import); stop it first",
+                "another plinth process is using the database {} (a server, or plinth migrate, \
+                 import or restore); stop it first",
                 path.display()
             ),
             Claim::Maintain => format!(
-                "a plinth server (or another plinth migrate or import) is using the database {}; \
-                 stop it first, then run this again",
+                "a plinth server (or another plinth migrate, import or restore) is using the \
+                 database {}; stop it first, then run this again",
                 path.display()
             ),
         })),

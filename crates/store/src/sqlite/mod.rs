@@ -12,9 +12,11 @@
 //! each read bounded in time and interrupted when its caller goes away), `ddl`
 //! (migrations), `exec` (binding parameters and reading rows), `errors` (translation of
 //! `rusqlite` errors into [`StoreError`]), `files` (private file modes, the lock file),
-//! `account_store` (the [`AccountStore`](crate::AccountStore) methods).
+//! `account_store` (the [`AccountStore`](crate::AccountStore) methods), `backup` (`VACUUM
+//! INTO` a backup; restore through the online backup API).
 
 mod account_store;
+mod backup;
 mod checkpoint;
 mod ddl;
 mod errors;
@@ -23,6 +25,7 @@ mod files;
 mod readers;
 mod writer;
 
+use crate::backup::{BackupError, Restored, Taken};
 use crate::shared::idempotency_scope;
 use crate::sql::records::{By, StatusChange};
 use crate::sql::transfer as sql_transfer;
@@ -238,20 +241,8 @@ fn open_conn(path: &Path, busy: Duration, read_only: bool) -> Result<Connection,
     };
     conn.execute_batch(pragmas).map_err(errors::map)?;
     conn.set_prepared_statement_cache_capacity(128);
-    register_functions(&conn)?;
+    exec::register_functions(&conn)?;
     Ok(conn)
-}
-
-/// SQL functions Plinth's queries use: `plinth_fold(text)`, Unicode lowercase (for `like`).
-fn register_functions(conn: &Connection) -> Result<(), StoreError> {
-    use rusqlite::functions::FunctionFlags;
-    let flags = FunctionFlags::SQLITE_UTF8
-        | FunctionFlags::SQLITE_DETERMINISTIC
-        | FunctionFlags::SQLITE_INNOCUOUS;
-    conn.create_scalar_function("plinth_fold", 1, flags, |ctx| {
-        Ok(ctx.get::<Option<String>>(0)?.map(|s| s.to_lowercase()))
-    })
-    .map_err(errors::map)
 }
 
 #[async_trait]
@@ -562,6 +553,14 @@ impl Store for SqliteStore {
                 None => walk = next,
             }
         }
+    }
+
+    async fn backup_to(&self, dest: &Path) -> Result<Taken, BackupError> {
+        self.take_backup(dest).await
+    }
+
+    async fn restore_from(&self, source: &Path, force: bool) -> Result<Restored, BackupError> {
+        self.restore_backup(source, force).await
     }
 
     async fn close(&self) {

@@ -64,3 +64,36 @@ fn the_refresh_sweep_reads_no_whole_table() {
         .collect();
     assert!(scans.is_empty(), "whole-table steps {scans:?} in {plan:#?}");
 }
+
+#[tokio::test]
+async fn every_table_plinth_creates_for_itself_is_in_a_backup() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(SqliteOptions::new(dir.path().join("db.sqlite")))
+        .await
+        .expect("open");
+    let mut created: Vec<String> = store
+        .read(|c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' \
+                     AND name LIKE '\\_plinth%' ESCAPE '\\'",
+                )
+                .map_err(super::errors::map)?;
+            let names = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(super::errors::map)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(super::errors::map)?;
+            Ok(names)
+        })
+        .await
+        .expect("the tables");
+    created.sort();
+    let mut listed: Vec<String> = crate::sql::backup::INTERNAL_TABLES
+        .iter()
+        .map(|t| (*t).to_owned())
+        .collect();
+    listed.sort();
+    assert_eq!(created, listed);
+    assert_eq!(crate::sql::backup::INTERNAL_TABLES[0], "_plinth_models");
+}

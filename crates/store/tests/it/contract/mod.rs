@@ -57,6 +57,7 @@ macro_rules! contract {
 mod accounts;
 mod audit;
 mod audit_chain;
+mod backup;
 mod events;
 mod keys;
 mod lists;
@@ -169,6 +170,16 @@ impl Engine {
             }
         }
         out
+    }
+
+    /// Another empty database on the same engine (and server).
+    pub(crate) async fn another(&self) -> Self {
+        if self._postgres.is_none() {
+            return Self::sqlite().await;
+        }
+        let server = plinth_testkit::postgres_server("contract::another")
+            .expect("the server of the first database");
+        Self::postgres_on(&server).await
     }
 
     /// Whether the engine is PostgreSQL (for the few capabilities only it has).
