@@ -262,7 +262,19 @@ impl Application {
 }
 
 fn build_router(config: &ServerConfig, state: AppState) -> Result<Router, StartError> {
-    with_middleware(routes::router(), config).map(|r| r.with_state(state))
+    let routes = routes::router().merge(routes::metrics::router(&config.metrics));
+    let routes = with_middleware(routes, config)?;
+    // Outside the request context, so the status counted is the one sent (an envelope
+    // rendered, a timeout, a panic's 500).
+    let routes = if config.metrics.enabled {
+        routes.layer(axum::middleware::from_fn_with_state(
+            Arc::clone(state.metrics()),
+            crate::metrics::track,
+        ))
+    } else {
+        routes
+    };
+    Ok(routes.with_state(state))
 }
 
 /// Binds `addr` from a function that is not async (the runtime's reactor is running).

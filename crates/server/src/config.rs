@@ -1,5 +1,6 @@
 //! The HTTP layer's settings, already validated by the binary.
 
+use crate::metrics::MetricsAccess;
 use crate::tls::TlsFiles;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -69,6 +70,8 @@ pub struct ServerConfig {
     /// With `tls`, also listen on this address for plain HTTP and answer every request
     /// with a redirect to the same path over HTTPS.
     pub redirect_from: Option<SocketAddr>,
+    /// Whether `/metrics` is served, and to whom.
+    pub metrics: MetricsAccess,
 }
 
 impl Default for ServerConfig {
@@ -88,6 +91,7 @@ impl Default for ServerConfig {
             audit_retention: None,
             tls: None,
             redirect_from: None,
+            metrics: MetricsAccess::default(),
         }
     }
 }

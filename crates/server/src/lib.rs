@@ -13,6 +13,8 @@
 //! - `error`: `ApiError`, the one code → status table; `reply`: `Reply`, the one success
 //!   envelope.
 //! - `extract`: Plinth's extractors (`ApiJson`, `RecordParam`, `Caller`, `WriteContext`…).
+//! - `metrics`: Prometheus metrics: the registry, the request middleware, the timed
+//!   store (`MeteredStore`) and what `/metrics` samples at scrape time.
 //! - `middleware`: request ids, envelope rendering, access log, panics.
 //! - `routes`: one module per area; `routes/records` has one file per handler.
 //!
@@ -30,6 +32,7 @@ mod error;
 mod extract;
 mod fds;
 mod limits;
+mod metrics;
 mod middleware;
 mod redirect;
 mod reply;
@@ -43,6 +46,7 @@ pub use accounts::{AccountError, create_account};
 pub use app::{Application, StartError, with_middleware};
 pub use auth::{Auth, AuthConfig, AuthError, SigningKey};
 pub use config::{DEFAULT_BODY_LIMIT, ServerConfig};
+pub use metrics::{MetricsAccess, MetricsToken};
 pub use serve::MAX_H2_STREAMS;
 pub use state::AppState;
 pub use tls::{TlsError, TlsFiles};

@@ -1,6 +1,7 @@
 //! `AppState`: the one piece of shared state handlers see.
 
 use crate::auth::Auth;
+use crate::metrics::{MeteredStore, Metrics};
 use plinth_core::Principal;
 use plinth_core::{ModelDef, QueryLimits, Schema};
 use plinth_store::{ReadFrom, Store};
@@ -33,6 +34,8 @@ struct Inner {
     recent_writers: Mutex<HashMap<Uuid, Instant>>,
     /// How long list filter values may be.
     query_limits: QueryLimits,
+    /// What `/metrics` shows; the store above records into it.
+    metrics: Arc<Metrics>,
 }
 
 /// Default read-your-own-writes window.
@@ -65,8 +68,12 @@ impl AppState {
         ryow_window: Duration,
         query_limits: QueryLimits,
     ) -> Self {
+        let metrics = Arc::new(Metrics::new(auth.counters()));
+        // Every store call is timed here, once, whoever makes it.
+        let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store, &metrics));
         Self(Arc::new(Inner {
             store,
+            metrics,
             schema,
             auth,
             draining: AtomicBool::new(false),
@@ -129,6 +136,11 @@ impl AppState {
     /// The bounds on list filter values.
     pub(crate) fn query_limits(&self) -> &QueryLimits {
         &self.0.query_limits
+    }
+
+    /// The metrics registry and its handles.
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.0.metrics
     }
 
     /// The authentication service.

@@ -46,6 +46,19 @@ macro_rules! whole_numbers {
 
 whole_numbers!(u32, u64, usize);
 
+impl SettingValue for bool {
+    const EXPECTED: &'static str = "true or false";
+    fn from_text(text: &str) -> Option<Self> {
+        text.parse().ok()
+    }
+    fn from_file(value: &toml::Value) -> Option<Self> {
+        value.as_bool()
+    }
+    fn show(&self) -> Option<toml::Value> {
+        Some(toml::Value::Boolean(*self))
+    }
+}
+
 impl SettingValue for String {
     const EXPECTED: &'static str = "text";
     fn from_text(text: &str) -> Option<Self> {

@@ -4,6 +4,7 @@ mod audit;
 mod auth;
 mod health;
 mod meta;
+pub(crate) mod metrics;
 mod records;
 mod users;
 

@@ -91,7 +91,7 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     /// Queue of the writer thread, the only connection that writes (see `writer`).
-    writer: tokio::sync::mpsc::Sender<writer::Msg>,
+    writer: writer::Queue,
     /// The read connections.
     readers: Readers,
     /// The schema last migrated to: purge needs it to find references.
@@ -180,7 +180,7 @@ impl SqliteStore {
         reply: tokio::sync::oneshot::Receiver<Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         let closed = || StoreError::Unavailable("the database is closed".to_owned());
-        self.inner.writer.send(msg).await.map_err(|_| closed())?;
+        self.inner.writer.send(msg).await.map_err(|()| closed())?;
         reply.await.map_err(|_| closed())?
     }
 
@@ -256,6 +256,10 @@ fn register_functions(conn: &Connection) -> Result<(), StoreError> {
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn engine_stats(&self) -> crate::EngineStats {
+        self.inner.writer.stats()
+    }
+
     async fn recorded(&self) -> Result<Vec<plinth_core::ModelDecl>, StoreError> {
         self.read(ddl::applied).await
     }
