@@ -78,7 +78,7 @@ impl Collector for Sample {
                 &mut e,
                 "audit_entries",
                 "Audit entries ever appended to the database's chain, by every instance",
-                n as f64,
+                n,
             )?;
         }
         if let Some(w) = &self.engine.writer {
@@ -135,7 +135,10 @@ fn gauge(e: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: i64) -> std::
     g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)
 }
 
-fn counter(e: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: f64) -> std::fmt::Result {
+fn counter<N>(e: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: N) -> std::fmt::Result
+where
+    ConstCounter<N>: EncodeMetric,
+{
     let c = ConstCounter::new(v);
     c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)
 }

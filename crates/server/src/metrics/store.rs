@@ -47,6 +47,9 @@ ops! {
     TouchApiKey = "touch_api_key", ImportUser = "import_user",
 }
 
+/// A label set of one label.
+type One = [(&'static str, &'static str); 1];
+
 /// `store_operation_duration_seconds{operation}`: a histogram per operation, each made at
 /// start so a call only indexes an array.
 #[derive(Debug, Clone)]
@@ -54,7 +57,7 @@ pub(super) struct StoreOps(Arc<[Histogram]>);
 
 impl StoreOps {
     pub(super) fn register(registry: &mut Registry) -> Self {
-        let family: Family<[(&'static str, &'static str); 1], Histogram, fn() -> Histogram> =
+        let family: Family<One, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS));
         let handles = NAMES
             .iter()
