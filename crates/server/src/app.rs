@@ -267,10 +267,7 @@ fn build_router(config: &ServerConfig, state: AppState) -> Result<Router, StartE
     // Outside the request context, so the status counted is the one sent (an envelope
     // rendered, a timeout, a panic's 500).
     let routes = if config.metrics.enabled {
-        routes.layer(axum::middleware::from_fn_with_state(
-            Arc::clone(state.metrics()),
-            crate::metrics::track,
-        ))
+        routes.layer(crate::metrics::TrackLayer(Arc::clone(state.metrics())))
     } else {
         routes
     };

@@ -281,7 +281,7 @@ settings! {
         help: "The first admin's password (see `PLINTH_ADMIN_EMAIL`).";
     metrics_enabled: bool = true;
         key: Some("metrics.enabled"), env: METRICS_ENABLED = "PLINTH_METRICS_ENABLED", flag: None, range: None,
-        help: "Whether `/metrics` (Prometheus) is served; `false` answers it 404 and records nothing per request.";
+        help: "Whether `/metrics` (Prometheus) is served; `false` answers it 404 and stops counting and timing requests.";
     metrics_token: Option<Secret> = None;
         key: None, env: METRICS_TOKEN = "PLINTH_METRICS_TOKEN", flag: None, range: None,
         help: "The bearer token that opens `/metrics` to peers other than loopback (`Authorization: Bearer <token>`); unset: loopback peers only. Production refuses one shorter than 32 characters.";

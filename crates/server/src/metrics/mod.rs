@@ -1,7 +1,7 @@
 //! Prometheus metrics: what `/metrics` shows and how the request path records it.
 //!
 //! Layout:
-//! - this file: [`Metrics`], the registry and its handles, and `track`, the middleware that
+//! - this file: [`Metrics`], the registry and its handles, and [`TrackLayer`], which
 //!   counts and times every request by method, route template and status;
 //! - `store`: `MeteredStore`, the `Store` decorator that times every call by operation
 //!   (`accounts`: its `AccountStore` half);
@@ -24,9 +24,8 @@ pub(crate) use sampled::render;
 pub(crate) use store::MeteredStore;
 
 use crate::auth::AuthCounters;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
-use axum::middleware::Next;
 use axum::response::Response;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -35,8 +34,12 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
+use tower::{Layer, Service};
 
 /// Request-duration buckets, in seconds: fine enough to read p50 and p99 from 0.5 ms to 2 s.
 pub(crate) const DURATION_BUCKETS: [f64; 13] = [
@@ -103,45 +106,110 @@ impl Metrics {
 }
 
 /// Counts and times every request by its route template (`unmatched` when no route
-/// matched: never the raw path) and its final status, and keeps the in-flight gauge.
-pub(crate) async fn track(
-    State(metrics): State<Arc<Metrics>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let route = Route(req.extensions().get::<MatchedPath>().cloned());
-    let method = MethodLabel::of(req.method());
-    let _in_flight = InFlight::enter(&metrics.in_flight);
-    let res = next.run(req).await;
-    let labels = RouteLabels { method, route };
-    metrics
-        .durations
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
-    metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            route: labels,
-            status: res.status().as_u16(),
-        })
-        .inc();
-    res
-}
+/// matched: never the raw path) and its final status, and keeps the in-flight gauge. A
+/// layer of its own rather than `from_fn`, which would box a future and clone the route's
+/// service on every request.
+#[derive(Debug, Clone)]
+pub(crate) struct TrackLayer(pub(crate) Arc<Metrics>);
 
-/// One request in flight, until dropped (also when the request is abandoned).
-struct InFlight<'a>(&'a Gauge);
+impl<S> Layer<S> for TrackLayer {
+    type Service = Track<S>;
 
-impl<'a> InFlight<'a> {
-    fn enter(gauge: &'a Gauge) -> Self {
-        gauge.inc();
-        Self(gauge)
+    fn layer(&self, inner: S) -> Track<S> {
+        Track {
+            inner,
+            metrics: Arc::clone(&self.0),
+        }
     }
 }
 
-impl Drop for InFlight<'_> {
+/// A route's service, counted and timed (see [`TrackLayer`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Track<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S> Service<Request> for Track<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Tracked<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let labels = RouteLabels {
+            method: MethodLabel::of(req.method()),
+            route: Route(req.extensions().get::<MatchedPath>().cloned()),
+        };
+        self.metrics.in_flight.inc();
+        let pending = InFlight {
+            metrics: Arc::clone(&self.metrics),
+            labels,
+            started: Instant::now(),
+        };
+        Tracked {
+            inner: self.inner.call(req),
+            pending: Some(pending),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request being answered; counted when its answer is ready.
+    pub(crate) struct Tracked<F> {
+        #[pin]
+        inner: F,
+        pending: Option<InFlight>,
+    }
+}
+
+impl<F, E> Future for Tracked<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let out = std::task::ready!(this.inner.poll(cx));
+        if let (Some(pending), Ok(res)) = (this.pending.take(), &out) {
+            pending.answered(res.status().as_u16());
+        }
+        Poll::Ready(out)
+    }
+}
+
+/// One request in flight, until dropped: answered, or abandoned by its connection.
+pub(crate) struct InFlight {
+    metrics: Arc<Metrics>,
+    labels: RouteLabels,
+    started: Instant,
+}
+
+impl InFlight {
+    fn answered(self, status: u16) {
+        let m = &self.metrics;
+        m.durations
+            .get_or_create(&self.labels)
+            .observe(self.started.elapsed().as_secs_f64());
+        m.requests
+            .get_or_create(&RequestLabels {
+                route: self.labels.clone(),
+                status,
+            })
+            .inc();
+    }
+}
+
+impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.dec();
+        self.metrics.in_flight.dec();
     }
 }
 
