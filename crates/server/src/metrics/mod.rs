@@ -7,14 +7,16 @@
 //!   (`accounts`: its `AccountStore` half);
 //! - `sampled`: figures read at scrape time (the engine's writer or pool, the database's
 //!   answer, the audit chain's length, the process's memory, CPU and descriptors);
+//! - `histogram`: `Timing`, a histogram of atomics;
 //! - `access`: who may scrape (`MetricsAccess`: loopback peers, or the metrics token).
 //!
-//! The hot path takes no exclusive lock: counters and histograms are atomics, a label set
-//! is looked up under a shared read lock (written once, the first time a route, method and
-//! status are seen), and the store's histograms are resolved once, at start.
+//! The hot path takes no exclusive lock: counters and histograms (`Timing`) are atomics, a
+//! label set is looked up under a shared read lock (written once, the first time a route,
+//! method and status are seen), and the store's histograms are resolved once, at start.
 
 mod access;
 mod accounts;
+mod histogram;
 mod sampled;
 mod store;
 
@@ -27,11 +29,11 @@ use crate::auth::AuthCounters;
 use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
 use axum::response::Response;
+use histogram::Timing;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::fmt::Write as _;
 use std::future::Future;
@@ -51,7 +53,7 @@ pub(crate) const DURATION_BUCKETS: [f64; 13] = [
 pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
-    durations: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    durations: Family<RouteLabels, Timing>,
     in_flight: Gauge,
     store: store::StoreOps,
 }
@@ -66,8 +68,7 @@ impl Metrics {
             "HTTP requests answered, by method, route template and status",
             requests.clone(),
         );
-        let durations: Family<RouteLabels, Histogram, fn() -> Histogram> =
-            Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS));
+        let durations = Family::<RouteLabels, Timing>::default();
         registry.register(
             "http_request_duration_seconds",
             "Time from a request's head to its answer, by method and route template",
@@ -197,7 +198,7 @@ impl InFlight {
         let m = &self.metrics;
         m.durations
             .get_or_create(&self.labels)
-            .observe(self.started.elapsed().as_secs_f64());
+            .observe(self.started.elapsed());
         m.requests
             .get_or_create(&RequestLabels {
                 route: self.labels.clone(),

@@ -1,7 +1,7 @@
 //! `MeteredStore`: the one place store calls are timed. It wraps the engine's `Store` trait
 //! object in `AppState`, so every call site is counted without knowing it.
 
-use super::DURATION_BUCKETS;
+use super::histogram::Timing;
 use async_trait::async_trait;
 use plinth_core::migrate::Plan;
 use plinth_core::{
@@ -13,7 +13,6 @@ use plinth_store::{
     IdempotencyClaim, Page, ReadFrom, Resealed, SealedTable, Store, StoreError, WriteCtx,
 };
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::future::Future;
 use std::sync::Arc;
@@ -53,12 +52,11 @@ type One = [(&'static str, &'static str); 1];
 /// `store_operation_duration_seconds{operation}`: a histogram per operation, each made at
 /// start so a call only indexes an array.
 #[derive(Debug, Clone)]
-pub(super) struct StoreOps(Arc<[Histogram]>);
+pub(super) struct StoreOps(Arc<[Timing]>);
 
 impl StoreOps {
     pub(super) fn register(registry: &mut Registry) -> Self {
-        let family: Family<One, Histogram, fn() -> Histogram> =
-            Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS));
+        let family = Family::<One, Timing>::default();
         let handles = NAMES
             .iter()
             .map(|name| family.get_or_create(&[("operation", *name)]).clone())
@@ -75,7 +73,7 @@ impl StoreOps {
         let started = Instant::now();
         let out = call.await;
         if let Some(h) = self.0.get(op as usize) {
-            h.observe(started.elapsed().as_secs_f64());
+            h.observe(started.elapsed());
         }
         out
     }
