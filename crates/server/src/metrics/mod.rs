@@ -10,9 +10,9 @@
 //! - `histogram`: `Timing`, a histogram of atomics;
 //! - `access`: who may scrape (`MetricsAccess`: loopback peers, or the metrics token).
 //!
-//! The hot path takes no exclusive lock: counters and histograms (`Timing`) are atomics, a
-//! label set is looked up under a shared read lock (written once, the first time a route,
-//! method and status are seen), and the store's histograms are resolved once, at start.
+//! The hot path takes no lock: counters and histograms (`Timing`) are atomics, each
+//! route's layer finds its handles in the families once per method and status (under the
+//! family's lock) and keeps them, and the store's histograms are resolved once, at start.
 
 mod access;
 mod accounts;
@@ -38,7 +38,7 @@ use prometheus_client::registry::Registry;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 use tower::{Layer, Service};
@@ -120,8 +120,29 @@ impl<S> Layer<S> for TrackLayer {
         Track {
             inner,
             metrics: Arc::clone(&self.0),
+            handles: Arc::default(),
         }
     }
+}
+
+/// The statuses whose counters a route keeps at hand; others are looked up each time.
+const COMMON_STATUSES: [u16; 16] = [
+    200, 201, 204, 304, 400, 401, 403, 404, 405, 408, 409, 412, 413, 429, 500, 503,
+];
+
+/// One route's handles by method, each found in the families once, so that counting a
+/// request hashes nothing and takes no lock.
+#[derive(Debug, Default)]
+struct RouteHandles {
+    by_method: [OnceLock<MethodHandles>; 8],
+}
+
+#[derive(Debug)]
+struct MethodHandles {
+    /// The route they were made for (a layer serves one route; checked all the same).
+    route: Route,
+    duration: Timing,
+    by_status: [OnceLock<Counter>; COMMON_STATUSES.len()],
 }
 
 /// A route's service, counted and timed (see [`TrackLayer`]).
@@ -129,6 +150,7 @@ impl<S> Layer<S> for TrackLayer {
 pub(crate) struct Track<S> {
     inner: S,
     metrics: Arc<Metrics>,
+    handles: Arc<RouteHandles>,
 }
 
 impl<S> Service<Request> for Track<S>
@@ -151,6 +173,7 @@ where
         self.metrics.in_flight.inc();
         let pending = InFlight {
             metrics: Arc::clone(&self.metrics),
+            handles: Arc::clone(&self.handles),
             labels,
             started: Instant::now(),
         };
@@ -189,22 +212,40 @@ where
 /// One request in flight, until dropped: answered, or abandoned by its connection.
 pub(crate) struct InFlight {
     metrics: Arc<Metrics>,
+    handles: Arc<RouteHandles>,
     labels: RouteLabels,
     started: Instant,
 }
 
 impl InFlight {
     fn answered(self, status: u16) {
+        let elapsed = self.started.elapsed();
         let m = &self.metrics;
-        m.durations
-            .get_or_create(&self.labels)
-            .observe(self.started.elapsed());
-        m.requests
-            .get_or_create(&RequestLabels {
-                route: self.labels.clone(),
-                status,
-            })
-            .inc();
+        let labels = &self.labels;
+        let looked_up = || {
+            m.requests
+                .get_or_create(&RequestLabels {
+                    route: labels.clone(),
+                    status,
+                })
+                .clone()
+        };
+        let handles =
+            self.handles.by_method[labels.method as usize].get_or_init(|| MethodHandles {
+                route: labels.route.clone(),
+                duration: m.durations.get_or_create(labels).clone(),
+                by_status: Default::default(),
+            });
+        if handles.route != labels.route {
+            m.durations.get_or_create(labels).observe(elapsed);
+            looked_up().inc();
+            return;
+        }
+        handles.duration.observe(elapsed);
+        match COMMON_STATUSES.iter().position(|&s| s == status) {
+            Some(i) => handles.by_status[i].get_or_init(looked_up).inc(),
+            None => looked_up().inc(),
+        };
     }
 }
 
@@ -279,7 +320,7 @@ impl EncodeLabelValue for &Route {
 }
 
 /// The request method; any other than the usual ones is `other`, so a client cannot make
-/// label sets without end.
+/// label sets without end. Its value indexes `RouteHandles::by_method`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum MethodLabel {
     Get,

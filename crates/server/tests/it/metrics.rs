@@ -136,6 +136,19 @@ async fn traffic_is_counted_by_method_route_template_and_status() {
     let before = scrape(&app).await;
     let created = app.create_ok("resource", &json!({"name": "counted"})).await;
     let id = created["id"].as_str().expect("an id").to_owned();
+    app.create_ok("resource", &json!({"name": "counted again"}))
+        .await;
+    // A status that is not kept at hand per route is counted all the same.
+    let text = app
+        .request(Method::POST, "/api/v1/resource")
+        .header("content-type", "text/plain")
+        .body("name=x");
+    let r = app.send(text).await;
+    assert_error(
+        &r,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "UNSUPPORTED_MEDIA_TYPE",
+    );
     app.get_ok("resource", &id).await;
     let missing = uuid::Uuid::now_v7().to_string();
     assert_eq!(app.get("resource", &missing).await.0, StatusCode::NOT_FOUND);
@@ -174,6 +187,13 @@ async fn traffic_is_counted_by_method_route_template_and_status() {
         increase(
             requests,
             &[("method", "POST"), ("route", COLLECTION), ("status", "201")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        increase(
+            requests,
+            &[("method", "POST"), ("route", COLLECTION), ("status", "415")]
         ),
         1.0
     );
@@ -251,7 +271,7 @@ async fn traffic_is_counted_by_method_route_template_and_status() {
 
     // Store calls by operation.
     let store = "store_operation_duration_seconds_count";
-    assert_eq!(increase(store, &[("operation", "create")]), 1.0);
+    assert_eq!(increase(store, &[("operation", "create")]), 2.0);
     assert_eq!(increase(store, &[("operation", "get")]), 2.0);
     assert!(increase(store, &[("operation", "find_user_by_email")]) >= 1.0);
     assert!(
