@@ -284,7 +284,16 @@ impl Application {
 fn build_router(config: &ServerConfig, state: AppState) -> Result<Router, StartError> {
     let alerts = state.alerts().cloned();
     let (routes, _) = routes::router().split_for_parts();
-    layered(routes, config, alerts).map(|r| r.with_state(state))
+    let routes =
+        layered(routes, config, alerts)?.layer(axum::Extension(Arc::new(config.metrics.clone())));
+    // Outside the request context, so the status counted is the one sent (an envelope
+    // rendered, a timeout, a panic's 500).
+    let routes = if config.metrics.enabled {
+        routes.layer(crate::metrics::TrackLayer(Arc::clone(state.metrics())))
+    } else {
+        routes
+    };
+    Ok(routes.with_state(state))
 }
 
 /// Binds `addr` from a function that is not async (the runtime's reactor is running).

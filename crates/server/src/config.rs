@@ -1,6 +1,7 @@
 //! The HTTP layer's settings, already validated by the binary.
 
 use crate::alerts::AlertConfig;
+use crate::metrics::MetricsAccess;
 use crate::tls::TlsFiles;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -86,6 +87,8 @@ pub struct ServerConfig {
     pub redirect_from: Option<SocketAddr>,
     /// The alerts evaluated inside the server.
     pub alerts: AlertConfig,
+    /// Whether `/metrics` is served, and to whom.
+    pub metrics: MetricsAccess,
 }
 
 impl Default for ServerConfig {
@@ -107,6 +110,7 @@ impl Default for ServerConfig {
             tls: None,
             redirect_from: None,
             alerts: AlertConfig::default(),
+            metrics: MetricsAccess::default(),
         }
     }
 }

@@ -15,6 +15,8 @@
 //! - `error`: `ApiError`, the one code → status table; `reply`: `Reply`, the one success
 //!   envelope.
 //! - `extract`: Plinth's extractors (`ApiJson`, `RecordParam`, `Caller`, `WriteContext`…).
+//! - `metrics`: Prometheus metrics: the registry, the request middleware, the timed
+//!   store (`MeteredStore`) and what `/metrics` samples at scrape time.
 //! - `middleware`: request ids, envelope rendering, access log, panics.
 //! - `faults` (only with the `faults` feature, in tests): answers 500 or sleeps on request.
 //! - `routes`: one module per area; `routes/records` has one file per handler.
@@ -39,6 +41,7 @@ mod extract;
 mod faults;
 mod fds;
 mod limits;
+mod metrics;
 mod middleware;
 mod openapi;
 mod redirect;
@@ -54,6 +57,7 @@ pub use accounts::{AccountError, create_account};
 pub use app::{Application, StartError, with_middleware};
 pub use auth::{Auth, AuthConfig, AuthError, SigningKey};
 pub use config::{BackupSchedule, DEFAULT_BODY_LIMIT, ServerConfig};
+pub use metrics::{MetricsAccess, MetricsToken};
 pub use serve::MAX_H2_STREAMS;
 pub use state::AppState;
 pub use tls::{TlsError, TlsFiles};

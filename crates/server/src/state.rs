@@ -2,6 +2,7 @@
 
 use crate::alerts::Alerts;
 use crate::auth::Auth;
+use crate::metrics::{MeteredStore, Metrics};
 use axum::body::Bytes;
 use plinth_core::Principal;
 use plinth_core::{ModelDef, QueryLimits, Schema};
@@ -40,6 +41,8 @@ struct Inner {
     alerts: OnceLock<Arc<Alerts>>,
     /// The OpenAPI document, made on first request and served as these bytes after.
     openapi: OnceLock<Bytes>,
+    /// What `/metrics` shows; the store above records into it.
+    metrics: Arc<Metrics>,
 }
 
 /// Default read-your-own-writes window.
@@ -72,8 +75,12 @@ impl AppState {
         ryow_window: Duration,
         query_limits: QueryLimits,
     ) -> Self {
+        let metrics = Arc::new(Metrics::new(auth.counters()));
+        // Every store call is timed here, once, whoever makes it.
+        let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store, &metrics));
         Self(Arc::new(Inner {
             store,
+            metrics,
             schema,
             auth,
             draining: AtomicBool::new(false),
@@ -145,6 +152,11 @@ impl AppState {
         self.0
             .openapi
             .get_or_init(|| crate::openapi::document(&self.0.schema, &self.0.query_limits))
+    }
+
+    /// The metrics registry and its handles.
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.0.metrics
     }
 
     /// The authentication service.

@@ -16,6 +16,8 @@
 //!   blind indexes (HMAC-SHA-256).
 //! - `sql` (private): every statement and its outcome logic, written once for both engines
 //!   over a small per-engine adapter (`sql::Exec`).
+//! - [`stats`]: [`EngineStats`], what an engine reports for monitoring (the SQLite
+//!   writer's queue and batches, the PostgreSQL pool).
 //! - [`transfer`]: `plinth export` / `plinth import`: every model and user as JSON lines.
 //! - [`sqlite`]: [`SqliteStore`], one writer connection and a pool of readers over a WAL
 //!   database file.
@@ -34,6 +36,7 @@ pub mod seal;
 mod shared;
 mod sql;
 pub mod sqlite;
+pub mod stats;
 pub mod transfer;
 
 pub use accounts::{AccountStore, ApiKey, NewApiKey, NewUser, Refresh, User, UserChanges};
@@ -43,6 +46,7 @@ pub use postgres::{PgOptions, PgStore};
 pub use seal::{KeyError, Keyring, Keys, SealedTable};
 pub use sql::reseal::Resealed;
 pub use sqlite::{SqliteOptions, SqliteStore};
+pub use stats::EngineStats;
 
 use async_trait::async_trait;
 use plinth_core::migrate::Plan;
@@ -201,6 +205,10 @@ pub trait Store: AccountStore + Send + Sync + std::fmt::Debug {
     /// Whether reads may be served by a replica (then callers track read-your-own-writes).
     fn has_read_replica(&self) -> bool {
         false
+    }
+    /// The engine's figures for monitoring, now (cheap: no I/O).
+    fn engine_stats(&self) -> EngineStats {
+        EngineStats::default()
     }
     /// Reads one page.
     async fn list(

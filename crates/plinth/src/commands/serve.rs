@@ -8,7 +8,9 @@ use anyhow::Context;
 use plinth_core::auth::{Email, check_password};
 use plinth_core::{QueryLimits, Role};
 use plinth_server::alerts::{AlertConfig, Thresholds, WebhookConfig};
-use plinth_server::{AccountError, AppState, Application, Auth, ServerConfig, TlsFiles};
+use plinth_server::{
+    AccountError, AppState, Application, Auth, MetricsAccess, MetricsToken, ServerConfig, TlsFiles,
+};
 use plinth_store::{Claim, PgOptions, PgStore, WriteCtx};
 use plinth_store::{Keys, SqliteOptions, SqliteStore, Store};
 use std::sync::Arc;
@@ -201,6 +203,14 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
         tls,
         redirect_from: config.settings.tls_redirect_from,
         alerts,
+        metrics: MetricsAccess {
+            enabled: config.settings.metrics_enabled,
+            token: config
+                .settings
+                .metrics_token
+                .as_ref()
+                .map(|t| MetricsToken::new(t.expose())),
+        },
         ..ServerConfig::default()
     };
     Ok(Application::on_listeners(

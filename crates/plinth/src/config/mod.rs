@@ -266,6 +266,9 @@ fn path_flag(
     .transpose()
 }
 
+/// The shortest metrics token production accepts.
+const MIN_METRICS_TOKEN_CHARS: usize = 32;
+
 /// Refusals that involve more than one setting.
 fn cross_checks(s: &Settings) -> Vec<String> {
     let mut errors = Vec::new();
@@ -296,6 +299,16 @@ fn cross_checks(s: &Settings) -> Vec<String> {
         errors.push(format!(
             "tls.redirect_from ({}) redirects to HTTPS, which needs tls.cert_file and tls.key_file",
             env::TLS_REDIRECT_FROM
+        ));
+    }
+    if s.env == Environment::Production
+        && s.metrics_token
+            .as_ref()
+            .is_some_and(|t| t.expose().chars().count() < MIN_METRICS_TOKEN_CHARS)
+    {
+        errors.push(format!(
+            "{} shorter than {MIN_METRICS_TOKEN_CHARS} characters is refused in production (make one with `openssl rand -base64 32`)",
+            env::METRICS_TOKEN
         ));
     }
     if let Err(e) = TrustedProxies::parse(&s.trusted_proxies) {

@@ -333,6 +333,12 @@ settings! {
     admin_password: Option<Secret> = None;
         key: None, env: ADMIN_PASSWORD = "PLINTH_ADMIN_PASSWORD", flag: None, range: None,
         help: "The first admin's password (see `PLINTH_ADMIN_EMAIL`).";
+    metrics_enabled: bool = true;
+        key: Some("metrics.enabled"), env: METRICS_ENABLED = "PLINTH_METRICS_ENABLED", flag: None, range: None,
+        help: "Whether `/metrics` (Prometheus) is served; `false` answers it 404 and stops counting and timing requests.";
+    metrics_token: Option<Secret> = None;
+        key: None, env: METRICS_TOKEN = "PLINTH_METRICS_TOKEN", flag: None, range: None,
+        help: "The bearer token that opens `/metrics` to peers other than loopback (`Authorization: Bearer <token>`); unset: loopback peers only. Production refuses one shorter than 32 characters.";
     bench_token: Option<Secret> = None;
         key: None, env: BENCH_TOKEN = "PLINTH_BENCH_TOKEN", flag: None, range: None,
         help: "The credential `plinth bench --url` sends: an access token or API key that may create records.";

@@ -12,7 +12,9 @@
 //! - `table`: the bounded table of expiring entries under both, keyed by digests;
 //! - `client`: the client's address, with the [`TrustedProxies`] whose `X-Forwarded-For`
 //!   is believed, and the bucket an address is limited by (an IPv6 address by its /64);
-//! - `error`: [`AuthError`] and its one conversion into the error envelope.
+//! - `error`: [`AuthError`] and its one conversion into the error envelope;
+//! - `counters`: [`AuthCounters`], cache hits and misses, refusals and rate limits for
+//!   `/metrics`.
 //!
 //! Turning a request into a principal is the `Caller` extractor (`crate::extract`), which
 //! calls [`Auth::authenticate`].
@@ -20,6 +22,7 @@
 mod cache;
 mod client;
 mod clock;
+mod counters;
 mod error;
 mod limit;
 mod password;
@@ -30,6 +33,8 @@ mod token;
 pub use client::TrustedProxies;
 pub(crate) use client::client_address;
 pub use clock::{Clock, ManualClock};
+pub use counters::AuthCounters;
+use counters::{Failure, Limiter};
 pub use error::AuthError;
 pub use password::HashCost;
 pub use secret::SigningKey;
@@ -142,6 +147,8 @@ pub struct Auth {
     /// When each API key's `last_used_at` was last written; bounds those writes.
     touched: Mutex<HashMap<Uuid, Instant>>,
     vouched: CredentialCache,
+    /// What `/metrics` shows of authentication.
+    counters: AuthCounters,
 }
 
 impl Auth {
@@ -171,9 +178,15 @@ impl Auth {
             ),
             touched: Mutex::new(HashMap::new()),
             vouched: CredentialCache::default(),
+            counters: AuthCounters::new(),
             clock,
             config,
         })
+    }
+
+    /// What authentication counted, for `/metrics`.
+    pub(crate) fn counters(&self) -> &AuthCounters {
+        &self.counters
     }
 
     /// The settings.
@@ -189,7 +202,11 @@ impl Auth {
     /// Checks a password against a stored hash, or against a dummy hash when there is no
     /// user, so both cases cost the same.
     pub(crate) async fn verify_password(&self, hash: Option<&str>, password: &str) -> bool {
-        self.passwords.verify(hash, password).await
+        let ok = self.passwords.verify(hash, password).await;
+        if !ok {
+            self.counters.failed(Failure::Password);
+        }
+        ok
     }
 
     /// Issues an access token for `user`, and its lifetime in seconds.
@@ -266,18 +283,27 @@ impl Auth {
         let key = if is_api_key(credential) {
             CredentialKey::ApiKey(Digest::of(credential))
         } else {
-            let (user, version) = self.tokens.verify(credential, &self.clock)?;
+            let (user, version) = self
+                .tokens
+                .verify(credential, &self.clock)
+                .inspect_err(|_| self.counters.failed(Failure::Token))?;
             CredentialKey::Account { user, version }
         };
-        let vouched = match self.vouched.get(&key, &self.clock) {
+        let cached = self.vouched.get(&key, &self.clock);
+        self.counters.cache(cached.is_some());
+        let vouched = match cached {
             Some(v) => v,
             None => {
-                let v = ask_store(store, &key).await?.ok_or(AuthError::Refused)?;
+                let v = ask_store(store, &key).await?.ok_or_else(|| {
+                    self.counters.failed(Failure::Unknown);
+                    AuthError::Refused
+                })?;
                 self.vouched.put(key, v.clone(), &self.clock);
                 v
             }
         };
         if vouched.expires_at.is_some_and(|e| e <= self.now()) {
+            self.counters.failed(Failure::Expired);
             return Err(AuthError::Refused);
         }
         if let Some(key) = vouched.key_id {
@@ -359,6 +385,7 @@ impl Auth {
         else {
             return Ok(());
         };
+        self.counters.limited(Limiter::of_login(limit));
         tracing::warn!(
             target: "plinth::security",
             event = "login_throttled",
@@ -402,11 +429,12 @@ impl Auth {
         if !self.requests.enabled() {
             return Ok(());
         }
-        self.requests
-            .check(&Key::of(&[&key()]))
-            .map_err(|r| AuthError::RateLimited {
+        self.requests.check(&Key::of(&[&key()])).map_err(|r| {
+            self.counters.limited(Limiter::Requests);
+            AuthError::RateLimited {
                 retry_after: r.retry_after,
-            })
+            }
+        })
     }
 }
 

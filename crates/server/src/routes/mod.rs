@@ -8,6 +8,7 @@ mod auth;
 mod docs;
 mod health;
 mod meta;
+pub(crate) mod metrics;
 mod records;
 mod users;
 
@@ -43,4 +44,5 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         // Audit entries hold values as written: no cache may keep them either.
         .merge(audit::router().layer(from_fn(no_store)))
         .merge(alerts::router().layer(from_fn(no_store)))
+        .merge(metrics::router())
 }

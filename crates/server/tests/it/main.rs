@@ -21,6 +21,7 @@ mod instances;
 mod list;
 mod login_throttling;
 mod mass_assignment;
+mod metrics;
 mod middleware;
 mod models;
 mod openapi;

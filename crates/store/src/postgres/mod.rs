@@ -437,6 +437,20 @@ impl Store for PgStore {
         self.inner.replica.is_some()
     }
 
+    fn engine_stats(&self) -> crate::EngineStats {
+        let s = self.inner.pool.status();
+        crate::EngineStats {
+            writer: None,
+            pool: Some(crate::stats::PoolStats {
+                max_size: s.max_size as u64,
+                size: s.size as u64,
+                in_use: s.size.saturating_sub(s.available) as u64,
+                idle: s.available as u64,
+                waiting: s.waiting as u64,
+            }),
+        }
+    }
+
     async fn list(
         &self,
         model: &Arc<ModelDef>,

@@ -94,7 +94,7 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     /// Queue of the writer thread, the only connection that writes (see `writer`).
-    writer: tokio::sync::mpsc::Sender<writer::Msg>,
+    writer: writer::Queue,
     /// The read connections.
     readers: Readers,
     /// The schema last migrated to: purge needs it to find references.
@@ -183,7 +183,7 @@ impl SqliteStore {
         reply: tokio::sync::oneshot::Receiver<Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         let closed = || StoreError::Unavailable("the database is closed".to_owned());
-        self.inner.writer.send(msg).await.map_err(|_| closed())?;
+        self.inner.writer.send(msg).await.map_err(|()| closed())?;
         reply.await.map_err(|_| closed())?
     }
 
@@ -247,6 +247,10 @@ fn open_conn(path: &Path, busy: Duration, read_only: bool) -> Result<Connection,
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn engine_stats(&self) -> crate::EngineStats {
+        self.inner.writer.stats()
+    }
+
     async fn recorded(&self) -> Result<Vec<plinth_core::ModelDecl>, StoreError> {
         self.read(ddl::applied).await
     }

@@ -14,9 +14,11 @@ use super::errors::map;
 use super::exec::WriteConn;
 use crate::StoreError;
 use crate::sql::{audit, ready};
+use crate::stats::{BatchSizes, EngineStats, WriterStats};
 use plinth_core::Timestamp;
 use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most jobs committed together: bounds the latency a batch adds to its first job.
@@ -188,20 +190,47 @@ where
     (Msg::Exclusive(Box::new(job)), rx)
 }
 
+/// The way to the writer thread: its queue, and the sizes of the batches it committed.
+#[derive(Debug)]
+pub(super) struct Queue {
+    tx: mpsc::Sender<Msg>,
+    batches: Arc<BatchSizes>,
+}
+
+impl Queue {
+    /// Queues `msg`, waiting while the queue is full; fails once the thread has stopped.
+    pub(super) async fn send(&self, msg: Msg) -> Result<(), ()> {
+        self.tx.send(msg).await.map_err(drop)
+    }
+
+    /// The queue's depth now and the batch sizes so far.
+    pub(super) fn stats(&self) -> EngineStats {
+        EngineStats {
+            writer: Some(WriterStats {
+                queue_depth: (self.tx.max_capacity() - self.tx.capacity()) as u64,
+                batch_sizes: self.batches.snapshot(),
+            }),
+            pool: None,
+        }
+    }
+}
+
 /// Starts the writer thread over `conn`.
 pub(super) fn spawn(
     conn: Connection,
     checkpointer: Option<Checkpointer>,
-) -> Result<mpsc::Sender<Msg>, StoreError> {
+) -> Result<Queue, StoreError> {
     let (tx, rx) = mpsc::channel(QUEUE);
+    let batches = Arc::new(BatchSizes::default());
+    let counted = Arc::clone(&batches);
     std::thread::Builder::new()
         .name("plinth-sqlite-writer".to_owned())
-        .spawn(move || run(Writer::new(conn, checkpointer), rx))
+        .spawn(move || run(Writer::new(conn, checkpointer), rx, &counted))
         .map_err(StoreError::internal)?;
-    Ok(tx)
+    Ok(Queue { tx, batches })
 }
 
-fn run(mut w: Writer, mut rx: mpsc::Receiver<Msg>) {
+fn run(mut w: Writer, mut rx: mpsc::Receiver<Msg>, batches: &BatchSizes) {
     let mut next: Option<Msg> = None;
     while !w.closed {
         let Some(msg) = next.take().or_else(|| rx.blocking_recv()) else {
@@ -221,6 +250,7 @@ fn run(mut w: Writer, mut rx: mpsc::Receiver<Msg>) {
                         Err(_) => break,
                     }
                 }
+                batches.observe(batch.len());
                 commit_batch(&mut w, batch);
             }
         }

@@ -260,3 +260,46 @@ fn trusted_proxies_are_checked_at_load_and_reach_the_auth_settings() {
     assert_eq!(auth.login_per_account, 100, "the ceiling's default");
     assert_eq!(auth.login_remember, Duration::from_secs(30 * 24 * 3600));
 }
+
+#[test]
+fn metrics_settings_and_a_weak_metrics_token_in_production() {
+    let f = file("[metrics]\nenabled = false\n");
+    let c = load_ok(&args(&f), None, &[]);
+    assert!(!c.settings.metrics_enabled);
+    assert!(c.settings.metrics_token.is_none());
+    let err = load_err(&args(&file("[metrics]\nenabled = \"no\"\n")), &[]);
+    assert!(err.contains("metrics.enabled"), "{err}");
+    // The token comes only from the environment.
+    let err = load_err(&args(&file("[metrics]\ntoken = \"x\"\n")), &[]);
+    assert!(err.contains("metrics.token"), "{err}");
+    // Any token in development; production refuses a short one, without echoing it.
+    let dev = load_ok(
+        &args(&file("")),
+        None,
+        &[(env::METRICS_TOKEN, "short-token")],
+    );
+    assert!(dev.settings.metrics_token.is_some());
+    let production = file("env = \"production\"\n");
+    let strong = "q1W8m0pX3r9ZkT2vL7cN5bY4hJ6gF0dS8aE2uI1oP9lK3jH";
+    let keys = "index=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\nk1=ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+    let base = [(env::JWT_SECRET, strong), (env::ENCRYPTION_KEYS, keys)];
+    let weak = "only-31-characters-long-token-x";
+    let err = load_err(
+        &args(&production),
+        &[base[0], base[1], (env::METRICS_TOKEN, weak)],
+    );
+    assert!(
+        err.contains("PLINTH_METRICS_TOKEN") && err.contains("production") && !err.contains(weak),
+        "{err}"
+    );
+    let good = "a-metrics-token-of-32-characters";
+    let c = load_ok(
+        &args(&production),
+        None,
+        &[base[0], base[1], (env::METRICS_TOKEN, good)],
+    );
+    assert!(
+        !format!("{c:?}").contains(good) && !c.render().contains(good),
+        "the token printed"
+    );
+}

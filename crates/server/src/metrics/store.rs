@@ -1,0 +1,281 @@
+//! `MeteredStore`: the one place store calls are timed. It wraps the engine's `Store` trait
+//! object in `AppState`, so every call site is counted without knowing it.
+
+use super::histogram::Timing;
+use async_trait::async_trait;
+use plinth_core::migrate::Plan;
+use plinth_core::{
+    Draft, ListQuery, ListScope, ModelDef, Patch, Record, RecordId, Schema, Timestamp,
+};
+use plinth_store::backup::{BackupError, Restored, Taken};
+use plinth_store::transfer::{Line, TransferError};
+use plinth_store::{
+    AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Claim, Created, EngineStats,
+    IdempotencyClaim, Page, ReadFrom, Resealed, SealedTable, Store, StoreError, WriteCtx,
+};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+macro_rules! ops {
+    ($($op:ident = $name:literal,)*) => {
+        /// A store operation: one per method of `Store` and `AccountStore` that reaches the
+        /// database.
+        #[derive(Debug, Clone, Copy)]
+        pub(super) enum Op { $($op,)* }
+        /// The `operation` label of each [`Op`], in order.
+        const NAMES: &[&str] = &[$($name,)*];
+    };
+}
+
+ops! {
+    Claim = "claim", Recorded = "recorded", Import = "import", Plan = "plan",
+    Migrate = "migrate", Ping = "ping", Create = "create", Get = "get", List = "list",
+    Update = "update", Delete = "delete", Restore = "restore", Purge = "purge",
+    ImportRecord = "import_record", SweepIdempotency = "sweep_idempotency",
+    AuditList = "audit_list", AuditEvent = "audit_event", AuditQuery = "audit_query",
+    AuditVerify = "audit_verify", AuditPrune = "audit_prune", Reseal = "reseal",
+    CountSealed = "count_sealed", CreateUser = "create_user", GetUser = "get_user",
+    FindUserByEmail = "find_user_by_email", ListUsers = "list_users",
+    UpdateUser = "update_user", DeleteUser = "delete_user", CountAdmins = "count_admins",
+    InsertRefresh = "insert_refresh", RotateRefresh = "rotate_refresh",
+    SweepRefresh = "sweep_refresh", RevokeRefreshFamily = "revoke_refresh_family",
+    CreateApiKey = "create_api_key", FindApiKey = "find_api_key",
+    ListApiKeys = "list_api_keys", RevokeApiKey = "revoke_api_key",
+    TouchApiKey = "touch_api_key", ImportUser = "import_user", BackupTo = "backup_to",
+    RestoreFrom = "restore_from",
+}
+
+/// A label set of one label.
+type One = [(&'static str, &'static str); 1];
+
+/// `store_operation_duration_seconds{operation}`: a histogram per operation, each made at
+/// start so a call only indexes an array.
+#[derive(Debug, Clone)]
+pub(super) struct StoreOps(Arc<[Timing]>);
+
+impl StoreOps {
+    pub(super) fn register(registry: &mut Registry) -> Self {
+        let family = Family::<One, Timing>::default();
+        let handles = NAMES
+            .iter()
+            .map(|name| family.get_or_create(&[("operation", *name)]).clone())
+            .collect();
+        registry.register(
+            "store_operation_duration_seconds",
+            "Time of each store call, by operation, failures included",
+            family,
+        );
+        Self(handles)
+    }
+
+    pub(super) async fn time<T>(&self, op: Op, call: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let out = call.await;
+        if let Some(h) = self.0.get(op as usize) {
+            h.observe(started.elapsed());
+        }
+        out
+    }
+}
+
+/// A `Store` that times every call of the store it wraps.
+#[derive(Debug)]
+pub(crate) struct MeteredStore {
+    pub(super) inner: Arc<dyn Store>,
+    pub(super) ops: StoreOps,
+}
+
+impl MeteredStore {
+    pub(crate) fn new(inner: Arc<dyn Store>, metrics: &super::Metrics) -> Self {
+        Self {
+            inner,
+            ops: metrics.store.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MeteredStore {
+    async fn claim(&self, claim: Claim) -> Result<(), StoreError> {
+        self.ops.time(Op::Claim, self.inner.claim(claim)).await
+    }
+    async fn recorded(&self) -> Result<Vec<plinth_core::ModelDecl>, StoreError> {
+        self.ops.time(Op::Recorded, self.inner.recorded()).await
+    }
+    async fn import(&self, schema: &Schema, lines: Vec<Line>) -> Result<(), TransferError> {
+        self.ops
+            .time(Op::Import, self.inner.import(schema, lines))
+            .await
+    }
+    async fn plan(&self, schema: &Schema) -> Result<Plan, StoreError> {
+        self.ops.time(Op::Plan, self.inner.plan(schema)).await
+    }
+    async fn migrate(
+        &self,
+        schema: &Schema,
+        allow_destructive: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let call = self.inner.migrate(schema, allow_destructive);
+        self.ops.time(Op::Migrate, call).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.ops.time(Op::Ping, self.inner.ping()).await
+    }
+    async fn backup_to(&self, dest: &Path) -> Result<Taken, BackupError> {
+        self.ops
+            .time(Op::BackupTo, self.inner.backup_to(dest))
+            .await
+    }
+    async fn restore_from(&self, source: &Path, force: bool) -> Result<Restored, BackupError> {
+        let call = self.inner.restore_from(source, force);
+        self.ops.time(Op::RestoreFrom, call).await
+    }
+    async fn create(
+        &self,
+        ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        draft: Draft,
+        idempotency: Option<IdempotencyClaim>,
+    ) -> Result<Created, StoreError> {
+        let call = self.inner.create(ctx, model, draft, idempotency);
+        self.ops.time(Op::Create, call).await
+    }
+    async fn get(&self, model: &Arc<ModelDef>, id: RecordId) -> Result<Option<Record>, StoreError> {
+        self.ops.time(Op::Get, self.inner.get(model, id)).await
+    }
+    async fn get_from(
+        &self,
+        model: &Arc<ModelDef>,
+        id: RecordId,
+        from: ReadFrom,
+    ) -> Result<Option<Record>, StoreError> {
+        self.ops
+            .time(Op::Get, self.inner.get_from(model, id, from))
+            .await
+    }
+    async fn list_from(
+        &self,
+        model: &Arc<ModelDef>,
+        query: &ListQuery,
+        scope: ListScope,
+        from: ReadFrom,
+    ) -> Result<Page, StoreError> {
+        let call = self.inner.list_from(model, query, scope, from);
+        self.ops.time(Op::List, call).await
+    }
+    fn invalidations(&self) -> Option<tokio::sync::broadcast::Receiver<()>> {
+        self.inner.invalidations()
+    }
+    fn has_read_replica(&self) -> bool {
+        self.inner.has_read_replica()
+    }
+    fn engine_stats(&self) -> EngineStats {
+        self.inner.engine_stats()
+    }
+    async fn list(
+        &self,
+        model: &Arc<ModelDef>,
+        query: &ListQuery,
+        scope: ListScope,
+    ) -> Result<Page, StoreError> {
+        self.ops
+            .time(Op::List, self.inner.list(model, query, scope))
+            .await
+    }
+    async fn update(
+        &self,
+        ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        id: RecordId,
+        patch: Patch,
+        expected_version: Option<i64>,
+    ) -> Result<Record, StoreError> {
+        let call = self.inner.update(ctx, model, id, patch, expected_version);
+        self.ops.time(Op::Update, call).await
+    }
+    async fn delete(
+        &self,
+        ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        id: RecordId,
+        expected_version: Option<i64>,
+    ) -> Result<Record, StoreError> {
+        let call = self.inner.delete(ctx, model, id, expected_version);
+        self.ops.time(Op::Delete, call).await
+    }
+    async fn restore(
+        &self,
+        ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        id: RecordId,
+    ) -> Result<Record, StoreError> {
+        self.ops
+            .time(Op::Restore, self.inner.restore(ctx, model, id))
+            .await
+    }
+    async fn purge(
+        &self,
+        ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        id: RecordId,
+        expected_version: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let call = self.inner.purge(ctx, model, id, expected_version);
+        self.ops.time(Op::Purge, call).await
+    }
+    async fn import_record(&self, model: &Arc<ModelDef>, record: Record) -> Result<(), StoreError> {
+        let call = self.inner.import_record(model, record);
+        self.ops.time(Op::ImportRecord, call).await
+    }
+    async fn sweep_idempotency(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        let call = self.inner.sweep_idempotency(before, limit);
+        self.ops.time(Op::SweepIdempotency, call).await
+    }
+    async fn audit_list(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let call = self.inner.audit_list(after_seq, limit);
+        self.ops.time(Op::AuditList, call).await
+    }
+    async fn audit_event(&self, ctx: &WriteCtx, event: AuditEvent) -> Result<(), StoreError> {
+        let call = self.inner.audit_event(ctx, event);
+        self.ops.time(Op::AuditEvent, call).await
+    }
+    async fn audit_query(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        self.ops
+            .time(Op::AuditQuery, self.inner.audit_query(query))
+            .await
+    }
+    async fn audit_verify(&self) -> Result<AuditVerdict, StoreError> {
+        self.ops
+            .time(Op::AuditVerify, self.inner.audit_verify())
+            .await
+    }
+    async fn audit_prune(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        let call = self.inner.audit_prune(before, limit);
+        self.ops.time(Op::AuditPrune, call).await
+    }
+    async fn reseal(
+        &self,
+        table: &SealedTable,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Resealed, StoreError> {
+        let call = self.inner.reseal(table, after, limit);
+        self.ops.time(Op::Reseal, call).await
+    }
+    async fn count_sealed(
+        &self,
+        table: &SealedTable,
+        key: &str,
+        under: bool,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let call = self.inner.count_sealed(table, key, under);
+        self.ops.time(Op::CountSealed, call).await
+    }
+    async fn close(&self) {
+        self.inner.close().await;
+    }
+}
