@@ -104,6 +104,7 @@ impl Application {
         if let Some(alerts) = Alerts::new(&config.alerts) {
             state.set_alerts(Arc::new(alerts));
         }
+        state.set_metrics_access(config.metrics.clone());
         let router = build_router(&config, state.clone())?;
         let redirect = match (redirect, &tls) {
             (None, _) => None,
@@ -284,8 +285,7 @@ impl Application {
 fn build_router(config: &ServerConfig, state: AppState) -> Result<Router, StartError> {
     let alerts = state.alerts().cloned();
     let (routes, _) = routes::router().split_for_parts();
-    let routes =
-        layered(routes, config, alerts)?.layer(axum::Extension(Arc::new(config.metrics.clone())));
+    let routes = layered(routes, config, alerts)?;
     // Outside the request context, so the status counted is the one sent (an envelope
     // rendered, a timeout, a panic's 500).
     let routes = if config.metrics.enabled {

@@ -2,7 +2,7 @@
 
 use crate::alerts::Alerts;
 use crate::auth::Auth;
-use crate::metrics::{MeteredStore, Metrics};
+use crate::metrics::{MeteredStore, Metrics, MetricsAccess};
 use axum::body::Bytes;
 use plinth_core::Principal;
 use plinth_core::{ModelDef, QueryLimits, Schema};
@@ -43,6 +43,9 @@ struct Inner {
     openapi: OnceLock<Bytes>,
     /// What `/metrics` shows; the store above records into it.
     metrics: Arc<Metrics>,
+    /// Whether `/metrics` is served, and to whom; set once by the `Application` (unset:
+    /// not served).
+    metrics_access: OnceLock<MetricsAccess>,
 }
 
 /// Default read-your-own-writes window.
@@ -90,6 +93,7 @@ impl AppState {
             query_limits,
             alerts: OnceLock::new(),
             openapi: OnceLock::new(),
+            metrics_access: OnceLock::new(),
         }))
     }
 
@@ -157,6 +161,16 @@ impl AppState {
     /// The metrics registry and its handles.
     pub(crate) fn metrics(&self) -> &Arc<Metrics> {
         &self.0.metrics
+    }
+
+    /// How `/metrics` is served (`None`: not at all).
+    pub(crate) fn metrics_access(&self) -> Option<&MetricsAccess> {
+        self.0.metrics_access.get()
+    }
+
+    /// Sets how `/metrics` is served, once; a state served twice keeps the first.
+    pub(crate) fn set_metrics_access(&self, access: MetricsAccess) {
+        let _ = self.0.metrics_access.set(access);
     }
 
     /// The authentication service.

@@ -1,19 +1,17 @@
 //! `GET /metrics`: the Prometheus text format, for loopback peers or the metrics token.
 
 use crate::error::ApiError;
-use crate::metrics::{MetricsAccess, decide, render};
+use crate::metrics::{decide, render};
 use crate::state::AppState;
-use axum::Extension;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// The route; how it is served comes from the `MetricsAccess` the application layers on.
+/// The route; how it is served is the state's `AppState::metrics_access`.
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(show_metrics))
 }
@@ -27,14 +25,10 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         (status = 403, description = "not a loopback peer, and no metrics token is configured"),
         (status = 404, description = "metrics are turned off"),
     ))]
-async fn show_metrics(
-    State(state): State<AppState>,
-    Extension(access): Extension<Arc<MetricsAccess>>,
-    req: Request,
-) -> Result<Response, ApiError> {
-    if !access.enabled {
+async fn show_metrics(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let Some(access) = state.metrics_access().filter(|a| a.enabled) else {
         return Err(crate::extract::no_such_route());
-    }
+    };
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
