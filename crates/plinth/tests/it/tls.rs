@@ -195,18 +195,22 @@ async fn serve_redirects_a_plain_port_to_https() {
         cert_path.display().to_string(),
         key_path.display().to_string(),
     );
-    let server = Server::spawn(
+    let mut server = Server::spawn(
         &dir,
         &["--tls-cert", &cert_arg, "--tls-key", &key_arg],
         &[("PLINTH_TLS_REDIRECT_FROM", "127.0.0.1:0")],
     )
     .await;
-    let plain = server
+    // The redirect port is logged after the listening line: wait for it, do not race it.
+    let line = server
         .proc
-        .logs()
-        .iter()
-        .find(|l| l["fields"]["message"] == "redirecting plain HTTP to HTTPS")
-        .and_then(|l| l["fields"]["addr"].as_str().map(str::to_owned))
+        .wait_for_log("the redirect port", |l| {
+            l["fields"]["message"] == "redirecting plain HTTP to HTTPS"
+        })
+        .await;
+    let plain = line["fields"]["addr"]
+        .as_str()
+        .map(str::to_owned)
         .unwrap_or_else(|| panic!("no redirect port logged: {}", server.proc.describe()));
     let mut tcp = TcpStream::connect(&plain).await.expect("connect");
     tcp.write_all(
