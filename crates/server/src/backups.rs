@@ -40,7 +40,12 @@ pub(crate) fn spawn(state: AppState, schedule: BackupSchedule) -> JoinHandle<()>
 
 /// One backup, then the retention.
 async fn take_one(state: &AppState, schedule: &BackupSchedule) {
-    if let Err(e) = std::fs::create_dir_all(&schedule.dir) {
+    // Private, as the backups in it are: their names say when each was taken.
+    let mut dir = std::fs::DirBuilder::new();
+    dir.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+    if let Err(e) = dir.create(&schedule.dir) {
         tracing::warn!(dir = %schedule.dir.display(), error = %e, "cannot create the backup directory; trying again at the next interval");
         return;
     }
@@ -110,8 +115,9 @@ fn prune(dir: &Path, keep: usize) -> std::io::Result<usize> {
             .and_then(|n| n.strip_suffix(".partial"))
             .and_then(|n| n.strip_suffix(".sha256").or(Some(n)))
             .is_some_and(is_scheduled);
-        if cut_short {
-            std::fs::remove_file(dir.join(name))?;
+        // One that cannot go (a directory of that name, say) does not stop the rest.
+        if cut_short && let Err(e) = std::fs::remove_file(dir.join(name)) {
+            tracing::warn!(file = %name, error = %e, "cannot remove a backup cut short");
         }
     }
     let mut names: Vec<&String> = all.iter().filter(|n| is_scheduled(n)).collect();

@@ -1,6 +1,7 @@
 //! Who may read `/metrics`: a loopback peer without a credential (a Prometheus beside the
 //! process), anyone else only with the metrics token.
 
+use crate::auth::TrustedProxies;
 use crate::error::ApiError;
 use axum::http::{HeaderMap, header};
 use plinth_core::ErrorCode;
@@ -56,12 +57,13 @@ impl std::fmt::Debug for MetricsToken {
 /// Whether a scrape from `peer` (the TCP peer, never a forwarded address) with `headers`
 /// may read the metrics. A credential, when sent, must be the token, from any peer. With
 /// none, a loopback peer may read, unless the request came through a proxy (it carries
-/// `Forwarded` or `X-Forwarded-For`): a proxy on the same host would otherwise open the
-/// metrics to the world.
+/// `Forwarded` or `X-Forwarded-For`, or the peer is one of the `trusted` proxies): a proxy
+/// on the same host would otherwise open the metrics to the world.
 pub(crate) fn decide(
     peer: Option<SocketAddr>,
     headers: &HeaderMap,
     token: Option<&MetricsToken>,
+    trusted: &TrustedProxies,
 ) -> Result<(), ApiError> {
     let refused = || {
         ApiError::new(
@@ -82,7 +84,10 @@ pub(crate) fn decide(
     }
     let proxied =
         headers.contains_key(header::FORWARDED) || headers.contains_key("x-forwarded-for");
-    let loopback = peer.is_some_and(|p| p.ip().to_canonical().is_loopback());
+    let loopback = peer.is_some_and(|p| {
+        let ip = p.ip().to_canonical();
+        ip.is_loopback() && !trusted.trusts(ip)
+    });
     match (loopback && !proxied, token) {
         (true, _) => Ok(()),
         (false, Some(_)) => Err(refused()),
@@ -109,6 +114,10 @@ mod tests {
         h
     }
 
+    fn none_trusted() -> TrustedProxies {
+        TrustedProxies::default()
+    }
+
     fn status(r: Result<(), ApiError>) -> Option<StatusCode> {
         r.err().map(|e| e.into_response().status())
     }
@@ -117,7 +126,11 @@ mod tests {
     fn loopback_peers_read_without_a_credential() {
         let none = HeaderMap::new();
         for ip in ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"] {
-            assert_eq!(status(decide(peer(ip), &none, None)), None, "{ip}");
+            assert_eq!(
+                status(decide(peer(ip), &none, None, &none_trusted())),
+                None,
+                "{ip}"
+            );
         }
     }
 
@@ -128,16 +141,16 @@ mod tests {
         let remote = peer("203.0.113.7");
         // No token configured: refused outright.
         assert_eq!(
-            status(decide(remote, &none, None)),
+            status(decide(remote, &none, None, &none_trusted())),
             Some(StatusCode::FORBIDDEN)
         );
         assert_eq!(
-            status(decide(None, &none, None)),
+            status(decide(None, &none, None, &none_trusted())),
             Some(StatusCode::FORBIDDEN)
         );
         // A token configured, none sent.
         assert_eq!(
-            status(decide(remote, &none, Some(&token))),
+            status(decide(remote, &none, Some(&token), &none_trusted())),
             Some(StatusCode::UNAUTHORIZED)
         );
         // A wrong token, a token of another scheme, a prefix of the right one.
@@ -150,7 +163,7 @@ mod tests {
         ] {
             let h = with("authorization", sent);
             assert_eq!(
-                status(decide(remote, &h, Some(&token))),
+                status(decide(remote, &h, Some(&token), &none_trusted())),
                 Some(StatusCode::UNAUTHORIZED),
                 "{sent}"
             );
@@ -159,15 +172,23 @@ mod tests {
             "authorization",
             "Bearer a-long-enough-metrics-token-0123456789",
         );
-        assert_eq!(status(decide(remote, &right, Some(&token))), None);
+        assert_eq!(
+            status(decide(remote, &right, Some(&token), &none_trusted())),
+            None
+        );
         // A wrong token is refused from loopback too, and a token with none configured.
         let wrong = with("authorization", "Bearer nope");
         assert_eq!(
-            status(decide(peer("127.0.0.1"), &wrong, Some(&token))),
+            status(decide(
+                peer("127.0.0.1"),
+                &wrong,
+                Some(&token),
+                &none_trusted()
+            )),
             Some(StatusCode::UNAUTHORIZED)
         );
         assert_eq!(
-            status(decide(peer("127.0.0.1"), &right, None)),
+            status(decide(peer("127.0.0.1"), &right, None, &none_trusted())),
             Some(StatusCode::UNAUTHORIZED)
         );
     }
@@ -180,7 +201,7 @@ mod tests {
         ] {
             let h = with(name, value);
             assert_eq!(
-                status(decide(peer("127.0.0.1"), &h, None)),
+                status(decide(peer("127.0.0.1"), &h, None, &none_trusted())),
                 Some(StatusCode::FORBIDDEN),
                 "{name}"
             );
@@ -191,5 +212,33 @@ mod tests {
     fn the_token_is_never_shown() {
         let t = MetricsToken::new("s3cret-token");
         assert!(!format!("{t:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_trusted_proxy_on_loopback_is_not_a_local_scraper() {
+        let none = HeaderMap::new();
+        let proxies = TrustedProxies::parse(&["127.0.0.1"]).expect("proxies");
+        assert_eq!(
+            status(decide(peer("127.0.0.1"), &none, None, &proxies)),
+            Some(StatusCode::FORBIDDEN)
+        );
+        let token = MetricsToken::new("a-metrics-token-long-enough-for-production");
+        assert_eq!(
+            status(decide(peer("127.0.0.1"), &none, Some(&token), &proxies)),
+            Some(StatusCode::UNAUTHORIZED)
+        );
+        let right = with(
+            "authorization",
+            "Bearer a-metrics-token-long-enough-for-production",
+        );
+        assert_eq!(
+            status(decide(peer("127.0.0.1"), &right, Some(&token), &proxies)),
+            None
+        );
+        // Another loopback address, not the proxy, still reads.
+        assert_eq!(
+            status(decide(peer("127.0.0.2"), &none, None, &proxies)),
+            None
+        );
     }
 }

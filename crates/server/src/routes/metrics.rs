@@ -33,7 +33,8 @@ async fn show_metrics(State(state): State<AppState>, req: Request) -> Result<Res
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(p)| *p);
-    decide(peer, req.headers(), access.token.as_ref())?;
+    let trusted = &state.auth().config().trusted_proxies;
+    decide(peer, req.headers(), access.token.as_ref(), trusted)?;
     let text = render(&state, state.metrics())
         .await
         .map_err(|e| ApiError::internal(format!("cannot encode the metrics: {e}")))?;
