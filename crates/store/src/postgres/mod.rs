@@ -48,6 +48,7 @@ use plinth_core::migrate::Plan;
 use plinth_core::{
     Draft, ListQuery, ListScope, ModelDef, Patch, Record, RecordId, Schema, Timestamp,
 };
+use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -359,15 +360,11 @@ impl Store for PgStore {
         Ok(steps)
     }
 
-    async fn backup_to(&self, dest: &std::path::Path) -> Result<Taken, BackupError> {
+    async fn backup_to(&self, dest: &Path) -> Result<Taken, BackupError> {
         self.take_backup(dest).await
     }
 
-    async fn restore_from(
-        &self,
-        source: &std::path::Path,
-        force: bool,
-    ) -> Result<Restored, BackupError> {
+    async fn restore_from(&self, source: &Path, force: bool) -> Result<Restored, BackupError> {
         self.restore_backup(source, force).await
     }
 
