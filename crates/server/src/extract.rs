@@ -8,7 +8,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
-use plinth_core::{ErrorCode, ModelDef, Principal, RecordId};
+use plinth_core::{ErrorCode, ModelDef, Principal, RecordId, Role};
 use plinth_store::WriteCtx;
 use std::sync::Arc;
 
@@ -84,6 +84,20 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
 /// per-principal request rate limit. Handlers hand the principal to the access policy.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller(pub(crate) Principal);
+
+impl Caller {
+    /// Admins pass; a user is refused with 403 and `why`, a guest with 401.
+    pub(crate) fn require_admin(&self, why: &'static str) -> Result<(), ApiError> {
+        match self.0.role() {
+            Role::Admin => Ok(()),
+            Role::User => Err(ApiError::new(ErrorCode::Forbidden, why)),
+            Role::Guest => Err(ApiError::new(
+                ErrorCode::Unauthenticated,
+                "authentication required",
+            )),
+        }
+    }
+}
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;

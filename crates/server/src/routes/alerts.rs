@@ -6,7 +6,6 @@ use crate::extract::{Caller, QueryPairs};
 use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::State;
-use plinth_core::{ErrorCode, Role};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -30,21 +29,7 @@ async fn list_alerts(
     caller: Caller,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Reply, ApiError> {
-    match caller.0.role() {
-        Role::Admin => {}
-        Role::User => {
-            return Err(ApiError::new(
-                ErrorCode::Forbidden,
-                "only admins read the alerts",
-            ));
-        }
-        Role::Guest => {
-            return Err(ApiError::new(
-                ErrorCode::Unauthenticated,
-                "authentication required",
-            ));
-        }
-    }
+    caller.require_admin("only admins read the alerts")?;
     if let Some((k, _)) = pairs.first() {
         return Err(ApiError::invalid(
             k,

@@ -13,7 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use plinth_core::policy::{self, Action};
 use plinth_core::query::DEFAULT_LIMIT;
-use plinth_core::{ErrorCode, ModelName, RecordId, Role, Timestamp};
+use plinth_core::{ModelName, RecordId, Role, Timestamp};
 use plinth_store::{AuditEntry, AuditQuery};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -58,21 +58,7 @@ async fn list_audit(
     caller: Caller,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Reply, ApiError> {
-    match caller.0.role() {
-        Role::Admin => {}
-        Role::User => {
-            return Err(ApiError::new(
-                ErrorCode::Forbidden,
-                "only admins read the audit trail",
-            ));
-        }
-        Role::Guest => {
-            return Err(ApiError::new(
-                ErrorCode::Unauthenticated,
-                "authentication required",
-            ));
-        }
-    }
+    caller.require_admin("only admins read the audit trail")?;
     let mut query = AuditQuery {
         newest_first: true,
         ..AuditQuery::default()

@@ -25,17 +25,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 }
 
 fn require_admin(caller: &Caller) -> Result<(), ApiError> {
-    match caller.0.role() {
-        Role::Admin => Ok(()),
-        Role::User => Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "only admins manage users",
-        )),
-        Role::Guest => Err(ApiError::new(
-            ErrorCode::Unauthenticated,
-            "authentication required",
-        )),
-    }
+    caller.require_admin("only admins manage users")
 }
 
 fn user_id(s: &str) -> Result<Uuid, ApiError> {
