@@ -305,3 +305,32 @@ async fn scheduled_backups_keep_the_newest_and_touch_nothing_else() {
     );
     server.stop().await;
 }
+
+/// A backup directory the schedule makes itself is private: the names in it say when each
+/// backup was taken.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backup_directory_the_schedule_makes_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let source = TestDir::new();
+    let dir = source.path().join("made").join("backups");
+    let dir_arg = dir.display().to_string();
+    let envs = [
+        KEYS[0],
+        ("PLINTH_BACKUP_DIR", dir_arg.as_str()),
+        ("PLINTH_BACKUP_INTERVAL_SECONDS", "1"),
+    ];
+    let mut server = Server::start_with(&source, &[], &envs).await;
+    server
+        .proc
+        .wait_for_log("a backup", |l| {
+            crate::helpers::log_message(l) == Some("backup taken")
+        })
+        .await;
+    server.stop().await;
+    let mode = std::fs::metadata(&dir)
+        .expect("the directory")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+}
