@@ -175,6 +175,22 @@ mod tests {
     }
 
     #[test]
+    fn a_partial_file_that_cannot_be_removed_does_not_stop_the_pruning() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let at =
+            |i: i64| name_at(Timestamp::from_micros(1_764_505_304_000_000 + i).expect("a time"));
+        for i in 0..3 {
+            std::fs::write(dir.path().join(at(i)), "b").expect("write");
+        }
+        // A directory named as a backup cut short: `remove_file` refuses it.
+        let stuck = format!(".{}.partial", at(9));
+        std::fs::create_dir(dir.path().join(&stuck)).expect("mkdir");
+        assert_eq!(prune(dir.path(), 1).expect("prune"), 2);
+        assert!(dir.path().join(&stuck).is_dir());
+        assert!(dir.path().join(at(2)).exists() && !dir.path().join(at(0)).exists());
+    }
+
+    #[test]
     fn names_are_recognised_and_sort_like_their_times() {
         let a = name_at(Timestamp::from_micros(1_764_505_304_000_000).expect("a time"));
         let b = name_at(Timestamp::from_micros(1_764_505_304_000_001).expect("a time"));
