@@ -78,6 +78,9 @@ pub(crate) enum Command {
     /// Load a server with requests on loopback and print requests/s and p50/p99 latency for
     /// get-by-id, list and create.
     Bench(BenchArgs),
+    /// Ask a server's probe over plain HTTP and exit 0 when it answers 200, 1 otherwise: a
+    /// health check for images with no curl (`HEALTHCHECK CMD ["plinth", "health"]`).
+    Health(HealthArgs),
 }
 
 #[derive(Debug, Args)]
@@ -132,6 +135,21 @@ pub(crate) struct BenchArgs {
     /// scripts read). With `--requests 0` and `--url`, only seeds.
     #[arg(long, value_name = "FILE")]
     pub(crate) ids_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HealthArgs {
+    /// The probe to ask: an `http://` URL (no HTTPS), such as http://127.0.0.1:8080/readyz.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8080/healthz"
+    )]
+    pub(crate) url: String,
+    /// Give up after this many seconds (connecting, sending and reading together).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub(crate) timeout: u64,
 }
 
 #[derive(Debug, Args)]

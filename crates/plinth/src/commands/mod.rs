@@ -5,6 +5,7 @@ pub(crate) mod audit;
 pub(crate) mod backup;
 pub(crate) mod bench;
 pub(crate) mod config;
+pub(crate) mod health;
 pub(crate) mod keys;
 pub(crate) mod migrate;
 pub(crate) mod permissions;
