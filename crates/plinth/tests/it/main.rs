@@ -9,6 +9,7 @@ mod claims;
 mod config;
 mod crash;
 mod data_files;
+mod deploy;
 mod descriptors;
 mod disk_full;
 mod docs;

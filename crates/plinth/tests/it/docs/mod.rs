@@ -3,7 +3,8 @@
 //! - every code name `ARCHITECTURE.md` puts in backticks still exists in the tree;
 //! - README.md, ARCHITECTURE.md and docs/SPEC.md stay within their line budgets;
 //! - no document names internal tracker numbers or paths outside the repository;
-//! - every relative markdown link points to a file that exists.
+//! - every relative markdown link points to a file that exists;
+//! - the runbooks' commands, files and paths exist (`runbooks`).
 //!
 //! Each check collects every problem it finds and fails once, listing them all.
 
@@ -38,18 +39,21 @@ fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
-/// README.md, ARCHITECTURE.md and every `docs/*.md`, as paths relative to the root.
+/// README.md, ARCHITECTURE.md, every `docs/*.md` and every `docs/runbooks/*.md`, as paths
+/// relative to the root.
 fn documents(root: &Path) -> Vec<String> {
     let mut docs: Vec<String> = TOP_DOCS.iter().map(|d| (*d).to_owned()).collect();
-    let mut guides: Vec<String> = fs::read_dir(root.join("docs"))
-        .expect("docs/ exists")
-        .map(|entry| entry.expect("a docs/ entry").file_name())
-        .filter_map(|name| name.to_str().map(str::to_owned))
-        .filter(|name| name.ends_with(".md"))
-        .map(|name| format!("docs/{name}"))
-        .collect();
-    guides.sort();
-    docs.extend(guides);
+    for dir in ["docs", "docs/runbooks"] {
+        let mut guides: Vec<String> = fs::read_dir(root.join(dir))
+            .unwrap_or_else(|e| panic!("list {dir}: {e}"))
+            .map(|entry| entry.expect("a directory entry").file_name())
+            .filter_map(|name| name.to_str().map(str::to_owned))
+            .filter(|name| name.ends_with(".md"))
+            .map(|name| format!("{dir}/{name}"))
+            .collect();
+        guides.sort();
+        docs.extend(guides);
+    }
     docs
 }
 
@@ -96,6 +100,7 @@ fn prose_lines(markdown: &str) -> Vec<String> {
 }
 
 mod names;
+mod runbooks;
 
 #[test]
 fn documents_stay_within_their_line_budgets() {

@@ -1,0 +1,513 @@
+//! The deployment files hold together with the binary they ship: the Kubernetes manifests
+//! in `deploy/k8s/` (here), `docker-compose.yml` and the `Dockerfile` (`container`), and
+//! `plinth health`, the image's health check (`health`).
+//!
+//! The manifests are read as YAML; what they name is checked against the real thing: the
+//! probes are asked of a server started with the ConfigMap's `plinth.toml`, environment
+//! variables against `plinth config --reference`, secret keys against the runbook's
+//! `kubectl create secret` command.
+
+mod container;
+mod health;
+
+use crate::helpers::{ENCRYPTION_KEYS, Server, TestDir, run_ok};
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// How long requests in flight are given after the listener closes (docs/operations.md,
+/// "Graceful shutdown"): a pod's grace period must cover the drain delay plus this.
+const IN_FLIGHT_SECONDS: u64 = 30;
+
+/// The runbook whose `kubectl create secret` command documents the Secret's keys.
+const SECRET_RUNBOOK: &str = "docs/runbooks/deploy.md";
+
+pub(crate) fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the repository root exists")
+}
+
+pub(crate) fn read(relative: &str) -> String {
+    let path = repo_root().join(relative);
+    fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// Every document of a YAML file, as JSON values (anchors and aliases resolved).
+pub(crate) fn yaml_documents(relative: &str) -> Vec<Value> {
+    let text = read(relative);
+    yaml_serde::Deserializer::from_str(&text)
+        .map(|doc| {
+            Value::deserialize(doc).unwrap_or_else(|e| panic!("{relative} is not YAML: {e}"))
+        })
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+/// One manifest: its file and the document.
+struct Manifest {
+    file: String,
+    doc: Value,
+}
+
+impl Manifest {
+    fn kind(&self) -> &str {
+        self.doc["kind"].as_str().unwrap_or_default()
+    }
+
+    fn name(&self) -> &str {
+        self.doc["metadata"]["name"].as_str().unwrap_or_default()
+    }
+
+    fn at(&self) -> String {
+        format!("{} {}/{}", self.file, self.kind(), self.name())
+    }
+
+    /// The pod template's labels of a Deployment.
+    fn pod_labels(&self) -> Labels {
+        labels(&self.doc["spec"]["template"]["metadata"]["labels"])
+    }
+
+    /// The pod template's containers of a Deployment.
+    fn containers(&self) -> &[Value] {
+        self.doc["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+type Labels = BTreeMap<String, String>;
+
+fn labels(map: &Value) -> Labels {
+    map.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether a selector picks pods with these labels (an empty selector picks none here).
+fn selects(selector: &Labels, pod: &Labels) -> bool {
+    !selector.is_empty() && selector.iter().all(|(k, v)| pod.get(k) == Some(v))
+}
+
+/// Every document of every `deploy/k8s/*.yaml`.
+fn manifests() -> Vec<Manifest> {
+    let dir = repo_root().join("deploy/k8s");
+    let mut files: Vec<String> = fs::read_dir(&dir)
+        .expect("deploy/k8s exists")
+        .map(|e| e.expect("a deploy/k8s entry").file_name())
+        .filter_map(|n| n.to_str().map(str::to_owned))
+        .filter(|n| n.ends_with(".yaml") || n.ends_with(".yml"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            let file = format!("deploy/k8s/{f}");
+            yaml_documents(&file).into_iter().map(move |doc| Manifest {
+                file: file.clone(),
+                doc,
+            })
+        })
+        .collect()
+}
+
+fn of_kind<'a>(all: &'a [Manifest], kind: &str) -> Vec<&'a Manifest> {
+    all.iter().filter(|m| m.kind() == kind).collect()
+}
+
+/// The ConfigMap's `plinth.toml`, parsed.
+fn config_toml(all: &[Manifest]) -> toml::Table {
+    let maps = of_kind(all, "ConfigMap");
+    let [map] = maps.as_slice() else {
+        panic!("one ConfigMap holds plinth.toml, found {}", maps.len());
+    };
+    let text = map.doc["data"]["plinth.toml"]
+        .as_str()
+        .expect("the ConfigMap has data.plinth.toml");
+    text.parse().expect("the ConfigMap's plinth.toml is TOML")
+}
+
+/// The port of the ConfigMap's `listen` address.
+fn listen_port(config: &toml::Table) -> u64 {
+    let listen = config["listen"].as_str().expect("plinth.toml sets listen");
+    let port = listen.rsplit_once(':').expect("listen has a port").1;
+    port.parse().expect("listen's port is a number")
+}
+
+fn drain_seconds(config: &toml::Table) -> u64 {
+    config
+        .get("drain_seconds")
+        .and_then(toml::Value::as_integer)
+        .and_then(|d| u64::try_from(d).ok())
+        .expect("plinth.toml sets drain_seconds")
+}
+
+/// Environment variables `plinth config --reference` lists, and which of them are secrets.
+pub(crate) async fn reference_env(dir: &TestDir) -> (BTreeSet<String>, BTreeSet<String>) {
+    let reference = run_ok(dir, &["config", "--reference"], &[]).await.stdout;
+    let (mut all, mut secret) = (BTreeSet::new(), BTreeSet::new());
+    for row in reference.lines().filter(|l| l.starts_with("| ")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let Some(var) = cells
+            .get(2)
+            .and_then(|c| c.strip_prefix('`')?.strip_suffix('`'))
+        else {
+            continue;
+        };
+        all.insert(var.to_owned());
+        if cells
+            .get(5)
+            .is_some_and(|allowed| allowed.contains("secret"))
+        {
+            secret.insert(var.to_owned());
+        }
+    }
+    assert!(all.contains("DATABASE_URL") && secret.contains("PLINTH_JWT_SECRET"));
+    (all, secret)
+}
+
+/// `(secret name, key)` pairs the runbook's `kubectl create secret generic NAME` commands
+/// create (`--from-file=KEY=…`, `--from-literal=KEY=…`).
+pub(crate) fn documented_secret_keys() -> BTreeSet<(String, String)> {
+    let text = read(SECRET_RUNBOOK).replace("\\\n", " ");
+    let mut keys = BTreeSet::new();
+    for line in text.lines() {
+        let Some(rest) = line.trim().strip_prefix("kubectl create secret generic ") else {
+            continue;
+        };
+        let mut words = rest.split_whitespace();
+        let name = words.next().expect("a secret name").to_owned();
+        for word in words {
+            let from = ["--from-file=", "--from-literal="]
+                .iter()
+                .find_map(|p| word.strip_prefix(p));
+            if let Some((key, _)) = from.and_then(|f| f.split_once('=')) {
+                keys.insert((name.clone(), key.to_owned()));
+            }
+        }
+    }
+    assert!(!keys.is_empty(), "{SECRET_RUNBOOK} creates no secret");
+    keys
+}
+
+#[test]
+fn every_manifest_parses_with_a_kind_and_a_name() {
+    let all = manifests();
+    let kinds: BTreeSet<&str> = all.iter().map(Manifest::kind).collect();
+    for kind in ["ConfigMap", "Deployment", "Service", "PodDisruptionBudget"] {
+        assert!(kinds.contains(kind), "no {kind} in deploy/k8s: {kinds:?}");
+    }
+    for m in &all {
+        assert!(m.doc["apiVersion"].is_string(), "{}: no apiVersion", m.at());
+        assert!(!m.name().is_empty(), "{}: no metadata.name", m.at());
+    }
+}
+
+#[tokio::test]
+async fn no_secret_value_is_inlined_and_every_secret_key_is_documented() {
+    let all = manifests();
+    let dir = TestDir::sqlite();
+    let (known, secret_vars) = reference_env(&dir).await;
+    let documented = documented_secret_keys();
+    let mut problems = Vec::new();
+    for m in &all {
+        if m.kind() == "Secret" && (!m.doc["data"].is_null() || !m.doc["stringData"].is_null()) {
+            problems.push(format!("{}: a Secret with values", m.at()));
+        }
+    }
+    for d in of_kind(&all, "Deployment") {
+        for c in d.containers() {
+            for var in c["env"].as_array().into_iter().flatten() {
+                let name = var["name"].as_str().unwrap_or_default();
+                if !known.contains(name) {
+                    problems.push(format!("{}: {name} is no setting", d.at()));
+                }
+                if secret_vars.contains(name) && !var["value"].is_null() {
+                    problems.push(format!("{}: the secret {name} is inlined", d.at()));
+                }
+                let r = &var["valueFrom"]["secretKeyRef"];
+                if !r.is_null() {
+                    let pair = (r["name"].as_str(), r["key"].as_str());
+                    let pair = (
+                        pair.0.unwrap_or("").to_owned(),
+                        pair.1.unwrap_or("").to_owned(),
+                    );
+                    if !documented.contains(&pair) {
+                        problems.push(format!("{}: {pair:?} not in {SECRET_RUNBOOK}", d.at()));
+                    }
+                }
+            }
+        }
+        for v in d.doc["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let Some(secret) = v["secret"]["secretName"].as_str() else {
+                continue;
+            };
+            let items = v["secret"]["items"].as_array();
+            assert!(items.is_some(), "{}: mount named secret keys only", d.at());
+            for item in items.into_iter().flatten() {
+                let pair = (
+                    secret.to_owned(),
+                    item["key"].as_str().unwrap_or("").to_owned(),
+                );
+                if !documented.contains(&pair) {
+                    problems.push(format!("{}: {pair:?} not in {SECRET_RUNBOOK}", d.at()));
+                }
+            }
+        }
+    }
+    let config = read("deploy/k8s/configmap.yaml");
+    for var in &secret_vars {
+        if config.contains(var.as_str()) {
+            problems.push(format!("configmap.yaml names the secret {var}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The probes' paths answer 200 on a server started with the ConfigMap's `plinth.toml`
+/// (production mode, keys from the environment as the Secret would give them), on the
+/// engine of the run; their ports are the container port, which is the configured one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_ask_real_routes_on_the_configured_port() {
+    let all = manifests();
+    let config = config_toml(&all);
+    let port = listen_port(&config);
+    let mut paths = BTreeSet::new();
+    for d in of_kind(&all, "Deployment") {
+        for c in d.containers() {
+            let ports: BTreeMap<&str, u64> = c["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| Some((p["name"].as_str()?, p["containerPort"].as_u64()?)))
+                .collect();
+            assert_eq!(
+                ports.values().copied().collect::<Vec<_>>(),
+                [port],
+                "{}",
+                d.at()
+            );
+            for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+                let get = &c[probe]["httpGet"];
+                let path = get["path"].as_str();
+                let path = path.unwrap_or_else(|| panic!("{}: no {probe} path", d.at()));
+                let probe_port = match &get["port"] {
+                    Value::String(name) => ports.get(name.as_str()).copied(),
+                    other => other.as_u64(),
+                };
+                assert_eq!(probe_port, Some(port), "{}: {probe}'s port", d.at());
+                paths.insert((probe, path.to_owned()));
+            }
+        }
+    }
+    let path_of = |probe| {
+        paths
+            .iter()
+            .find(|(p, _)| *p == probe)
+            .map(|(_, path)| path)
+    };
+    assert_eq!(
+        path_of("readinessProbe").map(String::as_str),
+        Some("/readyz")
+    );
+    assert_eq!(
+        path_of("livenessProbe").map(String::as_str),
+        Some("/healthz")
+    );
+
+    let dir = TestDir::new();
+    let text = toml::to_string(&config).expect("plinth.toml back to text");
+    dir.write_config(&text);
+    let key = run_ok(&dir, &["keys", "generate"], &[]).await.stdout;
+    let envs = [
+        ("PLINTH_JWT_SECRET", key.trim()),
+        ("PLINTH_ENCRYPTION_KEYS", ENCRYPTION_KEYS),
+    ];
+    let server = Server::start_with(&dir, &[], &envs).await;
+    assert!(
+        server.proc.stdout().contains("\"Production\""),
+        "the ConfigMap's plinth.toml runs in production mode\n{}",
+        server.proc.describe()
+    );
+    for (probe, path) in &paths {
+        let r = server.send(server.guest().get(server.url(path))).await;
+        assert_eq!(r.status, StatusCode::OK, "{probe} {path}: {}", r.text);
+    }
+    let r = server
+        .send(server.guest().get(server.url("/readyz/")))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "a path that is no probe");
+}
+
+#[test]
+fn rollouts_keep_every_replica_and_outlast_the_drain() {
+    let all = manifests();
+    let config = config_toml(&all);
+    let drain = drain_seconds(&config);
+    assert!(
+        drain > 0,
+        "a drain delay lets the Service stop sending first"
+    );
+    for d in of_kind(&all, "Deployment") {
+        let spec = &d.doc["spec"];
+        assert_eq!(spec["strategy"]["type"], "RollingUpdate", "{}", d.at());
+        assert_eq!(
+            spec["strategy"]["rollingUpdate"]["maxUnavailable"],
+            0,
+            "{}",
+            d.at()
+        );
+        let pod = &spec["template"]["spec"];
+        let grace = pod["terminationGracePeriodSeconds"].as_u64();
+        assert!(
+            grace.is_some_and(|g| g > drain + IN_FLIGHT_SECONDS),
+            "{}: terminationGracePeriodSeconds {grace:?} must exceed drain_seconds {drain} + \
+             {IN_FLIGHT_SECONDS}",
+            d.at()
+        );
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{}", d.at());
+        for c in d.containers() {
+            for (bound, what) in [("requests", "cpu"), ("requests", "memory")]
+                .into_iter()
+                .chain([("limits", "memory"), ("limits", "cpu")])
+            {
+                assert!(
+                    c["resources"][bound][what].is_string(),
+                    "{}: no resources.{bound}.{what}",
+                    d.at()
+                );
+            }
+            let mounts_config = c["volumeMounts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|m| m["mountPath"] == "/etc/plinth");
+            assert!(mounts_config, "{}: plinth.toml at /etc/plinth", d.at());
+        }
+    }
+}
+
+#[test]
+fn selectors_match_their_pods_and_no_others() {
+    let all = manifests();
+    let deployments = of_kind(&all, "Deployment");
+    for d in &deployments {
+        let selector = labels(&d.doc["spec"]["selector"]["matchLabels"]);
+        assert!(selects(&selector, &d.pod_labels()), "{}: selector", d.at());
+        for other in deployments.iter().filter(|o| o.name() != d.name()) {
+            assert!(
+                !selects(&selector, &other.pod_labels()),
+                "{} would adopt the pods of {}",
+                d.at(),
+                other.at()
+            );
+        }
+    }
+    let picked = |selector: &Labels| -> Vec<&str> {
+        deployments
+            .iter()
+            .filter(|d| selects(selector, &d.pod_labels()))
+            .map(|d| d.name())
+            .collect()
+    };
+    for s in of_kind(&all, "Service") {
+        let pods = picked(&labels(&s.doc["spec"]["selector"]));
+        assert!(!pods.is_empty(), "{}: selects no pods", s.at());
+        for port in s.doc["spec"]["ports"].as_array().into_iter().flatten() {
+            assert_eq!(
+                port["targetPort"],
+                "http",
+                "{}: target the named port",
+                s.at()
+            );
+        }
+    }
+    for p in of_kind(&all, "PodDisruptionBudget") {
+        let selector = labels(&p.doc["spec"]["selector"]["matchLabels"]);
+        assert!(!picked(&selector).is_empty(), "{}: selects no pods", p.at());
+    }
+
+    // Canary: the stable and canary pods share the Service; fewer canaries.
+    let service = |name: &str| {
+        all.iter()
+            .find(|m| m.kind() == "Service" && m.name() == name)
+            .unwrap_or_else(|| panic!("no Service {name}"))
+    };
+    let shared = picked(&labels(&service("plinth").doc["spec"]["selector"]));
+    assert_eq!(
+        shared,
+        ["plinth-canary", "plinth"],
+        "the Service `plinth` reaches"
+    );
+    let replicas = |name: &str| {
+        deployments
+            .iter()
+            .find(|d| d.name() == name)
+            .and_then(|d| d.doc["spec"]["replicas"].as_u64())
+            .unwrap_or_else(|| panic!("{name} has no replicas"))
+    };
+    assert!(replicas("plinth-canary") < replicas("plinth"));
+
+    // Blue-green: two slots, one Service on each, switched by the slot label.
+    let slots: BTreeMap<&str, &str> = deployments
+        .iter()
+        .filter_map(|d| {
+            Some((
+                d.doc["spec"]["template"]["metadata"]["labels"]["slot"].as_str()?,
+                d.name(),
+            ))
+        })
+        .collect();
+    assert_eq!(
+        slots,
+        BTreeMap::from([("blue", "plinth-blue"), ("green", "plinth-green")])
+    );
+    let live = labels(&service("plinth-live").doc["spec"]["selector"]);
+    let idle = labels(&service("plinth-idle").doc["spec"]["selector"]);
+    assert!(live.contains_key("slot") && idle.contains_key("slot"));
+    assert_ne!(
+        live["slot"], idle["slot"],
+        "live and idle reach different slots"
+    );
+    assert_eq!(picked(&live).len(), 1);
+    assert_eq!(picked(&idle).len(), 1);
+    let mut switched = live.clone();
+    switched.insert("slot".to_owned(), idle["slot"].clone());
+    assert_eq!(
+        picked(&switched),
+        picked(&idle),
+        "switching the slot label moves live"
+    );
+    let same_pods = |a: &str, b: &str| {
+        let pod = |n: &str| {
+            deployments
+                .iter()
+                .find(|d| d.name() == n)
+                .map(|d| d.doc["spec"]["template"]["spec"].clone())
+        };
+        let strip = |mut v: Value| {
+            v["containers"][0]["image"] = Value::Null;
+            v
+        };
+        pod(a).map(strip) == pod(b).map(strip)
+    };
+    for (a, b) in [
+        ("plinth", "plinth-canary"),
+        ("plinth", "plinth-blue"),
+        ("plinth", "plinth-green"),
+    ] {
+        assert!(same_pods(a, b), "{a} and {b} differ beyond their image");
+    }
+}
