@@ -1,12 +1,20 @@
 //! The process lifecycle: graceful drain on SIGTERM, SIGINT. (Durability across SIGKILL is
 //! the crash harness, `crash`.)
 
+mod stream;
+
 use crate::helpers::{Server, TestDir, bearer_client, log_field, log_message, reply};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
+use stream::Stream;
 
+/// A rolling deploy's old instance: SIGTERM under a steady stream of requests from several
+/// clients, on kept-alive and on new connections. `/readyz` turns 503 at once while every
+/// other request is served through the drain delay; the in-flight ones complete; after
+/// the listener closes, a client sees its connection refused or closed, never an error
+/// answer; the process exits 0 and every acknowledged create is stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_reports_unready_while_draining_then_exits_cleanly() {
     let dir = TestDir::new();
@@ -14,6 +22,8 @@ async fn sigterm_reports_unready_while_draining_then_exits_cleanly() {
     let ready = server.get("/readyz").await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
     assert_eq!(ready.body["data"]["status"], "ready");
+    let stream = Stream::start(&server, 2, 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
 
     // A create sent just before the signal.
     let (client, url) = (server.client(), server.url("/api/v1/resource"));
@@ -73,6 +83,8 @@ async fn sigterm_reports_unready_while_draining_then_exits_cleanly() {
         signalled.elapsed() >= Duration::from_secs(3),
         "exited before the drain delay"
     );
+    let outcomes = stream.stop().await;
+    let created = stream::check(&outcomes, signalled, Duration::from_secs(3));
     let logs = server.proc.logs();
     let signal = logs
         .iter()
@@ -93,6 +105,9 @@ async fn sigterm_reports_unready_while_draining_then_exits_cleanly() {
         server.read("resource", &id).await["name"],
         "sent-before-sigterm"
     );
+    for (id, name) in &created {
+        assert_eq!(&server.read("resource", id).await["name"], name);
+    }
 }
 
 /// A request whose body is still arriving when SIGTERM lands is served, even with no drain
