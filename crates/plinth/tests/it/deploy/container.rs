@@ -1,7 +1,7 @@
 //! The `Dockerfile`, `.dockerignore`, `docker-compose.yml` and `.env.example`; and, where a
 //! container engine answers, the image itself.
 
-use super::{read, reference_env, repo_root, yaml_documents};
+use super::{read, reference, repo_root, yaml_documents};
 use crate::helpers::{Server, TestDir, command, run};
 use std::collections::BTreeSet;
 use std::process::Stdio;
@@ -29,7 +29,13 @@ fn dockerfile_stages() -> Vec<Vec<(String, String)>> {
     stages
 }
 
-/// `KEY=value` pairs of the runtime stage's `ENV` lines.
+/// The runtime stage's `ENV` pairs: the environment every container of the image starts
+/// with.
+pub(super) fn image_env() -> Vec<(String, String)> {
+    env_of(dockerfile_stages().last().expect("a stage"))
+}
+
+/// `KEY=value` pairs of a stage's `ENV` lines.
 fn env_of(stage: &[(String, String)]) -> Vec<(String, String)> {
     stage
         .iter()
@@ -82,7 +88,7 @@ async fn the_image_builds_in_stages_and_runs_unprivileged_with_a_real_health_che
         "a volume at {data}"
     );
     let dir = TestDir::sqlite();
-    let (known, _) = reference_env(&dir).await;
+    let known = reference(&dir).await.vars;
     for (key, _) in &env {
         assert!(known.contains(key), "ENV {key} is no setting");
     }
@@ -131,7 +137,8 @@ async fn compose_runs_two_instances_on_postgres_with_secrets_from_an_uncommitted
             .is_some_and(|i| i.starts_with("postgres"))
     );
     let dir = TestDir::sqlite();
-    let (known, secrets) = reference_env(&dir).await;
+    let reference = reference(&dir).await;
+    let (known, secrets) = (reference.vars, reference.secrets);
     let plinths: Vec<_> = services
         .iter()
         .filter(|(_, s)| s["image"] == "plinth:local")

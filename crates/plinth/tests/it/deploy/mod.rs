@@ -135,43 +135,89 @@ fn config_toml(all: &[Manifest]) -> toml::Table {
     text.parse().expect("the ConfigMap's plinth.toml is TOML")
 }
 
-/// The port of the ConfigMap's `listen` address.
-fn listen_port(config: &toml::Table) -> u64 {
-    let listen = config["listen"].as_str().expect("plinth.toml sets listen");
-    let port = listen.rsplit_once(':').expect("listen has a port").1;
-    port.parse().expect("listen's port is a number")
+/// The settings as `plinth config --reference` lists them.
+pub(crate) struct Reference {
+    /// Every environment variable.
+    pub(crate) vars: BTreeSet<String>,
+    /// Those holding secrets.
+    pub(crate) secrets: BTreeSet<String>,
+    /// Variable → the file key it overrides (`PLINTH_DRAIN_SECONDS` → `drain_seconds`).
+    pub(crate) file_keys: BTreeMap<String, String>,
 }
 
-fn drain_seconds(config: &toml::Table) -> u64 {
-    config
-        .get("drain_seconds")
-        .and_then(toml::Value::as_integer)
-        .and_then(|d| u64::try_from(d).ok())
-        .expect("plinth.toml sets drain_seconds")
-}
-
-/// Environment variables `plinth config --reference` lists, and which of them are secrets.
-pub(crate) async fn reference_env(dir: &TestDir) -> (BTreeSet<String>, BTreeSet<String>) {
-    let reference = run_ok(dir, &["config", "--reference"], &[]).await.stdout;
-    let (mut all, mut secret) = (BTreeSet::new(), BTreeSet::new());
-    for row in reference.lines().filter(|l| l.starts_with("| ")) {
+pub(crate) async fn reference(dir: &TestDir) -> Reference {
+    let text = run_ok(dir, &["config", "--reference"], &[]).await.stdout;
+    let mut reference = Reference {
+        vars: BTreeSet::new(),
+        secrets: BTreeSet::new(),
+        file_keys: BTreeMap::new(),
+    };
+    let code = |cell: Option<&&str>| {
+        cell.and_then(|c| c.strip_prefix('`')?.strip_suffix('`'))
+            .map(str::to_owned)
+    };
+    for row in text.lines().filter(|l| l.starts_with("| ")) {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-        let Some(var) = cells
-            .get(2)
-            .and_then(|c| c.strip_prefix('`')?.strip_suffix('`'))
-        else {
+        let Some(var) = code(cells.get(2)) else {
             continue;
         };
-        all.insert(var.to_owned());
+        if let Some(key) = code(cells.get(1)) {
+            reference.file_keys.insert(var.clone(), key);
+        }
         if cells
             .get(5)
             .is_some_and(|allowed| allowed.contains("secret"))
         {
-            secret.insert(var.to_owned());
+            reference.secrets.insert(var.clone());
+        }
+        reference.vars.insert(var);
+    }
+    assert!(reference.vars.contains("DATABASE_URL"));
+    assert!(reference.secrets.contains("PLINTH_JWT_SECRET"));
+    assert_eq!(reference.file_keys["PLINTH_DRAIN_SECONDS"], "drain_seconds");
+    reference
+}
+
+/// A container's environment as the process sees it: the image's `ENV`, then the
+/// container's own `env` values over it.
+fn effective_env(container: &Value) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = container::image_env().into_iter().collect();
+    for var in container["env"].as_array().into_iter().flatten() {
+        if let (Some(name), Some(value)) = (var["name"].as_str(), var["value"].as_str()) {
+            env.insert(name.to_owned(), value.to_owned());
         }
     }
-    assert!(all.contains("DATABASE_URL") && secret.contains("PLINTH_JWT_SECRET"));
-    (all, secret)
+    env
+}
+
+/// A setting's value: from the environment when set there, else from the file.
+fn setting(
+    env: &BTreeMap<String, String>,
+    config: &toml::Table,
+    var: &str,
+    key: &str,
+) -> Option<String> {
+    env.get(var).cloned().or_else(|| {
+        config.get(key).map(|v| match v {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    })
+}
+
+/// Whether a dotted key (`http.keep_alive_timeout_seconds`) is set in the file.
+fn file_has(config: &toml::Table, key: &str) -> bool {
+    let mut table = config;
+    let mut parts = key.split('.').peekable();
+    while let Some(part) = parts.next() {
+        match table.get(part) {
+            None => return false,
+            Some(_) if parts.peek().is_none() => return true,
+            Some(toml::Value::Table(inner)) => table = inner,
+            Some(_) => return false,
+        }
+    }
+    false
 }
 
 /// `(secret name, key)` pairs the runbook's `kubectl create secret generic NAME` commands
@@ -215,7 +261,8 @@ fn every_manifest_parses_with_a_kind_and_a_name() {
 async fn no_secret_value_is_inlined_and_every_secret_key_is_documented() {
     let all = manifests();
     let dir = TestDir::sqlite();
-    let (known, secret_vars) = reference_env(&dir).await;
+    let reference = reference(&dir).await;
+    let (known, secret_vars) = (&reference.vars, &reference.secrets);
     let documented = documented_secret_keys();
     let mut problems = Vec::new();
     for m in &all {
@@ -268,7 +315,7 @@ async fn no_secret_value_is_inlined_and_every_secret_key_is_documented() {
         }
     }
     let config = read("deploy/k8s/configmap.yaml");
-    for var in &secret_vars {
+    for var in secret_vars {
         if config.contains(var.as_str()) {
             problems.push(format!("configmap.yaml names the secret {var}"));
         }
@@ -276,17 +323,26 @@ async fn no_secret_value_is_inlined_and_every_secret_key_is_documented() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// The probes' paths answer 200 on a server started with the ConfigMap's `plinth.toml`
-/// (production mode, keys from the environment as the Secret would give them), on the
-/// engine of the run; their ports are the container port, which is the configured one.
+/// The probes' paths answer 200 on a server started as a pod is, with the ConfigMap's
+/// `plinth.toml` and the environment of the image and the Deployment (production mode,
+/// keys as the Secret would give them), on the engine of the run; their ports are the
+/// container port, which is the one the server listens on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_ask_real_routes_on_the_configured_port() {
     let all = manifests();
     let config = config_toml(&all);
-    let port = listen_port(&config);
     let mut paths = BTreeSet::new();
+    let mut pod_env = BTreeMap::new();
     for d in of_kind(&all, "Deployment") {
         for c in d.containers() {
+            let env = effective_env(c);
+            let listen = setting(&env, &config, "PLINTH_LISTEN", "listen");
+            let listen = listen.unwrap_or_else(|| panic!("{}: no listen address", d.at()));
+            let port: u64 = listen
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse().ok())
+                .unwrap_or_else(|| panic!("{}: listen {listen} has no port", d.at()));
+            pod_env = env;
             let ports: BTreeMap<&str, u64> = c["ports"]
                 .as_array()
                 .into_iter()
@@ -312,33 +368,32 @@ async fn probes_ask_real_routes_on_the_configured_port() {
             }
         }
     }
-    let path_of = |probe| {
-        paths
-            .iter()
-            .find(|(p, _)| *p == probe)
-            .map(|(_, path)| path)
-    };
-    assert_eq!(
-        path_of("readinessProbe").map(String::as_str),
-        Some("/readyz")
-    );
-    assert_eq!(
-        path_of("livenessProbe").map(String::as_str),
-        Some("/healthz")
-    );
+    // Readiness must be the probe that turns 503 while draining; liveness must not.
+    for (probe, path) in &paths {
+        match *probe {
+            "readinessProbe" => assert_eq!(path, "/readyz"),
+            "livenessProbe" => assert_eq!(path, "/healthz"),
+            _ => {}
+        }
+    }
 
+    // The harness's --listen and --data-dir flags win over the pod's values.
     let dir = TestDir::new();
     let text = toml::to_string(&config).expect("plinth.toml back to text");
     dir.write_config(&text);
     let key = run_ok(&dir, &["keys", "generate"], &[]).await.stdout;
-    let envs = [
+    let mut envs: Vec<(&str, &str)> = pod_env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    envs.extend([
         ("PLINTH_JWT_SECRET", key.trim()),
         ("PLINTH_ENCRYPTION_KEYS", ENCRYPTION_KEYS),
-    ];
+    ]);
     let server = Server::start_with(&dir, &[], &envs).await;
     assert!(
         server.proc.stdout().contains("\"Production\""),
-        "the ConfigMap's plinth.toml runs in production mode\n{}",
+        "a pod runs in production mode\n{}",
         server.proc.describe()
     );
     for (probe, path) in &paths {
@@ -351,16 +406,42 @@ async fn probes_ask_real_routes_on_the_configured_port() {
     assert_eq!(r.status, StatusCode::NOT_FOUND, "a path that is no probe");
 }
 
+/// The environment wins over the file: a ConfigMap key that the image's or the
+/// Deployment's environment also sets would be silently ignored.
+#[tokio::test]
+async fn the_configmap_sets_nothing_the_environment_overrides() {
+    let all = manifests();
+    let config = config_toml(&all);
+    let reference = reference(&TestDir::sqlite()).await;
+    for d in of_kind(&all, "Deployment") {
+        for c in d.containers() {
+            for var in effective_env(c).keys() {
+                let key = reference.file_keys.get(var);
+                assert!(
+                    !key.is_some_and(|k| file_has(&config, k)),
+                    "{}: {var} overrides {key:?} of the ConfigMap's plinth.toml",
+                    d.at()
+                );
+            }
+        }
+    }
+    assert!(file_has(&config, "http.keep_alive_timeout_seconds"));
+    assert!(!file_has(&config, "http.request_timeout_seconds"));
+}
+
 #[test]
 fn rollouts_keep_every_replica_and_outlast_the_drain() {
     let all = manifests();
     let config = config_toml(&all);
-    let drain = drain_seconds(&config);
-    assert!(
-        drain > 0,
-        "a drain delay lets the Service stop sending first"
-    );
     for d in of_kind(&all, "Deployment") {
+        let env = effective_env(&d.containers()[0]);
+        let drain = setting(&env, &config, "PLINTH_DRAIN_SECONDS", "drain_seconds");
+        let drain: u64 = drain.and_then(|d| d.parse().ok()).unwrap_or(0);
+        assert!(
+            drain > 0,
+            "{}: a drain delay lets the Service stop sending first",
+            d.at()
+        );
         let spec = &d.doc["spec"];
         assert_eq!(spec["strategy"]["type"], "RollingUpdate", "{}", d.at());
         assert_eq!(
@@ -373,7 +454,7 @@ fn rollouts_keep_every_replica_and_outlast_the_drain() {
         let grace = pod["terminationGracePeriodSeconds"].as_u64();
         assert!(
             grace.is_some_and(|g| g > drain + IN_FLIGHT_SECONDS),
-            "{}: terminationGracePeriodSeconds {grace:?} must exceed drain_seconds {drain} + \
+            "{}: terminationGracePeriodSeconds {grace:?} must exceed the drain {drain} + \
              {IN_FLIGHT_SECONDS}",
             d.at()
         );
