@@ -74,8 +74,9 @@ impl From<Draft> for Patch {
 
 /// Validates the body of a create (or of a PUT, which replaces every settable value).
 ///
-/// Fields the caller cannot see (`admin_only` for non-admins) are unknown to it, and left
-/// null in the draft; see [`Patch::keep_hidden`] for a PUT.
+/// A field the body leaves out takes its declared default, if any (an explicit `null` does
+/// not). Fields the caller cannot see (`admin_only` for non-admins) are unknown to it: their
+/// default, or null, in the draft; see [`Patch::keep_hidden`] for a PUT.
 pub fn validate_draft(model: &ModelDef, body: &Json, access: FieldAccess) -> Result<Draft, Error> {
     let obj = as_object(body)?;
     let mut errors = Vec::new();
@@ -93,12 +94,14 @@ pub fn validate_draft(model: &ModelDef, body: &Json, access: FieldAccess) -> Res
     };
     let mut fields = Vec::with_capacity(model.fields().len());
     for f in model.fields() {
+        let default = || f.default().cloned().unwrap_or(Value::Null);
         if !f.visible_to(access) {
-            fields.push(Value::Null);
+            fields.push(default());
             continue;
         }
         let key = f.name().as_str();
         let value = match obj.get(key) {
+            None if f.default().is_some() => default(),
             None | Some(Json::Null) if f.required() => {
                 errors.push(FieldError::new(key, "is required"));
                 Value::Null

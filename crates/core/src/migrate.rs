@@ -4,7 +4,7 @@
 //! Planning is pure; the store executes a [`Plan`] inside one transaction. Steps that lose
 //! data are marked destructive and refused unless the operator allows them.
 
-use crate::schema::{FieldDecl, FieldDef, FieldKind, ModelDecl, ModelDef, Schema, Unique};
+use crate::schema::{Bound, FieldDef, FieldKind, ModelDecl, ModelDef, Schema, Unique, kind_name};
 use std::sync::Arc;
 
 /// Which index a field has.
@@ -56,6 +56,48 @@ pub enum Step {
         model: String,
         /// Field name.
         field: String,
+        /// Whether it was `pii` (its blind index column goes too).
+        pii: bool,
+    },
+    /// Rename a column keeping its values, with its blind index column and its indexes.
+    RenameField {
+        /// The model, as declared now.
+        model: Arc<ModelDef>,
+        /// Position of the field (under its new name).
+        index: usize,
+        /// The name it had.
+        from: String,
+        /// Whether it was `pii`.
+        pii: bool,
+    },
+    /// Check that every existing value (soft-deleted records' too) meets tighter
+    /// constraints: refused, naming records, while any does not.
+    Narrow {
+        /// The model, as declared now.
+        model: Arc<ModelDef>,
+        /// Position of the field.
+        index: usize,
+        /// The constraints that got tighter.
+        rules: Vec<Rule>,
+    },
+    /// Convert a column between `integer` and `float` keeping its values (a preceding
+    /// [`Step::Narrow`] with [`Rule::Integral`] makes sure floats convert exactly).
+    ChangeType {
+        /// The model, as declared now.
+        model: Arc<ModelDef>,
+        /// Position of the field.
+        index: usize,
+        /// The kind it had.
+        from: FieldKind,
+    },
+    /// A change the declaration asks for but the plan cannot make: refused.
+    Refused {
+        /// Model name.
+        model: String,
+        /// Field name.
+        field: String,
+        /// Why, and what to do instead.
+        reason: String,
     },
     /// Change a field's index: drop the old one (if any), create the new one (if any).
     Reindex {
@@ -76,13 +118,54 @@ pub enum Step {
         /// Whether it is `pii` now.
         pii: bool,
     },
-    /// A field became required: refused while any record lacks a value.
+    /// A field became required (or a required one was added): refused, naming records,
+    /// while any record lacks a value.
     RequireField {
         /// Model name.
         model: String,
         /// Field name.
         field: String,
+        /// Whether the field is new (its default, if any, filled existing records).
+        added: bool,
     },
+}
+
+/// A constraint that got tighter, which existing values must meet.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rule {
+    /// At most this many characters.
+    MaxLength(u32),
+    /// At least this many characters.
+    MinLength(u32),
+    /// One of these values.
+    Values(Vec<String>),
+    /// At least this.
+    Min(Bound),
+    /// At most this.
+    Max(Bound),
+    /// A whole number within 64 bits (a float becoming an integer).
+    Integral,
+}
+
+impl Rule {
+    /// What values must be, e.g. `at most 10 characters`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::MaxLength(n) => format!("at most {n} characters"),
+            Self::MinLength(n) => format!("at least {n} characters"),
+            Self::Values(v) => format!("one of {}", v.join(", ")),
+            Self::Min(b) => format!("at least {}", bound_text(*b)),
+            Self::Max(b) => format!("at most {}", bound_text(*b)),
+            Self::Integral => "a whole number".to_owned(),
+        }
+    }
+}
+
+fn bound_text(b: Bound) -> String {
+    match b {
+        Bound::Int(i) => i.to_string(),
+        Bound::Float(f) => f.to_string(),
+    }
 }
 
 impl Step {
@@ -99,15 +182,53 @@ impl Step {
             Self::AddField { model, index } => {
                 format!("add field {}.{}", model.name(), field_name(model, *index))
             }
-            Self::DropField { model, field } => {
+            Self::DropField { model, field, .. } => {
                 format!("drop field {model}.{field} and its values")
             }
+            Self::RenameField {
+                model, index, from, ..
+            } => format!(
+                "rename field {m}.{from} to {m}.{}, keeping its values",
+                field_name(model, *index),
+                m = model.name()
+            ),
+            Self::Narrow {
+                model,
+                index,
+                rules,
+            } => format!(
+                "check that every {}.{} is {}",
+                model.name(),
+                field_name(model, *index),
+                rules
+                    .iter()
+                    .map(Rule::describe)
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+            Self::ChangeType { model, index, from } => {
+                let to = model
+                    .fields()
+                    .get(*index)
+                    .map_or("?", |f| kind_name(f.kind()));
+                format!(
+                    "change {}.{} from {} to {to}, keeping its values",
+                    model.name(),
+                    field_name(model, *index),
+                    kind_name(*from)
+                )
+            }
+            Self::Refused {
+                model,
+                field,
+                reason,
+            } => format!("cannot change {model}.{field}: {reason}"),
             Self::Reindex { model, index, .. } => format!(
                 "change the index of {}.{}",
                 model.name(),
                 field_name(model, *index)
             ),
-            Self::RequireField { model, field } => format!("make {model}.{field} required"),
+            Self::RequireField { model, field, .. } => format!("make {model}.{field} required"),
             Self::ChangePii { model, field, pii } => {
                 let how = if *pii { "pii" } else { "no longer pii" };
                 format!("make {model}.{field} {how}")
@@ -162,7 +283,20 @@ impl Plan {
     }
 
     /// Refuses destructive steps unless allowed, with a message naming each of them.
+    /// Changes the plan cannot make are refused first, whatever is allowed.
     pub fn check(&self, allow_destructive: bool) -> Result<(), String> {
+        let refused: Vec<String> = self
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Refused { .. }))
+            .map(Step::describe)
+            .collect();
+        if !refused.is_empty() {
+            return Err(format!(
+                "refusing the schema change: {}",
+                refused.join("; ")
+            ));
+        }
         let destructive = self.destructive();
         if destructive.is_empty() || allow_destructive {
             return Ok(());
@@ -175,78 +309,10 @@ impl Plan {
     }
 }
 
-/// Whether an applied field can become the declared one in place.
-fn same_storage(old: &FieldDecl, new: &FieldDef) -> bool {
-    old.kind.value_kind() == new.value_kind()
-        && (old.kind != FieldKind::Reference || old.model.as_deref() == reference_target(new))
-}
+mod fields;
+use fields::plan_fields;
 
-fn reference_target(f: &FieldDef) -> Option<&str> {
-    match f.ty() {
-        crate::schema::FieldType::Reference { model } => Some(model.as_str()),
-        _ => None,
-    }
-}
-
-fn plan_fields(old: &ModelDecl, model: &Arc<ModelDef>, steps: &mut Vec<Step>) {
-    let name = model.name().as_str();
-    for f in &old.fields {
-        let kept = model
-            .field(&f.name)
-            .is_some_and(|(_, new)| same_storage(f, new));
-        if !kept {
-            steps.push(Step::DropField {
-                model: name.to_owned(),
-                field: f.name.clone(),
-            });
-        }
-    }
-    for (index, new) in model.fields().iter().enumerate() {
-        let field = new.name().as_str();
-        match old
-            .fields
-            .iter()
-            .find(|f| f.name == field)
-            .filter(|f| same_storage(f, new))
-        {
-            None => {
-                steps.push(Step::AddField {
-                    model: Arc::clone(model),
-                    index,
-                });
-                if new.required() {
-                    steps.push(Step::RequireField {
-                        model: name.to_owned(),
-                        field: field.to_owned(),
-                    });
-                }
-            }
-            Some(f) => {
-                if f.pii != new.pii() {
-                    steps.push(Step::ChangePii {
-                        model: name.to_owned(),
-                        field: field.to_owned(),
-                        pii: new.pii(),
-                    });
-                }
-                let from = IndexKind::of(f.unique, f.indexed);
-                if from != IndexKind::of_field(new) {
-                    steps.push(Step::Reindex {
-                        model: Arc::clone(model),
-                        index,
-                        from,
-                    });
-                }
-                if new.required() && !f.required {
-                    steps.push(Step::RequireField {
-                        model: name.to_owned(),
-                        field: field.to_owned(),
-                    });
-                }
-            }
-        }
-    }
-}
-
+#[cfg(test)]
+mod evolve_tests;
 #[cfg(test)]
 mod tests;

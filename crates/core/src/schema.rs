@@ -6,6 +6,7 @@
 
 use crate::names::{FieldName, ModelName};
 use crate::policy::{FieldAccess, ModelPolicy, ReadScope};
+use crate::record::Value;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -94,7 +95,7 @@ pub enum Bound {
 }
 
 impl Bound {
-    fn as_f64(self) -> f64 {
+    pub(crate) fn as_f64(self) -> f64 {
         match self {
             #[allow(clippy::cast_precision_loss)]
             Self::Int(i) => i as f64,
@@ -151,6 +152,13 @@ pub struct FieldDecl {
     /// The referenced model (`reference`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// The value a create (or PUT) that omits the field stores, and that existing records
+    /// take when the field is added (any type but `reference`; not `pii`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<serde_json::Value>,
+    /// The field's previous name: the migration renames the column, keeping its values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -275,6 +283,8 @@ pub struct FieldDef {
     indexed: bool,
     admin_only: bool,
     pii: bool,
+    default: Option<Value>,
+    renamed_from: Option<FieldName>,
 }
 
 impl FieldDef {
@@ -310,6 +320,14 @@ impl FieldDef {
     /// equality only (no range, pattern or sort).
     pub fn pii(&self) -> bool {
         self.pii
+    }
+    /// The value stored when a create or PUT omits the field.
+    pub fn default(&self) -> Option<&Value> {
+        self.default.as_ref()
+    }
+    /// The name the field had before, if it was renamed.
+    pub fn renamed_from(&self) -> Option<&FieldName> {
+        self.renamed_from.as_ref()
     }
     /// Whether a caller with `access` sees this field.
     pub fn visible_to(&self, access: FieldAccess) -> bool {
@@ -424,6 +442,22 @@ impl Schema {
                     Ok(def) => fields.push(def),
                     Err(reason) => errors.push(err(floc, reason)),
                 }
+            }
+            for (j, f) in fields.iter().enumerate() {
+                let Some(old) = f.renamed_from() else {
+                    continue;
+                };
+                let reason = if fields.iter().any(|g| g.name() == old) {
+                    "is still declared"
+                } else if fields[..j].iter().any(|g| g.renamed_from() == Some(old)) {
+                    "is the old name of another field too"
+                } else {
+                    continue;
+                };
+                errors.push(err(
+                    format!("{loc}, field {:?}", f.name().as_str()),
+                    format!("renamed_from names {:?}, which {reason}", old.as_str()),
+                ));
             }
             let policy = ModelPolicy {
                 guest_read: decl.guest_read,

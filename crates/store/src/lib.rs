@@ -154,6 +154,9 @@ pub trait Store: AccountStore + Send + Sync + std::fmt::Debug {
     ) -> Result<(), transfer::TransferError>;
     /// Plans the migration from the schema recorded in the database to `schema`.
     async fn plan(&self, schema: &Schema) -> Result<Plan, StoreError>;
+    /// The same plan as each step's description with the SQL statements `migrate` runs for
+    /// it, in this engine's dialect (none for a step refused whatever the data).
+    async fn plan_sql(&self, schema: &Schema) -> Result<Vec<(String, Vec<String>)>, StoreError>;
     /// Brings the database to `schema` in one transaction; refuses destructive steps unless
     /// allowed. Returns the steps applied.
     async fn migrate(

@@ -6,6 +6,7 @@ use super::{
     MAX_ENUM_VALUES, Pattern,
 };
 use crate::names::{FieldName, ModelName};
+use crate::record::Value;
 
 pub(super) fn field_def(f: &FieldDecl, models: &[&str]) -> Result<FieldDef, String> {
     let name = FieldName::parse(&f.name)?;
@@ -145,7 +146,14 @@ pub(super) fn field_def(f: &FieldDecl, models: &[&str]) -> Result<FieldDef, Stri
             }
         }
     };
-    Ok(FieldDef {
+    let renamed_from = match &f.renamed_from {
+        None => None,
+        Some(old) if *old == f.name => {
+            return Err("renamed_from names the field itself".to_owned());
+        }
+        Some(old) => Some(FieldName::parse(old).map_err(|e| format!("renamed_from: {e}"))?),
+    };
+    let mut def = FieldDef {
         name,
         kind,
         ty,
@@ -154,7 +162,27 @@ pub(super) fn field_def(f: &FieldDecl, models: &[&str]) -> Result<FieldDef, Stri
         indexed: f.indexed,
         admin_only: f.admin_only,
         pii: f.pii,
-    })
+        default: None,
+        renamed_from,
+    };
+    if let Some(value) = &f.default {
+        def.default = Some(default_value(&def, value)?);
+    }
+    Ok(def)
+}
+
+/// A declared `default`, checked as a create's value would be.
+fn default_value(def: &FieldDef, value: &serde_json::Value) -> Result<Value, String> {
+    if def.kind == FieldKind::Reference {
+        return Err("a reference field cannot have a default".to_owned());
+    }
+    if def.pii {
+        return Err("a pii field cannot have a default: stored values are sealed".to_owned());
+    }
+    if def.unique.is_some() {
+        return Err("a unique field cannot have a default: records would share it".to_owned());
+    }
+    crate::input::validate_value(def, value).map_err(|e| format!("default {e}"))
 }
 
 /// The `plinth.toml` spelling of a kind.

@@ -39,13 +39,23 @@ async fn migrate(config: &Config, dry_run: bool, allow_destructive: bool) -> any
     if plan.is_empty() {
         println!("the schema is up to date");
     }
-    for step in &plan.steps {
+    let sql = store.plan_sql(&config.schema).await?;
+    for (step, (_, statements)) in plan.steps.iter().zip(&sql) {
         let mark = if step.is_destructive() {
             " (destructive)"
         } else {
             ""
         };
         println!("{}{mark}", step.describe());
+        if dry_run {
+            // Each statement as it will run, indented under its step.
+            for statement in statements {
+                println!("    {};", statement.replace('\n', "\n    "));
+            }
+        }
+    }
+    if dry_run && let Err(refusal) = plan.check(allow_destructive) {
+        println!("the migration would be refused: {refusal}");
     }
     if dry_run || plan.is_empty() {
         store.close().await;

@@ -225,7 +225,11 @@ async fn required_field_is_refused_while_records_lack_it() {
     let stderr = refused(&dir, &serve, &[]).await.stderr;
     assert!(stderr.contains("book.publisher"), "{stderr}");
     assert!(stderr.contains("required"), "{stderr}");
-    assert!(stderr.contains("2 existing record(s)"), "{stderr}");
+    assert!(stderr.contains("2 record(s)"), "{stderr}");
+    assert!(
+        stderr.contains(&first) && stderr.contains("default"),
+        "{stderr}"
+    );
     let schema = table_schema(&dir, "book");
     assert!(
         !schema.contains("publisher"),
@@ -362,5 +366,54 @@ async fn unique_values_are_checked_and_a_revealing_one_is_warned_of() {
     dir.write_config(&own("\"owner\""));
     let server = Server::start(&dir).await;
     assert!(!warned(&server), "{}", server.proc.describe());
+    server.stop().await;
+}
+
+/// The dry run prints each step's SQL; the migration then runs exactly that: SQLite keeps
+/// each statement's text, so the rebuilt index reads back as printed. The rename and the
+/// conversion keep the values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_prints_the_sql_that_runs() {
+    // Looks into the SQLite file: SQLite only, whatever the engine of the run.
+    let dir = TestDir::sqlite();
+    let (first, _) = seed_books(&dir).await;
+    let heading = "[[models.fields]]\nname = \"heading\"\ntype = \"string\"\nindexed = true\n\
+                   renamed_from = \"title\"\n";
+    let pages = "[[models.fields]]\nname = \"pages\"\ntype = \"float\"\n";
+    declare(&dir, &[heading, pages], false);
+    let data = dir.data_arg();
+    let dry = run_ok(&dir, &["migrate", "--dry-run", "--data-dir", &data], &[]).await;
+    let out = dry.stdout;
+    assert!(
+        out.contains("rename field book.title to book.heading, keeping its values\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("    ALTER TABLE \"book\" RENAME COLUMN \"title\" TO \"heading\";\n"),
+        "{out}"
+    );
+    let index = out
+        .lines()
+        .find_map(|l| l.strip_prefix("    CREATE INDEX \"book__heading\""))
+        .expect("the index statement is printed");
+    assert!(
+        !table_schema(&dir, "book").contains("heading"),
+        "dry run applied"
+    );
+
+    run_ok(&dir, &["migrate", "--data-dir", &data], &[]).await;
+    let schema = table_schema(&dir, "book");
+    let printed = format!(
+        "CREATE INDEX \"book__heading\"{}",
+        index.trim_end_matches(';')
+    );
+    assert!(schema.contains(&printed), "{printed} not in {schema}");
+    assert!(schema.contains("\"pages\" REAL"), "{schema}");
+    let server = Server::start(&dir).await;
+    let book = server.read("book", &first).await;
+    assert_eq!(
+        (&book["heading"], &book["pages"]),
+        (&json!("Dune"), &json!(412.0))
+    );
     server.stop().await;
 }

@@ -149,6 +149,9 @@ impl Store for MeteredStore {
     async fn plan(&self, schema: &Schema) -> Result<Plan, StoreError> {
         self.ops.time(Op::Plan, self.inner.plan(schema)).await
     }
+    async fn plan_sql(&self, schema: &Schema) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        self.ops.time(Op::Plan, self.inner.plan_sql(schema)).await
+    }
     async fn migrate(
         &self,
         schema: &Schema,

@@ -280,6 +280,14 @@ impl Store for PgStore {
         .await
     }
 
+    async fn plan_sql(&self, schema: &Schema) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        let plan = self.plan(schema).await?;
+        Ok(crate::sql::steps::rendered(
+            crate::sql::Dialect::Postgres,
+            &plan,
+        ))
+    }
+
     async fn recorded(&self) -> Result<Vec<plinth_core::ModelDecl>, StoreError> {
         self.call(PRIMARY, async |c| ddl::applied(c.0).await).await
     }
@@ -354,6 +362,10 @@ impl Store for PgStore {
         }
         drop(held);
         let steps = result?;
+        if !steps.is_empty() {
+            // A statement prepared before a column changed type would bind the old type.
+            self.inner.pool.manager().statement_caches.clear();
+        }
         if let Ok(mut s) = self.inner.schema.write() {
             *s = Arc::new(schema.clone());
         }

@@ -5,8 +5,8 @@
 //! An engine supplies an [`Exec`] (run a [`Query`], hand each row to a callback as a
 //! [`SqlRow`]) and binds [`Param`]s; the [`Dialect`] says how the two spell what differs.
 //! Layout: `records` (single records), `list` (the list and keyset builder), `accounts`
-//! (users, refresh tokens, API keys), `audit` (the audit trail), `ddl` (the steps of a
-//! migration).
+//! (users, refresh tokens, API keys), `audit` (the audit trail), `ddl` (Plinth's own
+//! tables), `steps` (the steps of a migration, as SQL to show and to run).
 
 pub(crate) mod accounts;
 pub(crate) mod audit;
@@ -15,6 +15,7 @@ pub(crate) mod ddl;
 pub(crate) mod list;
 pub(crate) mod records;
 pub(crate) mod reseal;
+pub(crate) mod steps;
 pub(crate) mod sweep;
 pub(crate) mod transfer;
 

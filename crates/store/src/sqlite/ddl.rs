@@ -3,7 +3,8 @@
 
 use super::errors::map;
 use crate::StoreError;
-use crate::sql::ddl::{ADDED_COLUMNS, ADDED_INDEXES, apply};
+use crate::sql::ddl::{ADDED_COLUMNS, ADDED_INDEXES};
+use crate::sql::steps::apply;
 use crate::sql::{Dialect, ready};
 use plinth_core::migrate::{Plan, Step};
 use plinth_core::{ModelDecl, Schema};

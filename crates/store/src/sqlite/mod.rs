@@ -291,6 +291,14 @@ impl Store for SqliteStore {
         self.exclusive(move |w| ddl::plan(&w.conn, &schema)).await
     }
 
+    async fn plan_sql(&self, schema: &Schema) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        let plan = self.plan(schema).await?;
+        Ok(crate::sql::steps::rendered(
+            crate::sql::Dialect::Sqlite,
+            &plan,
+        ))
+    }
+
     async fn migrate(
         &self,
         schema: &Schema,
