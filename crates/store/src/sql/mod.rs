@@ -17,6 +17,7 @@ pub(crate) mod records;
 pub(crate) mod reseal;
 pub(crate) mod sweep;
 pub(crate) mod transfer;
+pub(crate) mod versions;
 
 use crate::StoreError;
 use plinth_core::schema::ValueKind;
