@@ -24,3 +24,4 @@ mod secrets;
 mod settings;
 mod tls;
 mod transfer;
+mod versions;
