@@ -50,25 +50,46 @@ pub(super) async fn lock_and_init(
     Ok(())
 }
 
-/// One pending version of Plinth's own tables applied in `tx`, under the migration lock,
-/// so instances starting together apply each once (see `sql::versions::step`).
-pub(super) async fn upgrade(tx: &Transaction<'_>) -> Result<Stepped, StoreError> {
-    lock(tx).await?;
-    versions::step(
-        &Pg(tx),
-        Timestamp::from_system(std::time::SystemTime::now()),
-    )
-    .await
+/// Brings Plinth's own tables to the latest version at open: one transaction per version,
+/// each under the migration lock, so instances starting together apply each once (see
+/// `sql::versions::step`).
+pub(super) async fn upgrade(store: &super::PgStore) -> Result<(), StoreError> {
+    let now = Timestamp::from_system(std::time::SystemTime::now());
+    loop {
+        let stepped = store
+            .in_tx(async |tx| {
+                lock(tx.0).await?;
+                versions::step(tx, now).await
+            })
+            .await?;
+        match stepped {
+            Stepped::Applied(version) => versions::applied_note(version),
+            Stepped::Current(unknown) => {
+                versions::unknown_note(&unknown);
+                return Ok(());
+            }
+        }
+    }
 }
 
-/// The highest applied version above `to` rolled back in `tx`, under the migration lock.
+/// Rolls Plinth's own tables back to version `to`: one transaction per version, each under
+/// the migration lock.
 pub(super) async fn down(
-    tx: &Transaction<'_>,
+    store: &super::PgStore,
     to: u32,
     allow_destructive: bool,
-) -> Result<Option<u32>, StoreError> {
-    lock(tx).await?;
-    versions::step_down(&Pg(tx), to, allow_destructive).await
+) -> Result<Vec<u32>, StoreError> {
+    let mut undone = Vec::new();
+    while let Some(version) = store
+        .in_tx(async |tx| {
+            lock(tx.0).await?;
+            versions::step_down(tx, to, allow_destructive).await
+        })
+        .await?
+    {
+        undone.push(version);
+    }
+    Ok(undone)
 }
 
 /// The declarations the last migration recorded.

@@ -35,7 +35,6 @@ use crate::gate::ListGate;
 use crate::shared::idempotency_scope;
 use crate::sql::records::{By, StatusChange};
 use crate::sql::transfer as sql_transfer;
-use crate::sql::versions::{self, Stepped};
 use crate::sql::{audit, records, reseal, sweep};
 use crate::transfer::{Line, TransferError};
 use crate::{AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Resealed, SealedTable};
@@ -156,16 +155,7 @@ impl PgStore {
         // The internal tables (users, keys, tokens) exist from the start, as on SQLite, so
         // account commands work before the first migration.
         if opts.upgrade {
-            // One transaction per version (see `sql::versions`).
-            loop {
-                match store.in_tx(async |tx| ddl::upgrade(tx.0).await).await? {
-                    Stepped::Applied(version) => versions::applied_note(version),
-                    Stepped::Current(unknown) => {
-                        versions::unknown_note(&unknown);
-                        break;
-                    }
-                }
-            }
+            ddl::upgrade(&store).await?;
         }
         store
             .in_tx(async |tx| ddl::lock_and_init(tx.0, &opts.keys, opts.upgrade).await)
@@ -289,19 +279,12 @@ const PRIMARY: ReadFrom = ReadFrom::Primary;
 #[async_trait]
 impl Store for PgStore {
     async fn schema_status(&self) -> Result<crate::SchemaStatus, StoreError> {
-        self.call(PRIMARY, async |c| versions::status(c).await)
+        self.call(PRIMARY, async |c| crate::sql::versions::status(c).await)
             .await
     }
 
     async fn schema_down(&self, to: u32, allow_destructive: bool) -> Result<Vec<u32>, StoreError> {
-        let mut undone = Vec::new();
-        while let Some(version) = self
-            .in_tx(async |tx| ddl::down(tx.0, to, allow_destructive).await)
-            .await?
-        {
-            undone.push(version);
-        }
-        Ok(undone)
+        ddl::down(self, to, allow_destructive).await
     }
 
     async fn plan(&self, schema: &Schema) -> Result<Plan, StoreError> {
