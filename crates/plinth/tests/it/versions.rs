@@ -287,3 +287,55 @@ async fn postgres_instances_run_side_by_side_during_an_additive_change() {
     );
     b.stop().await;
 }
+
+/// `down` takes a version number and nothing else; one above the database's rolls nothing
+/// back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_refuses_a_bad_version_and_ignores_one_above_the_database() {
+    let dir = TestDir::new();
+    declare(&dir, &[TITLE]);
+    let data = dir.data_arg();
+    run_ok(&dir, &["migrate", "up", "--data-dir", &data], &[]).await;
+    for bad in [
+        vec!["migrate", "down", "--data-dir", &data],
+        vec!["migrate", "down", "--to", "abc", "--data-dir", &data],
+        vec!["migrate", "down", "--to", "-1", "--data-dir", &data],
+        vec![
+            "migrate",
+            "down",
+            "--to",
+            "99999999999",
+            "--data-dir",
+            &data,
+        ],
+        vec![
+            "migrate",
+            "down",
+            "--to",
+            "1",
+            "--force",
+            "--data-dir",
+            &data,
+        ],
+        vec!["migrate", "status", "--to", "1", "--data-dir", &data],
+    ] {
+        let done = crate::helpers::run(&dir, &bad, &[]).await;
+        assert_eq!(done.status.code(), Some(2), "{bad:?}: {}", done.stderr);
+        assert!(done.stderr.contains("error:"), "{bad:?}: {}", done.stderr);
+    }
+    let above = run_ok(
+        &dir,
+        &["migrate", "down", "--to", "99", "--data-dir", &data],
+        &[],
+    )
+    .await
+    .stdout;
+    assert!(above.contains("nothing to roll back"), "{above}");
+    let status = run_ok(&dir, &["migrate", "status", "--data-dir", &data], &[])
+        .await
+        .stdout;
+    assert!(
+        status.contains(&format!("database: version {LATEST}")),
+        "{status}"
+    );
+}
