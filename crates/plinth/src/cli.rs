@@ -41,7 +41,8 @@ pub(crate) enum Command {
     /// Run the server: migrate the schema to the declared models, then serve HTTP until
     /// SIGTERM or Ctrl-C, draining in-flight requests before exiting.
     Serve(ServeArgs),
-    /// Show or apply the schema migration to the declared models, without serving.
+    /// Show or apply schema changes without serving: Plinth's own tables (numbered
+    /// versions) and the declared models. Bare `plinth migrate` is `plinth migrate up`.
     Migrate(MigrateArgs),
     /// Print the effective configuration (defaults, file, environment and flags merged;
     /// secrets masked).
@@ -99,12 +100,38 @@ pub(crate) struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct MigrateArgs {
+    #[command(subcommand)]
+    pub(crate) action: Option<MigrateAction>,
     /// Print the steps without applying them.
     #[arg(long)]
     pub(crate) dry_run: bool,
-    /// Apply schema changes that lose data (dropped models or fields, changed types).
-    #[arg(long)]
+    /// Apply schema changes that lose data (dropped models or fields, changed types;
+    /// with `down`, versions whose rollback drops data).
+    #[arg(long, global = true)]
     pub(crate) allow_destructive: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MigrateAction {
+    /// Print the SQL of the pending versions of Plinth's own tables and the steps to the
+    /// declared models, changing nothing.
+    Plan,
+    /// Print each version of Plinth's own tables (applied when, or pending), the database's
+    /// version and this binary's.
+    Status,
+    /// Apply the pending versions of Plinth's own tables, then migrate to the declared
+    /// models (what a server does at start).
+    Up,
+    /// Roll Plinth's own tables back to version N, for an older binary (this one would
+    /// apply them again at its next start). Refused while a server runs.
+    Down(DownArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DownArgs {
+    /// The version to roll back to.
+    #[arg(long, value_name = "N")]
+    pub(crate) to: u32,
 }
 
 #[derive(Debug, Args)]

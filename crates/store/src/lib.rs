@@ -38,6 +38,7 @@ mod sql;
 pub mod sqlite;
 pub mod stats;
 pub mod transfer;
+pub mod versions;
 
 pub use accounts::{AccountStore, ApiKey, NewApiKey, NewUser, Refresh, User, UserChanges};
 pub use audit::{AuditBreak, AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Event};
@@ -47,6 +48,7 @@ pub use seal::{KeyError, Keyring, Keys, SealedTable};
 pub use sql::reseal::Resealed;
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use stats::EngineStats;
+pub use versions::{SchemaStatus, SchemaVersion};
 
 use async_trait::async_trait;
 use plinth_core::migrate::Plan;
@@ -152,6 +154,12 @@ pub trait Store: AccountStore + Send + Sync + std::fmt::Debug {
         schema: &Schema,
         lines: Vec<transfer::Line>,
     ) -> Result<(), transfer::TransferError>;
+    /// The versions of Plinth's own tables: which this binary knows, which are applied.
+    async fn schema_status(&self) -> Result<versions::SchemaStatus, StoreError>;
+    /// Rolls Plinth's own tables back to version `to`, one transaction per version from the
+    /// top (for an older binary; this one re-applies them when it next opens the database).
+    /// Refuses downs that lose data unless allowed. Returns the versions rolled back.
+    async fn schema_down(&self, to: u32, allow_destructive: bool) -> Result<Vec<u32>, StoreError>;
     /// Plans the migration from the schema recorded in the database to `schema`.
     async fn plan(&self, schema: &Schema) -> Result<Plan, StoreError>;
     /// The same plan as each step's description with the SQL statements `migrate` runs for

@@ -50,12 +50,18 @@ pub(crate) async fn open_claimed(config: &Config, claim: Claim) -> anyhow::Resul
     open_with(config, false, Some(claim)).await
 }
 
+/// [`open_claimed`], but the database is taken as it is: no version of Plinth's own tables
+/// is applied, and a newer one is not refused (`plinth migrate status`, `plan`, `down`).
+pub(crate) async fn open_as_is(config: &Config, claim: Claim) -> anyhow::Result<Arc<dyn Store>> {
+    open_keyed(config, false, Some(claim), config.encryption_keys()?, false).await
+}
+
 async fn open_with(
     config: &Config,
     read_only: bool,
     claim: Option<Claim>,
 ) -> anyhow::Result<Arc<dyn Store>> {
-    open_keyed(config, read_only, claim, config.encryption_keys()?).await
+    open_keyed(config, read_only, claim, config.encryption_keys()?, true).await
 }
 
 async fn open_keyed(
@@ -63,6 +69,7 @@ async fn open_keyed(
     read_only: bool,
     claim: Option<Claim>,
     keys: Keys,
+    upgrade: bool,
 ) -> anyhow::Result<Arc<dyn Store>> {
     match config.database()? {
         Database::Sqlite(path) => {
@@ -72,6 +79,7 @@ async fn open_keyed(
             opts.claim = claim;
             opts.query_timeout = Duration::from_millis(config.settings.limits_query_timeout_ms);
             opts.keys = keys;
+            opts.upgrade = upgrade;
             let store = SqliteStore::open(opts)
                 .await
                 .with_context(|| format!("cannot open the database {}", path.display()))?;
@@ -82,6 +90,7 @@ async fn open_keyed(
             opts.read_only = read_only;
             opts.claim = claim;
             opts.keys = keys;
+            opts.upgrade = upgrade;
             let settings = &config.settings;
             opts.pool_size = settings.pg_pool_size;
             opts.connect_timeout = Duration::from_secs(settings.pg_connect_timeout_seconds);
@@ -145,7 +154,7 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
     // The claim, taken before the database is touched, is held until the process ends: no
     // migration runs under this server (and, on SQLite, no second server beside it).
     let keys = config.encryption_keys()?;
-    let store = open_keyed(config, false, Some(Claim::Serve), keys.clone())
+    let store = open_keyed(config, false, Some(Claim::Serve), keys.clone(), true)
         .await
         .context("cannot start the server")?;
     if !matches!(config.encryption, crate::config::EncryptionSource::Env(_)) {

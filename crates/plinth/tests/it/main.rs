@@ -25,3 +25,4 @@ mod secrets;
 mod settings;
 mod tls;
 mod transfer;
+mod versions;

@@ -138,6 +138,12 @@ impl Store for MeteredStore {
     async fn claim(&self, claim: Claim) -> Result<(), StoreError> {
         self.ops.time(Op::Claim, self.inner.claim(claim)).await
     }
+    async fn schema_status(&self) -> Result<plinth_store::SchemaStatus, StoreError> {
+        self.inner.schema_status().await
+    }
+    async fn schema_down(&self, to: u32, allow_destructive: bool) -> Result<Vec<u32>, StoreError> {
+        self.inner.schema_down(to, allow_destructive).await
+    }
     async fn recorded(&self) -> Result<Vec<plinth_core::ModelDecl>, StoreError> {
         self.ops.time(Op::Recorded, self.inner.recorded()).await
     }

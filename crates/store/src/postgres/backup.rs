@@ -134,7 +134,7 @@ impl PgStore {
         let mut client = self.inner.pool.get().await.map_err(errors::pool)?;
         let tx = client.transaction().await.map_err(errors::map)?;
         let restored = async {
-            ddl::lock_and_init(&tx, &self.inner.keys).await?;
+            ddl::lock_and_init(&tx, &self.inner.keys, self.inner.upgrade).await?;
             let recorded: Vec<String> = ddl::applied(&tx)
                 .await?
                 .into_iter()
@@ -153,7 +153,12 @@ impl PgStore {
                     .await
                     .map_err(errors::map)?;
             }
-            ddl::lock_and_init(&tx, &self.inner.keys).await?;
+            // The record of applied versions goes with the tables it describes: the next
+            // line makes them afresh, at this binary's latest version, and records that.
+            tx.batch_execute("DROP TABLE IF EXISTS _plinth_schema_versions")
+                .await
+                .map_err(errors::map)?;
+            ddl::lock_and_init(&tx, &self.inner.keys, self.inner.upgrade).await?;
             let schema = Loader::new(&tx, &tables).run(&mut input).await?;
             let models: Vec<String> = schema
                 .models()

@@ -34,6 +34,10 @@ pub struct PgOptions {
     /// The keys that seal personal data ([`Keys::missing`](crate::Keys::missing) unless
     /// set: then a model with `pii` fields, or an account, cannot be written).
     pub keys: crate::Keys,
+    /// Bring Plinth's own tables to the latest version at open, refusing a database newer
+    /// than this binary (the default). Off (`plinth migrate status`, `plan`, `down`): the
+    /// database is taken as it is, and the migration methods apply no version either.
+    pub upgrade: bool,
 }
 
 impl std::fmt::Debug for PgOptions {
@@ -57,6 +61,7 @@ impl PgOptions {
             read_only: false,
             claim: None,
             keys: crate::Keys::missing(),
+            upgrade: true,
         }
     }
 }

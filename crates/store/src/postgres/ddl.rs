@@ -1,46 +1,46 @@
-//! Schema migrations for PostgreSQL: Plinth's own tables and each model's table, columns
+//! Schema migrations for PostgreSQL: the versions of Plinth's own tables, and each model's table, columns
 //! and indexes, changed in one transaction under an advisory lock, so instances starting
 //! together migrate once.
 
 use super::errors::map;
 use super::exec::Pg;
 use crate::StoreError;
-use crate::sql::Dialect;
-use crate::sql::ddl::{ADDED_COLUMNS, ADDED_INDEXES};
 use crate::sql::steps::apply;
+use crate::sql::versions::{self, Stepped};
 use deadpool_postgres::Transaction;
+use plinth_core::Timestamp;
 use plinth_core::migrate::{Plan, Step};
 use plinth_core::{ModelDecl, Schema};
 
 /// The advisory lock key migrations hold (any constant; "plinth" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0000_706c_696e_7468;
 
-/// Takes the migration lock for the rest of the transaction and creates Plinth's own tables.
+/// Takes the migration lock for the rest of the transaction.
+pub(super) async fn lock(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(map)?;
+    Ok(())
+}
+
+/// Takes the migration lock for the rest of the transaction and, when `upgrade`, applies
+/// any pending version of Plinth's own tables in it (at open each version had its own
+/// transaction: see [`upgrade`]; this catches a database restored or rolled back since).
 /// With keys, also seals the emails of accounts from before emails were sealed (one
 /// instance does, under the lock).
 pub(super) async fn lock_and_init(
     tx: &Transaction<'_>,
     keys: &crate::Keys,
+    upgrade: bool,
 ) -> Result<(), StoreError> {
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-        .await
-        .map_err(map)?;
-    let d = Dialect::Postgres;
-    tx.batch_execute(&d.internal_tables()).await.map_err(map)?;
-    // Columns later releases added, under the same lock: one instance adds them.
-    for (table, column, ty, backfill) in ADDED_COLUMNS {
-        let count: i64 = tx
-            .query_one(&d.column_count(table, column), &[])
-            .await
-            .map_err(map)?
-            .get(0);
-        if count == 0 {
-            tx.batch_execute(&format!("{}; {backfill};", d.add_column(table, column, ty)))
-                .await
-                .map_err(map)?;
-        }
+    lock(tx).await?;
+    if !upgrade {
+        return Ok(());
     }
-    tx.batch_execute(ADDED_INDEXES).await.map_err(map)?;
+    let now = Timestamp::from_system(std::time::SystemTime::now());
+    while let Stepped::Applied(version) = versions::step(&Pg(tx), now).await? {
+        versions::applied_note(version);
+    }
     if keys.present() {
         let sealed = crate::sql::accounts::seal_plain_emails(&Pg(tx), keys).await?;
         if sealed > 0 {
@@ -48,6 +48,48 @@ pub(super) async fn lock_and_init(
         }
     }
     Ok(())
+}
+
+/// Brings Plinth's own tables to the latest version at open: one transaction per version,
+/// each under the migration lock, so instances starting together apply each once (see
+/// `sql::versions::step`).
+pub(super) async fn upgrade(store: &super::PgStore) -> Result<(), StoreError> {
+    let now = Timestamp::from_system(std::time::SystemTime::now());
+    loop {
+        let stepped = store
+            .in_tx(async |tx| {
+                lock(tx.0).await?;
+                versions::step(tx, now).await
+            })
+            .await?;
+        match stepped {
+            Stepped::Applied(version) => versions::applied_note(version),
+            Stepped::Current(unknown) => {
+                versions::unknown_note(&unknown);
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Rolls Plinth's own tables back to version `to`: one transaction per version, each under
+/// the migration lock.
+pub(super) async fn down(
+    store: &super::PgStore,
+    to: u32,
+    allow_destructive: bool,
+) -> Result<Vec<u32>, StoreError> {
+    let mut undone = Vec::new();
+    while let Some(version) = store
+        .in_tx(async |tx| {
+            lock(tx.0).await?;
+            versions::step_down(tx, to, allow_destructive).await
+        })
+        .await?
+    {
+        undone.push(version);
+    }
+    Ok(undone)
 }
 
 /// The declarations the last migration recorded.

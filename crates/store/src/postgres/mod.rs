@@ -91,6 +91,8 @@ struct Inner {
     claim: tokio::sync::Mutex<Option<(Claim, claim::Held)>>,
     /// The keys that seal personal data.
     keys: crate::Keys,
+    /// Versions of Plinth's own tables are applied (see [`PgOptions::upgrade`]).
+    upgrade: bool,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -138,6 +140,7 @@ impl PgStore {
                 url: opts.url.clone(),
                 claim: tokio::sync::Mutex::new(claim),
                 keys: opts.keys.clone(),
+                upgrade: opts.upgrade,
             }),
         };
         if opts.read_only {
@@ -151,8 +154,11 @@ impl PgStore {
         }
         // The internal tables (users, keys, tokens) exist from the start, as on SQLite, so
         // account commands work before the first migration.
+        if opts.upgrade {
+            ddl::upgrade(&store).await?;
+        }
         store
-            .in_tx(async |tx| ddl::lock_and_init(tx.0, &opts.keys).await)
+            .in_tx(async |tx| ddl::lock_and_init(tx.0, &opts.keys, opts.upgrade).await)
             .await?;
         let (listen_config, _) = tls::parse_url(&opts.url)?;
         let listener = tokio::spawn(listen(listen_config, tls, Arc::downgrade(&store.inner)));
@@ -272,9 +278,18 @@ const PRIMARY: ReadFrom = ReadFrom::Primary;
 
 #[async_trait]
 impl Store for PgStore {
+    async fn schema_status(&self) -> Result<crate::SchemaStatus, StoreError> {
+        self.call(PRIMARY, async |c| crate::sql::versions::status(c).await)
+            .await
+    }
+
+    async fn schema_down(&self, to: u32, allow_destructive: bool) -> Result<Vec<u32>, StoreError> {
+        ddl::down(self, to, allow_destructive).await
+    }
+
     async fn plan(&self, schema: &Schema) -> Result<Plan, StoreError> {
         self.in_tx(async |tx| {
-            ddl::lock_and_init(tx.0, &self.inner.keys).await?;
+            ddl::lock_and_init(tx.0, &self.inner.keys, self.inner.upgrade).await?;
             ddl::plan(tx.0, schema).await
         })
         .await
@@ -298,7 +313,7 @@ impl Store for PgStore {
         let mut client = self.inner.pool.get().await.map_err(errors::pool)?;
         let tx = client.transaction().await.map_err(errors::map)?;
         let filled = async {
-            ddl::lock_and_init(&tx, &self.inner.keys).await?;
+            ddl::lock_and_init(&tx, &self.inner.keys, self.inner.upgrade).await?;
             ddl::migrate(&tx, schema, &sql_transfer::refuse_destructive).await?;
             sql_transfer::fill(&Pg(&tx), &self.inner.keys, schema, &lines).await
         }
@@ -353,7 +368,7 @@ impl Store for PgStore {
         };
         let result = self
             .in_tx(async |tx| {
-                ddl::lock_and_init(tx.0, &self.inner.keys).await?;
+                ddl::lock_and_init(tx.0, &self.inner.keys, self.inner.upgrade).await?;
                 ddl::migrate(tx.0, schema, &check).await
             })
             .await;

@@ -1,113 +1,9 @@
-//! Plinth's own tables, and the names and base columns of model tables, for both engines.
-//! The steps that change model tables are in `steps`.
+//! The names and base columns of model tables, for both engines. Plinth's own tables are in
+//! `versions`; the steps that change model tables are in `steps`.
 
 use super::Dialect;
-use plinth_core::schema::ValueKind;
 
-/// Plinth's own tables: declarations, idempotency keys, accounts, refresh tokens, API keys,
-/// the audit trail (indexed for its filters: a record's history, an actor, a time range)
-/// and its checkpoints. A release's new index here is created at the next start. Checks on
-/// tables written per request spell a choice with `OR` (see `base_columns`).
-const INTERNAL_TABLES: &str = "
-    CREATE TABLE IF NOT EXISTS _plinth_models (
-        name TEXT NOT NULL PRIMARY KEY,
-        decl {json} NOT NULL,
-        position INTEGER NOT NULL
-    );
-    CREATE TABLE IF NOT EXISTS _plinth_idempotency (
-        model TEXT NOT NULL,
-        scope TEXT NOT NULL,
-        key TEXT NOT NULL,
-        body_digest TEXT NOT NULL,
-        record_id {uuid} NOT NULL,
-        created_at {time} NOT NULL,
-        PRIMARY KEY (model, scope, key)
-    );
-    CREATE INDEX IF NOT EXISTS _plinth_idempotency_created ON _plinth_idempotency (created_at);
-    CREATE TABLE IF NOT EXISTS _plinth_users (
-        id {uuid} NOT NULL PRIMARY KEY,
-        email TEXT NOT NULL,
-        email_norm TEXT NOT NULL,
-        role TEXT NOT NULL CHECK (role IN ('admin', 'user')),
-        password_hash TEXT NOT NULL,
-        created_at {time} NOT NULL,
-        updated_at {time} NOT NULL,
-        version {int} NOT NULL DEFAULT 1
-    );
-    CREATE UNIQUE INDEX IF NOT EXISTS _plinth_users__email ON _plinth_users (email_norm);
-    CREATE TABLE IF NOT EXISTS _plinth_refresh_tokens (
-        token_hash TEXT NOT NULL PRIMARY KEY,
-        family {uuid} NOT NULL,
-        user_id {uuid} NOT NULL,
-        expires_at {time} NOT NULL,
-        spent_at {time},
-        revoked_at {time},
-        created_at {time} NOT NULL,
-        family_started_at {time}
-    );
-    CREATE INDEX IF NOT EXISTS _plinth_refresh_tokens_family ON _plinth_refresh_tokens (family);
-    CREATE INDEX IF NOT EXISTS _plinth_refresh_tokens_user ON _plinth_refresh_tokens (user_id);
-    CREATE INDEX IF NOT EXISTS _plinth_refresh_tokens_expires ON _plinth_refresh_tokens (expires_at);
-    CREATE INDEX IF NOT EXISTS _plinth_refresh_tokens_revoked ON _plinth_refresh_tokens (revoked_at)
-        WHERE revoked_at IS NOT NULL;
-    CREATE TABLE IF NOT EXISTS _plinth_api_keys (
-        id {uuid} NOT NULL PRIMARY KEY,
-        user_id {uuid} NOT NULL,
-        name TEXT NOT NULL,
-        prefix TEXT NOT NULL,
-        key_hash TEXT NOT NULL UNIQUE,
-        role TEXT NOT NULL CHECK (role IN ('admin', 'user')),
-        expires_at {time},
-        last_used_at {time},
-        revoked_at {time},
-        created_at {time} NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS _plinth_api_keys_user ON _plinth_api_keys (user_id);
-    CREATE TABLE IF NOT EXISTS _plinth_audit (
-        seq {int} NOT NULL PRIMARY KEY,
-        at {time} NOT NULL,
-        actor_kind TEXT NOT NULL CHECK (actor_kind = 'user' OR actor_kind = 'api_key'
-            OR actor_kind = 'system' OR actor_kind = 'guest'),
-        actor_id {uuid},
-        actor_label TEXT NOT NULL,
-        action TEXT NOT NULL,
-        model TEXT,
-        record_id {uuid},
-        request_id TEXT NOT NULL,
-        client_addr TEXT,
-        changes TEXT NOT NULL,
-        prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS _plinth_audit_record ON _plinth_audit (record_id, seq);
-    CREATE INDEX IF NOT EXISTS _plinth_audit_actor ON _plinth_audit (actor_id, seq);
-    CREATE INDEX IF NOT EXISTS _plinth_audit_at ON _plinth_audit (at);
-    CREATE TABLE IF NOT EXISTS _plinth_audit_checkpoints (
-        seq {int} NOT NULL PRIMARY KEY,
-        hash TEXT NOT NULL,
-        at {time} NOT NULL,
-        entry_seq {int} NOT NULL
-    );";
-
-/// Columns added to Plinth's own tables after a release created them: `(table, column,
-/// type placeholder, backfill)`. `CREATE TABLE IF NOT EXISTS` leaves an existing table as it
-/// was, so each engine adds a missing one at start ([`Dialect::column_count`] tells), then
-/// runs the backfill. Every step is idempotent.
-pub(crate) const ADDED_COLUMNS: &[(&str, &str, &str, &str)] = &[(
-    "_plinth_refresh_tokens",
-    "family_started_at",
-    "{time}",
-    // A family's start is its oldest token's creation.
-    "UPDATE _plinth_refresh_tokens SET family_started_at = (SELECT min(t.created_at) \
-     FROM _plinth_refresh_tokens t WHERE t.family = _plinth_refresh_tokens.family) \
-     WHERE family_started_at IS NULL",
-)];
-
-/// Indexes on columns of [`ADDED_COLUMNS`]: created after those are added (an index in
-/// `INTERNAL_TABLES` would fail on a table from before its column). Idempotent.
-pub(crate) const ADDED_INDEXES: &str = "
-    CREATE INDEX IF NOT EXISTS _plinth_refresh_tokens_started
-        ON _plinth_refresh_tokens (family_started_at);";
+// Plinth's own tables are in numbered versions: `sql::versions`.
 
 /// PostgreSQL identifiers' longest length, in bytes; longer ones are silently truncated.
 const MAX_IDENT: usize = 63;
@@ -129,16 +25,6 @@ impl Dialect {
         format!("{}_{h:016x}", &full[..46])
     }
 
-    /// Plinth's own tables, in this dialect's column types: one definition for both engines
-    /// (`{uuid}`, `{time}`, `{json}` and `{int}` stand for the storage classes).
-    pub(crate) fn internal_tables(self) -> String {
-        INTERNAL_TABLES
-            .replace("{uuid}", self.column_type(ValueKind::Uuid))
-            .replace("{time}", self.column_type(ValueKind::Datetime))
-            .replace("{json}", self.column_type(ValueKind::Json))
-            .replace("{int}", self.column_type(ValueKind::Integer))
-    }
-
     /// A query counting the columns named `column` of `table` (0: add it).
     pub(crate) fn column_count(self, table: &str, column: &str) -> String {
         match self {
@@ -152,9 +38,10 @@ impl Dialect {
         }
     }
 
-    /// `ALTER TABLE … ADD COLUMN` in this dialect's types, for one of [`ADDED_COLUMNS`].
+    /// `ALTER TABLE … ADD COLUMN` in this dialect's types, for a version of Plinth's own
+    /// tables (`ty` a placeholder of [`Dialect::render`]).
     pub(crate) fn add_column(self, table: &str, column: &str, ty: &str) -> String {
-        let ty = ty.replace("{time}", self.column_type(ValueKind::Datetime));
+        let ty = self.render(ty);
         format!("ALTER TABLE {table} ADD COLUMN {column} {ty}")
     }
 

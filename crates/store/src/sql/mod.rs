@@ -18,6 +18,7 @@ pub(crate) mod reseal;
 pub(crate) mod steps;
 pub(crate) mod sweep;
 pub(crate) mod transfer;
+pub(crate) mod versions;
 
 use crate::StoreError;
 use plinth_core::schema::ValueKind;

@@ -1,36 +1,35 @@
-//! Schema migrations for SQLite: the internal tables, and each model's table, columns and
+//! Schema migrations for SQLite: the versions of Plinth's own tables, and each model's table, columns and
 //! indexes, changed in one transaction.
 
 use super::errors::map;
 use crate::StoreError;
-use crate::sql::ddl::{ADDED_COLUMNS, ADDED_INDEXES};
+use crate::sql::ready;
 use crate::sql::steps::apply;
-use crate::sql::{Dialect, ready};
+use crate::sql::versions::{self, Stepped};
+use plinth_core::Timestamp;
 use plinth_core::migrate::{Plan, Step};
 use plinth_core::{ModelDecl, Schema};
 use rusqlite::{Connection, TransactionBehavior, params};
 
-/// Creates Plinth's own tables if they are missing, and adds the columns (and their indexes)
-/// later releases added to them.
+/// Brings Plinth's own tables to the latest version, one transaction per version (each
+/// under the write lock, so a second process opening the file at the same moment finds it
+/// applied), after refusing a database newer than this binary (see `sql::versions`).
 /// With keys, also seals the emails of accounts from before emails were sealed.
 pub(super) fn init_internal(conn: &Connection, keys: &crate::Keys) -> Result<(), StoreError> {
-    let d = Dialect::Sqlite;
-    conn.execute_batch(&d.internal_tables()).map_err(map)?;
-    for (table, column, ty, backfill) in ADDED_COLUMNS {
-        // Checked and added under the write lock, so a second process opening the file at
-        // the same moment finds the column there.
+    let now = Timestamp::from_system(std::time::SystemTime::now());
+    loop {
         let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
             .map_err(map)?;
-        let count: i64 = tx
-            .query_row(&d.column_count(table, column), [], |r| r.get(0))
-            .map_err(map)?;
-        if count == 0 {
-            tx.execute_batch(&format!("{}; {backfill};", d.add_column(table, column, ty)))
-                .map_err(map)?;
-        }
+        let stepped = ready(versions::step(&*tx, now))?;
         tx.commit().map_err(map)?;
+        match stepped {
+            Stepped::Applied(version) => versions::applied_note(version),
+            Stepped::Current(unknown) => {
+                versions::unknown_note(&unknown);
+                break;
+            }
+        }
     }
-    conn.execute_batch(ADDED_INDEXES).map_err(map)?;
     if keys.present() {
         let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
             .map_err(map)?;
@@ -41,6 +40,25 @@ pub(super) fn init_internal(conn: &Connection, keys: &crate::Keys) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// Rolls Plinth's own tables back to version `to`, one transaction per version.
+pub(super) fn down(
+    conn: &Connection,
+    to: u32,
+    allow_destructive: bool,
+) -> Result<Vec<u32>, StoreError> {
+    let mut undone = Vec::new();
+    loop {
+        let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
+            .map_err(map)?;
+        let stepped = ready(versions::step_down(&*tx, to, allow_destructive))?;
+        tx.commit().map_err(map)?;
+        match stepped {
+            Some(version) => undone.push(version),
+            None => return Ok(undone),
+        }
+    }
 }
 
 /// The declarations the last migration recorded.

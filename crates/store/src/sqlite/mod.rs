@@ -66,6 +66,10 @@ pub struct SqliteOptions {
     /// The keys that seal personal data ([`Keys::missing`] unless set: then a model with
     /// `pii` fields, or an account, cannot be written).
     pub keys: Keys,
+    /// Bring Plinth's own tables to the latest version at open, refusing a database newer
+    /// than this binary (the default). Off (`plinth migrate status`, `plan`, `down`): the
+    /// file is taken as it is, and the migration methods apply no version either.
+    pub upgrade: bool,
 }
 
 impl SqliteOptions {
@@ -80,6 +84,7 @@ impl SqliteOptions {
             query_timeout: Duration::from_secs(5),
             claim: None,
             keys: Keys::missing(),
+            upgrade: true,
         }
     }
 }
@@ -128,7 +133,7 @@ impl SqliteStore {
             files::prepare(&opts.path)?;
         }
         let writer = open_conn(&opts.path, opts.busy_timeout, opts.read_only)?;
-        if !opts.read_only {
+        if !opts.read_only && opts.upgrade {
             ddl::init_internal(&writer, &opts.keys)?;
         }
         let readers = (0..opts.readers.max(1))
@@ -247,6 +252,16 @@ fn open_conn(path: &Path, busy: Duration, read_only: bool) -> Result<Connection,
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn schema_status(&self) -> Result<crate::SchemaStatus, StoreError> {
+        self.read(|conn| ready(crate::sql::versions::status(conn)))
+            .await
+    }
+
+    async fn schema_down(&self, to: u32, allow_destructive: bool) -> Result<Vec<u32>, StoreError> {
+        self.exclusive(move |w| ddl::down(&w.conn, to, allow_destructive))
+            .await
+    }
+
     fn engine_stats(&self) -> crate::EngineStats {
         self.inner.writer.stats()
     }

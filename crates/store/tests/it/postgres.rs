@@ -1,6 +1,7 @@
 //! The PostgreSQL engine against a real server: migrations are serialised across instances
 //! (ten stores migrating one database at once migrate it once), destructive changes are
-//! refused unless allowed, as on SQLite, writes that lose a serialization race are retried,
+//! refused unless allowed, as on SQLite, ten opening a fresh one apply each version of
+//! Plinth's own tables once, writes that lose a serialization race are retried,
 //! the statement timeout bounds a write stuck behind a lock, a full disk (SQLSTATE 53100)
 //! is `Unavailable`, and instances sweep one database at once.
 //!
@@ -84,6 +85,45 @@ async fn ten_instances_starting_together_on_a_fresh_database_migrate_once() {
         assert!(steps.is_empty(), "instance {i}: {steps:?}");
     }
     assert_eq!(recorded(&db).await, expected_rows(&decls));
+}
+
+/// Opening applies the versions of Plinth's own tables under the migration lock: ten
+/// instances opening a fresh database at the same moment all start, and each version is
+/// applied and recorded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_instances_opening_a_fresh_database_apply_each_version_once() {
+    let Some(server) = server("ten_instances_opening_a_fresh_database_apply_each_version_once")
+    else {
+        return;
+    };
+    let database = Database::create(&server).await;
+    let opening: Vec<_> = (0..INSTANCES)
+        .map(|_| {
+            let mut options = PgOptions::new(database.url());
+            options.pool_size = 2;
+            tokio::spawn(PgStore::open(options))
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for open in opening {
+        stores.push(open.await.expect("join").expect("every instance opens"));
+    }
+    let db = database.inspect().await;
+    let rows = db
+        .query(
+            "SELECT version, applied_at FROM _plinth_schema_versions ORDER BY version",
+            &[],
+        )
+        .await
+        .expect("the recorded versions");
+    let versions: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let latest = i64::from(plinth_store::versions::LATEST);
+    assert_eq!(versions, (0..=latest).collect::<Vec<_>>());
+    for store in &stores {
+        let status = store.schema_status().await.expect("status");
+        assert_eq!(status.database(), Some(plinth_store::versions::LATEST));
+        store.close().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

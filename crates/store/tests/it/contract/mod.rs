@@ -17,7 +17,8 @@ use plinth_core::{
     Schema,
 };
 use plinth_store::{
-    Keyring, Keys, NewUser, PgOptions, PgStore, SqliteOptions, SqliteStore, Store, User, WriteCtx,
+    Keyring, Keys, NewUser, PgOptions, PgStore, SqliteOptions, SqliteStore, Store, StoreError,
+    User, WriteCtx,
 };
 use plinth_testkit::PgDatabase;
 use serde_json::Value as Json;
@@ -70,6 +71,7 @@ mod schema;
 mod sweep;
 mod transfer;
 mod unique;
+mod versions;
 
 /// One engine under test: a store over an empty database of its own.
 #[derive(Debug)]
@@ -181,6 +183,23 @@ impl Engine {
         let server = plinth_testkit::postgres_server("contract::another")
             .expect("the server of the first database");
         Self::postgres_on(&server).await
+    }
+
+    /// Another store over this engine's database, beside the first (as another process
+    /// opening it); `upgrade` as in the engines' options.
+    pub(crate) async fn reopen(&self, upgrade: bool) -> Result<Arc<dyn Store>, StoreError> {
+        if let Some(db) = &self._postgres {
+            let mut options = PgOptions::new(db.url());
+            options.pool_size = 2;
+            options.keys = test_keys();
+            options.upgrade = upgrade;
+            return Ok(Arc::new(PgStore::open(options).await?));
+        }
+        let dir = self._sqlite_dir.as_ref().expect("a SQLite directory");
+        let mut options = SqliteOptions::new(dir.path().join("plinth.db"));
+        options.keys = test_keys();
+        options.upgrade = upgrade;
+        Ok(Arc::new(SqliteStore::open(options).await?))
     }
 
     /// Whether the engine is PostgreSQL (for the few capabilities only it has).
