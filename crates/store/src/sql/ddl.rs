@@ -135,7 +135,8 @@ impl Dialect {
     /// Plinth's own tables, in this dialect's column types: one definition for both engines
     /// (`{uuid}`, `{time}`, `{json}` and `{int}` stand for the storage classes).
     pub(crate) fn internal_tables(self) -> String {
-        INTERNAL_TABLES
+        [INTERNAL_TABLES, super::flags::FLAGS_TABLE]
+            .concat()
             .replace("{uuid}", self.column_type(ValueKind::Uuid))
             .replace("{time}", self.column_type(ValueKind::Datetime))
             .replace("{json}", self.column_type(ValueKind::Json))

@@ -5,13 +5,14 @@
 //! An engine supplies an [`Exec`] (run a [`Query`], hand each row to a callback as a
 //! [`SqlRow`]) and binds [`Param`]s; the [`Dialect`] says how the two spell what differs.
 //! Layout: `records` (single records), `list` (the list and keyset builder), `accounts`
-//! (users, refresh tokens, API keys), `audit` (the audit trail), `ddl` (the steps of a
+//! (users, refresh tokens, API keys), `flags` (feature flags), `audit` (the audit trail), `ddl` (the steps of a
 //! migration).
 
 pub(crate) mod accounts;
 pub(crate) mod audit;
 pub(crate) mod backup;
 pub(crate) mod ddl;
+pub(crate) mod flags;
 pub(crate) mod list;
 pub(crate) mod records;
 pub(crate) mod reseal;
