@@ -12,6 +12,7 @@ mod data_files;
 mod descriptors;
 mod disk_full;
 mod docs;
+mod flags;
 mod helpers;
 mod logs;
 mod migrate;

@@ -59,6 +59,7 @@ mod audit;
 mod audit_chain;
 mod backup;
 mod events;
+mod flags;
 mod keys;
 mod lists;
 mod pii;
