@@ -47,7 +47,7 @@ async fn a_change_through_one_instance_reaches_the_others_evaluation() {
     }
     a.flag_ok(&json!({"key": "half", "enabled": true, "rollout": 50}))
         .await;
-    // B held no flags before (its first evaluation loads them), then the same answers.
+    // The new flag reaches B, which then gives every account A's answer.
     for token in &users {
         seen(
             &b,
@@ -57,11 +57,12 @@ async fn a_change_through_one_instance_reaches_the_others_evaluation() {
         )
         .await;
     }
-    // Held now: a change through A reaches B by notification.
-    assert_eq!(
-        b.evaluate(Some(&users[0])).await["half"],
-        a.evaluate(Some(&users[0])).await["half"]
-    );
+    // Held now: a change through A reaches B by notification. At 100 % first, so the
+    // switch's effect on one account shows that B was told.
+    a.patch_flag_ok("half", &json!({"rollout": 100})).await;
+    for token in &users {
+        seen(&b, token, "half", json!(true)).await;
+    }
     a.patch_flag_ok("half", &json!({"enabled": false})).await;
     let took = seen(&b, &users[0], "half", json!(false)).await;
     eprintln!("a change reached the other instance in {took:?}");
