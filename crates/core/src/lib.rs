@@ -10,6 +10,7 @@
 //! - [`input`]: validation of create / PUT / PATCH bodies into [`Draft`] and [`Patch`].
 //! - [`query`]: list queries (filters, sort, limit) and [`cursor`]s.
 //! - [`policy`]: [`Principal`], roles, per-model overrides and the access decision.
+//! - [`flags`]: feature flags: [`flags::FlagKey`], rollouts, audiences and the decision.
 //! - [`auth`]: account rules: [`auth::Email`], the password policy, role names.
 //! - [`migrate`]: planning schema migrations.
 //! - [`time`]: microsecond [`Timestamp`]s.
@@ -17,6 +18,7 @@
 pub mod auth;
 pub mod cursor;
 pub mod error;
+pub mod flags;
 pub mod input;
 pub mod migrate;
 pub mod names;

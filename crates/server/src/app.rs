@@ -14,6 +14,7 @@ use crate::tls::{Tls, TlsError};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
+use plinth_store::Invalidation;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -119,14 +120,28 @@ impl Application {
             }
         };
         if let Some(mut notices) = state.store().invalidations() {
-            // Accounts or keys changed through another instance: drop cached credentials.
+            // Accounts, keys or flags changed through another instance: drop cached
+            // credentials, load the flags again.
+            // Nothing here keeps the store alive: the task ends with it.
             let auth = Arc::clone(state.auth());
+            let flags = Arc::clone(state.flags());
+            let store = Arc::downgrade(state.store());
             tokio::spawn(async move {
-                // A lagged receiver missed notices: dropping the cache covers them too.
-                while let Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) =
-                    notices.recv().await
-                {
-                    auth.forget_credentials();
+                use tokio::sync::broadcast::error::RecvError;
+                loop {
+                    let notice = match notices.recv().await {
+                        Ok(notice) => notice,
+                        // Notices were missed: dropping every copy covers them too.
+                        Err(RecvError::Lagged(_)) => Invalidation::All,
+                        Err(RecvError::Closed) => return,
+                    };
+                    if notice.credentials() {
+                        auth.forget_credentials();
+                    }
+                    if notice.flags() {
+                        let Some(store) = store.upgrade() else { return };
+                        flags.changed(store.as_ref()).await;
+                    }
                 }
             });
         }
@@ -180,6 +195,9 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let state = self.state.clone();
+        // The flags are held before the first request: `plinth.*` flags decide without
+        // waiting for them (a failure here leaves them to the first evaluation).
+        state.flags().changed(state.store().as_ref()).await;
         // Sweeping runs while the server serves, and stops before the store closes.
         let sweeper = crate::sweep::spawn(
             self.state.clone(),

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, header};
 use plinth_core::{ErrorCode, ModelDef, Principal, RecordId, Role};
 use plinth_store::WriteCtx;
 use std::sync::Arc;
+use uuid::Uuid;
 
 /// A JSON request body (`Content-Type: application/json`), as a JSON value.
 #[derive(Debug)]
@@ -82,8 +83,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
 /// `Authorization: Bearer <token or API key>` or `X-API-Key`, none for a guest. Present but
 /// invalid credentials are refused (401), never downgraded to a guest. Also applies the
 /// per-principal request rate limit. Handlers hand the principal to the access policy.
+/// The second field is the API key the caller authenticated with, if any (feature flags
+/// may name it).
 #[derive(Debug, Clone)]
-pub(crate) struct Caller(pub(crate) Principal);
+pub(crate) struct Caller(pub(crate) Principal, pub(crate) Option<Uuid>);
 
 impl Caller {
     /// Admins pass; a user is refused with 403 and `why`, a guest with 401.
@@ -107,7 +110,7 @@ impl FromRequestParts<AppState> for Caller {
             return Ok(caller.clone());
         }
         let credential = credential(&parts.headers)?;
-        let principal = state
+        let (principal, api_key) = state
             .auth()
             .authenticate(state.store().as_ref(), credential)
             .await?;
@@ -115,7 +118,7 @@ impl FromRequestParts<AppState> for Caller {
             Some(id) => id.to_string(),
             None => client_address(parts, state),
         })?;
-        let caller = Self(principal);
+        let caller = Self(principal, api_key);
         parts.extensions.insert(caller.clone());
         Ok(caller)
     }

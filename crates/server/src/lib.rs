@@ -7,6 +7,7 @@
 //! - [`config`]: the [`ServerConfig`] settings.
 //! - [`tls`]: HTTPS: [`TlsFiles`] loaded into rustls, reloaded on change or SIGHUP.
 //! - `backups`: scheduled backups into a directory, the oldest beyond a count deleted.
+//! - `flags`: this instance's copy of the feature flags, and what they decide.
 //! - `state`: [`AppState`], the shared state handlers take.
 //! - [`auth`]: [`Auth`]: password hashing, tokens, API keys, rate limits, the clock.
 //! - `accounts`: [`create_account`], the one way an account is made.
@@ -40,6 +41,7 @@ mod extract;
 #[cfg(feature = "faults")]
 mod faults;
 mod fds;
+mod flags;
 mod limits;
 mod metrics;
 mod middleware;

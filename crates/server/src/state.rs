@@ -2,9 +2,12 @@
 
 use crate::alerts::Alerts;
 use crate::auth::Auth;
+use crate::extract::Caller;
+use crate::flags::{Flags, REPLICA_READS};
 use crate::metrics::{MeteredStore, Metrics, MetricsAccess};
 use axum::body::Bytes;
 use plinth_core::Principal;
+use plinth_core::flags::Subject;
 use plinth_core::{ModelDef, QueryLimits, Schema};
 use plinth_store::{ReadFrom, Store};
 use std::collections::HashMap;
@@ -34,6 +37,8 @@ struct Inner {
     /// When each principal last wrote; only kept while the store has a replica. A short
     /// lock per request, never held across an await.
     recent_writers: Mutex<HashMap<Uuid, Instant>>,
+    /// This instance's copy of the feature flags.
+    flags: Arc<Flags>,
     /// How long list filter values may be.
     query_limits: QueryLimits,
     /// This instance's alerts, set once by the `Application` serving the state (unset:
@@ -90,6 +95,7 @@ impl AppState {
             started: Instant::now(),
             ryow_window,
             recent_writers: Mutex::new(HashMap::new()),
+            flags: Arc::default(),
             query_limits,
             alerts: OnceLock::new(),
             openapi: OnceLock::new(),
@@ -112,10 +118,17 @@ impl AppState {
         }
     }
 
-    /// Where `who`'s reads go: the primary within the window after its last write, else
-    /// the replica (if the store has one).
-    pub(crate) fn read_from(&self, who: &Principal) -> ReadFrom {
+    /// Where `who`'s reads go: the primary within the window after its last write, or
+    /// when the flag `plinth.replica_reads` exists and is off for the caller; else the
+    /// replica (if the store has one).
+    pub(crate) fn read_from(&self, caller: &Caller) -> ReadFrom {
         if !self.0.store.has_read_replica() {
+            return ReadFrom::Primary;
+        }
+        let who = &caller.0;
+        let subject = Subject::of(who, caller.1);
+        let now = self.0.auth.now();
+        if !self.0.flags.plinth_flag(REPLICA_READS, &subject, now, true) {
             return ReadFrom::Primary;
         }
         let recent = who.user_id().is_some_and(|id| {
@@ -134,6 +147,11 @@ impl AppState {
     /// The storage engine.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.0.store
+    }
+
+    /// This instance's copy of the feature flags.
+    pub(crate) fn flags(&self) -> &Arc<Flags> {
+        &self.0.flags
     }
 
     /// A served model by name.

@@ -63,6 +63,9 @@ pub const KEYS: &str = "_keys";
 /// The `model` of an alert's state change.
 pub const ALERTS: &str = "_alerts";
 
+/// The `model` of an event about a feature flag.
+pub const FLAGS: &str = "_flags";
+
 /// An account or authentication event: what the audit trail records besides record writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
@@ -101,6 +104,12 @@ pub enum Event {
     AlertFire,
     /// `alert.resolve`: a firing alert rule stopped breaching.
     AlertResolve,
+    /// `flag.create`: a feature flag was made (changes: every part, `to`).
+    FlagCreate,
+    /// `flag.update`: a feature flag changed (changes: the parts that changed, and its key).
+    FlagUpdate,
+    /// `flag.delete`: a feature flag was deleted (changes: every part, `from`).
+    FlagDelete,
 }
 
 impl Event {
@@ -123,6 +132,9 @@ impl Event {
             Self::KeysRetire => "keys.retire",
             Self::AlertFire => "alert.fire",
             Self::AlertResolve => "alert.resolve",
+            Self::FlagCreate => "flag.create",
+            Self::FlagUpdate => "flag.update",
+            Self::FlagDelete => "flag.delete",
         }
     }
 
@@ -132,6 +144,7 @@ impl Event {
             Self::ApiKeyCreate | Self::ApiKeyRevoke => API_KEYS,
             Self::KeysRotate | Self::KeysRetire => KEYS,
             Self::AlertFire | Self::AlertResolve => ALERTS,
+            Self::FlagCreate | Self::FlagUpdate | Self::FlagDelete => FLAGS,
             _ => USERS,
         }
     }

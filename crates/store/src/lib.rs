@@ -7,6 +7,7 @@
 //!   formats, checksum and checks.
 //! - [`audit`]: the audit trail's entries ([`AuditEntry`]) and how a chain check ends
 //!   ([`AuditVerdict`]).
+//! - [`flags`]: [`FlagStore`]: feature flags in `_plinth_flags`.
 //! - [`error`]: [`StoreError`], the only error type that leaves this crate.
 //! - `gate` (private): `ListGate`, how many record lists (and pattern lists) may hold read
 //!   connections at once, so gets always find one.
@@ -30,6 +31,7 @@ pub mod accounts;
 pub mod audit;
 pub mod backup;
 pub mod error;
+pub mod flags;
 mod gate;
 pub mod postgres;
 pub mod seal;
@@ -43,6 +45,7 @@ pub mod versions;
 pub use accounts::{AccountStore, ApiKey, NewApiKey, NewUser, Refresh, User, UserChanges};
 pub use audit::{AuditBreak, AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Event};
 pub use error::StoreError;
+pub use flags::{FlagStore, NewFlag};
 pub use postgres::{PgOptions, PgStore};
 pub use seal::{KeyError, Keyring, Keys, SealedTable};
 pub use sql::reseal::Resealed;
@@ -56,6 +59,29 @@ use plinth_core::{
     Draft, ListQuery, ListScope, ModelDef, Patch, Principal, Record, RecordId, Schema,
 };
 use std::sync::Arc;
+
+/// What another instance changed, as its notice says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalidation {
+    /// Accounts or API keys: cached credentials are stale.
+    Credentials,
+    /// Feature flags: the flags held in memory are stale.
+    Flags,
+    /// Anything (notices may have been missed): drop every copy.
+    All,
+}
+
+impl Invalidation {
+    /// Whether cached credentials must go.
+    pub fn credentials(self) -> bool {
+        matches!(self, Self::Credentials | Self::All)
+    }
+
+    /// Whether the flags held in memory must be loaded again.
+    pub fn flags(self) -> bool {
+        matches!(self, Self::Flags | Self::All)
+    }
+}
 
 /// Where a read may be served from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,7 +164,7 @@ pub struct Page {
 /// `version` by exactly one and sets `updated_at`; `expected_version` (from `If-Match`)
 /// makes a write conditional.
 #[async_trait]
-pub trait Store: AccountStore + Send + Sync + std::fmt::Debug {
+pub trait Store: AccountStore + FlagStore + Send + Sync + std::fmt::Debug {
     /// Claims the database for `claim` until the store is closed, or refuses with
     /// [`StoreError::InUse`] when another process's claim excludes it. On PostgreSQL, a
     /// server's own start migration then applies destructive steps only while no other
@@ -206,11 +232,11 @@ pub trait Store: AccountStore + Send + Sync + std::fmt::Debug {
         let _ = from;
         self.list(model, query, scope).await
     }
-    /// Notices that accounts or keys changed through another instance, so in-process caches
-    /// of credentials must be dropped; `None` when no other instance can share the database
-    /// (SQLite). A notice is also sent after the listener reconnects, since notices may have
-    /// been missed meanwhile.
-    fn invalidations(&self) -> Option<tokio::sync::broadcast::Receiver<()>> {
+    /// Notices that accounts, keys or flags changed through another instance, so in-process
+    /// copies must be dropped; `None` when no other instance can share the database
+    /// (SQLite). [`Invalidation::All`] is also sent after the listener reconnects, since
+    /// notices may have been missed meanwhile.
+    fn invalidations(&self) -> Option<tokio::sync::broadcast::Receiver<Invalidation>> {
         None
     }
     /// Whether reads may be served by a replica (then callers track read-your-own-writes).

@@ -13,6 +13,7 @@ mod deploy;
 mod descriptors;
 mod disk_full;
 mod docs;
+mod flags;
 mod helpers;
 mod logs;
 mod migrate;

@@ -267,16 +267,17 @@ impl Auth {
     /// credentials that are present but not valid (never silently a guest).
     ///
     /// Records who it is on the current (request) span: `user:<id>`, `key:<prefix>` (the
-    /// API key's public prefix, never the key) or `guest`.
+    /// API key's public prefix, never the key) or `guest`. With the principal comes the id
+    /// of the API key it authenticated with, if it used one.
     pub(crate) async fn authenticate(
         &self,
         store: &dyn Store,
         credential: Option<&str>,
-    ) -> Result<Principal, AuthError> {
+    ) -> Result<(Principal, Option<Uuid>), AuthError> {
         let span = tracing::Span::current();
         let Some(credential) = credential else {
             span.record("principal", "guest");
-            return Ok(Principal::guest());
+            return Ok((Principal::guest(), None));
         };
         // Access tokens: the signature and expiry are checked every time (cheap); only the
         // account lookup is cached, by user and version.
@@ -310,7 +311,7 @@ impl Auth {
             self.touch(store, key).await;
         }
         span.record("principal", vouched.label.as_str());
-        Ok(vouched.principal)
+        Ok((vouched.principal, vouched.key_id))
     }
 
     /// Forgets every cached credential: called after any change to an account or key made

@@ -16,6 +16,7 @@
 
 mod access;
 mod accounts;
+mod flags;
 mod histogram;
 mod sampled;
 mod store;

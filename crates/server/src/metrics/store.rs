@@ -48,7 +48,8 @@ ops! {
     CreateApiKey = "create_api_key", FindApiKey = "find_api_key",
     ListApiKeys = "list_api_keys", RevokeApiKey = "revoke_api_key",
     TouchApiKey = "touch_api_key", ImportUser = "import_user", BackupTo = "backup_to",
-    RestoreFrom = "restore_from",
+    RestoreFrom = "restore_from", CreateFlag = "create_flag", ListFlags = "list_flags",
+    GetFlag = "get_flag", UpdateFlag = "update_flag", DeleteFlag = "delete_flag",
 }
 
 /// A label set of one label.
@@ -226,7 +227,9 @@ impl Store for MeteredStore {
         let call = self.inner.list_from(model, query, scope, from);
         self.ops.time(Op::List, call).await
     }
-    fn invalidations(&self) -> Option<tokio::sync::broadcast::Receiver<()>> {
+    fn invalidations(
+        &self,
+    ) -> Option<tokio::sync::broadcast::Receiver<plinth_store::Invalidation>> {
         self.inner.invalidations()
     }
     fn has_read_replica(&self) -> bool {

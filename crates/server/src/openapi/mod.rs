@@ -37,6 +37,7 @@ use utoipa::OpenApi;
         (name = "api keys", description = "Keys for machines, managed with an access token."),
         (name = "users", description = "Account administration (admins)."),
         (name = "audit", description = "The audit trail (admins)."),
+        (name = "flags", description = "Feature flags (admins), and each caller's answers."),
         (name = "meta", description = "The build, this document and its page."),
         (name = "probes", description = "Liveness and readiness."),
     )

@@ -154,3 +154,50 @@ pub(crate) struct AuditTarget {
     #[schema(format = "uuid")]
     id: Option<String>,
 }
+
+/// `POST /api/v1/flags` (`routes::flags`, read field by field).
+#[derive(ToSchema)]
+pub(crate) struct NewFlag {
+    /// 1 to 64 lowercase letters and digits, in words joined by single `-`, `_` or `.`,
+    /// starting with a letter; not `evaluate`.
+    #[schema(pattern = "^[a-z][a-z0-9]*([-_.][a-z0-9]+)*$", max_length = 64)]
+    key: String,
+    #[schema(max_length = 1000, nullable = false)]
+    description: Option<String>,
+    /// False unless given.
+    #[schema(nullable = false)]
+    enabled: Option<bool>,
+    /// 0 to 100 with two decimals at most; 0 unless given.
+    #[schema(minimum = 0, maximum = 100, nullable = false)]
+    rollout: Option<f64>,
+    /// `user:<uuid>`, `role:admin`, `role:user` or `api_key:<uuid>` entries.
+    #[schema(max_items = 1000, nullable = false)]
+    allow: Option<Vec<String>>,
+    /// The same kinds of entries.
+    #[schema(max_items = 1000, nullable = false)]
+    deny: Option<Vec<String>>,
+    #[schema(format = DateTime)]
+    on_from: Option<String>,
+    #[schema(format = DateTime)]
+    off_after: Option<String>,
+}
+
+/// `PATCH /api/v1/flags/{key}`: any part of [`NewFlag`] but the key; `null` clears a
+/// schedule bound.
+#[derive(ToSchema)]
+pub(crate) struct FlagChange {
+    #[schema(max_length = 1000, nullable = false)]
+    description: Option<String>,
+    #[schema(nullable = false)]
+    enabled: Option<bool>,
+    #[schema(minimum = 0, maximum = 100, nullable = false)]
+    rollout: Option<f64>,
+    #[schema(max_items = 1000, nullable = false)]
+    allow: Option<Vec<String>>,
+    #[schema(max_items = 1000, nullable = false)]
+    deny: Option<Vec<String>>,
+    #[schema(format = DateTime)]
+    on_from: Option<String>,
+    #[schema(format = DateTime)]
+    off_after: Option<String>,
+}

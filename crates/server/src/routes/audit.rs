@@ -86,6 +86,7 @@ async fn list_audit(
                     plinth_store::audit::API_KEYS,
                     plinth_store::audit::KEYS,
                     plinth_store::audit::ALERTS,
+                    plinth_store::audit::FLAGS,
                 ]
                 .contains(&v) =>
             {
@@ -141,7 +142,7 @@ async fn record_history(
     policy::precheck(&caller.0, model.policy(), Action::Read)?;
     let record = state
         .store()
-        .get_from(&model, id, state.read_from(&caller.0))
+        .get_from(&model, id, state.read_from(&caller))
         .await?;
     match &record {
         Some(r) => policy::authorize(&caller.0, model.policy(), Action::Read, Some(r.owner_id))?,

@@ -6,6 +6,7 @@ mod alerts;
 mod audit;
 mod auth;
 mod docs;
+mod flags;
 mod health;
 mod meta;
 pub(crate) mod metrics;
@@ -44,5 +45,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         // Audit entries hold values as written: no cache may keep them either.
         .merge(audit::router().layer(from_fn(no_store)))
         .merge(alerts::router().layer(from_fn(no_store)))
+        // A flag's answer is the caller's own.
+        .merge(flags::router().layer(from_fn(no_store)))
         .merge(metrics::router())
 }

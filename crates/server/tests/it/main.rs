@@ -14,6 +14,7 @@ mod create;
 mod delete;
 mod errors;
 mod faults;
+mod flags;
 mod helpers;
 mod http2;
 mod http_conformance;

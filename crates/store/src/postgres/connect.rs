@@ -3,8 +3,10 @@
 
 use super::Inner;
 use super::tls::{PgTls, parse_url};
+use crate::Invalidation;
 use crate::StoreError;
 use crate::sql::INVALIDATE_CHANNEL;
+use crate::sql::flags::FLAGS_NOTICE;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::time::Duration;
 
@@ -85,8 +87,12 @@ pub(super) async fn listen(
                 while let Some(Ok(message)) =
                     std::future::poll_fn(|cx| connection.poll_message(cx)).await
                 {
-                    if matches!(message, AsyncMessage::Notification(_)) {
-                        let _ = notices.send(());
+                    if let AsyncMessage::Notification(n) = message {
+                        let _ = notices.send(match n.payload() {
+                            "credentials" => Invalidation::Credentials,
+                            FLAGS_NOTICE => Invalidation::Flags,
+                            _ => Invalidation::All,
+                        });
                     }
                 }
             });
@@ -95,7 +101,7 @@ pub(super) async fn listen(
                 .await
                 .is_ok()
             {
-                let _ = tx.send(());
+                let _ = tx.send(Invalidation::All);
                 drop(tx);
                 let _ = pump.await;
             } else {

@@ -26,6 +26,7 @@ mod connect;
 mod ddl;
 mod errors;
 mod exec;
+mod flag_store;
 mod lists;
 mod tls;
 
@@ -77,8 +78,9 @@ struct Inner {
     lists: ListGate,
     /// The same for the replica pool (each pool has `pool_size` connections of its own).
     replica_lists: ListGate,
-    /// Fed by the LISTEN connection (see `listen`): accounts or keys changed somewhere.
-    invalidations: tokio::sync::broadcast::Sender<()>,
+    /// Fed by the LISTEN connection (see `listen`): accounts, keys or flags changed
+    /// somewhere.
+    invalidations: tokio::sync::broadcast::Sender<crate::Invalidation>,
     /// The LISTEN task, aborted on close.
     listener: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The last timestamp handed out: times are strictly increasing within an instance.
@@ -453,7 +455,7 @@ impl Store for PgStore {
         self.list_within(model, query, scope, from).await
     }
 
-    fn invalidations(&self) -> Option<tokio::sync::broadcast::Receiver<()>> {
+    fn invalidations(&self) -> Option<tokio::sync::broadcast::Receiver<crate::Invalidation>> {
         Some(self.inner.invalidations.subscribe())
     }
 

@@ -5,13 +5,15 @@
 //! An engine supplies an [`Exec`] (run a [`Query`], hand each row to a callback as a
 //! [`SqlRow`]) and binds [`Param`]s; the [`Dialect`] says how the two spell what differs.
 //! Layout: `records` (single records), `list` (the list and keyset builder), `accounts`
-//! (users, refresh tokens, API keys), `audit` (the audit trail), `ddl` (Plinth's own
-//! tables), `steps` (the steps of a migration, as SQL to show and to run).
+//! (users, refresh tokens, API keys), `flags` (feature flags), `audit` (the audit trail),
+//! `ddl` (names and base columns of model tables), `versions` (Plinth's own tables),
+//! `steps` (the steps of a migration, as SQL to show and to run).
 
 pub(crate) mod accounts;
 pub(crate) mod audit;
 pub(crate) mod backup;
 pub(crate) mod ddl;
+pub(crate) mod flags;
 pub(crate) mod list;
 pub(crate) mod records;
 pub(crate) mod reseal;

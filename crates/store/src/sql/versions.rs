@@ -103,10 +103,18 @@ pub(crate) const VERSIONS: &[Version] = &[
         ),
         destructive: false,
     },
+    Version {
+        number: 4,
+        name: "feature flags",
+        additive: true,
+        up: &[Op::Sql(super::flags::FLAGS_TABLE)],
+        down: Some("DROP TABLE IF EXISTS _plinth_flags;"),
+        destructive: true,
+    },
 ];
 
 /// The newest version this binary knows.
-pub(crate) const LATEST: u32 = 3;
+pub(crate) const LATEST: u32 = 4;
 
 /// The tables every Plinth database has had from the first release. Checks on tables
 /// written per request spell a choice with `OR` (see `ddl`'s `base_columns`).

@@ -22,6 +22,7 @@ mod ddl;
 mod errors;
 mod exec;
 mod files;
+mod flag_store;
 mod readers;
 mod writer;
 

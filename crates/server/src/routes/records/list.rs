@@ -35,7 +35,7 @@ pub(super) async fn list_records(
     let scope = list_scope(&caller.0, model.policy())?;
     let limits = state.query_limits();
     let query = ListQuery::parse_within(&model, &pairs, caller.0.field_access(), limits)?;
-    let from = state.read_from(&caller.0);
+    let from = state.read_from(&caller);
     let page = state.store().list_from(&model, &query, scope, from).await?;
     let next_cursor = if page.has_more {
         page.records.last().map(|r| query.next_cursor(r))

@@ -41,7 +41,7 @@ pub(super) async fn read_record(
     precheck(&caller, &model, Action::Read)?;
     let record = state
         .store()
-        .get_from(&model, id, state.read_from(&caller.0))
+        .get_from(&model, id, state.read_from(&caller))
         .await?
         .ok_or_else(ApiError::record_not_found)?;
     authorize(&caller, &model, Action::Read, Some(&record))?;

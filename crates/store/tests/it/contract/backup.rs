@@ -1,13 +1,14 @@
 //! `Store::backup_to` / `Store::restore_from` on the engine under test: a backup restored
 //! into another empty database of the same engine gives back every table exactly (typed
-//! values, sealed values, accounts, API keys, the audit chain), and a restore over data is
+//! values, sealed values, accounts, API keys, feature flags, the audit chain), and a restore over data is
 //! refused unless forced.
 
 use super::{Engine, HASH, admin, draft, model, schema};
 use plinth_core::auth::Email;
+use plinth_core::flags::{Audience, FlagKey, FlagRule, Rollout};
 use plinth_core::{Role, Schema};
 use plinth_store::backup::BackupError;
-use plinth_store::{AuditVerdict, NewApiKey, NewUser, Store};
+use plinth_store::{AuditVerdict, NewApiKey, NewFlag, NewUser, Store};
 use serde_json::json;
 
 contract!(
@@ -31,7 +32,7 @@ fn decls() -> Schema {
     ]))
 }
 
-/// A user, an API key, 30 customers (one deleted, one updated) and an order.
+/// A user, an API key, a feature flag, 30 customers (one deleted, one updated) and an order.
 async fn populate(store: &dyn Store, schema: &Schema) {
     store.migrate(schema, false).await.expect("migrate");
     let user = store
@@ -54,6 +55,19 @@ async fn populate(store: &dyn Store, schema: &Schema) {
         expires_at: None,
     };
     store.create_api_key(&admin(), key).await.expect("key");
+    let flag = NewFlag {
+        key: FlagKey::parse("new-checkout").expect("a key"),
+        description: "the one-page checkout".to_owned(),
+        rule: FlagRule {
+            enabled: true,
+            rollout: Rollout::from_percent(12.5).expect("a rollout"),
+            allow: vec![Audience::User(user.id)],
+            deny: vec![Audience::Role(Role::Admin)],
+            on_from: plinth_core::Timestamp::from_micros(1_700_000_000_000_001),
+            off_after: None,
+        },
+    };
+    store.create_flag(&admin(), flag).await.expect("flag");
     let ctx = super::as_user(&user);
     let (customer, order) = (model(schema, "customer"), model(schema, "order"));
     let mut first = None;
@@ -79,10 +93,12 @@ async fn populate(store: &dyn Store, schema: &Schema) {
         .expect("order");
 }
 
-/// Everything the store shows of a database: users, keys, every record, every audit entry.
+/// Everything the store shows of a database: users, keys, flags, every record, every audit
+/// entry.
 async fn everything(store: &dyn Store, schema: &Schema) -> String {
     let users = store.list_users(None, 100).await.expect("users");
     let keys = store.list_api_keys(None).await.expect("keys");
+    let flags = store.list_flags().await.expect("flags");
     let mut records = Vec::new();
     for m in schema.models() {
         let pairs = [
@@ -103,7 +119,7 @@ async fn everything(store: &dyn Store, schema: &Schema) -> String {
     let audit = store.audit_list(0, 1000).await.expect("audit");
     let emails: Vec<&str> = users.iter().map(|u| u.email.as_str()).collect();
     let hashes: Vec<&str> = users.iter().map(|u| u.password_hash.as_str()).collect();
-    format!("{emails:?} {hashes:?}\n{keys:?}\n{records:?}\n{audit:?}")
+    format!("{emails:?} {hashes:?}\n{keys:?}\n{flags:?}\n{records:?}\n{audit:?}")
 }
 
 async fn a_backup_restores_every_table_exactly(e: &Engine) {

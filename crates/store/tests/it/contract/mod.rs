@@ -61,6 +61,7 @@ mod audit_chain;
 mod backup;
 mod events;
 mod evolve;
+mod flags;
 mod keys;
 mod lists;
 mod pii;

@@ -87,14 +87,24 @@ async fn down_to_the_baseline_and_up_again_keeps_records_users_and_keys(e: &Engi
     let (record, ann) = seed(e).await;
     assert!(audit_entries(&*e.store).await > 0);
 
-    // Version 2's down drops the audit trail: refused without the flag, and nothing is
-    // rolled back (not even version 3, above it).
+    // Version 4's down drops the flags and version 2's the audit trail: refused without
+    // the flag, and nothing is rolled back (not even version 3, between them).
+    let refused = e.store.schema_down(3, false).await.expect_err("refused");
+    assert!(
+        matches!(&refused, StoreError::Migration(m) if m.contains("version 4") && m.contains("--allow-destructive")),
+        "{refused:?}"
+    );
+    assert_eq!(status(&*e.store).await.database(), Some(LATEST));
+    assert_eq!(
+        e.store.schema_down(3, true).await.expect("down to 3"),
+        vec![4]
+    );
     let refused = e.store.schema_down(0, false).await.expect_err("refused");
     assert!(
         matches!(&refused, StoreError::Migration(m) if m.contains("version 2") && m.contains("--allow-destructive")),
         "{refused:?}"
     );
-    assert_eq!(status(&*e.store).await.database(), Some(LATEST));
+    assert_eq!(status(&*e.store).await.database(), Some(3));
 
     // Down to 1 first: the plan of an as-is store shows the SQL of what is pending.
     assert_eq!(
@@ -104,7 +114,7 @@ async fn down_to_the_baseline_and_up_again_keeps_records_users_and_keys(e: &Engi
     let as_is = e.reopen(false).await.expect("open as it is");
     let s = status(&*as_is).await;
     assert_eq!(s.database(), Some(1));
-    assert_eq!(pending(&s), vec![2, 3]);
+    assert_eq!(pending(&s), vec![2, 3, 4]);
     let audit = s.pending().next().expect("version 2");
     assert!(
         audit
