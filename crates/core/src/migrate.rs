@@ -174,6 +174,20 @@ impl Step {
         matches!(self, Self::DropModel(_) | Self::DropField { .. })
     }
 
+    /// Whether instances still declaring the models from before keep working once the
+    /// step is applied: a new model, a new (nullable) column, a new index, a check of
+    /// stored values. A rename, a type change or a changed index would break or undo them.
+    pub fn runs_beside_older(&self) -> bool {
+        match self {
+            Self::CreateModel(_)
+            | Self::AddField { .. }
+            | Self::Narrow { .. }
+            | Self::RequireField { .. } => true,
+            Self::Reindex { from, .. } => *from == IndexKind::None,
+            _ => false,
+        }
+    }
+
     /// A one-line description for logs and `plinth migrate --dry-run`.
     pub fn describe(&self) -> String {
         match self {
@@ -273,6 +287,45 @@ impl Plan {
         self.steps.is_empty()
     }
 
+    /// Whether every step drops a model, a field or an index the declarations no longer
+    /// name: the database holds everything declared, and more. A server can
+    /// run on it as it is (the extra columns, tables and indexes kept, unseen), as an older
+    /// instance does beside a newer one during a rolling update.
+    pub fn holds_more(&self) -> bool {
+        !self.steps.is_empty()
+            && self.steps.iter().all(|s| match s {
+                Step::DropModel(_) | Step::DropField { .. } => true,
+                // An index the database has and the declaration does not ask for.
+                Step::Reindex { model, index, .. } => model
+                    .fields()
+                    .get(*index)
+                    .is_some_and(|f| IndexKind::of_field(f) == IndexKind::None),
+                _ => false,
+            })
+    }
+
+    /// Refuses, naming them, the steps that instances running on the current declarations
+    /// could not work beside ([`Step::runs_beside_older`]): what a server starting beside
+    /// other instances may apply is new models, new fields, new indexes and checks.
+    pub fn check_beside_others(&self) -> Result<(), String> {
+        let blocking: Vec<String> = self
+            .steps
+            .iter()
+            .filter(|s| !s.runs_beside_older())
+            .map(Step::describe)
+            .collect();
+        if blocking.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "refusing a schema change while other instances use the database: {}. A rolling \
+             update applies only new models, new fields and new indexes; stop every instance, \
+             then start one (with --allow-destructive for a destructive step, after taking a \
+             backup) or run plinth migrate",
+            blocking.join("; ")
+        ))
+    }
+
     /// The descriptions of the steps that lose data.
     pub fn destructive(&self) -> Vec<String> {
         self.steps
@@ -316,3 +369,35 @@ use fields::plan_fields;
 mod evolve_tests;
 #[cfg(test)]
 mod tests;
+
+/// Whether a server may run on a database whose recorded declarations are `applied` while
+/// it declares `declared`, without migrating ([`Plan::holds_more`]): the steps kept undone,
+/// or why not. A field this configuration does not declare must be optional and without a
+/// default there, or this server would write records the recorded rules forbid.
+pub fn adoptable(applied: &[ModelDecl], declared: &Schema) -> Result<Vec<String>, String> {
+    let plan = Plan::new(applied, declared);
+    if !plan.is_empty() && !plan.holds_more() {
+        plan.check(false)?;
+        return Err(
+            "the database does not hold every declared model and field: migrate it first"
+                .to_owned(),
+        );
+    }
+    for step in &plan.steps {
+        let Step::DropField { model, field, .. } = step else {
+            continue;
+        };
+        let recorded = applied
+            .iter()
+            .find(|m| &m.name == model)
+            .and_then(|m| m.fields.iter().find(|f| &f.name == field));
+        if recorded.is_some_and(|f| f.required || f.default.is_some()) {
+            return Err(format!(
+                "{model}.{field} is not declared here but is required or has a default in the \
+                 database: this server would write records without it. Declare it, or stop \
+                 the instances that declare it first"
+            ));
+        }
+    }
+    Ok(plan.steps.iter().map(Step::describe).collect())
+}

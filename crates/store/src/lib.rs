@@ -198,6 +198,12 @@ pub trait Store: AccountStore + FlagStore + Send + Sync + std::fmt::Debug {
         schema: &Schema,
         allow_destructive: bool,
     ) -> Result<Vec<String>, StoreError>;
+    /// Serves `schema` without migrating when the database holds everything it declares
+    /// and more ([`Plan::only_drops`]): nothing in the database changes, the undeclared
+    /// columns and tables are kept and unseen here. Returns the steps a migration would
+    /// have taken; refused, like [`Store::migrate`] without `allow_destructive`, when the
+    /// plan does anything else.
+    async fn adopt(&self, schema: &Schema) -> Result<Vec<String>, StoreError>;
     /// Checks that the database answers, and that a claim taken is still held (on
     /// PostgreSQL a lost claim connection is re-taken; until then this fails).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -173,6 +173,42 @@ fn dropping_a_field_is_destructive() {
 }
 
 #[test]
+fn holds_more_tells_a_database_holding_more_than_declared() {
+    let keep = field("keep", "text", none());
+    let more = json!([
+        { "name": "item", "fields": [keep.clone(), field("old", "integer", none())] },
+        { "name": "gone", "fields": [] }
+    ]);
+    assert!(plan(more.clone(), item(std::slice::from_ref(&keep))).holds_more());
+    // Anything else to do, or nothing at all, is not a database holding more.
+    let added = item(&[keep.clone(), field("new", "integer", none())]);
+    assert!(!plan(more, added).holds_more());
+    assert!(!plan(item(std::slice::from_ref(&keep)), item(&[keep])).holds_more());
+}
+
+#[test]
+fn a_database_holding_more_is_adopted_only_when_the_extra_fields_are_optional() {
+    let keep = field("keep", "text", none());
+    let declared = schema(item(std::slice::from_ref(&keep)));
+    let optional = decls(item(&[keep.clone(), field("isbn", "string", none())]));
+    assert_eq!(
+        adoptable(&optional, &declared),
+        Ok(vec!["drop field item.isbn and its values".to_owned()])
+    );
+    for strict in [json!({ "required": true }), json!({ "default": "x" })] {
+        let applied = decls(item(&[keep.clone(), field("isbn", "string", strict)]));
+        let refused = adoptable(&applied, &declared).expect_err("writes would break a rule");
+        assert!(refused.contains("item.isbn"), "{refused}");
+    }
+    // An index the database has and this configuration does not is kept.
+    let indexed = decls(item(&[field("keep", "text", json!({ "indexed": true }))]));
+    assert_eq!(adoptable(&indexed, &declared).map(|k| k.len()), Ok(1));
+    // A database lacking a declared field is migrated, never adopted.
+    let fewer = decls(item(&[]));
+    assert!(adoptable(&fewer, &declared).is_err());
+}
+
+#[test]
 fn changing_storage_drops_and_re_adds() {
     let required_int = field("code", "integer", json!({ "required": true }));
     let p = plan(
@@ -356,4 +392,29 @@ fn a_plan_with_steps_is_not_empty() {
     let p = plan(item(&[]), item(&[field("a", "string", none())]));
     assert!(!p.is_empty(), "{p:?}");
     assert!(Plan::default().is_empty());
+}
+
+#[test]
+fn beside_other_instances_only_additions_and_checks_apply() {
+    let a = field("a", "integer", none());
+    let added = plan(
+        item(std::slice::from_ref(&a)),
+        item(&[
+            field("a", "integer", json!({ "indexed": true, "max": 10 })),
+            field("b", "string", json!({ "required": true, "default": "x" })),
+        ]),
+    );
+    assert_eq!(added.check_beside_others(), Ok(()), "{added:?}");
+    for (from, to) in [
+        (a.clone(), field("a", "float", none())),
+        (
+            a.clone(),
+            field("b", "integer", json!({ "renamed_from": "a" })),
+        ),
+        (field("a", "integer", json!({ "indexed": true })), a.clone()),
+    ] {
+        let p = plan(item(&[from]), item(&[to]));
+        let refused = p.check_beside_others().expect_err("refused beside others");
+        assert!(refused.contains("other instances"), "{refused}");
+    }
 }

@@ -11,7 +11,7 @@ use plinth_server::alerts::{AlertConfig, Thresholds, WebhookConfig};
 use plinth_server::{
     AccountError, AppState, Application, Auth, MetricsAccess, MetricsToken, ServerConfig, TlsFiles,
 };
-use plinth_store::{Claim, PgOptions, PgStore, WriteCtx};
+use plinth_store::{Claim, PgOptions, PgStore, StoreError, WriteCtx};
 use plinth_store::{Keys, SqliteOptions, SqliteStore, Store};
 use std::sync::Arc;
 use std::time::Duration;
@@ -160,10 +160,26 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
     if !matches!(config.encryption, crate::config::EncryptionSource::Env(_)) {
         reload_keys_on_hangup(keys);
     }
-    let steps = store
-        .migrate(&config.schema, allow_destructive)
-        .await
-        .context("schema migration failed")?;
+    let steps = match store.migrate(&config.schema, allow_destructive).await {
+        Ok(steps) => steps,
+        // A database holding more than declared (a newer instance added a field beside
+        // this one, during a rollout or before a rollback) is served as it is.
+        Err(e @ StoreError::Migration(_)) if !allow_destructive => {
+            let kept = store
+                .adopt(&config.schema)
+                .await
+                .map_err(|_| e)
+                .context("schema migration failed")?;
+            tracing::warn!(
+                kept = ?kept,
+                "the database holds models, fields or indexes this configuration does not \
+                 declare: they are kept as they are and unseen by this server (plinth migrate \
+                 --allow-destructive drops them)"
+            );
+            Vec::new()
+        }
+        Err(e) => return Err(e).context("schema migration failed"),
+    };
     for step in &steps {
         tracing::info!(step = %step, "migrated");
     }

@@ -133,18 +133,25 @@ async fn additive_changes_apply_and_destructive_ones_need_allowing() {
     assert!(schema.starts_with("CREATE TABLE"), "{schema}");
     assert!(schema.contains("\"owner_id\" TEXT"), "{schema}");
 
-    // Dropping a field is refused, naming the field and the way out.
+    // Dropping a field is refused: a server starts without it, the column kept and
+    // unseen, and says so; the migration names the field and the way out.
     declare(&dir, &[TITLE, ISBN], true);
     let data = dir.data_arg();
-    let serve = ["serve", "--listen", "127.0.0.1:0", "--data-dir", &data];
-    let stderr = refused(&dir, &serve, &[]).await.stderr;
-    assert!(stderr.contains("destructive"), "{stderr}");
-    assert!(stderr.contains("book.pages"), "{stderr}");
-    assert!(stderr.contains("--allow-destructive"), "{stderr}");
+    let server = Server::start(&dir).await;
+    let kept = server.read("book", &first).await;
+    assert_eq!(kept.get("pages"), None, "{kept}");
+    let proc = server.stop().await;
+    let warned = proc.logs().iter().any(|l| {
+        let line = l.to_string();
+        line.contains("does not declare: they are kept as they are")
+            && line.contains("drop field book.pages")
+    });
+    assert!(warned, "{}", proc.describe());
     let stderr = refused(&dir, &["migrate", "--data-dir", &data], &[])
         .await
         .stderr;
     assert!(stderr.contains("book.pages"), "{stderr}");
+    assert!(stderr.contains("--allow-destructive"), "{stderr}");
 
     // The dry run shows the step, marked, and changes nothing.
     let dry = run_ok(&dir, &["migrate", "--dry-run", "--data-dir", &data], &[]).await;

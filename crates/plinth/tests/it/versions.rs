@@ -7,7 +7,7 @@ use crate::helpers::{Server, TestDir, log_message, refused, run_ok};
 use reqwest::StatusCode;
 use serde_json::json;
 
-const LATEST: u32 = 3;
+use plinth_store::versions::LATEST;
 const TITLE: &str = "[[models.fields]]\nname = \"title\"\ntype = \"string\"\n";
 const ISBN: &str = "[[models.fields]]\nname = \"isbn\"\ntype = \"string\"\n";
 
@@ -59,7 +59,11 @@ async fn status_plan_up_and_down() {
         )),
         "{status}"
     );
-    assert_eq!(status.matches("pending").count(), 4, "{status}");
+    assert_eq!(
+        status.matches("pending").count() as u32,
+        LATEST + 1,
+        "{status}"
+    );
     let plan = call(&["plan"]).await;
     for expected in [
         "-- Plinth's own tables, version 0: baseline",
@@ -78,7 +82,11 @@ async fn status_plan_up_and_down() {
     assert!(up.contains(&format!("database: version {LATEST}")), "{up}");
     assert!(up.contains("applied 1 step(s)"), "{up}");
     let status = call(&["status"]).await;
-    assert_eq!(status.matches("  applied ").count(), 4, "{status}");
+    assert_eq!(
+        status.matches("  applied ").count() as u32,
+        LATEST + 1,
+        "{status}"
+    );
     assert!(status.contains("(its down loses data)"), "{status}");
 
     // Down is refused while a server runs.
@@ -114,7 +122,8 @@ async fn status_plan_up_and_down() {
 
     let done = run_ok(&dir, &down, &[]).await.stdout;
     assert!(
-        done.contains("rolled back version 3")
+        done.contains("rolled back version 4")
+            && done.contains("rolled back version 3")
             && done.contains("rolled back version 2")
             && done.contains("database: version 1"),
         "{done}"
@@ -273,18 +282,69 @@ async fn postgres_instances_run_side_by_side_during_an_additive_change() {
         listed.body
     );
 
-    // A restarting with the older config while B runs is refused today (it does not yet
-    // keep an undeclared column with a warning): its plan drops the field, which is
-    // destructive, so a rollout cannot restart old instances once a new field is added.
+    // A restarting with the older config while B runs (a rescheduled pod, a rollback)
+    // starts: the field it does not declare is kept, unseen, and B's values survive A's
+    // writes.
     a.stop().await;
     declare(&dir, &[TITLE]);
+    let a = Server::start(&dir).await;
+    let seen = a.read("book", &id(&by_b)).await;
+    assert!(seen.get("isbn").is_none(), "{seen}");
+    let changed = a
+        .patch(
+            &format!("/api/v1/book/{}", id(&by_b)),
+            &json!({"title": "Emma!!"}),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    let emma = b.read("book", &id(&by_b)).await;
+    assert_eq!(
+        (&emma["title"], &emma["isbn"]),
+        (&json!("Emma!!"), &json!("978-0141439587"))
+    );
+    let proc = a.stop().await;
+    let warned = proc.logs().iter().any(|l| {
+        log_message(l).is_some_and(|m| m.contains("does not declare: they are kept as they are"))
+    });
+    assert!(warned, "{}", proc.describe());
+    // The declarations recorded are still B's: B restarts with nothing to migrate.
+    declare(&dir, &[TITLE, ISBN]);
+    let b2 = Server::start(&dir).await;
+    assert_eq!(b2.read("book", &id(&by_b)).await["isbn"], "978-0141439587");
+    b2.stop().await;
+    b.stop().await;
+}
+
+/// Beside a running instance, a server applies no change that instance could not run
+/// beside (here a rename): it refuses to start, naming the step; alone, it applies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_rename_waits_until_no_other_instance_runs() {
+    let dir = TestDir::new();
+    if dir.postgres_url().is_none() {
+        return;
+    }
+    declare(&dir, &[TITLE]);
+    let a = Server::start(&dir).await;
+    let book = a
+        .create("book", &json!({"name": "Dune", "title": "Dune"}))
+        .await;
+    let renamed =
+        "[[models.fields]]\nname = \"heading\"\ntype = \"string\"\nrenamed_from = \"title\"\n";
+    declare(&dir, &[renamed]);
     let data = dir.data_arg();
     let serve = ["serve", "--listen", "127.0.0.1:0", "--data-dir", &data];
     let stderr = refused(&dir, &serve, &[]).await.stderr;
     assert!(
-        stderr.contains("refusing a destructive schema change: drop field book.isbn"),
+        stderr.contains("other instances use the database")
+            && stderr.contains("rename field book.title"),
         "{stderr}"
     );
+    // A was not disturbed; stopped, the rename applies and keeps the value.
+    let id = book["id"].as_str().expect("id").to_owned();
+    assert_eq!(a.read("book", &id).await["title"], "Dune");
+    a.stop().await;
+    let b = Server::start(&dir).await;
+    assert_eq!(b.read("book", &id).await["heading"], "Dune");
     b.stop().await;
 }
 

@@ -167,6 +167,9 @@ impl Store for MeteredStore {
         let call = self.inner.migrate(schema, allow_destructive);
         self.ops.time(Op::Migrate, call).await
     }
+    async fn adopt(&self, schema: &Schema) -> Result<Vec<String>, StoreError> {
+        self.ops.time(Op::Migrate, self.inner.adopt(schema)).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         self.ops.time(Op::Ping, self.inner.ping()).await
     }

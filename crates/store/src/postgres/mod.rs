@@ -344,11 +344,11 @@ impl Store for PgStore {
         schema: &Schema,
         allow_destructive: bool,
     ) -> Result<Vec<String>, StoreError> {
-        // A server applies destructive steps only while it runs alone: it holds the claim
-        // exclusively meanwhile, so no instance starts beside the change.
+        // Beside other instances a server applies only what they can run beside; the rest
+        // waits until it runs alone, holding the claim exclusively so none starts meanwhile.
         let held = self.inner.claim.lock().await;
         let serving = match held.as_ref() {
-            Some((Claim::Serve, h)) if allow_destructive => Some(h),
+            Some((Claim::Serve, h)) => Some(h),
             _ => None,
         };
         let alone = match serving {
@@ -357,14 +357,8 @@ impl Store for PgStore {
         };
         let others = alone == Some(false);
         let check = |plan: &Plan| {
-            let destructive = plan.destructive();
-            if others && !destructive.is_empty() {
-                return Err(StoreError::Migration(format!(
-                    "refusing a destructive schema change while other instances use the database: {}. \
-                     Stop every instance, then start one with --allow-destructive (or run plinth \
-                     migrate --allow-destructive) after taking a backup",
-                    destructive.join("; ")
-                )));
+            if others {
+                plan.check_beside_others().map_err(StoreError::Migration)?;
             }
             plan.check(allow_destructive).map_err(StoreError::Migration)
         };
@@ -395,6 +389,16 @@ impl Store for PgStore {
 
     async fn restore_from(&self, source: &Path, force: bool) -> Result<Restored, BackupError> {
         self.restore_backup(source, force).await
+    }
+
+    async fn adopt(&self, schema: &Schema) -> Result<Vec<String>, StoreError> {
+        let applied = self.recorded().await?;
+        let kept =
+            plinth_core::migrate::adoptable(&applied, schema).map_err(StoreError::Migration)?;
+        if let Ok(mut s) = self.inner.schema.write() {
+            *s = Arc::new(schema.clone());
+        }
+        Ok(kept)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -330,6 +330,16 @@ impl Store for SqliteStore {
         Ok(applied)
     }
 
+    async fn adopt(&self, schema: &Schema) -> Result<Vec<String>, StoreError> {
+        let applied = self.recorded().await?;
+        let kept =
+            plinth_core::migrate::adoptable(&applied, schema).map_err(StoreError::Migration)?;
+        if let Ok(mut s) = self.inner.schema.write() {
+            *s = Arc::new(schema.clone());
+        }
+        Ok(kept)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(errors::map))
             .await
