@@ -231,13 +231,12 @@ pub(crate) fn statements(d: Dialect, step: &Step) -> Result<Vec<Stmt>, String> {
             ));
         }
         Step::Refused { .. } => return Err(step.describe()),
-        Step::Reindex { model, index, from } => {
+        Step::Reindex { model, index, .. } => {
+            // Whatever the old index was, one may exist: a pii field always has one, and on
+            // SQLite a type change before this step has built the declared one.
             let f = field(model, *index)?;
-            let mut v = Vec::new();
-            if *from != IndexKind::None || f.pii() {
-                let idx = d.index_name(model.name().as_str(), f.name().as_str());
-                v.push(Run(format!("DROP INDEX IF EXISTS \"{idx}\"")));
-            }
+            let idx = d.index_name(model.name().as_str(), f.name().as_str());
+            let mut v = vec![Run(format!("DROP INDEX IF EXISTS \"{idx}\""))];
             v.extend(field_index(d, model, f));
             v
         }

@@ -11,6 +11,7 @@ contract!(
     a_rename_keeps_values_and_their_indexes,
     a_default_fills_existing_records_and_a_new_required_field_needs_one,
     integer_to_float_and_back_keep_values,
+    a_type_change_may_add_an_index_or_a_unique_one,
     looser_constraints_keep_data_and_accept_new_values,
     tighter_constraints_are_refused_naming_records_until_they_are_fixed,
     the_sql_shown_is_the_sql_run,
@@ -170,6 +171,38 @@ async fn integer_to_float_and_back_keep_values(e: &Engine) {
         [Value::Integer(9_007_199_254)]
     );
     assert_eq!(e.get(&item, b.id).await.fields, [Value::Integer(3)]);
+}
+
+async fn a_type_change_may_add_an_index_or_a_unique_one(e: &Engine) {
+    let v1 = e
+        .migrate(item(json!([
+            { "name": "n", "type": "float" },
+            { "name": "u", "type": "integer" },
+        ])))
+        .await;
+    let a = e
+        .create(
+            &admin(),
+            &model(&v1, "item"),
+            json!({ "name": "a", "n": 4.0, "u": 7 }),
+        )
+        .await;
+    let v2 = e
+        .migrate(item(json!([
+            { "name": "n", "type": "integer", "indexed": true },
+            { "name": "u", "type": "float", "unique": true },
+        ])))
+        .await;
+    let item = model(&v2, "item");
+    assert_eq!(
+        e.get(&item, a.id).await.fields,
+        [Value::Integer(4), Value::Float(7.0)]
+    );
+    // The unique index is built on the new column.
+    let dup = super::draft(&item, &json!({ "name": "b", "n": 1, "u": 7.0 }));
+    let dup = e.store.create(&admin(), &item, dup, None).await;
+    assert!(matches!(dup, Err(StoreError::Conflict { .. })), "{dup:?}");
+    assert!(e.store.plan(&v2).await.expect("plan").is_empty());
 }
 
 fn item_int() -> Json {
