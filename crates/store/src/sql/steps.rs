@@ -290,6 +290,10 @@ fn breaks(d: Dialect, c: &str, rule: &Rule) -> String {
         }
         Rule::Min(b) => format!("{c} < {}", bound(*b)),
         Rule::Max(b) => format!("{c} > {}", bound(*b)),
+        Rule::ExactInFloat => {
+            let most = plinth_core::migrate::EXACT_IN_FLOAT;
+            format!("({c} < -{most} OR {c} > {most})")
+        }
         Rule::Integral => match d {
             // Out of range, the cast saturates and differs too.
             Dialect::Sqlite => format!("{c} <> CAST({c} AS INTEGER)"),

@@ -12,6 +12,7 @@ contract!(
     a_default_fills_existing_records_and_a_new_required_field_needs_one,
     integer_to_float_and_back_keep_values,
     a_type_change_may_add_an_index_or_a_unique_one,
+    integer_to_float_is_refused_for_values_a_float_would_round,
     looser_constraints_keep_data_and_accept_new_values,
     tighter_constraints_are_refused_naming_records_until_they_are_fixed,
     the_sql_shown_is_the_sql_run,
@@ -203,6 +204,52 @@ async fn a_type_change_may_add_an_index_or_a_unique_one(e: &Engine) {
     let dup = e.store.create(&admin(), &item, dup, None).await;
     assert!(matches!(dup, Err(StoreError::Conflict { .. })), "{dup:?}");
     assert!(e.store.plan(&v2).await.expect("plan").is_empty());
+}
+
+async fn integer_to_float_is_refused_for_values_a_float_would_round(e: &Engine) {
+    const EXACT: i64 = 9_007_199_254_740_992; // 2^53
+    let v1 = e.migrate(item_int()).await;
+    let m = model(&v1, "item");
+    let top = e
+        .create(&admin(), &m, json!({ "name": "top", "n": EXACT }))
+        .await;
+    let bottom = e
+        .create(&admin(), &m, json!({ "name": "bottom", "n": -EXACT }))
+        .await;
+    let over = e
+        .create(&admin(), &m, json!({ "name": "over", "n": EXACT + 1 }))
+        .await;
+    let to_float = item(json!([{ "name": "n", "type": "float", "indexed": true }]));
+    for beyond in [EXACT + 1, -EXACT - 1] {
+        e.raw(&format!(
+            "UPDATE \"item\" SET \"n\" = {beyond} WHERE \"id\" = '{}'",
+            over.id
+        ))
+        .await;
+        let why = refusal(e, to_float.clone()).await;
+        assert!(
+            why.contains("item.n must be between -9007199254740992 and 9007199254740992")
+                && why.contains("1 record(s)")
+                && why.contains(&over.id.to_string())
+                && !why.contains(&top.id.to_string())
+                && !why.contains(&bottom.id.to_string()),
+            "{why}"
+        );
+        // Nothing was converted.
+        assert_eq!(e.get(&m, over.id).await.fields, [Value::Integer(beyond)]);
+    }
+    e.raw(&format!(
+        "UPDATE \"item\" SET \"n\" = {} WHERE \"id\" = '{}'",
+        EXACT - 1,
+        over.id
+    ))
+    .await;
+    let v2 = e.migrate(to_float).await;
+    let item = model(&v2, "item");
+    #[allow(clippy::cast_precision_loss)] // Exact below 2^53, the point of the test.
+    for (id, n) in [(top.id, EXACT), (bottom.id, -EXACT), (over.id, EXACT - 1)] {
+        assert_eq!(e.get(&item, id).await.fields, [Value::Float(n as f64)]);
+    }
 }
 
 fn item_int() -> Json {
