@@ -311,7 +311,8 @@ fn bound(b: Bound) -> String {
     }
 }
 
-/// A text literal. Names and declared values only: request data is always bound.
+/// A text literal. Names and declared values only: request data is always bound. A
+/// standard literal: PostgreSQL runs migrations with `standard_conforming_strings` on.
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }

@@ -10,6 +10,7 @@ use serde_json::{Value as Json, json};
 contract!(
     a_rename_keeps_values_and_their_indexes,
     a_default_fills_existing_records_and_a_new_required_field_needs_one,
+    a_default_with_a_backslash_and_a_quote_is_written_exactly,
     integer_to_float_and_back_keep_values,
     a_type_change_may_add_an_index_or_a_unique_one,
     integer_to_float_is_refused_for_values_a_float_would_round,
@@ -124,6 +125,35 @@ async fn a_default_fills_existing_records_and_a_new_required_field_needs_one(e: 
     // A create that leaves the fields out takes the defaults too.
     let b = e.create(&admin(), &item, json!({ "name": "b" })).await;
     assert_eq!(e.get(&item, b.id).await.fields, expected);
+}
+
+/// A declared default is a literal in the migration's SQL: on PostgreSQL it must mean the
+/// same whatever the database's `standard_conforming_strings` (off, `\'` would end it).
+async fn a_default_with_a_backslash_and_a_quote_is_written_exactly(e: &Engine) {
+    let v1 = e.migrate(item(json!([]))).await;
+    let a = e
+        .create(&admin(), &model(&v1, "item"), json!({ "name": "a" }))
+        .await;
+    if e.is_postgres() {
+        e.raw(
+            "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET standard_conforming_strings = off', \
+             current_database()); END $$",
+        )
+        .await;
+    }
+    // A new store: its connections start with the database's settings.
+    let store = e.reopen(true).await.expect("open again");
+    let tricky = r"it\'s \\ '' \";
+    let v2 = schema(item(
+        json!([{ "name": "t", "type": "string", "default": tricky }]),
+    ));
+    store.migrate(&v2, false).await.expect("migrate");
+    store.close().await;
+    let item = model(&v2, "item");
+    assert_eq!(
+        e.get(&item, a.id).await.fields,
+        [Value::Text(tricky.to_owned())]
+    );
 }
 
 async fn integer_to_float_and_back_keep_values(e: &Engine) {
