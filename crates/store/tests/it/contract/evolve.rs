@@ -1,6 +1,8 @@
 //! Schema evolution keeping data: renames (a pii and a unique field too), defaults filling
-//! existing records, integer to float and back, looser constraints, tighter ones refused
-//! while records break them (naming them), and the SQL shown equal to the SQL run.
+//! existing records (written exactly, whatever PostgreSQL's string settings), integer to
+//! float and back (with a new index, and refused beyond ±2^53), looser constraints, tighter
+//! ones refused while records break them (naming them), and the SQL shown equal to the SQL
+//! run.
 
 use super::{Engine, admin, model, schema};
 use plinth_core::Value;
