@@ -81,7 +81,8 @@ pub enum Step {
         rules: Vec<Rule>,
     },
     /// Convert a column between `integer` and `float` keeping its values (a preceding
-    /// [`Step::Narrow`] with [`Rule::Integral`] makes sure floats convert exactly).
+    /// [`Step::Narrow`] with [`Rule::Integral`] or [`Rule::ExactInFloat`] makes sure values
+    /// convert exactly).
     ChangeType {
         /// The model, as declared now.
         model: Arc<ModelDef>,
@@ -145,7 +146,14 @@ pub enum Rule {
     Max(Bound),
     /// A whole number within 64 bits (a float becoming an integer).
     Integral,
+    /// Within ±[`EXACT_IN_FLOAT`], where a float holds every whole number exactly (an
+    /// integer becoming a float).
+    ExactInFloat,
 }
+
+/// 2^53: past it, a float cannot hold every whole number, so an integer becoming a float
+/// would silently round.
+pub const EXACT_IN_FLOAT: i64 = 1 << 53;
 
 impl Rule {
     /// What values must be, e.g. `at most 10 characters`.
@@ -157,6 +165,9 @@ impl Rule {
             Self::Min(b) => format!("at least {}", bound_text(*b)),
             Self::Max(b) => format!("at most {}", bound_text(*b)),
             Self::Integral => "a whole number".to_owned(),
+            Self::ExactInFloat => format!(
+                "between -{EXACT_IN_FLOAT} and {EXACT_IN_FLOAT} (beyond, a float would round it)"
+            ),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The command line: `plinth <command> [options]`.
 
 use crate::config::{flag_help, setting};
-use clap::{Args, Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -22,6 +23,31 @@ pub(crate) struct Cli {
     pub(crate) global: GlobalArgs,
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+impl Cli {
+    /// Parses the command line, exiting with a usage error (status 2) on a bad one. Beyond
+    /// clap's checks: the bare form's `--dry-run` with a subcommand of `plinth migrate`,
+    /// which would otherwise run it for real. (clap's `args_conflicts_with_subcommands`
+    /// would refuse `plinth migrate --data-dir D status` too: the global options count.)
+    pub(crate) fn parse_checked() -> Self {
+        let mut cmd = Self::command();
+        let matches = cmd.get_matches_mut();
+        if let Some(migrate) = matches.subcommand_matches("migrate")
+            && let Some(action) = migrate.subcommand_name()
+            && migrate.get_flag("dry_run")
+        {
+            let message = format!(
+                "'--dry-run' cannot be used with the subcommand '{action}': it belongs to bare \
+                 `plinth migrate`; `plinth migrate plan` shows what `up` would do, changing nothing"
+            );
+            if let Some(cmd) = cmd.find_subcommand_mut("migrate") {
+                cmd.error(ErrorKind::ArgumentConflict, &message).exit();
+            }
+            cmd.error(ErrorKind::ArgumentConflict, message).exit();
+        }
+        Self::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut cmd).exit())
+    }
 }
 
 /// Options every command takes. Each overrides the same setting from the environment and

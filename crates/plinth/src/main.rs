@@ -6,12 +6,11 @@ mod commands;
 mod config;
 mod logging;
 
-use clap::Parser;
 use cli::{AuditCommand, Cli, Command, KeysCommand, UserCommand};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_checked();
     let global = &cli.global;
     let result = match cli.command {
         Command::Serve(args) => commands::serve::run(global, &args),

@@ -152,7 +152,11 @@ fn integer_to_float_converts_in_place_and_back_checks_first() {
     );
     assert_eq!(
         described(&p),
-        ["change item.n from integer to float, keeping its values"]
+        [
+            "check that every item.n is between -9007199254740992 and 9007199254740992 \
+             (beyond, a float would round it)",
+            "change item.n from integer to float, keeping its values"
+        ]
     );
     assert_eq!(p.check(false), Ok(()));
     let p = plan(

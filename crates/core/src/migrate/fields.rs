@@ -215,6 +215,9 @@ fn tighter(old: &FieldDecl, new: &FieldDef) -> Vec<Rule> {
             bounds(old, min.map(Bound::Int), max.map(Bound::Int), &mut rules);
         }
         FieldType::Float { min, max } => {
+            if old.kind == FieldKind::Integer {
+                rules.push(Rule::ExactInFloat);
+            }
             bounds(
                 old,
                 min.map(Bound::Float),

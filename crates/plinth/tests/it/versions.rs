@@ -399,3 +399,50 @@ async fn down_refuses_a_bad_version_and_ignores_one_above_the_database() {
         "{status}"
     );
 }
+
+/// `--dry-run` belongs to bare `plinth migrate`: with a subcommand it is refused as a usage
+/// error and nothing runs (clap took it and ran the subcommand: `--dry-run up` migrated,
+/// `--dry-run down` rolled back). The global options still go before a subcommand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_with_a_subcommand_is_refused_and_changes_nothing() {
+    let dir = TestDir::new();
+    declare(&dir, &[TITLE]);
+    let data = dir.data_arg();
+    let status = async || {
+        run_ok(&dir, &["migrate", "--data-dir", &data, "status"], &[])
+            .await
+            .stdout
+    };
+    let refused_usage = async |args: &[&str], action: &str| {
+        let done = crate::helpers::run(&dir, args, &[]).await;
+        assert_eq!(done.status.code(), Some(2), "{args:?}: {}", done.stderr);
+        assert!(
+            done.stderr.contains(&format!(
+                "error: '--dry-run' cannot be used with the subcommand '{action}'"
+            )),
+            "{args:?}: {}",
+            done.stderr
+        );
+    };
+    refused_usage(&["migrate", "--dry-run", "up", "--data-dir", &data], "up").await;
+    let now = status().await;
+    assert!(now.contains("database: no version recorded"), "{now}");
+
+    run_ok(&dir, &["migrate", "up", "--data-dir", &data], &[]).await;
+    let down = [
+        "migrate",
+        "--dry-run",
+        "down",
+        "--to",
+        "0",
+        "--allow-destructive",
+        "--data-dir",
+        &data,
+    ];
+    refused_usage(&down, "down").await;
+    let now = status().await;
+    assert!(
+        now.contains(&format!("database: version {LATEST};")),
+        "{now}"
+    );
+}

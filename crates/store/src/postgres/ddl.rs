@@ -119,6 +119,12 @@ pub(super) async fn migrate(
     schema: &Schema,
     check: &(dyn Fn(&Plan) -> Result<(), StoreError> + Sync),
 ) -> Result<Vec<String>, StoreError> {
+    // The steps' SQL spells declared values (defaults, enum values) as standard literals,
+    // where a backslash is a character: so they mean that whatever the database's or the
+    // role's setting says.
+    tx.batch_execute("SET LOCAL standard_conforming_strings = on")
+        .await
+        .map_err(map)?;
     let old = applied(tx).await?;
     let plan = Plan::new(&old, schema);
     check(&plan)?;

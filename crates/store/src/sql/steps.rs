@@ -231,13 +231,12 @@ pub(crate) fn statements(d: Dialect, step: &Step) -> Result<Vec<Stmt>, String> {
             ));
         }
         Step::Refused { .. } => return Err(step.describe()),
-        Step::Reindex { model, index, from } => {
+        Step::Reindex { model, index, .. } => {
+            // Whatever the old index was, one may exist: a pii field always has one, and on
+            // SQLite a type change before this step has built the declared one.
             let f = field(model, *index)?;
-            let mut v = Vec::new();
-            if *from != IndexKind::None || f.pii() {
-                let idx = d.index_name(model.name().as_str(), f.name().as_str());
-                v.push(Run(format!("DROP INDEX IF EXISTS \"{idx}\"")));
-            }
+            let idx = d.index_name(model.name().as_str(), f.name().as_str());
+            let mut v = vec![Run(format!("DROP INDEX IF EXISTS \"{idx}\""))];
             v.extend(field_index(d, model, f));
             v
         }
@@ -291,6 +290,10 @@ fn breaks(d: Dialect, c: &str, rule: &Rule) -> String {
         }
         Rule::Min(b) => format!("{c} < {}", bound(*b)),
         Rule::Max(b) => format!("{c} > {}", bound(*b)),
+        Rule::ExactInFloat => {
+            let most = plinth_core::migrate::EXACT_IN_FLOAT;
+            format!("({c} < -{most} OR {c} > {most})")
+        }
         Rule::Integral => match d {
             // Out of range, the cast saturates and differs too.
             Dialect::Sqlite => format!("{c} <> CAST({c} AS INTEGER)"),
@@ -308,7 +311,8 @@ fn bound(b: Bound) -> String {
     }
 }
 
-/// A text literal. Names and declared values only: request data is always bound.
+/// A text literal. Names and declared values only: request data is always bound. A
+/// standard literal: PostgreSQL runs migrations with `standard_conforming_strings` on.
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }

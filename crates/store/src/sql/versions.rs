@@ -310,9 +310,30 @@ pub(crate) fn unknown_note(unknown: &[u32]) {
     }
 }
 
+/// Refuses a database that records a version this binary knows under another name: it
+/// comes from another release line, whose version of that number made other changes.
+fn check_names(recorded: &[Recorded]) -> Result<(), StoreError> {
+    for r in recorded {
+        if let Some(v) = VERSIONS.iter().find(|v| v.number == r.number)
+            && v.name != r.name
+        {
+            return Err(StoreError::Migration(format!(
+                "the database records version {n} of Plinth's own tables as {recorded:?}, but \
+                 this plinth's version {n} is {known:?}: the database comes from another release \
+                 line of plinth; use the plinth that applied it",
+                n = r.number,
+                recorded = r.name,
+                known = v.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Refuses a database with a version this binary does not know, unless every such version
-/// is additive; those it returns.
+/// is additive (those it returns), or with a known number under another name.
 fn check_known(recorded: &[Recorded]) -> Result<Vec<u32>, StoreError> {
+    check_names(recorded)?;
     let unknown: Vec<&Recorded> = recorded.iter().filter(|r| r.number > LATEST).collect();
     let Some(top) = unknown.iter().map(|r| r.number).max() else {
         return Ok(Vec::new());
@@ -368,13 +389,16 @@ pub(crate) async fn step<E: Exec>(e: &E, now: Timestamp) -> Result<Stepped, Stor
 /// Rolls back the highest applied version above `to`, inside the caller's transaction;
 /// `None` when the database is at `to` or below. Before the first one, refuses the whole
 /// way down when a version on it is unknown to this binary, is the baseline, or loses data
-/// without `allow_destructive`: a refused down changes nothing.
+/// without `allow_destructive`, and a database with a known number under another name: a
+/// refused down changes nothing.
 pub(crate) async fn step_down<E: Exec>(
     e: &E,
     to: u32,
     allow_destructive: bool,
 ) -> Result<Option<u32>, StoreError> {
     let done = recorded(e).await?;
+    // Another release line's version would be rolled back with this one's down.
+    check_names(&done)?;
     let mut above: Vec<u32> = done.iter().map(|r| r.number).filter(|n| *n > to).collect();
     above.sort_unstable();
     let Some(&top) = above.last() else {

@@ -1,6 +1,8 @@
 //! Schema evolution keeping data: renames (a pii and a unique field too), defaults filling
-//! existing records, integer to float and back, looser constraints, tighter ones refused
-//! while records break them (naming them), and the SQL shown equal to the SQL run.
+//! existing records (written exactly, whatever PostgreSQL's string settings), integer to
+//! float and back (with a new index, and refused beyond ±2^53), looser constraints, tighter
+//! ones refused while records break them (naming them), and the SQL shown equal to the SQL
+//! run.
 
 use super::{Engine, admin, model, schema};
 use plinth_core::Value;
@@ -10,7 +12,10 @@ use serde_json::{Value as Json, json};
 contract!(
     a_rename_keeps_values_and_their_indexes,
     a_default_fills_existing_records_and_a_new_required_field_needs_one,
+    a_default_with_a_backslash_and_a_quote_is_written_exactly,
     integer_to_float_and_back_keep_values,
+    a_type_change_may_add_an_index_or_a_unique_one,
+    integer_to_float_is_refused_for_values_a_float_would_round,
     looser_constraints_keep_data_and_accept_new_values,
     tighter_constraints_are_refused_naming_records_until_they_are_fixed,
     the_sql_shown_is_the_sql_run,
@@ -124,6 +129,35 @@ async fn a_default_fills_existing_records_and_a_new_required_field_needs_one(e: 
     assert_eq!(e.get(&item, b.id).await.fields, expected);
 }
 
+/// A declared default is a literal in the migration's SQL: on PostgreSQL it must mean the
+/// same whatever the database's `standard_conforming_strings` (off, `\'` would end it).
+async fn a_default_with_a_backslash_and_a_quote_is_written_exactly(e: &Engine) {
+    let v1 = e.migrate(item(json!([]))).await;
+    let a = e
+        .create(&admin(), &model(&v1, "item"), json!({ "name": "a" }))
+        .await;
+    if e.is_postgres() {
+        e.raw(
+            "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET standard_conforming_strings = off', \
+             current_database()); END $$",
+        )
+        .await;
+    }
+    // A new store: its connections start with the database's settings.
+    let store = e.reopen(true).await.expect("open again");
+    let tricky = r"it\'s \\ '' \";
+    let v2 = schema(item(
+        json!([{ "name": "t", "type": "string", "default": tricky }]),
+    ));
+    store.migrate(&v2, false).await.expect("migrate");
+    store.close().await;
+    let item = model(&v2, "item");
+    assert_eq!(
+        e.get(&item, a.id).await.fields,
+        [Value::Text(tricky.to_owned())]
+    );
+}
+
 async fn integer_to_float_and_back_keep_values(e: &Engine) {
     let v1 = e
         .migrate(item(
@@ -170,6 +204,84 @@ async fn integer_to_float_and_back_keep_values(e: &Engine) {
         [Value::Integer(9_007_199_254)]
     );
     assert_eq!(e.get(&item, b.id).await.fields, [Value::Integer(3)]);
+}
+
+async fn a_type_change_may_add_an_index_or_a_unique_one(e: &Engine) {
+    let v1 = e
+        .migrate(item(json!([
+            { "name": "n", "type": "float" },
+            { "name": "u", "type": "integer" },
+        ])))
+        .await;
+    let a = e
+        .create(
+            &admin(),
+            &model(&v1, "item"),
+            json!({ "name": "a", "n": 4.0, "u": 7 }),
+        )
+        .await;
+    let v2 = e
+        .migrate(item(json!([
+            { "name": "n", "type": "integer", "indexed": true },
+            { "name": "u", "type": "float", "unique": true },
+        ])))
+        .await;
+    let item = model(&v2, "item");
+    assert_eq!(
+        e.get(&item, a.id).await.fields,
+        [Value::Integer(4), Value::Float(7.0)]
+    );
+    // The unique index is built on the new column.
+    let dup = super::draft(&item, &json!({ "name": "b", "n": 1, "u": 7.0 }));
+    let dup = e.store.create(&admin(), &item, dup, None).await;
+    assert!(matches!(dup, Err(StoreError::Conflict { .. })), "{dup:?}");
+    assert!(e.store.plan(&v2).await.expect("plan").is_empty());
+}
+
+async fn integer_to_float_is_refused_for_values_a_float_would_round(e: &Engine) {
+    const EXACT: i64 = 9_007_199_254_740_992; // 2^53
+    let v1 = e.migrate(item_int()).await;
+    let m = model(&v1, "item");
+    let top = e
+        .create(&admin(), &m, json!({ "name": "top", "n": EXACT }))
+        .await;
+    let bottom = e
+        .create(&admin(), &m, json!({ "name": "bottom", "n": -EXACT }))
+        .await;
+    let over = e
+        .create(&admin(), &m, json!({ "name": "over", "n": EXACT + 1 }))
+        .await;
+    let to_float = item(json!([{ "name": "n", "type": "float", "indexed": true }]));
+    for beyond in [EXACT + 1, -EXACT - 1] {
+        e.raw(&format!(
+            "UPDATE \"item\" SET \"n\" = {beyond} WHERE \"id\" = '{}'",
+            over.id
+        ))
+        .await;
+        let why = refusal(e, to_float.clone()).await;
+        assert!(
+            why.contains("item.n must be between -9007199254740992 and 9007199254740992")
+                && why.contains("1 record(s)")
+                && why.contains(&over.id.to_string())
+                && !why.contains(&top.id.to_string())
+                && !why.contains(&bottom.id.to_string()),
+            "{why}"
+        );
+        // Nothing was converted.
+        assert_eq!(e.get(&m, over.id).await.fields, [Value::Integer(beyond)]);
+    }
+    e.raw(&format!(
+        "UPDATE \"item\" SET \"n\" = {} WHERE \"id\" = '{}'",
+        EXACT - 1,
+        over.id
+    ))
+    .await;
+    let v2 = e.migrate(to_float).await;
+    let item = model(&v2, "item");
+    #[allow(clippy::cast_precision_loss)] // Exact below 2^53, the point of the test.
+    for (id, n) in [(top.id, EXACT), (bottom.id, -EXACT), (over.id, EXACT - 1)] {
+        assert_eq!(e.get(&item, id).await.fields, [Value::Float(n as f64)]);
+    }
 }
 
 fn item_int() -> Json {

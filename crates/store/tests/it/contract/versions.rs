@@ -1,7 +1,8 @@
 //! The numbered versions of Plinth's own tables: applied at open and recorded, rolled back
 //! to the baseline and applied again with declared records, users and API keys kept, a
-//! database from before versions adopted, and a database newer than the binary refused
-//! unless its unknown versions are all additive.
+//! database from before versions adopted, a database newer than the binary refused
+//! unless its unknown versions are all additive, and one from another release line (a
+//! known number, another name) refused.
 
 use super::{Engine, admin, model};
 use plinth_core::Role;
@@ -15,6 +16,7 @@ contract!(
     down_to_the_baseline_and_up_again_keeps_records_users_and_keys,
     a_database_from_before_versions_is_adopted,
     a_newer_database_is_refused_unless_its_new_versions_are_additive,
+    a_version_recorded_under_another_name_is_refused,
 );
 
 fn applied(status: &SchemaStatus) -> Vec<u32> {
@@ -254,4 +256,52 @@ async fn a_newer_database_is_refused_unless_its_new_versions_are_additive(e: &En
         .expect("an additive newer version starts");
     assert_eq!(status(&*beside).await.database(), Some(next));
     beside.close().await;
+}
+
+async fn a_version_recorded_under_another_name_is_refused(e: &Engine) {
+    let (record, _) = seed(e).await;
+    let known = status(&*e.store)
+        .await
+        .versions
+        .iter()
+        .find(|v| v.number == LATEST)
+        .map(|v| v.name.clone())
+        .expect("the latest version");
+    e.raw(&format!(
+        "UPDATE _plinth_schema_versions SET name = 'from another release line' \
+         WHERE version = {LATEST}"
+    ))
+    .await;
+    let refused = e.reopen(true).await.expect_err("another release line");
+    let message = refused.to_string();
+    assert!(
+        message.contains(&format!(
+            "the database records version {LATEST} of Plinth's own tables as \
+             \"from another release line\", but this plinth's version {LATEST} is {known:?}"
+        )),
+        "{message}"
+    );
+    // Rolling it back with this plinth's down is refused too, and changes nothing.
+    let as_is = e.reopen(false).await.expect("open as it is");
+    let down = as_is
+        .schema_down(LATEST - 1, true)
+        .await
+        .expect_err("another release line's down");
+    assert!(down.to_string().contains("another release line"), "{down}");
+    assert_eq!(status(&*as_is).await.database(), Some(LATEST));
+    as_is.close().await;
+
+    e.raw(&format!(
+        "UPDATE _plinth_schema_versions SET name = '{}' WHERE version = {LATEST}",
+        known.replace('\'', "''")
+    ))
+    .await;
+    let back = e.reopen(true).await.expect("its own name opens again");
+    back.close().await;
+    let schema =
+        super::schema(json!([{"name": "book", "fields": [{"name": "pages", "type": "integer"}]}]));
+    assert_eq!(
+        e.get(&model(&schema, "book"), record.id).await.fields,
+        record.fields
+    );
 }
