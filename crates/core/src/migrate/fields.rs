@@ -93,7 +93,9 @@ pub(super) fn plan_fields(old: &ModelDecl, model: &Arc<ModelDef>, steps: &mut Ve
                     model: name.to_owned(),
                     field: field.to_owned(),
                     reason: format!(
-                        "a pii field cannot be renamed in place: its sealed values are bound to                          its name. Declare {field:?} as a new field, copy the values over through                          the API, then drop {:?}",
+                        "a pii field cannot be renamed in place: its sealed values are bound to \
+                         its name. Declare {field:?} as a new field, copy the values over \
+                         through the API, then drop {:?}",
                         old.name
                     ),
                 });
