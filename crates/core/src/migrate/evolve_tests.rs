@@ -1,31 +1,7 @@
 //! Planning renames, conversions and tighter constraints (keeping values), and defaults.
+use super::tests::{decls, described, field, item, plan};
 use super::*;
 use serde_json::{Value as Json, json};
-
-fn decls(v: Json) -> Vec<ModelDecl> {
-    serde_json::from_value(v).expect("well-formed declarations")
-}
-
-fn field(name: &str, kind: &str, attrs: Json) -> Json {
-    let mut f = json!({ "name": name, "type": kind });
-    f.as_object_mut()
-        .expect("object")
-        .extend(attrs.as_object().expect("object").clone());
-    f
-}
-
-fn item(fields: &[Json]) -> Json {
-    json!([{ "name": "item", "fields": fields }])
-}
-
-fn plan(applied: Json, declared: Json) -> Plan {
-    let schema = Schema::from_decls(&decls(declared)).expect("valid schema");
-    Plan::new(&decls(applied), &schema)
-}
-
-fn described(p: &Plan) -> Vec<String> {
-    p.steps.iter().map(Step::describe).collect()
-}
 
 fn refusal(declared: Json) -> String {
     match Schema::from_decls(&decls(declared)) {

@@ -1,7 +1,7 @@
 use super::*;
 use serde_json::{Value as Json, json};
 
-fn decls(v: Json) -> Vec<ModelDecl> {
+pub(super) fn decls(v: Json) -> Vec<ModelDecl> {
     serde_json::from_value(v).expect("well-formed declarations")
 }
 
@@ -10,7 +10,7 @@ fn schema(v: Json) -> Schema {
 }
 
 /// A field declaration: `name`, `type` and any extra attributes.
-fn field(name: &str, kind: &str, attrs: Json) -> Json {
+pub(super) fn field(name: &str, kind: &str, attrs: Json) -> Json {
     let mut f = json!({ "name": name, "type": kind });
     f.as_object_mut()
         .expect("object")
@@ -19,15 +19,15 @@ fn field(name: &str, kind: &str, attrs: Json) -> Json {
 }
 
 /// One model `item` declaring `fields`.
-fn item(fields: &[Json]) -> Json {
+pub(super) fn item(fields: &[Json]) -> Json {
     json!([{ "name": "item", "fields": fields }])
 }
 
-fn plan(applied: Json, declared: Json) -> Plan {
+pub(super) fn plan(applied: Json, declared: Json) -> Plan {
     Plan::new(&decls(applied), &schema(declared))
 }
 
-fn described(p: &Plan) -> Vec<String> {
+pub(super) fn described(p: &Plan) -> Vec<String> {
     p.steps.iter().map(Step::describe).collect()
 }
 
