@@ -22,10 +22,11 @@ use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
-/// The layout of Plinth's own tables a backup holds: a backup from a newer release's
-/// layout is refused. Raise it when a release changes them in a way an older one cannot
-/// read.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The layout of Plinth's own tables a backup holds: their version
+/// ([`crate::versions::LATEST`]). A backup from a newer layout is refused: a PostgreSQL
+/// restore would leave out the tables and columns this release does not know. Backups
+/// taken before the versions were numbered say 1, and restore as they always did.
+pub const SCHEMA_VERSION: u32 = crate::versions::LATEST;
 /// The JSON-lines format's version (PostgreSQL backups).
 pub const FORMAT: u64 = 1;
 /// `PRAGMA application_id` of a SQLite backup: "Plnt".

@@ -137,12 +137,18 @@ async fn restore_refuses_changed_truncated_foreign_and_newer_files() {
     forge(&foreign, b"hello\n");
     refused_restore(&target, &foreign, &["--force"], "not a Plinth backup").await;
 
-    // A backup of a newer schema version.
+    // A backup of a newer schema version (a newer release's tables, which a restore here
+    // would leave out).
     let newer = source.path().join("newer.backup");
     match source.postgres_url() {
         None => {
             std::fs::write(&newer, &bytes).expect("write");
             let db = rusqlite::Connection::open(&newer).expect("open the copy");
+            // Stamped with the version of Plinth's own tables it holds.
+            let version: u32 = db
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .expect("user_version");
+            assert_eq!(version, plinth_store::versions::LATEST);
             db.execute_batch("PRAGMA user_version = 99").expect("stamp");
             drop(db);
             let stamped = std::fs::read(&newer).expect("read");
@@ -150,7 +156,12 @@ async fn restore_refuses_changed_truncated_foreign_and_newer_files() {
         }
         Some(_) => {
             let text = String::from_utf8(bytes.clone()).expect("JSON lines");
-            let text = text.replacen("\"schema_version\":1", "\"schema_version\":99", 1);
+            let stamped = format!(
+                "\"schema_version\":{}",
+                plinth_store::backup::SCHEMA_VERSION
+            );
+            assert!(text.contains(&stamped), "{text}");
+            let text = text.replacen(&stamped, "\"schema_version\":99", 1);
             forge(&newer, text.as_bytes());
         }
     }
