@@ -6,11 +6,15 @@
 //!   10 % rollout over 10,000 principals.
 //! - `instances`: two instances on one PostgreSQL agree, and a change through one reaches
 //!   the other's evaluation by notification.
-//! - `replica`: `plinth.replica_reads` steers reads between the replica and the primary.
+//! - `reload`: a failed load keeps the flags held; a change made without a notice is seen
+//!   after `flags.reload_seconds`.
+//! - `replica`: `plinth.replica_reads` steers reads between the replica and the primary,
+//!   and stays as it was when loading the flags fails.
 
 mod crud;
 mod evaluate;
 mod instances;
+mod reload;
 mod replica;
 
 use crate::helpers::{Resp, TestApp};
