@@ -6,6 +6,8 @@
 //!   10 % rollout over 10,000 principals.
 //! - `instances`: two instances on one PostgreSQL agree, and a change through one reaches
 //!   the other's evaluation by notification.
+//! - `loads`: how often the flags are loaded (no load for a change to nothing; one shared
+//!   load for evaluations that find nothing held).
 //! - `reload`: a failed load keeps the flags held; a change made without a notice is seen
 //!   after `flags.reload_seconds`.
 //! - `replica`: `plinth.replica_reads` steers reads between the replica and the primary,
@@ -14,6 +16,7 @@
 mod crud;
 mod evaluate;
 mod instances;
+mod loads;
 mod reload;
 mod replica;
 
