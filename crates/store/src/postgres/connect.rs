@@ -88,6 +88,12 @@ pub(super) fn keepalives(config: &mut tokio_postgres::Config) {
         .keepalives_retries(KEEPALIVE_RETRIES);
 }
 
+/// The LISTEN connection's options beside `url`'s: its name and [`keepalives`].
+fn listen_options(config: &mut tokio_postgres::Config) {
+    config.application_name(LISTEN_APPLICATION);
+    keepalives(config);
+}
+
 /// Keeps a connection LISTENing on [`INVALIDATE_CHANNEL`] and forwards each notice;
 /// reconnects after a failure and then sends a notice, as some may have been missed. Runs
 /// until the store is closed (the task is aborted) or dropped. The connection has
@@ -98,8 +104,7 @@ pub(super) async fn listen(
     store: std::sync::Weak<Inner>,
 ) {
     use tokio_postgres::AsyncMessage;
-    config.application_name(LISTEN_APPLICATION);
-    keepalives(&mut config);
+    listen_options(&mut config);
     loop {
         let Some(tx) = store.upgrade().map(|inner| inner.invalidations.clone()) else {
             return;
@@ -166,4 +171,20 @@ pub(super) fn build_pool(url: &str, opts: &PgOptions) -> Result<(Pool, PgTls), S
         .build()
         .map(|pool| (pool, tls))
         .map_err(|e| StoreError::Unavailable(format!("cannot build the connection pool: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listen_connection_has_the_claims_keepalives() {
+        let mut config: tokio_postgres::Config = "postgres://u@localhost/d".parse().expect("a URL");
+        listen_options(&mut config);
+        assert!(config.get_keepalives());
+        assert_eq!(config.get_keepalives_idle(), KEEPALIVE_IDLE);
+        assert_eq!(config.get_keepalives_interval(), Some(KEEPALIVE_INTERVAL));
+        assert_eq!(config.get_keepalives_retries(), Some(KEEPALIVE_RETRIES));
+        assert_eq!(config.get_application_name(), Some(LISTEN_APPLICATION));
+    }
 }
