@@ -54,6 +54,8 @@ pub struct Application {
     shutdown_timeout: Duration,
     limits: ConnLimits,
     sweep_interval: Duration,
+    /// How often the flags are loaded again, in case a notice was missed.
+    flags_reload: Duration,
     idempotency_window: Duration,
     audit_retention: Option<Duration>,
     backups: Option<crate::config::BackupSchedule>,
@@ -121,11 +123,10 @@ impl Application {
         };
         if let Some(mut notices) = state.store().invalidations() {
             // Accounts, keys or flags changed through another instance: drop cached
-            // credentials, load the flags again.
-            // Nothing here keeps the store alive: the task ends with it.
+            // credentials, have the flags loaded again (by the reloader, so a slow load
+            // never delays the next notice).
             let auth = Arc::clone(state.auth());
             let flags = Arc::clone(state.flags());
-            let store = Arc::downgrade(state.store());
             tokio::spawn(async move {
                 use tokio::sync::broadcast::error::RecvError;
                 loop {
@@ -139,8 +140,7 @@ impl Application {
                         auth.forget_credentials();
                     }
                     if notice.flags() {
-                        let Some(store) = store.upgrade() else { return };
-                        flags.changed(store.as_ref()).await;
+                        flags.announced();
                     }
                 }
             });
@@ -158,6 +158,7 @@ impl Application {
                 max_connections: connection_cap(config.max_connections),
             },
             sweep_interval: config.sweep_interval,
+            flags_reload: config.flags_reload,
             idempotency_window: config.idempotency_window,
             audit_retention: config.audit_retention,
             backups: config.backups.clone(),
@@ -196,8 +197,10 @@ impl Application {
     ) -> std::io::Result<()> {
         let state = self.state.clone();
         // The flags are held before the first request: `plinth.*` flags decide without
-        // waiting for them (a failure here leaves them to the first evaluation).
+        // waiting for them (a failure here leaves them to the reloader, and the first
+        // evaluation). They are loaded again periodically, on notices, and after failures.
         state.flags().changed(state.store().as_ref()).await;
+        let flag_reloader = crate::flags::spawn_reloader(state.clone(), self.flags_reload);
         // Sweeping runs while the server serves, and stops before the store closes.
         let sweeper = crate::sweep::spawn(
             self.state.clone(),
@@ -289,6 +292,7 @@ impl Application {
         if let Some(reloader) = reloader {
             reloader.abort();
         }
+        flag_reloader.abort();
         if let Some(evaluator) = evaluator {
             evaluator.abort();
         }

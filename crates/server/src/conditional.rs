@@ -110,8 +110,8 @@ fn entity_tags(s: &[u8]) -> Option<Vec<EntityTag<'_>>> {
 pub(crate) enum IfMatch {
     /// No precondition on the version (the record must still exist).
     Any,
-    /// The versions the client accepts (possibly none).
-    Versions(Vec<i64>),
+    /// The strong entity tags the client accepts, quotes included (possibly none).
+    Tags(Vec<String>),
 }
 
 impl IfMatch {
@@ -119,10 +119,16 @@ impl IfMatch {
     /// `Some(current)` when the header names it (the store then refuses the write if the
     /// record changed meanwhile), else 412.
     pub(crate) fn expect(&self, current: i64) -> Result<Option<i64>, ApiError> {
+        self.expect_tag(&crate::reply::etag(current), current)
+    }
+
+    /// As [`Self::expect`], for what the entity tag `tag` names: `Some(current)` when the
+    /// header names `tag`.
+    pub(crate) fn expect_tag<T>(&self, tag: &str, current: T) -> Result<Option<T>, ApiError> {
         match self {
             Self::Any => Ok(None),
-            Self::Versions(versions) if versions.contains(&current) => Ok(Some(current)),
-            Self::Versions(_) => Err(ApiError::new(
+            Self::Tags(tags) if tags.iter().any(|t| t == tag) => Ok(Some(current)),
+            Self::Tags(_) => Err(ApiError::new(
                 ErrorCode::PreconditionFailed,
                 "the current version is not one named in If-Match",
             )),
@@ -140,7 +146,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
                 "must be * or entity tags as returned in ETag, e.g. \"3\" or \"3\", \"4\"",
             )
         };
-        let mut versions = Vec::new();
+        let mut tags = Vec::new();
         let mut any = false;
         let mut seen = false;
         for value in parts.headers.get_all(header::IF_MATCH) {
@@ -152,12 +158,12 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
             }
             for tag in entity_tags(bytes).ok_or_else(bad)? {
                 let strong = std::str::from_utf8(tag.opaque).ok().filter(|_| !tag.weak);
-                versions.extend(strong.and_then(parse_etag));
+                tags.extend(strong.map(str::to_owned));
             }
         }
         Ok(match (seen, any) {
             (false, _) | (true, true) => Self::Any,
-            (true, false) => Self::Versions(versions),
+            (true, false) => Self::Tags(tags),
         })
     }
 }

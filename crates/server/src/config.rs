@@ -24,6 +24,9 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
 /// Default time between sweeps: 5 minutes.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(300);
 
+/// How often each instance loads the feature flags again by default.
+pub const DEFAULT_FLAGS_RELOAD: Duration = Duration::from_secs(30);
+
 /// Default idempotency window: 24 hours.
 pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
@@ -73,6 +76,9 @@ pub struct ServerConfig {
     /// How often dead refresh-token families and old idempotency keys are deleted;
     /// `Duration::ZERO` turns sweeping off.
     pub sweep_interval: Duration,
+    /// How often each instance loads the feature flags again, whatever notices it got, so
+    /// a missed one (a connection lost quietly) is caught up within this.
+    pub flags_reload: Duration,
     /// How long an idempotency key is remembered; the sweeper deletes older ones.
     pub idempotency_window: Duration,
     /// How long audit entries are kept; the sweeper prunes older ones behind a sealed
@@ -104,6 +110,7 @@ impl Default for ServerConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
+            flags_reload: DEFAULT_FLAGS_RELOAD,
             idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
             audit_retention: None,
             backups: None,

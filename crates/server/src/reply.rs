@@ -34,7 +34,8 @@ static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-rep
 pub(crate) struct Reply {
     status: StatusCode,
     body: Option<Vec<u8>>,
-    etag: Option<i64>,
+    /// The entity tag, quotes included.
+    etag: Option<String>,
     location: Option<String>,
     replayed: bool,
     last_modified: Option<HeaderValue>,
@@ -85,8 +86,13 @@ impl Reply {
     }
 
     /// `ETag` for a version.
-    pub(crate) fn with_etag(mut self, version: i64) -> Self {
-        self.etag = Some(version);
+    pub(crate) fn with_etag(self, version: i64) -> Self {
+        self.with_entity_tag(etag(version))
+    }
+
+    /// `ETag`: `tag`, a strong entity tag with its quotes.
+    pub(crate) fn with_entity_tag(mut self, tag: String) -> Self {
+        self.etag = Some(tag);
         self
     }
 
@@ -137,7 +143,7 @@ impl IntoResponse for Reply {
                 HeaderValue::from_static("application/json"),
             );
         }
-        if let Some(v) = self.etag.and_then(|v| HeaderValue::from_str(&etag(v)).ok()) {
+        if let Some(v) = self.etag.and_then(|t| HeaderValue::from_str(&t).ok()) {
             headers.insert(header::ETAG, v);
         }
         if let Some(v) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {

@@ -119,8 +119,8 @@ impl AppState {
     }
 
     /// Where `who`'s reads go: the primary within the window after its last write, or
-    /// when the flag `plinth.replica_reads` exists and is off for the caller; else the
-    /// replica (if the store has one).
+    /// when the flag `plinth.replica_reads` exists and is off for the caller, or before the
+    /// flags have loaded once; else the replica (if the store has one).
     pub(crate) fn read_from(&self, caller: &Caller) -> ReadFrom {
         if !self.0.store.has_read_replica() {
             return ReadFrom::Primary;
@@ -128,7 +128,11 @@ impl AppState {
         let who = &caller.0;
         let subject = Subject::of(who, caller.1);
         let now = self.0.auth.now();
-        if !self.0.flags.plinth_flag(REPLICA_READS, &subject, now, true) {
+        if !self
+            .0
+            .flags
+            .plinth_flag(REPLICA_READS, &subject, now, true, false)
+        {
             return ReadFrom::Primary;
         }
         let recent = who.user_id().is_some_and(|id| {

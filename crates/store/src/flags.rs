@@ -9,6 +9,7 @@
 use crate::{StoreError, WriteCtx};
 use async_trait::async_trait;
 use plinth_core::flags::{Flag, FlagChanges, FlagKey, FlagRule};
+use uuid::Uuid;
 
 /// A new flag.
 #[derive(Debug, Clone)]
@@ -21,6 +22,26 @@ pub struct NewFlag {
     pub rule: FlagRule,
 }
 
+/// The flag a conditional change expects: this very flag (a flag deleted and made again
+/// under the same key has another id) at this version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlagVersion {
+    /// The flag's id.
+    pub id: Uuid,
+    /// Its version.
+    pub version: i64,
+}
+
+impl FlagVersion {
+    /// Where `flag` is now.
+    pub fn of(flag: &Flag) -> Self {
+        Self {
+            id: flag.id,
+            version: flag.version,
+        }
+    }
+}
+
 /// Storage of feature flags.
 #[async_trait]
 pub trait FlagStore: Send + Sync {
@@ -30,20 +51,21 @@ pub trait FlagStore: Send + Sync {
     async fn list_flags(&self) -> Result<Vec<Flag>, StoreError>;
     /// A flag by key.
     async fn get_flag(&self, key: &FlagKey) -> Result<Option<Flag>, StoreError>;
-    /// Changes a flag; with `expected_version`, only if it is current (`Stale`). No change
-    /// leaves it (and its version) as it was.
+    /// Changes a flag; with `expected`, only if the flag is that one at that version
+    /// (`Stale`). No change leaves it (and its version) as it was.
     async fn update_flag(
         &self,
         ctx: &WriteCtx,
         key: &FlagKey,
         changes: FlagChanges,
-        expected_version: Option<i64>,
+        expected: Option<FlagVersion>,
     ) -> Result<Flag, StoreError>;
-    /// Deletes a flag; with `expected_version`, only if it is current (`Stale`).
+    /// Deletes a flag; with `expected`, only if the flag is that one at that version
+    /// (`Stale`).
     async fn delete_flag(
         &self,
         ctx: &WriteCtx,
         key: &FlagKey,
-        expected_version: Option<i64>,
+        expected: Option<FlagVersion>,
     ) -> Result<(), StoreError>;
 }

@@ -45,7 +45,7 @@ pub mod versions;
 pub use accounts::{AccountStore, ApiKey, NewApiKey, NewUser, Refresh, User, UserChanges};
 pub use audit::{AuditBreak, AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Event};
 pub use error::StoreError;
-pub use flags::{FlagStore, NewFlag};
+pub use flags::{FlagStore, FlagVersion, NewFlag};
 pub use postgres::{PgOptions, PgStore};
 pub use seal::{KeyError, Keyring, Keys, SealedTable};
 pub use sql::reseal::Resealed;

@@ -120,11 +120,15 @@ fn a_ten_percent_rollout_takes_ten_percent_of_ten_thousand_principals() {
 fn buckets_are_fixed() {
     // The hash is part of the contract: a change would move every rollout's principals.
     let id = "0190a000-0000-7000-8000-000000000001";
-    assert_eq!(
-        bucket(&key("new-checkout"), id),
-        bucket(&key("new-checkout"), id)
-    );
     assert_eq!(bucket(&key("new-checkout"), id), 8_034);
+    // Another principal, another bucket.
+    assert_ne!(
+        bucket(&key("new-checkout"), id),
+        bucket(&key("new-checkout"), "0190a000-0000-7000-8000-000000000002")
+    );
+    // The key and the id are separated: moving a character across the boundary moves the
+    // bucket.
+    assert_ne!(bucket(&key("ab"), "c"), bucket(&key("a"), "bc"));
     assert_ne!(
         bucket(&key("new-checkout"), id),
         bucket(&key("new-checkouts"), id)

@@ -211,6 +211,7 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
         request_timeout: Duration::from_secs(config.settings.http_request_timeout_seconds),
         max_connections: config.settings.http_max_connections,
         sweep_interval: Duration::from_secs(config.settings.sweep_interval_seconds),
+        flags_reload: Duration::from_secs(config.settings.flags_reload_seconds),
         idempotency_window: Duration::from_secs(config.settings.idempotency_hours * 3600),
         audit_retention: match config.settings.audit_retention_days {
             0 => None,

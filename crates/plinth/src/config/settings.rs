@@ -160,6 +160,10 @@ settings! {
         key: Some("sweep_interval_seconds"), env: SWEEP_INTERVAL_SECONDS = "PLINTH_SWEEP_INTERVAL_SECONDS", flag: None,
         range: Some((0, 86_400)),
         help: "How often each instance deletes dead refresh-token families, idempotency keys past `idempotency_hours` and audit entries past `audit.retention_days`, in bounded batches; 0 turns sweeping off.";
+    flags_reload_seconds: u64 = plinth_server::config::DEFAULT_FLAGS_RELOAD.as_secs();
+        key: Some("flags.reload_seconds"), env: FLAGS_RELOAD_SECONDS = "PLINTH_FLAGS_RELOAD_SECONDS", flag: None,
+        range: Some((1, 3600)),
+        help: "How often each instance loads the feature flags again, in seconds, besides on every change: a change another instance announced but this one missed (its database connection lost quietly) is seen within this. A load that fails keeps the flags held and is retried sooner.";
     idempotency_hours: u64 = 24;
         key: Some("idempotency_hours"), env: IDEMPOTENCY_HOURS = "PLINTH_IDEMPOTENCY_HOURS", flag: None,
         range: Some((1, 24 * 365)),

@@ -3,7 +3,7 @@
 use super::store::{MeteredStore, Op};
 use async_trait::async_trait;
 use plinth_core::flags::{Flag, FlagChanges, FlagKey};
-use plinth_store::{FlagStore, NewFlag, StoreError, WriteCtx};
+use plinth_store::{FlagStore, FlagVersion, NewFlag, StoreError, WriteCtx};
 
 #[async_trait]
 impl FlagStore for MeteredStore {
@@ -22,18 +22,18 @@ impl FlagStore for MeteredStore {
         ctx: &WriteCtx,
         key: &FlagKey,
         changes: FlagChanges,
-        expected_version: Option<i64>,
+        expected: Option<FlagVersion>,
     ) -> Result<Flag, StoreError> {
-        let call = self.inner.update_flag(ctx, key, changes, expected_version);
+        let call = self.inner.update_flag(ctx, key, changes, expected);
         self.ops.time(Op::UpdateFlag, call).await
     }
     async fn delete_flag(
         &self,
         ctx: &WriteCtx,
         key: &FlagKey,
-        expected_version: Option<i64>,
+        expected: Option<FlagVersion>,
     ) -> Result<(), StoreError> {
-        let call = self.inner.delete_flag(ctx, key, expected_version);
+        let call = self.inner.delete_flag(ctx, key, expected);
         self.ops.time(Op::DeleteFlag, call).await
     }
 }

@@ -34,7 +34,7 @@ pub(crate) use auth::{NEW_PASSWORD, Tokens, WRONG_PASSWORD, assert_no_secrets};
 pub(crate) struct TestDb {
     pub(crate) store: Arc<dyn Store>,
     /// Held so the database file lives as long as the test (SQLite).
-    _dir: Option<TempDir>,
+    dir: Option<TempDir>,
     /// The database, dropped after the store on `Drop` (PostgreSQL).
     postgres: Option<PgDatabase>,
 }
@@ -70,9 +70,37 @@ impl TestDb {
             .expect("open the PostgreSQL store");
         Self {
             store: Arc::new(store),
-            _dir: None,
+            dir: None,
             postgres: Some(db),
         }
+    }
+
+    /// Runs `sql` on the database directly, behind the store's back, as an operator's
+    /// `psql` or `sqlite3` session would: nothing is audited or announced.
+    pub(crate) async fn sql(&self, sql: &str) {
+        if let Some(db) = &self.postgres {
+            db.connect()
+                .await
+                .batch_execute(sql)
+                .await
+                .expect("run the SQL");
+            return;
+        }
+        let path = self
+            .dir
+            .as_ref()
+            .expect("a SQLite database in its directory")
+            .path()
+            .join("plinth.db");
+        let sql = sql.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let conn = rusqlite::Connection::open(path)?;
+            conn.busy_timeout(Duration::from_secs(5))?;
+            conn.execute_batch(&sql)
+        })
+        .await
+        .expect("the SQL task")
+        .expect("run the SQL");
     }
 
     /// Whether this database is PostgreSQL.
@@ -137,7 +165,7 @@ impl TestDb {
             .expect("open the SQLite store");
         Self {
             store: Arc::new(store),
-            _dir: Some(dir),
+            dir: Some(dir),
             postgres: None,
         }
     }

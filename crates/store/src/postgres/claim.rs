@@ -31,12 +31,6 @@ const CLAIM_LOCK: i64 = 0x706c_696e_7468_7376;
 /// The claim session's `application_name`, which finds it in `pg_stat_activity`.
 const CLAIM_APPLICATION: &str = "plinth-claim";
 
-/// Keepalives: the first probe after this long without traffic, then one every
-/// [`KEEPALIVE_INTERVAL`]; [`KEEPALIVE_RETRIES`] unanswered probes end the connection.
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
-const KEEPALIVE_RETRIES: u32 = 3;
-
 /// The pause before the first attempt to take a lost claim again, doubled after each
 /// failed attempt up to [`RETAKE_MAX`].
 const RETAKE_FIRST: Duration = Duration::from_millis(100);
@@ -153,11 +147,8 @@ fn config(url: &str, connect_timeout: Duration) -> Result<(Config, PgTls), Store
     let (mut config, tls) = parse_url(url)?;
     config
         .application_name(CLAIM_APPLICATION)
-        .connect_timeout(connect_timeout)
-        .keepalives(true)
-        .keepalives_idle(KEEPALIVE_IDLE)
-        .keepalives_interval(KEEPALIVE_INTERVAL)
-        .keepalives_retries(KEEPALIVE_RETRIES);
+        .connect_timeout(connect_timeout);
+    super::connect::keepalives(&mut config);
     Ok((config, tls))
 }
 

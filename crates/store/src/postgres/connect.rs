@@ -68,15 +68,43 @@ impl PgOptions {
     }
 }
 
+/// Keepalives: the first probe after this long without traffic, then one every
+/// [`KEEPALIVE_INTERVAL`]; [`KEEPALIVE_RETRIES`] unanswered probes end the connection.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_RETRIES: u32 = 3;
+
+/// The LISTEN session's `application_name`, which finds it in `pg_stat_activity`.
+pub(super) const LISTEN_APPLICATION: &str = "plinth-listen";
+
+/// TCP keepalives for a long-lived, mostly silent connection (the claim's, the LISTEN
+/// one), so a peer that vanished quietly (a NAT that forgot it, a host gone) is noticed
+/// within about a minute rather than the system's two hours.
+pub(super) fn keepalives(config: &mut tokio_postgres::Config) {
+    config
+        .keepalives(true)
+        .keepalives_idle(KEEPALIVE_IDLE)
+        .keepalives_interval(KEEPALIVE_INTERVAL)
+        .keepalives_retries(KEEPALIVE_RETRIES);
+}
+
+/// The LISTEN connection's options beside `url`'s: its name and [`keepalives`].
+fn listen_options(config: &mut tokio_postgres::Config) {
+    config.application_name(LISTEN_APPLICATION);
+    keepalives(config);
+}
+
 /// Keeps a connection LISTENing on [`INVALIDATE_CHANNEL`] and forwards each notice;
 /// reconnects after a failure and then sends a notice, as some may have been missed. Runs
-/// until the store is closed (the task is aborted) or dropped.
+/// until the store is closed (the task is aborted) or dropped. The connection has
+/// [`keepalives`], so one lost quietly is noticed and replaced (and the notice sent).
 pub(super) async fn listen(
-    config: tokio_postgres::Config,
+    mut config: tokio_postgres::Config,
     tls: PgTls,
     store: std::sync::Weak<Inner>,
 ) {
     use tokio_postgres::AsyncMessage;
+    listen_options(&mut config);
     loop {
         let Some(tx) = store.upgrade().map(|inner| inner.invalidations.clone()) else {
             return;
@@ -143,4 +171,20 @@ pub(super) fn build_pool(url: &str, opts: &PgOptions) -> Result<(Pool, PgTls), S
         .build()
         .map(|pool| (pool, tls))
         .map_err(|e| StoreError::Unavailable(format!("cannot build the connection pool: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listen_connection_has_the_claims_keepalives() {
+        let mut config: tokio_postgres::Config = "postgres://u@localhost/d".parse().expect("a URL");
+        listen_options(&mut config);
+        assert!(config.get_keepalives());
+        assert_eq!(config.get_keepalives_idle(), KEEPALIVE_IDLE);
+        assert_eq!(config.get_keepalives_interval(), Some(KEEPALIVE_INTERVAL));
+        assert_eq!(config.get_keepalives_retries(), Some(KEEPALIVE_RETRIES));
+        assert_eq!(config.get_application_name(), Some(LISTEN_APPLICATION));
+    }
 }

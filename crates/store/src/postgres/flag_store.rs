@@ -3,7 +3,7 @@
 
 use super::{PRIMARY, PgStore};
 use crate::sql::flags;
-use crate::{FlagStore, NewFlag, StoreError, WriteCtx};
+use crate::{FlagStore, FlagVersion, NewFlag, StoreError, WriteCtx};
 use async_trait::async_trait;
 use plinth_core::flags::{Flag, FlagChanges, FlagKey};
 
@@ -29,21 +29,19 @@ impl FlagStore for PgStore {
         ctx: &WriteCtx,
         key: &FlagKey,
         changes: FlagChanges,
-        expected_version: Option<i64>,
+        expected: Option<FlagVersion>,
     ) -> Result<Flag, StoreError> {
-        self.in_tx(async |tx| {
-            flags::update_flag(tx, self.by(ctx), key, &changes, expected_version).await
-        })
-        .await
+        self.in_tx(async |tx| flags::update_flag(tx, self.by(ctx), key, &changes, expected).await)
+            .await
     }
 
     async fn delete_flag(
         &self,
         ctx: &WriteCtx,
         key: &FlagKey,
-        expected_version: Option<i64>,
+        expected: Option<FlagVersion>,
     ) -> Result<(), StoreError> {
-        self.in_tx(async |tx| flags::delete_flag(tx, self.by(ctx), key, expected_version).await)
+        self.in_tx(async |tx| flags::delete_flag(tx, self.by(ctx), key, expected).await)
             .await
     }
 }

@@ -7,7 +7,7 @@ use super::records::By;
 use super::{Exec, INVALIDATE_CHANNEL, Query, SqlRow, unreadable};
 use crate::StoreError;
 use crate::audit::Event;
-use crate::flags::NewFlag;
+use crate::flags::{FlagVersion, NewFlag};
 use plinth_core::flags::{Audience, Flag, FlagChanges, FlagKey, FlagRule, Rollout};
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
@@ -215,10 +215,12 @@ async fn lock_flag<E: Exec>(e: &E, key: &FlagKey) -> Result<Flag, StoreError> {
         .ok_or(StoreError::NotFound)
 }
 
-fn check_version(flag: &Flag, expected: Option<i64>) -> Result<(), StoreError> {
+/// `Stale` unless `flag` is the one expected (same id: not one made again under its key)
+/// at the version expected.
+fn check_version(flag: &Flag, expected: Option<FlagVersion>) -> Result<(), StoreError> {
     match expected {
-        Some(expected) if expected != flag.version => Err(StoreError::Stale {
-            expected,
+        Some(e) if e != FlagVersion::of(flag) => Err(StoreError::Stale {
+            expected: e.version,
             current: flag.version,
         }),
         _ => Ok(()),
@@ -230,7 +232,7 @@ pub(crate) async fn update_flag<E: Exec>(
     by: By<'_>,
     key: &FlagKey,
     changes: &FlagChanges,
-    expected: Option<i64>,
+    expected: Option<FlagVersion>,
 ) -> Result<Flag, StoreError> {
     let before = lock_flag(e, key).await?;
     check_version(&before, expected)?;
@@ -285,7 +287,7 @@ pub(crate) async fn delete_flag<E: Exec>(
     e: &E,
     by: By<'_>,
     key: &FlagKey,
-    expected: Option<i64>,
+    expected: Option<FlagVersion>,
 ) -> Result<(), StoreError> {
     let before = lock_flag(e, key).await?;
     check_version(&before, expected)?;

@@ -1,11 +1,11 @@
 //! The [`FlagStore`] methods of [`SqliteStore`]: changes on the writer thread, reads on a
-//! reader.
+//! reader (the list as other scans are, one flag as a point lookup).
 
 use super::SqliteStore;
 use crate::sql::flags;
 use crate::sql::ready;
 use crate::sql::records::By;
-use crate::{FlagStore, NewFlag, StoreError, WriteCtx};
+use crate::{FlagStore, FlagVersion, NewFlag, StoreError, WriteCtx};
 use async_trait::async_trait;
 use plinth_core::flags::{Flag, FlagChanges, FlagKey};
 
@@ -26,7 +26,8 @@ impl FlagStore for SqliteStore {
     }
 
     async fn list_flags(&self) -> Result<Vec<Flag>, StoreError> {
-        self.read_point(|c| ready(flags::list_flags(c))).await
+        // Every row: on the blocking pool within the read budget, not on the caller's thread.
+        self.read(|c| ready(flags::list_flags(c))).await
     }
 
     async fn get_flag(&self, key: &FlagKey) -> Result<Option<Flag>, StoreError> {
@@ -38,7 +39,7 @@ impl FlagStore for SqliteStore {
         ctx: &WriteCtx,
         key: &FlagKey,
         changes: FlagChanges,
-        expected_version: Option<i64>,
+        expected: Option<FlagVersion>,
     ) -> Result<Flag, StoreError> {
         let (ctx, key) = (ctx.clone(), key.clone());
         let keys = self.inner.keys.clone();
@@ -48,13 +49,7 @@ impl FlagStore for SqliteStore {
                 now: w.now(),
                 keys: &keys,
             };
-            ready(flags::update_flag(
-                &w.conn,
-                by,
-                &key,
-                &changes,
-                expected_version,
-            ))
+            ready(flags::update_flag(&w.conn, by, &key, &changes, expected))
         })
         .await
     }
@@ -63,7 +58,7 @@ impl FlagStore for SqliteStore {
         &self,
         ctx: &WriteCtx,
         key: &FlagKey,
-        expected_version: Option<i64>,
+        expected: Option<FlagVersion>,
     ) -> Result<(), StoreError> {
         let (ctx, key) = (ctx.clone(), key.clone());
         let keys = self.inner.keys.clone();
@@ -73,7 +68,7 @@ impl FlagStore for SqliteStore {
                 now: w.now(),
                 keys: &keys,
             };
-            ready(flags::delete_flag(&w.conn, by, &key, expected_version))
+            ready(flags::delete_flag(&w.conn, by, &key, expected))
         })
         .await
     }

@@ -3,6 +3,7 @@
 
 use crate::accounts::invalid_fields;
 use crate::error::ApiError;
+use crate::flags::PLINTH_FLAGS;
 use plinth_core::flags::{
     Audience, Flag, FlagChanges, FlagKey, MAX_AUDIENCE, MAX_DESCRIPTION, Rollout,
 };
@@ -30,6 +31,19 @@ pub(super) fn flag_key(s: &str) -> Result<FlagKey, String> {
     let key = FlagKey::parse(s)?;
     if RESERVED_KEYS.contains(&key.as_str()) {
         return Err(format!("'{key}' is reserved"));
+    }
+    Ok(key)
+}
+
+/// A new flag's key: a `plinth.*` key only if Plinth knows it (a misspelt kill switch would
+/// otherwise be stored and do nothing). Keys made before this check stay readable and
+/// deletable by path.
+fn known_to_plinth(key: FlagKey) -> Result<FlagKey, String> {
+    if key.is_reserved() && !PLINTH_FLAGS.contains(&key.as_str()) {
+        return Err(format!(
+            "'{key}' is not a flag Plinth knows; plinth.* keys are Plinth's own: {}",
+            PLINTH_FLAGS.join(", ")
+        ));
     }
     Ok(key)
 }
@@ -63,7 +77,7 @@ pub(super) fn read(body: &Value, create: bool) -> Result<FlagBody, ApiError> {
     let mut r = Reader { obj, errors };
     let key = if create {
         match obj.get("key") {
-            Some(Value::String(s)) => r.check("key", flag_key(s)),
+            Some(Value::String(s)) => r.check("key", flag_key(s).and_then(known_to_plinth)),
             None | Some(Value::Null) => r.fail("key", "is required"),
             Some(_) => r.fail("key", "must be a string"),
         }

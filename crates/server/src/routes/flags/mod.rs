@@ -19,7 +19,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use plinth_core::ErrorCode;
 use plinth_core::flags::{Flag, FlagKey, FlagRule, Rollout, Subject};
-use plinth_store::{NewFlag, StoreError};
+use plinth_store::{FlagVersion, NewFlag, StoreError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -38,11 +38,32 @@ fn path_key(s: &str) -> Result<FlagKey, ApiError> {
     body::flag_key(s).map_err(|reason| ApiError::invalid("key", reason))
 }
 
-fn not_found(e: StoreError) -> ApiError {
+/// A store error in a flag's words.
+fn flag_error(e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound => ApiError::new(ErrorCode::NotFound, "no such flag"),
+        StoreError::Stale { .. } => stale_flag(),
+        // The store's own schedule check, on the flag as changed meanwhile.
+        StoreError::InvalidValue { reason } => match reason.strip_prefix("off_after ") {
+            Some(reason) => ApiError::invalid("off_after", reason),
+            None => StoreError::InvalidValue { reason }.into(),
+        },
         other => other.into(),
     }
+}
+
+/// 412 in a flag's words.
+fn stale_flag() -> ApiError {
+    ApiError::new(
+        ErrorCode::PreconditionFailed,
+        "the flag is not the one If-Match names: it changed, or was deleted and made again",
+    )
+}
+
+/// A flag's entity tag: its id and version, so a tag of a flag deleted and made again
+/// under the same key names nothing.
+fn flag_etag(flag: &Flag) -> String {
+    format!("\"{}.{}\"", flag.id, flag.version)
 }
 
 /// Refuses any query parameter.
@@ -55,7 +76,7 @@ fn no_params(pairs: &[(String, String)]) -> Result<(), ApiError> {
 
 /// A flag with its `ETag`.
 fn flag_reply(flag: &Flag) -> Result<Reply, ApiError> {
-    Ok(Reply::data(&FlagJson::from(flag))?.with_etag(flag.version))
+    Ok(Reply::data(&FlagJson::from(flag))?.with_entity_tag(flag_etag(flag)))
 }
 
 /// The schedule must not end before it starts.
@@ -73,7 +94,7 @@ fn check_rule(rule: &FlagRule) -> Result<(), ApiError> {
     responses(
         (status = 201, description = "the flag", body = FlagJson,
             headers(("Location" = String), ("ETag" = String))),
-        (status = 400, description = "a bad key, rollout, audience entry or schedule, or an unknown field"),
+        (status = 400, description = "a bad key (a `plinth.*` one Plinth does not know), rollout, audience entry or schedule, or an unknown field"),
         (status = 401, description = "no credential, or a bad one"),
         (status = 403, description = "only admins manage feature flags"),
         (status = 409, description = "a flag with this key exists"),
@@ -156,7 +177,7 @@ async fn read_flag(
         .store()
         .get_flag(&path_key(&key)?)
         .await?
-        .ok_or_else(|| not_found(StoreError::NotFound))?;
+        .ok_or_else(|| flag_error(StoreError::NotFound))?;
     flag_reply(&flag)
 }
 
@@ -192,16 +213,21 @@ async fn update_flag(
         .store()
         .get_flag(&key)
         .await?
-        .ok_or_else(|| not_found(StoreError::NotFound))?;
-    let expected = if_match.expect(current.version)?;
+        .ok_or_else(|| flag_error(StoreError::NotFound))?;
+    let expected = if_match
+        .expect_tag(&flag_etag(&current), FlagVersion::of(&current))
+        .map_err(|_| stale_flag())?;
     check_rule(&body.changes.apply(&current).rule)?;
     let flag = state
         .store()
         .update_flag(&ctx, &key, body.changes, expected)
         .await
-        .map_err(not_found)?;
-    state.flags().changed(state.store().as_ref()).await;
-    tracing::info!(target: "plinth::security", event = "flag_changed", key = %flag.key, "feature flag changed");
+        .map_err(flag_error)?;
+    // A change to nothing new leaves the version (and the flags held) as they were.
+    if flag.version > current.version {
+        state.flags().changed(state.store().as_ref()).await;
+        tracing::info!(target: "plinth::security", event = "flag_changed", key = %flag.key, "feature flag changed");
+    }
     flag_reply(&flag)
 }
 
@@ -231,32 +257,34 @@ async fn delete_flag(
     let key = path_key(&key)?;
     let expected = match &if_match {
         IfMatch::Any => None,
-        IfMatch::Versions(_) => {
+        IfMatch::Tags(_) => {
             let current = state
                 .store()
                 .get_flag(&key)
                 .await?
-                .ok_or_else(|| not_found(StoreError::NotFound))?;
-            if_match.expect(current.version)?
+                .ok_or_else(|| flag_error(StoreError::NotFound))?;
+            if_match
+                .expect_tag(&flag_etag(&current), FlagVersion::of(&current))
+                .map_err(|_| stale_flag())?
         }
     };
     state
         .store()
         .delete_flag(&ctx, &key, expected)
         .await
-        .map_err(not_found)?;
+        .map_err(flag_error)?;
     state.flags().changed(state.store().as_ref()).await;
     tracing::info!(target: "plinth::security", event = "flag_deleted", key = %key, "feature flag deleted");
     Ok(Reply::empty(StatusCode::NO_CONTENT))
 }
 
-/// The caller's flags: `{"<key>": true|false}` for every flag but Plinth's own
-/// (`plinth.*`). A guest gets only the flags that are on for everyone (rolled out to
-/// 100 %), so the names of flags being rolled out stay private. Takes no parameters.
+/// The caller's flags: `{"<key>": true}` for each flag on for the caller, but Plinth's own
+/// (`plinth.*`). A flag that is off is left out, for every caller, so the names of flags
+/// disabled, scheduled or targeted at others stay private. Takes no parameters.
 #[utoipa::path(get, path = "/api/v1/flags/evaluate", tag = "flags",
     security((), ("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "each flag's answer for the caller", body = std::collections::BTreeMap<String, bool>),
+        (status = 200, description = "the flags on for the caller", body = std::collections::BTreeMap<String, bool>),
         (status = 400, description = "any query parameter"),
         (status = 401, description = "a bad credential"),
     ))]

@@ -52,7 +52,13 @@ async fn an_admin_makes_reads_changes_and_deletes_a_flag_and_each_change_is_audi
         .await;
     let flag = made.data(StatusCode::CREATED).clone();
     assert_eq!(made.header("location"), Some("/api/v1/flags/new-checkout"));
-    assert_eq!(made.header("etag"), Some("\"1\""));
+    // The ETag names this flag (its id) at version 1.
+    let etag1 = made.header("etag").expect("an ETag").to_owned();
+    assert!(
+        etag1.starts_with('"') && etag1.ends_with(".1\"") && etag1.len() == 40,
+        "{etag1}"
+    );
+    let etag2 = etag1.replace(".1\"", ".2\"");
     assert_eq!(flag["key"], "new-checkout");
     assert_eq!(flag["enabled"], true);
     assert_eq!(flag["rollout"], 12.5);
@@ -80,16 +86,17 @@ async fn an_admin_makes_reads_changes_and_deletes_a_flag_and_each_change_is_audi
     assert_eq!(keys, [json!("a.quiet_one"), json!("new-checkout")]);
     let read = app.get_path("/api/v1/flags/new-checkout").await;
     assert_eq!(read.data(StatusCode::OK), &flag);
-    assert_eq!(read.header("etag"), Some("\"1\""));
+    assert_eq!(read.header("etag"), Some(etag1.as_str()));
 
     // A change with the current ETag; then the old one is stale (412, nothing changed).
     let changed = app
         .send(
             app.request(Method::PATCH, "/api/v1/flags/new-checkout")
-                .header("if-match", "\"1\"")
+                .header("if-match", &etag1)
                 .json(&json!({"rollout": 50, "deny": ["role:user"], "on_from": null})),
         )
         .await;
+    assert_eq!(changed.header("etag"), Some(etag2.as_str()));
     let changed = changed.data(StatusCode::OK).clone();
     assert_eq!(
         (&changed["rollout"], &changed["version"]),
@@ -100,7 +107,7 @@ async fn an_admin_makes_reads_changes_and_deletes_a_flag_and_each_change_is_audi
     let stale = app
         .send(
             app.request(Method::PATCH, "/api/v1/flags/new-checkout")
-                .header("if-match", "\"1\"")
+                .header("if-match", &etag1)
                 .json(&json!({"enabled": false})),
         )
         .await;
@@ -109,10 +116,23 @@ async fn an_admin_makes_reads_changes_and_deletes_a_flag_and_each_change_is_audi
         StatusCode::PRECONDITION_FAILED,
         "PRECONDITION_FAILED",
     );
+    // A bare version is not a flag's tag: it names nothing.
+    let bare = app
+        .send(
+            app.request(Method::PATCH, "/api/v1/flags/new-checkout")
+                .header("if-match", "\"2\"")
+                .json(&json!({"enabled": false})),
+        )
+        .await;
+    assert_error(
+        &bare,
+        StatusCode::PRECONDITION_FAILED,
+        "PRECONDITION_FAILED",
+    );
     let stale = app
         .send(
             app.request(Method::DELETE, "/api/v1/flags/new-checkout")
-                .header("if-match", "\"1\""),
+                .header("if-match", &etag1),
         )
         .await;
     assert_error(
@@ -135,7 +155,7 @@ async fn an_admin_makes_reads_changes_and_deletes_a_flag_and_each_change_is_audi
     let gone = app
         .send(
             app.request(Method::DELETE, "/api/v1/flags/new-checkout")
-                .header("if-match", "\"2\""),
+                .header("if-match", &etag2),
         )
         .await;
     assert_eq!(gone.status, StatusCode::NO_CONTENT, "{}", gone.body);
@@ -160,6 +180,70 @@ async fn an_admin_makes_reads_changes_and_deletes_a_flag_and_each_change_is_audi
         })
     );
     assert_eq!(audit[3].1["enabled"], json!({"from": true}));
+}
+
+/// A flag deleted and made again under its key is another flag: an `If-Match` of the old
+/// one (the same key, the same version) names nothing, so a stale change cannot land on it.
+#[tokio::test]
+async fn an_etag_of_a_deleted_flag_does_not_match_the_one_made_again() {
+    let app = TestApp::spawn().await;
+    let old = app
+        .flags_as(
+            Method::POST,
+            "",
+            Some(&app.admin_token),
+            Some(&json!({"key": "kill-switch", "enabled": false})),
+        )
+        .await;
+    let old_tag = old.header("etag").expect("an ETag").to_owned();
+    let r = app
+        .flags_as(Method::DELETE, "/kill-switch", Some(&app.admin_token), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let again = app
+        .flags_as(
+            Method::POST,
+            "",
+            Some(&app.admin_token),
+            Some(&json!({"key": "kill-switch", "enabled": false})),
+        )
+        .await;
+    let made = again.data(StatusCode::CREATED).clone();
+    assert_eq!(made["version"], 1, "the same key at the same version");
+    assert_ne!(again.header("etag"), Some(old_tag.as_str()));
+
+    let patch = app
+        .send(
+            app.request(Method::PATCH, "/api/v1/flags/kill-switch")
+                .header("if-match", &old_tag)
+                .json(&json!({"enabled": true, "rollout": 100})),
+        )
+        .await;
+    assert_error(
+        &patch,
+        StatusCode::PRECONDITION_FAILED,
+        "PRECONDITION_FAILED",
+    );
+    let message = patch.body["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("flag"), "{}", patch.body);
+    let delete = app
+        .send(
+            app.request(Method::DELETE, "/api/v1/flags/kill-switch")
+                .header("if-match", &old_tag),
+        )
+        .await;
+    assert_error(
+        &delete,
+        StatusCode::PRECONDITION_FAILED,
+        "PRECONDITION_FAILED",
+    );
+    assert_eq!(
+        app.get_path("/api/v1/flags/kill-switch")
+            .await
+            .data(StatusCode::OK),
+        &made,
+        "nothing changed"
+    );
 }
 
 /// Every way in but an admin's: no credential, a forged one, a user's token and key, a
@@ -268,6 +352,8 @@ async fn bad_bodies_keys_and_parameters_are_refused_with_nothing_written() {
         (json!({"key": "a--b"}), vec!["key"]),
         (json!({"key": "x".repeat(65)}), vec!["key"]),
         (json!({"key": "evaluate"}), vec!["key"]),
+        (json!({"key": "plinth.replica_read"}), vec!["key"]),
+        (json!({"key": "plinth.kill_all"}), vec!["key"]),
         (json!({"key": 7}), vec!["key"]),
         (json!({"key": "k", "rollout": 100.5}), vec!["rollout"]),
         (json!({"key": "k", "rollout": -1}), vec!["rollout"]),
@@ -324,6 +410,13 @@ async fn bad_bodies_keys_and_parameters_are_refused_with_nothing_written() {
         want.sort();
         assert_eq!(got, want, "{body}");
     }
+    // A misspelt Plinth flag: the reason names the ones Plinth knows.
+    let typo = create(json!({"key": "plinth.replica_read", "enabled": false})).await;
+    assert_error(&typo, StatusCode::BAD_REQUEST, "INVALID_INPUT");
+    let reason = typo.body["error"]["details"][0]["reason"]
+        .as_str()
+        .unwrap_or("");
+    assert!(reason.contains("plinth.replica_reads"), "{}", typo.body);
     for body in [json!([]), json!("k"), json!(null)] {
         let r = create(body).await;
         assert_error(&r, StatusCode::BAD_REQUEST, "INVALID_INPUT");

@@ -1,6 +1,7 @@
 //! `GET /api/v1/flags/evaluate`: each rule changes the answer a caller gets (allow, deny,
-//! the schedule, the rollout, the master switch), guests see only what is on for everyone,
-//! Plinth's own flags are not listed, and a 10 % rollout takes 10 % of principals.
+//! the schedule, the rollout, the master switch), a flag off for the caller is left out
+//! (nobody learns the names of flags disabled or targeted at others), Plinth's own flags
+//! are not listed, and a 10 % rollout takes 10 % of principals.
 
 use crate::helpers::{TestApp, assert_error};
 use plinth_core::flags::{FlagKey, Subject};
@@ -28,51 +29,56 @@ async fn allow_deny_schedule_and_the_switch_each_change_the_answer() {
         .await;
     app.flag_ok(&json!({"key": "plinth.replica_reads", "enabled": true, "rollout": 100}))
         .await;
-    let beta = async |credential: Option<&str>| app.evaluate(credential).await["beta"].clone();
-    assert_eq!(beta(Some(&ann_token)).await, false, "0 %");
+    // Whether beta is on for the caller: listed as true, or not listed at all.
+    let beta = async |credential: Option<&str>| {
+        let answer = app.evaluate(credential).await;
+        assert_ne!(answer["beta"], false, "a flag off is left out: {answer}");
+        answer["beta"] == true
+    };
+    assert!(!beta(Some(&ann_token)).await, "0 %");
     assert_eq!(
         app.evaluate(Some(&ann_token)).await,
-        json!({"beta": false}),
-        "no plinth.* flag"
+        json!({}),
+        "no plinth.* flag, no flag that is off"
     );
 
     // Allowed by user: ann (by token or by key), not bob.
     app.patch_flag_ok("beta", &json!({"allow": [format!("user:{}", ann.id)]}))
         .await;
-    assert_eq!(beta(Some(&ann_token)).await, true);
-    assert_eq!(beta(Some(&ann_key)).await, true);
-    assert_eq!(beta(Some(&bob_token)).await, false);
+    assert!(beta(Some(&ann_token)).await);
+    assert!(beta(Some(&ann_key)).await);
+    assert!(!beta(Some(&bob_token)).await);
     // Allowed by API key: only requests made with it.
     app.patch_flag_ok("beta", &json!({"allow": [format!("api_key:{key_id}")]}))
         .await;
-    assert_eq!(beta(Some(&ann_key)).await, true);
-    assert_eq!(beta(Some(&ann_token)).await, false);
+    assert!(beta(Some(&ann_key)).await);
+    assert!(!beta(Some(&ann_token)).await);
     // Allowed by role.
     app.patch_flag_ok("beta", &json!({"allow": ["role:user"]}))
         .await;
-    assert_eq!(beta(Some(&bob_token)).await, true);
-    assert_eq!(beta(Some(&app.admin_token)).await, false);
+    assert!(beta(Some(&bob_token)).await);
+    assert!(!beta(Some(&app.admin_token)).await);
     // Deny wins over allow.
     app.patch_flag_ok("beta", &json!({"deny": [format!("user:{}", ann.id)]}))
         .await;
-    assert_eq!(beta(Some(&ann_token)).await, false);
-    assert_eq!(beta(Some(&bob_token)).await, true);
+    assert!(!beta(Some(&ann_token)).await);
+    assert!(beta(Some(&bob_token)).await);
     // Outside the schedule: off; inside: as before.
     let later = "2999-01-01T00:00:00Z";
     app.patch_flag_ok("beta", &json!({"on_from": later})).await;
-    assert_eq!(beta(Some(&bob_token)).await, false, "before on_from");
+    assert!(!beta(Some(&bob_token)).await, "before on_from");
     app.patch_flag_ok(
         "beta",
         &json!({"on_from": "2000-01-01T00:00:00Z", "off_after": "2001-01-01T00:00:00Z"}),
     )
     .await;
-    assert_eq!(beta(Some(&bob_token)).await, false, "after off_after");
+    assert!(!beta(Some(&bob_token)).await, "after off_after");
     app.patch_flag_ok("beta", &json!({"off_after": later}))
         .await;
-    assert_eq!(beta(Some(&bob_token)).await, true, "inside the schedule");
+    assert!(beta(Some(&bob_token)).await, "inside the schedule");
     // The master switch.
     app.patch_flag_ok("beta", &json!({"enabled": false})).await;
-    assert_eq!(beta(Some(&bob_token)).await, false, "disabled");
+    assert!(!beta(Some(&bob_token)).await, "disabled");
 
     // Guests: only what is on for everyone, never the names of the rest.
     app.patch_flag_ok(
@@ -83,7 +89,7 @@ async fn allow_deny_schedule_and_the_switch_each_change_the_answer() {
     assert_eq!(app.evaluate(None).await, json!({}));
     app.patch_flag_ok("beta", &json!({"rollout": 100})).await;
     assert_eq!(app.evaluate(None).await, json!({"beta": true}));
-    assert_eq!(beta(Some(&ann_token)).await, false, "ann is still denied");
+    assert!(!beta(Some(&ann_token)).await, "ann is still denied");
 
     // A bad credential is a 401, never a guest's answer; parameters are refused.
     let r = app
@@ -134,10 +140,43 @@ async fn a_ten_percent_rollout_is_on_for_ten_percent_of_principals() {
     for i in 0..5 {
         let (user, token) = app.user(&format!("u{i}@example.com")).await;
         let subject = Subject::of(&Principal::user(user.id, Role::User), None);
-        assert_eq!(
-            app.evaluate(Some(&token)).await["ten"],
-            flag.rule.decide(&key, &subject, now),
-            "user {i}"
-        );
+        let on = app.evaluate(Some(&token)).await.get("ten").cloned();
+        let want = flag.rule.decide(&key, &subject, now).then_some(json!(true));
+        assert_eq!(on, want, "user {i}");
     }
+}
+
+/// A signed-in user sees only the flags on for them: never one disabled, scheduled, denied
+/// to them or targeted at someone else, at any rollout.
+#[tokio::test]
+async fn a_user_never_sees_a_flag_that_is_off_for_them() {
+    let app = TestApp::spawn().await;
+    let (ann, ann_token) = app.user("ann@example.com").await;
+    let (bob, bob_token) = app.user("bob@example.com").await;
+    for body in [
+        json!({"key": "disabled", "enabled": false, "rollout": 100}),
+        json!({"key": "for-bob", "enabled": true, "allow": [format!("user:{}", bob.id)]}),
+        json!({"key": "not-ann", "enabled": true, "rollout": 100, "deny": [format!("user:{}", ann.id)]}),
+        json!({"key": "later", "enabled": true, "rollout": 100, "on_from": "2999-01-01T00:00:00Z"}),
+        json!({"key": "admins", "enabled": true, "allow": ["role:admin"]}),
+        json!({"key": "everyone", "enabled": true, "rollout": 100}),
+    ] {
+        app.flag_ok(&body).await;
+    }
+    assert_eq!(
+        app.evaluate(Some(&ann_token)).await,
+        json!({"everyone": true})
+    );
+    assert_eq!(
+        app.evaluate(Some(&bob_token)).await,
+        json!({"for-bob": true, "not-ann": true, "everyone": true})
+    );
+    assert_eq!(
+        app.evaluate(Some(&app.admin_token)).await,
+        json!({"not-ann": true, "admins": true, "everyone": true})
+    );
+    assert_eq!(
+        app.evaluate(None).await,
+        json!({"not-ann": true, "everyone": true})
+    );
 }

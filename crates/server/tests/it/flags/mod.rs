@@ -4,13 +4,20 @@
 //!   user, a user's key, a revoked key, hostile bodies), with nothing written by a refusal.
 //! - `evaluate`: what decides an answer (allow, deny, schedule, rollout, guests) and a
 //!   10 % rollout over 10,000 principals.
-//! - `instances`: two instances on one PostgreSQL agree, and a change through one reaches
-//!   the other's evaluation by notification.
-//! - `replica`: `plinth.replica_reads` steers reads between the replica and the primary.
+//! - `instances`: two instances on one PostgreSQL agree, a change through one reaches
+//!   the other's evaluation by notification, and a hung flag load delays no other notice.
+//! - `loads`: how often the flags are loaded (no load for a change to nothing; one shared
+//!   load for evaluations that find nothing held).
+//! - `reload`: a failed load keeps the flags held; a change made without a notice is seen
+//!   after `flags.reload_seconds`.
+//! - `replica`: `plinth.replica_reads` steers reads between the replica and the primary,
+//!   and stays as it was when loading the flags fails.
 
 mod crud;
 mod evaluate;
 mod instances;
+mod loads;
+mod reload;
 mod replica;
 
 use crate::helpers::{Resp, TestApp};

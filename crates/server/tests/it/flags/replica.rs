@@ -70,7 +70,31 @@ async fn the_replica_reads_flag_steers_reads_without_a_restart() {
     app.patch_flag_ok("plinth.replica_reads", &json!({"rollout": 100}))
         .await;
     assert_eq!(status(&app, &bob_token, &id).await, StatusCode::NOT_FOUND);
-    // Deleted: as without flags.
+    // Off again, then loading the flags fails (the table is away, and a notice asks for a
+    // load): the switch stays off.
+    app.patch_flag_ok("plinth.replica_reads", &json!({"enabled": false}))
+        .await;
+    assert_eq!(status(&app, &bob_token, &id).await, StatusCode::OK);
+    blocking(|| {
+        primary.psql(
+            DATABASE,
+            "ALTER TABLE _plinth_flags RENAME TO _plinth_flags_away; \
+             SELECT pg_notify('plinth_invalidate', 'flags')",
+        )
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        status(&app, &bob_token, &id).await,
+        StatusCode::OK,
+        "still off"
+    );
+    blocking(|| {
+        primary.psql(
+            DATABASE,
+            "ALTER TABLE _plinth_flags_away RENAME TO _plinth_flags",
+        )
+    });
+    // Deleted while off: as without flags (the replica).
     let r = app
         .flags_as(
             Method::DELETE,

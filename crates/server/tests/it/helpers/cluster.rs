@@ -359,7 +359,7 @@ impl TestApp {
         let (admin, admin_token) = make_user(&state, "admin@example.com", Role::Admin).await;
         let db = TestDb {
             store,
-            _dir: None,
+            dir: None,
             postgres: Some(plinth_testkit::PgDatabase::adopt(&primary.url(), database)),
         };
         Self::serve(

@@ -1,18 +1,30 @@
 //! Feature flags: stored and read back exactly, a taken key refused, changes versioned and
-//! conditional, deletes, and each change's audit entry written with it (none for a refusal
+//! conditional (on the flag's id too, so a flag made again under a deleted one's key is
+//! another), deletes, and each change's audit entry written with it (none for a refusal
 //! or a change to nothing new).
 
 use super::{Engine, admin};
 use plinth_core::Role;
 use plinth_core::Timestamp;
 use plinth_core::flags::{Audience, FlagChanges, FlagKey, FlagRule, Rollout};
-use plinth_store::{NewFlag, StoreError};
+use plinth_store::{FlagVersion, NewFlag, StoreError};
 use serde_json::json;
 
-contract!(flags_are_stored_changed_and_deleted_with_their_audit_entries);
+contract!(
+    flags_are_stored_changed_and_deleted_with_their_audit_entries,
+    a_condition_on_a_deleted_flag_refuses_the_one_made_again_under_its_key
+);
 
 fn key(s: &str) -> FlagKey {
     FlagKey::parse(s).expect("a valid key")
+}
+
+/// `flag` (by id) at `version`.
+fn at(flag: &plinth_core::flags::Flag, version: i64) -> Option<FlagVersion> {
+    Some(FlagVersion {
+        id: flag.id,
+        version,
+    })
 }
 
 /// The actions of the audit entries about flags, in order.
@@ -90,7 +102,7 @@ async fn flags_are_stored_changed_and_deleted_with_their_audit_entries(e: &Engin
     };
     let changed = e
         .store
-        .update_flag(&admin(), &key("new-checkout"), change.clone(), Some(1))
+        .update_flag(&admin(), &key("new-checkout"), change.clone(), at(&made, 1))
         .await
         .expect("update");
     assert_eq!(
@@ -107,7 +119,7 @@ async fn flags_are_stored_changed_and_deleted_with_their_audit_entries(e: &Engin
                 enabled: Some(false),
                 ..FlagChanges::default()
             },
-            Some(1),
+            at(&made, 1),
         )
         .await;
     assert!(
@@ -135,11 +147,11 @@ async fn flags_are_stored_changed_and_deleted_with_their_audit_entries(e: &Engin
 
     let stale = e
         .store
-        .delete_flag(&admin(), &key("new-checkout"), Some(1))
+        .delete_flag(&admin(), &key("new-checkout"), at(&made, 1))
         .await;
     assert!(matches!(stale, Err(StoreError::Stale { .. })), "{stale:?}");
     e.store
-        .delete_flag(&admin(), &key("new-checkout"), Some(2))
+        .delete_flag(&admin(), &key("new-checkout"), at(&made, 2))
         .await
         .expect("delete");
     assert_eq!(
@@ -170,4 +182,53 @@ async fn flags_are_stored_changed_and_deleted_with_their_audit_entries(e: &Engin
         e.store.audit_verify().await.expect("verify"),
         plinth_store::AuditVerdict::Intact { entries: 4 }
     );
+}
+
+async fn a_condition_on_a_deleted_flag_refuses_the_one_made_again_under_its_key(e: &Engine) {
+    let new = NewFlag {
+        key: key("kill-switch"),
+        description: String::new(),
+        rule: FlagRule {
+            enabled: false,
+            rollout: Rollout::NONE,
+            allow: vec![],
+            deny: vec![],
+            on_from: None,
+            off_after: None,
+        },
+    };
+    let old = e
+        .store
+        .create_flag(&admin(), new.clone())
+        .await
+        .expect("create");
+    e.store
+        .delete_flag(&admin(), &key("kill-switch"), None)
+        .await
+        .expect("delete");
+    let again = e.store.create_flag(&admin(), new).await.expect("again");
+    assert_eq!(
+        again.version, old.version,
+        "the same key at the same version"
+    );
+    let on = FlagChanges {
+        enabled: Some(true),
+        ..FlagChanges::default()
+    };
+    let stale = e
+        .store
+        .update_flag(&admin(), &key("kill-switch"), on, at(&old, 1))
+        .await;
+    assert!(matches!(stale, Err(StoreError::Stale { .. })), "{stale:?}");
+    let stale = e
+        .store
+        .delete_flag(&admin(), &key("kill-switch"), at(&old, 1))
+        .await;
+    assert!(matches!(stale, Err(StoreError::Stale { .. })), "{stale:?}");
+    let held = e.store.get_flag(&key("kill-switch")).await.expect("read");
+    assert_eq!(held, Some(again.clone()), "nothing changed");
+    e.store
+        .delete_flag(&admin(), &key("kill-switch"), at(&again, 1))
+        .await
+        .expect("the current one's condition holds");
 }
