@@ -182,6 +182,13 @@ pub(crate) struct NewFlag {
     off_after: Option<String>,
 }
 
+/// `GET /api/v1/flags/evaluate`: the flags on for the caller, each key `true` (a flag
+/// left out is off).
+#[derive(ToSchema)]
+pub(crate) struct FlagAnswers(
+    #[allow(dead_code, reason = "read by utoipa only")] std::collections::BTreeMap<String, bool>,
+);
+
 /// `PATCH /api/v1/flags/{key}`: any part of [`NewFlag`] but the key; `null` clears a
 /// schedule bound.
 #[derive(ToSchema)]

@@ -534,3 +534,30 @@ async fn the_docs_page_loads_nothing_from_other_origins() {
         .expect("script");
     assert!(script.1.contains("fetch(\"/api/v1/openapi.json\")"));
 }
+
+/// Every success answer of `/api/v1` but the document itself is described inside the
+/// success envelope (`Reply` writes every one): a body left bare in the document would
+/// describe the envelope's `data` as the whole answer.
+#[tokio::test]
+async fn every_success_body_is_described_in_the_envelope() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let mut bare = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        if !path.starts_with("/api/v1/") || path == "/api/v1/openapi.json" {
+            continue;
+        }
+        for (method, op) in item.as_object().expect("a path item") {
+            for (status, response) in op["responses"].as_object().into_iter().flatten() {
+                let schema = &response["content"]["application/json"]["schema"];
+                if status.starts_with('2')
+                    && !schema.is_null()
+                    && schema["properties"]["success"] != json!({"const": true})
+                {
+                    bare.push(format!("{method} {path} {status}"));
+                }
+            }
+        }
+    }
+    assert!(bare.is_empty(), "bodies outside the envelope: {bare:?}");
+}

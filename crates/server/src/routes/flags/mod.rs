@@ -12,7 +12,7 @@ use crate::conditional::IfMatch;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Caller, QueryPairs, WriteContext};
 use crate::flags::evaluate;
-use crate::openapi::shapes::{FlagChange, NewFlag as NewFlagShape};
+use crate::openapi::shapes::{FlagAnswers, FlagChange, NewFlag as NewFlagShape};
 use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::{Path, Request, State};
@@ -284,7 +284,7 @@ async fn delete_flag(
 #[utoipa::path(get, path = "/api/v1/flags/evaluate", tag = "flags",
     security((), ("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "the flags on for the caller", body = std::collections::BTreeMap<String, bool>),
+        (status = 200, description = "the flags on for the caller", body = FlagAnswers),
         (status = 400, description = "any query parameter"),
         (status = 401, description = "a bad credential"),
     ))]
