@@ -1,14 +1,22 @@
-//! `plinth export` / `plinth import`: a whole deployment (model declarations, users, every
-//! record of every model, deleted ones included) as JSON lines, engine to engine.
+//! `plinth export` / `plinth import`: a whole deployment (model declarations, users,
+//! feature flags, every record of every model, deleted ones included) as JSON lines, engine
+//! to engine.
 //!
 //! The format: a header line `{"plinth_export": 1, "models": [declarations]}`, then one
-//! line per user (`{"user": {…}}`, with its argon2id hash, so passwords keep working) and
+//! line per user (`{"user": {…}}`, with its argon2id hash, so passwords keep working), per
+//! feature flag (`{"flag": {"id": …, "key": …, "rollout": percent, "allow": […], …}}`) and
 //! per record (`{"record": {"model": …, "id": …, …, "fields": {…}}}`). Ids, timestamps,
-//! owners, versions and statuses are kept exactly. Refresh tokens and API keys are not
-//! exported: sessions end with the move, and keys must be issued again.
+//! owners, versions and statuses are kept exactly. Files written before flags were
+//! exported (no flag lines, same format 1) still import. Refresh tokens, API keys and the
+//! audit trail are not exported: sessions end with the move, keys must be issued again
+//! (a flag's `api_key:` entries then name none), and the source's audit trail stays with
+//! it (the import itself is not audited).
 
 use crate::{Store, StoreError, User};
 use plinth_core::auth::{parse_role, role_name};
+use plinth_core::flags::{
+    Audience, Flag, FlagKey, FlagRule, MAX_AUDIENCE, MAX_DESCRIPTION, Rollout,
+};
 use plinth_core::schema::ValueKind;
 use plinth_core::{
     FieldAccess, ListQuery, ListScope, ModelDef, Record, RecordId, Schema, Status, Timestamp, Value,
@@ -17,6 +25,9 @@ use serde_json::{Value as Json, json};
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 use uuid::Uuid;
+
+#[cfg(test)]
+mod tests;
 
 /// The format version written in the header.
 const FORMAT: u64 = 1;
@@ -28,6 +39,8 @@ const PAGE: &str = "200";
 pub struct Counts {
     /// Users.
     pub users: u64,
+    /// Feature flags.
+    pub flags: u64,
     /// Records, all models together.
     pub records: u64,
 }
@@ -54,11 +67,13 @@ pub enum TransferError {
     NotEmpty(String),
 }
 
-/// One parsed line of an export: a user or a record of a declared model.
+/// One parsed line of an export: a user, a feature flag or a record of a declared model.
 #[derive(Debug, Clone)]
 pub enum Item {
     /// An account, with its password hash.
     User(User),
+    /// A feature flag, exactly as exported.
+    Flag(Flag),
     /// A record, exactly as exported.
     Record(Arc<ModelDef>, Record),
 }
@@ -72,8 +87,9 @@ pub struct Line {
     pub item: Item,
 }
 
-/// Writes every user and every record, at the schema recorded in the database (the models
-/// its last migration applied, whatever `plinth.toml` declares now). Reads only.
+/// Writes every user, every feature flag and every record, at the schema recorded in the
+/// database (the models its last migration applied, whatever `plinth.toml` declares now).
+/// Reads only.
 pub async fn export(store: &dyn Store, out: &mut dyn Write) -> Result<Counts, TransferError> {
     let decls = store.recorded().await?;
     let schema = if decls.is_empty() {
@@ -100,6 +116,10 @@ pub async fn export(store: &dyn Store, out: &mut dyn Write) -> Result<Counts, Tr
             Some(u) if users.len() == 200 => after = Some(u.id),
             _ => break,
         }
+    }
+    for f in store.list_flags().await? {
+        writeln!(out, "{}", json!({ "flag": flag_json(&f) }))?;
+        counts.flags += 1;
     }
     for model in schema.iter().flat_map(Schema::models) {
         let mut cursor: Option<String> = None;
@@ -153,6 +173,7 @@ pub async fn import_lines(
     for line in &lines {
         match line.item {
             Item::User(_) => counts.users += 1,
+            Item::Flag(_) => counts.flags += 1,
             Item::Record(..) => counts.records += 1,
         }
     }
@@ -184,6 +205,8 @@ pub fn parse(schema: &Schema, input: &mut dyn BufRead) -> Result<Vec<Line>, Tran
         }
         let item = if let Some(u) = v.get("user") {
             Item::User(user_from(u).map_err(bad)?)
+        } else if let Some(f) = v.get("flag") {
+            Item::Flag(flag_from(f).map_err(bad)?)
         } else if let Some(r) = v.get("record") {
             let name = r["model"].as_str().unwrap_or_default();
             let model = schema
@@ -191,7 +214,7 @@ pub fn parse(schema: &Schema, input: &mut dyn BufRead) -> Result<Vec<Line>, Tran
                 .ok_or_else(|| bad(format!("model {name:?} is not declared in the target")))?;
             Item::Record(Arc::clone(model), record_from(model, r).map_err(bad)?)
         } else {
-            return Err(bad("neither a user nor a record".to_owned()));
+            return Err(bad("neither a user, a flag nor a record".to_owned()));
         };
         lines.push(Line {
             number: line_no,
@@ -224,6 +247,70 @@ fn user_from(v: &Json) -> Result<User, String> {
         created_at: Timestamp::parse(text("created_at")?)?,
         updated_at: Timestamp::parse(text("updated_at")?)?,
         version: v["version"].as_i64().ok_or("user without version")?,
+    })
+}
+
+fn flag_json(f: &Flag) -> Json {
+    let list = |l: &[Audience]| l.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let time = |t: Option<Timestamp>| t.map(|t| t.to_string());
+    json!({
+        "id": f.id, "key": f.key.as_str(), "description": f.description, "enabled": f.rule.enabled,
+        "rollout": f.rule.rollout.percent(), "allow": list(&f.rule.allow), "deny": list(&f.rule.deny),
+        "on_from": time(f.rule.on_from), "off_after": time(f.rule.off_after),
+        "created_at": f.created_at.to_string(), "updated_at": f.updated_at.to_string(), "version": f.version,
+    })
+}
+
+/// A flag back from its line, checked as the API checks one (but for which `plinth.*` keys
+/// Plinth knows: a flag stored by an older release moves as it is).
+fn flag_from(v: &Json) -> Result<Flag, String> {
+    let text = |k: &str| v[k].as_str().ok_or_else(|| format!("flag without {k}"));
+    let key = FlagKey::parse(text("key")?).map_err(|e| format!("key {e}"))?;
+    let description = text("description")?.to_owned();
+    if description.chars().count() > MAX_DESCRIPTION || description.contains('\0') {
+        return Err(format!(
+            "description must be at most {MAX_DESCRIPTION} characters, without NUL"
+        ));
+    }
+    let list = |k: &str| -> Result<Vec<Audience>, String> {
+        let entries = v[k].as_array().ok_or_else(|| format!("flag without {k}"))?;
+        if entries.len() > MAX_AUDIENCE {
+            return Err(format!("{k} must hold at most {MAX_AUDIENCE} entries"));
+        }
+        entries
+            .iter()
+            .map(|e| {
+                Audience::parse(e.as_str().unwrap_or_default()).map_err(|r| format!("{k} {r}"))
+            })
+            .collect()
+    };
+    let time = |k: &str| match &v[k] {
+        Json::Null => Ok(None),
+        t => t
+            .as_str()
+            .ok_or_else(|| format!("{k} must be a time or null"))
+            .and_then(|t| Timestamp::parse(t).map_err(|e| format!("{k} {e}")))
+            .map(Some),
+    };
+    let rule = FlagRule {
+        enabled: v["enabled"].as_bool().ok_or("flag without enabled")?,
+        rollout: Rollout::from_percent(v["rollout"].as_f64().ok_or("flag without rollout")?)
+            .map_err(|e| format!("rollout {e}"))?,
+        allow: list("allow")?,
+        deny: list("deny")?,
+        on_from: time("on_from")?,
+        off_after: time("off_after")?,
+    };
+    rule.check()
+        .map_err(|(field, reason)| format!("{field} {reason}"))?;
+    Ok(Flag {
+        id: Uuid::try_parse(text("id")?).map_err(|_| "bad flag id".to_owned())?,
+        key,
+        description,
+        rule,
+        created_at: time("created_at")?.ok_or("flag without created_at")?,
+        updated_at: time("updated_at")?.ok_or("flag without updated_at")?,
+        version: v["version"].as_i64().ok_or("flag without version")?,
     })
 }
 

@@ -42,8 +42,8 @@ pub(crate) async fn export(config: &Config, output: &Path) -> anyhow::Result<()>
     store.close().await;
     let counts = result.context("export failed")?;
     eprintln!(
-        "exported {} user(s) and {} record(s)",
-        counts.users, counts.records
+        "exported {} user(s), {} flag(s) and {} record(s)",
+        counts.users, counts.flags, counts.records
     );
     Ok(())
 }
@@ -76,8 +76,8 @@ pub(crate) async fn import(config: &Config, input: &Path) -> anyhow::Result<()> 
     }
     let counts = result.context("import failed")?;
     eprintln!(
-        "imported {} user(s) and {} record(s)",
-        counts.users, counts.records
+        "imported {} user(s), {} flag(s) and {} record(s)",
+        counts.users, counts.flags, counts.records
     );
     Ok(())
 }

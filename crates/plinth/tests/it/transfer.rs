@@ -1,8 +1,9 @@
 //! `plinth export` reads only, at the schema recorded in the database; `plinth import` is
-//! all or nothing and can be retried, and its messages name only its own flags. Both
-//! engines.
+//! all or nothing and can be retried, and its messages name only its own flags; feature
+//! flags move with the rest, exactly. Both engines.
 
 use crate::helpers::{Server, TestDir, refused, run_ok};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
@@ -91,7 +92,8 @@ async fn export_reads_the_recorded_schema_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_import_leaves_the_target_as_it_was_and_can_be_retried() {
-    // The source: a book model without uniqueness, two books sharing a title.
+    // The source: a book model without uniqueness, two books sharing a title, a flag
+    // changed once.
     let source = TestDir::new();
     source.write_config(&BOOK.replace("unique = true\n", ""));
     let server = Server::start(&source).await;
@@ -100,16 +102,35 @@ async fn a_failed_import_leaves_the_target_as_it_was_and_can_be_retried() {
             .create("book", &json!({"name": name, "title": "Dune"}))
             .await;
     }
+    let flag = json!({"key": "new-checkout", "enabled": true, "rollout": 12.5,
+        "allow": ["role:admin"], "off_after": "2030-01-01T00:00:00.000001Z"});
+    let r = server.post("/api/v1/flags", &flag).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = server
+        .patch(
+            "/api/v1/flags/new-checkout",
+            &json!({"description": "one page"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let flag = r.body["data"].clone();
+    assert_eq!(flag["version"], 2, "{flag}");
     server.stop().await;
     let data = source.data_arg();
     let dump = source.path().join("dump.jsonl");
     let dump_arg = dump.display().to_string();
-    run_ok(
+    let done = run_ok(
         &source,
         &["export", "--data-dir", &data, "--output", &dump_arg],
         &[],
     )
     .await;
+    assert!(
+        done.stderr
+            .contains("exported 1 user(s), 1 flag(s) and 2 record(s)"),
+        "{}",
+        done.stderr
+    );
     let text = std::fs::read_to_string(&dump).expect("the export");
 
     // The target declares the title unique: the last record clashes.
@@ -130,7 +151,7 @@ async fn a_failed_import_leaves_the_target_as_it_was_and_can_be_retried() {
     }
     assert_eq!(
         target_state(&target),
-        "0||",
+        "0|0||",
         "the failed import left something"
     );
     // Retried, with the clash fixed, it imports.
@@ -139,7 +160,8 @@ async fn a_failed_import_leaves_the_target_as_it_was_and_can_be_retried() {
     target.write("dump.jsonl", &fixed);
     let done = run_ok(&target, &import, &[]).await;
     assert!(
-        done.stderr.contains("imported 1 user(s) and 2 record(s)"),
+        done.stderr
+            .contains("imported 1 user(s), 1 flag(s) and 2 record(s)"),
         "{}",
         done.stderr
     );
@@ -152,20 +174,25 @@ async fn a_failed_import_leaves_the_target_as_it_was_and_can_be_retried() {
         .filter_map(|b| b["title"].as_str())
         .collect();
     assert_eq!(titles, ["Dune", "Dune Messiah"]);
+    // The flag as the source showed it: id, rule, times and version.
+    let r = server.get("/api/v1/flags/new-checkout").await;
+    assert_eq!(r.body["data"], flag, "{}", r.text);
     server.stop().await;
 }
 
-/// Users, recorded models and tables of the target (absent when there is no database yet).
+/// Users, flags, recorded models and tables of the target (absent when there is no database
+/// yet).
 fn target_state(dir: &TestDir) -> String {
     match dir.postgres_url() {
         Some(url) => psql(
             &url,
             "SELECT coalesce((SELECT count(*) FROM _plinth_users)::text, '') || '|' || \
+             coalesce((SELECT count(*) FROM _plinth_flags)::text, '') || '|' || \
              coalesce((SELECT string_agg(name, ',') FROM _plinth_models), '') || '|' || \
              coalesce((SELECT string_agg(table_name, ',' ORDER BY table_name) FROM \
              information_schema.tables WHERE table_schema = 'public' AND table_name NOT LIKE '\\_plinth%'), '')",
         ),
-        None if !dir.db().exists() => "0||".to_owned(),
+        None if !dir.db().exists() => "0|0||".to_owned(),
         None => {
             let db = rusqlite::Connection::open(dir.db()).expect("open");
             let get = |sql: &str| -> String {
@@ -175,6 +202,7 @@ fn target_state(dir: &TestDir) -> String {
             };
             [
                 get("SELECT CAST(count(*) AS TEXT) FROM _plinth_users"),
+                get("SELECT CAST(count(*) AS TEXT) FROM _plinth_flags"),
                 get("SELECT group_concat(name) FROM _plinth_models"),
                 get("SELECT group_concat(name) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_plinth%' ESCAPE '\\'"),
             ]

@@ -142,20 +142,8 @@ fn key_conflict(e: StoreError) -> StoreError {
     }
 }
 
-pub(crate) async fn create_flag<E: Exec>(
-    e: &E,
-    by: By<'_>,
-    new: NewFlag,
-) -> Result<Flag, StoreError> {
-    let flag = Flag {
-        id: Uuid::now_v7(),
-        key: new.key,
-        description: new.description,
-        rule: new.rule,
-        created_at: by.now,
-        updated_at: by.now,
-        version: 1,
-    };
+/// Inserts `flag` as it is: id, times and version included.
+async fn insert<E: Exec>(e: &E, flag: &Flag) -> Result<(), StoreError> {
     let (allow, deny) = (list_text(&flag.rule.allow), list_text(&flag.rule.deny));
     let mut q = query::<E>("INSERT INTO _plinth_flags (");
     q.push(COLS)
@@ -175,8 +163,39 @@ pub(crate) async fn create_flag<E: Exec>(
             flag.version.into(),
         ])
         .push(")");
-    e.execute(&q).await.map_err(key_conflict)?;
-    drop(q);
+    e.execute(&q).await?;
+    Ok(())
+}
+
+/// Inserts a flag of an export exactly, unannounced and unaudited like the import's users
+/// and records (the import runs alone, and the target's audit trail starts after it).
+pub(crate) async fn import_flag<E: Exec>(e: &E, flag: &Flag) -> Result<(), StoreError> {
+    insert(e, flag).await.map_err(|err| match err {
+        StoreError::Conflict {
+            field: Some(field), ..
+        } => StoreError::Conflict {
+            reason: format!("another flag already has this {field}"),
+            field: Some(field),
+        },
+        other => other,
+    })
+}
+
+pub(crate) async fn create_flag<E: Exec>(
+    e: &E,
+    by: By<'_>,
+    new: NewFlag,
+) -> Result<Flag, StoreError> {
+    let flag = Flag {
+        id: Uuid::now_v7(),
+        key: new.key,
+        description: new.description,
+        rule: new.rule,
+        created_at: by.now,
+        updated_at: by.now,
+        version: 1,
+    };
+    insert(e, &flag).await.map_err(key_conflict)?;
     announce(e).await?;
     append_event(
         e,

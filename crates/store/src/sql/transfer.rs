@@ -2,7 +2,7 @@
 //! and the inserts. The engine migrates first, in the same transaction, refusing steps that
 //! lose data with [`refuse_destructive`].
 
-use super::{Exec, Query, accounts, records};
+use super::{Exec, Query, accounts, flags, records};
 use crate::StoreError;
 use crate::transfer::{Item, Line, TransferError};
 use plinth_core::Schema;
@@ -22,7 +22,8 @@ pub(crate) fn refuse_destructive(plan: &Plan) -> Result<(), StoreError> {
     )))
 }
 
-/// Refuses a target holding users or records of `schema`'s models, then inserts `lines`.
+/// Refuses a target holding users, flags or records of `schema`'s models, then inserts
+/// `lines`.
 pub(crate) async fn fill<E: Exec>(
     e: &E,
     keys: &crate::Keys,
@@ -33,6 +34,11 @@ pub(crate) async fn fill<E: Exec>(
     q.push("SELECT 1 FROM _plinth_users LIMIT 1");
     if e.row(&q, |_| Ok(())).await?.is_some() {
         return Err(TransferError::NotEmpty("it has users".to_owned()));
+    }
+    let mut q = Query::new(E::DIALECT);
+    q.push("SELECT 1 FROM _plinth_flags LIMIT 1");
+    if e.row(&q, |_| Ok(())).await?.is_some() {
+        return Err(TransferError::NotEmpty("it has feature flags".to_owned()));
     }
     for model in schema.models() {
         let mut q = Query::new(E::DIALECT);
@@ -49,6 +55,7 @@ pub(crate) async fn fill<E: Exec>(
     for line in lines {
         let done = match &line.item {
             Item::User(user) => accounts::import_user(e, keys, user).await,
+            Item::Flag(flag) => flags::import_flag(e, flag).await,
             Item::Record(model, record) => records::insert(e, keys, model, record).await,
         };
         done.map_err(|err| at(line.number, err))?;
