@@ -21,6 +21,9 @@ pub struct SchemaVersion {
     pub known: bool,
     /// When it was applied; `None` while pending.
     pub applied_at: Option<Timestamp>,
+    /// The name the database records for this number when it is not this binary's: it
+    /// was applied by another release line (opening and `down` refuse such a database).
+    pub recorded_name: Option<String>,
     /// Its `up`, in the engine's SQL (empty when unknown).
     pub up_sql: String,
     /// Its `down`, in the engine's SQL (`None` for the baseline and unknown versions).

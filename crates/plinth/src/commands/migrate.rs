@@ -151,15 +151,20 @@ async fn status(config: &Config) -> anyhow::Result<()> {
             Some(at) => format!("applied {at}"),
             None => "pending".to_owned(),
         };
-        let mut notes = Vec::new();
+        let mut notes: Vec<String> = Vec::new();
         if !v.known {
-            notes.push("unknown to this plinth");
+            notes.push("unknown to this plinth".to_owned());
+        }
+        if let Some(other) = &v.recorded_name {
+            notes.push(format!(
+                "recorded as {other:?} by another release line: this plinth refuses the database"
+            ));
         }
         if !v.additive {
-            notes.push("not additive");
+            notes.push("not additive".to_owned());
         }
         if v.destructive_down {
-            notes.push("its down loses data");
+            notes.push("its down loses data".to_owned());
         }
         let notes = if notes.is_empty() {
             String::new()

@@ -444,18 +444,21 @@ pub(crate) async fn status<E: Exec>(e: &E) -> Result<SchemaStatus, StoreError> {
     let done = recorded(e).await?;
     let mut versions: Vec<SchemaVersion> = VERSIONS
         .iter()
-        .map(|v| SchemaVersion {
-            number: v.number,
-            name: v.name.to_owned(),
-            additive: v.additive,
-            destructive_down: v.destructive,
-            known: true,
-            applied_at: done
-                .iter()
-                .find(|r| r.number == v.number)
-                .map(|r| r.applied_at),
-            up_sql: v.up_sql(d),
-            down_sql: v.down.map(tidy),
+        .map(|v| {
+            let recorded = done.iter().find(|r| r.number == v.number);
+            SchemaVersion {
+                number: v.number,
+                name: v.name.to_owned(),
+                additive: v.additive,
+                destructive_down: v.destructive,
+                known: true,
+                applied_at: recorded.map(|r| r.applied_at),
+                recorded_name: recorded
+                    .filter(|r| r.name != v.name)
+                    .map(|r| r.name.clone()),
+                up_sql: v.up_sql(d),
+                down_sql: v.down.map(tidy),
+            }
         })
         .collect();
     for r in done.iter().filter(|r| r.number > LATEST) {
@@ -466,6 +469,7 @@ pub(crate) async fn status<E: Exec>(e: &E) -> Result<SchemaStatus, StoreError> {
             destructive_down: false,
             known: false,
             applied_at: Some(r.applied_at),
+            recorded_name: None,
             up_sql: String::new(),
             down_sql: None,
         });

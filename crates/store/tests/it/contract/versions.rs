@@ -288,7 +288,15 @@ async fn a_version_recorded_under_another_name_is_refused(e: &Engine) {
         .await
         .expect_err("another release line's down");
     assert!(down.to_string().contains("another release line"), "{down}");
-    assert_eq!(status(&*as_is).await.database(), Some(LATEST));
+    let shown = status(&*as_is).await;
+    assert_eq!(shown.database(), Some(LATEST));
+    // The status says which name the database records, and only where it differs.
+    let recorded: Vec<_> = shown
+        .versions
+        .iter()
+        .filter_map(|v| v.recorded_name.as_deref().map(|n| (v.number, n)))
+        .collect();
+    assert_eq!(recorded, [(LATEST, "from another release line")]);
     as_is.close().await;
 
     e.raw(&format!(
