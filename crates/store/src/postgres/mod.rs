@@ -14,7 +14,7 @@
 //!
 //! Layout: `connect` (options, pools, the LISTEN connection), `exec` (binding parameters
 //! and reading rows), `lists` (record lists: gated, bounded in time, cancelled when
-//! abandoned), `ddl` (migrations), `claim` (the advisory lock servers share and migrations
+//! abandoned), `ddl` (migrations), `schema` (the store's migration methods), `claim` (the advisory lock servers share and migrations
 //! take alone), `errors` (SQLSTATE → [`StoreError`]), `account_store` (the
 //! [`AccountStore`](crate::AccountStore) methods), `backup` (a snapshot as JSON lines, and its
 //! restore in one transaction).
@@ -28,6 +28,7 @@ mod errors;
 mod exec;
 mod flag_store;
 mod lists;
+mod schema;
 mod tls;
 
 use crate::ReadFrom;
@@ -35,7 +36,6 @@ use crate::backup::{BackupError, Restored, Taken};
 use crate::gate::ListGate;
 use crate::shared::idempotency_scope;
 use crate::sql::records::{By, StatusChange};
-use crate::sql::transfer as sql_transfer;
 use crate::sql::{audit, records, reseal, sweep};
 use crate::transfer::{Line, TransferError};
 use crate::{AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Resealed, SealedTable};
@@ -290,11 +290,7 @@ impl Store for PgStore {
     }
 
     async fn plan(&self, schema: &Schema) -> Result<Plan, StoreError> {
-        self.in_tx(async |tx| {
-            ddl::lock_and_init(tx.0, &self.inner.keys, self.inner.upgrade).await?;
-            ddl::plan(tx.0, schema).await
-        })
-        .await
+        self.plan_now(schema).await
     }
 
     async fn plan_sql(&self, schema: &Schema) -> Result<Vec<(String, Vec<String>)>, StoreError> {
@@ -310,27 +306,7 @@ impl Store for PgStore {
     }
 
     async fn import(&self, schema: &Schema, lines: Vec<Line>) -> Result<(), TransferError> {
-        // One transaction, not bounded as a whole (an import may be large; each statement
-        // has the statement timeout), and not retried: the target is a fresh database.
-        let mut client = self.inner.pool.get().await.map_err(errors::pool)?;
-        let tx = client.transaction().await.map_err(errors::map)?;
-        let filled = async {
-            ddl::lock_and_init(&tx, &self.inner.keys, self.inner.upgrade).await?;
-            ddl::migrate(&tx, schema, &sql_transfer::refuse_destructive).await?;
-            sql_transfer::fill(&Pg(&tx), &self.inner.keys, schema, &lines).await
-        }
-        .await;
-        match filled {
-            Ok(()) => tx.commit().await.map_err(errors::map)?,
-            Err(e) => {
-                let _ = tx.rollback().await;
-                return Err(e);
-            }
-        }
-        if let Ok(mut s) = self.inner.schema.write() {
-            *s = Arc::new(schema.clone());
-        }
-        Ok(())
+        self.import_now(schema, &lines).await
     }
 
     async fn claim(&self, claim: Claim) -> Result<(), StoreError> {
@@ -344,43 +320,7 @@ impl Store for PgStore {
         schema: &Schema,
         allow_destructive: bool,
     ) -> Result<Vec<String>, StoreError> {
-        // Beside other instances a server applies only what they can run beside; the rest
-        // waits until it runs alone, holding the claim exclusively so none starts meanwhile.
-        let held = self.inner.claim.lock().await;
-        let serving = match held.as_ref() {
-            Some((Claim::Serve, h)) => Some(h),
-            _ => None,
-        };
-        let alone = match serving {
-            Some(h) => Some(h.try_exclusive().await?),
-            None => None,
-        };
-        let others = alone == Some(false);
-        let check = |plan: &Plan| {
-            if others {
-                plan.check_beside_others().map_err(StoreError::Migration)?;
-            }
-            plan.check(allow_destructive).map_err(StoreError::Migration)
-        };
-        let result = self
-            .in_tx(async |tx| {
-                ddl::lock_and_init(tx.0, &self.inner.keys, self.inner.upgrade).await?;
-                ddl::migrate(tx.0, schema, &check).await
-            })
-            .await;
-        if let (Some(h), Some(true)) = (serving, alone) {
-            h.release_exclusive().await?;
-        }
-        drop(held);
-        let steps = result?;
-        if !steps.is_empty() {
-            // A statement prepared before a column changed type would bind the old type.
-            self.inner.pool.manager().statement_caches.clear();
-        }
-        if let Ok(mut s) = self.inner.schema.write() {
-            *s = Arc::new(schema.clone());
-        }
-        Ok(steps)
+        self.migrate_now(schema, allow_destructive).await
     }
 
     async fn backup_to(&self, dest: &Path) -> Result<Taken, BackupError> {
@@ -392,13 +332,7 @@ impl Store for PgStore {
     }
 
     async fn adopt(&self, schema: &Schema) -> Result<Vec<String>, StoreError> {
-        let applied = self.recorded().await?;
-        let kept =
-            plinth_core::migrate::adoptable(&applied, schema).map_err(StoreError::Migration)?;
-        if let Ok(mut s) = self.inner.schema.write() {
-            *s = Arc::new(schema.clone());
-        }
-        Ok(kept)
+        self.adopt_now(schema).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -10,7 +10,7 @@
 //!
 //! Layout: `writer` (the writer thread and group commit), `readers` (the read connections,
 //! each read bounded in time and interrupted when its caller goes away), `ddl`
-//! (migrations), `exec` (binding parameters and reading rows), `errors` (translation of
+//! (migrations), `schema` (the store's migration methods), `exec` (binding parameters and reading rows), `errors` (translation of
 //! `rusqlite` errors into [`StoreError`]), `files` (private file modes, the lock file),
 //! `account_store` (the [`AccountStore`](crate::AccountStore) methods), `backup` (`VACUUM
 //! INTO` a backup; restore through the online backup API).
@@ -24,12 +24,12 @@ mod exec;
 mod files;
 mod flag_store;
 mod readers;
+mod schema;
 mod writer;
 
 use crate::backup::{BackupError, Restored, Taken};
 use crate::shared::idempotency_scope;
 use crate::sql::records::{By, StatusChange};
-use crate::sql::transfer as sql_transfer;
 use crate::sql::{audit, ready, records, reseal, sweep};
 use crate::transfer::{Line, TransferError};
 use crate::{AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Resealed, SealedTable};
@@ -272,26 +272,7 @@ impl Store for SqliteStore {
     }
 
     async fn import(&self, schema: &Schema, lines: Vec<Line>) -> Result<(), TransferError> {
-        let (target, keys) = (schema.clone(), self.inner.keys.clone());
-        self.exclusive(move |w| {
-            let tx = w
-                .conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(errors::map)?;
-            let filled = ddl::migrate_in(&tx, &target, &sql_transfer::refuse_destructive)
-                .map_err(TransferError::from)
-                .and_then(|_| ready(sql_transfer::fill(&*tx, &keys, &target, &lines)));
-            // Dropped uncommitted on failure: rolled back, nothing left behind.
-            if filled.is_ok() {
-                tx.commit().map_err(errors::map)?;
-            }
-            Ok(filled)
-        })
-        .await??;
-        if let Ok(mut s) = self.inner.schema.write() {
-            *s = Arc::new(schema.clone());
-        }
-        Ok(())
+        self.import_now(schema, lines).await
     }
 
     async fn claim(&self, claim: Claim) -> Result<(), StoreError> {
@@ -320,24 +301,11 @@ impl Store for SqliteStore {
         schema: &Schema,
         allow_destructive: bool,
     ) -> Result<Vec<String>, StoreError> {
-        let target = schema.clone();
-        let applied = self
-            .exclusive(move |w| ddl::migrate(&mut w.conn, &target, allow_destructive))
-            .await?;
-        if let Ok(mut s) = self.inner.schema.write() {
-            *s = Arc::new(schema.clone());
-        }
-        Ok(applied)
+        self.migrate_now(schema, allow_destructive).await
     }
 
     async fn adopt(&self, schema: &Schema) -> Result<Vec<String>, StoreError> {
-        let applied = self.recorded().await?;
-        let kept =
-            plinth_core::migrate::adoptable(&applied, schema).map_err(StoreError::Migration)?;
-        if let Ok(mut s) = self.inner.schema.write() {
-            *s = Arc::new(schema.clone());
-        }
-        Ok(kept)
+        self.adopt_now(schema).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
