@@ -30,6 +30,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod backup;
+pub mod changes;
 pub mod error;
 pub mod flags;
 mod gate;
@@ -44,6 +45,7 @@ pub mod versions;
 
 pub use accounts::{AccountStore, ApiKey, NewApiKey, NewUser, Refresh, User, UserChanges};
 pub use audit::{AuditBreak, AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Event};
+pub use changes::{Change, ChangeKind, ChangeWindow};
 pub use error::StoreError;
 pub use flags::{FlagStore, FlagVersion, NewFlag};
 pub use postgres::{PgOptions, PgStore};
@@ -304,6 +306,22 @@ pub trait Store: AccountStore + FlagStore + Send + Sync + std::fmt::Debug {
     ) -> Result<u64, StoreError>;
     /// Audit entries after `after_seq` (0: from the first), at most `limit`, in `seq` order.
     async fn audit_list(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Changes after `after` (0: from the oldest kept), at most `limit`, in `seq` order,
+    /// always from the primary. Changes to models no longer declared are skipped.
+    async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<Change>, StoreError>;
+    /// Where the change log stands: the highest `seq` pruned and the trail's head.
+    async fn change_window(&self) -> Result<ChangeWindow, StoreError>;
+    /// Removes up to `limit` of the oldest changes made before `before` (one transaction),
+    /// raising [`ChangeWindow::pruned_through`]; returns how many.
+    async fn prune_changes(
+        &self,
+        before: plinth_core::Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
+    /// Bumped after this process commits a change, and when another instance says it did
+    /// (on PostgreSQL, through the notice channel; also after the listener reconnects,
+    /// since notices may have been missed): the change feed's cue to read the log.
+    fn change_signal(&self) -> tokio::sync::watch::Receiver<u64>;
     /// Appends an event that goes with no write (a failed or throttled login) in a
     /// transaction of its own.
     async fn audit_event(&self, ctx: &WriteCtx, event: AuditEvent) -> Result<(), StoreError>;

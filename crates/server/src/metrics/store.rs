@@ -10,8 +10,9 @@ use plinth_core::{
 use plinth_store::backup::{BackupError, Restored, Taken};
 use plinth_store::transfer::{Line, TransferError};
 use plinth_store::{
-    AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Claim, Created, EngineStats,
-    IdempotencyClaim, Page, ReadFrom, Resealed, SealedTable, Store, StoreError, WriteCtx,
+    AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Change, ChangeWindow, Claim, Created,
+    EngineStats, IdempotencyClaim, Page, ReadFrom, Resealed, SealedTable, Store, StoreError,
+    WriteCtx,
 };
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
@@ -50,6 +51,8 @@ ops! {
     TouchApiKey = "touch_api_key", ImportUser = "import_user", BackupTo = "backup_to",
     RestoreFrom = "restore_from", CreateFlag = "create_flag", ListFlags = "list_flags",
     GetFlag = "get_flag", UpdateFlag = "update_flag", DeleteFlag = "delete_flag",
+    ChangesAfter = "changes_after", ChangeWindow = "change_window",
+    PruneChanges = "prune_changes",
 }
 
 /// A label set of one label.
@@ -299,6 +302,22 @@ impl Store for MeteredStore {
     async fn sweep_idempotency(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
         let call = self.inner.sweep_idempotency(before, limit);
         self.ops.time(Op::SweepIdempotency, call).await
+    }
+    async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
+        let call = self.inner.changes_after(after, limit);
+        self.ops.time(Op::ChangesAfter, call).await
+    }
+    async fn change_window(&self) -> Result<ChangeWindow, StoreError> {
+        self.ops
+            .time(Op::ChangeWindow, self.inner.change_window())
+            .await
+    }
+    async fn prune_changes(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        let call = self.inner.prune_changes(before, limit);
+        self.ops.time(Op::PruneChanges, call).await
+    }
+    fn change_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.change_signal()
     }
     async fn audit_list(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let call = self.inner.audit_list(after_seq, limit);

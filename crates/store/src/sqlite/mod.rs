@@ -484,6 +484,24 @@ impl Store for SqliteStore {
             .await
     }
 
+    // The change log: being written (see `crate::changes`); until then, nothing logged.
+    async fn changes_after(
+        &self,
+        _after: i64,
+        _limit: u32,
+    ) -> Result<Vec<crate::Change>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn change_window(&self) -> Result<crate::ChangeWindow, StoreError> {
+        Ok(crate::ChangeWindow::default())
+    }
+    async fn prune_changes(&self, _before: Timestamp, _limit: u32) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+    fn change_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        tokio::sync::watch::channel(0).1
+    }
+
     async fn audit_list(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         self.read(move |c| ready(audit::list(c, after_seq, limit)))
             .await
