@@ -172,7 +172,7 @@ impl FromRequestParts<AppState> for WriteContext {
 }
 
 /// The credential a request carries, if any.
-fn credential(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+pub(crate) fn credential(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     let bad = |what: &str| {
         ApiError::new(
             ErrorCode::Unauthenticated,

@@ -197,12 +197,17 @@ pub trait AccountStore: Send + Sync {
     -> Result<u64, StoreError>;
     /// Revokes the family of a refresh token (logout); false if the token is unknown. A
     /// family revoked now is audited as `auth.logout` by the token's user, with `ctx`'s
-    /// request and address.
+    /// request and address, and announced to other instances (as a credential change).
     async fn revoke_refresh_family(
         &self,
         ctx: &WriteCtx,
         token_hash: &str,
     ) -> Result<bool, StoreError>;
+    /// The session (refresh-token family) a refresh token belongs to, if it is stored.
+    async fn refresh_family_of(&self, token_hash: &str) -> Result<Option<Uuid>, StoreError>;
+    /// Whether a session is still on: not logged out, not revoked for reuse, not swept,
+    /// its account not deleted.
+    async fn refresh_family_live(&self, family: Uuid) -> Result<bool, StoreError>;
     /// Stores an API key.
     async fn create_api_key(&self, ctx: &WriteCtx, key: NewApiKey) -> Result<ApiKey, StoreError>;
     /// The live (not revoked) key with this hash, and its user.

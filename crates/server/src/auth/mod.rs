@@ -14,7 +14,11 @@
 //!   is believed, and the bucket an address is limited by (an IPv6 address by its /64);
 //! - `error`: [`AuthError`] and its one conversion into the error envelope;
 //! - `counters`: [`AuthCounters`], cache hits and misses, refusals and rate limits for
-//!   `/metrics`.
+//!   `/metrics`;
+//! - `ticket`: stream tickets, the short-lived signed tokens a browser's `EventSource`
+//!   opens a change feed with (never accepted as a Bearer credential);
+//! - `stream`: what a change-feed stream was opened with ([`StreamAuth`]), checked again
+//!   ([`Standing`]) whenever [`Auth::credential_changes`] says credentials may have changed.
 //!
 //! Turning a request into a principal is the `Caller` extractor (`crate::extract`), which
 //! calls [`Auth::authenticate`].
@@ -27,7 +31,9 @@ mod error;
 mod limit;
 mod password;
 mod secret;
+mod stream;
 mod table;
+mod ticket;
 mod token;
 
 pub use client::TrustedProxies;
@@ -39,6 +45,8 @@ pub use error::AuthError;
 pub use password::HashCost;
 pub use secret::SigningKey;
 pub(crate) use secret::{Digest, REFRESH_PREFIX, new_api_key, new_refresh_token};
+pub use stream::{Standing, StreamAuth};
+pub use ticket::TICKET_TTL;
 
 use cache::{CredentialCache, CredentialKey, Vouched};
 use limit::{RateLimiter, Refused, Remembered};
@@ -52,7 +60,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use table::Key;
+use ticket::Tickets;
 use token::AccessTokens;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 /// How often an API key's `last_used_at` is written at most.
@@ -149,6 +159,13 @@ pub struct Auth {
     vouched: CredentialCache,
     /// What `/metrics` shows of authentication.
     counters: AuthCounters,
+    /// Signs and checks stream tickets.
+    tickets: Tickets,
+    /// Bumped after cached credentials are forgotten (any credential change, here or
+    /// announced by another instance): open streams check their credential again.
+    changes: watch::Sender<u64>,
+    /// What streams' checks learned from the store since the last bump.
+    rechecked: stream::Rechecked,
 }
 
 impl Auth {
@@ -163,6 +180,9 @@ impl Auth {
         Ok(Self {
             passwords: Passwords::new(config.hash_cost)?,
             tokens: AccessTokens::new(&config.signing_key, config.access_ttl),
+            tickets: Tickets::new(&config.signing_key),
+            changes: watch::Sender::new(0),
+            rechecked: stream::Rechecked::default(),
             login_account_addresses: RateLimiter::new(
                 config.login_per_account_address,
                 window,
@@ -209,9 +229,19 @@ impl Auth {
         ok
     }
 
-    /// Issues an access token for `user`, and its lifetime in seconds.
+    /// Issues an access token for `user` outside any session, and its lifetime in seconds.
     pub fn issue_access(&self, user: &User) -> Result<(String, u64), AuthError> {
-        self.tokens.issue(user, &self.clock)
+        self.tokens.issue(user, None, &self.clock)
+    }
+
+    /// Issues an access token for `user` in `session` (its refresh-token family), and its
+    /// lifetime in seconds: tickets made from it end with the session.
+    pub(crate) fn issue_session_access(
+        &self,
+        user: &User,
+        session: Uuid,
+    ) -> Result<(String, u64), AuthError> {
+        self.tokens.issue(user, Some(session), &self.clock)
     }
 
     /// Issues an access token and a new refresh-token family for `user`, whose login
@@ -222,13 +252,14 @@ impl Auth {
         ctx: &WriteCtx,
         user: &User,
     ) -> Result<TokenPair, AuthError> {
-        let (access_token, expires_in) = self.issue_access(user)?;
+        let session = Uuid::now_v7();
+        let (access_token, expires_in) = self.issue_session_access(user, session)?;
         let (refresh_token, digest) = new_refresh_token()?;
         store
             .insert_refresh(
                 ctx,
                 user.id,
-                Uuid::now_v7(),
+                session,
                 digest.as_str(),
                 self.refresh_expiry(),
                 self.now(),
@@ -281,15 +312,34 @@ impl Auth {
         };
         // Access tokens: the signature and expiry are checked every time (cheap); only the
         // account lookup is cached, by user and version.
-        let key = if is_api_key(credential) {
-            CredentialKey::ApiKey(Digest::of(credential))
-        } else {
-            let (user, version) = self
-                .tokens
-                .verify(credential, &self.clock)
-                .inspect_err(|_| self.counters.failed(Failure::Token))?;
-            CredentialKey::Account { user, version }
-        };
+        let key = self.credential_key(credential)?;
+        let vouched = self.vouch(store, key).await?;
+        if let Some(key) = vouched.key_id {
+            self.touch(store, key).await;
+        }
+        span.record("principal", vouched.label.as_str());
+        Ok((vouched.principal, vouched.key_id))
+    }
+
+    /// What a presented credential is looked up by: an API key by its digest, an access
+    /// token (its signature and expiry checked here) by its user and account version.
+    fn credential_key(&self, credential: &str) -> Result<CredentialKey, AuthError> {
+        if is_api_key(credential) {
+            return Ok(CredentialKey::ApiKey(Digest::of(credential)));
+        }
+        let claims = self
+            .tokens
+            .verify(credential, &self.clock)
+            .inspect_err(|_| self.counters.failed(Failure::Token))?;
+        Ok(CredentialKey::Account {
+            user: claims.user,
+            version: claims.version,
+        })
+    }
+
+    /// What the database (or the credential cache) says of a credential: refused when it
+    /// is unknown, revoked, changed or past an API key's expiry.
+    async fn vouch(&self, store: &dyn Store, key: CredentialKey) -> Result<Vouched, AuthError> {
         let cached = self.vouched.get(&key, &self.clock);
         self.counters.cache(cached.is_some());
         let vouched = match cached {
@@ -307,17 +357,16 @@ impl Auth {
             self.counters.failed(Failure::Expired);
             return Err(AuthError::Refused);
         }
-        if let Some(key) = vouched.key_id {
-            self.touch(store, key).await;
-        }
-        span.record("principal", vouched.label.as_str());
-        Ok((vouched.principal, vouched.key_id))
+        Ok(vouched)
     }
 
-    /// Forgets every cached credential: called after any change to an account or key made
-    /// through this instance, so it takes effect here at once.
+    /// Forgets every cached credential and tells open streams to check theirs again:
+    /// called after any change to an account, session or key made through this instance,
+    /// so it takes effect here at once, and on another instance's notice.
     pub(crate) fn forget_credentials(&self) {
         self.vouched.clear();
+        // After the clear: a stream woken by this finds nothing stale in the cache.
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     async fn touch(&self, store: &dyn Store, key: Uuid) {

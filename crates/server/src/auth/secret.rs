@@ -68,6 +68,11 @@ impl Digest {
         Self(format!("{:x}", Sha256::digest(secret.as_bytes())))
     }
 
+    /// A digest as stored (from a ticket that names an API key by it).
+    pub(crate) fn from_stored(hex: String) -> Self {
+        Self(hex)
+    }
+
     /// The hex text, as the store keeps it.
     pub(crate) fn as_str(&self) -> &str {
         &self.0

@@ -16,7 +16,7 @@ use uuid::Uuid;
 const ISSUER: &str = "plinth";
 /// Clock skew tolerated, in seconds: a token is refused once `exp + LEEWAY` is in the past,
 /// or while `nbf - LEEWAY` or `iat - LEEWAY` is still in the future.
-const LEEWAY_SECS: i64 = 5;
+pub(super) const LEEWAY_SECS: i64 = 5;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
@@ -32,6 +32,24 @@ struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nbf: Option<i64>,
     jti: String,
+    /// The session (refresh-token family) the token was issued in: tickets made from the
+    /// token are bound to it, so they end at logout. Absent on tokens issued outside a
+    /// session (and on tokens from before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<Uuid>,
+}
+
+/// What a valid access token says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AccessClaims {
+    /// The user.
+    pub(crate) user: Uuid,
+    /// The account version it was issued at.
+    pub(crate) version: i64,
+    /// The session it was issued in, if any.
+    pub(crate) session: Option<Uuid>,
+    /// When it expires, in seconds since the Unix epoch.
+    pub(crate) expires: i64,
 }
 
 /// Issues and checks access tokens.
@@ -67,8 +85,13 @@ impl AccessTokens {
         }
     }
 
-    /// An access token for `user`, and its lifetime in seconds.
-    pub(crate) fn issue(&self, user: &User, clock: &Clock) -> Result<(String, u64), AuthError> {
+    /// An access token for `user`, issued in `session` (if any), and its lifetime in seconds.
+    pub(crate) fn issue(
+        &self,
+        user: &User,
+        session: Option<Uuid>,
+        clock: &Clock,
+    ) -> Result<(String, u64), AuthError> {
         let now = clock.unix_secs();
         let ttl = self.ttl.as_secs();
         let claims = Claims {
@@ -80,6 +103,7 @@ impl AccessTokens {
             exp: now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX / 2)),
             nbf: None,
             jti: Uuid::now_v7().simple().to_string(),
+            sid: session,
         };
         let token = jsonwebtoken::encode(
             &Header::new(jsonwebtoken::Algorithm::HS256),
@@ -90,8 +114,8 @@ impl AccessTokens {
         Ok((token, ttl))
     }
 
-    /// The user id and account version in a valid, unexpired access token.
-    pub(crate) fn verify(&self, token: &str, clock: &Clock) -> Result<(Uuid, i64), AuthError> {
+    /// What a valid, unexpired access token says.
+    pub(crate) fn verify(&self, token: &str, clock: &Clock) -> Result<AccessClaims, AuthError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| AuthError::Refused)?;
         let now = clock.unix_secs();
@@ -100,8 +124,13 @@ impl AccessTokens {
         if c.exp < now.saturating_sub(LEEWAY_SECS) || future(c.iat) || c.nbf.is_some_and(future) {
             return Err(AuthError::Refused);
         }
-        let id = Uuid::try_parse(&c.sub).map_err(|_| AuthError::Refused)?;
-        Ok((id, c.ver))
+        let user = Uuid::try_parse(&c.sub).map_err(|_| AuthError::Refused)?;
+        Ok(AccessClaims {
+            user,
+            version: c.ver,
+            session: c.sid,
+            expires: c.exp,
+        })
     }
 }
 
@@ -134,9 +163,14 @@ mod tests {
             ManualClock::starting_at(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
         let clock = manual.clock();
         let user = user();
-        let (token, ttl) = tokens.issue(&user, &clock).expect("issue");
+        let session = Uuid::now_v7();
+        let (token, ttl) = tokens.issue(&user, Some(session), &clock).expect("issue");
         assert_eq!(ttl, 60);
-        assert_eq!(tokens.verify(&token, &clock).expect("fresh"), (user.id, 3));
+        let claims = tokens.verify(&token, &clock).expect("fresh");
+        assert_eq!(
+            (claims.user, claims.version, claims.session, claims.expires),
+            (user.id, 3, Some(session), 1_000_060)
+        );
         // exp = 1_000_060; still accepted at exp + leeway, refused one second later.
         manual.advance(Duration::from_secs(60 + 5));
         assert!(tokens.verify(&token, &clock).is_ok(), "at exp + leeway");
@@ -147,7 +181,7 @@ mod tests {
         ));
         // A token the system clock calls fresh is expired by the injected one.
         let now = ManualClock::new();
-        let (fresh, _) = tokens.issue(&user, &now.clock()).expect("issue");
+        let (fresh, _) = tokens.issue(&user, None, &now.clock()).expect("issue");
         now.advance(Duration::from_secs(66));
         assert!(tokens.verify(&fresh, &now.clock()).is_err());
     }

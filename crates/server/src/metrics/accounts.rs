@@ -91,6 +91,14 @@ impl AccountStore for MeteredStore {
         let call = self.inner.revoke_refresh_family(ctx, token_hash);
         self.ops.time(Op::RevokeRefreshFamily, call).await
     }
+    async fn refresh_family_of(&self, token_hash: &str) -> Result<Option<Uuid>, StoreError> {
+        let call = self.inner.refresh_family_of(token_hash);
+        self.ops.time(Op::RefreshFamilyOf, call).await
+    }
+    async fn refresh_family_live(&self, family: Uuid) -> Result<bool, StoreError> {
+        let call = self.inner.refresh_family_live(family);
+        self.ops.time(Op::RefreshFamilyLive, call).await
+    }
     async fn create_api_key(&self, ctx: &WriteCtx, key: NewApiKey) -> Result<ApiKey, StoreError> {
         self.ops
             .time(Op::CreateApiKey, self.inner.create_api_key(ctx, key))

@@ -46,6 +46,7 @@ ops! {
     UpdateUser = "update_user", DeleteUser = "delete_user", CountAdmins = "count_admins",
     InsertRefresh = "insert_refresh", RotateRefresh = "rotate_refresh",
     SweepRefresh = "sweep_refresh", RevokeRefreshFamily = "revoke_refresh_family",
+    RefreshFamilyOf = "refresh_family_of", RefreshFamilyLive = "refresh_family_live",
     CreateApiKey = "create_api_key", FindApiKey = "find_api_key",
     ListApiKeys = "list_api_keys", RevokeApiKey = "revoke_api_key",
     TouchApiKey = "touch_api_key", ImportUser = "import_user", BackupTo = "backup_to",

@@ -35,6 +35,7 @@ use utoipa::OpenApi;
         (name = "records", description = "The records of every declared model; each model is a tag of its own below."),
         (name = "auth", description = "Login, refresh, logout, the caller's own account."),
         (name = "api keys", description = "Keys for machines, managed with an access token."),
+        (name = "events", description = "The change feed (Server-Sent Events) and its tickets."),
         (name = "users", description = "Account administration (admins)."),
         (name = "audit", description = "The audit trail (admins)."),
         (name = "flags", description = "Feature flags (admins), and each caller's answers."),

@@ -114,6 +114,20 @@ impl AccountStore for PgStore {
             .await
     }
 
+    async fn refresh_family_of(&self, token_hash: &str) -> Result<Option<Uuid>, StoreError> {
+        self.call(PRIMARY, async |c| {
+            accounts::refresh_family_of(c, token_hash).await
+        })
+        .await
+    }
+
+    async fn refresh_family_live(&self, family: Uuid) -> Result<bool, StoreError> {
+        self.call(PRIMARY, async |c| {
+            accounts::refresh_family_live(c, family).await
+        })
+        .await
+    }
+
     async fn create_api_key(&self, ctx: &WriteCtx, key: NewApiKey) -> Result<ApiKey, StoreError> {
         self.in_tx(async |tx| accounts::create_api_key(tx, self.by(ctx), key.clone()).await)
             .await

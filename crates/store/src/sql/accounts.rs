@@ -422,6 +422,8 @@ pub(crate) async fn rotate_refresh<E: Exec>(
             .bind(family)
             .push(" AND revoked_at IS NULL");
         e.execute(&q).await?;
+        // Streams opened with a ticket from this session end, on every instance.
+        announce(e).await?;
         let changes = json!({ "family": family });
         append_event(e, by, Event::RefreshReuse, Some(user_id), &changes).await?;
         return Ok(Refresh::Reused { user_id, family });
@@ -464,6 +466,8 @@ pub(crate) async fn revoke_refresh_family<E: Exec>(
         .push(" WHERE revoked_at IS NULL AND family = ")
         .bind(family);
     if e.execute(&q).await? > 0 {
+        // Streams opened with a ticket from this session end, on every instance.
+        announce(e).await?;
         let holder = get_user(e, by.keys, user_id).await?.map(|u| WriteCtx {
             actor: Principal::user(u.id, u.role),
             ..by.ctx.clone()
@@ -476,6 +480,24 @@ pub(crate) async fn revoke_refresh_family<E: Exec>(
         append_event(e, by, Event::Logout, Some(user_id), &json!({})).await?;
     }
     Ok(true)
+}
+
+/// The session (refresh-token family) of a refresh token, whatever its state.
+pub(crate) async fn refresh_family_of<E: Exec>(
+    e: &E,
+    token_hash: &str,
+) -> Result<Option<Uuid>, StoreError> {
+    let mut q = query::<E>("SELECT family FROM _plinth_refresh_tokens WHERE token_hash = ");
+    q.bind(token_hash);
+    e.row(&q, |r| r.uuid(0)).await
+}
+
+/// Whether a session is still on: some token of its family is stored and not revoked
+/// (logout and reuse revoke them all; deleting the account or the sweeper removes them).
+pub(crate) async fn refresh_family_live<E: Exec>(e: &E, family: Uuid) -> Result<bool, StoreError> {
+    let mut q = query::<E>("SELECT family FROM _plinth_refresh_tokens WHERE family = ");
+    q.bind(family).push(" AND revoked_at IS NULL LIMIT 1");
+    Ok(e.row(&q, |r| r.uuid(0)).await?.is_some())
 }
 
 /// Seals the emails of accounts stored before emails were sealed, and replaces their

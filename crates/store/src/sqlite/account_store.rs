@@ -183,6 +183,16 @@ impl AccountStore for SqliteStore {
         .await
     }
 
+    async fn refresh_family_of(&self, token_hash: &str) -> Result<Option<Uuid>, StoreError> {
+        self.read_point(|c| ready(accounts::refresh_family_of(c, token_hash)))
+            .await
+    }
+
+    async fn refresh_family_live(&self, family: Uuid) -> Result<bool, StoreError> {
+        self.read_point(|c| ready(accounts::refresh_family_live(c, family)))
+            .await
+    }
+
     async fn create_api_key(&self, ctx: &WriteCtx, key: NewApiKey) -> Result<ApiKey, StoreError> {
         let ctx = ctx.clone();
         let keys = self.inner.keys.clone();

@@ -1,8 +1,10 @@
-//! `/api/v1/auth/*`: login, refresh, logout, the caller's own account, API keys.
+//! `/api/v1/auth/*`: login, refresh, logout, the caller's own account, API keys; and
+//! `POST /api/v1/events/ticket`, the stream tickets made from those credentials.
 
 mod keys;
 mod me;
 mod session;
+mod ticket;
 
 use crate::accounts::invalid_fields;
 use crate::error::ApiError;
@@ -25,6 +27,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(me::read_me, me::change_password))
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(keys::read_key, keys::revoke_key))
+        .routes(routes!(ticket::create_ticket))
 }
 
 /// A user as the API shows it: never the hash.

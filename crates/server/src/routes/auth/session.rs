@@ -163,7 +163,13 @@ pub(super) async fn refresh(
                 .get_user(user_id)
                 .await?
                 .ok_or_else(bad_refresh)?;
-            let (access_token, expires_in) = state.auth().issue_access(&user)?;
+            // The new access token stays in the session, so tickets made from it end with it.
+            let session = state
+                .store()
+                .refresh_family_of(new_digest.as_str())
+                .await?
+                .ok_or_else(bad_refresh)?;
+            let (access_token, expires_in) = state.auth().issue_session_access(&user, session)?;
             Reply::data(&TokenPair {
                 access_token,
                 refresh_token: new_token,
@@ -172,6 +178,7 @@ pub(super) async fn refresh(
             })
         }
         Refresh::Reused { user_id, family } => {
+            state.auth().forget_credentials();
             tracing::warn!(
                 target: "plinth::security",
                 event = "refresh_token_reuse",
@@ -214,5 +221,7 @@ pub(super) async fn logout(
     {
         return Err(bad_refresh());
     }
+    // Streams opened with a ticket from this session end.
+    state.auth().forget_credentials();
     Ok(Reply::empty(StatusCode::NO_CONTENT))
 }
