@@ -45,7 +45,7 @@ fn hmac<D: Digest>(block: usize, key: &[u8], msg: &[u8]) -> Vec<u8> {
 }
 
 /// A JWT with this header and payload, signed by `sign` over `header.payload`.
-fn forge(header: &Value, claims: &Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+pub(crate) fn forge(header: &Value, claims: &Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
     let head = format!(
         "{}.{}",
         b64(header.to_string().as_bytes()),
@@ -55,7 +55,7 @@ fn forge(header: &Value, claims: &Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> Str
     format!("{head}.{}", b64(&sig))
 }
 
-fn hs256(key: &[u8]) -> impl Fn(&[u8]) -> Vec<u8> + '_ {
+pub(crate) fn hs256(key: &[u8]) -> impl Fn(&[u8]) -> Vec<u8> + '_ {
     move |m| hmac::<Sha256>(64, key, m)
 }
 
@@ -66,7 +66,7 @@ fn claims(sub: &str, role: &str) -> Value {
     json!({"sub": sub, "ver": 1, "role": role, "iss": "plinth", "iat": now, "exp": now + 900, "jti": "x"})
 }
 
-fn hs256_header() -> Value {
+pub(crate) fn hs256_header() -> Value {
     json!({"alg": "HS256", "typ": "JWT"})
 }
 
@@ -124,7 +124,7 @@ async fn an_expired_access_token_is_401() {
 }
 
 /// The claims of a token the server issued, as JSON.
-fn claims_of(token: &str) -> Value {
+pub(crate) fn claims_of(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("a JWT payload");
     let bytes = URL_SAFE_NO_PAD.decode(payload).expect("base64 payload");
     serde_json::from_slice(&bytes).expect("JSON claims")

@@ -34,6 +34,7 @@ mod replica;
 mod sessions;
 mod slow_queries;
 mod sort;
+mod stream_tickets;
 mod tls;
 mod update;
 mod users_admin;
