@@ -188,6 +188,34 @@ async fn session(level: &str) {
     assert_eq!(read.status, StatusCode::OK, "{}", read.text);
     ledger.reply("read with X-API-Key", &read, &[]);
 
+    // Stream tickets, from the key and from an access token, travel in URLs: never logged.
+    for (label, credential) in [("key", &key), ("token", &second.access_token)] {
+        let made = server
+            .send(bearer_client(credential).post(url("/api/v1/events/ticket")))
+            .await;
+        assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+        let ticket = made.body["data"]["ticket"]
+            .as_str()
+            .expect("a ticket")
+            .to_owned();
+        ledger.secret(&format!("{label}'s stream ticket"), &ticket);
+        ledger.reply("ticket", &made, &[&ticket]);
+        for path in [
+            format!("/api/v1/events?models=resource&ticket={ticket}"),
+            format!("/api/v1/resource/events?ticket={ticket}&after=0"),
+            format!("/api/v1/resource?ticket={ticket}"),
+        ] {
+            let r = server.send(guest.get(url(&path))).await;
+            assert!(r.status.is_client_error(), "{path}: {}", r.text);
+            ledger.reply("a URL with a ticket", &r, &[]);
+        }
+        let as_bearer = server
+            .send(bearer_client(&ticket).get(url("/api/v1/auth/me")))
+            .await;
+        as_bearer.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
+        ledger.reply("a ticket as a Bearer credential", &as_bearer, &[]);
+    }
+
     // A password change ends the sessions made with the old one.
     let third = Tokens::from_reply(&server.login(ADMIN_EMAIL, ADMIN_PASSWORD).await);
     ledger.tokens("third", &third);

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 contract!(
     a_live_token_rotates_and_a_spent_one_revokes_its_family,
     unknown_expired_and_logged_out_tokens_are_invalid,
+    a_session_is_found_by_any_of_its_tokens_and_ends_with_a_logout_or_reuse,
 );
 
 fn at(offset_secs: i64) -> Timestamp {
@@ -198,4 +199,63 @@ async fn unknown_expired_and_logged_out_tokens_are_invalid(e: &Engine) {
             .expect("rotate"),
         Refresh::Invalid
     );
+}
+
+async fn a_session_is_found_by_any_of_its_tokens_and_ends_with_a_logout_or_reuse(e: &Engine) {
+    let user = e.user("ann@example.com", Role::User).await.id;
+    let later = at(3600);
+    let (one, two) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    for (family, token) in [(one, "one-a"), (two, "two-a")] {
+        e.store
+            .insert_refresh(
+                &super::admin(),
+                user,
+                family,
+                token,
+                later,
+                super::started_now(),
+            )
+            .await
+            .expect("insert");
+    }
+    let admin = super::admin();
+    let rotate = |old: &'static str, new: &'static str| {
+        e.store
+            .rotate_refresh(&admin, old, new, later, super::no_cutoff())
+    };
+    assert_eq!(
+        rotate("one-a", "one-b").await.expect("rotate"),
+        Refresh::Rotated { user_id: user }
+    );
+    let of = |token: &'static str| e.store.refresh_family_of(token);
+    assert_eq!(of("one-a").await.expect("read"), Some(one), "a spent token");
+    assert_eq!(
+        of("one-b").await.expect("read"),
+        Some(one),
+        "the live token"
+    );
+    assert_eq!(of("two-a").await.expect("read"), Some(two));
+    assert_eq!(of("nothing").await.expect("read"), None);
+    let live = |family| e.store.refresh_family_live(family);
+    assert!(live(one).await.expect("read"));
+    assert!(live(two).await.expect("read"));
+    assert!(
+        !live(uuid::Uuid::now_v7()).await.expect("read"),
+        "an unknown session"
+    );
+
+    // A logout ends its session only.
+    assert!(
+        e.store
+            .revoke_refresh_family(&super::admin(), "one-b")
+            .await
+            .expect("logout")
+    );
+    assert!(!live(one).await.expect("read"));
+    assert!(live(two).await.expect("read"));
+    // Reuse of a spent token ends its session.
+    rotate("two-a", "two-b").await.expect("rotate");
+    let reused = rotate("two-a", "two-c").await.expect("reuse");
+    assert!(matches!(reused, Refresh::Reused { family, .. } if family == two));
+    assert!(!live(two).await.expect("read"));
 }
