@@ -21,13 +21,15 @@ use super::{Auth, AuthError, ask_store, is_api_key};
 use plinth_core::{Principal, Timestamp};
 use plinth_store::Store;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use uuid::Uuid;
 
 /// Forget what checks learned once this many entries pile up within one generation.
 const RECHECKED_MAX: usize = 10_000;
+/// How long a stream waits to check its credential again after the store failed to answer.
+const RECHECK_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// What a stream was opened with, to check it again later.
 #[derive(Debug, Clone)]
@@ -35,6 +37,9 @@ pub struct StreamAuth {
     principal: Principal,
     api_key: Option<Uuid>,
     basis: Basis,
+    /// Where [`Auth::credential_changes`] stood before the credential was checked: a
+    /// change after it (even before the stream's task starts watching) is not missed.
+    generation: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -142,6 +147,7 @@ impl Auth {
         credential: Option<&str>,
         ticket: Option<&str>,
     ) -> Result<StreamAuth, AuthError> {
+        let generation = *self.changes.borrow();
         let (basis, vouched) = match (credential, ticket) {
             (Some(_), Some(_)) => return Err(AuthError::Refused),
             (None, None) => {
@@ -150,6 +156,7 @@ impl Auth {
                     principal: Principal::guest(),
                     api_key: None,
                     basis: Basis::Guest,
+                    generation,
                 });
             }
             (Some(credential), None) => self.open_with_credential(store, credential).await?,
@@ -163,6 +170,7 @@ impl Auth {
             principal: vouched.principal,
             api_key: vouched.key_id,
             basis,
+            generation,
         })
     }
 
@@ -330,6 +338,51 @@ impl Auth {
         }
     }
 
+    /// Resolves with [`Standing::Revoked`] or [`Standing::Expired`] once the credential
+    /// `stream` was opened with ends: checked again at every move of
+    /// [`Self::credential_changes`] since it was opened, and at its expiry. Never resolves
+    /// for a guest. A store failure is no verdict: it checks again a little later.
+    pub fn watch_stream(
+        self: &Arc<Self>,
+        store: Arc<dyn Store>,
+        stream: StreamAuth,
+    ) -> impl Future<Output = Standing> + Send + 'static {
+        let auth = Arc::clone(self);
+        async move {
+            if matches!(stream.basis, Basis::Guest) {
+                return std::future::pending().await;
+            }
+            let mut changes = auth.credential_changes();
+            // A change between the opening check and now counts as a move.
+            let mut due = *changes.borrow_and_update() != stream.generation;
+            loop {
+                if !due {
+                    // Past the expiry yet still valid cannot be; never spin on it.
+                    let expiry = auth.remaining(&stream).filter(|d| !d.is_zero());
+                    tokio::select! {
+                        changed = changes.changed() => {
+                            if changed.is_err() {
+                                // The sender lives as long as `Auth`: nothing will change.
+                                return std::future::pending().await;
+                            }
+                        }
+                        () = sleep_for(expiry) => {}
+                    }
+                }
+                due = false;
+                match auth.revalidate(store.as_ref(), &stream).await {
+                    Ok(Standing::Valid) => {}
+                    Ok(ended) => return ended,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot check a stream's credential; trying again");
+                        tokio::time::sleep(RECHECK_AFTER_FAILURE).await;
+                        due = true;
+                    }
+                }
+            }
+        }
+    }
+
     /// How long until the stream's credential expires, by this service's clock (zero once
     /// it has); `None` if it never does.
     pub fn remaining(&self, stream: &StreamAuth) -> Option<Duration> {
@@ -363,6 +416,14 @@ impl Auth {
         self.rechecked
             .put_session(generation, current, family, live);
         Ok(live)
+    }
+}
+
+/// Sleeps `d`, or forever for `None`.
+async fn sleep_for(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -435,3 +435,65 @@ async fn the_ticket_endpoint_is_documented() {
         "the schema is named"
     );
 }
+
+#[tokio::test]
+async fn a_watched_stream_ends_on_revocation_even_one_made_before_the_watch_began() {
+    let app = TestApp::spawn().await;
+    app.user("ada@example.com").await;
+    let watch = |stream: StreamAuth| {
+        let store = std::sync::Arc::clone(app.state.store());
+        tokio::spawn(app.state.auth().watch_stream(store, stream))
+    };
+    let tokens = app.login_ok("ada@example.com", PASSWORD).await;
+    let stream = app
+        .open(None, Some(&app.ticket_ok(&tokens.access).await))
+        .await
+        .expect("open");
+    let guest = watch(app.open(None, None).await.expect("a guest"));
+    let bearer = watch(app.open(Some(&tokens.access), None).await.expect("open"));
+    let watched = watch(stream.clone());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!watched.is_finished(), "nothing changed yet");
+    assert_eq!(
+        app.logout(&tokens.refresh).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(10), watched)
+        .await
+        .expect("the watch ends after the logout")
+        .expect("no panic");
+    assert_eq!(ended, Standing::Revoked);
+    // Opened before the logout, watched only after it: the change is not missed.
+    let late = tokio::time::timeout(Duration::from_secs(10), watch(stream))
+        .await
+        .expect("the watch ends at once")
+        .expect("no panic");
+    assert_eq!(late, Standing::Revoked);
+    // A guest's stream and a Bearer token's (not bound to the session) go on.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!guest.is_finished() && !bearer.is_finished());
+    guest.abort();
+    bearer.abort();
+}
+
+#[tokio::test]
+async fn a_watched_stream_ends_when_its_token_expires() {
+    let mut auth = test_auth_config();
+    // Two seconds: claims hold whole seconds, so the token has at least one left.
+    auth.access_ttl = Duration::from_secs(2);
+    let app = TestApp::spawn_full(Vec::new(), plinth_server::ServerConfig::default(), auth).await;
+    app.user("ada@example.com").await;
+    let tokens = app.login_ok("ada@example.com", PASSWORD).await;
+    let stream = app
+        .open(None, Some(&app.ticket_ok(&tokens.access).await))
+        .await
+        .expect("open");
+    let store = std::sync::Arc::clone(app.state.store());
+    let ended = tokio::time::timeout(
+        Duration::from_secs(10),
+        app.state.auth().watch_stream(store, stream),
+    )
+    .await
+    .expect("the watch ends at the token's expiry");
+    assert_eq!(ended, Standing::Expired);
+}
