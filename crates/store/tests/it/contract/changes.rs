@@ -121,8 +121,8 @@ async fn a_refused_write_logs_nothing(e: &Engine) {
         .await
         .expect_err("a stale version");
     assert!(matches!(stale, StoreError::Stale { .. }), "{stale:?}");
-    let nowhere = RecordId::new_v7().to_string();
-    let body = json!({"name": "x", "author": nowhere});
+    let missing = RecordId::new_v7().to_string();
+    let body = json!({"name": "x", "author": missing});
     let refused = s
         .create(&admin(), &book, draft(&book, &body), None)
         .await
