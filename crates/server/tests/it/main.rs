@@ -13,6 +13,8 @@ mod connections;
 mod create;
 mod delete;
 mod errors;
+mod events;
+mod events_stream;
 mod faults;
 mod flags;
 mod helpers;
