@@ -16,6 +16,7 @@ mod errors;
 mod events;
 mod events_stream;
 mod faults;
+mod filter_agreement;
 mod flags;
 mod helpers;
 mod http2;
