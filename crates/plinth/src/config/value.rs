@@ -297,7 +297,10 @@ impl SettingValue for Span {
     fn show(&self) -> Option<toml::Value> {
         let (unit, seconds) = SPAN_UNITS
             .iter()
-            .find(|(_, s)| self.0.is_multiple_of(*s) && self.0 > 0)
+            // Days from two on: a day is shown as `24h`.
+            .find(|(u, s)| {
+                self.0.is_multiple_of(*s) && self.0 > 0 && (*u != 'd' || self.0 >= 2 * s)
+            })
             .copied()
             .unwrap_or(('s', 1));
         Some(toml::Value::String(format!("{}{unit}", self.0 / seconds)))
