@@ -30,7 +30,11 @@ pub const DEFAULT_FLAGS_RELOAD: Duration = Duration::from_secs(30);
 /// Default idempotency window: 24 hours.
 pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
-/// The change feed's settings (`realtime`): what each instance's hub and streams may hold.
+/// Default retention of the change feed's log: 24 hours.
+pub const DEFAULT_CHANGE_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// The change feed's settings (`realtime`): what each instance's hub and streams may hold
+/// (how long the log keeps changes is `ServerConfig::change_retention`).
 #[derive(Debug, Clone, Copy)]
 pub struct RealtimeConfig {
     /// The most streams one principal (a user, or a guest's client address) may hold open
@@ -43,8 +47,6 @@ pub struct RealtimeConfig {
     pub buffer: usize,
     /// The time between two heartbeat comments on a quiet stream.
     pub heartbeat: Duration,
-    /// How long the change log keeps a change; the sweeper prunes older ones.
-    pub retention: Duration,
     /// The longest the hub waits before reading the change log again without a signal.
     pub poll: Duration,
 }
@@ -56,7 +58,6 @@ impl Default for RealtimeConfig {
             max_total: 10_000,
             buffer: 1024,
             heartbeat: Duration::from_secs(15),
-            retention: Duration::from_secs(24 * 3600),
             poll: Duration::from_millis(1000),
         }
     }
@@ -116,6 +117,9 @@ pub struct ServerConfig {
     /// How long audit entries are kept; the sweeper prunes older ones behind a sealed
     /// checkpoint. `None` keeps them forever.
     pub audit_retention: Option<Duration>,
+    /// How long the change feed's log keeps changes; the sweeper prunes older ones (a
+    /// subscriber resuming from before them is told to list again).
+    pub change_retention: Duration,
     /// Take backups on this schedule; `None`: no scheduled backups.
     pub backups: Option<BackupSchedule>,
     /// Serve HTTPS with these files; `None` serves plain HTTP.
@@ -147,6 +151,7 @@ impl Default for ServerConfig {
             flags_reload: DEFAULT_FLAGS_RELOAD,
             idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
             audit_retention: None,
+            change_retention: DEFAULT_CHANGE_RETENTION,
             backups: None,
             tls: None,
             redirect_from: None,

@@ -238,12 +238,12 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
                 .as_ref()
                 .map(|t| MetricsToken::new(t.expose())),
         },
+        change_retention: config.settings.realtime_retention.duration(),
         realtime: RealtimeConfig {
             max_per_principal: config.settings.realtime_max_per_principal,
             max_total: config.settings.realtime_max_total,
             buffer: config.settings.realtime_buffer,
             heartbeat: Duration::from_secs(config.settings.realtime_heartbeat_seconds),
-            retention: config.settings.realtime_retention.duration(),
             poll: Duration::from_millis(config.settings.realtime_poll_ms),
         },
         ..ServerConfig::default()
