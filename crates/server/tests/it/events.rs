@@ -53,7 +53,7 @@ async fn every_write_is_sent_in_order_with_the_record_as_get_shows_it() {
         .await;
     assert_eq!(status, StatusCode::OK, "{updated}");
     let updated = app.get_ok("resource", &id).await;
-    assert_eq!(app.delete("resource", &id).await.0, StatusCode::NO_CONTENT);
+    assert!(app.delete("resource", &id).await.0.is_success());
     let restored = app.restore_resp("resource", &id).await;
     assert!(restored.status.is_success(), "{}", restored.body);
     let restored = app.get_ok("resource", &id).await;
@@ -128,10 +128,7 @@ async fn filters_and_ids_narrow_a_stream() {
     let rust = app
         .create_ok("book", &json!({"name": "b", "title": "Learning rust"}))
         .await;
-    assert_eq!(
-        app.delete("book", &id_of(&rust)).await.0,
-        StatusCode::NO_CONTENT
-    );
+    assert!(app.delete("book", &id_of(&rust)).await.0.is_success());
     let last = app
         .create_ok("book", &json!({"name": "c", "title": "rusty"}))
         .await;
@@ -237,7 +234,12 @@ async fn a_resume_outside_the_log_is_reset() {
     let pruned = app
         .state
         .store()
-        .prune_changes(Timestamp::from_micros(i64::MAX / 2).expect("a time"), 1000)
+        .prune_changes(
+            Timestamp::from_system(
+                std::time::SystemTime::now() + std::time::Duration::from_secs(3600),
+            ),
+            1000,
+        )
         .await
         .expect("prune the change log");
     assert!(pruned >= 2, "pruned {pruned}");
@@ -312,7 +314,7 @@ async fn a_user_receives_only_what_the_read_policy_lets_it_read() {
     let mut guest = app.subscribe_as("/api/v1/account/events", None, None).await;
     guest.until_ready().await;
     let open = app
-        .create_as("account", &bob, &json!({"name": "open", "credit": 1}))
+        .create_as("account", &bob, &json!({"name": "open", "note": "bob's"}))
         .await;
     let events = guest.changes(1).await;
     assert_eq!(ids(&events), [id_of(&open)]);
