@@ -311,15 +311,6 @@ fn cross_checks(s: &Settings) -> Vec<String> {
             env::METRICS_TOKEN
         ));
     }
-    if s.realtime_max_per_principal > s.realtime_max_total {
-        errors.push(format!(
-            "realtime.max_per_principal = {} ({}) is above realtime.max_total = {} ({}): one principal could never reach it",
-            s.realtime_max_per_principal,
-            env::REALTIME_MAX_PER_PRINCIPAL,
-            s.realtime_max_total,
-            env::REALTIME_MAX_TOTAL
-        ));
-    }
     if let Err(e) = TrustedProxies::parse(&s.trusted_proxies) {
         errors.push(format!("trusted_proxies ({}): {e}", env::TRUSTED_PROXIES));
     }

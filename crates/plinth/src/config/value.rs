@@ -263,8 +263,8 @@ pub(crate) fn mask_url(url: &str) -> String {
     }
 }
 
-/// A span of time written with its unit: `90s`, `30m`, `24h` or `7d`. Its range is
-/// checked in seconds.
+/// A span of time written with its unit (`90s`, `30m`, `24h`, `7d`) or as whole seconds.
+/// Its range is checked in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Span(u64);
 
@@ -284,8 +284,11 @@ impl Span {
 const SPAN_UNITS: [(char, u64); 4] = [('d', 86_400), ('h', 3600), ('m', 60), ('s', 1)];
 
 impl SettingValue for Span {
-    const EXPECTED: &'static str = "a span of time such as 90s, 30m, 24h or 7d";
+    const EXPECTED: &'static str = "a span of time such as 90s, 30m, 24h or 7d, or whole seconds";
     fn from_text(text: &str) -> Option<Self> {
+        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+            return text.parse().ok().map(Self);
+        }
         let unit = text.chars().last()?;
         let (_, seconds) = SPAN_UNITS.iter().find(|(u, _)| *u == unit)?;
         let number = text.strip_suffix(unit)?;
@@ -293,6 +296,12 @@ impl SettingValue for Span {
             return None;
         }
         number.parse::<u64>().ok()?.checked_mul(*seconds).map(Self)
+    }
+    fn from_file(value: &toml::Value) -> Option<Self> {
+        match value {
+            toml::Value::Integer(n) => u64::try_from(*n).ok().map(Self),
+            other => other.as_str().and_then(Self::from_text),
+        }
     }
     fn show(&self) -> Option<toml::Value> {
         let (unit, seconds) = SPAN_UNITS
