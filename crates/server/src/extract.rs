@@ -1,6 +1,7 @@
 //! Plinth's own extractors. Every rejection is an [`ApiError`], so malformed bodies, paths,
 //! queries and headers answer with the error envelope like everything else.
 
+use crate::auth::StreamAuth;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::rejection::JsonRejection;
@@ -122,6 +123,62 @@ impl FromRequestParts<AppState> for Caller {
         parts.extensions.insert(caller.clone());
         Ok(caller)
     }
+}
+
+/// Who opens a change-feed stream: as [`Caller`] (a Bearer credential or `X-API-Key`, or
+/// none for a guest), or with a stream ticket in `?ticket=`, accepted here and nowhere else.
+/// Keeps what the stream was opened with ([`StreamAuth`]), which the stream checks again
+/// while it runs. Applies the per-principal request rate limit, as `Caller` does.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamCaller {
+    /// The caller, as the access policy takes it.
+    pub(crate) caller: Caller,
+    /// The credential, to check again.
+    pub(crate) auth: StreamAuth,
+}
+
+impl FromRequestParts<AppState> for StreamCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ticket = ticket_param(parts.uri.query())?;
+        let auth = state
+            .auth()
+            .open_stream(
+                state.store().as_ref(),
+                credential(&parts.headers)?,
+                ticket.as_deref(),
+            )
+            .await?;
+        state
+            .auth()
+            .check_request(|| match auth.principal().user_id() {
+                Some(id) => id.to_string(),
+                None => client_address(parts, state),
+            })?;
+        let caller = Caller(auth.principal().clone(), auth.api_key());
+        parts.extensions.insert(caller.clone());
+        Ok(Self { caller, auth })
+    }
+}
+
+/// The `ticket` query parameter, at most once.
+fn ticket_param(query: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(query) = query else {
+        return Ok(None);
+    };
+    let pairs = serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .map_err(|_| ApiError::invalid("query", "is not a valid URL-encoded query string"))?;
+    let mut found = None;
+    for (key, value) in pairs {
+        if key == "ticket" {
+            if found.is_some() {
+                return Err(ApiError::invalid("ticket", "given more than once"));
+            }
+            found = Some(value);
+        }
+    }
+    Ok(found)
 }
 
 /// A caller who is not using an API key: a guest, or an account with an access token from a

@@ -37,7 +37,7 @@ mod ticket;
 mod token;
 
 pub use client::TrustedProxies;
-pub(crate) use client::client_address;
+pub(crate) use client::{address_bucket, client_address};
 pub use clock::{Clock, ManualClock};
 pub use counters::AuthCounters;
 use counters::{Failure, Limiter};

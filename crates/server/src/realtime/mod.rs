@@ -10,8 +10,12 @@
 //! would show the record to the caller; a change's frame is made once per field access
 //! and shared by the streams that send it.
 //!
+//! A stream also ends when the credential it was opened with is revoked or expires
+//! (`Auth::watch_stream`), and is admitted only within the stream limits (`registry`).
+//!
 //! Layout: `hub` (the task following the log), `stream` (a stream's task and body),
-//! `frame` (the SSE text, [`EndReason`]), `registry` (the open streams, counted).
+//! `frame` (the SSE text, [`EndReason`]), `registry` (the open streams, counted and
+//! limited).
 
 mod frame;
 mod hub;
@@ -21,6 +25,7 @@ mod stream;
 pub(crate) use frame::EndReason;
 pub(crate) use hub::Hub;
 
+use crate::auth::StreamAuth;
 use crate::config::RealtimeConfig;
 use crate::error::ApiError;
 use crate::metrics::RealtimeMetrics;
@@ -32,7 +37,7 @@ use plinth_core::policy::{self, Action};
 use plinth_core::query::Filter;
 use plinth_core::{ErrorCode, FieldAccess, ModelDef, Principal, RecordId};
 use plinth_store::{Change, Store};
-use registry::Streams;
+use registry::{Limits, Streams, principal_key};
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -140,13 +145,15 @@ impl Realtime {
         self.hub.shut_down();
     }
 
-    /// Opens a stream of `feed` for the principal named `who`, resuming after `after`
-    /// (`None`: from now).
+    /// Opens a stream of `feed` for the caller `auth` authenticated (from `address`),
+    /// resuming after `after` (`None`: from now), within the stream limits. The stream
+    /// ends when `auth`'s credential is revoked or expires.
     pub(crate) async fn open(
         &self,
         state: &AppState,
         feed: Feed,
-        who: String,
+        auth: StreamAuth,
+        address: &str,
         after: Option<i64>,
     ) -> Result<Response, ApiError> {
         if self.hub.is_shut_down() {
@@ -155,7 +162,13 @@ impl Realtime {
                     .with_retry_after(Duration::from_secs(1)),
             );
         }
-        let admission = self.streams.admit(who, &self.metrics);
+        let limits = Limits {
+            per_principal: self.config.max_per_principal,
+            total: self.config.max_total,
+        };
+        let who = principal_key(auth.principal(), address);
+        let admission = self.streams.admit(who, limits, &self.metrics)?;
+        let credential = Box::pin(state.auth().watch_stream(Arc::clone(state.store()), auth));
         // The tap first, then the log's state: every change after the head read below
         // reaches the tap, so replay and live meet with nothing missed.
         let tap = self.hub.tap();
@@ -171,6 +184,7 @@ impl Realtime {
             heartbeat: self.config.heartbeat,
             metrics: self.metrics.clone(),
             admission,
+            credential,
         };
         tokio::spawn(session.run(start).in_current_span());
         let mut res = Response::new(Body::new(body));

@@ -11,6 +11,7 @@ use super::Feed;
 use super::frame::{self, EndReason, ResetReason};
 use super::hub::Tap;
 use super::registry::Admission;
+use crate::auth::Standing;
 use crate::metrics::RealtimeMetrics;
 use axum::body::Bytes;
 use hyper::body::{Frame, SizeHint};
@@ -159,6 +160,8 @@ pub(crate) struct Session {
     pub(crate) metrics: RealtimeMetrics,
     /// Counts the stream as open while the task runs.
     pub(crate) admission: Admission,
+    /// Resolves when the credential the stream was opened with ends.
+    pub(crate) credential: Pin<Box<dyn Future<Output = Standing> + Send>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -178,7 +181,16 @@ async fn shut(rx: &mut watch::Receiver<bool>) {
 impl Session {
     /// Runs the stream from `start` until the client leaves or the server ends it.
     pub(crate) async fn run(mut self, start: Start) {
-        if let Stop::End(reason) = self.stream(start).await {
+        let mut credential =
+            std::mem::replace(&mut self.credential, Box::pin(std::future::pending()));
+        let stop = tokio::select! {
+            stop = self.stream(start) => stop,
+            standing = &mut credential => Stop::End(match standing {
+                Standing::Expired => EndReason::CredentialExpired,
+                Standing::Revoked | Standing::Valid => EndReason::CredentialRevoked,
+            }),
+        };
+        if let Stop::End(reason) = stop {
             self.metrics.cut(reason);
             tracing::debug!(reason = reason.as_str(), "change-feed stream ended");
             *self

@@ -3,8 +3,9 @@
 //! list's: a model's filters are the list's own (`ListQuery::parse_within`), and anything
 //! else unknown is refused.
 
+use crate::auth::StreamAuth;
 use crate::error::ApiError;
-use crate::extract::{Caller, ClientAddr, ModelParam, QueryPairs};
+use crate::extract::{ClientAddr, ModelParam, QueryPairs, StreamCaller};
 use crate::openapi::shapes::ChangeEvent;
 use crate::realtime::{Feed, Target};
 use crate::state::AppState;
@@ -41,18 +42,20 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         ("model" = String, Path, description = "a declared model"),
         ("after" = Option<i64>, Query, minimum = 0, description = "resume after this `seq` (as `Last-Event-ID`, which wins)"),
         ("id" = Option<String>, Query, description = "only these records: up to 100 comma-separated ids"),
+        ("ticket" = Option<String>, Query, description = "a ticket from `POST /api/v1/events/ticket`, for clients that cannot send `Authorization` (`EventSource`)"),
         ("Last-Event-ID" = Option<i64>, Header, description = "the `id` of the last event received: resume after it"),
     ),
     responses(
         (status = 200, description = "the stream: every `data` is one JSON object, a change event's shaped as this schema", content_type = "text/event-stream", body = ChangeEvent),
         (status = 400, description = "an unknown parameter, field or operator, a bad value, `limit`, `sort` or `cursor`, or a bad `after`, `Last-Event-ID` or `id`"),
-        (status = 401, description = "a bad credential, or a guest where the model refuses guests"),
-        (status = 503, description = "the server is shutting down"),
+        (status = 401, description = "a bad credential or ticket (or both), or a guest where the model refuses guests"),
+        (status = 429, description = "the caller holds `realtime.max_per_principal` streams already; see Retry-After"),
+        (status = 503, description = "the server is shutting down, or holds `realtime.max_total` streams; see Retry-After"),
     ))]
 #[tracing::instrument(skip_all, fields(model = %model.name()))]
 pub(super) async fn stream_model_events(
     State(state): State<AppState>,
-    caller: Caller,
+    StreamCaller { caller, auth }: StreamCaller,
     ClientAddr(addr): ClientAddr,
     ModelParam(model): ModelParam,
     QueryPairs(pairs): QueryPairs,
@@ -65,6 +68,8 @@ pub(super) async fn stream_model_events(
     let mut filters = Vec::new();
     for (key, value) in pairs {
         match key.as_str() {
+            // Read by `StreamCaller`.
+            "ticket" => {}
             "after" => after_param(&mut after, &value, &mut errors),
             "limit" | "sort" | "cursor" => errors.push(FieldError::new(
                 key.as_str(),
@@ -106,7 +111,7 @@ pub(super) async fn stream_model_events(
             ids,
         }],
     };
-    open(&state, &caller, addr, feed, after).await
+    open(&state, auth, &addr, feed, after).await
 }
 
 /// The changes of several models' records the caller may read, on one stream (events as
@@ -116,19 +121,21 @@ pub(super) async fn stream_model_events(
     params(
         ("models" = String, Query, description = "up to 32 comma-separated declared models"),
         ("after" = Option<i64>, Query, minimum = 0, description = "resume after this `seq` (as `Last-Event-ID`, which wins)"),
+        ("ticket" = Option<String>, Query, description = "a ticket from `POST /api/v1/events/ticket`, for clients that cannot send `Authorization` (`EventSource`)"),
         ("Last-Event-ID" = Option<i64>, Header, description = "the `id` of the last event received: resume after it"),
     ),
     responses(
         (status = 200, description = "the stream: every `data` is one JSON object, a change event's shaped as this schema", content_type = "text/event-stream", body = ChangeEvent),
         (status = 400, description = "no `models`, too many, an unknown parameter, or a bad `after` or `Last-Event-ID`"),
-        (status = 401, description = "a bad credential, or a guest where a model refuses guests"),
+        (status = 401, description = "a bad credential or ticket (or both), or a guest where a model refuses guests"),
         (status = 404, description = "a model that is not declared"),
-        (status = 503, description = "the server is shutting down"),
+        (status = 429, description = "the caller holds `realtime.max_per_principal` streams already; see Retry-After"),
+        (status = 503, description = "the server is shutting down, or holds `realtime.max_total` streams; see Retry-After"),
     ))]
 #[tracing::instrument(skip_all)]
 pub(super) async fn stream_events(
     State(state): State<AppState>,
-    caller: Caller,
+    StreamCaller { caller, auth }: StreamCaller,
     ClientAddr(addr): ClientAddr,
     QueryPairs(pairs): QueryPairs,
     headers: HeaderMap,
@@ -138,6 +145,8 @@ pub(super) async fn stream_events(
     let mut models: Option<String> = None;
     for (key, value) in pairs {
         match key.as_str() {
+            // Read by `StreamCaller`.
+            "ticket" => {}
             "after" => after_param(&mut after, &value, &mut errors),
             "models" if models.is_some() => {
                 errors.push(FieldError::new("models", "given more than once"));
@@ -197,25 +206,21 @@ pub(super) async fn stream_events(
         principal: caller.0.clone(),
         targets,
     };
-    open(&state, &caller, addr, feed, after).await
+    open(&state, auth, &addr, feed, after).await
 }
 
-/// Opens the stream on this instance's feed.
+/// Opens the stream on this instance's feed, for as long as `auth` stays valid.
 async fn open(
     state: &AppState,
-    caller: &Caller,
-    addr: String,
+    auth: StreamAuth,
+    addr: &str,
     feed: Feed,
     after: Option<i64>,
 ) -> Result<Response, ApiError> {
     let realtime = state
         .realtime()
         .ok_or_else(|| ApiError::new(ErrorCode::Unavailable, "the change feed is not running"))?;
-    let who = match caller.0.user_id() {
-        Some(id) => id.to_string(),
-        None => format!("guest {addr}"),
-    };
-    realtime.open(state, feed, who, after).await
+    realtime.open(state, feed, auth, addr, after).await
 }
 
 /// A position: a whole number, at least 0.
