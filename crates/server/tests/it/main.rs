@@ -14,6 +14,7 @@ mod create;
 mod delete;
 mod errors;
 mod events;
+mod events_attacks;
 mod events_stream;
 mod faults;
 mod filter_agreement;
