@@ -189,7 +189,9 @@ async fn session(level: &str) {
     ledger.reply("read with X-API-Key", &read, &[]);
 
     // Stream tickets, from the key and from an access token, travel in URLs: never logged.
-    for (label, credential) in [("key", &key), ("token", &second.access_token)] {
+    let streaming = Tokens::from_reply(&server.login(ADMIN_EMAIL, ADMIN_PASSWORD).await);
+    ledger.tokens("streaming", &streaming);
+    for (label, credential) in [("key", &key), ("token", &streaming.access_token)] {
         let made = server
             .send(bearer_client(credential).post(url("/api/v1/events/ticket")))
             .await;
@@ -203,12 +205,24 @@ async fn session(level: &str) {
         for path in [
             format!("/api/v1/events?models=resource&ticket={ticket}"),
             format!("/api/v1/resource/events?ticket={ticket}&after=0"),
-            format!("/api/v1/resource?ticket={ticket}"),
         ] {
-            let r = server.send(guest.get(url(&path))).await;
-            assert!(r.status.is_client_error(), "{path}: {}", r.text);
-            ledger.reply("a URL with a ticket", &r, &[]);
+            // The stream opens; its first event (a replayed change, or `ready`) is read,
+            // then it is dropped.
+            let mut res = guest.get(url(&path)).send().await.expect("a stream");
+            assert_eq!(res.status(), StatusCode::OK, "{path}");
+            let first = tokio::time::timeout(std::time::Duration::from_secs(15), res.chunk())
+                .await
+                .expect("the stream's first event")
+                .expect("read")
+                .expect("a chunk");
+            let first = String::from_utf8_lossy(&first);
+            assert!(first.contains("\nevent: "), "{path}: {first}");
         }
+        let r = server
+            .send(guest.get(url(&format!("/api/v1/resource?ticket={ticket}"))))
+            .await;
+        r.assert_error(StatusCode::BAD_REQUEST, "INVALID_INPUT");
+        ledger.reply("a list with a ticket", &r, &[]);
         let as_bearer = server
             .send(bearer_client(&ticket).get(url("/api/v1/auth/me")))
             .await;

@@ -127,6 +127,12 @@ impl Auth {
                 version: claims.version,
             };
             self.vouch(store, key).await?;
+            // A token of a session that ended makes no ticket: it would open nothing.
+            if let Some(family) = claims.session
+                && !store.refresh_family_live(family).await?
+            {
+                return Err(AuthError::Refused);
+            }
             let bound = Bound::Access {
                 ver: claims.version,
                 sid: claims.session,

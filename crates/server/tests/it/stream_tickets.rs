@@ -269,11 +269,14 @@ async fn logout_ends_the_tickets_of_its_session_and_moves_the_watch() {
     moved(&mut changes, "a logout").await;
     assert_eq!(app.standing(&stream).await, Standing::Revoked);
     assert_eq!(app.standing(&after_refresh).await, Standing::Revoked);
-    // A stolen ticket is worth nothing after the logout.
+    // A stolen ticket is worth nothing after the logout, and the session's tokens make no
+    // more.
     assert!(matches!(
         app.open(None, Some(&ticket)).await,
         Err(AuthError::Refused)
     ));
+    let r = app.ticket_as(Some(&refreshed.access)).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
     // The user's other session goes on; a Bearer access token works until it expires,
     // as on any request.
     assert_eq!(app.standing(&elsewhere).await, Standing::Valid);
