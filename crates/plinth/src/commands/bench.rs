@@ -25,6 +25,11 @@ async fn bench(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
             .bench_token
             .as_ref()
             .map(|t| t.expose().to_owned()),
+        fanout: args.fanout.then(|| plinth_bench::FanoutOptions {
+            subscribers: args.subscribers as usize,
+            write_rate: args.write_rate,
+            duration: std::time::Duration::from_secs(args.duration),
+        }),
     };
     if let Some(url) = args.url {
         let report = plinth_bench::run(&url, &opts).await?;
