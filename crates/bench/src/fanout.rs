@@ -377,7 +377,10 @@ async fn subscribe(
         }
         let chunk = tokio::select! {
             chunk = response.chunk() => chunk,
-            _ = control.want.changed() => {
+            changed = control.want.changed() => {
+                if changed.is_err() {
+                    return got; // the run is gone
+                }
                 let want = control.want.borrow_and_update().clone();
                 if let Some(want) = want {
                     let have = got.first.keys().filter(|id| want.contains(*id)).count();
