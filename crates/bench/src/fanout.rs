@@ -70,6 +70,8 @@ pub struct FanoutFigures {
     /// Why streams ended before they had everything (an `end` event, a reset, a lost
     /// connection), one entry per stream.
     pub stream_failures: Vec<String>,
+    /// Why the first failed write failed.
+    pub first_write_error: Option<String>,
 }
 
 impl fmt::Display for FanoutFigures {
@@ -87,6 +89,13 @@ impl fmt::Display for FanoutFigures {
             self.duplicates,
             self.delivery_max.as_secs_f64() * 1000.0
         )?;
+        if let Some(first) = &self.first_write_error {
+            writeln!(
+                f,
+                "fan-out: {} writes failed, the first: {first}",
+                self.writes.errors
+            )?;
+        }
         if let Some(first) = self.stream_failures.first() {
             writeln!(
                 f,
@@ -172,7 +181,7 @@ pub(crate) async fn run(
         }
     }
 
-    let (sent, writes) = write_open_loop(client, base, opts).await;
+    let (sent, writes, first_write_error) = write_open_loop(client, base, opts).await;
     let wanted: HashSet<String> = sent.keys().cloned().collect();
     let wanted_count = wanted.len();
     let _ = want_tx.send(Some(Arc::new(wanted)));
@@ -196,7 +205,10 @@ pub(crate) async fn run(
             ..Received::default()
         }));
     }
-    Ok(tally(opts, &sent, wanted_count, writes, &seen))
+    Ok(FanoutFigures {
+        first_write_error,
+        ..tally(opts, &sent, wanted_count, writes, &seen)
+    })
 }
 
 /// Matches every subscriber's deliveries with the writes' send times.
@@ -253,16 +265,18 @@ fn tally(
         missing,
         duplicates,
         stream_failures,
+        first_write_error: None,
     }
 }
 
 /// Sends `opts.writes()` creates, the n-th at `start + n / rate`, each from a task of its
-/// own; answers the send time of each created record, by id, and the writes' figures.
+/// own; answers the send time of each created record, by id, the writes' figures and why
+/// the first failed write failed.
 async fn write_open_loop(
     client: &reqwest::Client,
     base: &str,
     opts: &FanoutOptions,
-) -> (HashMap<String, Instant>, Figures) {
+) -> (HashMap<String, Instant>, Figures, Option<String>) {
     let total = opts.writes();
     let period = Duration::from_secs_f64(1.0 / f64::from(opts.write_rate.max(1)));
     let url = format!("{base}/api/v1/resource");
@@ -282,27 +296,34 @@ async fn write_open_loop(
                 .send()
                 .await;
             let id = match answer {
-                Ok(res) if res.status().is_success() => res
-                    .json::<serde_json::Value>()
-                    .await
-                    .ok()
-                    .and_then(|v| v["data"]["id"].as_str().map(str::to_owned)),
-                _ => None,
+                Ok(res) => {
+                    let status = res.status();
+                    let body = res.json::<serde_json::Value>().await.unwrap_or_default();
+                    match body["data"]["id"].as_str() {
+                        Some(id) if status.is_success() => Ok(id.to_owned()),
+                        _ => Err(format!("HTTP {status}: {}", body["error"])),
+                    }
+                }
+                Err(e) => Err(e.to_string()),
             };
             (id, sent_at, sent_at.elapsed())
         }));
     }
     let mut hist = new_histogram();
-    let (mut sent, mut errors) = (HashMap::new(), 0u64);
+    let (mut sent, mut errors, mut first_error) = (HashMap::new(), 0u64, None);
     for task in tasks {
-        match task.await {
-            Ok((Some(id), sent_at, took)) => {
+        let why = match task.await {
+            Ok((Ok(id), sent_at, took)) => {
                 let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
                 let _ = hist.record(micros.max(1));
                 sent.insert(id, sent_at);
+                continue;
             }
-            Ok((None, ..)) | Err(_) => errors += 1,
-        }
+            Ok((Err(why), ..)) => why,
+            Err(e) => e.to_string(),
+        };
+        errors += 1;
+        first_error.get_or_insert(why);
     }
     let figures = Figures {
         name: "fan_write",
@@ -312,7 +333,7 @@ async fn write_open_loop(
         p50: Duration::from_micros(hist.value_at_quantile(0.50)),
         p99: Duration::from_micros(hist.value_at_quantile(0.99)),
     };
-    (sent, figures)
+    (sent, figures, first_error)
 }
 
 /// The data of a change event, as far as the bench reads it.
