@@ -58,6 +58,7 @@ pub struct Application {
     flags_reload: Duration,
     idempotency_window: Duration,
     audit_retention: Option<Duration>,
+    change_retention: Duration,
     backups: Option<crate::config::BackupSchedule>,
     tls: Option<Arc<Tls>>,
     /// The plain-HTTP listener that redirects to HTTPS, and its router.
@@ -161,6 +162,7 @@ impl Application {
             flags_reload: config.flags_reload,
             idempotency_window: config.idempotency_window,
             audit_retention: config.audit_retention,
+            change_retention: config.change_retention,
             backups: config.backups.clone(),
             tls,
             redirect,
@@ -208,6 +210,7 @@ impl Application {
             crate::sweep::Keep {
                 idempotency: self.idempotency_window,
                 audit: self.audit_retention,
+                changes: self.change_retention,
             },
         );
         // Alerts are evaluated while the server serves.

@@ -30,6 +30,9 @@ pub const DEFAULT_FLAGS_RELOAD: Duration = Duration::from_secs(30);
 /// Default idempotency window: 24 hours.
 pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
+/// Default retention of the change feed's log: 24 hours.
+pub const DEFAULT_CHANGE_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
 /// Scheduled backups (see `backups`): every `interval` into `dir`, keeping the newest
 /// `keep`.
 #[derive(Debug, Clone)]
@@ -84,6 +87,9 @@ pub struct ServerConfig {
     /// How long audit entries are kept; the sweeper prunes older ones behind a sealed
     /// checkpoint. `None` keeps them forever.
     pub audit_retention: Option<Duration>,
+    /// How long the change feed's log keeps changes; the sweeper prunes older ones (a
+    /// subscriber resuming from before them is told to list again).
+    pub change_retention: Duration,
     /// Take backups on this schedule; `None`: no scheduled backups.
     pub backups: Option<BackupSchedule>,
     /// Serve HTTPS with these files; `None` serves plain HTTP.
@@ -113,6 +119,7 @@ impl Default for ServerConfig {
             flags_reload: DEFAULT_FLAGS_RELOAD,
             idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
             audit_retention: None,
+            change_retention: DEFAULT_CHANGE_RETENTION,
             backups: None,
             tls: None,
             redirect_from: None,

@@ -2,7 +2,8 @@
 //! used, so Plinth's own tables do not grow forever: refresh tokens of dead families (every
 //! token spent, revoked or expired, or the session past its absolute lifetime),
 //! idempotency keys older than the idempotency window and, when a retention is set, audit
-//! entries older than it (each batch behind a sealed checkpoint, under the chain's lock).
+//! entries older than it (each batch behind a sealed checkpoint, under the chain's lock),
+//! and changes older than the change feed's retention (raising the log's window).
 //!
 //! Every `interval` it deletes in batches of [`BATCH`] rows, one short statement each, with
 //! a pause between batches, so a sweep never holds the SQLite writer for long. Each instance
@@ -25,6 +26,8 @@ pub(crate) struct Keep {
     pub(crate) idempotency: Duration,
     /// Audit entries; `None`: forever.
     pub(crate) audit: Option<Duration>,
+    /// The change feed's log (`ServerConfig::change_retention`).
+    pub(crate) changes: Duration,
 }
 
 /// Starts sweeping every `interval` (the first sweep one interval after the start);
@@ -65,12 +68,17 @@ async fn sweep_once(state: &AppState, keep: Keep) {
         }
         None => 0,
     };
-    if refresh_tokens + idempotency_keys + audit_entries > 0 {
+    let changes = batches("changes", || {
+        store.prune_changes(auth.ago(keep.changes), BATCH)
+    })
+    .await;
+    if refresh_tokens + idempotency_keys + audit_entries + changes > 0 {
         tracing::info!(
             refresh_tokens,
             idempotency_keys,
             audit_entries,
-            "swept dead credentials, keys and old audit entries"
+            changes,
+            "swept dead credentials, keys, old audit entries and old changes"
         );
     }
 }

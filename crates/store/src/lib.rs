@@ -7,6 +7,8 @@
 //!   formats, checksum and checks.
 //! - [`audit`]: the audit trail's entries ([`AuditEntry`]) and how a chain check ends
 //!   ([`AuditVerdict`]).
+//! - [`changes`]: the change log the realtime feed reads ([`Change`], [`ChangeWindow`]):
+//!   one row per record write, with its audit entry's `seq`.
 //! - [`flags`]: [`FlagStore`]: feature flags in `_plinth_flags`.
 //! - [`error`]: [`StoreError`], the only error type that leaves this crate.
 //! - `gate` (private): `ListGate`, how many record lists (and pattern lists) may hold read

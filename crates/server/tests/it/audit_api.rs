@@ -543,3 +543,51 @@ async fn a_history_is_refused_exactly_as_a_read_of_its_record() {
         assert_eq!(record.body["error"]["code"], history.body["error"]["code"]);
     }
 }
+
+#[tokio::test]
+async fn the_sweep_prunes_changes_past_their_retention_and_raises_the_window() {
+    let sweeping = |change_retention| ServerConfig {
+        sweep_interval: Duration::from_millis(50),
+        change_retention,
+        ..ServerConfig::default()
+    };
+    let kept = TestApp::spawn_configured(Vec::new(), sweeping(Duration::from_secs(3600))).await;
+    let app = TestApp::spawn_configured(Vec::new(), sweeping(Duration::from_millis(300))).await;
+    for a in [&kept, &app] {
+        for name in ["a", "b", "c"] {
+            a.create_as("resource", &a.admin_token, &json!({ "name": name }))
+                .await;
+        }
+    }
+    let store = app.state.store();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !store
+        .changes_after(0, 100)
+        .await
+        .expect("the log")
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "never pruned");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let window = store.change_window().await.expect("the window");
+    assert!(window.pruned_through >= 3, "{window:?}");
+    assert_eq!(window.pruned_through, window.head);
+    // Within the retention, nothing goes.
+    let log = kept
+        .state
+        .store()
+        .changes_after(0, 100)
+        .await
+        .expect("the log");
+    assert_eq!(log.len(), 3);
+    assert_eq!(
+        kept.state
+            .store()
+            .change_window()
+            .await
+            .expect("window")
+            .pruned_through,
+        0
+    );
+}

@@ -169,6 +169,8 @@ impl PgStore {
                 contents: contents(&super::exec::Pg(&tx), &models).await?,
                 replaced,
             };
+            // The change log is not in a backup: no reader replays across the restore.
+            crate::sql::changes::reset(&super::exec::Pg(&tx)).await?;
             Ok((restored, schema))
         }
         .await;

@@ -1,11 +1,12 @@
 //! Connecting: the options, the connection pools, and the LISTEN connection that hears of
-//! account and key changes made through other instances.
+//! account and key changes, and of changes logged, made through other instances.
 
 use super::Inner;
 use super::tls::{PgTls, parse_url};
 use crate::Invalidation;
 use crate::StoreError;
 use crate::sql::INVALIDATE_CHANNEL;
+use crate::sql::audit::CHANGES_NOTICE;
 use crate::sql::flags::FLAGS_NOTICE;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::time::Duration;
@@ -106,17 +107,25 @@ pub(super) async fn listen(
     use tokio_postgres::AsyncMessage;
     listen_options(&mut config);
     loop {
-        let Some(tx) = store.upgrade().map(|inner| inner.invalidations.clone()) else {
+        let Some((tx, signal)) = store
+            .upgrade()
+            .map(|inner| (inner.invalidations.clone(), inner.signal.clone()))
+        else {
             return;
         };
         if let Ok((client, mut connection)) = config.connect(tls.clone()).await {
-            let notices = tx.clone();
+            let (notices, changes) = (tx.clone(), signal.clone());
             let pump = tokio::spawn(async move {
                 while let Some(Ok(message)) =
                     std::future::poll_fn(|cx| connection.poll_message(cx)).await
                 {
                     if let AsyncMessage::Notification(n) = message {
                         let _ = notices.send(match n.payload() {
+                            // A change feeds the change feed and drops no cache.
+                            CHANGES_NOTICE => {
+                                bump(&changes);
+                                continue;
+                            }
                             "credentials" => Invalidation::Credentials,
                             FLAGS_NOTICE => Invalidation::Flags,
                             _ => Invalidation::All,
@@ -129,8 +138,11 @@ pub(super) async fn listen(
                 .await
                 .is_ok()
             {
+                // Notices sent while no connection listened are lost: drop every cache,
+                // and have the change feed read the log.
                 let _ = tx.send(Invalidation::All);
-                drop(tx);
+                bump(&signal);
+                drop((tx, signal));
                 let _ = pump.await;
             } else {
                 pump.abort();
@@ -138,6 +150,11 @@ pub(super) async fn listen(
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// Bumps the change signal: the change feed reads the log.
+pub(super) fn bump(signal: &tokio::sync::watch::Sender<u64>) {
+    signal.send_modify(|n| *n = n.wrapping_add(1));
 }
 
 /// A pool of connections to `url` with the options' size and timeouts, and the TLS

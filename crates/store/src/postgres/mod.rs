@@ -14,13 +14,14 @@
 //!
 //! Layout: `connect` (options, pools, the LISTEN connection), `exec` (binding parameters
 //! and reading rows), `lists` (record lists: gated, bounded in time, cancelled when
-//! abandoned), `ddl` (migrations), `schema` (the store's migration methods), `claim` (the advisory lock servers share and migrations
+//! abandoned), `ddl` (migrations), `schema` (the store's migration methods), `changes` (the change log's), `claim` (the advisory lock servers share and migrations
 //! take alone), `errors` (SQLSTATE → [`StoreError`]), `account_store` (the
 //! [`AccountStore`](crate::AccountStore) methods), `backup` (a snapshot as JSON lines, and its
 //! restore in one transaction).
 
 mod account_store;
 mod backup;
+mod changes;
 mod claim;
 mod connect;
 mod ddl;
@@ -38,7 +39,7 @@ use crate::shared::idempotency_scope;
 use crate::sql::records::{By, StatusChange};
 use crate::sql::{audit, records, reseal, sweep};
 use crate::transfer::{Line, TransferError};
-use crate::{AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Resealed, SealedTable};
+use crate::{AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Change, Resealed, SealedTable};
 use crate::{Claim, Created, IdempotencyClaim, Page, Store, StoreError, WriteCtx};
 use async_trait::async_trait;
 pub use connect::PgOptions;
@@ -81,6 +82,9 @@ struct Inner {
     /// Fed by the LISTEN connection (see `listen`): accounts, keys or flags changed
     /// somewhere.
     invalidations: tokio::sync::broadcast::Sender<crate::Invalidation>,
+    /// Bumped after a write that logged a change commits, here or (through `listen`) in
+    /// another instance.
+    signal: tokio::sync::watch::Sender<u64>,
     /// The LISTEN task, aborted on close.
     listener: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The last timestamp handed out: times are strictly increasing within an instance.
@@ -136,6 +140,7 @@ impl PgStore {
                 lists: ListGate::new(opts.pool_size.max(1)),
                 replica_lists: ListGate::new(opts.pool_size.max(1)),
                 invalidations: tokio::sync::broadcast::channel(16).0,
+                signal: tokio::sync::watch::channel(0).0,
                 listener: std::sync::Mutex::new(None),
                 last_ts: AtomicI64::new(0),
                 schema: RwLock::new(Arc::new(empty)),
@@ -360,11 +365,13 @@ impl Store for PgStore {
     ) -> Result<Created, StoreError> {
         let vis = self.visibility(ctx);
         let scope = idempotency_scope(ctx);
-        self.in_tx(async |tx| {
-            let claim = idempotency.clone().map(|c| (scope.clone(), c));
-            records::create(tx, self.by(ctx), &vis, model, draft.clone(), claim).await
-        })
-        .await
+        let written = self
+            .in_tx(async |tx| {
+                let claim = idempotency.clone().map(|c| (scope.clone(), c));
+                records::create(tx, self.by(ctx), &vis, model, draft.clone(), claim).await
+            })
+            .await;
+        self.changed(written)
     }
 
     async fn get(&self, model: &Arc<ModelDef>, id: RecordId) -> Result<Option<Record>, StoreError> {
@@ -433,10 +440,12 @@ impl Store for PgStore {
         expected_version: Option<i64>,
     ) -> Result<Record, StoreError> {
         let vis = self.visibility(ctx);
-        self.in_tx(async |tx| {
-            records::update(tx, self.by(ctx), &vis, model, id, &patch, expected_version).await
-        })
-        .await
+        let written = self
+            .in_tx(async |tx| {
+                records::update(tx, self.by(ctx), &vis, model, id, &patch, expected_version).await
+            })
+            .await;
+        self.changed(written)
     }
 
     async fn delete(
@@ -447,10 +456,12 @@ impl Store for PgStore {
         expected_version: Option<i64>,
     ) -> Result<Record, StoreError> {
         let change = StatusChange::Delete;
-        self.in_tx(async |tx| {
-            records::set_status(tx, self.by(ctx), model, id, change, expected_version).await
-        })
-        .await
+        let written = self
+            .in_tx(async |tx| {
+                records::set_status(tx, self.by(ctx), model, id, change, expected_version).await
+            })
+            .await;
+        self.changed(written)
     }
 
     async fn restore(
@@ -460,8 +471,10 @@ impl Store for PgStore {
         id: RecordId,
     ) -> Result<Record, StoreError> {
         let change = StatusChange::Restore;
-        self.in_tx(async |tx| records::set_status(tx, self.by(ctx), model, id, change, None).await)
-            .await
+        let written = self
+            .in_tx(async |tx| records::set_status(tx, self.by(ctx), model, id, change, None).await)
+            .await;
+        self.changed(written)
     }
 
     async fn purge(
@@ -472,10 +485,12 @@ impl Store for PgStore {
         expected_version: Option<i64>,
     ) -> Result<(), StoreError> {
         let schema = self.schema();
-        self.in_tx(async |tx| {
-            records::purge(tx, self.by(ctx), &schema, model, id, expected_version).await
-        })
-        .await
+        let written = self
+            .in_tx(async |tx| {
+                records::purge(tx, self.by(ctx), &schema, model, id, expected_version).await
+            })
+            .await;
+        self.changed(written)
     }
 
     async fn import_record(&self, model: &Arc<ModelDef>, record: Record) -> Result<(), StoreError> {
@@ -492,22 +507,17 @@ impl Store for PgStore {
         .await
     }
 
-    // The change log: being written (see `crate::changes`); until then, nothing logged.
-    async fn changes_after(
-        &self,
-        _after: i64,
-        _limit: u32,
-    ) -> Result<Vec<crate::Change>, StoreError> {
-        Ok(Vec::new())
+    async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
+        self.changes_after_now(after, limit).await
     }
     async fn change_window(&self) -> Result<crate::ChangeWindow, StoreError> {
-        Ok(crate::ChangeWindow::default())
+        self.change_window_now().await
     }
-    async fn prune_changes(&self, _before: Timestamp, _limit: u32) -> Result<u64, StoreError> {
-        Ok(0)
+    async fn prune_changes(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.prune_changes_now(before, limit).await
     }
     fn change_signal(&self) -> tokio::sync::watch::Receiver<u64> {
-        tokio::sync::watch::channel(0).1
+        self.change_signal_now()
     }
 
     async fn audit_list(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {

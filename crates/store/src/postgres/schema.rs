@@ -41,7 +41,9 @@ impl PgStore {
         let filled = async {
             ddl::lock_and_init(&tx, &self.inner.keys, self.inner.upgrade).await?;
             ddl::migrate(&tx, schema, &sql_transfer::refuse_destructive).await?;
-            sql_transfer::fill(&Pg(&tx), &self.inner.keys, schema, lines).await
+            sql_transfer::fill(&Pg(&tx), &self.inner.keys, schema, lines).await?;
+            // No reader replays across an import.
+            Ok(crate::sql::changes::reset(&Pg(&tx)).await?)
         }
         .await;
         match filled {

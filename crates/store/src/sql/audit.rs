@@ -13,6 +13,8 @@ mod changes;
 
 pub(crate) use changes::{Action, created, purged, status_changed, updated};
 
+use super::changes::{self as log, Logged};
+
 use super::records::By;
 use super::{Dialect, Exec, Query, SqlRow};
 use crate::StoreError;
@@ -20,7 +22,7 @@ use crate::audit::{
     AuditBreak, AuditEntry, AuditQuery, AuditVerdict, CHECKPOINT_ACTION, Event, actor, hash,
 };
 use plinth_core::schema::ValueKind;
-use plinth_core::{ModelDef, Principal, RecordId, Timestamp, Value};
+use plinth_core::{ModelDef, Principal, Record, RecordId, Timestamp, Value};
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
@@ -31,25 +33,34 @@ const AUDIT_LOCK: i64 = 0x706c_696e_7468_6175;
 /// Entries read per statement while verifying.
 const VERIFY_PAGE: u32 = 1000;
 
+/// The payload a change is announced with on `INVALIDATE_CHANNEL` (PostgreSQL): the
+/// listeners bump the change signal, and drop no cache.
+pub(crate) const CHANGES_NOTICE: &str = "changes";
+
 const COLUMNS: &str = "seq, at, actor_kind, actor_id, actor_label, action, model, record_id, \
                        request_id, client_addr, changes, prev_hash, hash";
 
 /// Appends the entry of a record write, inside the write's transaction; its last step.
+/// The write's change (`record` as it stands after the write, before it for a purge) rides
+/// with the entry and is logged with its `seq` (see `super::changes`).
 pub(crate) async fn append<E: Exec>(
     e: &E,
     by: By<'_>,
     action: Action,
     model: &ModelDef,
-    record_id: RecordId,
+    record: &Record,
     changes: &Json,
 ) -> Result<(), StoreError> {
     let subject = Subject {
         action: action.as_str(),
         model: Some(model.name().as_str()),
-        target: Some(*record_id.as_uuid()),
+        target: Some(*record.id.as_uuid()),
         changes,
     };
-    append_entry(e, by, &subject).await.map(drop)
+    let logged = super::changes::snapshot(by.keys, model, action.change_kind(), record)?;
+    let mut drafted = draft(by, &subject);
+    drafted.change = Some(logged);
+    defer_or_append(e, drafted).await.map(drop)
 }
 
 /// Appends the entry of an account or authentication event, inside the transaction of the
@@ -83,7 +94,11 @@ pub(crate) struct Subject<'a> {
 /// writer appends a group commit's entries together, before its commit) or appended at the
 /// chain's head now. Returns the entry's `seq` (0 when it was handed over).
 async fn append_entry<E: Exec>(e: &E, by: By<'_>, s: &Subject<'_>) -> Result<i64, StoreError> {
-    let drafted = draft(by, s);
+    defer_or_append(e, draft(by, s)).await
+}
+
+/// Hands `drafted` to the connection's batch, if it collects, or appends it now.
+async fn defer_or_append<E: Exec>(e: &E, drafted: Drafted) -> Result<i64, StoreError> {
     let drafted = match e.audit_batch() {
         Some(batch) => match batch.defer(drafted) {
             None => return Ok(0),
@@ -101,11 +116,12 @@ async fn append_now<E: Exec>(e: &E, by: By<'_>, s: &Subject<'_>) -> Result<i64, 
 }
 
 /// An entry before its place in the chain: every field but `seq`, `prev_hash` and `hash`,
-/// and its `changes` as the text to store.
+/// its `changes` as the text to store, and the change a record write logs with it.
 #[derive(Debug)]
 pub(crate) struct Drafted {
     entry: AuditEntry,
     changes: String,
+    change: Option<Logged>,
 }
 
 fn draft(by: By<'_>, s: &Subject<'_>) -> Drafted {
@@ -128,6 +144,7 @@ fn draft(by: By<'_>, s: &Subject<'_>) -> Drafted {
             hash: String::new(),
         },
         changes: s.changes.to_string(),
+        change: None,
     }
 }
 
@@ -182,12 +199,24 @@ pub(crate) async fn append_all<E: Exec>(e: &E, drafted: Vec<Drafted>) -> Result<
         .cached();
     let head = e.row(&q, |r| Ok((r.int(0)?, r.text(1)?))).await?;
     let (mut seq, mut prev_hash) = head.unwrap_or((0, String::new()));
-    for Drafted { mut entry, changes } in drafted {
+    for Drafted {
+        mut entry,
+        changes,
+        change,
+    } in drafted
+    {
         seq += 1;
         entry.seq = seq;
         entry.prev_hash = prev_hash;
         entry.hash = hash(&entry, &changes);
         let mut q = Query::new(E::DIALECT);
+        // PostgreSQL logs the change and announces it in the entry's statement (one round
+        // trip; the notice is delivered at commit, once per transaction); SQLite has no
+        // data-modifying `WITH`, so its change is a statement of its own.
+        let folded = change.is_some() && E::DIALECT.announces();
+        if folded {
+            q.push("WITH entry AS (");
+        }
         q.push("INSERT INTO _plinth_audit (")
             .push(COLUMNS)
             .push(") VALUES (")
@@ -211,9 +240,23 @@ pub(crate) async fn append_all<E: Exec>(e: &E, drafted: Vec<Drafted>) -> Result<
                 (&entry.prev_hash).into(),
                 (&entry.hash).into(),
             ])
-            .push(")")
-            .cached();
-        e.execute(&q).await?;
+            .push(")");
+        if let Some(c) = &change {
+            if folded {
+                q.push("), change AS (");
+                log::push_insert(&mut q, c, seq, entry.at);
+                q.push(") SELECT pg_notify(")
+                    .bind(super::INVALIDATE_CHANNEL)
+                    .push(", ")
+                    .bind(CHANGES_NOTICE)
+                    .push(")");
+            } else {
+                e.execute(q.cached()).await?;
+                q = Query::new(E::DIALECT);
+                log::push_insert(&mut q, c, seq, entry.at);
+            }
+        }
+        e.execute(q.cached()).await?;
         prev_hash = entry.hash;
     }
     Ok(seq)

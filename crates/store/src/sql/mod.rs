@@ -5,13 +5,14 @@
 //! An engine supplies an [`Exec`] (run a [`Query`], hand each row to a callback as a
 //! [`SqlRow`]) and binds [`Param`]s; the [`Dialect`] says how the two spell what differs.
 //! Layout: `records` (single records), `list` (the list and keyset builder), `accounts`
-//! (users, refresh tokens, API keys), `flags` (feature flags), `audit` (the audit trail),
+//! (users, refresh tokens, API keys), `flags` (feature flags), `audit` (the audit trail), `changes` (the change log),
 //! `ddl` (names and base columns of model tables), `versions` (Plinth's own tables),
 //! `steps` (the steps of a migration, as SQL to show and to run).
 
 pub(crate) mod accounts;
 pub(crate) mod audit;
 pub(crate) mod backup;
+pub(crate) mod changes;
 pub(crate) mod ddl;
 pub(crate) mod flags;
 pub(crate) mod list;
@@ -113,7 +114,7 @@ impl Dialect {
     }
 
     /// Whether account and key changes must be announced to other instances.
-    fn announces(self) -> bool {
+    pub(crate) fn announces(self) -> bool {
         self == Self::Postgres
     }
 }

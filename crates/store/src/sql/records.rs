@@ -223,7 +223,7 @@ pub(crate) async fn create<E: Exec>(
     };
     insert(e, keys, model, &record).await?;
     let changes = audit::created(model, &record);
-    audit::append(e, by, Action::Create, model, id, &changes).await?;
+    audit::append(e, by, Action::Create, model, &record, &changes).await?;
     Ok(Created {
         record,
         replayed: false,
@@ -319,7 +319,7 @@ pub(crate) async fn update<E: Exec>(
     match (e.row(&q, |r| record(r, model, keys)).await?, before) {
         (Some(record), Some(before)) => {
             let changes = audit::updated(model, &before, &record);
-            audit::append(e, by, Action::Update, model, id, &changes).await?;
+            audit::append(e, by, Action::Update, model, &record, &changes).await?;
             Ok(record)
         }
         (Some(_), None) => Err(StoreError::internal(
@@ -423,7 +423,7 @@ pub(crate) async fn set_status<E: Exec>(
             StatusChange::Restore => (Action::Restore, Status::Deleted),
         };
         let changes = audit::status_changed(from, record.status);
-        audit::append(e, by, action, model, id, &changes).await?;
+        audit::append(e, by, action, model, &record, &changes).await?;
         return Ok(record);
     }
     Err(match change {
@@ -497,5 +497,5 @@ pub(crate) async fn purge<E: Exec>(
         .bind(id);
     e.execute(&q).await?;
     let changes = audit::purged(model, &before);
-    audit::append(e, by, Action::Purge, model, id, &changes).await
+    audit::append(e, by, Action::Purge, model, &before, &changes).await
 }

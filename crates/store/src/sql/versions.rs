@@ -111,10 +111,21 @@ pub(crate) const VERSIONS: &[Version] = &[
         down: Some("DROP TABLE IF EXISTS _plinth_flags;"),
         destructive: true,
     },
+    Version {
+        number: 5,
+        name: "change log (the realtime change feed)",
+        additive: true,
+        up: &[Op::Sql(super::changes::CHANGES_TABLES)],
+        down: Some(
+            "DROP TABLE IF EXISTS _plinth_change_window;
+             DROP TABLE IF EXISTS _plinth_changes;",
+        ),
+        destructive: true,
+    },
 ];
 
 /// The newest version this binary knows.
-pub(crate) const LATEST: u32 = 4;
+pub(crate) const LATEST: u32 = 5;
 
 /// The tables every Plinth database has had from the first release. Checks on tables
 /// written per request spell a choice with `OR` (see `ddl`'s `base_columns`).

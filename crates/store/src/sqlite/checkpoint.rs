@@ -61,7 +61,7 @@ impl Checkpointer {
         if opts.read_only {
             return Ok(None);
         }
-        let conn = super::open_conn(&opts.path, opts.busy_timeout, false)?;
+        let conn = super::exec::open_conn(&opts.path, opts.busy_timeout, false)?;
         Self::start(writer, conn, PAGES).map(Some)
     }
 

@@ -10,7 +10,9 @@ use crate::sql::{Dialect, Exec, Param, Query, SqlRow, unreadable};
 use plinth_core::schema::ValueKind;
 use plinth_core::{RecordId, Timestamp, Value};
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{Connection, Row, params_from_iter};
+use rusqlite::{Connection, OpenFlags, Row, params_from_iter};
+use std::path::Path;
+use std::time::Duration;
 use uuid::Uuid;
 
 impl rusqlite::ToSql for Param<'_> {
@@ -200,4 +202,36 @@ pub(super) fn register_functions(conn: &Connection) -> Result<(), StoreError> {
         Ok(ctx.get::<Option<String>>(0)?.map(|s| s.to_lowercase()))
     })
     .map_err(map)
+}
+
+/// Opens a connection to `path` with Plinth's pragmas (WAL for the writer, query-only for
+/// readers) and functions.
+pub(super) fn open_conn(
+    path: &Path,
+    busy: Duration,
+    read_only: bool,
+) -> Result<Connection, StoreError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(busy).map_err(map)?;
+    // WAL lets readers run beside the writer; NORMAL sync in WAL mode loses nothing on a
+    // process crash (commits are in the WAL before the call returns), only possibly the last
+    // transactions on power loss.
+    let pragmas = if read_only {
+        "PRAGMA foreign_keys = ON; PRAGMA query_only = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;"
+    } else {
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000; PRAGMA journal_size_limit = 67108864;"
+    };
+    conn.execute_batch(pragmas).map_err(map)?;
+    conn.set_prepared_statement_cache_capacity(128);
+    register_functions(&conn)?;
+    Ok(conn)
 }

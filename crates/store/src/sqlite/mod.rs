@@ -10,13 +10,14 @@
 //!
 //! Layout: `writer` (the writer thread and group commit), `readers` (the read connections,
 //! each read bounded in time and interrupted when its caller goes away), `ddl`
-//! (migrations), `schema` (the store's migration methods), `exec` (binding parameters and reading rows), `errors` (translation of
+//! (migrations), `schema` (the store's migration methods), `changes` (the change log's), `exec` (binding parameters and reading rows), `errors` (translation of
 //! `rusqlite` errors into [`StoreError`]), `files` (private file modes, the lock file),
 //! `account_store` (the [`AccountStore`](crate::AccountStore) methods), `backup` (`VACUUM
 //! INTO` a backup; restore through the online backup API).
 
 mod account_store;
 mod backup;
+mod changes;
 mod checkpoint;
 mod ddl;
 mod errors;
@@ -32,7 +33,7 @@ use crate::shared::idempotency_scope;
 use crate::sql::records::{By, StatusChange};
 use crate::sql::{audit, ready, records, reseal, sweep};
 use crate::transfer::{Line, TransferError};
-use crate::{AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Resealed, SealedTable};
+use crate::{AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Change, Resealed, SealedTable};
 use crate::{Claim, Created, IdempotencyClaim, Keys, Page, Store, StoreError, WriteCtx};
 use async_trait::async_trait;
 use checkpoint::Checkpointer;
@@ -40,7 +41,7 @@ use plinth_core::Timestamp;
 use plinth_core::migrate::Plan;
 use plinth_core::{Draft, ListQuery, ListScope, ModelDef, Patch, Record, RecordId, Schema};
 use readers::Readers;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -111,6 +112,8 @@ struct Inner {
     read_only: bool,
     /// The keys that seal personal data.
     keys: Keys,
+    /// Bumped after a write that logged a change commits (see `changes`).
+    signal: tokio::sync::watch::Sender<u64>,
 }
 
 impl SqliteStore {
@@ -133,12 +136,12 @@ impl SqliteStore {
         if !opts.read_only {
             files::prepare(&opts.path)?;
         }
-        let writer = open_conn(&opts.path, opts.busy_timeout, opts.read_only)?;
+        let writer = exec::open_conn(&opts.path, opts.busy_timeout, opts.read_only)?;
         if !opts.read_only && opts.upgrade {
             ddl::init_internal(&writer, &opts.keys)?;
         }
         let readers = (0..opts.readers.max(1))
-            .map(|_| open_conn(&opts.path, opts.busy_timeout, true))
+            .map(|_| exec::open_conn(&opts.path, opts.busy_timeout, true))
             .collect::<Result<Vec<_>, _>>()?;
         let checkpointer = Checkpointer::open(&writer, opts)?;
         let empty = Schema::from_decls(&[])
@@ -152,6 +155,7 @@ impl SqliteStore {
                 claim: Mutex::new(claim),
                 read_only: opts.read_only,
                 keys: opts.keys.clone(),
+                signal: tokio::sync::watch::channel(0).0,
             }),
         })
     }
@@ -223,32 +227,6 @@ impl SqliteStore {
             .map(|s| Arc::clone(&s))
             .unwrap_or_else(|p| Arc::clone(&p.into_inner()))
     }
-}
-
-fn open_conn(path: &Path, busy: Duration, read_only: bool) -> Result<Connection, StoreError> {
-    let flags = if read_only {
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
-    } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-    };
-    let conn = Connection::open_with_flags(path, flags)
-        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
-    conn.busy_timeout(busy).map_err(errors::map)?;
-    // WAL lets readers run beside the writer; NORMAL sync in WAL mode loses nothing on a
-    // process crash (commits are in the WAL before the call returns), only possibly the last
-    // transactions on power loss.
-    let pragmas = if read_only {
-        "PRAGMA foreign_keys = ON; PRAGMA query_only = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;"
-    } else {
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000; PRAGMA journal_size_limit = 67108864;"
-    };
-    conn.execute_batch(pragmas).map_err(errors::map)?;
-    conn.set_prepared_statement_cache_capacity(128);
-    exec::register_functions(&conn)?;
-    Ok(conn)
 }
 
 #[async_trait]
@@ -324,22 +302,24 @@ impl Store for SqliteStore {
         let scope = idempotency_scope(ctx);
         let (vis, ctx) = (self.visibility(ctx), ctx.clone());
         let keys = self.inner.keys.clone();
-        self.write(move |w| {
-            let now = w.now();
-            ready(records::create(
-                &w.conn,
-                By {
-                    ctx: &ctx,
-                    now,
-                    keys: &keys,
-                },
-                &vis,
-                &model,
-                draft.clone(),
-                idempotency.clone().map(|c| (scope.clone(), c)),
-            ))
-        })
-        .await
+        let written = self
+            .write(move |w| {
+                let now = w.now();
+                ready(records::create(
+                    &w.conn,
+                    By {
+                        ctx: &ctx,
+                        now,
+                        keys: &keys,
+                    },
+                    &vis,
+                    &model,
+                    draft.clone(),
+                    idempotency.clone().map(|c| (scope.clone(), c)),
+                ))
+            })
+            .await;
+        self.changed(written)
     }
 
     async fn get(&self, model: &Arc<ModelDef>, id: RecordId) -> Result<Option<Record>, StoreError> {
@@ -374,23 +354,25 @@ impl Store for SqliteStore {
         let model = Arc::clone(model);
         let (vis, ctx) = (self.visibility(ctx), ctx.clone());
         let keys = self.inner.keys.clone();
-        self.write(move |w| {
-            let now = w.now();
-            ready(records::update(
-                &w.conn,
-                By {
-                    ctx: &ctx,
-                    now,
-                    keys: &keys,
-                },
-                &vis,
-                &model,
-                id,
-                &patch,
-                expected_version,
-            ))
-        })
-        .await
+        let written = self
+            .write(move |w| {
+                let now = w.now();
+                ready(records::update(
+                    &w.conn,
+                    By {
+                        ctx: &ctx,
+                        now,
+                        keys: &keys,
+                    },
+                    &vis,
+                    &model,
+                    id,
+                    &patch,
+                    expected_version,
+                ))
+            })
+            .await;
+        self.changed(written)
     }
 
     async fn delete(
@@ -402,22 +384,24 @@ impl Store for SqliteStore {
     ) -> Result<Record, StoreError> {
         let (model, ctx) = (Arc::clone(model), ctx.clone());
         let keys = self.inner.keys.clone();
-        self.write(move |w| {
-            let now = w.now();
-            ready(records::set_status(
-                &w.conn,
-                By {
-                    ctx: &ctx,
-                    now,
-                    keys: &keys,
-                },
-                &model,
-                id,
-                StatusChange::Delete,
-                expected_version,
-            ))
-        })
-        .await
+        let written = self
+            .write(move |w| {
+                let now = w.now();
+                ready(records::set_status(
+                    &w.conn,
+                    By {
+                        ctx: &ctx,
+                        now,
+                        keys: &keys,
+                    },
+                    &model,
+                    id,
+                    StatusChange::Delete,
+                    expected_version,
+                ))
+            })
+            .await;
+        self.changed(written)
     }
 
     async fn restore(
@@ -428,22 +412,24 @@ impl Store for SqliteStore {
     ) -> Result<Record, StoreError> {
         let (model, ctx) = (Arc::clone(model), ctx.clone());
         let keys = self.inner.keys.clone();
-        self.write(move |w| {
-            let now = w.now();
-            ready(records::set_status(
-                &w.conn,
-                By {
-                    ctx: &ctx,
-                    now,
-                    keys: &keys,
-                },
-                &model,
-                id,
-                StatusChange::Restore,
-                None,
-            ))
-        })
-        .await
+        let written = self
+            .write(move |w| {
+                let now = w.now();
+                ready(records::set_status(
+                    &w.conn,
+                    By {
+                        ctx: &ctx,
+                        now,
+                        keys: &keys,
+                    },
+                    &model,
+                    id,
+                    StatusChange::Restore,
+                    None,
+                ))
+            })
+            .await;
+        self.changed(written)
     }
 
     async fn purge(
@@ -455,22 +441,24 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let (model, schema, ctx) = (Arc::clone(model), self.schema(), ctx.clone());
         let keys = self.inner.keys.clone();
-        self.write(move |w| {
-            let now = w.now();
-            ready(records::purge(
-                &w.conn,
-                By {
-                    ctx: &ctx,
-                    now,
-                    keys: &keys,
-                },
-                &schema,
-                &model,
-                id,
-                expected_version,
-            ))
-        })
-        .await
+        let written = self
+            .write(move |w| {
+                let now = w.now();
+                ready(records::purge(
+                    &w.conn,
+                    By {
+                        ctx: &ctx,
+                        now,
+                        keys: &keys,
+                    },
+                    &schema,
+                    &model,
+                    id,
+                    expected_version,
+                ))
+            })
+            .await;
+        self.changed(written)
     }
 
     async fn import_record(&self, model: &Arc<ModelDef>, record: Record) -> Result<(), StoreError> {
@@ -484,22 +472,17 @@ impl Store for SqliteStore {
             .await
     }
 
-    // The change log: being written (see `crate::changes`); until then, nothing logged.
-    async fn changes_after(
-        &self,
-        _after: i64,
-        _limit: u32,
-    ) -> Result<Vec<crate::Change>, StoreError> {
-        Ok(Vec::new())
+    async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
+        self.changes_after_now(after, limit).await
     }
     async fn change_window(&self) -> Result<crate::ChangeWindow, StoreError> {
-        Ok(crate::ChangeWindow::default())
+        self.change_window_now().await
     }
-    async fn prune_changes(&self, _before: Timestamp, _limit: u32) -> Result<u64, StoreError> {
-        Ok(0)
+    async fn prune_changes(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.prune_changes_now(before, limit).await
     }
     fn change_signal(&self) -> tokio::sync::watch::Receiver<u64> {
-        tokio::sync::watch::channel(0).1
+        self.change_signal_now()
     }
 
     async fn audit_list(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {

@@ -31,7 +31,11 @@ impl SqliteStore {
                 .map_err(errors::map)?;
             let filled = ddl::migrate_in(&tx, &target, &sql_transfer::refuse_destructive)
                 .map_err(TransferError::from)
-                .and_then(|_| ready(sql_transfer::fill(&*tx, &keys, &target, &lines)));
+                .and_then(|_| ready(sql_transfer::fill(&*tx, &keys, &target, &lines)))
+                // No reader replays across an import.
+                .and_then(|()| {
+                    ready(crate::sql::changes::reset(&*tx)).map_err(TransferError::from)
+                });
             // Dropped uncommitted on failure: rolled back, nothing left behind.
             if filled.is_ok() {
                 tx.commit().map_err(errors::map)?;

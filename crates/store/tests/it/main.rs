@@ -8,11 +8,15 @@
 //!   up after exactly four attempts.
 //! - `audit_order`: two PostgreSQL instances writing at once append one gap-free audit
 //!   chain.
+//! - `change_log`: two PostgreSQL instances writing at once log every change once, in
+//!   order; one's write bumps the other's change signal (and drops no cache); a restore
+//!   starts the change log's window at its head.
 //! - `pg_tls`: TLS to a TLS-only PostgreSQL server the test starts itself.
 //! - `locking`: SQLite's file lock held by another process.
 //! - `upgrade`: databases made by an older release get the columns added since.
 
 mod audit_order;
+mod change_log;
 mod contract;
 mod locking;
 mod pg;

@@ -26,6 +26,18 @@ impl Action {
             Self::Purge => "record.purge",
         }
     }
+
+    /// What the change feed calls the write.
+    pub(crate) fn change_kind(self) -> crate::ChangeKind {
+        use crate::ChangeKind as K;
+        match self {
+            Self::Create => K::Created,
+            Self::Update => K::Updated,
+            Self::Delete => K::Deleted,
+            Self::Restore => K::Restored,
+            Self::Purge => K::Purged,
+        }
+    }
 }
 
 /// The base and declared fields of a record that have a value, by name.

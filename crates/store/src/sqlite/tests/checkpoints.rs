@@ -2,7 +2,7 @@
 //! stays bounded under writes that never pause.
 
 use super::super::checkpoint::Checkpointer;
-use super::super::open_conn;
+use super::super::exec::open_conn;
 use rusqlite::Connection;
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! the values, which travel only as parameters; and the statement runs on a real SQLite
 //! table with its placeholders and parameters lined up.
 
-use super::super::{ddl, open_conn};
+use super::super::{ddl, exec::open_conn};
 use crate::StoreError;
 use crate::sql::list::list;
 use crate::sql::{Dialect, Exec, Query, ready};

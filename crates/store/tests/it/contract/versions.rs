@@ -17,6 +17,7 @@ contract!(
     a_database_from_before_versions_is_adopted,
     a_newer_database_is_refused_unless_its_new_versions_are_additive,
     a_version_recorded_under_another_name_is_refused,
+    version_5_starts_the_change_window_at_the_audit_head,
 );
 
 fn applied(status: &SchemaStatus) -> Vec<u32> {
@@ -89,14 +90,33 @@ async fn down_to_the_baseline_and_up_again_keeps_records_users_and_keys(e: &Engi
     let (record, ann) = seed(e).await;
     assert!(audit_entries(&*e.store).await > 0);
 
-    // Version 4's down drops the flags and version 2's the audit trail: refused without
-    // the flag, and nothing is rolled back (not even version 3, between them).
+    // Version 5's down drops the change log, 4's the flags and 2's the audit trail:
+    // refused without the flag, and nothing is rolled back (not even version 3, between).
     let refused = e.store.schema_down(3, false).await.expect_err("refused");
     assert!(
-        matches!(&refused, StoreError::Migration(m) if m.contains("version 4") && m.contains("--allow-destructive")),
+        matches!(&refused, StoreError::Migration(m) if m.contains("version 5") && m.contains("--allow-destructive")),
         "{refused:?}"
     );
     assert_eq!(status(&*e.store).await.database(), Some(LATEST));
+    assert_eq!(
+        e.store.schema_down(4, true).await.expect("down to 4"),
+        vec![5]
+    );
+    let s = status(&*e.store).await;
+    let log = s
+        .versions
+        .iter()
+        .find(|v| v.number == 5)
+        .expect("version 5");
+    assert!(log.applied_at.is_none() && log.destructive_down);
+    assert!(
+        log.up_sql
+            .contains("CREATE TABLE IF NOT EXISTS _plinth_changes (")
+    );
+    assert!(
+        log.up_sql
+            .contains("CREATE TABLE IF NOT EXISTS _plinth_change_window (")
+    );
     assert_eq!(
         e.store.schema_down(3, true).await.expect("down to 3"),
         vec![4]
@@ -116,7 +136,7 @@ async fn down_to_the_baseline_and_up_again_keeps_records_users_and_keys(e: &Engi
     let as_is = e.reopen(false).await.expect("open as it is");
     let s = status(&*as_is).await;
     assert_eq!(s.database(), Some(1));
-    assert_eq!(pending(&s), vec![2, 3, 4]);
+    assert_eq!(pending(&s), vec![2, 3, 4, 5]);
     let audit = s.pending().next().expect("version 2");
     assert!(
         audit
@@ -312,4 +332,36 @@ async fn a_version_recorded_under_another_name_is_refused(e: &Engine) {
         e.get(&model(&schema, "book"), record.id).await.fields,
         record.fields
     );
+}
+
+async fn version_5_starts_the_change_window_at_the_audit_head(e: &Engine) {
+    let (record, _) = seed(e).await;
+    assert_eq!(
+        e.store.schema_down(4, true).await.expect("down to 4"),
+        vec![5]
+    );
+    let up = e.reopen(true).await.expect("open and apply 5");
+    assert_eq!(status(&*up).await.database(), Some(LATEST));
+    let head = up
+        .audit_list(0, 1000)
+        .await
+        .expect("the audit")
+        .last()
+        .map(|x| x.seq)
+        .expect("entries");
+    // Nothing before the version was logged: a reader from before it starts again.
+    let window = up.change_window().await.expect("the window");
+    assert_eq!((window.pruned_through, window.head), (head, head));
+    assert!(up.changes_after(0, 10).await.expect("the log").is_empty());
+    up.close().await;
+    // The store open all along writes its changes into the new log.
+    let schema =
+        super::schema(json!([{"name": "book", "fields": [{"name": "pages", "type": "integer"}]}]));
+    e.store
+        .delete(&admin(), &model(&schema, "book"), record.id, None)
+        .await
+        .expect("delete");
+    let log = e.store.changes_after(0, 10).await.expect("the log");
+    assert_eq!(log.len(), 1);
+    assert!(log[0].seq > head);
 }

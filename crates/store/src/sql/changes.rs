@@ -1,0 +1,260 @@
+//! The change log's statements (see `crate::changes`): the row a record write logs (drafted
+//! with its audit entry, inserted by `audit::append_all` with the entry's `seq`), the read
+//! after a `seq`, the window, the prune, and the reset after a restore or an import.
+//!
+//! A row's `record` is JSON text: the base fields, then `fields`, the declared fields by
+//! name, pii values sealed exactly as in the record's table (bound to model, field and id),
+//! so no plaintext pii is ever in the log. It is read back against the schema of the
+//! reader: fields by name, so a field declared since reads as null and one no longer
+//! declared is dropped.
+
+use super::{Exec, Param, Query, SqlRow, unreadable};
+use crate::changes::{Change, ChangeKind, ChangeWindow};
+use crate::{Keys, StoreError};
+use plinth_core::schema::{FieldDef, ValueKind};
+use plinth_core::{ModelDef, Record, RecordId, Schema, Status, Timestamp, Value};
+use serde_json::{Map, Value as Json, json};
+
+/// Version 5 of Plinth's own tables: the log, and its window's one row, which starts at the
+/// audit trail's head (nothing before the version was logged, so a reader from before it
+/// is told to start again). Both statements are idempotent.
+pub(crate) const CHANGES_TABLES: &str = "
+    CREATE TABLE IF NOT EXISTS _plinth_changes (
+        seq {int} NOT NULL PRIMARY KEY,
+        at {time} NOT NULL,
+        kind TEXT NOT NULL,
+        model TEXT NOT NULL,
+        record_id {uuid} NOT NULL,
+        record TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS _plinth_change_window (
+        pruned_through {int} NOT NULL
+    );
+    INSERT INTO _plinth_change_window (pruned_through)
+        SELECT COALESCE(MAX(seq), 0) FROM _plinth_audit
+        WHERE NOT EXISTS (SELECT 1 FROM _plinth_change_window);";
+
+/// The statement the audit trail's highest `seq` is read with (0 when it is empty).
+const HEAD: &str = "SELECT COALESCE(MAX(seq), 0) FROM _plinth_audit";
+
+/// A change to log, drafted with the audit entry of its write and inserted with its `seq`.
+#[derive(Debug)]
+pub(crate) struct Logged {
+    kind: ChangeKind,
+    model: String,
+    record_id: RecordId,
+    /// The snapshot, as stored.
+    record: String,
+}
+
+/// The change a write of `kind` logs: `r` as it stands after the write (before it, for a
+/// purge), pii values sealed under `keys`.
+pub(crate) fn snapshot(
+    keys: &Keys,
+    model: &ModelDef,
+    kind: ChangeKind,
+    r: &Record,
+) -> Result<Logged, StoreError> {
+    let m = model.name().as_str();
+    let mut fields = Map::with_capacity(r.fields.len());
+    for (f, v) in model.fields().iter().zip(&r.fields) {
+        let value = match v {
+            Value::Text(plain) if f.pii() => {
+                Json::String(keys.seal(m, f.name().as_str(), r.id.as_uuid(), plain)?)
+            }
+            v => v.to_json(),
+        };
+        fields.insert(f.name().to_string(), value);
+    }
+    let record = json!({
+        "id": r.id.to_string(), "name": r.name, "status": r.status.as_str(),
+        "created_at": r.created_at.to_string(), "updated_at": r.updated_at.to_string(),
+        "owner_id": r.owner_id, "version": r.version, "fields": fields,
+    });
+    Ok(Logged {
+        kind,
+        model: m.to_owned(),
+        record_id: r.id,
+        record: record.to_string(),
+    })
+}
+
+/// Appends the column list and the values of `c`, logged with the entry `seq` made `at`, to
+/// an `INSERT INTO _plinth_changes`.
+pub(crate) fn push_insert(q: &mut Query<'_>, c: &Logged, seq: i64, at: Timestamp) {
+    q.push("INSERT INTO _plinth_changes (seq, at, kind, model, record_id, record) VALUES (")
+        .bind_all([
+            seq.into(),
+            at.into(),
+            c.kind.as_str().into(),
+            Param::Text(c.model.clone().into()),
+            c.record_id.into(),
+            Param::Text(c.record.clone().into()),
+        ])
+        .push(")");
+}
+
+/// Changes after `after`, at most `limit`, in `seq` order, read against `schema`: changes
+/// to models it no longer declares are skipped.
+pub(crate) async fn after<E: Exec>(
+    e: &E,
+    keys: &Keys,
+    schema: &Schema,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<Change>, StoreError> {
+    let mut q = Query::new(E::DIALECT);
+    q.push("SELECT seq, at, kind, model, record FROM _plinth_changes WHERE seq > ")
+        .bind(after)
+        .push(" ORDER BY seq LIMIT ")
+        .bind(i64::from(limit))
+        .cached();
+    q.rows_hint = usize::try_from(limit).unwrap_or(0).min(1000);
+    let rows = e
+        .rows(&q, |r| {
+            Ok((r.int(0)?, r.time(1)?, r.text(2)?, r.text(3)?, r.text(4)?))
+        })
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (seq, at, kind, model, text) in rows {
+        let Some(def) = schema.model(&model) else {
+            continue;
+        };
+        let kind = ChangeKind::parse(&kind).ok_or_else(|| unreadable("change kind"))?;
+        out.push(Change {
+            seq,
+            at,
+            kind,
+            model,
+            record: decode(keys, def, &text)?,
+        });
+    }
+    Ok(out)
+}
+
+/// A snapshot read back against `model` as declared now.
+fn decode(keys: &Keys, model: &ModelDef, text: &str) -> Result<Record, StoreError> {
+    let v: Json = serde_json::from_str(text).map_err(|_| unreadable("change record"))?;
+    let text_of = |k: &str| v[k].as_str().ok_or_else(|| unreadable("change record"));
+    let id = RecordId::parse(text_of("id")?).map_err(|_| unreadable("change record id"))?;
+    let fields = model
+        .fields()
+        .iter()
+        .map(|f| field(keys, model, id, f, &v["fields"][f.name().as_str()]))
+        .collect();
+    let time = |k: &str| Timestamp::parse(text_of(k)?).map_err(|_| unreadable("change time"));
+    Ok(Record {
+        id,
+        name: text_of("name")?.to_owned(),
+        status: text_of("status")?
+            .parse::<Status>()
+            .map_err(|_| unreadable("status"))?,
+        created_at: time("created_at")?,
+        updated_at: time("updated_at")?,
+        owner_id: match v["owner_id"].as_str() {
+            Some(s) => Some(uuid::Uuid::try_parse(s).map_err(|_| unreadable("owner_id"))?),
+            None => None,
+        },
+        version: v["version"]
+            .as_i64()
+            .ok_or_else(|| unreadable("change version"))?,
+        fields,
+    })
+}
+
+/// A field's value from its stored JSON: pii opened, and null when it cannot be (its key
+/// retired) or no longer has the field's type (a type changed since): one such value never
+/// costs the reader the page.
+fn field(keys: &Keys, model: &ModelDef, id: RecordId, f: &FieldDef, v: &Json) -> Value {
+    let kind = f.value_kind();
+    match v {
+        Json::Null => Value::Null,
+        Json::String(sealed) if f.pii() => keys
+            .open(
+                model.name().as_str(),
+                f.name().as_str(),
+                id.as_uuid(),
+                sealed,
+            )
+            .map_or(Value::Null, Value::Text),
+        v => value(kind, v).unwrap_or(Value::Null),
+    }
+}
+
+fn value(kind: ValueKind, v: &Json) -> Option<Value> {
+    Some(match kind {
+        ValueKind::Text => Value::Text(v.as_str()?.to_owned()),
+        ValueKind::Integer => Value::Integer(v.as_i64()?),
+        ValueKind::Float => Value::Float(v.as_f64()?),
+        ValueKind::Boolean => Value::Boolean(v.as_bool()?),
+        ValueKind::Datetime => Value::Datetime(Timestamp::parse(v.as_str()?).ok()?),
+        ValueKind::Json => Value::Json(v.clone()),
+        ValueKind::Uuid => Value::Reference(RecordId::parse(v.as_str()?).ok()?),
+    })
+}
+
+/// Where the log stands.
+pub(crate) async fn window<E: Exec>(e: &E) -> Result<ChangeWindow, StoreError> {
+    let mut q = Query::new(E::DIALECT);
+    q.push("SELECT COALESCE((SELECT MAX(pruned_through) FROM _plinth_change_window), 0), (")
+        .push(HEAD)
+        .push(")")
+        .cached();
+    let (pruned_through, head) = e
+        .row(&q, |r| Ok((r.int(0)?, r.int(1)?)))
+        .await?
+        .unwrap_or((0, 0));
+    Ok(ChangeWindow {
+        pruned_through,
+        head,
+    })
+}
+
+/// Removes, in the caller's transaction, the oldest changes made before `before`, at most
+/// `limit` (a run from the oldest: the first made at or after `before` stops it), and raises
+/// the window's `pruned_through` to the last removed. Instances pruning together remove each
+/// row once, and the window only ever rises.
+pub(crate) async fn prune<E: Exec>(
+    e: &E,
+    before: Timestamp,
+    limit: u32,
+) -> Result<u64, StoreError> {
+    let mut q = Query::new(E::DIALECT);
+    q.push("SELECT seq, at FROM _plinth_changes ORDER BY seq LIMIT ")
+        .bind(i64::from(limit));
+    q.rows_hint = usize::try_from(limit).unwrap_or(0).min(1000);
+    let oldest = e.rows(&q, |r| Ok((r.int(0)?, r.time(1)?))).await?;
+    let Some(last) = oldest
+        .iter()
+        .take_while(|(_, at)| *at < before)
+        .map(|(seq, _)| *seq)
+        .last()
+    else {
+        return Ok(0);
+    };
+    let mut q = Query::new(E::DIALECT);
+    q.push("DELETE FROM _plinth_changes WHERE seq <= ")
+        .bind(last);
+    let removed = e.execute(&q).await?;
+    let mut q = Query::new(E::DIALECT);
+    q.push("UPDATE _plinth_change_window SET pruned_through = ")
+        .bind(last)
+        .push(" WHERE pruned_through < ")
+        .bind(last);
+    e.execute(&q).await?;
+    Ok(removed)
+}
+
+/// Forgets the log after a restore or an import, in its transaction: no row is kept and the
+/// window starts at the trail's head, so no reader replays across it.
+pub(crate) async fn reset<E: Exec>(e: &E) -> Result<(), StoreError> {
+    let mut q = Query::new(E::DIALECT);
+    q.push("DELETE FROM _plinth_changes");
+    e.execute(&q).await?;
+    let mut q = Query::new(E::DIALECT);
+    q.push("UPDATE _plinth_change_window SET pruned_through = (")
+        .push(HEAD)
+        .push(")");
+    e.execute(&q).await?;
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! The change log's methods of the store (see `crate::changes`): read from a read
+//! connection (SQLite has no replica: every connection reads the primary), pruned by the
+//! writer, and the signal bumped once a write that logged a change has committed.
+
+use super::SqliteStore;
+use crate::sql::{changes, ready};
+use crate::{Change, ChangeWindow, StoreError};
+use plinth_core::Timestamp;
+
+impl SqliteStore {
+    /// Tells the change feed a change committed: called after the write's answer, which
+    /// arrives only once its group commit is durable.
+    pub(super) fn changed<T>(&self, written: Result<T, StoreError>) -> Result<T, StoreError> {
+        if written.is_ok() {
+            self.inner.signal.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        written
+    }
+
+    /// `Store::changes_after`.
+    pub(super) async fn changes_after_now(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Change>, StoreError> {
+        let (keys, schema) = (self.inner.keys.clone(), self.schema());
+        self.read(move |c| ready(changes::after(c, &keys, &schema, after, limit)))
+            .await
+    }
+
+    /// `Store::change_window`.
+    pub(super) async fn change_window_now(&self) -> Result<ChangeWindow, StoreError> {
+        self.read(|c| ready(changes::window(c))).await
+    }
+
+    /// `Store::prune_changes`.
+    pub(super) async fn prune_changes_now(
+        &self,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        self.write(move |w| ready(changes::prune(&w.conn, before, limit)))
+            .await
+    }
+
+    /// `Store::change_signal`.
+    pub(super) fn change_signal_now(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.signal.subscribe()
+    }
+}
