@@ -66,6 +66,12 @@ user_key="$(post /api/v1/auth/api-keys '{"name":"schemathesis"}' key "$user_toke
 customer="$(post /api/v1/customer '{"name":"c","email":"c@example.com"}' id "$admin_token")"
 post /api/v1/order "{\"name\":\"o\",\"customer\":\"$customer\"}" id "$user_token" >/dev/null
 
+# The change feed's two stream operations (`GET /api/v1/{model}/events`, `GET /api/v1/events`)
+# answer a stream that stays open until the client leaves, which schemathesis would wait on
+# forever. They are left out here; tests/it/events*.rs test them over real HTTP, their
+# refusals included. Every other operation is fuzzed as before (`/events/…` paths too).
+STREAMS='/events$'
+
 run() {
     local who=$1
     shift
@@ -76,7 +82,8 @@ run() {
         run "$base/api/v1/openapi.json" \
         --checks not_a_server_error,status_code_conformance,response_schema_conformance \
         --max-examples "$MAX_EXAMPLES" --seed 1 --workers 1 --no-color \
-        --suppress-health-check all --warnings off "$@")
+        --suppress-health-check all --warnings off \
+        --exclude-path-regex "$STREAMS" "$@")
 }
 
 status=0

@@ -149,6 +149,14 @@ mod tests {
     }
 
     #[test]
+    fn events_is_reserved() {
+        // `/api/v1/events` is the change feed of several models at once.
+        let refused = ModelName::parse("events").expect_err("events accepted as a model");
+        assert!(refused.contains("reserved"), "{refused}");
+        assert!(ModelName::parse("events_log").is_ok());
+    }
+
+    #[test]
     fn field_names() {
         assert_eq!(
             FieldName::parse("email").map(|f| f.to_string()),

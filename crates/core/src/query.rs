@@ -3,6 +3,8 @@
 //! Parsing resolves every name against the model, so the storage layer receives only
 //! known columns, known operators and typed values; it never sees client text as SQL.
 
+mod matches;
+
 use crate::cursor::{Cursor, CursorPos};
 use crate::error::{Error, FieldError};
 use crate::policy::FieldAccess;

@@ -7,6 +7,7 @@ use crate::config::ServerConfig;
 use crate::fds;
 use crate::limits::RequestLimits;
 use crate::middleware::{Context, method_not_allowed, not_found, panic_response, request_context};
+use crate::realtime::Realtime;
 use crate::routes;
 use crate::serve::{self, ConnLimits};
 use crate::state::AppState;
@@ -109,6 +110,10 @@ impl Application {
             state.set_alerts(Arc::new(alerts));
         }
         state.set_metrics_access(config.metrics.clone());
+        state.set_realtime(Arc::new(Realtime::new(
+            config.realtime,
+            state.metrics().realtime.clone(),
+        )));
         let router = build_router(&config, state.clone())?;
         let redirect = match (redirect, &tls) {
             (None, _) => None,
@@ -213,6 +218,10 @@ impl Application {
                 changes: self.change_retention,
             },
         );
+        // The change feed follows the log while the server serves.
+        let hub = state
+            .realtime()
+            .map(|r| r.spawn_hub(Arc::clone(state.store())));
         // Alerts are evaluated while the server serves.
         let evaluator = crate::alerts::spawn(self.state.clone());
         // So do scheduled backups.
@@ -270,6 +279,10 @@ impl Application {
             }
         };
         tokio::join!(main, redirect);
+        // Open change-feed streams end (`shutdown`) rather than hold the drain.
+        if let Some(realtime) = self.state.realtime() {
+            realtime.shut_down();
+        }
         // The listeners are closed: every connection finishes its request and closes.
         let _ = graceful.send(());
         let grace = self.shutdown_timeout;
@@ -296,6 +309,9 @@ impl Application {
             reloader.abort();
         }
         flag_reloader.abort();
+        if let Some(hub) = hub {
+            hub.abort();
+        }
         if let Some(evaluator) = evaluator {
             evaluator.abort();
         }

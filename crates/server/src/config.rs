@@ -33,6 +33,36 @@ pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// Default retention of the change feed's log: 24 hours.
 pub const DEFAULT_CHANGE_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
+/// The change feed's settings (`realtime`): what each instance's hub and streams may hold
+/// (how long the log keeps changes is `ServerConfig::change_retention`).
+#[derive(Debug, Clone, Copy)]
+pub struct RealtimeConfig {
+    /// The most streams one principal (a user, or a guest's client address) may hold open
+    /// on one instance.
+    pub max_per_principal: usize,
+    /// The most streams one instance holds open.
+    pub max_total: usize,
+    /// How many changes a stream may fall behind the newest before it is ended
+    /// (`slow_consumer`): the bound on what an instance keeps for its slowest reader.
+    pub buffer: usize,
+    /// The time between two heartbeat comments on a quiet stream.
+    pub heartbeat: Duration,
+    /// The longest the hub waits before reading the change log again without a signal.
+    pub poll: Duration,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        Self {
+            max_per_principal: 16,
+            max_total: 10_000,
+            buffer: 1024,
+            heartbeat: Duration::from_secs(15),
+            poll: Duration::from_millis(1000),
+        }
+    }
+}
+
 /// Scheduled backups (see `backups`): every `interval` into `dir`, keeping the newest
 /// `keep`.
 #[derive(Debug, Clone)]
@@ -101,6 +131,8 @@ pub struct ServerConfig {
     pub alerts: AlertConfig,
     /// Whether `/metrics` is served, and to whom.
     pub metrics: MetricsAccess,
+    /// The change feed.
+    pub realtime: RealtimeConfig,
 }
 
 impl Default for ServerConfig {
@@ -125,6 +157,7 @@ impl Default for ServerConfig {
             redirect_from: None,
             alerts: AlertConfig::default(),
             metrics: MetricsAccess::default(),
+            realtime: RealtimeConfig::default(),
         }
     }
 }

@@ -21,6 +21,8 @@
 //! - `middleware`: request ids, envelope rendering, access log, panics.
 //! - `faults` (only with the `faults` feature, in tests): answers 500 or sleeps on request.
 //! - `routes`: one module per area; `routes/records` has one file per handler.
+//! - `realtime`: the change feed: each instance's hub following the change log, and the
+//!   Server-Sent Events streams it feeds.
 //! - `openapi`: the OpenAPI document made from the routes and the declared models, and the
 //!   `/docs` page's files.
 //!
@@ -46,6 +48,7 @@ mod limits;
 mod metrics;
 mod middleware;
 mod openapi;
+mod realtime;
 mod redirect;
 mod reply;
 mod routes;
@@ -58,7 +61,7 @@ mod trace;
 pub use accounts::{AccountError, create_account};
 pub use app::{Application, StartError, with_middleware};
 pub use auth::{Auth, AuthConfig, AuthError, SigningKey};
-pub use config::{BackupSchedule, DEFAULT_BODY_LIMIT, ServerConfig};
+pub use config::{BackupSchedule, DEFAULT_BODY_LIMIT, RealtimeConfig, ServerConfig};
 pub use metrics::{MetricsAccess, MetricsToken};
 pub use serve::MAX_H2_STREAMS;
 pub use state::AppState;

@@ -5,6 +5,7 @@ use crate::auth::Auth;
 use crate::extract::Caller;
 use crate::flags::{Flags, REPLICA_READS};
 use crate::metrics::{MeteredStore, Metrics, MetricsAccess};
+use crate::realtime::Realtime;
 use axum::body::Bytes;
 use plinth_core::Principal;
 use plinth_core::flags::Subject;
@@ -51,6 +52,9 @@ struct Inner {
     /// Whether `/metrics` is served, and to whom; set once by the `Application` (unset:
     /// not served).
     metrics_access: OnceLock<MetricsAccess>,
+    /// The change feed, set once by the `Application` serving the state (unset: the
+    /// streams answer 503).
+    realtime: OnceLock<Arc<Realtime>>,
 }
 
 /// Default read-your-own-writes window.
@@ -100,6 +104,7 @@ impl AppState {
             alerts: OnceLock::new(),
             openapi: OnceLock::new(),
             metrics_access: OnceLock::new(),
+            realtime: OnceLock::new(),
         }))
     }
 
@@ -193,6 +198,16 @@ impl AppState {
     /// Sets how `/metrics` is served, once; a state served twice keeps the first.
     pub(crate) fn set_metrics_access(&self, access: MetricsAccess) {
         let _ = self.0.metrics_access.set(access);
+    }
+
+    /// This instance's change feed (`None` before an `Application` serves the state).
+    pub(crate) fn realtime(&self) -> Option<&Arc<Realtime>> {
+        self.0.realtime.get()
+    }
+
+    /// Sets the change feed once; a state served twice keeps the first.
+    pub(crate) fn set_realtime(&self, realtime: Arc<Realtime>) {
+        let _ = self.0.realtime.set(realtime);
     }
 
     /// The authentication service.

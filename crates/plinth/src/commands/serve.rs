@@ -9,7 +9,8 @@ use plinth_core::auth::{Email, check_password};
 use plinth_core::{QueryLimits, Role};
 use plinth_server::alerts::{AlertConfig, Thresholds, WebhookConfig};
 use plinth_server::{
-    AccountError, AppState, Application, Auth, MetricsAccess, MetricsToken, ServerConfig, TlsFiles,
+    AccountError, AppState, Application, Auth, MetricsAccess, MetricsToken, RealtimeConfig,
+    ServerConfig, TlsFiles,
 };
 use plinth_store::{Claim, PgOptions, PgStore, StoreError, WriteCtx};
 use plinth_store::{Keys, SqliteOptions, SqliteStore, Store};
@@ -236,6 +237,14 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
                 .metrics_token
                 .as_ref()
                 .map(|t| MetricsToken::new(t.expose())),
+        },
+        change_retention: config.settings.realtime_retention.duration(),
+        realtime: RealtimeConfig {
+            max_per_principal: config.settings.realtime_max_per_principal,
+            max_total: config.settings.realtime_max_total,
+            buffer: config.settings.realtime_buffer,
+            heartbeat: Duration::from_secs(config.settings.realtime_heartbeat_seconds),
+            poll: Duration::from_millis(config.settings.realtime_poll_ms),
         },
         ..ServerConfig::default()
     };

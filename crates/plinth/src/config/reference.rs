@@ -2,6 +2,7 @@
 //! `plinth config --reference` prints and docs/configuration.md holds between its markers.
 
 use super::settings::{Setting, Settings};
+use super::value::{SettingValue, Span};
 
 /// One Markdown table row per setting: file key, environment variable, flag, default,
 /// allowed values and meaning.
@@ -16,6 +17,10 @@ pub(crate) fn reference() -> String {
         let flag = setting.flag.map_or_else(|| "–".to_owned(), code);
         let default = default.map_or_else(|| "unset".to_owned(), |v| code(&v.to_string()));
         let allowed = match setting.range {
+            // A span's range is in seconds; its value is written with a unit.
+            Some((low, high)) if setting.expected == <Span as SettingValue>::EXPECTED => {
+                format!("{} ({low} to {high} s)", setting.expected)
+            }
             Some((low, high)) => format!("{low} to {high}"),
             None => setting.expected.to_owned(),
         };

@@ -3,7 +3,7 @@
 //! environment variables and the configuration reference are all derived from this table.
 
 use super::layers::Layers;
-use super::value::{Environment, LogFilter, Secret, SecretUrl, SettingValue};
+use super::value::{Environment, LogFilter, Secret, SecretUrl, SettingValue, Span};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -172,6 +172,30 @@ settings! {
         key: Some("audit.retention_days"), env: AUDIT_RETENTION_DAYS = "PLINTH_AUDIT_RETENTION_DAYS", flag: None,
         range: Some((0, 36_500)),
         help: "How long audit entries are kept, in days; 0 keeps them forever. Older ones are pruned by the sweep (`sweep_interval_seconds`) behind a sealed checkpoint, so what remains still verifies.";
+    realtime_max_per_principal: usize = 16;
+        key: Some("realtime.max_per_principal"), env: REALTIME_MAX_PER_PRINCIPAL = "PLINTH_REALTIME_MAX_PER_PRINCIPAL", flag: None,
+        range: Some((1, 100_000)),
+        help: "The most change-feed streams (`GET /api/v1/{model}/events`, `/api/v1/events`) one user, API key's user or guest address holds open on one instance; more answer 429 with `Retry-After`.";
+    realtime_max_total: usize = 10_000;
+        key: Some("realtime.max_total"), env: REALTIME_MAX_TOTAL = "PLINTH_REALTIME_MAX_TOTAL", flag: None,
+        range: Some((1, 1_000_000)),
+        help: "The most change-feed streams one instance holds open; more answer 503 with `Retry-After`. Each stream is a connection: keep `http.max_connections` above it.";
+    realtime_buffer: usize = 1024;
+        key: Some("realtime.buffer"), env: REALTIME_BUFFER = "PLINTH_REALTIME_BUFFER", flag: None,
+        range: Some((1, 1_000_000)),
+        help: "How many changes a change-feed stream may fall behind the newest before the server ends it (`end` `slow_consumer`; the client resumes with `Last-Event-ID`). Each instance keeps this many changes in memory, whatever its streams' speeds.";
+    realtime_heartbeat_seconds: u64 = 15;
+        key: Some("realtime.heartbeat_seconds"), env: REALTIME_HEARTBEAT_SECONDS = "PLINTH_REALTIME_HEARTBEAT_SECONDS", flag: None,
+        range: Some((1, 3600)),
+        help: "The time between two `: heartbeat` comments on a quiet change-feed stream, in seconds: keep it below the idle timeout of proxies in front.";
+    realtime_retention: Span = Span::hours(24);
+        key: Some("realtime.retention"), env: REALTIME_RETENTION = "PLINTH_REALTIME_RETENTION", flag: None,
+        range: Some((60, 31_536_000)),
+        help: "How long the change log keeps a change (`90m`, `24h`, `7d`…), so a client can resume within it; the sweep (`sweep_interval_seconds`) prunes older ones, and a resume from before them gets `reset` `expired`.";
+    realtime_poll_ms: u64 = 1000;
+        key: Some("realtime.poll_ms"), env: REALTIME_POLL_MS = "PLINTH_REALTIME_POLL_MS", flag: None,
+        range: Some((10, 60_000)),
+        help: "The longest each instance goes without reading the change log, in milliseconds, besides reading it on every change it is told of: a notice that was missed delays a change by at most this, never loses it.";
     alerts_window_seconds: u64 = plinth_server::alerts::DEFAULT_WINDOW.as_secs();
         key: Some("alerts.window_seconds"), env: ALERTS_WINDOW_SECONDS = "PLINTH_ALERTS_WINDOW_SECONDS", flag: None,
         range: Some((1, 86_400)),

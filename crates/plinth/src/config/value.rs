@@ -262,3 +262,59 @@ pub(crate) fn mask_url(url: &str) -> String {
         None => url.to_owned(),
     }
 }
+
+/// A span of time written with its unit (`90s`, `30m`, `24h`, `7d`) or as whole seconds.
+/// Its range is checked in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span(u64);
+
+impl Span {
+    /// `hours` hours.
+    pub(crate) const fn hours(hours: u64) -> Self {
+        Self(hours * 3600)
+    }
+
+    /// The span as a `Duration`.
+    pub(crate) fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.0)
+    }
+}
+
+/// The units a [`Span`] may be written in, largest first, with their seconds.
+const SPAN_UNITS: [(char, u64); 4] = [('d', 86_400), ('h', 3600), ('m', 60), ('s', 1)];
+
+impl SettingValue for Span {
+    const EXPECTED: &'static str = "a span of time such as 90s, 30m, 24h or 7d, or whole seconds";
+    fn from_text(text: &str) -> Option<Self> {
+        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+            return text.parse().ok().map(Self);
+        }
+        let unit = text.chars().last()?;
+        let (_, seconds) = SPAN_UNITS.iter().find(|(u, _)| *u == unit)?;
+        let number = text.strip_suffix(unit)?;
+        if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        number.parse::<u64>().ok()?.checked_mul(*seconds).map(Self)
+    }
+    fn from_file(value: &toml::Value) -> Option<Self> {
+        match value {
+            toml::Value::Integer(n) => u64::try_from(*n).ok().map(Self),
+            other => other.as_str().and_then(Self::from_text),
+        }
+    }
+    fn show(&self) -> Option<toml::Value> {
+        let (unit, seconds) = SPAN_UNITS
+            .iter()
+            // Days from two on: a day is shown as `24h`.
+            .find(|(u, s)| {
+                self.0.is_multiple_of(*s) && self.0 > 0 && (*u != 'd' || self.0 >= 2 * s)
+            })
+            .copied()
+            .unwrap_or(('s', 1));
+        Some(toml::Value::String(format!("{}{unit}", self.0 / seconds)))
+    }
+    fn number(&self) -> Option<u64> {
+        Some(self.0)
+    }
+}

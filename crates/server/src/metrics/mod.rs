@@ -8,6 +8,7 @@
 //! - `sampled`: figures read at scrape time (the engine's writer or pool, the database's
 //!   answer, the audit chain's length, the process's memory, CPU and descriptors);
 //! - `histogram`: `Timing`, a histogram of atomics;
+//! - `realtime`: `RealtimeMetrics`, the change feed's streams and events;
 //! - `access`: who may scrape (`MetricsAccess`: loopback peers, or the metrics token).
 //!
 //! The hot path takes no lock: counters and histograms (`Timing`) are atomics, each
@@ -18,11 +19,13 @@ mod access;
 mod accounts;
 mod flags;
 mod histogram;
+mod realtime;
 mod sampled;
 mod store;
 
 pub(crate) use access::decide;
 pub use access::{MetricsAccess, MetricsToken};
+pub(crate) use realtime::RealtimeMetrics;
 pub(crate) use sampled::render;
 pub(crate) use store::MeteredStore;
 
@@ -57,6 +60,8 @@ pub(crate) struct Metrics {
     durations: Family<RouteLabels, Timing>,
     in_flight: Gauge,
     store: store::StoreOps,
+    /// The change feed's series.
+    pub(crate) realtime: RealtimeMetrics,
 }
 
 impl Metrics {
@@ -82,6 +87,7 @@ impl Metrics {
             in_flight.clone(),
         );
         let store = store::StoreOps::register(&mut registry);
+        let realtime = RealtimeMetrics::register(&mut registry);
         auth.register(&mut registry);
         let build = Family::<[(&'static str, &'static str); 1], Gauge>::default();
         build
@@ -98,6 +104,7 @@ impl Metrics {
             durations,
             in_flight,
             store,
+            realtime,
         }
     }
 

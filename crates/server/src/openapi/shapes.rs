@@ -208,3 +208,26 @@ pub(crate) struct FlagChange {
     #[schema(format = DateTime)]
     off_after: Option<String>,
 }
+
+/// The `data` of a change event on the change feed (`crate::realtime`). Control events
+/// carry other data: `ready` `{"position"}`, `reset` `{"reason", "position"}`, `end`
+/// `{"reason"}`.
+#[derive(ToSchema)]
+pub(crate) struct ChangeEvent {
+    /// The change's position, increasing across the database (also the event's `id`).
+    seq: i64,
+    /// `created`, `updated`, `deleted`, `restored` or `purged` (also the event's name).
+    #[schema(
+        rename = "type",
+        pattern = "^(created|updated|deleted|restored|purged)$"
+    )]
+    kind: String,
+    /// The model written.
+    model: String,
+    /// When the write was made (RFC 3339, UTC).
+    at: String,
+    /// The record as `GET /api/v1/{model}/{id}` shows it to the subscriber, after the write
+    /// (before it, for `purged`).
+    #[schema(value_type = Object)]
+    record: serde_json::Value,
+}

@@ -6,12 +6,15 @@ mod alerts;
 mod audit;
 mod auth;
 mod docs;
+mod events;
 mod flags;
 mod health;
 mod meta;
 pub(crate) mod metrics;
 mod records;
 mod users;
+
+pub(crate) use records::RecordJson;
 
 use crate::middleware::no_store;
 use crate::state::AppState;
@@ -39,6 +42,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(docs::router())
         .merge(meta::router())
         .merge(records::router())
+        .merge(events::router())
         // Tokens, keys and accounts: no cache may keep them.
         .merge(auth::router().layer(from_fn(no_store)))
         .merge(users::router().layer(from_fn(no_store)))

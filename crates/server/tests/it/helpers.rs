@@ -25,6 +25,7 @@ pub(crate) mod cluster;
 pub(crate) mod conformance;
 mod endpoints;
 pub(crate) mod raw;
+pub(crate) mod sse;
 
 pub(crate) use auth::{NEW_PASSWORD, Tokens, WRONG_PASSWORD, assert_no_secrets};
 

@@ -465,4 +465,5 @@ fn sqlite_file(c: &Config) -> PathBuf {
     }
 }
 
+mod realtime;
 mod table;

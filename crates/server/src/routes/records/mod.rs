@@ -57,8 +57,13 @@ fn authorize(
     .map_err(ApiError::from)
 }
 
-/// A record as JSON: base fields first, then declared fields in declaration order.
-struct RecordJson<'a>(&'a ModelDef, &'a Record, FieldAccess);
+/// A record as JSON: base fields first, then declared fields in declaration order, those
+/// `access` cannot see left out (the read endpoint's form, also the change feed's).
+pub(crate) struct RecordJson<'a>(
+    pub(crate) &'a ModelDef,
+    pub(crate) &'a Record,
+    pub(crate) FieldAccess,
+);
 
 impl Serialize for RecordJson<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -72,6 +72,11 @@ impl RawConn {
         }
     }
 
+    /// The connection itself, for tests that read and write it as they please.
+    pub(crate) fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     /// Writes `bytes`; false if the server already closed the connection.
     pub(crate) async fn send(&mut self, bytes: &[u8]) -> bool {
         self.stream.write_all(bytes).await.is_ok()

@@ -594,3 +594,5 @@ async fn an_instance_on_the_previous_models_keeps_working_while_another_adds_a_f
         assert_eq!(names, ["Dune", "Emma"]);
     }
 }
+
+mod events;
