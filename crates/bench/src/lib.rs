@@ -1,10 +1,16 @@
 //! The load generator behind `plinth bench`: seeds a Plinth server on loopback and measures
 //! requests/s and latency percentiles for get-by-id, list, create and a 70/20/10 mix, each
-//! with a bounded number of requests.
+//! with a bounded number of requests; on demand, the change feed's fan-out too.
 //!
 //! Layout: [`Options`], [`run`] and the [`Report`] here; each workload is a request builder
 //! run by `measure` with a fixed number of requests and a fixed concurrency, timed into an
-//! HDR histogram.
+//! HDR histogram. `fanout`: subscribers on the change feed and writes at a fixed rate
+//! ([`FanoutOptions`], [`FanoutFigures`]); `sse`: the event-stream reader it uses.
+
+mod fanout;
+mod sse;
+
+pub use fanout::{FanoutFigures, FanoutOptions};
 
 use hdrhistogram::Histogram;
 use std::fmt;
@@ -23,6 +29,8 @@ pub struct Options {
     pub seed: u64,
     /// Sent as `Authorization: Bearer …` (an access token or API key that may create).
     pub credential: Option<String>,
+    /// The fan-out workload, run after the others when set.
+    pub fanout: Option<FanoutOptions>,
 }
 
 /// Why a benchmark could not run.
@@ -73,6 +81,8 @@ pub struct Report {
     pub workloads: Vec<Figures>,
     /// Ids of the seeded records, e.g. for the peer benchmark scripts (`IDS_FILE`).
     pub seeded_ids: Vec<String>,
+    /// The fan-out's figures, when it ran.
+    pub fanout: Option<FanoutFigures>,
 }
 
 impl fmt::Display for Report {
@@ -87,7 +97,8 @@ impl fmt::Display for Report {
             "{:<10} {:>10} {:>9} {:>9} {:>8}",
             "workload", "req/s", "p50_ms", "p99_ms", "errors"
         )?;
-        for w in &self.workloads {
+        let fanout = self.fanout.iter().flat_map(|f| [&f.writes, &f.delivery]);
+        for w in self.workloads.iter().chain(fanout) {
             writeln!(
                 f,
                 "{:<10} {:>10.0} {:>9.3} {:>9.3} {:>8}",
@@ -97,6 +108,9 @@ impl fmt::Display for Report {
                 w.p99.as_secs_f64() * 1000.0,
                 w.errors
             )?;
+        }
+        if let Some(fanout) = &self.fanout {
+            write!(f, "{fanout}")?;
         }
         Ok(())
     }
@@ -149,11 +163,16 @@ pub async fn run(url: &str, opts: &Options) -> Result<Report, BenchError> {
     for &(name, mix) in runs {
         workloads.push(measure(&target, name, opts, mix).await);
     }
+    let fanout = match &opts.fanout {
+        Some(shape) => Some(fanout::run(&target.client, &target.base, shape).await?),
+        None => None,
+    };
     Ok(Report {
         url: target.base.clone(),
         options: opts.clone(),
         workloads,
         seeded_ids: target.ids.clone(),
+        fanout,
     })
 }
 
@@ -324,7 +343,7 @@ async fn measure(
     }
 }
 
-fn new_histogram() -> Histogram<u64> {
+pub(crate) fn new_histogram() -> Histogram<u64> {
     // 1 µs to 60 s at 3 significant figures; the bounds are constants, so this cannot fail.
     Histogram::new_with_bounds(1, 60_000_000, 3)
         .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))

@@ -188,6 +188,23 @@ pub(crate) struct BenchArgs {
     /// scripts read). With `--requests 0` and `--url`, only seeds.
     #[arg(long, value_name = "FILE")]
     pub(crate) ids_file: Option<std::path::PathBuf>,
+    /// Also run the fan-out workload, after the others (alone with `--requests 0`):
+    /// subscribers on the change feed of `resource`, creates at a fixed rate, and each
+    /// create's delivery latency to every subscriber.
+    #[arg(long)]
+    pub(crate) fanout: bool,
+    /// Fan-out: open event streams, each waiting for `ready` before the writes start.
+    #[arg(long, requires = "fanout", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) subscribers: u32,
+    /// Fan-out: creates sent per second, open loop (on schedule, answered or not).
+    #[arg(long, requires = "fanout", default_value_t = 200,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub(crate) write_rate: u32,
+    /// Fan-out: seconds of writes.
+    #[arg(long, value_name = "SECONDS", requires = "fanout", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub(crate) duration: u64,
 }
 
 #[derive(Debug, Args)]

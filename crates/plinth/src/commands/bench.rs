@@ -25,6 +25,11 @@ async fn bench(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
             .bench_token
             .as_ref()
             .map(|t| t.expose().to_owned()),
+        fanout: args.fanout.then(|| plinth_bench::FanoutOptions {
+            subscribers: args.subscribers as usize,
+            write_rate: args.write_rate,
+            duration: std::time::Duration::from_secs(args.duration),
+        }),
     };
     if let Some(url) = args.url {
         let report = plinth_bench::run(&url, &opts).await?;
@@ -38,6 +43,13 @@ async fn bench(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
         config.settings.database_url = None;
     }
     config.settings.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    // Every fan-out stream is the one admin's: let it hold them all.
+    if let Some(fanout) = &opts.fanout {
+        let streams = &mut config.settings.realtime_max_per_principal;
+        *streams = (*streams).max(fanout.subscribers);
+        let total = &mut config.settings.realtime_max_total;
+        *total = (*total).max(fanout.subscribers);
+    }
     config.generate_key_in(&dir);
     config.generate_encryption_in(&dir);
     // The embedded server gets its own admin; the load runs with its token.

@@ -39,8 +39,8 @@ pub(crate) const ENCRYPTION_KEYS: &str = "index=AAECAwQFBgcICQoLDA0ODxAREhMUFRYX
 
 /// The commands that open the database: on PostgreSQL, the harness gives them the test's
 /// database as `DATABASE_URL` (unless the test sets one itself).
-const DATABASE_COMMANDS: [&str; 9] = [
-    "serve", "migrate", "user", "export", "import", "audit", "keys", "backup", "restore",
+const DATABASE_COMMANDS: [&str; 10] = [
+    "serve", "migrate", "user", "export", "import", "audit", "keys", "backup", "restore", "bench",
 ];
 
 /// A temporary working directory with the data directory inside it, and the test's database:

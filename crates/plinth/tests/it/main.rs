@@ -4,6 +4,7 @@ mod accounts;
 mod audit;
 mod backup;
 mod backup_refusals;
+mod bench;
 mod beside;
 mod claims;
 mod config;

@@ -1,0 +1,88 @@
+//! `plinth bench --fanout`, small, against the real server: every write reaches every
+//! subscriber exactly once. Behaviour only: no figure of speed is asserted.
+
+use crate::helpers::{Finished, Server, TestDir, run_ok};
+use reqwest::StatusCode;
+use serde_json::json;
+
+/// The fan-out flags of these tests: 3 subscribers, 20 writes (20 a second for 1 s).
+const FANOUT: [&str; 9] = [
+    "--requests",
+    "0",
+    "--fanout",
+    "--subscribers",
+    "3",
+    "--write-rate",
+    "20",
+    "--duration",
+    "1",
+];
+
+/// The report's row for `workload`: its columns after the name.
+fn row<'a>(done: &'a Finished, workload: &str) -> Vec<&'a str> {
+    let line = done
+        .stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(workload))
+        .unwrap_or_else(|| panic!("no {workload} row in the report:\n{}", done.stdout));
+    line.split_whitespace().skip(1).collect()
+}
+
+/// Three subscribers, twenty writes: sixty deliveries, none missing, none twice.
+fn assert_everything_delivered_once(done: &Finished) {
+    let summary = "fan-out: 3 subscribers, 20 writes/s for 1 s: 60 events expected, \
+                   60 received, 0 missing, 0 duplicates";
+    assert!(
+        done.stdout.contains(summary),
+        "expected `{summary}` in the report:\n{}\n--- stderr ---\n{}",
+        done.stdout,
+        done.stderr
+    );
+    assert!(
+        !done.stdout.contains("ended early"),
+        "a stream ended early:\n{}",
+        done.stdout
+    );
+    // The errors column: failed writes, then missing + duplicates + streams cut.
+    assert_eq!(row(done, "fan_write").last(), Some(&"0"), "{}", done.stdout);
+    assert_eq!(row(done, "fan_event").last(), Some(&"0"), "{}", done.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_fanout_delivers_every_write_to_every_subscriber_once() {
+    let dir = TestDir::new();
+    let mut args = vec!["bench", "--seed", "1"];
+    args.extend(FANOUT);
+    let done = run_ok(&dir, &args, &[]).await;
+    assert_everything_delivered_once(&done);
+    // `--requests 0`: the request workloads did not run.
+    assert!(
+        !done.stdout.contains("get_one"),
+        "unexpected workloads:\n{}",
+        done.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fanout_against_a_running_server_uses_the_bench_credential() {
+    let dir = TestDir::new();
+    let server = Server::start(&dir).await;
+    let key = server
+        .post("/api/v1/auth/api-keys", &json!({"name": "fan-out bench"}))
+        .await;
+    assert_eq!(key.status, StatusCode::CREATED, "{}", key.text);
+    let key = key.body["data"]["key"]
+        .as_str()
+        .expect("the key")
+        .to_owned();
+    let url = server.url("");
+    let mut args = vec!["bench", "--url", url.trim_end_matches('/'), "--seed", "1"];
+    args.extend(FANOUT);
+    let done = run_ok(&dir, &args, &[("PLINTH_BENCH_TOKEN", &key)]).await;
+    assert_everything_delivered_once(&done);
+    // The writes are real records on that server: one of them reads back.
+    let listed = server.get("/api/v1/resource?name=fanout-19").await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+    assert_eq!(listed.body["data"].as_array().map(Vec::len), Some(1));
+    server.stop().await;
+}
