@@ -141,6 +141,19 @@ fn restore(conn: &mut Connection, source: &Path, force: bool) -> Result<Restored
         .map_err(map)?;
     conn.execute_batch("PRAGMA journal_mode = WAL;")
         .map_err(map)?;
+    // The backup may be of another database: as on PostgreSQL, no reader replays changes
+    // across a restore. A backup older than the change log has none (its version is
+    // applied at the next start, with its window at the head).
+    let logged: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE name = '_plinth_change_window'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(map)?;
+    if logged {
+        crate::sql::ready(crate::sql::changes::reset(&*conn))?;
+    }
     Ok(Restored {
         contents: incoming,
         replaced,

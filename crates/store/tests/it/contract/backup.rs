@@ -1,7 +1,7 @@
 //! `Store::backup_to` / `Store::restore_from` on the engine under test: a backup restored
 //! into another empty database of the same engine gives back every table exactly (typed
-//! values, sealed values, accounts, API keys, feature flags, the audit chain), and a restore over data is
-//! refused unless forced.
+//! values, sealed values, accounts, API keys, feature flags, the audit chain), a restore over data is
+//! refused unless forced, and no change is replayed across a restore.
 
 use super::{Engine, HASH, admin, draft, model, schema};
 use plinth_core::auth::Email;
@@ -14,6 +14,7 @@ use serde_json::json;
 contract!(
     a_backup_restores_every_table_exactly,
     a_restore_over_data_is_refused_unless_forced,
+    a_restore_starts_the_change_window_at_its_head,
 );
 
 fn decls() -> Schema {
@@ -189,4 +190,19 @@ async fn a_restore_over_data_is_refused_unless_forced(e: &Engine) {
     assert_eq!(replaced.users, 2);
     assert_eq!(restored.contents.users, 1);
     assert!(e.store.get_user(user.id).await.expect("get").is_none());
+}
+
+async fn a_restore_starts_the_change_window_at_its_head(e: &Engine) {
+    let schema = decls();
+    populate(e.store.as_ref(), &schema).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("b.backup");
+    e.store.backup_to(&file).await.expect("backup");
+    let before = e.store.change_window().await.expect("the window");
+    assert!(before.pruned_through < before.head, "{before:?}");
+    e.store.restore_from(&file, true).await.expect("forced");
+    // The backup may be another database's: its changes are not replayed.
+    let after = e.store.change_window().await.expect("the window");
+    assert_eq!(after.pruned_through, after.head, "{after:?}");
+    assert_eq!(after.head, before.head);
 }
