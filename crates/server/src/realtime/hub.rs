@@ -107,9 +107,8 @@ impl Hub {
             match store.changes_after(at, PAGE).await {
                 Ok(page) => {
                     backoff = MIN_BACKOFF;
-                    let full = page.len() >= PAGE as usize;
                     let before = at;
-                    for change in page {
+                    for change in page.changes {
                         if change.seq <= at {
                             continue;
                         }
@@ -117,10 +116,12 @@ impl Hub {
                         // No stream open: nobody to hand it to, which is fine.
                         let _ = self.changes.send(Arc::new(Live::new(change)));
                     }
+                    // Rows of models no longer declared are skipped but passed.
+                    at = at.max(page.through);
                     if at != before {
                         self.position.send_replace(at);
                     }
-                    if full {
+                    if page.full {
                         continue;
                     }
                 }

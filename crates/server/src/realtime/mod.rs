@@ -185,6 +185,7 @@ impl Realtime {
             metrics: self.metrics.clone(),
             admission,
             credential,
+            reached: None,
         };
         tokio::spawn(session.run(start).in_current_span());
         let mut res = Response::new(Body::new(body));

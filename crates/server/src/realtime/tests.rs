@@ -50,7 +50,7 @@ fn control_frames() {
     );
     let names: Vec<String> = EndReason::ALL
         .iter()
-        .map(|r| String::from_utf8_lossy(&frame::end(*r)).into_owned())
+        .map(|r| String::from_utf8_lossy(&frame::end(*r, None)).into_owned())
         .collect();
     assert_eq!(
         names,
@@ -60,5 +60,13 @@ fn control_frames() {
             "event: end\ndata: {\"reason\":\"credential_expired\"}\n\n",
             "event: end\ndata: {\"reason\":\"shutdown\"}\n\n",
         ]
+    );
+}
+
+#[test]
+fn an_end_names_the_position_reached_when_there_is_one() {
+    assert_eq!(
+        &frame::end(EndReason::SlowConsumer, Some(42))[..],
+        b"id: 42\nevent: end\ndata: {\"reason\":\"slow_consumer\"}\n\n"
     );
 }
