@@ -70,3 +70,14 @@ fn an_end_names_the_position_reached_when_there_is_one() {
         b"id: 42\nevent: end\ndata: {\"reason\":\"slow_consumer\"}\n\n"
     );
 }
+
+#[tokio::test]
+async fn a_hub_not_started_has_no_position_to_open_streams_at() {
+    let hub = super::hub::Hub::new(4);
+    let waited = std::time::Instant::now();
+    assert_eq!(
+        hub.started(std::time::Duration::from_millis(50)).await,
+        None
+    );
+    assert!(waited.elapsed() >= std::time::Duration::from_millis(50));
+}
