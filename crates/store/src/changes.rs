@@ -67,6 +67,18 @@ pub struct Change {
     pub record: Record,
 }
 
+/// A page of the log, as `Store::changes_after` reads it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChangesPage {
+    /// The changes of the page still declared, in `seq` order.
+    pub changes: Vec<Change>,
+    /// The highest `seq` the page read (the `after` asked for when it read none): the next
+    /// page is read after it, even when every row read was of a model no longer declared.
+    pub through: i64,
+    /// The page read as many rows as asked for: more may follow.
+    pub full: bool,
+}
+
 /// Where the log stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ChangeWindow {

@@ -47,7 +47,7 @@ pub mod versions;
 
 pub use accounts::{AccountStore, ApiKey, NewApiKey, NewUser, Refresh, User, UserChanges};
 pub use audit::{AuditBreak, AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Event};
-pub use changes::{Change, ChangeKind, ChangeWindow};
+pub use changes::{Change, ChangeKind, ChangeWindow, ChangesPage};
 pub use error::StoreError;
 pub use flags::{FlagStore, FlagVersion, NewFlag};
 pub use postgres::{PgOptions, PgStore};
@@ -308,9 +308,10 @@ pub trait Store: AccountStore + FlagStore + Send + Sync + std::fmt::Debug {
     ) -> Result<u64, StoreError>;
     /// Audit entries after `after_seq` (0: from the first), at most `limit`, in `seq` order.
     async fn audit_list(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
-    /// Changes after `after` (0: from the oldest kept), at most `limit`, in `seq` order,
-    /// always from the primary. Changes to models no longer declared are skipped.
-    async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<Change>, StoreError>;
+    /// Changes after `after` (0: from the oldest kept), reading at most `limit` rows, in `seq`
+    /// order, always from the primary. Changes to models no longer declared are skipped,
+    /// but counted in the page's `through` and `full`.
+    async fn changes_after(&self, after: i64, limit: u32) -> Result<ChangesPage, StoreError>;
     /// Where the change log stands: the highest `seq` pruned and the trail's head.
     async fn change_window(&self) -> Result<ChangeWindow, StoreError>;
     /// Removes up to `limit` of the oldest changes made before `before` (one transaction),

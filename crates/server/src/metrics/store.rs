@@ -10,7 +10,7 @@ use plinth_core::{
 use plinth_store::backup::{BackupError, Restored, Taken};
 use plinth_store::transfer::{Line, TransferError};
 use plinth_store::{
-    AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Change, ChangeWindow, Claim, Created,
+    AuditEntry, AuditEvent, AuditQuery, AuditVerdict, ChangeWindow, ChangesPage, Claim, Created,
     EngineStats, IdempotencyClaim, Page, ReadFrom, Resealed, SealedTable, Store, StoreError,
     WriteCtx,
 };
@@ -304,7 +304,7 @@ impl Store for MeteredStore {
         let call = self.inner.sweep_idempotency(before, limit);
         self.ops.time(Op::SweepIdempotency, call).await
     }
-    async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
+    async fn changes_after(&self, after: i64, limit: u32) -> Result<ChangesPage, StoreError> {
         let call = self.inner.changes_after(after, limit);
         self.ops.time(Op::ChangesAfter, call).await
     }

@@ -63,10 +63,12 @@ impl ResetReason {
     }
 }
 
-/// `event: end`, then the server closes the stream.
-pub(crate) fn end(reason: EndReason) -> Bytes {
+/// `event: end`, then the server closes the stream; with `id: reached` when the stream
+/// delivered everything up to `reached`, so a client resuming from it moves on.
+pub(crate) fn end(reason: EndReason, reached: Option<i64>) -> Bytes {
+    let id = reached.map(|p| format!("id: {p}\n")).unwrap_or_default();
     Bytes::from(format!(
-        "event: end\ndata: {{\"reason\":\"{}\"}}\n\n",
+        "{id}event: end\ndata: {{\"reason\":\"{}\"}}\n\n",
         reason.as_str()
     ))
 }

@@ -33,6 +33,10 @@ pub(crate) struct Hub {
     position: watch::Sender<i64>,
     /// Set once, when the server stops serving: streams end with `shutdown`.
     shutdown: watch::Sender<bool>,
+    /// Where the hub started (the log's head it read first); `None` until then. Streams
+    /// open only once it is known, and replay at least up to it: a change at or before it
+    /// is never broadcast.
+    start: watch::Sender<Option<i64>>,
 }
 
 /// A stream's view of the hub, taken before it reads where the log stands.
@@ -51,6 +55,18 @@ impl Hub {
             changes,
             position: watch::Sender::new(0),
             shutdown: watch::Sender::new(false),
+            start: watch::Sender::new(None),
+        }
+    }
+
+    /// Where the hub started following the log, waiting at most `within` for it to start;
+    /// `None` when it did not.
+    pub(crate) async fn started(&self, within: Duration) -> Option<i64> {
+        let mut start = self.start.subscribe();
+        let started = tokio::time::timeout(within, start.wait_for(Option::is_some)).await;
+        match started {
+            Ok(Ok(at)) => *at,
+            _ => None,
         }
     }
 
@@ -102,14 +118,14 @@ impl Hub {
             }
         };
         self.position.send_replace(at);
+        self.start.send_replace(Some(at));
         loop {
             // Read everything there is, page by page.
             match store.changes_after(at, PAGE).await {
                 Ok(page) => {
                     backoff = MIN_BACKOFF;
-                    let full = page.len() >= PAGE as usize;
                     let before = at;
-                    for change in page {
+                    for change in page.changes {
                         if change.seq <= at {
                             continue;
                         }
@@ -117,10 +133,12 @@ impl Hub {
                         // No stream open: nobody to hand it to, which is fine.
                         let _ = self.changes.send(Arc::new(Live::new(change)));
                     }
+                    // Rows of models no longer declared are skipped but passed.
+                    at = at.max(page.through);
                     if at != before {
                         self.position.send_replace(at);
                     }
-                    if full {
+                    if page.full {
                         continue;
                     }
                 }

@@ -44,6 +44,9 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+/// How long a stream opened while the hub starts waits for it before it is refused (503).
+const HUB_START_WAIT: Duration = Duration::from_secs(5);
+
 /// This instance's change feed: its hub, its open streams and their settings.
 #[derive(Debug)]
 pub(crate) struct Realtime {
@@ -169,10 +172,20 @@ impl Realtime {
         let who = principal_key(auth.principal(), address);
         let admission = self.streams.admit(who, limits, &self.metrics)?;
         let credential = Box::pin(state.auth().watch_stream(Arc::clone(state.store()), auth));
-        // The tap first, then the log's state: every change after the head read below
+        // The hub's start first: changes up to it are never broadcast, so a replay goes at
+        // least that far.
+        let Some(hub_start) = self.hub.started(HUB_START_WAIT).await else {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "the change feed is starting; try again shortly",
+            )
+            .with_retry_after(Duration::from_secs(1)));
+        };
+        // The tap next, then the log's state: every change after the head read below
         // reaches the tap, so replay and live meet with nothing missed.
         let tap = self.hub.tap();
-        let window = state.store().change_window().await?;
+        let mut window = state.store().change_window().await?;
+        window.head = window.head.max(hub_start);
         let start = stream::Start::decide(after, window);
         let (outlet, body) = stream::channel();
         let session = stream::Session {
@@ -185,6 +198,7 @@ impl Realtime {
             metrics: self.metrics.clone(),
             admission,
             credential,
+            reached: None,
         };
         tokio::spawn(session.run(start).in_current_span());
         let mut res = Response::new(Body::new(body));

@@ -15,7 +15,7 @@ use crate::auth::Standing;
 use crate::metrics::RealtimeMetrics;
 use axum::body::Bytes;
 use hyper::body::{Frame, SizeHint};
-use plinth_store::{Change, Store};
+use plinth_store::{ChangeWindow, ChangesPage, Store};
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -32,6 +32,9 @@ const PAGE: u32 = 256;
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest pause between two failed replay reads.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Replays a stream runs before it goes live: each one after the first catches up with
+/// changes that overflowed its tap while it replayed; past this, the stream is cut.
+const MAX_ROUNDS: u32 = 4;
 
 /// Where a stream starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +165,9 @@ pub(crate) struct Session {
     pub(crate) admission: Admission,
     /// Resolves when the credential the stream was opened with ends.
     pub(crate) credential: Pin<Box<dyn Future<Output = Standing> + Send>>,
+    /// The `seq` through which every matching change was delivered, once the stream sent
+    /// `ready` or a change: the `id` of its `end`.
+    pub(crate) reached: Option<i64>,
 }
 
 impl std::fmt::Debug for Session {
@@ -169,6 +175,7 @@ impl std::fmt::Debug for Session {
         f.debug_struct("Session")
             .field("buffer", &self.buffer)
             .field("heartbeat", &self.heartbeat)
+            .field("reached", &self.reached)
             .finish_non_exhaustive()
     }
 }
@@ -197,44 +204,44 @@ impl Session {
                 .outlet
                 .end
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(frame::end(reason));
+                .unwrap_or_else(PoisonError::into_inner) = Some(frame::end(reason, self.reached));
         }
         drop(self.admission);
     }
 
     async fn stream(&mut self, start: Start) -> Stop {
         if let Some(reason) = start.reset
-            && let Err(stop) = self.send(frame::reset(reason, start.head)).await
+            && let Err(stop) = self.send(frame::reset(reason, start.head), false).await
         {
             return stop;
         }
         let mut position = start.from;
-        while position < start.head {
-            let page = match self.read_after(position).await {
-                Ok(page) => page,
+        let mut target = start.head;
+        let mut rounds = 1;
+        loop {
+            position = match self.replay(position, target).await {
+                Ok(reached) => reached,
                 Err(stop) => return stop,
             };
-            if page.is_empty() {
+            // Lag is not judged while replaying; if the tap overflowed meanwhile, take a
+            // fresh one and replay again up to where the log stands now.
+            if self.tap.live.len() <= self.buffer {
                 break;
             }
-            for change in page {
-                if change.seq <= position {
-                    continue;
-                }
-                position = change.seq;
-                if let Some(frame) = self.feed.frame(&change, None) {
-                    if let Err(stop) = self.send(frame).await {
-                        return stop;
-                    }
-                    self.metrics.events_sent.inc();
-                }
+            if rounds >= MAX_ROUNDS {
+                return Stop::End(EndReason::SlowConsumer);
             }
+            rounds += 1;
+            self.tap.live = self.tap.live.resubscribe();
+            target = match self.read_window().await {
+                Ok(window) => window.head.max(*self.tap.position.borrow()),
+                Err(stop) => return stop,
+            };
         }
-        // Everything up to the head read at the start is in the log: the stream stands there.
-        position = position.max(start.head);
-        if let Err(stop) = self.send(frame::ready(position)).await {
+        if let Err(stop) = self.send(frame::ready(position), false).await {
             return stop;
         }
+        self.reached = Some(position);
         let period = self.heartbeat;
         let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -248,7 +255,8 @@ impl Session {
             };
             let frame = match next {
                 Next::Beat => {
-                    if let Err(stop) = self.send(Bytes::from_static(frame::HEARTBEAT)).await {
+                    let beat = Bytes::from_static(frame::HEARTBEAT);
+                    if let Err(stop) = self.send(beat, true).await {
                         return stop;
                     }
                     continue;
@@ -258,7 +266,10 @@ impl Session {
                     position = live.change.seq;
                     match self.feed.frame(&live.change, Some(&live)) {
                         Some(frame) => frame,
-                        None => continue,
+                        None => {
+                            self.reached = Some(position);
+                            continue;
+                        }
                     }
                 }
                 Next::Live(Err(RecvError::Lagged(_))) => {
@@ -266,19 +277,59 @@ impl Session {
                 }
                 Next::Live(Err(RecvError::Closed)) => return Stop::End(EndReason::Shutdown),
             };
-            if let Err(stop) = self.send(frame).await {
+            if let Err(stop) = self.send(frame, true).await {
                 return stop;
             }
+            self.reached = Some(position);
             self.metrics.events_sent.inc();
             beat.reset();
         }
     }
 
-    /// Queues `frame`, waiting for room; ends the stream once it is more than `buffer`
-    /// changes behind the hub, or at shutdown.
-    async fn send(&mut self, frame: Bytes) -> Result<(), Stop> {
+    /// Replays the log's changes after `position` through `target`; returns the position
+    /// reached (at least `target`). When the log was pruned past the position a page was
+    /// read from, the page may have missed changes: the stream is told `reset` `expired`
+    /// and goes on from the log's head.
+    async fn replay(&mut self, mut position: i64, target: i64) -> Result<i64, Stop> {
+        while position < target {
+            let page = self.read_after(position).await?;
+            let window = self.read_window().await?;
+            if window.pruned_through > position {
+                let head = window.head.max(target);
+                self.send(frame::reset(ResetReason::Expired, head), false)
+                    .await?;
+                self.reached = None;
+                return Ok(head);
+            }
+            for change in page.changes {
+                if change.seq <= position {
+                    continue;
+                }
+                position = change.seq;
+                if let Some(frame) = self.feed.frame(&change, None) {
+                    self.send(frame, false).await?;
+                    self.metrics.events_sent.inc();
+                    self.reached = Some(position);
+                } else if self.reached.is_some() {
+                    self.reached = Some(position);
+                }
+            }
+            position = position.max(page.through);
+            if !page.full {
+                break;
+            }
+        }
+        // Everything up to the target (a head read earlier) is in the log: the stream
+        // stands there.
+        Ok(position.max(target))
+    }
+
+    /// Queues `frame`, waiting for room; when `judge`, ends the stream once it is more than
+    /// `buffer` changes behind the hub (a replay is not judged: it catches up after); ends
+    /// it at shutdown.
+    async fn send(&mut self, frame: Bytes, judge: bool) -> Result<(), Stop> {
         loop {
-            if self.tap.live.len() > self.buffer {
+            if judge && self.tap.live.len() > self.buffer {
                 return Err(Stop::End(EndReason::SlowConsumer));
             }
             tokio::select! {
@@ -303,13 +354,36 @@ impl Session {
     }
 
     /// A page of the log after `after`, read again after a pause while reading fails.
-    async fn read_after(&mut self, after: i64) -> Result<Vec<Change>, Stop> {
+    async fn read_after(&mut self, after: i64) -> Result<ChangesPage, Stop> {
+        let store = Arc::clone(&self.store);
+        self.retry(move || {
+            let store = Arc::clone(&store);
+            async move { store.changes_after(after, PAGE).await }
+        })
+        .await
+    }
+
+    /// Where the log stands, read again after a pause while reading fails.
+    async fn read_window(&mut self) -> Result<ChangeWindow, Stop> {
+        let store = Arc::clone(&self.store);
+        self.retry(move || {
+            let store = Arc::clone(&store);
+            async move { store.change_window().await }
+        })
+        .await
+    }
+
+    /// The answer of `read`, called again after a growing pause while it fails.
+    async fn retry<T, F>(&mut self, read: impl Fn() -> F) -> Result<T, Stop>
+    where
+        F: Future<Output = Result<T, plinth_store::StoreError>>,
+    {
         let mut backoff = MIN_BACKOFF;
         loop {
-            match self.store.changes_after(after, PAGE).await {
-                Ok(page) => return Ok(page),
+            match read().await {
+                Ok(answer) => return Ok(answer),
                 Err(e) => {
-                    tracing::warn!(error = %e, after, "a change-feed stream cannot read the change log; retrying");
+                    tracing::warn!(error = %e, "a change-feed stream cannot read the change log; retrying");
                 }
             }
             tokio::select! {

@@ -50,7 +50,7 @@ fn control_frames() {
     );
     let names: Vec<String> = EndReason::ALL
         .iter()
-        .map(|r| String::from_utf8_lossy(&frame::end(*r)).into_owned())
+        .map(|r| String::from_utf8_lossy(&frame::end(*r, None)).into_owned())
         .collect();
     assert_eq!(
         names,
@@ -61,4 +61,23 @@ fn control_frames() {
             "event: end\ndata: {\"reason\":\"shutdown\"}\n\n",
         ]
     );
+}
+
+#[test]
+fn an_end_names_the_position_reached_when_there_is_one() {
+    assert_eq!(
+        &frame::end(EndReason::SlowConsumer, Some(42))[..],
+        b"id: 42\nevent: end\ndata: {\"reason\":\"slow_consumer\"}\n\n"
+    );
+}
+
+#[tokio::test]
+async fn a_hub_not_started_has_no_position_to_open_streams_at() {
+    let hub = super::hub::Hub::new(4);
+    let waited = std::time::Instant::now();
+    assert_eq!(
+        hub.started(std::time::Duration::from_millis(50)).await,
+        None
+    );
+    assert!(waited.elapsed() >= std::time::Duration::from_millis(50));
 }

@@ -244,3 +244,57 @@ async fn a_graceful_shutdown_ends_open_streams_without_waiting_for_them() {
         .expect("a clean stop");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[tokio::test]
+async fn a_long_replay_under_writes_gets_ready() {
+    let app = with_realtime(RealtimeConfig {
+        buffer: 8,
+        ..RealtimeConfig::default()
+    })
+    .await;
+    let (_, start) = app.subscribe("/api/v1/book/events").await;
+    for n in 0..1500 {
+        let r = app
+            .request_as(Method::POST, "/api/v1/book", Some(&app.admin_token))
+            .json(&json!({"name": format!("b{n}"), "pages": 1}))
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    // A steady trickle of writes, as on any busy server.
+    let (client, url, token) = (
+        reqwest::Client::new(),
+        app.url("/api/v1/book"),
+        app.admin_token.clone(),
+    );
+    let writer = tokio::spawn(async move {
+        loop {
+            let _ = client
+                .post(&url)
+                .bearer_auth(&token)
+                .json(&json!({"name": "live", "pages": 1}))
+                .send()
+                .await;
+        }
+    });
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        // A filtered stream resuming from before the backlog: it is sent nothing during the
+        // replay, which outlasts many more live writes than its buffer holds.
+        let mut sse = app
+            .subscribe_as(
+                "/api/v1/book/events?name=nothing-matches",
+                Some(&app.admin_token),
+                Some(start),
+            )
+            .await;
+        let first = sse.next().await;
+        outcomes.push((first.event.clone(), first.data.clone()));
+    }
+    writer.abort();
+    assert!(
+        outcomes.iter().all(|(e, _)| e == "ready"),
+        "a stream replaying under writes gets ready: {outcomes:?}"
+    );
+}

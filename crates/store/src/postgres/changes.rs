@@ -5,7 +5,7 @@
 
 use super::{PRIMARY, PgStore, connect};
 use crate::sql::changes;
-use crate::{Change, ChangeWindow, StoreError};
+use crate::{ChangeWindow, ChangesPage, StoreError};
 use plinth_core::Timestamp;
 
 impl PgStore {
@@ -23,7 +23,7 @@ impl PgStore {
         &self,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<Change>, StoreError> {
+    ) -> Result<ChangesPage, StoreError> {
         let schema = self.schema();
         self.call(PRIMARY, async |c| {
             changes::after(c, &self.inner.keys, &schema, after, limit).await

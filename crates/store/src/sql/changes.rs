@@ -9,7 +9,7 @@
 //! declared is dropped.
 
 use super::{Exec, Param, Query, SqlRow, unreadable};
-use crate::changes::{Change, ChangeKind, ChangeWindow};
+use crate::changes::{Change, ChangeKind, ChangeWindow, ChangesPage};
 use crate::{Keys, StoreError};
 use plinth_core::schema::{FieldDef, ValueKind};
 use plinth_core::{ModelDef, Record, RecordId, Schema, Status, Timestamp, Value};
@@ -94,15 +94,16 @@ pub(crate) fn push_insert(q: &mut Query<'_>, c: &Logged, seq: i64, at: Timestamp
         .push(")");
 }
 
-/// Changes after `after`, at most `limit`, in `seq` order, read against `schema`: changes
-/// to models it no longer declares are skipped.
+/// Changes after `after`, reading at most `limit` rows, in `seq` order, against `schema`:
+/// changes to models it no longer declares are skipped, but the page's `through` passes
+/// them, so a page of nothing but skipped rows still moves its reader on.
 pub(crate) async fn after<E: Exec>(
     e: &E,
     keys: &Keys,
     schema: &Schema,
     after: i64,
     limit: u32,
-) -> Result<Vec<Change>, StoreError> {
+) -> Result<ChangesPage, StoreError> {
     let mut q = Query::new(E::DIALECT);
     q.push("SELECT seq, at, kind, model, record FROM _plinth_changes WHERE seq > ")
         .bind(after)
@@ -115,6 +116,8 @@ pub(crate) async fn after<E: Exec>(
             Ok((r.int(0)?, r.time(1)?, r.text(2)?, r.text(3)?, r.text(4)?))
         })
         .await?;
+    let full = rows.len() >= usize::try_from(limit).unwrap_or(usize::MAX);
+    let through = rows.last().map_or(after, |r| r.0.max(after));
     let mut out = Vec::with_capacity(rows.len());
     for (seq, at, kind, model, text) in rows {
         let Some(def) = schema.model(&model) else {
@@ -129,7 +132,11 @@ pub(crate) async fn after<E: Exec>(
             record: decode(keys, def, &text)?,
         });
     }
-    Ok(out)
+    Ok(ChangesPage {
+        changes: out,
+        through,
+        full,
+    })
 }
 
 /// A snapshot read back against `model` as declared now.

@@ -4,7 +4,7 @@
 
 use super::SqliteStore;
 use crate::sql::{changes, ready};
-use crate::{Change, ChangeWindow, StoreError};
+use crate::{ChangeWindow, ChangesPage, StoreError};
 use plinth_core::Timestamp;
 
 impl SqliteStore {
@@ -22,7 +22,7 @@ impl SqliteStore {
         &self,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<Change>, StoreError> {
+    ) -> Result<ChangesPage, StoreError> {
         let (keys, schema) = (self.inner.keys.clone(), self.schema());
         self.read(move |c| ready(changes::after(c, &keys, &schema, after, limit)))
             .await

@@ -33,7 +33,7 @@ use crate::shared::idempotency_scope;
 use crate::sql::records::{By, StatusChange};
 use crate::sql::{audit, ready, records, reseal, sweep};
 use crate::transfer::{Line, TransferError};
-use crate::{AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Change, Resealed, SealedTable};
+use crate::{AuditEntry, AuditEvent, AuditQuery, AuditVerdict, ChangesPage, Resealed, SealedTable};
 use crate::{Claim, Created, IdempotencyClaim, Keys, Page, Store, StoreError, WriteCtx};
 use async_trait::async_trait;
 use checkpoint::Checkpointer;
@@ -472,7 +472,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
+    async fn changes_after(&self, after: i64, limit: u32) -> Result<ChangesPage, StoreError> {
         self.changes_after_now(after, limit).await
     }
     async fn change_window(&self) -> Result<crate::ChangeWindow, StoreError> {

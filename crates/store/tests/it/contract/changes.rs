@@ -20,6 +20,7 @@ contract!(
     the_prune_raises_the_window_and_keeps_newer_changes,
     the_signal_bumps_after_a_local_write,
     an_import_starts_the_window_at_its_head,
+    a_page_of_dropped_model_changes_still_moves_its_reader_on,
 );
 
 fn book_decls() -> serde_json::Value {
@@ -33,7 +34,11 @@ fn book_decls() -> serde_json::Value {
 }
 
 async fn changes(store: &dyn Store) -> Vec<Change> {
-    store.changes_after(0, 1000).await.expect("read the log")
+    store
+        .changes_after(0, 1000)
+        .await
+        .expect("read the log")
+        .changes
 }
 
 /// The audit entries of record writes, in `seq` order.
@@ -90,13 +95,19 @@ async fn each_write_logs_one_change_with_its_audit_seq_and_snapshot(e: &Engine) 
         assert_eq!(entry.record_id, Some(id));
     }
     // From a seq on: only what came after it.
-    let tail = s.changes_after(log[2].seq, 1000).await.expect("the tail");
+    let tail = s
+        .changes_after(log[2].seq, 1000)
+        .await
+        .expect("the tail")
+        .changes;
     assert_eq!(
         tail.iter().map(|c| c.kind).collect::<Vec<_>>(),
         [Restored, Purged]
     );
     let one = s.changes_after(0, 1).await.expect("a page of one");
-    assert_eq!(one.len(), 1);
+    assert_eq!(one.changes.len(), 1);
+    assert!(one.full);
+    assert_eq!(one.through, log[0].seq);
     let window = s.change_window().await.expect("the window");
     assert_eq!(window.head, entries.last().map_or(0, |x| x.seq));
     assert_eq!(window.pruned_through, 0);
@@ -346,4 +357,58 @@ async fn an_import_starts_the_window_at_its_head(e: &Engine) {
     assert_eq!(window.pruned_through, window.head);
     assert!(changes(&*target.store).await.is_empty());
     target.store.close().await;
+}
+
+async fn a_page_of_dropped_model_changes_still_moves_its_reader_on(e: &Engine) {
+    let s = &*e.store;
+    let first = e
+        .migrate(json!([
+            {"name": "note", "fields": []},
+            {"name": "book", "fields": []}
+        ]))
+        .await;
+    let note = model(&first, "note");
+    for n in 0..300 {
+        e.create(&admin(), &note, json!({"name": format!("n{n}")}))
+            .await;
+    }
+    let made = e
+        .create(&admin(), &model(&first, "book"), json!({"name": "dune"}))
+        .await;
+    let later = super::schema(json!([{"name": "book", "fields": []}]));
+    s.migrate(&later, true).await.expect("migrate, dropping");
+    let all = changes(s).await;
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].record.id, made.id);
+    // What the hub and the replay do: read pages of 256 from 0, each after the last's
+    // `through`, until one is not full.
+    let first_page = s.changes_after(0, 256).await.expect("read");
+    assert!(
+        first_page.changes.is_empty(),
+        "256 rows of the dropped model"
+    );
+    assert!(first_page.full);
+    assert!(first_page.through > 0);
+    let mut after = first_page.through;
+    let mut seen = Vec::new();
+    loop {
+        let page = s.changes_after(after, 256).await.expect("read");
+        assert!(page.through >= after);
+        seen.extend(page.changes.iter().map(|c| c.record.id));
+        after = page.through;
+        if !page.full {
+            break;
+        }
+    }
+    assert_eq!(seen, [made.id]);
+    assert_eq!(
+        after, all[0].seq,
+        "the last page reads through the last row"
+    );
+    // Read from the end: nothing, and `through` stays where it was asked.
+    let none = s.changes_after(after, 256).await.expect("read");
+    assert_eq!(
+        (none.changes.len(), none.through, none.full),
+        (0, after, false)
+    );
 }
