@@ -36,8 +36,23 @@ pub const BASE_FIELDS: &[&str] = &[
     "version",
 ];
 
-/// Words that cannot name a field because list queries use them as parameters.
-const RESERVED_FIELDS: &[&str] = &["cursor", "limit", "sort", "purge", "rowid", "oid"];
+/// Words that cannot name a field because list queries and streams use them as parameters
+/// (`filter=`, `q=`, `count=`, `fields=`, `expand=`, `after=`), or the engines use them.
+const RESERVED_FIELDS: &[&str] = &[
+    "cursor",
+    "limit",
+    "sort",
+    "purge",
+    "rowid",
+    "oid",
+    "q",
+    "filter",
+    "count",
+    "fields",
+    "expand",
+    "after",
+    "relevance",
+];
 
 /// Longest accepted name: PostgreSQL truncates identifiers at 63 bytes.
 pub const MAX_NAME_LEN: usize = 48;
@@ -110,6 +125,18 @@ impl FieldName {
         Ok(Self(s.to_owned()))
     }
 
+    /// An earlier name of a field (`renamed_from`): any identifier but a base field, so a
+    /// field whose name became reserved can be renamed away from it.
+    pub fn parse_former(s: &str) -> Result<Self, String> {
+        check_identifier("field", s)?;
+        if BASE_FIELDS.contains(&s) {
+            return Err(format!(
+                "field name {s:?} is a base field every record already has"
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
     /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -163,9 +190,28 @@ mod tests {
             Ok("email".to_owned())
         );
         for bad in [
-            "id", "name", "status", "version", "owner_id", "limit", "sort", "E", "a\"b", "a\0",
+            "id",
+            "name",
+            "status",
+            "version",
+            "owner_id",
+            "limit",
+            "sort",
+            "E",
+            "a\"b",
+            "a\0",
+            "q",
+            "filter",
+            "count",
+            "fields",
+            "expand",
+            "after",
+            "relevance",
         ] {
             assert!(FieldName::parse(bad).is_err(), "{bad:?} accepted");
         }
+        // A field named so before the name was reserved can be renamed away from it.
+        assert!(FieldName::parse_former("count").is_ok());
+        assert!(FieldName::parse_former("id").is_err());
     }
 }

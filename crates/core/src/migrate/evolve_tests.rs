@@ -61,7 +61,7 @@ fn a_pii_field_is_not_renamed_in_place() {
 fn a_rename_with_other_changes_plans_them_after_it() {
     let old = item(&[field("n", "float", json!({ "indexed": true }))]);
     let new = field(
-        "count",
+        "total",
         "integer",
         json!({ "unique": true, "required": true, "renamed_from": "n" }),
     );
@@ -69,10 +69,10 @@ fn a_rename_with_other_changes_plans_them_after_it() {
     assert_eq!(
         described(&p),
         [
-            "rename field item.n to item.count, keeping its values",
-            "check that every item.count is a whole number",
-            "change item.count from float to integer, keeping its values",
-            "make item.count required",
+            "rename field item.n to item.total, keeping its values",
+            "check that every item.total is a whole number",
+            "change item.total from float to integer, keeping its values",
+            "make item.total required",
         ],
         "the rename builds the declared index itself"
     );

@@ -151,7 +151,7 @@ pub(super) fn field_def(f: &FieldDecl, models: &[&str]) -> Result<FieldDef, Stri
         Some(old) if *old == f.name => {
             return Err("renamed_from names the field itself".to_owned());
         }
-        Some(old) => Some(FieldName::parse(old).map_err(|e| format!("renamed_from: {e}"))?),
+        Some(old) => Some(FieldName::parse_former(old).map_err(|e| format!("renamed_from: {e}"))?),
     };
     let mut def = FieldDef {
         name,

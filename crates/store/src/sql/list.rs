@@ -19,20 +19,7 @@ pub(crate) async fn list<E: Exec>(
     q.push("SELECT ");
     columns(&mut q, model);
     q.push(" FROM ").ident(model.name().as_str());
-    let mut conds = Conditions::default();
-    if !query.status_filtered {
-        conds.next(&mut q).push("\"status\" <> 'deleted'");
-    }
-    if let ListScope::OwnedBy(user) = scope {
-        conds.next(&mut q).push("\"owner_id\" = ").bind(user);
-    }
-    for f in &query.filters {
-        if f.column.pii() {
-            blind_filter(conds.next(&mut q), keys, model, f)?;
-        } else {
-            filter(conds.next(&mut q), f);
-        }
-    }
+    let mut conds = conditions(&mut q, keys, model, query, scope)?;
     let sort = &query.sort;
     let col = format!("\"{}\"", sort.column.name());
     if let Some(after) = &query.after {
@@ -65,14 +52,40 @@ pub(crate) async fn list<E: Exec>(
     Ok(Page { records, has_more })
 }
 
+/// Appends the `WHERE` conditions a list and its count share: status, policy scope and
+/// filters (not the cursor); further conditions go through the returned [`Conditions`].
+pub(crate) fn conditions<'a>(
+    q: &mut Query<'a>,
+    keys: &Keys,
+    model: &ModelDef,
+    query: &'a ListQuery,
+    scope: ListScope,
+) -> Result<Conditions, StoreError> {
+    let mut conds = Conditions::default();
+    if !query.status_filtered {
+        conds.next(q).push("\"status\" <> 'deleted'");
+    }
+    if let ListScope::OwnedBy(user) = scope {
+        conds.next(q).push("\"owner_id\" = ").bind(user);
+    }
+    for f in &query.filters {
+        if f.column.pii() {
+            blind_filter(conds.next(q), keys, model, f)?;
+        } else {
+            filter(conds.next(q), f);
+        }
+    }
+    Ok(conds)
+}
+
 /// Joins conditions with `WHERE` and `AND`.
 #[derive(Default)]
-struct Conditions {
+pub(crate) struct Conditions {
     any: bool,
 }
 
 impl Conditions {
-    fn next<'q, 'a>(&mut self, q: &'q mut Query<'a>) -> &'q mut Query<'a> {
+    pub(crate) fn next<'q, 'a>(&mut self, q: &'q mut Query<'a>) -> &'q mut Query<'a> {
         q.push(if self.any { " AND " } else { " WHERE " });
         self.any = true;
         q

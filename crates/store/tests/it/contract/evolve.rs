@@ -50,7 +50,7 @@ async fn a_rename_keeps_values_and_their_indexes(e: &Engine) {
     let v2 = item(json!([
         { "name": "email", "type": "string", "pii": true, "unique": true },
         { "name": "sku", "type": "string", "unique": true, "renamed_from": "code" },
-        { "name": "count", "type": "integer", "indexed": true, "renamed_from": "n" },
+        { "name": "total", "type": "integer", "indexed": true, "renamed_from": "n" },
     ]));
     let plan = e.store.plan(&schema(v2.clone())).await.expect("plan");
     assert!(plan.steps.iter().all(|s| !s.is_destructive()), "{plan:?}");
@@ -83,7 +83,7 @@ async fn a_rename_keeps_values_and_their_indexes(e: &Engine) {
         json!([{ "name": "item", "fields": [
             { "name": "contact", "type": "string", "pii": true, "unique": true, "renamed_from": "email" },
             { "name": "sku", "type": "string", "unique": true },
-            { "name": "count", "type": "integer", "indexed": true },
+            { "name": "total", "type": "integer", "indexed": true },
         ] }]),
     )
     .await;
