@@ -4,6 +4,7 @@
 //! known columns, known operators and typed values; it never sees client text as SQL.
 
 mod matches;
+pub mod shape;
 
 use crate::cursor::{Cursor, CursorPos};
 use crate::error::{Error, FieldError};
@@ -286,6 +287,8 @@ pub struct ListQuery {
     pub after: Option<CursorPos>,
     /// Hash of the filters and sort, bound into cursors so a cursor only resumes its own query.
     pub fingerprint: u64,
+    /// `count=true`: the page also carries the total of matching records.
+    pub count: bool,
 }
 
 impl ListQuery {
@@ -314,9 +317,12 @@ impl ListQuery {
         let mut limit = DEFAULT_LIMIT;
         let mut sort = None;
         let mut cursor = None;
+        let mut count = false;
         let mut seen = std::collections::HashSet::new();
         for (key, value) in pairs {
-            if matches!(key.as_str(), "limit" | "sort" | "cursor") && !seen.insert(key.as_str()) {
+            if matches!(key.as_str(), "limit" | "sort" | "cursor" | "count")
+                && !seen.insert(key.as_str())
+            {
                 errors.push(FieldError::new(key.as_str(), "given more than once"));
                 continue;
             }
@@ -333,6 +339,12 @@ impl ListQuery {
                     Err(reason) => errors.push(FieldError::new("sort", reason)),
                 },
                 "cursor" => cursor = Some(value.as_str()),
+                "count" => match shape::parse_count(value) {
+                    Ok(c) => count = c,
+                    Err(e) => errors.push(e),
+                },
+                // Read by `shape::Shape::parse`, which needs the whole schema.
+                "fields" | "expand" => {}
                 _ => match parse_filter(model, key, value, access, limits) {
                     Ok(f) => filters.push(f),
                     Err(e) => errors.push(e),
@@ -374,6 +386,7 @@ impl ListQuery {
             limit,
             after,
             fingerprint,
+            count,
         })
     }
 
@@ -513,7 +526,7 @@ fn parse_filter(
 fn fingerprint(sort: &Sort, pairs: &[(String, String)]) -> u64 {
     let mut filters: Vec<&(String, String)> = pairs
         .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "limit" | "cursor" | "sort"))
+        .filter(|(k, _)| !matches!(k.as_str(), "limit" | "cursor" | "sort") && !shape::is_shape(k))
         .collect();
     filters.sort();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
