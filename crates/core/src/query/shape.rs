@@ -250,3 +250,6 @@ fn add_path(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
