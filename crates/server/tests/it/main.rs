@@ -18,6 +18,7 @@ mod events_attacks;
 mod events_stream;
 mod expand;
 mod faults;
+mod field_types;
 mod filter_agreement;
 mod flags;
 mod helpers;

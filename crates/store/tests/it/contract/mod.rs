@@ -73,6 +73,8 @@ mod schema;
 mod shape;
 mod sweep;
 mod transfer;
+mod types;
+mod types_evolve;
 mod unique;
 mod versions;
 
