@@ -107,7 +107,7 @@ pub(super) async fn stream_model_events(
         principal: caller.0.clone(),
         targets: vec![Target {
             model,
-            filters: query.filters,
+            query: Some(query),
             ids,
         }],
     };
@@ -198,7 +198,7 @@ pub(super) async fn stream_events(
         list_scope(&caller.0, model.policy())?;
         targets.push(Target {
             model: Arc::clone(&model),
-            filters: Vec::new(),
+            query: None,
             ids: None,
         });
     }
