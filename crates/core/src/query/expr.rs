@@ -169,7 +169,7 @@ pub fn parse(
         );
     }
     let mut p = Parser {
-        toks: lex::tokens(text)?,
+        toks: lex::tokens(text),
         at: 0,
         model,
         access,
@@ -178,7 +178,7 @@ pub fn parse(
         comparisons: 0,
     };
     let e = p.or()?;
-    let t = p.next();
+    let t = p.next()?;
     match &t.tok {
         Tok::End => Ok(e),
         Tok::RParen => err(t.col, "`)` without a matching `(`"),
@@ -204,19 +204,23 @@ impl Parser<'_> {
         self.toks.get(self.at).map_or(&Tok::End, |t| &t.tok)
     }
 
-    fn next(&mut self) -> Token {
+    /// The next token; an error where the text stops making tokens.
+    fn next(&mut self) -> Result<Token, ExprError> {
         let t = self.toks.get(self.at).cloned().unwrap_or(Token {
             tok: Tok::End,
             col: self.toks.last().map_or(1, |t| t.col),
         });
         self.at = (self.at + 1).min(self.toks.len());
-        t
+        match t.tok {
+            Tok::Bad(reason) => err(t.col, reason),
+            _ => Ok(t),
+        }
     }
 
     fn or(&mut self) -> Result<Expr, ExprError> {
         let mut e = self.and()?;
         while *self.peek() == Tok::Or {
-            self.next();
+            self.next()?;
             e = Expr::Or(Box::new(e), Box::new(self.and()?));
         }
         Ok(e)
@@ -225,14 +229,14 @@ impl Parser<'_> {
     fn and(&mut self) -> Result<Expr, ExprError> {
         let mut e = self.unary()?;
         while *self.peek() == Tok::And {
-            self.next();
+            self.next()?;
             e = Expr::And(Box::new(e), Box::new(self.unary()?));
         }
         Ok(e)
     }
 
     fn unary(&mut self) -> Result<Expr, ExprError> {
-        let t = self.next();
+        let t = self.next()?;
         match t.tok {
             Tok::Not | Tok::LParen => {
                 if self.depth == MAX_DEPTH {
@@ -243,7 +247,7 @@ impl Parser<'_> {
                     Expr::Not(Box::new(self.unary()?))
                 } else {
                     let e = self.or()?;
-                    let close = self.next();
+                    let close = self.next()?;
                     match close.tok {
                         Tok::RParen => e,
                         Tok::End => return err(t.col, "`(` is never closed"),
@@ -279,7 +283,7 @@ impl Parser<'_> {
             column: col,
             reason: format!("unknown field `{shown}`"),
         })?;
-        let t = self.next();
+        let t = self.next()?;
         let Tok::Cmp(spelled) = t.tok else {
             return err(
                 t.col,
@@ -299,7 +303,7 @@ impl Parser<'_> {
             "~" => (Op::Contains, false),
             _ => (Op::Contains, true),
         };
-        let v = self.next();
+        let v = self.next()?;
         let value = self.value(&column, op, spelled, &v)?;
         let cmp = Expr::Cmp(Filter {
             column,

@@ -18,6 +18,7 @@ mod events_attacks;
 mod events_stream;
 mod faults;
 mod filter_agreement;
+mod filter_expr;
 mod flags;
 mod helpers;
 mod http2;

@@ -13,6 +13,9 @@ pub(super) enum Tok {
     Num(String),
     /// A comparison operator as written.
     Cmp(&'static str),
+    /// Text that is no token, and why: the last token, reported when the parser reaches it,
+    /// so that an error earlier in the text is reported first.
+    Bad(String),
     And,
     Or,
     Not,
@@ -35,7 +38,7 @@ impl Tok {
             Self::Not => "`!`".to_owned(),
             Self::LParen => "`(`".to_owned(),
             Self::RParen => "`)`".to_owned(),
-            Self::End => "the end".to_owned(),
+            Self::End | Self::Bad(_) => "the end".to_owned(),
         }
     }
 }
@@ -47,10 +50,21 @@ pub(super) struct Token {
     pub(super) col: usize,
 }
 
-/// Splits `text` into tokens, ending with [`Tok::End`] one column past the last character.
-pub(super) fn tokens(text: &str) -> Result<Vec<Token>, ExprError> {
-    let chars: Vec<char> = text.chars().collect();
+/// Splits `text` into tokens, ending with [`Tok::End`] one column past the last character,
+/// or with [`Tok::Bad`] where the text stops making tokens.
+pub(super) fn tokens(text: &str) -> Vec<Token> {
     let mut out = Vec::new();
+    if let Err(e) = read(text, &mut out) {
+        out.push(Token {
+            tok: Tok::Bad(e.reason),
+            col: e.column,
+        });
+    }
+    out
+}
+
+fn read(text: &str, out: &mut Vec<Token>) -> Result<(), ExprError> {
+    let chars: Vec<char> = text.chars().collect();
     let mut i = 0;
     let at = |i: usize| chars.get(i).copied();
     while let Some(c) = at(i) {
@@ -109,7 +123,7 @@ pub(super) fn tokens(text: &str) -> Result<Vec<Token>, ExprError> {
         tok: Tok::End,
         col: chars.len() + 1,
     });
-    Ok(out)
+    Ok(())
 }
 
 /// The string opening `chars` (its first character is the quote), unescaped, and how many

@@ -119,8 +119,14 @@ fn errors_point_at_their_column() {
     );
     assert_eq!(refused("nope = 1"), "column 1: unknown field `nope`");
     assert_eq!(
-        refused("qty = 1 && héllo"),
-        "column 13: unexpected character 'é'"
+        refused("qty = 1 && é"),
+        "column 12: unexpected character 'é'"
+    );
+    // The first error in the text is the one reported.
+    assert_eq!(refused("nope = 1 && é"), "column 1: unknown field `nope`");
+    assert_eq!(
+        refused("qty = x; 1"),
+        "column 7: expected a value after `=`, found `x`"
     );
     assert_eq!(refused("qty = 1.5"), "column 7: `qty` must be an integer");
     assert_eq!(
