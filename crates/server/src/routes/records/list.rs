@@ -18,10 +18,11 @@ use plinth_core::policy::list_scope;
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "page size, 20 by default"),
         ("cursor" = Option<String>, Query, description = "`page.next_cursor` of the page before, with the same filters and sort"),
         ("sort" = Option<String>, Query, description = "a sort key, `-` for descending; `-created_at` by default"),
+        ("filter" = Option<String>, Query, description = "a boolean expression over the fields, e.g. `(status = \"active\" || price < 10) && title ~ \"rust\"`: `=`, `!=`, `<`, `<=`, `>`, `>=`, `~` (contains, case-insensitive), `!~`, `&&`, `||`, `!`, parentheses; ANDed with the `field[op]` filters"),
     ),
     responses(
         (status = 200, description = "one page of records", body = [Record]),
-        (status = 400, description = "an unknown parameter, field or operator, or a bad value, limit, sort or cursor"),
+        (status = 400, description = "an unknown parameter, field or operator, a bad value, limit, sort or cursor, or a bad `filter` expression (`details` give its column)"),
         (status = 401, description = "a bad credential, or a guest where the model refuses guests"),
         (status = 503, description = "the list ran past its time budget; narrow the filter"),
     ))]

@@ -152,7 +152,11 @@ fn expression() -> impl Strategy<Value = String> {
             let joined: Vec<String> = parts.iter().map(|(c, j)| format!("{c} {j}")).collect();
             let text = joined.join(" ");
             let text = text.trim_end_matches(['&', '|', ' ']);
-            if not { format!("!({text})") } else { text.to_owned() }
+            if not {
+                format!("!({text})")
+            } else {
+                text.to_owned()
+            }
         })
 }
 
