@@ -5,7 +5,7 @@
 //! expr       := and ("||" and)*
 //! and        := unary ("&&" unary)*
 //! unary      := "!" unary | "(" expr ")" | comparison
-//! comparison := field ("=" | "!=" | "<" | "<=" | ">" | ">=" | "~" | "!~") value
+//! comparison := field ("=" | "!=" | "<" | "<=" | ">" | ">=" | "~" | "!~" | "?=") value
 //! value      := "string" | 'string' | number | true | false | null
 //! ```
 //!
@@ -13,7 +13,7 @@
 //! does ([`Column::parse_value`]), so a parsed tree holds only [`Filter`]s the store already
 //! knows how to compile. A comparison is true or false, never unknown: a missing value
 //! (NULL) satisfies no comparison but `!=` (it differs from every value) and `= null`, so
-//! `!` simply negates. `a !~ b` is `!(a ~ b)`.
+//! `!` simply negates. `a !~ b` is `!(a ~ b)`; `tags ?= "x"` is an array holding `"x"`.
 
 mod lex;
 
@@ -21,7 +21,7 @@ use self::lex::{Tok, Token};
 use super::{Column, Filter, Op, QueryLimits};
 use crate::policy::FieldAccess;
 use crate::record::{Record, Value};
-use crate::schema::{ModelDef, ValueKind};
+use crate::schema::{ItemKind, ModelDef, ValueKind};
 use std::fmt;
 
 /// Deepest nesting of parentheses and `!`.
@@ -30,8 +30,8 @@ pub const MAX_DEPTH: usize = 16;
 /// A parsed `filter=` expression.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
-    /// One comparison (`Op::Eq`, `Ne`, `Lt`, `Lte`, `Gt`, `Gte` or `Contains`, one value;
-    /// `Value::Null` only with `Eq` and `Ne`).
+    /// One comparison (`Op::Eq`, `Ne`, `Lt`, `Lte`, `Gt`, `Gte`, `Contains` or `Has`, one
+    /// value; `Value::Null` only with `Eq` and `Ne`).
     Cmp(Filter),
     /// `!e`
     Not(Box<Expr>),
@@ -88,19 +88,25 @@ impl fmt::Display for Expr {
                     Op::Lte => "<=",
                     Op::Gt => ">",
                     Op::Gte => ">=",
-                    // `like` and `in` are `field[op]=` forms, never in an expression.
-                    Op::Contains | Op::Like | Op::In => "~",
+                    Op::Has => "?=",
+                    // `like`, `in` and `has_any` are `field[op]=` forms, never in an
+                    // expression.
+                    Op::Contains | Op::Like | Op::In | Op::HasAny => "~",
                 };
                 write!(f, "{} {op} ", c.column.name())?;
                 match c.values.first().unwrap_or(&Value::Null) {
                     Value::Null => f.write_str("null"),
                     Value::Integer(i) => write!(f, "{i}"),
+                    Value::Decimal(d) => write!(f, "{d}"),
+                    Value::Date(d) => write!(f, "\"{d}\""),
                     Value::Float(x) => write!(f, "{x}"),
                     Value::Boolean(b) => write!(f, "{b}"),
                     Value::Text(s) => quoted(f, s),
                     Value::Datetime(t) => write!(f, "\"{t}\""),
                     Value::Reference(id) => write!(f, "\"{id}\""),
-                    Value::Json(j) => quoted(f, &j.to_string()),
+                    Value::Json(_) | Value::Array(_) => {
+                        quoted(f, &c.values[0].to_json().to_string())
+                    }
                 }
             }
             Self::Not(e) => {
@@ -288,7 +294,7 @@ impl Parser<'_> {
             return err(
                 t.col,
                 format!(
-                    "expected a comparison (=, !=, <, <=, >, >=, ~, !~) after `{shown}`, found {}",
+                    "expected a comparison (=, !=, <, <=, >, >=, ~, !~, ?=) after `{shown}`, found {}",
                     t.tok.describe()
                 ),
             );
@@ -301,6 +307,7 @@ impl Parser<'_> {
             ">" => (Op::Gt, false),
             ">=" => (Op::Gte, false),
             "~" => (Op::Contains, false),
+            "?=" => (Op::Has, false),
             _ => (Op::Contains, true),
         };
         let v = self.next()?;
@@ -341,6 +348,14 @@ impl Parser<'_> {
                 _ => bad("null compares only with = and !=".to_owned()),
             };
         }
+        let array = matches!(c.kind(), ValueKind::Array(_));
+        if array != (op == Op::Has) {
+            return bad(if array {
+                format!("`{name}` is an array: only ?= (has) and = null, != null apply to it")
+            } else {
+                "`?=` applies to array fields only".to_owned()
+            });
+        }
         if c.pii() && !matches!(op, Op::Eq | Op::Ne) {
             return bad(format!(
                 "`{name}` is pii (stored encrypted): only = and != apply to it"
@@ -369,7 +384,12 @@ impl Parser<'_> {
         {
             return bad(format!("`{spelled}` does not apply to `{name}`"));
         }
-        if !string && c.kind() == ValueKind::Text {
+        if !string
+            && matches!(
+                c.kind(),
+                ValueKind::Text | ValueKind::Array(ItemKind::String)
+            )
+        {
             return bad(format!("`{name}` takes a string, in quotes"));
         }
         let max = self.limits.value_max_chars;

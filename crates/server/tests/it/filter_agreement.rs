@@ -20,18 +20,23 @@ async fn in_memory_filters_select_what_the_store_lists() {
         {"name": "due", "type": "datetime"},
         {"name": "parent", "type": "reference", "model": "item"},
         {"name": "tier", "type": "enum", "values": ["free", "pro"]},
-        {"name": "secret", "type": "string", "pii": true}
+        {"name": "secret", "type": "string", "pii": true},
+        {"name": "born", "type": "date"},
+        {"name": "price", "type": "decimal", "scale": 2},
+        {"name": "tags", "type": "array", "items": "string"}
     ]}])))
     .await;
     let root = app.create_ok("item", &json!({"name": "root"})).await;
     let parent = id_of(&root);
     let rows = [
         json!({"name": "Alpha", "title": "Hello World", "qty": 10, "score": 2.5, "flag": true,
-               "due": "2026-05-01T00:00:00Z", "parent": parent, "tier": "pro", "secret": "s1"}),
+               "due": "2026-05-01T00:00:00Z", "parent": parent, "tier": "pro", "secret": "s1",
+               "born": "1990-01-31", "price": "10.50", "tags": ["a", "b"]}),
         json!({"name": "beta", "title": "hello world", "qty": -3, "score": -0.5, "flag": false,
-               "due": "2026-05-01T00:00:00.000001Z", "tier": "free", "secret": "S1"}),
+               "due": "2026-05-01T00:00:00.000001Z", "tier": "free", "secret": "S1",
+               "born": "2000-02-29", "price": "-0.05", "tags": []}),
         json!({"name": "Straße", "title": "STRASSE café", "qty": 0, "score": 10.0,
-               "due": "2025-12-31T23:59:59Z"}),
+               "due": "2025-12-31T23:59:59Z", "price": "9.99", "tags": ["b"]}),
         json!({"name": "Ünïcode", "title": "50%_off", "qty": 1000000, "score": 1e-9}),
         json!({"name": "zeta", "title": "Zebra", "score": 2.5, "flag": true}),
         json!({"name": "empty"}),
@@ -151,6 +156,12 @@ async fn in_memory_filters_select_what_the_store_lists() {
         "!(due > \"2026-05-01T00:00:00Z\") || score > 3",
         "!(owner_id = null) && version >= 1 && status = \"active\"",
         &parent_is,
+        "price < 10 || !price >= 0",
+        "!(price = \"10.5\") && born != null",
+        "!born < \"2000-01-01\" || price > \"-1\"",
+        "tags ?= \"b\" && !tags ?= \"a\"",
+        "!tags ?= \"a\"",
+        "tags = null || !(tags != null)",
     ];
     for text in expressions {
         let pairs = vec![

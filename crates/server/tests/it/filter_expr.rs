@@ -6,25 +6,29 @@ use crate::helpers::{TestApp, assert_error, decls, id_of};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// Books: text, numbers, an enum, a pii field and an admin-only one; "Café Rust" deleted.
+/// Books: text, a decimal, an integer, a date, an array, an enum, a pii field and an
+/// admin-only one; "Café Rust" deleted.
 async fn books() -> TestApp {
     let app = TestApp::spawn_with(decls(json!([{"name": "book", "fields": [
         {"name": "title", "type": "string"},
-        {"name": "price", "type": "float"},
+        {"name": "price", "type": "decimal", "scale": 2},
         {"name": "pages", "type": "integer"},
+        {"name": "published", "type": "date"},
+        {"name": "tags", "type": "array", "items": "string"},
         {"name": "kind", "type": "enum", "values": ["paper", "ebook"]},
         {"name": "isbn", "type": "string", "pii": true},
         {"name": "note", "type": "string", "admin_only": true}
     ]}])))
     .await;
     for body in [
-        json!({"name": "a", "title": "Rust in Action", "price": 30.0, "pages": 400,
-               "kind": "paper", "isbn": "111", "note": "n1"}),
-        json!({"name": "b", "title": "rust for rustaceans", "price": 5.0, "pages": 300,
-               "kind": "ebook", "isbn": "222"}),
-        json!({"name": "c", "title": "Go Programming", "price": 8.0}),
-        json!({"name": "d", "title": "Café Rust", "price": 50.0, "pages": 10}),
-        json!({"name": "e", "title": "The C Book", "pages": 100}),
+        json!({"name": "a", "title": "Rust in Action", "price": "30.00", "pages": 400,
+               "kind": "paper", "isbn": "111", "note": "n1", "published": "2019-07-01",
+               "tags": ["rust", "systems"]}),
+        json!({"name": "b", "title": "rust for rustaceans", "price": "5.00", "pages": 300,
+               "kind": "ebook", "isbn": "222", "published": "2021-12-01", "tags": ["rust"]}),
+        json!({"name": "c", "title": "Go Programming", "price": "8.00", "tags": ["go"]}),
+        json!({"name": "d", "title": "Café Rust", "price": "50.00", "pages": 10}),
+        json!({"name": "e", "title": "The C Book", "pages": 100, "published": "1978-02-22"}),
     ] {
         app.create_ok("book", &body).await;
     }
@@ -93,6 +97,17 @@ async fn comparisons_combine_with_and_or_not_and_parentheses() {
             "version = 1 && created_at > \"2000-01-01T00:00:00Z\"",
             &["a", "b", "c", "e"],
         ),
+        // Decimals compare by value, whatever the scale written.
+        ("price < 8 || price > \"29.99\"", &["a", "b"]),
+        ("price = 8.0 || price = \"5\"", &["b", "c"]),
+        (
+            "published >= \"2019-07-01\" || published < \"1980-01-01\"",
+            &["a", "b", "e"],
+        ),
+        ("!published > \"2000-01-01\"", &["c", "e"]),
+        ("tags ?= \"rust\" && !tags ?= \"systems\"", &["b"]),
+        ("tags ?= \"go\" || tags = null", &["c", "e"]),
+        ("!tags ?= \"rust\"", &["c", "e"]),
     ];
     for (filter, expected) in cases {
         assert_eq!(names(&app, filter, &[]).await, *expected, "{filter}");
@@ -328,10 +343,10 @@ async fn a_stream_sends_only_the_changes_its_filter_selects() {
         serde_urlencoded::to_string([("filter", "price < 10 || title ~ \"go\"")]).expect("encode");
     let (mut sse, _) = app.subscribe(&format!("/api/v1/book/events?{query}")).await;
     for (name, title, price) in [
-        ("x", "Nothing", 50.0),
-        ("y", "Cheap", 5.0),
-        ("z", "Go Further", 99.0),
-        ("w", "Last", 1.0),
+        ("x", "Nothing", "50.00"),
+        ("y", "Cheap", "5.00"),
+        ("z", "Go Further", "99.00"),
+        ("w", "Last", "1.00"),
     ] {
         app.create_ok(
             "book",

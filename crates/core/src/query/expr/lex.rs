@@ -85,6 +85,7 @@ fn read(text: &str, out: &mut Vec<Token>) -> Result<(), ExprError> {
             '!' => (Tok::Not, 1),
             '=' => (Tok::Cmp("="), 1),
             '~' => (Tok::Cmp("~"), 1),
+            '?' if two('=') => (Tok::Cmp("?="), 2),
             '<' if two('=') => (Tok::Cmp("<="), 2),
             '<' => (Tok::Cmp("<"), 1),
             '>' if two('=') => (Tok::Cmp(">="), 2),

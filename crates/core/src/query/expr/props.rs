@@ -4,16 +4,18 @@
 
 use super::tests::model;
 use super::*;
+use crate::date::Date;
+use crate::decimal::Decimal;
 use crate::record::RecordId;
 use crate::time::Timestamp;
 use proptest::prelude::*;
 use uuid::Uuid;
 
 /// Pieces of the grammar and of what it must refuse, to be strung together at random.
-const PIECES: [&str; 32] = [
+const PIECES: [&str; 36] = [
     "(", ")", "!", "&&", "||", "&", "|", "=", "!=", "<", "<=", ">", ">=", "~", "!~", " ", "qty",
     "title", "ssn", "flag", "note", "meta", "nope", "\"x\"", "'y'", "\"", "\\", "1", "-2.5e-3",
-    "null", "true", "é",
+    "null", "true", "é", "?=", "tags", "price", "born",
 ];
 
 fn noise() -> impl Strategy<Value = String> {
@@ -76,6 +78,26 @@ fn comparison() -> impl Strategy<Value = Expr> {
             equal(),
             prop::sample::select(vec!["free", "pro"]).prop_map(|s| Value::Text(s.into()))
         ),
+        (
+            Just("price"),
+            ordered(),
+            (-1_000_000_000_i64..1_000_000_000)
+                .prop_map(|u| Value::Decimal(Decimal::from_units(u, 2).expect("in range")))
+        ),
+        (
+            Just("born"),
+            ordered(),
+            (1_i32..=9999, 1_u8..=12, 1_u8..=28).prop_map(|(y, m, d)| Value::Date(
+                Date::parse(&format!("{y:04}-{m:02}-{d:02}")).expect("a date")
+            ))
+        ),
+        (Just("tags"), Just(Op::Has), text().prop_map(Value::Text)),
+        (
+            Just("sizes"),
+            Just(Op::Has),
+            any::<i64>().prop_map(Value::Integer)
+        ),
+        (Just("tags"), equal(), Just(Value::Null)),
         (Just("qty"), equal(), Just(Value::Null)),
         (Just("ssn"), equal(), Just(Value::Null)),
     ];

@@ -17,6 +17,10 @@ pub(super) fn model() -> Arc<ModelDef> {
         { "name": "parent", "type": "reference", "model": "item" },
         { "name": "ssn", "type": "string", "pii": true },
         { "name": "note", "type": "text", "admin_only": true },
+        { "name": "born", "type": "date" },
+        { "name": "price", "type": "decimal", "scale": 2 },
+        { "name": "tags", "type": "array", "items": "string" },
+        { "name": "sizes", "type": "array", "items": "integer" },
     ]}))
     .expect("declaration");
     let schema = Schema::from_decls(&[decl]).expect("valid schema");
@@ -141,7 +145,7 @@ fn errors_point_at_their_column() {
     );
     assert_eq!(
         refused("qty 1"),
-        "column 5: expected a comparison (=, !=, <, <=, >, >=, ~, !~) after `qty`, found `1`"
+        "column 5: expected a comparison (=, !=, <, <=, >, >=, ~, !~, ?=) after `qty`, found `1`"
     );
     assert_eq!(refused("qty = 1 & qty = 2"), "column 9: expected `&&`");
     assert_eq!(
@@ -218,6 +222,42 @@ fn operators_are_checked_against_the_field_type() {
             "column 10: `status` must be one of {}",
             Status::ALL.map(Status::as_str).join(", ")
         )
+    );
+}
+
+#[test]
+fn dates_decimals_and_arrays() {
+    assert_eq!(
+        ok("price < 10 && price >= \"2.5\" && born > \"2020-02-29\"").to_string(),
+        "(price < 10.00 && price >= 2.50) && born > \"2020-02-29\""
+    );
+    assert_eq!(
+        refused("price < 1.234"),
+        "column 9: `price` has at most 2 decimal places"
+    );
+    assert_eq!(
+        ok("tags ?= \"rust\" || sizes ?= 42 || tags = null").to_string(),
+        "(tags ?= \"rust\" || sizes ?= 42) || tags = null"
+    );
+    assert_eq!(
+        refused("tags ?= 5"),
+        "column 9: `tags` takes a string, in quotes"
+    );
+    assert_eq!(
+        refused("tags = \"rust\""),
+        "column 8: `tags` is an array: only ?= (has) and = null, != null apply to it"
+    );
+    assert_eq!(
+        refused("title ?= \"x\""),
+        "column 10: `?=` applies to array fields only"
+    );
+    assert_eq!(
+        refused("sizes ?= \"x\"").split(':').next(),
+        Some("column 10")
+    );
+    assert_eq!(
+        refused("born ~ \"2020\""),
+        "column 8: `~` applies to text fields only"
     );
 }
 
