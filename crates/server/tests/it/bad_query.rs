@@ -190,7 +190,7 @@ async fn too_many_filters_or_in_values_are_400() {
     let r = app.list_resp("resource", &at_most).await;
     assert_eq!(r.data(StatusCode::OK).as_array().map(Vec::len), Some(2));
     // A `filter` expression's comparisons count against the same cap.
-    let expr = vec!["name != \"x\""; 4].join(" && ");
+    let expr = ["name != \"x\""; 4].join(" && ");
     let mut shared: Vec<(&str, &str)> = (0..61).map(|_| ("name[ne]", "x")).collect();
     shared.push(("filter", &expr));
     let r = app.list_resp("resource", &shared).await;
