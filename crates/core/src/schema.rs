@@ -439,3 +439,5 @@ impl Schema {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod types_tests;
