@@ -35,6 +35,12 @@ pub(super) fn expand(doc: &mut Value, schema: &Schema, limits: &QueryLimits) {
                 if template == "/api/v1/{model}" && op["operationId"] == "list_records" {
                     list_parameters(op, model, limits);
                 }
+                let params = op.get_mut("parameters").and_then(Value::as_array_mut);
+                for p in params.into_iter().flatten() {
+                    if p["name"] == "filter" {
+                        p["schema"]["maxLength"] = json!(limits.filter_max_chars);
+                    }
+                }
                 operation(op, model);
             }
             paths.insert(template.replace("{model}", name), item);

@@ -20,6 +20,7 @@ mod expand;
 mod faults;
 mod field_types;
 mod filter_agreement;
+mod filter_expr;
 mod flags;
 mod helpers;
 mod http2;

@@ -15,6 +15,7 @@ pub(crate) mod audit;
 pub(crate) mod backup;
 pub(crate) mod changes;
 pub(crate) mod ddl;
+mod expr;
 pub(crate) mod flags;
 pub(crate) mod list;
 pub(crate) mod records;

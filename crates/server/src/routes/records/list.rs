@@ -20,13 +20,14 @@ use plinth_core::query::shape::{self, Shape};
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "page size, 20 by default"),
         ("cursor" = Option<String>, Query, description = "`page.next_cursor` of the page before, with the same filters and sort"),
         ("sort" = Option<String>, Query, description = "a sort key, `-` for descending; `-created_at` by default"),
+        ("filter" = Option<String>, Query, description = "a boolean expression over the fields, e.g. `(status = \"active\" || price < 10) && title ~ \"rust\"`: `=`, `!=`, `<`, `<=`, `>`, `>=`, `~` (contains, case-insensitive), `!~`, `&&`, `||`, `!`, parentheses; ANDed with the `field[op]` filters"),
         ("count" = Option<bool>, Query, description = "`true`: `page.total` counts the matching records over every page (one more query, as costly as reading them all)"),
         ("fields" = Option<String>, Query, description = "only these keys in each record: comma-separated base or declared fields"),
         ("expand" = Option<String>, Query, description = "comma-separated reference fields (`author`, or `author.publisher`: at most 2 levels) replaced by the records they name, where the caller may read them"),
     ),
     responses(
         (status = 200, description = "one page of records", body = [ShapedRecord]),
-        (status = 400, description = "an unknown parameter, field or operator, or a bad value, limit, sort, cursor, count, fields or expand"),
+        (status = 400, description = "an unknown parameter, field or operator, a bad value, limit, sort, cursor, count, fields or expand, or a bad `filter` expression (`details` give its column)"),
         (status = 401, description = "a bad credential, or a guest where the model refuses guests"),
         (status = 503, description = "the list ran past its time budget; narrow the filter"),
     ))]
