@@ -130,6 +130,9 @@ pub struct FieldDecl {
     /// only (`string`, `text`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub pii: bool,
+    /// Found by full-text search (`?q=`) (`string`, `text`; not `pii` or `admin_only`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub searchable: bool,
     /// Shortest accepted text, in characters (`string`, `text`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_length: Option<u32>,
@@ -283,6 +286,7 @@ pub struct FieldDef {
     indexed: bool,
     admin_only: bool,
     pii: bool,
+    searchable: bool,
     default: Option<Value>,
     renamed_from: Option<FieldName>,
 }
@@ -320,6 +324,10 @@ impl FieldDef {
     /// equality only (no range, pattern or sort).
     pub fn pii(&self) -> bool {
         self.pii
+    }
+    /// Found by full-text search (`?q=`).
+    pub fn searchable(&self) -> bool {
+        self.searchable
     }
     /// The value stored when a create or PUT omits the field.
     pub fn default(&self) -> Option<&Value> {
@@ -371,6 +379,10 @@ impl ModelDef {
     /// Access policy overrides.
     pub fn policy(&self) -> &ModelPolicy {
         &self.policy
+    }
+    /// The fields full-text search matches, in declaration order.
+    pub fn searchable_fields(&self) -> impl Iterator<Item = &FieldDef> {
+        self.fields.iter().filter(|f| f.searchable)
     }
     /// The declaration this definition was built from.
     pub fn decl(&self) -> &ModelDecl {
