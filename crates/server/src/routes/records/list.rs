@@ -38,7 +38,9 @@ pub(super) async fn list_records(
     let from = state.read_from(&caller);
     let page = state.store().list_from(&model, &query, scope, from).await?;
     let next_cursor = if page.has_more {
-        page.records.last().map(|r| query.next_cursor(r))
+        page.records
+            .last()
+            .map(|r| query.cursor_after(r, page.rank))
     } else {
         None
     };

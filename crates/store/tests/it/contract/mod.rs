@@ -70,6 +70,8 @@ mod records;
 mod references;
 mod refresh;
 mod schema;
+mod search;
+mod search_migrate;
 mod sweep;
 mod transfer;
 mod unique;
@@ -339,7 +341,7 @@ pub(crate) async fn walk(
         out.extend(page.records);
         match (page.has_more, last) {
             (false, _) => return out,
-            (true, Some(last)) => cursor = Some(q.next_cursor(&last)),
+            (true, Some(last)) => cursor = Some(q.cursor_after(&last, page.rank)),
             (true, None) => panic!("an empty page says more follow: {pairs:?}"),
         }
     }
