@@ -35,6 +35,7 @@ mod policy_overrides;
 mod rate_limits;
 mod read;
 mod replica;
+mod search;
 mod sessions;
 mod slow_queries;
 mod sort;
