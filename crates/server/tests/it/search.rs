@@ -353,3 +353,45 @@ async fn the_change_feed_refuses_q() {
         ["q"]
     );
 }
+
+#[tokio::test]
+async fn the_document_offers_q_and_relevance_where_fields_are_searchable() {
+    let app = library().await;
+    let r = app
+        .send(app.request_as(Method::GET, "/api/v1/openapi.json", None))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let doc = r.body.clone();
+    let params = |model: &str| -> Vec<Value> {
+        doc["paths"][format!("/api/v1/{model}")]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .clone()
+    };
+    let named = |ps: &[Value], name: &str| ps.iter().find(|p| p["name"] == name).cloned();
+    let book = params("book");
+    let q = named(&book, "q").expect("q on book");
+    assert_eq!(q["schema"]["maxLength"], json!(256));
+    assert!(
+        q["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("title, blurb"))
+    );
+    let sort = named(&book, "sort").expect("sort");
+    for key in ["-relevance", "relevance"] {
+        assert!(
+            sort["schema"]["enum"]
+                .as_array()
+                .is_some_and(|e| e.contains(&json!(key))),
+            "{sort}"
+        );
+    }
+    let author = params("author");
+    assert!(named(&author, "q").is_none());
+    assert!(
+        !named(&author, "sort")
+            .expect("sort")
+            .to_string()
+            .contains("relevance")
+    );
+}

@@ -21,7 +21,7 @@ use plinth_core::policy::list_scope;
     ),
     responses(
         (status = 200, description = "one page of records", body = [Record]),
-        (status = 400, description = "an unknown parameter, field or operator, or a bad value, limit, sort or cursor"),
+        (status = 400, description = "an unknown parameter, field or operator, or a bad value, limit, sort, cursor or q"),
         (status = 401, description = "a bad credential, or a guest where the model refuses guests"),
         (status = 503, description = "the list ran past its time budget; narrow the filter"),
     ))]
