@@ -193,3 +193,21 @@ pub(crate) fn rank(q: &mut Query<'_>, model: &ModelDef, query: &ListQuery) -> Op
         },
     })
 }
+
+/// The triggers Plinth makes for `model` on SQLite: all a backup may hold.
+pub(crate) fn sqlite_triggers(model: &ModelDef) -> Vec<String> {
+    build(Dialect::Sqlite, model)
+        .into_iter()
+        .filter(|s| s.starts_with("CREATE TRIGGER"))
+        .collect()
+}
+
+/// Re-derives `model`'s FTS5 index from its rows (SQLite), if it has one: after a restore,
+/// whose copy may have renumbered rows.
+pub(crate) fn sqlite_rebuild(model: &ModelDef) -> Option<String> {
+    model.searchable_fields().next()?;
+    let fts = fts_table(model.name().as_str());
+    Some(format!(
+        "INSERT INTO \"{fts}\"(\"{fts}\") VALUES ('rebuild')"
+    ))
+}

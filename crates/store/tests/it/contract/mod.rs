@@ -71,6 +71,7 @@ mod references;
 mod refresh;
 mod schema;
 mod search;
+mod search_copies;
 mod search_migrate;
 mod sweep;
 mod transfer;
