@@ -86,9 +86,12 @@ pub(crate) fn build(d: Dialect, model: &ModelDef) -> Vec<String> {
             ]
         }
         Dialect::Postgres => {
+            // Split at every character that is not a letter or a digit, as the words of a
+            // search are (and as SQLite's tokenizer does): an email or a URL is words, not
+            // one token of PostgreSQL's parser.
             let text = fields
                 .iter()
-                .map(|f| format!("coalesce({f}, '')"))
+                .map(|f| format!("regexp_replace(coalesce({f}, ''), '[^[:alnum:]]+', ' ', 'g')"))
                 .collect::<Vec<_>>()
                 .join(" || ' ' || ");
             vec![

@@ -182,6 +182,8 @@ fn searchable_is_for_text_every_reader_may_see() {
         { "name": "a", "type": "string", "searchable": true },
         { "name": "b", "type": "text", "searchable": true },
         { "name": "c", "type": "string" },
+        { "name": "d", "type": "email", "searchable": true },
+        { "name": "e", "type": "url", "searchable": true },
     ]}))
     .expect("decl");
     let schema = Schema::from_decls(&[ok]).expect("valid");
@@ -191,18 +193,21 @@ fn searchable_is_for_text_every_reader_may_see() {
         .searchable_fields()
         .map(|f| f.name().as_str())
         .collect();
-    assert_eq!(names, ["a", "b"]);
-    for kind in ["integer", "float", "boolean", "datetime", "json"] {
+    assert_eq!(names, ["a", "b", "d", "e"]);
+    for kind in ["integer", "float", "boolean", "datetime", "json", "date"] {
         assert_eq!(
             declaration_refused(json!({ "name": "f", "type": kind, "searchable": true })),
-            format!("searchable applies to string and text fields, not to a field of type {kind}")
+            format!(
+                "searchable applies to string, text, email and url fields, not to a field of \
+                 type {kind}"
+            )
         );
     }
     assert_eq!(
         declaration_refused(
             json!({ "name": "f", "type": "enum", "values": ["x"], "searchable": true })
         ),
-        "searchable applies to string and text fields, not to a field of type enum"
+        "searchable applies to string, text, email and url fields, not to a field of type enum"
     );
     assert_eq!(
         declaration_refused(

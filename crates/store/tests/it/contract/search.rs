@@ -21,6 +21,7 @@ async fn books(e: &Engine) -> Arc<ModelDef> {
             { "name": "blurb", "type": "text", "searchable": true },
             { "name": "price", "type": "integer", "indexed": true },
             { "name": "secret", "type": "string" },
+            { "name": "contact", "type": "email", "searchable": true },
         ]}]))
         .await;
     model(&schema, "book")
@@ -87,6 +88,16 @@ async fn stemmed_words_match_and_every_word_is_required(e: &Engine) {
     assert!(found(e, &m, &[("q", "zebra")]).await.is_empty());
     assert_eq!(found(e, &m, &[("q", "plain")]).await, ["plain"]);
     let _ = s;
+    // An email is words too, found whole or in part on both engines.
+    e.create(
+        &admin(),
+        &m,
+        json!({ "name": "c", "title": "Contact", "contact": "ada.lovelace@example.org" }),
+    )
+    .await;
+    for q in ["ada.lovelace@example.org", "lovelace", "example org"] {
+        assert_eq!(found(e, &m, &[("q", q)]).await, ["Contact"], "q {q:?}");
+    }
 }
 
 async fn relevance_orders_best_first_and_walks_every_match_once(e: &Engine) {
