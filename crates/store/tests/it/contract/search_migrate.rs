@@ -10,6 +10,7 @@ contract!(
     making_fields_searchable_indexes_existing_records,
     renamed_and_dropped_searchable_fields_rebuild_the_index,
     a_dropped_model_takes_its_index_and_may_come_back,
+    other_fields_change_type_and_index_beside_a_searchable_one,
     the_plan_shows_the_index_it_builds,
 );
 
@@ -233,4 +234,46 @@ async fn the_plan_shows_the_index_it_builds(e: &Engine) {
     let v3 = schema(book(json!([{ "name": "title", "type": "string" }])));
     let shown = e.store.plan_sql(&v3).await.expect("plan sql");
     assert_eq!(shown[0].0, "drop the search index of book");
+}
+
+async fn other_fields_change_type_and_index_beside_a_searchable_one(e: &Engine) {
+    let v1 = e
+        .migrate(book(json!([
+            { "name": "title", "type": "string", "searchable": true },
+            { "name": "qty", "type": "integer" },
+        ])))
+        .await;
+    let m = model(&v1, "book");
+    e.create(
+        &admin(),
+        &m,
+        json!({ "name": "a", "title": "Harbours", "qty": 3 }),
+    )
+    .await;
+    let v2 = e
+        .migrate(book(json!([
+            { "name": "title", "type": "text", "searchable": true, "indexed": true },
+            { "name": "qty", "type": "float", "indexed": true },
+        ])))
+        .await;
+    let m = model(&v2, "book");
+    assert_eq!(found(e, &m, "harbour").await, ["Harbours"]);
+    let rec = e
+        .create(
+            &admin(),
+            &m,
+            json!({ "name": "b", "title": "Bridges", "qty": 1.5 }),
+        )
+        .await;
+    e.store
+        .update(
+            &admin(),
+            &m,
+            rec.id,
+            super::patch(&m, &json!({ "qty": 2.5 })),
+            None,
+        )
+        .await
+        .expect("update");
+    assert_eq!(found(e, &m, "bridge").await, ["Bridges"]);
 }
