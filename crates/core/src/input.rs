@@ -359,3 +359,5 @@ fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod types_tests;

@@ -460,6 +460,8 @@ use fields::plan_fields;
 mod evolve_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod types_tests;
 
 /// Whether a server may run on a database whose recorded declarations are `applied` while
 /// it declares `declared`, without migrating ([`Plan::holds_more`]): the steps kept undone,

@@ -586,3 +586,5 @@ fn fingerprint(sort: &Sort, pairs: &[(String, String)]) -> u64 {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod types_tests;

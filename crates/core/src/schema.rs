@@ -447,3 +447,5 @@ impl Schema {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod types_tests;

@@ -60,10 +60,12 @@ pub(super) fn field_def(f: &FieldDecl, models: &[&str]) -> Result<FieldDef, Stri
         ));
     }
     if matches!(kind, FieldKind::Json | FieldKind::Array) && (f.unique.is_some() || f.indexed) {
-        return Err(format!(
-            "a {} field cannot be unique or indexed",
-            kind_name(kind)
-        ));
+        let what = if kind == FieldKind::Json {
+            "a json"
+        } else {
+            "an array"
+        };
+        return Err(format!("{what} field cannot be unique or indexed"));
     }
     if f.pii && !text_like {
         return Err(format!(

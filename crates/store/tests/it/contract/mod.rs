@@ -75,6 +75,8 @@ mod search_copies;
 mod search_migrate;
 mod sweep;
 mod transfer;
+mod types;
+mod types_evolve;
 mod unique;
 mod versions;
 
