@@ -38,6 +38,10 @@ impl Cursor {
     /// Encodes a position for a sort and query fingerprint.
     pub fn encode(sort: &Sort, fingerprint: u64, pos: &CursorPos) -> String {
         let v = match &pos.value {
+            // A rank comes back bit for bit, so the next page starts exactly after it.
+            Value::Float(f) if sort.column.is_relevance() => {
+                serde_json::Value::from(format!("{:016x}", f.to_bits()))
+            }
             Value::Datetime(t) => serde_json::Value::from(t.as_micros()),
             other => other.to_json(),
         };
@@ -70,6 +74,10 @@ impl Cursor {
 fn decode_value(column: &Column, v: &serde_json::Value) -> Option<Value> {
     if v.is_null() {
         return column.nullable().then_some(Value::Null);
+    }
+    if column.is_relevance() {
+        let rank = f64::from_bits(u64::from_str_radix(v.as_str()?, 16).ok()?);
+        return rank.is_finite().then_some(Value::Float(rank));
     }
     Some(match column.kind() {
         ValueKind::Text => Value::Text(v.as_str()?.to_owned()),

@@ -151,6 +151,20 @@ pub enum Step {
         /// Whether the field is new (its default, if any, filled existing records).
         added: bool,
     },
+    /// Drop a model's full-text search structures (before its fields change); a
+    /// [`Step::BuildSearch`] follows if it still has searchable fields.
+    DropSearch {
+        /// Model name.
+        model: String,
+    },
+    /// Build a model's full-text search structures over its searchable fields, indexing
+    /// its stored records.
+    BuildSearch {
+        /// The model, as declared now.
+        model: Arc<ModelDef>,
+        /// Whether it had search structures before (dropped by a [`Step::DropSearch`]).
+        rebuilt: bool,
+    },
 }
 
 /// A constraint that got tighter, which existing values must meet.
@@ -233,6 +247,7 @@ impl Step {
             | Self::Narrow { .. }
             | Self::RequireField { .. } => true,
             Self::Reindex { from, .. } => *from == IndexKind::None,
+            Self::BuildSearch { rebuilt, .. } => !rebuilt,
             _ => false,
         }
     }
@@ -307,6 +322,16 @@ impl Step {
                 let how = if *pii { "pii" } else { "no longer pii" };
                 format!("make {model}.{field} {how}")
             }
+            Self::DropSearch { model } => format!("drop the search index of {model}"),
+            Self::BuildSearch { model, .. } => format!(
+                "build the search index of {} over {}, from its records",
+                model.name(),
+                model
+                    .searchable_fields()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 }
@@ -337,7 +362,10 @@ impl Plan {
                 steps.push(Step::CreateModel(Arc::clone(model)));
                 continue;
             };
+            let (drop_search, build_search) = search::steps(old, model);
+            steps.extend(drop_search);
             plan_fields(old, model, &mut steps);
+            steps.extend(build_search);
         }
         Self { steps }
     }
@@ -354,7 +382,9 @@ impl Plan {
     pub fn holds_more(&self) -> bool {
         !self.steps.is_empty()
             && self.steps.iter().all(|s| match s {
-                Step::DropModel(_) | Step::DropField { .. } => true,
+                // Search structures the declaration does not ask for are kept up to date
+                // by the database itself.
+                Step::DropModel(_) | Step::DropField { .. } | Step::DropSearch { .. } => true,
                 // An index the database has and the declaration does not ask for.
                 Step::Reindex { model, index, .. } => model
                     .fields()
@@ -423,6 +453,7 @@ impl Plan {
 }
 
 mod fields;
+mod search;
 use fields::plan_fields;
 
 #[cfg(test)]

@@ -5,7 +5,10 @@
 
 pub mod expr;
 mod matches;
+mod search;
 pub mod shape;
+
+pub use search::{MAX_Q_CHARS, MAX_Q_WORDS, RELEVANCE, Search};
 
 use crate::cursor::{Cursor, CursorPos};
 use crate::date::Date;
@@ -307,6 +310,8 @@ pub struct ListQuery {
     pub expr: Option<Expr>,
     /// Whether the query filters on `status` (if not, deleted records are excluded).
     pub status_filtered: bool,
+    /// A full-text search (`q`), which records must match too.
+    pub search: Option<Search>,
     /// Order.
     pub sort: Sort,
     /// Page size, 1..=MAX_LIMIT.
@@ -347,10 +352,13 @@ impl ListQuery {
         let mut cursor = None;
         let mut count = false;
         let mut expr = None;
+        let mut search = None;
         let mut seen = std::collections::HashSet::new();
         for (key, value) in pairs {
-            if matches!(key.as_str(), "limit" | "sort" | "cursor" | "count" | "filter")
-                && !seen.insert(key.as_str())
+            if matches!(
+                key.as_str(),
+                "limit" | "sort" | "cursor" | "count" | "filter" | "q"
+            ) && !seen.insert(key.as_str())
             {
                 errors.push(FieldError::new(key.as_str(), "given more than once"));
                 continue;
@@ -378,6 +386,10 @@ impl ListQuery {
                     Ok(e) => expr = Some(e),
                     Err(e) => errors.push(FieldError::new("filter", e.to_string())),
                 },
+                "q" => match Search::parse(model, value) {
+                    Ok(s) => search = Some(s),
+                    Err(reason) => errors.push(FieldError::new("q", reason)),
+                },
                 _ => match parse_filter(model, key, value, access, limits) {
                     Ok(f) => filters.push(f),
                     Err(e) => errors.push(e),
@@ -391,6 +403,11 @@ impl ListQuery {
             ));
         }
         let sort = sort.unwrap_or_else(default_sort);
+        if sort.column.is_relevance()
+            && let Err(reason) = search::check_relevance(search.is_some())
+        {
+            errors.push(FieldError::new("sort", reason));
+        }
         let fingerprint = fingerprint(&sort, pairs);
         let after = match cursor {
             None => None,
@@ -419,6 +436,7 @@ impl ListQuery {
             filters,
             expr,
             status_filtered,
+            search,
             sort,
             limit,
             after,
@@ -427,10 +445,11 @@ impl ListQuery {
         })
     }
 
-    /// Whether a filter matches a pattern (`like`): the costly kind of list, which the
-    /// engines admit fewer of at once.
+    /// Whether a filter matches a pattern (`like`) or the list searches (`q`): the costly
+    /// kinds of list, which the engines admit fewer of at once.
     pub fn has_pattern(&self) -> bool {
-        self.filters.iter().any(|f| f.op == Op::Like)
+        self.search.is_some()
+            || self.filters.iter().any(|f| f.op == Op::Like)
             || self
                 .expr
                 .as_ref()
@@ -479,6 +498,12 @@ fn parse_sort(model: &ModelDef, s: &str, access: FieldAccess) -> Result<Sort, St
         Some(rest) => (true, rest),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
     };
+    if name == RELEVANCE {
+        return Ok(Sort {
+            column: Column::relevance(),
+            descending,
+        });
+    }
     match Column::resolve(model, name, access) {
         Some(c) if c.pii => Err(format!(
             "{name} is pii (stored encrypted) and cannot be a sort key"

@@ -177,6 +177,10 @@ pub struct FieldDecl {
     /// only (`string`, `text`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub pii: bool,
+    /// Found by full-text search (`?q=`) (`string`, `text`, `email`, `url`; not `pii` or
+    /// `admin_only`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub searchable: bool,
     /// Shortest accepted text, in characters (`string`, `text`, `email`, `url`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_length: Option<u32>,
@@ -319,6 +323,10 @@ impl ModelDef {
     /// Access policy overrides.
     pub fn policy(&self) -> &ModelPolicy {
         &self.policy
+    }
+    /// The fields full-text search matches, in declaration order.
+    pub fn searchable_fields(&self) -> impl Iterator<Item = &FieldDef> {
+        self.fields.iter().filter(|f| f.searchable())
     }
     /// The declaration this definition was built from.
     pub fn decl(&self) -> &ModelDecl {

@@ -160,6 +160,8 @@ pub struct Page {
     pub records: Vec<Record>,
     /// Whether more records follow the last one.
     pub has_more: bool,
+    /// The relevance of the last record, in a list sorted by relevance (its cursor's).
+    pub rank: Option<f64>,
 }
 
 /// A storage engine.

@@ -116,6 +116,7 @@ pub struct FieldDef {
     pub(super) indexed: bool,
     pub(super) admin_only: bool,
     pub(super) pii: bool,
+    pub(super) searchable: bool,
     pub(super) default: Option<Value>,
     pub(super) renamed_from: Option<FieldName>,
 }
@@ -157,6 +158,10 @@ impl FieldDef {
     /// equality only (no range, pattern or sort).
     pub fn pii(&self) -> bool {
         self.pii
+    }
+    /// Found by full-text search (`?q=`).
+    pub fn searchable(&self) -> bool {
+        self.searchable
     }
     /// The value stored when a create or PUT omits the field.
     pub fn default(&self) -> Option<&Value> {

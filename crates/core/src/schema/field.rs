@@ -80,6 +80,9 @@ pub(super) fn field_def(f: &FieldDecl, models: &[&str]) -> Result<FieldDef, Stri
                 .to_owned(),
         );
     }
+    if f.searchable {
+        searchable(f)?;
+    }
     if f.admin_only && f.required {
         return Err(
             "an admin_only field cannot be required: users could not create records".to_owned(),
@@ -213,6 +216,7 @@ pub(super) fn field_def(f: &FieldDecl, models: &[&str]) -> Result<FieldDef, Stri
         indexed: f.indexed,
         admin_only: f.admin_only,
         pii: f.pii,
+        searchable: f.searchable,
         default: None,
         renamed_from,
     };
@@ -220,6 +224,35 @@ pub(super) fn field_def(f: &FieldDecl, models: &[&str]) -> Result<FieldDef, Stri
         def.default = Some(default_value(&def, value)?);
     }
     Ok(def)
+}
+
+/// Whether a field may be `searchable`: text the index can hold, that every reader of the
+/// record may see.
+fn searchable(f: &FieldDecl) -> Result<(), String> {
+    if !matches!(
+        f.kind,
+        FieldKind::String | FieldKind::Text | FieldKind::Email | FieldKind::Url
+    ) {
+        return Err(format!(
+            "searchable applies to string, text, email and url fields, not to a field of type {}",
+            kind_name(f.kind)
+        ));
+    }
+    if f.pii {
+        return Err(
+            "a pii field cannot be searchable: its values are stored sealed, and an index of \
+             their words would hold them in the clear"
+                .to_owned(),
+        );
+    }
+    if f.admin_only {
+        return Err(
+            "an admin_only field cannot be searchable: others could find records by words they \
+             may not see"
+                .to_owned(),
+        );
+    }
+    Ok(())
 }
 
 /// `string`, `text`, `email` and `url`: lengths, pattern and format.

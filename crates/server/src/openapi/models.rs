@@ -485,6 +485,13 @@ fn list_parameters(op: &mut Value, model: &ModelDef, limits: &QueryLimits) {
             .filter(|f| f.sortable() && !f.pii())
             .map(|f| f.name().as_str()),
     );
+    let searchable: Vec<&str> = model
+        .searchable_fields()
+        .map(|f| f.name().as_str())
+        .collect();
+    if !searchable.is_empty() {
+        keys.push(plinth_core::query::RELEVANCE);
+    }
     let sort: Vec<String> = keys
         .iter()
         .flat_map(|k| [(*k).to_owned(), format!("-{k}")])
@@ -496,6 +503,18 @@ fn list_parameters(op: &mut Value, model: &ModelDef, limits: &QueryLimits) {
         if p["name"] == "sort" {
             p["schema"] = json!({"type": "string", "enum": sort});
         }
+    }
+    if !searchable.is_empty() {
+        params.push(json!({
+            "name": "q", "in": "query", "required": false,
+            "description": format!(
+                "full-text search of {}: records holding every word (English stemming); \
+                 `sort=-relevance` lists the best matches first (relevance sorts only with `q`)",
+                searchable.join(", ")
+            ),
+            "schema": {"type": "string", "minLength": 1,
+                       "maxLength": plinth_core::query::MAX_Q_CHARS}
+        }));
     }
     for c in filterable(model) {
         for op in operators(&c) {

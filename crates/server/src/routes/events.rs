@@ -80,6 +80,12 @@ pub(super) async fn stream_model_events(
                 key.as_str(),
                 "a stream is not counted or shaped: each event carries the whole record",
             )),
+            "q" => errors.push(FieldError::new(
+                "q",
+                "a stream cannot search: matching words (stemmed, ranked) is done by the \
+                 database over stored records, not over each change as it is sent; filter by \
+                 field values instead",
+            )),
             "id" => match parse_ids(&value) {
                 Ok(more) => {
                     let ids = ids.get_or_insert_with(HashSet::new);

@@ -39,6 +39,7 @@ mod policy_overrides;
 mod rate_limits;
 mod read;
 mod replica;
+mod search;
 mod sessions;
 mod shape;
 mod slow_queries;

@@ -322,10 +322,24 @@ async fn insert(
     if rows.is_empty() {
         return Ok(());
     }
+    // Generated columns (a model's search vector) are computed, never inserted.
+    let columns: String = tx
+        .query_one(
+            "SELECT string_agg(quote_ident(column_name::text), ', ' ORDER BY ordinal_position) \
+             FROM information_schema.columns WHERE table_schema = current_schema() \
+             AND table_name = $1 AND is_generated = 'NEVER'",
+            &[&table],
+        )
+        .await
+        .map_err(errors::map)?
+        .try_get::<_, Option<String>>(0)
+        .map_err(errors::map)?
+        .ok_or_else(|| StoreError::internal(format!("no columns in table {table}")))?;
     let array = serde_json::Value::Array(rows.to_vec());
     tx.execute(
         &format!(
-            "INSERT INTO \"{table}\" SELECT * FROM jsonb_populate_recordset(NULL::\"{table}\", $1)"
+            "INSERT INTO \"{table}\" ({columns}) SELECT {columns} FROM \
+             jsonb_populate_recordset(NULL::\"{table}\", $1)"
         ),
         &[&array],
     )

@@ -1,10 +1,12 @@
 //! List queries: filters, policy scope and keyset pagination as one statement.
 
 use super::records::{blind_label, columns, record};
-use super::{Dialect, Exec, Param, Query, blind_column};
+use super::search::{self, Rank};
+use super::{Dialect, Exec, Param, Query, SqlRow, blind_column};
 use crate::shared::{contains_pattern, keyset_condition, like_pattern};
 use crate::{Keys, Page, StoreError};
 use plinth_core::query::{Filter, Op};
+use plinth_core::schema::ValueKind;
 use plinth_core::{ListQuery, ListScope, ModelDef, Value};
 
 /// One page of `model` for `query`, restricted to `scope`.
@@ -16,12 +18,22 @@ pub(crate) async fn list<E: Exec>(
     scope: ListScope,
 ) -> Result<Page, StoreError> {
     let mut q = Query::new(E::DIALECT);
+    let rank = search::rank(&mut q, model, query);
     q.push("SELECT ");
     columns(&mut q, model);
+    if let Some(Rank { expr, .. }) = &rank {
+        q.push(", ").push(expr);
+    }
     q.push(" FROM ").ident(model.name().as_str());
+    if let Some(Rank { join, .. }) = &rank {
+        q.push(join);
+    }
     let mut conds = conditions(&mut q, keys, model, query, scope)?;
     let sort = &query.sort;
-    let col = format!("\"{}\"", sort.column.name());
+    let col = match &rank {
+        Some(Rank { expr, .. }) => expr.clone(),
+        None => format!("\"{}\"", sort.column.name()),
+    };
     if let Some(after) = &query.after {
         let id = q.placeholder(after.id);
         let value = (!matches!(after.value, Value::Null)).then(|| q.placeholder(&after.value));
@@ -46,14 +58,32 @@ pub(crate) async fn list<E: Exec>(
         .bind(i64::from(query.limit) + 1)
         .cached();
     q.rows_hint = query.limit as usize + 1;
-    let mut records = e.rows(&q, |r| record(r, model, keys)).await?;
-    let has_more = records.len() > query.limit as usize;
+    let ranked = rank.is_some();
+    let at = 7 + model.fields().len();
+    let rows = e
+        .rows(&q, |r| {
+            let rank = match ranked.then(|| r.value(at, ValueKind::Float)).transpose()? {
+                None => None,
+                Some(Value::Float(f)) => Some(f),
+                Some(_) => return Err(StoreError::internal("a search rank is not a number")),
+            };
+            Ok((record(r, model, keys)?, rank))
+        })
+        .await?;
+    let has_more = rows.len() > query.limit as usize;
+    let (mut records, mut ranks): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
     records.truncate(query.limit as usize);
-    Ok(Page { records, has_more })
+    ranks.truncate(query.limit as usize);
+    Ok(Page {
+        records,
+        has_more,
+        rank: ranks.pop().flatten(),
+    })
 }
 
-/// Appends the `WHERE` conditions a list and its count share: status, policy scope and
-/// filters (not the cursor); further conditions go through the returned [`Conditions`].
+/// Appends the `WHERE` conditions a list and its count share: status, policy scope,
+/// filters and search (not the cursor); further conditions go through the returned
+/// [`Conditions`].
 pub(crate) fn conditions<'a>(
     q: &mut Query<'a>,
     keys: &Keys,
@@ -77,6 +107,9 @@ pub(crate) fn conditions<'a>(
     }
     if let Some(e) = &query.expr {
         super::expr::expr(conds.next(q), keys, model, e)?;
+    }
+    if let Some(s) = &query.search {
+        search::condition(conds.next(q), model, s);
     }
     Ok(conds)
 }

@@ -8,7 +8,8 @@
 //! list's total, the records an expansion names), `accounts` (users, refresh tokens, API
 //! keys), `flags` (feature flags), `audit` (the audit trail), `changes` (the change log),
 //! `ddl` (names and base columns of model tables), `versions` (Plinth's own tables),
-//! `steps` (the steps of a migration, as SQL to show and to run).
+//! `steps` (the steps of a migration, as SQL to show and to run), `search` (full-text
+//! search structures, match and rank).
 
 pub(crate) mod accounts;
 pub(crate) mod audit;
@@ -20,6 +21,7 @@ pub(crate) mod flags;
 pub(crate) mod list;
 pub(crate) mod records;
 pub(crate) mod reseal;
+pub(crate) mod search;
 pub(crate) mod shape;
 pub(crate) mod steps;
 pub(crate) mod sweep;

@@ -3,7 +3,7 @@
 //! transaction and [`rendered`] shows them (`plinth migrate --dry-run`), so what is shown
 //! is what runs.
 
-use super::{Dialect, Exec, Query, SqlRow, blind_column};
+use super::{Dialect, Exec, Query, SqlRow, blind_column, search};
 use crate::StoreError;
 use plinth_core::format::TextFormat;
 use plinth_core::migrate::{IndexKind, Plan, Rule, Step};
@@ -135,13 +135,22 @@ pub(crate) fn statements(d: Dialect, step: &Step) -> Result<Vec<Stmt>, String> {
     use Stmt::Run;
     Ok(match step {
         Step::CreateModel(model) => create_model(d, model),
-        Step::DropModel(name) => vec![
-            Run(format!("DROP TABLE IF EXISTS \"{name}\"")),
-            Run(format!(
+        Step::DropModel(name) => {
+            // PostgreSQL's search column and index go with the table; SQLite's search table
+            // is a table of its own.
+            let mut v: Vec<Stmt> = match d {
+                Dialect::Sqlite => search::drop(d, name).into_iter().map(Run).collect(),
+                Dialect::Postgres => Vec::new(),
+            };
+            v.push(Run(format!("DROP TABLE IF EXISTS \"{name}\"")));
+            v.push(Run(format!(
                 "DELETE FROM _plinth_idempotency WHERE model = {}",
                 quote(name)
-            )),
-        ],
+            )));
+            v
+        }
+        Step::DropSearch { model } => search::drop(d, model).into_iter().map(Run).collect(),
+        Step::BuildSearch { model, .. } => search::build(d, model).into_iter().map(Run).collect(),
         Step::AddField { model, index } => {
             let f = field(model, *index)?;
             let (m, name) = (model.name(), f.name());
@@ -372,6 +381,7 @@ fn create_model(d: Dialect, model: &ModelDef) -> Vec<Stmt> {
     for f in model.fields() {
         v.extend(field_indexes(d, model, f));
     }
+    v.extend(search::build(d, model).into_iter().map(Stmt::Run));
     v
 }
 

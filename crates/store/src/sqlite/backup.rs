@@ -13,7 +13,7 @@ use crate::StoreError;
 use crate::backup::{
     self, APPLICATION_ID, BackupError, Contents, Engine, Restored, SCHEMA_VERSION, Taken,
 };
-use crate::sql::{backup::contents, ready};
+use crate::sql::{backup::contents, ready, search};
 use plinth_core::Schema;
 use rusqlite::{Connection, MAIN_DB, OpenFlags};
 use std::path::Path;
@@ -141,6 +141,9 @@ fn restore(conn: &mut Connection, source: &Path, force: bool) -> Result<Restored
         .map_err(map)?;
     conn.execute_batch("PRAGMA journal_mode = WAL;")
         .map_err(map)?;
+    // The copy (`VACUUM INTO`) keeps row ids today; the index is rebuilt so that it
+    // matches its rows whatever a copy did to them.
+    rebuild_search(conn)?;
     // The backup may be of another database: as on PostgreSQL, no reader replays changes
     // across a restore. A backup older than the change log has none (its version is
     // applied at the next start, with its window at the head).
@@ -158,6 +161,55 @@ fn restore(conn: &mut Connection, source: &Path, force: bool) -> Result<Restored
         contents: incoming,
         replaced,
     })
+}
+
+/// Whether the only code the database holds is the search triggers its own declarations
+/// call for, exactly as Plinth writes them.
+fn only_plinths_code(conn: &Connection) -> Result<bool, StoreError> {
+    let views: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type NOT IN ('table', 'index', 'trigger')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(map)?;
+    let mut stmt = conn
+        .prepare("SELECT sql FROM sqlite_master WHERE type = 'trigger'")
+        .map_err(map)?;
+    let mut found: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .map_err(map)?
+        .collect::<Result<_, _>>()
+        .map_err(map)?;
+    if views > 0 {
+        return Ok(false);
+    }
+    if found.is_empty() {
+        return Ok(true);
+    }
+    let schema = Schema::from_decls(&ddl::applied(conn)?)
+        .map_err(|_| StoreError::internal("the backup's declarations are invalid"))?;
+    let mut expected: Vec<String> = schema
+        .models()
+        .iter()
+        .flat_map(|m| search::sqlite_triggers(m))
+        .collect();
+    found.sort();
+    expected.sort();
+    Ok(found == expected)
+}
+
+/// Re-derives every search index of the database on `conn` from its rows.
+fn rebuild_search(conn: &Connection) -> Result<(), StoreError> {
+    let decls = ddl::applied(conn)?;
+    let schema = Schema::from_decls(&decls)
+        .map_err(|_| StoreError::internal("the restored declarations are invalid"))?;
+    for m in schema.models() {
+        if let Some(sql) = search::sqlite_rebuild(m) {
+            conn.execute_batch(&sql).map_err(map)?;
+        }
+    }
+    Ok(())
 }
 
 /// Opens a backup read-only: a Plinth backup, of a schema version this release reads,
@@ -182,18 +234,11 @@ fn check_backup(source: &Path) -> Result<Contents, BackupError> {
             found: u64::try_from(found).unwrap_or(u64::MAX),
         });
     }
-    // Plinth makes tables and indexes only: a trigger or view would run code of the file's
-    // author inside every later server.
-    let foreign: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type NOT IN ('table', 'index')",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(|_| not_ours())?;
-    if foreign > 0 {
+    // Plinth makes tables, indexes and its search triggers only: another trigger or a view
+    // would run code of the file's author inside every later server.
+    if !only_plinths_code(&conn).map_err(|_| not_ours())? {
         return Err(BackupError::Format(
-            "the backup holds triggers or views, which Plinth never makes; refusing it".to_owned(),
+            "the backup holds triggers or views Plinth does not make; refusing it".to_owned(),
         ));
     }
     let check: String = conn

@@ -27,7 +27,7 @@ use plinth_core::query::shape::{self, Shape};
     ),
     responses(
         (status = 200, description = "one page of records", body = [ShapedRecord]),
-        (status = 400, description = "an unknown parameter, field or operator, a bad value, limit, sort, cursor, count, fields or expand, or a bad `filter` expression (`details` give its column)"),
+        (status = 400, description = "an unknown parameter, field or operator, a bad value, limit, sort, cursor, count, fields, expand or q, or a bad `filter` expression (`details` give its column)"),
         (status = 401, description = "a bad credential, or a guest where the model refuses guests"),
         (status = 503, description = "the list ran past its time budget; narrow the filter"),
     ))]
@@ -52,7 +52,9 @@ pub(super) async fn list_records(
         false => None,
     };
     let next_cursor = if page.has_more {
-        page.records.last().map(|r| query.next_cursor(r))
+        page.records
+            .last()
+            .map(|r| query.cursor_after(r, page.rank))
     } else {
         None
     };

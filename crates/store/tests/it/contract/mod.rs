@@ -70,6 +70,9 @@ mod records;
 mod references;
 mod refresh;
 mod schema;
+mod search;
+mod search_copies;
+mod search_migrate;
 mod shape;
 mod sweep;
 mod transfer;
@@ -342,7 +345,7 @@ pub(crate) async fn walk(
         out.extend(page.records);
         match (page.has_more, last) {
             (false, _) => return out,
-            (true, Some(last)) => cursor = Some(q.next_cursor(&last)),
+            (true, Some(last)) => cursor = Some(q.cursor_after(&last, page.rank)),
             (true, None) => panic!("an empty page says more follow: {pairs:?}"),
         }
     }
