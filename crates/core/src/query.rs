@@ -6,6 +6,7 @@
 pub mod expr;
 mod filter;
 mod matches;
+pub mod shape;
 
 use crate::cursor::{Cursor, CursorPos};
 use crate::date::Date;
@@ -316,6 +317,8 @@ pub struct ListQuery {
     pub after: Option<CursorPos>,
     /// Hash of the filters and sort, bound into cursors so a cursor only resumes its own query.
     pub fingerprint: u64,
+    /// `count=true`: the page also carries the total of matching records.
+    pub count: bool,
 }
 
 impl ListQuery {
@@ -344,10 +347,11 @@ impl ListQuery {
         let mut limit = DEFAULT_LIMIT;
         let mut sort = None;
         let mut cursor = None;
+        let mut count = false;
         let mut expr = None;
         let mut seen = std::collections::HashSet::new();
         for (key, value) in pairs {
-            if matches!(key.as_str(), "limit" | "sort" | "cursor" | "filter")
+            if matches!(key.as_str(), "limit" | "sort" | "cursor" | "count" | "filter")
                 && !seen.insert(key.as_str())
             {
                 errors.push(FieldError::new(key.as_str(), "given more than once"));
@@ -366,6 +370,12 @@ impl ListQuery {
                     Err(reason) => errors.push(FieldError::new("sort", reason)),
                 },
                 "cursor" => cursor = Some(value.as_str()),
+                "count" => match shape::parse_count(value) {
+                    Ok(c) => count = c,
+                    Err(e) => errors.push(e),
+                },
+                // Read by `shape::Shape::parse`, which needs the whole schema.
+                "fields" | "expand" => {}
                 "filter" => match expr::parse(model, value, access, limits) {
                     Ok(e) => expr = Some(e),
                     Err(e) => errors.push(FieldError::new("filter", e.to_string())),
@@ -415,6 +425,7 @@ impl ListQuery {
             limit,
             after,
             fingerprint,
+            count,
         })
     }
 
@@ -484,7 +495,7 @@ fn parse_sort(model: &ModelDef, s: &str, access: FieldAccess) -> Result<Sort, St
 fn fingerprint(sort: &Sort, pairs: &[(String, String)]) -> u64 {
     let mut filters: Vec<&(String, String)> = pairs
         .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "limit" | "cursor" | "sort"))
+        .filter(|(k, _)| !matches!(k.as_str(), "limit" | "cursor" | "sort") && !shape::is_shape(k))
         .collect();
     filters.sort();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -48,7 +48,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     ),
     responses(
         (status = 200, description = "the stream: every `data` is one JSON object, a change event's shaped as this schema", content_type = "text/event-stream", body = ChangeEvent),
-        (status = 400, description = "an unknown parameter, field or operator, a bad value, `limit`, `sort` or `cursor`, a bad `filter` expression, or a bad `after`, `Last-Event-ID` or `id`"),
+        (status = 400, description = "an unknown parameter, field or operator, a bad value, `limit`, `sort`, `cursor`, `count`, `fields` or `expand`, a bad `filter` expression, or a bad `after`, `Last-Event-ID` or `id`"),
         (status = 401, description = "a bad credential or ticket (or both), or a guest where the model refuses guests"),
         (status = 429, description = "the caller holds `realtime.max_per_principal` streams already; see Retry-After"),
         (status = 503, description = "the server is shutting down, or holds `realtime.max_total` streams; see Retry-After"),
@@ -75,6 +75,10 @@ pub(super) async fn stream_model_events(
             "limit" | "sort" | "cursor" => errors.push(FieldError::new(
                 key.as_str(),
                 "a stream is not paged or sorted: changes come in the order they were made",
+            )),
+            "count" | "fields" | "expand" => errors.push(FieldError::new(
+                key.as_str(),
+                "a stream is not counted or shaped: each event carries the whole record",
             )),
             "id" => match parse_ids(&value) {
                 Ok(more) => {
