@@ -351,8 +351,10 @@ impl ListQuery {
         let mut expr = None;
         let mut seen = std::collections::HashSet::new();
         for (key, value) in pairs {
-            if matches!(key.as_str(), "limit" | "sort" | "cursor" | "count" | "filter")
-                && !seen.insert(key.as_str())
+            if matches!(
+                key.as_str(),
+                "limit" | "sort" | "cursor" | "count" | "filter"
+            ) && !seen.insert(key.as_str())
             {
                 errors.push(FieldError::new(key.as_str(), "given more than once"));
                 continue;
