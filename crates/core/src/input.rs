@@ -265,6 +265,17 @@ pub fn validate_value(f: &FieldDef, v: &Json) -> Result<Value, String> {
             _ => Err(format!("must be one of {}", values.join(", "))),
         },
         FieldType::Json => Ok(Value::Json(v.clone())),
+        FieldType::File(_) => {
+            // The name of a file the record holds; the store refuses one it does not.
+            match v.as_str() {
+                Some(s) if crate::schema::file::is_file_name(s) => Ok(Value::Text(s.to_owned())),
+                _ => Err(
+                    "must be the name of a file of this record, or null; upload a file \
+                          with multipart/form-data"
+                        .to_owned(),
+                ),
+            }
+        }
         FieldType::Reference { model } => {
             let s = v
                 .as_str()

@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 mod field;
+pub mod file;
 mod unique;
 use field::field_def;
 pub use field::kind_name;
+pub use file::FileRules;
 pub use unique::Unique;
 
 /// Default `max_length` of a `string` field.
@@ -47,6 +49,8 @@ pub enum FieldKind {
     Json,
     /// The id of a record of the model named by `model`.
     Reference,
+    /// An uploaded file (its stored name), or a list of them with `multiple`.
+    File,
 }
 
 impl FieldKind {
@@ -60,6 +64,7 @@ impl FieldKind {
             Self::Datetime => ValueKind::Datetime,
             Self::Json => ValueKind::Json,
             Self::Reference => ValueKind::Uuid,
+            Self::File => ValueKind::Text,
         }
     }
 }
@@ -159,6 +164,18 @@ pub struct FieldDecl {
     /// The field's previous name: the migration renames the column, keeping its values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renamed_from: Option<String>,
+    /// Largest accepted file, in bytes (`file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+    /// Accepted types, sniffed from the content (`file`): `image/png`, `image/*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_types: Option<Vec<String>>,
+    /// A list of files rather than one (`file`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub multiple: bool,
+    /// Most files a `multiple` field holds (`file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_files: Option<u32>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -270,6 +287,8 @@ pub enum FieldType {
         /// The referenced model.
         model: ModelName,
     },
+    /// `file`: stored file names, with the rules uploads must meet.
+    File(FileRules),
 }
 
 /// A validated field definition.

@@ -138,6 +138,11 @@ impl From<StoreError> for ApiError {
                 Self::new(code, format!("invalid {field}: {reason}"))
                     .with_details(vec![FieldError::new(field, reason)])
             }
+            StoreError::UnknownFile { field } => {
+                let reason = "names a file this record does not hold";
+                Self::new(code, format!("invalid {field}: {reason}"))
+                    .with_details(vec![FieldError::new(field, reason)])
+            }
             StoreError::InvalidValue { reason } => Self::new(code, reason),
             StoreError::Stale { .. } => {
                 Self::new(code, "the record has changed since the version in If-Match")

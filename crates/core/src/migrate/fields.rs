@@ -171,6 +171,8 @@ fn convertible(old: &FieldDecl, new: &FieldDef) -> bool {
     let numeric = |k: ValueKind| matches!(k, ValueKind::Integer | ValueKind::Float);
     let (from, to) = (old.kind.value_kind(), new.value_kind());
     (from == to || numeric(from) && numeric(to))
+        // A file field's values name rows of the file table: no other kind becomes one.
+        && ((old.kind == FieldKind::File) == (new.kind() == FieldKind::File))
         && (old.kind != FieldKind::Reference || old.model.as_deref() == reference_target(new))
 }
 

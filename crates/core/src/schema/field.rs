@@ -21,6 +21,16 @@ pub(super) fn field_def(f: &FieldDecl, models: &[&str]) -> Result<FieldDef, Stri
         ("max", f.max.is_some() && !numeric),
         ("values", f.values.is_some() && kind != FieldKind::Enum),
         ("model", f.model.is_some() && kind != FieldKind::Reference),
+        ("max_size", f.max_size.is_some() && kind != FieldKind::File),
+        (
+            "mime_types",
+            f.mime_types.is_some() && kind != FieldKind::File,
+        ),
+        ("multiple", f.multiple && kind != FieldKind::File),
+        (
+            "max_files",
+            f.max_files.is_some() && kind != FieldKind::File,
+        ),
     ];
     if let Some((attr, _)) = misplaced.iter().find(|(_, bad)| *bad) {
         return Err(format!(
@@ -30,6 +40,10 @@ pub(super) fn field_def(f: &FieldDecl, models: &[&str]) -> Result<FieldDef, Stri
     }
     if kind == FieldKind::Json && (f.unique.is_some() || f.indexed) {
         return Err("a json field cannot be unique or indexed".to_owned());
+    }
+    if kind == FieldKind::File {
+        // Checked before the generic rules, so the message names the file rule.
+        super::file::file_rules(f)?;
     }
     if f.pii && !text_like {
         return Err(format!(
@@ -131,6 +145,7 @@ pub(super) fn field_def(f: &FieldDecl, models: &[&str]) -> Result<FieldDef, Stri
             }
             FieldType::Enum { values }
         }
+        FieldKind::File => FieldType::File(super::file::file_rules(f)?),
         FieldKind::Reference => {
             let target = f
                 .model
@@ -197,5 +212,6 @@ pub fn kind_name(kind: FieldKind) -> &'static str {
         FieldKind::Enum => "enum",
         FieldKind::Json => "json",
         FieldKind::Reference => "reference",
+        FieldKind::File => "file",
     }
 }

@@ -197,6 +197,21 @@ fn value_schema(f: &FieldDef) -> Value {
             "type": "string", "format": "uuid",
             "description": format!("the id of a `{model}` record")
         }),
+        FieldType::File(rules) => json!({
+            "type": "string", "pattern": "^[a-z0-9_-][a-z0-9._-]*$",
+            "maxLength": plinth_core::schema::file::FILE_NAME_MAX,
+            "description": format!(
+                "a stored file's name (download: `files/{}/{{name}}` under the record); \
+                 upload with multipart/form-data, at most {} bytes{}",
+                f.name(),
+                rules.max_size,
+                if rules.mime_types.is_empty() {
+                    String::new()
+                } else {
+                    format!(", of type {}", rules.mime_types.join(", "))
+                }
+            )
+        }),
     }
 }
 

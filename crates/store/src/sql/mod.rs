@@ -14,6 +14,7 @@ pub(crate) mod audit;
 pub(crate) mod backup;
 pub(crate) mod changes;
 pub(crate) mod ddl;
+pub(crate) mod files;
 pub(crate) mod flags;
 pub(crate) mod list;
 pub(crate) mod records;

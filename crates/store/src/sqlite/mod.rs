@@ -22,6 +22,7 @@ mod checkpoint;
 mod ddl;
 mod errors;
 mod exec;
+mod file_store;
 mod files;
 mod flag_store;
 mod readers;
