@@ -5,6 +5,7 @@
 
 mod create;
 mod delete;
+mod files;
 mod list;
 mod read;
 mod update;
@@ -34,6 +35,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
             delete::delete_record
         ))
         .routes(routes!(delete::restore_record))
+        .routes(routes!(files::download_file))
 }
 
 /// Asks the part of the policy that needs no record, before any lookup or validation.
