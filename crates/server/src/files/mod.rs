@@ -9,6 +9,7 @@
 //! commits).
 
 mod config;
+mod http;
 mod storage;
 pub(crate) mod upload;
 

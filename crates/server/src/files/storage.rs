@@ -208,11 +208,10 @@ impl Storage {
     }
 }
 
-/// The bucket client; HTTPS through rustls with the process's ring provider.
+/// The bucket client, over `files::http`.
 fn bucket(s3: &S3Config) -> Result<AmazonS3, String> {
-    // reqwest's rustls has no provider of its own here: ring, as everywhere in Plinth.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut builder = AmazonS3Builder::new()
+        .with_http_connector(super::http::Connector::new()?)
         .with_bucket_name(&s3.bucket)
         .with_region(&s3.region)
         .with_access_key_id(&s3.access_key_id)

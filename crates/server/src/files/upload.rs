@@ -122,6 +122,24 @@ pub(crate) async fn read(
     let stream = req.into_body().into_data_stream();
     let mut parts = multer::Multipart::with_constraints(stream, boundary, limits);
     let mut body = Body::default();
+    match read_parts(&files, &mut parts, model, access, &mut body).await {
+        Ok(()) => Ok(body),
+        Err(e) => {
+            // What was stored before the refusal goes again.
+            body.release(state, Vec::new()).await;
+            Err(e)
+        }
+    }
+}
+
+/// Reads every part into `body`: the `data` object, and each file stored.
+async fn read_parts(
+    files: &Arc<Files>,
+    parts: &mut multer::Multipart<'_>,
+    model: &ModelDef,
+    access: FieldAccess,
+    body: &mut Body,
+) -> Result<(), ApiError> {
     let mut data: Option<Map<String, Json>> = None;
     let mut count = 0;
     while let Some(mut part) = parts.next_field().await.map_err(multipart_error)? {
@@ -156,7 +174,7 @@ pub(crate) async fn read(
                 format!("holds at most {} file(s)", rules.max_files),
             ));
         }
-        let file = stage(&files, &mut part, field, rules, &mut body.hold).await?;
+        let file = stage(files, &mut part, field, rules, &mut body.hold).await?;
         body.files.push(file);
     }
     let mut json = data.unwrap_or_default();
@@ -170,7 +188,7 @@ pub(crate) async fn read(
         json.insert(file.field.clone(), Json::String(file.name.clone()));
     }
     body.json = Json::Object(json);
-    Ok(body)
+    Ok(())
 }
 
 fn file_rules(f: &FieldDef) -> Option<&FileRules> {

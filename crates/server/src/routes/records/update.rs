@@ -46,13 +46,7 @@ pub(super) async fn replace_record(
     if_match: IfMatch,
     req: Request,
 ) -> Result<Reply, ApiError> {
-    let caller = &write_ctx.caller;
-    precheck(caller, &model, Action::Update)?;
-    let access = caller.0.field_access();
-    let body = upload::read(req, &state, &model, access).await?;
-    let patch = validate_draft(&model, &body.json, access)
-        .map(|draft| Patch::from(draft).keep_hidden(&model, access));
-    write(&state, write_ctx, &model, id, patch, body, if_match).await
+    write(&state, write_ctx, &model, id, req, if_match, true).await
 }
 
 /// Changes only the fields present; `null` clears an optional field.
@@ -86,35 +80,39 @@ pub(super) async fn patch_record(
     if_match: IfMatch,
     req: Request,
 ) -> Result<Reply, ApiError> {
-    let caller = &write_ctx.caller;
-    precheck(caller, &model, Action::Update)?;
-    let body = upload::read(req, &state, &model, caller.0.field_access()).await?;
-    let patch = validate_patch(&model, &body.json, caller.0.field_access());
-    write(&state, write_ctx, &model, id, patch, body, if_match).await
+    write(&state, write_ctx, &model, id, req, if_match, false).await
 }
 
-/// Applies `patch` (or its validation error) with the files `body` uploaded; afterwards
-/// the content the write stopped holding (or never took) is released.
+/// A PUT (`replace`) or PATCH: the caller is checked against the record before the body
+/// is read (no upload is stored for a record the caller may not write), then the body's
+/// files are stored and the record written; afterwards the content the write stopped
+/// holding (or never took) is released.
 async fn write(
     state: &AppState,
     WriteContext { caller, ctx }: WriteContext,
     model: &Arc<ModelDef>,
     id: RecordId,
-    patch: Result<Patch, plinth_core::Error>,
-    body: upload::Body,
+    req: Request,
     if_match: IfMatch,
+    replace: bool,
 ) -> Result<Reply, ApiError> {
     let access = caller.0.field_access();
+    precheck(&caller, model, Action::Update)?;
+    let current = state
+        .store()
+        .get(model, id)
+        .await?
+        .ok_or_else(ApiError::record_not_found)?;
+    authorize(&caller, model, Action::Update, Some(&current))?;
+    let expected = if_match.expect(current.version)?;
+    let body = upload::read(req, state, model, access).await?;
     let mut held = Vec::new();
     let written = async {
-        let patch = patch?;
-        let current = state
-            .store()
-            .get(model, id)
-            .await?
-            .ok_or_else(ApiError::record_not_found)?;
-        authorize(&caller, model, Action::Update, Some(&current))?;
-        let expected = if_match.expect(current.version)?;
+        let patch = if replace {
+            Patch::from(validate_draft(model, &body.json, access)?).keep_hidden(model, access)
+        } else {
+            validate_patch(model, &body.json, access)?
+        };
         held = upload::held(state, model, id).await?;
         let ctx = WriteCtx {
             files: body.files.clone(),
