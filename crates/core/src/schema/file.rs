@@ -2,6 +2,7 @@
 //! type, count), and the shape of a stored file's name.
 
 use super::FieldDecl;
+use crate::record::Value;
 
 /// `max_size` of a file field that declares none: 10 MiB.
 pub const DEFAULT_FILE_MAX_SIZE: u64 = 10 << 20;
@@ -65,9 +66,6 @@ pub(super) fn file_rules(f: &FieldDecl) -> Result<FileRules, String> {
             ));
         }
     }
-    if f.multiple {
-        return Err("multiple = true is not supported yet".to_owned());
-    }
     if f.max_files.is_some() && !f.multiple {
         return Err("max_files applies to a multiple file field".to_owned());
     }
@@ -100,6 +98,36 @@ fn mime_pattern(m: &str) -> bool {
         Some((top, sub)) => token(top) && token(sub),
         None => false,
     }
+}
+
+/// A file field's value as a write sends it: a name the record holds (or null); with
+/// `multiple`, a list of distinct names (the ones to keep), at most `max_files`. Whether
+/// the record holds each name is the store's check, in the write's transaction.
+pub(crate) fn validate(rules: &FileRules, v: &serde_json::Value) -> Result<Value, String> {
+    let name = |v: &serde_json::Value| match v.as_str() {
+        Some(s) if is_file_name(s) => Ok(Value::Text(s.to_owned())),
+        _ => {
+            Err("must name a file of this record; upload files with multipart/form-data".to_owned())
+        }
+    };
+    if !rules.multiple {
+        return name(v);
+    }
+    let list = v
+        .as_array()
+        .ok_or("must be a list of names of this record's files")?;
+    if list.len() > rules.max_files as usize {
+        return Err(format!("holds at most {} files", rules.max_files));
+    }
+    let names = list.iter().map(name).collect::<Result<Vec<_>, _>>()?;
+    if names
+        .iter()
+        .enumerate()
+        .any(|(i, n)| names[..i].contains(n))
+    {
+        return Err("names a file twice".to_owned());
+    }
+    Ok(Value::Array(names))
 }
 
 /// Whether `name` has the shape of a stored file's name: 1 to [`FILE_NAME_MAX`] characters

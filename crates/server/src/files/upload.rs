@@ -12,7 +12,7 @@ use crate::state::AppState;
 use axum::extract::Request;
 use axum::http::header;
 use plinth_core::schema::{FieldDef, FieldType, FileRules};
-use plinth_core::{ErrorCode, FieldAccess, FieldError, ModelDef, RecordId};
+use plinth_core::{ErrorCode, FieldAccess, FieldError, ModelDef, Record, RecordId, Value};
 use plinth_store::NewFile;
 use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
@@ -86,12 +86,14 @@ pub(crate) async fn held(
     Ok(rows.into_iter().map(|r| r.hash).collect())
 }
 
-/// Reads the body of a create or update: JSON, or `multipart/form-data` with files.
+/// Reads the body of a create or update of `current`: JSON, or `multipart/form-data` with
+/// files.
 pub(crate) async fn read(
     req: Request,
     state: &AppState,
     model: &ModelDef,
     access: FieldAccess,
+    current: Option<&Record>,
 ) -> Result<Body, ApiError> {
     let content_type = req
         .headers()
@@ -122,7 +124,7 @@ pub(crate) async fn read(
     let stream = req.into_body().into_data_stream();
     let mut parts = multer::Multipart::with_constraints(stream, boundary, limits);
     let mut body = Body::default();
-    match read_parts(&files, &mut parts, model, access, &mut body).await {
+    match read_parts(&files, &mut parts, model, access, current, &mut body).await {
         Ok(()) => Ok(body),
         Err(e) => {
             // What was stored before the refusal goes again.
@@ -138,6 +140,7 @@ async fn read_parts(
     parts: &mut multer::Multipart<'_>,
     model: &ModelDef,
     access: FieldAccess,
+    current: Option<&Record>,
     body: &mut Body,
 ) -> Result<(), ApiError> {
     let mut data: Option<Map<String, Json>> = None;
@@ -169,6 +172,7 @@ async fn read_parts(
             ));
         };
         if body.files.iter().filter(|f| f.field == name).count() >= rules.max_files as usize {
+            // The total, with the files kept, is the field's validation.
             return Err(ApiError::invalid(
                 &name,
                 format!("holds at most {} file(s)", rules.max_files),
@@ -178,14 +182,44 @@ async fn read_parts(
         body.files.push(file);
     }
     let mut json = data.unwrap_or_default();
-    for file in &body.files {
-        if json.contains_key(&file.field) {
-            return Err(ApiError::invalid(
-                &file.field,
-                "is sent both in `data` and as a file part",
-            ));
+    for (i, f) in model.fields().iter().enumerate() {
+        let field = f.name().as_str();
+        let mut names = body
+            .files
+            .iter()
+            .filter(|u| u.field == field)
+            .map(|u| Json::String(u.name.clone()))
+            .peekable();
+        let Some(first) = names.peek().cloned() else {
+            continue;
+        };
+        if !file_rules(f).is_some_and(|r| r.multiple) {
+            if json.contains_key(field) {
+                return Err(ApiError::invalid(
+                    field,
+                    "is sent both in `data` and as a file part",
+                ));
+            }
+            json.insert(field.to_owned(), first);
+            continue;
         }
-        json.insert(file.field.clone(), Json::String(file.name.clone()));
+        // A multiple field's parts append: to the list `data` gives, else to the files the
+        // record holds now.
+        let mut list = match json.remove(field) {
+            Some(Json::Array(list)) => list,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    field,
+                    "must be a list of names of this record's files",
+                ));
+            }
+            None => match current.and_then(|r| r.fields.get(i)).map(Value::to_json) {
+                Some(Json::Array(list)) => list,
+                _ => Vec::new(),
+            },
+        };
+        list.extend(names);
+        json.insert(field.to_owned(), Json::Array(list));
     }
     body.json = Json::Object(json);
     Ok(())

@@ -17,6 +17,7 @@ mod events;
 mod events_attacks;
 mod events_stream;
 mod faults;
+mod field_types;
 mod files;
 mod filter_agreement;
 mod flags;

@@ -41,6 +41,13 @@ fn stored(r: &impl SqlRow) -> Result<StoredFile, StoreError> {
 pub(crate) fn names(v: &Value) -> Vec<&str> {
     match v {
         Value::Text(name) => vec![name.as_str()],
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|v| match v {
+                Value::Text(name) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect(),
         _ => Vec::new(),
     }
 }

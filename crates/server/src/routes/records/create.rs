@@ -49,7 +49,7 @@ pub(super) async fn create_record(
     // it sends.
     authorize(&caller, &model, Action::Create, None)?;
     let access = caller.0.field_access();
-    let body = upload::read(req, &state, &model, access).await?;
+    let body = upload::read(req, &state, &model, access, None).await?;
     let created = async {
         let draft = validate_draft(&model, &body.json, access)?;
         let claim = key.map(|key| IdempotencyClaim {

@@ -105,7 +105,7 @@ async fn write(
         .ok_or_else(ApiError::record_not_found)?;
     authorize(&caller, model, Action::Update, Some(&current))?;
     let expected = if_match.expect(current.version)?;
-    let body = upload::read(req, state, model, access).await?;
+    let body = upload::read(req, state, model, access, Some(&current)).await?;
     let mut held = Vec::new();
     let written = async {
         let patch = if replace {

@@ -33,6 +33,7 @@ on_both_storages!(
     the_same_content_is_stored_once,
     an_oversized_file_is_refused_and_nothing_is_left,
     a_retried_upload_with_an_idempotency_key_replays,
+    a_multiple_field_appends_keeps_a_subset_and_stops_at_max_files,
 );
 
 async fn an_upload_is_stored_and_downloaded_with_its_headers(f: FileApp) {
@@ -217,6 +218,85 @@ async fn a_retried_upload_with_an_idempotency_key_replays(f: FileApp) {
     assert_eq!(first.body["data"], again.body["data"]);
     assert_eq!(f.app.count_all("book").await, 1);
     assert_eq!(f.blob_count().await, 1);
+}
+
+async fn a_multiple_field_appends_keeps_a_subset_and_stops_at_max_files(f: FileApp) {
+    let r = f
+        .upload(
+            Method::POST,
+            "/api/v1/book",
+            &[
+                Part::Data(json!({"name": "album"})),
+                Part::File("gallery", "one.png", "image/png", png(10, 30)),
+                Part::File("gallery", "two.png", "image/png", png(10, 31)),
+            ],
+        )
+        .await;
+    let book = r.data(StatusCode::CREATED).clone();
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v["gallery"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|n| n.as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let first = names(&book);
+    assert_eq!(first.len(), 2);
+    assert!(
+        first[0].starts_with("one_") && first[1].starts_with("two_"),
+        "{first:?}"
+    );
+    let id = id_of(&book);
+    let at = format!("/api/v1/book/{id}");
+    let one = |name: &str| format!("/api/v1/book/{id}/files/gallery/{name}");
+    assert_eq!(f.download(&one(&first[1]), &[]).await.raw, png(10, 31));
+    // Parts append to what the record holds.
+    let r = f
+        .upload(
+            Method::PATCH,
+            &at,
+            &[Part::File("gallery", "three.png", "image/png", png(10, 32))],
+        )
+        .await;
+    let three = names(r.data(StatusCode::OK));
+    assert_eq!(three.len(), 3);
+    assert_eq!(three[..2], first[..]);
+    // A fourth is one too many: refused, and its content not kept.
+    let r = f
+        .upload(
+            Method::PATCH,
+            &at,
+            &[Part::File("gallery", "four.png", "image/png", png(10, 33))],
+        )
+        .await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "INVALID_INPUT");
+    assert_eq!(detail_fields(&r.body), ["gallery"]);
+    assert_eq!(names(&f.get_record(&book).await), three);
+    assert_eq!(f.blob_count().await, 3);
+    // JSON keeps a subset; the others go.
+    let r = f
+        .app
+        .patch_resp("book", &id, &json!({"gallery": [three[2].clone()]}), None)
+        .await;
+    assert_eq!(names(r.data(StatusCode::OK)), [three[2].clone()]);
+    assert_eq!(
+        f.download(&one(&first[0]), &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(f.blob_count().await, 1);
+    // Naming a file the record does not hold is refused.
+    let r = f
+        .app
+        .patch_resp(
+            "book",
+            &id,
+            &json!({"gallery": [three[2].clone(), first[0].clone()]}),
+            None,
+        )
+        .await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "INVALID_INPUT");
+    assert_eq!(detail_fields(&r.body), ["gallery"]);
 }
 
 impl FileApp {

@@ -31,7 +31,7 @@ pub(crate) struct FileApp {
 }
 
 /// `book` (a png/jpeg `cover` of at most 1 KiB, an `attachment` of any type, an admin-only
-/// `scan`), and `diary` (users read their own; a `photo`).
+/// `scan`, a `gallery` of up to 3 images), and `diary` (users read their own; a `photo`).
 pub(crate) fn models() -> Vec<plinth_core::ModelDecl> {
     decls(json!([
         {"name": "book", "fields": [
@@ -39,7 +39,9 @@ pub(crate) fn models() -> Vec<plinth_core::ModelDecl> {
             {"name": "cover", "type": "file", "max_size": 1024,
              "mime_types": ["image/png", "image/jpeg"]},
             {"name": "attachment", "type": "file"},
-            {"name": "scan", "type": "file", "admin_only": true}
+            {"name": "scan", "type": "file", "admin_only": true},
+            {"name": "gallery", "type": "file", "multiple": true, "max_files": 3,
+             "mime_types": ["image/*"]}
         ]},
         {"name": "diary", "user_read": "own", "fields": [
             {"name": "photo", "type": "file", "mime_types": ["image/*"]}

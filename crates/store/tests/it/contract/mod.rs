@@ -72,6 +72,8 @@ mod refresh;
 mod schema;
 mod sweep;
 mod transfer;
+mod types;
+mod types_evolve;
 mod unique;
 mod versions;
 
