@@ -22,6 +22,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+/// A temporary file older than this is a crashed upload's (a request never lasts as long).
+const STALE_TEMP: Duration = Duration::from_secs(24 * 3600);
+
+/// Two-digit prefixes looked at per orphan sweep (of 256).
+const SWEEP_FANS: u8 = 32;
 /// Blobs looked at per orphan sweep.
 const SWEEP_LIMIT: usize = 10_000;
 
@@ -40,13 +45,24 @@ pub(crate) struct Files {
 
 impl Files {
     /// Opens the storage `config` names, creating the local directories and removing
-    /// temporary files a stopped process left.
+    /// temporary files a stopped process left (those older than [`STALE_TEMP`]: another
+    /// instance sharing the directory may be writing younger ones).
     pub(crate) fn open(config: &FilesConfig, data_limit: usize) -> Result<Self, String> {
         let storage = Storage::open(config)?;
         let tmp = config.dir.join("tmp");
-        let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp)
             .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+        for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_TEMP);
+            if stale {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         Ok(Self {
             storage,
             tmp,
@@ -129,11 +145,18 @@ impl Files {
         Ok(true)
     }
 
-    /// One orphan sweep: blobs nothing holds, past the grace, are deleted. Returns how many.
+    /// One orphan sweep over [`SWEEP_FANS`] of the 256 two-digit prefixes, from a random
+    /// one (so every prefix comes round): blobs nothing holds, past the grace, are deleted.
+    /// Returns how many.
     pub(crate) async fn sweep(&self, store: &dyn Store) -> Result<u64, String> {
+        let mut start = [0u8; 1];
+        let _ = getrandom::fill(&mut start);
+        let fans: Vec<String> = (0..SWEEP_FANS)
+            .map(|i| format!("{:02x}", start[0].wrapping_add(i)))
+            .collect();
         let blobs = self
             .storage
-            .list(SWEEP_LIMIT)
+            .list(&fans, SWEEP_LIMIT)
             .await
             .map_err(|e| e.to_string())?;
         let mut removed = 0;

@@ -165,21 +165,22 @@ impl Storage {
         }
     }
 
-    /// Up to `limit` blobs with their last write, for the orphan sweep.
-    pub(crate) async fn list(&self, limit: usize) -> io::Result<Vec<(String, SystemTime)>> {
+    /// Up to `limit` blobs with their last write, among those whose hash starts with one
+    /// of `fans` (two hex digits each), for the orphan sweep.
+    pub(crate) async fn list(
+        &self,
+        fans: &[String],
+        limit: usize,
+    ) -> io::Result<Vec<(String, SystemTime)>> {
         let mut out = Vec::new();
-        match self {
-            Self::Local { root } => {
-                let mut dirs = match tokio::fs::read_dir(root).await {
-                    Ok(d) => d,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-                    Err(e) => return Err(e),
-                };
-                while let Some(dir) = dirs.next_entry().await? {
-                    if !dir.file_type().await?.is_dir() {
-                        continue;
-                    }
-                    let mut files = tokio::fs::read_dir(dir.path()).await?;
+        for fan in fans {
+            match self {
+                Self::Local { root } => {
+                    let mut files = match tokio::fs::read_dir(root.join(fan)).await {
+                        Ok(d) => d,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e),
+                    };
                     while let Some(f) = files.next_entry().await? {
                         if out.len() >= limit {
                             return Ok(out);
@@ -188,18 +189,17 @@ impl Storage {
                         out.push((name, f.metadata().await?.modified()?));
                     }
                 }
-            }
-            Self::S3 { bucket, prefix } => {
-                let base = Key::from(prefix.trim_end_matches('/'));
-                let base = (!prefix.is_empty()).then_some(&base);
-                let mut items = bucket.list(base);
-                while let Some(meta) = items.next().await {
-                    if out.len() >= limit {
-                        break;
-                    }
-                    let meta = meta.map_err(io_err)?;
-                    if let Some(name) = meta.location.filename() {
-                        out.push((name.to_owned(), meta.last_modified.into()));
+                Self::S3 { bucket, prefix } => {
+                    let base = Key::from(format!("{prefix}{fan}"));
+                    let mut items = bucket.list(Some(&base));
+                    while let Some(meta) = items.next().await {
+                        if out.len() >= limit {
+                            return Ok(out);
+                        }
+                        let meta = meta.map_err(io_err)?;
+                        if let Some(name) = meta.location.filename() {
+                            out.push((name.to_owned(), meta.last_modified.into()));
+                        }
                     }
                 }
             }

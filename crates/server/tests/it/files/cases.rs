@@ -320,3 +320,25 @@ impl FileApp {
         self.app.get_ok("book", &id_of(record)).await
     }
 }
+
+#[tokio::test]
+async fn the_sweeper_removes_contents_no_record_holds() {
+    let f = FileApp::local_swept(std::time::Duration::from_millis(200)).await;
+    let kept = f.create_with_cover(&png(20, 40)).await;
+    // A content a crash left: stored, never committed to a record.
+    let orphan = "ab".repeat(32);
+    let dir = f.dir().join("blobs").join("ab");
+    std::fs::create_dir_all(&dir).expect("a blob directory");
+    std::fs::write(dir.join(&orphan), b"left behind").expect("an orphan");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while dir.join(&orphan).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the orphan was never swept"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(f.blob_count().await, 1);
+    let d = f.download(&file_path("book", &kept, "cover"), &[]).await;
+    assert_eq!(d.raw, png(20, 40));
+}

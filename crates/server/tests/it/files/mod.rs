@@ -62,6 +62,15 @@ impl FileApp {
     }
 
     async fn spawn(blobs: Blobs) -> Self {
+        Self::spawn_sweeping(blobs, ServerConfig::default().sweep_interval).await
+    }
+
+    /// Local storage, swept every `interval`.
+    pub(crate) async fn local_swept(interval: Duration) -> Self {
+        Self::spawn_sweeping(Blobs::Local, interval).await
+    }
+
+    async fn spawn_sweeping(blobs: Blobs, sweep_interval: Duration) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let s3 = match &blobs {
             Blobs::Local => None,
@@ -81,6 +90,7 @@ impl FileApp {
                 orphan_grace: Duration::ZERO,
                 ..FilesConfig::local(dir.path())
             }),
+            sweep_interval,
             ..ServerConfig::default()
         };
         let app = TestApp::spawn_configured(models(), config).await;
