@@ -8,12 +8,11 @@
 //! The statements themselves are the shared ones of `crate::sql`, run through the
 //! synchronous [`Exec`](crate::sql::Exec) of `exec`.
 //!
-//! Layout: `writer` (the writer thread and group commit), `readers` (the read connections,
-//! each read bounded in time and interrupted when its caller goes away), `ddl`
-//! (migrations), `schema` (the store's migration methods), `changes` (the change log's), `exec` (binding parameters and reading rows), `errors` (translation of
-//! `rusqlite` errors into [`StoreError`]), `files` (private file modes, the lock file),
-//! `account_store` (the [`AccountStore`](crate::AccountStore) methods), `backup` (`VACUUM
-//! INTO` a backup; restore through the online backup API).
+//! Layout: `writer` (the writer thread, group commit), `readers` (read connections, each
+//! read bounded in time and stopped when its caller goes away), `ddl` (migrations), `schema`
+//! (migration methods), `changes` (the change log's), `exec` (parameters and rows), `errors`
+//! (`rusqlite` errors into [`StoreError`]), `files` (file modes, the lock file), `backup`,
+//! and `account_store`, `flag_store`, `file_store` (those traits' methods).
 
 mod account_store;
 mod backup;
