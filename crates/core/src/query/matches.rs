@@ -10,8 +10,9 @@
 //! - Numbers compare by value (an integer column against a float value as SQL does),
 //!   timestamps by their microseconds, booleans and ids by equality only (the parser
 //!   refuses ordering them), dates by the calendar and decimals by value (as their stored
-//!   text and units order). An array `has` a value when an item equals it. A pii value compares as its plain text: the store compares
-//!   blind indexes, which are equal exactly when the texts are.
+//!   text and units order). An array `has` a value when an item equals it. A pii value
+//!   compares as its plain text: the store compares blind indexes, which are equal exactly
+//!   when the texts are.
 
 use super::{Filter, Op};
 use crate::record::{Record, Value};

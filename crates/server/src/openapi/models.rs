@@ -4,7 +4,9 @@
 //! grammar: operators by field type) and its sort keys.
 
 use plinth_core::format::TextFormat;
-use plinth_core::schema::{FieldDef, FieldType, ItemKind, Unique, ValueKind, kind_name};
+use plinth_core::schema::{
+    FieldDef, FieldType, ItemKind, Unique, UniqueAmong, ValueKind, kind_name,
+};
 use plinth_core::{ModelDef, QueryLimits, ReadScope, Schema, Status};
 use serde_json::{Map, Value, json};
 
@@ -336,6 +338,10 @@ fn notes(schema: &mut Value, f: &FieldDef) {
             obj.insert("x-plinth-unique".to_owned(), json!("owner"));
             said.push("unique per owner".to_owned());
         }
+    }
+    if f.unique().is_some() && f.unique_among() == UniqueAmong::Live {
+        obj.insert("x-plinth-unique-among".to_owned(), json!("live"));
+        said.push("among live records (a deleted record's value may be reused)".to_owned());
     }
     if f.indexed() {
         obj.insert("x-plinth-indexed".to_owned(), json!(true));

@@ -32,6 +32,7 @@ mod metrics;
 mod middleware;
 mod models;
 mod openapi;
+mod openapi_types;
 mod pii;
 mod policy_overrides;
 mod rate_limits;
