@@ -32,6 +32,8 @@ pub enum ErrorCode {
     UriTooLong,
     /// The request's headers are larger, or more, than the server accepts.
     HeadersTooLarge,
+    /// The `Range` asked for lies outside the file.
+    RangeNotSatisfiable,
     /// Too many requests.
     RateLimited,
     /// A fault inside Plinth; the client sees nothing more.
@@ -56,6 +58,7 @@ impl ErrorCode {
             Self::RequestTimeout => "REQUEST_TIMEOUT",
             Self::UriTooLong => "URI_TOO_LONG",
             Self::HeadersTooLarge => "HEADERS_TOO_LARGE",
+            Self::RangeNotSatisfiable => "RANGE_NOT_SATISFIABLE",
             Self::RateLimited => "RATE_LIMITED",
             Self::Internal => "INTERNAL",
             Self::Unavailable => "UNAVAILABLE",
@@ -163,6 +166,7 @@ mod tests {
             (ErrorCode::RequestTimeout, "REQUEST_TIMEOUT"),
             (ErrorCode::UriTooLong, "URI_TOO_LONG"),
             (ErrorCode::HeadersTooLarge, "HEADERS_TOO_LARGE"),
+            (ErrorCode::RangeNotSatisfiable, "RANGE_NOT_SATISFIABLE"),
             (ErrorCode::RateLimited, "RATE_LIMITED"),
             (ErrorCode::Internal, "INTERNAL"),
             (ErrorCode::Unavailable, "UNAVAILABLE"),

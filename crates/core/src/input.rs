@@ -271,6 +271,7 @@ pub fn validate_value(f: &FieldDef, v: &Json) -> Result<Value, String> {
             _ => Err(format!("must be one of {}", values.join(", "))),
         },
         FieldType::Json => Ok(Value::Json(v.clone())),
+        FieldType::File(rules) => crate::schema::file::validate(rules, v),
         FieldType::Reference { model } => {
             let s = v
                 .as_str()

@@ -11,10 +11,12 @@ use std::sync::Arc;
 
 mod def;
 mod field;
+pub mod file;
 mod unique;
 pub use def::{FieldDef, FieldType, Pattern};
 use field::field_def;
 pub use field::kind_name;
+pub use file::FileRules;
 pub use unique::{Unique, UniqueAmong};
 
 /// Default `max_length` of a `string` field.
@@ -68,6 +70,8 @@ pub enum FieldKind {
     Email,
     /// An absolute http or https URL (checked text).
     Url,
+    /// An uploaded file (its stored name), or a list of them with `multiple`.
+    File,
 }
 
 impl FieldKind {
@@ -220,6 +224,18 @@ pub struct FieldDecl {
     /// The field's previous name: the migration renames the column, keeping its values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renamed_from: Option<String>,
+    /// Largest accepted file, in bytes (`file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+    /// Accepted types, sniffed from the content (`file`): `image/png`, `image/*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_types: Option<Vec<String>>,
+    /// A list of files rather than one (`file`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub multiple: bool,
+    /// Most files a `multiple` field holds (`file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_files: Option<u32>,
 }
 
 impl FieldDecl {
@@ -246,6 +262,8 @@ impl FieldDecl {
                     .unwrap_or(DEFAULT_SCALE),
             ),
             FieldKind::Array => ValueKind::Array(self.items.unwrap_or(ItemKind::String)),
+            FieldKind::File if self.multiple => ValueKind::Array(ItemKind::String),
+            FieldKind::File => ValueKind::Text,
         }
     }
 }

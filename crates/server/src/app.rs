@@ -110,6 +110,11 @@ impl Application {
             state.set_alerts(Arc::new(alerts));
         }
         state.set_metrics_access(config.metrics.clone());
+        if let Some(files) = &config.files {
+            let files =
+                crate::files::Files::open(files, config.body_limit).map_err(StartError::Refused)?;
+            state.set_files(Arc::new(files));
+        }
         state.set_realtime(Arc::new(Realtime::new(
             config.realtime,
             state.metrics().realtime.clone(),
@@ -387,6 +392,10 @@ fn layered(
         request_timeout: config.request_timeout,
         body_idle_timeout: config.header_read_timeout,
         body_limit: config.body_limit,
+        upload_limit: config
+            .files
+            .as_ref()
+            .map_or(config.body_limit as u64, |f| f.upload_limit),
     };
     // CORS sits inside the request context, so preflight answers carry X-Request-Id too.
     let cors = match config.cors_origins.as_slice() {

@@ -133,6 +133,8 @@ pub struct ServerConfig {
     pub metrics: MetricsAccess,
     /// The change feed.
     pub realtime: RealtimeConfig,
+    /// File fields' storage; `None`: uploads are refused (JSON writes still work).
+    pub files: Option<crate::files::FilesConfig>,
 }
 
 impl Default for ServerConfig {
@@ -158,6 +160,7 @@ impl Default for ServerConfig {
             alerts: AlertConfig::default(),
             metrics: MetricsAccess::default(),
             realtime: RealtimeConfig::default(),
+            files: None,
         }
     }
 }

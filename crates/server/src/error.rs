@@ -26,6 +26,7 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         ErrorCode::UriTooLong => StatusCode::URI_TOO_LONG,
         ErrorCode::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        ErrorCode::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -135,6 +136,11 @@ impl From<StoreError> for ApiError {
             } => Self::new(code, reason),
             StoreError::InvalidReference { field } => {
                 let reason = "references a record that does not exist";
+                Self::new(code, format!("invalid {field}: {reason}"))
+                    .with_details(vec![FieldError::new(field, reason)])
+            }
+            StoreError::UnknownFile { field } => {
+                let reason = "names a file this record does not hold";
                 Self::new(code, format!("invalid {field}: {reason}"))
                     .with_details(vec![FieldError::new(field, reason)])
             }

@@ -43,6 +43,7 @@ mod extract;
 #[cfg(feature = "faults")]
 mod faults;
 mod fds;
+pub mod files;
 mod flags;
 mod limits;
 mod metrics;
@@ -62,6 +63,7 @@ pub use accounts::{AccountError, create_account};
 pub use app::{Application, StartError, with_middleware};
 pub use auth::{Auth, AuthConfig, AuthError, SigningKey};
 pub use config::{BackupSchedule, DEFAULT_BODY_LIMIT, RealtimeConfig, ServerConfig};
+pub use files::{FilesConfig, S3Config};
 pub use metrics::{MetricsAccess, MetricsToken};
 pub use serve::MAX_H2_STREAMS;
 pub use state::AppState;

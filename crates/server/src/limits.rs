@@ -39,6 +39,8 @@ pub(crate) struct RequestLimits {
     pub(crate) body_idle_timeout: Duration,
     /// The largest body accepted.
     pub(crate) body_limit: usize,
+    /// The largest `multipart/form-data` body accepted (uploads; parts checked as read).
+    pub(crate) upload_limit: u64,
 }
 
 /// Refuses a head over the limits, with the envelope; and a body whose `Content-Length`
@@ -70,7 +72,20 @@ pub(crate) fn check_head(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if length.is_some_and(|n| n > limits.body_limit as u64) {
+    let multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.trim_start()
+                .get(..19)
+                .is_some_and(|t| t.eq_ignore_ascii_case("multipart/form-data"))
+        });
+    let limit = if multipart {
+        limits.upload_limit
+    } else {
+        limits.body_limit as u64
+    };
+    if length.is_some_and(|n| n > limit) {
         return Err(ApiError::new(
             ErrorCode::PayloadTooLarge,
             "the request body is larger than the server accepts",

@@ -55,6 +55,8 @@ struct Inner {
     /// The change feed, set once by the `Application` serving the state (unset: the
     /// streams answer 503).
     realtime: OnceLock<Arc<Realtime>>,
+    /// File storage, set once by the `Application` serving the state (unset: no uploads).
+    files: OnceLock<Arc<crate::files::Files>>,
 }
 
 /// Default read-your-own-writes window.
@@ -105,6 +107,7 @@ impl AppState {
             openapi: OnceLock::new(),
             metrics_access: OnceLock::new(),
             realtime: OnceLock::new(),
+            files: OnceLock::new(),
         }))
     }
 
@@ -203,6 +206,16 @@ impl AppState {
     /// This instance's change feed (`None` before an `Application` serves the state).
     pub(crate) fn realtime(&self) -> Option<&Arc<Realtime>> {
         self.0.realtime.get()
+    }
+
+    /// The file storage, when one is configured.
+    pub(crate) fn files(&self) -> Option<&Arc<crate::files::Files>> {
+        self.0.files.get()
+    }
+
+    /// Sets the file storage once; a state served twice keeps the first.
+    pub(crate) fn set_files(&self, files: Arc<crate::files::Files>) {
+        let _ = self.0.files.set(files);
     }
 
     /// Sets the change feed once; a state served twice keeps the first.

@@ -3,7 +3,8 @@
 //! token spent, revoked or expired, or the session past its absolute lifetime),
 //! idempotency keys older than the idempotency window and, when a retention is set, audit
 //! entries older than it (each batch behind a sealed checkpoint, under the chain's lock),
-//! and changes older than the change feed's retention (raising the log's window).
+//! changes older than the change feed's retention (raising the log's window), and file
+//! contents no record holds any more (past the orphan grace: `files::Files::sweep`).
 //!
 //! Every `interval` it deletes in batches of [`BATCH`] rows, one short statement each, with
 //! a pause between batches, so a sweep never holds the SQLite writer for long. Each instance
@@ -72,13 +73,21 @@ async fn sweep_once(state: &AppState, keep: Keep) {
         store.prune_changes(auth.ago(keep.changes), BATCH)
     })
     .await;
-    if refresh_tokens + idempotency_keys + audit_entries + changes > 0 {
+    let files = match state.files() {
+        Some(files) => files.sweep(store.as_ref()).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, what = "files", "sweeping failed; trying again at the next interval");
+            0
+        }),
+        None => 0,
+    };
+    if refresh_tokens + idempotency_keys + audit_entries + changes + files > 0 {
         tracing::info!(
             refresh_tokens,
             idempotency_keys,
             audit_entries,
             changes,
-            "swept dead credentials, keys, old audit entries and old changes"
+            files,
+            "swept dead credentials, keys, old audit entries, old changes and unused files"
         );
     }
 }

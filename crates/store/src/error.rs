@@ -29,6 +29,12 @@ pub enum StoreError {
         /// The reference field.
         field: String,
     },
+    /// A file field names a file its record does not hold.
+    #[error("{field} names a file this record does not hold")]
+    UnknownFile {
+        /// The file field.
+        field: String,
+    },
     /// A value the engine cannot store (NUL in PostgreSQL text, say).
     #[error("{reason}")]
     InvalidValue {
@@ -72,7 +78,9 @@ impl StoreError {
         match self {
             Self::NotFound => ErrorCode::NotFound,
             Self::Conflict { .. } => ErrorCode::Conflict,
-            Self::InvalidReference { .. } | Self::InvalidValue { .. } => ErrorCode::InvalidInput,
+            Self::InvalidReference { .. }
+            | Self::UnknownFile { .. }
+            | Self::InvalidValue { .. } => ErrorCode::InvalidInput,
             Self::Stale { .. } => ErrorCode::PreconditionFailed,
             Self::Migration(_) | Self::Internal(_) => ErrorCode::Internal,
             Self::Unavailable(_) | Self::Contention(_) | Self::InUse(_) | Self::Timeout(_) => {

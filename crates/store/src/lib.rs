@@ -9,6 +9,7 @@
 //!   ([`AuditVerdict`]).
 //! - [`changes`]: the change log the realtime feed reads ([`Change`], [`ChangeWindow`]):
 //!   one row per record write, with its audit entry's `seq`.
+//! - [`files`]: [`FileStore`]: which record holds which uploaded file (`_plinth_files`).
 //! - [`flags`]: [`FlagStore`]: feature flags in `_plinth_flags`.
 //! - [`error`]: [`StoreError`], the only error type that leaves this crate.
 //! - `gate` (private): `ListGate`, how many record lists (and pattern lists) may hold read
@@ -34,6 +35,7 @@ pub mod audit;
 pub mod backup;
 pub mod changes;
 pub mod error;
+pub mod files;
 pub mod flags;
 mod gate;
 pub mod postgres;
@@ -49,6 +51,7 @@ pub use accounts::{AccountStore, ApiKey, NewApiKey, NewUser, Refresh, User, User
 pub use audit::{AuditBreak, AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Event};
 pub use changes::{Change, ChangeKind, ChangeWindow, ChangesPage};
 pub use error::StoreError;
+pub use files::{FileStore, NewFile, StoredFile};
 pub use flags::{FlagStore, FlagVersion, NewFlag};
 pub use postgres::{PgOptions, PgStore};
 pub use seal::{KeyError, Keyring, Keys, SealedTable};
@@ -121,6 +124,9 @@ pub struct WriteCtx {
     pub client_addr: Option<String>,
     /// Whether the actor authenticated with an API key (the audit trail says so).
     pub via_api_key: bool,
+    /// Files uploaded with this write (already in file storage), which the written record's
+    /// file fields name: their rows are added in the write's transaction.
+    pub files: Vec<NewFile>,
 }
 
 impl WriteCtx {
@@ -131,6 +137,7 @@ impl WriteCtx {
             request_id: request_id.into(),
             client_addr: None,
             via_api_key: false,
+            files: Vec::new(),
         }
     }
 }
@@ -170,7 +177,7 @@ pub struct Page {
 /// `version` by exactly one and sets `updated_at`; `expected_version` (from `If-Match`)
 /// makes a write conditional.
 #[async_trait]
-pub trait Store: AccountStore + FlagStore + Send + Sync + std::fmt::Debug {
+pub trait Store: AccountStore + FlagStore + FileStore + Send + Sync + std::fmt::Debug {
     /// Claims the database for `claim` until the store is closed, or refuses with
     /// [`StoreError::InUse`] when another process's claim excludes it. On PostgreSQL, a
     /// server's own start migration then applies destructive steps only while no other

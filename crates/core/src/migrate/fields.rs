@@ -186,6 +186,8 @@ fn convertible(old: &FieldDecl, new: &FieldDef) -> bool {
     let (from, to) = (old.value_kind(), new.value_kind());
     let decimals = matches!((from, to), (ValueKind::Decimal(_), ValueKind::Decimal(_)));
     (from == to || is_retype(from, to) || decimals)
+        // A file field's values name rows of the file table: no other kind becomes one.
+        && ((old.kind == FieldKind::File) == (new.kind() == FieldKind::File))
         && (old.kind != FieldKind::Reference || old.model.as_deref() == reference_target(new))
 }
 

@@ -102,6 +102,8 @@ pub enum FieldType {
         /// Longest accepted string item, in characters.
         max_length: u32,
     },
+    /// `file`: stored file names (a list with `multiple`), with the rules uploads meet.
+    File(super::FileRules),
 }
 
 /// A validated field definition.
@@ -188,6 +190,8 @@ impl FieldDef {
             FieldType::Date { .. } => ValueKind::Date,
             FieldType::Decimal { scale, .. } => ValueKind::Decimal(*scale),
             FieldType::Array { items, .. } => ValueKind::Array(*items),
+            FieldType::File(rules) if rules.multiple => ValueKind::Array(ItemKind::String),
+            FieldType::File(_) => ValueKind::Text,
         }
     }
     /// May be used as a sort key.

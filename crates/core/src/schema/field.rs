@@ -36,6 +36,16 @@ pub(super) fn field_def(f: &FieldDecl, models: &[&str]) -> Result<FieldDef, Stri
         ("max", f.max.is_some() && !bounded),
         ("values", f.values.is_some() && kind != FieldKind::Enum),
         ("model", f.model.is_some() && kind != FieldKind::Reference),
+        ("max_size", f.max_size.is_some() && kind != FieldKind::File),
+        (
+            "mime_types",
+            f.mime_types.is_some() && kind != FieldKind::File,
+        ),
+        ("multiple", f.multiple && kind != FieldKind::File),
+        (
+            "max_files",
+            f.max_files.is_some() && kind != FieldKind::File,
+        ),
         ("scale", f.scale.is_some() && kind != FieldKind::Decimal),
         ("items", f.items.is_some() && kind != FieldKind::Array),
         (
@@ -66,6 +76,10 @@ pub(super) fn field_def(f: &FieldDecl, models: &[&str]) -> Result<FieldDef, Stri
             "an array"
         };
         return Err(format!("{what} field cannot be unique or indexed"));
+    }
+    if kind == FieldKind::File {
+        // Checked before the generic rules, so the message names the file rule.
+        super::file::file_rules(f)?;
     }
     if f.pii && !text_like {
         return Err(format!(
@@ -134,6 +148,7 @@ pub(super) fn field_def(f: &FieldDecl, models: &[&str]) -> Result<FieldDef, Stri
             }
             FieldType::Enum { values }
         }
+        FieldKind::File => FieldType::File(super::file::file_rules(f)?),
         FieldKind::Reference => {
             let target = f
                 .model
@@ -328,5 +343,6 @@ pub fn kind_name(kind: FieldKind) -> &'static str {
         FieldKind::Array => "array",
         FieldKind::Email => "email",
         FieldKind::Url => "url",
+        FieldKind::File => "file",
     }
 }

@@ -240,6 +240,7 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
                 .map(|t| MetricsToken::new(t.expose())),
         },
         change_retention: config.settings.realtime_retention.duration(),
+        files: Some(config.files_config()),
         realtime: RealtimeConfig {
             max_per_principal: config.settings.realtime_max_per_principal,
             max_total: config.settings.realtime_max_total,

@@ -4,6 +4,7 @@
 
 mod auth;
 mod encryption;
+mod files;
 mod layers;
 mod reference;
 mod settings;
@@ -311,6 +312,7 @@ fn cross_checks(s: &Settings) -> Vec<String> {
             env::METRICS_TOKEN
         ));
     }
+    errors.extend(files::checks(s));
     if let Err(e) = TrustedProxies::parse(&s.trusted_proxies) {
         errors.push(format!("trusted_proxies ({}): {e}", env::TRUSTED_PROXIES));
     }

@@ -192,6 +192,35 @@ settings! {
         key: Some("realtime.retention"), env: REALTIME_RETENTION = "PLINTH_REALTIME_RETENTION", flag: None,
         range: Some((60, 31_536_000)),
         help: "How long the change log keeps a change (`90m`, `24h`, `7d`…), so a client can resume within it; the sweep (`sweep_interval_seconds`) prunes older ones, and a resume from before them gets `reset` `expired`.";
+    files_dir: Option<PathBuf> = None;
+        key: Some("files.dir"), env: FILES_DIR = "PLINTH_FILES_DIR", flag: None, range: None,
+        help: "Where file fields' contents are kept (`blobs/`, by SHA-256) and uploads in progress are written (`tmp/`, also with a bucket). Unset: `<data_dir>/files`. Instances sharing a database share this directory, or a bucket.";
+    files_upload_limit: u64 = plinth_server::files::DEFAULT_UPLOAD_LIMIT;
+        key: Some("files.upload_limit"), env: FILES_UPLOAD_LIMIT = "PLINTH_FILES_UPLOAD_LIMIT", flag: None,
+        range: Some((1, 1 << 40)),
+        help: "The largest `multipart/form-data` body accepted, files included, in bytes; each file is also held to its field's `max_size`, and the `data` part to `body_limit`.";
+    files_orphan_grace: Span = Span::seconds(600);
+        key: Some("files.orphan_grace"), env: FILES_ORPHAN_GRACE = "PLINTH_FILES_ORPHAN_GRACE", flag: None,
+        range: Some((0, 31_536_000)),
+        help: "How long a content no record holds is kept after it was last written (`10m`, `1h`…), so an upload of the same content on another instance, written but not yet committed, keeps it; after a replace or purge older contents go at once, younger ones at a later sweep.";
+    files_s3_bucket: Option<String> = None;
+        key: Some("files.s3_bucket"), env: FILES_S3_BUCKET = "PLINTH_FILES_S3_BUCKET", flag: None, range: None,
+        help: "Keep file contents in this S3-compatible bucket instead of `files.dir` (which then holds only uploads in progress). Needs `PLINTH_S3_ACCESS_KEY_ID` and `PLINTH_S3_SECRET_ACCESS_KEY`.";
+    files_s3_endpoint: Option<String> = None;
+        key: Some("files.s3_endpoint"), env: FILES_S3_ENDPOINT = "PLINTH_FILES_S3_ENDPOINT", flag: None, range: None,
+        help: "The bucket service's URL (MinIO, Ceph, R2…); unset: AWS S3 in `files.s3_region`. Plain `http://` is refused in production.";
+    files_s3_region: String = "us-east-1".to_owned();
+        key: Some("files.s3_region"), env: FILES_S3_REGION = "PLINTH_FILES_S3_REGION", flag: None, range: None,
+        help: "The bucket's region.";
+    files_s3_prefix: String = String::new();
+        key: Some("files.s3_prefix"), env: FILES_S3_PREFIX = "PLINTH_FILES_S3_PREFIX", flag: None, range: None,
+        help: "Put before every key in the bucket (`plinth/`), so one bucket can serve several deployments.";
+    s3_access_key_id: Option<Secret> = None;
+        key: None, env: S3_ACCESS_KEY_ID = "PLINTH_S3_ACCESS_KEY_ID", flag: None, range: None,
+        help: "The bucket's access key id. Never read from the file.";
+    s3_secret_access_key: Option<Secret> = None;
+        key: None, env: S3_SECRET_ACCESS_KEY = "PLINTH_S3_SECRET_ACCESS_KEY", flag: None, range: None,
+        help: "The bucket's secret access key. Never read from the file.";
     realtime_poll_ms: u64 = 1000;
         key: Some("realtime.poll_ms"), env: REALTIME_POLL_MS = "PLINTH_REALTIME_POLL_MS", flag: None,
         range: Some((10, 60_000)),

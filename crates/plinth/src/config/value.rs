@@ -274,6 +274,11 @@ impl Span {
         Self(hours * 3600)
     }
 
+    /// `seconds` seconds.
+    pub(crate) const fn seconds(seconds: u64) -> Self {
+        Self(seconds)
+    }
+
     /// The span as a `Duration`.
     pub(crate) fn duration(self) -> std::time::Duration {
         std::time::Duration::from_secs(self.0)

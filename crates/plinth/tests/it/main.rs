@@ -27,4 +27,5 @@ mod secrets;
 mod settings;
 mod tls;
 mod transfer;
+mod uploads;
 mod versions;

@@ -17,6 +17,7 @@
 
 mod access;
 mod accounts;
+mod files;
 mod flags;
 mod histogram;
 mod realtime;

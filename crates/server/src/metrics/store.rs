@@ -54,7 +54,8 @@ ops! {
     RestoreFrom = "restore_from", CreateFlag = "create_flag", ListFlags = "list_flags",
     GetFlag = "get_flag", UpdateFlag = "update_flag", DeleteFlag = "delete_flag",
     ChangesAfter = "changes_after", ChangeWindow = "change_window",
-    PruneChanges = "prune_changes",
+    PruneChanges = "prune_changes", FilesOf = "files_of", File = "file",
+    FileInUse = "file_in_use",
 }
 
 /// A label set of one label.

@@ -8,7 +8,7 @@ use plinth_core::ErrorCode;
 use serde_json::{Map, Value, json};
 
 /// Every code, in `status_of`'s order.
-const CODES: [ErrorCode; 15] = [
+const CODES: [ErrorCode; 16] = [
     ErrorCode::InvalidInput,
     ErrorCode::Unauthenticated,
     ErrorCode::Forbidden,
@@ -21,6 +21,7 @@ const CODES: [ErrorCode; 15] = [
     ErrorCode::RequestTimeout,
     ErrorCode::UriTooLong,
     ErrorCode::HeadersTooLarge,
+    ErrorCode::RangeNotSatisfiable,
     ErrorCode::RateLimited,
     ErrorCode::Internal,
     ErrorCode::Unavailable,
@@ -42,6 +43,7 @@ fn listed(code: ErrorCode) {
         | ErrorCode::RequestTimeout
         | ErrorCode::UriTooLong
         | ErrorCode::HeadersTooLarge
+        | ErrorCode::RangeNotSatisfiable
         | ErrorCode::RateLimited
         | ErrorCode::Internal
         | ErrorCode::Unavailable => {}

@@ -15,6 +15,7 @@
 //! `envelope`, `page` (the `/docs` page's files, embedded).
 
 mod envelope;
+mod files;
 mod models;
 pub(crate) mod shapes;
 

@@ -11,7 +11,13 @@ use plinth_core::{ModelDef, QueryLimits, ReadScope, Schema, Status};
 use serde_json::{Map, Value, json};
 
 /// The placeholder shapes of the template paths; a model's own are `{placeholder}.{model}`.
-const PLACEHOLDERS: [&str; 4] = ["Record", "Shaped", "RecordInput", "RecordPatch"];
+const PLACEHOLDERS: [&str; 5] = [
+    "Record",
+    "Shaped",
+    "RecordInput",
+    "RecordPatch",
+    "RecordUpload",
+];
 
 /// Most values an `in` filter takes (`plinth_core::query`).
 const MAX_IN_VALUES: u32 = 100;
@@ -31,7 +37,11 @@ pub(super) fn expand(doc: &mut Value, schema: &Schema, limits: &QueryLimits) {
         .collect();
     for model in schema.models() {
         let name = model.name().as_str();
+        let files = super::files::has_files(model);
         for (template, item) in &templates {
+            if !files && template.contains("/files/") {
+                continue;
+            }
             let mut item = item.clone();
             for (_, op) in item.as_object_mut().into_iter().flatten() {
                 if template == "/api/v1/{model}" && op["operationId"] == "list_records" {
@@ -42,6 +52,13 @@ pub(super) fn expand(doc: &mut Value, schema: &Schema, limits: &QueryLimits) {
                     if p["name"] == "filter" {
                         p["schema"]["maxLength"] = json!(limits.filter_max_chars);
                     }
+                }
+                if !files
+                    && let Some(content) = op
+                        .pointer_mut("/requestBody/content")
+                        .and_then(Value::as_object_mut)
+                {
+                    content.remove("multipart/form-data");
                 }
                 operation(op, model);
             }
@@ -61,6 +78,7 @@ pub(super) fn expand(doc: &mut Value, schema: &Schema, limits: &QueryLimits) {
             schemas.insert(format!("Shaped.{name}"), shaped(model));
             schemas.insert(format!("RecordInput.{name}"), input(model, false));
             schemas.insert(format!("RecordPatch.{name}"), input(model, true));
+            schemas.insert(format!("RecordUpload.{name}"), super::files::upload(model));
         }
     }
 }
@@ -251,6 +269,7 @@ fn value_schema(f: &FieldDef) -> Value {
             "description": format!("an exact decimal with at most {scale} decimal places, as a string")
         }),
         FieldType::Array { items, .. } => json!({"type": "array", "items": item_schema(*items)}),
+        FieldType::File(rules) => super::files::value_schema(f, rules),
     }
 }
 

@@ -26,6 +26,10 @@ pub(crate) struct RecordInput {}
 #[derive(ToSchema)]
 pub(crate) struct RecordPatch {}
 
+/// The placeholder for a declared model's `multipart/form-data` body (uploads).
+#[derive(ToSchema)]
+pub(crate) struct RecordUpload {}
+
 /// `/healthz` and `/readyz` (`routes::health`).
 #[derive(ToSchema)]
 pub(crate) struct Health {

@@ -19,6 +19,7 @@ mod events_stream;
 mod expand;
 mod faults;
 mod field_types;
+mod files;
 mod filter_agreement;
 mod filter_expr;
 mod flags;

@@ -27,6 +27,7 @@ mod connect;
 mod ddl;
 mod errors;
 mod exec;
+mod file_store;
 mod flag_store;
 mod lists;
 mod schema;

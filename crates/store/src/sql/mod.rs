@@ -17,6 +17,7 @@ pub(crate) mod backup;
 pub(crate) mod changes;
 pub(crate) mod ddl;
 mod expr;
+pub(crate) mod files;
 pub(crate) mod flags;
 pub(crate) mod list;
 pub(crate) mod records;

@@ -4,6 +4,7 @@
 //! as its last statement, in its transaction (`audit::append`).
 
 use super::audit::{self, Action};
+use super::files;
 use super::{Exec, Param, Query, SqlRow, blind_column, unreadable};
 use crate::shared::Visibility;
 use crate::{Created, IdempotencyClaim, Keys, StoreError, WriteCtx};
@@ -146,6 +147,14 @@ async fn check_references<'v, E: Exec>(
     Ok(())
 }
 
+/// Whether `model` declares a file field (its writes keep `_plinth_files` in step).
+fn has_files(model: &ModelDef) -> bool {
+    model
+        .fields()
+        .iter()
+        .any(|f| matches!(f.ty(), FieldType::File(_)))
+}
+
 /// Who writes and when: the actor and request of the audit entry, and the time of the write
 /// (its `updated_at`, and the entry's `at`).
 #[derive(Debug, Clone, Copy)]
@@ -222,6 +231,9 @@ pub(crate) async fn create<E: Exec>(
         fields: draft.fields,
     };
     insert(e, keys, model, &record).await?;
+    if has_files(model) {
+        files::sync(e, model, id, &record.fields, &by.ctx.files, now).await?;
+    }
     let changes = audit::created(model, &record);
     audit::append(e, by, Action::Create, model, &record, &changes).await?;
     Ok(Created {
@@ -318,6 +330,9 @@ pub(crate) async fn update<E: Exec>(
     q.cached();
     match (e.row(&q, |r| record(r, model, keys)).await?, before) {
         (Some(record), Some(before)) => {
+            if has_files(model) {
+                files::sync(e, model, id, &record.fields, &by.ctx.files, by.now).await?;
+            }
             let changes = audit::updated(model, &before, &record);
             audit::append(e, by, Action::Update, model, &record, &changes).await?;
             Ok(record)
@@ -496,6 +511,9 @@ pub(crate) async fn purge<E: Exec>(
         .push(" AND record_id = ")
         .bind(id);
     e.execute(&q).await?;
+    if has_files(model) {
+        files::drop_record(e, model, id).await?;
+    }
     let changes = audit::purged(model, &before);
     audit::append(e, by, Action::Purge, model, &before, &changes).await
 }

@@ -122,10 +122,18 @@ pub(crate) const VERSIONS: &[Version] = &[
         ),
         destructive: true,
     },
+    Version {
+        number: 6,
+        name: "file fields: which record holds which uploaded file",
+        additive: true,
+        up: &[Op::Sql(super::files::FILES_TABLE)],
+        down: Some("DROP TABLE IF EXISTS _plinth_files;"),
+        destructive: true,
+    },
 ];
 
 /// The newest version this binary knows.
-pub(crate) const LATEST: u32 = 5;
+pub(crate) const LATEST: u32 = 6;
 
 /// The tables every Plinth database has had from the first release. Checks on tables
 /// written per request spell a choice with `OR` (see `ddl`'s `base_columns`).

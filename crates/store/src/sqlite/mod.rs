@@ -8,13 +8,12 @@
 //! The statements themselves are the shared ones of `crate::sql`, run through the
 //! synchronous [`Exec`](crate::sql::Exec) of `exec`.
 //!
-//! Layout: `writer` (the writer thread and group commit), `readers` (the read connections,
-//! each read bounded in time and interrupted when its caller goes away), `reads` (lists,
-//! totals, expansions, the audit walk), `ddl` (migrations), `schema` (the migration
-//! methods), `changes` (the change log's), `exec` (binding parameters and reading rows),
-//! `errors` (`rusqlite` errors as [`StoreError`]), `files` (private file modes, the lock
-//! file), `account_store` ([`AccountStore`](crate::AccountStore)), `backup` (`VACUUM INTO`
-//! a backup; restore through the online backup API).
+//! Layout: `writer` (the writer thread, group commit), `readers` (read connections, each
+//! read bounded in time and stopped when its caller goes away), `reads` (lists, totals,
+//! expansions, the audit walk), `ddl` (migrations), `schema` (migration methods),
+//! `changes` (the change log's), `exec` (parameters and rows), `errors` (`rusqlite` errors
+//! into [`StoreError`]), `files` (file modes, the lock file), `backup`, and
+//! `account_store`, `flag_store`, `file_store` (those traits' methods).
 
 mod account_store;
 mod backup;
@@ -23,6 +22,7 @@ mod checkpoint;
 mod ddl;
 mod errors;
 mod exec;
+mod file_store;
 mod files;
 mod flag_store;
 mod readers;

@@ -23,6 +23,7 @@ fn guest(request_id: &str, address: &str) -> WriteCtx {
         request_id: request_id.to_owned(),
         client_addr: Some(address.to_owned()),
         via_api_key: false,
+        files: Vec::new(),
     }
 }
 

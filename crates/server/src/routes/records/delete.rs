@@ -5,6 +5,7 @@ use super::{authorize, precheck, record_reply};
 use crate::conditional::IfMatch;
 use crate::error::ApiError;
 use crate::extract::{QueryPairs, RecordParam, WriteContext};
+use crate::files::upload;
 use crate::openapi::shapes::Record;
 use crate::reply::Reply;
 use crate::state::AppState;
@@ -64,8 +65,10 @@ pub(super) async fn delete_record(
     if purge {
         authorize(&caller, &model, Action::Purge, Some(&current))?;
         let expected = if_match.expect(current.version)?;
+        let held = upload::held(&state, &model, id).await?;
         state.store().purge(&ctx, &model, id, expected).await?;
         state.note_write(&ctx.actor);
+        upload::Body::default().release(&state, held).await;
         return Ok(Reply::empty(StatusCode::NO_CONTENT));
     }
     authorize(&caller, &model, Action::Delete, Some(&current))?;

@@ -6,6 +6,7 @@
 mod create;
 mod delete;
 mod expand;
+mod files;
 mod list;
 mod read;
 mod shape;
@@ -35,6 +36,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
             delete::delete_record
         ))
         .routes(routes!(delete::restore_record))
+        .routes(routes!(files::download_file))
 }
 
 /// Asks the part of the policy that needs no record, before any lookup or validation.

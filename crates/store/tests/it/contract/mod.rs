@@ -62,6 +62,7 @@ mod backup;
 mod changes;
 mod events;
 mod evolve;
+mod files;
 mod flags;
 mod keys;
 mod lists;
