@@ -110,6 +110,7 @@ impl Application {
             state.set_alerts(Arc::new(alerts));
         }
         state.set_metrics_access(config.metrics.clone());
+        state.set_batch_body_limit(config.batch_body_limit);
         state.set_realtime(Arc::new(Realtime::new(
             config.realtime,
             state.metrics().realtime.clone(),
@@ -387,6 +388,7 @@ fn layered(
         request_timeout: config.request_timeout,
         body_idle_timeout: config.header_read_timeout,
         body_limit: config.body_limit,
+        batch_body_limit: config.batch_body_limit,
     };
     // CORS sits inside the request context, so preflight answers carry X-Request-Id too.
     let cors = match config.cors_origins.as_slice() {

@@ -39,11 +39,32 @@ pub(crate) struct RequestLimits {
     pub(crate) body_idle_timeout: Duration,
     /// The largest body accepted.
     pub(crate) body_limit: usize,
+    /// The largest body of a batch write (`POST /api/v1/{model}/batch`).
+    pub(crate) batch_body_limit: usize,
+}
+
+impl RequestLimits {
+    /// The largest body accepted for a request to `uri` with `method`.
+    pub(crate) fn body_limit_of(&self, method: &Method, uri: &Uri) -> usize {
+        if method == Method::POST && is_batch_path(uri.path()) {
+            self.batch_body_limit
+        } else {
+            self.body_limit
+        }
+    }
+}
+
+/// Whether `path` is a batch write's: `/api/v1/{model}/batch`.
+pub(crate) fn is_batch_path(path: &str) -> bool {
+    path.strip_prefix("/api/v1/")
+        .and_then(|rest| rest.strip_suffix("/batch"))
+        .is_some_and(|model| !model.is_empty() && !model.contains('/'))
 }
 
 /// Refuses a head over the limits, with the envelope; and a body whose `Content-Length`
 /// is over the body limit, before any of it is read.
 pub(crate) fn check_head(
+    method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     limits: &RequestLimits,
@@ -70,7 +91,7 @@ pub(crate) fn check_head(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if length.is_some_and(|n| n > limits.body_limit as u64) {
+    if length.is_some_and(|n| n > limits.body_limit_of(method, uri) as u64) {
         return Err(ApiError::new(
             ErrorCode::PayloadTooLarge,
             "the request body is larger than the server accepts",

@@ -53,7 +53,7 @@ ops! {
     RestoreFrom = "restore_from", CreateFlag = "create_flag", ListFlags = "list_flags",
     GetFlag = "get_flag", UpdateFlag = "update_flag", DeleteFlag = "delete_flag",
     ChangesAfter = "changes_after", ChangeWindow = "change_window",
-    PruneChanges = "prune_changes",
+    PruneChanges = "prune_changes", Batch = "batch",
 }
 
 /// A label set of one label.
@@ -195,6 +195,16 @@ impl Store for MeteredStore {
     ) -> Result<Created, StoreError> {
         let call = self.inner.create(ctx, model, draft, idempotency);
         self.ops.time(Op::Create, call).await
+    }
+    async fn batch(
+        &self,
+        ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        ops: Vec<plinth_store::BatchOp>,
+        idempotency: Option<IdempotencyClaim>,
+    ) -> Result<plinth_store::Batched, StoreError> {
+        let call = self.inner.batch(ctx, model, ops, idempotency);
+        self.ops.time(Op::Batch, call).await
     }
     // Gets by id, the cheapest calls, are timed without an async block of their own (see
     // `StoreOps::timed`): the signatures are those `async_trait` makes.

@@ -4,7 +4,7 @@
 //!
 //! An engine supplies an [`Exec`] (run a [`Query`], hand each row to a callback as a
 //! [`SqlRow`]) and binds [`Param`]s; the [`Dialect`] says how the two spell what differs.
-//! Layout: `records` (single records), `list` (the list and keyset builder), `accounts`
+//! Layout: `records` (single records), `batch` (many in one transaction), `list` (the list and keyset builder), `accounts`
 //! (users, refresh tokens, API keys), `flags` (feature flags), `audit` (the audit trail), `changes` (the change log),
 //! `ddl` (names and base columns of model tables), `versions` (Plinth's own tables),
 //! `steps` (the steps of a migration, as SQL to show and to run).
@@ -12,6 +12,7 @@
 pub(crate) mod accounts;
 pub(crate) mod audit;
 pub(crate) mod backup;
+pub(crate) mod batch;
 pub(crate) mod changes;
 pub(crate) mod ddl;
 pub(crate) mod flags;

@@ -97,6 +97,10 @@ pub(crate) fn statements(d: Dialect, step: &Step) -> Result<Vec<Stmt>, String> {
                 "DELETE FROM _plinth_idempotency WHERE model = {}",
                 quote(name)
             )),
+            Run(format!(
+                "DELETE FROM _plinth_batch_keys WHERE model = {}",
+                quote(name)
+            )),
         ],
         Step::AddField { model, index } => {
             let f = field(model, *index)?;

@@ -3,6 +3,8 @@
 //! One handler per file. Every handler asks the access policy (`plinth_core::policy`)
 //! before touching the store, through [`authorize`].
 
+mod batch;
+mod batch_items;
 mod create;
 mod delete;
 mod list;
@@ -34,6 +36,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
             delete::delete_record
         ))
         .routes(routes!(delete::restore_record))
+        .routes(routes!(batch::batch_records))
 }
 
 /// Asks the part of the policy that needs no record, before any lookup or validation.
