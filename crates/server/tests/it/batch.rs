@@ -224,7 +224,7 @@ async fn malformed_bodies_are_refused_with_the_envelope() {
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "UNSUPPORTED_MEDIA_TYPE",
     );
-    let nowhere = app
+    let undeclared = app
         .call_as(
             Method::POST,
             "/api/v1/nothing/batch",
@@ -232,7 +232,7 @@ async fn malformed_bodies_are_refused_with_the_envelope() {
             Some(&json!({"items": creates("n", 1)})),
         )
         .await;
-    assert_error(&nowhere, StatusCode::NOT_FOUND, "NOT_FOUND");
+    assert_error(&undeclared, StatusCode::NOT_FOUND, "NOT_FOUND");
     assert!(all_books(&app).await.is_empty());
 }
 

@@ -65,10 +65,10 @@ pub(super) fn read(
     if faults.is_empty() {
         return Ok(ops);
     }
-    let message = format!(
-        "{} fault(s) in the batch's items; nothing was written",
-        faults.len()
-    );
+    let message = match faults.len() {
+        1 => "a fault in the batch's items; nothing was written".to_owned(),
+        n => format!("{n} faults in the batch's items; nothing was written"),
+    };
     Err(ApiError::new(ErrorCode::InvalidInput, message).with_details(faults))
 }
 

@@ -214,7 +214,7 @@ async fn a_failed_batch_never_takes_concurrent_writes_down_with_it(e: &Engine) {
     }
     let mut made = Vec::new();
     while let Some(done) = tasks.join_next().await {
-        made.extend(done.expect("the task").into_iter());
+        made.extend(done.expect("the task"));
     }
     assert_eq!(made.len(), 30);
     for id in made {
