@@ -178,10 +178,10 @@ fn id(item: &Map<String, Value>, faults: &mut Vec<FieldError>) -> Option<RecordI
     }
 }
 
-/// The item's `if_match`: absent or `*` for any version, or one entity tag as `ETag` gives
-/// it (`"3"`, quotes included) for that version.
+/// The item's `if_match`: absent, `null` or `*` for any version, or one entity tag as `ETag`
+/// gives it (`"3"`, quotes included) for that version.
 fn if_match(item: &Map<String, Value>, faults: &mut Vec<FieldError>) -> Option<i64> {
-    let value = item.get("if_match")?;
+    let value = item.get("if_match").filter(|v| !v.is_null())?;
     match value.as_str() {
         Some("*") => None,
         Some(tag) => {
