@@ -207,7 +207,7 @@ pub(crate) struct BenchArgs {
     pub(crate) duration: u64,
     /// Also run the bulk workload, last (alone with `--requests 0`): `--bulk-records`
     /// records of `resource` inserted through batch writes of `--batch-size` creates,
-    /// `--concurrency` batches in flight; prints the total time and records/s.
+    /// `--bulk-concurrency` batches in flight; prints the total time and records/s.
     #[arg(long)]
     pub(crate) bulk: bool,
     /// Bulk: records inserted in all.
@@ -218,6 +218,11 @@ pub(crate) struct BenchArgs {
     #[arg(long, requires = "bulk", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub(crate) batch_size: u64,
+    /// Bulk: batches in flight at once (each is one transaction: a few keep the database
+    /// busy without queueing the rest past their timeouts).
+    #[arg(long, requires = "bulk", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub(crate) bulk_concurrency: u32,
 }
 
 #[derive(Debug, Args)]

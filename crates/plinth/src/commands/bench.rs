@@ -33,7 +33,7 @@ async fn bench(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
         bulk: args.bulk.then_some(plinth_bench::BulkOptions {
             records: args.bulk_records,
             batch_size: args.batch_size,
-            concurrency: args.concurrency,
+            concurrency: args.bulk_concurrency as usize,
         }),
     };
     if let Some(url) = args.url {

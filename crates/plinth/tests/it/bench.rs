@@ -114,7 +114,7 @@ async fn the_bulk_workload_inserts_every_record_through_batches() {
         "2000",
         "--batch-size",
         "300",
-        "--concurrency",
+        "--bulk-concurrency",
         "3",
     ];
     let done = run_ok(&dir, &args, &[("PLINTH_BENCH_TOKEN", &key)]).await;
