@@ -78,6 +78,7 @@ fn decode_value(column: &Column, v: &serde_json::Value) -> Option<Value> {
         ValueKind::Boolean => Value::Boolean(v.as_bool()?),
         ValueKind::Datetime => Value::Datetime(Timestamp::from_micros(v.as_i64()?)?),
         ValueKind::Uuid => Value::Reference(RecordId::parse(v.as_str()?).ok()?),
-        ValueKind::Json => return None,
+        ValueKind::Json | ValueKind::Array(_) => return None,
+        kind @ (ValueKind::Date | ValueKind::Decimal(_)) => Value::from_json(kind, v)?,
     })
 }

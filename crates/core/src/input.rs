@@ -2,11 +2,13 @@
 //!
 //! Every problem in a body is collected, so one 400 names every invalid field.
 
+use crate::date::Date;
+use crate::decimal::Decimal;
 use crate::error::{Error, FieldError};
 use crate::names::BASE_FIELDS;
 use crate::policy::FieldAccess;
 use crate::record::{RecordId, Status, Value};
-use crate::schema::{FieldDef, FieldType, ModelDef};
+use crate::schema::{FieldDef, FieldType, ItemKind, ModelDef};
 use crate::time::Timestamp;
 use serde_json::{Map, Value as Json};
 
@@ -221,6 +223,7 @@ pub fn validate_value(f: &FieldDef, v: &Json) -> Result<Value, String> {
             min_length,
             max_length,
             pattern,
+            format,
         } => {
             let s = v.as_str().ok_or("must be a string")?;
             let n = s.chars().count();
@@ -228,6 +231,9 @@ pub fn validate_value(f: &FieldDef, v: &Json) -> Result<Value, String> {
                 return Err(format!(
                     "must be {min_length} to {max_length} characters long"
                 ));
+            }
+            if let Some(format) = format {
+                format.check(s)?;
             }
             if let Some(p) = pattern
                 && !p.is_match(s)
@@ -271,6 +277,70 @@ pub fn validate_value(f: &FieldDef, v: &Json) -> Result<Value, String> {
                 .ok_or_else(|| format!("must be the id of a record of model {model}"))?;
             RecordId::parse(s).map(Value::Reference)
         }
+        FieldType::Date { min, max } => {
+            let s = v
+                .as_str()
+                .ok_or("must be a date string such as 2026-01-31")?;
+            let d = Date::parse(s)?;
+            check_range(d, *min, *max)?;
+            Ok(Value::Date(d))
+        }
+        FieldType::Decimal { scale, min, max } => {
+            let s = v.as_str().ok_or_else(|| {
+                format!(
+                    "must be a decimal as a string, such as \"{}\" (a JSON number is not exact)",
+                    Decimal::from_units(1250 * 10_i64.pow(u32::from(*scale)) / 100, *scale)
+                        .map(|d| d.to_string())
+                        .unwrap_or_default()
+                )
+            })?;
+            let d = Decimal::parse(s, *scale)?;
+            check_range(d.units(), min.map(Decimal::units), max.map(Decimal::units))
+                .map_err(|_| decimal_range(*min, *max))?;
+            Ok(Value::Decimal(d))
+        }
+        FieldType::Array {
+            items,
+            max_items,
+            max_length,
+        } => {
+            let list = v.as_array().ok_or(match items {
+                ItemKind::String => "must be an array of strings",
+                ItemKind::Integer => "must be an array of integers",
+            })?;
+            if list.len() > *max_items as usize {
+                return Err(format!("has at most {max_items} items"));
+            }
+            list.iter()
+                .enumerate()
+                .map(|(i, item)| match items {
+                    ItemKind::String => match item.as_str() {
+                        Some(s) if s.chars().count() <= *max_length as usize => {
+                            Ok(Value::Text(s.to_owned()))
+                        }
+                        Some(_) => Err(format!(
+                            "item {i} must be at most {max_length} characters long"
+                        )),
+                        None => Err(format!("item {i} must be a string")),
+                    },
+                    ItemKind::Integer => item
+                        .as_i64()
+                        .filter(|_| item.is_i64() || item.is_u64())
+                        .map(Value::Integer)
+                        .ok_or_else(|| format!("item {i} must be an integer (64-bit)")),
+                })
+                .collect::<Result<_, _>>()
+                .map(Value::Array)
+        }
+    }
+}
+
+fn decimal_range(min: Option<Decimal>, max: Option<Decimal>) -> String {
+    match (min, max) {
+        (Some(lo), Some(hi)) => format!("must be between {lo} and {hi}"),
+        (Some(lo), None) => format!("must be at least {lo}"),
+        (None, Some(hi)) => format!("must be at most {hi}"),
+        (None, None) => String::new(),
     }
 }
 
@@ -289,3 +359,5 @@ fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod types_tests;

@@ -13,12 +13,16 @@
 //! - [`flags`]: feature flags: [`flags::FlagKey`], rollouts, audiences and the decision.
 //! - [`auth`]: account rules: [`auth::Email`], the password policy, role names.
 //! - [`migrate`]: planning schema migrations.
-//! - [`time`]: microsecond [`Timestamp`]s.
+//! - [`time`]: microsecond [`Timestamp`]s; [`date`]: calendar [`Date`]s; [`decimal`]: exact
+//!   [`Decimal`]s; [`format`]: the `email` and `url` checks.
 
 pub mod auth;
 pub mod cursor;
+pub mod date;
+pub mod decimal;
 pub mod error;
 pub mod flags;
+pub mod format;
 pub mod input;
 pub mod migrate;
 pub mod names;
@@ -28,6 +32,8 @@ pub mod record;
 pub mod schema;
 pub mod time;
 
+pub use date::Date;
+pub use decimal::Decimal;
 pub use error::{Denial, Error, ErrorCode, FieldError};
 pub use input::{Draft, Patch};
 pub use names::{FieldName, ModelName};

@@ -4,7 +4,11 @@
 //! Planning is pure; the store executes a [`Plan`] inside one transaction. Steps that lose
 //! data are marked destructive and refused unless the operator allows them.
 
-use crate::schema::{Bound, FieldDef, FieldKind, ModelDecl, ModelDef, Schema, Unique, kind_name};
+use crate::format::TextFormat;
+use crate::record::Value;
+use crate::schema::{
+    Bound, FieldDef, FieldKind, ModelDecl, ModelDef, Schema, Unique, UniqueAmong, kind_name,
+};
 use std::sync::Arc;
 
 /// Which index a field has.
@@ -18,12 +22,19 @@ pub enum IndexKind {
     Unique,
     /// A unique index on (`owner_id`, the field).
     UniquePerOwner,
+    /// A unique index leaving out soft-deleted records (`unique_among = "live"`).
+    UniqueLive,
+    /// A unique index on (`owner_id`, the field) leaving out soft-deleted records.
+    UniquePerOwnerLive,
 }
 
 impl IndexKind {
-    fn of(unique: Unique, indexed: bool) -> Self {
+    fn of(unique: Unique, among: UniqueAmong, indexed: bool) -> Self {
+        let live = among == UniqueAmong::Live;
         match unique {
+            Unique::Global if live => Self::UniqueLive,
             Unique::Global => Self::Unique,
+            Unique::PerOwner if live => Self::UniquePerOwnerLive,
             Unique::PerOwner => Self::UniquePerOwner,
             Unique::No if indexed => Self::Plain,
             Unique::No => Self::None,
@@ -32,7 +43,7 @@ impl IndexKind {
 
     /// The index a field definition asks for.
     pub fn of_field(f: &FieldDef) -> Self {
-        Self::of(f.unique(), f.indexed())
+        Self::of(f.unique(), f.unique_among(), f.indexed())
     }
 }
 
@@ -79,6 +90,17 @@ pub enum Step {
         index: usize,
         /// The constraints that got tighter.
         rules: Vec<Rule>,
+    },
+    /// Change a `decimal`'s scale keeping its values: every stored count of units is
+    /// multiplied (scale up) or divided (scale down) by a power of ten, after a check that
+    /// each value fits (no digit lost, no overflow), refused naming records otherwise.
+    Rescale {
+        /// The model, as declared now.
+        model: Arc<ModelDef>,
+        /// Position of the field.
+        index: usize,
+        /// The scale it had.
+        from: u8,
     },
     /// Convert a column between `integer` and `float` keeping its values (a preceding
     /// [`Step::Narrow`] with [`Rule::Integral`] or [`Rule::ExactInFloat`] makes sure values
@@ -144,6 +166,16 @@ pub enum Rule {
     Min(Bound),
     /// At most this.
     Max(Bound),
+    /// At least this date or decimal (at the field's scale).
+    AtLeast(Value),
+    /// At most this date or decimal (at the field's scale).
+    AtMost(Value),
+    /// Of this format (text becoming `email` or `url`): checked value by value.
+    Format(TextFormat),
+    /// At most this many items (`array`).
+    MaxItems(u32),
+    /// Each string item at most this many characters (`array`).
+    ItemMaxLength(u32),
     /// A whole number within 64 bits (a float becoming an integer).
     Integral,
     /// Within ±[`EXACT_IN_FLOAT`], where a float holds every whole number exactly (an
@@ -162,8 +194,14 @@ impl Rule {
             Self::MaxLength(n) => format!("at most {n} characters"),
             Self::MinLength(n) => format!("at least {n} characters"),
             Self::Values(v) => format!("one of {}", v.join(", ")),
-            Self::Min(b) => format!("at least {}", bound_text(*b)),
-            Self::Max(b) => format!("at most {}", bound_text(*b)),
+            Self::Min(b) => format!("at least {}", b.text()),
+            Self::Max(b) => format!("at most {}", b.text()),
+            Self::AtLeast(v) => format!("at least {}", value_text(v)),
+            Self::AtMost(v) => format!("at most {}", value_text(v)),
+            Self::Format(TextFormat::Email) => "an email address".to_owned(),
+            Self::Format(TextFormat::Url) => "an absolute http or https URL".to_owned(),
+            Self::MaxItems(n) => format!("a list of at most {n} items"),
+            Self::ItemMaxLength(n) => format!("a list of items of at most {n} characters"),
             Self::Integral => "a whole number".to_owned(),
             Self::ExactInFloat => format!(
                 "between -{EXACT_IN_FLOAT} and {EXACT_IN_FLOAT} (beyond, a float would round it)"
@@ -172,10 +210,10 @@ impl Rule {
     }
 }
 
-fn bound_text(b: Bound) -> String {
-    match b {
-        Bound::Int(i) => i.to_string(),
-        Bound::Float(f) => f.to_string(),
+fn value_text(v: &Value) -> String {
+    match v.to_json() {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
     }
 }
 
@@ -241,6 +279,17 @@ impl Step {
                     model.name(),
                     field_name(model, *index),
                     kind_name(*from)
+                )
+            }
+            Self::Rescale { model, index, from } => {
+                let to = match model.fields().get(*index).map(FieldDef::value_kind) {
+                    Some(crate::schema::ValueKind::Decimal(s)) => s.to_string(),
+                    _ => "?".to_owned(),
+                };
+                format!(
+                    "change the scale of {}.{} from {from} to {to}, keeping its values",
+                    model.name(),
+                    field_name(model, *index)
                 )
             }
             Self::Refused {
@@ -380,6 +429,8 @@ use fields::plan_fields;
 mod evolve_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod types_tests;
 
 /// Whether a server may run on a database whose recorded declarations are `applied` while
 /// it declares `declared`, without migrating ([`Plan::holds_more`]): the steps kept undone,

@@ -29,6 +29,9 @@ fn model() -> Arc<ModelDef> {
         { "name": "note", "type": "text", "admin_only": true },
         { "name": "meta", "type": "json" },
         { "name": "parent", "type": "reference", "model": "item", "indexed": true },
+        { "name": "born", "type": "date", "indexed": true },
+        { "name": "price", "type": "decimal", "scale": 2, "indexed": true },
+        { "name": "tags", "type": "array", "items": "string" },
     ]}))
     .expect("declaration");
     let schema = Schema::from_decls(&[decl]).expect("valid schema");
@@ -36,7 +39,7 @@ fn model() -> Arc<ModelDef> {
 }
 
 /// Every column name of [`model`], base fields included.
-const NAMES: [&str; 16] = [
+const NAMES: [&str; 19] = [
     "id",
     "name",
     "status",
@@ -53,9 +56,14 @@ const NAMES: [&str; 16] = [
     "note",
     "meta",
     "parent",
+    "born",
+    "price",
+    "tags",
 ];
 
-const OPS: [&str; 8] = ["eq", "ne", "lt", "lte", "gt", "gte", "like", "in"];
+const OPS: [&str; 10] = [
+    "eq", "ne", "lt", "lte", "gt", "gte", "like", "in", "has", "has_any",
+];
 
 /// A query-string key: a known column with or without a known operator, or noise.
 fn key() -> impl Strategy<Value = String> {
@@ -80,6 +88,12 @@ fn value() -> impl Strategy<Value = String> {
             .prop_map(str::to_owned),
         any::<u128>().prop_map(|u| Uuid::from_u128(u).to_string()),
         timestamp().prop_map(|t| t.to_string()),
+        timestamp().prop_map(|t| t.to_string()[..10].to_owned()),
+        (any::<i64>(), 0_u32..4).prop_map(|(i, d)| format!(
+            "{}.{}",
+            i / 1000,
+            "5".repeat(d as usize)
+        )),
         prop::sample::select(NAMES.to_vec()).prop_map(|n| format!("-{n}")),
         "[a-z0-9*%_,\\\\-]{0,40}",
         any::<String>(),
@@ -108,6 +122,8 @@ fn position() -> impl Strategy<Value = (Sort, CursorPos)> {
         "flag",
         "due",
         "parent",
+        "born",
+        "price",
     ];
     (
         prop::sample::select(sortable.to_vec()),
@@ -133,7 +149,13 @@ fn position() -> impl Strategy<Value = (Sort, CursorPos)> {
                     ValueKind::Uuid => {
                         Value::Reference(RecordId::from_uuid(Uuid::from_u128(i as u128)))
                     }
-                    ValueKind::Json => Value::Null,
+                    ValueKind::Date => {
+                        Value::Date(crate::date::Date::parse(&t.to_string()[..10]).expect("a date"))
+                    }
+                    ValueKind::Decimal(scale) => Value::Decimal(
+                        crate::decimal::Decimal::from_units(i / 100, scale).expect("in range"),
+                    ),
+                    ValueKind::Json | ValueKind::Array(_) => Value::Null,
                 }
             };
             let pos = CursorPos {

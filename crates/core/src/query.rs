@@ -6,10 +6,12 @@
 mod matches;
 
 use crate::cursor::{Cursor, CursorPos};
+use crate::date::Date;
+use crate::decimal::Decimal;
 use crate::error::{Error, FieldError};
 use crate::policy::FieldAccess;
 use crate::record::{Record, RecordId, Status, Value};
-use crate::schema::{FieldType, ModelDef, ValueKind};
+use crate::schema::{FieldType, ItemKind, ModelDef, ValueKind};
 use crate::time::Timestamp;
 
 /// Default page size.
@@ -188,6 +190,14 @@ impl Column {
             ValueKind::Datetime => Timestamp::parse(s).map(Value::Datetime),
             ValueKind::Uuid => RecordId::parse(s).map(Value::Reference),
             ValueKind::Json => Err("json fields cannot be filtered".to_owned()),
+            ValueKind::Date => Date::parse(s).map(Value::Date),
+            ValueKind::Decimal(scale) => Decimal::parse(s, scale).map(Value::Decimal),
+            // An item the list is searched for.
+            ValueKind::Array(ItemKind::String) => Ok(Value::Text(s.to_owned())),
+            ValueKind::Array(ItemKind::Integer) => s
+                .parse()
+                .map(Value::Integer)
+                .map_err(|_| "must be an integer".to_owned()),
         }
     }
 
@@ -222,6 +232,10 @@ pub enum Op {
     Like,
     /// One of a comma-separated list.
     In,
+    /// An `array` holding the value.
+    Has,
+    /// An `array` holding any of a comma-separated list.
+    HasAny,
 }
 
 impl Op {
@@ -235,6 +249,8 @@ impl Op {
             "gte" => Self::Gte,
             "like" => Self::Like,
             "in" => Self::In,
+            "has" => Self::Has,
+            "has_any" => Self::HasAny,
             _ => return None,
         })
     }
@@ -441,7 +457,7 @@ fn parse_filter(
             let op = rest.strip_suffix(']').and_then(Op::parse).ok_or_else(|| {
                 FieldError::new(
                     shown.clone(),
-                    "unknown operator; use eq, ne, lt, lte, gt, gte, like or in",
+                    "unknown operator; use eq, ne, lt, lte, gt, gte, like, in, has or has_any",
                 )
             })?;
             (name, op)
@@ -450,6 +466,14 @@ fn parse_filter(
     let column = Column::resolve(model, name, access)
         .ok_or_else(|| FieldError::new(shown.clone(), "unknown field"))?;
     let bad = |reason: String| FieldError::new(shown.clone(), reason);
+    let array = matches!(column.kind, ValueKind::Array(_));
+    if array != matches!(op, Op::Has | Op::HasAny) {
+        return Err(bad(if array {
+            format!("{name} is an array: only has and has_any apply to it")
+        } else {
+            "has and has_any apply to array fields only".to_owned()
+        }));
+    }
     if column.pii && !matches!(op, Op::Eq | Op::Ne | Op::In) {
         return Err(bad(format!(
             "{name} is pii (stored encrypted): only eq, ne and in apply to it"
@@ -475,10 +499,13 @@ fn parse_filter(
             }
             vec![Value::Text(value.to_owned())]
         }
-        Op::In => {
+        Op::In | Op::HasAny => {
             let parts: Vec<&str> = value.split(',').collect();
             if parts.len() > MAX_IN_VALUES {
-                return Err(bad(format!("in takes at most {MAX_IN_VALUES} values")));
+                return Err(bad(format!(
+                    "{} takes at most {MAX_IN_VALUES} values",
+                    if op == Op::In { "in" } else { "has_any" }
+                )));
             }
             let max = limits.value_max_chars;
             if parts.iter().any(|p| p.chars().count() > max) {
@@ -535,3 +562,5 @@ fn fingerprint(sort: &Sort, pairs: &[(String, String)]) -> u64 {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod types_tests;

@@ -1,5 +1,8 @@
 //! Records: the base fields every model shares, and the typed values of declared fields.
 
+use crate::date::Date;
+use crate::decimal::Decimal;
+use crate::schema::{ItemKind, ValueKind};
 use crate::time::Timestamp;
 use std::fmt;
 use std::str::FromStr;
@@ -84,7 +87,7 @@ impl FromStr for Status {
 pub enum Value {
     /// Absent (an optional field with no value).
     Null,
-    /// `string`, `text` and `enum` fields.
+    /// `string`, `text`, `enum`, `email` and `url` fields.
     Text(String),
     /// `integer` fields.
     Integer(i64),
@@ -98,6 +101,12 @@ pub enum Value {
     Json(serde_json::Value),
     /// `reference` fields: the id of a record of another model.
     Reference(RecordId),
+    /// `date` fields.
+    Date(Date),
+    /// `decimal` fields: exact, at the field's scale.
+    Decimal(Decimal),
+    /// `array` fields: items all [`Value::Text`] or all [`Value::Integer`].
+    Array(Vec<Value>),
 }
 
 impl Value {
@@ -113,7 +122,41 @@ impl Value {
             Self::Datetime(t) => J::String(t.to_string()),
             Self::Json(v) => v.clone(),
             Self::Reference(id) => J::String(id.to_string()),
+            Self::Date(d) => J::String(d.to_string()),
+            Self::Decimal(d) => J::String(d.to_string()),
+            Self::Array(items) => J::Array(items.iter().map(Self::to_json).collect()),
         }
+    }
+
+    /// A value of storage class `kind` back from its JSON form ([`Value::to_json`]), as
+    /// stored in logs, cursors and exports; `None` when the JSON does not have that form.
+    /// No constraint is checked (values were valid when written).
+    pub fn from_json(kind: ValueKind, v: &serde_json::Value) -> Option<Self> {
+        use serde_json::Value as J;
+        Some(match (kind, v) {
+            (_, J::Null) => Self::Null,
+            (ValueKind::Text, J::String(s)) => Self::Text(s.clone()),
+            (ValueKind::Integer, v) => Self::Integer(v.as_i64()?),
+            (ValueKind::Float, v) => Self::Float(v.as_f64()?),
+            (ValueKind::Boolean, J::Bool(b)) => Self::Boolean(*b),
+            (ValueKind::Datetime, J::String(s)) => Self::Datetime(Timestamp::parse(s).ok()?),
+            (ValueKind::Json, v) => Self::Json(v.clone()),
+            (ValueKind::Uuid, J::String(s)) => Self::Reference(RecordId::parse(s).ok()?),
+            (ValueKind::Date, J::String(s)) => Self::Date(Date::parse(s).ok()?),
+            (ValueKind::Decimal(scale), J::String(s)) => {
+                Self::Decimal(Decimal::parse(s, scale).ok()?)
+            }
+            (ValueKind::Array(items), J::Array(list)) => Self::Array(
+                list.iter()
+                    .map(|item| match (items, item) {
+                        (ItemKind::String, J::String(s)) => Some(Self::Text(s.clone())),
+                        (ItemKind::Integer, v) => v.as_i64().map(Self::Integer),
+                        _ => None,
+                    })
+                    .collect::<Option<_>>()?,
+            ),
+            _ => return None,
+        })
     }
 }
 

@@ -4,22 +4,33 @@
 //! uses, built only through [`Schema::from_decls`], so every definition in use has passed
 //! validation (names, types, constraints, references).
 
-use crate::names::{FieldName, ModelName};
-use crate::policy::{FieldAccess, ModelPolicy, ReadScope};
-use crate::record::Value;
+use crate::names::ModelName;
+use crate::policy::{ModelPolicy, ReadScope};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+mod def;
 mod field;
 mod unique;
+pub use def::{FieldDef, FieldType, Pattern};
 use field::field_def;
 pub use field::kind_name;
-pub use unique::Unique;
+pub use unique::{Unique, UniqueAmong};
 
 /// Default `max_length` of a `string` field.
 pub const DEFAULT_STRING_MAX: u32 = 255;
 /// Default `max_length` of a `text` field (the request body limit caps it too).
 pub const DEFAULT_TEXT_MAX: u32 = 1_048_576;
+/// Default `max_length` of an `email` field (the longest address Plinth accepts).
+pub const DEFAULT_EMAIL_MAX: u32 = 254;
+/// Default `max_length` of a `url` field.
+pub const DEFAULT_URL_MAX: u32 = 2048;
+/// Default `scale` of a `decimal` field: two digits after the point.
+pub const DEFAULT_SCALE: u8 = 2;
+/// Default `max_items` of an `array` field.
+pub const DEFAULT_MAX_ITEMS: u32 = 100;
+/// Largest `max_items` an `array` field may declare.
+pub const MAX_ITEMS_CAP: u32 = 1000;
 /// Most values an `enum` field may declare.
 const MAX_ENUM_VALUES: usize = 256;
 /// Most fields a model may declare.
@@ -47,21 +58,33 @@ pub enum FieldKind {
     Json,
     /// The id of a record of the model named by `model`.
     Reference,
+    /// A calendar date, `YYYY-MM-DD`.
+    Date,
+    /// An exact decimal with `scale` digits after the point, a JSON string such as `"12.50"`.
+    Decimal,
+    /// A list of strings or of integers (`items`), at most `max_items` long.
+    Array,
+    /// An email address (checked text).
+    Email,
+    /// An absolute http or https URL (checked text).
+    Url,
 }
 
 impl FieldKind {
-    /// The storage class the value lives in.
-    pub fn value_kind(self) -> ValueKind {
-        match self {
-            Self::String | Self::Text | Self::Enum => ValueKind::Text,
-            Self::Integer => ValueKind::Integer,
-            Self::Float => ValueKind::Float,
-            Self::Boolean => ValueKind::Boolean,
-            Self::Datetime => ValueKind::Datetime,
-            Self::Json => ValueKind::Json,
-            Self::Reference => ValueKind::Uuid,
-        }
+    /// Whether values are text with lengths (and a pattern, and pii).
+    pub fn text_like(self) -> bool {
+        matches!(self, Self::String | Self::Text | Self::Email | Self::Url)
     }
+}
+
+/// What the items of an `array` field are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemKind {
+    /// Strings (each at most `max_length` characters).
+    String,
+    /// 64-bit signed integers.
+    Integer,
 }
 
 /// How a value is stored; two field kinds with the same storage class can change into each
@@ -82,24 +105,44 @@ pub enum ValueKind {
     Json,
     /// UUID.
     Uuid,
+    /// Calendar date.
+    Date,
+    /// Exact decimal stored as a count of units of 10^-scale, with that scale.
+    Decimal(u8),
+    /// List of strings or integers.
+    Array(ItemKind),
 }
 
-/// A number bound in a declaration (`min`, `max`), integer or float as written.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// A bound in a declaration (`min`, `max`): integer or float as written, or a string (a
+/// `date`'s `"YYYY-MM-DD"`, or a `decimal` written exactly).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Bound {
     /// Written as an integer.
     Int(i64),
     /// Written with a fraction or exponent.
     Float(f64),
+    /// Written as a string.
+    Text(String),
 }
 
 impl Bound {
-    pub(crate) fn as_f64(self) -> f64 {
+    /// The number, if the bound is one.
+    pub(crate) fn as_f64(&self) -> Option<f64> {
         match self {
             #[allow(clippy::cast_precision_loss)]
-            Self::Int(i) => i as f64,
-            Self::Float(f) => f,
+            Self::Int(i) => Some(*i as f64),
+            Self::Float(f) => Some(*f),
+            Self::Text(_) => None,
+        }
+    }
+
+    /// The bound as text: a string as written, a number in its shortest exact form.
+    pub(crate) fn text(&self) -> String {
+        match self {
+            Self::Int(i) => i.to_string(),
+            Self::Float(f) => f.to_string(),
+            Self::Text(t) => t.clone(),
         }
     }
 }
@@ -120,6 +163,10 @@ pub struct FieldDecl {
     /// value (enforced by a unique index).
     #[serde(default, skip_serializing_if = "Unique::is_no")]
     pub unique: Unique,
+    /// Which records `unique` counts: `all` (default) or `live` (soft-deleted records do
+    /// not hold their values).
+    #[serde(default, skip_serializing_if = "UniqueAmong::is_all")]
+    pub unique_among: UniqueAmong,
     /// Gets an index; indexed fields can be sort keys.
     #[serde(default, skip_serializing_if = "is_false")]
     pub indexed: bool,
@@ -130,22 +177,32 @@ pub struct FieldDecl {
     /// only (`string`, `text`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub pii: bool,
-    /// Shortest accepted text, in characters (`string`, `text`).
+    /// Shortest accepted text, in characters (`string`, `text`, `email`, `url`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_length: Option<u32>,
-    /// Longest accepted text, in characters (`string`, `text`).
+    /// Longest accepted text, in characters (`string`, `text`, `email`, `url`; each item
+    /// of an `array` of strings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_length: Option<u32>,
     /// A regular expression the text must match somewhere (anchor it with `^…$` for a
-    /// whole-value match) (`string`).
+    /// whole-value match) (`string`, `email`, `url`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pattern: Option<String>,
-    /// Smallest accepted number (`integer`, `float`).
+    /// Smallest accepted value (`integer`, `float`, `decimal`, `date`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<Bound>,
-    /// Largest accepted number (`integer`, `float`).
+    /// Largest accepted value (`integer`, `float`, `decimal`, `date`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<Bound>,
+    /// Digits after the point (`decimal`, 0 to 9, default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<u32>,
+    /// What the items are (`array`: `string` or `integer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<ItemKind>,
+    /// Longest accepted list (`array`, default 100, at most 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_items: Option<u32>,
     /// The accepted values (`enum`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<Vec<String>>,
@@ -159,6 +216,34 @@ pub struct FieldDecl {
     /// The field's previous name: the migration renames the column, keeping its values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renamed_from: Option<String>,
+}
+
+impl FieldDecl {
+    /// The storage class of the field as declared (a `decimal`'s scale and an `array`'s
+    /// items included; a scale out of range counts as the default, which validation
+    /// refuses anyway).
+    pub fn value_kind(&self) -> ValueKind {
+        match self.kind {
+            FieldKind::String
+            | FieldKind::Text
+            | FieldKind::Enum
+            | FieldKind::Email
+            | FieldKind::Url => ValueKind::Text,
+            FieldKind::Integer => ValueKind::Integer,
+            FieldKind::Float => ValueKind::Float,
+            FieldKind::Boolean => ValueKind::Boolean,
+            FieldKind::Datetime => ValueKind::Datetime,
+            FieldKind::Json => ValueKind::Json,
+            FieldKind::Reference => ValueKind::Uuid,
+            FieldKind::Date => ValueKind::Date,
+            FieldKind::Decimal => ValueKind::Decimal(
+                self.scale
+                    .and_then(|s| u8::try_from(s).ok())
+                    .unwrap_or(DEFAULT_SCALE),
+            ),
+            FieldKind::Array => ValueKind::Array(self.items.unwrap_or(ItemKind::String)),
+        }
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -203,143 +288,6 @@ impl ModelDecl {
             hide_forbidden: true,
             fields: Vec::new(),
         }
-    }
-}
-
-/// A compiled `pattern` constraint.
-#[derive(Debug, Clone)]
-pub struct Pattern(regex::Regex);
-
-impl Pattern {
-    /// Whether `s` matches.
-    pub fn is_match(&self, s: &str) -> bool {
-        self.0.is_match(s)
-    }
-
-    /// The expression as declared.
-    pub fn as_str(&self) -> &str {
-        self.0.as_str()
-    }
-}
-
-impl PartialEq for Pattern {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.as_str() == other.0.as_str()
-    }
-}
-
-/// A validated field type with its constraints.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FieldType {
-    /// `string` / `text`: length in characters, optional pattern.
-    Text {
-        /// Shortest accepted length.
-        min_length: u32,
-        /// Longest accepted length.
-        max_length: u32,
-        /// Optional regular expression.
-        pattern: Option<Pattern>,
-    },
-    /// `integer` with optional bounds.
-    Integer {
-        /// Smallest accepted value.
-        min: Option<i64>,
-        /// Largest accepted value.
-        max: Option<i64>,
-    },
-    /// `float` with optional bounds.
-    Float {
-        /// Smallest accepted value.
-        min: Option<f64>,
-        /// Largest accepted value.
-        max: Option<f64>,
-    },
-    /// `boolean`.
-    Boolean,
-    /// `datetime`.
-    Datetime,
-    /// `enum` with its values.
-    Enum {
-        /// The accepted values.
-        values: Vec<String>,
-    },
-    /// `json`.
-    Json,
-    /// `reference` to another model.
-    Reference {
-        /// The referenced model.
-        model: ModelName,
-    },
-}
-
-/// A validated field definition.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FieldDef {
-    name: FieldName,
-    kind: FieldKind,
-    ty: FieldType,
-    required: bool,
-    unique: Unique,
-    indexed: bool,
-    admin_only: bool,
-    pii: bool,
-    default: Option<Value>,
-    renamed_from: Option<FieldName>,
-}
-
-impl FieldDef {
-    /// Field name.
-    pub fn name(&self) -> &FieldName {
-        &self.name
-    }
-    /// Declared kind.
-    pub fn kind(&self) -> FieldKind {
-        self.kind
-    }
-    /// Type with constraints.
-    pub fn ty(&self) -> &FieldType {
-        &self.ty
-    }
-    /// Must be present and non-null.
-    pub fn required(&self) -> bool {
-        self.required
-    }
-    /// Which records may not share a value.
-    pub fn unique(&self) -> Unique {
-        self.unique
-    }
-    /// Backed by an index (unique fields are indexed too).
-    pub fn indexed(&self) -> bool {
-        self.indexed || self.unique.is_some()
-    }
-    /// Seen and set by admins only.
-    pub fn admin_only(&self) -> bool {
-        self.admin_only
-    }
-    /// Personal data: sealed at rest, redacted in logs and audit diffs, and compared by
-    /// equality only (no range, pattern or sort).
-    pub fn pii(&self) -> bool {
-        self.pii
-    }
-    /// The value stored when a create or PUT omits the field.
-    pub fn default(&self) -> Option<&Value> {
-        self.default.as_ref()
-    }
-    /// The name the field had before, if it was renamed.
-    pub fn renamed_from(&self) -> Option<&FieldName> {
-        self.renamed_from.as_ref()
-    }
-    /// Whether a caller with `access` sees this field.
-    pub fn visible_to(&self, access: FieldAccess) -> bool {
-        access == FieldAccess::All || !self.admin_only
-    }
-    /// Storage class.
-    pub fn value_kind(&self) -> ValueKind {
-        self.kind.value_kind()
-    }
-    /// May be used as a sort key.
-    pub fn sortable(&self) -> bool {
-        self.indexed() && self.value_kind() != ValueKind::Json
     }
 }
 
@@ -491,3 +439,5 @@ impl Schema {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod types_tests;

@@ -369,5 +369,8 @@ fn value_from(kind: ValueKind, v: &Json) -> Result<Value, String> {
         ValueKind::Datetime => Value::Datetime(Timestamp::parse(v.as_str().ok_or_else(wrong)?)?),
         ValueKind::Json => Value::Json(v.clone()),
         ValueKind::Uuid => Value::Reference(RecordId::parse(v.as_str().ok_or_else(wrong)?)?),
+        kind @ (ValueKind::Date | ValueKind::Decimal(_) | ValueKind::Array(_)) => {
+            Value::from_json(kind, v).ok_or_else(wrong)?
+        }
     })
 }

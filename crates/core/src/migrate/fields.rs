@@ -3,9 +3,12 @@
 //! index changes.
 
 use super::{IndexKind, Rule, Step};
+use crate::date::Date;
+use crate::decimal::Decimal;
+use crate::record::Value;
 use crate::schema::{
-    Bound, DEFAULT_STRING_MAX, DEFAULT_TEXT_MAX, FieldDecl, FieldDef, FieldKind, FieldType,
-    ModelDecl, ModelDef, ValueKind,
+    Bound, DEFAULT_EMAIL_MAX, DEFAULT_MAX_ITEMS, DEFAULT_STRING_MAX, DEFAULT_TEXT_MAX,
+    DEFAULT_URL_MAX, FieldDecl, FieldDef, FieldKind, FieldType, ModelDecl, ModelDef, ValueKind,
 };
 use std::sync::Arc;
 
@@ -116,13 +119,24 @@ pub(super) fn plan_fields(old: &ModelDecl, model: &Arc<ModelDef>, steps: &mut Ve
                         pii: new.pii(),
                     });
                 }
+                if let (ValueKind::Decimal(from), ValueKind::Decimal(to)) =
+                    (old.value_kind(), new.value_kind())
+                    && from != to
+                {
+                    steps.push(Step::Rescale {
+                        model: Arc::clone(model),
+                        index,
+                        from,
+                    });
+                }
                 let rules = tighter(old, new);
                 if !rules.is_empty() && new.pii() {
                     steps.push(Step::Refused {
                         model: name.to_owned(),
                         field: field.to_owned(),
-                        reason: "its stored values are sealed, so tighter length limits cannot \
-                                 be checked in place. Keep the old limits, or declare a new field"
+                        reason: "its stored values are sealed, so tighter length limits or a \
+                                 format cannot be checked in place. Keep the old limits and type, \
+                                 or declare a new field"
                             .to_owned(),
                     });
                 } else if !rules.is_empty() {
@@ -132,14 +146,14 @@ pub(super) fn plan_fields(old: &ModelDecl, model: &Arc<ModelDef>, steps: &mut Ve
                         rules,
                     });
                 }
-                if old.kind.value_kind() != new.value_kind() {
+                if is_retype(old.value_kind(), new.value_kind()) {
                     steps.push(Step::ChangeType {
                         model: Arc::clone(model),
                         index,
                         from: old.kind,
                     });
                 }
-                let from = IndexKind::of(old.unique, old.indexed);
+                let from = IndexKind::of(old.unique, old.unique_among, old.indexed);
                 // A rename builds the declared index under the new name.
                 if !renamed && from != IndexKind::of_field(new) {
                     steps.push(Step::Reindex {
@@ -166,12 +180,19 @@ pub(super) fn plan_fields(old: &ModelDecl, model: &Arc<ModelDef>, steps: &mut Ve
 }
 
 /// Whether an applied field can become the declared one keeping its values: the same
-/// storage class (and referenced model), or `integer` ↔ `float`.
+/// storage class (and referenced model), `integer` ↔ `float`, or a `decimal` of another
+/// scale.
 fn convertible(old: &FieldDecl, new: &FieldDef) -> bool {
-    let numeric = |k: ValueKind| matches!(k, ValueKind::Integer | ValueKind::Float);
-    let (from, to) = (old.kind.value_kind(), new.value_kind());
-    (from == to || numeric(from) && numeric(to))
+    let (from, to) = (old.value_kind(), new.value_kind());
+    let decimals = matches!((from, to), (ValueKind::Decimal(_), ValueKind::Decimal(_)));
+    (from == to || is_retype(from, to) || decimals)
         && (old.kind != FieldKind::Reference || old.model.as_deref() == reference_target(new))
+}
+
+/// Whether the column changes type between `integer` and `float`.
+fn is_retype(from: ValueKind, to: ValueKind) -> bool {
+    let numeric = |k: ValueKind| matches!(k, ValueKind::Integer | ValueKind::Float);
+    from != to && numeric(from) && numeric(to)
 }
 
 fn reference_target(f: &FieldDef) -> Option<&str> {
@@ -188,12 +209,20 @@ fn tighter(old: &FieldDecl, new: &FieldDef) -> Vec<Rule> {
         FieldType::Text {
             min_length,
             max_length,
+            format,
             ..
         } => {
+            if let Some(format) = format
+                && old.kind != new.kind()
+            {
+                rules.push(Rule::Format(*format));
+            }
             let old_max = old.max_length.unwrap_or(match old.kind {
                 FieldKind::String => DEFAULT_STRING_MAX,
                 // Enum values are at most 255 characters.
                 FieldKind::Enum => 255,
+                FieldKind::Email => DEFAULT_EMAIL_MAX,
+                FieldKind::Url => DEFAULT_URL_MAX,
                 _ => DEFAULT_TEXT_MAX,
             });
             if *max_length < old_max {
@@ -227,6 +256,51 @@ fn tighter(old: &FieldDecl, new: &FieldDef) -> Vec<Rule> {
                 &mut rules,
             );
         }
+        FieldType::Date { min, max } => {
+            let old_date = |b: &Option<Bound>| b.as_ref().and_then(|b| Date::parse(&b.text()).ok());
+            if let Some(lo) = min
+                && old_date(&old.min).is_none_or(|o| *lo > o)
+            {
+                rules.push(Rule::AtLeast(Value::Date(*lo)));
+            }
+            if let Some(hi) = max
+                && old_date(&old.max).is_none_or(|o| *hi < o)
+            {
+                rules.push(Rule::AtMost(Value::Date(*hi)));
+            }
+        }
+        FieldType::Decimal { min, max, .. } => {
+            let old_scale = match old.value_kind() {
+                ValueKind::Decimal(s) => s,
+                _ => 0,
+            };
+            let old_dec = |b: &Option<Bound>| {
+                b.as_ref()
+                    .and_then(|b| Decimal::parse(&b.text(), old_scale).ok())
+            };
+            if let Some(lo) = min
+                && old_dec(&old.min).is_none_or(|o| lo.cmp_value(o).is_gt())
+            {
+                rules.push(Rule::AtLeast(Value::Decimal(*lo)));
+            }
+            if let Some(hi) = max
+                && old_dec(&old.max).is_none_or(|o| hi.cmp_value(o).is_lt())
+            {
+                rules.push(Rule::AtMost(Value::Decimal(*hi)));
+            }
+        }
+        FieldType::Array {
+            max_items,
+            max_length,
+            ..
+        } => {
+            if *max_items < old.max_items.unwrap_or(DEFAULT_MAX_ITEMS) {
+                rules.push(Rule::MaxItems(*max_items));
+            }
+            if *max_length < old.max_length.unwrap_or(DEFAULT_STRING_MAX) {
+                rules.push(Rule::ItemMaxLength(*max_length));
+            }
+        }
         _ => {}
     }
     rules
@@ -234,17 +308,17 @@ fn tighter(old: &FieldDecl, new: &FieldDef) -> Vec<Rule> {
 
 /// A new or raised `min`, a new or lowered `max`.
 fn bounds(old: &FieldDecl, min: Option<Bound>, max: Option<Bound>, rules: &mut Vec<Rule>) {
-    let above = |a: Bound, b: Bound| match (a, b) {
+    let above = |a: &Bound, b: &Bound| match (a, b) {
         (Bound::Int(a), Bound::Int(b)) => a > b,
         _ => a.as_f64() > b.as_f64(),
     };
     if let Some(lo) = min
-        && old.min.is_none_or(|o| above(lo, o))
+        && old.min.as_ref().is_none_or(|o| above(&lo, o))
     {
         rules.push(Rule::Min(lo));
     }
     if let Some(hi) = max
-        && old.max.is_none_or(|o| above(o, hi))
+        && old.max.as_ref().is_none_or(|o| above(o, &hi))
     {
         rules.push(Rule::Max(hi));
     }

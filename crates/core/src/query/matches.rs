@@ -9,7 +9,8 @@
 //!   (SQL's `%` and `_` included) standing for itself.
 //! - Numbers compare by value (an integer column against a float value as SQL does),
 //!   timestamps by their microseconds, booleans and ids by equality only (the parser
-//!   refuses ordering them). A pii value compares as its plain text: the store compares
+//!   refuses ordering them), dates by the calendar and decimals by value (as their stored
+//!   text and units order). An array `has` a value when an item equals it. A pii value compares as its plain text: the store compares
 //!   blind indexes, which are equal exactly when the texts are.
 
 use super::{Filter, Op};
@@ -46,6 +47,10 @@ impl Filter {
                 .values
                 .iter()
                 .any(|v| compare(&value, v) == Some(Ordering::Equal)),
+            Op::Has | Op::HasAny => match &value {
+                Value::Array(items) => self.values.iter().any(|v| items.contains(v)),
+                _ => false,
+            },
         }
     }
 }
@@ -64,6 +69,8 @@ fn compare(a: &Value, b: &Value) -> Option<Ordering> {
         (Value::Boolean(a), Value::Boolean(b)) => Some(a.cmp(b)),
         (Value::Datetime(a), Value::Datetime(b)) => Some(a.cmp(b)),
         (Value::Reference(a), Value::Reference(b)) => Some(a.cmp(b)),
+        (Value::Date(a), Value::Date(b)) => Some(a.cmp(b)),
+        (Value::Decimal(a), Value::Decimal(b)) => Some(a.cmp_value(*b)),
         _ => None,
     }
 }

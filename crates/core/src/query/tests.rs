@@ -242,7 +242,7 @@ fn bad_values_name_the_parameter() {
 
 #[test]
 fn unknown_fields_and_operators_are_refused() {
-    let unknown_op = "unknown operator; use eq, ne, lt, lte, gt, gte, like or in";
+    let unknown_op = "unknown operator; use eq, ne, lt, lte, gt, gte, like, in, has or has_any";
     for key in "qty[between] qty[eq qty[] qty[EQ] qty[eq][eq] qty]eq[ colour[regex]".split(' ') {
         refused(&[(key, "1")], key, unknown_op);
     }

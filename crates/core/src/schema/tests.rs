@@ -84,6 +84,7 @@ fn every_field_type_compiles_with_its_constraints() {
         min_length: 0,
         max_length: 255,
         pattern: Some(p),
+        format: None,
     } = ty("email")
     else {
         panic!("email compiled to {:?}", ty("email"))
@@ -95,7 +96,8 @@ fn every_field_type_compiles_with_its_constraints() {
         FieldType::Text {
             min_length,
             max_length,
-            pattern: None
+            pattern: None,
+            format: None,
         }
     );
     assert_eq!(
@@ -567,10 +569,16 @@ fn pii_applies_to_text_fields_and_is_never_a_sort_key() {
     };
     assert!(pii("string", json!({})).is_ok());
     assert!(pii("text", json!({ "unique": true })).is_ok());
-    for kind in ["integer", "float", "boolean", "json", "datetime"] {
+    assert!(pii("email", json!({ "unique": true })).is_ok());
+    assert!(pii("url", json!({})).is_ok());
+    for kind in [
+        "integer", "float", "boolean", "json", "datetime", "date", "decimal",
+    ] {
         let errs = pii(kind, json!({})).expect_err(kind);
         assert!(
-            errs[0].reason.contains("pii applies to string and text"),
+            errs[0]
+                .reason
+                .contains("pii applies to string, text, email and url"),
             "{kind}: {errs:?}"
         );
     }

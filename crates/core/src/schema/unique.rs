@@ -60,3 +60,22 @@ impl<'de> Deserialize<'de> for Unique {
         d.deserialize_any(Spelling)
     }
 }
+
+/// Which records a `unique` field's values must differ among (`unique_among`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UniqueAmong {
+    /// Every record, soft-deleted ones included (the default).
+    #[default]
+    All,
+    /// Live records only: a soft-deleted record's value may be taken again (a partial
+    /// unique index leaving out `status = 'deleted'`).
+    Live,
+}
+
+impl UniqueAmong {
+    /// Whether this is the default (for skipping the attribute when serialising).
+    pub fn is_all(&self) -> bool {
+        *self == Self::All
+    }
+}

@@ -3,7 +3,8 @@
 //! model's record, input and patch schemas, its list filters (`plinth_core::query`'s
 //! grammar: operators by field type) and its sort keys.
 
-use plinth_core::schema::{FieldDef, FieldType, Unique, ValueKind, kind_name};
+use plinth_core::format::TextFormat;
+use plinth_core::schema::{FieldDef, FieldType, ItemKind, Unique, ValueKind, kind_name};
 use plinth_core::{ModelDef, QueryLimits, ReadScope, Schema, Status};
 use serde_json::{Map, Value, json};
 
@@ -186,6 +187,14 @@ fn input(model: &ModelDef, patch: bool) -> Value {
 /// A field's type, without its constraints.
 fn value_schema(f: &FieldDef) -> Value {
     match f.ty() {
+        FieldType::Text {
+            format: Some(TextFormat::Email),
+            ..
+        } => json!({"type": "string", "format": "email"}),
+        FieldType::Text {
+            format: Some(TextFormat::Url),
+            ..
+        } => json!({"type": "string", "format": "uri"}),
         FieldType::Text { .. } => json!({"type": "string"}),
         FieldType::Integer { .. } => json!({"type": "integer", "format": "int64"}),
         FieldType::Float { .. } => json!({"type": "number", "format": "double"}),
@@ -197,6 +206,29 @@ fn value_schema(f: &FieldDef) -> Value {
             "type": "string", "format": "uuid",
             "description": format!("the id of a `{model}` record")
         }),
+        FieldType::Date { .. } => json!({"type": "string", "format": "date"}),
+        FieldType::Decimal { scale, .. } => json!({
+            "type": "string",
+            "pattern": decimal_pattern(*scale),
+            "description": format!("an exact decimal with at most {scale} decimal places, as a string")
+        }),
+        FieldType::Array { items, .. } => json!({"type": "array", "items": item_schema(*items)}),
+    }
+}
+
+/// The text of a decimal at `scale`: digits, then at most `scale` digits after a point.
+fn decimal_pattern(scale: u8) -> String {
+    match scale {
+        0 => "^-?[0-9]+$".to_owned(),
+        s => format!("^-?[0-9]+(\\.[0-9]{{1,{s}}})?$"),
+    }
+}
+
+/// One item of an array field.
+fn item_schema(items: ItemKind) -> Value {
+    match items {
+        ItemKind::String => json!({"type": "string"}),
+        ItemKind::Integer => json!({"type": "integer", "format": "int64"}),
     }
 }
 
@@ -211,6 +243,7 @@ fn constrained(f: &FieldDef) -> Value {
             min_length,
             max_length,
             pattern,
+            ..
         } => {
             obj.insert("minLength".to_owned(), json!(min_length));
             obj.insert("maxLength".to_owned(), json!(max_length));
@@ -232,6 +265,19 @@ fn constrained(f: &FieldDef) -> Value {
             }
             if let Some(m) = max {
                 obj.insert("maximum".to_owned(), json!(m));
+            }
+        }
+        FieldType::Array {
+            items,
+            max_items,
+            max_length,
+        } => {
+            obj.insert("maxItems".to_owned(), json!(max_items));
+            if *items == ItemKind::String {
+                obj.insert(
+                    "items".to_owned(),
+                    json!({"type": "string", "maxLength": max_length}),
+                );
             }
         }
         _ => {}
@@ -347,8 +393,18 @@ fn filterable(model: &ModelDef) -> Vec<Filterable> {
         if f.value_kind() == ValueKind::Json {
             continue;
         }
-        let mut value = value_schema(f);
-        value.as_object_mut().map(|o| o.remove("description"));
+        let mut value = match f.ty() {
+            // A filter names one item of the list.
+            FieldType::Array { items, .. } => item_schema(*items),
+            _ => value_schema(f),
+        };
+        // An email or url filter value is compared, not checked: any text will do.
+        if let Some(o) = value.as_object_mut() {
+            o.remove("description");
+            if o.get("format").is_some_and(|f| f == "email" || f == "uri") {
+                o.remove("format");
+            }
+        }
         out.push(Filterable {
             name: f.name().to_string(),
             value,
@@ -371,6 +427,8 @@ fn operators(c: &Filterable) -> &'static [&'static str] {
             &["eq", "ne", "lt", "lte", "gt", "gte", "in"]
         }
         ValueKind::Boolean | ValueKind::Uuid => &["eq", "ne", "in"],
+        ValueKind::Date | ValueKind::Decimal(_) => &["eq", "ne", "lt", "lte", "gt", "gte", "in"],
+        ValueKind::Array(_) => &["has", "has_any"],
         ValueKind::Json => &[],
     }
 }
@@ -410,8 +468,8 @@ fn list_parameters(op: &mut Value, model: &ModelDef, limits: &QueryLimits) {
                     json!({"type": "string", "maxLength": limits.pattern_max_chars}),
                     None,
                 ),
-                "in" => (
-                    format!("{}[in]", c.name),
+                "in" | "has_any" => (
+                    format!("{}[{op}]", c.name),
                     json!({"type": "array", "items": value, "minItems": 1,
                            "maxItems": MAX_IN_VALUES}),
                     Some(false),

@@ -1,7 +1,8 @@
 //! The change feed decides list filters in memory (`Filter::matches`); a list decides them
 //! in SQL. Here the same filters run both ways over the same stored records, on the engine
 //! of the run, and must select the same records: every operator, over text (case, Unicode,
-//! SQL's own wildcards), integers, floats, booleans, timestamps, ids, enums and nulls.
+//! SQL's own wildcards), integers, floats, booleans, timestamps, ids, enums, dates,
+//! decimals (by value, not as text), arrays (`has`, `has_any`) and nulls.
 
 use crate::helpers::{TestApp, decls, id_of};
 use plinth_core::{FieldAccess, ListQuery, ListScope};
@@ -18,19 +19,27 @@ async fn in_memory_filters_select_what_the_store_lists() {
         {"name": "due", "type": "datetime"},
         {"name": "parent", "type": "reference", "model": "item"},
         {"name": "tier", "type": "enum", "values": ["free", "pro"]},
-        {"name": "secret", "type": "string", "pii": true}
+        {"name": "secret", "type": "string", "pii": true},
+        {"name": "price", "type": "decimal", "scale": 2},
+        {"name": "day", "type": "date"},
+        {"name": "tags", "type": "array", "items": "string"},
+        {"name": "sizes", "type": "array", "items": "integer"}
     ]}])))
     .await;
     let root = app.create_ok("item", &json!({"name": "root"})).await;
     let parent = id_of(&root);
     let rows = [
         json!({"name": "Alpha", "title": "Hello World", "qty": 10, "score": 2.5, "flag": true,
-               "due": "2026-05-01T00:00:00Z", "parent": parent, "tier": "pro", "secret": "s1"}),
+               "due": "2026-05-01T00:00:00Z", "parent": parent, "tier": "pro", "secret": "s1",
+               "price": "9.50", "day": "2026-09-30", "tags": ["rust", "web"], "sizes": [1, 2]}),
         json!({"name": "beta", "title": "hello world", "qty": -3, "score": -0.5, "flag": false,
-               "due": "2026-05-01T00:00:00.000001Z", "tier": "free", "secret": "S1"}),
+               "due": "2026-05-01T00:00:00.000001Z", "tier": "free", "secret": "S1",
+               "price": "10", "day": "2026-10-01", "tags": ["Rust"], "sizes": []}),
         json!({"name": "Straße", "title": "STRASSE café", "qty": 0, "score": 10.0,
-               "due": "2025-12-31T23:59:59Z"}),
-        json!({"name": "Ünïcode", "title": "50%_off", "qty": 1000000, "score": 1e-9}),
+               "due": "2025-12-31T23:59:59Z", "price": "-0.01", "day": "1999-12-31",
+               "tags": [], "sizes": [-7]}),
+        json!({"name": "Ünïcode", "title": "50%_off", "qty": 1000000, "score": 1e-9,
+               "price": "100.00", "tags": ["a,b", "50%_off"]}),
         json!({"name": "zeta", "title": "Zebra", "score": 2.5, "flag": true}),
         json!({"name": "empty"}),
     ];
@@ -98,6 +107,25 @@ async fn in_memory_filters_select_what_the_store_lists() {
         ("secret", "s1"),
         ("secret[ne]", "s1"),
         ("secret[in]", "S1,s2"),
+        ("price", "9.5"),
+        ("price[ne]", "10"),
+        ("price[lt]", "10"),
+        ("price[lte]", "10.00"),
+        ("price[gt]", "9.99"),
+        ("price[gte]", "-0.01"),
+        ("price[in]", "100,-0.01"),
+        ("day", "2026-09-30"),
+        ("day[ne]", "2026-09-30"),
+        ("day[lt]", "2026-10-01"),
+        ("day[gte]", "2000-01-01"),
+        ("day[in]", "1999-12-31,2026-10-01"),
+        ("tags[has]", "rust"),
+        ("tags[has]", "a,b"),
+        ("tags[has]", "50%_off"),
+        ("tags[has_any]", "Rust,web"),
+        ("tags[has_any]", "nothing"),
+        ("sizes[has]", "2"),
+        ("sizes[has_any]", "-7,1"),
         ("status", "active"),
         ("version[gt]", "0"),
         ("owner_id[ne]", &app.admin_id),

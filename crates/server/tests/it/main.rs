@@ -19,6 +19,7 @@ mod events;
 mod events_attacks;
 mod events_stream;
 mod faults;
+mod field_types;
 mod filter_agreement;
 mod flags;
 mod helpers;

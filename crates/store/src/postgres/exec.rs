@@ -7,7 +7,7 @@ use crate::sql::{Dialect, Exec, Param, Query, SqlRow, unreadable};
 use bytes::BytesMut;
 use deadpool_postgres::GenericClient;
 use plinth_core::schema::ValueKind;
-use plinth_core::{RecordId, Timestamp, Value};
+use plinth_core::{Date, Decimal, RecordId, Timestamp, Value};
 use std::error::Error;
 use time::OffsetDateTime;
 use tokio_postgres::types::{IsNull, ToSql, Type};
@@ -41,6 +41,8 @@ impl ToSql for Param<'_> {
             Self::Time(t) => ts(*t).to_sql(ty, out),
             Self::Uuid(u) => u.to_sql(ty, out),
             Self::Json(j) => j.to_sql(ty, out),
+            Self::Date(d) => d.as_time().to_sql(ty, out),
+            Self::Array(items) => Param::array_json(items).to_sql(ty, out),
         }
     }
 
@@ -59,6 +61,8 @@ impl ToSql for Param<'_> {
             Self::Time(t) => ts(*t).to_sql_checked(ty, out),
             Self::Uuid(u) => u.to_sql_checked(ty, out),
             Self::Json(j) => j.to_sql_checked(ty, out),
+            Self::Date(d) => d.as_time().to_sql_checked(ty, out),
+            Self::Array(items) => Param::array_json(items).to_sql_checked(ty, out),
         }
     }
 }
@@ -152,6 +156,20 @@ impl SqlRow for Row {
             }
             ValueKind::Uuid => get::<Option<Uuid>>(self, i)?
                 .map_or(Value::Null, |u| Value::Reference(RecordId::from_uuid(u))),
+            ValueKind::Date => match get::<Option<time::Date>>(self, i)? {
+                None => Value::Null,
+                Some(d) => Value::Date(Date::from_time(d).ok_or_else(|| unreadable("date"))?),
+            },
+            ValueKind::Decimal(scale) => match get::<Option<i64>>(self, i)? {
+                None => Value::Null,
+                Some(u) => Value::Decimal(
+                    Decimal::from_units(u, scale).ok_or_else(|| unreadable("decimal"))?,
+                ),
+            },
+            kind @ ValueKind::Array(_) => match get::<Option<serde_json::Value>>(self, i)? {
+                None => Value::Null,
+                Some(j) => Value::from_json(kind, &j).ok_or_else(|| unreadable("array"))?,
+            },
         })
     }
 }

@@ -197,6 +197,9 @@ fn value(kind: ValueKind, v: &Json) -> Option<Value> {
         ValueKind::Datetime => Value::Datetime(Timestamp::parse(v.as_str()?).ok()?),
         ValueKind::Json => Value::Json(v.clone()),
         ValueKind::Uuid => Value::Reference(RecordId::parse(v.as_str()?).ok()?),
+        kind @ (ValueKind::Date | ValueKind::Decimal(_) | ValueKind::Array(_)) => {
+            Value::from_json(kind, v)?
+        }
     })
 }
 

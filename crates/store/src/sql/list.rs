@@ -172,5 +172,32 @@ fn filter<'a>(q: &mut Query<'a>, f: &'a Filter) {
             .push(" IN (")
             .bind_all(f.values.iter().map(Param::from))
             .push(")"),
+        Op::Has | Op::HasAny => has_any(q, &col, &f.values),
     };
+}
+
+/// An `array` column holding any of `values`: SQLite looks through the stored JSON array
+/// with `json_each`; PostgreSQL asks `jsonb` containment of each one-item array.
+fn has_any<'q, 'a>(q: &'q mut Query<'a>, col: &str, values: &'a [Value]) -> &'q mut Query<'a> {
+    match q.dialect {
+        Dialect::Sqlite => q
+            .push("EXISTS (SELECT 1 FROM json_each(")
+            .push(col)
+            .push(") WHERE \"value\" IN (")
+            .bind_all(values.iter().map(Param::from))
+            .push("))"),
+        Dialect::Postgres => {
+            q.push("(");
+            for (i, v) in values.iter().enumerate() {
+                if i > 0 {
+                    q.push(" OR ");
+                }
+                q.push(col)
+                    .push(" @> ")
+                    .bind(Param::Array(std::slice::from_ref(v)))
+                    .push("::jsonb");
+            }
+            q.push(")")
+        }
+    }
 }

@@ -26,7 +26,7 @@ pub(crate) mod versions;
 
 use crate::StoreError;
 use plinth_core::schema::ValueKind;
-use plinth_core::{RecordId, Timestamp, Value};
+use plinth_core::{Date, RecordId, Timestamp, Value};
 use std::borrow::Cow;
 use std::future::Future;
 use uuid::Uuid;
@@ -111,6 +111,14 @@ impl Dialect {
             (Self::Postgres, ValueKind::Datetime) => "TIMESTAMPTZ",
             (Self::Postgres, ValueKind::Json) => "JSONB",
             (Self::Postgres, ValueKind::Uuid) => "UUID",
+            // 'YYYY-MM-DD' sorts as the calendar does.
+            (Self::Sqlite, ValueKind::Date) => "TEXT",
+            (Self::Postgres, ValueKind::Date) => "DATE",
+            // The exact count of units of 10^-scale.
+            (Self::Sqlite, ValueKind::Decimal(_)) => "INTEGER",
+            (Self::Postgres, ValueKind::Decimal(_)) => "BIGINT",
+            (Self::Sqlite, ValueKind::Array(_)) => "TEXT",
+            (Self::Postgres, ValueKind::Array(_)) => "JSONB",
         }
     }
 
@@ -140,6 +148,17 @@ pub(crate) enum Param<'a> {
     Uuid(Uuid),
     /// A JSON document.
     Json(&'a serde_json::Value),
+    /// A calendar date (SQLite: `YYYY-MM-DD` text).
+    Date(Date),
+    /// A list of text or integer values, as a JSON array.
+    Array(&'a [Value]),
+}
+
+impl Param<'_> {
+    /// The JSON array of an [`Param::Array`]'s items.
+    pub(crate) fn array_json(items: &[Value]) -> serde_json::Value {
+        serde_json::Value::Array(items.iter().map(Value::to_json).collect())
+    }
 }
 
 impl<'a> From<&'a Value> for Param<'a> {
@@ -153,6 +172,9 @@ impl<'a> From<&'a Value> for Param<'a> {
             Value::Datetime(t) => Self::Time(*t),
             Value::Json(j) => Self::Json(j),
             Value::Reference(id) => Self::Uuid(*id.as_uuid()),
+            Value::Date(d) => Self::Date(*d),
+            Value::Decimal(d) => Self::Int(d.units()),
+            Value::Array(items) => Self::Array(items),
         }
     }
 }

@@ -5,8 +5,9 @@
 
 use super::{Dialect, Exec, Query, SqlRow, blind_column};
 use crate::StoreError;
+use plinth_core::format::TextFormat;
 use plinth_core::migrate::{IndexKind, Plan, Rule, Step};
-use plinth_core::schema::{Bound, FieldDef, FieldType, Unique};
+use plinth_core::schema::{Bound, FieldDef, FieldType, Unique, UniqueAmong, ValueKind};
 use plinth_core::{ModelDef, Value};
 
 /// How many offending records a refusal names.
@@ -20,6 +21,16 @@ pub(crate) enum Stmt {
     /// Builds a unique index: a conflict means existing records share values, and refuses
     /// the step with this message.
     Unique(String, String),
+    /// Selects every value (`id`, the value) for a check SQL cannot make (a text format):
+    /// any value failing it refuses the step.
+    Scan {
+        /// The query.
+        sql: String,
+        /// The format each value must have.
+        format: TextFormat,
+        /// What is refused and why.
+        head: String,
+    },
     /// Selects the records that keep the step from being made (`id`, and the count of
     /// all): any refuses it.
     Check {
@@ -36,7 +47,10 @@ impl Stmt {
     /// The SQL, as run.
     pub(crate) fn sql(&self) -> &str {
         match self {
-            Self::Run(sql) | Self::Unique(sql, _) | Self::Check { sql, .. } => sql,
+            Self::Run(sql)
+            | Self::Unique(sql, _)
+            | Self::Check { sql, .. }
+            | Self::Scan { sql, .. } => sql,
         }
     }
 }
@@ -64,6 +78,33 @@ pub(crate) async fn apply<E: Exec>(e: &E, step: &Step) -> Result<(), StoreError>
                 StoreError::Conflict { .. } => StoreError::Migration(refusal),
                 other => other,
             })?,
+            Stmt::Scan { sql, format, head } => {
+                let mut q = Query::new(E::DIALECT);
+                q.push(&sql);
+                let rows = e
+                    .rows(&q, |r| {
+                        let bad = match r.value(1, ValueKind::Text)? {
+                            Value::Text(t) => format.check(&t).is_err(),
+                            _ => false,
+                        };
+                        bad.then(|| r.uuid(0)).transpose()
+                    })
+                    .await?;
+                let bad: Vec<String> = rows
+                    .into_iter()
+                    .flatten()
+                    .map(|id| id.to_string())
+                    .collect();
+                if !bad.is_empty() {
+                    let more = if bad.len() > NAMED { ", …" } else { "" };
+                    return Err(StoreError::Migration(format!(
+                        "{head}, and {} record(s) (soft-deleted ones count) do not: {}{more}. {}",
+                        bad.len(),
+                        bad[..bad.len().min(NAMED)].join(", "),
+                        NARROW_ADVICE
+                    )));
+                }
+            }
             Stmt::Check { sql, head, advice } => {
                 let mut q = Query::new(E::DIALECT);
                 q.push(&sql);
@@ -180,18 +221,43 @@ pub(crate) fn statements(d: Dialect, step: &Step) -> Result<Vec<Stmt>, String> {
         } => {
             let f = field(model, *index)?;
             let c = format!("\"{}\"", f.name());
-            let broken: Vec<String> = rules.iter().map(|r| breaks(d, &c, r)).collect();
+            let broken: Vec<String> = rules.iter().filter_map(|r| breaks(d, &c, r)).collect();
             let must: Vec<String> = rules.iter().map(Rule::describe).collect();
-            vec![Stmt::Check {
-                sql: offenders(model, &broken.join(" OR ")),
-                head: format!(
-                    "cannot migrate: every {}.{} must be {}",
-                    model.name(),
-                    f.name(),
-                    must.join(" and ")
-                ),
-                advice: "Change or purge those records, or keep the old constraint",
-            }]
+            let head = format!(
+                "cannot migrate: every {}.{} must be {}",
+                model.name(),
+                f.name(),
+                must.join(" and ")
+            );
+            let mut v = Vec::new();
+            if !broken.is_empty() {
+                v.push(Stmt::Check {
+                    sql: offenders(model, &broken.join(" OR ")),
+                    head: head.clone(),
+                    advice: NARROW_ADVICE,
+                });
+            }
+            for rule in rules {
+                if let Rule::Format(format) = rule {
+                    v.push(Stmt::Scan {
+                        sql: format!(
+                            "SELECT \"id\", {c} FROM \"{}\" WHERE {c} IS NOT NULL ORDER BY \"id\"",
+                            model.name()
+                        ),
+                        format: *format,
+                        head: head.clone(),
+                    });
+                }
+            }
+            v
+        }
+        Step::Rescale { model, index, from } => {
+            let f = field(model, *index)?;
+            let to = match f.value_kind() {
+                ValueKind::Decimal(s) => s,
+                _ => return Err("a rescale names a field that is not a decimal".to_owned()),
+            };
+            rescale(model, f, *from, to)
         }
         Step::ChangeType { model, index, .. } => {
             let f = field(model, *index)?;
@@ -279,21 +345,59 @@ fn offenders(model: &ModelDef, condition: &str) -> String {
     )
 }
 
-/// The condition a value of column `c` breaking `rule` meets (NULL meets none).
-fn breaks(d: Dialect, c: &str, rule: &Rule) -> String {
+/// What an operator can do when stored values break a tighter constraint.
+const NARROW_ADVICE: &str = "Change or purge those records, or keep the old constraint";
+
+/// A decimal's scale change: a check that every value fits, then the units multiplied or
+/// divided by the power of ten between the scales.
+fn rescale(model: &ModelDef, f: &FieldDef, from: u8, to: u8) -> Vec<Stmt> {
+    let (m, c) = (model.name(), format!("\"{}\"", f.name()));
+    let factor = 10_i64.pow(u32::from(from.abs_diff(to)));
+    let (broken, why, op) = if to > from {
+        let most = 999_999_999_999_999_999 / factor;
+        (
+            format!("({c} > {most} OR {c} < -{most})"),
+            format!("at most {} digits", plinth_core::decimal::MAX_DIGITS),
+            "*",
+        )
+    } else {
+        (
+            format!("{c} % {factor} <> 0"),
+            format!("exact with {to} decimal places"),
+            "/",
+        )
+    };
+    vec![
+        Stmt::Check {
+            sql: offenders(model, &broken),
+            head: format!(
+                "cannot change the scale of {m}.{} from {from} to {to}: every value must be {why}",
+                f.name()
+            ),
+            advice: "Change or purge those records, or keep the old scale",
+        },
+        Stmt::Run(format!(
+            "UPDATE \"{m}\" SET {c} = {c} {op} {factor} WHERE {c} IS NOT NULL"
+        )),
+    ]
+}
+
+/// The condition a value of column `c` breaking `rule` meets (NULL meets none); `None`
+/// for a rule SQL cannot check (a text format, checked by [`Stmt::Scan`]).
+fn breaks(d: Dialect, c: &str, rule: &Rule) -> Option<String> {
     let len = match d {
         Dialect::Sqlite => "length",
         Dialect::Postgres => "char_length",
     };
-    match rule {
+    Some(match rule {
         Rule::MaxLength(n) => format!("{len}({c}) > {n}"),
         Rule::MinLength(n) => format!("{len}({c}) < {n}"),
         Rule::Values(values) => {
             let values: Vec<String> = values.iter().map(|v| quote(v)).collect();
             format!("{c} NOT IN ({})", values.join(", "))
         }
-        Rule::Min(b) => format!("{c} < {}", bound(*b)),
-        Rule::Max(b) => format!("{c} > {}", bound(*b)),
+        Rule::Min(b) => format!("{c} < {}", bound(b)),
+        Rule::Max(b) => format!("{c} > {}", bound(b)),
         Rule::ExactInFloat => {
             let most = plinth_core::migrate::EXACT_IN_FLOAT;
             format!("({c} < -{most} OR {c} > {most})")
@@ -305,13 +409,29 @@ fn breaks(d: Dialect, c: &str, rule: &Rule) -> String {
                 "({c} <> trunc({c}) OR {c} < -9223372036854775808 OR {c} >= 9223372036854775808)"
             ),
         },
-    }
+        Rule::AtLeast(v) => format!("{c} < {}", literal(d, v)),
+        Rule::AtMost(v) => format!("{c} > {}", literal(d, v)),
+        Rule::Format(_) => return None,
+        Rule::MaxItems(n) => match d {
+            Dialect::Sqlite => format!("json_array_length({c}) > {n}"),
+            Dialect::Postgres => format!("jsonb_array_length({c}) > {n}"),
+        },
+        Rule::ItemMaxLength(n) => match d {
+            Dialect::Sqlite => {
+                format!("EXISTS (SELECT 1 FROM json_each({c}) WHERE length(\"value\") > {n})")
+            }
+            Dialect::Postgres => format!(
+                "EXISTS (SELECT 1 FROM jsonb_array_elements_text({c}) AS e WHERE char_length(e) > {n})"
+            ),
+        },
+    })
 }
 
-fn bound(b: Bound) -> String {
+fn bound(b: &Bound) -> String {
     match b {
         Bound::Int(i) => i.to_string(),
         Bound::Float(x) => format!("{x:?}"),
+        Bound::Text(t) => quote(t),
     }
 }
 
@@ -338,6 +458,13 @@ fn literal(d: Dialect, v: &Value) -> String {
         (Dialect::Postgres, Value::Json(j)) => format!("{}::jsonb", quote(&j.to_string())),
         (Dialect::Sqlite, Value::Reference(id)) => quote(&id.to_string()),
         (Dialect::Postgres, Value::Reference(id)) => format!("{}::uuid", quote(&id.to_string())),
+        (Dialect::Sqlite, Value::Date(day)) => quote(&day.to_string()),
+        (Dialect::Postgres, Value::Date(day)) => format!("{}::date", quote(&day.to_string())),
+        (_, Value::Decimal(x)) => x.units().to_string(),
+        (Dialect::Sqlite, v @ Value::Array(_)) => quote(&v.to_json().to_string()),
+        (Dialect::Postgres, v @ Value::Array(_)) => {
+            format!("{}::jsonb", quote(&v.to_json().to_string()))
+        }
     }
 }
 
@@ -411,6 +538,8 @@ fn field_index(d: Dialect, model: &ModelDef, f: &FieldDef) -> Option<Stmt> {
         (f.name().as_str(), IndexKind::of_field(f))
     };
     let unique = |sql: String| Some(Stmt::Unique(sql, unique_refusal(model, f)));
+    // `unique_among = "live"`: soft-deleted records are left out of the index.
+    let live = " WHERE \"status\" <> 'deleted'";
     match kind {
         IndexKind::None => None,
         IndexKind::Unique => unique(format!(
@@ -418,6 +547,12 @@ fn field_index(d: Dialect, model: &ModelDef, f: &FieldDef) -> Option<Stmt> {
         )),
         IndexKind::UniquePerOwner => unique(format!(
             "CREATE UNIQUE INDEX \"{idx}\" ON \"{m}\" (\"owner_id\", \"{name}\")"
+        )),
+        IndexKind::UniqueLive => unique(format!(
+            "CREATE UNIQUE INDEX \"{idx}\" ON \"{m}\" (\"{name}\"){live}"
+        )),
+        IndexKind::UniquePerOwnerLive => unique(format!(
+            "CREATE UNIQUE INDEX \"{idx}\" ON \"{m}\" (\"owner_id\", \"{name}\"){live}"
         )),
         IndexKind::Plain => Some(Stmt::Run(format!(
             "CREATE INDEX \"{idx}\" ON \"{m}\" (\"{name}\", \"id\")"
@@ -427,8 +562,10 @@ fn field_index(d: Dialect, model: &ModelDef, f: &FieldDef) -> Option<Stmt> {
 
 /// Why a unique index cannot be built: existing records share values.
 fn unique_refusal(model: &ModelDef, f: &FieldDef) -> String {
-    let (how, whose) = match f.unique() {
-        Unique::PerOwner => (" per owner", "records of one owner"),
+    let (how, whose) = match (f.unique(), f.unique_among()) {
+        (Unique::PerOwner, UniqueAmong::All) => (" per owner", "records of one owner"),
+        (Unique::PerOwner, UniqueAmong::Live) => (" per owner", "live records of one owner"),
+        (_, UniqueAmong::Live) => ("", "live records"),
         _ => ("", "records"),
     };
     format!(

@@ -8,7 +8,7 @@ use crate::StoreError;
 use crate::sql::audit::AuditBatch;
 use crate::sql::{Dialect, Exec, Param, Query, SqlRow, unreadable};
 use plinth_core::schema::ValueKind;
-use plinth_core::{RecordId, Timestamp, Value};
+use plinth_core::{Date, Decimal, RecordId, Timestamp, Value};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, Row, params_from_iter};
 use std::path::Path;
@@ -27,6 +27,10 @@ impl rusqlite::ToSql for Param<'_> {
             Self::Time(t) => ToSqlOutput::Owned(Sql::Integer(t.as_micros())),
             Self::Uuid(u) => ToSqlOutput::Owned(Sql::Text(u.hyphenated().to_string())),
             Self::Json(j) => ToSqlOutput::Owned(Sql::Text(j.to_string())),
+            Self::Date(d) => ToSqlOutput::Owned(Sql::Text(d.to_string())),
+            Self::Array(items) => {
+                ToSqlOutput::Owned(Sql::Text(Param::array_json(items).to_string()))
+            }
         })
     }
 }
@@ -187,6 +191,19 @@ impl SqlRow for Row<'_> {
             (ValueRef::Text(t), ValueKind::Uuid) => {
                 Value::Reference(RecordId::from_uuid(parse_uuid(t)?))
             }
+            (ValueRef::Text(t), ValueKind::Date) => Value::Date(
+                std::str::from_utf8(t)
+                    .ok()
+                    .and_then(|t| Date::parse(t).ok())
+                    .ok_or_else(|| unreadable("date"))?,
+            ),
+            (ValueRef::Integer(i), ValueKind::Decimal(scale)) => {
+                Value::Decimal(Decimal::from_units(i, scale).ok_or_else(|| unreadable("decimal"))?)
+            }
+            (ValueRef::Text(t), kind @ ValueKind::Array(_)) => serde_json::from_slice(t)
+                .ok()
+                .and_then(|j| Value::from_json(kind, &j))
+                .ok_or_else(|| unreadable("array"))?,
             _ => return Err(unreadable("value (unexpected storage class)")),
         })
     }

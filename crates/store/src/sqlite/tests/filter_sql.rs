@@ -10,7 +10,7 @@ use crate::sql::{Dialect, Exec, Query, ready};
 use plinth_core::cursor::CursorPos;
 use plinth_core::schema::ValueKind;
 use plinth_core::{
-    FieldAccess, ListQuery, ListScope, ModelDef, RecordId, Schema, Timestamp, Value,
+    Date, Decimal, FieldAccess, ListQuery, ListScope, ModelDef, RecordId, Schema, Timestamp, Value,
 };
 use proptest::prelude::*;
 use rusqlite::{Connection, Row};
@@ -39,6 +39,10 @@ fn model() -> Arc<ModelDef> {
         { "name": "email", "type": "string", "unique": true, "indexed": true },
         { "name": "note", "type": "text" },
         { "name": "parent", "type": "reference", "model": "item" },
+        { "name": "born", "type": "date", "indexed": true },
+        { "name": "price", "type": "decimal", "indexed": true },
+        { "name": "tags", "type": "array", "items": "string" },
+        { "name": "sizes", "type": "array", "items": "integer" },
     ]}))
     .expect("declaration");
     let schema = Schema::from_decls(&[decl]).expect("valid schema");
@@ -53,14 +57,20 @@ fn value_for(name: &'static str) -> BoxedStrategy<String> {
             .prop_map(|(i, s)| format!("{s}{i}")),
     ];
     let typed: BoxedStrategy<String> = match name {
-        "name" | "email" | "note" => text.boxed(),
+        "name" | "email" | "note" | "tags" => text.boxed(),
+        "born" => (1_i32..=9999, 1_u8..=12, 1_u8..=28)
+            .prop_map(|(y, m, d)| format!("{y:04}-{m:02}-{d:02}"))
+            .boxed(),
+        "price" => (any::<i32>(), 0_u8..100)
+            .prop_map(|(i, c)| format!("{i}.{c:02}"))
+            .boxed(),
         "tier" => prop::sample::select(vec!["free", "pro"])
             .prop_map(str::to_owned)
             .boxed(),
         "status" => prop::sample::select(vec!["active", "inactive", "deleted"])
             .prop_map(str::to_owned)
             .boxed(),
-        "qty" | "version" => any::<i64>().prop_map(|i| i.to_string()).boxed(),
+        "qty" | "version" | "sizes" => any::<i64>().prop_map(|i| i.to_string()).boxed(),
         "score" => any::<f64>().prop_map(|f| f.to_string()).boxed(),
         "flag" => any::<bool>().prop_map(|b| b.to_string()).boxed(),
         "due" | "created_at" | "updated_at" => (-62_135_596_800_i64..253_402_300_799)
@@ -99,9 +109,23 @@ fn filter() -> impl Strategy<Value = (String, String)> {
         "email",
         "note",
         "parent",
+        "born",
+        "price",
+        "tags",
+        "sizes",
     ];
     let ops = vec![
-        "", "[eq]", "[ne]", "[lt]", "[lte]", "[gt]", "[gte]", "[like]", "[in]",
+        "",
+        "[eq]",
+        "[ne]",
+        "[lt]",
+        "[lte]",
+        "[gt]",
+        "[gte]",
+        "[like]",
+        "[in]",
+        "[has]",
+        "[has_any]",
     ];
     (prop::sample::select(names), prop::sample::select(ops))
         .prop_flat_map(|(name, op)| (Just(format!("{name}{op}")), value_for(name)))
@@ -120,6 +144,8 @@ fn pairs() -> impl Strategy<Value = Vec<(String, String)>> {
         "-due",
         "tier",
         "email",
+        "born",
+        "-price",
     ])
     .prop_map(|s| ("sort".to_owned(), s.to_owned()));
     (
@@ -143,6 +169,9 @@ fn canonical(v: &Value) -> Value {
         Value::Datetime(_) => Value::Datetime(Timestamp::from_micros(0).expect("epoch")),
         Value::Json(_) => Value::Json(json!(null)),
         Value::Reference(_) => Value::Reference(RecordId::from_uuid(Uuid::nil())),
+        Value::Date(_) => Value::Date(Date::parse("2000-01-01").expect("a date")),
+        Value::Decimal(d) => Value::Decimal(Decimal::from_units(0, d.scale()).expect("zero")),
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
     }
 }
 
@@ -343,6 +372,12 @@ fn of_kind(kind: ValueKind, id: u128, n: i64) -> Value {
             Value::Datetime(Timestamp::from_micros(n.rem_euclid(1 << 50)).expect("in range"))
         }
         ValueKind::Uuid => Value::Reference(RecordId::from_uuid(Uuid::from_u128(id))),
-        ValueKind::Json => Value::Null,
+        ValueKind::Json | ValueKind::Array(_) => Value::Null,
+        ValueKind::Date => Value::Date(
+            Date::parse(&format!("{:04}-01-01", n.rem_euclid(9999) + 1)).expect("a date"),
+        ),
+        ValueKind::Decimal(scale) => {
+            Value::Decimal(Decimal::from_units(n % 1_000_000, scale).expect("in range"))
+        }
     }
 }

@@ -73,6 +73,8 @@ mod refresh;
 mod schema;
 mod sweep;
 mod transfer;
+mod types;
+mod types_evolve;
 mod unique;
 mod versions;
 

@@ -29,7 +29,12 @@ fn decls() -> Schema {
             {"name": "born", "type": "datetime"},
             {"name": "score", "type": "float"},
             {"name": "meta", "type": "json"},
-            {"name": "vip", "type": "boolean"}
+            {"name": "vip", "type": "boolean"},
+            {"name": "since", "type": "date"},
+            {"name": "balance", "type": "decimal", "scale": 3},
+            {"name": "tags", "type": "array", "items": "string"},
+            {"name": "sizes", "type": "array", "items": "integer"},
+            {"name": "site", "type": "url"}
         ]},
         {"name": "order", "fields": [
             {"name": "customer", "type": "reference", "model": "customer", "required": true},
@@ -63,7 +68,10 @@ async fn populate(store: &dyn Store, schema: &Schema) -> (User, Vec<RecordId>) {
     for i in 0..120 {
         let body = json!({"name": format!("c{i} 𝄞"), "email": format!("c{i}@x.io"),
             "born": "1999-12-31T23:59:59.123456Z", "score": 0.1 + f64::from(i),
-            "meta": {"tags": ["a", i], "nested": {"x": null}}, "vip": i % 2 == 0});
+            "meta": {"tags": ["a", i], "nested": {"x": null}}, "vip": i % 2 == 0,
+            "since": format!("{:04}-02-28", 1 + i * 80), "balance": format!("-{i}.005"),
+            "tags": ["a", format!("t{i}"), "'\""], "sizes": [i, -1],
+            "site": format!("https://x.io/{i}")});
         let d = draft(&customer, &body);
         ids.push(
             store
@@ -137,6 +145,14 @@ async fn round_trip(source: &dyn Store, target: &dyn Store) {
     let counts = transfer::export(source, &mut dump).await.expect("export");
     assert_eq!((counts.users, counts.flags, counts.records), (1, 3, 121));
     let text = String::from_utf8_lossy(&dump).into_owned();
+    for typed in [
+        r#""since":"0561-02-28""#,
+        r#""balance":"-7.005""#,
+        r#""tags":["a","t7","'\""]"#,
+        r#""sizes":[7,-1]"#,
+    ] {
+        assert!(text.contains(typed), "{typed} not in the export");
+    }
     let flag: serde_json::Value = text
         .lines()
         .find(|l| l.starts_with("{\"flag\""))
