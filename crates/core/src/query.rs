@@ -3,7 +3,9 @@
 //! Parsing resolves every name against the model, so the storage layer receives only
 //! known columns, known operators and typed values; it never sees client text as SQL.
 
+pub mod expr;
 mod matches;
+pub mod shape;
 
 use crate::cursor::{Cursor, CursorPos};
 use crate::date::Date;
@@ -13,6 +15,7 @@ use crate::policy::FieldAccess;
 use crate::record::{Record, RecordId, Status, Value};
 use crate::schema::{FieldType, ItemKind, ModelDef, ValueKind};
 use crate::time::Timestamp;
+pub use expr::Expr;
 
 /// Default page size.
 pub const DEFAULT_LIMIT: u32 = 20;
@@ -20,8 +23,9 @@ pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 200;
 /// Most values an `in` filter may list.
 const MAX_IN_VALUES: usize = 100;
-/// Most filters one query may carry.
-const MAX_FILTERS: usize = 32;
+/// Most comparisons one query may carry: its `field[op]=` filters and the comparisons of
+/// its `filter=` expression together.
+pub const MAX_COMPARISONS: usize = 64;
 
 /// How long a filter value or pattern may be: set by the operator, checked while parsing so
 /// that an oversized value is a 400 naming its filter before any database work starts.
@@ -35,8 +39,10 @@ pub struct QueryLimits {
     /// Longest value of an `eq`, `ne`, `lt`, `lte`, `gt`, `gte` filter, and of each value
     /// of an `in`, in characters.
     pub value_max_chars: usize,
-    /// Longest `like` pattern, in characters (wildcards included).
+    /// Longest `like` pattern, in characters (wildcards included), and longest `~` text.
     pub pattern_max_chars: usize,
+    /// Longest `filter=` expression, in characters.
+    pub filter_max_chars: usize,
 }
 
 impl QueryLimits {
@@ -44,6 +50,8 @@ impl QueryLimits {
     pub const DEFAULT_VALUE_MAX_CHARS: usize = 2048;
     /// Default longest `like` pattern: more than any search phrase.
     pub const DEFAULT_PATTERN_MAX_CHARS: usize = 128;
+    /// Default longest `filter=` expression: a page of conditions.
+    pub const DEFAULT_FILTER_MAX_CHARS: usize = 2048;
 }
 
 impl Default for QueryLimits {
@@ -51,6 +59,7 @@ impl Default for QueryLimits {
         Self {
             value_max_chars: Self::DEFAULT_VALUE_MAX_CHARS,
             pattern_max_chars: Self::DEFAULT_PATTERN_MAX_CHARS,
+            filter_max_chars: Self::DEFAULT_FILTER_MAX_CHARS,
         }
     }
 }
@@ -232,6 +241,8 @@ pub enum Op {
     Like,
     /// One of a comma-separated list.
     In,
+    /// Contains the text, case-insensitively (`~` of a `filter=` expression).
+    Contains,
     /// An `array` holding the value.
     Has,
     /// An `array` holding any of a comma-separated list.
@@ -292,6 +303,8 @@ impl Sort {
 pub struct ListQuery {
     /// Conditions, all of which must hold.
     pub filters: Vec<Filter>,
+    /// The `filter=` expression, which must hold too.
+    pub expr: Option<Expr>,
     /// Whether the query filters on `status` (if not, deleted records are excluded).
     pub status_filtered: bool,
     /// Order.
@@ -302,6 +315,8 @@ pub struct ListQuery {
     pub after: Option<CursorPos>,
     /// Hash of the filters and sort, bound into cursors so a cursor only resumes its own query.
     pub fingerprint: u64,
+    /// `count=true`: the page also carries the total of matching records.
+    pub count: bool,
 }
 
 impl ListQuery {
@@ -330,9 +345,15 @@ impl ListQuery {
         let mut limit = DEFAULT_LIMIT;
         let mut sort = None;
         let mut cursor = None;
+        let mut count = false;
+        let mut expr = None;
         let mut seen = std::collections::HashSet::new();
         for (key, value) in pairs {
-            if matches!(key.as_str(), "limit" | "sort" | "cursor") && !seen.insert(key.as_str()) {
+            if matches!(
+                key.as_str(),
+                "limit" | "sort" | "cursor" | "count" | "filter"
+            ) && !seen.insert(key.as_str())
+            {
                 errors.push(FieldError::new(key.as_str(), "given more than once"));
                 continue;
             }
@@ -349,16 +370,26 @@ impl ListQuery {
                     Err(reason) => errors.push(FieldError::new("sort", reason)),
                 },
                 "cursor" => cursor = Some(value.as_str()),
+                "count" => match shape::parse_count(value) {
+                    Ok(c) => count = c,
+                    Err(e) => errors.push(e),
+                },
+                // Read by `shape::Shape::parse`, which needs the whole schema.
+                "fields" | "expand" => {}
+                "filter" => match expr::parse(model, value, access, limits) {
+                    Ok(e) => expr = Some(e),
+                    Err(e) => errors.push(FieldError::new("filter", e.to_string())),
+                },
                 _ => match parse_filter(model, key, value, access, limits) {
                     Ok(f) => filters.push(f),
                     Err(e) => errors.push(e),
                 },
             }
         }
-        if filters.len() > MAX_FILTERS {
+        if filters.len() + expr.as_ref().map_or(0, Expr::comparisons) > MAX_COMPARISONS {
             errors.push(FieldError::new(
                 "query",
-                format!("at most {MAX_FILTERS} filters"),
+                format!("at most {MAX_COMPARISONS} comparisons (filters and `filter` together)"),
             ));
         }
         let sort = sort.unwrap_or_else(default_sort);
@@ -382,14 +413,19 @@ impl ListQuery {
         }
         let status_filtered = filters
             .iter()
-            .any(|f| f.column.base == Some(BaseColumn::Status));
+            .any(|f| f.column.base == Some(BaseColumn::Status))
+            || expr
+                .as_ref()
+                .is_some_and(|e| e.any(&|f| f.column.base == Some(BaseColumn::Status)));
         Ok(Self {
             filters,
+            expr,
             status_filtered,
             sort,
             limit,
             after,
             fingerprint,
+            count,
         })
     }
 
@@ -397,6 +433,17 @@ impl ListQuery {
     /// engines admit fewer of at once.
     pub fn has_pattern(&self) -> bool {
         self.filters.iter().any(|f| f.op == Op::Like)
+            || self
+                .expr
+                .as_ref()
+                .is_some_and(|e| e.any(&|f| f.op == Op::Contains))
+    }
+
+    /// Whether `record` passes the filters and the `filter=` expression, as the store's
+    /// list would decide it (the status and the caller's scope aside).
+    pub fn matches(&self, record: &Record) -> bool {
+        self.filters.iter().all(|f| f.matches(record))
+            && self.expr.as_ref().is_none_or(|e| e.matches(record))
     }
 
     /// The cursor that resumes after `last`, the final record of a full page.
@@ -540,7 +587,7 @@ fn parse_filter(
 fn fingerprint(sort: &Sort, pairs: &[(String, String)]) -> u64 {
     let mut filters: Vec<&(String, String)> = pairs
         .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "limit" | "cursor" | "sort"))
+        .filter(|(k, _)| !matches!(k.as_str(), "limit" | "cursor" | "sort") && !shape::is_shape(k))
         .collect();
     filters.sort();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -1,5 +1,5 @@
 //! `Reply`: every success answer, as `ApiError` is every failure. The success envelope
-//! `{"success": true, "data": …, "page"?: {"next_cursor", "limit"}}` is written here and
+//! `{"success": true, "data": …, "page"?: {"next_cursor", "limit", "total"?}}` is written here and
 //! nowhere else, along with the `ETag`, `Location` and `Idempotent-Replayed` headers.
 
 use crate::error::ApiError;
@@ -14,6 +14,9 @@ pub(crate) struct Page {
     pub(crate) next_cursor: Option<String>,
     /// The page size asked for.
     pub(crate) limit: u32,
+    /// With `count=true`: how many records match, over every page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) total: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -191,6 +194,7 @@ mod tests {
             Page {
                 next_cursor: None,
                 limit: 20,
+                total: None,
             },
         )
         .expect("page");

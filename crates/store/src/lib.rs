@@ -278,6 +278,23 @@ pub trait Store: AccountStore + FlagStore + Send + Sync + std::fmt::Debug {
         query: &ListQuery,
         scope: ListScope,
     ) -> Result<Page, StoreError>;
+    /// How many records the list of `query` holds over all its pages: the same status,
+    /// filters and `scope`, its cursor and limit aside (one `COUNT` over every match).
+    async fn count(
+        &self,
+        model: &Arc<ModelDef>,
+        query: &ListQuery,
+        scope: ListScope,
+        from: ReadFrom,
+    ) -> Result<u64, StoreError>;
+    /// The records of `model` among `ids`, whatever their status, in no particular order,
+    /// read in one statement; an id with no record is left out.
+    async fn get_many(
+        &self,
+        model: &Arc<ModelDef>,
+        ids: &[RecordId],
+        from: ReadFrom,
+    ) -> Result<Vec<Record>, StoreError>;
     /// Applies a patch (a PUT is a patch that sets everything) to a record that is not
     /// deleted.
     async fn update(

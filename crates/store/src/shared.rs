@@ -115,6 +115,21 @@ pub(crate) fn like_pattern(s: &str) -> String {
     out
 }
 
+/// Translates a `contains` text into an SQL `LIKE` pattern (`\` escaping): every character
+/// matches itself, anywhere in the value.
+pub(crate) fn contains_pattern(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 4);
+    out.push('%');
+    for c in s.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
 /// Idempotency keys are scoped to the principal that sent them.
 pub(crate) fn idempotency_scope(ctx: &WriteCtx) -> String {
     match ctx.actor.user_id() {
@@ -125,7 +140,7 @@ pub(crate) fn idempotency_scope(ctx: &WriteCtx) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{keyset_condition, like_pattern};
+    use super::{contains_pattern, keyset_condition, like_pattern};
 
     #[test]
     fn keyset_conditions_treat_null_as_largest() {
@@ -155,5 +170,6 @@ mod tests {
     fn like_patterns_escape_sql_wildcards() {
         assert_eq!(like_pattern("*foo*"), "%foo%");
         assert_eq!(like_pattern("50%_off\\"), "50\\%\\_off\\\\");
+        assert_eq!(contains_pattern("*50%_off\\"), "%*50\\%\\_off\\\\%");
     }
 }

@@ -2,16 +2,18 @@
 //! with the outcome the store's SQL gives for the same filter over the same row:
 //!
 //! - A missing value (`NULL`) satisfies no comparison but `ne` (the SQL is `IS DISTINCT
-//!   FROM`, so a missing value differs from every value).
+//!   FROM`, so a missing value differs from every value) and an expression's `= null`.
 //! - Text compares by its bytes (SQLite's `BINARY` collation; PostgreSQL under the `C`
 //!   collation); `like` lowercases both sides with Unicode rules (`plinth_fold` on SQLite,
 //!   `ILIKE` on PostgreSQL) and `*` stands for any run of characters, every other character
-//!   (SQL's `%` and `_` included) standing for itself.
+//!   (SQL's `%` and `_` included) standing for itself; `contains` (`~`) folds the same way
+//!   and has no wildcard.
 //! - Numbers compare by value (an integer column against a float value as SQL does),
 //!   timestamps by their microseconds, booleans and ids by equality only (the parser
 //!   refuses ordering them), dates by the calendar and decimals by value (as their stored
-//!   text and units order). An array `has` a value when an item equals it. A pii value compares as its plain text: the store compares
-//!   blind indexes, which are equal exactly when the texts are.
+//!   text and units order). An array `has` a value when an item equals it. A pii value
+//!   compares as its plain text: the store compares blind indexes, which are equal exactly
+//!   when the texts are.
 
 use super::{Filter, Op};
 use crate::record::{Record, Value};
@@ -23,7 +25,11 @@ impl Filter {
         let value = self.column.value_of(record);
         let first = self.values.first().unwrap_or(&Value::Null);
         match self.op {
-            Op::Eq => compare(&value, first) == Some(Ordering::Equal),
+            Op::Eq => match (&value, first) {
+                // `= null` of an expression: `IS NULL`.
+                (Value::Null, Value::Null) => true,
+                _ => compare(&value, first) == Some(Ordering::Equal),
+            },
             Op::Ne => match (&value, first) {
                 (Value::Null, Value::Null) => false,
                 (Value::Null, _) | (_, Value::Null) => true,
@@ -41,6 +47,12 @@ impl Filter {
             ),
             Op::Like => match (&value, first) {
                 (Value::Text(text), Value::Text(pattern)) => like(text, pattern),
+                _ => false,
+            },
+            Op::Contains => match (&value, first) {
+                (Value::Text(text), Value::Text(part)) => {
+                    text.to_lowercase().contains(&part.to_lowercase())
+                }
                 _ => false,
             },
             Op::In => self

@@ -255,9 +255,13 @@ fn unknown_fields_and_operators_are_refused() {
 
 #[test]
 fn too_many_filters() {
-    let many = vec![("qty[ne]", "1"); 33];
-    refused(&many, "query", "at most 32 filters");
-    assert_eq!(ok(&many[..32]).filters.len(), 32);
+    let many = vec![("qty[ne]", "1"); 65];
+    refused(
+        &many,
+        "query",
+        "at most 64 comparisons (filters and `filter` together)",
+    );
+    assert_eq!(ok(&many[..64]).filters.len(), 64);
 }
 
 #[test]
@@ -468,6 +472,7 @@ fn filter_values_and_patterns_are_bounded_in_characters() {
     let limits = QueryLimits {
         value_max_chars: 4,
         pattern_max_chars: 3,
+        ..QueryLimits::default()
     };
     let refused_within = |pairs: &[(&str, &str)], field: &str, reason: &str| {
         let e = parse_within(pairs, &limits).expect_err("accepted");

@@ -200,6 +200,7 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
         QueryLimits {
             value_max_chars: config.settings.limits_filter_value_max_chars,
             pattern_max_chars: config.settings.limits_like_pattern_max_chars,
+            filter_max_chars: config.settings.limits_filter_max_chars,
         },
     );
     let server = ServerConfig {

@@ -298,7 +298,11 @@ settings! {
     limits_like_pattern_max_chars: usize = plinth_core::QueryLimits::DEFAULT_PATTERN_MAX_CHARS;
         key: Some("limits.like_pattern_max_chars"), env: LIMITS_LIKE_PATTERN_MAX_CHARS = "PLINTH_LIMITS_LIKE_PATTERN_MAX_CHARS", flag: None,
         range: Some((1, 10_000)),
-        help: "The longest `like` pattern, in characters; a longer one answers 400. Matching costs up to the pattern's length times each value's, and one value's match cannot be interrupted, so this stays short.";
+        help: "The longest `like` pattern, and the longest text after a `~` or `!~` of a `filter` expression, in characters; a longer one answers 400. Matching costs up to the pattern's length times each value's, and one value's match cannot be interrupted, so this stays short.";
+    limits_filter_max_chars: usize = plinth_core::QueryLimits::DEFAULT_FILTER_MAX_CHARS;
+        key: Some("limits.filter_max_chars"), env: LIMITS_FILTER_MAX_CHARS = "PLINTH_LIMITS_FILTER_MAX_CHARS", flag: None,
+        range: Some((1, 65_536)),
+        help: "The longest `filter` expression of a list or stream, in characters; a longer one answers 400.";
     jwt_secret: Option<Secret> = None;
         key: None, env: JWT_SECRET = "PLINTH_JWT_SECRET", flag: None, range: None,
         help: "The token-signing key itself (base64 from `plinth keys generate`, or at least 32 raw bytes). Never read from the file.";

@@ -37,6 +37,7 @@ macro_rules! ops {
 ops! {
     Claim = "claim", Recorded = "recorded", Import = "import", Plan = "plan",
     Migrate = "migrate", Ping = "ping", Create = "create", Get = "get", List = "list",
+    Count = "count", GetMany = "get_many",
     Update = "update", Delete = "delete", Restore = "restore", Purge = "purge",
     ImportRecord = "import_record", SweepIdempotency = "sweep_idempotency",
     AuditList = "audit_list", AuditEvent = "audit_event", AuditQuery = "audit_query",
@@ -243,6 +244,25 @@ impl Store for MeteredStore {
     ) -> Result<Page, StoreError> {
         let call = self.inner.list_from(model, query, scope, from);
         self.ops.time(Op::List, call).await
+    }
+    async fn count(
+        &self,
+        model: &Arc<ModelDef>,
+        query: &ListQuery,
+        scope: ListScope,
+        from: ReadFrom,
+    ) -> Result<u64, StoreError> {
+        let call = self.inner.count(model, query, scope, from);
+        self.ops.time(Op::Count, call).await
+    }
+    async fn get_many(
+        &self,
+        model: &Arc<ModelDef>,
+        ids: &[RecordId],
+        from: ReadFrom,
+    ) -> Result<Vec<Record>, StoreError> {
+        let call = self.inner.get_many(model, ids, from);
+        self.ops.time(Op::GetMany, call).await
     }
     fn invalidations(
         &self,

@@ -317,7 +317,9 @@ fn page_schema() -> Value {
         "additionalProperties": false,
         "properties": {
             "next_cursor": {"type": ["string", "null"]},
-            "limit": {"type": "integer", "minimum": 1, "maximum": plinth_core::query::MAX_LIMIT}
+            "limit": {"type": "integer", "minimum": 1, "maximum": plinth_core::query::MAX_LIMIT},
+            "total": {"type": "integer", "minimum": 0,
+                      "description": "with `count=true`: the matching records over every page"}
         }
     })
 }

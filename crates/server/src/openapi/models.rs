@@ -4,12 +4,14 @@
 //! grammar: operators by field type) and its sort keys.
 
 use plinth_core::format::TextFormat;
-use plinth_core::schema::{FieldDef, FieldType, ItemKind, Unique, ValueKind, kind_name};
+use plinth_core::schema::{
+    FieldDef, FieldType, ItemKind, Unique, UniqueAmong, ValueKind, kind_name,
+};
 use plinth_core::{ModelDef, QueryLimits, ReadScope, Schema, Status};
 use serde_json::{Map, Value, json};
 
 /// The placeholder shapes of the template paths; a model's own are `{placeholder}.{model}`.
-const PLACEHOLDERS: [&str; 3] = ["Record", "RecordInput", "RecordPatch"];
+const PLACEHOLDERS: [&str; 4] = ["Record", "Shaped", "RecordInput", "RecordPatch"];
 
 /// Most values an `in` filter takes (`plinth_core::query`).
 const MAX_IN_VALUES: u32 = 100;
@@ -35,6 +37,12 @@ pub(super) fn expand(doc: &mut Value, schema: &Schema, limits: &QueryLimits) {
                 if template == "/api/v1/{model}" && op["operationId"] == "list_records" {
                     list_parameters(op, model, limits);
                 }
+                let params = op.get_mut("parameters").and_then(Value::as_array_mut);
+                for p in params.into_iter().flatten() {
+                    if p["name"] == "filter" {
+                        p["schema"]["maxLength"] = json!(limits.filter_max_chars);
+                    }
+                }
                 operation(op, model);
             }
             paths.insert(template.replace("{model}", name), item);
@@ -50,6 +58,7 @@ pub(super) fn expand(doc: &mut Value, schema: &Schema, limits: &QueryLimits) {
         for model in schema.models() {
             let name = model.name().as_str();
             schemas.insert(format!("Record.{name}"), record(model));
+            schemas.insert(format!("Shaped.{name}"), shaped(model));
             schemas.insert(format!("RecordInput.{name}"), input(model, false));
             schemas.insert(format!("RecordPatch.{name}"), input(model, true));
         }
@@ -140,6 +149,35 @@ fn record(model: &ModelDef) -> Value {
         "properties": properties,
         "additionalProperties": false
     })
+}
+
+/// A record as a list or a read answers it: [`record`]'s keys, any of which `fields` may
+/// leave out, and each reference either its id or, expanded, the record it names.
+fn shaped(model: &ModelDef) -> Value {
+    let mut schema = record(model);
+    let Some(obj) = schema.as_object_mut() else {
+        return schema;
+    };
+    obj.remove("required");
+    obj.insert(
+        "description".to_owned(),
+        json!(format!(
+            "A record of model `{}`: every key of `Record.{0}` unless `fields` names fewer; a \
+             reference named in `expand` holds the record it names when the caller may read it.",
+            model.name()
+        )),
+    );
+    if let Some(props) = obj.get_mut("properties").and_then(Value::as_object_mut) {
+        for f in model.fields() {
+            if let FieldType::Reference { model: target } = f.ty()
+                && let Some(id) = props.remove(f.name().as_str())
+            {
+                let inline = json!({"$ref": format!("#/components/schemas/Shaped.{target}")});
+                props.insert(f.name().to_string(), json!({"anyOf": [id, inline]}));
+            }
+        }
+    }
+    schema
 }
 
 /// A create or PUT body (`patch`: a PATCH body, every key optional, `null` clearing an
@@ -323,6 +361,10 @@ fn notes(schema: &mut Value, f: &FieldDef) {
             obj.insert("x-plinth-unique".to_owned(), json!("owner"));
             said.push("unique per owner".to_owned());
         }
+    }
+    if f.unique().is_some() && f.unique_among() == UniqueAmong::Live {
+        obj.insert("x-plinth-unique-among".to_owned(), json!("live"));
+        said.push("among live records (a deleted record's value may be reused)".to_owned());
     }
     if f.indexed() {
         obj.insert("x-plinth-indexed".to_owned(), json!(true));

@@ -13,6 +13,11 @@ use utoipa::ToSchema;
 #[derive(ToSchema)]
 pub(crate) struct Record {}
 
+/// The placeholder for a declared model's record as a list or read answers it (`fields`
+/// may leave keys out, `expand` may inline a referenced record).
+#[derive(ToSchema)]
+pub(crate) struct Shaped {}
+
 /// The placeholder for a declared model's create or PUT body.
 #[derive(ToSchema)]
 pub(crate) struct RecordInput {}

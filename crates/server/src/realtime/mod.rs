@@ -6,7 +6,7 @@
 //! stands, replays what the client missed from the store, says `ready`, and relays the
 //! hub's changes from there, dropping any it already sent: no gap, no duplicate. Every
 //! change is checked against the stream's [`Feed`] (models, ids, filters decided in memory
-//! by `Filter::matches`, and the read policy per record) and written as the read endpoint
+//! by `ListQuery::matches`, and the read policy per record) and written as the read endpoint
 //! would show the record to the caller; a change's frame is made once per field access
 //! and shared by the streams that send it.
 //!
@@ -34,8 +34,8 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use plinth_core::policy::{self, Action};
-use plinth_core::query::Filter;
-use plinth_core::{ErrorCode, FieldAccess, ModelDef, Principal, RecordId};
+
+use plinth_core::{ErrorCode, FieldAccess, ListQuery, ModelDef, Principal, RecordId};
 use plinth_store::{Change, Store};
 use registry::{Limits, Streams, principal_key};
 use std::collections::HashSet;
@@ -84,8 +84,8 @@ fn access_index(access: FieldAccess) -> usize {
 #[derive(Debug)]
 pub(crate) struct Target {
     pub(crate) model: Arc<ModelDef>,
-    /// The list filters, all of which a record must pass (after the write).
-    pub(crate) filters: Vec<Filter>,
+    /// The list filters and `filter=` expression a record must pass (after the write).
+    pub(crate) query: Option<ListQuery>,
     /// Only these records (`id=`); `None`: any.
     pub(crate) ids: Option<HashSet<RecordId>>,
 }
@@ -113,7 +113,7 @@ impl Feed {
         {
             return None;
         }
-        if !target.filters.iter().all(|f| f.matches(record)) {
+        if target.query.as_ref().is_some_and(|q| !q.matches(record)) {
             return None;
         }
         let policy = target.model.policy();

@@ -238,6 +238,7 @@ fn answer(
         Page {
             next_cursor,
             limit: paging.limit,
+            total: None,
         },
     )
     .map(Reply::private)

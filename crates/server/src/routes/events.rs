@@ -42,12 +42,13 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         ("model" = String, Path, description = "a declared model"),
         ("after" = Option<i64>, Query, minimum = 0, description = "resume after this `seq` (as `Last-Event-ID`, which wins)"),
         ("id" = Option<String>, Query, description = "only these records: up to 100 comma-separated ids"),
+        ("filter" = Option<String>, Query, description = "a boolean expression over the fields, e.g. `(status = \"active\" || price < 10) && title ~ \"rust\"`: `=`, `!=`, `<`, `<=`, `>`, `>=`, `~` (contains, case-insensitive), `!~`, `&&`, `||`, `!`, parentheses; only the changes whose record (after the write) satisfies it, ANDed with the `field[op]` filters"),
         ("ticket" = Option<String>, Query, description = "a ticket from `POST /api/v1/events/ticket`, for clients that cannot send `Authorization` (`EventSource`)"),
         ("Last-Event-ID" = Option<i64>, Header, description = "the `id` of the last event received: resume after it"),
     ),
     responses(
         (status = 200, description = "the stream: every `data` is one JSON object, a change event's shaped as this schema", content_type = "text/event-stream", body = ChangeEvent),
-        (status = 400, description = "an unknown parameter, field or operator, a bad value, `limit`, `sort` or `cursor`, or a bad `after`, `Last-Event-ID` or `id`"),
+        (status = 400, description = "an unknown parameter, field or operator, a bad value, `limit`, `sort`, `cursor`, `count`, `fields` or `expand`, a bad `filter` expression, or a bad `after`, `Last-Event-ID` or `id`"),
         (status = 401, description = "a bad credential or ticket (or both), or a guest where the model refuses guests"),
         (status = 429, description = "the caller holds `realtime.max_per_principal` streams already; see Retry-After"),
         (status = 503, description = "the server is shutting down, or holds `realtime.max_total` streams; see Retry-After"),
@@ -74,6 +75,10 @@ pub(super) async fn stream_model_events(
             "limit" | "sort" | "cursor" => errors.push(FieldError::new(
                 key.as_str(),
                 "a stream is not paged or sorted: changes come in the order they were made",
+            )),
+            "count" | "fields" | "expand" => errors.push(FieldError::new(
+                key.as_str(),
+                "a stream is not counted or shaped: each event carries the whole record",
             )),
             "id" => match parse_ids(&value) {
                 Ok(more) => {
@@ -107,7 +112,7 @@ pub(super) async fn stream_model_events(
         principal: caller.0.clone(),
         targets: vec![Target {
             model,
-            filters: query.filters,
+            query: Some(query),
             ids,
         }],
     };
@@ -198,7 +203,7 @@ pub(super) async fn stream_events(
         list_scope(&caller.0, model.policy())?;
         targets.push(Target {
             model: Arc::clone(&model),
-            filters: Vec::new(),
+            query: None,
             ids: None,
         });
     }

@@ -143,7 +143,14 @@ async fn list_users(
     } else {
         None
     };
-    Reply::page(&page, Page { next_cursor, limit })
+    Reply::page(
+        &page,
+        Page {
+            next_cursor,
+            limit,
+            total: None,
+        },
+    )
 }
 
 /// One account.

@@ -180,14 +180,26 @@ async fn limits_outside_1_to_200_are_400() {
 #[tokio::test]
 async fn too_many_filters_or_in_values_are_400() {
     let (app, ids) = seeded().await;
-    let many: Vec<(&str, &str)> = (0..33).map(|_| ("name[ne]", "x")).collect();
+    let many: Vec<(&str, &str)> = (0..65).map(|_| ("name[ne]", "x")).collect();
     let r = app.list_resp("resource", &many).await;
     assert_eq!(
         assert_error(&r, StatusCode::BAD_REQUEST, "INVALID_INPUT"),
         ["query"]
     );
-    let at_most: Vec<(&str, &str)> = (0..32).map(|_| ("name[ne]", "x")).collect();
+    let at_most: Vec<(&str, &str)> = (0..64).map(|_| ("name[ne]", "x")).collect();
     let r = app.list_resp("resource", &at_most).await;
+    assert_eq!(r.data(StatusCode::OK).as_array().map(Vec::len), Some(2));
+    // A `filter` expression's comparisons count against the same cap.
+    let expr = ["name != \"x\""; 4].join(" && ");
+    let mut shared: Vec<(&str, &str)> = (0..61).map(|_| ("name[ne]", "x")).collect();
+    shared.push(("filter", &expr));
+    let r = app.list_resp("resource", &shared).await;
+    assert_eq!(
+        assert_error(&r, StatusCode::BAD_REQUEST, "INVALID_INPUT"),
+        ["query"]
+    );
+    shared.remove(0);
+    let r = app.list_resp("resource", &shared).await;
     assert_eq!(r.data(StatusCode::OK).as_array().map(Vec::len), Some(2));
 
     let values = vec!["v"; 101].join(",");

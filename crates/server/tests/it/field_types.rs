@@ -1,8 +1,8 @@
 //! The field types `date`, `decimal`, `array`, `email` and `url` over HTTP on the engine of
 //! the run: the issue's `book` declaration round-trips, each constraint answers 400 naming
 //! its field, filters and sorts work by value, `unique_among = "live"` frees a deleted
-//! record's value (and a restore onto it is 409), and the access policy holds for filters
-//! on the new types.
+//! record's value (and a restore onto it is 409; on a pii email too), and the access policy
+//! holds for filters on the new types and for a change stream filtered on them.
 
 use crate::helpers::{TestApp, assert_error, decls, id_of};
 use reqwest::{Method, StatusCode};
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 fn library() -> Value {
     json!([
         {"name": "author", "fields": [
-            {"name": "email", "type": "email", "unique": true, "unique_among": "live"},
+            {"name": "email", "type": "email", "unique": true, "unique_among": "live", "pii": true},
             {"name": "site", "type": "url"}
         ]},
         {"name": "book", "user_read": "own", "guest_read": false, "fields": [
@@ -221,6 +221,16 @@ async fn a_deleted_records_unique_value_can_be_taken_again() {
         assert_error(&r, StatusCode::CONFLICT, "CONFLICT"),
         ["email"]
     );
+    // The address is pii: sealed at rest, still found by equality.
+    assert_eq!(
+        app.ids("author", &[("email", "ada@example.com")]).await,
+        [id_of(&second["data"])]
+    );
+    let r = app.list_resp("author", &[("email[like]", "ada*")]).await;
+    assert_eq!(
+        assert_error(&r, StatusCode::BAD_REQUEST, "INVALID_INPUT"),
+        ["email[like]"]
+    );
 
     // Without `unique_among = "live"`, a deleted record keeps its value.
     let strict = TestApp::spawn_with(decls(json!([{"name": "author", "fields": [
@@ -285,4 +295,39 @@ async fn filters_on_the_new_types_never_reach_past_the_policy() {
             r.body
         );
     }
+}
+
+#[tokio::test]
+async fn a_change_stream_filters_on_dates_decimals_and_arrays() {
+    let app = app().await;
+    let (mut sse, _) = app
+        .subscribe("/api/v1/book/events?price[gte]=10&published[lt]=2026-06-01&tags[has]=rust")
+        .await;
+    for (name, price, published, tags) in [
+        ("cheap", "9.99", "2026-01-01", json!(["rust"])),
+        ("late", "10", "2026-06-01", json!(["rust"])),
+        ("other", "10", "2026-01-01", json!(["go"])),
+        ("match", "10.00", "2026-05-31", json!(["go", "rust"])),
+        ("dear", "100", "1999-01-01", json!(["rust"])),
+    ] {
+        app.create_ok(
+            "book",
+            &json!({"name": name, "price": price, "published": published, "tags": tags}),
+        )
+        .await;
+    }
+    let events = sse.changes(2).await;
+    let got: Vec<&Value> = events.iter().map(|e| &e.data["record"]).collect();
+    assert_eq!(
+        names(&got.into_iter().cloned().collect::<Vec<_>>()),
+        ["match", "dear"]
+    );
+    assert_eq!(events[0].data["record"]["price"], "10.00");
+    assert_eq!(events[1].data["record"]["published"], "1999-01-01");
+    // A bad typed filter is refused before the stream opens.
+    let r = app.get_path("/api/v1/book/events?price[gte]=1.234").await;
+    assert_eq!(
+        assert_error(&r, StatusCode::BAD_REQUEST, "INVALID_INPUT"),
+        ["price[gte]"]
+    );
 }

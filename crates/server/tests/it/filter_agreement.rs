@@ -2,7 +2,9 @@
 //! in SQL. Here the same filters run both ways over the same stored records, on the engine
 //! of the run, and must select the same records: every operator, over text (case, Unicode,
 //! SQL's own wildcards), integers, floats, booleans, timestamps, ids, enums, dates,
-//! decimals (by value, not as text), arrays (`has`, `has_any`) and nulls.
+//! decimals (by value, not as text), arrays (`has`, `has_any`) and nulls; then `filter=`
+//! expressions, whose `!` over a missing value is where SQL's three-valued logic and the
+//! matcher's two could part.
 
 use crate::helpers::{TestApp, decls, id_of};
 use plinth_core::{FieldAccess, ListQuery, ListScope};
@@ -148,10 +150,63 @@ async fn in_memory_filters_select_what_the_store_lists() {
             .collect();
         let matched: BTreeSet<String> = records
             .iter()
-            .filter(|r| query.filters.iter().all(|f| f.matches(r)))
+            .filter(|r| query.matches(r))
             .map(|r| r.id.to_string())
             .collect();
         assert_eq!(listed, matched, "{key}={value}");
         assert!(listed.is_subset(&all_ids));
+    }
+    let parent_is = format!("parent = \"{parent}\" || !parent != \"{parent}\"");
+    let expressions: &[&str] = &[
+        "(qty > 0 || score < 0) && title ~ \"world\"",
+        "qty < 5 || qty >= 5",
+        "!(qty < 5 || qty >= 5)",
+        "!qty < 5",
+        "!!qty < 5",
+        "!(!qty < 5 && flag = true)",
+        "!(qty > 0 && title ~ \"o\")",
+        "!(score = 2.5) || flag != true",
+        "qty = null || score = null",
+        "!(due != null) && name !~ \"E\"",
+        "title ~ \"café\" || title ~ \"50%_\" || title ~ \"*\"",
+        "title !~ \"hello\"",
+        "!(title < \"a\" || title >= \"h\")",
+        "name ~ \"straSSE\" || name ~ \"Ü\"",
+        "!(tier = \"pro\") && !(flag = false)",
+        "secret = \"s1\" || secret = null",
+        "!secret = \"s1\"",
+        "!(secret != \"S1\")",
+        "!(due > \"2026-05-01T00:00:00Z\") || score > 3",
+        "!(owner_id = null) && version >= 1 && status = \"active\"",
+        &parent_is,
+        "price < 10 || !price >= 0",
+        "!(price = \"10\") && day != null",
+        "!day < \"2000-01-01\" || price > \"-1\"",
+        "tags ?= \"rust\" && !tags ?= \"web\"",
+        "!tags ?= \"Rust\" && !(tags ?= \"a,b\")",
+        "sizes ?= 2 || !sizes ?= -7",
+        "tags = null || !(tags != null)",
+    ];
+    for text in expressions {
+        let pairs = vec![
+            ("filter".to_owned(), (*text).to_owned()),
+            ("limit".to_owned(), "200".to_owned()),
+        ];
+        let query = ListQuery::parse(&model, &pairs, FieldAccess::All)
+            .unwrap_or_else(|e| panic!("{text}: {e:?}"));
+        let listed: BTreeSet<String> = store
+            .list(&model, &query, ListScope::All)
+            .await
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
+            .records
+            .iter()
+            .map(|r| r.id.to_string())
+            .collect();
+        let matched: BTreeSet<String> = records
+            .iter()
+            .filter(|r| query.matches(r))
+            .map(|r| r.id.to_string())
+            .collect();
+        assert_eq!(listed, matched, "{text}");
     }
 }

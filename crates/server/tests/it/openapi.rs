@@ -341,6 +341,24 @@ async fn a_declared_model_is_in_the_document_with_its_fields_filters_and_sort_ke
     ] {
         assert!(!params.contains(&absent), "{absent} offered: {params:?}");
     }
+    // The boolean expression, bounded as the server bounds it, on the list and the stream.
+    for path in ["/api/v1/customer", "/api/v1/customer/events"] {
+        let filter = doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == "filter"))
+            .unwrap_or_else(|| panic!("{path}: no filter parameter"));
+        assert_eq!(
+            filter["schema"]["maxLength"],
+            json!(2048),
+            "{path}: {filter}"
+        );
+        assert!(
+            filter["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("||")),
+            "{filter}"
+        );
+    }
     let sort = doc["paths"]["/api/v1/customer"]["get"]["parameters"]
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["name"] == "sort"))

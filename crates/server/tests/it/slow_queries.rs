@@ -26,6 +26,7 @@ const SLOW_PATTERN_CHARS: usize = 3000;
 const WIDE: QueryLimits = QueryLimits {
     value_max_chars: 4096,
     pattern_max_chars: 4096,
+    filter_max_chars: QueryLimits::DEFAULT_FILTER_MAX_CHARS,
 };
 
 fn doc_model() -> Vec<plinth_core::ModelDecl> {

@@ -190,6 +190,21 @@ pub(super) fn build_pool(url: &str, opts: &PgOptions) -> Result<(Pool, PgTls), S
         .map_err(|e| StoreError::Unavailable(format!("cannot build the connection pool: {e}")))
 }
 
+/// A pool's figures for monitoring (`Store::engine_stats`).
+pub(super) fn stats(pool: &Pool) -> crate::EngineStats {
+    let s = pool.status();
+    crate::EngineStats {
+        writer: None,
+        pool: Some(crate::stats::PoolStats {
+            max_size: s.max_size as u64,
+            size: s.size as u64,
+            in_use: s.size.saturating_sub(s.available) as u64,
+            idle: s.available as u64,
+            waiting: s.waiting as u64,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

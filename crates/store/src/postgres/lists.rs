@@ -1,4 +1,4 @@
-//! Record lists: admitted by the [`ListGate`](crate::gate::ListGate) of the pool they run
+//! Record lists (their totals, and the records an expansion names): lists admitted by the [`ListGate`](crate::gate::ListGate) of the pool they run
 //! on (primary or replica, each sized to its own connections), bounded by the
 //! query budget, and cancelled on the server when nobody waits for them any more.
 //!
@@ -13,10 +13,10 @@ use super::exec::Pg;
 use super::tls::PgTls;
 use super::{PgStore, errors};
 use crate::ReadFrom;
-use crate::sql::list;
+use crate::sql::{list, shape};
 use crate::{Page, StoreError};
 use deadpool_postgres::Object;
-use plinth_core::{ListQuery, ListScope, ModelDef};
+use plinth_core::{ListQuery, ListScope, ModelDef, Record, RecordId};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -71,6 +71,48 @@ impl PgStore {
         scope: ListScope,
         from: ReadFrom,
     ) -> Result<Page, StoreError> {
+        let keys = &self.inner.keys;
+        self.gated(query.has_pattern(), from, async |c| {
+            list::list(c, keys, model, query, scope).await
+        })
+        .await
+    }
+
+    /// The total of a list, admitted and bounded as the list is (it costs as much).
+    pub(super) async fn count_within(
+        &self,
+        model: &ModelDef,
+        query: &ListQuery,
+        scope: ListScope,
+        from: ReadFrom,
+    ) -> Result<u64, StoreError> {
+        let keys = &self.inner.keys;
+        self.gated(query.has_pattern(), from, async |c| {
+            shape::count(c, keys, model, query, scope).await
+        })
+        .await
+    }
+
+    /// `Store::get_many`: a point read by primary key, ungated, as a get is.
+    pub(super) async fn get_many_from(
+        &self,
+        model: &ModelDef,
+        ids: &[RecordId],
+        from: ReadFrom,
+    ) -> Result<Vec<Record>, StoreError> {
+        let keys = &self.inner.keys;
+        self.call(from, async |c| shape::get_many(c, keys, model, ids).await)
+            .await
+    }
+
+    /// Runs `op` past the gate of the pool `from` picks (`pattern`: a `like` list), on a
+    /// client cancelled if abandoned, within the query budget.
+    async fn gated<T>(
+        &self,
+        pattern: bool,
+        from: ReadFrom,
+        op: impl AsyncFnOnce(&Pg<'_, Object>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let budget = self.inner.query_timeout;
         let run = async {
             // Each pool has a gate of its own, sized to its connections.
@@ -80,13 +122,12 @@ impl PgStore {
                 }
                 _ => (&self.inner.lists, &self.inner.pool, &self.inner.tls),
             };
-            let _pass = gate.enter(query.has_pattern()).await?;
+            let _pass = gate.enter(pattern).await?;
             let client = pool.get().await.map_err(errors::pool)?;
             let guard = Cancelling(Some(client), tls.clone());
-            let page =
-                list::list(&Pg(guard.client()?), &self.inner.keys, model, query, scope).await;
+            let out = op(&Pg(guard.client()?)).await;
             guard.finish();
-            page
+            out
         };
         tokio::time::timeout_at(Instant::now() + budget, run)
             .await

@@ -12,13 +12,13 @@
 //! The statements themselves are the shared ones of `crate::sql`, run through the
 //! [`Exec`](crate::sql::Exec) of `exec`.
 //!
-//! Layout: `connect` (options, pools, the LISTEN connection), `run` (a call bounded in
-//! time, on a pooled client or in a retried transaction), `batch` (batch writes), `exec` (binding parameters
-//! and reading rows), `lists` (record lists: gated, bounded in time, cancelled when
-//! abandoned), `ddl` (migrations), `schema` (the store's migration methods), `changes` (the change log's), `claim` (the advisory lock servers share and migrations
-//! take alone), `errors` (SQLSTATE → [`StoreError`]), `account_store` (the
-//! [`AccountStore`](crate::AccountStore) methods), `backup` (a snapshot as JSON lines, and its
-//! restore in one transaction).
+//! Layout: `connect` (options, pools, LISTEN), `run` (a call bounded in time, on a pooled
+//! client or in a retried transaction), `exec` (binding parameters, reading rows), `lists`
+//! (lists and totals: gated, bounded in time, cancelled when abandoned; expansions), `batch`
+//! (batch writes), `ddl` (migrations), `schema` (the migration methods), `changes` (the
+//! change log's), `claim` (the advisory lock servers share and migrations take alone),
+//! `errors` (SQLSTATE → [`StoreError`]), `account_store` ([`AccountStore`](crate::AccountStore)),
+//! `backup` (a snapshot as JSON lines, its restore in one transaction).
 
 mod account_store;
 mod backup;
@@ -346,6 +346,23 @@ impl Store for PgStore {
     ) -> Result<Page, StoreError> {
         self.list_within(model, query, scope, from).await
     }
+    async fn count(
+        &self,
+        model: &Arc<ModelDef>,
+        query: &ListQuery,
+        scope: ListScope,
+        from: ReadFrom,
+    ) -> Result<u64, StoreError> {
+        self.count_within(model, query, scope, from).await
+    }
+    async fn get_many(
+        &self,
+        model: &Arc<ModelDef>,
+        ids: &[RecordId],
+        from: ReadFrom,
+    ) -> Result<Vec<Record>, StoreError> {
+        self.get_many_from(model, ids, from).await
+    }
 
     fn invalidations(&self) -> Option<tokio::sync::broadcast::Receiver<crate::Invalidation>> {
         Some(self.inner.invalidations.subscribe())
@@ -356,17 +373,7 @@ impl Store for PgStore {
     }
 
     fn engine_stats(&self) -> crate::EngineStats {
-        let s = self.inner.pool.status();
-        crate::EngineStats {
-            writer: None,
-            pool: Some(crate::stats::PoolStats {
-                max_size: s.max_size as u64,
-                size: s.size as u64,
-                in_use: s.size.saturating_sub(s.available) as u64,
-                idle: s.available as u64,
-                waiting: s.waiting as u64,
-            }),
-        }
+        connect::stats(&self.inner.pool)
     }
 
     async fn list(

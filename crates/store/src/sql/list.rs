@@ -2,7 +2,7 @@
 
 use super::records::{blind_label, columns, record};
 use super::{Dialect, Exec, Param, Query, blind_column};
-use crate::shared::{keyset_condition, like_pattern};
+use crate::shared::{contains_pattern, keyset_condition, like_pattern};
 use crate::{Keys, Page, StoreError};
 use plinth_core::query::{Filter, Op};
 use plinth_core::{ListQuery, ListScope, ModelDef, Value};
@@ -75,6 +75,9 @@ pub(crate) fn conditions<'a>(
             filter(conds.next(q), f);
         }
     }
+    if let Some(e) = &query.expr {
+        super::expr::expr(conds.next(q), keys, model, e)?;
+    }
     Ok(conds)
 }
 
@@ -94,7 +97,7 @@ impl Conditions {
 
 /// An equality filter on a pii field, through its blind index (query validation refuses
 /// every other operator on one).
-fn blind_filter(
+pub(super) fn blind_filter(
     q: &mut Query<'_>,
     keys: &Keys,
     model: &ModelDef,
@@ -129,7 +132,7 @@ fn blind_filter(
     Ok(())
 }
 
-fn filter<'a>(q: &mut Query<'a>, f: &'a Filter) {
+pub(super) fn filter<'a>(q: &mut Query<'a>, f: &'a Filter) {
     let col = format!("\"{}\"", f.column.name());
     let one = f.values.first().unwrap_or(&Value::Null);
     let d = q.dialect;
@@ -146,10 +149,15 @@ fn filter<'a>(q: &mut Query<'a>, f: &'a Filter) {
         Op::Lte => q.push(&col).push(" <= ").bind(one),
         Op::Gt => q.push(&col).push(" > ").bind(one),
         Op::Gte => q.push(&col).push(" >= ").bind(one),
-        Op::Like => {
+        Op::Like | Op::Contains => {
             let text = match f.values.first() {
                 Some(Value::Text(t)) => t.as_str(),
                 _ => "",
+            };
+            let pattern = if f.op == Op::Like {
+                like_pattern
+            } else {
+                contains_pattern
             };
             match d {
                 // SQLite's LIKE folds ASCII only; both sides are folded with Unicode rules
@@ -159,11 +167,11 @@ fn filter<'a>(q: &mut Query<'a>, f: &'a Filter) {
                     .push("plinth_fold(")
                     .push(&col)
                     .push(") LIKE ")
-                    .bind(Param::Text(like_pattern(&text.to_lowercase()).into())),
+                    .bind(Param::Text(pattern(&text.to_lowercase()).into())),
                 Dialect::Postgres => q
                     .push(&col)
                     .push(" ILIKE ")
-                    .bind(Param::Text(like_pattern(text).into())),
+                    .bind(Param::Text(pattern(text).into())),
             }
             .push(" ESCAPE '\\'")
         }

@@ -9,12 +9,13 @@
 //! synchronous [`Exec`](crate::sql::Exec) of `exec`.
 //!
 //! Layout: `writer` (the writer thread and group commit), `readers` (the read connections,
-//! each read bounded in time and interrupted when its caller goes away), `ddl`
-//! (migrations), `schema` (the store's migration methods), `changes` (the change log's), `exec` (binding parameters and reading rows), `errors` (translation of
-//! `rusqlite` errors into [`StoreError`]), `files` (private file modes, the lock file),
-//! `account_store` (the [`AccountStore`](crate::AccountStore) methods), `options`
-//! ([`SqliteOptions`]), `batch` (batch writes), `backup` (`VACUUM
-//! INTO` a backup; restore through the online backup API).
+//! each read bounded in time and interrupted when its caller goes away), `reads` (lists,
+//! totals, expansions, the audit walk), `ddl` (migrations), `schema` (the migration
+//! methods), `changes` (the change log's), `exec` (binding parameters and reading rows),
+//! `errors` (`rusqlite` errors as [`StoreError`]), `files` (private file modes, the lock
+//! file), `account_store` ([`AccountStore`](crate::AccountStore)), `options`
+//! ([`SqliteOptions`]), `batch` (batch writes), `backup` (`VACUUM INTO` a backup; restore
+//! through the online backup API).
 
 mod account_store;
 mod backup;
@@ -28,6 +29,7 @@ mod files;
 mod flag_store;
 mod options;
 mod readers;
+mod reads;
 mod schema;
 mod writer;
 
@@ -37,7 +39,7 @@ use crate::sql::records::{By, StatusChange};
 use crate::sql::{audit, ready, records, reseal, sweep};
 use crate::transfer::{Line, TransferError};
 use crate::{AuditEntry, AuditEvent, AuditQuery, AuditVerdict, ChangesPage, Resealed, SealedTable};
-use crate::{Claim, Created, IdempotencyClaim, Keys, Page, Store, StoreError, WriteCtx};
+use crate::{Claim, Created, IdempotencyClaim, Keys, Page, ReadFrom, Store, StoreError, WriteCtx};
 use async_trait::async_trait;
 use checkpoint::Checkpointer;
 pub use options::SqliteOptions;
@@ -302,14 +304,24 @@ impl Store for SqliteStore {
         query: &ListQuery,
         scope: ListScope,
     ) -> Result<Page, StoreError> {
-        let (model, query) = (Arc::clone(model), query.clone());
-        let keys = self.inner.keys.clone();
-        self.inner
-            .readers
-            .list(query.has_pattern(), move |c| {
-                ready(crate::sql::list::list(c, &keys, &model, &query, scope))
-            })
-            .await
+        self.list_now(model, query, scope).await
+    }
+    async fn count(
+        &self,
+        model: &Arc<ModelDef>,
+        query: &ListQuery,
+        scope: ListScope,
+        _: ReadFrom,
+    ) -> Result<u64, StoreError> {
+        self.count_now(model, query, scope).await
+    }
+    async fn get_many(
+        &self,
+        model: &Arc<ModelDef>,
+        ids: &[RecordId],
+        _: ReadFrom,
+    ) -> Result<Vec<Record>, StoreError> {
+        self.get_many_now(model, ids).await
     }
 
     async fn update(
@@ -515,20 +527,7 @@ impl Store for SqliteStore {
     }
 
     async fn audit_verify(&self) -> Result<AuditVerdict, StoreError> {
-        let mut walk = audit::Walk::default();
-        loop {
-            let (verdict, next) = self
-                .read(move |c| {
-                    let mut walk = walk;
-                    let verdict = ready(walk.step(c))?;
-                    Ok((verdict, walk))
-                })
-                .await?;
-            match verdict {
-                Some(verdict) => return Ok(verdict),
-                None => walk = next,
-            }
-        }
+        self.audit_verify_now().await
     }
 
     async fn backup_to(&self, dest: &Path) -> Result<Taken, BackupError> {

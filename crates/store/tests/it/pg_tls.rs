@@ -86,6 +86,7 @@ async fn every_connection_is_encrypted_and_bad_certificates_are_refused() {
     let wide = QueryLimits {
         value_max_chars: 4096,
         pattern_max_chars: 4096,
+        filter_max_chars: QueryLimits::DEFAULT_FILTER_MAX_CHARS,
     };
     let slow = ListQuery::parse_within(&doc, &pairs, FieldAccess::All, &wide).expect("a query");
     let listed = store.list(&doc, &slow, ListScope::All).await;

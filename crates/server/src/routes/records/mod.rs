@@ -7,8 +7,10 @@ mod batch;
 mod batch_items;
 mod create;
 mod delete;
+mod expand;
 mod list;
 mod read;
+mod shape;
 mod update;
 
 use crate::conditional::last_modified;
@@ -19,7 +21,6 @@ use crate::state::AppState;
 use plinth_core::policy::{self, Action};
 use plinth_core::{FieldAccess, ModelDef, Record};
 use serde::Serialize;
-use serde::ser::SerializeMap;
 use std::time::SystemTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -71,20 +72,7 @@ pub(crate) struct RecordJson<'a>(
 impl Serialize for RecordJson<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let RecordJson(model, r, access) = *self;
-        let mut map = s.serialize_map(Some(7 + r.fields.len()))?;
-        map.serialize_entry("id", &r.id.to_string())?;
-        map.serialize_entry("name", &r.name)?;
-        map.serialize_entry("status", r.status.as_str())?;
-        map.serialize_entry("created_at", &r.created_at.to_string())?;
-        map.serialize_entry("updated_at", &r.updated_at.to_string())?;
-        map.serialize_entry("owner_id", &r.owner_id.map(|u| u.hyphenated().to_string()))?;
-        map.serialize_entry("version", &r.version)?;
-        for (f, v) in model.fields().iter().zip(&r.fields) {
-            if f.visible_to(access) {
-                map.serialize_entry(f.name().as_str(), &v.to_json())?;
-            }
-        }
-        map.end()
+        shape::Shaped::whole(model, r, access).serialize(s)
     }
 }
 

@@ -1,15 +1,17 @@
 //! `GET /api/v1/{model}/{id}`.
 
-use super::{authorize, precheck, record_reply, validators};
+use super::shape::Shaped;
+use super::{authorize, expand, precheck, validators};
 use crate::conditional::{IfModifiedSince, IfNoneMatch};
 use crate::error::ApiError;
-use crate::extract::{Caller, RecordParam};
-use crate::openapi::shapes::Record;
+use crate::extract::{Caller, QueryPairs, RecordParam};
+use crate::openapi::shapes::Shaped as ShapedRecord;
 use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use plinth_core::policy::Action;
+use plinth_core::query::shape::Shape;
 
 /// One record; `304 Not Modified` when `If-None-Match` names its current version or, without
 /// `If-None-Match`, when it is unchanged since `If-Modified-Since` (RFC 9110 §13.2.2).
@@ -18,14 +20,16 @@ use plinth_core::policy::Action;
     params(
         ("model" = String, Path, description = "a declared model"),
         ("id" = String, Path, description = "the record's id (a UUID)"),
+        ("fields" = Option<String>, Query, description = "only these keys: comma-separated base or declared fields"),
+        ("expand" = Option<String>, Query, description = "comma-separated reference fields (`author`, or `author.publisher`: at most 2 levels) replaced by the records they name, where the caller may read them"),
         ("If-None-Match" = Option<String>, Header, description = "ETags the client holds"),
         ("If-Modified-Since" = Option<String>, Header, description = "an HTTP-date"),
     ),
     responses(
-        (status = 200, description = "the record", body = Record,
+        (status = 200, description = "the record", body = ShapedRecord,
             headers(("ETag" = String), ("Last-Modified" = String))),
         (status = 304, description = "the client's copy is current"),
-        (status = 400, description = "the id is not a UUID, or a malformed conditional header"),
+        (status = 400, description = "the id is not a UUID, a malformed conditional header, or a bad fields or expand"),
         (status = 401, description = "a bad credential, or a guest where the model refuses guests"),
         (status = 403, description = "the caller may not read it (models with hide_forbidden = false)"),
         (status = 404, description = "no such record, or one the caller may not read"),
@@ -37,11 +41,15 @@ pub(super) async fn read_record(
     RecordParam(model, id): RecordParam,
     if_none_match: IfNoneMatch,
     if_modified_since: IfModifiedSince,
+    QueryPairs(pairs): QueryPairs,
 ) -> Result<Reply, ApiError> {
     precheck(&caller, &model, Action::Read)?;
+    let access = caller.0.field_access();
+    let shape = Shape::parse(state.schema(), &model, &pairs, access)?;
+    let from = state.read_from(&caller);
     let record = state
         .store()
-        .get_from(&model, id, state.read_from(&caller))
+        .get_from(&model, id, from)
         .await?
         .ok_or_else(ApiError::record_not_found)?;
     authorize(&caller, &model, Action::Read, Some(&record))?;
@@ -53,5 +61,15 @@ pub(super) async fn read_record(
     if unchanged {
         return Ok(validators(Reply::empty(StatusCode::NOT_MODIFIED), &record));
     }
-    record_reply(&model, &record, caller.0.field_access())
+    let records = std::slice::from_ref(&record);
+    let nodes = expand::resolve(&**state.store(), &caller.0, from, records, &shape.expand).await?;
+    let shaped = Shaped {
+        model: &model,
+        record: &record,
+        access,
+        shape: Some(&shape),
+        nodes: &nodes,
+    };
+    // The record's own validators, whatever the shape: `If-None-Match` names its version.
+    Ok(validators(Reply::data(&shaped)?, &record))
 }

@@ -1,13 +1,14 @@
 //! Property: every list query the parser accepts becomes parameterised SQL. The statement
 //! text depends only on the query's shape (columns, operators, how many values), never on
 //! the values, which travel only as parameters; and the statement runs on a real SQLite
-//! table with its placeholders and parameters lined up.
+//! table with its placeholders and parameters lined up. `filter=` expressions included.
 
 use super::super::{ddl, exec::open_conn};
 use crate::StoreError;
 use crate::sql::list::list;
 use crate::sql::{Dialect, Exec, Query, ready};
 use plinth_core::cursor::CursorPos;
+use plinth_core::query::{Expr, Filter};
 use plinth_core::schema::ValueKind;
 use plinth_core::{
     Date, Decimal, FieldAccess, ListQuery, ListScope, ModelDef, RecordId, Schema, Timestamp, Value,
@@ -51,12 +52,23 @@ fn model() -> Arc<ModelDef> {
 
 /// A value's text for a column of this name: well-formed for its type, or not.
 fn value_for(name: &'static str) -> BoxedStrategy<String> {
+    let typed = typed_for(name);
+    prop_oneof![
+        4 => typed.clone(),
+        1 => prop::collection::vec(typed, 1..4).prop_map(|v| v.join(",")),
+        1 => any::<String>(),
+    ]
+    .boxed()
+}
+
+/// A well-formed value's text for a column of this name.
+fn typed_for(name: &'static str) -> BoxedStrategy<String> {
     let text = prop_oneof![
         prop::sample::select(INJECTIONS.to_vec()).prop_map(str::to_owned),
         (prop::sample::select(INJECTIONS.to_vec()), any::<String>())
             .prop_map(|(i, s)| format!("{s}{i}")),
     ];
-    let typed: BoxedStrategy<String> = match name {
+    match name {
         "name" | "email" | "note" | "tags" => text.boxed(),
         "born" => (1_i32..=9999, 1_u8..=12, 1_u8..=28)
             .prop_map(|(y, m, d)| format!("{y:04}-{m:02}-{d:02}"))
@@ -83,13 +95,7 @@ fn value_for(name: &'static str) -> BoxedStrategy<String> {
         _ => any::<u128>()
             .prop_map(|u| Uuid::from_u128(u).to_string())
             .boxed(),
-    };
-    prop_oneof![
-        4 => typed.clone(),
-        1 => prop::collection::vec(typed, 1..4).prop_map(|v| v.join(",")),
-        1 => any::<String>(),
-    ]
-    .boxed()
+    }
 }
 
 fn filter() -> impl Strategy<Value = (String, String)> {
@@ -131,6 +137,57 @@ fn filter() -> impl Strategy<Value = (String, String)> {
         .prop_flat_map(|(name, op)| (Just(format!("{name}{op}")), value_for(name)))
 }
 
+/// A `filter=` expression of up to four comparisons, each an operator the field's type
+/// takes and a value of that type (as a string literal, or `null`), some negated, joined
+/// with `&&` and `||`.
+fn expression() -> impl Strategy<Value = String> {
+    let fields = vec![
+        ("name", &["=", "!=", "<", ">=", "~", "!~"][..]),
+        ("note", &["=", "!=", "<=", ">", "~", "!~"][..]),
+        ("email", &["=", "!=", "~"][..]),
+        ("tier", &["=", "!=", "~"][..]),
+        ("status", &["=", "!="][..]),
+        ("qty", &["=", "!=", "<", "<=", ">", ">="][..]),
+        ("version", &["<", ">="][..]),
+        ("score", &["=", "<", ">"][..]),
+        ("due", &["!=", "<", ">="][..]),
+        ("created_at", &["<=", ">"][..]),
+        ("flag", &["=", "!="][..]),
+        ("id", &["=", "!="][..]),
+        ("owner_id", &["=", "!="][..]),
+        ("parent", &["=", "!="][..]),
+        ("born", &["=", "<", ">="][..]),
+        ("price", &["!=", "<=", ">"][..]),
+        ("tags", &["?="][..]),
+        ("sizes", &["?="][..]),
+    ];
+    let cmp = prop::sample::select(fields).prop_flat_map(|(name, ops)| {
+        let ops = prop::sample::select(ops.to_vec());
+        (any::<bool>(), ops, typed_for(name), any::<u8>()).prop_map(move |(not, op, v, n)| {
+            let v = if n < 40 && matches!(op, "=" | "!=") {
+                "null".to_owned()
+            } else {
+                format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+            };
+            format!("{}{name} {op} {v}", if not { "!" } else { "" })
+        })
+    });
+    (
+        prop::collection::vec((cmp, prop::sample::select(vec!["&&", "||"])), 1..5),
+        any::<bool>(),
+    )
+        .prop_map(|(parts, not)| {
+            let joined: Vec<String> = parts.iter().map(|(c, j)| format!("{c} {j}")).collect();
+            let text = joined.join(" ");
+            let text = text.trim_end_matches(['&', '|', ' ']);
+            if not {
+                format!("!({text})")
+            } else {
+                text.to_owned()
+            }
+        })
+}
+
 fn pairs() -> impl Strategy<Value = Vec<(String, String)>> {
     let sort = prop::sample::select(vec![
         "name",
@@ -151,9 +208,11 @@ fn pairs() -> impl Strategy<Value = Vec<(String, String)>> {
     (
         prop::collection::vec(filter(), 0..5),
         prop::option::of(sort),
+        prop::option::of(expression()),
     )
-        .prop_map(|(mut pairs, sort)| {
+        .prop_map(|(mut pairs, sort, expr)| {
             pairs.extend(sort);
+            pairs.extend(expr.map(|e| ("filter".to_owned(), e)));
             pairs
         })
 }
@@ -179,6 +238,19 @@ fn canonical_query(q: &ListQuery) -> ListQuery {
     let mut c = q.clone();
     for f in &mut c.filters {
         f.values = f.values.iter().map(canonical).collect();
+    }
+    fn walk(e: &mut Expr) {
+        match e {
+            Expr::Cmp(f) => f.values = f.values.iter().map(canonical).collect(),
+            Expr::Not(e) => walk(e),
+            Expr::And(a, b) | Expr::Or(a, b) => {
+                walk(a);
+                walk(b);
+            }
+        }
+    }
+    if let Some(e) = &mut c.expr {
+        walk(e);
     }
     if let Some(after) = &mut c.after {
         after.value = canonical(&after.value);
@@ -345,7 +417,11 @@ proptest! {
             let (pg, pn) = postgres_sql(&model, &query);
             prop_assert_eq!(&pg, &postgres_sql(&model, &shape).0);
             prop_assert!(placeholders_line_up(&pg, pn, '$'), "{pg} with {pn} parameters");
-            for f in &query.filters {
+            let mut texts: Vec<&Filter> = query.filters.iter().collect();
+            if let Some(e) = &query.expr {
+                leaves(e, &mut texts);
+            }
+            for f in texts {
                 for v in &f.values {
                     if let Value::Text(t) = v
                         && INJECTIONS.iter().any(|i| t.contains(i))
@@ -357,6 +433,17 @@ proptest! {
             }
             Ok(())
         })?;
+    }
+}
+
+fn leaves<'e>(e: &'e Expr, out: &mut Vec<&'e Filter>) {
+    match e {
+        Expr::Cmp(f) => out.push(f),
+        Expr::Not(e) => leaves(e, out),
+        Expr::And(a, b) | Expr::Or(a, b) => {
+            leaves(a, out);
+            leaves(b, out);
+        }
     }
 }
 

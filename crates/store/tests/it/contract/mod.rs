@@ -71,6 +71,7 @@ mod records;
 mod references;
 mod refresh;
 mod schema;
+mod shape;
 mod sweep;
 mod transfer;
 mod types;
