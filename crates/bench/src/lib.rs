@@ -5,11 +5,14 @@
 //! Layout: [`Options`], [`run`] and the [`Report`] here; each workload is a request builder
 //! run by `measure` with a fixed number of requests and a fixed concurrency, timed into an
 //! HDR histogram. `fanout`: subscribers on the change feed and writes at a fixed rate
-//! ([`FanoutOptions`], [`FanoutFigures`]); `sse`: the event-stream reader it uses.
+//! ([`FanoutOptions`], [`FanoutFigures`]); `sse`: the event-stream reader it uses; `bulk`:
+//! records inserted through batch writes ([`BulkOptions`], [`BulkFigures`]).
 
+mod bulk;
 mod fanout;
 mod sse;
 
+pub use bulk::{BulkFigures, BulkOptions};
 pub use fanout::{FanoutFigures, FanoutOptions};
 
 use hdrhistogram::Histogram;
@@ -31,6 +34,8 @@ pub struct Options {
     pub credential: Option<String>,
     /// The fan-out workload, run after the others when set.
     pub fanout: Option<FanoutOptions>,
+    /// The bulk workload, run last when set.
+    pub bulk: Option<BulkOptions>,
 }
 
 /// Why a benchmark could not run.
@@ -83,6 +88,8 @@ pub struct Report {
     pub seeded_ids: Vec<String>,
     /// The fan-out's figures, when it ran.
     pub fanout: Option<FanoutFigures>,
+    /// The bulk workload's figures, when it ran.
+    pub bulk: Option<BulkFigures>,
 }
 
 impl fmt::Display for Report {
@@ -111,6 +118,9 @@ impl fmt::Display for Report {
         }
         if let Some(fanout) = &self.fanout {
             write!(f, "{fanout}")?;
+        }
+        if let Some(bulk) = &self.bulk {
+            write!(f, "{bulk}")?;
         }
         Ok(())
     }
@@ -167,12 +177,17 @@ pub async fn run(url: &str, opts: &Options) -> Result<Report, BenchError> {
         Some(shape) => Some(fanout::run(&target.client, &target.base, shape).await?),
         None => None,
     };
+    let bulk = match opts.bulk {
+        Some(shape) => Some(bulk::run(&target.client, &target.base, shape).await?),
+        None => None,
+    };
     Ok(Report {
         url: target.base.clone(),
         options: opts.clone(),
         workloads,
         seeded_ids: target.ids.clone(),
         fanout,
+        bulk,
     })
 }
 

@@ -205,6 +205,24 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "SECONDS", requires = "fanout", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub(crate) duration: u64,
+    /// Also run the bulk workload, last (alone with `--requests 0`): `--bulk-records`
+    /// records of `resource` inserted through batch writes of `--batch-size` creates,
+    /// `--bulk-concurrency` batches in flight; prints the total time and records/s.
+    #[arg(long)]
+    pub(crate) bulk: bool,
+    /// Bulk: records inserted in all.
+    #[arg(long, requires = "bulk", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub(crate) bulk_records: u64,
+    /// Bulk: creates per batch.
+    #[arg(long, requires = "bulk", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub(crate) batch_size: u64,
+    /// Bulk: batches in flight at once (each is one transaction: a few keep the database
+    /// busy without queueing the rest past their timeouts).
+    #[arg(long, requires = "bulk", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub(crate) bulk_concurrency: u32,
 }
 
 #[derive(Debug, Args)]

@@ -115,6 +115,7 @@ impl Application {
                 crate::files::Files::open(files, config.body_limit).map_err(StartError::Refused)?;
             state.set_files(Arc::new(files));
         }
+        state.set_batch_body_limit(config.batch_body_limit);
         state.set_realtime(Arc::new(Realtime::new(
             config.realtime,
             state.metrics().realtime.clone(),
@@ -396,6 +397,7 @@ fn layered(
             .files
             .as_ref()
             .map_or(config.body_limit as u64, |f| f.upload_limit),
+        batch_body_limit: config.batch_body_limit,
     };
     // CORS sits inside the request context, so preflight answers carry X-Request-Id too.
     let cors = match config.cors_origins.as_slice() {

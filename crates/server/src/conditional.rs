@@ -31,7 +31,7 @@ use plinth_core::{ErrorCode, Timestamp};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The version named by an entity tag `"N"` as Plinth writes it (`"01"` is another tag).
-fn parse_etag(s: &str) -> Option<i64> {
+pub(crate) fn parse_etag(s: &str) -> Option<i64> {
     let digits = s.strip_prefix('"')?.strip_suffix('"')?;
     digits
         .parse()

@@ -9,6 +9,9 @@ use std::time::Duration;
 /// Default request body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 
+/// Default body limit of a batch write (`POST /api/v1/{model}/batch`): 16 MiB.
+pub const DEFAULT_BATCH_BODY_LIMIT: usize = 16 << 20;
+
 /// Default time to send a request head: 10 s.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -82,6 +85,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
+    /// Largest accepted body of a batch write, in bytes (instead of `body_limit`).
+    pub batch_body_limit: usize,
     /// Origins allowed by CORS; empty turns CORS off.
     pub cors_origins: Vec<String>,
     /// After a shutdown signal, how long `/readyz` reports 503 before the listener closes,
@@ -142,6 +147,7 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             body_limit: DEFAULT_BODY_LIMIT,
+            batch_body_limit: DEFAULT_BATCH_BODY_LIMIT,
             cors_origins: Vec::new(),
             drain_delay: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(30),

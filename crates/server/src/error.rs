@@ -85,6 +85,26 @@ impl ApiError {
         Self::new(ErrorCode::NotFound, "record not found")
     }
 
+    /// The error of item `index` of a batch: its details' fields are put under
+    /// `items[index].`, and a client error without details names the item itself. A server
+    /// error is left as it is (it says nothing of the request).
+    pub(crate) fn at_item(mut self, index: usize) -> Self {
+        if !status_of(self.code).is_client_error() {
+            return self;
+        }
+        let at = format!("items[{index}]");
+        if self.details.is_empty() {
+            self.details
+                .push(FieldError::new(&at, self.message.clone()));
+        } else {
+            for d in &mut self.details {
+                d.field = format!("{at}.{}", d.field);
+            }
+        }
+        self.message = format!("{at}: {}", self.message);
+        self
+    }
+
     /// Adds a cause for the log (never sent).
     pub(crate) fn with_cause(mut self, cause: impl Into<String>) -> Self {
         self.cause = Some(cause.into());
@@ -155,6 +175,8 @@ impl From<StoreError> for ApiError {
                 ..Self::new(code, "the database is unavailable; retry shortly")
             },
             StoreError::Timeout(_) => Self::new(code, e.to_string()),
+            StoreError::Forbidden => Self::new(code, "not allowed"),
+            StoreError::Item { index, source } => Self::from(*source).at_item(index),
             StoreError::Migration(cause) => Self::internal(cause),
             StoreError::Internal(cause) => Self::internal_chain(&*cause),
         }

@@ -41,11 +41,32 @@ pub(crate) struct RequestLimits {
     pub(crate) body_limit: usize,
     /// The largest `multipart/form-data` body accepted (uploads; parts checked as read).
     pub(crate) upload_limit: u64,
+    /// The largest body of a batch write (`POST /api/v1/{model}/batch`).
+    pub(crate) batch_body_limit: usize,
+}
+
+impl RequestLimits {
+    /// The largest body accepted for a request to `uri` with `method`.
+    pub(crate) fn body_limit_of(&self, method: &Method, uri: &Uri) -> usize {
+        if method == Method::POST && is_batch_path(uri.path()) {
+            self.batch_body_limit
+        } else {
+            self.body_limit
+        }
+    }
+}
+
+/// Whether `path` is a batch write's: `/api/v1/{model}/batch`.
+pub(crate) fn is_batch_path(path: &str) -> bool {
+    path.strip_prefix("/api/v1/")
+        .and_then(|rest| rest.strip_suffix("/batch"))
+        .is_some_and(|model| !model.is_empty() && !model.contains('/'))
 }
 
 /// Refuses a head over the limits, with the envelope; and a body whose `Content-Length`
 /// is over the body limit, before any of it is read.
 pub(crate) fn check_head(
+    method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     limits: &RequestLimits,
@@ -83,7 +104,7 @@ pub(crate) fn check_head(
     let limit = if multipart {
         limits.upload_limit
     } else {
-        limits.body_limit as u64
+        limits.body_limit_of(method, uri) as u64
     };
     if length.is_some_and(|n| n > limit) {
         return Err(ApiError::new(

@@ -85,7 +85,7 @@ pub(crate) async fn request_context(
         principal = tracing::field::Empty
     );
     let (req, body) = BodyProgress::watch(req, limits.body_idle_timeout);
-    let mut res = match check_head(req.uri(), req.headers(), &limits) {
+    let mut res = match check_head(req.method(), req.uri(), req.headers(), &limits) {
         Err(e) => e.into_response(),
         Ok(()) => {
             #[cfg(feature = "faults")]

@@ -57,6 +57,9 @@ struct Inner {
     realtime: OnceLock<Arc<Realtime>>,
     /// File storage, set once by the `Application` serving the state (unset: no uploads).
     files: OnceLock<Arc<crate::files::Files>>,
+    /// The largest body of a batch write, set once by the `Application` (unset: the
+    /// default).
+    batch_body_limit: OnceLock<usize>,
 }
 
 /// Default read-your-own-writes window.
@@ -108,6 +111,7 @@ impl AppState {
             metrics_access: OnceLock::new(),
             realtime: OnceLock::new(),
             files: OnceLock::new(),
+            batch_body_limit: OnceLock::new(),
         }))
     }
 
@@ -221,6 +225,20 @@ impl AppState {
     /// Sets the change feed once; a state served twice keeps the first.
     pub(crate) fn set_realtime(&self, realtime: Arc<Realtime>) {
         let _ = self.0.realtime.set(realtime);
+    }
+
+    /// The largest body of a batch write.
+    pub(crate) fn batch_body_limit(&self) -> usize {
+        self.0
+            .batch_body_limit
+            .get()
+            .copied()
+            .unwrap_or(crate::config::DEFAULT_BATCH_BODY_LIMIT)
+    }
+
+    /// Sets the largest body of a batch write once; a state served twice keeps the first.
+    pub(crate) fn set_batch_body_limit(&self, limit: usize) {
+        let _ = self.0.batch_body_limit.set(limit);
     }
 
     /// The authentication service.

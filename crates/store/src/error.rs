@@ -49,6 +49,19 @@ pub enum StoreError {
         /// What the record is at.
         current: i64,
     },
+    /// The access policy refuses the write to this record: the caller may read it but not
+    /// change it (a record it may not even read is [`StoreError::NotFound`] where the model
+    /// hides it).
+    #[error("not allowed")]
+    Forbidden,
+    /// Item `index` of a batch failed with `source`; nothing of the batch was written.
+    #[error("item {index}: {source}")]
+    Item {
+        /// The item's position in the batch, from 0.
+        index: usize,
+        /// Why it failed.
+        source: Box<StoreError>,
+    },
     /// The schema change cannot be applied.
     #[error("{0}")]
     Migration(String),
@@ -82,6 +95,8 @@ impl StoreError {
             | Self::UnknownFile { .. }
             | Self::InvalidValue { .. } => ErrorCode::InvalidInput,
             Self::Stale { .. } => ErrorCode::PreconditionFailed,
+            Self::Forbidden => ErrorCode::Forbidden,
+            Self::Item { source, .. } => source.code(),
             Self::Migration(_) | Self::Internal(_) => ErrorCode::Internal,
             Self::Unavailable(_) | Self::Contention(_) | Self::InUse(_) | Self::Timeout(_) => {
                 ErrorCode::Unavailable

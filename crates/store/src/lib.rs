@@ -3,6 +3,7 @@
 //!
 //! Layout:
 //! - [`accounts`]: [`AccountStore`]: users, refresh-token families, API keys.
+//! - [`batch`]: [`BatchOp`] and [`Batched`], the writes of [`Store::batch`].
 //! - [`backup`]: `plinth backup` / `plinth restore`: an exact copy of one database, its
 //!   formats, checksum and checks.
 //! - [`audit`]: the audit trail's entries ([`AuditEntry`]) and how a chain check ends
@@ -33,6 +34,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod backup;
+pub mod batch;
 pub mod changes;
 pub mod error;
 pub mod files;
@@ -49,6 +51,7 @@ pub mod versions;
 
 pub use accounts::{AccountStore, ApiKey, NewApiKey, NewUser, Refresh, User, UserChanges};
 pub use audit::{AuditBreak, AuditEntry, AuditEvent, AuditQuery, AuditVerdict, Event};
+pub use batch::{BatchOp, Batched};
 pub use changes::{Change, ChangeKind, ChangeWindow, ChangesPage};
 pub use error::StoreError;
 pub use files::{FileStore, NewFile, StoredFile};
@@ -228,6 +231,17 @@ pub trait Store: AccountStore + FlagStore + FileStore + Send + Sync + std::fmt::
         draft: Draft,
         idempotency: Option<IdempotencyClaim>,
     ) -> Result<Created, StoreError>;
+    /// Applies `ops` in order in one transaction, all or nothing, or replays the batch an
+    /// earlier request with the same idempotency key wrote. Each op is authorised against
+    /// the record read locked inside the transaction; the first that fails fails the batch
+    /// with [`StoreError::Item`].
+    async fn batch(
+        &self,
+        ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        ops: Vec<BatchOp>,
+        idempotency: Option<IdempotencyClaim>,
+    ) -> Result<Batched, StoreError>;
     /// Reads one record, whatever its status.
     async fn get(&self, model: &Arc<ModelDef>, id: RecordId) -> Result<Option<Record>, StoreError>;
     /// Reads one record, from a read replica when the engine has one and `from` allows it.

@@ -6,6 +6,15 @@ use plinth_core::Timestamp;
 /// The newest version of Plinth's own tables this binary knows.
 pub const LATEST: u32 = crate::sql::versions::LATEST;
 
+/// The numbers of every version this binary knows, in order (not necessarily contiguous:
+/// release lines may skip one).
+pub fn known() -> Vec<u32> {
+    crate::sql::versions::VERSIONS
+        .iter()
+        .map(|v| v.number)
+        .collect()
+}
+
 /// One version: known to this binary, recorded in the database, or both.
 #[derive(Debug, Clone)]
 pub struct SchemaVersion {

@@ -30,6 +30,11 @@ async fn bench(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
             write_rate: args.write_rate,
             duration: std::time::Duration::from_secs(args.duration),
         }),
+        bulk: args.bulk.then_some(plinth_bench::BulkOptions {
+            records: args.bulk_records,
+            batch_size: args.batch_size,
+            concurrency: args.bulk_concurrency as usize,
+        }),
     };
     if let Some(url) = args.url {
         let report = plinth_bench::run(&url, &opts).await?;

@@ -150,6 +150,10 @@ settings! {
         key: Some("body_limit"), env: BODY_LIMIT = "PLINTH_BODY_LIMIT", flag: None,
         range: Some((1, MAX_BODY_LIMIT)),
         help: "The largest request body accepted, in bytes; larger ones answer 413.";
+    batch_body_limit: usize = plinth_server::config::DEFAULT_BATCH_BODY_LIMIT;
+        key: Some("batch_body_limit"), env: BATCH_BODY_LIMIT = "PLINTH_BATCH_BODY_LIMIT", flag: None,
+        range: Some((1, MAX_BODY_LIMIT)),
+        help: "The largest body of a batch write (`POST /api/v1/{model}/batch`), in bytes, instead of `body_limit`; larger ones answer 413.";
     cors_origins: Vec<String> = Vec::new();
         key: Some("cors_origins"), env: CORS_ORIGINS = "PLINTH_CORS_ORIGINS", flag: None, range: None,
         help: "Origins CORS allows (an array in the file, comma-separated in the environment); empty turns CORS off, `*` allows any origin.";

@@ -1,5 +1,6 @@
-//! `plinth bench --fanout`, small, against the real server: every write reaches every
-//! subscriber exactly once. Behaviour only: no figure of speed is asserted.
+//! `plinth bench --fanout` and `--bulk`, small, against the real server: every write
+//! reaches every subscriber exactly once, and every bulk record is written. Behaviour only:
+//! no figure of speed is asserted.
 
 use crate::helpers::{Finished, Server, TestDir, run_ok};
 use reqwest::StatusCode;
@@ -84,5 +85,51 @@ async fn the_fanout_against_a_running_server_uses_the_bench_credential() {
     let listed = server.get("/api/v1/resource?name=fanout-19").await;
     assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
     assert_eq!(listed.body["data"].as_array().map(Vec::len), Some(1));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bulk_workload_inserts_every_record_through_batches() {
+    let dir = TestDir::new();
+    let server = Server::start(&dir).await;
+    let key = server
+        .post("/api/v1/auth/api-keys", &json!({"name": "bulk bench"}))
+        .await;
+    assert_eq!(key.status, StatusCode::CREATED, "{}", key.text);
+    let key = key.body["data"]["key"]
+        .as_str()
+        .expect("the key")
+        .to_owned();
+    let url = server.url("");
+    let args = [
+        "bench",
+        "--url",
+        url.trim_end_matches('/'),
+        "--seed",
+        "1",
+        "--requests",
+        "0",
+        "--bulk",
+        "--bulk-records",
+        "2000",
+        "--batch-size",
+        "300",
+        "--bulk-concurrency",
+        "3",
+    ];
+    let done = run_ok(&dir, &args, &[("PLINTH_BENCH_TOKEN", &key)]).await;
+    let summary = "bulk: 2000 records in 7 batches of 300 (3 in flight): 2000 written in";
+    assert!(
+        done.stdout.contains(summary) && done.stdout.contains("records/s, 0 batches failed"),
+        "expected `{summary}` in the report:\n{}\n--- stderr ---\n{}",
+        done.stdout,
+        done.stderr
+    );
+    // The records are really there: the last batch's last (the 2000th, a short batch of 200).
+    let listed = server.get("/api/v1/resource?name=bulk-6-199").await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+    assert_eq!(listed.body["data"].as_array().map(Vec::len), Some(1));
+    let past = server.get("/api/v1/resource?name=bulk-6-200").await;
+    assert_eq!(past.body["data"].as_array().map(Vec::len), Some(0));
     server.stop().await;
 }

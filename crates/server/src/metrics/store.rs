@@ -55,7 +55,7 @@ ops! {
     GetFlag = "get_flag", UpdateFlag = "update_flag", DeleteFlag = "delete_flag",
     ChangesAfter = "changes_after", ChangeWindow = "change_window",
     PruneChanges = "prune_changes", FilesOf = "files_of", File = "file",
-    FileInUse = "file_in_use",
+    FileInUse = "file_in_use", Batch = "batch",
 }
 
 /// A label set of one label.
@@ -197,6 +197,16 @@ impl Store for MeteredStore {
     ) -> Result<Created, StoreError> {
         let call = self.inner.create(ctx, model, draft, idempotency);
         self.ops.time(Op::Create, call).await
+    }
+    async fn batch(
+        &self,
+        ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        ops: Vec<plinth_store::BatchOp>,
+        idempotency: Option<IdempotencyClaim>,
+    ) -> Result<plinth_store::Batched, StoreError> {
+        let call = self.inner.batch(ctx, model, ops, idempotency);
+        self.ops.time(Op::Batch, call).await
     }
     // Gets by id, the cheapest calls, are timed without an async block of their own (see
     // `StoreOps::timed`): the signatures are those `async_trait` makes.

@@ -30,6 +30,52 @@ pub(crate) struct RecordPatch {}
 #[derive(ToSchema)]
 pub(crate) struct RecordUpload {}
 
+/// A batch write's body (`routes::records::batch`).
+#[derive(ToSchema)]
+pub(crate) struct BatchRequest {
+    /// The writes, applied in order in one transaction.
+    #[schema(inline, min_items = 1, max_items = 1000)]
+    items: Vec<BatchItem>,
+}
+
+/// One write of a batch, by its `op`: `update` changes only the fields in `data` (a PATCH),
+/// `replace` sets every one (a PUT), `delete` is a soft delete. `if_match` is `*` or one
+/// `ETag` (`"3"`, quotes included).
+#[derive(ToSchema)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub(crate) enum BatchItem {
+    /// Creates a record.
+    Create {
+        /// The record's fields.
+        data: RecordInput,
+    },
+    /// Changes the fields given.
+    Update {
+        /// The record's id.
+        #[schema(format = "uuid")]
+        id: String,
+        /// The fields to change.
+        data: RecordPatch,
+        if_match: Option<String>,
+    },
+    /// Sets every client-settable field.
+    Replace {
+        /// The record's id.
+        #[schema(format = "uuid")]
+        id: String,
+        /// The record's fields.
+        data: RecordInput,
+        if_match: Option<String>,
+    },
+    /// Soft-deletes the record.
+    Delete {
+        /// The record's id.
+        #[schema(format = "uuid")]
+        id: String,
+        if_match: Option<String>,
+    },
+}
+
 /// `/healthz` and `/readyz` (`routes::health`).
 #[derive(ToSchema)]
 pub(crate) struct Health {

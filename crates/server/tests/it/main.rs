@@ -6,6 +6,8 @@ mod auth_session;
 mod auth_tokens;
 mod bad_input;
 mod bad_query;
+mod batch;
+mod batch_attacks;
 mod bola;
 mod concurrency;
 mod conditional;

@@ -12,15 +12,17 @@
 //! The statements themselves are the shared ones of `crate::sql`, run through the
 //! [`Exec`](crate::sql::Exec) of `exec`.
 //!
-//! Layout: `connect` (options, pools, LISTEN), `exec` (binding parameters, reading rows),
-//! `lists` (lists and totals: gated, bounded in time, cancelled when abandoned;
-//! expansions), `ddl` (migrations), `schema` (the migration methods), `changes` (the change
-//! log's), `claim` (the advisory lock servers share and migrations take alone), `errors`
-//! (SQLSTATE → [`StoreError`]), `account_store` ([`AccountStore`](crate::AccountStore)),
+//! Layout: `connect` (options, pools, LISTEN), `run` (a call bounded in time, on a pooled
+//! client or in a retried transaction), `exec` (binding parameters, reading rows), `lists`
+//! (lists and totals: gated, bounded in time, cancelled when abandoned; expansions), `batch`
+//! (batch writes), `ddl` (migrations), `schema` (the migration methods), `changes` (the
+//! change log's), `claim` (the advisory lock servers share and migrations take alone),
+//! `errors` (SQLSTATE → [`StoreError`]), `account_store` ([`AccountStore`](crate::AccountStore)),
 //! `backup` (a snapshot as JSON lines, its restore in one transaction).
 
 mod account_store;
 mod backup;
+mod batch;
 mod changes;
 mod claim;
 mod connect;
@@ -30,6 +32,7 @@ mod exec;
 mod file_store;
 mod flag_store;
 mod lists;
+mod run;
 mod schema;
 mod tls;
 
@@ -45,8 +48,7 @@ use crate::{Claim, Created, IdempotencyClaim, Page, Store, StoreError, WriteCtx}
 use async_trait::async_trait;
 pub use connect::PgOptions;
 use connect::{build_pool, listen};
-use deadpool_postgres::{Object, Pool, Transaction};
-use exec::Pg;
+use deadpool_postgres::Pool;
 use plinth_core::migrate::Plan;
 use plinth_core::{
     Draft, ListQuery, ListScope, ModelDef, Patch, Record, RecordId, Schema, Timestamp,
@@ -183,71 +185,6 @@ impl PgStore {
         Ok(store)
     }
 
-    /// Bounds a store call: a database that stops answering (a frozen server, a partition)
-    /// must not hang requests, whose answer is then a prompt 503.
-    async fn bounded<T>(
-        &self,
-        op: impl std::future::Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.inner.op_timeout, op).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::Unavailable(
-                "the database did not answer in time".to_owned(),
-            )),
-        }
-    }
-
-    /// Runs `op` on a pooled client (the replica's when there is one and `from` allows
-    /// it), bounded in time. Each statement commits on its own.
-    async fn call<T>(
-        &self,
-        from: ReadFrom,
-        op: impl AsyncFnOnce(&Pg<'_, Object>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        self.bounded(async {
-            let client = match (&self.inner.replica, from) {
-                (Some((replica, _)), ReadFrom::Replica) => replica.get().await,
-                _ => self.inner.pool.get().await,
-            }
-            .map_err(errors::pool)?;
-            op(&Pg(&client)).await
-        })
-        .await
-    }
-
-    /// Runs `op` in a transaction, committing on `Ok`, bounded in time; the whole
-    /// transaction is retried (a few times, after a growing pause) when it loses a race.
-    /// (`op` is cloned per attempt: an `AsyncFnMut` here would make the futures of callers
-    /// not provably `Send`.)
-    async fn in_tx<T>(
-        &self,
-        op: impl AsyncFnOnce(&Pg<'_, Transaction<'_>>) -> Result<T, StoreError> + Clone,
-    ) -> Result<T, StoreError> {
-        self.bounded(async {
-            let mut attempt = 1;
-            loop {
-                let mut client = self.inner.pool.get().await.map_err(errors::pool)?;
-                let tx = client.transaction().await.map_err(errors::map)?;
-                let outcome = match op.clone()(&Pg(&tx)).await {
-                    Ok(v) => tx.commit().await.map_err(errors::map).map(|()| v),
-                    Err(e) => {
-                        let _ = tx.rollback().await;
-                        Err(e)
-                    }
-                };
-                match outcome {
-                    Err(StoreError::Contention(why)) if attempt < WRITE_ATTEMPTS => {
-                        tracing::debug!(attempt, why = %why, "retrying a write that lost a race");
-                        attempt += 1;
-                        tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
-                    }
-                    other => break other,
-                }
-            }
-        })
-        .await
-    }
-
     fn now(&self) -> Timestamp {
         let now = Timestamp::from_system(std::time::SystemTime::now()).as_micros();
         let prev = self.inner.last_ts.fetch_max(now, Ordering::AcqRel);
@@ -373,6 +310,16 @@ impl Store for PgStore {
             })
             .await;
         self.changed(written)
+    }
+
+    async fn batch(
+        &self,
+        ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        ops: Vec<crate::BatchOp>,
+        idempotency: Option<IdempotencyClaim>,
+    ) -> Result<crate::Batched, StoreError> {
+        self.batch_now(ctx, model, ops, idempotency).await
     }
 
     async fn get(&self, model: &Arc<ModelDef>, id: RecordId) -> Result<Option<Record>, StoreError> {

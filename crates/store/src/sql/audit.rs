@@ -152,35 +152,43 @@ fn draft(by: By<'_>, s: &Subject<'_>) -> Drafted {
 /// SQLite writer's group commit, where one head read and one run of inserts outside the
 /// jobs' savepoints replace a read and an insert inside each.
 #[derive(Debug, Default)]
-pub(crate) struct AuditBatch(std::cell::RefCell<Option<Vec<Drafted>>>);
+pub(crate) struct AuditBatch(std::sync::Mutex<Option<Vec<Drafted>>>);
 
 impl AuditBatch {
+    /// The entries held (a `Mutex`, never contended: a PostgreSQL batch's futures must be
+    /// `Send`).
+    fn held(&self) -> std::sync::MutexGuard<'_, Option<Vec<Drafted>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Starts collecting (a group commit begins).
     pub(crate) fn open(&self) {
-        *self.0.borrow_mut() = Some(Vec::new());
+        *self.held() = Some(Vec::new());
     }
 
     /// How many entries are held: a job's mark, to [`truncate`](Self::truncate) to if its
     /// savepoint is rolled back.
     pub(crate) fn len(&self) -> usize {
-        self.0.borrow().as_ref().map_or(0, Vec::len)
+        self.held().as_ref().map_or(0, Vec::len)
     }
 
     /// Drops the entries of a rolled-back job.
     pub(crate) fn truncate(&self, mark: usize) {
-        if let Some(held) = self.0.borrow_mut().as_mut() {
+        if let Some(held) = self.held().as_mut() {
             held.truncate(mark);
         }
     }
 
     /// Stops collecting; the entries to append before the commit.
     pub(crate) fn close(&self) -> Vec<Drafted> {
-        self.0.borrow_mut().take().unwrap_or_default()
+        self.held().take().unwrap_or_default()
     }
 
     /// Holds `d` if collecting; gives it back otherwise.
     fn defer(&self, d: Drafted) -> Option<Drafted> {
-        match self.0.borrow_mut().as_mut() {
+        match self.held().as_mut() {
             Some(held) => {
                 held.push(d);
                 None

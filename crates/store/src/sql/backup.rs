@@ -8,12 +8,13 @@ use crate::backup::Contents;
 /// Plinth's own tables, in the order a backup holds them: `_plinth_models` first (a
 /// restore reads the declarations before the models' rows). A test checks this against
 /// the tables `sql::ddl` creates.
-pub(crate) const INTERNAL_TABLES: [&str; 9] = [
+pub(crate) const INTERNAL_TABLES: [&str; 10] = [
     "_plinth_models",
     "_plinth_users",
     "_plinth_api_keys",
     "_plinth_refresh_tokens",
     "_plinth_idempotency",
+    "_plinth_batch_keys",
     "_plinth_flags",
     "_plinth_files",
     "_plinth_audit",

@@ -4,9 +4,10 @@
 //!
 //! An engine supplies an [`Exec`] (run a [`Query`], hand each row to a callback as a
 //! [`SqlRow`]) and binds [`Param`]s; the [`Dialect`] says how the two spell what differs.
-//! Layout: `records` (single records), `list` (the list and keyset builder), `shape` (a
-//! list's total, the records an expansion names), `accounts` (users, refresh tokens, API
-//! keys), `flags` (feature flags), `audit` (the audit trail), `changes` (the change log),
+//! Layout: `records` (single records), `batch` (many in one transaction), `list` (the list
+//! and keyset builder), `shape` (a list's total, the records an expansion names), `accounts`
+//! (users, refresh tokens, API keys), `flags` (feature flags), `audit` (the audit trail),
+//! `changes` (the change log),
 //! `ddl` (names and base columns of model tables), `versions` (Plinth's own tables),
 //! `steps` (the steps of a migration, as SQL to show and to run), `search` (full-text
 //! search structures, match and rank).
@@ -14,6 +15,7 @@
 pub(crate) mod accounts;
 pub(crate) mod audit;
 pub(crate) mod backup;
+pub(crate) mod batch;
 pub(crate) mod changes;
 pub(crate) mod ddl;
 mod expr;

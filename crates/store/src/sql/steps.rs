@@ -147,6 +147,10 @@ pub(crate) fn statements(d: Dialect, step: &Step) -> Result<Vec<Stmt>, String> {
                 "DELETE FROM _plinth_idempotency WHERE model = {}",
                 quote(name)
             )));
+            v.push(Run(format!(
+                "DELETE FROM _plinth_batch_keys WHERE model = {}",
+                quote(name)
+            )));
             v
         }
         Step::DropSearch { model } => search::drop(d, model).into_iter().map(Run).collect(),

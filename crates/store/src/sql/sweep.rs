@@ -65,22 +65,39 @@ pub(crate) fn refresh_sweep(
 }
 
 /// Deletes up to `limit` idempotency keys created before `before` (older than the
-/// idempotency window): a retry with such a key creates a new record.
+/// idempotency window), single creates' first, then batches': a retry with such a key
+/// writes anew.
 pub(crate) async fn sweep_idempotency<E: Exec>(
     e: &E,
     before: Timestamp,
     limit: u32,
 ) -> Result<u64, StoreError> {
-    let d = E::DIALECT;
+    let creates = e
+        .execute(&key_sweep(E::DIALECT, "_plinth_idempotency", before, limit))
+        .await?;
+    let left = u64::from(limit).saturating_sub(creates);
+    if left == 0 {
+        return Ok(creates);
+    }
+    let left = u32::try_from(left).unwrap_or(limit);
+    let batches = e
+        .execute(&key_sweep(E::DIALECT, "_plinth_batch_keys", before, left))
+        .await?;
+    Ok(creates + batches)
+}
+
+/// Deletes up to `limit` rows of the key table `table` created before `before`.
+fn key_sweep(d: Dialect, table: &str, before: Timestamp, limit: u32) -> Query<'static> {
     let mut q = Query::new(d);
-    q.push(
-        "DELETE FROM _plinth_idempotency WHERE (model, scope, key) IN (\
-         SELECT model, scope, key FROM _plinth_idempotency WHERE created_at < ",
-    )
-    .bind(before)
-    .push(" LIMIT ")
-    .bind(i64::from(limit))
-    .push(d.skip_locked())
-    .push(")");
-    e.execute(&q).await
+    q.push("DELETE FROM ")
+        .push(table)
+        .push(" WHERE (model, scope, key) IN (SELECT model, scope, key FROM ")
+        .push(table)
+        .push(" WHERE created_at < ")
+        .bind(before)
+        .push(" LIMIT ")
+        .bind(i64::from(limit))
+        .push(d.skip_locked())
+        .push(")");
+    q
 }

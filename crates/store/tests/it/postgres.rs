@@ -117,10 +117,15 @@ async fn ten_instances_opening_a_fresh_database_apply_each_version_once() {
         .await
         .expect("the recorded versions");
     let versions: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-    let latest = i64::from(plinth_store::versions::LATEST);
-    assert_eq!(versions, (0..=latest).collect::<Vec<_>>());
     for store in &stores {
         let status = store.schema_status().await.expect("status");
+        let known: Vec<i64> = status
+            .versions
+            .iter()
+            .filter(|v| v.known)
+            .map(|v| i64::from(v.number))
+            .collect();
+        assert_eq!(versions, known);
         assert_eq!(status.database(), Some(plinth_store::versions::LATEST));
         store.close().await;
     }

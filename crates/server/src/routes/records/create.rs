@@ -76,7 +76,7 @@ pub(super) async fn create_record(
 
 /// SHA-256 of the body in canonical form (object keys sorted, no insignificant whitespace),
 /// so a retry that reformats the same JSON still matches.
-fn digest(body: &serde_json::Value) -> String {
+pub(super) fn digest(body: &serde_json::Value) -> String {
     let canonical = serde_json::to_vec(body).unwrap_or_default();
     format!("{:x}", Sha256::digest(&canonical))
 }

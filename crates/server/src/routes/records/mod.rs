@@ -3,6 +3,8 @@
 //! One handler per file. Every handler asks the access policy (`plinth_core::policy`)
 //! before touching the store, through [`authorize`].
 
+mod batch;
+mod batch_items;
 mod create;
 mod delete;
 mod expand;
@@ -37,6 +39,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(delete::restore_record))
         .routes(routes!(files::download_file))
+        .routes(routes!(batch::batch_records))
 }
 
 /// Asks the part of the policy that needs no record, before any lookup or validation.

@@ -59,6 +59,7 @@ mod accounts;
 mod audit;
 mod audit_chain;
 mod backup;
+mod batch;
 mod changes;
 mod events;
 mod evolve;
