@@ -93,6 +93,7 @@ fn at_item(index: usize, error: StoreError) -> StoreError {
         | StoreError::Forbidden
         | StoreError::Conflict { .. }
         | StoreError::InvalidReference { .. }
+        | StoreError::UnknownFile { .. }
         | StoreError::InvalidValue { .. }
         | StoreError::Stale { .. } => StoreError::Item {
             index,

@@ -3,6 +3,7 @@
 //! an S3-compatible bucket. Each case runs on the engine of the pass.
 
 mod attacks;
+mod batch;
 mod cases;
 mod moto;
 mod policy;
