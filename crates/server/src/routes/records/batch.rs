@@ -7,15 +7,17 @@ use super::batch_items;
 use super::{RecordJson, authorize, create::digest};
 use crate::error::ApiError;
 use crate::extract::{IdempotencyKey, ModelParam, WriteContext};
+use crate::files::upload;
 use crate::openapi::shapes::{BatchRequest, Record};
 use crate::reply::Reply;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::header;
-use plinth_core::ErrorCode;
 use plinth_core::policy::Action;
-use plinth_store::IdempotencyClaim;
+use plinth_core::schema::FieldType;
+use plinth_core::{ErrorCode, ModelDef};
+use plinth_store::{BatchOp, IdempotencyClaim};
 
 /// Applies up to 1000 writes in order, in one transaction: `200` with the records as
 /// written, one per item in order. Any failed item fails the batch, which writes nothing.
@@ -53,7 +55,16 @@ pub(super) async fn batch_records(
         key,
         body_digest: digest(&body),
     });
-    let batched = state.store().batch(&ctx, &model, ops, claim).await?;
+    let held = held_by_updates(&state, &model, &ops).await?;
+    let batched = state.store().batch(&ctx, &model, ops, claim).await;
+    // What the items stopped holding goes as after a single write (whether the batch
+    // committed or not: a content still held anywhere is kept).
+    if let Some(files) = state.files()
+        && !held.is_empty()
+    {
+        files.release(state.store().as_ref(), held).await;
+    }
+    let batched = batched?;
     state.note_write(&ctx.actor);
     let access = caller.0.field_access();
     let records: Vec<RecordJson<'_>> = batched
@@ -62,6 +73,32 @@ pub(super) async fn batch_records(
         .map(|r| RecordJson(&model, r, access))
         .collect();
     Ok(Reply::data(&records)?.private().replayed(batched.replayed))
+}
+
+/// The contents held now by the records whose file fields an update item sets.
+async fn held_by_updates(
+    state: &AppState,
+    model: &ModelDef,
+    ops: &[BatchOp],
+) -> Result<Vec<String>, ApiError> {
+    let mut held = Vec::new();
+    if state.files().is_none() {
+        return Ok(held);
+    }
+    for op in ops {
+        let BatchOp::Update { id, patch, .. } = op else {
+            continue;
+        };
+        let sets_file = model
+            .fields()
+            .iter()
+            .zip(&patch.fields)
+            .any(|(f, v)| v.is_some() && matches!(f.ty(), FieldType::File(_)));
+        if sets_file {
+            held.extend(upload::held(state, model, *id).await?);
+        }
+    }
+    Ok(held)
 }
 
 /// The body as JSON, read up to `limit` bytes (the batch's own limit, not `body_limit`).
