@@ -5,19 +5,22 @@
 //! The format: a header line `{"plinth_export": 1, "models": [declarations]}`, then one
 //! line per user (`{"user": {…}}`, with its argon2id hash, so passwords keep working), per
 //! feature flag (`{"flag": {"id": …, "key": …, "rollout": percent, "allow": […], …}}`) and
-//! per record (`{"record": {"model": …, "id": …, …, "fields": {…}}}`). Ids, timestamps,
+//! per record (`{"record": {"model": …, "id": …, …, "fields": {…}}}`), each followed by
+//! one line per file it holds (`{"file": {"model": …, "record_id": …, "field": …, "name":
+//! …, "hash": …, …}}`: the file table, not the contents). Ids, timestamps,
 //! owners, versions and statuses are kept exactly. Files written before flags were
 //! exported (no flag lines, same format 1) still import. Refresh tokens, API keys and the
 //! audit trail are not exported: sessions end with the move, keys must be issued again
 //! (a flag's `api_key:` entries then name none), and the source's audit trail stays with
 //! it (the import itself is not audited).
 
+use crate::files::{StoredFile, file_from, file_json};
 use crate::{Store, StoreError, User};
 use plinth_core::auth::{parse_role, role_name};
 use plinth_core::flags::{
     Audience, Flag, FlagKey, FlagRule, MAX_AUDIENCE, MAX_DESCRIPTION, Rollout,
 };
-use plinth_core::schema::ValueKind;
+use plinth_core::schema::{FieldType, ValueKind};
 use plinth_core::{
     FieldAccess, ListQuery, ListScope, ModelDef, Record, RecordId, Schema, Status, Timestamp, Value,
 };
@@ -76,6 +79,8 @@ pub enum Item {
     Flag(Flag),
     /// A record, exactly as exported.
     Record(Arc<ModelDef>, Record),
+    /// A file a record holds (its row in the file table), exactly as exported.
+    File(Arc<ModelDef>, RecordId, StoredFile),
 }
 
 /// An [`Item`] and the line it was read from (1-based), for messages.
@@ -138,9 +143,18 @@ pub async fn export(store: &dyn Store, out: &mut dyn Write) -> Result<Counts, Tr
             let query =
                 ListQuery::parse(model, &pairs, FieldAccess::All).map_err(StoreError::internal)?;
             let page = store.list(model, &query, ListScope::All).await?;
+            let with_files = model
+                .fields()
+                .iter()
+                .any(|f| matches!(f.ty(), FieldType::File(_)));
             for r in &page.records {
                 writeln!(out, "{}", json!({ "record": record_json(model, r) }))?;
                 counts.records += 1;
+                if with_files {
+                    for f in store.files_of(model, r.id).await? {
+                        writeln!(out, "{}", json!({ "file": file_json(model, r.id, &f) }))?;
+                    }
+                }
             }
             match page.records.last() {
                 Some(last) if page.has_more => cursor = Some(query.next_cursor(last)),
@@ -175,6 +189,7 @@ pub async fn import_lines(
             Item::User(_) => counts.users += 1,
             Item::Flag(_) => counts.flags += 1,
             Item::Record(..) => counts.records += 1,
+            Item::File(..) => {}
         }
     }
     store.import(schema, lines).await?;
@@ -213,8 +228,15 @@ pub fn parse(schema: &Schema, input: &mut dyn BufRead) -> Result<Vec<Line>, Tran
                 .model(name)
                 .ok_or_else(|| bad(format!("model {name:?} is not declared in the target")))?;
             Item::Record(Arc::clone(model), record_from(model, r).map_err(bad)?)
+        } else if let Some(f) = v.get("file") {
+            let name = f["model"].as_str().unwrap_or_default();
+            let model = schema
+                .model(name)
+                .ok_or_else(|| bad(format!("model {name:?} is not declared in the target")))?;
+            let (id, file) = file_from(model, f).map_err(bad)?;
+            Item::File(Arc::clone(model), id, file)
         } else {
-            return Err(bad("neither a user, a flag nor a record".to_owned()));
+            return Err(bad("neither a user, a flag, a record nor a file".to_owned()));
         };
         lines.push(Line {
             number: line_no,

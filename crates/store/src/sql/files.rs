@@ -114,6 +114,24 @@ pub(crate) async fn sync<E: Exec>(
     Ok(())
 }
 
+/// Inserts a row exactly as exported (`plinth import`).
+pub(crate) async fn import<E: Exec>(
+    e: &E,
+    model: &ModelDef,
+    id: RecordId,
+    f: &StoredFile,
+) -> Result<(), StoreError> {
+    let size = i64::try_from(f.size).map_err(|_| StoreError::InvalidValue {
+        reason: "a file size out of range".to_owned(),
+    })?;
+    let mut q = Query::new(E::DIALECT);
+    q.push("INSERT INTO _plinth_files (model, record_id, field, name, hash, size, mime, created_at) VALUES (")
+        .bind_all([model.name().as_str().into(), id.into(), f.field.as_str().into(), f.name.as_str().into(), f.hash.as_str().into(), size.into(), f.mime.as_str().into(), f.created_at.into()])
+        .push(")");
+    e.execute(&q).await?;
+    Ok(())
+}
+
 /// Drops every row of record `id` (a purge).
 pub(crate) async fn drop_record<E: Exec>(
     e: &E,

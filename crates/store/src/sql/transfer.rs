@@ -2,7 +2,7 @@
 //! and the inserts. The engine migrates first, in the same transaction, refusing steps that
 //! lose data with [`refuse_destructive`].
 
-use super::{Exec, Query, accounts, flags, records};
+use super::{Exec, Query, accounts, files, flags, records};
 use crate::StoreError;
 use crate::transfer::{Item, Line, TransferError};
 use plinth_core::Schema;
@@ -57,6 +57,7 @@ pub(crate) async fn fill<E: Exec>(
             Item::User(user) => accounts::import_user(e, keys, user).await,
             Item::Flag(flag) => flags::import_flag(e, flag).await,
             Item::Record(model, record) => records::insert(e, keys, model, record).await,
+            Item::File(model, id, file) => files::import(e, model, *id, file).await,
         };
         done.map_err(|err| at(line.number, err))?;
     }

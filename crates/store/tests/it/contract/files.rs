@@ -1,9 +1,11 @@
 //! The file table: a record write adds the rows of the files it uploaded and drops those its
 //! values no longer name, in its transaction; a name the record does not hold is refused
-//! with nothing written; a purge drops the record's rows; `file_in_use` sees every holder.
+//! with nothing written; a purge drops the record's rows; `file_in_use` sees every holder;
+//! `plinth export` and `plinth import` carry the rows with their records.
 
 use super::{Engine, admin, draft, model, patch};
 use plinth_core::Value;
+use plinth_store::transfer;
 use plinth_store::{NewFile, StoreError, WriteCtx};
 use serde_json::json;
 
@@ -11,6 +13,7 @@ contract!(
     writes_keep_the_file_rows_in_step_with_the_values,
     a_name_the_record_does_not_hold_is_refused_and_nothing_is_written,
     a_purge_drops_the_rows_and_shared_content_stays_in_use,
+    an_export_carries_the_file_rows_to_the_import,
 );
 
 fn decls() -> serde_json::Value {
@@ -173,4 +176,51 @@ async fn a_purge_drops_the_rows_and_shared_content_stays_in_use(e: &Engine) {
         .await
         .expect("purge");
     assert!(!e.store.file_in_use(&"9".repeat(64)).await.expect("a read"));
+}
+
+/// An imported record holds its files as the exported one did: downloadable (its rows are
+/// there), its contents in use, and a later write of another field still accepted.
+async fn an_export_carries_the_file_rows_to_the_import(e: &Engine) {
+    let s = e.migrate(decls()).await;
+    let book = model(&s, "book");
+    let ctx = with(vec![
+        upload("cover", "c_1.png", "a"),
+        upload("pages", "p_1.png", "b"),
+    ]);
+    let body = json!({"name": "b", "cover": "c_1.png", "pages": ["p_1.png"]});
+    let created = e
+        .store
+        .create(&ctx, &book, draft(&book, &body), None)
+        .await
+        .expect("create with files")
+        .record;
+    let before = e.store.files_of(&book, created.id).await.expect("rows");
+    let mut dump = Vec::new();
+    transfer::export(e.store.as_ref(), &mut dump)
+        .await
+        .expect("export");
+    let target = e.another().await;
+    transfer::import(target.store.as_ref(), &s, &mut dump.as_slice())
+        .await
+        .expect("import");
+    let after = target
+        .store
+        .files_of(&book, created.id)
+        .await
+        .expect("rows");
+    assert_eq!(after, before, "the imported record holds its files");
+    assert!(
+        target
+            .store
+            .file_in_use(&"b".repeat(64))
+            .await
+            .expect("a read")
+    );
+    let p = patch(&book, &json!({"title": "t"}));
+    target
+        .store
+        .update(&admin(), &book, created.id, p, None)
+        .await
+        .expect("a write of another field");
+    target.store.close().await;
 }
