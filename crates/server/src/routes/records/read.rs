@@ -14,7 +14,8 @@ use plinth_core::policy::Action;
 use plinth_core::query::shape::Shape;
 
 /// One record; `304 Not Modified` when `If-None-Match` names its current version or, without
-/// `If-None-Match`, when it is unchanged since `If-Modified-Since` (RFC 9110 §13.2.2).
+/// `If-None-Match`, when it is unchanged since `If-Modified-Since` (RFC 9110 §13.2.2). An
+/// expanded read has no validators and is never `304`.
 #[utoipa::path(get, path = "/api/v1/{model}/{id}", tag = "records",
     security((), ("bearer" = []), ("api_key" = [])),
     params(
@@ -53,7 +54,12 @@ pub(super) async fn read_record(
         .await?
         .ok_or_else(ApiError::record_not_found)?;
     authorize(&caller, &model, Action::Read, Some(&record))?;
-    let unchanged = if if_none_match.present() {
+    // An expanded read holds other records too, whose changes the record's version does not
+    // follow: it has no validators, so no cache revalidates it into a stale copy.
+    let expands = !shape.expand.is_empty();
+    let unchanged = if expands {
+        false
+    } else if if_none_match.present() {
         if_none_match.matches(record.version)
     } else {
         if_modified_since.unmodified(record.updated_at)
@@ -70,6 +76,11 @@ pub(super) async fn read_record(
         shape: Some(&shape),
         nodes: &nodes,
     };
-    // The record's own validators, whatever the shape: `If-None-Match` names its version.
-    Ok(validators(Reply::data(&shaped)?, &record))
+    // Otherwise the record's own validators, whatever `fields` says.
+    let reply = Reply::data(&shaped)?;
+    Ok(if expands {
+        reply.private()
+    } else {
+        validators(reply, &record)
+    })
 }
