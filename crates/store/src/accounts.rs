@@ -24,6 +24,8 @@ pub struct User {
     pub role: Role,
     /// The argon2id PHC string. Never serialised into a response or a log.
     pub password_hash: String,
+    /// When the account proved it receives mail at `email`; `None`: not (yet).
+    pub email_verified_at: Option<Timestamp>,
     /// When the account was created.
     pub created_at: Timestamp,
     /// When the account last changed.
@@ -69,6 +71,9 @@ pub struct UserChanges {
     pub password_hash: Option<String>,
     /// New role.
     pub role: Option<Role>,
+    /// Marks the address verified (`Some(true)`, now) or not (`Some(false)`). A new address
+    /// without `Some(true)` beside it is unverified.
+    pub email_verified: Option<bool>,
 }
 
 impl std::fmt::Debug for UserChanges {
@@ -77,6 +82,7 @@ impl std::fmt::Debug for UserChanges {
             .field("email", &self.email.is_some())
             .field("password", &self.password_hash.is_some())
             .field("role", &self.role)
+            .field("email_verified", &self.email_verified)
             .finish()
     }
 }

@@ -86,6 +86,8 @@ pub enum Event {
     PasswordChange,
     /// `account.email_change`.
     EmailChange,
+    /// `account.email_verified`: the address was proved (or, on a new address, no longer is).
+    EmailVerification,
     /// `account.role_change`.
     RoleChange,
     /// `account.delete`.
@@ -124,6 +126,7 @@ impl Event {
             Self::AccountCreate => "account.create",
             Self::PasswordChange => "account.password_change",
             Self::EmailChange => "account.email_change",
+            Self::EmailVerification => "account.email_verified",
             Self::RoleChange => "account.role_change",
             Self::AccountDelete => "account.delete",
             Self::ApiKeyCreate => "api_key.create",

@@ -256,6 +256,7 @@ fn user_json(u: &User) -> Json {
     json!({
         "id": u.id, "email": u.email, "role": role_name(u.role), "password_hash": u.password_hash,
         "created_at": u.created_at.to_string(), "updated_at": u.updated_at.to_string(), "version": u.version,
+        "email_verified_at": u.email_verified_at.map(|t| t.to_string()),
     })
 }
 
@@ -269,6 +270,11 @@ fn user_from(v: &Json) -> Result<User, String> {
         created_at: Timestamp::parse(text("created_at")?)?,
         updated_at: Timestamp::parse(text("updated_at")?)?,
         version: v["version"].as_i64().ok_or("user without version")?,
+        // Files from before verification carry none: not verified.
+        email_verified_at: match v["email_verified_at"].as_str() {
+            Some(t) => Some(Timestamp::parse(t)?),
+            None => None,
+        },
     })
 }
 

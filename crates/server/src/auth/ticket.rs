@@ -200,6 +200,7 @@ mod tests {
             created_at: t,
             updated_at: t,
             version: 1,
+            email_verified_at: None,
         };
         let (access, _) = tokens.issue(&account, None, &clock).expect("token");
         assert!(tickets.verify(&access, &clock).is_err());

@@ -151,6 +151,7 @@ mod tests {
             created_at: t,
             updated_at: t,
             version: 3,
+            email_verified_at: None,
         }
     }
 

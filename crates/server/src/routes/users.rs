@@ -245,6 +245,7 @@ async fn update_user(
         email,
         password_hash,
         role,
+        email_verified: None,
     };
     let user = state
         .store()

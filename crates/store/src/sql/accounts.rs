@@ -16,7 +16,8 @@ use plinth_core::{Principal, Role, Timestamp};
 use serde_json::json;
 use uuid::Uuid;
 
-const USER_COLS: &str = "id, email, role, password_hash, created_at, updated_at, version";
+const USER_COLS: &str =
+    "id, email, role, password_hash, created_at, updated_at, version, email_verified_at";
 
 fn role_at(row: &impl SqlRow, i: usize) -> Result<Role, StoreError> {
     parse_role(&row.text(i)?).map_err(|_| unreadable("role"))
@@ -44,6 +45,7 @@ fn user_row(row: &impl SqlRow, keys: &Keys) -> Result<User, StoreError> {
         created_at: row.time(4)?,
         updated_at: row.time(5)?,
         version: row.int(6)?,
+        email_verified_at: row.opt_time(7)?,
     })
 }
 
@@ -76,6 +78,7 @@ pub(crate) async fn create_user<E: Exec>(
         email: user.email.as_str().to_owned(),
         role: user.role,
         password_hash: user.password_hash,
+        email_verified_at: None,
         created_at: now,
         updated_at: now,
         version: 1,
@@ -98,7 +101,7 @@ pub(crate) async fn import_user<E: Exec>(
     let sealed = keys.seal(EMAIL_TABLE, EMAIL_COLUMN, &user.id, &user.email)?;
     let index = email_index(keys, &email)?;
     let mut q = query::<E>(
-        "INSERT INTO _plinth_users (id, email, email_norm, role, password_hash, created_at, updated_at, version) VALUES (",
+        "INSERT INTO _plinth_users (id, email, email_norm, role, password_hash, created_at, updated_at, version, email_verified_at) VALUES (",
     );
     q.bind_all([
         user.id.into(),
@@ -109,6 +112,7 @@ pub(crate) async fn import_user<E: Exec>(
         user.created_at.into(),
         user.updated_at.into(),
         user.version.into(),
+        user.email_verified_at.into(),
     ])
     .push(")");
     e.execute(&q).await.map_err(email_conflict)?;
@@ -215,13 +219,20 @@ pub(crate) async fn update_user<E: Exec>(
         .filter(|m| m.as_str() != before.email);
     let role = changes.role.filter(|r| *r != before.role);
     let password = changes.password_hash.as_ref();
-    if email.is_none() && role.is_none() && password.is_none() {
-        return Ok(before);
-    }
     // The address one signs in with: another spelling of it (case) is no new address.
     let new_address = email.is_some_and(|m| {
         Email::parse(&before.email).map_or(true, |b| b.normalized() != m.normalized())
     });
+    // A new address is unverified unless the change itself proves it.
+    let verified = match changes.email_verified {
+        Some(true) if before.email_verified_at.is_none() || new_address => Some(Some(now)),
+        Some(false) if before.email_verified_at.is_some() => Some(None),
+        None if new_address && before.email_verified_at.is_some() => Some(None),
+        _ => None,
+    };
+    if email.is_none() && role.is_none() && password.is_none() && verified.is_none() {
+        return Ok(before);
+    }
     announce(e).await?;
     let mut q = query::<E>("UPDATE _plinth_users SET updated_at = ");
     q.bind(now).push(", version = version + 1");
@@ -236,6 +247,9 @@ pub(crate) async fn update_user<E: Exec>(
     }
     if let Some(role) = role {
         q.push(", role = ").bind(role_name(role));
+    }
+    if let Some(at) = verified {
+        q.push(", email_verified_at = ").bind(at);
     }
     q.push(" WHERE id = ").bind(id);
     if let Some(v) = expected {
@@ -294,6 +308,14 @@ async fn audit_user_changes<E: Exec>(
         });
         append_event(e, by, Event::RoleChange, id, &changes).await?;
     }
+    let (was, is) = (
+        before.email_verified_at.is_some(),
+        after.email_verified_at.is_some(),
+    );
+    if was != is {
+        let changes = json!({ "email_verified": { "from": was, "to": is } });
+        append_event(e, by, Event::EmailVerification, id, &changes).await?;
+    }
     Ok(())
 }
 
@@ -307,6 +329,10 @@ pub(crate) async fn delete_user<E: Exec>(e: &E, by: By<'_>, id: Uuid) -> Result<
         ("_plinth_users", "id"),
         ("_plinth_refresh_tokens", "user_id"),
         ("_plinth_api_keys", "user_id"),
+        ("_plinth_account_tokens", "user_id"),
+        ("_plinth_totp", "user_id"),
+        ("_plinth_recovery_codes", "user_id"),
+        ("_plinth_oidc_identities", "user_id"),
     ] {
         let mut q = query::<E>("DELETE FROM ");
         q.push(table).push(" WHERE ").push(col).push(" = ").bind(id);

@@ -39,6 +39,8 @@ pub(crate) struct UserJson<'a> {
     email: &'a str,
     #[schema(value_type = RoleShape)]
     role: &'static str,
+    /// Whether the account proved it receives mail at `email`.
+    email_verified: bool,
     #[schema(format = DateTime)]
     created_at: String,
     #[schema(format = DateTime)]
@@ -53,6 +55,7 @@ impl<'a> From<&'a User> for UserJson<'a> {
             id: u.id.to_string(),
             email: &u.email,
             role: role_name(u.role),
+            email_verified: u.email_verified_at.is_some(),
             created_at: u.created_at.to_string(),
             updated_at: u.updated_at.to_string(),
             version: u.version,

@@ -18,6 +18,7 @@ contract!(
     the_last_admin_cannot_be_demoted_or_deleted,
     delete_user_removes_their_tokens_and_keys_but_not_their_records,
     import_user_keeps_every_value,
+    a_verified_address_is_kept_until_the_address_changes,
 );
 
 fn email(s: &str) -> Email {
@@ -459,6 +460,7 @@ async fn import_user_keeps_every_value(e: &Engine) {
         created_at: Timestamp::from_micros(1_600_000_000_000_001).expect("a time"),
         updated_at: Timestamp::from_micros(1_700_000_000_000_002).expect("a time"),
         version: 9,
+        email_verified_at: Some(Timestamp::from_micros(1_650_000_000_000_003).expect("a time")),
     };
     e.store.import_user(user.clone()).await.expect("import");
     assert_eq!(
@@ -472,4 +474,74 @@ async fn import_user_keeps_every_value(e: &Engine) {
         .expect("find");
     assert_eq!(found, Some(user.clone()));
     assert_eq!(e.store.count_admins().await.expect("count"), 1);
+}
+
+async fn a_verified_address_is_kept_until_the_address_changes(e: &Engine) {
+    let ada = e.user("ada@example.com", Role::User).await;
+    assert_eq!(ada.email_verified_at, None);
+    let verify = UserChanges {
+        email_verified: Some(true),
+        ..UserChanges::default()
+    };
+    let ada = e
+        .store
+        .update_user(&admin(), ada.id, verify.clone(), None)
+        .await
+        .expect("verify");
+    let at = ada.email_verified_at.expect("verified");
+    assert_eq!(ada.version, 2);
+    // Verifying again changes nothing, not even the time.
+    let again = e
+        .store
+        .update_user(&admin(), ada.id, verify, None)
+        .await
+        .expect("verify again");
+    assert_eq!((again.email_verified_at, again.version), (Some(at), 2));
+    // Another spelling of the same address keeps it verified; a new address does not.
+    let case = UserChanges {
+        email: Some(email("ADA@example.com")),
+        ..UserChanges::default()
+    };
+    let ada = e
+        .store
+        .update_user(&admin(), ada.id, case, None)
+        .await
+        .expect("case");
+    assert_eq!(ada.email_verified_at, Some(at));
+    let moved = UserChanges {
+        email: Some(email("ada@elsewhere.example")),
+        ..UserChanges::default()
+    };
+    let ada = e
+        .store
+        .update_user(&admin(), ada.id, moved, None)
+        .await
+        .expect("move");
+    assert_eq!(ada.email_verified_at, None);
+    // A new address proved in the same change (a confirmed email change) is verified.
+    let proved = UserChanges {
+        email: Some(email("ada@third.example")),
+        email_verified: Some(true),
+        ..UserChanges::default()
+    };
+    let ada = e
+        .store
+        .update_user(&admin(), ada.id, proved, None)
+        .await
+        .expect("proved move");
+    assert!(ada.email_verified_at.is_some());
+    assert_eq!(
+        e.store.get_user(ada.id).await.expect("get"),
+        Some(ada.clone())
+    );
+    let events: Vec<_> = e
+        .store
+        .audit_list(0, 1000)
+        .await
+        .expect("the audit")
+        .into_iter()
+        .filter(|x| x.action == "account.email_verified")
+        .map(|x| x.changes["email_verified"]["to"].clone())
+        .collect();
+    assert_eq!(events, [json!(true), json!(false), json!(true)]);
 }

@@ -107,13 +107,13 @@ async fn down_to_the_baseline_and_up_again_keeps_records_users_and_keys(e: &Engi
     let (record, ann) = seed(e).await;
     assert!(audit_entries(&*e.store).await > 0);
 
-    // Version 7's down drops only the batches' idempotency keys (losing nothing a server
-    // needs); 6's drops the file table, 5's the change log, 4's the flags and 2's the audit
-    // trail: refused without the flag at 6, and nothing is rolled back (not even 7, above
-    // it, or 3, between).
+    // Version 8's down drops second factors and linked identities, 7's only the batches'
+    // idempotency keys (losing nothing a server needs); 6's drops the file table, 5's the
+    // change log, 4's the flags and 2's the audit trail: refused without the flag at 8,
+    // and nothing is rolled back.
     let refused = e.store.schema_down(3, false).await.expect_err("refused");
     assert!(
-        matches!(&refused, StoreError::Migration(m) if m.contains("version 6") && m.contains("--allow-destructive")),
+        matches!(&refused, StoreError::Migration(m) if m.contains("version 8") && m.contains("--allow-destructive")),
         "{refused:?}"
     );
     assert_eq!(status(&*e.store).await.database(), Some(LATEST));
