@@ -12,12 +12,12 @@ use axum::http::StatusCode;
 use plinth_core::ErrorCode;
 use plinth_core::Principal;
 use plinth_core::auth::{EMAIL_MAX_BYTES, Email};
-use plinth_store::{AuditEvent, Event, Refresh, WriteCtx};
+use plinth_store::{AuditEvent, Event, Refresh, User, WriteCtx};
 use serde_json::json;
 
 /// The context of a request that proves no identity yet (the store names a refresh
 /// token's user itself where it matters).
-fn guest(request_id: &str, address: &str) -> WriteCtx {
+pub(crate) fn guest(request_id: &str, address: &str) -> WriteCtx {
     WriteCtx {
         actor: Principal::guest(),
         request_id: request_id.to_owned(),
@@ -111,14 +111,27 @@ pub(super) async fn login(
         return Err(refused());
     };
     state.auth().login_succeeded(&account, &address);
-    tracing::info!(target: "plinth::security", event = "login", user_id = %user.id, "login");
+    complete_login(&state, ctx, &user, "password").await
+}
+
+/// The end of every way of signing in (a password, an OpenID Connect callback): the user
+/// has proved who they are with `method`; this decides what they get. Today: a new session
+/// and its token pair. Checks that apply to every method (a verified address, a second
+/// factor) belong here, once.
+pub(crate) async fn complete_login(
+    state: &AppState,
+    ctx: WriteCtx,
+    user: &User,
+    method: &'static str,
+) -> Result<Reply, ApiError> {
+    tracing::info!(target: "plinth::security", event = "login", user_id = %user.id, method, "login");
     let ctx = WriteCtx {
         actor: Principal::user(user.id, user.role),
         ..ctx
     };
     let pair = state
         .auth()
-        .issue_pair(state.store().as_ref(), &ctx, &user)
+        .issue_pair(state.store().as_ref(), &ctx, user)
         .await?;
     Reply::data(&pair)
 }
