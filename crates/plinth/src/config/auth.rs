@@ -123,6 +123,16 @@ impl Config {
         config.requests_per_minute = s.auth_requests_per_minute;
         config.trusted_proxies =
             TrustedProxies::parse(&s.trusted_proxies).map_err(|e| anyhow::anyhow!(e))?;
+        config.signup = s.auth_signup;
+        config.signup_domains = s
+            .auth_signup_domains
+            .iter()
+            .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+            .collect();
+        config.public_url = s
+            .public_url
+            .as_deref()
+            .map(|u| u.trim_end_matches('/').to_owned());
         Ok(config)
     }
 }

@@ -313,6 +313,34 @@ fn cross_checks(s: &Settings) -> Vec<String> {
         ));
     }
     errors.extend(files::checks(s));
+    if let Some(url) = &s.public_url {
+        let scheme = url.split_once("://").map(|(s, _)| s);
+        let host = url.split_once("://").map_or("", |(_, rest)| rest);
+        if !matches!(scheme, Some("http" | "https"))
+            || host.is_empty()
+            || host.starts_with('/')
+            || url.contains(['?', '#', ' '])
+        {
+            errors.push(format!(
+                "public_url ({}) must be an http or https address such as https://api.example.com, without a query or fragment",
+                env::PUBLIC_URL
+            ));
+        } else if s.env == Environment::Production && scheme != Some("https") {
+            errors.push(format!(
+                "public_url ({}) must be https in production: links in messages and sign-in redirects carry tokens",
+                env::PUBLIC_URL
+            ));
+        }
+    }
+    for d in &s.auth_signup_domains {
+        let d = d.trim().trim_start_matches('@');
+        if d.is_empty() || !d.contains('.') || d.contains(['@', '/', ' ']) {
+            errors.push(format!(
+                "auth.signup_domains ({}): {d:?} is not a domain such as example.com",
+                env::AUTH_SIGNUP_DOMAINS
+            ));
+        }
+    }
     if let Err(e) = TrustedProxies::parse(&s.trusted_proxies) {
         errors.push(format!("trusted_proxies ({}): {e}", env::TRUSTED_PROXIES));
     }

@@ -392,6 +392,15 @@ settings! {
         key: Some("auth.requests_per_minute"), env: AUTH_REQUESTS_PER_MINUTE = "PLINTH_AUTH_REQUESTS_PER_MINUTE", flag: None,
         range: Some((0, 1_000_000)),
         help: "Requests per principal (user id, or client address for guests) per minute; 0 turns the limit off.";
+    auth_signup: plinth_server::auth::Signup = plinth_server::auth::Signup::Off;
+        key: Some("auth.signup"), env: AUTH_SIGNUP = "PLINTH_AUTH_SIGNUP", flag: None, range: None,
+        help: "Who may create an account: `off`, only an admin; `open`, anyone, as a `user`, through `POST /api/v1/auth/signup`.";
+    auth_signup_domains: Vec<String> = Vec::new();
+        key: Some("auth.signup_domains"), env: AUTH_SIGNUP_DOMAINS = "PLINTH_AUTH_SIGNUP_DOMAINS", flag: None, range: None,
+        help: "With sign-up open, the email domains it accepts (`example.com`, exactly, case-insensitively); empty accepts any.";
+    public_url: Option<String> = None;
+        key: Some("public_url"), env: PUBLIC_URL = "PLINTH_PUBLIC_URL", flag: None, range: None,
+        help: "The address clients reach this server at (`https://api.example.com`, optionally with a path), for the links in messages and OpenID Connect redirects. Production refuses one that is not `https`.";
     admin_email: Option<String> = None;
         key: None, env: ADMIN_EMAIL = "PLINTH_ADMIN_EMAIL", flag: None, range: None,
         help: "With `PLINTH_ADMIN_PASSWORD`, the first admin, created at a start when no admin exists.";

@@ -161,6 +161,24 @@ impl SettingValue for Environment {
     }
 }
 
+impl SettingValue for plinth_server::auth::Signup {
+    const EXPECTED: &'static str = "off or open";
+    fn from_text(text: &str) -> Option<Self> {
+        match text {
+            "off" => Some(Self::Off),
+            "open" => Some(Self::Open),
+            _ => None,
+        }
+    }
+    fn show(&self) -> Option<toml::Value> {
+        let name = match self {
+            Self::Off => "off",
+            Self::Open => "open",
+        };
+        Some(toml::Value::String(name.to_owned()))
+    }
+}
+
 /// A `tracing` filter such as `info` or `plinth=debug,info`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LogFilter(String);

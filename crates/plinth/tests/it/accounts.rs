@@ -11,8 +11,15 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 /// Exactly the fields `/auth/me` and `/users` may show of an account.
-pub(crate) const USER_FIELDS: [&str; 6] =
-    ["created_at", "email", "id", "role", "updated_at", "version"];
+pub(crate) const USER_FIELDS: [&str; 7] = [
+    "created_at",
+    "email",
+    "email_verified",
+    "id",
+    "role",
+    "updated_at",
+    "version",
+];
 
 pub(crate) fn keys_of(v: &Value) -> Vec<&str> {
     let mut keys: Vec<&str> = v

@@ -101,6 +101,23 @@ pub struct AuthConfig {
     pub requests_per_minute: u32,
     /// The reverse proxies whose `X-Forwarded-For` names the client; none by default.
     pub trusted_proxies: TrustedProxies,
+    /// Whether anyone may create a `user` account for themselves; off by default.
+    pub signup: Signup,
+    /// With sign-up open, the email domains it is limited to (lowercase); empty: any.
+    pub signup_domains: Vec<String>,
+    /// The address clients reach Plinth at (`https://api.example.com`, no trailing slash),
+    /// for links in messages and OpenID Connect redirects; `None`: not configured.
+    pub public_url: Option<String>,
+}
+
+/// Who may create an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Signup {
+    /// Only an admin (`POST /api/v1/users`, `plinth user create`).
+    #[default]
+    Off,
+    /// Anyone, through `POST /api/v1/auth/signup`, as a `user`.
+    Open,
 }
 
 impl AuthConfig {
@@ -123,6 +140,9 @@ impl AuthConfig {
             login_window: Duration::from_secs(60),
             requests_per_minute: 0,
             trusted_proxies: TrustedProxies::default(),
+            signup: Signup::Off,
+            signup_domains: Vec::new(),
+            public_url: None,
         }
     }
 }

@@ -303,3 +303,59 @@ fn metrics_settings_and_a_weak_metrics_token_in_production() {
         "the token printed"
     );
 }
+
+#[test]
+fn sign_up_domains_and_the_public_url() {
+    let c = load_ok(&args(&file("")), None, &[]);
+    assert_eq!(c.settings.auth_signup, plinth_server::auth::Signup::Off);
+    let f = file(
+        "public_url = \"https://api.example.com/\"\n[auth]\nsignup = \"open\"\nsignup_domains = [\"Example.COM\", \"@corp.example\"]\n",
+    );
+    let c = load_ok(&args(&f), None, &[]);
+    assert_eq!(c.settings.auth_signup, plinth_server::auth::Signup::Open);
+    let auth = c.auth_config().expect("auth config");
+    assert_eq!(auth.signup_domains, ["example.com", "corp.example"]);
+    assert_eq!(auth.public_url.as_deref(), Some("https://api.example.com"));
+    let err = load_err(&args(&file("[auth]\nsignup = \"yes\"\n")), &[]);
+    assert!(
+        err.contains("auth.signup") && err.contains("off or open"),
+        "{err}"
+    );
+    for bad in [
+        "ftp://x.example",
+        "https://",
+        "api.example.com",
+        "https://a.example/?x=1",
+    ] {
+        let err = load_err(&args(&file("")), &[(env::PUBLIC_URL, bad)]);
+        assert!(err.contains("PLINTH_PUBLIC_URL"), "{bad}: {err}");
+    }
+    let err = load_err(
+        &args(&file("")),
+        &[(env::AUTH_SIGNUP_DOMAINS, "example.com,no domain")],
+    );
+    assert!(err.contains("auth.signup_domains"), "{err}");
+    // Production: links carry tokens, so only https.
+    let production = file("env = \"production\"\n");
+    let strong = "q1W8m0pX3r9ZkT2vL7cN5bY4hJ6gF0dS8aE2uI1oP9lK3jH";
+    let keys = "index=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\nk1=ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+    let base = [(env::JWT_SECRET, strong), (env::ENCRYPTION_KEYS, keys)];
+    let err = load_err(
+        &args(&production),
+        &[
+            base[0],
+            base[1],
+            (env::PUBLIC_URL, "http://api.example.com"),
+        ],
+    );
+    assert!(err.contains("https in production"), "{err}");
+    load_ok(
+        &args(&production),
+        None,
+        &[
+            base[0],
+            base[1],
+            (env::PUBLIC_URL, "https://api.example.com"),
+        ],
+    );
+}

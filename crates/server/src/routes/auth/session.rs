@@ -124,7 +124,7 @@ pub(crate) async fn complete_login(
     user: &User,
     method: &'static str,
 ) -> Result<Reply, ApiError> {
-    tracing::info!(target: "plinth::security", event = "login", user_id = %user.id, method, "login");
+    tracing::info!(target: "plinth::security", event = "login", user_id = %user.id, via = method, "login");
     let ctx = WriteCtx {
         actor: Principal::user(user.id, user.role),
         ..ctx
