@@ -80,6 +80,18 @@ pub enum Event {
     RefreshReuse,
     /// `auth.logout`: a session (refresh-token family) was ended by its holder.
     Logout,
+    /// `auth.mfa_enrol`: a user started a TOTP enrolment (a new, unconfirmed secret).
+    MfaEnrol,
+    /// `auth.mfa_enabled`: a first code confirmed the enrolment; TOTP is on.
+    MfaEnabled,
+    /// `auth.mfa_disabled`: TOTP was turned off (secret and recovery codes removed).
+    MfaDisabled,
+    /// `auth.mfa_failed`: a wrong, replayed or malformed second-factor code.
+    MfaFailed,
+    /// `auth.recovery_code_used`: a recovery code was spent.
+    RecoveryCodeUsed,
+    /// `auth.recovery_codes_replaced`: a new set of recovery codes voided the old ones.
+    RecoveryCodesReplaced,
     /// `account.create`.
     AccountCreate,
     /// `account.password_change`.
@@ -123,6 +135,12 @@ impl Event {
             Self::Throttled => "auth.throttled",
             Self::RefreshReuse => "auth.refresh_reuse",
             Self::Logout => "auth.logout",
+            Self::MfaEnrol => "auth.mfa_enrol",
+            Self::MfaEnabled => "auth.mfa_enabled",
+            Self::MfaDisabled => "auth.mfa_disabled",
+            Self::MfaFailed => "auth.mfa_failed",
+            Self::RecoveryCodeUsed => "auth.recovery_code_used",
+            Self::RecoveryCodesReplaced => "auth.recovery_codes_replaced",
             Self::AccountCreate => "account.create",
             Self::PasswordChange => "account.password_change",
             Self::EmailChange => "account.email_change",

@@ -12,6 +12,8 @@
 //!   one row per record write, with its audit entry's `seq`.
 //! - [`files`]: [`FileStore`]: which record holds which uploaded file (`_plinth_files`).
 //! - [`flags`]: [`FlagStore`]: feature flags in `_plinth_flags`.
+//! - [`mfa`]: [`MfaStore`]: TOTP secrets (sealed), recovery codes and second-step sign-in
+//!   tokens (digests).
 //! - [`error`]: [`StoreError`], the only error type that leaves this crate.
 //! - `gate` (private): `ListGate`, how many record lists (and pattern lists) may hold read
 //!   connections at once, so gets always find one.
@@ -39,6 +41,7 @@ pub mod changes;
 pub mod error;
 pub mod files;
 pub mod flags;
+pub mod mfa;
 mod gate;
 pub mod postgres;
 pub mod seal;
@@ -56,6 +59,7 @@ pub use changes::{Change, ChangeKind, ChangeWindow, ChangesPage};
 pub use error::StoreError;
 pub use files::{FileStore, NewFile, StoredFile};
 pub use flags::{FlagStore, FlagVersion, NewFlag};
+pub use mfa::{MfaStore, TotpState};
 pub use postgres::{PgOptions, PgStore};
 pub use seal::{KeyError, Keyring, Keys, SealedTable};
 pub use sql::reseal::Resealed;
@@ -180,7 +184,7 @@ pub struct Page {
 /// `version` by exactly one and sets `updated_at`; `expected_version` (from `If-Match`)
 /// makes a write conditional.
 #[async_trait]
-pub trait Store: AccountStore + FlagStore + FileStore + Send + Sync + std::fmt::Debug {
+pub trait Store: AccountStore + MfaStore + FlagStore + FileStore + Send + Sync + std::fmt::Debug {
     /// Claims the database for `claim` until the store is closed, or refuses with
     /// [`StoreError::InUse`] when another process's claim excludes it. On PostgreSQL, a
     /// server's own start migration then applies destructive steps only while no other

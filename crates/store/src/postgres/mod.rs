@@ -21,6 +21,7 @@
 //! `backup` (a snapshot as JSON lines, its restore in one transaction).
 
 mod account_store;
+mod mfa_store;
 mod backup;
 mod batch;
 mod changes;

@@ -17,6 +17,7 @@
 //! traits' methods).
 
 mod account_store;
+mod mfa_store;
 mod backup;
 mod batch;
 mod changes;
