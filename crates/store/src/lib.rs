@@ -41,8 +41,8 @@ pub mod changes;
 pub mod error;
 pub mod files;
 pub mod flags;
-pub mod mfa;
 mod gate;
+pub mod mfa;
 pub mod postgres;
 pub mod seal;
 mod shared;
@@ -184,7 +184,9 @@ pub struct Page {
 /// `version` by exactly one and sets `updated_at`; `expected_version` (from `If-Match`)
 /// makes a write conditional.
 #[async_trait]
-pub trait Store: AccountStore + MfaStore + FlagStore + FileStore + Send + Sync + std::fmt::Debug {
+pub trait Store:
+    AccountStore + MfaStore + FlagStore + FileStore + Send + Sync + std::fmt::Debug
+{
     /// Claims the database for `claim` until the store is closed, or refuses with
     /// [`StoreError::InUse`] when another process's claim excludes it. On PostgreSQL, a
     /// server's own start migration then applies destructive steps only while no other

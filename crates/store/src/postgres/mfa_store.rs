@@ -51,10 +51,8 @@ impl MfaStore for PgStore {
         user_id: Uuid,
         code_hash: &str,
     ) -> Result<bool, StoreError> {
-        self.in_tx(async |tx| {
-            mfa::spend_recovery_code(tx, self.by(ctx), user_id, code_hash).await
-        })
-        .await
+        self.in_tx(async |tx| mfa::spend_recovery_code(tx, self.by(ctx), user_id, code_hash).await)
+            .await
     }
 
     async fn replace_recovery_codes(
@@ -70,8 +68,10 @@ impl MfaStore for PgStore {
     }
 
     async fn recovery_codes_left(&self, user_id: Uuid) -> Result<u64, StoreError> {
-        self.call(PRIMARY, async |c| mfa::recovery_codes_left(c, user_id).await)
-            .await
+        self.call(PRIMARY, async |c| {
+            mfa::recovery_codes_left(c, user_id).await
+        })
+        .await
     }
 
     async fn disable_totp(&self, ctx: &WriteCtx, user_id: Uuid) -> Result<bool, StoreError> {
@@ -86,10 +86,8 @@ impl MfaStore for PgStore {
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
         let now = self.now();
-        self.in_tx(async |tx| {
-            mfa::insert_mfa_token(tx, now, user_id, token_hash, expires_at).await
-        })
-        .await
+        self.in_tx(async |tx| mfa::insert_mfa_token(tx, now, user_id, token_hash, expires_at).await)
+            .await
     }
 
     async fn find_mfa_token(
@@ -97,8 +95,10 @@ impl MfaStore for PgStore {
         token_hash: &str,
         now: Timestamp,
     ) -> Result<Option<Uuid>, StoreError> {
-        self.call(PRIMARY, async |c| mfa::find_mfa_token(c, token_hash, now).await)
-            .await
+        self.call(PRIMARY, async |c| {
+            mfa::find_mfa_token(c, token_hash, now).await
+        })
+        .await
     }
 
     async fn spend_mfa_token(

@@ -21,7 +21,6 @@
 //! `backup` (a snapshot as JSON lines, its restore in one transaction).
 
 mod account_store;
-mod mfa_store;
 mod backup;
 mod batch;
 mod changes;
@@ -33,6 +32,7 @@ mod exec;
 mod file_store;
 mod flag_store;
 mod lists;
+mod mfa_store;
 mod run;
 mod schema;
 mod tls;

@@ -17,7 +17,6 @@
 //! traits' methods).
 
 mod account_store;
-mod mfa_store;
 mod backup;
 mod batch;
 mod changes;
@@ -28,6 +27,7 @@ mod exec;
 mod file_store;
 mod files;
 mod flag_store;
+mod mfa_store;
 mod options;
 mod readers;
 mod reads;

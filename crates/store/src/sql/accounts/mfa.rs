@@ -192,8 +192,9 @@ pub(crate) async fn replace_recovery_codes<E: Exec>(
 }
 
 pub(crate) async fn recovery_codes_left<E: Exec>(e: &E, user_id: Uuid) -> Result<u64, StoreError> {
-    let mut q =
-        query::<E>("SELECT COUNT(*) FROM _plinth_recovery_codes WHERE used_at IS NULL AND user_id = ");
+    let mut q = query::<E>(
+        "SELECT COUNT(*) FROM _plinth_recovery_codes WHERE used_at IS NULL AND user_id = ",
+    );
     q.bind(user_id);
     let n = e.row(&q, |r| r.int(0)).await?.unwrap_or(0);
     Ok(u64::try_from(n).unwrap_or(0))

@@ -1,0 +1,322 @@
+//! Second factors: enrol, confirm and disable TOTP; the replay guard on time steps (atomic
+//! across concurrent callers); recovery codes single use; second-step sign-in tokens single
+//! use and expiring; every row gone with the user; the secret sealed at rest.
+
+use super::{Engine, admin, as_user};
+use plinth_core::{Role, Timestamp};
+use std::time::{Duration, SystemTime};
+
+contract!(
+    enrol_confirm_and_disable,
+    the_last_step_guard_refuses_replays_atomically,
+    recovery_codes_are_single_use_and_replaced_as_a_set,
+    sign_in_tokens_are_single_use_and_expire,
+    second_factor_rows_go_with_the_user,
+);
+
+const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+
+fn codes(tag: &str) -> Vec<String> {
+    (0..10).map(|i| format!("{tag}-digest-{i}")).collect()
+}
+
+fn at(offset_secs: i64) -> Timestamp {
+    let now = SystemTime::now();
+    let by = Duration::from_secs(offset_secs.unsigned_abs());
+    Timestamp::from_system(if offset_secs >= 0 { now + by } else { now - by })
+}
+
+async fn actions(e: &Engine) -> Vec<String> {
+    e.store
+        .audit_list(0, 1000)
+        .await
+        .expect("the audit")
+        .into_iter()
+        .map(|x| x.action)
+        .filter(|a| a.starts_with("auth.mfa") || a.starts_with("auth.recovery"))
+        .collect()
+}
+
+async fn enrolled(e: &Engine, email: &str) -> uuid::Uuid {
+    let user = e.user(email, Role::User).await;
+    let ctx = as_user(&user);
+    assert!(
+        e.store
+            .begin_totp(&ctx, user.id, SECRET)
+            .await
+            .expect("begin")
+    );
+    assert!(
+        e.store
+            .confirm_totp(&ctx, user.id, 100, codes("a"))
+            .await
+            .expect("confirm")
+    );
+    user.id
+}
+
+async fn enrol_confirm_and_disable(e: &Engine) {
+    let user = e.user("ann@example.com", Role::User).await;
+    let ctx = as_user(&user);
+    assert_eq!(e.store.get_totp(user.id).await.expect("get"), None);
+    // Confirming with nothing pending does nothing.
+    assert!(
+        !e.store
+            .confirm_totp(&ctx, user.id, 5, codes("x"))
+            .await
+            .expect("confirm")
+    );
+    assert!(
+        e.store
+            .begin_totp(&ctx, user.id, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+            .await
+            .expect("begin")
+    );
+    // Re-posting before confirmation replaces the pending secret.
+    assert!(
+        e.store
+            .begin_totp(&ctx, user.id, SECRET)
+            .await
+            .expect("again")
+    );
+    let pending = e
+        .store
+        .get_totp(user.id)
+        .await
+        .expect("get")
+        .expect("pending");
+    assert_eq!(pending.secret, SECRET);
+    assert!(!pending.enabled());
+    assert_eq!(pending.last_step, None);
+    // A pending secret is no second factor: no step is spent on it.
+    assert!(!e.store.spend_totp_step(user.id, 7).await.expect("spend"));
+    // The secret is sealed at rest.
+    assert!(!e.raw_contents("_plinth_totp").await.contains(SECRET));
+
+    assert!(
+        e.store
+            .confirm_totp(&ctx, user.id, 42, codes("a"))
+            .await
+            .expect("confirm")
+    );
+    let on = e.store.get_totp(user.id).await.expect("get").expect("on");
+    assert!(on.enabled());
+    assert_eq!(on.last_step, Some(42));
+    assert_eq!(
+        e.store.recovery_codes_left(user.id).await.expect("left"),
+        10
+    );
+    // On: neither a new enrolment nor a second confirmation changes it.
+    assert!(
+        !e.store
+            .begin_totp(&ctx, user.id, "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB")
+            .await
+            .expect("begin")
+    );
+    assert!(
+        !e.store
+            .confirm_totp(&ctx, user.id, 50, codes("b"))
+            .await
+            .expect("confirm")
+    );
+    assert_eq!(e.store.get_totp(user.id).await.expect("get"), Some(on));
+
+    assert!(e.store.disable_totp(&ctx, user.id).await.expect("disable"));
+    assert_eq!(e.store.get_totp(user.id).await.expect("get"), None);
+    assert_eq!(e.store.recovery_codes_left(user.id).await.expect("left"), 0);
+    assert!(!e.store.disable_totp(&ctx, user.id).await.expect("again"));
+    assert_eq!(
+        actions(e).await,
+        [
+            "auth.mfa_enrol",
+            "auth.mfa_enrol",
+            "auth.mfa_enabled",
+            "auth.mfa_disabled"
+        ]
+    );
+    // No audit entry holds the secret.
+    let audit = format!("{:?}", e.store.audit_list(0, 1000).await.expect("audit"));
+    assert!(!audit.contains(SECRET));
+}
+
+async fn the_last_step_guard_refuses_replays_atomically(e: &Engine) {
+    let id = enrolled(e, "bob@example.com").await;
+    // The confirming step (100) and anything older are spent.
+    assert!(!e.store.spend_totp_step(id, 100).await.expect("spend"));
+    assert!(!e.store.spend_totp_step(id, 99).await.expect("spend"));
+    assert!(e.store.spend_totp_step(id, 101).await.expect("spend"));
+    assert!(!e.store.spend_totp_step(id, 101).await.expect("replay"));
+    // Many callers at once with the same new step: exactly one wins.
+    let tries = (0..8).map(|_| {
+        let store = std::sync::Arc::clone(&e.store);
+        tokio::spawn(async move { store.spend_totp_step(id, 102).await.expect("spend") })
+    });
+    let mut won = 0;
+    for t in tries {
+        won += usize::from(t.await.expect("join"));
+    }
+    assert_eq!(won, 1);
+    assert_eq!(
+        e.store
+            .get_totp(id)
+            .await
+            .expect("get")
+            .expect("on")
+            .last_step,
+        Some(102)
+    );
+}
+
+async fn recovery_codes_are_single_use_and_replaced_as_a_set(e: &Engine) {
+    let id = enrolled(e, "cy@example.com").await;
+    let other = enrolled(e, "dee@example.com").await;
+    let ctx = admin();
+    assert!(
+        e.store
+            .spend_recovery_code(&ctx, id, "a-digest-3")
+            .await
+            .expect("spend")
+    );
+    assert!(
+        !e.store
+            .spend_recovery_code(&ctx, id, "a-digest-3")
+            .await
+            .expect("again")
+    );
+    assert!(
+        !e.store
+            .spend_recovery_code(&ctx, id, "nope")
+            .await
+            .expect("unknown")
+    );
+    assert_eq!(e.store.recovery_codes_left(id).await.expect("left"), 9);
+    // Another user's code (same digest, their row) is theirs alone.
+    assert_eq!(e.store.recovery_codes_left(other).await.expect("left"), 10);
+    // Concurrent spends of one code: one wins.
+    let tries = (0..6).map(|_| {
+        let store = std::sync::Arc::clone(&e.store);
+        tokio::spawn(async move {
+            store
+                .spend_recovery_code(&admin(), id, "a-digest-4")
+                .await
+                .expect("spend")
+        })
+    });
+    let mut won = 0;
+    for t in tries {
+        won += usize::from(t.await.expect("join"));
+    }
+    assert_eq!(won, 1);
+    assert!(
+        e.store
+            .replace_recovery_codes(&ctx, id, codes("b"))
+            .await
+            .expect("replace")
+    );
+    assert_eq!(e.store.recovery_codes_left(id).await.expect("left"), 10);
+    assert!(
+        !e.store
+            .spend_recovery_code(&ctx, id, "a-digest-5")
+            .await
+            .expect("old")
+    );
+    assert!(
+        e.store
+            .spend_recovery_code(&ctx, id, "b-digest-5")
+            .await
+            .expect("new")
+    );
+    // Without TOTP on there are no codes to replace.
+    let off = e.user("eve@example.com", Role::User).await.id;
+    assert!(
+        !e.store
+            .replace_recovery_codes(&ctx, off, codes("c"))
+            .await
+            .expect("off")
+    );
+    assert_eq!(e.store.recovery_codes_left(off).await.expect("left"), 0);
+    let used: Vec<_> = actions(e)
+        .await
+        .into_iter()
+        .filter(|a| a.starts_with("auth.recovery"))
+        .collect();
+    assert_eq!(
+        used,
+        [
+            "auth.recovery_code_used",
+            "auth.recovery_code_used",
+            "auth.recovery_codes_replaced",
+            "auth.recovery_code_used"
+        ]
+    );
+}
+
+async fn sign_in_tokens_are_single_use_and_expire(e: &Engine) {
+    let id = enrolled(e, "fay@example.com").await;
+    let now = at(0);
+    e.store
+        .insert_mfa_token(id, "tok-1", at(300))
+        .await
+        .expect("insert");
+    e.store
+        .insert_mfa_token(id, "tok-old", at(-1))
+        .await
+        .expect("insert");
+    assert_eq!(
+        e.store.find_mfa_token("tok-1", now).await.expect("find"),
+        Some(id)
+    );
+    assert_eq!(
+        e.store.find_mfa_token("tok-old", now).await.expect("find"),
+        None
+    );
+    assert_eq!(
+        e.store.find_mfa_token("nope", now).await.expect("find"),
+        None
+    );
+    // Past its expiry by the caller's clock, a live token is refused.
+    assert_eq!(
+        e.store
+            .spend_mfa_token("tok-1", at(301))
+            .await
+            .expect("late"),
+        None
+    );
+    assert_eq!(
+        e.store.spend_mfa_token("tok-1", now).await.expect("spend"),
+        Some(id)
+    );
+    assert_eq!(
+        e.store.spend_mfa_token("tok-1", now).await.expect("again"),
+        None
+    );
+    assert_eq!(
+        e.store.find_mfa_token("tok-1", now).await.expect("find"),
+        None
+    );
+    // Disabling TOTP voids pending sign-in tokens.
+    e.store
+        .insert_mfa_token(id, "tok-2", at(300))
+        .await
+        .expect("insert");
+    assert!(e.store.disable_totp(&admin(), id).await.expect("disable"));
+    assert_eq!(
+        e.store.find_mfa_token("tok-2", now).await.expect("find"),
+        None
+    );
+}
+
+async fn second_factor_rows_go_with_the_user(e: &Engine) {
+    let id = enrolled(e, "gus@example.com").await;
+    e.store
+        .insert_mfa_token(id, "tok-g", at(300))
+        .await
+        .expect("insert");
+    e.store.delete_user(&admin(), id).await.expect("delete");
+    assert_eq!(e.store.get_totp(id).await.expect("get"), None);
+    assert_eq!(e.store.recovery_codes_left(id).await.expect("left"), 0);
+    assert_eq!(
+        e.store.find_mfa_token("tok-g", at(0)).await.expect("find"),
+        None
+    );
+}
