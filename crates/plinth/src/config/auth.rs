@@ -123,6 +123,7 @@ impl Config {
         config.requests_per_minute = s.auth_requests_per_minute;
         config.trusted_proxies =
             TrustedProxies::parse(&s.trusted_proxies).map_err(|e| anyhow::anyhow!(e))?;
+        config.require_mfa_for_admins = s.auth_require_mfa_for_admins;
         config.signup = s.auth_signup;
         config.signup_domains = s
             .auth_signup_domains

@@ -398,6 +398,9 @@ settings! {
     auth_signup_domains: Vec<String> = Vec::new();
         key: Some("auth.signup_domains"), env: AUTH_SIGNUP_DOMAINS = "PLINTH_AUTH_SIGNUP_DOMAINS", flag: None, range: None,
         help: "With sign-up open, the email domains it accepts (`example.com`, exactly, case-insensitively); empty accepts any.";
+    auth_require_mfa_for_admins: bool = false;
+        key: Some("auth.require_mfa_for_admins"), env: AUTH_REQUIRE_MFA_FOR_ADMINS = "PLINTH_AUTH_REQUIRE_MFA_FOR_ADMINS", flag: None, range: None,
+        help: "Whether an admin must have TOTP on to act as one: an admin signed in without it acts as a `user` (every admin-only route answers 403) until they enrol. API keys are not affected.";
     public_url: Option<String> = None;
         key: Some("public_url"), env: PUBLIC_URL = "PLINTH_PUBLIC_URL", flag: None, range: None,
         help: "The address clients reach this server at (`https://api.example.com`, optionally with a path), for the links in messages and OpenID Connect redirects. Production refuses one that is not `https`.";

@@ -9,6 +9,8 @@
 //! - `cache`: the credential cache, keyed by API-key digest or by user and version;
 //! - `secret`: [`SigningKey`], digests, and new refresh tokens and API keys;
 //! - `limit`: the keyed fixed-window rate limiter, and the remembered logins;
+//! - `mfa`: second factors: TOTP secrets and codes (`totp-rs`), recovery codes, and the
+//!   token between a sign-in's two steps;
 //! - `table`: the bounded table of expiring entries under both, keyed by digests;
 //! - `client`: the client's address, with the [`TrustedProxies`] whose `X-Forwarded-For`
 //!   is believed, and the bucket an address is limited by (an IPv6 address by its /64);
@@ -29,6 +31,7 @@ mod clock;
 mod counters;
 mod error;
 mod limit;
+mod mfa;
 mod password;
 mod secret;
 mod stream;
@@ -42,6 +45,9 @@ pub use clock::{Clock, ManualClock};
 pub use counters::AuthCounters;
 use counters::{Failure, Limiter};
 pub use error::AuthError;
+pub(crate) use mfa::{
+    Code, MFA_TOKEN_PREFIX, new_mfa_token, new_recovery_codes, new_secret, otpauth_url,
+};
 pub use password::HashCost;
 pub use secret::SigningKey;
 pub(crate) use secret::{Digest, REFRESH_PREFIX, new_api_key, new_refresh_token};
@@ -52,7 +58,7 @@ use cache::{CredentialCache, CredentialKey, Vouched};
 use limit::{RateLimiter, Refused, Remembered};
 use password::Passwords;
 use plinth_core::auth::Email;
-use plinth_core::{Principal, Timestamp};
+use plinth_core::{Principal, Role, Timestamp};
 use plinth_store::{AuditEvent, Event, Store, User, WriteCtx};
 use secret::API_KEY_PREFIX;
 use serde::Serialize;
@@ -108,6 +114,9 @@ pub struct AuthConfig {
     /// The address clients reach Plinth at (`https://api.example.com`, no trailing slash),
     /// for links in messages and OpenID Connect redirects; `None`: not configured.
     pub public_url: Option<String>,
+    /// Whether an admin must have TOTP on to act as one: without it, an admin's access
+    /// tokens act as a `user` (API keys are not affected). Off by default.
+    pub require_mfa_for_admins: bool,
 }
 
 /// Who may create an account.
@@ -143,6 +152,7 @@ impl AuthConfig {
             signup: Signup::Off,
             signup_domains: Vec::new(),
             public_url: None,
+            require_mfa_for_admins: false,
         }
     }
 }
@@ -174,6 +184,9 @@ pub struct Auth {
     /// (account, address) pairs that logged in recently: exempt from `login_accounts`.
     known_logins: Remembered,
     requests: RateLimiter,
+    /// Wrong codes against each second-step sign-in token (by digest): the last one allowed
+    /// voids the token. Per instance, like the login limiters; the void itself is stored.
+    mfa_failures: RateLimiter,
     /// When each API key's `last_used_at` was last written; bounds those writes.
     touched: Mutex<HashMap<Uuid, Instant>>,
     vouched: CredentialCache,
@@ -214,6 +227,11 @@ impl Auth {
             requests: RateLimiter::new(
                 config.requests_per_minute,
                 Duration::from_secs(60),
+                clock.clone(),
+            ),
+            mfa_failures: RateLimiter::new(
+                mfa::MFA_TOKEN_TRIES - 1,
+                mfa::MFA_TOKEN_TTL,
                 clock.clone(),
             ),
             touched: Mutex::new(HashMap::new()),
@@ -365,10 +383,12 @@ impl Auth {
         let vouched = match cached {
             Some(v) => v,
             None => {
-                let v = ask_store(store, &key).await?.ok_or_else(|| {
-                    self.counters.failed(Failure::Unknown);
-                    AuthError::Refused
-                })?;
+                let v = ask_store(store, &key, self.config.require_mfa_for_admins)
+                    .await?
+                    .ok_or_else(|| {
+                        self.counters.failed(Failure::Unknown);
+                        AuthError::Refused
+                    })?;
                 self.vouched.put(key, v.clone(), &self.clock);
                 v
             }
@@ -522,8 +542,14 @@ pub(crate) struct LoginAttempt<'a> {
     pub(crate) route: &'a str,
 }
 
-/// What the database says of a credential whose signature (if any) checked out.
-async fn ask_store(store: &dyn Store, key: &CredentialKey) -> Result<Option<Vouched>, AuthError> {
+/// What the database says of a credential whose signature (if any) checked out. With
+/// `require_mfa_for_admins`, an admin's access token acts as a `user` while the admin has no
+/// TOTP on (API keys keep their role: they never sign in).
+async fn ask_store(
+    store: &dyn Store,
+    key: &CredentialKey,
+    require_mfa_for_admins: bool,
+) -> Result<Option<Vouched>, AuthError> {
     match key {
         CredentialKey::ApiKey(digest) => {
             let Some((key, user)) = store.find_api_key(digest.as_str()).await? else {
@@ -540,12 +566,23 @@ async fn ask_store(store: &dyn Store, key: &CredentialKey) -> Result<Option<Vouc
         CredentialKey::Account { user, version } => {
             // The user must still exist, unchanged since the token was issued: a new
             // password, role or email ends every access token at once.
-            let user = store
+            let Some(u) = store
                 .get_user(*user)
                 .await?
-                .filter(|u| u.version == *version);
-            Ok(user.map(|u| Vouched {
-                principal: Principal::user(u.id, u.role),
+                .filter(|u| u.version == *version)
+            else {
+                return Ok(None);
+            };
+            let role = if require_mfa_for_admins
+                && u.role == Role::Admin
+                && !store.get_totp(u.id).await?.is_some_and(|t| t.enabled())
+            {
+                Role::User
+            } else {
+                u.role
+            };
+            Ok(Some(Vouched {
+                principal: Principal::user(u.id, role),
                 label: format!("user:{}", u.id),
                 key_id: None,
                 expires_at: None,

@@ -405,7 +405,7 @@ impl Auth {
         if let Some(known) = self.rechecked.credential(generation, &key) {
             return Ok(known);
         }
-        let found = ask_store(store, &key).await?;
+        let found = ask_store(store, &key, self.config.require_mfa_for_admins).await?;
         let current = *self.changes.borrow();
         self.rechecked
             .put_credential(generation, current, key, found.clone());

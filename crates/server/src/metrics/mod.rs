@@ -20,6 +20,7 @@ mod accounts;
 mod files;
 mod flags;
 mod histogram;
+mod mfa;
 mod realtime;
 mod sampled;
 mod store;

@@ -56,6 +56,11 @@ ops! {
     ChangesAfter = "changes_after", ChangeWindow = "change_window",
     PruneChanges = "prune_changes", FilesOf = "files_of", File = "file",
     FileInUse = "file_in_use", Batch = "batch",
+    GetTotp = "get_totp", BeginTotp = "begin_totp", ConfirmTotp = "confirm_totp",
+    SpendTotpStep = "spend_totp_step", SpendRecoveryCode = "spend_recovery_code",
+    ReplaceRecoveryCodes = "replace_recovery_codes", RecoveryCodesLeft = "recovery_codes_left",
+    DisableTotp = "disable_totp", InsertMfaToken = "insert_mfa_token",
+    FindMfaToken = "find_mfa_token", SpendMfaToken = "spend_mfa_token",
 }
 
 /// A label set of one label.

@@ -105,6 +105,31 @@ pub(crate) struct Login {
     password: String,
 }
 
+/// `POST /api/v1/auth/login/mfa` (`routes::auth::mfa_login`).
+#[derive(ToSchema)]
+pub(crate) struct MfaLogin {
+    /// The `mfa_token` the first step answered.
+    mfa_token: String,
+    /// A current TOTP code (six digits) or an unused recovery code.
+    code: String,
+}
+
+/// `POST /api/v1/auth/mfa/totp/confirm`.
+#[derive(ToSchema)]
+pub(crate) struct MfaConfirm {
+    /// The current code of the new secret (six digits).
+    code: String,
+}
+
+/// `DELETE /api/v1/auth/mfa/totp` and `POST /api/v1/auth/mfa/recovery-codes`.
+#[derive(ToSchema)]
+pub(crate) struct MfaProof {
+    /// The account's password.
+    password: String,
+    /// A current TOTP code or an unused recovery code.
+    code: String,
+}
+
 /// `POST /api/v1/auth/refresh` and `/logout`.
 #[derive(ToSchema)]
 pub(crate) struct RefreshToken {

@@ -1,8 +1,11 @@
-//! `/api/v1/auth/*`: login, refresh, logout, the caller's own account, API keys; and
+//! `/api/v1/auth/*`: login (and its second step), refresh, logout, the caller's own
+//! account and second factor (`mfa`, `mfa_login`), API keys; and
 //! `POST /api/v1/events/ticket`, the stream tickets made from those credentials.
 
 mod keys;
 mod me;
+mod mfa;
+mod mfa_login;
 mod session;
 mod ticket;
 
@@ -24,6 +27,11 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(session::login))
         .routes(routes!(session::refresh))
         .routes(routes!(session::logout))
+        .routes(routes!(mfa_login::login_mfa))
+        .routes(routes!(mfa::read_mfa))
+        .routes(routes!(mfa::enrol_totp, mfa::disable_totp))
+        .routes(routes!(mfa::confirm_totp))
+        .routes(routes!(mfa::new_codes))
         .routes(routes!(me::read_me, me::change_password))
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(keys::read_key, keys::revoke_key))

@@ -1,6 +1,8 @@
 //! Login, refresh and logout.
 
 use super::BodyFields;
+use super::mfa::totp_on;
+use super::mfa_login::{self, SignIn};
 use crate::auth::{Digest, LoginAttempt, REFRESH_PREFIX, TokenPair, new_refresh_token};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ClientAddr, RequestId};
@@ -44,7 +46,7 @@ fn bad_refresh() -> ApiError {
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", security(()),
     request_body = Login,
     responses(
-        (status = 200, description = "a token pair", body = TokenPair),
+        (status = 200, description = "a token pair; with TOTP on, `mfa_required` and an `mfa_token` for `POST /api/v1/auth/login/mfa` instead", body = SignIn),
         (status = 400, description = "a missing, unknown or non-string field, or an email too long"),
         (status = 401, description = "a wrong email or password (the same answer for both)"),
         (status = 429, description = "too many failed logins; see Retry-After"),
@@ -110,15 +112,33 @@ pub(super) async fn login(
         );
         return Err(refused());
     };
-    state.auth().login_succeeded(&account, &address);
+    // With a second factor on, the count of failures is cleared only by the second step.
+    if !totp_on(&state, &user).await? {
+        state.auth().login_succeeded(&account, &address);
+    }
     complete_login(&state, ctx, &user, "password").await
 }
 
 /// The end of every way of signing in (a password, an OpenID Connect callback): the user
-/// has proved who they are with `method`; this decides what they get. Today: a new session
-/// and its token pair. Checks that apply to every method (a verified address, a second
-/// factor) belong here, once.
+/// has proved who they are with `method`; this decides what they get: with TOTP on, a
+/// second step (`mfa_login::challenge`, no tokens yet); otherwise a new session and its
+/// token pair. Checks that apply to every method (a verified address, a second factor)
+/// belong here, once.
 pub(crate) async fn complete_login(
+    state: &AppState,
+    ctx: WriteCtx,
+    user: &User,
+    method: &'static str,
+) -> Result<Reply, ApiError> {
+    if totp_on(state, user).await? {
+        return mfa_login::challenge(state, &ctx, user, method).await;
+    }
+    issue_session(state, ctx, user, method).await
+}
+
+/// A new session for `user`, signed in with `method` (every factor it needs proved): its
+/// token pair.
+pub(super) async fn issue_session(
     state: &AppState,
     ctx: WriteCtx,
     user: &User,
