@@ -33,6 +33,7 @@ mod list;
 mod login_throttling;
 mod mass_assignment;
 mod metrics;
+mod mfa;
 mod middleware;
 mod models;
 mod openapi;
