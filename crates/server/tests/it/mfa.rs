@@ -607,3 +607,29 @@ async fn without_the_setting_an_admin_without_totp_is_an_admin() {
         .data(StatusCode::OK);
     assert_eq!(m.status(&access).await["required"], json!(false));
 }
+
+#[tokio::test]
+async fn the_document_describes_both_answers_of_a_sign_in() {
+    let m = Mfa::spawn(|_| {}).await;
+    let r = m
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    let doc = &r.body;
+    let login = &doc["paths"]["/api/v1/auth/login"]["post"]["responses"]["200"];
+    let text = login.to_string();
+    assert!(text.contains("SignIn"), "{text}");
+    let one_of = doc["components"]["schemas"]["SignIn"]["oneOf"].to_string();
+    assert!(
+        one_of.contains("TokenPair") && one_of.contains("MfaChallenge"),
+        "{one_of}"
+    );
+    for path in [
+        "/api/v1/auth/login/mfa",
+        "/api/v1/auth/mfa",
+        "/api/v1/auth/mfa/totp",
+        "/api/v1/auth/mfa/totp/confirm",
+        "/api/v1/auth/mfa/recovery-codes",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path}");
+    }
+}
