@@ -1,0 +1,151 @@
+//! TOTP secrets and codes in a real process: the secret, the recovery codes, the second-step
+//! token and the codes themselves never reach a log line at `debug`, nor any answer but the
+//! one that hands each out; the security events of the flow are there.
+
+use crate::helpers::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, Reply, Server, TestDir, Tokens, bearer_client, log_field,
+};
+use reqwest::StatusCode;
+use serde_json::json;
+use std::time::{SystemTime, UNIX_EPOCH};
+use totp_rs::{Algorithm, Builder, Secret};
+
+/// The code of `secret` `steps` steps from now.
+fn code(secret: &str, steps: u64) -> String {
+    let totp = Builder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_secret(Secret::try_from_base32(secret).expect("base32"))
+        .build()
+        .expect("totp");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_secs();
+    totp.generate(now + 30 * steps).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totp_secrets_and_codes_never_reach_the_logs() {
+    let dir = TestDir::new();
+    let server = Server::start_with(&dir, &[], &[("LOG_LEVEL", "debug")]).await;
+    let (guest, url) = (server.guest(), |p: &str| server.url(p));
+    let session = Tokens::from_reply(&server.login(ADMIN_EMAIL, ADMIN_PASSWORD).await);
+    let admin = bearer_client(&session.access_token);
+    // (what, value) of every secret; (label, answer, the secrets it may show) of every answer.
+    let mut secrets: Vec<(String, String)> = Vec::new();
+    let mut replies: Vec<(&str, Reply, Vec<String>)> = Vec::new();
+
+    let enrol = server.send(admin.post(url("/api/v1/auth/mfa/totp"))).await;
+    assert_eq!(enrol.status, StatusCode::OK, "{}", enrol.text);
+    let secret = enrol.body["data"]["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    secrets.push(("TOTP secret".into(), secret.clone()));
+    let confirm_code = code(&secret, 0);
+    let confirm = server
+        .send(
+            admin
+                .post(url("/api/v1/auth/mfa/totp/confirm"))
+                .json(&json!({"code": confirm_code})),
+        )
+        .await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.text);
+    let recovery: Vec<String> = confirm.body["data"]["recovery_codes"]
+        .as_array()
+        .expect("codes")
+        .iter()
+        .map(|c| c.as_str().expect("code").to_owned())
+        .collect();
+    for (i, c) in recovery.iter().enumerate() {
+        secrets.push((format!("recovery code {i}"), c.clone()));
+        secrets.push((format!("recovery code {i}, compact"), c.replace('-', "")));
+    }
+    replies.push(("enrol", enrol, vec![secret.clone()]));
+    replies.push(("confirm", confirm, recovery.clone()));
+
+    let second = |token: &str, code: &str| {
+        guest
+            .post(url("/api/v1/auth/login/mfa"))
+            .json(&json!({"mfa_token": token, "code": code}))
+    };
+    let first = server.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let mfa_token = first.body["data"]["mfa_token"]
+        .as_str()
+        .expect("mfa token")
+        .to_owned();
+    secrets.push(("mfa token".into(), mfa_token.clone()));
+    replies.push(("first step", first, vec![mfa_token.clone()]));
+    let wrong = server.send(second(&mfa_token, "000000")).await;
+    wrong.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
+    replies.push(("wrong code", wrong, vec![]));
+    let login_code = code(&secret, 1);
+    let done = server.send(second(&mfa_token, &login_code)).await;
+    let pair = Tokens::from_reply(&done);
+    replies.push(("second step", done, vec![]));
+
+    let first = server.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let token2 = first.body["data"]["mfa_token"]
+        .as_str()
+        .expect("mfa token")
+        .to_owned();
+    secrets.push(("second mfa token".into(), token2.clone()));
+    replies.push(("first step again", first, vec![token2.clone()]));
+    let by_recovery = server.send(second(&token2, &recovery[0])).await;
+    Tokens::from_reply(&by_recovery);
+    replies.push(("recovery sign-in", by_recovery, vec![]));
+
+    let disable = server
+        .send(
+            bearer_client(&pair.access_token)
+                .delete(url("/api/v1/auth/mfa/totp"))
+                .json(&json!({"password": ADMIN_PASSWORD, "code": recovery[1]})),
+        )
+        .await;
+    assert_eq!(disable.status, StatusCode::NO_CONTENT, "{}", disable.text);
+
+    let proc = server.stop().await;
+    for (label, reply, allowed) in &replies {
+        for (what, value) in &secrets {
+            assert!(
+                allowed.contains(value) || !reply.text.contains(value.as_str()),
+                "the {label} answer shows the {what}: {}",
+                reply.text
+            );
+        }
+    }
+    // Six digits are too short to look for everywhere: the codes are looked for as the
+    // values of log fields.
+    let codes = [confirm_code.as_str(), login_code.as_str(), "000000"];
+    let lines = proc.stdout_lines().into_iter().chain(proc.stderr_lines());
+    for line in lines {
+        for (what, value) in &secrets {
+            assert!(
+                !line.contains(value.as_str()),
+                "the {what} is in the logs: {line}"
+            );
+        }
+        for c in codes {
+            assert!(
+                !line.contains(&format!("\"{c}\"")),
+                "a TOTP code is in the logs: {line}"
+            );
+        }
+    }
+    for event in [
+        "mfa_enrol",
+        "mfa_enabled",
+        "mfa_required",
+        "mfa_failed",
+        "recovery_code_used",
+        "mfa_disabled",
+    ] {
+        assert!(
+            proc.logs()
+                .iter()
+                .any(|l| log_field(l, "event") == Some(&json!(event))),
+            "no {event} event\n{}",
+            proc.describe()
+        );
+    }
+}
