@@ -539,19 +539,22 @@ fn read(path: &Path) -> Result<Keyring, KeyError> {
 #[cfg(test)]
 mod tests;
 
-/// Where sealed values are stored: the pii columns of a model's table, or the accounts'
-/// emails. What `plinth keys rotate` re-seals and `plinth keys retire` counts.
+/// Where sealed values are stored: the pii columns of a model's table, the accounts'
+/// emails, or their TOTP secrets. What `plinth keys rotate` re-seals and `plinth keys
+/// retire` counts.
 #[derive(Debug, Clone)]
 pub enum SealedTable {
     /// A model with at least one pii field.
     Model(Arc<ModelDef>),
     /// `_plinth_users.email`.
     Emails,
+    /// `_plinth_totp.secret`: users' TOTP secrets (rows keyed by `user_id`).
+    TotpSecrets,
 }
 
 impl SealedTable {
     /// Every place sealed values are kept under `schema`: its models with pii fields, then
-    /// the emails.
+    /// the emails, then the TOTP secrets.
     pub fn all(schema: &Schema) -> Vec<Self> {
         let mut out: Vec<Self> = schema
             .models()
@@ -560,6 +563,7 @@ impl SealedTable {
             .map(|m| Self::Model(Arc::clone(m)))
             .collect();
         out.push(Self::Emails);
+        out.push(Self::TotpSecrets);
         out
     }
 
@@ -568,6 +572,15 @@ impl SealedTable {
         match self {
             Self::Model(m) => m.name().as_str(),
             Self::Emails => crate::sql::accounts::EMAIL_TABLE,
+            Self::TotpSecrets => crate::sql::accounts::mfa::TOTP_TABLE,
+        }
+    }
+
+    /// The column that identifies a row (the id its sealed values are bound to).
+    pub fn id_column(&self) -> &'static str {
+        match self {
+            Self::Model(_) | Self::Emails => "id",
+            Self::TotpSecrets => "user_id",
         }
     }
 
@@ -581,6 +594,7 @@ impl SealedTable {
                 .map(|f| f.name().as_str())
                 .collect(),
             Self::Emails => vec![crate::sql::accounts::EMAIL_COLUMN],
+            Self::TotpSecrets => vec![crate::sql::accounts::mfa::TOTP_COLUMN],
         }
     }
 }

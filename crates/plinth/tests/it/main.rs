@@ -17,7 +17,7 @@ mod docs;
 mod flags;
 mod helpers;
 mod logs;
-mod mfa_logs;
+mod mfa;
 mod migrate;
 mod pii;
 mod process;

@@ -52,7 +52,8 @@ pub(crate) async fn reseal<E: Exec>(
     let sealed_now = prefix(&active);
     let columns = table.columns();
     let mut q = Query::new(E::DIALECT);
-    q.push("SELECT id");
+    let id_col = table.id_column();
+    q.push("SELECT ").ident(id_col);
     for c in &columns {
         q.push(", ").ident(c);
     }
@@ -71,9 +72,12 @@ pub(crate) async fn reseal<E: Exec>(
     }
     q.push(")");
     if let Some(after) = after {
-        q.push(" AND id > ").bind(after);
+        q.push(" AND ").ident(id_col).push(" > ").bind(after);
     }
-    q.push(" ORDER BY id LIMIT ").bind(i64::from(limit));
+    q.push(" ORDER BY ")
+        .ident(id_col)
+        .push(" LIMIT ")
+        .bind(i64::from(limit));
     let n = columns.len();
     let rows = e
         .rows(&q, |r| {
@@ -115,7 +119,7 @@ pub(crate) async fn reseal<E: Exec>(
             }
             u.ident(column).push(" = ").bind(new.as_str());
         }
-        u.push(" WHERE id = ").bind(*id);
+        u.push(" WHERE ").ident(id_col).push(" = ").bind(*id);
         for (column, old, _) in &changed {
             u.push(" AND ").ident(column).push(" = ").bind(*old);
         }

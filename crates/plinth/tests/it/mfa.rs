@@ -1,9 +1,11 @@
-//! TOTP secrets and codes in a real process: the secret, the recovery codes, the second-step
-//! token and the codes themselves never reach a log line at `debug`, nor any answer but the
-//! one that hands each out; the security events of the flow are there.
+//! TOTP in a real process: the secret, the recovery codes, the second-step token and the
+//! codes themselves never reach a log line at `debug`, nor any answer but the one that hands
+//! each out, and the flow's security events are there; a sealed TOTP secret keeps a key in
+//! use until `plinth keys rotate` re-seals it, and still works after the old key is retired.
 
 use crate::helpers::{
-    ADMIN_EMAIL, ADMIN_PASSWORD, Reply, Server, TestDir, Tokens, bearer_client, log_field,
+    ADMIN_EMAIL, ADMIN_PASSWORD, Reply, Server, TestDir, Tokens, bearer_client, log_field, refused,
+    run_ok,
 };
 use reqwest::StatusCode;
 use serde_json::json;
@@ -148,4 +150,77 @@ async fn totp_secrets_and_codes_never_reach_the_logs() {
             proc.describe()
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_totp_secret_is_resealed_by_a_rotation_and_outlives_the_old_key() {
+    let dir = TestDir::new();
+    let data = dir.data_arg();
+    let server = Server::start(&dir).await;
+    let admin = bearer_client(&server.tokens().access_token);
+    let (email, password) = ("tess@plinth.test", "tess-has-two-factors-7");
+    let made = server
+        .send(admin.post(server.url("/api/v1/users")).json(&json!({
+            "email": email, "password": password, "role": "user"
+        })))
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    let tess =
+        bearer_client(&Tokens::from_reply(&server.login(email, password).await).access_token);
+    let enrol = server
+        .send(tess.post(server.url("/api/v1/auth/mfa/totp")))
+        .await;
+    let secret = enrol.body["data"]["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let confirm = server
+        .send(
+            tess.post(server.url("/api/v1/auth/mfa/totp/confirm"))
+                .json(&json!({"code": code(&secret, 0)})),
+        )
+        .await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.text);
+    server.stop().await;
+
+    // A second key: k1 no longer seals, and retiring it is refused while the secret uses it.
+    let keys = dir.data_dir().join("encryption.keys");
+    let text = std::fs::read_to_string(&keys).expect("keys");
+    std::fs::write(
+        &keys,
+        format!("{text}k2=QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=\n"),
+    )
+    .expect("write keys");
+    let done = refused(&dir, &["keys", "retire", "k1", "--data-dir", &data], &[]).await;
+    assert!(
+        done.stderr.contains("_plinth_totp.secret"),
+        "{}",
+        done.stderr
+    );
+    run_ok(
+        &dir,
+        &["keys", "rotate", "--reseal-only", "--data-dir", &data],
+        &[],
+    )
+    .await;
+    let done = run_ok(&dir, &["keys", "retire", "k1", "--data-dir", &data], &[]).await;
+    assert!(done.stdout.contains("removed it"), "{}", done.stdout);
+
+    // Without k1, Tess signs in with a code from the same secret.
+    let server = Server::start(&dir).await;
+    let first = server.login(email, password).await;
+    let token = first.body["data"]["mfa_token"]
+        .as_str()
+        .expect("mfa token")
+        .to_owned();
+    let done = server
+        .send(
+            server
+                .guest()
+                .post(server.url("/api/v1/auth/login/mfa"))
+                .json(&json!({"mfa_token": token, "code": code(&secret, 1)})),
+        )
+        .await;
+    Tokens::from_reply(&done);
+    server.stop().await;
 }
