@@ -175,6 +175,7 @@ mod tests {
             assert_eq!(Code::parse(shown), Code::Recovery(digest.clone()));
         }
         let mut all: Vec<_> = codes.iter().map(|(s, _)| s.clone()).collect();
+        all.sort();
         all.dedup();
         assert_eq!(all.len(), RECOVERY_CODES);
     }

@@ -7,6 +7,7 @@
 
 use super::BodyFields;
 use super::me::current_user;
+use super::mfa_login::{Verdict, check_code, code_failed, totp_on};
 use crate::auth::{Code, LoginAttempt, new_recovery_codes, new_secret, otpauth_url};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Caller, ClientAddr, WriteContext};
@@ -59,85 +60,6 @@ async fn session_user(state: &AppState, caller: &Caller) -> Result<User, ApiErro
         ));
     }
     Ok(user)
-}
-
-/// How a second-factor code fared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
-    /// A current TOTP code, its step now spent.
-    Totp,
-    /// An unused recovery code, now spent.
-    Recovery,
-    /// A TOTP code of a step already used.
-    Replayed,
-    /// Anything else (wrong, malformed, or no TOTP on).
-    Wrong,
-}
-
-impl Verdict {
-    pub(crate) fn passed(self) -> bool {
-        matches!(self, Self::Totp | Self::Recovery)
-    }
-}
-
-/// Checks `raw` as `user`'s second factor, spending what it uses.
-pub(crate) async fn check_code(
-    state: &AppState,
-    ctx: &WriteCtx,
-    user: &User,
-    raw: &str,
-) -> Result<Verdict, ApiError> {
-    let Some(totp) = state
-        .store()
-        .get_totp(user.id)
-        .await?
-        .filter(|t| t.enabled())
-    else {
-        return Ok(Verdict::Wrong);
-    };
-    match Code::parse(raw) {
-        Code::Totp(code) => match state.auth().totp_step(&totp.secret, &code)? {
-            Some(step) if state.store().spend_totp_step(user.id, step).await? => Ok(Verdict::Totp),
-            Some(_) => Ok(Verdict::Replayed),
-            None => Ok(Verdict::Wrong),
-        },
-        Code::Recovery(digest) => {
-            if state
-                .store()
-                .spend_recovery_code(ctx, user.id, digest.as_str())
-                .await?
-            {
-                tracing::warn!(target: "plinth::security", event = "recovery_code_used", request_id = %ctx.request_id, user_id = %user.id, "a recovery code was spent");
-                Ok(Verdict::Recovery)
-            } else {
-                Ok(Verdict::Wrong)
-            }
-        }
-        Code::Malformed => Ok(Verdict::Wrong),
-    }
-}
-
-/// Logs and audits a failed second-factor code (never the code).
-pub(crate) async fn code_failed(
-    state: &AppState,
-    ctx: &WriteCtx,
-    user: &User,
-    verdict: Verdict,
-    route: &'static str,
-) -> Result<(), ApiError> {
-    let reason = if verdict == Verdict::Replayed {
-        "replayed"
-    } else {
-        "wrong"
-    };
-    tracing::warn!(target: "plinth::security", event = "mfa_failed", request_id = %ctx.request_id, route, user_id = %user.id, reason, "a second-factor code was refused");
-    let event = AuditEvent {
-        event: Event::MfaFailed,
-        target: Some(user.id),
-        changes: json!({ "reason": reason }),
-    };
-    state.store().audit_event(ctx, event).await?;
-    Ok(())
 }
 
 /// `POST /api/v1/auth/mfa/totp`: a new secret to enrol, replacing an unconfirmed one.
@@ -399,13 +321,4 @@ pub(super) async fn read_mfa(
         recovery_codes_left: left,
         required: state.auth().config().require_mfa_for_admins && user.role == Role::Admin,
     })
-}
-
-/// Whether `user` has TOTP on.
-pub(crate) async fn totp_on(state: &AppState, user: &User) -> Result<bool, ApiError> {
-    Ok(state
-        .store()
-        .get_totp(user.id)
-        .await?
-        .is_some_and(|t| t.enabled()))
 }

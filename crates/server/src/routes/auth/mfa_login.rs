@@ -1,11 +1,11 @@
 //! A sign-in's second step: with TOTP on, `complete_login` answers a short-lived, single-use
 //! `mfa_token` instead of a token pair, and `POST /api/v1/auth/login/mfa` trades it and a
-//! code for the pair.
+//! code for the pair. Also how any code is checked (`check_code`: a TOTP step spent once, or
+//! a recovery code used up) and a failure recorded, for this and for `mfa`.
 
 use super::BodyFields;
-use super::mfa::{Verdict, check_code, code_failed};
 use super::session::{guest, issue_session};
-use crate::auth::{Digest, LoginAttempt, MFA_TOKEN_PREFIX, TokenPair, new_mfa_token};
+use crate::auth::{Code, Digest, LoginAttempt, MFA_TOKEN_PREFIX, TokenPair, new_mfa_token};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ClientAddr, RequestId};
 use crate::openapi::shapes::MfaLogin;
@@ -13,8 +13,9 @@ use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::State;
 use plinth_core::{ErrorCode, Principal};
-use plinth_store::{User, WriteCtx};
+use plinth_store::{AuditEvent, Event, User, WriteCtx};
 use serde::Serialize;
+use serde_json::json;
 use utoipa::ToSchema;
 
 const ROUTE: &str = "/api/v1/auth/login/mfa";
@@ -144,4 +145,92 @@ pub(super) async fn login_mfa(
         "totp"
     };
     issue_session(&state, ctx, &user, method).await
+}
+
+/// How a second-factor code fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// A current TOTP code, its step now spent.
+    Totp,
+    /// An unused recovery code, now spent.
+    Recovery,
+    /// A TOTP code of a step already used.
+    Replayed,
+    /// Anything else (wrong, malformed, or no TOTP on).
+    Wrong,
+}
+
+impl Verdict {
+    pub(crate) fn passed(self) -> bool {
+        matches!(self, Self::Totp | Self::Recovery)
+    }
+}
+
+/// Checks `raw` as `user`'s second factor, spending what it uses.
+pub(crate) async fn check_code(
+    state: &AppState,
+    ctx: &WriteCtx,
+    user: &User,
+    raw: &str,
+) -> Result<Verdict, ApiError> {
+    let Some(totp) = state
+        .store()
+        .get_totp(user.id)
+        .await?
+        .filter(|t| t.enabled())
+    else {
+        return Ok(Verdict::Wrong);
+    };
+    match Code::parse(raw) {
+        Code::Totp(code) => match state.auth().totp_step(&totp.secret, &code)? {
+            Some(step) if state.store().spend_totp_step(user.id, step).await? => Ok(Verdict::Totp),
+            Some(_) => Ok(Verdict::Replayed),
+            None => Ok(Verdict::Wrong),
+        },
+        Code::Recovery(digest) => {
+            if state
+                .store()
+                .spend_recovery_code(ctx, user.id, digest.as_str())
+                .await?
+            {
+                tracing::warn!(target: "plinth::security", event = "recovery_code_used", request_id = %ctx.request_id, user_id = %user.id, "a recovery code was spent");
+                Ok(Verdict::Recovery)
+            } else {
+                Ok(Verdict::Wrong)
+            }
+        }
+        Code::Malformed => Ok(Verdict::Wrong),
+    }
+}
+
+/// Logs and audits a failed second-factor code (never the code).
+pub(crate) async fn code_failed(
+    state: &AppState,
+    ctx: &WriteCtx,
+    user: &User,
+    verdict: Verdict,
+    route: &'static str,
+) -> Result<(), ApiError> {
+    let reason = if verdict == Verdict::Replayed {
+        "replayed"
+    } else {
+        "wrong"
+    };
+    tracing::warn!(target: "plinth::security", event = "mfa_failed", request_id = %ctx.request_id, route, user_id = %user.id, reason, "a second-factor code was refused");
+    let event = AuditEvent {
+        event: Event::MfaFailed,
+        target: Some(user.id),
+        changes: json!({ "reason": reason }),
+    };
+    state.store().audit_event(ctx, event).await?;
+    Ok(())
+}
+
+/// Whether `user` has TOTP on.
+pub(crate) async fn totp_on(state: &AppState, user: &User) -> Result<bool, ApiError> {
+    Ok(state
+        .store()
+        .get_totp(user.id)
+        .await?
+        .is_some_and(|t| t.enabled()))
 }

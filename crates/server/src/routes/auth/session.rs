@@ -1,8 +1,7 @@
 //! Login, refresh and logout.
 
 use super::BodyFields;
-use super::mfa::totp_on;
-use super::mfa_login::{self, SignIn};
+use super::mfa_login::{self, SignIn, totp_on};
 use crate::auth::{Digest, LoginAttempt, REFRESH_PREFIX, TokenPair, new_refresh_token};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ClientAddr, RequestId};

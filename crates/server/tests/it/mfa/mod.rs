@@ -3,31 +3,28 @@
 //! user, voided by five wrong codes, expiring), disable and new codes with the password and a
 //! code, API keys and strangers refused, hostile bodies, and admins required to use it.
 //! Codes are computed here with `totp-rs` from the secret the server hands out, at the time
-//! of the manual clock the server goes by.
+//! of the manual clock the server goes by. The refusals (strangers, API keys, hostile
+//! bodies) and the admins' requirement are in `attacks`.
 
-use crate::helpers::{
-    PASSWORD, Resp, TestApp, WRONG_PASSWORD, assert_error, detail_fields, make_user,
-    test_auth_config,
-};
-use plinth_core::{Principal, Role};
+mod attacks;
+
+use crate::helpers::{PASSWORD, Resp, TestApp, WRONG_PASSWORD, assert_error, test_auth_config};
 use plinth_server::AuthConfig;
 use plinth_server::auth::ManualClock;
-use plinth_store::{NewApiKey, WriteCtx};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 use std::time::{Duration, UNIX_EPOCH};
 use totp_rs::{Algorithm, Builder, Secret};
 
 const STEP: Duration = Duration::from_secs(30);
 
-struct Mfa {
-    app: TestApp,
-    clock: ManualClock,
+pub(super) struct Mfa {
+    pub(super) app: TestApp,
+    pub(super) clock: ManualClock,
 }
 
 impl Mfa {
-    async fn spawn(configure: impl FnOnce(&mut AuthConfig)) -> Self {
+    pub(super) async fn spawn(configure: impl FnOnce(&mut AuthConfig)) -> Self {
         let clock = ManualClock::new();
         let mut auth = test_auth_config();
         configure(&mut auth);
@@ -37,12 +34,12 @@ impl Mfa {
 
     /// The current code of `secret` by the server's clock (the next step's, moving the
     /// clock on first, so that no test reuses a step by accident).
-    fn next_code(&self, secret: &str) -> String {
+    pub(super) fn next_code(&self, secret: &str) -> String {
         self.clock.advance(STEP);
         self.code_now(secret)
     }
 
-    fn code_now(&self, secret: &str) -> String {
+    pub(super) fn code_now(&self, secret: &str) -> String {
         let bytes = Secret::try_from_base32(secret).expect("a base32 secret");
         let totp = Builder::new()
             .with_algorithm(Algorithm::SHA1)
@@ -60,7 +57,7 @@ impl Mfa {
         totp.generate(now).to_string()
     }
 
-    async fn call(
+    pub(super) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -70,7 +67,7 @@ impl Mfa {
         self.app.call_as(method, path, token, body.as_ref()).await
     }
 
-    async fn enrol(&self, token: &str) -> String {
+    pub(super) async fn enrol(&self, token: &str) -> String {
         let r = self
             .call(Method::POST, "/api/v1/auth/mfa/totp", Some(token), None)
             .await;
@@ -78,7 +75,7 @@ impl Mfa {
         data["secret"].as_str().expect("a secret").to_owned()
     }
 
-    async fn confirm(&self, token: &str, code: &str) -> Resp {
+    pub(super) async fn confirm(&self, token: &str, code: &str) -> Resp {
         let body = json!({ "code": code });
         self.call(
             Method::POST,
@@ -90,7 +87,7 @@ impl Mfa {
     }
 
     /// Enrols and confirms: the secret and the recovery codes.
-    async fn turn_on(&self, token: &str) -> (String, Vec<String>) {
+    pub(super) async fn turn_on(&self, token: &str) -> (String, Vec<String>) {
         let secret = self.enrol(token).await;
         let code = self.next_code(&secret);
         let r = self.confirm(token, &code).await;
@@ -104,7 +101,7 @@ impl Mfa {
     }
 
     /// The first step: the mfa_token.
-    async fn first_step(&self, email: &str) -> String {
+    pub(super) async fn first_step(&self, email: &str) -> String {
         let r = self.app.login(email, PASSWORD).await;
         let data = r.data(StatusCode::OK);
         assert_eq!(data["mfa_required"], json!(true), "{data}");
@@ -114,20 +111,20 @@ impl Mfa {
         token.to_owned()
     }
 
-    async fn second_step(&self, mfa_token: &str, code: &str) -> Resp {
+    pub(super) async fn second_step(&self, mfa_token: &str, code: &str) -> Resp {
         let body = json!({ "mfa_token": mfa_token, "code": code });
         self.call(Method::POST, "/api/v1/auth/login/mfa", None, Some(body))
             .await
     }
 
-    async fn status(&self, token: &str) -> Value {
+    pub(super) async fn status(&self, token: &str) -> Value {
         let r = self
             .call(Method::GET, "/api/v1/auth/mfa", Some(token), None)
             .await;
         r.data(StatusCode::OK).clone()
     }
 
-    async fn actions(&self) -> Vec<(String, Value)> {
+    pub(super) async fn actions(&self) -> Vec<(String, Value)> {
         self.app
             .state
             .store()
@@ -141,11 +138,11 @@ impl Mfa {
     }
 }
 
-fn refused(r: &Resp) {
+pub(super) fn refused(r: &Resp) {
     assert_error(r, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
 }
 
-fn access_of(r: &Resp) -> String {
+pub(super) fn access_of(r: &Resp) -> String {
     let data = r.data(StatusCode::OK);
     assert!(
         data["refresh_token"]
@@ -160,7 +157,7 @@ fn access_of(r: &Resp) -> String {
 }
 
 #[tokio::test]
-async fn enrol_confirm_then_sign_in_takes_two_steps_and_refuses_a_replay() {
+pub(super) async fn enrol_confirm_then_sign_in_takes_two_steps_and_refuses_a_replay() {
     let m = Mfa::spawn(|_| {}).await;
     let (_, token) = m.app.user("ann@example.com").await;
     assert_eq!(m.status(&token).await["totp_enabled"], json!(false));
@@ -451,185 +448,4 @@ async fn disable_and_new_codes_need_the_password_and_a_code() {
         names.contains(&"auth.recovery_codes_replaced".to_owned()),
         "{names:?}"
     );
-}
-
-/// An API key for `user_id` with `role`, made in the store.
-async fn api_key(app: &TestApp, user_id: uuid::Uuid, role: Role) -> String {
-    let key = format!("plk_0badc0de_{}", "k".repeat(43));
-    let new = NewApiKey {
-        user_id,
-        name: "test".to_owned(),
-        prefix: "plk_0badc0de".to_owned(),
-        key_hash: format!("{:x}", Sha256::digest(key.as_bytes())),
-        role,
-        expires_at: None,
-    };
-    let ctx = WriteCtx::new(Principal::local_admin(), "test");
-    app.state
-        .store()
-        .create_api_key(&ctx, new)
-        .await
-        .expect("key");
-    key
-}
-
-#[tokio::test]
-async fn strangers_api_keys_and_hostile_bodies_are_refused() {
-    let m = Mfa::spawn(|_| {}).await;
-    let (user, token) = m.app.user("fay@example.com").await;
-    let key = api_key(&m.app, user.id, Role::User).await;
-    let routes = [
-        (Method::POST, "/api/v1/auth/mfa/totp", None),
-        (
-            Method::POST,
-            "/api/v1/auth/mfa/totp/confirm",
-            Some(json!({"code": "123456"})),
-        ),
-        (
-            Method::DELETE,
-            "/api/v1/auth/mfa/totp",
-            Some(json!({"password": PASSWORD, "code": "123456"})),
-        ),
-        (
-            Method::POST,
-            "/api/v1/auth/mfa/recovery-codes",
-            Some(json!({"password": PASSWORD, "code": "123456"})),
-        ),
-    ];
-    for (method, path, body) in &routes {
-        let r = m.call(method.clone(), path, None, body.clone()).await;
-        assert_error(&r, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
-        let r = m
-            .call(method.clone(), path, Some("not-a-token"), body.clone())
-            .await;
-        assert_error(&r, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
-        let r = m.call(method.clone(), path, Some(&key), body.clone()).await;
-        assert_error(&r, StatusCode::FORBIDDEN, "FORBIDDEN");
-    }
-    refused(&m.call(Method::GET, "/api/v1/auth/mfa", None, None).await);
-    // Nothing was enrolled by any of it.
-    assert_eq!(m.status(&token).await["totp_enabled"], json!(false));
-
-    m.enrol(&token).await;
-    let huge = "9".repeat(10_000);
-    for body in [
-        json!([]),
-        json!("code"),
-        json!({}),
-        json!({"code": 123456}),
-        json!({"code": "123456", "extra": 1}),
-        json!({"code": huge}),
-        json!({"code": "١٢٣٤٥٦"}),
-    ] {
-        let r = m
-            .call(
-                Method::POST,
-                "/api/v1/auth/mfa/totp/confirm",
-                Some(&token),
-                Some(body.clone()),
-            )
-            .await;
-        assert_error(&r, StatusCode::BAD_REQUEST, "INVALID_INPUT");
-    }
-    for body in [
-        json!({}),
-        json!({"mfa_token": 1, "code": "123456"}),
-        json!({"mfa_token": "plm_x", "code": "123456", "role": "admin"}),
-    ] {
-        let r = m
-            .call(
-                Method::POST,
-                "/api/v1/auth/login/mfa",
-                None,
-                Some(body.clone()),
-            )
-            .await;
-        assert_error(&r, StatusCode::BAD_REQUEST, "INVALID_INPUT");
-        assert!(!detail_fields(&r.body).is_empty(), "{}", r.body);
-    }
-    let r = m
-        .call(
-            Method::POST,
-            "/api/v1/auth/login/mfa",
-            None,
-            Some(json!({"mfa_token": format!("plm_{huge}"), "code": huge})),
-        )
-        .await;
-    refused(&r);
-}
-
-#[tokio::test]
-async fn admins_required_to_use_totp_act_as_users_until_they_enrol() {
-    let m = Mfa::spawn(|c| c.require_mfa_for_admins = true).await;
-    let (root, _) = make_user(&m.app.state, "root@example.com", Role::Admin).await;
-    let key = api_key(&m.app, root.id, Role::Admin).await;
-    let access = access_of(&m.app.login("root@example.com", PASSWORD).await);
-    // Signed in, but every admin-only route refuses it…
-    let r = m
-        .call(Method::GET, "/api/v1/users", Some(&access), None)
-        .await;
-    assert_error(&r, StatusCode::FORBIDDEN, "FORBIDDEN");
-    assert_eq!(m.status(&access).await["required"], json!(true));
-    // …while an admin API key keeps its role.
-    let r = m.call(Method::GET, "/api/v1/users", Some(&key), None).await;
-    r.data(StatusCode::OK);
-    // The session may enrol; signed in again with the code, the admin is an admin.
-    let (secret, _) = m.turn_on(&access).await;
-    let t = m.first_step("root@example.com").await;
-    let admin = access_of(&m.second_step(&t, &m.next_code(&secret)).await);
-    m.call(Method::GET, "/api/v1/users", Some(&admin), None)
-        .await
-        .data(StatusCode::OK);
-    // Turned off again, the admin acts as a user at once.
-    let body = json!({ "password": PASSWORD, "code": m.next_code(&secret) });
-    let r = m
-        .call(
-            Method::DELETE,
-            "/api/v1/auth/mfa/totp",
-            Some(&admin),
-            Some(body),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
-    let r = m
-        .call(Method::GET, "/api/v1/users", Some(&admin), None)
-        .await;
-    assert_error(&r, StatusCode::FORBIDDEN, "FORBIDDEN");
-}
-
-#[tokio::test]
-async fn without_the_setting_an_admin_without_totp_is_an_admin() {
-    let m = Mfa::spawn(|_| {}).await;
-    make_user(&m.app.state, "root@example.com", Role::Admin).await;
-    let access = access_of(&m.app.login("root@example.com", PASSWORD).await);
-    m.call(Method::GET, "/api/v1/users", Some(&access), None)
-        .await
-        .data(StatusCode::OK);
-    assert_eq!(m.status(&access).await["required"], json!(false));
-}
-
-#[tokio::test]
-async fn the_document_describes_both_answers_of_a_sign_in() {
-    let m = Mfa::spawn(|_| {}).await;
-    let r = m
-        .call(Method::GET, "/api/v1/openapi.json", None, None)
-        .await;
-    let doc = &r.body;
-    let login = &doc["paths"]["/api/v1/auth/login"]["post"]["responses"]["200"];
-    let text = login.to_string();
-    assert!(text.contains("SignIn"), "{text}");
-    let one_of = doc["components"]["schemas"]["SignIn"]["oneOf"].to_string();
-    assert!(
-        one_of.contains("TokenPair") && one_of.contains("MfaChallenge"),
-        "{one_of}"
-    );
-    for path in [
-        "/api/v1/auth/login/mfa",
-        "/api/v1/auth/mfa",
-        "/api/v1/auth/mfa/totp",
-        "/api/v1/auth/mfa/totp/confirm",
-        "/api/v1/auth/mfa/recovery-codes",
-    ] {
-        assert!(doc["paths"][path].is_object(), "{path}");
-    }
 }
