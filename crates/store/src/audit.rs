@@ -80,6 +80,14 @@ pub enum Event {
     RefreshReuse,
     /// `auth.logout`: a session (refresh-token family) was ended by its holder.
     Logout,
+    /// `auth.oidc_login`: a sign-in through an OpenID Connect provider (changes: the
+    /// provider's name).
+    OidcLogin,
+    /// `auth.oidc_link`: a provider identity was tied to an account (new or existing).
+    OidcLink,
+    /// `auth.oidc_failed`: an OpenID Connect callback was refused (changes: the provider
+    /// and the reason's class, never token content).
+    OidcFailed,
     /// `account.create`.
     AccountCreate,
     /// `account.password_change`.
@@ -123,6 +131,9 @@ impl Event {
             Self::Throttled => "auth.throttled",
             Self::RefreshReuse => "auth.refresh_reuse",
             Self::Logout => "auth.logout",
+            Self::OidcLogin => "auth.oidc_login",
+            Self::OidcLink => "auth.oidc_link",
+            Self::OidcFailed => "auth.oidc_failed",
             Self::AccountCreate => "account.create",
             Self::PasswordChange => "account.password_change",
             Self::EmailChange => "account.email_change",

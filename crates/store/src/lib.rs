@@ -39,6 +39,7 @@ pub mod changes;
 pub mod error;
 pub mod files;
 pub mod flags;
+pub mod oidc;
 mod gate;
 pub mod postgres;
 pub mod seal;
@@ -56,6 +57,7 @@ pub use changes::{Change, ChangeKind, ChangeWindow, ChangesPage};
 pub use error::StoreError;
 pub use files::{FileStore, NewFile, StoredFile};
 pub use flags::{FlagStore, FlagVersion, NewFlag};
+pub use oidc::{OidcOutcome, OidcRefusal, OidcSignIn, OidcStore, PendingOidcLogin};
 pub use postgres::{PgOptions, PgStore};
 pub use seal::{KeyError, Keyring, Keys, SealedTable};
 pub use sql::reseal::Resealed;
@@ -180,7 +182,7 @@ pub struct Page {
 /// `version` by exactly one and sets `updated_at`; `expected_version` (from `If-Match`)
 /// makes a write conditional.
 #[async_trait]
-pub trait Store: AccountStore + FlagStore + FileStore + Send + Sync + std::fmt::Debug {
+pub trait Store: AccountStore + FlagStore + FileStore + OidcStore + Send + Sync + std::fmt::Debug {
     /// Claims the database for `claim` until the store is closed, or refuses with
     /// [`StoreError::InUse`] when another process's claim excludes it. On PostgreSQL, a
     /// server's own start migration then applies destructive steps only while no other

@@ -27,6 +27,7 @@ mod exec;
 mod file_store;
 mod files;
 mod flag_store;
+mod oidc_store;
 mod options;
 mod readers;
 mod reads;
