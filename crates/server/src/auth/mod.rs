@@ -29,6 +29,7 @@ mod clock;
 mod counters;
 mod error;
 mod limit;
+pub mod oidc;
 mod password;
 mod secret;
 mod stream;
@@ -108,6 +109,8 @@ pub struct AuthConfig {
     /// The address clients reach Plinth at (`https://api.example.com`, no trailing slash),
     /// for links in messages and OpenID Connect redirects; `None`: not configured.
     pub public_url: Option<String>,
+    /// The OpenID Connect providers users may sign in with (`[[auth.oidc]]`).
+    pub oidc: Vec<oidc::OidcProvider>,
 }
 
 /// Who may create an account.
@@ -143,6 +146,7 @@ impl AuthConfig {
             signup: Signup::Off,
             signup_domains: Vec::new(),
             public_url: None,
+            oidc: Vec::new(),
         }
     }
 }
@@ -186,6 +190,8 @@ pub struct Auth {
     changes: watch::Sender<u64>,
     /// What streams' checks learned from the store since the last bump.
     rechecked: stream::Rechecked,
+    /// The OpenID Connect client.
+    oidc: oidc::Oidc,
 }
 
 impl Auth {
@@ -203,6 +209,7 @@ impl Auth {
             tickets: Tickets::new(&config.signing_key),
             changes: watch::Sender::new(0),
             rechecked: stream::Rechecked::default(),
+            oidc: oidc::Oidc::new(config.oidc.clone()),
             login_account_addresses: RateLimiter::new(
                 config.login_per_account_address,
                 window,
@@ -227,6 +234,11 @@ impl Auth {
     /// What authentication counted, for `/metrics`.
     pub(crate) fn counters(&self) -> &AuthCounters {
         &self.counters
+    }
+
+    /// The OpenID Connect client.
+    pub(crate) fn oidc(&self) -> &oidc::Oidc {
+        &self.oidc
     }
 
     /// The settings.

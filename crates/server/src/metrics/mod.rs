@@ -19,6 +19,7 @@ mod access;
 mod accounts;
 mod files;
 mod flags;
+mod oidc;
 mod histogram;
 mod realtime;
 mod sampled;
