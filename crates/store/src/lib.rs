@@ -39,8 +39,8 @@ pub mod changes;
 pub mod error;
 pub mod files;
 pub mod flags;
-pub mod oidc;
 mod gate;
+pub mod oidc;
 pub mod postgres;
 pub mod seal;
 mod shared;
@@ -182,7 +182,9 @@ pub struct Page {
 /// `version` by exactly one and sets `updated_at`; `expected_version` (from `If-Match`)
 /// makes a write conditional.
 #[async_trait]
-pub trait Store: AccountStore + FlagStore + FileStore + OidcStore + Send + Sync + std::fmt::Debug {
+pub trait Store:
+    AccountStore + FlagStore + FileStore + OidcStore + Send + Sync + std::fmt::Debug
+{
     /// Claims the database for `claim` until the store is closed, or refuses with
     /// [`StoreError::InUse`] when another process's claim excludes it. On PostgreSQL, a
     /// server's own start migration then applies destructive steps only while no other

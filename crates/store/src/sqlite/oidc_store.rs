@@ -16,7 +16,7 @@ impl OidcStore for SqliteStore {
             let now = w.now();
             ready(oidc::put_login(&w.conn, &keys, now, &login))
         })
-            .await
+        .await
     }
 
     async fn take_oidc_login(
@@ -28,13 +28,7 @@ impl OidcStore for SqliteStore {
         let (hash, provider) = (state_hash.to_owned(), provider.to_owned());
         self.write(move |w| {
             let now = w.now();
-            ready(oidc::take_login(
-                &w.conn,
-                &keys,
-                now,
-                &hash,
-                &provider,
-            ))
+            ready(oidc::take_login(&w.conn, &keys, now, &hash, &provider))
         })
         .await
     }

@@ -3,6 +3,7 @@
 
 mod keys;
 mod me;
+mod oidc;
 mod session;
 mod ticket;
 
@@ -28,6 +29,9 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(keys::read_key, keys::revoke_key))
         .routes(routes!(ticket::create_ticket))
+        .routes(routes!(oidc::list_providers))
+        .routes(routes!(oidc::start))
+        .routes(routes!(oidc::callback))
 }
 
 /// A user as the API shows it: never the hash.

@@ -35,7 +35,12 @@ pub(crate) async fn put_login<E: Exec>(
     let mut q = query::<E>("DELETE FROM _plinth_oidc_logins WHERE expires_at < ");
     q.bind(now);
     e.execute(&q).await?;
-    let sealed = keys.seal(LOGINS, "verifier", &seal_id(&login.state_hash), &login.verifier)?;
+    let sealed = keys.seal(
+        LOGINS,
+        "verifier",
+        &seal_id(&login.state_hash),
+        &login.verifier,
+    )?;
     let mut q = query::<E>(
         "INSERT INTO _plinth_oidc_logins (state_hash, provider, nonce, verifier, expires_at, created_at) VALUES (",
     );
@@ -100,12 +105,7 @@ async fn identity_user<E: Exec>(
     e.row(&q, |r| r.uuid(0)).await
 }
 
-async fn link<E: Exec>(
-    e: &E,
-    by: By<'_>,
-    s: &OidcSignIn,
-    user_id: Uuid,
-) -> Result<(), StoreError> {
+async fn link<E: Exec>(e: &E, by: By<'_>, s: &OidcSignIn, user_id: Uuid) -> Result<(), StoreError> {
     let mut q = query::<E>(
         "INSERT INTO _plinth_oidc_identities (provider, subject, user_id, created_at) VALUES (",
     );
@@ -128,7 +128,9 @@ pub(crate) async fn sign_in<E: Exec>(
 ) -> Result<OidcOutcome, StoreError> {
     let login = json!({ "provider": s.provider });
     if let Some(id) = identity_user(e, &s.provider, &s.subject).await? {
-        let user = get_user(e, by.keys, id).await?.ok_or(StoreError::NotFound)?;
+        let user = get_user(e, by.keys, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         append_event(e, by, Event::OidcLogin, Some(user.id), &login).await?;
         return Ok(OidcOutcome::Known(user));
     }
