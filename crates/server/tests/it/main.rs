@@ -35,6 +35,7 @@ mod mass_assignment;
 mod metrics;
 mod middleware;
 mod models;
+mod oidc;
 mod openapi;
 mod openapi_types;
 mod pii;
