@@ -49,7 +49,8 @@ fn no_providers_by_default() {
 #[test]
 fn mistakes_in_providers_are_refused_with_a_clear_message() {
     let env = [("GOOGLE_SECRET", SECRET)];
-    let cases: [(&str, &[(&str, &str)], &str); 7] = [
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 7] = [
         (&providers(""), &[], "GOOGLE_SECRET"),
         (&providers("color = \"blue\"\n"), &env, "unknown field"),
         (
