@@ -67,6 +67,7 @@ mod files;
 mod flags;
 mod keys;
 mod lists;
+mod oidc;
 mod pii;
 mod records;
 mod references;
