@@ -46,7 +46,8 @@ pub struct OidcSignIn {
     pub email_verified: bool,
     /// Whether a new account may be made (sign-up open, the domain allowed).
     pub may_create: bool,
-    /// The unusable password hash a new account gets.
+    /// The unusable password hash a new account gets (a hash of a random password nobody
+    /// knows); read only when `may_create`.
     pub password_hash: String,
 }
 

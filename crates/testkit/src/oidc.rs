@@ -41,6 +41,8 @@ pub struct NextLogin {
     pub error: Option<String>,
     /// Records another PKCE challenge than the one sent, so the right verifier fails.
     pub wrong_challenge: bool,
+    /// Names a `kid` the key set never has.
+    pub unknown_kid: bool,
 }
 
 impl NextLogin {
@@ -56,6 +58,7 @@ impl NextLogin {
             expired: false,
             error: None,
             wrong_challenge: false,
+            unknown_kid: false,
         }
     }
 }
@@ -74,9 +77,12 @@ struct Inner {
     redirect_uri: Mutex<Option<String>>,
     next: Mutex<NextLogin>,
     codes: Mutex<HashMap<String, Grant>>,
-    key: EncodingKey,
+    /// The signing key and its `kid`.
+    key: Mutex<(String, EncodingKey)>,
     foreign: EncodingKey,
-    jwks: Value,
+    jwks: Mutex<Value>,
+    /// How many times the key set was fetched.
+    jwks_fetches: Mutex<usize>,
     refused: Mutex<Vec<String>>,
 }
 
@@ -142,9 +148,10 @@ impl TestProvider {
             redirect_uri: Mutex::new(None),
             next: Mutex::new(NextLogin::verified("subject-1", "user@example.com")),
             codes: Mutex::new(HashMap::new()),
-            key,
+            key: Mutex::new(("k1".to_owned(), key)),
             foreign,
-            jwks: json!({ "keys": [jwk] }),
+            jwks: Mutex::new(json!({ "keys": [jwk] })),
+            jwks_fetches: Mutex::new(0),
             refused: Mutex::new(Vec::new()),
         });
         let app = Router::new()
@@ -174,6 +181,19 @@ impl TestProvider {
         *lock(&self.inner.next) = login;
     }
 
+    /// Signs from now on with a new key under a new `kid`, published in place of the old
+    /// one (a provider's key rotation).
+    pub fn rotate_key(&self, kid: &str) {
+        let (key, jwk) = new_key(kid);
+        *lock(&self.inner.key) = (kid.to_owned(), key);
+        *lock(&self.inner.jwks) = json!({ "keys": [jwk] });
+    }
+
+    /// How many times the key set was fetched.
+    pub fn jwks_fetches(&self) -> usize {
+        *lock(&self.inner.jwks_fetches)
+    }
+
     /// Why the provider refused requests so far (`invalid_client`, `invalid_grant: …`).
     pub fn refusals(&self) -> Vec<String> {
         lock(&self.inner.refused).clone()
@@ -201,7 +221,8 @@ async fn discovery(State(p): State<Arc<Inner>>) -> Response {
 }
 
 async fn jwks(State(p): State<Arc<Inner>>) -> Response {
-    axum::Json(p.jwks.clone()).into_response()
+    *lock(&p.jwks_fetches) += 1;
+    axum::Json(lock(&p.jwks).clone()).into_response()
 }
 
 fn bad_request(why: &str) -> Response {
@@ -344,9 +365,15 @@ async fn token(State(p): State<Arc<Inner>>, headers: HeaderMap, body: String) ->
         claims["email_verified"] = json!(v);
     }
     let mut header = Header::new(Algorithm::ES256);
-    header.kid = Some("k1".to_owned());
-    let key = if l.foreign_key { &p.foreign } else { &p.key };
+    let signer = lock(&p.key);
+    header.kid = Some(if l.unknown_kid {
+        "no-such-kid".to_owned()
+    } else {
+        signer.0.clone()
+    });
+    let key = if l.foreign_key { &p.foreign } else { &signer.1 };
     let id_token = jsonwebtoken::encode(&header, &claims, key).expect("sign the ID token");
+    drop(signer);
     axum::Json(json!({
         "access_token": URL_SAFE_NO_PAD.encode(random(16)),
         "token_type": "Bearer",

@@ -352,6 +352,29 @@ async fn id_token_flaws_are_refused_and_create_nothing() {
 }
 
 #[tokio::test]
+async fn a_rotated_key_is_fetched_once_and_an_unknown_kid_is_refused() {
+    let f = flow(Signup::Open).await;
+    Tokens::from_resp(&f.sign_in(NextLogin::verified("sub", "a@example.com")).await);
+    Tokens::from_resp(&f.sign_in(NextLogin::verified("sub", "a@example.com")).await);
+    assert_eq!(f.provider.jwks_fetches(), 1, "the key set is cached");
+    // The provider rotates: the unknown kid makes Plinth fetch the set again, once.
+    f.provider.rotate_key("k2");
+    Tokens::from_resp(&f.sign_in(NextLogin::verified("sub", "a@example.com")).await);
+    assert_eq!(f.provider.jwks_fetches(), 2);
+    // A kid in no set: refused, and no second refetch within the minute.
+    let mut login = NextLogin::verified("sub", "a@example.com");
+    login.unknown_kid = true;
+    let r = f.sign_in(login).await;
+    refused(
+        &r,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+        "unknown key",
+    );
+    assert_eq!(f.provider.jwks_fetches(), 2, "refetches are rate-limited");
+}
+
+#[tokio::test]
 async fn the_provider_refusing_is_a_401_that_echoes_nothing_unknown() {
     let f = flow(Signup::Open).await;
     let mut login = NextLogin::verified("sub", "a@example.com");

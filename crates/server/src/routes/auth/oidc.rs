@@ -318,14 +318,23 @@ pub(super) async fn callback(
             .to_owned();
         auth.signup_domains.is_empty() || auth.signup_domains.contains(&domain)
     });
-    let unusable = random_text(32).map_err(ApiError::internal)?;
+    let email_verified = claims.email_verified();
+    let may_create = auth.signup == Signup::Open && domain_ok;
+    // A new account's password is a random one nobody knows, hashed like any other (so a
+    // password login costs the same for it); hashed only when an account may be made.
+    let password_hash = if may_create && email_verified {
+        let unusable = random_text(32).map_err(ApiError::internal)?;
+        state.auth().hash_password(&unusable).await?
+    } else {
+        String::new()
+    };
     let sign_in = OidcSignIn {
         provider: p.name.clone(),
         subject: claims.sub.clone(),
         email,
-        email_verified: claims.email_verified(),
-        may_create: auth.signup == Signup::Open && domain_ok,
-        password_hash: state.auth().hash_password(&unusable).await?,
+        email_verified,
+        may_create,
+        password_hash,
     };
     let user = match state.store().oidc_sign_in(&ctx, sign_in).await? {
         OidcOutcome::Known(u) | OidcOutcome::Linked(u) | OidcOutcome::Created(u) => u,
