@@ -36,10 +36,14 @@ struct Started {
 }
 
 async fn flow(signup: Signup) -> Flow {
+    flow_at(signup, PUBLIC).await
+}
+
+async fn flow_at(signup: Signup, public: &str) -> Flow {
     let provider = TestProvider::start(CLIENT_ID, CLIENT_SECRET).await;
-    provider.register_redirect_uri(&format!("{PUBLIC}/api/v1/auth/oidc/test/callback"));
+    provider.register_redirect_uri(&format!("{public}/api/v1/auth/oidc/test/callback"));
     let mut auth = test_auth_config();
-    auth.public_url = Some(PUBLIC.to_owned());
+    auth.public_url = Some(public.to_owned());
     auth.signup = signup;
     auth.oidc = vec![OidcProvider {
         name: "test".to_owned(),
@@ -423,6 +427,25 @@ async fn the_pkce_verifier_is_really_sent_and_checked() {
     // With the right challenge the same exchange passes: the verifier Plinth sends matches.
     Tokens::from_resp(&f.sign_in(NextLogin::verified("sub", "a@example.com")).await);
     assert_eq!(f.provider.refusals().len(), 1);
+}
+
+#[tokio::test]
+async fn the_cookie_is_secure_behind_an_https_public_url() {
+    let f = flow_at(Signup::Open, "https://plinth.test").await;
+    let r = f
+        .get(&f.app.url("/api/v1/auth/oidc/test/start"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    let location = r.header("location").expect("a Location");
+    assert!(
+        location.contains(
+            "redirect_uri=https%3A%2F%2Fplinth.test%2Fapi%2Fv1%2Fauth%2Foidc%2Ftest%2Fcallback"
+        ),
+        "{location}"
+    );
+    let cookie = r.header("set-cookie").expect("a cookie");
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert_eq!(r.header("cache-control"), Some("no-store"));
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use rustls::crypto::ring as provider;
 use rustls_pki_types::ServerName;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -18,10 +18,11 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest response read from a provider.
 const MAX_BODY: usize = 256 * 1024;
 
-/// Connects to providers.
-#[derive(Clone)]
+/// Connects to providers. The TLS configuration (the system's roots) is built at the first
+/// `https://` request, so a server without providers never reads the roots for it.
+#[derive(Default)]
 pub(super) struct Http {
-    tls: Option<Arc<tokio_rustls::TlsConnector>>,
+    tls: OnceLock<Option<Arc<tokio_rustls::TlsConnector>>>,
 }
 
 impl std::fmt::Debug for Http {
@@ -30,21 +31,19 @@ impl std::fmt::Debug for Http {
     }
 }
 
-impl Http {
-    pub(super) fn new() -> Self {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        let tls =
-            rustls::ClientConfig::builder_with_provider(Arc::new(provider::default_provider()))
-                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-                .ok()
-                .map(|b| {
-                    let config = b.with_root_certificates(roots).with_no_client_auth();
-                    Arc::new(tokio_rustls::TlsConnector::from(Arc::new(config)))
-                });
-        Self { tls }
-    }
+fn tls_connector() -> Option<Arc<tokio_rustls::TlsConnector>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    rustls::ClientConfig::builder_with_provider(Arc::new(provider::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .ok()
+        .map(|b| {
+            let config = b.with_root_certificates(roots).with_no_client_auth();
+            Arc::new(tokio_rustls::TlsConnector::from(Arc::new(config)))
+        })
+}
 
+impl Http {
     /// `GET url`: the status and body.
     pub(super) async fn get(&self, url: &str) -> Result<(StatusCode, Bytes), String> {
         let req = Request::get(url)
@@ -97,7 +96,11 @@ impl Http {
             .await
             .map_err(|e| format!("connect: {e}"))?;
         if https {
-            let tls = self.tls.as_ref().ok_or("TLS is not available")?;
+            let tls = self
+                .tls
+                .get_or_init(tls_connector)
+                .as_ref()
+                .ok_or("TLS is not available")?;
             let name = ServerName::try_from(host).map_err(|e| e.to_string())?;
             let stream = tls
                 .connect(name, tcp)

@@ -92,7 +92,7 @@ impl Oidc {
     pub(crate) fn new(providers: Vec<OidcProvider>) -> Self {
         Self {
             providers,
-            http: Http::new(),
+            http: Http::default(),
             cache: Mutex::new(HashMap::new()),
         }
     }
