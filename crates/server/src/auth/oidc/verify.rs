@@ -154,3 +154,77 @@ pub(super) fn check(
     }
     Ok(claims)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use serde_json::json;
+
+    fn provider() -> OidcProvider {
+        OidcProvider {
+            name: "t".to_owned(),
+            issuer: "https://issuer.example".to_owned(),
+            client_id: "client".to_owned(),
+            client_secret: "secret".to_owned(),
+            scopes: "openid".to_owned(),
+        }
+    }
+
+    /// The P-256 public key of RFC 7515 appendix A.3, declaring `alg`.
+    fn ec_set(alg: Option<&str>) -> JwkSet {
+        let mut key = json!({
+            "kty": "EC", "crv": "P-256", "kid": "k1",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+        });
+        if let Some(alg) = alg {
+            key["alg"] = json!(alg);
+        }
+        serde_json::from_value(json!({ "keys": [key] })).expect("a key set")
+    }
+
+    fn claims() -> Value {
+        json!({ "iss": "https://issuer.example", "aud": "client", "sub": "s",
+                "exp": 4_000_000_000u64, "nonce": "n" })
+    }
+
+    #[test]
+    fn an_hs256_token_is_refused_whatever_its_secret() {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("k1".to_owned());
+        // Signed with the key's public coordinates as an HMAC secret: the classic confusion.
+        let secret = EncodingKey::from_secret(b"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU");
+        let token = encode(&header, &claims(), &secret).expect("sign");
+        let got = check(&token, &ec_set(None), &provider(), "n");
+        assert_eq!(got.err(), Some(TokenProblem::Algorithm));
+    }
+
+    #[test]
+    fn an_unsigned_token_is_refused() {
+        let part = |v: Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        let token = format!(
+            "{}.{}.",
+            part(json!({ "alg": "none", "kid": "k1" })),
+            part(claims())
+        );
+        assert!(check(&token, &ec_set(None), &provider(), "n").is_err());
+    }
+
+    #[test]
+    fn only_the_algorithm_the_key_declares_among_rs256_and_es256_is_used() {
+        assert_eq!(key_algorithm(&ec_set(None).keys[0]), Some(Algorithm::ES256));
+        assert_eq!(
+            key_algorithm(&ec_set(Some("ES256")).keys[0]),
+            Some(Algorithm::ES256)
+        );
+        assert_eq!(key_algorithm(&ec_set(Some("RS256")).keys[0]), None);
+        assert_eq!(key_algorithm(&ec_set(Some("ES384")).keys[0]), None);
+        let rsa: JwkSet = serde_json::from_value(json!({ "keys": [{
+            "kty": "RSA", "kid": "r", "alg": "RS512", "n": "sXch", "e": "AQAB" }] }))
+        .expect("a key set");
+        assert_eq!(key_algorithm(&rsa.keys[0]), None);
+    }
+}
