@@ -92,6 +92,14 @@ pub enum Event {
     RecoveryCodeUsed,
     /// `auth.recovery_codes_replaced`: a new set of recovery codes voided the old ones.
     RecoveryCodesReplaced,
+    /// `auth.oidc_login`: a sign-in through an OpenID Connect provider (changes: the
+    /// provider's name).
+    OidcLogin,
+    /// `auth.oidc_link`: a provider identity was tied to an account (new or existing).
+    OidcLink,
+    /// `auth.oidc_failed`: an OpenID Connect callback was refused (changes: the provider
+    /// and the reason's class, never token content).
+    OidcFailed,
     /// `account.create`.
     AccountCreate,
     /// `account.password_change`.
@@ -141,6 +149,9 @@ impl Event {
             Self::MfaFailed => "auth.mfa_failed",
             Self::RecoveryCodeUsed => "auth.recovery_code_used",
             Self::RecoveryCodesReplaced => "auth.recovery_codes_replaced",
+            Self::OidcLogin => "auth.oidc_login",
+            Self::OidcLink => "auth.oidc_link",
+            Self::OidcFailed => "auth.oidc_failed",
             Self::AccountCreate => "account.create",
             Self::PasswordChange => "account.password_change",
             Self::EmailChange => "account.email_change",

@@ -43,6 +43,7 @@ pub mod files;
 pub mod flags;
 mod gate;
 pub mod mfa;
+pub mod oidc;
 pub mod postgres;
 pub mod seal;
 mod shared;
@@ -60,6 +61,7 @@ pub use error::StoreError;
 pub use files::{FileStore, NewFile, StoredFile};
 pub use flags::{FlagStore, FlagVersion, NewFlag};
 pub use mfa::{MfaStore, TotpState};
+pub use oidc::{OidcOutcome, OidcRefusal, OidcSignIn, OidcStore, PendingOidcLogin};
 pub use postgres::{PgOptions, PgStore};
 pub use seal::{KeyError, Keyring, Keys, SealedTable};
 pub use sql::reseal::Resealed;
@@ -185,7 +187,7 @@ pub struct Page {
 /// makes a write conditional.
 #[async_trait]
 pub trait Store:
-    AccountStore + MfaStore + FlagStore + FileStore + Send + Sync + std::fmt::Debug
+    AccountStore + MfaStore + OidcStore + FlagStore + FileStore + Send + Sync + std::fmt::Debug
 {
     /// Claims the database for `claim` until the store is closed, or refuses with
     /// [`StoreError::InUse`] when another process's claim excludes it. On PostgreSQL, a

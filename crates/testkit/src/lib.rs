@@ -10,7 +10,9 @@
 //! - [`engine`]: which engine a suite that runs on one engine at a time uses.
 //! - [`tls`]: self-signed certificates and a client that trusts them.
 //! - [`pg_tls`]: a TLS-only PostgreSQL server of a test's own, with a test CA.
+//! - [`oidc`]: a test OpenID provider over HTTP on loopback.
 
+pub mod oidc;
 pub mod pg_tls;
 pub mod tls;
 

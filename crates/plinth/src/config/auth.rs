@@ -134,6 +134,7 @@ impl Config {
             .public_url
             .as_deref()
             .map(|u| u.trim_end_matches('/').to_owned());
+        config.oidc = self.oidc.iter().map(|d| d.provider.clone()).collect();
         Ok(config)
     }
 }

@@ -22,7 +22,7 @@ pub(super) struct FileLayer {
 }
 
 /// Tables of the file that are not settings (read elsewhere).
-const OTHER_TABLES: &[&str] = &["models"];
+const OTHER_TABLES: &[&str] = &["models", "auth.oidc"];
 
 impl FileLayer {
     /// Reads the settings of a config file, refusing keys that are not settings.
@@ -54,7 +54,7 @@ impl FileLayer {
         for (key, value) in table {
             let name = format!("{prefix}{}", key.get_ref());
             let line = line_of(text, key.span().start);
-            if prefix.is_empty() && OTHER_TABLES.contains(&name.as_str()) {
+            if OTHER_TABLES.contains(&name.as_str()) {
                 continue;
             }
             let is_setting = SETTINGS.iter().any(|s| s.key == Some(name.as_str()));

@@ -6,6 +6,7 @@ mod auth;
 mod encryption;
 mod files;
 mod layers;
+mod oidc;
 mod reference;
 mod settings;
 mod value;
@@ -47,6 +48,8 @@ pub(crate) struct Config {
     /// Where the keys sealing personal data come from.
     pub(crate) encryption: EncryptionSource,
     pub(crate) models: Vec<ModelDecl>,
+    /// The OpenID Connect providers (`[[auth.oidc]]`).
+    pub(crate) oidc: Vec<oidc::OidcDecl>,
     /// The validated models.
     pub(crate) schema: Schema,
 }
@@ -110,6 +113,10 @@ impl Config {
             [one] => bail!("{one}"),
             several => bail!("invalid settings:\n  {}", several.join("\n  ")),
         }
+        let oidc = match &path {
+            Some(p) => oidc::parse(p, &text, &settings, &var)?,
+            None => Vec::new(),
+        };
         let key = KeySource::resolve(&settings)?;
         let encryption = EncryptionSource::resolve(&settings)?;
         let decls: Vec<ModelDecl> = models.iter().map(|m| m.get_ref().clone()).collect();
@@ -121,6 +128,7 @@ impl Config {
             key,
             encryption,
             models: decls,
+            oidc,
             schema,
         })
     }
@@ -209,6 +217,7 @@ impl Config {
         for (name, body) in tables {
             top.push_str(&format!("\n[{name}]\n{body}"));
         }
+        top.push_str(&oidc::render(&self.oidc));
         #[derive(Serialize)]
         struct Models<'a> {
             models: &'a [ModelDecl],

@@ -32,6 +32,7 @@ mod counters;
 mod error;
 mod limit;
 mod mfa;
+pub mod oidc;
 mod password;
 mod secret;
 mod stream;
@@ -117,6 +118,8 @@ pub struct AuthConfig {
     /// Whether an admin must have TOTP on to act as one: without it, an admin's access
     /// tokens act as a `user` (API keys are not affected). Off by default.
     pub require_mfa_for_admins: bool,
+    /// The OpenID Connect providers users may sign in with (`[[auth.oidc]]`).
+    pub oidc: Vec<oidc::OidcProvider>,
 }
 
 /// Who may create an account.
@@ -153,6 +156,7 @@ impl AuthConfig {
             signup_domains: Vec::new(),
             public_url: None,
             require_mfa_for_admins: false,
+            oidc: Vec::new(),
         }
     }
 }
@@ -199,6 +203,8 @@ pub struct Auth {
     changes: watch::Sender<u64>,
     /// What streams' checks learned from the store since the last bump.
     rechecked: stream::Rechecked,
+    /// The OpenID Connect client.
+    oidc: oidc::Oidc,
 }
 
 impl Auth {
@@ -216,6 +222,7 @@ impl Auth {
             tickets: Tickets::new(&config.signing_key),
             changes: watch::Sender::new(0),
             rechecked: stream::Rechecked::default(),
+            oidc: oidc::Oidc::new(config.oidc.clone()),
             login_account_addresses: RateLimiter::new(
                 config.login_per_account_address,
                 window,
@@ -245,6 +252,11 @@ impl Auth {
     /// What authentication counted, for `/metrics`.
     pub(crate) fn counters(&self) -> &AuthCounters {
         &self.counters
+    }
+
+    /// The OpenID Connect client.
+    pub(crate) fn oidc(&self) -> &oidc::Oidc {
+        &self.oidc
     }
 
     /// The settings.

@@ -21,6 +21,7 @@ mod files;
 mod flags;
 mod histogram;
 mod mfa;
+mod oidc;
 mod realtime;
 mod sampled;
 mod store;

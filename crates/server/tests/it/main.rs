@@ -36,6 +36,7 @@ mod metrics;
 mod mfa;
 mod middleware;
 mod models;
+mod oidc;
 mod openapi;
 mod openapi_types;
 mod pii;

@@ -33,6 +33,7 @@ mod file_store;
 mod flag_store;
 mod lists;
 mod mfa_store;
+mod oidc_store;
 mod run;
 mod schema;
 mod tls;

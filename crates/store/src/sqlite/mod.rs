@@ -28,6 +28,7 @@ mod file_store;
 mod files;
 mod flag_store;
 mod mfa_store;
+mod oidc_store;
 mod options;
 mod readers;
 mod reads;

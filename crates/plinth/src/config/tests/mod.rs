@@ -465,5 +465,6 @@ fn sqlite_file(c: &Config) -> PathBuf {
     }
 }
 
+mod oidc;
 mod realtime;
 mod table;

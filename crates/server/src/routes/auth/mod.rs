@@ -6,6 +6,7 @@ mod keys;
 mod me;
 mod mfa;
 mod mfa_login;
+mod oidc;
 mod session;
 mod ticket;
 
@@ -36,6 +37,9 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(keys::read_key, keys::revoke_key))
         .routes(routes!(ticket::create_ticket))
+        .routes(routes!(oidc::list_providers))
+        .routes(routes!(oidc::start))
+        .routes(routes!(oidc::callback))
 }
 
 /// A user as the API shows it: never the hash.

@@ -68,6 +68,7 @@ mod flags;
 mod keys;
 mod lists;
 mod mfa;
+mod oidc;
 mod pii;
 mod records;
 mod references;
