@@ -21,6 +21,8 @@
 //!   blind indexes (HMAC-SHA-256).
 //! - `sql` (private): every statement and its outcome logic, written once for both engines
 //!   over a small per-engine adapter (`sql::Exec`).
+//! - [`tokens`]: [`AccountTokenStore`]: one-time account tokens (verification, reset,
+//!   email change), spent in the transaction that applies them.
 //! - [`stats`]: [`EngineStats`], what an engine reports for monitoring (the SQLite
 //!   writer's queue and batches, the PostgreSQL pool).
 //! - [`transfer`]: `plinth export` / `plinth import`: every model and user as JSON lines.
@@ -46,6 +48,7 @@ mod shared;
 mod sql;
 pub mod sqlite;
 pub mod stats;
+pub mod tokens;
 pub mod transfer;
 pub mod versions;
 
@@ -61,6 +64,7 @@ pub use seal::{KeyError, Keyring, Keys, SealedTable};
 pub use sql::reseal::Resealed;
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use stats::EngineStats;
+pub use tokens::{AccountTokenStore, NewAccountToken, TokenPurpose, TokenUse};
 pub use versions::{SchemaStatus, SchemaVersion};
 
 use async_trait::async_trait;
@@ -180,7 +184,8 @@ pub struct Page {
 /// `version` by exactly one and sets `updated_at`; `expected_version` (from `If-Match`)
 /// makes a write conditional.
 #[async_trait]
-pub trait Store: AccountStore + FlagStore + FileStore + Send + Sync + std::fmt::Debug {
+pub trait Store:
+    AccountStore + AccountTokenStore + FlagStore + FileStore + Send + Sync + std::fmt::Debug {
     /// Claims the database for `claim` until the store is closed, or refuses with
     /// [`StoreError::InUse`] when another process's claim excludes it. On PostgreSQL, a
     /// server's own start migration then applies destructive steps only while no other

@@ -23,6 +23,7 @@ mod histogram;
 mod realtime;
 mod sampled;
 mod store;
+mod tokens;
 
 pub(crate) use access::decide;
 pub use access::{MetricsAccess, MetricsToken};

@@ -56,6 +56,8 @@ ops! {
     ChangesAfter = "changes_after", ChangeWindow = "change_window",
     PruneChanges = "prune_changes", FilesOf = "files_of", File = "file",
     FileInUse = "file_in_use", Batch = "batch",
+    SignUp = "sign_up", IssueAccountToken = "issue_account_token",
+    RedeemAccountToken = "redeem_account_token",
 }
 
 /// A label set of one label.

@@ -31,6 +31,7 @@ mod errors;
 mod exec;
 mod file_store;
 mod flag_store;
+mod tokens_store;
 mod lists;
 mod run;
 mod schema;

@@ -2,6 +2,7 @@
 //! appends its audit event (`audit::append_event`) as its transaction's last step.
 
 mod keys;
+pub(crate) mod tokens;
 
 pub(crate) use keys::{create_api_key, find_api_key, list_api_keys, revoke_api_key, touch_api_key};
 

@@ -27,6 +27,7 @@ mod exec;
 mod file_store;
 mod files;
 mod flag_store;
+mod tokens_store;
 mod options;
 mod readers;
 mod reads;
