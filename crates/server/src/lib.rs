@@ -46,6 +46,7 @@ mod fds;
 pub mod files;
 mod flags;
 mod limits;
+pub mod mail;
 mod metrics;
 mod middleware;
 mod openapi;

@@ -44,7 +44,7 @@ use counters::{Failure, Limiter};
 pub use error::AuthError;
 pub use password::HashCost;
 pub use secret::SigningKey;
-pub(crate) use secret::{Digest, REFRESH_PREFIX, new_api_key, new_refresh_token};
+pub(crate) use secret::{Digest, REFRESH_PREFIX, new_api_key, new_refresh_token, random_b64};
 pub use stream::{Standing, StreamAuth};
 pub use ticket::TICKET_TTL;
 
@@ -108,6 +108,15 @@ pub struct AuthConfig {
     /// The address clients reach Plinth at (`https://api.example.com`, no trailing slash),
     /// for links in messages and OpenID Connect redirects; `None`: not configured.
     pub public_url: Option<String>,
+    /// Whether a login needs a verified address (off by default; needs `mail`).
+    pub require_verified_email: bool,
+    /// The SMTP relay messages go through; `None`: no mail (the flows that need it answer
+    /// 503, sign-up still works and leaves addresses unverified).
+    pub mail: Option<crate::mail::MailConfig>,
+    /// How long a verification (or email-change) token lives.
+    pub verify_email_ttl: Duration,
+    /// How long a password-reset token lives.
+    pub password_reset_ttl: Duration,
 }
 
 /// Who may create an account.
@@ -143,6 +152,10 @@ impl AuthConfig {
             signup: Signup::Off,
             signup_domains: Vec::new(),
             public_url: None,
+            require_verified_email: false,
+            mail: None,
+            verify_email_ttl: Duration::from_secs(24 * 3600),
+            password_reset_ttl: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -307,6 +320,11 @@ impl Auth {
     pub(crate) fn ago(&self, by: Duration) -> Timestamp {
         let now = self.clock.now();
         Timestamp::from_system(now.checked_sub(by).unwrap_or(std::time::UNIX_EPOCH))
+    }
+
+    /// The time `by` from now, by this service's clock.
+    pub(crate) fn after(&self, by: Duration) -> Timestamp {
+        Timestamp::from_system(self.clock.now() + by)
     }
 
     /// Sessions (refresh-token families) started at or before this are over.

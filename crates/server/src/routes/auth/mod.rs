@@ -3,7 +3,9 @@
 
 mod keys;
 mod me;
+mod recovery;
 mod session;
+mod signup;
 mod ticket;
 
 use crate::accounts::invalid_fields;
@@ -28,6 +30,13 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(keys::read_key, keys::revoke_key))
         .routes(routes!(ticket::create_ticket))
+        .routes(routes!(signup::signup))
+        .routes(routes!(signup::verify_email))
+        .routes(routes!(signup::resend_verification))
+        .routes(routes!(recovery::request_reset))
+        .routes(routes!(recovery::confirm_reset))
+        .routes(routes!(recovery::request_email_change))
+        .routes(routes!(recovery::confirm_email_change))
 }
 
 /// A user as the API shows it: never the hash.

@@ -1,0 +1,350 @@
+//! Outgoing mail: the SMTP settings ([`MailConfig`]), the messages Plinth sends ([`Mail`])
+//! and the [`Mailer`] that sends them from a background task.
+//!
+//! Layout:
+//! - this file: the settings (parsed from `PLINTH_SMTP_URL`), the bounded queue and the
+//!   task draining it over one SMTP transport;
+//! - `templates`: the built-in plain-text and HTML bodies, an operator's overrides, and
+//!   placeholder filling.
+//!
+//! A request only puts a message on the queue (never waiting for SMTP, so an answer's
+//! timing says nothing about whether mail went); a full queue drops the message. Failures
+//! are logged by kind and counted, never with the body, the address or the token.
+
+mod templates;
+
+pub use templates::TEMPLATE_NAMES;
+
+use lettre::message::{Mailbox, MultiPart, SinglePart, header::ContentType};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How many messages may wait to be sent; past it new ones are dropped (and counted).
+const QUEUE: usize = 256;
+/// The longest one SMTP exchange may take.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How the connection to the SMTP server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// `smtps://`: TLS from the first byte (port 465 by default).
+    Wrapper,
+    /// `tls=required`: STARTTLS, refusing a server without it (port 587 by default).
+    Required,
+    /// `tls=opportunistic`: STARTTLS when the server offers it.
+    Opportunistic,
+    /// `tls=none`: plain text (loopback relays and tests; refused elsewhere in production).
+    None,
+}
+
+/// SMTP settings: where to send and as whom.
+#[derive(Clone)]
+pub struct MailConfig {
+    /// The relay's host name or address.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// How the connection is protected.
+    pub tls: SmtpTls,
+    /// User and password, when the relay wants them.
+    credentials: Option<(String, String)>,
+    /// The sender, `Name <address>` or an address.
+    pub from: String,
+    /// A directory of operator templates overriding the built-in ones.
+    pub templates_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for MailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("credentials", &self.credentials.as_ref().map(|_| "****"))
+            .field("from", &self.from)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MailConfig {
+    /// Reads `smtp://[user[:password]@]host[:port][?tls=required|opportunistic|none]` or
+    /// `smtps://…`. Without `tls`, `smtp://` to a loopback host is plain and to any other
+    /// host `required`. The error never repeats the URL (it may hold a password).
+    pub fn parse(url: &str, from: &str) -> Result<Self, String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("is not a URL ({e})"))?;
+        let host = parsed
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or("has no host")?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let mut tls_param = None;
+        for (k, v) in parsed.query_pairs() {
+            match &*k {
+                "tls" => tls_param = Some(v.into_owned()),
+                other => return Err(format!("has an unknown parameter {other:?} (only tls)")),
+            }
+        }
+        let tls = match (parsed.scheme(), tls_param.as_deref()) {
+            ("smtps", None) => SmtpTls::Wrapper,
+            ("smtp", Some("required")) => SmtpTls::Required,
+            ("smtp", Some("opportunistic")) => SmtpTls::Opportunistic,
+            ("smtp", Some("none")) => SmtpTls::None,
+            ("smtp", None) if is_loopback(&host) => SmtpTls::None,
+            ("smtp", None) => SmtpTls::Required,
+            ("smtp", Some(other)) => {
+                return Err(format!(
+                    "has tls={other:?}; use required, opportunistic or none"
+                ));
+            }
+            ("smtps", Some(_)) => return Err("smtps:// takes no tls parameter".to_owned()),
+            (other, _) => {
+                return Err(format!("has scheme {other:?}; use smtp:// or smtps://"));
+            }
+        };
+        let port = parsed.port().unwrap_or(match tls {
+            SmtpTls::Wrapper => 465,
+            SmtpTls::Required | SmtpTls::Opportunistic => 587,
+            SmtpTls::None => 25,
+        });
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .map(|c| c.into_owned())
+                .map_err(|_| "has a user or password that is not UTF-8".to_owned())
+        };
+        let credentials = match (parsed.username(), parsed.password()) {
+            ("", None) => None,
+            (user, password) => Some((decode(user)?, decode(password.unwrap_or(""))?)),
+        };
+        let from = from.trim();
+        from.parse::<Mailbox>()
+            .map_err(|_| "PLINTH_SMTP_FROM is not an address such as \"Plinth <no-reply@example.com>\"".to_owned())?;
+        Ok(Self {
+            host,
+            port,
+            tls,
+            credentials,
+            from: from.to_owned(),
+            templates_dir: None,
+        })
+    }
+
+    /// Whether the relay is on this machine (plain SMTP to it crosses no network).
+    pub fn is_loopback(&self) -> bool {
+        is_loopback(&self.host)
+    }
+
+    fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, lettre::transport::smtp::Error> {
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&self.host)
+            .port(self.port)
+            .timeout(Some(SMTP_TIMEOUT));
+        let params = || TlsParameters::new(self.host.clone());
+        builder = match self.tls {
+            SmtpTls::Wrapper => builder.tls(Tls::Wrapper(params()?)),
+            SmtpTls::Required => builder.tls(Tls::Required(params()?)),
+            SmtpTls::Opportunistic => builder.tls(Tls::Opportunistic(params()?)),
+            SmtpTls::None => builder.tls(Tls::None),
+        };
+        if let Some((user, password)) = &self.credentials {
+            builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+        }
+        Ok(builder.build())
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|a| a.is_loopback())
+}
+
+/// Which message to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailKind {
+    /// A token proving the address (after sign-up, or asked again).
+    VerifyEmail,
+    /// A token setting a new password.
+    PasswordReset,
+    /// A token confirming a new address, sent to it.
+    EmailChange,
+    /// To the old address: a change to another address was asked for.
+    EmailChangeNotice,
+    /// To an address someone tried to sign up (or move an account) with, that already has
+    /// an account.
+    SignupExists,
+}
+
+impl MailKind {
+    /// The template's file name without its extension, also the label of logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::VerifyEmail => "verify_email",
+            Self::PasswordReset => "password_reset",
+            Self::EmailChange => "email_change",
+            Self::EmailChangeNotice => "email_change_notice",
+            Self::SignupExists => "signup_exists",
+        }
+    }
+}
+
+/// A message to send: never logged (it holds an address and maybe a token).
+#[derive(Clone)]
+pub struct Mail {
+    /// What it is.
+    pub kind: MailKind,
+    /// The recipient.
+    pub to: String,
+    /// The token it carries, if any.
+    pub token: Option<String>,
+    /// How long the token lives, in minutes.
+    pub minutes: u64,
+}
+
+impl std::fmt::Debug for Mail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mail")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the mailer counted (for logs and tests).
+#[derive(Debug, Default)]
+pub struct MailCounters {
+    /// Messages the relay accepted.
+    pub sent: AtomicU64,
+    /// Messages that could not be built or sent.
+    pub failed: AtomicU64,
+    /// Messages dropped because the queue was full.
+    pub dropped: AtomicU64,
+}
+
+/// Sends [`Mail`] from a background task; `None` config: mail is off.
+#[derive(Debug)]
+pub struct Mailer {
+    config: Option<Arc<MailConfig>>,
+    public_url: Option<String>,
+    queue: OnceLock<mpsc::Sender<Mail>>,
+    counters: Arc<MailCounters>,
+}
+
+impl Mailer {
+    /// A mailer for `config`; links point at `public_url`. The task starts with the first
+    /// message.
+    pub fn new(config: Option<MailConfig>, public_url: Option<String>) -> Self {
+        Self {
+            config: config.map(Arc::new),
+            public_url,
+            queue: OnceLock::new(),
+            counters: Arc::default(),
+        }
+    }
+
+    /// Whether SMTP is configured.
+    pub fn enabled(&self) -> bool {
+        self.config.is_some()
+    }
+
+    /// What was counted.
+    pub fn counters(&self) -> &MailCounters {
+        &self.counters
+    }
+
+    /// Queues `mail` without waiting; dropped (and counted) when mail is off or the queue
+    /// is full. Must run inside the tokio runtime.
+    pub fn send(&self, mail: Mail) {
+        let Some(config) = &self.config else {
+            return;
+        };
+        let queue = self.queue.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            tokio::spawn(run(
+                Arc::clone(config),
+                self.public_url.clone(),
+                rx,
+                Arc::clone(&self.counters),
+            ));
+            tx
+        });
+        if queue.try_send(mail).is_err() {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(target: "plinth::mail", "the mail queue is full; a message was dropped");
+        }
+    }
+}
+
+/// The task: one message at a time over one transport.
+async fn run(
+    config: Arc<MailConfig>,
+    public_url: Option<String>,
+    mut rx: mpsc::Receiver<Mail>,
+    counters: Arc<MailCounters>,
+) {
+    let transport = match config.transport() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(target: "plinth::mail", error = %e, "cannot set up SMTP; mail is not sent");
+            while rx.recv().await.is_some() {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+    };
+    while let Some(mail) = rx.recv().await {
+        let kind = mail.kind.name();
+        let outcome = match build(&config, public_url.as_deref(), &mail).await {
+            Ok(message) => transport.send(message).await.map(|_| ()).map_err(|e| {
+                // lettre's error names the SMTP reply or the connection problem, never the
+                // message.
+                e.to_string()
+            }),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(()) => {
+                counters.sent.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(target: "plinth::mail", kind, "mail sent");
+            }
+            Err(error) => {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(target: "plinth::mail", kind, error = %error, "mail not sent");
+            }
+        }
+    }
+}
+
+/// The message: a plain-text and an HTML part from the templates.
+async fn build(config: &MailConfig, public_url: Option<&str>, mail: &Mail) -> Result<Message, String> {
+    let body = templates::render(config.templates_dir.as_deref(), public_url, mail).await;
+    let from: Mailbox = config.from.parse().map_err(|_| "bad sender".to_owned())?;
+    let to: Mailbox = mail.to.parse().map_err(|_| "bad recipient".to_owned())?;
+    Message::builder()
+        .from(from)
+        .to(to)
+        .subject(body.subject)
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(text_part(body.text))
+                .singlepart(SinglePart::html(body.html)),
+        )
+        .map_err(|_| "cannot build the message".to_owned())
+}
+
+/// The plain-text part: 7bit when it is plain ASCII (so the `token:` line reads as sent),
+/// else whatever encoding lettre picks.
+fn text_part(text: String) -> SinglePart {
+    use lettre::message::header::ContentTransferEncoding;
+    let builder = || SinglePart::builder().header(ContentType::TEXT_PLAIN);
+    match lettre::message::Body::new_with_encoding(text, ContentTransferEncoding::SevenBit) {
+        Ok(body) => builder().body(body),
+        Err(text) => builder().body(text),
+    }
+}
