@@ -47,6 +47,7 @@ fn bad_refresh() -> ApiError {
         (status = 200, description = "a token pair", body = TokenPair),
         (status = 400, description = "a missing, unknown or non-string field, or an email too long"),
         (status = 401, description = "a wrong email or password (the same answer for both)"),
+        (status = 403, description = "the password was right, but the address must be verified first (a new verification message is mailed)"),
         (status = 429, description = "too many failed logins; see Retry-After"),
     ))]
 #[tracing::instrument(skip_all)]
@@ -124,6 +125,9 @@ pub(crate) async fn complete_login(
     user: &User,
     method: &'static str,
 ) -> Result<Reply, ApiError> {
+    if state.auth().config().require_verified_email && user.email_verified_at.is_none() {
+        return Err(super::signup::unverified(state, &ctx, user, method).await);
+    }
     tracing::info!(target: "plinth::security", event = "login", user_id = %user.id, via = method, "login");
     let ctx = WriteCtx {
         actor: Principal::user(user.id, user.role),

@@ -339,3 +339,42 @@ pub(super) async fn resend_verification(
     });
     pending()
 }
+
+/// The refusal of a login (by any method) to an account whose address is not verified
+/// while `auth.require_verified_email` is on; a new verification token is mailed, so the
+/// owner, who just proved the password, can finish.
+pub(super) async fn unverified(
+    state: &AppState,
+    ctx: &WriteCtx,
+    user: &User,
+    method: &'static str,
+) -> ApiError {
+    tracing::warn!(target: "plinth::security", event = "login_unverified", request_id = %ctx.request_id, user_id = %user.id, via = method, "login refused: the address is not verified");
+    let ttl = state.auth().config().verify_email_ttl;
+    let ctx = WriteCtx {
+        actor: plinth_core::Principal::user(user.id, user.role),
+        ..ctx.clone()
+    };
+    let issued = match new_token(state, TokenPurpose::VerifyEmail, user.id, None, ttl) {
+        Ok((token, stored)) => state
+            .store()
+            .issue_account_token(&ctx, stored)
+            .await
+            .map(|()| token)
+            .map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    match issued {
+        Ok(token) => state.mailer().send(Mail {
+            kind: MailKind::VerifyEmail,
+            to: user.email.clone(),
+            token: Some(token),
+            minutes: minutes(ttl),
+        }),
+        Err(e) => return e,
+    }
+    ApiError::new(
+        ErrorCode::Forbidden,
+        "the email address is not verified yet: a new verification message is on its way",
+    )
+}
