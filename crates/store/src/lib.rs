@@ -185,7 +185,8 @@ pub struct Page {
 /// makes a write conditional.
 #[async_trait]
 pub trait Store:
-    AccountStore + AccountTokenStore + FlagStore + FileStore + Send + Sync + std::fmt::Debug {
+    AccountStore + AccountTokenStore + FlagStore + FileStore + Send + Sync + std::fmt::Debug
+{
     /// Claims the database for `claim` until the store is closed, or refuses with
     /// [`StoreError::InUse`] when another process's claim excludes it. On PostgreSQL, a
     /// server's own start migration then applies destructive steps only while no other

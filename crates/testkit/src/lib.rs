@@ -10,8 +10,10 @@
 //! - [`engine`]: which engine a suite that runs on one engine at a time uses.
 //! - [`tls`]: self-signed certificates and a client that trusts them.
 //! - [`pg_tls`]: a TLS-only PostgreSQL server of a test's own, with a test CA.
+//! - [`smtp`]: an SMTP server on loopback that keeps what it is sent ([`smtp::SmtpSink`]).
 
 pub mod pg_tls;
+pub mod smtp;
 pub mod tls;
 
 use std::io::Write;

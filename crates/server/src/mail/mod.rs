@@ -126,8 +126,10 @@ impl MailConfig {
             (user, password) => Some((decode(user)?, decode(password.unwrap_or(""))?)),
         };
         let from = from.trim();
-        from.parse::<Mailbox>()
-            .map_err(|_| "PLINTH_SMTP_FROM is not an address such as \"Plinth <no-reply@example.com>\"".to_owned())?;
+        from.parse::<Mailbox>().map_err(|_| {
+            "PLINTH_SMTP_FROM is not an address such as \"Plinth <no-reply@example.com>\""
+                .to_owned()
+        })?;
         Ok(Self {
             host,
             port,
@@ -143,7 +145,9 @@ impl MailConfig {
         is_loopback(&self.host)
     }
 
-    fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, lettre::transport::smtp::Error> {
+    fn transport(
+        &self,
+    ) -> Result<AsyncSmtpTransport<Tokio1Executor>, lettre::transport::smtp::Error> {
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&self.host)
             .port(self.port)
             .timeout(Some(SMTP_TIMEOUT));
@@ -162,8 +166,7 @@ impl MailConfig {
 }
 
 fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|a| a.is_loopback())
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|a| a.is_loopback())
 }
 
 /// Which message to send.
@@ -322,7 +325,11 @@ async fn run(
 }
 
 /// The message: a plain-text and an HTML part from the templates.
-async fn build(config: &MailConfig, public_url: Option<&str>, mail: &Mail) -> Result<Message, String> {
+async fn build(
+    config: &MailConfig,
+    public_url: Option<&str>,
+    mail: &Mail,
+) -> Result<Message, String> {
     let body = templates::render(config.templates_dir.as_deref(), public_url, mail).await;
     let from: Mailbox = config.from.parse().map_err(|_| "bad sender".to_owned())?;
     let to: Mailbox = mail.to.parse().map_err(|_| "bad recipient".to_owned())?;
@@ -338,13 +345,22 @@ async fn build(config: &MailConfig, public_url: Option<&str>, mail: &Mail) -> Re
         .map_err(|_| "cannot build the message".to_owned())
 }
 
-/// The plain-text part: 7bit when it is plain ASCII (so the `token:` line reads as sent),
-/// else whatever encoding lettre picks.
+/// The plain-text part: sent as it is (7bit, CRLF lines) when it is plain ASCII with lines
+/// of at most 998 bytes, so the `token:` line reads exactly as written; else (an operator's
+/// non-ASCII template) in whatever encoding lettre picks.
 fn text_part(text: String) -> SinglePart {
+    use lettre::message::Body;
     use lettre::message::header::ContentTransferEncoding;
-    let builder = || SinglePart::builder().header(ContentType::TEXT_PLAIN);
-    match lettre::message::Body::new_with_encoding(text, ContentTransferEncoding::SevenBit) {
-        Ok(body) => builder().body(body),
-        Err(text) => builder().body(text),
+    let builder = SinglePart::builder().header(ContentType::TEXT_PLAIN);
+    let plain =
+        text.is_ascii() && !text.contains(['\0', '\r']) && text.lines().all(|l| l.len() <= 998);
+    if plain {
+        let crlf = text.lines().collect::<Vec<_>>().join("\r\n") + "\r\n";
+        builder.body(Body::dangerous_pre_encoded(
+            crlf.into_bytes(),
+            ContentTransferEncoding::SevenBit,
+        ))
+    } else {
+        builder.body(Body::new(text))
     }
 }

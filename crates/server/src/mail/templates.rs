@@ -72,8 +72,12 @@ async fn operator(dir: Option<&Path>, name: &str, ext: &str) -> Option<String> {
 pub(super) async fn render(dir: Option<&Path>, public_url: Option<&str>, mail: &Mail) -> Body {
     let (subject, text, html) = builtin(mail.kind);
     let name = mail.kind.name();
-    let text = operator(dir, name, "txt").await.unwrap_or_else(|| text.to_owned());
-    let html = operator(dir, name, "html").await.unwrap_or_else(|| html.to_owned());
+    let text = operator(dir, name, "txt")
+        .await
+        .unwrap_or_else(|| text.to_owned());
+    let html = operator(dir, name, "html")
+        .await
+        .unwrap_or_else(|| html.to_owned());
     let token = mail.token.as_deref().unwrap_or("");
     let link = match (public_url, link_path(mail.kind), &mail.token) {
         (Some(base), Some(path), Some(t)) => format!("{base}{path}?token={t}"),
@@ -86,7 +90,11 @@ pub(super) async fn render(dir: Option<&Path>, public_url: Option<&str>, mail: &
         minutes: &mail.minutes.to_string(),
     };
     let mut text = fill(&text, &values, |s| s.to_owned());
-    if !token.is_empty() && !text.lines().any(|l| l.trim_end() == format!("token: {token}")) {
+    if !token.is_empty()
+        && !text
+            .lines()
+            .any(|l| l.trim_end() == format!("token: {token}"))
+    {
         text.push_str(&format!("\ntoken: {token}\n"));
     }
     Body {
@@ -152,20 +160,35 @@ mod tests {
 
     #[tokio::test]
     async fn the_token_line_and_the_link() {
-        let b = render(None, Some("https://x.example"), &mail(MailKind::PasswordReset)).await;
+        let b = render(
+            None,
+            Some("https://x.example"),
+            &mail(MailKind::PasswordReset),
+        )
+        .await;
         assert!(b.text.lines().any(|l| l == "token: tok123"), "{}", b.text);
-        assert!(b.text.contains("https://x.example/reset-password?token=tok123"));
+        assert!(
+            b.text
+                .contains("https://x.example/reset-password?token=tok123")
+        );
         assert!(b.html.contains("a&amp;b@example.com"), "{}", b.html);
         let b = render(None, None, &mail(MailKind::VerifyEmail)).await;
-        assert!(!b.text.contains("{{link}}") && !b.text.contains("?token="), "{}", b.text);
+        assert!(
+            !b.text.contains("{{link}}") && !b.text.contains("?token="),
+            "{}",
+            b.text
+        );
         assert!(b.text.lines().any(|l| l == "token: tok123"));
     }
 
     #[tokio::test]
     async fn an_operator_template_overrides_and_keeps_the_token_line() {
         let dir = tempfile::tempdir().expect("dir");
-        std::fs::write(dir.path().join("verify_email.txt"), "Hi {{email}} <{{minutes}}>\n")
-            .expect("write");
+        std::fs::write(
+            dir.path().join("verify_email.txt"),
+            "Hi {{email}} <{{minutes}}>\n",
+        )
+        .expect("write");
         std::fs::write(dir.path().join("verify_email.html"), "<b>{{email}}</b>").expect("write");
         let b = render(Some(dir.path()), None, &mail(MailKind::VerifyEmail)).await;
         assert!(b.text.starts_with("Hi a&b@example.com <30>"), "{}", b.text);

@@ -31,11 +31,11 @@ mod errors;
 mod exec;
 mod file_store;
 mod flag_store;
-mod tokens_store;
 mod lists;
 mod run;
 mod schema;
 mod tls;
+mod tokens_store;
 
 use crate::ReadFrom;
 use crate::backup::{BackupError, Restored, Taken};

@@ -15,10 +15,8 @@ impl AccountTokenStore for PgStore {
         user: NewUser,
         token: Option<NewAccountToken>,
     ) -> Result<User, StoreError> {
-        self.in_tx(async |tx| {
-            tokens::sign_up(tx, self.by(ctx), user.clone(), token.clone()).await
-        })
-        .await
+        self.in_tx(async |tx| tokens::sign_up(tx, self.by(ctx), user.clone(), token.clone()).await)
+            .await
     }
 
     async fn issue_account_token(

@@ -27,11 +27,11 @@ mod exec;
 mod file_store;
 mod files;
 mod flag_store;
-mod tokens_store;
 mod options;
 mod readers;
 mod reads;
 mod schema;
+mod tokens_store;
 mod writer;
 
 use crate::backup::{BackupError, Restored, Taken};

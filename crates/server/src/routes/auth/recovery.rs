@@ -8,7 +8,7 @@
 
 use super::session::guest;
 use super::signup::{
-    email_field, minutes, new_token, pending, redeem, require_mail, throttle, Pending, TokenBody,
+    Pending, TokenBody, email_field, minutes, new_token, pending, redeem, require_mail, throttle,
 };
 use super::{BodyFields, UserJson};
 use crate::error::ApiError;
@@ -181,7 +181,14 @@ pub(super) async fn request_email_change(
         return Err(ApiError::invalid("body", "email and password are required"));
     };
     let account = user.email.to_lowercase();
-    throttle(&state, &ctx, &account, &address, "/api/v1/auth/email-change").await?;
+    throttle(
+        &state,
+        &ctx,
+        &account,
+        &address,
+        "/api/v1/auth/email-change",
+    )
+    .await?;
     if !state
         .auth()
         .verify_password(Some(&user.password_hash), password)
@@ -193,7 +200,10 @@ pub(super) async fn request_email_change(
             changes: json!({}),
         };
         state.store().audit_event(&ctx, event).await?;
-        return Err(ApiError::invalid("password", "is not the account's password"));
+        return Err(ApiError::invalid(
+            "password",
+            "is not the account's password",
+        ));
     }
     state.auth().login_succeeded(&account, &address);
     let ttl = state.auth().config().verify_email_ttl;
@@ -261,7 +271,13 @@ pub(super) async fn confirm_email_change(
     let token = fields.required("token");
     fields.finish()?;
     let ctx = guest(&request_id, &address);
-    let user = redeem(&state, &ctx, token.unwrap_or_default(), TokenUse::ChangeEmail).await?;
+    let user = redeem(
+        &state,
+        &ctx,
+        token.unwrap_or_default(),
+        TokenUse::ChangeEmail,
+    )
+    .await?;
     tracing::info!(target: "plinth::security", event = "email_changed", request_id = %request_id, user_id = %user.id, "an address change was confirmed; every session ended");
     Reply::data(&UserJson::from(&user))
 }

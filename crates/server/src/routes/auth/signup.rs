@@ -20,8 +20,7 @@ use axum::http::StatusCode;
 use plinth_core::auth::{EMAIL_MAX_BYTES, Email, check_password};
 use plinth_core::{ErrorCode, Role};
 use plinth_store::{
-    AuditEvent, Event, NewAccountToken, NewUser, StoreError, TokenPurpose, TokenUse, User,
-    WriteCtx,
+    AuditEvent, Event, NewAccountToken, NewUser, StoreError, TokenPurpose, TokenUse, User, WriteCtx,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -73,7 +72,10 @@ pub(super) fn require_mail(state: &AppState) -> Result<(), ApiError> {
 
 /// The answer to a token that is unknown, spent, voided, expired, or for something else.
 pub(super) fn bad_token() -> ApiError {
-    ApiError::invalid("token", "is not a valid token: unknown, already used, or expired")
+    ApiError::invalid(
+        "token",
+        "is not a valid token: unknown, already used, or expired",
+    )
 }
 
 /// The longest token looked up (a real one has 43 characters).
@@ -205,8 +207,7 @@ pub(super) async fn signup(
     let email = email_field(&mut fields, email);
     if let Some(e) = &email {
         let domain = e.normalized().rsplit_once('@').map_or("", |(_, d)| d);
-        if !config.signup_domains.is_empty() && !config.signup_domains.iter().any(|d| d == domain)
-        {
+        if !config.signup_domains.is_empty() && !config.signup_domains.iter().any(|d| d == domain) {
             fields.reject("email", "sign-up does not accept addresses of this domain");
         }
     }
@@ -254,7 +255,9 @@ pub(super) async fn signup(
                     None
                 }
                 // Taken between the lookup and the write: as if taken before.
-                Err(StoreError::Conflict { .. }) => state.store().find_user_by_email(&email).await?,
+                Err(StoreError::Conflict { .. }) => {
+                    state.store().find_user_by_email(&email).await?
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -298,7 +301,13 @@ pub(super) async fn verify_email(
     let token = fields.required("token");
     fields.finish()?;
     let ctx = guest(&request_id, &address);
-    let user = redeem(&state, &ctx, token.unwrap_or_default(), TokenUse::VerifyEmail).await?;
+    let user = redeem(
+        &state,
+        &ctx,
+        token.unwrap_or_default(),
+        TokenUse::VerifyEmail,
+    )
+    .await?;
     tracing::info!(target: "plinth::security", event = "email_verified", request_id = %request_id, user_id = %user.id, "an address was verified");
     Reply::data(&UserJson::from(&user))
 }
