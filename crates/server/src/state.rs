@@ -94,9 +94,9 @@ impl AppState {
         ryow_window: Duration,
         query_limits: QueryLimits,
     ) -> Self {
-        let metrics = Arc::new(Metrics::new(auth.counters()));
         let mailer =
             crate::mail::Mailer::new(auth.config().mail.clone(), auth.config().public_url.clone());
+        let metrics = Arc::new(Metrics::new(auth.counters(), mailer.counters()));
         // Every store call is timed here, once, whoever makes it.
         let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store, &metrics));
         Self(Arc::new(Inner {

@@ -19,9 +19,11 @@ use lettre::message::{Mailbox, MultiPart, SinglePart, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -219,15 +221,33 @@ impl std::fmt::Debug for Mail {
     }
 }
 
-/// What the mailer counted (for logs and tests).
-#[derive(Debug, Default)]
-pub struct MailCounters {
-    /// Messages the relay accepted.
-    pub sent: AtomicU64,
-    /// Messages that could not be built or sent.
-    pub failed: AtomicU64,
-    /// Messages dropped because the queue was full.
-    pub dropped: AtomicU64,
+/// What the mailer counted, shown on `/metrics` as `plinth_mail_messages_total`, by
+/// `outcome`: `sent` (the relay accepted it), `failed` (it could not be built or sent),
+/// `dropped` (the queue was full).
+#[derive(Debug, Clone, Default)]
+pub struct MailCounters(Family<[(&'static str, &'static str); 1], Counter>);
+
+impl MailCounters {
+    fn count(&self, outcome: &'static str) {
+        self.0.get_or_create(&[("outcome", outcome)]).inc();
+    }
+
+    /// How many messages ended with `outcome`.
+    pub fn get(&self, outcome: &'static str) -> u64 {
+        self.0.get_or_create(&[("outcome", outcome)]).get()
+    }
+
+    /// Registers the counter.
+    pub(crate) fn register(&self, registry: &mut Registry) {
+        for outcome in ["sent", "failed", "dropped"] {
+            drop(self.0.get_or_create(&[("outcome", outcome)]));
+        }
+        registry.register(
+            "plinth_mail_messages",
+            "Account mail messages, by outcome",
+            self.0.clone(),
+        );
+    }
 }
 
 /// Sends [`Mail`] from a background task; `None` config: mail is off.
@@ -236,7 +256,7 @@ pub struct Mailer {
     config: Option<Arc<MailConfig>>,
     public_url: Option<String>,
     queue: OnceLock<mpsc::Sender<Mail>>,
-    counters: Arc<MailCounters>,
+    counters: MailCounters,
 }
 
 impl Mailer {
@@ -247,7 +267,7 @@ impl Mailer {
             config: config.map(Arc::new),
             public_url,
             queue: OnceLock::new(),
-            counters: Arc::default(),
+            counters: MailCounters::default(),
         }
     }
 
@@ -273,12 +293,12 @@ impl Mailer {
                 Arc::clone(config),
                 self.public_url.clone(),
                 rx,
-                Arc::clone(&self.counters),
+                self.counters.clone(),
             ));
             tx
         });
         if queue.try_send(mail).is_err() {
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            self.counters.count("dropped");
             tracing::warn!(target: "plinth::mail", "the mail queue is full; a message was dropped");
         }
     }
@@ -289,14 +309,14 @@ async fn run(
     config: Arc<MailConfig>,
     public_url: Option<String>,
     mut rx: mpsc::Receiver<Mail>,
-    counters: Arc<MailCounters>,
+    counters: MailCounters,
 ) {
     let transport = match config.transport() {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(target: "plinth::mail", error = %e, "cannot set up SMTP; mail is not sent");
             while rx.recv().await.is_some() {
-                counters.failed.fetch_add(1, Ordering::Relaxed);
+                counters.count("failed");
             }
             return;
         }
@@ -313,11 +333,11 @@ async fn run(
         };
         match outcome {
             Ok(()) => {
-                counters.sent.fetch_add(1, Ordering::Relaxed);
+                counters.count("sent");
                 tracing::debug!(target: "plinth::mail", kind, "mail sent");
             }
             Err(error) => {
-                counters.failed.fetch_add(1, Ordering::Relaxed);
+                counters.count("failed");
                 tracing::warn!(target: "plinth::mail", kind, error = %error, "mail not sent");
             }
         }

@@ -68,7 +68,7 @@ pub(crate) struct Metrics {
 
 impl Metrics {
     /// Registers every metric; `auth`'s counters are shown as they are.
-    pub(crate) fn new(auth: &AuthCounters) -> Self {
+    pub(crate) fn new(auth: &AuthCounters, mail: &crate::mail::MailCounters) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -91,6 +91,7 @@ impl Metrics {
         let store = store::StoreOps::register(&mut registry);
         let realtime = RealtimeMetrics::register(&mut registry);
         auth.register(&mut registry);
+        mail.register(&mut registry);
         let build = Family::<[(&'static str, &'static str); 1], Gauge>::default();
         build
             .get_or_create(&[("version", env!("CARGO_PKG_VERSION"))])

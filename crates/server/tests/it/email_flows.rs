@@ -384,3 +384,53 @@ async fn a_token_of_another_user_changes_only_its_own_account() {
     app.login_ok("grace@example.com", PASSWORD).await;
     app.me(Some(&grace.access)).await.data(StatusCode::OK);
 }
+
+/// Waits up to 10 s for the mailer's `outcome` count to reach `n`.
+async fn mail_count(app: &TestApp, outcome: &'static str, n: u64) {
+    let counters = app.state.mailer().counters();
+    for _ in 0..200 {
+        if counters.get(outcome) >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{outcome}: {} messages, not {n}", counters.get(outcome));
+}
+
+#[tokio::test]
+async fn a_relay_that_is_down_changes_no_answer_and_is_counted() {
+    // A port nothing listens on: the sink is started and dropped.
+    let (app, sink) = mail_app(|_| {}).await;
+    let port = sink.port();
+    drop(sink);
+    drop(app);
+    let (app, _live) = mail_app(|a| {
+        a.mail = Some(
+            plinth_server::mail::MailConfig::parse(
+                &format!("smtp://127.0.0.1:{port}"),
+                "a@example.com",
+            )
+            .expect("mail settings"),
+        );
+    })
+    .await;
+    app.user("ada@example.com").await;
+    ask_reset(&app, "ada@example.com").await;
+    mail_count(&app, "failed", 1).await;
+    assert_eq!(app.state.mailer().counters().get("sent"), 0);
+    let metrics = app.call_as(Method::GET, "/metrics", None, None).await;
+    let text = String::from_utf8_lossy(&metrics.raw);
+    assert!(
+        text.contains("plinth_mail_messages_total{outcome=\"failed\"} 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn sent_messages_are_counted() {
+    let (app, sink) = mail_app(|_| {}).await;
+    app.user("ada@example.com").await;
+    ask_reset(&app, "ada@example.com").await;
+    mail_to(&sink, "ada@example.com").await;
+    mail_count(&app, "sent", 1).await;
+}
