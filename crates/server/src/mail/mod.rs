@@ -324,11 +324,11 @@ async fn run(
     while let Some(mail) = rx.recv().await {
         let kind = mail.kind.name();
         let outcome = match build(&config, public_url.as_deref(), &mail).await {
-            Ok(message) => transport.send(message).await.map(|_| ()).map_err(|e| {
-                // lettre's error names the SMTP reply or the connection problem, never the
-                // message.
-                e.to_string()
-            }),
+            Ok(message) => transport
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| describe(&e)),
             Err(e) => Err(e),
         };
         match outcome {
@@ -341,6 +341,28 @@ async fn run(
                 tracing::warn!(target: "plinth::mail", kind, error = %error, "mail not sent");
             }
         }
+    }
+}
+
+/// What went wrong with a send, without the relay's reply text (which may quote the
+/// recipient): the kind of failure and the SMTP status code.
+fn describe(e: &lettre::transport::smtp::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_tls() {
+        "TLS failed"
+    } else if e.is_permanent() {
+        "refused permanently by the relay"
+    } else if e.is_transient() {
+        "refused for now by the relay"
+    } else if e.is_client() {
+        "a client error"
+    } else {
+        "cannot reach or talk to the relay"
+    };
+    match e.status() {
+        Some(code) => format!("{kind} (SMTP {code})"),
+        None => kind.to_owned(),
     }
 }
 

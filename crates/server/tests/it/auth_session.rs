@@ -216,7 +216,15 @@ async fn me_shows_the_account_and_never_a_secret() {
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["created_at", "email", "id", "role", "updated_at", "version"]
+        [
+            "created_at",
+            "email",
+            "email_verified",
+            "id",
+            "role",
+            "updated_at",
+            "version"
+        ]
     );
     let text = String::from_utf8_lossy(&r.raw).to_lowercase();
     assert!(

@@ -369,3 +369,26 @@ async fn resending_a_verification_needs_the_account_and_an_unverified_address() 
         .await;
     assert_error(&r, StatusCode::CONFLICT, "CONFLICT");
 }
+
+#[tokio::test]
+async fn resending_is_rate_limited_like_login() {
+    let (app, sink) = mail_app(|a| a.login_per_account_address = 3).await;
+    app.user("ada@example.com").await;
+    let tokens = app.login_ok("ada@example.com", PASSWORD).await;
+    let resend = || {
+        app.call_as(
+            Method::POST,
+            "/api/v1/auth/verify-email/resend",
+            Some(&tokens.access),
+            None,
+        )
+    };
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        answers.push(resend().await);
+    }
+    assert_pending(&answers[0]);
+    let last = answers.last().expect("answers");
+    assert_error(last, StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED");
+    mail_to(&sink, "ada@example.com").await;
+}

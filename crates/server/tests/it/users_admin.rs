@@ -21,7 +21,15 @@ fn assert_user_shape(user: &Value) {
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["created_at", "email", "id", "role", "updated_at", "version"],
+        [
+            "created_at",
+            "email",
+            "email_verified",
+            "id",
+            "role",
+            "updated_at",
+            "version"
+        ],
         "{user}"
     );
 }

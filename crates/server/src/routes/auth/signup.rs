@@ -320,6 +320,7 @@ pub(super) async fn verify_email(
         (status = 202, description = "a new token is on its way", body = Pending),
         (status = 401, description = "no credential, or a bad one"),
         (status = 409, description = "the address is already verified"),
+        (status = 429, description = "asked too often; see Retry-After"),
         (status = 503, description = "email is not configured"),
     ))]
 #[tracing::instrument(skip_all)]
@@ -336,6 +337,11 @@ pub(super) async fn resend_verification(
             "the address is already verified",
         ));
     }
+    // Each request mails: it counts against the login limits of the account, so it cannot
+    // be used to flood the address.
+    let (account, address) = (user.email.to_lowercase(), client_addr(&ctx));
+    let route = "/api/v1/auth/verify-email/resend";
+    throttle(&state, &ctx, &account, &address, route).await?;
     let ttl = state.auth().config().verify_email_ttl;
     let (token, stored) = new_token(&state, TokenPurpose::VerifyEmail, user.id, None, ttl)?;
     state.store().issue_account_token(&ctx, stored).await?;
@@ -347,6 +353,11 @@ pub(super) async fn resend_verification(
         minutes: minutes(ttl),
     });
     pending()
+}
+
+/// The client's address a write context was made with.
+fn client_addr(ctx: &WriteCtx) -> String {
+    ctx.client_addr.clone().unwrap_or_default()
 }
 
 /// The refusal of a login (by any method) to an account whose address is not verified
