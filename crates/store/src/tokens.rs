@@ -118,4 +118,7 @@ pub trait AccountTokenStore: Send + Sync {
         now: Timestamp,
         apply: TokenUse,
     ) -> Result<Option<User>, StoreError>;
+    /// Deletes up to `limit` verification, reset and email-change tokens that expired at or
+    /// before `now` (spent or not); returns how many.
+    async fn sweep_account_tokens(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError>;
 }

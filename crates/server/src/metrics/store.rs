@@ -57,7 +57,7 @@ ops! {
     PruneChanges = "prune_changes", FilesOf = "files_of", File = "file",
     FileInUse = "file_in_use", Batch = "batch",
     SignUp = "sign_up", IssueAccountToken = "issue_account_token",
-    RedeemAccountToken = "redeem_account_token",
+    RedeemAccountToken = "redeem_account_token", SweepAccountTokens = "sweep_account_tokens",
 }
 
 /// A label set of one label.

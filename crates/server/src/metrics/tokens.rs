@@ -36,4 +36,8 @@ impl AccountTokenStore for MeteredStore {
         let call = self.inner.redeem_account_token(ctx, token_hash, now, apply);
         self.ops.time(Op::RedeemAccountToken, call).await
     }
+    async fn sweep_account_tokens(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        let call = self.inner.sweep_account_tokens(now, limit);
+        self.ops.time(Op::SweepAccountTokens, call).await
+    }
 }

@@ -40,4 +40,9 @@ impl AccountTokenStore for PgStore {
         })
         .await
     }
+
+    async fn sweep_account_tokens(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.in_tx(async |tx| tokens::sweep_account_tokens(tx, now, limit).await)
+            .await
+    }
 }

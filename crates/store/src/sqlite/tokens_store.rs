@@ -69,4 +69,9 @@ impl AccountTokenStore for SqliteStore {
         })
         .await
     }
+
+    async fn sweep_account_tokens(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.write(move |w| ready(tokens::sweep_account_tokens(&w.conn, now, limit)))
+            .await
+    }
 }

@@ -85,6 +85,22 @@ pub(crate) async fn issue_account_token<E: Exec>(
     append_event(e, by, event, Some(token.user_id), &changes).await
 }
 
+pub(crate) async fn sweep_account_tokens<E: Exec>(
+    e: &E,
+    now: Timestamp,
+    limit: u32,
+) -> Result<u64, StoreError> {
+    let mut q = query::<E>(
+        "DELETE FROM _plinth_account_tokens WHERE token_hash IN (SELECT token_hash FROM _plinth_account_tokens WHERE purpose IN ('verify_email', 'password_reset', 'email_change') AND expires_at <= ",
+    );
+    q.bind(now)
+        .push(" LIMIT ")
+        .bind(i64::from(limit))
+        .push(E::DIALECT.skip_locked())
+        .push(")");
+    e.execute(&q).await
+}
+
 pub(crate) async fn redeem_account_token<E: Exec>(
     e: &E,
     by: By<'_>,

@@ -13,6 +13,7 @@ contract!(
     a_sign_up_stores_its_token_and_a_token_is_spent_once,
     a_newer_token_voids_the_older_and_expiry_and_purpose_hold,
     an_email_change_moves_the_account_and_a_reset_ends_its_sessions,
+    expired_tokens_are_swept_and_live_ones_kept,
 );
 
 fn at(offset_secs: u64) -> Timestamp {
@@ -183,4 +184,37 @@ async fn an_email_change_moves_the_account_and_a_reset_ends_its_sessions(e: &Eng
         matches!(err, Err(plinth_store::StoreError::Conflict { .. })),
         "{err:?}"
     );
+}
+
+async fn expired_tokens_are_swept_and_live_ones_kept(e: &Engine) {
+    let user = e.user("eve@example.com", Role::User).await.id;
+    let ctx = super::admin();
+    let mut t = token(TokenPurpose::VerifyEmail, user, "old", None);
+    t.expires_at = Timestamp::from_system(SystemTime::now() - Duration::from_secs(60));
+    e.store.issue_account_token(&ctx, t).await.expect("issue");
+    let t = token(TokenPurpose::PasswordReset, user, "live", None);
+    e.store.issue_account_token(&ctx, t).await.expect("issue");
+    assert_eq!(
+        e.store
+            .sweep_account_tokens(at(0), 10)
+            .await
+            .expect("sweep"),
+        1
+    );
+    assert_eq!(
+        e.store
+            .sweep_account_tokens(at(0), 10)
+            .await
+            .expect("sweep"),
+        0
+    );
+    let reset = TokenUse::ResetPassword {
+        password_hash: "$argon2id$x".to_owned(),
+    };
+    let r = e
+        .store
+        .redeem_account_token(&ctx, "live", at(0), reset)
+        .await
+        .expect("redeem");
+    assert!(r.is_some(), "the live token survived the sweep");
 }
