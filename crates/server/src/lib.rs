@@ -11,6 +11,7 @@
 //! - `state`: [`AppState`], the shared state handlers take.
 //! - [`auth`]: [`Auth`]: password hashing, tokens, API keys, rate limits, the clock.
 //! - `accounts`: [`create_account`], the one way an account is made.
+//! - [`mail`]: account mail: the SMTP settings, the templates, the background queue.
 //! - [`audit`]: [`audit::AuditJson`], an audit entry as the API and `plinth audit export`
 //!   show it.
 //! - `error`: `ApiError`, the one code → status table; `reply`: `Reply`, the one success
@@ -46,6 +47,7 @@ mod fds;
 pub mod files;
 mod flags;
 mod limits;
+pub mod mail;
 mod metrics;
 mod middleware;
 mod openapi;

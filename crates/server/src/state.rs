@@ -60,6 +60,8 @@ struct Inner {
     /// The largest body of a batch write, set once by the `Application` (unset: the
     /// default).
     batch_body_limit: OnceLock<usize>,
+    /// Sends the account flows' messages (off without SMTP settings).
+    mailer: crate::mail::Mailer,
 }
 
 /// Default read-your-own-writes window.
@@ -92,7 +94,9 @@ impl AppState {
         ryow_window: Duration,
         query_limits: QueryLimits,
     ) -> Self {
-        let metrics = Arc::new(Metrics::new(auth.counters()));
+        let mailer =
+            crate::mail::Mailer::new(auth.config().mail.clone(), auth.config().public_url.clone());
+        let metrics = Arc::new(Metrics::new(auth.counters(), mailer.counters()));
         // Every store call is timed here, once, whoever makes it.
         let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store, &metrics));
         Self(Arc::new(Inner {
@@ -112,6 +116,7 @@ impl AppState {
             realtime: OnceLock::new(),
             files: OnceLock::new(),
             batch_body_limit: OnceLock::new(),
+            mailer,
         }))
     }
 
@@ -239,6 +244,11 @@ impl AppState {
     /// Sets the largest body of a batch write once; a state served twice keeps the first.
     pub(crate) fn set_batch_body_limit(&self, limit: usize) {
         let _ = self.0.batch_body_limit.set(limit);
+    }
+
+    /// The mailer of the account flows.
+    pub fn mailer(&self) -> &crate::mail::Mailer {
+        &self.0.mailer
     }
 
     /// The authentication service.

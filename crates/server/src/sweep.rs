@@ -1,6 +1,7 @@
 //! The sweeper: a background task of a running server that deletes what can no longer be
 //! used, so Plinth's own tables do not grow forever: refresh tokens of dead families (every
-//! token spent, revoked or expired, or the session past its absolute lifetime),
+//! token spent, revoked or expired, or the session past its absolute lifetime), expired
+//! mailed account tokens (verification, reset, email change),
 //! idempotency keys older than the idempotency window and, when a retention is set, audit
 //! entries older than it (each batch behind a sealed checkpoint, under the chain's lock),
 //! changes older than the change feed's retention (raising the log's window), and file
@@ -56,6 +57,10 @@ async fn sweep_once(state: &AppState, keep: Keep) {
         store.sweep_refresh(auth.session_cutoff(), BATCH)
     })
     .await;
+    let account_tokens = batches("account tokens", || {
+        store.sweep_account_tokens(auth.now(), BATCH)
+    })
+    .await;
     let idempotency_keys = batches("idempotency keys", || {
         store.sweep_idempotency(auth.ago(keep.idempotency), BATCH)
     })
@@ -80,9 +85,10 @@ async fn sweep_once(state: &AppState, keep: Keep) {
         }),
         None => 0,
     };
-    if refresh_tokens + idempotency_keys + audit_entries + changes + files > 0 {
+    if refresh_tokens + account_tokens + idempotency_keys + audit_entries + changes + files > 0 {
         tracing::info!(
             refresh_tokens,
+            account_tokens,
             idempotency_keys,
             audit_entries,
             changes,

@@ -132,6 +132,18 @@ pub enum Event {
     FlagUpdate,
     /// `flag.delete`: a feature flag was deleted (changes: every part, `from`).
     FlagDelete,
+    /// `auth.signup`: someone created their own account (beside its `account.create`), or
+    /// tried to with a taken address (then it names that account, changes `{"taken":true}`).
+    Signup,
+    /// `auth.email_verify_requested`: a verification token was mailed.
+    EmailVerifyRequested,
+    /// `auth.password_reset_requested`: a password-reset token was mailed.
+    PasswordResetRequested,
+    /// `auth.password_reset`: a password-reset token was spent (beside the account's
+    /// `account.password_change`).
+    PasswordReset,
+    /// `auth.email_change_requested`: a token confirming a new address was mailed to it.
+    EmailChangeRequested,
 }
 
 impl Event {
@@ -167,6 +179,11 @@ impl Event {
             Self::FlagCreate => "flag.create",
             Self::FlagUpdate => "flag.update",
             Self::FlagDelete => "flag.delete",
+            Self::Signup => "auth.signup",
+            Self::EmailVerifyRequested => "auth.email_verify_requested",
+            Self::PasswordResetRequested => "auth.password_reset_requested",
+            Self::PasswordReset => "auth.password_reset",
+            Self::EmailChangeRequested => "auth.email_change_requested",
         }
     }
 

@@ -23,6 +23,8 @@
 //!   blind indexes (HMAC-SHA-256).
 //! - `sql` (private): every statement and its outcome logic, written once for both engines
 //!   over a small per-engine adapter (`sql::Exec`).
+//! - [`tokens`]: [`AccountTokenStore`]: one-time account tokens (verification, reset,
+//!   email change), spent in the transaction that applies them.
 //! - [`stats`]: [`EngineStats`], what an engine reports for monitoring (the SQLite
 //!   writer's queue and batches, the PostgreSQL pool).
 //! - [`transfer`]: `plinth export` / `plinth import`: every model and user as JSON lines.
@@ -50,6 +52,7 @@ mod shared;
 mod sql;
 pub mod sqlite;
 pub mod stats;
+pub mod tokens;
 pub mod transfer;
 pub mod versions;
 
@@ -67,6 +70,7 @@ pub use seal::{KeyError, Keyring, Keys, SealedTable};
 pub use sql::reseal::Resealed;
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use stats::EngineStats;
+pub use tokens::{AccountTokenStore, NewAccountToken, TokenPurpose, TokenUse};
 pub use versions::{SchemaStatus, SchemaVersion};
 
 use async_trait::async_trait;
@@ -187,7 +191,15 @@ pub struct Page {
 /// makes a write conditional.
 #[async_trait]
 pub trait Store:
-    AccountStore + MfaStore + OidcStore + FlagStore + FileStore + Send + Sync + std::fmt::Debug
+    AccountStore
+    + AccountTokenStore
+    + MfaStore
+    + OidcStore
+    + FlagStore
+    + FileStore
+    + Send
+    + Sync
+    + std::fmt::Debug
 {
     /// Claims the database for `claim` until the store is closed, or refuses with
     /// [`StoreError::InUse`] when another process's claim excludes it. On PostgreSQL, a

@@ -11,9 +11,11 @@
 //! - [`tls`]: self-signed certificates and a client that trusts them.
 //! - [`pg_tls`]: a TLS-only PostgreSQL server of a test's own, with a test CA.
 //! - [`oidc`]: a test OpenID provider over HTTP on loopback.
+//! - [`smtp`]: an SMTP server on loopback that keeps what it is sent ([`smtp::SmtpSink`]).
 
 pub mod oidc;
 pub mod pg_tls;
+pub mod smtp;
 pub mod tls;
 
 use std::io::Write;

@@ -6,6 +6,7 @@ use super::{Config, Environment, Settings, env};
 use anyhow::{Context, bail};
 use base64::Engine;
 use plinth_server::auth::{AuthConfig, HashCost, SigningKey, TrustedProxies};
+use plinth_server::mail::{MailConfig, SmtpTls};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -135,6 +136,10 @@ impl Config {
             .as_deref()
             .map(|u| u.trim_end_matches('/').to_owned());
         config.oidc = self.oidc.iter().map(|d| d.provider.clone()).collect();
+        config.require_verified_email = s.auth_require_verified_email;
+        config.verify_email_ttl = Duration::from_secs(s.auth_verify_email_hours * 3600);
+        config.password_reset_ttl = Duration::from_secs(s.auth_password_reset_minutes * 60);
+        config.mail = mail_config(s)?;
         Ok(config)
     }
 }
@@ -217,4 +222,74 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub(crate) fn generate_key_text() -> anyhow::Result<String> {
     let key = SigningKey::generate().map_err(|e| anyhow::anyhow!(e))?;
     Ok(base64::engine::general_purpose::STANDARD.encode(key.expose()))
+}
+
+/// The SMTP settings, if `PLINTH_SMTP_URL` is set (checked by `cross_checks` first).
+pub(crate) fn mail_config(s: &Settings) -> anyhow::Result<Option<MailConfig>> {
+    let Some(url) = &s.smtp_url else {
+        return Ok(None);
+    };
+    let from = s.smtp_from.as_deref().unwrap_or_default();
+    let mut mail = MailConfig::parse(url.expose(), from).map_err(|e| {
+        if e.starts_with(env::SMTP_FROM) {
+            anyhow::anyhow!(e)
+        } else {
+            anyhow::anyhow!("{} {e}", env::SMTP_URL)
+        }
+    })?;
+    mail.templates_dir.clone_from(&s.smtp_templates_dir);
+    Ok(Some(mail))
+}
+
+/// What is wrong with the mail settings, if anything.
+pub(crate) fn mail_checks(s: &Settings) -> Vec<String> {
+    let mut errors = Vec::new();
+    match (&s.smtp_url, &s.smtp_from) {
+        (Some(url), from) => {
+            match MailConfig::parse(url.expose(), from.as_deref().unwrap_or_default()) {
+                Err(e) if e.starts_with(env::SMTP_FROM) && from.is_some() => errors.push(e),
+                Err(e) if e.starts_with(env::SMTP_FROM) => errors.push(format!(
+                    "{} is set but smtp.from ({}) is not: set the sender, such as \"Plinth <no-reply@example.com>\"",
+                    env::SMTP_URL,
+                    env::SMTP_FROM
+                )),
+                Err(e) => errors.push(format!("{} {e}", env::SMTP_URL)),
+                Ok(m) if m.tls == SmtpTls::None
+                    && !m.is_loopback()
+                    && s.env == Environment::Production =>
+                {
+                    errors.push(format!(
+                        "{} sends plain SMTP (tls=none) to {}, which is not a loopback host: refused in production, use tls=required or smtps://",
+                        env::SMTP_URL,
+                        m.host
+                    ));
+                }
+                Ok(_) => {}
+            }
+        }
+        (None, Some(_)) => errors.push(format!(
+            "smtp.from ({}) is set but {} is not: set the relay too, or neither",
+            env::SMTP_FROM,
+            env::SMTP_URL
+        )),
+        (None, None) => {}
+    }
+    if s.auth_require_verified_email && s.smtp_url.is_none() {
+        errors.push(format!(
+            "auth.require_verified_email ({}) needs email: set {} and {} (see docs/auth.md), or turn it off",
+            env::AUTH_REQUIRE_VERIFIED_EMAIL,
+            env::SMTP_URL,
+            env::SMTP_FROM
+        ));
+    }
+    if let Some(dir) = &s.smtp_templates_dir
+        && !dir.is_dir()
+    {
+        errors.push(format!(
+            "smtp.templates_dir ({}) {} is not a directory",
+            env::SMTP_TEMPLATES_DIR,
+            dir.display()
+        ));
+    }
+    errors
 }

@@ -322,6 +322,7 @@ fn cross_checks(s: &Settings) -> Vec<String> {
         ));
     }
     errors.extend(files::checks(s));
+    errors.extend(auth::mail_checks(s));
     if let Some(url) = &s.public_url {
         let scheme = url.split_once("://").map(|(s, _)| s);
         let host = url.split_once("://").map_or("", |(_, rest)| rest);

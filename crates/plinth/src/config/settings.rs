@@ -404,6 +404,26 @@ settings! {
     public_url: Option<String> = None;
         key: Some("public_url"), env: PUBLIC_URL = "PLINTH_PUBLIC_URL", flag: None, range: None,
         help: "The address clients reach this server at (`https://api.example.com`, optionally with a path), for the links in messages and OpenID Connect redirects. Production refuses one that is not `https`.";
+    auth_require_verified_email: bool = false;
+        key: Some("auth.require_verified_email"), env: AUTH_REQUIRE_VERIFIED_EMAIL = "PLINTH_AUTH_REQUIRE_VERIFIED_EMAIL", flag: None, range: None,
+        help: "Whether a login needs a verified email address (a refused one gets a new verification message). Needs `PLINTH_SMTP_URL`.";
+    auth_verify_email_hours: u64 = 24;
+        key: Some("auth.verify_email_hours"), env: AUTH_VERIFY_EMAIL_HOURS = "PLINTH_AUTH_VERIFY_EMAIL_HOURS", flag: None,
+        range: Some((1, 24 * 30)),
+        help: "How long a mailed verification or email-change token works, in hours.";
+    auth_password_reset_minutes: u64 = 30;
+        key: Some("auth.password_reset_minutes"), env: AUTH_PASSWORD_RESET_MINUTES = "PLINTH_AUTH_PASSWORD_RESET_MINUTES", flag: None,
+        range: Some((5, 24 * 60)),
+        help: "How long a mailed password-reset token works, in minutes.";
+    smtp_url: Option<SecretUrl> = None;
+        key: None, env: SMTP_URL = "PLINTH_SMTP_URL", flag: None, range: None,
+        help: "The SMTP relay for account mail: `smtp://user:password@host:587?tls=required` (STARTTLS; `tls=opportunistic` or `tls=none` also), `smtps://host:465` (TLS from the start). Without `tls`, plain to a loopback host, else `required`. Production refuses plain SMTP to any other host. Unset: no mail; verification, reset and email change answer 503. Never read from the file (it may hold a password).";
+    smtp_from: Option<String> = None;
+        key: Some("smtp.from"), env: SMTP_FROM = "PLINTH_SMTP_FROM", flag: None, range: None,
+        help: "The sender of account mail, such as `Plinth <no-reply@example.com>`. Needed with `PLINTH_SMTP_URL`.";
+    smtp_templates_dir: Option<PathBuf> = None;
+        key: Some("smtp.templates_dir"), env: SMTP_TEMPLATES_DIR = "PLINTH_SMTP_TEMPLATES_DIR", flag: None, range: None,
+        help: "A directory of templates overriding the built-in messages: `verify_email`, `password_reset`, `email_change`, `email_change_notice`, `signup_exists`, each as `.txt` and `.html`, with `{{link}}`, `{{token}}`, `{{email}}` and `{{minutes}}`.";
     admin_email: Option<String> = None;
         key: None, env: ADMIN_EMAIL = "PLINTH_ADMIN_EMAIL", flag: None, range: None,
         help: "With `PLINTH_ADMIN_PASSWORD`, the first admin, created at a start when no admin exists.";

@@ -17,6 +17,7 @@ mod docs;
 mod flags;
 mod helpers;
 mod logs;
+mod mail_secrets;
 mod mfa;
 mod migrate;
 mod pii;

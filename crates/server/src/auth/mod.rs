@@ -51,7 +51,7 @@ pub(crate) use mfa::{
 };
 pub use password::HashCost;
 pub use secret::SigningKey;
-pub(crate) use secret::{Digest, REFRESH_PREFIX, new_api_key, new_refresh_token};
+pub(crate) use secret::{Digest, REFRESH_PREFIX, new_api_key, new_refresh_token, random_b64};
 pub use stream::{Standing, StreamAuth};
 pub use ticket::TICKET_TTL;
 
@@ -120,6 +120,15 @@ pub struct AuthConfig {
     pub require_mfa_for_admins: bool,
     /// The OpenID Connect providers users may sign in with (`[[auth.oidc]]`).
     pub oidc: Vec<oidc::OidcProvider>,
+    /// Whether a login needs a verified address (off by default; needs `mail`).
+    pub require_verified_email: bool,
+    /// The SMTP relay messages go through; `None`: no mail (the flows that need it answer
+    /// 503, sign-up still works and leaves addresses unverified).
+    pub mail: Option<crate::mail::MailConfig>,
+    /// How long a verification (or email-change) token lives.
+    pub verify_email_ttl: Duration,
+    /// How long a password-reset token lives.
+    pub password_reset_ttl: Duration,
 }
 
 /// Who may create an account.
@@ -157,6 +166,10 @@ impl AuthConfig {
             public_url: None,
             require_mfa_for_admins: false,
             oidc: Vec::new(),
+            require_verified_email: false,
+            mail: None,
+            verify_email_ttl: Duration::from_secs(24 * 3600),
+            password_reset_ttl: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -337,6 +350,11 @@ impl Auth {
     pub(crate) fn ago(&self, by: Duration) -> Timestamp {
         let now = self.clock.now();
         Timestamp::from_system(now.checked_sub(by).unwrap_or(std::time::UNIX_EPOCH))
+    }
+
+    /// The time `by` from now, by this service's clock.
+    pub(crate) fn after(&self, by: Duration) -> Timestamp {
+        Timestamp::from_system(self.clock.now() + by)
     }
 
     /// Sessions (refresh-token families) started at or before this are over.

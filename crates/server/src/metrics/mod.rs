@@ -25,6 +25,7 @@ mod oidc;
 mod realtime;
 mod sampled;
 mod store;
+mod tokens;
 
 pub(crate) use access::decide;
 pub use access::{MetricsAccess, MetricsToken};
@@ -69,7 +70,7 @@ pub(crate) struct Metrics {
 
 impl Metrics {
     /// Registers every metric; `auth`'s counters are shown as they are.
-    pub(crate) fn new(auth: &AuthCounters) -> Self {
+    pub(crate) fn new(auth: &AuthCounters, mail: &crate::mail::MailCounters) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -92,6 +93,7 @@ impl Metrics {
         let store = store::StoreOps::register(&mut registry);
         let realtime = RealtimeMetrics::register(&mut registry);
         auth.register(&mut registry);
+        mail.register(&mut registry);
         let build = Family::<[(&'static str, &'static str); 1], Gauge>::default();
         build
             .get_or_create(&[("version", env!("CARGO_PKG_VERSION"))])

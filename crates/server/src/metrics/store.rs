@@ -61,6 +61,8 @@ ops! {
     ReplaceRecoveryCodes = "replace_recovery_codes", RecoveryCodesLeft = "recovery_codes_left",
     DisableTotp = "disable_totp", InsertMfaToken = "insert_mfa_token",
     FindMfaToken = "find_mfa_token", SpendMfaToken = "spend_mfa_token",
+    SignUp = "sign_up", IssueAccountToken = "issue_account_token",
+    RedeemAccountToken = "redeem_account_token", SweepAccountTokens = "sweep_account_tokens",
 }
 
 /// A label set of one label.

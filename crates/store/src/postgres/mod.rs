@@ -37,6 +37,7 @@ mod oidc_store;
 mod run;
 mod schema;
 mod tls;
+mod tokens_store;
 
 use crate::ReadFrom;
 use crate::backup::{BackupError, Restored, Taken};

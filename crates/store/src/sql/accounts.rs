@@ -4,6 +4,7 @@
 mod keys;
 pub(crate) mod mfa;
 pub(crate) mod oidc;
+pub(crate) mod tokens;
 
 pub(crate) use keys::{create_api_key, find_api_key, list_api_keys, revoke_api_key, touch_api_key};
 

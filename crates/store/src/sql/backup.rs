@@ -8,11 +8,15 @@ use crate::backup::Contents;
 /// Plinth's own tables, in the order a backup holds them: `_plinth_models` first (a
 /// restore reads the declarations before the models' rows). A test checks this against
 /// the tables `sql::ddl` creates.
-pub(crate) const INTERNAL_TABLES: [&str; 10] = [
+pub(crate) const INTERNAL_TABLES: [&str; 14] = [
     "_plinth_models",
     "_plinth_users",
     "_plinth_api_keys",
     "_plinth_refresh_tokens",
+    "_plinth_account_tokens",
+    "_plinth_totp",
+    "_plinth_recovery_codes",
+    "_plinth_oidc_identities",
     "_plinth_idempotency",
     "_plinth_batch_keys",
     "_plinth_flags",
@@ -22,9 +26,14 @@ pub(crate) const INTERNAL_TABLES: [&str; 10] = [
 ];
 
 /// Plinth's own tables a backup leaves out: the change log, which a restore empties (a
-/// reader is told to start again rather than replay across it).
+/// reader is told to start again rather than replay across it), and OpenID logins in
+/// progress (ten minutes long, bound to a browser's cookie).
 #[cfg(test)]
-pub(crate) const UNSAVED_TABLES: [&str; 2] = ["_plinth_changes", "_plinth_change_window"];
+pub(crate) const UNSAVED_TABLES: [&str; 3] = [
+    "_plinth_changes",
+    "_plinth_change_window",
+    "_plinth_oidc_logins",
+];
 
 /// Counts the accounts, API keys, audit entries and each of `models`' records.
 pub(crate) async fn contents<E: Exec>(e: &E, models: &[String]) -> Result<Contents, StoreError> {

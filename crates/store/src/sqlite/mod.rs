@@ -33,6 +33,7 @@ mod options;
 mod readers;
 mod reads;
 mod schema;
+mod tokens_store;
 mod writer;
 
 use crate::backup::{BackupError, Restored, Taken};

@@ -359,3 +359,87 @@ fn sign_up_domains_and_the_public_url() {
         ],
     );
 }
+
+#[test]
+fn mail_settings_and_their_checks() {
+    let c = load_ok(&args(&file("")), None, &[]);
+    assert!(!c.settings.auth_require_verified_email);
+    let auth = c.auth_config().expect("auth config");
+    assert!(auth.mail.is_none());
+    assert_eq!(auth.password_reset_ttl.as_secs(), 30 * 60);
+    assert_eq!(auth.verify_email_ttl.as_secs(), 24 * 3600);
+    let f = file(
+        "[auth]\nrequire_verified_email = true\npassword_reset_minutes = 15\n[smtp]\nfrom = \"Plinth <no-reply@example.com>\"\n",
+    );
+    let secret = "s3cret-smtp-pass";
+    let url = format!("smtp://mailer:{secret}@mail.example.com?tls=required");
+    let c = load_ok(&args(&f), None, &[(env::SMTP_URL, &url)]);
+    let auth = c.auth_config().expect("auth config");
+    assert!(auth.require_verified_email);
+    assert_eq!(auth.password_reset_ttl.as_secs(), 15 * 60);
+    let mail = auth.mail.expect("mail settings");
+    assert_eq!((mail.host.as_str(), mail.port), ("mail.example.com", 587));
+    assert_eq!(mail.tls, plinth_server::mail::SmtpTls::Required);
+    // The password is masked wherever the configuration is shown.
+    assert!(
+        !format!("{c:?}").contains(secret) && !c.render().contains(secret),
+        "the SMTP password printed"
+    );
+    // Requiring verified addresses without mail is refused at start.
+    let err = load_err(&args(&file("[auth]\nrequire_verified_email = true\n")), &[]);
+    assert!(
+        err.contains("auth.require_verified_email") && err.contains("PLINTH_SMTP_URL"),
+        "{err}"
+    );
+    // A relay without a sender, a sender without a relay, a bad URL.
+    let err = load_err(
+        &args(&file("")),
+        &[(env::SMTP_URL, "smtp://127.0.0.1:2525")],
+    );
+    assert!(err.contains("smtp.from"), "{err}");
+    let err = load_err(&args(&file("[smtp]\nfrom = \"a@example.com\"\n")), &[]);
+    assert!(err.contains("PLINTH_SMTP_URL"), "{err}");
+    let sender = [(env::SMTP_FROM, "a@example.com")];
+    for bad in [
+        "http://mail.example.com",
+        "smtp://mail.example.com?tls=maybe",
+        "smtp://mail.example.com?auth=plain",
+        "smtp://",
+    ] {
+        let err = load_err(&args(&file("")), &[sender[0], (env::SMTP_URL, bad)]);
+        assert!(err.contains("PLINTH_SMTP_URL"), "{bad}: {err}");
+    }
+    let err = load_err(
+        &args(&file("")),
+        &[
+            (env::SMTP_FROM, "not an address"),
+            (env::SMTP_URL, "smtp://127.0.0.1:2525"),
+        ],
+    );
+    assert!(err.contains("PLINTH_SMTP_FROM"), "{err}");
+    // Plain SMTP: to loopback anywhere, to another host only in development.
+    let plain = [
+        sender[0],
+        (env::SMTP_URL, "smtp://mail.example.com?tls=none"),
+    ];
+    load_ok(&args(&file("")), None, &plain);
+    let production = file("env = \"production\"\n");
+    let strong = "q1W8m0pX3r9ZkT2vL7cN5bY4hJ6gF0dS8aE2uI1oP9lK3jH";
+    let keys = "index=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\nk1=ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+    let base = [(env::JWT_SECRET, strong), (env::ENCRYPTION_KEYS, keys)];
+    let err = load_err(&args(&production), &[base[0], base[1], plain[0], plain[1]]);
+    assert!(
+        err.contains("tls=none") && err.contains("production"),
+        "{err}"
+    );
+    load_ok(
+        &args(&production),
+        None,
+        &[
+            base[0],
+            base[1],
+            sender[0],
+            (env::SMTP_URL, "smtp://127.0.0.1:2525"),
+        ],
+    );
+}

@@ -7,7 +7,9 @@ mod me;
 mod mfa;
 mod mfa_login;
 mod oidc;
+mod recovery;
 mod session;
+mod signup;
 mod ticket;
 
 use crate::accounts::invalid_fields;
@@ -40,6 +42,13 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(oidc::list_providers))
         .routes(routes!(oidc::start))
         .routes(routes!(oidc::callback))
+        .routes(routes!(signup::signup))
+        .routes(routes!(signup::verify_email))
+        .routes(routes!(signup::resend_verification))
+        .routes(routes!(recovery::request_reset))
+        .routes(routes!(recovery::confirm_reset))
+        .routes(routes!(recovery::request_email_change))
+        .routes(routes!(recovery::confirm_email_change))
 }
 
 /// A user as the API shows it: never the hash.

@@ -48,6 +48,7 @@ fn bad_refresh() -> ApiError {
         (status = 200, description = "a token pair; with TOTP on, `mfa_required` and an `mfa_token` for `POST /api/v1/auth/login/mfa` instead", body = SignIn),
         (status = 400, description = "a missing, unknown or non-string field, or an email too long"),
         (status = 401, description = "a wrong email or password (the same answer for both)"),
+        (status = 403, description = "the password was right, but the address must be verified first (a new verification message is mailed)"),
         (status = 429, description = "too many failed logins; see Retry-After"),
     ))]
 #[tracing::instrument(skip_all)]
@@ -129,6 +130,9 @@ pub(crate) async fn complete_login(
     user: &User,
     method: &'static str,
 ) -> Result<Reply, ApiError> {
+    if state.auth().config().require_verified_email && user.email_verified_at.is_none() {
+        return Err(super::signup::unverified(state, &ctx, user, method).await);
+    }
     if totp_on(state, user).await? {
         return mfa_login::challenge(state, &ctx, user, method).await;
     }

@@ -79,6 +79,7 @@ mod search_copies;
 mod search_migrate;
 mod shape;
 mod sweep;
+mod tokens;
 mod transfer;
 mod types;
 mod types_evolve;
