@@ -80,6 +80,12 @@ pub enum Event {
     RefreshReuse,
     /// `auth.logout`: a session (refresh-token family) was ended by its holder.
     Logout,
+    /// `auth.session_revoked`: one session was ended from the session list (changes: its
+    /// `session` id).
+    SessionRevoked,
+    /// `auth.sessions_revoked`: every session of an account was ended at once ("log out
+    /// everywhere"; changes: the `count` ended, and the one kept, `except`, if any).
+    SessionsRevoked,
     /// `account.create`.
     AccountCreate,
     /// `account.password_change`.
@@ -123,6 +129,8 @@ impl Event {
             Self::Throttled => "auth.throttled",
             Self::RefreshReuse => "auth.refresh_reuse",
             Self::Logout => "auth.logout",
+            Self::SessionRevoked => "auth.session_revoked",
+            Self::SessionsRevoked => "auth.sessions_revoked",
             Self::AccountCreate => "account.create",
             Self::PasswordChange => "account.password_change",
             Self::EmailChange => "account.email_change",

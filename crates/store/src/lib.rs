@@ -17,6 +17,7 @@
 //!   connections at once, so gets always find one.
 //! - [`postgres`]: [`PgStore`], a connection pool over a PostgreSQL database shared by any
 //!   number of instances.
+//! - [`sessions`]: [`SessionStore`]: an account's live sessions, listed and ended.
 //! - [`seal`]: [`Keyring`] and [`Keys`]: sealing of personal data (AES-256-GCM) and its
 //!   blind indexes (HMAC-SHA-256).
 //! - `sql` (private): every statement and its outcome logic, written once for both engines
@@ -42,6 +43,7 @@ pub mod flags;
 mod gate;
 pub mod postgres;
 pub mod seal;
+pub mod sessions;
 mod shared;
 mod sql;
 pub mod sqlite;
@@ -58,6 +60,7 @@ pub use files::{FileStore, NewFile, StoredFile};
 pub use flags::{FlagStore, FlagVersion, NewFlag};
 pub use postgres::{PgOptions, PgStore};
 pub use seal::{KeyError, Keyring, Keys, SealedTable};
+pub use sessions::{Session, SessionStore};
 pub use sql::reseal::Resealed;
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use stats::EngineStats;
@@ -127,6 +130,10 @@ pub struct WriteCtx {
     pub client_addr: Option<String>,
     /// Whether the actor authenticated with an API key (the audit trail says so).
     pub via_api_key: bool,
+    /// The client's `User-Agent`, already cleaned (bounded, no control characters): kept
+    /// with the refresh tokens a login or a refresh stores, so a user can tell their
+    /// sessions apart. `None` elsewhere.
+    pub user_agent: Option<String>,
     /// Files uploaded with this write (already in file storage), which the written record's
     /// file fields name: their rows are added in the write's transaction.
     pub files: Vec<NewFile>,
@@ -140,6 +147,7 @@ impl WriteCtx {
             request_id: request_id.into(),
             client_addr: None,
             via_api_key: false,
+            user_agent: None,
             files: Vec::new(),
         }
     }
@@ -180,7 +188,9 @@ pub struct Page {
 /// `version` by exactly one and sets `updated_at`; `expected_version` (from `If-Match`)
 /// makes a write conditional.
 #[async_trait]
-pub trait Store: AccountStore + FlagStore + FileStore + Send + Sync + std::fmt::Debug {
+pub trait Store:
+    AccountStore + SessionStore + FlagStore + FileStore + Send + Sync + std::fmt::Debug
+{
     /// Claims the database for `claim` until the store is closed, or refuses with
     /// [`StoreError::InUse`] when another process's claim excludes it. On PostgreSQL, a
     /// server's own start migration then applies destructive steps only while no other

@@ -354,7 +354,19 @@ impl Auth {
         Ok(CredentialKey::Account {
             user: claims.user,
             version: claims.version,
+            session: claims.session,
         })
+    }
+
+    /// The session (refresh-token family) an access token was issued in, if it is a valid
+    /// access token issued in one: `None` for an API key, a token issued outside a session,
+    /// or anything refused. Checks only the signature and expiry: call it on a credential
+    /// [`Self::authenticate`] accepted.
+    pub(crate) fn access_session(&self, credential: &str) -> Option<Uuid> {
+        if is_api_key(credential) {
+            return None;
+        }
+        self.tokens.verify(credential, &self.clock).ok()?.session
     }
 
     /// What the database (or the credential cache) says of a credential: refused when it
@@ -537,13 +549,24 @@ async fn ask_store(store: &dyn Store, key: &CredentialKey) -> Result<Option<Vouc
                 expires_at: key.expires_at,
             }))
         }
-        CredentialKey::Account { user, version } => {
+        CredentialKey::Account {
+            user,
+            version,
+            session,
+        } => {
             // The user must still exist, unchanged since the token was issued: a new
             // password, role or email ends every access token at once.
             let user = store
                 .get_user(*user)
                 .await?
                 .filter(|u| u.version == *version);
+            // And the token's session must still be on: ending it (a logout, a reuse, the
+            // session list) ends its access tokens at once too.
+            if let (Some(_), Some(family)) = (&user, session)
+                && !store.refresh_family_live(*family).await?
+            {
+                return Ok(None);
+            }
             Ok(user.map(|u| Vouched {
                 principal: Principal::user(u.id, u.role),
                 label: format!("user:{}", u.id),

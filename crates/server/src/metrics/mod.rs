@@ -22,6 +22,7 @@ mod flags;
 mod histogram;
 mod realtime;
 mod sampled;
+mod sessions;
 mod store;
 
 pub(crate) use access::decide;

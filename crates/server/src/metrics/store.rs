@@ -56,6 +56,8 @@ ops! {
     ChangesAfter = "changes_after", ChangeWindow = "change_window",
     PruneChanges = "prune_changes", FilesOf = "files_of", File = "file",
     FileInUse = "file_in_use", Batch = "batch",
+    ListSessions = "list_sessions", RevokeSession = "revoke_session",
+    RevokeSessions = "revoke_sessions",
 }
 
 /// A label set of one label.

@@ -34,6 +34,7 @@ mod flag_store;
 mod lists;
 mod run;
 mod schema;
+mod session_store;
 mod tls;
 
 use crate::ReadFrom;

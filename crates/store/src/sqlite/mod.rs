@@ -31,6 +31,7 @@ mod options;
 mod readers;
 mod reads;
 mod schema;
+mod session_store;
 mod writer;
 
 use crate::backup::{BackupError, Restored, Taken};

@@ -1,9 +1,10 @@
-//! `/api/v1/auth/*`: login, refresh, logout, the caller's own account, API keys; and
+//! `/api/v1/auth/*`: login, refresh, logout, the caller's sessions and own account, API keys; and
 //! `POST /api/v1/events/ticket`, the stream tickets made from those credentials.
 
 mod keys;
 mod me;
 mod session;
+pub(crate) mod sessions;
 mod ticket;
 
 use crate::accounts::invalid_fields;
@@ -28,6 +29,12 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(keys::read_key, keys::revoke_key))
         .routes(routes!(ticket::create_ticket))
+        .routes(routes!(sessions::list_sessions, sessions::end_sessions))
+        .routes(routes!(sessions::end_session))
+        .routes(routes!(
+            sessions::list_user_sessions,
+            sessions::end_user_sessions
+        ))
 }
 
 /// A user as the API shows it: never the hash.

@@ -1,6 +1,7 @@
 //! Login, refresh and logout.
 
 use super::BodyFields;
+use super::sessions::UserAgent;
 use crate::auth::{Digest, LoginAttempt, REFRESH_PREFIX, TokenPair, new_refresh_token};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ClientAddr, RequestId};
@@ -23,6 +24,7 @@ pub(crate) fn guest(request_id: &str, address: &str) -> WriteCtx {
         request_id: request_id.to_owned(),
         client_addr: Some(address.to_owned()),
         via_api_key: false,
+        user_agent: None,
         files: Vec::new(),
     }
 }
@@ -54,6 +56,7 @@ pub(super) async fn login(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
     ClientAddr(address): ClientAddr,
+    UserAgent(user_agent): UserAgent,
     ApiJson(body): ApiJson,
 ) -> Result<Reply, ApiError> {
     let mut fields = BodyFields::new(&body, &["email", "password"], &[])?;
@@ -69,7 +72,11 @@ pub(super) async fn login(
     fields.finish()?;
     let (email, password) = (email.unwrap_or_default(), password.unwrap_or_default());
     let account = email.trim().to_lowercase();
-    let ctx = guest(&request_id, &address);
+    // The session keeps the client's user agent, to be told apart in the session list.
+    let ctx = WriteCtx {
+        user_agent,
+        ..guest(&request_id, &address)
+    };
     state
         .auth()
         .check_login(
@@ -149,6 +156,7 @@ pub(crate) async fn complete_login(
 pub(super) async fn refresh(
     RequestId(request_id): RequestId,
     ClientAddr(address): ClientAddr,
+    UserAgent(user_agent): UserAgent,
     State(state): State<AppState>,
     ApiJson(body): ApiJson,
 ) -> Result<Reply, ApiError> {
@@ -163,7 +171,10 @@ pub(super) async fn refresh(
     let outcome = state
         .store()
         .rotate_refresh(
-            &guest(&request_id, &address),
+            &WriteCtx {
+                user_agent,
+                ..guest(&request_id, &address)
+            },
             Digest::of(token).as_str(),
             new_digest.as_str(),
             state.auth().refresh_expiry(),
