@@ -6,7 +6,7 @@
 //! - `clock`: [`Clock`], the time everything here goes by, and the tests' [`ManualClock`];
 //! - `password`: argon2id hashing on the blocking pool ([`HashCost`]);
 //! - `token`: access tokens (HS256 JWTs, algorithm pinned);
-//! - `cache`: the credential cache, keyed by API-key digest or by user and version;
+//! - `cache`: the credential cache, keyed by API-key digest or by user, version and session;
 //! - `secret`: [`SigningKey`], digests, and new refresh tokens and API keys;
 //! - `limit`: the keyed fixed-window rate limiter, and the remembered logins;
 //! - `table`: the bounded table of expiring entries under both, keyed by digests;

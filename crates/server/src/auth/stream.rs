@@ -11,8 +11,8 @@
 //! A ticket's own 60 seconds only limit *opening* a stream (and reopening it, as
 //! `EventSource` does by itself). The stream then follows the credential the ticket was
 //! made from: an API key until it is revoked or expires; an access token until it expires,
-//! its account changes, or its session ends (logout, refresh-token reuse), since a ticket
-//! travels in URLs and must not outlive a logout.
+//! its account changes, or its session ends (logout, refresh-token reuse, the session
+//! list), since a ticket travels in URLs and must not outlive a logout.
 
 use super::cache::{CredentialKey, Vouched};
 use super::secret::Digest;

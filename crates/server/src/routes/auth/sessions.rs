@@ -12,8 +12,8 @@ use crate::extract::{Caller, QueryPairs, WriteContext, credential};
 use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::{FromRequestParts, Path, State};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use plinth_core::ErrorCode;
 use plinth_store::Session;
 use serde::Serialize;
@@ -100,7 +100,7 @@ fn no_session() -> ApiError {
 /// with 403. Returns the caller's user id and the session of their access token.
 fn session_caller(
     caller: &Caller,
-    parts: &axum::http::HeaderMap,
+    headers: &HeaderMap,
     state: &AppState,
 ) -> Result<(Uuid, Option<Uuid>), ApiError> {
     let Some(user) = caller.0.user_id() else {
@@ -109,7 +109,7 @@ fn session_caller(
             "authentication required",
         ));
     };
-    let credential = credential(parts)?;
+    let credential = credential(headers)?;
     if credential.is_some_and(crate::auth::is_api_key) {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
@@ -136,7 +136,7 @@ fn session_caller(
 pub(super) async fn list_sessions(
     State(state): State<AppState>,
     caller: Caller,
-    headers: axum::http::HeaderMap,
+    headers: HeaderMap,
     QueryPairs(query): QueryPairs,
 ) -> Result<Reply, ApiError> {
     let (user, current) = session_caller(&caller, &headers, &state)?;
@@ -170,7 +170,7 @@ async fn list_of(state: &AppState, user: Uuid, current: Option<Uuid>) -> Result<
 pub(super) async fn end_session(
     State(state): State<AppState>,
     WriteContext { caller, ctx }: WriteContext,
-    headers: axum::http::HeaderMap,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Reply, ApiError> {
     let (user, current) = session_caller(&caller, &headers, &state)?;
@@ -206,7 +206,7 @@ pub(super) async fn end_session(
 pub(super) async fn end_sessions(
     State(state): State<AppState>,
     WriteContext { caller, ctx }: WriteContext,
-    headers: axum::http::HeaderMap,
+    headers: HeaderMap,
     QueryPairs(query): QueryPairs,
 ) -> Result<Reply, ApiError> {
     let (user, current) = session_caller(&caller, &headers, &state)?;
@@ -261,7 +261,7 @@ async fn named_user(state: &AppState, caller: &Caller, id: &str) -> Result<Uuid,
 pub(super) async fn list_user_sessions(
     State(state): State<AppState>,
     caller: Caller,
-    headers: axum::http::HeaderMap,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Reply, ApiError> {
     let user = named_user(&state, &caller, &id).await?;
