@@ -120,6 +120,15 @@ mod tests {
                 .get(&CredentialKey::ApiKey(Digest::of("x")), &clock)
                 .is_none()
         );
+        // A token of a session is another entry than one outside any, or of another.
+        for session in [Some(Uuid::now_v7()), Some(Uuid::now_v7())] {
+            let other = CredentialKey::Account {
+                user,
+                version: 1,
+                session,
+            };
+            assert!(cache.get(&other, &clock).is_none());
+        }
         manual.advance(CREDENTIAL_TTL - Duration::from_millis(1));
         assert!(
             cache.get(&key, &clock).is_some(),

@@ -74,6 +74,18 @@ pub(crate) async fn revoke_session<E: Exec>(
     user_id: Uuid,
     family: Uuid,
 ) -> Result<bool, StoreError> {
+    // Locked first, in a statement of its own: a refresh of this session committing
+    // meanwhile (its new token unseen by a statement already running) is waited for, and
+    // the update below, a new statement, revokes the token it added too.
+    let mut q = query::<E>("SELECT family FROM _plinth_refresh_tokens WHERE family = ");
+    q.bind(family)
+        .push(" AND user_id = ")
+        .bind(user_id)
+        .push(" AND revoked_at IS NULL")
+        .push(E::DIALECT.for_update());
+    if e.rows(&q, |r| r.uuid(0)).await?.is_empty() {
+        return Ok(false);
+    }
     let mut q = query::<E>("UPDATE _plinth_refresh_tokens SET revoked_at = ");
     q.bind(by.now)
         .push(" WHERE family = ")
@@ -81,9 +93,7 @@ pub(crate) async fn revoke_session<E: Exec>(
         .push(" AND user_id = ")
         .bind(user_id)
         .push(" AND revoked_at IS NULL");
-    if e.execute(&q).await? == 0 {
-        return Ok(false);
-    }
+    e.execute(&q).await?;
     // The session's access tokens (and stream tickets) end on every instance.
     announce(e).await?;
     let changes = json!({ "session": family });
@@ -98,7 +108,8 @@ pub(crate) async fn revoke_sessions<E: Exec>(
     user_id: Uuid,
     except: Option<Uuid>,
 ) -> Result<u64, StoreError> {
-    // Locked (no DISTINCT with FOR UPDATE on PostgreSQL): counted once per family below.
+    // Locked (no DISTINCT with FOR UPDATE on PostgreSQL), in a statement of its own, as in
+    // `revoke_session`; counted once per family below.
     let mut q = query::<E>("SELECT family FROM _plinth_refresh_tokens WHERE user_id = ");
     q.bind(user_id).push(" AND revoked_at IS NULL");
     if let Some(keep) = except {

@@ -12,6 +12,7 @@ contract!(
     sessions_list_live_families_with_their_newest_tokens_details,
     ending_a_session_revokes_its_family_and_never_another_users,
     ending_every_session_keeps_the_one_excepted_and_counts,
+    a_session_ended_while_it_refreshes_stays_ended,
 );
 
 fn later() -> Timestamp {
@@ -242,4 +243,33 @@ async fn ending_every_session_keeps_the_one_excepted_and_counts(e: &Engine) {
             ("auth.sessions_revoked".to_owned(), json!({ "count": 1 })),
         ]
     );
+}
+
+async fn a_session_ended_while_it_refreshes_stays_ended(e: &Engine) {
+    let ann = e.user("ann@example.com", Role::User).await;
+    let me = as_user(&ann);
+    for round in 0..20 {
+        let token = format!("r{round}");
+        let family = login(e, &me, ann.id, &token).await;
+        let next = format!("r{round}-next");
+        let (rotated, revoked) = tokio::join!(
+            e.store
+                .rotate_refresh(&me, &token, &next, later(), no_cutoff()),
+            e.store.revoke_session(&me, ann.id, family),
+        );
+        rotated.expect("rotate");
+        assert!(revoked.expect("revoke"), "round {round}: a live session");
+        // Whichever came first, the token a refresh may have added is revoked too.
+        assert!(
+            !e.store.refresh_family_live(family).await.expect("live"),
+            "round {round}: the session survived its ending"
+        );
+        let out = e
+            .store
+            .rotate_refresh(&me, &next, &format!("{next}2"), later(), no_cutoff())
+            .await
+            .expect("rotate");
+        assert_ne!(out, Refresh::Rotated { user_id: ann.id }, "round {round}");
+    }
+    assert!(list(e, ann.id).await.is_empty());
 }
