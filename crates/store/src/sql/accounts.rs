@@ -266,6 +266,7 @@ pub(crate) async fn update_user<E: Exec>(
         (Some(user), _) => {
             if password.is_some() || role.is_some() || new_address {
                 // A new password, role or address ends every session made before it.
+                sessions::lock_unrevoked(e, "user_id", id, None, None).await?;
                 let mut q = query::<E>("UPDATE _plinth_refresh_tokens SET revoked_at = ");
                 q.bind(now)
                     .push(" WHERE user_id = ")
@@ -453,6 +454,7 @@ pub(crate) async fn rotate_refresh<E: Exec>(
         return Ok(Refresh::Invalid);
     }
     if spent.is_some() {
+        sessions::lock_unrevoked(e, "family", family, None, None).await?;
         let mut q = query::<E>("UPDATE _plinth_refresh_tokens SET revoked_at = ");
         q.bind(now)
             .push(" WHERE family = ")
@@ -498,6 +500,7 @@ pub(crate) async fn revoke_refresh_family<E: Exec>(
     let Some((family, user_id)) = e.row(&q, |r| Ok((r.uuid(0)?, r.uuid(1)?))).await? else {
         return Ok(false);
     };
+    sessions::lock_unrevoked(e, "family", family, None, None).await?;
     let mut q = query::<E>("UPDATE _plinth_refresh_tokens SET revoked_at = ");
     q.bind(by.now)
         .push(" WHERE revoked_at IS NULL AND family = ")

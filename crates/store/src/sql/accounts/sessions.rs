@@ -67,6 +67,36 @@ pub(crate) async fn list_sessions<E: Exec>(
     Ok(sessions)
 }
 
+/// Locks the unrevoked tokens of the sessions about to be ended (`column` = `id`, and with
+/// `user_id` and `except` to narrow it), in order, in a statement of its own, and returns
+/// their families (each once). Called before the `UPDATE` that revokes them: a refresh of
+/// one of these sessions committing meanwhile is waited for, and that `UPDATE`, a new
+/// statement, sees (and revokes) the token the refresh added, which a statement already
+/// running would not on PostgreSQL.
+pub(super) async fn lock_unrevoked<E: Exec>(
+    e: &E,
+    column: &str,
+    id: Uuid,
+    user_id: Option<Uuid>,
+    except: Option<Uuid>,
+) -> Result<Vec<Uuid>, StoreError> {
+    // No DISTINCT with FOR UPDATE on PostgreSQL: families are made unique below.
+    let mut q = query::<E>("SELECT family FROM _plinth_refresh_tokens WHERE ");
+    q.push(column).push(" = ").bind(id);
+    if let Some(user) = user_id {
+        q.push(" AND user_id = ").bind(user);
+    }
+    q.push(" AND revoked_at IS NULL");
+    if let Some(keep) = except {
+        q.push(" AND family <> ").bind(keep);
+    }
+    q.push(" ORDER BY token_hash").push(E::DIALECT.for_update());
+    let mut families = e.rows(&q, |r| r.uuid(0)).await?;
+    families.sort_unstable();
+    families.dedup();
+    Ok(families)
+}
+
 /// Revokes the unrevoked tokens of `family` if it is `user_id`'s: whether any was.
 pub(crate) async fn revoke_session<E: Exec>(
     e: &E,
@@ -74,16 +104,10 @@ pub(crate) async fn revoke_session<E: Exec>(
     user_id: Uuid,
     family: Uuid,
 ) -> Result<bool, StoreError> {
-    // Locked first, in a statement of its own: a refresh of this session committing
-    // meanwhile (its new token unseen by a statement already running) is waited for, and
-    // the update below, a new statement, revokes the token it added too.
-    let mut q = query::<E>("SELECT family FROM _plinth_refresh_tokens WHERE family = ");
-    q.bind(family)
-        .push(" AND user_id = ")
-        .bind(user_id)
-        .push(" AND revoked_at IS NULL")
-        .push(E::DIALECT.for_update());
-    if e.rows(&q, |r| r.uuid(0)).await?.is_empty() {
+    if lock_unrevoked(e, "family", family, Some(user_id), None)
+        .await?
+        .is_empty()
+    {
         return Ok(false);
     }
     let mut q = query::<E>("UPDATE _plinth_refresh_tokens SET revoked_at = ");
@@ -108,17 +132,7 @@ pub(crate) async fn revoke_sessions<E: Exec>(
     user_id: Uuid,
     except: Option<Uuid>,
 ) -> Result<u64, StoreError> {
-    // Locked (no DISTINCT with FOR UPDATE on PostgreSQL), in a statement of its own, as in
-    // `revoke_session`; counted once per family below.
-    let mut q = query::<E>("SELECT family FROM _plinth_refresh_tokens WHERE user_id = ");
-    q.bind(user_id).push(" AND revoked_at IS NULL");
-    if let Some(keep) = except {
-        q.push(" AND family <> ").bind(keep);
-    }
-    q.push(E::DIALECT.for_update());
-    let mut families = e.rows(&q, |r| r.uuid(0)).await?;
-    families.sort_unstable();
-    families.dedup();
+    let families = lock_unrevoked(e, "user_id", user_id, None, except).await?;
     if families.is_empty() {
         return Ok(0);
     }

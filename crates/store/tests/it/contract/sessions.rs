@@ -245,31 +245,93 @@ async fn ending_every_session_keeps_the_one_excepted_and_counts(e: &Engine) {
     );
 }
 
+/// What ends a session in [`a_session_ended_while_it_refreshes_stays_ended`].
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    /// `revoke_session`.
+    One,
+    /// `revoke_sessions`.
+    All,
+    /// A logout with the token being refreshed.
+    Logout,
+    /// A new password.
+    Password,
+}
+
+async fn end_it(
+    e: &Engine,
+    how: Ending,
+    ann: &plinth_store::User,
+    family: Uuid,
+    token: &str,
+    round: usize,
+) {
+    let me = as_user(ann);
+    match how {
+        Ending::One => assert!(
+            e.store
+                .revoke_session(&me, ann.id, family)
+                .await
+                .expect("one")
+        ),
+        Ending::All => assert_eq!(
+            e.store
+                .revoke_sessions(&me, ann.id, None)
+                .await
+                .expect("all"),
+            1
+        ),
+        Ending::Logout => assert!(
+            e.store
+                .revoke_refresh_family(&me, token)
+                .await
+                .expect("logout")
+        ),
+        Ending::Password => {
+            let changes = plinth_store::UserChanges {
+                password_hash: Some(format!("{}{round}", super::HASH)),
+                ..plinth_store::UserChanges::default()
+            };
+            e.store
+                .update_user(&admin(), ann.id, changes, None)
+                .await
+                .expect("password");
+        }
+    }
+}
+
+/// A session ended (each way) while it refreshes stays ended: whichever commits first, the
+/// token the refresh may have added is revoked too. On PostgreSQL this needs the ending to
+/// lock the session's tokens before it revokes them.
 async fn a_session_ended_while_it_refreshes_stays_ended(e: &Engine) {
     let ann = e.user("ann@example.com", Role::User).await;
     let me = as_user(&ann);
-    for round in 0..20 {
-        let token = format!("r{round}");
-        let family = login(e, &me, ann.id, &token).await;
-        let next = format!("r{round}-next");
-        let (rotated, revoked) = tokio::join!(
-            e.store
-                .rotate_refresh(&me, &token, &next, later(), no_cutoff()),
-            e.store.revoke_session(&me, ann.id, family),
-        );
-        rotated.expect("rotate");
-        assert!(revoked.expect("revoke"), "round {round}: a live session");
-        // Whichever came first, the token a refresh may have added is revoked too.
-        assert!(
-            !e.store.refresh_family_live(family).await.expect("live"),
-            "round {round}: the session survived its ending"
-        );
-        let out = e
-            .store
-            .rotate_refresh(&me, &next, &format!("{next}2"), later(), no_cutoff())
-            .await
-            .expect("rotate");
-        assert_ne!(out, Refresh::Rotated { user_id: ann.id }, "round {round}");
+    for how in [Ending::One, Ending::All, Ending::Logout, Ending::Password] {
+        for round in 0..15 {
+            let token = format!("{how:?}{round}");
+            let family = login(e, &me, ann.id, &token).await;
+            let next = format!("{token}-next");
+            let (rotated, ()) = tokio::join!(
+                e.store
+                    .rotate_refresh(&me, &token, &next, later(), no_cutoff()),
+                end_it(e, how, &ann, family, &token, round),
+            );
+            rotated.expect("rotate");
+            assert!(
+                !e.store.refresh_family_live(family).await.expect("live"),
+                "{how:?}, round {round}: the session survived its ending"
+            );
+            let out = e
+                .store
+                .rotate_refresh(&me, &next, &format!("{next}2"), later(), no_cutoff())
+                .await
+                .expect("rotate");
+            assert_ne!(
+                out,
+                Refresh::Rotated { user_id: ann.id },
+                "{how:?}, round {round}"
+            );
+        }
     }
     assert!(list(e, ann.id).await.is_empty());
 }
