@@ -223,6 +223,7 @@ impl FromRequestParts<AppState> for WriteContext {
             request_id: request_id.to_string(),
             client_addr: Some(client_address(parts, state)),
             via_api_key: credential(&parts.headers)?.is_some_and(crate::auth::is_api_key),
+            user_agent: None,
             files: Vec::new(),
         };
         Ok(Self { caller, ctx })

@@ -100,6 +100,12 @@ pub enum Event {
     /// `auth.oidc_failed`: an OpenID Connect callback was refused (changes: the provider
     /// and the reason's class, never token content).
     OidcFailed,
+    /// `auth.session_revoked`: one session was ended from the session list (changes: its
+    /// `session` id).
+    SessionRevoked,
+    /// `auth.sessions_revoked`: every session of an account was ended at once ("log out
+    /// everywhere"; changes: the `count` ended, and the one kept, `except`, if any).
+    SessionsRevoked,
     /// `account.create`.
     AccountCreate,
     /// `account.password_change`.
@@ -164,6 +170,8 @@ impl Event {
             Self::OidcLogin => "auth.oidc_login",
             Self::OidcLink => "auth.oidc_link",
             Self::OidcFailed => "auth.oidc_failed",
+            Self::SessionRevoked => "auth.session_revoked",
+            Self::SessionsRevoked => "auth.sessions_revoked",
             Self::AccountCreate => "account.create",
             Self::PasswordChange => "account.password_change",
             Self::EmailChange => "account.email_change",

@@ -19,6 +19,7 @@
 //!   connections at once, so gets always find one.
 //! - [`postgres`]: [`PgStore`], a connection pool over a PostgreSQL database shared by any
 //!   number of instances.
+//! - [`sessions`]: [`SessionStore`]: an account's live sessions, listed and ended.
 //! - [`seal`]: [`Keyring`] and [`Keys`]: sealing of personal data (AES-256-GCM) and its
 //!   blind indexes (HMAC-SHA-256).
 //! - `sql` (private): every statement and its outcome logic, written once for both engines
@@ -48,6 +49,7 @@ pub mod mfa;
 pub mod oidc;
 pub mod postgres;
 pub mod seal;
+pub mod sessions;
 mod shared;
 mod sql;
 pub mod sqlite;
@@ -67,6 +69,7 @@ pub use mfa::{MfaStore, TotpState};
 pub use oidc::{OidcOutcome, OidcRefusal, OidcSignIn, OidcStore, PendingOidcLogin};
 pub use postgres::{PgOptions, PgStore};
 pub use seal::{KeyError, Keyring, Keys, SealedTable};
+pub use sessions::{Session, SessionStore};
 pub use sql::reseal::Resealed;
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use stats::EngineStats;
@@ -137,6 +140,10 @@ pub struct WriteCtx {
     pub client_addr: Option<String>,
     /// Whether the actor authenticated with an API key (the audit trail says so).
     pub via_api_key: bool,
+    /// The client's `User-Agent`, already cleaned (bounded, no control characters): kept
+    /// with the refresh tokens a login or a refresh stores, so a user can tell their
+    /// sessions apart. `None` elsewhere.
+    pub user_agent: Option<String>,
     /// Files uploaded with this write (already in file storage), which the written record's
     /// file fields name: their rows are added in the write's transaction.
     pub files: Vec<NewFile>,
@@ -150,6 +157,7 @@ impl WriteCtx {
             request_id: request_id.into(),
             client_addr: None,
             via_api_key: false,
+            user_agent: None,
             files: Vec::new(),
         }
     }
@@ -193,6 +201,7 @@ pub struct Page {
 pub trait Store:
     AccountStore
     + AccountTokenStore
+    + SessionStore
     + MfaStore
     + OidcStore
     + FlagStore

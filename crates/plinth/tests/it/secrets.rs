@@ -123,7 +123,16 @@ async fn session(level: &str) {
     revoked.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
     ledger.reply("refresh of a revoked family", &revoked, &[]);
 
-    let admin = bearer_client(&second.access_token);
+    // The reuse ended that session, its access tokens too: sign in again.
+    let relogin = server.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let again = Tokens::from_reply(&relogin);
+    ledger.tokens("after the reuse", &again);
+    ledger.reply(
+        "login after the reuse",
+        &relogin,
+        &[&again.access_token, &again.refresh_token],
+    );
+    let admin = bearer_client(&again.access_token);
     let bob_password = "bob-builds-bridges-42";
     ledger.secret("bob's password", bob_password);
     let bob = server
@@ -279,6 +288,11 @@ async fn session(level: &str) {
         ledger.reply(&path, &r, &[]);
     }
 
+    // The key is revoked before the logout, which ends this session's access token too.
+    let revoke = server
+        .send(admin.delete(url(&format!("/api/v1/auth/api-keys/{key_id}"))))
+        .await;
+    assert_eq!(revoke.status, StatusCode::NO_CONTENT, "{}", revoke.text);
     let logout = server
         .send(
             guest
@@ -290,10 +304,6 @@ async fn session(level: &str) {
     let after = server.send(refresh(&fourth.refresh_token)).await;
     after.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
     ledger.reply("refresh after logout", &after, &[]);
-    let revoke = server
-        .send(admin.delete(url(&format!("/api/v1/auth/api-keys/{key_id}"))))
-        .await;
-    assert_eq!(revoke.status, StatusCode::NO_CONTENT, "{}", revoke.text);
     let refused_key = server
         .send(bearer_client(&key).get(url("/api/v1/auth/me")))
         .await;

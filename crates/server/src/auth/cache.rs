@@ -21,13 +21,17 @@ const SWEEP_AT: usize = 10_000;
 pub(crate) enum CredentialKey {
     /// An API key, by its digest.
     ApiKey(Digest),
-    /// An access token, by its user and the account version it was issued at (the
-    /// signature and expiry are checked on every request; only the account is cached).
+    /// An access token, by its user, the account version it was issued at and its session
+    /// (the signature and expiry are checked on every request; only the account, and that
+    /// the session is still on, are cached).
     Account {
         /// The user.
         user: Uuid,
         /// The account version in the token.
         version: i64,
+        /// The session (refresh-token family) the token was issued in, if any: once it
+        /// ends, the token is refused.
+        session: Option<Uuid>,
     },
 }
 
@@ -92,12 +96,23 @@ mod tests {
         let clock = manual.clock();
         let cache = CredentialCache::default();
         let user = Uuid::now_v7();
-        let key = CredentialKey::Account { user, version: 1 };
+        let key = CredentialKey::Account {
+            user,
+            version: 1,
+            session: None,
+        };
         cache.put(key.clone(), entry(user), &clock);
         // Keys are typed: another version or an API key digest is another entry.
         assert!(
             cache
-                .get(&CredentialKey::Account { user, version: 2 }, &clock)
+                .get(
+                    &CredentialKey::Account {
+                        user,
+                        version: 2,
+                        session: None
+                    },
+                    &clock
+                )
                 .is_none()
         );
         assert!(
@@ -105,6 +120,15 @@ mod tests {
                 .get(&CredentialKey::ApiKey(Digest::of("x")), &clock)
                 .is_none()
         );
+        // A token of a session is another entry than one outside any, or of another.
+        for session in [Some(Uuid::now_v7()), Some(Uuid::now_v7())] {
+            let other = CredentialKey::Account {
+                user,
+                version: 1,
+                session,
+            };
+            assert!(cache.get(&other, &clock).is_none());
+        }
         manual.advance(CREDENTIAL_TTL - Duration::from_millis(1));
         assert!(
             cache.get(&key, &clock).is_some(),

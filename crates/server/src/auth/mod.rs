@@ -6,7 +6,7 @@
 //! - `clock`: [`Clock`], the time everything here goes by, and the tests' [`ManualClock`];
 //! - `password`: argon2id hashing on the blocking pool ([`HashCost`]);
 //! - `token`: access tokens (HS256 JWTs, algorithm pinned);
-//! - `cache`: the credential cache, keyed by API-key digest or by user and version;
+//! - `cache`: the credential cache, keyed by API-key digest or by user, version and session;
 //! - `secret`: [`SigningKey`], digests, and new refresh tokens and API keys;
 //! - `limit`: the keyed fixed-window rate limiter, and the remembered logins;
 //! - `mfa`: second factors: TOTP secrets and codes (`totp-rs`), recovery codes, and the
@@ -402,7 +402,19 @@ impl Auth {
         Ok(CredentialKey::Account {
             user: claims.user,
             version: claims.version,
+            session: claims.session,
         })
+    }
+
+    /// The session (refresh-token family) an access token was issued in, if it is a valid
+    /// access token issued in one: `None` for an API key, a token issued outside a session,
+    /// or anything refused. Checks only the signature and expiry: call it on a credential
+    /// [`Self::authenticate`] accepted.
+    pub(crate) fn access_session(&self, credential: &str) -> Option<Uuid> {
+        if is_api_key(credential) {
+            return None;
+        }
+        self.tokens.verify(credential, &self.clock).ok()?.session
     }
 
     /// What the database (or the credential cache) says of a credential: refused when it
@@ -593,7 +605,11 @@ async fn ask_store(
                 expires_at: key.expires_at,
             }))
         }
-        CredentialKey::Account { user, version } => {
+        CredentialKey::Account {
+            user,
+            version,
+            session,
+        } => {
             // The user must still exist, unchanged since the token was issued: a new
             // password, role or email ends every access token at once.
             let Some(u) = store
@@ -603,6 +619,13 @@ async fn ask_store(
             else {
                 return Ok(None);
             };
+            // And the token's session must still be on: ending it (a logout, a reuse, the
+            // session list) ends its access tokens at once too.
+            if let Some(family) = session
+                && !store.refresh_family_live(*family).await?
+            {
+                return Ok(None);
+            }
             let role = if require_mfa_for_admins
                 && u.role == Role::Admin
                 && !store.get_totp(u.id).await?.is_some_and(|t| t.enabled())

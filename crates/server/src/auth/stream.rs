@@ -11,8 +11,8 @@
 //! A ticket's own 60 seconds only limit *opening* a stream (and reopening it, as
 //! `EventSource` does by itself). The stream then follows the credential the ticket was
 //! made from: an API key until it is revoked or expires; an access token until it expires,
-//! its account changes, or its session ends (logout, refresh-token reuse), since a ticket
-//! travels in URLs and must not outlive a logout.
+//! its account changes, or its session ends (logout, refresh-token reuse, the session
+//! list), since a ticket travels in URLs and must not outlive a logout.
 
 use super::cache::{CredentialKey, Vouched};
 use super::secret::Digest;
@@ -122,17 +122,13 @@ impl Auth {
             (user, Bound::ApiKey { kid, dig })
         } else {
             let claims = self.tokens.verify(credential, &self.clock)?;
+            // A token of a session that ended is refused here, as on any request.
             let key = CredentialKey::Account {
                 user: claims.user,
                 version: claims.version,
+                session: claims.session,
             };
             self.vouch(store, key).await?;
-            // A token of a session that ended makes no ticket: it would open nothing.
-            if let Some(family) = claims.session
-                && !store.refresh_family_live(family).await?
-            {
-                return Err(AuthError::Refused);
-            }
             let bound = Bound::Access {
                 ver: claims.version,
                 sid: claims.session,
@@ -206,15 +202,16 @@ impl Auth {
                 CredentialKey::Account {
                     user: claims.user,
                     version: claims.version,
+                    session: claims.session,
                 },
             )
             .await?;
         let basis = Basis::Access {
             user: claims.user,
             version: claims.version,
-            // A Bearer access token is not bound to its session: as on any request, it
-            // works until it expires.
-            session: None,
+            // A Bearer access token ends with its session, as on any request: so does the
+            // stream it opened.
+            session: claims.session,
             expires_at: unix_timestamp(claims.expires),
         };
         Ok((basis, vouched))
@@ -237,6 +234,7 @@ impl Auth {
                 let key = CredentialKey::Account {
                     user: ticket.user,
                     version: ver,
+                    session: sid,
                 };
                 (basis, key)
             }
@@ -269,17 +267,9 @@ impl Auth {
                     expires_at: vouched.expires_at,
                 }
             }
-            Basis::Access {
-                expires_at,
-                session,
-                ..
-            } => {
+            // The session was checked with the credential (its key names it).
+            Basis::Access { expires_at, .. } => {
                 if expires_at <= self.now() {
-                    return Err(AuthError::Refused);
-                }
-                if let Some(family) = session
-                    && !store.refresh_family_live(family).await?
-                {
                     return Err(AuthError::Refused);
                 }
                 basis
@@ -311,9 +301,11 @@ impl Auth {
                 if *expires_at <= now {
                     return Ok(Standing::Expired);
                 }
+                // The session is checked below, once per session between two changes.
                 let key = CredentialKey::Account {
                     user: *user,
                     version: *version,
+                    session: None,
                 };
                 let Some(vouched) = self.recheck(store, key).await? else {
                     return Ok(Standing::Revoked);

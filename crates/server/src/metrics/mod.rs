@@ -24,6 +24,7 @@ mod mfa;
 mod oidc;
 mod realtime;
 mod sampled;
+mod sessions;
 mod store;
 mod tokens;
 

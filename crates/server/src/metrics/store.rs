@@ -63,6 +63,8 @@ ops! {
     FindMfaToken = "find_mfa_token", SpendMfaToken = "spend_mfa_token",
     SignUp = "sign_up", IssueAccountToken = "issue_account_token",
     RedeemAccountToken = "redeem_account_token", SweepAccountTokens = "sweep_account_tokens",
+    ListSessions = "list_sessions", RevokeSession = "revoke_session",
+    RevokeSessions = "revoke_sessions",
 }
 
 /// A label set of one label.

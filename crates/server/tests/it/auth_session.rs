@@ -341,9 +341,10 @@ async fn one_refresh_token_rotates_once_even_when_sent_twice_at_once() {
             pair.refresh, tokens.refresh,
             "round {round}: a new refresh token"
         );
-        // The new access token works; the family, the winner's new refresh token included,
-        // is revoked by the replay.
-        app.me(Some(&pair.access)).await.data(StatusCode::OK);
+        // The family, the winner's new refresh token and access token included, is revoked
+        // by the replay.
+        let me = app.me(Some(&pair.access)).await;
+        assert_error(&me, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
         for spent in [&tokens.refresh, &pair.refresh] {
             let again = app.refresh(spent).await;
             assert_error(&again, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");

@@ -3,6 +3,7 @@ mod api_keys;
 mod audit;
 mod audit_api;
 mod auth_session;
+mod auth_sessions_list;
 mod auth_tokens;
 mod bad_input;
 mod bad_query;

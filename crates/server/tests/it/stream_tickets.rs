@@ -277,11 +277,13 @@ async fn logout_ends_the_tickets_of_its_session_and_moves_the_watch() {
     ));
     let r = app.ticket_as(Some(&refreshed.access)).await;
     assert_error(&r, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
-    // The user's other session goes on; a Bearer access token works until it expires,
-    // as on any request.
+    // The session's access tokens end with it, and so does a stream opened with one as a
+    // Bearer credential; the user's other session goes on.
     assert_eq!(app.standing(&elsewhere).await, Standing::Valid);
-    assert_eq!(app.standing(&bearer).await, Standing::Valid);
-    assert_eq!(app.me(Some(&tokens.access)).await.status, StatusCode::OK);
+    assert_eq!(app.standing(&bearer).await, Standing::Revoked);
+    let r = app.me(Some(&tokens.access)).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
+    assert_eq!(app.me(Some(&other.access)).await.status, StatusCode::OK);
 
     // Presenting a spent refresh token revokes its family: that session's tickets end too.
     let third = app.login_ok("ada@example.com", PASSWORD).await;
@@ -472,11 +474,15 @@ async fn a_watched_stream_ends_on_revocation_even_one_made_before_the_watch_bega
         .expect("the watch ends at once")
         .expect("no panic");
     assert_eq!(late, Standing::Revoked);
-    // A guest's stream and a Bearer token's (not bound to the session) go on.
+    // A Bearer token's stream ends with the token's session too; a guest's goes on.
+    let bearer = tokio::time::timeout(Duration::from_secs(10), bearer)
+        .await
+        .expect("the Bearer stream's watch ends too")
+        .expect("no panic");
+    assert_eq!(bearer, Standing::Revoked);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(!guest.is_finished() && !bearer.is_finished());
+    assert!(!guest.is_finished());
     guest.abort();
-    bearer.abort();
 }
 
 #[tokio::test]

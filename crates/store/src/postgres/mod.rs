@@ -36,6 +36,7 @@ mod mfa_store;
 mod oidc_store;
 mod run;
 mod schema;
+mod session_store;
 mod tls;
 mod tokens_store;
 

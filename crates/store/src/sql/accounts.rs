@@ -4,9 +4,11 @@
 mod keys;
 pub(crate) mod mfa;
 pub(crate) mod oidc;
+mod sessions;
 pub(crate) mod tokens;
 
 pub(crate) use keys::{create_api_key, find_api_key, list_api_keys, revoke_api_key, touch_api_key};
+pub(crate) use sessions::{list_sessions, revoke_session, revoke_sessions};
 
 use super::audit::append_event;
 use super::records::By;
@@ -267,6 +269,7 @@ pub(crate) async fn update_user<E: Exec>(
         (Some(user), _) => {
             if password.is_some() || role.is_some() || new_address {
                 // A new password, role or address ends every session made before it.
+                sessions::lock_unrevoked(e, "user_id", id, None, None).await?;
                 let mut q = query::<E>("UPDATE _plinth_refresh_tokens SET revoked_at = ");
                 q.bind(now)
                     .push(" WHERE user_id = ")
@@ -373,7 +376,7 @@ pub(crate) async fn insert_refresh<E: Exec>(
         expires_at,
         family_started_at: started_at,
     };
-    insert_token(e, &token, by.now).await?;
+    insert_token(e, &token, by).await?;
     append_event(e, by, Event::Login, Some(user_id), &json!({})).await
 }
 
@@ -388,17 +391,26 @@ struct NewToken<'a> {
     family_started_at: Timestamp,
 }
 
-async fn insert_token<E: Exec>(e: &E, t: &NewToken<'_>, now: Timestamp) -> Result<(), StoreError> {
+/// Nullable text as a parameter.
+fn opt_text(v: &Option<String>) -> Param<'_> {
+    v.as_ref().map_or(Param::Null, Param::from)
+}
+
+/// Stores a token with the client's address and user agent from `by` (what the session
+/// list shows of the session's last use).
+async fn insert_token<E: Exec>(e: &E, t: &NewToken<'_>, by: By<'_>) -> Result<(), StoreError> {
     let mut q = query::<E>(
-        "INSERT INTO _plinth_refresh_tokens (token_hash, family, user_id, expires_at, created_at, family_started_at) VALUES (",
+        "INSERT INTO _plinth_refresh_tokens (token_hash, family, user_id, expires_at, created_at, family_started_at, client_addr, user_agent) VALUES (",
     );
     q.bind_all([
         t.token_hash.into(),
         t.family.into(),
         t.user_id.into(),
         t.expires_at.into(),
-        now.into(),
+        by.now.into(),
         t.family_started_at.into(),
+        opt_text(&by.ctx.client_addr),
+        opt_text(&by.ctx.user_agent),
     ])
     .push(")");
     e.execute(&q).await?;
@@ -445,6 +457,7 @@ pub(crate) async fn rotate_refresh<E: Exec>(
         return Ok(Refresh::Invalid);
     }
     if spent.is_some() {
+        sessions::lock_unrevoked(e, "family", family, None, None).await?;
         let mut q = query::<E>("UPDATE _plinth_refresh_tokens SET revoked_at = ");
         q.bind(now)
             .push(" WHERE family = ")
@@ -472,7 +485,7 @@ pub(crate) async fn rotate_refresh<E: Exec>(
         expires_at: new_expires_at,
         family_started_at: started,
     };
-    insert_token(e, &token, now).await?;
+    insert_token(e, &token, by).await?;
     Ok(Refresh::Rotated { user_id })
 }
 
@@ -490,6 +503,7 @@ pub(crate) async fn revoke_refresh_family<E: Exec>(
     let Some((family, user_id)) = e.row(&q, |r| Ok((r.uuid(0)?, r.uuid(1)?))).await? else {
         return Ok(false);
     };
+    sessions::lock_unrevoked(e, "family", family, None, None).await?;
     let mut q = query::<E>("UPDATE _plinth_refresh_tokens SET revoked_at = ");
     q.bind(by.now)
         .push(" WHERE revoked_at IS NULL AND family = ")

@@ -33,6 +33,7 @@ mod options;
 mod readers;
 mod reads;
 mod schema;
+mod session_store;
 mod tokens_store;
 mod writer;
 

@@ -5,6 +5,7 @@
 
 use super::BodyFields;
 use super::session::{guest, issue_session};
+use super::sessions::UserAgent;
 use crate::auth::{Code, Digest, LoginAttempt, MFA_TOKEN_PREFIX, TokenPair, new_mfa_token};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ClientAddr, RequestId};
@@ -82,6 +83,7 @@ pub(super) async fn login_mfa(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
     ClientAddr(address): ClientAddr,
+    UserAgent(user_agent): UserAgent,
     ApiJson(body): ApiJson,
 ) -> Result<Reply, ApiError> {
     let mut fields = BodyFields::new(&body, &["mfa_token", "code"], &[])?;
@@ -103,7 +105,11 @@ pub(super) async fn login_mfa(
         .get_user(user_id)
         .await?
         .ok_or_else(bad_token)?;
-    let guest = guest(&request_id, &address);
+    // The session keeps the client's user agent, as a one-step login's does.
+    let guest = WriteCtx {
+        user_agent,
+        ..guest(&request_id, &address)
+    };
     let account = user.email.to_lowercase();
     let attempt = LoginAttempt {
         account: &account,

@@ -1,5 +1,5 @@
-//! `/api/v1/auth/*`: login (and its second step), refresh, logout, the caller's own
-//! account and second factor (`mfa`, `mfa_login`), API keys; and
+//! `/api/v1/auth/*`: login (and its second step), refresh, logout, sign-up and the mailed
+//! flows, OpenID Connect, the caller's sessions, own account and second factor, API keys; and
 //! `POST /api/v1/events/ticket`, the stream tickets made from those credentials.
 
 mod keys;
@@ -9,6 +9,7 @@ mod mfa_login;
 mod oidc;
 mod recovery;
 mod session;
+pub(crate) mod sessions;
 mod signup;
 mod ticket;
 
@@ -49,6 +50,12 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(recovery::confirm_reset))
         .routes(routes!(recovery::request_email_change))
         .routes(routes!(recovery::confirm_email_change))
+        .routes(routes!(sessions::list_sessions, sessions::end_sessions))
+        .routes(routes!(sessions::end_session))
+        .routes(routes!(
+            sessions::list_user_sessions,
+            sessions::end_user_sessions
+        ))
 }
 
 /// A user as the API shows it: never the hash.

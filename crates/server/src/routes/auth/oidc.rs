@@ -8,6 +8,7 @@
 //! victim's browser finish a login the attacker started), and only once.
 
 use super::session::{complete_login, guest};
+use super::sessions::UserAgent;
 use crate::auth::oidc::{OidcError, OidcProvider, TokenProblem, challenge, random_text};
 use crate::auth::{Digest, Signup};
 use crate::error::ApiError;
@@ -235,6 +236,7 @@ pub(super) async fn callback(
     ClientAddr(address): ClientAddr,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
+    UserAgent(user_agent): UserAgent,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let p = provider_of(&state, &name)?;
@@ -248,7 +250,11 @@ pub(super) async fn callback(
             .map(|(_, v)| v.as_str())
             .filter(|v| !v.is_empty() && v.len() <= MAX_PARAM)
     };
-    let ctx = guest(&request_id, &address);
+    // The session keeps the client's user agent, as a password login's does.
+    let ctx = WriteCtx {
+        user_agent,
+        ..guest(&request_id, &address)
+    };
     let name = p.name.as_str();
     // The pending login is spent whatever follows: a state is never used twice.
     let pending = match (param("state"), browser_cookie(&headers)) {

@@ -2,6 +2,7 @@
 
 use super::BodyFields;
 use super::mfa_login::{self, SignIn, totp_on};
+use super::sessions::UserAgent;
 use crate::auth::{Digest, LoginAttempt, REFRESH_PREFIX, TokenPair, new_refresh_token};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ClientAddr, RequestId};
@@ -24,6 +25,7 @@ pub(crate) fn guest(request_id: &str, address: &str) -> WriteCtx {
         request_id: request_id.to_owned(),
         client_addr: Some(address.to_owned()),
         via_api_key: false,
+        user_agent: None,
         files: Vec::new(),
     }
 }
@@ -56,6 +58,7 @@ pub(super) async fn login(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
     ClientAddr(address): ClientAddr,
+    UserAgent(user_agent): UserAgent,
     ApiJson(body): ApiJson,
 ) -> Result<Reply, ApiError> {
     let mut fields = BodyFields::new(&body, &["email", "password"], &[])?;
@@ -71,7 +74,11 @@ pub(super) async fn login(
     fields.finish()?;
     let (email, password) = (email.unwrap_or_default(), password.unwrap_or_default());
     let account = email.trim().to_lowercase();
-    let ctx = guest(&request_id, &address);
+    // The session keeps the client's user agent, to be told apart in the session list.
+    let ctx = WriteCtx {
+        user_agent,
+        ..guest(&request_id, &address)
+    };
     state
         .auth()
         .check_login(
@@ -172,6 +179,7 @@ pub(super) async fn issue_session(
 pub(super) async fn refresh(
     RequestId(request_id): RequestId,
     ClientAddr(address): ClientAddr,
+    UserAgent(user_agent): UserAgent,
     State(state): State<AppState>,
     ApiJson(body): ApiJson,
 ) -> Result<Reply, ApiError> {
@@ -186,7 +194,10 @@ pub(super) async fn refresh(
     let outcome = state
         .store()
         .rotate_refresh(
-            &guest(&request_id, &address),
+            &WriteCtx {
+                user_agent,
+                ..guest(&request_id, &address)
+            },
             Digest::of(token).as_str(),
             new_digest.as_str(),
             state.auth().refresh_expiry(),

@@ -596,3 +596,4 @@ async fn an_instance_on_the_previous_models_keeps_working_while_another_adds_a_f
 }
 
 mod events;
+mod sessions;

@@ -77,6 +77,7 @@ mod schema;
 mod search;
 mod search_copies;
 mod search_migrate;
+mod sessions;
 mod shape;
 mod sweep;
 mod tokens;
