@@ -38,6 +38,7 @@ mod mfa;
 mod middleware;
 mod models;
 mod oidc;
+mod oidc_accounts;
 mod openapi;
 mod openapi_types;
 mod pii;

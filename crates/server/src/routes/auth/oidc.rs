@@ -7,6 +7,7 @@
 //! completes only in the browser that started it (no login CSRF: an attacker cannot make a
 //! victim's browser finish a login the attacker started), and only once.
 
+use super::mfa_login::SignIn;
 use super::session::{complete_login, guest};
 use crate::auth::oidc::{OidcError, OidcProvider, TokenProblem, challenge, random_text};
 use crate::auth::{Digest, Signup};
@@ -221,10 +222,10 @@ const PROVIDER_ERRORS: &[&str] = &[
         ("error" = Option<String>, Query, description = "the provider's refusal"),
     ),
     responses(
-        (status = 200, description = "a token pair (or, for an account with a second factor, what that step needs)", body = crate::auth::TokenPair),
+        (status = 200, description = "a token pair; with TOTP on, `mfa_required` and an `mfa_token` for `POST /api/v1/auth/login/mfa` instead", body = SignIn),
         (status = 400, description = "a query string that is not valid form encoding"),
         (status = 401, description = "a forged, unknown, expired or replayed state, a missing or mismatched cookie, a provider refusal, a refused code, or an ID token that fails a check (bad signature, nonce, audience, issuer, expiry)"),
-        (status = 403, description = "the provider does not say the email is verified, or sign-up is off and no account matches"),
+        (status = 403, description = "the provider does not say the email is verified, sign-up is off and no account matches, or the account's address must be verified first (a new verification message is mailed)"),
         (status = 404, description = "no such provider"),
         (status = 503, description = "the provider cannot be reached, or public_url is not set"),
     ))]
