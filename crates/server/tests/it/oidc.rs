@@ -200,6 +200,18 @@ async fn a_first_login_creates_a_verified_user_and_the_next_maps_to_it() {
 async fn an_existing_password_account_is_linked_by_a_verified_email() {
     let f = flow(Signup::Off).await;
     let (ada, _) = make_user(&f.app.state, "ada@example.com", Role::User).await;
+    // A verified address (an unverified one is claimed: `oidc_accounts`).
+    let verified = plinth_store::UserChanges {
+        email_verified: Some(true),
+        ..plinth_store::UserChanges::default()
+    };
+    let ctx = plinth_store::WriteCtx::new(plinth_core::Principal::local_admin(), "test");
+    f.app
+        .state
+        .store()
+        .update_user(&ctx, ada.id, verified, None)
+        .await
+        .expect("verified");
     let r = f
         .sign_in(NextLogin::verified("sub-ada", "ADA@example.com"))
         .await;

@@ -115,3 +115,70 @@ async fn the_callback_is_documented_with_the_second_step_and_the_verified_addres
     let forbidden = callback["403"]["description"].as_str().unwrap_or_default();
     assert!(forbidden.contains("verified first"), "{forbidden}");
 }
+
+/// Anyone may sign up with someone else's address (it stays unverified); when its real
+/// owner then signs in through a provider that proves the address, the account is linked,
+/// but nothing of whoever set its password keeps working: not the password, not a session,
+/// not an API key.
+#[tokio::test]
+async fn linking_an_unverified_account_ends_the_squatters_password_sessions_and_keys() {
+    let f = flow(Signup::Open).await;
+    let squatter_password = "the squatter's own long password";
+    let body = json!({ "email": "victim@example.com", "password": squatter_password });
+    let r = f
+        .app
+        .call_as(Method::POST, "/api/v1/auth/signup", None, Some(&body))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let squat = f
+        .app
+        .login_ok("victim@example.com", squatter_password)
+        .await;
+    let key = f.app.create_key(&squat.access, &json!({"name": "k"})).await;
+    let key = key.data(StatusCode::CREATED)["key"]
+        .as_str()
+        .expect("a key")
+        .to_owned();
+    let with_key = || {
+        f.app.send(
+            f.app
+                .request_as(Method::GET, "/api/v1/auth/me", None)
+                .header("x-api-key", &key),
+        )
+    };
+    assert_eq!(with_key().await.status, StatusCode::OK);
+
+    let r = f
+        .sign_in(NextLogin::verified("sub-victim", "victim@example.com"))
+        .await;
+    let victim = Tokens::from_resp(&r);
+    let me = data(&f.app.me(Some(&victim.access)).await);
+    assert_eq!(me["email"], "victim@example.com");
+    assert_eq!(me["email_verified"], true, "the provider proved it: {me}");
+
+    let login = f.app.login("victim@example.com", squatter_password).await;
+    assert_eq!(login.status, StatusCode::UNAUTHORIZED, "{}", login.body);
+    let refresh = f.app.refresh(&squat.refresh).await;
+    assert_eq!(refresh.status, StatusCode::UNAUTHORIZED, "{}", refresh.body);
+    assert_eq!(with_key().await.status, StatusCode::UNAUTHORIZED);
+    let actions = f.audit_actions().await;
+    for action in [
+        "auth.oidc_claim",
+        "auth.oidc_link",
+        "account.email_verified",
+    ] {
+        assert!(actions.iter().any(|a| a == action), "{action}: {actions:?}");
+    }
+    // The owner's own session is untouched by it, and the next sign-in changes nothing.
+    f.app.refresh(&victim.refresh).await.data(StatusCode::OK);
+    let again = f
+        .sign_in(NextLogin::verified("sub-victim", "victim@example.com"))
+        .await;
+    Tokens::from_resp(&again);
+    let claims = f.audit_actions().await;
+    assert_eq!(
+        claims.iter().filter(|a| *a == "auth.oidc_claim").count(),
+        1,
+        "{claims:?}"
+    );
+}

@@ -322,8 +322,9 @@ pub(super) async fn callback(
     let email_verified = claims.email_verified();
     let may_create = auth.signup == Signup::Open && domain_ok;
     // A new account's password is a random one nobody knows, hashed like any other (so a
-    // password login costs the same for it); hashed only when an account may be made.
-    let password_hash = if may_create && email_verified {
+    // password login costs the same for it); a linked account whose address was never
+    // verified gets it too (the store decides): hashed whenever an account may be linked.
+    let password_hash = if email_verified {
         let unusable = random_text(32).map_err(ApiError::internal)?;
         state.auth().hash_password(&unusable).await?
     } else {
@@ -338,7 +339,12 @@ pub(super) async fn callback(
         password_hash,
     };
     let user = match state.store().oidc_sign_in(&ctx, sign_in).await? {
-        OidcOutcome::Known(u) | OidcOutcome::Linked(u) | OidcOutcome::Created(u) => u,
+        OidcOutcome::Known(u) | OidcOutcome::Created(u) => u,
+        OidcOutcome::Linked(u) => {
+            // Linking an unverified account ended its password, sessions and keys.
+            state.auth().forget_credentials();
+            u
+        }
         OidcOutcome::Refused(OidcRefusal::UnverifiedEmail) => {
             let answer = ApiError::new(
                 ErrorCode::Forbidden,
