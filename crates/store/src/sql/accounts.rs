@@ -266,12 +266,20 @@ pub(crate) async fn update_user<E: Exec>(
     match (updated, expected) {
         (Some(user), _) => {
             if password.is_some() || role.is_some() || new_address {
-                // A new password, role or address ends every session made before it.
+                // A new password, role or address ends every session made before it,
                 let mut q = query::<E>("UPDATE _plinth_refresh_tokens SET revoked_at = ");
                 q.bind(now)
                     .push(" WHERE user_id = ")
                     .bind(id)
                     .push(" AND revoked_at IS NULL");
+                e.execute(&q).await?;
+                // And every sign-in waiting for its second step: its first step proved
+                // what no longer holds.
+                let mut q = query::<E>("UPDATE _plinth_account_tokens SET used_at = ");
+                q.bind(now)
+                    .push(" WHERE user_id = ")
+                    .bind(id)
+                    .push(" AND purpose = 'mfa_login' AND used_at IS NULL");
                 e.execute(&q).await?;
             }
             audit_user_changes(e, by, &before, &user, password.is_some()).await?;
