@@ -361,6 +361,35 @@ async fn an_email_change_whose_address_got_an_account_meanwhile_is_a_clean_409()
     assert_eq!(r.data(StatusCode::OK)["email"], json!("new@example.com"));
 }
 
+/// Whoever learnt Ada's password asks to move her account to their own address; Ada gets
+/// the notice and resets her password. The pending change must die with the old password.
+#[tokio::test]
+async fn a_password_reset_voids_a_pending_email_change() {
+    let (app, sink) = mail_app(|_| {}).await;
+    app.user("ada@example.com").await;
+    let thief = app.login_ok("ada@example.com", PASSWORD).await;
+    let r = ask_email_change(&app, Some(&thief.access), "thief@example.com", PASSWORD).await;
+    assert_pending(&r);
+    let stolen = token_to(&sink, "thief@example.com").await;
+    mail_to(&sink, "ada@example.com").await; // the notice
+    ask_reset(&app, "ada@example.com").await;
+    let reset = token_to(&sink, "ada@example.com").await;
+    confirm_reset(&app, &reset, NEW_PASSWORD)
+        .await
+        .data(StatusCode::OK);
+    let r = post(
+        &app,
+        "/api/v1/auth/email-change/confirm",
+        &json!({"token": stolen}),
+    )
+    .await;
+    assert_eq!(
+        assert_error(&r, StatusCode::BAD_REQUEST, "INVALID_INPUT"),
+        ["token"]
+    );
+    app.login_ok("ada@example.com", NEW_PASSWORD).await;
+}
+
 #[tokio::test]
 async fn an_email_change_needs_the_account_and_its_password() {
     let (app, sink) = mail_app(|_| {}).await;

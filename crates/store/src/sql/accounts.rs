@@ -273,13 +273,15 @@ pub(crate) async fn update_user<E: Exec>(
                     .bind(id)
                     .push(" AND revoked_at IS NULL");
                 e.execute(&q).await?;
-                // And every sign-in waiting for its second step: its first step proved
-                // what no longer holds.
+                // And every live one-time token: a sign-in waiting for its second step
+                // proved what no longer holds, and a reset, verification or email change
+                // asked for before (by whoever knew the old password, or at the old
+                // address) must not outlive the change.
                 let mut q = query::<E>("UPDATE _plinth_account_tokens SET used_at = ");
                 q.bind(now)
                     .push(" WHERE user_id = ")
                     .bind(id)
-                    .push(" AND purpose = 'mfa_login' AND used_at IS NULL");
+                    .push(" AND used_at IS NULL");
                 e.execute(&q).await?;
             }
             audit_user_changes(e, by, &before, &user, password.is_some()).await?;
