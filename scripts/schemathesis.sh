@@ -40,7 +40,15 @@ admin_email=admin@example.com
 admin_password="$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')"
 user_password="$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')"
 
+# Mail is configured, so the account-mail routes answer what they do in production (their
+# 503 without a relay is a documented answer that not_a_server_error would still count; the
+# HTTP tests cover it). Nothing listens on the relay's port: every send fails, logged as a
+# warning, and changes no answer.
+mail_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+
 PLINTH_ADMIN_EMAIL="$admin_email" PLINTH_ADMIN_PASSWORD="$admin_password" LOG_LEVEL=warn \
+    PLINTH_SMTP_URL="smtp://127.0.0.1:$mail_port" PLINTH_SMTP_FROM="Plinth <no-reply@example.com>" \
+    PLINTH_PUBLIC_URL="$base" \
     target/debug/plinth serve --listen "127.0.0.1:$port" --data-dir "$work/data" \
     --config scripts/schemathesis/plinth.toml >"$work/server.log" 2>&1 &
 server=$!

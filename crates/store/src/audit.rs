@@ -97,6 +97,10 @@ pub enum Event {
     OidcLogin,
     /// `auth.oidc_link`: a provider identity was tied to an account (new or existing).
     OidcLink,
+    /// `auth.oidc_claim`: a provider-verified sign-in linked an account whose address was
+    /// never verified; its password, sessions, API keys and live one-time tokens were ended
+    /// (changes: how many keys were revoked).
+    OidcClaim,
     /// `auth.oidc_failed`: an OpenID Connect callback was refused (changes: the provider
     /// and the reason's class, never token content).
     OidcFailed,
@@ -169,6 +173,7 @@ impl Event {
             Self::RecoveryCodesReplaced => "auth.recovery_codes_replaced",
             Self::OidcLogin => "auth.oidc_login",
             Self::OidcLink => "auth.oidc_link",
+            Self::OidcClaim => "auth.oidc_claim",
             Self::OidcFailed => "auth.oidc_failed",
             Self::SessionRevoked => "auth.session_revoked",
             Self::SessionsRevoked => "auth.sessions_revoked",

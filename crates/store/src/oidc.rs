@@ -47,7 +47,8 @@ pub struct OidcSignIn {
     /// Whether a new account may be made (sign-up open, the domain allowed).
     pub may_create: bool,
     /// The unusable password hash a new account gets (a hash of a random password nobody
-    /// knows); read only when `may_create`.
+    /// knows), and an existing account whose address was never verified gets when it is
+    /// linked (its old password is not trusted); needed whenever `email_verified`.
     pub password_hash: String,
 }
 

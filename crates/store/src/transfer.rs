@@ -12,7 +12,10 @@
 //! exported (no flag lines, same format 1) still import. Refresh tokens, API keys and the
 //! audit trail are not exported: sessions end with the move, keys must be issued again
 //! (a flag's `api_key:` entries then name none), and the source's audit trail stays with
-//! it (the import itself is not audited).
+//! it (the import itself is not audited). Nor are second factors (TOTP secrets, recovery
+//! codes) and OpenID Connect identities: [`Counts::second_factors_dropped`] says how many
+//! users lose their TOTP, and `plinth export` warns about them; an identity links again
+//! at its next sign-in by the account's verified address.
 
 use crate::files::{StoredFile, file_from, file_json};
 use crate::{Store, StoreError, User};
@@ -46,6 +49,10 @@ pub struct Counts {
     pub flags: u64,
     /// Records, all models together.
     pub records: u64,
+    /// Exported users with a TOTP second factor on, which the export does not carry: on
+    /// the target they sign in with their password alone until they enrol again. Never
+    /// silent: the command warns with this count.
+    pub second_factors_dropped: u64,
 }
 
 /// Why a transfer failed.
@@ -116,6 +123,10 @@ pub async fn export(store: &dyn Store, out: &mut dyn Write) -> Result<Counts, Tr
         for u in &users {
             writeln!(out, "{}", json!({ "user": user_json(u) }))?;
             counts.users += 1;
+            let totp = store.get_totp(u.id).await?;
+            if totp.is_some_and(|t| t.confirmed_at.is_some()) {
+                counts.second_factors_dropped += 1;
+            }
         }
         match users.last() {
             Some(u) if users.len() == 200 => after = Some(u.id),

@@ -45,6 +45,14 @@ pub(crate) async fn export(config: &Config, output: &Path) -> anyhow::Result<()>
         "exported {} user(s), {} flag(s) and {} record(s)",
         counts.users, counts.flags, counts.records
     );
+    if counts.second_factors_dropped > 0 {
+        eprintln!(
+            "WARNING: {} user(s) have a TOTP second factor, which the export does not carry: \
+             on the target they sign in with their password alone until they enrol again \
+             (recovery codes and OpenID Connect links are not carried either)",
+            counts.second_factors_dropped
+        );
+    }
     Ok(())
 }
 

@@ -322,6 +322,75 @@ async fn an_email_change_to_a_taken_address_answers_the_same_and_changes_nothing
 }
 
 #[tokio::test]
+async fn an_email_change_whose_address_got_an_account_meanwhile_is_a_clean_409() {
+    let (app, sink) = mail_app(|_| {}).await;
+    app.user("ada@example.com").await;
+    let ada = app.login_ok("ada@example.com", PASSWORD).await;
+    let r = ask_email_change(&app, Some(&ada.access), "new@example.com", PASSWORD).await;
+    assert_pending(&r);
+    let token = token_to(&sink, "new@example.com").await;
+    // Someone signs the new address up before Ada confirms.
+    let (grace, _) = app.user("NEW@example.com").await;
+    let audit_len = || async {
+        let all = app
+            .state
+            .store()
+            .audit_list(0, 10_000)
+            .await
+            .expect("audit");
+        all.len()
+    };
+    let audit_before = audit_len().await;
+    let body = json!({"token": token});
+    let confirm = || post(&app, "/api/v1/auth/email-change/confirm", &body);
+    let r = confirm().await;
+    assert_error(&r, StatusCode::CONFLICT, "CONFLICT");
+    // Nothing written: Ada keeps her address and session, nothing audited.
+    let me = app.me(Some(&ada.access)).await;
+    assert_eq!(me.data(StatusCode::OK)["email"], json!("ada@example.com"));
+    app.refresh(&ada.refresh).await.data(StatusCode::OK);
+    assert_eq!(audit_len().await, audit_before);
+    // The token was not spent either: once the address is free again it still works.
+    let ctx = plinth_store::WriteCtx::new(plinth_core::Principal::local_admin(), "test");
+    app.state
+        .store()
+        .delete_user(&ctx, grace.id)
+        .await
+        .expect("deleted");
+    let r = confirm().await;
+    assert_eq!(r.data(StatusCode::OK)["email"], json!("new@example.com"));
+}
+
+/// Whoever learnt Ada's password asks to move her account to their own address; Ada gets
+/// the notice and resets her password. The pending change must die with the old password.
+#[tokio::test]
+async fn a_password_reset_voids_a_pending_email_change() {
+    let (app, sink) = mail_app(|_| {}).await;
+    app.user("ada@example.com").await;
+    let thief = app.login_ok("ada@example.com", PASSWORD).await;
+    let r = ask_email_change(&app, Some(&thief.access), "thief@example.com", PASSWORD).await;
+    assert_pending(&r);
+    let stolen = token_to(&sink, "thief@example.com").await;
+    mail_to(&sink, "ada@example.com").await; // the notice
+    ask_reset(&app, "ada@example.com").await;
+    let reset = token_to(&sink, "ada@example.com").await;
+    confirm_reset(&app, &reset, NEW_PASSWORD)
+        .await
+        .data(StatusCode::OK);
+    let r = post(
+        &app,
+        "/api/v1/auth/email-change/confirm",
+        &json!({"token": stolen}),
+    )
+    .await;
+    assert_eq!(
+        assert_error(&r, StatusCode::BAD_REQUEST, "INVALID_INPUT"),
+        ["token"]
+    );
+    app.login_ok("ada@example.com", NEW_PASSWORD).await;
+}
+
+#[tokio::test]
 async fn an_email_change_needs_the_account_and_its_password() {
     let (app, sink) = mail_app(|_| {}).await;
     app.user("ada@example.com").await;

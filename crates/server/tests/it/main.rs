@@ -39,6 +39,7 @@ mod mfa;
 mod middleware;
 mod models;
 mod oidc;
+mod oidc_accounts;
 mod openapi;
 mod openapi_types;
 mod pii;

@@ -22,9 +22,9 @@ const PUBLIC: &str = "http://plinth.test";
 const CLIENT_ID: &str = "plinth-client";
 const CLIENT_SECRET: &str = "test-client-secret-not-in-answers";
 
-struct Flow {
-    app: TestApp,
-    provider: TestProvider,
+pub(crate) struct Flow {
+    pub(crate) app: TestApp,
+    pub(crate) provider: TestProvider,
     /// A browser that does not follow redirects, so each hop is seen.
     browser: reqwest::Client,
 }
@@ -35,7 +35,7 @@ struct Started {
     cookie: String,
 }
 
-async fn flow(signup: Signup) -> Flow {
+pub(crate) async fn flow(signup: Signup) -> Flow {
     flow_at(signup, PUBLIC).await
 }
 
@@ -128,14 +128,14 @@ impl Flow {
     }
 
     /// A whole sign-in; the callback's answer.
-    async fn sign_in(&self, login: NextLogin) -> Resp {
+    pub(crate) async fn sign_in(&self, login: NextLogin) -> Resp {
         self.provider.next_login(login);
         let started = self.start().await;
         let callback = self.authorize(&started).await;
         self.get(&callback, Some(&started.cookie)).await
     }
 
-    async fn users(&self) -> Vec<String> {
+    pub(crate) async fn users(&self) -> Vec<String> {
         let users = self
             .app
             .state
@@ -146,7 +146,7 @@ impl Flow {
         users.into_iter().map(|u| u.email).collect()
     }
 
-    async fn audit_actions(&self) -> Vec<String> {
+    pub(crate) async fn audit_actions(&self) -> Vec<String> {
         let r = self.app.get_path("/api/v1/audit?limit=100").await;
         let data = r.data(StatusCode::OK).as_array().expect("a list").clone();
         data.iter()
@@ -200,6 +200,18 @@ async fn a_first_login_creates_a_verified_user_and_the_next_maps_to_it() {
 async fn an_existing_password_account_is_linked_by_a_verified_email() {
     let f = flow(Signup::Off).await;
     let (ada, _) = make_user(&f.app.state, "ada@example.com", Role::User).await;
+    // A verified address (an unverified one is claimed: `oidc_accounts`).
+    let verified = plinth_store::UserChanges {
+        email_verified: Some(true),
+        ..plinth_store::UserChanges::default()
+    };
+    let ctx = plinth_store::WriteCtx::new(plinth_core::Principal::local_admin(), "test");
+    f.app
+        .state
+        .store()
+        .update_user(&ctx, ada.id, verified, None)
+        .await
+        .expect("verified");
     let r = f
         .sign_in(NextLogin::verified("sub-ada", "ADA@example.com"))
         .await;

@@ -123,6 +123,18 @@ async fn a_fresh_and_a_taken_address_get_the_same_answer_and_the_owner_a_notice(
     let taken = sign_up(&app, "ADA@example.com", "another password entirely").await;
     assert_eq!(taken.status, fresh.status);
     assert_eq!(taken.raw, fresh.raw);
+    // And the same headers, but for the ones that differ on every answer.
+    let headers = |r: &crate::helpers::Resp| {
+        let mut all: Vec<String> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "x-request-id" | "date" | "traceparent"))
+            .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("?")))
+            .collect();
+        all.sort();
+        all
+    };
+    assert_eq!(headers(&taken), headers(&fresh));
     let notice = mail_to(&sink, "ada@example.com").await;
     assert_eq!(
         notice.token(),

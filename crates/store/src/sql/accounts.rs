@@ -268,13 +268,23 @@ pub(crate) async fn update_user<E: Exec>(
     match (updated, expected) {
         (Some(user), _) => {
             if password.is_some() || role.is_some() || new_address {
-                // A new password, role or address ends every session made before it.
+                // A new password, role or address ends every session made before it,
                 sessions::lock_unrevoked(e, "user_id", id, None, None).await?;
                 let mut q = query::<E>("UPDATE _plinth_refresh_tokens SET revoked_at = ");
                 q.bind(now)
                     .push(" WHERE user_id = ")
                     .bind(id)
                     .push(" AND revoked_at IS NULL");
+                e.execute(&q).await?;
+                // And every live one-time token: a sign-in waiting for its second step
+                // proved what no longer holds, and a reset, verification or email change
+                // asked for before (by whoever knew the old password, or at the old
+                // address) must not outlive the change.
+                let mut q = query::<E>("UPDATE _plinth_account_tokens SET used_at = ");
+                q.bind(now)
+                    .push(" WHERE user_id = ")
+                    .bind(id)
+                    .push(" AND used_at IS NULL");
                 e.execute(&q).await?;
             }
             audit_user_changes(e, by, &before, &user, password.is_some()).await?;

@@ -7,6 +7,7 @@
 //! completes only in the browser that started it (no login CSRF: an attacker cannot make a
 //! victim's browser finish a login the attacker started), and only once.
 
+use super::mfa_login::SignIn;
 use super::session::{complete_login, guest};
 use super::sessions::UserAgent;
 use crate::auth::oidc::{OidcError, OidcProvider, TokenProblem, challenge, random_text};
@@ -222,10 +223,10 @@ const PROVIDER_ERRORS: &[&str] = &[
         ("error" = Option<String>, Query, description = "the provider's refusal"),
     ),
     responses(
-        (status = 200, description = "a token pair (or, for an account with a second factor, what that step needs)", body = crate::auth::TokenPair),
+        (status = 200, description = "a token pair; with TOTP on, `mfa_required` and an `mfa_token` for `POST /api/v1/auth/login/mfa` instead", body = SignIn),
         (status = 400, description = "a query string that is not valid form encoding"),
         (status = 401, description = "a forged, unknown, expired or replayed state, a missing or mismatched cookie, a provider refusal, a refused code, or an ID token that fails a check (bad signature, nonce, audience, issuer, expiry)"),
-        (status = 403, description = "the provider does not say the email is verified, or sign-up is off and no account matches"),
+        (status = 403, description = "the provider does not say the email is verified, sign-up is off and no account matches, or the account's address must be verified first (a new verification message is mailed)"),
         (status = 404, description = "no such provider"),
         (status = 503, description = "the provider cannot be reached, or public_url is not set"),
     ))]
@@ -327,8 +328,9 @@ pub(super) async fn callback(
     let email_verified = claims.email_verified();
     let may_create = auth.signup == Signup::Open && domain_ok;
     // A new account's password is a random one nobody knows, hashed like any other (so a
-    // password login costs the same for it); hashed only when an account may be made.
-    let password_hash = if may_create && email_verified {
+    // password login costs the same for it); a linked account whose address was never
+    // verified gets it too (the store decides): hashed whenever an account may be linked.
+    let password_hash = if email_verified {
         let unusable = random_text(32).map_err(ApiError::internal)?;
         state.auth().hash_password(&unusable).await?
     } else {
@@ -343,7 +345,12 @@ pub(super) async fn callback(
         password_hash,
     };
     let user = match state.store().oidc_sign_in(&ctx, sign_in).await? {
-        OidcOutcome::Known(u) | OidcOutcome::Linked(u) | OidcOutcome::Created(u) => u,
+        OidcOutcome::Known(u) | OidcOutcome::Created(u) => u,
+        OidcOutcome::Linked(u) => {
+            // Linking an unverified account ended its password, sessions and keys.
+            state.auth().forget_credentials();
+            u
+        }
         OidcOutcome::Refused(OidcRefusal::UnverifiedEmail) => {
             let answer = ApiError::new(
                 ErrorCode::Forbidden,

@@ -7,6 +7,7 @@
 //! bodies) and the admins' requirement are in `attacks`.
 
 mod attacks;
+mod reset;
 
 use crate::helpers::{PASSWORD, Resp, TestApp, WRONG_PASSWORD, assert_error, test_auth_config};
 use plinth_server::AuthConfig;

@@ -1,13 +1,13 @@
 //! OpenID Connect: pending logins (single use, sealed verifier) and the sign-in that finds,
 //! links or creates an account, audited in its transaction.
 
-use super::{find_user_by_email, get_user, import_user, query};
+use super::{find_user_by_email, get_user, import_user, query, update_user};
 use crate::audit::{Event, REDACTED};
 use crate::oidc::{OidcOutcome, OidcRefusal, OidcSignIn, PendingOidcLogin};
 use crate::sql::audit::append_event;
 use crate::sql::records::By;
 use crate::sql::{Exec, SqlRow};
-use crate::{Keys, StoreError, User};
+use crate::{Keys, StoreError, User, UserChanges};
 use plinth_core::Role;
 use plinth_core::Timestamp;
 use plinth_core::auth::role_name;
@@ -121,6 +121,47 @@ async fn link<E: Exec>(e: &E, by: By<'_>, s: &OidcSignIn, user_id: Uuid) -> Resu
     append_event(e, by, Event::OidcLink, Some(user_id), &changes).await
 }
 
+/// Links to an account whose address was never proved: whoever set its password may not
+/// own the address (anyone can sign up with someone else's), while the provider has just
+/// proved that the signer-in does. So the address becomes verified and everything the
+/// password's holder could still use ends: the password (replaced by the unusable one),
+/// every session, every API key and every live one-time token (a pending email change, a
+/// reset, a second step). A second factor stays (removing one is never done silently).
+async fn claim_unverified<E: Exec>(
+    e: &E,
+    by: By<'_>,
+    s: &OidcSignIn,
+    user_id: Uuid,
+) -> Result<User, StoreError> {
+    if s.password_hash.is_empty() {
+        return Err(StoreError::internal(
+            "a sign-in linking an unverified account needs the unusable password hash",
+        ));
+    }
+    let changes = UserChanges {
+        password_hash: Some(s.password_hash.clone()),
+        email_verified: Some(true),
+        ..UserChanges::default()
+    };
+    // Ends every session too (a new password does), audited in this transaction.
+    let user = update_user(e, by, user_id, &changes, None).await?;
+    let mut q = query::<E>("UPDATE _plinth_api_keys SET revoked_at = ");
+    q.bind(by.now)
+        .push(" WHERE user_id = ")
+        .bind(user_id)
+        .push(" AND revoked_at IS NULL");
+    let keys = e.execute(&q).await?;
+    let mut q = query::<E>("UPDATE _plinth_account_tokens SET used_at = ");
+    q.bind(by.now)
+        .push(" WHERE user_id = ")
+        .bind(user_id)
+        .push(" AND used_at IS NULL");
+    e.execute(&q).await?;
+    let changes = json!({ "api_keys_revoked": { "to": keys } });
+    append_event(e, by, Event::OidcClaim, Some(user_id), &changes).await?;
+    Ok(user)
+}
+
 pub(crate) async fn sign_in<E: Exec>(
     e: &E,
     by: By<'_>,
@@ -138,6 +179,11 @@ pub(crate) async fn sign_in<E: Exec>(
         return Ok(OidcOutcome::Refused(OidcRefusal::UnverifiedEmail));
     };
     if let Some(user) = find_user_by_email(e, by.keys, email).await? {
+        let user = if user.email_verified_at.is_none() {
+            claim_unverified(e, by, s, user.id).await?
+        } else {
+            user
+        };
         link(e, by, s, user.id).await?;
         append_event(e, by, Event::OidcLogin, Some(user.id), &login).await?;
         return Ok(OidcOutcome::Linked(user));

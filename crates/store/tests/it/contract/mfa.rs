@@ -12,6 +12,7 @@ contract!(
     recovery_codes_are_single_use_and_replaced_as_a_set,
     sign_in_tokens_are_single_use_and_expire,
     second_factor_rows_go_with_the_user,
+    an_export_counts_the_second_factors_it_does_not_carry,
 );
 
 const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
@@ -319,4 +320,29 @@ async fn second_factor_rows_go_with_the_user(e: &Engine) {
         e.store.find_mfa_token("tok-g", at(0)).await.expect("find"),
         None
     );
+}
+
+/// `plinth export` does not carry second factors: it must say how many it leaves behind
+/// (a confirmed TOTP; a pending enrolment is nothing yet), never drop them silently.
+async fn an_export_counts_the_second_factors_it_does_not_carry(e: &Engine) {
+    let mut dump = Vec::new();
+    let counts = plinth_store::transfer::export(e.store.as_ref(), &mut dump)
+        .await
+        .expect("export");
+    assert_eq!(counts.second_factors_dropped, 0);
+    enrolled(e, "ann@example.com").await;
+    let pending = e.user("bob@example.com", Role::User).await;
+    e.store
+        .begin_totp(&as_user(&pending), pending.id, SECRET)
+        .await
+        .expect("begin");
+    e.user("cy@example.com", Role::User).await;
+    let mut dump = Vec::new();
+    let counts = plinth_store::transfer::export(e.store.as_ref(), &mut dump)
+        .await
+        .expect("export");
+    assert_eq!(counts.users, 3);
+    assert_eq!(counts.second_factors_dropped, 1);
+    let text = String::from_utf8(dump).expect("utf-8");
+    assert!(!text.contains(SECRET), "no secret in the file");
 }
