@@ -45,6 +45,26 @@ impl std::fmt::Debug for TotpState {
     }
 }
 
+/// One of a user's recovery codes, as stored: its digest, and when it was spent.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RecoveryCode {
+    /// SHA-256 (hex) of the code.
+    pub code_hash: String,
+    /// When it was spent; `None`: still usable.
+    pub used_at: Option<Timestamp>,
+    /// When it was made.
+    pub created_at: Timestamp,
+}
+
+impl std::fmt::Debug for RecoveryCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecoveryCode")
+            .field("used_at", &self.used_at)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Storage of second factors.
 #[async_trait]
 pub trait MfaStore: Send + Sync {
@@ -93,6 +113,9 @@ pub trait MfaStore: Send + Sync {
         user_id: Uuid,
         code_hashes: Vec<String>,
     ) -> Result<bool, StoreError>;
+
+    /// Every recovery code of the user, spent ones too (for `plinth export`).
+    async fn recovery_codes(&self, user_id: Uuid) -> Result<Vec<RecoveryCode>, StoreError>;
 
     /// How many unused recovery codes the user has.
     async fn recovery_codes_left(&self, user_id: Uuid) -> Result<u64, StoreError>;

@@ -8,6 +8,7 @@ use crate::{StoreError, User, WriteCtx};
 use async_trait::async_trait;
 use plinth_core::Timestamp;
 use plinth_core::auth::Email;
+use uuid::Uuid;
 
 /// A started login, waiting for its callback.
 #[derive(Clone)]
@@ -74,6 +75,19 @@ pub enum OidcRefusal {
     SignupClosed,
 }
 
+/// A provider subject linked to an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcIdentity {
+    /// The provider's configured name.
+    pub provider: String,
+    /// The provider's `sub` for the account.
+    pub subject: String,
+    /// The account it signs in as.
+    pub user_id: Uuid,
+    /// When it was linked.
+    pub created_at: Timestamp,
+}
+
 /// Storage of OpenID Connect logins and identities.
 #[async_trait]
 pub trait OidcStore: Send + Sync {
@@ -86,6 +100,8 @@ pub trait OidcStore: Send + Sync {
         state_hash: &str,
         provider: &str,
     ) -> Result<Option<PendingOidcLogin>, StoreError>;
+    /// The identities linked to the user (for `plinth export`).
+    async fn oidc_identities(&self, user_id: Uuid) -> Result<Vec<OidcIdentity>, StoreError>;
     /// Resolves the account of a verified ID token, linking or creating it as allowed, and
     /// audits it (`auth.oidc_login`, `auth.oidc_link`, `account.create`) in one transaction.
     async fn oidc_sign_in(

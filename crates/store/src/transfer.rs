@@ -12,13 +12,13 @@
 //! exported (no flag lines, same format 1) still import. Refresh tokens, API keys and the
 //! audit trail are not exported: sessions end with the move, keys must be issued again
 //! (a flag's `api_key:` entries then name none), and the source's audit trail stays with
-//! it (the import itself is not audited). Nor are second factors (TOTP secrets, recovery
-//! codes) and OpenID Connect identities: [`Counts::second_factors_dropped`] says how many
-//! users lose their TOTP, and `plinth export` warns about them; an identity links again
-//! at its next sign-in by the account's verified address.
+//! it (the import itself is not audited). A user's line is followed by the lines of its
+//! TOTP secret (opened: sealed again under the target's keys), recovery codes (digests)
+//! and OpenID Connect identities, so second factors and provider links move too
+//! (`factors`).
 
 use crate::files::{StoredFile, file_from, file_json};
-use crate::{Store, StoreError, User};
+use crate::{OidcIdentity, RecoveryCode, Store, StoreError, TotpState, User};
 use plinth_core::auth::{parse_role, role_name};
 use plinth_core::flags::{
     Audience, Flag, FlagKey, FlagRule, MAX_AUDIENCE, MAX_DESCRIPTION, Rollout,
@@ -28,10 +28,12 @@ use plinth_core::{
     FieldAccess, ListQuery, ListScope, ModelDef, Record, RecordId, Schema, Status, Timestamp, Value,
 };
 use serde_json::{Value as Json, json};
+use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 use uuid::Uuid;
 
+mod factors;
 #[cfg(test)]
 mod tests;
 
@@ -49,10 +51,11 @@ pub struct Counts {
     pub flags: u64,
     /// Records, all models together.
     pub records: u64,
-    /// Exported users with a TOTP second factor on, which the export does not carry: on
-    /// the target they sign in with their password alone until they enrol again. Never
-    /// silent: the command warns with this count.
-    pub second_factors_dropped: u64,
+    /// Users with a TOTP second factor on (their secret, last accepted step and recovery
+    /// codes move with them).
+    pub second_factors: u64,
+    /// OpenID Connect identities (provider links).
+    pub identities: u64,
 }
 
 /// Why a transfer failed.
@@ -88,6 +91,12 @@ pub enum Item {
     Record(Arc<ModelDef>, Record),
     /// A file a record holds (its row in the file table), exactly as exported.
     File(Arc<ModelDef>, RecordId, StoredFile),
+    /// A user's TOTP enrolment, its secret opened (sealed under the target's keys on import).
+    Totp(TotpState),
+    /// One of a user's recovery codes.
+    RecoveryCode(Uuid, RecoveryCode),
+    /// A provider subject linked to a user.
+    OidcIdentity(OidcIdentity),
 }
 
 /// An [`Item`] and the line it was read from (1-based), for messages.
@@ -123,10 +132,7 @@ pub async fn export(store: &dyn Store, out: &mut dyn Write) -> Result<Counts, Tr
         for u in &users {
             writeln!(out, "{}", json!({ "user": user_json(u) }))?;
             counts.users += 1;
-            let totp = store.get_totp(u.id).await?;
-            if totp.is_some_and(|t| t.confirmed_at.is_some()) {
-                counts.second_factors_dropped += 1;
-            }
+            factors::export_user(store, u.id, out, &mut counts).await?;
         }
         match users.last() {
             Some(u) if users.len() == 200 => after = Some(u.id),
@@ -201,6 +207,7 @@ pub async fn import_lines(
             Item::Flag(_) => counts.flags += 1,
             Item::Record(..) => counts.records += 1,
             Item::File(..) => {}
+            ref other => factors::count(other, &mut counts),
         }
     }
     store.import(schema, lines).await?;
@@ -212,6 +219,7 @@ pub fn parse(schema: &Schema, input: &mut dyn BufRead) -> Result<Vec<Line>, Tran
     let mut lines = Vec::new();
     let mut line_no = 0u64;
     let mut line = String::new();
+    let mut users = HashSet::new();
     loop {
         line.clear();
         if input.read_line(&mut line)? == 0 {
@@ -230,7 +238,11 @@ pub fn parse(schema: &Schema, input: &mut dyn BufRead) -> Result<Vec<Line>, Tran
             continue;
         }
         let item = if let Some(u) = v.get("user") {
-            Item::User(user_from(u).map_err(bad)?)
+            let user = user_from(u).map_err(bad)?;
+            users.insert(user.id);
+            Item::User(user)
+        } else if let Some(item) = factors::parse_line(&v, &users) {
+            item.map_err(bad)?
         } else if let Some(f) = v.get("flag") {
             Item::Flag(flag_from(f).map_err(bad)?)
         } else if let Some(r) = v.get("record") {
@@ -247,7 +259,10 @@ pub fn parse(schema: &Schema, input: &mut dyn BufRead) -> Result<Vec<Line>, Tran
             let (id, file) = file_from(model, f).map_err(bad)?;
             Item::File(Arc::clone(model), id, file)
         } else {
-            return Err(bad("neither a user, a flag, a record nor a file".to_owned()));
+            return Err(bad(
+                "neither a user, a second factor, an identity, a flag, a record nor a file"
+                    .to_owned(),
+            ));
         };
         lines.push(Line {
             number: line_no,

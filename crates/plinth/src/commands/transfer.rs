@@ -6,7 +6,7 @@ use crate::config::{Config, Database};
 use crate::logging;
 use anyhow::Context;
 use plinth_store::Claim;
-use plinth_store::transfer::{Line, parse};
+use plinth_store::transfer::{Counts, Line, parse};
 use std::io::{BufReader, Write};
 use std::path::Path;
 
@@ -45,14 +45,7 @@ pub(crate) async fn export(config: &Config, output: &Path) -> anyhow::Result<()>
         "exported {} user(s), {} flag(s) and {} record(s)",
         counts.users, counts.flags, counts.records
     );
-    if counts.second_factors_dropped > 0 {
-        eprintln!(
-            "WARNING: {} user(s) have a TOTP second factor, which the export does not carry: \
-             on the target they sign in with their password alone until they enrol again \
-             (recovery codes and OpenID Connect links are not carried either)",
-            counts.second_factors_dropped
-        );
-    }
+    factors_line("exported", &counts);
     Ok(())
 }
 
@@ -87,7 +80,18 @@ pub(crate) async fn import(config: &Config, input: &Path) -> anyhow::Result<()> 
         "imported {} user(s), {} flag(s) and {} record(s)",
         counts.users, counts.flags, counts.records
     );
+    factors_line("imported", &counts);
     Ok(())
+}
+
+/// The second factors and provider links moved with the users, when there are any.
+fn factors_line(done: &str, counts: &Counts) {
+    if counts.second_factors > 0 || counts.identities > 0 {
+        eprintln!(
+            "{done} with them {} TOTP second factor(s) and {} OpenID Connect link(s)",
+            counts.second_factors, counts.identities
+        );
+    }
 }
 
 /// Removes a SQLite database file and its companions (`-wal`, `-shm`, `.lock`) that a failed

@@ -1,7 +1,8 @@
 //! TOTP in a real process: the secret, the recovery codes, the second-step token and the
 //! codes themselves never reach a log line at `debug`, nor any answer but the one that hands
 //! each out, and the flow's security events are there; a sealed TOTP secret keeps a key in
-//! use until `plinth keys rotate` re-seals it, and still works after the old key is retired.
+//! use until `plinth keys rotate` re-seals it, and still works after the old key is retired;
+//! it moves by `plinth export`/`import` to a database with other keys.
 
 use crate::helpers::{
     ADMIN_EMAIL, ADMIN_PASSWORD, Reply, Server, TestDir, Tokens, bearer_client, log_field, refused,
@@ -222,5 +223,94 @@ async fn a_totp_secret_is_resealed_by_a_rotation_and_outlives_the_old_key() {
         )
         .await;
     Tokens::from_reply(&done);
+    server.stop().await;
+}
+
+/// A user with TOTP on moves by `plinth export` and `plinth import` to a database with
+/// other keys and signs in there with a code of the same secret; a code of a step spent on
+/// the source is refused there, and the account keeps its recovery codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_factor_survives_export_and_import_under_other_keys() {
+    let source = TestDir::sqlite();
+    let server = Server::start(&source).await;
+    let admin = bearer_client(&server.tokens().access_token);
+    let (email, password) = ("tess@plinth.test", "tess-has-two-factors-7");
+    let made = server
+        .send(admin.post(server.url("/api/v1/users")).json(&json!({
+            "email": email, "password": password, "role": "user"
+        })))
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    let tess =
+        bearer_client(&Tokens::from_reply(&server.login(email, password).await).access_token);
+    let enrol = server
+        .send(tess.post(server.url("/api/v1/auth/mfa/totp")))
+        .await;
+    let secret = enrol.body["data"]["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let confirm = server
+        .send(
+            tess.post(server.url("/api/v1/auth/mfa/totp/confirm"))
+                .json(&json!({"code": code(&secret, 0)})),
+        )
+        .await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.text);
+    server.stop().await;
+
+    let dump = source.path().join("dump.jsonl");
+    let (data, dump_arg) = (source.data_arg(), dump.display().to_string());
+    let done = run_ok(
+        &source,
+        &["export", "--data-dir", &data, "--output", &dump_arg],
+        &[],
+    )
+    .await;
+    assert!(
+        done.stderr.contains("1 TOTP second factor(s)"),
+        "{}",
+        done.stderr
+    );
+    assert!(!done.stderr.contains("WARNING"), "{}", done.stderr);
+    let target = TestDir::new();
+    let (target_data, input) = (target.data_arg(), dump_arg.clone());
+    let done = run_ok(
+        &target,
+        &["import", "--data-dir", &target_data, "--input", &input],
+        &[],
+    )
+    .await;
+    assert!(
+        done.stderr.contains("1 TOTP second factor(s)"),
+        "{}",
+        done.stderr
+    );
+    let keys = |d: &TestDir| std::fs::read_to_string(d.data_dir().join("encryption.keys")).ok();
+    assert_ne!(keys(&source), keys(&target), "the target has other keys");
+
+    let server = Server::start(&target).await;
+    let first = server.login(email, password).await;
+    let token = first.body["data"]["mfa_token"]
+        .as_str()
+        .expect("TOTP still on: a second step")
+        .to_owned();
+    let second = |c: String| {
+        server
+            .guest()
+            .post(server.url("/api/v1/auth/login/mfa"))
+            .json(&json!({"mfa_token": token, "code": c}))
+    };
+    // The confirming code's step was spent on the source.
+    let replay = server.send(second(code(&secret, 0))).await;
+    assert_ne!(replay.status, StatusCode::OK, "{}", replay.text);
+    let done = server.send(second(code(&secret, 1))).await;
+    let tess = bearer_client(&Tokens::from_reply(&done).access_token);
+    let status = server.send(tess.get(server.url("/api/v1/auth/mfa"))).await;
+    assert_eq!(
+        status.body["data"]["recovery_codes_left"], 10,
+        "{}",
+        status.text
+    );
     server.stop().await;
 }

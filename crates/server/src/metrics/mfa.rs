@@ -3,7 +3,7 @@
 use super::store::{MeteredStore, Op};
 use async_trait::async_trait;
 use plinth_core::Timestamp;
-use plinth_store::{MfaStore, StoreError, TotpState, WriteCtx};
+use plinth_store::{MfaStore, RecoveryCode, StoreError, TotpState, WriteCtx};
 use uuid::Uuid;
 
 #[async_trait]
@@ -53,6 +53,10 @@ impl MfaStore for MeteredStore {
     ) -> Result<bool, StoreError> {
         let call = self.inner.replace_recovery_codes(ctx, user_id, code_hashes);
         self.ops.time(Op::ReplaceRecoveryCodes, call).await
+    }
+    async fn recovery_codes(&self, user_id: Uuid) -> Result<Vec<RecoveryCode>, StoreError> {
+        // Untimed: read by `plinth export` only.
+        self.inner.recovery_codes(user_id).await
     }
     async fn recovery_codes_left(&self, user_id: Uuid) -> Result<u64, StoreError> {
         let call = self.inner.recovery_codes_left(user_id);

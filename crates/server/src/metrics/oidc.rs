@@ -3,7 +3,10 @@
 
 use super::store::MeteredStore;
 use async_trait::async_trait;
-use plinth_store::{OidcOutcome, OidcSignIn, OidcStore, PendingOidcLogin, StoreError, WriteCtx};
+use plinth_store::{
+    OidcIdentity, OidcOutcome, OidcSignIn, OidcStore, PendingOidcLogin, StoreError, WriteCtx,
+};
+use uuid::Uuid;
 
 #[async_trait]
 impl OidcStore for MeteredStore {
@@ -16,6 +19,9 @@ impl OidcStore for MeteredStore {
         provider: &str,
     ) -> Result<Option<PendingOidcLogin>, StoreError> {
         self.inner.take_oidc_login(state_hash, provider).await
+    }
+    async fn oidc_identities(&self, user_id: Uuid) -> Result<Vec<OidcIdentity>, StoreError> {
+        self.inner.oidc_identities(user_id).await
     }
     async fn oidc_sign_in(
         &self,

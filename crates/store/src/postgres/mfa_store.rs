@@ -3,7 +3,7 @@
 
 use super::{PRIMARY, PgStore};
 use crate::sql::accounts::mfa;
-use crate::{MfaStore, StoreError, TotpState, WriteCtx};
+use crate::{MfaStore, RecoveryCode, StoreError, TotpState, WriteCtx};
 use async_trait::async_trait;
 use plinth_core::Timestamp;
 use uuid::Uuid;
@@ -65,6 +65,11 @@ impl MfaStore for PgStore {
             mfa::replace_recovery_codes(tx, self.by(ctx), user_id, &code_hashes).await
         })
         .await
+    }
+
+    async fn recovery_codes(&self, user_id: Uuid) -> Result<Vec<RecoveryCode>, StoreError> {
+        self.call(PRIMARY, async |c| mfa::recovery_codes(c, user_id).await)
+            .await
     }
 
     async fn recovery_codes_left(&self, user_id: Uuid) -> Result<u64, StoreError> {

@@ -1,10 +1,13 @@
 //! The [`OidcStore`] methods of [`PgStore`]: each in its own transaction, so taking a
 //! pending login and resolving an account are all or nothing.
 
-use super::PgStore;
+use super::{PRIMARY, PgStore};
 use crate::sql::accounts::oidc;
-use crate::{OidcOutcome, OidcSignIn, OidcStore, PendingOidcLogin, StoreError, WriteCtx};
+use crate::{
+    OidcIdentity, OidcOutcome, OidcSignIn, OidcStore, PendingOidcLogin, StoreError, WriteCtx,
+};
 use async_trait::async_trait;
+use uuid::Uuid;
 
 #[async_trait]
 impl OidcStore for PgStore {
@@ -22,6 +25,11 @@ impl OidcStore for PgStore {
             oidc::take_login(tx, &self.inner.keys, self.now(), state_hash, provider).await
         })
         .await
+    }
+
+    async fn oidc_identities(&self, user_id: Uuid) -> Result<Vec<OidcIdentity>, StoreError> {
+        self.call(PRIMARY, async |c| oidc::identities(c, user_id).await)
+            .await
     }
 
     async fn oidc_sign_in(

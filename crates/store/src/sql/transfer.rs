@@ -2,6 +2,7 @@
 //! and the inserts. The engine migrates first, in the same transaction, refusing steps that
 //! lose data with [`refuse_destructive`].
 
+use super::accounts::{mfa, oidc};
 use super::{Exec, Query, accounts, files, flags, records};
 use crate::StoreError;
 use crate::transfer::{Item, Line, TransferError};
@@ -58,6 +59,9 @@ pub(crate) async fn fill<E: Exec>(
             Item::Flag(flag) => flags::import_flag(e, flag).await,
             Item::Record(model, record) => records::insert(e, keys, model, record).await,
             Item::File(model, id, file) => files::import(e, model, *id, file).await,
+            Item::Totp(totp) => mfa::import_totp(e, keys, totp).await,
+            Item::RecoveryCode(user_id, code) => mfa::import_recovery_code(e, *user_id, code).await,
+            Item::OidcIdentity(identity) => oidc::import_identity(e, identity).await,
         };
         done.map_err(|err| at(line.number, err))?;
     }

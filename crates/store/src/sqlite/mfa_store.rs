@@ -7,7 +7,7 @@ use super::writer::Writer;
 use crate::sql::accounts::mfa;
 use crate::sql::ready;
 use crate::sql::records::By;
-use crate::{MfaStore, StoreError, TotpState, WriteCtx};
+use crate::{MfaStore, RecoveryCode, StoreError, TotpState, WriteCtx};
 use async_trait::async_trait;
 use plinth_core::Timestamp;
 use uuid::Uuid;
@@ -99,6 +99,11 @@ impl MfaStore for SqliteStore {
             ))
         })
         .await
+    }
+
+    async fn recovery_codes(&self, user_id: Uuid) -> Result<Vec<RecoveryCode>, StoreError> {
+        self.read_point(|c| ready(mfa::recovery_codes(c, user_id)))
+            .await
     }
 
     async fn recovery_codes_left(&self, user_id: Uuid) -> Result<u64, StoreError> {

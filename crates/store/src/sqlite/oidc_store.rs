@@ -5,8 +5,11 @@ use super::SqliteStore;
 use crate::sql::accounts::oidc;
 use crate::sql::ready;
 use crate::sql::records::By;
-use crate::{OidcOutcome, OidcSignIn, OidcStore, PendingOidcLogin, StoreError, WriteCtx};
+use crate::{
+    OidcIdentity, OidcOutcome, OidcSignIn, OidcStore, PendingOidcLogin, StoreError, WriteCtx,
+};
 use async_trait::async_trait;
+use uuid::Uuid;
 
 #[async_trait]
 impl OidcStore for SqliteStore {
@@ -31,6 +34,11 @@ impl OidcStore for SqliteStore {
             ready(oidc::take_login(&w.conn, &keys, now, &hash, &provider))
         })
         .await
+    }
+
+    async fn oidc_identities(&self, user_id: Uuid) -> Result<Vec<OidcIdentity>, StoreError> {
+        self.read_point(|c| ready(oidc::identities(c, user_id)))
+            .await
     }
 
     async fn oidc_sign_in(

@@ -5,7 +5,7 @@
 
 use super::query;
 use crate::audit::Event;
-use crate::mfa::TotpState;
+use crate::mfa::{RecoveryCode, TotpState};
 use crate::sql::audit::append_event;
 use crate::sql::records::By;
 use crate::sql::{Exec, SqlRow};
@@ -279,4 +279,69 @@ pub(crate) async fn spend_mfa_token<E: Exec>(
         .push(" AND used_at IS NULL AND expires_at > ")
         .bind(now);
     Ok((e.execute(&q).await? == 1).then_some(user_id))
+}
+
+pub(crate) async fn recovery_codes<E: Exec>(
+    e: &E,
+    user_id: Uuid,
+) -> Result<Vec<RecoveryCode>, StoreError> {
+    let mut q = query::<E>(
+        "SELECT code_hash, used_at, created_at FROM _plinth_recovery_codes WHERE user_id = ",
+    );
+    q.bind(user_id).push(" ORDER BY created_at, code_hash");
+    e.rows(&q, |r| {
+        Ok(RecoveryCode {
+            code_hash: r.text(0)?,
+            used_at: r.opt_time(1)?,
+            created_at: r.time(2)?,
+        })
+    })
+    .await
+}
+
+/// `plinth import`: a user's TOTP row exactly as exported (`last_step`, `confirmed_at`
+/// kept), its secret sealed under this store's keys; no audit entry.
+pub(crate) async fn import_totp<E: Exec>(
+    e: &E,
+    keys: &Keys,
+    totp: &TotpState,
+) -> Result<(), StoreError> {
+    let sealed = keys.seal(TOTP_TABLE, TOTP_COLUMN, &totp.user_id, &totp.secret)?;
+    let mut q = query::<E>(
+        "INSERT INTO _plinth_totp (user_id, secret, confirmed_at, last_step, created_at) VALUES (",
+    );
+    q.bind(totp.user_id)
+        .push(", ")
+        .bind(&sealed)
+        .push(", ")
+        .bind(totp.confirmed_at)
+        .push(", ");
+    match totp.last_step {
+        Some(step) => q.bind(step),
+        None => q.push("NULL"),
+    };
+    q.push(", ").bind(totp.created_at).push(")");
+    e.execute(&q).await?;
+    Ok(())
+}
+
+/// `plinth import`: one recovery code (its digest, spent or not) as exported; no audit entry.
+pub(crate) async fn import_recovery_code<E: Exec>(
+    e: &E,
+    user_id: Uuid,
+    code: &RecoveryCode,
+) -> Result<(), StoreError> {
+    let mut q = query::<E>(
+        "INSERT INTO _plinth_recovery_codes (user_id, code_hash, used_at, created_at) VALUES (",
+    );
+    q.bind(user_id)
+        .push(", ")
+        .bind(&code.code_hash)
+        .push(", ")
+        .bind(code.used_at)
+        .push(", ")
+        .bind(code.created_at)
+        .push(")");
+    e.execute(&q).await?;
+    Ok(())
 }

@@ -3,7 +3,7 @@
 
 use super::{find_user_by_email, get_user, import_user, query, update_user};
 use crate::audit::{Event, REDACTED};
-use crate::oidc::{OidcOutcome, OidcRefusal, OidcSignIn, PendingOidcLogin};
+use crate::oidc::{OidcIdentity, OidcOutcome, OidcRefusal, OidcSignIn, PendingOidcLogin};
 use crate::sql::audit::append_event;
 use crate::sql::records::By;
 use crate::sql::{Exec, SqlRow};
@@ -211,4 +211,43 @@ pub(crate) async fn sign_in<E: Exec>(
     link(e, by, s, user.id).await?;
     append_event(e, by, Event::OidcLogin, Some(user.id), &login).await?;
     Ok(OidcOutcome::Created(user))
+}
+
+pub(crate) async fn identities<E: Exec>(
+    e: &E,
+    user_id: Uuid,
+) -> Result<Vec<OidcIdentity>, StoreError> {
+    let mut q = query::<E>(
+        "SELECT provider, subject, user_id, created_at FROM _plinth_oidc_identities WHERE user_id = ",
+    );
+    q.bind(user_id)
+        .push(" ORDER BY created_at, provider, subject");
+    e.rows(&q, |r| {
+        Ok(OidcIdentity {
+            provider: r.text(0)?,
+            subject: r.text(1)?,
+            user_id: r.uuid(2)?,
+            created_at: r.time(3)?,
+        })
+    })
+    .await
+}
+
+/// `plinth import`: one identity exactly as exported; no audit entry.
+pub(crate) async fn import_identity<E: Exec>(
+    e: &E,
+    identity: &OidcIdentity,
+) -> Result<(), StoreError> {
+    let mut q = query::<E>(
+        "INSERT INTO _plinth_oidc_identities (provider, subject, user_id, created_at) VALUES (",
+    );
+    q.bind_all([
+        (&identity.provider).into(),
+        (&identity.subject).into(),
+        identity.user_id.into(),
+        identity.created_at.into(),
+    ])
+    .push(")");
+    e.execute(&q).await?;
+    Ok(())
 }

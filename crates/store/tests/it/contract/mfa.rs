@@ -1,9 +1,14 @@
 //! Second factors: enrol, confirm and disable TOTP; the replay guard on time steps (atomic
 //! across concurrent callers); recovery codes single use; second-step sign-in tokens single
-//! use and expiring; every row gone with the user; the secret sealed at rest.
+//! use and expiring; every row gone with the user; the secret sealed at rest; all of it
+//! moved by `plinth export`/`import` between stores with different keys.
 
-use super::{Engine, admin, as_user};
+use super::{Engine, HASH, admin, as_user, schema};
+use plinth_core::auth::Email;
 use plinth_core::{Role, Timestamp};
+use plinth_store::transfer::{self, TransferError};
+use plinth_store::{Keyring, Keys, OidcOutcome, OidcSignIn};
+use serde_json::json;
 use std::time::{Duration, SystemTime};
 
 contract!(
@@ -12,7 +17,9 @@ contract!(
     recovery_codes_are_single_use_and_replaced_as_a_set,
     sign_in_tokens_are_single_use_and_expire,
     second_factor_rows_go_with_the_user,
-    an_export_counts_the_second_factors_it_does_not_carry,
+    an_export_counts_the_second_factors_it_carries,
+    second_factors_and_identities_move_under_the_targets_keys,
+    a_factor_of_a_user_not_in_the_file_is_refused,
 );
 
 const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
@@ -322,14 +329,14 @@ async fn second_factor_rows_go_with_the_user(e: &Engine) {
     );
 }
 
-/// `plinth export` does not carry second factors: it must say how many it leaves behind
-/// (a confirmed TOTP; a pending enrolment is nothing yet), never drop them silently.
-async fn an_export_counts_the_second_factors_it_does_not_carry(e: &Engine) {
+/// `plinth export` counts the second factors it carries (a confirmed TOTP; a pending
+/// enrolment moves too but is nothing yet), and writes the secret opened.
+async fn an_export_counts_the_second_factors_it_carries(e: &Engine) {
     let mut dump = Vec::new();
     let counts = plinth_store::transfer::export(e.store.as_ref(), &mut dump)
         .await
         .expect("export");
-    assert_eq!(counts.second_factors_dropped, 0);
+    assert_eq!((counts.second_factors, counts.identities), (0, 0));
     enrolled(e, "ann@example.com").await;
     let pending = e.user("bob@example.com", Role::User).await;
     e.store
@@ -341,8 +348,176 @@ async fn an_export_counts_the_second_factors_it_does_not_carry(e: &Engine) {
     let counts = plinth_store::transfer::export(e.store.as_ref(), &mut dump)
         .await
         .expect("export");
-    assert_eq!(counts.users, 3);
-    assert_eq!(counts.second_factors_dropped, 1);
+    assert_eq!((counts.users, counts.second_factors), (3, 1));
     let text = String::from_utf8(dump).expect("utf-8");
-    assert!(!text.contains(SECRET), "no secret in the file");
+    assert_eq!(text.matches(SECRET).count(), 2, "both secrets, opened");
+    assert_eq!(text.matches("{\"recovery_code\":").count(), 10);
+}
+
+/// A user with TOTP on, recovery codes (one spent) and an OpenID identity, exported from
+/// a store and imported into one with other keys, both ways between this engine and
+/// SQLite: the secret opens to the same value, the replay guard and the spent code hold,
+/// the identity signs in, and the import writes no audit entry.
+async fn second_factors_and_identities_move_under_the_targets_keys(e: &Engine) {
+    let other = || Keys::fixed(Keyring::generate().expect("keys"));
+    let source = Engine::sqlite_with(other()).await;
+    carry(&source, e).await;
+    source.store.close().await;
+    let (fresh, target) = (e.another().await, Engine::sqlite_with(other()).await);
+    carry(&fresh, &target).await;
+    target.store.close().await;
+    fresh.store.close().await;
+}
+
+async fn carry(source: &Engine, target: &Engine) {
+    let sign_in = |may_create| OidcSignIn {
+        provider: "acme".to_owned(),
+        subject: "sub-1".to_owned(),
+        email: Some(Email::parse("dee@example.com").expect("email")),
+        email_verified: true,
+        may_create,
+        password_hash: HASH.to_owned(),
+    };
+    let OidcOutcome::Created(user) = source
+        .store
+        .oidc_sign_in(&admin(), sign_in(true))
+        .await
+        .expect("sign in")
+    else {
+        panic!("a new account")
+    };
+    let (id, ctx) = (user.id, as_user(&user));
+    assert!(
+        source
+            .store
+            .begin_totp(&ctx, id, SECRET)
+            .await
+            .expect("begin")
+    );
+    assert!(
+        source
+            .store
+            .confirm_totp(&ctx, id, 100, codes("d"))
+            .await
+            .expect("confirm")
+    );
+    assert!(source.store.spend_totp_step(id, 105).await.expect("step"));
+    assert!(
+        source
+            .store
+            .spend_recovery_code(&ctx, id, "d-digest-3")
+            .await
+            .expect("spend")
+    );
+    source.user("eve@example.com", Role::User).await;
+
+    let mut dump = Vec::new();
+    let counts = transfer::export(source.store.as_ref(), &mut dump)
+        .await
+        .expect("export");
+    assert_eq!(
+        (counts.users, counts.second_factors, counts.identities),
+        (2, 1, 1)
+    );
+    let imported = transfer::import(
+        target.store.as_ref(),
+        &schema(json!([])),
+        &mut dump.as_slice(),
+    )
+    .await
+    .expect("import");
+    assert_eq!(imported, counts);
+
+    let totp = target
+        .store
+        .get_totp(id)
+        .await
+        .expect("get")
+        .expect("moved");
+    assert_eq!(totp.secret, SECRET, "opened under the target's keys");
+    assert_eq!(Some(totp), source.store.get_totp(id).await.expect("get"));
+    let codes = target.store.recovery_codes(id).await.expect("codes");
+    assert_eq!(codes, source.store.recovery_codes(id).await.expect("codes"));
+    assert_eq!(codes.iter().filter(|c| c.used_at.is_some()).count(), 1);
+    assert_eq!(
+        target.store.oidc_identities(id).await.expect("identities"),
+        source.store.oidc_identities(id).await.expect("identities")
+    );
+    assert!(
+        target
+            .store
+            .audit_list(0, 10)
+            .await
+            .expect("audit")
+            .is_empty(),
+        "the import writes no audit entry"
+    );
+    // Exported again, the file is the same but for the header (the import declared the
+    // default model).
+    let mut again = Vec::new();
+    transfer::export(target.store.as_ref(), &mut again)
+        .await
+        .expect("export the target");
+    let body = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .lines()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(body(&again), body(&dump));
+    // They work on the target as on the source.
+    assert!(!target.store.spend_totp_step(id, 105).await.expect("replay"));
+    assert!(target.store.spend_totp_step(id, 106).await.expect("step"));
+    assert!(
+        !target
+            .store
+            .spend_recovery_code(&ctx, id, "d-digest-3")
+            .await
+            .expect("spent")
+    );
+    assert!(
+        target
+            .store
+            .spend_recovery_code(&ctx, id, "d-digest-4")
+            .await
+            .expect("spend")
+    );
+    assert_eq!(target.store.recovery_codes_left(id).await.expect("left"), 8);
+    let known = target
+        .store
+        .oidc_sign_in(&admin(), sign_in(false))
+        .await
+        .expect("sign in");
+    assert!(
+        matches!(&known, OidcOutcome::Known(u) if u.id == id),
+        "{known:?}"
+    );
+}
+
+/// A second-factor or identity line naming a user no line before it holds is the file's
+/// fault, located; nothing is written.
+async fn a_factor_of_a_user_not_in_the_file_is_refused(e: &Engine) {
+    let stranger = uuid::Uuid::now_v7();
+    let header = r#"{"plinth_export":1,"models":[]}"#;
+    for line in [
+        json!({"totp": {"user_id": stranger, "secret": SECRET, "confirmed_at": null,
+            "last_step": null, "created_at": "2026-01-02T03:04:05Z"}}),
+        json!({"recovery_code": {"user_id": stranger, "code_hash": "x", "used_at": null,
+            "created_at": "2026-01-02T03:04:05Z"}}),
+        json!({"oidc_identity": {"provider": "acme", "subject": "s", "user_id": stranger,
+            "created_at": "2026-01-02T03:04:05Z"}}),
+    ] {
+        let file = format!("{header}\n{line}\n");
+        let err = transfer::import(e.store.as_ref(), &schema(json!([])), &mut file.as_bytes())
+            .await
+            .expect_err("refused");
+        match &err {
+            TransferError::Format { line: 2, reason } => {
+                assert!(reason.contains(&stranger.to_string()), "{reason}");
+            }
+            other => panic!("{other}"),
+        }
+        assert!(e.store.list_users(None, 1).await.expect("users").is_empty());
+    }
 }

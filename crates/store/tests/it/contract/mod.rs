@@ -100,9 +100,14 @@ pub(crate) struct Engine {
 impl Engine {
     /// A store over a new SQLite file.
     pub(crate) async fn sqlite() -> Self {
+        Self::sqlite_with(test_keys()).await
+    }
+
+    /// A store over a new SQLite file, sealing with `keys`.
+    pub(crate) async fn sqlite_with(keys: Keys) -> Self {
         let dir = tempfile::tempdir().expect("create a temporary directory");
         let mut options = SqliteOptions::new(dir.path().join("plinth.db"));
-        options.keys = test_keys();
+        options.keys = keys;
         let store = SqliteStore::open(options)
             .await
             .expect("open the SQLite store");
