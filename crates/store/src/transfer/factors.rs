@@ -153,3 +153,75 @@ pub(super) fn identity_from(v: &Json) -> Result<OidcIdentity, String> {
         created_at: time(v, "created_at", what)?.ok_or("oidc_identity without created_at")?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        Timestamp::parse(s).expect("time")
+    }
+
+    /// Each line comes back as it was written, and a line missing or mangling a part is
+    /// refused naming it.
+    #[test]
+    fn lines_round_trip_and_bad_ones_are_named() {
+        let user_id = Uuid::now_v7();
+        let totp = TotpState {
+            user_id,
+            secret: "JBSWY3DPEHPK3PXP".to_owned(),
+            confirmed_at: Some(t("2026-01-02T03:04:05.000006Z")),
+            last_step: Some(59_000_000),
+            created_at: t("2026-01-02T03:04:00Z"),
+        };
+        assert_eq!(totp_from(&totp_json(&totp)), Ok(totp.clone()));
+        let pending = TotpState {
+            confirmed_at: None,
+            last_step: None,
+            ..totp.clone()
+        };
+        assert_eq!(totp_from(&totp_json(&pending)), Ok(pending));
+        let code = RecoveryCode {
+            code_hash: "ab".repeat(32),
+            used_at: Some(t("2026-02-02T00:00:00Z")),
+            created_at: t("2026-01-02T03:04:00Z"),
+        };
+        assert_eq!(
+            code_from(&code_json(user_id, &code)),
+            Ok((user_id, code.clone()))
+        );
+        let identity = OidcIdentity {
+            provider: "acme".to_owned(),
+            subject: "248289761001".to_owned(),
+            user_id,
+            created_at: t("2026-01-02T03:04:00Z"),
+        };
+        assert_eq!(
+            identity_from(&identity_json(&identity)),
+            Ok(identity.clone())
+        );
+
+        let mut v = totp_json(&totp);
+        v["last_step"] = json!(-1);
+        assert!(totp_from(&v).is_err_and(|e| e.contains("last_step")));
+        v["last_step"] = json!(1);
+        v["secret"] = json!("");
+        assert!(totp_from(&v).is_err_and(|e| e.contains("secret")));
+        let mut v = code_json(user_id, &code);
+        v["used_at"] = json!("yesterday");
+        assert!(code_from(&v).is_err_and(|e| e.contains("used_at")));
+        let mut v = identity_json(&identity);
+        v["user_id"] = json!("nobody");
+        assert!(identity_from(&v).is_err_and(|e| e.contains("user_id")));
+
+        // Known kinds only, and only for users read before.
+        let users = HashSet::from([user_id]);
+        let line = json!({ "oidc_identity": identity_json(&identity) });
+        assert!(matches!(
+            parse_line(&line, &users),
+            Some(Ok(Item::OidcIdentity(_)))
+        ));
+        assert!(parse_line(&line, &HashSet::new()).is_some_and(|r| r.is_err()));
+        assert!(parse_line(&json!({"webauthn": {}}), &users).is_none());
+    }
+}
