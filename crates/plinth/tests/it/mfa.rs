@@ -286,7 +286,9 @@ async fn a_second_factor_survives_export_and_import_under_other_keys() {
         "{}",
         done.stderr
     );
-    let keys = |d: &TestDir| std::fs::read_to_string(d.data_dir().join("encryption.keys")).ok();
+    let keys = |d: &TestDir| {
+        std::fs::read_to_string(d.data_dir().join("encryption.keys")).expect("the keys file")
+    };
     assert_ne!(keys(&source), keys(&target), "the target has other keys");
 
     let server = Server::start(&target).await;
