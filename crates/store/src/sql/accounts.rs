@@ -5,7 +5,10 @@ mod keys;
 pub(crate) mod mfa;
 pub(crate) mod oidc;
 mod sessions;
+mod tables;
 pub(crate) mod tokens;
+
+pub(crate) use tables::ACCOUNTS_V8;
 
 pub(crate) use keys::{create_api_key, find_api_key, list_api_keys, revoke_api_key, touch_api_key};
 pub(crate) use sessions::{list_sessions, revoke_session, revoke_sessions};
