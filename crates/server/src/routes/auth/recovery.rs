@@ -8,7 +8,8 @@
 
 use super::session::guest;
 use super::signup::{
-    Pending, TokenBody, email_field, minutes, new_token, pending, redeem, require_mail, throttle,
+    Pending, TokenBody, email_field, minutes, new_token, pending, redeem, redeem_body,
+    require_mail, throttle,
 };
 use super::{BodyFields, UserJson};
 use crate::error::ApiError;
@@ -266,18 +267,7 @@ pub(super) async fn confirm_email_change(
     ClientAddr(address): ClientAddr,
     ApiJson(body): ApiJson,
 ) -> Result<Reply, ApiError> {
-    require_mail(&state)?;
-    let mut fields = BodyFields::new(&body, &["token"], &[])?;
-    let token = fields.required("token");
-    fields.finish()?;
-    let ctx = guest(&request_id, &address);
-    let user = redeem(
-        &state,
-        &ctx,
-        token.unwrap_or_default(),
-        TokenUse::ChangeEmail,
-    )
-    .await?;
+    let user = redeem_body(&state, &request_id, &address, &body, TokenUse::ChangeEmail).await?;
     tracing::info!(target: "plinth::security", event = "email_changed", request_id = %request_id, user_id = %user.id, "an address change was confirmed; every session ended");
     Reply::data(&UserJson::from(&user))
 }

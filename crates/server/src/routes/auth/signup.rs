@@ -137,6 +137,28 @@ pub(super) async fn redeem(
     }
 }
 
+/// A confirmation whose body is only `{"token"}` (verify an address, confirm an address
+/// change): mail must be configured, then the token is spent as `apply` says.
+pub(super) async fn redeem_body(
+    state: &AppState,
+    request_id: &str,
+    address: &str,
+    body: &serde_json::Value,
+    apply: TokenUse,
+) -> Result<User, ApiError> {
+    require_mail(state)?;
+    let mut fields = BodyFields::new(body, &["token"], &[])?;
+    let token = fields.required("token");
+    fields.finish()?;
+    redeem(
+        state,
+        &guest(request_id, address),
+        token.unwrap_or_default(),
+        apply,
+    )
+    .await
+}
+
 /// Counts the attempt against the login limits of `account` (normalised) from `address`.
 pub(super) async fn throttle(
     state: &AppState,
@@ -296,18 +318,7 @@ pub(super) async fn verify_email(
     ClientAddr(address): ClientAddr,
     ApiJson(body): ApiJson,
 ) -> Result<Reply, ApiError> {
-    require_mail(&state)?;
-    let mut fields = BodyFields::new(&body, &["token"], &[])?;
-    let token = fields.required("token");
-    fields.finish()?;
-    let ctx = guest(&request_id, &address);
-    let user = redeem(
-        &state,
-        &ctx,
-        token.unwrap_or_default(),
-        TokenUse::VerifyEmail,
-    )
-    .await?;
+    let user = redeem_body(&state, &request_id, &address, &body, TokenUse::VerifyEmail).await?;
     tracing::info!(target: "plinth::security", event = "email_verified", request_id = %request_id, user_id = %user.id, "an address was verified");
     Reply::data(&UserJson::from(&user))
 }
