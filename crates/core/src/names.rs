@@ -18,6 +18,7 @@ const RESERVED_MODELS: &[&str] = &[
     "healthz",
     "keys",
     "metrics",
+    "models",
     "openapi",
     "readyz",
     "sqlite_master",

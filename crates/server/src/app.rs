@@ -332,6 +332,8 @@ impl Application {
 fn build_router(config: &ServerConfig, state: AppState) -> Result<Router, StartError> {
     let alerts = state.alerts().cloned();
     let (routes, _) = routes::router().split_for_parts();
+    // The console's files are not part of the API, nor of its document.
+    let routes = routes.merge(crate::admin::router());
     let routes = layered(routes, config, alerts)?;
     // Outside the request context, so the status counted is the one sent (an envelope
     // rendered, a timeout, a panic's 500).

@@ -3,6 +3,7 @@
 //!
 //! Layout:
 //! - `app`: [`Application`]: bind, serve, drain, close.
+//! - `admin`: the admin console's files (`admin/`, embedded by `build.rs`) at `/admin`.
 //! - [`alerts`]: the alert rules evaluated in-process, their recorder and webhook.
 //! - [`config`]: the [`ServerConfig`] settings.
 //! - [`tls`]: HTTPS: [`TlsFiles`] loaded into rustls, reloaded on change or SIGHUP.
@@ -32,6 +33,7 @@
 //! the benchmark and the tests use is public.
 
 mod accounts;
+mod admin;
 pub mod alerts;
 mod app;
 pub mod audit;

@@ -97,6 +97,40 @@ pub(crate) struct Version {
     api: String,
 }
 
+/// One entry of `GET /api/v1/models` (`routes::meta::list_models`).
+#[derive(ToSchema)]
+pub(crate) struct ModelInfo {
+    /// The model's name: `/api/v1/{name}`.
+    name: String,
+    /// Whether guests may read it.
+    guest_read: bool,
+    /// Which records users read: `all` or `own`.
+    user_read: String,
+    /// Whether a refused read answers 404 rather than 403.
+    hide_forbidden: bool,
+    /// Whether it has a `searchable` field (so lists take `q`).
+    searchable: bool,
+    /// The declared fields, as `plinth.toml` declares them (models.md): `name`, `type` and
+    /// each constraint given. The base fields are not listed.
+    #[schema(value_type = Vec<Object>)]
+    fields: Vec<()>,
+    /// What the caller may attempt.
+    #[schema(inline)]
+    can: ModelCan,
+}
+
+/// What the caller may attempt on a model (a user's `update` and `delete`: their own
+/// records).
+#[derive(ToSchema)]
+pub(crate) struct ModelCan {
+    read: bool,
+    create: bool,
+    update: bool,
+    delete: bool,
+    restore: bool,
+    purge: bool,
+}
+
 /// `POST /api/v1/auth/login` (`routes::auth::session::login`).
 #[derive(ToSchema)]
 pub(crate) struct Login {

@@ -1,0 +1,7 @@
+// Placeholder until this page is built: says so, and nothing else.
+import { h } from "../ui.js";
+
+export default async function render(ctx) {
+  ctx.setTitle("flags");
+  ctx.main.append(h("h1", null, "flags"), h("p", null, "This page is not built yet."));
+}
