@@ -1,7 +1,423 @@
-// Placeholder until this page is built: says so, and nothing else.
-import { h } from "../ui.js";
+// The record table of one model (#/m/{model}). The hash's query IS the list query sent to
+// /api/v1/{model} (filters `field[op]=value`, `q`, `sort`, `status`, `limit`, `cursor`),
+// so a reload, a bookmark and Back all show the same page. The table follows the model's
+// change feed while it is open: new, changed and removed records show without a reload.
+import { h, clear, notice, errorNotice, announce, field, when, short } from "../ui.js";
+import { modelInfo } from "./model-info.js";
+
+/** Query keys that shape the list rather than filter it. */
+const RESERVED = new Set(["q", "sort", "limit", "cursor", "count", "filter", "fields", "expand"]);
+const BASE_FILTERABLE = ["name", "id", "created_at", "updated_at", "owner_id", "version"];
+const BASE_SORTABLE = ["created_at", "updated_at", "name"];
+const OPERATORS = [
+  ["eq", "equals"],
+  ["ne", "not equal"],
+  ["gt", "greater than"],
+  ["gte", "at least"],
+  ["lt", "less than"],
+  ["lte", "at most"],
+  ["like", "like (* wildcard)"],
+  ["in", "one of (comma-separated)"],
+  ["has", "has (arrays)"],
+  ["has_any", "has any (arrays)"],
+];
+const PAGE_SIZES = [10, 20, 50, 100, 200];
+/** The status choices: the label, and the list parameters each stands for. */
+const STATUSES = [
+  ["", "Not deleted (default)", {}],
+  ["active", "Active", { status: "active" }],
+  ["inactive", "Inactive", { status: "inactive" }],
+  ["deleted", "Deleted", { status: "deleted" }],
+  ["all", "All, deleted included", { "status[in]": "active,inactive,deleted" }],
+];
+/** How long a changed row stays highlighted. */
+const FLASH_MS = 4000;
+/** Wait before reconnecting a dropped change feed, so a refusing server is not hammered. */
+const RETRY_MS = 1500;
+
+/** The hash query split into {filters: [[field, op, value]], rest: {q, sort, …}, statusChoice}. */
+function readQuery(query) {
+  const filters = [];
+  const rest = {};
+  let statusChoice = "";
+  for (const [key, value] of query) {
+    if (RESERVED.has(key)) {
+      rest[key] = value;
+      continue;
+    }
+    const m = /^([^[\]]+)(?:\[([a-z_]+)\])?$/.exec(key);
+    const name = m ? m[1] : key;
+    const op = m && m[2] ? m[2] : "eq";
+    if (name === "status") {
+      const hit = STATUSES.find(([, , p]) => Object.entries(p).some(([k, v]) => k === key && v === value));
+      statusChoice = hit ? hit[0] : "";
+      continue;
+    }
+    filters.push([name, op, value]);
+  }
+  return { filters, rest, statusChoice };
+}
+
+/** The list parameters of a {filters, rest, statusChoice}, as an ordered list of pairs. */
+function toPairs({ filters, rest, statusChoice }) {
+  const pairs = [];
+  for (const [name, op, value] of filters) pairs.push([op === "eq" ? name : `${name}[${op}]`, value]);
+  const status = STATUSES.find(([v]) => v === statusChoice);
+  if (status) pairs.push(...Object.entries(status[2]));
+  for (const key of ["q", "filter", "sort", "limit", "cursor"]) {
+    if (rest[key]) pairs.push([key, rest[key]]);
+  }
+  return pairs;
+}
+
+/** The pairs as an api() query object (a key given twice becomes a list). */
+function queryObject(pairs) {
+  const out = {};
+  for (const [k, v] of pairs) {
+    if (k in out) out[k] = [].concat(out[k], v);
+    else out[k] = v;
+  }
+  return out;
+}
+
+function hashOf(model, pairs) {
+  const qs = new URLSearchParams(pairs).toString();
+  return `#/m/${encodeURIComponent(model)}${qs ? "?" + qs : ""}`;
+}
+
+/** The declared fields worth a column: scalars, not file lists or JSON blobs. */
+function columnsOf(info) {
+  return (info.fields || []).filter((f) => !["file", "json", "array"].includes(f.type)).slice(0, 4);
+}
+
+function statusBadge(status) {
+  const kind = status === "active" ? "ok" : status === "deleted" ? "bad" : "muted";
+  return h("span", { class: ["badge", kind] }, status);
+}
+
+function rowOf(model, cols, rec) {
+  return h(
+    "tr",
+    { dataset: { id: rec.id } },
+    h("th", { scope: "row" }, h("a", { href: `#/m/${encodeURIComponent(model)}/${encodeURIComponent(rec.id)}` }, rec.name || rec.id)),
+    h("td", null, statusBadge(rec.status)),
+    cols.map((f) => h("td", { class: ["integer", "decimal", "float", "number"].includes(f.type) ? "num" : null }, short(rec[f.name], 60))),
+    h("td", null, when(rec.updated_at)),
+  );
+}
+
+function select(name, options, value) {
+  return h(
+    "select",
+    { name },
+    options.map(([v, label]) => h("option", { value: v, selected: v === value }, label)),
+  );
+}
+
+/** One filter of the builder: field, operator, value, and a remove button. */
+function filterRow(fields, [name, op, value], n, onRemove) {
+  const row = h(
+    "fieldset",
+    { class: "toolbar filter-row" },
+    h("legend", { class: "visually-hidden" }, `Filter ${n}`),
+    field(`Filter ${n} field`, select("ff", fields.map((f) => [f, f]), name)),
+    field(`Filter ${n} operator`, select("fo", OPERATORS, op)),
+    field(`Filter ${n} value`, h("input", { name: "fv", value: value || "" })),
+    h("button", { type: "button", on: { click: () => onRemove(row) } }, `Remove filter ${n}`),
+  );
+  return row;
+}
+
+/** The toolbar: search, filter builder, sort, status and page size; submitting navigates. */
+function toolbar(ctx, info, state) {
+  const model = info.name;
+  const filterable = BASE_FILTERABLE.concat((info.fields || []).filter((f) => f.type !== "json" && f.type !== "file").map((f) => f.name));
+  const sortable = BASE_SORTABLE.concat(
+    (info.fields || []).filter((f) => f.indexed && f.type !== "json" && f.type !== "array").map((f) => f.name),
+  );
+  const sort = state.rest.sort || "-created_at";
+  const sortField = sort.replace(/^-/, "");
+  const filtersBox = h("div", { class: "filters" });
+  let rows = state.filters.slice();
+  const drawFilters = (focusLast) => {
+    clear(filtersBox);
+    rows.forEach((f, i) =>
+      filtersBox.append(
+        filterRow(filterable, f, i + 1, () => {
+          rows = readFilterRows(filtersBox);
+          rows.splice(i, 1);
+          drawFilters(false);
+          addButton.focus();
+        }),
+      ),
+    );
+    if (focusLast) {
+      const selects = filtersBox.querySelectorAll('select[name="ff"]');
+      if (selects.length) selects[selects.length - 1].focus();
+    }
+  };
+  const addButton = h(
+    "button",
+    {
+      type: "button",
+      on: {
+        click: () => {
+          rows = readFilterRows(filtersBox);
+          rows.push([filterable[0], "eq", ""]);
+          drawFilters(true);
+        },
+      },
+    },
+    "Add filter",
+  );
+  drawFilters(false);
+  const search = info.searchable ? h("input", { name: "q", type: "search", value: state.rest.q || "" }) : null;
+  const sortSel = select("sort", sortable.map((f) => [f, f]).concat(sortable.includes(sortField) ? [] : [[sortField, sortField]]), sortField);
+  const dirSel = select("dir", [["desc", "descending"], ["asc", "ascending"]], sort.startsWith("-") ? "desc" : "asc");
+  const statusSel = select("status", STATUSES.map(([v, label]) => [v, label]), state.statusChoice);
+  const sizeSel = select("limit", PAGE_SIZES.map((n) => [String(n), String(n)]), state.rest.limit || "20");
+  const form = h(
+    "form",
+    { class: "card", role: "search", "aria-label": `Find ${model} records`, novalidate: true },
+    h(
+      "div",
+      { class: "toolbar" },
+      search ? field("Search", search, "every word, in the searchable fields") : null,
+      field("Sort by", sortSel),
+      field("Direction", dirSel),
+      field("Status", statusSel),
+      field("Page size", sizeSel),
+    ),
+    filtersBox,
+    h(
+      "div",
+      { class: "actions" },
+      addButton,
+      h("button", { type: "submit", class: "primary" }, "Apply"),
+      h("a", { href: `#/m/${encodeURIComponent(model)}` }, "Reset"),
+    ),
+  );
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const filters = readFilterRows(filtersBox).filter(([, , v]) => v !== "");
+    const rest = {
+      q: search ? search.value.trim() : "",
+      filter: state.rest.filter,
+      sort: sortSel.value === "created_at" && dirSel.value === "desc" ? "" : (dirSel.value === "desc" ? "-" : "") + sortSel.value,
+      limit: sizeSel.value === "20" ? "" : sizeSel.value,
+    };
+    ctx.navigate(hashOf(model, toPairs({ filters, rest, statusChoice: statusSel.value })));
+  });
+  return form;
+}
+
+function readFilterRows(box) {
+  return Array.from(box.querySelectorAll(".filter-row")).map((row) => [
+    row.querySelector('[name="ff"]').value,
+    row.querySelector('[name="fo"]').value,
+    row.querySelector('[name="fv"]').value,
+  ]);
+}
+
+/** Whether `rec` belongs under the status choice (the one filter the stream does not get). */
+function statusFits(choice, rec) {
+  if (choice === "all") return true;
+  if (!choice) return rec.status !== "deleted";
+  return rec.status === choice;
+}
+
+/**
+ * Follows the model's change feed: a ticket per connection, `after=` the last position on
+ * a reconnect. `onEvent(type, record)` for each change; `onState(text)` for the live badge.
+ * Answers a function that stops it for good.
+ */
+function follow(ctx, model, filterPairs, onEvent, onState, onReset) {
+  let source = null;
+  let last = null;
+  let stopped = false;
+  let timer = null;
+  const again = () => {
+    if (source) source.close();
+    source = null;
+    if (stopped) return;
+    onState("reconnecting");
+    timer = setTimeout(open, RETRY_MS);
+  };
+  async function open() {
+    if (stopped) return;
+    let t;
+    try {
+      t = await ctx.api.ticket();
+    } catch (_) {
+      return again();
+    }
+    if (stopped) return;
+    const params = new URLSearchParams(filterPairs);
+    params.set("ticket", t);
+    if (last !== null) params.set("after", last);
+    source = new EventSource(`/api/v1/${encodeURIComponent(model)}/events?${params}`);
+    for (const type of ["created", "updated", "deleted", "restored", "purged"]) {
+      source.addEventListener(type, (e) => {
+        last = e.lastEventId || last;
+        try {
+          onEvent(type, JSON.parse(e.data).record);
+        } catch (_) {
+          // a malformed event changes nothing shown
+        }
+      });
+    }
+    source.addEventListener("ready", (e) => {
+      last = e.lastEventId || last;
+      onState("live");
+    });
+    source.addEventListener("reset", (e) => {
+      last = e.lastEventId || last;
+      onReset();
+    });
+    source.addEventListener("end", (e) => {
+      last = e.lastEventId || last;
+      again();
+    });
+    source.onerror = again;
+  }
+  open();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+    if (source) source.close();
+  };
+}
 
 export default async function render(ctx) {
-  ctx.setTitle("records");
-  ctx.main.append(h("h1", null, "records"), h("p", null, "This page is not built yet."));
+  const model = ctx.params.model;
+  ctx.setTitle(model);
+  const info = await modelInfo(ctx.api, model);
+  if (!ctx.current()) return;
+  const state = readQuery(ctx.query);
+  const pairs = toPairs(state);
+  const live = h("span", { class: "badge muted live", role: "status" }, "connecting");
+  ctx.main.append(
+    h("h1", null, `Records of ${model}`),
+    h(
+      "div",
+      { class: "actions" },
+      info.can && info.can.create ? h("a", { class: "button primary", href: `#/m/${encodeURIComponent(model)}/new` }, "New record") : null,
+      h("a", { href: "#/" }, "All models"),
+      h("span", { class: "muted" }, "Changes: "),
+      live,
+    ),
+    toolbar(ctx, info, state),
+  );
+  const out = h("div", { id: "records-out" });
+  ctx.main.append(out);
+  let result;
+  try {
+    result = await ctx.api.api("GET", "/" + encodeURIComponent(model), {
+      query: queryObject(pairs.concat(state.rest.cursor ? [] : [["count", "true"]])),
+    });
+  } catch (err) {
+    if (!ctx.current()) return;
+    if (err.status === 401) throw err;
+    live.textContent = "off";
+    out.append(errorNotice(err), h("p", null, h("a", { href: `#/m/${encodeURIComponent(model)}` }, "Show the list without filters")));
+    return;
+  }
+  if (!ctx.current()) return;
+  const cols = columnsOf(info);
+  const tbody = h("tbody", null, (result.data || []).map((rec) => rowOf(model, cols, rec)));
+  let total = result.page && typeof result.page.total === "number" ? result.page.total : null;
+  const totalText = h("p", { id: "records-total" });
+  const shown = () => {
+    const n = tbody.rows.length;
+    totalText.textContent = total === null ? `${n} shown on this page` : `${total} ${total === 1 ? "record" : "records"} in all; ${n} shown`;
+  };
+  shown();
+  const firstPage = !state.rest.cursor;
+  const nextCursor = result.page && result.page.next_cursor;
+  const pageHash = (cursor) => {
+    const p = pairs.filter(([k]) => k !== "cursor");
+    if (cursor) p.push(["cursor", cursor]);
+    return hashOf(model, p);
+  };
+  const empty = h("p", { class: "muted", hidden: tbody.rows.length > 0 }, "No records match.");
+  out.append(
+    totalText,
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { "aria-label": `${model} records` },
+        h(
+          "thead",
+          null,
+          h(
+            "tr",
+            null,
+            h("th", { scope: "col" }, "Name"),
+            h("th", { scope: "col" }, "Status"),
+            cols.map((f) => h("th", { scope: "col" }, f.name)),
+            h("th", { scope: "col" }, "Updated"),
+          ),
+        ),
+        tbody,
+      ),
+    ),
+    empty,
+    h(
+      "nav",
+      { class: "pager", "aria-label": "Pages" },
+      firstPage ? null : h("a", { href: pageHash(null) }, "First page"),
+      nextCursor ? h("a", { href: pageHash(nextCursor) }, "Next page") : h("span", { class: "muted" }, "Last page"),
+    ),
+  );
+
+  // Live updates. Inserting a new record is right only where it would sort: the first page
+  // of the default, newest-first order, without a search (which the stream cannot match).
+  const canInsert = firstPage && !state.rest.sort && !state.rest.q && !state.rest.filter;
+  const flash = (tr) => {
+    tr.classList.add("flash");
+    setTimeout(() => tr.classList.remove("flash"), FLASH_MS);
+  };
+  const find = (id) => Array.from(tbody.rows).find((tr) => tr.dataset.id === id);
+  const onEvent = (type, rec) => {
+    if (!rec || !rec.id) return;
+    const existing = find(rec.id);
+    const fits = type !== "purged" && statusFits(state.statusChoice, rec);
+    const label = rec.name || rec.id;
+    if (existing && !fits) {
+      existing.remove();
+      if (total !== null) total -= 1;
+      announce(`${label} ${type}`);
+    } else if (existing) {
+      const tr = rowOf(model, cols, rec);
+      existing.replaceWith(tr);
+      flash(tr);
+      announce(`${label} ${type}`);
+    } else if (fits && canInsert && (type === "created" || type === "restored")) {
+      const tr = rowOf(model, cols, rec);
+      tbody.prepend(tr);
+      flash(tr);
+      if (total !== null) total += 1;
+      announce(`${label} ${type}`);
+    } else {
+      return;
+    }
+    empty.hidden = tbody.rows.length > 0;
+    shown();
+  };
+  const stop = follow(
+    ctx,
+    model,
+    state.filters.map(([name, op, value]) => [op === "eq" ? name : `${name}[${op}]`, value]).concat(state.rest.filter ? [["filter", state.rest.filter]] : []),
+    onEvent,
+    (s) => {
+      live.textContent = s;
+      live.className = ["badge", "live", s === "live" ? "ok" : "warn"].join(" ");
+    },
+    () => {
+      out.prepend(notice("warn", h("p", null, "Some changes were missed while offline. "), h("a", { href: ctx.main.ownerDocument.location.hash }, "Reload the list")));
+    },
+  );
+  ctx.onCleanup(stop);
 }
