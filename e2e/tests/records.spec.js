@@ -1,0 +1,156 @@
+// The models page and the record form: counts, server-side validation shown at each field,
+// an edit that meets somebody else's change, soft delete, restore, purge, and a user's view.
+const { test, expect, signIn, expectAccessible, unique } = require("../fixtures");
+const { createRecord } = require("../helpers/records");
+
+/** The count cell of `model`'s row on the models page. */
+function countOf(page, model) {
+  return page
+    .getByRole("row")
+    .filter({ has: page.getByRole("rowheader", { name: model, exact: true }) })
+    .getByRole("cell")
+    .first();
+}
+
+test("the models page lists book and note with their record counts", async ({ page, server }) => {
+  const token = await server.token();
+  const before = (await server.api("GET", "/api/v1/book?limit=1&count=true", { token })).body.page.total;
+  await signIn(page, server);
+  await expect(page.getByRole("heading", { name: "Models", level: 1 })).toBeVisible();
+  await expect(page.getByRole("rowheader", { name: "note", exact: true })).toBeVisible();
+  await expect(countOf(page, "book")).toHaveText(String(before));
+  await createRecord(server, token, "book", { name: unique("count"), pages: 10 });
+  await createRecord(server, token, "book", { name: unique("count"), pages: 11 });
+  await page.reload();
+  await expect(countOf(page, "book")).toHaveText(String(before + 2));
+  await expectAccessible(page, "models page");
+  await page.getByRole("link", { name: "book", exact: true }).click();
+  await expect(page.getByRole("heading", { name: "Records of book" })).toBeVisible();
+});
+
+test("a server-side validation error shows at its field and goes once fixed", async ({ page, server }) => {
+  await signIn(page, server);
+  await page.goto(server.url + "/admin/#/m/book/new");
+  const name = unique("Dune");
+  await page.getByLabel("name", { exact: true }).fill(name);
+  await page.getByLabel("pages", { exact: true }).fill("0");
+  await page.getByLabel("isbn", { exact: true }).fill("abc");
+  await page.getByRole("button", { name: "Create" }).click();
+  const pages = page.getByLabel("pages", { exact: true });
+  await expect(pages).toHaveAttribute("aria-invalid", "true");
+  await expect(pages).toHaveAccessibleDescription(/must be between 1 and 5000/);
+  await expect(page.getByLabel("isbn", { exact: true })).toHaveAccessibleDescription(/does not match the required pattern/);
+  await expect(pages).toBeFocused();
+  await expectAccessible(page, "new record form with errors");
+
+  await pages.fill("412");
+  await page.getByRole("button", { name: "Create" }).click();
+  await expect(pages).not.toHaveAttribute("aria-invalid", "true");
+  await expect(page.getByLabel("isbn", { exact: true })).toHaveAccessibleDescription(/does not match the required pattern/);
+  await expect(page.getByText("must be between 1 and 5000")).toHaveCount(0);
+
+  await page.getByLabel("isbn", { exact: true }).fill("978-0-441-17271-9");
+  await page.getByLabel("genre", { exact: true }).selectOption("fiction");
+  await page.getByLabel("in_print", { exact: true }).check();
+  await page.getByLabel("published", { exact: true }).fill("1965-08-01");
+  await page.getByRole("button", { name: "Create" }).click();
+  await expect(page.getByRole("heading", { name: `book: ${name}` })).toBeVisible();
+  await expect(page.getByRole("main").getByText(`Created ${name}.`)).toBeVisible();
+  await expect(page.getByLabel("pages", { exact: true })).toHaveValue("412");
+  await expect(page.getByLabel("isbn", { exact: true })).toHaveValue("978-0-441-17271-9");
+  await expect(page.getByLabel("genre", { exact: true })).toHaveValue("fiction");
+  await expect(page.getByLabel("in_print", { exact: true })).toBeChecked();
+  await expect(page.getByLabel("published", { exact: true })).toHaveValue("1965-08-01");
+  await expectAccessible(page, "record page");
+
+  // What the server holds is what the form showed.
+  const token = await server.token();
+  const list = await server.api("GET", `/api/v1/book?name=${encodeURIComponent(name)}`, { token });
+  expect(list.body.data).toHaveLength(1);
+  expect(list.body.data[0]).toMatchObject({ pages: 412, genre: "fiction", in_print: true, published: "1965-08-01" });
+});
+
+test("an edit that meets another change says so, shows both values, and reloads", async ({ page, server }) => {
+  const token = await server.token();
+  const rec = await createRecord(server, token, "book", { name: unique("Conflict"), pages: 100 });
+  await signIn(page, server);
+  await page.goto(server.url + `/admin/#/m/book/${rec.id}`);
+  const pages = page.getByLabel("pages", { exact: true });
+  await expect(pages).toHaveValue("100");
+  await pages.fill("200");
+  // Somebody else changes the record meanwhile.
+  const other = await server.api("PATCH", `/api/v1/book/${rec.id}`, { token, body: { pages: 300 } });
+  expect(other.status).toBe(200);
+  await page.getByRole("button", { name: "Save" }).click();
+  await expect(page.getByText("This record changed since you opened it.")).toBeVisible();
+  const diff = page.getByRole("table", { name: "Your values and the current ones" });
+  await expect(diff.getByRole("row", { name: /pages/ })).toContainText("200");
+  await expect(diff.getByRole("row", { name: /pages/ })).toContainText("300");
+  // Nothing was overwritten.
+  expect((await server.api("GET", `/api/v1/book/${rec.id}`, { token })).body.data.pages).toBe(300);
+
+  await page.getByRole("button", { name: "Reload" }).click();
+  await expect(pages).toHaveValue("300");
+  await expect(page.getByText("This record changed since you opened it.")).toHaveCount(0);
+  await pages.fill("350");
+  await page.getByRole("button", { name: "Save" }).click();
+  await expect(page.getByRole("main").getByText("Saved: version 3.")).toBeVisible();
+  // Focus moved to the status message, so a screen reader hears the outcome.
+  expect(await page.evaluate(() => document.activeElement.textContent)).toContain("Saved: version 3.");
+  const now = (await server.api("GET", `/api/v1/book/${rec.id}`, { token })).body.data;
+  expect(now).toMatchObject({ pages: 350, version: 3 });
+});
+
+test("delete, show deleted, restore and purge", async ({ page, server }) => {
+  const token = await server.token();
+  const name = unique("Doomed");
+  const rec = await createRecord(server, token, "book", { name, pages: 7 });
+  await signIn(page, server);
+  await page.goto(server.url + `/admin/#/m/book/${rec.id}`);
+  await page.getByRole("button", { name: "Delete" }).click();
+  const dialog = page.getByRole("dialog");
+  await expect(dialog).toContainText(`Delete ${name}?`);
+  await dialog.getByRole("button", { name: "Delete" }).click();
+  await expect(page.getByRole("main").getByText(`Deleted ${name}.`)).toBeVisible();
+  await expect(page.getByText("This record is deleted: restore it to edit.")).toBeVisible();
+  expect((await server.api("GET", `/api/v1/book/${rec.id}`, { token })).body.data.status).toBe("deleted");
+
+  // Hidden from the default list, shown with the deleted ones.
+  await page.goto(server.url + `/admin/#/m/book?name=${encodeURIComponent(name)}`);
+  await expect(page.getByText("No records match.")).toBeVisible();
+  await page.getByLabel("Status").selectOption("deleted");
+  await page.getByRole("button", { name: "Apply" }).click();
+  await page.getByRole("link", { name }).click();
+
+  await page.getByRole("button", { name: "Restore" }).click();
+  await expect(page.getByRole("main").getByText(`Restored ${name}.`)).toBeVisible();
+  expect((await server.api("GET", `/api/v1/book/${rec.id}`, { token })).body.data.status).toBe("active");
+
+  await page.getByRole("button", { name: "Purge" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Purge" }).click();
+  await expect(page.getByRole("heading", { name: "Records of book" })).toBeVisible();
+  expect((await server.api("GET", `/api/v1/book/${rec.id}`, { token })).status).toBe(404);
+});
+
+test("a user creates a book, gets no restore or purge, and sees only their own notes", async ({ page, server }) => {
+  const admin = await server.token();
+  const user = await server.createUser("user");
+  const adminNote = await createRecord(server, admin, "note", { name: unique("admin note") });
+  const userNote = await createRecord(server, await server.token(user.email, user.password), "note", { name: unique("my note") });
+  await signIn(page, server, user.email, user.password);
+
+  await page.goto(server.url + "/admin/#/m/book");
+  await page.getByRole("link", { name: "New record" }).click();
+  const name = unique("User book");
+  await page.getByLabel("name", { exact: true }).fill(name);
+  await page.getByLabel("pages", { exact: true }).fill("33");
+  await page.getByRole("button", { name: "Create" }).click();
+  await expect(page.getByRole("heading", { name: `book: ${name}` })).toBeVisible();
+  await expect(page.getByRole("button", { name: "Delete" })).toBeVisible();
+  await expect(page.getByRole("button", { name: "Purge" })).toHaveCount(0);
+  await expect(page.getByRole("button", { name: "Restore" })).toHaveCount(0);
+
+  await page.goto(server.url + "/admin/#/m/note");
+  await expect(page.getByRole("link", { name: userNote.name })).toBeVisible();
+  await expect(page.getByRole("link", { name: adminNote.name })).toHaveCount(0);
+});
