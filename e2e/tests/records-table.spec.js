@@ -32,7 +32,7 @@ test("filter, sort and page through books; reload and Back keep the page", async
   await page.getByLabel("Page size").selectOption("10");
   await page.getByRole("button", { name: "Apply" }).click();
 
-  await expect(page.getByText("15 records in all; 10 shown")).toBeVisible();
+  await expect(page.getByRole("main").getByText("15 records in all; 10 shown")).toBeVisible();
   const first = await shownNames(page);
   // Science books are 00..14; by pages descending: 14, 13, … 05.
   expect(first).toEqual(Array.from({ length: 10 }, (_, k) => `${tag} ${String(14 - k).padStart(2, "0")}`));
@@ -43,13 +43,13 @@ test("filter, sort and page through books; reload and Back keep the page", async
   const second = await shownNames(page);
   expect(second).toEqual(["04", "03", "02", "01", "00"].map((n) => `${tag} ${n}`));
   expect(second.filter((n) => first.includes(n))).toEqual([]);
-  await expect(page.getByText("Last page")).toBeVisible();
+  await expect(page.getByRole("main").getByText("Last page")).toBeVisible();
 
   await page.reload();
   await expect(page.getByRole("rowheader").first()).toHaveText(`${tag} 04`);
   await page.goBack();
   await expect(page.getByRole("rowheader").first()).toHaveText(`${tag} 14`);
-  await expect(page.getByText("15 records in all; 10 shown")).toBeVisible();
+  await expect(page.getByRole("main").getByText("15 records in all; 10 shown")).toBeVisible();
   await expectAccessible(page, "record table");
 });
 
@@ -63,7 +63,7 @@ test("search finds a book by a word of its summary", async ({ page, server }) =>
   await page.goto(server.url + "/admin/#/m/book");
   await page.getByLabel("Search").fill(word);
   await page.getByRole("button", { name: "Apply" }).click();
-  await expect(page.getByText("1 record in all; 1 shown")).toBeVisible();
+  await expect(page.getByRole("main").getByText("1 record in all; 1 shown")).toBeVisible();
   await expect(page.getByRole("link", { name })).toBeVisible();
   expect(await shownNames(page)).toEqual([name]);
 });

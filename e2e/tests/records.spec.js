@@ -47,7 +47,7 @@ test("a server-side validation error shows at its field and goes once fixed", as
   await page.getByRole("button", { name: "Create" }).click();
   await expect(pages).not.toHaveAttribute("aria-invalid", "true");
   await expect(page.getByLabel("isbn", { exact: true })).toHaveAccessibleDescription(/does not match the required pattern/);
-  await expect(page.getByText("must be between 1 and 5000")).toHaveCount(0);
+  await expect(page.getByRole("main").getByText("must be between 1 and 5000")).toHaveCount(0);
 
   await page.getByLabel("isbn", { exact: true }).fill("978-0-441-17271-9");
   await page.getByLabel("genre", { exact: true }).selectOption("fiction");
@@ -82,7 +82,7 @@ test("an edit that meets another change says so, shows both values, and reloads"
   const other = await server.api("PATCH", `/api/v1/book/${rec.id}`, { token, body: { pages: 300 } });
   expect(other.status).toBe(200);
   await page.getByRole("button", { name: "Save" }).click();
-  await expect(page.getByText("This record changed since you opened it.")).toBeVisible();
+  await expect(page.getByRole("main").getByText("This record changed since you opened it.")).toBeVisible();
   const diff = page.getByRole("table", { name: "Your values and the current ones" });
   await expect(diff.getByRole("row", { name: /pages/ })).toContainText("200");
   await expect(diff.getByRole("row", { name: /pages/ })).toContainText("300");
@@ -91,7 +91,7 @@ test("an edit that meets another change says so, shows both values, and reloads"
 
   await page.getByRole("button", { name: "Reload" }).click();
   await expect(pages).toHaveValue("300");
-  await expect(page.getByText("This record changed since you opened it.")).toHaveCount(0);
+  await expect(page.getByRole("main").getByText("This record changed since you opened it.")).toHaveCount(0);
   await pages.fill("350");
   await page.getByRole("button", { name: "Save" }).click();
   await expect(page.getByRole("main").getByText("Saved: version 3.")).toBeVisible();
@@ -112,12 +112,12 @@ test("delete, show deleted, restore and purge", async ({ page, server }) => {
   await expect(dialog).toContainText(`Delete ${name}?`);
   await dialog.getByRole("button", { name: "Delete" }).click();
   await expect(page.getByRole("main").getByText(`Deleted ${name}.`)).toBeVisible();
-  await expect(page.getByText("This record is deleted: restore it to edit.")).toBeVisible();
+  await expect(page.getByRole("main").getByText("This record is deleted: restore it to edit.")).toBeVisible();
   expect((await server.api("GET", `/api/v1/book/${rec.id}`, { token })).body.data.status).toBe("deleted");
 
   // Hidden from the default list, shown with the deleted ones.
   await page.goto(server.url + `/admin/#/m/book?name=${encodeURIComponent(name)}`);
-  await expect(page.getByText("No records match.")).toBeVisible();
+  await expect(page.getByRole("main").getByText("No records match.")).toBeVisible();
   await page.getByLabel("Status").selectOption("deleted");
   await page.getByRole("button", { name: "Apply" }).click();
   await page.getByRole("link", { name }).click();
