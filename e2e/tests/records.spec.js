@@ -154,3 +154,34 @@ test("a user creates a book, gets no restore or purge, and sees only their own n
   await expect(page.getByRole("link", { name: userNote.name })).toBeVisible();
   await expect(page.getByRole("link", { name: adminNote.name })).toHaveCount(0);
 });
+
+test("keyboard only: search with Enter, open a record, cancel a delete with Escape", async ({ page, server }) => {
+  const token = await server.token();
+  const word = `kbd${Date.now().toString(36)}`;
+  const rec = await createRecord(server, token, "book", { name: unique("Keys"), pages: 8, summary: `about ${word}` });
+  await signIn(page, server);
+  await page.goto(server.url + "/admin/#/m/book");
+  await page.getByLabel("Search").focus();
+  await page.keyboard.type(word);
+  await page.keyboard.press("Enter");
+  const link = page.getByRole("link", { name: rec.name });
+  await expect(link).toBeVisible();
+  // After the navigation focus is on the page's heading, so Tab starts from the content.
+  await expect(page.getByRole("heading", { name: "Records of book" })).toBeFocused();
+  await link.focus();
+  await page.keyboard.press("Enter");
+  await expect(page.getByRole("heading", { name: `book: ${rec.name}` })).toBeFocused();
+
+  const del = page.getByRole("button", { name: "Delete" });
+  await del.focus();
+  await page.keyboard.press("Enter");
+  const dialog = page.getByRole("dialog");
+  await expect(dialog).toBeVisible();
+  await expect(dialog.getByRole("button", { name: "Delete" })).toBeFocused();
+  await page.keyboard.press("Tab");
+  await expect(dialog.getByRole("button", { name: "Cancel" })).toBeFocused();
+  await page.keyboard.press("Escape");
+  await expect(dialog).toHaveCount(0);
+  await expect(del).toBeFocused();
+  expect((await server.api("GET", `/api/v1/book/${rec.id}`, { token })).body.data.status).toBe("active");
+});

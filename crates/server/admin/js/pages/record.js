@@ -247,8 +247,9 @@ export default async function render(ctx) {
             type: "button",
             class: "danger",
             on: {
-              click: async () => {
-                if (!(await confirm(`Delete ${rec.name}? It can be restored by an admin.`, "Delete"))) return;
+              click: async (e) => {
+                const button = e.currentTarget;
+                if (!(await confirm(`Delete ${rec.name}? It can be restored by an admin.`, "Delete"))) return button.focus();
                 run(() => ctx.api.api("DELETE", recordPath(model, id), { headers: { "If-Match": etag } }), () => again(`Deleted ${rec.name}.`));
               },
             },
@@ -265,8 +266,9 @@ export default async function render(ctx) {
             type: "button",
             class: "danger",
             on: {
-              click: async () => {
-                if (!(await confirm(`Purge ${rec.name}? It is removed for good.`, "Purge"))) return;
+              click: async (e) => {
+                const button = e.currentTarget;
+                if (!(await confirm(`Purge ${rec.name}? It is removed for good.`, "Purge"))) return button.focus();
                 run(
                   () => ctx.api.api("DELETE", recordPath(model, id), { query: { purge: "true" }, headers: { "If-Match": etag } }),
                   () => {

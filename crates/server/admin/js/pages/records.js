@@ -4,6 +4,7 @@
 // change feed while it is open: new, changed and removed records show without a reload.
 import { h, clear, notice, errorNotice, announce, field, when, short } from "../ui.js";
 import { modelInfo } from "./model-info.js";
+import { follow } from "./feed.js";
 
 /** Query keys that shape the list rather than filter it. */
 const RESERVED = new Set(["q", "sort", "limit", "cursor", "count", "filter", "fields", "expand"]);
@@ -32,8 +33,6 @@ const STATUSES = [
 ];
 /** How long a changed row stays highlighted. */
 const FLASH_MS = 4000;
-/** Wait before reconnecting a dropped change feed, so a refusing server is not hammered. */
-const RETRY_MS = 1500;
 
 /** The hash query split into {filters: [[field, op, value]], rest: {q, sort, …}, statusChoice}. */
 function readQuery(query) {
@@ -226,68 +225,6 @@ function statusFits(choice, rec) {
   return rec.status === choice;
 }
 
-/**
- * Follows the model's change feed: a ticket per connection, `after=` the last position on
- * a reconnect. `onEvent(type, record)` for each change; `onState(text)` for the live badge.
- * Answers a function that stops it for good.
- */
-function follow(ctx, model, filterPairs, onEvent, onState, onReset) {
-  let source = null;
-  let last = null;
-  let stopped = false;
-  let timer = null;
-  const again = () => {
-    if (source) source.close();
-    source = null;
-    if (stopped) return;
-    onState("reconnecting");
-    timer = setTimeout(open, RETRY_MS);
-  };
-  async function open() {
-    if (stopped) return;
-    let t;
-    try {
-      t = await ctx.api.ticket();
-    } catch (_) {
-      return again();
-    }
-    if (stopped) return;
-    const params = new URLSearchParams(filterPairs);
-    params.set("ticket", t);
-    if (last !== null) params.set("after", last);
-    source = new EventSource(`/api/v1/${encodeURIComponent(model)}/events?${params}`);
-    for (const type of ["created", "updated", "deleted", "restored", "purged"]) {
-      source.addEventListener(type, (e) => {
-        last = e.lastEventId || last;
-        try {
-          onEvent(type, JSON.parse(e.data).record);
-        } catch (_) {
-          // a malformed event changes nothing shown
-        }
-      });
-    }
-    source.addEventListener("ready", (e) => {
-      last = e.lastEventId || last;
-      onState("live");
-    });
-    source.addEventListener("reset", (e) => {
-      last = e.lastEventId || last;
-      onReset();
-    });
-    source.addEventListener("end", (e) => {
-      last = e.lastEventId || last;
-      again();
-    });
-    source.onerror = again;
-  }
-  open();
-  return () => {
-    stopped = true;
-    clearTimeout(timer);
-    if (source) source.close();
-  };
-}
-
 export default async function render(ctx) {
   const model = ctx.params.model;
   ctx.setTitle(model);
@@ -416,7 +353,9 @@ export default async function render(ctx) {
       live.className = ["badge", "live", s === "live" ? "ok" : "warn"].join(" ");
     },
     () => {
-      out.prepend(notice("warn", h("p", null, "Some changes were missed while offline. "), h("a", { href: ctx.main.ownerDocument.location.hash }, "Reload the list")));
+      const hash = window.location.hash;
+      const reload = h("button", { type: "button", on: { click: () => ctx.navigate(hash) } }, "Reload the list");
+      out.prepend(notice("warn", h("p", null, "Some changes were missed while offline."), reload));
     },
   );
   ctx.onCleanup(stop);
