@@ -339,7 +339,11 @@ fn build_router(config: &ServerConfig, state: AppState) -> Result<Router, StartE
     let series = state.series().cloned();
     let (routes, _) = routes::router().split_for_parts();
     // The console's files are not part of the API, nor of its document.
-    let routes = routes.merge(crate::admin::router());
+    let routes = if config.admin_console {
+        routes.merge(crate::admin::router())
+    } else {
+        routes
+    };
     let routes = layered(routes, config, alerts, series)?;
     // Outside the request context, so the status counted is the one sent (an envelope
     // rendered, a timeout, a panic's 500).

@@ -464,3 +464,20 @@ async fn models_refuse_parameters_and_bad_credentials() {
         .await;
     assert_error(&post, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED");
 }
+
+#[tokio::test]
+async fn with_the_console_off_admin_is_an_unknown_path() {
+    let config = ServerConfig {
+        admin_console: false,
+        ..ServerConfig::default()
+    };
+    let app = TestApp::spawn_configured(Vec::new(), config).await;
+    for path in ["/admin", "/admin/", "/admin/index.html", "/admin/js/app.js"] {
+        let r = app.send(app.request_as(Method::GET, path, None)).await;
+        assert_error(&r, StatusCode::NOT_FOUND, "NOT_FOUND");
+        assert!(r.header("content-security-policy").is_none(), "{path}");
+    }
+    let post = app.send(app.request_as(Method::POST, "/admin", None)).await;
+    assert_error(&post, StatusCode::NOT_FOUND, "NOT_FOUND");
+    assert_eq!(models_as(&app, None).await.len(), 1);
+}
