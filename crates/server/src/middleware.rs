@@ -1,5 +1,5 @@
 //! The request middleware: request ids, the error envelope, the access log, feeding the
-//! alerts, and turning panics into 500s.
+//! alerts and the metrics series, and turning panics into 500s.
 
 use crate::alerts::Alerts;
 use crate::alerts::recorder::Recorder;

@@ -296,11 +296,6 @@ impl Recorder {
         self.record_at(Instant::now() + ahead, status, latency);
     }
 
-    /// The series as it will be `ahead` from now.
-    pub(crate) fn series_ahead(&self, ahead: Duration) -> Vec<Point> {
-        self.series_at(Instant::now() + ahead)
-    }
-
     /// The window as it will be `ahead` from now (to test sliding without sleeping).
     pub(crate) fn window_ahead(&self, ahead: Duration) -> Window {
         self.window_at(Instant::now() + ahead)
