@@ -48,14 +48,14 @@ export default async function render(ctx) {
   }
 
   async function changeRole(u, role) {
-    if (role === u.role) return say("info", `${u.email} is already a ${role}.`);
+    if (role === u.role) return say("info", `${u.email} already has the role ${role}.`);
     try {
       await ctx.api.api("PATCH", `/users/${encodeURIComponent(u.id)}`, {
         body: { role },
         headers: { "If-Match": `"${u.version}"` },
       });
-      say("ok", `${u.email} is now a ${role}.`);
-      announce(`${u.email} is now a ${role}`);
+      say("ok", `${u.email} now has the role ${role}.`);
+      announce(`${u.email} now has the role ${role}`);
     } catch (err) {
       if (err.status === 412) say("error", `${u.email} was changed since you opened this page; the list is reloaded, try again.`);
       else say("error", `Could not change the role of ${u.email}: ${errorText(err)}`);
