@@ -345,3 +345,19 @@ pub(crate) struct ChangeEvent {
     #[schema(value_type = Object)]
     record: serde_json::Value,
 }
+
+/// `GET /api/v1/audit/verify` (`routes::audit::Verdict`): every key is always present; those
+/// that do not apply are `null`.
+#[derive(ToSchema)]
+pub(crate) struct AuditVerdict {
+    /// Whether every entry is in place: sequence, links, hashes and the newest checkpoint.
+    intact: bool,
+    /// Entries checked, when intact; `null` when broken.
+    #[schema(minimum = 0)]
+    entries: Option<u64>,
+    /// The `seq` of the first entry (oldest first) that breaks the chain; `null` when intact.
+    seq: Option<i64>,
+    /// What is wrong with that entry (`hash mismatch: the entry was changed`, say); `null`
+    /// when intact.
+    reason: Option<String>,
+}

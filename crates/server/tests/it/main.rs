@@ -2,6 +2,7 @@ mod alerts;
 mod api_keys;
 mod audit;
 mod audit_api;
+mod audit_verify;
 mod auth_session;
 mod auth_sessions_list;
 mod auth_tokens;
