@@ -26,5 +26,7 @@ test("a user sees no admin page in the menu, is refused each one, and so is thei
     expect(r.status, `${p.api} with a user's token`).toBe(403);
     expect(r.body.error.code).toBe("FORBIDDEN");
   }
+  const verify = await server.api("GET", "/api/v1/audit/verify", { token });
+  expect(verify.status).toBe(403);
   await expectAccessible(page, "not allowed");
 });

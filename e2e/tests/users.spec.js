@@ -36,6 +36,9 @@ test("an admin creates an account after a bad email, then makes it an admin", as
   const me = await server.api("GET", "/api/v1/auth/me", { token });
   expect(me.body.data.role).toBe("admin");
   await expectAccessible(page, "users");
+  await page.setViewportSize({ width: 390, height: 844 });
+  await expect(page.getByRole("table", { name: "Accounts" })).toBeVisible();
+  await expectAccessible(page, "users at phone width");
 });
 
 test("a stale role change is refused with a clear message; sessions end; delete removes the account", async ({ page, server }) => {
