@@ -64,3 +64,31 @@ test("a user sees only their own keys and no toggle for every key", async ({ pag
   await expect(admin.getByRole("heading", { name: "Every key" })).toBeVisible();
   await expect(admin.getByRole("row").filter({ hasText: otherName })).toBeVisible();
 });
+
+test("a key is created, copied and revoked with the keyboard alone", async ({ page, context, server }) => {
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: server.url });
+  await signIn(page, server);
+  await openPage(page, "API keys");
+  const name = unique("keyboard key");
+  await page.getByLabel("Name").focus();
+  await page.keyboard.type(name);
+  await page.keyboard.press("Enter");
+  // Focus moves to the new key's heading; the next Tab stops reach Copy.
+  const heading = page.getByRole("heading", { name: `New key: ${name}` });
+  await expect(heading).toBeFocused();
+  const copy = page.getByRole("button", { name: "Copy" });
+  for (let i = 0; i < 5 && !(await copy.evaluate((b) => b === document.activeElement)); i++) await page.keyboard.press("Tab");
+  await expect(copy).toBeFocused();
+  await page.keyboard.press("Space");
+  await expect(page.getByRole("main").getByText("Copied", { exact: true })).toBeVisible();
+
+  const revoke = page.getByRole("button", { name: `Revoke ${name}` });
+  await revoke.focus();
+  await page.keyboard.press("Enter");
+  const dialog = page.getByRole("dialog");
+  await expect(dialog.getByRole("button", { name: "Revoke" })).toBeFocused();
+  await page.keyboard.press("Enter");
+  await expect(dialog).toHaveCount(0);
+  await expect(page.getByRole("row").filter({ hasText: name }).getByText("revoked")).toBeVisible();
+  await expect(page.getByRole("heading", { level: 1, name: "API keys" })).toBeFocused();
+});

@@ -28,7 +28,7 @@ test("an admin creates an account after a bad email, then makes it an admin", as
   // The list is ordered by id (UUID v7): the newest account is on the last page.
   const row = await findRow(page, email);
   await expect(row.getByText("not verified")).toBeVisible();
-  await row.getByLabel(`Role of ${email}`).selectOption("admin");
+  await row.getByRole("combobox", { name: `Role of ${email}` }).selectOption("admin");
   await row.getByRole("button", { name: "Change role" }).click();
   await expect(page.getByRole("main").getByText(`${email} now has the role admin.`)).toBeVisible();
 
@@ -51,7 +51,7 @@ test("a stale role change is refused with a clear message; sessions end; delete 
   const admin = await server.token();
   const changed = await server.api("PATCH", `/api/v1/users/${user.id}`, { token: admin, body: { password: `other ${crypto.randomBytes(6).toString("hex")} pass` } });
   expect(changed.status).toBe(200);
-  await row.getByLabel(`Role of ${user.email}`).selectOption("admin");
+  await row.getByRole("combobox", { name: `Role of ${user.email}` }).selectOption("admin");
   await row.getByRole("button", { name: "Change role" }).click();
   await expect(page.getByRole("alert")).toContainText("changed since you opened this page");
   expect((await server.api("GET", `/api/v1/users/${user.id}`, { token: admin })).body.data.role).toBe("user");

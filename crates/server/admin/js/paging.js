@@ -42,7 +42,9 @@ export function table(caption, headers, rows, empty = "Nothing here.") {
   if (!rows.length) return h("p", { class: "muted" }, empty);
   return h(
     "div",
-    { class: "table-wrap" },
+    // Focusable and named, so a table that scrolls sideways on a phone can be scrolled
+    // from the keyboard.
+    { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption },
     h(
       "table",
       null,

@@ -145,6 +145,7 @@ function createForm(ctx, say, created) {
   const description = h("input", { name: "description", autocomplete: "off" });
   const enabled = h("input", { name: "enabled", type: "checkbox", id: "flag-new-enabled" });
   const rollout = h("input", { name: "rollout", type: "number", min: 0, max: 100, step: "0.01", value: "0", inputmode: "decimal" });
+  rollout.defaultValue = "0";
   const submit = h("button", { type: "submit", class: "primary" }, "Create flag");
   const form = h(
     "form",

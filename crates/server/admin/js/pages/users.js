@@ -26,7 +26,7 @@ export default async function render(ctx) {
       { name: "role", "aria-label": `Role of ${u.email}` },
       ROLES.map((r) => h("option", { value: r, selected: r === u.role }, r)),
     );
-    const save = h("button", { type: "button", on: { click: () => changeRole(u, select.value) } }, "Change role");
+    const save = h("button", { type: "button", "aria-label": `Change role of ${u.email}`, on: { click: () => changeRole(u, select.value) } }, "Change role");
     return h(
       "tr",
       null,
@@ -71,7 +71,6 @@ export default async function render(ctx) {
     } catch (err) {
       say("error", `Could not end the sessions of ${u.email}: ${errorText(err)}`);
     }
-    status.querySelector(".notice")?.focus?.();
   }
 
   async function remove(u) {
