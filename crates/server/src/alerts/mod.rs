@@ -13,7 +13,7 @@
 //! on resolve), appends `alert.fire` / `alert.resolve` to the audit trail as the system,
 //! and queues a webhook notification. Each instance judges its own traffic.
 
-mod recorder;
+pub(crate) mod recorder;
 mod rules;
 #[cfg(test)]
 mod tests;

@@ -36,6 +36,7 @@ mod list;
 mod login_throttling;
 mod mass_assignment;
 mod metrics;
+mod metrics_series;
 mod mfa;
 mod middleware;
 mod models;
