@@ -68,7 +68,7 @@ test("flag and API key changes are audited, and the chain verifies", async ({ pa
   await expect(page.getByRole("search").getByLabel("Record id")).toHaveValue(keyId);
 
   await page.getByRole("button", { name: "Verify chain" }).click();
-  await expect(page.getByRole("status").filter({ hasText: /Chain intact: \d+ entries checked/ })).toBeVisible();
+  await expect(page.getByRole("main").getByRole("status").filter({ hasText: /Chain intact: \d+ entries checked/ })).toBeVisible();
 });
 
 test("a record's history shows its updates, newest first, with a link back", async ({ page, server }) => {

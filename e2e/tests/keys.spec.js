@@ -35,7 +35,7 @@ test("a new key's secret is shown once, copies, works, and stops working when re
 
   await row.getByRole("button", { name: `Revoke ${name}` }).click();
   await confirmDialog(page, "Revoke");
-  await expect(page.getByRole("status").filter({ hasText: `The key "${name}" was revoked` })).toBeVisible();
+  await expect(page.getByRole("main").getByRole("status").filter({ hasText: `The key "${name}" was revoked` })).toBeVisible();
   await expect(page.getByRole("row").filter({ hasText: name }).getByText("revoked")).toBeVisible();
   const after = await server.api("GET", "/api/v1/auth/me", { headers: { "X-API-Key": secret } });
   expect(after.status).toBe(401);

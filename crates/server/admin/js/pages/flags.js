@@ -39,22 +39,29 @@ export default async function render(ctx) {
     );
   }
 
+  /**
+   * PATCHes `flag` with If-Match. Field errors are answered (the row stays as typed, for
+   * showFieldErrors); anything else redraws the table first and then says what happened,
+   * so the message never describes a table about to be replaced.
+   */
   async function patch(flag, etag, body, what) {
+    let said;
     try {
       await ctx.api.api("PATCH", `/flags/${encodeURIComponent(flag.key)}`, {
         body,
         headers: etag ? { "If-Match": etag } : {},
       });
-      say("ok", `${flag.key}: ${what}.`);
-      return true;
+      said = ["ok", `${flag.key}: ${what}.`];
     } catch (err) {
-      if (err.status === 412) say("error", `${flag.key} was changed since you opened it; the table now shows its new values. Try again.`);
-      else if (err.details.length) return err;
-      else say("error", `Could not change ${flag.key}: ${errorText(err)}`);
-      return false;
-    } finally {
-      await load();
+      if (err.status === 400 && err.details.length) return err;
+      said =
+        err.status === 412
+          ? ["error", `${flag.key} was changed since you opened it; the table now shows its new values. Try again.`]
+          : ["error", `Could not change ${flag.key}: ${errorText(err)}`];
     }
+    await load();
+    say(...said);
+    return null;
   }
 
   function row(flag, etag) {
@@ -65,7 +72,11 @@ export default async function render(ctx) {
       on: {
         change: async (e) => {
           const on = e.target.checked;
-          await patch(flag, etag, { enabled: on }, on ? "enabled" : "disabled");
+          const err = await patch(flag, etag, { enabled: on }, on ? "enabled" : "disabled");
+          if (err) {
+            await load();
+            say("error", `Could not change ${flag.key}: ${errorText(err)}`);
+          }
           list.querySelector(`input[aria-label="Enabled ${CSS.escape(flag.key)}"]`)?.focus();
         },
       },
@@ -98,14 +109,8 @@ export default async function render(ctx) {
         showFieldErrors(form, { details: [{ field: "rollout", reason: "must be a number from 0 to 100" }] });
         return;
       }
-      const res = await patch(flag, etag, { rollout: value }, `rollout ${value} %`);
-      if (res && res.details) {
-        const again = list.querySelector(`form input[aria-label="Rollout % of ${CSS.escape(flag.key)}"]`);
-        if (again) {
-          again.value = rollout.value;
-          showFieldErrors(again.form, res);
-        }
-      }
+      const err = await patch(flag, etag, { rollout: value }, `rollout ${value} %`);
+      if (err) showFieldErrors(form, err);
     });
     const schedule = flag.on_from || flag.off_after
       ? h("span", null, flag.on_from ? ["from ", when(flag.on_from)] : null, flag.on_from && flag.off_after ? " " : null, flag.off_after ? ["until ", when(flag.off_after)] : null)
@@ -124,14 +129,18 @@ export default async function render(ctx) {
 
   async function remove(flag, etag) {
     if (!(await confirm(`Delete the flag ${flag.key}? Code that asks for it will see it off.`, "Delete"))) return;
+    let said;
     try {
       await ctx.api.api("DELETE", `/flags/${encodeURIComponent(flag.key)}`, { headers: etag ? { "If-Match": etag } : {} });
-      say("ok", `${flag.key} was deleted.`);
+      said = ["ok", `${flag.key} was deleted.`];
     } catch (err) {
-      if (err.status === 412) say("error", `${flag.key} was changed since you opened it; look at its new values first.`);
-      else say("error", `Could not delete ${flag.key}: ${errorText(err)}`);
+      said =
+        err.status === 412
+          ? ["error", `${flag.key} was changed since you opened it; look at its new values first.`]
+          : ["error", `Could not delete ${flag.key}: ${errorText(err)}`];
     }
     await load();
+    say(...said);
     ctx.main.querySelector("h1")?.focus();
   }
 

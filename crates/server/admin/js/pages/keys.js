@@ -45,14 +45,16 @@ export default async function render(ctx) {
 
   async function revoke(k) {
     if (!(await confirm(`Revoke the key "${k.name}" (${k.prefix})? Anything using it stops working at once.`, "Revoke"))) return;
+    let said;
     try {
       await ctx.api.api("DELETE", `/auth/api-keys/${encodeURIComponent(k.id)}`);
-      say("ok", `The key "${k.name}" was revoked.`);
-      announce(`Key ${k.name} revoked`);
+      said = ["ok", `The key "${k.name}" was revoked.`];
     } catch (err) {
-      say("error", `Could not revoke "${k.name}": ${errorText(err)}`);
+      said = ["error", `Could not revoke "${k.name}": ${errorText(err)}`];
     }
     await load();
+    say(...said);
+    announce(said[1]);
     ctx.main.querySelector("h1")?.focus();
   }
 

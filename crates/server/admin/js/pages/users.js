@@ -49,18 +49,22 @@ export default async function render(ctx) {
 
   async function changeRole(u, role) {
     if (role === u.role) return say("info", `${u.email} already has the role ${role}.`);
+    let said;
     try {
       await ctx.api.api("PATCH", `/users/${encodeURIComponent(u.id)}`, {
         body: { role },
         headers: { "If-Match": `"${u.version}"` },
       });
-      say("ok", `${u.email} now has the role ${role}.`);
-      announce(`${u.email} now has the role ${role}`);
+      said = ["ok", `${u.email} now has the role ${role}.`];
     } catch (err) {
-      if (err.status === 412) say("error", `${u.email} was changed since you opened this page; the list is reloaded, try again.`);
-      else say("error", `Could not change the role of ${u.email}: ${errorText(err)}`);
+      said =
+        err.status === 412
+          ? ["error", `${u.email} was changed since you opened this page; the list is reloaded, try again.`]
+          : ["error", `Could not change the role of ${u.email}: ${errorText(err)}`];
     }
     await pager.reload();
+    say(...said);
+    announce(said[1]);
   }
 
   async function endSessions(u) {
@@ -75,14 +79,16 @@ export default async function render(ctx) {
 
   async function remove(u) {
     if (!(await confirm(`Delete the account ${u.email}? Its sessions and API keys end; its records stay.`, "Delete"))) return;
+    let said;
     try {
       await ctx.api.api("DELETE", `/users/${encodeURIComponent(u.id)}`);
-      say("ok", `${u.email} was deleted.`);
-      announce(`${u.email} deleted`);
+      said = ["ok", `${u.email} was deleted.`];
     } catch (err) {
-      say("error", `Could not delete ${u.email}: ${errorText(err)}`);
+      said = ["error", `Could not delete ${u.email}: ${errorText(err)}`];
     }
     await pager.reload();
+    say(...said);
+    announce(said[1]);
     ctx.main.querySelector("h1")?.focus();
   }
 
