@@ -3,10 +3,13 @@
 const crypto = require("node:crypto");
 const { expect } = require("@playwright/test");
 
-/** Follows a main-menu link and waits for the page's heading. */
+/**
+ * Follows a main-menu link and waits until the page has rendered: the shell focuses the
+ * page's heading once the page's first load is done (typing before that could be moved).
+ */
 async function openPage(page, item, heading = item) {
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: item, exact: true }).click();
-  await expect(page.getByRole("heading", { level: 1, name: heading })).toBeVisible();
+  await expect(page.getByRole("heading", { level: 1, name: heading })).toBeFocused();
 }
 
 /** Answers the open confirm dialog with its button `yes`. */

@@ -20,21 +20,29 @@ export default async function render(ctx) {
   const updated = h("p", { class: "muted" });
   const refresh = h("button", { type: "button", on: { click: () => load() } }, "Refresh");
 
+  let last = null;
+
   async function load() {
     let alerts;
     try {
       alerts = (await ctx.api.api("GET", "/alerts")).data;
     } catch (err) {
       if (!ctx.current()) return;
+      last = null;
       clear(body, notice("error", h("p", null, `Could not read the alerts: ${errorText(err)}`)));
       return;
     }
     if (!ctx.current()) return;
+    updated.textContent = `Updated ${new Date().toLocaleTimeString()}; refreshed every 5 seconds.`;
+    // Redraw only on a change, so a keyboard user's focus in the tables is not thrown away
+    // every five seconds.
+    const seen = JSON.stringify(alerts);
+    if (seen === last) return;
+    last = seen;
     const firing = alerts.filter((a) => a.state === "firing");
     const resolved = alerts.filter((a) => a.state !== "firing");
     if (!alerts.length) {
       clear(body, notice("ok", h("p", null, "No alerts: nothing is firing and nothing resolved recently.")));
-      updated.textContent = `Updated ${new Date().toLocaleTimeString()}; refreshed every 5 seconds.`;
       return;
     }
     const severity = (a) => h("span", { class: a.severity === "critical" ? "badge bad" : "badge warn" }, a.severity);
@@ -51,7 +59,6 @@ export default async function render(ctx) {
             resolved.map((a) => [a.name, severity(a), when(a.since), when(a.until), measure(a, a.value), measure(a, a.threshold), a.summary]))
         : h("p", { class: "muted" }, "No resolved alerts."),
     );
-    updated.textContent = `Updated ${new Date().toLocaleTimeString()}; refreshed every 5 seconds.`;
   }
 
   ctx.main.append(h("h1", null, "Alerts"), h("div", { class: "actions" }, refresh), updated, body);

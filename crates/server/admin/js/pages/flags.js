@@ -111,6 +111,7 @@ export default async function render(ctx) {
       }
       const err = await patch(flag, etag, { rollout: value }, `rollout ${value} %`);
       if (err) showFieldErrors(form, err);
+      else list.querySelector(`input[aria-label="Rollout % of ${CSS.escape(flag.key)}"]`)?.focus();
     });
     const schedule = flag.on_from || flag.off_after
       ? h("span", null, flag.on_from ? ["from ", when(flag.on_from)] : null, flag.on_from && flag.off_after ? " " : null, flag.off_after ? ["until ", when(flag.off_after)] : null)

@@ -65,6 +65,7 @@ export default async function render(ctx) {
     await pager.reload();
     say(...said);
     announce(said[1]);
+    ctx.main.querySelector(`select[aria-label="Role of ${CSS.escape(u.email)}"]`)?.focus();
   }
 
   async function endSessions(u) {
