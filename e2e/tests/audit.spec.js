@@ -105,3 +105,13 @@ test("a user reads the history of a record they may read, not one they may not",
   await expect(page.getByRole("alert")).toContainText("No such record, or you may not read it.");
   await expect(page.getByRole("table")).toHaveCount(0);
 });
+
+test("a bad filter value is refused with its reason next to the field", async ({ page, server }) => {
+  await signIn(page, server);
+  await page.goto(`${server.url}/admin#/audit?actor=not-a-uuid`);
+  const actor = page.getByRole("search", { name: "Filter the audit trail" }).getByLabel("Actor id");
+  await expect(actor).toHaveValue("not-a-uuid");
+  await expect(actor).toHaveAttribute("aria-invalid", "true");
+  await expect(actor).toHaveAccessibleDescription(/must be a UUID/);
+  await expect(page.getByRole("alert")).toContainText("Could not read the audit trail");
+});

@@ -2,7 +2,7 @@
 // parameters of GET /api/v1/audit. The filters live in the hash, so a filtered view can be
 // linked and survives a reload; "Verify chain" asks the server to walk the hash chain.
 
-import { h, clear, announce, notice, errorText, field, when } from "../ui.js";
+import { h, clear, announce, notice, errorText, field, showFieldErrors, when } from "../ui.js";
 import { cursorPager, table } from "../paging.js";
 import { changesCell } from "../changes.js";
 
@@ -30,6 +30,7 @@ export default async function render(ctx) {
   const query = {};
   for (const f of FILTERS) if (values[f]) query[f] = f === "since" || f === "until" ? rfc3339(values[f]) : values[f];
 
+  const filters = filterForm(ctx, values);
   const pager = cursorPager(async (cursor) => {
     try {
       const r = await ctx.api.api("GET", "/audit", { query: { ...query, limit: 25, cursor } });
@@ -42,6 +43,8 @@ export default async function render(ctx) {
       return r.page;
     } catch (err) {
       if (err.status === 401) throw err;
+      // A bad filter value: its reason goes next to its field, as on any form.
+      showFieldErrors(filters, err);
       clear(status, notice("error", h("p", null, `Could not read the audit trail: ${errorText(err)}`)));
       clear(list);
       return null;
@@ -71,7 +74,7 @@ export default async function render(ctx) {
     h("h1", null, "Audit"),
     h("div", { class: "actions" }, verify),
     verifyStatus,
-    filterForm(ctx, values),
+    filters,
     status,
     list,
     pager.node,
