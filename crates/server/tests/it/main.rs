@@ -14,6 +14,7 @@ mod bola;
 mod concurrency;
 mod conditional;
 mod connections;
+mod console;
 mod create;
 mod delete;
 mod email_flows;
