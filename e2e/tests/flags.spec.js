@@ -46,11 +46,14 @@ test("an admin creates a flag, switches it on and rolls it out to 50 %", async (
 test("a flag changed elsewhere is not overwritten; delete asks first", async ({ page, server }) => {
   const token = await server.token();
   const key = flagKey("stale");
-  expect((await server.api("POST", "/api/v1/flags", { token, body: { key, rollout: 10 } })).status).toBe(201);
+  const body = { key, rollout: 10, allow: ["role:admin"], on_from: new Date(Date.now() + 86_400_000).toISOString() };
+  expect((await server.api("POST", "/api/v1/flags", { token, body })).status).toBe(201);
   await signIn(page, server);
   await openPage(page, "Flags");
   const row = page.getByRole("row").filter({ hasText: key });
   await expect(row.getByLabel(`Rollout % of ${key}`)).toHaveValue("10");
+  await expect(row).toContainText("1 allowed / 0 denied");
+  await expect(row).toContainText("on at");
 
   expect((await server.api("PATCH", `/api/v1/flags/${key}`, { token, body: { rollout: 20 } })).status).toBe(200);
   await row.getByLabel(`Rollout % of ${key}`).fill("90");

@@ -114,7 +114,13 @@ export default async function render(ctx) {
       else list.querySelector(`input[aria-label="Rollout % of ${CSS.escape(flag.key)}"]`)?.focus();
     });
     const schedule = flag.on_from || flag.off_after
-      ? h("span", null, flag.on_from ? ["from ", when(flag.on_from)] : null, flag.on_from && flag.off_after ? " " : null, flag.off_after ? ["until ", when(flag.off_after)] : null)
+      ? h(
+          "span",
+          null,
+          flag.on_from ? ["on at ", when(flag.on_from)] : null,
+          flag.on_from && flag.off_after ? "; " : null,
+          flag.off_after ? ["off after ", when(flag.off_after)] : null,
+        )
       : h("span", { class: "muted" }, "always");
     return [
       h("code", null, flag.key),
