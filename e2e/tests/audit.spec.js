@@ -115,3 +115,27 @@ test("a bad filter value is refused with its reason next to the field", async ({
   await expect(actor).toHaveAccessibleDescription(/must be a UUID/);
   await expect(page.getByRole("alert")).toContainText("Could not read the audit trail");
 });
+
+test("the audit log pages forward and back with its cursor", async ({ page, server }) => {
+  const token = await server.token();
+  const model = "book";
+  for (let i = 0; i < 30; i++) {
+    const r = await server.api("POST", `/api/v1/${model}`, { token, body: { name: unique("Paged"), pages: i + 1 } });
+    expect(r.status).toBe(201);
+  }
+  await signIn(page, server);
+  await page.goto(`${server.url}/admin#/audit?action=record.create&model=book`);
+  const entries = page.getByRole("table", { name: "Audit entries" });
+  const pager = page.getByRole("navigation", { name: "Audit pages" });
+  const seqs = async () => (await entries.getByRole("row").allTextContents()).slice(1).map((t) => parseInt(t, 10));
+  await expect(entries.getByRole("row")).toHaveCount(26);
+  const first = await seqs();
+  await expect(pager.getByRole("button", { name: "Previous" })).toBeDisabled();
+  await pager.getByRole("button", { name: "Next" }).click();
+  await expect(pager).toContainText("Page 2");
+  const second = await seqs();
+  expect(Math.max(...second)).toBeLessThan(Math.min(...first));
+  await pager.getByRole("button", { name: "Previous" }).click();
+  await expect(pager).toContainText("Page 1");
+  expect(await seqs()).toEqual(first);
+});
