@@ -191,9 +191,9 @@ function createForm(ctx, say, created) {
     submit.disabled = true;
     try {
       await ctx.api.api("POST", "/flags", { body });
-      say("ok", `Flag ${body.key} created.`);
       form.reset();
       await created();
+      say("ok", `Flag ${body.key} created.`);
       key.focus();
     } catch (err) {
       if (err.status === 409 && !err.details.length) err.details = [{ field: "key", reason: err.message }];

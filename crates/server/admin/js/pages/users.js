@@ -121,10 +121,11 @@ function createForm(ctx, say, created) {
     submit.disabled = true;
     try {
       await ctx.api.api("POST", "/users", { body: { email: email.value.trim(), password: password.value, role: role.value } });
-      say("ok", `Account ${email.value.trim()} created.`);
-      announce("Account created");
+      const made = email.value.trim();
       form.reset();
       await created();
+      say("ok", `Account ${made} created.`);
+      announce("Account created");
       email.focus();
     } catch (err) {
       if (err.status === 409 && !err.details.length) err.details = [{ field: "email", reason: err.message }];
