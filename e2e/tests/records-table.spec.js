@@ -1,8 +1,8 @@
 // The record table: filters, sort, cursor paging kept in the address, search, a bad filter,
 // live updates from the change feed, and the layout at phone width.
 const crypto = require("node:crypto");
-const { test, expect, signIn, expectAccessible, unique } = require("../fixtures");
-const { createRecord } = require("../helpers/records");
+const { expect, signIn, expectAccessible, unique } = require("../fixtures");
+const { test, createRecord } = require("../helpers/records");
 
 /** The record names shown in the table, in order. */
 async function shownNames(page) {

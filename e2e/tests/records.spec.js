@@ -1,7 +1,7 @@
 // The models page and the record form: counts, server-side validation shown at each field,
 // an edit that meets somebody else's change, soft delete, restore, purge, and a user's view.
-const { test, expect, signIn, expectAccessible, unique } = require("../fixtures");
-const { createRecord } = require("../helpers/records");
+const { expect, signIn, expectAccessible, unique } = require("../fixtures");
+const { test, createRecord } = require("../helpers/records");
 
 /** The count cell of `model`'s row on the models page. */
 function countOf(page, model) {
@@ -113,6 +113,9 @@ test("delete, show deleted, restore and purge", async ({ page, server }) => {
   await dialog.getByRole("button", { name: "Delete" }).click();
   await expect(page.getByRole("main").getByText(`Deleted ${name}.`)).toBeVisible();
   await expect(page.getByRole("main").getByText("This record is deleted: restore it to edit.")).toBeVisible();
+  // The disabled form says what the record is, not the select's first choice.
+  await expect(page.getByLabel("status", { exact: true })).toHaveValue("deleted");
+  await expect(page.getByLabel("status", { exact: true })).toBeDisabled();
   expect((await server.api("GET", `/api/v1/book/${rec.id}`, { token })).body.data.status).toBe("deleted");
 
   // Hidden from the default list, shown with the deleted ones.
@@ -177,9 +180,10 @@ test("keyboard only: search with Enter, open a record, cancel a delete with Esca
   await page.keyboard.press("Enter");
   const dialog = page.getByRole("dialog");
   await expect(dialog).toBeVisible();
-  await expect(dialog.getByRole("button", { name: "Delete" })).toBeFocused();
-  await page.keyboard.press("Tab");
+  // Focus starts on the harmless answer; the destructive one is a Shift+Tab away.
   await expect(dialog.getByRole("button", { name: "Cancel" })).toBeFocused();
+  await page.keyboard.press("Shift+Tab");
+  await expect(dialog.getByRole("button", { name: "Delete" })).toBeFocused();
   await page.keyboard.press("Escape");
   await expect(dialog).toHaveCount(0);
   await expect(del).toBeFocused();

@@ -237,7 +237,15 @@ function mfaStep(mfaToken, done) {
   code.focus();
 }
 
-api.onSession(() => renderNav());
+// A session that ends under a page (a refresh refused, the session revoked elsewhere)
+// leaves the page unable to do anything: go to the sign-in, which comes back here after.
+let signedIn = false;
+api.onSession((user) => {
+  const was = signedIn;
+  signedIn = !!user;
+  renderNav();
+  if (was && !user && location().path !== "/signin") route();
+});
 
 document.getElementById("skip").addEventListener("click", (e) => {
   e.preventDefault();

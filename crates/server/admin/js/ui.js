@@ -130,8 +130,13 @@ export function field(label, control, hint) {
   );
 }
 
-/** Asks a yes/no question in a modal <dialog>; resolves true when confirmed. */
+/**
+ * Asks a yes/no question in a modal <dialog>; resolves true when confirmed. Focus starts
+ * on Cancel, the harmless answer (the questions are about deleting), and a "no" (Cancel
+ * or Escape) gives it back to what had it before, so the keyboard user is where they were.
+ */
 export function confirm(question, yes = "Confirm") {
+  const before = document.activeElement;
   return new Promise((resolve) => {
     const dialog = h(
       "dialog",
@@ -141,15 +146,19 @@ export function confirm(question, yes = "Confirm") {
         "div",
         { class: "actions" },
         h("button", { type: "button", class: "danger", on: { click: () => done(true) } }, yes),
-        h("button", { type: "button", on: { click: () => done(false) } }, "Cancel"),
+        h("button", { type: "button", autofocus: true, on: { click: () => done(false) } }, "Cancel"),
       ),
     );
     const done = (answer) => {
       dialog.close();
       dialog.remove();
+      if (!answer && before && before.isConnected) before.focus();
       resolve(answer);
     };
-    dialog.addEventListener("cancel", () => done(false));
+    dialog.addEventListener("cancel", (e) => {
+      e.preventDefault();
+      done(false);
+    });
     document.body.append(dialog);
     dialog.showModal();
   });

@@ -1,5 +1,6 @@
 // A model's change feed for a page (records.js): EventSource with a ticket, since it
 // cannot send an Authorization header. Not a page: app.js routes to no file here.
+import { apiPath } from "./model-info.js";
 
 /** Wait before reconnecting a dropped change feed, so a refusing server is not hammered. */
 const RETRY_MS = 1500;
@@ -33,7 +34,7 @@ export function follow(ctx, model, filterPairs, onEvent, onState, onReset) {
     const params = new URLSearchParams(filterPairs);
     params.set("ticket", t);
     if (last !== null) params.set("after", last);
-    source = new EventSource(`/api/v1/${encodeURIComponent(model)}/events?${params}`);
+    source = new EventSource(`/api/v1${apiPath(model)}/events?${params}`);
     for (const type of ["created", "updated", "deleted", "restored", "purged"]) {
       source.addEventListener(type, (e) => {
         last = e.lastEventId || last;

@@ -3,7 +3,7 @@
 // so a reload, a bookmark and Back all show the same page. The table follows the model's
 // change feed while it is open: new, changed and removed records show without a reload.
 import { h, clear, notice, errorNotice, announce, field, when, short } from "../ui.js";
-import { modelInfo } from "./model-info.js";
+import { modelInfo, apiPath, pageHash } from "./model-info.js";
 import { follow } from "./feed.js";
 
 /** Query keys that shape the list rather than filter it. */
@@ -81,7 +81,7 @@ function queryObject(pairs) {
 
 function hashOf(model, pairs) {
   const qs = new URLSearchParams(pairs).toString();
-  return `#/m/${encodeURIComponent(model)}${qs ? "?" + qs : ""}`;
+  return pageHash(model) + (qs ? "?" + qs : "");
 }
 
 /** The declared fields worth a column: scalars, not file lists or JSON blobs. */
@@ -98,7 +98,7 @@ function rowOf(model, cols, rec) {
   return h(
     "tr",
     { dataset: { id: rec.id } },
-    h("th", { scope: "row" }, h("a", { href: `#/m/${encodeURIComponent(model)}/${encodeURIComponent(rec.id)}` }, rec.name || rec.id)),
+    h("th", { scope: "row" }, h("a", { href: pageHash(model, rec.id) }, rec.name || rec.id)),
     h("td", null, statusBadge(rec.status)),
     cols.map((f) => h("td", { class: ["integer", "decimal", "float", "number"].includes(f.type) ? "num" : null }, short(rec[f.name], 60))),
     h("td", null, when(rec.updated_at)),
@@ -193,7 +193,7 @@ function toolbar(ctx, info, state) {
       { class: "actions" },
       addButton,
       h("button", { type: "submit", class: "primary" }, "Apply"),
-      h("a", { href: `#/m/${encodeURIComponent(model)}` }, "Reset"),
+      h("a", { href: pageHash(model) }, "Reset"),
     ),
   );
   form.addEventListener("submit", (e) => {
@@ -238,7 +238,7 @@ export default async function render(ctx) {
     h(
       "div",
       { class: "actions" },
-      info.can && info.can.create ? h("a", { class: "button primary", href: `#/m/${encodeURIComponent(model)}/new` }, "New record") : null,
+      info.can && info.can.create ? h("a", { class: "button primary", href: `${pageHash(model)}/new` }, "New record") : null,
       h("a", { href: "#/" }, "All models"),
       h("span", { class: "muted" }, "Changes: "),
       live,
@@ -249,14 +249,14 @@ export default async function render(ctx) {
   ctx.main.append(out);
   let result;
   try {
-    result = await ctx.api.api("GET", "/" + encodeURIComponent(model), {
+    result = await ctx.api.api("GET", apiPath(model), {
       query: queryObject(pairs.concat(state.rest.cursor ? [] : [["count", "true"]])),
     });
   } catch (err) {
     if (!ctx.current()) return;
     if (err.status === 401) throw err;
     live.textContent = "off";
-    out.append(errorNotice(err), h("p", null, h("a", { href: `#/m/${encodeURIComponent(model)}` }, "Show the list without filters")));
+    out.append(errorNotice(err), h("p", null, h("a", { href: pageHash(model) }, "Show the list without filters")));
     return;
   }
   if (!ctx.current()) return;
@@ -271,7 +271,7 @@ export default async function render(ctx) {
   shown();
   const firstPage = !state.rest.cursor;
   const nextCursor = result.page && result.page.next_cursor;
-  const pageHash = (cursor) => {
+  const cursorHash = (cursor) => {
     const p = pairs.filter(([k]) => k !== "cursor");
     if (cursor) p.push(["cursor", cursor]);
     return hashOf(model, p);
@@ -304,8 +304,8 @@ export default async function render(ctx) {
     h(
       "nav",
       { class: "pager", "aria-label": "Pages" },
-      firstPage ? null : h("a", { href: pageHash(null) }, "First page"),
-      nextCursor ? h("a", { href: pageHash(nextCursor) }, "Next page") : h("span", { class: "muted" }, "Last page"),
+      firstPage ? null : h("a", { href: cursorHash(null) }, "First page"),
+      nextCursor ? h("a", { href: cursorHash(nextCursor) }, "Next page") : h("span", { class: "muted" }, "Last page"),
     ),
   );
 
