@@ -120,6 +120,13 @@ test("the record table is usable at phone width", async ({ page, server }) => {
   const widths = await page.evaluate(() => ({ doc: document.documentElement.scrollWidth, view: window.innerWidth }));
   expect(widths.doc).toBeLessThanOrEqual(widths.view);
   await expect(page.getByRole("button", { name: "Apply" })).toBeInViewport();
+  // Sort and filters are folded away, so the records show on the first screen.
+  await expect(page.getByLabel("Sort by")).toBeHidden();
+  await expect(page.getByRole("link", { name: rec.name })).toBeInViewport();
+  const more = page.getByText("Sort and filters", { exact: true });
+  await more.focus();
+  await page.keyboard.press("Enter");
+  await expect(page.getByLabel("Sort by")).toBeVisible();
   await expectAccessible(page, "record table at 390px");
   await page.getByRole("link", { name: rec.name }).click();
   await expect(page.getByLabel("pages", { exact: true })).toHaveValue("9");

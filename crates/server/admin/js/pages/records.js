@@ -31,6 +31,8 @@ const STATUSES = [
   ["deleted", "Deleted", { status: "deleted" }],
   ["all", "All, deleted included", { "status[in]": "active,inactive,deleted" }],
 ];
+/** The screens wide enough to show the sort and filter controls unfolded (admin.css's breakpoint). */
+const WIDE = "(min-width: 721px)";
 /** How long a changed row stays highlighted. */
 const FLASH_MS = 4000;
 
@@ -175,23 +177,26 @@ function toolbar(ctx, info, state) {
   const dirSel = select("dir", [["desc", "descending"], ["asc", "ascending"]], sort.startsWith("-") ? "desc" : "asc");
   const statusSel = select("status", STATUSES.map(([v, label]) => [v, label]), state.statusChoice);
   const sizeSel = select("limit", PAGE_SIZES.map((n) => [String(n), String(n)]), state.rest.limit || "20");
+  // Sort, status, page size and the filter builder fold away behind a summary on a narrow
+  // screen (open by default on a wide one), so a phone shows the records without a
+  // screenful of controls above them; the summary says how many of them are in force.
+  const active = state.filters.length + (state.statusChoice ? 1 : 0) + (state.rest.sort ? 1 : 0) + (state.rest.limit ? 1 : 0);
+  const more = h(
+    "details",
+    { class: "more", open: window.matchMedia(WIDE).matches },
+    h("summary", null, "Sort and filters", active ? ` (${active} in force)` : ""),
+    h("div", { class: "toolbar" }, field("Sort by", sortSel), field("Direction", dirSel), field("Status", statusSel), field("Page size", sizeSel)),
+    filtersBox,
+    h("div", { class: "actions" }, addButton),
+  );
   const form = h(
     "form",
     { class: "card", role: "search", "aria-label": `Find ${model} records`, novalidate: true },
-    h(
-      "div",
-      { class: "toolbar" },
-      search ? field("Search", search, "every word, in the searchable fields") : null,
-      field("Sort by", sortSel),
-      field("Direction", dirSel),
-      field("Status", statusSel),
-      field("Page size", sizeSel),
-    ),
-    filtersBox,
+    search ? h("div", { class: "toolbar" }, field("Search", search, "every word, in the searchable fields")) : null,
+    more,
     h(
       "div",
       { class: "actions" },
-      addButton,
       h("button", { type: "submit", class: "primary" }, "Apply"),
       h("a", { href: pageHash(model) }, "Reset"),
     ),
