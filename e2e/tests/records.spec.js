@@ -162,6 +162,8 @@ test("keyboard only: search with Enter, open a record, cancel a delete with Esca
   const token = await server.token();
   const word = `kbd${Date.now().toString(36)}`;
   const rec = await createRecord(server, token, "book", { name: unique("Keys"), pages: 8, summary: `about ${word}` });
+  // Another book, newer, that the search must leave out.
+  await createRecord(server, token, "book", { name: unique("Unkeyed"), pages: 9, summary: "about nothing" });
   await signIn(page, server);
   await page.goto(server.url + "/admin/#/m/book");
   await page.getByLabel("Search").focus();
@@ -169,6 +171,7 @@ test("keyboard only: search with Enter, open a record, cancel a delete with Esca
   await page.keyboard.press("Enter");
   const link = page.getByRole("link", { name: rec.name });
   await expect(link).toBeVisible();
+  await expect(page.getByRole("main").getByText("1 record in all; 1 shown")).toBeVisible();
   // After the navigation focus is on the page's heading, so Tab starts from the content.
   await expect(page.getByRole("heading", { name: "Records of book" })).toBeFocused();
   await link.focus();
