@@ -192,3 +192,20 @@ test("keyboard only: search with Enter, open a record, cancel a delete with Esca
   await expect(del).toBeFocused();
   expect((await server.api("GET", `/api/v1/book/${rec.id}`, { token })).body.data.status).toBe("active");
 });
+
+test("a url field links out only to http(s) addresses", async ({ page, server }) => {
+  const token = await server.token();
+  const rec = await createRecord(server, token, "book", { name: unique("Linked"), pages: 3, website: "https://example.com/dune?x=1" });
+  await signIn(page, server);
+  await page.goto(server.url + `/admin/#/m/book/${rec.id}`);
+  const link = page.getByRole("link", { name: "Open website in a new tab" });
+  await expect(link).toHaveAttribute("href", "https://example.com/dune?x=1");
+  await expect(link).toHaveAttribute("rel", "noopener noreferrer");
+  // The console's own guard, beside the server's check of url fields: nothing but http(s)
+  // becomes an address, whatever the case or the spaces around the scheme.
+  const hrefs = await page.evaluate(async () => {
+    const { safeHref } = await import("/admin/js/ui.js");
+    return ["javascript:alert(1)", " JaVaScRiPt:alert(1)", "data:text/html,x", "vbscript:x", "/admin", "//evil.example/", "http://ok.example/"].map(safeHref);
+  });
+  expect(hrefs).toEqual([null, null, null, null, null, null, "http://ok.example/"]);
+});

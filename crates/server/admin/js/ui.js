@@ -164,6 +164,21 @@ export function confirm(question, yes = "Confirm") {
   });
 }
 
+/**
+ * `value` as a link address when it is an absolute http(s) URL, else null: whatever a
+ * record holds never becomes a `javascript:` or `data:` link (the server checks `url`
+ * fields the same way; this is the console's own guard).
+ */
+export function safeHref(value) {
+  if (typeof value !== "string") return null;
+  try {
+    const url = new URL(value);
+    return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+  } catch (_) {
+    return null;
+  }
+}
+
 /** A time for people, in the browser's locale; the raw value in a title. */
 export function when(value) {
   if (!value) return h("span", null, "—");

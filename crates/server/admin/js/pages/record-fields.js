@@ -2,7 +2,7 @@
 // knows how to show a stored value and how to read the typed one back as the JSON the API
 // takes. Constraints go on as HTML attributes too, for hints and assistive technology, but
 // the form is submitted with `novalidate`: the server's 400 `details` are what the user sees.
-import { h, field, when } from "../ui.js";
+import { h, field, when, safeHref } from "../ui.js";
 import { apiPath, pageHash } from "./model-info.js";
 
 /** A value a control could not turn into JSON (bad JSON text); shown at the field. */
@@ -153,7 +153,10 @@ export function controlFor(f, value, ctx) {
     default: {
       const type = f.type === "email" ? "email" : f.type === "url" ? "url" : "text";
       const input = h("input", { ...common, type, value: value ?? "", minlength: f.min_length, maxlength: f.max_length, pattern: f.pattern });
-      return { node: field(name, input, hint), name, read: () => (input.value === "" ? null : input.value) };
+      const node = field(name, input, hint);
+      const href = f.type === "url" ? safeHref(value) : null;
+      if (href) node.append(h("a", { href, target: "_blank", rel: "noopener noreferrer" }, `Open ${name} in a new tab`));
+      return { node, name, read: () => (input.value === "" ? null : input.value) };
     }
   }
 }
