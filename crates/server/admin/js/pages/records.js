@@ -348,6 +348,9 @@ export default async function render(ctx) {
     empty.hidden = tbody.rows.length > 0;
     shown();
   };
+  const hash = window.location.hash;
+  const reload = h("button", { type: "button", on: { click: () => ctx.navigate(hash) } }, "Reload the list");
+  const missed = notice("warn", h("p", null, "Some changes were missed while offline."), reload);
   const stop = follow(
     ctx,
     model,
@@ -358,9 +361,9 @@ export default async function render(ctx) {
       live.className = ["badge", "live", s === "live" ? "ok" : "warn"].join(" ");
     },
     () => {
-      const hash = window.location.hash;
-      const reload = h("button", { type: "button", on: { click: () => ctx.navigate(hash) } }, "Reload the list");
-      out.prepend(notice("warn", h("p", null, "Some changes were missed while offline."), reload));
+      // One notice however many resets: the list is stale either way until reloaded.
+      if (missed.isConnected) return;
+      out.prepend(missed);
     },
   );
   ctx.onCleanup(stop);
