@@ -46,6 +46,27 @@ test("a copied tab asks to sign in instead of spending the session's refresh tok
   await expect(page.getByRole("button", { name: "Sign out" })).toBeVisible();
 });
 
+test("a session ended elsewhere sends the page to the sign-in, and back after it", async ({ page, server }) => {
+  const token = await server.token();
+  const r = await server.api("POST", "/api/v1/book", { token, body: { name: "Orphaned edit", pages: 5 } });
+  expect(r.status).toBe(201);
+  await signIn(page, server);
+  await page.goto(server.url + `/admin/#/m/book/${r.body.data.id}`);
+  await expect(page.getByLabel("pages", { exact: true })).toHaveValue("5");
+  // The session is logged out from somewhere else: its access token dies with it.
+  const out = await server.api("POST", "/api/v1/auth/logout", { body: { refresh_token: await storedRefresh(page) } });
+  expect(out.status).toBe(204);
+  await page.getByLabel("pages", { exact: true }).fill("6");
+  await page.getByRole("button", { name: "Save" }).click();
+  await expect(page.getByRole("heading", { name: "Sign in to Plinth" })).toBeVisible();
+  await expect(page.getByRole("button", { name: "Sign out" })).toHaveCount(0);
+  await page.getByLabel("Email").fill(server.admin.email);
+  await page.getByLabel("Password").fill(server.admin.password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByRole("heading", { name: "book: Orphaned edit" })).toBeVisible();
+  expect((await server.api("GET", `/api/v1/book/${r.body.data.id}`, { token })).body.data.pages).toBe(5);
+});
+
 test("a wrong password is refused with a message and no session", async ({ page, server }) => {
   await page.goto(server.url + "/admin");
   await page.getByLabel("Email").fill(server.admin.email);
