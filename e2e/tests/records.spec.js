@@ -93,7 +93,13 @@ test("an edit that meets another change says so, shows both values, and reloads"
   await expect(pages).toHaveValue("300");
   await expect(page.getByRole("main").getByText("This record changed since you opened it.")).toHaveCount(0);
   await pages.fill("350");
-  await page.getByRole("button", { name: "Save" }).click();
+  // The edit sends only what changed, naming the version it was made on.
+  const [patch] = await Promise.all([
+    page.waitForRequest((req) => req.method() === "PATCH"),
+    page.getByRole("button", { name: "Save" }).click(),
+  ]);
+  expect(patch.postDataJSON()).toEqual({ pages: 350 });
+  expect(patch.headers()["if-match"]).toBe('"2"');
   await expect(page.getByRole("main").getByText("Saved: version 3.")).toBeVisible();
   // Focus moved to the status message, so a screen reader hears the outcome.
   expect(await page.evaluate(() => document.activeElement.textContent)).toContain("Saved: version 3.");
