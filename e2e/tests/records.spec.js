@@ -215,3 +215,11 @@ test("a url field links out only to http(s) addresses", async ({ page, server })
   });
   expect(hrefs).toEqual([null, null, null, null, null, null, "http://ok.example/"]);
 });
+
+test("a malformed record address is a Not found page, not a stuck one", async ({ page, server }) => {
+  await signIn(page, server);
+  await page.goto(server.url + "/admin/#/m/book/%E0%A4%A");
+  await expect(page.getByRole("heading", { name: "Not found", level: 1 })).toBeFocused();
+  await page.getByRole("link", { name: "Back to the models" }).click();
+  await expect(page.getByRole("heading", { name: "Models", level: 1 })).toBeVisible();
+});

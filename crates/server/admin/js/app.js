@@ -131,9 +131,16 @@ async function route() {
   }
   const match = entry.path.exec(path);
   const params = {};
-  (entry.params || []).forEach((name, i) => {
-    params[name] = decodeURIComponent(match[i + 1]);
-  });
+  try {
+    (entry.params || []).forEach((name, i) => {
+      params[name] = decodeURIComponent(match[i + 1]);
+    });
+  } catch (_) {
+    // A malformed escape ("%E0") in a typed or pasted address names nothing.
+    setTitle("Not found");
+    clear(main, h("h1", null, "Not found"), h("p", null, "This address is malformed. "), h("a", { href: "#/" }, "Back to the models"));
+    return focusMain();
+  }
   clear(main, h("p", { class: "loading" }, "Loading…"));
   const ctx = {
     main,

@@ -161,7 +161,13 @@ export function controlFor(f, value, ctx) {
   }
 }
 
-const IMAGE = /\.(png|jpe?g|gif|webp|avif)$/i;
+/**
+ * The types shown as a preview, and the only ones whose object URL keeps its type: any
+ * other file (HTML, SVG, …) gets an application/octet-stream copy, because a blob: URL
+ * belongs to the console's origin and a document opened from it (a middle click on the
+ * download link) could otherwise run in it.
+ */
+const PREVIEWABLE = /^image\/(png|jpeg|gif|webp|avif)$/;
 
 /**
  * A file field: the files the record holds (a download link each and, for images, a
@@ -190,10 +196,11 @@ function fileControl(f, value, hint, ctx) {
         .api("GET", path, { raw: true })
         .then((res) => res.blob())
         .then((blob) => {
-          const objectUrl = URL.createObjectURL(blob);
+          const image = PREVIEWABLE.test(blob.type);
+          const objectUrl = URL.createObjectURL(image ? blob : new Blob([blob], { type: "application/octet-stream" }));
           ctx.onCleanup(() => URL.revokeObjectURL(objectUrl));
           link.href = objectUrl;
-          if (IMAGE.test(fileName) || (blob.type || "").startsWith("image/")) {
+          if (image) {
             item.append(h("div", { class: "preview" }, h("img", { src: objectUrl, alt: `Preview of ${fileName}` })));
           }
         })
