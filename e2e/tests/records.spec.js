@@ -113,6 +113,16 @@ test("delete, show deleted, restore and purge", async ({ page, server }) => {
   const rec = await createRecord(server, token, "book", { name, pages: 7 });
   await signIn(page, server);
   await page.goto(server.url + `/admin/#/m/book/${rec.id}`);
+  await expect(page.getByLabel("pages", { exact: true })).toHaveValue("7");
+  // A delete of a version that is no longer the current one is refused and explained.
+  expect((await server.api("PATCH", `/api/v1/book/${rec.id}`, { token, body: { pages: 8 } })).status).toBe(200);
+  await page.getByRole("button", { name: "Delete" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
+  await expect(page.getByRole("main").getByText("This record changed since you opened it.")).toBeVisible();
+  expect((await server.api("GET", `/api/v1/book/${rec.id}`, { token })).body.data.status).toBe("active");
+  await page.getByRole("button", { name: "Reload" }).click();
+  await expect(page.getByLabel("pages", { exact: true })).toHaveValue("8");
+
   await page.getByRole("button", { name: "Delete" }).click();
   const dialog = page.getByRole("dialog");
   await expect(dialog).toContainText(`Delete ${name}?`);

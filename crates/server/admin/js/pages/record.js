@@ -190,7 +190,7 @@ export default async function render(ctx) {
         save.disabled = false;
       }
     });
-    if (rec) body.append(metaList(rec), actions());
+    if (rec) body.append(metaList(rec), actions(controls));
     body.prepend(form);
   };
 
@@ -234,14 +234,19 @@ export default async function render(ctx) {
     announce("This record changed since you opened it.");
   };
 
-  /** Delete, restore, purge and history, as the caller's role allows. */
-  const actions = () => {
+  /**
+   * Delete, restore, purge and history, as the caller's role allows. A delete or purge
+   * names the version shown (If-Match), so one that meets a newer version is the same
+   * "changed since you opened it" as an edit: nobody removes what they have not seen.
+   */
+  const actions = (controls) => {
     const can = info.can || {};
     const run = async (fn, done) => {
       try {
         await fn();
         done();
       } catch (err) {
+        if (err.status === 412) return conflict(controls);
         failed(err);
       }
     };
