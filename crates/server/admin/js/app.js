@@ -226,6 +226,7 @@ function mfaStep(mfaToken, done) {
     field("Code", code),
     h("div", { class: "actions" }, submit),
   );
+  const again = h("button", { type: "button", class: "link", on: { click: () => route() } }, "Start again with the password");
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     submit.disabled = true;
@@ -233,9 +234,13 @@ function mfaStep(mfaToken, done) {
       await api.signInMfa(mfaToken, code.value.trim());
       done();
     } catch (err) {
-      // A wrong code voids the step: start again from the password.
-      clear(status, notice("error", h("p", null, errorText(err) + ". Sign in again.")));
-      setTimeout(() => navigate("#/signin", true), 1500);
+      // A wrong code leaves the step open (the server voids it only after several, or
+      // when it expires): say so at the field and let the user type the next code, with a
+      // way back to the password for a step that is spent.
+      clear(status, notice("error", h("p", null, errorText(err)), h("p", null, again)));
+      code.value = "";
+      code.setAttribute("aria-invalid", "true");
+      code.focus();
     } finally {
       submit.disabled = false;
     }
