@@ -35,7 +35,19 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
         if entry.file_name().to_string_lossy().starts_with('.') {
             continue;
         }
-        if path.is_dir() {
+        // A link could point anywhere (a key file, `/etc`): only what is really under
+        // admin/ is embedded. `file_type` does not follow links.
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_symlink() {
+            println!(
+                "cargo:warning=admin/: {} is a link and is not embedded",
+                path.display()
+            );
+            continue;
+        }
+        if kind.is_dir() {
             println!("cargo:rerun-if-changed={}", path.display());
             walk(&path, files);
         } else {

@@ -80,3 +80,31 @@ fn content_type(path: &str) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ADMIN_ASSETS;
+    use std::path::{Component, Path};
+
+    /// What the build embedded is files of `admin/` and nothing else: relative paths of
+    /// plain names, each a regular file (not a link) under `admin/` with these bytes.
+    #[test]
+    fn the_embedded_files_are_the_files_under_admin() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("admin");
+        let root = root.canonicalize().expect("admin/ exists");
+        assert!(ADMIN_ASSETS.iter().any(|(p, _)| *p == "index.html"));
+        for (path, bytes) in ADMIN_ASSETS {
+            let rel = Path::new(path);
+            assert!(
+                rel.components().all(|c| matches!(c, Component::Normal(_))),
+                "{path}"
+            );
+            let file = root.join(rel);
+            let meta = std::fs::symlink_metadata(&file).expect("the file exists");
+            assert!(meta.is_file(), "{path} is not a regular file");
+            let real = file.canonicalize().expect("canonical path");
+            assert!(real.starts_with(&root), "{path} resolves outside admin/");
+            assert_eq!(std::fs::read(&real).ok().as_deref(), Some(*bytes), "{path}");
+        }
+    }
+}

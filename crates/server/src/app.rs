@@ -3,12 +3,14 @@
 //! start Plinth through this one path.
 
 use crate::alerts::Alerts;
+use crate::alerts::recorder::Recorder;
 use crate::config::ServerConfig;
 use crate::fds;
 use crate::limits::RequestLimits;
 use crate::middleware::{Context, method_not_allowed, not_found, panic_response, request_context};
 use crate::realtime::Realtime;
 use crate::routes;
+use crate::routes::metrics::SERIES_WINDOW;
 use crate::serve::{self, ConnLimits};
 use crate::state::AppState;
 use crate::tls::{Tls, TlsError};
@@ -110,6 +112,9 @@ impl Application {
             state.set_alerts(Arc::new(alerts));
         }
         state.set_metrics_access(config.metrics.clone());
+        if config.metrics.enabled {
+            state.set_series(Arc::new(Recorder::new(SERIES_WINDOW)));
+        }
         if let Some(files) = &config.files {
             let files =
                 crate::files::Files::open(files, config.body_limit).map_err(StartError::Refused)?;
@@ -331,10 +336,15 @@ impl Application {
 
 fn build_router(config: &ServerConfig, state: AppState) -> Result<Router, StartError> {
     let alerts = state.alerts().cloned();
+    let series = state.series().cloned();
     let (routes, _) = routes::router().split_for_parts();
     // The console's files are not part of the API, nor of its document.
-    let routes = routes.merge(crate::admin::router());
-    let routes = layered(routes, config, alerts)?;
+    let routes = if config.admin_console {
+        routes.merge(crate::admin::router())
+    } else {
+        routes
+    };
+    let routes = layered(routes, config, alerts, series)?;
     // Outside the request context, so the status counted is the one sent (an envelope
     // rendered, a timeout, a panic's 500).
     let routes = if config.metrics.enabled {
@@ -382,14 +392,15 @@ pub fn with_middleware(
     routes: Router<AppState>,
     config: &ServerConfig,
 ) -> Result<Router<AppState>, StartError> {
-    layered(routes, config, None)
+    layered(routes, config, None, None)
 }
 
-/// [`with_middleware`], with the alerts the middleware feeds.
+/// [`with_middleware`], with the alerts and the series' recorder the middleware feeds.
 fn layered(
     routes: Router<AppState>,
     config: &ServerConfig,
     alerts: Option<Arc<Alerts>>,
+    series: Option<Arc<Recorder>>,
 ) -> Result<Router<AppState>, StartError> {
     let limits = RequestLimits {
         request_timeout: config.request_timeout,
@@ -427,7 +438,11 @@ fn layered(
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(tower::util::option_layer(cors))
         .layer(axum::middleware::from_fn_with_state(
-            Context { limits, alerts },
+            Context {
+                limits,
+                alerts,
+                series,
+            },
             request_context,
         ))
         .layer(DefaultBodyLimit::max(config.body_limit));

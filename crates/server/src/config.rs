@@ -136,6 +136,9 @@ pub struct ServerConfig {
     pub alerts: AlertConfig,
     /// Whether `/metrics` is served, and to whom.
     pub metrics: MetricsAccess,
+    /// Whether the admin console is served at `/admin` (unrouted when not: the 404 of any
+    /// unknown path).
+    pub admin_console: bool,
     /// The change feed.
     pub realtime: RealtimeConfig,
     /// File fields' storage; `None`: uploads are refused (JSON writes still work).
@@ -165,6 +168,7 @@ impl Default for ServerConfig {
             redirect_from: None,
             alerts: AlertConfig::default(),
             metrics: MetricsAccess::default(),
+            admin_console: true,
             realtime: RealtimeConfig::default(),
             files: None,
         }

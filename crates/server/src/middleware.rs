@@ -1,7 +1,8 @@
 //! The request middleware: request ids, the error envelope, the access log, feeding the
-//! alerts, and turning panics into 500s.
+//! alerts and the metrics series, and turning panics into 500s.
 
 use crate::alerts::Alerts;
+use crate::alerts::recorder::Recorder;
 use crate::error::{ApiError, ErrorReport};
 use crate::extract::RequestId;
 use crate::limits::{BodyProgress, RequestLimits, check_head};
@@ -42,6 +43,9 @@ pub(crate) struct Context {
     /// Told the status and latency of every answer; `None` when alerts are off (and for
     /// the redirect port).
     pub(crate) alerts: Option<Arc<Alerts>>,
+    /// Told the same, for the charts of `GET /api/v1/metrics/series`; `None` when metrics
+    /// are off (and for the redirect port).
+    pub(crate) series: Option<Arc<Recorder>>,
 }
 
 /// Assigns the request id and the trace context (`traceparent`), applies the request
@@ -143,6 +147,9 @@ pub(crate) async fn request_context(
     let latency = ended.saturating_duration_since(started);
     if let Some(alerts) = &context.alerts {
         alerts.record(ended, status, latency);
+    }
+    if let Some(series) = &context.series {
+        series.record_at(ended, status, latency);
     }
     let latency_ms = latency.as_secs_f64() * 1000.0;
     span.in_scope(|| tracing::info!(target: "plinth::access", status, latency_ms, "request"));

@@ -1,6 +1,7 @@
 //! `AppState`: the one piece of shared state handlers see.
 
 use crate::alerts::Alerts;
+use crate::alerts::recorder::Recorder;
 use crate::auth::Auth;
 use crate::extract::Caller;
 use crate::flags::{Flags, REPLICA_READS};
@@ -45,6 +46,9 @@ struct Inner {
     /// This instance's alerts, set once by the `Application` serving the state (unset:
     /// alerts are off).
     alerts: OnceLock<Arc<Alerts>>,
+    /// The last ten minutes of answers for `GET /api/v1/metrics/series`, set once by the
+    /// `Application` when metrics are on (unset: off).
+    series: OnceLock<Arc<Recorder>>,
     /// The OpenAPI document, made on first request and served as these bytes after.
     openapi: OnceLock<Bytes>,
     /// What `/metrics` shows; the store above records into it.
@@ -111,6 +115,7 @@ impl AppState {
             flags: Arc::default(),
             query_limits,
             alerts: OnceLock::new(),
+            series: OnceLock::new(),
             openapi: OnceLock::new(),
             metrics_access: OnceLock::new(),
             realtime: OnceLock::new(),
@@ -264,6 +269,16 @@ impl AppState {
     /// Sets the alerts once; a state served twice keeps the first.
     pub(crate) fn set_alerts(&self, alerts: Arc<Alerts>) {
         let _ = self.0.alerts.set(alerts);
+    }
+
+    /// The recorder of this instance's recent answers (`None` when metrics are off).
+    pub(crate) fn series(&self) -> Option<&Arc<Recorder>> {
+        self.0.series.get()
+    }
+
+    /// Sets the series' recorder once; a state served twice keeps the first.
+    pub(crate) fn set_series(&self, series: Arc<Recorder>) {
+        let _ = self.0.series.set(series);
     }
 
     /// Whether shutdown has begun.

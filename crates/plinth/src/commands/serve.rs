@@ -240,6 +240,7 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
                 .as_ref()
                 .map(|t| MetricsToken::new(t.expose())),
         },
+        admin_console: config.settings.admin_console,
         change_retention: config.settings.realtime_retention.duration(),
         files: Some(config.files_config()),
         realtime: RealtimeConfig {

@@ -160,6 +160,9 @@ settings! {
     trusted_proxies: Vec<String> = Vec::new();
         key: Some("trusted_proxies"), env: TRUSTED_PROXIES = "PLINTH_TRUSTED_PROXIES", flag: None, range: None,
         help: "Reverse proxies whose `X-Forwarded-For` is believed: addresses or CIDR networks (an array in the file, comma-separated in the environment). A request from one of them is attributed to the rightmost `X-Forwarded-For` address that is not one of them; empty: the TCP peer, and `X-Forwarded-For` is ignored.";
+    admin_console: bool = true;
+        key: Some("admin_console"), env: ADMIN_CONSOLE = "PLINTH_ADMIN_CONSOLE", flag: None, range: None,
+        help: "Whether the admin console is served at `/admin`; `false` answers every `/admin` path 404. The console only calls the public API, so turning it off takes no power from anyone.";
     sweep_interval_seconds: u64 = 300;
         key: Some("sweep_interval_seconds"), env: SWEEP_INTERVAL_SECONDS = "PLINTH_SWEEP_INTERVAL_SECONDS", flag: None,
         range: Some((0, 86_400)),
@@ -432,7 +435,7 @@ settings! {
         help: "The first admin's password (see `PLINTH_ADMIN_EMAIL`).";
     metrics_enabled: bool = true;
         key: Some("metrics.enabled"), env: METRICS_ENABLED = "PLINTH_METRICS_ENABLED", flag: None, range: None,
-        help: "Whether `/metrics` (Prometheus) is served; `false` answers it 404 and stops counting and timing requests.";
+        help: "Whether `/metrics` (Prometheus) and `/api/v1/metrics/series` (the console's charts) are served; `false` answers them 404 and stops counting and timing requests.";
     metrics_token: Option<Secret> = None;
         key: None, env: METRICS_TOKEN = "PLINTH_METRICS_TOKEN", flag: None, range: None,
         help: "The bearer token that opens `/metrics` to peers other than loopback (`Authorization: Bearer <token>`); unset: loopback peers only. Production refuses one shorter than 32 characters.";

@@ -297,3 +297,47 @@ async fn the_configuration_reference_in_the_docs_is_generated() {
          `cargo run -q -p plinth -- config --reference`.\n--- generated\n{generated}"
     );
 }
+
+/// `admin_console = false` (the file) or `PLINTH_ADMIN_CONSOLE=false` stops serving
+/// `/admin`: the 404 envelope of any unknown path, while the API goes on. It is on by
+/// default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_console_can_be_turned_off() {
+    let dir = TestDir::new();
+    let shown = effective(&dir, &[("PLINTH_ADMIN_CONSOLE", "false")]).await;
+    assert_eq!(
+        shown.get("admin_console").and_then(toml::Value::as_bool),
+        Some(false),
+        "{shown:?}"
+    );
+    let page = |server: &Server| {
+        let req = server.guest().get(server.url("/admin/"));
+        async move { req.send().await.expect("send the request") }
+    };
+
+    let server = Server::start(&dir).await;
+    let on = page(&server).await;
+    assert_eq!(on.status(), StatusCode::OK);
+    assert!(
+        on.headers()
+            .get("content-security-policy")
+            .is_some_and(|v| v
+                .to_str()
+                .is_ok_and(|v| v.starts_with("default-src 'none'")))
+    );
+    server.stop().await;
+
+    let server = Server::start_with(&dir, &[], &[("PLINTH_ADMIN_CONSOLE", "false")]).await;
+    for path in ["/admin", "/admin/", "/admin/js/app.js"] {
+        let r = server.send(server.guest().get(server.url(path))).await;
+        r.assert_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+    }
+    assert_eq!(server.get("/api/v1/models").await.status, StatusCode::OK);
+    server.stop().await;
+
+    dir.write_config("admin_console = false\n");
+    let server = Server::start(&dir).await;
+    let r = server.send(server.guest().get(server.url("/admin/"))).await;
+    r.assert_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+    server.stop().await;
+}

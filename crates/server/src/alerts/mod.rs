@@ -4,7 +4,9 @@
 //!
 //! Layout:
 //! - `recorder`: [`recorder::Recorder`], fed once per request by the request middleware
-//!   (lock-free buckets of counts and a latency histogram over the window).
+//!   (lock-free buckets of counts and a latency histogram over the window). A second one,
+//!   of ten minutes, is the series of `GET /api/v1/metrics/series` (kept in the state
+//!   whenever metrics are on, alerts or not).
 //! - `rules`: [`Thresholds`], the rules, and the `Board` of firing and resolved alerts.
 //! - `webhook`: [`WebhookConfig`] and the delivery task (retries, signature).
 //!
@@ -13,7 +15,7 @@
 //! on resolve), appends `alert.fire` / `alert.resolve` to the audit trail as the system,
 //! and queues a webhook notification. Each instance judges its own traffic.
 
-mod recorder;
+pub(crate) mod recorder;
 mod rules;
 #[cfg(test)]
 mod tests;

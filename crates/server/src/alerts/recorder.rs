@@ -5,9 +5,13 @@
 //! atomics; the first request of a new bucket period claims the slot (a compare-and-swap
 //! of its period) and clears it. A request counted in the instant between the claim and the
 //! clearing is lost: counts are exact but for such rare races at bucket boundaries.
+//!
+//! The same ring, read bucket by bucket ([`Recorder::series`]), is the request rate, error
+//! rate and p99 chart of `GET /api/v1/metrics/series`: buckets start on multiples of their
+//! length in wall-clock time, so a chart's ticks fall on round times.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Upper bounds of the latency histogram's buckets, in milliseconds; a last bucket holds
 /// everything slower. The p99 is estimated from these (see [`Window::p99`]).
@@ -47,7 +51,10 @@ impl Slot {
 /// Counts of answers over a rolling window, fed once per request.
 #[derive(Debug)]
 pub(crate) struct Recorder {
+    /// The start of period 1, on a multiple of `bucket` since the Unix epoch.
     start: Instant,
+    /// `start` on the wall clock.
+    wall_start: SystemTime,
     bucket: Duration,
     /// One slot per bucket of the window, plus the one being filled.
     slots: Box<[Slot]>,
@@ -61,11 +68,18 @@ impl Recorder {
         let len = usize::try_from(buckets)
             .unwrap_or(usize::MAX)
             .saturating_add(1);
+        let (start, wall_start) = aligned(Instant::now(), SystemTime::now(), bucket);
         Self {
-            start: Instant::now(),
+            start,
+            wall_start,
             bucket,
             slots: (0..len).map(|_| Slot::new()).collect(),
         }
+    }
+
+    /// How long each bucket (each point of [`Self::series`]) lasts.
+    pub(crate) fn bucket(&self) -> Duration {
+        self.bucket
     }
 
     /// The period `at` falls in, plus one (so that 0 means an empty slot).
@@ -138,6 +152,94 @@ impl Recorder {
             }
         }
         w
+    }
+}
+
+/// The start of the bucket `(now, wall)` falls in: both clocks moved back by how far `wall`
+/// is past a multiple of `bucket` since the epoch (not at all if `now` cannot go back that
+/// far, as just after boot).
+fn aligned(now: Instant, wall: SystemTime, bucket: Duration) -> (Instant, SystemTime) {
+    let since = wall
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let past = u64::try_from(since % bucket.as_nanos()).unwrap_or(0);
+    let past = Duration::from_nanos(past);
+    match (now.checked_sub(past), wall.checked_sub(past)) {
+        (Some(start), Some(wall_start)) => (start, wall_start),
+        _ => (now, wall),
+    }
+}
+
+/// One bucket of [`Recorder::series`]: when it started on the wall clock, and its counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Point {
+    pub(crate) at: SystemTime,
+    pub(crate) counts: Window,
+}
+
+impl Recorder {
+    /// The window bucket by bucket, oldest first, as of now: one point per bucket of the
+    /// window's length, the current (partial) one last. Buckets nothing was recorded in
+    /// (before the recorder existed, say) count zero.
+    pub(crate) fn series(&self) -> Vec<Point> {
+        self.series_at(Instant::now())
+    }
+
+    /// [`Self::series`] as of `at`.
+    pub(crate) fn series_at(&self, at: Instant) -> Vec<Point> {
+        let now = self.period(at);
+        let points = self.slots.len() as u64 - 1;
+        // Periods are counted from 1 at `start`; the oldest may predate it.
+        let first = i128::from(now) - i128::from(points) + 1;
+        (0..points)
+            .map(|i| {
+                let period = first + i128::from(i);
+                Point {
+                    at: self.period_start(period),
+                    counts: u64::try_from(period)
+                        .ok()
+                        .and_then(|p| self.counts_of(p))
+                        .unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+
+    /// The wall-clock start of `period` (which may be before period 1).
+    fn period_start(&self, period: i128) -> SystemTime {
+        let steps = period - 1;
+        let offset = |n: i128| {
+            let nanos =
+                u64::try_from(n.unsigned_abs() * self.bucket.as_nanos()).unwrap_or(u64::MAX);
+            Duration::from_nanos(nanos)
+        };
+        if steps >= 0 {
+            self.wall_start
+                .checked_add(offset(steps))
+                .unwrap_or(self.wall_start)
+        } else {
+            self.wall_start
+                .checked_sub(offset(steps))
+                .unwrap_or(self.wall_start)
+        }
+    }
+
+    /// The counts of `period`'s slot, if the slot holds that period.
+    fn counts_of(&self, period: u64) -> Option<Window> {
+        let slot = self.slot(period);
+        if period == 0 || slot.period.load(Ordering::Acquire) != period {
+            return None;
+        }
+        let mut w = Window {
+            requests: slot.requests.load(Ordering::Relaxed),
+            errors: slot.errors.load(Ordering::Relaxed),
+            ..Window::default()
+        };
+        for (sum, n) in w.latency.iter_mut().zip(&slot.latency) {
+            *sum = n.load(Ordering::Relaxed);
+        }
+        Some(w)
     }
 }
 

@@ -157,3 +157,79 @@ fn the_signature_is_hmac_sha256_of_time_and_body() {
         "t=1700000000,v1=fa5f6481efc59da48b19c9dc10196c9953e5651f8304b3a318b6b87d70272e0a"
     );
 }
+
+/// The chart's recorder: 10 minutes in 10 s buckets.
+fn chart() -> Recorder {
+    Recorder::new(Duration::from_secs(600))
+}
+
+fn since_epoch(t: std::time::SystemTime) -> Duration {
+    t.duration_since(std::time::UNIX_EPOCH).expect("after 1970")
+}
+
+#[test]
+fn a_series_is_sixty_round_buckets_oldest_first_and_empty_ones_count_zero() {
+    let r = chart();
+    assert_eq!(r.bucket(), Duration::from_secs(10));
+    let before = std::time::SystemTime::now();
+    let points = r.series();
+    let now = std::time::SystemTime::now();
+    assert_eq!(points.len(), 60);
+    for pair in points.windows(2) {
+        assert_eq!(
+            pair[1].at.duration_since(pair[0].at).ok(),
+            Some(Duration::from_secs(10))
+        );
+    }
+    let last = points.last().expect("a point");
+    assert!(last.at <= now && last.at + ms(10_000) > before, "{last:?}");
+    for p in &points {
+        assert_eq!(since_epoch(p.at).as_nanos() % 10_000_000_000, 0, "{p:?}");
+        assert_eq!((p.counts.requests, p.counts.errors), (0, 0));
+        assert_eq!(p.counts.p99(), None);
+    }
+}
+
+#[test]
+fn a_series_counts_each_bucket_apart() {
+    let r = chart();
+    let recorded = std::time::SystemTime::now();
+    let t = std::time::Instant::now();
+    r.record_at(t, 200, ms(3));
+    r.record_at(t, 500, ms(40));
+    r.record_at(t, 404, ms(3));
+    let now = r.series_at(t);
+    let last = &now[59].counts;
+    assert_eq!((last.requests, last.errors), (3, 1));
+    assert!(
+        last.p99().is_some_and(|p| p > 25.0 && p <= 50.0),
+        "{last:?}"
+    );
+    assert!(now[..59].iter().all(|p| p.counts.requests == 0));
+
+    // Half a minute on, with one more answer: two buckets hold something, the older where
+    // it was recorded, and the window's bucket count is the same.
+    let later = t + Duration::from_secs(30);
+    r.record_at(later, 503, ms(1));
+    let then = r.series_at(later);
+    assert_eq!(then.len(), 60);
+    let busy: Vec<_> = then.iter().filter(|p| p.counts.requests > 0).collect();
+    assert_eq!(busy.len(), 2, "{busy:?}");
+    assert!(busy[0].at <= recorded + ms(100) && recorded < busy[0].at + ms(10_000));
+    assert_eq!((busy[0].counts.requests, busy[0].counts.errors), (3, 1));
+    assert_eq!((busy[1].counts.requests, busy[1].counts.errors), (1, 1));
+    assert_eq!(busy[1].at, then[59].at);
+    assert_eq!(
+        busy[1].at.duration_since(busy[0].at).ok(),
+        Some(Duration::from_secs(30))
+    );
+
+    // 610 s on (the first answers' slot reused), they have left and the new bucket starts
+    // from zero; the answer of half a minute on is still in the window.
+    let gone = t + Duration::from_secs(610);
+    r.record_at(gone, 200, ms(1));
+    let after = r.series_at(gone);
+    let counted: u64 = after.iter().map(|p| p.counts.requests).sum();
+    assert_eq!(counted, 2);
+    assert_eq!((after[59].counts.requests, after[59].counts.errors), (1, 0));
+}

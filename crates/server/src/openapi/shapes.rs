@@ -345,3 +345,49 @@ pub(crate) struct ChangeEvent {
     #[schema(value_type = Object)]
     record: serde_json::Value,
 }
+
+/// `GET /api/v1/audit/verify` (`routes::audit::Verdict`): every key is always present; those
+/// that do not apply are `null`.
+#[derive(ToSchema)]
+pub(crate) struct AuditVerdict {
+    /// Whether every entry is in place: sequence, links, hashes and the newest checkpoint.
+    intact: bool,
+    /// Entries checked, when intact; `null` when broken.
+    #[schema(minimum = 0)]
+    entries: Option<u64>,
+    /// The `seq` of the first entry (oldest first) that breaks the chain; `null` when intact.
+    seq: Option<i64>,
+    /// What is wrong with that entry (`hash mismatch: the entry was changed`, say); `null`
+    /// when intact.
+    reason: Option<String>,
+}
+
+/// `GET /api/v1/metrics/series` (`routes::metrics::Series`).
+#[derive(ToSchema)]
+pub(crate) struct MetricsSeries {
+    /// The length of each point's interval, in seconds (10).
+    #[schema(minimum = 1)]
+    interval_seconds: u64,
+    /// One per interval over the last 10 minutes (60), oldest first; the last is the
+    /// current interval, still filling.
+    #[schema(inline)]
+    points: Vec<MetricsPoint>,
+}
+
+/// One interval of [`MetricsSeries`].
+#[derive(ToSchema)]
+pub(crate) struct MetricsPoint {
+    /// The interval's start (RFC 3339, UTC).
+    #[schema(format = DateTime)]
+    at: String,
+    /// Answers sent in the interval (of any status).
+    #[schema(minimum = 0)]
+    requests: u64,
+    /// Of those, answers with a status of 500 or more.
+    #[schema(minimum = 0)]
+    errors: u64,
+    /// The 99th percentile of their latency in milliseconds, estimated from a histogram as
+    /// Prometheus's `histogram_quantile` does; `null` when the interval had no answers.
+    #[schema(minimum = 0)]
+    p99_ms: Option<f64>,
+}

@@ -1,11 +1,13 @@
 //! `GET /api/v1/audit` (admins: the whole trail, filtered) and
 //! `GET /api/v1/{model}/{id}/history` (one record's entries, to whoever may read it). Both
 //! answer newest first, a page at a time, with an opaque cursor bound to the query.
+//! `GET /api/v1/audit/verify` (admins) checks the whole hash chain, as `plinth audit verify`.
 
 use crate::audit::{AuditJson, cut_for};
 use crate::error::ApiError;
 use crate::extract::{Caller, QueryPairs, RecordParam};
 use crate::openapi::shapes::AuditEntry as AuditEntryShape;
+use crate::openapi::shapes::AuditVerdict as AuditVerdictShape;
 use crate::reply::{Page, Reply};
 use crate::state::AppState;
 use axum::extract::State;
@@ -14,7 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use plinth_core::policy::{self, Action};
 use plinth_core::query::DEFAULT_LIMIT;
 use plinth_core::{ModelName, RecordId, Role, Timestamp};
-use plinth_store::{AuditEntry, AuditQuery};
+use plinth_store::{AuditEntry, AuditQuery, AuditVerdict};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -23,6 +25,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_audit))
         .routes(routes!(record_history))
+        .routes(routes!(verify_audit))
 }
 
 /// Longest `action` filter accepted, in characters.
@@ -169,6 +172,59 @@ async fn record_history(
     }
     let access = caller.0.field_access();
     answer(entries, paging, |e| cut_for(&model, access, e))
+}
+
+/// The whole chain checked, oldest entry first, as `plinth audit verify` does: links, hashes,
+/// sequence and the newest checkpoint. A broken chain is an answer, not an error: 200 with
+/// `intact: false`, the first entry that breaks it and why. Takes no parameters.
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "whether the chain is intact; if not, where it breaks", body = AuditVerdictShape),
+        (status = 400, description = "any query parameter"),
+        (status = 401, description = "no credential, or a bad one"),
+        (status = 403, description = "only admins verify the audit trail"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn verify_audit(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<Reply, ApiError> {
+    caller.require_admin("only admins verify the audit trail")?;
+    if let Some((k, _)) = pairs.first() {
+        return Err(ApiError::invalid(
+            k,
+            "unknown parameter; this check takes none",
+        ));
+    }
+    let verdict = match state.store().audit_verify().await? {
+        AuditVerdict::Intact { entries } => Verdict {
+            intact: true,
+            entries: Some(entries),
+            seq: None,
+            reason: None,
+        },
+        AuditVerdict::Broken { seq, reason } => Verdict {
+            intact: false,
+            entries: None,
+            seq: Some(seq),
+            reason: Some(reason.to_string()),
+        },
+    };
+    Reply::data(&verdict).map(Reply::private)
+}
+
+/// What `verify_audit` answers: always the four keys, the ones that do not apply `null`.
+#[derive(serde::Serialize)]
+struct Verdict {
+    intact: bool,
+    /// Entries checked, when intact.
+    entries: Option<u64>,
+    /// The first entry that breaks the chain, when broken.
+    seq: Option<i64>,
+    /// What is wrong with it.
+    reason: Option<String>,
 }
 
 /// A page's size and start, and the fingerprint of the query its cursor is bound to.

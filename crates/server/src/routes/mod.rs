@@ -51,5 +51,6 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(alerts::router().layer(from_fn(no_store)))
         // A flag's answer is the caller's own.
         .merge(flags::router().layer(from_fn(no_store)))
-        .merge(metrics::router())
+        // The series is a reading of the moment (`/metrics` says no-store itself).
+        .merge(metrics::router().layer(from_fn(no_store)))
 }

@@ -135,3 +135,81 @@ impl TestApp {
         r.data(StatusCode::CREATED).clone()
     }
 }
+
+impl TestApp {
+    /// Checks the refusals of an admins-only `GET path` that takes no parameters: a guest
+    /// and a forged token 401, a user's token and key 403, an admin's key 200 until it is
+    /// revoked and 401 after, any query parameter 400, a `POST` 405; every one the envelope.
+    pub(crate) async fn assert_admin_only(&self, path: &str) {
+        use crate::helpers::assert_error;
+        let get = |credential: Option<String>, path: String| async move {
+            self.call_as(Method::GET, &path, credential.as_deref(), None)
+                .await
+        };
+        let p = || path.to_owned();
+        assert_error(
+            &get(None, p()).await,
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+        );
+        assert_error(
+            &get(Some("not.a.token".to_owned()), p()).await,
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+        );
+        let email = format!("user-{}@example.com", uuid::Uuid::now_v7().simple());
+        let (_, token) = self.user(&email).await;
+        assert_error(
+            &get(Some(token.clone()), p()).await,
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+        );
+        let key = self.create_key(&token, &json!({"name": "k"})).await;
+        let key = key.data(StatusCode::CREATED)["key"]
+            .as_str()
+            .expect("a key")
+            .to_owned();
+        assert_error(
+            &get(Some(key), p()).await,
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+        );
+        let made = self
+            .create_key(&self.admin_token, &json!({"name": "console"}))
+            .await;
+        let made = made.data(StatusCode::CREATED);
+        let (key_id, key) = (
+            made["id"].as_str().expect("an id").to_owned(),
+            made["key"].as_str().expect("a key").to_owned(),
+        );
+        get(Some(key.clone()), p()).await.data(StatusCode::OK);
+        let revoked = self
+            .call_as(
+                Method::DELETE,
+                &format!("/api/v1/auth/api-keys/{key_id}"),
+                Some(&self.admin_token),
+                None,
+            )
+            .await;
+        assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+        assert_error(
+            &get(Some(key), p()).await,
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+        );
+        let admin = Some(self.admin_token.clone());
+        for query in ["x=1", "limit=5", "%zz=%00", "intact"] {
+            let r = get(admin.clone(), format!("{path}?{query}")).await;
+            assert_error(&r, StatusCode::BAD_REQUEST, "INVALID_INPUT");
+        }
+        let post = self
+            .call_as(
+                Method::POST,
+                path,
+                Some(&self.admin_token),
+                Some(&json!({})),
+            )
+            .await;
+        assert_error(&post, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED");
+    }
+}
