@@ -90,7 +90,14 @@ function setTitle(title) {
   document.title = title ? `${title} · Plinth console` : "Plinth console";
 }
 
+/**
+ * Focus to the new page's heading, so keyboard and screen-reader users start at its top;
+ * unless they already moved into the page while it was still loading (typing in its
+ * search box, say): that focus is theirs, since everything in main is the new page's.
+ */
 function focusMain() {
+  const active = document.activeElement;
+  if (active && active !== main && main.contains(active)) return;
   const heading = main.querySelector("h1");
   if (heading) {
     heading.setAttribute("tabindex", "-1");
