@@ -1,7 +1,7 @@
 // Files on the record form: a PNG uploaded on create shows as a preview and a download link;
 // a file of a type the field refuses shows the server's error at the field.
-const { test, expect, signIn, unique } = require("../fixtures");
-const { png } = require("../helpers/records");
+const { expect, signIn, unique } = require("../fixtures");
+const { test, png } = require("../helpers/records");
 
 test("upload a PNG, see its preview and download link; a text file is refused at the field", async ({ page, server }) => {
   await signIn(page, server);

@@ -1,8 +1,8 @@
 // The record table: filters, sort, cursor paging kept in the address, search, a bad filter,
 // live updates from the change feed, and the layout at phone width.
 const crypto = require("node:crypto");
-const { test, expect, signIn, expectAccessible, unique } = require("../fixtures");
-const { createRecord } = require("../helpers/records");
+const { expect, signIn, expectAccessible, unique } = require("../fixtures");
+const { test, createRecord } = require("../helpers/records");
 
 /** The record names shown in the table, in order. */
 async function shownNames(page) {
@@ -109,6 +109,38 @@ test("the table follows creates and updates live", async ({ page, server }) => {
   await expect(changed).toHaveCount(0);
 });
 
+test("a dropped change feed resumes where it stopped, missing nothing", async ({ page, server }) => {
+  const token = await server.token();
+  // Keep the page's EventSources within reach, to drop one as a network would.
+  await page.addInitScript(() => {
+    const Real = window.EventSource;
+    window.__sources = [];
+    window.EventSource = class extends Real {
+      constructor(...args) {
+        super(...args);
+        window.__sources.push(this);
+      }
+    };
+  });
+  await signIn(page, server);
+  await page.goto(server.url + "/admin/#/m/book");
+  const badge = page.getByRole("status").filter({ hasText: /^(live|reconnecting|connecting)$/ });
+  await expect(badge).toHaveText("live");
+  await page.evaluate(() => window.__sources[window.__sources.length - 1].dispatchEvent(new Event("error")));
+  await expect(badge).toHaveText("reconnecting");
+  // A book created while the stream is down comes on the resumed one (`after=`).
+  const name = unique("While away");
+  await createRecord(server, token, "book", { name, pages: 12 });
+  await expect(badge).toHaveText("live");
+  await expect(page.getByRole("link", { name })).toBeVisible();
+  // The dropped stream was closed, not left open beside the new one.
+  expect(await page.evaluate(() => window.__sources.map((s) => s.readyState))).toEqual([2, 1]);
+  // Leaving the table closes its stream.
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Models" }).click();
+  await expect(page.getByRole("heading", { name: "Models", level: 1 })).toBeVisible();
+  expect(await page.evaluate(() => window.__sources.map((s) => s.readyState))).toEqual([2, 2]);
+});
+
 test("the record table is usable at phone width", async ({ page, server }) => {
   const token = await server.token();
   const rec = await createRecord(server, token, "book", { name: unique("Phone"), pages: 9, summary: "A long summary ".repeat(10) });
@@ -120,6 +152,13 @@ test("the record table is usable at phone width", async ({ page, server }) => {
   const widths = await page.evaluate(() => ({ doc: document.documentElement.scrollWidth, view: window.innerWidth }));
   expect(widths.doc).toBeLessThanOrEqual(widths.view);
   await expect(page.getByRole("button", { name: "Apply" })).toBeInViewport();
+  // Sort and filters are folded away, so the records show on the first screen.
+  await expect(page.getByLabel("Sort by")).toBeHidden();
+  await expect(page.getByRole("link", { name: rec.name })).toBeInViewport();
+  const more = page.getByText("Sort and filters", { exact: true });
+  await more.focus();
+  await page.keyboard.press("Enter");
+  await expect(page.getByLabel("Sort by")).toBeVisible();
   await expectAccessible(page, "record table at 390px");
   await page.getByRole("link", { name: rec.name }).click();
   await expect(page.getByLabel("pages", { exact: true })).toHaveValue("9");

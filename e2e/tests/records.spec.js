@@ -1,7 +1,7 @@
 // The models page and the record form: counts, server-side validation shown at each field,
 // an edit that meets somebody else's change, soft delete, restore, purge, and a user's view.
-const { test, expect, signIn, expectAccessible, unique } = require("../fixtures");
-const { createRecord } = require("../helpers/records");
+const { expect, signIn, expectAccessible, unique } = require("../fixtures");
+const { test, createRecord } = require("../helpers/records");
 
 /** The count cell of `model`'s row on the models page. */
 function countOf(page, model) {
@@ -93,7 +93,13 @@ test("an edit that meets another change says so, shows both values, and reloads"
   await expect(pages).toHaveValue("300");
   await expect(page.getByRole("main").getByText("This record changed since you opened it.")).toHaveCount(0);
   await pages.fill("350");
-  await page.getByRole("button", { name: "Save" }).click();
+  // The edit sends only what changed, naming the version it was made on.
+  const [patch] = await Promise.all([
+    page.waitForRequest((req) => req.method() === "PATCH"),
+    page.getByRole("button", { name: "Save" }).click(),
+  ]);
+  expect(patch.postDataJSON()).toEqual({ pages: 350 });
+  expect(patch.headers()["if-match"]).toBe('"2"');
   await expect(page.getByRole("main").getByText("Saved: version 3.")).toBeVisible();
   // Focus moved to the status message, so a screen reader hears the outcome.
   expect(await page.evaluate(() => document.activeElement.textContent)).toContain("Saved: version 3.");
@@ -107,12 +113,25 @@ test("delete, show deleted, restore and purge", async ({ page, server }) => {
   const rec = await createRecord(server, token, "book", { name, pages: 7 });
   await signIn(page, server);
   await page.goto(server.url + `/admin/#/m/book/${rec.id}`);
+  await expect(page.getByLabel("pages", { exact: true })).toHaveValue("7");
+  // A delete of a version that is no longer the current one is refused and explained.
+  expect((await server.api("PATCH", `/api/v1/book/${rec.id}`, { token, body: { pages: 8 } })).status).toBe(200);
+  await page.getByRole("button", { name: "Delete" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
+  await expect(page.getByRole("main").getByText("This record changed since you opened it.")).toBeVisible();
+  expect((await server.api("GET", `/api/v1/book/${rec.id}`, { token })).body.data.status).toBe("active");
+  await page.getByRole("button", { name: "Reload" }).click();
+  await expect(page.getByLabel("pages", { exact: true })).toHaveValue("8");
+
   await page.getByRole("button", { name: "Delete" }).click();
   const dialog = page.getByRole("dialog");
   await expect(dialog).toContainText(`Delete ${name}?`);
   await dialog.getByRole("button", { name: "Delete" }).click();
   await expect(page.getByRole("main").getByText(`Deleted ${name}.`)).toBeVisible();
   await expect(page.getByRole("main").getByText("This record is deleted: restore it to edit.")).toBeVisible();
+  // The disabled form says what the record is, not the select's first choice.
+  await expect(page.getByLabel("status", { exact: true })).toHaveValue("deleted");
+  await expect(page.getByLabel("status", { exact: true })).toBeDisabled();
   expect((await server.api("GET", `/api/v1/book/${rec.id}`, { token })).body.data.status).toBe("deleted");
 
   // Hidden from the default list, shown with the deleted ones.
@@ -159,6 +178,8 @@ test("keyboard only: search with Enter, open a record, cancel a delete with Esca
   const token = await server.token();
   const word = `kbd${Date.now().toString(36)}`;
   const rec = await createRecord(server, token, "book", { name: unique("Keys"), pages: 8, summary: `about ${word}` });
+  // Another book, newer, that the search must leave out.
+  await createRecord(server, token, "book", { name: unique("Unkeyed"), pages: 9, summary: "about nothing" });
   await signIn(page, server);
   await page.goto(server.url + "/admin/#/m/book");
   await page.getByLabel("Search").focus();
@@ -166,6 +187,7 @@ test("keyboard only: search with Enter, open a record, cancel a delete with Esca
   await page.keyboard.press("Enter");
   const link = page.getByRole("link", { name: rec.name });
   await expect(link).toBeVisible();
+  await expect(page.getByRole("main").getByText("1 record in all; 1 shown")).toBeVisible();
   // After the navigation focus is on the page's heading, so Tab starts from the content.
   await expect(page.getByRole("heading", { name: "Records of book" })).toBeFocused();
   await link.focus();
@@ -177,11 +199,37 @@ test("keyboard only: search with Enter, open a record, cancel a delete with Esca
   await page.keyboard.press("Enter");
   const dialog = page.getByRole("dialog");
   await expect(dialog).toBeVisible();
-  await expect(dialog.getByRole("button", { name: "Delete" })).toBeFocused();
-  await page.keyboard.press("Tab");
+  // Focus starts on the harmless answer; the destructive one is a Shift+Tab away.
   await expect(dialog.getByRole("button", { name: "Cancel" })).toBeFocused();
+  await page.keyboard.press("Shift+Tab");
+  await expect(dialog.getByRole("button", { name: "Delete" })).toBeFocused();
   await page.keyboard.press("Escape");
   await expect(dialog).toHaveCount(0);
   await expect(del).toBeFocused();
   expect((await server.api("GET", `/api/v1/book/${rec.id}`, { token })).body.data.status).toBe("active");
+});
+
+test("a url field links out only to http(s) addresses", async ({ page, server }) => {
+  const token = await server.token();
+  const rec = await createRecord(server, token, "book", { name: unique("Linked"), pages: 3, website: "https://example.com/dune?x=1" });
+  await signIn(page, server);
+  await page.goto(server.url + `/admin/#/m/book/${rec.id}`);
+  const link = page.getByRole("link", { name: "Open website in a new tab" });
+  await expect(link).toHaveAttribute("href", "https://example.com/dune?x=1");
+  await expect(link).toHaveAttribute("rel", "noopener noreferrer");
+  // The console's own guard, beside the server's check of url fields: nothing but http(s)
+  // becomes an address, whatever the case or the spaces around the scheme.
+  const hrefs = await page.evaluate(async () => {
+    const { safeHref } = await import("/admin/js/ui.js");
+    return ["javascript:alert(1)", " JaVaScRiPt:alert(1)", "data:text/html,x", "vbscript:x", "/admin", "//evil.example/", "http://ok.example/"].map(safeHref);
+  });
+  expect(hrefs).toEqual([null, null, null, null, null, null, "http://ok.example/"]);
+});
+
+test("a malformed record address is a Not found page, not a stuck one", async ({ page, server }) => {
+  await signIn(page, server);
+  await page.goto(server.url + "/admin/#/m/book/%E0%A4%A");
+  await expect(page.getByRole("heading", { name: "Not found", level: 1 })).toBeFocused();
+  await page.getByRole("link", { name: "Back to the models" }).click();
+  await expect(page.getByRole("heading", { name: "Models", level: 1 })).toBeVisible();
 });

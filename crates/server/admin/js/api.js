@@ -4,7 +4,10 @@
 // spends the refresh token and stores the new one; a 401 is refreshed once and retried.
 
 const REFRESH_KEY = "plinth.console.refresh";
+const TAB_KEY = "plinth.console.tab";
 const BASE = "/api/v1";
+/** How long a tab waits for a live tab to claim the id it found in its sessionStorage. */
+const COPY_CHECK_MS = 150;
 
 let access = null;
 let accessUntil = 0;
@@ -72,23 +75,30 @@ function storedRefresh() {
   }
 }
 
-/** Spends the refresh token for a new pair; one refresh at a time. False when it failed. */
+/**
+ * Spends the refresh token for a new pair, one refresh at a time: every caller that needs
+ * one while it runs waits for the same answer, so a page's parallel requests never spend
+ * one token twice (the server would take that for theft and end the session). Answers
+ * "ok", "refused" (the server said no: the session is over and forgotten) or "failed"
+ * (no answer, or a passing error: the session is kept for the next try).
+ */
 async function refresh() {
   if (!refreshing) {
     refreshing = (async () => {
       const token = storedRefresh();
-      if (!token) return false;
+      if (!token) return "refused";
       const res = await fetch(BASE + "/auth/refresh", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ refresh_token: token }),
       }).catch(() => null);
-      if (!res || !res.ok) {
-        if (res && (res.status === 401 || res.status === 400)) forget();
-        return false;
+      if (res && (res.status === 401 || res.status === 400)) {
+        forget();
+        return "refused";
       }
+      if (!res || !res.ok) return "failed";
       keep((await res.json()).data);
-      return true;
+      return "ok";
     })().finally(() => {
       refreshing = null;
     });
@@ -99,8 +109,61 @@ async function refresh() {
 /** A valid access token, refreshed first when it is about to expire; null when signed out. */
 export async function accessToken() {
   if (access && Date.now() < accessUntil) return access;
-  if (await refresh()) return access;
+  await refresh();
   return access;
+}
+
+// A copied tab (the browser's "duplicate tab", or window.open) starts with a copy of its
+// opener's sessionStorage, refresh token included. Two tabs spending one refresh token is
+// what the server's reuse detection punishes: it revokes the family and both tabs are
+// signed out. So every tab keeps an id beside the token and answers, on a channel of this
+// origin, when another asks for its id; a tab that finds its inherited id still answered
+// for is a copy, and drops the token instead of spending it.
+const channel = typeof BroadcastChannel === "function" ? new BroadcastChannel("plinth.console") : null;
+let tabId = null;
+if (channel) {
+  channel.addEventListener("message", (e) => {
+    if (tabId && e.data && e.data.ask === tabId) channel.postMessage({ taken: tabId });
+  });
+}
+
+function newTabId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Takes this tab's id: the inherited one unless a live tab holds it. True for a copy. */
+async function claimTab() {
+  let inherited = null;
+  try {
+    inherited = sessionStorage.getItem(TAB_KEY);
+  } catch (_) {
+    // no storage: nothing was inherited either
+  }
+  const copy = !!inherited && !!channel && (await answered(inherited));
+  tabId = copy || !inherited ? newTabId() : inherited;
+  try {
+    sessionStorage.setItem(TAB_KEY, tabId);
+  } catch (_) {
+    // nothing kept, nothing to copy
+  }
+  return copy;
+}
+
+function answered(id) {
+  return new Promise((resolve) => {
+    const finish = (answer) => {
+      clearTimeout(timer);
+      channel.removeEventListener("message", onAnswer);
+      resolve(answer);
+    };
+    const onAnswer = (e) => {
+      if (e.data && e.data.taken === id) finish(true);
+    };
+    const timer = setTimeout(() => finish(false), COPY_CHECK_MS);
+    channel.addEventListener("message", onAnswer);
+    channel.postMessage({ ask: id });
+  });
 }
 
 function urlOf(path, query) {
@@ -125,9 +188,11 @@ function urlOf(path, query) {
  * ApiError on an error answer.
  */
 export async function api(method, path, opts = {}) {
+  let sent = null;
   const send = async () => {
     const headers = new Headers(opts.headers || {});
     const token = await accessToken();
+    sent = token;
     if (token) headers.set("Authorization", "Bearer " + token);
     let body;
     if (opts.form) body = opts.form;
@@ -138,12 +203,21 @@ export async function api(method, path, opts = {}) {
     return fetch(urlOf(path, opts.query), { method, headers, body, signal: opts.signal });
   };
   let res;
+  let renewal = null;
   try {
     res = await send();
-    if (res.status === 401 && access && (await refresh())) res = await send();
+    if (res.status === 401 && sent) {
+      // Another request may have refreshed meanwhile: then only retry with its token.
+      renewal = access && access !== sent ? "ok" : await refresh();
+      if (renewal === "ok") res = await send();
+    }
   } catch (e) {
     if (e && e.name === "AbortError") throw e;
     throw new ApiError(0, { code: "NETWORK", message: "the server could not be reached" });
+  }
+  if (renewal === "failed") {
+    // The refresh got no answer: the session may well be alive, so it is kept.
+    throw new ApiError(0, { code: "NETWORK", message: "the session could not be renewed; try again" });
   }
   if (opts.raw && res.ok) return res;
   const text = res.status === 204 ? "" : await res.text();
@@ -204,10 +278,17 @@ export async function signOut() {
   forget();
 }
 
-/** Picks the session up again after a reload, from the tab's refresh token. */
+/**
+ * Picks the session up again after a reload, from the tab's refresh token; a copied tab
+ * (see claimTab) drops the token it inherited and starts signed out.
+ */
 export async function resume() {
+  if (await claimTab()) {
+    forget();
+    return null;
+  }
   if (!storedRefresh()) return null;
-  if (!(await refresh())) return null;
+  if ((await refresh()) !== "ok") return null;
   try {
     const me = await api("GET", "/auth/me");
     setSession(me.data);

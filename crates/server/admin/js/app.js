@@ -90,7 +90,14 @@ function setTitle(title) {
   document.title = title ? `${title} · Plinth console` : "Plinth console";
 }
 
+/**
+ * Focus to the new page's heading, so keyboard and screen-reader users start at its top;
+ * unless they already moved into the page while it was still loading (typing in its
+ * search box, say): that focus is theirs, since everything in main is the new page's.
+ */
 function focusMain() {
+  const active = document.activeElement;
+  if (active && active !== main && main.contains(active)) return;
   const heading = main.querySelector("h1");
   if (heading) {
     heading.setAttribute("tabindex", "-1");
@@ -131,9 +138,16 @@ async function route() {
   }
   const match = entry.path.exec(path);
   const params = {};
-  (entry.params || []).forEach((name, i) => {
-    params[name] = decodeURIComponent(match[i + 1]);
-  });
+  try {
+    (entry.params || []).forEach((name, i) => {
+      params[name] = decodeURIComponent(match[i + 1]);
+    });
+  } catch (_) {
+    // A malformed escape ("%E0") in a typed or pasted address names nothing.
+    setTitle("Not found");
+    clear(main, h("h1", null, "Not found"), h("p", null, "This address is malformed. "), h("a", { href: "#/" }, "Back to the models"));
+    return focusMain();
+  }
   clear(main, h("p", { class: "loading" }, "Loading…"));
   const ctx = {
     main,
@@ -219,6 +233,7 @@ function mfaStep(mfaToken, done) {
     field("Code", code),
     h("div", { class: "actions" }, submit),
   );
+  const again = h("button", { type: "button", class: "link", on: { click: () => route() } }, "Start again with the password");
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     submit.disabled = true;
@@ -226,9 +241,13 @@ function mfaStep(mfaToken, done) {
       await api.signInMfa(mfaToken, code.value.trim());
       done();
     } catch (err) {
-      // A wrong code voids the step: start again from the password.
-      clear(status, notice("error", h("p", null, errorText(err) + ". Sign in again.")));
-      setTimeout(() => navigate("#/signin", true), 1500);
+      // A wrong code leaves the step open (the server voids it only after several, or
+      // when it expires): say so at the field and let the user type the next code, with a
+      // way back to the password for a step that is spent.
+      clear(status, notice("error", h("p", null, errorText(err)), h("p", null, again)));
+      code.value = "";
+      code.setAttribute("aria-invalid", "true");
+      code.focus();
     } finally {
       submit.disabled = false;
     }
@@ -237,7 +256,15 @@ function mfaStep(mfaToken, done) {
   code.focus();
 }
 
-api.onSession(() => renderNav());
+// A session that ends under a page (a refresh refused, the session revoked elsewhere)
+// leaves the page unable to do anything: go to the sign-in, which comes back here after.
+let signedIn = false;
+api.onSession((user) => {
+  const was = signedIn;
+  signedIn = !!user;
+  renderNav();
+  if (was && !user && location().path !== "/signin") route();
+});
 
 document.getElementById("skip").addEventListener("click", (e) => {
   e.preventDefault();

@@ -130,8 +130,13 @@ export function field(label, control, hint) {
   );
 }
 
-/** Asks a yes/no question in a modal <dialog>; resolves true when confirmed. */
+/**
+ * Asks a yes/no question in a modal <dialog>; resolves true when confirmed. Focus starts
+ * on Cancel, the harmless answer (the questions are about deleting), and a "no" (Cancel
+ * or Escape) gives it back to what had it before, so the keyboard user is where they were.
+ */
 export function confirm(question, yes = "Confirm") {
+  const before = document.activeElement;
   return new Promise((resolve) => {
     const dialog = h(
       "dialog",
@@ -141,18 +146,37 @@ export function confirm(question, yes = "Confirm") {
         "div",
         { class: "actions" },
         h("button", { type: "button", class: "danger", on: { click: () => done(true) } }, yes),
-        h("button", { type: "button", on: { click: () => done(false) } }, "Cancel"),
+        h("button", { type: "button", autofocus: true, on: { click: () => done(false) } }, "Cancel"),
       ),
     );
     const done = (answer) => {
       dialog.close();
       dialog.remove();
+      if (!answer && before && before.isConnected) before.focus();
       resolve(answer);
     };
-    dialog.addEventListener("cancel", () => done(false));
+    dialog.addEventListener("cancel", (e) => {
+      e.preventDefault();
+      done(false);
+    });
     document.body.append(dialog);
     dialog.showModal();
   });
+}
+
+/**
+ * `value` as a link address when it is an absolute http(s) URL, else null: whatever a
+ * record holds never becomes a `javascript:` or `data:` link (the server checks `url`
+ * fields the same way; this is the console's own guard).
+ */
+export function safeHref(value) {
+  if (typeof value !== "string") return null;
+  try {
+    const url = new URL(value);
+    return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+  } catch (_) {
+    return null;
+  }
 }
 
 /** A time for people, in the browser's locale; the raw value in a title. */

@@ -1,8 +1,15 @@
 // A model's change feed for a page (records.js): EventSource with a ticket, since it
 // cannot send an Authorization header. Not a page: app.js routes to no file here.
+import { apiPath } from "./model-info.js";
 
-/** Wait before reconnecting a dropped change feed, so a refusing server is not hammered. */
+/**
+ * Wait before reconnecting a dropped change feed, doubled on each failure up to the
+ * ceiling and back to the first once the stream is live, so a server that refuses (a
+ * revoked session, too many streams) is not asked again every second for as long as the
+ * page stays open.
+ */
 const RETRY_MS = 1500;
+const RETRY_MAX_MS = 30000;
 
 /**
  * Follows the model's change feed: a ticket per connection, `after=` the last position on
@@ -14,12 +21,14 @@ export function follow(ctx, model, filterPairs, onEvent, onState, onReset) {
   let last = null;
   let stopped = false;
   let timer = null;
+  let wait = RETRY_MS;
   const again = () => {
     if (source) source.close();
     source = null;
     if (stopped) return;
     onState("reconnecting");
-    timer = setTimeout(open, RETRY_MS);
+    timer = setTimeout(open, wait);
+    wait = Math.min(wait * 2, RETRY_MAX_MS);
   };
   async function open() {
     if (stopped) return;
@@ -33,7 +42,7 @@ export function follow(ctx, model, filterPairs, onEvent, onState, onReset) {
     const params = new URLSearchParams(filterPairs);
     params.set("ticket", t);
     if (last !== null) params.set("after", last);
-    source = new EventSource(`/api/v1/${encodeURIComponent(model)}/events?${params}`);
+    source = new EventSource(`/api/v1${apiPath(model)}/events?${params}`);
     for (const type of ["created", "updated", "deleted", "restored", "purged"]) {
       source.addEventListener(type, (e) => {
         last = e.lastEventId || last;
@@ -46,6 +55,7 @@ export function follow(ctx, model, filterPairs, onEvent, onState, onReset) {
     }
     source.addEventListener("ready", (e) => {
       last = e.lastEventId || last;
+      wait = RETRY_MS;
       onState("live");
     });
     source.addEventListener("reset", (e) => {

@@ -3,10 +3,11 @@
 // The counts are asked for in parallel after the table shows, so one slow model never
 // holds the page back.
 import { h, notice, errorText } from "../ui.js";
+import { apiPath, pageHash } from "./model-info.js";
 
 /** The record count of `model` as the caller sees it (`count=true` → `page.total`). */
 async function countOf(api, model) {
-  const r = await api.api("GET", "/" + encodeURIComponent(model), { query: { limit: 1, count: "true" } });
+  const r = await api.api("GET", apiPath(model), { query: { limit: 1, count: "true" } });
   return r.page && typeof r.page.total === "number" ? r.page.total : null;
 }
 
@@ -23,7 +24,7 @@ function row(api, m) {
   return h(
     "tr",
     null,
-    h("th", { scope: "row" }, h("a", { href: `#/m/${encodeURIComponent(m.name)}` }, m.name)),
+    h("th", { scope: "row" }, h("a", { href: pageHash(m.name) }, m.name)),
     count,
     h("td", { class: "num" }, String((m.fields || []).length)),
     h("td", null, m.searchable ? "yes" : "no"),

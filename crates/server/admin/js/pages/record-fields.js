@@ -2,7 +2,8 @@
 // knows how to show a stored value and how to read the typed one back as the JSON the API
 // takes. Constraints go on as HTML attributes too, for hints and assistive technology, but
 // the form is submitted with `novalidate`: the server's 400 `details` are what the user sees.
-import { h, field, when } from "../ui.js";
+import { h, field, when, safeHref } from "../ui.js";
+import { apiPath, pageHash } from "./model-info.js";
 
 /** A value a control could not turn into JSON (bad JSON text); shown at the field. */
 export class LocalError extends Error {
@@ -138,7 +139,7 @@ export function controlFor(f, value, ctx) {
       const input = h("input", { ...common, value: value ?? "", spellcheck: "false", autocomplete: "off" });
       const node = field(name, input, hint);
       if (value && f.model) {
-        node.append(h("a", { href: `#/m/${encodeURIComponent(f.model)}/${encodeURIComponent(value)}` }, `Open the ${f.model} record`));
+        node.append(h("a", { href: pageHash(f.model, value) }, `Open the ${f.model} record`));
       }
       return { node, name, read: () => input.value.trim() || null };
     }
@@ -152,18 +153,29 @@ export function controlFor(f, value, ctx) {
     default: {
       const type = f.type === "email" ? "email" : f.type === "url" ? "url" : "text";
       const input = h("input", { ...common, type, value: value ?? "", minlength: f.min_length, maxlength: f.max_length, pattern: f.pattern });
-      return { node: field(name, input, hint), name, read: () => (input.value === "" ? null : input.value) };
+      const node = field(name, input, hint);
+      const href = f.type === "url" ? safeHref(value) : null;
+      if (href) node.append(h("a", { href, target: "_blank", rel: "noopener noreferrer" }, `Open ${name} in a new tab`));
+      return { node, name, read: () => (input.value === "" ? null : input.value) };
     }
   }
 }
 
-const IMAGE = /\.(png|jpe?g|gif|webp|avif)$/i;
+/**
+ * The types shown as a preview, and the only ones whose object URL keeps its type: any
+ * other file (HTML, SVG, …) gets an application/octet-stream copy, because a blob: URL
+ * belongs to the console's origin and a document opened from it (a middle click on the
+ * download link) could otherwise run in it.
+ */
+const PREVIEWABLE = /^image\/(png|jpeg|gif|webp|avif)$/;
 
 /**
  * A file field: the files the record holds (a download link each and, for images, a
- * preview, both from one authorised fetch turned into an object URL), a "remove" box
- * each, and a file input for new ones. `read()` answers the kept names; `files()` the
- * chosen File objects, sent as multipart parts named by the field.
+ * preview, both from one authorised fetch turned into an object URL, revoked through
+ * `ctx.onCleanup`), a "remove" box each, and a file input for new ones. The link gets its
+ * address only once the bytes are in: the API's own URL would be fetched without the
+ * access token. `read()` answers the kept names; `files()` the chosen File objects, sent
+ * as multipart parts named by the field.
  */
 function fileControl(f, value, hint, ctx) {
   const name = f.name;
@@ -174,26 +186,21 @@ function fileControl(f, value, hint, ctx) {
   if (held.length && ctx.recordId) {
     const list = h("ul", { class: "files" });
     for (const fileName of held) {
-      const url = `/api/v1/${encodeURIComponent(ctx.model)}/${encodeURIComponent(ctx.recordId)}/files/${encodeURIComponent(name)}/${encodeURIComponent(fileName)}`;
-      const link = h("a", { href: url, download: fileName }, `Download ${fileName}`);
+      const path = `${apiPath(ctx.model, ctx.recordId)}/files/${encodeURIComponent(name)}/${encodeURIComponent(fileName)}`;
+      const link = h("a", { download: fileName }, `Download ${fileName}`);
       const remove = h("input", { type: "checkbox", name: `${name}__remove`, value: fileName });
       removes.push(remove);
-      const item = h(
-        "li",
-        null,
-        link,
-        " ",
-        h("label", { class: "inline" }, remove, ` Remove ${fileName}`),
-      );
+      const item = h("li", null, link, " ", h("label", { class: "inline" }, remove, ` Remove ${fileName}`));
       list.append(item);
       ctx
-        .api("GET", url.replace(/^\/api\/v1/, ""), { raw: true })
+        .api("GET", path, { raw: true })
         .then((res) => res.blob())
         .then((blob) => {
-          const objectUrl = URL.createObjectURL(blob);
+          const image = PREVIEWABLE.test(blob.type);
+          const objectUrl = URL.createObjectURL(image ? blob : new Blob([blob], { type: "application/octet-stream" }));
           ctx.onCleanup(() => URL.revokeObjectURL(objectUrl));
           link.href = objectUrl;
-          if (IMAGE.test(fileName) || (blob.type || "").startsWith("image/")) {
+          if (image) {
             item.append(h("div", { class: "preview" }, h("img", { src: objectUrl, alt: `Preview of ${fileName}` })));
           }
         })

@@ -4,20 +4,12 @@
 // the fields that changed, with `If-Match` naming the version the form was opened at, so
 // somebody else's change in between is a 412 the user sees and resolves, never a silent
 // overwrite.
-import { h, clear, notice, errorNotice, announce, field, confirm, showFieldErrors, clearFieldErrors } from "../ui.js";
-import { modelInfo } from "./model-info.js";
+import { h, clear, notice, errorNotice, announce, field, confirm, showFieldErrors, clearFieldErrors, short } from "../ui.js";
+import { modelInfo, apiPath, pageHash } from "./model-info.js";
 import { controlFor, metaList, LocalError } from "./record-fields.js";
 
 /** A message to show on the next render of a record page (after a create or a purge). */
 let pending = null;
-
-function recordPath(model, id) {
-  return `/${encodeURIComponent(model)}/${encodeURIComponent(id)}`;
-}
-
-function recordHash(model, id) {
-  return `#/m/${encodeURIComponent(model)}/${encodeURIComponent(id)}`;
-}
 
 /** The base fields a client sets, as controls like the declared ones. */
 function baseControls(rec) {
@@ -25,7 +17,12 @@ function baseControls(rec) {
   const statusSel = h(
     "select",
     { name: "status" },
-    ["active", "inactive"].map((s) => h("option", { value: s, selected: rec && rec.status === s }, s)),
+    // A deleted record's form is disabled: its select must still say "deleted", not fall
+    // back to the first choice; a client cannot set that status, so the option is never
+    // offered on a form that can be sent.
+    ["active", "inactive"]
+      .concat(rec && rec.status === "deleted" ? ["deleted"] : [])
+      .map((s) => h("option", { value: s, selected: rec && rec.status === s }, s)),
   );
   return [
     { node: field("name", nameInput, "required; 1 to 255 characters"), name: "name", read: () => nameInput.value },
@@ -76,7 +73,7 @@ function conflictTable(controls, now) {
     if (c.file && c.files().length) mine = c.files().map((f) => f.name);
     if (!isSame(c, mine, now[c.name])) rows.push([c.name, mine, now[c.name]]);
   }
-  const show = (v) => (v === null || v === undefined ? "—" : typeof v === "object" ? JSON.stringify(v) : String(v));
+  const show = (v) => short(v, 200) || "—";
   if (!rows.length) return h("p", null, "Its values now match what you typed; only its version moved on.");
   return h(
     "div",
@@ -98,7 +95,7 @@ export default async function render(ctx) {
   let rec = null;
   let etag = null;
   if (id) {
-    const r = await ctx.api.api("GET", recordPath(model, id));
+    const r = await ctx.api.api("GET", apiPath(model, id));
     if (!ctx.current()) return;
     rec = r.data;
     etag = r.etag;
@@ -109,7 +106,7 @@ export default async function render(ctx) {
   const body = h("div");
   ctx.main.append(
     h("h1", null, id ? `${model}: ${rec.name}` : `New ${model} record`),
-    h("p", null, h("a", { href: `#/m/${encodeURIComponent(model)}` }, `Back to the ${model} records`)),
+    h("p", null, h("a", { href: pageHash(model) }, `Back to the ${model} records`)),
     status,
     conflictBox,
     body,
@@ -130,11 +127,24 @@ export default async function render(ctx) {
     if (!placed.length) status.focus();
   };
 
+  // What the form on screen holds that must be let go when it is redrawn or left (its
+  // files' object URLs). A fetch that ends after its form was replaced lets go at once.
+  let drawn = null;
+  const undraw = () => {
+    if (drawn) for (const fn of drawn) fn();
+    drawn = null;
+  };
+  ctx.onCleanup(undraw);
+
   /** Draws the form (and for an existing record its facts and actions) from `rec`. */
   const draw = () => {
+    undraw();
+    const mine = [];
+    drawn = mine;
     clear(body);
     const editable = id ? !!(info.can && info.can.update) && rec.status !== "deleted" : !!(info.can && info.can.create);
-    const fileCtx = { model, recordId: id, api: ctx.api.api, onCleanup: ctx.onCleanup };
+    const onCleanup = (fn) => (drawn === mine ? mine.push(fn) : fn());
+    const fileCtx = { model, recordId: id, api: ctx.api.api, onCleanup };
     const controls = baseControls(rec).concat((info.fields || []).map((f) => controlFor(f, rec ? rec[f.name] : f.default ?? null, fileCtx)));
     const save = h("button", { type: "submit", class: "primary" }, id ? "Save" : "Create");
     const fields = h("fieldset", { disabled: !editable }, h("legend", { class: "visually-hidden" }, "Fields"), controls.map((c) => c.node));
@@ -162,12 +172,12 @@ export default async function render(ctx) {
       save.disabled = true;
       try {
         if (!id) {
-          const r = await ctx.api.api("POST", "/" + encodeURIComponent(model), send);
+          const r = await ctx.api.api("POST", apiPath(model), send);
           pending = `Created ${r.data.name}.`;
-          ctx.navigate(recordHash(model, r.data.id));
+          ctx.navigate(pageHash(model, r.data.id));
           return;
         }
-        const r = await ctx.api.api("PATCH", recordPath(model, id), { ...send, headers: { "If-Match": etag } });
+        const r = await ctx.api.api("PATCH", apiPath(model, id), { ...send, headers: { "If-Match": etag } });
         rec = r.data;
         etag = r.etag;
         clear(conflictBox);
@@ -180,7 +190,7 @@ export default async function render(ctx) {
         save.disabled = false;
       }
     });
-    if (rec) body.append(metaList(rec), actions());
+    if (rec) body.append(metaList(rec), actions(controls));
     body.prepend(form);
   };
 
@@ -188,7 +198,7 @@ export default async function render(ctx) {
   const conflict = async (controls) => {
     let now;
     try {
-      now = await ctx.api.api("GET", recordPath(model, id));
+      now = await ctx.api.api("GET", apiPath(model, id));
     } catch (err) {
       return failed(err);
     }
@@ -224,14 +234,19 @@ export default async function render(ctx) {
     announce("This record changed since you opened it.");
   };
 
-  /** Delete, restore, purge and history, as the caller's role allows. */
-  const actions = () => {
+  /**
+   * Delete, restore, purge and history, as the caller's role allows. A delete or purge
+   * names the version shown (If-Match), so one that meets a newer version is the same
+   * "changed since you opened it" as an edit: nobody removes what they have not seen.
+   */
+  const actions = (controls) => {
     const can = info.can || {};
     const run = async (fn, done) => {
       try {
         await fn();
         done();
       } catch (err) {
+        if (err.status === 412) return conflict(controls);
         failed(err);
       }
     };
@@ -247,10 +262,9 @@ export default async function render(ctx) {
             type: "button",
             class: "danger",
             on: {
-              click: async (e) => {
-                const button = e.currentTarget;
-                if (!(await confirm(`Delete ${rec.name}? It can be restored by an admin.`, "Delete"))) return button.focus();
-                run(() => ctx.api.api("DELETE", recordPath(model, id), { headers: { "If-Match": etag } }), () => again(`Deleted ${rec.name}.`));
+              click: async () => {
+                if (!(await confirm(`Delete ${rec.name}? It can be restored by an admin.`, "Delete"))) return;
+                run(() => ctx.api.api("DELETE", apiPath(model, id), { headers: { "If-Match": etag } }), () => again(`Deleted ${rec.name}.`));
               },
             },
           }, "Delete")
@@ -258,7 +272,7 @@ export default async function render(ctx) {
       can.restore && rec.status === "deleted"
         ? h("button", {
             type: "button",
-            on: { click: () => run(() => ctx.api.api("POST", recordPath(model, id) + "/restore"), () => again(`Restored ${rec.name}.`)) },
+            on: { click: () => run(() => ctx.api.api("POST", apiPath(model, id) + "/restore"), () => again(`Restored ${rec.name}.`)) },
           }, "Restore")
         : null,
       can.purge
@@ -266,21 +280,20 @@ export default async function render(ctx) {
             type: "button",
             class: "danger",
             on: {
-              click: async (e) => {
-                const button = e.currentTarget;
-                if (!(await confirm(`Purge ${rec.name}? It is removed for good.`, "Purge"))) return button.focus();
+              click: async () => {
+                if (!(await confirm(`Purge ${rec.name}? It is removed for good.`, "Purge"))) return;
                 run(
-                  () => ctx.api.api("DELETE", recordPath(model, id), { query: { purge: "true" }, headers: { "If-Match": etag } }),
+                  () => ctx.api.api("DELETE", apiPath(model, id), { query: { purge: "true" }, headers: { "If-Match": etag } }),
                   () => {
                     announce(`Purged ${rec.name}.`);
-                    ctx.navigate(`#/m/${encodeURIComponent(model)}`);
+                    ctx.navigate(pageHash(model));
                   },
                 );
               },
             },
           }, "Purge")
         : null,
-      h("a", { href: `${recordHash(model, id)}/history` }, "History"),
+      h("a", { href: `${pageHash(model, id)}/history` }, "History"),
     );
   };
 

@@ -3,7 +3,7 @@
 // so a reload, a bookmark and Back all show the same page. The table follows the model's
 // change feed while it is open: new, changed and removed records show without a reload.
 import { h, clear, notice, errorNotice, announce, field, when, short } from "../ui.js";
-import { modelInfo } from "./model-info.js";
+import { modelInfo, apiPath, pageHash } from "./model-info.js";
 import { follow } from "./feed.js";
 
 /** Query keys that shape the list rather than filter it. */
@@ -31,6 +31,8 @@ const STATUSES = [
   ["deleted", "Deleted", { status: "deleted" }],
   ["all", "All, deleted included", { "status[in]": "active,inactive,deleted" }],
 ];
+/** The screens wide enough to show the sort and filter controls unfolded (admin.css's breakpoint). */
+const WIDE = "(min-width: 721px)";
 /** How long a changed row stays highlighted. */
 const FLASH_MS = 4000;
 
@@ -81,7 +83,7 @@ function queryObject(pairs) {
 
 function hashOf(model, pairs) {
   const qs = new URLSearchParams(pairs).toString();
-  return `#/m/${encodeURIComponent(model)}${qs ? "?" + qs : ""}`;
+  return pageHash(model) + (qs ? "?" + qs : "");
 }
 
 /** The declared fields worth a column: scalars, not file lists or JSON blobs. */
@@ -98,7 +100,7 @@ function rowOf(model, cols, rec) {
   return h(
     "tr",
     { dataset: { id: rec.id } },
-    h("th", { scope: "row" }, h("a", { href: `#/m/${encodeURIComponent(model)}/${encodeURIComponent(rec.id)}` }, rec.name || rec.id)),
+    h("th", { scope: "row" }, h("a", { href: pageHash(model, rec.id) }, rec.name || rec.id)),
     h("td", null, statusBadge(rec.status)),
     cols.map((f) => h("td", { class: ["integer", "decimal", "float", "number"].includes(f.type) ? "num" : null }, short(rec[f.name], 60))),
     h("td", null, when(rec.updated_at)),
@@ -175,25 +177,28 @@ function toolbar(ctx, info, state) {
   const dirSel = select("dir", [["desc", "descending"], ["asc", "ascending"]], sort.startsWith("-") ? "desc" : "asc");
   const statusSel = select("status", STATUSES.map(([v, label]) => [v, label]), state.statusChoice);
   const sizeSel = select("limit", PAGE_SIZES.map((n) => [String(n), String(n)]), state.rest.limit || "20");
+  // Sort, status, page size and the filter builder fold away behind a summary on a narrow
+  // screen (open by default on a wide one), so a phone shows the records without a
+  // screenful of controls above them; the summary says how many of them are in force.
+  const active = state.filters.length + (state.statusChoice ? 1 : 0) + (state.rest.sort ? 1 : 0) + (state.rest.limit ? 1 : 0);
+  const more = h(
+    "details",
+    { class: "more", open: window.matchMedia(WIDE).matches },
+    h("summary", null, "Sort and filters", active ? ` (${active} in force)` : ""),
+    h("div", { class: "toolbar" }, field("Sort by", sortSel), field("Direction", dirSel), field("Status", statusSel), field("Page size", sizeSel)),
+    filtersBox,
+    h("div", { class: "actions" }, addButton),
+  );
   const form = h(
     "form",
     { class: "card", role: "search", "aria-label": `Find ${model} records`, novalidate: true },
-    h(
-      "div",
-      { class: "toolbar" },
-      search ? field("Search", search, "every word, in the searchable fields") : null,
-      field("Sort by", sortSel),
-      field("Direction", dirSel),
-      field("Status", statusSel),
-      field("Page size", sizeSel),
-    ),
-    filtersBox,
+    search ? h("div", { class: "toolbar" }, field("Search", search, "every word, in the searchable fields")) : null,
+    more,
     h(
       "div",
       { class: "actions" },
-      addButton,
       h("button", { type: "submit", class: "primary" }, "Apply"),
-      h("a", { href: `#/m/${encodeURIComponent(model)}` }, "Reset"),
+      h("a", { href: pageHash(model) }, "Reset"),
     ),
   );
   form.addEventListener("submit", (e) => {
@@ -238,7 +243,7 @@ export default async function render(ctx) {
     h(
       "div",
       { class: "actions" },
-      info.can && info.can.create ? h("a", { class: "button primary", href: `#/m/${encodeURIComponent(model)}/new` }, "New record") : null,
+      info.can && info.can.create ? h("a", { class: "button primary", href: `${pageHash(model)}/new` }, "New record") : null,
       h("a", { href: "#/" }, "All models"),
       h("span", { class: "muted" }, "Changes: "),
       live,
@@ -249,14 +254,14 @@ export default async function render(ctx) {
   ctx.main.append(out);
   let result;
   try {
-    result = await ctx.api.api("GET", "/" + encodeURIComponent(model), {
+    result = await ctx.api.api("GET", apiPath(model), {
       query: queryObject(pairs.concat(state.rest.cursor ? [] : [["count", "true"]])),
     });
   } catch (err) {
     if (!ctx.current()) return;
     if (err.status === 401) throw err;
     live.textContent = "off";
-    out.append(errorNotice(err), h("p", null, h("a", { href: `#/m/${encodeURIComponent(model)}` }, "Show the list without filters")));
+    out.append(errorNotice(err), h("p", null, h("a", { href: pageHash(model) }, "Show the list without filters")));
     return;
   }
   if (!ctx.current()) return;
@@ -271,7 +276,7 @@ export default async function render(ctx) {
   shown();
   const firstPage = !state.rest.cursor;
   const nextCursor = result.page && result.page.next_cursor;
-  const pageHash = (cursor) => {
+  const cursorHash = (cursor) => {
     const p = pairs.filter(([k]) => k !== "cursor");
     if (cursor) p.push(["cursor", cursor]);
     return hashOf(model, p);
@@ -304,8 +309,8 @@ export default async function render(ctx) {
     h(
       "nav",
       { class: "pager", "aria-label": "Pages" },
-      firstPage ? null : h("a", { href: pageHash(null) }, "First page"),
-      nextCursor ? h("a", { href: pageHash(nextCursor) }, "Next page") : h("span", { class: "muted" }, "Last page"),
+      firstPage ? null : h("a", { href: cursorHash(null) }, "First page"),
+      nextCursor ? h("a", { href: cursorHash(nextCursor) }, "Next page") : h("span", { class: "muted" }, "Last page"),
     ),
   );
 
@@ -343,6 +348,9 @@ export default async function render(ctx) {
     empty.hidden = tbody.rows.length > 0;
     shown();
   };
+  const hash = window.location.hash;
+  const reload = h("button", { type: "button", on: { click: () => ctx.navigate(hash) } }, "Reload the list");
+  const missed = notice("warn", h("p", null, "Some changes were missed while offline."), reload);
   const stop = follow(
     ctx,
     model,
@@ -353,9 +361,9 @@ export default async function render(ctx) {
       live.className = ["badge", "live", s === "live" ? "ok" : "warn"].join(" ");
     },
     () => {
-      const hash = window.location.hash;
-      const reload = h("button", { type: "button", on: { click: () => ctx.navigate(hash) } }, "Reload the list");
-      out.prepend(notice("warn", h("p", null, "Some changes were missed while offline."), reload));
+      // One notice however many resets: the list is stale either way until reloaded.
+      if (missed.isConnected) return;
+      out.prepend(missed);
     },
   );
   ctx.onCleanup(stop);
