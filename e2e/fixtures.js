@@ -139,6 +139,21 @@ async function startServer(label) {
 }
 
 const test = base.extend({
+  /**
+   * Every test's `page` fails the test, once it has run, when the console reported a
+   * Content-Security-Policy violation or a script threw: an inline style or a stray
+   * `setAttribute("style")` breaks the console only under the server's CSP, which nothing
+   * else in a test would notice.
+   */
+  page: async ({ page }, use) => {
+    const problems = [];
+    page.on("console", (m) => {
+      if (/Content Security Policy/i.test(m.text())) problems.push(m.text());
+    });
+    page.on("pageerror", (e) => problems.push(`uncaught: ${e.message}`));
+    await use(page);
+    expect(problems, "CSP violations or uncaught errors in the page").toEqual([]);
+  },
   server: [
     // eslint-disable-next-line no-empty-pattern
     async ({}, use, workerInfo) => {

@@ -1,25 +1,7 @@
-// Helpers for the record pages' tests: the fixtures' `test` with a watch on the page's
-// console, arranging records through the API, and a tiny PNG.
+// Helpers for the record pages' tests: arranging records through the API, and a tiny PNG.
+// (`test` is the fixtures' own, re-exported for the spec files that take it from here.)
 const zlib = require("node:zlib");
-const { test: base, expect } = require("../fixtures");
-
-/**
- * The fixtures' `test` whose `page` fails the test, once it has run, when the console
- * reported a Content-Security-Policy violation or a script threw: an inline style or a
- * stray `setAttribute("style")` breaks the console only under the server's CSP, which
- * nothing else in a test would notice.
- */
-const test = base.extend({
-  page: async ({ page }, use) => {
-    const problems = [];
-    page.on("console", (m) => {
-      if (/Content Security Policy/i.test(m.text())) problems.push(m.text());
-    });
-    page.on("pageerror", (e) => problems.push(`uncaught: ${e.message}`));
-    await use(page);
-    expect(problems, "CSP violations or uncaught errors in the page").toEqual([]);
-  },
-});
+const { test } = require("../fixtures");
 
 /** Creates a record through the API as `token`; answers the record. */
 async function createRecord(server, token, model, body) {
