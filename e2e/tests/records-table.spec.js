@@ -109,6 +109,38 @@ test("the table follows creates and updates live", async ({ page, server }) => {
   await expect(changed).toHaveCount(0);
 });
 
+test("a change made in another tab's console arrives live in this one", async ({ page, browser, server }) => {
+  const token = await server.token();
+  const book = await createRecord(server, token, "book", { name: unique("Shared"), pages: 50 });
+  await signIn(page, server);
+  await page.goto(server.url + "/admin#/m/book");
+  await expect(page.getByRole("status").filter({ hasText: /^live$/ })).toBeVisible();
+
+  // The other tab: its own browser context, its own sign-in, the record's form.
+  const other = await browser.newContext();
+  const tab = await other.newPage();
+  await signIn(tab, server);
+  await tab.goto(server.url + `/admin#/m/book/${book.id}`);
+  await expect(tab.getByLabel("pages", { exact: true })).toHaveValue("50");
+  await tab.getByLabel("pages", { exact: true }).fill("777");
+  await tab.getByRole("button", { name: "Save" }).click();
+  await expect(tab.getByLabel("pages", { exact: true })).toHaveValue("777");
+
+  const row = page.getByRole("row").filter({ has: page.getByRole("link", { name: book.name }) });
+  await expect(row).toContainText("777");
+  await expect(row).toHaveClass(/flash/);
+
+  // A new record made in the other tab shows at the top here.
+  const fresh = unique("From the other tab");
+  await tab.goto(server.url + "/admin#/m/book/new");
+  await tab.getByLabel("name", { exact: true }).fill(fresh);
+  await tab.getByLabel("pages", { exact: true }).fill("12");
+  await tab.getByRole("button", { name: "Create" }).click();
+  await expect(tab.getByRole("heading", { name: `book: ${fresh}` })).toBeVisible();
+  await expect(page.getByRole("link", { name: fresh })).toBeVisible();
+  await other.close();
+});
+
 test("a dropped change feed resumes where it stopped, missing nothing", async ({ page, server }) => {
   const token = await server.token();
   // Keep the page's EventSources within reach, to drop one as a network would.
