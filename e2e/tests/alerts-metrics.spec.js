@@ -96,3 +96,27 @@ test("an interval with no answers is a gap in the error rate and p99 lines, not 
   );
   await expect(page.getByRole("img", { name: "Error rate (%)" })).toHaveAccessibleDescription(/highest 50\.00 %, lowest 0\.00 %/);
 });
+
+test("firing alerts are listed apart from resolved ones, in the API's order, in their units", async ({ page, server }) => {
+  const alerts = [
+    { name: "HighErrorRate", severity: "critical", state: "firing", since: "2026-11-30T12:01:05Z", until: null, value: 0.043, threshold: 0.01, summary: "errors are high" },
+    { name: "SlowResponse", severity: "warning", state: "resolved", since: "2026-11-30T11:50:00Z", until: "2026-11-30T11:56:10Z", value: 1.84, threshold: 1, summary: "was slow, later" },
+    { name: "SlowResponse", severity: "warning", state: "resolved", since: "2026-11-30T11:40:00Z", until: "2026-11-30T11:46:10Z", value: 2.5, threshold: 1, summary: "was slow, earlier" },
+  ];
+  await page.route("**/api/v1/alerts", (route) => route.fulfill({ json: { success: true, data: alerts } }));
+  await signIn(page, server);
+  await openPage(page, "Alerts");
+  await expect(page.getByRole("heading", { name: "Firing (1)" })).toBeVisible();
+  await expect(page.getByRole("heading", { name: "Resolved (2)" })).toBeVisible();
+  const firing = page.getByRole("table", { name: "Firing alerts" }).getByRole("row");
+  await expect(firing).toHaveCount(2);
+  await expect(firing.nth(1)).toContainText("HighErrorRate");
+  await expect(firing.nth(1)).toContainText("4.30 %");
+  await expect(firing.nth(1)).toContainText("1.00 %");
+  const resolved = page.getByRole("table", { name: "Resolved alerts" }).getByRole("row");
+  await expect(resolved).toHaveCount(3);
+  await expect(resolved.nth(1)).toContainText("was slow, later");
+  await expect(resolved.nth(1)).toContainText("1840.0 ms");
+  await expect(resolved.nth(2)).toContainText("was slow, earlier");
+  await expectAccessible(page, "alerts, firing and resolved");
+});

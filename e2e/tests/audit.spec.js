@@ -43,6 +43,10 @@ test("each write to a book is in the audit log, filtered by model, record and ac
 
   await page.getByRole("search", { name: "Filter the audit trail" }).getByLabel("Action").fill("record.update");
   await page.getByRole("button", { name: "Filter", exact: true }).click();
+  // The filtered view has loaded when its heading takes the focus (counts of 0 would pass
+  // on the blank page in between).
+  await expect(page).toHaveURL(/action=record\.update/);
+  await expect(page.getByRole("heading", { level: 1, name: "Audit" })).toBeFocused();
   await expect(entries.getByRole("row").filter({ hasText: "record.update" })).toHaveCount(1);
   await expect(entries.getByRole("row").filter({ hasText: "record.create" })).toHaveCount(0);
   await expect(entries.getByRole("row").filter({ hasText: "record.delete" })).toHaveCount(0);
