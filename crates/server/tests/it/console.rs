@@ -395,6 +395,10 @@ async fn models_as(app: &TestApp, credential: Option<&str>) -> Vec<Value> {
         "{}",
         r.body
     );
+    // The answer depends on the caller (admin_only fields, `can`): no shared cache may
+    // hand one caller's answer to another.
+    assert_eq!(r.header("cache-control"), Some("private, no-cache"));
+    assert_eq!(r.header("vary"), Some("Authorization, X-API-Key"));
     r.data(StatusCode::OK).as_array().expect("a list").clone()
 }
 
