@@ -87,6 +87,11 @@ test("a key is created, copied and revoked with the keyboard alone", async ({ pa
   await page.keyboard.press("Space");
   await expect(page.getByRole("main").getByText("Copied", { exact: true })).toBeVisible();
 
+  // At phone width the long secret wraps inside its box: the page does not scroll sideways.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await expect.poll(() => page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  await expectAccessible(page, "a new key at phone width");
+
   const revoke = page.getByRole("button", { name: `Revoke ${name}` });
   await revoke.focus();
   await page.keyboard.press("Enter");
