@@ -149,4 +149,23 @@ test("the audit log pages forward and back with its cursor", async ({ page, serv
   await pager.getByRole("button", { name: "Previous" }).click();
   await expect(pager).toContainText("Page 1");
   expect(await seqs()).toEqual(first);
+
+  // On a slow network a second click on Next while the first loads does not ask for a page
+  // whose cursor is not known yet: page 2 is shown, labelled page 2.
+  let pending = 0;
+  await page.route(
+    (url) => url.pathname === "/api/v1/audit",
+    async (route) => {
+      pending++;
+      await new Promise((r) => setTimeout(r, 400));
+      await route.continue();
+      pending--;
+    },
+  );
+  await pager.getByRole("button", { name: "Next" }).click();
+  await pager.getByRole("button", { name: "Next" }).click();
+  await expect.poll(() => pending).toBe(0);
+  await expect(pager).not.toHaveAttribute("aria-busy", "true");
+  await expect(pager).toContainText("Page 2");
+  expect(await seqs()).toEqual(second);
 });
