@@ -68,3 +68,28 @@ test("a flag changed elsewhere is not overwritten; delete asks first", async ({ 
   await expect(page.getByRole("row").filter({ hasText: key })).toHaveCount(0);
   expect((await server.api("GET", `/api/v1/flags/${key}`, { token })).status).toBe(404);
 });
+
+test("a flag the page could not read is not changed blind", async ({ page, server }) => {
+  const token = await server.token();
+  const key = flagKey("unread");
+  expect((await server.api("POST", "/api/v1/flags", { token, body: { key, rollout: 10 } })).status).toBe(201);
+  // The flag's own GET (its ETag) fails, as under a rate limit; the list still answers.
+  await page.route(
+    (url) => url.pathname === `/api/v1/flags/${key}`,
+    (route) =>
+      route.request().method() === "GET"
+        ? route.fulfill({ status: 429, json: { success: false, error: { code: "RATE_LIMITED", message: "slow down", request_id: "x" } } })
+        : route.continue(),
+  );
+  await signIn(page, server);
+  await openPage(page, "Flags");
+  const row = page.getByRole("row").filter({ hasText: key });
+  await row.getByLabel(`Rollout % of ${key}`).fill("30");
+  await row.getByRole("button", { name: `Save rollout of ${key}` }).click();
+  await expect(page.getByRole("alert")).toContainText(`${key} could not be read just now, so nothing was changed`);
+  await row.getByLabel(`Enabled ${key}`).check();
+  await expect(page.getByRole("alert")).toContainText(`${key} could not be read just now`);
+  const now = (await server.api("GET", `/api/v1/flags/${key}`, { token })).body.data;
+  expect(now.rollout).toBe(10);
+  expect(now.enabled).toBe(false);
+});

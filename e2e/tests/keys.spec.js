@@ -8,6 +8,7 @@ test("a new key's secret is shown once, copies, works, and stops working when re
   await openPage(page, "API keys");
   const name = unique("import job");
   await page.getByLabel("Name").fill(name);
+  await page.getByLabel("Expires").fill("2031-02-03T04:05");
   await page.getByRole("button", { name: "Create key" }).click();
 
   const box = page.getByRole("region", { name: `New key: ${name}` });
@@ -19,10 +20,14 @@ test("a new key's secret is shown once, copies, works, and stops working when re
   expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(secret);
   await expectAccessible(page, "API keys with a secret showing");
 
-  // The key acts as the admin against the API.
+  // The key acts as the admin against the API, and expires when the form said (local time).
   const me = await server.api("GET", "/api/v1/auth/me", { headers: { "X-API-Key": secret } });
   expect(me.status).toBe(200);
   expect(me.body.data.email).toBe(server.admin.email);
+  const keys = await server.api("GET", "/api/v1/auth/api-keys", { token: await server.token() });
+  const made = keys.body.data.find((k) => k.name === name);
+  const expires = await page.evaluate(() => new Date("2031-02-03T04:05").getTime());
+  expect(new Date(made.expires_at).getTime()).toBe(expires);
 
   // Leaving the page and coming back: the key is listed, its secret is not.
   await openPage(page, "Models");
@@ -81,6 +86,11 @@ test("a key is created, copied and revoked with the keyboard alone", async ({ pa
   await expect(copy).toBeFocused();
   await page.keyboard.press("Space");
   await expect(page.getByRole("main").getByText("Copied", { exact: true })).toBeVisible();
+
+  // At phone width the long secret wraps inside its box: the page does not scroll sideways.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await expect.poll(() => page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  await expectAccessible(page, "a new key at phone width");
 
   const revoke = page.getByRole("button", { name: `Revoke ${name}` });
   await revoke.focus();

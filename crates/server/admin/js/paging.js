@@ -11,29 +11,48 @@ import { h, clear } from "./ui.js";
 export function cursorPager(load, label = "Pages") {
   const seen = [null];
   let index = 0;
-  const prev = h("button", { type: "button", on: { click: () => go(index - 1) } }, "Previous");
-  const next = h("button", { type: "button", on: { click: () => go(index + 1) } }, "Next");
+  // One load at a time: a second click on Next while the first is loading would otherwise
+  // ask for a page whose cursor is not known yet (and get the first page, labelled as a
+  // later one). Clicks while loading are ignored; reload/first wait their turn.
+  let busy = null;
+  const prev = h("button", { type: "button", on: { click: () => busy || go(() => index - 1) } }, "Previous");
+  const next = h("button", { type: "button", on: { click: () => busy || go(() => index + 1) } }, "Next");
   const where = h("span", { class: "muted" });
   const node = h("nav", { class: "pager", "aria-label": label }, prev, where, next);
-  async function go(i, focusAfter = true) {
-    index = Math.max(0, i);
-    const page = await load(seen[index]);
-    const more = !!(page && page.next_cursor);
-    seen.length = index + 1;
-    if (more) seen.push(page.next_cursor);
-    prev.disabled = index === 0;
-    next.disabled = !more;
-    where.textContent = `Page ${index + 1}`;
-    if (focusAfter && document.activeElement && document.activeElement.disabled) {
-      (more ? next : prev).focus();
-    }
+  /** Shows page `to()` (read when its turn comes, so a queued reload sees the page then shown). */
+  function go(to, focusAfter = true) {
+    const run = async () => {
+      index = Math.max(0, Math.min(to(), seen.length - 1));
+      node.setAttribute("aria-busy", "true");
+      try {
+        const page = await load(seen[index]);
+        const more = !!(page && page.next_cursor);
+        seen.length = index + 1;
+        if (more) seen.push(page.next_cursor);
+        prev.disabled = index === 0;
+        next.disabled = !more;
+        where.textContent = `Page ${index + 1}`;
+        if (focusAfter && document.activeElement && document.activeElement.disabled) {
+          (more ? next : prev).focus();
+        }
+      } finally {
+        node.removeAttribute("aria-busy");
+      }
+    };
+    const turn = (busy || Promise.resolve()).then(run, run);
+    busy = turn;
+    turn.then(
+      () => busy === turn && (busy = null),
+      () => busy === turn && (busy = null),
+    );
+    return turn;
   }
   return {
     node,
     /** Shows the first page again (after a filter changed). */
-    first: () => go(0, false),
+    first: () => go(() => 0, false),
     /** Shows the current page again (after a change on it). */
-    reload: () => go(index, false),
+    reload: () => go(() => index, false),
   };
 }
 

@@ -86,5 +86,6 @@ async fn list_models(
             })
         })
         .collect();
-    Reply::data(&models)
+    // What is listed depends on who asks: only a private cache may keep it.
+    Reply::data(&models).map(Reply::private)
 }

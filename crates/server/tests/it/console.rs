@@ -108,12 +108,75 @@ fn resolve(from: &str, target: &str) -> String {
     parts.join("/")
 }
 
-/// What a module imports (`from "…"`, `import("…")`, `import "…"`), resolved.
+/// What a module imports, resolved: the specifiers of its `import … from "x"`, `import "x"`
+/// and `export … from "x"` statements (a statement begins a code line and ends at its `;`)
+/// and of every `import("x")`. Only statements count, so a display string such as
+/// `"from "` is never taken for an import; a statement this cannot read fails the test
+/// rather than being skipped.
 fn imports(path: &str, text: &str) -> Vec<String> {
-    let mut found: Vec<&str> = between(text, "from \"", '"');
-    found.extend(between(text, "import(\"", '"'));
-    found.extend(between(text, "import \"", '"'));
-    found.into_iter().map(|t| resolve(path, t)).collect()
+    let code: String = code_lines(text).collect::<Vec<_>>().join("\n");
+    let mut found: Vec<String> = Vec::new();
+    let mut offset = 0;
+    for line in code.split('\n') {
+        let start = offset + (line.len() - line.trim_start().len());
+        offset += line.len() + 1;
+        let head = &code[start..];
+        let reexport = head.starts_with("export {") || head.starts_with("export *");
+        if !(head.starts_with("import ") || head.starts_with("import{") || reexport) {
+            continue;
+        }
+        let statement = head.split(';').next().unwrap_or(head);
+        let spec = if reexport {
+            statement.rsplit_once(" from").map(|(_, s)| s)
+        } else {
+            let clause = statement["import".len()..].trim_start();
+            if clause.starts_with(['"', '\'']) {
+                Some(clause)
+            } else {
+                statement.rsplit_once(" from").map(|(_, s)| s)
+            }
+        };
+        let spec = spec
+            .map(str::trim)
+            .and_then(quoted)
+            .unwrap_or_else(|| panic!("{path}: an import statement without a module: {statement}"));
+        found.push(spec.to_owned());
+    }
+    for open in ["import(\"", "import('"] {
+        let close = open.chars().last().unwrap_or('"');
+        found.extend(between(&code, open, close).into_iter().map(str::to_owned));
+    }
+    found.into_iter().map(|t| resolve(path, &t)).collect()
+}
+
+/// The text of a string literal that is all of `s` ("x" or 'x'), else None.
+fn quoted(s: &str) -> Option<&str> {
+    let q = s.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    s.strip_prefix(q)?.strip_suffix(q)
+}
+
+#[test]
+fn imports_are_read_from_statements_only() {
+    let text = r#"// import { x } from "./comment.js";
+import * as api from "./api.js";
+import { h,
+  clear } from "../ui.js";
+import './side.js';
+export { a } from "./again.js";
+export function f() { return h("span", null, "from ", when(x), " import \"y\""); }
+const routes = [{ page: () => import("./pages/one.js") }, { page: () => import('./pages/two.js') }];
+"#;
+    assert_eq!(
+        imports("js/pages/p.js", text),
+        [
+            "js/pages/api.js",
+            "js/ui.js",
+            "js/pages/side.js",
+            "js/pages/again.js",
+            "js/pages/pages/one.js",
+            "js/pages/pages/two.js",
+        ]
+    );
 }
 
 /// The code of a file without its comment lines (a comment may name what it avoids).
@@ -332,6 +395,10 @@ async fn models_as(app: &TestApp, credential: Option<&str>) -> Vec<Value> {
         "{}",
         r.body
     );
+    // The answer depends on the caller (admin_only fields, `can`): no shared cache may
+    // hand one caller's answer to another.
+    assert_eq!(r.header("cache-control"), Some("private, no-cache"));
+    assert_eq!(r.header("vary"), Some("Authorization, X-API-Key"));
     r.data(StatusCode::OK).as_array().expect("a list").clone()
 }
 

@@ -45,11 +45,12 @@ export default async function render(ctx) {
    * so the message never describes a table about to be replaced.
    */
   async function patch(flag, etag, body, what) {
+    if (!etag) return unread(flag);
     let said;
     try {
       await ctx.api.api("PATCH", `/flags/${encodeURIComponent(flag.key)}`, {
         body,
-        headers: etag ? { "If-Match": etag } : {},
+        headers: { "If-Match": etag },
       });
       said = ["ok", `${flag.key}: ${what}.`];
     } catch (err) {
@@ -61,6 +62,16 @@ export default async function render(ctx) {
     }
     await load();
     say(...said);
+    return null;
+  }
+
+  /**
+   * A flag whose own GET failed has no tag to send: a change without If-Match could
+   * overwrite someone else's, so none is sent; the table is read again instead.
+   */
+  async function unread(flag) {
+    await load();
+    say("error", `${flag.key} could not be read just now, so nothing was changed; the table is reloaded, try again.`);
     return null;
   }
 
@@ -136,9 +147,14 @@ export default async function render(ctx) {
 
   async function remove(flag, etag) {
     if (!(await confirm(`Delete the flag ${flag.key}? Code that asks for it will see it off.`, "Delete"))) return;
+    if (!etag) {
+      await unread(flag);
+      ctx.main.querySelector("h1")?.focus();
+      return;
+    }
     let said;
     try {
-      await ctx.api.api("DELETE", `/flags/${encodeURIComponent(flag.key)}`, { headers: etag ? { "If-Match": etag } : {} });
+      await ctx.api.api("DELETE", `/flags/${encodeURIComponent(flag.key)}`, { headers: { "If-Match": etag } });
       said = ["ok", `${flag.key} was deleted.`];
     } catch (err) {
       said =
