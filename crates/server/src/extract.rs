@@ -317,6 +317,17 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
     }
 }
 
+impl QueryPairs {
+    /// Refuses any parameter, for routes that take none: naming it rather than ignoring it,
+    /// so a client's typo is a `400` and not a silently different answer.
+    pub(crate) fn refuse_any(&self) -> Result<(), ApiError> {
+        match self.0.first() {
+            Some((k, _)) => Err(ApiError::invalid(k, "unknown parameter; this takes none")),
+            None => Ok(()),
+        }
+    }
+}
+
 /// `Idempotency-Key`: 1 to 255 visible ASCII characters.
 #[derive(Debug, Clone)]
 pub(crate) struct IdempotencyKey(pub(crate) Option<String>);

@@ -102,6 +102,33 @@ export function showFieldErrors(form, err) {
   return placed;
 }
 
+/**
+ * Runs `action` for a form's submit: clears the last errors, disables `submit` meanwhile,
+ * and on an error answer shows each field's message beside it and the rest in `status`
+ * (focus goes to the first wrong field, else back to `submit`). `conflictField` names the
+ * field a 409 without details is about (a taken key or email).
+ */
+export async function submitForm(form, submit, status, action, conflictField) {
+  clear(status);
+  clearFieldErrors(form);
+  submit.disabled = true;
+  try {
+    await action();
+  } catch (err) {
+    const details = err.details || [];
+    if (conflictField && err.status === 409 && !details.length) {
+      err.details = [{ field: conflictField, reason: err.message }];
+    }
+    const placed = showFieldErrors(form, err);
+    if (placed.length < (err.details || []).length || !(err.details || []).length) {
+      clear(status, errorNotice(err, placed));
+    }
+    if (!placed.length) submit.focus();
+  } finally {
+    submit.disabled = false;
+  }
+}
+
 export function clearFieldErrors(form) {
   for (const slot of form.querySelectorAll("[data-error-for]")) {
     slot.textContent = "";

@@ -27,15 +27,10 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 async fn list_alerts(
     State(state): State<AppState>,
     caller: Caller,
-    QueryPairs(pairs): QueryPairs,
+    query: QueryPairs,
 ) -> Result<Reply, ApiError> {
     caller.require_admin("only admins read the alerts")?;
-    if let Some((k, _)) = pairs.first() {
-        return Err(ApiError::invalid(
-            k,
-            "unknown parameter; this list takes none",
-        ));
-    }
+    query.refuse_any()?;
     let alerts = state.alerts().map(|a| a.list()).unwrap_or_default();
     Reply::data(&alerts)
 }

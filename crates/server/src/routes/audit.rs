@@ -189,15 +189,10 @@ async fn record_history(
 async fn verify_audit(
     State(state): State<AppState>,
     caller: Caller,
-    QueryPairs(pairs): QueryPairs,
+    query: QueryPairs,
 ) -> Result<Reply, ApiError> {
     caller.require_admin("only admins verify the audit trail")?;
-    if let Some((k, _)) = pairs.first() {
-        return Err(ApiError::invalid(
-            k,
-            "unknown parameter; this check takes none",
-        ));
-    }
+    query.refuse_any()?;
     let verdict = match state.store().audit_verify().await? {
         AuditVerdict::Intact { entries } => Verdict {
             intact: true,

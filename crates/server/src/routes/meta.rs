@@ -39,14 +39,9 @@ async fn version() -> Result<Reply, ApiError> {
 async fn list_models(
     State(state): State<AppState>,
     caller: Caller,
-    QueryPairs(pairs): QueryPairs,
+    query: QueryPairs,
 ) -> Result<Reply, ApiError> {
-    if let Some((k, _)) = pairs.first() {
-        return Err(ApiError::invalid(
-            k,
-            "unknown parameter; this list takes none",
-        ));
-    }
+    query.refuse_any()?;
     let who = &caller.0;
     let all_fields = who.field_access() == FieldAccess::All;
     let models: Vec<Value> = state

@@ -77,18 +77,13 @@ async fn show_metrics(State(state): State<AppState>, req: Request) -> Result<Res
 async fn metrics_series(
     State(state): State<AppState>,
     caller: Caller,
-    QueryPairs(pairs): QueryPairs,
+    query: QueryPairs,
 ) -> Result<Reply, ApiError> {
     let Some(recorder) = state.series() else {
         return Err(crate::extract::no_such_route());
     };
     caller.require_admin("only admins read the metrics series")?;
-    if let Some((k, _)) = pairs.first() {
-        return Err(ApiError::invalid(
-            k,
-            "unknown parameter; this series takes none",
-        ));
-    }
+    query.refuse_any()?;
     let series = Series {
         interval_seconds: recorder.bucket().as_secs(),
         points: recorder.series().iter().map(SeriesPoint::from).collect(),

@@ -2,7 +2,7 @@
 // percentage, delete. Every change sends If-Match with the ETag the page read, so a flag
 // changed meanwhile (by another admin or instance) is reported, not overwritten.
 
-import { h, clear, announce, notice, errorNotice, errorText, field, showFieldErrors, clearFieldErrors, confirm, when } from "../ui.js";
+import { h, clear, announce, notice, errorText, field, showFieldErrors, clearFieldErrors, confirm, when, submitForm } from "../ui.js";
 import { table } from "../paging.js";
 
 export default async function render(ctx) {
@@ -196,29 +196,19 @@ function createForm(ctx, say, created) {
     field("Rollout %", rollout, "0 to 100, at most two decimals."),
     h("div", { class: "actions" }, submit),
   );
-  form.addEventListener("submit", async (e) => {
+  form.addEventListener("submit", (e) => {
     e.preventDefault();
-    clear(formStatus);
-    clearFieldErrors(form);
     const body = { key: key.value.trim(), description: description.value, enabled: enabled.checked };
     const r = rollout.value.trim();
     body.rollout = r === "" ? 0 : Number(r);
     if (!Number.isFinite(body.rollout)) return showFieldErrors(form, { details: [{ field: "rollout", reason: "must be a number from 0 to 100" }] });
-    submit.disabled = true;
-    try {
+    submitForm(form, submit, formStatus, async () => {
       await ctx.api.api("POST", "/flags", { body });
       form.reset();
       await created();
       say("ok", `Flag ${body.key} created.`);
       key.focus();
-    } catch (err) {
-      if (err.status === 409 && !err.details.length) err.details = [{ field: "key", reason: err.message }];
-      const placed = showFieldErrors(form, err);
-      if (placed.length < err.details.length || !err.details.length) clear(formStatus, errorNotice(err, placed));
-      if (!placed.length) submit.focus();
-    } finally {
-      submit.disabled = false;
-    }
+    }, "key");
   });
   return form;
 }

@@ -2,7 +2,7 @@
 // exactly once, revoke. The secret lives only in this page's DOM: leaving the page drops it,
 // and the API never answers it again.
 
-import { h, clear, announce, notice, errorNotice, errorText, field, showFieldErrors, clearFieldErrors, confirm, when } from "../ui.js";
+import { h, clear, announce, notice, errorText, field, showFieldErrors, confirm, when, submitForm } from "../ui.js";
 import { table } from "../paging.js";
 
 export default async function render(ctx) {
@@ -107,10 +107,8 @@ function createForm(ctx, secretSlot, created) {
     field("Expires", expires, "Optional; leave empty for the server's default lifetime."),
     h("div", { class: "actions" }, submit),
   );
-  form.addEventListener("submit", async (e) => {
+  form.addEventListener("submit", (e) => {
     e.preventDefault();
-    clear(formStatus);
-    clearFieldErrors(form);
     const body = { name: name.value.trim() };
     if (role.value) body.role = role.value;
     if (expires.value) {
@@ -118,21 +116,14 @@ function createForm(ctx, secretSlot, created) {
       if (isNaN(at)) return showFieldErrors(form, { details: [{ field: "expires_at", reason: "is not a date and time" }] });
       body.expires_at = at.toISOString();
     }
-    submit.disabled = true;
-    try {
+    submitForm(form, submit, formStatus, async () => {
       const r = await ctx.api.api("POST", "/auth/api-keys", { body });
       form.reset();
       clear(secretSlot, secretBox(r.data));
       await created();
       secretSlot.querySelector("h2")?.focus();
       announce(`Key ${r.data.name} created; copy its secret now`);
-    } catch (err) {
-      const placed = showFieldErrors(form, err);
-      if (placed.length < err.details.length || !err.details.length) clear(formStatus, errorNotice(err, placed));
-      if (!placed.length) submit.focus();
-    } finally {
-      submit.disabled = false;
-    }
+    });
   });
   return form;
 }

@@ -2,7 +2,7 @@
 // version the list showed, so a change made meanwhile is not overwritten), end an
 // account's sessions, delete.
 
-import { h, clear, announce, notice, errorNotice, errorText, field, showFieldErrors, clearFieldErrors, confirm, when } from "../ui.js";
+import { h, clear, announce, notice, errorText, field, confirm, when, submitForm } from "../ui.js";
 import { cursorPager, table } from "../paging.js";
 
 const ROLES = ["user", "admin"];
@@ -114,12 +114,9 @@ function createForm(ctx, say, created) {
     field("Role", role),
     h("div", { class: "actions" }, submit),
   );
-  form.addEventListener("submit", async (e) => {
+  form.addEventListener("submit", (e) => {
     e.preventDefault();
-    clear(formStatus);
-    clearFieldErrors(form);
-    submit.disabled = true;
-    try {
+    submitForm(form, submit, formStatus, async () => {
       await ctx.api.api("POST", "/users", { body: { email: email.value.trim(), password: password.value, role: role.value } });
       const made = email.value.trim();
       form.reset();
@@ -127,14 +124,7 @@ function createForm(ctx, say, created) {
       say("ok", `Account ${made} created.`);
       announce("Account created");
       email.focus();
-    } catch (err) {
-      if (err.status === 409 && !err.details.length) err.details = [{ field: "email", reason: err.message }];
-      const placed = showFieldErrors(form, err);
-      if (placed.length < err.details.length || !err.details.length) clear(formStatus, errorNotice(err, placed));
-      if (!placed.length) submit.focus();
-    } finally {
-      submit.disabled = false;
-    }
+    }, "email");
   });
   return form;
 }

@@ -66,14 +66,6 @@ fn flag_etag(flag: &Flag) -> String {
     format!("\"{}.{}\"", flag.id, flag.version)
 }
 
-/// Refuses any query parameter.
-fn no_params(pairs: &[(String, String)]) -> Result<(), ApiError> {
-    match pairs.first() {
-        Some((k, _)) => Err(ApiError::invalid(k, "unknown parameter; this takes none")),
-        None => Ok(()),
-    }
-}
-
 /// A flag with its `ETag`.
 fn flag_reply(flag: &Flag) -> Result<Reply, ApiError> {
     Ok(Reply::data(&FlagJson::from(flag))?.with_entity_tag(flag_etag(flag)))
@@ -146,10 +138,10 @@ async fn create_flag(
 async fn list_flags(
     State(state): State<AppState>,
     caller: Caller,
-    QueryPairs(pairs): QueryPairs,
+    query: QueryPairs,
 ) -> Result<Reply, ApiError> {
     require_admin(&caller)?;
-    no_params(&pairs)?;
+    query.refuse_any()?;
     let flags = state.store().list_flags().await?;
     let shown: Vec<FlagJson<'_>> = flags.iter().map(FlagJson::from).collect();
     Reply::data(&shown)
@@ -292,9 +284,9 @@ async fn delete_flag(
 async fn evaluate_flags(
     State(state): State<AppState>,
     caller: Caller,
-    QueryPairs(pairs): QueryPairs,
+    query: QueryPairs,
 ) -> Result<Reply, ApiError> {
-    no_params(&pairs)?;
+    query.refuse_any()?;
     let set = state.flags().current(state.store().as_ref()).await?;
     let subject = Subject::of(&caller.0, caller.1);
     Reply::data(&evaluate(&set, &subject, state.auth().now()))
