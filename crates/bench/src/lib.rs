@@ -9,6 +9,7 @@
 //! records inserted through batch writes ([`BulkOptions`], [`BulkFigures`]).
 
 mod bulk;
+mod ceiling;
 mod fanout;
 mod sse;
 
@@ -36,6 +37,9 @@ pub struct Options {
     pub fanout: Option<FanoutOptions>,
     /// The bulk workload, run last when set.
     pub bulk: Option<BulkOptions>,
+    /// Also measure `get_one` against the ceiling probe (`ceiling.rs`) with the same
+    /// requests, concurrency and seed count, after the workloads.
+    pub ceiling: bool,
 }
 
 /// Why a benchmark could not run.
@@ -90,6 +94,8 @@ pub struct Report {
     pub fanout: Option<FanoutFigures>,
     /// The bulk workload's figures, when it ran.
     pub bulk: Option<BulkFigures>,
+    /// `get_one` against the ceiling probe, when it ran.
+    pub ceiling: Option<Figures>,
 }
 
 impl fmt::Display for Report {
@@ -115,6 +121,24 @@ impl fmt::Display for Report {
                 w.p99.as_secs_f64() * 1000.0,
                 w.errors
             )?;
+        }
+        if let Some(ceiling) = &self.ceiling {
+            writeln!(
+                f,
+                "{:<10} {:>10.0} {:>9.3} {:>9.3} {:>8}",
+                ceiling.name,
+                ceiling.rps(),
+                ceiling.p50.as_secs_f64() * 1000.0,
+                ceiling.p99.as_secs_f64() * 1000.0,
+                ceiling.errors
+            )?;
+            if let Some(get) = self.workloads.iter().find(|w| w.name == "get_one") {
+                writeln!(
+                    f,
+                    "get_one reached {:.0} % of the ceiling probe (a bare handler reading the row through rusqlite)",
+                    100.0 * get.rps() / ceiling.rps().max(1e-9)
+                )?;
+            }
         }
         if let Some(fanout) = &self.fanout {
             write!(f, "{fanout}")?;
@@ -173,6 +197,11 @@ pub async fn run(url: &str, opts: &Options) -> Result<Report, BenchError> {
     for &(name, mix) in runs {
         workloads.push(measure(&target, name, opts, mix).await);
     }
+    let ceiling = if opts.ceiling && opts.requests > 0 {
+        Some(measure_ceiling(&target.client, opts).await?)
+    } else {
+        None
+    };
     let fanout = match &opts.fanout {
         Some(shape) => Some(fanout::run(&target.client, &target.base, shape).await?),
         None => None,
@@ -188,7 +217,22 @@ pub async fn run(url: &str, opts: &Options) -> Result<Report, BenchError> {
         seeded_ids: target.ids.clone(),
         fanout,
         bulk,
+        ceiling,
     })
+}
+
+/// `get_one` against a ceiling probe seeded with as many rows, through the same client.
+async fn measure_ceiling(client: &reqwest::Client, opts: &Options) -> Result<Figures, BenchError> {
+    let probe = ceiling::start(opts.seed).await?;
+    let target = Arc::new(Target {
+        client: client.clone(),
+        base: probe.url.clone(),
+        ids: probe.ids.clone(),
+        counter: AtomicU64::new(0),
+    });
+    let figures = measure(&target, "ceiling", opts, [100, 0]).await;
+    probe.stop().await;
+    Ok(figures)
 }
 
 /// Workload names with their mix: percentage of gets, of lists; the rest are creates.
@@ -247,7 +291,7 @@ impl Target {
 }
 
 /// A cheap, well-spread hash for choosing ids and request kinds (splitmix64).
-fn mix64(n: u64) -> u64 {
+pub(crate) fn mix64(n: u64) -> u64 {
     let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

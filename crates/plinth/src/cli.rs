@@ -205,6 +205,11 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "SECONDS", requires = "fanout", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub(crate) duration: u64,
+    /// Also measure get_one against the ceiling probe: a bare axum handler reading one row
+    /// by primary key through rusqlite, seeded with as many records, in the same process
+    /// and run; prints its row and get_one's share of it.
+    #[arg(long)]
+    pub(crate) ceiling: bool,
     /// Also run the bulk workload, last (alone with `--requests 0`): `--bulk-records`
     /// records of `resource` inserted through batch writes of `--batch-size` creates,
     /// `--bulk-concurrency` batches in flight; prints the total time and records/s.

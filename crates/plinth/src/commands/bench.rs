@@ -30,6 +30,7 @@ async fn bench(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
             write_rate: args.write_rate,
             duration: std::time::Duration::from_secs(args.duration),
         }),
+        ceiling: args.ceiling,
         bulk: args.bulk.then_some(plinth_bench::BulkOptions {
             records: args.bulk_records,
             batch_size: args.batch_size,

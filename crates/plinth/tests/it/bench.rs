@@ -133,3 +133,28 @@ async fn the_bulk_workload_inserts_every_record_through_batches() {
     assert_eq!(past.body["data"].as_array().map(Vec::len), Some(0));
     server.stop().await;
 }
+
+/// `--ceiling`: the probe answers every get of its own rows (no error), beside Plinth's
+/// get_one in the same report, with get_one's share of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ceiling_probe_is_measured_beside_get_one_without_errors() {
+    let dir = TestDir::new();
+    let args = [
+        "bench",
+        "--requests",
+        "200",
+        "--concurrency",
+        "4",
+        "--seed",
+        "20",
+        "--ceiling",
+    ];
+    let done = run_ok(&dir, &args, &[]).await;
+    assert_eq!(row(&done, "get_one").last(), Some(&"0"), "{}", done.stdout);
+    assert_eq!(row(&done, "ceiling").last(), Some(&"0"), "{}", done.stdout);
+    assert!(
+        done.stdout.contains("get_one reached ") && done.stdout.contains(" % of the ceiling probe"),
+        "{}",
+        done.stdout
+    );
+}
