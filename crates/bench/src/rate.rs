@@ -493,6 +493,10 @@ pub struct SoakOptions {
     pub max_error_rate: f64,
     /// Failure threshold: RSS growth after warm-up, in percent.
     pub max_rss_growth: f64,
+    /// Sent to `/metrics` when set; without it `/metrics` answers loopback peers only (the
+    /// API credential is not sent there: the server takes a bearer on `/metrics` for the
+    /// metrics token and refuses any other).
+    pub metrics_token: Option<String>,
 }
 
 /// One RSS sample: seconds since the soak started, resident bytes.
@@ -676,6 +680,7 @@ impl fmt::Display for SoakReport {
 /// until `stop` fires, then once more.
 pub(crate) async fn sample_rss(
     client: reqwest::Client,
+    token: Option<String>,
     base: String,
     every: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -691,7 +696,7 @@ pub(crate) async fn sample_rss(
             _ = stop.changed() => true,
         };
         let at = start.elapsed().as_secs_f64();
-        match fetch_rss(&client, &url).await {
+        match fetch_rss(&client, token.as_deref(), &url).await {
             Ok(bytes) => samples.push((at, bytes)),
             Err(why) => {
                 failures.0 += 1;
@@ -705,8 +710,16 @@ pub(crate) async fn sample_rss(
     }
 }
 
-async fn fetch_rss(client: &reqwest::Client, url: &str) -> Result<u64, String> {
-    let res = client.get(url).send().await.map_err(|e| e.to_string())?;
+async fn fetch_rss(
+    client: &reqwest::Client,
+    token: Option<&str>,
+    url: &str,
+) -> Result<u64, String> {
+    let mut req = client.get(url);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let res = req.send().await.map_err(|e| e.to_string())?;
     let status = res.status();
     let text = res.text().await.map_err(|e| e.to_string())?;
     if !status.is_success() {
@@ -722,8 +735,12 @@ pub(crate) async fn soak(
     opts: &SoakOptions,
 ) -> Result<SoakReport, BenchError> {
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let plain = reqwest::Client::builder()
+        .build()
+        .map_err(|e| BenchError::Server(format!("cannot build the HTTP client: {e}")))?;
     let sampler = tokio::spawn(sample_rss(
-        target.client.clone(),
+        plain,
+        opts.metrics_token.clone(),
         target.base.clone(),
         opts.sample_every,
         stop,

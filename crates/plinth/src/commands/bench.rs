@@ -16,6 +16,11 @@ pub(crate) fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
 
 /// Against `--url`, or an embedded server on a temporary database.
 async fn bench(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
+    let metrics_token = config
+        .settings
+        .metrics_token
+        .as_ref()
+        .map(|t| t.expose().to_owned());
     let opts = plinth_bench::Options {
         requests: args.requests,
         concurrency: args.concurrency,
@@ -37,7 +42,7 @@ async fn bench(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
         }),
     };
     if let Some(url) = &args.url {
-        let done = load(url, &opts, &args).await;
+        let done = load(url, &opts, &args, &metrics_token).await;
         return finish(done?, &args);
     }
     // The embedded server runs on a temporary SQLite file, or, with DATABASE_URL=postgres://…,
@@ -80,7 +85,7 @@ async fn bench(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
     }));
-    let result = load(&url, &opts, &args).await;
+    let result = load(&url, &opts, &args, &metrics_token).await;
     let _ = stop.send(());
     let _ = server.await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -95,7 +100,12 @@ enum Done {
 }
 
 /// Runs the mode the arguments ask for: the closed loop (default), `--rate`, or `--soak`.
-async fn load(url: &str, opts: &plinth_bench::Options, args: &BenchArgs) -> anyhow::Result<Done> {
+async fn load(
+    url: &str,
+    opts: &plinth_bench::Options,
+    args: &BenchArgs,
+    metrics_token: &Option<String>,
+) -> anyhow::Result<Done> {
     let Some(rate) = args.rate else {
         return Ok(Done::Closed(plinth_bench::run(url, opts).await?));
     };
@@ -114,6 +124,7 @@ async fn load(url: &str, opts: &plinth_bench::Options, args: &BenchArgs) -> anyh
             max_in_flight,
             max_error_rate: args.max_error_rate,
             max_rss_growth: args.max_rss_growth,
+            metrics_token: metrics_token.clone(),
         };
         return Ok(Done::Soak(plinth_bench::run_soak(url, opts, &shape).await?));
     }
