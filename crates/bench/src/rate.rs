@@ -772,3 +772,185 @@ pub(crate) async fn soak(
         rss_failures,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    fn recorder() -> Arc<Mutex<Recorder>> {
+        Arc::new(Mutex::new(Recorder::new(None)))
+    }
+
+    fn total(recorder: &Arc<Mutex<Recorder>>) -> Tally {
+        lock(recorder).total.clone()
+    }
+
+    /// A load generator held up (here: the first send blocks the only thread for 200 ms)
+    /// sends the next requests late; their latency counts that wait from the scheduled
+    /// time, instead of looking instant.
+    #[tokio::test(flavor = "current_thread")]
+    async fn latency_runs_from_the_scheduled_send_not_the_actual_one() {
+        let rec = recorder();
+        open_loop(100.0, 10, 100, &rec, |i| {
+            if i == 0 {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            (Req::Get, async { Outcome::Ok })
+        })
+        .await;
+        let t = total(&rec);
+        assert_eq!((t.reads.scheduled, t.reads.ok()), (10, 10));
+        // Requests 1..=9 were due at 10..=90 ms and left after 200 ms: at least 110 ms each.
+        assert!(t.reads.ms(0.5) >= 110.0, "p50 {} ms", t.reads.ms(0.5));
+    }
+
+    /// A server that answers nothing for 300 ms after the first request arrives still
+    /// gets every request on schedule: the count is not reduced, and the stall shows as
+    /// latency (the first request waits the whole stall).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stalled_server_shows_as_latency_not_as_fewer_requests() {
+        let gate = Arc::new(Semaphore::new(0));
+        let started = Arc::new(std::sync::Once::new());
+        let app = axum::Router::new().route(
+            "/api/v1/resource/{id}",
+            axum::routing::get(move || {
+                let (gate, started) = (Arc::clone(&gate), Arc::clone(&started));
+                async move {
+                    started.call_once(|| {
+                        let release = Arc::clone(&gate);
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_millis(300)).await;
+                            release.add_permits(Semaphore::MAX_PERMITS / 2);
+                        });
+                    });
+                    let _ = gate.acquire().await;
+                    "{}"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let target = Arc::new(Target {
+            client: reqwest::Client::new(),
+            base,
+            ids: vec!["one".to_owned()],
+            counter: AtomicU64::new(0),
+        });
+        let figures = run_workload(&target, Workload::GetOne, 50, 20, 100, None).await;
+        let all = figures.total.all();
+        assert_eq!((all.scheduled, all.ok(), all.errors()), (20, 20, 0));
+        // The first to arrive was due no later than it arrived, and answered 300 ms after.
+        assert!(all.max_ms() >= 300.0, "max {} ms", all.max_ms());
+        assert!(figures.achieved() > 0.0);
+    }
+
+    /// With two in flight and both held, the other eight are overflow (not delayed); the
+    /// two answered count as a non-2xx and a transport error.
+    #[tokio::test(flavor = "current_thread")]
+    async fn overflow_non_2xx_and_transport_errors_are_counted_apart() {
+        let gate = Arc::new(Semaphore::new(0));
+        let rec = recorder();
+        open_loop(1000.0, 10, 2, &rec, |i| {
+            if i == 9 {
+                // Let the two held ones finish once the schedule is through.
+                gate.add_permits(2);
+            }
+            let gate = Arc::clone(&gate);
+            let req = if i % 2 == 0 { Req::Get } else { Req::Create };
+            (req, async move {
+                let _ = gate.acquire().await;
+                if matches!(req, Req::Get) {
+                    Outcome::Status
+                } else {
+                    Outcome::Transport
+                }
+            })
+        })
+        .await;
+        let t = total(&rec);
+        assert_eq!(t.reads.scheduled + t.writes.scheduled, 10);
+        assert_eq!((t.reads.status_errors, t.writes.transport_errors), (1, 1));
+        assert_eq!(t.reads.overflow + t.writes.overflow, 8);
+        assert_eq!(t.all().errors(), 10);
+        assert_eq!(t.all().ok(), 0);
+    }
+
+    #[test]
+    fn outcomes_fall_in_the_window_of_their_scheduled_time() {
+        let mut r = Recorder::new(Some(Duration::from_secs(60)));
+        let ok = Some((Outcome::Ok, Duration::from_millis(2)));
+        r.record(Duration::from_secs(10), Req::Get, ok);
+        r.record(Duration::from_secs(70), Req::Create, ok);
+        r.record(Duration::from_secs(71), Req::Get, None);
+        assert_eq!(r.windows.len(), 2);
+        assert_eq!((r.windows[0].reads.ok(), r.windows[0].writes.ok()), (1, 0));
+        assert_eq!(
+            (r.windows[1].writes.ok(), r.windows[1].reads.overflow),
+            (1, 1)
+        );
+        assert_eq!((r.total.reads.scheduled, r.total.writes.scheduled), (2, 1));
+    }
+
+    #[test]
+    fn mixes_have_their_share_of_writes() {
+        let writes = (0..1000)
+            .filter(|&i| matches!(Workload::ReadWrite.request(i), Req::Create))
+            .count();
+        assert!((70..=130).contains(&writes), "{writes} writes in 1000");
+        assert!(!(0..100).any(|i| matches!(Workload::ReadWrite.request(i), Req::List)));
+        assert!(Workload::ReadWrite.is_mix() && Workload::Mixed.is_mix());
+        assert!(!Workload::GetOne.is_mix() && !Workload::Create.is_mix());
+        assert_eq!(Workload::parse("read_write"), Some(Workload::ReadWrite));
+        assert_eq!(Workload::parse("nope"), None);
+    }
+
+    #[test]
+    fn rss_growth_is_measured_from_the_first_sample_after_warm_up() {
+        let samples = [(0.0, 50), (10.0, 90), (20.0, 100), (40.0, 104), (60.0, 105)];
+        let g = rss_growth(&samples, 20.0).unwrap();
+        assert!((g - 5.0).abs() < 1e-9, "{g}");
+        // Warm-up at 15 s: the base is the 20 s sample, the first at or after it.
+        assert!((rss_growth(&samples, 15.0).unwrap() - 5.0).abs() < 1e-9);
+        let shrank = rss_growth(&[(0.0, 200), (5.0, 100)], 0.0).unwrap();
+        assert!((shrank + 50.0).abs() < 1e-9, "{shrank}");
+        // Nothing after warm-up to compare with.
+        assert_eq!(rss_growth(&samples, 60.0), None);
+        assert_eq!(rss_growth(&samples, 61.0), None);
+        assert_eq!(rss_growth(&[], 0.0), None);
+    }
+
+    #[test]
+    fn the_verdict_fails_on_errors_growth_or_no_figure_and_says_why() {
+        assert_eq!(verdict(0.1, 0.1, Some(10.0), 10.0), Ok(()));
+        let errors = verdict(0.2, 0.1, Some(1.0), 10.0).unwrap_err();
+        assert!(errors.contains("error rate 0.200 %"), "{errors}");
+        let growth = verdict(0.0, 0.1, Some(12.5), 10.0).unwrap_err();
+        assert!(growth.contains("RSS grew 12.5 %"), "{growth}");
+        let both = verdict(5.0, 0.1, Some(50.0), 10.0).unwrap_err();
+        assert!(
+            both.contains("error rate") && both.contains("RSS grew"),
+            "{both}"
+        );
+        let unmeasured = verdict(0.0, 0.1, None, 10.0).unwrap_err();
+        assert!(unmeasured.contains("no RSS growth figure"), "{unmeasured}");
+    }
+
+    #[test]
+    fn the_rss_csv_is_seconds_and_bytes() {
+        let csv = rss_csv(&[(0.0, 1000), (5.004, 2048)]);
+        assert_eq!(csv, "seconds,rss_bytes\n0.0,1000\n5.0,2048\n");
+        assert_eq!(rss_csv(&[]), "seconds,rss_bytes\n");
+    }
+
+    #[test]
+    fn rss_is_read_from_the_prometheus_text() {
+        let text = "# HELP process_resident_memory_bytes Resident memory size in bytes\n\
+                    # TYPE process_resident_memory_bytes gauge\n\
+                    process_resident_memory_bytes_other 1\n\
+                    process_resident_memory_bytes 7.2e7\n";
+        assert_eq!(parse_rss(text), Some(72_000_000));
+        assert_eq!(parse_rss("up 1\n"), None);
+    }
+}
