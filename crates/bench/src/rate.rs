@@ -829,8 +829,10 @@ mod tests {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let base = format!("http://{}", listener.local_addr().expect("its address"));
         tokio::spawn(async move { axum::serve(listener, app).await });
         let target = Arc::new(Target {
             client: reqwest::Client::new(),
@@ -909,11 +911,11 @@ mod tests {
     #[test]
     fn rss_growth_is_measured_from_the_first_sample_after_warm_up() {
         let samples = [(0.0, 50), (10.0, 90), (20.0, 100), (40.0, 104), (60.0, 105)];
-        let g = rss_growth(&samples, 20.0).unwrap();
+        let g = rss_growth(&samples, 20.0).expect("a figure");
         assert!((g - 5.0).abs() < 1e-9, "{g}");
         // Warm-up at 15 s: the base is the 20 s sample, the first at or after it.
-        assert!((rss_growth(&samples, 15.0).unwrap() - 5.0).abs() < 1e-9);
-        let shrank = rss_growth(&[(0.0, 200), (5.0, 100)], 0.0).unwrap();
+        assert!((rss_growth(&samples, 15.0).expect("a figure") - 5.0).abs() < 1e-9);
+        let shrank = rss_growth(&[(0.0, 200), (5.0, 100)], 0.0).expect("a figure");
         assert!((shrank + 50.0).abs() < 1e-9, "{shrank}");
         // Nothing after warm-up to compare with.
         assert_eq!(rss_growth(&samples, 60.0), None);
@@ -924,16 +926,16 @@ mod tests {
     #[test]
     fn the_verdict_fails_on_errors_growth_or_no_figure_and_says_why() {
         assert_eq!(verdict(0.1, 0.1, Some(10.0), 10.0), Ok(()));
-        let errors = verdict(0.2, 0.1, Some(1.0), 10.0).unwrap_err();
+        let errors = verdict(0.2, 0.1, Some(1.0), 10.0).expect_err("a failure");
         assert!(errors.contains("error rate 0.200 %"), "{errors}");
-        let growth = verdict(0.0, 0.1, Some(12.5), 10.0).unwrap_err();
+        let growth = verdict(0.0, 0.1, Some(12.5), 10.0).expect_err("a failure");
         assert!(growth.contains("RSS grew 12.5 %"), "{growth}");
-        let both = verdict(5.0, 0.1, Some(50.0), 10.0).unwrap_err();
+        let both = verdict(5.0, 0.1, Some(50.0), 10.0).expect_err("a failure");
         assert!(
             both.contains("error rate") && both.contains("RSS grew"),
             "{both}"
         );
-        let unmeasured = verdict(0.0, 0.1, None, 10.0).unwrap_err();
+        let unmeasured = verdict(0.0, 0.1, None, 10.0).expect_err("a failure");
         assert!(unmeasured.contains("no RSS growth figure"), "{unmeasured}");
     }
 

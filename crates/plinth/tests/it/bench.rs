@@ -163,8 +163,8 @@ async fn the_fixed_rate_mode_sends_every_scheduled_request() {
         assert_eq!(cols.first(), Some(&"40"), "sent: {}", done.stdout);
         assert_eq!(cols.get(7), Some(&"0"), "errors: {}", done.stdout);
     }
-    let reads: u64 = row(&done, "read_write.reads")[0].parse().unwrap();
-    let writes: u64 = row(&done, "read_write.writes")[0].parse().unwrap();
+    let count = |name| -> u64 { row(&done, name)[0].parse().expect("a count") };
+    let (reads, writes) = (count("read_write.reads"), count("read_write.writes"));
     assert_eq!(reads + writes, 40, "{}", done.stdout);
     assert!(writes > 0, "{}", done.stdout);
     // Only the workloads asked for ran.
@@ -188,7 +188,7 @@ async fn the_fixed_rate_mode_sends_every_scheduled_request() {
 async fn the_soak_samples_rss_and_fails_past_its_limits() {
     let dir = TestDir::new();
     let csv = dir.path().join("rss.csv");
-    let csv_arg = csv.to_str().unwrap();
+    let csv_arg = csv.to_str().expect("a UTF-8 path");
     let soak = [
         "bench",
         "--seed",
@@ -216,13 +216,13 @@ async fn the_soak_samples_rss_and_fails_past_its_limits() {
         "{}",
         done.stdout
     );
-    let text = std::fs::read_to_string(&csv).unwrap();
+    let text = std::fs::read_to_string(&csv).expect("the CSV");
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("seconds,rss_bytes"));
     let samples: Vec<(f64, u64)> = lines
         .map(|l| {
-            let (t, b) = l.split_once(',').unwrap();
-            (t.parse().unwrap(), b.parse().unwrap())
+            let (t, b) = l.split_once(',').expect("two columns");
+            (t.parse().expect("seconds"), b.parse().expect("bytes"))
         })
         .collect();
     assert!(samples.len() >= 3, "{text}");
