@@ -9,6 +9,8 @@ use anyhow::Context;
 /// `plinth bench`.
 pub(crate) fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     let config = Config::load(global, None)?;
+    // Before any server starts or any record is seeded.
+    workloads(&args)?;
     // The embedded server's access log would bury the report (and slow the run).
     logging::init(global.log_level.as_deref().unwrap_or("warn"))?;
     super::runtime()?.block_on(bench(config, args))
@@ -128,8 +130,19 @@ async fn load(
         };
         return Ok(Done::Soak(plinth_bench::run_soak(url, opts, &shape).await?));
     }
-    let workloads = args
-        .workloads
+    let workloads = workloads(args)?;
+    let shape = plinth_bench::RateOptions {
+        rate,
+        duration,
+        workloads,
+        max_in_flight,
+    };
+    Ok(Done::Rate(plinth_bench::run_rate(url, opts, &shape).await?))
+}
+
+/// The `--workloads` named, or why one is unknown.
+fn workloads(args: &BenchArgs) -> anyhow::Result<Vec<plinth_bench::Workload>> {
+    args.workloads
         .iter()
         .map(|name| {
             plinth_bench::Workload::parse(name.trim()).with_context(|| {
@@ -138,14 +151,7 @@ async fn load(
                 )
             })
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let shape = plinth_bench::RateOptions {
-        rate,
-        duration,
-        workloads,
-        max_in_flight,
-    };
-    Ok(Done::Rate(plinth_bench::run_rate(url, opts, &shape).await?))
+        .collect()
 }
 
 /// Prints the report and writes the files asked for; a soak beyond its limits fails here.
