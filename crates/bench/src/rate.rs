@@ -226,6 +226,11 @@ pub(crate) struct Recorder {
 }
 
 impl Recorder {
+    /// The whole run's tally so far.
+    pub(crate) fn total(&self) -> &Tally {
+        &self.total
+    }
+
     pub(crate) fn new(window: Option<Duration>) -> Self {
         Recorder {
             window,
