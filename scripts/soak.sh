@@ -8,7 +8,7 @@
 #
 #   scripts/soak.sh                      # sqlite and postgres
 #   scripts/soak.sh sqlite               # one engine
-#   RATE=250 DURATION=60 WARMUP=20 scripts/soak.sh postgres
+#   RATE=250 DURATION=60 WARMUP=20 scripts/soak.sh postgres   # the defaults
 #
 # PostgreSQL: the server at PLINTH_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432);
 # the step makes a scratch database of its own and drops it. The debug binary is the one
@@ -42,6 +42,11 @@ cleanup() {
 }
 trap 'cleanup; rm -rf "$WORK"' EXIT
 
+# The `data.NAME` of the JSON answer on stdin (python3, which .ci/run needs anyway: no jq).
+json_field() {
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["data"][sys.argv[1]])' "$1"
+}
+
 # soak ENGINE [DATABASE_URL]: serve on a free port, get an API key, soak, stop.
 soak() {
     local engine="$1" database="${2:-}" port password base token key
@@ -61,9 +66,9 @@ soak() {
         sleep 0.1
     done
     token=$(curl -fsS -X POST "$base/api/v1/auth/login" -H 'Content-Type: application/json' \
-        -d "{\"email\":\"soak@example.com\",\"password\":\"$password\"}" | jq -r .data.access_token)
+        -d "{\"email\":\"soak@example.com\",\"password\":\"$password\"}" | json_field access_token)
     key=$(curl -fsS -X POST "$base/api/v1/auth/api-keys" -H "Authorization: Bearer $token" \
-        -H 'Content-Type: application/json' -d '{"name":"soak"}' | jq -r .data.key)
+        -H 'Content-Type: application/json' -d '{"name":"soak"}' | json_field key)
     printf '\n--- soak on %s: %s req/s for %s s, warm-up %s s\n' "$engine" "$RATE" "$DURATION" "$WARMUP"
     PLINTH_BENCH_TOKEN="$key" "$PLINTH" bench --url "$base" --soak --rate "$RATE" \
         --duration "$DURATION" --warmup "$WARMUP" --seed 1000 --rss-csv "$OUT/$engine-rss.csv"

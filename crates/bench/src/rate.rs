@@ -681,21 +681,38 @@ impl fmt::Display for SoakReport {
     }
 }
 
-/// Samples `process_resident_memory_bytes` from `{base}/metrics` now and every `every`
-/// until `stop` fires, then once more.
+/// Samples `process_resident_memory_bytes` from `{base}/metrics` now, every `every`, at
+/// `warmup` (so growth has its base even when `every` does not divide it), and once more
+/// when `stop` fires.
 pub(crate) async fn sample_rss(
     client: reqwest::Client,
     token: Option<String>,
     base: String,
     every: Duration,
+    warmup: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> (Vec<RssSample>, (u64, Option<String>)) {
     let start = Instant::now();
     let url = format!("{base}/metrics");
     let mut samples = Vec::new();
     let mut failures = (0u64, None);
-    let mut next = start;
+    let mut regular = start;
+    let mut warm = Some(start + warmup).filter(|_| !warmup.is_zero());
     loop {
+        let next = match warm {
+            Some(w) if w <= regular => {
+                warm = None;
+                if w == regular {
+                    regular += every; // one sample for both
+                }
+                w
+            }
+            _ => {
+                let next = regular;
+                regular += every;
+                next
+            }
+        };
         let stopping = tokio::select! {
             () = tokio::time::sleep_until(next) => false,
             _ = stop.changed() => true,
@@ -711,7 +728,6 @@ pub(crate) async fn sample_rss(
         if stopping {
             return (samples, failures);
         }
-        next += every;
     }
 }
 
@@ -748,6 +764,7 @@ pub(crate) async fn soak(
         opts.metrics_token.clone(),
         target.base.clone(),
         opts.sample_every,
+        opts.warmup,
         stop,
     ));
     let shape = RateOptions {
