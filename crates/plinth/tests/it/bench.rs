@@ -241,3 +241,51 @@ async fn the_soak_samples_rss_and_fails_past_its_limits() {
         failed.stderr
     );
 }
+
+/// `--soak --url`: the running server's /metrics answers the sampler (sent without the API
+/// key, which /metrics would refuse), and the load is real records on that server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_soak_against_a_running_server_samples_its_rss() {
+    let dir = TestDir::new();
+    let server = Server::start(&dir).await;
+    let key = server
+        .post("/api/v1/auth/api-keys", &json!({"name": "soak bench"}))
+        .await;
+    assert_eq!(key.status, StatusCode::CREATED, "{}", key.text);
+    let key = key.body["data"]["key"]
+        .as_str()
+        .expect("the key")
+        .to_owned();
+    let url = server.url("");
+    let args = [
+        "bench",
+        "--url",
+        url.trim_end_matches('/'),
+        "--seed",
+        "3",
+        "--soak",
+        "--rate",
+        "30",
+        "--duration",
+        "2",
+        "--warmup",
+        "1",
+    ];
+    let done = run_ok(&dir, &args, &[("PLINTH_BENCH_TOKEN", &key)]).await;
+    assert!(
+        done.stdout.contains("errors: 0 of 60 (0.000 %"),
+        "{}",
+        done.stdout
+    );
+    let rss = done
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("rss_mb"))
+        .unwrap_or_default();
+    // At the start, at the end of the warm-up and at the end.
+    assert_eq!(rss.split_whitespace().count(), 4, "{}", done.stdout);
+    assert!(!done.stdout.contains("samples failed"), "{}", done.stdout);
+    let listed = server.get("/api/v1/resource?name=bench-0").await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+    server.stop().await;
+}
