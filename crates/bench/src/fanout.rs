@@ -2,20 +2,21 @@
 //! long each write takes to reach every subscriber.
 //!
 //! Every subscriber opens `GET /api/v1/resource/events` and waits for `ready`. Then writes
-//! (creates) are sent open loop: the n-th at `start + n / rate`, whether or not earlier
-//! ones were answered, so a slow server meets the load it was promised rather than a
+//! (creates) are sent open loop by the fixed-rate scheduler of `rate`: the n-th at
+//! `start + n / rate`, whether or not earlier ones were answered, so a slow server meets the load it was promised rather than a
 //! politely slowed one. A write's send time is kept by the record id its answer names;
 //! each subscriber keeps the time it first received each record id, and the difference
 //! is that delivery's latency. Every subscriber must receive every write once: a write
 //! some subscriber never got is missing, a second `created` for one record a duplicate,
 //! and both count as errors.
 
+use crate::rate::{Outcome, Recorder, open_loop};
 use crate::sse::{SseEvent, SseParser};
-use crate::{BenchError, Figures, new_histogram};
+use crate::{BenchError, Figures, Req, new_histogram};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc, watch};
 
@@ -24,6 +25,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long after the last write is answered subscribers may take to receive everything
 /// (the feed reads its log at least every `realtime.poll_ms`, one second by default).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// Writes in flight at most: far above what a server that keeps up holds.
+const WRITES_IN_FLIGHT: usize = 100_000;
 
 /// The fan-out workload's shape.
 #[derive(Debug, Clone, Copy)]
@@ -269,69 +272,86 @@ fn tally(
     }
 }
 
-/// Sends `opts.writes()` creates, the n-th at `start + n / rate`, each from a task of its
-/// own; answers the send time of each created record, by id, the writes' figures and why
-/// the first failed write failed.
+/// Sends `opts.writes()` creates through the fixed-rate scheduler (`rate::open_loop`: the
+/// n-th at `start + n / rate`, each from a task of its own); answers the send time of each
+/// created record, by id, the writes' figures and why the first failed write failed.
 async fn write_open_loop(
     client: &reqwest::Client,
     base: &str,
     opts: &FanoutOptions,
 ) -> (HashMap<String, Instant>, Figures, Option<String>) {
     let total = opts.writes();
-    let period = Duration::from_secs_f64(1.0 / f64::from(opts.write_rate.max(1)));
     let url = format!("{base}/api/v1/resource");
-    let started = tokio::time::Instant::now();
-    let mut tasks = Vec::new();
-    for n in 0..total {
-        let at = started + period.mul_f64(n as f64);
-        tokio::time::sleep_until(at).await;
-        let (client, url) = (client.clone(), url.clone());
-        tasks.push(tokio::spawn(async move {
-            let body = format!(r#"{{"name":"fanout-{n}"}}"#);
-            let sent_at = Instant::now();
-            let answer = client
-                .post(url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await;
-            let id = match answer {
-                Ok(res) => {
-                    let status = res.status();
-                    let body = res.json::<serde_json::Value>().await.unwrap_or_default();
-                    match body["data"]["id"].as_str() {
-                        Some(id) if status.is_success() => Ok(id.to_owned()),
-                        _ => Err(format!("HTTP {status}: {}", body["error"])),
+    let sent = Arc::new(Mutex::new((HashMap::new(), None::<String>)));
+    let recorder = Arc::new(Mutex::new(Recorder::new(None)));
+    let elapsed = open_loop(
+        f64::from(opts.write_rate.max(1)),
+        total,
+        WRITES_IN_FLIGHT,
+        &recorder,
+        |n| {
+            let (client, url, sent) = (client.clone(), url.clone(), Arc::clone(&sent));
+            (Req::Create, async move {
+                let body = format!(r#"{{"name":"fanout-{n}"}}"#);
+                let sent_at = Instant::now();
+                let answer = client
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                let (outcome, id) = match answer {
+                    Ok(res) => {
+                        let status = res.status();
+                        let body = res.json::<serde_json::Value>().await.unwrap_or_default();
+                        match body["data"]["id"].as_str() {
+                            Some(id) if status.is_success() => (Outcome::Ok, Ok(id.to_owned())),
+                            _ => (
+                                Outcome::Status,
+                                Err(format!("HTTP {status}: {}", body["error"])),
+                            ),
+                        }
+                    }
+                    Err(e) => (Outcome::Transport, Err(e.to_string())),
+                };
+                let mut sent = sent.lock().unwrap_or_else(PoisonError::into_inner);
+                match id {
+                    Ok(id) => {
+                        sent.0.insert(id, sent_at);
+                    }
+                    Err(why) => {
+                        sent.1.get_or_insert(why);
                     }
                 }
-                Err(e) => Err(e.to_string()),
-            };
-            (id, sent_at, sent_at.elapsed())
-        }));
-    }
-    let mut hist = new_histogram();
-    let (mut sent, mut errors, mut first_error) = (HashMap::new(), 0u64, None);
-    for task in tasks {
-        let why = match task.await {
-            Ok((Ok(id), sent_at, took)) => {
-                let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-                let _ = hist.record(micros.max(1));
-                sent.insert(id, sent_at);
-                continue;
-            }
-            Ok((Err(why), ..)) => why,
-            Err(e) => e.to_string(),
-        };
-        errors += 1;
-        first_error.get_or_insert(why);
-    }
+                outcome
+            })
+        },
+    )
+    .await;
+    let writes = recorder
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .total()
+        .writes
+        .clone();
+    let (sent, first_error) =
+        std::mem::take(&mut *sent.lock().unwrap_or_else(PoisonError::into_inner));
+    let first_error = first_error.or_else(|| {
+        (writes.errors() > 0).then(|| {
+            format!(
+                "{} unanswered within {} s or over {WRITES_IN_FLIGHT} in flight",
+                writes.transport_errors + writes.overflow,
+                crate::REQUEST_TIMEOUT.as_secs()
+            )
+        })
+    });
     let figures = Figures {
         name: "fan_write",
         requests: total,
-        errors,
-        elapsed: started.elapsed(),
-        p50: Duration::from_micros(hist.value_at_quantile(0.50)),
-        p99: Duration::from_micros(hist.value_at_quantile(0.99)),
+        errors: writes.errors(),
+        elapsed,
+        p50: Duration::from_micros(writes.latency.value_at_quantile(0.50)),
+        p99: Duration::from_micros(writes.latency.value_at_quantile(0.99)),
     };
     (sent, figures, first_error)
 }

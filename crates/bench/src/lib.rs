@@ -11,10 +11,15 @@
 mod bulk;
 mod ceiling;
 mod fanout;
+mod rate;
 mod sse;
 
 pub use bulk::{BulkFigures, BulkOptions};
 pub use fanout::{FanoutFigures, FanoutOptions};
+pub use rate::{
+    REQUEST_TIMEOUT, RateFigures, RateOptions, RateReport, RssSample, Side, SoakOptions,
+    SoakReport, Tally, Workload, parse_rss, rss_csv, rss_growth, verdict,
+};
 
 use hdrhistogram::Histogram;
 use std::fmt;
@@ -160,38 +165,7 @@ enum Req {
 
 /// Seeds `opts.seed` records, then measures each workload.
 pub async fn run(url: &str, opts: &Options) -> Result<Report, BenchError> {
-    let base = url.trim_end_matches('/').to_owned();
-    let loopback = ["http://127.", "http://localhost:", "http://[::1]:"];
-    if !loopback.iter().any(|p| base.starts_with(p)) {
-        return Err(BenchError::NotLoopback(base));
-    }
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(c) = &opts.credential {
-        let value =
-            reqwest::header::HeaderValue::from_str(&format!("Bearer {c}")).map_err(|_| {
-                BenchError::Server("the credential is not a valid header value".to_owned())
-            })?;
-        headers.insert(reqwest::header::AUTHORIZATION, value);
-    }
-    let client = reqwest::Client::builder()
-        .default_headers(headers)
-        .pool_max_idle_per_host(opts.concurrency)
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|e| BenchError::Server(format!("cannot build the HTTP client: {e}")))?;
-    let target = Arc::new(Target {
-        client,
-        base,
-        ids: Vec::new(),
-        counter: AtomicU64::new(0),
-    });
-    let ids = seed(&target, opts).await?;
-    let target = Arc::new(Target {
-        client: target.client.clone(),
-        base: target.base.clone(),
-        ids,
-        counter: AtomicU64::new(0),
-    });
+    let target = connect(url, opts, opts.concurrency).await?;
     let mut workloads = Vec::new();
     let runs: &[(&str, [u64; 2])] = if opts.requests == 0 { &[] } else { &WORKLOADS };
     for &(name, mix) in runs {
@@ -233,6 +207,81 @@ async fn measure_ceiling(client: &reqwest::Client, opts: &Options) -> Result<Fig
     let figures = measure(&target, "ceiling", opts, [100, 0]).await;
     probe.stop().await;
     Ok(figures)
+}
+
+/// Seeds `opts.seed` records, then runs each of `shape.workloads` open loop at a fixed rate.
+pub async fn run_rate(
+    url: &str,
+    opts: &Options,
+    shape: &RateOptions,
+) -> Result<RateReport, BenchError> {
+    let target = connect(url, opts, shape.max_in_flight).await?;
+    let mut workloads = Vec::new();
+    for &w in &shape.workloads {
+        let figures = rate::run_workload(
+            &target,
+            w,
+            shape.rate,
+            shape.total(),
+            shape.max_in_flight,
+            None,
+        )
+        .await;
+        workloads.push(figures);
+    }
+    Ok(RateReport {
+        url: target.base.clone(),
+        options: shape.clone(),
+        seeded: target.ids.len() as u64,
+        workloads,
+    })
+}
+
+/// Seeds `opts.seed` records, then runs the soak: `read_write` at a fixed rate, with the
+/// server's RSS sampled from its `/metrics`. The report's `verdict` says whether it passed.
+pub async fn run_soak(
+    url: &str,
+    opts: &Options,
+    shape: &SoakOptions,
+) -> Result<SoakReport, BenchError> {
+    let target = connect(url, opts, shape.max_in_flight).await?;
+    rate::soak(&target, shape).await
+}
+
+/// Checks `url`, builds the client (keeping `idle` connections) and seeds the records.
+async fn connect(url: &str, opts: &Options, idle: usize) -> Result<Arc<Target>, BenchError> {
+    let base = url.trim_end_matches('/').to_owned();
+    let loopback = ["http://127.", "http://localhost:", "http://[::1]:"];
+    if !loopback.iter().any(|p| base.starts_with(p)) {
+        return Err(BenchError::NotLoopback(base));
+    }
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(c) = &opts.credential {
+        let value =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {c}")).map_err(|_| {
+                BenchError::Server("the credential is not a valid header value".to_owned())
+            })?;
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    let client = reqwest::Client::builder()
+        .default_headers(headers)
+        .pool_max_idle_per_host(idle)
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| BenchError::Server(format!("cannot build the HTTP client: {e}")))?;
+    let target = Arc::new(Target {
+        client,
+        base,
+        ids: Vec::new(),
+        counter: AtomicU64::new(0),
+    });
+    let ids = seed(&target, opts).await?;
+    Ok(Arc::new(Target {
+        client: target.client.clone(),
+        base: target.base.clone(),
+        ids,
+        counter: AtomicU64::new(0),
+    }))
 }
 
 /// Workload names with their mix: percentage of gets, of lists; the rest are creates.

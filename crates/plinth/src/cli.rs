@@ -201,15 +201,65 @@ pub(crate) struct BenchArgs {
     #[arg(long, requires = "fanout", default_value_t = 200,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub(crate) write_rate: u32,
-    /// Fan-out: seconds of writes.
-    #[arg(long, value_name = "SECONDS", requires = "fanout", default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    /// Fan-out: seconds of writes. Fixed rate (`--rate`): seconds of each workload, or of
+    /// the soak.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub(crate) duration: u64,
     /// Also measure get_one against the ceiling probe: a bare axum handler reading one row
     /// by primary key through rusqlite, seeded with as many records, in the same process
     /// and run; prints its row and get_one's share of it.
     #[arg(long)]
     pub(crate) ceiling: bool,
+    /// Fixed-rate mode instead of the closed loop: each workload's requests are sent open
+    /// loop, the i-th at start + i/RATE answered or not, for `--duration` seconds; latency
+    /// runs from the scheduled send time. `--requests` and `--concurrency` are not used.
+    #[arg(long, value_name = "REQ_PER_S", conflicts_with_all = ["fanout", "bulk", "ceiling"],
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) rate: Option<u32>,
+    /// Fixed rate: the workloads to run, comma-separated, from get_one, list, create, mixed
+    /// (70 % get_one, 20 % list, 10 % create) and read_write (90 % get_one, 10 % create).
+    #[arg(
+        long,
+        requires = "rate",
+        conflicts_with = "soak",
+        value_delimiter = ',',
+        default_value = "get_one,list,create,mixed,read_write"
+    )]
+    pub(crate) workloads: Vec<String>,
+    /// Fixed rate: requests in flight at most; a request due beyond it is not sent and
+    /// counts as an `overflow` error (never delayed).
+    #[arg(long, requires = "rate", default_value_t = 2048,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub(crate) max_in_flight: u32,
+    /// Soak: `read_write` at `--rate` for `--duration` seconds, latency per minute and the
+    /// server's RSS sampled from its /metrics; exits non-zero above `--max-error-rate` or
+    /// `--max-rss-growth`.
+    #[arg(long, requires = "rate")]
+    pub(crate) soak: bool,
+    /// Soak: seconds of warm-up; RSS growth is measured from the first sample after it
+    /// (default: 20 % of `--duration`).
+    #[arg(long, value_name = "SECONDS", requires = "soak")]
+    pub(crate) warmup: Option<u64>,
+    /// Soak: seconds between RSS samples.
+    #[arg(long, value_name = "SECONDS", requires = "soak", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub(crate) rss_every: u64,
+    /// Soak: write the RSS samples here as CSV (`seconds,rss_bytes`).
+    #[arg(long, value_name = "FILE", requires = "soak")]
+    pub(crate) rss_csv: Option<std::path::PathBuf>,
+    /// Soak: the highest error rate that passes, in percent of requests scheduled (non-2xx,
+    /// transport errors and overflow).
+    #[arg(long, value_name = "PERCENT", requires = "soak", default_value_t = 0.1)]
+    pub(crate) max_error_rate: f64,
+    /// Soak: the highest RSS growth after warm-up that passes, in percent.
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        requires = "soak",
+        default_value_t = 10.0
+    )]
+    pub(crate) max_rss_growth: f64,
     /// Also run the bulk workload, last (alone with `--requests 0`): `--bulk-records`
     /// records of `resource` inserted through batch writes of `--batch-size` creates,
     /// `--bulk-concurrency` batches in flight; prints the total time and records/s.

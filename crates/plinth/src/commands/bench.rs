@@ -9,6 +9,8 @@ use anyhow::Context;
 /// `plinth bench`.
 pub(crate) fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     let config = Config::load(global, None)?;
+    // Before any server starts or any record is seeded.
+    workloads(&args)?;
     // The embedded server's access log would bury the report (and slow the run).
     logging::init(global.log_level.as_deref().unwrap_or("warn"))?;
     super::runtime()?.block_on(bench(config, args))
@@ -16,6 +18,11 @@ pub(crate) fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
 
 /// Against `--url`, or an embedded server on a temporary database.
 async fn bench(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
+    let metrics_token = config
+        .settings
+        .metrics_token
+        .as_ref()
+        .map(|t| t.expose().to_owned());
     let opts = plinth_bench::Options {
         requests: args.requests,
         concurrency: args.concurrency,
@@ -37,9 +44,9 @@ async fn bench(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
             concurrency: args.bulk_concurrency as usize,
         }),
     };
-    if let Some(url) = args.url {
-        let report = plinth_bench::run(&url, &opts).await?;
-        return finish_bench(&report, args.ids_file.as_deref());
+    if let Some(url) = &args.url {
+        let done = load(url, &opts, &args, &metrics_token).await;
+        return finish(done?, &args);
     }
     // The embedded server runs on a temporary SQLite file, or, with DATABASE_URL=postgres://…,
     // on that database (point it at a scratch database: the bench writes to it).
@@ -81,11 +88,93 @@ async fn bench(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
     }));
-    let result = plinth_bench::run(&url, &opts).await;
+    let result = load(&url, &opts, &args, &metrics_token).await;
     let _ = stop.send(());
     let _ = server.await;
     let _ = std::fs::remove_dir_all(&dir);
-    finish_bench(&result?, args.ids_file.as_deref())
+    finish(result?, &args)
+}
+
+/// What a run produced, by mode.
+enum Done {
+    Closed(plinth_bench::Report),
+    Rate(plinth_bench::RateReport),
+    Soak(plinth_bench::SoakReport),
+}
+
+/// Runs the mode the arguments ask for: the closed loop (default), `--rate`, or `--soak`.
+async fn load(
+    url: &str,
+    opts: &plinth_bench::Options,
+    args: &BenchArgs,
+    metrics_token: &Option<String>,
+) -> anyhow::Result<Done> {
+    let Some(rate) = args.rate else {
+        return Ok(Done::Closed(plinth_bench::run(url, opts).await?));
+    };
+    let duration = std::time::Duration::from_secs(args.duration);
+    let max_in_flight = args.max_in_flight as usize;
+    if args.soak {
+        let warmup = args
+            .warmup
+            .map_or(duration / 5, std::time::Duration::from_secs);
+        let shape = plinth_bench::SoakOptions {
+            rate,
+            duration,
+            warmup,
+            sample_every: std::time::Duration::from_secs(args.rss_every),
+            window: std::time::Duration::from_secs(60),
+            max_in_flight,
+            max_error_rate: args.max_error_rate,
+            max_rss_growth: args.max_rss_growth,
+            metrics_token: metrics_token.clone(),
+        };
+        return Ok(Done::Soak(plinth_bench::run_soak(url, opts, &shape).await?));
+    }
+    let workloads = workloads(args)?;
+    let shape = plinth_bench::RateOptions {
+        rate,
+        duration,
+        workloads,
+        max_in_flight,
+    };
+    Ok(Done::Rate(plinth_bench::run_rate(url, opts, &shape).await?))
+}
+
+/// The `--workloads` named, or why one is unknown.
+fn workloads(args: &BenchArgs) -> anyhow::Result<Vec<plinth_bench::Workload>> {
+    args.workloads
+        .iter()
+        .map(|name| {
+            plinth_bench::Workload::parse(name.trim()).with_context(|| {
+                format!(
+                    "unknown workload {name:?} (known: get_one, list, create, mixed, read_write)"
+                )
+            })
+        })
+        .collect()
+}
+
+/// Prints the report and writes the files asked for; a soak beyond its limits fails here.
+fn finish(done: Done, args: &BenchArgs) -> anyhow::Result<()> {
+    match done {
+        Done::Closed(report) => finish_bench(&report, args.ids_file.as_deref()),
+        Done::Rate(report) => {
+            print!("{report}");
+            Ok(())
+        }
+        Done::Soak(report) => {
+            print!("{report}");
+            if let Some(path) = &args.rss_csv {
+                std::fs::write(path, report.rss_csv())
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                println!("rss samples written to {}", path.display());
+            }
+            report
+                .verdict()
+                .map_err(|why| anyhow::anyhow!("the soak failed: {why}"))
+        }
+    }
 }
 
 fn finish_bench(

@@ -1,8 +1,9 @@
-//! `plinth bench --fanout` and `--bulk`, small, against the real server: every write
-//! reaches every subscriber exactly once, and every bulk record is written. Behaviour only:
-//! no figure of speed is asserted.
+//! `plinth bench --fanout`, `--bulk`, `--rate` and `--soak`, small, against the real server:
+//! every write reaches every subscriber exactly once, every bulk record is written, the
+//! fixed-rate mode sends what it scheduled, and the soak samples RSS and exits non-zero past
+//! its limits. Behaviour only: no figure of speed is asserted.
 
-use crate::helpers::{Finished, Server, TestDir, run_ok};
+use crate::helpers::{Finished, Server, TestDir, run, run_ok};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -157,4 +158,159 @@ async fn the_ceiling_probe_is_measured_beside_get_one_without_errors() {
         "{}",
         done.stdout
     );
+}
+
+/// `--rate`: each chosen workload sends rate × duration requests, reported with reads and
+/// writes apart for the mix, and nothing fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fixed_rate_mode_sends_every_scheduled_request() {
+    let dir = TestDir::new();
+    let args = [
+        "bench",
+        "--seed",
+        "5",
+        "--rate",
+        "40",
+        "--duration",
+        "1",
+        "--workloads",
+        "get_one,read_write",
+    ];
+    let done = run_ok(&dir, &args, &[]).await;
+    assert!(
+        done.stdout
+            .contains("at 40 req/s for 1 s per workload, open loop"),
+        "{}",
+        done.stdout
+    );
+    for name in ["get_one", "read_write"] {
+        let cols = row(&done, name);
+        assert_eq!(cols.first(), Some(&"40"), "sent: {}", done.stdout);
+        assert_eq!(cols.get(7), Some(&"0"), "errors: {}", done.stdout);
+    }
+    let count = |name| -> u64 { row(&done, name)[0].parse().expect("a count") };
+    let (reads, writes) = (count("read_write.reads"), count("read_write.writes"));
+    assert_eq!(reads + writes, 40, "{}", done.stdout);
+    assert!(writes > 0, "{}", done.stdout);
+    // Only the workloads asked for ran.
+    assert!(
+        !done.stdout.lines().any(|l| l.starts_with("list ")),
+        "{}",
+        done.stdout
+    );
+    let bad = run(&dir, &["bench", "--rate", "10", "--workloads", "nope"], &[]).await;
+    assert_ne!(bad.status.code(), Some(0));
+    assert!(
+        bad.stderr.contains("unknown workload \"nope\""),
+        "{}",
+        bad.stderr
+    );
+}
+
+/// `--soak`: RSS sampled from the server's /metrics into the CSV, a pass within the limits,
+/// and a non-zero exit naming the limit when RSS growth is past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_soak_samples_rss_and_fails_past_its_limits() {
+    let dir = TestDir::new();
+    let csv = dir.path().join("rss.csv");
+    let csv_arg = csv.to_str().expect("a UTF-8 path");
+    let soak = [
+        "bench",
+        "--seed",
+        "5",
+        "--soak",
+        "--rate",
+        "40",
+        "--duration",
+        "3",
+        "--warmup",
+        "1",
+        "--rss-every",
+        "1",
+        "--rss-csv",
+        csv_arg,
+    ];
+    let done = run_ok(&dir, &soak, &[]).await;
+    assert!(
+        done.stdout.contains("errors: 0 of 120 (0.000 %"),
+        "{}",
+        done.stdout
+    );
+    assert!(
+        done.stdout.contains("rss growth after warm-up: "),
+        "{}",
+        done.stdout
+    );
+    let text = std::fs::read_to_string(&csv).expect("the CSV");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("seconds,rss_bytes"));
+    let samples: Vec<(f64, u64)> = lines
+        .map(|l| {
+            let (t, b) = l.split_once(',').expect("two columns");
+            (t.parse().expect("seconds"), b.parse().expect("bytes"))
+        })
+        .collect();
+    assert!(samples.len() >= 3, "{text}");
+    assert!(samples.iter().all(|(_, b)| *b > 0), "{text}");
+    assert!(samples.windows(2).all(|w| w[0].0 < w[1].0), "{text}");
+
+    // Growth is at least -100 %: a limit of -1000 % always fails.
+    let mut strict = soak.to_vec();
+    strict.push("--max-rss-growth=-1000");
+    // A database of its own: on PostgreSQL the first run's admin is still there.
+    let failed = run(&TestDir::new(), &strict, &[]).await;
+    assert_ne!(failed.status.code(), Some(0), "{}", failed.stdout);
+    assert!(
+        failed.stderr.contains("the soak failed: RSS grew"),
+        "{}",
+        failed.stderr
+    );
+}
+
+/// `--soak --url`: the running server's /metrics answers the sampler (sent without the API
+/// key, which /metrics would refuse), and the load is real records on that server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_soak_against_a_running_server_samples_its_rss() {
+    let dir = TestDir::new();
+    let server = Server::start(&dir).await;
+    let key = server
+        .post("/api/v1/auth/api-keys", &json!({"name": "soak bench"}))
+        .await;
+    assert_eq!(key.status, StatusCode::CREATED, "{}", key.text);
+    let key = key.body["data"]["key"]
+        .as_str()
+        .expect("the key")
+        .to_owned();
+    let url = server.url("");
+    let args = [
+        "bench",
+        "--url",
+        url.trim_end_matches('/'),
+        "--seed",
+        "3",
+        "--soak",
+        "--rate",
+        "30",
+        "--duration",
+        "2",
+        "--warmup",
+        "1",
+    ];
+    let done = run_ok(&dir, &args, &[("PLINTH_BENCH_TOKEN", &key)]).await;
+    assert!(
+        done.stdout.contains("errors: 0 of 60 (0.000 %"),
+        "{}",
+        done.stdout
+    );
+    let rss = done
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("rss_mb"))
+        .unwrap_or_default();
+    // At the start, at the end of the warm-up and at the end.
+    assert_eq!(rss.split_whitespace().count(), 4, "{}", done.stdout);
+    assert!(!done.stdout.contains("samples failed"), "{}", done.stdout);
+    let listed = server.get("/api/v1/resource?name=bench-0").await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+    server.stop().await;
 }
