@@ -12,14 +12,13 @@ mod bulk;
 mod ceiling;
 mod fanout;
 mod rate;
+mod soak;
 mod sse;
 
 pub use bulk::{BulkFigures, BulkOptions};
 pub use fanout::{FanoutFigures, FanoutOptions};
-pub use rate::{
-    REQUEST_TIMEOUT, RateFigures, RateOptions, RateReport, RssSample, Side, SoakOptions,
-    SoakReport, Tally, Workload, parse_rss, rss_csv, rss_growth, verdict,
-};
+pub use rate::{REQUEST_TIMEOUT, RateFigures, RateOptions, RateReport, Side, Tally, Workload};
+pub use soak::{RssSample, SoakOptions, SoakReport, parse_rss, rss_csv, rss_growth, verdict};
 
 use hdrhistogram::Histogram;
 use std::fmt;
@@ -245,7 +244,7 @@ pub async fn run_soak(
     shape: &SoakOptions,
 ) -> Result<SoakReport, BenchError> {
     let target = connect(url, opts, shape.max_in_flight).await?;
-    rate::soak(&target, shape).await
+    soak::soak(&target, shape).await
 }
 
 /// Checks `url`, builds the client (keeping `idle` connections) and seeds the records.
