@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CI form of the soak (docs/performance.md, "Fixed rate and soak"): per engine, a
+# The CI form of the soak (docs/PERFORMANCE.md, "Fixed rate and soak"): per engine, a
 # `plinth serve` of its own and `plinth bench --url … --soak` against it, 60 s of the 90/10
 # read/write mix at a fixed rate. The server runs in its own process so that the RSS sampled
 # from its /metrics is the server's alone (with the embedded server it would include the load

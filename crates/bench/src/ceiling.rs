@@ -21,11 +21,11 @@ use tokio::task::JoinHandle;
 
 /// A running probe; `stop` ends it and removes its database.
 #[derive(Debug)]
-pub(crate) struct Ceiling {
+pub struct Ceiling {
     /// `http://127.0.0.1:<port>`.
-    pub(crate) url: String,
+    pub url: String,
     /// The ids of its rows.
-    pub(crate) ids: Vec<String>,
+    pub ids: Vec<String>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     dir: PathBuf,
@@ -57,8 +57,13 @@ thread_local! {
 const SELECT: &str = "SELECT id, name, status, created_at, updated_at, owner_id, version \
     FROM resource WHERE id = ?1";
 
-/// Makes a database of `records` rows in a temporary directory and serves it on loopback.
-pub(crate) async fn start(records: u64) -> Result<Ceiling, BenchError> {
+/// Makes a database of `records` rows in a temporary directory and serves it on `addr`
+/// (port 0: any free one); `plinth bench --serve-ceiling` keeps it up for other load
+/// generators.
+///
+/// # Errors
+/// The database cannot be made or seeded, or `addr` cannot be listened on.
+pub async fn start(addr: std::net::SocketAddr, records: u64) -> Result<Ceiling, BenchError> {
     let fail = |what: &str, e: &dyn std::fmt::Display| {
         BenchError::Server(format!("the ceiling probe: {what}: {e}"))
     };
@@ -75,7 +80,7 @@ pub(crate) async fn start(records: u64) -> Result<Ceiling, BenchError> {
     .await
     .map_err(|e| fail("seeding stopped", &e))?
     .map_err(|e| fail("cannot seed", &e))?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| fail("cannot listen", &e))?;
     let addr = listener.local_addr().map_err(|e| fail("no address", &e))?;
@@ -101,7 +106,7 @@ pub(crate) async fn start(records: u64) -> Result<Ceiling, BenchError> {
 
 impl Ceiling {
     /// Stops serving and removes the database.
-    pub(crate) async fn stop(mut self) {
+    pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -203,7 +208,9 @@ mod tests {
 
     #[tokio::test]
     async fn the_probe_answers_a_seeded_row_in_the_envelope_and_404_for_others() {
-        let probe = start(50).await.expect("start the probe");
+        let probe = start(([127, 0, 0, 1], 0).into(), 50)
+            .await
+            .expect("start the probe");
         assert_eq!(probe.ids.len(), 50);
         let client = reqwest::Client::new();
         let url = format!("{}/api/v1/resource/{}", probe.url, probe.ids[7]);

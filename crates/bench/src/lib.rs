@@ -11,16 +11,23 @@
 mod bulk;
 mod ceiling;
 mod fanout;
+mod live;
 mod rate;
 mod soak;
 mod sse;
 
 pub use bulk::{BulkFigures, BulkOptions};
+pub use ceiling::{Ceiling, start as start_ceiling};
 pub use fanout::{FanoutFigures, FanoutOptions};
+pub use live::{Live, LiveFigures};
 pub use rate::{REQUEST_TIMEOUT, RateFigures, RateOptions, RateReport, Side, Tally, Workload};
 pub use soak::{RssSample, SoakOptions, SoakReport, parse_rss, rss_csv, rss_growth, verdict};
 
 use hdrhistogram::Histogram;
+
+/// The configuration `plinth bench --all-features` serves (`features.toml`): `resource`
+/// with a `pii` field (`contact`) and an indexed integer (`rank`), metrics on.
+pub const FEATURES_TOML: &str = include_str!("../features.toml");
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +51,9 @@ pub struct Options {
     /// Also measure `get_one` against the ceiling probe (`ceiling.rs`) with the same
     /// requests, concurrency and seed count, after the workloads.
     pub ceiling: bool,
+    /// Creates also fill the fields of [`FEATURES_TOML`]'s `resource` (`contact`, sealed,
+    /// and `rank`).
+    pub all_features: bool,
 }
 
 /// Why a benchmark could not run.
@@ -186,12 +196,13 @@ pub async fn run(url: &str, opts: &Options) -> Result<Report, BenchError> {
 
 /// `get_one` against a ceiling probe seeded with as many rows, through the same client.
 async fn measure_ceiling(client: &reqwest::Client, opts: &Options) -> Result<Figures, BenchError> {
-    let probe = ceiling::start(opts.seed).await?;
+    let probe = ceiling::start(([127, 0, 0, 1], 0).into(), opts.seed).await?;
     let target = Arc::new(Target {
         client: client.clone(),
         base: probe.url.clone(),
         ids: probe.ids.clone(),
         counter: AtomicU64::new(0),
+        all_features: false,
     });
     let figures = measure(&target, "ceiling", opts, [100, 0]).await;
     probe.stop().await;
@@ -263,6 +274,7 @@ async fn connect(url: &str, opts: &Options, idle: usize) -> Result<Arc<Target>, 
         base,
         ids: Vec::new(),
         counter: AtomicU64::new(0),
+        all_features: opts.all_features,
     });
     let ids = seed(&target, opts).await?;
     Ok(Arc::new(Target {
@@ -270,6 +282,7 @@ async fn connect(url: &str, opts: &Options, idle: usize) -> Result<Arc<Target>, 
         base: target.base.clone(),
         ids,
         counter: AtomicU64::new(0),
+        all_features: opts.all_features,
     }))
 }
 
@@ -288,6 +301,8 @@ struct Target {
     ids: Vec<String>,
     /// Numbers created records and drives the id choice of reads.
     counter: AtomicU64,
+    /// Creates fill `contact` and `rank` too ([`Options::all_features`]).
+    all_features: bool,
 }
 
 impl Target {
@@ -316,7 +331,14 @@ impl Target {
                 } else {
                     "inactive"
                 };
-                let body = format!(r#"{{"name":"bench-{n}","status":"{status}"}}"#);
+                let body = if self.all_features {
+                    let rank = n % 1000;
+                    format!(
+                        r#"{{"name":"bench-{n}","status":"{status}","contact":"bench-{n}@example.com","rank":{rank}}}"#
+                    )
+                } else {
+                    format!(r#"{{"name":"bench-{n}","status":"{status}"}}"#)
+                };
                 self.client
                     .post(format!("{}/api/v1/resource", self.base))
                     .header("content-type", "application/json")

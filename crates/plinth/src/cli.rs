@@ -211,6 +211,18 @@ pub(crate) struct BenchArgs {
     /// and run; prints its row and get_one's share of it.
     #[arg(long)]
     pub(crate) ceiling: bool,
+    /// Load the server with every feature a write pays for on: the embedded server serves
+    /// the bench's own configuration (`resource` with a sealed `pii` field and an indexed
+    /// one, metrics on; unless `--config` names another), creates fill those fields, and
+    /// one live subscriber holds the change feed open for the whole run. With `--url`, the
+    /// server must declare those fields.
+    #[arg(long)]
+    pub(crate) all_features: bool,
+    /// Serve the ceiling probe alone on ADDR (loopback), seeded with `--seed` rows, until
+    /// interrupted, so another load generator can measure it (`scripts/peer-bench.sh`
+    /// does); `--ids-file` writes its ids.
+    #[arg(long, value_name = "ADDR", conflicts_with_all = ["url", "rate", "fanout", "bulk", "ceiling"])]
+    pub(crate) serve_ceiling: Option<std::net::SocketAddr>,
     /// Fixed-rate mode instead of the closed loop: each workload's requests are sent open
     /// loop, the i-th at start + i/RATE answered or not, for `--duration` seconds; latency
     /// runs from the scheduled send time. `--requests` and `--concurrency` are not used.

@@ -427,6 +427,7 @@ mod tests {
             base,
             ids: vec!["one".to_owned()],
             counter: AtomicU64::new(0),
+            all_features: false,
         });
         let figures = run_workload(&target, Workload::GetOne, 50, 20, 100, None).await;
         let all = figures.total.all();

@@ -8,12 +8,32 @@ use anyhow::Context;
 
 /// `plinth bench`.
 pub(crate) fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
-    let config = Config::load(global, None)?;
+    let config = if args.all_features && args.url.is_none() && global.config.is_none() {
+        features_config(global)?
+    } else {
+        Config::load(global, None)?
+    };
     // Before any server starts or any record is seeded.
     workloads(&args)?;
     // The embedded server's access log would bury the report (and slow the run).
     logging::init(global.log_level.as_deref().unwrap_or("warn"))?;
     super::runtime()?.block_on(bench(config, args))
+}
+
+/// The configuration of `--all-features` ([`plinth_bench::FEATURES_TOML`]) over `global`.
+fn features_config(global: &GlobalArgs) -> anyhow::Result<Config> {
+    let path =
+        std::env::temp_dir().join(format!("plinth-bench-features-{}.toml", std::process::id()));
+    std::fs::write(&path, plinth_bench::FEATURES_TOML)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let global = GlobalArgs {
+        config: Some(path.clone()),
+        data_dir: global.data_dir.clone(),
+        log_level: global.log_level.clone(),
+    };
+    let config = Config::load(&global, None);
+    let _ = std::fs::remove_file(&path);
+    config
 }
 
 /// Against `--url`, or an embedded server on a temporary database.
@@ -38,15 +58,20 @@ async fn bench(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
             duration: std::time::Duration::from_secs(args.duration),
         }),
         ceiling: args.ceiling,
+        all_features: args.all_features,
         bulk: args.bulk.then_some(plinth_bench::BulkOptions {
             records: args.bulk_records,
             batch_size: args.batch_size,
             concurrency: args.bulk_concurrency as usize,
         }),
     };
+    if let Some(addr) = args.serve_ceiling {
+        return serve_ceiling(addr, &args).await;
+    }
     if let Some(url) = &args.url {
+        let live = open_live(url, &opts, &args).await?;
         let done = load(url, &opts, &args, &metrics_token).await;
-        return finish(done?, &args);
+        return finish(done?, live, &args).await;
     }
     // The embedded server runs on a temporary SQLite file, or, with DATABASE_URL=postgres://…,
     // on that database (point it at a scratch database: the bench writes to it).
@@ -88,11 +113,59 @@ async fn bench(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
     }));
-    let result = load(&url, &opts, &args, &metrics_token).await;
+    let result = match open_live(&url, &opts, &args).await {
+        Ok(live) => load(&url, &opts, &args, &metrics_token)
+            .await
+            .map(|done| (done, live)),
+        Err(e) => Err(e),
+    };
+    let finished = match result {
+        Ok((done, live)) => finish(done, live, &args).await,
+        Err(e) => Err(e),
+    };
     let _ = stop.send(());
     let _ = server.await;
     let _ = std::fs::remove_dir_all(&dir);
-    finish(result?, &args)
+    finished
+}
+
+/// `--serve-ceiling`: the probe alone, until interrupted.
+async fn serve_ceiling(addr: std::net::SocketAddr, args: &BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        addr.ip().is_loopback(),
+        "the ceiling probe serves on a loopback address only, not {addr}"
+    );
+    let probe = plinth_bench::start_ceiling(addr, args.seed).await?;
+    if let Some(path) = &args.ids_file {
+        let mut text = probe.ids.join("\n");
+        text.push('\n');
+        if let Err(e) = std::fs::write(path, text) {
+            probe.stop().await;
+            anyhow::bail!("cannot write {}: {e}", path.display());
+        }
+    }
+    println!(
+        "ceiling probe: {} rows at {}/api/v1/resource/{{id}}; stop it with Ctrl-C",
+        probe.ids.len(),
+        probe.url
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    probe.stop().await;
+    Ok(())
+}
+
+/// With `--all-features`, the live subscriber held open while the load runs.
+async fn open_live(
+    url: &str,
+    opts: &plinth_bench::Options,
+    args: &BenchArgs,
+) -> anyhow::Result<Option<plinth_bench::Live>> {
+    if !args.all_features {
+        return Ok(None);
+    }
+    Ok(Some(
+        plinth_bench::Live::open(url, opts.credential.as_deref()).await?,
+    ))
 }
 
 /// What a run produced, by mode.
@@ -155,8 +228,28 @@ fn workloads(args: &BenchArgs) -> anyhow::Result<Vec<plinth_bench::Workload>> {
         .collect()
 }
 
-/// Prints the report and writes the files asked for; a soak beyond its limits fails here.
-fn finish(done: Done, args: &BenchArgs) -> anyhow::Result<()> {
+/// Prints the report and writes the files asked for; a soak beyond its limits, or a live
+/// subscriber whose stream ended early, fails here.
+async fn finish(
+    done: Done,
+    live: Option<plinth_bench::Live>,
+    args: &BenchArgs,
+) -> anyhow::Result<()> {
+    let live = match live {
+        Some(live) => Some(live.close().await),
+        None => None,
+    };
+    let printed = print_done(done, args);
+    if let Some(live) = live {
+        print!("{live}");
+        if let Some(why) = live.failure {
+            anyhow::bail!("the live subscriber's stream ended early: {why}");
+        }
+    }
+    printed
+}
+
+fn print_done(done: Done, args: &BenchArgs) -> anyhow::Result<()> {
     match done {
         Done::Closed(report) => finish_bench(&report, args.ids_file.as_deref()),
         Done::Rate(report) => {
