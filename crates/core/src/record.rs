@@ -45,6 +45,13 @@ impl fmt::Display for RecordId {
     }
 }
 
+impl serde::Serialize for RecordId {
+    /// As its hyphenated text, made on the stack.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.hyphenated().encode_lower(&mut Uuid::encode_buffer()))
+    }
+}
+
 /// The lifecycle status of a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
@@ -107,6 +114,27 @@ pub enum Value {
     Decimal(Decimal),
     /// `array` fields: items all [`Value::Text`] or all [`Value::Integer`].
     Array(Vec<Value>),
+}
+
+impl serde::Serialize for Value {
+    /// The JSON form of [`Value::to_json`], written straight to the serializer: a response
+    /// serializes its record's values without building a `serde_json::Value` for each.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Null => s.serialize_unit(),
+            Self::Text(t) => s.serialize_str(t),
+            Self::Integer(i) => s.serialize_i64(*i),
+            Self::Float(f) if f.is_finite() => s.serialize_f64(*f),
+            Self::Float(_) => s.serialize_unit(),
+            Self::Boolean(b) => s.serialize_bool(*b),
+            Self::Datetime(t) => t.serialize(s),
+            Self::Json(v) => v.serialize(s),
+            Self::Reference(id) => id.serialize(s),
+            Self::Date(d) => s.collect_str(d),
+            Self::Decimal(d) => s.collect_str(d),
+            Self::Array(items) => s.collect_seq(items),
+        }
+    }
 }
 
 impl Value {
@@ -192,6 +220,34 @@ mod tests {
         let id = RecordId::parse(text).expect("an id");
         assert_eq!(id.as_uuid(), &Uuid::parse_str(text).expect("a UUID"));
         assert_eq!(id.to_string(), text);
+        assert_eq!(serde_json::to_value(id).ok(), Some(serde_json::json!(text)));
+    }
+
+    #[test]
+    fn a_value_serializes_to_its_json_form() {
+        let id = RecordId::parse("0192f1c4-7a1e-7c3a-9b2d-3f4e5a6b7c8d").expect("an id");
+        let values = [
+            Value::Null,
+            Value::Text("a \"quoted\" \u{e9}\n".to_owned()),
+            Value::Integer(-42),
+            Value::Float(2.5),
+            Value::Float(f64::NAN),
+            Value::Boolean(true),
+            Value::Datetime(Timestamp::parse("2026-11-27T20:26:22.123456Z").expect("t")),
+            Value::Json(serde_json::json!({"a": [1, null, "x"]})),
+            Value::Reference(id),
+            Value::Date(Date::parse("2026-02-28").expect("a date")),
+            Value::Decimal(Decimal::parse("-10.50", 2).expect("a decimal")),
+            Value::Array(vec![
+                Value::Text("x".to_owned()),
+                Value::Text("y".to_owned()),
+            ]),
+            Value::Array(vec![Value::Integer(1), Value::Integer(2)]),
+            Value::Array(Vec::new()),
+        ];
+        for v in values {
+            assert_eq!(serde_json::to_value(&v).ok(), Some(v.to_json()), "{v:?}");
+        }
     }
 
     #[test]

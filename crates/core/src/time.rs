@@ -54,25 +54,60 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// The RFC 3339 text of [`fmt::Display`], made on the stack: every response carries
+    /// timestamps, and formatting them through `write!` cost more than reading the row.
+    pub fn text(self) -> TimestampText {
+        let mut buf = *b"0000-00-00T00:00:00.000000Z";
+        let nanos = i128::from(self.0) * 1000;
+        // In range by construction (years 1 to 9999), so this always holds.
+        if let Ok(dt) = OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+            let (year, month, day) = dt.to_calendar_date();
+            let (hour, minute, second, micro) = dt.to_hms_micro();
+            let fields: [(usize, usize, u32); 7] = [
+                (0, 4, year.unsigned_abs()),
+                (5, 2, u32::from(u8::from(month))),
+                (8, 2, u32::from(day)),
+                (11, 2, u32::from(hour)),
+                (14, 2, u32::from(minute)),
+                (17, 2, u32::from(second)),
+                (20, 6, micro),
+            ];
+            for (at, width, mut n) in fields {
+                for b in buf[at..at + width].iter_mut().rev() {
+                    *b = b'0' + (n % 10) as u8;
+                    n /= 10;
+                }
+            }
+        }
+        TimestampText(buf)
+    }
+}
+
+/// A timestamp's RFC 3339 text ([`Timestamp::text`]).
+#[derive(Debug, Clone, Copy)]
+pub struct TimestampText([u8; 27]);
+
+impl TimestampText {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and separators are ever written.
+        std::str::from_utf8(&self.0).unwrap_or("0000-00-00T00:00:00.000000Z")
+    }
+}
+
 impl fmt::Display for Timestamp {
     /// RFC 3339 in UTC with exactly six fractional digits, e.g. `2026-11-27T20:26:22.123456Z`,
     /// so that the text sorts like the instant.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let nanos = i128::from(self.0) * 1000;
-        match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-            Ok(dt) => write!(
-                f,
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-                dt.year(),
-                u8::from(dt.month()),
-                dt.day(),
-                dt.hour(),
-                dt.minute(),
-                dt.second(),
-                dt.microsecond()
-            ),
-            Err(_) => write!(f, "{}", self.0),
-        }
+        f.write_str(self.text().as_str())
+    }
+}
+
+impl serde::Serialize for Timestamp {
+    /// As its RFC 3339 text.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.text().as_str())
     }
 }
 
@@ -94,6 +129,35 @@ mod tests {
             Timestamp::from_micros(-1).map(|t| t.to_string()).as_deref(),
             Some("1969-12-31T23:59:59.999999Z")
         );
+    }
+
+    #[test]
+    fn the_text_is_the_time_crates_own_formatting_across_the_range() {
+        let format = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+        );
+        let mut micros = vec![MIN_MICROS, MAX_MICROS, -1, 0, 1, 951_782_400_000_000];
+        // A spread of instants over the whole range, leap years and negative years-from-epoch.
+        let mut n: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..2000 {
+            n ^= n << 13;
+            n ^= n >> 7;
+            n ^= n << 17;
+            let span = (MAX_MICROS - MIN_MICROS) as u64;
+            micros.push(MIN_MICROS + (n % span) as i64);
+        }
+        for m in micros {
+            let t = Timestamp::from_micros(m).expect("in range");
+            let dt = OffsetDateTime::from_unix_timestamp_nanos(i128::from(m) * 1000).expect("dt");
+            let want = dt.format(&format).expect("format");
+            assert_eq!(t.text().as_str(), want, "{m}");
+            assert_eq!(t.to_string(), want);
+            assert_eq!(
+                serde_json::to_value(t).ok(),
+                Some(serde_json::Value::String(want))
+            );
+            assert_eq!(Timestamp::parse(t.text().as_str()), Ok(t));
+        }
     }
 
     #[test]

@@ -47,12 +47,12 @@ impl Serialize for Shaped<'_> {
                 }
             };
         }
-        base!("id", r.id.to_string());
+        base!("id", r.id);
         base!("name", r.name);
         base!("status", r.status.as_str());
-        base!("created_at", r.created_at.to_string());
-        base!("updated_at", r.updated_at.to_string());
-        base!("owner_id", r.owner_id.map(|u| u.hyphenated().to_string()));
+        base!("created_at", r.created_at);
+        base!("updated_at", r.updated_at);
+        base!("owner_id", r.owner_id);
         base!("version", r.version);
         for (i, (f, v)) in self.model.fields().iter().zip(&r.fields).enumerate() {
             let name = f.name().as_str();
@@ -75,7 +75,7 @@ impl Serialize for Shaped<'_> {
                         nodes: &node.then,
                     },
                 )?,
-                None => map.serialize_entry(name, &v.to_json())?,
+                None => map.serialize_entry(name, v)?,
             }
         }
         map.end()
