@@ -52,6 +52,20 @@ pub(crate) struct Context {
 /// limits (head size, request timeout, closing a connection whose body was left unread),
 /// runs the request inside a span, renders error envelopes, writes one access-log line
 /// and counts the answer for the alerts.
+/// A fresh request id: a UUIDv7 in its simple form, its random bits drawn like trace ids
+/// (unique, not secret: `Uuid::now_v7` would cost a `getrandom` system call per request).
+fn new_request_id() -> Arc<str> {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let (a, b) = (crate::trace::random_u64(), crate::trace::random_u64());
+    let mut random = [0u8; 10];
+    random[..8].copy_from_slice(&a.to_le_bytes());
+    random[8..].copy_from_slice(&b.to_le_bytes()[..2]);
+    let id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
+    Arc::from(id.simple().encode_lower(&mut uuid::Uuid::encode_buffer()) as &str)
+}
+
 pub(crate) async fn request_context(
     State(context): State<Context>,
     mut req: Request,
@@ -65,7 +79,7 @@ pub(crate) async fn request_context(
         .and_then(|v| v.to_str().ok())
     {
         Some(s) if sane(s) => Arc::from(s),
-        _ => Arc::from(uuid::Uuid::now_v7().simple().to_string()),
+        _ => new_request_id(),
     };
     req.extensions_mut().insert(RequestId(Arc::clone(&id)));
     let trace = TraceContext::from_headers(req.headers());
@@ -226,7 +240,25 @@ pub(crate) async fn method_not_allowed() -> ApiError {
 
 #[cfg(test)]
 mod tests {
-    use super::sane;
+    use super::{new_request_id, sane};
+
+    #[test]
+    fn fresh_request_ids_are_distinct_uuidv7s_of_now() {
+        let mut seen = std::collections::HashSet::new();
+        let before = std::time::SystemTime::now();
+        for _ in 0..10_000 {
+            let id = new_request_id();
+            assert!(sane(&id), "{id}");
+            let uuid = uuid::Uuid::try_parse(&id).expect("a UUID");
+            assert_eq!(uuid.get_version_num(), 7, "{id}");
+            let (secs, _) = uuid.get_timestamp().expect("a timestamp").to_unix();
+            let since = before
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after 1970");
+            assert!(secs + 1 >= since.as_secs(), "{id}");
+            assert!(seen.insert(id.to_string()), "a repeated id");
+        }
+    }
 
     #[test]
     fn request_ids() {

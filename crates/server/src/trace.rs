@@ -137,7 +137,7 @@ fn seed() -> u64 {
     high ^ low
 }
 
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     STATE.with(|state| {
         let next = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
         state.set(next);
