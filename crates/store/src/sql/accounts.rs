@@ -165,7 +165,7 @@ pub(crate) async fn list_users<E: Exec>(
     if let Some(after) = after {
         q.push(" WHERE id > ").bind(after);
     }
-    q.push(" ORDER BY id LIMIT ").bind(i64::from(limit));
+    q.push(" ORDER BY id").limit(limit);
     q.rows_hint = limit as usize;
     e.rows(&q, |r| user_row(r, keys)).await
 }

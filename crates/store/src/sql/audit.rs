@@ -306,8 +306,8 @@ async fn page<E: Exec>(
         .push(COLUMNS)
         .push(" FROM _plinth_audit WHERE seq > ")
         .bind(after_seq)
-        .push(" ORDER BY seq LIMIT ")
-        .bind(i64::from(limit));
+        .push(" ORDER BY seq")
+        .limit(i64::from(limit));
     q.rows_hint = usize::try_from(limit).unwrap_or(0).min(1000);
     e.rows(&q, |r| read(r)).await
 }
@@ -368,8 +368,7 @@ pub(crate) async fn query<E: Exec>(e: &E, q: &AuditQuery) -> Result<Vec<AuditEnt
     }
     s.push(" ORDER BY seq")
         .push(order)
-        .push(" LIMIT ")
-        .bind(i64::from(q.limit));
+        .limit(i64::from(q.limit));
     s.rows_hint = usize::try_from(q.limit).unwrap_or(0).min(1000);
     e.rows(&s, |r| Ok(read(r)?.0)).await
 }
@@ -404,8 +403,8 @@ pub(crate) async fn prune<E: Exec>(
 ) -> Result<u64, StoreError> {
     lock(e).await?;
     let mut q = Query::new(E::DIALECT);
-    q.push("SELECT seq, at, hash FROM _plinth_audit ORDER BY seq LIMIT ")
-        .bind(i64::from(limit));
+    q.push("SELECT seq, at, hash FROM _plinth_audit ORDER BY seq")
+        .limit(i64::from(limit));
     q.rows_hint = usize::try_from(limit).unwrap_or(0).min(1000);
     let oldest = e
         .rows(&q, |r| Ok((r.int(0)?, r.time(1)?, r.text(2)?)))

@@ -107,8 +107,8 @@ pub(crate) async fn after<E: Exec>(
     let mut q = Query::new(E::DIALECT);
     q.push("SELECT seq, at, kind, model, record FROM _plinth_changes WHERE seq > ")
         .bind(after)
-        .push(" ORDER BY seq LIMIT ")
-        .bind(i64::from(limit))
+        .push(" ORDER BY seq")
+        .limit(i64::from(limit))
         .cached();
     q.rows_hint = usize::try_from(limit).unwrap_or(0).min(1000);
     let rows = e
@@ -230,8 +230,8 @@ pub(crate) async fn prune<E: Exec>(
     limit: u32,
 ) -> Result<u64, StoreError> {
     let mut q = Query::new(E::DIALECT);
-    q.push("SELECT seq, at FROM _plinth_changes ORDER BY seq LIMIT ")
-        .bind(i64::from(limit));
+    q.push("SELECT seq, at FROM _plinth_changes ORDER BY seq")
+        .limit(i64::from(limit));
     q.rows_hint = usize::try_from(limit).unwrap_or(0).min(1000);
     let oldest = e.rows(&q, |r| Ok((r.int(0)?, r.time(1)?))).await?;
     let Some(last) = oldest

@@ -54,8 +54,7 @@ pub(crate) async fn list<E: Exec>(
         .push(nulls)
         .push(", \"id\"")
         .push(dir)
-        .push(" LIMIT ")
-        .bind(i64::from(query.limit) + 1)
+        .limit(i64::from(query.limit) + 1)
         .cached();
     q.rows_hint = query.limit as usize + 1;
     let ranked = rank.is_some();

@@ -280,6 +280,16 @@ impl<'a> Query<'a> {
         self
     }
 
+    /// Appends ` LIMIT n` with `n` as a literal, never a parameter: SQLite's planner reads a
+    /// bound LIMIT's value and marks the statement to be prepared again whenever that
+    /// parameter is bound, so a cached statement with `LIMIT ?` was compiled anew on every
+    /// run (a list, each change-feed poll). One statement per limit used is kept instead.
+    pub(crate) fn limit(&mut self, n: impl Into<i64>) -> &mut Self {
+        self.sql.push_str(" LIMIT ");
+        self.sql.push_str(itoa::Buffer::new().format(n.into()));
+        self
+    }
+
     /// Appends the placeholder of a new parameter.
     pub(crate) fn bind(&mut self, p: impl Into<Param<'a>>) -> &mut Self {
         self.params.push(p.into());

@@ -74,10 +74,7 @@ pub(crate) async fn reseal<E: Exec>(
     if let Some(after) = after {
         q.push(" AND ").ident(id_col).push(" > ").bind(after);
     }
-    q.push(" ORDER BY ")
-        .ident(id_col)
-        .push(" LIMIT ")
-        .bind(i64::from(limit));
+    q.push(" ORDER BY ").ident(id_col).limit(i64::from(limit));
     let n = columns.len();
     let rows = e
         .rows(&q, |r| {

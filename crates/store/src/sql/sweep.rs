@@ -57,8 +57,8 @@ pub(crate) fn refresh_sweep(
     .bind(now)
     .push(" AND COALESCE(l.family_started_at, l.created_at) > ")
     .bind(session_cutoff)
-    .push(") LIMIT ")
-    .bind(i64::from(limit))
+    .push(")")
+    .limit(i64::from(limit))
     .push(d.skip_locked())
     .push(")");
     q
@@ -95,8 +95,7 @@ fn key_sweep(d: Dialect, table: &str, before: Timestamp, limit: u32) -> Query<'s
         .push(table)
         .push(" WHERE created_at < ")
         .bind(before)
-        .push(" LIMIT ")
-        .bind(i64::from(limit))
+        .limit(i64::from(limit))
         .push(d.skip_locked())
         .push(")");
     q

@@ -252,3 +252,46 @@ pub(super) fn open_conn(
     register_functions(&conn)?;
     Ok(conn)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::{Dialect, Query};
+    use rusqlite::StatementStatus;
+
+    /// How often SQLite compiled `q` again over three runs of its cached statement.
+    fn reprepares(conn: &Connection, q: &Query<'_>) -> i32 {
+        for _ in 0..3 {
+            let mut stmt = conn.prepare_cached(&q.sql).expect("prepare");
+            let mut rows = stmt.query(params_from_iter(&q.params)).expect("query");
+            while rows.next().expect("a row").is_some() {}
+        }
+        let stmt = conn.prepare_cached(&q.sql).expect("prepare");
+        stmt.get_status(StatementStatus::RePrepare)
+    }
+
+    #[test]
+    fn a_limit_is_a_literal_so_sqlite_keeps_the_compiled_statement() {
+        let conn = Connection::open_in_memory().expect("a database");
+        conn.execute_batch(
+            "CREATE TABLE t (a INTEGER PRIMARY KEY); INSERT INTO t VALUES (1), (2), (3);",
+        )
+        .expect("a table");
+        let mut literal = Query::new(Dialect::Sqlite);
+        literal
+            .push("SELECT a FROM t WHERE a > ")
+            .bind(0_i64)
+            .limit(2_i64);
+        assert_eq!(literal.sql, "SELECT a FROM t WHERE a > ?1 LIMIT 2");
+        assert_eq!(reprepares(&conn, &literal), 0);
+        // Why: a bound LIMIT is read by the planner, and binding it again expires the
+        // statement, so every run compiled it anew.
+        let mut bound = Query::new(Dialect::Sqlite);
+        bound
+            .push("SELECT a FROM t WHERE a > ")
+            .bind(0_i64)
+            .push(" LIMIT ")
+            .bind(2_i64);
+        assert!(reprepares(&conn, &bound) >= 2);
+    }
+}

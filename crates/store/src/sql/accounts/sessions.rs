@@ -43,8 +43,8 @@ pub(crate) async fn list_sessions<E: Exec>(
         .bind(session_cutoff)
         .push(" ORDER BY ")
         .push(FAMILY_STARTED)
-        .push(" DESC, family DESC, created_at DESC LIMIT ")
-        .bind(i64::from(SESSIONS_LISTED_MAX));
+        .push(" DESC, family DESC, created_at DESC")
+        .limit(i64::from(SESSIONS_LISTED_MAX));
     let rows = e
         .rows(&q, |r| {
             Ok(Session {

@@ -94,8 +94,7 @@ pub(crate) async fn sweep_account_tokens<E: Exec>(
         "DELETE FROM _plinth_account_tokens WHERE token_hash IN (SELECT token_hash FROM _plinth_account_tokens WHERE expires_at <= ",
     );
     q.bind(now)
-        .push(" LIMIT ")
-        .bind(i64::from(limit))
+        .limit(i64::from(limit))
         .push(E::DIALECT.skip_locked())
         .push(")");
     e.execute(&q).await
