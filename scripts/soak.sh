@@ -9,11 +9,17 @@
 #   scripts/soak.sh                      # sqlite and postgres
 #   scripts/soak.sh sqlite               # one engine
 #   RATE=250 DURATION=60 WARMUP=20 scripts/soak.sh postgres   # the defaults
+#   PLINTH_BIN=target/release/plinth RATE=1000 DURATION=600 WARMUP=60 scripts/soak.sh  # the full soak
 #
+# Every feature a write pays for is on: the server serves crates/bench/features.toml (a
+# sealed pii field, filled by every create; metrics; every write audited and logged for the
+# change feed) and the bench holds a live subscriber on the feed for the whole run.
 # PostgreSQL: the server at PLINTH_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432);
 # the step makes a scratch database of its own and drops it. The debug binary is the one
 # tested (PLINTH_BIN to use another). RSS samples go to target/soak/<engine>-rss.csv
-# (`seconds,rss_bytes`), the server's log to target/soak/<engine>-serve.log.
+# (`seconds,rss_bytes`), the latency distribution to target/soak/<engine>-latency.csv
+# (`side,upto_ms,count`; scripts/plot-soak.py draws both), the server's log to
+# target/soak/<engine>-serve.log.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -57,7 +63,7 @@ soak() {
     env -u DATABASE_URL ${database:+DATABASE_URL="$database"} LOG_LEVEL=warn \
         PLINTH_JWT_SECRET="$("$PLINTH" keys generate)" \
         PLINTH_ADMIN_EMAIL=soak@example.com PLINTH_ADMIN_PASSWORD="$password" \
-        "$PLINTH" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data" \
+        "$PLINTH" --config crates/bench/features.toml serve --listen "127.0.0.1:$port" --data-dir "$WORK/data" \
         >"$OUT/$engine-serve.log" 2>&1 &
     SERVER=$!
     for _ in $(seq 1 300); do
@@ -70,8 +76,9 @@ soak() {
     key=$(curl -fsS -X POST "$base/api/v1/auth/api-keys" -H "Authorization: Bearer $token" \
         -H 'Content-Type: application/json' -d '{"name":"soak"}' | json_field key)
     printf '\n--- soak on %s: %s req/s for %s s, warm-up %s s\n' "$engine" "$RATE" "$DURATION" "$WARMUP"
-    PLINTH_BENCH_TOKEN="$key" "$PLINTH" bench --url "$base" --soak --rate "$RATE" \
-        --duration "$DURATION" --warmup "$WARMUP" --seed 1000 --rss-csv "$OUT/$engine-rss.csv"
+    PLINTH_BENCH_TOKEN="$key" "$PLINTH" bench --url "$base" --all-features --soak --rate "$RATE" \
+        --duration "$DURATION" --warmup "$WARMUP" --seed 1000 --rss-csv "$OUT/$engine-rss.csv" \
+        --latency-csv "$OUT/$engine-latency.csv"
     cleanup
 }
 

@@ -81,6 +81,36 @@ impl SoakReport {
     pub fn rss_csv(&self) -> String {
         rss_csv(&self.rss)
     }
+
+    /// The whole run's latency distribution of 2xx answers, reads and writes apart, as CSV
+    /// (`side,upto_ms,count`): log-spaced buckets from 0.1 ms, each 25 % wider than the
+    /// last, empty ones left out.
+    pub fn latency_csv(&self) -> String {
+        let total = &self.figures.total;
+        latency_csv(&[
+            ("read", &total.reads.latency),
+            ("write", &total.writes.latency),
+        ])
+    }
+}
+
+/// [`SoakReport::latency_csv`] of named histograms (µs).
+pub(crate) fn latency_csv(sides: &[(&str, &hdrhistogram::Histogram<u64>)]) -> String {
+    let mut out = String::from("side,upto_ms,count\n");
+    for (name, hist) in sides {
+        if hist.is_empty() {
+            continue;
+        }
+        for v in hist.iter_log(100, 1.25) {
+            let count = v.count_since_last_iteration();
+            if count > 0 {
+                #[allow(clippy::cast_precision_loss)]
+                let upto = v.value_iterated_to() as f64 / 1000.0;
+                out.push_str(&format!("{name},{upto:.3},{count}\n"));
+            }
+        }
+    }
+    out
 }
 
 /// (last sample − first sample at or after `warmup`) / that sample, in percent; `None`
@@ -366,6 +396,48 @@ mod tests {
         let csv = rss_csv(&[(0.0, 1000), (5.004, 2048)]);
         assert_eq!(csv, "seconds,rss_bytes\n0.0,1000\n5.0,2048\n");
         assert_eq!(rss_csv(&[]), "seconds,rss_bytes\n");
+    }
+
+    #[test]
+    fn the_latency_csv_counts_every_answer_once_in_log_buckets() {
+        let mut reads = crate::new_histogram();
+        for us in [150, 160, 900, 4_000, 4_100] {
+            reads.record(us).expect("in range");
+        }
+        let mut writes = crate::new_histogram();
+        writes.record(2_000).expect("in range");
+        let empty = crate::new_histogram();
+        let csv = latency_csv(&[("read", &reads), ("write", &writes), ("none", &empty)]);
+        let mut lines = csv.lines();
+        assert_eq!(lines.next(), Some("side,upto_ms,count"));
+        let rows: Vec<(String, f64, u64)> = lines
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (
+                    f[0].to_owned(),
+                    f[1].parse().expect("ms"),
+                    f[2].parse().expect("count"),
+                )
+            })
+            .collect();
+        let count = |side: &str| {
+            rows.iter()
+                .filter(|r| r.0 == side)
+                .map(|r| r.2)
+                .sum::<u64>()
+        };
+        assert_eq!((count("read"), count("write"), count("none")), (5, 1, 0));
+        // Bucket bounds grow and each holds what lies at or below it.
+        let reads: Vec<_> = rows.iter().filter(|r| r.0 == "read").collect();
+        assert!(reads.windows(2).all(|w| w[0].1 < w[1].1));
+        assert!(
+            reads.first().is_some_and(|r| r.1 >= 0.15 && r.1 < 0.16),
+            "{csv}"
+        );
+        assert!(
+            reads.last().is_some_and(|r| r.1 >= 4.1 && r.2 == 2),
+            "{csv}"
+        );
     }
 
     #[test]

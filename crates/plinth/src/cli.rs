@@ -260,6 +260,10 @@ pub(crate) struct BenchArgs {
     /// Soak: write the RSS samples here as CSV (`seconds,rss_bytes`).
     #[arg(long, value_name = "FILE", requires = "soak")]
     pub(crate) rss_csv: Option<std::path::PathBuf>,
+    /// With `--soak`: write the run's latency distribution (reads and writes, log-spaced
+    /// buckets) to FILE as CSV (`side,upto_ms,count`).
+    #[arg(long, value_name = "FILE", requires = "soak")]
+    pub(crate) latency_csv: Option<std::path::PathBuf>,
     /// Soak: the highest error rate that passes, in percent of requests scheduled (non-2xx,
     /// transport errors and overflow).
     #[arg(long, value_name = "PERCENT", requires = "soak", default_value_t = 0.1)]

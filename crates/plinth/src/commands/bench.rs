@@ -263,6 +263,11 @@ fn print_done(done: Done, args: &BenchArgs) -> anyhow::Result<()> {
                     .with_context(|| format!("cannot write {}", path.display()))?;
                 println!("rss samples written to {}", path.display());
             }
+            if let Some(path) = &args.latency_csv {
+                std::fs::write(path, report.latency_csv())
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                println!("latency distribution written to {}", path.display());
+            }
             report
                 .verdict()
                 .map_err(|why| anyhow::anyhow!("the soak failed: {why}"))

@@ -214,6 +214,8 @@ async fn the_soak_samples_rss_and_fails_past_its_limits() {
     let dir = TestDir::new();
     let csv = dir.path().join("rss.csv");
     let csv_arg = csv.to_str().expect("a UTF-8 path");
+    let latency = dir.path().join("latency.csv");
+    let latency_arg = latency.to_str().expect("a UTF-8 path");
     let soak = [
         "bench",
         "--seed",
@@ -229,6 +231,8 @@ async fn the_soak_samples_rss_and_fails_past_its_limits() {
         "1",
         "--rss-csv",
         csv_arg,
+        "--latency-csv",
+        latency_arg,
     ];
     let done = run_ok(&dir, &soak, &[]).await;
     assert!(
@@ -253,6 +257,24 @@ async fn the_soak_samples_rss_and_fails_past_its_limits() {
     assert!(samples.len() >= 3, "{text}");
     assert!(samples.iter().all(|(_, b)| *b > 0), "{text}");
     assert!(samples.windows(2).all(|w| w[0].0 < w[1].0), "{text}");
+    // Every answered request is in the latency distribution once: 120 sent, 0 errors.
+    let text = std::fs::read_to_string(&latency).expect("the latency CSV");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("side,upto_ms,count"));
+    let counted: u64 = lines
+        .map(|l| {
+            l.rsplit(',')
+                .next()
+                .expect("a count")
+                .parse::<u64>()
+                .expect("a number")
+        })
+        .sum();
+    assert_eq!(counted, 120, "{text}");
+    assert!(
+        text.contains("\nread,") && text.contains("\nwrite,"),
+        "{text}"
+    );
 
     // Growth is at least -100 %: a limit of -1000 % always fails.
     let mut strict = soak.to_vec();
