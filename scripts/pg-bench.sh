@@ -4,6 +4,9 @@
 #
 # Usage: scripts/pg-bench.sh [instances]     (default 2)
 #   PG=postgres://postgres@127.0.0.1:5432  DB=plinth_bench_pg  DURATION=8s  CONNS=32
+#   FEATURES=all (default; crates/bench/features.toml, creates fill its sealed pii field, one
+#   live subscriber per instance) or FEATURES=none (the seed's bare resource)
+#   PLINTH_BIN=path (default: builds target/release/plinth)
 # The database DB is dropped and recreated. Needs wrk, jq, psql.
 set -euo pipefail
 
@@ -14,19 +17,29 @@ PG="${PG:-postgres://postgres@127.0.0.1:5432}"
 DB="${DB:-plinth_bench_pg}"
 DURATION="${DURATION:-8s}"
 CONNS="${CONNS:-32}"
+FEATURES="${FEATURES:-all}"
+case "$FEATURES" in
+  all) CONFIG=(--config "$ROOT/crates/bench/features.toml"); BENCH_FLAGS=(--all-features)
+       BODY='{"name":"bench-{n}","contact":"bench-{n}@example.com","rank":7}' ;;
+  none) CONFIG=(); BENCH_FLAGS=(); BODY='{"name":"bench-{n}"}' ;;
+  *) echo "FEATURES is all or none, not $FEATURES" >&2; exit 2 ;;
+esac
 WORK="$(mktemp -d /tmp/plinth-pgbench.XXXXXX)"
 
-cargo build --release -p plinth --manifest-path "$ROOT/Cargo.toml" >&2
-PLINTH="$ROOT/target/release/plinth"
+if [[ -z "${PLINTH_BIN:-}" ]]; then
+  cargo build --release -p plinth --manifest-path "$ROOT/Cargo.toml" >&2
+fi
+PLINTH="${PLINTH_BIN:-$ROOT/target/release/plinth}"
 psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
 
 export DATABASE_URL="$PG/$DB" PLINTH_JWT_SECRET="$("$PLINTH" keys generate)" LOG_LEVEL=warn
 PASSWORD="bench-$$-$(date +%s)-password"
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+SUBS=()
+trap 'for p in "${SUBS[@]}" "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 for i in $(seq 1 "$N"); do
   PLINTH_ADMIN_EMAIL=bench@example.com PLINTH_ADMIN_PASSWORD="$PASSWORD" \
-    "$PLINTH" serve --listen "127.0.0.1:$((18400 + i))" --data-dir "$WORK/d$i" >"$WORK/s$i.log" 2>&1 &
+    "$PLINTH" "${CONFIG[@]}" serve --listen "127.0.0.1:$((18400 + i))" --data-dir "$WORK/d$i" >"$WORK/s$i.log" 2>&1 &
   PIDS+=("$!")
 done
 for i in $(seq 1 "$N"); do
@@ -37,12 +50,22 @@ TOKEN=$(curl -fsS -X POST "$BASE1/api/v1/auth/login" -H 'Content-Type: applicati
   -d "{\"email\":\"bench@example.com\",\"password\":\"$PASSWORD\"}" | jq -r .data.access_token)
 KEY=$(curl -fsS -X POST "$BASE1/api/v1/auth/api-keys" -H "Authorization: Bearer $TOKEN" \
   -H 'Content-Type: application/json' -d '{"name":"pg-bench"}' | jq -r .data.key)
-PLINTH_BENCH_TOKEN="$KEY" "$PLINTH" bench --url "$BASE1" --requests 0 --seed 10000 --ids-file "$WORK/ids.txt" >/dev/null
+PLINTH_BENCH_TOKEN="$KEY" "$PLINTH" bench "${BENCH_FLAGS[@]}" --url "$BASE1" --requests 0 --seed 10000 \
+  --ids-file "$WORK/ids.txt" >/dev/null
+if [[ "$FEATURES" == all ]]; then
+  # One live subscriber on each instance's change feed for the whole run.
+  for i in $(seq 1 "$N"); do
+    curl -sN -H "Authorization: Bearer $KEY" "http://127.0.0.1:$((18400 + i))/api/v1/resource/events" \
+      >"$WORK/events$i.txt" 2>/dev/null &
+    SUBS+=("$!")
+  done
+fi
 
 export LUA_DIR="$PEER_BENCH" IDS_FILE="$WORK/ids.txt" GET_PATH_TEMPLATE='/api/v1/resource/{id}' \
   LIST_PATH='/api/v1/resource?status=active&sort=-created_at&limit=20' CREATE_PATH='/api/v1/resource' \
-  CREATE_BODY_TEMPLATE='{"name":"bench-{n}"}' EXTRA_HEADER_NAME=Authorization EXTRA_HEADER_VALUE="Bearer $KEY"
-printf '%s instance(s) on PostgreSQL, wrk %s connections in all, %s per workload\n' "$N" "$CONNS" "$DURATION"
+  CREATE_BODY_TEMPLATE="$BODY" EXTRA_HEADER_NAME=Authorization EXTRA_HEADER_VALUE="Bearer $KEY"
+printf '%s instance(s) on PostgreSQL (FEATURES=%s), wrk %s connections in all, %s per workload\n' \
+  "$N" "$FEATURES" "$CONNS" "$DURATION"
 printf '%-8s %10s %s\n' workload req/s "per instance: req/s p99_ms non2xx"
 for w in get_one list create mixed; do
   WRKS=()
@@ -62,5 +85,9 @@ for w in get_one list create mixed; do
     detail="$detail  [$rps $p99 $bad]"
   done
   printf '%-8s %10s %s\n' "$w" "$total" "$detail"
+done
+for i in $(seq 1 "$N"); do
+  [[ -f "$WORK/events$i.txt" ]] || continue
+  echo "instance $i live subscriber: $(grep -c '^event: created' "$WORK/events$i.txt") created events received"
 done
 echo "work directory: $WORK"
