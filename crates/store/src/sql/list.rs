@@ -17,7 +17,57 @@ pub(crate) async fn list<E: Exec>(
     query: &ListQuery,
     scope: ListScope,
 ) -> Result<Page, StoreError> {
-    let mut q = Query::new(E::DIALECT);
+    let (q, ranked) = statement(E::DIALECT, keys, model, query, scope)?;
+    let at = 7 + model.fields().len();
+    let rows = e
+        .rows(&q, |r| {
+            let rank = match ranked.then(|| r.value(at, ValueKind::Float)).transpose()? {
+                None => None,
+                Some(Value::Float(f)) => Some(f),
+                Some(_) => return Err(StoreError::internal("a search rank is not a number")),
+            };
+            Ok((record(r, model, keys)?, rank))
+        })
+        .await?;
+    let has_more = rows.len() > query.limit as usize;
+    let (mut records, mut ranks): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
+    records.truncate(query.limit as usize);
+    ranks.truncate(query.limit as usize);
+    Ok(Page {
+        records,
+        has_more,
+        rank: ranks.pop().flatten(),
+    })
+}
+
+/// The query plan of the statement [`list`] runs for the same arguments, one line per
+/// node, in the engine's own words (SQLite's `EXPLAIN QUERY PLAN`, PostgreSQL's `EXPLAIN`),
+/// with the same parameters bound.
+pub(crate) async fn explain<E: Exec>(
+    e: &E,
+    keys: &Keys,
+    model: &ModelDef,
+    query: &ListQuery,
+    scope: ListScope,
+) -> Result<Vec<String>, StoreError> {
+    let (mut q, _) = statement(E::DIALECT, keys, model, query, scope)?;
+    let (prefix, column) = E::DIALECT.explain();
+    q.sql.insert_str(0, prefix);
+    q.cached = false;
+    q.rows_hint = 8;
+    e.rows(&q, |r| r.text(column)).await
+}
+
+/// The statement of one page: its SQL and parameters, and whether it selects a search
+/// rank after the record's columns.
+fn statement<'a>(
+    dialect: Dialect,
+    keys: &Keys,
+    model: &ModelDef,
+    query: &'a ListQuery,
+    scope: ListScope,
+) -> Result<(Query<'a>, bool), StoreError> {
+    let mut q = Query::new(dialect);
     let rank = search::rank(&mut q, model, query);
     q.push("SELECT ");
     columns(&mut q, model);
@@ -47,7 +97,7 @@ pub(crate) async fn list<E: Exec>(
         conds.next(&mut q).push(&cond);
     }
     let dir = if sort.descending { " DESC" } else { " ASC" };
-    let nulls = E::DIALECT.nulls(sort.column.nullable(), sort.descending);
+    let nulls = dialect.nulls(sort.column.nullable(), sort.descending);
     q.push(" ORDER BY ")
         .push(&col)
         .push(dir)
@@ -58,27 +108,7 @@ pub(crate) async fn list<E: Exec>(
         .bind(i64::from(query.limit) + 1)
         .cached();
     q.rows_hint = query.limit as usize + 1;
-    let ranked = rank.is_some();
-    let at = 7 + model.fields().len();
-    let rows = e
-        .rows(&q, |r| {
-            let rank = match ranked.then(|| r.value(at, ValueKind::Float)).transpose()? {
-                None => None,
-                Some(Value::Float(f)) => Some(f),
-                Some(_) => return Err(StoreError::internal("a search rank is not a number")),
-            };
-            Ok((record(r, model, keys)?, rank))
-        })
-        .await?;
-    let has_more = rows.len() > query.limit as usize;
-    let (mut records, mut ranks): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
-    records.truncate(query.limit as usize);
-    ranks.truncate(query.limit as usize);
-    Ok(Page {
-        records,
-        has_more,
-        rank: ranks.pop().flatten(),
-    })
+    Ok((q, rank.is_some()))
 }
 
 /// Appends the `WHERE` conditions a list and its count share: status, policy scope,
