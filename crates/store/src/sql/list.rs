@@ -3,7 +3,7 @@
 use super::records::{blind_label, columns, record};
 use super::search::{self, Rank};
 use super::{Dialect, Exec, Param, Query, SqlRow, blind_column};
-use crate::shared::{contains_pattern, keyset_condition, like_pattern};
+use crate::shared::{contains_pattern, keyset_parts, like_pattern};
 use crate::{Keys, Page, StoreError};
 use plinth_core::query::{Filter, Op};
 use plinth_core::schema::ValueKind;
@@ -60,6 +60,11 @@ pub(crate) async fn explain<E: Exec>(
 
 /// The statement of one page: its SQL and parameters, and whether it selects a search
 /// rank after the record's columns.
+///
+/// After a cursor whose following rows lie in two index ranges ([`keyset_parts`]), the page
+/// is the first `limit + 1` rows of the union of each range's own first `limit + 1`, so each
+/// part seeks its range; one condition ORing the two would make both engines read every row
+/// before the cursor.
 fn statement<'a>(
     dialect: Dialect,
     keys: &Keys,
@@ -69,46 +74,77 @@ fn statement<'a>(
 ) -> Result<(Query<'a>, bool), StoreError> {
     let mut q = Query::new(dialect);
     let rank = search::rank(&mut q, model, query);
-    q.push("SELECT ");
-    columns(&mut q, model);
-    if let Some(Rank { expr, .. }) = &rank {
-        q.push(", ").push(expr);
-    }
-    q.push(" FROM ").ident(model.name().as_str());
-    if let Some(Rank { join, .. }) = &rank {
-        q.push(join);
-    }
-    let mut conds = conditions(&mut q, keys, model, query, scope)?;
     let sort = &query.sort;
     let col = match &rank {
         Some(Rank { expr, .. }) => expr.clone(),
         None => format!("\"{}\"", sort.column.name()),
     };
-    if let Some(after) = &query.after {
-        let id = q.placeholder(after.id);
-        let value = (!matches!(after.value, Value::Null)).then(|| q.placeholder(&after.value));
-        let cond = keyset_condition(
-            &col,
-            sort.column.nullable(),
-            sort.descending,
-            value.as_deref(),
-            &id,
-        );
-        conds.next(&mut q).push(&cond);
+    let mut parts = match &query.after {
+        None => Vec::new(),
+        Some(after) => {
+            let id = q.placeholder(after.id);
+            let value = (!matches!(after.value, Value::Null)).then(|| q.placeholder(&after.value));
+            let (nullable, descending) = (sort.column.nullable(), sort.descending);
+            keyset_parts(&col, nullable, descending, value.as_deref(), &id)
+        }
+    };
+    if rank.is_some() && parts.len() > 1 {
+        // A relevance is never NULL; should one be, the rows are still right.
+        parts = vec![format!("({})", parts.join(" OR "))];
     }
     let dir = if sort.descending { " DESC" } else { " ASC" };
     let nulls = dialect.nulls(sort.column.nullable(), sort.descending);
-    q.push(" ORDER BY ")
-        .push(&col)
-        .push(dir)
-        .push(nulls)
-        .push(", \"id\"")
-        .push(dir)
-        .push(" LIMIT ")
-        .bind(i64::from(query.limit) + 1)
-        .cached();
+    let order = format!(" ORDER BY {col}{dir}{nulls}, \"id\"{dir} LIMIT ");
+    let limit = q.placeholder(i64::from(query.limit) + 1);
+    if let [one, two] = parts.as_slice() {
+        for (i, part) in [one, two].into_iter().enumerate() {
+            q.push(if i == 0 { "" } else { " UNION ALL " });
+            q.push("SELECT * FROM (");
+            select(&mut q, keys, model, query, scope, rank.as_ref(), Some(part))?;
+            q.push(&order).push(&limit).push(") AS ");
+            q.ident(&format!("_part{i}"));
+        }
+    } else {
+        select(
+            &mut q,
+            keys,
+            model,
+            query,
+            scope,
+            rank.as_ref(),
+            parts.first(),
+        )?;
+    }
+    q.push(&order).push(&limit).cached();
     q.rows_hint = query.limit as usize + 1;
     Ok((q, rank.is_some()))
+}
+
+/// `SELECT` of the record's columns (and the search rank) where the list's conditions and
+/// `keyset` hold.
+fn select<'a>(
+    q: &mut Query<'a>,
+    keys: &Keys,
+    model: &ModelDef,
+    query: &'a ListQuery,
+    scope: ListScope,
+    rank: Option<&Rank>,
+    keyset: Option<&String>,
+) -> Result<(), StoreError> {
+    q.push("SELECT ");
+    columns(q, model);
+    if let Some(Rank { expr, .. }) = rank {
+        q.push(", ").push(expr);
+    }
+    q.push(" FROM ").ident(model.name().as_str());
+    if let Some(Rank { join, .. }) = rank {
+        q.push(join);
+    }
+    let mut conds = conditions(q, keys, model, query, scope)?;
+    if let Some(keyset) = keyset {
+        conds.next(q).push(keyset);
+    }
+    Ok(())
 }
 
 /// Appends the `WHERE` conditions a list and its count share: status, policy scope,
