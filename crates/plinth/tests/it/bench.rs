@@ -4,7 +4,7 @@
 //! non-zero past its limits, and the scale mode measures each checkpoint and leaves no
 //! server or directory behind. Behaviour only: no figure of speed is asserted.
 
-use crate::helpers::{Finished, Server, TestDir, run, run_ok};
+use crate::helpers::{Finished, Proc, Server, TestDir, run, run_ok};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -427,6 +427,38 @@ async fn the_scale_mode_fails_with_the_servers_log_and_cleans_up() {
             && failed.stderr.contains("cannot serve HTTPS"),
         "{}",
         failed.stderr
+    );
+    assert_eq!(processes_naming(&tmp), Vec::<String>::new());
+    assert_eq!(left_in(&tmp), Vec::<std::path::PathBuf>::new());
+}
+
+/// `--scale` stopped by SIGTERM while it seeds: the server it started is killed and its
+/// directory removed before it exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scale_mode_stopped_midway_leaves_nothing_behind() {
+    let dir = TestDir::new();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("a TMPDIR");
+    let tmp_arg = tmp.to_str().expect("a UTF-8 path");
+    let args = ["bench", "--scale", "100000000"];
+    let mut bench = Proc::spawn(dir.command(&args, &[("TMPDIR", tmp_arg)]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !bench.stderr().contains("scale: seeding to ") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bench did not start seeding: {}",
+            bench.describe()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(processes_naming(&tmp).len(), 1, "{}", bench.describe());
+    bench.signal("TERM");
+    let status = bench.wait_exit().await;
+    assert_ne!(status.code(), Some(0), "{}", bench.describe());
+    assert!(
+        bench.stderr().contains("terminated"),
+        "{}",
+        bench.describe()
     );
     assert_eq!(processes_naming(&tmp), Vec::<String>::new());
     assert_eq!(left_in(&tmp), Vec::<std::path::PathBuf>::new());

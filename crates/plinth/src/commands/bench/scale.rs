@@ -5,8 +5,8 @@
 //! list statement ([`plinth_store::Store::explain_list`]); then the server stopped and
 //! started again on the full database, timed to its first ready answer.
 //!
-//! The process is killed and the directory removed on every way out: an error, Ctrl-C, or
-//! the end (`Server`'s `Drop`, then the `TempDir`'s). A PostgreSQL database is the user's:
+//! The process is killed and the directory removed on every way out: an error, Ctrl-C,
+//! SIGTERM, or the end (`Server`'s `Drop`, then the `TempDir`'s). A PostgreSQL database is the user's:
 //! it is left as it is.
 
 use super::super::serve;
@@ -41,10 +41,13 @@ pub(crate) fn run(global: &GlobalArgs, args: &BenchArgs, records: u64) -> anyhow
     logging::init(global.log_level.as_deref().unwrap_or("warn"))?;
     let samples = args.samples as usize;
     super::super::runtime()?.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+        // On a signal the run is dropped, which kills the server and removes its directory.
         tokio::select! {
             done = scale(&points, samples) => done,
-            // Dropping the run kills the server and removes its directory.
             _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+            _ = term.recv() => Err(anyhow::anyhow!("terminated")),
         }
     })
 }
