@@ -18,7 +18,27 @@ pub struct BulkOptions {
     pub batch_size: u64,
     /// Batches in flight at once.
     pub concurrency: usize,
+    /// The number of the first record: record `k`'s `rank` and `contact` derive from it, so
+    /// a later run goes on where an earlier one stopped (`--scale` seeds each checkpoint
+    /// after the last).
+    pub first: u64,
+    /// What each create holds.
+    pub fields: BulkFields,
 }
+
+/// What a bulk create holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkFields {
+    /// `name` (`bulk-{batch}-{i}`) and `status` `active`.
+    Plain,
+    /// As the seed's creates with `--all-features`: the name, statuses alternating `active`
+    /// and `inactive`, the sealed `contact` and `rank` = k mod [`RANK_SPREAD`], so a sort
+    /// on `rank` meets many distinct values.
+    Features,
+}
+
+/// How many distinct `rank` values [`BulkFields::Features`] writes.
+pub const RANK_SPREAD: u64 = 100_000;
 
 /// What the bulk workload measured.
 #[derive(Debug, Clone)]
@@ -68,17 +88,32 @@ impl fmt::Display for BulkFigures {
     }
 }
 
-/// The body of batch `n`: `size` creates named `bulk-{n}-{i}`.
-fn body(n: u64, size: u64) -> String {
-    let mut out = String::with_capacity(80 * usize::try_from(size).unwrap_or(0) + 16);
+/// The body of batch `n`: `size` creates named `bulk-{n}-{i}`, the first of them record
+/// number `first`.
+fn body(n: u64, size: u64, first: u64, fields: BulkFields) -> String {
+    let mut out = String::with_capacity(120 * usize::try_from(size).unwrap_or(0) + 16);
     out.push_str(r#"{"items":["#);
     for i in 0..size {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&format!(
-            r#"{{"op":"create","data":{{"name":"bulk-{n}-{i}","status":"active"}}}}"#
-        ));
+        let k = first + i;
+        out.push_str(&match fields {
+            BulkFields::Plain => format!(
+                r#"{{"op":"create","data":{{"name":"bulk-{n}-{i}","status":"active"}}}}"#
+            ),
+            BulkFields::Features => {
+                let status = if k.is_multiple_of(2) {
+                    "active"
+                } else {
+                    "inactive"
+                };
+                let rank = k % RANK_SPREAD;
+                format!(
+                    r#"{{"op":"create","data":{{"name":"bulk-{n}-{i}","status":"{status}","contact":"bulk-{k}@example.com","rank":{rank}}}}}"#
+                )
+            }
+        });
     }
     out.push_str("]}");
     out
@@ -98,7 +133,7 @@ pub(crate) async fn run(
     let mut tasks = Vec::new();
     for _ in 0..opts.concurrency.max(1) {
         let (client, url, next) = (client.clone(), Arc::clone(&url), Arc::clone(&next));
-        let records = opts.records;
+        let (records, first_record, fields) = (opts.records, opts.first, opts.fields);
         tasks.push(tokio::spawn(async move {
             let (mut written, mut failed, mut first) = (0u64, 0u64, None);
             loop {
@@ -110,7 +145,7 @@ pub(crate) async fn run(
                 let sent = client
                     .post(url.as_str())
                     .header("content-type", "application/json")
-                    .body(body(n, this))
+                    .body(body(n, this, first_record + n * size, fields))
                     .send()
                     .await;
                 let outcome = match sent {
@@ -157,4 +192,30 @@ pub(crate) async fn run(
         first_error,
         elapsed: started.elapsed(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feature_bodies_number_records_from_first() {
+        let batch: serde_json::Value =
+            serde_json::from_str(&body(3, 2, 199_999, BulkFields::Features)).expect("JSON");
+        let items = batch["items"].as_array().expect("items");
+        assert_eq!(items.len(), 2);
+        let data = |i: usize| &items[i]["data"];
+        assert_eq!(data(0)["name"], "bulk-3-0");
+        assert_eq!(data(0)["status"], "inactive");
+        assert_eq!(data(0)["rank"], 99_999);
+        assert_eq!(data(0)["contact"], "bulk-199999@example.com");
+        assert_eq!(data(1)["status"], "active");
+        assert_eq!(data(1)["rank"], 0);
+        let plain: serde_json::Value =
+            serde_json::from_str(&body(0, 1, 0, BulkFields::Plain)).expect("JSON");
+        assert_eq!(
+            plain["items"][0]["data"],
+            serde_json::json!({"name": "bulk-0-0", "status": "active"})
+        );
+    }
 }

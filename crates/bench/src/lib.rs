@@ -6,21 +6,27 @@
 //! run by `measure` with a fixed number of requests and a fixed concurrency, timed into an
 //! HDR histogram. `fanout`: subscribers on the change feed and writes at a fixed rate
 //! ([`FanoutOptions`], [`FanoutFigures`]); `sse`: the event-stream reader it uses; `bulk`:
-//! records inserted through batch writes ([`BulkOptions`], [`BulkFigures`]).
+//! records inserted through batch writes ([`BulkOptions`], [`BulkFigures`]); `scale`: a
+//! server's lists, memory and restart as its table grows ([`ScaleServer`], [`ScaleReport`]).
 
 mod bulk;
 mod ceiling;
 mod fanout;
 mod live;
 mod rate;
+mod scale;
 mod soak;
 mod sse;
 
-pub use bulk::{BulkFigures, BulkOptions};
+pub use bulk::{BulkFields, BulkFigures, BulkOptions, RANK_SPREAD};
 pub use ceiling::{Ceiling, start as start_ceiling};
 pub use fanout::{FanoutFigures, FanoutOptions};
 pub use live::{Live, LiveFigures};
 pub use rate::{REQUEST_TIMEOUT, RateFigures, RateOptions, RateReport, Side, Tally, Workload};
+pub use scale::{
+    ColdStart, Latency, ListFigures, Plan, SCALE_LISTS, ScaleCheckpoint, ScaleList, ScaleReport,
+    ScaleServer, checkpoints, deep_target, next_walk_limit,
+};
 pub use soak::{RssSample, SoakOptions, SoakReport, parse_rss, rss_csv, rss_growth, verdict};
 
 use hdrhistogram::Histogram;
@@ -248,27 +254,20 @@ pub async fn run_soak(
     soak::soak(&target, shape).await
 }
 
-/// Checks `url`, builds the client (keeping `idle` connections) and seeds the records.
-async fn connect(url: &str, opts: &Options, idle: usize) -> Result<Arc<Target>, BenchError> {
+/// `url` without a trailing `/`, or why it is not an `http://` URL on a loopback address.
+fn loopback(url: &str) -> Result<String, BenchError> {
     let base = url.trim_end_matches('/').to_owned();
     let loopback = ["http://127.", "http://localhost:", "http://[::1]:"];
     if !loopback.iter().any(|p| base.starts_with(p)) {
         return Err(BenchError::NotLoopback(base));
     }
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(c) = &opts.credential {
-        let value =
-            reqwest::header::HeaderValue::from_str(&format!("Bearer {c}")).map_err(|_| {
-                BenchError::Server("the credential is not a valid header value".to_owned())
-            })?;
-        headers.insert(reqwest::header::AUTHORIZATION, value);
-    }
-    let client = reqwest::Client::builder()
-        .default_headers(headers)
-        .pool_max_idle_per_host(idle)
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|e| BenchError::Server(format!("cannot build the HTTP client: {e}")))?;
+    Ok(base)
+}
+
+/// Checks `url`, builds the client (keeping `idle` connections) and seeds the records.
+async fn connect(url: &str, opts: &Options, idle: usize) -> Result<Arc<Target>, BenchError> {
+    let base = loopback(url)?;
+    let client = client(opts.credential.as_deref(), idle)?;
     let target = Arc::new(Target {
         client,
         base,
@@ -284,6 +283,25 @@ async fn connect(url: &str, opts: &Options, idle: usize) -> Result<Arc<Target>, 
         counter: AtomicU64::new(0),
         all_features: opts.all_features,
     }))
+}
+
+/// A client that sends `credential` as `Authorization: Bearer …` on every request and keeps
+/// `idle` connections.
+fn client(credential: Option<&str>, idle: usize) -> Result<reqwest::Client, BenchError> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(c) = credential {
+        let value =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {c}")).map_err(|_| {
+                BenchError::Server("the credential is not a valid header value".to_owned())
+            })?;
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .pool_max_idle_per_host(idle)
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| BenchError::Server(format!("cannot build the HTTP client: {e}")))
 }
 
 /// Workload names with their mix: percentage of gets, of lists; the rest are creates.

@@ -292,7 +292,7 @@ pub(crate) async fn sample_rss(
     }
 }
 
-async fn fetch_rss(
+pub(crate) async fn fetch_rss(
     client: &reqwest::Client,
     token: Option<&str>,
     url: &str,

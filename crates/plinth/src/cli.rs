@@ -103,8 +103,10 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Load a server with requests on loopback and print requests/s and p50/p99 latency for
-    /// get-by-id, list and create.
-    Bench(BenchArgs),
+    /// get-by-id, list and create; or, with `--scale`, lists, memory and a restart as the
+    /// table grows.
+    // Boxed: its options outweigh every other command's.
+    Bench(Box<BenchArgs>),
     /// Ask a server's probe over plain HTTP and exit 0 when it answers 200, 1 otherwise: a
     /// health check for images with no curl (`HEALTHCHECK CMD ["plinth", "health"]`).
     Health(HealthArgs),
@@ -289,6 +291,24 @@ pub(crate) struct BenchArgs {
     #[arg(long, requires = "bulk", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub(crate) batch_size: u64,
+    /// Scale mode: the server in a process of its own (`plinth serve` on a temporary data
+    /// directory, with the bench's configuration), `resource` seeded to N records through
+    /// batch writes; at each checkpoint the server's RSS and, for three lists, the first page
+    /// and the page after 90 % of the records; then the query plans and the cold start of a
+    /// restart on the full database. With DATABASE_URL=postgres://…, on that database, which
+    /// must hold no records.
+    #[arg(long, value_name = "N",
+          conflicts_with_all = ["url", "rate", "fanout", "bulk", "ceiling", "all_features", "serve_ceiling"],
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub(crate) scale: Option<u64>,
+    /// Scale: the record counts measured at, comma-separated (default: 10000, 100000, …
+    /// below N; N always ends the run).
+    #[arg(long, value_name = "N,…", requires = "scale", value_delimiter = ',')]
+    pub(crate) checkpoints: Vec<u64>,
+    /// Scale: sequential requests timed per page, after one not timed.
+    #[arg(long, requires = "scale", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) samples: u32,
     /// Bulk: batches in flight at once (each is one transaction: a few keep the database
     /// busy without queueing the rest past their timeouts).
     #[arg(long, requires = "bulk", default_value_t = 4,

@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         Command::Keys(KeysCommand::Encryption) => commands::keys::encryption(),
         Command::Keys(KeysCommand::Rotate(args)) => commands::keys::run_rotate(global, &args),
         Command::Keys(KeysCommand::Retire(args)) => commands::keys::run_retire(global, &args),
-        Command::Bench(args) => commands::bench::run(global, args),
+        Command::Bench(args) => commands::bench::run(global, *args),
         Command::Health(args) => commands::health::run(&args),
     };
     match result {

@@ -316,6 +316,16 @@ pub trait Store:
         query: &ListQuery,
         scope: ListScope,
     ) -> Result<Page, StoreError>;
+    /// The query plans of the statements [`Store::list`] runs for the same arguments (a
+    /// second one, where a page has it, after a line `then, while the page is short:`), one
+    /// line per plan node in the engine's words (SQLite's `EXPLAIN QUERY PLAN`, PostgreSQL's
+    /// `EXPLAIN`), read on the primary: which index a list uses (`plinth bench --scale`).
+    async fn explain_list(
+        &self,
+        model: &Arc<ModelDef>,
+        query: &ListQuery,
+        scope: ListScope,
+    ) -> Result<Vec<String>, StoreError>;
     /// How many records the list of `query` holds over all its pages: the same status,
     /// filters and `scope`, its cursor and limit aside (one `COUNT` over every match).
     async fn count(

@@ -1,5 +1,5 @@
 //! What both engines share: the `like` pattern syntax, idempotency-key scopes, the keyset
-//! condition of a page, and which records a writer may reference.
+//! conditions of a page, and which records a writer may reference.
 
 use crate::{StoreError, WriteCtx};
 use plinth_core::{ReadScope, Role, Schema};
@@ -74,27 +74,37 @@ pub(crate) fn unique_conflict(columns: &[&str]) -> StoreError {
     }
 }
 
-/// The condition "after the cursor row" in the sort order, NULLs sorting as largest (last
-/// going up, first going down). `value` is the placeholder of the row's sort value, `None`
-/// when that value was NULL; `id` the placeholder of its id.
-pub(crate) fn keyset_condition(
+/// The rows after the cursor row in the sort order, NULLs sorting as largest (last going up,
+/// first going down), as conditions in sort order: every row matching one sorts before every
+/// row matching the next. Each is a single range of the (column, id) index, so a page deep
+/// in the list seeks there instead of reading every row before it; a sort on a nullable
+/// column has two parts where the rows after the cursor cross from values to NULLs (going
+/// up, after a value) or from NULLs to values (going down, after a NULL). `value` is the
+/// placeholder of the row's sort value, `None` when that value was NULL; `id` the
+/// placeholder of its id.
+pub(crate) fn keyset_parts(
     col: &str,
     nullable: bool,
     descending: bool,
     value: Option<&str>,
     id: &str,
-) -> String {
+) -> Vec<String> {
     let cmp = if descending { "<" } else { ">" };
     match (value, nullable, descending) {
-        (None, _, true) => format!("(({col} IS NULL AND \"id\" {cmp} {id}) OR {col} IS NOT NULL)"),
-        (None, _, false) => format!("({col} IS NULL AND \"id\" {cmp} {id})"),
-        (Some(v), false, _) => format!("({col}, \"id\") {cmp} ({v}, {id})"),
-        (Some(v), true, true) => {
-            format!("({col} {cmp} {v} OR ({col} = {v} AND \"id\" {cmp} {id}))")
+        // A NULL row row-compares as unknown, so neither form selects one: right going
+        // down, where the NULLs came first, and for a column that holds none.
+        (Some(v), false, _) | (Some(v), true, true) => {
+            vec![format!("({col}, \"id\") {cmp} ({v}, {id})")]
         }
-        (Some(v), true, false) => {
-            format!("({col} {cmp} {v} OR ({col} = {v} AND \"id\" {cmp} {id}) OR {col} IS NULL)")
-        }
+        (Some(v), true, false) => vec![
+            format!("({col}, \"id\") {cmp} ({v}, {id})"),
+            format!("{col} IS NULL"),
+        ],
+        (None, _, true) => vec![
+            format!("({col} IS NULL AND \"id\" {cmp} {id})"),
+            format!("{col} IS NOT NULL"),
+        ],
+        (None, _, false) => vec![format!("({col} IS NULL AND \"id\" {cmp} {id})")],
     }
 }
 
@@ -140,29 +150,33 @@ pub(crate) fn idempotency_scope(ctx: &WriteCtx) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{contains_pattern, keyset_condition, like_pattern};
+    use super::{contains_pattern, keyset_parts, like_pattern};
 
     #[test]
-    fn keyset_conditions_treat_null_as_largest() {
-        // Non-nullable columns use a row comparison, which both engines can serve from the
-        // (column, id) index.
+    fn keyset_parts_treat_null_as_largest() {
+        // Row comparisons, which both engines serve from the (column, id) index.
         assert_eq!(
-            keyset_condition("c", false, true, Some("?1"), "?2"),
-            "(c, \"id\") < (?1, ?2)"
+            keyset_parts("c", false, true, Some("?1"), "?2"),
+            ["(c, \"id\") < (?1, ?2)"]
         );
-        // Going up, NULLs come last: after a value, the NULLs still follow.
+        // Going down, NULLs come first: after a value, values only.
         assert_eq!(
-            keyset_condition("c", true, false, Some("$1"), "$2"),
-            "(c > $1 OR (c = $1 AND \"id\" > $2) OR c IS NULL)"
+            keyset_parts("c", true, true, Some("$1"), "$2"),
+            ["(c, \"id\") < ($1, $2)"]
         );
-        // Going down, NULLs come first: after a NULL row, the rest of the NULLs, then values.
+        // Going up, NULLs come last: after a value, the larger values, then every NULL.
         assert_eq!(
-            keyset_condition("c", true, true, None, "$1"),
-            "((c IS NULL AND \"id\" < $1) OR c IS NOT NULL)"
+            keyset_parts("c", true, false, Some("$1"), "$2"),
+            ["(c, \"id\") > ($1, $2)", "c IS NULL"]
+        );
+        // Going down, after a NULL row: the rest of the NULLs, then every value.
+        assert_eq!(
+            keyset_parts("c", true, true, None, "$1"),
+            ["(c IS NULL AND \"id\" < $1)", "c IS NOT NULL"]
         );
         assert_eq!(
-            keyset_condition("c", true, false, None, "$1"),
-            "(c IS NULL AND \"id\" > $1)"
+            keyset_parts("c", true, false, None, "$1"),
+            ["(c IS NULL AND \"id\" > $1)"]
         );
     }
 

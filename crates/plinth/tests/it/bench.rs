@@ -1,9 +1,10 @@
-//! `plinth bench --fanout`, `--bulk`, `--rate` and `--soak`, small, against the real server:
-//! every write reaches every subscriber exactly once, every bulk record is written, the
-//! fixed-rate mode sends what it scheduled, and the soak samples RSS and exits non-zero past
-//! its limits. Behaviour only: no figure of speed is asserted.
+//! `plinth bench --fanout`, `--bulk`, `--rate`, `--soak` and `--scale`, small, against the
+//! real server: every write reaches every subscriber exactly once, every bulk record is
+//! written, the fixed-rate mode sends what it scheduled, the soak samples RSS and exits
+//! non-zero past its limits, and the scale mode measures each checkpoint and leaves no
+//! server or directory behind. Behaviour only: no figure of speed is asserted.
 
-use crate::helpers::{Finished, Server, TestDir, run, run_ok};
+use crate::helpers::{Finished, Proc, Server, TestDir, run, run_ok};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -335,4 +336,152 @@ async fn the_soak_against_a_running_server_samples_its_rss() {
     let listed = server.get("/api/v1/resource?name=bench-0").await;
     assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
     server.stop().await;
+}
+
+/// The processes whose command line names `path` (the scale mode's server names its
+/// temporary directory in `--config`).
+fn processes_naming(path: &std::path::Path) -> Vec<String> {
+    let needle = path.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(&needle) {
+            found.push(cmdline);
+        }
+    }
+    found
+}
+
+/// What is left in the directory the bench was given as `TMPDIR`.
+fn left_in(tmp: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(tmp)
+        .expect("the bench's TMPDIR")
+        .map(|e| e.expect("an entry").path())
+        .collect()
+}
+
+/// `--scale`: a row of numbers per checkpoint, plans that name the model's indexes, the cold
+/// start of the restarted server; then no server process and no temporary directory left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scale_mode_measures_each_checkpoint_then_leaves_nothing_behind() {
+    let dir = TestDir::new();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("a TMPDIR");
+    let tmp_arg = tmp.to_str().expect("a UTF-8 path");
+    let args = [
+        "bench",
+        "--scale",
+        "3000",
+        "--checkpoints",
+        "1000",
+        "--samples",
+        "3",
+    ];
+    let done = run_ok(&dir, &args, &[("TMPDIR", tmp_arg)]).await;
+    let report = format!("{}\n--- stderr ---\n{}", done.stdout, done.stderr);
+    for records in ["1000", "3000"] {
+        let cols = row(&done, records);
+        // RSS, then first, deep and ratio for each of the three lists.
+        assert_eq!(cols.len(), 10, "{report}");
+        for col in cols {
+            let n: f64 = col.parse().unwrap_or_else(|_| panic!("{col:?}: {report}"));
+            assert!(n > 0.0, "{report}");
+        }
+    }
+    // 90 % of each list: all records, and the active half for the filtered list.
+    assert!(
+        done.stdout.contains("at 3000: seeded 2000 in ")
+            && done.stdout.contains("2700 of 3000 (default,")
+            && done.stdout.contains("2700 of 3000 (rank,")
+            && done.stdout.contains("1350 of 1500 (filtered,"),
+        "{report}"
+    );
+    // Four plans (the indexed sort and the filtered list, first and deep page), each naming
+    // one of resource's indexes.
+    let plans: Vec<&str> = done.stdout.split("\nplan of ").skip(1).collect();
+    assert_eq!(plans.len(), 4, "{report}");
+    for (plan, list) in plans.iter().zip(["rank", "rank", "filtered", "filtered"]) {
+        assert!(plan.starts_with(list), "{report}");
+        let index = if list == "rank" {
+            "resource__rank"
+        } else {
+            "resource__status_created"
+        };
+        assert!(
+            plan.lines().skip(1).any(|l| l.contains(index)),
+            "the plan names no {index}: {plan}\n{report}"
+        );
+    }
+    assert!(
+        done.stdout.contains("\ncold start at 3000 records: ")
+            && done
+                .stdout
+                .contains(" s from spawn to the first 200 of /readyz; rss "),
+        "{report}"
+    );
+    assert_eq!(processes_naming(&tmp), Vec::<String>::new(), "{report}");
+    assert_eq!(left_in(&tmp), Vec::<std::path::PathBuf>::new(), "{report}");
+}
+
+/// `--scale` when the server cannot start (its certificate files are missing): a non-zero
+/// exit showing the server's own log, and nothing left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scale_mode_fails_with_the_servers_log_and_cleans_up() {
+    let dir = TestDir::new();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("a TMPDIR");
+    let tmp_arg = tmp.to_str().expect("a UTF-8 path");
+    let missing = dir.path().join("missing.pem");
+    let missing = missing.to_str().expect("a UTF-8 path");
+    let envs = [
+        ("TMPDIR", tmp_arg),
+        ("PLINTH_TLS_CERT_FILE", missing),
+        ("PLINTH_TLS_KEY_FILE", missing),
+    ];
+    let failed = run(&dir, &["bench", "--scale", "10"], &envs).await;
+    assert_ne!(failed.status.code(), Some(0), "{}", failed.stdout);
+    assert!(
+        failed.stderr.contains("the server exited")
+            && failed.stderr.contains("the end of its log:")
+            && failed.stderr.contains("cannot serve HTTPS"),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(processes_naming(&tmp), Vec::<String>::new());
+    assert_eq!(left_in(&tmp), Vec::<std::path::PathBuf>::new());
+}
+
+/// `--scale` stopped by SIGTERM while it seeds: the server it started is killed and its
+/// directory removed before it exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scale_mode_stopped_midway_leaves_nothing_behind() {
+    let dir = TestDir::new();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("a TMPDIR");
+    let tmp_arg = tmp.to_str().expect("a UTF-8 path");
+    let args = ["bench", "--scale", "100000000"];
+    let mut bench = Proc::spawn(dir.command(&args, &[("TMPDIR", tmp_arg)]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !bench.stderr().contains("scale: seeding to ") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bench did not start seeding: {}",
+            bench.describe()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(processes_naming(&tmp).len(), 1, "{}", bench.describe());
+    bench.signal("TERM");
+    let status = bench.wait_exit().await;
+    assert_ne!(status.code(), Some(0), "{}", bench.describe());
+    assert!(
+        bench.stderr().contains("terminated"),
+        "{}",
+        bench.describe()
+    );
+    assert_eq!(processes_naming(&tmp), Vec::<String>::new());
+    assert_eq!(left_in(&tmp), Vec::<std::path::PathBuf>::new());
 }

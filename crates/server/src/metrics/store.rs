@@ -265,6 +265,15 @@ impl Store for MeteredStore {
         let call = self.inner.count(model, query, scope, from);
         self.ops.time(Op::Count, call).await
     }
+    /// Not an operation the API runs: unmetered.
+    async fn explain_list(
+        &self,
+        model: &Arc<ModelDef>,
+        query: &ListQuery,
+        scope: ListScope,
+    ) -> Result<Vec<String>, StoreError> {
+        self.inner.explain_list(model, query, scope).await
+    }
     async fn get_many(
         &self,
         model: &Arc<ModelDef>,

@@ -78,6 +78,20 @@ impl PgStore {
         .await
     }
 
+    /// `Store::explain_list`, on the primary, admitted and bounded as a list is.
+    pub(super) async fn explain_within(
+        &self,
+        model: &ModelDef,
+        query: &ListQuery,
+        scope: ListScope,
+    ) -> Result<Vec<String>, StoreError> {
+        let keys = &self.inner.keys;
+        self.gated(query.has_pattern(), ReadFrom::Primary, async |c| {
+            list::explain(c, keys, model, query, scope).await
+        })
+        .await
+    }
+
     /// The total of a list, admitted and bounded as the list is (it costs as much).
     pub(super) async fn count_within(
         &self,

@@ -360,6 +360,14 @@ impl Store for PgStore {
     ) -> Result<u64, StoreError> {
         self.count_within(model, query, scope, from).await
     }
+    async fn explain_list(
+        &self,
+        model: &Arc<ModelDef>,
+        query: &ListQuery,
+        scope: ListScope,
+    ) -> Result<Vec<String>, StoreError> {
+        self.explain_within(model, query, scope).await
+    }
     async fn get_many(
         &self,
         model: &Arc<ModelDef>,

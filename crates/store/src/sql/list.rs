@@ -1,15 +1,17 @@
-//! List queries: filters, policy scope and keyset pagination as one statement.
+//! List queries: filters, policy scope and keyset pagination, one statement a page (two
+//! where a nullable sort crosses its NULLs).
 
 use super::records::{blind_label, columns, record};
 use super::search::{self, Rank};
 use super::{Dialect, Exec, Param, Query, SqlRow, blind_column};
-use crate::shared::{contains_pattern, keyset_condition, like_pattern};
+use crate::shared::{contains_pattern, keyset_parts, like_pattern};
 use crate::{Keys, Page, StoreError};
 use plinth_core::query::{Filter, Op};
 use plinth_core::schema::ValueKind;
 use plinth_core::{ListQuery, ListScope, ModelDef, Value};
 
-/// One page of `model` for `query`, restricted to `scope`.
+/// One page of `model` for `query`, restricted to `scope`: the rows of the first of its
+/// statements ([`statement`]), then, while fewer than `limit + 1`, of the next.
 pub(crate) async fn list<E: Exec>(
     e: &E,
     keys: &Keys,
@@ -17,37 +19,129 @@ pub(crate) async fn list<E: Exec>(
     query: &ListQuery,
     scope: ListScope,
 ) -> Result<Page, StoreError> {
-    let mut q = Query::new(E::DIALECT);
+    let at = 7 + model.fields().len();
+    let limit = query.limit as usize;
+    let mut rows = Vec::new();
+    for part in 0.. {
+        let Some((q, ranked)) = statement(E::DIALECT, keys, model, query, scope, part)? else {
+            break;
+        };
+        let more = e
+            .rows(&q, |r| {
+                let rank = match ranked.then(|| r.value(at, ValueKind::Float)).transpose()? {
+                    None => None,
+                    Some(Value::Float(f)) => Some(f),
+                    Some(_) => return Err(StoreError::internal("a search rank is not a number")),
+                };
+                Ok((record(r, model, keys)?, rank))
+            })
+            .await?;
+        rows.extend(more);
+        if rows.len() > limit {
+            break;
+        }
+    }
+    let has_more = rows.len() > limit;
+    let (mut records, mut ranks): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
+    records.truncate(limit);
+    ranks.truncate(limit);
+    Ok(Page {
+        records,
+        has_more,
+        rank: ranks.pop().flatten(),
+    })
+}
+
+/// The query plans of the statements [`list`] runs for the same arguments, one line per
+/// node, in the engine's own words (SQLite's `EXPLAIN QUERY PLAN`, PostgreSQL's `EXPLAIN`),
+/// with the same parameters bound; a second statement's after a line `then, while the page
+/// is short:`.
+pub(crate) async fn explain<E: Exec>(
+    e: &E,
+    keys: &Keys,
+    model: &ModelDef,
+    query: &ListQuery,
+    scope: ListScope,
+) -> Result<Vec<String>, StoreError> {
+    let (prefix, column) = E::DIALECT.explain();
+    let mut lines = Vec::new();
+    for part in 0.. {
+        let Some((mut q, _)) = statement(E::DIALECT, keys, model, query, scope, part)? else {
+            break;
+        };
+        q.sql.insert_str(0, prefix);
+        q.cached = false;
+        q.rows_hint = 8;
+        if part > 0 {
+            lines.push("then, while the page is short:".to_owned());
+        }
+        lines.extend(e.rows(&q, |r| r.text(column)).await?);
+    }
+    Ok(lines)
+}
+
+/// Statement `part` of one page (`None` past the last): its SQL and parameters, and whether
+/// it selects a search rank after the record's columns.
+///
+/// A page is one statement, unless the rows after its cursor lie in two index ranges
+/// ([`keyset_parts`]: a nullable sort crossing its NULLs): then statement 0 reads the first
+/// range and statement 1 the second, each seeking its own start, and the second runs only
+/// when the first leaves the page short (near the crossing). One condition ORing the two
+/// ranges made both engines read every index entry before the cursor; a `UNION ALL` of
+/// them cost every deep page a merge and two sorts.
+fn statement<'a>(
+    dialect: Dialect,
+    keys: &Keys,
+    model: &ModelDef,
+    query: &'a ListQuery,
+    scope: ListScope,
+    part: usize,
+) -> Result<Option<(Query<'a>, bool)>, StoreError> {
+    let mut q = Query::new(dialect);
     let rank = search::rank(&mut q, model, query);
-    q.push("SELECT ");
-    columns(&mut q, model);
-    if let Some(Rank { expr, .. }) = &rank {
-        q.push(", ").push(expr);
-    }
-    q.push(" FROM ").ident(model.name().as_str());
-    if let Some(Rank { join, .. }) = &rank {
-        q.push(join);
-    }
-    let mut conds = conditions(&mut q, keys, model, query, scope)?;
     let sort = &query.sort;
     let col = match &rank {
         Some(Rank { expr, .. }) => expr.clone(),
         None => format!("\"{}\"", sort.column.name()),
     };
-    if let Some(after) = &query.after {
-        let id = q.placeholder(after.id);
-        let value = (!matches!(after.value, Value::Null)).then(|| q.placeholder(&after.value));
-        let cond = keyset_condition(
-            &col,
-            sort.column.nullable(),
-            sort.descending,
-            value.as_deref(),
-            &id,
-        );
-        conds.next(&mut q).push(&cond);
-    }
+    let keyset = match &query.after {
+        None if part == 0 => None,
+        None => return Ok(None),
+        Some(after) => {
+            // Marks, replaced by placeholders bound only when the part names them: a
+            // statement must carry no parameter it does not use (PostgreSQL cannot type one).
+            const ID: &str = "\u{1}id";
+            const VALUE: &str = "\u{1}value";
+            let value = (!matches!(after.value, Value::Null)).then_some(VALUE);
+            let (nullable, descending) = (sort.column.nullable(), sort.descending);
+            let mut parts = keyset_parts(&col, nullable, descending, value, ID);
+            if rank.is_some() && parts.len() > 1 {
+                // A relevance is never NULL; should one be, the rows are still right.
+                parts = vec![format!("({})", parts.join(" OR "))];
+            }
+            let Some(mut text) = parts.into_iter().nth(part) else {
+                return Ok(None);
+            };
+            if text.contains(ID) {
+                text = text.replace(ID, &q.placeholder(after.id));
+            }
+            if text.contains(VALUE) {
+                text = text.replace(VALUE, &q.placeholder(&after.value));
+            }
+            Some(text)
+        }
+    };
+    select(
+        &mut q,
+        keys,
+        model,
+        query,
+        scope,
+        rank.as_ref(),
+        keyset.as_ref(),
+    )?;
     let dir = if sort.descending { " DESC" } else { " ASC" };
-    let nulls = E::DIALECT.nulls(sort.column.nullable(), sort.descending);
+    let nulls = dialect.nulls(sort.column.nullable(), sort.descending);
     q.push(" ORDER BY ")
         .push(&col)
         .push(dir)
@@ -57,27 +151,34 @@ pub(crate) async fn list<E: Exec>(
         .limit(i64::from(query.limit) + 1)
         .cached();
     q.rows_hint = query.limit as usize + 1;
-    let ranked = rank.is_some();
-    let at = 7 + model.fields().len();
-    let rows = e
-        .rows(&q, |r| {
-            let rank = match ranked.then(|| r.value(at, ValueKind::Float)).transpose()? {
-                None => None,
-                Some(Value::Float(f)) => Some(f),
-                Some(_) => return Err(StoreError::internal("a search rank is not a number")),
-            };
-            Ok((record(r, model, keys)?, rank))
-        })
-        .await?;
-    let has_more = rows.len() > query.limit as usize;
-    let (mut records, mut ranks): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
-    records.truncate(query.limit as usize);
-    ranks.truncate(query.limit as usize);
-    Ok(Page {
-        records,
-        has_more,
-        rank: ranks.pop().flatten(),
-    })
+    Ok(Some((q, rank.is_some())))
+}
+
+/// `SELECT` of the record's columns (and the search rank) where the list's conditions and
+/// `keyset` hold.
+fn select<'a>(
+    q: &mut Query<'a>,
+    keys: &Keys,
+    model: &ModelDef,
+    query: &'a ListQuery,
+    scope: ListScope,
+    rank: Option<&Rank>,
+    keyset: Option<&String>,
+) -> Result<(), StoreError> {
+    q.push("SELECT ");
+    columns(q, model);
+    if let Some(Rank { expr, .. }) = rank {
+        q.push(", ").push(expr);
+    }
+    q.push(" FROM ").ident(model.name().as_str());
+    if let Some(Rank { join, .. }) = rank {
+        q.push(join);
+    }
+    let mut conds = conditions(q, keys, model, query, scope)?;
+    if let Some(keyset) = keyset {
+        conds.next(q).push(keyset);
+    }
+    Ok(())
 }
 
 /// Appends the `WHERE` conditions a list and its count share: status, policy scope,

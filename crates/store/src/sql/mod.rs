@@ -129,6 +129,16 @@ impl Dialect {
         }
     }
 
+    /// The prefix that asks for a statement's query plan instead of its rows, and the
+    /// column of each plan row that describes its node.
+    pub(crate) fn explain(self) -> (&'static str, usize) {
+        match self {
+            // id, parent, notused, detail
+            Self::Sqlite => ("EXPLAIN QUERY PLAN ", 3),
+            Self::Postgres => ("EXPLAIN ", 0),
+        }
+    }
+
     /// Whether account and key changes must be announced to other instances.
     pub(crate) fn announces(self) -> bool {
         self == Self::Postgres

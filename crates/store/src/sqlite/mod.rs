@@ -319,6 +319,14 @@ impl Store for SqliteStore {
     ) -> Result<u64, StoreError> {
         self.count_now(model, query, scope).await
     }
+    async fn explain_list(
+        &self,
+        model: &Arc<ModelDef>,
+        query: &ListQuery,
+        scope: ListScope,
+    ) -> Result<Vec<String>, StoreError> {
+        self.explain_now(model, query, scope).await
+    }
     async fn get_many(
         &self,
         model: &Arc<ModelDef>,

@@ -26,6 +26,23 @@ impl SqliteStore {
             .await
     }
 
+    /// `Store::explain_list`: on a reader, admitted as the list is.
+    pub(super) async fn explain_now(
+        &self,
+        model: &Arc<ModelDef>,
+        query: &ListQuery,
+        scope: ListScope,
+    ) -> Result<Vec<String>, StoreError> {
+        let (model, query) = (Arc::clone(model), query.clone());
+        let keys = self.inner.keys.clone();
+        self.inner
+            .readers
+            .list(query.has_pattern(), move |c| {
+                ready(list::explain(c, &keys, &model, &query, scope))
+            })
+            .await
+    }
+
     /// `Store::count`.
     pub(super) async fn count_now(
         &self,

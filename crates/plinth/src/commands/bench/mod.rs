@@ -6,8 +6,13 @@ use crate::config::{Config, Database, Secret};
 use crate::logging;
 use anyhow::Context;
 
+mod scale;
+
 /// `plinth bench`.
 pub(crate) fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(records) = args.scale {
+        return scale::run(global, &args, records);
+    }
     let config = if args.all_features && args.url.is_none() && global.config.is_none() {
         features_config(global)?
     } else {
@@ -63,6 +68,12 @@ async fn bench(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
             records: args.bulk_records,
             batch_size: args.batch_size,
             concurrency: args.bulk_concurrency as usize,
+            first: 0,
+            fields: if args.all_features {
+                plinth_bench::BulkFields::Features
+            } else {
+                plinth_bench::BulkFields::Plain
+            },
         }),
     };
     if let Some(addr) = args.serve_ceiling {
