@@ -285,7 +285,9 @@ fn copy(e: &StoreError) -> StoreError {
 }
 
 /// Runs one job in its own savepoint: the job's result, or the error that leaves the
-/// transaction unusable (a savepoint statement failed).
+/// transaction unusable (a savepoint statement failed). A savepoint is never released
+/// (a round trip saved per job): the next job's, of the same name, nests in it and is the one
+/// a failed job rolls back to; the commit ends them all.
 async fn run_job(
     store: &PgStore,
     tx: &Transaction<'_>,
@@ -302,11 +304,7 @@ async fn run_job(
         .unwrap_or_else(|| Err(StoreError::internal("a grouped write panicked")));
     if result.is_err() {
         held.truncate(mark);
-        tx.batch_execute("ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job")
-            .await
-            .map_err(errors::map)?;
-    } else {
-        tx.batch_execute("RELEASE SAVEPOINT job")
+        tx.batch_execute("ROLLBACK TO SAVEPOINT job")
             .await
             .map_err(errors::map)?;
     }
