@@ -1,5 +1,6 @@
 //! What an engine reports for monitoring, read when `/metrics` is scraped: the SQLite
-//! writer's queue and batch sizes, the PostgreSQL pool's connections. Recording costs an
+//! writer's queue and batch sizes, the PostgreSQL pool's connections and its group commit's
+//! queue and batch sizes. Recording costs an
 //! atomic add per batch, never a lock or anything per row.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,9 +15,12 @@ pub struct EngineStats {
     pub writer: Option<WriterStats>,
     /// PostgreSQL: the primary's connection pool.
     pub pool: Option<PoolStats>,
+    /// PostgreSQL: the group commit of record writes (its queue and batch sizes).
+    pub group: Option<WriterStats>,
 }
 
-/// The SQLite writer: jobs waiting for it and the sizes of the batches it committed.
+/// A group commit (the SQLite writer thread, PostgreSQL's group-commit task): jobs waiting
+/// for it and the sizes of the batches it committed.
 #[derive(Debug, Clone)]
 pub struct WriterStats {
     /// Jobs queued for the writer thread, not yet taken into a batch.

@@ -88,7 +88,26 @@ impl Collector for Sample {
                 "Write jobs waiting for the SQLite writer thread",
                 w.queue_depth as i64,
             )?;
-            batch_sizes(&mut e, &w.batch_sizes)?;
+            batch_sizes(
+                &mut e,
+                "sqlite_writer_batch_size",
+                "Write jobs committed per SQLite transaction (group commit)",
+                &w.batch_sizes,
+            )?;
+        }
+        if let Some(g) = &self.engine.group {
+            gauge(
+                &mut e,
+                "pg_group_queue_depth",
+                "Record writes waiting for PostgreSQL's group commit",
+                g.queue_depth as i64,
+            )?;
+            batch_sizes(
+                &mut e,
+                "pg_group_batch_size",
+                "Record writes committed per PostgreSQL transaction (group commit)",
+                &g.batch_sizes,
+            )?;
         }
         if let Some(p) = &self.engine.pool {
             pool(&mut e, p)?;
@@ -143,13 +162,13 @@ where
     c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)
 }
 
-fn batch_sizes(e: &mut DescriptorEncoder<'_>, h: &BatchHistogram) -> std::fmt::Result {
-    let mut m = e.encode_descriptor(
-        "sqlite_writer_batch_size",
-        "Write jobs committed per SQLite transaction (group commit)",
-        None,
-        MetricType::Histogram,
-    )?;
+fn batch_sizes(
+    e: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    h: &BatchHistogram,
+) -> std::fmt::Result {
+    let mut m = e.encode_descriptor(name, help, None, MetricType::Histogram)?;
     m.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
         h.sum as f64,
         h.count,

@@ -195,6 +195,7 @@ pub(super) fn stats(pool: &Pool) -> crate::EngineStats {
     let s = pool.status();
     crate::EngineStats {
         writer: None,
+        group: None,
         pool: Some(crate::stats::PoolStats {
             max_size: s.max_size as u64,
             size: s.size as u64,

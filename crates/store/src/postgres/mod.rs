@@ -1,9 +1,10 @@
 //! The PostgreSQL engine, for scale-out: several stateless Plinth instances share one
 //! database.
 //!
-//! A pool of connections (deadpool) with prepared statements cached per connection. Each
-//! write is one transaction, retried a bounded number of times when it loses a race
-//! (serialization failure, deadlock). Conditional writes are single statements guarded by
+//! A pool of connections (deadpool) with prepared statements cached per connection. Record
+//! creates are group-committed: those arriving while a transaction is open share the next
+//! one (see `group`); every other write is one transaction. Either is retried a bounded
+//! number of times when it loses a race (serialization failure, deadlock). Conditional writes are single statements guarded by
 //! `version`, so `If-Match` has exactly one winner across instances; idempotency keys are
 //! claimed with `INSERT … ON CONFLICT DO NOTHING` first, so they hold across instances too.
 //! Migrations run under a transaction-scoped advisory lock: instances starting together
@@ -13,7 +14,7 @@
 //! [`Exec`](crate::sql::Exec) of `exec`.
 //!
 //! Layout: `connect` (options, pools, LISTEN), `run` (a call bounded in time, on a pooled
-//! client or in a retried transaction), `exec` (binding parameters, reading rows), `lists`
+//! client or in a retried transaction), `group` (group commit), `exec` (binding parameters, reading rows), `lists`
 //! (lists and totals: gated, bounded in time, cancelled when abandoned; expansions), `batch`
 //! (batch writes), `ddl` (migrations), `schema` (the migration methods), `changes` (the
 //! change log's), `claim` (the advisory lock servers share and migrations take alone),
@@ -31,6 +32,7 @@ mod errors;
 mod exec;
 mod file_store;
 mod flag_store;
+mod group;
 mod lists;
 mod mfa_store;
 mod oidc_store;
@@ -106,6 +108,8 @@ struct Inner {
     keys: crate::Keys,
     /// Versions of Plinth's own tables are applied (see [`PgOptions::upgrade`]).
     upgrade: bool,
+    /// The group commit of record writes.
+    group: group::Group,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -137,6 +141,7 @@ impl PgStore {
             .transpose()?;
         let empty = Schema::from_decls(&[])
             .map_err(|_| StoreError::internal("default schema is invalid"))?;
+        let (group, queue) = group::Group::new();
         let store = Self {
             inner: Arc::new(Inner {
                 pool,
@@ -155,8 +160,10 @@ impl PgStore {
                 claim: tokio::sync::Mutex::new(claim),
                 keys: opts.keys.clone(),
                 upgrade: opts.upgrade,
+                group,
             }),
         };
+        group::Group::start(&store, queue);
         if opts.read_only {
             // Nothing to create or to listen for: a connection tried now proves the URL.
             store
@@ -305,15 +312,14 @@ impl Store for PgStore {
         draft: Draft,
         idempotency: Option<IdempotencyClaim>,
     ) -> Result<Created, StoreError> {
-        let vis = self.visibility(ctx);
-        let scope = idempotency_scope(ctx);
-        let written = self
-            .in_tx(async |tx| {
-                let claim = idempotency.clone().map(|c| (scope.clone(), c));
-                records::create(tx, self.by(ctx), &vis, model, draft.clone(), claim).await
-            })
-            .await;
-        self.changed(written)
+        self.create_grouped(group::Write::Create {
+            ctx: ctx.clone(),
+            model: Arc::clone(model),
+            vis: self.visibility(ctx),
+            draft,
+            claim: idempotency.map(|c| (idempotency_scope(ctx), c)),
+        })
+        .await
     }
 
     async fn batch(
@@ -386,7 +392,10 @@ impl Store for PgStore {
     }
 
     fn engine_stats(&self) -> crate::EngineStats {
-        connect::stats(&self.inner.pool)
+        crate::EngineStats {
+            group: Some(self.inner.group.stats()),
+            ..connect::stats(&self.inner.pool)
+        }
     }
 
     async fn list(
@@ -546,6 +555,7 @@ impl Store for PgStore {
 
     async fn close(&self) {
         self.inner.claim.lock().await.take();
+        self.inner.group.stop();
         if let Some(listener) = self.inner.listener.lock().ok().and_then(|mut l| l.take()) {
             listener.abort();
         }

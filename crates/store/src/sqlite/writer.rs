@@ -211,6 +211,7 @@ impl Queue {
                 batch_sizes: self.batches.snapshot(),
             }),
             pool: None,
+            group: None,
         }
     }
 }

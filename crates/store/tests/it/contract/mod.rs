@@ -65,6 +65,7 @@ mod events;
 mod evolve;
 mod files;
 mod flags;
+mod group;
 mod keys;
 mod lists;
 mod mfa;
