@@ -113,16 +113,29 @@ pub(crate) fn latency_csv(sides: &[(&str, &hdrhistogram::Histogram<u64>)]) -> St
     out
 }
 
-/// (last sample − first sample at or after `warmup`) / that sample, in percent; `None`
-/// without a sample after warm-up and a later one.
+/// How far the server's RSS moved after `warmup`, in percent: from the median of the first
+/// samples at or after it to the median of the last ones (three each, fewer when there are
+/// under six samples after warm-up, one at least), so that one transient sample (the
+/// periodic sweep's work, say) neither passes a leak nor fails a flat run. `None` without
+/// two samples after warm-up.
 pub fn rss_growth(samples: &[RssSample], warmup: f64) -> Option<f64> {
     let base = samples.iter().position(|(t, _)| *t >= warmup)?;
-    let last = samples.len() - 1;
-    if base >= last || samples[base].1 == 0 {
+    let after: Vec<u64> = samples[base..].iter().map(|(_, b)| *b).collect();
+    if after.len() < 2 {
+        return None;
+    }
+    let k = (after.len() / 2).clamp(1, 3);
+    let median = |part: &[u64]| {
+        let mut part = part.to_vec();
+        part.sort_unstable();
+        part[part.len() / 2]
+    };
+    let (from, to) = (median(&after[..k]), median(&after[after.len() - k..]));
+    if from == 0 {
         return None;
     }
     #[allow(clippy::cast_precision_loss)]
-    let (from, to) = (samples[base].1 as f64, samples[last].1 as f64);
+    let (from, to) = (from as f64, to as f64);
     Some((to - from) * 100.0 / from)
 }
 
@@ -373,6 +386,25 @@ mod tests {
         assert_eq!(rss_growth(&samples, 60.0), None);
         assert_eq!(rss_growth(&samples, 61.0), None);
         assert_eq!(rss_growth(&[], 0.0), None);
+    }
+
+    #[test]
+    fn one_transient_sample_moves_no_growth_figure_but_a_steady_climb_does() {
+        let flat: Vec<RssSample> = (0..12).map(|i| (f64::from(i) * 5.0, 100)).collect();
+        // The last sample spikes (a sweep's work): the medians ignore it.
+        let mut spiked = flat.clone();
+        spiked.last_mut().expect("a sample").1 = 117;
+        assert_eq!(rss_growth(&spiked, 10.0), Some(0.0));
+        // So does one spike among the first samples after warm-up.
+        let mut early = flat.clone();
+        early[2].1 = 150;
+        assert_eq!(rss_growth(&early, 10.0), Some(0.0));
+        // A leak moves every later sample: it shows.
+        let climbing: Vec<RssSample> = (0..12u32)
+            .map(|i| (f64::from(i) * 5.0, 100 + u64::from(i) * 2))
+            .collect();
+        let g = rss_growth(&climbing, 10.0).expect("a figure");
+        assert!((g - 14.0 / 1.06).abs() < 1e-9, "{g}");
     }
 
     #[test]
