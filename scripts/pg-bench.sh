@@ -32,7 +32,10 @@ fi
 PLINTH="${PLINTH_BIN:-$ROOT/target/release/plinth}"
 psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
 
+# The instances share one signing key and one set of encryption keys, as a deployment must.
 export DATABASE_URL="$PG/$DB" PLINTH_JWT_SECRET="$("$PLINTH" keys generate)" LOG_LEVEL=warn
+PLINTH_ENCRYPTION_KEYS="$("$PLINTH" keys encryption)"
+export PLINTH_ENCRYPTION_KEYS
 PASSWORD="bench-$$-$(date +%s)-password"
 PIDS=()
 SUBS=()
