@@ -152,18 +152,7 @@ impl fmt::Display for ScaleReport {
             .first()
             .map(|c| c.lists.iter().map(|l| l.list).collect())
             .unwrap_or_default();
-        write!(f, "{:>9} {:>8}", "records", "rss_mb")?;
-        for l in &lists {
-            let n = l.name;
-            write!(
-                f,
-                " {:>14} {:>14} {:>8}",
-                format!("{n}.first"),
-                format!("{n}.deep"),
-                "ratio"
-            )?;
-        }
-        writeln!(f)?;
+        list_header(f, ("records", "rss_mb"), &lists, "ratio")?;
         for c in &self.checkpoints {
             write!(f, "{:>9} {:>8.1}", c.records, mb(c.rss_bytes))?;
             for l in &c.lists {
@@ -177,18 +166,7 @@ impl fmt::Display for ScaleReport {
             }
             writeln!(f)?;
         }
-        write!(f, "{:>9} {:>8}", "p90", "")?;
-        for l in &lists {
-            let n = l.name;
-            write!(
-                f,
-                " {:>14} {:>14} {:>8}",
-                format!("{n}.first"),
-                format!("{n}.deep"),
-                ""
-            )?;
-        }
-        writeln!(f)?;
+        list_header(f, ("p90", ""), &lists, "")?;
         for c in &self.checkpoints {
             write!(f, "p90 {:>14}", c.records)?;
             for l in &c.lists {
@@ -257,4 +235,24 @@ impl fmt::Display for ScaleReport {
         }
         Ok(())
     }
+}
+
+/// A table's header: two leading columns, then first, deep and `third` per list.
+fn list_header(
+    f: &mut fmt::Formatter<'_>,
+    (a, b): (&str, &str),
+    lists: &[ScaleList],
+    third: &str,
+) -> fmt::Result {
+    write!(f, "{a:>9} {b:>8}")?;
+    for l in lists {
+        let n = l.name;
+        write!(
+            f,
+            " {:>14} {:>14} {third:>8}",
+            format!("{n}.first"),
+            format!("{n}.deep")
+        )?;
+    }
+    writeln!(f)
 }
