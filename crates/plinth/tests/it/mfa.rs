@@ -250,10 +250,13 @@ async fn a_second_factor_survives_export_and_import_under_other_keys() {
         .as_str()
         .expect("secret")
         .to_owned();
+    // Replayed on the target below: the same code, whatever step the clock has reached by
+    // then (a code computed again there could belong to a later, unspent step).
+    let confirmed = code(&secret, 0);
     let confirm = server
         .send(
             tess.post(server.url("/api/v1/auth/mfa/totp/confirm"))
-                .json(&json!({"code": code(&secret, 0)})),
+                .json(&json!({"code": confirmed})),
         )
         .await;
     assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.text);
@@ -304,7 +307,7 @@ async fn a_second_factor_survives_export_and_import_under_other_keys() {
             .json(&json!({"mfa_token": token, "code": c}))
     };
     // The confirming code's step was spent on the source.
-    let replay = server.send(second(code(&secret, 0))).await;
+    let replay = server.send(second(confirmed.clone())).await;
     assert_ne!(replay.status, StatusCode::OK, "{}", replay.text);
     let done = server.send(second(code(&secret, 1))).await;
     let tess = bearer_client(&Tokens::from_reply(&done).access_token);
