@@ -31,6 +31,18 @@ fn row<'a>(done: &'a Finished, workload: &str) -> Vec<&'a str> {
     line.split_whitespace().skip(1).collect()
 }
 
+/// A new API key of the server's admin, named `name`.
+async fn api_key(server: &Server, name: &str) -> String {
+    let key = server
+        .post("/api/v1/auth/api-keys", &json!({ "name": name }))
+        .await;
+    assert_eq!(key.status, StatusCode::CREATED, "{}", key.text);
+    key.body["data"]["key"]
+        .as_str()
+        .expect("the key")
+        .to_owned()
+}
+
 /// Three subscribers, twenty writes: sixty deliveries, none missing, none twice.
 fn assert_everything_delivered_once(done: &Finished) {
     let summary = "fan-out: 3 subscribers, 20 writes/s for 1 s: 60 events expected, \
@@ -70,14 +82,7 @@ async fn the_embedded_fanout_delivers_every_write_to_every_subscriber_once() {
 async fn the_fanout_against_a_running_server_uses_the_bench_credential() {
     let dir = TestDir::new();
     let server = Server::start(&dir).await;
-    let key = server
-        .post("/api/v1/auth/api-keys", &json!({"name": "fan-out bench"}))
-        .await;
-    assert_eq!(key.status, StatusCode::CREATED, "{}", key.text);
-    let key = key.body["data"]["key"]
-        .as_str()
-        .expect("the key")
-        .to_owned();
+    let key = api_key(&server, "fan-out bench").await;
     let url = server.url("");
     let mut args = vec!["bench", "--url", url.trim_end_matches('/'), "--seed", "1"];
     args.extend(FANOUT);
@@ -94,14 +99,7 @@ async fn the_fanout_against_a_running_server_uses_the_bench_credential() {
 async fn the_bulk_workload_inserts_every_record_through_batches() {
     let dir = TestDir::new();
     let server = Server::start(&dir).await;
-    let key = server
-        .post("/api/v1/auth/api-keys", &json!({"name": "bulk bench"}))
-        .await;
-    assert_eq!(key.status, StatusCode::CREATED, "{}", key.text);
-    let key = key.body["data"]["key"]
-        .as_str()
-        .expect("the key")
-        .to_owned();
+    let key = api_key(&server, "bulk bench").await;
     let url = server.url("");
     let args = [
         "bench",
@@ -138,6 +136,29 @@ async fn the_bulk_workload_inserts_every_record_through_batches() {
 
 /// `--ceiling`: the probe answers every get of its own rows (no error), beside Plinth's
 /// get_one in the same report, with get_one's share of it.
+/// `--all-features`: the embedded server serves the bench's configuration (a create that
+/// fills the sealed field is answered 2xx), and the live subscriber receives every create.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_features_fill_the_sealed_field_and_hold_a_live_subscriber() {
+    let dir = TestDir::new();
+    let args = ["bench", "--all-features", "--seed", "5", "--requests", "20"];
+    let done = run_ok(&dir, &args, &[]).await;
+    for workload in ["get_one", "list", "create", "mixed"] {
+        assert_eq!(row(&done, workload).get(3), Some(&"0"), "{}", done.stdout);
+    }
+    // 5 seeded, 20 creates, and the mix's creates: at least 25 events, all of them seen.
+    let line = done
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("live subscriber: held for the whole run, "))
+        .unwrap_or_else(|| panic!("no live subscriber line:\n{}", done.stdout));
+    let events: u64 = line
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .expect("a count");
+    assert!(events >= 25, "{line}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ceiling_probe_is_measured_beside_get_one_without_errors() {
     let dir = TestDir::new();
@@ -296,14 +317,7 @@ async fn the_soak_samples_rss_and_fails_past_its_limits() {
 async fn the_soak_against_a_running_server_samples_its_rss() {
     let dir = TestDir::new();
     let server = Server::start(&dir).await;
-    let key = server
-        .post("/api/v1/auth/api-keys", &json!({"name": "soak bench"}))
-        .await;
-    assert_eq!(key.status, StatusCode::CREATED, "{}", key.text);
-    let key = key.body["data"]["key"]
-        .as_str()
-        .expect("the key")
-        .to_owned();
+    let key = api_key(&server, "soak bench").await;
     let url = server.url("");
     let args = [
         "bench",
