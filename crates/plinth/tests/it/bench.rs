@@ -1,7 +1,8 @@
 //! `plinth bench --fanout`, `--bulk`, `--rate`, `--soak` and `--scale`, small, against the
 //! real server: every write reaches every subscriber exactly once, every bulk record is
 //! written, the fixed-rate mode sends what it scheduled, the soak samples RSS and exits
-//! non-zero past its limits, and the scale mode measures each checkpoint and leaves no
+//! non-zero past its limits, the ceiling probe serves alone, `--all-features` holds its
+//! subscriber, and the scale mode measures each checkpoint and leaves no
 //! server or directory behind. Behaviour only: no figure of speed is asserted.
 
 use crate::helpers::{Finished, Proc, Server, TestDir, run, run_ok};
@@ -497,5 +498,54 @@ async fn the_scale_mode_stopped_midway_leaves_nothing_behind() {
         bench.describe()
     );
     assert_eq!(processes_naming(&tmp), Vec::<String>::new());
+    assert_eq!(left_in(&tmp), Vec::<std::path::PathBuf>::new());
+}
+
+/// `--serve-ceiling`: the probe alone on the address given, its ids in the file, each
+/// answered in the envelope; interrupted, it exits 0 and removes its database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ceiling_probe_serves_alone_until_interrupted() {
+    let dir = TestDir::new();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("a TMPDIR");
+    let tmp_arg = tmp.to_str().expect("a UTF-8 path");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let (addr, ids) = (format!("127.0.0.1:{port}"), dir.path().join("ids.txt"));
+    let ids_arg = ids.to_str().expect("a UTF-8 path");
+    let args = [
+        "bench",
+        "--serve-ceiling",
+        &addr,
+        "--seed",
+        "4",
+        "--ids-file",
+        ids_arg,
+    ];
+    let mut probe = Proc::spawn(dir.command(&args, &[("TMPDIR", tmp_arg)]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !probe.stdout().contains("ceiling probe: 4 rows at ") {
+        assert!(std::time::Instant::now() < deadline, "{}", probe.describe());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let text = std::fs::read_to_string(&ids).expect("the ids file");
+    let ids: Vec<&str> = text.lines().collect();
+    assert_eq!(ids.len(), 4, "{text}");
+    let client = reqwest::Client::new();
+    for id in &ids {
+        let res = client
+            .get(format!("http://{addr}/api/v1/resource/{id}"))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(res.status(), StatusCode::OK);
+        let body: serde_json::Value = res.json().await.expect("JSON");
+        assert_eq!(body["data"]["id"], json!(id));
+    }
+    probe.signal("INT");
+    let status = probe.wait_exit().await;
+    assert_eq!(status.code(), Some(0), "{}", probe.describe());
     assert_eq!(left_in(&tmp), Vec::<std::path::PathBuf>::new());
 }
