@@ -5,28 +5,31 @@
 //!
 //! A task per store takes the first job waiting, then every job already queued (up to
 //! [`MAX_BATCH`]; it never waits for more, so a lone write adds no latency), and runs them
-//! on one pooled connection in one transaction: each job in its own savepoint, so a failed
-//! one rolls back alone with the audit entries it held; the entries of the others are
-//! appended together after the last job (one lock, one read of the chain's head, as the
-//! SQLite writer does), then the transaction commits, and only then is each caller
-//! answered. Jobs are data (what to write), run by the same statements as a write in a
-//! transaction of its own. Batching changes throughput, never outcomes: every acknowledged
-//! write is committed, and every refused one left nothing behind.
+//! on one pooled connection in one transaction, all at once: their statements are
+//! pipelined, sent without waiting for the answers before. The audit entries are appended
+//! together after the jobs (one lock, one read of the chain's head, as the SQLite writer
+//! does), then the transaction commits, and only then is each caller answered. If a job
+//! fails, the batch is rolled back and runs again job by job, each in its own savepoint,
+//! so the failed one rolls back alone with the audit entries it held. Jobs are data (what
+//! to write), run by the same statements as a write in a transaction of its own. Batching
+//! changes throughput, never outcomes: every acknowledged write is committed, and every
+//! refused one left nothing behind.
 //!
 //! A job that loses a race (`Contention`) runs again in a later batch, up to
-//! [`WRITE_ATTEMPTS`] in all; so does every job of a batch whose commit lost one. Jobs run
-//! in queue order, each taking its time from the store's clock as it runs, so times are
-//! strictly increasing in commit order within an instance.
+//! [`WRITE_ATTEMPTS`] in all; so does every job of a batch whose commit lost one. Jobs take
+//! their times from the store's clock in queue order, so times are strictly increasing in
+//! commit order within an instance.
 
 use super::exec::Pg;
 use super::{PgStore, WRITE_ATTEMPTS, errors};
 use crate::shared::Visibility;
 use crate::sql::audit::{self, AuditBatch};
-use crate::sql::records;
+use crate::sql::records::{self, By};
 use crate::sql::{Dialect, Exec, Query};
 use crate::stats::{BatchSizes, WriterStats};
 use crate::{Created, IdempotencyClaim, StoreError, WriteCtx};
 use deadpool_postgres::Transaction;
+use futures_util::future::join_all;
 use plinth_core::{Draft, ModelDef};
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -50,6 +53,15 @@ pub(super) enum Write {
         draft: Draft,
         claim: Option<(String, IdempotencyClaim)>,
     },
+}
+
+impl Write {
+    /// Who writes, and from where.
+    fn ctx(&self) -> &WriteCtx {
+        match self {
+            Self::Create { ctx, .. } => ctx,
+        }
+    }
 }
 
 /// What a write answers.
@@ -195,17 +207,126 @@ async fn run(inner: Weak<super::Inner>, mut rx: mpsc::Receiver<Job>) {
 }
 
 /// Runs `batch` in one transaction and answers its jobs; returns those to run again.
+///
+/// First every job at once, their statements pipelined (each sent without waiting for the
+/// answer to the one before: a round trip for the batch rather than several a job), no
+/// savepoints. If a job of several fails, that transaction is rolled back and the batch
+/// runs again job by job, each in its savepoint, so the failed one rolls back alone: a
+/// failure costs its batch a second run; the jobs that succeed never see it. A batch
+/// holding a job that already lost a race runs job by job at once, so that each attempt
+/// of a write is one run.
 async fn commit(store: &PgStore, batch: Vec<Job>) -> Vec<Job> {
     let mut client = match store.inner.pool.get().await {
         Ok(client) => client,
         Err(e) => return settle(batch, Err(errors::pool(e))),
     };
+    let lone = batch.len() == 1;
+    if lone || (batch.iter().all(|job| job.attempt == 1) && claims_apart(&batch)) {
+        match pipelined(store, &mut client, &batch).await {
+            Ok(Ok(answers)) => {
+                for (job, answer) in batch.into_iter().zip(answers) {
+                    job.answer(Ok(answer));
+                }
+                return Vec::new();
+            }
+            Ok(Err(failed)) if lone => {
+                // Alone, its failure is its own: answered as a run job by job would.
+                return batch
+                    .into_iter()
+                    .next()
+                    .and_then(|job| finish(job, Err(failed)))
+                    .into_iter()
+                    .collect();
+            }
+            Ok(Err(_)) => {}
+            Err(e) => return settle(batch, Err(e)),
+        }
+    }
+    one_by_one(store, &mut client, batch).await
+}
+
+/// Whether no two jobs of `batch` claim the same idempotency key: run at once, the second
+/// could read the first's claim before its record is written.
+fn claims_apart(batch: &[Job]) -> bool {
+    let mut claims = std::collections::HashSet::new();
+    batch.iter().all(|job| match &job.write {
+        Write::Create { model, claim, .. } => claim.as_ref().is_none_or(|(scope, c)| {
+            claims.insert((model.name().as_str(), scope.as_str(), c.key.as_str()))
+        }),
+    })
+}
+
+/// Runs every job of `batch` at once in one transaction: their answers, committed; or the
+/// first failed job's error, the transaction rolled back and nothing of the batch kept; or
+/// an error when the batch cannot commit at all. Each job takes its time from the clock in
+/// queue order, before any runs, and its audit entries are appended in that order.
+async fn pipelined(
+    store: &PgStore,
+    client: &mut deadpool_postgres::Client,
+    batch: &[Job],
+) -> Result<Result<Vec<Answer>, StoreError>, StoreError> {
+    let tx = client.transaction().await.map_err(errors::map)?;
+    let held: Vec<AuditBatch> = batch.iter().map(|_| AuditBatch::opened()).collect();
+    let runs = batch.iter().zip(&held).map(|(job, held)| {
+        let e = Grouped { tx: &tx, held };
+        let by = store.by(job.write.ctx());
+        async move { caught(apply(&e, by, &job.write)).await }
+    });
+    let mut answers = Vec::with_capacity(batch.len());
+    for result in join_all(runs.collect::<Vec<_>>()).await {
+        match result.unwrap_or_else(|| Err(panicked())) {
+            Ok(answer) => answers.push(answer),
+            Err(e) => {
+                let _ = tx.rollback().await;
+                return Ok(Err(e));
+            }
+        }
+    }
+    let entries: Vec<_> = held.iter().flat_map(AuditBatch::close).collect();
+    if !entries.is_empty()
+        && let Err(e) = audit::append_all(&Pg(&tx), entries).await
+    {
+        let _ = tx.rollback().await;
+        return Err(e);
+    }
+    tx.commit().await.map_err(errors::map)?;
+    Ok(Ok(answers))
+}
+
+fn panicked() -> StoreError {
+    StoreError::internal("a grouped write panicked")
+}
+
+/// Answers `job` with `result`, or gives it back to run again when it lost a race and has
+/// attempts left.
+fn finish(job: Job, result: Result<Answer, StoreError>) -> Option<Job> {
+    match result {
+        Err(StoreError::Contention(why)) if job.attempt < WRITE_ATTEMPTS => {
+            tracing::debug!(attempt = job.attempt, why = %why, "retrying a write that lost a race");
+            Some(Job {
+                attempt: job.attempt + 1,
+                ..job
+            })
+        }
+        result => {
+            job.answer(result);
+            None
+        }
+    }
+}
+
+/// Runs `batch` job by job in one transaction, each in its savepoint, and answers its jobs;
+/// returns those to run again.
+async fn one_by_one(
+    store: &PgStore,
+    client: &mut deadpool_postgres::Client,
+    batch: Vec<Job>,
+) -> Vec<Job> {
     let tx = match client.transaction().await {
         Ok(tx) => tx,
         Err(e) => return settle(batch, Err(errors::map(e))),
     };
-    let held = AuditBatch::default();
-    held.open();
+    let held = AuditBatch::opened();
     let mut results = Vec::with_capacity(batch.len());
     for job in &batch {
         match run_job(store, &tx, &held, &job.write).await {
@@ -227,22 +348,11 @@ async fn commit(store: &PgStore, batch: Vec<Job>) -> Vec<Job> {
         return settle(batch, Err(e));
     }
     match tx.commit().await.map_err(errors::map) {
-        Ok(()) => {
-            let mut again = Vec::new();
-            for (job, result) in batch.into_iter().zip(results) {
-                match result {
-                    Err(StoreError::Contention(why)) if job.attempt < WRITE_ATTEMPTS => {
-                        tracing::debug!(attempt = job.attempt, why = %why, "retrying a write that lost a race");
-                        again.push(Job {
-                            attempt: job.attempt + 1,
-                            ..job
-                        });
-                    }
-                    result => job.answer(result),
-                }
-            }
-            again
-        }
+        Ok(()) => batch
+            .into_iter()
+            .zip(results)
+            .filter_map(|(job, result)| finish(job, result))
+            .collect(),
         Err(e) => settle(batch, Err(e)),
     }
 }
@@ -299,9 +409,9 @@ async fn run_job(
         .await
         .map_err(errors::map)?;
     let e = Grouped { tx, held };
-    let result = caught(apply(store, &e, write))
+    let result = caught(apply(&e, store.by(write.ctx()), write))
         .await
-        .unwrap_or_else(|| Err(StoreError::internal("a grouped write panicked")));
+        .unwrap_or_else(|| Err(panicked()));
     if result.is_err() {
         held.truncate(mark);
         tx.batch_execute("ROLLBACK TO SAVEPOINT job")
@@ -311,16 +421,17 @@ async fn run_job(
     Ok(result)
 }
 
-/// The write's statements: the same as a write in a transaction of its own.
-async fn apply(store: &PgStore, e: &Grouped<'_, '_>, write: &Write) -> Result<Answer, StoreError> {
+/// The write's statements, `by` its time and keys: the same as a write in a transaction of
+/// its own.
+async fn apply(e: &Grouped<'_, '_>, by: By<'_>, write: &Write) -> Result<Answer, StoreError> {
     match write {
         Write::Create {
-            ctx,
             model,
             vis,
             draft,
             claim,
-        } => records::create(e, store.by(ctx), vis, model, draft.clone(), claim.clone())
+            ..
+        } => records::create(e, by, vis, model, draft.clone(), claim.clone())
             .await
             .map(Answer::Created),
     }

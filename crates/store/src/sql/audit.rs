@@ -168,6 +168,11 @@ impl AuditBatch {
         *self.held() = Some(Vec::new());
     }
 
+    /// A batch already collecting.
+    pub(crate) fn opened() -> Self {
+        Self(std::sync::Mutex::new(Some(Vec::new())))
+    }
+
     /// How many entries are held: a job's mark, to [`truncate`](Self::truncate) to if its
     /// savepoint is rolled back.
     pub(crate) fn len(&self) -> usize {
@@ -200,13 +205,17 @@ impl AuditBatch {
 
 /// Appends `drafted`, in order, at the chain's head (under the lock on PostgreSQL): each
 /// gets the next `seq`, the previous entry's hash and its own. Returns the last `seq`.
+/// The lock and the head's read go together, then every insert: on PostgreSQL they are
+/// pipelined (sent without waiting for each answer), two round trips for the whole batch.
 pub(crate) async fn append_all<E: Exec>(e: &E, drafted: Vec<Drafted>) -> Result<i64, StoreError> {
-    lock(e).await?;
     let mut q = Query::new(E::DIALECT);
     q.push("SELECT seq, hash FROM _plinth_audit ORDER BY seq DESC LIMIT 1")
         .cached();
-    let head = e.row(&q, |r| Ok((r.int(0)?, r.text(1)?))).await?;
-    let (mut seq, mut prev_hash) = head.unwrap_or((0, String::new()));
+    let (locked, head) =
+        futures_util::future::join(lock(e), e.row(&q, |r| Ok((r.int(0)?, r.text(1)?)))).await;
+    locked?;
+    let (mut seq, mut prev_hash) = head?.unwrap_or((0, String::new()));
+    let mut chained = Vec::with_capacity(drafted.len());
     for Drafted {
         mut entry,
         changes,
@@ -217,9 +226,23 @@ pub(crate) async fn append_all<E: Exec>(e: &E, drafted: Vec<Drafted>) -> Result<
         entry.seq = seq;
         entry.prev_hash = prev_hash;
         entry.hash = hash(&entry, &changes);
+        prev_hash = entry.hash.clone();
+        chained.push(Drafted {
+            entry,
+            changes,
+            change,
+        });
+    }
+    let mut statements = Vec::with_capacity(chained.len());
+    for Drafted {
+        entry,
+        changes,
+        change,
+    } in &chained
+    {
         let mut q = Query::new(E::DIALECT);
-        // PostgreSQL logs the change and announces it in the entry's statement (one round
-        // trip; the notice is delivered at commit, once per transaction); SQLite has no
+        // PostgreSQL logs the change and announces it in the entry's statement (one
+        // statement; the notice is delivered at commit, once per transaction); SQLite has no
         // data-modifying `WITH`, so its change is a statement of its own.
         let folded = change.is_some() && E::DIALECT.announces();
         if folded {
@@ -244,29 +267,32 @@ pub(crate) async fn append_all<E: Exec>(e: &E, drafted: Vec<Drafted>) -> Result<
                     .client_addr
                     .as_ref()
                     .map_or(super::Param::Null, Into::into),
-                (&changes).into(),
+                changes.into(),
                 (&entry.prev_hash).into(),
                 (&entry.hash).into(),
             ])
             .push(")");
-        if let Some(c) = &change {
+        if let Some(c) = change {
             if folded {
                 q.push("), change AS (");
-                log::push_insert(&mut q, c, seq, entry.at);
+                log::push_insert(&mut q, c, entry.seq, entry.at);
                 q.push(") SELECT pg_notify(")
                     .bind(super::INVALIDATE_CHANNEL)
                     .push(", ")
                     .bind(CHANGES_NOTICE)
                     .push(")");
             } else {
-                e.execute(q.cached()).await?;
+                statements.push(q);
                 q = Query::new(E::DIALECT);
-                log::push_insert(&mut q, c, seq, entry.at);
+                log::push_insert(&mut q, c, entry.seq, entry.at);
             }
         }
-        e.execute(q.cached()).await?;
-        prev_hash = entry.hash;
+        statements.push(q);
     }
+    for q in &mut statements {
+        q.cached();
+    }
+    futures_util::future::try_join_all(statements.iter().map(|q| e.execute(q))).await?;
     Ok(seq)
 }
 
