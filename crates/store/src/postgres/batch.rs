@@ -25,6 +25,11 @@ impl PgStore {
                 batch::apply(tx, self.by(ctx), &vis, model, &ops, claim).await
             })
             .await;
+        if let Ok(batched) = &written
+            && !batched.replayed
+        {
+            self.wrote(model.name().as_str(), ops.len() as u64);
+        }
         self.changed(written)
     }
 }

@@ -32,6 +32,7 @@ mod errors;
 mod exec;
 mod file_store;
 mod flag_store;
+mod fresh;
 mod group;
 mod lists;
 mod mfa_store;
@@ -110,6 +111,8 @@ struct Inner {
     upgrade: bool,
     /// The group commit of record writes.
     group: group::Group,
+    /// Records written per model since its table's statistics were refreshed.
+    fresh: fresh::Freshness,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -161,6 +164,7 @@ impl PgStore {
                 keys: opts.keys.clone(),
                 upgrade: opts.upgrade,
                 group,
+                fresh: fresh::Freshness::default(),
             }),
         };
         group::Group::start(&store, queue);
@@ -312,14 +316,19 @@ impl Store for PgStore {
         draft: Draft,
         idempotency: Option<IdempotencyClaim>,
     ) -> Result<Created, StoreError> {
-        self.create_grouped(group::Write::Create {
-            ctx: ctx.clone(),
-            model: Arc::clone(model),
-            vis: self.visibility(ctx),
-            draft,
-            claim: idempotency.map(|c| (idempotency_scope(ctx), c)),
-        })
-        .await
+        let created = self
+            .create_grouped(group::Write::Create {
+                ctx: ctx.clone(),
+                model: Arc::clone(model),
+                vis: self.visibility(ctx),
+                draft,
+                claim: idempotency.map(|c| (idempotency_scope(ctx), c)),
+            })
+            .await?;
+        if !created.replayed {
+            self.wrote(model.name().as_str(), 1);
+        }
+        Ok(created)
     }
 
     async fn batch(
@@ -473,7 +482,9 @@ impl Store for PgStore {
         self.call(PRIMARY, async |c| {
             records::insert(c, &self.inner.keys, model, &record).await
         })
-        .await
+        .await?;
+        self.wrote(model.name().as_str(), 1);
+        Ok(())
     }
 
     async fn sweep_idempotency(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {

@@ -54,6 +54,15 @@ impl PgStore {
             }
         }
         self.use_schema(schema);
+        let mut records: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+        for line in lines {
+            if let crate::transfer::Item::Record(model, _) = &line.item {
+                *records.entry(model.name().as_str()).or_default() += 1;
+            }
+        }
+        for (model, n) in records {
+            self.wrote(model, n);
+        }
         Ok(())
     }
 

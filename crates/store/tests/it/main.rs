@@ -11,6 +11,7 @@
 //! - `change_log`: two PostgreSQL instances writing at once log every change once, in
 //!   order; one's write bumps the other's change signal (and drops no cache); a restore
 //!   starts the change log's window at its head.
+//! - `fresh_stats`: a table filled in bulk gets fresh planner statistics from the store.
 //! - `pg_tls`: TLS to a TLS-only PostgreSQL server the test starts itself.
 //! - `locking`: SQLite's file lock held by another process.
 //! - `upgrade`: databases made by an older release get the columns added since.
@@ -18,6 +19,7 @@
 mod audit_order;
 mod change_log;
 mod contract;
+mod fresh_stats;
 mod locking;
 mod pg;
 mod pg_tls;

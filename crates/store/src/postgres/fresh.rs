@@ -1,0 +1,129 @@
+//! Planner statistics kept fresh by the store. PostgreSQL plans a list from its table's
+//! statistics, which autovacuum refreshes about once a minute at best and never where it is
+//! turned off. A table filled fast (a bulk import, a burst of creates) is planned meanwhile
+//! from the figures of a much smaller table, or from none: a filtered list then reads every
+//! matching row and sorts them instead of walking its index, so a page deep in a cursor
+//! walk costs as much as all the rows it skips. So each instance counts the records it
+//! writes per model and, once they reach a tenth of the rows the table held at its last
+//! analysis (and at least [`FIRST`]), runs `ANALYZE` on that table in the background, one
+//! at a time per model. A write never waits for it.
+
+use super::{PRIMARY, PgStore, errors};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Records written to a table never analyzed by this instance before it is analyzed.
+const FIRST: u64 = 1_000;
+
+/// Records written per model since its table was last analyzed here.
+#[derive(Debug, Default)]
+pub(super) struct Freshness(Mutex<HashMap<String, Tally>>);
+
+#[derive(Debug, Default)]
+struct Tally {
+    /// Records written since the last analysis began.
+    since: u64,
+    /// Rows the table held at the last analysis (PostgreSQL's estimate).
+    rows: u64,
+    /// An analysis is running.
+    running: bool,
+}
+
+impl Freshness {
+    /// Counts `n` records written to `model`; whether its table is due an analysis now (the
+    /// caller runs it, then calls [`Freshness::analyzed`]).
+    fn wrote(&self, model: &str, n: u64) -> bool {
+        let mut tallies = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tally = match tallies.get_mut(model) {
+            Some(tally) => tally,
+            None => tallies.entry(model.to_owned()).or_default(),
+        };
+        tally.since += n;
+        if tally.running || tally.since < FIRST.max(tally.rows / 10) {
+            return false;
+        }
+        tally.running = true;
+        tally.since = 0;
+        true
+    }
+
+    /// The analysis of `model`'s table ended, finding `rows` rows (`None`: it failed).
+    fn analyzed(&self, model: &str, rows: Option<u64>) {
+        let mut tallies = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(tally) = tallies.get_mut(model) {
+            tally.running = false;
+            if let Some(rows) = rows {
+                tally.rows = rows;
+            }
+        }
+    }
+}
+
+impl PgStore {
+    /// Counts `n` records written to `model` (committed), analyzing its table when due.
+    pub(super) fn wrote(&self, model: &str, n: u64) {
+        if n == 0 || !self.inner.fresh.wrote(model, n) {
+            return;
+        }
+        let store = self.clone();
+        let model = model.to_owned();
+        tokio::spawn(async move {
+            let rows = match store.analyze(&model).await {
+                Ok(rows) => Some(rows),
+                Err(e) => {
+                    tracing::warn!(model = %model, error = %e, "refreshing the table's planner statistics failed");
+                    None
+                }
+            };
+            store.inner.fresh.analyzed(&model, rows);
+        });
+    }
+
+    /// `ANALYZE` on `model`'s table; the rows PostgreSQL now counts there.
+    async fn analyze(&self, model: &str) -> Result<u64, crate::StoreError> {
+        // A model's name is an identifier of lowercase letters, digits and underscores.
+        let table = format!("\"{model}\"");
+        self.call(PRIMARY, async |c| {
+            c.0.batch_execute(&format!("ANALYZE {table}"))
+                .await
+                .map_err(errors::map)?;
+            let row =
+                c.0.query_one(
+                    "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::regclass",
+                    &[&table],
+                )
+                .await
+                .map_err(errors::map)?;
+            Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_is_due_after_a_thousand_records_then_after_a_tenth_of_its_rows() {
+        let fresh = Freshness::default();
+        assert!(!fresh.wrote("book", 999));
+        assert!(fresh.wrote("book", 1), "the thousandth record");
+        fresh.analyzed("book", Some(50_000));
+        assert!(!fresh.wrote("book", 4_999), "below a tenth of 50,000");
+        assert!(fresh.wrote("book", 1), "a tenth of 50,000");
+        assert!(!fresh.wrote("book", 10_000), "one analysis at a time");
+        fresh.analyzed("book", None);
+        assert!(
+            fresh.wrote("book", 1),
+            "the records written meanwhile count; a failed analysis keeps the last rows"
+        );
+        assert!(fresh.wrote("paper", 1_000), "each model counts apart");
+    }
+}
