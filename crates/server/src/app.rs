@@ -432,12 +432,13 @@ fn layered(
         })
         .transpose()?;
     // One stack, added in one `layer` call: each call boxes every route once more, and a
-    // request then pays a clone, an allocation and a move per box. Outermost first: the
-    // metrics' tracking outside the request context, so the status counted is the one sent
-    // (an envelope rendered, a timeout, a panic's 500); HSTS only over TLS (plain HTTP
-    // keeps its stack as it was); CORS inside the request context, so preflight answers
-    // carry X-Request-Id too.
+    // request then pays a clone, an allocation and a move per box. Outermost first:
+    // compression, of the answer as finally made; the metrics' tracking outside the request
+    // context, so the status counted is the one sent (an envelope rendered, a timeout, a
+    // panic's 500); HSTS only over TLS (plain HTTP keeps its stack as it was); CORS inside
+    // the request context, so preflight answers carry X-Request-Id too.
     let stack = tower::ServiceBuilder::new()
+        .layer(crate::compress::layer(config.compression_min_bytes))
         .option_layer(track)
         .option_layer(hsts)
         .layer(DefaultBodyLimit::max(config.body_limit))

@@ -9,6 +9,10 @@ use std::time::Duration;
 /// Default request body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 
+/// Default size from which an answer is compressed: about one packet's payload, below which
+/// compressing saves no packet.
+pub const DEFAULT_COMPRESSION_MIN_BYTES: u16 = 1400;
+
 /// Default body limit of a batch write (`POST /api/v1/{model}/batch`): 16 MiB.
 pub const DEFAULT_BATCH_BODY_LIMIT: usize = 16 << 20;
 
@@ -87,6 +91,9 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// Largest accepted body of a batch write, in bytes (instead of `body_limit`).
     pub batch_body_limit: usize,
+    /// Answers at least this long, in bytes, are compressed for a client that accepts
+    /// gzip (see `compress`); 0 turns compression off.
+    pub compression_min_bytes: u16,
     /// Origins allowed by CORS; empty turns CORS off.
     pub cors_origins: Vec<String>,
     /// After a shutdown signal, how long `/readyz` reports 503 before the listener closes,
@@ -151,6 +158,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             body_limit: DEFAULT_BODY_LIMIT,
             batch_body_limit: DEFAULT_BATCH_BODY_LIMIT,
+            compression_min_bytes: DEFAULT_COMPRESSION_MIN_BYTES,
             cors_origins: Vec::new(),
             drain_delay: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(30),

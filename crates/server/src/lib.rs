@@ -39,6 +39,7 @@ mod app;
 pub mod audit;
 pub mod auth;
 mod backups;
+mod compress;
 mod conditional;
 pub mod config;
 mod error;

@@ -11,6 +11,7 @@ mod bad_query;
 mod batch;
 mod batch_attacks;
 mod bola;
+mod compression;
 mod concurrency;
 mod conditional;
 mod connections;
