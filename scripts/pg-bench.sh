@@ -7,6 +7,7 @@
 #   FEATURES=all (default; crates/bench/features.toml, creates fill its sealed pii field, one
 #   live subscriber per instance) or FEATURES=none (the seed's bare resource)
 #   PLINTH_BIN=path (default: builds target/release/plinth)
+#   WORKLOADS="get_one list create mixed" (the default: all four, in that order)
 # The database DB is dropped and recreated. Needs wrk, jq, psql.
 set -euo pipefail
 
@@ -70,7 +71,7 @@ export LUA_DIR="$PEER_BENCH" IDS_FILE="$WORK/ids.txt" GET_PATH_TEMPLATE='/api/v1
 printf '%s instance(s) on PostgreSQL (FEATURES=%s), wrk %s connections in all, %s per workload\n' \
   "$N" "$FEATURES" "$CONNS" "$DURATION"
 printf '%-8s %10s %s\n' workload req/s "per instance: req/s p99_ms non2xx"
-for w in get_one list create mixed; do
+for w in ${WORKLOADS:-get_one list create mixed}; do
   WRKS=()
   for i in $(seq 1 "$N"); do
     RESULT_FILE="$WORK/r${i}_$w" wrk -t1 -c"$((CONNS / N))" -d"$DURATION" --latency -s "$PEER_BENCH/$w.lua" \

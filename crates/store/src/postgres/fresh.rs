@@ -3,10 +3,12 @@
 //! turned off. A table filled fast (a bulk import, a burst of creates) is planned meanwhile
 //! from the figures of a much smaller table, or from none: a filtered list then reads every
 //! matching row and sorts them instead of walking its index, so a page deep in a cursor
-//! walk costs as much as all the rows it skips. So each instance counts the records it
-//! writes per model and, once they reach a tenth of the rows the table held at its last
-//! analysis (and at least [`FIRST`]), runs `ANALYZE` on that table in the background, one
-//! at a time per model. A write never waits for it.
+//! walk costs as much as all the rows it skips; and the change feed's poll, its plan made
+//! and kept while the change log was empty, reads the whole log each time. So each instance
+//! counts the records it writes per model (and the audit entries and changes that go with
+//! them) and, once they reach a tenth of the rows a table held at its last analysis (and
+//! at least [`FIRST`]), runs `ANALYZE` on that table in the background, one at a time per
+//! table; an analysis also drops the plans kept on it. A write never waits for it.
 
 use super::{PRIMARY, PgStore, errors};
 use std::collections::HashMap;
@@ -66,29 +68,40 @@ impl Freshness {
 }
 
 impl PgStore {
-    /// Counts `n` records written to `model` (committed), analyzing its table when due.
+    /// Counts `n` records written to `model` (committed), each with its audit entry and its
+    /// change, analyzing a table when due: the change log and the audit trail grow with the
+    /// records, and the change feed's poll, planned on an empty log, would read the whole
+    /// log on every poll.
     pub(super) fn wrote(&self, model: &str, n: u64) {
-        if n == 0 || !self.inner.fresh.wrote(model, n) {
+        if n == 0 {
             return;
         }
+        for table in [model, "_plinth_audit", "_plinth_changes"] {
+            if self.inner.fresh.wrote(table, n) {
+                self.analyze_in_background(table.to_owned());
+            }
+        }
+    }
+
+    fn analyze_in_background(&self, table: String) {
         let store = self.clone();
-        let model = model.to_owned();
         tokio::spawn(async move {
-            let rows = match store.analyze(&model).await {
+            let rows = match store.analyze(&table).await {
                 Ok(rows) => Some(rows),
                 Err(e) => {
-                    tracing::warn!(model = %model, error = %e, "refreshing the table's planner statistics failed");
+                    tracing::warn!(table = %table, error = %e, "refreshing a table's planner statistics failed");
                     None
                 }
             };
-            store.inner.fresh.analyzed(&model, rows);
+            store.inner.fresh.analyzed(&table, rows);
         });
     }
 
-    /// `ANALYZE` on `model`'s table; the rows PostgreSQL now counts there.
-    async fn analyze(&self, model: &str) -> Result<u64, crate::StoreError> {
-        // A model's name is an identifier of lowercase letters, digits and underscores.
-        let table = format!("\"{model}\"");
+    /// `ANALYZE` on `table`; the rows PostgreSQL now counts there.
+    async fn analyze(&self, table: &str) -> Result<u64, crate::StoreError> {
+        // A model's name is an identifier of lowercase letters, digits and underscores, as
+        // are Plinth's own tables'.
+        let table = format!("\"{table}\"");
         self.call(PRIMARY, async |c| {
             c.0.batch_execute(&format!("ANALYZE {table}"))
                 .await
