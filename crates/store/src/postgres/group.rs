@@ -5,7 +5,8 @@
 //!
 //! A task per store takes the first job waiting, then every job already queued (up to
 //! [`MAX_BATCH`]; it never waits for more, so a lone write adds no latency), and runs them
-//! on one pooled connection in one transaction, all at once: their statements are
+//! on one pooled connection in one transaction (up to [`IN_FLIGHT`] batches at once, each
+//! appending its audit entries in the order the batches started), all at once: their statements are
 //! pipelined, sent without waiting for the answers before. The audit entries are appended
 //! together after the jobs (one lock, one read of the chain's head, as the SQLite writer
 //! does), then the transaction commits, and only then is each caller answered. If a job
@@ -29,7 +30,9 @@ use crate::sql::{Dialect, Exec, Query};
 use crate::stats::{BatchSizes, WriterStats};
 use crate::{Created, IdempotencyClaim, StoreError, WriteCtx};
 use deadpool_postgres::Transaction;
+use futures_util::StreamExt;
 use futures_util::future::join_all;
+use futures_util::stream::FuturesUnordered;
 use plinth_core::{Draft, ModelDef};
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -41,6 +44,9 @@ use tokio_postgres::Row;
 /// Most jobs committed together: each runs in a subtransaction, and a backend caches 64
 /// subtransaction ids before its snapshots overflow (slowing every reader).
 const MAX_BATCH: usize = 63;
+/// Batches running at once, each on a connection of its own: the next one's writes run
+/// while the one before appends its audit entries and commits.
+const IN_FLIGHT: usize = 2;
 /// Jobs that may wait for the task; senders beyond that wait (backpressure).
 const QUEUE: usize = 4096;
 
@@ -173,16 +179,30 @@ impl PgStore {
     }
 }
 
-/// The task: a batch at a time until the store is closed or dropped.
+/// The task: batches until the store is closed or dropped, up to [`IN_FLIGHT`] at once.
 async fn run(inner: Weak<super::Inner>, mut rx: mpsc::Receiver<Job>) {
     // Jobs that lost a race, for the next batch (ahead of newer ones).
     let mut again: VecDeque<Job> = VecDeque::new();
+    let mut running = FuturesUnordered::new();
+    // The turn of the latest batch started: the next waits for it before its audit entries.
+    let mut turn: Option<oneshot::Receiver<()>> = None;
     loop {
+        while running.len() >= IN_FLIGHT {
+            if let Some(retry) = running.next().await {
+                again.extend::<Vec<Job>>(retry);
+            }
+        }
         let first = match again.pop_front() {
             Some(job) => job,
-            None => match rx.recv().await {
-                Some(job) => job,
-                None => break,
+            None => tokio::select! {
+                job = rx.recv() => match job {
+                    Some(job) => job,
+                    None => break,
+                },
+                Some(retry) = running.next(), if !running.is_empty() => {
+                    again.extend(retry);
+                    continue;
+                }
             },
         };
         let mut batch = vec![first];
@@ -201,9 +221,44 @@ async fn run(inner: Weak<super::Inner>, mut rx: mpsc::Receiver<Job>) {
         };
         let store = PgStore { inner };
         store.inner.group.batches.observe(batch.len());
-        again.extend(commit(&store, batch).await);
+        let (pass, next) = oneshot::channel();
+        let order = Turn {
+            wait: turn.replace(next),
+            pass: Some(pass),
+        };
+        running.push(Box::pin(async move { commit(&store, batch, order).await }));
+    }
+    while let Some(retry) = running.next().await {
+        for job in retry {
+            job.answer(Err(closed()));
+        }
     }
     tracing::debug!("the group-commit task stopped");
+}
+
+/// A batch's place in the order of audit entries: it appends its entries after the batch
+/// started before it has appended its own (or ended without), and lets the next one go once
+/// it has. So entries, and commits, follow the order the batches started in, as their
+/// times do, while the next batch's writes run beside this one's commit.
+struct Turn {
+    wait: Option<oneshot::Receiver<()>>,
+    pass: Option<oneshot::Sender<()>>,
+}
+
+impl Turn {
+    /// Waits for the batch before (once).
+    async fn wait(&mut self) {
+        if let Some(before) = self.wait.take() {
+            let _ = before.await;
+        }
+    }
+
+    /// Lets the next batch append (dropping the turn does too).
+    fn pass(&mut self) {
+        if let Some(pass) = self.pass.take() {
+            let _ = pass.send(());
+        }
+    }
 }
 
 /// Runs `batch` in one transaction and answers its jobs; returns those to run again.
@@ -215,14 +270,14 @@ async fn run(inner: Weak<super::Inner>, mut rx: mpsc::Receiver<Job>) {
 /// failure costs its batch a second run; the jobs that succeed never see it. A batch
 /// holding a job that already lost a race runs job by job at once, so that each attempt
 /// of a write is one run.
-async fn commit(store: &PgStore, batch: Vec<Job>) -> Vec<Job> {
+async fn commit(store: &PgStore, batch: Vec<Job>, mut turn: Turn) -> Vec<Job> {
     let mut client = match store.inner.pool.get().await {
         Ok(client) => client,
         Err(e) => return settle(batch, Err(errors::pool(e))),
     };
     let lone = batch.len() == 1;
     if lone || (batch.iter().all(|job| job.attempt == 1) && claims_apart(&batch)) {
-        match pipelined(store, &mut client, &batch).await {
+        match pipelined(store, &mut client, &batch, &mut turn).await {
             Ok(Ok(answers)) => {
                 for (job, answer) in batch.into_iter().zip(answers) {
                     job.answer(Ok(answer));
@@ -242,7 +297,7 @@ async fn commit(store: &PgStore, batch: Vec<Job>) -> Vec<Job> {
             Err(e) => return settle(batch, Err(e)),
         }
     }
-    one_by_one(store, &mut client, batch).await
+    one_by_one(store, &mut client, batch, &mut turn).await
 }
 
 /// Whether no two jobs of `batch` claim the same idempotency key: run at once, the second
@@ -264,6 +319,7 @@ async fn pipelined(
     store: &PgStore,
     client: &mut deadpool_postgres::Client,
     batch: &[Job],
+    turn: &mut Turn,
 ) -> Result<Result<Vec<Answer>, StoreError>, StoreError> {
     let tx = client.transaction().await.map_err(errors::map)?;
     let held: Vec<AuditBatch> = batch.iter().map(|_| AuditBatch::opened()).collect();
@@ -283,12 +339,14 @@ async fn pipelined(
         }
     }
     let entries: Vec<_> = held.iter().flat_map(AuditBatch::close).collect();
+    turn.wait().await;
     if !entries.is_empty()
         && let Err(e) = audit::append_all(&Pg(&tx), entries).await
     {
         let _ = tx.rollback().await;
         return Err(e);
     }
+    turn.pass();
     tx.commit().await.map_err(errors::map)?;
     Ok(Ok(answers))
 }
@@ -321,6 +379,7 @@ async fn one_by_one(
     store: &PgStore,
     client: &mut deadpool_postgres::Client,
     batch: Vec<Job>,
+    turn: &mut Turn,
 ) -> Vec<Job> {
     let tx = match client.transaction().await {
         Ok(tx) => tx,
@@ -340,6 +399,7 @@ async fn one_by_one(
         }
     }
     let entries = held.close();
+    turn.wait().await;
     if !entries.is_empty()
         && let Err(e) = audit::append_all(&Pg(&tx), entries).await
     {
@@ -347,6 +407,7 @@ async fn one_by_one(
         let _ = tx.rollback().await;
         return settle(batch, Err(e));
     }
+    turn.pass();
     match tx.commit().await.map_err(errors::map) {
         Ok(()) => batch
             .into_iter()
