@@ -5,8 +5,9 @@
 //!
 //! A task per store takes the first job waiting, then every job already queued (up to
 //! [`MAX_BATCH`]; it never waits for more, so a lone write adds no latency), and runs them
-//! on one pooled connection in one transaction (up to [`IN_FLIGHT`] batches at once, each
-//! appending its audit entries in the order the batches started), all at once: their statements are
+//! on one pooled connection in one transaction (up to [`IN_FLIGHT`] batches at once: one
+//! runs its writes while the one before appends its audit entries and commits, see
+//! `Turn`), all at once: their statements are
 //! pipelined, sent without waiting for the answers before. The audit entries are appended
 //! together after the jobs (one lock, one read of the chain's head, as the SQLite writer
 //! does), then the transaction commits, and only then is each caller answered. If a job
@@ -184,8 +185,9 @@ async fn run(inner: Weak<super::Inner>, mut rx: mpsc::Receiver<Job>) {
     // Jobs that lost a race, for the next batch (ahead of newer ones).
     let mut again: VecDeque<Job> = VecDeque::new();
     let mut running = FuturesUnordered::new();
-    // The turn of the latest batch started: the next waits for it before its audit entries.
-    let mut turn: Option<oneshot::Receiver<()>> = None;
+    // The signals of the latest batch started, which the next waits for (see `Turn`).
+    let mut writes: Option<oneshot::Receiver<()>> = None;
+    let mut appends: Option<oneshot::Receiver<()>> = None;
     loop {
         while running.len() >= IN_FLIGHT {
             if let Some(retry) = running.next().await {
@@ -221,10 +223,13 @@ async fn run(inner: Weak<super::Inner>, mut rx: mpsc::Receiver<Job>) {
         };
         let store = PgStore { inner };
         store.inner.group.batches.observe(batch.len());
-        let (pass, next) = oneshot::channel();
+        let (wrote, next_writes) = oneshot::channel();
+        let (appended, next_appends) = oneshot::channel();
         let order = Turn {
-            wait: turn.replace(next),
-            pass: Some(pass),
+            may_write: writes.replace(next_writes),
+            wrote: Some(wrote),
+            may_append: appends.replace(next_appends),
+            appended: Some(appended),
         };
         running.push(Box::pin(async move { commit(&store, batch, order).await }));
     }
@@ -236,28 +241,54 @@ async fn run(inner: Weak<super::Inner>, mut rx: mpsc::Receiver<Job>) {
     tracing::debug!("the group-commit task stopped");
 }
 
-/// A batch's place in the order of audit entries: it appends its entries after the batch
-/// started before it has appended its own (or ended without), and lets the next one go once
-/// it has. So entries, and commits, follow the order the batches started in, as their
-/// times do, while the next batch's writes run beside this one's commit.
+/// A batch's place among the batches in flight. Its writes start once the batch started
+/// before it has run its own (so it never waits on a row this one holds, which would wait
+/// on it in turn, unseen by PostgreSQL's deadlock detection); it appends its audit entries
+/// once that batch has appended its own; an early end lets the next go (dropping a
+/// `Turn` drops its signals). So entries, and commits, follow the order the batches
+/// started in, as their times do, while one batch's writes run beside the previous one's
+/// audit entries and commit.
 struct Turn {
-    wait: Option<oneshot::Receiver<()>>,
-    pass: Option<oneshot::Sender<()>>,
+    /// The batch before ran its writes.
+    may_write: Option<oneshot::Receiver<()>>,
+    /// Tells the next batch this one ran its writes.
+    wrote: Option<oneshot::Sender<()>>,
+    /// The batch before appended its audit entries.
+    may_append: Option<oneshot::Receiver<()>>,
+    /// Tells the next batch this one appended its audit entries.
+    appended: Option<oneshot::Sender<()>>,
+}
+
+/// Waits for `signal` (once); a dropped sender counts as given.
+async fn after(signal: &mut Option<oneshot::Receiver<()>>) {
+    if let Some(before) = signal.take() {
+        let _ = before.await;
+    }
+}
+
+/// Gives `signal` (once).
+fn give(signal: &mut Option<oneshot::Sender<()>>) {
+    if let Some(signal) = signal.take() {
+        let _ = signal.send(());
+    }
 }
 
 impl Turn {
-    /// Waits for the batch before (once).
-    async fn wait(&mut self) {
-        if let Some(before) = self.wait.take() {
-            let _ = before.await;
-        }
+    /// Waits until this batch may run its writes.
+    async fn write(&mut self) {
+        after(&mut self.may_write).await;
     }
 
-    /// Lets the next batch append (dropping the turn does too).
-    fn pass(&mut self) {
-        if let Some(pass) = self.pass.take() {
-            let _ = pass.send(());
-        }
+    /// This batch ran its writes: the next may run its own; waits until this one may
+    /// append its audit entries.
+    async fn append(&mut self) {
+        give(&mut self.wrote);
+        after(&mut self.may_append).await;
+    }
+
+    /// This batch appended its audit entries: the next may append its own.
+    fn appended(&mut self) {
+        give(&mut self.appended);
     }
 }
 
@@ -271,6 +302,7 @@ impl Turn {
 /// holding a job that already lost a race runs job by job at once, so that each attempt
 /// of a write is one run.
 async fn commit(store: &PgStore, batch: Vec<Job>, mut turn: Turn) -> Vec<Job> {
+    turn.write().await;
     let mut client = match store.inner.pool.get().await {
         Ok(client) => client,
         Err(e) => return settle(batch, Err(errors::pool(e))),
@@ -339,14 +371,14 @@ async fn pipelined(
         }
     }
     let entries: Vec<_> = held.iter().flat_map(AuditBatch::close).collect();
-    turn.wait().await;
+    turn.append().await;
     if !entries.is_empty()
         && let Err(e) = audit::append_all(&Pg(&tx), entries).await
     {
         let _ = tx.rollback().await;
         return Err(e);
     }
-    turn.pass();
+    turn.appended();
     tx.commit().await.map_err(errors::map)?;
     Ok(Ok(answers))
 }
@@ -399,7 +431,7 @@ async fn one_by_one(
         }
     }
     let entries = held.close();
-    turn.wait().await;
+    turn.append().await;
     if !entries.is_empty()
         && let Err(e) = audit::append_all(&Pg(&tx), entries).await
     {
@@ -407,7 +439,7 @@ async fn one_by_one(
         let _ = tx.rollback().await;
         return settle(batch, Err(e));
     }
-    turn.pass();
+    turn.appended();
     match tx.commit().await.map_err(errors::map) {
         Ok(()) => batch
             .into_iter()
