@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Instructions the server spends per request (valgrind's callgrind), for get by id, the
-# filtered list and create, and for the ceiling probe's get by id: a count that repeats on a
+# filtered list (also gzip-compressed: `list_gzip`) and create, and for the ceiling probe's
+# get by id: a count that repeats on a
 # busy, noisy machine where req/s do not. Compare two builds with it:
 # scripts/instructions.sh old/plinth; scripts/instructions.sh new/plinth
 # The server runs the bench's all-features configuration (crates/bench/features.toml: a
@@ -50,7 +51,7 @@ ID=$(curl -fsS "$BASE/api/v1/resource?limit=1" -H "Authorization: Bearer $KEY" |
 per_request() {
   local file="$1"; shift
   callgrind_control -z "$PID" >/dev/null 2>&1
-  hey -n "$N" -c 4 "$@" >/dev/null
+  hey -n "$N" -c 4 -disable-compression "$@" >/dev/null
   callgrind_control -d "$PID" >/dev/null 2>&1
   sleep 1
   local dump total
@@ -61,6 +62,7 @@ per_request() {
 AUTH=(-H "Authorization: Bearer $KEY")
 get=$(per_request cg.out "${AUTH[@]}" "$BASE/api/v1/resource/$ID")
 list=$(per_request cg.out "${AUTH[@]}" "$BASE/api/v1/resource?status=active&sort=-created_at&limit=20")
+list_gzip=$(per_request cg.out "${AUTH[@]}" -H "Accept-Encoding: gzip" "$BASE/api/v1/resource?status=active&sort=-created_at&limit=20")
 create=$(per_request cg.out "${AUTH[@]}" -m POST -T application/json \
   -d '{"name":"bench","contact":"bench@example.com","rank":7}' "$BASE/api/v1/resource")
 kill -INT "$PID"; wait "$PID" 2>/dev/null || true
@@ -72,5 +74,5 @@ valgrind --tool=callgrind --callgrind-out-file="$WORK/cgc.out" \
 PID=$!
 for _ in $(seq 1 600); do grep -q '^ceiling probe' "$WORK/ceiling.log" 2>/dev/null && break; sleep 0.2; done
 ceiling=$(per_request cgc.out "$BASE/api/v1/resource/$(head -1 "$WORK/ceiling-ids")")
-echo "instructions per request (server side): get_one $get  list $list  create $create  ceiling get_one $ceiling"
+echo "instructions per request (server side): get_one $get  list $list  list_gzip $list_gzip  create $create  ceiling get_one $ceiling"
 echo "get_one costs $((get * 100 / ceiling)) % of the ceiling probe's instructions"
