@@ -207,7 +207,9 @@ pub(crate) async fn build(config: &Config, allow_destructive: bool) -> anyhow::R
         listen: config.settings.listen,
         body_limit: config.settings.body_limit,
         batch_body_limit: config.settings.batch_body_limit,
-        compression_min_bytes: config.settings.compression_min_bytes,
+        // Its range (0 to 65535) was checked when loading.
+        compression_min_bytes: u16::try_from(config.settings.compression_min_bytes)
+            .unwrap_or(u16::MAX),
         cors_origins: config.settings.cors_origins.clone(),
         drain_delay: Duration::from_secs(config.settings.drain_seconds),
         header_read_timeout: Duration::from_secs(config.settings.http_header_read_timeout_seconds),

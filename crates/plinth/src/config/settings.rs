@@ -154,7 +154,7 @@ settings! {
         key: Some("batch_body_limit"), env: BATCH_BODY_LIMIT = "PLINTH_BATCH_BODY_LIMIT", flag: None,
         range: Some((1, MAX_BODY_LIMIT)),
         help: "The largest body of a batch write (`POST /api/v1/{model}/batch`), in bytes, instead of `body_limit`; larger ones answer 413.";
-    compression_min_bytes: u16 = plinth_server::config::DEFAULT_COMPRESSION_MIN_BYTES;
+    compression_min_bytes: u32 = u32::from(plinth_server::config::DEFAULT_COMPRESSION_MIN_BYTES);
         key: Some("compression_min_bytes"), env: COMPRESSION_MIN_BYTES = "PLINTH_COMPRESSION_MIN_BYTES", flag: None,
         range: Some((0, 65_535)),
         help: "Answers at least this many bytes long are sent gzip-compressed to a client that accepts it (`Accept-Encoding: gzip`): JSON and text without an entity tag and not marked `no-store` (lists, the OpenAPI document; never a record with its `ETag`, nor an answer holding tokens or keys); 0 turns compression off.";

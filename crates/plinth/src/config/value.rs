@@ -44,7 +44,7 @@ macro_rules! whole_numbers {
     )*};
 }
 
-whole_numbers!(u16, u32, u64, usize);
+whole_numbers!(u32, u64, usize);
 
 impl SettingValue for bool {
     const EXPECTED: &'static str = "true or false";
