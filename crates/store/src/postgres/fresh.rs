@@ -42,24 +42,28 @@ struct Tally {
 }
 
 impl Freshness {
-    /// Counts `n` records written to `model`; whether its table is due an analysis now (the
-    /// caller runs it, then calls [`Freshness::analyzed`]).
-    fn wrote(&self, model: &str, n: u64) -> bool {
+    /// Counts `n` records written to each of `tables`, under one lock; gives those due an
+    /// analysis now (the caller runs each, then calls [`Freshness::analyzed`]).
+    fn wrote<'t>(&self, tables: &[&'t str], n: u64) -> Vec<&'t str> {
         let mut tallies = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let tally = match tallies.get_mut(model) {
-            Some(tally) => tally,
-            None => tallies.entry(model.to_owned()).or_default(),
-        };
-        tally.since += n;
-        if tally.running || tally.since < FIRST.max(tally.rows) {
-            return false;
+        let mut due = Vec::new();
+        for &table in tables {
+            let tally = match tallies.get_mut(table) {
+                Some(tally) => tally,
+                None => tallies.entry(table.to_owned()).or_default(),
+            };
+            tally.since += n;
+            if tally.running || tally.since < FIRST.max(tally.rows) {
+                continue;
+            }
+            tally.running = true;
+            tally.since = 0;
+            due.push(table);
         }
-        tally.running = true;
-        tally.since = 0;
-        true
+        due
     }
 
     /// The analysis of `model`'s table ended, finding `rows` rows (`None`: it failed).
@@ -86,10 +90,8 @@ impl PgStore {
         if n == 0 {
             return;
         }
-        for table in [model, AUDIT, CHANGES] {
-            if self.inner.fresh.wrote(table, n) {
-                self.analyze_in_background(table.to_owned());
-            }
+        for table in self.inner.fresh.wrote(&[model, AUDIT, CHANGES], n) {
+            self.analyze_in_background(table.to_owned());
         }
     }
 
@@ -141,20 +143,22 @@ mod tests {
     #[test]
     fn a_table_is_due_after_a_thousand_records_then_each_time_it_doubles() {
         let fresh = Freshness::default();
-        assert!(!fresh.wrote("book", 999));
-        assert!(fresh.wrote("book", 1), "the thousandth record");
+        let due = |n| !fresh.wrote(&["book"], n).is_empty();
+        assert!(!due(999));
+        assert!(due(1), "the thousandth record");
         fresh.analyzed("book", Some(50_000));
-        assert!(
-            !fresh.wrote("book", 49_999),
-            "below the 50,000 rows analyzed"
-        );
-        assert!(fresh.wrote("book", 1), "the table doubled");
-        assert!(!fresh.wrote("book", 100_000), "one analysis at a time");
+        assert!(!due(49_999), "below the 50,000 rows analyzed");
+        assert!(due(1), "the table doubled");
+        assert!(!due(100_000), "one analysis at a time");
         fresh.analyzed("book", None);
         assert!(
-            fresh.wrote("book", 1),
+            due(1),
             "the records written meanwhile count; a failed analysis keeps the last rows"
         );
-        assert!(fresh.wrote("paper", 1_000), "each model counts apart");
+        assert_eq!(
+            fresh.wrote(&["paper", "book", "log"], 1_000),
+            ["paper", "log"],
+            "each table counts apart, under one lock"
+        );
     }
 }

@@ -10,7 +10,11 @@
 //! SQLite begins the log again from its start only when a write finds it wholly copied,
 //! which writes without a pause never allow: a checkpoint beside them always finds new
 //! pages. So once the log holds [`CAP`] times [`PAGES`] pages, the writer copies the rest
-//! itself, between two commits (by then most pages are copied, so that takes little).
+//! itself, between two commits (by then most pages are copied, so that takes little). Little
+//! is still two `fsync`s, which every write queued meanwhile waits for: the cap keeps that
+//! rare (a single create writes a dozen or more pages to the log, one per B-tree it
+//! touches, so at a hundred creates a second a cap of 4,000 pages stalled the writer every
+//! three seconds, and one write in a hundred waited for it).
 
 use super::{SqliteOptions, errors};
 use crate::StoreError;
@@ -24,8 +28,9 @@ use std::thread::JoinHandle;
 
 /// New log pages between checkpoints: SQLite's default for its automatic checkpoint.
 const PAGES: i32 = 1000;
-/// Log length, in multiples of the checkpoint interval, at which the writer copies the rest.
-const CAP: i32 = 4;
+/// Log length, in multiples of the checkpoint interval, at which the writer copies the rest:
+/// 64 MiB of 4 KiB pages, the `journal_size_limit` the log is cut back to afterwards.
+pub(super) const CAP: i32 = 16;
 
 thread_local! {
     /// The pages in the log after the last commit on this thread's connection.

@@ -1,7 +1,7 @@
 //! The checkpointer copies the log into the database file beside the writer, and the log
 //! stays bounded under writes that never pause.
 
-use super::super::checkpoint::Checkpointer;
+use super::super::checkpoint::{CAP, Checkpointer};
 use super::super::exec::open_conn;
 use rusqlite::Connection;
 use std::path::Path;
@@ -43,7 +43,7 @@ fn the_checkpointer_copies_the_log_into_the_database_file() {
     let db = dir.path().join("db.sqlite");
     let before = size(&db);
     // About 280 log pages (each commit writes three or four): past the interval twice,
-    // short of the writer's own cap (400).
+    // short of the writer's own cap (1,600).
     for _ in 0..80 {
         commit(&conn, &mut checkpointer);
     }
@@ -68,14 +68,15 @@ fn writes_without_a_pause_keep_the_log_bounded() {
     let (conn, mut checkpointer) = writer(dir.path(), 20);
     // About 1,600 pages, with no pause in which the checkpointer could catch up: the log
     // begins again from its start only because the writer copies the rest past the cap
-    // (four intervals).
+    // (sixteen intervals, 320 pages).
     for _ in 0..800 {
         commit(&conn, &mut checkpointer);
     }
     let page = pages(&conn);
     let wal = size(&dir.path().join("db.sqlite-wal"));
+    let most = u64::try_from(CAP * 20 + 40).expect("a page count");
     assert!(
-        wal <= 120 * (page + 24),
+        wal <= most * (page + 24),
         "the log is {wal} bytes, {} pages",
         wal / (page + 24)
     );
