@@ -243,8 +243,8 @@ pub(super) fn open_conn(
     // transactions on power loss. Readers keep 16 MB of pages each; the writer 4 MB: a
     // commit after a B-tree split that reordered its pages (which parks a page at the
     // pending-byte page number) makes SQLite walk the writer's whole page cache, so its
-    // size is paid on most commits (16 MB cost a create burst 6 % of the server's time, and
-    // a lone write a quarter of a millisecond).
+    // size is paid on most commits (16 MB cost a create burst 6 % of the server's time, by
+    // the profile about a quarter of a millisecond a commit).
     let pragmas = if read_only {
         "PRAGMA foreign_keys = ON; PRAGMA query_only = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;"
     } else {
