@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Instructions the server spends per request (valgrind's callgrind), for get by id, the
 # filtered list (also gzip-compressed: `list_gzip`) and create, and for the ceiling probe's
-# get by id: a count that repeats on a
-# busy, noisy machine where req/s do not. Compare two builds with it:
+# get by id: a count that repeats on a busy, noisy machine where req/s do not. Compare two builds with it:
 # scripts/instructions.sh old/plinth; scripts/instructions.sh new/plinth
 # The server runs the bench's all-features configuration (crates/bench/features.toml: a
 # sealed pii field, filled by every create). KEEP=dir keeps the callgrind files there, for

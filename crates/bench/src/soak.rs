@@ -130,10 +130,8 @@ pub fn rss_growth(samples: &[RssSample], warmup: f64) -> Option<f64> {
         .iter()
         .take_while(|(t, _)| *t < start + 60.0)
         .count();
-    let mut k = minute
-        .min(after.len() / 4)
-        .max((after.len() / 2).min(3))
-        .max(1);
+    // At least one: there are two samples or more.
+    let mut k = minute.min(after.len() / 4).max((after.len() / 2).min(3));
     if k % 2 == 0 {
         k -= 1;
     }

@@ -13,8 +13,8 @@
 //! itself, between two commits (by then most pages are copied, so that takes little). Little
 //! is still two `fsync`s, which every write queued meanwhile waits for: the cap keeps that
 //! rare (a single create writes a dozen or more pages to the log, one per B-tree it
-//! touches, so at a hundred creates a second a cap of 4,000 pages stalled the writer every
-//! three seconds, and one write in a hundred waited for it).
+//! touches: at 200 creates a second, one at a time, a cap of 4,000 pages had the writer
+//! copy eight times in ten seconds).
 
 use super::{SqliteOptions, errors};
 use crate::StoreError;
