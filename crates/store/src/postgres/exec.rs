@@ -73,7 +73,7 @@ pub(super) struct Pg<'c, C>(pub(super) &'c C);
 impl<C: GenericClient> Pg<'_, C> {
     /// The prepared statement: kept per connection when the query is hot, else prepared for
     /// this one use (as the driver does for a query given as text).
-    async fn prepare(&self, q: &Query<'_>) -> Result<Statement, StoreError> {
+    async fn statement(&self, q: &Query<'_>) -> Result<Statement, StoreError> {
         if q.cached {
             self.0.prepare_cached(&q.sql).await
         } else {
@@ -96,7 +96,7 @@ impl<C: GenericClient> Exec for Pg<'_, C> {
         q: &Query<'_>,
         f: impl FnMut(&Row) -> Result<T, StoreError> + Send,
     ) -> Result<Vec<T>, StoreError> {
-        let stmt = self.prepare(q).await?;
+        let stmt = self.statement(q).await?;
         let rows = self.0.query(&stmt, &params(q)).await.map_err(map)?;
         rows.iter().map(f).collect()
     }
@@ -106,18 +106,22 @@ impl<C: GenericClient> Exec for Pg<'_, C> {
         q: &Query<'_>,
         f: impl FnOnce(&Row) -> Result<T, StoreError> + Send,
     ) -> Result<Option<T>, StoreError> {
-        let stmt = self.prepare(q).await?;
+        let stmt = self.statement(q).await?;
         let row = self.0.query_opt(&stmt, &params(q)).await.map_err(map)?;
         row.as_ref().map(f).transpose()
     }
 
     async fn execute(&self, q: &Query<'_>) -> Result<u64, StoreError> {
-        let stmt = self.prepare(q).await?;
+        let stmt = self.statement(q).await?;
         self.0.execute(&stmt, &params(q)).await.map_err(map)
     }
 
     async fn batch(&self, sql: &str) -> Result<(), StoreError> {
         self.0.batch_execute(sql).await.map_err(map)
+    }
+
+    async fn prepare(&self, q: &Query<'_>) -> Result<(), StoreError> {
+        self.statement(q).await.map(drop)
     }
 }
 

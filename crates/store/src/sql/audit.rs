@@ -155,6 +155,18 @@ fn draft(by: By<'_>, s: &Subject<'_>) -> Drafted {
 /// The lock and the head's read go together, then every insert: on PostgreSQL they are
 /// pipelined (sent without waiting for each answer), two round trips for the whole batch.
 pub(crate) async fn append_all<E: Exec>(e: &E, drafted: Vec<Drafted>) -> Result<i64, StoreError> {
+    append_then(e, drafted, std::future::ready(Ok(()))).await
+}
+
+/// [`append_all`], with `then` started once every insert is sent: on PostgreSQL a
+/// statement `then` sends goes in the same round trip, behind the inserts (the group
+/// commit's `COMMIT`). `then` runs to its end even when an insert failed; the first error
+/// of the two is returned.
+pub(crate) async fn append_then<E: Exec>(
+    e: &E,
+    drafted: Vec<Drafted>,
+    then: impl Future<Output = Result<(), StoreError>>,
+) -> Result<i64, StoreError> {
     let mut q = Query::new(E::DIALECT);
     q.push("SELECT seq, hash FROM _plinth_audit ORDER BY seq DESC LIMIT 1")
         .cached();
@@ -238,8 +250,13 @@ pub(crate) async fn append_all<E: Exec>(e: &E, drafted: Vec<Drafted>) -> Result<
     }
     for q in &mut statements {
         q.cached();
+        // Prepared now, each insert is sent as it is first polled, before `then`'s statement.
+        e.prepare(q).await?;
     }
-    futures_util::future::try_join_all(statements.iter().map(|q| e.execute(q))).await?;
+    let inserts = futures_util::future::try_join_all(statements.iter().map(|q| e.execute(q)));
+    let (inserted, then) = futures_util::future::join(inserts, then).await;
+    inserted?;
+    then?;
     Ok(seq)
 }
 

@@ -390,6 +390,12 @@ pub(crate) trait Exec {
     /// Runs statements without parameters (DDL), separated by `;`.
     async fn batch(&self, sql: &str) -> Result<(), StoreError>;
 
+    /// Makes `q` (a cached one) ready so that running it sends it at once, with no round
+    /// trip of its own first: statements then reach the server in the order they are
+    /// started. PostgreSQL prepares it and keeps it on the connection; SQLite has nothing
+    /// to do. No default: a wrapper that did not pass it on would break that order.
+    async fn prepare(&self, q: &Query<'_>) -> Result<(), StoreError>;
+
     /// Where this connection collects audit entries to append at its transaction's end, if
     /// it does (the SQLite writer's connection during a group commit).
     fn audit_batch(&self) -> Option<&audit::AuditBatch> {

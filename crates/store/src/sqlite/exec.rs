@@ -72,6 +72,10 @@ impl Exec for Connection {
     async fn batch(&self, sql: &str) -> Result<(), StoreError> {
         self.execute_batch(sql).map_err(map)
     }
+
+    async fn prepare(&self, _q: &Query<'_>) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// The writer's connection: a [`Connection`] that, during a group commit, collects the
@@ -131,6 +135,10 @@ impl Exec for WriteConn {
 
     async fn batch(&self, sql: &str) -> Result<(), StoreError> {
         Exec::batch(&self.conn, sql).await
+    }
+
+    async fn prepare(&self, _q: &Query<'_>) -> Result<(), StoreError> {
+        Ok(())
     }
 
     fn audit_batch(&self) -> Option<&AuditBatch> {

@@ -12,6 +12,8 @@
 //!   order; one's write bumps the other's change signal (and drops no cache); a restore
 //!   starts the change log's window at its head.
 //! - `fresh_stats`: a table filled in bulk gets fresh planner statistics from the store.
+//! - `pg_commit`: an audit entry refused at a group commit's end leaves nothing of its
+//!   batch.
 //! - `pg_tls`: TLS to a TLS-only PostgreSQL server the test starts itself.
 //! - `locking`: SQLite's file lock held by another process.
 //! - `upgrade`: databases made by an older release get the columns added since.
@@ -22,6 +24,7 @@ mod contract;
 mod fresh_stats;
 mod locking;
 mod pg;
+mod pg_commit;
 mod pg_tls;
 mod plans;
 mod postgres;

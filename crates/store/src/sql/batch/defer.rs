@@ -58,6 +58,10 @@ impl<E: Exec> Exec for Deferring<'_, E> {
         self.inner.batch(sql).await
     }
 
+    async fn prepare(&self, q: &Query<'_>) -> Result<(), StoreError> {
+        self.inner.prepare(q).await
+    }
+
     fn audit_batch(&self) -> Option<&AuditBatch> {
         self.inner.audit_batch().or(Some(&self.own))
     }

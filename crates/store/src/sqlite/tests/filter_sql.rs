@@ -305,6 +305,10 @@ impl Exec for Recorded<'_> {
     async fn batch(&self, sql: &str) -> Result<(), StoreError> {
         self.conn.batch(sql).await
     }
+
+    async fn prepare(&self, _q: &Query<'_>) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 impl Exec for PgText {
@@ -335,6 +339,10 @@ impl Exec for PgText {
     }
 
     async fn batch(&self, _sql: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn prepare(&self, _q: &Query<'_>) -> Result<(), StoreError> {
         Ok(())
     }
 }

@@ -1,0 +1,126 @@
+//! The group commit's transaction on PostgreSQL, begun and ended by hand so that `BEGIN`
+//! travels with the first statements and `COMMIT` with the audit entries: when the entry is
+//! refused, the `COMMIT` sent behind it rolls the record back, and nothing is left (no
+//! record, no entry, no change). Proven on a fresh store's first writes, whose entry
+//! statements are not yet prepared on their connection, as well as on later ones, for a
+//! lone create and for a burst.
+
+use crate::pg::{Database, ctx, server};
+use plinth_core::{Draft, Schema, Status};
+use plinth_store::{AuditVerdict, PgOptions, PgStore, Store};
+use std::sync::Arc;
+
+async fn rows(db: &tokio_postgres::Client, sql: &str) -> i64 {
+    db.query_one(sql, &[]).await.expect("count").get(0)
+}
+
+/// The records, audit entries and logged changes of `resource`.
+async fn left_behind(db: &tokio_postgres::Client) -> (i64, i64, i64) {
+    (
+        rows(db, "SELECT count(*) FROM resource").await,
+        rows(
+            db,
+            "SELECT count(*) FROM _plinth_audit WHERE model = 'resource'",
+        )
+        .await,
+        rows(
+            db,
+            "SELECT count(*) FROM _plinth_changes WHERE model = 'resource'",
+        )
+        .await,
+    )
+}
+
+fn draft(name: &str) -> Draft {
+    Draft {
+        name: name.to_owned(),
+        status: Status::Active,
+        fields: Vec::new(),
+    }
+}
+
+/// `n` creates at once; how many succeeded.
+async fn burst(store: &Arc<PgStore>, model: &Arc<plinth_core::ModelDef>, n: usize) -> usize {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (store, model) = (Arc::clone(store), Arc::clone(model));
+            tokio::spawn(async move {
+                store
+                    .create(&ctx(), &model, draft(&format!("r{i}")), None)
+                    .await
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        ok += usize::from(t.await.expect("a create task").is_ok());
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_audit_entry_rolls_its_batch_back_at_the_commit_sent_behind_it() {
+    let Some(server) =
+        server("a_refused_audit_entry_rolls_its_batch_back_at_the_commit_sent_behind_it")
+    else {
+        return;
+    };
+    let database = Database::create(&server).await;
+    let mut options = PgOptions::new(database.url());
+    options.keys = crate::contract::test_keys();
+    let store = Arc::new(PgStore::open(options).await.expect("open the store"));
+    let schema = Schema::from_decls(&[]).expect("the default schema");
+    store.migrate(&schema, false).await.expect("migrate");
+    let model = Arc::new(schema.model("resource").expect("resource").clone());
+    let db = database.inspect().await;
+    let refuse = "CREATE TRIGGER refuse BEFORE INSERT ON _plinth_audit FOR EACH ROW \
+                  WHEN (NEW.model = 'resource') EXECUTE FUNCTION refuse()";
+    db.batch_execute(&format!(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         RAISE EXCEPTION 'no entries today'; END $$; {refuse}"
+    ))
+    .await
+    .expect("install the trigger");
+
+    // The first writes on every connection: nothing prepared there yet.
+    store
+        .create(&ctx(), &model, draft("alone"), None)
+        .await
+        .expect_err("a create whose entry is refused");
+    assert_eq!(burst(&store, &model, 40).await, 0, "every create refused");
+    assert_eq!(left_behind(&db).await, (0, 0, 0), "nothing half-written");
+
+    // Once the statements are prepared on the connections, the same.
+    db.batch_execute("DROP TRIGGER refuse ON _plinth_audit")
+        .await
+        .expect("drop");
+    assert_eq!(
+        burst(&store, &model, 40).await,
+        40,
+        "every create committed"
+    );
+    db.batch_execute(refuse)
+        .await
+        .expect("reinstall the trigger");
+    store
+        .create(&ctx(), &model, draft("alone again"), None)
+        .await
+        .expect_err("a create whose entry is refused");
+    assert_eq!(burst(&store, &model, 40).await, 0, "every create refused");
+    assert_eq!(
+        left_behind(&db).await,
+        (40, 40, 40),
+        "only the committed ones"
+    );
+
+    // And the store writes on, its chain whole.
+    db.batch_execute("DROP TRIGGER refuse ON _plinth_audit")
+        .await
+        .expect("drop");
+    assert_eq!(burst(&store, &model, 10).await, 10);
+    assert_eq!(left_behind(&db).await, (50, 50, 50));
+    assert!(matches!(
+        store.audit_verify().await.expect("verify"),
+        AuditVerdict::Intact { .. }
+    ));
+}
