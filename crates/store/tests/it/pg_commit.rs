@@ -1,13 +1,13 @@
-//! The group commit's transaction on PostgreSQL, begun and ended by hand so that `BEGIN`
-//! travels with the first statements and `COMMIT` with the audit entries: when the entry is
-//! refused, the `COMMIT` sent behind it rolls the record back, and nothing is left (no
-//! record, no entry, no change). Proven on a fresh store's first writes, whose entry
-//! statements are not yet prepared on their connection, as well as on later ones, for a
-//! lone create and for a burst.
+//! The group commit's transactions on PostgreSQL. Each is begun and ended by hand, so that
+//! `BEGIN` travels with the first statements and `COMMIT` with the audit entries: when an
+//! entry is refused, the `COMMIT` sent behind it rolls the record back, and nothing is left
+//! (no record, no entry, no change), on a fresh store's first writes (their statements not
+//! yet prepared on the connection) as on later ones, for a lone create and for a burst. And
+//! two batches in flight wanting the same unique values never stall on each other.
 
 use crate::pg::{Database, ctx, server};
 use plinth_core::{Draft, Schema, Status};
-use plinth_store::{AuditVerdict, PgOptions, PgStore, Store};
+use plinth_store::{AuditVerdict, PgOptions, PgStore, Store, StoreError};
 use std::sync::Arc;
 
 async fn rows(db: &tokio_postgres::Client, sql: &str) -> i64 {
@@ -119,6 +119,58 @@ async fn a_refused_audit_entry_rolls_its_batch_back_at_the_commit_sent_behind_it
         .expect("drop");
     assert_eq!(burst(&store, &model, 10).await, 10);
     assert_eq!(left_behind(&db).await, (50, 50, 50));
+    assert!(matches!(
+        store.audit_verify().await.expect("verify"),
+        AuditVerdict::Intact { .. }
+    ));
+}
+
+/// Creates that want the same unique values, sent at once round after round, so that two
+/// batches are often in flight on the instance with a value in each: a batch's writes wait
+/// until the batch before has run its own (its turn), so it never holds a row the earlier
+/// one's writes then wait on while it waits for that one to append first. Without that
+/// order such a pair stalls until the statement timeout (2 s here) and fails unavailable;
+/// with it, every value is taken once and every other create is refused as a conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batches_in_flight_wanting_the_same_values_never_stall() {
+    let Some(server) = server("batches_in_flight_wanting_the_same_values_never_stall") else {
+        return;
+    };
+    const ROUNDS: usize = 15;
+    const CREATES: usize = 48;
+    const VALUES: usize = 12;
+    let database = Database::create(&server).await;
+    let mut options = PgOptions::new(database.url());
+    options.keys = crate::contract::test_keys();
+    options.statement_timeout = std::time::Duration::from_secs(2);
+    let store = Arc::new(PgStore::open(options).await.expect("open the store"));
+    let schema = crate::contract::schema(serde_json::json!([{"name": "book", "fields": [
+        {"name": "sku", "type": "string", "unique": true}
+    ]}]));
+    store.migrate(&schema, false).await.expect("migrate");
+    let book = crate::contract::model(&schema, "book");
+    for round in 0..ROUNDS {
+        let tasks: Vec<_> = (0..CREATES)
+            .map(|i| {
+                let (store, book) = (Arc::clone(&store), Arc::clone(&book));
+                let body =
+                    serde_json::json!({"name": "b", "sku": format!("R{round}-{}", i % VALUES)});
+                tokio::spawn(async move {
+                    let d = crate::contract::draft(&book, &body);
+                    store.create(&ctx(), &book, d, None).await
+                })
+            })
+            .collect();
+        let mut made = 0;
+        for t in tasks {
+            match t.await.expect("a create task") {
+                Ok(_) => made += 1,
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => panic!("round {round}: a create failed otherwise than a conflict: {e:?}"),
+            }
+        }
+        assert_eq!(made, VALUES, "round {round}: each value taken once");
+    }
     assert!(matches!(
         store.audit_verify().await.expect("verify"),
         AuditVerdict::Intact { .. }
