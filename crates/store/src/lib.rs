@@ -400,9 +400,12 @@ pub trait Store:
         before: plinth_core::Timestamp,
         limit: u32,
     ) -> Result<u64, StoreError>;
-    /// Bumped after this process commits a change, and when another instance says it did
-    /// (on PostgreSQL, through the notice channel; also after the listener reconnects,
-    /// since notices may have been missed): the change feed's cue to read the log.
+    /// Bumped once for each change this process commits, and when another instance says it
+    /// did (on PostgreSQL, through the notice channel, which also carries this process's
+    /// own notices once the write has committed, while it listens; also after the listener
+    /// reconnects, since notices may have been missed): the change feed's cue to read the
+    /// log. On SQLite, and on PostgreSQL while not listening, it is bumped before the write
+    /// returns.
     fn change_signal(&self) -> tokio::sync::watch::Receiver<u64>;
     /// Appends an event that goes with no write (a failed or throttled login) in a
     /// transaction of its own.

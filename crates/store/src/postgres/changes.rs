@@ -7,12 +7,14 @@ use super::{PRIMARY, PgStore, connect};
 use crate::sql::changes;
 use crate::{ChangeWindow, ChangesPage, StoreError};
 use plinth_core::Timestamp;
+use std::sync::atomic::Ordering;
 
 impl PgStore {
     /// Tells the change feed a change committed: called with the answer of the write's
-    /// transaction, after its commit.
+    /// transaction, after its commit. While the LISTEN connection is up, the write's own
+    /// notice tells it instead, as it tells the other instances.
     pub(super) fn changed<T>(&self, written: Result<T, StoreError>) -> Result<T, StoreError> {
-        if written.is_ok() {
+        if written.is_ok() && !self.inner.listening.load(Ordering::Acquire) {
             connect::bump(&self.inner.signal);
         }
         written

@@ -9,6 +9,7 @@ use crate::sql::INVALIDATE_CHANNEL;
 use crate::sql::audit::CHANGES_NOTICE;
 use crate::sql::flags::FLAGS_NOTICE;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// How to connect.
@@ -107,10 +108,10 @@ pub(super) async fn listen(
     use tokio_postgres::AsyncMessage;
     listen_options(&mut config);
     loop {
-        let Some((tx, signal)) = store
-            .upgrade()
-            .map(|inner| (inner.invalidations.clone(), inner.signal.clone()))
-        else {
+        let Some((tx, signal, listening)) = store.upgrade().map(|inner| {
+            let listening = std::sync::Arc::clone(&inner.listening);
+            (inner.invalidations.clone(), inner.signal.clone(), listening)
+        }) else {
             return;
         };
         if let Ok((client, mut connection)) = config.connect(tls.clone()).await {
@@ -139,11 +140,14 @@ pub(super) async fn listen(
                 .is_ok()
             {
                 // Notices sent while no connection listened are lost: drop every cache,
-                // and have the change feed read the log.
+                // and have the change feed read the log. From now on this instance's own
+                // notices arrive here too.
+                listening.store(true, Ordering::Release);
                 let _ = tx.send(Invalidation::All);
                 bump(&signal);
                 drop((tx, signal));
                 let _ = pump.await;
+                listening.store(false, Ordering::Release);
             } else {
                 pump.abort();
             }

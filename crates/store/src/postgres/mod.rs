@@ -92,9 +92,12 @@ struct Inner {
     /// Fed by the LISTEN connection (see `listen`): accounts, keys or flags changed
     /// somewhere.
     invalidations: tokio::sync::broadcast::Sender<crate::Invalidation>,
-    /// Bumped after a write that logged a change commits, here or (through `listen`) in
-    /// another instance.
+    /// Bumped after a write that logged a change commits, in another instance or this one,
+    /// by its notice (through `listen`); by the write itself while no LISTEN connection is
+    /// up. (Bumped by both, the change feed would read the log twice a write.)
     signal: tokio::sync::watch::Sender<u64>,
+    /// Whether the LISTEN connection is up, so that this instance's own notices arrive.
+    listening: Arc<std::sync::atomic::AtomicBool>,
     /// The LISTEN task, aborted on close.
     listener: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The last timestamp handed out: times are strictly increasing within an instance.
@@ -156,6 +159,7 @@ impl PgStore {
                 replica_lists: ListGate::new(opts.pool_size.max(1)),
                 invalidations: tokio::sync::broadcast::channel(16).0,
                 signal: tokio::sync::watch::channel(0).0,
+                listening: Arc::default(),
                 listener: std::sync::Mutex::new(None),
                 last_ts: AtomicI64::new(0),
                 schema: RwLock::new(Arc::new(empty)),

@@ -1,7 +1,8 @@
 //! The change log across PostgreSQL instances: two stores on one database writing at once
 //! from several tasks log every change exactly once, in the audit trail's total order, read
-//! alike through either; a write through one bumps the other's change signal through
-//! `NOTIFY`, and that notice drops no cache (no `Invalidation` is sent for it).
+//! alike through either; a write bumps its own instance's change signal once, and the
+//! other's through `NOTIFY`, and that notice drops no cache (no `Invalidation` is sent for
+//! it).
 //!
 //! PostgreSQL only (a SQLite file has one writing process); without `PLINTH_TEST_POSTGRES`
 //! each test prints a `SKIPPED` line, or fails where skipping is not allowed.
@@ -140,6 +141,45 @@ async fn a_write_through_one_instance_bumps_the_others_signal_and_drops_no_cache
         matches!(heard, Err(TryRecvError::Empty)),
         "a change sends no invalidation: {heard:?}"
     );
+}
+
+/// A write bumps its own instance's signal once, not twice: by its notice while the LISTEN
+/// connection is up (the notice reaches this instance too), else by itself. Twice, the
+/// change feed would read the log twice a write, once for nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_bumps_its_own_instances_signal_once() {
+    let Some(server) = server("a_write_bumps_its_own_instances_signal_once") else {
+        return;
+    };
+    let database = Database::create(&server).await;
+    let stores = database.stores(1).await;
+    let store = &stores[0];
+    let (_, schema) = v1();
+    store.migrate(&schema, false).await.expect("migrate");
+    let model = Arc::clone(schema.model("book").expect("book"));
+    let mut signal = store.change_signal();
+    // The listener bumps the signal once it listens.
+    while *signal.borrow_and_update() == 0 {
+        assert!(
+            bumped(&mut signal, Duration::from_secs(5)).await,
+            "the listener listens"
+        );
+    }
+    for n in 0..5 {
+        let before = *signal.borrow_and_update();
+        store
+            .create(&ctx(), &model, book("T", &format!("once-{n}"), 1), None)
+            .await
+            .expect("create");
+        assert!(bumped(&mut signal, Duration::from_secs(5)).await, "bumped");
+        // Time for a second bump, were there one.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            *signal.borrow_and_update(),
+            before + 1,
+            "write {n}: one bump"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

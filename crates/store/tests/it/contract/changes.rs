@@ -327,7 +327,9 @@ async fn the_signal_bumps_after_a_local_write(e: &Engine) {
     let mut signal = e.store.change_signal();
     signal.borrow_and_update();
     let made = e.create(&admin(), &book, json!({"name": "dune"})).await;
-    assert!(signal.has_changed().expect("the store is open"));
+    // On PostgreSQL the write's own notice bumps it, just after the commit.
+    let bumped = tokio::time::timeout(std::time::Duration::from_secs(5), signal.changed()).await;
+    assert!(bumped.is_ok_and(|open| open.is_ok()), "bumped");
     let seen = *signal.borrow_and_update();
     // By the time it is seen, the change is in the log.
     let log = changes(&*e.store).await;
@@ -336,6 +338,8 @@ async fn the_signal_bumps_after_a_local_write(e: &Engine) {
         .delete(&admin(), &book, made.id, None)
         .await
         .expect("delete");
+    let bumped = tokio::time::timeout(std::time::Duration::from_secs(5), signal.changed()).await;
+    assert!(bumped.is_ok_and(|open| open.is_ok()), "bumped again");
     assert!(*signal.borrow_and_update() > seen);
 }
 
