@@ -11,11 +11,12 @@
 
 mod changes;
 mod held;
+mod rows;
 
 pub(crate) use changes::{Action, created, purged, status_changed, updated};
 pub(crate) use held::AuditBatch;
 
-use super::changes::{self as log, Logged};
+use super::changes::Logged;
 
 use super::records::By;
 use super::{Dialect, Exec, Query, SqlRow};
@@ -192,62 +193,12 @@ pub(crate) async fn append_then<E: Exec>(
             change,
         });
     }
-    let mut statements = Vec::with_capacity(chained.len());
-    for Drafted {
-        entry,
-        changes,
-        change,
-    } in &chained
-    {
-        let mut q = Query::new(E::DIALECT);
-        // PostgreSQL logs the change and announces it in the entry's statement (one
-        // statement; the notice is delivered at commit, once per transaction); SQLite has no
-        // data-modifying `WITH`, so its change is a statement of its own.
-        let folded = change.is_some() && E::DIALECT.announces();
-        if folded {
-            q.push("WITH entry AS (");
-        }
-        q.push("INSERT INTO _plinth_audit (")
-            .push(COLUMNS)
-            .push(") VALUES (")
-            .bind_all([
-                entry.seq.into(),
-                entry.at.into(),
-                (&entry.actor_kind).into(),
-                entry.actor_id.into(),
-                (&entry.actor_label).into(),
-                (&entry.action).into(),
-                entry.model.as_ref().map_or(super::Param::Null, Into::into),
-                entry
-                    .record_id
-                    .map_or(super::Param::Null, |r| (*r.as_uuid()).into()),
-                (&entry.request_id).into(),
-                entry
-                    .client_addr
-                    .as_ref()
-                    .map_or(super::Param::Null, Into::into),
-                changes.into(),
-                (&entry.prev_hash).into(),
-                (&entry.hash).into(),
-            ])
-            .push(")");
-        if let Some(c) = change {
-            if folded {
-                q.push("), change AS (");
-                log::push_insert(&mut q, c, entry.seq, entry.at);
-                q.push(") SELECT pg_notify(")
-                    .bind(super::INVALIDATE_CHANNEL)
-                    .push(", ")
-                    .bind(CHANGES_NOTICE)
-                    .push(")");
-            } else {
-                statements.push(q);
-                q = Query::new(E::DIALECT);
-                log::push_insert(&mut q, c, entry.seq, entry.at);
-            }
-        }
-        statements.push(q);
-    }
+    let statements = if E::DIALECT.announces() {
+        rows::announced::<E>(&chained)
+    } else {
+        rows::apart::<E>(&chained)
+    };
+    let mut statements = statements;
     for q in &mut statements {
         q.cached();
         // Prepared now, each insert is sent as it is first polled, before `then`'s statement.

@@ -79,10 +79,19 @@ pub(crate) fn snapshot(
     })
 }
 
-/// Appends the column list and the values of `c`, logged with the entry `seq` made `at`, to
-/// an `INSERT INTO _plinth_changes`.
+/// The start of an `INSERT INTO _plinth_changes`, up to its first row of values.
+pub(crate) const INSERT: &str =
+    "INSERT INTO _plinth_changes (seq, at, kind, model, record_id, record) VALUES ";
+
+/// An `INSERT INTO _plinth_changes` of `c`, logged with the entry `seq` made `at`.
 pub(crate) fn push_insert(q: &mut Query<'_>, c: &Logged, seq: i64, at: Timestamp) {
-    q.push("INSERT INTO _plinth_changes (seq, at, kind, model, record_id, record) VALUES (")
+    q.push(INSERT);
+    push_row(q, c, seq, at);
+}
+
+/// The row of `c`, logged with the entry `seq` made `at`, as `(…)`.
+pub(crate) fn push_row(q: &mut Query<'_>, c: &Logged, seq: i64, at: Timestamp) {
+    q.push("(")
         .bind_all([
             seq.into(),
             at.into(),
