@@ -194,9 +194,9 @@ pub(crate) async fn append_then<E: Exec>(
         });
     }
     let statements = if E::DIALECT.announces() {
-        rows::announced::<E>(&chained)
+        rows::announced(&chained)
     } else {
-        rows::apart::<E>(&chained)
+        rows::apart(&chained)
     };
     let mut statements = statements;
     for q in &mut statements {

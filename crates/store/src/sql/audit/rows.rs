@@ -3,24 +3,24 @@
 
 use super::{CHANGES_NOTICE, COLUMNS, Drafted};
 use crate::sql::changes as log;
-use crate::sql::{Exec, Query};
+use crate::sql::{Dialect, Query};
 
 /// The entries most one statement inserts on PostgreSQL.
 const RUN: usize = 64;
 
 /// The statements that append `chained` on SQLite: each entry and each change one of its
 /// own (SQLite has no data-modifying `WITH`).
-pub(super) fn apart<'a, E: Exec>(chained: &'a [Drafted]) -> Vec<Query<'a>> {
+pub(super) fn apart(chained: &[Drafted]) -> Vec<Query<'_>> {
     let mut statements = Vec::with_capacity(chained.len() * 2);
     for d in chained {
-        let mut q = Query::new(E::DIALECT);
+        let mut q = Query::new(Dialect::Sqlite);
         q.push("INSERT INTO _plinth_audit (")
             .push(COLUMNS)
             .push(") VALUES ");
         push_entry(&mut q, d);
         statements.push(q);
         if let Some(c) = &d.change {
-            let mut q = Query::new(E::DIALECT);
+            let mut q = Query::new(Dialect::Sqlite);
             log::push_insert(&mut q, c, d.entry.seq, d.entry.at);
             statements.push(q);
         }
@@ -33,7 +33,7 @@ pub(super) fn apart<'a, E: Exec>(chained: &'a [Drafted]) -> Vec<Query<'a>> {
 /// commit, once per transaction). A statement and its answer cost the server more than a
 /// row, so a batch's entries go in few: runs of [`RUN`], then of the binary digits of what
 /// is left (32, 16, … 1), so that a connection keeps few shapes of them prepared.
-pub(super) fn announced<'a, E: Exec>(chained: &'a [Drafted]) -> Vec<Query<'a>> {
+pub(super) fn announced(chained: &[Drafted]) -> Vec<Query<'_>> {
     let mut statements = Vec::new();
     let mut rest = chained;
     while !rest.is_empty() {
@@ -44,7 +44,7 @@ pub(super) fn announced<'a, E: Exec>(chained: &'a [Drafted]) -> Vec<Query<'a>> {
         };
         let (run, after) = rest.split_at(take);
         rest = after;
-        let mut q = Query::new(E::DIALECT);
+        let mut q = Query::new(Dialect::Postgres);
         let logged = run.iter().any(|d| d.change.is_some());
         if logged {
             q.push("WITH entry AS (");
@@ -106,4 +106,90 @@ fn push_entry<'a>(q: &mut Query<'a>, d: &'a Drafted) {
             (&entry.hash).into(),
         ])
         .push(")");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AuditEntry, ChangeKind, Keys};
+    use plinth_core::{Record, Schema, Status, Timestamp};
+
+    /// An entry chained at `seq`, logging a change when `logged`.
+    fn chained(seq: i64, logged: bool) -> Drafted {
+        let schema = Schema::from_decls(&[]).expect("the default schema");
+        let model = schema.model("resource").expect("resource");
+        let at = Timestamp::from_system(std::time::SystemTime::now());
+        let record = Record {
+            id: plinth_core::RecordId::new_v7(),
+            name: "r".to_owned(),
+            status: Status::Active,
+            created_at: at,
+            updated_at: at,
+            owner_id: None,
+            version: 1,
+            fields: Vec::new(),
+        };
+        let change = logged.then(|| {
+            log::snapshot(&Keys::missing(), model, ChangeKind::Created, &record).expect("logged")
+        });
+        Drafted {
+            entry: AuditEntry {
+                seq,
+                at,
+                actor_kind: "system".to_owned(),
+                actor_id: None,
+                actor_label: "local admin".to_owned(),
+                action: "record.create".to_owned(),
+                model: Some("resource".to_owned()),
+                record_id: Some(record.id),
+                request_id: "req".to_owned(),
+                client_addr: None,
+                changes: serde_json::Value::Null,
+                prev_hash: String::new(),
+                hash: String::new(),
+            },
+            changes: "{}".to_owned(),
+            change,
+        }
+    }
+
+    /// Rows of `_plinth_audit` bound per entry, of `_plinth_changes` per change, and the
+    /// notice's two.
+    const ENTRY: usize = 13;
+    const CHANGE: usize = 6;
+    const NOTICE: usize = 2;
+
+    #[test]
+    fn postgresql_appends_a_batch_in_runs_of_64_then_its_binary_digits() {
+        let batch: Vec<_> = (1..=100).map(|seq| chained(seq, true)).collect();
+        let statements = announced(&batch);
+        let params: Vec<_> = statements.iter().map(|q| q.params.len()).collect();
+        let per = ENTRY + CHANGE;
+        assert_eq!(
+            params,
+            [64 * per + NOTICE, 32 * per + NOTICE, 4 * per + NOTICE]
+        );
+        assert!(
+            statements
+                .iter()
+                .all(|q| q.sql.starts_with("WITH entry AS ("))
+        );
+
+        // Entries that log nothing (account events) are a plain insert; a run mixing both
+        // logs only the changes it has.
+        let events: Vec<_> = (1..=3).map(|seq| chained(seq, false)).collect();
+        let params: Vec<_> = announced(&events).iter().map(|q| q.params.len()).collect();
+        assert_eq!(params, [2 * ENTRY, ENTRY]);
+        let mixed = vec![chained(1, true), chained(2, false)];
+        let statements = announced(&mixed);
+        assert_eq!(statements.len(), 1);
+        assert_eq!(statements[0].params.len(), 2 * ENTRY + CHANGE + NOTICE);
+    }
+
+    #[test]
+    fn sqlite_appends_each_entry_and_change_apart() {
+        let batch = vec![chained(1, true), chained(2, false), chained(3, true)];
+        let params: Vec<_> = apart(&batch).iter().map(|q| q.params.len()).collect();
+        assert_eq!(params, [ENTRY, CHANGE, ENTRY, ENTRY, CHANGE]);
+    }
 }
