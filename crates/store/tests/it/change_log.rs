@@ -143,6 +143,17 @@ async fn a_write_through_one_instance_bumps_the_others_signal_and_drops_no_cache
     );
 }
 
+/// One store on a fresh database with `v1`'s models, and its `book`; the database lives as
+/// long as the first.
+async fn one_store(server: &str) -> (Database, Arc<PgStore>, Arc<plinth_core::ModelDef>) {
+    let database = Database::create(server).await;
+    let store = Arc::clone(&database.stores(1).await[0]);
+    let (_, schema) = v1();
+    store.migrate(&schema, false).await.expect("migrate");
+    let model = Arc::clone(schema.model("book").expect("book"));
+    (database, store, model)
+}
+
 /// A write bumps its own instance's signal once, not twice: by its notice while the LISTEN
 /// connection is up (the notice reaches this instance too), else by itself. Twice, the
 /// change feed would read the log twice a write, once for nothing.
@@ -151,12 +162,7 @@ async fn a_write_bumps_its_own_instances_signal_once() {
     let Some(server) = server("a_write_bumps_its_own_instances_signal_once") else {
         return;
     };
-    let database = Database::create(&server).await;
-    let stores = database.stores(1).await;
-    let store = &stores[0];
-    let (_, schema) = v1();
-    store.migrate(&schema, false).await.expect("migrate");
-    let model = Arc::clone(schema.model("book").expect("book"));
+    let (_database, store, model) = one_store(&server).await;
     let mut signal = store.change_signal();
     // The listener bumps the signal once it listens.
     while *signal.borrow_and_update() == 0 {
@@ -187,12 +193,7 @@ async fn a_restore_starts_the_window_at_the_restored_head() {
     let Some(server) = server("a_restore_starts_the_window_at_the_restored_head") else {
         return;
     };
-    let database = Database::create(&server).await;
-    let stores = database.stores(1).await;
-    let store = &stores[0];
-    let (_, schema) = v1();
-    store.migrate(&schema, false).await.expect("migrate");
-    let model = Arc::clone(schema.model("book").expect("book"));
+    let (_database, store, model) = one_store(&server).await;
     for n in 0..3 {
         store
             .create(&ctx(), &model, book("T", &format!("b{n}"), 1), None)
