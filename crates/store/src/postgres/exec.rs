@@ -90,6 +90,7 @@ fn params<'q>(q: &'q Query<'_>) -> Vec<&'q (dyn ToSql + Sync)> {
 impl<C: GenericClient> Exec for Pg<'_, C> {
     const DIALECT: Dialect = Dialect::Postgres;
     type Row<'r> = Row;
+    type Prepared = Statement;
 
     async fn rows<T>(
         &self,
@@ -120,8 +121,12 @@ impl<C: GenericClient> Exec for Pg<'_, C> {
         self.0.batch_execute(sql).await.map_err(map)
     }
 
-    async fn prepare(&self, q: &Query<'_>) -> Result<(), StoreError> {
-        self.statement(q).await.map(drop)
+    async fn prepare(&self, q: &Query<'_>) -> Result<Statement, StoreError> {
+        self.statement(q).await
+    }
+
+    async fn execute_prepared(&self, p: &Statement, q: &Query<'_>) -> Result<u64, StoreError> {
+        self.0.execute(p, &params(q)).await.map_err(map)
     }
 }
 

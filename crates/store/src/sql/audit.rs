@@ -17,6 +17,7 @@ pub(crate) use changes::{Action, created, purged, status_changed, updated};
 pub(crate) use held::AuditBatch;
 
 use super::changes::Logged;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::records::By;
 use super::{Dialect, Exec, Query, SqlRow};
@@ -156,17 +157,18 @@ fn draft(by: By<'_>, s: &Subject<'_>) -> Drafted {
 /// The lock and the head's read go together, then every insert: on PostgreSQL they are
 /// pipelined (sent without waiting for each answer), two round trips for the whole batch.
 pub(crate) async fn append_all<E: Exec>(e: &E, drafted: Vec<Drafted>) -> Result<i64, StoreError> {
-    append_then(e, drafted, std::future::ready(Ok(()))).await
+    append_then(e, drafted, |_| std::future::ready(Ok(()))).await
 }
 
 /// [`append_all`], with `then` started once every insert is sent: on PostgreSQL a
 /// statement `then` sends goes in the same round trip, behind the inserts (the group
-/// commit's `COMMIT`). `then` runs to its end even when an insert failed; the first error
-/// of the two is returned.
-pub(crate) async fn append_then<E: Exec>(
+/// commit's `COMMIT`). `then` is told whether every insert went out: `false` when one
+/// failed before it could be sent (its transaction must not commit without it). `then`
+/// runs to its end even when an insert failed; the first error of the two is returned.
+pub(crate) async fn append_then<E: Exec, F: Future<Output = Result<(), StoreError>>>(
     e: &E,
     drafted: Vec<Drafted>,
-    then: impl Future<Output = Result<(), StoreError>>,
+    then: impl FnOnce(bool) -> F,
 ) -> Result<i64, StoreError> {
     let mut q = Query::new(E::DIALECT);
     q.push("SELECT seq, hash FROM _plinth_audit ORDER BY seq DESC LIMIT 1")
@@ -199,14 +201,27 @@ pub(crate) async fn append_then<E: Exec>(
         rows::apart(&chained)
     };
     let mut statements = statements;
+    let mut prepared = Vec::with_capacity(statements.len());
     for q in &mut statements {
         q.cached();
-        // Prepared now, each insert is sent as it is first polled, before `then`'s statement.
-        e.prepare(q).await?;
+        prepared.push(e.prepare(q).await?);
     }
-    let inserts = futures_util::future::try_join_all(statements.iter().map(|q| e.execute(q)));
+    // Each insert, made ready, is sent as it is first polled, before `then` starts; one
+    // that fails at once (its parameters) is never sent, and says so.
+    let unsent = AtomicBool::new(false);
+    let inserts = statements.iter().zip(&prepared).map(|(q, p)| async {
+        let done = e.execute_prepared(p, q).await;
+        if done.is_err() {
+            unsent.store(true, Ordering::Relaxed);
+        }
+        done
+    });
+    let inserts = futures_util::future::join_all(inserts);
+    let then = async { then(!unsent.load(Ordering::Relaxed)).await };
     let (inserted, then) = futures_util::future::join(inserts, then).await;
-    inserted?;
+    for done in inserted {
+        done?;
+    }
     then?;
     Ok(seq)
 }

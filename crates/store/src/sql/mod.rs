@@ -390,11 +390,17 @@ pub(crate) trait Exec {
     /// Runs statements without parameters (DDL), separated by `;`.
     async fn batch(&self, sql: &str) -> Result<(), StoreError>;
 
-    /// Makes `q` (a cached one) ready so that running it sends it at once, with no round
+    /// A statement made ready by [`Exec::prepare`].
+    type Prepared: Send + Sync;
+
+    /// Makes `q` ready so that [`Exec::execute_prepared`] sends it at once, with no round
     /// trip of its own first: statements then reach the server in the order they are
-    /// started. PostgreSQL prepares it and keeps it on the connection; SQLite has nothing
-    /// to do. No default: a wrapper that did not pass it on would break that order.
-    async fn prepare(&self, q: &Query<'_>) -> Result<(), StoreError>;
+    /// started. PostgreSQL prepares it; SQLite has nothing to do. No default: a wrapper
+    /// that did not pass it on would break that order.
+    async fn prepare(&self, q: &Query<'_>) -> Result<Self::Prepared, StoreError>;
+
+    /// Runs `q`, made ready as `p`; the number of rows it changed.
+    async fn execute_prepared(&self, p: &Self::Prepared, q: &Query<'_>) -> Result<u64, StoreError>;
 
     /// Where this connection collects audit entries to append at its transaction's end, if
     /// it does (the SQLite writer's connection during a group commit).

@@ -38,6 +38,7 @@ impl rusqlite::ToSql for Param<'_> {
 impl Exec for Connection {
     const DIALECT: Dialect = Dialect::Sqlite;
     type Row<'r> = Row<'r>;
+    type Prepared = ();
 
     async fn rows<T>(
         &self,
@@ -76,6 +77,10 @@ impl Exec for Connection {
     async fn prepare(&self, _q: &Query<'_>) -> Result<(), StoreError> {
         Ok(())
     }
+
+    async fn execute_prepared(&self, _p: &(), q: &Query<'_>) -> Result<u64, StoreError> {
+        Exec::execute(self, q).await
+    }
 }
 
 /// The writer's connection: a [`Connection`] that, during a group commit, collects the
@@ -112,6 +117,7 @@ impl std::ops::DerefMut for WriteConn {
 impl Exec for WriteConn {
     const DIALECT: Dialect = Dialect::Sqlite;
     type Row<'r> = Row<'r>;
+    type Prepared = ();
 
     async fn rows<T>(
         &self,
@@ -139,6 +145,10 @@ impl Exec for WriteConn {
 
     async fn prepare(&self, _q: &Query<'_>) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn execute_prepared(&self, _p: &(), q: &Query<'_>) -> Result<u64, StoreError> {
+        Exec::execute(self, q).await
     }
 
     fn audit_batch(&self) -> Option<&AuditBatch> {

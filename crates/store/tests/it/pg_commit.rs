@@ -2,8 +2,9 @@
 //! `BEGIN` travels with the first statements and `COMMIT` with the audit entries: when an
 //! entry is refused, the `COMMIT` sent behind it rolls the record back, and nothing is left
 //! (no record, no entry, no change), on a fresh store's first writes (their statements not
-//! yet prepared on the connection) as on later ones, for a lone create and for a burst. And
-//! two batches in flight wanting the same unique values never stall on each other.
+//! yet prepared on the connection) as on later ones, for a lone create and for a burst;
+//! an entry that cannot even be sent ends its batch with `ROLLBACK`. And two batches in
+//! flight wanting the same unique values never stall on each other.
 
 use crate::pg::{Database, ctx, server};
 use plinth_core::{Draft, Schema, Status};
@@ -175,4 +176,31 @@ async fn batches_in_flight_wanting_the_same_values_never_stall() {
         store.audit_verify().await.expect("verify"),
         AuditVerdict::Intact { .. }
     ));
+}
+
+/// An audit entry that cannot even be sent (its value does not fit the column: the
+/// driver refuses it before it leaves) ends its batch with `ROLLBACK`, not the `COMMIT`
+/// that would otherwise follow it: the record is not kept without its entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_that_cannot_be_sent_rolls_its_batch_back() {
+    let Some(server) = server("an_entry_that_cannot_be_sent_rolls_its_batch_back") else {
+        return;
+    };
+    let database = Database::create(&server).await;
+    let mut options = PgOptions::new(database.url());
+    options.keys = crate::contract::test_keys();
+    let store = Arc::new(PgStore::open(options).await.expect("open the store"));
+    let schema = Schema::from_decls(&[]).expect("the default schema");
+    store.migrate(&schema, false).await.expect("migrate");
+    let model = Arc::new(schema.model("resource").expect("resource").clone());
+    let db = database.inspect().await;
+    db.batch_execute("ALTER TABLE _plinth_audit ALTER COLUMN actor_label TYPE integer USING 0")
+        .await
+        .expect("a column the entry's label cannot be sent to");
+    store
+        .create(&ctx(), &model, draft("alone"), None)
+        .await
+        .expect_err("a create whose entry cannot be sent");
+    assert_eq!(burst(&store, &model, 20).await, 0, "every create refused");
+    assert_eq!(left_behind(&db).await, (0, 0, 0), "nothing half-written");
 }

@@ -13,7 +13,7 @@ use deadpool_postgres::{GenericClient, Transaction};
 use futures_util::future::{join, join_all};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::task::Poll;
-use tokio_postgres::Row;
+use tokio_postgres::{Row, Statement};
 
 /// Runs `batch` in one transaction and answers its jobs; returns those to run again.
 ///
@@ -113,8 +113,10 @@ fn claims_apart(batch: &[Job]) -> bool {
 /// round trips (`BEGIN` and the insert; the chain's lock and head; the entry and `COMMIT`)
 /// rather than five. `BEGIN` is sent first, as the join first polls it; it fails only on
 /// a lost connection, which fails every statement behind it too. `COMMIT` is sent behind
-/// the entries; if one of them failed, PostgreSQL rolls back at that `COMMIT`, so nothing
-/// of the batch is kept.
+/// the entries, each run with the statement prepared for it (a cache cleared meanwhile
+/// cannot delay one past `COMMIT`); if one of them failed in the server, PostgreSQL rolls
+/// back at that `COMMIT`, and if one failed before it was sent, `ROLLBACK` goes instead:
+/// nothing of the batch is kept.
 async fn pipelined(
     store: &PgStore,
     conn: &mut Conn,
@@ -150,19 +152,23 @@ async fn pipelined(
     let entries: Vec<_> = held.iter().flat_map(AuditBatch::close).collect();
     turn.append().await;
     // Sent behind the entries, which hold the chain's lock till then: the next batch may
-    // append its own once it is sent.
+    // append its own once it is sent. `ROLLBACK` instead if an entry could not be sent.
     let mut sent = false;
-    let commit = async {
-        sent = true;
-        turn.appended();
-        client.batch_execute("COMMIT").await.map_err(errors::map)
-    };
-    let committed = if entries.is_empty() {
-        commit.await
-    } else {
-        audit::append_then(&Pg(client), entries, commit)
-            .await
-            .map(drop)
+    let committed = {
+        let sent = &mut sent;
+        let commit = |sendable: bool| async move {
+            *sent = true;
+            turn.appended();
+            let end = if sendable { "COMMIT" } else { "ROLLBACK" };
+            client.batch_execute(end).await.map_err(errors::map)
+        };
+        if entries.is_empty() {
+            commit(true).await
+        } else {
+            audit::append_then(&Pg(client), entries, commit)
+                .await
+                .map(drop)
+        }
     };
     if sent {
         // A `COMMIT` ends the transaction whatever it answers, unless the connection is lost.
@@ -347,6 +353,7 @@ struct Grouped<'c, C> {
 impl<C: GenericClient> Exec for Grouped<'_, C> {
     const DIALECT: Dialect = Dialect::Postgres;
     type Row<'r> = Row;
+    type Prepared = Statement;
 
     async fn rows<T>(
         &self,
@@ -372,8 +379,12 @@ impl<C: GenericClient> Exec for Grouped<'_, C> {
         Pg(self.tx).batch(sql).await
     }
 
-    async fn prepare(&self, q: &Query<'_>) -> Result<(), StoreError> {
+    async fn prepare(&self, q: &Query<'_>) -> Result<Statement, StoreError> {
         Pg(self.tx).prepare(q).await
+    }
+
+    async fn execute_prepared(&self, p: &Statement, q: &Query<'_>) -> Result<u64, StoreError> {
+        Pg(self.tx).execute_prepared(p, q).await
     }
 
     fn audit_batch(&self) -> Option<&AuditBatch> {

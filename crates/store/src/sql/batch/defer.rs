@@ -33,6 +33,7 @@ impl<'e, E: Exec> Deferring<'e, E> {
 impl<E: Exec> Exec for Deferring<'_, E> {
     const DIALECT: Dialect = E::DIALECT;
     type Row<'r> = E::Row<'r>;
+    type Prepared = E::Prepared;
 
     async fn rows<T>(
         &self,
@@ -58,8 +59,12 @@ impl<E: Exec> Exec for Deferring<'_, E> {
         self.inner.batch(sql).await
     }
 
-    async fn prepare(&self, q: &Query<'_>) -> Result<(), StoreError> {
+    async fn prepare(&self, q: &Query<'_>) -> Result<E::Prepared, StoreError> {
         self.inner.prepare(q).await
+    }
+
+    async fn execute_prepared(&self, p: &E::Prepared, q: &Query<'_>) -> Result<u64, StoreError> {
+        self.inner.execute_prepared(p, q).await
     }
 
     fn audit_batch(&self) -> Option<&AuditBatch> {

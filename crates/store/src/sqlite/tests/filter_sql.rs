@@ -278,6 +278,7 @@ fn keep(seen: &RefCell<Vec<(String, usize)>>, q: &Query<'_>) {
 impl Exec for Recorded<'_> {
     const DIALECT: Dialect = Dialect::Sqlite;
     type Row<'r> = Row<'r>;
+    type Prepared = ();
 
     async fn rows<T>(
         &self,
@@ -309,11 +310,16 @@ impl Exec for Recorded<'_> {
     async fn prepare(&self, _q: &Query<'_>) -> Result<(), StoreError> {
         Ok(())
     }
+
+    async fn execute_prepared(&self, _p: &(), q: &Query<'_>) -> Result<u64, StoreError> {
+        Exec::execute(self, q).await
+    }
 }
 
 impl Exec for PgText {
     const DIALECT: Dialect = Dialect::Postgres;
     type Row<'r> = Row<'r>;
+    type Prepared = ();
 
     async fn rows<T>(
         &self,
@@ -344,6 +350,10 @@ impl Exec for PgText {
 
     async fn prepare(&self, _q: &Query<'_>) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn execute_prepared(&self, _p: &(), q: &Query<'_>) -> Result<u64, StoreError> {
+        Exec::execute(self, q).await
     }
 }
 
