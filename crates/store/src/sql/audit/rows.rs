@@ -32,7 +32,9 @@ pub(super) fn apart(chained: &[Drafted]) -> Vec<Query<'_>> {
 /// that inserts them, logs their changes and announces them (the notice is delivered at
 /// commit, once per transaction). A statement and its answer cost the server more than a
 /// row, so a batch's entries go in few: runs of [`RUN`], then of the binary digits of what
-/// is left (32, 16, … 1), so that a connection keeps few shapes of them prepared.
+/// is left (32, 16, … 1), so that a connection keeps few shapes of them prepared (seven
+/// when every entry logs a change, as record writes do; a run's text also counts its
+/// changes).
 pub(super) fn announced(chained: &[Drafted]) -> Vec<Query<'_>> {
     let mut statements = Vec::new();
     let mut rest = chained;
