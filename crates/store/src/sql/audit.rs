@@ -195,17 +195,17 @@ pub(crate) async fn append_then<E: Exec, F: Future<Output = Result<(), StoreErro
             change,
         });
     }
-    let statements = if E::DIALECT.announces() {
+    let mut statements = if E::DIALECT.announces() {
         rows::announced(&chained)
     } else {
         rows::apart(&chained)
     };
-    let mut statements = statements;
-    let mut prepared = Vec::with_capacity(statements.len());
     for q in &mut statements {
         q.cached();
-        prepared.push(e.prepare(q).await?);
     }
+    // Prepared together: on a connection that has not seen them, one round trip for all.
+    let prepared =
+        futures_util::future::try_join_all(statements.iter().map(|q| e.prepare(q))).await?;
     // Each insert, made ready, is sent as it is first polled, before `then` starts; one
     // that fails at once (its parameters) is never sent, and says so.
     let unsent = AtomicBool::new(false);

@@ -10,6 +10,20 @@ use crate::pg::{Database, ctx, server};
 use plinth_core::{Draft, Schema, Status};
 use plinth_store::{AuditVerdict, PgOptions, PgStore, Store, StoreError};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// A store on `database` with `schema` migrated; its statements cancelled after `timeout`
+/// when given.
+async fn store_on(database: &Database, schema: &Schema, timeout: Option<Duration>) -> Arc<PgStore> {
+    let mut options = PgOptions::new(database.url());
+    options.keys = crate::contract::test_keys();
+    if let Some(timeout) = timeout {
+        options.statement_timeout = timeout;
+    }
+    let store = Arc::new(PgStore::open(options).await.expect("open the store"));
+    store.migrate(schema, false).await.expect("migrate");
+    store
+}
 
 async fn rows(db: &tokio_postgres::Client, sql: &str) -> i64 {
     db.query_one(sql, &[]).await.expect("count").get(0)
@@ -67,11 +81,8 @@ async fn a_refused_audit_entry_rolls_its_batch_back_at_the_commit_sent_behind_it
         return;
     };
     let database = Database::create(&server).await;
-    let mut options = PgOptions::new(database.url());
-    options.keys = crate::contract::test_keys();
-    let store = Arc::new(PgStore::open(options).await.expect("open the store"));
     let schema = Schema::from_decls(&[]).expect("the default schema");
-    store.migrate(&schema, false).await.expect("migrate");
+    let store = store_on(&database, &schema, None).await;
     let model = Arc::new(schema.model("resource").expect("resource").clone());
     let db = database.inspect().await;
     let refuse = "CREATE TRIGGER refuse BEFORE INSERT ON _plinth_audit FOR EACH ROW \
@@ -141,14 +152,10 @@ async fn batches_in_flight_wanting_the_same_values_never_stall() {
     const CREATES: usize = 48;
     const VALUES: usize = 12;
     let database = Database::create(&server).await;
-    let mut options = PgOptions::new(database.url());
-    options.keys = crate::contract::test_keys();
-    options.statement_timeout = std::time::Duration::from_secs(2);
-    let store = Arc::new(PgStore::open(options).await.expect("open the store"));
     let schema = crate::contract::schema(serde_json::json!([{"name": "book", "fields": [
         {"name": "sku", "type": "string", "unique": true}
     ]}]));
-    store.migrate(&schema, false).await.expect("migrate");
+    let store = store_on(&database, &schema, Some(Duration::from_secs(2))).await;
     let book = crate::contract::model(&schema, "book");
     for round in 0..ROUNDS {
         let tasks: Vec<_> = (0..CREATES)
@@ -187,11 +194,8 @@ async fn an_entry_that_cannot_be_sent_rolls_its_batch_back() {
         return;
     };
     let database = Database::create(&server).await;
-    let mut options = PgOptions::new(database.url());
-    options.keys = crate::contract::test_keys();
-    let store = Arc::new(PgStore::open(options).await.expect("open the store"));
     let schema = Schema::from_decls(&[]).expect("the default schema");
-    store.migrate(&schema, false).await.expect("migrate");
+    let store = store_on(&database, &schema, None).await;
     let model = Arc::new(schema.model("resource").expect("resource").clone());
     let db = database.inspect().await;
     db.batch_execute("ALTER TABLE _plinth_audit ALTER COLUMN actor_label TYPE integer USING 0")
