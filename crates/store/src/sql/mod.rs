@@ -48,6 +48,31 @@ pub(crate) fn blind_column(field: &str) -> String {
     format!("_blind_{field}")
 }
 
+/// The rows most one statement inserts when a batch's rows go together (PostgreSQL).
+pub(crate) const RUN: usize = 64;
+
+/// How many rows of `n` each statement inserts when they go together: runs of `most`
+/// (at most [`RUN`]), then the binary digits of what is left (32, 16, … 1). A statement and
+/// its answer cost the server more than a row, so a batch's rows go in few statements;
+/// and a connection keeps few shapes of them prepared (seven at most).
+pub(crate) fn runs(n: usize, most: usize) -> impl Iterator<Item = usize> {
+    let most = if most >= RUN {
+        RUN
+    } else {
+        1 << most.max(1).ilog2()
+    };
+    let mut rest = n;
+    std::iter::from_fn(move || {
+        let take = match rest {
+            0 => return None,
+            r if r >= most => most,
+            r => 1 << r.ilog2(),
+        };
+        rest -= take;
+        Some(take)
+    })
+}
+
 /// What the two engines spell differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dialect {
@@ -407,6 +432,13 @@ pub(crate) trait Exec {
     fn audit_batch(&self) -> Option<&audit::AuditBatch> {
         None
     }
+
+    /// Whether this connection takes the record a create made, to insert it later together
+    /// with the other records of its batch, in few statements (a PostgreSQL group commit
+    /// of several creates); once it answers `true`, the caller does not insert it.
+    fn hold_insert(&self) -> bool {
+        false
+    }
 }
 
 /// Runs a future that never suspends (a SQLite [`Exec`]'s) to its end on this thread.
@@ -420,5 +452,22 @@ pub(crate) fn ready<T, E: From<StoreError>>(
         Poll::Pending => {
             Err(StoreError::internal("a synchronous statement suspended; this is a bug").into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs;
+
+    #[test]
+    fn rows_go_in_runs_then_the_binary_digits_of_the_rest() {
+        let of = |n, most| runs(n, most).collect::<Vec<_>>();
+        assert_eq!(of(0, 64), Vec::<usize>::new());
+        assert_eq!(of(1, 64), [1]);
+        assert_eq!(of(63, 64), [32, 16, 8, 4, 2, 1]);
+        assert_eq!(of(150, 1000), [64, 64, 16, 4, 2]);
+        // Wide rows: runs no longer than `most` allows, still a power of two.
+        assert_eq!(of(50, 20), [16, 16, 16, 2]);
+        assert_eq!(of(3, 0), [1, 1, 1]);
     }
 }

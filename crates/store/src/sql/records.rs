@@ -230,7 +230,10 @@ pub(crate) async fn create<E: Exec>(
         version: 1,
         fields: draft.fields,
     };
-    insert(e, keys, model, &record).await?;
+    // A group commit of several creates may insert the record later, with its batch's.
+    if has_files(model) || !e.hold_insert() {
+        insert(e, keys, model, &record).await?;
+    }
     if has_files(model) {
         files::sync(e, model, id, &record.fields, &by.ctx.files, now).await?;
     }
@@ -249,36 +252,61 @@ pub(crate) async fn insert<E: Exec>(
     model: &ModelDef,
     record: &Record,
 ) -> Result<(), StoreError> {
-    let mut q = Query::new(E::DIALECT);
+    let q = insert_rows(E::DIALECT, keys, model, [record])?;
+    e.execute(&q).await?;
+    Ok(())
+}
+
+/// The columns a row of `model` is inserted with: the base columns, the declared fields,
+/// then the blind index of each pii field.
+pub(crate) fn insert_columns(model: &ModelDef) -> usize {
+    BASE_COLUMNS.split(',').count()
+        + model.fields().len()
+        + model.fields().iter().filter(|f| f.pii()).count()
+}
+
+/// One statement inserting `records` of `model` as given, each sealed in its turn
+/// (prepared for reuse: callers bound its rows to few counts).
+pub(crate) fn insert_rows<'r>(
+    d: super::Dialect,
+    keys: &Keys,
+    model: &ModelDef,
+    records: impl IntoIterator<Item = &'r Record>,
+) -> Result<Query<'r>, StoreError> {
+    let mut q = Query::new(d);
     q.push("INSERT INTO ")
         .ident(model.name().as_str())
         .push(" (");
     columns(&mut q, model);
-    let mut blinds = Vec::new();
-    let mut fields = Vec::with_capacity(model.fields().len());
-    for (f, v) in model.fields().iter().zip(&record.fields) {
-        let (value, blind) = stored(keys, model, record.id, f, v)?;
-        fields.push(value);
-        if f.pii() {
-            q.push(", ").ident(&blind_column(f.name().as_str()));
-            blinds.push(blind);
-        }
+    for f in model.fields().iter().filter(|f| f.pii()) {
+        q.push(", ").ident(&blind_column(f.name().as_str()));
     }
-    let base = [
-        record.id.into(),
-        (&record.name).into(),
-        record.status.as_str().into(),
-        record.created_at.into(),
-        record.updated_at.into(),
-        record.owner_id.into(),
-        record.version.into(),
-    ];
-    q.push(") VALUES (")
-        .bind_all(base.into_iter().chain(fields).chain(blinds))
-        .push(")")
-        .cached();
-    e.execute(&q).await?;
-    Ok(())
+    q.push(") VALUES ");
+    for (i, record) in records.into_iter().enumerate() {
+        let mut blinds = Vec::new();
+        let mut fields = Vec::with_capacity(model.fields().len());
+        for (f, v) in model.fields().iter().zip(&record.fields) {
+            let (value, blind) = stored(keys, model, record.id, f, v)?;
+            fields.push(value);
+            if f.pii() {
+                blinds.push(blind);
+            }
+        }
+        let base = [
+            record.id.into(),
+            (&record.name).into(),
+            record.status.as_str().into(),
+            record.created_at.into(),
+            record.updated_at.into(),
+            record.owner_id.into(),
+            record.version.into(),
+        ];
+        q.push(if i == 0 { "(" } else { ", (" })
+            .bind_all(base.into_iter().chain(fields).chain(blinds))
+            .push(")");
+    }
+    q.cached();
+    Ok(q)
 }
 
 /// Applies a patch to a live record.

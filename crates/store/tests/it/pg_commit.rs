@@ -3,8 +3,9 @@
 //! entry is refused, the `COMMIT` sent behind it rolls the record back, and nothing is left
 //! (no record, no entry, no change), on a fresh store's first writes (their statements not
 //! yet prepared on the connection) as on later ones, for a lone create and for a burst;
-//! an entry that cannot even be sent ends its batch with `ROLLBACK`. And two batches in
-//! flight wanting the same unique values never stall on each other.
+//! an entry that cannot even be sent ends its batch with `ROLLBACK`. Two batches in
+//! flight wanting the same unique values never stall on each other. And a batch of several
+//! creates inserts its records in few statements, each record whole.
 
 use crate::pg::{Database, ctx, server};
 use plinth_core::{Draft, Schema, Status};
@@ -207,4 +208,120 @@ async fn an_entry_that_cannot_be_sent_rolls_its_batch_back() {
         .expect_err("a create whose entry cannot be sent");
     assert_eq!(burst(&store, &model, 20).await, 0, "every create refused");
     assert_eq!(left_behind(&db).await, (0, 0, 0), "nothing half-written");
+}
+
+/// A batch of several creates inserts its records once every job has run, a model's in
+/// few statements: each inserts a power of two of them, up to 64 (one each before). The
+/// records of two models in the same burst go to their own tables, whole: their values,
+/// their pii fields sealed and found through their blind index, one audit entry each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_inserts_its_records_in_few_statements() {
+    let Some(server) = server("a_batch_inserts_its_records_in_few_statements") else {
+        return;
+    };
+    const CREATES: usize = 120;
+    let database = Database::create(&server).await;
+    let schema = crate::contract::schema(serde_json::json!([
+        {"name": "person", "fields": [
+            {"name": "ssn", "type": "string", "pii": true, "unique": true},
+            {"name": "nick", "type": "string"}
+        ]},
+        {"name": "book", "fields": [{"name": "sku", "type": "string", "unique": true}]}
+    ]));
+    let store = store_on(&database, &schema, None).await;
+    let (person, book) = (
+        crate::contract::model(&schema, "person"),
+        crate::contract::model(&schema, "book"),
+    );
+    let db = database.inspect().await;
+    db.batch_execute(
+        "CREATE TABLE inserted (model text, n bigint); \
+         CREATE FUNCTION count_rows() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         INSERT INTO inserted SELECT TG_TABLE_NAME, count(*) FROM new; RETURN NULL; END $$; \
+         CREATE TRIGGER counted AFTER INSERT ON person REFERENCING NEW TABLE AS new \
+         FOR EACH STATEMENT EXECUTE FUNCTION count_rows(); \
+         CREATE TRIGGER counted AFTER INSERT ON book REFERENCING NEW TABLE AS new \
+         FOR EACH STATEMENT EXECUTE FUNCTION count_rows()",
+    )
+    .await
+    .expect("count each insert statement's rows");
+
+    let tasks: Vec<_> = (0..CREATES)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let (model, body) = if i % 2 == 0 {
+                let body = serde_json::json!({"name": format!("p{i}"), "ssn": format!("{i:03}"), "nick": format!("n{i}")});
+                (Arc::clone(&person), body)
+            } else {
+                (Arc::clone(&book), serde_json::json!({"name": format!("b{i}"), "sku": format!("S{i}")}))
+            };
+            tokio::spawn(async move {
+                let d = crate::contract::draft(&model, &body);
+                store.create(&ctx(), &model, d, None).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("a create task").expect("a create");
+    }
+
+    let statements: Vec<(String, i64)> = db
+        .query("SELECT model, n FROM inserted", &[])
+        .await
+        .expect("the statements")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    for model in ["person", "book"] {
+        let rows: i64 = statements
+            .iter()
+            .filter(|(m, _)| m == model)
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(rows, (CREATES / 2) as i64, "every {model} inserted once");
+    }
+    assert!(
+        statements
+            .iter()
+            .all(|(_, n)| n.count_ones() == 1 && *n <= 64),
+        "runs of a power of two, up to 64: {statements:?}"
+    );
+    assert!(
+        statements.iter().any(|(_, n)| *n > 1),
+        "a batch's records inserted together: {statements:?}"
+    );
+
+    for i in (0..CREATES).step_by(2) {
+        let ssn = format!("{i:03}");
+        let q = crate::contract::query(&person, &[("ssn", ssn.as_str())]);
+        let found = store
+            .list(&person, &q, plinth_core::ListScope::All)
+            .await
+            .expect("list")
+            .records;
+        assert_eq!(found.len(), 1, "ssn {ssn} found through its blind index");
+        let values: Vec<_> = found[0].fields.iter().map(|v| format!("{v:?}")).collect();
+        assert_eq!(found[0].name, format!("p{i}"));
+        assert!(
+            values.iter().any(|v| v.contains(&ssn))
+                && values.iter().any(|v| v.contains(&format!("n{i}"))),
+            "its values read back: {values:?}"
+        );
+    }
+    let sealed: i64 = rows(
+        &db,
+        "SELECT count(*) FROM person WHERE ssn LIKE '0%' OR ssn LIKE '1%'",
+    )
+    .await;
+    assert_eq!(sealed, 0, "no pii value stored in plaintext");
+    let entries = rows(
+        &db,
+        "SELECT count(*) FROM _plinth_audit WHERE action = 'record.create'",
+    )
+    .await;
+    assert_eq!(entries, CREATES as i64);
+    assert!(matches!(
+        store.audit_verify().await.expect("verify"),
+        AuditVerdict::Intact { .. }
+    ));
 }

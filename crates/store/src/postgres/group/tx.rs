@@ -8,10 +8,12 @@ use crate::StoreError;
 use crate::sql::audit::{self, AuditBatch};
 use crate::sql::records;
 use crate::sql::records::By;
-use crate::sql::{Dialect, Exec, Query};
+use crate::sql::{Dialect, Exec, Query, runs};
 use deadpool_postgres::{GenericClient, Transaction};
 use futures_util::future::{join, join_all};
+use plinth_core::{ModelDef, Record};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use tokio_postgres::{Row, Statement};
 
@@ -127,21 +129,38 @@ async fn pipelined(
         return Err(closed());
     };
     let held: Vec<AuditBatch> = batch.iter().map(|_| AuditBatch::opened()).collect();
-    let runs = batch.iter().zip(&held).map(|(job, held)| {
-        let e = Grouped { tx: client, held };
-        let by = store.by(job.write.ctx());
-        async move { caught(apply(&e, by, &job.write)).await }
-    });
+    // Several creates' records go in few statements once every job has run (alone, a
+    // record's insert goes with `BEGIN` as it is).
+    let holds: Vec<AtomicBool> = batch.iter().map(|_| AtomicBool::new(false)).collect();
+    let several = batch.len() > 1;
+    let runs = batch
+        .iter()
+        .zip(&held)
+        .zip(&holds)
+        .map(|((job, held), hold)| {
+            let e = Grouped {
+                tx: client,
+                held,
+                hold: several.then_some(hold),
+            };
+            let by = store.by(job.write.ctx());
+            async move { caught(apply(&e, by, &job.write)).await }
+        });
     conn.open = true;
-    let (begun, results) = join(
-        client.batch_execute("BEGIN"),
-        join_all(runs.collect::<Vec<_>>()),
-    )
+    let (begun, (results, inserted)) = join(client.batch_execute("BEGIN"), async {
+        let results: Vec<_> = join_all(runs.collect::<Vec<_>>())
+            .await
+            .into_iter()
+            .map(|result| result.unwrap_or_else(|| Err(panicked())))
+            .collect();
+        let inserted = insert_held(store, client, batch, &results, &holds).await;
+        (results, inserted)
+    })
     .await;
     begun.map_err(errors::map)?;
     let mut answers = Vec::with_capacity(batch.len());
-    for result in results {
-        match result.unwrap_or_else(|| Err(panicked())) {
+    for result in results.into_iter().chain(inserted.err().map(Err)) {
+        match result {
             Ok(answer) => answers.push(answer),
             Err(e) => {
                 conn.rollback().await;
@@ -178,6 +197,56 @@ async fn pipelined(
     }
     committed?;
     Ok(Ok(answers))
+}
+
+/// Inserts the records the jobs of `batch` held (see [`Grouped`]), once every job has run
+/// and none failed: a model's records in [`runs`] of up to [`RUN`](crate::sql::RUN) rows a statement, all
+/// pipelined. A failure (a unique value taken) fails the batch, which then runs job by job
+/// and so finds the job it belongs to.
+async fn insert_held(
+    store: &PgStore,
+    client: &deadpool_postgres::Client,
+    batch: &[Job],
+    results: &[Result<Answer, StoreError>],
+    holds: &[AtomicBool],
+) -> Result<(), StoreError> {
+    if results.iter().any(Result::is_err) {
+        return Ok(());
+    }
+    let mut models: Vec<(&ModelDef, Vec<&Record>)> = Vec::new();
+    for ((job, result), hold) in batch.iter().zip(results).zip(holds) {
+        let (Write::Create { model, .. }, Ok(Answer::Created(c))) = (&job.write, result) else {
+            continue;
+        };
+        if !hold.load(Ordering::Relaxed) {
+            continue;
+        }
+        match models.iter_mut().find(|(m, _)| m.name() == model.name()) {
+            Some((_, records)) => records.push(&c.record),
+            None => models.push((model, vec![&c.record])),
+        }
+    }
+    let mut statements = Vec::new();
+    for (model, records) in &models {
+        let most = usize::from(u16::MAX) / records::insert_columns(model);
+        let mut rest = records.as_slice();
+        for take in runs(records.len(), most) {
+            let (run, after) = rest.split_at(take);
+            rest = after;
+            let rows = run.iter().copied();
+            statements.push(records::insert_rows(
+                Dialect::Postgres,
+                &store.inner.keys,
+                model,
+                rows,
+            )?);
+        }
+    }
+    let e = Pg(client);
+    for done in join_all(statements.iter().map(|q| e.execute(q))).await {
+        done?;
+    }
+    Ok(())
 }
 
 fn panicked() -> StoreError {
@@ -298,7 +367,11 @@ async fn run_job(
     tx.batch_execute("SAVEPOINT job")
         .await
         .map_err(errors::map)?;
-    let e = Grouped { tx, held };
+    let e = Grouped {
+        tx,
+        held,
+        hold: None,
+    };
     let result = caught(apply(&e, store.by(write.ctx()), write))
         .await
         .unwrap_or_else(|| Err(panicked()));
@@ -344,10 +417,12 @@ async fn caught<T>(fut: impl Future<Output = T>) -> Option<T> {
     .await
 }
 
-/// The batch's transaction as an [`Exec`] whose audit entries are held for the batch's end.
+/// The batch's transaction as an [`Exec`] whose audit entries are held for the batch's end,
+/// and, when `hold` is given, the record its create makes (told there).
 struct Grouped<'c, C> {
     tx: &'c C,
     held: &'c AuditBatch,
+    hold: Option<&'c AtomicBool>,
 }
 
 impl<C: GenericClient> Exec for Grouped<'_, C> {
@@ -389,6 +464,12 @@ impl<C: GenericClient> Exec for Grouped<'_, C> {
 
     fn audit_batch(&self) -> Option<&AuditBatch> {
         Some(self.held)
+    }
+
+    fn hold_insert(&self) -> bool {
+        self.hold
+            .inspect(|h| h.store(true, Ordering::Relaxed))
+            .is_some()
     }
 }
 

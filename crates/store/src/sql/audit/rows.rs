@@ -3,10 +3,7 @@
 
 use super::{CHANGES_NOTICE, COLUMNS, Drafted};
 use crate::sql::changes as log;
-use crate::sql::{Dialect, Query};
-
-/// The entries most one statement inserts on PostgreSQL.
-const RUN: usize = 64;
+use crate::sql::{Dialect, Query, RUN, runs};
 
 /// The statements that append `chained` on SQLite: each entry and each change one of its
 /// own (SQLite has no data-modifying `WITH`).
@@ -30,20 +27,12 @@ pub(super) fn apart(chained: &[Drafted]) -> Vec<Query<'_>> {
 
 /// The statements that append `chained` on PostgreSQL: runs of entries, each one statement
 /// that inserts them, logs their changes and announces them (the notice is delivered at
-/// commit, once per transaction). A statement and its answer cost the server more than a
-/// row, so a batch's entries go in few: runs of [`RUN`], then of the binary digits of what
-/// is left (32, 16, … 1), so that a connection keeps few shapes of them prepared (seven
-/// when every entry logs a change, as record writes do; a run's text also counts its
-/// changes).
+/// commit, once per transaction), in [`runs`] of up to [`RUN`] (seven shapes when every
+/// entry logs a change, as record writes do; a run's text also counts its changes).
 pub(super) fn announced(chained: &[Drafted]) -> Vec<Query<'_>> {
     let mut statements = Vec::new();
     let mut rest = chained;
-    while !rest.is_empty() {
-        let take = if rest.len() >= RUN {
-            RUN
-        } else {
-            1 << rest.len().ilog2()
-        };
+    for take in runs(chained.len(), RUN) {
         let (run, after) = rest.split_at(take);
         rest = after;
         let mut q = Query::new(Dialect::Postgres);
