@@ -13,7 +13,8 @@
 //! does), then the transaction commits, and only then is each caller answered. If a job
 //! fails, the batch is rolled back and runs again job by job, each in its own savepoint,
 //! so the failed one rolls back alone with the audit entries it held. Jobs are data (what
-//! to write), run by the same statements as a write in a transaction of its own. Batching
+//! to write), run by the same statements as a write in a transaction of its own, but for
+//! the records of several creates, inserted together once every job has run. Batching
 //! changes throughput, never outcomes: every acknowledged write is committed, and every
 //! refused one left nothing behind.
 //!
