@@ -51,10 +51,10 @@ pub(crate) fn blind_column(field: &str) -> String {
 /// The rows most one statement inserts when a batch's rows go together (PostgreSQL).
 pub(crate) const RUN: usize = 64;
 
-/// How many rows of `n` each statement inserts when they go together: runs of `most`
-/// (at most [`RUN`]), then the binary digits of what is left (32, 16, … 1). A statement and
-/// its answer cost the server more than a row, so a batch's rows go in few statements;
-/// and a connection keeps few shapes of them prepared (seven at most).
+/// How many rows of `n` each statement inserts when they go together: runs of the largest
+/// power of two up to `most` and [`RUN`], then the binary digits of what is left (32, 16,
+/// … 1). A statement and its answer cost the server more than a row, so a batch's rows go
+/// in few statements; and a connection keeps few shapes of them prepared (seven at most).
 pub(crate) fn runs(n: usize, most: usize) -> impl Iterator<Item = usize> {
     let most = if most >= RUN {
         RUN

@@ -283,6 +283,11 @@ pub(crate) fn insert_rows<'r>(
     }
     q.push(") VALUES ");
     for (i, record) in records.into_iter().enumerate() {
+        debug_assert_eq!(
+            record.fields.len(),
+            model.fields().len(),
+            "a record of this model"
+        );
         let mut blinds = Vec::new();
         let mut fields = Vec::with_capacity(model.fields().len());
         for (f, v) in model.fields().iter().zip(&record.fields) {

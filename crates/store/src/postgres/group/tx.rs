@@ -13,6 +13,7 @@ use deadpool_postgres::{GenericClient, Transaction};
 use futures_util::future::{join, join_all};
 use plinth_core::{ModelDef, Record};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use tokio_postgres::{Row, Statement};
@@ -153,7 +154,10 @@ async fn pipelined(
             .into_iter()
             .map(|result| result.unwrap_or_else(|| Err(panicked())))
             .collect();
-        let inserted = insert_held(store, client, batch, &results, &holds).await;
+        // Sealing and binding run here, outside the jobs: a panic fails the batch alone.
+        let inserted = caught(insert_held(store, client, batch, &results, &holds))
+            .await
+            .unwrap_or_else(|| Err(panicked()));
         (results, inserted)
     })
     .await;
@@ -200,9 +204,11 @@ async fn pipelined(
 }
 
 /// Inserts the records the jobs of `batch` held (see [`Grouped`]), once every job has run
-/// and none failed: a model's records in [`runs`] of up to [`RUN`](crate::sql::RUN) rows a statement, all
-/// pipelined. A failure (a unique value taken) fails the batch, which then runs job by job
-/// and so finds the job it belongs to.
+/// and none failed: a model's records in [`runs`] of up to [`RUN`](crate::sql::RUN) rows
+/// a statement, all pipelined. A failure (a unique value taken) fails the batch, which
+/// then runs job by job and so finds the job it belongs to. Records are grouped by the
+/// definition they were made under (the same `Arc` for one schema), never by name alone:
+/// a migration between two jobs leaves each record with its own columns.
 async fn insert_held(
     store: &PgStore,
     client: &deadpool_postgres::Client,
@@ -213,7 +219,7 @@ async fn insert_held(
     if results.iter().any(Result::is_err) {
         return Ok(());
     }
-    let mut models: Vec<(&ModelDef, Vec<&Record>)> = Vec::new();
+    let mut models: Vec<(&Arc<ModelDef>, Vec<&Record>)> = Vec::new();
     for ((job, result), hold) in batch.iter().zip(results).zip(holds) {
         let (Write::Create { model, .. }, Ok(Answer::Created(c))) = (&job.write, result) else {
             continue;
@@ -221,7 +227,7 @@ async fn insert_held(
         if !hold.load(Ordering::Relaxed) {
             continue;
         }
-        match models.iter_mut().find(|(m, _)| m.name() == model.name()) {
+        match models.iter_mut().find(|(m, _)| Arc::ptr_eq(m, model)) {
             Some((_, records)) => records.push(&c.record),
             None => models.push((model, vec![&c.record])),
         }
