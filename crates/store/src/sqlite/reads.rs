@@ -3,6 +3,7 @@
 //! names, and the audit chain's walk.
 
 use super::SqliteStore;
+use super::readers::INLINE_ROWS;
 use crate::sql::{audit, list, ready, shape};
 use crate::{AuditVerdict, Page, StoreError};
 use plinth_core::{ListQuery, ListScope, ModelDef, Record, RecordId};
@@ -16,11 +17,13 @@ impl SqliteStore {
         query: &ListQuery,
         scope: ListScope,
     ) -> Result<Page, StoreError> {
+        // A pattern or a search can spend long in one step, which nothing interrupts.
+        let short = query.limit <= INLINE_ROWS && !query.has_pattern();
         let (model, query) = (Arc::clone(model), query.clone());
         let keys = self.inner.keys.clone();
         self.inner
             .readers
-            .list(query.has_pattern(), move |c| {
+            .list(query.has_pattern(), short, move |c| {
                 ready(list::list(c, &keys, &model, &query, scope))
             })
             .await
@@ -37,7 +40,7 @@ impl SqliteStore {
         let keys = self.inner.keys.clone();
         self.inner
             .readers
-            .list(query.has_pattern(), move |c| {
+            .list(query.has_pattern(), true, move |c| {
                 ready(list::explain(c, &keys, &model, &query, scope))
             })
             .await
@@ -54,7 +57,7 @@ impl SqliteStore {
         let keys = self.inner.keys.clone();
         self.inner
             .readers
-            .list(query.has_pattern(), move |c| {
+            .list(query.has_pattern(), false, move |c| {
                 ready(shape::count(c, &keys, &model, &query, scope))
             })
             .await

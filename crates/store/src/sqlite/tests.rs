@@ -99,3 +99,56 @@ async fn every_table_plinth_creates_for_itself_is_in_a_backup() {
     assert_eq!(created, listed);
     assert_eq!(crate::sql::backup::INTERNAL_TABLES[0], "_plinth_models");
 }
+
+/// A record list runs first on the calling thread, and only a list that needs more than a
+/// few thousand steps goes to the blocking pool, run again there from the start: both
+/// answer the whole result.
+#[tokio::test]
+async fn a_short_list_runs_here_and_a_long_one_on_the_blocking_pool() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(SqliteOptions::new(dir.path().join("db.sqlite")))
+        .await
+        .expect("open");
+    let here = std::thread::current().id();
+    let count_to = |n: i64| {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&runs);
+        let f = move |c: &rusqlite::Connection| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            let sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?1) \
+                       SELECT count(*) FROM c";
+            let total: i64 = c
+                .query_row(sql, [n], |r| r.get(0))
+                .map_err(super::errors::map)?;
+            Ok((total, std::thread::current().id()))
+        };
+        (runs, f)
+    };
+
+    let (runs, f) = count_to(20);
+    let (total, thread) = store
+        .inner
+        .readers
+        .list(false, true, f)
+        .await
+        .expect("a short list");
+    assert_eq!((total, runs.load(Ordering::Relaxed)), (20, 1));
+    assert_eq!(thread, here, "run on the calling thread");
+
+    let (runs, f) = count_to(100_000);
+    let (total, thread) = store
+        .inner
+        .readers
+        .list(false, true, f)
+        .await
+        .expect("a long list");
+    assert_eq!(total, 100_000, "the whole result");
+    assert_eq!(
+        runs.load(Ordering::Relaxed),
+        2,
+        "stopped here, run again there"
+    );
+    assert_ne!(thread, here, "run on the blocking pool");
+}
