@@ -7,12 +7,14 @@
 //! deadline passes or once the caller's future is dropped (an HTTP client that hung up):
 //! the blocking thread and the connection are free again within a step, instead of
 //! finishing work nobody waits for. One step can be long (one `like` comparison of one
-//! value), which is why pattern length is bounded before a query gets here.
+//! value), which is why pattern length is bounded before a query gets here. A short
+//! record list is tried on the caller's thread first, stopped after a few thousand steps
+//! or half a millisecond, and only then runs on the blocking pool (see [`fits_inline`]).
 
 use crate::StoreError;
 use crate::gate::{ListGate, ListPass};
 use rusqlite::Connection;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -23,17 +25,32 @@ use tokio::time::Instant;
 const PROGRESS_STEPS: std::ffi::c_int = 8;
 
 /// Checks a short record list may take on the caller's thread before it is stopped and
-/// run again on the blocking pool: 2,048 steps. A page of up to [`INLINE_ROWS`] records read
-/// through an index takes a fifth of them or less (about 40 checks for 20 records), and is
+/// run again on the blocking pool: 2,048 steps. A page read through an index takes a
+/// fraction of them (about 40 checks for 20 records of a model of two fields), and is
 /// spared the hand-off to a blocking thread and back (two thread wake-ups, more than its
-/// own work); one whose filter scans on is stopped early, so a worker thread is never held
-/// for long.
+/// own work); one whose filter scans on is stopped early.
 const INLINE_CHECKS: u32 = 256;
+
+/// The longest a short list runs on the caller's thread before it is stopped and run again
+/// on the blocking pool, whatever its steps: one step can read a long value's overflow
+/// pages, so steps alone do not bound the time a worker thread is held.
+const INLINE_TIME: Duration = Duration::from_micros(500);
+
+/// Checks between two readings of the clock during an inline run.
+const CLOCK_EVERY: u32 = 8;
 
 /// The longest page tried on the caller's thread first; longer ones go to the blocking pool
 /// at once, as counts and lists matching a pattern or searching do (one step of theirs,
 /// a pattern matched against one value, can be long, and nothing interrupts it).
 pub(super) const INLINE_ROWS: u32 = 50;
+
+/// The steps a page of `rows` records of a model of `fields` fields is expected to take:
+/// a page that would need more than three quarters of [`INLINE_CHECKS`] goes to the pool
+/// at once rather than pay an inline run first.
+pub(super) fn fits_inline(rows: u32, fields: usize) -> bool {
+    let steps = (rows as usize + 1) * (fields + 12);
+    rows <= INLINE_ROWS && steps <= INLINE_CHECKS as usize * PROGRESS_STEPS as usize * 3 / 4
+}
 
 /// The pool of read connections.
 #[derive(Debug)]
@@ -88,15 +105,27 @@ fn inline<T>(
         Ok(conn) => conn,
         Err(e) => return Some(Err(e)),
     };
-    let checks = Arc::new(AtomicU32::new(0));
-    let counted = Arc::clone(&checks);
+    let stopped = Arc::new(AtomicBool::new(false));
+    let stop = Arc::clone(&stopped);
+    let started = std::time::Instant::now();
+    let mut checks = 0u32;
     conn.progress_handler(
         PROGRESS_STEPS,
-        Some(move || counted.fetch_add(1, Ordering::Relaxed) >= INLINE_CHECKS),
+        Some(move || {
+            checks += 1;
+            let over = checks > INLINE_CHECKS
+                || (checks.is_multiple_of(CLOCK_EVERY) && started.elapsed() > INLINE_TIME);
+            if over {
+                stop.store(true, Ordering::Relaxed);
+            }
+            over
+        }),
     );
-    let result = f(conn);
+    // A panic answers an internal error, as on the blocking pool.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
+        .unwrap_or_else(|_| Err(StoreError::internal("a read panicked")));
     conn.progress_handler(0, None::<fn() -> bool>);
-    (checks.load(Ordering::Relaxed) <= INLINE_CHECKS).then_some(result)
+    (!stopped.load(Ordering::Relaxed)).then_some(result)
 }
 
 /// Set when the future waiting for a read is dropped: its statement should stop.

@@ -1,9 +1,10 @@
-//! The reads that may scan, on the blocking pool within the time budget: a list's page and
-//! its total (both admitted by the list gate, as they cost alike), the records an expansion
-//! names, and the audit chain's walk.
+//! The reads that may scan, on the blocking pool within the time budget (a short list's
+//! page tried on the caller's thread first): a list's page and its total (both admitted by
+//! the list gate, as they cost alike), the records an expansion names, and the audit
+//! chain's walk.
 
 use super::SqliteStore;
-use super::readers::INLINE_ROWS;
+use super::readers::fits_inline;
 use crate::sql::{audit, list, ready, shape};
 use crate::{AuditVerdict, Page, StoreError};
 use plinth_core::{ListQuery, ListScope, ModelDef, Record, RecordId};
@@ -18,7 +19,7 @@ impl SqliteStore {
         scope: ListScope,
     ) -> Result<Page, StoreError> {
         // A pattern or a search can spend long in one step, which nothing interrupts.
-        let short = query.limit <= INLINE_ROWS && !query.has_pattern();
+        let short = fits_inline(query.limit, model.fields().len()) && !query.has_pattern();
         let (model, query) = (Arc::clone(model), query.clone());
         let keys = self.inner.keys.clone();
         self.inner

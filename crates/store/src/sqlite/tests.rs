@@ -27,6 +27,20 @@ async fn a_read_that_panics_gives_its_connection_back() {
     );
     assert_eq!(store.read(select_one).await.expect("the next read"), 1);
 
+    // A short list, tried on the calling thread: the same answer, the connection back.
+    let panicked = store
+        .inner
+        .readers
+        .list(false, true, |_| -> Result<(), StoreError> {
+            panic!("a list that panics")
+        })
+        .await;
+    assert!(
+        matches!(panicked, Err(StoreError::Internal(_))),
+        "{panicked:?}"
+    );
+    assert_eq!(store.read(select_one).await.expect("the next read"), 1);
+
     // On the calling task.
     let s = store.clone();
     let task = tokio::spawn(async move {
@@ -151,4 +165,58 @@ async fn a_short_list_runs_here_and_a_long_one_on_the_blocking_pool() {
         "stopped here, run again there"
     );
     assert_ne!(thread, here, "run on the blocking pool");
+}
+
+/// A short list whose steps are few but slow (here a function that sleeps a millisecond a
+/// row, as reading a long value's overflow pages can be) is stopped on the calling thread
+/// after half a millisecond and run again on the blocking pool; a page's size and its
+/// model's width decide which lists are tried here at all.
+#[tokio::test]
+async fn a_short_list_that_runs_long_moves_to_the_blocking_pool() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(SqliteOptions::new(dir.path().join("db.sqlite")))
+        .await
+        .expect("open");
+    let here = std::thread::current().id();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&runs);
+    let f = move |c: &rusqlite::Connection| {
+        counted.fetch_add(1, Ordering::Relaxed);
+        c.create_scalar_function(
+            "nap",
+            0,
+            rusqlite::functions::FunctionFlags::empty(),
+            |_| {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                Ok(1)
+            },
+        )
+        .map_err(super::errors::map)?;
+        let sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 30) \
+                   SELECT sum(nap()) FROM c";
+        let total: i64 = c
+            .query_row(sql, [], |r| r.get(0))
+            .map_err(super::errors::map)?;
+        Ok((total, std::thread::current().id()))
+    };
+    let (total, thread) = store
+        .inner
+        .readers
+        .list(false, true, f)
+        .await
+        .expect("a list");
+    assert_eq!(total, 30, "the whole result");
+    assert_eq!(
+        runs.load(Ordering::Relaxed),
+        2,
+        "stopped here, run again there"
+    );
+    assert_ne!(thread, here, "run on the blocking pool");
+
+    use super::readers::fits_inline;
+    assert!(fits_inline(20, 2) && fits_inline(50, 2) && fits_inline(20, 60));
+    assert!(!fits_inline(51, 2), "a long page");
+    assert!(!fits_inline(20, 80), "a wide model's page");
 }
