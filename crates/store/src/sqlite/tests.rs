@@ -114,57 +114,54 @@ async fn every_table_plinth_creates_for_itself_is_in_a_backup() {
     assert_eq!(crate::sql::backup::INTERNAL_TABLES[0], "_plinth_models");
 }
 
+/// `f` run as a short list, its runs counted: its answer, how many times it ran, and
+/// whether its last run was on the calling thread.
+async fn run_short<T: Send + 'static>(
+    store: &SqliteStore,
+    f: impl Fn(&rusqlite::Connection) -> Result<T, StoreError> + Send + Sync + 'static,
+) -> (T, usize, bool) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&runs);
+    let here = std::thread::current().id();
+    let (answer, thread) = store
+        .inner
+        .readers
+        .list(false, true, move |c| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            f(c).map(|answer| (answer, std::thread::current().id()))
+        })
+        .await
+        .expect("a list");
+    (answer, runs.load(Ordering::Relaxed), thread == here)
+}
+
+/// The count, by one query, of the numbers 1 to `n`.
+fn count_to(n: i64) -> impl Fn(&rusqlite::Connection) -> Result<i64, StoreError> {
+    move |c| {
+        let sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?1) \
+                   SELECT count(*) FROM c";
+        c.query_row(sql, [n], |r| r.get(0))
+            .map_err(super::errors::map)
+    }
+}
+
 /// A record list runs first on the calling thread, and only a list that needs more than a
 /// few thousand steps goes to the blocking pool, run again there from the start: both
 /// answer the whole result.
 #[tokio::test]
 async fn a_short_list_runs_here_and_a_long_one_on_the_blocking_pool() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open(SqliteOptions::new(dir.path().join("db.sqlite")))
         .await
         .expect("open");
-    let here = std::thread::current().id();
-    let count_to = |n: i64| {
-        let runs = Arc::new(AtomicUsize::new(0));
-        let counted = Arc::clone(&runs);
-        let f = move |c: &rusqlite::Connection| {
-            counted.fetch_add(1, Ordering::Relaxed);
-            let sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?1) \
-                       SELECT count(*) FROM c";
-            let total: i64 = c
-                .query_row(sql, [n], |r| r.get(0))
-                .map_err(super::errors::map)?;
-            Ok((total, std::thread::current().id()))
-        };
-        (runs, f)
-    };
-
-    let (runs, f) = count_to(20);
-    let (total, thread) = store
-        .inner
-        .readers
-        .list(false, true, f)
-        .await
-        .expect("a short list");
-    assert_eq!((total, runs.load(Ordering::Relaxed)), (20, 1));
-    assert_eq!(thread, here, "run on the calling thread");
-
-    let (runs, f) = count_to(100_000);
-    let (total, thread) = store
-        .inner
-        .readers
-        .list(false, true, f)
-        .await
-        .expect("a long list");
-    assert_eq!(total, 100_000, "the whole result");
+    assert_eq!(run_short(&store, count_to(20)).await, (20, 1, true));
     assert_eq!(
-        runs.load(Ordering::Relaxed),
-        2,
-        "stopped here, run again there"
+        run_short(&store, count_to(100_000)).await,
+        (100_000, 2, false),
+        "stopped here, run again on the blocking pool, whole"
     );
-    assert_ne!(thread, here, "run on the blocking pool");
 }
 
 /// A short list whose steps are few but slow (here a function that sleeps a millisecond a
@@ -173,17 +170,11 @@ async fn a_short_list_runs_here_and_a_long_one_on_the_blocking_pool() {
 /// model's width decide which lists are tried here at all.
 #[tokio::test]
 async fn a_short_list_that_runs_long_moves_to_the_blocking_pool() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open(SqliteOptions::new(dir.path().join("db.sqlite")))
         .await
         .expect("open");
-    let here = std::thread::current().id();
-    let runs = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&runs);
-    let f = move |c: &rusqlite::Connection| {
-        counted.fetch_add(1, Ordering::Relaxed);
+    let napping = |c: &rusqlite::Connection| {
         c.create_scalar_function(
             "nap",
             0,
@@ -196,24 +187,14 @@ async fn a_short_list_that_runs_long_moves_to_the_blocking_pool() {
         .map_err(super::errors::map)?;
         let sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 30) \
                    SELECT sum(nap()) FROM c";
-        let total: i64 = c
-            .query_row(sql, [], |r| r.get(0))
-            .map_err(super::errors::map)?;
-        Ok((total, std::thread::current().id()))
+        c.query_row(sql, [], |r| r.get::<_, i64>(0))
+            .map_err(super::errors::map)
     };
-    let (total, thread) = store
-        .inner
-        .readers
-        .list(false, true, f)
-        .await
-        .expect("a list");
-    assert_eq!(total, 30, "the whole result");
     assert_eq!(
-        runs.load(Ordering::Relaxed),
-        2,
-        "stopped here, run again there"
+        run_short(&store, napping).await,
+        (30, 2, false),
+        "stopped here by time, run again on the blocking pool, whole"
     );
-    assert_ne!(thread, here, "run on the blocking pool");
 
     use super::readers::fits_inline;
     assert!(fits_inline(20, 2) && fits_inline(50, 2) && fits_inline(20, 60));
