@@ -95,8 +95,8 @@ impl Drop for Reader {
 }
 
 /// Runs `f` on `reader` on this thread, stopped after [`INLINE_CHECKS`] checks of its
-/// progress: its result, or `None` when it needed more (nothing is kept of that run: a read
-/// changes nothing).
+/// progress or [`INLINE_TIME`]: its result, or `None` when it was stopped (nothing is kept
+/// of that run: a read changes nothing).
 fn inline<T>(
     reader: &Reader,
     f: &impl Fn(&Connection) -> Result<T, StoreError>,
