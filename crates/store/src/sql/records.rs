@@ -230,11 +230,13 @@ pub(crate) async fn create<E: Exec>(
         version: 1,
         fields: draft.fields,
     };
-    // A group commit of several creates may insert the record later, with its batch's.
-    if has_files(model) || !e.hold_insert() {
+    // A group commit of several creates may insert the record later, with its batch's
+    // (not one with files: their rows follow the record's).
+    let files = has_files(model);
+    if files || !e.hold_insert() {
         insert(e, keys, model, &record).await?;
     }
-    if has_files(model) {
+    if files {
         files::sync(e, model, id, &record.fields, &by.ctx.files, now).await?;
     }
     let changes = audit::created(model, &record);

@@ -180,8 +180,8 @@ impl Readers {
 
     /// Runs a record list (`pattern`: it has a `like` filter) through the [`ListGate`], then
     /// as [`Self::read`] does; waiting at the gate counts against the budget. A `short` one
-    /// (a page of at most [`INLINE_ROWS`]) is tried on this thread first, for at most
-    /// [`INLINE_CHECKS`], and runs again on the pool only if it needs more.
+    /// (see [`fits_inline`]) is tried on this thread first, for at most [`INLINE_CHECKS`]
+    /// or [`INLINE_TIME`], and runs again on the pool only if it was stopped there.
     pub(super) async fn list<T, F>(&self, pattern: bool, short: bool, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,

@@ -5,6 +5,15 @@ mod filter_sql;
 use super::{SqliteOptions, SqliteStore};
 use crate::{Store, StoreError};
 
+/// A store on a new file in a temporary directory (kept while the store is used).
+async fn fresh_store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(SqliteOptions::new(dir.path().join("db.sqlite")))
+        .await
+        .expect("open");
+    (dir, store)
+}
+
 fn select_one(c: &rusqlite::Connection) -> Result<i64, StoreError> {
     c.query_row("SELECT 1", [], |r| r.get(0))
         .map_err(super::errors::map)
@@ -81,10 +90,7 @@ fn the_refresh_sweep_reads_no_whole_table() {
 
 #[tokio::test]
 async fn every_table_plinth_creates_for_itself_is_in_a_backup() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(SqliteOptions::new(dir.path().join("db.sqlite")))
-        .await
-        .expect("open");
+    let (_dir, store) = fresh_store().await;
     let mut created: Vec<String> = store
         .read(|c| {
             let mut stmt = c
@@ -152,10 +158,7 @@ fn count_to(n: i64) -> impl Fn(&rusqlite::Connection) -> Result<i64, StoreError>
 /// answer the whole result.
 #[tokio::test]
 async fn a_short_list_runs_here_and_a_long_one_on_the_blocking_pool() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(SqliteOptions::new(dir.path().join("db.sqlite")))
-        .await
-        .expect("open");
+    let (_dir, store) = fresh_store().await;
     assert_eq!(run_short(&store, count_to(20)).await, (20, 1, true));
     assert_eq!(
         run_short(&store, count_to(100_000)).await,
@@ -170,10 +173,7 @@ async fn a_short_list_runs_here_and_a_long_one_on_the_blocking_pool() {
 /// model's width decide which lists are tried here at all.
 #[tokio::test]
 async fn a_short_list_that_runs_long_moves_to_the_blocking_pool() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(SqliteOptions::new(dir.path().join("db.sqlite")))
-        .await
-        .expect("open");
+    let (_dir, store) = fresh_store().await;
     let napping = |c: &rusqlite::Connection| {
         c.create_scalar_function(
             "nap",

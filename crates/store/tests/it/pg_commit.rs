@@ -26,6 +26,21 @@ async fn store_on(database: &Database, schema: &Schema, timeout: Option<Duration
     store
 }
 
+/// A store on `database` with the default schema, its `resource` model, and a connection
+/// to look at the database with.
+async fn resource_on(
+    database: &Database,
+) -> (
+    Arc<PgStore>,
+    Arc<plinth_core::ModelDef>,
+    tokio_postgres::Client,
+) {
+    let schema = Schema::from_decls(&[]).expect("the default schema");
+    let store = store_on(database, &schema, None).await;
+    let model = Arc::clone(schema.model("resource").expect("resource"));
+    (store, model, database.inspect().await)
+}
+
 async fn rows(db: &tokio_postgres::Client, sql: &str) -> i64 {
     db.query_one(sql, &[]).await.expect("count").get(0)
 }
@@ -82,10 +97,7 @@ async fn a_refused_audit_entry_rolls_its_batch_back_at_the_commit_sent_behind_it
         return;
     };
     let database = Database::create(&server).await;
-    let schema = Schema::from_decls(&[]).expect("the default schema");
-    let store = store_on(&database, &schema, None).await;
-    let model = Arc::new(schema.model("resource").expect("resource").clone());
-    let db = database.inspect().await;
+    let (store, model, db) = resource_on(&database).await;
     let refuse = "CREATE TRIGGER refuse BEFORE INSERT ON _plinth_audit FOR EACH ROW \
                   WHEN (NEW.model = 'resource') EXECUTE FUNCTION refuse()";
     db.batch_execute(&format!(
@@ -195,10 +207,7 @@ async fn an_entry_that_cannot_be_sent_rolls_its_batch_back() {
         return;
     };
     let database = Database::create(&server).await;
-    let schema = Schema::from_decls(&[]).expect("the default schema");
-    let store = store_on(&database, &schema, None).await;
-    let model = Arc::new(schema.model("resource").expect("resource").clone());
-    let db = database.inspect().await;
+    let (store, model, db) = resource_on(&database).await;
     db.batch_execute("ALTER TABLE _plinth_audit ALTER COLUMN actor_label TYPE integer USING 0")
         .await
         .expect("a column the entry's label cannot be sent to");
