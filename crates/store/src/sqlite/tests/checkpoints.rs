@@ -1,10 +1,11 @@
 //! The checkpointer copies the log into the database file beside the writer, and the log
 //! stays bounded under writes that never pause.
 
-use super::super::checkpoint::{CAP, Checkpointer};
+use super::super::checkpoint::{After, CAP, Checkpointer, log_pages, next};
 use super::super::exec::open_conn;
 use rusqlite::Connection;
 use std::path::Path;
+use std::sync::{PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 /// A writer connection over a fresh file, with a table of blobs, and its checkpointer
@@ -43,7 +44,7 @@ fn the_checkpointer_copies_the_log_into_the_database_file() {
     let db = dir.path().join("db.sqlite");
     let before = size(&db);
     // About 280 log pages (each commit writes three or four): past the interval twice,
-    // short of the writer's own cap (1,600).
+    // far short of the writer's own cap (6,400).
     for _ in 0..80 {
         commit(&conn, &mut checkpointer);
     }
@@ -66,15 +67,16 @@ fn the_checkpointer_copies_the_log_into_the_database_file() {
 fn writes_without_a_pause_keep_the_log_bounded() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (conn, mut checkpointer) = writer(dir.path(), 20);
-    // About 1,600 pages, with no pause in which the checkpointer could catch up: the log
+    // About 2,800 pages, with no pause in which the checkpointer could catch up: the log
     // begins again from its start only because the writer copies the rest past the cap
-    // (sixteen intervals, 320 pages).
+    // (sixty-four intervals, 1,280 pages), or a quarter past it if the checkpointer was
+    // copying then.
     for _ in 0..800 {
         commit(&conn, &mut checkpointer);
     }
     let page = pages(&conn);
     let wal = size(&dir.path().join("db.sqlite-wal"));
-    let most = u64::try_from(CAP * 20 + 40).expect("a page count");
+    let most = u64::try_from(CAP * 20 * 5 / 4 + 40).expect("a page count");
     assert!(
         wal <= most * (page + 24),
         "the log is {wal} bytes, {} pages",
@@ -84,4 +86,61 @@ fn writes_without_a_pause_keep_the_log_bounded() {
         .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
         .expect("count");
     assert_eq!(rows, 800);
+}
+
+#[test]
+fn near_the_cap_every_commit_wakes_the_checkpointer() {
+    let cap = CAP * 100;
+    // Far from the cap: a wake-up every interval.
+    assert_eq!(next(150, 100, 100), After::Nothing);
+    assert_eq!(next(200, 100, 100), After::Wake);
+    // In the last interval before it: after every commit that added pages.
+    assert_eq!(next(cap - 100, cap - 150, 100), After::Wake);
+    assert_eq!(next(cap - 1, cap - 3, 100), After::Wake);
+    assert_eq!(next(cap - 3, cap - 3, 100), After::Nothing);
+    // At the cap the writer copies, and waits for a running checkpoint only a quarter past.
+    assert_eq!(next(cap, cap - 1, 100), After::Copy { wait: false });
+    assert_eq!(next(cap + cap / 4 - 1, 0, 100), After::Copy { wait: false });
+    assert_eq!(next(cap + cap / 4, 0, 100), After::Copy { wait: true });
+}
+
+#[test]
+fn at_the_cap_the_writer_does_not_wait_for_a_running_checkpoint() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (conn, mut checkpointer) = writer(dir.path(), 20);
+    let cap = CAP * 20;
+    // A checkpoint that runs on, on another thread, until told to stop (or a minute on).
+    let running = checkpointer.running();
+    let (held_tx, held) = mpsc::channel();
+    let (stop, stopped) = mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let _copying = running.lock().unwrap_or_else(PoisonError::into_inner);
+        held_tx.send(()).expect("held");
+        let _ = stopped.recv_timeout(Duration::from_secs(60));
+    });
+    held.recv().expect("the checkpoint holds its lock");
+    // Past the cap the commits go on and the log grows on: the writer neither copies nor
+    // waits (it would wait here until the other thread gave up).
+    let started = Instant::now();
+    let mut commits = 0;
+    while log_pages() < cap + cap / 8 {
+        commit(&conn, &mut checkpointer);
+        commits += 1;
+        assert!(commits < 2_000, "the log never grew past the cap");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the writer waited for the running checkpoint"
+    );
+    stop.send(()).expect("stop");
+    holder.join().expect("the checkpoint ends");
+    // Once it has ended, a commit soon finds no checkpoint running, copies the rest, and the
+    // log begins again from its start.
+    for _ in 0..400 {
+        commit(&conn, &mut checkpointer);
+        if log_pages() < cap {
+            break;
+        }
+    }
+    assert!(log_pages() < cap, "the log is {} pages", log_pages());
 }
