@@ -32,7 +32,8 @@ use std::thread::JoinHandle;
 /// New log pages between checkpoints: SQLite's default for its automatic checkpoint.
 const PAGES: i32 = 1000;
 /// Log length, in multiples of the checkpoint interval, at which the writer copies the rest:
-/// 256 MiB of 4 KiB pages, the `journal_size_limit` the log is cut back to afterwards.
+/// about 250 MiB of 4 KiB pages, under the 256 MiB `journal_size_limit` the log is cut back
+/// to afterwards.
 pub(super) const CAP: i32 = 64;
 
 thread_local! {
@@ -51,8 +52,9 @@ fn note(_: &Wal, pages: c_int) -> rusqlite::Result<()> {
 pub(super) struct Checkpointer {
     wake: Option<SyncSender<()>>,
     thread: Option<JoinHandle<()>>,
-    /// Held while a checkpoint runs: one at a time, and the writer past the cap waits for
-    /// the checkpointer's to end rather than find the log busy.
+    /// Held while a checkpoint runs: one at a time. The writer at the cap passes over a
+    /// running one and tries again at its next commit; a quarter past the cap it waits for
+    /// it to end rather than find the log busy.
     running: Arc<Mutex<()>>,
     /// New log pages between checkpoints ([`PAGES`] but in tests).
     pages: i32,
