@@ -102,7 +102,7 @@ impl Checkpointer {
     /// After the writer's commits: wakes the checkpointer or copies the rest itself, as
     /// [`next`] says for the log's length.
     pub(super) fn after_commit(&mut self, writer: &Connection) {
-        let pages = LOG_PAGES.with(Cell::get);
+        let pages = log_pages();
         if pages < self.woken_at {
             self.woken_at = 0;
         }
@@ -136,7 +136,6 @@ impl Checkpointer {
 }
 
 /// The pages in the log after the last commit on this thread's connection.
-#[cfg(test)]
 pub(super) fn log_pages() -> i32 {
     LOG_PAGES.with(Cell::get)
 }
