@@ -25,6 +25,7 @@ use crate::StoreError;
 use crate::audit::{
     AuditBreak, AuditEntry, AuditQuery, AuditVerdict, CHECKPOINT_ACTION, Event, actor, hash,
 };
+use crate::changes::Change;
 use plinth_core::schema::ValueKind;
 use plinth_core::{ModelDef, Principal, Record, RecordId, Timestamp, Value};
 use serde_json::{Value as Json, json};
@@ -61,7 +62,10 @@ pub(crate) async fn append<E: Exec>(
         target: Some(*record.id.as_uuid()),
         changes,
     };
-    let logged = super::changes::snapshot(by.keys, model, action.change_kind(), record)?;
+    let mut logged = super::changes::snapshot(by.keys, model, action.change_kind(), record)?;
+    if e.keeps_changes() {
+        logged.keep(record);
+    }
     let mut drafted = draft(by, &subject);
     drafted.change = Some(logged);
     defer_or_append(e, drafted).await.map(drop)
@@ -170,6 +174,34 @@ pub(crate) async fn append_then<E: Exec, F: Future<Output = Result<(), StoreErro
     drafted: Vec<Drafted>,
     then: impl FnOnce(bool) -> F,
 ) -> Result<i64, StoreError> {
+    chain(e, drafted, then).await.map(|(_, seq, _)| seq)
+}
+
+/// [`append_all`] for the SQLite writer's group commit, which keeps the change log's tail
+/// in memory: also the chain's head it appended after, and the changes it logged, in
+/// `seq` order (`None` when one of them did not keep its record).
+pub(crate) async fn append_kept<E: Exec>(
+    e: &E,
+    drafted: Vec<Drafted>,
+) -> Result<(i64, i64, Option<Vec<Change>>), StoreError> {
+    let (before, seq, mut chained) = chain(e, drafted, |_| std::future::ready(Ok(()))).await?;
+    let changes = chained
+        .iter_mut()
+        .filter_map(|d| {
+            let (seq, at) = (d.entry.seq, d.entry.at);
+            d.change.as_mut().map(|c| c.change(seq, at))
+        })
+        .collect();
+    Ok((before, seq, changes))
+}
+
+/// Chains `drafted` at the head and inserts them (see [`append_then`]): the head before,
+/// the last `seq`, and the entries as chained.
+async fn chain<E: Exec, F: Future<Output = Result<(), StoreError>>>(
+    e: &E,
+    drafted: Vec<Drafted>,
+    then: impl FnOnce(bool) -> F,
+) -> Result<(i64, i64, Vec<Drafted>), StoreError> {
     let mut q = Query::new(E::DIALECT);
     q.push("SELECT seq, hash FROM _plinth_audit ORDER BY seq DESC LIMIT 1")
         .cached();
@@ -177,6 +209,7 @@ pub(crate) async fn append_then<E: Exec, F: Future<Output = Result<(), StoreErro
         futures_util::future::join(lock(e), e.row(&q, |r| Ok((r.int(0)?, r.text(1)?)))).await;
     locked?;
     let (mut seq, mut prev_hash) = head?.unwrap_or((0, String::new()));
+    let before = seq;
     let mut chained = Vec::with_capacity(drafted.len());
     for Drafted {
         mut entry,
@@ -223,7 +256,8 @@ pub(crate) async fn append_then<E: Exec, F: Future<Output = Result<(), StoreErro
         done?;
     }
     then?;
-    Ok(seq)
+    drop(statements);
+    Ok((before, seq, chained))
 }
 
 /// One stored entry and its `changes` as stored (what its hash covers).

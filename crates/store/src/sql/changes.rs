@@ -45,6 +45,28 @@ pub(crate) struct Logged {
     record_id: RecordId,
     /// The snapshot, as stored.
     record: String,
+    /// The record itself, pii values in the clear, when the connection keeps the log's
+    /// tail in memory (the SQLite writer: see `Exec::keeps_changes`).
+    plain: Option<Record>,
+}
+
+impl Logged {
+    /// Keeps `r`, the record the snapshot was taken of.
+    pub(crate) fn keep(&mut self, r: &Record) {
+        self.plain = Some(r.clone());
+    }
+
+    /// The change as `after` reads it back, logged with `seq` made `at`; `None` when the
+    /// record was not kept.
+    pub(crate) fn change(&mut self, seq: i64, at: Timestamp) -> Option<Change> {
+        Some(Change {
+            seq,
+            at,
+            kind: self.kind,
+            model: self.model.clone(),
+            record: self.plain.take()?,
+        })
+    }
 }
 
 /// The change a write of `kind` logs: `r` as it stands after the write (before it, for a
@@ -82,6 +104,7 @@ pub(crate) fn snapshot(
         record_id: r.id,
         // Written straight to text: no JSON tree built first.
         record: serde_json::to_string(&snapshot).map_err(StoreError::internal)?,
+        plain: None,
     })
 }
 
@@ -125,12 +148,6 @@ impl serde::Serialize for Fields<'_> {
 /// The start of an `INSERT INTO _plinth_changes`, up to its first row of values.
 pub(crate) const INSERT: &str =
     "INSERT INTO _plinth_changes (seq, at, kind, model, record_id, record) VALUES ";
-
-/// An `INSERT INTO _plinth_changes` of `c`, logged with the entry `seq` made `at`.
-pub(crate) fn push_insert(q: &mut Query<'_>, c: &Logged, seq: i64, at: Timestamp) {
-    q.push(INSERT);
-    push_row(q, c, seq, at);
-}
 
 /// The row of `c`, logged with the entry `seq` made `at`, as `(…)`.
 pub(crate) fn push_row(q: &mut Query<'_>, c: &Logged, seq: i64, at: Timestamp) {

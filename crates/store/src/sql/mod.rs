@@ -439,6 +439,13 @@ pub(crate) trait Exec {
     fn hold_insert(&self) -> bool {
         false
     }
+
+    /// Whether the changes this connection logs are kept in memory after commit, as the
+    /// change log's tail (the SQLite writer's connection): a logged change then keeps its
+    /// record in the clear beside the sealed snapshot.
+    fn keeps_changes(&self) -> bool {
+        false
+    }
 }
 
 /// Runs a future that never suspends (a SQLite [`Exec`]'s) to its end on this thread.

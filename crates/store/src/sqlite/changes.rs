@@ -17,13 +17,19 @@ impl SqliteStore {
         written
     }
 
-    /// `Store::changes_after`.
+    /// `Store::changes_after`: from the tail the writer keeps, when it holds everything
+    /// after `after` (the feed's reads at the head of the log); from the log otherwise.
     pub(super) async fn changes_after_now(
         &self,
         after: i64,
         limit: u32,
     ) -> Result<ChangesPage, StoreError> {
-        let (keys, schema) = (self.inner.keys.clone(), self.schema());
+        let schema = self.schema();
+        if let Some(mut page) = self.inner.recent.after(after, limit) {
+            page.changes.retain(|c| schema.model(&c.model).is_some());
+            return Ok(page);
+        }
+        let keys = self.inner.keys.clone();
         self.read(move |c| ready(changes::after(c, &keys, &schema, after, limit)))
             .await
     }
@@ -39,8 +45,15 @@ impl SqliteStore {
         before: Timestamp,
         limit: u32,
     ) -> Result<u64, StoreError> {
-        self.write(move |w| ready(changes::prune(&w.conn, before, limit)))
-            .await
+        self.write(move |w| {
+            let removed = ready(changes::prune(&w.conn, before, limit))?;
+            if removed > 0 {
+                // The tail may hold what went: it starts again after the commit.
+                w.recent.forget();
+            }
+            Ok(removed)
+        })
+        .await
     }
 
     /// `Store::change_signal`.

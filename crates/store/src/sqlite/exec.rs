@@ -154,6 +154,10 @@ impl Exec for WriteConn {
     fn audit_batch(&self) -> Option<&AuditBatch> {
         Some(&self.audit)
     }
+
+    fn keeps_changes(&self) -> bool {
+        true
+    }
 }
 
 fn parse_uuid(t: &[u8]) -> Result<Uuid, StoreError> {

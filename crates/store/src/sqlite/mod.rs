@@ -32,6 +32,7 @@ mod oidc_store;
 mod options;
 mod readers;
 mod reads;
+mod recent;
 mod schema;
 mod session_store;
 mod tokens_store;
@@ -79,6 +80,8 @@ struct Inner {
     keys: Keys,
     /// Bumped after a write that logged a change commits (see `changes`).
     signal: tokio::sync::watch::Sender<u64>,
+    /// The change log's tail, kept by the writer (see `recent`).
+    recent: Arc<recent::Recent>,
 }
 
 impl SqliteStore {
@@ -111,16 +114,18 @@ impl SqliteStore {
         let checkpointer = Checkpointer::open(&writer, opts)?;
         let empty = Schema::from_decls(&[])
             .map_err(|_| StoreError::internal("default schema is invalid"))?;
+        let recent = Arc::new(recent::Recent::default());
         Ok(Self {
             inner: Arc::new(Inner {
                 path: opts.path.clone(),
-                writer: writer::spawn(writer, checkpointer)?,
+                writer: writer::spawn(writer, checkpointer, Arc::clone(&recent))?,
                 readers: Readers::new(readers, opts.query_timeout),
                 schema: RwLock::new(Arc::new(empty)),
                 claim: Mutex::new(claim),
                 read_only: opts.read_only,
                 keys: opts.keys.clone(),
                 signal: tokio::sync::watch::channel(0).0,
+                recent,
             }),
         })
     }

@@ -1,6 +1,7 @@
 mod batches;
 mod checkpoints;
 mod filter_sql;
+mod tail;
 
 use super::{SqliteOptions, SqliteStore};
 use crate::{Store, StoreError};

@@ -12,6 +12,7 @@
 use super::checkpoint::Checkpointer;
 use super::errors::map;
 use super::exec::WriteConn;
+use super::recent::{Appended, Recent};
 use crate::StoreError;
 use crate::sql::{audit, ready};
 use crate::stats::{BatchSizes, EngineStats, WriterStats};
@@ -42,16 +43,23 @@ pub(super) struct Writer {
     calm: u32,
     /// Copies the log into the database file beside the writer; none when read-only.
     checkpointer: Option<Checkpointer>,
+    /// The change log's tail, kept after each commit (see `recent`).
+    pub(super) recent: Arc<Recent>,
     closed: bool,
 }
 
 impl Writer {
-    pub(super) fn new(conn: Connection, checkpointer: Option<Checkpointer>) -> Self {
+    pub(super) fn new(
+        conn: Connection,
+        checkpointer: Option<Checkpointer>,
+        recent: Arc<Recent>,
+    ) -> Self {
         Self {
             conn: WriteConn::new(conn),
             last_ts: Timestamp::from_system(std::time::UNIX_EPOCH),
             calm: CALM,
             checkpointer,
+            recent,
             closed: false,
         }
     }
@@ -220,13 +228,14 @@ impl Queue {
 pub(super) fn spawn(
     conn: Connection,
     checkpointer: Option<Checkpointer>,
+    recent: Arc<Recent>,
 ) -> Result<Queue, StoreError> {
     let (tx, rx) = mpsc::channel(QUEUE);
     let batches = Arc::new(BatchSizes::default());
     let counted = Arc::clone(&batches);
     std::thread::Builder::new()
         .name("plinth-sqlite-writer".to_owned())
-        .spawn(move || run(Writer::new(conn, checkpointer), rx, &counted))
+        .spawn(move || run(Writer::new(conn, checkpointer, recent), rx, &counted))
         .map_err(StoreError::internal)?;
     Ok(Queue { tx, batches })
 }
@@ -238,7 +247,12 @@ fn run(mut w: Writer, mut rx: mpsc::Receiver<Msg>, batches: &BatchSizes) {
             break;
         };
         match msg {
-            Msg::Exclusive(f) => f(&mut w),
+            Msg::Exclusive(f) => {
+                // A migration or a restore may change what the log holds and how it reads.
+                w.recent.forget();
+                f(&mut w);
+                w.recent.settle(head(&w.conn), None);
+            }
             Msg::Write(job) => {
                 let mut batch = vec![job];
                 while batch.len() < MAX_BATCH {
@@ -260,6 +274,13 @@ fn run(mut w: Writer, mut rx: mpsc::Receiver<Msg>, batches: &BatchSizes) {
         }
     }
     tracing::debug!("writer thread stopped");
+}
+
+/// The audit trail's head now; `None` when it cannot be read (no trail yet, say).
+fn head(conn: &Connection) -> Option<i64> {
+    conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM _plinth_audit")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .ok()
 }
 
 fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
@@ -290,16 +311,30 @@ fn commit_batch(w: &mut Writer, mut batch: Vec<Box<dyn Job>>) {
         return;
     }
     let entries = w.conn.audit.close();
-    if !entries.is_empty()
-        && let Err(e) = ready(audit::append_all(&w.conn, entries))
-    {
-        // No write may commit without its entry.
-        tracing::error!(error = %e, "appending the audit entries failed; rolling back the batch");
-        fail_batch(w, batch, &e);
-        return;
+    let mut appended = None;
+    if !entries.is_empty() {
+        match ready(audit::append_kept(&w.conn, entries)) {
+            Ok((before, after, changes)) => {
+                appended = Some(Appended {
+                    before,
+                    after,
+                    changes,
+                });
+            }
+            Err(e) => {
+                // No write may commit without its entry.
+                tracing::error!(error = %e, "appending the audit entries failed; rolling back the batch");
+                fail_batch(w, batch, &e);
+                return;
+            }
+        }
     }
     let failed = match exec(&w.conn, "COMMIT") {
-        Ok(()) => None,
+        Ok(()) => {
+            // Before any answer, so the feed woken by one finds its change in the tail.
+            w.recent.settle(head(&w.conn), appended);
+            None
+        }
         Err(e) => {
             let _ = w.conn.execute_batch("ROLLBACK");
             Some(e.to_string())

@@ -5,22 +5,45 @@ use super::{CHANGES_NOTICE, COLUMNS, Drafted};
 use crate::sql::changes as log;
 use crate::sql::{Dialect, Query, RUN, runs};
 
-/// The statements that append `chained` on SQLite: each entry and each change one of its
-/// own (SQLite has no data-modifying `WITH`).
+/// The statements that append `chained` on SQLite: the entries in [`runs`] of up to
+/// [`RUN`], one insert a run, then their changes likewise (SQLite has no data-modifying
+/// `WITH`): a statement costs the writer more than a row, and a connection keeps few
+/// shapes of them prepared.
 pub(super) fn apart(chained: &[Drafted]) -> Vec<Query<'_>> {
-    let mut statements = Vec::with_capacity(chained.len() * 2);
-    for d in chained {
+    let mut statements = Vec::new();
+    let mut rest = chained;
+    for take in runs(chained.len(), RUN) {
+        let (run, after) = rest.split_at(take);
+        rest = after;
         let mut q = Query::new(Dialect::Sqlite);
         q.push("INSERT INTO _plinth_audit (")
             .push(COLUMNS)
             .push(") VALUES ");
-        push_entry(&mut q, d);
-        statements.push(q);
-        if let Some(c) = &d.change {
-            let mut q = Query::new(Dialect::Sqlite);
-            log::push_insert(&mut q, c, d.entry.seq, d.entry.at);
-            statements.push(q);
+        for (i, d) in run.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            push_entry(&mut q, d);
         }
+        statements.push(q);
+    }
+    let logged: Vec<_> = chained
+        .iter()
+        .filter_map(|d| d.change.as_ref().map(|c| (d, c)))
+        .collect();
+    let mut rest = logged.as_slice();
+    for take in runs(logged.len(), RUN) {
+        let (run, after) = rest.split_at(take);
+        rest = after;
+        let mut q = Query::new(Dialect::Sqlite);
+        q.push(log::INSERT);
+        for (i, (d, c)) in run.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            log::push_row(&mut q, c, d.entry.seq, d.entry.at);
+        }
+        statements.push(q);
     }
     statements
 }
@@ -178,9 +201,33 @@ mod tests {
     }
 
     #[test]
-    fn sqlite_appends_each_entry_and_change_apart() {
+    fn sqlite_appends_runs_of_entries_then_runs_of_their_changes() {
         let batch = vec![chained(1, true), chained(2, false), chained(3, true)];
         let params: Vec<_> = apart(&batch).iter().map(|q| q.params.len()).collect();
-        assert_eq!(params, [ENTRY, CHANGE, ENTRY, ENTRY, CHANGE]);
+        assert_eq!(params, [2 * ENTRY, ENTRY, 2 * CHANGE]);
+        let batch: Vec<_> = (1..=100).map(|seq| chained(seq, true)).collect();
+        let statements = apart(&batch);
+        let params: Vec<_> = statements.iter().map(|q| q.params.len()).collect();
+        assert_eq!(
+            params,
+            [
+                64 * ENTRY,
+                32 * ENTRY,
+                4 * ENTRY,
+                64 * CHANGE,
+                32 * CHANGE,
+                4 * CHANGE
+            ]
+        );
+        assert!(
+            statements[..3]
+                .iter()
+                .all(|q| q.sql.starts_with("INSERT INTO _plinth_audit"))
+        );
+        assert!(
+            statements[3..]
+                .iter()
+                .all(|q| q.sql.starts_with(log::INSERT))
+        );
     }
 }

@@ -70,4 +70,8 @@ impl<E: Exec> Exec for Deferring<'_, E> {
     fn audit_batch(&self) -> Option<&AuditBatch> {
         self.inner.audit_batch().or(Some(&self.own))
     }
+
+    fn keeps_changes(&self) -> bool {
+        self.inner.keeps_changes()
+    }
 }
