@@ -355,6 +355,9 @@ pub struct Keys {
 #[derive(Debug)]
 struct Inner {
     ring: RwLock<Option<Arc<Keyring>>>,
+    /// Bumped each time the keys are read again: what was opened under the keys before
+    /// may not open now (a key retired).
+    generation: std::sync::atomic::AtomicU64,
     /// The file the keys were read from, re-read when it changes.
     file: Option<PathBuf>,
     check: Mutex<Check>,
@@ -385,6 +388,7 @@ impl Keys {
         Self {
             inner: Arc::new(Inner {
                 ring: RwLock::new(ring.map(Arc::new)),
+                generation: std::sync::atomic::AtomicU64::new(0),
                 file,
                 check: Mutex::new(Check {
                     at: Instant::now(),
@@ -413,6 +417,19 @@ impl Keys {
         Ok(Self::with(Some(ring), Some(path)))
     }
 
+    /// How many times the keys were read again since they were first read.
+    pub(crate) fn generation(&self) -> u64 {
+        self.inner
+            .generation
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.inner
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
     /// Re-reads the key file now (on SIGHUP); keys from elsewhere stay as they are. A file
     /// that does not parse keeps the keys in use.
     pub fn reload(&self) -> Result<(), KeyError> {
@@ -423,6 +440,7 @@ impl Keys {
         let ring = read(path)?;
         if let Ok(mut slot) = self.inner.ring.write() {
             *slot = Some(Arc::new(ring));
+            self.bump();
         }
         if let Ok(mut check) = self.inner.check.lock() {
             check.at = Instant::now();
@@ -461,6 +479,7 @@ impl Keys {
             Ok(ring) => {
                 if let Ok(mut slot) = self.inner.ring.write() {
                     *slot = Some(Arc::new(ring));
+                    self.bump();
                 }
                 tracing::info!(path = %path.display(), "reloaded the encryption keys");
             }

@@ -179,11 +179,11 @@ pub(crate) async fn append_then<E: Exec, F: Future<Output = Result<(), StoreErro
 
 /// [`append_all`] for the SQLite writer's group commit, which keeps the change log's tail
 /// in memory: also the chain's head it appended after, and the changes it logged, in
-/// `seq` order (`None` when one of them did not keep its record).
+/// `seq` order, with their snapshots' sizes (`None` when one did not keep its record).
 pub(crate) async fn append_kept<E: Exec>(
     e: &E,
     drafted: Vec<Drafted>,
-) -> Result<(i64, i64, Option<Vec<Change>>), StoreError> {
+) -> Result<(i64, i64, Option<Vec<(Change, usize)>>), StoreError> {
     let (before, seq, mut chained) = chain(e, drafted, |_| std::future::ready(Ok(()))).await?;
     let changes = chained
         .iter_mut()

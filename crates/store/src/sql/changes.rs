@@ -56,16 +56,17 @@ impl Logged {
         self.plain = Some(r.clone());
     }
 
-    /// The change as `after` reads it back, logged with `seq` made `at`; `None` when the
-    /// record was not kept.
-    pub(crate) fn change(&mut self, seq: i64, at: Timestamp) -> Option<Change> {
-        Some(Change {
+    /// The change as `after` reads it back, logged with `seq` made `at`, and the size of
+    /// its stored snapshot; `None` when the record was not kept.
+    pub(crate) fn change(&mut self, seq: i64, at: Timestamp) -> Option<(Change, usize)> {
+        let change = Change {
             seq,
             at,
             kind: self.kind,
             model: self.model.clone(),
             record: self.plain.take()?,
-        })
+        };
+        Some((change, self.record.len()))
     }
 }
 

@@ -49,6 +49,7 @@ impl SqliteStore {
             && let Ok(mut s) = self.inner.schema.write()
         {
             *s = Arc::new(schema);
+            self.inner.recent.new_schema();
         }
         Ok(restored)
     }

@@ -114,7 +114,7 @@ impl SqliteStore {
         let checkpointer = Checkpointer::open(&writer, opts)?;
         let empty = Schema::from_decls(&[])
             .map_err(|_| StoreError::internal("default schema is invalid"))?;
-        let recent = Arc::new(recent::Recent::default());
+        let recent = Arc::new(recent::Recent::new(opts.keys.clone()));
         Ok(Self {
             inner: Arc::new(Inner {
                 path: opts.path.clone(),

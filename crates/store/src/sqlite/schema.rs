@@ -14,6 +14,7 @@ impl SqliteStore {
     fn use_schema(&self, schema: &Schema) {
         if let Ok(mut s) = self.inner.schema.write() {
             *s = Arc::new(schema.clone());
+            self.inner.recent.new_schema();
         }
     }
 

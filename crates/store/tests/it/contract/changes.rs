@@ -240,9 +240,10 @@ async fn pii_is_sealed_in_the_log_and_opened_when_read(e: &Engine) {
             &Value::Text(other.to_owned())
         ]
     );
-    // A value that can no longer be opened (its key retired, which takes a restart; here
-    // a key id no keyring holds) reads as null; the page is still read. Read as after a
-    // restart: by another store over the database.
+    // A value that can no longer be opened (its key retired; here a key id no keyring
+    // holds) reads as null; the page is still read. Read by another store over the
+    // database: the writing store's tail in memory (SQLite) holds the records as written,
+    // and is set aside only when its keys are read again.
     e.raw("UPDATE _plinth_changes SET record = replace(record, '\"v1:', '\"v1:zz')")
         .await;
     let restarted = e.reopen(false).await.expect("reopen");
