@@ -67,6 +67,31 @@ pub struct Change {
     pub record: Record,
 }
 
+#[cfg(test)]
+impl Change {
+    /// The creation, logged with `seq`, of a `resource` record named `name` with no
+    /// declared field, made now (for tests).
+    pub(crate) fn bare(seq: i64, name: &str) -> Self {
+        let at = Timestamp::from_system(std::time::SystemTime::now());
+        Self {
+            seq,
+            at,
+            kind: ChangeKind::Created,
+            model: "resource".to_owned(),
+            record: Record {
+                id: plinth_core::RecordId::new_v7(),
+                name: name.to_owned(),
+                status: plinth_core::Status::Active,
+                created_at: at,
+                updated_at: at,
+                owner_id: None,
+                version: 1,
+                fields: Vec::new(),
+            },
+        }
+    }
+}
+
 /// A page of the log, as `Store::changes_after` reads it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ChangesPage {

@@ -166,28 +166,11 @@ impl Recent {
 #[cfg(test)]
 mod tests {
     use super::{Appended, KEEP, KEEP_BYTES, Recent};
-    use crate::changes::{Change, ChangeKind};
+    use crate::changes::Change;
     use crate::{Keyring, Keys};
-    use plinth_core::{Record, RecordId, Status, Timestamp};
 
     fn change(seq: i64) -> Change {
-        let at = Timestamp::from_system(std::time::SystemTime::now());
-        Change {
-            seq,
-            at,
-            kind: ChangeKind::Created,
-            model: "resource".to_owned(),
-            record: Record {
-                id: RecordId::new_v7(),
-                name: format!("r{seq}"),
-                status: Status::Active,
-                created_at: at,
-                updated_at: at,
-                owner_id: None,
-                version: 1,
-                fields: Vec::new(),
-            },
-        }
+        Change::bare(seq, &format!("r{seq}"))
     }
 
     /// The append of entries `before + 1 ..= after`, each a change of `bytes`.

@@ -126,23 +126,14 @@ fn push_entry<'a>(q: &mut Query<'a>, d: &'a Drafted) {
 mod tests {
     use super::*;
     use crate::{AuditEntry, ChangeKind, Keys};
-    use plinth_core::{Record, Schema, Status, Timestamp};
+    use plinth_core::Schema;
 
     /// An entry chained at `seq`, logging a change when `logged`.
     fn chained(seq: i64, logged: bool) -> Drafted {
         let schema = Schema::from_decls(&[]).expect("the default schema");
         let model = schema.model("resource").expect("resource");
-        let at = Timestamp::from_system(std::time::SystemTime::now());
-        let record = Record {
-            id: plinth_core::RecordId::new_v7(),
-            name: "r".to_owned(),
-            status: Status::Active,
-            created_at: at,
-            updated_at: at,
-            owner_id: None,
-            version: 1,
-            fields: Vec::new(),
-        };
+        let record = crate::Change::bare(seq, "r").record;
+        let at = record.created_at;
         let change = logged.then(|| {
             log::snapshot(&Keys::missing(), model, ChangeKind::Created, &record).expect("logged")
         });
