@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Instant;
 
 fn ring() -> Keyring {
     Keyring::parse(&Keyring::generate_text().expect("generate")).expect("parse")
