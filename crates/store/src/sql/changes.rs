@@ -35,7 +35,7 @@ pub(crate) const CHANGES_TABLES: &str = "
         WHERE NOT EXISTS (SELECT 1 FROM _plinth_change_window);";
 
 /// The statement the audit trail's highest `seq` is read with (0 when it is empty).
-const HEAD: &str = "SELECT COALESCE(MAX(seq), 0) FROM _plinth_audit";
+pub(crate) const HEAD: &str = "SELECT COALESCE(MAX(seq), 0) FROM _plinth_audit";
 
 /// A change to log, drafted with the audit entry of its write and inserted with its `seq`.
 #[derive(Debug)]

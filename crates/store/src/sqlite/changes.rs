@@ -26,14 +26,14 @@ impl SqliteStore {
     ) -> Result<ChangesPage, StoreError> {
         let schema = self.schema();
         if let Some(mut page) = self.inner.recent.after(after, limit) {
-            page.changes.retain(|c| schema.model(&c.model).is_some());
-            // A record written with a model older than the schema (a write that raced its
-            // replacement) has another shape: the log reads it against the models as they
-            // are.
-            let shaped = page.changes.iter().all(|c| {
-                schema
-                    .model(&c.model)
-                    .is_some_and(|m| m.fields().len() == c.record.fields.len())
+            // Changes of models no longer declared are skipped. A record written with a
+            // model older than the schema (a write that raced its replacement) has another
+            // shape: the log reads it against the models as they are.
+            let mut shaped = true;
+            page.changes.retain(|c| {
+                let model = schema.model(&c.model);
+                shaped &= model.is_none_or(|m| m.fields().len() == c.record.fields.len());
+                model.is_some()
             });
             if shaped {
                 return Ok(page);

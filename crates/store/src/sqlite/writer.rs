@@ -278,7 +278,7 @@ fn run(mut w: Writer, mut rx: mpsc::Receiver<Msg>, batches: &BatchSizes) {
 
 /// The audit trail's head now; `None` when it cannot be read (no trail yet, say).
 fn head(conn: &Connection) -> Option<i64> {
-    conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM _plinth_audit")
+    conn.prepare_cached(crate::sql::changes::HEAD)
         .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .ok()
 }

@@ -1,7 +1,8 @@
 //! The change log's tail in memory (`recent`): after writes of every kind, and an entry
 //! that logs no change, it answers every read from where it starts exactly as the log
 //! does; a change logged past it (on a path other than the batch's own append) sends reads
-//! to the log, and the tail starts again at the head; so does a job run alone.
+//! to the log, and the tail starts again at the head; so does a job run alone; and a record
+//! of a model older than the schema is read from the log.
 
 use super::super::{SqliteOptions, SqliteStore};
 use crate::seal::{Keyring, Keys};
@@ -17,18 +18,25 @@ async fn store() -> (tempfile::TempDir, SqliteStore, Arc<ModelDef>) {
     let mut opts = SqliteOptions::new(dir.path().join("db.sqlite"));
     opts.keys = Keys::fixed(Keyring::generate().expect("keys"));
     let store = SqliteStore::open(opts).await.expect("open");
-    let decls: Vec<ModelDecl> = serde_json::from_value(json!([
-        {"name": "person", "fields": [
-            {"name": "contact", "type": "string", "pii": true},
-            {"name": "age", "type": "integer"},
-            {"name": "meta", "type": "json"}
-        ]}
-    ]))
-    .expect("declarations");
+    let model = migrate(&store, &[]).await;
+    (dir, store, model)
+}
+
+/// Migrates `store` to the `person` model, with `more` fields after its own three;
+/// returns the model.
+async fn migrate(store: &SqliteStore, more: &[serde_json::Value]) -> Arc<ModelDef> {
+    let mut fields = vec![
+        json!({"name": "contact", "type": "string", "pii": true}),
+        json!({"name": "age", "type": "integer"}),
+        json!({"name": "meta", "type": "json"}),
+    ];
+    fields.extend_from_slice(more);
+    let decls: Vec<ModelDecl> =
+        serde_json::from_value(json!([{"name": "person", "fields": fields}]))
+            .expect("declarations");
     let schema = Schema::from_decls(&decls).expect("a schema");
     store.migrate(&schema, false).await.expect("migrate");
-    let model = Arc::clone(schema.model("person").expect("person"));
-    (dir, store, model)
+    Arc::clone(schema.model("person").expect("person"))
 }
 
 fn ctx() -> WriteCtx {
@@ -195,5 +203,25 @@ async fn a_change_logged_past_the_tail_is_read_from_the_log() {
     let page = store.inner.recent.after(now, 10).expect("the tail again");
     assert_eq!(page.changes.len(), 1);
     assert_eq!(page.changes[0].record, last);
+    store.close().await;
+}
+
+/// A record written with a model older than the store's schema (fewer fields) is not
+/// served from the tail: the log reads it against the models as they are.
+#[tokio::test]
+async fn a_record_of_a_stale_model_is_read_against_the_schema() {
+    let (_dir, store, old) = store().await;
+    let new = migrate(&store, &[json!({"name": "nick", "type": "string"})]).await;
+    // The first commit after the new schema starts the tail again at the head.
+    create(&store, &new, 1).await;
+    let before = head(&store).await;
+    let stale = create(&store, &old, 2).await;
+    let held = store.inner.recent.after(before, 10).expect("the tail");
+    assert_eq!(held.changes[0].record.fields.len(), 3);
+    let page = store.changes_after(before, 10).await.expect("a page");
+    assert_eq!(page.changes.len(), 1);
+    assert_eq!(page.changes[0].record.id, stale.id);
+    assert_eq!(page.changes[0].record.fields.len(), 4);
+    assert_eq!(page.changes[0].record.fields[3], plinth_core::Value::Null);
     store.close().await;
 }
