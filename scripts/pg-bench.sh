@@ -4,6 +4,8 @@
 #
 # Usage: scripts/pg-bench.sh [instances]     (default 2)
 #   PG=postgres://postgres@127.0.0.1:5432  DB=plinth_bench_pg  DURATION=8s  CONNS=32
+#   PG_SOCKET=/var/run/postgresql: the instances reach the server over its Unix socket in
+#   that directory (no TLS there) instead of PG's TCP address (TLS when the server offers it)
 #   FEATURES=all (default; crates/bench/features.toml, creates fill its sealed pii field, one
 #   live subscriber per instance) or FEATURES=none (the seed's bare resource)
 #   PLINTH_BIN=path (default: builds target/release/plinth)
@@ -34,7 +36,12 @@ PLINTH="${PLINTH_BIN:-$ROOT/target/release/plinth}"
 psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
 
 # The instances share one signing key and one set of encryption keys, as a deployment must.
-export DATABASE_URL="$PG/$DB" PLINTH_JWT_SECRET="$("$PLINTH" keys generate)" LOG_LEVEL=warn
+if [[ -n "${PG_SOCKET:-}" ]]; then
+  DATABASE_URL="postgres://postgres@/$DB?host=$PG_SOCKET"
+else
+  DATABASE_URL="$PG/$DB"
+fi
+export DATABASE_URL PLINTH_JWT_SECRET="$("$PLINTH" keys generate)" LOG_LEVEL=warn
 PLINTH_ENCRYPTION_KEYS="$("$PLINTH" keys encryption)"
 export PLINTH_ENCRYPTION_KEYS
 PASSWORD="bench-$$-$(date +%s)-password"
@@ -68,8 +75,8 @@ fi
 export LUA_DIR="$PEER_BENCH" IDS_FILE="$WORK/ids.txt" GET_PATH_TEMPLATE='/api/v1/resource/{id}' \
   LIST_PATH='/api/v1/resource?status=active&sort=-created_at&limit=20' CREATE_PATH='/api/v1/resource' \
   CREATE_BODY_TEMPLATE="$BODY" EXTRA_HEADER_NAME=Authorization EXTRA_HEADER_VALUE="Bearer $KEY"
-printf '%s instance(s) on PostgreSQL (FEATURES=%s), wrk %s connections in all, %s per workload\n' \
-  "$N" "$FEATURES" "$CONNS" "$DURATION"
+printf '%s instance(s) on PostgreSQL (FEATURES=%s, over %s), wrk %s connections in all, %s per workload\n' \
+  "$N" "$FEATURES" "${PG_SOCKET:+the Unix socket in }${PG_SOCKET:-TCP}" "$CONNS" "$DURATION"
 printf '%-8s %10s %s\n' workload req/s "per instance: req/s p99_ms non2xx"
 for w in ${WORKLOADS:-get_one list create mixed}; do
   WRKS=()

@@ -160,6 +160,21 @@ impl TlsPostgres {
         }
     }
 
+    /// `postgres://postgres@/postgres?host=DIR&port=PORT`: the server's Unix socket (which
+    /// offers no TLS), with `params` added to the query when not empty.
+    pub fn socket_url(&self, params: &str) -> String {
+        let base = format!(
+            "postgres://postgres@/postgres?host={}&port={}",
+            self.dir.path().display(),
+            self.port
+        );
+        if params.is_empty() {
+            base
+        } else {
+            format!("{base}&{params}")
+        }
+    }
+
     /// Connection settings for the server's local socket (no TLS there): to look at what
     /// the code under test did.
     pub fn socket_config(&self) -> String {

@@ -283,12 +283,13 @@ impl MakeTlsConnect<Socket> for PgTls {
     type TlsConnect = PgTlsConnect;
     type Error = io::Error;
 
+    /// Asked for every connection before it is known whether TLS is used: over a Unix
+    /// socket the driver passes an empty name, and the server refuses TLS there, so a name
+    /// that is not one fails only the handshake it would be needed for.
     fn make_tls_connect(&mut self, domain: &str) -> Result<PgTlsConnect, io::Error> {
-        let name = ServerName::try_from(domain.to_owned())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         Ok(PgTlsConnect {
             connector: self.0.clone(),
-            name,
+            name: ServerName::try_from(domain.to_owned()).map_err(|e| e.to_string()),
         })
     }
 }
@@ -296,7 +297,7 @@ impl MakeTlsConnect<Socket> for PgTls {
 /// One handshake, with the host name the connection is for.
 pub(super) struct PgTlsConnect {
     connector: tokio_rustls::TlsConnector,
-    name: ServerName<'static>,
+    name: Result<ServerName<'static>, String>,
 }
 
 impl TlsConnect<Socket> for PgTlsConnect {
@@ -306,7 +307,10 @@ impl TlsConnect<Socket> for PgTlsConnect {
 
     fn connect(self, stream: Socket) -> Self::Future {
         Box::pin(async move {
-            let stream = self.connector.connect(self.name, stream).await?;
+            let name = self
+                .name
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            let stream = self.connector.connect(name, stream).await?;
             Ok(PgTlsStream(Box::new(stream)))
         })
     }

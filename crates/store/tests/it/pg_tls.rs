@@ -191,3 +191,66 @@ async fn every_connection_is_encrypted_and_bad_certificates_are_refused() {
     let e = refused(&server.url("127.0.0.1", "sslmode=allow")).await;
     assert!(e.contains("sslmode=allow is not supported"), "{e}");
 }
+
+/// The store's sessions over the server's Unix socket (no client address), this one aside.
+async fn socket_sessions(server: &TlsPostgres) -> Vec<String> {
+    let (client, conn) = tokio_postgres::connect(&server.socket_config(), tokio_postgres::NoTls)
+        .await
+        .expect("connect over the local socket");
+    tokio::spawn(conn);
+    client
+        .query(
+            "SELECT coalesce(application_name, '') FROM pg_stat_activity \
+             WHERE client_addr IS NULL AND backend_type = 'client backend' \
+             AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .expect("read pg_stat_activity")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_unix_socket_connects_in_the_clear_unless_tls_is_demanded() {
+    let Some(server) = TlsPostgres::start("pg_tls::a_unix_socket_connects_in_the_clear") else {
+        return;
+    };
+    let docs = schema(json!([{ "name": "doc", "fields": [{ "name": "body", "type": "text" }] }]));
+    let doc = model(&docs, "doc");
+    // Unset (prefer), prefer and disable: the pool, the claim and LISTEN all connect.
+    for params in ["", "sslmode=prefer", "sslmode=disable"] {
+        let url = server.socket_url(params);
+        let store = open(&url, true)
+            .await
+            .unwrap_or_else(|e| panic!("open over the socket with {params:?}: {e}"));
+        store.migrate(&docs, false).await.expect("migrate");
+        let created = store
+            .create(
+                &admin(),
+                &doc,
+                draft(&doc, &json!({ "name": "d", "body": params })),
+                None,
+            )
+            .await
+            .expect("create");
+        let read = store
+            .get(&doc, created.record.id)
+            .await
+            .expect("get")
+            .expect("the record");
+        assert_eq!(read.version, 1);
+        let seen = socket_sessions(&server).await;
+        assert!(
+            seen.iter().any(|app| app == "plinth-claim")
+                && seen.iter().any(|app| app == "plinth")
+                && seen.len() >= 3,
+            "the pool, claim and LISTEN sessions over the socket ({params:?}): {seen:?}"
+        );
+        store.close().await;
+    }
+    // TLS demanded where the server offers none: refused, saying so.
+    let e = refused(&server.socket_url("sslmode=require")).await;
+    assert!(e.contains("server does not support TLS"), "{e}");
+}
