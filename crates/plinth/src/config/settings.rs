@@ -132,7 +132,7 @@ settings! {
         help: "Directory for the SQLite database and the development signing key.";
     database_url: Option<SecretUrl> = None;
         key: Some("database_url"), env: DATABASE_URL = "DATABASE_URL", flag: None, range: None,
-        help: "Unset: SQLite in `<data_dir>/plinth.db`. `sqlite://PATH` or `sqlite:PATH` names another SQLite file; `postgres://user[:password]@host[:port]/database` (or `postgresql://`) selects PostgreSQL, whose database must exist. Any other scheme stops the start.";
+        help: "Unset: SQLite in `<data_dir>/plinth.db`. `sqlite://PATH` or `sqlite:PATH` names another SQLite file; `postgres://user[:password]@host[:port]/database` (or `postgresql://`) selects PostgreSQL, whose database must exist; `postgres://user@/database?host=/var/run/postgresql` reaches it over its Unix socket ([operations](operations.md#postgresql)). Any other scheme stops the start.";
     log_level: LogFilter = LogFilter::new("info");
         key: Some("log_level"), env: LOG_LEVEL = "LOG_LEVEL", flag: Some("--log-level"), range: None,
         help: "Log filter, such as `info` or `plinth=debug,info`.";
