@@ -4,10 +4,11 @@
 //! name or `disable` is refused at open with a clear error that holds no secret.
 
 use crate::contract::{admin, draft, model, schema};
-use plinth_core::{FieldAccess, ListQuery, ListScope, QueryLimits};
+use plinth_core::{FieldAccess, ListQuery, ListScope, ModelDef, QueryLimits};
 use plinth_store::{Claim, PgOptions, PgStore, Store, StoreError};
 use plinth_testkit::pg_tls::{TestCa, TlsPostgres};
 use serde_json::json;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A password in every URL: no error may repeat it. (The server trusts, so it is unused.)
@@ -56,31 +57,16 @@ async fn refused(url: &str) -> String {
     e
 }
 
-#[tokio::test]
-async fn every_connection_is_encrypted_and_bad_certificates_are_refused() {
-    let Some(server) = TlsPostgres::start("pg_tls::every_connection_is_encrypted") else {
-        return;
-    };
-    let ca = server.file("ca.pem", &server.ca.cert_pem);
-    let wrong_ca = server.file("other-ca.pem", &TestCa::new().cert_pem);
-    let ca_arg = ca.display().to_string();
-
-    // require: encrypted, the certificate (of an unknown CA) not checked. The claim, the
-    // pool and the LISTEN connection all connect.
-    let store = open(&server.url("127.0.0.1", "sslmode=require"), true)
-        .await
-        .expect("open with sslmode=require");
-    let docs = schema(json!([{ "name": "doc", "fields": [{ "name": "body", "type": "text" }] }]));
-    store.migrate(&docs, false).await.expect("migrate");
-    let doc = model(&docs, "doc");
+/// Fills `doc` with long bodies, runs a list past its budget and waits (up to 5 s) until
+/// the server no longer runs it: the store's cancel request reached it.
+async fn abandoned_list_is_cancelled(server: &TlsPostgres, store: &PgStore, doc: &Arc<ModelDef>) {
     for _ in 0..40 {
         let body = json!({ "name": "doc", "body": "a".repeat(40_000) });
         store
-            .create(&admin(), &doc, draft(&doc, &body), None)
+            .create(&admin(), doc, draft(doc, &body), None)
             .await
             .expect("create");
     }
-    // A list past its budget is cancelled on the server, by a cancel request over TLS.
     let pattern = format!("*{}b*", "a".repeat(2997));
     let pairs = vec![("body[like]".to_owned(), pattern)];
     let wide = QueryLimits {
@@ -88,8 +74,8 @@ async fn every_connection_is_encrypted_and_bad_certificates_are_refused() {
         pattern_max_chars: 4096,
         filter_max_chars: QueryLimits::DEFAULT_FILTER_MAX_CHARS,
     };
-    let slow = ListQuery::parse_within(&doc, &pairs, FieldAccess::All, &wide).expect("a query");
-    let listed = store.list(&doc, &slow, ListScope::All).await;
+    let slow = ListQuery::parse_within(doc, &pairs, FieldAccess::All, &wide).expect("a query");
+    let listed = store.list(doc, &slow, ListScope::All).await;
     assert!(matches!(listed, Err(StoreError::Timeout(_))), "{listed:?}");
     let started = Instant::now();
     loop {
@@ -116,6 +102,27 @@ async fn every_connection_is_encrypted_and_bad_certificates_are_refused() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn every_connection_is_encrypted_and_bad_certificates_are_refused() {
+    let Some(server) = TlsPostgres::start("pg_tls::every_connection_is_encrypted") else {
+        return;
+    };
+    let ca = server.file("ca.pem", &server.ca.cert_pem);
+    let wrong_ca = server.file("other-ca.pem", &TestCa::new().cert_pem);
+    let ca_arg = ca.display().to_string();
+
+    // require: encrypted, the certificate (of an unknown CA) not checked. The claim, the
+    // pool and the LISTEN connection all connect.
+    let store = open(&server.url("127.0.0.1", "sslmode=require"), true)
+        .await
+        .expect("open with sslmode=require");
+    let docs = schema(json!([{ "name": "doc", "fields": [{ "name": "body", "type": "text" }] }]));
+    store.migrate(&docs, false).await.expect("migrate");
+    let doc = model(&docs, "doc");
+    // A list past its budget is cancelled on the server, by a cancel request over TLS.
+    abandoned_list_is_cancelled(&server, &store, &doc).await;
     // A pooled connection again (the cancelled one was closed, not reused).
     store.ping().await.expect("ping");
     let seen = sessions(&server).await;
@@ -219,7 +226,8 @@ async fn a_unix_socket_connects_in_the_clear_unless_tls_is_demanded() {
     };
     let docs = schema(json!([{ "name": "doc", "fields": [{ "name": "body", "type": "text" }] }]));
     let doc = model(&docs, "doc");
-    // Unset (prefer), prefer and disable: the pool, the claim and LISTEN all connect.
+    // Unset (prefer), prefer and disable: the pool, the claim, LISTEN and the cancel request
+    // of an abandoned list all connect.
     for params in ["", "sslmode=prefer", "sslmode=disable"] {
         let url = server.socket_url(params);
         let store = open(&url, true)
@@ -241,11 +249,14 @@ async fn a_unix_socket_connects_in_the_clear_unless_tls_is_demanded() {
             .expect("get")
             .expect("the record");
         assert_eq!(read.version, 1);
+        abandoned_list_is_cancelled(&server, &store, &doc).await;
+        // A pooled connection again (the cancelled one was closed, not reused).
+        store.ping().await.expect("ping");
         let seen = socket_sessions(&server).await;
         assert!(
-            seen.iter().any(|app| app == "plinth-claim")
-                && seen.iter().any(|app| app == "plinth")
-                && seen.len() >= 3,
+            ["plinth", "plinth-claim", "plinth-listen"]
+                .iter()
+                .all(|name| seen.iter().any(|app| app == name)),
             "the pool, claim and LISTEN sessions over the socket ({params:?}): {seen:?}"
         );
         store.close().await;
