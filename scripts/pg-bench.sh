@@ -5,7 +5,8 @@
 # Usage: scripts/pg-bench.sh [instances]     (default 2)
 #   PG=postgres://postgres@127.0.0.1:5432  DB=plinth_bench_pg  DURATION=8s  CONNS=32
 #   PG_SOCKET=/var/run/postgresql: the instances reach the server over its Unix socket in
-#   that directory (no TLS there) instead of PG's TCP address (TLS when the server offers it)
+#   that directory (a plain path; no TLS there), as PG's user and port, instead of PG's TCP
+#   address (TLS when the server offers it)
 #   FEATURES=all (default; crates/bench/features.toml, creates fill its sealed pii field, one
 #   live subscriber per instance) or FEATURES=none (the seed's bare resource)
 #   PLINTH_BIN=path (default: builds target/release/plinth)
@@ -37,11 +38,14 @@ psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DA
 
 # The instances share one signing key and one set of encryption keys, as a deployment must.
 if [[ -n "${PG_SOCKET:-}" ]]; then
-  DATABASE_URL="postgres://postgres@/$DB?host=$PG_SOCKET"
+  PG_USER="${PG#*://}"; PG_USER="${PG_USER%%@*}"
+  PG_PORT="${PG##*:}"; [[ "$PG_PORT" =~ ^[0-9]+$ ]] || PG_PORT=5432
+  DATABASE_URL="postgres://$PG_USER@/$DB?host=$PG_SOCKET&port=$PG_PORT"
 else
   DATABASE_URL="$PG/$DB"
 fi
-export DATABASE_URL PLINTH_JWT_SECRET="$("$PLINTH" keys generate)" LOG_LEVEL=warn
+PLINTH_JWT_SECRET="$("$PLINTH" keys generate)"
+export DATABASE_URL PLINTH_JWT_SECRET LOG_LEVEL=warn
 PLINTH_ENCRYPTION_KEYS="$("$PLINTH" keys encryption)"
 export PLINTH_ENCRYPTION_KEYS
 PASSWORD="bench-$$-$(date +%s)-password"

@@ -283,13 +283,15 @@ impl MakeTlsConnect<Socket> for PgTls {
     type TlsConnect = PgTlsConnect;
     type Error = io::Error;
 
-    /// Asked for every connection before it is known whether TLS is used: over a Unix
-    /// socket the driver passes an empty name, and the server refuses TLS there, so a name
-    /// that is not one fails only the handshake it would be needed for.
+    /// Asked for every connection before it is known whether TLS is used, so a host that is
+    /// no TLS server name fails only a handshake, not the connection. Over a Unix socket
+    /// the driver passes an empty name and never calls the handshake (the server offers no
+    /// TLS there; with `require` the driver refuses the connection itself).
     fn make_tls_connect(&mut self, domain: &str) -> Result<PgTlsConnect, io::Error> {
         Ok(PgTlsConnect {
             connector: self.0.clone(),
-            name: ServerName::try_from(domain.to_owned()).map_err(|e| e.to_string()),
+            name: ServerName::try_from(domain.to_owned())
+                .map_err(|e| format!("{domain:?} is not a TLS server name: {e}")),
         })
     }
 }

@@ -199,24 +199,41 @@ async fn every_connection_is_encrypted_and_bad_certificates_are_refused() {
     assert!(e.contains("sslmode=allow is not supported"), "{e}");
 }
 
-/// The store's sessions over the server's Unix socket (no client address), this one aside.
-async fn socket_sessions(server: &TlsPostgres) -> Vec<String> {
+/// The client sessions over the server's Unix socket (no client address), this one aside,
+/// and whether each is encrypted.
+async fn socket_sessions(server: &TlsPostgres) -> Vec<(String, bool)> {
     let (client, conn) = tokio_postgres::connect(&server.socket_config(), tokio_postgres::NoTls)
         .await
         .expect("connect over the local socket");
     tokio::spawn(conn);
     client
         .query(
-            "SELECT coalesce(application_name, '') FROM pg_stat_activity \
-             WHERE client_addr IS NULL AND backend_type = 'client backend' \
-             AND pid <> pg_backend_pid()",
+            "SELECT coalesce(a.application_name, ''), s.ssl FROM pg_stat_activity a \
+             JOIN pg_stat_ssl s USING (pid) WHERE a.client_addr IS NULL \
+             AND a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()",
             &[],
         )
         .await
         .expect("read pg_stat_activity")
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| (r.get(0), r.get(1)))
         .collect()
+}
+
+/// Waits (up to 5 s) until no session over the socket is left but the inspecting one.
+async fn socket_sessions_gone(server: &TlsPostgres) {
+    let started = Instant::now();
+    loop {
+        let seen = socket_sessions(server).await;
+        if seen.is_empty() {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "sessions left after close: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
@@ -256,12 +273,20 @@ async fn a_unix_socket_connects_in_the_clear_unless_tls_is_demanded() {
         assert!(
             ["plinth", "plinth-claim", "plinth-listen"]
                 .iter()
-                .all(|name| seen.iter().any(|app| app == name)),
+                .all(|name| seen.iter().any(|(app, _)| app == name)),
             "the pool, claim and LISTEN sessions over the socket ({params:?}): {seen:?}"
         );
+        assert!(seen.iter().all(|(_, ssl)| !ssl), "{seen:?}");
         store.close().await;
+        // The next mode proves itself, with none of these sessions left.
+        socket_sessions_gone(&server).await;
     }
     // TLS demanded where the server offers none: refused, saying so.
     let e = refused(&server.socket_url("sslmode=require")).await;
+    assert!(e.contains("server does not support TLS"), "{e}");
+    let ca = server.file("ca.pem", &server.ca.cert_pem);
+    let e =
+        refused(&server.socket_url(&format!("sslmode=verify-full&sslrootcert={}", ca.display())))
+            .await;
     assert!(e.contains("server does not support TLS"), "{e}");
 }
