@@ -27,9 +27,16 @@ async fn open(url: &str, claim: bool) -> Result<PgStore, StoreError> {
     PgStore::open(options).await
 }
 
-/// The server's TCP client sessions and whether each is encrypted (seen over the local
-/// socket, which needs no TLS).
-async fn sessions(server: &TlsPostgres) -> Vec<(String, bool)> {
+/// Where a session reached the server from.
+#[derive(Clone, Copy)]
+enum Over {
+    Tcp,
+    Socket,
+}
+
+/// The server's client sessions over TCP or over its Unix socket (no client address), and
+/// whether each is encrypted; seen over the socket, this inspecting session aside.
+async fn sessions(server: &TlsPostgres, over: Over) -> Vec<(String, bool)> {
     let (client, conn) = tokio_postgres::connect(&server.socket_config(), tokio_postgres::NoTls)
         .await
         .expect("connect over the local socket");
@@ -37,14 +44,35 @@ async fn sessions(server: &TlsPostgres) -> Vec<(String, bool)> {
     client
         .query(
             "SELECT coalesce(a.application_name, ''), s.ssl FROM pg_stat_activity a \
-             JOIN pg_stat_ssl s USING (pid) WHERE a.client_addr IS NOT NULL",
-            &[],
+             JOIN pg_stat_ssl s USING (pid) WHERE (a.client_addr IS NULL) = $1 \
+             AND a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()",
+            &[&matches!(over, Over::Socket)],
         )
         .await
         .expect("read pg_stat_ssl")
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect()
+}
+
+/// Asks `done` every 50 ms until it says yes; fails with `what` (and the last answer)
+/// after 5 s.
+async fn within_5s<T: std::fmt::Debug, F: Future<Output = (bool, T)>>(
+    what: &str,
+    mut done: impl FnMut() -> F,
+) {
+    let started = Instant::now();
+    loop {
+        let (yes, seen) = done().await;
+        if yes {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{what}: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn refused(url: &str) -> String {
@@ -77,8 +105,7 @@ async fn abandoned_list_is_cancelled(server: &TlsPostgres, store: &PgStore, doc:
     let slow = ListQuery::parse_within(doc, &pairs, FieldAccess::All, &wide).expect("a query");
     let listed = store.list(doc, &slow, ListScope::All).await;
     assert!(matches!(listed, Err(StoreError::Timeout(_))), "{listed:?}");
-    let started = Instant::now();
-    loop {
+    within_5s("the abandoned list was not cancelled", || async {
         let (client, conn) =
             tokio_postgres::connect(&server.socket_config(), tokio_postgres::NoTls)
                 .await
@@ -93,15 +120,9 @@ async fn abandoned_list_is_cancelled(server: &TlsPostgres, store: &PgStore, doc:
             .await
             .expect("read pg_stat_activity")
             .get(0);
-        if running == 0 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "the abandoned list was not cancelled"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (running == 0, running)
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -125,7 +146,7 @@ async fn every_connection_is_encrypted_and_bad_certificates_are_refused() {
     abandoned_list_is_cancelled(&server, &store, &doc).await;
     // A pooled connection again (the cancelled one was closed, not reused).
     store.ping().await.expect("ping");
-    let seen = sessions(&server).await;
+    let seen = sessions(&server, Over::Tcp).await;
     assert!(
         seen.iter().any(|(app, _)| app == "plinth-claim")
             && seen.iter().any(|(app, _)| app == "plinth"),
@@ -199,43 +220,6 @@ async fn every_connection_is_encrypted_and_bad_certificates_are_refused() {
     assert!(e.contains("sslmode=allow is not supported"), "{e}");
 }
 
-/// The client sessions over the server's Unix socket (no client address), this one aside,
-/// and whether each is encrypted.
-async fn socket_sessions(server: &TlsPostgres) -> Vec<(String, bool)> {
-    let (client, conn) = tokio_postgres::connect(&server.socket_config(), tokio_postgres::NoTls)
-        .await
-        .expect("connect over the local socket");
-    tokio::spawn(conn);
-    client
-        .query(
-            "SELECT coalesce(a.application_name, ''), s.ssl FROM pg_stat_activity a \
-             JOIN pg_stat_ssl s USING (pid) WHERE a.client_addr IS NULL \
-             AND a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()",
-            &[],
-        )
-        .await
-        .expect("read pg_stat_activity")
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect()
-}
-
-/// Waits (up to 5 s) until no session over the socket is left but the inspecting one.
-async fn socket_sessions_gone(server: &TlsPostgres) {
-    let started = Instant::now();
-    loop {
-        let seen = socket_sessions(server).await;
-        if seen.is_empty() {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "sessions left after close: {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_unix_socket_connects_in_the_clear_unless_tls_is_demanded() {
     let Some(server) = TlsPostgres::start("pg_tls::a_unix_socket_connects_in_the_clear") else {
@@ -269,7 +253,7 @@ async fn a_unix_socket_connects_in_the_clear_unless_tls_is_demanded() {
         abandoned_list_is_cancelled(&server, &store, &doc).await;
         // A pooled connection again (the cancelled one was closed, not reused).
         store.ping().await.expect("ping");
-        let seen = socket_sessions(&server).await;
+        let seen = sessions(&server, Over::Socket).await;
         assert!(
             ["plinth", "plinth-claim", "plinth-listen"]
                 .iter()
@@ -279,7 +263,11 @@ async fn a_unix_socket_connects_in_the_clear_unless_tls_is_demanded() {
         assert!(seen.iter().all(|(_, ssl)| !ssl), "{seen:?}");
         store.close().await;
         // The next mode proves itself, with none of these sessions left.
-        socket_sessions_gone(&server).await;
+        within_5s("sessions left after close", || async {
+            let seen = sessions(&server, Over::Socket).await;
+            (seen.is_empty(), seen)
+        })
+        .await;
     }
     // TLS demanded where the server offers none: refused, saying so.
     let e = refused(&server.socket_url("sslmode=require")).await;
