@@ -1,7 +1,9 @@
 //! TLS to PostgreSQL, against a TLS-only server of the test's own (`plinth_testkit::pg_tls`):
 //! every connection the store makes (the pool, the claim, LISTEN, the cancel request of an
 //! abandoned list) is encrypted under `require` and `verify-full`; a wrong CA, a wrong host
-//! name or `disable` is refused at open with a clear error that holds no secret.
+//! name or `disable` is refused at open with a clear error that holds no secret. Over the
+//! server's Unix socket, which offers no TLS, the same connections are in the clear unless
+//! `sslmode` demands TLS, which is refused.
 
 use crate::contract::{admin, draft, model, schema};
 use plinth_core::{FieldAccess, ListQuery, ListScope, ModelDef, QueryLimits};
@@ -37,11 +39,8 @@ enum Over {
 /// The server's client sessions over TCP or over its Unix socket (no client address), and
 /// whether each is encrypted; seen over the socket, this inspecting session aside.
 async fn sessions(server: &TlsPostgres, over: Over) -> Vec<(String, bool)> {
-    let (client, conn) = tokio_postgres::connect(&server.socket_config(), tokio_postgres::NoTls)
+    plinth_testkit::connect(&server.socket_config())
         .await
-        .expect("connect over the local socket");
-    tokio::spawn(conn);
-    client
         .query(
             "SELECT coalesce(a.application_name, ''), s.ssl FROM pg_stat_activity a \
              JOIN pg_stat_ssl s USING (pid) WHERE (a.client_addr IS NULL) = $1 \
@@ -106,12 +105,8 @@ async fn abandoned_list_is_cancelled(server: &TlsPostgres, store: &PgStore, doc:
     let listed = store.list(doc, &slow, ListScope::All).await;
     assert!(matches!(listed, Err(StoreError::Timeout(_))), "{listed:?}");
     within_5s("the abandoned list was not cancelled", || async {
-        let (client, conn) =
-            tokio_postgres::connect(&server.socket_config(), tokio_postgres::NoTls)
-                .await
-                .expect("connect over the local socket");
-        tokio::spawn(conn);
-        let running: i64 = client
+        let running: i64 = plinth_testkit::connect(&server.socket_config())
+            .await
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' \
                  AND query LIKE '%ILIKE%' AND pid <> pg_backend_pid()",
