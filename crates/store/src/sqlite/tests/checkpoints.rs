@@ -1,7 +1,7 @@
 //! The checkpointer copies the log into the database file beside the writer, and the log
 //! stays bounded under writes that never pause.
 
-use super::super::checkpoint::{After, CAP, Checkpointer, log_pages, next};
+use super::super::checkpoint::{After, CAP, Checkpointer, GAP, log_pages, next};
 use super::super::exec::open_conn;
 use rusqlite::Connection;
 use std::path::Path;
@@ -69,8 +69,7 @@ fn writes_without_a_pause_keep_the_log_bounded() {
     let (conn, mut checkpointer) = writer(dir.path(), 20);
     // About 2,800 pages, with no pause in which the checkpointer could catch up: the log
     // begins again from its start only because the writer copies the rest past the cap
-    // (sixty-four intervals, 1,280 pages), or a quarter past it if the checkpointer was
-    // copying then.
+    // (four intervals, 80 pages), or a quarter past it if the checkpointer was copying then.
     for _ in 0..800 {
         commit(&conn, &mut checkpointer);
     }
@@ -92,16 +91,64 @@ fn writes_without_a_pause_keep_the_log_bounded() {
 fn near_the_cap_every_commit_wakes_the_checkpointer() {
     let cap = CAP * 100;
     // Far from the cap: a wake-up every interval.
-    assert_eq!(next(150, 100, 100), After::Nothing);
-    assert_eq!(next(200, 100, 100), After::Wake);
+    assert_eq!(next(150, 100, 100, Duration::ZERO), After::Nothing);
+    assert_eq!(next(200, 100, 100, Duration::ZERO), After::Wake);
     // In the last interval before it: after every commit that added pages.
-    assert_eq!(next(cap - 100, cap - 150, 100), After::Wake);
-    assert_eq!(next(cap - 1, cap - 3, 100), After::Wake);
-    assert_eq!(next(cap - 3, cap - 3, 100), After::Nothing);
+    assert_eq!(next(cap - 100, cap - 150, 100, Duration::ZERO), After::Wake);
+    assert_eq!(next(cap - 1, cap - 3, 100, Duration::ZERO), After::Wake);
+    assert_eq!(next(cap - 3, cap - 3, 100, Duration::ZERO), After::Nothing);
     // At the cap the writer copies, and waits for a running checkpoint only a quarter past.
-    assert_eq!(next(cap, cap - 1, 100), After::Copy { wait: false });
-    assert_eq!(next(cap + cap / 4 - 1, 0, 100), After::Copy { wait: false });
-    assert_eq!(next(cap + cap / 4, 0, 100), After::Copy { wait: true });
+    assert_eq!(
+        next(cap, cap - 1, 100, Duration::ZERO),
+        After::Copy { wait: false }
+    );
+    assert_eq!(
+        next(cap + cap / 4 - 1, 0, 100, Duration::ZERO),
+        After::Copy { wait: false }
+    );
+    assert_eq!(
+        next(cap + cap / 4, 0, 100, Duration::ZERO),
+        After::Copy { wait: true }
+    );
+}
+
+#[test]
+fn a_sixteenth_of_the_interval_wakes_the_checkpointer_once_the_gap_has_passed() {
+    assert_eq!(next(106, 100, 100, GAP), After::Wake);
+    assert_eq!(next(105, 100, 100, GAP), After::Nothing);
+    assert_eq!(
+        next(106, 100, 100, GAP - Duration::from_millis(1)),
+        After::Nothing
+    );
+    // However small the interval, a new page is needed.
+    assert_eq!(next(20, 20, 10, GAP), After::Nothing);
+    assert_eq!(next(21, 20, 10, GAP), After::Wake);
+}
+
+#[test]
+fn writes_at_a_steady_pace_are_copied_before_the_interval_is_reached() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A wake-up every 3,200 pages, or every 200 once the gap has passed.
+    let (conn, mut checkpointer) = writer(dir.path(), 3200);
+    let db = dir.path().join("db.sqlite");
+    let before = size(&db);
+    // About 280 pages: past a sixteenth of the interval, far short of the interval.
+    for _ in 0..80 {
+        commit(&conn, &mut checkpointer);
+    }
+    std::thread::sleep(GAP);
+    commit(&conn, &mut checkpointer);
+    let page = pages(&conn);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while size(&db) < before + 40 * page && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        size(&db) >= before + 40 * page,
+        "the database file is {} bytes, {before} before the writes",
+        size(&db)
+    );
+    drop(checkpointer);
 }
 
 #[test]
