@@ -4,8 +4,9 @@
 //! SQLite's own automatic checkpoint runs inside the commit that crosses its threshold, on
 //! the writer thread, and stalls every write queued behind it. Here the writer's commit only
 //! notes how long the log has grown (a WAL hook, which also turns the automatic checkpoint
-//! off); past [`PAGES`] new pages it wakes the checkpointer, which runs a passive checkpoint
-//! beside the writer and its readers.
+//! off); past [`PAGES`] new pages, or a sixteenth of them once [`GAP`] has passed since the
+//! last wake-up, it wakes the checkpointer, which runs a passive checkpoint beside the writer
+//! and its readers, and one more [`GAP`] after its last wake-up.
 //!
 //! SQLite begins the log again from its start only when a write finds it wholly copied,
 //! which writes without a pause never allow: a checkpoint beside them always finds new
@@ -15,18 +16,20 @@
 //! before the cap the checkpointer is woken after every commit, so the rest is only what
 //! came after its last copy began, and at the cap the writer does not wait for a running
 //! checkpoint (the log grows on, up to a quarter past the cap). Under creates without a
-//! pause (about 12,000 a second, five log pages each), a cap of 64 MiB and no wake-ups near
-//! it had the writer copy four times a second for 8 to 29 ms each; now it copies about once
-//! a second, for 6 to 18 ms.
+//! pause (about 12,000 a second, five log pages each), a cap of 16,000 pages and no
+//! wake-ups near it had the writer copy four times a second for 8 to 29 ms each; a cap of
+//! 64,000 pages, wake-ups every 1,000 and after every commit in the last 1,000 had it copy
+//! about once a second, for 6 to 18 ms.
 //!
 //! Under writes without a pause a long interval lets a checkpoint copy a page the writes
 //! rewrote many times (a leaf of an index they insert into at random places) once, with one
-//! pair of `fsync`s: under wrk's creates, [`PAGES`] (16,000) rather than SQLite's 1,000
-//! served 7 % more of them and cut their p99 from about 30 ms to 8–11 ms. At a steady rate
-//! the same interval makes each checkpoint a burst that writes wait behind (at 100 creates
-//! a second, a write's p99.9 went from 4.3 to 5.5–9.8 ms, its slowest from 5.7 to 14–28
-//! ms), so a sixteenth of it wakes the checkpointer too once [`GAP`] has passed since the
-//! last wake-up: about every 1,000 pages at a steady rate, every 16,000 under a flood.
+//! pair of `fsync`s: under wrk's creates, [`PAGES`] (16,000) rather than SQLite's 1,000,
+//! with the same cap in pages, served 8–15 % more of them and cut their p99 from 17–19 ms
+//! to 7–9 ms. At a steady rate that interval alone makes each checkpoint one large burst,
+//! so a sixteenth of it wakes the checkpointer too once [`GAP`] has passed since the last
+//! wake-up: the interval is 1,000 pages or half a second's worth, whichever is more, up to
+//! 16,000 (1,000 below 2,000 pages a second). And the checkpointer runs once more [`GAP`]
+//! after its last wake-up, so what a burst wrote after it is soon copied, and synced.
 
 use super::{SqliteOptions, errors};
 use crate::StoreError;
@@ -34,12 +37,12 @@ use rusqlite::Connection;
 use rusqlite::hooks::Wal;
 use std::cell::Cell;
 use std::ffi::c_int;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// The most new log pages between two checkpoints: about 64 MiB of 4 KiB pages.
+/// The most new log pages between two checkpoints: about 65 MB of 4 KiB pages.
 const PAGES: i32 = 16_000;
 /// The time after a wake-up past which a sixteenth of the interval wakes the checkpointer.
 pub(super) const GAP: Duration = Duration::from_millis(500);
@@ -73,7 +76,7 @@ pub(super) struct Checkpointer {
     /// The log's length when the checkpointer was last woken.
     woken_at: i32,
     /// When the checkpointer was last woken.
-    woken: Instant,
+    woken_when: Instant,
 }
 
 impl Checkpointer {
@@ -110,22 +113,23 @@ impl Checkpointer {
             running,
             pages,
             woken_at: 0,
-            woken: Instant::now(),
+            woken_when: Instant::now(),
         })
     }
 
     /// After the writer's commits: wakes the checkpointer or copies the rest itself, as
-    /// [`next`] says for the log's length.
-    pub(super) fn after_commit(&mut self, writer: &Connection) {
+    /// [`next`] says for the log's length; gives what it did.
+    pub(super) fn after_commit(&mut self, writer: &Connection) -> After {
         let pages = log_pages();
         if pages < self.woken_at {
             self.woken_at = 0;
         }
-        match next(pages, self.woken_at, self.pages, self.woken.elapsed()) {
+        let after = next(pages, self.woken_at, self.pages, self.woken_when.elapsed());
+        match after {
             After::Nothing => {}
             After::Wake => {
                 self.woken_at = pages;
-                self.woken = Instant::now();
+                self.woken_when = Instant::now();
                 // Full: a wake-up is already pending, and its checkpoint will take these pages.
                 if let Some(wake) = &self.wake {
                     let _ = wake.try_send(());
@@ -142,6 +146,7 @@ impl Checkpointer {
                 }
             }
         }
+        after
     }
 
     /// The lock a checkpoint runs under, for a test to hold as a running checkpoint would.
@@ -202,8 +207,22 @@ impl Drop for Checkpointer {
     }
 }
 
+/// Checkpoints at each wake-up, and once more [`GAP`] after the last one: a burst of writes
+/// that stops leaves what came after its last wake-up (up to an interval) copied, and
+/// synced, soon after, as a wake-up every 1,000 pages left at most that many behind.
 fn run(conn: &Connection, woken: &Receiver<()>, running: &Mutex<()>) {
-    while woken.recv().is_ok() {
+    let mut trailing = false;
+    loop {
+        let wake = if trailing {
+            woken.recv_timeout(GAP)
+        } else {
+            woken.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        };
+        match wake {
+            Ok(()) => trailing = true,
+            Err(RecvTimeoutError::Timeout) => trailing = false,
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
         match passive(conn, running, true) {
             Ok(Some((log, copied))) => tracing::debug!(log, copied, "checkpoint"),
             Ok(None) => {}

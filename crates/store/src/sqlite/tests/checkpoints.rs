@@ -9,7 +9,7 @@ use std::sync::{PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 /// A writer connection over a fresh file, with a table of blobs, and its checkpointer
-/// woken every `pages` new log pages.
+/// woken at most every `pages` new log pages.
 fn writer(dir: &Path, pages: i32) -> (Connection, Checkpointer) {
     let path = dir.join("db.sqlite");
     let busy = Duration::from_secs(5);
@@ -22,10 +22,10 @@ fn writer(dir: &Path, pages: i32) -> (Connection, Checkpointer) {
 }
 
 /// One commit of about two pages, then what the writer thread does after each commit.
-fn commit(conn: &Connection, checkpointer: &mut Checkpointer) {
+fn commit(conn: &Connection, checkpointer: &mut Checkpointer) -> After {
     conn.execute("INSERT INTO t (b) VALUES (zeroblob(6000))", [])
         .expect("insert");
-    checkpointer.after_commit(conn);
+    checkpointer.after_commit(conn)
 }
 
 fn pages(conn: &Connection) -> u64 {
@@ -145,6 +145,55 @@ fn writes_at_a_steady_pace_are_copied_before_the_interval_is_reached() {
     std::thread::sleep(GAP);
     commit(&conn, &mut checkpointer);
     copied(&conn, &db, before);
+    drop(checkpointer);
+}
+
+#[test]
+fn the_gap_counts_from_the_last_wake_up() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A wake-up every 3,200 pages, or every 200 once the gap has passed.
+    let (conn, mut checkpointer) = writer(dir.path(), 3200);
+    std::thread::sleep(GAP);
+    let mut first = 0;
+    while commit(&conn, &mut checkpointer) != After::Wake {
+        first += 1;
+        assert!(first < 200, "no wake-up in {first} commits");
+    }
+    // Right after that wake-up, another 200 pages do not wake it again.
+    let woken = Instant::now();
+    let mut again = false;
+    for _ in 0..80 {
+        again |= commit(&conn, &mut checkpointer) == After::Wake;
+    }
+    if woken.elapsed() >= GAP {
+        eprintln!(
+            "skipped: the commits took {:?}, past the gap",
+            woken.elapsed()
+        );
+        return;
+    }
+    assert!(!again, "woken again within the gap");
+}
+
+#[test]
+fn what_a_burst_wrote_after_its_last_wake_up_is_copied_soon_after() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (conn, mut checkpointer) = writer(dir.path(), 100);
+    let db = dir.path().join("db.sqlite");
+    // About 140 pages: one wake-up, at 100, then no more writes.
+    for _ in 0..40 {
+        commit(&conn, &mut checkpointer);
+    }
+    // The database file holds every page once the whole log is copied.
+    let page = pages(&conn);
+    let count: u64 = conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .expect("page count");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while size(&db) < count * page && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(size(&db), count * page, "the log is not wholly copied");
     drop(checkpointer);
 }
 
