@@ -270,7 +270,7 @@ fn run(mut w: Writer, mut rx: mpsc::Receiver<Msg>, batches: &BatchSizes) {
             }
         }
         if let Some(c) = &mut w.checkpointer {
-            let _ = c.after_commit(&w.conn);
+            c.after_commit(&w.conn);
         }
     }
     tracing::debug!("writer thread stopped");

@@ -37,14 +37,19 @@ fn size(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
+/// Waits (20 s at most) for the checkpointer to grow the database file at `db` to `bytes`.
+fn grown_to(db: &Path, bytes: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while size(db) < bytes && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Waits (20 s at most) for the checkpointer to grow the database file at `db`, `before`
 /// bytes long, by at least 40 pages.
 fn copied(conn: &Connection, db: &Path, before: u64) {
     let page = pages(conn);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while size(db) < before + 40 * page && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    grown_to(db, before + 40 * page);
     assert!(
         size(db) >= before + 40 * page,
         "the database file is {} bytes, {before} before the writes",
@@ -189,10 +194,7 @@ fn what_a_burst_wrote_after_its_last_wake_up_is_copied_soon_after() {
     let count: u64 = conn
         .query_row("PRAGMA page_count", [], |r| r.get(0))
         .expect("page count");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while size(&db) < count * page && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    grown_to(&db, count * page);
     assert_eq!(size(&db), count * page, "the log is not wholly copied");
     drop(checkpointer);
 }
