@@ -81,6 +81,10 @@ async fn open_keyed(
             opts.query_timeout = Duration::from_millis(config.settings.limits_query_timeout_ms);
             opts.keys = keys;
             opts.upgrade = upgrade;
+            // Only the serving process, the one that writes records, keeps them.
+            if claim == Some(Claim::Serve) {
+                opts.record_cache = config.settings.sqlite_record_cache_mb << 20;
+            }
             let store = SqliteStore::open(opts)
                 .await
                 .with_context(|| format!("cannot open the database {}", path.display()))?;

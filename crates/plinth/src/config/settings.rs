@@ -304,6 +304,10 @@ settings! {
         key: Some("sqlite_readers"), env: SQLITE_READERS = "PLINTH_SQLITE_READERS", flag: None,
         range: Some((1, 64)),
         help: "Read-only SQLite connections (SQLite only).";
+    sqlite_record_cache_mb: usize = 8;
+        key: Some("sqlite_record_cache_mb"), env: SQLITE_RECORD_CACHE_MB = "PLINTH_SQLITE_RECORD_CACHE_MB", flag: None,
+        range: Some((0, 4096)),
+        help: "Megabytes of records `plinth serve` keeps in memory after a get by id, for the next get of the same record; 0 keeps none (SQLite only).";
     pg_pool_size: usize = 16;
         key: Some("pg_pool_size"), env: PG_POOL_SIZE = "PLINTH_PG_POOL_SIZE", flag: None,
         range: Some((1, 1000)),

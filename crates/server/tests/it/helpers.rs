@@ -160,6 +160,8 @@ impl TestDb {
         let dir = tempfile::tempdir().expect("create a temporary directory");
         let mut options = SqliteOptions::new(dir.path().join("plinth.db"));
         options.keys = test_keys();
+        // As `plinth serve` has it: every test's reads after writes go through the cache.
+        options.record_cache = 8 << 20;
         configure(&mut options);
         let store = SqliteStore::open(options)
             .await

@@ -50,6 +50,7 @@ impl SqliteStore {
         {
             *s = Arc::new(schema);
             self.inner.recent.new_schema();
+            self.inner.records.clear();
         }
         Ok(restored)
     }

@@ -19,6 +19,7 @@
 mod account_store;
 mod backup;
 mod batch;
+mod cache;
 mod changes;
 mod checkpoint;
 mod ddl;
@@ -82,6 +83,8 @@ struct Inner {
     signal: tokio::sync::watch::Sender<u64>,
     /// The change log's tail, kept by the writer (see `recent`).
     recent: Arc<recent::Recent>,
+    /// Records kept after a get, dropped by the writer when written (see `cache`).
+    records: Arc<cache::RecordCache>,
 }
 
 impl SqliteStore {
@@ -115,10 +118,16 @@ impl SqliteStore {
         let empty = Schema::from_decls(&[])
             .map_err(|_| StoreError::internal("default schema is invalid"))?;
         let recent = Arc::new(recent::Recent::new(opts.keys.clone()));
+        let records = Arc::new(cache::RecordCache::new(opts.record_cache));
         Ok(Self {
             inner: Arc::new(Inner {
                 path: opts.path.clone(),
-                writer: writer::spawn(writer, checkpointer, Arc::clone(&recent))?,
+                writer: writer::spawn(
+                    writer,
+                    checkpointer,
+                    Arc::clone(&recent),
+                    Arc::clone(&records),
+                )?,
                 readers: Readers::new(readers, opts.query_timeout),
                 schema: RwLock::new(Arc::new(empty)),
                 claim: Mutex::new(claim),
@@ -126,6 +135,7 @@ impl SqliteStore {
                 keys: opts.keys.clone(),
                 signal: tokio::sync::watch::channel(0).0,
                 recent,
+                records,
             }),
         })
     }
@@ -303,8 +313,17 @@ impl Store for SqliteStore {
     }
 
     async fn get(&self, model: &Arc<ModelDef>, id: RecordId) -> Result<Option<Record>, StoreError> {
-        self.read_point(|c| ready(records::get(c, &self.inner.keys, model, id)))
-            .await
+        let missed = match self.inner.records.get(model, id) {
+            Ok(kept) => return Ok(Some(kept)),
+            Err(missed) => missed,
+        };
+        let read = self
+            .read_point(|c| ready(records::get(c, &self.inner.keys, model, id)))
+            .await?;
+        if let Some(r) = &read {
+            self.inner.records.keep(missed, model, r);
+        }
+        Ok(read)
     }
 
     async fn list(

@@ -29,6 +29,10 @@ pub struct SqliteOptions {
     /// than this binary (the default). Off (`plinth migrate status`, `plan`, `down`): the
     /// file is taken as it is, and the migration methods apply no version either.
     pub upgrade: bool,
+    /// Most bytes (estimated) of records kept in memory after a get, for the next get of
+    /// the same id (see `cache`); 0, the default, keeps none. Only for the process that
+    /// serves: it must be the only one writing records.
+    pub record_cache: usize,
 }
 
 impl SqliteOptions {
@@ -44,6 +48,7 @@ impl SqliteOptions {
             claim: None,
             keys: Keys::missing(),
             upgrade: true,
+            record_cache: 0,
         }
     }
 }

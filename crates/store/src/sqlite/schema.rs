@@ -15,6 +15,7 @@ impl SqliteStore {
         if let Ok(mut s) = self.inner.schema.write() {
             *s = Arc::new(schema.clone());
             self.inner.recent.new_schema();
+            self.inner.records.clear();
         }
     }
 

@@ -1,4 +1,5 @@
 mod batches;
+mod cache;
 mod checkpoints;
 mod filter_sql;
 mod tail;

@@ -9,6 +9,7 @@
 //! throughput, never outcomes: every acknowledged write is committed, and every refused one
 //! left nothing behind.
 
+use super::cache::RecordCache;
 use super::checkpoint::Checkpointer;
 use super::errors::map;
 use super::exec::WriteConn;
@@ -45,6 +46,8 @@ pub(super) struct Writer {
     checkpointer: Option<Checkpointer>,
     /// The change log's tail, kept after each commit (see `recent`).
     pub(super) recent: Arc<Recent>,
+    /// Records kept after gets: the writer drops those it changed (see `cache`).
+    records: Arc<RecordCache>,
     closed: bool,
 }
 
@@ -53,6 +56,7 @@ impl Writer {
         conn: Connection,
         checkpointer: Option<Checkpointer>,
         recent: Arc<Recent>,
+        records: Arc<RecordCache>,
     ) -> Self {
         Self {
             conn: WriteConn::new(conn),
@@ -60,6 +64,7 @@ impl Writer {
             calm: CALM,
             checkpointer,
             recent,
+            records,
             closed: false,
         }
     }
@@ -229,13 +234,20 @@ pub(super) fn spawn(
     conn: Connection,
     checkpointer: Option<Checkpointer>,
     recent: Arc<Recent>,
+    records: Arc<RecordCache>,
 ) -> Result<Queue, StoreError> {
     let (tx, rx) = mpsc::channel(QUEUE);
     let batches = Arc::new(BatchSizes::default());
     let counted = Arc::clone(&batches);
     std::thread::Builder::new()
         .name("plinth-sqlite-writer".to_owned())
-        .spawn(move || run(Writer::new(conn, checkpointer, recent), rx, &counted))
+        .spawn(move || {
+            run(
+                Writer::new(conn, checkpointer, recent, records),
+                rx,
+                &counted,
+            )
+        })
         .map_err(StoreError::internal)?;
     Ok(Queue { tx, batches })
 }
@@ -251,6 +263,7 @@ fn run(mut w: Writer, mut rx: mpsc::Receiver<Msg>, batches: &BatchSizes) {
                 // A migration or a restore may change what the log holds and how it reads.
                 w.recent.forget();
                 f(&mut w);
+                w.records.clear();
                 w.recent.settle(head(&w.conn), None);
             }
             Msg::Write(job) => {
@@ -331,7 +344,13 @@ fn commit_batch(w: &mut Writer, mut batch: Vec<Box<dyn Job>>) {
     }
     let failed = match exec(&w.conn, "COMMIT") {
         Ok(()) => {
-            // Before any answer, so the feed woken by one finds its change in the tail.
+            // Before any answer: a get after one does not find the record as it was, and
+            // the feed woken by one finds its change in the tail.
+            match appended.as_ref().map(|a| &a.changes) {
+                None => {}
+                Some(Some(changes)) => w.records.drop_ids(changes.iter().map(|(c, _)| c.record.id)),
+                Some(None) => w.records.clear(),
+            }
             w.recent.settle(head(&w.conn), appended);
             None
         }

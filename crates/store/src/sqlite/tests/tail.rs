@@ -24,7 +24,14 @@ async fn store() -> (tempfile::TempDir, SqliteStore, Arc<ModelDef>) {
 
 /// Migrates `store` to the `person` model, with `more` fields after its own three;
 /// returns the model.
-async fn migrate(store: &SqliteStore, more: &[serde_json::Value]) -> Arc<ModelDef> {
+pub(super) async fn migrate(store: &SqliteStore, more: &[serde_json::Value]) -> Arc<ModelDef> {
+    let schema = person(more);
+    store.migrate(&schema, false).await.expect("migrate");
+    Arc::clone(schema.model("person").expect("person"))
+}
+
+/// The schema of the `person` model, with `more` fields after its own three.
+pub(super) fn person(more: &[serde_json::Value]) -> Schema {
     let mut fields = vec![
         json!({"name": "contact", "type": "string", "pii": true}),
         json!({"name": "age", "type": "integer"}),
@@ -34,16 +41,18 @@ async fn migrate(store: &SqliteStore, more: &[serde_json::Value]) -> Arc<ModelDe
     let decls: Vec<ModelDecl> =
         serde_json::from_value(json!([{"name": "person", "fields": fields}]))
             .expect("declarations");
-    let schema = Schema::from_decls(&decls).expect("a schema");
-    store.migrate(&schema, false).await.expect("migrate");
-    Arc::clone(schema.model("person").expect("person"))
+    Schema::from_decls(&decls).expect("a schema")
 }
 
-fn ctx() -> WriteCtx {
+pub(super) fn ctx() -> WriteCtx {
     WriteCtx::new(Principal::local_admin(), "tail")
 }
 
-async fn create(store: &SqliteStore, model: &Arc<ModelDef>, n: i64) -> plinth_core::Record {
+pub(super) async fn create(
+    store: &SqliteStore,
+    model: &Arc<ModelDef>,
+    n: i64,
+) -> plinth_core::Record {
     let body = json!({"name": format!("p{n}"), "contact": format!("p{n}@example.com"),
         "age": n, "meta": {"n": n}});
     let draft =
