@@ -1,7 +1,8 @@
 //! Records read by id, kept in memory for the next get of the same id.
 //!
 //! Only the serving process keeps them, and only on SQLite, where it is the one process
-//! that writes records (`migrate`, `import` and `restore` are refused beside it) and the
+//! that writes records (`migrate`, `import` and `restore` are refused beside it; `plinth
+//! keys rotate` seals values again beside it, which changes no opened value) and the
 //! writer thread its one connection that does. Every record write logs its change with
 //! the batch's audit entries (see `recent`), so after each commit, before any write of the
 //! batch is answered, the writer drops the records the batch changed; a job run alone (a
@@ -51,6 +52,9 @@ struct Kept {
     model: Arc<ModelDef>,
     record: Record,
     bytes: usize,
+    /// The keys' generation it was read under: once they are read again, a value it holds
+    /// may be under a key no longer held, and it is read again.
+    keys: u64,
 }
 
 /// A get that missed: where and when, so what it reads is kept only if nothing was dropped
@@ -59,6 +63,7 @@ struct Kept {
 pub(super) struct Missed {
     shard: usize,
     drops: u64,
+    keys: u64,
 }
 
 impl RecordCache {
@@ -90,18 +95,26 @@ impl RecordCache {
         (id.as_uuid().as_u128() as usize) % SHARDS
     }
 
-    /// The record `id` of `model`, when kept; otherwise what [`keep`](Self::keep) needs.
-    pub(super) fn get(&self, model: &Arc<ModelDef>, id: RecordId) -> Result<Record, Missed> {
+    /// The record `id` of `model`, when kept under the keys' generation `keys`; otherwise
+    /// what [`keep`](Self::keep) needs.
+    pub(super) fn get(
+        &self,
+        model: &Arc<ModelDef>,
+        id: RecordId,
+        keys: u64,
+    ) -> Result<Record, Missed> {
         let i = Self::index(id);
         let mut s = self.shard(i);
         if let Some(k) = s.kept.get(&id)
             && Arc::ptr_eq(&k.model, model)
+            && k.keys == keys
         {
             return Ok(k.record.clone());
         }
         Err(Missed {
             shard: i,
             drops: s.drops,
+            keys,
         })
     }
 
@@ -120,6 +133,7 @@ impl RecordCache {
             model: Arc::clone(model),
             record: record.clone(),
             bytes,
+            keys: missed.keys,
         };
         if let Some(old) = s.kept.insert(record.id, kept) {
             s.bytes -= old.bytes;
@@ -212,24 +226,26 @@ mod tests {
         let (r, beside, elsewhere) = (record(3, 1), record(3, 2), record(4, 3));
         // Missed, then the record's write committed (and dropped it): what the read found
         // may be the record as it was.
-        let missed = cache.get(&m, r.id).expect_err("nothing kept yet");
+        let missed = cache.get(&m, r.id, 0).expect_err("nothing kept yet");
         cache.drop_ids([r.id]);
         cache.keep(missed, &m, &r);
-        assert!(cache.get(&m, r.id).is_err());
+        assert!(cache.get(&m, r.id, 0).is_err());
         // A drop of another record of the same shard also stops it; one elsewhere does not.
-        let missed = cache.get(&m, r.id).expect_err("nothing kept");
+        let missed = cache.get(&m, r.id, 0).expect_err("nothing kept");
         cache.drop_ids([beside.id]);
         cache.keep(missed, &m, &r);
-        assert!(cache.get(&m, r.id).is_err());
-        let missed = cache.get(&m, r.id).expect_err("nothing kept");
+        assert!(cache.get(&m, r.id, 0).is_err());
+        let missed = cache.get(&m, r.id, 0).expect_err("nothing kept");
         cache.drop_ids([elsewhere.id]);
         cache.keep(missed, &m, &r);
-        assert_eq!(cache.get(&m, r.id).ok(), Some(r.clone()));
+        assert_eq!(cache.get(&m, r.id, 0).ok(), Some(r.clone()));
+        // Once the keys are read again, it is read again too.
+        assert!(cache.get(&m, r.id, 1).is_err());
         // So does a clear, and the clear drops what was kept.
-        let missed = cache.get(&m, beside.id).expect_err("nothing kept");
+        let missed = cache.get(&m, beside.id, 0).expect_err("nothing kept");
         cache.clear();
         cache.keep(missed, &m, &beside);
-        assert!(cache.get(&m, beside.id).is_err() && cache.get(&m, r.id).is_err());
+        assert!(cache.get(&m, beside.id, 0).is_err() && cache.get(&m, r.id, 0).is_err());
     }
 
     #[test]
@@ -240,24 +256,24 @@ mod tests {
         let cache = RecordCache::new(SHARDS * (2 * each + each / 2));
         let (a, b, c) = (record(0, 1), record(0, 2), record(0, 3));
         for r in [&a, &b] {
-            let missed = cache.get(&m, r.id).expect_err("nothing kept yet");
+            let missed = cache.get(&m, r.id, 0).expect_err("nothing kept yet");
             cache.keep(missed, &m, r);
         }
         // `a` read again: `b` is now the least recently read.
-        assert!(cache.get(&m, a.id).is_ok());
-        let missed = cache.get(&m, c.id).expect_err("nothing kept yet");
+        assert!(cache.get(&m, a.id, 0).is_ok());
+        let missed = cache.get(&m, c.id, 0).expect_err("nothing kept yet");
         cache.keep(missed, &m, &c);
-        assert!(cache.get(&m, a.id).is_ok() && cache.get(&m, c.id).is_ok());
-        assert!(cache.get(&m, b.id).is_err());
+        assert!(cache.get(&m, a.id, 0).is_ok() && cache.get(&m, c.id, 0).is_ok());
+        assert!(cache.get(&m, b.id, 0).is_err());
         // A record bigger than a shard's budget is not kept; a cache of 0 keeps nothing.
         let mut big = record(1, 4);
         big.name = "x".repeat(3 * each);
-        let missed = cache.get(&m, big.id).expect_err("nothing kept yet");
+        let missed = cache.get(&m, big.id, 0).expect_err("nothing kept yet");
         cache.keep(missed, &m, &big);
-        assert!(cache.get(&m, big.id).is_err());
+        assert!(cache.get(&m, big.id, 0).is_err());
         let none = RecordCache::new(0);
-        let missed = none.get(&m, a.id).expect_err("nothing kept");
+        let missed = none.get(&m, a.id, 0).expect_err("nothing kept");
         none.keep(missed, &m, &a);
-        assert!(none.get(&m, a.id).is_err());
+        assert!(none.get(&m, a.id, 0).is_err());
     }
 }

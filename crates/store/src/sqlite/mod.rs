@@ -313,7 +313,8 @@ impl Store for SqliteStore {
     }
 
     async fn get(&self, model: &Arc<ModelDef>, id: RecordId) -> Result<Option<Record>, StoreError> {
-        let missed = match self.inner.records.get(model, id) {
+        let keys = self.inner.keys.generation();
+        let missed = match self.inner.records.get(model, id, keys) {
             Ok(kept) => return Ok(Some(kept)),
             Err(missed) => missed,
         };

@@ -198,6 +198,8 @@ where
     let job = move |w: &mut Writer| {
         let result = catch_unwind(AssertUnwindSafe(|| f(w)))
             .unwrap_or_else(|_| Err(StoreError::internal("a job panicked")));
+        // Before the answer: a migration, an import or a restore may change any record.
+        w.records.clear();
         let _ = reply.send(result);
     };
     (Msg::Exclusive(Box::new(job)), rx)
@@ -263,7 +265,6 @@ fn run(mut w: Writer, mut rx: mpsc::Receiver<Msg>, batches: &BatchSizes) {
                 // A migration or a restore may change what the log holds and how it reads.
                 w.recent.forget();
                 f(&mut w);
-                w.records.clear();
                 w.recent.settle(head(&w.conn), None);
             }
             Msg::Write(job) => {
