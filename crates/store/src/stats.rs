@@ -1,7 +1,8 @@
 //! What an engine reports for monitoring, read when `/metrics` is scraped: the SQLite
 //! writer's queue and batch sizes, the PostgreSQL pool's connections and its group commit's
-//! queue and batch sizes. Recording costs an
-//! atomic add per batch, never a lock or anything per row.
+//! queue and batch sizes; the SQLite record cache's hits and size. Recording costs an
+//! atomic add per batch (an add under the lock a get already holds, for the cache), never
+//! a lock or anything per row.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -17,6 +18,21 @@ pub struct EngineStats {
     pub pool: Option<PoolStats>,
     /// PostgreSQL: the group commit of record writes (its queue and batch sizes).
     pub group: Option<WriterStats>,
+    /// SQLite, when `plinth serve` keeps records after gets: what it kept and found.
+    pub record_cache: Option<CacheStats>,
+}
+
+/// The records kept after gets (SQLite).
+#[derive(Debug, Clone, Default)]
+pub struct CacheStats {
+    /// Gets answered from the kept records, since the store opened.
+    pub hits: u64,
+    /// Gets that read the database, since the store opened.
+    pub misses: u64,
+    /// Records kept now.
+    pub records: u64,
+    /// Their estimated size in bytes.
+    pub bytes: u64,
 }
 
 /// A group commit (the SQLite writer thread, PostgreSQL's group-commit task): jobs waiting

@@ -1,5 +1,5 @@
 //! Figures read when `/metrics` is scraped, not on the request path: the engine's writer
-//! queue and batches (SQLite) or its pool (PostgreSQL), whether the database answers, how
+//! queue and batches and the record cache (SQLite) or its pool (PostgreSQL), whether the database answers, how
 //! long the audit chain is, and the process's memory, CPU time and open descriptors.
 
 use super::Metrics;
@@ -93,6 +93,32 @@ impl Collector for Sample {
                 "sqlite_writer_batch_size",
                 "Write jobs committed per SQLite transaction (group commit)",
                 &w.batch_sizes,
+            )?;
+        }
+        if let Some(c) = &self.engine.record_cache {
+            counter(
+                &mut e,
+                "sqlite_record_cache_hits",
+                "Record gets answered from the records kept in memory (SQLite)",
+                c.hits,
+            )?;
+            counter(
+                &mut e,
+                "sqlite_record_cache_misses",
+                "Record gets that read the database (SQLite, with the record cache on)",
+                c.misses,
+            )?;
+            gauge(
+                &mut e,
+                "sqlite_record_cache_bytes",
+                "Estimated bytes of the records kept in memory (SQLite)",
+                c.bytes as i64,
+            )?;
+            gauge(
+                &mut e,
+                "sqlite_record_cache_records",
+                "Records kept in memory after gets (SQLite)",
+                c.records as i64,
             )?;
         }
         if let Some(g) = &self.engine.group {

@@ -150,6 +150,8 @@ async fn traffic_is_counted_by_method_route_template_and_status() {
         "UNSUPPORTED_MEDIA_TYPE",
     );
     app.get_ok("resource", &id).await;
+    // Again: on SQLite, from the records kept after the first.
+    app.get_ok("resource", &id).await;
     let missing = uuid::Uuid::now_v7().to_string();
     assert_eq!(app.get("resource", &missing).await.0, StatusCode::NOT_FOUND);
     assert_error(
@@ -202,7 +204,7 @@ async fn traffic_is_counted_by_method_route_template_and_status() {
             requests,
             &[("method", "GET"), ("route", ITEM), ("status", "200")]
         ),
-        1.0
+        2.0
     );
     assert_eq!(
         increase(
@@ -272,7 +274,7 @@ async fn traffic_is_counted_by_method_route_template_and_status() {
     // Store calls by operation.
     let store = "store_operation_duration_seconds_count";
     assert_eq!(increase(store, &[("operation", "create")]), 2.0);
-    assert_eq!(increase(store, &[("operation", "get")]), 2.0);
+    assert_eq!(increase(store, &[("operation", "get")]), 3.0);
     assert!(increase(store, &[("operation", "find_user_by_email")]) >= 1.0);
     assert!(
         after.get(
@@ -331,6 +333,12 @@ async fn traffic_is_counted_by_method_route_template_and_status() {
         assert_eq!(after.sum("sqlite_writer_queue_depth", &[]), 0.0);
         assert!(
             after
+                .matching("sqlite_record_cache_hits_total", &[])
+                .next()
+                .is_none()
+        );
+        assert!(
+            after
                 .matching("sqlite_writer_batch_size_count", &[])
                 .next()
                 .is_none()
@@ -344,6 +352,12 @@ async fn traffic_is_counted_by_method_route_template_and_status() {
         );
         after.get("sqlite_writer_batch_size_bucket", &[("le", "256")]);
         assert!(after.matching("pg_pool_connections", &[]).next().is_none());
+        // The first get of the record and the get of a missing one read the database; the
+        // second get of the record did not.
+        assert_eq!(increase("sqlite_record_cache_hits_total", &[]), 1.0);
+        assert_eq!(increase("sqlite_record_cache_misses_total", &[]), 2.0);
+        assert!(after.get("sqlite_record_cache_records", &[]) >= 1.0);
+        assert!(after.get("sqlite_record_cache_bytes", &[]) > 0.0);
     }
 }
 

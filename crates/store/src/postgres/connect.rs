@@ -200,6 +200,7 @@ pub(super) fn stats(pool: &Pool) -> crate::EngineStats {
     crate::EngineStats {
         writer: None,
         group: None,
+        record_cache: None,
         pool: Some(crate::stats::PoolStats {
             max_size: s.max_size as u64,
             size: s.size as u64,

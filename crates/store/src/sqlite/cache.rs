@@ -41,6 +41,9 @@ pub(super) struct RecordCache {
 struct Shard {
     /// Bumped by every drop from this shard.
     drops: u64,
+    /// Gets answered from this shard, and gets that missed.
+    hits: u64,
+    misses: u64,
     kept: LruCache<RecordId, Kept>,
     bytes: usize,
 }
@@ -73,6 +76,8 @@ impl RecordCache {
             .map(|_| {
                 Mutex::new(Shard {
                     drops: 0,
+                    hits: 0,
+                    misses: 0,
                     kept: LruCache::new_unbounded(),
                     bytes: 0,
                 })
@@ -109,8 +114,11 @@ impl RecordCache {
             && Arc::ptr_eq(&k.model, model)
             && k.keys == keys
         {
-            return Ok(k.record.clone());
+            let found = k.record.clone();
+            s.hits += 1;
+            return Ok(found);
         }
+        s.misses += 1;
         Err(Missed {
             shard: i,
             drops: s.drops,
@@ -159,6 +167,22 @@ impl RecordCache {
                 s.bytes -= out.bytes;
             }
         }
+    }
+
+    /// Its hits, misses and size now; `None` when it keeps nothing.
+    pub(super) fn stats(&self) -> Option<crate::stats::CacheStats> {
+        if self.budget == 0 {
+            return None;
+        }
+        let mut all = crate::stats::CacheStats::default();
+        for i in 0..SHARDS {
+            let s = self.shard(i);
+            all.hits += s.hits;
+            all.misses += s.misses;
+            all.records += s.kept.len() as u64;
+            all.bytes += s.bytes as u64;
+        }
+        Some(all)
     }
 
     /// Drops every record.

@@ -222,7 +222,10 @@ impl Store for SqliteStore {
     }
 
     fn engine_stats(&self) -> crate::EngineStats {
-        self.inner.writer.stats()
+        crate::EngineStats {
+            record_cache: self.inner.records.stats(),
+            ..self.inner.writer.stats()
+        }
     }
 
     async fn recorded(&self) -> Result<Vec<plinth_core::ModelDecl>, StoreError> {

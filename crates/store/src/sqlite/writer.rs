@@ -227,6 +227,7 @@ impl Queue {
             }),
             pool: None,
             group: None,
+            record_cache: None,
         }
     }
 }
