@@ -1,6 +1,7 @@
 //! Records kept after a get (`cache`): a get after a write's answer reads the write, for
 //! writes of every kind; a kept record is answered without reading the database, and only
-//! for the model it was read as; a job run alone (a restore) drops every kept record.
+//! for the model it was read as; a job run alone (a restore) drops every kept record; gets
+//! racing writes never read a version older than one already answered.
 
 use super::super::{SqliteOptions, SqliteStore};
 use super::tail::{create, ctx, migrate, person};
@@ -120,4 +121,58 @@ async fn a_restore_drops_every_kept_record() {
     store.restore_from(&backup, true).await.expect("restore");
     let got = store.get(&model, r.id).await.expect("get");
     assert_eq!(got, Some(r));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gets_racing_writes_never_read_a_version_older_than_one_answered() {
+    let (_dir, store, model) = store(1 << 20).await;
+    let records: Vec<_> =
+        futures_util::future::join_all((0..4).map(|n| create(&store, &model, n))).await;
+    // Per record, a writer that reads its record back after every answered update, and a
+    // reader that gets it all the while (its misses race the writer's commits).
+    let mut tasks = Vec::new();
+    for r in &records {
+        let (s, m, id) = (store.clone(), Arc::clone(&model), r.id);
+        tasks.push(tokio::spawn(async move {
+            for n in 1..=60 {
+                let patch =
+                    plinth_core::input::validate_patch(&m, &json!({ "age": n }), FieldAccess::All)
+                        .expect("a valid patch");
+                let written = s.update(&ctx(), &m, id, patch, None).await.expect("update");
+                let read = s.get(&m, id).await.expect("get").expect("the record");
+                assert!(
+                    read.version >= written.version,
+                    "{} < {}",
+                    read.version,
+                    written.version
+                );
+            }
+        }));
+        let (s, m, id) = (store.clone(), Arc::clone(&model), r.id);
+        tasks.push(tokio::spawn(async move {
+            let mut last = 0;
+            for _ in 0..600 {
+                let read = s.get(&m, id).await.expect("get").expect("the record");
+                assert!(
+                    read.version >= last,
+                    "went back from {last} to {}",
+                    read.version
+                );
+                last = read.version;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("a task");
+    }
+    for r in &records {
+        assert_eq!(
+            store
+                .get(&model, r.id)
+                .await
+                .expect("get")
+                .map(|r| r.version),
+            Some(61)
+        );
+    }
 }
