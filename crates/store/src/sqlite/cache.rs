@@ -18,6 +18,9 @@
 //!
 //! Bounded in bytes (an estimate of each record's heap), least recently read out first.
 
+use super::SqliteStore;
+use crate::StoreError;
+use crate::sql::{ready, records};
 use hashlink::LruCache;
 use plinth_core::{ModelDef, Record, RecordId, Value};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -192,6 +195,36 @@ impl RecordCache {
             s.drops += 1;
             s.kept.clear();
             s.bytes = 0;
+        }
+    }
+}
+
+impl SqliteStore {
+    /// `Store::get`: the kept record, or the database's, kept for the next get.
+    pub(super) async fn get_kept(
+        &self,
+        model: &Arc<ModelDef>,
+        id: RecordId,
+    ) -> Result<Option<Record>, StoreError> {
+        let keys = self.inner.keys.generation();
+        let missed = match self.inner.records.get(model, id, keys) {
+            Ok(kept) => return Ok(Some(kept)),
+            Err(missed) => missed,
+        };
+        let read = self
+            .read_point(|c| ready(records::get(c, &self.inner.keys, model, id)))
+            .await?;
+        if let Some(r) = &read {
+            self.inner.records.keep(missed, model, r);
+        }
+        Ok(read)
+    }
+
+    /// `Store::engine_stats`: the writer's, and the kept records'.
+    pub(super) fn engine_stats_now(&self) -> crate::EngineStats {
+        crate::EngineStats {
+            record_cache: self.inner.records.stats(),
+            ..self.inner.writer.stats()
         }
     }
 }

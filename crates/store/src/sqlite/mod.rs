@@ -8,7 +8,8 @@
 //! The statements themselves are the shared ones of `crate::sql`, run through the
 //! synchronous [`Exec`](crate::sql::Exec) of `exec`.
 //!
-//! Layout: `writer` (the writer thread, group commit), `readers` (read connections, each
+//! Layout: `writer` (the writer thread, group commit), `cache` (records kept after gets,
+//! dropped by the writer), `readers` (read connections, each
 //! read bounded in time and stopped when its caller goes away), `reads` (lists, totals,
 //! expansions, the audit walk), `ddl` (migrations), `schema` (migration methods),
 //! `changes` (the change log's), `exec` (parameters and rows), `errors` (`rusqlite` errors
@@ -222,10 +223,7 @@ impl Store for SqliteStore {
     }
 
     fn engine_stats(&self) -> crate::EngineStats {
-        crate::EngineStats {
-            record_cache: self.inner.records.stats(),
-            ..self.inner.writer.stats()
-        }
+        self.engine_stats_now()
     }
 
     async fn recorded(&self) -> Result<Vec<plinth_core::ModelDecl>, StoreError> {
@@ -316,18 +314,7 @@ impl Store for SqliteStore {
     }
 
     async fn get(&self, model: &Arc<ModelDef>, id: RecordId) -> Result<Option<Record>, StoreError> {
-        let keys = self.inner.keys.generation();
-        let missed = match self.inner.records.get(model, id, keys) {
-            Ok(kept) => return Ok(Some(kept)),
-            Err(missed) => missed,
-        };
-        let read = self
-            .read_point(|c| ready(records::get(c, &self.inner.keys, model, id)))
-            .await?;
-        if let Some(r) = &read {
-            self.inner.records.keep(missed, model, r);
-        }
-        Ok(read)
+        self.get_kept(model, id).await
     }
 
     async fn list(
