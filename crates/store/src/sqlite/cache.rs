@@ -112,6 +112,14 @@ impl RecordCache {
         keys: u64,
     ) -> Result<Record, Missed> {
         let i = Self::index(id);
+        if self.budget == 0 {
+            // Off: no lock taken, nothing counted; `keep` keeps nothing.
+            return Err(Missed {
+                shard: i,
+                drops: 0,
+                keys,
+            });
+        }
         let mut s = self.shard(i);
         if let Some(k) = s.kept.get(&id)
             && Arc::ptr_eq(&k.model, model)
