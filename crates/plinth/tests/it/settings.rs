@@ -1,6 +1,7 @@
 //! The settings table seen from outside: every file key has an environment variable, values
 //! outside their range are refused naming the setting (never clamped), and the reference in
-//! docs/configuration.md is the one the binary generates.
+//! docs/configuration.md is the one the binary generates; and one setting followed into the
+//! served store (the SQLite record cache, seen in `/metrics`).
 
 use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, Server, TestDir, log_field, refused, run_ok};
 use reqwest::StatusCode;
@@ -340,4 +341,38 @@ async fn the_admin_console_can_be_turned_off() {
     let r = server.send(server.guest().get(server.url("/admin/"))).await;
     r.assert_error(StatusCode::NOT_FOUND, "NOT_FOUND");
     server.stop().await;
+}
+
+/// `plinth serve` on SQLite keeps records after gets as `sqlite_record_cache_mb` says: the
+/// second get of a record is a hit in `/metrics`; at 0 the cache's figures are absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_record_cache_setting_reaches_the_served_store() {
+    for (mb, kept) in [("8", true), ("0", false)] {
+        let dir = TestDir::sqlite();
+        let server = Server::start_with(&dir, &[], &[("PLINTH_SQLITE_RECORD_CACHE_MB", mb)]).await;
+        let record = server
+            .create("resource", &serde_json::json!({"name": "kept"}))
+            .await;
+        let id = record["id"].as_str().expect("an id");
+        server.read("resource", id).await;
+        server.read("resource", id).await;
+        let metrics = server
+            .guest()
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .expect("scrape /metrics");
+        assert_eq!(metrics.status(), StatusCode::OK);
+        let text = metrics.text().await.expect("the metrics text");
+        let hits = text
+            .lines()
+            .find_map(|l| l.strip_prefix("sqlite_record_cache_hits_total "))
+            .map(|v| v.trim().parse::<f64>().expect("a count"));
+        if kept {
+            assert_eq!(hits, Some(1.0), "{text}");
+        } else {
+            assert_eq!(hits, None, "{text}");
+        }
+        server.stop().await;
+    }
 }

@@ -1,6 +1,7 @@
 //! Figures read when `/metrics` is scraped, not on the request path: the engine's writer
-//! queue and batches and the record cache (SQLite) or its pool (PostgreSQL), whether the database answers, how
-//! long the audit chain is, and the process's memory, CPU time and open descriptors.
+//! queue and batches and the record cache (SQLite) or its pool (PostgreSQL), whether the
+//! database answers, how long the audit chain is, and the process's memory, CPU time and
+//! open descriptors.
 
 use super::Metrics;
 use crate::state::AppState;
