@@ -34,7 +34,7 @@ use futures_util::stream::FuturesUnordered;
 use plinth_core::{Draft, ModelDef};
 use std::collections::VecDeque;
 use std::sync::{Arc, Weak};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tx::commit;
 
 /// Most jobs committed together: each runs in a subtransaction, and a backend caches 64
@@ -104,7 +104,8 @@ impl Job {
 pub(super) struct Group {
     tx: mpsc::Sender<Job>,
     batches: Arc<BatchSizes>,
-    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Notified by `close`: the task stops batching and answers every write still queued.
+    stop: Arc<Notify>,
 }
 
 impl Group {
@@ -114,24 +115,21 @@ impl Group {
         let group = Self {
             tx,
             batches: Arc::new(BatchSizes::default()),
-            task: std::sync::Mutex::new(None),
+            stop: Arc::new(Notify::new()),
         };
         (group, rx)
     }
 
     /// Starts the task over `store`'s pool (held weakly: the task ends with the store).
     pub(super) fn start(store: &PgStore, rx: mpsc::Receiver<Job>) {
-        let task = tokio::spawn(run(Arc::downgrade(&store.inner), rx));
-        if let Ok(mut slot) = store.inner.group.task.lock() {
-            *slot = Some(task);
-        }
+        let stop = Arc::clone(&store.inner.group.stop);
+        tokio::spawn(run(Arc::downgrade(&store.inner), rx, stop));
     }
 
-    /// Ends the task (`close`): writes still queued are answered that the database closed.
+    /// Ends the task (`close`): batches in flight are dropped, and writes still queued are
+    /// answered that the database closed.
     pub(super) fn stop(&self) {
-        if let Some(task) = self.task.lock().ok().and_then(|mut t| t.take()) {
-            task.abort();
-        }
+        self.stop.notify_one();
     }
 
     /// The queue's depth now and the batch sizes so far.
@@ -175,8 +173,25 @@ impl PgStore {
     }
 }
 
-/// The task: batches until the store is closed or dropped, up to [`IN_FLIGHT`] at once.
-async fn run(inner: Weak<super::Inner>, mut rx: mpsc::Receiver<Job>) {
+/// The task: batches until the store is closed or dropped; then answers that the database
+/// closed to every job still queued, and to every one sent by a caller that had its place
+/// in the queue before it closed. Only dropping the queue would leave such a late job in
+/// it, unanswered for as long as the store lives: its caller would wait for ever.
+async fn run(inner: Weak<super::Inner>, mut rx: mpsc::Receiver<Job>, stop: Arc<Notify>) {
+    tokio::select! {
+        () = batches(inner, &mut rx) => {}
+        // The batches in flight are dropped, and with them their callers' replies.
+        () = stop.notified() => {}
+    }
+    rx.close();
+    while let Some(job) = rx.recv().await {
+        job.answer(Err(closed()));
+    }
+    tracing::debug!("the group-commit task stopped");
+}
+
+/// Batches until the store is dropped or the queue closed, up to [`IN_FLIGHT`] at once.
+async fn batches(inner: Weak<super::Inner>, rx: &mut mpsc::Receiver<Job>) {
     // Jobs that lost a race, for the next batch (ahead of newer ones).
     let mut again: VecDeque<Job> = VecDeque::new();
     let mut running = FuturesUnordered::new();
@@ -233,7 +248,6 @@ async fn run(inner: Weak<super::Inner>, mut rx: mpsc::Receiver<Job>) {
             job.answer(Err(closed()));
         }
     }
-    tracing::debug!("the group-commit task stopped");
 }
 
 /// A batch's place among the batches in flight. Its writes start once the batch started
@@ -284,5 +298,65 @@ impl Turn {
     /// This batch appended its audit entries: the next may append its own.
     fn appended(&mut self) {
         give(&mut self.appended);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Group, Job, Reply, Write, run};
+    use crate::shared::Visibility;
+    use crate::{StoreError, WriteCtx};
+    use plinth_core::schema::ModelDecl;
+    use plinth_core::{FieldAccess, Principal, Schema};
+    use serde_json::json;
+    use std::sync::{Arc, Weak};
+    use std::time::Duration;
+    use tokio::sync::oneshot;
+
+    /// A create of a `note` with no fields of its own.
+    fn create() -> Write {
+        let decls: Vec<ModelDecl> =
+            serde_json::from_value(json!([{"name": "note", "fields": []}])).expect("models");
+        let schema = Arc::new(Schema::from_decls(&decls).expect("a schema"));
+        let model = Arc::clone(schema.model("note").expect("note"));
+        let draft =
+            plinth_core::input::validate_draft(&model, &json!({"name": "n"}), FieldAccess::All)
+                .expect("a valid draft");
+        Write::Create {
+            ctx: WriteCtx::new(Principal::local_admin(), "group"),
+            model,
+            vis: Visibility {
+                schema,
+                viewer: None,
+            },
+            draft,
+            claim: None,
+        }
+    }
+
+    /// A write whose place in the queue was taken before the store closed, and which is put
+    /// there only once the task stopped taking writes, is answered that the database is
+    /// closed: it is not left in the queue, its caller waiting for ever.
+    #[tokio::test]
+    async fn a_write_sent_as_the_store_closes_is_answered() {
+        let (group, rx) = Group::new();
+        tokio::spawn(run(Weak::new(), rx, Arc::clone(&group.stop)));
+        let place = group.tx.reserve().await.expect("a place in the queue");
+        group.stop();
+        group.tx.closed().await;
+        let (reply, answer) = oneshot::channel();
+        place.send(Job {
+            write: create(),
+            reply: Reply::Created(reply),
+            attempt: 1,
+        });
+        let answer = tokio::time::timeout(Duration::from_secs(10), answer)
+            .await
+            .expect("an answer, not a wait for ever")
+            .expect("answered, not dropped");
+        assert!(
+            matches!(answer, Err(StoreError::Unavailable(_))),
+            "{answer:?}"
+        );
     }
 }

@@ -66,6 +66,26 @@ async fn a_read_that_panics_gives_its_connection_back() {
     store.close().await;
 }
 
+/// A write whose place in the queue was taken before the store closed, and which is put
+/// there only once the writer thread stopped taking jobs, is answered that the database
+/// is closed: it is not left in the queue, its caller waiting for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_sent_as_the_store_closes_is_answered() {
+    let (_dir, store) = fresh_store().await;
+    let queue = &store.inner.writer;
+    let place = queue.reserve().await.expect("a place in the queue");
+    store.close().await;
+    queue.stopped().await;
+    let (msg, reply) = super::writer::write_job(|_| Ok::<_, StoreError>(()));
+    place.send(msg);
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(10), reply)
+        .await
+        .expect("an answer, not a wait for ever");
+    assert!(answer.is_err(), "the job was not run: {answer:?}");
+    let err = store.ping().await.expect_err("closed");
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}
+
 /// The refresh sweep finds its candidates through indexes: no step of its plan reads the
 /// whole token table (scanning the partial index of revoked tokens reads only those).
 #[test]

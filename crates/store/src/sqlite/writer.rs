@@ -218,6 +218,18 @@ impl Queue {
         self.tx.send(msg).await.map_err(drop)
     }
 
+    /// A place in the queue, for a test to send into as the writer thread stops.
+    #[cfg(test)]
+    pub(super) async fn reserve(&self) -> Option<mpsc::Permit<'_, Msg>> {
+        self.tx.reserve().await.ok()
+    }
+
+    /// Waits until the writer thread takes no more jobs.
+    #[cfg(test)]
+    pub(super) async fn stopped(&self) {
+        self.tx.closed().await;
+    }
+
     /// The queue's depth now and the batch sizes so far.
     pub(super) fn stats(&self) -> EngineStats {
         EngineStats {
@@ -288,7 +300,17 @@ fn run(mut w: Writer, mut rx: mpsc::Receiver<Msg>, batches: &BatchSizes) {
             c.after_commit(&w.conn);
         }
     }
+    drain(&mut rx);
     tracing::debug!("writer thread stopped");
+}
+
+/// Answers every job still queued, and every one sent by a caller that had its place in the
+/// queue before the queue closed, that the database is closed (dropping a job drops its
+/// reply, which its caller hears as closed). Only dropping the queue would leave such a late
+/// job in it, unanswered for as long as the store lives: its caller would wait for ever.
+fn drain(rx: &mut mpsc::Receiver<Msg>) {
+    rx.close();
+    while rx.blocking_recv().is_some() {}
 }
 
 /// The audit trail's head now; `None` when it cannot be read (no trail yet, say).
