@@ -288,6 +288,19 @@ impl Turn {
         after(&mut self.may_write).await;
     }
 
+    /// Whether this batch may append its audit entries already (the batch before sent its
+    /// `COMMIT`, or ended): it may then take the chain's lock with its first statements.
+    fn may_append_now(&mut self) -> bool {
+        let ready = match &mut self.may_append {
+            None => true,
+            Some(before) => !matches!(before.try_recv(), Err(oneshot::error::TryRecvError::Empty)),
+        };
+        if ready {
+            self.may_append = None;
+        }
+        ready
+    }
+
     /// This batch ran its writes: the next may run its own; waits until this one may
     /// append its audit entries.
     async fn append(&mut self) {

@@ -6,8 +6,9 @@
 //!
 //! The chain's head is read and extended under a lock: SQLite's one writer serialises
 //! every write; on PostgreSQL a transaction-scoped advisory lock, taken as the write's last
-//! step and held until it commits, gives the instances sharing a database one total order
-//! with no fork and no gap.
+//! step (or with a group commit's first statements, see `postgres::group`) and held until
+//! it commits, gives the instances sharing a database one total order with no fork and no
+//! gap.
 
 mod changes;
 mod held;
@@ -161,20 +162,23 @@ fn draft(by: By<'_>, s: &Subject<'_>) -> Drafted {
 /// The lock and the head's read go together, then every insert: on PostgreSQL they are
 /// pipelined (sent without waiting for each answer), two round trips for the whole batch.
 pub(crate) async fn append_all<E: Exec>(e: &E, drafted: Vec<Drafted>) -> Result<i64, StoreError> {
-    append_then(e, drafted, |_| std::future::ready(Ok(()))).await
+    chain(e, drafted).await.map(|(_, seq, _)| seq)
 }
 
-/// [`append_all`], with `then` started once every insert is sent: on PostgreSQL a
-/// statement `then` sends goes in the same round trip, behind the inserts (the group
-/// commit's `COMMIT`). `then` is told whether every insert went out: `false` when one
-/// failed before it could be sent (its transaction must not commit without it). `then`
-/// runs to its end even when an insert failed; the first error of the two is returned.
-pub(crate) async fn append_then<E: Exec, F: Future<Output = Result<(), StoreError>>>(
+/// [`append_all`] after `head`, read under the chain's lock earlier in the same
+/// transaction (see [`head`]), with `then` started once every insert is sent: on
+/// PostgreSQL a statement `then` sends goes in the same round trip, behind the inserts
+/// (the group commit's `COMMIT`). `then` is told whether every insert went out: `false`
+/// when one failed before it could be sent (its transaction must not commit without it).
+/// `then` runs to its end even when an insert failed; the first error of the two is
+/// returned.
+pub(crate) async fn append_after_then<E: Exec, F: Future<Output = Result<(), StoreError>>>(
     e: &E,
+    head: Head,
     drafted: Vec<Drafted>,
     then: impl FnOnce(bool) -> F,
 ) -> Result<i64, StoreError> {
-    chain(e, drafted, then).await.map(|(_, seq, _)| seq)
+    link(e, head, drafted, then).await.map(|(_, seq, _)| seq)
 }
 
 /// [`append_all`] for the SQLite writer's group commit, which keeps the change log's tail
@@ -184,7 +188,7 @@ pub(crate) async fn append_kept<E: Exec>(
     e: &E,
     drafted: Vec<Drafted>,
 ) -> Result<(i64, i64, Option<Vec<(Change, usize)>>), StoreError> {
-    let (before, seq, mut chained) = chain(e, drafted, |_| std::future::ready(Ok(()))).await?;
+    let (before, seq, mut chained) = chain(e, drafted).await?;
     let changes = chained
         .iter_mut()
         .filter_map(|d| {
@@ -195,20 +199,50 @@ pub(crate) async fn append_kept<E: Exec>(
     Ok((before, seq, changes))
 }
 
-/// Chains `drafted` at the head and inserts them (see [`append_then`]): the head before,
-/// the last `seq`, and the entries as chained.
-async fn chain<E: Exec, F: Future<Output = Result<(), StoreError>>>(
-    e: &E,
-    drafted: Vec<Drafted>,
-    then: impl FnOnce(bool) -> F,
-) -> Result<(i64, i64, Vec<Drafted>), StoreError> {
+/// The chain's head: its last entry's `seq` and hash (0 and empty when it has none).
+#[derive(Debug)]
+pub(crate) struct Head {
+    seq: i64,
+    hash: String,
+}
+
+/// Takes the chain's lock (on PostgreSQL, held until the transaction ends) and reads its
+/// head, the two statements pipelined: one round trip. An append after it in the same
+/// transaction ([`append_after_then`]) links its entries to that head; no other can move
+/// it meanwhile.
+pub(crate) async fn head<E: Exec>(e: &E) -> Result<Head, StoreError> {
     let mut q = Query::new(E::DIALECT);
     q.push("SELECT seq, hash FROM _plinth_audit ORDER BY seq DESC LIMIT 1")
         .cached();
     let (locked, head) =
         futures_util::future::join(lock(e), e.row(&q, |r| Ok((r.int(0)?, r.text(1)?)))).await;
     locked?;
-    let (mut seq, mut prev_hash) = head?.unwrap_or((0, String::new()));
+    let (seq, hash) = head?.unwrap_or((0, String::new()));
+    Ok(Head { seq, hash })
+}
+
+/// Chains `drafted` at the head and inserts them: the head before, the last `seq`, and
+/// the entries as chained.
+async fn chain<E: Exec>(
+    e: &E,
+    drafted: Vec<Drafted>,
+) -> Result<(i64, i64, Vec<Drafted>), StoreError> {
+    let head = head(e).await?;
+    link(e, head, drafted, |_| std::future::ready(Ok(()))).await
+}
+
+/// Chains `drafted` after `head` and inserts them, then `then` (see
+/// [`append_after_then`]): the head before, the last `seq`, and the entries as chained.
+async fn link<E: Exec, F: Future<Output = Result<(), StoreError>>>(
+    e: &E,
+    head: Head,
+    drafted: Vec<Drafted>,
+    then: impl FnOnce(bool) -> F,
+) -> Result<(i64, i64, Vec<Drafted>), StoreError> {
+    let Head {
+        mut seq,
+        hash: mut prev_hash,
+    } = head;
     let before = seq;
     let mut chained = Vec::with_capacity(drafted.len());
     for Drafted {

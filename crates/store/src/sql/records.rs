@@ -190,7 +190,8 @@ pub(crate) async fn create<E: Exec>(
         let mut q = Query::new(E::DIALECT);
         q.push("INSERT INTO _plinth_idempotency (model, scope, key, body_digest, record_id, created_at) VALUES (")
             .bind_all([m.into(), scope.into(), (&claim.key).into(), (&claim.body_digest).into(), id.into(), now.into()])
-            .push(") ON CONFLICT DO NOTHING");
+            .push(") ON CONFLICT DO NOTHING")
+            .cached();
         if e.execute(&q).await? == 0 {
             let mut q = Query::new(E::DIALECT);
             q.push("SELECT body_digest, record_id FROM _plinth_idempotency WHERE model = ")
@@ -245,6 +246,19 @@ pub(crate) async fn create<E: Exec>(
         record,
         replayed: false,
     })
+}
+
+/// Whether [`create`] sends the record's insert (or, in a group commit, holds it) without
+/// awaiting a statement before it: no idempotency claim, no reference to check, no files.
+/// A group commit may then take the audit chain's lock behind it, never before a statement
+/// that could wait on a row another transaction holds.
+pub(crate) fn inserts_first(model: &ModelDef, draft: &Draft, claimed: bool) -> bool {
+    !claimed
+        && !has_files(model)
+        && !draft
+            .fields
+            .iter()
+            .any(|v| matches!(v, Value::Reference(_)))
 }
 
 /// Inserts a record as given (a create, or an import).

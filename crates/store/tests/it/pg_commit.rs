@@ -5,13 +5,18 @@
 //! yet prepared on the connection) as on later ones, for a lone create and for a burst;
 //! an entry that cannot even be sent ends its batch with `ROLLBACK`. Two batches in
 //! flight wanting the same unique values never stall on each other. And a batch of several
-//! creates inserts its records in few statements, each record whole.
+//! creates inserts its records in few statements, each record whole; a lone create costs
+//! two round trips.
 
 use crate::pg::{Database, ctx, server};
 use plinth_core::{Draft, Schema, Status};
-use plinth_store::{AuditVerdict, PgOptions, PgStore, Store, StoreError};
+use plinth_store::{AuditVerdict, IdempotencyClaim, PgOptions, PgStore, Store, StoreError};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UnixStream};
+use tokio_postgres::config::Host;
 
 /// A store on `database` with `schema` migrated; its statements cancelled after `timeout`
 /// when given.
@@ -329,6 +334,166 @@ async fn a_batch_inserts_its_records_in_few_statements() {
     )
     .await;
     assert_eq!(entries, CREATES as i64);
+    assert!(matches!(
+        store.audit_verify().await.expect("verify"),
+        AuditVerdict::Intact { .. }
+    ));
+}
+
+/// A proxy to the PostgreSQL server that counts, for each connection through it, the
+/// client's turns: the times it sends after the server has spoken (its first send counts
+/// too). Statements sent together, without waiting for an answer, are one turn however
+/// many they are: a turn is a round trip.
+struct Turns {
+    port: u16,
+    counts: Arc<std::sync::Mutex<Vec<Arc<AtomicUsize>>>>,
+}
+
+impl Turns {
+    /// Listens on a loopback port and forwards each connection to `url`'s server.
+    async fn start(url: &str) -> Self {
+        let config: tokio_postgres::Config = url.parse().expect("a PostgreSQL URL");
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let host = config.get_hosts().first().cloned().expect("a host");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let counts = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let turns = Self {
+            port: listener.local_addr().expect("its address").port(),
+            counts: Arc::clone(&counts),
+        };
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let turns = Arc::new(AtomicUsize::new(0));
+                counts.lock().expect("the counts").push(Arc::clone(&turns));
+                match &host {
+                    Host::Tcp(name) => {
+                        let server = TcpStream::connect((name.as_str(), port)).await;
+                        tokio::spawn(relay(client, server.expect("the server"), turns));
+                    }
+                    Host::Unix(dir) => {
+                        let socket = dir.join(format!(".s.PGSQL.{port}"));
+                        let server = UnixStream::connect(socket).await;
+                        tokio::spawn(relay(client, server.expect("the server"), turns));
+                    }
+                }
+            }
+        });
+        turns
+    }
+
+    /// `url` (of a database on the proxied server) through the proxy.
+    fn url(&self, url: &str) -> String {
+        let database = url.rsplit('/').next().expect("a database name");
+        let database = database.split('?').next().unwrap_or(database);
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Every connection's turns so far, in the order they connected.
+    fn now(&self) -> Vec<usize> {
+        let counts = self.counts.lock().expect("the counts");
+        counts.iter().map(|c| c.load(Ordering::SeqCst)).collect()
+    }
+
+    /// The turns taken since `before` (from [`Turns::now`]), on all connections.
+    fn since(&self, before: &[usize]) -> usize {
+        let now = self.now();
+        let earlier = |i: usize| before.get(i).copied().unwrap_or(0);
+        now.iter().enumerate().map(|(i, n)| n - earlier(i)).sum()
+    }
+}
+
+/// Forwards `client` to `server` and back, counting the client's turns.
+async fn relay(
+    client: TcpStream,
+    server: impl AsyncRead + AsyncWrite + Send + 'static,
+    turns: Arc<AtomicUsize>,
+) {
+    let (mut client_rx, mut client_tx) = client.into_split();
+    let (mut server_rx, mut server_tx) = tokio::io::split(server);
+    // Set before the server's bytes are passed on, so before the client can answer them.
+    let spoke = Arc::new(AtomicBool::new(true));
+    let heard = Arc::clone(&spoke);
+    let up = async move {
+        let mut buf = vec![0; 64 * 1024];
+        while let Ok(n @ 1..) = client_rx.read(&mut buf).await {
+            if heard.swap(false, Ordering::SeqCst) {
+                turns.fetch_add(1, Ordering::SeqCst);
+            }
+            if server_tx.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = server_tx.shutdown().await;
+    };
+    let down = async move {
+        let mut buf = vec![0; 64 * 1024];
+        while let Ok(n @ 1..) = server_rx.read(&mut buf).await {
+            spoke.store(true, Ordering::SeqCst);
+            if client_tx.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = client_tx.shutdown().await;
+    };
+    tokio::join!(up, down);
+}
+
+/// A lone create whose batch before has sent its `COMMIT` takes the audit chain's lock and
+/// reads its head with its insert: two round trips in all (`BEGIN`, the insert, the lock
+/// and head; the entry and `COMMIT`), where taking the lock once the insert answered costs
+/// three. A create with an idempotency key, whose insert waits for its claim's answer, takes
+/// the lock only after it (four: the claim; the insert; the lock and head; the entry and
+/// `COMMIT`). The chain stays whole either way. One thread, so that statements sent
+/// together leave together (the count is of round trips, not of the scheduler's timing).
+#[tokio::test(flavor = "current_thread")]
+async fn a_lone_create_takes_two_round_trips() {
+    let Some(server) = server("a_lone_create_takes_two_round_trips") else {
+        return;
+    };
+    let database = Database::create(&server).await;
+    let turns = Turns::start(&database.url()).await;
+    let mut options = PgOptions::new(turns.url(&database.url()));
+    options.keys = crate::contract::test_keys();
+    let store = PgStore::open(options)
+        .await
+        .expect("open through the proxy");
+    let schema = Schema::from_decls(&[]).expect("the default schema");
+    store.migrate(&schema, false).await.expect("migrate");
+    let model = Arc::clone(schema.model("resource").expect("resource"));
+
+    // The statements prepared on the connection first.
+    for i in 0..3 {
+        let claim = IdempotencyClaim {
+            key: format!("warm-{i}"),
+            body_digest: "d".to_owned(),
+        };
+        store
+            .create(&ctx(), &model, draft(&format!("warm {i}")), None)
+            .await
+            .expect("a create");
+        store
+            .create(&ctx(), &model, draft(&format!("claimed {i}")), Some(claim))
+            .await
+            .expect("a create with a key");
+    }
+    for i in 0..3 {
+        let before = turns.now();
+        store
+            .create(&ctx(), &model, draft(&format!("lone {i}")), None)
+            .await
+            .expect("a create");
+        assert_eq!(turns.since(&before), 2, "create {i}: round trips");
+    }
+    let before = turns.now();
+    let claim = IdempotencyClaim {
+        key: "once".to_owned(),
+        body_digest: "d".to_owned(),
+    };
+    store
+        .create(&ctx(), &model, draft("claimed"), Some(claim))
+        .await
+        .expect("a create with a key");
+    assert_eq!(turns.since(&before), 4, "a claimed create's round trips");
     assert!(matches!(
         store.audit_verify().await.expect("verify"),
         AuditVerdict::Intact { .. }

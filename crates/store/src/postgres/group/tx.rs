@@ -64,6 +64,21 @@ pub(super) async fn commit(store: &PgStore, batch: Vec<Job>, mut turn: Turn) -> 
     one_by_one(store, client, batch, &mut turn).await
 }
 
+impl Job {
+    /// Whether every statement of this job is sent when it is first polled, none of them
+    /// waiting for another's answer (see [`records::inserts_first`]).
+    fn inserts_first(&self) -> bool {
+        match &self.write {
+            Write::Create {
+                model,
+                draft,
+                claim,
+                ..
+            } => records::inserts_first(model, draft, claim.is_some()),
+        }
+    }
+}
+
 /// A pooled connection, and whether it holds a transaction begun by hand (its `BEGIN` sent
 /// with the batch's first statements, its `COMMIT` with the last: see [`pipelined`]).
 /// Dropped with that transaction open (its batch's future dropped, or a panic), it leaves
@@ -112,9 +127,18 @@ fn claims_apart(batch: &[Job]) -> bool {
 /// queue order, before any runs, and its audit entries are appended in that order.
 ///
 /// The transaction is begun and ended by hand so that its `BEGIN` travels with the jobs'
-/// first statements and its `COMMIT` with the audit entries: a lone create costs three
-/// round trips (`BEGIN` and the insert; the chain's lock and head; the entry and `COMMIT`)
-/// rather than five. `BEGIN` is sent first, as the join first polls it; it fails only on
+/// first statements and its `COMMIT` with the audit entries. The chain's lock and head
+/// go with the jobs' first statements when the batch before has already sent its `COMMIT`
+/// (the usual case at a steady rate: see `Turn`), otherwise once the jobs ran and that
+/// batch sent it. A lone create then costs two round trips (`BEGIN`, the insert, the lock
+/// and head; the entry and `COMMIT`), three otherwise, rather than five. It is taken early
+/// only by jobs whose inserts are their first statements ([`Job::inserts_first`]), so the
+/// lock is queued behind them: it waits in the server for the `COMMIT` before it and is
+/// not held while an insert waits on a row another transaction holds (one that would want
+/// the lock next). The one exception is an insert its connection had not prepared yet,
+/// sent after its preparation, so after the lock; should it then meet such a row, the
+/// server finds the deadlock (after `deadlock_timeout`) and the batch runs again, as after
+/// any lost race. `BEGIN` is sent first, as the join first polls it; it fails only on
 /// a lost connection, which fails every statement behind it too. `COMMIT` is sent behind
 /// the entries, each run with the statement prepared for it (a cache cleared meanwhile
 /// cannot delay one past `COMMIT`); if one of them failed in the server, PostgreSQL rolls
@@ -148,7 +172,7 @@ async fn pipelined(
             async move { caught(apply(&e, by, &job.write)).await }
         });
     conn.open = true;
-    let (begun, (results, inserted)) = join(client.batch_execute("BEGIN"), async {
+    let jobs = async {
         let results: Vec<_> = join_all(runs.collect::<Vec<_>>())
             .await
             .into_iter()
@@ -159,8 +183,18 @@ async fn pipelined(
             .await
             .unwrap_or_else(|| Err(panicked()));
         (results, inserted)
-    })
-    .await;
+    };
+    // Polled after the jobs, so sent behind their first statements.
+    let early = batch.iter().all(Job::inserts_first) && turn.may_append_now();
+    let head = async {
+        if early {
+            Some(audit::head(&Pg(client)).await)
+        } else {
+            None
+        }
+    };
+    let (begun, ((results, inserted), head)) =
+        join(client.batch_execute("BEGIN"), join(jobs, head)).await;
     begun.map_err(errors::map)?;
     let mut answers = Vec::with_capacity(batch.len());
     for result in results.into_iter().chain(inserted.err().map(Err)) {
@@ -185,12 +219,20 @@ async fn pipelined(
             let end = if sendable { "COMMIT" } else { "ROLLBACK" };
             client.batch_execute(end).await.map_err(errors::map)
         };
-        if entries.is_empty() {
-            commit(true).await
-        } else {
-            audit::append_then(&Pg(client), entries, commit)
-                .await
-                .map(drop)
+        let head = match head {
+            Some(early) => Some(early),
+            None if entries.is_empty() => None,
+            None => Some(audit::head(&Pg(client)).await),
+        };
+        match head {
+            // A failed statement fails the transaction: its `COMMIT` would roll back.
+            Some(Err(e)) => Err(e),
+            Some(Ok(head)) if !entries.is_empty() => {
+                audit::append_after_then(&Pg(client), head, entries, commit)
+                    .await
+                    .map(drop)
+            }
+            _ => commit(true).await,
         }
     };
     if sent {
