@@ -235,6 +235,7 @@ impl fmt::Display for SoakReport {
         }
         write_header(f)?;
         write!(f, "{}", self.figures)?;
+        self.figures.write_lag(f)?;
         write!(f, "rss_mb  ")?;
         for (t, bytes) in &self.rss {
             #[allow(clippy::cast_precision_loss)]

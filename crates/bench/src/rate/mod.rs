@@ -4,7 +4,10 @@
 //! or not the earlier ones (the scheduling of `fanout`'s writes, here for every workload).
 //! Its latency runs from that SCHEDULED time, not from when the request left: a server
 //! that stalls, or a load generator that falls behind, shows as long latencies instead of
-//! as fewer requests (no coordinated omission). In-flight requests are capped; a request
+//! as fewer requests (no coordinated omission). The schedule is kept by a thread of its
+//! own sleeping to each send time, not by the runtime's timer, whose millisecond ticks
+//! would send every request up to a millisecond late and count that as the server's; how
+//! late the bench itself sent (its send lag) is reported beside the latencies. In-flight requests are capped; a request
 //! due while the cap is reached is not delayed but counted as an `overflow` error, and a
 //! request unanswered after [`REQUEST_TIMEOUT`] is a transport error.
 //! Its figures and their tables are in `report`; the soak built on it is `crate::soak`.
@@ -18,9 +21,8 @@ use crate::{Req, Target, mix64, new_histogram};
 use hdrhistogram::Histogram;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
-use tokio::time::Instant;
 
 /// How long a request may stay unanswered before it counts as a transport error.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -225,6 +227,8 @@ pub(crate) struct Recorder {
     window: Option<Duration>,
     total: Tally,
     windows: Vec<Tally>,
+    /// How late each request left, in µs, behind its scheduled time.
+    lag: Histogram<u64>,
 }
 
 impl Recorder {
@@ -238,7 +242,14 @@ impl Recorder {
             window,
             total: Tally::default(),
             windows: Vec::new(),
+            lag: new_histogram(),
         }
+    }
+
+    /// Records how late a request left behind its scheduled time.
+    fn lagged(&mut self, lag: Duration) {
+        let micros = u64::try_from(lag.as_micros()).unwrap_or(u64::MAX);
+        let _ = self.lag.record(micros.max(1));
     }
 
     /// Records a request scheduled `offset` after the start: answered `Ok` after `latency`,
@@ -291,16 +302,29 @@ where
     let slots = Arc::new(Semaphore::new(cap));
     let start = Instant::now();
     let period = 1.0 / rate.max(1e-9);
-    for i in 0..total {
-        #[allow(clippy::cast_precision_loss)]
-        let offset = Duration::from_secs_f64(period * i as f64);
+    #[allow(clippy::cast_precision_loss)]
+    let offset = move |i: u64| Duration::from_secs_f64(period * i as f64);
+    // The pacer: each send's index at its time, to the loop below, which wakes at once.
+    let (due, mut next) = tokio::sync::mpsc::unbounded_channel();
+    let pacer = std::thread::spawn(move || {
+        for i in 0..total {
+            let at = start + offset(i);
+            std::thread::sleep(at.saturating_duration_since(Instant::now()));
+            if due.send(i).is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(i) = next.recv().await {
+        let offset = offset(i);
         let at = start + offset;
-        tokio::time::sleep_until(at).await;
         let (req, answer) = send(i);
+        let lag = at.elapsed();
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             lock(recorder).record(offset, req, None);
             continue;
         };
+        lock(recorder).lagged(lag);
         let recorder = Arc::clone(recorder);
         tokio::spawn(async move {
             let outcome = tokio::time::timeout(REQUEST_TIMEOUT, answer)
@@ -312,6 +336,7 @@ where
             drop(slot);
         });
     }
+    let _ = pacer.join();
     let all = u32::try_from(cap).unwrap_or(u32::MAX);
     let _ = slots.acquire_many(all).await;
     start.elapsed()
@@ -358,6 +383,7 @@ pub(crate) async fn run_workload(
         elapsed,
         total: recorder.total,
         windows: recorder.windows,
+        lag: recorder.lag,
     }
 }
 
@@ -391,6 +417,15 @@ mod tests {
         assert_eq!((t.reads.scheduled, t.reads.ok()), (10, 10));
         // Requests 1..=9 were due at 10..=90 ms and left after 200 ms: at least 110 ms each.
         assert!(t.reads.ms(0.5) >= 110.0, "p50 {} ms", t.reads.ms(0.5));
+        // And that lateness is the bench's own, reported as its send lag.
+        let held = lock(&rec);
+        let lag = &held.lag;
+        assert_eq!(lag.len(), 10);
+        assert!(
+            lag.value_at_quantile(0.5) >= 110_000,
+            "lag p50 {} µs",
+            lag.value_at_quantile(0.5)
+        );
     }
 
     /// A server that answers nothing for 300 ms after the first request arrives still

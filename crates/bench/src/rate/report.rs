@@ -1,6 +1,7 @@
 //! The figures of a fixed-rate run and the table they print as.
 
 use super::{RateOptions, Side, Tally, Workload};
+use hdrhistogram::Histogram;
 use std::fmt;
 use std::time::Duration;
 
@@ -17,6 +18,9 @@ pub struct RateFigures {
     pub total: Tally,
     /// Per window of scheduled time, when windows were asked for.
     pub windows: Vec<Tally>,
+    /// How late the bench sent each request behind its schedule, in µs: its own delay,
+    /// counted in the latencies too.
+    pub lag: Histogram<u64>,
 }
 
 impl RateFigures {
@@ -25,6 +29,21 @@ impl RateFigures {
         #[allow(clippy::cast_precision_loss)]
         let ok = self.total.all().ok() as f64;
         ok / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The line naming the bench's own send lag: p50, p99 and max, in milliseconds.
+    pub(crate) fn write_lag(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        #[allow(clippy::cast_precision_loss)]
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        writeln!(
+            f,
+            "{}: the bench sent behind its schedule by p50 {:.3} / p99 {:.3} / max {:.3} ms \
+             (counted in the latencies above)",
+            self.workload.name(),
+            ms(self.lag.value_at_quantile(0.5)),
+            ms(self.lag.value_at_quantile(0.99)),
+            ms(self.lag.max())
+        )
     }
 }
 
@@ -119,6 +138,9 @@ impl fmt::Display for RateReport {
         write_header(f)?;
         for w in &self.workloads {
             write!(f, "{w}")?;
+        }
+        for w in &self.workloads {
+            w.write_lag(f)?;
         }
         Ok(())
     }

@@ -184,7 +184,7 @@ async fn the_ceiling_probe_is_measured_beside_get_one_without_errors() {
 }
 
 /// `--rate`: each chosen workload sends rate × duration requests, reported with reads and
-/// writes apart for the mix, and nothing fails.
+/// writes apart for the mix and with how late the bench sent them, and nothing fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fixed_rate_mode_sends_every_scheduled_request() {
     let dir = TestDir::new();
@@ -210,6 +210,8 @@ async fn the_fixed_rate_mode_sends_every_scheduled_request() {
         let cols = row(&done, name);
         assert_eq!(cols.first(), Some(&"40"), "sent: {}", done.stdout);
         assert_eq!(cols.get(7), Some(&"0"), "errors: {}", done.stdout);
+        let lag = format!("{name}: the bench sent behind its schedule by p50 ");
+        assert!(done.stdout.contains(&lag), "its send lag: {}", done.stdout);
     }
     let count = |name| -> u64 { row(&done, name)[0].parse().expect("a count") };
     let (reads, writes) = (count("read_write.reads"), count("read_write.writes"));
