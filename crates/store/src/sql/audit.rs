@@ -162,7 +162,9 @@ fn draft(by: By<'_>, s: &Subject<'_>) -> Drafted {
 /// The lock and the head's read go together, then every insert: on PostgreSQL they are
 /// pipelined (sent without waiting for each answer), two round trips for the whole batch.
 pub(crate) async fn append_all<E: Exec>(e: &E, drafted: Vec<Drafted>) -> Result<i64, StoreError> {
-    chain(e, drafted).await.map(|(_, seq, _)| seq)
+    let head = head(e).await?;
+    let linked = link(e, head, drafted, |_| std::future::ready(Ok(()))).await;
+    linked.map(|(_, seq, _)| seq)
 }
 
 /// [`append_all`] after `head`, read under the chain's lock earlier in the same
@@ -188,7 +190,9 @@ pub(crate) async fn append_kept<E: Exec>(
     e: &E,
     drafted: Vec<Drafted>,
 ) -> Result<(i64, i64, Option<Vec<(Change, usize)>>), StoreError> {
-    let (before, seq, mut chained) = chain(e, drafted).await?;
+    let head = head(e).await?;
+    let ready = |_| std::future::ready(Ok(()));
+    let (before, seq, mut chained) = link(e, head, drafted, ready).await?;
     let changes = chained
         .iter_mut()
         .filter_map(|d| {
@@ -201,10 +205,7 @@ pub(crate) async fn append_kept<E: Exec>(
 
 /// The chain's head: its last entry's `seq` and hash (0 and empty when it has none).
 #[derive(Debug)]
-pub(crate) struct Head {
-    seq: i64,
-    hash: String,
-}
+pub(crate) struct Head(i64, String);
 
 /// Takes the chain's lock (on PostgreSQL, held until the transaction ends) and reads its
 /// head, the two statements pipelined: one round trip. An append after it in the same
@@ -218,17 +219,7 @@ pub(crate) async fn head<E: Exec>(e: &E) -> Result<Head, StoreError> {
         futures_util::future::join(lock(e), e.row(&q, |r| Ok((r.int(0)?, r.text(1)?)))).await;
     locked?;
     let (seq, hash) = head?.unwrap_or((0, String::new()));
-    Ok(Head { seq, hash })
-}
-
-/// Chains `drafted` at the head and inserts them: the head before, the last `seq`, and
-/// the entries as chained.
-async fn chain<E: Exec>(
-    e: &E,
-    drafted: Vec<Drafted>,
-) -> Result<(i64, i64, Vec<Drafted>), StoreError> {
-    let head = head(e).await?;
-    link(e, head, drafted, |_| std::future::ready(Ok(()))).await
+    Ok(Head(seq, hash))
 }
 
 /// Chains `drafted` after `head` and inserts them, then `then` (see
@@ -239,10 +230,7 @@ async fn link<E: Exec, F: Future<Output = Result<(), StoreError>>>(
     drafted: Vec<Drafted>,
     then: impl FnOnce(bool) -> F,
 ) -> Result<(i64, i64, Vec<Drafted>), StoreError> {
-    let Head {
-        mut seq,
-        hash: mut prev_hash,
-    } = head;
+    let Head(mut seq, mut prev_hash) = head;
     let before = seq;
     let mut chained = Vec::with_capacity(drafted.len());
     for Drafted {
