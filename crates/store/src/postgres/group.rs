@@ -27,6 +27,7 @@ mod tx;
 
 use super::PgStore;
 use crate::shared::Visibility;
+use crate::sql::records::Sealed;
 use crate::stats::{BatchSizes, WriterStats};
 use crate::{Created, IdempotencyClaim, StoreError, WriteCtx};
 use futures_util::StreamExt;
@@ -53,6 +54,8 @@ pub(super) enum Write {
         model: Arc<ModelDef>,
         vis: Visibility,
         draft: Draft,
+        /// Its id and pii values, sealed before it was queued.
+        sealed: Sealed,
         claim: Option<(String, IdempotencyClaim)>,
     },
 }
@@ -316,7 +319,7 @@ impl Turn {
 
 #[cfg(test)]
 mod tests {
-    use super::{Group, Job, Reply, Write, run};
+    use super::{Group, Job, Reply, Sealed, Write, run};
     use crate::shared::Visibility;
     use crate::{StoreError, WriteCtx};
     use plinth_core::schema::ModelDecl;
@@ -335,6 +338,7 @@ mod tests {
         let draft =
             plinth_core::input::validate_draft(&model, &json!({"name": "n"}), FieldAccess::All)
                 .expect("a valid draft");
+        let sealed = Sealed::new(&crate::Keys::missing(), &model, &draft.fields).expect("sealed");
         Write::Create {
             ctx: WriteCtx::new(Principal::local_admin(), "group"),
             model,
@@ -342,6 +346,7 @@ mod tests {
                 schema,
                 viewer: None,
             },
+            sealed,
             draft,
             claim: None,
         }

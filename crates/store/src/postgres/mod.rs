@@ -325,6 +325,7 @@ impl Store for PgStore {
                 ctx: ctx.clone(),
                 model: Arc::clone(model),
                 vis: self.visibility(ctx),
+                sealed: records::Sealed::new(&self.inner.keys, model, &draft.fields)?,
                 draft,
                 claim: idempotency.map(|c| (idempotency_scope(ctx), c)),
             })
@@ -484,7 +485,7 @@ impl Store for PgStore {
 
     async fn import_record(&self, model: &Arc<ModelDef>, record: Record) -> Result<(), StoreError> {
         self.call(PRIMARY, async |c| {
-            records::insert(c, &self.inner.keys, model, &record).await
+            records::insert(c, &self.inner.keys, model, &record, None).await
         })
         .await?;
         self.wrote(model.name().as_str(), 1);

@@ -56,6 +56,7 @@ pub(crate) async fn append<E: Exec>(
     model: &ModelDef,
     record: &Record,
     changes: &Json,
+    sealed: Option<&super::records::Sealed>,
 ) -> Result<(), StoreError> {
     let subject = Subject {
         action: action.as_str(),
@@ -63,7 +64,8 @@ pub(crate) async fn append<E: Exec>(
         target: Some(*record.id.as_uuid()),
         changes,
     };
-    let mut logged = super::changes::snapshot(by.keys, model, action.change_kind(), record)?;
+    let kind = action.change_kind();
+    let mut logged = super::changes::snapshot(by.keys, model, kind, record, sealed)?;
     if e.keeps_changes() {
         logged.keep(record);
     }

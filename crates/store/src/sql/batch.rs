@@ -112,9 +112,12 @@ async fn write<E: Exec>(
     op: &BatchOp,
 ) -> Result<Record, StoreError> {
     match op {
-        BatchOp::Create(draft) => records::create(e, by, vis, model, draft.clone(), None)
-            .await
-            .map(|c| c.record),
+        BatchOp::Create(draft) => {
+            let sealed = records::Sealed::new(by.keys, model, &draft.fields)?;
+            records::create(e, by, vis, model, draft.clone(), &sealed, None)
+                .await
+                .map(|c| c.record)
+        }
         BatchOp::Update {
             id,
             patch,

@@ -8,6 +8,7 @@
 //! reader: fields by name, so a field declared since reads as null and one no longer
 //! declared is dropped.
 
+use super::records::Sealed;
 use super::{Exec, Param, Query, SqlRow, unreadable};
 use crate::changes::{Change, ChangeKind, ChangeWindow, ChangesPage};
 use crate::{Keys, StoreError};
@@ -71,21 +72,24 @@ impl Logged {
 }
 
 /// The change a write of `kind` logs: `r` as it stands after the write (before it, for a
-/// purge), pii values sealed under `keys`.
+/// purge), pii values sealed under `keys` (or as `sealed` sealed them for a create).
 pub(crate) fn snapshot(
     keys: &Keys,
     model: &ModelDef,
     kind: ChangeKind,
     r: &Record,
+    sealed: Option<&Sealed>,
 ) -> Result<Logged, StoreError> {
     let m = model.name().as_str();
     let mut fields = Vec::with_capacity(r.fields.len());
-    for (f, v) in model.fields().iter().zip(&r.fields) {
-        let value = match v {
-            Value::Text(plain) if f.pii() => {
-                Field::Sealed(keys.seal(m, f.name().as_str(), r.id.as_uuid(), plain)?)
-            }
-            v => Field::Plain(v),
+    for (i, (f, v)) in model.fields().iter().zip(&r.fields).enumerate() {
+        let value = match (v, sealed.and_then(|s| s.get(r.id, i))) {
+            (Value::Text(_), Some((text, _))) => Field::Sealed(text.into()),
+            (Value::Text(plain), _) if f.pii() => Field::Sealed(
+                keys.seal(m, f.name().as_str(), r.id.as_uuid(), plain)?
+                    .into(),
+            ),
+            (v, _) => Field::Plain(v),
         };
         fields.push((f.name().as_str(), value));
     }
@@ -125,7 +129,7 @@ struct Snapshot<'a> {
 /// A declared field's value in a [`Snapshot`]: as it is, or sealed.
 enum Field<'a> {
     Plain(&'a Value),
-    Sealed(String),
+    Sealed(std::borrow::Cow<'a, str>),
 }
 
 /// The declared fields by name.
@@ -394,7 +398,7 @@ mod tests {
             fields: draft.fields,
         };
         let keys = Keys::fixed(Keyring::generate().expect("keys"));
-        let logged = snapshot(&keys, model, ChangeKind::Created, &record).expect("logged");
+        let logged = snapshot(&keys, model, ChangeKind::Created, &record, None).expect("logged");
         assert!(
             !logged.record.contains("ada@example.com"),
             "{}",

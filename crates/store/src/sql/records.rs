@@ -11,6 +11,9 @@ use crate::{Created, IdempotencyClaim, Keys, StoreError, WriteCtx};
 use plinth_core::schema::{FieldDef, FieldType};
 use plinth_core::{Draft, ModelDef, Patch, Record, RecordId, Schema, Status, Timestamp, Value};
 
+mod sealed;
+pub(crate) use sealed::Sealed;
+
 /// The base columns every model table has, in select order.
 const BASE_COLUMNS: &str =
     "\"id\", \"name\", \"status\", \"created_at\", \"updated_at\", \"owner_id\", \"version\"";
@@ -57,15 +60,20 @@ pub(crate) fn blind_label(model: &ModelDef, f: &FieldDef) -> String {
     format!("{}.{}", model.name(), f.name())
 }
 
-/// The stored form of `f`'s value in record `id`, and of its blind index (NULL for a field
-/// that is not pii): a pii value is sealed, NULL stays NULL.
+/// The stored form of `f` (field `index`)'s value in record `id`, and of its blind index
+/// (NULL for a field that is not pii): a pii value is sealed (already, in `pre`, for a
+/// create), NULL stays NULL.
 fn stored<'v>(
     keys: &Keys,
     model: &ModelDef,
     id: RecordId,
-    f: &FieldDef,
+    (index, f): (usize, &FieldDef),
     v: &'v Value,
+    pre: Option<&'v Sealed>,
 ) -> Result<(Param<'v>, Param<'v>), StoreError> {
+    if let Some((sealed, blind)) = pre.and_then(|p| p.get(id, index)) {
+        return Ok((Param::Text(sealed.into()), Param::Text(blind.into())));
+    }
     match v {
         Value::Text(plain) if f.pii() => {
             let (m, name) = (model.name().as_str(), f.name().as_str());
@@ -181,11 +189,12 @@ pub(crate) async fn create<E: Exec>(
     vis: &Visibility,
     model: &ModelDef,
     draft: Draft,
+    sealed: &Sealed,
     idempotency: Option<(String, IdempotencyClaim)>,
 ) -> Result<Created, StoreError> {
     let keys = by.keys;
     let (m, now, owner) = (model.name().as_str(), by.now, by.ctx.actor.user_id());
-    let id = RecordId::new_v7();
+    let id = sealed.id();
     if let Some((scope, claim)) = &idempotency {
         let mut q = Query::new(E::DIALECT);
         q.push("INSERT INTO _plinth_idempotency (model, scope, key, body_digest, record_id, created_at) VALUES (")
@@ -235,13 +244,22 @@ pub(crate) async fn create<E: Exec>(
     // (not one with files: their rows follow the record's).
     let files = has_files(model);
     if files || !e.hold_insert() {
-        insert(e, keys, model, &record).await?;
+        insert(e, keys, model, &record, Some(sealed)).await?;
     }
     if files {
         files::sync(e, model, id, &record.fields, &by.ctx.files, now).await?;
     }
     let changes = audit::created(model, &record);
-    audit::append(e, by, Action::Create, model, &record, &changes).await?;
+    audit::append(
+        e,
+        by,
+        Action::Create,
+        model,
+        &record,
+        &changes,
+        Some(sealed),
+    )
+    .await?;
     Ok(Created {
         record,
         replayed: false,
@@ -267,8 +285,9 @@ pub(crate) async fn insert<E: Exec>(
     keys: &Keys,
     model: &ModelDef,
     record: &Record,
+    sealed: Option<&Sealed>,
 ) -> Result<(), StoreError> {
-    let q = insert_rows(E::DIALECT, keys, model, [record])?;
+    let q = insert_rows(E::DIALECT, keys, model, [(record, sealed)])?;
     e.execute(&q).await?;
     Ok(())
 }
@@ -281,13 +300,16 @@ pub(crate) fn insert_columns(model: &ModelDef) -> usize {
         + model.fields().iter().filter(|f| f.pii()).count()
 }
 
-/// One statement inserting `records` of `model` as given, each sealed in its turn
-/// (prepared for reuse: callers bound its rows to few counts).
+/// A record to insert, with its values sealed before when it is a create's.
+pub(crate) type NewRow<'r> = (&'r Record, Option<&'r Sealed>);
+
+/// One statement inserting `records` of `model` as given, each sealed in its turn unless
+/// sealed before (prepared for reuse: callers bound its rows to few counts).
 pub(crate) fn insert_rows<'r>(
     d: super::Dialect,
     keys: &Keys,
     model: &ModelDef,
-    records: impl IntoIterator<Item = &'r Record>,
+    records: impl IntoIterator<Item = NewRow<'r>>,
 ) -> Result<Query<'r>, StoreError> {
     let mut q = Query::new(d);
     q.push("INSERT INTO ")
@@ -298,7 +320,7 @@ pub(crate) fn insert_rows<'r>(
         q.push(", ").ident(&blind_column(f.name().as_str()));
     }
     q.push(") VALUES ");
-    for (i, record) in records.into_iter().enumerate() {
+    for (i, (record, pre)) in records.into_iter().enumerate() {
         debug_assert_eq!(
             record.fields.len(),
             model.fields().len(),
@@ -306,10 +328,10 @@ pub(crate) fn insert_rows<'r>(
         );
         let mut blinds = Vec::new();
         let mut fields = Vec::with_capacity(model.fields().len());
-        for (f, v) in model.fields().iter().zip(&record.fields) {
-            let (value, blind) = stored(keys, model, record.id, f, v)?;
+        for (f, v) in model.fields().iter().enumerate().zip(&record.fields) {
+            let (value, blind) = stored(keys, model, record.id, f, v, pre)?;
             fields.push(value);
-            if f.pii() {
+            if f.1.pii() {
                 blinds.push(blind);
             }
         }
@@ -351,9 +373,9 @@ pub(crate) async fn update<E: Exec>(
     if let Some(status) = patch.status {
         q.push("\"status\" = ").bind(status.as_str()).push(", ");
     }
-    for (f, v) in model.fields().iter().zip(&patch.fields) {
+    for ((i, f), v) in model.fields().iter().enumerate().zip(&patch.fields) {
         if let Some(v) = v {
-            let (value, blind) = stored(keys, model, id, f, v)?;
+            let (value, blind) = stored(keys, model, id, (i, f), v, None)?;
             q.ident(f.name().as_str())
                 .push(" = ")
                 .bind(value)
@@ -383,7 +405,7 @@ pub(crate) async fn update<E: Exec>(
                 files::sync(e, model, id, &record.fields, &by.ctx.files, by.now).await?;
             }
             let changes = audit::updated(model, &before, &record);
-            audit::append(e, by, Action::Update, model, &record, &changes).await?;
+            audit::append(e, by, Action::Update, model, &record, &changes, None).await?;
             Ok(record)
         }
         (Some(_), None) => Err(StoreError::internal(
@@ -487,7 +509,7 @@ pub(crate) async fn set_status<E: Exec>(
             StatusChange::Restore => (Action::Restore, Status::Deleted),
         };
         let changes = audit::status_changed(from, record.status);
-        audit::append(e, by, action, model, &record, &changes).await?;
+        audit::append(e, by, action, model, &record, &changes, None).await?;
         return Ok(record);
     }
     Err(match change {
@@ -564,5 +586,5 @@ pub(crate) async fn purge<E: Exec>(
         files::drop_record(e, model, id).await?;
     }
     let changes = audit::purged(model, &before);
-    audit::append(e, by, Action::Purge, model, &before, &changes).await
+    audit::append(e, by, Action::Purge, model, &before, &changes, None).await
 }

@@ -57,7 +57,7 @@ pub(crate) async fn fill<E: Exec>(
         let done = match &line.item {
             Item::User(user) => accounts::import_user(e, keys, user).await,
             Item::Flag(flag) => flags::import_flag(e, flag).await,
-            Item::Record(model, record) => records::insert(e, keys, model, record).await,
+            Item::Record(model, record) => records::insert(e, keys, model, record, None).await,
             Item::File(model, id, file) => files::import(e, model, *id, file).await,
             Item::Totp(totp) => mfa::import_totp(e, keys, totp).await,
             Item::RecoveryCode(user_id, code) => mfa::import_recovery_code(e, *user_id, code).await,

@@ -283,6 +283,7 @@ impl Store for SqliteStore {
         let scope = idempotency_scope(ctx);
         let (vis, ctx) = (self.visibility(ctx), ctx.clone());
         let keys = self.inner.keys.clone();
+        let sealed = records::Sealed::new(&keys, &model, &draft.fields)?;
         let written = self
             .write(move |w| {
                 let now = w.now();
@@ -296,6 +297,7 @@ impl Store for SqliteStore {
                     &vis,
                     &model,
                     draft.clone(),
+                    &sealed,
                     idempotency.clone().map(|c| (scope.clone(), c)),
                 ))
             })
@@ -471,7 +473,7 @@ impl Store for SqliteStore {
 
     async fn import_record(&self, model: &Arc<ModelDef>, record: Record) -> Result<(), StoreError> {
         let (model, keys) = (Arc::clone(model), self.inner.keys.clone());
-        self.write(move |w| ready(records::insert(&w.conn, &keys, &model, &record)))
+        self.write(move |w| ready(records::insert(&w.conn, &keys, &model, &record, None)))
             .await
     }
 

@@ -7,11 +7,11 @@ use super::{Answer, Job, Turn, Write, closed};
 use crate::StoreError;
 use crate::sql::audit::{self, AuditBatch};
 use crate::sql::records;
-use crate::sql::records::By;
+use crate::sql::records::{By, NewRow};
 use crate::sql::{Dialect, Exec, Query, runs};
 use deadpool_postgres::{GenericClient, Transaction};
 use futures_util::future::{join, join_all};
-use plinth_core::{ModelDef, Record};
+use plinth_core::ModelDef;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -261,17 +261,18 @@ async fn insert_held(
     if results.iter().any(Result::is_err) {
         return Ok(());
     }
-    let mut models: Vec<(&Arc<ModelDef>, Vec<&Record>)> = Vec::new();
+    let mut models: Vec<(&Arc<ModelDef>, Vec<NewRow>)> = Vec::new();
     for ((job, result), hold) in batch.iter().zip(results).zip(holds) {
-        let (Write::Create { model, .. }, Ok(Answer::Created(c))) = (&job.write, result) else {
+        let (Write::Create { model, sealed, .. }, Ok(Answer::Created(c))) = (&job.write, result)
+        else {
             continue;
         };
         if !hold.load(Ordering::Relaxed) {
             continue;
         }
         match models.iter_mut().find(|(m, _)| Arc::ptr_eq(m, model)) {
-            Some((_, records)) => records.push(&c.record),
-            None => models.push((model, vec![&c.record])),
+            Some((_, records)) => records.push((&c.record, Some(sealed))),
+            None => models.push((model, vec![(&c.record, Some(sealed))])),
         }
     }
     let mut statements = Vec::new();
@@ -444,9 +445,10 @@ async fn apply<C: GenericClient>(
             model,
             vis,
             draft,
+            sealed,
             claim,
             ..
-        } => records::create(e, by, vis, model, draft.clone(), claim.clone())
+        } => records::create(e, by, vis, model, draft.clone(), sealed, claim.clone())
             .await
             .map(Answer::Created),
     }

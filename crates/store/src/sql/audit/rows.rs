@@ -135,7 +135,8 @@ mod tests {
         let record = crate::Change::bare(seq, "r").record;
         let at = record.created_at;
         let change = logged.then(|| {
-            log::snapshot(&Keys::missing(), model, ChangeKind::Created, &record).expect("logged")
+            log::snapshot(&Keys::missing(), model, ChangeKind::Created, &record, None)
+                .expect("logged")
         });
         Drafted {
             entry: AuditEntry {

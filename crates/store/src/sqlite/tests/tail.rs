@@ -170,7 +170,8 @@ async fn a_change_logged_past_the_tail_is_read_from_the_log() {
             .bind(at)
             .push(", 'system', 'test', 'record.update', 'r', '{}', '', '')");
             ready(crate::sql::Exec::execute(&w.conn, &q))?;
-            let logged = changes::snapshot(&keys, &m, crate::ChangeKind::Updated, &logged_record)?;
+            let logged =
+                changes::snapshot(&keys, &m, crate::ChangeKind::Updated, &logged_record, None)?;
             let mut q = Query::new(crate::sql::Dialect::Sqlite);
             q.push(changes::INSERT);
             changes::push_row(&mut q, &logged, seq, at);

@@ -168,6 +168,19 @@ impl Engine {
         }
     }
 
+    /// The first column of each row `sql` selects, as text, read past the store.
+    pub(crate) async fn raw_texts(&self, sql: &str) -> Vec<String> {
+        if let Some(db) = &self._postgres {
+            let rows = db.connect().await.query(sql, &[]).await.expect(sql);
+            return rows.iter().map(|r| r.get::<_, String>(0)).collect();
+        }
+        let dir = self._sqlite_dir.as_ref().expect("a database");
+        let conn = rusqlite::Connection::open(dir.path().join("plinth.db")).expect("open");
+        let mut stmt = conn.prepare(sql).expect(sql);
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).expect(sql);
+        rows.collect::<Result<_, _>>().expect(sql)
+    }
+
     /// Every byte the database holds for `table`, as text: on PostgreSQL each row's text
     /// form; on SQLite the database file and its write-ahead log, whole (so nothing the
     /// store wrote anywhere escapes the scan).

@@ -16,7 +16,66 @@ contract!(
     a_sealed_value_moved_to_another_row_or_column_does_not_open,
     pii_fields_are_added_and_dropped_but_never_converted_in_place,
     account_emails_are_sealed_and_found_through_their_blind_index,
+    a_create_seals_each_value_once_for_its_row_and_its_change,
 );
+
+/// A create seals its pii values once, before its transaction: the row and the change it
+/// logs hold the same sealed text (an update seals its own), and both open.
+async fn a_create_seals_each_value_once_for_its_row_and_its_change(e: &Engine) {
+    let s = people();
+    e.store.migrate(&s, false).await.expect("migrate");
+    let person = model(&s, "person");
+    let body = json!({"name": "a", "ssn": "SSN-once-0001", "note": "Sealed once"});
+    let one = e.create(&admin(), &person, body).await;
+    let batched = e
+        .store
+        .batch(
+            &admin(),
+            &person,
+            vec![plinth_store::BatchOp::Create(draft(
+                &person,
+                &json!({"name": "b", "ssn": "SSN-once-0002"}),
+            ))],
+            None,
+        )
+        .await
+        .expect("batch");
+    let two = batched.records[0].clone();
+    for (record, field) in [(&one, "ssn"), (&one, "note"), (&two, "ssn")] {
+        let id = record.id.as_uuid();
+        let sql = format!("SELECT {field} FROM person WHERE CAST(id AS TEXT) = '{id}'");
+        let row = e.raw_texts(&sql).await;
+        let sql =
+            format!("SELECT record FROM _plinth_changes WHERE CAST(record_id AS TEXT) = '{id}'");
+        let logged: Vec<serde_json::Value> = e
+            .raw_texts(&sql)
+            .await
+            .iter()
+            .map(|t| serde_json::from_str(t).expect("a snapshot"))
+            .collect();
+        assert_eq!(row.len(), 1);
+        assert!(row[0].starts_with("v1:k1:"), "{row:?}");
+        assert_eq!(
+            logged[0]["fields"][field],
+            row[0].as_str(),
+            "{field} of {id}"
+        );
+    }
+    assert_eq!(e.get(&person, one.id).await.fields, one.fields);
+    assert_eq!(
+        changes_read(e).await,
+        [text("SSN-once-0001"), text("SSN-once-0002")]
+    );
+}
+
+/// The `ssn` of each logged change, opened.
+async fn changes_read(e: &Engine) -> Vec<Value> {
+    let page = e.store.changes_after(0, 100).await.expect("the log");
+    page.changes
+        .into_iter()
+        .map(|c| c.record.fields[0].clone())
+        .collect()
+}
 
 /// `person`: `ssn` pii and unique, `note` pii text, `nick` plain; `tag` pii unique per
 /// owner.
