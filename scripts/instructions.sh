@@ -19,7 +19,7 @@ if [[ -z "$BIN" ]]; then
 fi
 N="${N:-2000}"
 PORT="${PORT:-18300}"
-for tool in valgrind callgrind_control hey curl jq; do
+for tool in valgrind callgrind_control callgrind_annotate hey curl jq; do
   command -v "$tool" >/dev/null || { echo "$tool not installed" >&2; exit 2; }
 done
 WORK="$(mktemp -d /tmp/plinth-instr.XXXXXX)"
@@ -64,6 +64,10 @@ list=$(per_request cg.out "${AUTH[@]}" "$BASE/api/v1/resource?status=active&sort
 list_gzip=$(per_request cg.out "${AUTH[@]}" -H "Accept-Encoding: gzip" "$BASE/api/v1/resource?status=active&sort=-created_at&limit=20")
 create=$(per_request cg.out "${AUTH[@]}" -m POST -T application/json \
   -d '{"name":"bench","contact":"bench@example.com","rank":7}' "$BASE/api/v1/resource")
+# Of a create, what the SQLite writer's jobs run (inclusive of `sql::ready`, the SQL of
+# each job): the serial path every write waits on.
+writer=$(callgrind_annotate --inclusive=yes "$(ls -t "$WORK"/cg.out.* | head -1)" 2>/dev/null |
+  awk -v n="$N" '!done && /plinth_store::sql::ready \[/ { gsub(",", "", $1); print int($1 / n); done = 1 }')
 kill -INT "$PID"; wait "$PID" 2>/dev/null || true
 
 # The ceiling probe, under the same valgrind, with the same client.
@@ -75,3 +79,4 @@ for _ in $(seq 1 600); do grep -q '^ceiling probe' "$WORK/ceiling.log" 2>/dev/nu
 ceiling=$(per_request cgc.out "$BASE/api/v1/resource/$(head -1 "$WORK/ceiling-ids")")
 echo "instructions per request (server side): get_one $get  list $list  list_gzip $list_gzip  create $create  ceiling get_one $ceiling"
 echo "get_one costs $((get * 100 / ceiling)) % of the ceiling probe's instructions"
+echo "of a create, the SQLite writer's jobs run ${writer:-?} instructions"
