@@ -41,8 +41,17 @@ async fn a_create_seals_each_value_once_for_its_row_and_its_change(e: &Engine) {
         .await
         .expect("batch");
     let two = batched.records[0].clone();
-    for (record, field) in [(&one, "ssn"), (&one, "note"), (&two, "ssn")] {
-        let id = record.id.as_uuid();
+    // Creates at once, which a group commit inserts together.
+    let ctx = admin();
+    let many = futures_util::future::join_all((0..16).map(|i| {
+        let body = json!({"name": format!("m{i}"), "ssn": format!("SSN-many-{i:04}")});
+        e.create(&ctx, &person, body)
+    }))
+    .await;
+    let mut checks = vec![(one.id, "ssn"), (one.id, "note"), (two.id, "ssn")];
+    checks.extend(many.iter().map(|r| (r.id, "ssn")));
+    for (id, field) in checks {
+        let id = id.as_uuid();
         let sql = format!("SELECT {field} FROM person WHERE CAST(id AS TEXT) = '{id}'");
         let row = e.raw_texts(&sql).await;
         let sql =
@@ -62,8 +71,11 @@ async fn a_create_seals_each_value_once_for_its_row_and_its_change(e: &Engine) {
         );
     }
     assert_eq!(e.get(&person, one.id).await.fields, one.fields);
+    for made in &many {
+        assert_eq!(e.get(&person, made.id).await.fields, made.fields);
+    }
     assert_eq!(
-        changes_read(e).await,
+        changes_read(e).await[..2],
         [text("SSN-once-0001"), text("SSN-once-0002")]
     );
 }
