@@ -60,9 +60,9 @@ pub(crate) fn blind_label(model: &ModelDef, f: &FieldDef) -> String {
     format!("{}.{}", model.name(), f.name())
 }
 
-/// The stored form of `f` (field `index`)'s value in record `id`, and of its blind index
-/// (NULL for a field that is not pii): a pii value is sealed (already, in `pre`, for a
-/// create), NULL stays NULL.
+/// The stored form of a value of field `f` (the model's field number `index`) in record
+/// `id`, and of its blind index (NULL for a field that is not pii): a pii value is sealed
+/// (already, in `pre`, for a create), NULL stays NULL.
 fn stored<'v>(
     keys: &Keys,
     model: &ModelDef,
@@ -328,10 +328,10 @@ pub(crate) fn insert_rows<'r>(
         );
         let mut blinds = Vec::new();
         let mut fields = Vec::with_capacity(model.fields().len());
-        for (f, v) in model.fields().iter().enumerate().zip(&record.fields) {
-            let (value, blind) = stored(keys, model, record.id, f, v, pre)?;
+        for ((index, f), v) in model.fields().iter().enumerate().zip(&record.fields) {
+            let (value, blind) = stored(keys, model, record.id, (index, f), v, pre)?;
             fields.push(value);
-            if f.1.pii() {
+            if f.pii() {
                 blinds.push(blind);
             }
         }
