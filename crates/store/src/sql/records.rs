@@ -60,9 +60,8 @@ pub(crate) fn blind_label(model: &ModelDef, f: &FieldDef) -> String {
     format!("{}.{}", model.name(), f.name())
 }
 
-/// The stored form of a value of field `f` (the model's field number `index`) in record
-/// `id`, and of its blind index (NULL for a field that is not pii): a pii value is sealed
-/// (already, in `pre`, for a create), NULL stays NULL.
+/// The stored form of field `f`'s (number `index`) value in record `id`, and of its blind
+/// index (NULL unless pii): pii is sealed (already, in `pre`, for a create), NULL stays NULL.
 fn stored<'v>(
     keys: &Keys,
     model: &ModelDef,
@@ -76,13 +75,24 @@ fn stored<'v>(
     }
     match v {
         Value::Text(plain) if f.pii() => {
-            let (m, name) = (model.name().as_str(), f.name().as_str());
-            let sealed = keys.seal(m, name, id.as_uuid(), plain)?;
-            let blind = keys.blind(&blind_label(model, f), plain)?;
+            let (sealed, blind) = seal(keys, model, id, f, plain)?;
             Ok((Param::Text(sealed.into()), Param::Text(blind.into())))
         }
         v => Ok((Param::from(v), Param::Null)),
     }
+}
+
+/// The sealed form of pii field `f`'s value `plain` in record `id`, and its blind index.
+fn seal(
+    keys: &Keys,
+    model: &ModelDef,
+    id: RecordId,
+    f: &FieldDef,
+    plain: &str,
+) -> Result<(String, String), StoreError> {
+    let (m, name) = (model.name().as_str(), f.name().as_str());
+    let sealed = keys.seal(m, name, id.as_uuid(), plain)?;
+    Ok((sealed, keys.blind(&blind_label(model, f), plain)?))
 }
 
 /// `SELECT <columns> FROM "<model>"`.

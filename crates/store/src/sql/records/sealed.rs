@@ -2,35 +2,31 @@
 //! not on the one every write of the database waits for (the SQLite writer, a PostgreSQL
 //! group commit), and the same sealed text stored in the row and in the change log.
 
-use super::blind_label;
+use super::seal;
 use crate::{Keys, StoreError};
 use plinth_core::{ModelDef, RecordId, Value};
 
-/// A new record's id, and for each declared field (in order) the sealed form of its pii
-/// value and that value's blind index (`None` for a field that is not pii, or NULL).
+/// A new record's id, and for each of its pii values (by field number) the sealed form
+/// and the blind index.
 #[derive(Debug, Clone)]
 pub(crate) struct Sealed {
     id: RecordId,
-    values: Vec<Option<(String, String)>>,
+    values: Vec<(usize, String, String)>,
 }
 
 impl Sealed {
     /// A fresh id for a record of `model` with `fields` (a draft's), its pii values sealed.
     pub(crate) fn new(keys: &Keys, model: &ModelDef, fields: &[Value]) -> Result<Self, StoreError> {
         let id = RecordId::new_v7();
-        let m = model.name().as_str();
-        let values = model
-            .fields()
-            .iter()
-            .zip(fields)
-            .map(|(f, v)| match v {
-                Value::Text(plain) if f.pii() => Ok(Some((
-                    keys.seal(m, f.name().as_str(), id.as_uuid(), plain)?,
-                    keys.blind(&blind_label(model, f), plain)?,
-                ))),
-                _ => Ok(None),
-            })
-            .collect::<Result<_, StoreError>>()?;
+        let mut values = Vec::new();
+        for (index, (f, v)) in model.fields().iter().zip(fields).enumerate() {
+            if let Value::Text(plain) = v
+                && f.pii()
+            {
+                let (sealed, blind) = seal(keys, model, id, f, plain)?;
+                values.push((index, sealed, blind));
+            }
+        }
         Ok(Self { id, values })
     }
 
@@ -44,7 +40,7 @@ impl Sealed {
         if id != self.id {
             return None;
         }
-        let (sealed, blind) = self.values.get(index)?.as_ref()?;
+        let (_, sealed, blind) = self.values.iter().find(|(i, ..)| *i == index)?;
         Some((sealed, blind))
     }
 }
