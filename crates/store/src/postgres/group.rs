@@ -338,9 +338,10 @@ mod tests {
         let draft =
             plinth_core::input::validate_draft(&model, &json!({"name": "n"}), FieldAccess::All)
                 .expect("a valid draft");
-        let sealed = Sealed::new(&crate::Keys::missing(), &model, &draft.fields).expect("sealed");
+        let ctx = WriteCtx::new(Principal::local_admin(), "group");
+        let sealed = Sealed::new(&crate::Keys::missing(), &ctx, &model, &draft).expect("sealed");
         Write::Create {
-            ctx: WriteCtx::new(Principal::local_admin(), "group"),
+            ctx,
             model,
             vis: Visibility {
                 schema,

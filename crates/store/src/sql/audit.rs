@@ -55,7 +55,7 @@ pub(crate) async fn append<E: Exec>(
     action: Action,
     model: &ModelDef,
     record: &Record,
-    changes: &Json,
+    changes: &str,
     sealed: Option<&super::records::Sealed>,
 ) -> Result<(), StoreError> {
     let subject = Subject {
@@ -87,17 +87,17 @@ pub(crate) async fn append_event<E: Exec>(
         action: event.action(),
         model: Some(event.model()),
         target,
-        changes,
+        changes: &changes.to_string(),
     };
     append_entry(e, by, &subject).await.map(drop)
 }
 
-/// What an entry is about: the action, its target and the changes.
+/// What an entry is about: the action, its target and the changes (as stored).
 pub(crate) struct Subject<'a> {
     action: &'a str,
     model: Option<&'a str>,
     target: Option<Uuid>,
-    changes: &'a Json,
+    changes: &'a str,
 }
 
 /// The one way an entry is written, for record writes, events and checkpoints alike: the
@@ -154,7 +154,7 @@ fn draft(by: By<'_>, s: &Subject<'_>) -> Drafted {
             prev_hash: String::new(),
             hash: String::new(),
         },
-        changes: s.changes.to_string(),
+        changes: s.changes.to_owned(),
         change: None,
     }
 }
@@ -436,7 +436,7 @@ pub(crate) async fn prune<E: Exec>(
         action: CHECKPOINT_ACTION,
         model: None,
         target: None,
-        changes: &changes,
+        changes: &changes.to_string(),
     };
     // Appended before the removal, so it extends the chain's head even when every entry
     // goes.

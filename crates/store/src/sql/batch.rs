@@ -113,7 +113,7 @@ async fn write<E: Exec>(
 ) -> Result<Record, StoreError> {
     match op {
         BatchOp::Create(draft) => {
-            let sealed = records::Sealed::new(by.keys, model, &draft.fields)?;
+            let sealed = records::Sealed::new(by.keys, by.ctx, model, draft)?;
             records::create(e, by, vis, model, draft.clone(), &sealed, None)
                 .await
                 .map(|c| c.record)

@@ -9,7 +9,7 @@
 //! declared is dropped.
 
 use super::records::Sealed;
-use super::{Exec, Param, Query, SqlRow, unreadable};
+use super::{Exec, Query, SqlRow, unreadable};
 use crate::changes::{Change, ChangeKind, ChangeWindow, ChangesPage};
 use crate::{Keys, StoreError};
 use plinth_core::schema::{FieldDef, ValueKind};
@@ -72,7 +72,8 @@ impl Logged {
 }
 
 /// The change a write of `kind` logs: `r` as it stands after the write (before it, for a
-/// purge), pii values sealed under `keys` (or as `sealed` sealed them for a create).
+/// purge), pii values sealed under `keys`; a create's snapshot, but for its times, was made
+/// with its values sealed before its job was queued (`sealed`).
 pub(crate) fn snapshot(
     keys: &Keys,
     model: &ModelDef,
@@ -80,50 +81,103 @@ pub(crate) fn snapshot(
     r: &Record,
     sealed: Option<&Sealed>,
 ) -> Result<Logged, StoreError> {
+    let record = match sealed.and_then(|s| s.logged(r.id)) {
+        Some(made) => made.to_owned(),
+        None => {
+            let (name, status) = (r.name.as_str(), r.status);
+            untimed(
+                keys,
+                model,
+                r.id,
+                (name, status, r.owner_id, r.version),
+                &r.fields,
+                sealed,
+            )?
+        }
+    };
+    Ok(Logged {
+        kind,
+        model: model.name().as_str().to_owned(),
+        record_id: r.id,
+        record: timed(record, r.created_at, r.updated_at)?,
+        plain: None,
+    })
+}
+
+/// The base fields of a record but its times: name, status, owner and version.
+pub(crate) type Base<'a> = (&'a str, Status, Option<uuid::Uuid>, i64);
+
+/// The snapshot of record `id` of `model` but for its times (see [`timed`]), its pii
+/// values sealed under `keys` unless `sealed` holds them.
+pub(crate) fn untimed(
+    keys: &Keys,
+    model: &ModelDef,
+    id: RecordId,
+    (name, status, owner_id, version): Base<'_>,
+    values: &[Value],
+    sealed: Option<&Sealed>,
+) -> Result<String, StoreError> {
     let m = model.name().as_str();
-    let mut fields = Vec::with_capacity(r.fields.len());
-    for (i, (f, v)) in model.fields().iter().zip(&r.fields).enumerate() {
-        let value = match (v, sealed.and_then(|s| s.get(r.id, i))) {
+    let mut fields = Vec::with_capacity(values.len());
+    for (i, (f, v)) in model.fields().iter().zip(values).enumerate() {
+        let value = match (v, sealed.and_then(|s| s.get(id, i))) {
             (Value::Text(_), Some((text, _))) => Field::Sealed(text.into()),
-            (Value::Text(plain), _) if f.pii() => Field::Sealed(
-                keys.seal(m, f.name().as_str(), r.id.as_uuid(), plain)?
-                    .into(),
-            ),
+            (Value::Text(plain), _) if f.pii() => {
+                Field::Sealed(keys.seal(m, f.name().as_str(), id.as_uuid(), plain)?.into())
+            }
             (v, _) => Field::Plain(v),
         };
         fields.push((f.name().as_str(), value));
     }
     let snapshot = Snapshot {
-        id: r.id,
-        name: &r.name,
-        status: r.status.as_str(),
-        created_at: r.created_at,
-        updated_at: r.updated_at,
-        owner_id: r.owner_id,
-        version: r.version,
+        id,
+        name,
+        status: status.as_str(),
+        owner_id,
+        version,
         fields: Fields(fields),
     };
-    Ok(Logged {
-        kind,
-        model: m.to_owned(),
-        record_id: r.id,
-        // Written straight to text: no JSON tree built first.
-        record: serde_json::to_string(&snapshot).map_err(StoreError::internal)?,
-        plain: None,
-    })
+    // Written straight to text: no JSON tree built first.
+    serde_json::to_string(&snapshot).map_err(StoreError::internal)
 }
 
-/// A record as the log stores it (see the module's documentation).
+/// `untimed` with the record's two times added as its last members.
+fn timed(
+    mut untimed: String,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+) -> Result<String, StoreError> {
+    let times = serde_json::to_string(&Times {
+        created_at,
+        updated_at,
+    })
+    .map_err(StoreError::internal)?;
+    match (untimed.pop(), times.strip_prefix('{')) {
+        (Some('}'), Some(members)) => {
+            untimed.push(',');
+            untimed.push_str(members);
+            Ok(untimed)
+        }
+        _ => Err(StoreError::internal("a snapshot is not a JSON object")),
+    }
+}
+
+/// A record as the log stores it (see the module's documentation), but for its times.
 #[derive(serde::Serialize)]
 struct Snapshot<'a> {
     id: RecordId,
     name: &'a str,
     status: &'a str,
-    created_at: Timestamp,
-    updated_at: Timestamp,
     owner_id: Option<uuid::Uuid>,
     version: i64,
     fields: Fields<'a>,
+}
+
+/// The last members of a snapshot, added when the writer has timed the record.
+#[derive(serde::Serialize)]
+struct Times {
+    created_at: Timestamp,
+    updated_at: Timestamp,
 }
 
 /// A declared field's value in a [`Snapshot`]: as it is, or sealed.
@@ -155,15 +209,15 @@ pub(crate) const INSERT: &str =
     "INSERT INTO _plinth_changes (seq, at, kind, model, record_id, record) VALUES ";
 
 /// The row of `c`, logged with the entry `seq` made `at`, as `(…)`.
-pub(crate) fn push_row(q: &mut Query<'_>, c: &Logged, seq: i64, at: Timestamp) {
+pub(crate) fn push_row<'a>(q: &mut Query<'a>, c: &'a Logged, seq: i64, at: Timestamp) {
     q.push("(")
         .bind_all([
             seq.into(),
             at.into(),
             c.kind.as_str().into(),
-            Param::Text(c.model.clone().into()),
+            (&c.model).into(),
             c.record_id.into(),
-            Param::Text(c.record.clone().into()),
+            (&c.record).into(),
         ])
         .push(")");
 }
@@ -348,8 +402,10 @@ mod tests {
     use super::{decode, snapshot};
     use crate::changes::ChangeKind;
     use crate::seal::{Keyring, Keys};
-    use plinth_core::FieldAccess;
+    use crate::sql::records::Sealed;
+    use plinth_core::policy::{Principal, Role};
     use plinth_core::schema::ModelDecl;
+    use plinth_core::{FieldAccess, ModelDef};
     use plinth_core::{Record, RecordId, Schema, Status, Timestamp};
     use serde_json::json;
 
@@ -408,5 +464,48 @@ mod tests {
             decode(&keys, model, &logged.record).expect("decoded"),
             record
         );
+    }
+
+    /// A create's snapshot, made before its job is queued and timed by the writer, reads
+    /// back as the record the writer stores (owner, version and status included) and keeps
+    /// the pii value as it was sealed then.
+    #[test]
+    fn a_snapshot_made_before_the_job_reads_back_as_the_stored_record() {
+        let decls: Vec<ModelDecl> = serde_json::from_value(json!([{"name": "person", "fields": [
+            {"name": "contact", "type": "string", "pii": true},
+            {"name": "qty", "type": "integer"}
+        ]}]))
+        .expect("declarations");
+        let schema = Schema::from_decls(&decls).expect("a schema");
+        let model: &ModelDef = schema.model("person").expect("person");
+        let body =
+            json!({"name": "p", "status": "inactive", "contact": "ada@example.com", "qty": 2});
+        let draft = plinth_core::input::validate_draft(model, &body, FieldAccess::All)
+            .expect("a valid draft");
+        let owner = uuid::Uuid::now_v7();
+        let ctx = crate::WriteCtx::new(Principal::user(owner, Role::User), "made-before");
+        let keys = Keys::fixed(Keyring::generate().expect("keys"));
+        let sealed = Sealed::new(&keys, &ctx, model, &draft).expect("made");
+        let at = Timestamp::from_system(std::time::SystemTime::now());
+        let record = Record {
+            id: sealed.id(),
+            name: draft.name.clone(),
+            status: draft.status,
+            created_at: at,
+            updated_at: at,
+            owner_id: Some(owner),
+            version: 1,
+            fields: draft.fields.clone(),
+        };
+        let logged =
+            snapshot(&keys, model, ChangeKind::Created, &record, Some(&sealed)).expect("logged");
+        assert_eq!(
+            decode(&keys, model, &logged.record).expect("decoded"),
+            record
+        );
+        let stored: serde_json::Value = serde_json::from_str(&logged.record).expect("JSON");
+        let (text, _) = sealed.get(record.id, 0).expect("sealed before");
+        assert_eq!(stored["fields"]["contact"], json!(text), "{stored}");
+        assert!(!logged.record.contains("ada@example.com"), "{stored}");
     }
 }

@@ -259,17 +259,9 @@ pub(crate) async fn create<E: Exec>(
     if files {
         files::sync(e, model, id, &record.fields, &by.ctx.files, now).await?;
     }
-    let changes = audit::created(model, &record);
-    audit::append(
-        e,
-        by,
-        Action::Create,
-        model,
-        &record,
-        &changes,
-        Some(sealed),
-    )
-    .await?;
+    // The entry's changes, made with the sealed values before the job was queued.
+    let changes = sealed.changes();
+    audit::append(e, by, Action::Create, model, &record, changes, Some(sealed)).await?;
     Ok(Created {
         record,
         replayed: false,

@@ -281,9 +281,9 @@ impl Store for SqliteStore {
     ) -> Result<Created, StoreError> {
         let model = Arc::clone(model);
         let scope = idempotency_scope(ctx);
+        let sealed = records::Sealed::new(&self.inner.keys, ctx, &model, &draft)?;
         let (vis, ctx) = (self.visibility(ctx), ctx.clone());
         let keys = self.inner.keys.clone();
-        let sealed = records::Sealed::new(&keys, &model, &draft.fields)?;
         let written = self
             .write(move |w| {
                 let now = w.now();

@@ -2,6 +2,7 @@
 //! `{"field": {"from", "to"}}`, with pii values [`REDACTED`].
 
 use crate::audit::REDACTED;
+use plinth_core::input::Draft;
 use plinth_core::schema::FieldDef;
 use plinth_core::{ModelDef, Record, Status, Value};
 use serde_json::{Map, Value as Json, json};
@@ -42,14 +43,19 @@ impl Action {
 
 /// The base and declared fields of a record that have a value, by name.
 fn fields(model: &ModelDef, r: &Record) -> Vec<(String, Json)> {
+    values(model, &r.name, r.status, &r.fields)
+}
+
+/// [`fields`] of a record named `name` with `status` and the declared fields' `values`.
+fn values(model: &ModelDef, name: &str, status: Status, values: &[Value]) -> Vec<(String, Json)> {
     let mut out = vec![
-        ("name".to_owned(), Json::String(r.name.clone())),
+        ("name".to_owned(), Json::String(name.to_owned())),
         (
             "status".to_owned(),
-            Json::String(r.status.as_str().to_owned()),
+            Json::String(status.as_str().to_owned()),
         ),
     ];
-    for (f, v) in model.fields().iter().zip(&r.fields) {
+    for (f, v) in model.fields().iter().zip(values) {
         if *v != Value::Null {
             out.push((f.name().to_string(), shown(f, v)));
         }
@@ -67,26 +73,26 @@ fn shown(f: &FieldDef, v: &Value) -> Json {
     }
 }
 
-/// The changes of a create: every value set, as `to`.
-pub(crate) fn created(model: &ModelDef, r: &Record) -> Json {
-    let map: Map<String, Json> = fields(model, r)
+/// The changes of a create of `draft`: every value set, as `to`; as stored.
+pub(crate) fn created(model: &ModelDef, draft: &Draft) -> String {
+    let map: Map<String, Json> = values(model, &draft.name, draft.status, &draft.fields)
         .into_iter()
         .map(|(k, v)| (k, json!({ "to": v })))
         .collect();
-    Json::Object(map)
+    Json::Object(map).to_string()
 }
 
-/// The changes of a purge: every value the record had, as `from`.
-pub(crate) fn purged(model: &ModelDef, r: &Record) -> Json {
+/// The changes of a purge: every value the record had, as `from`; as stored.
+pub(crate) fn purged(model: &ModelDef, r: &Record) -> String {
     let map: Map<String, Json> = fields(model, r)
         .into_iter()
         .map(|(k, v)| (k, json!({ "from": v })))
         .collect();
-    Json::Object(map)
+    Json::Object(map).to_string()
 }
 
-/// The changes of an update: each base or declared field whose value differs.
-pub(crate) fn updated(model: &ModelDef, before: &Record, after: &Record) -> Json {
+/// The changes of an update: each base or declared field whose value differs; as stored.
+pub(crate) fn updated(model: &ModelDef, before: &Record, after: &Record) -> String {
     let mut map = Map::new();
     let mut diff = |name: &str, from: Json, to: Json, changed: bool| {
         if changed {
@@ -101,10 +107,10 @@ pub(crate) fn updated(model: &ModelDef, before: &Record, after: &Record) -> Json
         // Masked pii values look alike: the values are compared, the masks shown.
         diff(f.name().as_str(), shown(f, from), shown(f, to), from != to);
     }
-    Json::Object(map)
+    Json::Object(map).to_string()
 }
 
-/// The changes of a delete or restore.
-pub(crate) fn status_changed(from: Status, to: Status) -> Json {
-    json!({ "status": { "from": from.as_str(), "to": to.as_str() } })
+/// The changes of a delete or restore, as stored.
+pub(crate) fn status_changed(from: Status, to: Status) -> String {
+    json!({ "status": { "from": from.as_str(), "to": to.as_str() } }).to_string()
 }
