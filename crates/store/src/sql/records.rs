@@ -259,7 +259,7 @@ pub(crate) async fn create<E: Exec>(
     if files {
         files::sync(e, model, id, &record.fields, &by.ctx.files, now).await?;
     }
-    // The entry's changes, made with the sealed values before the job was queued.
+    // The entry's changes, written when the create was made ready (see `Sealed`).
     let changes = sealed.changes();
     audit::append(e, by, Action::Create, model, &record, changes, Some(sealed)).await?;
     Ok(Created {
