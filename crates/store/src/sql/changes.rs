@@ -5,9 +5,9 @@
 //! A row's `record` is JSON text: the base fields, then `fields`, the declared fields by
 //! name, pii values sealed exactly as in the record's table (bound to model, field and id),
 //! so no plaintext pii is ever in the log; the two times come last (a create's text is
-//! written before its job is queued, and the writer adds them). It is read back against the schema of the
-//! reader: fields by name, so a field declared since reads as null and one no longer
-//! declared is dropped.
+//! written before its job is queued, and the writer adds them). It is read back against
+//! the schema of the reader: fields by name, so a field declared since reads as null and
+//! one no longer declared is dropped.
 
 use super::records::Sealed;
 use super::{Exec, Query, SqlRow, unreadable};
