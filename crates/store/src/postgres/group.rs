@@ -1,7 +1,6 @@
-//! Group commit: the record creates of one instance that arrive while a transaction is open
-//! are committed together in the next one, so N concurrent creates pay one hold of the
-//! audit chain's lock and one WAL flush instead of N. (Updates and deletes still run in a
-//! transaction each: `Write` is where they would join.)
+//! Group commit: the record writes of one instance (creates, updates, deletes and restores)
+//! that arrive while a transaction is open are committed together in the next one, so N
+//! concurrent writes pay one hold of the audit chain's lock and one WAL flush instead of N.
 //!
 //! A task per store takes the first job waiting, then every job already queued (up to
 //! [`MAX_BATCH`]; it never waits for more, so a lone write adds no latency), and runs them
@@ -20,19 +19,20 @@
 //!
 //! A job that loses a race (`Contention`) runs again in a later batch, up to
 //! [`WRITE_ATTEMPTS`] in all; so does every job of a batch whose commit lost one. Jobs take
-//! their times from the store's clock in queue order, so times are strictly increasing in
-//! commit order within an instance.
+//! their times from the store's clock in batch order (creates in queue order, then changes
+//! in the order of the records they change, see `commit`), so times are strictly increasing
+//! in commit order within an instance.
 
 mod tx;
 
 use super::PgStore;
 use crate::shared::Visibility;
-use crate::sql::records::Sealed;
+use crate::sql::records::{Sealed, StatusChange};
 use crate::stats::{BatchSizes, WriterStats};
 use crate::{Created, IdempotencyClaim, StoreError, WriteCtx};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use plinth_core::{Draft, ModelDef};
+use plinth_core::{Draft, ModelDef, Patch, Record, RecordId};
 use std::collections::VecDeque;
 use std::sync::{Arc, Weak};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -58,13 +58,39 @@ pub(super) enum Write {
         sealed: Sealed,
         claim: Option<(String, IdempotencyClaim)>,
     },
+    Update {
+        ctx: WriteCtx,
+        model: Arc<ModelDef>,
+        vis: Visibility,
+        id: RecordId,
+        patch: Patch,
+        expected: Option<i64>,
+    },
+    /// A delete or a restore.
+    Status {
+        ctx: WriteCtx,
+        model: Arc<ModelDef>,
+        id: RecordId,
+        change: StatusChange,
+        expected: Option<i64>,
+    },
 }
 
 impl Write {
     /// Who writes, and from where.
     fn ctx(&self) -> &WriteCtx {
         match self {
-            Self::Create { ctx, .. } => ctx,
+            Self::Create { ctx, .. } | Self::Update { ctx, .. } | Self::Status { ctx, .. } => ctx,
+        }
+    }
+
+    /// The record this write changes (its model's name and its id); none for a create.
+    fn changes(&self) -> Option<(&str, RecordId)> {
+        match self {
+            Self::Create { .. } => None,
+            Self::Update { model, id, .. } | Self::Status { model, id, .. } => {
+                Some((model.name().as_str(), *id))
+            }
         }
     }
 }
@@ -72,11 +98,13 @@ impl Write {
 /// What a write answers.
 enum Answer {
     Created(Created),
+    Changed(Record),
 }
 
 /// Where a write's answer goes.
 enum Reply {
     Created(oneshot::Sender<Result<Created, StoreError>>),
+    Changed(oneshot::Sender<Result<Record, StoreError>>),
 }
 
 /// A queued write, its caller, and the attempts it has had.
@@ -91,16 +119,97 @@ impl Job {
     fn abandoned(&self) -> bool {
         match &self.reply {
             Reply::Created(r) => r.is_closed(),
+            Reply::Changed(r) => r.is_closed(),
         }
     }
 
     fn answer(self, result: Result<Answer, StoreError>) {
+        let mismatch = || StoreError::internal("a grouped write got another kind's answer");
         match self.reply {
             Reply::Created(r) => {
-                let _ = r.send(result.map(|Answer::Created(c)| c));
+                let _ = r.send(result.and_then(|a| match a {
+                    Answer::Created(c) => Ok(c),
+                    Answer::Changed(_) => Err(mismatch()),
+                }));
+            }
+            Reply::Changed(r) => {
+                let _ = r.send(result.and_then(|a| match a {
+                    Answer::Changed(record) => Ok(record),
+                    Answer::Created(_) => Err(mismatch()),
+                }));
             }
         }
     }
+}
+
+impl Job {
+    /// Whether every statement of this job is sent when it is first polled, none of them
+    /// waiting for another's answer (see [`records::inserts_first`]).
+    pub(super) fn inserts_first(&self) -> bool {
+        match &self.write {
+            Write::Create {
+                model,
+                draft,
+                claim,
+                ..
+            } => crate::sql::records::inserts_first(model, draft, claim.is_some()),
+            // Its first statement reads the record it changes, and locks it.
+            Write::Update { .. } | Write::Status { .. } => false,
+        }
+    }
+}
+
+/// Whether no two jobs of `batch` claim the same idempotency key or change the same record:
+/// run at once, the second could read the first's claim before its record is written, or
+/// the record as it was before the first changed it (and write an audit entry whose
+/// changes start from there).
+pub(super) fn apart(batch: &[Job]) -> bool {
+    let mut claims = std::collections::HashSet::new();
+    let mut changed = std::collections::HashSet::new();
+    batch.iter().all(|job| match &job.write {
+        Write::Create { model, claim, .. } => claim.as_ref().is_none_or(|(scope, c)| {
+            claims.insert((model.name().as_str(), scope.as_str(), c.key.as_str()))
+        }),
+        Write::Update { .. } | Write::Status { .. } => {
+            job.write.changes().is_none_or(|row| changed.insert(row))
+        }
+    })
+}
+
+/// A batch: `first`, then the jobs waiting (those to run again first, then the queue's), up
+/// to [`MAX_BATCH`]. A second change of a record already in the batch is left at the front
+/// of `again`, for the next batch: this one still runs at once (see [`apart`]), and that
+/// change then starts from this one's.
+fn take(first: Job, again: &mut VecDeque<Job>, rx: &mut mpsc::Receiver<Job>) -> Vec<Job> {
+    let mut batch = vec![first];
+    let mut later = Vec::new();
+    while batch.len() + later.len() < MAX_BATCH {
+        match again.pop_front().map_or_else(|| rx.try_recv().ok(), Some) {
+            Some(job) if changes_one_of(&batch, &job) => later.push(job),
+            Some(job) => batch.push(job),
+            None => break,
+        }
+    }
+    for job in later.into_iter().rev() {
+        again.push_front(job);
+    }
+    batch
+}
+
+/// Whether `job` changes a record a job of `batch` changes.
+fn changes_one_of(batch: &[Job], job: &Job) -> bool {
+    job.write
+        .changes()
+        .is_some_and(|row| batch.iter().any(|j| j.write.changes() == Some(row)))
+}
+
+/// Puts `batch` in the order its jobs run: creates first, in queue order, then changes in
+/// the order of the records they change. Two batches in flight, or on two instances, that
+/// change the same records then lock them in the same order, so neither waits on a row the
+/// other holds while holding one the other wants (a deadlock PostgreSQL would end only after
+/// `deadlock_timeout`, failing a batch).
+pub(super) fn in_lock_order(batch: &mut [Job]) {
+    batch.sort_by(|a, b| a.write.changes().cmp(&b.write.changes()));
 }
 
 /// The way to the group-commit task: its queue and the sizes of its batches.
@@ -153,6 +262,12 @@ impl PgStore {
     pub(super) async fn create_grouped(&self, write: Write) -> Result<Created, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.grouped(write, Reply::Created(reply), rx).await
+    }
+
+    /// Updates, deletes or restores a record in the next group commit.
+    pub(super) async fn change_grouped(&self, write: Write) -> Result<Record, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.grouped(write, Reply::Changed(reply), rx).await
     }
 
     async fn grouped<T>(
@@ -220,13 +335,7 @@ async fn batches(inner: Weak<super::Inner>, rx: &mut mpsc::Receiver<Job>) {
                 }
             },
         };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match again.pop_front().map_or_else(|| rx.try_recv().ok(), Some) {
-                Some(job) => batch.push(job),
-                None => break,
-            }
-        }
+        let mut batch = take(first, &mut again, rx);
         batch.retain(|job| !job.abandoned());
         if batch.is_empty() {
             continue;
@@ -319,24 +428,35 @@ impl Turn {
 
 #[cfg(test)]
 mod tests {
-    use super::{Group, Job, Reply, Sealed, Write, run};
+    use super::{Group, Job, Reply, Sealed, StatusChange, Write, apart, in_lock_order, run, take};
     use crate::shared::Visibility;
     use crate::{StoreError, WriteCtx};
     use plinth_core::schema::ModelDecl;
-    use plinth_core::{FieldAccess, Principal, Schema};
+    use plinth_core::{FieldAccess, ModelDef, Principal, RecordId, Schema};
     use serde_json::json;
+    use std::collections::VecDeque;
     use std::sync::{Arc, Weak};
     use std::time::Duration;
     use tokio::sync::oneshot;
 
-    /// A create of a `note` with no fields of its own.
-    fn create() -> Write {
+    /// The schema of a `note` with no fields of its own, and the `note`.
+    fn note() -> (Arc<Schema>, Arc<ModelDef>) {
         let decls: Vec<ModelDecl> =
             serde_json::from_value(json!([{"name": "note", "fields": []}])).expect("models");
         let schema = Arc::new(Schema::from_decls(&decls).expect("a schema"));
         let model = Arc::clone(schema.model("note").expect("note"));
+        (schema, model)
+    }
+
+    /// A create of a `note` named `n`.
+    fn create() -> Write {
+        create_named("n")
+    }
+
+    fn create_named(name: &str) -> Write {
+        let (schema, model) = note();
         let draft =
-            plinth_core::input::validate_draft(&model, &json!({"name": "n"}), FieldAccess::All)
+            plinth_core::input::validate_draft(&model, &json!({ "name": name }), FieldAccess::All)
                 .expect("a valid draft");
         let ctx = WriteCtx::new(Principal::local_admin(), "group");
         let sealed = Sealed::new(&crate::Keys::missing(), &ctx, &model, &draft).expect("sealed");
@@ -377,5 +497,89 @@ mod tests {
             matches!(answer, Err(StoreError::Unavailable(_))),
             "{answer:?}"
         );
+    }
+
+    /// A delete of the `note` `id`.
+    fn delete(id: RecordId) -> Write {
+        Write::Status {
+            ctx: WriteCtx::new(Principal::local_admin(), "group"),
+            model: note().1,
+            id,
+            change: StatusChange::Delete,
+            expected: None,
+        }
+    }
+
+    fn job(write: Write) -> Job {
+        Job {
+            write,
+            reply: Reply::Changed(oneshot::channel().0),
+            attempt: 1,
+        }
+    }
+
+    /// What a job writes: a create's name, or the id of the record a change changes.
+    fn what(job: &Job) -> String {
+        match &job.write {
+            Write::Create { draft, .. } => draft.name.clone(),
+            Write::Update { id, .. } | Write::Status { id, .. } => id.to_string(),
+        }
+    }
+
+    /// A batch runs its creates first, in queue order, then its changes in the order of the
+    /// records they change, whatever order they were queued in.
+    #[test]
+    fn a_batch_runs_creates_in_queue_order_then_changes_by_record() {
+        let mut ids: Vec<RecordId> = (0..3).map(|_| RecordId::new_v7()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 3);
+        let mut batch = vec![
+            job(delete(ids[2])),
+            job(create_named("first")),
+            job(delete(ids[0])),
+            job(create_named("second")),
+            job(delete(ids[1])),
+        ];
+        in_lock_order(&mut batch);
+        let order: Vec<String> = batch.iter().map(what).collect();
+        let expected = ["first".to_owned(), "second".to_owned()]
+            .into_iter()
+            .chain(ids.iter().map(ToString::to_string))
+            .collect::<Vec<_>>();
+        assert_eq!(order, expected);
+    }
+
+    /// Two changes of one record in a batch make it run job by job; changes of different
+    /// records, and creates beside them, may run at once.
+    #[test]
+    fn two_changes_of_one_record_are_not_apart() {
+        let (a, b) = (RecordId::new_v7(), RecordId::new_v7());
+        assert!(apart(&[job(delete(a)), job(create()), job(delete(b))]));
+        assert!(!apart(&[job(delete(a)), job(create()), job(delete(a))]));
+    }
+
+    /// A batch takes the jobs waiting but leaves a second change of a record it already
+    /// changes for the next batch, ahead of the queue, in their order.
+    #[tokio::test]
+    async fn a_second_change_of_a_record_waits_for_the_next_batch() {
+        let (x, y, z) = (RecordId::new_v7(), RecordId::new_v7(), RecordId::new_v7());
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        for id in [y, x, z, x, y] {
+            tx.send(job(delete(id))).await.expect("queued");
+        }
+        let mut again = VecDeque::new();
+        let batch = take(job(delete(x)), &mut again, &mut rx);
+        let ids = |jobs: &mut dyn Iterator<Item = &Job>| jobs.map(what).collect::<Vec<_>>();
+        let taken = [x, y, z].map(|id| id.to_string());
+        assert_eq!(ids(&mut batch.iter()), taken);
+        let left = [x, x, y].map(|id| id.to_string());
+        assert_eq!(ids(&mut again.iter()), left);
+        assert!(rx.try_recv().is_err(), "the queue was emptied");
+        // The next batch takes one of them, and leaves the other change of `x`.
+        let first = again.pop_front().expect("a job");
+        let next = take(first, &mut again, &mut rx);
+        assert_eq!(ids(&mut next.iter()), [x, y].map(|id| id.to_string()));
+        assert_eq!(ids(&mut again.iter()), [x.to_string()]);
     }
 }

@@ -429,13 +429,15 @@ impl Store for PgStore {
         patch: Patch,
         expected_version: Option<i64>,
     ) -> Result<Record, StoreError> {
-        let vis = self.visibility(ctx);
-        let written = self
-            .in_tx(async |tx| {
-                records::update(tx, self.by(ctx), &vis, model, id, &patch, expected_version).await
-            })
-            .await;
-        self.changed(written)
+        self.change_grouped(group::Write::Update {
+            ctx: ctx.clone(),
+            model: Arc::clone(model),
+            vis: self.visibility(ctx),
+            id,
+            patch,
+            expected: expected_version,
+        })
+        .await
     }
 
     async fn delete(
@@ -445,13 +447,14 @@ impl Store for PgStore {
         id: RecordId,
         expected_version: Option<i64>,
     ) -> Result<Record, StoreError> {
-        let change = StatusChange::Delete;
-        let written = self
-            .in_tx(async |tx| {
-                records::set_status(tx, self.by(ctx), model, id, change, expected_version).await
-            })
-            .await;
-        self.changed(written)
+        self.change_grouped(group::Write::Status {
+            ctx: ctx.clone(),
+            model: Arc::clone(model),
+            id,
+            change: StatusChange::Delete,
+            expected: expected_version,
+        })
+        .await
     }
 
     async fn restore(
@@ -460,11 +463,14 @@ impl Store for PgStore {
         model: &Arc<ModelDef>,
         id: RecordId,
     ) -> Result<Record, StoreError> {
-        let change = StatusChange::Restore;
-        let written = self
-            .in_tx(async |tx| records::set_status(tx, self.by(ctx), model, id, change, None).await)
-            .await;
-        self.changed(written)
+        self.change_grouped(group::Write::Status {
+            ctx: ctx.clone(),
+            model: Arc::clone(model),
+            id,
+            change: StatusChange::Restore,
+            expected: None,
+        })
+        .await
     }
 
     async fn purge(

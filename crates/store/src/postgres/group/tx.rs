@@ -3,7 +3,7 @@
 
 use super::super::exec::Pg;
 use super::super::{PgStore, WRITE_ATTEMPTS, errors};
-use super::{Answer, Job, Turn, Write, closed};
+use super::{Answer, Job, Turn, Write, apart, closed, in_lock_order};
 use crate::StoreError;
 use crate::sql::audit::{self, AuditBatch};
 use crate::sql::records;
@@ -26,8 +26,10 @@ use tokio_postgres::{Row, Statement};
 /// runs again job by job, each in its savepoint, so the failed one rolls back alone: a
 /// failure costs its batch a second run; the jobs that succeed never see it. A batch
 /// holding a job that already lost a race runs job by job at once, so that each attempt
-/// of a write is one run.
-pub(super) async fn commit(store: &PgStore, batch: Vec<Job>, mut turn: Turn) -> Vec<Job> {
+/// of a write is one run; so does one with two jobs for one record or one idempotency key
+/// (see [`apart`]). The jobs run in lock order (see [`in_lock_order`]).
+pub(super) async fn commit(store: &PgStore, mut batch: Vec<Job>, mut turn: Turn) -> Vec<Job> {
+    in_lock_order(&mut batch);
     turn.write().await;
     let mut conn = match store.inner.pool.get().await {
         Ok(client) => Conn {
@@ -37,7 +39,7 @@ pub(super) async fn commit(store: &PgStore, batch: Vec<Job>, mut turn: Turn) -> 
         Err(e) => return settle(batch, Err(errors::pool(e))),
     };
     let lone = batch.len() == 1;
-    if lone || (batch.iter().all(|job| job.attempt == 1) && claims_apart(&batch)) {
+    if lone || (batch.iter().all(|job| job.attempt == 1) && apart(&batch)) {
         match pipelined(store, &mut conn, &batch, &mut turn).await {
             Ok(Ok(answers)) => {
                 for (job, answer) in batch.into_iter().zip(answers) {
@@ -62,21 +64,6 @@ pub(super) async fn commit(store: &PgStore, batch: Vec<Job>, mut turn: Turn) -> 
         return settle(batch, Err(closed()));
     };
     one_by_one(store, client, batch, &mut turn).await
-}
-
-impl Job {
-    /// Whether every statement of this job is sent when it is first polled, none of them
-    /// waiting for another's answer (see [`records::inserts_first`]).
-    fn inserts_first(&self) -> bool {
-        match &self.write {
-            Write::Create {
-                model,
-                draft,
-                claim,
-                ..
-            } => records::inserts_first(model, draft, claim.is_some()),
-        }
-    }
 }
 
 /// A pooled connection, and whether it holds a transaction begun by hand (its `BEGIN` sent
@@ -108,17 +95,6 @@ impl Conn {
             self.open = client.is_closed();
         }
     }
-}
-
-/// Whether no two jobs of `batch` claim the same idempotency key: run at once, the second
-/// could read the first's claim before its record is written.
-fn claims_apart(batch: &[Job]) -> bool {
-    let mut claims = std::collections::HashSet::new();
-    batch.iter().all(|job| match &job.write {
-        Write::Create { model, claim, .. } => claim.as_ref().is_none_or(|(scope, c)| {
-            claims.insert((model.name().as_str(), scope.as_str(), c.key.as_str()))
-        }),
-    })
 }
 
 /// Runs every job of `batch` at once in one transaction: their answers, committed; or the
@@ -451,6 +427,25 @@ async fn apply<C: GenericClient>(
         } => records::create(e, by, vis, model, draft.clone(), sealed, claim.clone())
             .await
             .map(Answer::Created),
+        Write::Update {
+            model,
+            vis,
+            id,
+            patch,
+            expected,
+            ..
+        } => records::update(e, by, vis, model, *id, patch, *expected)
+            .await
+            .map(Answer::Changed),
+        Write::Status {
+            model,
+            id,
+            change,
+            expected,
+            ..
+        } => records::set_status(e, by, model, *id, *change, *expected)
+            .await
+            .map(Answer::Changed),
     }
 }
 

@@ -1,10 +1,11 @@
-//! Group commit: creates arriving together are committed together (the batch-size stats
-//! show a batch of more than one), and batching changes no outcome: every create is
+//! Group commit: writes arriving together are committed together (the batch-size stats
+//! show a batch of more than one), and batching changes no outcome: every write is
 //! committed with its audit entry, a refused one leaves nothing (no record, no entry) while
-//! those beside it commit, and one idempotency key sent many times at once makes one record.
+//! those beside it commit, one idempotency key sent many times at once makes one record,
+//! and changes to one record sent at once each start from the one before.
 
-use super::{Engine, admin, draft, model, schema, walk};
-use plinth_core::{ListScope, Schema};
+use super::{Engine, admin, draft, model, patch, schema, walk};
+use plinth_core::{ListScope, Record, RecordId, Schema};
 use plinth_store::{AuditVerdict, IdempotencyClaim, Store, StoreError};
 use serde_json::json;
 use std::sync::Arc;
@@ -13,6 +14,9 @@ contract!(
     concurrent_creates_commit_in_shared_transactions_with_every_audit_entry,
     a_refused_create_in_a_batch_leaves_nothing_and_spares_the_others,
     one_idempotency_key_sent_at_once_makes_one_record,
+    concurrent_changes_commit_in_shared_transactions_with_every_audit_entry,
+    changes_to_one_record_at_once_each_start_from_the_one_before,
+    conditional_changes_at_once_one_wins_and_the_others_commit,
 );
 
 /// Creates sent at once.
@@ -174,4 +178,210 @@ async fn one_idempotency_key_sent_at_once_makes_one_record(e: &Engine) {
     assert!(made.iter().all(|c| c.record.id == made[0].record.id));
     let all = walk(&*e.store, &model(&s, "book"), &[], ListScope::All).await;
     assert_eq!(all.len(), 1);
+}
+
+/// A change to send at once with others.
+#[derive(Clone)]
+enum Change {
+    Update(RecordId, serde_json::Value, Option<i64>),
+    Delete(RecordId, Option<i64>),
+}
+
+/// Sends `changes` all at once; their results in the same order.
+async fn changes_at_once(
+    store: &Arc<dyn Store>,
+    s: &Schema,
+    changes: Vec<Change>,
+) -> Vec<Result<Record, StoreError>> {
+    let book = model(s, "book");
+    let tasks: Vec<_> = changes
+        .into_iter()
+        .map(|change| {
+            let (store, book) = (Arc::clone(store), Arc::clone(&book));
+            tokio::spawn(async move {
+                match change {
+                    Change::Update(id, body, expected) => {
+                        let p = patch(&book, &body);
+                        store.update(&admin(), &book, id, p, expected).await
+                    }
+                    Change::Delete(id, expected) => {
+                        store.delete(&admin(), &book, id, expected).await
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.expect("a change task"));
+    }
+    out
+}
+
+/// `n` books made at once, in the order made.
+async fn made(e: &Engine, s: &Schema, n: usize) -> Vec<Record> {
+    let bodies = (0..n)
+        .map(|i| {
+            (
+                json!({"name": format!("b{i}"), "sku": format!("S-{i}")}),
+                None,
+            )
+        })
+        .collect();
+    let made = burst(&e.store, s, bodies).await;
+    made.into_iter()
+        .map(|c| c.expect("a create").record)
+        .collect()
+}
+
+fn assert_intact(entries: &[plinth_store::AuditEntry], verdict: AuditVerdict) {
+    assert_eq!(
+        verdict,
+        AuditVerdict::Intact {
+            entries: entries.len() as u64
+        }
+    );
+}
+
+async fn concurrent_changes_commit_in_shared_transactions_with_every_audit_entry(e: &Engine) {
+    let s = books();
+    e.store.migrate(&s, false).await.expect("migrate");
+    let books = made(e, &s, BURST).await;
+    let before = batches(&*e.store);
+    // A third deleted, the rest renamed; each from version 1.
+    let changes = books
+        .iter()
+        .enumerate()
+        .map(|(i, b)| match i % 3 {
+            0 => Change::Delete(b.id, Some(1)),
+            _ => Change::Update(b.id, json!({"name": format!("u{i}")}), Some(1)),
+        })
+        .collect();
+    for (i, changed) in changes_at_once(&e.store, &s, changes)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let record = changed.unwrap_or_else(|e| panic!("change {i}: {e:?}"));
+        assert_eq!((record.id, record.version), (books[i].id, 2));
+    }
+    let (count, sum) = batches(&*e.store);
+    let (count, sum) = (count - before.0, sum - before.1);
+    assert_eq!(
+        sum, BURST as u64,
+        "every change went through the group commit"
+    );
+    assert!(
+        count < sum,
+        "{BURST} changes at once took {count} transactions: none was shared"
+    );
+    let entries = e.store.audit_list(0, 10_000).await.expect("the audit");
+    let count = |action: &str| entries.iter().filter(|a| a.action == action).count();
+    let deleted = BURST.div_ceil(3);
+    assert_eq!(count("record.delete"), deleted);
+    assert_eq!(count("record.update"), BURST - deleted);
+    let live = walk(&*e.store, &model(&s, "book"), &[], ListScope::All).await;
+    assert_eq!(live.len(), BURST - deleted);
+    assert!(live.iter().all(|r| r.name.starts_with('u')));
+    assert_intact(&entries, e.store.audit_verify().await.expect("verify"));
+}
+
+async fn changes_to_one_record_at_once_each_start_from_the_one_before(e: &Engine) {
+    let s = books();
+    e.store.migrate(&s, false).await.expect("migrate");
+    let book = made(e, &s, 1).await.remove(0);
+    const SENT: usize = 40;
+    let changes = (0..SENT)
+        .map(|i| Change::Update(book.id, json!({"name": format!("n{i}")}), None))
+        .collect();
+    let mut versions: Vec<i64> = changes_at_once(&e.store, &s, changes)
+        .await
+        .into_iter()
+        .map(|r| r.expect("an update").version)
+        .collect();
+    versions.sort_unstable();
+    let expected: Vec<i64> = (2..=1 + SENT as i64).collect();
+    assert_eq!(versions, expected, "each update made a version of its own");
+    let entries = e.store.audit_list(0, 10_000).await.expect("the audit");
+    let mut updates: Vec<_> = entries
+        .iter()
+        .filter(|a| a.action == "record.update" && a.record_id == Some(book.id))
+        .collect();
+    updates.sort_by_key(|a| a.seq);
+    assert_eq!(updates.len(), SENT);
+    let mut name = json!(book.name);
+    for entry in &updates {
+        let change = &entry.changes["name"];
+        assert_eq!(
+            change["from"], name,
+            "entry {} starts from the update before it",
+            entry.seq
+        );
+        name = change["to"].clone();
+    }
+    let now = e
+        .store
+        .get(&model(&s, "book"), book.id)
+        .await
+        .expect("a read")
+        .expect("the book");
+    assert_eq!((json!(now.name), now.version), (name, 1 + SENT as i64));
+    assert_intact(&entries, e.store.audit_verify().await.expect("verify"));
+}
+
+async fn conditional_changes_at_once_one_wins_and_the_others_commit(e: &Engine) {
+    let s = books();
+    e.store.migrate(&s, false).await.expect("migrate");
+    let books = made(e, &s, 21).await;
+    let (target, others) = books.split_first().expect("books");
+    const RACING: usize = 20;
+    let missing = RecordId::new_v7();
+    // Racing updates of one record from version 1, interleaved with an update of each
+    // other record and a delete of a record that does not exist.
+    let mut changes = Vec::new();
+    for (i, other) in others.iter().enumerate() {
+        changes.push(Change::Update(
+            target.id,
+            json!({"name": format!("t{i}")}),
+            Some(1),
+        ));
+        changes.push(Change::Update(
+            other.id,
+            json!({"name": "renamed"}),
+            Some(1),
+        ));
+    }
+    changes.push(Change::Delete(missing, None));
+    let results = changes_at_once(&e.store, &s, changes.clone()).await;
+    let (mut won, mut stale) = (0, 0);
+    for (change, result) in changes.iter().zip(&results) {
+        match (change, result) {
+            (Change::Update(id, ..), Ok(r)) if *id == target.id => {
+                assert_eq!(r.version, 2);
+                won += 1;
+            }
+            (Change::Update(id, ..), Err(StoreError::Stale { expected, current }))
+                if *id == target.id =>
+            {
+                assert_eq!((*expected, *current), (1, 2));
+                stale += 1;
+            }
+            (Change::Update(..), Ok(r)) => assert_eq!((r.name.as_str(), r.version), ("renamed", 2)),
+            (Change::Delete(..), Err(StoreError::NotFound)) => {}
+            (_, other) => panic!("unexpected: {other:?}"),
+        }
+    }
+    assert_eq!((won, stale), (1, RACING - 1));
+    let entries = e.store.audit_list(0, 10_000).await.expect("the audit");
+    let updates = entries
+        .iter()
+        .filter(|a| a.action == "record.update")
+        .count();
+    assert_eq!(
+        updates,
+        1 + others.len(),
+        "an entry for each update that won"
+    );
+    assert!(!entries.iter().any(|a| a.record_id == Some(missing)));
+    assert_intact(&entries, e.store.audit_verify().await.expect("verify"));
 }
