@@ -1,5 +1,5 @@
 //! The load generator behind `plinth bench`: seeds a Plinth server on loopback and measures
-//! requests/s and latency percentiles for get-by-id, list, create and a 70/20/10 mix, each
+//! requests/s and latency percentiles for get-by-id, list, create, update and a 70/20/10 mix, each
 //! with a bounded number of requests; on demand, the change feed's fan-out too.
 //!
 //! Layout: [`Options`], [`run`] and the [`Report`] here; each workload is a request builder
@@ -166,13 +166,15 @@ enum Req {
     Get,
     List,
     Create,
+    /// A change to a seeded record (no `If-Match`).
+    Update,
 }
 
 /// Seeds `opts.seed` records, then measures each workload.
 pub async fn run(url: &str, opts: &Options) -> Result<Report, BenchError> {
     let target = connect(url, opts, opts.concurrency).await?;
     let mut workloads = Vec::new();
-    let runs: &[(&str, [u64; 2])] = if opts.requests == 0 { &[] } else { &WORKLOADS };
+    let runs: &[(&str, [u64; 3])] = if opts.requests == 0 { &[] } else { &WORKLOADS };
     for &(name, mix) in runs {
         workloads.push(measure(&target, name, opts, mix).await);
     }
@@ -210,7 +212,7 @@ async fn measure_ceiling(client: &reqwest::Client, opts: &Options) -> Result<Fig
         counter: AtomicU64::new(0),
         all_features: false,
     });
-    let figures = measure(&target, "ceiling", opts, [100, 0]).await;
+    let figures = measure(&target, "ceiling", opts, [100, 0, 0]).await;
     probe.stop().await;
     Ok(figures)
 }
@@ -304,12 +306,14 @@ fn client(credential: Option<&str>, idle: usize) -> Result<reqwest::Client, Benc
         .map_err(|e| BenchError::Server(format!("cannot build the HTTP client: {e}")))
 }
 
-/// Workload names with their mix: percentage of gets, of lists; the rest are creates.
-const WORKLOADS: [(&str, [u64; 2]); 4] = [
-    ("get_one", [100, 0]),
-    ("list", [0, 100]),
-    ("create", [0, 0]),
-    ("mixed", [70, 20]),
+/// Workload names with their mix: percentage of gets, of lists, of updates; the rest are
+/// creates.
+const WORKLOADS: [(&str, [u64; 3]); 5] = [
+    ("get_one", [100, 0, 0]),
+    ("list", [0, 100, 0]),
+    ("create", [0, 0, 0]),
+    ("update", [0, 0, 100]),
+    ("mixed", [70, 20, 0]),
 ];
 
 #[derive(Debug)]
@@ -326,11 +330,26 @@ struct Target {
 impl Target {
     async fn send(&self, req: Req) -> Result<reqwest::Response, reqwest::Error> {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let id = || &self.ids[usize::try_from(mix64(n)).unwrap_or(0) % self.ids.len().max(1)];
         match req {
             Req::Get => {
-                let id = &self.ids[usize::try_from(mix64(n)).unwrap_or(0) % self.ids.len().max(1)];
+                let id = id();
                 self.client
                     .get(format!("{}/api/v1/resource/{id}", self.base))
+                    .send()
+                    .await
+            }
+            Req::Update => {
+                let id = id();
+                let body = if self.all_features {
+                    format!(r#"{{"rank":{}}}"#, n % 1000)
+                } else {
+                    format!(r#"{{"name":"bench-{n}"}}"#)
+                };
+                self.client
+                    .patch(format!("{}/api/v1/resource/{id}", self.base))
+                    .header("content-type", "application/json")
+                    .body(body)
                     .send()
                     .await
             }
@@ -418,12 +437,12 @@ async fn seed(target: &Arc<Target>, opts: &Options) -> Result<Vec<String>, Bench
 }
 
 /// Sends `opts.requests` requests from `opts.concurrency` tasks; `mix` is the percentage of
-/// gets and of lists (the rest are creates).
+/// gets, of lists and of updates (the rest are creates).
 async fn measure(
     target: &Arc<Target>,
     name: &'static str,
     opts: &Options,
-    mix: [u64; 2],
+    mix: [u64; 3],
 ) -> Figures {
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -443,6 +462,8 @@ async fn measure(
                     Req::Get
                 } else if roll < mix[0] + mix[1] {
                     Req::List
+                } else if roll < mix[0] + mix[1] + mix[2] {
+                    Req::Update
                 } else {
                     Req::Create
                 };

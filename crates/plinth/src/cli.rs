@@ -103,8 +103,8 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Load a server with requests on loopback and print requests/s and p50/p99 latency for
-    /// get-by-id, list and create; or, with `--scale`, lists, memory and a restart as the
-    /// table grows.
+    /// get-by-id, list, create, update and a mix; or, with `--scale`, lists, memory and a
+    /// restart as the table grows.
     // Boxed: its options outweigh every other command's.
     Bench(Box<BenchArgs>),
     /// Ask a server's probe over plain HTTP and exit 0 when it answers 200, 1 otherwise: a

@@ -214,7 +214,7 @@ impl Tally {
     fn side(&mut self, req: Req) -> &mut Side {
         match req {
             Req::Get | Req::List => &mut self.reads,
-            Req::Create => &mut self.writes,
+            Req::Create | Req::Update => &mut self.writes,
         }
     }
 }

@@ -144,7 +144,7 @@ async fn all_features_fill_the_sealed_field_and_hold_a_live_subscriber() {
     let dir = TestDir::new();
     let args = ["bench", "--all-features", "--seed", "5", "--requests", "20"];
     let done = run_ok(&dir, &args, &[]).await;
-    for workload in ["get_one", "list", "create", "mixed"] {
+    for workload in ["get_one", "list", "create", "update", "mixed"] {
         assert_eq!(row(&done, workload).get(3), Some(&"0"), "{}", done.stdout);
     }
     // 5 seeded, 20 creates, and the mix's creates: at least 25 events, all of them seen.
