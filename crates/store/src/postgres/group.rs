@@ -33,7 +33,7 @@ use crate::{Created, IdempotencyClaim, StoreError, WriteCtx};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use plinth_core::{Draft, ModelDef, Patch, Record, RecordId};
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Weak};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tx::commit;
@@ -153,7 +153,8 @@ impl Job {
                 claim,
                 ..
             } => crate::sql::records::inserts_first(model, draft, claim.is_some()),
-            // Its first statement reads the record it changes, and locks it.
+            // It reads (and locks) the record it changes, or a record it references,
+            // before it writes.
             Write::Update { .. } | Write::Status { .. } => false,
         }
     }
@@ -179,14 +180,22 @@ pub(super) fn apart(batch: &[Job]) -> bool {
 /// A batch: `first`, then the jobs waiting (those to run again first, then the queue's), up
 /// to [`MAX_BATCH`]. A second change of a record already in the batch is left at the front
 /// of `again`, for the next batch: this one still runs at once (see [`apart`]), and that
-/// change then starts from this one's.
+/// change then starts from this one's. Jobs left so do not count towards the batch's size,
+/// so changes queued for one busy record never keep the batch from the jobs behind them.
 fn take(first: Job, again: &mut VecDeque<Job>, rx: &mut mpsc::Receiver<Job>) -> Vec<Job> {
+    let mut changed = HashSet::new();
+    let mut keep = |job: &Job| {
+        job.write
+            .changes()
+            .is_none_or(|(model, id)| changed.insert((model.to_owned(), id)))
+    };
+    keep(&first);
     let mut batch = vec![first];
     let mut later = Vec::new();
-    while batch.len() + later.len() < MAX_BATCH {
+    while batch.len() < MAX_BATCH {
         match again.pop_front().map_or_else(|| rx.try_recv().ok(), Some) {
-            Some(job) if changes_one_of(&batch, &job) => later.push(job),
-            Some(job) => batch.push(job),
+            Some(job) if keep(&job) => batch.push(job),
+            Some(job) => later.push(job),
             None => break,
         }
     }
@@ -196,18 +205,13 @@ fn take(first: Job, again: &mut VecDeque<Job>, rx: &mut mpsc::Receiver<Job>) -> 
     batch
 }
 
-/// Whether `job` changes a record a job of `batch` changes.
-fn changes_one_of(batch: &[Job], job: &Job) -> bool {
-    job.write
-        .changes()
-        .is_some_and(|row| batch.iter().any(|j| j.write.changes() == Some(row)))
-}
-
 /// Puts `batch` in the order its jobs run: creates first, in queue order, then changes in
-/// the order of the records they change. Two batches in flight, or on two instances, that
-/// change the same records then lock them in the same order, so neither waits on a row the
-/// other holds while holding one the other wants (a deadlock PostgreSQL would end only after
-/// `deadlock_timeout`, failing a batch).
+/// the order of the records they change. Their first statements go in that order, so two
+/// batches (on two instances) that change the same records mostly lock them in the same
+/// order rather than each wait on a row the other holds. Not always: a change that sets a
+/// reference first locks the record it references, and a statement its connection had not
+/// prepared is sent only after its preparation; a deadlock that follows PostgreSQL ends
+/// after `deadlock_timeout`, and the batch that lost runs again.
 pub(super) fn in_lock_order(batch: &mut [Job]) {
     batch.sort_by(|a, b| a.write.changes().cmp(&b.write.changes()));
 }
@@ -260,12 +264,14 @@ fn closed() -> StoreError {
 impl PgStore {
     /// Creates a record in the next group commit.
     pub(super) async fn create_grouped(&self, write: Write) -> Result<Created, StoreError> {
+        debug_assert!(matches!(write, Write::Create { .. }), "a create");
         let (reply, rx) = oneshot::channel();
         self.grouped(write, Reply::Created(reply), rx).await
     }
 
     /// Updates, deletes or restores a record in the next group commit.
     pub(super) async fn change_grouped(&self, write: Write) -> Result<Record, StoreError> {
+        debug_assert!(write.changes().is_some(), "a change of a record");
         let (reply, rx) = oneshot::channel();
         self.grouped(write, Reply::Changed(reply), rx).await
     }
@@ -427,159 +433,4 @@ impl Turn {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::{Group, Job, Reply, Sealed, StatusChange, Write, apart, in_lock_order, run, take};
-    use crate::shared::Visibility;
-    use crate::{StoreError, WriteCtx};
-    use plinth_core::schema::ModelDecl;
-    use plinth_core::{FieldAccess, ModelDef, Principal, RecordId, Schema};
-    use serde_json::json;
-    use std::collections::VecDeque;
-    use std::sync::{Arc, Weak};
-    use std::time::Duration;
-    use tokio::sync::oneshot;
-
-    /// The schema of a `note` with no fields of its own, and the `note`.
-    fn note() -> (Arc<Schema>, Arc<ModelDef>) {
-        let decls: Vec<ModelDecl> =
-            serde_json::from_value(json!([{"name": "note", "fields": []}])).expect("models");
-        let schema = Arc::new(Schema::from_decls(&decls).expect("a schema"));
-        let model = Arc::clone(schema.model("note").expect("note"));
-        (schema, model)
-    }
-
-    /// A create of a `note` named `n`.
-    fn create() -> Write {
-        create_named("n")
-    }
-
-    fn create_named(name: &str) -> Write {
-        let (schema, model) = note();
-        let draft =
-            plinth_core::input::validate_draft(&model, &json!({ "name": name }), FieldAccess::All)
-                .expect("a valid draft");
-        let ctx = WriteCtx::new(Principal::local_admin(), "group");
-        let sealed = Sealed::new(&crate::Keys::missing(), &ctx, &model, &draft).expect("sealed");
-        Write::Create {
-            ctx,
-            model,
-            vis: Visibility {
-                schema,
-                viewer: None,
-            },
-            sealed,
-            draft,
-            claim: None,
-        }
-    }
-
-    /// A write whose place in the queue was taken before the store closed, and which is put
-    /// there only once the task stopped taking writes, is answered that the database is
-    /// closed: it is not left in the queue, its caller waiting for ever.
-    #[tokio::test]
-    async fn a_write_sent_as_the_store_closes_is_answered() {
-        let (group, rx) = Group::new();
-        tokio::spawn(run(Weak::new(), rx, Arc::clone(&group.stop)));
-        let place = group.tx.reserve().await.expect("a place in the queue");
-        group.stop();
-        group.tx.closed().await;
-        let (reply, answer) = oneshot::channel();
-        place.send(Job {
-            write: create(),
-            reply: Reply::Created(reply),
-            attempt: 1,
-        });
-        let answer = tokio::time::timeout(Duration::from_secs(10), answer)
-            .await
-            .expect("an answer, not a wait for ever")
-            .expect("answered, not dropped");
-        assert!(
-            matches!(answer, Err(StoreError::Unavailable(_))),
-            "{answer:?}"
-        );
-    }
-
-    /// A delete of the `note` `id`.
-    fn delete(id: RecordId) -> Write {
-        Write::Status {
-            ctx: WriteCtx::new(Principal::local_admin(), "group"),
-            model: note().1,
-            id,
-            change: StatusChange::Delete,
-            expected: None,
-        }
-    }
-
-    fn job(write: Write) -> Job {
-        Job {
-            write,
-            reply: Reply::Changed(oneshot::channel().0),
-            attempt: 1,
-        }
-    }
-
-    /// What a job writes: a create's name, or the id of the record a change changes.
-    fn what(job: &Job) -> String {
-        match &job.write {
-            Write::Create { draft, .. } => draft.name.clone(),
-            Write::Update { id, .. } | Write::Status { id, .. } => id.to_string(),
-        }
-    }
-
-    /// A batch runs its creates first, in queue order, then its changes in the order of the
-    /// records they change, whatever order they were queued in.
-    #[test]
-    fn a_batch_runs_creates_in_queue_order_then_changes_by_record() {
-        let mut ids: Vec<RecordId> = (0..3).map(|_| RecordId::new_v7()).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        assert_eq!(ids.len(), 3);
-        let mut batch = vec![
-            job(delete(ids[2])),
-            job(create_named("first")),
-            job(delete(ids[0])),
-            job(create_named("second")),
-            job(delete(ids[1])),
-        ];
-        in_lock_order(&mut batch);
-        let order: Vec<String> = batch.iter().map(what).collect();
-        let expected = ["first".to_owned(), "second".to_owned()]
-            .into_iter()
-            .chain(ids.iter().map(ToString::to_string))
-            .collect::<Vec<_>>();
-        assert_eq!(order, expected);
-    }
-
-    /// Two changes of one record in a batch make it run job by job; changes of different
-    /// records, and creates beside them, may run at once.
-    #[test]
-    fn two_changes_of_one_record_are_not_apart() {
-        let (a, b) = (RecordId::new_v7(), RecordId::new_v7());
-        assert!(apart(&[job(delete(a)), job(create()), job(delete(b))]));
-        assert!(!apart(&[job(delete(a)), job(create()), job(delete(a))]));
-    }
-
-    /// A batch takes the jobs waiting but leaves a second change of a record it already
-    /// changes for the next batch, ahead of the queue, in their order.
-    #[tokio::test]
-    async fn a_second_change_of_a_record_waits_for_the_next_batch() {
-        let (x, y, z) = (RecordId::new_v7(), RecordId::new_v7(), RecordId::new_v7());
-        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-        for id in [y, x, z, x, y] {
-            tx.send(job(delete(id))).await.expect("queued");
-        }
-        let mut again = VecDeque::new();
-        let batch = take(job(delete(x)), &mut again, &mut rx);
-        let ids = |jobs: &mut dyn Iterator<Item = &Job>| jobs.map(what).collect::<Vec<_>>();
-        let taken = [x, y, z].map(|id| id.to_string());
-        assert_eq!(ids(&mut batch.iter()), taken);
-        let left = [x, x, y].map(|id| id.to_string());
-        assert_eq!(ids(&mut again.iter()), left);
-        assert!(rx.try_recv().is_err(), "the queue was emptied");
-        // The next batch takes one of them, and leaves the other change of `x`.
-        let first = again.pop_front().expect("a job");
-        let next = take(first, &mut again, &mut rx);
-        assert_eq!(ids(&mut next.iter()), [x, y].map(|id| id.to_string()));
-        assert_eq!(ids(&mut again.iter()), [x.to_string()]);
-    }
-}
+mod tests;

@@ -2,9 +2,10 @@
 //! database.
 //!
 //! A pool of connections (deadpool) with prepared statements cached per connection. Record
-//! creates are group-committed: those arriving while a transaction is open share the next
-//! one (see `group`); every other write is one transaction. Either is retried a bounded
-//! number of times when it loses a race (serialization failure, deadlock). Conditional writes are single statements guarded by
+//! writes (creates, updates, deletes, restores) are group-committed: those arriving while
+//! a transaction is open share the next one (see `group`); every other write is one
+//! transaction. Either is retried a bounded number of times when it loses a race
+//! (serialization failure, deadlock). Conditional writes are single statements guarded by
 //! `version`, so `If-Match` has exactly one winner across instances; idempotency keys are
 //! claimed with `INSERT … ON CONFLICT DO NOTHING` first, so they hold across instances too.
 //! Migrations run under a transaction-scoped advisory lock: instances starting together

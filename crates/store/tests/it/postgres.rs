@@ -303,8 +303,8 @@ async fn writes_that_lose_a_serialization_race_are_retried_a_bounded_number_of_t
         .expect("read the isolation level")
         .get(0);
     assert_eq!(isolation, "serializable");
-    // A store of its own per writer: a store's changes to one record sent at once share a
-    // transaction of its group commit, which would wait on the row once for all of them.
+    // A store of its own per writer: a store's second change of one record waits for its
+    // next batch, behind the first in the store rather than on the row in the database.
     let writers = 8;
     let stores = database.stores(writers).await;
     let schema = Schema::from_decls(&[]).expect("the default schema");

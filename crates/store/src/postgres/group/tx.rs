@@ -100,7 +100,8 @@ impl Conn {
 /// Runs every job of `batch` at once in one transaction: their answers, committed; or the
 /// first failed job's error, the transaction rolled back and nothing of the batch kept; or
 /// an error when the batch cannot commit at all. Each job takes its time from the clock in
-/// queue order, before any runs, and its audit entries are appended in that order.
+/// batch order (see [`in_lock_order`]), before any runs, and its audit entries are
+/// appended in that order.
 ///
 /// The transaction is begun and ended by hand so that its `BEGIN` travels with the jobs'
 /// first statements and its `COMMIT` with the audit entries. The chain's lock and head

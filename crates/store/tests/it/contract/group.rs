@@ -183,8 +183,10 @@ async fn one_idempotency_key_sent_at_once_makes_one_record(e: &Engine) {
 /// A change to send at once with others.
 #[derive(Clone)]
 enum Change {
+    Create(serde_json::Value),
     Update(RecordId, serde_json::Value, Option<i64>),
     Delete(RecordId, Option<i64>),
+    Restore(RecordId),
 }
 
 /// Sends `changes` all at once; their results in the same order.
@@ -200,6 +202,11 @@ async fn changes_at_once(
             let (store, book) = (Arc::clone(store), Arc::clone(&book));
             tokio::spawn(async move {
                 match change {
+                    Change::Create(body) => {
+                        let d = draft(&book, &body);
+                        let made = store.create(&admin(), &book, d, None).await;
+                        made.map(|c| c.record)
+                    }
                     Change::Update(id, body, expected) => {
                         let p = patch(&book, &body);
                         store.update(&admin(), &book, id, p, expected).await
@@ -207,6 +214,7 @@ async fn changes_at_once(
                     Change::Delete(id, expected) => {
                         store.delete(&admin(), &book, id, expected).await
                     }
+                    Change::Restore(id) => store.restore(&admin(), &book, id).await,
                 }
             })
         })
@@ -283,6 +291,21 @@ async fn concurrent_changes_commit_in_shared_transactions_with_every_audit_entry
     let live = walk(&*e.store, &model(&s, "book"), &[], ListScope::All).await;
     assert_eq!(live.len(), BURST - deleted);
     assert!(live.iter().all(|r| r.name.starts_with('u')));
+    // The deleted ones restored, all at once.
+    let restores = books
+        .iter()
+        .step_by(3)
+        .map(|b| Change::Restore(b.id))
+        .collect();
+    for restored in changes_at_once(&e.store, &s, restores).await {
+        let record = restored.expect("a restore");
+        assert_eq!((record.status.as_str(), record.version), ("active", 3));
+    }
+    let entries = e.store.audit_list(0, 10_000).await.expect("the audit");
+    let restored = entries.iter().filter(|a| a.action == "record.restore");
+    assert_eq!(restored.count(), deleted);
+    let all = walk(&*e.store, &model(&s, "book"), &[], ListScope::All).await;
+    assert_eq!(all.len(), BURST);
     assert_intact(&entries, e.store.audit_verify().await.expect("verify"));
 }
 
@@ -335,6 +358,7 @@ async fn conditional_changes_at_once_one_wins_and_the_others_commit(e: &Engine) 
     let books = made(e, &s, 21).await;
     let (target, others) = books.split_first().expect("books");
     const RACING: usize = 20;
+    const CREATES: usize = 10;
     let missing = RecordId::new_v7();
     // Racing updates of one record from version 1, interleaved with an update of each
     // other record and a delete of a record that does not exist.
@@ -352,6 +376,13 @@ async fn conditional_changes_at_once_one_wins_and_the_others_commit(e: &Engine) 
         ));
     }
     changes.push(Change::Delete(missing, None));
+    // Creates among them, and an update to a unique value another book holds.
+    for i in 0..CREATES {
+        changes.push(Change::Create(
+            json!({"name": format!("new{i}"), "sku": format!("N-{i}")}),
+        ));
+    }
+    changes.push(Change::Update(target.id, json!({"sku": "S-5"}), None));
     let results = changes_at_once(&e.store, &s, changes.clone()).await;
     let (mut won, mut stale) = (0, 0);
     for (change, result) in changes.iter().zip(&results) {
@@ -366,8 +397,12 @@ async fn conditional_changes_at_once_one_wins_and_the_others_commit(e: &Engine) 
                 assert_eq!((*expected, *current), (1, 2));
                 stale += 1;
             }
+            (Change::Update(_, body, None), Err(StoreError::Conflict { .. })) => {
+                assert_eq!(body["sku"], "S-5", "only the taken sku conflicts");
+            }
             (Change::Update(..), Ok(r)) => assert_eq!((r.name.as_str(), r.version), ("renamed", 2)),
             (Change::Delete(..), Err(StoreError::NotFound)) => {}
+            (Change::Create(body), Ok(r)) => assert_eq!(json!(r.name), body["name"]),
             (_, other) => panic!("unexpected: {other:?}"),
         }
     }
@@ -382,6 +417,8 @@ async fn conditional_changes_at_once_one_wins_and_the_others_commit(e: &Engine) 
         1 + others.len(),
         "an entry for each update that won"
     );
+    let created = entries.iter().filter(|a| a.action == "record.create");
+    assert_eq!(created.count(), books.len() + CREATES);
     assert!(!entries.iter().any(|a| a.record_id == Some(missing)));
     assert_intact(&entries, e.store.audit_verify().await.expect("verify"));
 }
