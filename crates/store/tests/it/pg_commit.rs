@@ -9,7 +9,7 @@
 //! two round trips.
 
 use crate::pg::{Database, ctx, server};
-use plinth_core::{Draft, Schema, Status};
+use plinth_core::{Draft, Patch, Schema, Status};
 use plinth_store::{AuditVerdict, IdempotencyClaim, PgOptions, PgStore, Store, StoreError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -443,11 +443,14 @@ async fn relay(
 /// and head; the entry and `COMMIT`), where taking the lock once the insert answered costs
 /// three. A create with an idempotency key, whose insert waits for its claim's answer, takes
 /// the lock only after it (four: the claim; the insert; the lock and head; the entry and
-/// `COMMIT`). The chain stays whole either way. One thread, so that statements sent
+/// `COMMIT`). The chain stays whole either way. A lone update or delete, in the group
+/// commit too, takes four (the record read and locked; the change; the lock and head; the
+/// entry and `COMMIT`), a restore three (its change is its first statement), where a
+/// transaction of their own took six (a restore five). One thread, so that statements sent
 /// together leave together (the count is of round trips, not of the scheduler's timing).
 #[tokio::test(flavor = "current_thread")]
-async fn a_lone_create_takes_two_round_trips() {
-    let Some(server) = server("a_lone_create_takes_two_round_trips") else {
+async fn lone_writes_take_few_round_trips() {
+    let Some(server) = server("lone_writes_take_few_round_trips") else {
         return;
     };
     let database = Database::create(&server).await;
@@ -494,6 +497,36 @@ async fn a_lone_create_takes_two_round_trips() {
         .await
         .expect("a create with a key");
     assert_eq!(turns.since(&before), 4, "a claimed create's round trips");
+    // An update, a delete and a restore: once to prepare their statements, then counted.
+    for round in 0..2 {
+        let made = store
+            .create(&ctx(), &model, draft(&format!("changed {round}")), None)
+            .await
+            .expect("a create");
+        let id = made.record.id;
+        let patch = Patch {
+            name: Some(format!("renamed {round}")),
+            ..Patch::default()
+        };
+        let before = turns.now();
+        store
+            .update(&ctx(), &model, id, patch, None)
+            .await
+            .expect("an update");
+        let updated = turns.since(&before);
+        let before = turns.now();
+        store
+            .delete(&ctx(), &model, id, None)
+            .await
+            .expect("a delete");
+        let deleted = turns.since(&before);
+        let before = turns.now();
+        store.restore(&ctx(), &model, id).await.expect("a restore");
+        let restored = turns.since(&before);
+        if round == 1 {
+            assert_eq!((updated, deleted, restored), (4, 4, 3), "round trips");
+        }
+    }
     assert!(matches!(
         store.audit_verify().await.expect("verify"),
         AuditVerdict::Intact { .. }
