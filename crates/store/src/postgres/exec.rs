@@ -128,6 +128,16 @@ impl<C: GenericClient> Exec for Pg<'_, C> {
     async fn execute_prepared(&self, p: &Statement, q: &Query<'_>) -> Result<u64, StoreError> {
         self.0.execute(p, &params(q)).await.map_err(map)
     }
+
+    async fn row_prepared<T>(
+        &self,
+        p: &Statement,
+        q: &Query<'_>,
+        f: impl FnOnce(&Row) -> Result<T, StoreError> + Send,
+    ) -> Result<Option<T>, StoreError> {
+        let row = self.0.query_opt(p, &params(q)).await.map_err(map)?;
+        row.as_ref().map(f).transpose()
+    }
 }
 
 fn get<'r, T: tokio_postgres::types::FromSql<'r>>(row: &'r Row, i: usize) -> Result<T, StoreError> {

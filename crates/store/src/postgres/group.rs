@@ -144,8 +144,9 @@ impl Job {
 
 impl Job {
     /// Whether every statement of this job is sent when it is first polled, none of them
-    /// waiting for another's answer (see [`records::inserts_first`]).
-    pub(super) fn inserts_first(&self) -> bool {
+    /// waiting for another's answer (see `records::inserts_first` and
+    /// `records::changes_first`).
+    pub(super) fn sends_at_once(&self) -> bool {
         match &self.write {
             Write::Create {
                 model,
@@ -153,9 +154,8 @@ impl Job {
                 claim,
                 ..
             } => crate::sql::records::inserts_first(model, draft, claim.is_some()),
-            // It reads (and locks) the record it changes, or a record it references,
-            // before it writes.
-            Write::Update { .. } | Write::Status { .. } => false,
+            Write::Update { model, patch, .. } => crate::sql::records::changes_first(model, patch),
+            Write::Status { .. } => true,
         }
     }
 }

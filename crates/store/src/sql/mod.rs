@@ -427,6 +427,14 @@ pub(crate) trait Exec {
     /// Runs `q`, made ready as `p`; the number of rows it changed.
     async fn execute_prepared(&self, p: &Self::Prepared, q: &Query<'_>) -> Result<u64, StoreError>;
 
+    /// Runs `q`, made ready as `p`; its first row, if any, read by `f`.
+    async fn row_prepared<T>(
+        &self,
+        p: &Self::Prepared,
+        q: &Query<'_>,
+        f: impl FnOnce(&Self::Row<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<Option<T>, StoreError>;
+
     /// Where this connection collects audit entries to append at its transaction's end, if
     /// it does (the SQLite writer's connection during a group commit).
     fn audit_batch(&self) -> Option<&audit::AuditBatch> {

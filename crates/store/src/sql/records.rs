@@ -11,7 +11,9 @@ use crate::{Created, IdempotencyClaim, Keys, StoreError, WriteCtx};
 use plinth_core::schema::{FieldDef, FieldType};
 use plinth_core::{Draft, ModelDef, Patch, Record, RecordId, Schema, Status, Timestamp, Value};
 
+mod locked;
 mod sealed;
+use locked::{check_references, get_for_update, read_then_change};
 pub(crate) use sealed::Sealed;
 
 /// The base columns every model table has, in select order.
@@ -114,55 +116,6 @@ pub(crate) async fn get<E: Exec>(
     let mut q = select::<E>(model);
     q.push(" WHERE \"id\" = ").bind(id).cached();
     e.row(&q, |r| record(r, model, keys)).await
-}
-
-/// One record by id, locked against other writers until the transaction ends: what a write
-/// changes from, for its audit entry.
-async fn get_for_update<E: Exec>(
-    e: &E,
-    keys: &Keys,
-    model: &ModelDef,
-    id: RecordId,
-) -> Result<Option<Record>, StoreError> {
-    let mut q = select::<E>(model);
-    q.push(" WHERE \"id\" = ")
-        .bind(id)
-        .push(E::DIALECT.for_update())
-        .cached();
-    e.row(&q, |r| record(r, model, keys)).await
-}
-
-/// Refuses references to records that do not exist or that the writer cannot see; the
-/// referenced rows stay locked against deletion until the write commits.
-async fn check_references<'v, E: Exec>(
-    e: &E,
-    vis: &Visibility,
-    model: &ModelDef,
-    values: impl Iterator<Item = (usize, &'v Value)>,
-) -> Result<(), StoreError> {
-    for (i, v) in values {
-        let (Some(f), Value::Reference(id)) = (model.fields().get(i), v) else {
-            continue;
-        };
-        let FieldType::Reference { model: target } = f.ty() else {
-            continue;
-        };
-        let mut q = Query::new(E::DIALECT);
-        q.push("SELECT 1 FROM ")
-            .ident(target.as_str())
-            .push(" WHERE \"id\" = ")
-            .bind(*id);
-        if let Some(viewer) = vis.required_owner(target.as_str()) {
-            q.push(" AND \"owner_id\" = ").bind(viewer);
-        }
-        q.push(E::DIALECT.for_key_share());
-        if e.row(&q, |_| Ok(())).await?.is_none() {
-            return Err(StoreError::InvalidReference {
-                field: f.name().to_string(),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// Whether `model` declares a file field (its writes keep `_plinth_files` in step).
@@ -281,6 +234,16 @@ pub(crate) fn inserts_first(model: &ModelDef, draft: &Draft, claimed: bool) -> b
             .any(|v| matches!(v, Value::Reference(_)))
 }
 
+/// Whether [`update`] with `patch` sends its statements (the record's read and its change,
+/// together) without awaiting one before them, nor sending one after: no reference to
+/// check, no files to keep in step. [`set_status`] always does.
+pub(crate) fn changes_first(model: &ModelDef, patch: &Patch) -> bool {
+    !has_files(model)
+        && !patch
+            .changes()
+            .any(|(_, v)| matches!(v, Value::Reference(_)))
+}
+
 /// Inserts a record as given (a create, or an import).
 pub(crate) async fn insert<E: Exec>(
     e: &E,
@@ -366,7 +329,6 @@ pub(crate) async fn update<E: Exec>(
 ) -> Result<Record, StoreError> {
     let keys = by.keys;
     check_references(e, vis, model, patch.changes()).await?;
-    let before = get_for_update(e, keys, model, id).await?;
     let mut q = Query::new(E::DIALECT);
     q.push("UPDATE ").ident(model.name().as_str()).push(" SET ");
     if let Some(name) = &patch.name {
@@ -401,8 +363,8 @@ pub(crate) async fn update<E: Exec>(
     q.push(" RETURNING ");
     columns(&mut q, model);
     q.cached();
-    match (e.row(&q, |r| record(r, model, keys)).await?, before) {
-        (Some(record), Some(before)) => {
+    match read_then_change(e, keys, model, id, &q).await? {
+        (Some(before), Some(record)) => {
             if has_files(model) {
                 files::sync(e, model, id, &record.fields, &by.ctx.files, by.now).await?;
             }
@@ -410,10 +372,10 @@ pub(crate) async fn update<E: Exec>(
             audit::append(e, by, Action::Update, model, &record, &changes, None).await?;
             Ok(record)
         }
-        (Some(_), None) => Err(StoreError::internal(
+        (None, Some(_)) => Err(StoreError::internal(
             "an updated record was not there before",
         )),
-        (None, _) => {
+        (_, None) => {
             let deleted = StoreError::Conflict {
                 field: None,
                 reason: "the record is deleted; an admin can restore it".to_owned(),
@@ -483,11 +445,6 @@ pub(crate) async fn set_status<E: Exec>(
         StatusChange::Delete => ("deleted", "\"status\" <> 'deleted'"),
         StatusChange::Restore => ("active", "\"status\" = 'deleted'"),
     };
-    // A delete's audit entry says which status it changed from; a restore's is `deleted`.
-    let from = match change {
-        StatusChange::Delete => get_for_update(e, keys, model, id).await?.map(|r| r.status),
-        StatusChange::Restore => Some(Status::Deleted),
-    };
     let mut q = Query::new(E::DIALECT);
     q.push("UPDATE ")
         .ident(model.name().as_str())
@@ -505,7 +462,15 @@ pub(crate) async fn set_status<E: Exec>(
     q.push(" RETURNING ");
     columns(&mut q, model);
     q.cached();
-    if let Some(record) = e.row(&q, |r| record(r, model, keys)).await? {
+    // A delete's audit entry says which status it changed from; a restore's is `deleted`.
+    let (from, changed) = match change {
+        StatusChange::Delete => {
+            let (before, after) = read_then_change(e, keys, model, id, &q).await?;
+            (before.map(|r| r.status), after)
+        }
+        StatusChange::Restore => (None, e.row(&q, |r| record(r, model, keys)).await?),
+    };
+    if let Some(record) = changed {
         let (action, from) = match change {
             StatusChange::Delete => (Action::Delete, from.unwrap_or(Status::Active)),
             StatusChange::Restore => (Action::Restore, Status::Deleted),

@@ -81,6 +81,15 @@ impl Exec for Connection {
     async fn execute_prepared(&self, _p: &(), q: &Query<'_>) -> Result<u64, StoreError> {
         Exec::execute(self, q).await
     }
+
+    async fn row_prepared<T>(
+        &self,
+        _p: &(),
+        q: &Query<'_>,
+        f: impl FnOnce(&Row<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<Option<T>, StoreError> {
+        Exec::row(self, q, f).await
+    }
 }
 
 /// The writer's connection: a [`Connection`] that, during a group commit, collects the
@@ -149,6 +158,15 @@ impl Exec for WriteConn {
 
     async fn execute_prepared(&self, _p: &(), q: &Query<'_>) -> Result<u64, StoreError> {
         Exec::execute(self, q).await
+    }
+
+    async fn row_prepared<T>(
+        &self,
+        _p: &(),
+        q: &Query<'_>,
+        f: impl FnOnce(&Row<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<Option<T>, StoreError> {
+        Exec::row(self, q, f).await
     }
 
     fn audit_batch(&self) -> Option<&AuditBatch> {

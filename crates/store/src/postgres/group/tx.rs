@@ -107,12 +107,13 @@ impl Conn {
 /// first statements and its `COMMIT` with the audit entries. The chain's lock and head
 /// go with the jobs' first statements when the batch before has already sent its `COMMIT`
 /// (the usual case at a steady rate: see `Turn`), otherwise once the jobs ran and that
-/// batch sent it. A lone create then costs two round trips (`BEGIN`, the insert, the lock
-/// and head; the entry and `COMMIT`), three otherwise, rather than five. It is taken early
-/// only by jobs whose inserts are their first statements ([`Job::inserts_first`]), so the
-/// lock is queued behind them: it waits in the server for the `COMMIT` before it and is
-/// not held while an insert waits on a row another transaction holds (one that would want
-/// the lock next). The one exception is an insert its connection had not prepared yet,
+/// batch sent it. A lone create, update, delete or restore then costs two round trips
+/// (`BEGIN`, its statements, the lock and head; the entry and `COMMIT`), three otherwise,
+/// rather than five. It is taken early only by jobs that send all their statements at once
+/// ([`Job::sends_at_once`]: a create's insert, a change's read and `UPDATE`), so the lock
+/// is queued behind them: it waits in the server for the `COMMIT` before it and is not
+/// held while a statement waits on a row another transaction holds (one that would want
+/// the lock next). The one exception is a statement its connection had not prepared yet,
 /// sent after its preparation, so after the lock; should it then meet such a row, the
 /// server finds the deadlock (after `deadlock_timeout`) and the batch runs again, as after
 /// any lost race. `BEGIN` is sent first, as the join first polls it; it fails only on
@@ -162,7 +163,7 @@ async fn pipelined(
         (results, inserted)
     };
     // Polled after the jobs, so sent behind their first statements.
-    let early = batch.iter().all(Job::inserts_first) && turn.may_append_now();
+    let early = batch.iter().all(Job::sends_at_once) && turn.may_append_now();
     let head = async {
         if early {
             Some(audit::head(&Pg(client)).await)
@@ -506,6 +507,15 @@ impl<C: GenericClient> Exec for Grouped<'_, C> {
 
     async fn execute_prepared(&self, p: &Statement, q: &Query<'_>) -> Result<u64, StoreError> {
         Pg(self.tx).execute_prepared(p, q).await
+    }
+
+    async fn row_prepared<T>(
+        &self,
+        p: &Statement,
+        q: &Query<'_>,
+        f: impl FnOnce(&Row) -> Result<T, StoreError> + Send,
+    ) -> Result<Option<T>, StoreError> {
+        Pg(self.tx).row_prepared(p, q, f).await
     }
 
     fn audit_batch(&self) -> Option<&AuditBatch> {

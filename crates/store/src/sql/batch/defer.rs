@@ -67,6 +67,15 @@ impl<E: Exec> Exec for Deferring<'_, E> {
         self.inner.execute_prepared(p, q).await
     }
 
+    async fn row_prepared<T>(
+        &self,
+        p: &E::Prepared,
+        q: &Query<'_>,
+        f: impl FnOnce(&Self::Row<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<Option<T>, StoreError> {
+        self.inner.row_prepared(p, q, f).await
+    }
+
     fn audit_batch(&self) -> Option<&AuditBatch> {
         self.inner.audit_batch().or(Some(&self.own))
     }

@@ -314,6 +314,15 @@ impl Exec for Recorded<'_> {
     async fn execute_prepared(&self, _p: &(), q: &Query<'_>) -> Result<u64, StoreError> {
         Exec::execute(self, q).await
     }
+
+    async fn row_prepared<T>(
+        &self,
+        _p: &(),
+        q: &Query<'_>,
+        f: impl FnOnce(&Self::Row<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<Option<T>, StoreError> {
+        Exec::row(self, q, f).await
+    }
 }
 
 impl Exec for PgText {
@@ -354,6 +363,15 @@ impl Exec for PgText {
 
     async fn execute_prepared(&self, _p: &(), q: &Query<'_>) -> Result<u64, StoreError> {
         Exec::execute(self, q).await
+    }
+
+    async fn row_prepared<T>(
+        &self,
+        _p: &(),
+        q: &Query<'_>,
+        f: impl FnOnce(&Self::Row<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<Option<T>, StoreError> {
+        Exec::row(self, q, f).await
     }
 }
 
