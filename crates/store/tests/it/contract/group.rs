@@ -39,6 +39,21 @@ fn batches(store: &dyn Store) -> (u64, u64) {
     (group.batch_sizes.count, group.batch_sizes.sum)
 }
 
+/// Asserts that the [`BURST`] writes (`what`) since `before` (from [`batches`]) all went
+/// through the group commit, some of them sharing a transaction.
+fn assert_shared(store: &dyn Store, before: (u64, u64), what: &str) {
+    let (count, sum) = batches(store);
+    let (count, sum) = (count - before.0, sum - before.1);
+    assert_eq!(
+        sum, BURST as u64,
+        "every one of the {what} went through the group commit"
+    );
+    assert!(
+        count < sum,
+        "{BURST} {what} at once took {count} transactions: none was shared"
+    );
+}
+
 /// Sends `bodies` as creates all at once; their results in the same order.
 async fn burst(
     store: &Arc<dyn Store>,
@@ -78,16 +93,7 @@ async fn concurrent_creates_commit_in_shared_transactions_with_every_audit_entry
     for made in burst(&e.store, &s, bodies).await {
         made.expect("a create");
     }
-    let (count, sum) = batches(&*e.store);
-    let (count, sum) = (count - before.0, sum - before.1);
-    assert_eq!(
-        sum, BURST as u64,
-        "every create went through the group commit"
-    );
-    assert!(
-        count < sum,
-        "{BURST} creates at once took {count} transactions: none was shared"
-    );
+    assert_shared(&*e.store, before, "creates");
     let all = walk(&*e.store, &model(&s, "book"), &[], ListScope::All).await;
     assert_eq!(all.len(), BURST);
     let entries = e.store.audit_list(0, 10_000).await.expect("the audit");
@@ -273,16 +279,7 @@ async fn concurrent_changes_commit_in_shared_transactions_with_every_audit_entry
         let record = changed.unwrap_or_else(|e| panic!("change {i}: {e:?}"));
         assert_eq!((record.id, record.version), (books[i].id, 2));
     }
-    let (count, sum) = batches(&*e.store);
-    let (count, sum) = (count - before.0, sum - before.1);
-    assert_eq!(
-        sum, BURST as u64,
-        "every change went through the group commit"
-    );
-    assert!(
-        count < sum,
-        "{BURST} changes at once took {count} transactions: none was shared"
-    );
+    assert_shared(&*e.store, before, "changes");
     let entries = e.store.audit_list(0, 10_000).await.expect("the audit");
     let count = |action: &str| entries.iter().filter(|a| a.action == action).count();
     let deleted = BURST.div_ceil(3);
