@@ -205,6 +205,19 @@ fn take(first: Job, again: &mut VecDeque<Job>, rx: &mut mpsc::Receiver<Job>) -> 
     batch
 }
 
+/// Whether `batch`, run at once, may take the audit chain's lock with its jobs' first
+/// statements (see `tx::pipelined`): every job sends all its statements when first polled,
+/// and the batch does not mix several creates with changes (its creates' records, held,
+/// are inserted once the changes are answered, so the insert would follow the lock).
+pub(super) fn lock_early(batch: &[Job]) -> bool {
+    let changes = batch
+        .iter()
+        .filter(|job| job.write.changes().is_some())
+        .count();
+    let mixed = changes > 0 && changes < batch.len();
+    batch.iter().all(Job::sends_at_once) && !mixed
+}
+
 /// Puts `batch` in the order its jobs run: creates first, in queue order, then changes in
 /// the order of the records they change. Their first statements go in that order, so two
 /// batches (on two instances) that change the same records mostly lock them in the same

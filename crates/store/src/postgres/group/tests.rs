@@ -2,7 +2,8 @@
 //! store closes.
 
 use super::{
-    Group, Job, MAX_BATCH, Reply, Sealed, StatusChange, Write, apart, in_lock_order, run, take,
+    Group, Job, MAX_BATCH, Reply, Sealed, StatusChange, Write, apart, in_lock_order, lock_early,
+    run, take,
 };
 use crate::shared::Visibility;
 use crate::{StoreError, WriteCtx};
@@ -171,4 +172,18 @@ async fn changes_of_one_busy_record_leave_room_for_the_queue() {
     let taken: Vec<String> = batch.iter().map(what).collect();
     assert_eq!(taken, [x.to_string(), y.to_string()]);
     assert_eq!(again.len(), 2 * MAX_BATCH - 1);
+}
+
+/// A batch takes the chain's lock early when every job sends its statements at once, but
+/// not when it mixes creates (whose records are inserted after the changes answer) with
+/// changes.
+#[test]
+fn a_batch_of_creates_and_changes_takes_the_lock_after_its_jobs() {
+    let (a, b) = (RecordId::new_v7(), RecordId::new_v7());
+    assert!(lock_early(&[job(create())]));
+    assert!(lock_early(&[job(create()), job(create())]));
+    assert!(lock_early(&[job(delete(a))]));
+    assert!(lock_early(&[job(delete(a)), job(delete(b))]));
+    assert!(!lock_early(&[job(create()), job(delete(a))]));
+    assert!(!lock_early(&[job(delete(a)), job(create()), job(create())]));
 }

@@ -3,7 +3,7 @@
 
 use super::super::exec::Pg;
 use super::super::{PgStore, WRITE_ATTEMPTS, errors};
-use super::{Answer, Job, Turn, Write, apart, closed, in_lock_order};
+use super::{Answer, Job, Turn, Write, apart, closed, in_lock_order, lock_early};
 use crate::StoreError;
 use crate::sql::audit::{self, AuditBatch};
 use crate::sql::records;
@@ -110,8 +110,9 @@ impl Conn {
 /// batch sent it. A lone create, update, delete or restore then costs two round trips
 /// (`BEGIN`, its statements, the lock and head; the entry and `COMMIT`), three otherwise,
 /// rather than five. It is taken early only by jobs that send all their statements at once
-/// ([`Job::sends_at_once`]: a create's insert, a change's read and `UPDATE`), so the lock
-/// is queued behind them: it waits in the server for the `COMMIT` before it and is not
+/// ([`Job::sends_at_once`]: a create's insert, a change's read and `UPDATE`), never by
+/// creates mixed with changes ([`lock_early`]), so the lock is queued behind them: it
+/// waits in the server for the `COMMIT` before it and is not
 /// held while a statement waits on a row another transaction holds (one that would want
 /// the lock next). The one exception is a statement its connection had not prepared yet,
 /// sent after its preparation, so after the lock; should it then meet such a row, the
@@ -163,7 +164,7 @@ async fn pipelined(
         (results, inserted)
     };
     // Polled after the jobs, so sent behind their first statements.
-    let early = batch.iter().all(Job::sends_at_once) && turn.may_append_now();
+    let early = lock_early(batch) && turn.may_append_now();
     let head = async {
         if early {
             Some(audit::head(&Pg(client)).await)
