@@ -20,8 +20,8 @@
 //! A job that loses a race (`Contention`) runs again in a later batch, up to
 //! [`WRITE_ATTEMPTS`] in all; so does every job of a batch whose commit lost one. Jobs take
 //! their times from the store's clock in batch order (creates in queue order, then changes
-//! in the order of the records they change, see `commit`), so times are strictly increasing
-//! in commit order within an instance.
+//! in the order of the records they change: `in_lock_order`), so times are strictly
+//! increasing in commit order within an instance.
 
 mod tx;
 
@@ -165,8 +165,8 @@ impl Job {
 /// the record as it was before the first changed it (and write an audit entry whose
 /// changes start from there).
 pub(super) fn apart(batch: &[Job]) -> bool {
-    let mut claims = std::collections::HashSet::new();
-    let mut changed = std::collections::HashSet::new();
+    let mut claims = HashSet::new();
+    let mut changed = HashSet::new();
     batch.iter().all(|job| match &job.write {
         Write::Create { model, claim, .. } => claim.as_ref().is_none_or(|(scope, c)| {
             claims.insert((model.name().as_str(), scope.as_str(), c.key.as_str()))
@@ -207,7 +207,7 @@ fn take(first: Job, again: &mut VecDeque<Job>, rx: &mut mpsc::Receiver<Job>) -> 
 
 /// Whether `batch`, run at once, may take the audit chain's lock with its jobs' first
 /// statements (see `tx::pipelined`): every job sends all its statements when first polled,
-/// and the batch does not mix several creates with changes (its creates' records, held,
+/// and the batch does not mix creates with changes (its creates' records, held,
 /// are inserted once the changes are answered, so the insert would follow the lock).
 pub(super) fn lock_early(batch: &[Job]) -> bool {
     let changes = batch
