@@ -346,12 +346,8 @@ impl Target {
                 } else {
                     format!(r#"{{"name":"bench-{n}"}}"#)
                 };
-                self.client
-                    .patch(format!("{}/api/v1/resource/{id}", self.base))
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
+                let url = format!("{}/api/v1/resource/{id}", self.base);
+                send_json(self.client.patch(url), body).await
             }
             Req::List => {
                 self.client
@@ -376,15 +372,22 @@ impl Target {
                 } else {
                     format!(r#"{{"name":"bench-{n}","status":"{status}"}}"#)
                 };
-                self.client
-                    .post(format!("{}/api/v1/resource", self.base))
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
+                let url = format!("{}/api/v1/resource", self.base);
+                send_json(self.client.post(url), body).await
             }
         }
     }
+}
+
+/// Sends `req` with `body` as its JSON.
+async fn send_json(
+    req: reqwest::RequestBuilder,
+    body: String,
+) -> Result<reqwest::Response, reqwest::Error> {
+    req.header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
 }
 
 /// A cheap, well-spread hash for choosing ids and request kinds (splitmix64).
