@@ -12,6 +12,8 @@ WORKDIR /src
 # Dependencies first, from the manifests alone with empty crates, so a source change does
 # not rebuild them.
 COPY Cargo.toml Cargo.lock ./
+# SQLite's build flags (the bundled SQLite is compiled from source).
+COPY .cargo .cargo
 COPY crates/core/Cargo.toml crates/core/
 COPY crates/store/Cargo.toml crates/store/
 COPY crates/server/Cargo.toml crates/server/

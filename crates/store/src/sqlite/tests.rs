@@ -223,3 +223,26 @@ async fn a_short_list_that_runs_long_moves_to_the_blocking_pool() {
     assert!(!fits_inline(51, 2), "a long page");
     assert!(!fits_inline(20, 80), "a wide model's page");
 }
+
+/// SQLite is built without its global locks (`.cargo/config.toml`): each connection keeps
+/// its page cache on its own, and allocations keep no statistics under a mutex.
+#[test]
+fn sqlite_is_built_without_its_global_locks() {
+    let c = rusqlite::Connection::open_in_memory().expect("open");
+    let mut stmt = c.prepare("PRAGMA compile_options").expect("prepare");
+    let options: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("options");
+    for wanted in ["DEFAULT_MEMSTATUS=0", "OMIT_SHARED_CACHE", "USE_ALLOCA"] {
+        assert!(
+            options.iter().any(|o| o == wanted),
+            "{wanted} not in {options:?}"
+        );
+    }
+    assert!(
+        !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+        "{options:?}"
+    );
+}
