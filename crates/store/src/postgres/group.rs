@@ -4,10 +4,9 @@
 //!
 //! A task per store takes the first job waiting, then every job already queued (up to
 //! [`MAX_BATCH`]; it never waits for more, so a lone write adds no latency), and runs them
-//! on one pooled connection in one transaction (up to [`IN_FLIGHT`] batches at once: one
-//! runs its writes while the one before appends its audit entries and commits, see
-//! `Turn`), all at once: their statements are
-//! pipelined, sent without waiting for the answers before. The audit entries are appended
+//! on one pooled connection in one transaction, all at once: their statements are
+//! pipelined, sent without waiting for the answers before. One batch runs at a time; the
+//! jobs that arrive meanwhile make the next, so batches grow with the load. The audit entries are appended
 //! together after the jobs (one lock, one read of the chain's head, as the SQLite writer
 //! does), then the transaction commits, and only then is each caller answered. If a job
 //! fails, the batch is rolled back and runs again job by job, each in its own savepoint,
@@ -30,8 +29,6 @@ use crate::shared::Visibility;
 use crate::sql::records::{Sealed, StatusChange};
 use crate::stats::{BatchSizes, WriterStats};
 use crate::{Created, IdempotencyClaim, StoreError, WriteCtx};
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
 use plinth_core::{Draft, ModelDef, Patch, Record, RecordId};
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Weak};
@@ -41,9 +38,6 @@ use tx::commit;
 /// Most jobs committed together: each runs in a subtransaction, and a backend caches 64
 /// subtransaction ids before its snapshots overflow (slowing every reader).
 const MAX_BATCH: usize = 63;
-/// Batches running at once, each on a connection of its own: the next one's writes run
-/// while the one before appends its audit entries and commits.
-const IN_FLIGHT: usize = 2;
 /// Jobs that may wait for the task; senders beyond that wait (backpressure).
 const QUEUE: usize = 4096;
 
@@ -327,31 +321,18 @@ async fn run(inner: Weak<super::Inner>, mut rx: mpsc::Receiver<Job>, stop: Arc<N
     tracing::debug!("the group-commit task stopped");
 }
 
-/// Batches until the store is dropped or the queue closed, up to [`IN_FLIGHT`] at once.
+/// Batches until the store is dropped or the queue closed, one at a time. Two at once (the
+/// next one's writes beside the one before's audit entries and commit) served fewer
+/// writes: each batch was smaller, and the chain's lock is still held by one at a time.
 async fn batches(inner: Weak<super::Inner>, rx: &mut mpsc::Receiver<Job>) {
     // Jobs that lost a race, for the next batch (ahead of newer ones).
     let mut again: VecDeque<Job> = VecDeque::new();
-    let mut running = FuturesUnordered::new();
-    // The signals of the latest batch started, which the next waits for (see `Turn`).
-    let mut writes: Option<oneshot::Receiver<()>> = None;
-    let mut appends: Option<oneshot::Receiver<()>> = None;
     loop {
-        while running.len() >= IN_FLIGHT {
-            if let Some(retry) = running.next().await {
-                again.extend::<Vec<Job>>(retry);
-            }
-        }
         let first = match again.pop_front() {
             Some(job) => job,
-            None => tokio::select! {
-                job = rx.recv() => match job {
-                    Some(job) => job,
-                    None => break,
-                },
-                Some(retry) = running.next(), if !running.is_empty() => {
-                    again.extend(retry);
-                    continue;
-                }
+            None => match rx.recv().await {
+                Some(job) => job,
+                None => break,
             },
         };
         let mut batch = take(first, &mut again, rx);
@@ -364,84 +345,10 @@ async fn batches(inner: Weak<super::Inner>, rx: &mut mpsc::Receiver<Job>) {
         };
         let store = PgStore { inner };
         store.inner.group.batches.observe(batch.len());
-        let (wrote, next_writes) = oneshot::channel();
-        let (appended, next_appends) = oneshot::channel();
-        let order = Turn {
-            may_write: writes.replace(next_writes),
-            wrote: Some(wrote),
-            may_append: appends.replace(next_appends),
-            appended: Some(appended),
-        };
-        running.push(Box::pin(async move { commit(&store, batch, order).await }));
+        again.extend(commit(&store, batch).await);
     }
-    while let Some(retry) = running.next().await {
-        for job in retry {
-            job.answer(Err(closed()));
-        }
-    }
-}
-
-/// A batch's place among the batches in flight. Its writes start once the batch started
-/// before it has run its own (so it never waits on a row this one holds, which would wait
-/// on it in turn, unseen by PostgreSQL's deadlock detection); it appends its audit entries
-/// once that batch has appended its own; an early end lets the next go (dropping a
-/// `Turn` drops its signals). So entries, and commits, follow the order the batches
-/// started in, as their times do, while one batch's writes run beside the previous one's
-/// audit entries and commit.
-struct Turn {
-    /// The batch before ran its writes.
-    may_write: Option<oneshot::Receiver<()>>,
-    /// Tells the next batch this one ran its writes.
-    wrote: Option<oneshot::Sender<()>>,
-    /// The batch before appended its audit entries.
-    may_append: Option<oneshot::Receiver<()>>,
-    /// Tells the next batch this one appended its audit entries.
-    appended: Option<oneshot::Sender<()>>,
-}
-
-/// Waits for `signal` (once); a dropped sender counts as given.
-async fn after(signal: &mut Option<oneshot::Receiver<()>>) {
-    if let Some(before) = signal.take() {
-        let _ = before.await;
-    }
-}
-
-/// Gives `signal` (once).
-fn give(signal: &mut Option<oneshot::Sender<()>>) {
-    if let Some(signal) = signal.take() {
-        let _ = signal.send(());
-    }
-}
-
-impl Turn {
-    /// Waits until this batch may run its writes.
-    async fn write(&mut self) {
-        after(&mut self.may_write).await;
-    }
-
-    /// Whether this batch may append its audit entries already (the batch before sent its
-    /// `COMMIT`, or ended): it may then take the chain's lock with its first statements.
-    fn may_append_now(&mut self) -> bool {
-        let ready = match &mut self.may_append {
-            None => true,
-            Some(before) => !matches!(before.try_recv(), Err(oneshot::error::TryRecvError::Empty)),
-        };
-        if ready {
-            self.may_append = None;
-        }
-        ready
-    }
-
-    /// This batch ran its writes: the next may run its own; waits until this one may
-    /// append its audit entries.
-    async fn append(&mut self) {
-        give(&mut self.wrote);
-        after(&mut self.may_append).await;
-    }
-
-    /// This batch appended its audit entries: the next may append its own.
-    fn appended(&mut self) {
-        give(&mut self.appended);
+    for job in again {
+        job.answer(Err(closed()));
     }
 }
 

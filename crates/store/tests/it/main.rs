@@ -13,7 +13,8 @@
 //!   starts the change log's window at its head.
 //! - `fresh_stats`: a table filled in bulk gets fresh planner statistics from the store.
 //! - `pg_commit`: an audit entry refused at a group commit's end, or not sendable, leaves
-//!   nothing of its batch; batches in flight wanting the same unique values never stall.
+//!   nothing of its batch; batches wanting the same unique values never stall; an instance
+//!   runs one batch at a time.
 //! - `pg_tls`: TLS to a TLS-only PostgreSQL server the test starts itself.
 //! - `locking`: SQLite's file lock held by another process.
 //! - `upgrade`: databases made by an older release get the columns added since.

@@ -3,8 +3,9 @@
 //! entry is refused, the `COMMIT` sent behind it rolls the record back, and nothing is left
 //! (no record, no entry, no change), on a fresh store's first writes (their statements not
 //! yet prepared on the connection) as on later ones, for a lone create and for a burst;
-//! an entry that cannot even be sent ends its batch with `ROLLBACK`. Two batches in
-//! flight wanting the same unique values never stall on each other. And a batch of several
+//! an entry that cannot even be sent ends its batch with `ROLLBACK`. Batches wanting the
+//! same unique values never stall on each other, and an instance runs one batch at a
+//! time. And a batch of several
 //! creates inserts its records in few statements, each record whole; a lone create costs
 //! two round trips.
 
@@ -155,15 +156,13 @@ async fn a_refused_audit_entry_rolls_its_batch_back_at_the_commit_sent_behind_it
     ));
 }
 
-/// Creates that want the same unique values, sent at once round after round, so that two
-/// batches are often in flight on the instance with a value in each: a batch's writes wait
-/// until the batch before has run its own (its turn), so it never holds a row the earlier
-/// one's writes then wait on while it waits for that one to append first. Without that
-/// order such a pair stalls until the statement timeout (2 s here) and fails unavailable;
-/// with it, every value is taken once and every other create is refused as a conflict.
+/// Creates that want the same unique values, sent at once round after round, so that
+/// batches follow each other with a value in each: every value is taken once and every
+/// other create is refused as a conflict, none waiting out the statement timeout (2 s
+/// here) on a row another batch of the instance holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn batches_in_flight_wanting_the_same_values_never_stall() {
-    let Some(server) = server("batches_in_flight_wanting_the_same_values_never_stall") else {
+async fn creates_wanting_the_same_values_never_stall() {
+    let Some(server) = server("creates_wanting_the_same_values_never_stall") else {
         return;
     };
     const ROUNDS: usize = 15;
@@ -197,6 +196,73 @@ async fn batches_in_flight_wanting_the_same_values_never_stall() {
         }
         assert_eq!(made, VALUES, "round {round}: each value taken once");
     }
+    assert!(matches!(
+        store.audit_verify().await.expect("verify"),
+        AuditVerdict::Intact { .. }
+    ));
+}
+
+/// The instance's transactions open on `database` now, other than `db`'s own.
+async fn open_transactions(db: &tokio_postgres::Client, database: &Database) -> i64 {
+    let sql = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' \
+         AND pid <> pg_backend_pid() AND xact_start IS NOT NULL",
+        database.name
+    );
+    rows(db, &sql).await
+}
+
+/// An instance runs one batch at a time: while its batch, holding the audit chain's lock,
+/// waits to append its entry (the table locked from outside), the creates sent after it
+/// wait in the queue rather than open a second transaction, and go in the next batch once
+/// the first committed. Two batches at once made smaller batches, the second writing its
+/// records, then waiting for the first's `COMMIT` to ask for the lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_runs_one_batch_at_a_time() {
+    let Some(server) = server("an_instance_runs_one_batch_at_a_time") else {
+        return;
+    };
+    let database = Database::create(&server).await;
+    let (store, model, db) = resource_on(&database).await;
+    let outside = database.inspect().await;
+    outside
+        .batch_execute("BEGIN; LOCK TABLE _plinth_audit IN SHARE MODE")
+        .await
+        .expect("lock the audit trail");
+    let first = {
+        let (store, model) = (Arc::clone(&store), Arc::clone(&model));
+        tokio::spawn(async move { store.create(&ctx(), &model, draft("first"), None).await })
+    };
+    let waiting = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND wait_event = 'relation'",
+        database.name
+    );
+    for _ in 0..500 {
+        if rows(&db, &waiting).await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        rows(&db, &waiting).await,
+        1,
+        "the first batch waits to append"
+    );
+    let later = {
+        let (store, model) = (Arc::clone(&store), Arc::clone(&model));
+        tokio::spawn(async move { burst(&store, &model, 8).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The outside session's transaction, and the first batch's.
+    assert_eq!(
+        open_transactions(&db, &database).await,
+        2,
+        "no second batch has a transaction open"
+    );
+    outside.batch_execute("ROLLBACK").await.expect("unlock");
+    first.await.expect("the first create").expect("created");
+    assert_eq!(later.await.expect("the later creates"), 8);
+    assert_eq!(left_behind(&db).await, (9, 9, 9));
     assert!(matches!(
         store.audit_verify().await.expect("verify"),
         AuditVerdict::Intact { .. }

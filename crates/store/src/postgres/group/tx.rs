@@ -3,7 +3,7 @@
 
 use super::super::exec::Pg;
 use super::super::{PgStore, WRITE_ATTEMPTS, errors};
-use super::{Answer, Job, Turn, Write, apart, closed, in_lock_order, lock_early};
+use super::{Answer, Job, Write, apart, closed, in_lock_order, lock_early};
 use crate::StoreError;
 use crate::sql::audit::{self, AuditBatch};
 use crate::sql::records;
@@ -28,9 +28,8 @@ use tokio_postgres::{Row, Statement};
 /// holding a job that already lost a race runs job by job at once, so that each attempt
 /// of a write is one run; so does one with two jobs for one record or one idempotency key
 /// (see [`apart`]). The jobs run in lock order (see [`in_lock_order`]).
-pub(super) async fn commit(store: &PgStore, mut batch: Vec<Job>, mut turn: Turn) -> Vec<Job> {
+pub(super) async fn commit(store: &PgStore, mut batch: Vec<Job>) -> Vec<Job> {
     in_lock_order(&mut batch);
-    turn.write().await;
     let mut conn = match store.inner.pool.get().await {
         Ok(client) => Conn {
             client: Some(client),
@@ -40,7 +39,7 @@ pub(super) async fn commit(store: &PgStore, mut batch: Vec<Job>, mut turn: Turn)
     };
     let lone = batch.len() == 1;
     if lone || (batch.iter().all(|job| job.attempt == 1) && apart(&batch)) {
-        match pipelined(store, &mut conn, &batch, &mut turn).await {
+        match pipelined(store, &mut conn, &batch).await {
             Ok(Ok(answers)) => {
                 for (job, answer) in batch.into_iter().zip(answers) {
                     job.answer(Ok(answer));
@@ -63,7 +62,7 @@ pub(super) async fn commit(store: &PgStore, mut batch: Vec<Job>, mut turn: Turn)
     let Some(client) = conn.client.as_mut() else {
         return settle(batch, Err(closed()));
     };
-    one_by_one(store, client, batch, &mut turn).await
+    one_by_one(store, client, batch).await
 }
 
 /// A pooled connection, and whether it holds a transaction begun by hand (its `BEGIN` sent
@@ -105,16 +104,14 @@ impl Conn {
 ///
 /// The transaction is begun and ended by hand so that its `BEGIN` travels with the jobs'
 /// first statements and its `COMMIT` with the audit entries. The chain's lock and head
-/// go with the jobs' first statements when the batch before has already sent its `COMMIT`
-/// (the usual case at a steady rate: see `Turn`), otherwise once the jobs ran and that
-/// batch sent it. A lone create, update, delete or restore then costs two round trips
-/// (`BEGIN`, its statements, the lock and head; the entry and `COMMIT`), three otherwise,
-/// rather than five. It is taken early only by jobs that send all their statements at once
+/// go with the jobs' first statements, or, for jobs that cannot have them go so, once the
+/// jobs ran. A lone create, update, delete or restore then costs two round trips (`BEGIN`,
+/// its statements, the lock and head; the entry and `COMMIT`), three otherwise, rather
+/// than five. It is taken early only by jobs that send all their statements at once
 /// ([`Job::sends_at_once`]: a create's insert, a change's read and `UPDATE`), never by
 /// creates mixed with changes ([`lock_early`]), so the lock is queued behind them: it
-/// waits in the server for the `COMMIT` before it and is not
-/// held while a statement waits on a row another transaction holds (one that would want
-/// the lock next). The one exception is a statement its connection had not prepared yet,
+/// waits in the server for another instance's `COMMIT` and is not held while a statement
+/// waits on a row another transaction holds (one that would want the lock next). The one exception is a statement its connection had not prepared yet,
 /// sent after its preparation, so after the lock; should it then meet such a row, the
 /// server finds the deadlock (after `deadlock_timeout`) and the batch runs again, as after
 /// any lost race. `BEGIN` is sent first, as the join first polls it; it fails only on
@@ -127,7 +124,6 @@ async fn pipelined(
     store: &PgStore,
     conn: &mut Conn,
     batch: &[Job],
-    turn: &mut Turn,
 ) -> Result<Result<Vec<Answer>, StoreError>, StoreError> {
     let Some(client) = &conn.client else {
         return Err(closed());
@@ -164,7 +160,7 @@ async fn pipelined(
         (results, inserted)
     };
     // Polled after the jobs, so sent behind their first statements.
-    let early = lock_early(batch) && turn.may_append_now();
+    let early = lock_early(batch);
     let head = async {
         if early {
             Some(audit::head(&Pg(client)).await)
@@ -186,15 +182,13 @@ async fn pipelined(
         }
     }
     let entries: Vec<_> = held.iter().flat_map(AuditBatch::close).collect();
-    turn.append().await;
-    // Sent behind the entries, which hold the chain's lock till then: the next batch may
-    // append its own once it is sent. `ROLLBACK` instead if an entry could not be sent.
+    // Sent behind the entries, which hold the chain's lock till then. `ROLLBACK` instead if
+    // an entry could not be sent.
     let mut sent = false;
     let committed = {
         let sent = &mut sent;
         let commit = |sendable: bool| async move {
             *sent = true;
-            turn.appended();
             let end = if sendable { "COMMIT" } else { "ROLLBACK" };
             client.batch_execute(end).await.map_err(errors::map)
         };
@@ -305,7 +299,6 @@ async fn one_by_one(
     store: &PgStore,
     client: &mut deadpool_postgres::Client,
     batch: Vec<Job>,
-    turn: &mut Turn,
 ) -> Vec<Job> {
     let tx = match client.transaction().await {
         Ok(tx) => tx,
@@ -325,7 +318,6 @@ async fn one_by_one(
         }
     }
     let entries = held.close();
-    turn.append().await;
     if !entries.is_empty()
         && let Err(e) = audit::append_all(&Pg(&tx), entries).await
     {
@@ -333,7 +325,6 @@ async fn one_by_one(
         let _ = tx.rollback().await;
         return settle(batch, Err(e));
     }
-    turn.appended();
     match tx.commit().await.map_err(errors::map) {
         Ok(()) => batch
             .into_iter()
