@@ -6,15 +6,15 @@
 //! [`MAX_BATCH`]; it never waits for more, so a lone write adds no latency), and runs them
 //! on one pooled connection in one transaction, all at once: their statements are
 //! pipelined, sent without waiting for the answers before. One batch runs at a time; the
-//! jobs that arrive meanwhile make the next, so batches grow with the load. The audit entries are appended
-//! together after the jobs (one lock, one read of the chain's head, as the SQLite writer
-//! does), then the transaction commits, and only then is each caller answered. If a job
-//! fails, the batch is rolled back and runs again job by job, each in its own savepoint,
-//! so the failed one rolls back alone with the audit entries it held. Jobs are data (what
-//! to write), run by the same statements as a write in a transaction of its own, but for
-//! the records of several creates, inserted together once every job has run. Batching
-//! changes throughput, never outcomes: every acknowledged write is committed, and every
-//! refused one left nothing behind.
+//! jobs that arrive meanwhile make the next, so batches grow with the load. The audit
+//! entries are appended together after the jobs (one lock, one read of the chain's head,
+//! as the SQLite writer does), then the transaction commits, and only then is each caller
+//! answered. If a job fails, the batch is rolled back and runs again job by job, each in
+//! its own savepoint, so the failed one rolls back alone with the audit entries it held.
+//! Jobs are data (what to write), run by the same statements as a write in a transaction
+//! of its own, but for the records of several creates, inserted together once every job
+//! has run. Batching changes throughput, never outcomes: every acknowledged write is
+//! committed, and every refused one left nothing behind.
 //!
 //! A job that loses a race (`Contention`) runs again in a later batch, up to
 //! [`WRITE_ATTEMPTS`] in all; so does every job of a batch whose commit lost one. Jobs take
@@ -249,7 +249,7 @@ impl Group {
         tokio::spawn(run(Arc::downgrade(&store.inner), rx, stop));
     }
 
-    /// Ends the task (`close`): batches in flight are dropped, and writes still queued are
+    /// Ends the task (`close`): the batch in flight is dropped, and writes still queued are
     /// answered that the database closed.
     pub(super) fn stop(&self) {
         self.stop.notify_one();
@@ -311,7 +311,7 @@ impl PgStore {
 async fn run(inner: Weak<super::Inner>, mut rx: mpsc::Receiver<Job>, stop: Arc<Notify>) {
     tokio::select! {
         () = batches(inner, &mut rx) => {}
-        // The batches in flight are dropped, and with them their callers' replies.
+        // The batch in flight is dropped, and with it its callers' replies.
         () = stop.notified() => {}
     }
     rx.close();
