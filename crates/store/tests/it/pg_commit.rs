@@ -202,11 +202,11 @@ async fn creates_wanting_the_same_values_never_stall() {
     ));
 }
 
-/// The instance's transactions open on `database` now, other than `db`'s own.
-async fn open_transactions(db: &tokio_postgres::Client, database: &Database) -> i64 {
+/// The other sessions on `database` now (not `db`'s own) that match `condition`.
+async fn sessions(db: &tokio_postgres::Client, database: &Database, condition: &str) -> i64 {
     let sql = format!(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' \
-         AND pid <> pg_backend_pid() AND xact_start IS NOT NULL",
+         AND pid <> pg_backend_pid() AND {condition}",
         database.name
     );
     rows(db, &sql).await
@@ -233,32 +233,23 @@ async fn an_instance_runs_one_batch_at_a_time() {
         let (store, model) = (Arc::clone(&store), Arc::clone(&model));
         tokio::spawn(async move { store.create(&ctx(), &model, draft("first"), None).await })
     };
-    let waiting = format!(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND wait_event = 'relation'",
-        database.name
-    );
+    let waiting = "wait_event = 'relation'";
     for _ in 0..500 {
-        if rows(&db, &waiting).await == 1 {
+        if sessions(&db, &database, waiting).await == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(
-        rows(&db, &waiting).await,
-        1,
-        "the first batch waits to append"
-    );
+    let appending = sessions(&db, &database, waiting).await;
+    assert_eq!(appending, 1, "the first batch waits to append");
     let later = {
         let (store, model) = (Arc::clone(&store), Arc::clone(&model));
         tokio::spawn(async move { burst(&store, &model, 8).await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The outside session's transaction, and the first batch's.
-    assert_eq!(
-        open_transactions(&db, &database).await,
-        2,
-        "no second batch has a transaction open"
-    );
+    let open = sessions(&db, &database, "xact_start IS NOT NULL").await;
+    assert_eq!(open, 2, "no second batch has a transaction open");
     outside.batch_execute("ROLLBACK").await.expect("unlock");
     first.await.expect("the first create").expect("created");
     assert_eq!(later.await.expect("the later creates"), 8);
