@@ -111,10 +111,10 @@ impl Conn {
 /// ([`Job::sends_at_once`]: a create's insert, a change's read and `UPDATE`), never by
 /// creates mixed with changes ([`lock_early`]), so the lock is queued behind them: it
 /// waits in the server for another instance's `COMMIT` and is not held while a statement
-/// waits on a row another transaction holds (one that would want the lock next). The one exception is a statement its connection had not prepared yet,
-/// sent after its preparation, so after the lock; should it then meet such a row, the
-/// server finds the deadlock (after `deadlock_timeout`) and the batch runs again, as after
-/// any lost race. `BEGIN` is sent first, as the join first polls it; it fails only on
+/// waits on a row another transaction holds (one that would want the lock next). The one
+/// exception is a statement its connection had not prepared yet, sent after its
+/// preparation, so after the lock; should it then meet such a row, the server finds the
+/// deadlock (after `deadlock_timeout`) and the batch runs again, as after any lost race. `BEGIN` is sent first, as the join first polls it; it fails only on
 /// a lost connection, which fails every statement behind it too. `COMMIT` is sent behind
 /// the entries, each run with the statement prepared for it (a cache cleared meanwhile
 /// cannot delay one past `COMMIT`); if one of them failed in the server, PostgreSQL rolls
