@@ -114,12 +114,13 @@ impl Conn {
 /// waits on a row another transaction holds (one that would want the lock next). The one
 /// exception is a statement its connection had not prepared yet, sent after its
 /// preparation, so after the lock; should it then meet such a row, the server finds the
-/// deadlock (after `deadlock_timeout`) and the batch runs again, as after any lost race. `BEGIN` is sent first, as the join first polls it; it fails only on
-/// a lost connection, which fails every statement behind it too. `COMMIT` is sent behind
-/// the entries, each run with the statement prepared for it (a cache cleared meanwhile
-/// cannot delay one past `COMMIT`); if one of them failed in the server, PostgreSQL rolls
-/// back at that `COMMIT`, and if one failed before it was sent, `ROLLBACK` goes instead:
-/// nothing of the batch is kept.
+/// deadlock (after `deadlock_timeout`) and the batch runs again, as after any lost race.
+/// `BEGIN` is sent first, as the join first polls it; it fails only on a lost connection,
+/// which fails every statement behind it too. `COMMIT` is sent behind the entries, each
+/// run with the statement prepared for it (a cache cleared meanwhile cannot delay one past
+/// `COMMIT`); if one of them failed in the server, PostgreSQL rolls back at that `COMMIT`,
+/// and if one failed before it was sent, `ROLLBACK` goes instead: nothing of the batch is
+/// kept.
 async fn pipelined(
     store: &PgStore,
     conn: &mut Conn,
