@@ -35,8 +35,9 @@ use std::sync::{Arc, Weak};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tx::commit;
 
-/// Most jobs committed together: each runs in a subtransaction, and a backend caches 64
-/// subtransaction ids before its snapshots overflow (slowing every reader).
+/// Most jobs committed together: run job by job (after a failure), each runs in a
+/// subtransaction, and a backend caches 64 subtransaction ids before its snapshots
+/// overflow (slowing every reader).
 const MAX_BATCH: usize = 63;
 /// Jobs that may wait for the task; senders beyond that wait (backpressure).
 const QUEUE: usize = 4096;

@@ -5,9 +5,8 @@
 //! yet prepared on the connection) as on later ones, for a lone create and for a burst;
 //! an entry that cannot even be sent ends its batch with `ROLLBACK`. Batches wanting the
 //! same unique values never stall on each other, and an instance runs one batch at a
-//! time. And a batch of several
-//! creates inserts its records in few statements, each record whole; a lone create costs
-//! two round trips.
+//! time. And a batch of several creates inserts its records in few statements, each
+//! record whole; a lone create costs two round trips.
 
 use crate::pg::{Database, ctx, server};
 use plinth_core::{Draft, Patch, Schema, Status};
