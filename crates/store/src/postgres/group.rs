@@ -26,7 +26,7 @@ mod tx;
 
 use super::PgStore;
 use crate::shared::Visibility;
-use crate::sql::records::{Sealed, StatusChange};
+use crate::sql::records::{Staged, StatusChange};
 use crate::stats::{BatchSizes, WriterStats};
 use crate::{Created, IdempotencyClaim, StoreError, WriteCtx};
 use plinth_core::{Draft, ModelDef, Patch, Record, RecordId};
@@ -50,7 +50,7 @@ pub(super) enum Write {
         vis: Visibility,
         draft: Draft,
         /// Its id and pii values, sealed before it was queued.
-        sealed: Sealed,
+        staged: Staged,
         claim: Option<(String, IdempotencyClaim)>,
     },
     Update {

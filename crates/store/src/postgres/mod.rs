@@ -326,7 +326,7 @@ impl Store for PgStore {
                 ctx: ctx.clone(),
                 model: Arc::clone(model),
                 vis: self.visibility(ctx),
-                sealed: records::Sealed::new(&self.inner.keys, ctx, model, &draft)?,
+                staged: records::Staged::new(&self.inner.keys, ctx, model, &draft)?,
                 draft,
                 claim: idempotency.map(|c| (idempotency_scope(ctx), c)),
             })

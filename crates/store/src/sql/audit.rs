@@ -56,7 +56,7 @@ pub(crate) async fn append<E: Exec>(
     model: &ModelDef,
     record: &Record,
     changes: &str,
-    sealed: Option<&super::records::Sealed>,
+    staged: Option<&super::records::Staged>,
 ) -> Result<(), StoreError> {
     let subject = Subject {
         action: action.as_str(),
@@ -65,7 +65,7 @@ pub(crate) async fn append<E: Exec>(
         changes,
     };
     let kind = action.change_kind();
-    let mut logged = super::changes::snapshot(by.keys, model, kind, record, sealed)?;
+    let mut logged = super::changes::snapshot(by.keys, model, kind, record, staged)?;
     if e.keeps_changes() {
         logged.keep(record);
     }

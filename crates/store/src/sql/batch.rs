@@ -113,8 +113,8 @@ async fn write<E: Exec>(
 ) -> Result<Record, StoreError> {
     match op {
         BatchOp::Create(draft) => {
-            let sealed = records::Sealed::new(by.keys, by.ctx, model, draft)?;
-            records::create(e, by, vis, model, draft.clone(), &sealed, None)
+            let staged = records::Staged::new(by.keys, by.ctx, model, draft)?;
+            records::create(e, by, vis, model, draft.clone(), &staged, None)
                 .await
                 .map(|c| c.record)
         }

@@ -9,7 +9,7 @@
 //! the schema of the reader: fields by name, so a field declared since reads as null and
 //! one no longer declared is dropped.
 
-use super::records::Sealed;
+use super::records::Staged;
 use super::{Exec, Query, SqlRow, unreadable};
 use crate::changes::{Change, ChangeKind, ChangeWindow, ChangesPage};
 use crate::{Keys, StoreError};
@@ -74,15 +74,15 @@ impl Logged {
 
 /// The change a write of `kind` logs: `r` as it stands after the write (before it, for a
 /// purge), pii values sealed under `keys`; a create's snapshot, but for its times, was made
-/// with its values sealed before its job was queued (`sealed`).
+/// with its values sealed before its job was queued (`staged`).
 pub(crate) fn snapshot(
     keys: &Keys,
     model: &ModelDef,
     kind: ChangeKind,
     r: &Record,
-    sealed: Option<&Sealed>,
+    staged: Option<&Staged>,
 ) -> Result<Logged, StoreError> {
-    let record = match sealed.and_then(|s| s.logged(r.id)) {
+    let record = match staged.and_then(|s| s.logged(r.id)) {
         Some(made) => made.to_owned(),
         None => {
             let (name, status) = (r.name.as_str(), r.status);
@@ -92,7 +92,7 @@ pub(crate) fn snapshot(
                 r.id,
                 (name, status, r.owner_id, r.version),
                 &r.fields,
-                sealed,
+                staged,
             )?
         }
     };
@@ -109,19 +109,19 @@ pub(crate) fn snapshot(
 pub(crate) type Base<'a> = (&'a str, Status, Option<uuid::Uuid>, i64);
 
 /// The snapshot of record `id` of `model` but for its times (see [`timed`]), its pii
-/// values sealed under `keys` unless `sealed` holds them.
+/// values sealed under `keys` unless `staged` holds them.
 pub(crate) fn untimed(
     keys: &Keys,
     model: &ModelDef,
     id: RecordId,
     (name, status, owner_id, version): Base<'_>,
     values: &[Value],
-    sealed: Option<&Sealed>,
+    staged: Option<&Staged>,
 ) -> Result<String, StoreError> {
     let m = model.name().as_str();
     let mut fields = Vec::with_capacity(values.len());
     for (i, (f, v)) in model.fields().iter().zip(values).enumerate() {
-        let value = match (v, sealed.and_then(|s| s.get(id, i))) {
+        let value = match (v, staged.and_then(|s| s.get(id, i))) {
             (Value::Text(_), Some((text, _))) => Field::Sealed(text.into()),
             (Value::Text(plain), _) if f.pii() => {
                 Field::Sealed(keys.seal(m, f.name().as_str(), id.as_uuid(), plain)?.into())
@@ -403,7 +403,7 @@ mod tests {
     use super::{decode, snapshot};
     use crate::changes::ChangeKind;
     use crate::seal::{Keyring, Keys};
-    use crate::sql::records::Sealed;
+    use crate::sql::records::Staged;
     use plinth_core::policy::{Principal, Role};
     use plinth_core::schema::ModelDecl;
     use plinth_core::{FieldAccess, ModelDef};
@@ -486,10 +486,10 @@ mod tests {
         let owner = uuid::Uuid::now_v7();
         let ctx = crate::WriteCtx::new(Principal::user(owner, Role::User), "made-before");
         let keys = Keys::fixed(Keyring::generate().expect("keys"));
-        let sealed = Sealed::new(&keys, &ctx, model, &draft).expect("made");
+        let staged = Staged::new(&keys, &ctx, model, &draft).expect("made");
         let at = Timestamp::from_system(std::time::SystemTime::now());
         let record = Record {
-            id: sealed.id(),
+            id: staged.id(),
             name: draft.name.clone(),
             status: draft.status,
             created_at: at,
@@ -499,13 +499,13 @@ mod tests {
             fields: draft.fields.clone(),
         };
         let logged =
-            snapshot(&keys, model, ChangeKind::Created, &record, Some(&sealed)).expect("logged");
+            snapshot(&keys, model, ChangeKind::Created, &record, Some(&staged)).expect("logged");
         assert_eq!(
             decode(&keys, model, &logged.record).expect("decoded"),
             record
         );
         let stored: serde_json::Value = serde_json::from_str(&logged.record).expect("JSON");
-        let (text, _) = sealed.get(record.id, 0).expect("sealed before");
+        let (text, _) = staged.get(record.id, 0).expect("sealed before");
         assert_eq!(stored["fields"]["contact"], json!(text), "{stored}");
         assert!(!logged.record.contains("ada@example.com"), "{stored}");
     }

@@ -12,9 +12,9 @@ use plinth_core::schema::{FieldDef, FieldType};
 use plinth_core::{Draft, ModelDef, Patch, Record, RecordId, Schema, Status, Timestamp, Value};
 
 mod locked;
-mod sealed;
+mod staged;
 use locked::{check_references, get_for_update, read_then_change};
-pub(crate) use sealed::Sealed;
+pub(crate) use staged::Staged;
 
 /// The base columns every model table has, in select order.
 const BASE_COLUMNS: &str =
@@ -70,7 +70,7 @@ fn stored<'v>(
     id: RecordId,
     (index, f): (usize, &FieldDef),
     v: &'v Value,
-    pre: Option<&'v Sealed>,
+    pre: Option<&'v Staged>,
 ) -> Result<(Param<'v>, Param<'v>), StoreError> {
     if let Some((sealed, blind)) = pre.and_then(|p| p.get(id, index)) {
         return Ok((Param::Text(sealed.into()), Param::Text(blind.into())));
@@ -152,12 +152,12 @@ pub(crate) async fn create<E: Exec>(
     vis: &Visibility,
     model: &ModelDef,
     draft: Draft,
-    sealed: &Sealed,
+    staged: &Staged,
     idempotency: Option<(String, IdempotencyClaim)>,
 ) -> Result<Created, StoreError> {
     let keys = by.keys;
     let (m, now, owner) = (model.name().as_str(), by.now, by.ctx.actor.user_id());
-    let id = sealed.id();
+    let id = staged.id();
     if let Some((scope, claim)) = &idempotency {
         let mut q = Query::new(E::DIALECT);
         q.push("INSERT INTO _plinth_idempotency (model, scope, key, body_digest, record_id, created_at) VALUES (")
@@ -207,14 +207,14 @@ pub(crate) async fn create<E: Exec>(
     // (not one with files: their rows follow the record's).
     let files = has_files(model);
     if files || !e.hold_insert() {
-        insert(e, keys, model, &record, Some(sealed)).await?;
+        insert(e, keys, model, &record, Some(staged)).await?;
     }
     if files {
         files::sync(e, model, id, &record.fields, &by.ctx.files, now).await?;
     }
-    // The entry's changes, written when the create was made ready (see `Sealed`).
-    let changes = sealed.changes();
-    audit::append(e, by, Action::Create, model, &record, changes, Some(sealed)).await?;
+    // The entry's changes, written when the create was made ready (see `Staged`).
+    let changes = staged.changes();
+    audit::append(e, by, Action::Create, model, &record, changes, Some(staged)).await?;
     Ok(Created {
         record,
         replayed: false,
@@ -250,9 +250,9 @@ pub(crate) async fn insert<E: Exec>(
     keys: &Keys,
     model: &ModelDef,
     record: &Record,
-    sealed: Option<&Sealed>,
+    staged: Option<&Staged>,
 ) -> Result<(), StoreError> {
-    let q = insert_rows(E::DIALECT, keys, model, [(record, sealed)])?;
+    let q = insert_rows(E::DIALECT, keys, model, [(record, staged)])?;
     e.execute(&q).await?;
     Ok(())
 }
@@ -266,7 +266,7 @@ pub(crate) fn insert_columns(model: &ModelDef) -> usize {
 }
 
 /// A record to insert, with its values sealed before when it is a create's.
-pub(crate) type NewRow<'r> = (&'r Record, Option<&'r Sealed>);
+pub(crate) type NewRow<'r> = (&'r Record, Option<&'r Staged>);
 
 /// One statement inserting `records` of `model` as given, each sealed in its turn unless
 /// sealed before (prepared for reuse: callers bound its rows to few counts).

@@ -281,7 +281,7 @@ impl Store for SqliteStore {
     ) -> Result<Created, StoreError> {
         let model = Arc::clone(model);
         let scope = idempotency_scope(ctx);
-        let sealed = records::Sealed::new(&self.inner.keys, ctx, &model, &draft)?;
+        let staged = records::Staged::new(&self.inner.keys, ctx, &model, &draft)?;
         let (vis, ctx) = (self.visibility(ctx), ctx.clone());
         let keys = self.inner.keys.clone();
         let written = self
@@ -297,7 +297,7 @@ impl Store for SqliteStore {
                     &vis,
                     &model,
                     draft.clone(),
-                    &sealed,
+                    &staged,
                     idempotency.clone().map(|c| (scope.clone(), c)),
                 ))
             })

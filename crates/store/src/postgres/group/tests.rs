@@ -2,7 +2,7 @@
 //! store closes.
 
 use super::{
-    Group, Job, MAX_BATCH, Reply, Sealed, StatusChange, Write, apart, in_lock_order, lock_early,
+    Group, Job, MAX_BATCH, Reply, Staged, StatusChange, Write, apart, in_lock_order, lock_early,
     run, take,
 };
 use crate::shared::Visibility;
@@ -35,7 +35,7 @@ fn create_named(name: &str) -> Write {
         plinth_core::input::validate_draft(&model, &json!({ "name": name }), FieldAccess::All)
             .expect("a valid draft");
     let ctx = WriteCtx::new(Principal::local_admin(), "group");
-    let sealed = Sealed::new(&crate::Keys::missing(), &ctx, &model, &draft).expect("sealed");
+    let staged = Staged::new(&crate::Keys::missing(), &ctx, &model, &draft).expect("staged");
     Write::Create {
         ctx,
         model,
@@ -43,7 +43,7 @@ fn create_named(name: &str) -> Write {
             schema,
             viewer: None,
         },
-        sealed,
+        staged,
         draft,
         claim: None,
     }

@@ -237,7 +237,7 @@ async fn insert_held(
     }
     let mut models: Vec<(&Arc<ModelDef>, Vec<NewRow>)> = Vec::new();
     for ((job, result), hold) in batch.iter().zip(results).zip(holds) {
-        let (Write::Create { model, sealed, .. }, Ok(Answer::Created(c))) = (&job.write, result)
+        let (Write::Create { model, staged, .. }, Ok(Answer::Created(c))) = (&job.write, result)
         else {
             continue;
         };
@@ -245,8 +245,8 @@ async fn insert_held(
             continue;
         }
         match models.iter_mut().find(|(m, _)| Arc::ptr_eq(m, model)) {
-            Some((_, records)) => records.push((&c.record, Some(sealed))),
-            None => models.push((model, vec![(&c.record, Some(sealed))])),
+            Some((_, records)) => records.push((&c.record, Some(staged))),
+            None => models.push((model, vec![(&c.record, Some(staged))])),
         }
     }
     let mut statements = Vec::new();
@@ -416,10 +416,10 @@ async fn apply<C: GenericClient>(
             model,
             vis,
             draft,
-            sealed,
+            staged,
             claim,
             ..
-        } => records::create(e, by, vis, model, draft.clone(), sealed, claim.clone())
+        } => records::create(e, by, vis, model, draft.clone(), staged, claim.clone())
             .await
             .map(Answer::Created),
         Write::Update {

@@ -10,10 +10,11 @@ use crate::{Keys, StoreError, WriteCtx};
 use plinth_core::input::Draft;
 use plinth_core::{ModelDef, RecordId, Value};
 
-/// A new record's id, for each of its pii values (by field number) the sealed form and the
-/// blind index, and the texts its audit entry and its change are stored with.
+/// A create staged ahead of its transaction: the new record's id, for each of its pii values
+/// (by field number) the sealed form and the blind index, and the texts its audit entry and
+/// its change are stored with.
 #[derive(Debug, Clone)]
-pub(crate) struct Sealed {
+pub(crate) struct Staged {
     id: RecordId,
     values: Vec<(usize, String, String)>,
     /// The audit entry's `changes`.
@@ -22,7 +23,7 @@ pub(crate) struct Sealed {
     logged: String,
 }
 
-impl Sealed {
+impl Staged {
     /// A fresh id for a record of `model` created from `draft` in `ctx` (whose user owns
     /// it), its pii values sealed and its texts written.
     pub(crate) fn new(
