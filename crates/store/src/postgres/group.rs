@@ -49,7 +49,7 @@ pub(super) enum Write {
         model: Arc<ModelDef>,
         vis: Visibility,
         draft: Draft,
-        /// Its id and pii values, sealed before it was queued.
+        /// Its id, pii values and texts, staged before it was queued.
         staged: Staged,
         claim: Option<(String, IdempotencyClaim)>,
     },
