@@ -360,7 +360,7 @@ pub(crate) fn hash(e: &AuditEntry, changes_text: &str) -> String {
     buf.extend_from_slice(e.prev_hash.as_bytes());
     // Serialising these types into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut buf, &canonical);
-    format!("{:x}", Sha256::digest(&buf))
+    base16ct::lower::encode_string(&Sha256::digest(&buf))
 }
 
 #[cfg(test)]

@@ -245,7 +245,7 @@ fn digest(path: &Path) -> Result<(u64, String), BackupError> {
         hasher.update(&buf[..n]);
         bytes += n as u64;
     }
-    Ok((bytes, format!("{:x}", hasher.finalize())))
+    Ok((bytes, base16ct::lower::encode_string(&hasher.finalize())))
 }
 
 /// Checks `path` against its sidecar, then tells its engine from its first bytes; a

@@ -120,7 +120,7 @@ fn new_key(kid: &str) -> (EncodingKey, Value) {
         }
     };
     let der = secret.to_pkcs8_der().expect("PKCS#8");
-    let point = p256::EncodedPoint::from(secret.public_key());
+    let point = p256::Sec1Point::from(secret.public_key());
     let (x, y) = (
         point.x().expect("x").as_slice(),
         point.y().expect("y").as_slice(),

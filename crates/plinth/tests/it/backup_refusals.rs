@@ -25,7 +25,10 @@ async fn source_and_backup() -> (TestDir, PathBuf) {
 fn forge(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).expect("write");
     let name = path.file_name().expect("name").to_string_lossy();
-    let sum = format!("{:x}  {name}\n", Sha256::digest(bytes));
+    let sum = format!(
+        "{}  {name}\n",
+        base16ct::lower::encode_string(&Sha256::digest(bytes))
+    );
     std::fs::write(sidecar(path), sum).expect("write the sidecar");
 }
 

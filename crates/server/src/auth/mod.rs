@@ -137,8 +137,8 @@ impl Auth {
         let window = config.login_window;
         Ok(Self {
             passwords: Passwords::new(config.hash_cost)?,
-            tokens: AccessTokens::new(&config.signing_key, config.access_ttl),
-            tickets: Tickets::new(&config.signing_key),
+            tokens: AccessTokens::new(&config.signing_key, config.access_ttl)?,
+            tickets: Tickets::new(&config.signing_key)?,
             changes: watch::Sender::new(0),
             rechecked: stream::Rechecked::default(),
             oidc: oidc::Oidc::new(config.oidc.clone()),

@@ -4,8 +4,7 @@
 
 use super::AuthError;
 use super::secret::random_b64;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
 use tokio::sync::Semaphore;
 
 /// argon2id cost parameters. Defaults: the OWASP cheat sheet's first recommendation
@@ -92,9 +91,43 @@ impl Passwords {
 fn hash_with(params: &Params, password: &str) -> Result<String, String> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|e| format!("no randomness: {e}"))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-        .hash_password(password.as_bytes(), &salt)
+        .hash_password_with_salt(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{HashCost, Passwords};
+
+    /// Made by another implementation (Python's argon2-cffi) with the default cost: hashes
+    /// stored by any earlier build are PHC strings like this one and must keep verifying.
+    const STORED: &str = "$argon2id$v=19$m=19456,t=2,p=1$RT0LXs3GH5QkZIauCBjeCw$\
+                          +vRakVUrlpPbHfI6E2HI/+80vD3JyXNvOPbDQEt4cdo";
+
+    #[tokio::test]
+    async fn a_hash_stored_elsewhere_verifies_and_a_new_one_keeps_the_format() {
+        let passwords = Passwords::new(HashCost::default()).expect("parameters");
+        assert!(
+            passwords
+                .verify(Some(STORED), "correct horse battery staple")
+                .await
+        );
+        assert!(
+            !passwords
+                .verify(Some(STORED), "correct horse battery stapler")
+                .await
+        );
+        let made = passwords.hash("hunter22hunter22").await.expect("hash");
+        let (prefix, rest) = made.split_at("$argon2id$v=19$m=19456,t=2,p=1$".len());
+        assert_eq!(prefix, "$argon2id$v=19$m=19456,t=2,p=1$");
+        // A 16-byte salt and a 32-byte hash, both unpadded base64.
+        let (salt, hash) = rest.split_once('$').expect("salt and hash");
+        assert_eq!((salt.len(), hash.len()), (22, 43));
+        assert!(passwords.verify(Some(&made), "hunter22hunter22").await);
+        assert!(!passwords.verify(Some(&made), "hunter22hunter23").await);
+        // No stored hash: the dummy is checked, and the answer is no.
+        assert!(!passwords.verify(None, "hunter22hunter22").await);
+    }
 }

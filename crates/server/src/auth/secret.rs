@@ -64,8 +64,9 @@ pub(crate) struct Digest(String);
 impl Digest {
     /// The digest of `secret`.
     pub(crate) fn of(secret: &str) -> Self {
-        // The digest's own lower-hex formatting encodes through a table in one write.
-        Self(format!("{:x}", Sha256::digest(secret.as_bytes())))
+        Self(base16ct::lower::encode_string(&Sha256::digest(
+            secret.as_bytes(),
+        )))
     }
 
     /// A digest as stored (from a ticket that names an API key by it).
@@ -81,10 +82,6 @@ impl Digest {
     pub(crate) fn into_string(self) -> String {
         self.0
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], AuthError> {
@@ -107,7 +104,10 @@ pub(crate) fn new_refresh_token() -> Result<(String, Digest), AuthError> {
 
 /// A new API key: the key (shown once), its display prefix (`plk_<8 hex>`) and its digest.
 pub(crate) fn new_api_key() -> Result<(String, String, Digest), AuthError> {
-    let prefix = format!("{API_KEY_PREFIX}{}", hex(&random_bytes::<4>()?));
+    let prefix = format!(
+        "{API_KEY_PREFIX}{}",
+        base16ct::lower::encode_string(&random_bytes::<4>()?)
+    );
     let key = format!("{prefix}_{}", random_b64::<32>()?);
     let digest = Digest::of(&key);
     Ok((key, prefix, digest))

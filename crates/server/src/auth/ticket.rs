@@ -98,7 +98,8 @@ impl std::fmt::Debug for Tickets {
 }
 
 impl Tickets {
-    pub(crate) fn new(key: &SigningKey) -> Self {
+    /// Fails only on an empty key, which a digest never is.
+    pub(crate) fn new(key: &SigningKey) -> Result<Self, String> {
         let mut hasher = Sha256::new();
         hasher.update(KEY_LABEL);
         hasher.update(key.expose());
@@ -110,11 +111,11 @@ impl Tickets {
         // Times are compared with the injected clock in `verify`.
         validation.validate_exp = false;
         validation.validate_nbf = false;
-        Self {
-            encoding: EncodingKey::from_secret(&derived),
-            decoding: DecodingKey::from_secret(&derived),
+        Ok(Self {
+            encoding: EncodingKey::from_secret(&derived).map_err(|e| e.to_string())?,
+            decoding: DecodingKey::from_secret(&derived).map_err(|e| e.to_string())?,
             validation,
-        }
+        })
     }
 
     /// A ticket for `user`'s credential `bound`, and its lifetime in seconds.
@@ -173,7 +174,7 @@ mod tests {
     fn a_ticket_lives_a_minute_and_is_no_access_token_nor_one_a_ticket() {
         let manual = ManualClock::new();
         let clock = manual.clock();
-        let tickets = Tickets::new(&key());
+        let tickets = Tickets::new(&key()).expect("tickets");
         let user = Uuid::now_v7();
         let bound = Bound::ApiKey {
             kid: Uuid::now_v7(),
@@ -185,7 +186,7 @@ mod tests {
         assert_eq!(checked, Ticket { user, bound });
 
         // Not an access token, though signed from the same key.
-        let tokens = AccessTokens::new(&key(), Duration::from_secs(900));
+        let tokens = AccessTokens::new(&key(), Duration::from_secs(900)).expect("tokens");
         assert!(matches!(
             tokens.verify(&ticket, &clock),
             Err(AuthError::Refused)
@@ -207,7 +208,8 @@ mod tests {
         // Another signing key's ticket is refused; so is a tampered one.
         let other = Tickets::new(
             &SigningKey::new(b"abcdefghijklmnopqrstuvwxyz0123456789".to_vec()).expect("key"),
-        );
+        )
+        .expect("tickets");
         assert!(other.verify(&ticket, &clock).is_err());
         let (signed, signature) = ticket.rsplit_once('.').expect("a JWT");
         let flipped = if signature.starts_with('A') { 'B' } else { 'A' };

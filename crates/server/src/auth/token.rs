@@ -69,7 +69,8 @@ impl std::fmt::Debug for AccessTokens {
 }
 
 impl AccessTokens {
-    pub(crate) fn new(key: &SigningKey, ttl: Duration) -> Self {
+    /// Fails only on an empty key, which [`SigningKey`] never holds.
+    pub(crate) fn new(key: &SigningKey, ttl: Duration) -> Result<Self, String> {
         let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "sub", "iss", "iat"]);
@@ -77,12 +78,12 @@ impl AccessTokens {
         // `verify`, not with the system time; so is `nbf`.
         validation.validate_exp = false;
         validation.validate_nbf = false;
-        Self {
-            encoding: EncodingKey::from_secret(key.expose()),
-            decoding: DecodingKey::from_secret(key.expose()),
+        Ok(Self {
+            encoding: EncodingKey::from_secret(key.expose()).map_err(|e| e.to_string())?,
+            decoding: DecodingKey::from_secret(key.expose()).map_err(|e| e.to_string())?,
             validation,
             ttl,
-        }
+        })
     }
 
     /// An access token for `user`, issued in `session` (if any), and its lifetime in seconds.
@@ -158,7 +159,7 @@ mod tests {
     #[test]
     fn a_token_expires_at_exp_plus_the_leeway_by_the_injected_clock() {
         let key = SigningKey::new(b"0123456789abcdefghijklmnopqrstuvwxyz".to_vec()).expect("key");
-        let tokens = AccessTokens::new(&key, Duration::from_secs(60));
+        let tokens = AccessTokens::new(&key, Duration::from_secs(60)).expect("tokens");
         // A clock far from the system's: the system time must play no part.
         let manual =
             ManualClock::starting_at(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));

@@ -309,7 +309,7 @@ async fn stage(
             ),
         ));
     }
-    let hash = format!("{:x}", hasher.finalize());
+    let hash = base16ct::lower::encode_string(&hasher.finalize());
     files.hold(hold, &hash);
     files
         .storage()

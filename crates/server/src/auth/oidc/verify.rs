@@ -196,7 +196,8 @@ mod tests {
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some("k1".to_owned());
         // Signed with the key's public coordinates as an HMAC secret: the classic confusion.
-        let secret = EncodingKey::from_secret(b"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU");
+        let secret = EncodingKey::from_secret(b"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU")
+            .expect("an HMAC key");
         let token = encode(&header, &claims(), &secret).expect("sign");
         let got = check(&token, &ec_set(None), &provider(), "n");
         assert_eq!(got.err(), Some(TokenProblem::Algorithm));

@@ -78,5 +78,5 @@ pub(super) async fn create_record(
 /// so a retry that reformats the same JSON still matches.
 pub(super) fn digest(body: &serde_json::Value) -> String {
     let canonical = serde_json::to_vec(body).unwrap_or_default();
-    format!("{:x}", Sha256::digest(&canonical))
+    base16ct::lower::encode_string(&Sha256::digest(&canonical))
 }

@@ -16,7 +16,7 @@ async fn api_key(app: &TestApp, user_id: uuid::Uuid, role: Role) -> String {
         user_id,
         name: "test".to_owned(),
         prefix: "plk_0badc0de".to_owned(),
-        key_hash: format!("{:x}", Sha256::digest(key.as_bytes())),
+        key_hash: base16ct::lower::encode_string(&Sha256::digest(key.as_bytes())),
         role,
         expires_at: None,
     };

@@ -157,7 +157,10 @@ async fn a_sqlite_backup_with_an_altered_search_trigger_is_refused() {
     let sidecar = dir.path().join("b.backup.sha256");
     std::fs::write(
         &sidecar,
-        format!("{:x}  b.backup\n", Sha256::digest(&bytes)),
+        format!(
+            "{}  b.backup\n",
+            base16ct::lower::encode_string(&Sha256::digest(&bytes))
+        ),
     )
     .expect("sum");
     let target = e.another().await;
