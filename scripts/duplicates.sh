@@ -17,7 +17,6 @@ known=(
     digest            # 0.10: crc-fast (object_store's checksums); 0.11: the RustCrypto hashes
     fallible-iterator # 0.2: postgres-protocol and postgres-types; 0.3: rusqlite
     getrandom         # 0.2: ring; 0.4: ours and uuid
-    hashbrown         # 0.15: hashlink 0.10 (rusqlite 0.37's statement cache)
     spin              # 0.9: multer; 0.10: crc-fast
     syn               # 2: tracing-attributes, zeroize_derive, curve25519-dalek-derive
 )

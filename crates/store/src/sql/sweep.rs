@@ -45,8 +45,8 @@ pub(crate) fn refresh_sweep(
     )
     .bind(now)
     .push(
-        " UNION SELECT c.family FROM _plinth_refresh_tokens c WHERE c.revoked_at IS NOT NULL \
-         UNION SELECT c.family FROM _plinth_refresh_tokens c WHERE c.family_started_at <= ",
+        " UNION ALL SELECT c.family FROM _plinth_refresh_tokens c WHERE c.revoked_at IS NOT NULL \
+         UNION ALL SELECT c.family FROM _plinth_refresh_tokens c WHERE c.family_started_at <= ",
     )
     .bind(session_cutoff)
     .push(

@@ -57,7 +57,7 @@ thread_local! {
 }
 
 /// Called by SQLite after each commit of the writer connection, on the writer thread.
-fn note(_: &Wal, pages: c_int) -> rusqlite::Result<()> {
+fn note(_: &mut Wal, pages: c_int) -> rusqlite::Result<()> {
     LOG_PAGES.with(|p| p.set(pages));
     Ok(())
 }
@@ -82,7 +82,7 @@ pub(super) struct Checkpointer {
 impl Checkpointer {
     /// The checkpointer of a store opened with `opts` over `writer`; none if read-only.
     pub(super) fn open(
-        writer: &Connection,
+        writer: &mut Connection,
         opts: &SqliteOptions,
     ) -> Result<Option<Self>, StoreError> {
         if opts.read_only {
@@ -95,10 +95,11 @@ impl Checkpointer {
     /// Hooks the writer's commits (which turns SQLite's automatic checkpoint off on it) and
     /// starts the thread over `conn`, a connection that may write.
     pub(super) fn start(
-        writer: &Connection,
+        writer: &mut Connection,
         conn: Connection,
         pages: i32,
     ) -> Result<Self, StoreError> {
+        writer.wal_hook(Some(note)).map_err(StoreError::internal)?;
         let (wake, woken) = sync_channel(1);
         let running = Arc::new(Mutex::new(()));
         let held = Arc::clone(&running);
@@ -106,7 +107,6 @@ impl Checkpointer {
             .name("plinth-sqlite-ckpt".to_owned())
             .spawn(move || run(&conn, &woken, &held))
             .map_err(StoreError::internal)?;
-        writer.wal_hook(Some(note));
         Ok(Self {
             wake: Some(wake),
             thread: Some(thread),

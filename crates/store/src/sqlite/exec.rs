@@ -9,6 +9,7 @@ use crate::sql::audit::AuditBatch;
 use crate::sql::{Dialect, Exec, Param, Query, SqlRow, unreadable};
 use plinth_core::schema::ValueKind;
 use plinth_core::{Date, Decimal, RecordId, Timestamp, Value};
+use rusqlite::config::DbConfig;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, Row, params_from_iter};
 use std::path::Path;
@@ -292,6 +293,12 @@ pub(super) fn open_conn(
          PRAGMA temp_store = MEMORY; PRAGMA cache_size = -4000; PRAGMA journal_size_limit = 268435456;"
     };
     conn.execute_batch(pragmas).map_err(map)?;
+    // A cached statement keeps its plan. Without this SQLite marks a statement whose plan
+    // read a bound value (an `= ?` it guessed the selectivity of, a value matched against
+    // the statistics) to be compiled again, and the statement cache's clearing of the
+    // bindings counts as a new value: every list was parsed and planned anew.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map_err(map)?;
     conn.set_prepared_statement_cache_capacity(128);
     register_functions(&conn)?;
     Ok(conn)
@@ -337,5 +344,28 @@ mod tests {
             .push(" LIMIT ")
             .bind(2_i64);
         assert!(reprepares(&conn, &bound) >= 2);
+    }
+
+    #[test]
+    fn a_cached_statement_keeps_its_plan_whatever_is_bound() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("db.sqlite");
+        let conn = open_conn(&path, Duration::from_secs(5), false).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE t (a INTEGER PRIMARY KEY, s TEXT, c TEXT); \
+             CREATE INDEX t_c ON t (c, a); \
+             INSERT INTO t VALUES (1, 'x', '1'), (2, 'y', '2'), (3, 'x', '3');",
+        )
+        .expect("a table");
+        // As a list filters and sorts: equality on a column the sort's index does not hold.
+        let mut q = Query::new(Dialect::Sqlite);
+        q.push("SELECT a FROM t WHERE s = ")
+            .bind("x")
+            .push(" ORDER BY c DESC, a DESC")
+            .limit(2_i64);
+        assert_eq!(reprepares(&conn, &q), 0);
+        // Why: a connection without the setting compiles that statement at each run.
+        let plain = Connection::open(&path).expect("open");
+        assert!(reprepares(&plain, &q) >= 2);
     }
 }

@@ -108,14 +108,14 @@ impl SqliteStore {
         if !opts.read_only {
             files::prepare(&opts.path)?;
         }
-        let writer = exec::open_conn(&opts.path, opts.busy_timeout, opts.read_only)?;
+        let mut writer = exec::open_conn(&opts.path, opts.busy_timeout, opts.read_only)?;
         if !opts.read_only && opts.upgrade {
             ddl::init_internal(&writer, &opts.keys)?;
         }
         let readers = (0..opts.readers.max(1))
             .map(|_| exec::open_conn(&opts.path, opts.busy_timeout, true))
             .collect::<Result<Vec<_>, _>>()?;
-        let checkpointer = Checkpointer::open(&writer, opts)?;
+        let checkpointer = Checkpointer::open(&mut writer, opts)?;
         let empty = Schema::from_decls(&[])
             .map_err(|_| StoreError::internal("default schema is invalid"))?;
         let recent = Arc::new(recent::Recent::new(opts.keys.clone()));

@@ -76,20 +76,21 @@ struct Reader {
 }
 
 impl Reader {
-    fn conn(&self) -> Result<&Connection, StoreError> {
+    fn conn(&mut self) -> Result<&mut Connection, StoreError> {
         self.conn
-            .as_ref()
+            .as_mut()
             .ok_or_else(|| StoreError::internal("reader without a connection"))
     }
 }
 
 impl Drop for Reader {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            conn.progress_handler(0, None::<fn() -> bool>);
-            if let Ok(mut idle) = self.pool.lock() {
-                idle.push(conn);
-            }
+        // A connection whose handler could not be cleared is closed, not pooled.
+        if let Some(mut conn) = self.conn.take()
+            && conn.progress_handler(0, None::<fn() -> bool>).is_ok()
+            && let Ok(mut idle) = self.pool.lock()
+        {
+            idle.push(conn);
         }
     }
 }
@@ -98,7 +99,7 @@ impl Drop for Reader {
 /// progress or [`INLINE_TIME`]: its result, or `None` when it was stopped (nothing is kept
 /// of that run: a read changes nothing).
 fn inline<T>(
-    reader: &Reader,
+    reader: &mut Reader,
     f: &impl Fn(&Connection) -> Result<T, StoreError>,
 ) -> Option<Result<T, StoreError>> {
     let conn = match reader.conn() {
@@ -109,7 +110,7 @@ fn inline<T>(
     let stop = Arc::clone(&stopped);
     let started = std::time::Instant::now();
     let mut checks = 0u32;
-    conn.progress_handler(
+    let watched = conn.progress_handler(
         PROGRESS_STEPS,
         Some(move || {
             checks += 1;
@@ -121,10 +122,12 @@ fn inline<T>(
             over
         }),
     );
+    if let Err(e) = watched {
+        return Some(Err(StoreError::internal(e)));
+    }
     // A panic answers an internal error, as on the blocking pool.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
         .unwrap_or_else(|_| Err(StoreError::internal("a read panicked")));
-    conn.progress_handler(0, None::<fn() -> bool>);
     (!stopped.load(Ordering::Relaxed)).then_some(result)
 }
 
@@ -191,8 +194,8 @@ impl Readers {
         let pass = tokio::time::timeout_at(deadline, self.lists.enter(pattern))
             .await
             .map_err(|_| StoreError::Timeout(self.budget))??;
-        let reader = self.take_until(deadline).await?;
-        if short && let Some(done) = inline(&reader, &f) {
+        let mut reader = self.take_until(deadline).await?;
+        if short && let Some(done) = inline(&mut reader, &f) {
             return done;
         }
         self.on_pool(deadline, Some(pass), reader, f).await
@@ -235,11 +238,13 @@ impl Readers {
         let stopped = Arc::clone(&stop.0);
         let mut task = tokio::task::spawn_blocking(move || {
             let _pass = pass;
+            let mut reader = reader;
             let conn = reader.conn()?;
             conn.progress_handler(
                 PROGRESS_STEPS,
                 Some(move || stopped.load(Ordering::Relaxed)),
-            );
+            )
+            .map_err(StoreError::internal)?;
             f(conn)
         });
         match tokio::time::timeout_at(deadline, &mut task).await {
@@ -263,7 +268,7 @@ impl Readers {
     where
         F: FnOnce(&Connection) -> Result<T, StoreError>,
     {
-        let reader = self.take().await?;
+        let mut reader = self.take().await?;
         f(reader.conn()?)
     }
 

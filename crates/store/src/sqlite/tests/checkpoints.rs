@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 fn writer(dir: &Path, pages: i32) -> (Connection, Checkpointer) {
     let path = dir.join("db.sqlite");
     let busy = Duration::from_secs(5);
-    let conn = open_conn(&path, busy, false).expect("writer");
+    let mut conn = open_conn(&path, busy, false).expect("writer");
     conn.execute_batch("CREATE TABLE t (b BLOB NOT NULL)")
         .expect("table");
     let other = open_conn(&path, busy, false).expect("checkpointer's connection");
-    let checkpointer = Checkpointer::start(&conn, other, pages).expect("checkpointer");
+    let checkpointer = Checkpointer::start(&mut conn, other, pages).expect("checkpointer");
     (conn, checkpointer)
 }
 
@@ -29,8 +29,10 @@ fn commit(conn: &Connection, checkpointer: &mut Checkpointer) -> After {
 }
 
 fn pages(conn: &Connection) -> u64 {
-    conn.query_row("PRAGMA page_size", [], |r| r.get(0))
-        .expect("page size")
+    let size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .expect("page size");
+    size.unsigned_abs()
 }
 
 fn size(path: &Path) -> u64 {
@@ -191,9 +193,10 @@ fn what_a_burst_wrote_after_its_last_wake_up_is_copied_soon_after() {
     }
     // The database file holds every page once the whole log is copied.
     let page = pages(&conn);
-    let count: u64 = conn
+    let count: i64 = conn
         .query_row("PRAGMA page_count", [], |r| r.get(0))
         .expect("page count");
+    let count = count.unsigned_abs();
     grown_to(&db, count * page);
     assert_eq!(size(&db), count * page, "the log is not wholly copied");
     drop(checkpointer);
